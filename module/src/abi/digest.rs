@@ -1,0 +1,107 @@
+//! Message digesting and random number entry points (spec §5.12, §5.15).
+
+use super::*;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM) -> CK_RV {
+    guard("C_DigestInit", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mech, param) = mechanism(pMechanism)?;
+        m.digest_init(hSession, mech, param)
+    })
+}
+
+/// Runs a finishing digest call: any failure other than a short buffer ends the operation.
+fn finishing(m: &Module, h: CK_SESSION_HANDLE, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    let r = f();
+    if let Err(e) = r {
+        if e.rv() != CKR_BUFFER_TOO_SMALL && e.rv() != CKR_SESSION_HANDLE_INVALID {
+            m.digest_abort(h);
+        }
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Digest(
+    hSession: CK_SESSION_HANDLE,
+    pData: *mut CK_BYTE,
+    ulDataLen: CK_ULONG,
+    pDigest: *mut CK_BYTE,
+    pulDigestLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_Digest", || {
+        let m = module()?;
+        m.session(hSession)?;
+        finishing(&m, hSession, || {
+            let data = bytes(pData, ulDataLen)?;
+            let cap = capacity(pDigest, pulDigestLen)?;
+            let o = m.digest(hSession, data, cap)?;
+            write_output(o, pDigest, pulDigestLen)
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestUpdate(
+    hSession: CK_SESSION_HANDLE,
+    pPart: *mut CK_BYTE,
+    ulPartLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_DigestUpdate", || {
+        let m = module()?;
+        m.session(hSession)?;
+        finishing(&m, hSession, || m.digest_update(hSession, bytes(pPart, ulPartLen)?))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DigestFinal(
+    hSession: CK_SESSION_HANDLE,
+    pDigest: *mut CK_BYTE,
+    pulDigestLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_DigestFinal", || {
+        let m = module()?;
+        m.session(hSession)?;
+        finishing(&m, hSession, || {
+            let cap = capacity(pDigest, pulDigestLen)?;
+            let o = m.digest_final(hSession, cap)?;
+            write_output(o, pDigest, pulDigestLen)
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateRandom(
+    hSession: CK_SESSION_HANDLE,
+    RandomData: *mut CK_BYTE,
+    ulRandomLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_GenerateRandom", || {
+        let m = module()?;
+        m.session(hSession)?;
+        if ulRandomLen == 0 {
+            return Ok(());
+        }
+        if RandomData.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        let buf = std::slice::from_raw_parts_mut(RandomData, ulRandomLen as usize);
+        m.generate_random(hSession, buf)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SeedRandom(hSession: CK_SESSION_HANDLE, pSeed: *mut CK_BYTE, ulSeedLen: CK_ULONG) -> CK_RV {
+    guard("C_SeedRandom", || {
+        let m = module()?;
+        m.session(hSession)?;
+        if pSeed.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        bytes(pSeed, ulSeedLen)?;
+        m.seed_random(hSession)
+    })
+}

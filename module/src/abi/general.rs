@@ -1,0 +1,219 @@
+//! General-purpose, slot and token management entry points (spec §5.4, §5.5).
+
+use super::*;
+use crate::services::general::{library_version, MANUFACTURER, MODEL};
+use std::ffi::c_void;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
+    guard("C_Initialize", || {
+        if let Some(args) = (pInitArgs as *const CK_C_INITIALIZE_ARGS).as_ref() {
+            if !args.pReserved.is_null() {
+                return Err(err(CKR_ARGUMENTS_BAD));
+            }
+            let given = [
+                args.CreateMutex.is_some(),
+                args.DestroyMutex.is_some(),
+                args.LockMutex.is_some(),
+                args.UnlockMutex.is_some(),
+            ];
+            if given.iter().any(|g| *g) && !given.iter().all(|g| *g) {
+                return Err(err(CKR_ARGUMENTS_BAD));
+            }
+            // With or without application mutex callbacks, Tessera locks with the operating
+            // system's primitives: on the platforms it runs on every application thread is an OS
+            // thread, so these locks are correct for any threading model the callbacks describe.
+        }
+        crate::state::initialize()
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
+    guard("C_Finalize", || {
+        if !pReserved.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        crate::state::finalize()
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
+    guard("C_GetInfo", || {
+        module()?;
+        let info = out(pInfo)?;
+        let (major, minor) = library_version();
+        *info = CK_INFO {
+            cryptokiVersion: CK_VERSION { major: 3, minor: 2 },
+            manufacturerID: pad(MANUFACTURER),
+            flags: 0,
+            libraryDescription: pad("Tessera PKCS#11 software HSM"),
+            libraryVersion: CK_VERSION { major, minor },
+        };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetSlotList(
+    _tokenPresent: CK_BBOOL,
+    pSlotList: *mut CK_SLOT_ID,
+    pulCount: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_GetSlotList", || {
+        let m = module()?;
+        if pulCount.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        let ids = m.slot_list()?;
+        write_list(&ids, pSlotList, pulCount)
+    })
+}
+
+fn versions() -> (CK_VERSION, CK_VERSION) {
+    let (major, minor) = library_version();
+    (CK_VERSION { major, minor }, CK_VERSION { major, minor })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_SLOT_INFO) -> CK_RV {
+    guard("C_GetSlotInfo", || {
+        let m = module()?;
+        let info = out(pInfo)?;
+        let s = m.slot_info(slotID)?;
+        let (hw, fw) = versions();
+        *info = CK_SLOT_INFO {
+            slotDescription: pad(&s.description),
+            manufacturerID: pad(MANUFACTURER),
+            flags: s.flags,
+            hardwareVersion: hw,
+            firmwareVersion: fw,
+        };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN_INFO) -> CK_RV {
+    guard("C_GetTokenInfo", || {
+        let m = module()?;
+        let info = out(pInfo)?;
+        let t = m.token_info(slotID)?;
+        let (hw, fw) = versions();
+        *info = CK_TOKEN_INFO {
+            label: pad(&t.label),
+            manufacturerID: pad(MANUFACTURER),
+            model: pad(MODEL),
+            serialNumber: pad(&t.serial),
+            flags: t.flags,
+            ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulSessionCount: t.sessions as CK_ULONG,
+            ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulRwSessionCount: t.rw_sessions as CK_ULONG,
+            ulMaxPinLen: crate::token::MAX_PIN as CK_ULONG,
+            ulMinPinLen: crate::token::MIN_PIN as CK_ULONG,
+            ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            hardwareVersion: hw,
+            firmwareVersion: fw,
+            utcTime: [b' '; 16],
+        };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetMechanismList(
+    slotID: CK_SLOT_ID,
+    pMechanismList: *mut CK_MECHANISM_TYPE,
+    pulCount: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_GetMechanismList", || {
+        let m = module()?;
+        if pulCount.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        let list = m.mechanism_list(slotID)?;
+        write_list(&list, pMechanismList, pulCount)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetMechanismInfo(
+    slotID: CK_SLOT_ID,
+    type_: CK_MECHANISM_TYPE,
+    pInfo: *mut CK_MECHANISM_INFO,
+) -> CK_RV {
+    guard("C_GetMechanismInfo", || {
+        let m = module()?;
+        let info = out(pInfo)?;
+        let i = m.mechanism_info(slotID, type_)?;
+        *info = CK_MECHANISM_INFO { ulMinKeySize: i.min_key, ulMaxKeySize: i.max_key, flags: i.flags };
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_InitToken(
+    slotID: CK_SLOT_ID,
+    pPin: *mut CK_UTF8CHAR,
+    ulPinLen: CK_ULONG,
+    pLabel: *mut CK_UTF8CHAR,
+) -> CK_RV {
+    guard("C_InitToken", || {
+        let m = module()?;
+        let pin = bytes(pPin, ulPinLen)?;
+        if pPin.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        let label = label(pLabel)?;
+        m.init_token(slotID, pin, &label)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_InitPIN(hSession: CK_SESSION_HANDLE, pPin: *mut CK_UTF8CHAR, ulPinLen: CK_ULONG) -> CK_RV {
+    guard("C_InitPIN", || {
+        let m = module()?;
+        m.session(hSession)?;
+        if pPin.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        m.init_pin(hSession, bytes(pPin, ulPinLen)?)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SetPIN(
+    hSession: CK_SESSION_HANDLE,
+    pOldPin: *mut CK_UTF8CHAR,
+    ulOldLen: CK_ULONG,
+    pNewPin: *mut CK_UTF8CHAR,
+    ulNewLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_SetPIN", || {
+        let m = module()?;
+        m.session(hSession)?;
+        if pOldPin.is_null() || pNewPin.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        m.set_pin(hSession, bytes(pOldPin, ulOldLen)?, bytes(pNewPin, ulNewLen)?)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_WaitForSlotEvent(flags: CK_FLAGS, pSlot: *mut CK_SLOT_ID, _pReserved: *mut c_void) -> CK_RV {
+    guard("C_WaitForSlotEvent", || {
+        module()?;
+        out(pSlot)?;
+        if flags & CKF_DONT_BLOCK != 0 {
+            // Tokens appear only through C_InitToken in some process; no slot event is ever pending.
+            Err(err(CKR_NO_EVENT))
+        } else {
+            Err(err(CKR_FUNCTION_NOT_SUPPORTED))
+        }
+    })
+}

@@ -1,0 +1,205 @@
+//! The C ABI: one thin shim per entry point. Each checks pointers and lengths, converts C types to
+//! Rust ones, calls the safe core, and converts the result back. Every entry point runs inside
+//! [`guard`], so a panic never crosses into the host: it becomes `CKR_GENERAL_ERROR`.
+//!
+//! This module and its children are the only place in the crate with `unsafe` code.
+
+#![allow(non_snake_case, clippy::missing_safety_doc)]
+
+pub mod digest;
+pub mod general;
+pub mod interface;
+mod interface_tables;
+pub mod objects;
+pub mod sessions;
+pub mod unsupported;
+
+pub use digest::*;
+pub use general::*;
+pub use interface::*;
+pub use objects::*;
+pub use sessions::*;
+pub use unsupported::*;
+
+use crate::error::{err, Result};
+use crate::module::Module;
+use crate::object::{attrs, Template};
+use cryptoki_sys::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// Runs an entry point's body: converts the core's `Error` to its `CK_RV` (the one place this
+/// happens) and catches panics.
+pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
+    let rv = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => CKR_OK,
+        Ok(Err(e)) => e.rv(),
+        Err(_) => {
+            tracing::error!("{name}: internal error (panic caught at the ABI boundary)");
+            CKR_GENERAL_ERROR
+        }
+    };
+    crate::audit_hook::call(name, rv);
+    rv
+}
+
+/// Body of every entry point this release does not implement.
+pub fn not_supported(name: &'static str) -> CK_RV {
+    guard(name, || {
+        module()?;
+        Err(err(CKR_FUNCTION_NOT_SUPPORTED))
+    })
+}
+
+/// The initialised module, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
+pub fn module() -> Result<Arc<Module>> {
+    crate::state::get()
+}
+
+/// A required output pointer.
+pub unsafe fn out<'a, T>(p: *mut T) -> Result<&'a mut T> {
+    p.as_mut().ok_or(err(CKR_ARGUMENTS_BAD))
+}
+
+/// An input buffer; NULL is allowed only with length 0.
+pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(err(CKR_ARGUMENTS_BAD));
+    }
+    Ok(std::slice::from_raw_parts(p, len as usize))
+}
+
+/// Writes a list under the two-call length convention: a NULL `p` asks for the count only.
+pub unsafe fn write_list<T: Copy>(items: &[T], p: *mut T, count: *mut CK_ULONG) -> Result<()> {
+    let count = out(count)?;
+    let n = items.len() as CK_ULONG;
+    if p.is_null() {
+        *count = n;
+        return Ok(());
+    }
+    if *count < n {
+        *count = n;
+        return Err(err(CKR_BUFFER_TOO_SMALL));
+    }
+    std::ptr::copy_nonoverlapping(items.as_ptr(), p, items.len());
+    *count = n;
+    Ok(())
+}
+
+/// The capacity of a caller's output buffer: `None` for a NULL buffer (a length query).
+pub unsafe fn capacity(p: *const u8, len: *mut CK_ULONG) -> Result<Option<usize>> {
+    let len = out(len)?;
+    Ok(if p.is_null() { None } else { Some(*len as usize) })
+}
+
+/// Delivers a finishing call's output under the two-call convention.
+pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: *mut CK_ULONG) -> Result<()> {
+    use crate::services::digest::Output;
+    let l = out(len)?;
+    match o {
+        Output::Length { len, too_small } => {
+            *l = len as CK_ULONG;
+            if too_small {
+                Err(err(CKR_BUFFER_TOO_SMALL))
+            } else {
+                Ok(())
+            }
+        }
+        Output::Done(v) => {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), p, v.len());
+            *l = v.len() as CK_ULONG;
+            Ok(())
+        }
+    }
+}
+
+/// A blank-padded fixed-size string field, as every `CK_*_INFO` has.
+pub fn pad<const N: usize>(s: &str) -> [CK_UTF8CHAR; N] {
+    let mut a = [b' '; N];
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    a[..end].copy_from_slice(&s.as_bytes()[..end]);
+    a
+}
+
+/// A blank-padded label from the caller (32 bytes), trimmed.
+pub unsafe fn label(p: *const CK_UTF8CHAR) -> Result<String> {
+    let raw = std::slice::from_raw_parts(p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?, 32);
+    let s = String::from_utf8_lossy(raw);
+    Ok(s.trim_end_matches([' ', '\0']).to_string())
+}
+
+/// Reads an application template, converting nested templates (`CKF_ARRAY_ATTRIBUTE`) into the
+/// core's encoding.
+pub unsafe fn read_template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if p.is_null() {
+        return Err(err(CKR_ARGUMENTS_BAD));
+    }
+    let list = std::slice::from_raw_parts(p, n as usize);
+    let mut t = Vec::with_capacity(list.len());
+    for a in list {
+        let v = if attrs::kind_of(a.type_) == attrs::Kind::Template {
+            let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+            if a.ulValueLen % size != 0 {
+                return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+            }
+            let nested = read_template(a.pValue as *const CK_ATTRIBUTE, a.ulValueLen / size)?;
+            crate::object::encode_template(&nested)?
+        } else {
+            bytes(a.pValue as *const u8, a.ulValueLen).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?.to_vec()
+        };
+        t.push((a.type_, v));
+    }
+    Ok(t)
+}
+
+/// Writes one attribute value into a caller's `CK_ATTRIBUTE` (spec §5.8 `C_GetAttributeValue`
+/// rules 3–5); `false` when the buffer is too small.
+pub unsafe fn fill_attribute(a: &mut CK_ATTRIBUTE, v: &[u8]) -> Result<bool> {
+    if attrs::kind_of(a.type_) == attrs::Kind::Template {
+        let nested = crate::object::decode_template(v)?;
+        let need = (nested.len() * std::mem::size_of::<CK_ATTRIBUTE>()) as CK_ULONG;
+        if a.pValue.is_null() {
+            a.ulValueLen = need;
+            return Ok(true);
+        }
+        if a.ulValueLen < need {
+            a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            return Ok(false);
+        }
+        let inner = std::slice::from_raw_parts_mut(a.pValue as *mut CK_ATTRIBUTE, nested.len());
+        let mut ok = true;
+        for (slot, (t, val)) in inner.iter_mut().zip(nested.iter()) {
+            slot.type_ = *t;
+            ok &= fill_attribute(slot, val)?;
+        }
+        a.ulValueLen = need;
+        return Ok(ok);
+    }
+    if a.pValue.is_null() {
+        a.ulValueLen = v.len() as CK_ULONG;
+        Ok(true)
+    } else if (a.ulValueLen as usize) >= v.len() {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), a.pValue as *mut u8, v.len());
+        a.ulValueLen = v.len() as CK_ULONG;
+        Ok(true)
+    } else {
+        a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        Ok(false)
+    }
+}
+
+/// A mechanism from the caller: its type and parameter bytes.
+pub unsafe fn mechanism<'a>(p: *const CK_MECHANISM) -> Result<(CK_MECHANISM_TYPE, &'a [u8])> {
+    let m = p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
+    let param = bytes(m.pParameter as *const u8, m.ulParameterLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+    Ok((m.mechanism, param))
+}

@@ -1,0 +1,52 @@
+//! The one error type of the core. It carries the `CK_RV` the specification names for the failure;
+//! the ABI layer turns it into a return value in exactly one place (`abi::rv`).
+
+use cryptoki_sys::*;
+use std::fmt;
+
+/// A PKCS#11 failure, carrying its `CK_RV`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Error(pub CK_RV);
+
+/// Result type of every core function.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The `CK_RV` to hand back to the application.
+    pub fn rv(self) -> CK_RV {
+        self.0
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CKR(0x{:08x})", self.0)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand used throughout the core: `Err(err(CKR_X))`.
+pub fn err(rv: CK_RV) -> Error {
+    Error(rv)
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        tracing::error!("token store: {e}");
+        Error(CKR_DEVICE_ERROR)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        tracing::error!("token directory: {e}");
+        Error(CKR_DEVICE_ERROR)
+    }
+}

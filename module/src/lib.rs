@@ -1,0 +1,22 @@
+//! Tessera: a PKCS#11 3.2 software HSM.
+//!
+//! The C ABI (`abi/`) is a thin shim: it checks pointers and lengths, converts types and calls the
+//! safe core (`services/` on a [`module::Module`]). `unsafe` code lives only in `abi/`.
+
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod abi;
+pub mod audit_hook;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod mechanisms;
+pub mod module;
+pub mod object;
+pub mod services;
+pub mod session;
+pub mod slots;
+pub mod state;
+pub mod store;
+pub mod token;

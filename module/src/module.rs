@@ -1,0 +1,84 @@
+//! The initialised module: configuration, slots and tokens, sessions, and the object handle table.
+//! Services (`services/`) are methods on it, one file per chapter of the specification.
+
+use crate::config::Config;
+use crate::error::{err, Result};
+use crate::services::objects::Handles;
+use crate::session::Session;
+use crate::slots::Slots;
+use crate::store::seal::KekCache;
+use crate::token::PinPolicy;
+use cryptoki_sys::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// A session as the module holds it: each has its own lock, so sessions run in parallel.
+pub type SessionRef = Arc<Session>;
+
+pub struct Module {
+    pub pid: u32,
+    pub cfg: Config,
+    pub kek: Arc<KekCache>,
+    pub slots: RwLock<Slots>,
+    pub sessions: RwLock<HashMap<CK_SESSION_HANDLE, SessionRef>>,
+    next_session: AtomicU64,
+    pub handles: Mutex<Handles>,
+}
+
+/// Locks a mutex, ignoring poisoning: a panic in one call must not wedge every later one.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Module {
+    pub fn new() -> Result<Module> {
+        let cfg = Config::load().map_err(|e| {
+            eprintln!("tessera: {e}");
+            tracing::error!("{e}");
+            err(CKR_GENERAL_ERROR)
+        })?;
+        crate::log::init(&cfg.log_level);
+        if let Err(e) = std::fs::create_dir_all(&cfg.tokendir) {
+            let msg = format!("cannot create token directory {}: {e}", cfg.tokendir.display());
+            eprintln!("tessera: {msg}");
+            tracing::error!("{msg}");
+            return Err(err(CKR_GENERAL_ERROR));
+        }
+        let kek = Arc::new(KekCache::new()?);
+        let m = Module {
+            pid: std::process::id(),
+            slots: RwLock::new(Slots::default()),
+            sessions: RwLock::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            handles: Mutex::new(Handles::default()),
+            kek,
+            cfg,
+        };
+        m.rescan()?;
+        Ok(m)
+    }
+
+    pub fn pin_policy(&self) -> PinPolicy {
+        PinPolicy { max_failures: self.cfg.pin_max_failures, iterations: self.cfg.kdf_iterations }
+    }
+
+    pub fn new_session_handle(&self) -> CK_SESSION_HANDLE {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A session by handle.
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<SessionRef> {
+        self.sessions.read().unwrap_or_else(|p| p.into_inner()).get(&h).cloned().ok_or(err(CKR_SESSION_HANDLE_INVALID))
+    }
+
+    /// `C_Finalize`: closes every session and forgets every login.
+    pub fn shutdown(&self) {
+        let sessions: Vec<_> = self.sessions.write().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        drop(sessions);
+        for t in self.slots.read().unwrap_or_else(|p| p.into_inner()).tokens() {
+            t.logout();
+        }
+        self.kek.clear();
+    }
+}

@@ -1,0 +1,227 @@
+//! The attribute model: which attributes each object class and key type has, how each is encoded,
+//! and the rules the specification attaches to it. Data, looked up by `object::template`.
+
+use cryptoki_sys::*;
+
+/// How an attribute's value is encoded (inside the core the bytes are the C ABI's own encoding on
+/// this platform: `CK_BBOOL` one byte, `CK_ULONG` native-endian, dates 8 ASCII digits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Ulong,
+    Bytes,
+    Date,
+    /// An attribute template (`CKA_WRAP_TEMPLATE` …), kept as an encoded attribute list.
+    Template,
+    /// A `CK_MECHANISM_TYPE` array (`CKA_ALLOWED_MECHANISMS`).
+    Mechanisms,
+}
+
+/// Supplied when the object is created (or generated) — `CKR_TEMPLATE_INCOMPLETE` without it.
+pub const REQ: u8 = 1;
+/// May be given at creation, never changed afterwards (`CKR_ATTRIBUTE_READ_ONLY`).
+pub const FIXED: u8 = 2;
+/// Set by the token only; an application may not supply it (`CKR_ATTRIBUTE_READ_ONLY`).
+pub const TOKEN_SET: u8 = 4;
+/// Key material: returned only from a non-sensitive, extractable key; sealed at rest.
+pub const SECRET: u8 = 8;
+/// Required for `C_CreateObject` but computed on generation (key material of generated keys).
+pub const REQ_CREATE: u8 = 16;
+
+/// One attribute's rules.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub ty: CK_ATTRIBUTE_TYPE,
+    pub kind: Kind,
+    pub flags: u8,
+}
+
+const fn s(ty: CK_ATTRIBUTE_TYPE, kind: Kind, flags: u8) -> Spec {
+    Spec { ty, kind, flags }
+}
+
+use Kind::*;
+
+/// Common to every storage object.
+pub const STORAGE: &[Spec] = &[
+    s(CKA_CLASS, Ulong, REQ | FIXED),
+    s(CKA_TOKEN, Bool, FIXED),
+    s(CKA_PRIVATE, Bool, FIXED),
+    s(CKA_MODIFIABLE, Bool, FIXED),
+    s(CKA_COPYABLE, Bool, 0),
+    s(CKA_DESTROYABLE, Bool, FIXED),
+    s(CKA_LABEL, Bytes, 0),
+    s(CKA_UNIQUE_ID, Bytes, TOKEN_SET),
+];
+
+pub const DATA: &[Spec] = &[s(CKA_APPLICATION, Bytes, 0), s(CKA_OBJECT_ID, Bytes, 0), s(CKA_VALUE, Bytes, 0)];
+
+pub const CERTIFICATE: &[Spec] = &[
+    s(CKA_CERTIFICATE_TYPE, Ulong, REQ | FIXED),
+    s(CKA_TRUSTED, Bool, 0),
+    s(CKA_CERTIFICATE_CATEGORY, Ulong, 0),
+    s(CKA_CHECK_VALUE, Bytes, 0),
+    s(CKA_START_DATE, Date, 0),
+    s(CKA_END_DATE, Date, 0),
+    s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
+];
+
+pub const X509: &[Spec] = &[
+    s(CKA_SUBJECT, Bytes, REQ | FIXED),
+    s(CKA_ID, Bytes, 0),
+    s(CKA_ISSUER, Bytes, 0),
+    s(CKA_SERIAL_NUMBER, Bytes, 0),
+    s(CKA_VALUE, Bytes, REQ | FIXED),
+    s(CKA_URL, Bytes, FIXED),
+    s(CKA_HASH_OF_SUBJECT_PUBLIC_KEY, Bytes, FIXED),
+    s(CKA_HASH_OF_ISSUER_PUBLIC_KEY, Bytes, FIXED),
+    s(CKA_JAVA_MIDP_SECURITY_DOMAIN, Ulong, FIXED),
+    s(CKA_NAME_HASH_ALGORITHM, Ulong, FIXED),
+];
+
+pub const KEY: &[Spec] = &[
+    s(CKA_KEY_TYPE, Ulong, REQ | FIXED),
+    s(CKA_ID, Bytes, 0),
+    s(CKA_START_DATE, Date, 0),
+    s(CKA_END_DATE, Date, 0),
+    s(CKA_DERIVE, Bool, 0),
+    s(CKA_LOCAL, Bool, TOKEN_SET),
+    s(CKA_KEY_GEN_MECHANISM, Ulong, TOKEN_SET),
+    s(CKA_ALLOWED_MECHANISMS, Mechanisms, 0),
+];
+
+pub const PUBLIC_KEY: &[Spec] = &[
+    s(CKA_SUBJECT, Bytes, 0),
+    s(CKA_ENCRYPT, Bool, 0),
+    s(CKA_VERIFY, Bool, 0),
+    s(CKA_VERIFY_RECOVER, Bool, 0),
+    s(CKA_WRAP, Bool, 0),
+    s(CKA_TRUSTED, Bool, 0),
+    s(CKA_WRAP_TEMPLATE, Template, 0),
+    s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
+];
+
+pub const PRIVATE_KEY: &[Spec] = &[
+    s(CKA_SUBJECT, Bytes, 0),
+    s(CKA_SENSITIVE, Bool, 0),
+    s(CKA_DECRYPT, Bool, 0),
+    s(CKA_SIGN, Bool, 0),
+    s(CKA_SIGN_RECOVER, Bool, 0),
+    s(CKA_UNWRAP, Bool, 0),
+    s(CKA_EXTRACTABLE, Bool, 0),
+    s(CKA_ALWAYS_SENSITIVE, Bool, TOKEN_SET),
+    s(CKA_NEVER_EXTRACTABLE, Bool, TOKEN_SET),
+    s(CKA_WRAP_WITH_TRUSTED, Bool, 0),
+    s(CKA_UNWRAP_TEMPLATE, Template, 0),
+    s(CKA_ALWAYS_AUTHENTICATE, Bool, 0),
+    s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
+];
+
+pub const SECRET_KEY: &[Spec] = &[
+    s(CKA_SENSITIVE, Bool, 0),
+    s(CKA_ENCRYPT, Bool, 0),
+    s(CKA_DECRYPT, Bool, 0),
+    s(CKA_SIGN, Bool, 0),
+    s(CKA_VERIFY, Bool, 0),
+    s(CKA_WRAP, Bool, 0),
+    s(CKA_UNWRAP, Bool, 0),
+    s(CKA_EXTRACTABLE, Bool, 0),
+    s(CKA_ALWAYS_SENSITIVE, Bool, TOKEN_SET),
+    s(CKA_NEVER_EXTRACTABLE, Bool, TOKEN_SET),
+    s(CKA_CHECK_VALUE, Bytes, FIXED),
+    s(CKA_WRAP_WITH_TRUSTED, Bool, 0),
+    s(CKA_TRUSTED, Bool, 0),
+    s(CKA_WRAP_TEMPLATE, Template, 0),
+    s(CKA_UNWRAP_TEMPLATE, Template, 0),
+];
+
+pub const RSA_PUBLIC: &[Spec] = &[
+    s(CKA_MODULUS, Bytes, REQ_CREATE | FIXED),
+    s(CKA_MODULUS_BITS, Ulong, FIXED),
+    s(CKA_PUBLIC_EXPONENT, Bytes, REQ_CREATE | FIXED),
+];
+
+pub const RSA_PRIVATE: &[Spec] = &[
+    s(CKA_MODULUS, Bytes, REQ_CREATE | FIXED),
+    s(CKA_PUBLIC_EXPONENT, Bytes, FIXED),
+    s(CKA_PRIVATE_EXPONENT, Bytes, REQ_CREATE | FIXED | SECRET),
+    s(CKA_PRIME_1, Bytes, FIXED | SECRET),
+    s(CKA_PRIME_2, Bytes, FIXED | SECRET),
+    s(CKA_EXPONENT_1, Bytes, FIXED | SECRET),
+    s(CKA_EXPONENT_2, Bytes, FIXED | SECRET),
+    s(CKA_COEFFICIENT, Bytes, FIXED | SECRET),
+];
+
+/// EC, Edwards and Montgomery public keys share their attributes.
+pub const EC_PUBLIC: &[Spec] =
+    &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA_EC_POINT, Bytes, REQ_CREATE | FIXED)];
+
+pub const EC_PRIVATE: &[Spec] =
+    &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET)];
+
+/// Generic secret and AES keys.
+pub const SECRET_VALUE: &[Spec] = &[s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET), s(CKA_VALUE_LEN, Ulong, FIXED)];
+
+/// Key types whose attribute model Tessera knows, with their material for each class.
+pub fn key_material(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Option<&'static [Spec]> {
+    match (class, key_type) {
+        (CKO_PUBLIC_KEY, CKK_RSA) => Some(RSA_PUBLIC),
+        (CKO_PRIVATE_KEY, CKK_RSA) => Some(RSA_PRIVATE),
+        (CKO_PUBLIC_KEY, CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PUBLIC),
+        (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PRIVATE),
+        (CKO_SECRET_KEY, CKK_GENERIC_SECRET | CKK_AES) => Some(SECRET_VALUE),
+        (CKO_SECRET_KEY, CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC) => {
+            Some(SECRET_VALUE)
+        }
+        (CKO_SECRET_KEY, CKK_SHA3_224_HMAC | CKK_SHA3_256_HMAC | CKK_SHA3_384_HMAC | CKK_SHA3_512_HMAC) => {
+            Some(SECRET_VALUE)
+        }
+        _ => None,
+    }
+}
+
+/// The attribute tables that make up an object of `class` with subtype `sub` (key or certificate
+/// type); `None` when Tessera does not hold objects of that kind.
+pub fn tables(class: CK_OBJECT_CLASS, sub: Option<CK_ULONG>) -> Option<Vec<&'static [Spec]>> {
+    Some(match class {
+        CKO_DATA => vec![STORAGE, DATA],
+        CKO_CERTIFICATE => match sub? {
+            CKC_X_509 => vec![STORAGE, CERTIFICATE, X509],
+            _ => return None,
+        },
+        CKO_PUBLIC_KEY => vec![STORAGE, KEY, PUBLIC_KEY, key_material(class, sub?)?],
+        CKO_PRIVATE_KEY => vec![STORAGE, KEY, PRIVATE_KEY, key_material(class, sub?)?],
+        CKO_SECRET_KEY => vec![STORAGE, KEY, SECRET_KEY, key_material(class, sub?)?],
+        _ => return None,
+    })
+}
+
+/// Looks an attribute up in a set of tables. The last table wins, so that a key type's own rule
+/// for `CKA_VALUE` overrides nothing accidentally and class rules stay in one place.
+pub fn find(tables: &[&'static [Spec]], ty: CK_ATTRIBUTE_TYPE) -> Option<Spec> {
+    tables.iter().rev().flat_map(|t| t.iter()).find(|s| s.ty == ty).copied()
+}
+
+/// The encoding of an attribute wherever it appears (templates given to `C_FindObjects`, nested
+/// templates), independent of the object that holds it.
+pub fn kind_of(ty: CK_ATTRIBUTE_TYPE) -> Kind {
+    const ALL: &[&[Spec]] = &[
+        STORAGE,
+        DATA,
+        CERTIFICATE,
+        X509,
+        KEY,
+        PUBLIC_KEY,
+        PRIVATE_KEY,
+        SECRET_KEY,
+        RSA_PUBLIC,
+        RSA_PRIVATE,
+        EC_PUBLIC,
+        EC_PRIVATE,
+        SECRET_VALUE,
+    ];
+    match ty {
+        CKA_VALUE => Bytes,
+        _ => find(ALL, ty).map(|s| s.kind).unwrap_or(if ty & CKF_ARRAY_ATTRIBUTE != 0 { Template } else { Bytes }),
+    }
+}

@@ -1,0 +1,131 @@
+//! Objects: an attribute map with the accessors the rest of the core needs, their encoding for the
+//! store, and template matching for `C_FindObjects`.
+
+pub mod attrs;
+pub mod template;
+
+use crate::error::{err, Result};
+use cryptoki_sys::*;
+use std::collections::BTreeMap;
+
+/// Attribute type → value, in the ABI's byte encoding (see `attrs::Kind`).
+pub type AttrMap = BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>;
+
+/// An attribute template as the application gave it: order and duplicates kept.
+pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
+/// A PKCS#11 object. Immutable once built; changes produce a new `Object`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Object {
+    pub attrs: AttrMap,
+}
+
+/// Encodes a `CK_ULONG` attribute value.
+pub fn ulong(v: CK_ULONG) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+/// Encodes a `CK_BBOOL` attribute value.
+pub fn bool_(v: bool) -> Vec<u8> {
+    vec![v as u8]
+}
+
+/// Decodes a `CK_ULONG` attribute value.
+pub fn as_ulong(v: &[u8]) -> Option<CK_ULONG> {
+    Some(CK_ULONG::from_ne_bytes(v.try_into().ok()?))
+}
+
+impl Object {
+    pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.attrs.get(&ty).map(|v| v.as_slice())
+    }
+
+    /// A boolean attribute; absent counts as false.
+    pub fn flag(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        matches!(self.get(ty), Some([1]))
+    }
+
+    pub fn ulong(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
+        as_ulong(self.get(ty)?)
+    }
+
+    pub fn class(&self) -> CK_OBJECT_CLASS {
+        self.ulong(CKA_CLASS).unwrap_or(CK_UNAVAILABLE_INFORMATION)
+    }
+
+    /// Key type for keys, certificate type for certificates.
+    pub fn subtype(&self) -> Option<CK_ULONG> {
+        match self.class() {
+            CKO_CERTIFICATE => self.ulong(CKA_CERTIFICATE_TYPE),
+            CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY => self.ulong(CKA_KEY_TYPE),
+            _ => None,
+        }
+    }
+
+    pub fn is_token(&self) -> bool {
+        self.flag(CKA_TOKEN)
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.flag(CKA_PRIVATE)
+    }
+
+    /// The attribute tables of this object's kind.
+    pub fn tables(&self) -> Vec<&'static [attrs::Spec]> {
+        attrs::tables(self.class(), self.subtype()).unwrap_or_default()
+    }
+
+    /// Whether key material of this object may leave the token in the clear.
+    pub fn material_readable(&self) -> bool {
+        match self.class() {
+            CKO_PRIVATE_KEY | CKO_SECRET_KEY => !self.flag(CKA_SENSITIVE) && self.flag(CKA_EXTRACTABLE),
+            _ => true,
+        }
+    }
+
+    /// Splits into (ordinary attributes, key material) — the material is sealed at rest even for
+    /// public objects.
+    pub fn split(&self) -> (AttrMap, AttrMap) {
+        let t = self.tables();
+        self.attrs
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .partition(|(k, _)| !attrs::find(&t, *k).map(|s| s.flags & attrs::SECRET != 0).unwrap_or(false))
+    }
+
+    /// Whether every attribute of `template` is present here with exactly that value.
+    pub fn matches(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool {
+        template.iter().all(|(t, v)| self.attrs.get(t).is_some_and(|have| have == v))
+    }
+
+    /// Approximate size in bytes (`C_GetObjectSize`).
+    pub fn size(&self) -> usize {
+        self.attrs.values().map(|v| v.len() + 16).sum()
+    }
+}
+
+/// Encodes an attribute map for the store (postcard: compact, versioned by the schema).
+pub fn encode(map: &AttrMap) -> Result<Vec<u8>> {
+    postcard::to_allocvec(map).map_err(|_| err(CKR_GENERAL_ERROR))
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode(bytes: &[u8]) -> Result<AttrMap> {
+    postcard::from_bytes(bytes).map_err(|e| {
+        tracing::error!("token store: undecodable object: {e}");
+        err(CKR_DEVICE_ERROR)
+    })
+}
+
+/// Encodes a nested template (`CKA_WRAP_TEMPLATE` …) as an attribute value.
+pub fn encode_template(t: &Template) -> Result<Vec<u8>> {
+    postcard::to_allocvec(t).map_err(|_| err(CKR_GENERAL_ERROR))
+}
+
+/// Decodes a nested template value.
+pub fn decode_template(bytes: &[u8]) -> Result<Template> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    postcard::from_bytes(bytes).map_err(|_| err(CKR_GENERAL_ERROR))
+}

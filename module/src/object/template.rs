@@ -1,0 +1,395 @@
+//! Template processing with the specification's rules: building a new object (`C_CreateObject`,
+//! and the key-generation services), changing one (`C_SetAttributeValue`) and copying one
+//! (`C_CopyObject`).
+
+use super::attrs::{self, Kind, Spec, FIXED, REQ, REQ_CREATE, TOKEN_SET};
+use super::{as_ulong, bool_, ulong, AttrMap, Object, Template};
+use crate::error::{err, Result};
+use cryptoki_sys::*;
+
+/// How an object came to be; decides `CKA_LOCAL`, `CKA_KEY_GEN_MECHANISM`, `CKA_ALWAYS_SENSITIVE`
+/// and `CKA_NEVER_EXTRACTABLE`, and whether key material must come from the template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `C_CreateObject` (an import): the template carries the key material.
+    Created,
+    /// Generated on the token by the given mechanism; the mechanism supplies the material.
+    Generated(CK_MECHANISM_TYPE),
+    /// Unwrapped or derived: the material comes from the token, but the key was not made here.
+    Imported,
+}
+
+/// Who asks: some attributes (`CKA_TRUSTED`) only the Security Officer may set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Actor {
+    pub so: bool,
+}
+
+/// Folds a template into a map; the same attribute twice with different values is inconsistent.
+pub fn collect(template: &Template) -> Result<AttrMap> {
+    let mut map = AttrMap::new();
+    for (t, v) in template {
+        if let Some(prev) = map.insert(*t, v.clone()) {
+            if &prev != v {
+                return Err(err(CKR_TEMPLATE_INCONSISTENT));
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// Checks a value against its attribute's encoding.
+pub fn check_value(kind: Kind, v: &[u8]) -> Result<()> {
+    let ok = match kind {
+        Kind::Bool => v.len() == 1 && v[0] <= 1,
+        Kind::Ulong => v.len() == std::mem::size_of::<CK_ULONG>(),
+        Kind::Date => v.is_empty() || (v.len() == 8 && v.iter().all(u8::is_ascii_digit)),
+        Kind::Mechanisms => v.len() % std::mem::size_of::<CK_ULONG>() == 0,
+        Kind::Bytes | Kind::Template => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(err(CKR_ATTRIBUTE_VALUE_INVALID))
+    }
+}
+
+/// The rules that make some attributes one-way (spec 4.4–4.9): sensitive stays sensitive,
+/// unextractable stays unextractable, uncopyable stays uncopyable, and only the SO sets trust.
+fn one_way(old: &Object, ty: CK_ATTRIBUTE_TYPE, new: &[u8], actor: Actor) -> Result<()> {
+    let was = |t| old.attrs.get(&t).map(|v| v.as_slice());
+    let bad = match ty {
+        CKA_SENSITIVE => was(CKA_SENSITIVE) == Some(&[1]) && new == [0],
+        CKA_EXTRACTABLE => was(CKA_EXTRACTABLE) == Some(&[0]) && new == [1],
+        CKA_COPYABLE => was(CKA_COPYABLE) == Some(&[0]) && new == [1],
+        CKA_WRAP_WITH_TRUSTED => was(CKA_WRAP_WITH_TRUSTED) == Some(&[1]) && new == [0],
+        CKA_TRUSTED => new == [1] && !actor.so,
+        _ => false,
+    };
+    if bad {
+        Err(err(CKR_ATTRIBUTE_READ_ONLY))
+    } else {
+        Ok(())
+    }
+}
+
+fn class_and_subtype(map: &AttrMap) -> Result<(CK_OBJECT_CLASS, Option<CK_ULONG>)> {
+    let class = map.get(&CKA_CLASS).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+    let class = as_ulong(class).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+    let sub_attr = match class {
+        CKO_DATA => None,
+        CKO_CERTIFICATE => Some(CKA_CERTIFICATE_TYPE),
+        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY => Some(CKA_KEY_TYPE),
+        _ => return Err(err(CKR_ATTRIBUTE_VALUE_INVALID)),
+    };
+    let sub = match sub_attr {
+        None => None,
+        Some(a) => {
+            let v = map.get(&a).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+            Some(as_ulong(v).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?)
+        }
+    };
+    Ok((class, sub))
+}
+
+/// Builds a new object from an application template (plus, for generated keys, the material the
+/// mechanism made, passed in `material`).
+pub fn build(template: &Template, material: &Template, origin: Origin, actor: Actor) -> Result<Object> {
+    let mut map = collect(template)?;
+    let (class, sub) = class_and_subtype(&map)?;
+    let tables = attrs::tables(class, sub).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+    for (t, v) in &map {
+        let spec: Spec = attrs::find(&tables, *t).ok_or(err(CKR_ATTRIBUTE_TYPE_INVALID))?;
+        if spec.flags & TOKEN_SET != 0 {
+            return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        check_value(spec.kind, v)?;
+    }
+    let probe = Object { attrs: map.clone() };
+    if let Some(v) = map.get(&CKA_TRUSTED) {
+        one_way(&probe, CKA_TRUSTED, v, actor)?;
+    }
+    for (t, v) in material {
+        map.insert(*t, v.clone());
+    }
+    for spec in tables.iter().flat_map(|t| t.iter()) {
+        let needed = spec.flags & REQ != 0 || (origin == Origin::Created && spec.flags & REQ_CREATE != 0);
+        if needed && !map.contains_key(&spec.ty) {
+            return Err(err(CKR_TEMPLATE_INCOMPLETE));
+        }
+    }
+    apply_defaults(&mut map, class, origin)?;
+    let mut obj = Object { attrs: map };
+    derive_computed(&mut obj, sub)?;
+    Ok(obj)
+}
+
+fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> Result<()> {
+    let is_key_secret = matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY);
+    let mut def = |t: CK_ATTRIBUTE_TYPE, v: Vec<u8>| {
+        map.entry(t).or_insert(v);
+    };
+    def(CKA_TOKEN, bool_(false));
+    def(CKA_PRIVATE, bool_(is_key_secret));
+    def(CKA_MODIFIABLE, bool_(true));
+    def(CKA_COPYABLE, bool_(true));
+    def(CKA_DESTROYABLE, bool_(true));
+    def(CKA_LABEL, Vec::new());
+    match class {
+        CKO_DATA => {
+            def(CKA_APPLICATION, Vec::new());
+            def(CKA_OBJECT_ID, Vec::new());
+            def(CKA_VALUE, Vec::new());
+        }
+        CKO_CERTIFICATE => {
+            def(CKA_TRUSTED, bool_(false));
+            def(CKA_CERTIFICATE_CATEGORY, ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
+            def(CKA_START_DATE, Vec::new());
+            def(CKA_END_DATE, Vec::new());
+            def(CKA_PUBLIC_KEY_INFO, Vec::new());
+            for t in [
+                CKA_ID,
+                CKA_ISSUER,
+                CKA_SERIAL_NUMBER,
+                CKA_URL,
+                CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
+                CKA_HASH_OF_ISSUER_PUBLIC_KEY,
+            ] {
+                def(t, Vec::new());
+            }
+            def(CKA_JAVA_MIDP_SECURITY_DOMAIN, ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
+            def(CKA_NAME_HASH_ALGORITHM, ulong(CKM_SHA_1));
+        }
+        _ => {
+            def(CKA_ID, Vec::new());
+            def(CKA_START_DATE, Vec::new());
+            def(CKA_END_DATE, Vec::new());
+            def(CKA_DERIVE, bool_(false));
+            def(CKA_ALLOWED_MECHANISMS, Vec::new());
+            let (local, mech) = match origin {
+                Origin::Generated(m) => (true, m),
+                _ => (false, CK_UNAVAILABLE_INFORMATION),
+            };
+            map.insert(CKA_LOCAL, bool_(local));
+            map.insert(CKA_KEY_GEN_MECHANISM, ulong(mech));
+        }
+    }
+    let mut def = |t: CK_ATTRIBUTE_TYPE, v: Vec<u8>| {
+        map.entry(t).or_insert(v);
+    };
+    match class {
+        CKO_PUBLIC_KEY => {
+            def(CKA_SUBJECT, Vec::new());
+            for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP] {
+                def(t, bool_(true));
+            }
+            def(CKA_TRUSTED, bool_(false));
+            def(CKA_WRAP_TEMPLATE, Vec::new());
+            def(CKA_PUBLIC_KEY_INFO, Vec::new());
+        }
+        CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
+            // Secure defaults, as a hardware token has them: keys are sensitive and stay inside
+            // unless the application asks otherwise.
+            def(CKA_SENSITIVE, bool_(true));
+            def(CKA_EXTRACTABLE, bool_(false));
+            for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
+                def(t, bool_(true));
+            }
+            def(CKA_WRAP_WITH_TRUSTED, bool_(false));
+            def(CKA_UNWRAP_TEMPLATE, Vec::new());
+            if class == CKO_PRIVATE_KEY {
+                def(CKA_SUBJECT, Vec::new());
+                def(CKA_SIGN_RECOVER, bool_(true));
+                def(CKA_ALWAYS_AUTHENTICATE, bool_(false));
+                def(CKA_PUBLIC_KEY_INFO, Vec::new());
+            } else {
+                for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
+                    def(t, bool_(true));
+                }
+                def(CKA_TRUSTED, bool_(false));
+                def(CKA_WRAP_TEMPLATE, Vec::new());
+            }
+            let generated = matches!(origin, Origin::Generated(_));
+            let sensitive = map.get(&CKA_SENSITIVE) == Some(&vec![1]);
+            let extractable = map.get(&CKA_EXTRACTABLE) == Some(&vec![1]);
+            map.insert(CKA_ALWAYS_SENSITIVE, bool_(generated && sensitive));
+            map.insert(CKA_NEVER_EXTRACTABLE, bool_(generated && !extractable));
+        }
+        _ => {}
+    }
+    let uid = crate::store::seal::random_bytes(16)?;
+    map.insert(CKA_UNIQUE_ID, hex(&uid).into_bytes());
+    Ok(())
+}
+
+/// Lower-case hexadecimal.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Attributes that follow from others: lengths, modulus size, certificate check value.
+fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
+    match (obj.class(), sub) {
+        (CKO_SECRET_KEY, Some(kt)) => {
+            let len = obj.get(CKA_VALUE).map(|v| v.len()).unwrap_or(0) as CK_ULONG;
+            if let Some(given) = obj.ulong(CKA_VALUE_LEN) {
+                if given != len {
+                    return Err(err(CKR_TEMPLATE_INCONSISTENT));
+                }
+            }
+            if kt == CKK_AES && ![16, 24, 32].contains(&len) {
+                return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+            }
+            obj.attrs.insert(CKA_VALUE_LEN, ulong(len));
+        }
+        (CKO_PUBLIC_KEY, Some(CKK_RSA)) => {
+            let m = obj.get(CKA_MODULUS).unwrap_or(&[]);
+            let lead = m.iter().position(|b| *b != 0).unwrap_or(m.len());
+            let bits = match m.get(lead) {
+                Some(b) => (m.len() - lead - 1) * 8 + (8 - b.leading_zeros() as usize),
+                None => 0,
+            } as CK_ULONG;
+            if let Some(given) = obj.ulong(CKA_MODULUS_BITS) {
+                if given != bits {
+                    return Err(err(CKR_TEMPLATE_INCONSISTENT));
+                }
+            }
+            obj.attrs.insert(CKA_MODULUS_BITS, ulong(bits));
+        }
+        (CKO_CERTIFICATE, _) => {
+            if obj.get(CKA_CHECK_VALUE).is_none_or(|v| v.is_empty()) {
+                let value = obj.get(CKA_VALUE).unwrap_or(&[]);
+                let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
+                obj.attrs.insert(CKA_CHECK_VALUE, d.as_ref()[..3].to_vec());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `C_SetAttributeValue`: the object with the template applied.
+pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Object> {
+    if !obj.flag(CKA_MODIFIABLE) {
+        return Err(err(CKR_ACTION_PROHIBITED));
+    }
+    let map = collect(template)?;
+    let tables = obj.tables();
+    let mut new = obj.clone();
+    for (t, v) in &map {
+        let spec = attrs::find(&tables, *t).ok_or(err(CKR_ATTRIBUTE_TYPE_INVALID))?;
+        if spec.flags & (REQ | FIXED | TOKEN_SET) != 0 {
+            return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        check_value(spec.kind, v)?;
+        one_way(obj, *t, v, actor)?;
+        new.attrs.insert(*t, v.clone());
+    }
+    Ok(new)
+}
+
+/// `C_CopyObject`: a copy with the template applied and a new unique id.
+pub fn apply_copy(obj: &Object, template: &Template, actor: Actor) -> Result<Object> {
+    if !obj.flag(CKA_COPYABLE) {
+        return Err(err(CKR_ACTION_PROHIBITED));
+    }
+    let map = collect(template)?;
+    let tables = obj.tables();
+    let mut new = obj.clone();
+    for (t, v) in &map {
+        let spec = attrs::find(&tables, *t).ok_or(err(CKR_ATTRIBUTE_TYPE_INVALID))?;
+        let storage = matches!(*t, CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_DESTROYABLE);
+        let settable = spec.flags & (REQ | FIXED | TOKEN_SET) == 0 && obj.flag(CKA_MODIFIABLE);
+        if !storage && !settable {
+            return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        check_value(spec.kind, v)?;
+        one_way(obj, *t, v, actor)?;
+        new.attrs.insert(*t, v.clone());
+    }
+    let uid = crate::store::seal::random_bytes(16)?;
+    new.attrs.insert(CKA_UNIQUE_ID, hex(&uid).into_bytes());
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Template {
+        v.to_vec()
+    }
+
+    #[test]
+    fn data_object_defaults_and_errors() {
+        let o = build(
+            &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_LABEL, b"x".to_vec())]),
+            &vec![],
+            Origin::Created,
+            Actor::default(),
+        )
+        .unwrap();
+        assert!(!o.is_token() && !o.is_private() && o.flag(CKA_MODIFIABLE));
+        assert_eq!(
+            build(&t(&[(CKA_LABEL, b"x".to_vec())]), &vec![], Origin::Created, Actor::default()),
+            Err(err(CKR_TEMPLATE_INCOMPLETE))
+        );
+        assert_eq!(
+            build(
+                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_MODULUS, vec![1])]),
+                &vec![],
+                Origin::Created,
+                Actor::default()
+            ),
+            Err(err(CKR_ATTRIBUTE_TYPE_INVALID))
+        );
+        assert_eq!(
+            build(
+                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_TOKEN, vec![1]), (CKA_TOKEN, vec![0])]),
+                &vec![],
+                Origin::Created,
+                Actor::default()
+            ),
+            Err(err(CKR_TEMPLATE_INCONSISTENT))
+        );
+        assert_eq!(
+            build(
+                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_TOKEN, vec![1, 2])]),
+                &vec![],
+                Origin::Created,
+                Actor::default()
+            ),
+            Err(err(CKR_ATTRIBUTE_VALUE_INVALID))
+        );
+    }
+
+    #[test]
+    fn secret_key_rules() {
+        let k = build(
+            &t(&[(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(CKK_AES)), (CKA_VALUE, vec![7; 16])]),
+            &vec![],
+            Origin::Created,
+            Actor::default(),
+        )
+        .unwrap();
+        assert!(k.flag(CKA_SENSITIVE) && !k.flag(CKA_EXTRACTABLE) && !k.flag(CKA_LOCAL));
+        assert_eq!(k.ulong(CKA_VALUE_LEN), Some(16));
+        let (plain, secret) = k.split();
+        assert!(secret.contains_key(&CKA_VALUE) && !plain.contains_key(&CKA_VALUE));
+        assert_eq!(apply_set(&k, &t(&[(CKA_SENSITIVE, vec![0])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
+        assert_eq!(apply_set(&k, &t(&[(CKA_VALUE, vec![1; 16])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
+        assert_eq!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
+        assert!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1])]), Actor { so: true }).is_ok());
+        let fixed = apply_set(&k, &t(&[(CKA_COPYABLE, vec![0])]), Actor::default()).unwrap();
+        assert_eq!(apply_copy(&fixed, &vec![], Actor::default()), Err(err(CKR_ACTION_PROHIBITED)));
+        assert_eq!(
+            build(
+                &t(&[(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(CKK_AES)), (CKA_VALUE, vec![7; 15])]),
+                &vec![],
+                Origin::Created,
+                Actor::default()
+            ),
+            Err(err(CKR_ATTRIBUTE_VALUE_INVALID))
+        );
+    }
+}

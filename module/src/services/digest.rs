@@ -1,0 +1,82 @@
+//! Message digesting (spec §5.12).
+
+use crate::error::{err, Result};
+use crate::mechanisms::registry;
+use crate::module::{lock, Module};
+use crate::session::DigestOp;
+use cryptoki_sys::*;
+
+/// What a finishing call gives back under the two-call length convention.
+pub enum Output {
+    /// The caller asked for the length only (NULL buffer) or its buffer is too small; the
+    /// operation stays active.
+    Length { len: usize, too_small: bool },
+    /// The result; the operation is over.
+    Done(Vec<u8>),
+}
+
+impl Module {
+    /// `C_DigestInit`.
+    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mech: CK_MECHANISM_TYPE, param: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        if ops.digest.is_some() {
+            return Err(err(CKR_OPERATION_ACTIVE));
+        }
+        let op = registry().get(mech)?.digest(param)?;
+        ops.digest = Some(DigestOp { op, multipart: false });
+        Ok(())
+    }
+
+    /// `C_Digest`: single part. `cap` is the caller's buffer size, `None` for a NULL buffer.
+    pub fn digest(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        if d.multipart {
+            ops.digest = None;
+            return Err(err(CKR_OPERATION_ACTIVE));
+        }
+        let len = d.op.len();
+        match cap {
+            None => return Ok(Output::Length { len, too_small: false }),
+            Some(c) if c < len => return Ok(Output::Length { len, too_small: true }),
+            _ => {}
+        }
+        let mut d = ops.digest.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        d.op.update(data);
+        Ok(Output::Done(d.op.finish()))
+    }
+
+    /// `C_DigestUpdate`.
+    pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        d.multipart = true;
+        d.op.update(data);
+        Ok(())
+    }
+
+    /// `C_DigestFinal`.
+    pub fn digest_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let len = d.op.len();
+        match cap {
+            None => return Ok(Output::Length { len, too_small: false }),
+            Some(c) if c < len => return Ok(Output::Length { len, too_small: true }),
+            _ => {}
+        }
+        let d = ops.digest.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        Ok(Output::Done(d.op.finish()))
+    }
+
+    /// Ends a digest after a failed call (spec: any error other than `CKR_BUFFER_TOO_SMALL` ends it).
+    pub fn digest_abort(&self, h: CK_SESSION_HANDLE) {
+        if let Ok(s) = self.session(h) {
+            lock(&s.ops).digest = None;
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! General-purpose, slot and token services (spec §5.4, §5.5).
+
+use crate::error::{err, Result};
+use crate::mechanisms::{registry, MechanismInfo};
+use crate::module::Module;
+use crate::slots::SlotContent;
+use cryptoki_sys::*;
+
+/// Manufacturer string of the library, its slots and tokens.
+pub const MANUFACTURER: &str = "Tessera";
+/// Model string of every token.
+pub const MODEL: &str = "Tessera soft HSM";
+
+/// The library version, from the crate version (major.minor).
+pub fn library_version() -> (u8, u8) {
+    let major = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0);
+    let minor = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0);
+    (major, minor)
+}
+
+pub struct SlotInfo {
+    pub description: String,
+    pub flags: CK_FLAGS,
+}
+
+pub struct TokenInfo {
+    pub label: String,
+    pub serial: String,
+    pub flags: CK_FLAGS,
+    pub sessions: usize,
+    pub rw_sessions: usize,
+}
+
+impl Module {
+    /// `C_GetSlotList`. Every slot holds a token (the free slot an uninitialised one), so
+    /// `tokenPresent` does not change the list.
+    pub fn slot_list(&self) -> Result<Vec<CK_SLOT_ID>> {
+        self.rescan()?;
+        Ok(self.slots.read().unwrap_or_else(|p| p.into_inner()).ids())
+    }
+
+    /// `C_GetSlotInfo`.
+    pub fn slot_info(&self, slot: CK_SLOT_ID) -> Result<SlotInfo> {
+        let content = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
+        let mut flags = CKF_TOKEN_PRESENT;
+        if self.cfg.removable {
+            flags |= CKF_REMOVABLE_DEVICE;
+        }
+        let description = match content {
+            SlotContent::Token(t) => format!("Tessera slot, token {}", t.serial),
+            SlotContent::Free => "Tessera slot, uninitialised token".to_string(),
+        };
+        Ok(SlotInfo { description, flags })
+    }
+
+    /// `C_GetTokenInfo`.
+    pub fn token_info(&self, slot: CK_SLOT_ID) -> Result<TokenInfo> {
+        let content = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
+        let t = match content {
+            SlotContent::Free => {
+                return Ok(TokenInfo {
+                    label: String::new(),
+                    serial: String::new(),
+                    flags: CKF_RNG | CKF_LOGIN_REQUIRED,
+                    sessions: 0,
+                    rw_sessions: 0,
+                })
+            }
+            SlotContent::Token(t) => t,
+        };
+        let row = t.row()?;
+        let max = self.cfg.pin_max_failures;
+        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_RESTORE_KEY_NOT_NEEDED | CKF_TOKEN_INITIALIZED;
+        if row.user.is_some() {
+            flags |= CKF_USER_PIN_INITIALIZED;
+        }
+        let pin_flags = |failures: u32, low, last, locked| -> CK_FLAGS {
+            match failures {
+                0 => 0,
+                n if max > 0 && n >= max => locked,
+                n if max > 0 && n + 1 == max => last | low,
+                _ => low,
+            }
+        };
+        flags |= pin_flags(row.user_failures, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
+        flags |= pin_flags(row.so_failures, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
+        let (sessions, rw_sessions) = self.sessions_on(&t);
+        Ok(TokenInfo { label: row.label, serial: row.serial, flags, sessions, rw_sessions })
+    }
+
+    /// `C_GetMechanismList`.
+    pub fn mechanism_list(&self, slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
+        Ok(registry().types())
+    }
+
+    /// `C_GetMechanismInfo`.
+    pub fn mechanism_info(&self, slot: CK_SLOT_ID, mech: CK_MECHANISM_TYPE) -> Result<MechanismInfo> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
+        registry().get(mech).map(|m| m.info()).map_err(|_| err(CKR_MECHANISM_INVALID))
+    }
+}

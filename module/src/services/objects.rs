@@ -1,0 +1,294 @@
+//! Object management (spec §5.8): handles, create/copy/destroy, attributes and search.
+
+use crate::error::{err, Result};
+use crate::module::{lock, Module};
+use crate::object::template::{self, Actor, Origin};
+use crate::object::{attrs, Object, Template};
+use crate::session::{FindOp, Session};
+use crate::token::Token;
+use cryptoki_sys::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a handle points at.
+#[derive(Clone)]
+pub enum Target {
+    /// A token object, by store id.
+    Token { token: Arc<Token>, id: i64, private: bool },
+    /// A session object, living in this table only.
+    Session { owner: CK_SESSION_HANDLE, token: Arc<Token>, obj: Arc<Object> },
+}
+
+impl Target {
+    fn token(&self) -> &Arc<Token> {
+        match self {
+            Target::Token { token, .. } | Target::Session { token, .. } => token,
+        }
+    }
+}
+
+/// Object handles of this process. Token objects keep their handle for as long as they stay
+/// visible; handles are never reused.
+#[derive(Default)]
+pub struct Handles {
+    next: CK_OBJECT_HANDLE,
+    map: HashMap<CK_OBJECT_HANDLE, Target>,
+    by_token: HashMap<(usize, i64), CK_OBJECT_HANDLE>,
+}
+
+impl Handles {
+    fn alloc(&mut self, t: Target) -> CK_OBJECT_HANDLE {
+        self.next += 1;
+        let h = self.next;
+        if let Target::Token { token, id, .. } = &t {
+            self.by_token.insert((Arc::as_ptr(token) as usize, *id), h);
+        }
+        self.map.insert(h, t);
+        h
+    }
+
+    fn token_handle(&mut self, token: &Arc<Token>, id: i64, private: bool) -> CK_OBJECT_HANDLE {
+        match self.by_token.get(&(Arc::as_ptr(token) as usize, id)) {
+            Some(h) => *h,
+            None => self.alloc(Target::Token { token: token.clone(), id, private }),
+        }
+    }
+
+    fn remove(&mut self, h: CK_OBJECT_HANDLE) {
+        if let Some(Target::Token { token, id, .. }) = self.map.remove(&h) {
+            self.by_token.remove(&(Arc::as_ptr(&token) as usize, id));
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Target) -> bool) {
+        let gone: Vec<_> = self.map.iter().filter(|(_, t)| !keep(t)).map(|(h, _)| *h).collect();
+        for h in gone {
+            self.remove(h);
+        }
+    }
+}
+
+/// One attribute asked for with `C_GetAttributeValue`.
+pub enum AttrAnswer {
+    Value(Vec<u8>),
+    Sensitive,
+    Invalid,
+}
+
+impl Module {
+    /// Session objects die with their session.
+    pub fn forget_session_objects(&self, s: CK_SESSION_HANDLE) {
+        lock(&self.handles).retain(|t| !matches!(t, Target::Session { owner, .. } if *owner == s));
+    }
+
+    /// After logout: private session objects are destroyed, private token object handles die.
+    pub fn forget_private_handles(&self, token: &Arc<Token>) {
+        lock(&self.handles).retain(|t| match t {
+            Target::Token { token: tk, private, .. } => !(Arc::ptr_eq(tk, token) && *private),
+            Target::Session { token: tk, obj, .. } => !(Arc::ptr_eq(tk, token) && obj.is_private()),
+        });
+    }
+
+    /// After re-initialisation every handle into the token is void.
+    pub fn forget_token_handles(&self, token: &Arc<Token>) {
+        lock(&self.handles).retain(|t| !Arc::ptr_eq(t.token(), token));
+    }
+
+    /// Resolves a handle for a session: same token, and private objects only with the user logged in.
+    pub fn resolve(&self, s: &Session, h: CK_OBJECT_HANDLE) -> Result<(Target, Arc<Object>)> {
+        let target = lock(&self.handles).map.get(&h).cloned().ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
+        if !Arc::ptr_eq(target.token(), &s.token) {
+            return Err(err(CKR_OBJECT_HANDLE_INVALID));
+        }
+        let obj = match &target {
+            Target::Session { obj, .. } => obj.clone(),
+            Target::Token { token, id, .. } => match token.object(*id)? {
+                Some(o) => o,
+                None => {
+                    lock(&self.handles).remove(h);
+                    return Err(err(CKR_OBJECT_HANDLE_INVALID));
+                }
+            },
+        };
+        if obj.is_private() && !s.user() {
+            return Err(err(CKR_OBJECT_HANDLE_INVALID));
+        }
+        Ok((target, obj))
+    }
+
+    /// Checks that a session may make or change an object with these storage attributes.
+    fn check_write(&self, s: &Session, obj: &Object) -> Result<()> {
+        if obj.is_token() && !s.rw {
+            return Err(err(CKR_SESSION_READ_ONLY));
+        }
+        if obj.is_private() && !s.user() {
+            return Err(err(CKR_USER_NOT_LOGGED_IN));
+        }
+        Ok(())
+    }
+
+    /// Stores a new object for a session and gives its handle.
+    pub fn store_object(&self, s: &Session, obj: Object) -> Result<CK_OBJECT_HANDLE> {
+        self.check_write(s, &obj)?;
+        if obj.is_token() {
+            let private = obj.is_private();
+            let id = s.token.insert(obj)?;
+            Ok(lock(&self.handles).token_handle(&s.token, id, private))
+        } else {
+            let t = Target::Session { owner: s.handle, token: s.token.clone(), obj: Arc::new(obj) };
+            Ok(lock(&self.handles).alloc(t))
+        }
+    }
+
+    fn actor(s: &Session) -> Actor {
+        Actor { so: s.so() }
+    }
+
+    /// `C_CreateObject`.
+    pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
+        let s = self.session(h)?;
+        let obj = template::build(template, &Vec::new(), Origin::Created, Self::actor(&s))?;
+        self.store_object(&s, obj)
+    }
+
+    /// `C_CopyObject`.
+    pub fn copy_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        src: CK_OBJECT_HANDLE,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let s = self.session(h)?;
+        let (target, obj) = self.resolve(&s, src)?;
+        if let Target::Token { token, id, .. } = &target {
+            if !token.is_complete(*id) && obj.class() != CKO_DATA && obj.class() != CKO_CERTIFICATE {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
+        }
+        let copy = template::apply_copy(&obj, template, Self::actor(&s))?;
+        self.store_object(&s, copy)
+    }
+
+    /// `C_DestroyObject`.
+    pub fn destroy_object(&self, h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> {
+        let s = self.session(h)?;
+        let (target, obj) = self.resolve(&s, oh)?;
+        if obj.is_token() && !s.rw {
+            return Err(err(CKR_SESSION_READ_ONLY));
+        }
+        if !obj.flag(CKA_DESTROYABLE) {
+            return Err(err(CKR_ACTION_PROHIBITED));
+        }
+        if let Target::Token { token, id, .. } = &target {
+            token.delete(*id)?;
+        }
+        lock(&self.handles).remove(oh);
+        Ok(())
+    }
+
+    /// `C_GetObjectSize`.
+    pub fn object_size(&self, h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<usize> {
+        let s = self.session(h)?;
+        Ok(self.resolve(&s, oh)?.1.size())
+    }
+
+    /// `C_GetAttributeValue`: one answer per asked attribute, in order.
+    pub fn get_attributes(
+        &self,
+        h: CK_SESSION_HANDLE,
+        oh: CK_OBJECT_HANDLE,
+        types: &[CK_ATTRIBUTE_TYPE],
+    ) -> Result<Vec<AttrAnswer>> {
+        let s = self.session(h)?;
+        let (_, obj) = self.resolve(&s, oh)?;
+        let tables = obj.tables();
+        Ok(types
+            .iter()
+            .map(|t| {
+                let spec = attrs::find(&tables, *t);
+                match (spec, obj.get(*t)) {
+                    (Some(sp), _) if sp.flags & attrs::SECRET != 0 && !obj.material_readable() => AttrAnswer::Sensitive,
+                    (Some(_), Some(v)) => AttrAnswer::Value(v.to_vec()),
+                    // Key material that the locked token cannot open now.
+                    (Some(sp), None) if sp.flags & attrs::SECRET != 0 => AttrAnswer::Sensitive,
+                    _ => AttrAnswer::Invalid,
+                }
+            })
+            .collect())
+    }
+
+    /// `C_SetAttributeValue`.
+    pub fn set_attributes(&self, h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE, template: &Template) -> Result<()> {
+        let s = self.session(h)?;
+        let (target, obj) = self.resolve(&s, oh)?;
+        if obj.is_token() && !s.rw {
+            return Err(err(CKR_SESSION_READ_ONLY));
+        }
+        let new = template::apply_set(&obj, template, Self::actor(&s))?;
+        match target {
+            Target::Token { token, id, .. } => {
+                if !token.is_complete(id) {
+                    return Err(err(CKR_USER_NOT_LOGGED_IN));
+                }
+                token.update(id, new)
+            }
+            Target::Session { owner, token, .. } => {
+                lock(&self.handles).map.insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
+                Ok(())
+            }
+        }
+    }
+
+    /// `C_FindObjectsInit`: the search runs now; `C_FindObjects` hands the results out.
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        if ops.find.is_some() {
+            return Err(err(CKR_OPERATION_ACTIVE));
+        }
+        let user = s.user();
+        let mut hits: Vec<(i64, bool)> = Vec::new();
+        s.token.scan(|id, o| {
+            if (user || !o.is_private()) && o.matches(template) {
+                hits.push((id, o.is_private()));
+            }
+        })?;
+        hits.sort_unstable();
+        let mut handles = lock(&self.handles);
+        let mut results: Vec<CK_OBJECT_HANDLE> =
+            hits.into_iter().map(|(id, private)| handles.token_handle(&s.token, id, private)).collect();
+        let mut session_hits: Vec<CK_OBJECT_HANDLE> = handles
+            .map
+            .iter()
+            .filter(|(_, t)| match t {
+                Target::Session { token, obj, .. } => {
+                    Arc::ptr_eq(token, &s.token) && (user || !obj.is_private()) && obj.matches(template)
+                }
+                _ => false,
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        session_hits.sort_unstable();
+        results.extend(session_hits);
+        ops.find = Some(FindOp { results, pos: 0 });
+        Ok(())
+    }
+
+    /// `C_FindObjects`.
+    pub fn find_next(&self, h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        let f = ops.find.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let end = (f.pos + max).min(f.results.len());
+        let out = f.results[f.pos..end].to_vec();
+        f.pos = end;
+        Ok(out)
+    }
+
+    /// `C_FindObjectsFinal`.
+    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        ops.find.take().map(|_| ()).ok_or(err(CKR_OPERATION_NOT_INITIALIZED))
+    }
+}

@@ -1,0 +1,160 @@
+//! Session management and login (spec §5.6, §5.7): the session state machine.
+
+use crate::error::{err, Result};
+use crate::module::{lock, Module};
+use crate::session::{Ops, Session};
+use crate::store::Role;
+use crate::token::Token;
+use cryptoki_sys::*;
+use std::sync::{Arc, Mutex};
+
+/// What `C_GetSessionInfo` reports.
+pub struct SessionInfo {
+    pub slot: CK_SLOT_ID,
+    pub state: CK_STATE,
+    pub flags: CK_FLAGS,
+}
+
+impl Module {
+    /// `C_OpenSession`.
+    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        let token = self.token(slot)?;
+        if flags & CKF_SERIAL_SESSION == 0 {
+            return Err(err(CKR_SESSION_PARALLEL_NOT_SUPPORTED));
+        }
+        let rw = flags & CKF_RW_SESSION != 0;
+        if !rw && token.logged_in() == Some(CKU_SO) {
+            return Err(err(CKR_SESSION_READ_WRITE_SO_EXISTS));
+        }
+        let handle = self.new_session_handle();
+        let s = Arc::new(Session { handle, slot, token, rw, ops: Mutex::new(Ops::default()) });
+        self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle, s);
+        Ok(handle)
+    }
+
+    /// `C_CloseSession`: its session objects go; the last session of a token logs it out.
+    pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self
+            .sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&h)
+            .ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
+        self.forget_session_objects(h);
+        if self.sessions_on(&s.token).0 == 0 {
+            self.logout_token(&s.token);
+        }
+        Ok(())
+    }
+
+    /// `C_CloseAllSessions`.
+    pub fn close_all_sessions(&self, slot: CK_SLOT_ID) -> Result<()> {
+        let token = match self.token(slot) {
+            Ok(t) => t,
+            Err(e) if e.rv() == CKR_TOKEN_NOT_RECOGNIZED => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let closed: Vec<_> = {
+            let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+            let hs: Vec<_> = sessions.iter().filter(|(_, s)| Arc::ptr_eq(&s.token, &token)).map(|(h, _)| *h).collect();
+            hs.into_iter().filter_map(|h| sessions.remove(&h)).collect()
+        };
+        for s in &closed {
+            self.forget_session_objects(s.handle);
+        }
+        self.logout_token(&token);
+        Ok(())
+    }
+
+    /// `C_GetSessionInfo`.
+    pub fn session_info(&self, h: CK_SESSION_HANDLE) -> Result<SessionInfo> {
+        let s = self.session(h)?;
+        let mut flags = CKF_SERIAL_SESSION;
+        if s.rw {
+            flags |= CKF_RW_SESSION;
+        }
+        Ok(SessionInfo { slot: s.slot, state: s.state(), flags })
+    }
+
+    /// `C_Login`.
+    pub fn login(&self, h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        let t = &s.token;
+        let role = match user {
+            CKU_SO => Role::So,
+            CKU_USER => Role::User,
+            CKU_CONTEXT_SPECIFIC => {
+                if !s.user() {
+                    return Err(err(CKR_USER_NOT_LOGGED_IN));
+                }
+                // No operation of this release asks for re-authentication (CKA_ALWAYS_AUTHENTICATE
+                // keys arrive with the signing mechanisms), so there is nothing to authorise.
+                return Err(err(CKR_OPERATION_NOT_INITIALIZED));
+            }
+            _ => return Err(err(CKR_USER_TYPE_INVALID)),
+        };
+        match t.logged_in() {
+            Some(u) if u == user => return Err(err(CKR_USER_ALREADY_LOGGED_IN)),
+            Some(_) => return Err(err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN)),
+            None => {}
+        }
+        if role == Role::So && self.has_ro_session(t) {
+            return Err(err(CKR_SESSION_READ_ONLY_EXISTS));
+        }
+        let key = t.verify_pin(role, pin)?;
+        t.set_login(user, key);
+        Ok(())
+    }
+
+    /// `C_Logout`.
+    pub fn logout(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self.session(h)?;
+        if s.token.logged_in().is_none() {
+            return Err(err(CKR_USER_NOT_LOGGED_IN));
+        }
+        self.logout_token(&s.token);
+        Ok(())
+    }
+
+    /// `C_InitPIN` (SO session).
+    pub fn init_pin(&self, h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        if !s.so() {
+            return Err(err(CKR_USER_NOT_LOGGED_IN));
+        }
+        s.token.init_user_pin(pin)
+    }
+
+    /// `C_SetPIN`: the user's PIN in a user or public session, the SO's in an SO session.
+    pub fn set_pin(&self, h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+        let s = self.session(h)?;
+        if !s.rw {
+            return Err(err(CKR_SESSION_READ_ONLY));
+        }
+        let role = if s.so() { Role::So } else { Role::User };
+        s.token.change_pin(role, old, new)
+    }
+
+    fn has_ro_session(&self, t: &Arc<Token>) -> bool {
+        let (all, rw) = self.sessions_on(t);
+        all > rw
+    }
+
+    /// Logs a token out for this application: private session objects are destroyed, handles to
+    /// private token objects become invalid, and searches in progress end.
+    pub fn logout_token(&self, t: &Arc<Token>) {
+        t.logout();
+        self.forget_private_handles(t);
+        let sessions: Vec<_> = self
+            .sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|s| Arc::ptr_eq(&s.token, t))
+            .cloned()
+            .collect();
+        for s in sessions {
+            lock(&s.ops).find = None;
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! A session: its slot and token, whether it is read-write, and the operations in progress.
+//! The session's state (`CKS_*`) follows from the token's login state, shared by all sessions.
+
+use crate::mechanisms::DigestOperation;
+use crate::token::Token;
+use cryptoki_sys::*;
+use std::sync::{Arc, Mutex};
+
+/// An active `C_FindObjects` search: handles found at `C_FindObjectsInit`, handed out in order.
+pub struct FindOp {
+    pub results: Vec<CK_OBJECT_HANDLE>,
+    pub pos: usize,
+}
+
+/// An active digest.
+pub struct DigestOp {
+    pub op: Box<dyn DigestOperation>,
+    /// `C_DigestUpdate` was called: the operation must end with `C_DigestFinal`.
+    pub multipart: bool,
+}
+
+/// Operations in progress in one session.
+#[derive(Default)]
+pub struct Ops {
+    pub find: Option<FindOp>,
+    pub digest: Option<DigestOp>,
+}
+
+impl Ops {
+    /// Ends every operation (logout, token removal).
+    pub fn clear(&mut self) {
+        *self = Ops::default();
+    }
+}
+
+pub struct Session {
+    pub handle: CK_SESSION_HANDLE,
+    pub slot: CK_SLOT_ID,
+    pub token: Arc<Token>,
+    pub rw: bool,
+    pub ops: Mutex<Ops>,
+}
+
+impl Session {
+    /// `CKS_*` for `C_GetSessionInfo`.
+    pub fn state(&self) -> CK_STATE {
+        match (self.token.logged_in(), self.rw) {
+            (Some(CKU_SO), _) => CKS_RW_SO_FUNCTIONS,
+            (Some(_), true) => CKS_RW_USER_FUNCTIONS,
+            (Some(_), false) => CKS_RO_USER_FUNCTIONS,
+            (None, true) => CKS_RW_PUBLIC_SESSION,
+            (None, false) => CKS_RO_PUBLIC_SESSION,
+        }
+    }
+
+    /// Whether the normal user is logged in (private objects visible, keys usable).
+    pub fn user(&self) -> bool {
+        self.token.logged_in() == Some(CKU_USER)
+    }
+
+    /// Whether the Security Officer is logged in.
+    pub fn so(&self) -> bool {
+        self.token.logged_in() == Some(CKU_SO)
+    }
+}

@@ -1,0 +1,49 @@
+//! Whether the module is initialised in this process, and the one `Module` when it is.
+//!
+//! A `fork()` child inherits the parent's memory but must not use the parent's sessions, logins or
+//! database connections: the module remembers the pid that initialised it, and in any other process
+//! it answers `CKR_CRYPTOKI_NOT_INITIALIZED` until that process calls `C_Initialize` itself. The
+//! parent's state is then left untouched (leaked, never dropped) in the child, because dropping it
+//! would close SQLite connections that belong to the parent.
+
+use crate::error::{err, Result};
+use crate::module::Module;
+use arc_swap::ArcSwapOption;
+use cryptoki_sys::*;
+use std::sync::{Arc, Mutex};
+
+static MODULE: ArcSwapOption<Module> = ArcSwapOption::const_empty();
+static INIT: Mutex<()> = Mutex::new(());
+
+/// The initialised module of this process (one atomic load and a pid comparison).
+pub fn get() -> Result<Arc<Module>> {
+    match MODULE.load_full() {
+        Some(m) if m.pid == std::process::id() => Ok(m),
+        _ => Err(err(CKR_CRYPTOKI_NOT_INITIALIZED)),
+    }
+}
+
+/// `C_Initialize`.
+pub fn initialize() -> Result<()> {
+    let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(old) = MODULE.load_full() {
+        if old.pid == std::process::id() {
+            return Err(err(CKR_CRYPTOKI_ALREADY_INITIALIZED));
+        }
+        // A fork child: forget the parent's module without running its destructors.
+        std::mem::forget(MODULE.swap(None));
+        std::mem::forget(old);
+    }
+    let m = Module::new()?;
+    MODULE.store(Some(Arc::new(m)));
+    Ok(())
+}
+
+/// `C_Finalize`.
+pub fn finalize() -> Result<()> {
+    let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
+    let m = get()?;
+    MODULE.store(None);
+    m.shutdown();
+    Ok(())
+}

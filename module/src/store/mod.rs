@@ -1,0 +1,319 @@
+//! The token store: one SQLite database per token directory (`<tokendir>/<serial>/tessera.db`).
+//!
+//! Several processes share a token at once: the database runs in WAL mode with a busy timeout, every
+//! write is one `BEGIN IMMEDIATE` transaction, and readers notice other processes' commits through
+//! `PRAGMA data_version` (see `token.rs`). A process killed mid-write leaves the last committed state.
+
+pub mod seal;
+
+use crate::error::Result;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use seal::PinWrap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// File name of a token's database inside its directory.
+pub const DB_FILE: &str = "tessera.db";
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[
+    // 1: the token row and its objects.
+    "CREATE TABLE token (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        uid BLOB NOT NULL,
+        serial TEXT NOT NULL,
+        label BLOB NOT NULL,
+        slot_id INTEGER NOT NULL,
+        so_salt BLOB, so_iterations INTEGER, so_wrapped BLOB,
+        user_salt BLOB, user_iterations INTEGER, user_wrapped BLOB,
+        so_failures INTEGER NOT NULL DEFAULT 0,
+        user_failures INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE object (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid BLOB NOT NULL UNIQUE,
+        private INTEGER NOT NULL,
+        rev INTEGER NOT NULL,
+        attrs BLOB NOT NULL,
+        secret BLOB
+    );",
+];
+
+/// The token's own row.
+#[derive(Clone, Debug)]
+pub struct TokenRow {
+    pub uid: Vec<u8>,
+    pub serial: String,
+    pub label: String,
+    pub slot_id: u64,
+    pub so: Option<PinWrap>,
+    pub user: Option<PinWrap>,
+    pub so_failures: u32,
+    pub user_failures: u32,
+}
+
+/// One stored object: `attrs` is plain for public objects and sealed for private ones; `secret`
+/// (key material) is always sealed under the token key.
+#[derive(Clone, Debug)]
+pub struct ObjectRow {
+    pub id: i64,
+    pub uid: Vec<u8>,
+    pub private: bool,
+    pub rev: i64,
+    pub attrs: Vec<u8>,
+    pub secret: Option<Vec<u8>>,
+}
+
+/// Which PIN a row field belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    So,
+    User,
+}
+
+impl Role {
+    fn col(self) -> &'static str {
+        match self {
+            Role::So => "so",
+            Role::User => "user",
+        }
+    }
+}
+
+/// An open token database.
+pub struct Db {
+    conn: Connection,
+    pub dir: PathBuf,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL in WAL mode: a committed transaction survives the death of the process; only a power
+    // loss can roll back the newest commits, and never corrupts the database.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        tracing::error!("token store schema {version} is newer than this module knows ({})", MIGRATIONS.len());
+        return Err(crate::error::err(cryptoki_sys::CKR_DEVICE_ERROR));
+    }
+    for m in &MIGRATIONS[version..] {
+        tx.execute_batch(m)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn wrap_from(salt: Option<Vec<u8>>, it: Option<i64>, wrapped: Option<Vec<u8>>) -> Option<PinWrap> {
+    Some(PinWrap { salt: salt?, iterations: it? as u32, wrapped: wrapped? })
+}
+
+impl Db {
+    /// Opens an existing token database.
+    pub fn open(dir: &Path) -> Result<Db> {
+        let path = dir.join(DB_FILE);
+        let mut conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        Ok(Db { conn, dir: dir.to_path_buf() })
+    }
+
+    /// Creates a token database in a new directory, with its token row, in one transaction.
+    /// The directory is written under a temporary name and renamed into place, so a crash
+    /// never leaves a half-made token that other processes would try to open.
+    pub fn create(tokendir: &Path, row: &TokenRow) -> Result<Db> {
+        std::fs::create_dir_all(tokendir)?;
+        let tmp = tokendir.join(format!(".{}.new", row.serial));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir(&tmp)?;
+        {
+            let mut conn = Connection::open(tmp.join(DB_FILE))?;
+            configure(&conn)?;
+            migrate(&mut conn)?;
+            let so = row.so.as_ref();
+            conn.execute(
+                "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    row.uid,
+                    row.serial,
+                    row.label.as_bytes(),
+                    row.slot_id as i64,
+                    so.map(|w| w.salt.clone()),
+                    so.map(|w| w.iterations as i64),
+                    so.map(|w| w.wrapped.clone())
+                ],
+            )?;
+            conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        }
+        let dir = tokendir.join(&row.serial);
+        std::fs::rename(&tmp, &dir)?;
+        Db::open(&dir)
+    }
+
+    /// Changes when another connection (another process) commits; not for this connection's own writes.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Reads the token row.
+    pub fn token(&self) -> Result<TokenRow> {
+        Ok(self.conn.query_row(
+            "SELECT uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped,
+                    user_salt, user_iterations, user_wrapped, so_failures, user_failures FROM token WHERE id = 1",
+            [],
+            |r| {
+                Ok(TokenRow {
+                    uid: r.get(0)?,
+                    serial: r.get(1)?,
+                    label: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(2)?).into_owned(),
+                    slot_id: r.get::<_, i64>(3)? as u64,
+                    so: wrap_from(r.get(4)?, r.get(5)?, r.get(6)?),
+                    user: wrap_from(r.get(7)?, r.get(8)?, r.get(9)?),
+                    so_failures: r.get::<_, i64>(10)? as u32,
+                    user_failures: r.get::<_, i64>(11)? as u32,
+                })
+            },
+        )?)
+    }
+
+    /// Records the consecutive-failure counter of a PIN.
+    pub fn set_failures(&mut self, role: Role, n: u32) -> Result<()> {
+        let sql = format!("UPDATE token SET {}_failures = ?1 WHERE id = 1", role.col());
+        self.conn.execute(&sql, params![n as i64])?;
+        Ok(())
+    }
+
+    /// Adds one to a PIN's failure counter atomically (several processes may fail at once) and
+    /// returns the new count.
+    pub fn add_failure(&mut self, role: Role) -> Result<u32> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sql = format!("UPDATE token SET {0}_failures = {0}_failures + 1 WHERE id = 1", role.col());
+        tx.execute(&sql, [])?;
+        let n: i64 = tx.query_row(&format!("SELECT {}_failures FROM token", role.col()), [], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(n as u32)
+    }
+
+    /// Replaces a PIN's wrap of the token key (or removes it) and resets its failure counter.
+    pub fn set_pin_wrap(&mut self, role: Role, w: Option<&PinWrap>) -> Result<()> {
+        let c = role.col();
+        let sql = format!(
+            "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0 WHERE id = 1"
+        );
+        self.conn.execute(
+            &sql,
+            params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())],
+        )?;
+        Ok(())
+    }
+
+    /// Re-initialises the token: new label, a new SO wrap of a new token key, no user PIN, no objects.
+    pub fn reinit(&mut self, label: &str, so: &PinWrap) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM object", [])?;
+        tx.execute(
+            "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
+                    user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0 WHERE id = 1",
+            params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every object's id and revision: what a reader compares with its cache.
+    pub fn object_revs(&self) -> Result<Vec<(i64, i64)>> {
+        let mut st = self.conn.prepare_cached("SELECT id, rev FROM object")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Reads one object.
+    pub fn object(&self, id: i64) -> Result<Option<ObjectRow>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT id, uid, private, rev, attrs, secret FROM object WHERE id = ?1")?;
+        Ok(st
+            .query_row([id], |r| {
+                Ok(ObjectRow {
+                    id: r.get(0)?,
+                    uid: r.get(1)?,
+                    private: r.get(2)?,
+                    rev: r.get(3)?,
+                    attrs: r.get(4)?,
+                    secret: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Inserts an object; returns its id. The revision of a new object is 1.
+    pub fn insert_object(&mut self, uid: &[u8], private: bool, attrs: &[u8], secret: Option<&[u8]>) -> Result<i64> {
+        let mut st = self
+            .conn
+            .prepare_cached("INSERT INTO object (uid, private, rev, attrs, secret) VALUES (?1, ?2, 1, ?3, ?4)")?;
+        st.execute(params![uid, private, attrs, secret])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Rewrites an object's attributes; returns the new revision, or `None` if it is gone.
+    pub fn update_object(
+        &mut self,
+        id: i64,
+        private: bool,
+        attrs: &[u8],
+        secret: Option<&[u8]>,
+    ) -> Result<Option<i64>> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE object SET private = ?2, attrs = ?3, secret = ?4, rev = rev + 1 WHERE id = ?1 RETURNING rev",
+        )?;
+        Ok(st.query_row(params![id, private, attrs, secret], |r| r.get(0)).optional()?)
+    }
+
+    /// Deletes an object; false if it was already gone.
+    pub fn delete_object(&mut self, id: i64) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("DELETE FROM object WHERE id = ?1")?;
+        Ok(st.execute([id])? > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> TokenRow {
+        TokenRow {
+            uid: vec![1; 16],
+            serial: "0123456789abcdef".into(),
+            label: "t".into(),
+            slot_id: 7,
+            so: Some(PinWrap { salt: vec![1], iterations: 600000, wrapped: vec![2] }),
+            user: None,
+            so_failures: 0,
+            user_failures: 0,
+        }
+    }
+
+    #[test]
+    fn create_open_and_objects() {
+        let d = tempfile::tempdir().unwrap();
+        let mut db = Db::create(d.path(), &row()).unwrap();
+        let id = db.insert_object(b"u1", false, b"a", None).unwrap();
+        assert_eq!(db.update_object(id, true, b"b", Some(b"s")).unwrap(), Some(2));
+        let other = Db::open(&d.path().join("0123456789abcdef")).unwrap();
+        let v0 = other.data_version().unwrap();
+        assert_eq!(other.object(id).unwrap().unwrap().attrs, b"b");
+        db.insert_object(b"u2", false, b"c", None).unwrap();
+        assert_ne!(other.data_version().unwrap(), v0);
+        assert_eq!(other.object_revs().unwrap().len(), 2);
+        assert_eq!(db.add_failure(Role::User).unwrap(), 1);
+        assert_eq!(other.token().unwrap().user_failures, 1);
+        assert!(db.delete_object(id).unwrap());
+        assert!(!db.delete_object(id).unwrap());
+    }
+}

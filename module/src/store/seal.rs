@@ -1,0 +1,167 @@
+//! At-rest protection: AES-256-GCM sealing under the per-token key, and PIN-derived wrapping keys
+//! (PBKDF2-HMAC-SHA-256, salted, at least 600,000 iterations).
+
+use crate::error::{err, Result};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::{hmac, pbkdf2, rand};
+use cryptoki_sys::*;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use zeroize::Zeroizing;
+
+/// A 256-bit key that is wiped when dropped.
+pub type Key256 = Zeroizing<[u8; 32]>;
+
+/// A fresh random 256-bit key.
+pub fn random_key() -> Result<Key256> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    rand::fill(&mut k[..]).map_err(|_| err(CKR_FUNCTION_FAILED))?;
+    Ok(k)
+}
+
+/// Random bytes from the module's DRBG.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
+    let mut v = vec![0u8; n];
+    rand::fill(&mut v).map_err(|_| err(CKR_FUNCTION_FAILED))?;
+    Ok(v)
+}
+
+fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey> {
+    let k = UnboundKey::new(&AES_256_GCM, key).map_err(|_| err(CKR_GENERAL_ERROR))?;
+    Ok(LessSafeKey::new(k))
+}
+
+/// Seals `plain` under `key`; `aad` binds the ciphertext to its place (token and object identity).
+/// Output: nonce ‖ ciphertext ‖ tag.
+pub fn seal(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+    let k = aead_key(key)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::fill(&mut nonce).map_err(|_| err(CKR_FUNCTION_FAILED))?;
+    let mut buf = plain.to_vec();
+    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .map_err(|_| err(CKR_GENERAL_ERROR))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+/// Opens what [`seal`] produced. Any tampering or a wrong key gives `None`.
+pub fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let k = aead_key(key).ok()?;
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut buf = Zeroizing::new(ct.to_vec());
+    let len = k.open_in_place(nonce, Aad::from(aad), &mut buf).ok()?.len();
+    buf.truncate(len);
+    Some(buf)
+}
+
+/// Stored parameters of one PIN wrap of the token key.
+#[derive(Clone, Debug)]
+pub struct PinWrap {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub wrapped: Vec<u8>,
+}
+
+fn derive_kek(pin: &[u8], salt: &[u8], iterations: u32) -> Result<Key256> {
+    let it = NonZeroU32::new(iterations).ok_or(err(CKR_GENERAL_ERROR))?;
+    let mut kek = Zeroizing::new([0u8; 32]);
+    pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, it, salt, pin, &mut kek[..]);
+    Ok(kek)
+}
+
+/// Wraps `token_key` under a key derived from `pin` with a fresh salt.
+pub fn wrap_with_pin(
+    cache: &KekCache,
+    token_key: &[u8; 32],
+    pin: &[u8],
+    iterations: u32,
+    aad: &[u8],
+) -> Result<PinWrap> {
+    let salt = random_bytes(16)?;
+    let kek = cache.derive(pin, &salt, iterations)?;
+    let wrapped = seal(&kek, aad, &token_key[..])?;
+    Ok(PinWrap { salt, iterations, wrapped })
+}
+
+/// Unwraps the token key with `pin`; `None` means the PIN is wrong (the AEAD tag does not verify).
+pub fn unwrap_with_pin(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) -> Result<Option<Key256>> {
+    let kek = cache.derive(pin, &w.salt, w.iterations)?;
+    Ok(open(&kek, aad, &w.wrapped).and_then(|p| {
+        let arr: [u8; 32] = p.as_slice().try_into().ok()?;
+        Some(Zeroizing::new(arr))
+    }))
+}
+
+/// Per-process cache of PIN-derived keys, so that the 600,000-iteration derivation is paid once per
+/// (PIN, salt) in a process rather than on every login. The cache is keyed by an HMAC of the PIN under
+/// a random per-process key, so it holds no PIN; a wrong PIN misses the cache, pays the full derivation
+/// and still fails to open the wrap. The at-rest protection against offline guessing is unchanged. It
+/// lives and dies with the initialised module (`C_Finalize` drops it).
+pub struct KekCache {
+    mac_key: hmac::Key,
+    map: Mutex<HashMap<Vec<u8>, Key256>>,
+}
+
+impl KekCache {
+    pub fn new() -> Result<KekCache> {
+        let k = random_key()?;
+        Ok(KekCache { mac_key: hmac::Key::new(hmac::HMAC_SHA256, &k[..]), map: Mutex::new(HashMap::new()) })
+    }
+
+    fn derive(&self, pin: &[u8], salt: &[u8], iterations: u32) -> Result<Key256> {
+        let mut ctx = hmac::Context::with_key(&self.mac_key);
+        ctx.update(&(salt.len() as u64).to_be_bytes());
+        ctx.update(salt);
+        ctx.update(&iterations.to_be_bytes());
+        ctx.update(pin);
+        let id = ctx.sign().as_ref().to_vec();
+        if let Some(k) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(k.clone());
+        }
+        let kek = derive_kek(pin, salt, iterations)?;
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 64 {
+            map.clear();
+        }
+        map.insert(id, kek.clone());
+        Ok(kek)
+    }
+
+    /// Forgets every cached key derived with `salt` (after a PIN change).
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_roundtrip_and_tamper() {
+        let k = random_key().unwrap();
+        let s = seal(&k, b"aad", b"secret").unwrap();
+        assert_eq!(&open(&k, b"aad", &s).unwrap()[..], b"secret");
+        assert!(open(&k, b"other", &s).is_none());
+        let mut t = s.clone();
+        t[14] ^= 1;
+        assert!(open(&k, b"aad", &t).is_none());
+    }
+
+    #[test]
+    fn wrong_pin_never_unwraps() {
+        let cache = KekCache::new().unwrap();
+        let tk = random_key().unwrap();
+        let w = wrap_with_pin(&cache, &tk, b"1234", 600_000, b"t").unwrap();
+        assert_eq!(&unwrap_with_pin(&cache, &w, b"1234", b"t").unwrap().unwrap()[..], &tk[..]);
+        assert!(unwrap_with_pin(&cache, &w, b"1235", b"t").unwrap().is_none());
+        let fresh = KekCache::new().unwrap();
+        assert_eq!(&unwrap_with_pin(&fresh, &w, b"1234", b"t").unwrap().unwrap()[..], &tk[..]);
+    }
+}

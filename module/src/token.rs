@@ -1,0 +1,385 @@
+//! A token: its store, an in-memory view of its objects kept fresh across processes, and its login
+//! state (application-wide: shared by every session of this process).
+
+use crate::error::{err, Result};
+use crate::object::{self, Object};
+use crate::store::seal::{self, KekCache, Key256};
+use crate::store::{Db, Role, TokenRow};
+use cryptoki_sys::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Shortest and longest PIN accepted.
+pub const MIN_PIN: usize = 4;
+pub const MAX_PIN: usize = 255;
+
+/// PIN policy, from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct PinPolicy {
+    pub max_failures: u32,
+    pub iterations: u32,
+}
+
+/// One object as this process sees it.
+#[derive(Clone)]
+pub struct Cached {
+    pub rev: i64,
+    pub private: bool,
+    /// `None` while the object is private and the token is locked.
+    pub obj: Option<Arc<Object>>,
+    /// Whether the key material is in `obj` (it needs the token key).
+    pub complete: bool,
+}
+
+struct View {
+    data_version: i64,
+    row: TokenRow,
+    objects: HashMap<i64, Cached>,
+}
+
+/// Who is logged in to this token in this process, and the token key they unlocked.
+#[derive(Default)]
+struct Login {
+    user: Option<CK_USER_TYPE>,
+    key: Option<Key256>,
+}
+
+/// An initialised token.
+pub struct Token {
+    pub dir: PathBuf,
+    pub uid: Vec<u8>,
+    pub serial: String,
+    db: Mutex<Db>,
+    view: RwLock<View>,
+    login: RwLock<Login>,
+    kek: Arc<KekCache>,
+    policy: PinPolicy,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Checks a PIN's length for services that set a PIN.
+pub fn check_new_pin(pin: &[u8]) -> Result<()> {
+    if (MIN_PIN..=MAX_PIN).contains(&pin.len()) {
+        Ok(())
+    } else {
+        Err(err(CKR_PIN_LEN_RANGE))
+    }
+}
+
+impl Token {
+    /// Opens the token stored in `dir`.
+    pub fn open(dir: &Path, kek: Arc<KekCache>, policy: PinPolicy) -> Result<Arc<Token>> {
+        let db = Db::open(dir)?;
+        let row = db.token()?;
+        Ok(Arc::new(Token {
+            dir: dir.to_path_buf(),
+            uid: row.uid.clone(),
+            serial: row.serial.clone(),
+            db: Mutex::new(db),
+            view: RwLock::new(View { data_version: i64::MIN, row, objects: HashMap::new() }),
+            login: RwLock::new(Login::default()),
+            kek,
+            policy,
+        }))
+    }
+
+    /// Creates a new token in `tokendir` with its SO PIN.
+    pub fn create(
+        tokendir: &Path,
+        label: &str,
+        so_pin: &[u8],
+        slot_id: CK_SLOT_ID,
+        kek: Arc<KekCache>,
+        policy: PinPolicy,
+    ) -> Result<Arc<Token>> {
+        check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?;
+        let uid = seal::random_bytes(16)?;
+        let serial = object::template::hex(&seal::random_bytes(8)?);
+        let token_key = seal::random_key()?;
+        let so = seal::wrap_with_pin(&kek, &token_key, so_pin, policy.iterations, &wrap_aad(&uid, Role::So))?;
+        let row = TokenRow {
+            uid,
+            serial,
+            label: label.to_string(),
+            slot_id,
+            so: Some(so),
+            user: None,
+            so_failures: 0,
+            user_failures: 0,
+        };
+        let db = Db::create(tokendir, &row)?;
+        Token::open(&db.dir, kek, policy)
+    }
+
+    fn aad(&self, obj_uid: &[u8], part: &[u8]) -> Vec<u8> {
+        [&self.uid[..], obj_uid, part].concat()
+    }
+
+    /// Brings the view up to date with what other processes committed.
+    fn sync(&self, db: &Db) -> Result<()> {
+        let dv = db.data_version()?;
+        if self.view.read().unwrap_or_else(|p| p.into_inner()).data_version == dv {
+            return Ok(());
+        }
+        let key = self.key();
+        let row = db.token()?;
+        let revs = db.object_revs()?;
+        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let mut objects = HashMap::with_capacity(revs.len());
+        for (id, rev) in revs {
+            match view.objects.remove(&id) {
+                Some(c) if c.rev == rev && (c.complete || key.is_none()) => {
+                    objects.insert(id, c);
+                }
+                _ => {
+                    if let Some(r) = db.object(id)? {
+                        objects.insert(id, self.decode_row(&r, key.as_ref())?);
+                    }
+                }
+            }
+        }
+        *view = View { data_version: dv, row, objects };
+        Ok(())
+    }
+
+    fn decode_row(&self, r: &crate::store::ObjectRow, key: Option<&Key256>) -> Result<Cached> {
+        let bad = || {
+            tracing::error!("token {}: object {} fails its integrity check", self.serial, r.id);
+            err(CKR_DEVICE_ERROR)
+        };
+        let mut attrs = if r.private {
+            match key {
+                None => return Ok(Cached { rev: r.rev, private: true, obj: None, complete: false }),
+                Some(k) => object::decode(&seal::open(k, &self.aad(&r.uid, b"attrs"), &r.attrs).ok_or_else(bad)?)?,
+            }
+        } else {
+            object::decode(&r.attrs)?
+        };
+        let mut complete = true;
+        if let Some(sealed) = &r.secret {
+            match key {
+                Some(k) => {
+                    let secret = object::decode(&seal::open(k, &self.aad(&r.uid, b"secret"), sealed).ok_or_else(bad)?)?;
+                    attrs.extend(secret);
+                }
+                None => complete = false,
+            }
+        }
+        Ok(Cached { rev: r.rev, private: r.private, obj: Some(Arc::new(Object { attrs })), complete })
+    }
+
+    /// Forces the next access to reload every object (after login or logout).
+    fn invalidate(&self) {
+        let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
+        v.data_version = i64::MIN;
+        v.objects.clear();
+    }
+
+    /// The token row as of now.
+    pub fn row(&self) -> Result<TokenRow> {
+        let db = lock(&self.db);
+        self.sync(&db)?;
+        Ok(self.view.read().unwrap_or_else(|p| p.into_inner()).row.clone())
+    }
+
+    /// The token key, when someone is logged in.
+    fn key(&self) -> Option<Key256> {
+        self.login.read().unwrap_or_else(|p| p.into_inner()).key.clone()
+    }
+
+    /// Who is logged in, if anyone.
+    pub fn logged_in(&self) -> Option<CK_USER_TYPE> {
+        self.login.read().unwrap_or_else(|p| p.into_inner()).user
+    }
+
+    /// Checks a PIN against its stored wrap, counting failures; gives the token key.
+    pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<Key256> {
+        let row = self.row()?;
+        let (wrap, failures) = match role {
+            Role::So => (row.so, row.so_failures),
+            Role::User => (row.user, row.user_failures),
+        };
+        let wrap = wrap.ok_or(err(match role {
+            Role::So => CKR_GENERAL_ERROR,
+            Role::User => CKR_USER_PIN_NOT_INITIALIZED,
+        }))?;
+        if self.policy.max_failures > 0 && failures >= self.policy.max_failures {
+            return Err(err(CKR_PIN_LOCKED));
+        }
+        if pin.len() > MAX_PIN {
+            return Err(err(CKR_PIN_INCORRECT));
+        }
+        match seal::unwrap_with_pin(&self.kek, &wrap, pin, &wrap_aad(&self.uid, role))? {
+            Some(k) => {
+                if failures > 0 {
+                    lock(&self.db).set_failures(role, 0)?;
+                }
+                Ok(k)
+            }
+            None => {
+                let n = lock(&self.db).add_failure(role)?;
+                tracing::warn!("token {}: wrong {:?} PIN ({n} consecutive)", self.serial, role);
+                Err(err(CKR_PIN_INCORRECT))
+            }
+        }
+    }
+
+    /// Records a login (the PIN already verified).
+    pub fn set_login(&self, user: CK_USER_TYPE, key: Key256) {
+        {
+            let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
+            l.user = Some(user);
+            l.key = Some(key);
+        }
+        self.invalidate();
+    }
+
+    /// Forgets the login and the token key.
+    pub fn logout(&self) {
+        {
+            let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
+            l.user = None;
+            l.key = None;
+        }
+        self.invalidate();
+    }
+
+    /// `C_InitPIN`: the SO (logged in) sets the user PIN.
+    pub fn init_user_pin(&self, pin: &[u8]) -> Result<()> {
+        check_new_pin(pin)?;
+        let key = self.key().ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
+        let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
+        lock(&self.db).set_pin_wrap(Role::User, Some(&w))
+    }
+
+    /// `C_SetPIN`: checks the old PIN, then rewraps the token key under the new one. Objects are
+    /// untouched: only the wrap changes.
+    pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
+        let key = self.verify_pin(role, old)?;
+        check_new_pin(new)?;
+        let w = seal::wrap_with_pin(&self.kek, &key, new, self.policy.iterations, &wrap_aad(&self.uid, role))?;
+        lock(&self.db).set_pin_wrap(role, Some(&w))
+    }
+
+    /// `C_InitToken` on an initialised token: the SO PIN must match; then every object goes, with
+    /// the user PIN, and a new token key replaces the old.
+    pub fn reinit(&self, so_pin: &[u8], label: &str) -> Result<()> {
+        self.verify_pin(Role::So, so_pin)?;
+        let key = seal::random_key()?;
+        let so = seal::wrap_with_pin(&self.kek, &key, so_pin, self.policy.iterations, &wrap_aad(&self.uid, Role::So))?;
+        lock(&self.db).reinit(label, &so)?;
+        self.logout();
+        Ok(())
+    }
+
+    /// Every object of the token this process can see now, for searching.
+    pub fn objects(&self) -> Result<Vec<(i64, Arc<Object>)>> {
+        let db = lock(&self.db);
+        self.sync(&db)?;
+        drop(db);
+        let v = self.view.read().unwrap_or_else(|p| p.into_inner());
+        Ok(v.objects.iter().filter_map(|(id, c)| Some((*id, c.obj.clone()?))).collect())
+    }
+
+    /// Runs `f` over the visible objects without copying the list (the hot path of `C_FindObjectsInit`).
+    pub fn scan(&self, mut f: impl FnMut(i64, &Arc<Object>)) -> Result<()> {
+        let db = lock(&self.db);
+        self.sync(&db)?;
+        drop(db);
+        let v = self.view.read().unwrap_or_else(|p| p.into_inner());
+        for (id, c) in &v.objects {
+            if let Some(o) = &c.obj {
+                f(*id, o);
+            }
+        }
+        Ok(())
+    }
+
+    /// One object by store id, if it still exists and is readable.
+    pub fn object(&self, id: i64) -> Result<Option<Arc<Object>>> {
+        let db = lock(&self.db);
+        self.sync(&db)?;
+        drop(db);
+        Ok(self.view.read().unwrap_or_else(|p| p.into_inner()).objects.get(&id).and_then(|c| c.obj.clone()))
+    }
+
+    /// Whether the object's key material is loaded (false while the token is locked).
+    pub fn is_complete(&self, id: i64) -> bool {
+        self.view.read().unwrap_or_else(|p| p.into_inner()).objects.get(&id).is_some_and(|c| c.complete)
+    }
+
+    fn seal_parts(&self, obj: &Object, uid: &[u8]) -> Result<(bool, Vec<u8>, Option<Vec<u8>>)> {
+        let private = obj.is_private();
+        let (plain, secret) = obj.split();
+        let key = self.key();
+        let need_key = private || !secret.is_empty();
+        let key = match (need_key, key) {
+            (true, None) => return Err(err(CKR_USER_NOT_LOGGED_IN)),
+            (_, k) => k,
+        };
+        let attrs = object::encode(&plain)?;
+        let attrs = match (&key, private) {
+            (Some(k), true) => seal::seal(k, &self.aad(uid, b"attrs"), &attrs)?,
+            _ => attrs,
+        };
+        let secret = match (&key, secret.is_empty()) {
+            (Some(k), false) => Some(seal::seal(k, &self.aad(uid, b"secret"), &object::encode(&secret)?)?),
+            _ => None,
+        };
+        Ok((private, attrs, secret))
+    }
+
+    fn obj_uid(obj: &Object) -> Vec<u8> {
+        obj.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec()
+    }
+
+    /// Stores a new token object in one transaction; returns its id.
+    pub fn insert(&self, obj: Object) -> Result<i64> {
+        let uid = Self::obj_uid(&obj);
+        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
+        let mut db = lock(&self.db);
+        self.sync(&db)?;
+        let id = db.insert_object(&uid, private, &attrs, secret.as_deref())?;
+        let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
+        v.objects.insert(id, Cached { rev: 1, private, obj: Some(Arc::new(obj)), complete: true });
+        Ok(id)
+    }
+
+    /// Rewrites a token object.
+    pub fn update(&self, id: i64, obj: Object) -> Result<()> {
+        let uid = Self::obj_uid(&obj);
+        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
+        let mut db = lock(&self.db);
+        self.sync(&db)?;
+        let rev = db.update_object(id, private, &attrs, secret.as_deref())?.ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
+        let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
+        v.objects.insert(id, Cached { rev, private, obj: Some(Arc::new(obj)), complete: true });
+        Ok(())
+    }
+
+    /// Deletes a token object.
+    pub fn delete(&self, id: i64) -> Result<()> {
+        let mut db = lock(&self.db);
+        self.sync(&db)?;
+        let gone = db.delete_object(id)?;
+        self.view.write().unwrap_or_else(|p| p.into_inner()).objects.remove(&id);
+        if gone {
+            Ok(())
+        } else {
+            Err(err(CKR_OBJECT_HANDLE_INVALID))
+        }
+    }
+}
+
+/// Binds a PIN wrap to its token and role, so a wrap cannot be moved to another token or role.
+fn wrap_aad(token_uid: &[u8], role: Role) -> Vec<u8> {
+    let tag: &[u8] = match role {
+        Role::So => b"so-pin",
+        Role::User => b"user-pin",
+    };
+    [token_uid, tag].concat()
+}
