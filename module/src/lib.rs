@@ -10,6 +10,7 @@ pub mod abi;
 pub mod audit_hook;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod log;
 pub mod mechanisms;
 pub mod module;
