@@ -172,6 +172,12 @@ impl Token {
         Ok(Cached { rev: r.rev, private: r.private, obj: Some(Arc::new(Object { attrs })), complete })
     }
 
+    /// Makes the next access re-read the token row (after this process changed it: its own
+    /// commits do not move `data_version`). Cached objects whose revision is unchanged are kept.
+    fn touch(&self) {
+        self.view.write().unwrap_or_else(|p| p.into_inner()).data_version = i64::MIN;
+    }
+
     /// Forces the next access to reload every object (after login or logout).
     fn invalidate(&self) {
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
@@ -217,11 +223,13 @@ impl Token {
             Some(k) => {
                 if failures > 0 {
                     lock(&self.db).set_failures(role, 0)?;
+                    self.touch();
                 }
                 Ok(k)
             }
             None => {
                 let n = lock(&self.db).add_failure(role)?;
+                self.touch();
                 tracing::warn!("token {}: wrong {:?} PIN ({n} consecutive)", self.serial, role);
                 Err(err(CKR_PIN_INCORRECT))
             }
@@ -253,7 +261,9 @@ impl Token {
         check_new_pin(pin)?;
         let key = self.key().ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
         let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
-        lock(&self.db).set_pin_wrap(Role::User, Some(&w))
+        lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
+        self.touch();
+        Ok(())
     }
 
     /// `C_SetPIN`: checks the old PIN, then rewraps the token key under the new one. Objects are
@@ -262,7 +272,9 @@ impl Token {
         let key = self.verify_pin(role, old)?;
         check_new_pin(new)?;
         let w = seal::wrap_with_pin(&self.kek, &key, new, self.policy.iterations, &wrap_aad(&self.uid, role))?;
-        lock(&self.db).set_pin_wrap(role, Some(&w))
+        lock(&self.db).set_pin_wrap(role, Some(&w))?;
+        self.touch();
+        Ok(())
     }
 
     /// `C_InitToken` on an initialised token: the SO PIN must match; then every object goes, with
