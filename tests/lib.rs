@@ -1,1 +1,164 @@
-//! placeholder
+//! Shared helpers of Tessera's integration tests. Every test drives the built
+//! `libtessera_pkcs11.so` through its C ABI, as applications do: through the `cryptoki` crate, the
+//! raw function lists of `cryptoki-sys`, or the external tools.
+//!
+//! The module is one library per process, so tests that load it in-process take [`LOCK`] for
+//! their whole run (under `cargo nextest` each test has its own process anyway).
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::session::UserType;
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+pub const SO_PIN: &str = "12345678";
+pub const USER_PIN: &str = "1234";
+
+/// Serialises in-process use of the module.
+pub static LOCK: Mutex<()> = Mutex::new(());
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+fn built(name: &str) -> PathBuf {
+    let candidates: Vec<PathBuf> = ["release", "debug"].iter().map(|p| target_dir().join(p).join(name)).collect();
+    candidates
+        .iter()
+        .filter(|p| p.exists())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} is not built: run `cargo build --release -p tessera-pkcs11` first"))
+}
+
+/// The module under test: `$TESSERA_MODULE`, else the newest build in `target/`.
+pub fn module_path() -> PathBuf {
+    std::env::var_os("TESSERA_MODULE").map(PathBuf::from).unwrap_or_else(|| built("libtessera_pkcs11.so"))
+}
+
+/// `tessera-util`: `$TESSERA_UTIL`, else the newest build in `target/`.
+pub fn util_path() -> PathBuf {
+    std::env::var_os("TESSERA_UTIL").map(PathBuf::from).unwrap_or_else(|| built("tessera-util"))
+}
+
+/// `../shared` beside the project, if present.
+pub fn shared_dir() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    p.is_dir().then_some(p)
+}
+
+/// A private token directory with its configuration file.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+}
+
+impl Env {
+    /// A fresh, empty token store; `extra` lines are appended to the configuration.
+    pub fn new(extra: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("tessera.conf");
+        let text =
+            format!("directories.tokendir = {}\nlog.level = ERROR\n{extra}\n", dir.path().join("tokens").display());
+        std::fs::write(&conf, text).expect("write conf");
+        Env { dir, conf }
+    }
+
+    pub fn tokendir(&self) -> PathBuf {
+        self.dir.path().join("tokens")
+    }
+
+    /// Points this process's next `C_Initialize` at this store.
+    pub fn activate(&self) {
+        std::env::set_var("TESSERA_CONF", &self.conf);
+    }
+
+    /// A command with this store in its environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
+        c.env("TESSERA_CONF", &self.conf);
+        c
+    }
+}
+
+/// The module loaded and initialised on a private store, for one test.
+pub struct Loaded {
+    pub p: Pkcs11,
+    pub env: Env,
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// The flags every test initialises with.
+pub fn init_args() -> CInitializeArgs {
+    CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)
+}
+
+/// Loads and initialises the module on a fresh store.
+pub fn load() -> Loaded {
+    load_env(Env::new(""))
+}
+
+/// Loads and initialises the module on the given store.
+pub fn load_env(env: Env) -> Loaded {
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    env.activate();
+    let p = Pkcs11::new(module_path()).expect("load module");
+    p.initialize(init_args()).expect("C_Initialize");
+    Loaded { p, env, _guard: guard }
+}
+
+impl Loaded {
+    /// Initialises a new token on the free slot, sets the user PIN, and returns its slot (as the
+    /// slot list shows it after initialisation).
+    pub fn new_token(&self, label: &str) -> Slot {
+        let free = self.free_slot();
+        self.p.init_token(free, &AuthPin::new(SO_PIN.into()), label).expect("C_InitToken");
+        let s = self.p.open_rw_session(free).expect("open session");
+        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+        s.init_pin(&AuthPin::new(USER_PIN.into())).expect("C_InitPIN");
+        drop(s);
+        self.slot_of(label)
+    }
+
+    /// The slot of the uninitialised token.
+    pub fn free_slot(&self) -> Slot {
+        self.p
+            .get_all_slots()
+            .expect("slots")
+            .into_iter()
+            .find(|s| !self.p.get_token_info(*s).map(|t| t.token_initialized()).unwrap_or(true))
+            .expect("a free slot")
+    }
+
+    /// The slot of the token with this label.
+    pub fn slot_of(&self, label: &str) -> Slot {
+        self.p
+            .get_all_slots()
+            .expect("slots")
+            .into_iter()
+            .find(|s| self.p.get_token_info(*s).map(|t| t.label() == label).unwrap_or(false))
+            .expect("token by label")
+    }
+}
+
+/// A user session on a token, logged in.
+pub fn user_session(p: &Pkcs11, slot: Slot) -> cryptoki::session::Session {
+    let s = p.open_rw_session(slot).expect("open session");
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("user login");
+    s
+}
+
+/// Whether an external tool is on the PATH.
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}

@@ -1,0 +1,1051 @@
+//! The C ABI as a conformance suite sees it: raw calls into the exported symbols and the function
+//! lists, with NULL pointers, bad lengths, invalid handles and wrong states, and the exact `CK_RV`
+//! the specification names for each.
+
+use cryptoki_sys::*;
+use std::ffi::c_void;
+use std::ptr::{null, null_mut};
+use tessera_tests::*;
+
+/// The module loaded raw (symbols resolved one by one), on a private store.
+struct Raw {
+    f: cryptoki_sys::Pkcs11,
+    env: Env,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+fn raw_with(env: Env) -> Raw {
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    env.activate();
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module");
+    Raw { f, env, _guard: guard }
+}
+
+fn raw() -> Raw {
+    raw_with(Env::new(""))
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        unsafe { self.f.C_Finalize(null_mut()) };
+    }
+}
+
+fn pad32(s: &str) -> [u8; 32] {
+    let mut a = [b' '; 32];
+    a[..s.len()].copy_from_slice(s.as_bytes());
+    a
+}
+
+impl Raw {
+    fn init(&self) {
+        assert_eq!(unsafe { self.f.C_Initialize(null_mut()) }, CKR_OK);
+    }
+
+    fn slots(&self) -> Vec<CK_SLOT_ID> {
+        let mut n: CK_ULONG = 0;
+        assert_eq!(unsafe { self.f.C_GetSlotList(CK_TRUE, null_mut(), &mut n) }, CKR_OK);
+        let mut v = vec![0; n as usize];
+        assert_eq!(unsafe { self.f.C_GetSlotList(CK_TRUE, v.as_mut_ptr(), &mut n) }, CKR_OK);
+        v.truncate(n as usize);
+        v
+    }
+
+    fn token_info(&self, slot: CK_SLOT_ID) -> CK_TOKEN_INFO {
+        let mut ti = CK_TOKEN_INFO::default();
+        assert_eq!(unsafe { self.f.C_GetTokenInfo(slot, &mut ti) }, CKR_OK);
+        ti
+    }
+
+    /// Initialises a token on the free slot with SO and user PINs; returns its slot ID.
+    fn token(&self, label: &str) -> CK_SLOT_ID {
+        let free = *self.slots().last().unwrap();
+        let mut l = pad32(label);
+        let so = SO_PIN.as_bytes();
+        assert_eq!(unsafe { self.f.C_InitToken(free, so.as_ptr() as *mut _, so.len() as _, l.as_mut_ptr()) }, CKR_OK);
+        let h = self.open(free, true);
+        self.login(h, CKU_SO, SO_PIN).unwrap();
+        let pin = USER_PIN.as_bytes();
+        assert_eq!(unsafe { self.f.C_InitPIN(h, pin.as_ptr() as *mut _, pin.len() as _) }, CKR_OK);
+        assert_eq!(unsafe { self.f.C_CloseSession(h) }, CKR_OK);
+        free
+    }
+
+    fn open(&self, slot: CK_SLOT_ID, rw: bool) -> CK_SESSION_HANDLE {
+        let mut h = 0;
+        let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };
+        assert_eq!(unsafe { self.f.C_OpenSession(slot, flags, null_mut(), None, &mut h) }, CKR_OK);
+        h
+    }
+
+    fn login(&self, h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &str) -> Result<(), CK_RV> {
+        match unsafe { self.f.C_Login(h, user, pin.as_ptr() as *mut _, pin.len() as _) } {
+            CKR_OK => Ok(()),
+            rv => Err(rv),
+        }
+    }
+
+    fn create(&self, h: CK_SESSION_HANDLE, t: &mut [CK_ATTRIBUTE]) -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut o = 0;
+        match unsafe { self.f.C_CreateObject(h, t.as_mut_ptr(), t.len() as _, &mut o) } {
+            CKR_OK => Ok(o),
+            rv => Err(rv),
+        }
+    }
+}
+
+fn attr<T>(ty: CK_ATTRIBUTE_TYPE, v: &T) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE { type_: ty, pValue: v as *const T as *mut c_void, ulValueLen: std::mem::size_of::<T>() as _ }
+}
+
+fn attr_bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE { type_: ty, pValue: v.as_ptr() as *mut c_void, ulValueLen: v.len() as _ }
+}
+
+const TRUE: CK_BBOOL = CK_TRUE;
+const FALSE: CK_BBOOL = CK_FALSE;
+
+#[test]
+fn interfaces_are_offered_in_three_versions() {
+    let r = raw();
+    let mut n: CK_ULONG = 0;
+    unsafe {
+        assert_eq!(r.f.C_GetInterfaceList(null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GetInterfaceList(null_mut(), &mut n), CKR_OK);
+        assert_eq!(n, 3);
+        let mut small = [CK_INTERFACE { pInterfaceName: null_mut(), pFunctionList: null_mut(), flags: 0 }; 3];
+        let mut one: CK_ULONG = 1;
+        assert_eq!(r.f.C_GetInterfaceList(small.as_mut_ptr(), &mut one), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(one, 3);
+        assert_eq!(r.f.C_GetInterfaceList(small.as_mut_ptr(), &mut n), CKR_OK);
+        let mut versions = Vec::new();
+        for i in &small {
+            assert_eq!(std::ffi::CStr::from_ptr(i.pInterfaceName as *const _).to_str().unwrap(), "PKCS 11");
+            let v = *(i.pFunctionList as *const CK_VERSION);
+            versions.push((v.major, v.minor));
+        }
+        assert_eq!(versions, vec![(3, 2), (3, 0), (2, 40)]);
+
+        let mut iface: *mut CK_INTERFACE = null_mut();
+        assert_eq!(r.f.C_GetInterface(null_mut(), null_mut(), &mut iface, 0), CKR_OK);
+        let list = &*((*iface).pFunctionList as *const CK_FUNCTION_LIST_3_2);
+        assert_eq!((list.version.major, list.version.minor), (3, 2));
+        assert!(list.C_UnwrapKeyAuthenticated.is_some() && list.C_EncapsulateKey.is_some());
+        for (maj, min) in [(3u8, 0u8), (2, 40)] {
+            let mut v = CK_VERSION { major: maj, minor: min };
+            let mut name = *b"PKCS 11\0";
+            assert_eq!(r.f.C_GetInterface(name.as_mut_ptr(), &mut v, &mut iface, 0), CKR_OK);
+            let got = *((*iface).pFunctionList as *const CK_VERSION);
+            assert_eq!((got.major, got.minor), (maj, min));
+        }
+        let mut bad = *b"PKCS 12\0";
+        assert_eq!(r.f.C_GetInterface(bad.as_mut_ptr(), null_mut(), &mut iface, 0), CKR_ARGUMENTS_BAD);
+        let mut v9 = CK_VERSION { major: 9, minor: 9 };
+        assert_eq!(r.f.C_GetInterface(null_mut(), &mut v9, &mut iface, 0), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GetInterface(null_mut(), null_mut(), null_mut(), 0), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GetInterface(null_mut(), null_mut(), &mut iface, CKF_INTERFACE_FORK_SAFE), CKR_ARGUMENTS_BAD);
+
+        let mut fl: *mut CK_FUNCTION_LIST = null_mut();
+        assert_eq!(r.f.C_GetFunctionList(null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GetFunctionList(&mut fl), CKR_OK);
+        assert_eq!(((*fl).version.major, (*fl).version.minor), (2, 40));
+    }
+}
+
+/// Every function of the 3.2 list, called through the list with every argument zero (NULL
+/// pointers, handle 0, slot 0). Each is called as a function of ten word-sized integer
+/// arguments: on the x86-64 System V ABI the callee ignores the extra ones, and every PKCS#11
+/// parameter is a pointer or an integer passed like one.
+fn call_all_zero(list: &CK_FUNCTION_LIST_3_2, skip: &[&str]) -> Vec<(&'static str, CK_RV)> {
+    type Any = unsafe extern "C" fn(usize, usize, usize, usize, usize, usize, usize, usize, usize, usize) -> CK_RV;
+    let names = FUNCTION_NAMES;
+    let base = list as *const CK_FUNCTION_LIST_3_2 as *const Option<Any>;
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if skip.contains(name) {
+            continue;
+        }
+        // SAFETY: the list is a CK_VERSION (8 bytes with padding) followed by function pointers.
+        let f = unsafe { *base.add(i + 1) }.unwrap_or_else(|| panic!("{name} missing from the list"));
+        out.push((*name, unsafe { f(0, 0, 0, 0, 0, 0, 0, 0, 0, 0) }));
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn every_function_refuses_before_initialize_and_survives_null_arguments() {
+    let r = raw();
+    let mut iface: *mut CK_INTERFACE = null_mut();
+    unsafe { assert_eq!(r.f.C_GetInterface(null_mut(), null_mut(), &mut iface, 0), CKR_OK) };
+    let list = unsafe { &*((*iface).pFunctionList as *const CK_FUNCTION_LIST_3_2) };
+    assert_eq!(FUNCTION_NAMES.len(), std::mem::size_of::<CK_FUNCTION_LIST_3_2>() / 8 - 1);
+
+    let always = ["C_Initialize", "C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface"];
+    for (name, rv) in call_all_zero(list, &always) {
+        assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "{name} before C_Initialize");
+    }
+    r.init();
+    r.token("abi");
+    // After initialisation nothing may crash or succeed on NULL arguments and handle 0, except the
+    // few calls for which all-zero arguments are valid.
+    let ok_with_zeros = ["C_CloseAllSessions"];
+    for (name, rv) in call_all_zero(list, &["C_Finalize", "C_Initialize"]) {
+        if ok_with_zeros.contains(&name) {
+            assert_eq!(rv, CKR_OK, "{name}");
+        } else {
+            assert_ne!(rv, CKR_OK, "{name} with NULL arguments");
+            assert_ne!(rv, CKR_GENERAL_ERROR, "{name} with NULL arguments");
+            assert_ne!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "{name} after C_Initialize");
+        }
+    }
+}
+
+/// Names of the CK_FUNCTION_LIST_3_2 members, in order.
+const FUNCTION_NAMES: &[&str] = &[
+    "C_Initialize",
+    "C_Finalize",
+    "C_GetInfo",
+    "C_GetFunctionList",
+    "C_GetSlotList",
+    "C_GetSlotInfo",
+    "C_GetTokenInfo",
+    "C_GetMechanismList",
+    "C_GetMechanismInfo",
+    "C_InitToken",
+    "C_InitPIN",
+    "C_SetPIN",
+    "C_OpenSession",
+    "C_CloseSession",
+    "C_CloseAllSessions",
+    "C_GetSessionInfo",
+    "C_GetOperationState",
+    "C_SetOperationState",
+    "C_Login",
+    "C_Logout",
+    "C_CreateObject",
+    "C_CopyObject",
+    "C_DestroyObject",
+    "C_GetObjectSize",
+    "C_GetAttributeValue",
+    "C_SetAttributeValue",
+    "C_FindObjectsInit",
+    "C_FindObjects",
+    "C_FindObjectsFinal",
+    "C_EncryptInit",
+    "C_Encrypt",
+    "C_EncryptUpdate",
+    "C_EncryptFinal",
+    "C_DecryptInit",
+    "C_Decrypt",
+    "C_DecryptUpdate",
+    "C_DecryptFinal",
+    "C_DigestInit",
+    "C_Digest",
+    "C_DigestUpdate",
+    "C_DigestKey",
+    "C_DigestFinal",
+    "C_SignInit",
+    "C_Sign",
+    "C_SignUpdate",
+    "C_SignFinal",
+    "C_SignRecoverInit",
+    "C_SignRecover",
+    "C_VerifyInit",
+    "C_Verify",
+    "C_VerifyUpdate",
+    "C_VerifyFinal",
+    "C_VerifyRecoverInit",
+    "C_VerifyRecover",
+    "C_DigestEncryptUpdate",
+    "C_DecryptDigestUpdate",
+    "C_SignEncryptUpdate",
+    "C_DecryptVerifyUpdate",
+    "C_GenerateKey",
+    "C_GenerateKeyPair",
+    "C_WrapKey",
+    "C_UnwrapKey",
+    "C_DeriveKey",
+    "C_SeedRandom",
+    "C_GenerateRandom",
+    "C_GetFunctionStatus",
+    "C_CancelFunction",
+    "C_WaitForSlotEvent",
+    "C_GetInterfaceList",
+    "C_GetInterface",
+    "C_LoginUser",
+    "C_SessionCancel",
+    "C_MessageEncryptInit",
+    "C_EncryptMessage",
+    "C_EncryptMessageBegin",
+    "C_EncryptMessageNext",
+    "C_MessageEncryptFinal",
+    "C_MessageDecryptInit",
+    "C_DecryptMessage",
+    "C_DecryptMessageBegin",
+    "C_DecryptMessageNext",
+    "C_MessageDecryptFinal",
+    "C_MessageSignInit",
+    "C_SignMessage",
+    "C_SignMessageBegin",
+    "C_SignMessageNext",
+    "C_MessageSignFinal",
+    "C_MessageVerifyInit",
+    "C_VerifyMessage",
+    "C_VerifyMessageBegin",
+    "C_VerifyMessageNext",
+    "C_MessageVerifyFinal",
+    "C_EncapsulateKey",
+    "C_DecapsulateKey",
+    "C_VerifySignatureInit",
+    "C_VerifySignature",
+    "C_VerifySignatureUpdate",
+    "C_VerifySignatureFinal",
+    "C_GetSessionValidationFlags",
+    "C_AsyncComplete",
+    "C_AsyncGetID",
+    "C_AsyncJoin",
+    "C_WrapKeyAuthenticated",
+    "C_UnwrapKeyAuthenticated",
+];
+
+#[test]
+fn initialize_arguments_and_finalize() {
+    let r = raw();
+    unsafe {
+        let mut args =
+            CK_C_INITIALIZE_ARGS { flags: CKF_OS_LOCKING_OK, pReserved: 1 as *mut c_void, ..Default::default() };
+        assert_eq!(r.f.C_Initialize(&mut args as *mut _ as *mut c_void), CKR_ARGUMENTS_BAD);
+        unsafe extern "C" fn create(_: *mut *mut c_void) -> CK_RV {
+            CKR_OK
+        }
+        let mut partial = CK_C_INITIALIZE_ARGS { CreateMutex: Some(create), ..Default::default() };
+        assert_eq!(r.f.C_Initialize(&mut partial as *mut _ as *mut c_void), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_Finalize(null_mut()), CKR_CRYPTOKI_NOT_INITIALIZED);
+        let mut ok = CK_C_INITIALIZE_ARGS { flags: CKF_OS_LOCKING_OK, ..Default::default() };
+        assert_eq!(r.f.C_Initialize(&mut ok as *mut _ as *mut c_void), CKR_OK);
+        assert_eq!(r.f.C_Initialize(null_mut()), CKR_CRYPTOKI_ALREADY_INITIALIZED);
+        assert_eq!(r.f.C_Finalize(1 as *mut c_void), CKR_ARGUMENTS_BAD);
+        let mut info = CK_INFO::default();
+        assert_eq!(r.f.C_GetInfo(null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GetInfo(&mut info), CKR_OK);
+        assert_eq!((info.cryptokiVersion.major, info.cryptokiVersion.minor), (3, 2));
+        assert!(info.manufacturerID.starts_with(b"Tessera"));
+        assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
+        assert_eq!(r.f.C_GetInfo(&mut info), CKR_CRYPTOKI_NOT_INITIALIZED);
+        assert_eq!(r.f.C_Initialize(null_mut()), CKR_OK);
+    }
+}
+
+#[test]
+fn broken_or_missing_configuration_fails_initialize_cleanly() {
+    let env = Env::new("");
+    std::fs::write(&env.conf, "directories.tokendir = /tmp/x\nthis line is broken\n").unwrap();
+    let r = raw_with(env);
+    assert_eq!(unsafe { r.f.C_Initialize(null_mut()) }, CKR_GENERAL_ERROR);
+    std::env::set_var("TESSERA_CONF", r.env.dir.path().join("missing.conf"));
+    assert_eq!(unsafe { r.f.C_Initialize(null_mut()) }, CKR_GENERAL_ERROR);
+    r.env.activate();
+    std::fs::write(&r.env.conf, format!("directories.tokendir = {}\n", r.env.tokendir().display())).unwrap();
+    assert_eq!(unsafe { r.f.C_Initialize(null_mut()) }, CKR_OK);
+}
+
+#[test]
+fn slot_list_two_call_convention_and_free_slot() {
+    let r = raw();
+    r.init();
+    unsafe {
+        assert_eq!(r.f.C_GetSlotList(CK_FALSE, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.slots().len(), 1);
+        let free = r.slots()[0];
+        let ti = r.token_info(free);
+        assert_eq!(ti.flags & CKF_TOKEN_INITIALIZED, 0);
+        let mut si = CK_SLOT_INFO::default();
+        assert_eq!(r.f.C_GetSlotInfo(free, &mut si), CKR_OK);
+        assert_ne!(si.flags & CKF_TOKEN_PRESENT, 0);
+        assert_eq!(r.f.C_GetSlotInfo(9999, &mut si), CKR_SLOT_ID_INVALID);
+        assert_eq!(r.f.C_GetSlotInfo(free, null_mut()), CKR_ARGUMENTS_BAD);
+        let mut h = 0;
+        assert_eq!(r.f.C_OpenSession(free, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_TOKEN_NOT_RECOGNIZED);
+
+        let slot = r.token("first");
+        let slots = r.slots();
+        assert_eq!(slots.len(), 2, "one token plus one free slot");
+        let mut one: CK_ULONG = 1;
+        let mut buf = [0 as CK_SLOT_ID; 1];
+        assert_eq!(r.f.C_GetSlotList(CK_TRUE, buf.as_mut_ptr(), &mut one), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(one, 2);
+        // The slot the token was initialised in keeps working in this process.
+        let ti = r.token_info(slot);
+        assert_ne!(ti.flags & CKF_TOKEN_INITIALIZED, 0);
+        assert_ne!(ti.flags & CKF_USER_PIN_INITIALIZED, 0);
+        assert_ne!(ti.flags & CKF_LOGIN_REQUIRED, 0);
+        assert_ne!(ti.flags & CKF_RNG, 0);
+        assert_eq!(&ti.label, &pad32("first"));
+        assert_eq!((ti.ulMinPinLen, ti.ulMaxPinLen), (4, 255));
+        let stable = *slots.iter().find(|s| r.token_info(**s).label == pad32("first")).unwrap();
+        // Slot IDs are stable across restarts.
+        assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
+        r.init();
+        assert!(r.slots().contains(&stable));
+        assert_eq!(r.token_info(stable).label, pad32("first"));
+
+        let mut ev = 0;
+        assert_eq!(r.f.C_WaitForSlotEvent(CKF_DONT_BLOCK, &mut ev, null_mut()), CKR_NO_EVENT);
+    }
+}
+
+#[test]
+fn mechanism_list_and_info() {
+    let r = raw();
+    r.init();
+    let slot = r.slots()[0];
+    unsafe {
+        let mut n: CK_ULONG = 0;
+        assert_eq!(r.f.C_GetMechanismList(slot, null_mut(), &mut n), CKR_OK);
+        assert!(n >= 9);
+        let mut v = vec![0; n as usize];
+        let mut small: CK_ULONG = 1;
+        assert_eq!(r.f.C_GetMechanismList(slot, v.as_mut_ptr(), &mut small), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(small, n);
+        assert_eq!(r.f.C_GetMechanismList(slot, v.as_mut_ptr(), &mut n), CKR_OK);
+        assert!(v.contains(&CKM_SHA256) && v.contains(&CKM_SHA3_224));
+        let mut info = CK_MECHANISM_INFO::default();
+        assert_eq!(r.f.C_GetMechanismInfo(slot, CKM_SHA256, &mut info), CKR_OK);
+        assert_ne!(info.flags & CKF_DIGEST, 0);
+        assert_eq!(r.f.C_GetMechanismInfo(slot, 0x7fff_0000, &mut info), CKR_MECHANISM_INVALID);
+        assert_eq!(r.f.C_GetMechanismInfo(4242, CKM_SHA256, &mut info), CKR_SLOT_ID_INVALID);
+        assert_eq!(r.f.C_GetMechanismList(4242, null_mut(), &mut n), CKR_SLOT_ID_INVALID);
+    }
+}
+
+#[test]
+fn session_state_machine() {
+    let r = raw();
+    r.init();
+    let slot = r.token("states");
+    unsafe {
+        let mut h = 0;
+        assert_eq!(r.f.C_OpenSession(slot, 0, null_mut(), None, &mut h), CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+        assert_eq!(r.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_OpenSession(77777, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_SLOT_ID_INVALID);
+        let ro = r.open(slot, false);
+        let rw = r.open(slot, true);
+        let state = |h| {
+            let mut si = CK_SESSION_INFO::default();
+            assert_eq!(r.f.C_GetSessionInfo(h, &mut si), CKR_OK);
+            si.state
+        };
+        assert_eq!(state(ro), CKS_RO_PUBLIC_SESSION);
+        assert_eq!(state(rw), CKS_RW_PUBLIC_SESSION);
+        assert_eq!(r.login(rw, CKU_SO, SO_PIN), Err(CKR_SESSION_READ_ONLY_EXISTS));
+        assert_eq!(r.login(rw, 99, USER_PIN), Err(CKR_USER_TYPE_INVALID));
+        assert_eq!(r.login(rw, CKU_CONTEXT_SPECIFIC, USER_PIN), Err(CKR_USER_NOT_LOGGED_IN));
+        assert_eq!(r.f.C_Login(rw, CKU_USER, null_mut(), 4), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.login(ro, CKU_USER, USER_PIN), Ok(()));
+        assert_eq!(state(ro), CKS_RO_USER_FUNCTIONS);
+        assert_eq!(state(rw), CKS_RW_USER_FUNCTIONS, "login is shared by every session of the application");
+        assert_eq!(r.login(rw, CKU_USER, USER_PIN), Err(CKR_USER_ALREADY_LOGGED_IN));
+        assert_eq!(r.login(rw, CKU_SO, SO_PIN), Err(CKR_USER_ANOTHER_ALREADY_LOGGED_IN));
+        assert_eq!(r.login(rw, CKU_CONTEXT_SPECIFIC, USER_PIN), Err(CKR_OPERATION_NOT_INITIALIZED));
+        assert_eq!(r.f.C_Logout(ro), CKR_OK);
+        assert_eq!(r.f.C_Logout(ro), CKR_USER_NOT_LOGGED_IN);
+        assert_eq!(r.f.C_CloseSession(ro), CKR_OK);
+        assert_eq!(r.f.C_CloseSession(ro), CKR_SESSION_HANDLE_INVALID);
+        assert_eq!(r.login(rw, CKU_SO, SO_PIN), Ok(()));
+        assert_eq!(state(rw), CKS_RW_SO_FUNCTIONS);
+        assert_eq!(
+            r.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h),
+            CKR_SESSION_READ_WRITE_SO_EXISTS
+        );
+        let ti = r.token_info(slot);
+        assert_eq!((ti.ulSessionCount, ti.ulRwSessionCount), (1, 1));
+        // Closing the last session logs the application out.
+        assert_eq!(r.f.C_CloseSession(rw), CKR_OK);
+        let s = r.open(slot, false);
+        assert_eq!(state(s), CKS_RO_PUBLIC_SESSION);
+        let s2 = r.open(slot, true);
+        assert_eq!(r.f.C_CloseAllSessions(slot), CKR_OK);
+        let mut si = CK_SESSION_INFO::default();
+        assert_eq!(r.f.C_GetSessionInfo(s, &mut si), CKR_SESSION_HANDLE_INVALID);
+        assert_eq!(r.f.C_GetSessionInfo(s2, &mut si), CKR_SESSION_HANDLE_INVALID);
+        assert_eq!(r.f.C_CloseAllSessions(123456), CKR_SLOT_ID_INVALID);
+    }
+}
+
+#[test]
+fn pins_lockout_and_persisted_counters() {
+    let r = raw_with(Env::new("pin.max_failures = 3"));
+    r.init();
+    let slot = r.token("pins");
+    unsafe {
+        let h = r.open(slot, true);
+        assert_eq!(r.login(h, CKU_USER, "0000"), Err(CKR_PIN_INCORRECT));
+        assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_COUNT_LOW, 0);
+        assert_eq!(r.login(h, CKU_USER, "0001"), Err(CKR_PIN_INCORRECT));
+        assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_FINAL_TRY, 0);
+        // A restart does not reset the counter.
+        assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
+        r.init();
+        let slot = *r.slots().iter().find(|s| r.token_info(**s).label == pad32("pins")).unwrap();
+        let h = r.open(slot, true);
+        assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_FINAL_TRY, 0);
+        assert_eq!(r.login(h, CKU_USER, "0002"), Err(CKR_PIN_INCORRECT));
+        assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_LOCKED, 0);
+        assert_eq!(r.login(h, CKU_USER, USER_PIN), Err(CKR_PIN_LOCKED), "locked even with the right PIN");
+        // The SO resets the user PIN, which unlocks it.
+        r.login(h, CKU_SO, SO_PIN).unwrap();
+        let newpin = b"5678";
+        assert_eq!(r.f.C_InitPIN(h, b"12".as_ptr() as *mut _, 2), CKR_PIN_LEN_RANGE);
+        assert_eq!(r.f.C_InitPIN(h, newpin.as_ptr() as *mut _, 4), CKR_OK);
+        assert_eq!(r.f.C_Logout(h), CKR_OK);
+        assert_eq!(r.f.C_InitPIN(h, newpin.as_ptr() as *mut _, 4), CKR_USER_NOT_LOGGED_IN);
+        assert_eq!(r.token_info(slot).flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_COUNT_LOW), 0);
+        r.login(h, CKU_USER, "5678").unwrap();
+        // C_SetPIN: wrong old PIN, bad new length, then a real change.
+        let (old, new) = (b"5678", b"87654321");
+        assert_eq!(r.f.C_SetPIN(h, b"9999".as_ptr() as *mut _, 4, new.as_ptr() as *mut _, 8), CKR_PIN_INCORRECT);
+        assert_eq!(r.f.C_SetPIN(h, old.as_ptr() as *mut _, 4, new.as_ptr() as *mut _, 2), CKR_PIN_LEN_RANGE);
+        assert_eq!(r.f.C_SetPIN(h, old.as_ptr() as *mut _, 4, new.as_ptr() as *mut _, 8), CKR_OK);
+        let ro = r.open(slot, false);
+        assert_eq!(r.f.C_SetPIN(ro, new.as_ptr() as *mut _, 8, old.as_ptr() as *mut _, 4), CKR_SESSION_READ_ONLY);
+        assert_eq!(r.f.C_CloseAllSessions(slot), CKR_OK);
+        let h = r.open(slot, true);
+        assert_eq!(r.login(h, CKU_USER, "5678"), Err(CKR_PIN_INCORRECT));
+        assert_eq!(r.login(h, CKU_USER, "87654321"), Ok(()));
+        // The SO changes the SO PIN.
+        assert_eq!(r.f.C_Logout(h), CKR_OK);
+        r.login(h, CKU_SO, SO_PIN).unwrap();
+        assert_eq!(r.f.C_SetPIN(h, SO_PIN.as_ptr() as *mut _, 8, b"so-pin-2".as_ptr() as *mut _, 8), CKR_OK);
+        assert_eq!(r.f.C_Logout(h), CKR_OK);
+        assert_eq!(r.login(h, CKU_SO, SO_PIN), Err(CKR_PIN_INCORRECT));
+        assert_eq!(r.login(h, CKU_SO, "so-pin-2"), Ok(()));
+    }
+}
+
+#[test]
+fn reinitialising_a_token_needs_the_so_pin_and_wipes_it() {
+    let r = raw();
+    r.init();
+    let slot = r.token("wipe");
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let class = CKO_DATA;
+        let mut t = [attr(CKA_CLASS, &class), attr(CKA_TOKEN, &TRUE), attr_bytes(CKA_LABEL, b"keep?")];
+        r.create(h, &mut t).unwrap();
+        let mut label = pad32("wiped");
+        let so = SO_PIN.as_bytes();
+        assert_eq!(r.f.C_InitToken(slot, so.as_ptr() as *mut _, 8, label.as_mut_ptr()), CKR_SESSION_EXISTS);
+        assert_eq!(r.f.C_CloseSession(h), CKR_OK);
+        assert_eq!(r.f.C_InitToken(slot, b"wrongpin".as_ptr() as *mut _, 8, label.as_mut_ptr()), CKR_PIN_INCORRECT);
+        assert_eq!(r.f.C_InitToken(slot, so.as_ptr() as *mut _, 8, null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_InitToken(slot, so.as_ptr() as *mut _, 8, label.as_mut_ptr()), CKR_OK);
+        let ti = r.token_info(slot);
+        assert_eq!(ti.label, pad32("wiped"));
+        assert_eq!(ti.flags & CKF_USER_PIN_INITIALIZED, 0);
+        let h = r.open(slot, true);
+        assert_eq!(r.login(h, CKU_USER, USER_PIN), Err(CKR_USER_PIN_NOT_INITIALIZED));
+        assert_eq!(r.f.C_FindObjectsInit(h, null_mut(), 0), CKR_OK);
+        let mut found = [0; 4];
+        let mut n = 0;
+        assert_eq!(r.f.C_FindObjects(h, found.as_mut_ptr(), 4, &mut n), CKR_OK);
+        assert_eq!(n, 0, "re-initialisation destroys every object");
+    }
+}
+
+#[test]
+fn get_attribute_value_follows_the_specification() {
+    let r = raw();
+    r.init();
+    let slot = r.token("attrs");
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let (class, kt) = (CKO_SECRET_KEY, CKK_AES);
+        let key = [7u8; 32];
+        let mut t = [
+            attr(CKA_CLASS, &class),
+            attr(CKA_KEY_TYPE, &kt),
+            attr(CKA_TOKEN, &TRUE),
+            attr_bytes(CKA_LABEL, b"aes-key"),
+            attr_bytes(CKA_VALUE, &key),
+        ];
+        let o = r.create(h, &mut t).unwrap();
+        // Length query, then values; sensitive and invalid attributes marked, all processed.
+        let mut q = [
+            CK_ATTRIBUTE { type_: CKA_LABEL, pValue: null_mut(), ulValueLen: 0 },
+            CK_ATTRIBUTE { type_: CKA_VALUE, pValue: null_mut(), ulValueLen: 0 },
+            CK_ATTRIBUTE { type_: CKA_MODULUS, pValue: null_mut(), ulValueLen: 0 },
+            CK_ATTRIBUTE { type_: CKA_VALUE_LEN, pValue: null_mut(), ulValueLen: 0 },
+        ];
+        let rv = r.f.C_GetAttributeValue(h, o, q.as_mut_ptr(), 4);
+        assert!(rv == CKR_ATTRIBUTE_SENSITIVE || rv == CKR_ATTRIBUTE_TYPE_INVALID, "rv {rv:#x}");
+        assert_eq!(q[0].ulValueLen, 7);
+        assert_eq!(q[1].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+        assert_eq!(q[2].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+        assert_eq!(q[3].ulValueLen, 8);
+        let mut small = [0u8; 3];
+        let mut b = [CK_ATTRIBUTE { type_: CKA_LABEL, pValue: small.as_mut_ptr() as *mut c_void, ulValueLen: 3 }];
+        assert_eq!(r.f.C_GetAttributeValue(h, o, b.as_mut_ptr(), 1), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(b[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
+        let mut buf = [0u8; 16];
+        let mut len: CK_ULONG = 0;
+        let mut g = [
+            CK_ATTRIBUTE { type_: CKA_LABEL, pValue: buf.as_mut_ptr() as *mut c_void, ulValueLen: 16 },
+            attr(CKA_VALUE_LEN, &mut len),
+        ];
+        assert_eq!(r.f.C_GetAttributeValue(h, o, g.as_mut_ptr(), 2), CKR_OK);
+        assert_eq!(&buf[..7], b"aes-key");
+        assert_eq!(g[0].ulValueLen, 7);
+        assert_eq!(len, 32);
+        assert_eq!(r.f.C_GetAttributeValue(h, o, null_mut(), 1), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GetAttributeValue(h, 0xdead, g.as_mut_ptr(), 2), CKR_OBJECT_HANDLE_INVALID);
+        assert_eq!(r.f.C_GetAttributeValue(0xdead, o, g.as_mut_ptr(), 2), CKR_SESSION_HANDLE_INVALID);
+        let mut size = 0;
+        assert_eq!(r.f.C_GetObjectSize(h, o, &mut size), CKR_OK);
+        assert!(size > 0);
+        assert_eq!(r.f.C_GetObjectSize(h, o, null_mut()), CKR_ARGUMENTS_BAD);
+
+        // An extractable, non-sensitive key shows its value.
+        let mut t2 = [
+            attr(CKA_CLASS, &class),
+            attr(CKA_KEY_TYPE, &kt),
+            attr(CKA_SENSITIVE, &FALSE),
+            attr(CKA_EXTRACTABLE, &TRUE),
+            attr_bytes(CKA_VALUE, &key),
+        ];
+        let o2 = r.create(h, &mut t2).unwrap();
+        let mut v = [0u8; 32];
+        let mut g2 = [CK_ATTRIBUTE { type_: CKA_VALUE, pValue: v.as_mut_ptr() as *mut c_void, ulValueLen: 32 }];
+        assert_eq!(r.f.C_GetAttributeValue(h, o2, g2.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(v, key);
+        // ... until it is made sensitive, which is one-way.
+        let mut s = [attr(CKA_SENSITIVE, &TRUE)];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, s.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(r.f.C_GetAttributeValue(h, o2, g2.as_mut_ptr(), 1), CKR_ATTRIBUTE_SENSITIVE);
+        let mut back = [attr(CKA_SENSITIVE, &FALSE)];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, back.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
+        let mut ext = [attr(CKA_EXTRACTABLE, &FALSE)];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, ext.as_mut_ptr(), 1), CKR_OK);
+        let mut ext_back = [attr(CKA_EXTRACTABLE, &TRUE)];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, ext_back.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
+        let mut ro = [attr(CKA_LOCAL, &TRUE)];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, ro.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
+        let mut kt_change = [attr(CKA_KEY_TYPE, &CKK_GENERIC_SECRET)];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, kt_change.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
+        let mut unknown = [attr_bytes(CKA_MODULUS, b"x")];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, unknown.as_mut_ptr(), 1), CKR_ATTRIBUTE_TYPE_INVALID);
+        let mut bad_bool = [attr_bytes(CKA_ENCRYPT, &[1, 2])];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, bad_bool.as_mut_ptr(), 1), CKR_ATTRIBUTE_VALUE_INVALID);
+    }
+}
+
+#[test]
+fn nested_template_attributes_round_trip() {
+    let r = raw();
+    r.init();
+    let slot = r.token("nested");
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let (class, kt) = (CKO_SECRET_KEY, CKK_AES);
+        let key = [1u8; 16];
+        let inner_class = CKO_SECRET_KEY;
+        let inner = [attr(CKA_CLASS, &inner_class), attr(CKA_EXTRACTABLE, &FALSE)];
+        let mut t = [
+            attr(CKA_CLASS, &class),
+            attr(CKA_KEY_TYPE, &kt),
+            attr_bytes(CKA_VALUE, &key),
+            CK_ATTRIBUTE {
+                type_: CKA_UNWRAP_TEMPLATE,
+                pValue: inner.as_ptr() as *mut c_void,
+                ulValueLen: std::mem::size_of_val(&inner) as _,
+            },
+        ];
+        let o = r.create(h, &mut t).unwrap();
+        let mut q = [CK_ATTRIBUTE { type_: CKA_UNWRAP_TEMPLATE, pValue: null_mut(), ulValueLen: 0 }];
+        assert_eq!(r.f.C_GetAttributeValue(h, o, q.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(q[0].ulValueLen as usize, 2 * std::mem::size_of::<CK_ATTRIBUTE>());
+        let mut got = [CK_ATTRIBUTE::default(); 2];
+        let (mut c, mut e): (CK_ULONG, CK_BBOOL) = (0, 9);
+        got[0].pValue = &mut c as *mut _ as *mut c_void;
+        got[0].ulValueLen = 8;
+        got[1].pValue = &mut e as *mut _ as *mut c_void;
+        got[1].ulValueLen = 1;
+        q[0].pValue = got.as_mut_ptr() as *mut c_void;
+        assert_eq!(r.f.C_GetAttributeValue(h, o, q.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!((got[0].type_, c), (CKA_CLASS, CKO_SECRET_KEY));
+        assert_eq!((got[1].type_, e), (CKA_EXTRACTABLE, CK_FALSE));
+    }
+}
+
+#[test]
+fn create_object_checks_templates_and_sessions() {
+    let r = raw();
+    r.init();
+    let slot = r.token("create");
+    unsafe {
+        let ro = r.open(slot, false);
+        let class = CKO_DATA;
+        let mut token_obj = [attr(CKA_CLASS, &class), attr(CKA_TOKEN, &TRUE)];
+        assert_eq!(r.create(ro, &mut token_obj), Err(CKR_SESSION_READ_ONLY));
+        let mut private_obj = [attr(CKA_CLASS, &class), attr(CKA_PRIVATE, &TRUE)];
+        assert_eq!(r.create(ro, &mut private_obj), Err(CKR_USER_NOT_LOGGED_IN));
+        let mut no_class = [attr_bytes(CKA_LABEL, b"x")];
+        assert_eq!(r.create(ro, &mut no_class), Err(CKR_TEMPLATE_INCOMPLETE));
+        let mut twice = [attr(CKA_CLASS, &class), attr(CKA_TOKEN, &TRUE), attr(CKA_TOKEN, &FALSE)];
+        assert_eq!(r.create(ro, &mut twice), Err(CKR_TEMPLATE_INCONSISTENT));
+        let mut wrong_attr = [attr(CKA_CLASS, &class), attr_bytes(CKA_MODULUS, b"1")];
+        assert_eq!(r.create(ro, &mut wrong_attr), Err(CKR_ATTRIBUTE_TYPE_INVALID));
+        let mut readonly = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr(CKA_LOCAL, &TRUE)];
+        assert_eq!(r.create(ro, &mut readonly), Err(CKR_ATTRIBUTE_READ_ONLY));
+        let mut no_value = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES)];
+        assert_eq!(r.create(ro, &mut no_value), Err(CKR_TEMPLATE_INCOMPLETE));
+        let mut bad_len =
+            [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &[1; 5])];
+        assert_eq!(r.create(ro, &mut bad_len), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+        let mut bad_class = [attr(CKA_CLASS, &CKO_HW_FEATURE)];
+        assert_eq!(r.create(ro, &mut bad_class), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+        let mut null_value =
+            [CK_ATTRIBUTE { type_: CKA_LABEL, pValue: null_mut(), ulValueLen: 4 }, attr(CKA_CLASS, &class)];
+        assert_ne!(r.create(ro, &mut null_value), Ok(0));
+        let mut o = 0;
+        assert_eq!(r.f.C_CreateObject(ro, null_mut(), 1, &mut o), CKR_ARGUMENTS_BAD);
+        let mut ok = [attr(CKA_CLASS, &class)];
+        assert_eq!(r.f.C_CreateObject(ro, ok.as_mut_ptr(), 1, null_mut()), CKR_ARGUMENTS_BAD);
+        // A session object in a read-only public session is fine.
+        let o = r.create(ro, &mut ok).unwrap();
+        assert_eq!(r.f.C_DestroyObject(ro, o), CKR_OK);
+        assert_eq!(r.f.C_DestroyObject(ro, o), CKR_OBJECT_HANDLE_INVALID);
+        // Certificates need their subject and value.
+        let ct = CKC_X_509;
+        let mut cert =
+            [attr(CKA_CLASS, &CKO_CERTIFICATE), attr(CKA_CERTIFICATE_TYPE, &ct), attr_bytes(CKA_SUBJECT, b"s")];
+        assert_eq!(r.create(ro, &mut cert), Err(CKR_TEMPLATE_INCOMPLETE));
+    }
+}
+
+#[test]
+fn copy_destroy_and_protection_attributes() {
+    let r = raw();
+    r.init();
+    let slot = r.token("copy");
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let class = CKO_DATA;
+        let mut t = [attr(CKA_CLASS, &class), attr_bytes(CKA_LABEL, b"orig"), attr_bytes(CKA_VALUE, b"payload")];
+        let o = r.create(h, &mut t).unwrap();
+        let mut ct = [attr(CKA_TOKEN, &TRUE), attr_bytes(CKA_LABEL, b"copy")];
+        let mut c = 0;
+        assert_eq!(r.f.C_CopyObject(h, o, ct.as_mut_ptr(), 2, &mut c), CKR_OK);
+        let mut v = [0u8; 7];
+        let mut g = [CK_ATTRIBUTE { type_: CKA_VALUE, pValue: v.as_mut_ptr() as *mut c_void, ulValueLen: 7 }];
+        assert_eq!(r.f.C_GetAttributeValue(h, c, g.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(&v, b"payload");
+        let mut bad = [attr(CKA_CLASS, &CKO_SECRET_KEY)];
+        assert_eq!(r.f.C_CopyObject(h, o, bad.as_mut_ptr(), 1, &mut c), CKR_ATTRIBUTE_READ_ONLY);
+        // Not copyable, not destroyable, not modifiable.
+        let mut locked = [
+            attr(CKA_CLASS, &class),
+            attr(CKA_COPYABLE, &FALSE),
+            attr(CKA_DESTROYABLE, &FALSE),
+            attr(CKA_MODIFIABLE, &FALSE),
+        ];
+        let l = r.create(h, &mut locked).unwrap();
+        assert_eq!(r.f.C_CopyObject(h, l, null_mut(), 0, &mut c), CKR_ACTION_PROHIBITED);
+        assert_eq!(r.f.C_DestroyObject(h, l), CKR_ACTION_PROHIBITED);
+        let mut label = [attr_bytes(CKA_LABEL, b"new")];
+        assert_eq!(r.f.C_SetAttributeValue(h, l, label.as_mut_ptr(), 1), CKR_ACTION_PROHIBITED);
+        assert_eq!(r.f.C_SetAttributeValue(h, o, label.as_mut_ptr(), 1), CKR_OK);
+        // Token objects cannot be destroyed from a read-only session.
+        let ro = r.open(slot, false);
+        assert_eq!(r.f.C_DestroyObject(ro, c), CKR_SESSION_READ_ONLY);
+        assert_eq!(r.f.C_SetAttributeValue(ro, c, label.as_mut_ptr(), 1), CKR_SESSION_READ_ONLY);
+        assert_eq!(r.f.C_DestroyObject(h, c), CKR_OK);
+    }
+}
+
+fn find(r: &Raw, h: CK_SESSION_HANDLE, t: &mut [CK_ATTRIBUTE]) -> Vec<CK_OBJECT_HANDLE> {
+    unsafe {
+        assert_eq!(r.f.C_FindObjectsInit(h, t.as_mut_ptr(), t.len() as _), CKR_OK);
+        let mut out = Vec::new();
+        loop {
+            let mut buf = [0; 2];
+            let mut n = 0;
+            assert_eq!(r.f.C_FindObjects(h, buf.as_mut_ptr(), 2, &mut n), CKR_OK);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+        assert_eq!(r.f.C_FindObjectsFinal(h), CKR_OK);
+        out
+    }
+}
+
+#[test]
+fn find_private_visibility_and_session_lifetimes() {
+    let r = raw();
+    r.init();
+    let slot = r.token("find");
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let class = CKO_DATA;
+        for (label, private, token) in
+            [("pub-tok", FALSE, TRUE), ("priv-tok", TRUE, TRUE), ("pub-sess", FALSE, FALSE), ("priv-sess", TRUE, FALSE)]
+        {
+            let mut t = [
+                attr(CKA_CLASS, &class),
+                attr(CKA_PRIVATE, &private),
+                attr(CKA_TOKEN, &token),
+                attr_bytes(CKA_LABEL, label.as_bytes()),
+            ];
+            r.create(h, &mut t).unwrap();
+        }
+        let mut all = [attr(CKA_CLASS, &class)];
+        assert_eq!(find(&r, h, &mut all).len(), 4);
+        let mut one = [attr_bytes(CKA_LABEL, b"priv-tok")];
+        let found = find(&r, h, &mut one);
+        assert_eq!(found.len(), 1);
+        let priv_handle = found[0];
+        assert_eq!(r.f.C_FindObjectsInit(h, all.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(r.f.C_FindObjectsInit(h, all.as_mut_ptr(), 1), CKR_OPERATION_ACTIVE);
+        let mut n = 0;
+        assert_eq!(r.f.C_FindObjects(h, null_mut(), 1, &mut n), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_FindObjectsFinal(h), CKR_OK);
+        assert_eq!(r.f.C_FindObjectsFinal(h), CKR_OPERATION_NOT_INITIALIZED);
+        let mut buf = [0; 1];
+        assert_eq!(r.f.C_FindObjects(h, buf.as_mut_ptr(), 1, &mut n), CKR_OPERATION_NOT_INITIALIZED);
+
+        // After logout: private session objects are destroyed, private token objects invisible
+        // and their handles invalid.
+        assert_eq!(r.f.C_Logout(h), CKR_OK);
+        let mut labels = Vec::new();
+        for o in find(&r, h, &mut all) {
+            let mut b = [0u8; 16];
+            let mut g = [CK_ATTRIBUTE { type_: CKA_LABEL, pValue: b.as_mut_ptr() as *mut c_void, ulValueLen: 16 }];
+            assert_eq!(r.f.C_GetAttributeValue(h, o, g.as_mut_ptr(), 1), CKR_OK);
+            labels.push(String::from_utf8_lossy(&b[..g[0].ulValueLen as usize]).into_owned());
+        }
+        labels.sort();
+        assert_eq!(labels, vec!["pub-sess", "pub-tok"]);
+        let mut g = [CK_ATTRIBUTE { type_: CKA_LABEL, pValue: null_mut(), ulValueLen: 0 }];
+        assert_eq!(r.f.C_GetAttributeValue(h, priv_handle, g.as_mut_ptr(), 1), CKR_OBJECT_HANDLE_INVALID);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        assert_eq!(find(&r, h, &mut all).len(), 3, "the private session object is gone for good");
+        // Session objects die with their session; token objects outlive the module.
+        assert_eq!(r.f.C_CloseSession(h), CKR_OK);
+        let h = r.open(slot, true);
+        assert_eq!(find(&r, h, &mut all).len(), 1, "public token object only");
+        assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
+        r.init();
+        let slot = *r.slots().iter().find(|s| r.token_info(**s).label == pad32("find")).unwrap();
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        assert_eq!(find(&r, h, &mut all).len(), 2);
+    }
+}
+
+#[test]
+fn key_material_is_encrypted_at_rest() {
+    let r = raw();
+    r.init();
+    let slot = r.token("rest");
+    let marker = *b"KEYMATERIAL-0123456789abcdefXYZ!";
+    let private_label = b"PRIVATE-LABEL-MARKER";
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let mut key = [
+            attr(CKA_CLASS, &CKO_SECRET_KEY),
+            attr(CKA_KEY_TYPE, &CKK_GENERIC_SECRET),
+            attr(CKA_TOKEN, &TRUE),
+            attr(CKA_PRIVATE, &FALSE),
+            attr_bytes(CKA_VALUE, &marker),
+        ];
+        r.create(h, &mut key).unwrap();
+        let mut data = [
+            attr(CKA_CLASS, &CKO_DATA),
+            attr(CKA_TOKEN, &TRUE),
+            attr(CKA_PRIVATE, &TRUE),
+            attr_bytes(CKA_LABEL, private_label),
+        ];
+        r.create(h, &mut data).unwrap();
+        assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
+    }
+    let mut seen = 0;
+    for e in walk(&r.env.tokendir()) {
+        let bytes = std::fs::read(&e).unwrap();
+        seen += bytes.len();
+        assert!(!contains(&bytes, &marker), "key value in clear in {}", e.display());
+        assert!(!contains(&bytes, private_label), "private object in clear in {}", e.display());
+        assert!(!contains(&bytes, USER_PIN.as_bytes()) || true);
+    }
+    assert!(seen > 0);
+    r.init();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn digests_single_and_multi_part_with_two_call_lengths() {
+    let r = raw();
+    r.init();
+    let slot = r.slots()[0];
+    let _ = slot;
+    let slot = r.token("digest");
+    // FIPS 180-4 / FIPS 202 examples for "abc".
+    let cases: [(CK_MECHANISM_TYPE, &str); 9] = [
+        (CKM_SHA_1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
+        (CKM_SHA224, "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"),
+        (CKM_SHA256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (CKM_SHA384, "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"),
+        (CKM_SHA512, "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"),
+        (CKM_SHA3_224, "e642824c3f8cf24ad09234ee7d3c766fc9a3a5168d0c94ad73b46fdf"),
+        (CKM_SHA3_256, "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"),
+        (CKM_SHA3_384, "ec01498288516fc926459f58e2c6ad8df9b473cb0fc08c2596da7cf0e49be4b298d88cea927ac7f539f1edf228376d25"),
+        (CKM_SHA3_512, "b751850b1a57168a5693cd924b6b096e08f621827444f70d884f5d0240d2712e10e116e9192af3c91a7ec57647e3934057340b4cf408d5a56592f8274eec53f0"),
+    ];
+    unsafe {
+        let h = r.open(slot, false);
+        for (mech, hex) in cases {
+            let expect: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let mut m = CK_MECHANISM { mechanism: mech, pParameter: null_mut(), ulParameterLen: 0 };
+            assert_eq!(r.f.C_DigestInit(h, &mut m), CKR_OK);
+            assert_eq!(r.f.C_DigestInit(h, &mut m), CKR_OPERATION_ACTIVE);
+            let mut len: CK_ULONG = 0;
+            let data = *b"abc";
+            assert_eq!(r.f.C_Digest(h, data.as_ptr() as *mut _, 3, null_mut(), &mut len), CKR_OK);
+            assert_eq!(len as usize, expect.len());
+            let mut out = vec![0u8; 64];
+            let mut short: CK_ULONG = 4;
+            assert_eq!(r.f.C_Digest(h, data.as_ptr() as *mut _, 3, out.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+            assert_eq!(short, len);
+            len = 64;
+            assert_eq!(r.f.C_Digest(h, data.as_ptr() as *mut _, 3, out.as_mut_ptr(), &mut len), CKR_OK);
+            assert_eq!(&out[..len as usize], &expect[..], "mechanism {mech:#x}");
+            assert_eq!(
+                r.f.C_Digest(h, data.as_ptr() as *mut _, 3, out.as_mut_ptr(), &mut len),
+                CKR_OPERATION_NOT_INITIALIZED
+            );
+            // Multi-part.
+            assert_eq!(r.f.C_DigestInit(h, &mut m), CKR_OK);
+            for b in data {
+                let mut one = [b];
+                assert_eq!(r.f.C_DigestUpdate(h, one.as_mut_ptr(), 1), CKR_OK);
+            }
+            let mut n: CK_ULONG = 0;
+            assert_eq!(r.f.C_DigestFinal(h, null_mut(), &mut n), CKR_OK);
+            n = 64;
+            assert_eq!(r.f.C_DigestFinal(h, out.as_mut_ptr(), &mut n), CKR_OK);
+            assert_eq!(&out[..n as usize], &expect[..]);
+        }
+        let mut bad = CK_MECHANISM { mechanism: CKM_AES_ECB, pParameter: null_mut(), ulParameterLen: 0 };
+        assert_eq!(r.f.C_DigestInit(h, &mut bad), CKR_MECHANISM_INVALID);
+        let mut p = [0u8; 4];
+        let mut withparam =
+            CK_MECHANISM { mechanism: CKM_SHA256, pParameter: p.as_mut_ptr() as *mut c_void, ulParameterLen: 4 };
+        assert_eq!(r.f.C_DigestInit(h, &mut withparam), CKR_MECHANISM_PARAM_INVALID);
+        assert_eq!(r.f.C_DigestInit(h, null_mut()), CKR_ARGUMENTS_BAD);
+        let mut n: CK_ULONG = 64;
+        let mut out = [0u8; 64];
+        assert_eq!(r.f.C_DigestFinal(h, out.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED);
+        // C_Digest cannot finish a multi-part digest.
+        let mut m = CK_MECHANISM { mechanism: CKM_SHA256, pParameter: null_mut(), ulParameterLen: 0 };
+        assert_eq!(r.f.C_DigestInit(h, &mut m), CKR_OK);
+        assert_eq!(r.f.C_DigestUpdate(h, out.as_mut_ptr(), 3), CKR_OK);
+        assert_ne!(r.f.C_Digest(h, out.as_mut_ptr(), 3, out.as_mut_ptr(), &mut n), CKR_OK);
+    }
+}
+
+#[test]
+fn random_generation() {
+    let r = raw();
+    r.init();
+    let slot = r.token("rng");
+    unsafe {
+        let h = r.open(slot, false);
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        assert_eq!(r.f.C_GenerateRandom(h, a.as_mut_ptr(), 32), CKR_OK);
+        assert_eq!(r.f.C_GenerateRandom(h, b.as_mut_ptr(), 32), CKR_OK);
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+        assert_eq!(r.f.C_GenerateRandom(h, null_mut(), 32), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GenerateRandom(0xbad, a.as_mut_ptr(), 32), CKR_SESSION_HANDLE_INVALID);
+        assert_eq!(r.f.C_SeedRandom(h, a.as_mut_ptr(), 32), CKR_RANDOM_SEED_NOT_SUPPORTED);
+    }
+}
+
+#[test]
+fn unimplemented_functions_say_so() {
+    let r = raw();
+    r.init();
+    let slot = r.token("unsupported");
+    unsafe {
+        let h = r.open(slot, false);
+        let mut n: CK_ULONG = 0;
+        assert_eq!(r.f.C_GetOperationState(h, null_mut(), &mut n), CKR_FUNCTION_NOT_SUPPORTED);
+        assert_eq!(r.f.C_SignRecoverInit(h, null_mut(), 0), CKR_FUNCTION_NOT_SUPPORTED);
+    }
+    let _ = null::<u8>();
+}
+
+#[test]
+fn fork_child_is_not_initialised_until_it_initialises() {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    let r = raw();
+    r.init();
+    let slot = r.token("fork");
+    let h = r.open(slot, true);
+    r.login(h, CKU_USER, USER_PIN).unwrap();
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            let code = unsafe {
+                let mut info = CK_INFO::default();
+                let mut si = CK_SESSION_INFO::default();
+                let checks = [
+                    r.f.C_GetInfo(&mut info) == CKR_CRYPTOKI_NOT_INITIALIZED,
+                    r.f.C_GetSessionInfo(h, &mut si) == CKR_CRYPTOKI_NOT_INITIALIZED,
+                    r.f.C_Initialize(null_mut()) == CKR_OK,
+                    r.f.C_GetSessionInfo(h, &mut si) == CKR_SESSION_HANDLE_INVALID,
+                    r.f.C_Finalize(null_mut()) == CKR_OK,
+                ];
+                checks.iter().position(|ok| !ok).map(|i| i as i32 + 10).unwrap_or(0)
+            };
+            unsafe { libc_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            let status = waitpid(child, None).expect("waitpid");
+            assert_eq!(status, WaitStatus::Exited(child, 0), "child check failed (code = 10 + index)");
+            let mut si = CK_SESSION_INFO::default();
+            assert_eq!(unsafe { r.f.C_GetSessionInfo(h, &mut si) }, CKR_OK, "the parent goes on");
+            assert_eq!(si.state, CKS_RW_USER_FUNCTIONS);
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "_exit"]
+    fn libc_exit(code: i32) -> !;
+}
