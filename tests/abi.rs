@@ -98,6 +98,10 @@ fn attr<T>(ty: CK_ATTRIBUTE_TYPE, v: &T) -> CK_ATTRIBUTE {
     CK_ATTRIBUTE { type_: ty, pValue: v as *const T as *mut c_void, ulValueLen: std::mem::size_of::<T>() as _ }
 }
 
+fn attr_mut<T>(ty: CK_ATTRIBUTE_TYPE, v: &mut T) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE { type_: ty, pValue: v as *mut T as *mut c_void, ulValueLen: std::mem::size_of::<T>() as _ }
+}
+
 fn attr_bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> CK_ATTRIBUTE {
     CK_ATTRIBUTE { type_: ty, pValue: v.as_ptr() as *mut c_void, ulValueLen: v.len() as _ }
 }
@@ -593,7 +597,7 @@ fn get_attribute_value_follows_the_specification() {
         let mut len: CK_ULONG = 0;
         let mut g = [
             CK_ATTRIBUTE { type_: CKA_LABEL, pValue: buf.as_mut_ptr() as *mut c_void, ulValueLen: 16 },
-            attr(CKA_VALUE_LEN, &mut len),
+            attr_mut(CKA_VALUE_LEN, &mut len),
         ];
         assert_eq!(r.f.C_GetAttributeValue(h, o, g.as_mut_ptr(), 2), CKR_OK);
         assert_eq!(&buf[..7], b"aes-key");

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 pub type SessionRef = Arc<Session>;
 
 pub struct Module {
-    pub pid: u32,
+    /// The fork generation this module was initialised in (see `state`).
+    pub generation: u64,
     pub cfg: Config,
     pub kek: Arc<KekCache>,
     pub slots: RwLock<Slots>,
@@ -47,7 +48,7 @@ impl Module {
         }
         let kek = Arc::new(KekCache::new()?);
         let m = Module {
-            pid: std::process::id(),
+            generation: crate::state::generation(),
             slots: RwLock::new(Slots::default()),
             sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),

@@ -1,6 +1,9 @@
-//! Slots, as SoftHSMv2 lays them out: one slot per initialised token, with a slot ID stored in the
-//! token (stable across restarts and processes), plus always one free slot holding an uninitialised
-//! token; `C_InitToken` on the free slot creates a new token.
+//! Slots, as SoftHSMv2 lays them out: one slot per initialised token, with a slot ID derived from
+//! the token's serial number (stable across restarts and processes), plus always one free slot
+//! holding an uninitialised token; `C_InitToken` on the free slot creates a new token.
+//!
+//! A token's database is opened on first use, not at `C_Initialize`: listing slots needs only the
+//! token directories, whose names are the serial numbers.
 
 use crate::error::{err, Result};
 use crate::module::Module;
@@ -8,14 +11,55 @@ use crate::store::DB_FILE;
 use crate::token::Token;
 use cryptoki_sys::*;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// An initialised token's slot: its directory, and the token once opened.
+pub struct TokenSlot {
+    pub dir: PathBuf,
+    token: OnceLock<Arc<Token>>,
+}
+
+impl TokenSlot {
+    fn new(dir: PathBuf) -> TokenSlot {
+        TokenSlot { dir, token: OnceLock::new() }
+    }
+
+    fn opened(dir: PathBuf, t: Arc<Token>) -> TokenSlot {
+        let s = TokenSlot::new(dir);
+        let _ = s.token.set(t);
+        s
+    }
+
+    /// The token, opening its database the first time.
+    pub fn token(&self, m: &Module) -> Result<Arc<Token>> {
+        if let Some(t) = self.token.get() {
+            return Ok(t.clone());
+        }
+        let t = Token::open(&self.dir, m.kek.clone(), m.pin_policy())?;
+        Ok(self.token.get_or_init(|| t).clone())
+    }
+}
+
+/// The slot ID of a token: the first 31 bits of its serial number (16 hex digits), or of a hash
+/// of its directory name for directories not named after a serial.
+pub fn slot_id_for(dir: &Path) -> CK_SLOT_ID {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let v = match u32::from_str_radix(name.get(..8).unwrap_or(""), 16) {
+        Ok(v) => v,
+        Err(_) => {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
+            u32::from_be_bytes([d.as_ref()[0], d.as_ref()[1], d.as_ref()[2], d.as_ref()[3]])
+        }
+    };
+    (v & 0x7fff_ffff) as CK_SLOT_ID
+}
 
 /// The slot table of this process.
 #[derive(Default)]
 pub struct Slots {
     /// Initialised tokens by slot ID.
-    tokens: HashMap<CK_SLOT_ID, Arc<Token>>,
+    tokens: HashMap<CK_SLOT_ID, Arc<TokenSlot>>,
     /// Slot IDs under which a token was initialised in this process before it got its own ID:
     /// they keep working for this process so that an application can go on using the slot it
     /// initialised.
@@ -27,7 +71,8 @@ pub struct Slots {
 /// What is in a slot.
 #[derive(Clone)]
 pub enum SlotContent {
-    Token(Arc<Token>),
+    Token(Arc<TokenSlot>),
+    Alias(Arc<Token>),
     Free,
 }
 
@@ -40,13 +85,17 @@ impl Slots {
         ids
     }
 
+    /// The tokens opened so far.
     pub fn tokens(&self) -> Vec<Arc<Token>> {
-        self.tokens.values().cloned().collect()
+        self.tokens.values().filter_map(|s| s.token.get().cloned()).collect()
     }
 
     pub fn get(&self, id: CK_SLOT_ID) -> Result<SlotContent> {
-        if let Some(t) = self.tokens.get(&id).or_else(|| self.aliases.get(&id)) {
+        if let Some(t) = self.tokens.get(&id) {
             return Ok(SlotContent::Token(t.clone()));
+        }
+        if let Some(t) = self.aliases.get(&id) {
+            return Ok(SlotContent::Alias(t.clone()));
         }
         if id == self.free {
             return Ok(SlotContent::Free);
@@ -92,22 +141,15 @@ impl Module {
             if slots.tokens.values().any(|t| t.dir == p) {
                 continue;
             }
-            let existing = slots.aliases.values().find(|t| t.dir == p).cloned();
-            let token = match existing {
-                Some(t) => t,
-                None => match Token::open(&p, self.kek.clone(), self.pin_policy()) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        tracing::error!("token {} cannot be opened: {e}", p.display());
-                        continue;
-                    }
-                },
+            let entry = match slots.aliases.values().find(|t| t.dir == p) {
+                Some(t) => TokenSlot::opened(p.clone(), t.clone()),
+                None => TokenSlot::new(p.clone()),
             };
-            let mut id = token.row()?.slot_id;
+            let mut id = slot_id_for(&p);
             while slots.tokens.contains_key(&id) {
                 id = id.wrapping_add(1) & 0x7fff_ffff;
             }
-            slots.tokens.insert(id, token);
+            slots.tokens.insert(id, Arc::new(entry));
         }
         slots.place_free();
         Ok(())
@@ -117,7 +159,8 @@ impl Module {
     pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str) -> Result<()> {
         let content = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
         match content {
-            SlotContent::Token(t) => {
+            SlotContent::Token(_) | SlotContent::Alias(_) => {
+                let t = self.token(slot)?;
                 if self.sessions_on(&t).0 > 0 {
                     return Err(err(CKR_SESSION_EXISTS));
                 }
@@ -126,19 +169,26 @@ impl Module {
                 Ok(())
             }
             SlotContent::Free => {
-                let stable = loop {
-                    let r = crate::store::seal::random_bytes(4)?;
-                    let id = (u32::from_be_bytes([r[0], r[1], r[2], r[3]]) & 0x7fff_ffff) as CK_SLOT_ID;
+                let t = loop {
+                    let serial = crate::object::template::hex(&crate::store::seal::random_bytes(8)?);
+                    let id = slot_id_for(Path::new(&serial));
                     if id >= 0x1000 && !self.slots.read().unwrap_or_else(|p| p.into_inner()).in_use(id) {
-                        break id;
+                        break Token::create(
+                            &self.cfg.tokendir,
+                            &serial,
+                            label,
+                            so_pin,
+                            self.kek.clone(),
+                            self.pin_policy(),
+                        )?;
                     }
                 };
-                let t = Token::create(&self.cfg.tokendir, label, so_pin, stable, self.kek.clone(), self.pin_policy())?;
-                tracing::info!("token {} initialised in slot {stable}", t.serial);
+                tracing::info!("token {} initialised", t.serial);
                 {
                     let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
                     slots.aliases.insert(slot, t.clone());
-                    slots.tokens.insert(stable, t);
+                    let id = slot_id_for(&t.dir);
+                    slots.tokens.insert(id, Arc::new(TokenSlot::opened(t.dir.clone(), t)));
                     slots.place_free();
                 }
                 Ok(())
@@ -148,8 +198,10 @@ impl Module {
 
     /// The token in a slot; `CKR_TOKEN_NOT_RECOGNIZED` for the free slot's uninitialised token.
     pub fn token(&self, slot: CK_SLOT_ID) -> Result<Arc<Token>> {
-        match self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)? {
-            SlotContent::Token(t) => Ok(t),
+        let content = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
+        match content {
+            SlotContent::Token(s) => s.token(self),
+            SlotContent::Alias(t) => Ok(t),
             SlotContent::Free => Err(err(CKR_TOKEN_NOT_RECOGNIZED)),
         }
     }

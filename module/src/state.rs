@@ -1,8 +1,9 @@
 //! Whether the module is initialised in this process, and the one `Module` when it is.
 //!
 //! A `fork()` child inherits the parent's memory but must not use the parent's sessions, logins or
-//! database connections: the module remembers the pid that initialised it, and in any other process
-//! it answers `CKR_CRYPTOKI_NOT_INITIALIZED` until that process calls `C_Initialize` itself. The
+//! database connections: a `pthread_atfork` child handler (installed by the ABI layer) moves the
+//! fork generation on, and a module initialised in an earlier generation answers
+//! `CKR_CRYPTOKI_NOT_INITIALIZED` until the child calls `C_Initialize` itself. The
 //! parent's state is then left untouched (leaked, never dropped) in the child, because dropping it
 //! would close SQLite connections that belong to the parent.
 
@@ -10,15 +11,27 @@ use crate::error::{err, Result};
 use crate::module::Module;
 use arc_swap::ArcSwapOption;
 use cryptoki_sys::*;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 static MODULE: ArcSwapOption<Module> = ArcSwapOption::const_empty();
 static INIT: Mutex<()> = Mutex::new(());
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// The initialised module of this process (one atomic load and a pid comparison).
+/// Called in the child right after `fork()` (async-signal-safe: one atomic add).
+pub fn forked() {
+    FORK_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The current fork generation of this process.
+pub fn generation() -> u64 {
+    FORK_GENERATION.load(Ordering::SeqCst)
+}
+
+/// The initialised module of this process (one atomic load and a comparison).
 pub fn get() -> Result<Arc<Module>> {
     match MODULE.load_full() {
-        Some(m) if m.pid == std::process::id() => Ok(m),
+        Some(m) if m.generation == generation() => Ok(m),
         _ => Err(err(CKR_CRYPTOKI_NOT_INITIALIZED)),
     }
 }
@@ -27,7 +40,7 @@ pub fn get() -> Result<Arc<Module>> {
 pub fn initialize() -> Result<()> {
     let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(old) = MODULE.load_full() {
-        if old.pid == std::process::id() {
+        if old.generation == generation() {
             return Err(err(CKR_CRYPTOKI_ALREADY_INITIALIZED));
         }
         // A fork child: forget the parent's module without running its destructors.

@@ -90,15 +90,16 @@ impl Token {
     /// Creates a new token in `tokendir` with its SO PIN.
     pub fn create(
         tokendir: &Path,
+        serial: &str,
         label: &str,
         so_pin: &[u8],
-        slot_id: CK_SLOT_ID,
         kek: Arc<KekCache>,
         policy: PinPolicy,
     ) -> Result<Arc<Token>> {
         check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?;
         let uid = seal::random_bytes(16)?;
-        let serial = object::template::hex(&seal::random_bytes(8)?);
+        let serial = serial.to_string();
+        let slot_id = crate::slots::slot_id_for(Path::new(&serial));
         let token_key = seal::random_key()?;
         let so = seal::wrap_with_pin(&kek, &token_key, so_pin, policy.iterations, &wrap_aad(&uid, Role::So))?;
         let row = TokenRow {

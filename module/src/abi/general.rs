@@ -24,8 +24,25 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
             // system's primitives: on the platforms it runs on every application thread is an OS
             // thread, so these locks are correct for any threading model the callbacks describe.
         }
+        install_fork_handler()?;
         crate::state::initialize()
     })
+}
+
+extern "C" fn after_fork_in_child() {
+    crate::state::forked();
+}
+
+/// Registers the fork handler once per process. glibc removes handlers of a library that is
+/// unloaded with `dlclose`, so the handler never outlives the code it points at.
+fn install_fork_handler() -> Result<()> {
+    static RESULT: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    let rc = *RESULT.get_or_init(|| unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) });
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(err(CKR_GENERAL_ERROR))
+    }
 }
 
 #[no_mangle]

@@ -47,8 +47,8 @@ impl Module {
             flags |= CKF_REMOVABLE_DEVICE;
         }
         let description = match content {
-            SlotContent::Token(t) => format!("Tessera slot, token {}", t.serial),
             SlotContent::Free => "Tessera slot, uninitialised token".to_string(),
+            _ => format!("Tessera slot, token {}", self.token(slot)?.serial),
         };
         Ok(SlotInfo { description, flags })
     }
@@ -66,7 +66,7 @@ impl Module {
                     rw_sessions: 0,
                 })
             }
-            SlotContent::Token(t) => t,
+            _ => self.token(slot)?,
         };
         let row = t.row()?;
         let max = self.cfg.pin_max_failures;

@@ -34,14 +34,19 @@ pub struct Handles {
     next: CK_OBJECT_HANDLE,
     map: HashMap<CK_OBJECT_HANDLE, Target>,
     by_token: HashMap<(usize, i64), CK_OBJECT_HANDLE>,
+    /// Session objects by owning session, so closing a session touches only its own objects.
+    by_session: HashMap<CK_SESSION_HANDLE, Vec<CK_OBJECT_HANDLE>>,
 }
 
 impl Handles {
     fn alloc(&mut self, t: Target) -> CK_OBJECT_HANDLE {
         self.next += 1;
         let h = self.next;
-        if let Target::Token { token, id, .. } = &t {
-            self.by_token.insert((Arc::as_ptr(token) as usize, *id), h);
+        match &t {
+            Target::Token { token, id, .. } => {
+                self.by_token.insert((Arc::as_ptr(token) as usize, *id), h);
+            }
+            Target::Session { owner, .. } => self.by_session.entry(*owner).or_default().push(h),
         }
         self.map.insert(h, t);
         h
@@ -55,8 +60,16 @@ impl Handles {
     }
 
     fn remove(&mut self, h: CK_OBJECT_HANDLE) {
-        if let Some(Target::Token { token, id, .. }) = self.map.remove(&h) {
-            self.by_token.remove(&(Arc::as_ptr(&token) as usize, id));
+        match self.map.remove(&h) {
+            Some(Target::Token { token, id, .. }) => {
+                self.by_token.remove(&(Arc::as_ptr(&token) as usize, id));
+            }
+            Some(Target::Session { owner, .. }) => {
+                if let Some(v) = self.by_session.get_mut(&owner) {
+                    v.retain(|x| *x != h);
+                }
+            }
+            None => {}
         }
     }
 
@@ -78,7 +91,10 @@ pub enum AttrAnswer {
 impl Module {
     /// Session objects die with their session.
     pub fn forget_session_objects(&self, s: CK_SESSION_HANDLE) {
-        lock(&self.handles).retain(|t| !matches!(t, Target::Session { owner, .. } if *owner == s));
+        let mut handles = lock(&self.handles);
+        for h in handles.by_session.remove(&s).unwrap_or_default() {
+            handles.map.remove(&h);
+        }
     }
 
     /// After logout: private session objects are destroyed, private token object handles die.

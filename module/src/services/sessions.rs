@@ -41,7 +41,7 @@ impl Module {
             .remove(&h)
             .ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
         self.forget_session_objects(h);
-        if self.sessions_on(&s.token).0 == 0 {
+        if s.token.logged_in().is_some() && self.sessions_on(&s.token).0 == 0 {
             self.logout_token(&s.token);
         }
         Ok(())

@@ -92,10 +92,17 @@ fn configure(conn: &Connection) -> Result<()> {
     // NORMAL in WAL mode: a committed transaction survives the death of the process; only a power
     // loss can roll back the newest commits, and never corrupts the database.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Closing the last connection would otherwise checkpoint the WAL into the database on every
+    // C_Finalize; SQLite's automatic checkpoints during writes keep the WAL bounded instead.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
