@@ -128,3 +128,41 @@ pub fn key_template(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE, label: &str, 
     }
     t
 }
+
+/// Encodes a private key object as PKCS#8 (what `C_WrapKey` wraps).
+pub fn encode_pkcs8(obj: &crate::object::Object) -> Result<Vec<u8>, String> {
+    use pkcs8::der::asn1::{AnyRef, OctetStringRef};
+    use pkcs8::spki::AlgorithmIdentifierRef;
+    let get = |t| obj.get(t).ok_or_else(|| format!("attribute {t:#x} missing"));
+    let e = |e: pkcs8::der::Error| e.to_string();
+    let (oid, params, key): (ObjectIdentifier, Option<Vec<u8>>, Vec<u8>) = match obj.ulong(CKA_KEY_TYPE) {
+        Some(CKK_RSA) => {
+            let u = |t| get(t).and_then(|v| pkcs1::UintRef::new(v).map_err(e));
+            let k = pkcs1::RsaPrivateKey {
+                modulus: u(CKA_MODULUS)?,
+                public_exponent: u(CKA_PUBLIC_EXPONENT)?,
+                private_exponent: u(CKA_PRIVATE_EXPONENT)?,
+                prime1: u(CKA_PRIME_1)?,
+                prime2: u(CKA_PRIME_2)?,
+                exponent1: u(CKA_EXPONENT_1)?,
+                exponent2: u(CKA_EXPONENT_2)?,
+                coefficient: u(CKA_COEFFICIENT)?,
+                other_prime_infos: None,
+            };
+            (RSA, Some(vec![0x05, 0x00]), k.to_der().map_err(e)?)
+        }
+        Some(CKK_EC) => {
+            let k = sec1::EcPrivateKey { private_key: get(CKA_VALUE)?, parameters: None, public_key: None };
+            (EC, Some(get(CKA_EC_PARAMS)?.to_vec()), k.to_der().map_err(e)?)
+        }
+        Some(CKK_EC_EDWARDS) => (ED25519, None, OctetStringRef::new(get(CKA_VALUE)?).map_err(e)?.to_der().map_err(e)?),
+        _ => return Err("key type not wrappable as PKCS#8".into()),
+    };
+    let parameters = match &params {
+        Some(p) => Some(AnyRef::from_der(p).map_err(e)?),
+        None => None,
+    };
+    let pki =
+        PrivateKeyInfo { algorithm: AlgorithmIdentifierRef { oid, parameters }, private_key: &key, public_key: None };
+    pki.to_der().map_err(e)
+}

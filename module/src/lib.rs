@@ -9,6 +9,8 @@
 pub mod abi;
 pub mod audit_hook;
 pub mod config;
+#[allow(unsafe_code)]
+pub mod crypto_ffi;
 pub mod error;
 pub mod import;
 pub mod log;

@@ -1,7 +1,7 @@
 //! A session: its slot and token, whether it is read-write, and the operations in progress.
 //! The session's state (`CKS_*`) follows from the token's login state, shared by all sessions.
 
-use crate::mechanisms::DigestOperation;
+use crate::mechanisms::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
 use crate::token::Token;
 use cryptoki_sys::*;
 use std::sync::{Arc, Mutex};
@@ -19,11 +19,36 @@ pub struct DigestOp {
     pub multipart: bool,
 }
 
+/// An active signature (or MAC). `pending` holds a result already computed for a caller whose
+/// buffer was missing or too small, handed out on the next call (two-call convention).
+pub struct SignOp {
+    pub op: Option<Box<dyn SignOperation>>,
+    pub multipart: bool,
+    pub pending: Option<Vec<u8>>,
+}
+
+/// An active verification.
+pub struct VerifyOp {
+    pub op: Box<dyn VerifyOperation>,
+    pub multipart: bool,
+}
+
+/// An active encryption or decryption; `pending` as for [`SignOp`].
+pub struct CipherOp {
+    pub op: Option<Box<dyn CipherOperation>>,
+    pub multipart: bool,
+    pub pending: Option<Vec<u8>>,
+}
+
 /// Operations in progress in one session.
 #[derive(Default)]
 pub struct Ops {
     pub find: Option<FindOp>,
     pub digest: Option<DigestOp>,
+    pub sign: Option<SignOp>,
+    pub verify: Option<VerifyOp>,
+    pub encrypt: Option<CipherOp>,
+    pub decrypt: Option<CipherOp>,
 }
 
 impl Ops {

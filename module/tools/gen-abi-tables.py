@@ -16,6 +16,9 @@ C_CloseAllSessions C_GetSessionInfo C_Login C_Logout C_CreateObject C_CopyObject
 C_GetObjectSize C_GetAttributeValue C_SetAttributeValue C_FindObjectsInit C_FindObjects
 C_FindObjectsFinal C_DigestInit C_Digest C_DigestUpdate C_DigestFinal C_SeedRandom
 C_GenerateRandom C_WaitForSlotEvent C_GetInterfaceList C_GetInterface C_LoginUser
+C_EncryptInit C_Encrypt C_EncryptUpdate C_EncryptFinal C_DecryptInit C_Decrypt C_DecryptUpdate
+C_DecryptFinal C_SignInit C_Sign C_SignUpdate C_SignFinal C_VerifyInit C_Verify C_VerifyUpdate
+C_VerifyFinal C_GenerateKey C_GenerateKeyPair C_WrapKey C_UnwrapKey C_DeriveKey
 """.split())
 
 src = pathlib.Path(sys.argv[1]).read_text()

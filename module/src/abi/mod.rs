@@ -6,19 +6,25 @@
 
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+pub mod crypt;
 pub mod digest;
 pub mod general;
 pub mod interface;
 mod interface_tables;
+pub mod keys;
 pub mod objects;
 pub mod sessions;
+pub mod sign;
 pub mod unsupported;
 
+pub use crypt::*;
 pub use digest::*;
 pub use general::*;
 pub use interface::*;
+pub use keys::*;
 pub use objects::*;
 pub use sessions::*;
+pub use sign::*;
 pub use unsupported::*;
 
 use crate::error::{err, Result};

@@ -25,110 +25,8 @@ pub unsafe extern "C" fn C_SetOperationState(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_EncryptInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_EncryptInit")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_Encrypt(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_Encrypt")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_EncryptUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_EncryptUpdate")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_EncryptFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
-    super::not_supported("C_EncryptFinal")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_DecryptInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_DecryptInit")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_Decrypt(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_Decrypt")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_DecryptUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_DecryptUpdate")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_DecryptFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
-    super::not_supported("C_DecryptFinal")
-}
-
-#[no_mangle]
 pub unsafe extern "C" fn C_DigestKey(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HANDLE) -> CK_RV {
     super::not_supported("C_DigestKey")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_SignInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_SignInit")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_Sign(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: *mut CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_Sign")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_SignUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
-    super::not_supported("C_SignUpdate")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_SignFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
-    super::not_supported("C_SignFinal")
 }
 
 #[no_mangle]
@@ -149,36 +47,6 @@ pub unsafe extern "C" fn C_SignRecover(
     _arg5: *mut CK_ULONG,
 ) -> CK_RV {
     super::not_supported("C_SignRecover")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_VerifyInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_VerifyInit")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_Verify(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_Verify")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_VerifyUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
-    super::not_supported("C_VerifyUpdate")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_VerifyFinal(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
-    super::not_supported("C_VerifyFinal")
 }
 
 #[no_mangle]
@@ -243,69 +111,6 @@ pub unsafe extern "C" fn C_DecryptVerifyUpdate(
     _arg5: *mut CK_ULONG,
 ) -> CK_RV {
     super::not_supported("C_DecryptVerifyUpdate")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_GenerateKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: *mut CK_ATTRIBUTE,
-    _arg4: CK_ULONG,
-    _arg5: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_GenerateKey")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_GenerateKeyPair(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: *mut CK_ATTRIBUTE,
-    _arg4: CK_ULONG,
-    _arg5: *mut CK_ATTRIBUTE,
-    _arg6: CK_ULONG,
-    _arg7: *mut CK_OBJECT_HANDLE,
-    _arg8: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_GenerateKeyPair")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_WrapKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: CK_OBJECT_HANDLE,
-    _arg5: *mut CK_BYTE,
-    _arg6: *mut CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_WrapKey")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_UnwrapKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_ATTRIBUTE,
-    _arg7: CK_ULONG,
-    _arg8: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_UnwrapKey")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_DeriveKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: *mut CK_ATTRIBUTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_DeriveKey")
 }
 
 #[no_mangle]

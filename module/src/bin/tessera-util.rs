@@ -211,7 +211,7 @@ fn delete_token(m: &Module, a: &Args) -> Res<()> {
 }
 
 fn parse_hex(s: &str) -> Res<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("the ID must be given in hexadecimal, an even number of digits".into());
     }
     Ok((0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect())

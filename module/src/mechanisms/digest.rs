@@ -14,7 +14,7 @@ impl DigestOperation for Running {
     fn update(&mut self, data: &[u8]) {
         self.0.update(data)
     }
-    fn len(&self) -> usize {
+    fn output_len(&self) -> usize {
         self.0.algorithm().output_len()
     }
     fn finish(self: Box<Self>) -> Vec<u8> {
@@ -59,7 +59,7 @@ impl DigestOperation for Sha3_224Running {
     fn update(&mut self, data: &[u8]) {
         sha3::Digest::update(&mut self.0, data)
     }
-    fn len(&self) -> usize {
+    fn output_len(&self) -> usize {
         28
     }
     fn finish(self: Box<Self>) -> Vec<u8> {

@@ -1,9 +1,16 @@
 //! Mechanisms. Each family lives in its own file and registers its mechanisms in the one
 //! [`Registry`]; `C_GetMechanismList`, `C_GetMechanismInfo` and every `C_*Init` look them up there.
 
+pub mod aes;
 pub mod digest;
+pub mod ec;
+pub mod eddsa;
+pub mod hmac;
+pub mod kdf;
+pub mod rsa;
 
 use crate::error::{err, Result};
+use crate::object::{AttrMap, Object, Template};
 use cryptoki_sys::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -20,17 +27,112 @@ pub struct MechanismInfo {
 pub trait DigestOperation: Send {
     fn update(&mut self, data: &[u8]);
     /// Output length in bytes.
-    fn len(&self) -> usize;
+    fn output_len(&self) -> usize;
     fn finish(self: Box<Self>) -> Vec<u8>;
 }
 
+/// A running signature or MAC (`C_SignInit` … `C_SignFinal`).
+pub trait SignOperation: Send {
+    /// Adds data. Single-part-only mechanisms are told so by [`SignOperation::multipart`].
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Produces the signature; the operation is over.
+    fn finish(self: Box<Self>) -> Result<Vec<u8>>;
+    /// Whether `C_SignUpdate` is allowed (false for raw mechanisms such as `CKM_ECDSA`).
+    fn multipart(&self) -> bool {
+        true
+    }
+}
+
+/// A running verification (`C_VerifyInit` … `C_VerifyFinal`).
+pub trait VerifyOperation: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    /// Checks the signature: `CKR_SIGNATURE_INVALID` or `CKR_SIGNATURE_LEN_RANGE` when it fails.
+    fn finish(self: Box<Self>, signature: &[u8]) -> Result<()>;
+    fn multipart(&self) -> bool {
+        true
+    }
+}
+
+/// A running encryption or decryption.
+pub trait CipherOperation: Send {
+    /// Processes a part; returns what output is ready.
+    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>>;
+    /// Ends the operation; returns the remaining output.
+    fn finish(self: Box<Self>) -> Result<Vec<u8>>;
+    /// Whether `C_EncryptUpdate`/`C_DecryptUpdate` are allowed.
+    fn multipart(&self) -> bool {
+        true
+    }
+}
+
+/// The key material a generation mechanism made, as attributes, with the key type.
+pub struct GeneratedKey {
+    pub key_type: CK_KEY_TYPE,
+    pub material: Template,
+}
+
+/// The two halves of a generated key pair.
+pub struct GeneratedPair {
+    pub key_type: CK_KEY_TYPE,
+    pub public: Template,
+    pub private: Template,
+}
+
 /// One mechanism. A family implements the services it offers; the rest default to
-/// `CKR_MECHANISM_INVALID` ("this mechanism does not do that").
+/// `CKR_MECHANISM_INVALID` ("this mechanism does not do that"). Keys reach a mechanism only after
+/// the services checked the key's class, usage attribute, type ([`Mechanism::key_types`]) and
+/// `CKA_ALLOWED_MECHANISMS`; `key` is the whole object, key material included.
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> MechanismInfo;
 
+    /// Key types this mechanism works with (`CKR_KEY_TYPE_INCONSISTENT` for others).
+    fn key_types(&self) -> &'static [CK_KEY_TYPE] {
+        &[]
+    }
+
     /// Starts a digest (`C_DigestInit`).
     fn digest(&self, _param: &[u8]) -> Result<Box<dyn DigestOperation>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    fn sign(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn SignOperation>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    fn verify(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn VerifyOperation>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    fn encrypt(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn CipherOperation>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    fn decrypt(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn CipherOperation>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    /// `C_GenerateKey`: the material (`CKA_VALUE` …) for a key whose template is `template`.
+    fn generate_key(&self, _param: &[u8], _template: &AttrMap) -> Result<GeneratedKey> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    /// `C_GenerateKeyPair`.
+    fn generate_key_pair(&self, _param: &[u8], _public: &AttrMap, _private: &AttrMap) -> Result<GeneratedPair> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    /// `C_WrapKey`: encrypts `key_bytes` (the encoding of the key to wrap) under `wrapping_key`.
+    fn wrap(&self, _param: &[u8], _wrapping_key: &Object, _key_bytes: &[u8]) -> Result<Vec<u8>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    /// `C_UnwrapKey`: recovers key bytes from `wrapped`.
+    fn unwrap(&self, _param: &[u8], _unwrapping_key: &Object, _wrapped: &[u8]) -> Result<Vec<u8>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    /// `C_DeriveKey`: the new key's value (`CKA_VALUE`), of `len` bytes when the template asks a length.
+    fn derive(&self, _param: &[u8], _base: &Object, _len: Option<usize>) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 }
@@ -58,6 +160,12 @@ impl Registry {
     fn build() -> Registry {
         let mut r = Registry { map: BTreeMap::new() };
         digest::register(&mut r);
+        aes::register(&mut r);
+        hmac::register(&mut r);
+        kdf::register(&mut r);
+        rsa::register(&mut r);
+        ec::register(&mut r);
+        eddsa::register(&mut r);
         r
     }
 }

@@ -15,8 +15,10 @@ pub enum Origin {
     Created,
     /// Generated on the token by the given mechanism; the mechanism supplies the material.
     Generated(CK_MECHANISM_TYPE),
-    /// Unwrapped or derived: the material comes from the token, but the key was not made here.
+    /// Unwrapped: the material comes from outside, through the token.
     Imported,
+    /// Derived from a base key: (base was always sensitive, base was never extractable).
+    Derived(bool, bool),
 }
 
 /// Who asks: some attributes (`CKA_TRUSTED`) only the Security Officer may set.
@@ -44,7 +46,7 @@ pub fn check_value(kind: Kind, v: &[u8]) -> Result<()> {
         Kind::Bool => v.len() == 1 && v[0] <= 1,
         Kind::Ulong => v.len() == std::mem::size_of::<CK_ULONG>(),
         Kind::Date => v.is_empty() || (v.len() == 8 && v.iter().all(u8::is_ascii_digit)),
-        Kind::Mechanisms => v.len() % std::mem::size_of::<CK_ULONG>() == 0,
+        Kind::Mechanisms => v.len().is_multiple_of(std::mem::size_of::<CK_ULONG>()),
         Kind::Bytes | Kind::Template => true,
     };
     if ok {
@@ -101,6 +103,10 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
     for (t, v) in &map {
         let spec: Spec = attrs::find(&tables, *t).ok_or(err(CKR_ATTRIBUTE_TYPE_INVALID))?;
         if spec.flags & TOKEN_SET != 0 {
+            return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        // Key material of generated, unwrapped or derived keys comes from the token only.
+        if origin != Origin::Created && spec.flags & attrs::SECRET != 0 {
             return Err(err(CKR_ATTRIBUTE_READ_ONLY));
         }
         check_value(spec.kind, v)?;
@@ -209,11 +215,15 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
                 def(CKA_TRUSTED, bool_(false));
                 def(CKA_WRAP_TEMPLATE, Vec::new());
             }
-            let generated = matches!(origin, Origin::Generated(_));
+            let (always_sensitive, never_extractable) = match origin {
+                Origin::Generated(_) => (true, true),
+                Origin::Derived(s, e) => (s, e),
+                _ => (false, false),
+            };
             let sensitive = map.get(&CKA_SENSITIVE) == Some(&vec![1]);
             let extractable = map.get(&CKA_EXTRACTABLE) == Some(&vec![1]);
-            map.insert(CKA_ALWAYS_SENSITIVE, bool_(generated && sensitive));
-            map.insert(CKA_NEVER_EXTRACTABLE, bool_(generated && !extractable));
+            map.insert(CKA_ALWAYS_SENSITIVE, bool_(always_sensitive && sensitive));
+            map.insert(CKA_NEVER_EXTRACTABLE, bool_(never_extractable && !extractable));
         }
         _ => {}
     }
@@ -256,12 +266,10 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
             }
             obj.attrs.insert(CKA_MODULUS_BITS, ulong(bits));
         }
-        (CKO_CERTIFICATE, _) => {
-            if obj.get(CKA_CHECK_VALUE).is_none_or(|v| v.is_empty()) {
-                let value = obj.get(CKA_VALUE).unwrap_or(&[]);
-                let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
-                obj.attrs.insert(CKA_CHECK_VALUE, d.as_ref()[..3].to_vec());
-            }
+        (CKO_CERTIFICATE, _) if obj.get(CKA_CHECK_VALUE).is_none_or(|v| v.is_empty()) => {
+            let value = obj.get(CKA_VALUE).unwrap_or(&[]);
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
+            obj.attrs.insert(CKA_CHECK_VALUE, d.as_ref()[..3].to_vec());
         }
         _ => {}
     }

@@ -6,14 +6,7 @@ use crate::module::{lock, Module};
 use crate::session::DigestOp;
 use cryptoki_sys::*;
 
-/// What a finishing call gives back under the two-call length convention.
-pub enum Output {
-    /// The caller asked for the length only (NULL buffer) or its buffer is too small; the
-    /// operation stays active.
-    Length { len: usize, too_small: bool },
-    /// The result; the operation is over.
-    Done(Vec<u8>),
-}
+pub use super::Output;
 
 impl Module {
     /// `C_DigestInit`.
@@ -37,7 +30,7 @@ impl Module {
             ops.digest = None;
             return Err(err(CKR_OPERATION_ACTIVE));
         }
-        let len = d.op.len();
+        let len = d.op.output_len();
         match cap {
             None => return Ok(Output::Length { len, too_small: false }),
             Some(c) if c < len => return Ok(Output::Length { len, too_small: true }),
@@ -63,7 +56,7 @@ impl Module {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
         let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-        let len = d.op.len();
+        let len = d.op.output_len();
         match cap {
             None => return Ok(Output::Length { len, too_small: false }),
             Some(c) if c < len => return Ok(Output::Length { len, too_small: true }),

@@ -1,8 +1,30 @@
 //! The services of the module, one file per chapter of the specification. Each is a safe method
 //! on [`crate::module::Module`] that the thin C ABI layer calls.
 
+pub mod crypto;
 pub mod digest;
 pub mod general;
+pub mod keys;
 pub mod objects;
 pub mod random;
 pub mod sessions;
+
+/// What a call that produces output gives back under the two-call length convention.
+pub enum Output {
+    /// The caller asked for the length only (NULL buffer) or its buffer is too small; the
+    /// operation stays active.
+    Length { len: usize, too_small: bool },
+    /// The result.
+    Done(Vec<u8>),
+}
+
+/// Hands out a computed result, or keeps it for the next call when the caller's buffer (`cap`,
+/// `None` for NULL) cannot take it.
+pub fn deliver(pending: &mut Option<Vec<u8>>, cap: Option<usize>) -> Output {
+    let len = pending.as_ref().map(|v| v.len()).unwrap_or(0);
+    match cap {
+        None => Output::Length { len, too_small: false },
+        Some(c) if c < len => Output::Length { len, too_small: true },
+        _ => Output::Done(pending.take().unwrap_or_default()),
+    }
+}

@@ -1,0 +1,109 @@
+//! Key management entry points (spec §5.16).
+
+use super::*;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    pTemplate: *mut CK_ATTRIBUTE,
+    ulCount: CK_ULONG,
+    phKey: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_GenerateKey", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mt, param) = mechanism(pMechanism)?;
+        let dest = out(phKey)?;
+        let t = read_template(pTemplate, ulCount)?;
+        *dest = m.generate_key(hSession, mt, param, &t)?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    pPublicKeyTemplate: *mut CK_ATTRIBUTE,
+    ulPublicKeyAttributeCount: CK_ULONG,
+    pPrivateKeyTemplate: *mut CK_ATTRIBUTE,
+    ulPrivateKeyAttributeCount: CK_ULONG,
+    phPublicKey: *mut CK_OBJECT_HANDLE,
+    phPrivateKey: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_GenerateKeyPair", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mt, param) = mechanism(pMechanism)?;
+        let (pubh, privh) = (out(phPublicKey)?, out(phPrivateKey)?);
+        let pt = read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?;
+        let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
+        let (a, b) = m.generate_key_pair(hSession, mt, param, &pt, &vt)?;
+        *pubh = a;
+        *privh = b;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_WrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hWrappingKey: CK_OBJECT_HANDLE,
+    hKey: CK_OBJECT_HANDLE,
+    pWrappedKey: *mut CK_BYTE,
+    pulWrappedKeyLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_WrapKey", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mt, param) = mechanism(pMechanism)?;
+        let cap = capacity(pWrappedKey, pulWrappedKeyLen)?;
+        let wrapped = m.wrap_key(hSession, mt, param, hWrappingKey, hKey)?;
+        write_output(crate::services::deliver(&mut Some(wrapped), cap), pWrappedKey, pulWrappedKeyLen)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_UnwrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hUnwrappingKey: CK_OBJECT_HANDLE,
+    pWrappedKey: *mut CK_BYTE,
+    ulWrappedKeyLen: CK_ULONG,
+    pTemplate: *mut CK_ATTRIBUTE,
+    ulAttributeCount: CK_ULONG,
+    phKey: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_UnwrapKey", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mt, param) = mechanism(pMechanism)?;
+        let dest = out(phKey)?;
+        let wrapped = bytes(pWrappedKey, ulWrappedKeyLen)?;
+        let t = read_template(pTemplate, ulAttributeCount)?;
+        *dest = m.unwrap_key(hSession, mt, param, hUnwrappingKey, wrapped, &t)?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DeriveKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hBaseKey: CK_OBJECT_HANDLE,
+    pTemplate: *mut CK_ATTRIBUTE,
+    ulAttributeCount: CK_ULONG,
+    phKey: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_DeriveKey", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mt, param) = mechanism(pMechanism)?;
+        let dest = out(phKey)?;
+        let t = read_template(pTemplate, ulAttributeCount)?;
+        *dest = m.derive_key(hSession, mt, param, hBaseKey, &t)?;
+        Ok(())
+    })
+}

@@ -1,0 +1,112 @@
+//! Signing, MACing and verification entry points (spec §5.13, §5.14).
+
+use super::*;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_SignInit", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mt, param) = mechanism(pMechanism)?;
+        m.sign_init(hSession, mt, param, hKey)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Sign(
+    hSession: CK_SESSION_HANDLE,
+    pData: *mut CK_BYTE,
+    ulDataLen: CK_ULONG,
+    pSignature: *mut CK_BYTE,
+    pulSignatureLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_Sign", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let d = bytes(pData, ulDataLen)?;
+        let cap = capacity(pSignature, pulSignatureLen)?;
+        write_output(m.sign(hSession, d, cap)?, pSignature, pulSignatureLen)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) -> CK_RV {
+    guard("C_SignUpdate", || {
+        let m = module()?;
+        m.session(hSession)?;
+        m.sign_update(hSession, bytes(pPart, ulPartLen)?)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignFinal(
+    hSession: CK_SESSION_HANDLE,
+    pSignature: *mut CK_BYTE,
+    pulSignatureLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_SignFinal", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let cap = capacity(pSignature, pulSignatureLen)?;
+        write_output(m.sign_final(hSession, cap)?, pSignature, pulSignatureLen)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifyInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_VerifyInit", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (mt, param) = mechanism(pMechanism)?;
+        m.verify_init(hSession, mt, param, hKey)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_Verify(
+    hSession: CK_SESSION_HANDLE,
+    pData: *mut CK_BYTE,
+    ulDataLen: CK_ULONG,
+    pSignature: *mut CK_BYTE,
+    ulSignatureLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_Verify", || {
+        let m = module()?;
+        m.session(hSession)?;
+        m.verify(hSession, bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifyUpdate(
+    hSession: CK_SESSION_HANDLE,
+    pPart: *mut CK_BYTE,
+    ulPartLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_VerifyUpdate", || {
+        let m = module()?;
+        m.session(hSession)?;
+        m.verify_update(hSession, bytes(pPart, ulPartLen)?)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifyFinal(
+    hSession: CK_SESSION_HANDLE,
+    pSignature: *mut CK_BYTE,
+    ulSignatureLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_VerifyFinal", || {
+        let m = module()?;
+        m.session(hSession)?;
+        m.verify_final(hSession, bytes(pSignature, ulSignatureLen)?)
+    })
+}

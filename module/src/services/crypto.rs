@@ -1,0 +1,305 @@
+//! Encryption, decryption, signing and verification (spec §5.10–5.14): key checks, operation
+//! state and the two-call output convention, around the operations the mechanisms provide.
+
+use super::{deliver, Output};
+use crate::error::{err, Result};
+use crate::mechanisms::{registry, Mechanism};
+use crate::module::{lock, Module};
+use crate::object::{as_ulong, Object};
+use crate::session::{CipherOp, Ops, Session, SignOp, VerifyOp};
+use cryptoki_sys::*;
+use std::sync::Arc;
+
+/// What a key is being used for; names the attribute that must allow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    Encrypt,
+    Decrypt,
+    Sign,
+    Verify,
+    Wrap,
+    Unwrap,
+    Derive,
+}
+
+impl Usage {
+    fn attribute(self) -> CK_ATTRIBUTE_TYPE {
+        match self {
+            Usage::Encrypt => CKA_ENCRYPT,
+            Usage::Decrypt => CKA_DECRYPT,
+            Usage::Sign => CKA_SIGN,
+            Usage::Verify => CKA_VERIFY,
+            Usage::Wrap => CKA_WRAP,
+            Usage::Unwrap => CKA_UNWRAP,
+            Usage::Derive => CKA_DERIVE,
+        }
+    }
+}
+
+impl Module {
+    /// Resolves a key handle for a use with a mechanism and checks everything the specification
+    /// attaches to that: the handle (`CKR_KEY_HANDLE_INVALID`), the usage attribute
+    /// (`CKR_KEY_FUNCTION_NOT_PERMITTED`), the key type (`CKR_KEY_TYPE_INCONSISTENT`),
+    /// `CKA_ALLOWED_MECHANISMS` (`CKR_MECHANISM_INVALID`) and that its material is loaded.
+    pub fn usable_key(
+        &self,
+        s: &Session,
+        key: CK_OBJECT_HANDLE,
+        mech_type: CK_MECHANISM_TYPE,
+        mech: &dyn Mechanism,
+        usage: Usage,
+    ) -> Result<Arc<Object>> {
+        let (target, obj) = self.resolve(s, key).map_err(|e| match e.rv() {
+            CKR_OBJECT_HANDLE_INVALID => err(CKR_KEY_HANDLE_INVALID),
+            _ => e,
+        })?;
+        if !matches!(obj.class(), CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
+            return Err(err(CKR_KEY_HANDLE_INVALID));
+        }
+        if !obj.flag(usage.attribute()) {
+            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+        }
+        let kt = obj.ulong(CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
+        let types = mech.key_types();
+        if !types.is_empty() && !types.contains(&kt) {
+            return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        if let Some(allowed) = obj.get(CKA_ALLOWED_MECHANISMS) {
+            let list: Vec<CK_ULONG> = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(as_ulong).collect();
+            if !list.is_empty() && !list.contains(&mech_type) {
+                return Err(err(CKR_MECHANISM_INVALID));
+            }
+        }
+        if let crate::services::objects::Target::Token { token, id, .. } = &target {
+            if !token.is_complete(*id) {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
+        }
+        Ok(obj)
+    }
+
+    fn with_ops<T>(&self, h: CK_SESSION_HANDLE, f: impl FnOnce(&Session, &mut Ops) -> Result<T>) -> Result<T> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        f(&s, &mut ops)
+    }
+
+    /// `C_SignInit`.
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        self.with_ops(h, |s, ops| {
+            if ops.sign.is_some() {
+                return Err(err(CKR_OPERATION_ACTIVE));
+            }
+            let m = registry().get(mech)?;
+            let k = self.usable_key(s, key, mech, m, Usage::Sign)?;
+            let op = m.sign(param, &k)?;
+            let multipart = op.multipart();
+            ops.sign = Some(SignOp { op: Some(op), multipart, pending: None });
+            Ok(())
+        })
+    }
+
+    /// `C_Sign`: single part.
+    pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
+        self.with_ops(h, |_, ops| {
+            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if let Some(mut op) = st.op.take() {
+                match op.update(data).and_then(|_| op.finish()) {
+                    Ok(v) => st.pending = Some(v),
+                    Err(e) => {
+                        ops.sign = None;
+                        return Err(e);
+                    }
+                }
+            }
+            finish_output(&mut ops.sign, |s| &mut s.pending, cap)
+        })
+    }
+
+    /// `C_SignUpdate`.
+    pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        self.with_ops(h, |_, ops| {
+            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let r = match st.op.as_mut() {
+                Some(op) if st.multipart => op.update(data),
+                _ => Err(err(CKR_FUNCTION_NOT_SUPPORTED)),
+            };
+            r.inspect_err(|_| ops.sign = None)
+        })
+    }
+
+    /// `C_SignFinal`.
+    pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
+        self.with_ops(h, |_, ops| {
+            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if let Some(op) = st.op.take() {
+                match op.finish() {
+                    Ok(v) => st.pending = Some(v),
+                    Err(e) => {
+                        ops.sign = None;
+                        return Err(e);
+                    }
+                }
+            }
+            finish_output(&mut ops.sign, |s| &mut s.pending, cap)
+        })
+    }
+
+    /// `C_VerifyInit`.
+    pub fn verify_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        self.with_ops(h, |s, ops| {
+            if ops.verify.is_some() {
+                return Err(err(CKR_OPERATION_ACTIVE));
+            }
+            let m = registry().get(mech)?;
+            let k = self.usable_key(s, key, mech, m, Usage::Verify)?;
+            let op = m.verify(param, &k)?;
+            let multipart = op.multipart();
+            ops.verify = Some(VerifyOp { op, multipart });
+            Ok(())
+        })
+    }
+
+    /// `C_Verify`: single part; the operation ends whatever the outcome.
+    pub fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
+        self.with_ops(h, |_, ops| {
+            let mut st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            st.op.update(data)?;
+            st.op.finish(signature)
+        })
+    }
+
+    /// `C_VerifyUpdate`.
+    pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        self.with_ops(h, |_, ops| {
+            let st = ops.verify.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
+            r.inspect_err(|_| ops.verify = None)
+        })
+    }
+
+    /// `C_VerifyFinal`.
+    pub fn verify_final(&self, h: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
+        self.with_ops(h, |_, ops| ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?.op.finish(signature))
+    }
+
+    /// `C_EncryptInit` / `C_DecryptInit`.
+    pub fn cipher_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        self.with_ops(h, |s, ops| {
+            let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
+            if slot.is_some() {
+                return Err(err(CKR_OPERATION_ACTIVE));
+            }
+            let m = registry().get(mech)?;
+            let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
+            let k = self.usable_key(s, key, mech, m, usage)?;
+            let op = if encrypt { m.encrypt(param, &k)? } else { m.decrypt(param, &k)? };
+            let multipart = op.multipart();
+            *slot = Some(CipherOp { op: Some(op), multipart, pending: None });
+            Ok(())
+        })
+    }
+
+    /// `C_Encrypt` / `C_Decrypt`: single part.
+    pub fn cipher(&self, h: CK_SESSION_HANDLE, encrypt: bool, data: &[u8], cap: Option<usize>) -> Result<Output> {
+        self.with_ops(h, |_, ops| {
+            let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
+            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if let Some(mut op) = st.op.take() {
+                let r = op.update(data).and_then(|mut out| {
+                    out.extend(op.finish()?);
+                    Ok(out)
+                });
+                match r {
+                    Ok(v) => st.pending = Some(v),
+                    Err(e) => {
+                        *slot = None;
+                        return Err(e);
+                    }
+                }
+            }
+            finish_output(slot, |s| &mut s.pending, cap)
+        })
+    }
+
+    /// `C_EncryptUpdate` / `C_DecryptUpdate`.
+    pub fn cipher_update(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        data: &[u8],
+        cap: Option<usize>,
+    ) -> Result<Output> {
+        self.with_ops(h, |_, ops| {
+            let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
+            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if !st.multipart {
+                *slot = None;
+                return Err(err(CKR_FUNCTION_NOT_SUPPORTED));
+            }
+            if st.pending.is_none() {
+                let op = st.op.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+                match op.update(data) {
+                    Ok(v) => st.pending = Some(v),
+                    Err(e) => {
+                        *slot = None;
+                        return Err(e);
+                    }
+                }
+            }
+            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            Ok(deliver(&mut st.pending, cap))
+        })
+    }
+
+    /// `C_EncryptFinal` / `C_DecryptFinal`.
+    pub fn cipher_final(&self, h: CK_SESSION_HANDLE, encrypt: bool, cap: Option<usize>) -> Result<Output> {
+        self.with_ops(h, |_, ops| {
+            let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
+            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if let Some(op) = st.op.take() {
+                match op.finish() {
+                    Ok(v) => st.pending = Some(v),
+                    Err(e) => {
+                        *slot = None;
+                        return Err(e);
+                    }
+                }
+            }
+            finish_output(slot, |s| &mut s.pending, cap)
+        })
+    }
+}
+
+/// Delivers the pending result of a finishing call; the operation ends once it is handed out.
+fn finish_output<S>(
+    slot: &mut Option<S>,
+    pending: impl Fn(&mut S) -> &mut Option<Vec<u8>>,
+    cap: Option<usize>,
+) -> Result<Output> {
+    let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+    let out = deliver(pending(st), cap);
+    if matches!(out, Output::Done(_)) {
+        *slot = None;
+    }
+    Ok(out)
+}

@@ -1,0 +1,179 @@
+//! Key management (spec §5.16): generation, wrapping, unwrapping and derivation.
+
+use super::crypto::Usage;
+use crate::error::{err, Result};
+use crate::mechanisms::registry;
+use crate::module::Module;
+use crate::object::template::{self, Actor, Origin};
+use crate::object::{ulong, AttrMap, Object, Template};
+use cryptoki_sys::*;
+
+/// Adds `CKA_CLASS` and `CKA_KEY_TYPE` when the template leaves them out; a template that names
+/// other values than the mechanism makes is inconsistent.
+fn with_class(template: &Template, class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Result<Template> {
+    let map = template::collect(template)?;
+    let mut t = template.clone();
+    for (attr, want) in [(CKA_CLASS, class), (CKA_KEY_TYPE, key_type)] {
+        match map.get(&attr) {
+            None => t.push((attr, ulong(want))),
+            Some(v) if *v == ulong(want) => {}
+            Some(_) => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
+        }
+    }
+    Ok(t)
+}
+
+/// Whether `obj` carries every attribute of a nested template (`CKA_WRAP_TEMPLATE`).
+fn satisfies(obj: &Object, nested: Option<&[u8]>) -> Result<bool> {
+    match nested {
+        None => Ok(true),
+        Some(v) => Ok(obj.matches(&crate::object::decode_template(v)?)),
+    }
+}
+
+impl Module {
+    /// `C_GenerateKey`.
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let s = self.session(h)?;
+        let m = registry().get(mech)?;
+        let map: AttrMap = template::collect(template)?;
+        let g = m.generate_key(param, &map)?;
+        let t = with_class(template, CKO_SECRET_KEY, g.key_type)?;
+        let obj = template::build(&t, &g.material, Origin::Generated(mech), Actor { so: s.so() })?;
+        self.store_object(&s, obj)
+    }
+
+    /// `C_GenerateKeyPair`: (public, private).
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        public: &Template,
+        private: &Template,
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let s = self.session(h)?;
+        let m = registry().get(mech)?;
+        let g = m.generate_key_pair(param, &template::collect(public)?, &template::collect(private)?)?;
+        let actor = Actor { so: s.so() };
+        let pub_t = with_class(public, CKO_PUBLIC_KEY, g.key_type)?;
+        let priv_t = with_class(private, CKO_PRIVATE_KEY, g.key_type)?;
+        let pub_obj = template::build(&pub_t, &g.public, Origin::Generated(mech), actor)?;
+        let priv_obj = template::build(&priv_t, &g.private, Origin::Generated(mech), actor)?;
+        let ph = self.store_object(&s, pub_obj)?;
+        match self.store_object(&s, priv_obj) {
+            Ok(vh) => Ok((ph, vh)),
+            Err(e) => {
+                let _ = self.destroy_object(h, ph);
+                Err(e)
+            }
+        }
+    }
+
+    /// `C_WrapKey`: the wrapped bytes (computed again for each call; the length is stable).
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<Vec<u8>> {
+        let s = self.session(h)?;
+        let m = registry().get(mech)?;
+        let wk = self.usable_key(&s, wrapping, mech, m, Usage::Wrap).map_err(|e| match e.rv() {
+            CKR_KEY_HANDLE_INVALID => err(CKR_WRAPPING_KEY_HANDLE_INVALID),
+            CKR_KEY_TYPE_INCONSISTENT => err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
+            _ => e,
+        })?;
+        let (_, k) = self.resolve(&s, key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
+        if !k.flag(CKA_EXTRACTABLE) {
+            return Err(err(CKR_KEY_UNEXTRACTABLE));
+        }
+        if k.flag(CKA_WRAP_WITH_TRUSTED) && !wk.flag(CKA_TRUSTED) {
+            return Err(err(CKR_KEY_NOT_WRAPPABLE));
+        }
+        if !satisfies(&k, wk.get(CKA_WRAP_TEMPLATE))? {
+            return Err(err(CKR_KEY_NOT_WRAPPABLE));
+        }
+        let bytes = match k.class() {
+            CKO_SECRET_KEY => k.get(CKA_VALUE).ok_or(err(CKR_KEY_NOT_WRAPPABLE))?.to_vec(),
+            CKO_PRIVATE_KEY => crate::import::encode_pkcs8(&k).map_err(|_| err(CKR_KEY_NOT_WRAPPABLE))?,
+            _ => return Err(err(CKR_KEY_NOT_WRAPPABLE)),
+        };
+        m.wrap(param, &wk, &bytes)
+    }
+
+    /// `C_UnwrapKey`.
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let s = self.session(h)?;
+        let m = registry().get(mech)?;
+        let uk = self.usable_key(&s, unwrapping, mech, m, Usage::Unwrap).map_err(|e| match e.rv() {
+            CKR_KEY_HANDLE_INVALID => err(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
+            CKR_KEY_TYPE_INCONSISTENT => err(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
+            _ => e,
+        })?;
+        let mut t = template.clone();
+        if let Some(v) = uk.get(CKA_UNWRAP_TEMPLATE) {
+            t.extend(crate::object::decode_template(v)?);
+        }
+        let map = template::collect(&t)?;
+        let class = map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+        let bytes = m.unwrap(param, &uk, wrapped)?;
+        let material: Template = match class {
+            CKO_SECRET_KEY => vec![(CKA_VALUE, bytes)],
+            CKO_PRIVATE_KEY => {
+                let kp = crate::import::read_pkcs8(&bytes, None).map_err(|_| err(CKR_WRAPPED_KEY_INVALID))?;
+                if map.get(&CKA_KEY_TYPE).is_some_and(|v| *v != ulong(kp.key_type)) {
+                    return Err(err(CKR_TEMPLATE_INCONSISTENT));
+                }
+                t.push((CKA_KEY_TYPE, ulong(kp.key_type)));
+                kp.private
+            }
+            _ => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
+        };
+        let obj = template::build(&t, &material, Origin::Imported, Actor { so: s.so() })?;
+        self.store_object(&s, obj)
+    }
+
+    /// `C_DeriveKey`.
+    pub fn derive_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        base: CK_OBJECT_HANDLE,
+        template: &Template,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let s = self.session(h)?;
+        let m = registry().get(mech)?;
+        let bk = self.usable_key(&s, base, mech, m, Usage::Derive)?;
+        let map = template::collect(template)?;
+        let len = map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| l as usize);
+        let value = m.derive(param, &bk, len)?;
+        let mut t = template.clone();
+        if !map.contains_key(&CKA_CLASS) {
+            t.push((CKA_CLASS, ulong(CKO_SECRET_KEY)));
+        }
+        if !map.contains_key(&CKA_KEY_TYPE) {
+            t.push((CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)));
+        }
+        let origin = Origin::Derived(bk.flag(CKA_ALWAYS_SENSITIVE), bk.flag(CKA_NEVER_EXTRACTABLE));
+        let obj = template::build(&t, &[(CKA_VALUE, value)].to_vec(), origin, Actor { so: s.so() })?;
+        self.store_object(&s, obj)
+    }
+}
