@@ -25,6 +25,8 @@ pub struct SignOp {
     pub op: Option<Box<dyn SignOperation>>,
     pub multipart: bool,
     pub pending: Option<Vec<u8>>,
+    /// The key is `CKA_ALWAYS_AUTHENTICATE`: a `CKU_CONTEXT_SPECIFIC` login must come first.
+    pub reauth: bool,
 }
 
 /// An active verification.
@@ -38,6 +40,8 @@ pub struct CipherOp {
     pub op: Option<Box<dyn CipherOperation>>,
     pub multipart: bool,
     pub pending: Option<Vec<u8>>,
+    /// As for [`SignOp::reauth`].
+    pub reauth: bool,
 }
 
 /// Operations in progress in one session.

@@ -18,7 +18,7 @@ C_FindObjectsFinal C_DigestInit C_Digest C_DigestUpdate C_DigestFinal C_SeedRand
 C_GenerateRandom C_WaitForSlotEvent C_GetInterfaceList C_GetInterface C_LoginUser
 C_EncryptInit C_Encrypt C_EncryptUpdate C_EncryptFinal C_DecryptInit C_Decrypt C_DecryptUpdate
 C_DecryptFinal C_SignInit C_Sign C_SignUpdate C_SignFinal C_VerifyInit C_Verify C_VerifyUpdate
-C_VerifyFinal C_GenerateKey C_GenerateKeyPair C_WrapKey C_UnwrapKey C_DeriveKey
+C_VerifyFinal C_GenerateKey C_GenerateKeyPair C_WrapKey C_UnwrapKey C_DeriveKey C_DigestKey C_SessionCancel
 """.split())
 
 src = pathlib.Path(sys.argv[1]).read_text()

@@ -57,6 +57,15 @@ pub unsafe extern "C" fn C_DigestUpdate(
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJECT_HANDLE) -> CK_RV {
+    guard("C_DigestKey", || {
+        let m = module()?;
+        m.session(hSession)?;
+        finishing(&m, hSession, || m.digest_key(hSession, hKey))
+    })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn C_DigestFinal(
     hSession: CK_SESSION_HANDLE,
     pDigest: *mut CK_BYTE,

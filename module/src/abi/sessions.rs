@@ -82,3 +82,8 @@ pub unsafe extern "C" fn C_LoginUser(
 pub unsafe extern "C" fn C_Logout(hSession: CK_SESSION_HANDLE) -> CK_RV {
     guard("C_Logout", || module()?.logout(hSession))
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SessionCancel(hSession: CK_SESSION_HANDLE, flags: CK_FLAGS) -> CK_RV {
+    guard("C_SessionCancel", || module()?.session_cancel(hSession, flags))
+}

@@ -25,11 +25,6 @@ pub unsafe extern "C" fn C_SetOperationState(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_DigestKey(_arg1: CK_SESSION_HANDLE, _arg2: CK_OBJECT_HANDLE) -> CK_RV {
-    super::not_supported("C_DigestKey")
-}
-
-#[no_mangle]
 pub unsafe extern "C" fn C_SignRecoverInit(
     _arg1: CK_SESSION_HANDLE,
     _arg2: *mut CK_MECHANISM,
@@ -121,11 +116,6 @@ pub unsafe extern "C" fn C_GetFunctionStatus(_arg1: CK_SESSION_HANDLE) -> CK_RV 
 #[no_mangle]
 pub unsafe extern "C" fn C_CancelFunction(_arg1: CK_SESSION_HANDLE) -> CK_RV {
     super::not_supported("C_CancelFunction")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_SessionCancel(_arg1: CK_SESSION_HANDLE, _arg2: CK_FLAGS) -> CK_RV {
-    super::not_supported("C_SessionCancel")
 }
 
 #[no_mangle]

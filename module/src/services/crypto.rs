@@ -37,6 +37,50 @@ impl Usage {
 }
 
 impl Module {
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)`: authorises the pending operations of the session whose key
+    /// asks for it.
+    pub fn context_login(&self, s: &Session, pin: &[u8]) -> Result<()> {
+        let mut ops = lock(&s.ops);
+        let sign = ops.sign.as_ref().is_some_and(|o| o.reauth);
+        let decrypt = ops.decrypt.as_ref().is_some_and(|o| o.reauth);
+        if !sign && !decrypt {
+            return Err(err(CKR_OPERATION_NOT_INITIALIZED));
+        }
+        s.token.verify_pin(crate::store::Role::User, pin)?;
+        if let Some(o) = ops.sign.as_mut() {
+            o.reauth = false;
+        }
+        if let Some(o) = ops.decrypt.as_mut() {
+            o.reauth = false;
+        }
+        Ok(())
+    }
+
+    /// `C_SessionCancel`: ends the operations named by `flags`.
+    pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+        self.with_ops(h, |_, ops| {
+            if flags & CKF_ENCRYPT != 0 {
+                ops.encrypt = None;
+            }
+            if flags & CKF_DECRYPT != 0 {
+                ops.decrypt = None;
+            }
+            if flags & CKF_DIGEST != 0 {
+                ops.digest = None;
+            }
+            if flags & CKF_SIGN != 0 {
+                ops.sign = None;
+            }
+            if flags & CKF_VERIFY != 0 {
+                ops.verify = None;
+            }
+            if flags & CKF_FIND_OBJECTS != 0 {
+                ops.find = None;
+            }
+            Ok(())
+        })
+    }
+
     /// Resolves a key handle for a use with a mechanism and checks everything the specification
     /// attaches to that: the handle (`CKR_KEY_HANDLE_INVALID`), the usage attribute
     /// (`CKR_KEY_FUNCTION_NOT_PERMITTED`), the key type (`CKR_KEY_TYPE_INCONSISTENT`),
@@ -100,7 +144,7 @@ impl Module {
             let k = self.usable_key(s, key, mech, m, Usage::Sign)?;
             let op = m.sign(param, &k)?;
             let multipart = op.multipart();
-            ops.sign = Some(SignOp { op: Some(op), multipart, pending: None });
+            ops.sign = Some(SignOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(&k) });
             Ok(())
         })
     }
@@ -109,6 +153,9 @@ impl Module {
     pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.reauth {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
             if let Some(mut op) = st.op.take() {
                 match op.update(data).and_then(|_| op.finish()) {
                     Ok(v) => st.pending = Some(v),
@@ -126,6 +173,9 @@ impl Module {
     pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
             let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.reauth {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
             let r = match st.op.as_mut() {
                 Some(op) if st.multipart => op.update(data),
                 _ => Err(err(CKR_FUNCTION_NOT_SUPPORTED)),
@@ -138,6 +188,9 @@ impl Module {
     pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.reauth {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),
@@ -214,7 +267,7 @@ impl Module {
             let k = self.usable_key(s, key, mech, m, usage)?;
             let op = if encrypt { m.encrypt(param, &k)? } else { m.decrypt(param, &k)? };
             let multipart = op.multipart();
-            *slot = Some(CipherOp { op: Some(op), multipart, pending: None });
+            *slot = Some(CipherOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(&k) });
             Ok(())
         })
     }
@@ -224,6 +277,9 @@ impl Module {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.reauth {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
             if let Some(mut op) = st.op.take() {
                 let r = op.update(data).and_then(|mut out| {
                     out.extend(op.finish()?);
@@ -252,6 +308,9 @@ impl Module {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.reauth {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
             if !st.multipart {
                 *slot = None;
                 return Err(err(CKR_FUNCTION_NOT_SUPPORTED));
@@ -267,6 +326,9 @@ impl Module {
                 }
             }
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.reauth {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
             Ok(deliver(&mut st.pending, cap))
         })
     }
@@ -276,6 +338,9 @@ impl Module {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.reauth {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),
@@ -288,6 +353,11 @@ impl Module {
             finish_output(slot, |s| &mut s.pending, cap)
         })
     }
+}
+
+/// Whether using this key needs a context-specific login first (spec §4.9 `CKA_ALWAYS_AUTHENTICATE`).
+fn needs_reauth(k: &Object) -> bool {
+    k.class() == CKO_PRIVATE_KEY && k.flag(CKA_ALWAYS_AUTHENTICATE)
 }
 
 /// Delivers the pending result of a finishing call; the operation ends once it is handed out.

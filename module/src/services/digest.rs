@@ -51,6 +51,26 @@ impl Module {
         Ok(())
     }
 
+    /// `C_DigestKey`: adds a secret key's value to the digest in progress.
+    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+        let s = self.session(h)?;
+        let (target, obj) = self.resolve(&s, key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
+        let mut ops = lock(&s.ops);
+        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        if obj.class() != CKO_SECRET_KEY {
+            return Err(err(CKR_KEY_INDIGESTIBLE));
+        }
+        if let crate::services::objects::Target::Token { token, id, .. } = &target {
+            if !token.is_complete(*id) {
+                return Err(err(CKR_USER_NOT_LOGGED_IN));
+            }
+        }
+        let value = obj.get(CKA_VALUE).ok_or(err(CKR_KEY_INDIGESTIBLE))?;
+        d.multipart = true;
+        d.op.update(value);
+        Ok(())
+    }
+
     /// `C_DigestFinal`.
     pub fn digest_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         let s = self.session(h)?;

@@ -87,9 +87,7 @@ impl Module {
                 if !s.user() {
                     return Err(err(CKR_USER_NOT_LOGGED_IN));
                 }
-                // No operation of this release asks for re-authentication (CKA_ALWAYS_AUTHENTICATE
-                // keys arrive with the signing mechanisms), so there is nothing to authorise.
-                return Err(err(CKR_OPERATION_NOT_INITIALIZED));
+                return self.context_login(&s, pin);
             }
             _ => return Err(err(CKR_USER_TYPE_INVALID)),
         };
