@@ -22,6 +22,8 @@ pub struct Config {
     pub pin_max_failures: u32,
     /// `pin.kdf_iterations`: PBKDF2-HMAC-SHA-256 iterations for new PIN wraps (>= 600,000).
     pub kdf_iterations: u32,
+    /// `tessera.mode`: approved or non-approved (overridden by `TESSERA_MODE`).
+    pub mode: crate::policy::Mode,
     /// Where the configuration came from, for diagnostics.
     pub source: Option<PathBuf>,
 }
@@ -34,12 +36,23 @@ impl Config {
             removable: false,
             pin_max_failures: 10,
             kdf_iterations: MIN_KDF_ITERATIONS,
+            mode: crate::policy::Mode::NonApproved,
             source: None,
         }
     }
 
-    /// Reads the configuration the environment points at.
+    /// Reads the configuration the environment points at; `TESSERA_MODE` overrides the mode.
     pub fn load() -> Result<Config, String> {
+        let mut cfg = Config::load_file()?;
+        if let Some(m) = std::env::var_os("TESSERA_MODE").filter(|m| !m.is_empty()) {
+            let m = m.to_string_lossy();
+            cfg.mode = crate::policy::Mode::parse(&m)
+                .ok_or_else(|| format!("TESSERA_MODE={m}: expected approved or non-approved"))?;
+        }
+        Ok(cfg)
+    }
+
+    fn load_file() -> Result<Config, String> {
         if let Some(path) = std::env::var_os("TESSERA_CONF") {
             let path = PathBuf::from(path);
             return Config::from_file(&path);
@@ -101,6 +114,9 @@ impl Config {
                         return Err(bad("must be at least 600000"));
                     }
                     cfg.kdf_iterations = it;
+                }
+                "tessera.mode" => {
+                    cfg.mode = crate::policy::Mode::parse(value).ok_or_else(|| bad("expected approved or non-approved"))?
                 }
                 _ => return Err(format!("line {}: unknown key `{key}`", n + 1)),
             }
@@ -166,5 +182,7 @@ mod tests {
         assert!(Config::parse("unknown.key = 1").is_err());
         assert!(Config::parse("pin.kdf_iterations = 1000").is_err());
         assert!(Config::parse("slots.removable = maybe").is_err());
+        assert!(Config::parse("tessera.mode = lax").is_err());
+        assert_eq!(Config::parse("tessera.mode = approved").unwrap().mode, crate::policy::Mode::Approved);
     }
 }

@@ -17,6 +17,7 @@ pub mod log;
 pub mod mechanisms;
 pub mod module;
 pub mod object;
+pub mod policy;
 pub mod services;
 pub mod session;
 pub mod slots;

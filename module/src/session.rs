@@ -53,12 +53,16 @@ pub struct Ops {
     pub verify: Option<VerifyOp>,
     pub encrypt: Option<CipherOp>,
     pub decrypt: Option<CipherOp>,
+    /// The approved indicator of the last operation started in this session
+    /// (`C_GetSessionValidationFlags`); `None` before any.
+    pub last_approved: Option<bool>,
 }
 
 impl Ops {
     /// Ends every operation (logout, token removal).
     pub fn clear(&mut self) {
-        *self = Ops::default();
+        let last = self.last_approved;
+        *self = Ops { last_approved: last, ..Ops::default() };
     }
 }
 

@@ -1,7 +1,7 @@
 //! General-purpose, slot and token management entry points (spec §5.4, §5.5).
 
 use super::*;
-use crate::services::general::{library_version, MANUFACTURER, MODEL};
+use crate::services::general::{description, library_version, model, MANUFACTURER};
 use std::ffi::c_void;
 
 #[no_mangle]
@@ -58,14 +58,14 @@ pub unsafe extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
 #[no_mangle]
 pub unsafe extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
     guard("C_GetInfo", || {
-        module()?;
+        let m = module()?;
         let info = out(pInfo)?;
         let (major, minor) = library_version();
         *info = CK_INFO {
             cryptokiVersion: CK_VERSION { major: 3, minor: 2 },
             manufacturerID: pad(MANUFACTURER),
             flags: 0,
-            libraryDescription: pad("Tessera PKCS#11 software HSM"),
+            libraryDescription: pad(description(m.cfg.mode)),
             libraryVersion: CK_VERSION { major, minor },
         };
         Ok(())
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN
         *info = CK_TOKEN_INFO {
             label: pad(&t.label),
             manufacturerID: pad(MANUFACTURER),
-            model: pad(MODEL),
+            model: pad(model(m.cfg.mode)),
             serialNumber: pad(&t.serial),
             flags: t.flags,
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,

@@ -87,3 +87,18 @@ pub unsafe extern "C" fn C_Logout(hSession: CK_SESSION_HANDLE) -> CK_RV {
 pub unsafe extern "C" fn C_SessionCancel(hSession: CK_SESSION_HANDLE, flags: CK_FLAGS) -> CK_RV {
     guard("C_SessionCancel", || module()?.session_cancel(hSession, flags))
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetSessionValidationFlags(
+    hSession: CK_SESSION_HANDLE,
+    type_: CK_SESSION_VALIDATION_FLAGS_TYPE,
+    pFlags: *mut CK_FLAGS,
+) -> CK_RV {
+    guard("C_GetSessionValidationFlags", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let dest = out(pFlags)?;
+        *dest = m.session_validation_flags(hSession, type_)?;
+        Ok(())
+    })
+}

@@ -143,7 +143,7 @@ fn show_slots(m: &Module) -> Res<()> {
         }
         println!("    Token info:");
         println!("        Manufacturer ID:  Tessera");
-        println!("        Model:            {}", tessera_pkcs11::services::general::MODEL);
+        println!("        Model:            {}", tessera_pkcs11::services::general::model(m.cfg.mode));
         println!("        Serial number:    {}", ti.serial);
         println!("        Initialized:      {}", yn(init));
         println!("        User PIN init.:   {}", yn(ti.flags & CKF_USER_PIN_INITIALIZED != 0));

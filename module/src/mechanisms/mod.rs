@@ -7,6 +7,7 @@ pub mod ec;
 pub mod eddsa;
 pub mod hmac;
 pub mod kdf;
+pub mod names;
 pub mod rsa;
 
 use crate::error::{err, Result};
@@ -84,6 +85,12 @@ pub struct GeneratedPair {
 /// `CKA_ALLOWED_MECHANISMS`; `key` is the whole object, key material included.
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> MechanismInfo;
+
+    /// Whether the parameters meet a named condition of the approved-mode policy
+    /// (`policy/approved.toml`, field `condition`). Unknown conditions are not met.
+    fn meets(&self, _condition: &str, _param: &[u8]) -> bool {
+        false
+    }
 
     /// Key types this mechanism works with (`CKR_KEY_TYPE_INCONSISTENT` for others).
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {

@@ -88,7 +88,16 @@ pub const KEY: &[Spec] = &[
     s(CKA_LOCAL, Bool, TOKEN_SET),
     s(CKA_KEY_GEN_MECHANISM, Ulong, TOKEN_SET),
     s(CKA_ALLOWED_MECHANISMS, Mechanisms, 0),
+    s(CKA_OBJECT_VALIDATION_FLAGS, Ulong, TOKEN_SET),
+    s(CKA_VENDOR_FIPS_APPROVED, Bool, TOKEN_SET),
 ];
+
+/// Tessera's vendor attribute: the key was generated or imported under approved conditions.
+pub const CKA_VENDOR_FIPS_APPROVED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 1;
+
+/// The `CKA_VALIDATION_FLAG` of the module's validation object (FIPS 140-3); a key's
+/// `CKA_OBJECT_VALIDATION_FLAGS` and a session's validation flags carry it when approved.
+pub const VALIDATION_FLAG_FIPS: CK_FLAGS = 1;
 
 pub const PUBLIC_KEY: &[Spec] = &[
     s(CKA_SUBJECT, Bytes, 0),

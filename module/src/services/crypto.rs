@@ -6,6 +6,7 @@ use crate::error::{err, Result};
 use crate::mechanisms::{registry, Mechanism};
 use crate::module::{lock, Module};
 use crate::object::{as_ulong, Object};
+use crate::policy::{policy, Decision, Function, KeyInfo};
 use crate::session::{CipherOp, Ops, Session, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -37,6 +38,12 @@ impl Usage {
 }
 
 impl Module {
+    /// The policy decision on one use of a mechanism, in the configured mode: refused uses give
+    /// the error the approved mode names; allowed ones carry the approved indicator.
+    pub fn decide(&self, mech: CK_MECHANISM_TYPE, m: &dyn Mechanism, f: Function, key: &KeyInfo, param: &[u8]) -> Result<Decision> {
+        policy()?.decide(self.cfg.mode, mech, f, key, &|c| m.meets(c, param))
+    }
+
     /// `C_Login(CKU_CONTEXT_SPECIFIC)`: authorises the pending operations of the session whose key
     /// asks for it.
     pub fn context_login(&self, s: &Session, pin: &[u8]) -> Result<()> {
@@ -142,7 +149,9 @@ impl Module {
             }
             let m = registry().get(mech)?;
             let k = self.usable_key(s, key, mech, m, Usage::Sign)?;
+            let d = self.decide(mech, m, Function::Sign, &KeyInfo::of(&k), param)?;
             let op = m.sign(param, &k)?;
+            ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
             ops.sign = Some(SignOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(&k) });
             Ok(())
@@ -218,7 +227,9 @@ impl Module {
             }
             let m = registry().get(mech)?;
             let k = self.usable_key(s, key, mech, m, Usage::Verify)?;
+            let d = self.decide(mech, m, Function::Verify, &KeyInfo::of(&k), param)?;
             let op = m.verify(param, &k)?;
+            ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
             ops.verify = Some(VerifyOp { op, multipart });
             Ok(())
@@ -265,8 +276,12 @@ impl Module {
             let m = registry().get(mech)?;
             let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
             let k = self.usable_key(s, key, mech, m, usage)?;
+            let f = if encrypt { Function::Encrypt } else { Function::Decrypt };
+            let d = self.decide(mech, m, f, &KeyInfo::of(&k), param)?;
             let op = if encrypt { m.encrypt(param, &k)? } else { m.decrypt(param, &k)? };
             let multipart = op.multipart();
+            ops.last_approved = Some(d.approved);
+            let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             *slot = Some(CipherOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(&k) });
             Ok(())
         })

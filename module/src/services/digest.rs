@@ -16,8 +16,11 @@ impl Module {
         if ops.digest.is_some() {
             return Err(err(CKR_OPERATION_ACTIVE));
         }
-        let op = registry().get(mech)?.digest(param)?;
+        let m = registry().get(mech)?;
+        let d = self.decide(mech, m, crate::policy::Function::Digest, &Default::default(), param)?;
+        let op = m.digest(param)?;
         ops.digest = Some(DigestOp { op, multipart: false });
+        ops.last_approved = Some(d.approved);
         Ok(())
     }
 

@@ -8,8 +8,21 @@ use cryptoki_sys::*;
 
 /// Manufacturer string of the library, its slots and tokens.
 pub const MANUFACTURER: &str = "Tessera";
-/// Model string of every token.
-pub const MODEL: &str = "Tessera soft HSM";
+/// Model string of every token (16 characters at most), naming the mode.
+pub fn model(mode: crate::policy::Mode) -> &'static str {
+    match mode {
+        crate::policy::Mode::Approved => "Tessera approved",
+        crate::policy::Mode::NonApproved => "Tessera",
+    }
+}
+
+/// The library description (32 characters at most), naming the mode.
+pub fn description(mode: crate::policy::Mode) -> &'static str {
+    match mode {
+        crate::policy::Mode::Approved => "Tessera HSM, approved mode",
+        crate::policy::Mode::NonApproved => "Tessera HSM, non-approved mode",
+    }
+}
 
 /// The library version, from the crate version (major.minor).
 pub fn library_version() -> (u8, u8) {
@@ -32,6 +45,17 @@ pub struct TokenInfo {
 }
 
 impl Module {
+    /// `C_GetSessionValidationFlags(CKS_LAST_VALIDATION_OK)`: the validation flags met by the
+    /// last operation of the session.
+    pub fn session_validation_flags(&self, h: CK_SESSION_HANDLE, which: CK_ULONG) -> Result<CK_FLAGS> {
+        let s = self.session(h)?;
+        if which != CKS_LAST_VALIDATION_OK {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        let approved = crate::module::lock(&s.ops).last_approved == Some(true);
+        Ok(if approved { crate::object::attrs::VALIDATION_FLAG_FIPS } else { 0 })
+    }
+
     /// `C_GetSlotList`. Every slot holds a token (the free slot an uninitialised one), so
     /// `tokenPresent` does not change the list.
     pub fn slot_list(&self) -> Result<Vec<CK_SLOT_ID>> {
@@ -91,12 +115,19 @@ impl Module {
     /// `C_GetMechanismList`.
     pub fn mechanism_list(&self, slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
         self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
-        Ok(registry().types())
+        let p = crate::policy::policy()?;
+        Ok(registry()
+            .types()
+            .into_iter()
+            .filter(|m| self.cfg.mode == crate::policy::Mode::NonApproved || p.has_approved_use(*m))
+            .collect())
     }
 
     /// `C_GetMechanismInfo`.
     pub fn mechanism_info(&self, slot: CK_SLOT_ID, mech: CK_MECHANISM_TYPE) -> Result<MechanismInfo> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
+        if !self.mechanism_list(slot)?.contains(&mech) {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
         registry().get(mech).map(|m| m.info()).map_err(|_| err(CKR_MECHANISM_INVALID))
     }
 }

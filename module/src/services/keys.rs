@@ -5,7 +5,10 @@ use crate::error::{err, Result};
 use crate::mechanisms::registry;
 use crate::module::Module;
 use crate::object::template::{self, Actor, Origin};
-use crate::object::{ulong, AttrMap, Object, Template};
+use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, VALIDATION_FLAG_FIPS};
+use crate::object::{bool_, ulong, AttrMap, Object, Template};
+use crate::policy::{policy, Function, KeyInfo};
+use crate::session::Session;
 use cryptoki_sys::*;
 
 /// Adds `CKA_CLASS` and `CKA_KEY_TYPE` when the template leaves them out; a template that names
@@ -31,6 +34,31 @@ fn satisfies(obj: &Object, nested: Option<&[u8]>) -> Result<bool> {
     }
 }
 
+/// The size a key generation template asks for, as the policy measures it.
+fn requested(map: &AttrMap) -> KeyInfo {
+    let bits = map
+        .get(&CKA_MODULUS_BITS)
+        .and_then(|v| crate::object::as_ulong(v))
+        .map(|b| b as u32)
+        .or_else(|| map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| (l * 8) as u32));
+    let probe = Object { attrs: [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())].into() };
+    KeyInfo { bits, curve: KeyInfo::of(&probe).curve }
+}
+
+/// Records on a key whether it came to be under approved conditions: the vendor attribute
+/// `CKA_VENDOR_FIPS_APPROVED` and the 3.2 `CKA_OBJECT_VALIDATION_FLAGS`.
+pub fn stamp(obj: &mut Object, approved: bool) {
+    if matches!(obj.class(), CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
+        let approved = approved && policy().is_ok_and(|p| p.key_approved(obj));
+        obj.attrs.insert(CKA_VENDOR_FIPS_APPROVED, bool_(approved));
+        obj.attrs.insert(CKA_OBJECT_VALIDATION_FLAGS, ulong(if approved { VALIDATION_FLAG_FIPS } else { 0 }));
+    }
+}
+
+fn note(s: &Session, approved: bool) {
+    crate::module::lock(&s.ops).last_approved = Some(approved);
+}
+
 impl Module {
     /// `C_GenerateKey`.
     pub fn generate_key(
@@ -43,9 +71,12 @@ impl Module {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
         let map: AttrMap = template::collect(template)?;
+        let d = self.decide(mech, m, Function::Generate, &requested(&map), param)?;
         let g = m.generate_key(param, &map)?;
         let t = with_class(template, CKO_SECRET_KEY, g.key_type)?;
-        let obj = template::build(&t, &g.material, Origin::Generated(mech), Actor { so: s.so() })?;
+        let mut obj = template::build(&t, &g.material, Origin::Generated(mech), Actor { so: s.so() })?;
+        stamp(&mut obj, d.approved);
+        note(&s, d.approved);
         self.store_object(&s, obj)
     }
 
@@ -60,12 +91,17 @@ impl Module {
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
-        let g = m.generate_key_pair(param, &template::collect(public)?, &template::collect(private)?)?;
+        let pub_map = template::collect(public)?;
+        let d = self.decide(mech, m, Function::GeneratePair, &requested(&pub_map), param)?;
+        let g = m.generate_key_pair(param, &pub_map, &template::collect(private)?)?;
         let actor = Actor { so: s.so() };
         let pub_t = with_class(public, CKO_PUBLIC_KEY, g.key_type)?;
         let priv_t = with_class(private, CKO_PRIVATE_KEY, g.key_type)?;
-        let pub_obj = template::build(&pub_t, &g.public, Origin::Generated(mech), actor)?;
-        let priv_obj = template::build(&priv_t, &g.private, Origin::Generated(mech), actor)?;
+        let mut pub_obj = template::build(&pub_t, &g.public, Origin::Generated(mech), actor)?;
+        let mut priv_obj = template::build(&priv_t, &g.private, Origin::Generated(mech), actor)?;
+        stamp(&mut pub_obj, d.approved);
+        stamp(&mut priv_obj, d.approved);
+        note(&s, d.approved);
         let ph = self.store_object(&s, pub_obj)?;
         match self.store_object(&s, priv_obj) {
             Ok(vh) => Ok((ph, vh)),
@@ -92,6 +128,8 @@ impl Module {
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
             _ => e,
         })?;
+        let d = self.decide(mech, m, Function::Wrap, &KeyInfo::of(&wk), param)?;
+        note(&s, d.approved);
         let (_, k) = self.resolve(&s, key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
         if !k.flag(CKA_EXTRACTABLE) {
             return Err(err(CKR_KEY_UNEXTRACTABLE));
@@ -127,6 +165,7 @@ impl Module {
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
             _ => e,
         })?;
+        let d = self.decide(mech, m, Function::Unwrap, &KeyInfo::of(&uk), param)?;
         let mut t = template.clone();
         if let Some(v) = uk.get(CKA_UNWRAP_TEMPLATE) {
             t.extend(crate::object::decode_template(v)?);
@@ -146,7 +185,9 @@ impl Module {
             }
             _ => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
         };
-        let obj = template::build(&t, &material, Origin::Imported, Actor { so: s.so() })?;
+        let mut obj = template::build(&t, &material, Origin::Imported, Actor { so: s.so() })?;
+        stamp(&mut obj, d.approved);
+        note(&s, d.approved);
         self.store_object(&s, obj)
     }
 
@@ -162,6 +203,7 @@ impl Module {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
         let bk = self.usable_key(&s, base, mech, m, Usage::Derive)?;
+        let d = self.decide(mech, m, Function::Derive, &KeyInfo::of(&bk), param)?;
         let map = template::collect(template)?;
         let len = map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| l as usize);
         let value = m.derive(param, &bk, len)?;
@@ -173,7 +215,9 @@ impl Module {
             t.push((CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)));
         }
         let origin = Origin::Derived(bk.flag(CKA_ALWAYS_SENSITIVE), bk.flag(CKA_NEVER_EXTRACTABLE));
-        let obj = template::build(&t, &[(CKA_VALUE, value)].to_vec(), origin, Actor { so: s.so() })?;
+        let mut obj = template::build(&t, &[(CKA_VALUE, value)].to_vec(), origin, Actor { so: s.so() })?;
+        stamp(&mut obj, d.approved);
+        note(&s, d.approved);
         self.store_object(&s, obj)
     }
 }

@@ -160,10 +160,12 @@ impl Module {
         Actor { so: s.so() }
     }
 
-    /// `C_CreateObject`.
+    /// `C_CreateObject`. An imported key is marked approved when its type and size are
+    /// (`services::keys::stamp`).
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
         let s = self.session(h)?;
-        let obj = template::build(template, &Vec::new(), Origin::Created, Self::actor(&s))?;
+        let mut obj = template::build(template, &Vec::new(), Origin::Created, Self::actor(&s))?;
+        crate::services::keys::stamp(&mut obj, true);
         self.store_object(&s, obj)
     }
 

@@ -1,0 +1,290 @@
+//! The approved-mode policy: the one place that decides whether a use of a mechanism is allowed in
+//! the configured mode and whether it is approved. The decisions are data (`policy/*.toml`,
+//! embedded at build time); no mechanism decides its own approval.
+
+use crate::error::{err, Result};
+use crate::mechanisms::names::MECHANISMS;
+use crate::object::Object;
+use cryptoki_sys::*;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The module's mode of operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Only approved services; everything else is refused.
+    Approved,
+    /// Every service; each operation is flagged approved or not.
+    NonApproved,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.to_ascii_lowercase().as_str() {
+            "approved" | "fips" => Some(Mode::Approved),
+            "non-approved" | "nonapproved" | "non_approved" => Some(Mode::NonApproved),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Approved => "approved",
+            Mode::NonApproved => "non-approved",
+        }
+    }
+}
+
+/// What a key or a use of a mechanism is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Function {
+    Digest,
+    Sign,
+    Verify,
+    Encrypt,
+    Decrypt,
+    Generate,
+    GeneratePair,
+    Wrap,
+    Unwrap,
+    Derive,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub mechanism: String,
+    pub functions: Vec<Function>,
+    #[serde(default)]
+    pub key_bits: Option<Vec<u32>>,
+    #[serde(default)]
+    pub min_key_bits: Option<u32>,
+    #[serde(default)]
+    pub curves: Option<Vec<String>>,
+    #[serde(default)]
+    pub condition: Option<String>,
+    pub rationale: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct File {
+    rule: Vec<Rule>,
+}
+
+/// The size of a key as the policy measures it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// RSA modulus bits, or secret key length in bits.
+    pub bits: Option<u32>,
+    /// Named curve of an EC, Edwards or Montgomery key.
+    pub curve: Option<&'static str>,
+}
+
+/// Named curves by the DER of their OID (or PrintableString name).
+const CURVES: &[(&[u8], &str)] = &[
+    (&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], "secp256r1"),
+    (&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22], "secp384r1"),
+    (&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23], "secp521r1"),
+    (&[0x06, 0x03, 0x2b, 0x65, 0x70], "ed25519"),
+    (&[0x06, 0x03, 0x2b, 0x65, 0x6e], "x25519"),
+    (b"\x13\x0cedwards25519", "ed25519"),
+    (b"\x13\x0acurve25519", "x25519"),
+];
+
+impl KeyInfo {
+    /// Measures a key object.
+    pub fn of(obj: &Object) -> KeyInfo {
+        let bits_of = |v: &[u8]| {
+            let lead = v.iter().position(|b| *b != 0).unwrap_or(v.len());
+            v.get(lead).map(|b| ((v.len() - lead - 1) * 8 + 8 - b.leading_zeros() as usize) as u32)
+        };
+        match obj.ulong(CKA_KEY_TYPE) {
+            Some(CKK_RSA) => KeyInfo { bits: obj.get(CKA_MODULUS).and_then(bits_of), curve: None },
+            Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
+                let p = obj.get(CKA_EC_PARAMS).unwrap_or(&[]);
+                KeyInfo { bits: None, curve: CURVES.iter().find(|(der, _)| *der == p).map(|(_, n)| *n) }
+            }
+            Some(_) => KeyInfo { bits: obj.get(CKA_VALUE).map(|v| (v.len() * 8) as u32), curve: None },
+            None => KeyInfo::default(),
+        }
+    }
+}
+
+/// The decision on one use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub approved: bool,
+}
+
+/// Why a rule does not permit a use; the first reason met names the error in the approved mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Miss {
+    Function,
+    KeySize,
+    Condition,
+}
+
+impl Rule {
+    fn check(&self, f: Function, key: &KeyInfo, meets: &dyn Fn(&str) -> bool) -> std::result::Result<(), Miss> {
+        if !self.functions.contains(&f) {
+            return Err(Miss::Function);
+        }
+        if let Some(sizes) = &self.key_bits {
+            if !key.bits.is_some_and(|b| sizes.contains(&b)) {
+                return Err(Miss::KeySize);
+            }
+        }
+        if let Some(min) = self.min_key_bits {
+            if !key.bits.is_some_and(|b| b >= min) {
+                return Err(Miss::KeySize);
+            }
+        }
+        if let Some(curves) = &self.curves {
+            if !key.curve.is_some_and(|c| curves.iter().any(|x| x == c)) {
+                return Err(Miss::KeySize);
+            }
+        }
+        if let Some(c) = &self.condition {
+            if !meets(c) {
+                return Err(Miss::Condition);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Both policy tables, by mechanism.
+pub struct Policy {
+    approved: HashMap<CK_MECHANISM_TYPE, Vec<Rule>>,
+    extra: HashMap<CK_MECHANISM_TYPE, Vec<Rule>>,
+}
+
+/// The approved-mode table, as shipped.
+pub const APPROVED_TOML: &str = include_str!("../../policy/approved.toml");
+/// The non-approved additions, as shipped.
+pub const NON_APPROVED_TOML: &str = include_str!("../../policy/non-approved.toml");
+
+fn mechanism_value(name: &str) -> Option<CK_MECHANISM_TYPE> {
+    MECHANISMS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+fn index(text: &str, what: &str) -> std::result::Result<HashMap<CK_MECHANISM_TYPE, Vec<Rule>>, String> {
+    let f: File = toml::from_str(text).map_err(|e| format!("policy/{what}: {e}"))?;
+    let mut map: HashMap<CK_MECHANISM_TYPE, Vec<Rule>> = HashMap::new();
+    for r in f.rule {
+        let m = mechanism_value(&r.mechanism).ok_or_else(|| format!("policy/{what}: unknown mechanism {}", r.mechanism))?;
+        map.entry(m).or_default().push(r);
+    }
+    Ok(map)
+}
+
+impl Policy {
+    /// Parses the shipped tables.
+    pub fn load() -> std::result::Result<Policy, String> {
+        Ok(Policy { approved: index(APPROVED_TOML, "approved.toml")?, extra: index(NON_APPROVED_TOML, "non-approved.toml")? })
+    }
+
+    /// The approved-mode rules of a mechanism.
+    pub fn approved_rules(&self, m: CK_MECHANISM_TYPE) -> &[Rule] {
+        self.approved.get(&m).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Whether a mechanism has any approved use (what the approved mode lists).
+    pub fn has_approved_use(&self, m: CK_MECHANISM_TYPE) -> bool {
+        self.approved.contains_key(&m)
+    }
+
+    /// Decides one use of a mechanism: allowed in `mode`? approved? `meets` answers the named
+    /// conditions of a rule (the mechanism knows its parameters).
+    pub fn decide(
+        &self,
+        mode: Mode,
+        m: CK_MECHANISM_TYPE,
+        f: Function,
+        key: &KeyInfo,
+        meets: &dyn Fn(&str) -> bool,
+    ) -> Result<Decision> {
+        let mut miss = None;
+        for r in self.approved_rules(m) {
+            match r.check(f, key, meets) {
+                Ok(()) => return Ok(Decision { approved: true }),
+                Err(x) => miss = Some(miss.map_or(x, |y: Miss| if (x as u8) > (y as u8) { x } else { y })),
+            }
+        }
+        match mode {
+            Mode::Approved => Err(err(match miss {
+                None | Some(Miss::Function) => CKR_MECHANISM_INVALID,
+                Some(Miss::KeySize) => CKR_KEY_SIZE_RANGE,
+                Some(Miss::Condition) => CKR_MECHANISM_PARAM_INVALID,
+            })),
+            Mode::NonApproved => {
+                let extra = self.extra.get(&m).map(|v| v.as_slice()).unwrap_or(&[]);
+                let listed = extra.iter().any(|r| r.functions.contains(&f)) || !self.approved_rules(m).is_empty();
+                if listed {
+                    Ok(Decision { approved: false })
+                } else {
+                    Err(err(CKR_MECHANISM_INVALID))
+                }
+            }
+        }
+    }
+
+    /// Whether a key object, as it stands, meets the approved key sizes of its type.
+    pub fn key_approved(&self, obj: &Object) -> bool {
+        let k = KeyInfo::of(obj);
+        match obj.ulong(CKA_KEY_TYPE) {
+            Some(CKK_RSA) => k.bits.is_some_and(|b| b >= 2048),
+            Some(CKK_EC) => matches!(k.curve, Some("secp256r1" | "secp384r1" | "secp521r1")),
+            Some(CKK_EC_EDWARDS) => k.curve == Some("ed25519"),
+            Some(CKK_AES) => matches!(k.bits, Some(128 | 192 | 256)),
+            Some(CKK_EC_MONTGOMERY) => false,
+            Some(_) => k.bits.is_some_and(|b| b >= 112),
+            None => false,
+        }
+    }
+}
+
+/// The policy, parsed once.
+pub fn policy() -> Result<&'static Policy> {
+    static P: OnceLock<std::result::Result<Policy, String>> = OnceLock::new();
+    P.get_or_init(Policy::load).as_ref().map_err(|e| {
+        tracing::error!("{e}");
+        err(CKR_GENERAL_ERROR)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_tables_parse_and_name_real_mechanisms() {
+        let p = Policy::load().unwrap();
+        assert!(p.has_approved_use(CKM_SHA256));
+        assert!(!p.has_approved_use(CKM_RSA_X_509));
+    }
+
+    #[test]
+    fn decisions() {
+        let p = Policy::load().unwrap();
+        let no = |_: &str| false;
+        let rsa = |bits| KeyInfo { bits: Some(bits), curve: None };
+        let d = p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Function::Sign, &rsa(2048), &no).unwrap();
+        assert!(d.approved);
+        assert_eq!(p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Function::Sign, &rsa(1024), &no), Err(err(CKR_KEY_SIZE_RANGE)));
+        assert_eq!(p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Function::Sign, &rsa(2048), &no), Err(err(CKR_MECHANISM_INVALID)));
+        assert!(p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Function::Verify, &rsa(2048), &no).unwrap().approved);
+        assert_eq!(p.decide(Mode::Approved, CKM_RSA_X_509, Function::Sign, &rsa(2048), &no), Err(err(CKR_MECHANISM_INVALID)));
+        let d = p.decide(Mode::NonApproved, CKM_RSA_X_509, Function::Sign, &rsa(2048), &no).unwrap();
+        assert!(!d.approved);
+        assert_eq!(p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no), Err(err(CKR_MECHANISM_INVALID)));
+        assert!(!p.decide(Mode::NonApproved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no).unwrap().approved);
+        assert_eq!(p.decide(Mode::Approved, CKM_PKCS5_PBKD2, Function::Generate, &KeyInfo::default(), &no), Err(err(CKR_MECHANISM_PARAM_INVALID)));
+        let ec = KeyInfo { bits: None, curve: Some("x25519") };
+        assert_eq!(p.decide(Mode::Approved, CKM_ECDH1_DERIVE, Function::Derive, &ec, &no), Err(err(CKR_KEY_SIZE_RANGE)));
+        assert!(!p.decide(Mode::NonApproved, CKM_ECDH1_DERIVE, Function::Derive, &ec, &no).unwrap().approved);
+    }
+}
