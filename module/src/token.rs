@@ -111,6 +111,7 @@ impl Token {
             user: None,
             so_failures: 0,
             user_failures: 0,
+            epoch: 0,
         };
         let db = Db::create(tokendir, &row)?;
         Token::open(&db.dir, kek, policy)
@@ -126,8 +127,18 @@ impl Token {
         if self.view.read().unwrap_or_else(|p| p.into_inner()).data_version == dv {
             return Ok(());
         }
-        let key = self.key();
         let row = db.token()?;
+        let known_epoch = self.view.read().unwrap_or_else(|p| p.into_inner()).row.epoch;
+        if row.epoch != known_epoch {
+            // Another process re-initialised the token: the token key this process holds is
+            // void, and so is its login.
+            tracing::warn!("token {} was re-initialised by another process; logging out", self.serial);
+            let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
+            l.user = None;
+            l.key = None;
+            self.view.write().unwrap_or_else(|p| p.into_inner()).objects.clear();
+        }
+        let key = self.key();
         let revs = db.object_revs()?;
         let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
         let mut objects = HashMap::with_capacity(revs.len());
@@ -138,7 +149,11 @@ impl Token {
                 }
                 _ => {
                     if let Some(r) = db.object(id)? {
-                        objects.insert(id, self.decode_row(&r, key.as_ref())?);
+                        // An object that fails its integrity check is left out (and logged);
+                        // the rest of the token stays usable.
+                        if let Ok(c) = self.decode_row(&r, key.as_ref()) {
+                            objects.insert(id, c);
+                        }
                     }
                 }
             }
@@ -244,7 +259,8 @@ impl Token {
             l.user = Some(user);
             l.key = Some(key);
         }
-        self.invalidate();
+        // Complete objects stay cached; the next access opens the sealed ones.
+        self.touch();
     }
 
     /// Forgets the login and the token key.
@@ -353,9 +369,9 @@ impl Token {
     /// Stores a new token object in one transaction; returns its id.
     pub fn insert(&self, obj: Object) -> Result<i64> {
         let uid = Self::obj_uid(&obj);
-        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
         let mut db = lock(&self.db);
         self.sync(&db)?;
+        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
         let id = db.insert_object(&uid, private, &attrs, secret.as_deref())?;
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
         v.objects.insert(id, Cached { rev: 1, private, obj: Some(Arc::new(obj)), complete: true });
@@ -365,9 +381,9 @@ impl Token {
     /// Rewrites a token object.
     pub fn update(&self, id: i64, obj: Object) -> Result<()> {
         let uid = Self::obj_uid(&obj);
-        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
         let mut db = lock(&self.db);
         self.sync(&db)?;
+        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
         let rev = db.update_object(id, private, &attrs, secret.as_deref())?.ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
         v.objects.insert(id, Cached { rev, private, obj: Some(Arc::new(obj)), complete: true });

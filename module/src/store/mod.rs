@@ -37,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
         attrs BLOB NOT NULL,
         secret BLOB
     );",
+    // 2: the epoch counts re-initialisations, so a process holding the old token key notices.
+    "ALTER TABLE token ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The token's own row.
@@ -50,6 +52,8 @@ pub struct TokenRow {
     pub user: Option<PinWrap>,
     pub so_failures: u32,
     pub user_failures: u32,
+    /// Re-initialisations so far.
+    pub epoch: i64,
 }
 
 /// One stored object: `attrs` is plain for public objects and sealed for private ones; `secret`
@@ -173,7 +177,7 @@ impl Db {
     pub fn token(&self) -> Result<TokenRow> {
         Ok(self.conn.query_row(
             "SELECT uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped,
-                    user_salt, user_iterations, user_wrapped, so_failures, user_failures FROM token WHERE id = 1",
+                    user_salt, user_iterations, user_wrapped, so_failures, user_failures, epoch FROM token WHERE id = 1",
             [],
             |r| {
                 Ok(TokenRow {
@@ -185,6 +189,7 @@ impl Db {
                     user: wrap_from(r.get(7)?, r.get(8)?, r.get(9)?),
                     so_failures: r.get::<_, i64>(10)? as u32,
                     user_failures: r.get::<_, i64>(11)? as u32,
+                    epoch: r.get(12)?,
                 })
             },
         )?)
@@ -227,7 +232,8 @@ impl Db {
         tx.execute("DELETE FROM object", [])?;
         tx.execute(
             "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
-                    user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0 WHERE id = 1",
+                    user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0,
+                    epoch = epoch + 1 WHERE id = 1",
             params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
         )?;
         tx.commit()?;
@@ -303,6 +309,7 @@ mod tests {
             user: None,
             so_failures: 0,
             user_failures: 0,
+            epoch: 0,
         }
     }
 
