@@ -13,7 +13,7 @@ unsafe fn init(
         let m = module()?;
         m.session(h)?;
         let (mt, param) = mechanism(mech)?;
-        m.cipher_init(h, encrypt, mt, param, key)
+        m.cipher_init(h, encrypt, mt, &param, key)
     })
 }
 

@@ -8,7 +8,7 @@ pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *
         let m = module()?;
         m.session(hSession)?;
         let (mech, param) = mechanism(pMechanism)?;
-        m.digest_init(hSession, mech, param)
+        m.digest_init(hSession, mech, &param)
     })
 }
 

@@ -16,7 +16,7 @@ pub unsafe extern "C" fn C_GenerateKey(
         let (mt, param) = mechanism(pMechanism)?;
         let dest = out(phKey)?;
         let t = read_template(pTemplate, ulCount)?;
-        *dest = m.generate_key(hSession, mt, param, &t)?;
+        *dest = m.generate_key(hSession, mt, &param, &t)?;
         Ok(())
     })
 }
@@ -39,7 +39,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         let (pubh, privh) = (out(phPublicKey)?, out(phPrivateKey)?);
         let pt = read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?;
         let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
-        let (a, b) = m.generate_key_pair(hSession, mt, param, &pt, &vt)?;
+        let (a, b) = m.generate_key_pair(hSession, mt, &param, &pt, &vt)?;
         *pubh = a;
         *privh = b;
         Ok(())
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn C_WrapKey(
         m.session(hSession)?;
         let (mt, param) = mechanism(pMechanism)?;
         let cap = capacity(pWrappedKey, pulWrappedKeyLen)?;
-        let wrapped = m.wrap_key(hSession, mt, param, hWrappingKey, hKey)?;
+        let wrapped = m.wrap_key(hSession, mt, &param, hWrappingKey, hKey)?;
         write_output(crate::services::deliver(&mut Some(wrapped), cap), pWrappedKey, pulWrappedKeyLen)
     })
 }
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         let dest = out(phKey)?;
         let wrapped = bytes(pWrappedKey, ulWrappedKeyLen)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
-        *dest = m.unwrap_key(hSession, mt, param, hUnwrappingKey, wrapped, &t)?;
+        *dest = m.unwrap_key(hSession, mt, &param, hUnwrappingKey, wrapped, &t)?;
         Ok(())
     })
 }
@@ -103,7 +103,7 @@ pub unsafe extern "C" fn C_DeriveKey(
         let (mt, param) = mechanism(pMechanism)?;
         let dest = out(phKey)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
-        *dest = m.derive_key(hSession, mt, param, hBaseKey, &t)?;
+        *dest = m.derive_key(hSession, mt, &param, hBaseKey, &t)?;
         Ok(())
     })
 }

@@ -13,6 +13,9 @@ pub mod interface;
 mod interface_tables;
 pub mod keys;
 pub mod objects;
+pub mod params;
+pub mod params_ec;
+pub mod params_rsa;
 pub mod sessions;
 pub mod sign;
 pub mod unsupported;
@@ -57,8 +60,19 @@ pub fn not_supported(name: &'static str) -> CK_RV {
     })
 }
 
-/// The initialised module, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
+/// The initialised module for a cryptographic or object service: `CKR_CRYPTOKI_NOT_INITIALIZED`
+/// before `C_Initialize`, `CKR_GENERAL_ERROR` in the error state.
 pub fn module() -> Result<Arc<Module>> {
+    let m = crate::state::get()?;
+    if m.in_error() {
+        return Err(err(CKR_GENERAL_ERROR));
+    }
+    Ok(m)
+}
+
+/// The initialised module for the services that stay available in the error state (information,
+/// slot and session bookkeeping, `C_Finalize`).
+pub fn module_any() -> Result<Arc<Module>> {
     crate::state::get()
 }
 
@@ -203,9 +217,9 @@ pub unsafe fn fill_attribute(a: &mut CK_ATTRIBUTE, v: &[u8]) -> Result<bool> {
     }
 }
 
-/// A mechanism from the caller: its type and parameter bytes.
-pub unsafe fn mechanism<'a>(p: *const CK_MECHANISM) -> Result<(CK_MECHANISM_TYPE, &'a [u8])> {
+/// A mechanism from the caller: its type and parameter bytes, made self-contained
+/// (`params.rs`: parameter structs with pointers are read and re-encoded here).
+pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<(CK_MECHANISM_TYPE, Vec<u8>)> {
     let m = p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
-    let param = bytes(m.pParameter as *const u8, m.ulParameterLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
-    Ok((m.mechanism, param))
+    Ok((m.mechanism, params::convert(m.mechanism, m.pParameter as *const std::ffi::c_void, m.ulParameterLen)?))
 }

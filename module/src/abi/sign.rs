@@ -12,7 +12,7 @@ pub unsafe extern "C" fn C_SignInit(
         let m = module()?;
         m.session(hSession)?;
         let (mt, param) = mechanism(pMechanism)?;
-        m.sign_init(hSession, mt, param, hKey)
+        m.sign_init(hSession, mt, &param, hKey)
     })
 }
 
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn C_VerifyInit(
         let m = module()?;
         m.session(hSession)?;
         let (mt, param) = mechanism(pMechanism)?;
-        m.verify_init(hSession, mt, param, hKey)
+        m.verify_init(hSession, mt, &param, hKey)
     })
 }
 

@@ -1,5 +1,537 @@
-//! Mechanisms of the aes family (registered in `mechanisms/mod.rs`).
+//! AES: key generation, ECB, CBC, CBC with PKCS#7 padding, CTR, GCM, key wrap (RFC 3394 and
+//! RFC 5649) and CMAC.
+//!
+//! Block modes, CTR, key wrap and GCM use the small aws-lc wrappers of `crypto_ffi::aes` (aws-lc-rs
+//! offers no unpadded streaming ECB/CBC, no GCM with other IV or tag lengths and no 192-bit key
+//! wrap); CMAC comes from aws-lc-rs.
+//!
+//! `CK_GCM_PARAMS` holds pointers, so the ABI layer (`abi/params.rs`) turns it into
+//! [`GcmParams`] before it reaches this file; the other parameters (`CK_AES_CTR_PARAMS`, the CBC
+//! IV, `CK_MAC_GENERAL_PARAMS`, the key-wrap IVs) are plain bytes read here.
 
-use super::Registry;
+use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVerify};
+use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use crate::crypto_ffi::aes::{AesKey, CtrState, Gcm, BLOCK};
+use crate::error::{err, Result};
+use crate::object::{as_ulong, AttrMap, Object};
+use cryptoki_sys::*;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
-pub fn register(_r: &mut Registry) {}
+/// `CK_GCM_PARAMS` without its pointers, as the ABI layer hands it on (postcard).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GcmParams {
+    pub iv: Vec<u8>,
+    pub aad: Vec<u8>,
+    pub tag_bits: CK_ULONG,
+}
+
+impl GcmParams {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(|_| err(CKR_GENERAL_ERROR))
+    }
+
+    pub fn decode(b: &[u8]) -> Result<GcmParams> {
+        postcard::from_bytes(b).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
+    }
+}
+
+/// Tag lengths (bits) GCM accepts: those of NIST SP 800-38D.
+const GCM_TAG_BITS: [CK_ULONG; 7] = [32, 64, 96, 104, 112, 120, 128];
+
+const AES_INFO_MIN: CK_ULONG = 16;
+const AES_INFO_MAX: CK_ULONG = 32;
+
+/// The AES key of `key` (`CKR_KEY_SIZE_RANGE` unless 16, 24 or 32 bytes).
+fn aes_value(key: &Object) -> Result<&[u8]> {
+    let v = secret_value(key)?;
+    if [16, 24, 32].contains(&v.len()) {
+        Ok(v)
+    } else {
+        Err(err(CKR_KEY_SIZE_RANGE))
+    }
+}
+
+fn expand(key: &Object, encrypt: bool) -> Result<AesKey> {
+    AesKey::new(aes_value(key)?, encrypt).ok_or(err(CKR_KEY_SIZE_RANGE))
+}
+
+/// The length errors of each direction.
+fn len_range(encrypt: bool) -> crate::error::Error {
+    err(if encrypt { CKR_DATA_LEN_RANGE } else { CKR_ENCRYPTED_DATA_LEN_RANGE })
+}
+
+fn iv16(param: &[u8]) -> Result<[u8; BLOCK]> {
+    param.try_into().map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
+}
+
+/// `CKM_AES_KEY_GEN`.
+struct KeyGen;
+
+impl Mechanism for KeyGen {
+    fn info(&self) -> MechanismInfo {
+        MechanismInfo { min_key: AES_INFO_MIN, max_key: AES_INFO_MAX, flags: CKF_GENERATE }
+    }
+
+    fn generate_key(&self, param: &[u8], template: &AttrMap) -> Result<GeneratedKey> {
+        if !param.is_empty() {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        }
+        let len = template.get(&CKA_VALUE_LEN).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+        let len = as_ulong(len).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+        if ![16, 24, 32].contains(&len) {
+            return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+        }
+        let value = random_value(template, 16, 32)?;
+        Ok(GeneratedKey { key_type: CKK_AES, material: vec![(CKA_VALUE, value)] })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ecb,
+    Cbc,
+    CbcPad,
+    Ctr,
+    Gcm,
+}
+
+/// ECB, CBC and CBC_PAD: whole blocks go through as they arrive; a partial block (and, when
+/// decrypting with padding, the last whole block) waits for more input or the end.
+struct BlockOp {
+    key: AesKey,
+    iv: Option<[u8; BLOCK]>,
+    pad: bool,
+    encrypt: bool,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl BlockOp {
+    fn run(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        let out = match self.iv.as_mut() {
+            Some(iv) => self.key.cbc(iv, data),
+            None => self.key.ecb(data),
+        };
+        out.ok_or(err(CKR_GENERAL_ERROR))
+    }
+}
+
+impl CipherOperation for BlockOp {
+    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.buf.extend_from_slice(data);
+        let mut n = self.buf.len() / BLOCK * BLOCK;
+        if self.pad && !self.encrypt && n == self.buf.len() {
+            n = n.saturating_sub(BLOCK);
+        }
+        let ready: Zeroizing<Vec<u8>> = Zeroizing::new(self.buf.drain(..n).collect());
+        self.run(&ready)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
+        let rest: Zeroizing<Vec<u8>> = Zeroizing::new(std::mem::take(&mut *self.buf));
+        match (self.pad, self.encrypt) {
+            (false, _) if rest.is_empty() => Ok(Vec::new()),
+            (false, enc) => Err(len_range(enc)),
+            (true, true) => {
+                let p = BLOCK - rest.len();
+                let mut last = Zeroizing::new(rest.to_vec());
+                last.resize(BLOCK, p as u8);
+                self.run(&last)
+            }
+            (true, false) => {
+                if rest.len() != BLOCK {
+                    return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+                }
+                let mut last = Zeroizing::new(self.run(&rest)?);
+                let n = unpad_len(&last).ok_or(err(CKR_ENCRYPTED_DATA_INVALID))?;
+                last.truncate(BLOCK - n);
+                Ok(last.to_vec())
+            }
+        }
+    }
+}
+
+/// The PKCS#7 pad length of a final block, checked without data-dependent branches.
+fn unpad_len(block: &[u8]) -> Option<usize> {
+    let p = *block.last()?;
+    let mut bad = (p == 0) as u8 | ((p as usize > BLOCK) as u8);
+    for (i, b) in block.iter().rev().enumerate() {
+        // Only the last `p` bytes must equal `p`.
+        let inside = ((i as u8) < p) as u8;
+        bad |= inside & ((*b != p) as u8);
+    }
+    (bad == 0).then_some(p as usize)
+}
+
+/// CTR with a counter of `bits` low bits of the counter block; running past them is an error.
+struct CtrOp {
+    key: AesKey,
+    state: CtrState,
+    /// Bytes of key stream left before the counter would wrap.
+    left: u128,
+    encrypt: bool,
+}
+
+impl CipherOperation for CtrOp {
+    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        let n = data.len() as u128;
+        if n > self.left {
+            return Err(len_range(self.encrypt));
+        }
+        self.left -= n;
+        Ok(self.key.ctr(&mut self.state, data))
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+}
+
+fn ctr_op(param: &[u8], key: &Object, encrypt: bool) -> Result<CtrOp> {
+    if param.len() != std::mem::size_of::<CK_AES_CTR_PARAMS>() {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    let w = std::mem::size_of::<CK_ULONG>();
+    let bits = as_ulong(&param[..w]).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+    let cb: [u8; BLOCK] = param[w..w + BLOCK].try_into().map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+    if bits == 0 || bits > 128 {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    let counter = u128::from_be_bytes(cb);
+    // Blocks from the current counter value up to the largest `bits`-bit value, inclusive.
+    let blocks = if bits == 128 {
+        (u128::MAX - counter).saturating_add(1)
+    } else {
+        let mask = (1u128 << bits) - 1;
+        mask - (counter & mask) + 1
+    };
+    Ok(CtrOp { key: expand(key, true)?, state: CtrState::new(cb), left: blocks.saturating_mul(BLOCK as u128), encrypt })
+}
+
+/// GCM encryption: text out as it comes, the tag at the end.
+struct GcmEncrypt {
+    gcm: Option<Gcm>,
+    tag_len: usize,
+}
+
+impl CipherOperation for GcmEncrypt {
+    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.gcm.as_mut().and_then(|g| g.update(data)).ok_or(err(CKR_GENERAL_ERROR))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
+        self.gcm.take().and_then(|g| g.tag(self.tag_len)).ok_or(err(CKR_GENERAL_ERROR))
+    }
+}
+
+/// GCM decryption: nothing leaves before the tag is checked, so the text waits for the end.
+struct GcmDecrypt {
+    gcm: Option<Gcm>,
+    tag_len: usize,
+    buf: Vec<u8>,
+}
+
+impl CipherOperation for GcmDecrypt {
+    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.buf.extend_from_slice(data);
+        Ok(Vec::new())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
+        let Some(split) = self.buf.len().checked_sub(self.tag_len) else {
+            return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+        };
+        let (ct, tag) = self.buf.split_at(split);
+        let mut gcm = self.gcm.take().ok_or(err(CKR_GENERAL_ERROR))?;
+        let pt = Zeroizing::new(gcm.update(ct).ok_or(err(CKR_GENERAL_ERROR))?);
+        if gcm.check(tag) {
+            Ok(pt.to_vec())
+        } else {
+            Err(err(CKR_ENCRYPTED_DATA_INVALID))
+        }
+    }
+}
+
+fn gcm_start(param: &[u8], key: &Object, encrypt: bool) -> Result<(Gcm, usize)> {
+    let p = GcmParams::decode(param)?;
+    if p.iv.is_empty() || !GCM_TAG_BITS.contains(&p.tag_bits) {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    let g = Gcm::new(aes_value(key)?, &p.iv, &p.aad, encrypt).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+    Ok((g, (p.tag_bits / 8) as usize))
+}
+
+struct Cipher(Mode);
+
+impl Cipher {
+    fn start(&self, param: &[u8], key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
+        let block = |iv: Option<[u8; BLOCK]>, pad: bool| -> Result<Box<dyn CipherOperation>> {
+            // CTR-like modes aside, decryption needs the inverse key schedule.
+            let key = expand(key, encrypt)?;
+            Ok(Box::new(BlockOp { key, iv, pad, encrypt, buf: Zeroizing::new(Vec::new()) }))
+        };
+        match self.0 {
+            Mode::Ecb if param.is_empty() => block(None, false),
+            Mode::Ecb => Err(err(CKR_MECHANISM_PARAM_INVALID)),
+            Mode::Cbc => block(Some(iv16(param)?), false),
+            Mode::CbcPad => block(Some(iv16(param)?), true),
+            Mode::Ctr => Ok(Box::new(ctr_op(param, key, encrypt)?)),
+            Mode::Gcm => {
+                let (gcm, tag_len) = gcm_start(param, key, encrypt)?;
+                if encrypt {
+                    Ok(Box::new(GcmEncrypt { gcm: Some(gcm), tag_len }))
+                } else {
+                    Ok(Box::new(GcmDecrypt { gcm: Some(gcm), tag_len, buf: Vec::new() }))
+                }
+            }
+        }
+    }
+
+    /// A whole encryption or decryption in one go (wrapping with CBC_PAD and GCM).
+    fn once(&self, param: &[u8], key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
+        let mut op = self.start(param, key, encrypt)?;
+        let mut out = op.update(data)?;
+        out.extend(op.finish()?);
+        Ok(out)
+    }
+}
+
+impl Mechanism for Cipher {
+    fn info(&self) -> MechanismInfo {
+        let wrap = if matches!(self.0, Mode::CbcPad | Mode::Gcm) { CKF_WRAP | CKF_UNWRAP } else { 0 };
+        MechanismInfo { min_key: AES_INFO_MIN, max_key: AES_INFO_MAX, flags: CKF_ENCRYPT | CKF_DECRYPT | wrap }
+    }
+
+    fn key_types(&self) -> &'static [CK_KEY_TYPE] {
+        &[CKK_AES]
+    }
+
+    fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+        self.start(param, key, true)
+    }
+
+    fn decrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+        self.start(param, key, false)
+    }
+
+    fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
+        if !matches!(self.0, Mode::CbcPad | Mode::Gcm) {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
+        self.once(param, wrapping_key, true, key_bytes)
+    }
+
+    fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
+        if !matches!(self.0, Mode::CbcPad | Mode::Gcm) {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
+        self.once(param, unwrapping_key, false, wrapped).map_err(|e| match e.rv() {
+            CKR_ENCRYPTED_DATA_INVALID => err(CKR_WRAPPED_KEY_INVALID),
+            CKR_ENCRYPTED_DATA_LEN_RANGE => err(CKR_WRAPPED_KEY_LEN_RANGE),
+            _ => e,
+        })
+    }
+}
+
+/// `CKM_AES_KEY_WRAP` (RFC 3394) and `CKM_AES_KEY_WRAP_KWP` (RFC 5649).
+struct KeyWrap {
+    padded: bool,
+}
+
+/// What a key-wrap failure means for each use.
+#[derive(Clone, Copy)]
+enum Use {
+    Encrypt,
+    Decrypt,
+    Wrap,
+    Unwrap,
+}
+
+impl KeyWrap {
+    fn check_param(&self, param: &[u8]) -> Result<()> {
+        let default: &[u8] = if self.padded { &[0xa6, 0x59, 0x59, 0xa6] } else { &[0xa6; 8] };
+        if param.is_empty() || param == default {
+            Ok(())
+        } else {
+            Err(err(CKR_MECHANISM_PARAM_INVALID))
+        }
+    }
+
+    fn run(&self, param: &[u8], key: &Object, data: &[u8], u: Use) -> Result<Vec<u8>> {
+        self.check_param(param)?;
+        let forward = matches!(u, Use::Encrypt | Use::Wrap);
+        let k = expand(key, forward)?;
+        let len_ok = if forward {
+            if self.padded {
+                !data.is_empty()
+            } else {
+                data.len() >= 16 && data.len().is_multiple_of(8)
+            }
+        } else {
+            data.len() >= if self.padded { 16 } else { 24 } && data.len().is_multiple_of(8)
+        };
+        let (len_rv, bad_rv) = match u {
+            Use::Encrypt => (CKR_DATA_LEN_RANGE, CKR_GENERAL_ERROR),
+            Use::Decrypt => (CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_ENCRYPTED_DATA_INVALID),
+            Use::Wrap => (CKR_KEY_SIZE_RANGE, CKR_GENERAL_ERROR),
+            Use::Unwrap => (CKR_WRAPPED_KEY_LEN_RANGE, CKR_WRAPPED_KEY_INVALID),
+        };
+        if !len_ok {
+            return Err(err(len_rv));
+        }
+        let out = match (forward, self.padded) {
+            (true, false) => k.wrap(data),
+            (true, true) => k.wrap_padded(data),
+            (false, false) => k.unwrap(data),
+            (false, true) => k.unwrap_padded(data),
+        };
+        out.ok_or(err(bad_rv))
+    }
+}
+
+/// A single-part operation that needs all its input at once.
+struct Whole<F: FnOnce(&[u8]) -> Result<Vec<u8>> + Send> {
+    buf: Zeroizing<Vec<u8>>,
+    f: F,
+}
+
+impl<F: FnOnce(&[u8]) -> Result<Vec<u8>> + Send> CipherOperation for Whole<F> {
+    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.buf.extend_from_slice(data);
+        Ok(Vec::new())
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<u8>> {
+        let Whole { buf, f } = *self;
+        f(&buf)
+    }
+
+    fn multipart(&self) -> bool {
+        false
+    }
+}
+
+impl Mechanism for KeyWrap {
+    fn info(&self) -> MechanismInfo {
+        MechanismInfo {
+            min_key: AES_INFO_MIN,
+            max_key: AES_INFO_MAX,
+            flags: CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+        }
+    }
+
+    fn key_types(&self) -> &'static [CK_KEY_TYPE] {
+        &[CKK_AES]
+    }
+
+    fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+        self.check_param(param)?;
+        aes_value(key)?;
+        let (param, key, padded) = (param.to_vec(), key.clone(), self.padded);
+        let f = move |d: &[u8]| KeyWrap { padded }.run(&param, &key, d, Use::Encrypt);
+        Ok(Box::new(Whole { buf: Zeroizing::new(Vec::new()), f }))
+    }
+
+    fn decrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+        self.check_param(param)?;
+        aes_value(key)?;
+        let (param, key, padded) = (param.to_vec(), key.clone(), self.padded);
+        let f = move |d: &[u8]| KeyWrap { padded }.run(&param, &key, d, Use::Decrypt);
+        Ok(Box::new(Whole { buf: Zeroizing::new(Vec::new()), f }))
+    }
+
+    fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
+        self.run(param, wrapping_key, key_bytes, Use::Wrap)
+    }
+
+    fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
+        self.run(param, unwrapping_key, wrapped, Use::Unwrap)
+    }
+}
+
+/// AES-CMAC in progress.
+struct Cmac(aws_lc_rs::cmac::Context);
+
+impl MacCore for Cmac {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.0.update(data).map_err(|_| err(CKR_GENERAL_ERROR))
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<u8>> {
+        Ok(self.0.sign().map_err(|_| err(CKR_GENERAL_ERROR))?.as_ref().to_vec())
+    }
+}
+
+/// `CKM_AES_CMAC` and `CKM_AES_CMAC_GENERAL`.
+struct CmacMech {
+    general: bool,
+}
+
+impl CmacMech {
+    fn start(&self, param: &[u8], key: &Object) -> Result<(Box<dyn MacCore>, usize)> {
+        use aws_lc_rs::cmac;
+        let len = tag_len(param, self.general, BLOCK)?;
+        let v = aes_value(key)?;
+        let alg = match v.len() {
+            16 => cmac::AES_128,
+            24 => cmac::AES_192,
+            _ => cmac::AES_256,
+        };
+        let k = cmac::Key::new(alg, v).map_err(|_| err(CKR_KEY_SIZE_RANGE))?;
+        Ok((Box::new(Cmac(cmac::Context::with_key(&k))), len))
+    }
+}
+
+impl Mechanism for CmacMech {
+    fn info(&self) -> MechanismInfo {
+        MechanismInfo { min_key: AES_INFO_MIN, max_key: AES_INFO_MAX, flags: CKF_SIGN | CKF_VERIFY }
+    }
+
+    fn key_types(&self) -> &'static [CK_KEY_TYPE] {
+        &[CKK_AES]
+    }
+
+    fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
+        let (core, len) = self.start(param, key)?;
+        Ok(Box::new(MacSign { core, len }))
+    }
+
+    fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
+        let (core, len) = self.start(param, key)?;
+        Ok(Box::new(MacVerify { core, len }))
+    }
+}
+
+pub fn register(r: &mut Registry) {
+    r.add(CKM_AES_KEY_GEN, Box::new(KeyGen));
+    r.add(CKM_AES_ECB, Box::new(Cipher(Mode::Ecb)));
+    r.add(CKM_AES_CBC, Box::new(Cipher(Mode::Cbc)));
+    r.add(CKM_AES_CBC_PAD, Box::new(Cipher(Mode::CbcPad)));
+    r.add(CKM_AES_CTR, Box::new(Cipher(Mode::Ctr)));
+    r.add(CKM_AES_GCM, Box::new(Cipher(Mode::Gcm)));
+    r.add(CKM_AES_KEY_WRAP, Box::new(KeyWrap { padded: false }));
+    r.add(CKM_AES_KEY_WRAP_KWP, Box::new(KeyWrap { padded: true }));
+    r.add(CKM_AES_CMAC, Box::new(CmacMech { general: false }));
+    r.add(CKM_AES_CMAC_GENERAL, Box::new(CmacMech { general: true }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_check() {
+        let mut b = [0u8; 16];
+        b[15] = 1;
+        assert_eq!(unpad_len(&b), Some(1));
+        b[15] = 0;
+        assert_eq!(unpad_len(&b), None);
+        b[15] = 17;
+        assert_eq!(unpad_len(&b), None);
+        let b = [16u8; 16];
+        assert_eq!(unpad_len(&b), Some(16));
+        let mut b = [3u8; 16];
+        b[13] = 2;
+        assert_eq!(unpad_len(&b), None);
+    }
+}

@@ -1,0 +1,613 @@
+//! AES, generic secrets, HMAC and the KDFs through the built module: published known answers,
+//! multi-part and two-call behaviour, parameter checks and the errors the specification names.
+
+#[path = "symmetric_util.rs"]
+mod util;
+
+use cryptoki_sys::*;
+use std::ptr::null_mut;
+use util::*;
+
+const K128: &str = "2b7e151628aed2a6abf7158809cf4f3c";
+/// SP 800-38A F.1–F.5 plaintext, two blocks.
+const PT: &str = "6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51";
+
+fn ctr(bits: CK_ULONG, cb: &[u8]) -> Mech {
+    let p = CK_AES_CTR_PARAMS { ulCounterBits: bits, cb: cb.try_into().expect("16-byte block") };
+    Mech::with_struct(CKM_AES_CTR, &p)
+}
+
+#[test]
+fn mechanism_list_and_info() {
+    let t = T::new("mechs");
+    let slot = {
+        let mut s: CK_SESSION_INFO = Default::default();
+        assert_eq!(unsafe { t.f.C_GetSessionInfo(t.h, &mut s) }, CKR_OK);
+        s.slotID
+    };
+    let want: [(CK_MECHANISM_TYPE, CK_FLAGS); 14] = [
+        (CKM_AES_KEY_GEN, CKF_GENERATE),
+        (CKM_AES_ECB, CKF_ENCRYPT | CKF_DECRYPT),
+        (CKM_AES_CBC, CKF_ENCRYPT | CKF_DECRYPT),
+        (CKM_AES_CBC_PAD, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
+        (CKM_AES_CTR, CKF_ENCRYPT | CKF_DECRYPT),
+        (CKM_AES_GCM, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
+        (CKM_AES_KEY_WRAP, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
+        (CKM_AES_KEY_WRAP_KWP, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
+        (CKM_AES_CMAC, CKF_SIGN | CKF_VERIFY),
+        (CKM_SHA3_512_HMAC_GENERAL, CKF_SIGN | CKF_VERIFY),
+        (CKM_SHA_1_HMAC, CKF_SIGN | CKF_VERIFY),
+        (CKM_GENERIC_SECRET_KEY_GEN, CKF_GENERATE),
+        (CKM_HKDF_DERIVE, CKF_DERIVE),
+        (CKM_PKCS5_PBKD2, CKF_GENERATE),
+    ];
+    for (m, flags) in want {
+        let mut info = CK_MECHANISM_INFO::default();
+        assert_eq!(unsafe { t.f.C_GetMechanismInfo(slot, m, &mut info) }, CKR_OK, "mechanism {m:#x}");
+        assert_eq!(info.flags & flags, flags, "flags of {m:#x}");
+    }
+    let mut info = CK_MECHANISM_INFO::default();
+    assert_eq!(unsafe { t.f.C_GetMechanismInfo(slot, CKM_AES_GCM, &mut info) }, CKR_OK);
+    assert_eq!((info.ulMinKeySize, info.ulMaxKeySize), (16, 32));
+}
+
+#[test]
+fn aes_key_generation() {
+    let t = T::new("aesgen");
+    let g = Mech::new(CKM_AES_KEY_GEN);
+    assert_eq!(t.generate(&g, &made(CKK_AES, None)), Err(CKR_TEMPLATE_INCOMPLETE));
+    assert_eq!(t.generate(&g, &made(CKK_AES, Some(20))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    assert_eq!(
+        t.generate(&Mech::with(CKM_AES_KEY_GEN, &[1]), &made(CKK_AES, Some(16))),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(t.generate(&g, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_TEMPLATE_INCONSISTENT));
+    for len in [16usize, 24, 32] {
+        let k = t.generate(&g, &made(CKK_AES, Some(len))).expect("generate");
+        assert_eq!(t.value(k).unwrap().len(), len);
+        assert_eq!(t.attr(k, CKA_LOCAL).unwrap(), [1]);
+        assert_eq!(t.attr(k, CKA_KEY_GEN_MECHANISM).unwrap(), CKM_AES_KEY_GEN.to_ne_bytes());
+        let c = t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 16]).unwrap();
+        assert_eq!(t.decrypt(&Mech::new(CKM_AES_ECB), k, &c).unwrap(), [0; 16]);
+    }
+    // Two generated keys differ.
+    let a = t.generate(&g, &made(CKK_AES, Some(16))).unwrap();
+    let b = t.generate(&g, &made(CKK_AES, Some(16))).unwrap();
+    assert_ne!(t.value(a).unwrap(), t.value(b).unwrap());
+    // Without the overrides the key is sensitive.
+    let k = t.generate(&g, &vec![(CKA_VALUE_LEN, V::U(32))]).unwrap();
+    assert_eq!(t.value(k), Err(CKR_ATTRIBUTE_SENSITIVE));
+}
+
+#[test]
+fn aes_block_modes_known_answers() {
+    let t = T::new("aesmodes");
+    let k = t.key(CKK_AES, &h(K128)).unwrap();
+    let pt = h(PT);
+    let iv = h("000102030405060708090a0b0c0d0e0f");
+    let ecb = h("3ad77bb40d7a3660a89ecaf32466ef97 f5d3d58503b9699de785895a96fdbaaf");
+    let cbc = h("7649abac8119b246cee98e9b12e9197d 5086cb9b507219ee95db113a917678b2");
+    let ctr_ct = h("874d6191b620e3261bef6864990db6ce 9806f66b7970fdff8617187bb9fffdff");
+    let cb = h("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+    assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &pt).unwrap(), ecb);
+    assert_eq!(t.decrypt(&Mech::new(CKM_AES_ECB), k, &ecb).unwrap(), pt);
+    assert_eq!(t.encrypt(&Mech::with(CKM_AES_CBC, &iv), k, &pt).unwrap(), cbc);
+    assert_eq!(t.decrypt(&Mech::with(CKM_AES_CBC, &iv), k, &cbc).unwrap(), pt);
+    assert_eq!(t.encrypt(&ctr(128, &cb), k, &pt).unwrap(), ctr_ct);
+    assert_eq!(t.decrypt(&ctr(64, &cb), k, &ctr_ct).unwrap(), pt);
+    // CBC_PAD adds a whole block to block-aligned input; the first blocks are plain CBC's.
+    let padded = t.encrypt(&Mech::with(CKM_AES_CBC_PAD, &iv), k, &pt).unwrap();
+    assert_eq!((padded.len(), &padded[..32]), (48, &cbc[..]));
+    assert_eq!(t.decrypt(&Mech::with(CKM_AES_CBC_PAD, &iv), k, &padded).unwrap(), pt);
+    // CTR with a partial block.
+    assert_eq!(t.encrypt(&ctr(128, &cb), k, &pt[..20]).unwrap(), ctr_ct[..20]);
+}
+
+#[test]
+fn aes_block_mode_errors() {
+    let t = T::new("aeserrs");
+    let k = t.key(CKK_AES, &h(K128)).unwrap();
+    let iv = [7u8; 16];
+    assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 17]), Err(CKR_DATA_LEN_RANGE));
+    assert_eq!(t.decrypt(&Mech::new(CKM_AES_ECB), k, &[0; 15]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    assert_eq!(t.encrypt(&Mech::with(CKM_AES_CBC, &iv), k, &[0; 20]), Err(CKR_DATA_LEN_RANGE));
+    assert_eq!(t.decrypt(&Mech::with(CKM_AES_CBC_PAD, &iv), k, &[0; 20]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    assert_eq!(t.decrypt(&Mech::with(CKM_AES_CBC_PAD, &iv), k, &[]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    // A final block whose padding is wrong.
+    for last in [[0u8; 16], [17u8; 16], *b"0123456789\x05\x04\x05\x05\x05\x05"] {
+        let c = t.encrypt(&Mech::with(CKM_AES_CBC, &iv), k, &[[1u8; 16], last].concat()).unwrap();
+        assert_eq!(t.decrypt(&Mech::with(CKM_AES_CBC_PAD, &iv), k, &c), Err(CKR_ENCRYPTED_DATA_INVALID));
+    }
+    // Parameters.
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_CBC, &[0; 15]), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt_init(&Mech::new(CKM_AES_CBC_PAD), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_ECB, &[0; 16]), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt_init(&ctr(0, &[0; 16]), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt_init(&ctr(129, &[0; 16]), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_CTR, &[0; 16]), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    // A parameter pointer of NULL with a length.
+    let mut m = CK_MECHANISM { mechanism: CKM_AES_CBC, pParameter: null_mut(), ulParameterLen: 16 };
+    assert_eq!(unsafe { t.f.C_EncryptInit(t.h, &mut m, k) }, CKR_MECHANISM_PARAM_INVALID);
+    // Key checks: usage, type, size.
+    let mut tpl = secret(CKK_AES, &h(K128));
+    tpl.retain(|(a, _)| *a != CKA_ENCRYPT);
+    tpl.push((CKA_ENCRYPT, V::B(false)));
+    let no_enc = t.create(&tpl).unwrap();
+    assert_eq!(t.encrypt_init(&Mech::new(CKM_AES_ECB), no_enc), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    assert!(t.decrypt(&Mech::new(CKM_AES_ECB), no_enc, &[0; 16]).is_ok());
+    let generic = t.key(CKK_GENERIC_SECRET, &[1; 16]).unwrap();
+    assert_eq!(t.encrypt_init(&Mech::new(CKM_AES_ECB), generic), Err(CKR_KEY_TYPE_INCONSISTENT));
+    assert_eq!(t.key(CKK_AES, &[1; 20]), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+}
+
+#[test]
+fn aes_multipart_and_two_call() {
+    let t = T::new("aesparts");
+    let k = t.key(CKK_AES, &[9; 32]).unwrap();
+    let iv = [3u8; 16];
+    let data: Vec<u8> = (0..100u8).collect();
+    let chunks: [&[u8]; 5] = [&data[..1], &data[1..17], &data[17..40], &data[40..40], &data[40..]];
+    for m in [Mech::with(CKM_AES_CBC_PAD, &iv), ctr(32, &[0xff; 16].map(|b| b & 0x0f))] {
+        let whole = t.encrypt(&m, k, &data).unwrap();
+        let parts = t.cipher_parts(true, &m, k, &chunks).unwrap();
+        assert_eq!(parts.concat(), whole);
+        // Decrypt in other chunks.
+        let ct_chunks: Vec<&[u8]> = whole.chunks(7).collect();
+        let back = t.cipher_parts(false, &m, k, &ct_chunks).unwrap();
+        assert_eq!(back.concat(), data);
+    }
+    // ECB multi-part: whole blocks out as soon as they are complete; a leftover is an error.
+    let e = Mech::new(CKM_AES_ECB);
+    let parts = t.cipher_parts(true, &e, k, &[&data[..10], &data[10..32]]).unwrap();
+    assert_eq!((parts[0].len(), parts[1].len(), parts[2].len()), (0, 32, 0));
+    assert_eq!(t.cipher_parts(true, &e, k, &[&data[..10]]), Err(CKR_DATA_LEN_RANGE));
+    // Two-call: a too-small buffer gets CKR_BUFFER_TOO_SMALL and the length; the operation stays.
+    t.encrypt_init(&Mech::with(CKM_AES_CBC_PAD, &iv), k).unwrap();
+    let mut d = data.clone();
+    let mut out = vec![0u8; 200];
+    let mut n: CK_ULONG = 10;
+    let r = unsafe { t.f.C_Encrypt(t.h, d.as_mut_ptr(), d.len() as CK_ULONG, out.as_mut_ptr(), &mut n) };
+    assert_eq!((r, n), (CKR_BUFFER_TOO_SMALL, 112));
+    let r = unsafe { t.f.C_Encrypt(t.h, d.as_mut_ptr(), d.len() as CK_ULONG, out.as_mut_ptr(), &mut n) };
+    assert_eq!((r, n), (CKR_OK, 112));
+    assert_eq!(out[..112], t.encrypt(&Mech::with(CKM_AES_CBC_PAD, &iv), k, &data).unwrap()[..]);
+}
+
+#[test]
+fn aes_ctr_counter_bits() {
+    let t = T::new("aesctr");
+    let k = t.key(CKK_AES, &[5; 16]).unwrap();
+    // Two counter bits starting at 0: four blocks, not one byte more.
+    let cb = [0u8; 16];
+    assert_eq!(t.encrypt(&ctr(2, &cb), k, &[0; 64]).map(|v| v.len()), Ok(64));
+    assert_eq!(t.encrypt(&ctr(2, &cb), k, &[0; 65]), Err(CKR_DATA_LEN_RANGE));
+    assert_eq!(t.decrypt(&ctr(2, &cb), k, &[0; 65]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    // Starting at the last value: one block.
+    let mut last = [0xaau8; 16];
+    last[15] = 0x03;
+    assert!(t.encrypt(&ctr(2, &last), k, &[0; 16]).is_ok());
+    assert_eq!(t.encrypt(&ctr(2, &last), k, &[0; 17]), Err(CKR_DATA_LEN_RANGE));
+    // Multi-part: the limit counts across parts.
+    assert_eq!(t.cipher_parts(true, &ctr(2, &cb), k, &[&[0; 40], &[0; 24], &[0; 1]]), Err(CKR_DATA_LEN_RANGE));
+    // Within its range a narrow counter gives the same stream as a 128-bit one.
+    let mut mid = [0x11u8; 16];
+    mid[12..].copy_from_slice(&[0, 0, 0, 0]);
+    assert_eq!(t.encrypt(&ctr(32, &mid), k, &[0; 100]).unwrap(), t.encrypt(&ctr(128, &mid), k, &[0; 100]).unwrap());
+}
+
+#[test]
+fn aes_gcm() {
+    let t = T::new("aesgcm");
+    // The GCM specification's test case 4 (AES-128, 96-bit IV, AAD).
+    let k = t.key(CKK_AES, &h("feffe9928665731c6d6a8f9467308308")).unwrap();
+    let iv = h("cafebabefacedbaddecaf888");
+    let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+    let pt = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+    let ct = h("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091");
+    let tag = h("5bc94fbc3221a5db94fae95ae7121a47");
+    let m = gcm(&iv, &aad, 128);
+    assert_eq!(t.encrypt(&m, k, &pt).unwrap(), [ct.clone(), tag.clone()].concat());
+    assert_eq!(t.decrypt(&m, k, &[ct.clone(), tag.clone()].concat()).unwrap(), pt);
+    // Shorter tags are prefixes of the full one.
+    let m96 = gcm(&iv, &aad, 96);
+    assert_eq!(t.encrypt(&m96, k, &pt).unwrap(), [ct.clone(), tag[..12].to_vec()].concat());
+    assert_eq!(t.decrypt(&m96, k, &[ct.clone(), tag[..12].to_vec()].concat()).unwrap(), pt);
+    let m32 = gcm(&iv, &aad, 32);
+    assert_eq!(t.encrypt(&m32, k, &pt).unwrap().len(), pt.len() + 4);
+    // Tampering.
+    let mut bad = [ct.clone(), tag.clone()].concat();
+    bad[3] ^= 0x40;
+    assert_eq!(t.decrypt(&m, k, &bad), Err(CKR_ENCRYPTED_DATA_INVALID));
+    assert_eq!(
+        t.decrypt(&gcm(&iv, &aad[1..], 128), k, &[ct.clone(), tag.clone()].concat()),
+        Err(CKR_ENCRYPTED_DATA_INVALID)
+    );
+    assert_eq!(t.decrypt(&m, k, &tag[..10]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    // Multi-part: encryption streams, decryption holds everything until the tag is checked.
+    let parts = t.cipher_parts(true, &m, k, &[&pt[..5], &pt[5..33], &pt[33..]]).unwrap();
+    assert_eq!((parts[0].len(), parts[1].len(), parts[3].len()), (5, 28, 16));
+    assert_eq!(parts.concat(), [ct.clone(), tag.clone()].concat());
+    let whole = [ct.clone(), tag.clone()].concat();
+    let back = t.cipher_parts(false, &m, k, &[&whole[..30], &whole[30..]]).unwrap();
+    assert_eq!((back[0].len(), back[1].len()), (0, 0));
+    assert_eq!(back.concat(), pt);
+    // IVs of other lengths (the GCM specification's test case 6: a 60-byte IV).
+    let iv60 = h("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
+    let c6 = t.encrypt(&gcm(&iv60, &aad, 128), k, &pt).unwrap();
+    assert_eq!(c6[pt.len()..], h("619cc5aefffe0bfa462af43c1699d050")[..]);
+    assert_eq!(t.encrypt(&gcm(&[1], &[], 128), k, b"x").map(|v| v.len()), Ok(17));
+    // Parameter checks.
+    for bits in [0, 8, 100, 136] {
+        assert_eq!(t.encrypt_init(&gcm(&iv, &aad, bits), k), Err(CKR_MECHANISM_PARAM_INVALID), "tag bits {bits}");
+    }
+    assert_eq!(t.encrypt_init(&gcm(&[], &aad, 128), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_GCM, &[0; 12]), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt_init(&Mech::new(CKM_AES_GCM), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    // The 2.40 layout without ulIvBits.
+    #[repr(C)]
+    struct Old {
+        iv: *const u8,
+        iv_len: CK_ULONG,
+        aad: *const u8,
+        aad_len: CK_ULONG,
+        tag_bits: CK_ULONG,
+    }
+    let old = Old { iv: iv.as_ptr(), iv_len: 12, aad: aad.as_ptr(), aad_len: aad.len() as CK_ULONG, tag_bits: 128 };
+    assert_eq!(t.encrypt(&Mech::with_struct(CKM_AES_GCM, &old), k, &pt).unwrap(), [ct, tag].concat());
+}
+
+#[test]
+fn aes_key_wrap() {
+    let t = T::new("aeskw");
+    // RFC 3394 §4.1 and §4.6.
+    let kek = t.key(CKK_AES, &h("000102030405060708090A0B0C0D0E0F")).unwrap();
+    let kw = Mech::new(CKM_AES_KEY_WRAP);
+    let data = h("00112233445566778899AABBCCDDEEFF");
+    let wrapped = h("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5");
+    assert_eq!(t.encrypt(&kw, kek, &data).unwrap(), wrapped);
+    assert_eq!(t.decrypt(&kw, kek, &wrapped).unwrap(), data);
+    assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP, &[0xa6; 8]), kek, &data).unwrap(), wrapped);
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_KEY_WRAP, &[0xa5; 8]), kek), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt(&kw, kek, &data[..12]), Err(CKR_DATA_LEN_RANGE));
+    assert_eq!(t.decrypt(&kw, kek, &wrapped[..16]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    let mut bad = wrapped.clone();
+    bad[0] ^= 1;
+    assert_eq!(t.decrypt(&kw, kek, &bad), Err(CKR_ENCRYPTED_DATA_INVALID));
+    // Single-part only.
+    t.encrypt_init(&kw, kek).unwrap();
+    let mut d = data.clone();
+    let mut n: CK_ULONG = 64;
+    let mut out = [0u8; 64];
+    let r = unsafe { t.f.C_EncryptUpdate(t.h, d.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n) };
+    assert_eq!(r, CKR_FUNCTION_NOT_SUPPORTED);
+    let kek256 = t.key(CKK_AES, &h("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F")).unwrap();
+    let data256 = h("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F");
+    let w = t.encrypt(&kw, kek256, &data256).unwrap();
+    assert_eq!(w, h("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21"));
+    // C_WrapKey / C_UnwrapKey of an AES key, and of a generic secret KW cannot take.
+    let inner = t.key(CKK_AES, &data).unwrap();
+    assert_eq!(t.wrap(&kw, kek, inner).unwrap(), wrapped);
+    let back = t.unwrap(&kw, kek, &wrapped, &made(CKK_AES, None)).unwrap();
+    assert_eq!(t.value(back).unwrap(), data);
+    assert_eq!(t.unwrap(&kw, kek, &bad, &made(CKK_AES, None)), Err(CKR_WRAPPED_KEY_INVALID));
+    assert_eq!(t.unwrap(&kw, kek, &bad[..20], &made(CKK_AES, None)), Err(CKR_WRAPPED_KEY_LEN_RANGE));
+    let odd = t.key(CKK_GENERIC_SECRET, &[1; 20]).unwrap();
+    assert_eq!(t.wrap(&kw, kek, odd), Err(CKR_KEY_SIZE_RANGE));
+    // KWP takes it: RFC 5649 §6.
+    let kek2 = t.key(CKK_AES, &h("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8")).unwrap();
+    let kwp = Mech::new(CKM_AES_KEY_WRAP_KWP);
+    let k20 = h("c37b7e6492584340bed12207808941155068f738");
+    let w20 = h("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a");
+    assert_eq!(t.encrypt(&kwp, kek2, &k20).unwrap(), w20);
+    assert_eq!(t.encrypt(&kwp, kek2, &h("466f7250617369")).unwrap(), h("afbeb0f07dfbf5419200f2ccb50bb24f"));
+    assert_eq!(t.decrypt(&kwp, kek2, &w20).unwrap(), k20);
+    assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6, 0x59, 0x59, 0xa6]), kek2, &k20).unwrap(), w20);
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6; 8]), kek2), Err(CKR_MECHANISM_PARAM_INVALID));
+    let g20 = t.key(CKK_GENERIC_SECRET, &k20).unwrap();
+    assert_eq!(t.wrap(&kwp, kek2, g20).unwrap(), w20);
+    let back = t.unwrap(&kwp, kek2, &w20, &made(CKK_GENERIC_SECRET, None)).unwrap();
+    assert_eq!(t.value(back).unwrap(), k20);
+    // Unextractable keys are not wrapped; non-AES wrapping keys are refused.
+    let mut tpl = secret(CKK_AES, &[4; 16]);
+    tpl.retain(|(a, _)| *a != CKA_EXTRACTABLE);
+    tpl.push((CKA_EXTRACTABLE, V::B(false)));
+    let fixed = t.create(&tpl).unwrap();
+    assert_eq!(t.wrap(&kw, kek, fixed), Err(CKR_KEY_UNEXTRACTABLE));
+    assert_eq!(t.wrap(&kw, g20, inner), Err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT));
+    // CBC_PAD and GCM wrap too.
+    let iv = [0u8; 16];
+    let w = t.wrap(&Mech::with(CKM_AES_CBC_PAD, &iv), kek, g20).unwrap();
+    let back = t.unwrap(&Mech::with(CKM_AES_CBC_PAD, &iv), kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
+    assert_eq!(t.value(back).unwrap(), k20);
+    let g = gcm(&[1; 12], b"label", 128);
+    let w = t.wrap(&g, kek, g20).unwrap();
+    let back = t.unwrap(&g, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
+    assert_eq!(t.value(back).unwrap(), k20);
+}
+
+#[test]
+fn aes_cmac() {
+    let t = T::new("aescmac");
+    let k = t.key(CKK_AES, &h(K128)).unwrap();
+    // RFC 4493 examples 1 and 2.
+    let full = Mech::new(CKM_AES_CMAC);
+    assert_eq!(t.sign(&full, k, &[]).unwrap(), h("bb1d6929e95937287fa37d129b756746"));
+    let msg = h("6bc1bee22e409f96e93d7e117393172a");
+    let tag = h("070a16b46b4d4144f79bdd9dd04a287c");
+    assert_eq!(t.sign(&full, k, &msg).unwrap(), tag);
+    assert_eq!(t.sign_parts(&full, k, &[&msg[..3], &msg[3..]]).unwrap(), tag);
+    assert_eq!(t.verify(&full, k, &msg, &tag), Ok(()));
+    assert_eq!(t.verify_parts(&full, k, &[&msg[..9], &msg[9..]], &tag), Ok(()));
+    assert_eq!(t.verify(&full, k, &msg[1..], &tag), Err(CKR_SIGNATURE_INVALID));
+    assert_eq!(t.verify(&full, k, &msg, &tag[..8]), Err(CKR_SIGNATURE_LEN_RANGE));
+    let g8 = Mech::with_ulong(CKM_AES_CMAC_GENERAL, 8);
+    assert_eq!(t.sign(&g8, k, &msg).unwrap(), tag[..8]);
+    assert_eq!(t.verify(&g8, k, &msg, &tag[..8]), Ok(()));
+    assert_eq!(t.verify(&g8, k, &msg, &tag), Err(CKR_SIGNATURE_LEN_RANGE));
+    let mut m = CK_MECHANISM { mechanism: CKM_AES_CMAC_GENERAL, pParameter: null_mut(), ulParameterLen: 0 };
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, k) }, CKR_MECHANISM_PARAM_INVALID);
+    assert_eq!(t.sign(&Mech::with_ulong(CKM_AES_CMAC_GENERAL, 17), k, &msg), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.sign(&Mech::with_ulong(CKM_AES_CMAC_GENERAL, 0), k, &msg), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.sign(&Mech::with_ulong(CKM_AES_CMAC, 16), k, &msg), Err(CKR_MECHANISM_PARAM_INVALID));
+}
+
+/// HMAC computed in the test from the hash (RFC 2104), for SHA-3.
+fn reference_hmac<D: sha3::Digest>(block: usize, key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let mut k = if key.len() > block { D::digest(key).to_vec() } else { key.to_vec() };
+    k.resize(block, 0);
+    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let inner = D::digest([ipad, msg.to_vec()].concat());
+    D::digest([opad, inner.to_vec()].concat()).to_vec()
+}
+
+#[test]
+fn hmac_known_answers_and_checks() {
+    let t = T::new("hmac");
+    let jefe = t.key(CKK_GENERIC_SECRET, b"Jefe").unwrap();
+    let msg = b"what do ya want for nothing?";
+    // RFC 2202 case 2 and RFC 4231 case 2.
+    let cases: [(CK_MECHANISM_TYPE, &str); 5] = [
+        (CKM_SHA_1_HMAC, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
+        (CKM_SHA224_HMAC, "a30e01098bc6dbbf45690f3a7e9e6d0f8bbea2a39e6148008fd05e44"),
+        (CKM_SHA256_HMAC, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+        (CKM_SHA384_HMAC, "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649"),
+        (
+            CKM_SHA512_HMAC,
+            "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
+        ),
+    ];
+    for (m, want) in cases {
+        let want = h(want);
+        assert_eq!(t.sign(&Mech::new(m), jefe, msg).unwrap(), want, "mechanism {m:#x}");
+        assert_eq!(t.sign_parts(&Mech::new(m), jefe, &[&msg[..4], &[], &msg[4..]]).unwrap(), want);
+        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &want), Ok(()));
+        let general = Mech::with_ulong(m + 1, 10);
+        assert_eq!(t.sign(&general, jefe, msg).unwrap(), want[..10]);
+        assert_eq!(t.verify(&general, jefe, msg, &want[..10]), Ok(()));
+        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &want[..10]), Err(CKR_SIGNATURE_LEN_RANGE));
+        let mut bad = want.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &bad), Err(CKR_SIGNATURE_INVALID));
+    }
+    // SHA-3, against HMAC computed here; keys shorter and longer than the block.
+    let long_key = [0xa5u8; 200];
+    let lk = t.key(CKK_GENERIC_SECRET, &long_key).unwrap();
+    type Sha3Case = (CK_MECHANISM_TYPE, fn(&[u8], &[u8]) -> Vec<u8>);
+    let sha3: [Sha3Case; 4] = [
+        (CKM_SHA3_224_HMAC, |k, m| reference_hmac::<sha3::Sha3_224>(144, k, m)),
+        (CKM_SHA3_256_HMAC, |k, m| reference_hmac::<sha3::Sha3_256>(136, k, m)),
+        (CKM_SHA3_384_HMAC, |k, m| reference_hmac::<sha3::Sha3_384>(104, k, m)),
+        (CKM_SHA3_512_HMAC, |k, m| reference_hmac::<sha3::Sha3_512>(72, k, m)),
+    ];
+    for (m, f) in sha3 {
+        assert_eq!(t.sign(&Mech::new(m), jefe, msg).unwrap(), f(b"Jefe", msg), "mechanism {m:#x}");
+        let want = f(&long_key, msg);
+        assert_eq!(t.sign_parts(&Mech::new(m), lk, &[&msg[..20], &msg[20..]]).unwrap(), want);
+        assert_eq!(t.verify(&Mech::with_ulong(m + 1, 16), lk, msg, &want[..16]), Ok(()));
+    }
+    // Key types: the matching HMAC type or generic; others refused. Usage flags honoured.
+    let typed = t.key(CKK_SHA256_HMAC, b"Jefe").unwrap();
+    assert!(t.sign(&Mech::new(CKM_SHA256_HMAC), typed, msg).is_ok());
+    assert_eq!(t.sign(&Mech::new(CKM_SHA384_HMAC), typed, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
+    let aes = t.key(CKK_AES, &[0; 16]).unwrap();
+    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), aes, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
+    let mut tpl = secret(CKK_GENERIC_SECRET, b"Jefe");
+    tpl.retain(|(a, _)| *a != CKA_SIGN);
+    tpl.push((CKA_SIGN, V::B(false)));
+    let verify_only = t.create(&tpl).unwrap();
+    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), verify_only, msg), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    assert_eq!(t.verify(&Mech::new(CKM_SHA256_HMAC), verify_only, msg, &h(cases[2].1)), Ok(()));
+    // Parameters.
+    assert_eq!(t.sign(&Mech::with_ulong(CKM_SHA256_HMAC_GENERAL, 33), jefe, msg), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.sign(&Mech::with(CKM_SHA256_HMAC_GENERAL, &[1, 2]), jefe, msg), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.sign(&Mech::with(CKM_SHA256_HMAC, &[1]), jefe, msg), Err(CKR_MECHANISM_PARAM_INVALID));
+    // Two-call length query on C_Sign.
+    let mut mm = CK_MECHANISM { mechanism: CKM_SHA512_HMAC, pParameter: null_mut(), ulParameterLen: 0 };
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, jefe) }, CKR_OK);
+    let mut d = msg.to_vec();
+    let mut n: CK_ULONG = 0;
+    let r = unsafe { t.f.C_Sign(t.h, d.as_mut_ptr(), d.len() as CK_ULONG, null_mut(), &mut n) };
+    assert_eq!((r, n), (CKR_OK, 64));
+    let mut out = [0u8; 64];
+    n = 63;
+    let r = unsafe { t.f.C_Sign(t.h, d.as_mut_ptr(), d.len() as CK_ULONG, out.as_mut_ptr(), &mut n) };
+    assert_eq!((r, n), (CKR_BUFFER_TOO_SMALL, 64));
+    n = 64;
+    let r = unsafe { t.f.C_Sign(t.h, d.as_mut_ptr(), d.len() as CK_ULONG, out.as_mut_ptr(), &mut n) };
+    assert_eq!(r, CKR_OK);
+    assert_eq!(out.to_vec(), h(cases[4].1));
+}
+
+#[test]
+fn generic_secret_generation() {
+    let t = T::new("generic");
+    let g = Mech::new(CKM_GENERIC_SECRET_KEY_GEN);
+    assert_eq!(t.generate(&g, &made(CKK_GENERIC_SECRET, None)), Err(CKR_TEMPLATE_INCOMPLETE));
+    assert_eq!(t.generate(&g, &made(CKK_GENERIC_SECRET, Some(0))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    let k = t.generate(&g, &made(CKK_GENERIC_SECRET, Some(20))).unwrap();
+    assert_eq!(t.value(k).unwrap().len(), 20);
+    assert_eq!(t.attr(k, CKA_VALUE_LEN).unwrap(), (20 as CK_ULONG).to_ne_bytes());
+    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), k, b"x").unwrap().len(), 32);
+}
+
+#[test]
+fn hkdf_derive() {
+    let t = T::new("hkdf");
+    // RFC 5869 case 1.
+    let ikm = t.key(CKK_GENERIC_SECRET, &[0x0b; 22]).unwrap();
+    let salt = h("000102030405060708090a0b0c");
+    let info = h("f0f1f2f3f4f5f6f7f8f9");
+    let prk = h("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
+    let okm = h("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    let both = hkdf(CKM_HKDF_DERIVE, true, true, CKM_SHA256, Some(&salt), &info);
+    let k = t.derive(&both, ikm, &made(CKK_GENERIC_SECRET, Some(42))).unwrap();
+    assert_eq!(t.value(k).unwrap(), okm);
+    let extract = hkdf(CKM_HKDF_DERIVE, true, false, CKM_SHA256, Some(&salt), &[]);
+    let p = t.derive(&extract, ikm, &made(CKK_GENERIC_SECRET, None)).unwrap();
+    assert_eq!(t.value(p).unwrap(), prk);
+    assert_eq!(t.derive(&extract, ikm, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_TEMPLATE_INCONSISTENT));
+    let prk_key = t.key(CKK_GENERIC_SECRET, &prk).unwrap();
+    let expand = hkdf(CKM_HKDF_DERIVE, false, true, CKM_SHA256, None, &info);
+    let k = t.derive(&expand, prk_key, &made(CKK_GENERIC_SECRET, Some(42))).unwrap();
+    assert_eq!(t.value(k).unwrap(), okm);
+    // RFC 5869 case 3: no salt, no info (SALT_NULL).
+    let k = t
+        .derive(&hkdf(CKM_HKDF_DERIVE, true, true, CKM_SHA256, None, &[]), ikm, &made(CKK_GENERIC_SECRET, Some(42)))
+        .unwrap();
+    assert_eq!(
+        t.value(k).unwrap(),
+        h("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
+    );
+    // Into an AES key, usable at once.
+    let a = t.derive(&both, ikm, &made(CKK_AES, Some(32))).unwrap();
+    assert_eq!(t.value(a).unwrap(), okm[..32]);
+    assert!(t.encrypt(&Mech::new(CKM_AES_ECB), a, &[0; 16]).is_ok());
+    assert_eq!(t.derive(&both, ikm, &made(CKK_AES, Some(20))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    // SHA-3 and SHA-224 PRFs derive (lengths checked; values by the unit tests and Wycheproof).
+    for prf in [CKM_SHA3_256, CKM_SHA224, CKM_SHA_1, CKM_SHA3_512] {
+        let k = t.derive(
+            &hkdf(CKM_HKDF_DERIVE, true, true, prf, Some(&salt), &info),
+            ikm,
+            &made(CKK_GENERIC_SECRET, Some(70)),
+        );
+        assert_eq!(t.value(k.unwrap()).unwrap().len(), 70);
+    }
+    // Errors.
+    assert_eq!(t.derive(&both, ikm, &made(CKK_GENERIC_SECRET, None)), Err(CKR_TEMPLATE_INCOMPLETE));
+    assert_eq!(t.derive(&both, ikm, &made(CKK_GENERIC_SECRET, Some(255 * 32 + 1))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    let neither = hkdf(CKM_HKDF_DERIVE, false, false, CKM_SHA256, None, &[]);
+    assert_eq!(t.derive(&neither, ikm, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_MECHANISM_PARAM_INVALID));
+    let md5 = hkdf(CKM_HKDF_DERIVE, true, true, CKM_MD5, None, &[]);
+    assert_eq!(t.derive(&md5, ikm, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_MECHANISM_PARAM_INVALID));
+    let mut p = CK_HKDF_PARAMS {
+        bExtract: 1,
+        bExpand: 1,
+        prfHashMechanism: CKM_SHA256,
+        ulSaltType: CKF_HKDF_SALT_KEY,
+        pSalt: null_mut(),
+        ulSaltLen: 0,
+        hSaltKey: ikm,
+        pInfo: null_mut(),
+        ulInfoLen: 0,
+    };
+    let salt_key = Mech::with_struct(CKM_HKDF_DERIVE, &p);
+    assert_eq!(t.derive(&salt_key, ikm, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_MECHANISM_PARAM_INVALID));
+    p.ulSaltType = CKF_HKDF_SALT_DATA;
+    p.ulSaltLen = 4;
+    let null_salt = Mech::with_struct(CKM_HKDF_DERIVE, &p);
+    assert_eq!(t.derive(&null_salt, ikm, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(
+        t.derive(&Mech::with(CKM_HKDF_DERIVE, &[0; 8]), ikm, &made(CKK_GENERIC_SECRET, Some(16))),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    let mut tpl = secret(CKK_GENERIC_SECRET, &[1; 32]);
+    tpl.retain(|(a, _)| *a != CKA_DERIVE);
+    tpl.push((CKA_DERIVE, V::B(false)));
+    let no_derive = t.create(&tpl).unwrap();
+    assert_eq!(t.derive(&both, no_derive, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    let aes = t.key(CKK_AES, &[1; 32]).unwrap();
+    assert_eq!(t.derive(&both, aes, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_KEY_TYPE_INCONSISTENT));
+}
+
+#[test]
+fn pbkdf2_generate() {
+    let t = T::new("pbkdf2");
+    // RFC 6070 case 2 (SHA-1) and the SHA-256 analogue.
+    let k = t
+        .generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA1, b"password", b"salt", 2), &made(CKK_GENERIC_SECRET, Some(20)))
+        .unwrap();
+    assert_eq!(t.value(k).unwrap(), h("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"));
+    assert_eq!(t.attr(k, CKA_KEY_GEN_MECHANISM).unwrap(), CKM_PKCS5_PBKD2.to_ne_bytes());
+    let want256 = h("120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
+    let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"password", b"salt", 1), &made(CKK_AES, Some(32))).unwrap();
+    assert_eq!(t.value(k).unwrap(), want256);
+    assert!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 16]).is_ok());
+    // The older CK_PKCS5_PBKD2_PARAMS, whose password length is behind a pointer.
+    let (pw, salt) = (b"password".to_vec(), b"salt".to_vec());
+    let mut pw_len: CK_ULONG = 8;
+    let old = CK_PKCS5_PBKD2_PARAMS {
+        saltSource: CKZ_SALT_SPECIFIED,
+        pSaltSourceData: salt.as_ptr() as *mut _,
+        ulSaltSourceDataLen: 4,
+        iterations: 1,
+        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
+        pPrfData: null_mut(),
+        ulPrfDataLen: 0,
+        pPassword: pw.as_ptr() as *mut u8,
+        ulPasswordLen: &mut pw_len,
+    };
+    let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old), &made(CKK_GENERIC_SECRET, Some(32))).unwrap();
+    assert_eq!(t.value(k).unwrap(), want256);
+    // SHA-224/384/512 PRFs.
+    for (prf, len) in
+        [(CKP_PKCS5_PBKD2_HMAC_SHA224, 40), (CKP_PKCS5_PBKD2_HMAC_SHA384, 50), (CKP_PKCS5_PBKD2_HMAC_SHA512, 70)]
+    {
+        let k = t.generate(&pbkd2(prf, b"pw", b"0123456789abcdef", 3), &made(CKK_GENERIC_SECRET, Some(len))).unwrap();
+        assert_eq!(t.value(k).unwrap().len(), len);
+    }
+    let k = t
+        .generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA512, b"password", b"salt", 1), &made(CKK_GENERIC_SECRET, Some(64)))
+        .unwrap();
+    assert_eq!(
+        t.value(k).unwrap(),
+        h("867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce")
+    );
+    // Errors.
+    let good = pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"pw", b"salt", 1);
+    assert_eq!(t.generate(&good, &made(CKK_GENERIC_SECRET, None)), Err(CKR_TEMPLATE_INCOMPLETE));
+    assert_eq!(t.generate(&good, &made(CKK_AES, Some(17))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    assert_eq!(
+        t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"pw", b"salt", 0), &made(CKK_GENERIC_SECRET, Some(16))),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_GOSTR3411, b"pw", b"salt", 1), &made(CKK_GENERIC_SECRET, Some(16))),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    assert_eq!(
+        t.generate(&Mech::new(CKM_PKCS5_PBKD2), &made(CKK_GENERIC_SECRET, Some(16))),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    let mut p = CK_PKCS5_PBKD2_PARAMS2 {
+        saltSource: 2,
+        pSaltSourceData: salt.as_ptr() as *mut _,
+        ulSaltSourceDataLen: 4,
+        iterations: 1,
+        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
+        pPrfData: null_mut(),
+        ulPrfDataLen: 0,
+        pPassword: pw.as_ptr() as *mut u8,
+        ulPasswordLen: 8,
+    };
+    assert_eq!(
+        t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &p), &made(CKK_GENERIC_SECRET, Some(16))),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+    p.saltSource = CKZ_SALT_SPECIFIED;
+    p.pPassword = null_mut();
+    assert_eq!(
+        t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &p), &made(CKK_GENERIC_SECRET, Some(16))),
+        Err(CKR_MECHANISM_PARAM_INVALID)
+    );
+}

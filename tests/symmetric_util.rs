@@ -1,0 +1,400 @@
+//! Raw-call helpers shared by `mech_symmetric.rs` and `wycheproof_symmetric.rs`: a logged-in
+//! session on a fresh token, driven through `cryptoki-sys` where the `cryptoki` crate has no
+//! mechanism (CTR, `_GENERAL` MACs, SHA-3 HMAC, PBKDF2) or hides the two-call convention.
+
+#![allow(dead_code)]
+
+use cryptoki_sys::*;
+use std::ffi::c_void;
+use std::ptr::null_mut;
+use tessera_tests::*;
+
+/// A mechanism with its parameter bytes (a C struct copied byte for byte; pointers inside it
+/// must outlive the call).
+pub struct Mech {
+    pub ty: CK_MECHANISM_TYPE,
+    pub param: Vec<u8>,
+}
+
+impl Mech {
+    pub fn new(ty: CK_MECHANISM_TYPE) -> Mech {
+        Mech { ty, param: Vec::new() }
+    }
+
+    pub fn with(ty: CK_MECHANISM_TYPE, param: &[u8]) -> Mech {
+        Mech { ty, param: param.to_vec() }
+    }
+
+    /// A mechanism whose parameter is the C struct `s`.
+    pub fn with_struct<T>(ty: CK_MECHANISM_TYPE, s: &T) -> Mech {
+        // SAFETY (test): reads the struct's own bytes.
+        let b = unsafe { std::slice::from_raw_parts(s as *const T as *const u8, std::mem::size_of::<T>()) };
+        Mech::with(ty, b)
+    }
+
+    /// A `CK_ULONG` parameter (`CK_MAC_GENERAL_PARAMS`).
+    pub fn with_ulong(ty: CK_MECHANISM_TYPE, v: CK_ULONG) -> Mech {
+        Mech::with(ty, &v.to_ne_bytes())
+    }
+
+    fn raw(&self) -> CK_MECHANISM {
+        CK_MECHANISM {
+            mechanism: self.ty,
+            pParameter: if self.param.is_empty() { null_mut() } else { self.param.as_ptr() as *mut c_void },
+            ulParameterLen: self.param.len() as CK_ULONG,
+        }
+    }
+}
+
+/// An attribute value for a template.
+pub enum V {
+    U(CK_ULONG),
+    B(bool),
+    Bytes(Vec<u8>),
+}
+
+impl V {
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            V::U(u) => u.to_ne_bytes().to_vec(),
+            V::B(b) => vec![*b as u8],
+            V::Bytes(b) => b.clone(),
+        }
+    }
+}
+
+pub type Tpl = Vec<(CK_ATTRIBUTE_TYPE, V)>;
+
+/// A secret-key template: the type and value, usable for everything, readable.
+pub fn secret(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
+    vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(key_type)),
+        (CKA_VALUE, V::Bytes(value.to_vec())),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_ENCRYPT, V::B(true)),
+        (CKA_DECRYPT, V::B(true)),
+        (CKA_SIGN, V::B(true)),
+        (CKA_VERIFY, V::B(true)),
+        (CKA_WRAP, V::B(true)),
+        (CKA_UNWRAP, V::B(true)),
+        (CKA_DERIVE, V::B(true)),
+        (CKA_EXTRACTABLE, V::B(true)),
+        (CKA_SENSITIVE, V::B(false)),
+    ]
+}
+
+/// A template for a key the token makes (generated, derived, unwrapped): readable afterwards.
+pub fn made(key_type: CK_KEY_TYPE, len: Option<usize>) -> Tpl {
+    let mut t = vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(key_type)),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_EXTRACTABLE, V::B(true)),
+        (CKA_SENSITIVE, V::B(false)),
+        (CKA_ENCRYPT, V::B(true)),
+        (CKA_DECRYPT, V::B(true)),
+        (CKA_SIGN, V::B(true)),
+        (CKA_VERIFY, V::B(true)),
+    ];
+    if let Some(l) = len {
+        t.push((CKA_VALUE_LEN, V::U(l as CK_ULONG)));
+    }
+    t
+}
+
+/// The loaded module, a user session on a fresh token and its raw function table.
+pub struct T {
+    pub f: cryptoki_sys::Pkcs11,
+    pub h: CK_SESSION_HANDLE,
+    s: Option<cryptoki::session::Session>,
+    l: Loaded,
+}
+
+impl Drop for T {
+    /// Finalizes, so the next test (even after a failure here) initialises afresh.
+    fn drop(&mut self) {
+        self.s = None;
+        let _ = self.l.p.clone().finalize();
+    }
+}
+
+pub type R<X> = Result<X, CK_RV>;
+
+fn rv(r: CK_RV) -> R<()> {
+    if r == CKR_OK {
+        Ok(())
+    } else {
+        Err(r)
+    }
+}
+
+impl T {
+    pub fn new(label: &str) -> T {
+        let l = load();
+        // SAFETY (test): the same library the `cryptoki` context loaded; dlopen shares its state.
+        let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module raw");
+        let mut t = T { f, h: 0, s: None, l };
+        let slot = t.l.new_token(label);
+        let s = user_session(&t.l.p, slot);
+        t.h = s.handle();
+        t.s = Some(s);
+        t
+    }
+
+    pub fn create(&self, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
+        let vals: Vec<Vec<u8>> = tpl.iter().map(|(_, v)| v.bytes()).collect();
+        let mut attrs: Vec<CK_ATTRIBUTE> = tpl
+            .iter()
+            .zip(vals.iter())
+            .map(|((t, _), v)| CK_ATTRIBUTE {
+                type_: *t,
+                pValue: v.as_ptr() as *mut c_void,
+                ulValueLen: v.len() as CK_ULONG,
+            })
+            .collect();
+        let mut h = 0;
+        rv(unsafe { self.f.C_CreateObject(self.h, attrs.as_mut_ptr(), attrs.len() as CK_ULONG, &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn key(&self, key_type: CK_KEY_TYPE, value: &[u8]) -> R<CK_OBJECT_HANDLE> {
+        self.create(&secret(key_type, value))
+    }
+
+    pub fn destroy(&self, h: CK_OBJECT_HANDLE) {
+        unsafe { self.f.C_DestroyObject(self.h, h) };
+    }
+
+    /// An attribute's value.
+    pub fn attr(&self, obj: CK_OBJECT_HANDLE, ty: CK_ATTRIBUTE_TYPE) -> R<Vec<u8>> {
+        let mut a = CK_ATTRIBUTE { type_: ty, pValue: null_mut(), ulValueLen: 0 };
+        rv(unsafe { self.f.C_GetAttributeValue(self.h, obj, &mut a, 1) })?;
+        let mut buf = vec![0u8; a.ulValueLen as usize];
+        a.pValue = buf.as_mut_ptr() as *mut c_void;
+        rv(unsafe { self.f.C_GetAttributeValue(self.h, obj, &mut a, 1) })?;
+        buf.truncate(a.ulValueLen as usize);
+        Ok(buf)
+    }
+
+    pub fn value(&self, obj: CK_OBJECT_HANDLE) -> R<Vec<u8>> {
+        self.attr(obj, CKA_VALUE)
+    }
+
+    fn tpl(tpl: &Tpl) -> (Vec<Vec<u8>>, Vec<CK_ATTRIBUTE>) {
+        let vals: Vec<Vec<u8>> = tpl.iter().map(|(_, v)| v.bytes()).collect();
+        let attrs = tpl
+            .iter()
+            .zip(vals.iter())
+            .map(|((t, _), v)| CK_ATTRIBUTE {
+                type_: *t,
+                pValue: v.as_ptr() as *mut c_void,
+                ulValueLen: v.len() as CK_ULONG,
+            })
+            .collect();
+        (vals, attrs)
+    }
+
+    pub fn encrypt_init(&self, m: &Mech, key: CK_OBJECT_HANDLE) -> R<()> {
+        let mut mm = m.raw();
+        rv(unsafe { self.f.C_EncryptInit(self.h, &mut mm, key) })
+    }
+
+    pub fn decrypt_init(&self, m: &Mech, key: CK_OBJECT_HANDLE) -> R<()> {
+        let mut mm = m.raw();
+        rv(unsafe { self.f.C_DecryptInit(self.h, &mut mm, key) })
+    }
+
+    /// A single-part call with the two-call convention: a length query, then the output.
+    fn two_call(&self, mut call: impl FnMut(*mut u8, *mut CK_ULONG) -> CK_RV) -> R<Vec<u8>> {
+        let mut n: CK_ULONG = 0;
+        rv(call(null_mut(), &mut n))?;
+        let mut out = vec![0u8; n as usize];
+        rv(call(out.as_mut_ptr(), &mut n))?;
+        out.truncate(n as usize);
+        Ok(out)
+    }
+
+    /// `C_EncryptInit` + `C_Encrypt` (length query first).
+    pub fn encrypt(&self, m: &Mech, key: CK_OBJECT_HANDLE, data: &[u8]) -> R<Vec<u8>> {
+        self.encrypt_init(m, key)?;
+        let mut d = data.to_vec();
+        self.two_call(|p, n| unsafe { self.f.C_Encrypt(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, p, n) })
+    }
+
+    pub fn decrypt(&self, m: &Mech, key: CK_OBJECT_HANDLE, data: &[u8]) -> R<Vec<u8>> {
+        self.decrypt_init(m, key)?;
+        let mut d = data.to_vec();
+        self.two_call(|p, n| unsafe { self.f.C_Decrypt(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, p, n) })
+    }
+
+    /// Multi-part encryption or decryption over `parts`; each update's output and the final's.
+    pub fn cipher_parts(&self, encrypt: bool, m: &Mech, key: CK_OBJECT_HANDLE, parts: &[&[u8]]) -> R<Vec<Vec<u8>>> {
+        if encrypt {
+            self.encrypt_init(m, key)?;
+        } else {
+            self.decrypt_init(m, key)?;
+        }
+        let mut outs = Vec::new();
+        for part in parts {
+            let mut d = part.to_vec();
+            let o = self.two_call(|p, n| unsafe {
+                if encrypt {
+                    self.f.C_EncryptUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, p, n)
+                } else {
+                    self.f.C_DecryptUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, p, n)
+                }
+            })?;
+            outs.push(o);
+        }
+        let o = self.two_call(|p, n| unsafe {
+            if encrypt {
+                self.f.C_EncryptFinal(self.h, p, n)
+            } else {
+                self.f.C_DecryptFinal(self.h, p, n)
+            }
+        })?;
+        outs.push(o);
+        Ok(outs)
+    }
+
+    pub fn sign(&self, m: &Mech, key: CK_OBJECT_HANDLE, data: &[u8]) -> R<Vec<u8>> {
+        let mut mm = m.raw();
+        rv(unsafe { self.f.C_SignInit(self.h, &mut mm, key) })?;
+        let mut d = data.to_vec();
+        self.two_call(|p, n| unsafe { self.f.C_Sign(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, p, n) })
+    }
+
+    /// Multi-part signing.
+    pub fn sign_parts(&self, m: &Mech, key: CK_OBJECT_HANDLE, parts: &[&[u8]]) -> R<Vec<u8>> {
+        let mut mm = m.raw();
+        rv(unsafe { self.f.C_SignInit(self.h, &mut mm, key) })?;
+        for part in parts {
+            let mut d = part.to_vec();
+            rv(unsafe { self.f.C_SignUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG) })?;
+        }
+        self.two_call(|p, n| unsafe { self.f.C_SignFinal(self.h, p, n) })
+    }
+
+    pub fn verify(&self, m: &Mech, key: CK_OBJECT_HANDLE, data: &[u8], sig: &[u8]) -> R<()> {
+        let mut mm = m.raw();
+        rv(unsafe { self.f.C_VerifyInit(self.h, &mut mm, key) })?;
+        let (mut d, mut s) = (data.to_vec(), sig.to_vec());
+        rv(unsafe { self.f.C_Verify(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, s.as_mut_ptr(), s.len() as CK_ULONG) })
+    }
+
+    /// Multi-part verification.
+    pub fn verify_parts(&self, m: &Mech, key: CK_OBJECT_HANDLE, parts: &[&[u8]], sig: &[u8]) -> R<()> {
+        let mut mm = m.raw();
+        rv(unsafe { self.f.C_VerifyInit(self.h, &mut mm, key) })?;
+        for part in parts {
+            let mut d = part.to_vec();
+            rv(unsafe { self.f.C_VerifyUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG) })?;
+        }
+        let mut s = sig.to_vec();
+        rv(unsafe { self.f.C_VerifyFinal(self.h, s.as_mut_ptr(), s.len() as CK_ULONG) })
+    }
+
+    pub fn generate(&self, m: &Mech, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
+        let mut mm = m.raw();
+        let (_v, mut a) = T::tpl(tpl);
+        let mut h = 0;
+        rv(unsafe { self.f.C_GenerateKey(self.h, &mut mm, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn derive(&self, m: &Mech, base: CK_OBJECT_HANDLE, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
+        let mut mm = m.raw();
+        let (_v, mut a) = T::tpl(tpl);
+        let mut h = 0;
+        rv(unsafe { self.f.C_DeriveKey(self.h, &mut mm, base, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn wrap(&self, m: &Mech, wrapping: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE) -> R<Vec<u8>> {
+        let mut mm = m.raw();
+        self.two_call(|p, n| unsafe { self.f.C_WrapKey(self.h, &mut mm, wrapping, key, p, n) })
+    }
+
+    pub fn unwrap(&self, m: &Mech, unwrapping: CK_OBJECT_HANDLE, wrapped: &[u8], tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
+        let mut mm = m.raw();
+        let (_v, mut a) = T::tpl(tpl);
+        let mut w = wrapped.to_vec();
+        let mut h = 0;
+        rv(unsafe {
+            self.f.C_UnwrapKey(
+                self.h,
+                &mut mm,
+                unwrapping,
+                w.as_mut_ptr(),
+                w.len() as CK_ULONG,
+                a.as_mut_ptr(),
+                a.len() as CK_ULONG,
+                &mut h,
+            )
+        })?;
+        Ok(h)
+    }
+}
+
+/// `CK_GCM_PARAMS` over `iv` and `aad` (which must outlive the mechanism's use).
+pub fn gcm(iv: &[u8], aad: &[u8], tag_bits: CK_ULONG) -> Mech {
+    let p = CK_GCM_PARAMS {
+        pIv: if iv.is_empty() { null_mut() } else { iv.as_ptr() as *mut u8 },
+        ulIvLen: iv.len() as CK_ULONG,
+        ulIvBits: (iv.len() * 8) as CK_ULONG,
+        pAAD: if aad.is_empty() { null_mut() } else { aad.as_ptr() as *mut u8 },
+        ulAADLen: aad.len() as CK_ULONG,
+        ulTagBits: tag_bits,
+    };
+    Mech::with_struct(CKM_AES_GCM, &p)
+}
+
+/// `CK_HKDF_PARAMS` (extract and/or expand; salt bytes, or NULL salt when `salt` is `None`).
+pub fn hkdf(
+    mech: CK_MECHANISM_TYPE,
+    extract: bool,
+    expand: bool,
+    prf: CK_MECHANISM_TYPE,
+    salt: Option<&[u8]>,
+    info: &[u8],
+) -> Mech {
+    let (salt_type, p_salt, salt_len) = match salt {
+        None => (CKF_HKDF_SALT_NULL, null_mut(), 0),
+        Some(s) => (CKF_HKDF_SALT_DATA, if s.is_empty() { null_mut() } else { s.as_ptr() as *mut u8 }, s.len()),
+    };
+    let p = CK_HKDF_PARAMS {
+        bExtract: extract as CK_BBOOL,
+        bExpand: expand as CK_BBOOL,
+        prfHashMechanism: prf,
+        ulSaltType: salt_type,
+        pSalt: p_salt,
+        ulSaltLen: salt_len as CK_ULONG,
+        hSaltKey: CK_INVALID_HANDLE,
+        pInfo: if info.is_empty() { null_mut() } else { info.as_ptr() as *mut u8 },
+        ulInfoLen: info.len() as CK_ULONG,
+    };
+    Mech::with_struct(mech, &p)
+}
+
+/// `CK_PKCS5_PBKD2_PARAMS2`.
+pub fn pbkd2(prf: CK_ULONG, password: &[u8], salt: &[u8], iterations: CK_ULONG) -> Mech {
+    let p = CK_PKCS5_PBKD2_PARAMS2 {
+        saltSource: CKZ_SALT_SPECIFIED,
+        pSaltSourceData: salt.as_ptr() as *mut c_void,
+        ulSaltSourceDataLen: salt.len() as CK_ULONG,
+        iterations,
+        prf,
+        pPrfData: null_mut(),
+        ulPrfDataLen: 0,
+        pPassword: password.as_ptr() as *mut u8,
+        ulPasswordLen: password.len() as CK_ULONG,
+    };
+    Mech::with_struct(CKM_PKCS5_PBKD2, &p)
+}
+
+/// Lower-case hex decoding of a literal.
+pub fn h(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
