@@ -1,0 +1,709 @@
+//! RSA mechanisms through the built module: key-pair generation, PKCS#1 v1.5, PSS, OAEP and raw
+//! RSA signatures, encryption and key wrapping, the two-call length convention, the errors the
+//! specification names, and interoperability with OpenSSL.
+
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+use sha2::Digest;
+use std::ffi::c_void;
+use std::ptr::null_mut;
+use tessera_tests::*;
+
+const E65537: [u8; 3] = [1, 0, 1];
+
+/// The module loaded for one test, finalised when the test ends (the next test initialises it
+/// again in this process).
+struct Module(Loaded);
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        let _ = self.0.p.clone().finalize();
+    }
+}
+
+impl std::ops::Deref for Module {
+    type Target = Loaded;
+    fn deref(&self) -> &Loaded {
+        &self.0
+    }
+}
+
+fn load() -> Module {
+    Module(tessera_tests::load())
+}
+
+/// The `CK_RV` of a failed call.
+fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
+    match r {
+        Err(Error::Pkcs11(e, _)) => e,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
+}
+
+/// A key pair made by `C_GenerateKeyPair`; the private half readable (not sensitive) so the
+/// tests can look at its components.
+fn keygen(s: &Session, bits: u64, extra_pub: &[Attribute]) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
+    let mut public = vec![
+        Attribute::Token(false),
+        Attribute::ModulusBits(bits.into()),
+        Attribute::PublicExponent(E65537.to_vec()),
+        Attribute::Verify(true),
+        Attribute::Encrypt(true),
+        Attribute::Wrap(true),
+    ];
+    public.retain(|a| !extra_pub.iter().any(|x| x.attribute_type() == a.attribute_type()));
+    public.extend_from_slice(extra_pub);
+    let private = [
+        Attribute::Token(false),
+        Attribute::Sign(true),
+        Attribute::Decrypt(true),
+        Attribute::Unwrap(true),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ];
+    s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+}
+
+fn bytes_attr(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
+    match s.get_attributes(h, &[t]).expect("C_GetAttributeValue").pop() {
+        Some(
+            Attribute::Modulus(v)
+            | Attribute::PublicExponent(v)
+            | Attribute::PrivateExponent(v)
+            | Attribute::Prime1(v)
+            | Attribute::Prime2(v)
+            | Attribute::Exponent1(v)
+            | Attribute::Exponent2(v)
+            | Attribute::Coefficient(v)
+            | Attribute::Value(v),
+        ) => v,
+        other => panic!("unexpected attribute {other:?}"),
+    }
+}
+
+fn pss(hash: MechanismType, mgf: PkcsMgfType, s_len: u64) -> PkcsPssParams {
+    PkcsPssParams { hash_alg: hash, mgf, s_len: s_len.into() }
+}
+
+fn digest_info_sha256(data: &[u8]) -> Vec<u8> {
+    let mut t = vec![
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+        0x20,
+    ];
+    t.extend_from_slice(&sha2::Sha256::digest(data));
+    t
+}
+
+/// The module's raw function list, for what `cryptoki` cannot express (NULL and short output
+/// buffers, arbitrary mechanism parameters). The module is already initialised through `cryptoki`.
+struct Raw(cryptoki_sys::Pkcs11);
+
+fn raw() -> Raw {
+    Raw(unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module"))
+}
+
+fn mech(ty: CK_MECHANISM_TYPE, p: *const c_void, len: usize) -> CK_MECHANISM {
+    CK_MECHANISM { mechanism: ty, pParameter: p as *mut c_void, ulParameterLen: len as CK_ULONG }
+}
+
+fn ulong_bytes(v: &[CK_ULONG]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+impl Raw {
+    fn sign_init(&self, h: CK_SESSION_HANDLE, ty: CK_MECHANISM_TYPE, param: &[u8], key: ObjectHandle) -> CK_RV {
+        let mut m = mech(ty, param.as_ptr().cast(), param.len());
+        unsafe { self.0.C_SignInit(h, &mut m, key.handle()) }
+    }
+
+    fn verify_init(&self, h: CK_SESSION_HANDLE, ty: CK_MECHANISM_TYPE, param: &[u8], key: ObjectHandle) -> CK_RV {
+        let mut m = mech(ty, param.as_ptr().cast(), param.len());
+        unsafe { self.0.C_VerifyInit(h, &mut m, key.handle()) }
+    }
+
+    /// `C_Sign` through the two-call convention: NULL, then one byte short, then exact.
+    fn sign_two_call(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Vec<u8> {
+        let mut len: CK_ULONG = 0;
+        let d = data.as_ptr() as *mut u8;
+        let n = data.len() as CK_ULONG;
+        assert_eq!(unsafe { self.0.C_Sign(h, d, n, null_mut(), &mut len) }, CKR_OK);
+        let mut out = vec![0u8; len as usize];
+        let mut short = len - 1;
+        assert_eq!(unsafe { self.0.C_Sign(h, d, n, out.as_mut_ptr(), &mut short) }, CKR_BUFFER_TOO_SMALL);
+        assert_eq!(short, len);
+        assert_eq!(unsafe { self.0.C_Sign(h, d, n, out.as_mut_ptr(), &mut len) }, CKR_OK);
+        out.truncate(len as usize);
+        out
+    }
+
+    fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> CK_RV {
+        unsafe {
+            self.0.C_Verify(h, data.as_ptr() as *mut u8, data.len() as _, sig.as_ptr() as *mut u8, sig.len() as _)
+        }
+    }
+
+    /// `C_Encrypt`/`C_Decrypt` through the two-call convention.
+    fn crypt_two_call(&self, h: CK_SESSION_HANDLE, encrypt: bool, data: &[u8]) -> Result<Vec<u8>, CK_RV> {
+        let call = |out: *mut u8, len: &mut CK_ULONG| unsafe {
+            let (d, n) = (data.as_ptr() as *mut u8, data.len() as CK_ULONG);
+            if encrypt {
+                self.0.C_Encrypt(h, d, n, out, len)
+            } else {
+                self.0.C_Decrypt(h, d, n, out, len)
+            }
+        };
+        let mut len: CK_ULONG = 0;
+        match call(null_mut(), &mut len) {
+            CKR_OK => {}
+            rv => return Err(rv),
+        }
+        let mut out = vec![0u8; len as usize];
+        if len > 0 {
+            let mut short = len - 1;
+            assert_eq!(call(out.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+            assert_eq!(short, len);
+        }
+        assert_eq!(call(out.as_mut_ptr(), &mut len), CKR_OK);
+        out.truncate(len as usize);
+        Ok(out)
+    }
+
+    fn crypt_init(&self, h: CK_SESSION_HANDLE, encrypt: bool, m: &mut CK_MECHANISM, key: ObjectHandle) -> CK_RV {
+        unsafe {
+            if encrypt {
+                self.0.C_EncryptInit(h, m, key.handle())
+            } else {
+                self.0.C_DecryptInit(h, m, key.handle())
+            }
+        }
+    }
+}
+
+#[test]
+fn mechanisms_are_listed_with_their_flags() {
+    let l = load();
+    let slot = l.new_token("rsa-info");
+    let info = |m: MechanismType| l.p.get_mechanism_info(slot, m).expect("C_GetMechanismInfo");
+    let g = info(MechanismType::RSA_PKCS_KEY_PAIR_GEN);
+    assert!(g.generate_key_pair() && !g.sign());
+    assert_eq!((g.min_key_size(), g.max_key_size()), (2048, 8192));
+    let p = info(MechanismType::RSA_PKCS);
+    assert!(p.sign() && p.verify() && p.encrypt() && p.decrypt() && p.wrap() && p.unwrap());
+    let o = info(MechanismType::RSA_PKCS_OAEP);
+    assert!(o.encrypt() && o.decrypt() && o.wrap() && o.unwrap() && !o.sign());
+    for m in [
+        MechanismType::RSA_PKCS_PSS,
+        MechanismType::SHA1_RSA_PKCS,
+        MechanismType::SHA256_RSA_PKCS,
+        MechanismType::SHA384_RSA_PKCS,
+        MechanismType::SHA512_RSA_PKCS,
+        MechanismType::SHA1_RSA_PKCS_PSS,
+        MechanismType::SHA256_RSA_PKCS_PSS,
+        MechanismType::SHA384_RSA_PKCS_PSS,
+        MechanismType::SHA512_RSA_PKCS_PSS,
+    ] {
+        let i = info(m);
+        assert!(i.sign() && i.verify() && !i.encrypt(), "{m}");
+    }
+    let x = info(MechanismType::RSA_X_509);
+    assert!(x.sign() && x.verify() && x.encrypt() && x.decrypt());
+    // SHA-224 variants, by their raw types.
+    let r = raw();
+    for m in [CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS] {
+        let mut i = CK_MECHANISM_INFO::default();
+        assert_eq!(unsafe { r.0.C_GetMechanismInfo(slot.id(), m, &mut i) }, CKR_OK);
+        assert_eq!(i.flags, CKF_SIGN | CKF_VERIFY);
+    }
+}
+
+#[test]
+fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
+    let l = load();
+    let slot = l.new_token("rsa-2048");
+    let s = user_session(&l.p, slot);
+    let (public, private) = keygen(&s, 2048, &[]).expect("C_GenerateKeyPair");
+
+    // Attributes of the pair.
+    let n = bytes_attr(&s, public, AttributeType::Modulus);
+    assert_eq!(n.len(), 256);
+    assert!(n[0] & 0x80 != 0);
+    assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), E65537);
+    let bits = s.get_attributes(public, &[AttributeType::ModulusBits]).unwrap();
+    assert!(matches!(bits.as_slice(), [Attribute::ModulusBits(b)] if u64::from(*b) == 2048));
+    assert_eq!(bytes_attr(&s, private, AttributeType::Modulus), n);
+    for t in [AttributeType::Prime1, AttributeType::Prime2, AttributeType::Exponent1, AttributeType::Exponent2] {
+        let v = bytes_attr(&s, private, t);
+        assert!((127..=128).contains(&v.len()), "{t}: {} bytes", v.len());
+    }
+    assert!(bytes_attr(&s, private, AttributeType::PrivateExponent).len() > 200);
+    let local = s.get_attributes(private, &[AttributeType::Local, AttributeType::KeyGenMechanism]).unwrap();
+    assert!(matches!(local[0], Attribute::Local(true)));
+    assert!(matches!(local[1], Attribute::KeyGenMechanism(m) if m == MechanismType::RSA_PKCS_KEY_PAIR_GEN));
+
+    let msg = b"Tessera signs this message".as_slice();
+    // Hash-and-sign, single and multi-part, every hash.
+    for m in [
+        Mechanism::Sha1RsaPkcs,
+        Mechanism::Sha224RsaPkcs,
+        Mechanism::Sha256RsaPkcs,
+        Mechanism::Sha384RsaPkcs,
+        Mechanism::Sha512RsaPkcs,
+    ] {
+        let sig = s.sign(&m, private, msg).expect("C_Sign");
+        assert_eq!(sig.len(), 256);
+        s.verify(&m, public, msg, &sig).expect("C_Verify");
+        s.sign_init(&m, private).unwrap();
+        s.sign_update(&msg[..5]).unwrap();
+        s.sign_update(&msg[5..]).unwrap();
+        let sig2 = s.sign_final().unwrap();
+        assert_eq!(sig, sig2, "PKCS#1 v1.5 is deterministic");
+        s.verify_init(&m, public).unwrap();
+        s.verify_update(&msg[..7]).unwrap();
+        s.verify_update(&msg[7..]).unwrap();
+        s.verify_final(&sig).unwrap();
+        let mut bad = sig.clone();
+        bad[100] ^= 1;
+        assert_eq!(rv(s.verify(&m, public, msg, &bad)), RvError::SignatureInvalid);
+        assert_eq!(rv(s.verify(&m, public, b"other", &sig)), RvError::SignatureInvalid);
+        assert_eq!(rv(s.verify(&m, public, msg, &sig[1..])), RvError::SignatureLenRange);
+    }
+
+    // CKM_RSA_PKCS over a DigestInfo agrees with CKM_SHA256_RSA_PKCS.
+    let t = digest_info_sha256(msg);
+    let sig = s.sign(&Mechanism::RsaPkcs, private, &t).unwrap();
+    assert_eq!(sig, s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap());
+    s.verify(&Mechanism::RsaPkcs, public, &t, &sig).unwrap();
+    s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
+    assert_eq!(rv(s.sign(&Mechanism::RsaPkcs, private, &[0u8; 246])), RvError::DataLenRange);
+    assert_eq!(s.sign(&Mechanism::RsaPkcs, private, &[7u8; 245]).unwrap().len(), 256);
+
+    // PSS: raw (caller hashes) and hash-and-sign, with several salts and MGF hashes.
+    let digest = sha2::Sha256::digest(msg).to_vec();
+    for (salt, mgf) in [(32, PkcsMgfType::MGF1_SHA256), (0, PkcsMgfType::MGF1_SHA1), (222, PkcsMgfType::MGF1_SHA512)] {
+        let p = pss(MechanismType::SHA256, mgf, salt);
+        let sig = s.sign(&Mechanism::RsaPkcsPss(p), private, &digest).unwrap();
+        s.verify(&Mechanism::RsaPkcsPss(p), public, &digest, &sig).unwrap();
+        s.verify(&Mechanism::Sha256RsaPkcsPss(p), public, msg, &sig).unwrap();
+        let sig2 = s.sign(&Mechanism::Sha256RsaPkcsPss(p), private, msg).unwrap();
+        s.verify(&Mechanism::RsaPkcsPss(p), public, &digest, &sig2).unwrap();
+        let other_salt = pss(MechanismType::SHA256, mgf, if salt == 0 { 20 } else { salt - 1 });
+        assert_eq!(rv(s.verify(&Mechanism::RsaPkcsPss(other_salt), public, &digest, &sig)), RvError::SignatureInvalid);
+    }
+    for (m, h) in [
+        (Mechanism::Sha1RsaPkcsPss(pss(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, 20)), 0),
+        (Mechanism::Sha384RsaPkcsPss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48)), 1),
+        (Mechanism::Sha512RsaPkcsPss(pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA256, 64)), 2),
+    ] {
+        let sig = s.sign(&m, private, msg).unwrap();
+        s.verify(&m, public, msg, &sig).unwrap_or_else(|e| panic!("PSS {h}: {e}"));
+        s.sign_init(&m, private).unwrap();
+        s.sign_update(msg).unwrap();
+        let sig2 = s.sign_final().unwrap();
+        assert_ne!(sig, sig2, "PSS is randomised");
+        s.verify(&m, public, msg, &sig2).unwrap();
+    }
+    assert_eq!(
+        rv(s.sign(&Mechanism::RsaPkcsPss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32)), private, msg)),
+        RvError::DataLenRange,
+        "raw PSS input must be a digest of hashAlg's length"
+    );
+
+    // Raw RSA: sign = decrypt, verify = encrypt, left-padded to k.
+    let block = [0x42u8; 100];
+    let sig = s.sign(&Mechanism::RsaX509, private, &block).unwrap();
+    assert_eq!(sig.len(), 256);
+    s.verify(&Mechanism::RsaX509, public, &block, &sig).unwrap();
+    let mut padded = vec![0u8; 156];
+    padded.extend_from_slice(&block);
+    s.verify(&Mechanism::RsaX509, public, &padded, &sig).unwrap();
+    let ct = s.encrypt(&Mechanism::RsaX509, public, &block).unwrap();
+    assert_eq!(ct.len(), 256);
+    assert_eq!(s.decrypt(&Mechanism::RsaX509, private, &ct).unwrap(), padded);
+    assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[0xff; 256])), RvError::DataInvalid, "input ≥ n");
+    assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[1; 257])), RvError::DataLenRange);
+
+    // PKCS#1 v1.5 encryption.
+    let secret = b"sixteen byte key";
+    let ct = s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap();
+    assert_eq!(ct.len(), 256);
+    assert_ne!(ct, s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap(), "randomised padding");
+    assert_eq!(s.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap(), secret);
+    assert_eq!(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 245]).unwrap().len(), 256);
+    assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 246])), RvError::DataLenRange);
+    let mut bad = ct.clone();
+    bad[255] ^= 0x80;
+    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &bad)), RvError::EncryptedDataInvalid);
+    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &ct[1..])), RvError::EncryptedDataLenRange);
+    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &[0xff; 256])), RvError::EncryptedDataInvalid);
+
+    // OAEP, with and without a label, several hashes.
+    for (h, mgf, label) in [
+        (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, &b""[..]),
+        (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, &b"context label"[..]),
+        (MechanismType::SHA512, PkcsMgfType::MGF1_SHA1, &b"x"[..]),
+    ] {
+        let p = PkcsOaepParams::new(h, mgf, PkcsOaepSource::data_specified(label));
+        let ct = s.encrypt(&Mechanism::RsaPkcsOaep(p), public, secret).unwrap();
+        assert_eq!(s.decrypt(&Mechanism::RsaPkcsOaep(p), private, &ct).unwrap(), secret);
+        let other = PkcsOaepParams::new(h, mgf, PkcsOaepSource::data_specified(b"another label"));
+        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcsOaep(other), private, &ct)), RvError::EncryptedDataInvalid);
+    }
+    let p = PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::empty());
+    assert_eq!(s.encrypt(&Mechanism::RsaPkcsOaep(p), public, &[1; 190]).unwrap().len(), 256);
+    assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcsOaep(p), public, &[1; 191])), RvError::DataLenRange);
+    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcsOaep(p), private, &[3; 256])), RvError::EncryptedDataInvalid);
+
+    // The components of the generated private key are consistent: an imported copy signs what
+    // the generated public key verifies.
+    let mut t = vec![
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Sign(true),
+    ];
+    for a in [
+        AttributeType::Modulus,
+        AttributeType::PublicExponent,
+        AttributeType::PrivateExponent,
+        AttributeType::Prime1,
+        AttributeType::Prime2,
+        AttributeType::Exponent1,
+        AttributeType::Exponent2,
+        AttributeType::Coefficient,
+    ] {
+        t.extend(s.get_attributes(private, &[a]).unwrap());
+    }
+    let copy = s.create_object(&t).expect("import the private key");
+    let sig = s.sign(&Mechanism::Sha256RsaPkcs, copy, msg).unwrap();
+    s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
+    // Without CRT components (n, e, d only) the key still works.
+    let t: Vec<Attribute> = t.into_iter().take(7).collect();
+    let no_crt = s.create_object(&t).expect("import n, e, d");
+    let sig = s.sign(&Mechanism::Sha384RsaPkcs, no_crt, msg).unwrap();
+    s.verify(&Mechanism::Sha384RsaPkcs, public, msg, &sig).unwrap();
+}
+
+#[test]
+fn two_call_lengths_for_signatures_and_ciphers() {
+    let l = load();
+    let slot = l.new_token("rsa-len");
+    let s = user_session(&l.p, slot);
+    let (public, private) = keygen(&s, 2048, &[]).unwrap();
+    let r = raw();
+    let h = s.handle();
+    let msg = b"length please";
+
+    assert_eq!(r.sign_init(h, CKM_SHA256_RSA_PKCS, &[], private), CKR_OK);
+    let sig = r.sign_two_call(h, msg);
+    assert_eq!(sig.len(), 256);
+    assert_eq!(r.verify_init(h, CKM_SHA256_RSA_PKCS, &[], public), CKR_OK);
+    assert_eq!(r.verify(h, msg, &sig), CKR_OK);
+
+    // SHA-224 PSS exists only as a raw type for `cryptoki`.
+    let param = ulong_bytes(&[CKM_SHA224, CKG_MGF1_SHA224, 28]);
+    assert_eq!(r.sign_init(h, CKM_SHA224_RSA_PKCS_PSS, &param, private), CKR_OK);
+    let sig = r.sign_two_call(h, msg);
+    assert_eq!(r.verify_init(h, CKM_SHA224_RSA_PKCS_PSS, &param, public), CKR_OK);
+    assert_eq!(r.verify(h, msg, &sig), CKR_OK);
+    assert_eq!(r.verify_init(h, CKM_SHA224_RSA_PKCS_PSS, &param, public), CKR_OK);
+    assert_eq!(r.verify(h, b"something else", &sig), CKR_SIGNATURE_INVALID);
+
+    // Encryption and decryption: the length query answers the exact length (k, then the
+    // plaintext's length), and a short buffer keeps the result for the next call.
+    let mut m = mech(CKM_RSA_PKCS, std::ptr::null(), 0);
+    assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_OK);
+    let ct = r.crypt_two_call(h, true, msg).unwrap();
+    assert_eq!(ct.len(), 256);
+    assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_OK);
+    assert_eq!(r.crypt_two_call(h, false, &ct).unwrap(), msg);
+
+    let label = b"raw label";
+    let oaep = CK_RSA_PKCS_OAEP_PARAMS {
+        hashAlg: CKM_SHA384,
+        mgf: CKG_MGF1_SHA384,
+        source: CKZ_DATA_SPECIFIED,
+        pSourceData: label.as_ptr() as *mut c_void,
+        ulSourceDataLen: label.len() as CK_ULONG,
+    };
+    let mut m = mech(CKM_RSA_PKCS_OAEP, (&oaep as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&oaep));
+    assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_OK);
+    let ct = r.crypt_two_call(h, true, msg).unwrap();
+    assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_OK);
+    assert_eq!(r.crypt_two_call(h, false, &ct).unwrap(), msg);
+    // A failed decryption ends the operation.
+    assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_OK);
+    assert_eq!(r.crypt_two_call(h, false, &[5; 256]), Err(CKR_ENCRYPTED_DATA_INVALID));
+    assert_eq!(r.crypt_two_call(h, false, &ct), Err(CKR_OPERATION_NOT_INITIALIZED));
+    // Single-part mechanisms refuse the multi-part calls.
+    assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_OK);
+    let mut out = [0u8; 512];
+    let mut len = out.len() as CK_ULONG;
+    let rv = unsafe { r.0.C_EncryptUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _, out.as_mut_ptr(), &mut len) };
+    assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED);
+    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[], private), CKR_OK);
+    assert_eq!(unsafe { r.0.C_SignUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _) }, CKR_FUNCTION_NOT_SUPPORTED);
+}
+
+#[test]
+fn keys_refuse_what_they_are_not_for() {
+    let l = load();
+    let slot = l.new_token("rsa-refuse");
+    let s = user_session(&l.p, slot);
+    let public_t = [
+        Attribute::Token(false),
+        Attribute::ModulusBits(2048.into()),
+        Attribute::Verify(false),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
+    ];
+    let private_t = [Attribute::Token(false), Attribute::Sign(false), Attribute::Decrypt(false)];
+    let (public, private) = s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public_t, &private_t).unwrap();
+    assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), E65537, "default exponent");
+    let m = Mechanism::Sha256RsaPkcs;
+    assert_eq!(rv(s.sign_init(&m, private)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv(s.verify_init(&m, public)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv(s.encrypt_init(&Mechanism::RsaPkcs, public)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv(s.decrypt_init(&Mechanism::RsaPkcs, private)), RvError::KeyFunctionNotPermitted);
+    // A public key cannot sign, a private key cannot verify (they carry no such attribute).
+    let (public, private) = keygen(&s, 2048, &[]).unwrap();
+    assert_eq!(rv(s.sign_init(&m, public)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv(s.verify_init(&m, private)), RvError::KeyFunctionNotPermitted);
+    // Wrong key type: a generic secret key.
+    let secret = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Value(vec![1; 32]),
+            Attribute::Sign(true),
+            Attribute::Encrypt(true),
+        ])
+        .unwrap();
+    assert_eq!(rv(s.sign_init(&m, secret)), RvError::KeyTypeInconsistent);
+    assert_eq!(rv(s.encrypt_init(&Mechanism::RsaPkcs, secret)), RvError::KeyTypeInconsistent);
+    // CKA_ALLOWED_MECHANISMS.
+    let restricted = keygen(&s, 2048, &[Attribute::AllowedMechanisms(vec![MechanismType::RSA_PKCS_OAEP])]).unwrap().0;
+    assert_eq!(rv(s.encrypt_init(&Mechanism::RsaPkcs, restricted)), RvError::MechanismInvalid);
+    let p = PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::empty());
+    s.encrypt_init(&Mechanism::RsaPkcsOaep(p), restricted).unwrap();
+}
+
+#[test]
+fn bad_mechanism_parameters_are_refused() {
+    let l = load();
+    let slot = l.new_token("rsa-params");
+    let s = user_session(&l.p, slot);
+    let (public, private) = keygen(&s, 2048, &[]).unwrap();
+    let bad = RvError::MechanismParamInvalid;
+    let sha256_pss = |p| Mechanism::Sha256RsaPkcsPss(p);
+    // PSS: the hash must be the mechanism's, the MGF known, the salt must fit the key.
+    assert_eq!(rv(s.sign_init(&sha256_pss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA256, 32)), private)), bad);
+    assert_eq!(rv(s.verify_init(&sha256_pss(pss(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, 20)), public)), bad);
+    assert_eq!(rv(s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 223)), private)), bad);
+    s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 222)), private).unwrap();
+    let _ = s.sign_final();
+    assert_eq!(
+        rv(s.sign_init(&Mechanism::RsaPkcsPss(pss(MechanismType::AES_ECB, PkcsMgfType::MGF1_SHA1, 16)), private)),
+        bad
+    );
+    let r = raw();
+    let h = s.handle();
+    assert_eq!(
+        r.sign_init(h, CKM_RSA_PKCS_PSS, &ulong_bytes(&[CKM_SHA256, 0x77, 32]), private),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(
+        r.sign_init(h, CKM_RSA_PKCS_PSS, &ulong_bytes(&[CKM_SHA256, CKG_MGF1_SHA256]), private),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(r.sign_init(h, CKM_RSA_PKCS_PSS, &[], private), CKR_MECHANISM_PARAM_INVALID);
+    // Mechanisms without parameters refuse one.
+    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[0; 8], private), CKR_MECHANISM_PARAM_INVALID);
+    assert_eq!(r.sign_init(h, CKM_SHA256_RSA_PKCS, &[0; 8], private), CKR_MECHANISM_PARAM_INVALID);
+    // OAEP: known hash and MGF, source CKZ_DATA_SPECIFIED, exact structure size.
+    let oaep = |hash, mgf, source| CK_RSA_PKCS_OAEP_PARAMS {
+        hashAlg: hash,
+        mgf,
+        source,
+        pSourceData: null_mut(),
+        ulSourceDataLen: 0,
+    };
+    for p in [
+        oaep(CKM_MD5, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED),
+        oaep(CKM_SHA256, 0x99, CKZ_DATA_SPECIFIED),
+        oaep(CKM_SHA256, CKG_MGF1_SHA256, 7),
+        CK_RSA_PKCS_OAEP_PARAMS { ulSourceDataLen: 4, ..oaep(CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED) },
+    ] {
+        let mut m = mech(CKM_RSA_PKCS_OAEP, (&p as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&p));
+        assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_PARAM_INVALID);
+        assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_MECHANISM_PARAM_INVALID);
+    }
+    let good = oaep(CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED);
+    let mut m = mech(CKM_RSA_PKCS_OAEP, (&good as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&good) - 1);
+    assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_PARAM_INVALID);
+    let mut m = mech(CKM_RSA_PKCS_OAEP, std::ptr::null(), 0);
+    assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_PARAM_INVALID);
+    // The same through `cryptoki`'s vendor-defined escape hatch: a PSS structure for OAEP.
+    let pss_struct = pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32);
+    let wrong = VendorDefinedMechanism::new(MechanismType::RSA_PKCS_OAEP, Some(&pss_struct));
+    assert_eq!(rv(s.encrypt_init(&Mechanism::VendorDefined(wrong), public)), bad);
+}
+
+#[test]
+fn key_generation_parameters() {
+    let l = load();
+    let slot = l.new_token("rsa-gen");
+    let s = user_session(&l.p, slot);
+    for bits in [1024u64, 2047, 2049, 2100, 8320] {
+        assert_eq!(rv(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits");
+    }
+    let no_bits = [Attribute::Token(false), Attribute::Verify(true)];
+    assert_eq!(
+        rv(s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &no_bits, &[Attribute::Token(false)])),
+        RvError::TemplateIncomplete
+    );
+    for e in [vec![4u8], vec![1], vec![1, 0, 0, 0, 0, 1]] {
+        assert_eq!(
+            rv(keygen(&s, 2048, &[Attribute::PublicExponent(e.clone())])),
+            RvError::AttributeValueInvalid,
+            "{e:?}"
+        );
+    }
+    assert_eq!(
+        rv(keygen(&s, 2048, &[Attribute::ModulusBits(2048.into()), Attribute::Modulus(vec![1; 256])])),
+        RvError::AttributeReadOnly,
+        "the modulus is the token's to choose"
+    );
+    // Another exponent: 3 (allowed: any odd exponent from 3 to 2^32 - 1).
+    let (public, private) = keygen(&s, 2048, &[Attribute::PublicExponent(vec![3])]).unwrap();
+    assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), [3]);
+    let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, b"e = 3").unwrap();
+    s.verify(&Mechanism::Sha256RsaPkcs, public, b"e = 3", &sig).unwrap();
+    // One larger size.
+    let (public, private) = keygen(&s, 3072, &[]).unwrap();
+    assert_eq!(bytes_attr(&s, public, AttributeType::Modulus).len(), 384);
+    let p = pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48);
+    let sig = s.sign(&Mechanism::Sha384RsaPkcsPss(p), private, b"3072").unwrap();
+    assert_eq!(sig.len(), 384);
+    s.verify(&Mechanism::Sha384RsaPkcsPss(p), public, b"3072", &sig).unwrap();
+    // Token key pair: survives in the store and works after a new login.
+    let public_t = [Attribute::Token(true), Attribute::ModulusBits(2048.into()), Attribute::Label(b"tok".to_vec())];
+    let private_t = [Attribute::Token(true), Attribute::Label(b"tok".to_vec())];
+    s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public_t, &private_t).unwrap();
+    drop(s);
+    let s = user_session(&l.p, slot);
+    let found = |c| s.find_objects(&[Attribute::Label(b"tok".to_vec()), Attribute::Class(c)]).unwrap()[0];
+    let (public, private) = (found(ObjectClass::PUBLIC_KEY), found(ObjectClass::PRIVATE_KEY));
+    let sig = s.sign(&Mechanism::Sha512RsaPkcs, private, b"stored").unwrap();
+    s.verify(&Mechanism::Sha512RsaPkcs, public, b"stored", &sig).unwrap();
+}
+
+#[test]
+fn wrap_and_unwrap_secret_keys() {
+    let l = load();
+    let slot = l.new_token("rsa-wrap");
+    let s = user_session(&l.p, slot);
+    let (public, private) = keygen(&s, 2048, &[]).unwrap();
+    let value: Vec<u8> = (0..32).collect();
+    let key = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Value(value.clone()),
+            Attribute::Extractable(true),
+        ])
+        .unwrap();
+    let label = b"wrapping label";
+    let oaep =
+        PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::data_specified(label));
+    for m in [Mechanism::RsaPkcsOaep(oaep), Mechanism::RsaPkcs] {
+        let wrapped = s.wrap_key(&m, public, key).expect("C_WrapKey");
+        assert_eq!(wrapped.len(), 256);
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ];
+        let back = s.unwrap_key(&m, private, &wrapped, &template).expect("C_UnwrapKey");
+        assert_eq!(bytes_attr(&s, back, AttributeType::Value), value);
+        let mut bad = wrapped.clone();
+        bad[10] ^= 1;
+        assert_eq!(rv(s.unwrap_key(&m, private, &bad, &template)), RvError::WrappedKeyInvalid);
+        assert_eq!(rv(s.unwrap_key(&m, private, &wrapped[1..], &template)), RvError::WrappedKeyLenRange);
+    }
+    // The wrapped key is an OAEP ciphertext of the key value: C_Decrypt agrees.
+    let wrapped = s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), public, key).unwrap();
+    assert_eq!(s.decrypt(&Mechanism::RsaPkcsOaep(oaep), private, &wrapped).unwrap(), value);
+    // Wrapping with a private key, or unwrapping with a public one, is not allowed.
+    assert_eq!(rv(s.wrap_key(&Mechanism::RsaPkcs, private, key)), RvError::KeyFunctionNotPermitted);
+}
+
+#[test]
+fn openssl_verifies_a_tessera_signature() {
+    if !have("openssl") {
+        println!("SKIP: openssl is not installed");
+        return;
+    }
+    use pkcs1::der::{Decode, Encode};
+    let l = load();
+    let slot = l.new_token("rsa-openssl");
+    let s = user_session(&l.p, slot);
+    let (public, private) = keygen(&s, 2048, &[]).unwrap();
+    let n = bytes_attr(&s, public, AttributeType::Modulus);
+    let e = bytes_attr(&s, public, AttributeType::PublicExponent);
+    let pk = pkcs1::RsaPublicKey {
+        modulus: pkcs1::UintRef::new(&n).unwrap(),
+        public_exponent: pkcs1::UintRef::new(&e).unwrap(),
+    };
+    let spki = spki::SubjectPublicKeyInfoOwned {
+        algorithm: spki::AlgorithmIdentifierOwned {
+            oid: spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+            parameters: Some(spki::der::Any::from_der(&[0x05, 0x00]).unwrap()),
+        },
+        subject_public_key: spki::der::asn1::BitString::from_bytes(&pk.to_der().unwrap()).unwrap(),
+    };
+    let pem =
+        spki::der::pem::encode_string("PUBLIC KEY", spki::der::pem::LineEnding::LF, &spki.to_der().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (pem_path, msg_path, sig_path) = (dir.path().join("pub.pem"), dir.path().join("msg"), dir.path().join("sig"));
+    let msg = b"verified by OpenSSL".repeat(100);
+    std::fs::write(&pem_path, pem).unwrap();
+    std::fs::write(&msg_path, &msg).unwrap();
+    for (m, pss_opts) in [
+        (Mechanism::Sha256RsaPkcs, false),
+        (Mechanism::Sha256RsaPkcsPss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32)), true),
+    ] {
+        std::fs::write(&sig_path, s.sign(&m, private, &msg).unwrap()).unwrap();
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.args(["dgst", "-sha256", "-verify"]).arg(&pem_path).arg("-signature").arg(&sig_path);
+        if pss_opts {
+            cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]);
+        }
+        let out = cmd.arg(&msg_path).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("Verified OK"),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // And a wrong message fails there too.
+    std::fs::write(&msg_path, b"something else").unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&pem_path)
+        .arg("-signature")
+        .arg(&sig_path)
+        .arg(&msg_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
