@@ -1,5 +1,185 @@
-//! Mechanisms of the eddsa family (registered in `mechanisms/mod.rs`).
+//! Edwards and Montgomery curves: Ed25519 key pairs and signatures (`CKM_EC_EDWARDS_KEY_PAIR_GEN`,
+//! `CKM_EDDSA`, pure Ed25519) and X25519 key pairs (`CKM_EC_MONTGOMERY_KEY_PAIR_GEN`; the agreement
+//! itself is `CKM_ECDH1_DERIVE` in `ec.rs`). Encodings as RFC 8410 and PKCS#11 3.x give them:
+//! `CKA_EC_PARAMS` the curve's OID, `CKA_EC_POINT` the 32-byte public key in a DER OCTET STRING,
+//! private `CKA_VALUE` the 32-byte seed (Ed25519) or scalar (X25519). Ed448 and X448 are not
+//! implemented: `CKR_CURVE_NOT_SUPPORTED`.
 
-use super::Registry;
+use super::ec::{ec_point, keygen_params, Curve};
+use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use crate::error::{err, Result};
+use crate::object::{AttrMap, Object};
+use aws_lc_rs::agreement;
+use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
+use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
+use cryptoki_sys::*;
+use serde::{Deserialize, Serialize};
 
-pub fn register(_r: &mut Registry) {}
+/// `CK_EDDSA_PARAMS` as the ABI layer hands it to the core: the pre-hash flag and the context.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EddsaParams {
+    pub prehash: bool,
+    pub context: Vec<u8>,
+}
+
+impl EddsaParams {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(|_| err(CKR_GENERAL_ERROR))
+    }
+
+    /// Empty bytes mean the application passed no parameter (pure EdDSA).
+    pub fn decode(b: &[u8]) -> Result<EddsaParams> {
+        if b.is_empty() {
+            return Ok(EddsaParams::default());
+        }
+        postcard::from_bytes(b).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
+    }
+}
+
+fn info(flags: CK_FLAGS) -> MechanismInfo {
+    MechanismInfo { min_key: 255, max_key: 255, flags: flags | CKF_EC_NAMEDCURVE }
+}
+
+/// `CKM_EC_EDWARDS_KEY_PAIR_GEN`: Ed25519.
+struct EdwardsKeyPairGen;
+
+impl Mechanism for EdwardsKeyPairGen {
+    fn info(&self) -> MechanismInfo {
+        info(CKF_GENERATE_KEY_PAIR)
+    }
+
+    fn generate_key_pair(&self, param: &[u8], public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
+        if !param.is_empty() {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        }
+        let (curve, params) = keygen_params(public, private)?;
+        if curve != Curve::Ed25519 {
+            return Err(err(CKR_CURVE_NOT_SUPPORTED));
+        }
+        let failed = |_| err(CKR_FUNCTION_FAILED);
+        let kp = Ed25519KeyPair::generate().map_err(failed)?;
+        let seed: Curve25519SeedBin = kp.seed().map_err(failed)?.as_be_bytes().map_err(failed)?;
+        let point = ec_point(kp.public_key().as_ref())?;
+        Ok(GeneratedPair {
+            key_type: CKK_EC_EDWARDS,
+            public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, point)],
+            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, seed.as_ref().to_vec())],
+        })
+    }
+}
+
+/// `CKM_EC_MONTGOMERY_KEY_PAIR_GEN`: X25519.
+struct MontgomeryKeyPairGen;
+
+impl Mechanism for MontgomeryKeyPairGen {
+    fn info(&self) -> MechanismInfo {
+        info(CKF_GENERATE_KEY_PAIR)
+    }
+
+    fn generate_key_pair(&self, param: &[u8], public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
+        if !param.is_empty() {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        }
+        let (curve, params) = keygen_params(public, private)?;
+        if curve != Curve::X25519 {
+            return Err(err(CKR_CURVE_NOT_SUPPORTED));
+        }
+        let failed = |_| err(CKR_FUNCTION_FAILED);
+        let sk = agreement::PrivateKey::generate(&agreement::X25519).map_err(failed)?;
+        let scalar: Curve25519SeedBin = sk.as_be_bytes().map_err(failed)?;
+        let point = ec_point(sk.compute_public_key().map_err(failed)?.as_ref())?;
+        Ok(GeneratedPair {
+            key_type: CKK_EC_MONTGOMERY,
+            public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, point)],
+            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, scalar.as_ref().to_vec())],
+        })
+    }
+}
+
+/// `CKM_EDDSA`: pure Ed25519. The message is buffered, so `C_SignUpdate` works too.
+struct Eddsa;
+
+struct EddsaSign {
+    key: Ed25519KeyPair,
+    msg: Vec<u8>,
+}
+
+impl SignOperation for EddsaSign {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.msg.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<Vec<u8>> {
+        let sig = self.key.try_sign(&self.msg).map_err(|_| err(CKR_FUNCTION_FAILED))?;
+        Ok(sig.as_ref().to_vec())
+    }
+}
+
+struct EddsaVerify {
+    point: Vec<u8>,
+    msg: Vec<u8>,
+}
+
+impl VerifyOperation for EddsaVerify {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.msg.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, sig: &[u8]) -> Result<()> {
+        if sig.len() != 64 {
+            return Err(err(CKR_SIGNATURE_LEN_RANGE));
+        }
+        signature::UnparsedPublicKey::new(&signature::ED25519, &self.point)
+            .verify(&self.msg, sig)
+            .map_err(|_| err(CKR_SIGNATURE_INVALID))
+    }
+}
+
+/// Checks the parameter (pure Ed25519 only: no pre-hash, no context) and the key's curve.
+fn ed25519_key(param: &[u8], key: &Object, class: CK_OBJECT_CLASS) -> Result<()> {
+    let p = EddsaParams::decode(param)?;
+    if p.prehash || !p.context.is_empty() {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    if key.class() != class {
+        return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+    }
+    if Curve::of_key(key)? != Curve::Ed25519 {
+        return Err(err(CKR_CURVE_NOT_SUPPORTED));
+    }
+    Ok(())
+}
+
+impl Mechanism for Eddsa {
+    fn info(&self) -> MechanismInfo {
+        info(CKF_SIGN | CKF_VERIFY)
+    }
+
+    fn key_types(&self) -> &'static [CK_KEY_TYPE] {
+        &[CKK_EC_EDWARDS]
+    }
+
+    fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
+        ed25519_key(param, key, CKO_PRIVATE_KEY)?;
+        let seed = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
+        if seed.len() != 32 {
+            return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        let kp = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
+        Ok(Box::new(EddsaSign { key: kp, msg: Vec::new() }))
+    }
+
+    fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
+        ed25519_key(param, key, CKO_PUBLIC_KEY)?;
+        let point = Curve::Ed25519.point(key.get(CKA_EC_POINT).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?)?;
+        Ok(Box::new(EddsaVerify { point: point.to_vec(), msg: Vec::new() }))
+    }
+}
+
+pub fn register(r: &mut Registry) {
+    r.add(CKM_EC_EDWARDS_KEY_PAIR_GEN, Box::new(EdwardsKeyPairGen));
+    r.add(CKM_EC_MONTGOMERY_KEY_PAIR_GEN, Box::new(MontgomeryKeyPairGen));
+    r.add(CKM_EDDSA, Box::new(Eddsa));
+}

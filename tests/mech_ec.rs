@@ -1,0 +1,655 @@
+//! The elliptic-curve mechanisms through the built module: P-256/P-384/P-521 key pairs, ECDSA
+//! (raw and hashed, single- and multi-part), ECDH with and without the X9.63 KDFs, Ed25519 and
+//! X25519; attribute encodings, imports with raw points, the two-call convention, refusals, and
+//! OpenSSL checking a Tessera ECDSA signature.
+
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+use sha2::Digest;
+use std::ptr::null_mut;
+use tessera_tests::*;
+
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+const SECP256K1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
+const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+const X25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6e];
+const ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
+
+/// `(CKA_EC_PARAMS, field size)` of each prime curve.
+const CURVES: [(&[u8], usize); 3] = [(P256, 32), (P384, 48), (P521, 66)];
+
+fn rv(e: Error) -> RvError {
+    match e {
+        Error::Pkcs11(rv, _) => rv,
+        other => panic!("not a PKCS#11 error: {other:?}"),
+    }
+}
+
+/// The module on a fresh token with a logged-in user session; finalised when dropped (also when
+/// a test fails), so the next test can initialise it again.
+struct Ctx {
+    l: Loaded,
+    s: Option<Session>,
+}
+
+impl Ctx {
+    fn s(&self) -> &Session {
+        self.s.as_ref().expect("session")
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.s = None;
+        let _ = self.l.p.clone().finalize();
+    }
+}
+
+fn setup(label: &str) -> Ctx {
+    let l = load();
+    let slot = l.new_token(label);
+    let s = user_session(&l.p, slot);
+    Ctx { l, s: Some(s) }
+}
+
+fn pair_with(
+    s: &Session,
+    mech: Mechanism,
+    params: &[u8],
+    extra_pub: &[Attribute],
+    extra_priv: &[Attribute],
+) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
+    let mut public = vec![Attribute::EcParams(params.to_vec()), Attribute::Token(false)];
+    public.extend_from_slice(extra_pub);
+    let mut private = vec![Attribute::Token(false), Attribute::Sensitive(true), Attribute::Derive(true)];
+    private.extend_from_slice(extra_priv);
+    s.generate_key_pair(&mech, &public, &private)
+}
+
+fn ec_pair(s: &Session, params: &[u8]) -> (ObjectHandle, ObjectHandle) {
+    pair_with(s, Mechanism::EccKeyPairGen, params, &[], &[]).expect("EC key pair")
+}
+
+fn bytes_attr(s: &Session, o: ObjectHandle, t: AttributeType) -> Vec<u8> {
+    match s.get_attributes(o, &[t]).expect("get attribute").pop() {
+        Some(Attribute::EcPoint(v)) | Some(Attribute::EcParams(v)) | Some(Attribute::Value(v)) => v,
+        other => panic!("unexpected attribute {other:?}"),
+    }
+}
+
+/// DER OCTET STRING around `v`.
+fn octet(v: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x04];
+    match v.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(v);
+    out
+}
+
+/// The raw point inside a `CKA_EC_POINT` value (checked to be a DER OCTET STRING).
+fn unwrap_point(der: &[u8]) -> Vec<u8> {
+    let (hdr, len) = match der[1] {
+        0x81 => (3, der[2] as usize),
+        n if n < 0x80 => (2, n as usize),
+        _ => panic!("unexpected length form"),
+    };
+    assert_eq!(der[0], 0x04, "CKA_EC_POINT is an OCTET STRING");
+    assert_eq!(der.len(), hdr + len, "CKA_EC_POINT length");
+    der[hdr..].to_vec()
+}
+
+fn derived_template(len: Option<u64>) -> Vec<Attribute> {
+    let mut t = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ];
+    if let Some(l) = len {
+        t.push(Attribute::ValueLen(l.into()));
+    }
+    t
+}
+
+fn derive(
+    s: &Session,
+    base: ObjectHandle,
+    kdf: EcKdf,
+    peer: &[u8],
+    len: Option<u64>,
+) -> cryptoki::error::Result<Vec<u8>> {
+    let m = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(kdf, peer));
+    let k = s.derive_key(&m, base, &derived_template(len))?;
+    Ok(bytes_attr(s, k, AttributeType::Value))
+}
+
+/// ANSI X9.63 KDF, computed here independently of the module.
+fn x963(z: &[u8], shared: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut counter = 1u32;
+    while out.len() < len {
+        let mut h = sha2::Sha256::new();
+        h.update(z);
+        h.update(counter.to_be_bytes());
+        h.update(shared);
+        out.extend_from_slice(&h.finalize());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn mechanisms_are_listed_with_ec_flags() {
+    let c = setup("ec-list");
+    let l = &c.l;
+    let slot = l.slot_of("ec-list");
+    // (C_GetMechanismInfo per type: cryptoki's list conversion drops types it does not know,
+    // among them CKM_ECDSA_SHA224.)
+    for m in [
+        MechanismType::ECC_KEY_PAIR_GEN,
+        MechanismType::ECDSA,
+        MechanismType::ECDSA_SHA1,
+        MechanismType::ECDSA_SHA224,
+        MechanismType::ECDSA_SHA256,
+        MechanismType::ECDSA_SHA384,
+        MechanismType::ECDSA_SHA512,
+        MechanismType::ECDH1_DERIVE,
+        MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
+        MechanismType::ECC_MONTGOMERY_KEY_PAIR_GEN,
+        MechanismType::EDDSA,
+    ] {
+        l.p.get_mechanism_info(slot, m).unwrap_or_else(|e| panic!("{m} offered: {e}"));
+    }
+    let info = l.p.get_mechanism_info(slot, MechanismType::ECDSA_SHA256).expect("info");
+    assert!(info.sign() && info.verify() && info.ec_f_p() && info.ec_from_oid() && info.ec_uncompressed());
+    assert_eq!((info.min_key_size(), info.max_key_size()), (256, 521));
+    let info = l.p.get_mechanism_info(slot, MechanismType::ECC_KEY_PAIR_GEN).expect("info");
+    assert!(info.generate_key_pair());
+    let info = l.p.get_mechanism_info(slot, MechanismType::ECDH1_DERIVE).expect("info");
+    assert!(info.derive());
+}
+
+#[test]
+fn keygen_attributes_and_ecdsa_round_trip_on_every_curve() {
+    let c = setup("ec-sign");
+    let s = c.s();
+    let msg = b"Tessera signs with elliptic curves";
+    for (params, n) in CURVES {
+        let (public, private) = ec_pair(s, params);
+        // Public: named-curve OID and the uncompressed point in an OCTET STRING.
+        assert_eq!(bytes_attr(s, public, AttributeType::EcParams), params);
+        let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
+        assert_eq!(point.len(), 1 + 2 * n);
+        assert_eq!(point[0], 4);
+        // Private: the same parameters; the scalar is sensitive.
+        assert_eq!(bytes_attr(s, private, AttributeType::EcParams), params);
+        let attrs = s.get_attributes(private, &[AttributeType::KeyType, AttributeType::Local]).expect("attrs");
+        assert!(attrs.contains(&Attribute::KeyType(KeyType::EC)));
+        assert!(attrs.contains(&Attribute::Local(true)));
+
+        for m in [
+            Mechanism::EcdsaSha1,
+            Mechanism::EcdsaSha224,
+            Mechanism::EcdsaSha256,
+            Mechanism::EcdsaSha384,
+            Mechanism::EcdsaSha512,
+        ] {
+            let sig = s.sign(&m, private, msg).expect("sign");
+            assert_eq!(sig.len(), 2 * n, "{m:?}: r‖s of twice the field size");
+            s.verify(&m, public, msg, &sig).expect("verify");
+            // Multi-part produces a signature over the same message.
+            s.sign_init(&m, private).expect("sign init");
+            s.sign_update(&msg[..7]).expect("update");
+            s.sign_update(&msg[7..]).expect("update");
+            let sig2 = s.sign_final().expect("final");
+            s.verify_init(&m, public).expect("verify init");
+            s.verify_update(&msg[..3]).expect("update");
+            s.verify_update(&msg[3..]).expect("update");
+            s.verify_final(&sig2).expect("verify final");
+            // A changed message or signature is invalid; a wrong length is a length error.
+            assert_eq!(rv(s.verify(&m, public, b"other", &sig).unwrap_err()), RvError::SignatureInvalid);
+            let mut bad = sig.clone();
+            bad[n + 3] ^= 1;
+            assert_eq!(rv(s.verify(&m, public, msg, &bad).unwrap_err()), RvError::SignatureInvalid);
+            assert_eq!(rv(s.verify(&m, public, msg, &sig[1..]).unwrap_err()), RvError::SignatureLenRange);
+            let mut long = sig.clone();
+            long.push(0);
+            assert_eq!(rv(s.verify(&m, public, msg, &long).unwrap_err()), RvError::SignatureLenRange);
+        }
+
+        // CKM_ECDSA signs what the caller hashed: it equals CKM_ECDSA_SHA256 over the message.
+        let digest = sha2::Sha256::digest(msg);
+        let sig = s.sign(&Mechanism::Ecdsa, private, &digest).expect("raw sign");
+        s.verify(&Mechanism::EcdsaSha256, public, msg, &sig).expect("hashed verify of a raw signature");
+        // Inputs longer than the order are truncated to the leftmost bits (FIPS 186).
+        let long = sha2::Sha512::digest(msg);
+        let sig = s.sign(&Mechanism::Ecdsa, private, &long).expect("raw sign of a long input");
+        s.verify(&Mechanism::Ecdsa, public, &long, &sig).expect("raw verify");
+        if n < 64 {
+            s.verify(&Mechanism::EcdsaSha512, public, msg, &sig).expect("SHA-512 verify of the raw signature");
+        }
+        // CKM_ECDSA is single-part.
+        s.sign_init(&Mechanism::Ecdsa, private).expect("init");
+        assert_eq!(rv(s.sign_update(&digest).unwrap_err()), RvError::FunctionNotSupported);
+    }
+}
+
+#[test]
+fn curve_names_given_as_printable_strings_are_accepted() {
+    let c = setup("ec-names");
+    let s = c.s();
+    for (name, n) in [("prime256v1", 32), ("secp384r1", 48), ("secp521r1", 66)] {
+        let mut der = vec![0x13, name.len() as u8];
+        der.extend_from_slice(name.as_bytes());
+        let (public, private) = ec_pair(s, &der);
+        let sig = s.sign(&Mechanism::EcdsaSha256, private, b"m").expect("sign");
+        assert_eq!(sig.len(), 2 * n);
+        s.verify(&Mechanism::EcdsaSha256, public, b"m", &sig).expect("verify");
+    }
+}
+
+#[test]
+fn unknown_curves_are_not_supported_and_never_substituted() {
+    let c = setup("ec-curves");
+    let s = c.s();
+    for params in [SECP256K1, ED448, ED25519, X25519] {
+        let e = pair_with(s, Mechanism::EccKeyPairGen, params, &[], &[]).unwrap_err();
+        assert_eq!(rv(e), RvError::CurveNotSupported, "{params:02x?}");
+    }
+    for params in [ED448, P256, X25519] {
+        let e = pair_with(s, Mechanism::EccEdwardsKeyPairGen, params, &[], &[]).unwrap_err();
+        assert_eq!(rv(e), RvError::CurveNotSupported);
+    }
+    for params in [ED25519, P256, &[0x06, 0x03, 0x2b, 0x65, 0x6f][..]] {
+        let e = pair_with(s, Mechanism::EccMontgomeryKeyPairGen, params, &[], &[]).unwrap_err();
+        assert_eq!(rv(e), RvError::CurveNotSupported);
+    }
+    let mut name = vec![0x13, 9];
+    name.extend_from_slice(b"secp256k1");
+    assert_eq!(rv(pair_with(s, Mechanism::EccKeyPairGen, &name, &[], &[]).unwrap_err()), RvError::CurveNotSupported);
+    // Without parameters the template is incomplete; differing parameters are inconsistent.
+    let e = s
+        .generate_key_pair(&Mechanism::EccKeyPairGen, &[Attribute::Token(false)], &[Attribute::Token(false)])
+        .unwrap_err();
+    assert_eq!(rv(e), RvError::TemplateIncomplete);
+    let e = pair_with(s, Mechanism::EccKeyPairGen, P256, &[], &[Attribute::EcParams(P384.to_vec())]).unwrap_err();
+    assert_eq!(rv(e), RvError::TemplateInconsistent);
+
+    // An imported Ed448 key is refused when used.
+    let pk = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Token(false),
+            Attribute::EcParams(ED448.to_vec()),
+            Attribute::EcPoint(octet(&[1u8; 57])),
+        ])
+        .expect("import Ed448 public key");
+    let e = s.verify(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), pk, b"m", &[0; 114]);
+    assert_eq!(rv(e.unwrap_err()), RvError::CurveNotSupported);
+}
+
+#[test]
+fn imported_keys_accept_raw_and_wrapped_points() {
+    let c = setup("ec-import");
+    let s = c.s();
+    for (params, _) in CURVES {
+        let (public, private) = ec_pair(s, params);
+        let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
+        let sig = s.sign(&Mechanism::EcdsaSha384, private, b"imported").expect("sign");
+        for form in [point.clone(), octet(&point)] {
+            let imported = s
+                .create_object(&[
+                    Attribute::Class(ObjectClass::PUBLIC_KEY),
+                    Attribute::KeyType(KeyType::EC),
+                    Attribute::Token(false),
+                    Attribute::Verify(true),
+                    Attribute::EcParams(params.to_vec()),
+                    Attribute::EcPoint(form),
+                ])
+                .expect("import public key");
+            s.verify(&Mechanism::EcdsaSha384, imported, b"imported", &sig).expect("verify with imported key");
+        }
+        // A point not on the curve is refused when the key is used.
+        let mut off = point.clone();
+        let last = off.len() - 1;
+        off[last] ^= 1;
+        let bad = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Token(false),
+                Attribute::EcParams(params.to_vec()),
+                Attribute::EcPoint(octet(&off)),
+            ])
+            .expect("import");
+        assert_eq!(rv(s.verify_init(&Mechanism::EcdsaSha384, bad).unwrap_err()), RvError::KeyTypeInconsistent);
+    }
+}
+
+#[test]
+fn usage_key_type_and_parameter_refusals() {
+    let c = setup("ec-refuse");
+    let s = c.s();
+    let (public, private) =
+        pair_with(s, Mechanism::EccKeyPairGen, P256, &[Attribute::Verify(false)], &[Attribute::Sign(false)])
+            .expect("pair");
+    assert_eq!(rv(s.sign_init(&Mechanism::EcdsaSha256, private).unwrap_err()), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv(s.verify_init(&Mechanism::EcdsaSha256, public).unwrap_err()), RvError::KeyFunctionNotPermitted);
+
+    let (_, ec_priv) = ec_pair(s, P256);
+    let (ed_pub, ed_priv) = pair_with(s, Mechanism::EccEdwardsKeyPairGen, ED25519, &[], &[]).expect("ed pair");
+    let pure = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+    assert_eq!(rv(s.sign_init(&pure, ec_priv).unwrap_err()), RvError::KeyTypeInconsistent);
+    assert_eq!(rv(s.sign_init(&Mechanism::EcdsaSha256, ed_priv).unwrap_err()), RvError::KeyTypeInconsistent);
+    assert_eq!(rv(s.verify_init(&Mechanism::Ecdsa, ed_pub).unwrap_err()), RvError::KeyTypeInconsistent);
+    // ECDH with an Edwards key, or on a key without CKA_DERIVE.
+    let m = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &[4u8; 65]));
+    assert_eq!(rv(s.derive_key(&m, ed_priv, &derived_template(None)).unwrap_err()), RvError::KeyTypeInconsistent);
+    let (_, no_derive) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::EcParams(P256.to_vec()), Attribute::Token(false)],
+            &[Attribute::Token(false), Attribute::Derive(false)],
+        )
+        .expect("pair");
+    assert_eq!(rv(s.derive_key(&m, no_derive, &derived_template(None)).unwrap_err()), RvError::KeyFunctionNotPermitted);
+
+    // Pre-hash or context EdDSA is not offered.
+    let ph = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(&[])));
+    assert_eq!(rv(s.sign_init(&ph, ed_priv).unwrap_err()), RvError::MechanismParamInvalid);
+    let ctx = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(b"ctx")));
+    assert_eq!(rv(s.sign_init(&ctx, ed_priv).unwrap_err()), RvError::MechanismParamInvalid);
+
+    // Raw calls: a parameter where none belongs, and a truncated CK_ECDH1_DERIVE_PARAMS.
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let h = s.handle();
+    let junk = [0u8; 8];
+    let mut mech = CK_MECHANISM { mechanism: CKM_ECDSA_SHA256, pParameter: junk.as_ptr() as *mut _, ulParameterLen: 8 };
+    assert_eq!(unsafe { f.C_SignInit(h, &mut mech, ec_priv.handle()) }, CKR_MECHANISM_PARAM_INVALID);
+    let mut mech =
+        CK_MECHANISM { mechanism: CKM_EC_KEY_PAIR_GEN, pParameter: junk.as_ptr() as *mut _, ulParameterLen: 8 };
+    let params = P256.to_vec();
+    let mut pub_t =
+        [CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: params.as_ptr() as *mut _, ulValueLen: params.len() as _ }];
+    let (mut a, mut b) = (0, 0);
+    let rv_gen = unsafe { f.C_GenerateKeyPair(h, &mut mech, pub_t.as_mut_ptr(), 1, null_mut(), 0, &mut a, &mut b) };
+    assert_eq!(rv_gen, CKR_MECHANISM_PARAM_INVALID);
+    let mut mech = CK_MECHANISM { mechanism: CKM_ECDH1_DERIVE, pParameter: junk.as_ptr() as *mut _, ulParameterLen: 8 };
+    let mut out = 0;
+    assert_eq!(
+        unsafe { f.C_DeriveKey(h, &mut mech, ec_priv.handle(), null_mut(), 0, &mut out) },
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    // Unknown KDF, and shared data with CKD_NULL.
+    let (peer_pub, _) = ec_pair(s, P256);
+    let peer = bytes_attr(s, peer_pub, AttributeType::EcPoint);
+    for (kdf, shared) in [(0x7777u64, &[][..]), (CKD_NULL, &b"x"[..])] {
+        let p = CK_ECDH1_DERIVE_PARAMS {
+            kdf: kdf as _,
+            ulSharedDataLen: shared.len() as _,
+            pSharedData: shared.as_ptr() as *mut _,
+            ulPublicDataLen: peer.len() as _,
+            pPublicData: peer.as_ptr() as *mut _,
+        };
+        let mut mech = CK_MECHANISM {
+            mechanism: CKM_ECDH1_DERIVE,
+            pParameter: &p as *const _ as *mut _,
+            ulParameterLen: std::mem::size_of::<CK_ECDH1_DERIVE_PARAMS>() as _,
+        };
+        assert_eq!(
+            unsafe { f.C_DeriveKey(h, &mut mech, ec_priv.handle(), null_mut(), 0, &mut out) },
+            CKR_MECHANISM_PARAM_INVALID
+        );
+    }
+    // A peer point that is not on the curve.
+    let mut off = unwrap_point(&peer);
+    off[64] ^= 1;
+    let e = derive(s, ec_priv, EcKdf::null(), &off, None).unwrap_err();
+    assert_eq!(rv(e), RvError::MechanismParamInvalid);
+}
+
+#[test]
+fn signatures_follow_the_two_call_convention() {
+    let c = setup("ec-twocall");
+    let s = c.s();
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let h = s.handle();
+    let (_, p521) = ec_pair(s, P521);
+    let (_, ed) = pair_with(s, Mechanism::EccEdwardsKeyPairGen, ED25519, &[], &[]).expect("ed pair");
+    for (mech_type, key, len) in [(CKM_ECDSA_SHA512, p521, 132usize), (CKM_EDDSA, ed, 64)] {
+        let mut mech = CK_MECHANISM { mechanism: mech_type, pParameter: null_mut(), ulParameterLen: 0 };
+        assert_eq!(unsafe { f.C_SignInit(h, &mut mech, key.handle()) }, CKR_OK);
+        let data = b"two calls";
+        let mut n: CK_ULONG = 0;
+        assert_eq!(unsafe { f.C_Sign(h, data.as_ptr() as *mut _, data.len() as _, null_mut(), &mut n) }, CKR_OK);
+        assert_eq!(n as usize, len);
+        let mut buf = vec![0u8; len];
+        let mut small: CK_ULONG = (len - 1) as _;
+        assert_eq!(
+            unsafe { f.C_Sign(h, data.as_ptr() as *mut _, data.len() as _, buf.as_mut_ptr(), &mut small) },
+            CKR_BUFFER_TOO_SMALL
+        );
+        assert_eq!(small as usize, len);
+        let mut n: CK_ULONG = len as _;
+        assert_eq!(unsafe { f.C_Sign(h, data.as_ptr() as *mut _, data.len() as _, buf.as_mut_ptr(), &mut n) }, CKR_OK);
+        assert_eq!(n as usize, len);
+        // The operation is over.
+        assert_eq!(
+            unsafe { f.C_Sign(h, data.as_ptr() as *mut _, data.len() as _, buf.as_mut_ptr(), &mut n) },
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+    }
+}
+
+#[test]
+fn ecdh_between_generated_pairs_with_and_without_kdf() {
+    let c = setup("ec-ecdh");
+    let s = c.s();
+    for (params, n) in CURVES {
+        let (a_pub, a_priv) = ec_pair(s, params);
+        let (b_pub, b_priv) = ec_pair(s, params);
+        let a_point = bytes_attr(s, a_pub, AttributeType::EcPoint);
+        let b_point = bytes_attr(s, b_pub, AttributeType::EcPoint);
+        // The peer point raw or as the DER OCTET STRING; both parties agree.
+        let z_ab = derive(s, a_priv, EcKdf::null(), &unwrap_point(&b_point), None).expect("derive");
+        let z_ba = derive(s, b_priv, EcKdf::null(), &a_point, None).expect("derive");
+        assert_eq!(z_ab.len(), n, "CKD_NULL without a length gives the whole field-size secret");
+        assert_eq!(z_ab, z_ba);
+        // A shorter key keeps the trailing bytes of the secret.
+        let short = derive(s, a_priv, EcKdf::null(), &b_point, Some(16)).expect("derive 16");
+        assert_eq!(short, z_ab[n - 16..]);
+        assert_eq!(
+            rv(derive(s, a_priv, EcKdf::null(), &b_point, Some(n as u64 + 1)).unwrap_err()),
+            RvError::KeySizeRange
+        );
+        // X9.63 KDF with shared data, checked against an independent computation.
+        let info = b"Tessera ECDH shared info";
+        let k1 = derive(s, a_priv, EcKdf::sha256(info), &b_point, Some(80)).expect("kdf");
+        let k2 = derive(s, b_priv, EcKdf::sha256(info), &a_point, Some(80)).expect("kdf");
+        assert_eq!(k1, k2);
+        assert_eq!(k1, x963(&z_ab, info, 80));
+        for kdf in [EcKdf::sha1(&[]), EcKdf::sha224(info), EcKdf::sha384(info), EcKdf::sha512(&[])] {
+            let k1 = derive(s, a_priv, kdf, &b_point, Some(24)).expect("kdf");
+            let k2 = derive(s, b_priv, kdf, &a_point, Some(24)).expect("kdf");
+            assert_eq!(k1, k2);
+            assert_ne!(k1, z_ab[..24]);
+        }
+        // Without a length a KDF gives its hash's output.
+        assert_eq!(derive(s, a_priv, EcKdf::sha384(&[]), &b_point, None).expect("kdf").len(), 48);
+        // A point of another curve is refused.
+        let other = if n == 32 { P384 } else { P256 };
+        let (o_pub, _) = ec_pair(s, other);
+        let o_point = bytes_attr(s, o_pub, AttributeType::EcPoint);
+        assert_eq!(rv(derive(s, a_priv, EcKdf::null(), &o_point, None).unwrap_err()), RvError::MechanismParamInvalid);
+    }
+}
+
+#[test]
+fn ed25519_and_x25519() {
+    let c = setup("ec-25519");
+    let s = c.s();
+    let (public, private) = pair_with(s, Mechanism::EccEdwardsKeyPairGen, ED25519, &[], &[]).expect("ed pair");
+    assert_eq!(bytes_attr(s, public, AttributeType::EcParams), ED25519);
+    let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
+    assert_eq!(point.len(), 32);
+    let attrs = s.get_attributes(private, &[AttributeType::KeyType]).expect("attrs");
+    assert_eq!(attrs, vec![Attribute::KeyType(KeyType::EC_EDWARDS)]);
+    let msg = b"Ed25519 through Tessera";
+    for scheme in [EddsaSignatureScheme::Pure, EddsaSignatureScheme::Ed25519] {
+        let m = Mechanism::Eddsa(EddsaParams::new(scheme));
+        let sig = s.sign(&m, private, msg).expect("sign");
+        assert_eq!(sig.len(), 64);
+        s.verify(&m, public, msg, &sig).expect("verify");
+        let mut bad = sig.clone();
+        bad[5] ^= 0x20;
+        assert_eq!(rv(s.verify(&m, public, msg, &bad).unwrap_err()), RvError::SignatureInvalid);
+        assert_eq!(rv(s.verify(&m, public, msg, &sig[..63]).unwrap_err()), RvError::SignatureLenRange);
+    }
+    // CK_EDDSA_PARAMS with phFlag false and no context is pure Ed25519 (raw call).
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let p = CK_EDDSA_PARAMS { phFlag: CK_FALSE, ulContextDataLen: 0, pContextData: null_mut() };
+    let mut mech = CK_MECHANISM {
+        mechanism: CKM_EDDSA,
+        pParameter: &p as *const _ as *mut _,
+        ulParameterLen: std::mem::size_of::<CK_EDDSA_PARAMS>() as _,
+    };
+    let h = s.handle();
+    assert_eq!(unsafe { f.C_SignInit(h, &mut mech, private.handle()) }, CKR_OK);
+    let mut sig = [0u8; 64];
+    let mut n: CK_ULONG = 64;
+    assert_eq!(unsafe { f.C_Sign(h, msg.as_ptr() as *mut _, msg.len() as _, sig.as_mut_ptr(), &mut n) }, CKR_OK);
+    s.verify(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), public, msg, &sig)
+        .expect("same signature scheme");
+    // A key imported with the RFC 8410 encodings and the PrintableString curve name.
+    let mut name = vec![0x13, 12];
+    name.extend_from_slice(b"edwards25519");
+    let imported = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Token(false),
+            Attribute::EcParams(name),
+            Attribute::EcPoint(point.clone()),
+        ])
+        .expect("import");
+    s.verify(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), imported, msg, &sig).expect("verify");
+
+    // X25519 between two generated pairs.
+    let (a_pub, a_priv) = pair_with(s, Mechanism::EccMontgomeryKeyPairGen, X25519, &[], &[]).expect("x pair");
+    let (b_pub, b_priv) = pair_with(s, Mechanism::EccMontgomeryKeyPairGen, X25519, &[], &[]).expect("x pair");
+    let attrs = s.get_attributes(a_priv, &[AttributeType::KeyType]).expect("attrs");
+    assert_eq!(attrs, vec![Attribute::KeyType(KeyType::EC_MONTGOMERY)]);
+    let a_point = bytes_attr(s, a_pub, AttributeType::EcPoint);
+    let b_point = bytes_attr(s, b_pub, AttributeType::EcPoint);
+    assert_eq!(a_point.len(), 34);
+    let z1 = derive(s, a_priv, EcKdf::null(), &unwrap_point(&b_point), None).expect("derive");
+    let z2 = derive(s, b_priv, EcKdf::null(), &a_point, None).expect("derive");
+    assert_eq!(z1.len(), 32);
+    assert_eq!(z1, z2);
+    let k1 = derive(s, a_priv, EcKdf::sha256(b"i"), &b_point, Some(32)).expect("kdf");
+    assert_eq!(k1, x963(&z1, b"i", 32));
+    // The all-zero (low-order) point gives no secret.
+    assert_eq!(rv(derive(s, a_priv, EcKdf::null(), &[0u8; 32], None).unwrap_err()), RvError::MechanismParamInvalid);
+}
+
+#[test]
+fn openssl_verifies_a_tessera_p256_signature() {
+    if !have("openssl") {
+        println!("SKIP: openssl is not installed");
+        return;
+    }
+    let c = setup("ec-openssl");
+    let s = c.s();
+    let (public, private) = ec_pair(s, P256);
+    let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
+    let msg = b"checked by OpenSSL";
+    let sig = s.sign(&Mechanism::EcdsaSha256, private, msg).expect("sign");
+
+    // SubjectPublicKeyInfo: id-ecPublicKey with the P-256 OID, and the point as a BIT STRING.
+    let mut alg = vec![0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    alg.extend_from_slice(P256);
+    let mut spki_body = vec![0x30, alg.len() as u8];
+    spki_body.extend(alg);
+    spki_body.extend([0x03, (point.len() + 1) as u8, 0x00]);
+    spki_body.extend(&point);
+    let mut spki = vec![0x30, spki_body.len() as u8];
+    spki.extend(spki_body);
+    // ECDSA-Sig-Value: SEQUENCE of two positive INTEGERs.
+    let int = |v: &[u8]| {
+        let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut body = if v.first().is_some_and(|b| b & 0x80 != 0) || v.is_empty() { vec![0] } else { vec![] };
+        body.extend(v);
+        let mut out = vec![0x02, body.len() as u8];
+        out.extend(body);
+        out
+    };
+    let mut seq = int(&sig[..32]);
+    seq.extend(int(&sig[32..]));
+    let mut der_sig = vec![0x30, seq.len() as u8];
+    der_sig.extend(seq);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_path = dir.path().join("pub.der");
+    let sig_path = dir.path().join("sig.der");
+    let msg_path = dir.path().join("msg");
+    std::fs::write(&key_path, &spki).expect("write");
+    std::fs::write(&sig_path, &der_sig).expect("write");
+    std::fs::write(&msg_path, msg).expect("write");
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-keyform", "DER", "-verify"])
+        .arg(&key_path)
+        .arg("-signature")
+        .arg(&sig_path)
+        .arg(&msg_path)
+        .output()
+        .expect("run openssl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Verified OK"),
+        "openssl: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same key as PEM.
+    let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64(&spki));
+    let pem_path = dir.path().join("pub.pem");
+    std::fs::write(&pem_path, pem).expect("write");
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(&pem_path)
+        .arg("-signature")
+        .arg(&sig_path)
+        .arg(&msg_path)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl (PEM): {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
