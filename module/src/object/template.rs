@@ -116,6 +116,13 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
         one_way(&probe, CKA_TRUSTED, v, actor)?;
     }
     for (t, v) in material {
+        // The template may name what the mechanism also makes only with the same value
+        // (CKA_EC_PARAMS, CKA_PUBLIC_EXPONENT); key material it may not name at all.
+        if let Some(given) = map.get(t) {
+            if given != v {
+                return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+            }
+        }
         map.insert(*t, v.clone());
     }
     for spec in tables.iter().flat_map(|t| t.iter()) {
@@ -251,6 +258,12 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
                 return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
             }
             obj.attrs.insert(CKA_VALUE_LEN, ulong(len));
+            if let Some(cv) = key_check_value(kt, obj.get(CKA_VALUE).unwrap_or(&[])) {
+                if obj.get(CKA_CHECK_VALUE).is_some_and(|given| !given.is_empty() && given != cv.as_slice()) {
+                    return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+                }
+                obj.attrs.insert(CKA_CHECK_VALUE, cv);
+            }
         }
         (CKO_PUBLIC_KEY, Some(CKK_RSA)) => {
             let m = obj.get(CKA_MODULUS).unwrap_or(&[]);
@@ -274,6 +287,22 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `CKA_CHECK_VALUE` of a secret key (spec §6.1 and §2.8): for AES the first three bytes of the
+/// ECB encryption of a zero block, for other secret keys the first three bytes of SHA-1 of the
+/// value.
+pub fn key_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Option<Vec<u8>> {
+    if value.is_empty() {
+        return None;
+    }
+    match key_type {
+        CKK_AES => crate::crypto_ffi::aes::AesKey::new(value, true)?.ecb(&[0u8; 16]).map(|b| b[..3].to_vec()),
+        _ => {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
+            Some(d.as_ref()[..3].to_vec())
+        }
+    }
 }
 
 /// `C_SetAttributeValue`: the object with the template applied.

@@ -40,7 +40,14 @@ impl Usage {
 impl Module {
     /// The policy decision on one use of a mechanism, in the configured mode: refused uses give
     /// the error the approved mode names; allowed ones carry the approved indicator.
-    pub fn decide(&self, mech: CK_MECHANISM_TYPE, m: &dyn Mechanism, f: Function, key: &KeyInfo, param: &[u8]) -> Result<Decision> {
+    pub fn decide(
+        &self,
+        mech: CK_MECHANISM_TYPE,
+        m: &dyn Mechanism,
+        f: Function,
+        key: &KeyInfo,
+        param: &[u8],
+    ) -> Result<Decision> {
         policy()?.decide(self.cfg.mode, mech, f, key, &|c| m.meets(c, param))
     }
 
@@ -107,13 +114,13 @@ impl Module {
         if !matches!(obj.class(), CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
             return Err(err(CKR_KEY_HANDLE_INVALID));
         }
-        if !obj.flag(usage.attribute()) {
-            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
-        }
         let kt = obj.ulong(CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
         let types = mech.key_types();
         if !types.is_empty() && !types.contains(&kt) {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        if !obj.flag(usage.attribute()) {
+            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
         if let Some(allowed) = obj.get(CKA_ALLOWED_MECHANISMS) {
             let list: Vec<CK_ULONG> = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(as_ulong).collect();

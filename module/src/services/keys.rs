@@ -4,8 +4,8 @@ use super::crypto::Usage;
 use crate::error::{err, Result};
 use crate::mechanisms::registry;
 use crate::module::Module;
-use crate::object::template::{self, Actor, Origin};
 use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, VALIDATION_FLAG_FIPS};
+use crate::object::template::{self, Actor, Origin};
 use crate::object::{bool_, ulong, AttrMap, Object, Template};
 use crate::policy::{policy, Function, KeyInfo};
 use crate::session::Session;
@@ -41,7 +41,10 @@ fn requested(map: &AttrMap) -> KeyInfo {
         .and_then(|v| crate::object::as_ulong(v))
         .map(|b| b as u32)
         .or_else(|| map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| (l * 8) as u32));
-    let probe = Object { attrs: [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())].into() };
+    let probe = Object {
+        attrs: [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())]
+            .into(),
+    };
     KeyInfo { bits, curve: KeyInfo::of(&probe).curve }
 }
 
@@ -53,6 +56,63 @@ pub fn stamp(obj: &mut Object, approved: bool) {
         obj.attrs.insert(CKA_VENDOR_FIPS_APPROVED, bool_(approved));
         obj.attrs.insert(CKA_OBJECT_VALIDATION_FLAGS, ulong(if approved { VALIDATION_FLAG_FIPS } else { 0 }));
     }
+}
+
+/// The conditional pairwise-consistency test on a new key pair (FIPS 140-3 IG 10.3.A): a
+/// signature key pair signs and verifies, an RSA pair also encrypts and decrypts with OAEP, and an
+/// X25519 pair's public key must be the one its private key implies.
+fn pairwise_consistency(public: &Object, private: &Object) -> std::result::Result<(), String> {
+    let reg = crate::mechanisms::registry();
+    let kt = public.ulong(CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
+    let msg = b"Tessera pairwise-consistency test";
+    let healthy = crate::fips::kat::healthy("pct");
+    let sign_mech = match kt {
+        CKK_RSA => Some(CKM_SHA256_RSA_PKCS),
+        CKK_EC => Some(CKM_ECDSA_SHA256),
+        CKK_EC_EDWARDS => Some(CKM_EDDSA),
+        _ => None,
+    };
+    if let Some(mt) = sign_mech {
+        let m = reg.get(mt).map_err(|_| format!("no signature mechanism {mt:#x} for the test"))?;
+        let mut op = m.sign(&[], private).map_err(|e| format!("sign: {e}"))?;
+        op.update(msg).map_err(|e| format!("sign: {e}"))?;
+        let mut sig = op.finish().map_err(|e| format!("sign: {e}"))?;
+        if !healthy {
+            sig[0] ^= 1;
+        }
+        let mut v = m.verify(&[], public).map_err(|e| format!("verify: {e}"))?;
+        v.update(msg).map_err(|e| format!("verify: {e}"))?;
+        v.finish(&sig).map_err(|e| format!("the signature does not verify ({e})"))?;
+    }
+    match kt {
+        CKK_RSA => {
+            let m = reg.get(CKM_RSA_PKCS_OAEP).map_err(|_| "no RSA-OAEP for the test".to_string())?;
+            let param = crate::mechanisms::rsa::oaep_sha256_param();
+            let mut e = m.encrypt(&param, public).map_err(|e| format!("encrypt: {e}"))?;
+            let mut ct = e.update(msg).map_err(|e| format!("encrypt: {e}"))?;
+            ct.extend(e.finish().map_err(|e| format!("encrypt: {e}"))?);
+            let mut d = m.decrypt(&param, private).map_err(|e| format!("decrypt: {e}"))?;
+            let mut pt = d.update(&ct).map_err(|e| format!("decrypt: {e}"))?;
+            pt.extend(d.finish().map_err(|e| format!("decrypt: {e}"))?);
+            if pt != msg {
+                return Err("RSA decryption does not invert encryption".into());
+            }
+        }
+        CKK_EC_MONTGOMERY => {
+            let scalar = private.get(CKA_VALUE).ok_or("private key without CKA_VALUE")?;
+            let implied = aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::X25519, scalar)
+                .ok()
+                .and_then(|k| k.compute_public_key().ok())
+                .ok_or("invalid X25519 private key")?;
+            let point = public.get(CKA_EC_POINT).ok_or("public key without CKA_EC_POINT")?;
+            let stored = crate::mechanisms::ec::Curve::X25519.point(point).map_err(|e| format!("public point: {e}"))?;
+            if !healthy || implied.as_ref() != stored {
+                return Err("the public key is not the one the private key implies".into());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn note(s: &Session, approved: bool) {
@@ -101,6 +161,10 @@ impl Module {
         let mut priv_obj = template::build(&priv_t, &g.private, Origin::Generated(mech), actor)?;
         stamp(&mut pub_obj, d.approved);
         stamp(&mut priv_obj, d.approved);
+        if let Err(why) = pairwise_consistency(&pub_obj, &priv_obj) {
+            self.enter_error_state(format!("pairwise-consistency test failed: {why}"));
+            return Err(err(CKR_GENERAL_ERROR));
+        }
         note(&s, d.approved);
         let ph = self.store_object(&s, pub_obj)?;
         match self.store_object(&s, priv_obj) {
@@ -207,6 +271,14 @@ impl Module {
         let map = template::collect(template)?;
         let len = map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| l as usize);
         let value = m.derive(param, &bk, len)?;
+        if map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)) == Some(CKO_DATA) {
+            // CKM_HKDF_DATA: the output is a data object holding the derived bytes.
+            let t: Template = template.iter().filter(|(a, _)| *a != CKA_VALUE_LEN).cloned().collect();
+            let mut obj = template::build(&t, &[(CKA_VALUE, value)].to_vec(), Origin::Created, Actor { so: s.so() })?;
+            stamp(&mut obj, d.approved);
+            note(&s, d.approved);
+            return self.store_object(&s, obj);
+        }
         let mut t = template.clone();
         if !map.contains_key(&CKA_CLASS) {
             t.push((CKA_CLASS, ulong(CKO_SECRET_KEY)));
