@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, then the integration tests that drive the built .so through
-# its C ABI, the cryptoki crate and the external tools (OpenSC pkcs11-tool, tessera-util).
-# Installs what it needs (tests/setup.sh). CI (.ci/run) calls exactly this.
+# its C ABI, the cryptoki crate and the external tools, in both modes of the module (the
+# approved-mode matrix). Installs what it needs (tests/setup.sh). CI (.ci/run) calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/setup.sh
 tessera_install_packages
 
-echo "== build (release)"
+echo "== build (release), seal"
 cargo build --release -p tessera-pkcs11 -p tessera-tests --bins
+target/release/tessera-util --seal
 export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
 export TESSERA_UTIL=$PWD/target/release/tessera-util
 
-echo "== tests"
-cargo test --release --workspace --no-fail-fast
+echo "== build the fault-injection library (test builds only: every self-test can be made to fail)"
+cargo build -p tessera-pkcs11 --features fault-injection
+export TESSERA_FAULT_MODULE=$PWD/target/debug/libtessera_pkcs11.so
+
+echo "== tests, non-approved mode (the default)"
+TESSERA_MODE=non-approved cargo test --release --workspace --no-fail-fast
+
+echo "== tests, approved mode"
+TESSERA_MODE=approved cargo test --release -p tessera-tests --no-fail-fast --test abi --test fips --test docs

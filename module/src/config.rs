@@ -116,7 +116,8 @@ impl Config {
                     cfg.kdf_iterations = it;
                 }
                 "tessera.mode" => {
-                    cfg.mode = crate::policy::Mode::parse(value).ok_or_else(|| bad("expected approved or non-approved"))?
+                    cfg.mode =
+                        crate::policy::Mode::parse(value).ok_or_else(|| bad("expected approved or non-approved"))?
                 }
                 _ => return Err(format!("line {}: unknown key `{key}`", n + 1)),
             }

@@ -5,6 +5,9 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(all(feature = "fault-injection", not(debug_assertions)))]
+compile_error!("the fault-injection feature is for test builds only, never for release builds");
+
 #[allow(unsafe_code)]
 pub mod abi;
 pub mod audit_hook;
@@ -12,6 +15,7 @@ pub mod config;
 #[allow(unsafe_code)]
 pub mod crypto_ffi;
 pub mod error;
+pub mod fips;
 pub mod import;
 pub mod log;
 pub mod mechanisms;

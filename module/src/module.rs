@@ -17,6 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 pub type SessionRef = Arc<Session>;
 
 pub struct Module {
+    /// The power-on self-test results of this initialisation.
+    pub post: crate::fips::PostReport,
+    /// Set by any self-test failure: the module refuses every cryptographic and object service.
+    in_error: std::sync::atomic::AtomicBool,
+    error_reason: Mutex<Option<String>>,
     /// The fork generation this module was initialised in (see `state`).
     pub generation: u64,
     pub cfg: Config,
@@ -33,7 +38,9 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Module {
-    pub fn new() -> Result<Module> {
+    /// Initialises the module: configuration, power-on self-tests (`module_file` is the installed
+    /// library, checked by the integrity test), token discovery.
+    pub fn new(module_file: Option<&std::path::Path>) -> Result<Module> {
         let cfg = Config::load().map_err(|e| {
             eprintln!("tessera: {e}");
             tracing::error!("{e}");
@@ -47,7 +54,14 @@ impl Module {
             return Err(err(CKR_GENERAL_ERROR));
         }
         let kek = Arc::new(KekCache::new()?);
+        let post = crate::fips::power_on_self_tests(module_file, cfg.mode == crate::policy::Mode::Approved);
+        if let Some(f) = &post.failure {
+            eprintln!("tessera: {f}; the module is in the error state");
+        }
         let m = Module {
+            in_error: std::sync::atomic::AtomicBool::new(post.failure.is_some()),
+            error_reason: Mutex::new(post.failure.clone()),
+            post,
             generation: crate::state::generation(),
             slots: RwLock::new(Slots::default()),
             sessions: RwLock::new(HashMap::new()),
@@ -58,6 +72,25 @@ impl Module {
         };
         m.rescan()?;
         Ok(m)
+    }
+
+    /// Whether the module is in the error state.
+    pub fn in_error(&self) -> bool {
+        self.in_error.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Why the module is in the error state.
+    pub fn error_reason(&self) -> Option<String> {
+        lock(&self.error_reason).clone()
+    }
+
+    /// Enters the error state (a conditional self-test failed). Only `C_Finalize` and a new
+    /// `C_Initialize`, which re-runs the power-on self-tests, leave it.
+    pub fn enter_error_state(&self, reason: String) {
+        tracing::error!("entering the error state: {reason}");
+        eprintln!("tessera: {reason}; the module is in the error state");
+        *lock(&self.error_reason) = Some(reason);
+        self.in_error.store(true, std::sync::atomic::Ordering::Release);
     }
 
     pub fn pin_policy(&self) -> PinPolicy {

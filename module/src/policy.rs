@@ -83,17 +83,6 @@ pub struct KeyInfo {
     pub curve: Option<&'static str>,
 }
 
-/// Named curves by the DER of their OID (or PrintableString name).
-const CURVES: &[(&[u8], &str)] = &[
-    (&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], "secp256r1"),
-    (&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22], "secp384r1"),
-    (&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23], "secp521r1"),
-    (&[0x06, 0x03, 0x2b, 0x65, 0x70], "ed25519"),
-    (&[0x06, 0x03, 0x2b, 0x65, 0x6e], "x25519"),
-    (b"\x13\x0cedwards25519", "ed25519"),
-    (b"\x13\x0acurve25519", "x25519"),
-];
-
 impl KeyInfo {
     /// Measures a key object.
     pub fn of(obj: &Object) -> KeyInfo {
@@ -105,7 +94,7 @@ impl KeyInfo {
             Some(CKK_RSA) => KeyInfo { bits: obj.get(CKA_MODULUS).and_then(bits_of), curve: None },
             Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
                 let p = obj.get(CKA_EC_PARAMS).unwrap_or(&[]);
-                KeyInfo { bits: None, curve: CURVES.iter().find(|(der, _)| *der == p).map(|(_, n)| *n) }
+                KeyInfo { bits: None, curve: crate::mechanisms::ec::Curve::from_params(p).ok().map(|c| c.name()) }
             }
             Some(_) => KeyInfo { bits: obj.get(CKA_VALUE).map(|v| (v.len() * 8) as u32), curve: None },
             None => KeyInfo::default(),
@@ -138,7 +127,7 @@ impl Rule {
             }
         }
         if let Some(min) = self.min_key_bits {
-            if !key.bits.is_some_and(|b| b >= min) {
+            if key.bits.is_none_or(|b| b < min) {
                 return Err(Miss::KeySize);
             }
         }
@@ -175,7 +164,8 @@ fn index(text: &str, what: &str) -> std::result::Result<HashMap<CK_MECHANISM_TYP
     let f: File = toml::from_str(text).map_err(|e| format!("policy/{what}: {e}"))?;
     let mut map: HashMap<CK_MECHANISM_TYPE, Vec<Rule>> = HashMap::new();
     for r in f.rule {
-        let m = mechanism_value(&r.mechanism).ok_or_else(|| format!("policy/{what}: unknown mechanism {}", r.mechanism))?;
+        let m =
+            mechanism_value(&r.mechanism).ok_or_else(|| format!("policy/{what}: unknown mechanism {}", r.mechanism))?;
         map.entry(m).or_default().push(r);
     }
     Ok(map)
@@ -184,7 +174,10 @@ fn index(text: &str, what: &str) -> std::result::Result<HashMap<CK_MECHANISM_TYP
 impl Policy {
     /// Parses the shipped tables.
     pub fn load() -> std::result::Result<Policy, String> {
-        Ok(Policy { approved: index(APPROVED_TOML, "approved.toml")?, extra: index(NON_APPROVED_TOML, "non-approved.toml")? })
+        Ok(Policy {
+            approved: index(APPROVED_TOML, "approved.toml")?,
+            extra: index(NON_APPROVED_TOML, "non-approved.toml")?,
+        })
     }
 
     /// The approved-mode rules of a mechanism.
@@ -274,17 +267,35 @@ mod tests {
         let rsa = |bits| KeyInfo { bits: Some(bits), curve: None };
         let d = p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Function::Sign, &rsa(2048), &no).unwrap();
         assert!(d.approved);
-        assert_eq!(p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Function::Sign, &rsa(1024), &no), Err(err(CKR_KEY_SIZE_RANGE)));
-        assert_eq!(p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Function::Sign, &rsa(2048), &no), Err(err(CKR_MECHANISM_INVALID)));
+        assert_eq!(
+            p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Function::Sign, &rsa(1024), &no),
+            Err(err(CKR_KEY_SIZE_RANGE))
+        );
+        assert_eq!(
+            p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Function::Sign, &rsa(2048), &no),
+            Err(err(CKR_MECHANISM_INVALID))
+        );
         assert!(p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Function::Verify, &rsa(2048), &no).unwrap().approved);
-        assert_eq!(p.decide(Mode::Approved, CKM_RSA_X_509, Function::Sign, &rsa(2048), &no), Err(err(CKR_MECHANISM_INVALID)));
+        assert_eq!(
+            p.decide(Mode::Approved, CKM_RSA_X_509, Function::Sign, &rsa(2048), &no),
+            Err(err(CKR_MECHANISM_INVALID))
+        );
         let d = p.decide(Mode::NonApproved, CKM_RSA_X_509, Function::Sign, &rsa(2048), &no).unwrap();
         assert!(!d.approved);
-        assert_eq!(p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no), Err(err(CKR_MECHANISM_INVALID)));
+        assert_eq!(
+            p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no),
+            Err(err(CKR_MECHANISM_INVALID))
+        );
         assert!(!p.decide(Mode::NonApproved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no).unwrap().approved);
-        assert_eq!(p.decide(Mode::Approved, CKM_PKCS5_PBKD2, Function::Generate, &KeyInfo::default(), &no), Err(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(
+            p.decide(Mode::Approved, CKM_PKCS5_PBKD2, Function::Generate, &KeyInfo::default(), &no),
+            Err(err(CKR_MECHANISM_PARAM_INVALID))
+        );
         let ec = KeyInfo { bits: None, curve: Some("x25519") };
-        assert_eq!(p.decide(Mode::Approved, CKM_ECDH1_DERIVE, Function::Derive, &ec, &no), Err(err(CKR_KEY_SIZE_RANGE)));
+        assert_eq!(
+            p.decide(Mode::Approved, CKM_ECDH1_DERIVE, Function::Derive, &ec, &no),
+            Err(err(CKR_KEY_SIZE_RANGE))
+        );
         assert!(!p.decide(Mode::NonApproved, CKM_ECDH1_DERIVE, Function::Derive, &ec, &no).unwrap().approved);
     }
 }

@@ -36,8 +36,8 @@ pub fn get() -> Result<Arc<Module>> {
     }
 }
 
-/// `C_Initialize`.
-pub fn initialize() -> Result<()> {
+/// `C_Initialize`; `module_file` is the installed library, for the integrity test.
+pub fn initialize(module_file: Option<&std::path::Path>) -> Result<()> {
     let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(old) = MODULE.load_full() {
         if old.generation == generation() {
@@ -47,7 +47,7 @@ pub fn initialize() -> Result<()> {
         std::mem::forget(MODULE.swap(None));
         std::mem::forget(old);
     }
-    let m = Module::new()?;
+    let m = Module::new(module_file)?;
     MODULE.store(Some(Arc::new(m)));
     Ok(())
 }

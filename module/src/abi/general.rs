@@ -25,8 +25,21 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
             // thread, so these locks are correct for any threading model the callbacks describe.
         }
         install_fork_handler()?;
-        crate::state::initialize()
+        crate::state::initialize(library_path().as_deref())
     })
+}
+
+/// The file this library was loaded from (for the integrity test).
+fn library_path() -> Option<std::path::PathBuf> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let addr = C_Initialize as *const c_void;
+    // SAFETY: dladdr only reads the loader's tables and fills `info`.
+    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    Some(std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes())))
 }
 
 extern "C" fn after_fork_in_child() {
@@ -58,7 +71,7 @@ pub unsafe extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
 #[no_mangle]
 pub unsafe extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
     guard("C_GetInfo", || {
-        let m = module()?;
+        let m = module_any()?;
         let info = out(pInfo)?;
         let (major, minor) = library_version();
         *info = CK_INFO {
@@ -79,7 +92,7 @@ pub unsafe extern "C" fn C_GetSlotList(
     pulCount: *mut CK_ULONG,
 ) -> CK_RV {
     guard("C_GetSlotList", || {
-        let m = module()?;
+        let m = module_any()?;
         if pulCount.is_null() {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
@@ -96,7 +109,7 @@ fn versions() -> (CK_VERSION, CK_VERSION) {
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_SLOT_INFO) -> CK_RV {
     guard("C_GetSlotInfo", || {
-        let m = module()?;
+        let m = module_any()?;
         let info = out(pInfo)?;
         let s = m.slot_info(slotID)?;
         let (hw, fw) = versions();
@@ -114,7 +127,7 @@ pub unsafe extern "C" fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_SLOT_I
 #[no_mangle]
 pub unsafe extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN_INFO) -> CK_RV {
     guard("C_GetTokenInfo", || {
-        let m = module()?;
+        let m = module_any()?;
         let info = out(pInfo)?;
         let t = m.token_info(slotID)?;
         let (hw, fw) = versions();
@@ -123,7 +136,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN
             manufacturerID: pad(MANUFACTURER),
             model: pad(model(m.cfg.mode)),
             serialNumber: pad(&t.serial),
-            flags: t.flags,
+            flags: t.flags | if m.in_error() { CKF_ERROR_STATE } else { 0 },
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
             ulSessionCount: t.sessions as CK_ULONG,
             ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
@@ -224,7 +237,7 @@ pub unsafe extern "C" fn C_SetPIN(
 #[no_mangle]
 pub unsafe extern "C" fn C_WaitForSlotEvent(flags: CK_FLAGS, pSlot: *mut CK_SLOT_ID, _pReserved: *mut c_void) -> CK_RV {
     guard("C_WaitForSlotEvent", || {
-        module()?;
+        module_any()?;
         out(pSlot)?;
         if flags & CKF_DONT_BLOCK != 0 {
             // Tokens appear only through C_InitToken in some process; no slot event is ever pending.

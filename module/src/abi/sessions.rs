@@ -21,18 +21,18 @@ pub unsafe extern "C" fn C_OpenSession(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseSession(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_CloseSession", || module()?.close_session(hSession))
+    guard("C_CloseSession", || module_any()?.close_session(hSession))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_CloseAllSessions(slotID: CK_SLOT_ID) -> CK_RV {
-    guard("C_CloseAllSessions", || module()?.close_all_sessions(slotID))
+    guard("C_CloseAllSessions", || module_any()?.close_all_sessions(slotID))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSessionInfo(hSession: CK_SESSION_HANDLE, pInfo: *mut CK_SESSION_INFO) -> CK_RV {
     guard("C_GetSessionInfo", || {
-        let m = module()?;
+        let m = module_any()?;
         let i = m.session_info(hSession)?;
         *out(pInfo)? = CK_SESSION_INFO { slotID: i.slot, state: i.state, flags: i.flags, ulDeviceError: 0 };
         Ok(())
@@ -80,7 +80,7 @@ pub unsafe extern "C" fn C_LoginUser(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_Logout(hSession: CK_SESSION_HANDLE) -> CK_RV {
-    guard("C_Logout", || module()?.logout(hSession))
+    guard("C_Logout", || module_any()?.logout(hSession))
 }
 
 #[no_mangle]

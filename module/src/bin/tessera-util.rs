@@ -12,7 +12,7 @@ use tessera_pkcs11::object::bool_;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "tessera-util", about = "Support tool for Tessera PKCS#11 tokens", disable_version_flag = true)]
-#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version"])))]
+#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status"])))]
 struct Args {
     /// Initialize the token at a given slot (use with --slot, --token, --serial or --free, --label, --so-pin and --pin). WARNING: any content in the token will be erased.
     #[arg(long)]
@@ -29,6 +29,13 @@ struct Args {
     /// Show version info.
     #[arg(short = 'v', long)]
     version: bool,
+    /// Record the integrity value of a Tessera library (default: the one beside this program), which
+    /// the power-on self-tests check; required in the approved mode.
+    #[arg(long, value_name = "LIBRARY", num_args = 0..=1)]
+    seal: Option<Option<std::path::PathBuf>>,
+    /// Run the power-on self-tests of the library beside this program and print the module status.
+    #[arg(long)]
+    status: bool,
     /// Import the file as it is, as an AES key.
     #[arg(long)]
     aes: bool,
@@ -266,9 +273,41 @@ fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
     result
 }
 
+/// The Tessera library installed beside this program.
+fn library_beside() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.join("libtessera_pkcs11.so");
+    p.exists().then_some(p)
+}
+
+fn status(m: &Module) {
+    let post = &m.post;
+    println!("Mode:               {}", m.cfg.mode.name());
+    println!(
+        "Self-tests:         {} in {} µs",
+        if post.failure.is_none() { "passed" } else { "FAILED" },
+        post.elapsed.as_micros()
+    );
+    println!("Integrity:          {}", post.integrity);
+    match m.error_reason() {
+        None => println!("State:              operational"),
+        Some(r) => println!("State:              ERROR STATE: {r}"),
+    }
+}
+
 fn run(a: &Args) -> Res<()> {
     if a.version {
         println!("{}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    if let Some(p) = &a.seal {
+        let lib = match p {
+            Some(p) => p.clone(),
+            None => library_beside().ok_or("no libtessera_pkcs11.so beside tessera-util: name the library")?,
+        };
+        let out = tessera_pkcs11::fips::integrity::seal(&lib)
+            .map_err(|e| format!("could not seal {}: {e}", lib.display()))?;
+        println!("The integrity value of {} is recorded in {}.", lib.display(), out.display());
         return Ok(());
     }
     if let Some(mp) = &a.module {
@@ -277,8 +316,14 @@ fn run(a: &Args) -> Res<()> {
             return Err(format!("--module {}: tessera-util manages Tessera tokens only", mp.display()));
         }
     }
-    let m = Module::new().map_err(|e| format!("could not initialize the library ({})", rv(e)))?;
+    let m = Module::new(library_beside().as_deref())
+        .map_err(|e| format!("could not initialize the library ({})", rv(e)))?;
+    if a.status {
+        status(&m);
+        return if m.in_error() { Err("the module is in the error state".into()) } else { Ok(()) };
+    }
     if a.show_slots {
+        status(&m);
         show_slots(&m)
     } else if a.init_token {
         init_token(&m, a)

@@ -1,0 +1,63 @@
+//! The FIPS 140-3 style machinery: power-on self-tests run by `C_Initialize` (known-answer tests
+//! from `kat-vectors/`, aws-lc's own self-tests, and the module integrity test), and the error
+//! state any failure puts the module in.
+
+pub mod integrity;
+pub mod kat;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The outcome of the power-on self-tests.
+#[derive(Clone, Debug)]
+pub struct PostReport {
+    /// `None` when every test passed; otherwise the reason for the error state.
+    pub failure: Option<String>,
+    /// Each test that ran, in order, with its result.
+    pub results: Vec<(String, bool)>,
+    /// What the integrity test concluded.
+    pub integrity: integrity::Status,
+    pub elapsed: Duration,
+}
+
+/// Runs every power-on self-test. `module_file` is the installed library (absent when the core
+/// runs inside `tessera-util`); `require_seal` makes a missing integrity value a failure.
+pub fn power_on_self_tests(module_file: Option<&Path>, require_seal: bool) -> PostReport {
+    let start = Instant::now();
+    let mut results = Vec::new();
+    let mut failure = None;
+    let integrity = match module_file {
+        Some(p) => integrity::check(p),
+        None => integrity::Status::NotApplicable,
+    };
+    let integrity_ok = match &integrity {
+        integrity::Status::Verified | integrity::Status::NotApplicable => true,
+        integrity::Status::Unsealed => !require_seal,
+        integrity::Status::Mismatch | integrity::Status::Unreadable(_) => false,
+    };
+    results.push(("module integrity (HMAC-SHA-256)".to_string(), integrity_ok));
+    if !integrity_ok {
+        failure = Some(format!("integrity test failed: {integrity}"));
+    }
+    if failure.is_none() {
+        for (name, ok) in kat::run_all() {
+            if !ok && failure.is_none() {
+                failure = Some(format!("known-answer test failed: {name}"));
+            }
+            results.push((name, ok));
+        }
+    }
+    if failure.is_none() {
+        let ok = kat::healthy("aws-lc") && crate::crypto_ffi::selftest::aws_lc_self_test();
+        results.push(("aws-lc self-tests (incl. CTR-DRBG KAT)".to_string(), ok));
+        if !ok {
+            failure = Some("aws-lc self-tests failed".to_string());
+        }
+    }
+    let elapsed = start.elapsed();
+    match &failure {
+        None => tracing::info!("power-on self-tests passed in {} µs ({integrity})", elapsed.as_micros()),
+        Some(f) => tracing::error!("power-on self-tests: {f}; the module is in the error state"),
+    }
+    PostReport { failure, results, integrity, elapsed }
+}
