@@ -112,6 +112,13 @@ pub fn load_env(env: Env) -> Loaded {
     Loaded { p, env, _guard: guard }
 }
 
+impl Drop for Loaded {
+    /// Finalises the module, so the next test of the process can initialise it again.
+    fn drop(&mut self) {
+        let _ = self.p.clone().finalize();
+    }
+}
+
 impl Loaded {
     /// Initialises a new token on the free slot, sets the user PIN, and returns its slot (as the
     /// slot list shows it after initialisation).
