@@ -7,6 +7,13 @@ tessera_install_packages() {
     [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
     command -v openssl >/dev/null || need+=(openssl)
     command -v cc >/dev/null || need+=(gcc)
+    # interoperability tests (tests/interop.rs)
+    compgen -G '/usr/lib/*/engines-3/pkcs11.so' >/dev/null || need+=(libengine-pkcs11-openssl)
+    command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
+    [ -e /usr/lib/python3/dist-packages/PyKCS11/__init__.py ] || need+=(python3-pykcs11)
+    command -v p11-kit >/dev/null || need+=(p11-kit)
+    compgen -G '/usr/lib/*/pkcs11/p11-kit-client.so' >/dev/null || need+=(p11-kit-modules)
+    command -v p11tool >/dev/null || need+=(gnutls-bin)
     if [ ${#need[@]} -gt 0 ]; then
         echo "== installing ${need[*]}"
         local sudo=""
