@@ -11,6 +11,8 @@ echo "== building (release)"
 cargo build --release -q -p tessera-pkcs11
 MOD=$PWD/target/release/libtessera_pkcs11.so
 UTIL=$PWD/target/release/tessera-util
+# Record the integrity value the power-on self-tests check (needed after every build).
+$UTIL --seal
 P11="pkcs11-tool --module $MOD"
 LABEL=tessera-demo
 SO=12345678
@@ -22,6 +24,7 @@ run() { echo "\$ $*" | sed "s|$MOD|libtessera_pkcs11.so|; s|$UTIL|tessera-util|"
 if $UTIL --show-slots | grep -q "Label: *$LABEL\$"; then
     $UTIL --delete-token --token "$LABEL" >/dev/null
 fi
+run $UTIL --status
 run $P11 --show-info
 run $UTIL --init-token --free --label "$LABEL" --so-pin $SO --pin $PIN
 run $P11 --list-slots
@@ -37,6 +40,10 @@ echo
 run $P11 --token-label "$LABEL" --generate-random 16 -o /tmp/tessera-demo.rnd
 echo "16 random bytes: $(od -An -tx1 /tmp/tessera-demo.rnd | tr -d ' \n')"
 echo
+run $P11 --token-label "$LABEL" --login --pin $PIN --keypairgen --key-type EC:prime256v1 --id 01 --label demo-ec
+echo "Tessera signs" > /tmp/tessera-demo.msg
+run $P11 --token-label "$LABEL" --login --pin $PIN --sign -m ECDSA-SHA256 --id 01 -i /tmp/tessera-demo.msg -o /tmp/tessera-demo.sig
+run $P11 --token-label "$LABEL" --login --pin $PIN --verify -m ECDSA-SHA256 --id 01 -i /tmp/tessera-demo.msg --signature-file /tmp/tessera-demo.sig
 run $UTIL --show-slots
 echo "Demo done. The token '$LABEL' stays in the default store; remove it with:"
 echo "  $UTIL --delete-token --token $LABEL"

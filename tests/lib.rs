@@ -250,3 +250,21 @@ pub mod wycheproof {
         }
     }
 }
+
+/// Whether the suite runs in the approved mode (`TESSERA_MODE=approved`, as `tests/run-all.sh`'s
+/// second pass sets it). Tests of non-approved uses then assert the refusal instead of the result.
+pub fn approved_mode() -> bool {
+    std::env::var("TESSERA_MODE").is_ok_and(|m| m.eq_ignore_ascii_case("approved"))
+}
+
+/// Checks a return value against the mode: in the approved mode a non-approved use must be
+/// refused with `refusal`; otherwise it must succeed. Returns whether the operation went ahead.
+pub fn allowed_unless_approved(rv: cryptoki_sys::CK_RV, refusal: cryptoki_sys::CK_RV, what: &str) -> bool {
+    if approved_mode() {
+        assert_eq!(rv, refusal, "{what}: the approved mode must refuse it with {refusal:#x}");
+        false
+    } else {
+        assert_eq!(rv, cryptoki_sys::CKR_OK, "{what}");
+        true
+    }
+}
