@@ -30,6 +30,8 @@ pub struct Module {
     pub sessions: RwLock<HashMap<CK_SESSION_HANDLE, SessionRef>>,
     next_session: AtomicU64,
     pub handles: Mutex<Handles>,
+    /// IV counters of session keys (they never leave this process), by `CKA_UNIQUE_ID`.
+    pub session_counters: Mutex<HashMap<Vec<u8>, u64>>,
 }
 
 /// Locks a mutex, ignoring poisoning: a panic in one call must not wedge every later one.
@@ -67,6 +69,7 @@ impl Module {
             sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             handles: Mutex::new(Handles::default()),
+            session_counters: Mutex::new(HashMap::new()),
             kek,
             cfg,
         };

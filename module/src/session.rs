@@ -44,6 +44,14 @@ pub struct CipherOp {
     pub reauth: bool,
 }
 
+/// An active message-based encryption or decryption (`C_MessageEncryptInit` …).
+pub struct MessageOp {
+    pub mechanism: CK_MECHANISM_TYPE,
+    pub key: std::sync::Arc<crate::object::Object>,
+    /// Where the key's IV counter lives: its token, for token keys.
+    pub token_key: bool,
+}
+
 /// Operations in progress in one session.
 #[derive(Default)]
 pub struct Ops {
@@ -53,6 +61,8 @@ pub struct Ops {
     pub verify: Option<VerifyOp>,
     pub encrypt: Option<CipherOp>,
     pub decrypt: Option<CipherOp>,
+    pub message_encrypt: Option<MessageOp>,
+    pub message_decrypt: Option<MessageOp>,
     /// The approved indicator of the last operation started in this session
     /// (`C_GetSessionValidationFlags`); `None` before any.
     pub last_approved: Option<bool>,

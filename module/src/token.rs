@@ -55,6 +55,8 @@ pub struct Token {
     login: RwLock<Login>,
     kek: Arc<KekCache>,
     policy: PinPolicy,
+    /// IV counter values reserved by this process, per key: (next, end).
+    counters: Mutex<HashMap<Vec<u8>, (u64, u64)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +86,7 @@ impl Token {
             login: RwLock::new(Login::default()),
             kek,
             policy,
+            counters: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -364,6 +367,21 @@ impl Token {
 
     fn obj_uid(obj: &Object) -> Vec<u8> {
         obj.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec()
+    }
+
+    /// The next value of a token key's IV counter (persisted: unique across sessions, processes
+    /// and restarts). Values are reserved from the store in blocks.
+    pub fn next_counter(&self, key_uid: &[u8]) -> Result<u64> {
+        const BLOCK: u64 = 256;
+        let mut c = lock(&self.counters);
+        let entry = c.entry(key_uid.to_vec()).or_insert((0, 0));
+        if entry.0 == entry.1 {
+            let start = lock(&self.db).reserve_counter(key_uid, BLOCK)?;
+            *entry = (start, start + BLOCK);
+        }
+        let v = entry.0;
+        entry.0 += 1;
+        Ok(v)
     }
 
     /// Stores a new token object in one transaction; returns its id.

@@ -19,6 +19,8 @@ C_GenerateRandom C_WaitForSlotEvent C_GetInterfaceList C_GetInterface C_LoginUse
 C_EncryptInit C_Encrypt C_EncryptUpdate C_EncryptFinal C_DecryptInit C_Decrypt C_DecryptUpdate
 C_DecryptFinal C_SignInit C_Sign C_SignUpdate C_SignFinal C_VerifyInit C_Verify C_VerifyUpdate
 C_VerifyFinal C_GenerateKey C_GenerateKeyPair C_WrapKey C_UnwrapKey C_DeriveKey C_DigestKey C_SessionCancel C_GetSessionValidationFlags
+C_MessageEncryptInit C_EncryptMessage C_MessageEncryptFinal C_MessageDecryptInit C_DecryptMessage
+C_MessageDecryptFinal
 """.split())
 
 src = pathlib.Path(sys.argv[1]).read_text()

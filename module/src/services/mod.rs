@@ -5,6 +5,7 @@ pub mod crypto;
 pub mod digest;
 pub mod general;
 pub mod keys;
+pub mod message;
 pub mod objects;
 pub mod random;
 pub mod sessions;

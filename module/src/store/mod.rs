@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: the epoch counts re-initialisations, so a process holding the old token key notices.
     "ALTER TABLE token ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
+    // 3: invocation counters of keys whose GCM IVs the token generates (never reused).
+    "CREATE TABLE iv_counter (uid BLOB PRIMARY KEY, next INTEGER NOT NULL);",
 ];
 
 /// The token's own row.
@@ -286,6 +288,21 @@ impl Db {
             "UPDATE object SET private = ?2, attrs = ?3, secret = ?4, rev = rev + 1 WHERE id = ?1 RETURNING rev",
         )?;
         Ok(st.query_row(params![id, private, attrs, secret], |r| r.get(0)).optional()?)
+    }
+
+    /// Reserves `n` consecutive values of a key's IV counter for this process, in one
+    /// transaction, and returns the first. A process that dies leaves its unused values unused:
+    /// no value is ever handed out twice.
+    pub fn reserve_counter(&mut self, uid: &[u8], n: u64) -> Result<u64> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("INSERT OR IGNORE INTO iv_counter (uid, next) VALUES (?1, 0)", params![uid])?;
+        let next: i64 = tx.query_row(
+            "UPDATE iv_counter SET next = next + ?2 WHERE uid = ?1 RETURNING next - ?2",
+            params![uid, n as i64],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(next as u64)
     }
 
     /// Deletes an object; false if it was already gone.

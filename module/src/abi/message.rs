@@ -1,0 +1,132 @@
+//! Message-based encryption entry points (spec §5.11, PKCS#11 3.0): AES-GCM with
+//! `CK_GCM_MESSAGE_PARAMS`. The per-message parameter carries output buffers (the generated IV,
+//! the tag), which this layer fills after the core has worked.
+
+use super::*;
+use crate::services::message::{Encrypted, GcmMessage};
+use std::ffi::c_void;
+
+/// Reads `CK_GCM_MESSAGE_PARAMS`; returns the parameters and the caller's IV and tag buffers.
+unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> Result<(GcmMessage, &'a mut [u8], &'a mut [u8])> {
+    if p.is_null() || len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    let m = std::ptr::read_unaligned(p as *const CK_GCM_MESSAGE_PARAMS);
+    if m.pIv.is_null() || m.ulIvLen == 0 || m.pTag.is_null() || m.ulTagBits % 8 != 0 || m.ulTagBits > 128 {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    let iv = std::slice::from_raw_parts_mut(m.pIv, m.ulIvLen as usize);
+    let tag = std::slice::from_raw_parts_mut(m.pTag, (m.ulTagBits / 8) as usize);
+    let params =
+        GcmMessage { iv: iv.to_vec(), iv_fixed_bits: m.ulIvFixedBits, generator: m.ivGenerator, tag_bits: m.ulTagBits };
+    Ok((params, iv, tag))
+}
+
+unsafe fn init(
+    name: &'static str,
+    encrypt: bool,
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard(name, || {
+        let m = module()?;
+        m.session(h)?;
+        let mech = mech.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
+        let param =
+            bytes(mech.pParameter as *const u8, mech.ulParameterLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+        m.message_init(h, encrypt, mech.mechanism, param, key)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageEncryptInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    init("C_MessageEncryptInit", true, hSession, pMechanism, hKey)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageDecryptInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hKey: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    init("C_MessageDecryptInit", false, hSession, pMechanism, hKey)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessage(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: *mut c_void,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: *mut CK_BYTE,
+    ulAssociatedDataLen: CK_ULONG,
+    pPlaintext: *mut CK_BYTE,
+    ulPlaintextLen: CK_ULONG,
+    pCiphertext: *mut CK_BYTE,
+    pulCiphertextLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_EncryptMessage", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (params, iv_out, tag_out) = gcm_message(pParameter, ulParameterLen)?;
+        let aad = bytes(pAssociatedData, ulAssociatedDataLen)?;
+        let plain = bytes(pPlaintext, ulPlaintextLen)?;
+        let cap = capacity(pCiphertext, pulCiphertextLen)?;
+        let len_out = out(pulCiphertextLen)?;
+        match m.encrypt_message(hSession, &params, aad, plain, cap)? {
+            Encrypted::Length { len, too_small } => {
+                *len_out = len as CK_ULONG;
+                if too_small {
+                    Err(err(CKR_BUFFER_TOO_SMALL))
+                } else {
+                    Ok(())
+                }
+            }
+            Encrypted::Done { ciphertext, iv, tag } => {
+                std::ptr::copy_nonoverlapping(ciphertext.as_ptr(), pCiphertext, ciphertext.len());
+                *len_out = ciphertext.len() as CK_ULONG;
+                iv_out.copy_from_slice(&iv);
+                tag_out.copy_from_slice(&tag);
+                Ok(())
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessage(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: *mut c_void,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: *mut CK_BYTE,
+    ulAssociatedDataLen: CK_ULONG,
+    pCiphertext: *mut CK_BYTE,
+    ulCiphertextLen: CK_ULONG,
+    pPlaintext: *mut CK_BYTE,
+    pulPlaintextLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("C_DecryptMessage", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let (params, _, tag) = gcm_message(pParameter, ulParameterLen)?;
+        let aad = bytes(pAssociatedData, ulAssociatedDataLen)?;
+        let ct = bytes(pCiphertext, ulCiphertextLen)?;
+        let cap = capacity(pPlaintext, pulPlaintextLen)?;
+        let o = m.decrypt_message(hSession, &params, tag, aad, ct, cap)?;
+        write_output(o, pPlaintext, pulPlaintextLen)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_MessageEncryptFinal", || module()?.message_final(hSession, true))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_MessageDecryptFinal", || module()?.message_final(hSession, false))
+}

@@ -1,0 +1,198 @@
+//! Message-based encryption (spec §5.11, PKCS#11 3.0): AES-GCM with per-message parameters,
+//! where the token can generate the IV (`CKG_GENERATE_COUNTER`, `CKG_GENERATE_RANDOM`). A counter
+//! IV never repeats for a key: token keys keep their counter in the store (reserved in blocks, so
+//! across sessions, processes and restarts), session keys in the module.
+
+use super::crypto::Usage;
+use crate::error::{err, Result};
+use crate::mechanisms::aes::GcmParams;
+use crate::mechanisms::registry;
+use crate::module::{lock, Module};
+use crate::policy::{policy, Function, KeyInfo};
+use crate::session::{MessageOp, Session};
+use cryptoki_sys::*;
+
+/// `CK_GCM_MESSAGE_PARAMS` without its pointers: the IV buffer's contents and length, how the IV
+/// is made, and the tag length.
+#[derive(Clone, Debug)]
+pub struct GcmMessage {
+    pub iv: Vec<u8>,
+    pub iv_fixed_bits: CK_ULONG,
+    pub generator: CK_GENERATOR_FUNCTION,
+    pub tag_bits: CK_ULONG,
+}
+
+/// What `C_EncryptMessage` gives back.
+pub enum Encrypted {
+    /// The ciphertext length only (NULL or short buffer); nothing was consumed.
+    Length { len: usize, too_small: bool },
+    /// Ciphertext, the IV used (to be written back into the caller's IV buffer) and the tag.
+    Done { ciphertext: Vec<u8>, iv: Vec<u8>, tag: Vec<u8> },
+}
+
+const IV_BYTES: usize = 12;
+
+impl Module {
+    /// `C_MessageEncryptInit` / `C_MessageDecryptInit`.
+    pub fn message_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        let slot = if encrypt { &ops.message_encrypt } else { &ops.message_decrypt };
+        if slot.is_some() {
+            return Err(err(CKR_OPERATION_ACTIVE));
+        }
+        if mech != CKM_AES_GCM {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
+        if !param.is_empty() {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        }
+        let m = registry().get(mech)?;
+        let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
+        let k = self.usable_key(&s, key, mech, m, usage)?;
+        let (target, _) = self.resolve(&s, key)?;
+        let token_key = matches!(target, super::objects::Target::Token { .. });
+        let op = MessageOp { mechanism: mech, key: k, token_key };
+        if encrypt {
+            ops.message_encrypt = Some(op);
+        } else {
+            ops.message_decrypt = Some(op);
+        }
+        Ok(())
+    }
+
+    /// `C_MessageEncryptFinal` / `C_MessageDecryptFinal`.
+    pub fn message_final(&self, h: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        let slot = if encrypt { &mut ops.message_encrypt } else { &mut ops.message_decrypt };
+        slot.take().map(|_| ()).ok_or(err(CKR_OPERATION_NOT_INITIALIZED))
+    }
+
+    fn next_counter(&self, s: &Session, op: &MessageOp) -> Result<u64> {
+        let uid = op.key.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec();
+        if op.token_key {
+            s.token.next_counter(&uid)
+        } else {
+            let mut c = lock(&self.session_counters);
+            let v = c.entry(uid).or_insert(0);
+            let out = *v;
+            *v += 1;
+            Ok(out)
+        }
+    }
+
+    /// Makes the IV of one message as the parameters ask.
+    fn message_iv(&self, s: &Session, op: &MessageOp, p: &GcmMessage) -> Result<Vec<u8>> {
+        if p.generator == CKG_NO_GENERATE {
+            return Ok(p.iv.clone());
+        }
+        let fixed_bits = p.iv_fixed_bits as usize;
+        if p.iv.len() != IV_BYTES || fixed_bits % 8 != 0 || fixed_bits > 64 {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        }
+        let fixed = fixed_bits / 8;
+        let mut iv = p.iv.clone();
+        match p.generator {
+            CKG_GENERATE | CKG_GENERATE_COUNTER => {
+                let counter = self.next_counter(s, op)?;
+                let room = IV_BYTES - fixed;
+                if room < 8 && counter >> (room * 8) != 0 {
+                    tracing::error!("the IV counter of a GCM key is exhausted");
+                    return Err(err(CKR_FUNCTION_FAILED));
+                }
+                let bytes = counter.to_be_bytes();
+                let take = room.min(8);
+                iv[IV_BYTES - take..].copy_from_slice(&bytes[8 - take..]);
+                for b in &mut iv[fixed..IV_BYTES - take] {
+                    *b = 0;
+                }
+            }
+            CKG_GENERATE_RANDOM => {
+                let r = crate::store::seal::random_bytes(IV_BYTES - fixed)?;
+                iv[fixed..].copy_from_slice(&r);
+            }
+            _ => return Err(err(CKR_MECHANISM_PARAM_INVALID)),
+        }
+        Ok(iv)
+    }
+
+    fn note_decision(&self, s: &Session, op: &MessageOp, f: Function, generated: bool) -> Result<()> {
+        let d = policy()?.decide_with(self.cfg.mode, op.mechanism, f, &KeyInfo::of(&op.key), &|c| {
+            c == "token_generated_iv" && generated
+        })?;
+        lock(&s.ops).last_approved = Some(d.approved);
+        Ok(())
+    }
+
+    /// `C_EncryptMessage`. `cap` is the caller's ciphertext buffer (`None` for NULL).
+    pub fn encrypt_message(
+        &self,
+        h: CK_SESSION_HANDLE,
+        p: &GcmMessage,
+        aad: &[u8],
+        plain: &[u8],
+        cap: Option<usize>,
+    ) -> Result<Encrypted> {
+        let s = self.session(h)?;
+        let op = {
+            let ops = lock(&s.ops);
+            let op = ops.message_encrypt.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            MessageOp { mechanism: op.mechanism, key: op.key.clone(), token_key: op.token_key }
+        };
+        match cap {
+            None => return Ok(Encrypted::Length { len: plain.len(), too_small: false }),
+            Some(c) if c < plain.len() => return Ok(Encrypted::Length { len: plain.len(), too_small: true }),
+            _ => {}
+        }
+        self.note_decision(&s, &op, Function::Encrypt, p.generator != CKG_NO_GENERATE)?;
+        let iv = self.message_iv(&s, &op, p)?;
+        let params = GcmParams { iv: iv.clone(), aad: aad.to_vec(), tag_bits: p.tag_bits }.encode()?;
+        let m = registry().get(op.mechanism)?;
+        let mut c = m.encrypt(&params, &op.key)?;
+        let mut out = c.update(plain)?;
+        out.extend(c.finish()?);
+        let tag = out.split_off(plain.len());
+        Ok(Encrypted::Done { ciphertext: out, iv, tag })
+    }
+
+    /// `C_DecryptMessage`: `tag` is what the caller's tag buffer holds.
+    pub fn decrypt_message(
+        &self,
+        h: CK_SESSION_HANDLE,
+        p: &GcmMessage,
+        tag: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+        cap: Option<usize>,
+    ) -> Result<super::Output> {
+        let s = self.session(h)?;
+        let op = {
+            let ops = lock(&s.ops);
+            let op = ops.message_decrypt.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            MessageOp { mechanism: op.mechanism, key: op.key.clone(), token_key: op.token_key }
+        };
+        match cap {
+            None => return Ok(super::Output::Length { len: ciphertext.len(), too_small: false }),
+            Some(c) if c < ciphertext.len() => {
+                return Ok(super::Output::Length { len: ciphertext.len(), too_small: true })
+            }
+            _ => {}
+        }
+        self.note_decision(&s, &op, Function::Decrypt, false)?;
+        let params = GcmParams { iv: p.iv.clone(), aad: aad.to_vec(), tag_bits: p.tag_bits }.encode()?;
+        let m = registry().get(op.mechanism)?;
+        let mut d = m.decrypt(&params, &op.key)?;
+        let mut out = d.update(ciphertext)?;
+        out.extend(d.update(tag)?);
+        out.extend(d.finish()?);
+        Ok(super::Output::Done(out))
+    }
+}
