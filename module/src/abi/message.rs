@@ -12,7 +12,7 @@ unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> Result<(GcmMessage, 
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
     let m = std::ptr::read_unaligned(p as *const CK_GCM_MESSAGE_PARAMS);
-    if m.pIv.is_null() || m.ulIvLen == 0 || m.pTag.is_null() || m.ulTagBits % 8 != 0 || m.ulTagBits > 128 {
+    if m.pIv.is_null() || m.ulIvLen == 0 || m.pTag.is_null() || !m.ulTagBits.is_multiple_of(8) || m.ulTagBits > 128 {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
     let iv = std::slice::from_raw_parts_mut(m.pIv, m.ulIvLen as usize);

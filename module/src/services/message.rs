@@ -95,7 +95,7 @@ impl Module {
             return Ok(p.iv.clone());
         }
         let fixed_bits = p.iv_fixed_bits as usize;
-        if p.iv.len() != IV_BYTES || fixed_bits % 8 != 0 || fixed_bits > 64 {
+        if p.iv.len() != IV_BYTES || !fixed_bits.is_multiple_of(8) || fixed_bits > 64 {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let fixed = fixed_bits / 8;
