@@ -337,3 +337,43 @@ extern "C" {
     #[link_name = "_exit"]
     fn libc_exit(code: i32) -> !;
 }
+
+/// The 3.2 validation object describes the module; its flag is the one the indicators report.
+#[test]
+fn validation_object_describes_the_module() {
+    let lib = open(&module_path(), Env::new(""));
+    unsafe {
+        assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
+        let slot = lib.token();
+        let mut h = 0;
+        assert_eq!(lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
+        let class = CKO_VALIDATION;
+        let mut t = [CK_ATTRIBUTE { type_: CKA_CLASS, pValue: &class as *const _ as *mut _, ulValueLen: 8 }];
+        assert_eq!(lib.f.C_FindObjectsInit(h, t.as_mut_ptr(), 1), CKR_OK);
+        let mut o = [0; 4];
+        let mut n = 0;
+        assert_eq!(lib.f.C_FindObjects(h, o.as_mut_ptr(), 4, &mut n), CKR_OK);
+        assert_eq!(lib.f.C_FindObjectsFinal(h), CKR_OK);
+        assert_eq!(n, 1, "one validation object");
+        let (mut flag, mut authority, mut vtype): (CK_ULONG, CK_ULONG, CK_ULONG) = (0, 0, 0);
+        let mut q = [
+            CK_ATTRIBUTE { type_: CKA_VALIDATION_FLAG, pValue: &mut flag as *mut _ as *mut _, ulValueLen: 8 },
+            CK_ATTRIBUTE {
+                type_: CKA_VALIDATION_AUTHORITY_TYPE,
+                pValue: &mut authority as *mut _ as *mut _,
+                ulValueLen: 8,
+            },
+            CK_ATTRIBUTE { type_: CKA_VALIDATION_TYPE, pValue: &mut vtype as *mut _ as *mut _, ulValueLen: 8 },
+        ];
+        assert_eq!(lib.f.C_GetAttributeValue(h, o[0], q.as_mut_ptr(), 3), CKR_OK);
+        assert_eq!((flag, authority, vtype), (1, CKV_AUTHORITY_TYPE_NIST_CMVP, CKV_TYPE_SOFTWARE));
+        assert_eq!(lib.f.C_DestroyObject(h, o[0]), CKR_SESSION_READ_ONLY);
+        let mut label = [CK_ATTRIBUTE { type_: CKA_LABEL, pValue: b"x".as_ptr() as *mut _, ulValueLen: 1 }];
+        assert_ne!(lib.f.C_SetAttributeValue(h, o[0], label.as_mut_ptr(), 1), CKR_OK);
+        // An unfiltered search lists the application's objects only.
+        assert_eq!(lib.f.C_FindObjectsInit(h, null_mut(), 0), CKR_OK);
+        assert_eq!(lib.f.C_FindObjects(h, o.as_mut_ptr(), 4, &mut n), CKR_OK);
+        assert_eq!(n, 0);
+        assert_eq!(lib.f.C_FindObjectsFinal(h), CKR_OK);
+    }
+}

@@ -171,6 +171,21 @@ pub const EC_PRIVATE: &[Spec] =
 /// Generic secret and AES keys.
 pub const SECRET_VALUE: &[Spec] = &[s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET), s(CKA_VALUE_LEN, Ulong, FIXED)];
 
+/// The validation object (PKCS#11 3.2 `CKO_VALIDATION`): made by the token, read-only.
+pub const VALIDATION: &[Spec] = &[
+    s(CKA_VALIDATION_TYPE, Ulong, TOKEN_SET),
+    s(CKA_VALIDATION_VERSION, Bytes, TOKEN_SET),
+    s(CKA_VALIDATION_LEVEL, Ulong, TOKEN_SET),
+    s(CKA_VALIDATION_MODULE_ID, Bytes, TOKEN_SET),
+    s(CKA_VALIDATION_FLAG, Ulong, TOKEN_SET),
+    s(CKA_VALIDATION_AUTHORITY_TYPE, Ulong, TOKEN_SET),
+    s(CKA_VALIDATION_COUNTRY, Bytes, TOKEN_SET),
+    s(CKA_VALIDATION_CERTIFICATE_IDENTIFIER, Bytes, TOKEN_SET),
+    s(CKA_VALIDATION_CERTIFICATE_URI, Bytes, TOKEN_SET),
+    s(CKA_VALIDATION_VENDOR_URI, Bytes, TOKEN_SET),
+    s(CKA_VALIDATION_PROFILE, Bytes, TOKEN_SET),
+];
+
 /// Key types whose attribute model Tessera knows, with their material for each class.
 pub fn key_material(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Option<&'static [Spec]> {
     match (class, key_type) {
@@ -194,6 +209,7 @@ pub fn key_material(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Option<&'s
 pub fn tables(class: CK_OBJECT_CLASS, sub: Option<CK_ULONG>) -> Option<Vec<&'static [Spec]>> {
     Some(match class {
         CKO_DATA => vec![STORAGE, DATA],
+        CKO_VALIDATION => vec![STORAGE, VALIDATION],
         CKO_CERTIFICATE => match sub? {
             CKC_X_509 => vec![STORAGE, CERTIFICATE, X509],
             _ => return None,

@@ -81,6 +81,9 @@ impl Handles {
     }
 }
 
+/// The owner of the validation objects: no session has handle 0, so none closes them.
+const VALIDATION_OWNER: CK_SESSION_HANDLE = 0;
+
 /// One attribute asked for with `C_GetAttributeValue`.
 pub enum AttrAnswer {
     Value(Vec<u8>),
@@ -257,9 +260,56 @@ impl Module {
         }
     }
 
+    /// The module's validation object on a token (PKCS#11 3.2 `CKO_VALIDATION`), made the first
+    /// time an application searches the token. It describes the FIPS 140-3 validation the module
+    /// is built for; its flag is what `C_GetSessionValidationFlags` and
+    /// `CKA_OBJECT_VALIDATION_FLAGS` report for approved operations and keys.
+    fn ensure_validation_object(&self, token: &Arc<Token>) {
+        use crate::object::{bool_, ulong};
+        let mut handles = lock(&self.handles);
+        let present = handles
+            .map
+            .values()
+            .any(|t| matches!(t, Target::Session { owner: VALIDATION_OWNER, token: tk, .. } if Arc::ptr_eq(tk, token)));
+        if present {
+            return;
+        }
+        let (major, minor) = crate::services::general::library_version();
+        let attrs: crate::object::AttrMap = [
+            (CKA_CLASS, ulong(CKO_VALIDATION)),
+            (CKA_TOKEN, bool_(true)),
+            (CKA_PRIVATE, bool_(false)),
+            (CKA_MODIFIABLE, bool_(false)),
+            (CKA_COPYABLE, bool_(false)),
+            (CKA_DESTROYABLE, bool_(false)),
+            (CKA_LABEL, b"Tessera FIPS 140-3 validation".to_vec()),
+            (CKA_UNIQUE_ID, b"tessera-validation-fips-140-3".to_vec()),
+            (CKA_VALIDATION_TYPE, ulong(CKV_TYPE_SOFTWARE)),
+            (CKA_VALIDATION_VERSION, vec![3, 0]),
+            (CKA_VALIDATION_LEVEL, ulong(1)),
+            (CKA_VALIDATION_MODULE_ID, format!("Tessera {major}.{minor}").into_bytes()),
+            (CKA_VALIDATION_FLAG, ulong(crate::object::attrs::VALIDATION_FLAG_FIPS)),
+            (CKA_VALIDATION_AUTHORITY_TYPE, ulong(CKV_AUTHORITY_TYPE_NIST_CMVP)),
+            (CKA_VALIDATION_COUNTRY, b"US".to_vec()),
+            // Not submitted for validation: no certificate number.
+            (CKA_VALIDATION_CERTIFICATE_IDENTIFIER, Vec::new()),
+            (CKA_VALIDATION_CERTIFICATE_URI, Vec::new()),
+            (CKA_VALIDATION_VENDOR_URI, Vec::new()),
+            (CKA_VALIDATION_PROFILE, Vec::new()),
+        ]
+        .into();
+        let obj = Arc::new(Object { attrs });
+        handles.alloc(Target::Session { owner: VALIDATION_OWNER, token: token.clone(), obj });
+    }
+
     /// `C_FindObjectsInit`: the search runs now; `C_FindObjects` hands the results out.
     pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<()> {
         let s = self.session(h)?;
+        let asks_validation =
+            template.iter().any(|(t, v)| *t == CKA_CLASS && *v == crate::object::ulong(CKO_VALIDATION));
+        if asks_validation {
+            self.ensure_validation_object(&s.token);
+        }
         let mut ops = lock(&s.ops);
         if ops.find.is_some() {
             return Err(err(CKR_OPERATION_ACTIVE));
@@ -279,6 +329,11 @@ impl Module {
             .map
             .iter()
             .filter(|(_, t)| match t {
+                // The validation object is found only by a search for its class, so that listing
+                // "all objects" of a token shows the application's objects, as before 3.2.
+                Target::Session { owner: VALIDATION_OWNER, obj, .. } => {
+                    asks_validation && Arc::ptr_eq(t.token(), &s.token) && obj.matches(template)
+                }
                 Target::Session { token, obj, .. } => {
                     Arc::ptr_eq(token, &s.token) && (user || !obj.is_private()) && obj.matches(template)
                 }
