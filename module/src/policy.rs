@@ -274,6 +274,14 @@ mod tests {
     }
 
     #[test]
+    fn generated_gcm_ivs_are_approved() {
+        let p = Policy::load().unwrap();
+        let generated = |c: &str| c == "token_generated_iv";
+        let aes = KeyInfo { bits: Some(256), curve: None };
+        assert!(p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &aes, &generated).unwrap().approved);
+    }
+
+    #[test]
     fn decisions() {
         let p = Policy::load().unwrap();
         let no = |_: &str| false;
@@ -297,7 +305,7 @@ mod tests {
         assert!(!d.approved);
         assert_eq!(
             p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no),
-            Err(err(CKR_MECHANISM_INVALID))
+            Err(err(CKR_MECHANISM_PARAM_INVALID))
         );
         assert!(!p.decide(Mode::NonApproved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no).unwrap().approved);
         assert_eq!(

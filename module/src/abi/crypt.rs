@@ -1,6 +1,15 @@
 //! Encryption and decryption entry points (spec §5.10, §5.11).
 
 use super::*;
+use crate::services::crypto::OpKind;
+
+fn kind(encrypt: bool) -> OpKind {
+    if encrypt {
+        OpKind::Encrypt
+    } else {
+        OpKind::Decrypt
+    }
+}
 
 unsafe fn init(
     name: &'static str,
@@ -12,6 +21,9 @@ unsafe fn init(
     guard(name, || {
         let m = module()?;
         m.session(h)?;
+        if mech.is_null() {
+            return m.cancel_operation(h, kind(encrypt));
+        }
         let (mt, param) = mechanism(mech)?;
         m.cipher_init(h, encrypt, mt, &param, key)
     })
@@ -29,9 +41,11 @@ unsafe fn single(
     guard(name, || {
         let m = module()?;
         m.session(h)?;
-        let d = bytes(data, len)?;
-        let cap = capacity(out_p, out_len)?;
-        write_output(m.cipher(h, encrypt, d, cap)?, out_p, out_len)
+        ending(&m, h, kind(encrypt), || {
+            let d = bytes(data, len)?;
+            let cap = capacity(out_p, out_len)?;
+            write_output(m.cipher(h, encrypt, d, cap)?, out_p, out_len)
+        })
     })
 }
 
@@ -47,9 +61,11 @@ unsafe fn update(
     guard(name, || {
         let m = module()?;
         m.session(h)?;
-        let d = bytes(data, len)?;
-        let cap = capacity(out_p, out_len)?;
-        write_output(m.cipher_update(h, encrypt, d, cap)?, out_p, out_len)
+        ending(&m, h, kind(encrypt), || {
+            let d = bytes(data, len)?;
+            let cap = capacity(out_p, out_len)?;
+            write_output(m.cipher_update(h, encrypt, d, cap)?, out_p, out_len)
+        })
     })
 }
 
@@ -63,8 +79,10 @@ unsafe fn last(
     guard(name, || {
         let m = module()?;
         m.session(h)?;
-        let cap = capacity(out_p, out_len)?;
-        write_output(m.cipher_final(h, encrypt, cap)?, out_p, out_len)
+        ending(&m, h, kind(encrypt), || {
+            let cap = capacity(out_p, out_len)?;
+            write_output(m.cipher_final(h, encrypt, cap)?, out_p, out_len)
+        })
     })
 }
 

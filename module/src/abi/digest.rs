@@ -7,6 +7,9 @@ pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *
     guard("C_DigestInit", || {
         let m = module()?;
         m.session(hSession)?;
+        if pMechanism.is_null() {
+            return m.cancel_operation(hSession, crate::services::crypto::OpKind::Digest);
+        }
         let (mech, param) = mechanism(pMechanism)?;
         m.digest_init(hSession, mech, &param)
     })

@@ -20,9 +20,12 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
             if given.iter().any(|g| *g) && !given.iter().all(|g| *g) {
                 return Err(err(CKR_ARGUMENTS_BAD));
             }
-            // With or without application mutex callbacks, Tessera locks with the operating
-            // system's primitives: on the platforms it runs on every application thread is an OS
-            // thread, so these locks are correct for any threading model the callbacks describe.
+            // Tessera locks with the operating system's primitives. Callbacks offered together
+            // with CKF_OS_LOCKING_OK leave the choice to the library; callbacks alone would
+            // require using them, which Tessera does not do (spec §5.4, case 3).
+            if given[0] && args.flags & CKF_OS_LOCKING_OK == 0 {
+                return Err(err(CKR_CANT_LOCK));
+            }
         }
         install_fork_handler()?;
         crate::state::initialize(library_path().as_deref())

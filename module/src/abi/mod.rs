@@ -62,6 +62,21 @@ pub fn not_supported(name: &'static str) -> CK_RV {
     })
 }
 
+/// Runs the body of a call that continues or finishes an operation: on failure (other than a
+/// short buffer) the operation ends, as the specification requires.
+pub fn ending(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    op: crate::services::crypto::OpKind,
+    f: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let r = f();
+    if let Err(e) = r {
+        m.end_after_error(h, op, e.rv());
+    }
+    r
+}
+
 /// The initialised module for a cryptographic or object service: `CKR_CRYPTOKI_NOT_INITIALIZED`
 /// before `C_Initialize`, `CKR_GENERAL_ERROR` in the error state.
 pub fn module() -> Result<Arc<Module>> {
@@ -156,18 +171,37 @@ pub unsafe fn label(p: *const CK_UTF8CHAR) -> Result<String> {
     Ok(s.trim_end_matches([' ', '\0']).to_string())
 }
 
+/// Most attributes a template may hold.
+pub const MAX_TEMPLATE: CK_ULONG = 4096;
+/// Longest attribute value accepted (16 MiB).
+pub const MAX_ATTRIBUTE_LEN: CK_ULONG = 16 << 20;
+/// Longest mechanism parameter accepted (1 MiB).
+pub const MAX_PARAMETER_LEN: CK_ULONG = 1 << 20;
+
 /// Reads an application template, converting nested templates (`CKF_ARRAY_ATTRIBUTE`) into the
 /// core's encoding.
 pub unsafe fn read_template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    if p.is_null() {
+    if p.is_null() || n > MAX_TEMPLATE {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
     let list = std::slice::from_raw_parts(p, n as usize);
     let mut t = Vec::with_capacity(list.len());
     for a in list {
+        // A length that cannot be right for the attribute is refused before anything is read,
+        // so a wild length never makes the module read past the caller's buffer.
+        let len_ok = match attrs::kind_of(a.type_) {
+            attrs::Kind::Bool => a.ulValueLen == 1,
+            attrs::Kind::Ulong => a.ulValueLen == std::mem::size_of::<CK_ULONG>() as CK_ULONG,
+            attrs::Kind::Date => a.ulValueLen == 0 || a.ulValueLen == 8,
+            attrs::Kind::Template => a.ulValueLen <= MAX_TEMPLATE * std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG,
+            attrs::Kind::Bytes | attrs::Kind::Mechanisms => a.ulValueLen <= MAX_ATTRIBUTE_LEN,
+        };
+        if !len_ok {
+            return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+        }
         let v = if attrs::kind_of(a.type_) == attrs::Kind::Template {
             let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
             if a.ulValueLen % size != 0 {
@@ -223,5 +257,8 @@ pub unsafe fn fill_attribute(a: &mut CK_ATTRIBUTE, v: &[u8]) -> Result<bool> {
 /// (`params.rs`: parameter structs with pointers are read and re-encoded here).
 pub unsafe fn mechanism(p: *const CK_MECHANISM) -> Result<(CK_MECHANISM_TYPE, Vec<u8>)> {
     let m = p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
+    if m.ulParameterLen > MAX_PARAMETER_LEN {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
     Ok((m.mechanism, params::convert(m.mechanism, m.pParameter as *const std::ffi::c_void, m.ulParameterLen)?))
 }

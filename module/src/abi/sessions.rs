@@ -102,3 +102,20 @@ pub unsafe extern "C" fn C_GetSessionValidationFlags(
         Ok(())
     })
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetFunctionStatus(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_GetFunctionStatus", || {
+        module()?.session(hSession)?;
+        // Legacy function: no function runs in parallel with the application.
+        Err(err(CKR_FUNCTION_NOT_PARALLEL))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_CancelFunction(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_CancelFunction", || {
+        module()?.session(hSession)?;
+        Err(err(CKR_FUNCTION_NOT_PARALLEL))
+    })
+}

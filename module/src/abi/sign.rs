@@ -1,6 +1,7 @@
 //! Signing, MACing and verification entry points (spec §5.13, §5.14).
 
 use super::*;
+use crate::services::crypto::OpKind;
 
 #[no_mangle]
 pub unsafe extern "C" fn C_SignInit(
@@ -11,6 +12,9 @@ pub unsafe extern "C" fn C_SignInit(
     guard("C_SignInit", || {
         let m = module()?;
         m.session(hSession)?;
+        if pMechanism.is_null() {
+            return m.cancel_operation(hSession, OpKind::Sign);
+        }
         let (mt, param) = mechanism(pMechanism)?;
         m.sign_init(hSession, mt, &param, hKey)
     })
@@ -27,9 +31,11 @@ pub unsafe extern "C" fn C_Sign(
     guard("C_Sign", || {
         let m = module()?;
         m.session(hSession)?;
-        let d = bytes(pData, ulDataLen)?;
-        let cap = capacity(pSignature, pulSignatureLen)?;
-        write_output(m.sign(hSession, d, cap)?, pSignature, pulSignatureLen)
+        ending(&m, hSession, OpKind::Sign, || {
+            let d = bytes(pData, ulDataLen)?;
+            let cap = capacity(pSignature, pulSignatureLen)?;
+            write_output(m.sign(hSession, d, cap)?, pSignature, pulSignatureLen)
+        })
     })
 }
 
@@ -38,7 +44,7 @@ pub unsafe extern "C" fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut C
     guard("C_SignUpdate", || {
         let m = module()?;
         m.session(hSession)?;
-        m.sign_update(hSession, bytes(pPart, ulPartLen)?)
+        ending(&m, hSession, OpKind::Sign, || m.sign_update(hSession, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -51,8 +57,10 @@ pub unsafe extern "C" fn C_SignFinal(
     guard("C_SignFinal", || {
         let m = module()?;
         m.session(hSession)?;
-        let cap = capacity(pSignature, pulSignatureLen)?;
-        write_output(m.sign_final(hSession, cap)?, pSignature, pulSignatureLen)
+        ending(&m, hSession, OpKind::Sign, || {
+            let cap = capacity(pSignature, pulSignatureLen)?;
+            write_output(m.sign_final(hSession, cap)?, pSignature, pulSignatureLen)
+        })
     })
 }
 
@@ -65,6 +73,9 @@ pub unsafe extern "C" fn C_VerifyInit(
     guard("C_VerifyInit", || {
         let m = module()?;
         m.session(hSession)?;
+        if pMechanism.is_null() {
+            return m.cancel_operation(hSession, OpKind::Verify);
+        }
         let (mt, param) = mechanism(pMechanism)?;
         m.verify_init(hSession, mt, &param, hKey)
     })
@@ -81,7 +92,9 @@ pub unsafe extern "C" fn C_Verify(
     guard("C_Verify", || {
         let m = module()?;
         m.session(hSession)?;
-        m.verify(hSession, bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?)
+        ending(&m, hSession, OpKind::Verify, || {
+            m.verify(hSession, bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?)
+        })
     })
 }
 
@@ -94,7 +107,7 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     guard("C_VerifyUpdate", || {
         let m = module()?;
         m.session(hSession)?;
-        m.verify_update(hSession, bytes(pPart, ulPartLen)?)
+        ending(&m, hSession, OpKind::Verify, || m.verify_update(hSession, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -107,6 +120,6 @@ pub unsafe extern "C" fn C_VerifyFinal(
     guard("C_VerifyFinal", || {
         let m = module()?;
         m.session(hSession)?;
-        m.verify_final(hSession, bytes(pSignature, ulSignatureLen)?)
+        ending(&m, hSession, OpKind::Verify, || m.verify_final(hSession, bytes(pSignature, ulSignatureLen)?))
     })
 }

@@ -5,102 +5,200 @@
 use cryptoki_sys::*;
 
 #[no_mangle]
-pub unsafe extern "C" fn C_GetOperationState(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_GetOperationState(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_GetOperationState")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_SetOperationState(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: CK_OBJECT_HANDLE, _arg5: CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_SetOperationState(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: CK_OBJECT_HANDLE,
+    _arg5: CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_SetOperationState")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_SignRecoverInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_SignRecoverInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_SignRecoverInit")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_SignRecover(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_SignRecover(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_SignRecover")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifyRecoverInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_VerifyRecoverInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_VerifyRecoverInit")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifyRecover(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_VerifyRecover(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_VerifyRecover")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_DigestEncryptUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_DigestEncryptUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_DigestEncryptUpdate")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_DecryptDigestUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_DecryptDigestUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_DecryptDigestUpdate")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_SignEncryptUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_SignEncryptUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_SignEncryptUpdate")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_DecryptVerifyUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_DecryptVerifyUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_DecryptVerifyUpdate")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_GetFunctionStatus(_arg1: CK_SESSION_HANDLE) -> CK_RV {
-    super::not_supported("C_GetFunctionStatus")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_CancelFunction(_arg1: CK_SESSION_HANDLE) -> CK_RV {
-    super::not_supported("C_CancelFunction")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_EncryptMessageBegin(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_EncryptMessageBegin(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_EncryptMessageBegin")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_EncryptMessageNext(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: *mut CK_ULONG, _arg8: CK_FLAGS) -> CK_RV {
+pub unsafe extern "C" fn C_EncryptMessageNext(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: *mut CK_ULONG,
+    _arg8: CK_FLAGS,
+) -> CK_RV {
     super::not_supported("C_EncryptMessageNext")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_DecryptMessageBegin(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_DecryptMessageBegin(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_DecryptMessageBegin")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_DecryptMessageNext(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: *mut CK_ULONG, _arg8: CK_FLAGS) -> CK_RV {
+pub unsafe extern "C" fn C_DecryptMessageNext(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: *mut CK_ULONG,
+    _arg8: CK_FLAGS,
+) -> CK_RV {
     super::not_supported("C_DecryptMessageNext")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_MessageSignInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_MessageSignInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_MessageSignInit")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_SignMessage(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_SignMessage(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_SignMessage")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_SignMessageBegin(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_SignMessageBegin(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_SignMessageBegin")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_SignMessageNext(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_SignMessageNext(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_SignMessageNext")
 }
 
@@ -110,22 +208,46 @@ pub unsafe extern "C" fn C_MessageSignFinal(_arg1: CK_SESSION_HANDLE) -> CK_RV {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_MessageVerifyInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_MessageVerifyInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_MessageVerifyInit")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifyMessage(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_VerifyMessage(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_VerifyMessage")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifyMessageBegin(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_VerifyMessageBegin(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_VerifyMessageBegin")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifyMessageNext(_arg1: CK_SESSION_HANDLE, _arg2: *mut ::std::os::raw::c_void, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_VerifyMessageNext(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut ::std::os::raw::c_void,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_VerifyMessageNext")
 }
 
@@ -135,17 +257,41 @@ pub unsafe extern "C" fn C_MessageVerifyFinal(_arg1: CK_SESSION_HANDLE) -> CK_RV
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_EncapsulateKey(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: *mut CK_ATTRIBUTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: *mut CK_ULONG, _arg8: *mut CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_EncapsulateKey(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: *mut CK_ATTRIBUTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: *mut CK_ULONG,
+    _arg8: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_EncapsulateKey")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_DecapsulateKey(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: *mut CK_ATTRIBUTE, _arg5: CK_ULONG, _arg6: *mut CK_BYTE, _arg7: CK_ULONG, _arg8: *mut CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_DecapsulateKey(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: *mut CK_ATTRIBUTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_BYTE,
+    _arg7: CK_ULONG,
+    _arg8: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_DecapsulateKey")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifySignatureInit(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: *mut CK_BYTE, _arg5: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_VerifySignatureInit(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_VerifySignatureInit")
 }
 
@@ -155,7 +301,11 @@ pub unsafe extern "C" fn C_VerifySignature(_arg1: CK_SESSION_HANDLE, _arg2: *mut
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifySignatureUpdate(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_VerifySignatureUpdate(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_BYTE,
+    _arg3: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_VerifySignatureUpdate")
 }
 
@@ -165,26 +315,60 @@ pub unsafe extern "C" fn C_VerifySignatureFinal(_arg1: CK_SESSION_HANDLE) -> CK_
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_AsyncComplete(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_UTF8CHAR, _arg3: *mut CK_ASYNC_DATA) -> CK_RV {
+pub unsafe extern "C" fn C_AsyncComplete(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_UTF8CHAR,
+    _arg3: *mut CK_ASYNC_DATA,
+) -> CK_RV {
     super::not_supported("C_AsyncComplete")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_AsyncGetID(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_UTF8CHAR, _arg3: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_AsyncGetID(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_UTF8CHAR,
+    _arg3: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_AsyncGetID")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_AsyncJoin(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_UTF8CHAR, _arg3: CK_ULONG, _arg4: *mut CK_BYTE, _arg5: CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_AsyncJoin(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_UTF8CHAR,
+    _arg3: CK_ULONG,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_AsyncJoin")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_WrapKeyAuthenticated(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: CK_OBJECT_HANDLE, _arg5: *mut CK_BYTE, _arg6: CK_ULONG, _arg7: *mut CK_BYTE, _arg8: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_WrapKeyAuthenticated(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: CK_OBJECT_HANDLE,
+    _arg5: *mut CK_BYTE,
+    _arg6: CK_ULONG,
+    _arg7: *mut CK_BYTE,
+    _arg8: *mut CK_ULONG,
+) -> CK_RV {
     super::not_supported("C_WrapKeyAuthenticated")
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_UnwrapKeyAuthenticated(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_MECHANISM, _arg3: CK_OBJECT_HANDLE, _arg4: *mut CK_BYTE, _arg5: CK_ULONG, _arg6: *mut CK_ATTRIBUTE, _arg7: CK_ULONG, _arg8: *mut CK_BYTE, _arg9: CK_ULONG, _arg10: *mut CK_OBJECT_HANDLE) -> CK_RV {
+pub unsafe extern "C" fn C_UnwrapKeyAuthenticated(
+    _arg1: CK_SESSION_HANDLE,
+    _arg2: *mut CK_MECHANISM,
+    _arg3: CK_OBJECT_HANDLE,
+    _arg4: *mut CK_BYTE,
+    _arg5: CK_ULONG,
+    _arg6: *mut CK_ATTRIBUTE,
+    _arg7: CK_ULONG,
+    _arg8: *mut CK_BYTE,
+    _arg9: CK_ULONG,
+    _arg10: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
     super::not_supported("C_UnwrapKeyAuthenticated")
 }

@@ -247,6 +247,6 @@ pub fn kind_of(ty: CK_ATTRIBUTE_TYPE) -> Kind {
     ];
     match ty {
         CKA_VALUE => Bytes,
-        _ => find(ALL, ty).map(|s| s.kind).unwrap_or(if ty & CKF_ARRAY_ATTRIBUTE != 0 { Template } else { Bytes }),
+        _ => find(ALL, ty).map(|s| s.kind).unwrap_or(Bytes),
     }
 }

@@ -46,7 +46,9 @@ pub fn check_value(kind: Kind, v: &[u8]) -> Result<()> {
         Kind::Bool => v.len() == 1 && v[0] <= 1,
         Kind::Ulong => v.len() == std::mem::size_of::<CK_ULONG>(),
         Kind::Date => v.is_empty() || (v.len() == 8 && v.iter().all(u8::is_ascii_digit)),
-        Kind::Mechanisms => v.len().is_multiple_of(std::mem::size_of::<CK_ULONG>()),
+        // An allowed-mechanisms list names at least one mechanism: an empty list would claim a
+        // restriction that allows nothing.
+        Kind::Mechanisms => !v.is_empty() && v.len().is_multiple_of(std::mem::size_of::<CK_ULONG>()),
         Kind::Bytes | Kind::Template => true,
     };
     if ok {
@@ -107,6 +109,10 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
         }
         // Key material of generated, unwrapped or derived keys comes from the token only.
         if origin != Origin::Created && spec.flags & attrs::SECRET != 0 {
+            return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        // The length of a secret key follows from its value (spec §4.7.2 note 6).
+        if origin == Origin::Created && *t == CKA_VALUE_LEN && class == CKO_SECRET_KEY {
             return Err(err(CKR_ATTRIBUTE_READ_ONLY));
         }
         check_value(spec.kind, v)?;
@@ -278,6 +284,17 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
                 }
             }
             obj.attrs.insert(CKA_MODULUS_BITS, ulong(bits));
+        }
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
+            // Only curves Tessera implements, in the key type that fits them, with a public point
+            // of the curve's shape.
+            let curve = crate::mechanisms::ec::Curve::from_params(obj.get(CKA_EC_PARAMS).unwrap_or(&[]))?;
+            if Some(curve.key_type()) != sub {
+                return Err(err(CKR_TEMPLATE_INCONSISTENT));
+            }
+            if let Some(point) = obj.get(CKA_EC_POINT) {
+                curve.point(point).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+            }
         }
         (CKO_CERTIFICATE, _) if obj.get(CKA_CHECK_VALUE).is_none_or(|v| v.is_empty()) => {
             let value = obj.get(CKA_VALUE).unwrap_or(&[]);

@@ -11,6 +11,16 @@ use crate::session::{CipherOp, Ops, Session, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
 
+/// The kinds of operation a session runs, one of each at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Encrypt,
+    Decrypt,
+    Sign,
+    Verify,
+    Digest,
+}
+
 /// What a key is being used for; names the attribute that must allow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Usage {
@@ -95,6 +105,48 @@ impl Module {
         })
     }
 
+    /// Ends an operation after a failed call: the specification ends an operation on any error
+    /// but `CKR_BUFFER_TOO_SMALL` (and errors that never reached the session).
+    pub fn end_after_error(&self, h: CK_SESSION_HANDLE, op: OpKind, rv: CK_RV) {
+        if matches!(
+            rv,
+            CKR_BUFFER_TOO_SMALL
+                | CKR_SESSION_HANDLE_INVALID
+                | CKR_CRYPTOKI_NOT_INITIALIZED
+                | CKR_OPERATION_NOT_INITIALIZED
+        ) {
+            return;
+        }
+        if let Ok(s) = self.session(h) {
+            let mut ops = lock(&s.ops);
+            match op {
+                OpKind::Encrypt => ops.encrypt = None,
+                OpKind::Decrypt => ops.decrypt = None,
+                OpKind::Sign => ops.sign = None,
+                OpKind::Verify => ops.verify = None,
+                OpKind::Digest => ops.digest = None,
+            }
+        }
+    }
+
+    /// `C_*Init` with a NULL mechanism (PKCS#11 3.0): cancels the active operation of that kind.
+    pub fn cancel_operation(&self, h: CK_SESSION_HANDLE, op: OpKind) -> Result<()> {
+        let s = self.session(h)?;
+        let mut ops = lock(&s.ops);
+        let was = match op {
+            OpKind::Encrypt => ops.encrypt.take().is_some(),
+            OpKind::Decrypt => ops.decrypt.take().is_some(),
+            OpKind::Sign => ops.sign.take().is_some(),
+            OpKind::Verify => ops.verify.take().is_some(),
+            OpKind::Digest => ops.digest.take().is_some(),
+        };
+        if was {
+            Ok(())
+        } else {
+            Err(err(CKR_ARGUMENTS_BAD))
+        }
+    }
+
     /// Resolves a key handle for a use with a mechanism and checks everything the specification
     /// attaches to that: the handle (`CKR_KEY_HANDLE_INVALID`), the usage attribute
     /// (`CKR_KEY_FUNCTION_NOT_PERMITTED`), the key type (`CKR_KEY_TYPE_INCONSISTENT`),
@@ -107,6 +159,18 @@ impl Module {
         mech: &dyn Mechanism,
         usage: Usage,
     ) -> Result<Arc<Object>> {
+        let needed = match usage {
+            Usage::Encrypt => CKF_ENCRYPT,
+            Usage::Decrypt => CKF_DECRYPT,
+            Usage::Sign => CKF_SIGN,
+            Usage::Verify => CKF_VERIFY,
+            Usage::Wrap => CKF_WRAP,
+            Usage::Unwrap => CKF_UNWRAP,
+            Usage::Derive => CKF_DERIVE,
+        };
+        if mech.info().flags & needed == 0 {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
         let (target, obj) = self.resolve(s, key).map_err(|e| match e.rv() {
             CKR_OBJECT_HANDLE_INVALID => err(CKR_KEY_HANDLE_INVALID),
             _ => e,
