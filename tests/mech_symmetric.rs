@@ -1,11 +1,17 @@
 //! AES, generic secrets, HMAC and the KDFs through the built module: published known answers,
 //! multi-part and two-call behaviour, parameter checks and the errors the specification names.
+//!
+//! The suite runs in both modes of the module: under `TESSERA_MODE=approved` every use that
+//! `policy/approved.toml` does not approve is asserted to be refused with the policy's error
+//! (`CKR_MECHANISM_INVALID`, `CKR_KEY_SIZE_RANGE` or `CKR_MECHANISM_PARAM_INVALID`), and the
+//! approved uses are exercised with inputs the policy accepts.
 
 #[path = "symmetric_util.rs"]
 mod util;
 
 use cryptoki_sys::*;
 use std::ptr::null_mut;
+use tessera_tests::approved_mode;
 use util::*;
 
 const K128: &str = "2b7e151628aed2a6abf7158809cf4f3c";
@@ -17,14 +23,70 @@ fn ctr(bits: CK_ULONG, cb: &[u8]) -> Mech {
     Mech::with_struct(CKM_AES_CTR, &p)
 }
 
+/// The symmetric mechanisms with an approved use (`policy/approved.toml`): listed in both modes.
+const APPROVED: [CK_MECHANISM_TYPE; 22] = [
+    CKM_AES_KEY_GEN,
+    CKM_AES_ECB,
+    CKM_AES_CBC,
+    CKM_AES_CBC_PAD,
+    CKM_AES_CTR,
+    CKM_AES_GCM,
+    CKM_AES_KEY_WRAP,
+    CKM_AES_KEY_WRAP_KWP,
+    CKM_AES_CMAC,
+    CKM_AES_CMAC_GENERAL,
+    CKM_GENERIC_SECRET_KEY_GEN,
+    CKM_SHA_1_HMAC,
+    CKM_SHA224_HMAC,
+    CKM_SHA256_HMAC,
+    CKM_SHA384_HMAC,
+    CKM_SHA512_HMAC,
+    CKM_SHA3_224_HMAC,
+    CKM_SHA3_256_HMAC,
+    CKM_SHA3_384_HMAC,
+    CKM_SHA3_512_HMAC,
+    CKM_HKDF_DERIVE,
+    CKM_PKCS5_PBKD2,
+];
+
+/// The symmetric mechanisms with no approved use: offered only in the non-approved mode.
+const NOT_APPROVED: [CK_MECHANISM_TYPE; 10] = [
+    CKM_SHA_1_HMAC_GENERAL,
+    CKM_SHA224_HMAC_GENERAL,
+    CKM_SHA256_HMAC_GENERAL,
+    CKM_SHA384_HMAC_GENERAL,
+    CKM_SHA512_HMAC_GENERAL,
+    CKM_SHA3_224_HMAC_GENERAL,
+    CKM_SHA3_256_HMAC_GENERAL,
+    CKM_SHA3_384_HMAC_GENERAL,
+    CKM_SHA3_512_HMAC_GENERAL,
+    CKM_HKDF_DATA,
+];
+
+/// What the approved mode refuses `C_EncryptInit` with AES-GCM with: the approved encryption rule
+/// requires an IV generated inside the module (condition `token_generated_iv`, met only through
+/// the message API; FIPS 140-3 IG C.H), so with the IV the application gives in `CK_GCM_PARAMS`
+/// the condition is unmet. GCM decryption stays approved.
+const GCM_ENCRYPT_REFUSED: CK_RV = CKR_MECHANISM_PARAM_INVALID;
+
 #[test]
 fn mechanism_list_and_info() {
     let t = T::new("mechs");
-    let slot = {
-        let mut s: CK_SESSION_INFO = Default::default();
-        assert_eq!(unsafe { t.f.C_GetSessionInfo(t.h, &mut s) }, CKR_OK);
-        s.slotID
-    };
+    let slot = t.slot();
+    let list = t.mechanisms();
+    for m in APPROVED {
+        assert!(list.contains(&m), "mechanism {m:#x} is listed in both modes");
+    }
+    for m in NOT_APPROVED {
+        if approved_mode() {
+            assert!(!list.contains(&m), "mechanism {m:#x} has no approved use: not listed in the approved mode");
+            let mut info = CK_MECHANISM_INFO::default();
+            let rv = unsafe { t.f.C_GetMechanismInfo(slot, m, &mut info) };
+            assert_eq!(rv, CKR_MECHANISM_INVALID, "C_GetMechanismInfo of {m:#x} in the approved mode");
+        } else {
+            assert!(list.contains(&m), "mechanism {m:#x} is listed in the non-approved mode");
+        }
+    }
     let want: [(CK_MECHANISM_TYPE, CK_FLAGS); 14] = [
         (CKM_AES_KEY_GEN, CKF_GENERATE),
         (CKM_AES_ECB, CKF_ENCRYPT | CKF_DECRYPT),
@@ -43,7 +105,18 @@ fn mechanism_list_and_info() {
     ];
     for (m, flags) in want {
         let mut info = CK_MECHANISM_INFO::default();
-        assert_eq!(unsafe { t.f.C_GetMechanismInfo(slot, m, &mut info) }, CKR_OK, "mechanism {m:#x}");
+        let rv = unsafe { t.f.C_GetMechanismInfo(slot, m, &mut info) };
+        if approved_mode() && NOT_APPROVED.contains(&m) {
+            assert_eq!(rv, CKR_MECHANISM_INVALID, "mechanism {m:#x} in the approved mode");
+            continue;
+        }
+        assert_eq!(rv, CKR_OK, "mechanism {m:#x}");
+        // In the approved mode only the functions with an approved use are asserted: CBC_PAD and
+        // GCM do not wrap there (neither is an SP 800-38F key wrap).
+        let flags = match m {
+            CKM_AES_CBC_PAD | CKM_AES_GCM if approved_mode() => CKF_ENCRYPT | CKF_DECRYPT,
+            _ => flags,
+        };
         assert_eq!(info.flags & flags, flags, "flags of {m:#x}");
     }
     let mut info = CK_MECHANISM_INFO::default();
@@ -55,8 +128,13 @@ fn mechanism_list_and_info() {
 fn aes_key_generation() {
     let t = T::new("aesgen");
     let g = Mech::new(CKM_AES_KEY_GEN);
+    // Without CKA_VALUE_LEN the template is incomplete in both modes (the policy leaves an
+    // unsized generation to the mechanism); a size outside 16/24/32 bytes is outside the rule.
     assert_eq!(t.generate(&g, &made(CKK_AES, None)), Err(CKR_TEMPLATE_INCOMPLETE));
-    assert_eq!(t.generate(&g, &made(CKK_AES, Some(20))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    assert_eq!(
+        t.generate(&g, &made(CKK_AES, Some(20))),
+        or_refused(Err(CKR_ATTRIBUTE_VALUE_INVALID), CKR_KEY_SIZE_RANGE)
+    );
     assert_eq!(
         t.generate(&Mech::with(CKM_AES_KEY_GEN, &[1]), &made(CKK_AES, Some(16))),
         Err(CKR_MECHANISM_PARAM_INVALID)
@@ -198,6 +276,9 @@ fn aes_ctr_counter_bits() {
 #[test]
 fn aes_gcm() {
     let t = T::new("aesgcm");
+    // Every encryption below is refused in the approved mode (GCM_ENCRYPT_REFUSED: the policy
+    // decides before the mechanism reads its parameters); the decryptions run in both modes.
+    let refused = GCM_ENCRYPT_REFUSED;
     // The GCM specification's test case 4 (AES-128, 96-bit IV, AAD).
     let k = t.key(CKK_AES, &h("feffe9928665731c6d6a8f9467308308")).unwrap();
     let iv = h("cafebabefacedbaddecaf888");
@@ -206,14 +287,15 @@ fn aes_gcm() {
     let ct = h("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091");
     let tag = h("5bc94fbc3221a5db94fae95ae7121a47");
     let m = gcm(&iv, &aad, 128);
-    assert_eq!(t.encrypt(&m, k, &pt).unwrap(), [ct.clone(), tag.clone()].concat());
+    assert_eq!(t.encrypt(&m, k, &pt), or_refused(Ok([ct.clone(), tag.clone()].concat()), refused));
     assert_eq!(t.decrypt(&m, k, &[ct.clone(), tag.clone()].concat()).unwrap(), pt);
     // Shorter tags are prefixes of the full one.
     let m96 = gcm(&iv, &aad, 96);
-    assert_eq!(t.encrypt(&m96, k, &pt).unwrap(), [ct.clone(), tag[..12].to_vec()].concat());
+    assert_eq!(t.encrypt(&m96, k, &pt), or_refused(Ok([ct.clone(), tag[..12].to_vec()].concat()), refused));
     assert_eq!(t.decrypt(&m96, k, &[ct.clone(), tag[..12].to_vec()].concat()).unwrap(), pt);
     let m32 = gcm(&iv, &aad, 32);
-    assert_eq!(t.encrypt(&m32, k, &pt).unwrap().len(), pt.len() + 4);
+    assert_eq!(t.encrypt(&m32, k, &pt).map(|v| v.len()), or_refused(Ok(pt.len() + 4), refused));
+    assert_eq!(t.decrypt(&m32, k, &[ct.clone(), tag[..4].to_vec()].concat()).unwrap(), pt);
     // Tampering.
     let mut bad = [ct.clone(), tag.clone()].concat();
     bad[3] ^= 0x40;
@@ -224,25 +306,37 @@ fn aes_gcm() {
     );
     assert_eq!(t.decrypt(&m, k, &tag[..10]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
     // Multi-part: encryption streams, decryption holds everything until the tag is checked.
-    let parts = t.cipher_parts(true, &m, k, &[&pt[..5], &pt[5..33], &pt[33..]]).unwrap();
-    assert_eq!((parts[0].len(), parts[1].len(), parts[3].len()), (5, 28, 16));
-    assert_eq!(parts.concat(), [ct.clone(), tag.clone()].concat());
+    let parts = t.cipher_parts(true, &m, k, &[&pt[..5], &pt[5..33], &pt[33..]]);
+    if let Some(parts) = allowed(parts, refused, "multi-part GCM encryption") {
+        assert_eq!((parts[0].len(), parts[1].len(), parts[3].len()), (5, 28, 16));
+        assert_eq!(parts.concat(), [ct.clone(), tag.clone()].concat());
+    }
     let whole = [ct.clone(), tag.clone()].concat();
     let back = t.cipher_parts(false, &m, k, &[&whole[..30], &whole[30..]]).unwrap();
     assert_eq!((back[0].len(), back[1].len()), (0, 0));
     assert_eq!(back.concat(), pt);
     // IVs of other lengths (the GCM specification's test case 6: a 60-byte IV).
     let iv60 = h("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
-    let c6 = t.encrypt(&gcm(&iv60, &aad, 128), k, &pt).unwrap();
-    assert_eq!(c6[pt.len()..], h("619cc5aefffe0bfa462af43c1699d050")[..]);
-    assert_eq!(t.encrypt(&gcm(&[1], &[], 128), k, b"x").map(|v| v.len()), Ok(17));
-    // Parameter checks.
+    let ct6 = h("8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5");
+    let tag6 = h("619cc5aefffe0bfa462af43c1699d050");
+    let c6 = t.encrypt(&gcm(&iv60, &aad, 128), k, &pt);
+    assert_eq!(c6.map(|c| c[pt.len()..].to_vec()), or_refused(Ok(tag6.clone()), refused));
+    assert_eq!(t.decrypt(&gcm(&iv60, &aad, 128), k, &[ct6, tag6].concat()).unwrap(), pt);
+    assert_eq!(t.encrypt(&gcm(&[1], &[], 128), k, b"x").map(|v| v.len()), or_refused(Ok(17), refused));
+    // Parameter checks (on decryption too, which the approved mode leaves to them).
     for bits in [0, 8, 100, 136] {
-        assert_eq!(t.encrypt_init(&gcm(&iv, &aad, bits), k), Err(CKR_MECHANISM_PARAM_INVALID), "tag bits {bits}");
+        assert_eq!(
+            t.encrypt_init(&gcm(&iv, &aad, bits), k),
+            or_refused(Err(CKR_MECHANISM_PARAM_INVALID), refused),
+            "tag bits {bits}"
+        );
+        assert_eq!(t.decrypt_init(&gcm(&iv, &aad, bits), k), Err(CKR_MECHANISM_PARAM_INVALID), "tag bits {bits}");
     }
-    assert_eq!(t.encrypt_init(&gcm(&[], &aad, 128), k), Err(CKR_MECHANISM_PARAM_INVALID));
-    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_GCM, &[0; 12]), k), Err(CKR_MECHANISM_PARAM_INVALID));
-    assert_eq!(t.encrypt_init(&Mech::new(CKM_AES_GCM), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    let bad_params = [gcm(&[], &aad, 128), Mech::with(CKM_AES_GCM, &[0; 12]), Mech::new(CKM_AES_GCM)];
+    for p in &bad_params {
+        assert_eq!(t.encrypt_init(p, k), or_refused(Err(CKR_MECHANISM_PARAM_INVALID), refused));
+        assert_eq!(t.decrypt_init(p, k), Err(CKR_MECHANISM_PARAM_INVALID));
+    }
     // The 2.40 layout without ulIvBits.
     #[repr(C)]
     struct Old {
@@ -253,7 +347,9 @@ fn aes_gcm() {
         tag_bits: CK_ULONG,
     }
     let old = Old { iv: iv.as_ptr(), iv_len: 12, aad: aad.as_ptr(), aad_len: aad.len() as CK_ULONG, tag_bits: 128 };
-    assert_eq!(t.encrypt(&Mech::with_struct(CKM_AES_GCM, &old), k, &pt).unwrap(), [ct, tag].concat());
+    let old = Mech::with_struct(CKM_AES_GCM, &old);
+    assert_eq!(t.encrypt(&old, k, &pt), or_refused(Ok([ct.clone(), tag.clone()].concat()), refused));
+    assert_eq!(t.decrypt(&old, k, &[ct, tag].concat()).unwrap(), pt);
 }
 
 #[test]
@@ -314,15 +410,27 @@ fn aes_key_wrap() {
     let fixed = t.create(&tpl).unwrap();
     assert_eq!(t.wrap(&kw, kek, fixed), Err(CKR_KEY_UNEXTRACTABLE));
     assert_eq!(t.wrap(&kw, g20, inner), Err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT));
-    // CBC_PAD and GCM wrap too.
+    // CBC_PAD and GCM wrap too. Neither is an approved key wrap (SP 800-38F: KW and KWP are), so
+    // the approved mode refuses C_WrapKey and C_UnwrapKey with them.
     let iv = [0u8; 16];
-    let w = t.wrap(&Mech::with(CKM_AES_CBC_PAD, &iv), kek, g20).unwrap();
-    let back = t.unwrap(&Mech::with(CKM_AES_CBC_PAD, &iv), kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
-    assert_eq!(t.value(back).unwrap(), k20);
+    let cbc = Mech::with(CKM_AES_CBC_PAD, &iv);
+    if let Some(w) = allowed(t.wrap(&cbc, kek, g20), CKR_MECHANISM_INVALID, "wrapping with CBC_PAD") {
+        let back = t.unwrap(&cbc, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
+        assert_eq!(t.value(back).unwrap(), k20);
+    } else {
+        // The same bytes, by an (approved) encryption; unwrapping them is still refused.
+        let w = t.encrypt(&cbc, kek, &k20).unwrap();
+        assert_eq!(t.unwrap(&cbc, kek, &w, &made(CKK_GENERIC_SECRET, None)), Err(CKR_MECHANISM_INVALID));
+    }
     let g = gcm(&[1; 12], b"label", 128);
-    let w = t.wrap(&g, kek, g20).unwrap();
-    let back = t.unwrap(&g, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
-    assert_eq!(t.value(back).unwrap(), k20);
+    if let Some(w) = allowed(t.wrap(&g, kek, g20), CKR_MECHANISM_INVALID, "wrapping with GCM") {
+        let back = t.unwrap(&g, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
+        assert_eq!(t.value(back).unwrap(), k20);
+    } else {
+        // GCM wrapping is refused (the IV is the application's), unwrapping is decryption and
+        // approved: bytes that do not authenticate are an invalid wrapped key.
+        assert_eq!(t.unwrap(&g, kek, &[0x5a; 36], &made(CKK_GENERIC_SECRET, None)), Err(CKR_WRAPPED_KEY_INVALID));
+    }
 }
 
 #[test]
@@ -361,9 +469,15 @@ fn reference_hmac<D: sha3::Digest>(block: usize, key: &[u8], msg: &[u8]) -> Vec<
     D::digest([opad, inner.to_vec()].concat()).to_vec()
 }
 
+/// The approved mode's answers for HMAC: a key shorter than 112 bits (SP 800-131A Rev. 2 §10)
+/// is outside the rule; truncated HMAC (`_GENERAL`) and HMAC-SHA3-224 have no approved use.
+const SHORT_HMAC_KEY: CK_RV = CKR_KEY_SIZE_RANGE;
+const NO_APPROVED_USE: CK_RV = CKR_MECHANISM_INVALID;
+
 #[test]
 fn hmac_known_answers_and_checks() {
     let t = T::new("hmac");
+    // "Jefe" is a 32-bit key: every use of it is refused in the approved mode.
     let jefe = t.key(CKK_GENERIC_SECRET, b"Jefe").unwrap();
     let msg = b"what do ya want for nothing?";
     // RFC 2202 case 2 and RFC 4231 case 2.
@@ -379,16 +493,49 @@ fn hmac_known_answers_and_checks() {
     ];
     for (m, want) in cases {
         let want = h(want);
-        assert_eq!(t.sign(&Mech::new(m), jefe, msg).unwrap(), want, "mechanism {m:#x}");
-        assert_eq!(t.sign_parts(&Mech::new(m), jefe, &[&msg[..4], &[], &msg[4..]]).unwrap(), want);
-        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &want), Ok(()));
+        assert_eq!(t.sign(&Mech::new(m), jefe, msg), or_refused(Ok(want.clone()), SHORT_HMAC_KEY), "mechanism {m:#x}");
+        assert_eq!(
+            t.sign_parts(&Mech::new(m), jefe, &[&msg[..4], &[], &msg[4..]]),
+            or_refused(Ok(want.clone()), SHORT_HMAC_KEY)
+        );
+        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &want), or_refused(Ok(()), SHORT_HMAC_KEY));
         let general = Mech::with_ulong(m + 1, 10);
-        assert_eq!(t.sign(&general, jefe, msg).unwrap(), want[..10]);
-        assert_eq!(t.verify(&general, jefe, msg, &want[..10]), Ok(()));
-        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &want[..10]), Err(CKR_SIGNATURE_LEN_RANGE));
+        assert_eq!(t.sign(&general, jefe, msg), or_refused(Ok(want[..10].to_vec()), NO_APPROVED_USE));
+        assert_eq!(t.verify(&general, jefe, msg, &want[..10]), or_refused(Ok(()), NO_APPROVED_USE));
+        assert_eq!(
+            t.verify(&Mech::new(m), jefe, msg, &want[..10]),
+            or_refused(Err(CKR_SIGNATURE_LEN_RANGE), SHORT_HMAC_KEY)
+        );
         let mut bad = want.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &bad), Err(CKR_SIGNATURE_INVALID));
+        assert_eq!(t.verify(&Mech::new(m), jefe, msg, &bad), or_refused(Err(CKR_SIGNATURE_INVALID), SHORT_HMAC_KEY));
+    }
+    // RFC 2202 case 1 and RFC 4231 case 1: a 160-bit key, approved in both modes.
+    let k20 = t.key(CKK_GENERIC_SECRET, &[0x0b; 20]).unwrap();
+    let hi = b"Hi There";
+    let cases1: [(CK_MECHANISM_TYPE, &str); 5] = [
+        (CKM_SHA_1_HMAC, "b617318655057264e28bc0b6fb378c8ef146be00"),
+        (CKM_SHA224_HMAC, "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22"),
+        (CKM_SHA256_HMAC, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+        (CKM_SHA384_HMAC, "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6"),
+        (
+            CKM_SHA512_HMAC,
+            "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
+        ),
+    ];
+    for (m, want) in cases1 {
+        let want = h(want);
+        assert_eq!(t.sign(&Mech::new(m), k20, hi).unwrap(), want, "mechanism {m:#x}");
+        assert_eq!(t.sign_parts(&Mech::new(m), k20, &[&hi[..3], &hi[3..]]).unwrap(), want);
+        assert_eq!(t.verify(&Mech::new(m), k20, hi, &want), Ok(()));
+        assert_eq!(t.verify_parts(&Mech::new(m), k20, &[&hi[..5], &[], &hi[5..]], &want), Ok(()));
+        assert_eq!(t.verify(&Mech::new(m), k20, hi, &want[..10]), Err(CKR_SIGNATURE_LEN_RANGE));
+        let mut bad = want.clone();
+        bad[0] ^= 0x80;
+        assert_eq!(t.verify(&Mech::new(m), k20, hi, &bad), Err(CKR_SIGNATURE_INVALID));
+        let general = Mech::with_ulong(m + 1, 16);
+        assert_eq!(t.sign(&general, k20, hi), or_refused(Ok(want[..16].to_vec()), NO_APPROVED_USE));
+        assert_eq!(t.verify(&general, k20, hi, &want[..16]), or_refused(Ok(()), NO_APPROVED_USE));
     }
     // SHA-3, against HMAC computed here; keys shorter and longer than the block.
     let long_key = [0xa5u8; 200];
@@ -401,14 +548,23 @@ fn hmac_known_answers_and_checks() {
         (CKM_SHA3_512_HMAC, |k, m| reference_hmac::<sha3::Sha3_512>(72, k, m)),
     ];
     for (m, f) in sha3 {
-        assert_eq!(t.sign(&Mech::new(m), jefe, msg).unwrap(), f(b"Jefe", msg), "mechanism {m:#x}");
+        // HMAC with a FIPS 202 hash is approved with keys of at least 112 bits.
+        assert_eq!(
+            t.sign(&Mech::new(m), jefe, msg),
+            or_refused(Ok(f(b"Jefe", msg)), SHORT_HMAC_KEY),
+            "mechanism {m:#x}"
+        );
         let want = f(&long_key, msg);
-        assert_eq!(t.sign_parts(&Mech::new(m), lk, &[&msg[..20], &msg[20..]]).unwrap(), want);
-        assert_eq!(t.verify(&Mech::with_ulong(m + 1, 16), lk, msg, &want[..16]), Ok(()));
+        let signed = t.sign_parts(&Mech::new(m), lk, &[&msg[..20], &msg[20..]]);
+        assert_eq!(signed, Ok(want.clone()), "mechanism {m:#x}");
+        assert_eq!(t.verify(&Mech::with_ulong(m + 1, 16), lk, msg, &want[..16]), or_refused(Ok(()), NO_APPROVED_USE));
     }
-    // Key types: the matching HMAC type or generic; others refused. Usage flags honoured.
+    // Key types: the matching HMAC type or generic; others refused. Usage flags honoured (the key
+    // type and usage are checked before the policy, so the approved mode gives the same errors).
     let typed = t.key(CKK_SHA256_HMAC, b"Jefe").unwrap();
-    assert!(t.sign(&Mech::new(CKM_SHA256_HMAC), typed, msg).is_ok());
+    allowed(t.sign(&Mech::new(CKM_SHA256_HMAC), typed, msg), SHORT_HMAC_KEY, "HMAC with a 32-bit CKK_SHA256_HMAC key");
+    let typed20 = t.key(CKK_SHA256_HMAC, &[0x0b; 20]).unwrap();
+    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), typed20, hi).unwrap(), h(cases1[2].1));
     assert_eq!(t.sign(&Mech::new(CKM_SHA384_HMAC), typed, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
     let aes = t.key(CKK_AES, &[0; 16]).unwrap();
     assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), aes, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
@@ -417,15 +573,35 @@ fn hmac_known_answers_and_checks() {
     tpl.push((CKA_SIGN, V::B(false)));
     let verify_only = t.create(&tpl).unwrap();
     assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), verify_only, msg), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
-    assert_eq!(t.verify(&Mech::new(CKM_SHA256_HMAC), verify_only, msg, &h(cases[2].1)), Ok(()));
-    // Parameters.
-    assert_eq!(t.sign(&Mech::with_ulong(CKM_SHA256_HMAC_GENERAL, 33), jefe, msg), Err(CKR_MECHANISM_PARAM_INVALID));
-    assert_eq!(t.sign(&Mech::with(CKM_SHA256_HMAC_GENERAL, &[1, 2]), jefe, msg), Err(CKR_MECHANISM_PARAM_INVALID));
-    assert_eq!(t.sign(&Mech::with(CKM_SHA256_HMAC, &[1]), jefe, msg), Err(CKR_MECHANISM_PARAM_INVALID));
-    // Two-call length query on C_Sign.
+    assert_eq!(
+        t.verify(&Mech::new(CKM_SHA256_HMAC), verify_only, msg, &h(cases[2].1)),
+        or_refused(Ok(()), SHORT_HMAC_KEY)
+    );
+    // Parameters (the policy decides first: with the 32-bit key the approved mode answers that).
+    assert_eq!(
+        t.sign(&Mech::with_ulong(CKM_SHA256_HMAC_GENERAL, 33), jefe, msg),
+        or_refused(Err(CKR_MECHANISM_PARAM_INVALID), NO_APPROVED_USE)
+    );
+    assert_eq!(
+        t.sign(&Mech::with(CKM_SHA256_HMAC_GENERAL, &[1, 2]), jefe, msg),
+        or_refused(Err(CKR_MECHANISM_PARAM_INVALID), NO_APPROVED_USE)
+    );
+    assert_eq!(
+        t.sign(&Mech::with(CKM_SHA256_HMAC, &[1]), jefe, msg),
+        or_refused(Err(CKR_MECHANISM_PARAM_INVALID), SHORT_HMAC_KEY)
+    );
+    assert_eq!(t.sign(&Mech::with(CKM_SHA256_HMAC, &[1]), k20, msg), Err(CKR_MECHANISM_PARAM_INVALID));
+    // Two-call length query on C_Sign (with the 160-bit key in the approved mode, which refuses
+    // the 32-bit one).
     let mut mm = CK_MECHANISM { mechanism: CKM_SHA512_HMAC, pParameter: null_mut(), ulParameterLen: 0 };
-    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, jefe) }, CKR_OK);
-    let mut d = msg.to_vec();
+    let (key, data, want) = if approved_mode() {
+        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, jefe) }, SHORT_HMAC_KEY);
+        (k20, hi.to_vec(), h(cases1[4].1))
+    } else {
+        (jefe, msg.to_vec(), h(cases[4].1))
+    };
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, key) }, CKR_OK);
+    let mut d = data;
     let mut n: CK_ULONG = 0;
     let r = unsafe { t.f.C_Sign(t.h, d.as_mut_ptr(), d.len() as CK_ULONG, null_mut(), &mut n) };
     assert_eq!((r, n), (CKR_OK, 64));
@@ -436,15 +612,25 @@ fn hmac_known_answers_and_checks() {
     n = 64;
     let r = unsafe { t.f.C_Sign(t.h, d.as_mut_ptr(), d.len() as CK_ULONG, out.as_mut_ptr(), &mut n) };
     assert_eq!(r, CKR_OK);
-    assert_eq!(out.to_vec(), h(cases[4].1));
+    assert_eq!(out.to_vec(), want);
 }
 
 #[test]
 fn generic_secret_generation() {
     let t = T::new("generic");
     let g = Mech::new(CKM_GENERIC_SECRET_KEY_GEN);
+    // Without CKA_VALUE_LEN the template is incomplete in both modes; below 112 bits the size is
+    // outside the approved rule.
     assert_eq!(t.generate(&g, &made(CKK_GENERIC_SECRET, None)), Err(CKR_TEMPLATE_INCOMPLETE));
-    assert_eq!(t.generate(&g, &made(CKK_GENERIC_SECRET, Some(0))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    assert_eq!(
+        t.generate(&g, &made(CKK_GENERIC_SECRET, Some(0))),
+        or_refused(Err(CKR_ATTRIBUTE_VALUE_INVALID), CKR_KEY_SIZE_RANGE)
+    );
+    let short = t.generate(&g, &made(CKK_GENERIC_SECRET, Some(13)));
+    if let Some(k) = allowed(short, CKR_KEY_SIZE_RANGE, "a 104-bit generic secret") {
+        assert_eq!(t.value(k).unwrap().len(), 13);
+    }
+    assert_eq!(t.value(t.generate(&g, &made(CKK_GENERIC_SECRET, Some(14))).unwrap()).unwrap().len(), 14);
     let k = t.generate(&g, &made(CKK_GENERIC_SECRET, Some(20))).unwrap();
     assert_eq!(t.value(k).unwrap().len(), 20);
     assert_eq!(t.attr(k, CKA_VALUE_LEN).unwrap(), (20 as CK_ULONG).to_ne_bytes());
@@ -528,21 +714,35 @@ fn hkdf_derive() {
     assert_eq!(t.derive(&both, no_derive, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     let aes = t.key(CKK_AES, &[1; 32]).unwrap();
     assert_eq!(t.derive(&both, aes, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_KEY_TYPE_INCONSISTENT));
+    // A base key shorter than 112 bits is outside the approved rule.
+    let short = t.key(CKK_GENERIC_SECRET, &[0x0b; 13]).unwrap();
+    let k = t.derive(&both, short, &made(CKK_GENERIC_SECRET, Some(16)));
+    if let Some(k) = allowed(k, CKR_KEY_SIZE_RANGE, "HKDF from a 104-bit key") {
+        assert_eq!(t.value(k).unwrap().len(), 16);
+    }
+    let k = t.derive(&both, t.key(CKK_GENERIC_SECRET, &[0x0b; 14]).unwrap(), &made(CKK_GENERIC_SECRET, Some(16)));
+    assert_eq!(t.value(k.unwrap()).unwrap().len(), 16);
 }
+
+/// What the approved mode answers PBKDF2 parameters below SP 800-132 with (salt of fewer than 128
+/// bits, fewer than 1,000 iterations): the rule's condition is unmet.
+const BELOW_SP800_132: CK_RV = CKR_MECHANISM_PARAM_INVALID;
 
 #[test]
 fn pbkdf2_generate() {
     let t = T::new("pbkdf2");
-    // RFC 6070 case 2 (SHA-1) and the SHA-256 analogue.
-    let k = t
-        .generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA1, b"password", b"salt", 2), &made(CKK_GENERIC_SECRET, Some(20)))
-        .unwrap();
-    assert_eq!(t.value(k).unwrap(), h("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"));
-    assert_eq!(t.attr(k, CKA_KEY_GEN_MECHANISM).unwrap(), CKM_PKCS5_PBKD2.to_ne_bytes());
+    // RFC 6070 case 2 (SHA-1) and the SHA-256 analogue: a 4-byte salt and 1 or 2 iterations.
+    let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA1, b"password", b"salt", 2), &made(CKK_GENERIC_SECRET, Some(20)));
+    if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2, RFC 6070 case 2") {
+        assert_eq!(t.value(k).unwrap(), h("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"));
+        assert_eq!(t.attr(k, CKA_KEY_GEN_MECHANISM).unwrap(), CKM_PKCS5_PBKD2.to_ne_bytes());
+    }
     let want256 = h("120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
-    let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"password", b"salt", 1), &made(CKK_AES, Some(32))).unwrap();
-    assert_eq!(t.value(k).unwrap(), want256);
-    assert!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 16]).is_ok());
+    let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"password", b"salt", 1), &made(CKK_AES, Some(32)));
+    if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2-HMAC-SHA256, 1 iteration") {
+        assert_eq!(t.value(k).unwrap(), want256);
+        assert!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 16]).is_ok());
+    }
     // The older CK_PKCS5_PBKD2_PARAMS, whose password length is behind a pointer.
     let (pw, salt) = (b"password".to_vec(), b"salt".to_vec());
     let mut pw_len: CK_ULONG = 8;
@@ -557,26 +757,75 @@ fn pbkdf2_generate() {
         pPassword: pw.as_ptr() as *mut u8,
         ulPasswordLen: &mut pw_len,
     };
-    let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old), &made(CKK_GENERIC_SECRET, Some(32))).unwrap();
-    assert_eq!(t.value(k).unwrap(), want256);
-    // SHA-224/384/512 PRFs.
+    let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old), &made(CKK_GENERIC_SECRET, Some(32)));
+    if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2 (CK_PKCS5_PBKD2_PARAMS), 1 iteration") {
+        assert_eq!(t.value(k).unwrap(), want256);
+    }
+    // SHA-224/384/512 PRFs (3 iterations).
     for (prf, len) in
         [(CKP_PKCS5_PBKD2_HMAC_SHA224, 40), (CKP_PKCS5_PBKD2_HMAC_SHA384, 50), (CKP_PKCS5_PBKD2_HMAC_SHA512, 70)]
     {
-        let k = t.generate(&pbkd2(prf, b"pw", b"0123456789abcdef", 3), &made(CKK_GENERIC_SECRET, Some(len))).unwrap();
-        assert_eq!(t.value(k).unwrap().len(), len);
+        let k = t.generate(&pbkd2(prf, b"pw", b"0123456789abcdef", 3), &made(CKK_GENERIC_SECRET, Some(len)));
+        if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2, 3 iterations") {
+            assert_eq!(t.value(k).unwrap().len(), len);
+        }
     }
-    let k = t
-        .generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA512, b"password", b"salt", 1), &made(CKK_GENERIC_SECRET, Some(64)))
-        .unwrap();
-    assert_eq!(
-        t.value(k).unwrap(),
-        h("867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce")
-    );
+    let k =
+        t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA512, b"password", b"salt", 1), &made(CKK_GENERIC_SECRET, Some(64)));
+    if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2-HMAC-SHA512, 1 iteration") {
+        assert_eq!(
+            t.value(k).unwrap(),
+            h("867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce")
+        );
+    }
+    // RFC 6070 case 5 (a 36-byte salt, 4,096 iterations) and its SHA-256 analogue, in both layouts:
+    // within SP 800-132, so approved in both modes.
+    let (pw5, salt5) = (b"passwordPASSWORDpassword".to_vec(), b"saltSALTsaltSALTsaltSALTsaltSALTsalt".to_vec());
+    let k =
+        t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA1, &pw5, &salt5, 4096), &made(CKK_GENERIC_SECRET, Some(25))).unwrap();
+    assert_eq!(t.value(k).unwrap(), h("3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038"));
+    assert_eq!(t.attr(k, CKA_KEY_GEN_MECHANISM).unwrap(), CKM_PKCS5_PBKD2.to_ne_bytes());
+    let want5 = h("348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
+    let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw5, &salt5, 4096), &made(CKK_GENERIC_SECRET, Some(40)));
+    assert_eq!(t.value(k.unwrap()).unwrap(), want5);
+    let mut pw5_len = pw5.len() as CK_ULONG;
+    let old5 = CK_PKCS5_PBKD2_PARAMS {
+        saltSource: CKZ_SALT_SPECIFIED,
+        pSaltSourceData: salt5.as_ptr() as *mut _,
+        ulSaltSourceDataLen: salt5.len() as CK_ULONG,
+        iterations: 4096,
+        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
+        pPrfData: null_mut(),
+        ulPrfDataLen: 0,
+        pPassword: pw5.as_ptr() as *mut u8,
+        ulPasswordLen: &mut pw5_len,
+    };
+    let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old5), &made(CKK_GENERIC_SECRET, Some(40)));
+    assert_eq!(t.value(k.unwrap()).unwrap(), want5);
+    // SP 800-132's edges: a 16-byte salt and 1,000 iterations are approved; one byte or one
+    // iteration less is not.
+    let edge = |salt_len: usize, iterations: CK_ULONG| {
+        let salt = vec![0x5a; salt_len];
+        t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"pw", &salt, iterations), &made(CKK_GENERIC_SECRET, Some(16)))
+    };
+    assert!(edge(16, 1000).is_ok());
+    allowed(edge(15, 1000), BELOW_SP800_132, "PBKDF2 with a 15-byte salt");
+    allowed(edge(16, 999), BELOW_SP800_132, "PBKDF2 with 999 iterations");
     // Errors.
     let good = pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"pw", b"salt", 1);
-    assert_eq!(t.generate(&good, &made(CKK_GENERIC_SECRET, None)), Err(CKR_TEMPLATE_INCOMPLETE));
-    assert_eq!(t.generate(&good, &made(CKK_AES, Some(17))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    assert_eq!(
+        t.generate(&good, &made(CKK_GENERIC_SECRET, None)),
+        or_refused(Err(CKR_TEMPLATE_INCOMPLETE), BELOW_SP800_132)
+    );
+    assert_eq!(
+        t.generate(&good, &made(CKK_AES, Some(17))),
+        or_refused(Err(CKR_ATTRIBUTE_VALUE_INVALID), BELOW_SP800_132)
+    );
+    // The same template errors with parameters the approved mode accepts.
+    let approvable = pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"pw", &[0x5a; 16], 1000);
+    assert_eq!(t.generate(&approvable, &made(CKK_GENERIC_SECRET, None)), Err(CKR_TEMPLATE_INCOMPLETE));
+    assert_eq!(t.generate(&approvable, &made(CKK_AES, Some(17))), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    // Invalid parameters: the same answer in both modes (the approved mode's condition is unmet).
     assert_eq!(
         t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"pw", b"salt", 0), &made(CKK_GENERIC_SECRET, Some(16))),
         Err(CKR_MECHANISM_PARAM_INVALID)

@@ -1,6 +1,7 @@
 //! Raw-call helpers shared by `mech_symmetric.rs` and `wycheproof_symmetric.rs`: a logged-in
 //! session on a fresh token, driven through `cryptoki-sys` where the `cryptoki` crate has no
-//! mechanism (CTR, `_GENERAL` MACs, SHA-3 HMAC, PBKDF2) or hides the two-call convention.
+//! mechanism (CTR, `_GENERAL` MACs, SHA-3 HMAC, PBKDF2) or hides the two-call convention; and
+//! what the approved mode (`TESSERA_MODE=approved`) expects of a use it refuses.
 
 #![allow(dead_code)]
 
@@ -121,6 +122,27 @@ impl Drop for T {
 
 pub type R<X> = Result<X, CK_RV>;
 
+/// The outcome expected of a use the approved mode refuses: `want` in the non-approved mode,
+/// `Err(refusal)` (the policy's answer) in the approved mode.
+pub fn or_refused<X>(want: R<X>, refusal: CK_RV) -> R<X> {
+    if approved_mode() {
+        Err(refusal)
+    } else {
+        want
+    }
+}
+
+/// A use the approved mode refuses: in the approved mode asserts that `r` is `Err(refusal)` and
+/// gives `None`; in the non-approved mode asserts that it succeeded and gives its value.
+pub fn allowed<X: std::fmt::Debug>(r: R<X>, refusal: CK_RV, what: &str) -> Option<X> {
+    if approved_mode() {
+        assert_eq!(r.err(), Some(refusal), "{what}: the approved mode must refuse it with {refusal:#x}");
+        None
+    } else {
+        Some(r.unwrap_or_else(|e| panic!("{what}: {e:#x}")))
+    }
+}
+
 fn rv(r: CK_RV) -> R<()> {
     if r == CKR_OK {
         Ok(())
@@ -140,6 +162,24 @@ impl T {
         t.h = s.handle();
         t.s = Some(s);
         t
+    }
+
+    /// The slot of the session.
+    pub fn slot(&self) -> CK_SLOT_ID {
+        let mut s: CK_SESSION_INFO = Default::default();
+        assert_eq!(unsafe { self.f.C_GetSessionInfo(self.h, &mut s) }, CKR_OK);
+        s.slotID
+    }
+
+    /// `C_GetMechanismList` of the session's slot.
+    pub fn mechanisms(&self) -> Vec<CK_MECHANISM_TYPE> {
+        let slot = self.slot();
+        let mut n: CK_ULONG = 0;
+        assert_eq!(unsafe { self.f.C_GetMechanismList(slot, null_mut(), &mut n) }, CKR_OK);
+        let mut v = vec![0; n as usize];
+        assert_eq!(unsafe { self.f.C_GetMechanismList(slot, v.as_mut_ptr(), &mut n) }, CKR_OK);
+        v.truncate(n as usize);
+        v
     }
 
     pub fn create(&self, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {

@@ -121,6 +121,12 @@ impl Rule {
         if !self.functions.contains(&f) {
             return Err(Miss::Function);
         }
+        // A generation template that names no size leaves the size to the mechanism, which
+        // refuses an incomplete template with the template's own error.
+        let generating = matches!(f, Function::Generate | Function::GeneratePair);
+        if generating && key.bits.is_none() && key.curve.is_none() {
+            return self.condition(meets);
+        }
         if let Some(sizes) = &self.key_bits {
             if !key.bits.is_some_and(|b| sizes.contains(&b)) {
                 return Err(Miss::KeySize);
@@ -136,12 +142,14 @@ impl Rule {
                 return Err(Miss::KeySize);
             }
         }
-        if let Some(c) = &self.condition {
-            if !meets(c) {
-                return Err(Miss::Condition);
-            }
+        self.condition(meets)
+    }
+
+    fn condition(&self, meets: &dyn Fn(&str) -> bool) -> std::result::Result<(), Miss> {
+        match &self.condition {
+            Some(c) if !meets(c) => Err(Miss::Condition),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -183,6 +191,29 @@ impl Policy {
     /// The approved-mode rules of a mechanism.
     pub fn approved_rules(&self, m: CK_MECHANISM_TYPE) -> &[Rule] {
         self.approved.get(&m).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// The `CKF_*` function flags of a mechanism's approved uses (what `C_GetMechanismInfo`
+    /// reports in the approved mode).
+    pub fn approved_flags(&self, m: CK_MECHANISM_TYPE) -> CK_FLAGS {
+        let mut flags = 0;
+        for r in self.approved_rules(m) {
+            for f in &r.functions {
+                flags |= match f {
+                    Function::Digest => CKF_DIGEST,
+                    Function::Sign => CKF_SIGN,
+                    Function::Verify => CKF_VERIFY,
+                    Function::Encrypt => CKF_ENCRYPT,
+                    Function::Decrypt => CKF_DECRYPT,
+                    Function::Generate => CKF_GENERATE,
+                    Function::GeneratePair => CKF_GENERATE_KEY_PAIR,
+                    Function::Wrap => CKF_WRAP,
+                    Function::Unwrap => CKF_UNWRAP,
+                    Function::Derive => CKF_DERIVE,
+                };
+            }
+        }
+        flags
     }
 
     /// Whether a mechanism has any approved use (what the approved mode lists).

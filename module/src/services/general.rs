@@ -128,6 +128,22 @@ impl Module {
         if !self.mechanism_list(slot)?.contains(&mech) {
             return Err(err(CKR_MECHANISM_INVALID));
         }
-        registry().get(mech).map(|m| m.info()).map_err(|_| err(CKR_MECHANISM_INVALID))
+        let mut info = registry().get(mech).map(|m| m.info()).map_err(|_| err(CKR_MECHANISM_INVALID))?;
+        if self.cfg.mode == crate::policy::Mode::Approved {
+            // Only the functions the approved mode offers; other flags (EC capabilities) stay.
+            const FUNCTIONS: CK_FLAGS = CKF_DIGEST
+                | CKF_SIGN
+                | CKF_VERIFY
+                | CKF_ENCRYPT
+                | CKF_DECRYPT
+                | CKF_GENERATE
+                | CKF_GENERATE_KEY_PAIR
+                | CKF_WRAP
+                | CKF_UNWRAP
+                | CKF_DERIVE;
+            let approved = crate::policy::policy()?.approved_flags(mech);
+            info.flags = (info.flags & !FUNCTIONS) | (info.flags & FUNCTIONS & approved);
+        }
+        Ok(info)
     }
 }
