@@ -20,7 +20,7 @@ C_EncryptInit C_Encrypt C_EncryptUpdate C_EncryptFinal C_DecryptInit C_Decrypt C
 C_DecryptFinal C_SignInit C_Sign C_SignUpdate C_SignFinal C_VerifyInit C_Verify C_VerifyUpdate
 C_VerifyFinal C_GenerateKey C_GenerateKeyPair C_WrapKey C_UnwrapKey C_DeriveKey C_DigestKey C_SessionCancel C_GetSessionValidationFlags
 C_MessageEncryptInit C_EncryptMessage C_MessageEncryptFinal C_MessageDecryptInit C_DecryptMessage
-C_MessageDecryptFinal
+C_MessageDecryptFinal C_GetFunctionStatus C_CancelFunction
 """.split())
 
 src = pathlib.Path(sys.argv[1]).read_text()
