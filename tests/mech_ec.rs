@@ -2,6 +2,12 @@
 //! (raw and hashed, single- and multi-part), ECDH with and without the X9.63 KDFs, Ed25519 and
 //! X25519; attribute encodings, imports with raw points, the two-call convention, refusals, and
 //! OpenSSL checking a Tessera ECDSA signature.
+//!
+//! The suite runs in both modes of the module (`TESSERA_MODE`). In the approved mode the uses that
+//! `policy/approved.toml` does not list are asserted to be refused with the code the policy gives:
+//! ECDSA-with-SHA-1 signature generation (verification stays), X25519 (no key generation, no
+//! ECDH on its keys), and curves outside a mechanism's rule, which the policy judges (as
+//! `CKR_KEY_SIZE_RANGE`) before the mechanism would answer `CKR_CURVE_NOT_SUPPORTED`.
 
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -134,6 +140,66 @@ fn derive(
     Ok(bytes_attr(s, k, AttributeType::Value))
 }
 
+/// An ECDSA-with-SHA-1 signature (`r ‖ s`) made outside the module: OpenSSL signs with the scalar of
+/// a new non-sensitive key pair on `params`. The approved mode makes no SHA-1 signature but
+/// verifies them. Returns the pair's public key and the signature; `None`, after saying so, when
+/// OpenSSL is not installed.
+fn openssl_sha1_signature(s: &Session, params: &[u8], n: usize, msg: &[u8]) -> Option<(ObjectHandle, Vec<u8>)> {
+    if !have("openssl") {
+        println!("SKIP the ECDSA-SHA-1 verification with an OpenSSL signature: openssl is not installed");
+        return None;
+    }
+    let (public, private) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::EcParams(params.to_vec()), Attribute::Token(false), Attribute::Verify(true)],
+            &[
+                Attribute::Token(false),
+                Attribute::Sign(true),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .expect("EC key pair with a readable scalar");
+    let d = bytes_attr(s, private, AttributeType::Value);
+    let mut scalar = vec![0u8; n.saturating_sub(d.len())];
+    scalar.extend(d);
+    // RFC 5915 ECPrivateKey: SEQUENCE { version 1, privateKey OCTET STRING, [0] named curve }.
+    let mut body = vec![0x02, 0x01, 0x01];
+    body.extend(octet(&scalar));
+    body.extend([0xa0, params.len() as u8]);
+    body.extend_from_slice(params);
+    let mut der = vec![0x30, body.len() as u8];
+    der.extend(body);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key_path, msg_path, sig_path) = (dir.path().join("key.der"), dir.path().join("msg"), dir.path().join("sig"));
+    std::fs::write(&key_path, &der).expect("write");
+    std::fs::write(&msg_path, msg).expect("write");
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha1", "-keyform", "DER", "-sign"])
+        .arg(&key_path)
+        .arg("-out")
+        .arg(&sig_path)
+        .arg(&msg_path)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl dgst -sha1 -sign: {}", String::from_utf8_lossy(&out.stderr));
+    // ECDSA-Sig-Value: SEQUENCE { INTEGER r, INTEGER s } → r ‖ s, each of the field size.
+    let sig = std::fs::read(&sig_path).expect("read");
+    assert_eq!(sig[0], 0x30);
+    let mut i = if sig[1] == 0x81 { 3 } else { 2 };
+    let mut raw = Vec::new();
+    for _ in 0..2 {
+        assert_eq!(sig[i], 0x02, "INTEGER");
+        let len = sig[i + 1] as usize;
+        let v: Vec<u8> = sig[i + 2..i + 2 + len].iter().copied().skip_while(|b| *b == 0).collect();
+        raw.extend(vec![0u8; n - v.len()]);
+        raw.extend(v);
+        i += 2 + len;
+    }
+    Some((public, raw))
+}
+
 /// ANSI X9.63 KDF, computed here independently of the module.
 fn x963(z: &[u8], shared: &[u8], len: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -155,6 +221,7 @@ fn mechanisms_are_listed_with_ec_flags() {
     let c = setup("ec-list");
     let l = &c.l;
     let slot = l.slot_of("ec-list");
+    let approved = approved_mode();
     // (C_GetMechanismInfo per type: cryptoki's list conversion drops types it does not know,
     // among them CKM_ECDSA_SHA224.)
     for m in [
@@ -167,11 +234,43 @@ fn mechanisms_are_listed_with_ec_flags() {
         MechanismType::ECDSA_SHA512,
         MechanismType::ECDH1_DERIVE,
         MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
-        MechanismType::ECC_MONTGOMERY_KEY_PAIR_GEN,
         MechanismType::EDDSA,
     ] {
         l.p.get_mechanism_info(slot, m).unwrap_or_else(|e| panic!("{m} offered: {e}"));
     }
+    // X25519 key pairs have no approved use: absent from the approved mode.
+    let montgomery = l.p.get_mechanism_info(slot, MechanismType::ECC_MONTGOMERY_KEY_PAIR_GEN);
+    if approved {
+        assert_eq!(rv(montgomery.unwrap_err()), RvError::MechanismInvalid, "X25519 in the approved mode");
+    } else {
+        montgomery.unwrap_or_else(|e| panic!("CKM_EC_MONTGOMERY_KEY_PAIR_GEN offered: {e}"));
+    }
+    // C_GetMechanismList agrees (raw: every type, known to `cryptoki` or not).
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let mut n: CK_ULONG = 0;
+    assert_eq!(unsafe { f.C_GetMechanismList(slot.id(), null_mut(), &mut n) }, CKR_OK);
+    let mut list = vec![0; n as usize];
+    assert_eq!(unsafe { f.C_GetMechanismList(slot.id(), list.as_mut_ptr(), &mut n) }, CKR_OK);
+    list.truncate(n as usize);
+    for m in [
+        CKM_EC_KEY_PAIR_GEN,
+        CKM_ECDSA,
+        CKM_ECDSA_SHA1,
+        CKM_ECDSA_SHA224,
+        CKM_ECDSA_SHA256,
+        CKM_ECDSA_SHA384,
+        CKM_ECDSA_SHA512,
+        CKM_ECDH1_DERIVE,
+        CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        CKM_EDDSA,
+    ] {
+        assert!(list.contains(&m), "{m:#x} is listed");
+    }
+    assert_eq!(list.contains(&CKM_EC_MONTGOMERY_KEY_PAIR_GEN), !approved, "X25519 listed only when non-approved");
+    // ECDSA with SHA-1: the approved mode verifies, and only verifies, and says so.
+    let info = l.p.get_mechanism_info(slot, MechanismType::ECDSA_SHA1).expect("info");
+    assert!(info.verify());
+    assert_eq!(info.sign(), !approved, "CKF_SIGN of CKM_ECDSA_SHA1");
     let info = l.p.get_mechanism_info(slot, MechanismType::ECDSA_SHA256).expect("info");
     assert!(info.sign() && info.verify() && info.ec_f_p() && info.ec_from_oid() && info.ec_uncompressed());
     assert_eq!((info.min_key_size(), info.max_key_size()), (256, 521));
@@ -185,9 +284,12 @@ fn mechanisms_are_listed_with_ec_flags() {
 fn keygen_attributes_and_ecdsa_round_trip_on_every_curve() {
     let c = setup("ec-sign");
     let s = c.s();
+    let approved = approved_mode();
     let msg = b"Tessera signs with elliptic curves";
     for (params, n) in CURVES {
         let (public, private) = ec_pair(s, params);
+        // The approved mode makes no SHA-1 signature (SP 800-131A Rev. 2 §3): one from OpenSSL.
+        let sha1_signed = if approved { openssl_sha1_signature(s, params, n, msg) } else { None };
         // Public: named-curve OID and the uncompressed point in an OCTET STRING.
         assert_eq!(bytes_attr(s, public, AttributeType::EcParams), params);
         let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
@@ -206,14 +308,29 @@ fn keygen_attributes_and_ecdsa_round_trip_on_every_curve() {
             Mechanism::EcdsaSha384,
             Mechanism::EcdsaSha512,
         ] {
-            let sig = s.sign(&m, private, msg).expect("sign");
+            let (sig, sig2, public) = if approved && m.mechanism_type() == MechanismType::ECDSA_SHA1 {
+                let refused = RvError::MechanismInvalid;
+                assert_eq!(rv(s.sign(&m, private, msg).unwrap_err()), refused, "SHA-1 signature generation");
+                assert_eq!(rv(s.sign_init(&m, private).unwrap_err()), refused, "SHA-1 signature generation");
+                match &sha1_signed {
+                    Some((key, sig)) => (sig.clone(), sig.clone(), *key),
+                    None => {
+                        let junk = vec![0x5a; 2 * n];
+                        assert_eq!(rv(s.verify(&m, public, msg, &junk).unwrap_err()), RvError::SignatureInvalid);
+                        continue;
+                    }
+                }
+            } else {
+                let sig = s.sign(&m, private, msg).expect("sign");
+                // Multi-part produces a signature over the same message.
+                s.sign_init(&m, private).expect("sign init");
+                s.sign_update(&msg[..7]).expect("update");
+                s.sign_update(&msg[7..]).expect("update");
+                let sig2 = s.sign_final().expect("final");
+                (sig, sig2, public)
+            };
             assert_eq!(sig.len(), 2 * n, "{m:?}: r‖s of twice the field size");
             s.verify(&m, public, msg, &sig).expect("verify");
-            // Multi-part produces a signature over the same message.
-            s.sign_init(&m, private).expect("sign init");
-            s.sign_update(&msg[..7]).expect("update");
-            s.sign_update(&msg[7..]).expect("update");
-            let sig2 = s.sign_final().expect("final");
             s.verify_init(&m, public).expect("verify init");
             s.verify_update(&msg[..3]).expect("update");
             s.verify_update(&msg[3..]).expect("update");
@@ -264,22 +381,36 @@ fn curve_names_given_as_printable_strings_are_accepted() {
 fn unknown_curves_are_not_supported_and_never_substituted() {
     let c = setup("ec-curves");
     let s = c.s();
-    for params in [SECP256K1, ED448, ED25519, X25519] {
-        let e = pair_with(s, Mechanism::EccKeyPairGen, params, &[], &[]).unwrap_err();
-        assert_eq!(rv(e), RvError::CurveNotSupported, "{params:02x?}");
+    // In the approved mode the policy judges the curve (CKA_EC_PARAMS) before the mechanism does: a
+    // curve the module knows but the mechanism's rule does not list is CKR_KEY_SIZE_RANGE; a curve
+    // it does not know names no size, which leaves the answer to the mechanism
+    // (CKR_CURVE_NOT_SUPPORTED); a mechanism with no approved use (X25519 key pairs) is
+    // CKR_MECHANISM_INVALID.
+    let approved = approved_mode();
+    let outside_rule = if approved { RvError::KeySizeRange } else { RvError::CurveNotSupported };
+    let x448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6f];
+    let mut secp256k1_name = vec![0x13, 9];
+    secp256k1_name.extend_from_slice(b"secp256k1");
+    for (m, params, refusal) in [
+        (Mechanism::EccKeyPairGen, SECP256K1, RvError::CurveNotSupported),
+        (Mechanism::EccKeyPairGen, &secp256k1_name[..], RvError::CurveNotSupported),
+        (Mechanism::EccKeyPairGen, ED448, RvError::CurveNotSupported),
+        (Mechanism::EccKeyPairGen, ED25519, outside_rule),
+        (Mechanism::EccKeyPairGen, X25519, outside_rule),
+        (Mechanism::EccEdwardsKeyPairGen, ED448, RvError::CurveNotSupported),
+        (Mechanism::EccEdwardsKeyPairGen, P256, outside_rule),
+        (Mechanism::EccEdwardsKeyPairGen, X25519, outside_rule),
+    ] {
+        let what = format!("{m:?} on {params:02x?}");
+        let e = pair_with(s, m, params, &[], &[]).unwrap_err();
+        assert_eq!(rv(e), refusal, "{what}");
     }
-    for params in [ED448, P256, X25519] {
-        let e = pair_with(s, Mechanism::EccEdwardsKeyPairGen, params, &[], &[]).unwrap_err();
-        assert_eq!(rv(e), RvError::CurveNotSupported);
-    }
-    for params in [ED25519, P256, &[0x06, 0x03, 0x2b, 0x65, 0x6f][..]] {
+    for params in [ED25519, P256, x448] {
         let e = pair_with(s, Mechanism::EccMontgomeryKeyPairGen, params, &[], &[]).unwrap_err();
-        assert_eq!(rv(e), RvError::CurveNotSupported);
+        assert_eq!(rv(e), if approved { RvError::MechanismInvalid } else { RvError::CurveNotSupported });
     }
-    let mut name = vec![0x13, 9];
-    name.extend_from_slice(b"secp256k1");
-    assert_eq!(rv(pair_with(s, Mechanism::EccKeyPairGen, &name, &[], &[]).unwrap_err()), RvError::CurveNotSupported);
-    // Without parameters the template is incomplete; differing parameters are inconsistent.
+    // Without parameters the template is incomplete (in both modes: no curve named leaves the
+    // answer to the mechanism); differing parameters are inconsistent.
     let e = s
         .generate_key_pair(&Mechanism::EccKeyPairGen, &[Attribute::Token(false)], &[Attribute::Token(false)])
         .unwrap_err();
@@ -287,18 +418,22 @@ fn unknown_curves_are_not_supported_and_never_substituted() {
     let e = pair_with(s, Mechanism::EccKeyPairGen, P256, &[], &[Attribute::EcParams(P384.to_vec())]).unwrap_err();
     assert_eq!(rv(e), RvError::TemplateInconsistent);
 
-    // An imported Ed448 key is refused when used.
-    let pk = s
-        .create_object(&[
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::KeyType(KeyType::EC_EDWARDS),
-            Attribute::Token(false),
-            Attribute::EcParams(ED448.to_vec()),
-            Attribute::EcPoint(octet(&[1u8; 57])),
-        ])
-        .expect("import Ed448 public key");
-    let e = s.verify(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), pk, b"m", &[0; 114]);
-    assert_eq!(rv(e.unwrap_err()), RvError::CurveNotSupported);
+    // An Ed448 key is refused: at C_CreateObject (CKR_CURVE_NOT_SUPPORTED, whatever the mode: object
+    // creation is not a policy decision), or, if the module takes it in, when it is used.
+    let imported = s.create_object(&[
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::EC_EDWARDS),
+        Attribute::Token(false),
+        Attribute::EcParams(ED448.to_vec()),
+        Attribute::EcPoint(octet(&[1u8; 57])),
+    ]);
+    match imported {
+        Err(e) => assert_eq!(rv(e), RvError::CurveNotSupported, "import of an Ed448 public key"),
+        Ok(pk) => {
+            let e = s.verify(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), pk, b"m", &[0; 114]);
+            assert_eq!(rv(e.unwrap_err()), outside_rule);
+        }
+    }
 }
 
 #[test]
@@ -339,6 +474,8 @@ fn imported_keys_accept_raw_and_wrapped_points() {
     }
 }
 
+/// The key's own checks come before the approved-mode policy, and the parameters after it; every
+/// use here is an approved one (P-256, Ed25519), so the codes are the same in both modes.
 #[test]
 fn usage_key_type_and_parameter_refusals() {
     let c = setup("ec-refuse");
@@ -547,6 +684,33 @@ fn ed25519_and_x25519() {
         .expect("import");
     s.verify(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), imported, msg, &sig).expect("verify");
 
+    // X25519, RFC 7748 §6.1: Alice's imported private key and Bob's public key. Not an approved
+    // key-agreement curve: the approved mode refuses the derivation (the curve is outside
+    // CKM_ECDH1_DERIVE's rule) and the key-pair generation (no approved use).
+    let scalar = from_hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+    let bob = from_hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+    let shared = from_hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+    let alice = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC_MONTGOMERY),
+            Attribute::Token(false),
+            Attribute::Derive(true),
+            Attribute::EcParams(X25519.to_vec()),
+            Attribute::Value(scalar),
+        ])
+        .expect("import an X25519 private key");
+    if approved_mode() {
+        let e = derive(s, alice, EcKdf::null(), &bob, None).unwrap_err();
+        assert_eq!(rv(e), RvError::KeySizeRange, "X25519 ECDH in the approved mode");
+        let e = derive(s, alice, EcKdf::sha256(b"i"), &bob, Some(32)).unwrap_err();
+        assert_eq!(rv(e), RvError::KeySizeRange, "X25519 ECDH with a KDF in the approved mode");
+        let e = pair_with(s, Mechanism::EccMontgomeryKeyPairGen, X25519, &[], &[]).unwrap_err();
+        assert_eq!(rv(e), RvError::MechanismInvalid, "X25519 key pairs in the approved mode");
+        return;
+    }
+    assert_eq!(derive(s, alice, EcKdf::null(), &bob, None).expect("derive"), shared);
+
     // X25519 between two generated pairs.
     let (a_pub, a_priv) = pair_with(s, Mechanism::EccMontgomeryKeyPairGen, X25519, &[], &[]).expect("x pair");
     let (b_pub, b_priv) = pair_with(s, Mechanism::EccMontgomeryKeyPairGen, X25519, &[], &[]).expect("x pair");
@@ -635,6 +799,10 @@ fn openssl_verifies_a_tessera_p256_signature() {
         .output()
         .expect("run openssl");
     assert!(out.status.success(), "openssl (PEM): {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn from_hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
 
 fn base64(data: &[u8]) -> String {

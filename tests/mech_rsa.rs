@@ -1,6 +1,12 @@
 //! RSA mechanisms through the built module: key-pair generation, PKCS#1 v1.5, PSS, OAEP and raw
 //! RSA signatures, encryption and key wrapping, the two-call length convention, the errors the
 //! specification names, and interoperability with OpenSSL.
+//!
+//! The suite runs in both modes of the module (`TESSERA_MODE`). In the approved mode the uses that
+//! `policy/approved.toml` does not list are asserted to be refused with the code the policy gives
+//! (`CKM_RSA_PKCS` and `CKM_RSA_X_509` entirely, SHA-1 signature generation, PSS parameters
+//! outside FIPS 186-5, public exponents at or below 2^16 and key sizes other than 2048/3072/4096
+//! bits at generation); everything else is asserted as in the non-approved mode.
 
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
@@ -115,6 +121,58 @@ fn ulong_bytes(v: &[CK_ULONG]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_ne_bytes()).collect()
 }
 
+/// A PKCS#1 v1.5 SHA-1 signature made outside the module, by OpenSSL from the components of the
+/// (non-sensitive) private key: the approved mode makes no SHA-1 signature but verifies them.
+/// `None`, after saying so, when OpenSSL is not installed.
+fn openssl_sha1_signature(s: &Session, private: ObjectHandle, msg: &[u8]) -> Option<Vec<u8>> {
+    use pkcs1::der::Encode;
+    if !have("openssl") {
+        println!("SKIP the SHA-1 verification with an OpenSSL signature: openssl is not installed");
+        return None;
+    }
+    let c: Vec<Vec<u8>> = [
+        AttributeType::Modulus,
+        AttributeType::PublicExponent,
+        AttributeType::PrivateExponent,
+        AttributeType::Prime1,
+        AttributeType::Prime2,
+        AttributeType::Exponent1,
+        AttributeType::Exponent2,
+        AttributeType::Coefficient,
+    ]
+    .into_iter()
+    .map(|t| bytes_attr(s, private, t))
+    .collect();
+    let u = |i: usize| pkcs1::UintRef::new(&c[i]).unwrap();
+    let key = pkcs1::RsaPrivateKey {
+        modulus: u(0),
+        public_exponent: u(1),
+        private_exponent: u(2),
+        prime1: u(3),
+        prime2: u(4),
+        exponent1: u(5),
+        exponent2: u(6),
+        coefficient: u(7),
+        other_prime_infos: None,
+    };
+    let pem = spki::der::pem::encode_string("RSA PRIVATE KEY", spki::der::pem::LineEnding::LF, &key.to_der().unwrap())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, msg_path, sig_path) = (dir.path().join("key.pem"), dir.path().join("msg"), dir.path().join("sig"));
+    std::fs::write(&key_path, pem).unwrap();
+    std::fs::write(&msg_path, msg).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha1", "-sign"])
+        .arg(&key_path)
+        .arg("-out")
+        .arg(&sig_path)
+        .arg(&msg_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl dgst -sha1 -sign: {}", String::from_utf8_lossy(&out.stderr));
+    Some(std::fs::read(&sig_path).unwrap())
+}
+
 impl Raw {
     fn sign_init(&self, h: CK_SESSION_HANDLE, ty: CK_MECHANISM_TYPE, param: &[u8], key: ObjectHandle) -> CK_RV {
         let mut m = mech(ty, param.as_ptr().cast(), param.len());
@@ -188,21 +246,25 @@ impl Raw {
 fn mechanisms_are_listed_with_their_flags() {
     let l = load();
     let slot = l.new_token("rsa-info");
+    let approved = approved_mode();
     let info = |m: MechanismType| l.p.get_mechanism_info(slot, m).expect("C_GetMechanismInfo");
     let g = info(MechanismType::RSA_PKCS_KEY_PAIR_GEN);
     assert!(g.generate_key_pair() && !g.sign());
-    assert_eq!((g.min_key_size(), g.max_key_size()), (2048, 8192));
-    let p = info(MechanismType::RSA_PKCS);
-    assert!(p.sign() && p.verify() && p.encrypt() && p.decrypt() && p.wrap() && p.unwrap());
+    if approved {
+        // The module still reports its implementation's range; the policy allows 2048, 3072 and
+        // 4096 bits only (checked in `key_generation_parameters`).
+        assert_eq!(g.min_key_size(), 2048);
+        assert!(g.max_key_size() >= 4096);
+    } else {
+        assert_eq!((g.min_key_size(), g.max_key_size()), (2048, 8192));
+    }
     let o = info(MechanismType::RSA_PKCS_OAEP);
     assert!(o.encrypt() && o.decrypt() && o.wrap() && o.unwrap() && !o.sign());
     for m in [
         MechanismType::RSA_PKCS_PSS,
-        MechanismType::SHA1_RSA_PKCS,
         MechanismType::SHA256_RSA_PKCS,
         MechanismType::SHA384_RSA_PKCS,
         MechanismType::SHA512_RSA_PKCS,
-        MechanismType::SHA1_RSA_PKCS_PSS,
         MechanismType::SHA256_RSA_PKCS_PSS,
         MechanismType::SHA384_RSA_PKCS_PSS,
         MechanismType::SHA512_RSA_PKCS_PSS,
@@ -210,14 +272,61 @@ fn mechanisms_are_listed_with_their_flags() {
         let i = info(m);
         assert!(i.sign() && i.verify() && !i.encrypt(), "{m}");
     }
-    let x = info(MechanismType::RSA_X_509);
-    assert!(x.sign() && x.verify() && x.encrypt() && x.decrypt());
+    // SHA-1 PKCS#1 v1.5: listed in both modes; the approved mode verifies, and only verifies, and
+    // says so.
+    let i = info(MechanismType::SHA1_RSA_PKCS);
+    assert!(i.verify() && !i.encrypt());
+    assert_eq!(i.sign(), !approved, "CKF_SIGN of CKM_SHA1_RSA_PKCS");
+    // Mechanisms with no approved use: offered with their flags, or absent in the approved mode.
+    let absent = |m: MechanismType| {
+        assert_eq!(rv(l.p.get_mechanism_info(slot, m)), RvError::MechanismInvalid, "{m} in the approved mode")
+    };
+    // SHA-1 PSS: verification only in the approved mode (legacy use), as SHA-1 PKCS#1 v1.5.
+    let i = info(MechanismType::SHA1_RSA_PKCS_PSS);
+    assert!(i.verify() && !i.encrypt());
+    assert_eq!(i.sign(), !approved, "CKF_SIGN of CKM_SHA1_RSA_PKCS_PSS");
+    if approved {
+        absent(MechanismType::RSA_PKCS);
+        absent(MechanismType::RSA_X_509);
+    } else {
+        let p = info(MechanismType::RSA_PKCS);
+        assert!(p.sign() && p.verify() && p.encrypt() && p.decrypt() && p.wrap() && p.unwrap());
+        let x = info(MechanismType::RSA_X_509);
+        assert!(x.sign() && x.verify() && x.encrypt() && x.decrypt());
+    }
     // SHA-224 variants, by their raw types.
     let r = raw();
     for m in [CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS] {
         let mut i = CK_MECHANISM_INFO::default();
         assert_eq!(unsafe { r.0.C_GetMechanismInfo(slot.id(), m, &mut i) }, CKR_OK);
         assert_eq!(i.flags, CKF_SIGN | CKF_VERIFY);
+    }
+    // C_GetMechanismList agrees: every RSA mechanism in the non-approved mode, only those with an
+    // approved use in the approved mode.
+    let mut n: CK_ULONG = 0;
+    assert_eq!(unsafe { r.0.C_GetMechanismList(slot.id(), null_mut(), &mut n) }, CKR_OK);
+    let mut list = vec![0; n as usize];
+    assert_eq!(unsafe { r.0.C_GetMechanismList(slot.id(), list.as_mut_ptr(), &mut n) }, CKR_OK);
+    list.truncate(n as usize);
+    for m in [
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        CKM_RSA_PKCS_OAEP,
+        CKM_RSA_PKCS_PSS,
+        CKM_SHA1_RSA_PKCS,
+        CKM_SHA224_RSA_PKCS,
+        CKM_SHA256_RSA_PKCS,
+        CKM_SHA384_RSA_PKCS,
+        CKM_SHA512_RSA_PKCS,
+        CKM_SHA224_RSA_PKCS_PSS,
+        CKM_SHA256_RSA_PKCS_PSS,
+        CKM_SHA384_RSA_PKCS_PSS,
+        CKM_SHA512_RSA_PKCS_PSS,
+    ] {
+        assert!(list.contains(&m), "{m:#x} is listed");
+    }
+    assert!(list.contains(&CKM_SHA1_RSA_PKCS_PSS), "SHA-1 PSS is listed (verification)");
+    for m in [CKM_RSA_PKCS, CKM_RSA_X_509] {
+        assert_eq!(list.contains(&m), !approved, "{m:#x} is listed only in the non-approved mode");
     }
 }
 
@@ -245,8 +354,10 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
     assert!(matches!(local[0], Attribute::Local(true)));
     assert!(matches!(local[1], Attribute::KeyGenMechanism(m) if m == MechanismType::RSA_PKCS_KEY_PAIR_GEN));
 
+    let approved = approved_mode();
     let msg = b"Tessera signs this message".as_slice();
-    // Hash-and-sign, single and multi-part, every hash.
+    // Hash-and-sign, single and multi-part, every hash. The approved mode makes no SHA-1
+    // signature (SP 800-131A Rev. 2 §3) but verifies one made elsewhere.
     for m in [
         Mechanism::Sha1RsaPkcs,
         Mechanism::Sha224RsaPkcs,
@@ -254,14 +365,27 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         Mechanism::Sha384RsaPkcs,
         Mechanism::Sha512RsaPkcs,
     ] {
-        let sig = s.sign(&m, private, msg).expect("C_Sign");
+        let sig = if approved && m.mechanism_type() == MechanismType::SHA1_RSA_PKCS {
+            assert_eq!(rv(s.sign(&m, private, msg)), RvError::MechanismInvalid, "SHA-1 signature generation");
+            assert_eq!(rv(s.sign_init(&m, private)), RvError::MechanismInvalid, "SHA-1 signature generation");
+            let Some(sig) = openssl_sha1_signature(&s, private, msg) else {
+                let mut junk = vec![0x5a; 256];
+                junk[0] = 0;
+                assert_eq!(rv(s.verify(&m, public, msg, &junk)), RvError::SignatureInvalid);
+                continue;
+            };
+            sig
+        } else {
+            let sig = s.sign(&m, private, msg).expect("C_Sign");
+            s.sign_init(&m, private).unwrap();
+            s.sign_update(&msg[..5]).unwrap();
+            s.sign_update(&msg[5..]).unwrap();
+            let sig2 = s.sign_final().unwrap();
+            assert_eq!(sig, sig2, "PKCS#1 v1.5 is deterministic");
+            sig
+        };
         assert_eq!(sig.len(), 256);
         s.verify(&m, public, msg, &sig).expect("C_Verify");
-        s.sign_init(&m, private).unwrap();
-        s.sign_update(&msg[..5]).unwrap();
-        s.sign_update(&msg[5..]).unwrap();
-        let sig2 = s.sign_final().unwrap();
-        assert_eq!(sig, sig2, "PKCS#1 v1.5 is deterministic");
         s.verify_init(&m, public).unwrap();
         s.verify_update(&msg[..7]).unwrap();
         s.verify_update(&msg[7..]).unwrap();
@@ -273,19 +397,34 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         assert_eq!(rv(s.verify(&m, public, msg, &sig[1..])), RvError::SignatureLenRange);
     }
 
-    // CKM_RSA_PKCS over a DigestInfo agrees with CKM_SHA256_RSA_PKCS.
+    // CKM_RSA_PKCS over a DigestInfo agrees with CKM_SHA256_RSA_PKCS (the approved mode has no
+    // CKM_RSA_PKCS: the module cannot tell what the application formatted).
     let t = digest_info_sha256(msg);
-    let sig = s.sign(&Mechanism::RsaPkcs, private, &t).unwrap();
-    assert_eq!(sig, s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap());
-    s.verify(&Mechanism::RsaPkcs, public, &t, &sig).unwrap();
-    s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
-    assert_eq!(rv(s.sign(&Mechanism::RsaPkcs, private, &[0u8; 246])), RvError::DataLenRange);
-    assert_eq!(s.sign(&Mechanism::RsaPkcs, private, &[7u8; 245]).unwrap().len(), 256);
+    if approved {
+        let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap();
+        assert_eq!(rv(s.sign(&Mechanism::RsaPkcs, private, &t)), RvError::MechanismInvalid);
+        assert_eq!(rv(s.verify(&Mechanism::RsaPkcs, public, &t, &sig)), RvError::MechanismInvalid);
+        s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
+    } else {
+        let sig = s.sign(&Mechanism::RsaPkcs, private, &t).unwrap();
+        assert_eq!(sig, s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap());
+        s.verify(&Mechanism::RsaPkcs, public, &t, &sig).unwrap();
+        s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
+        assert_eq!(rv(s.sign(&Mechanism::RsaPkcs, private, &[0u8; 246])), RvError::DataLenRange);
+        assert_eq!(s.sign(&Mechanism::RsaPkcs, private, &[7u8; 245]).unwrap().len(), 256);
+    }
 
     // PSS: raw (caller hashes) and hash-and-sign, with several salts and MGF hashes.
     let digest = sha2::Sha256::digest(msg).to_vec();
     for (salt, mgf) in [(32, PkcsMgfType::MGF1_SHA256), (0, PkcsMgfType::MGF1_SHA1), (222, PkcsMgfType::MGF1_SHA512)] {
         let p = pss(MechanismType::SHA256, mgf, salt);
+        if approved_mode() && (salt > 32 || mgf == PkcsMgfType::MGF1_SHA1) {
+            // FIPS 186-5 §5.4: MGF1 with an approved hash other than SHA-1, salt no longer than
+            // the hash — otherwise signing is refused in the approved mode.
+            assert_eq!(rv(s.sign(&Mechanism::RsaPkcsPss(p), private, &digest)), RvError::MechanismParamInvalid);
+            assert_eq!(rv(s.sign(&Mechanism::Sha256RsaPkcsPss(p), private, msg)), RvError::MechanismParamInvalid);
+            continue;
+        }
         let sig = s.sign(&Mechanism::RsaPkcsPss(p), private, &digest).unwrap();
         s.verify(&Mechanism::RsaPkcsPss(p), public, &digest, &sig).unwrap();
         s.verify(&Mechanism::Sha256RsaPkcsPss(p), public, msg, &sig).unwrap();
@@ -299,6 +438,13 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         (Mechanism::Sha384RsaPkcsPss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA384, 48)), 1),
         (Mechanism::Sha512RsaPkcsPss(pss(MechanismType::SHA512, PkcsMgfType::MGF1_SHA256, 64)), 2),
     ] {
+        if approved && h == 0 {
+            // SHA-1 PSS: signing refused, verification allowed for legacy use (a wrong signature
+            // is then simply invalid).
+            assert_eq!(rv(s.sign(&m, private, msg)), RvError::MechanismInvalid, "SHA-1 PSS signing");
+            assert_eq!(rv(s.verify(&m, public, msg, &[0u8; 256])), RvError::SignatureInvalid, "SHA-1 PSS verification");
+            continue;
+        }
         let sig = s.sign(&m, private, msg).unwrap();
         s.verify(&m, public, msg, &sig).unwrap_or_else(|e| panic!("PSS {h}: {e}"));
         s.sign_init(&m, private).unwrap();
@@ -313,33 +459,48 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         "raw PSS input must be a digest of hashAlg's length"
     );
 
-    // Raw RSA: sign = decrypt, verify = encrypt, left-padded to k.
+    // Raw RSA: sign = decrypt, verify = encrypt, left-padded to k. Not an approved scheme: the
+    // approved mode refuses all four uses.
     let block = [0x42u8; 100];
-    let sig = s.sign(&Mechanism::RsaX509, private, &block).unwrap();
-    assert_eq!(sig.len(), 256);
-    s.verify(&Mechanism::RsaX509, public, &block, &sig).unwrap();
     let mut padded = vec![0u8; 156];
     padded.extend_from_slice(&block);
-    s.verify(&Mechanism::RsaX509, public, &padded, &sig).unwrap();
-    let ct = s.encrypt(&Mechanism::RsaX509, public, &block).unwrap();
-    assert_eq!(ct.len(), 256);
-    assert_eq!(s.decrypt(&Mechanism::RsaX509, private, &ct).unwrap(), padded);
-    assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[0xff; 256])), RvError::DataInvalid, "input ≥ n");
-    assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[1; 257])), RvError::DataLenRange);
+    if approved {
+        let x = Mechanism::RsaX509;
+        let sig = vec![0x42u8; 256];
+        assert_eq!(rv(s.sign(&x, private, &block)), RvError::MechanismInvalid, "raw RSA signing");
+        assert_eq!(rv(s.verify(&x, public, &block, &sig)), RvError::MechanismInvalid, "raw RSA verification");
+        assert_eq!(rv(s.encrypt(&x, public, &block)), RvError::MechanismInvalid, "raw RSA encryption");
+        assert_eq!(rv(s.decrypt(&x, private, &sig)), RvError::MechanismInvalid, "raw RSA decryption");
+    } else {
+        let sig = s.sign(&Mechanism::RsaX509, private, &block).unwrap();
+        assert_eq!(sig.len(), 256);
+        s.verify(&Mechanism::RsaX509, public, &block, &sig).unwrap();
+        s.verify(&Mechanism::RsaX509, public, &padded, &sig).unwrap();
+        let ct = s.encrypt(&Mechanism::RsaX509, public, &block).unwrap();
+        assert_eq!(ct.len(), 256);
+        assert_eq!(s.decrypt(&Mechanism::RsaX509, private, &ct).unwrap(), padded);
+        assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[0xff; 256])), RvError::DataInvalid, "input ≥ n");
+        assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[1; 257])), RvError::DataLenRange);
+    }
 
-    // PKCS#1 v1.5 encryption.
+    // PKCS#1 v1.5 encryption (not approved for key transport: refused in the approved mode).
     let secret = b"sixteen byte key";
-    let ct = s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap();
-    assert_eq!(ct.len(), 256);
-    assert_ne!(ct, s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap(), "randomised padding");
-    assert_eq!(s.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap(), secret);
-    assert_eq!(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 245]).unwrap().len(), 256);
-    assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 246])), RvError::DataLenRange);
-    let mut bad = ct.clone();
-    bad[255] ^= 0x80;
-    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &bad)), RvError::EncryptedDataInvalid);
-    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &ct[1..])), RvError::EncryptedDataLenRange);
-    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &[0xff; 256])), RvError::EncryptedDataInvalid);
+    if approved {
+        assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcs, public, secret)), RvError::MechanismInvalid);
+        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &[0x42; 256])), RvError::MechanismInvalid);
+    } else {
+        let ct = s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap();
+        assert_eq!(ct.len(), 256);
+        assert_ne!(ct, s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap(), "randomised padding");
+        assert_eq!(s.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap(), secret);
+        assert_eq!(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 245]).unwrap().len(), 256);
+        assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 246])), RvError::DataLenRange);
+        let mut bad = ct.clone();
+        bad[255] ^= 0x80;
+        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &bad)), RvError::EncryptedDataInvalid);
+        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &ct[1..])), RvError::EncryptedDataLenRange);
+        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &[0xff; 256])), RvError::EncryptedDataInvalid);
+    }
 
     // OAEP, with and without a label, several hashes.
     for (h, mgf, label) in [
@@ -414,13 +575,17 @@ fn two_call_lengths_for_signatures_and_ciphers() {
     assert_eq!(r.verify(h, b"something else", &sig), CKR_SIGNATURE_INVALID);
 
     // Encryption and decryption: the length query answers the exact length (k, then the
-    // plaintext's length), and a short buffer keeps the result for the next call.
+    // plaintext's length), and a short buffer keeps the result for the next call. (PKCS#1 v1.5
+    // encryption is refused in the approved mode; OAEP below runs in both.)
     let mut m = mech(CKM_RSA_PKCS, std::ptr::null(), 0);
-    assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_OK);
-    let ct = r.crypt_two_call(h, true, msg).unwrap();
-    assert_eq!(ct.len(), 256);
-    assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_OK);
-    assert_eq!(r.crypt_two_call(h, false, &ct).unwrap(), msg);
+    if allowed_unless_approved(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_INVALID, "CKM_RSA_PKCS encrypt") {
+        let ct = r.crypt_two_call(h, true, msg).unwrap();
+        assert_eq!(ct.len(), 256);
+        assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_OK);
+        assert_eq!(r.crypt_two_call(h, false, &ct).unwrap(), msg);
+    } else {
+        assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_MECHANISM_INVALID, "CKM_RSA_PKCS decrypt");
+    }
 
     let label = b"raw label";
     let oaep = CK_RSA_PKCS_OAEP_PARAMS {
@@ -445,10 +610,17 @@ fn two_call_lengths_for_signatures_and_ciphers() {
     let mut len = out.len() as CK_ULONG;
     let rv = unsafe { r.0.C_EncryptUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _, out.as_mut_ptr(), &mut len) };
     assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED);
-    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[], private), CKR_OK);
+    if allowed_unless_approved(r.sign_init(h, CKM_RSA_PKCS, &[], private), CKR_MECHANISM_INVALID, "CKM_RSA_PKCS sign") {
+        assert_eq!(unsafe { r.0.C_SignUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _) }, CKR_FUNCTION_NOT_SUPPORTED);
+    }
+    // Raw PSS (over a digest the caller computed) is single-part too, in both modes.
+    let param = ulong_bytes(&[CKM_SHA256, CKG_MGF1_SHA256, 32]);
+    assert_eq!(r.sign_init(h, CKM_RSA_PKCS_PSS, &param, private), CKR_OK);
     assert_eq!(unsafe { r.0.C_SignUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _) }, CKR_FUNCTION_NOT_SUPPORTED);
 }
 
+/// The key's own checks (usage attributes, key type, `CKA_ALLOWED_MECHANISMS`) come before the
+/// approved-mode policy, so these refusals are the same in both modes.
 #[test]
 fn keys_refuse_what_they_are_not_for() {
     let l = load();
@@ -489,6 +661,7 @@ fn keys_refuse_what_they_are_not_for() {
     // CKA_ALLOWED_MECHANISMS.
     let restricted = keygen(&s, 2048, &[Attribute::AllowedMechanisms(vec![MechanismType::RSA_PKCS_OAEP])]).unwrap().0;
     assert_eq!(rv(s.encrypt_init(&Mechanism::RsaPkcs, restricted)), RvError::MechanismInvalid);
+    assert_eq!(rv(s.verify_init(&Mechanism::Sha256RsaPkcs, restricted)), RvError::MechanismInvalid);
     let p = PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::empty());
     s.encrypt_init(&Mechanism::RsaPkcsOaep(p), restricted).unwrap();
 }
@@ -505,8 +678,14 @@ fn bad_mechanism_parameters_are_refused() {
     assert_eq!(rv(s.sign_init(&sha256_pss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA256, 32)), private)), bad);
     assert_eq!(rv(s.verify_init(&sha256_pss(pss(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, 20)), public)), bad);
     assert_eq!(rv(s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 223)), private)), bad);
-    s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 222)), private).unwrap();
-    let _ = s.sign_final();
+    let longest_salt = s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 222)), private);
+    if approved_mode() {
+        // A salt longer than the hash is outside FIPS 186-5 §5.4.
+        assert_eq!(rv(longest_salt), bad);
+    } else {
+        longest_salt.unwrap();
+        let _ = s.sign_final();
+    }
     assert_eq!(
         rv(s.sign_init(&Mechanism::RsaPkcsPss(pss(MechanismType::AES_ECB, PkcsMgfType::MGF1_SHA1, 16)), private)),
         bad
@@ -522,8 +701,10 @@ fn bad_mechanism_parameters_are_refused() {
         CKR_MECHANISM_PARAM_INVALID
     );
     assert_eq!(r.sign_init(h, CKM_RSA_PKCS_PSS, &[], private), CKR_MECHANISM_PARAM_INVALID);
-    // Mechanisms without parameters refuse one.
-    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[0; 8], private), CKR_MECHANISM_PARAM_INVALID);
+    // Mechanisms without parameters refuse one. (The approved mode refuses CKM_RSA_PKCS before it
+    // looks at the parameter: the policy decides first.)
+    let expected = if approved_mode() { CKR_MECHANISM_INVALID } else { CKR_MECHANISM_PARAM_INVALID };
+    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[0; 8], private), expected);
     assert_eq!(r.sign_init(h, CKM_SHA256_RSA_PKCS, &[0; 8], private), CKR_MECHANISM_PARAM_INVALID);
     // OAEP: known hash and MGF, source CKZ_DATA_SPECIFIED, exact structure size.
     let oaep = |hash, mgf, source| CK_RSA_PKCS_OAEP_PARAMS {
@@ -559,9 +740,21 @@ fn key_generation_parameters() {
     let l = load();
     let slot = l.new_token("rsa-gen");
     let s = user_session(&l.p, slot);
+    let approved = approved_mode();
+    // Sizes the module does not generate (the approved mode refuses them by its policy first, with
+    // the same code).
     for bits in [1024u64, 2047, 2049, 2100, 8320] {
         assert_eq!(rv(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits");
     }
+    if approved {
+        // Sizes the module generates but the approved mode does not allow (FIPS 186-5 §5.1 and
+        // policy/approved.toml: 2048, 3072, 4096). The policy refuses before any generation.
+        for bits in [5120u64, 6144, 8192] {
+            assert_eq!(rv(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits in the approved mode");
+        }
+    }
+    // Without CKA_MODULUS_BITS the template is incomplete (in the approved mode too: a template
+    // that names no size leaves the answer to the mechanism).
     let no_bits = [Attribute::Token(false), Attribute::Verify(true)];
     assert_eq!(
         rv(s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &no_bits, &[Attribute::Token(false)])),
@@ -579,11 +772,20 @@ fn key_generation_parameters() {
         RvError::AttributeReadOnly,
         "the modulus is the token's to choose"
     );
-    // Another exponent: 3 (allowed: any odd exponent from 3 to 2^32 - 1).
-    let (public, private) = keygen(&s, 2048, &[Attribute::PublicExponent(vec![3])]).unwrap();
-    assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), [3]);
-    let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, b"e = 3").unwrap();
-    s.verify(&Mechanism::Sha256RsaPkcs, public, b"e = 3", &sig).unwrap();
+    // Another exponent: 3 (any odd exponent from 3 to 2^32 - 1 in the non-approved mode; the
+    // approved mode needs e > 2^16, FIPS 186-5 §5.1).
+    if approved {
+        assert_eq!(
+            rv(keygen(&s, 2048, &[Attribute::PublicExponent(vec![3])])),
+            RvError::MechanismParamInvalid,
+            "e = 3 in the approved mode"
+        );
+    } else {
+        let (public, private) = keygen(&s, 2048, &[Attribute::PublicExponent(vec![3])]).unwrap();
+        assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), [3]);
+        let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, b"e = 3").unwrap();
+        s.verify(&Mechanism::Sha256RsaPkcs, public, b"e = 3", &sig).unwrap();
+    }
     // One larger size.
     let (public, private) = keygen(&s, 3072, &[]).unwrap();
     assert_eq!(bytes_attr(&s, public, AttributeType::Modulus).len(), 384);
@@ -623,6 +825,14 @@ fn wrap_and_unwrap_secret_keys() {
     let oaep =
         PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::data_specified(label));
     for m in [Mechanism::RsaPkcsOaep(oaep), Mechanism::RsaPkcs] {
+        if approved_mode() && m.mechanism_type() == MechanismType::RSA_PKCS {
+            // PKCS#1 v1.5 key transport is not approved: wrapping and unwrapping are refused.
+            let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::GENERIC_SECRET)];
+            assert_eq!(rv(s.wrap_key(&m, public, key)), RvError::MechanismInvalid, "PKCS#1 v1.5 wrap");
+            let wrapped = s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), public, key).unwrap();
+            assert_eq!(rv(s.unwrap_key(&m, private, &wrapped, &template)), RvError::MechanismInvalid, "unwrap");
+            continue;
+        }
         let wrapped = s.wrap_key(&m, public, key).expect("C_WrapKey");
         assert_eq!(wrapped.len(), 256);
         let template = [
@@ -642,8 +852,10 @@ fn wrap_and_unwrap_secret_keys() {
     // The wrapped key is an OAEP ciphertext of the key value: C_Decrypt agrees.
     let wrapped = s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), public, key).unwrap();
     assert_eq!(s.decrypt(&Mechanism::RsaPkcsOaep(oaep), private, &wrapped).unwrap(), value);
-    // Wrapping with a private key, or unwrapping with a public one, is not allowed.
+    // Wrapping with a private key, or unwrapping with a public one, is not allowed (the key's own
+    // attributes are checked before the policy: the same code in both modes).
     assert_eq!(rv(s.wrap_key(&Mechanism::RsaPkcs, private, key)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv(s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), private, key)), RvError::KeyFunctionNotPermitted);
 }
 
 #[test]

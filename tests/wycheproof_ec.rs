@@ -2,6 +2,11 @@
 //! each key is imported with `C_CreateObject`, signatures are checked with `C_Verify`, shared
 //! secrets are derived with `CKM_ECDH1_DERIVE` (`CKD_NULL`) into extractable generic secrets whose
 //! `CKA_VALUE` is compared. Every `valid` case must pass and every `invalid` one be rejected.
+//!
+//! In the approved mode (`TESSERA_MODE=approved`) a case whose use `policy/approved.toml` does not
+//! allow (Ed448 signatures, X25519 agreement) is still sent to the module, checked to be refused
+//! with the code the policy gives, and counted as skipped, "refused by the approved-mode policy",
+//! with the reason.
 
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
@@ -54,6 +59,47 @@ fn rv_of(e: &Error) -> Option<RvError> {
     match e {
         Error::Pkcs11(rv, _) => Some(*rv),
         _ => None,
+    }
+}
+
+/// What the approved mode answers for `mech` used for `function` on a key of `curve` (the policy's
+/// curve name): `None` when the use is approved, or in the non-approved mode; else the code and
+/// the reason for the tally. The table is `policy/approved.toml`, written out here so that the
+/// test checks the module against the policy rather than against itself.
+fn approved_refusal(mech: &str, function: &str, curve: &str) -> Option<(RvError, String)> {
+    if !approved_mode() {
+        return None;
+    }
+    let prime = ["secp256r1", "secp384r1", "secp521r1"];
+    let curves: &[&str] = match (mech, function) {
+        ("CKM_ECDSA_SHA224" | "CKM_ECDSA_SHA256" | "CKM_ECDSA_SHA384" | "CKM_ECDSA_SHA512", _) => &prime,
+        ("CKM_ECDSA_SHA1", "verify") => &prime,
+        ("CKM_ECDH1_DERIVE", "derive") => &prime,
+        ("CKM_EDDSA", _) => &["ed25519"],
+        _ => {
+            let why = format!("{mech} {function} has no approved use, CKR_MECHANISM_INVALID");
+            return Some((RvError::MechanismInvalid, format!("refused by the approved-mode policy: {why}")));
+        }
+    };
+    (!curves.contains(&curve)).then(|| {
+        let why = format!("{mech} {function} is approved on {} only, CKR_KEY_SIZE_RANGE", curves.join(", "));
+        (RvError::KeySizeRange, format!("refused by the approved-mode policy: {curve}: {why}"))
+    })
+}
+
+/// In the approved mode, a case whose use the policy refuses: the module must have refused it with
+/// the policy's code; the case is counted as skipped with the reason.
+fn record_refused<T: std::fmt::Debug>(
+    tally: &mut Tally,
+    t: &Value,
+    r: cryptoki::error::Result<T>,
+    (code, why): &(RvError, String),
+) {
+    match r {
+        Err(e) if rv_of(&e) == Some(*code) => tally.skip(id(t), why),
+        other => {
+            tally.failed.push(format!("tcId {}: the approved mode must refuse it with {code:?}, got {other:?}", id(t)))
+        }
     }
 }
 
@@ -183,12 +229,12 @@ fn ecdsa_file(c: &Ctx, name: &str, p1363: bool) {
             }
             continue;
         };
-        let mech = match g["sha"].as_str() {
-            Some("SHA-1") => Mechanism::EcdsaSha1,
-            Some("SHA-224") => Mechanism::EcdsaSha224,
-            Some("SHA-256") => Mechanism::EcdsaSha256,
-            Some("SHA-384") => Mechanism::EcdsaSha384,
-            Some("SHA-512") => Mechanism::EcdsaSha512,
+        let (mech, mech_name) = match g["sha"].as_str() {
+            Some("SHA-1") => (Mechanism::EcdsaSha1, "CKM_ECDSA_SHA1"),
+            Some("SHA-224") => (Mechanism::EcdsaSha224, "CKM_ECDSA_SHA224"),
+            Some("SHA-256") => (Mechanism::EcdsaSha256, "CKM_ECDSA_SHA256"),
+            Some("SHA-384") => (Mechanism::EcdsaSha384, "CKM_ECDSA_SHA384"),
+            Some("SHA-512") => (Mechanism::EcdsaSha512, "CKM_ECDSA_SHA512"),
             other => {
                 for t in tests(g) {
                     tally.skip(id(t), &format!("hash {other:?} has no CKM_ECDSA_* mechanism"));
@@ -197,9 +243,15 @@ fn ecdsa_file(c: &Ctx, name: &str, p1363: bool) {
             }
         };
         let key = public_key(&c.s, KeyType::EC, params, &hex(&pk["uncompressed"])).expect("import public key");
+        let refusal = approved_refusal(mech_name, "verify", pk["curve"].as_str().unwrap_or(""));
         for t in tests(g) {
             let msg = hex(&t["msg"]);
             let sig = hex(&t["sig"]);
+            if let Some(refusal) = &refusal {
+                let raw = if p1363 { sig } else { der_to_raw(&sig, n).unwrap_or(vec![0; 2 * n]) };
+                record_refused(&mut tally, t, c.s.verify(&mech, key, &msg, &raw), refusal);
+                continue;
+            }
             let raw = if p1363 { Some(sig) } else { der_to_raw(&sig, n) };
             let accepted = match raw {
                 Some(raw) => verify(&c.s, &mech, key, &msg, &raw, &mut odd),
@@ -238,6 +290,19 @@ fn ecdsa_der() {
 /// Derives with `CKD_NULL` from an imported private key and a peer's public data; `None` when
 /// the module refuses (which must be for the peer key).
 fn ecdh(s: &Session, base: ObjectHandle, peer: &[u8], odd: &mut Vec<String>) -> Option<Vec<u8>> {
+    match ecdh_result(s, base, peer) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if rv_of(&e) != Some(RvError::MechanismParamInvalid) {
+                odd.push(format!("unexpected error {e}"));
+            }
+            None
+        }
+    }
+}
+
+/// Derives with `CKD_NULL` and reads the secret back; the module's error as it is.
+fn ecdh_result(s: &Session, base: ObjectHandle, peer: &[u8]) -> cryptoki::error::Result<Vec<u8>> {
     let m = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer));
     let template = [
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -246,22 +311,13 @@ fn ecdh(s: &Session, base: ObjectHandle, peer: &[u8], odd: &mut Vec<String>) -> 
         Attribute::Sensitive(false),
         Attribute::Extractable(true),
     ];
-    match s.derive_key(&m, base, &template) {
-        Ok(k) => {
-            let v = match s.get_attributes(k, &[AttributeType::Value]).expect("value").pop() {
-                Some(Attribute::Value(v)) => v,
-                other => panic!("unexpected {other:?}"),
-            };
-            s.destroy_object(k).expect("destroy");
-            Some(v)
-        }
-        Err(e) => {
-            if rv_of(&e) != Some(RvError::MechanismParamInvalid) {
-                odd.push(format!("unexpected error {e}"));
-            }
-            None
-        }
-    }
+    let k = s.derive_key(&m, base, &template)?;
+    let v = match s.get_attributes(k, &[AttributeType::Value]).expect("value").pop() {
+        Some(Attribute::Value(v)) => v,
+        other => panic!("unexpected {other:?}"),
+    };
+    s.destroy_object(k).expect("destroy");
+    Ok(v)
 }
 
 /// The point inside an SPKI, if the SPKI is DER, id-ecPublicKey, and names `params`' curve.
@@ -304,7 +360,14 @@ fn ecdh_file(c: &Ctx, name: &str, spki: bool) {
             }
             continue;
         };
+        let refusal = approved_refusal("CKM_ECDH1_DERIVE", "derive", g["curve"].as_str().unwrap_or(""));
         for t in tests(g) {
+            if let Some(refusal) = &refusal {
+                let base = private_key(&c.s, KeyType::EC, params, &fixed(&hex(&t["private"]), n).unwrap_or(vec![1; n]));
+                record_refused(&mut tally, t, ecdh_result(&c.s, base, &hex(&t["public"])), refusal);
+                c.s.destroy_object(base).expect("destroy");
+                continue;
+            }
             let Some(d) = fixed(&hex(&t["private"]), n) else {
                 tally.skip(id(t), "private scalar longer than the field");
                 continue;
@@ -379,10 +442,15 @@ fn ed25519() {
     let mut tally = Tally::new(name);
     let mut odd = Vec::new();
     let m = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+    let refusal = approved_refusal("CKM_EDDSA", "verify", "ed25519");
     for g in groups(&v) {
         let pk = hex(&g["publicKey"]["pk"]);
         let key = public_key(&c.s, KeyType::EC_EDWARDS, ED25519, &pk).expect("import");
         for t in tests(g) {
+            if let Some(refusal) = &refusal {
+                record_refused(&mut tally, t, c.s.verify(&m, key, &hex(&t["msg"]), &hex(&t["sig"])), refusal);
+                continue;
+            }
             let accepted = verify(&c.s, &m, key, &hex(&t["msg"]), &hex(&t["sig"]), &mut odd);
             tally.case(id(t), result(t), accepted, true);
         }
@@ -399,9 +467,29 @@ fn ed448_is_not_supported() {
     let Some(v) = wycheproof::load(name) else { return };
     let mut tally = Tally::new(name);
     let m = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+    // In the approved mode the policy refuses the curve first (CKM_EDDSA is approved on Ed25519
+    // only): every case is sent and checked to be refused with its code.
+    let refusal = approved_refusal("CKM_EDDSA", "verify", "ed448");
     for g in groups(&v) {
         let pk = hex(&g["publicKey"]["pk"]);
-        let key = public_key(&c.s, KeyType::EC_EDWARDS, ED448, &pk).expect("import");
+        // The module may refuse the curve when the key is created (CKR_CURVE_NOT_SUPPORTED in
+        // either mode: object creation is not a policy decision); then no case reaches a use.
+        let key = match public_key(&c.s, KeyType::EC_EDWARDS, ED448, &pk) {
+            Ok(key) => key,
+            Err(e) => {
+                assert_eq!(rv_of(&e), Some(RvError::CurveNotSupported), "import of an Ed448 public key");
+                for t in tests(g) {
+                    tally.skip(id(t), "Ed448 not implemented (C_CreateObject: CKR_CURVE_NOT_SUPPORTED, checked)");
+                }
+                continue;
+            }
+        };
+        if let Some(refusal) = &refusal {
+            for t in tests(g) {
+                record_refused(&mut tally, t, c.s.verify(&m, key, &hex(&t["msg"]), &hex(&t["sig"])), refusal);
+            }
+            continue;
+        }
         // The module refuses the curve rather than misusing the key.
         let e = c.s.verify_init(&m, key).expect_err("Ed448 is not implemented");
         assert_eq!(rv_of(&e), Some(RvError::CurveNotSupported));
@@ -426,8 +514,16 @@ fn x25519() {
             }
             continue;
         }
+        // X25519 is not an approved key-agreement curve: in the approved mode every case is sent
+        // and checked to be refused with the policy's code.
+        let refusal = approved_refusal("CKM_ECDH1_DERIVE", "derive", "x25519");
         for t in tests(g) {
             let base = private_key(&c.s, KeyType::EC_MONTGOMERY, X25519, &hex(&t["private"]));
+            if let Some(refusal) = &refusal {
+                record_refused(&mut tally, t, ecdh_result(&c.s, base, &hex(&t["public"])), refusal);
+                c.s.destroy_object(base).expect("destroy");
+                continue;
+            }
             let (accepted, matched) = match ecdh(&c.s, base, &hex(&t["public"]), &mut odd) {
                 Some(z) => (true, z == hex(&t["shared"])),
                 None => (false, false),

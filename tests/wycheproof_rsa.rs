@@ -1,6 +1,10 @@
 //! Project Wycheproof's RSA vectors through the built module: PKCS#1 v1.5 and PSS verification with
 //! imported public keys, OAEP and PKCS#1 v1.5 decryption with imported private keys (all their
 //! components), every key brought in with `C_CreateObject`.
+//!
+//! In the approved mode (`TESSERA_MODE=approved`) a case whose use `policy/approved.toml` does not
+//! allow is still sent to the module, checked to be refused with the code the policy gives, and
+//! counted as skipped, "refused by the approved-mode policy", with the reason.
 
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
@@ -45,6 +49,58 @@ fn hash_of(name: &str) -> Option<(MechanismType, PkcsMgfType)> {
 
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or("")
+}
+
+/// The size of a modulus in bits, as the policy measures it.
+fn modulus_bits(key: &Value) -> usize {
+    let n = hex(&key["modulus"]);
+    let n: Vec<u8> = n.into_iter().skip_while(|b| *b == 0).collect();
+    n.first().map_or(0, |b| (n.len() - 1) * 8 + 8 - b.leading_zeros() as usize)
+}
+
+/// The approved-mode refusal of a use: the code, and why (for the tally).
+struct Refusal {
+    rv: RvError,
+    why: String,
+}
+
+/// What the approved mode answers for `mech` (used to verify signatures or decrypt, as in these
+/// files) with a key of `bits`: `None` when the use is approved, or in the non-approved mode. The
+/// table is `policy/approved.toml`, written out here so that the test checks the module against
+/// the policy rather than against itself.
+fn approved_refusal(mech: MechanismType, bits: usize) -> Option<Refusal> {
+    if !approved_mode() {
+        return None;
+    }
+    let refuse = |rv, why: &str| Some(Refusal { rv, why: format!("refused by the approved-mode policy: {why}") });
+    let min = if mech == MechanismType::RSA_PKCS {
+        return refuse(
+            RvError::MechanismInvalid,
+            "PKCS #1 v1.5 decryption is not approved (SP 800-131A Rev. 2 §6), CKR_MECHANISM_INVALID",
+        );
+    } else if mech == MechanismType::SHA1_RSA_PKCS_PSS {
+        return refuse(RvError::MechanismInvalid, "CKM_SHA1_RSA_PKCS_PSS has no approved use, CKR_MECHANISM_INVALID");
+    } else if mech == MechanismType::SHA1_RSA_PKCS {
+        1024
+    } else {
+        2048
+    };
+    if bits < min {
+        return refuse(RvError::KeySizeRange, &format!("{bits}-bit key, below {min} bits, CKR_KEY_SIZE_RANGE"));
+    }
+    None
+}
+
+/// In the approved mode, a case whose use the policy refuses: the module must have refused it
+/// with the policy's code; the case is counted as skipped with the reason.
+fn record_refused<T: std::fmt::Debug>(t: &mut Tally, tc: &Value, r: cryptoki::error::Result<T>, refusal: &Refusal) {
+    let id = tc["tcId"].as_u64().unwrap_or(0);
+    match r {
+        Err(Error::Pkcs11(rv, _)) if rv == refusal.rv => t.skip(id, &refusal.why),
+        other => {
+            t.failed.push(format!("tcId {id}: the approved mode must refuse it with {:?}, got {other:?}", refusal.rv))
+        }
+    }
 }
 
 fn public_key(s: &Session, key: &Value) -> cryptoki::error::Result<ObjectHandle> {
@@ -120,9 +176,13 @@ fn pkcs1_v1_5_signatures() {
                 }
             };
             let key = public_key(&s, &g["publicKey"]).expect("import the public key");
+            let refusal = approved_refusal(mech.mechanism_type(), modulus_bits(&g["publicKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let r = s.verify(&mech, key, &hex(&tc["msg"]), &hex(&tc["sig"])).map(|_| true);
-                record(&mut t, tc, r, &[RvError::SignatureInvalid, RvError::SignatureLenRange]);
+                match &refusal {
+                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
+                    None => record(&mut t, tc, r, &[RvError::SignatureInvalid, RvError::SignatureLenRange]),
+                }
             }
         }
         t.finish();
@@ -158,9 +218,13 @@ fn pss_signatures() {
                 _ => Mechanism::Sha512RsaPkcsPss(p),
             };
             let key = public_key(&s, &g["publicKey"]).expect("import the public key");
+            let refusal = approved_refusal(mech.mechanism_type(), modulus_bits(&g["publicKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let r = s.verify(&mech, key, &hex(&tc["msg"]), &hex(&tc["sig"])).map(|_| true);
-                record(&mut t, tc, r, &[RvError::SignatureInvalid, RvError::SignatureLenRange]);
+                match &refusal {
+                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
+                    None => record(&mut t, tc, r, &[RvError::SignatureInvalid, RvError::SignatureLenRange]),
+                }
             }
         }
         t.finish();
@@ -188,11 +252,15 @@ fn oaep_decryption() {
                 continue;
             };
             let key = private_key(&s, &g["privateKey"]).expect("import the private key");
+            let refusal = approved_refusal(MechanismType::RSA_PKCS_OAEP, modulus_bits(&g["privateKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let label = hex(&tc["label"]);
                 let p = PkcsOaepParams::new(hash, mgf, PkcsOaepSource::data_specified(&label));
                 let r = s.decrypt(&Mechanism::RsaPkcsOaep(p), key, &hex(&tc["ct"])).map(|m| m == hex(&tc["msg"]));
-                record(&mut t, tc, r, &[RvError::EncryptedDataInvalid, RvError::EncryptedDataLenRange]);
+                match &refusal {
+                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
+                    None => record(&mut t, tc, r, &[RvError::EncryptedDataInvalid, RvError::EncryptedDataLenRange]),
+                }
             }
         }
         t.finish();
@@ -212,12 +280,17 @@ fn pkcs1_v1_5_decryption() {
         for g in v["testGroups"].as_array().into_iter().flatten() {
             let key = private_key(&s, &g["privateKey"]).expect("import the private key");
             let k = hex(&g["privateKey"]["modulus"]).iter().skip_while(|b| **b == 0).count();
+            // In the approved mode every case is refused (CKM_RSA_PKCS has no approved use).
+            let refusal = approved_refusal(MechanismType::RSA_PKCS, modulus_bits(&g["privateKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let ct = hex(&tc["ct"]);
                 let allowed: &[RvError] =
                     if ct.len() == k { &[RvError::EncryptedDataInvalid] } else { &[RvError::EncryptedDataLenRange] };
                 let r = s.decrypt(&Mechanism::RsaPkcs, key, &ct).map(|m| m == hex(&tc["msg"]));
-                record(&mut t, tc, r, allowed);
+                match &refusal {
+                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
+                    None => record(&mut t, tc, r, allowed),
+                }
             }
         }
         t.finish();

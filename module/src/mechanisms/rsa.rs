@@ -573,6 +573,22 @@ impl Mechanism for Rsa {
         &[CKK_RSA]
     }
 
+    /// `pss_fips186`: PSS with an approved hash and MGF1 hash (not SHA-1) and a salt no longer
+    /// than the hash (FIPS 186-5 §5.4).
+    fn meets(&self, condition: &str, param: &[u8]) -> bool {
+        if condition != "pss_fips186" || !matches!(self.0, Kind::Pss(_)) {
+            return false;
+        }
+        if param.len() != std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>() {
+            return false;
+        }
+        let Ok([hash_alg, mgf, slen]) = ulongs::<3>(param) else { return false };
+        match (Hash::from_mechanism(hash_alg), Hash::from_mgf(mgf)) {
+            (Some(h), Some(m)) => h != Hash::Sha1 && m != Hash::Sha1 && (slen as usize) <= h.len(),
+            _ => false,
+        }
+    }
+
     fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
         if !self.can_sign() {
             return Err(err(CKR_MECHANISM_INVALID));

@@ -152,7 +152,18 @@ impl Module {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
         let pub_map = template::collect(public)?;
-        let d = self.decide(mech, m, Function::GeneratePair, &requested(&pub_map), param)?;
+        // FIPS 186-5 §5.1: 2^16 < e (65537 when the template leaves it out).
+        // Only a usable exponent at or below 2^16 fails the condition; a malformed one is left
+        // to the mechanism, which refuses it as an invalid attribute value.
+        let exponent_ok = pub_map.get(&CKA_PUBLIC_EXPONENT).is_none_or(|e| {
+            let lead = e.iter().position(|b| *b != 0).unwrap_or(e.len());
+            let e = &e[lead..];
+            let small = e.len() <= 3 && e.iter().fold(0u32, |a, b| (a << 8) | *b as u32) <= 65536;
+            let usable = e.last().is_some_and(|b| b % 2 == 1) && !matches!(e, [1]);
+            !(small && usable)
+        });
+        let meets = |c: &str| (c == "rsa_exponent_fips186" && exponent_ok) || m.meets(c, param);
+        let d = policy()?.decide(self.cfg.mode, mech, Function::GeneratePair, &requested(&pub_map), &meets)?;
         let g = m.generate_key_pair(param, &pub_map, &template::collect(private)?)?;
         let actor = Actor { so: s.so() };
         let pub_t = with_class(public, CKO_PUBLIC_KEY, g.key_type)?;
