@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 tessera_install_packages
 
 echo "== build (release), seal"
-cargo build --release -p tessera-pkcs11 -p tessera-tests --bins
+# The library's own build makes target/release/libtessera_pkcs11.so (a build of binaries alone
+# leaves the cdylib out of date).
+cargo build --release -p tessera-pkcs11
+cargo build --release -p tessera-tests --bins
 target/release/tessera-util --seal
 export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
 export TESSERA_UTIL=$PWD/target/release/tessera-util
