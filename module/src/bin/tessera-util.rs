@@ -289,6 +289,12 @@ fn status(m: &Module) {
         post.elapsed.as_micros()
     );
     println!("Integrity:          {}", post.integrity);
+    let backend = if tessera_pkcs11::crypto_ffi::selftest::aws_lc_fips_mode() {
+        "FIPS module (FIPS_mode = 1)"
+    } else {
+        "non-FIPS build (FIPS_mode = 0)"
+    };
+    println!("aws-lc:             {backend}");
     match m.error_reason() {
         None => println!("State:              operational"),
         Some(r) => println!("State:              ERROR STATE: {r}"),

@@ -5,7 +5,7 @@
 //! Every function is a small safe wrapper; lengths are checked in Rust before aws-lc sees a
 //! pointer.
 
-use aws_lc_sys::{
+use super::sys::{
     AES_cbc_encrypt, AES_ctr128_encrypt, AES_decrypt, AES_encrypt, AES_set_decrypt_key, AES_set_encrypt_key,
     AES_unwrap_key, AES_unwrap_key_padded, AES_wrap_key, AES_wrap_key_padded, EVP_CIPHER_CTX_ctrl, EVP_CIPHER_CTX_free,
     EVP_CIPHER_CTX_new, EVP_DecryptFinal_ex, EVP_DecryptInit_ex, EVP_DecryptUpdate, EVP_EncryptFinal_ex,

@@ -5,7 +5,7 @@
 //!
 //! Signatures are PKCS#11's fixed-length `r ‖ s`, each half the curve's field size.
 
-use aws_lc_sys as sys;
+use super::sys;
 use std::ptr;
 
 /// The aws-lc curve identifier of P-256.

@@ -4,7 +4,7 @@
 //! exposes. Every function is a small safe wrapper; failures come back as `None`/`false` (the
 //! mechanism chooses the `CK_RV`) and leave aws-lc's per-thread error queue empty.
 
-use aws_lc_sys as sys;
+use super::sys;
 use std::ptr::{self, NonNull};
 use zeroize::Zeroizing;
 

@@ -5,5 +5,12 @@
 pub fn aws_lc_self_test() -> bool {
     // SAFETY: BORINGSSL_self_test takes no arguments, touches only aws-lc's own state and
     // returns 1 on success.
-    unsafe { aws_lc_sys::BORINGSSL_self_test() == 1 }
+    unsafe { super::sys::BORINGSSL_self_test() == 1 }
+}
+
+/// Whether aws-lc runs as its FIPS module (`FIPS_mode()`): true only in a `fips` build, whose
+/// aws-lc has then already passed its own integrity check and self-tests at load.
+pub fn aws_lc_fips_mode() -> bool {
+    // SAFETY: FIPS_mode takes no arguments and only reads aws-lc's build configuration.
+    unsafe { super::sys::FIPS_mode() == 1 }
 }
