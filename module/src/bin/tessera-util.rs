@@ -288,6 +288,8 @@ fn status(m: &Module) {
         if post.failure.is_none() { "passed" } else { "FAILED" },
         post.elapsed.as_micros()
     );
+    let phases: Vec<String> = post.phases.iter().map(|(n, d)| format!("{n} {} µs", d.as_micros())).collect();
+    println!("Self-test phases:   {}", phases.join(", "));
     println!("Integrity:          {}", post.integrity);
     let backend = if tessera_pkcs11::crypto_ffi::selftest::aws_lc_fips_mode() {
         "FIPS module (FIPS_mode = 1)"

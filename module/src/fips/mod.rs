@@ -18,6 +18,8 @@ pub struct PostReport {
     /// What the integrity test concluded.
     pub integrity: integrity::Status,
     pub elapsed: Duration,
+    /// Time of each phase: integrity, Tessera's KATs, aws-lc's self-tests.
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 /// Runs every power-on self-test. `module_file` is the installed library (absent when the core
@@ -25,7 +27,9 @@ pub struct PostReport {
 pub fn power_on_self_tests(module_file: Option<&Path>, require_seal: bool) -> PostReport {
     let start = Instant::now();
     let mut results = Vec::new();
+    let mut phases = Vec::new();
     let mut failure = None;
+    let t = Instant::now();
     let integrity = match module_file {
         Some(p) => integrity::check(p),
         None => integrity::Status::NotApplicable,
@@ -36,19 +40,24 @@ pub fn power_on_self_tests(module_file: Option<&Path>, require_seal: bool) -> Po
         integrity::Status::Mismatch | integrity::Status::Unreadable(_) => false,
     };
     results.push(("module integrity (HMAC-SHA-256)".to_string(), integrity_ok));
+    phases.push(("integrity", t.elapsed()));
     if !integrity_ok {
         failure = Some(format!("integrity test failed: {integrity}"));
     }
     if failure.is_none() {
+        let t = Instant::now();
         for (name, ok) in kat::run_all() {
             if !ok && failure.is_none() {
                 failure = Some(format!("known-answer test failed: {name}"));
             }
             results.push((name, ok));
         }
+        phases.push(("known-answer tests", t.elapsed()));
     }
     if failure.is_none() {
+        let t = Instant::now();
         let ok = kat::healthy("aws-lc") && crate::crypto_ffi::selftest::aws_lc_self_test();
+        phases.push(("aws-lc self-tests", t.elapsed()));
         results.push(("aws-lc self-tests (incl. CTR-DRBG KAT)".to_string(), ok));
         if !ok {
             failure = Some("aws-lc self-tests failed".to_string());
@@ -59,5 +68,5 @@ pub fn power_on_self_tests(module_file: Option<&Path>, require_seal: bool) -> Po
         None => tracing::info!("power-on self-tests passed in {} µs ({integrity})", elapsed.as_micros()),
         Some(f) => tracing::error!("power-on self-tests: {f}; the module is in the error state"),
     }
-    PostReport { failure, results, integrity, elapsed }
+    PostReport { failure, results, integrity, elapsed, phases }
 }
