@@ -24,6 +24,7 @@ pub mod object;
 pub mod policy;
 pub mod services;
 pub mod session;
+pub mod session_table;
 pub mod slots;
 pub mod state;
 pub mod store;

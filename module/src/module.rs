@@ -27,9 +27,9 @@ pub struct Module {
     pub cfg: Config,
     pub kek: Arc<KekCache>,
     pub slots: RwLock<Slots>,
-    pub sessions: RwLock<HashMap<CK_SESSION_HANDLE, SessionRef>>,
+    pub sessions: crate::session_table::SessionTable,
     next_session: AtomicU64,
-    pub handles: Mutex<Handles>,
+    pub handles: RwLock<Handles>,
     /// IV counters of session keys (they never leave this process), by `CKA_UNIQUE_ID`.
     pub session_counters: Mutex<HashMap<Vec<u8>, u64>>,
 }
@@ -66,9 +66,9 @@ impl Module {
             post,
             generation: crate::state::generation(),
             slots: RwLock::new(Slots::default()),
-            sessions: RwLock::new(HashMap::new()),
+            sessions: Default::default(),
             next_session: AtomicU64::new(1),
-            handles: Mutex::new(Handles::default()),
+            handles: RwLock::new(Handles::default()),
             session_counters: Mutex::new(HashMap::new()),
             kek,
             cfg,
@@ -106,12 +106,12 @@ impl Module {
 
     /// A session by handle.
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<SessionRef> {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).get(&h).cloned().ok_or(err(CKR_SESSION_HANDLE_INVALID))
+        self.sessions.get(h).ok_or(err(CKR_SESSION_HANDLE_INVALID))
     }
 
     /// `C_Finalize`: closes every session and forgets every login.
     pub fn shutdown(&self) {
-        let sessions: Vec<_> = self.sessions.write().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let sessions: Vec<_> = self.sessions.update(|m| m.drain().collect());
         drop(sessions);
         for t in self.slots.read().unwrap_or_else(|p| p.into_inner()).tokens() {
             t.logout();

@@ -208,7 +208,7 @@ impl Module {
 
     /// (all sessions, read-write sessions) open on a token.
     pub fn sessions_on(&self, t: &Arc<Token>) -> (usize, usize) {
-        let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        let sessions = self.sessions.snapshot();
         let mut all = 0;
         let mut rw = 0;
         for s in sessions.values() {

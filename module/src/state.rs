@@ -28,10 +28,23 @@ pub fn generation() -> u64 {
     FORK_GENERATION.load(Ordering::SeqCst)
 }
 
+/// A borrowed reference to the initialised module. It takes no reference count (arc-swap's
+/// guard), so calls on many threads do not all write to one shared counter.
+pub struct ModuleRef(arc_swap::Guard<Option<Arc<Module>>>);
+
+impl std::ops::Deref for ModuleRef {
+    type Target = Module;
+    fn deref(&self) -> &Module {
+        // `get` hands out a ModuleRef only when the module is present.
+        self.0.as_deref().expect("checked in get")
+    }
+}
+
 /// The initialised module of this process (one atomic load and a comparison).
-pub fn get() -> Result<Arc<Module>> {
-    match MODULE.load_full() {
-        Some(m) if m.generation == generation() => Ok(m),
+pub fn get() -> Result<ModuleRef> {
+    let g = MODULE.load();
+    match g.as_deref() {
+        Some(m) if m.generation == generation() => Ok(ModuleRef(g)),
         _ => Err(err(CKR_CRYPTOKI_NOT_INITIALIZED)),
     }
 }
@@ -55,7 +68,7 @@ pub fn initialize(module_file: Option<&std::path::Path>) -> Result<()> {
 /// `C_Finalize`.
 pub fn finalize() -> Result<()> {
     let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
-    let m = get()?;
+    let m = MODULE.load_full().filter(|m| m.generation == generation()).ok_or(err(CKR_CRYPTOKI_NOT_INITIALIZED))?;
     MODULE.store(None);
     m.shutdown();
     Ok(())

@@ -53,6 +53,9 @@ pub struct Token {
     db: Mutex<Db>,
     view: RwLock<View>,
     login: RwLock<Login>,
+    /// Who is logged in, readable without the lock (every object access asks): 0 for nobody,
+    /// else the `CK_USER_TYPE` plus one.
+    who: std::sync::atomic::AtomicU64,
     kek: Arc<KekCache>,
     policy: PinPolicy,
     /// IV counter values reserved by this process, per key: (next, end).
@@ -84,6 +87,7 @@ impl Token {
             db: Mutex::new(db),
             view: RwLock::new(View { data_version: i64::MIN, row, objects: HashMap::new() }),
             login: RwLock::new(Login::default()),
+            who: std::sync::atomic::AtomicU64::new(0),
             kek,
             policy,
             counters: Mutex::new(HashMap::new()),
@@ -138,6 +142,7 @@ impl Token {
             tracing::warn!("token {} was re-initialised by another process; logging out", self.serial);
             let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
             l.user = None;
+            self.who.store(0, std::sync::atomic::Ordering::Release);
             l.key = None;
             self.view.write().unwrap_or_else(|p| p.into_inner()).objects.clear();
         }
@@ -188,7 +193,7 @@ impl Token {
                 None => complete = false,
             }
         }
-        Ok(Cached { rev: r.rev, private: r.private, obj: Some(Arc::new(Object { attrs })), complete })
+        Ok(Cached { rev: r.rev, private: r.private, obj: Some(Arc::new(Object::new(attrs))), complete })
     }
 
     /// Makes the next access re-read the token row (after this process changed it: its own
@@ -218,7 +223,10 @@ impl Token {
 
     /// Who is logged in, if anyone.
     pub fn logged_in(&self) -> Option<CK_USER_TYPE> {
-        self.login.read().unwrap_or_else(|p| p.into_inner()).user
+        match self.who.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            n => Some(n - 1),
+        }
     }
 
     /// Checks a PIN against its stored wrap, counting failures; gives the token key.
@@ -260,6 +268,7 @@ impl Token {
         {
             let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
             l.user = Some(user);
+            self.who.store(user + 1, std::sync::atomic::Ordering::Release);
             l.key = Some(key);
         }
         // Complete objects stay cached; the next access opens the sealed ones.
@@ -271,6 +280,7 @@ impl Token {
         {
             let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
             l.user = None;
+            self.who.store(0, std::sync::atomic::Ordering::Release);
             l.key = None;
         }
         self.invalidate();

@@ -37,7 +37,6 @@ use crate::module::Module;
 use crate::object::{attrs, Template};
 use cryptoki_sys::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
 
 /// Runs an entry point's body: converts the core's `Error` to its `CK_RV` (the one place this
 /// happens) and catches panics.
@@ -79,7 +78,7 @@ pub fn ending(
 
 /// The initialised module for a cryptographic or object service: `CKR_CRYPTOKI_NOT_INITIALIZED`
 /// before `C_Initialize`, `CKR_GENERAL_ERROR` in the error state.
-pub fn module() -> Result<Arc<Module>> {
+pub fn module() -> Result<crate::state::ModuleRef> {
     let m = crate::state::get()?;
     if m.in_error() {
         return Err(err(CKR_GENERAL_ERROR));
@@ -89,7 +88,7 @@ pub fn module() -> Result<Arc<Module>> {
 
 /// The initialised module for the services that stay available in the error state (information,
 /// slot and session bookkeeping, `C_Finalize`).
-pub fn module_any() -> Result<Arc<Module>> {
+pub fn module_any() -> Result<crate::state::ModuleRef> {
     crate::state::get()
 }
 

@@ -110,6 +110,11 @@ pub struct Rsa(NonNull<sys::RSA>);
 // thread, and every operation below is documented as non-mutating (internal caches are locked).
 unsafe impl Send for Rsa {}
 
+// SAFETY: the operations below take `&self` and are safe to call concurrently on one aws-lc RSA
+// (aws-lc locks the lazily built Montgomery and blinding caches internally), so a key parsed once
+// may be shared by threads.
+unsafe impl Sync for Rsa {}
+
 impl Drop for Rsa {
     fn drop(&mut self) {
         // SAFETY: we own one reference and release it once.

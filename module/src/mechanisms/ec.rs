@@ -417,9 +417,12 @@ pub fn shared_secret(base: &Object, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         return Err(err(CKR_CURVE_NOT_SUPPORTED));
     }
     let peer = curve.point(peer).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
-    let d = scalar(base, curve)?;
     let alg = curve.agreement();
-    let sk = agreement::PrivateKey::from_private_key(alg, &d).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
+    // The aws-lc private key is made (its public point computed) once per object.
+    let sk = base.parsed(|| {
+        let d = scalar(base, curve)?;
+        agreement::PrivateKey::from_private_key(alg, &d).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))
+    })?;
     let pk = agreement::UnparsedPublicKey::new(alg, peer);
     agreement::agree(&sk, pk, err(CKR_MECHANISM_PARAM_INVALID), |z| Ok(Zeroizing::new(z.to_vec())))
 }

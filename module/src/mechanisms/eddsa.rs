@@ -100,7 +100,7 @@ impl Mechanism for MontgomeryKeyPairGen {
 struct Eddsa;
 
 struct EddsaSign {
-    key: Ed25519KeyPair,
+    key: std::sync::Arc<Ed25519KeyPair>,
     msg: Vec<u8>,
 }
 
@@ -167,7 +167,9 @@ impl Mechanism for Eddsa {
         if seed.len() != 32 {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
         }
-        let kp = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
+        // The key pair (and its public key, which Ed25519 signing needs) is made once per object.
+        let kp =
+            key.parsed(|| Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT)))?;
         Ok(Box::new(EddsaSign { key: kp, msg: Vec::new() }))
     }
 

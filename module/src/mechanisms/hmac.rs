@@ -206,6 +206,13 @@ struct Hmac {
     key_types: &'static [CK_KEY_TYPE],
 }
 
+/// A keyed HMAC state kept with its key object, so that each signature starts from a copy
+/// instead of keying again.
+struct KeyedMac {
+    hash: Hash,
+    mac: Mac,
+}
+
 impl Hmac {
     fn key<'a>(&self, key: &'a Object) -> Result<&'a [u8]> {
         let v = secret_value(key)?;
@@ -213,6 +220,16 @@ impl Hmac {
             return Err(err(CKR_KEY_SIZE_RANGE));
         }
         Ok(v)
+    }
+
+    /// A fresh keyed state: a copy of the one kept with the key when it is for this hash.
+    fn keyed(&self, key: &Object) -> Result<Mac> {
+        let kept = key.parsed(|| Ok(KeyedMac { hash: self.hash, mac: Mac::new(self.hash, self.key(key)?)? }))?;
+        if kept.hash == self.hash {
+            Ok(kept.mac.clone())
+        } else {
+            Mac::new(self.hash, self.key(key)?)
+        }
     }
 }
 
@@ -227,13 +244,13 @@ impl Mechanism for Hmac {
 
     fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
         let len = tag_len(param, self.general, self.hash.out_len())?;
-        let core = Box::new(Mac::new(self.hash, self.key(key)?)?);
+        let core = Box::new(self.keyed(key)?);
         Ok(Box::new(MacSign { core, len }))
     }
 
     fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
         let len = tag_len(param, self.general, self.hash.out_len())?;
-        let core = Box::new(Mac::new(self.hash, self.key(key)?)?);
+        let core = Box::new(self.keyed(key)?);
         Ok(Box::new(MacVerify { core, len }))
     }
 }

@@ -13,6 +13,7 @@ use crate::error::{err, Error, Result};
 use crate::object::{as_ulong, AttrMap, Object};
 use aws_lc_rs::digest::{self, Context};
 use cryptoki_sys::*;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Smallest and largest modulus (bits) of keys the operations accept.
@@ -217,7 +218,17 @@ fn check_size(key: Key) -> Result<Key> {
 }
 
 /// The aws-lc key of a public-key object.
-fn public_key(obj: &Object) -> Result<Key> {
+/// The parsed public key of an object (parsed once per object).
+fn public_key(obj: &Object) -> Result<Arc<Key>> {
+    obj.parsed(|| parse_public_key(obj))
+}
+
+/// The parsed private key of an object (parsed, and checked by aws-lc, once per object).
+fn private_key(obj: &Object) -> Result<Arc<Key>> {
+    obj.parsed(|| parse_private_key(obj))
+}
+
+fn parse_public_key(obj: &Object) -> Result<Key> {
     if obj.class() != CKO_PUBLIC_KEY {
         return Err(err(CKR_KEY_TYPE_INCONSISTENT));
     }
@@ -228,7 +239,7 @@ fn public_key(obj: &Object) -> Result<Key> {
 }
 
 /// The aws-lc key of a private-key object: with CRT components when it has them all.
-fn private_key(obj: &Object) -> Result<Key> {
+fn parse_private_key(obj: &Object) -> Result<Key> {
     if obj.class() != CKO_PRIVATE_KEY {
         return Err(err(CKR_KEY_TYPE_INCONSISTENT));
     }
@@ -341,7 +352,7 @@ impl Scheme {
 }
 
 struct Signer {
-    key: Key,
+    key: Arc<Key>,
     scheme: Scheme,
     input: Input,
 }
@@ -369,7 +380,7 @@ impl SignOperation for Signer {
 }
 
 struct Verifier {
-    key: Key,
+    key: Arc<Key>,
     scheme: Scheme,
     input: Input,
 }
@@ -467,7 +478,7 @@ impl Padding {
 
 /// A single-part encryption or decryption: collects the input, works at the end.
 struct Cipher {
-    key: Key,
+    key: Arc<Key>,
     padding: Padding,
     encrypt: bool,
     input: Zeroizing<Vec<u8>>,

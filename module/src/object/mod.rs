@@ -18,6 +18,35 @@ pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Object {
     pub attrs: AttrMap,
+    /// Key material as mechanisms parsed it (see [`Object::parsed`]).
+    pub parsed: Parsed,
+}
+
+/// Forms of an object's key material that mechanisms built from its attributes (an aws-lc RSA
+/// key, an Ed25519 key pair …), kept with the object so that each use does not parse it again.
+/// Objects never change, so a parsed form never goes stale; it is dropped, and its memory wiped by
+/// its own destructor, with the object. A copy or a changed object starts with none.
+#[derive(Default)]
+pub struct Parsed([std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>; 2]);
+
+impl Clone for Parsed {
+    fn clone(&self) -> Self {
+        Parsed::default()
+    }
+}
+
+impl PartialEq for Parsed {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Parsed {}
+
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parsed")
+    }
 }
 
 /// Encodes a `CK_ULONG` attribute value.
@@ -36,6 +65,32 @@ pub fn as_ulong(v: &[u8]) -> Option<CK_ULONG> {
 }
 
 impl Object {
+    /// An object with these attributes.
+    pub fn new(attrs: AttrMap) -> Object {
+        Object { attrs, parsed: Parsed::default() }
+    }
+
+    /// The parsed form `T` of this object's key material, built by `build` the first time.
+    pub fn parsed<T: std::any::Any + Send + Sync>(
+        &self,
+        build: impl FnOnce() -> Result<T>,
+    ) -> Result<std::sync::Arc<T>> {
+        for slot in &self.parsed.0 {
+            if let Some(v) = slot.get() {
+                if let Ok(t) = v.clone().downcast::<T>() {
+                    return Ok(t);
+                }
+            }
+        }
+        let t = std::sync::Arc::new(build()?);
+        for slot in &self.parsed.0 {
+            if slot.set(t.clone()).is_ok() {
+                break;
+            }
+        }
+        Ok(t)
+    }
+
     pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.attrs.get(&ty).map(|v| v.as_slice())
     }

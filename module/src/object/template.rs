@@ -117,7 +117,7 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
         }
         check_value(spec.kind, v)?;
     }
-    let probe = Object { attrs: map.clone() };
+    let probe = Object::new(map.clone());
     if let Some(v) = map.get(&CKA_TRUSTED) {
         one_way(&probe, CKA_TRUSTED, v, actor)?;
     }
@@ -138,7 +138,7 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
         }
     }
     apply_defaults(&mut map, class, origin)?;
-    let mut obj = Object { attrs: map };
+    let mut obj = Object::new(map);
     derive_computed(&mut obj, sub)?;
     Ok(obj)
 }

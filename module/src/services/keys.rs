@@ -41,10 +41,9 @@ fn requested(map: &AttrMap) -> KeyInfo {
         .and_then(|v| crate::object::as_ulong(v))
         .map(|b| b as u32)
         .or_else(|| map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| (l * 8) as u32));
-    let probe = Object {
-        attrs: [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())]
-            .into(),
-    };
+    let probe = Object::new(
+        [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())].into(),
+    );
     KeyInfo { bits, curve: KeyInfo::of(&probe).curve }
 }
 

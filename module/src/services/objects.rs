@@ -94,7 +94,7 @@ pub enum AttrAnswer {
 impl Module {
     /// Session objects die with their session.
     pub fn forget_session_objects(&self, s: CK_SESSION_HANDLE) {
-        let mut handles = lock(&self.handles);
+        let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
         for h in handles.by_session.remove(&s).unwrap_or_default() {
             handles.map.remove(&h);
         }
@@ -102,7 +102,7 @@ impl Module {
 
     /// After logout: private session objects are destroyed, private token object handles die.
     pub fn forget_private_handles(&self, token: &Arc<Token>) {
-        lock(&self.handles).retain(|t| match t {
+        self.handles.write().unwrap_or_else(|p| p.into_inner()).retain(|t| match t {
             Target::Token { token: tk, private, .. } => !(Arc::ptr_eq(tk, token) && *private),
             Target::Session { token: tk, obj, .. } => !(Arc::ptr_eq(tk, token) && obj.is_private()),
         });
@@ -110,21 +110,26 @@ impl Module {
 
     /// After re-initialisation every handle into the token is void.
     pub fn forget_token_handles(&self, token: &Arc<Token>) {
-        lock(&self.handles).retain(|t| !Arc::ptr_eq(t.token(), token));
+        self.handles.write().unwrap_or_else(|p| p.into_inner()).retain(|t| !Arc::ptr_eq(t.token(), token));
     }
 
     /// Resolves a handle for a session: same token, and private objects only with the user logged in.
     pub fn resolve(&self, s: &Session, h: CK_OBJECT_HANDLE) -> Result<(Target, Arc<Object>)> {
-        let target = lock(&self.handles).map.get(&h).cloned().ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
-        if !Arc::ptr_eq(target.token(), &s.token) {
-            return Err(err(CKR_OBJECT_HANDLE_INVALID));
-        }
+        let target = {
+            let handles = self.handles.read().unwrap_or_else(|p| p.into_inner());
+            let t = handles.map.get(&h).ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
+            // Compared before anything is cloned: a handle of another token is simply invalid.
+            if !Arc::ptr_eq(t.token(), &s.token) {
+                return Err(err(CKR_OBJECT_HANDLE_INVALID));
+            }
+            t.clone()
+        };
         let obj = match &target {
             Target::Session { obj, .. } => obj.clone(),
             Target::Token { token, id, .. } => match token.object(*id)? {
                 Some(o) => o,
                 None => {
-                    lock(&self.handles).remove(h);
+                    self.handles.write().unwrap_or_else(|p| p.into_inner()).remove(h);
                     return Err(err(CKR_OBJECT_HANDLE_INVALID));
                 }
             },
@@ -152,10 +157,10 @@ impl Module {
         if obj.is_token() {
             let private = obj.is_private();
             let id = s.token.insert(obj)?;
-            Ok(lock(&self.handles).token_handle(&s.token, id, private))
+            Ok(self.handles.write().unwrap_or_else(|p| p.into_inner()).token_handle(&s.token, id, private))
         } else {
             let t = Target::Session { owner: s.handle, token: s.token.clone(), obj: Arc::new(obj) };
-            Ok(lock(&self.handles).alloc(t))
+            Ok(self.handles.write().unwrap_or_else(|p| p.into_inner()).alloc(t))
         }
     }
 
@@ -203,7 +208,7 @@ impl Module {
         if let Target::Token { token, id, .. } = &target {
             token.delete(*id)?;
         }
-        lock(&self.handles).remove(oh);
+        self.handles.write().unwrap_or_else(|p| p.into_inner()).remove(oh);
         Ok(())
     }
 
@@ -254,7 +259,11 @@ impl Module {
                 token.update(id, new)
             }
             Target::Session { owner, token, .. } => {
-                lock(&self.handles).map.insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
+                self.handles
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .map
+                    .insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
                 Ok(())
             }
         }
@@ -266,7 +275,7 @@ impl Module {
     /// `CKA_OBJECT_VALIDATION_FLAGS` report for approved operations and keys.
     fn ensure_validation_object(&self, token: &Arc<Token>) {
         use crate::object::{bool_, ulong};
-        let mut handles = lock(&self.handles);
+        let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
         let present = handles
             .map
             .values()
@@ -298,7 +307,7 @@ impl Module {
             (CKA_VALIDATION_PROFILE, Vec::new()),
         ]
         .into();
-        let obj = Arc::new(Object { attrs });
+        let obj = Arc::new(Object::new(attrs));
         handles.alloc(Target::Session { owner: VALIDATION_OWNER, token: token.clone(), obj });
     }
 
@@ -322,7 +331,7 @@ impl Module {
             }
         })?;
         hits.sort_unstable();
-        let mut handles = lock(&self.handles);
+        let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
         let mut results: Vec<CK_OBJECT_HANDLE> =
             hits.into_iter().map(|(id, private)| handles.token_handle(&s.token, id, private)).collect();
         let mut session_hits: Vec<CK_OBJECT_HANDLE> = handles

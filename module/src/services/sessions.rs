@@ -28,18 +28,13 @@ impl Module {
         }
         let handle = self.new_session_handle();
         let s = Arc::new(Session { handle, slot, token, rw, ops: Mutex::new(Ops::default()) });
-        self.sessions.write().unwrap_or_else(|p| p.into_inner()).insert(handle, s);
+        self.sessions.update(|m| m.insert(handle, s));
         Ok(handle)
     }
 
     /// `C_CloseSession`: its session objects go; the last session of a token logs it out.
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        let s = self
-            .sessions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&h)
-            .ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
+        let s = self.sessions.update(|m| m.remove(&h)).ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
         self.forget_session_objects(h);
         if s.token.logged_in().is_some() && self.sessions_on(&s.token).0 == 0 {
             self.logout_token(&s.token);
@@ -54,11 +49,10 @@ impl Module {
             Err(e) if e.rv() == CKR_TOKEN_NOT_RECOGNIZED => return Ok(()),
             Err(e) => return Err(e),
         };
-        let closed: Vec<_> = {
-            let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        let closed: Vec<_> = self.sessions.update(|sessions| {
             let hs: Vec<_> = sessions.iter().filter(|(_, s)| Arc::ptr_eq(&s.token, &token)).map(|(h, _)| *h).collect();
             hs.into_iter().filter_map(|h| sessions.remove(&h)).collect()
-        };
+        });
         for s in &closed {
             self.forget_session_objects(s.handle);
         }
@@ -143,14 +137,8 @@ impl Module {
     pub fn logout_token(&self, t: &Arc<Token>) {
         t.logout();
         self.forget_private_handles(t);
-        let sessions: Vec<_> = self
-            .sessions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|s| Arc::ptr_eq(&s.token, t))
-            .cloned()
-            .collect();
+        let sessions: Vec<_> =
+            self.sessions.snapshot().values().filter(|s| Arc::ptr_eq(&s.token, t)).cloned().collect();
         for s in sessions {
             lock(&s.ops).find = None;
         }
