@@ -152,7 +152,9 @@ impl T {
 fn approved_mode_refuses_what_is_not_approved() {
     let t = start("approved");
     let list = t.mechanisms();
-    for absent in [CKM_RSA_X_509, CKM_RSA_PKCS, CKM_EC_MONTGOMERY_KEY_PAIR_GEN, CKM_SHA3_224_HMAC_GENERAL, CKM_HKDF_DATA] {
+    for absent in
+        [CKM_RSA_X_509, CKM_RSA_PKCS, CKM_EC_MONTGOMERY_KEY_PAIR_GEN, CKM_SHA3_224_HMAC_GENERAL, CKM_HKDF_DATA]
+    {
         assert!(!list.contains(&absent), "{absent:#x} must not be listed in the approved mode");
     }
     for present in [
