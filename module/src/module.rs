@@ -111,7 +111,7 @@ impl Module {
 
     /// `C_Finalize`: closes every session and forgets every login.
     pub fn shutdown(&self) {
-        let sessions: Vec<_> = self.sessions.update(|m| m.drain().collect());
+        let sessions = self.sessions.take(|_| true);
         drop(sessions);
         for t in self.slots.read().unwrap_or_else(|p| p.into_inner()).tokens() {
             t.logout();

@@ -85,6 +85,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// A new session, counted on its token until it is dropped.
+    pub fn new(handle: CK_SESSION_HANDLE, slot: CK_SLOT_ID, token: Arc<Token>, rw: bool) -> Session {
+        use std::sync::atomic::Ordering::AcqRel;
+        token.open_sessions.0.fetch_add(1, AcqRel);
+        if rw {
+            token.open_sessions.1.fetch_add(1, AcqRel);
+        }
+        Session { handle, slot, token, rw, ops: Mutex::new(Ops::default()) }
+    }
+
     /// `CKS_*` for `C_GetSessionInfo`.
     pub fn state(&self) -> CK_STATE {
         match (self.token.logged_in(), self.rw) {
@@ -104,5 +114,17 @@ impl Session {
     /// Whether the Security Officer is logged in.
     pub fn so(&self) -> bool {
         self.token.logged_in() == Some(CKU_SO)
+    }
+}
+
+impl Drop for Session {
+    /// A session stops counting when the last reference to it goes (after `C_CloseSession`, any
+    /// call still running in it finishes first).
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::AcqRel;
+        self.token.open_sessions.0.fetch_sub(1, AcqRel);
+        if self.rw {
+            self.token.open_sessions.1.fetch_sub(1, AcqRel);
+        }
     }
 }

@@ -1,37 +1,63 @@
-//! The table of open sessions. Every call looks a session up, from any thread, while sessions
-//! open and close rarely: lookups read an immutable snapshot (one atomic load, no shared counter
-//! written), and opening or closing a session publishes a new snapshot (read-copy-update).
+//! The table of open sessions. Every call looks a session up, from any thread: the table is split
+//! into shards by handle, each behind its own read-write lock, so threads working in different
+//! sessions touch different locks and do not contend, and opening or closing a session locks one
+//! shard only.
 
 use crate::module::SessionRef;
-use arc_swap::ArcSwap;
 use cryptoki_sys::CK_SESSION_HANDLE;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-type Map = HashMap<CK_SESSION_HANDLE, SessionRef>;
+const SHARDS: usize = 16;
+
+/// A lock on a cache line of its own, so neighbouring shards do not share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HashMap<CK_SESSION_HANDLE, SessionRef>>);
 
 #[derive(Default)]
 pub struct SessionTable {
-    map: ArcSwap<Map>,
-    writer: Mutex<()>,
+    shards: [Shard; SHARDS],
 }
 
 impl SessionTable {
+    fn shard(&self, h: CK_SESSION_HANDLE) -> &Shard {
+        &self.shards[(h as usize) % SHARDS]
+    }
+
+    fn read(s: &Shard) -> RwLockReadGuard<'_, HashMap<CK_SESSION_HANDLE, SessionRef>> {
+        s.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(s: &Shard) -> RwLockWriteGuard<'_, HashMap<CK_SESSION_HANDLE, SessionRef>> {
+        s.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn get(&self, h: CK_SESSION_HANDLE) -> Option<SessionRef> {
-        self.map.load().get(&h).cloned()
+        Self::read(self.shard(h)).get(&h).cloned()
+    }
+
+    pub fn insert(&self, h: CK_SESSION_HANDLE, s: SessionRef) {
+        Self::write(self.shard(h)).insert(h, s);
+    }
+
+    pub fn remove(&self, h: CK_SESSION_HANDLE) -> Option<SessionRef> {
+        Self::write(self.shard(h)).remove(&h)
     }
 
     /// Every open session, as of now.
-    pub fn snapshot(&self) -> Arc<Map> {
-        self.map.load_full()
+    pub fn all(&self) -> Vec<SessionRef> {
+        self.shards.iter().flat_map(|s| Self::read(s).values().cloned().collect::<Vec<_>>()).collect()
     }
 
-    /// Changes the table under the writer lock and publishes the result; returns `f`'s value.
-    pub fn update<T>(&self, f: impl FnOnce(&mut Map) -> T) -> T {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next = Map::clone(&self.map.load());
-        let out = f(&mut next);
-        self.map.store(Arc::new(next));
+    /// Removes and returns the sessions `pick` selects.
+    pub fn take(&self, mut pick: impl FnMut(&SessionRef) -> bool) -> Vec<SessionRef> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            let mut m = Self::write(s);
+            let hs: Vec<_> = m.iter().filter(|(_, v)| pick(v)).map(|(h, _)| *h).collect();
+            out.extend(hs.into_iter().filter_map(|h| m.remove(&h)));
+        }
         out
     }
 }

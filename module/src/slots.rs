@@ -208,15 +208,7 @@ impl Module {
 
     /// (all sessions, read-write sessions) open on a token.
     pub fn sessions_on(&self, t: &Arc<Token>) -> (usize, usize) {
-        let sessions = self.sessions.snapshot();
-        let mut all = 0;
-        let mut rw = 0;
-        for s in sessions.values() {
-            if Arc::ptr_eq(&s.token, t) {
-                all += 1;
-                rw += s.rw as usize;
-            }
-        }
-        (all, rw)
+        use std::sync::atomic::Ordering::Acquire;
+        (t.open_sessions.0.load(Acquire), t.open_sessions.1.load(Acquire))
     }
 }

@@ -58,6 +58,8 @@ pub struct Token {
     who: std::sync::atomic::AtomicU64,
     kek: Arc<KekCache>,
     policy: PinPolicy,
+    /// Sessions of this process open on the token: (all, read-write).
+    pub open_sessions: (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize),
     /// IV counter values reserved by this process, per key: (next, end).
     counters: Mutex<HashMap<Vec<u8>, (u64, u64)>>,
 }
@@ -91,6 +93,7 @@ impl Token {
             kek,
             policy,
             counters: Mutex::new(HashMap::new()),
+            open_sessions: Default::default(),
         }))
     }
 

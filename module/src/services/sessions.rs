@@ -2,11 +2,11 @@
 
 use crate::error::{err, Result};
 use crate::module::{lock, Module};
-use crate::session::{Ops, Session};
+use crate::session::Session;
 use crate::store::Role;
 use crate::token::Token;
 use cryptoki_sys::*;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What `C_GetSessionInfo` reports.
 pub struct SessionInfo {
@@ -27,17 +27,19 @@ impl Module {
             return Err(err(CKR_SESSION_READ_WRITE_SO_EXISTS));
         }
         let handle = self.new_session_handle();
-        let s = Arc::new(Session { handle, slot, token, rw, ops: Mutex::new(Ops::default()) });
-        self.sessions.update(|m| m.insert(handle, s));
+        let s = Arc::new(Session::new(handle, slot, token, rw));
+        self.sessions.insert(handle, s);
         Ok(handle)
     }
 
     /// `C_CloseSession`: its session objects go; the last session of a token logs it out.
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        let s = self.sessions.update(|m| m.remove(&h)).ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
+        let s = self.sessions.remove(h).ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
         self.forget_session_objects(h);
-        if s.token.logged_in().is_some() && self.sessions_on(&s.token).0 == 0 {
-            self.logout_token(&s.token);
+        let token = s.token.clone();
+        drop(s);
+        if token.logged_in().is_some() && self.sessions_on(&token).0 == 0 {
+            self.logout_token(&token);
         }
         Ok(())
     }
@@ -49,10 +51,7 @@ impl Module {
             Err(e) if e.rv() == CKR_TOKEN_NOT_RECOGNIZED => return Ok(()),
             Err(e) => return Err(e),
         };
-        let closed: Vec<_> = self.sessions.update(|sessions| {
-            let hs: Vec<_> = sessions.iter().filter(|(_, s)| Arc::ptr_eq(&s.token, &token)).map(|(h, _)| *h).collect();
-            hs.into_iter().filter_map(|h| sessions.remove(&h)).collect()
-        });
+        let closed = self.sessions.take(|s| Arc::ptr_eq(&s.token, &token));
         for s in &closed {
             self.forget_session_objects(s.handle);
         }
@@ -137,8 +136,7 @@ impl Module {
     pub fn logout_token(&self, t: &Arc<Token>) {
         t.logout();
         self.forget_private_handles(t);
-        let sessions: Vec<_> =
-            self.sessions.snapshot().values().filter(|s| Arc::ptr_eq(&s.token, t)).cloned().collect();
+        let sessions: Vec<_> = self.sessions.all().into_iter().filter(|s| Arc::ptr_eq(&s.token, t)).collect();
         for s in sessions {
             lock(&s.ops).find = None;
         }
