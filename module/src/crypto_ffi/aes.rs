@@ -269,7 +269,10 @@ impl Gcm {
 
     /// Feeds AAD (`aad`) or text; returns the output text.
     fn feed(&mut self, data: &[u8], aad: bool) -> Option<Vec<u8>> {
-        let mut out = vec![0u8; if aad { 0 } else { data.len() }];
+        // Room for a tag after the text, so that appending it does not move the whole output.
+        let len = if aad { 0 } else { data.len() };
+        let mut out = Vec::with_capacity(len + BLOCK);
+        out.resize(len, 0u8);
         let mut done = 0usize;
         for part in data.chunks(CHUNK) {
             let mut n: c_int = 0;

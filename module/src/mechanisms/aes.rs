@@ -252,6 +252,99 @@ impl CipherOperation for GcmDecrypt {
     }
 }
 
+/// AES-GCM with a 96-bit IV and a 128-bit tag over a whole message at once, through aws-lc's
+/// AEAD interface with the key schedule kept with the key object: the common case, taken by
+/// single-part `C_Encrypt`/`C_Decrypt`. Streaming use falls back to [`Gcm`].
+struct GcmWhole {
+    key: std::sync::Arc<aws_lc_rs::aead::LessSafeKey>,
+    params: GcmParams,
+    encrypt: bool,
+    /// The streaming operation, made on the first `update`.
+    stream: Option<Box<dyn CipherOperation>>,
+    value: Zeroizing<Vec<u8>>,
+}
+
+impl GcmWhole {
+    fn streaming(&mut self) -> Result<&mut Box<dyn CipherOperation>> {
+        if self.stream.is_none() {
+            let g = Gcm::new(&self.value, &self.params.iv, &self.params.aad, self.encrypt)
+                .ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+            let op: Box<dyn CipherOperation> = if self.encrypt {
+                Box::new(GcmEncrypt { gcm: Some(g), tag_len: 16 })
+            } else {
+                Box::new(GcmDecrypt { gcm: Some(g), tag_len: 16, buf: Vec::new() })
+            };
+            self.stream = Some(op);
+        }
+        self.stream.as_mut().ok_or(err(CKR_GENERAL_ERROR))
+    }
+}
+
+impl CipherOperation for GcmWhole {
+    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.streaming()?.update(data)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
+        self.streaming()?;
+        self.stream.take().ok_or(err(CKR_GENERAL_ERROR))?.finish()
+    }
+
+    fn one_shot(self: Box<Self>, data: &[u8]) -> Result<Vec<u8>> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        // Large messages go through the streaming path, which writes its output once; small ones
+        // gain most from the kept key schedule.
+        if self.stream.is_some() || data.len() > 64 * 1024 {
+            let mut me = self;
+            let mut out = me.update(data)?;
+            out.extend(me.finish()?);
+            return Ok(out);
+        }
+        let nonce = || Nonce::try_assume_unique_for_key(&self.params.iv).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID));
+        if self.encrypt {
+            let mut buf = Vec::with_capacity(data.len() + 16);
+            buf.extend_from_slice(data);
+            self.key
+                .seal_in_place_append_tag(nonce()?, Aad::from(&self.params.aad), &mut buf)
+                .map_err(|_| err(CKR_GENERAL_ERROR))?;
+            Ok(buf)
+        } else {
+            if data.len() < 16 {
+                return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+            }
+            let mut buf = Zeroizing::new(data.to_vec());
+            let n = self
+                .key
+                .open_in_place(nonce()?, Aad::from(&self.params.aad), &mut buf)
+                .map_err(|_| err(CKR_ENCRYPTED_DATA_INVALID))?
+                .len();
+            Ok(buf[..n].to_vec())
+        }
+    }
+}
+
+/// The whole-message fast path when the parameters allow it (96-bit IV, 128-bit tag).
+fn gcm_whole(param: &[u8], key: &Object, encrypt: bool) -> Result<Option<GcmWhole>> {
+    let p = GcmParams::decode(param)?;
+    if p.iv.len() != 12 || p.tag_bits != 128 {
+        return Ok(None);
+    }
+    let value = aes_value(key)?;
+    let alg = match value.len() {
+        16 => &aws_lc_rs::aead::AES_128_GCM,
+        24 => &aws_lc_rs::aead::AES_192_GCM,
+        _ => &aws_lc_rs::aead::AES_256_GCM,
+    };
+    let k = key.parsed(|| {
+        let unbound = aws_lc_rs::aead::UnboundKey::new(alg, value).map_err(|_| err(CKR_KEY_SIZE_RANGE))?;
+        Ok(aws_lc_rs::aead::LessSafeKey::new(unbound))
+    })?;
+    if k.algorithm() != alg {
+        return Ok(None);
+    }
+    Ok(Some(GcmWhole { key: k, params: p, encrypt, stream: None, value: Zeroizing::new(value.to_vec()) }))
+}
+
 fn gcm_start(param: &[u8], key: &Object, encrypt: bool) -> Result<(Gcm, usize)> {
     let p = GcmParams::decode(param)?;
     if p.iv.is_empty() || !GCM_TAG_BITS.contains(&p.tag_bits) {
@@ -277,6 +370,9 @@ impl Cipher {
             Mode::CbcPad => block(Some(iv16(param)?), true),
             Mode::Ctr => Ok(Box::new(ctr_op(param, key, encrypt)?)),
             Mode::Gcm => {
+                if let Some(w) = gcm_whole(param, key, encrypt)? {
+                    return Ok(Box::new(w));
+                }
                 let (gcm, tag_len) = gcm_start(param, key, encrypt)?;
                 if encrypt {
                     Ok(Box::new(GcmEncrypt { gcm: Some(gcm), tag_len }))

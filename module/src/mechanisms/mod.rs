@@ -60,6 +60,13 @@ pub trait CipherOperation: Send {
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>>;
     /// Ends the operation; returns the remaining output.
     fn finish(self: Box<Self>) -> Result<Vec<u8>>;
+    /// Single-part `C_Encrypt`/`C_Decrypt`: the whole input at once (a mechanism may take a faster
+    /// path than its streaming one).
+    fn one_shot(mut self: Box<Self>, data: &[u8]) -> Result<Vec<u8>> {
+        let mut out = self.update(data)?;
+        out.extend(self.finish()?);
+        Ok(out)
+    }
     /// Whether `C_EncryptUpdate`/`C_DecryptUpdate` are allowed.
     fn multipart(&self) -> bool {
         true

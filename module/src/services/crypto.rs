@@ -366,11 +366,8 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
-            if let Some(mut op) = st.op.take() {
-                let r = op.update(data).and_then(|mut out| {
-                    out.extend(op.finish()?);
-                    Ok(out)
-                });
+            if let Some(op) = st.op.take() {
+                let r = op.one_shot(data);
                 match r {
                     Ok(v) => st.pending = Some(v),
                     Err(e) => {
