@@ -200,6 +200,23 @@ impl Module {
         Ok(obj)
     }
 
+    /// What every `C_*Init` with a key checks first: the mechanism, the key for this use, and the
+    /// policy's decision (which the operation's indicator records).
+    fn prepare(
+        &self,
+        s: &Session,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+        key: CK_OBJECT_HANDLE,
+        usage: Usage,
+        f: Function,
+    ) -> Result<(&'static dyn Mechanism, Arc<Object>, Decision)> {
+        let m = registry().get(mech)?;
+        let k = self.usable_key(s, key, mech, m, usage)?;
+        let d = self.decide(mech, m, f, &KeyInfo::of(&k), param)?;
+        Ok((m, k, d))
+    }
+
     fn with_ops<T>(&self, h: CK_SESSION_HANDLE, f: impl FnOnce(&Session, &mut Ops) -> Result<T>) -> Result<T> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
@@ -218,9 +235,7 @@ impl Module {
             if ops.sign.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let m = registry().get(mech)?;
-            let k = self.usable_key(s, key, mech, m, Usage::Sign)?;
-            let d = self.decide(mech, m, Function::Sign, &KeyInfo::of(&k), param)?;
+            let (m, k, d) = self.prepare(s, mech, param, key, Usage::Sign, Function::Sign)?;
             let op = m.sign(param, &k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
@@ -296,9 +311,7 @@ impl Module {
             if ops.verify.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let m = registry().get(mech)?;
-            let k = self.usable_key(s, key, mech, m, Usage::Verify)?;
-            let d = self.decide(mech, m, Function::Verify, &KeyInfo::of(&k), param)?;
+            let (m, k, d) = self.prepare(s, mech, param, key, Usage::Verify, Function::Verify)?;
             let op = m.verify(param, &k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
@@ -344,11 +357,9 @@ impl Module {
             if slot.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let m = registry().get(mech)?;
-            let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
-            let k = self.usable_key(s, key, mech, m, usage)?;
-            let f = if encrypt { Function::Encrypt } else { Function::Decrypt };
-            let d = self.decide(mech, m, f, &KeyInfo::of(&k), param)?;
+            let (usage, f) =
+                if encrypt { (Usage::Encrypt, Function::Encrypt) } else { (Usage::Decrypt, Function::Decrypt) };
+            let (m, k, d) = self.prepare(s, mech, param, key, usage, f)?;
             let op = if encrypt { m.encrypt(param, &k)? } else { m.decrypt(param, &k)? };
             let multipart = op.multipart();
             ops.last_approved = Some(d.approved);
