@@ -71,7 +71,7 @@ pub unsafe extern "C" fn C_EncryptMessage(
 ) -> CK_RV {
     guard("C_EncryptMessage", || {
         let m = module()?;
-        m.session(hSession)?;
+        m.message_active(hSession, true)?;
         let (params, iv_out, tag_out) = gcm_message(pParameter, ulParameterLen)?;
         let aad = bytes(pAssociatedData, ulAssociatedDataLen)?;
         let plain = bytes(pPlaintext, ulPlaintextLen)?;
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn C_DecryptMessage(
 ) -> CK_RV {
     guard("C_DecryptMessage", || {
         let m = module()?;
-        m.session(hSession)?;
+        m.message_active(hSession, false)?;
         let (params, _, tag) = gcm_message(pParameter, ulParameterLen)?;
         let aad = bytes(pAssociatedData, ulAssociatedDataLen)?;
         let ct = bytes(pCiphertext, ulCiphertextLen)?;

@@ -68,6 +68,18 @@ impl Module {
         Ok(())
     }
 
+    /// Whether a message-based operation is active (checked before its parameters are read).
+    pub fn message_active(&self, h: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
+        let s = self.session(h)?;
+        let ops = lock(&s.ops);
+        let active = if encrypt { ops.message_encrypt.is_some() } else { ops.message_decrypt.is_some() };
+        if active {
+            Ok(())
+        } else {
+            Err(err(CKR_OPERATION_NOT_INITIALIZED))
+        }
+    }
+
     /// `C_MessageEncryptFinal` / `C_MessageDecryptFinal`.
     pub fn message_final(&self, h: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
         let s = self.session(h)?;
