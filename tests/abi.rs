@@ -1055,3 +1055,42 @@ extern "C" {
     #[link_name = "_exit"]
     fn libc_exit(code: i32) -> !;
 }
+
+#[test]
+fn single_part_lengths_are_answered_before_the_work() {
+    let r = raw();
+    r.init();
+    let slot = r.token("lengths");
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let key = [9u8; 32];
+        let mut t = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &key)];
+        let k = r.create(h, &mut t).unwrap();
+        let mut iv = [0u8; 16];
+        let mut m =
+            CK_MECHANISM { mechanism: CKM_AES_CBC_PAD, pParameter: iv.as_mut_ptr() as *mut c_void, ulParameterLen: 16 };
+        assert_eq!(r.f.C_EncryptInit(h, &mut m, k), CKR_OK);
+        let mut data = vec![0x42u8; 16 << 20];
+        let n = data.len() as CK_ULONG;
+        let mut len: CK_ULONG = 0;
+        assert_eq!(r.f.C_Encrypt(h, data.as_mut_ptr(), n, null_mut(), &mut len), CKR_OK);
+        assert_eq!(len, n + 16, "padding adds a whole block");
+        let mut small = [0u8; 10];
+        let mut short: CK_ULONG = 10;
+        assert_eq!(r.f.C_Encrypt(h, data.as_mut_ptr(), n, small.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(short, n + 16);
+        let mut out = vec![0u8; len as usize];
+        assert_eq!(r.f.C_Encrypt(h, data.as_mut_ptr(), n, out.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(len, n + 16);
+        // Decryption: the length query gives an upper bound; the result is exact.
+        assert_eq!(r.f.C_DecryptInit(h, &mut m, k), CKR_OK);
+        let mut plen: CK_ULONG = 0;
+        assert_eq!(r.f.C_Decrypt(h, out.as_mut_ptr(), len, null_mut(), &mut plen), CKR_OK);
+        assert!(plen >= n);
+        let mut back = vec![0u8; plen as usize];
+        assert_eq!(r.f.C_Decrypt(h, out.as_mut_ptr(), len, back.as_mut_ptr(), &mut plen), CKR_OK);
+        assert_eq!(plen, n);
+        assert!(back[..n as usize] == data[..]);
+    }
+}

@@ -117,6 +117,18 @@ impl BlockOp {
 }
 
 impl CipherOperation for BlockOp {
+    fn output_len(&self, input: usize) -> Option<(usize, bool)> {
+        if !self.buf.is_empty() {
+            return None;
+        }
+        match (self.pad, self.encrypt) {
+            (true, true) => Some(((input / BLOCK + 1) * BLOCK, true)),
+            (false, _) if input % BLOCK == 0 => Some((input, true)),
+            (true, false) => Some((input, false)),
+            _ => None,
+        }
+    }
+
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         self.buf.extend_from_slice(data);
         let mut n = self.buf.len() / BLOCK * BLOCK;
@@ -215,6 +227,10 @@ struct GcmEncrypt {
 }
 
 impl CipherOperation for GcmEncrypt {
+    fn output_len(&self, input: usize) -> Option<(usize, bool)> {
+        Some((input + self.tag_len, true))
+    }
+
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         self.gcm.as_mut().and_then(|g| g.update(data)).ok_or(err(CKR_GENERAL_ERROR))
     }
@@ -232,6 +248,10 @@ struct GcmDecrypt {
 }
 
 impl CipherOperation for GcmDecrypt {
+    fn output_len(&self, input: usize) -> Option<(usize, bool)> {
+        self.buf.is_empty().then(|| (input.saturating_sub(self.tag_len), true))
+    }
+
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         self.buf.extend_from_slice(data);
         Ok(Vec::new())
@@ -281,6 +301,13 @@ impl GcmWhole {
 }
 
 impl CipherOperation for GcmWhole {
+    fn output_len(&self, input: usize) -> Option<(usize, bool)> {
+        if self.stream.is_some() {
+            return None;
+        }
+        Some(if self.encrypt { (input + 16, true) } else { (input.saturating_sub(16), true) })
+    }
+
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         self.streaming()?.update(data)
     }

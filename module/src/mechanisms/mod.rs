@@ -60,6 +60,12 @@ pub trait CipherOperation: Send {
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>>;
     /// Ends the operation; returns the remaining output.
     fn finish(self: Box<Self>) -> Result<Vec<u8>>;
+    /// The output a single-part call on `input` bytes gives, known before any work: `(length,
+    /// exact)`, where an inexact length is an upper bound. `None` when it cannot be told in advance.
+    /// Lets a length query on a large input answer at once, without encrypting it.
+    fn output_len(&self, _input: usize) -> Option<(usize, bool)> {
+        None
+    }
     /// Single-part `C_Encrypt`/`C_Decrypt`: the whole input at once (a mechanism may take a faster
     /// path than its streaming one).
     fn one_shot(mut self: Box<Self>, data: &[u8]) -> Result<Vec<u8>> {

@@ -377,6 +377,17 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
+            // A length query (or a short buffer) answered from the mechanism's own arithmetic
+            // leaves the input untouched: no work on a large input just to measure it.
+            if st.pending.is_none() {
+                if let Some((len, exact)) = st.op.as_ref().and_then(|op| op.output_len(data.len())) {
+                    match cap {
+                        None => return Ok(Output::Length { len, too_small: false }),
+                        Some(c) if c < len && exact => return Ok(Output::Length { len, too_small: true }),
+                        _ => {}
+                    }
+                }
+            }
             if let Some(op) = st.op.take() {
                 let r = op.one_shot(data);
                 match r {
