@@ -123,7 +123,7 @@ impl CipherOperation for BlockOp {
         }
         match (self.pad, self.encrypt) {
             (true, true) => Some(((input / BLOCK + 1) * BLOCK, true)),
-            (false, _) if input % BLOCK == 0 => Some((input, true)),
+            (false, _) if input.is_multiple_of(BLOCK) => Some((input, true)),
             (true, false) => Some((input, false)),
             _ => None,
         }
