@@ -44,7 +44,9 @@ unsafe fn single(
         ending(&m, h, kind(encrypt), || {
             let d = bytes(data, len)?;
             let cap = capacity(out_p, out_len)?;
-            write_output(m.cipher(h, encrypt, d, cap)?, out_p, out_len)
+            // The caller's buffer, for mechanisms that write their result straight into it.
+            let dest = cap.map(|c| std::slice::from_raw_parts_mut(out_p, c));
+            write_output(m.cipher(h, encrypt, d, cap, dest)?, out_p, out_len)
         })
     })
 }

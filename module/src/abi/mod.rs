@@ -149,6 +149,10 @@ pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: 
             *l = v.len() as CK_ULONG;
             Ok(())
         }
+        Output::Written(n) => {
+            *l = n as CK_ULONG;
+            Ok(())
+        }
     }
 }
 

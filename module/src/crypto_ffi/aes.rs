@@ -78,12 +78,18 @@ impl AesKey {
     /// CBC over whole blocks, chaining through `iv` (updated for the next call). `None` unless
     /// `data.len()` is a multiple of 16.
     pub fn cbc(&self, iv: &mut [u8; BLOCK], data: &[u8]) -> Option<Vec<u8>> {
-        if !data.len().is_multiple_of(BLOCK) {
+        let mut out = vec![0u8; data.len()];
+        self.cbc_into(iv, data, &mut out)?;
+        Some(out)
+    }
+
+    /// [`AesKey::cbc`] into `out`, which holds at least `data.len()` bytes.
+    pub fn cbc_into(&self, iv: &mut [u8; BLOCK], data: &[u8], out: &mut [u8]) -> Option<()> {
+        if !data.len().is_multiple_of(BLOCK) || out.len() < data.len() {
             return None;
         }
-        let mut out = vec![0u8; data.len()];
         if data.is_empty() {
-            return Some(out);
+            return Some(());
         }
         // SAFETY: `data` and `out` both hold `data.len()` bytes, a multiple of the block size;
         // `iv` is 16 writable bytes; the key schedule matches the direction.
@@ -97,7 +103,7 @@ impl AesKey {
                 self.encrypt as c_int,
             )
         };
-        Some(out)
+        Some(())
     }
 
     /// CTR keystream applied to `data`, continuing the stream kept in `state` (the 128-bit counter
@@ -273,6 +279,16 @@ impl Gcm {
         let len = if aad { 0 } else { data.len() };
         let mut out = Vec::with_capacity(len + BLOCK);
         out.resize(len, 0u8);
+        self.feed_into(data, aad, &mut out)?;
+        Some(out)
+    }
+
+    /// Feeds AAD (`aad`, `out` unused) or text, writing the output text into `out`, which holds
+    /// at least `data.len()` bytes.
+    fn feed_into(&mut self, data: &[u8], aad: bool, out: &mut [u8]) -> Option<()> {
+        if !aad && out.len() < data.len() {
+            return None;
+        }
         let mut done = 0usize;
         for part in data.chunks(CHUNK) {
             let mut n: c_int = 0;
@@ -294,7 +310,12 @@ impl Gcm {
                 done += part.len();
             }
         }
-        Some(out)
+        Some(())
+    }
+
+    /// Encrypts or decrypts a part into `out` (at least `data.len()` bytes).
+    pub fn update_into(&mut self, data: &[u8], out: &mut [u8]) -> Option<()> {
+        self.feed_into(data, false, out)
     }
 
     /// Encrypts or decrypts a part.

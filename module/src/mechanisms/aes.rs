@@ -117,6 +117,29 @@ impl BlockOp {
 }
 
 impl CipherOperation for BlockOp {
+    /// Encryption of a whole message straight into the caller's buffer (the common bulk case).
+    fn one_shot_into(mut self: Box<Self>, data: &[u8], out: &mut [u8]) -> Result<usize> {
+        if !self.encrypt || !self.buf.is_empty() || self.iv.is_none() {
+            return super::write_into(&self.one_shot(data)?, out);
+        }
+        let full = data.len() / BLOCK * BLOCK;
+        if !self.pad && full != data.len() {
+            return Err(len_range(true));
+        }
+        let total = if self.pad { full + BLOCK } else { full };
+        let out = out.get_mut(..total).ok_or(err(CKR_BUFFER_TOO_SMALL))?;
+        let key = &self.key;
+        let iv = self.iv.as_mut().ok_or(err(CKR_GENERAL_ERROR))?;
+        key.cbc_into(iv, &data[..full], &mut out[..full]).ok_or(err(CKR_GENERAL_ERROR))?;
+        if self.pad {
+            let rest = &data[full..];
+            let mut last = Zeroizing::new([(BLOCK - rest.len()) as u8; BLOCK]);
+            last[..rest.len()].copy_from_slice(rest);
+            key.cbc_into(iv, &last[..], &mut out[full..]).ok_or(err(CKR_GENERAL_ERROR))?;
+        }
+        Ok(total)
+    }
+
     fn output_len(&self, input: usize) -> Option<(usize, bool)> {
         if !self.buf.is_empty() {
             return None;
@@ -231,6 +254,15 @@ impl CipherOperation for GcmEncrypt {
         Some((input + self.tag_len, true))
     }
 
+    fn one_shot_into(mut self: Box<Self>, data: &[u8], out: &mut [u8]) -> Result<usize> {
+        let (text, rest) = out.split_at_mut(data.len());
+        let mut g = self.gcm.take().ok_or(err(CKR_GENERAL_ERROR))?;
+        g.update_into(data, text).ok_or(err(CKR_GENERAL_ERROR))?;
+        let tag = g.tag(self.tag_len).ok_or(err(CKR_GENERAL_ERROR))?;
+        rest.get_mut(..tag.len()).ok_or(err(CKR_BUFFER_TOO_SMALL))?.copy_from_slice(&tag);
+        Ok(data.len() + tag.len())
+    }
+
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         self.gcm.as_mut().and_then(|g| g.update(data)).ok_or(err(CKR_GENERAL_ERROR))
     }
@@ -285,6 +317,13 @@ struct GcmWhole {
 }
 
 impl GcmWhole {
+    /// The streaming encryption for this message, as its own operation.
+    fn streaming_encrypt(&mut self) -> Result<Box<dyn CipherOperation>> {
+        let g =
+            Gcm::new(&self.value, &self.params.iv, &self.params.aad, true).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+        Ok(Box::new(GcmEncrypt { gcm: Some(g), tag_len: 16 }))
+    }
+
     fn streaming(&mut self) -> Result<&mut Box<dyn CipherOperation>> {
         if self.stream.is_none() {
             let g = Gcm::new(&self.value, &self.params.iv, &self.params.aad, self.encrypt)
@@ -301,6 +340,29 @@ impl GcmWhole {
 }
 
 impl CipherOperation for GcmWhole {
+    fn one_shot_into(mut self: Box<Self>, data: &[u8], out: &mut [u8]) -> Result<usize> {
+        use aws_lc_rs::aead::{Aad, Nonce};
+        if !self.encrypt || data.len() > 64 * 1024 {
+            if self.encrypt {
+                // Large messages: the streaming cipher writes straight into the caller's buffer.
+                let op = self.streaming_encrypt()?;
+                return op.one_shot_into(data, out);
+            }
+            let v = self.one_shot(data)?;
+            out.get_mut(..v.len()).ok_or(err(CKR_BUFFER_TOO_SMALL))?.copy_from_slice(&v);
+            return Ok(v.len());
+        }
+        let (text, rest) = out.split_at_mut(data.len());
+        text.copy_from_slice(data);
+        let nonce = Nonce::try_assume_unique_for_key(&self.params.iv).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::from(&self.params.aad), text)
+            .map_err(|_| err(CKR_GENERAL_ERROR))?;
+        rest.get_mut(..16).ok_or(err(CKR_BUFFER_TOO_SMALL))?.copy_from_slice(tag.as_ref());
+        Ok(data.len() + 16)
+    }
+
     fn output_len(&self, input: usize) -> Option<(usize, bool)> {
         if self.stream.is_some() {
             return None;

@@ -73,10 +73,22 @@ pub trait CipherOperation: Send {
         out.extend(self.finish()?);
         Ok(out)
     }
+    /// [`CipherOperation::one_shot`] into the caller's buffer, which holds at least the exact
+    /// [`CipherOperation::output_len`]; returns the length written. Mechanisms that can write in
+    /// place avoid allocating and copying the output.
+    fn one_shot_into(self: Box<Self>, data: &[u8], out: &mut [u8]) -> Result<usize> {
+        write_into(&self.one_shot(data)?, out)
+    }
     /// Whether `C_EncryptUpdate`/`C_DecryptUpdate` are allowed.
     fn multipart(&self) -> bool {
         true
     }
+}
+
+/// Copies a computed result into the caller's buffer; its length.
+pub fn write_into(v: &[u8], out: &mut [u8]) -> Result<usize> {
+    out.get_mut(..v.len()).ok_or(err(CKR_BUFFER_TOO_SMALL))?.copy_from_slice(v);
+    Ok(v.len())
 }
 
 /// The key material a generation mechanism made, as attributes, with the key type.

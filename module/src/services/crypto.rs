@@ -369,8 +369,15 @@ impl Module {
         })
     }
 
-    /// `C_Encrypt` / `C_Decrypt`: single part.
-    pub fn cipher(&self, h: CK_SESSION_HANDLE, encrypt: bool, data: &[u8], cap: Option<usize>) -> Result<Output> {
+    /// `C_Encrypt` / `C_Decrypt`: single part. `dest` is the caller's buffer (`cap` bytes).
+    pub fn cipher(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        data: &[u8],
+        cap: Option<usize>,
+        dest: Option<&mut [u8]>,
+    ) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -384,6 +391,14 @@ impl Module {
                     match cap {
                         None => return Ok(Output::Length { len, too_small: false }),
                         Some(c) if c < len && exact => return Ok(Output::Length { len, too_small: true }),
+                        // The caller's buffer takes the exact result: write it there directly.
+                        Some(c) if c >= len && exact => {
+                            if let (Some(op), Some(dest)) = (st.op.take(), dest) {
+                                let r = op.one_shot_into(data, dest);
+                                *slot = None;
+                                return r.map(Output::Written);
+                            }
+                        }
                         _ => {}
                     }
                 }
