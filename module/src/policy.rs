@@ -256,19 +256,6 @@ impl Policy {
         }
     }
 
-    /// Decides with named conditions answered by the caller (the message API, whose per-message
-    /// parameters are not a mechanism parameter).
-    pub fn decide_with(
-        &self,
-        mode: Mode,
-        m: CK_MECHANISM_TYPE,
-        f: Function,
-        key: &KeyInfo,
-        meets: &dyn Fn(&str) -> bool,
-    ) -> Result<Decision> {
-        self.decide(mode, m, f, key, meets)
-    }
-
     /// Whether a key object, as it stands, meets the approved key sizes of its type.
     pub fn key_approved(&self, obj: &Object) -> bool {
         let k = KeyInfo::of(obj);

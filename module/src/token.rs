@@ -321,15 +321,6 @@ impl Token {
         Ok(())
     }
 
-    /// Every object of the token this process can see now, for searching.
-    pub fn objects(&self) -> Result<Vec<(i64, Arc<Object>)>> {
-        let db = lock(&self.db);
-        self.sync(&db)?;
-        drop(db);
-        let v = self.view.read().unwrap_or_else(|p| p.into_inner());
-        Ok(v.objects.iter().filter_map(|(id, c)| Some((*id, c.obj.clone()?))).collect())
-    }
-
     /// Runs `f` over the visible objects without copying the list (the hot path of `C_FindObjectsInit`).
     pub fn scan(&self, mut f: impl FnMut(i64, &Arc<Object>)) -> Result<()> {
         let db = lock(&self.db);

@@ -15,17 +15,6 @@ pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *
     })
 }
 
-/// Runs a finishing digest call: any failure other than a short buffer ends the operation.
-fn finishing(m: &Module, h: CK_SESSION_HANDLE, f: impl FnOnce() -> Result<()>) -> Result<()> {
-    let r = f();
-    if let Err(e) = r {
-        if e.rv() != CKR_BUFFER_TOO_SMALL && e.rv() != CKR_SESSION_HANDLE_INVALID {
-            m.digest_abort(h);
-        }
-    }
-    r
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn C_Digest(
     hSession: CK_SESSION_HANDLE,
@@ -37,7 +26,7 @@ pub unsafe extern "C" fn C_Digest(
     guard("C_Digest", || {
         let m = module()?;
         m.session(hSession)?;
-        finishing(&m, hSession, || {
+        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || {
             let data = bytes(pData, ulDataLen)?;
             let cap = capacity(pDigest, pulDigestLen)?;
             let o = m.digest(hSession, data, cap)?;
@@ -55,7 +44,9 @@ pub unsafe extern "C" fn C_DigestUpdate(
     guard("C_DigestUpdate", || {
         let m = module()?;
         m.session(hSession)?;
-        finishing(&m, hSession, || m.digest_update(hSession, bytes(pPart, ulPartLen)?))
+        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || {
+            m.digest_update(hSession, bytes(pPart, ulPartLen)?)
+        })
     })
 }
 
@@ -64,7 +55,7 @@ pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJEC
     guard("C_DigestKey", || {
         let m = module()?;
         m.session(hSession)?;
-        finishing(&m, hSession, || m.digest_key(hSession, hKey))
+        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || m.digest_key(hSession, hKey))
     })
 }
 
@@ -77,7 +68,7 @@ pub unsafe extern "C" fn C_DigestFinal(
     guard("C_DigestFinal", || {
         let m = module()?;
         m.session(hSession)?;
-        finishing(&m, hSession, || {
+        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || {
             let cap = capacity(pDigest, pulDigestLen)?;
             let o = m.digest_final(hSession, cap)?;
             write_output(o, pDigest, pulDigestLen)

@@ -253,11 +253,6 @@ pub fn run_all() -> Vec<(String, bool)> {
     out
 }
 
-/// The names of every known-answer test (for the fault-injection tests and the security policy).
-pub fn names() -> Vec<String> {
-    run_all().into_iter().map(|(n, _)| n).collect()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

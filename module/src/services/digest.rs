@@ -88,11 +88,4 @@ impl Module {
         let d = ops.digest.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
         Ok(Output::Done(d.op.finish()))
     }
-
-    /// Ends a digest after a failed call (spec: any error other than `CKR_BUFFER_TOO_SMALL` ends it).
-    pub fn digest_abort(&self, h: CK_SESSION_HANDLE) {
-        if let Ok(s) = self.session(h) {
-            lock(&s.ops).digest = None;
-        }
-    }
 }

@@ -137,7 +137,7 @@ impl Module {
     }
 
     fn note_decision(&self, s: &Session, op: &MessageOp, f: Function, generated: bool) -> Result<()> {
-        let d = policy()?.decide_with(self.cfg.mode, op.mechanism, f, &KeyInfo::of(&op.key), &|c| {
+        let d = policy()?.decide(self.cfg.mode, op.mechanism, f, &KeyInfo::of(&op.key), &|c| {
             c == "token_generated_iv" && generated
         })?;
         lock(&s.ops).last_approved = Some(d.approved);
