@@ -4,6 +4,10 @@
 //! curve. aws-lc's `ECDSA_do_sign`/`ECDSA_do_verify` take the digest as given and apply that rule.
 //!
 //! Signatures are PKCS#11's fixed-length `r ‖ s`, each half the curve's field size.
+//!
+//! The same private key also computes ECDH shared secrets (`ECDH_compute_key`), so that a key
+//! object is made into an aws-lc key once and then serves both uses without a per-call
+//! `EVP_PKEY` context.
 
 use super::sys;
 use std::ptr;
@@ -133,6 +137,37 @@ impl SigningKey {
                 && sys::BN_bn2bin_padded(so.as_mut_ptr(), so.len(), s) == 1
         };
         ok.then_some(out)
+    }
+
+    /// The ECDH shared secret with a peer's public point (SEC 1, uncompressed or compressed):
+    /// the x-coordinate of the product, `field` bytes. `None` when the point is not on the curve.
+    pub fn agree(&self, peer: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        let mut out = zeroize::Zeroizing::new(vec![0u8; self.field]);
+        // SAFETY: the key has its group; the point is created on it, decoded from a valid slice
+        // (EC_POINT_oct2point checks that it lies on the curve) and freed on every path; the
+        // output buffer has `field` bytes, the length passed; no KDF (NULL) copies the raw
+        // x-coordinate.
+        let n = unsafe {
+            let group = sys::EC_KEY_get0_group(self.key.0);
+            if group.is_null() {
+                return None;
+            }
+            let p = sys::EC_POINT_new(group);
+            if p.is_null() {
+                return None;
+            }
+            let n = if sys::EC_POINT_oct2point(group, p, peer.as_ptr(), peer.len(), ptr::null_mut()) == 1 {
+                sys::ECDH_compute_key(out.as_mut_ptr().cast(), out.len(), p, self.key.0, None)
+            } else {
+                -1
+            };
+            sys::EC_POINT_free(p);
+            if n < 0 {
+                sys::ERR_clear_error();
+            }
+            n
+        };
+        (usize::try_from(n).ok() == Some(self.field)).then_some(out)
     }
 }
 

@@ -13,7 +13,7 @@ use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVeri
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::crypto_ffi::aes::{AesKey, CtrState, Gcm, BLOCK};
 use crate::error::{err, Result};
-use crate::object::{as_ulong, AttrMap, Object};
+use crate::object::{as_ulong, AttrMap, Kept, Object};
 use cryptoki_sys::*;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -308,7 +308,7 @@ impl CipherOperation for GcmDecrypt {
 /// AEAD interface with the key schedule kept with the key object: the common case, taken by
 /// single-part `C_Encrypt`/`C_Decrypt`. Streaming use falls back to [`Gcm`].
 struct GcmWhole {
-    key: std::sync::Arc<aws_lc_rs::aead::LessSafeKey>,
+    key: std::sync::Arc<Kept<aws_lc_rs::aead::LessSafeKey>>,
     params: GcmParams,
     encrypt: bool,
     /// The streaming operation, made on the first `update`.

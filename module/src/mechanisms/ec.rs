@@ -7,7 +7,7 @@
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::crypto_ffi::ecdsa::{self as ffi, SigningKey, VerifyingKey};
 use crate::error::{err, Result};
-use crate::object::{AttrMap, Object};
+use crate::object::{AttrMap, Kept, Object};
 use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Context};
 use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
@@ -262,7 +262,7 @@ struct Ecdsa {
 }
 
 struct EcdsaSign {
-    key: SigningKey,
+    key: std::sync::Arc<Kept<SigningKey>>,
     input: Input,
 }
 
@@ -283,7 +283,7 @@ impl SignOperation for EcdsaSign {
 }
 
 struct EcdsaVerify {
-    key: VerifyingKey,
+    key: std::sync::Arc<Kept<VerifyingKey>>,
     field: usize,
     input: Input,
 }
@@ -311,6 +311,16 @@ impl VerifyOperation for EcdsaVerify {
     }
 }
 
+/// The aws-lc private key of a prime-curve key object, made once per object and kept with it
+/// (ECDSA and ECDH share it).
+fn signing_key(key: &Object) -> Result<std::sync::Arc<Kept<SigningKey>>> {
+    let curve = prime_curve(key)?;
+    key.parsed(|| {
+        let d = scalar(key, curve)?;
+        SigningKey::new(curve.nid()?, curve.field_len(), &d).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))
+    })
+}
+
 /// The prime curve of an EC key (other curves cannot do ECDSA).
 fn prime_curve(key: &Object) -> Result<Curve> {
     let curve = Curve::of_key(key)?;
@@ -336,9 +346,7 @@ impl Mechanism for Ecdsa {
         if key.class() != CKO_PRIVATE_KEY {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
         }
-        let curve = prime_curve(key)?;
-        let d = scalar(key, curve)?;
-        let key = SigningKey::new(curve.nid()?, curve.field_len(), &d).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
+        let key = signing_key(key)?;
         Ok(Box::new(EcdsaSign { key, input: Input::new(self.hash) }))
     }
 
@@ -350,8 +358,11 @@ impl Mechanism for Ecdsa {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
         }
         let curve = prime_curve(key)?;
-        let point = curve.point(key.get(CKA_EC_POINT).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?)?;
-        let vk = VerifyingKey::new(curve.nid()?, curve.field_len(), point).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
+        // The aws-lc public key is made (its point decoded and checked) once per object.
+        let vk = key.parsed(|| {
+            let point = curve.point(key.get(CKA_EC_POINT).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?)?;
+            VerifyingKey::new(curve.nid()?, curve.field_len(), point).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))
+        })?;
         Ok(Box::new(EcdsaVerify { key: vk, field: curve.field_len(), input: Input::new(self.hash) }))
     }
 }
@@ -417,6 +428,9 @@ pub fn shared_secret(base: &Object, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         return Err(err(CKR_CURVE_NOT_SUPPORTED));
     }
     let peer = curve.point(peer).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+    if curve.is_prime() {
+        return signing_key(base)?.agree(peer).ok_or(err(CKR_MECHANISM_PARAM_INVALID));
+    }
     let alg = curve.agreement();
     // The aws-lc private key is made (its public point computed) once per object.
     let sk = base.parsed(|| {
@@ -425,6 +439,23 @@ pub fn shared_secret(base: &Object, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     })?;
     let pk = agreement::UnparsedPublicKey::new(alg, peer);
     agreement::agree(&sk, pk, err(CKR_MECHANISM_PARAM_INVALID), |z| Ok(Zeroizing::new(z.to_vec())))
+}
+
+/// The public point a private key object implies (raw: SEC 1 uncompressed for the prime curves,
+/// 32 bytes for X25519), for the key-agreement pairwise-consistency test (SP 800-56A rev. 3,
+/// §5.6.2.1.4).
+pub fn implied_public(private: &Object) -> Result<Vec<u8>> {
+    let curve = Curve::of_key(private)?;
+    if curve == Curve::Ed25519 {
+        return Err(err(CKR_CURVE_NOT_SUPPORTED));
+    }
+    let d = match curve {
+        Curve::X25519 => Zeroizing::new(private.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec()),
+        _ => scalar(private, curve)?,
+    };
+    let k =
+        agreement::PrivateKey::from_private_key(curve.agreement(), &d).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
+    Ok(k.compute_public_key().map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?.as_ref().to_vec())
 }
 
 /// `CKM_ECDH1_DERIVE`, for prime-curve (`CKK_EC`) and X25519 (`CKK_EC_MONTGOMERY`) keys.

@@ -8,7 +8,7 @@
 use super::ec::{ec_point, keygen_params, Curve};
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::error::{err, Result};
-use crate::object::{AttrMap, Object};
+use crate::object::{AttrMap, Kept, Object};
 use aws_lc_rs::agreement;
 use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
@@ -100,7 +100,7 @@ impl Mechanism for MontgomeryKeyPairGen {
 struct Eddsa;
 
 struct EddsaSign {
-    key: std::sync::Arc<Ed25519KeyPair>,
+    key: std::sync::Arc<Kept<Ed25519KeyPair>>,
     msg: Vec<u8>,
 }
 

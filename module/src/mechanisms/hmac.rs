@@ -224,11 +224,10 @@ impl Hmac {
 
     /// A fresh keyed state: a copy of the one kept with the key when it is for this hash.
     fn keyed(&self, key: &Object) -> Result<Mac> {
-        let kept = key.parsed(|| Ok(KeyedMac { hash: self.hash, mac: Mac::new(self.hash, self.key(key)?)? }))?;
-        if kept.hash == self.hash {
-            Ok(kept.mac.clone())
-        } else {
-            Mac::new(self.hash, self.key(key)?)
+        let build = || Ok(KeyedMac { hash: self.hash, mac: Mac::new(self.hash, self.key(key)?)? });
+        match key.with_parsed(build, |kept| (kept.hash == self.hash).then(|| kept.mac.clone()))? {
+            Some(mac) => Ok(mac),
+            None => Mac::new(self.hash, self.key(key)?),
         }
     }
 }

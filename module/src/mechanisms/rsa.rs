@@ -10,7 +10,7 @@
 use super::{CipherOperation, GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::crypto_ffi::rsa::{Hash, PrivateParts, Rsa as Key};
 use crate::error::{err, Error, Result};
-use crate::object::{as_ulong, AttrMap, Object};
+use crate::object::{as_ulong, AttrMap, Kept, Object};
 use aws_lc_rs::digest::{self, Context};
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -219,12 +219,12 @@ fn check_size(key: Key) -> Result<Key> {
 
 /// The aws-lc key of a public-key object.
 /// The parsed public key of an object (parsed once per object).
-fn public_key(obj: &Object) -> Result<Arc<Key>> {
+fn public_key(obj: &Object) -> Result<Arc<Kept<Key>>> {
     obj.parsed(|| parse_public_key(obj))
 }
 
 /// The parsed private key of an object (parsed, and checked by aws-lc, once per object).
-fn private_key(obj: &Object) -> Result<Arc<Key>> {
+fn private_key(obj: &Object) -> Result<Arc<Kept<Key>>> {
     obj.parsed(|| parse_private_key(obj))
 }
 
@@ -352,7 +352,7 @@ impl Scheme {
 }
 
 struct Signer {
-    key: Arc<Key>,
+    key: Arc<Kept<Key>>,
     scheme: Scheme,
     input: Input,
 }
@@ -380,7 +380,7 @@ impl SignOperation for Signer {
 }
 
 struct Verifier {
-    key: Arc<Key>,
+    key: Arc<Kept<Key>>,
     scheme: Scheme,
     input: Input,
 }
@@ -478,7 +478,7 @@ impl Padding {
 
 /// A single-part encryption or decryption: collects the input, works at the end.
 struct Cipher {
-    key: Arc<Key>,
+    key: Arc<Kept<Key>>,
     padding: Padding,
     encrypt: bool,
     input: Zeroizing<Vec<u8>>,

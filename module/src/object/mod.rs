@@ -29,6 +29,19 @@ pub struct Object {
 #[derive(Default)]
 pub struct Parsed([std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>; 2]);
 
+/// A parsed form as an object keeps it: aligned to cache lines of its own, apart from the
+/// reference counts in front of it, so that threads reading a shared key do not lose it from
+/// their caches each time another thread takes or drops a reference.
+#[repr(align(128))]
+pub struct Kept<T>(T);
+
+impl<T> std::ops::Deref for Kept<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 impl Clone for Parsed {
     fn clone(&self) -> Self {
         Parsed::default()
@@ -74,21 +87,39 @@ impl Object {
     pub fn parsed<T: std::any::Any + Send + Sync>(
         &self,
         build: impl FnOnce() -> Result<T>,
-    ) -> Result<std::sync::Arc<T>> {
+    ) -> Result<std::sync::Arc<Kept<T>>> {
         for slot in &self.parsed.0 {
             if let Some(v) = slot.get() {
-                if let Ok(t) = v.clone().downcast::<T>() {
-                    return Ok(t);
+                // Only the right type is cloned: a clone writes the shared reference count.
+                if v.is::<Kept<T>>() {
+                    if let Ok(t) = v.clone().downcast::<Kept<T>>() {
+                        return Ok(t);
+                    }
                 }
             }
         }
-        let t = std::sync::Arc::new(build()?);
+        let t = std::sync::Arc::new(Kept(build()?));
         for slot in &self.parsed.0 {
             if slot.set(t.clone()).is_ok() {
                 break;
             }
         }
         Ok(t)
+    }
+
+    /// Runs `f` on the parsed form `T` (built by `build` the first time) without taking a
+    /// reference to it: for uses that end within the call, so no shared count is written.
+    pub fn with_parsed<T: std::any::Any + Send + Sync, R>(
+        &self,
+        build: impl FnOnce() -> Result<T>,
+        f: impl FnOnce(&T) -> R,
+    ) -> Result<R> {
+        for slot in &self.parsed.0 {
+            if let Some(t) = slot.get().and_then(|v| v.downcast_ref::<Kept<T>>()) {
+                return Ok(f(t));
+            }
+        }
+        Ok(f(&self.parsed(build)?.0))
     }
 
     pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
