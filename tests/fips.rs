@@ -379,32 +379,56 @@ fn validation_object_describes_the_module() {
 }
 
 /// A pairwise-consistency failure on key-pair generation (made to fail through the test-only
-/// build) puts the module in the error state; a new C_Initialize recovers.
+/// build) puts the module in the error state; a new C_Initialize recovers. Both forms of the test
+/// are covered: sign and verify (a P-256 pair that may sign), and the public key the private key
+/// implies (a P-256 pair for key agreement only, and an X25519 pair).
 #[test]
 fn pairwise_consistency_failure_reaches_the_error_state() {
     let Some(path) = fault_module() else { return };
     seal(&path);
     let lib = open(&path, Env::new(""));
-    unsafe {
-        std::env::set_var("TESSERA_FAIL_SELFTEST", "pct");
-        assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK, "the power-on self-tests do not include the PCT");
-        let slot = lib.token();
-        assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0);
-        let mut h = 0;
-        assert_eq!(lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
-        assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-        let params: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-        let mut pubt = [CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: params.as_ptr() as *mut _, ulValueLen: 10 }];
-        let mut m = CK_MECHANISM { mechanism: CKM_EC_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
-        let (mut p, mut v) = (0, 0);
-        let rv = lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, null_mut(), 0, &mut p, &mut v);
-        assert_eq!(rv, CKR_GENERAL_ERROR, "a failed pairwise-consistency test");
-        assert_ne!(lib.token_flags() & CKF_ERROR_STATE, 0, "the module is in the error state");
-        let mut buf = [0u8; 4];
-        assert_eq!(lib.f.C_GenerateRandom(h, buf.as_mut_ptr(), 4), CKR_GENERAL_ERROR);
-        assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
-        std::env::remove_var("TESSERA_FAIL_SELFTEST");
-        assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
-        assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0, "re-initialisation recovers");
+    let p256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let x25519: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x6e];
+    let no: CK_BBOOL = 0;
+    let cases: [(&str, CK_MECHANISM_TYPE, &[u8], bool); 3] = [
+        ("P-256, signing", CKM_EC_KEY_PAIR_GEN, &p256, false),
+        ("P-256, key agreement only", CKM_EC_KEY_PAIR_GEN, &p256, true),
+        ("X25519", CKM_EC_MONTGOMERY_KEY_PAIR_GEN, &x25519, true),
+    ];
+    for (what, mech, params, agreement_only) in cases {
+        unsafe {
+            std::env::set_var("TESSERA_FAIL_SELFTEST", "pct");
+            assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK, "the power-on self-tests do not include the PCT");
+            let slot = lib.token();
+            assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0);
+            let mut h = 0;
+            let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
+            assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);
+            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            let len = params.len() as CK_ULONG;
+            let mut pubt = [CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: params.as_ptr() as *mut _, ulValueLen: len }];
+            let mut privt = [CK_ATTRIBUTE { type_: CKA_SIGN, pValue: &no as *const _ as *mut _, ulValueLen: 1 }];
+            let n_priv = if agreement_only { 1 } else { 0 };
+            let mut m = CK_MECHANISM { mechanism: mech, pParameter: null_mut(), ulParameterLen: 0 };
+            let (mut p, mut v) = (0, 0);
+            let rv =
+                lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, privt.as_mut_ptr(), n_priv, &mut p, &mut v);
+            assert_eq!(rv, CKR_GENERAL_ERROR, "{what}: a failed pairwise-consistency test");
+            assert_ne!(lib.token_flags() & CKF_ERROR_STATE, 0, "{what}: the module is in the error state");
+            let mut buf = [0u8; 4];
+            assert_eq!(lib.f.C_GenerateRandom(h, buf.as_mut_ptr(), 4), CKR_GENERAL_ERROR);
+            assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
+            std::env::remove_var("TESSERA_FAIL_SELFTEST");
+            assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
+            assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0, "{what}: re-initialisation recovers");
+            // Healthy, the same generation succeeds.
+            let mut h = 0;
+            assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);
+            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            let rv =
+                lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, privt.as_mut_ptr(), n_priv, &mut p, &mut v);
+            assert_eq!(rv, CKR_OK, "{what}: generation with a healthy module");
+            assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
+        }
     }
 }

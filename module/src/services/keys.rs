@@ -57,9 +57,10 @@ pub fn stamp(obj: &mut Object, approved: bool) {
     }
 }
 
-/// The conditional pairwise-consistency test on a new key pair (FIPS 140-3 IG 10.3.A): a
-/// signature key pair signs and verifies, an RSA pair also encrypts and decrypts with OAEP, and an
-/// X25519 pair's public key must be the one its private key implies.
+/// The conditional pairwise-consistency test on a new key pair (FIPS 140-3 IG 10.3.A): a pair
+/// that can sign signs and verifies, an RSA pair also encrypts and decrypts with OAEP, and a
+/// key-agreement pair (X25519, or a prime-curve pair whose private key may not sign) must have
+/// the public key its private key implies (SP 800-56A rev. 3, §5.6.2.1.4).
 fn pairwise_consistency(public: &Object, private: &Object) -> std::result::Result<(), String> {
     let reg = crate::mechanisms::registry();
     let kt = public.ulong(CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
@@ -67,7 +68,7 @@ fn pairwise_consistency(public: &Object, private: &Object) -> std::result::Resul
     let healthy = crate::fips::kat::healthy("pct");
     let sign_mech = match kt {
         CKK_RSA => Some(CKM_SHA256_RSA_PKCS),
-        CKK_EC => Some(CKM_ECDSA_SHA256),
+        CKK_EC if private.flag(CKA_SIGN) => Some(CKM_ECDSA_SHA256),
         CKK_EC_EDWARDS => Some(CKM_EDDSA),
         _ => None,
     };
@@ -97,15 +98,13 @@ fn pairwise_consistency(public: &Object, private: &Object) -> std::result::Resul
                 return Err("RSA decryption does not invert encryption".into());
             }
         }
-        CKK_EC_MONTGOMERY => {
-            let scalar = private.get(CKA_VALUE).ok_or("private key without CKA_VALUE")?;
-            let implied = aws_lc_rs::agreement::PrivateKey::from_private_key(&aws_lc_rs::agreement::X25519, scalar)
-                .ok()
-                .and_then(|k| k.compute_public_key().ok())
-                .ok_or("invalid X25519 private key")?;
+        CKK_EC_MONTGOMERY | CKK_EC if sign_mech.is_none() => {
+            use crate::mechanisms::ec::{implied_public, Curve};
+            let implied = implied_public(private).map_err(|e| format!("private key: {e}"))?;
             let point = public.get(CKA_EC_POINT).ok_or("public key without CKA_EC_POINT")?;
-            let stored = crate::mechanisms::ec::Curve::X25519.point(point).map_err(|e| format!("public point: {e}"))?;
-            if !healthy || implied.as_ref() != stored {
+            let curve = Curve::of_key(public).map_err(|e| format!("public key: {e}"))?;
+            let stored = curve.point(point).map_err(|e| format!("public point: {e}"))?;
+            if !healthy || implied != stored {
                 return Err("the public key is not the one the private key implies".into());
             }
         }
