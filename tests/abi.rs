@@ -1094,3 +1094,90 @@ fn single_part_lengths_are_answered_before_the_work() {
         assert!(back[..n as usize] == data[..]);
     }
 }
+
+/// A session keeps the session keys it used (so that starting an operation takes no lock other
+/// threads share); every change to such a key must still be seen at once: a changed usage
+/// attribute, a destroyed key, a key whose owning session closed, a private key after logout.
+#[test]
+fn keys_a_session_used_follow_every_change() {
+    let r = raw();
+    r.init();
+    let slot = r.token("key cache");
+    unsafe {
+        let (a, b) = (r.open(slot, true), r.open(slot, true));
+        r.login(a, CKU_USER, USER_PIN).unwrap();
+        let value = [7u8; 32];
+        let (yes, no): (CK_BBOOL, CK_BBOOL) = (1, 0);
+        let key = |private: &CK_BBOOL, owner| {
+            let mut t = [
+                attr(CKA_CLASS, &CKO_SECRET_KEY),
+                attr(CKA_KEY_TYPE, &CKK_AES),
+                attr_bytes(CKA_VALUE, &value),
+                attr(CKA_PRIVATE, private),
+                attr(CKA_ENCRYPT, &yes),
+            ];
+            r.create(owner, &mut t).unwrap()
+        };
+        let mut iv = [0u8; 16];
+        let mut m =
+            CK_MECHANISM { mechanism: CKM_AES_CBC, pParameter: iv.as_mut_ptr() as *mut c_void, ulParameterLen: 16 };
+        let mut encrypt = |h, k| {
+            let rv = r.f.C_EncryptInit(h, &mut m, k);
+            if rv == CKR_OK {
+                let mut data = [1u8; 16];
+                let mut out = [0u8; 16];
+                let mut n: CK_ULONG = 16;
+                assert_eq!(r.f.C_Encrypt(h, data.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n), CKR_OK);
+            }
+            rv
+        };
+
+        // A changed usage attribute.
+        let k = key(&no, a);
+        assert_eq!(encrypt(b, k), CKR_OK);
+        assert_eq!(encrypt(b, k), CKR_OK);
+        let mut off = [attr(CKA_ENCRYPT, &no)];
+        assert_eq!(r.f.C_SetAttributeValue(a, k, off.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(
+            encrypt(b, k),
+            CKR_KEY_FUNCTION_NOT_PERMITTED,
+            "the change is seen by the session that used the key"
+        );
+        let mut on = [attr(CKA_ENCRYPT, &yes)];
+        assert_eq!(r.f.C_SetAttributeValue(a, k, on.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(encrypt(b, k), CKR_OK);
+
+        // Destroyed by another session.
+        assert_eq!(r.f.C_DestroyObject(a, k), CKR_OK);
+        assert_eq!(encrypt(b, k), CKR_KEY_HANDLE_INVALID, "a destroyed key");
+
+        // Its owning session closed: session objects die with it.
+        let c = r.open(slot, true);
+        let k = key(&no, c);
+        assert_eq!(encrypt(b, k), CKR_OK);
+        assert_eq!(r.f.C_CloseSession(c), CKR_OK);
+        assert_eq!(encrypt(b, k), CKR_KEY_HANDLE_INVALID, "a key whose session closed");
+
+        // A private key after logout, and a public one still usable.
+        let private = key(&yes, a);
+        let public = key(&no, a);
+        assert_eq!(encrypt(b, private), CKR_OK);
+        assert_eq!(encrypt(b, public), CKR_OK);
+        assert_eq!(r.f.C_Logout(a), CKR_OK);
+        assert_eq!(encrypt(b, private), CKR_KEY_HANDLE_INVALID, "a private key after logout");
+        assert_eq!(encrypt(b, public), CKR_OK, "a public session key stays usable");
+        r.login(a, CKU_USER, USER_PIN).unwrap();
+        assert_eq!(encrypt(b, private), CKR_KEY_HANDLE_INVALID, "private session objects were destroyed at logout");
+
+        // More keys than the cache holds, used in turn.
+        let keys: Vec<_> = (0..6).map(|_| key(&no, a)).collect();
+        for _ in 0..2 {
+            for k in &keys {
+                assert_eq!(encrypt(b, *k), CKR_OK);
+            }
+        }
+        assert_eq!(r.f.C_DestroyObject(a, keys[5]), CKR_OK);
+        assert_eq!(encrypt(b, keys[5]), CKR_KEY_HANDLE_INVALID);
+        assert_eq!(encrypt(b, keys[4]), CKR_OK);
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{err, Result};
-use crate::services::objects::Handles;
+use crate::services::objects::HandleTable;
 use crate::session::Session;
 use crate::slots::Slots;
 use crate::store::seal::KekCache;
@@ -29,7 +29,7 @@ pub struct Module {
     pub slots: RwLock<Slots>,
     pub sessions: crate::session_table::SessionTable,
     next_session: AtomicU64,
-    pub handles: RwLock<Handles>,
+    pub handles: HandleTable,
     /// IV counters of session keys (they never leave this process), by `CKA_UNIQUE_ID`.
     pub session_counters: Mutex<HashMap<Vec<u8>, u64>>,
 }
@@ -68,7 +68,7 @@ impl Module {
             slots: RwLock::new(Slots::default()),
             sessions: Default::default(),
             next_session: AtomicU64::new(1),
-            handles: RwLock::new(Handles::default()),
+            handles: HandleTable::default(),
             session_counters: Mutex::new(HashMap::new()),
             kek,
             cfg,

@@ -52,6 +52,20 @@ pub struct MessageOp {
     pub token_key: bool,
 }
 
+/// Session-object keys this session used lately, trusted while the module's handle epoch is the
+/// one they were resolved in (every change to the handle table moves it on; see
+/// `services::objects::HandleTable`). A few entries: an application alternates between a handful
+/// of keys at most.
+#[derive(Default)]
+pub struct KeyCache {
+    pub epoch: u64,
+    pub entries: Vec<(CK_OBJECT_HANDLE, Arc<crate::object::Object>)>,
+}
+
+impl KeyCache {
+    pub const CAPACITY: usize = 4;
+}
+
 /// Operations in progress in one session.
 #[derive(Default)]
 pub struct Ops {
@@ -66,6 +80,8 @@ pub struct Ops {
     /// The approved indicator of the last operation started in this session
     /// (`C_GetSessionValidationFlags`); `None` before any.
     pub last_approved: Option<bool>,
+    /// Keys this session resolved lately.
+    pub keys: KeyCache,
 }
 
 impl Ops {

@@ -7,7 +7,7 @@ use crate::mechanisms::{registry, Mechanism};
 use crate::module::{lock, Module};
 use crate::object::{as_ulong, Object};
 use crate::policy::{policy, Decision, Function, KeyInfo};
-use crate::session::{CipherOp, Ops, Session, SignOp, VerifyOp};
+use crate::session::{CipherOp, KeyCache, Ops, Session, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
 
@@ -45,6 +45,70 @@ impl Usage {
             Usage::Derive => CKA_DERIVE,
         }
     }
+}
+
+/// A key for an operation: lent from the session's key cache, or shared (a token object).
+enum KeyRef<'a> {
+    Lent(&'a Arc<Object>),
+    Shared(Arc<Object>),
+}
+
+impl std::ops::Deref for KeyRef<'_> {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        match self {
+            KeyRef::Lent(o) => o,
+            KeyRef::Shared(o) => o,
+        }
+    }
+}
+
+/// `CKR_MECHANISM_INVALID` when the mechanism does not offer this use at all.
+fn mechanism_does(mech: &dyn Mechanism, usage: Usage) -> Result<()> {
+    let needed = match usage {
+        Usage::Encrypt => CKF_ENCRYPT,
+        Usage::Decrypt => CKF_DECRYPT,
+        Usage::Sign => CKF_SIGN,
+        Usage::Verify => CKF_VERIFY,
+        Usage::Wrap => CKF_WRAP,
+        Usage::Unwrap => CKF_UNWRAP,
+        Usage::Derive => CKF_DERIVE,
+    };
+    if mech.info().flags & needed == 0 {
+        return Err(err(CKR_MECHANISM_INVALID));
+    }
+    Ok(())
+}
+
+/// An object handle that does not resolve is, where a key is expected, a key handle that does not.
+fn as_key_handle(e: crate::error::Error) -> crate::error::Error {
+    match e.rv() {
+        CKR_OBJECT_HANDLE_INVALID => err(CKR_KEY_HANDLE_INVALID),
+        _ => e,
+    }
+}
+
+/// The checks on a resolved key for one use: a key at all, of a type the mechanism takes, with
+/// the usage attribute set and the mechanism among `CKA_ALLOWED_MECHANISMS`.
+fn check_key(obj: &Object, mech_type: CK_MECHANISM_TYPE, mech: &dyn Mechanism, usage: Usage) -> Result<()> {
+    if !matches!(obj.class(), CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
+        return Err(err(CKR_KEY_HANDLE_INVALID));
+    }
+    let kt = obj.ulong(CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
+    let types = mech.key_types();
+    if !types.is_empty() && !types.contains(&kt) {
+        return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+    }
+    if !obj.flag(usage.attribute()) {
+        return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    }
+    if let Some(allowed) = obj.get(CKA_ALLOWED_MECHANISMS) {
+        let mut list = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(as_ulong).peekable();
+        if list.peek().is_some() && !list.any(|m| m == mech_type) {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
+    }
+    Ok(())
 }
 
 impl Module {
@@ -159,39 +223,9 @@ impl Module {
         mech: &dyn Mechanism,
         usage: Usage,
     ) -> Result<Arc<Object>> {
-        let needed = match usage {
-            Usage::Encrypt => CKF_ENCRYPT,
-            Usage::Decrypt => CKF_DECRYPT,
-            Usage::Sign => CKF_SIGN,
-            Usage::Verify => CKF_VERIFY,
-            Usage::Wrap => CKF_WRAP,
-            Usage::Unwrap => CKF_UNWRAP,
-            Usage::Derive => CKF_DERIVE,
-        };
-        if mech.info().flags & needed == 0 {
-            return Err(err(CKR_MECHANISM_INVALID));
-        }
-        let (target, obj) = self.resolve(s, key).map_err(|e| match e.rv() {
-            CKR_OBJECT_HANDLE_INVALID => err(CKR_KEY_HANDLE_INVALID),
-            _ => e,
-        })?;
-        if !matches!(obj.class(), CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
-            return Err(err(CKR_KEY_HANDLE_INVALID));
-        }
-        let kt = obj.ulong(CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
-        let types = mech.key_types();
-        if !types.is_empty() && !types.contains(&kt) {
-            return Err(err(CKR_KEY_TYPE_INCONSISTENT));
-        }
-        if !obj.flag(usage.attribute()) {
-            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
-        }
-        if let Some(allowed) = obj.get(CKA_ALLOWED_MECHANISMS) {
-            let list: Vec<CK_ULONG> = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(as_ulong).collect();
-            if !list.is_empty() && !list.contains(&mech_type) {
-                return Err(err(CKR_MECHANISM_INVALID));
-            }
-        }
+        mechanism_does(mech, usage)?;
+        let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
+        check_key(&obj, mech_type, mech, usage)?;
         if let crate::services::objects::Target::Token { token, id, .. } = &target {
             if !token.is_complete(*id) {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
@@ -200,19 +234,69 @@ impl Module {
         Ok(obj)
     }
 
-    /// What every `C_*Init` with a key checks first: the mechanism, the key for this use, and the
-    /// policy's decision (which the operation's indicator records).
-    fn prepare(
+    /// [`Module::usable_key`] through the session's key cache: a session object resolved before
+    /// is taken from the cache while the handle table has not changed since, and lent rather than
+    /// shared, so that no reference count other sessions use is written.
+    fn usable_key_cached<'a>(
         &self,
         s: &Session,
+        cache: &'a mut KeyCache,
+        key: CK_OBJECT_HANDLE,
+        mech_type: CK_MECHANISM_TYPE,
+        mech: &dyn Mechanism,
+        usage: Usage,
+    ) -> Result<KeyRef<'a>> {
+        mechanism_does(mech, usage)?;
+        let epoch = self.handles.epoch();
+        if cache.epoch != epoch {
+            cache.entries.clear();
+            cache.epoch = epoch;
+        }
+        if let Some(i) = cache.entries.iter().position(|(h, _)| *h == key) {
+            let obj = &cache.entries[i].1;
+            // Login state is not part of the epoch: visibility is checked on every use.
+            if obj.is_private() && !s.user() {
+                return Err(err(CKR_KEY_HANDLE_INVALID));
+            }
+            check_key(obj, mech_type, mech, usage)?;
+            return Ok(KeyRef::Lent(obj));
+        }
+        let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
+        match target {
+            crate::services::objects::Target::Session { .. } => {
+                check_key(&obj, mech_type, mech, usage)?;
+                if cache.entries.len() >= KeyCache::CAPACITY {
+                    cache.entries.remove(0);
+                }
+                cache.entries.push((key, obj));
+                Ok(KeyRef::Lent(&cache.entries[cache.entries.len() - 1].1))
+            }
+            // Token objects are looked up every time: another process may have changed them.
+            crate::services::objects::Target::Token { token, id, .. } => {
+                check_key(&obj, mech_type, mech, usage)?;
+                if !token.is_complete(id) {
+                    return Err(err(CKR_USER_NOT_LOGGED_IN));
+                }
+                Ok(KeyRef::Shared(obj))
+            }
+        }
+    }
+
+    /// What every `C_*Init` with a key checks first: the mechanism, the key for this use, and the
+    /// policy's decision (which the operation's indicator records).
+    #[allow(clippy::too_many_arguments)]
+    fn prepare<'a>(
+        &self,
+        s: &Session,
+        keys: &'a mut KeyCache,
         mech: CK_MECHANISM_TYPE,
         param: &[u8],
         key: CK_OBJECT_HANDLE,
         usage: Usage,
         f: Function,
-    ) -> Result<(&'static dyn Mechanism, Arc<Object>, Decision)> {
+    ) -> Result<(&'static dyn Mechanism, KeyRef<'a>, Decision)> {
         let m = registry().get(mech)?;
-        let k = self.usable_key(s, key, mech, m, usage)?;
+        let k = self.usable_key_cached(s, keys, key, mech, m, usage)?;
         let d = self.decide(mech, m, f, &KeyInfo::of(&k), param)?;
         Ok((m, k, d))
     }
@@ -235,7 +319,7 @@ impl Module {
             if ops.sign.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let (m, k, d) = self.prepare(s, mech, param, key, Usage::Sign, Function::Sign)?;
+            let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, Usage::Sign, Function::Sign)?;
             let op = m.sign(param, &k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
@@ -311,7 +395,7 @@ impl Module {
             if ops.verify.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let (m, k, d) = self.prepare(s, mech, param, key, Usage::Verify, Function::Verify)?;
+            let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, Usage::Verify, Function::Verify)?;
             let op = m.verify(param, &k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
@@ -359,7 +443,7 @@ impl Module {
             }
             let (usage, f) =
                 if encrypt { (Usage::Encrypt, Function::Encrypt) } else { (Usage::Decrypt, Function::Decrypt) };
-            let (m, k, d) = self.prepare(s, mech, param, key, usage, f)?;
+            let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, usage, f)?;
             let op = if encrypt { m.encrypt(param, &k)? } else { m.decrypt(param, &k)? };
             let multipart = op.multipart();
             ops.last_approved = Some(d.approved);

@@ -8,7 +8,8 @@ use crate::session::{FindOp, Session};
 use crate::token::Token;
 use cryptoki_sys::*;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// What a handle points at.
 #[derive(Clone)]
@@ -81,6 +82,41 @@ impl Handles {
     }
 }
 
+/// The handle table behind its lock, with an epoch that moves on at every change to it. Sessions
+/// keep the session-object keys they resolved (`session::KeyCache`) and trust them while the epoch
+/// stays, so starting an operation with a key writes to no lock or counter that other threads'
+/// sessions write too: on two cores that sharing, not the work, set the pace of short operations.
+#[derive(Default)]
+pub struct HandleTable {
+    map: RwLock<Handles>,
+    epoch: Padded<AtomicU64>,
+}
+
+/// A value alone on its cache lines, so that reading it does not share a line with anything
+/// written.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl HandleTable {
+    pub fn read(&self) -> RwLockReadGuard<'_, Handles> {
+        self.map.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The table for a change. The epoch moves on while the lock is held: a reader that saw the
+    /// old epoch resolves again on its next use.
+    pub fn write(&self) -> RwLockWriteGuard<'_, Handles> {
+        let g = self.map.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.0.fetch_add(1, Ordering::AcqRel);
+        g
+    }
+
+    /// The current epoch: read it before resolving what is to be kept.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.0.load(Ordering::Acquire)
+    }
+}
+
 /// The owner of the validation objects: no session has handle 0, so none closes them.
 const VALIDATION_OWNER: CK_SESSION_HANDLE = 0;
 
@@ -94,7 +130,7 @@ pub enum AttrAnswer {
 impl Module {
     /// Session objects die with their session.
     pub fn forget_session_objects(&self, s: CK_SESSION_HANDLE) {
-        let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
+        let mut handles = self.handles.write();
         for h in handles.by_session.remove(&s).unwrap_or_default() {
             handles.map.remove(&h);
         }
@@ -102,7 +138,7 @@ impl Module {
 
     /// After logout: private session objects are destroyed, private token object handles die.
     pub fn forget_private_handles(&self, token: &Arc<Token>) {
-        self.handles.write().unwrap_or_else(|p| p.into_inner()).retain(|t| match t {
+        self.handles.write().retain(|t| match t {
             Target::Token { token: tk, private, .. } => !(Arc::ptr_eq(tk, token) && *private),
             Target::Session { token: tk, obj, .. } => !(Arc::ptr_eq(tk, token) && obj.is_private()),
         });
@@ -110,13 +146,13 @@ impl Module {
 
     /// After re-initialisation every handle into the token is void.
     pub fn forget_token_handles(&self, token: &Arc<Token>) {
-        self.handles.write().unwrap_or_else(|p| p.into_inner()).retain(|t| !Arc::ptr_eq(t.token(), token));
+        self.handles.write().retain(|t| !Arc::ptr_eq(t.token(), token));
     }
 
     /// Resolves a handle for a session: same token, and private objects only with the user logged in.
     pub fn resolve(&self, s: &Session, h: CK_OBJECT_HANDLE) -> Result<(Target, Arc<Object>)> {
         let target = {
-            let handles = self.handles.read().unwrap_or_else(|p| p.into_inner());
+            let handles = self.handles.read();
             let t = handles.map.get(&h).ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
             // Compared before anything is cloned: a handle of another token is simply invalid.
             if !Arc::ptr_eq(t.token(), &s.token) {
@@ -129,7 +165,7 @@ impl Module {
             Target::Token { token, id, .. } => match token.object(*id)? {
                 Some(o) => o,
                 None => {
-                    self.handles.write().unwrap_or_else(|p| p.into_inner()).remove(h);
+                    self.handles.write().remove(h);
                     return Err(err(CKR_OBJECT_HANDLE_INVALID));
                 }
             },
@@ -157,10 +193,10 @@ impl Module {
         if obj.is_token() {
             let private = obj.is_private();
             let id = s.token.insert(obj)?;
-            Ok(self.handles.write().unwrap_or_else(|p| p.into_inner()).token_handle(&s.token, id, private))
+            Ok(self.handles.write().token_handle(&s.token, id, private))
         } else {
             let t = Target::Session { owner: s.handle, token: s.token.clone(), obj: Arc::new(obj) };
-            Ok(self.handles.write().unwrap_or_else(|p| p.into_inner()).alloc(t))
+            Ok(self.handles.write().alloc(t))
         }
     }
 
@@ -208,7 +244,7 @@ impl Module {
         if let Target::Token { token, id, .. } = &target {
             token.delete(*id)?;
         }
-        self.handles.write().unwrap_or_else(|p| p.into_inner()).remove(oh);
+        self.handles.write().remove(oh);
         Ok(())
     }
 
@@ -259,11 +295,7 @@ impl Module {
                 token.update(id, new)
             }
             Target::Session { owner, token, .. } => {
-                self.handles
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .map
-                    .insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
+                self.handles.write().map.insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
                 Ok(())
             }
         }
@@ -275,7 +307,7 @@ impl Module {
     /// `CKA_OBJECT_VALIDATION_FLAGS` report for approved operations and keys.
     fn ensure_validation_object(&self, token: &Arc<Token>) {
         use crate::object::{bool_, ulong};
-        let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
+        let mut handles = self.handles.write();
         let present = handles
             .map
             .values()
@@ -331,7 +363,7 @@ impl Module {
             }
         })?;
         hits.sort_unstable();
-        let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
+        let mut handles = self.handles.write();
         let mut results: Vec<CK_OBJECT_HANDLE> =
             hits.into_iter().map(|(id, private)| handles.token_handle(&s.token, id, private)).collect();
         let mut session_hits: Vec<CK_OBJECT_HANDLE> = handles
