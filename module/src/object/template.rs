@@ -117,9 +117,9 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
         }
         check_value(spec.kind, v)?;
     }
-    let probe = Object::new(map.clone());
     if let Some(v) = map.get(&CKA_TRUSTED) {
-        one_way(&probe, CKA_TRUSTED, v, actor)?;
+        // Only the SO sets trust; there is no earlier value to compare with.
+        one_way(&Object::default(), CKA_TRUSTED, v, actor)?;
     }
     for (t, v) in material {
         // The template may name what the mechanism also makes only with the same value
@@ -145,27 +145,28 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
 
 fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> Result<()> {
     let is_key_secret = matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY);
-    let mut def = |t: CK_ATTRIBUTE_TYPE, v: Vec<u8>| {
-        map.entry(t).or_insert(v);
+    map.entry(CKA_PRIVATE).or_insert_with(|| bool_(is_key_secret));
+    // Defaults are made only where the template left the attribute out.
+    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Vec<u8>| {
+        map.entry(t).or_insert_with(v);
     };
-    def(CKA_TOKEN, bool_(false));
-    def(CKA_PRIVATE, bool_(is_key_secret));
-    def(CKA_MODIFIABLE, bool_(true));
-    def(CKA_COPYABLE, bool_(true));
-    def(CKA_DESTROYABLE, bool_(true));
-    def(CKA_LABEL, Vec::new());
+    def(CKA_TOKEN, || bool_(false));
+    def(CKA_MODIFIABLE, || bool_(true));
+    def(CKA_COPYABLE, || bool_(true));
+    def(CKA_DESTROYABLE, || bool_(true));
+    def(CKA_LABEL, Vec::new);
     match class {
         CKO_DATA => {
-            def(CKA_APPLICATION, Vec::new());
-            def(CKA_OBJECT_ID, Vec::new());
-            def(CKA_VALUE, Vec::new());
+            def(CKA_APPLICATION, Vec::new);
+            def(CKA_OBJECT_ID, Vec::new);
+            def(CKA_VALUE, Vec::new);
         }
         CKO_CERTIFICATE => {
-            def(CKA_TRUSTED, bool_(false));
-            def(CKA_CERTIFICATE_CATEGORY, ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
-            def(CKA_START_DATE, Vec::new());
-            def(CKA_END_DATE, Vec::new());
-            def(CKA_PUBLIC_KEY_INFO, Vec::new());
+            def(CKA_TRUSTED, || bool_(false));
+            def(CKA_CERTIFICATE_CATEGORY, || ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
+            def(CKA_START_DATE, Vec::new);
+            def(CKA_END_DATE, Vec::new);
+            def(CKA_PUBLIC_KEY_INFO, Vec::new);
             for t in [
                 CKA_ID,
                 CKA_ISSUER,
@@ -174,17 +175,17 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
                 CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
                 CKA_HASH_OF_ISSUER_PUBLIC_KEY,
             ] {
-                def(t, Vec::new());
+                def(t, Vec::new);
             }
-            def(CKA_JAVA_MIDP_SECURITY_DOMAIN, ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
-            def(CKA_NAME_HASH_ALGORITHM, ulong(CKM_SHA_1));
+            def(CKA_JAVA_MIDP_SECURITY_DOMAIN, || ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
+            def(CKA_NAME_HASH_ALGORITHM, || ulong(CKM_SHA_1));
         }
         _ => {
-            def(CKA_ID, Vec::new());
-            def(CKA_START_DATE, Vec::new());
-            def(CKA_END_DATE, Vec::new());
-            def(CKA_DERIVE, bool_(false));
-            def(CKA_ALLOWED_MECHANISMS, Vec::new());
+            def(CKA_ID, Vec::new);
+            def(CKA_START_DATE, Vec::new);
+            def(CKA_END_DATE, Vec::new);
+            def(CKA_DERIVE, || bool_(false));
+            def(CKA_ALLOWED_MECHANISMS, Vec::new);
             let (local, mech) = match origin {
                 Origin::Generated(m) => (true, m),
                 _ => (false, CK_UNAVAILABLE_INFORMATION),
@@ -193,40 +194,40 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
             map.insert(CKA_KEY_GEN_MECHANISM, ulong(mech));
         }
     }
-    let mut def = |t: CK_ATTRIBUTE_TYPE, v: Vec<u8>| {
-        map.entry(t).or_insert(v);
+    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Vec<u8>| {
+        map.entry(t).or_insert_with(v);
     };
     match class {
         CKO_PUBLIC_KEY => {
-            def(CKA_SUBJECT, Vec::new());
+            def(CKA_SUBJECT, Vec::new);
             for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP] {
-                def(t, bool_(true));
+                def(t, || bool_(true));
             }
-            def(CKA_TRUSTED, bool_(false));
-            def(CKA_WRAP_TEMPLATE, Vec::new());
-            def(CKA_PUBLIC_KEY_INFO, Vec::new());
+            def(CKA_TRUSTED, || bool_(false));
+            def(CKA_WRAP_TEMPLATE, Vec::new);
+            def(CKA_PUBLIC_KEY_INFO, Vec::new);
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
             // Secure defaults, as a hardware token has them: keys are sensitive and stay inside
             // unless the application asks otherwise.
-            def(CKA_SENSITIVE, bool_(true));
-            def(CKA_EXTRACTABLE, bool_(false));
+            def(CKA_SENSITIVE, || bool_(true));
+            def(CKA_EXTRACTABLE, || bool_(false));
             for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
-                def(t, bool_(true));
+                def(t, || bool_(true));
             }
-            def(CKA_WRAP_WITH_TRUSTED, bool_(false));
-            def(CKA_UNWRAP_TEMPLATE, Vec::new());
+            def(CKA_WRAP_WITH_TRUSTED, || bool_(false));
+            def(CKA_UNWRAP_TEMPLATE, Vec::new);
             if class == CKO_PRIVATE_KEY {
-                def(CKA_SUBJECT, Vec::new());
-                def(CKA_SIGN_RECOVER, bool_(true));
-                def(CKA_ALWAYS_AUTHENTICATE, bool_(false));
-                def(CKA_PUBLIC_KEY_INFO, Vec::new());
+                def(CKA_SUBJECT, Vec::new);
+                def(CKA_SIGN_RECOVER, || bool_(true));
+                def(CKA_ALWAYS_AUTHENTICATE, || bool_(false));
+                def(CKA_PUBLIC_KEY_INFO, Vec::new);
             } else {
                 for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
-                    def(t, bool_(true));
+                    def(t, || bool_(true));
                 }
-                def(CKA_TRUSTED, bool_(false));
-                def(CKA_WRAP_TEMPLATE, Vec::new());
+                def(CKA_TRUSTED, || bool_(false));
+                def(CKA_WRAP_TEMPLATE, Vec::new);
             }
             let (always_sensitive, never_extractable) = match origin {
                 Origin::Generated(_) => (true, true),
@@ -240,14 +241,51 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
         }
         _ => {}
     }
-    let uid = crate::store::seal::random_bytes(16)?;
-    map.insert(CKA_UNIQUE_ID, hex(&uid).into_bytes());
+    map.insert(CKA_UNIQUE_ID, unique_id());
     Ok(())
 }
 
 /// Lower-case hexadecimal.
 pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * b.len());
+    for x in b {
+        s.push(DIGITS[(x >> 4) as usize] as char);
+        s.push(DIGITS[(x & 15) as usize] as char);
+    }
+    s
+}
+
+/// A new `CKA_UNIQUE_ID`: 32 hexadecimal digits, a random 64-bit prefix drawn once per process
+/// (and again in a fork child, whose counter would otherwise repeat its parent's) followed by a
+/// counter. Unique on every token the process writes to, without a random draw per object.
+fn unique_id() -> Vec<u8> {
+    struct Source {
+        generation: u64,
+        prefix: [u8; 8],
+        next: u64,
+    }
+    static SOURCE: std::sync::Mutex<Option<Source>> = std::sync::Mutex::new(None);
+    let generation = crate::state::generation();
+    let mut g = SOURCE.lock().unwrap_or_else(|p| p.into_inner());
+    let src = match &mut *g {
+        Some(s) if s.generation == generation => s,
+        slot => {
+            let mut prefix = [0u8; 8];
+            // A failing system random generator leaves the prefix from the clock and process id:
+            // still distinct between processes, which is all uniqueness needs.
+            if aws_lc_rs::rand::fill(&mut prefix).is_err() {
+                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                prefix = (t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 40)).to_be_bytes();
+            }
+            slot.insert(Source { generation, prefix, next: 0 })
+        }
+    };
+    src.next += 1;
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&src.prefix);
+    raw[8..].copy_from_slice(&src.next.to_be_bytes());
+    hex(&raw).into_bytes()
 }
 
 /// Attributes that follow from others: lengths, modulus size, certificate check value.
@@ -361,8 +399,7 @@ pub fn apply_copy(obj: &Object, template: &Template, actor: Actor) -> Result<Obj
         one_way(obj, *t, v, actor)?;
         new.attrs.insert(*t, v.clone());
     }
-    let uid = crate::store::seal::random_bytes(16)?;
-    new.attrs.insert(CKA_UNIQUE_ID, hex(&uid).into_bytes());
+    new.attrs.insert(CKA_UNIQUE_ID, unique_id());
     Ok(new)
 }
 
