@@ -88,7 +88,10 @@
 //!   pair`, `generate AES-256 key`: C_GenerateKeyPair / C_GenerateKey of session
 //!   objects. Tessera runs a pairwise-consistency test (a signature and its
 //!   verification; for RSA also an OAEP round trip) on every key pair it
-//!   generates; SoftHSMv2 does not;
+//!   generates; SoftHSMv2 does not. The P-256 row runs twice: against bare
+//!   generation in the aws-lc-rs column, then against generation plus the same
+//!   pairwise test (`EcdsaKeyPair::generate`, `sign`, `verify`), the floor for a
+//!   module that must test every pair it makes;
 //! * `create token data object`: C_CreateObject of a CKO_DATA object with
 //!   CKA_TOKEN=TRUE, CKA_PRIVATE=FALSE, a label and a 32-byte value, in a
 //!   logged-in R/W session;
@@ -1072,6 +1075,28 @@ fn ops(cfg: &Config) -> Vec<Op> {
             bench(|| {
                 let k = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
                     .map_err(lc("P-256 keygen"))?;
+                black_box(k);
+                Ok(())
+            })
+        }),
+        op("generate P-256 key pair, aws-lc-rs with the pairwise test", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ECC_KEY_PAIR_GEN)?;
+            let (public, private) = ec_templates(OID_P256);
+            creates(session, move |s, created| {
+                let (a, b) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)?;
+                created.extend([a, b]);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            bench(|| {
+                let k = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(lc("P-256 keygen"))?;
+                let sig = k.sign(&rand::SystemRandom::new(), MESSAGE).map_err(lc("P-256 sign"))?;
+                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, k.public_key().as_ref())
+                    .verify(MESSAGE, sig.as_ref())
+                    .map_err(lc("P-256 verify"))?;
                 black_box(k);
                 Ok(())
             })
