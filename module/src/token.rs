@@ -62,6 +62,14 @@ pub struct Token {
     pub open_sessions: (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize),
     /// IV counter values reserved by this process, per key: (next, end).
     counters: Mutex<HashMap<Vec<u8>, (u64, u64)>>,
+    /// The store's change counter, read without any lock (see `store::Changes`).
+    changes: Option<crate::store::Changes>,
+    /// The counter value the view was last brought up to date at; `u64::MAX` when the view must
+    /// be checked against the store on its next use. Written only under the `db` lock.
+    seen: std::sync::atomic::AtomicU64,
+    /// Moves on whenever the view's objects change: sessions keep token keys they resolved while
+    /// it stays (`session::KeyCache`).
+    view_gen: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,6 +102,9 @@ impl Token {
             policy,
             counters: Mutex::new(HashMap::new()),
             open_sessions: Default::default(),
+            changes: crate::store::Changes::open(dir),
+            seen: std::sync::atomic::AtomicU64::new(u64::MAX),
+            view_gen: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -129,6 +140,47 @@ impl Token {
 
     fn aad(&self, obj_uid: &[u8], part: &[u8]) -> Vec<u8> {
         [&self.uid[..], obj_uid, part].concat()
+    }
+
+    /// Whether no transaction of any process can have committed since the view was last brought
+    /// up to date: the change counter is even and where it was then. No lock is taken.
+    fn quiet(&self) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        let seen = self.seen.load(Acquire);
+        seen != u64::MAX && self.changes.as_ref().and_then(|c| c.read()).is_some_and(|(b, e)| b == e && b == seen)
+    }
+
+    /// Brings the view up to date (the caller holds the `db` lock) and records the change counter
+    /// as it was before, when it was even: a write that began after that read moves it again.
+    fn refresh(&self, db: &Db) -> Result<()> {
+        use std::sync::atomic::Ordering::Release;
+        let before = self.changes.as_ref().and_then(|c| c.read());
+        self.seen.store(u64::MAX, Release);
+        self.sync(db)?;
+        if let Some((b, e)) = before {
+            if b == e && b != u64::MAX {
+                self.seen.store(b, Release);
+            }
+        }
+        Ok(())
+    }
+
+    /// The generation of the view's objects (see `view_gen`).
+    pub fn view_generation(&self) -> u64 {
+        self.view_gen.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.view_gen.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Brings the view up to date unless the change counter shows it already is.
+    pub fn fresh(&self) -> Result<()> {
+        if self.quiet() {
+            return Ok(());
+        }
+        let db = lock(&self.db);
+        self.refresh(&db)
     }
 
     /// Brings the view up to date with what other processes committed.
@@ -170,6 +222,8 @@ impl Token {
             }
         }
         *view = View { data_version: dv, row, objects };
+        drop(view);
+        self.changed();
         Ok(())
     }
 
@@ -201,21 +255,27 @@ impl Token {
 
     /// Makes the next access re-read the token row (after this process changed it: its own
     /// commits do not move `data_version`). Cached objects whose revision is unchanged are kept.
+    /// Taken under the `db` lock, so that no refresh in progress records the view as current.
     fn touch(&self) {
+        let _db = lock(&self.db);
+        self.seen.store(u64::MAX, std::sync::atomic::Ordering::Release);
         self.view.write().unwrap_or_else(|p| p.into_inner()).data_version = i64::MIN;
     }
 
     /// Forces the next access to reload every object (after login or logout).
     fn invalidate(&self) {
+        let _db = lock(&self.db);
+        self.seen.store(u64::MAX, std::sync::atomic::Ordering::Release);
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
         v.data_version = i64::MIN;
         v.objects.clear();
+        drop(v);
+        self.changed();
     }
 
     /// The token row as of now.
     pub fn row(&self) -> Result<TokenRow> {
-        let db = lock(&self.db);
-        self.sync(&db)?;
+        self.fresh()?;
         Ok(self.view.read().unwrap_or_else(|p| p.into_inner()).row.clone())
     }
 
@@ -323,9 +383,7 @@ impl Token {
 
     /// Runs `f` over the visible objects without copying the list (the hot path of `C_FindObjectsInit`).
     pub fn scan(&self, mut f: impl FnMut(i64, &Arc<Object>)) -> Result<()> {
-        let db = lock(&self.db);
-        self.sync(&db)?;
-        drop(db);
+        self.fresh()?;
         let v = self.view.read().unwrap_or_else(|p| p.into_inner());
         for (id, c) in &v.objects {
             if let Some(o) = &c.obj {
@@ -337,10 +395,17 @@ impl Token {
 
     /// One object by store id, if it still exists and is readable.
     pub fn object(&self, id: i64) -> Result<Option<Arc<Object>>> {
+        let get = || self.view.read().unwrap_or_else(|p| p.into_inner()).objects.get(&id).and_then(|c| c.obj.clone());
+        if self.quiet() {
+            if let Some(o) = get() {
+                return Ok(Some(o));
+            }
+        }
+        // Not current, or not found: settled under the lock, which a concurrent logout's
+        // invalidation also takes, so a miss here is real.
         let db = lock(&self.db);
-        self.sync(&db)?;
-        drop(db);
-        Ok(self.view.read().unwrap_or_else(|p| p.into_inner()).objects.get(&id).and_then(|c| c.obj.clone()))
+        self.refresh(&db)?;
+        Ok(get())
     }
 
     /// Whether the object's key material is loaded (false while the token is locked).
@@ -392,11 +457,13 @@ impl Token {
     pub fn insert(&self, obj: Object) -> Result<i64> {
         let uid = Self::obj_uid(&obj);
         let mut db = lock(&self.db);
-        self.sync(&db)?;
+        self.refresh(&db)?;
         let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
         let id = db.insert_object(&uid, private, &attrs, secret.as_deref())?;
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
         v.objects.insert(id, Cached { rev: 1, private, obj: Some(Arc::new(obj)), complete: true });
+        drop(v);
+        self.changed();
         Ok(id)
     }
 
@@ -404,20 +471,23 @@ impl Token {
     pub fn update(&self, id: i64, obj: Object) -> Result<()> {
         let uid = Self::obj_uid(&obj);
         let mut db = lock(&self.db);
-        self.sync(&db)?;
+        self.refresh(&db)?;
         let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
         let rev = db.update_object(id, private, &attrs, secret.as_deref())?.ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
         v.objects.insert(id, Cached { rev, private, obj: Some(Arc::new(obj)), complete: true });
+        drop(v);
+        self.changed();
         Ok(())
     }
 
     /// Deletes a token object.
     pub fn delete(&self, id: i64) -> Result<()> {
         let mut db = lock(&self.db);
-        self.sync(&db)?;
+        self.refresh(&db)?;
         let gone = db.delete_object(id)?;
         self.view.write().unwrap_or_else(|p| p.into_inner()).objects.remove(&id);
+        self.changed();
         if gone {
             Ok(())
         } else {

@@ -3,6 +3,12 @@
 //! Several processes share a token at once: the database runs in WAL mode with a busy timeout, every
 //! write is one `BEGIN IMMEDIATE` transaction, and readers notice other processes' commits through
 //! `PRAGMA data_version` (see `token.rs`). A process killed mid-write leaves the last committed state.
+//!
+//! Asking SQLite for `data_version` takes the connection's lock, so on every object access it
+//! would serialise all threads on one mutex. Beside the database, each token has a change counter
+//! file (`changes`, see [`Changes`]) that every write moves before and after its transaction;
+//! a reader that finds it where it was at its last sync knows nothing was committed since, without
+//! the lock.
 
 pub mod seal;
 
@@ -86,9 +92,78 @@ impl Role {
     }
 }
 
+/// File name of a token's change counter inside its directory.
+pub const CHANGES_FILE: &str = "changes";
+
+/// A token's change counter file: two little-endian u64, the number of the last write that began
+/// and of the last write that ended. Every write of every process moves them (see [`Db::write`]):
+/// `begun` to one past both while it holds SQLite's write lock and before it commits, `ended` to
+/// the same value after. So while `begun == ended` equals what a reader saw before its last sync,
+/// no transaction can have committed since. A process that dies in between leaves them unequal,
+/// which only sends readers to SQLite until the next write evens them; a torn or unreadable file
+/// does the same. The file is an accelerator, never the record: the database is.
+///
+/// Written by hand with positioned reads and writes (`pread`/`pwrite`): no crate offers a
+/// cross-process counter without `unsafe` shared memory, and these calls take no lock.
+pub struct Changes {
+    file: std::fs::File,
+}
+
+impl Changes {
+    /// Opens (creating when missing) the counter of the token in `dir`; `None` when the file cannot
+    /// be opened, e.g. in a read-only directory: readers then always ask SQLite.
+    pub fn open(dir: &Path) -> Option<Changes> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(CHANGES_FILE));
+        match file {
+            Ok(file) => Some(Changes { file }),
+            Err(e) => {
+                tracing::warn!("token store {}: no change counter ({e}); every access asks SQLite", dir.display());
+                None
+            }
+        }
+    }
+
+    /// (begun, ended); `None` if the file cannot be read whole (new, or damaged).
+    pub fn read(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 16];
+        self.file.read_exact_at(&mut b, 0).ok()?;
+        let (x, y) = b.split_at(8);
+        Some((u64::from_le_bytes(x.try_into().ok()?), u64::from_le_bytes(y.try_into().ok()?)))
+    }
+
+    /// A write begins (the caller holds SQLite's write lock): `begun` moves past both values.
+    fn begin(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let (b, e) = self.read().unwrap_or((0, 0));
+        let n = b.max(e) + 1;
+        // Both values, so that a new (empty) file becomes whole.
+        let mut both = [0u8; 16];
+        both[..8].copy_from_slice(&n.to_le_bytes());
+        both[8..].copy_from_slice(&e.to_le_bytes());
+        self.file.write_all_at(&both, 0).ok()?;
+        Some(n)
+    }
+
+    /// Write `n` ended (committed or rolled back). Left alone if a later write has begun since:
+    /// its own end will even the counter.
+    fn end(&self, n: u64) {
+        use std::os::unix::fs::FileExt;
+        if self.read().is_some_and(|(b, _)| b == n) {
+            let _ = self.file.write_all_at(&n.to_le_bytes(), 8);
+        }
+    }
+}
+
 /// An open token database.
 pub struct Db {
     conn: Connection,
+    changes: Option<Changes>,
     pub dir: PathBuf,
 }
 
@@ -104,10 +179,11 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+/// Brings the schema up to date; true if it changed anything.
+fn migrate(conn: &mut Connection) -> Result<bool> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current == MIGRATIONS.len() as i64 {
-        return Ok(());
+        return Ok(false);
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
@@ -120,7 +196,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
     tx.commit()?;
-    Ok(())
+    Ok(true)
 }
 
 fn wrap_from(salt: Option<Vec<u8>>, it: Option<i64>, wrapped: Option<Vec<u8>>) -> Option<PinWrap> {
@@ -131,10 +207,28 @@ impl Db {
     /// Opens an existing token database.
     pub fn open(dir: &Path) -> Result<Db> {
         let path = dir.join(DB_FILE);
-        let mut conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         configure(&conn)?;
-        migrate(&mut conn)?;
-        Ok(Db { conn, dir: dir.to_path_buf() })
+        let changes = Changes::open(dir);
+        let mut db = Db { conn, changes, dir: dir.to_path_buf() };
+        let migrated = migrate(&mut db.conn)?;
+        // A migration is a write like any other, and a new counter file starts even.
+        if migrated || db.changes.as_ref().is_some_and(|c| c.read().is_none()) {
+            db.write(|_| Ok(()))?;
+        }
+        Ok(db)
+    }
+
+    /// Runs `f` as one `BEGIN IMMEDIATE` transaction, the only way this store writes: the change
+    /// counter moves around it, so every other process's readers see that something changed.
+    fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = self.changes.as_ref().and_then(Changes::begin);
+        let r = f(&tx).and_then(|v| tx.commit().map(|_| v));
+        if let (Some(c), Some(n)) = (&self.changes, n) {
+            c.end(n);
+        }
+        Ok(r?)
     }
 
     /// Creates a token database in a new directory, with its token row, in one transaction.
@@ -200,18 +294,18 @@ impl Db {
     /// Records the consecutive-failure counter of a PIN.
     pub fn set_failures(&mut self, role: Role, n: u32) -> Result<()> {
         let sql = format!("UPDATE token SET {}_failures = ?1 WHERE id = 1", role.col());
-        self.conn.execute(&sql, params![n as i64])?;
-        Ok(())
+        self.write(|tx| tx.execute(&sql, params![n as i64]).map(|_| ()))
     }
 
     /// Adds one to a PIN's failure counter atomically (several processes may fail at once) and
     /// returns the new count.
     pub fn add_failure(&mut self, role: Role) -> Result<u32> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sql = format!("UPDATE token SET {0}_failures = {0}_failures + 1 WHERE id = 1", role.col());
-        tx.execute(&sql, [])?;
-        let n: i64 = tx.query_row(&format!("SELECT {}_failures FROM token", role.col()), [], |r| r.get(0))?;
-        tx.commit()?;
+        let read = format!("SELECT {}_failures FROM token", role.col());
+        let n: i64 = self.write(|tx| {
+            tx.execute(&sql, [])?;
+            tx.query_row(&read, [], |r| r.get(0))
+        })?;
         Ok(n as u32)
     }
 
@@ -221,25 +315,22 @@ impl Db {
         let sql = format!(
             "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0 WHERE id = 1"
         );
-        self.conn.execute(
-            &sql,
-            params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())],
-        )?;
-        Ok(())
+        let p = params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())];
+        self.write(|tx| tx.execute(&sql, p).map(|_| ()))
     }
 
     /// Re-initialises the token: new label, a new SO wrap of a new token key, no user PIN, no objects.
     pub fn reinit(&mut self, label: &str, so: &PinWrap) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM object", [])?;
-        tx.execute(
-            "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
-                    user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0,
-                    epoch = epoch + 1 WHERE id = 1",
-            params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            tx.execute("DELETE FROM object", [])?;
+            tx.execute(
+                "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
+                        user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0,
+                        epoch = epoch + 1 WHERE id = 1",
+                params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
+            )
+            .map(|_| ())
+        })
     }
 
     /// Every object's id and revision: what a reader compares with its cache.
@@ -269,11 +360,12 @@ impl Db {
 
     /// Inserts an object; returns its id. The revision of a new object is 1.
     pub fn insert_object(&mut self, uid: &[u8], private: bool, attrs: &[u8], secret: Option<&[u8]>) -> Result<i64> {
-        let mut st = self
-            .conn
-            .prepare_cached("INSERT INTO object (uid, private, rev, attrs, secret) VALUES (?1, ?2, 1, ?3, ?4)")?;
-        st.execute(params![uid, private, attrs, secret])?;
-        Ok(self.conn.last_insert_rowid())
+        self.write(|tx| {
+            let mut st =
+                tx.prepare_cached("INSERT INTO object (uid, private, rev, attrs, secret) VALUES (?1, ?2, 1, ?3, ?4)")?;
+            st.execute(params![uid, private, attrs, secret])?;
+            Ok(tx.last_insert_rowid())
+        })
     }
 
     /// Rewrites an object's attributes; returns the new revision, or `None` if it is gone.
@@ -284,31 +376,32 @@ impl Db {
         attrs: &[u8],
         secret: Option<&[u8]>,
     ) -> Result<Option<i64>> {
-        let mut st = self.conn.prepare_cached(
-            "UPDATE object SET private = ?2, attrs = ?3, secret = ?4, rev = rev + 1 WHERE id = ?1 RETURNING rev",
-        )?;
-        Ok(st.query_row(params![id, private, attrs, secret], |r| r.get(0)).optional()?)
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE object SET private = ?2, attrs = ?3, secret = ?4, rev = rev + 1 WHERE id = ?1 RETURNING rev",
+            )?;
+            st.query_row(params![id, private, attrs, secret], |r| r.get(0)).optional()
+        })
     }
 
     /// Reserves `n` consecutive values of a key's IV counter for this process, in one
     /// transaction, and returns the first. A process that dies leaves its unused values unused:
     /// no value is ever handed out twice.
     pub fn reserve_counter(&mut self, uid: &[u8], n: u64) -> Result<u64> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("INSERT OR IGNORE INTO iv_counter (uid, next) VALUES (?1, 0)", params![uid])?;
-        let next: i64 = tx.query_row(
-            "UPDATE iv_counter SET next = next + ?2 WHERE uid = ?1 RETURNING next - ?2",
-            params![uid, n as i64],
-            |r| r.get(0),
-        )?;
-        tx.commit()?;
+        let next: i64 = self.write(|tx| {
+            tx.execute("INSERT OR IGNORE INTO iv_counter (uid, next) VALUES (?1, 0)", params![uid])?;
+            tx.query_row(
+                "UPDATE iv_counter SET next = next + ?2 WHERE uid = ?1 RETURNING next - ?2",
+                params![uid, n as i64],
+                |r| r.get(0),
+            )
+        })?;
         Ok(next as u64)
     }
 
     /// Deletes an object; false if it was already gone.
     pub fn delete_object(&mut self, id: i64) -> Result<bool> {
-        let mut st = self.conn.prepare_cached("DELETE FROM object WHERE id = ?1")?;
-        Ok(st.execute([id])? > 0)
+        self.write(|tx| Ok(tx.prepare_cached("DELETE FROM object WHERE id = ?1")?.execute([id])? > 0))
     }
 }
 
