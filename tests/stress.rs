@@ -389,6 +389,30 @@ fn a_long_running_process_sees_other_processes_changes() {
         );
     }
 
+    // A token key this process used (and so keeps resolved in its session) is gone for it as
+    // soon as another process destroys it; before that, a change to it elsewhere shows too.
+    let key = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Label(b"key-0".to_vec()),
+            Attribute::Value(vec![7; 32]),
+            Attribute::Encrypt(true),
+        ])
+        .expect("C_CreateObject of a token AES key");
+    let cbc = Mechanism::AesCbcPad([0; 16]);
+    for _ in 0..3 {
+        s.encrypt(&cbc, key, &[0; 16]).expect("C_Encrypt with the token key");
+    }
+    assert_eq!(run_testproc(&l.env, &["destroy", token, "key-"], "").trim(), "1");
+    let r = s.encrypt(&cbc, key, &[0; 16]);
+    assert!(
+        matches!(r, Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::KeyHandleInvalid, _))),
+        "C_EncryptInit with a token key another process destroyed: {r:?} (CKR_KEY_HANDLE_INVALID expected)"
+    );
+
     // A PIN changed by another process is the PIN here too.
     run_testproc(&l.env, &["setpin", token, "5678"], "");
     s.logout().expect("C_Logout");

@@ -25,7 +25,7 @@
 //! * `verify` checks that every data object whose label starts with PREFIX has the value of its
 //!   label and that every label read from stdin exists exactly once; it prints `ok N` (N objects
 //!   with the prefix) or the problems on stderr and exits with status 1.
-//! * `destroy` destroys the data objects whose label starts with PREFIX and prints how many.
+//! * `destroy` destroys the objects (data objects and keys) whose label starts with PREFIX and prints how many.
 //! * `setpin` changes the user PIN (C_SetPIN) from the one it logged in with to NEW_PIN.
 //!
 //! Exit status: 0 success, 1 verification failure, 2 usage, 3 a PKCS#11 call failed (the message
@@ -187,12 +187,21 @@ fn verify(s: &Session, prefix: &str, app: Option<&str>) -> Result<(), Fail> {
     }
 }
 
+/// Destroys every object (of any class: keys too) whose label starts with `prefix`.
 fn destroy(s: &Session, prefix: &str) -> Result<(), Fail> {
-    let objs = objects(s, prefix, None)?;
-    for (h, label, _) in &objs {
-        ck(&format!("C_DestroyObject {label}"), s.destroy_object(*h))?;
+    let mut n = 0;
+    for h in ck("C_FindObjects", s.find_objects(&[]))? {
+        let attrs = ck("C_GetAttributeValue", s.get_attributes(h, &[AttributeType::Label]))?;
+        let label = attrs.into_iter().find_map(|a| match a {
+            Attribute::Label(l) => Some(String::from_utf8_lossy(&l).into_owned()),
+            _ => None,
+        });
+        if let Some(label) = label.filter(|l| l.starts_with(prefix)) {
+            ck(&format!("C_DestroyObject {label}"), s.destroy_object(h))?;
+            n += 1;
+        }
     }
-    println!("{}", objs.len());
+    println!("{n}");
     Ok(())
 }
 

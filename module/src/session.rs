@@ -52,14 +52,23 @@ pub struct MessageOp {
     pub token_key: bool,
 }
 
-/// Session-object keys this session used lately, trusted while the module's handle epoch is the
-/// one they were resolved in (every change to the handle table moves it on; see
-/// `services::objects::HandleTable`). A few entries: an application alternates between a handful
-/// of keys at most.
+/// Keys this session used lately, trusted while the module's handle epoch is the one they were
+/// resolved in (every change to the handle table moves it on; see
+/// `services::objects::HandleTable`), and for token objects while the token's view generation is
+/// too (checked after the view is brought up to date with other processes' writes). A few
+/// entries: an application alternates between a handful of keys at most.
 #[derive(Default)]
 pub struct KeyCache {
     pub epoch: u64,
-    pub entries: Vec<(CK_OBJECT_HANDLE, Arc<crate::object::Object>)>,
+    pub entries: Vec<CachedKey>,
+}
+
+/// One key a session resolved: its handle, the object, and for a token object the token view
+/// generation it was read in.
+pub struct CachedKey {
+    pub handle: CK_OBJECT_HANDLE,
+    pub obj: Arc<crate::object::Object>,
+    pub token_view: Option<u64>,
 }
 
 impl KeyCache {

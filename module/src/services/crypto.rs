@@ -7,7 +7,7 @@ use crate::mechanisms::{registry, Mechanism};
 use crate::module::{lock, Module};
 use crate::object::{as_ulong, Object};
 use crate::policy::{policy, Decision, Function, KeyInfo};
-use crate::session::{CipherOp, KeyCache, Ops, Session, SignOp, VerifyOp};
+use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Session, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
 
@@ -43,22 +43,6 @@ impl Usage {
             Usage::Wrap => CKA_WRAP,
             Usage::Unwrap => CKA_UNWRAP,
             Usage::Derive => CKA_DERIVE,
-        }
-    }
-}
-
-/// A key for an operation: lent from the session's key cache, or shared (a token object).
-enum KeyRef<'a> {
-    Lent(&'a Arc<Object>),
-    Shared(Arc<Object>),
-}
-
-impl std::ops::Deref for KeyRef<'_> {
-    type Target = Object;
-    fn deref(&self) -> &Object {
-        match self {
-            KeyRef::Lent(o) => o,
-            KeyRef::Shared(o) => o,
         }
     }
 }
@@ -234,9 +218,10 @@ impl Module {
         Ok(obj)
     }
 
-    /// [`Module::usable_key`] through the session's key cache: a session object resolved before
-    /// is taken from the cache while the handle table has not changed since, and lent rather than
-    /// shared, so that no reference count other sessions use is written.
+    /// [`Module::usable_key`] through the session's key cache: a key resolved before is taken from
+    /// the cache while neither the handle table nor (for a token object) the token's view has
+    /// changed since, and lent rather than shared, so that no lock or reference count other
+    /// sessions use is written.
     fn usable_key_cached<'a>(
         &self,
         s: &Session,
@@ -245,41 +230,52 @@ impl Module {
         mech_type: CK_MECHANISM_TYPE,
         mech: &dyn Mechanism,
         usage: Usage,
-    ) -> Result<KeyRef<'a>> {
+    ) -> Result<&'a Arc<Object>> {
         mechanism_does(mech, usage)?;
         let epoch = self.handles.epoch();
         if cache.epoch != epoch {
             cache.entries.clear();
             cache.epoch = epoch;
         }
-        if let Some(i) = cache.entries.iter().position(|(h, _)| *h == key) {
-            let obj = &cache.entries[i].1;
-            // Login state is not part of the epoch: visibility is checked on every use.
-            if obj.is_private() && !s.user() {
-                return Err(err(CKR_KEY_HANDLE_INVALID));
-            }
-            check_key(obj, mech_type, mech, usage)?;
-            return Ok(KeyRef::Lent(obj));
-        }
-        let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
-        match target {
-            crate::services::objects::Target::Session { .. } => {
-                check_key(&obj, mech_type, mech, usage)?;
-                if cache.entries.len() >= KeyCache::CAPACITY {
-                    cache.entries.remove(0);
+        if let Some(i) = cache.entries.iter().position(|e| e.handle == key) {
+            let current = match cache.entries[i].token_view {
+                None => true,
+                Some(generation) => {
+                    // Another process may have changed the token's objects.
+                    s.token.fresh()?;
+                    s.token.view_generation() == generation
                 }
-                cache.entries.push((key, obj));
-                Ok(KeyRef::Lent(&cache.entries[cache.entries.len() - 1].1))
+            };
+            if current {
+                let obj = &cache.entries[i].obj;
+                // Login state is not part of the epoch: visibility is checked on every use.
+                if obj.is_private() && !s.user() {
+                    return Err(err(CKR_KEY_HANDLE_INVALID));
+                }
+                check_key(obj, mech_type, mech, usage)?;
+                return Ok(&cache.entries[i].obj);
             }
-            // Token objects are looked up every time: another process may have changed them.
+            cache.entries.remove(i);
+        }
+        // The token view generation as of before the lookup: a change after it shows next time.
+        s.token.fresh()?;
+        let generation = s.token.view_generation();
+        let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
+        check_key(&obj, mech_type, mech, usage)?;
+        let token_view = match target {
+            crate::services::objects::Target::Session { .. } => None,
             crate::services::objects::Target::Token { token, id, .. } => {
-                check_key(&obj, mech_type, mech, usage)?;
                 if !token.is_complete(id) {
                     return Err(err(CKR_USER_NOT_LOGGED_IN));
                 }
-                Ok(KeyRef::Shared(obj))
+                Some(generation)
             }
+        };
+        if cache.entries.len() >= KeyCache::CAPACITY {
+            cache.entries.remove(0);
         }
+        cache.entries.push(CachedKey { handle: key, obj, token_view });
+        Ok(&cache.entries[cache.entries.len() - 1].obj)
     }
 
     /// What every `C_*Init` with a key checks first: the mechanism, the key for this use, and the
@@ -294,10 +290,10 @@ impl Module {
         key: CK_OBJECT_HANDLE,
         usage: Usage,
         f: Function,
-    ) -> Result<(&'static dyn Mechanism, KeyRef<'a>, Decision)> {
+    ) -> Result<(&'static dyn Mechanism, &'a Arc<Object>, Decision)> {
         let m = registry().get(mech)?;
         let k = self.usable_key_cached(s, keys, key, mech, m, usage)?;
-        let d = self.decide(mech, m, f, &KeyInfo::of(&k), param)?;
+        let d = self.decide(mech, m, f, &KeyInfo::of(k), param)?;
         Ok((m, k, d))
     }
 
@@ -320,10 +316,10 @@ impl Module {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
             let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, Usage::Sign, Function::Sign)?;
-            let op = m.sign(param, &k)?;
+            let op = m.sign(param, k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
-            ops.sign = Some(SignOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(&k) });
+            ops.sign = Some(SignOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(k) });
             Ok(())
         })
     }
@@ -396,7 +392,7 @@ impl Module {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
             let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, Usage::Verify, Function::Verify)?;
-            let op = m.verify(param, &k)?;
+            let op = m.verify(param, k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
             ops.verify = Some(VerifyOp { op, multipart });
@@ -444,11 +440,11 @@ impl Module {
             let (usage, f) =
                 if encrypt { (Usage::Encrypt, Function::Encrypt) } else { (Usage::Decrypt, Function::Decrypt) };
             let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, usage, f)?;
-            let op = if encrypt { m.encrypt(param, &k)? } else { m.decrypt(param, &k)? };
+            let op = if encrypt { m.encrypt(param, k)? } else { m.decrypt(param, k)? };
             let multipart = op.multipart();
             ops.last_approved = Some(d.approved);
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            *slot = Some(CipherOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(&k) });
+            *slot = Some(CipherOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(k) });
             Ok(())
         })
     }
