@@ -373,6 +373,9 @@ struct Keys {
     ed25519: Result<KeyPairHandles, Missing>,
     aes: Result<ObjectHandle, Missing>,
     hmac: Result<ObjectHandle, Missing>,
+    /// The same kind of HMAC key as a token object (CKA_TOKEN=TRUE), as applications mostly keep
+    /// their keys.
+    hmac_token: Result<ObjectHandle, Missing>,
 }
 
 fn rsa_templates() -> (Vec<Attribute>, Vec<Attribute>) {
@@ -476,7 +479,10 @@ impl Keys {
         let ed25519 = pair(Mechanism::EccEdwardsKeyPairGen, ec_templates(OID_ED25519));
         let aes = secret(Mechanism::AesKeyGen, aes_template());
         let hmac = secret(Mechanism::GenericSecretKeyGen, hmac_template());
-        Ok(Keys { _session: session, mechanisms, rsa, p256, p384, ed25519, aes, hmac })
+        let token_template =
+            hmac_template().into_iter().map(|a| if let Attribute::Token(_) = a { Attribute::Token(true) } else { a });
+        let hmac_token = secret(Mechanism::GenericSecretKeyGen, token_template.collect());
+        Ok(Keys { _session: session, mechanisms, rsa, p256, p384, ed25519, aes, hmac, hmac_token })
     }
 
     /// `Err(NotSupported)` unless the module lists `mech`.
@@ -1028,6 +1034,25 @@ fn ops(cfg: &Config) -> Vec<Op> {
             let (session, keys) = row_session(m)?;
             keys.require(MechanismType::SHA256_HMAC)?;
             let k = key(&keys.hmac, "generic secret")?;
+            let input = data(1024);
+            bench(move || {
+                black_box(session.sign(&Mechanism::Sha256Hmac, k, &input)?);
+                Ok(())
+            })
+        })
+        .direct(|d| {
+            let k = d.keys()?;
+            let input = data(1024);
+            bench(move || {
+                black_box(hmac::sign(&k.hmac, &input));
+                Ok(())
+            })
+        })
+        .scaling(),
+        op("HMAC-SHA-256, 1 KB, token key (CKM_SHA256_HMAC)", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::SHA256_HMAC)?;
+            let k = key(&keys.hmac_token, "generic secret token")?;
             let input = data(1024);
             bench(move || {
                 black_box(session.sign(&Mechanism::Sha256Hmac, k, &input)?);
