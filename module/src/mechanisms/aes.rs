@@ -308,25 +308,38 @@ impl CipherOperation for GcmDecrypt {
 /// AEAD interface with the key schedule kept with the key object: the common case, taken by
 /// single-part `C_Encrypt`/`C_Decrypt`. Streaming use falls back to [`Gcm`].
 struct GcmWhole {
-    key: std::sync::Arc<Kept<aws_lc_rs::aead::LessSafeKey>>,
+    key: std::sync::Arc<Kept<GcmKey>>,
     params: GcmParams,
     encrypt: bool,
     /// The streaming operation, made on the first `update`.
     stream: Option<Box<dyn CipherOperation>>,
+}
+
+/// A GCM key as its object keeps it: aws-lc's AEAD key, and the raw value for the streaming path
+/// (so that no operation copies it).
+struct GcmKey {
+    aead: aws_lc_rs::aead::LessSafeKey,
     value: Zeroizing<Vec<u8>>,
+}
+
+impl std::ops::Deref for GcmKey {
+    type Target = aws_lc_rs::aead::LessSafeKey;
+    fn deref(&self) -> &Self::Target {
+        &self.aead
+    }
 }
 
 impl GcmWhole {
     /// The streaming encryption for this message, as its own operation.
     fn streaming_encrypt(&mut self) -> Result<Box<dyn CipherOperation>> {
-        let g =
-            Gcm::new(&self.value, &self.params.iv, &self.params.aad, true).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+        let g = Gcm::new(&self.key.value, &self.params.iv, &self.params.aad, true)
+            .ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
         Ok(Box::new(GcmEncrypt { gcm: Some(g), tag_len: 16 }))
     }
 
     fn streaming(&mut self) -> Result<&mut Box<dyn CipherOperation>> {
         if self.stream.is_none() {
-            let g = Gcm::new(&self.value, &self.params.iv, &self.params.aad, self.encrypt)
+            let g = Gcm::new(&self.key.value, &self.params.iv, &self.params.aad, self.encrypt)
                 .ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
             let op: Box<dyn CipherOperation> = if self.encrypt {
                 Box::new(GcmEncrypt { gcm: Some(g), tag_len: 16 })
@@ -426,12 +439,12 @@ fn gcm_whole(param: &[u8], key: &Object, encrypt: bool) -> Result<Option<GcmWhol
     };
     let k = key.parsed(|| {
         let unbound = aws_lc_rs::aead::UnboundKey::new(alg, value).map_err(|_| err(CKR_KEY_SIZE_RANGE))?;
-        Ok(aws_lc_rs::aead::LessSafeKey::new(unbound))
+        Ok(GcmKey { aead: aws_lc_rs::aead::LessSafeKey::new(unbound), value: Zeroizing::new(value.to_vec()) })
     })?;
     if k.algorithm() != alg {
         return Ok(None);
     }
-    Ok(Some(GcmWhole { key: k, params: p, encrypt, stream: None, value: Zeroizing::new(value.to_vec()) }))
+    Ok(Some(GcmWhole { key: k, params: p, encrypt, stream: None }))
 }
 
 fn gcm_start(param: &[u8], key: &Object, encrypt: bool) -> Result<(Gcm, usize)> {
