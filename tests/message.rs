@@ -325,3 +325,164 @@ extern "C" {
     #[link_name = "_exit"]
     fn libc_exit(code: i32) -> !;
 }
+
+/// A message in parts (`C_EncryptMessageBegin`, `C_EncryptMessageNext` … `CKF_END_OF_MESSAGE`):
+/// the token's counter IV at the beginning, each part's ciphertext at once, the tag with the last
+/// part; the result decrypts in one call and in parts, and a wrong tag fails the last part.
+#[test]
+fn messages_in_parts() {
+    for mode in ["approved", "non-approved"] {
+        let t = start(mode);
+        let h = t.session();
+        let key = t.key(h, "gcm-parts");
+        let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+        let msg: Vec<u8> = (0..100u8).collect();
+        let (mut iv, mut tag) = ([0u8; 12], [0u8; 16]);
+        let mut p = CK_GCM_MESSAGE_PARAMS {
+            pIv: iv.as_mut_ptr(),
+            ulIvLen: 12,
+            ulIvFixedBits: 32,
+            ivGenerator: CKG_GENERATE_COUNTER,
+            pTag: tag.as_mut_ptr(),
+            ulTagBits: 128,
+        };
+        let pp = &mut p as *mut _ as *mut c_void;
+        let mut aad = *b"header";
+        unsafe {
+            // Not before an init, and not without a begin.
+            assert_eq!(t.f.C_EncryptMessageBegin(h, pp, size, aad.as_mut_ptr(), 6), CKR_OPERATION_NOT_INITIALIZED);
+            t.init(h, key, true);
+            let mut out = [0u8; 64];
+            let mut n: CK_ULONG = 64;
+            let mut part = msg[..10].to_vec();
+            assert_eq!(
+                t.f.C_EncryptMessageNext(h, pp, size, part.as_mut_ptr(), 10, out.as_mut_ptr(), &mut n, 0),
+                CKR_OPERATION_NOT_INITIALIZED
+            );
+            assert_eq!(t.f.C_EncryptMessageBegin(h, pp, size, aad.as_mut_ptr(), 6), CKR_OK);
+            assert_ne!(counter(&iv), 0u64.wrapping_sub(1), "an IV was generated");
+            let first_iv = iv;
+            // One message at a time.
+            assert_eq!(t.f.C_EncryptMessageBegin(h, pp, size, aad.as_mut_ptr(), 6), CKR_OPERATION_ACTIVE);
+            let (rv, ..) = t.encrypt(h, CKG_GENERATE_COUNTER, &[0; 4], b"single");
+            assert_eq!(rv, CKR_OPERATION_ACTIVE, "a single-part message while one is in parts");
+            assert_eq!(iv, first_iv, "a refused call leaves the IV alone");
+            let mut ct = Vec::new();
+            for (i, chunk) in msg.chunks(30).enumerate() {
+                let last = (i + 1) * 30 >= msg.len();
+                let flags = if last { CKF_END_OF_MESSAGE } else { 0 };
+                let mut part = chunk.to_vec();
+                // A length query consumes nothing.
+                let mut n: CK_ULONG = 0;
+                let rv = t.f.C_EncryptMessageNext(
+                    h,
+                    pp,
+                    size,
+                    part.as_mut_ptr(),
+                    part.len() as _,
+                    null_mut(),
+                    &mut n,
+                    flags,
+                );
+                assert_eq!((rv, n as usize), (CKR_OK, chunk.len()));
+                let mut n: CK_ULONG = 64;
+                let rv = t.f.C_EncryptMessageNext(
+                    h,
+                    pp,
+                    size,
+                    part.as_mut_ptr(),
+                    part.len() as _,
+                    out.as_mut_ptr(),
+                    &mut n,
+                    flags,
+                );
+                assert_eq!((rv, n as usize), (CKR_OK, chunk.len()), "part {i}");
+                ct.extend_from_slice(&out[..n as usize]);
+            }
+            assert_eq!(ct.len(), msg.len());
+            // The message ended: another part is out of place; the operation itself goes on.
+            let mut n: CK_ULONG = 64;
+            let mut part = msg[..10].to_vec();
+            assert_eq!(
+                t.f.C_EncryptMessageNext(h, pp, size, part.as_mut_ptr(), 10, out.as_mut_ptr(), &mut n, 0),
+                CKR_OPERATION_NOT_INITIALIZED
+            );
+            let (rv, iv2, ..) = t.encrypt(h, CKG_GENERATE_COUNTER, &first_iv[..4], b"next");
+            assert_eq!(rv, CKR_OK);
+            assert_eq!(counter(&iv2), counter(&first_iv) + 1, "the counter moved on once for the message in parts");
+            assert_eq!(t.f.C_MessageEncryptFinal(h), CKR_OK);
+
+            // One-call decryption of the message made in parts.
+            t.init(h, key, false);
+            let (rv, pt) = t.decrypt(h, first_iv, &ct, tag);
+            assert_eq!((rv, &pt[..]), (CKR_OK, &msg[..]));
+            // Decryption in parts: the plaintext waits for the tag.
+            assert_eq!(iv, first_iv, "the IV buffer still holds the message's IV");
+            let mut dp = CK_GCM_MESSAGE_PARAMS {
+                pIv: iv.as_mut_ptr(),
+                ulIvLen: 12,
+                ulIvFixedBits: 0,
+                ivGenerator: CKG_NO_GENERATE,
+                pTag: tag.as_mut_ptr(),
+                ulTagBits: 128,
+            };
+            let dpp = &mut dp as *mut _ as *mut c_void;
+            for bad in [false, true] {
+                if bad {
+                    tag[0] ^= 1;
+                }
+                assert_eq!(t.f.C_DecryptMessageBegin(h, dpp, size, aad.as_mut_ptr(), 6), CKR_OK);
+                let mut got = Vec::new();
+                let mut last_rv = CKR_OK;
+                for (i, chunk) in ct.chunks(40).enumerate() {
+                    let last = (i + 1) * 40 >= ct.len();
+                    let flags = if last { CKF_END_OF_MESSAGE } else { 0 };
+                    let mut part = chunk.to_vec();
+                    let mut n: CK_ULONG = 0;
+                    let rv = t.f.C_DecryptMessageNext(
+                        h,
+                        dpp,
+                        size,
+                        part.as_mut_ptr(),
+                        part.len() as _,
+                        null_mut(),
+                        &mut n,
+                        flags,
+                    );
+                    assert_eq!(rv, CKR_OK);
+                    let expected = if last { ct.len() } else { 0 };
+                    assert_eq!(n as usize, expected, "length of part {i}");
+                    let mut buf = vec![0u8; 128];
+                    let mut n: CK_ULONG = 128;
+                    last_rv = t.f.C_DecryptMessageNext(
+                        h,
+                        dpp,
+                        size,
+                        part.as_mut_ptr(),
+                        part.len() as _,
+                        buf.as_mut_ptr(),
+                        &mut n,
+                        flags,
+                    );
+                    if last_rv == CKR_OK {
+                        got.extend_from_slice(&buf[..n as usize]);
+                    }
+                }
+                if bad {
+                    assert_eq!(last_rv, CKR_ENCRYPTED_DATA_INVALID, "a wrong tag fails the last part");
+                    assert!(got.is_empty(), "no plaintext of an unauthenticated message");
+                } else {
+                    assert_eq!((last_rv, &got[..]), (CKR_OK, &msg[..]));
+                }
+            }
+            let mut n: CK_ULONG = 0;
+            let mut part = [0u8; 4];
+            assert_eq!(
+                t.f.C_DecryptMessageNext(h, dpp, size, part.as_mut_ptr(), 4, null_mut(), &mut n, 0x8000),
+                CKR_ARGUMENTS_BAD,
+                "unknown flags"
+            );
+            assert_eq!(t.f.C_MessageDecryptFinal(h), CKR_OK);
+        }
+    }
+}

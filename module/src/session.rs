@@ -50,6 +50,16 @@ pub struct MessageOp {
     pub key: std::sync::Arc<crate::object::Object>,
     /// Where the key's IV counter lives: its token, for token keys.
     pub token_key: bool,
+    /// The message being processed in parts (`C_EncryptMessageBegin` … `C_EncryptMessageNext`
+    /// with `CKF_END_OF_MESSAGE`), if any.
+    pub part: Option<MessagePart>,
+}
+
+/// A message processed in parts: the streaming cipher, and for decryption how much ciphertext it
+/// holds back until the tag is checked at the end.
+pub struct MessagePart {
+    pub op: Box<dyn CipherOperation>,
+    pub held: usize,
 }
 
 /// Keys this session used lately, trusted while the module's handle epoch is the one they were

@@ -10,6 +10,7 @@ answers CKR_CRYPTOKI_NOT_INITIALIZED before C_Initialize and CKR_FUNCTION_NOT_SU
 import re, sys, pathlib
 
 IMPLEMENTED = set("""
+C_EncryptMessageBegin C_EncryptMessageNext C_DecryptMessageBegin C_DecryptMessageNext
 C_Initialize C_Finalize C_GetInfo C_GetFunctionList C_GetSlotList C_GetSlotInfo C_GetTokenInfo
 C_GetMechanismList C_GetMechanismInfo C_InitToken C_InitPIN C_SetPIN C_OpenSession C_CloseSession
 C_CloseAllSessions C_GetSessionInfo C_Login C_Logout C_CreateObject C_CopyObject C_DestroyObject

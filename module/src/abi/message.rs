@@ -3,7 +3,7 @@
 //! the tag), which this layer fills after the core has worked.
 
 use super::*;
-use crate::services::message::{Encrypted, GcmMessage};
+use crate::services::message::{Encrypted, GcmMessage, Part};
 use std::ffi::c_void;
 
 /// Reads `CK_GCM_MESSAGE_PARAMS`; returns the parameters and the caller's IV and tag buffers.
@@ -129,4 +129,153 @@ pub unsafe extern "C" fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) -> C
 #[no_mangle]
 pub unsafe extern "C" fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
     guard("C_MessageDecryptFinal", || module()?.message_final(hSession, false))
+}
+
+/// The flags a `C_*MessageNext` call may carry: `CKF_END_OF_MESSAGE` or nothing.
+fn end_of_message(flags: CK_FLAGS) -> Result<bool> {
+    match flags {
+        0 => Ok(false),
+        CKF_END_OF_MESSAGE => Ok(true),
+        _ => Err(err(CKR_ARGUMENTS_BAD)),
+    }
+}
+
+unsafe fn begin(
+    name: &'static str,
+    encrypt: bool,
+    h: CK_SESSION_HANDLE,
+    p: *mut c_void,
+    len: CK_ULONG,
+    aad: *mut CK_BYTE,
+    aad_len: CK_ULONG,
+) -> CK_RV {
+    guard(name, || {
+        let m = module()?;
+        m.message_active(h, encrypt)?;
+        let (params, iv_out, _) = gcm_message(p, len)?;
+        let aad = bytes(aad, aad_len)?;
+        let iv = m.message_begin(h, encrypt, &params, aad)?;
+        if encrypt {
+            // The IV the token made goes back into the caller's parameters.
+            iv_out.copy_from_slice(&iv);
+        }
+        Ok(())
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn next(
+    name: &'static str,
+    encrypt: bool,
+    h: CK_SESSION_HANDLE,
+    p: *mut c_void,
+    len: CK_ULONG,
+    input: *mut CK_BYTE,
+    input_len: CK_ULONG,
+    output: *mut CK_BYTE,
+    output_len: *mut CK_ULONG,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    guard(name, || {
+        let m = module()?;
+        m.message_active(h, encrypt)?;
+        let end = end_of_message(flags)?;
+        let (_, _, tag) = gcm_message(p, len)?;
+        let data = bytes(input, input_len)?;
+        let cap = capacity(output, output_len)?;
+        let len_out = out(output_len)?;
+        match m.message_next(h, encrypt, data, cap, end, tag)? {
+            Part::Length { len, too_small } => {
+                *len_out = len as CK_ULONG;
+                if too_small {
+                    Err(err(CKR_BUFFER_TOO_SMALL))
+                } else {
+                    Ok(())
+                }
+            }
+            Part::Done { output: o, tag: made } => {
+                if !o.is_empty() {
+                    std::ptr::copy_nonoverlapping(o.as_ptr(), output, o.len());
+                }
+                *len_out = o.len() as CK_ULONG;
+                if let Some(t) = made {
+                    // The tag of an encrypted message goes into the caller's parameters.
+                    tag.get_mut(..t.len()).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?.copy_from_slice(&t);
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessageBegin(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: *mut c_void,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: *mut CK_BYTE,
+    ulAssociatedDataLen: CK_ULONG,
+) -> CK_RV {
+    begin("C_EncryptMessageBegin", true, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessageBegin(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: *mut c_void,
+    ulParameterLen: CK_ULONG,
+    pAssociatedData: *mut CK_BYTE,
+    ulAssociatedDataLen: CK_ULONG,
+) -> CK_RV {
+    begin("C_DecryptMessageBegin", false, hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncryptMessageNext(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: *mut c_void,
+    ulParameterLen: CK_ULONG,
+    pPlaintextPart: *mut CK_BYTE,
+    ulPlaintextPartLen: CK_ULONG,
+    pCiphertextPart: *mut CK_BYTE,
+    pulCiphertextPartLen: *mut CK_ULONG,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    next(
+        "C_EncryptMessageNext",
+        true,
+        hSession,
+        pParameter,
+        ulParameterLen,
+        pPlaintextPart,
+        ulPlaintextPartLen,
+        pCiphertextPart,
+        pulCiphertextPartLen,
+        flags,
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecryptMessageNext(
+    hSession: CK_SESSION_HANDLE,
+    pParameter: *mut c_void,
+    ulParameterLen: CK_ULONG,
+    pCiphertextPart: *mut CK_BYTE,
+    ulCiphertextPartLen: CK_ULONG,
+    pPlaintextPart: *mut CK_BYTE,
+    pulPlaintextPartLen: *mut CK_ULONG,
+    flags: CK_FLAGS,
+) -> CK_RV {
+    next(
+        "C_DecryptMessageNext",
+        false,
+        hSession,
+        pParameter,
+        ulParameterLen,
+        pCiphertextPart,
+        ulCiphertextPartLen,
+        pPlaintextPart,
+        pulPlaintextPartLen,
+        flags,
+    )
 }

@@ -109,56 +109,6 @@ pub unsafe extern "C" fn C_DecryptVerifyUpdate(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_EncryptMessageBegin(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut ::std::os::raw::c_void,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_EncryptMessageBegin")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_EncryptMessageNext(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut ::std::os::raw::c_void,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_BYTE,
-    _arg7: *mut CK_ULONG,
-    _arg8: CK_FLAGS,
-) -> CK_RV {
-    super::not_supported("C_EncryptMessageNext")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_DecryptMessageBegin(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut ::std::os::raw::c_void,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_DecryptMessageBegin")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_DecryptMessageNext(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut ::std::os::raw::c_void,
-    _arg3: CK_ULONG,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_BYTE,
-    _arg7: *mut CK_ULONG,
-    _arg8: CK_FLAGS,
-) -> CK_RV {
-    super::not_supported("C_DecryptMessageNext")
-}
-
-#[no_mangle]
 pub unsafe extern "C" fn C_MessageSignInit(
     _arg1: CK_SESSION_HANDLE,
     _arg2: *mut CK_MECHANISM,
