@@ -482,7 +482,15 @@ fn messages_in_parts() {
                 CKR_ARGUMENTS_BAD,
                 "unknown flags"
             );
-            assert_eq!(t.f.C_MessageDecryptFinal(h), CKR_OK);
+            // C_SessionCancel ends a message-based operation, and a message in parts with it.
+            assert_eq!(t.f.C_DecryptMessageBegin(h, dpp, size, aad.as_mut_ptr(), 6), CKR_OK);
+            assert_eq!(t.f.C_SessionCancel(h, CKF_MESSAGE_DECRYPT), CKR_OK);
+            let mut n: CK_ULONG = 0;
+            assert_eq!(
+                t.f.C_DecryptMessageNext(h, dpp, size, part.as_mut_ptr(), 4, null_mut(), &mut n, 0),
+                CKR_OPERATION_NOT_INITIALIZED
+            );
+            assert_eq!(t.f.C_MessageDecryptFinal(h), CKR_OPERATION_NOT_INITIALIZED);
         }
     }
 }
