@@ -74,11 +74,14 @@ impl Handles {
         }
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&Target) -> bool) {
+    /// Removes the handles `keep` rejects; whether there were any.
+    fn retain(&mut self, mut keep: impl FnMut(&Target) -> bool) -> bool {
         let gone: Vec<_> = self.map.iter().filter(|(_, t)| !keep(t)).map(|(h, _)| *h).collect();
+        let any = !gone.is_empty();
         for h in gone {
             self.remove(h);
         }
+        any
     }
 }
 
@@ -130,23 +133,49 @@ pub enum AttrAnswer {
 impl Module {
     /// Session objects die with their session.
     pub fn forget_session_objects(&self, s: CK_SESSION_HANDLE) {
-        let mut handles = self.handles.write();
-        for h in handles.by_session.remove(&s).unwrap_or_default() {
-            handles.map.remove(&h);
+        let gone = {
+            let mut handles = self.handles.write();
+            let gone = handles.by_session.remove(&s).unwrap_or_default();
+            for h in &gone {
+                handles.map.remove(h);
+            }
+            !gone.is_empty()
+        };
+        if gone {
+            self.evict_stale_keys();
         }
     }
 
     /// After logout: private session objects are destroyed, private token object handles die.
     pub fn forget_private_handles(&self, token: &Arc<Token>) {
-        self.handles.write().retain(|t| match t {
+        let gone = self.handles.write().retain(|t| match t {
             Target::Token { token: tk, private, .. } => !(Arc::ptr_eq(tk, token) && *private),
             Target::Session { token: tk, obj, .. } => !(Arc::ptr_eq(tk, token) && obj.is_private()),
         });
+        if gone {
+            self.evict_stale_keys();
+        }
     }
 
     /// After re-initialisation every handle into the token is void.
     pub fn forget_token_handles(&self, token: &Arc<Token>) {
-        self.handles.write().retain(|t| !Arc::ptr_eq(t.token(), token));
+        if self.handles.write().retain(|t| !Arc::ptr_eq(t.token(), token)) {
+            self.evict_stale_keys();
+        }
+    }
+
+    /// Drops the keys sessions keep (`session::KeyCache`) from before the handle table last
+    /// changed, so that a destroyed key leaves memory now rather than at those sessions' next use
+    /// (its material is wiped as its last reference goes). Called after a key may have gone, never
+    /// with a session's operation lock held.
+    pub fn evict_stale_keys(&self) {
+        let epoch = self.handles.epoch();
+        for s in self.sessions.all() {
+            let mut ops = lock(&s.ops);
+            if ops.keys.epoch != epoch {
+                ops.keys.entries.clear();
+            }
+        }
     }
 
     /// Resolves a handle for a session: same token, and private objects only with the user logged in.
@@ -245,6 +274,8 @@ impl Module {
             token.delete(*id)?;
         }
         self.handles.write().remove(oh);
+        drop((target, obj));
+        self.evict_stale_keys();
         Ok(())
     }
 
@@ -296,6 +327,7 @@ impl Module {
             }
             Target::Session { owner, token, .. } => {
                 self.handles.write().map.insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
+                self.evict_stale_keys();
                 Ok(())
             }
         }
