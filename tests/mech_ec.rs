@@ -504,11 +504,10 @@ fn usage_key_type_and_parameter_refusals() {
         .expect("pair");
     assert_eq!(rv(s.derive_key(&m, no_derive, &derived_template(None)).unwrap_err()), RvError::KeyFunctionNotPermitted);
 
-    // Pre-hash or context EdDSA is not offered.
-    let ph = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(&[])));
+    // EdDSA contexts are at most 255 bytes.
+    let long = [7u8; 256];
+    let ph = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(&long)));
     assert_eq!(rv(s.sign_init(&ph, ed_priv).unwrap_err()), RvError::MechanismParamInvalid);
-    let ctx = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(b"ctx")));
-    assert_eq!(rv(s.sign_init(&ctx, ed_priv).unwrap_err()), RvError::MechanismParamInvalid);
 
     // Raw calls: a parameter where none belongs, and a truncated CK_ECDH1_DERIVE_PARAMS.
     let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
@@ -655,7 +654,8 @@ fn ed25519_and_x25519() {
         assert_eq!(rv(s.verify(&m, public, msg, &bad).unwrap_err()), RvError::SignatureInvalid);
         assert_eq!(rv(s.verify(&m, public, msg, &sig[..63]).unwrap_err()), RvError::SignatureLenRange);
     }
-    // CK_EDDSA_PARAMS with phFlag false and no context is pure Ed25519 (raw call).
+    // A CK_EDDSA_PARAMS parameter never means pure Ed25519: phFlag false is Ed25519ctx, which
+    // needs a context (RFC 8032 §5.1), so an empty one is refused rather than taken as pure.
     let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
     let p = CK_EDDSA_PARAMS { phFlag: CK_FALSE, ulContextDataLen: 0, pContextData: null_mut() };
     let mut mech = CK_MECHANISM {
@@ -664,12 +664,9 @@ fn ed25519_and_x25519() {
         ulParameterLen: std::mem::size_of::<CK_EDDSA_PARAMS>() as _,
     };
     let h = s.handle();
-    assert_eq!(unsafe { f.C_SignInit(h, &mut mech, private.handle()) }, CKR_OK);
-    let mut sig = [0u8; 64];
-    let mut n: CK_ULONG = 64;
-    assert_eq!(unsafe { f.C_Sign(h, msg.as_ptr() as *mut _, msg.len() as _, sig.as_mut_ptr(), &mut n) }, CKR_OK);
-    s.verify(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), public, msg, &sig)
-        .expect("same signature scheme");
+    assert_eq!(unsafe { f.C_SignInit(h, &mut mech, private.handle()) }, CKR_MECHANISM_PARAM_INVALID);
+    assert_eq!(unsafe { f.C_VerifyInit(h, &mut mech, public.handle()) }, CKR_MECHANISM_PARAM_INVALID);
+    let sig = s.sign(&Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), private, msg).expect("sign");
     // A key imported with the RFC 8410 encodings and the PrintableString curve name.
     let mut name = vec![0x13, 12];
     name.extend_from_slice(b"edwards25519");
@@ -820,4 +817,84 @@ fn base64(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Ed25519ph and Ed25519ctx (`CK_EDDSA_PARAMS`) against RFC 8032 §7.3 "abc" and §7.2 "foo":
+/// byte-exact signatures, single- and multi-part, and each variant's signature refused under the
+/// others. FIPS 186-5 approves Ed25519ph but not Ed25519ctx, which the approved mode refuses.
+#[test]
+fn ed25519ph_and_ed25519ctx_follow_rfc_8032() {
+    let c = setup("ec-eddsa-variants");
+    let s = c.s();
+    let import = |seed: &str, point: &str| {
+        let private = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::EC_EDWARDS),
+                Attribute::Token(false),
+                Attribute::Sign(true),
+                Attribute::EcParams(ED25519.to_vec()),
+                Attribute::Value(from_hex(seed)),
+            ])
+            .expect("import the private key");
+        let public = s
+            .create_object(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::KeyType(KeyType::EC_EDWARDS),
+                Attribute::Token(false),
+                Attribute::Verify(true),
+                Attribute::EcParams(ED25519.to_vec()),
+                Attribute::EcPoint(octet(&from_hex(point))),
+            ])
+            .expect("import the public key");
+        (public, private)
+    };
+    let pure = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+
+    // Ed25519ph, RFC 8032 §7.3 TEST abc (empty context).
+    let (public, private) = import(
+        "833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+        "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+    );
+    let want = from_hex(
+        "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+         31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
+    );
+    let ph = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(&[])));
+    assert_eq!(s.sign(&ph, private, b"abc").expect("Ed25519ph sign"), want);
+    s.sign_init(&ph, private).expect("C_SignInit");
+    s.sign_update(b"a").expect("C_SignUpdate");
+    s.sign_update(b"bc").expect("C_SignUpdate");
+    assert_eq!(s.sign_final().expect("C_SignFinal"), want, "multi-part Ed25519ph");
+    s.verify(&ph, public, b"abc", &want).expect("Ed25519ph verify");
+    let other = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(b"x")));
+    assert_eq!(rv(s.verify(&other, public, b"abc", &want).unwrap_err()), RvError::SignatureInvalid);
+    assert_eq!(rv(s.verify(&pure, public, b"abc", &want).unwrap_err()), RvError::SignatureInvalid);
+
+    // Ed25519ctx, RFC 8032 §7.2 TEST foo: not approved.
+    let (public, private) = import(
+        "0305334e381af78f141cb666f6199f57bc3495335a256a95bd2a55bf546663f6",
+        "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
+    );
+    let msg = from_hex("f726936d19c800494e3fdaff20b276a8");
+    let want = from_hex(
+        "55a4cc2f70a54e04288c5f4cd1e45a7bb520b36292911876cada7323198dd87a\
+         8b36950b95130022907a7fb7c4e9b2d5f6cca685a587b4b21f4b888e4e7edb0d",
+    );
+    let ctx = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(b"foo")));
+    let started = s.sign_init(&ctx, private);
+    if approved_mode() {
+        assert_eq!(rv(started.unwrap_err()), RvError::MechanismParamInvalid, "the approved mode refuses Ed25519ctx");
+        assert_eq!(rv(s.verify_init(&ctx, public).unwrap_err()), RvError::MechanismParamInvalid);
+    } else {
+        started.expect("Ed25519ctx C_SignInit");
+        s.sign_update(&msg).expect("C_SignUpdate");
+        assert_eq!(s.sign_final().expect("C_SignFinal"), want, "Ed25519ctx");
+        s.verify(&ctx, public, &msg, &want).expect("Ed25519ctx verify");
+        let bar = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(b"bar")));
+        assert_eq!(rv(s.verify(&bar, public, &msg, &want).unwrap_err()), RvError::SignatureInvalid);
+        assert_eq!(rv(s.verify(&pure, public, &msg, &want).unwrap_err()), RvError::SignatureInvalid);
+        let ph_foo = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(b"foo")));
+        assert_eq!(rv(s.verify(&ph_foo, public, &msg, &want).unwrap_err()), RvError::SignatureInvalid);
+    }
 }

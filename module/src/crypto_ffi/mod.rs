@@ -1,5 +1,5 @@
 //! Direct aws-lc bindings for the few primitives aws-lc-rs does not expose (raw RSA with a
-//! caller-supplied DigestInfo, PSS with any salt length, ECDSA over a caller-computed digest).
+//! caller-supplied DigestInfo, PSS with any salt length, ECDSA over a caller-computed digest, Ed25519ctx and Ed25519ph).
 //! With `abi/`, the only place in the crate with `unsafe` code; each function here is a small safe
 //! wrapper around one aws-lc call.
 
@@ -14,5 +14,6 @@ pub(crate) use aws_lc_sys as sys;
 
 pub mod aes;
 pub mod ecdsa;
+pub mod ed25519;
 pub mod rsa;
 pub mod selftest;

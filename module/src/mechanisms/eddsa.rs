@@ -14,6 +14,7 @@ use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use cryptoki_sys::*;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 /// `CK_EDDSA_PARAMS` as the ABI layer hands it to the core: the pre-hash flag and the context.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,7 +28,7 @@ impl EddsaParams {
         postcard::to_allocvec(self).map_err(|_| err(CKR_GENERAL_ERROR))
     }
 
-    /// Empty bytes mean the application passed no parameter (pure EdDSA).
+    /// Empty bytes mean the application passed no parameter (pure EdDSA; see `Variant::of`).
     pub fn decode(b: &[u8]) -> Result<EddsaParams> {
         if b.is_empty() {
             return Ok(EddsaParams::default());
@@ -96,11 +97,40 @@ impl Mechanism for MontgomeryKeyPairGen {
     }
 }
 
-/// `CKM_EDDSA`: pure Ed25519. The message is buffered, so `C_SignUpdate` works too.
+/// `CKM_EDDSA`: pure Ed25519 without a parameter; with `CK_EDDSA_PARAMS`, Ed25519ph (`phFlag`
+/// true) or Ed25519ctx (`phFlag` false, a context of 1 to 255 bytes), as RFC 8032 §5.1 defines
+/// them. The message is buffered, so `C_SignUpdate` works too.
 struct Eddsa;
+
+/// Which EdDSA a parameter selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Variant {
+    Pure,
+    /// (pre-hash, context): Ed25519ph when true, Ed25519ctx when false.
+    WithContext(bool, Vec<u8>),
+}
+
+impl Variant {
+    /// No parameter is pure Ed25519. A parameter always names Ed25519ph or Ed25519ctx, never pure
+    /// Ed25519 again: its signatures differ, so an application asking for a variant must get it.
+    /// Ed25519ctx needs a non-empty context (RFC 8032 §5.1); contexts are at most 255 bytes.
+    fn of(param: &[u8]) -> Result<Variant> {
+        if param.is_empty() {
+            return Ok(Variant::Pure);
+        }
+        let p = EddsaParams::decode(param)?;
+        if p.context.len() > 255 || (!p.prehash && p.context.is_empty()) {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        }
+        Ok(Variant::WithContext(p.prehash, p.context))
+    }
+}
 
 struct EddsaSign {
     key: std::sync::Arc<Kept<Ed25519KeyPair>>,
+    /// aws-lc's private key form (seed ‖ public key), for the variants with a context.
+    private: Option<Zeroizing<[u8; 64]>>,
+    variant: Variant,
     msg: Vec<u8>,
 }
 
@@ -111,13 +141,23 @@ impl SignOperation for EddsaSign {
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<u8>> {
-        let sig = self.key.try_sign(&self.msg).map_err(|_| err(CKR_FUNCTION_FAILED))?;
-        Ok(sig.as_ref().to_vec())
+        match (&self.variant, &self.private) {
+            (Variant::WithContext(prehash, context), Some(private)) => {
+                let sig = crate::crypto_ffi::ed25519::sign(*prehash, private, &self.msg, context.as_slice())
+                    .ok_or(err(CKR_FUNCTION_FAILED))?;
+                Ok(sig.to_vec())
+            }
+            _ => {
+                let sig = self.key.try_sign(&self.msg).map_err(|_| err(CKR_FUNCTION_FAILED))?;
+                Ok(sig.as_ref().to_vec())
+            }
+        }
     }
 }
 
 struct EddsaVerify {
-    point: Vec<u8>,
+    point: [u8; 32],
+    variant: Variant,
     msg: Vec<u8>,
 }
 
@@ -128,28 +168,33 @@ impl VerifyOperation for EddsaVerify {
     }
 
     fn finish(self: Box<Self>, sig: &[u8]) -> Result<()> {
-        if sig.len() != 64 {
-            return Err(err(CKR_SIGNATURE_LEN_RANGE));
+        let sig: &[u8; 64] = sig.try_into().map_err(|_| err(CKR_SIGNATURE_LEN_RANGE))?;
+        let ok = match &self.variant {
+            Variant::Pure => {
+                signature::UnparsedPublicKey::new(&signature::ED25519, &self.point).verify(&self.msg, sig).is_ok()
+            }
+            Variant::WithContext(prehash, context) => {
+                crate::crypto_ffi::ed25519::verify(*prehash, &self.point, &self.msg, sig, context)
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(err(CKR_SIGNATURE_INVALID))
         }
-        signature::UnparsedPublicKey::new(&signature::ED25519, &self.point)
-            .verify(&self.msg, sig)
-            .map_err(|_| err(CKR_SIGNATURE_INVALID))
     }
 }
 
-/// Checks the parameter (pure Ed25519 only: no pre-hash, no context) and the key's curve.
-fn ed25519_key(param: &[u8], key: &Object, class: CK_OBJECT_CLASS) -> Result<()> {
-    let p = EddsaParams::decode(param)?;
-    if p.prehash || !p.context.is_empty() {
-        return Err(err(CKR_MECHANISM_PARAM_INVALID));
-    }
+/// Checks the parameter and the key's class and curve; gives the variant.
+fn ed25519_key(param: &[u8], key: &Object, class: CK_OBJECT_CLASS) -> Result<Variant> {
+    let v = Variant::of(param)?;
     if key.class() != class {
         return Err(err(CKR_KEY_TYPE_INCONSISTENT));
     }
     if Curve::of_key(key)? != Curve::Ed25519 {
         return Err(err(CKR_CURVE_NOT_SUPPORTED));
     }
-    Ok(())
+    Ok(v)
 }
 
 impl Mechanism for Eddsa {
@@ -162,7 +207,7 @@ impl Mechanism for Eddsa {
     }
 
     fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
-        ed25519_key(param, key, CKO_PRIVATE_KEY)?;
+        let variant = ed25519_key(param, key, CKO_PRIVATE_KEY)?;
         let seed = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
         if seed.len() != 32 {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
@@ -170,13 +215,29 @@ impl Mechanism for Eddsa {
         // The key pair (and its public key, which Ed25519 signing needs) is made once per object.
         let kp =
             key.parsed(|| Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT)))?;
-        Ok(Box::new(EddsaSign { key: kp, msg: Vec::new() }))
+        let private = match variant {
+            Variant::Pure => None,
+            Variant::WithContext(..) => {
+                let mut p = Zeroizing::new([0u8; 64]);
+                p[..32].copy_from_slice(seed);
+                p[32..].copy_from_slice(kp.public_key().as_ref());
+                Some(p)
+            }
+        };
+        Ok(Box::new(EddsaSign { key: kp, private, variant, msg: Vec::new() }))
     }
 
     fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
-        ed25519_key(param, key, CKO_PUBLIC_KEY)?;
+        let variant = ed25519_key(param, key, CKO_PUBLIC_KEY)?;
         let point = Curve::Ed25519.point(key.get(CKA_EC_POINT).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?)?;
-        Ok(Box::new(EddsaVerify { point: point.to_vec(), msg: Vec::new() }))
+        let point: [u8; 32] = point.try_into().map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
+        Ok(Box::new(EddsaVerify { point, variant, msg: Vec::new() }))
+    }
+
+    fn meets(&self, condition: &str, param: &[u8]) -> bool {
+        // FIPS 186-5 approves pure Ed25519 and HashEdDSA (Ed25519ph), not Ed25519ctx.
+        condition == "eddsa_fips186"
+            && matches!(Variant::of(param), Ok(Variant::Pure) | Ok(Variant::WithContext(true, _)))
     }
 }
 
