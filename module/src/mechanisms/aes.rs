@@ -497,7 +497,13 @@ impl Cipher {
 impl Mechanism for Cipher {
     fn info(&self) -> MechanismInfo {
         let wrap = if matches!(self.0, Mode::CbcPad | Mode::Gcm) { CKF_WRAP | CKF_UNWRAP } else { 0 };
-        MechanismInfo { min_key: AES_INFO_MIN, max_key: AES_INFO_MAX, flags: CKF_ENCRYPT | CKF_DECRYPT | wrap }
+        // GCM also serves the 3.0 message-based encryption functions (`services::message`).
+        let message = if matches!(self.0, Mode::Gcm) { CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT } else { 0 };
+        MechanismInfo {
+            min_key: AES_INFO_MIN,
+            max_key: AES_INFO_MAX,
+            flags: CKF_ENCRYPT | CKF_DECRYPT | wrap | message,
+        }
     }
 
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
