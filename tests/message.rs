@@ -494,3 +494,60 @@ fn messages_in_parts() {
         }
     }
 }
+
+/// What the message functions take at their start and refuse on the way: a CK_GCM_MESSAGE_PARAMS
+/// at init (as some applications pass) or none, a malformed parameter refused; CKG_GENERATE
+/// leaves the IV to the token (random, fixed field kept); an associated-data length no buffer can
+/// have is refused with an error, never by ending the application's process.
+#[test]
+fn message_parameters_and_impossible_lengths() {
+    let t = start("non-approved");
+    let h = t.session();
+    let key = t.key(h, "gcm-params");
+    let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+    let (mut iv, mut tag) = ([0u8; 12], [0u8; 16]);
+    let mut p = CK_GCM_MESSAGE_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 12,
+        ulIvFixedBits: 0,
+        ivGenerator: CKG_NO_GENERATE,
+        pTag: tag.as_mut_ptr(),
+        ulTagBits: 128,
+    };
+    unsafe {
+        let mut m =
+            CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: &mut p as *mut _ as *mut c_void, ulParameterLen: size };
+        assert_eq!(t.f.C_MessageEncryptInit(h, &mut m, key), CKR_OK, "a CK_GCM_MESSAGE_PARAMS at init");
+        assert_eq!(t.f.C_MessageEncryptFinal(h), CKR_OK);
+        let mut one = [0u8; 1];
+        let mut m =
+            CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: one.as_mut_ptr() as *mut c_void, ulParameterLen: 1 };
+        assert_eq!(t.f.C_MessageEncryptInit(h, &mut m, key), CKR_MECHANISM_PARAM_INVALID, "a malformed parameter");
+    }
+    t.init(h, key, true);
+    let (rv, iv1, ..) = t.encrypt(h, CKG_GENERATE, b"\xaa\xbb", b"one");
+    let (rv2, iv2, ..) = t.encrypt(h, CKG_GENERATE, b"\xaa\xbb", b"two");
+    assert_eq!((rv, rv2), (CKR_OK, CKR_OK));
+    assert_eq!((&iv1[..2], &iv2[..2]), (&b"\xaa\xbb"[..], &b"\xaa\xbb"[..]), "the fixed field is kept");
+    assert_ne!(iv1, iv2);
+    assert!(iv1[2..].iter().any(|b| *b != 0) && iv2[2..].iter().any(|b| *b != 0), "the token made the IVs");
+    unsafe {
+        p.ivGenerator = CKG_GENERATE_RANDOM;
+        let pp = &mut p as *mut _ as *mut c_void;
+        let mut aad = [0u8; 8];
+        let mut pt = [1u8; 16];
+        let mut ct = [0u8; 16];
+        for (len, want) in [(isize::MAX as CK_ULONG, CKR_HOST_MEMORY), (1 << 63, CKR_ARGUMENTS_BAD)] {
+            let mut n: CK_ULONG = 16;
+            let rv =
+                t.f.C_EncryptMessage(h, pp, size, aad.as_mut_ptr(), len, pt.as_mut_ptr(), 16, ct.as_mut_ptr(), &mut n);
+            assert_eq!(rv, want, "C_EncryptMessage with an associated-data length of {len:#x}");
+            let rv = t.f.C_EncryptMessageBegin(h, pp, size, aad.as_mut_ptr(), len);
+            assert_eq!(rv, want, "C_EncryptMessageBegin with an associated-data length of {len:#x}");
+        }
+        // The operation is still there for a sound message.
+        let mut n: CK_ULONG = 16;
+        let rv = t.f.C_EncryptMessage(h, pp, size, aad.as_mut_ptr(), 8, pt.as_mut_ptr(), 16, ct.as_mut_ptr(), &mut n);
+        assert_eq!((rv, n), (CKR_OK, 16));
+    }
+}

@@ -50,3 +50,12 @@ impl From<std::io::Error> for Error {
         Error(CKR_DEVICE_ERROR)
     }
 }
+
+/// Copies a caller's buffer, answering `CKR_HOST_MEMORY` when it cannot be allocated (a length
+/// far beyond any real input) instead of aborting the application's process.
+pub fn try_copy(b: &[u8]) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(b.len()).map_err(|_| err(CKR_HOST_MEMORY))?;
+    v.extend_from_slice(b);
+    Ok(v)
+}

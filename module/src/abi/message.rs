@@ -33,8 +33,14 @@ unsafe fn init(
         let m = module()?;
         m.session(h)?;
         let mech = mech.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
-        let param =
-            bytes(mech.pParameter as *const u8, mech.ulParameterLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+        // Each message brings its own parameters. At the start an application may pass none, or
+        // (as some do) a CK_GCM_MESSAGE_PARAMS, which the messages' own parameters then govern.
+        let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+        let param: &[u8] = if mech.ulParameterLen == size && !mech.pParameter.is_null() {
+            &[]
+        } else {
+            bytes(mech.pParameter as *const u8, mech.ulParameterLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?
+        };
         m.message_init(h, encrypt, mech.mechanism, param, key)
     })
 }

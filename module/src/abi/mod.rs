@@ -105,6 +105,10 @@ pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     if p.is_null() {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
+    // No buffer can be longer than isize::MAX bytes; a slice that claims to be is undefined.
+    if len > isize::MAX as CK_ULONG {
+        return Err(err(CKR_ARGUMENTS_BAD));
+    }
     Ok(std::slice::from_raw_parts(p, len as usize))
 }
 

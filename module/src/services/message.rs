@@ -130,7 +130,7 @@ impl Module {
         let fixed = fixed_bits / 8;
         let mut iv = p.iv.clone();
         match p.generator {
-            CKG_GENERATE | CKG_GENERATE_COUNTER => {
+            CKG_GENERATE_COUNTER => {
                 let counter = self.next_counter(s, op)?;
                 let room = IV_BYTES - fixed;
                 if room < 8 && counter >> (room * 8) != 0 {
@@ -144,7 +144,8 @@ impl Module {
                     *b = 0;
                 }
             }
-            CKG_GENERATE_RANDOM => {
+            // CKG_GENERATE leaves the method to the token: random, as for CKG_GENERATE_RANDOM.
+            CKG_GENERATE | CKG_GENERATE_RANDOM => {
                 let r = crate::store::seal::random_bytes(IV_BYTES - fixed)?;
                 iv[fixed..].copy_from_slice(&r);
             }
@@ -186,7 +187,7 @@ impl Module {
         }
         self.note_decision(&s, &op, Function::Encrypt, p.generator != CKG_NO_GENERATE)?;
         let iv = self.message_iv(&s, &op, p)?;
-        let params = GcmParams { iv: iv.clone(), aad: aad.to_vec(), tag_bits: p.tag_bits }.encode()?;
+        let params = GcmParams { iv: iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
         let m = registry().get(op.mechanism)?;
         let mut c = m.encrypt(&params, &op.key)?;
         let mut out = c.update(plain)?;
@@ -222,7 +223,8 @@ impl Module {
             _ => {}
         }
         self.note_decision(&s, &op, Function::Decrypt, false)?;
-        let params = GcmParams { iv: p.iv.clone(), aad: aad.to_vec(), tag_bits: p.tag_bits }.encode()?;
+        let params =
+            GcmParams { iv: p.iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
         let m = registry().get(op.mechanism)?;
         let mut d = m.decrypt(&params, &op.key)?;
         let mut out = d.update(ciphertext)?;
@@ -247,7 +249,7 @@ impl Module {
         let generated = encrypt && p.generator != CKG_NO_GENERATE;
         self.note_decision(&s, &op, if encrypt { Function::Encrypt } else { Function::Decrypt }, generated)?;
         let iv = if encrypt { self.message_iv(&s, &op, p)? } else { p.iv.clone() };
-        let params = GcmParams { iv: iv.clone(), aad: aad.to_vec(), tag_bits: p.tag_bits }.encode()?;
+        let params = GcmParams { iv: iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
         let m = registry().get(op.mechanism)?;
         let cipher = if encrypt { m.encrypt(&params, &op.key)? } else { m.decrypt(&params, &op.key)? };
         let mut ops = lock(&s.ops);
