@@ -62,6 +62,19 @@ impl std::fmt::Debug for Parsed {
     }
 }
 
+/// Key objects wipe their attribute values when dropped: the key material among them must not
+/// linger in freed memory.
+impl Drop for Object {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if matches!(self.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY) {
+            for v in self.attrs.values_mut() {
+                v.zeroize();
+            }
+        }
+    }
+}
+
 /// Encodes a `CK_ULONG` attribute value.
 pub fn ulong(v: CK_ULONG) -> Vec<u8> {
     v.to_ne_bytes().to_vec()
