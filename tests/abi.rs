@@ -1181,3 +1181,53 @@ fn keys_a_session_used_follow_every_change() {
         assert_eq!(encrypt(b, keys[4]), CKR_OK);
     }
 }
+
+/// Lengths no buffer can have (past isize::MAX or the top of the address space) are the caller's
+/// error: refused before anything is read or allocated, never by ending the process.
+#[test]
+fn impossible_lengths_are_refused() {
+    let r = raw();
+    r.init();
+    let slot = r.token("lengths2");
+    unsafe {
+        let h = r.open(slot, true);
+        r.login(h, CKU_USER, USER_PIN).unwrap();
+        let key = [9u8; 32];
+        let mut t = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &key)];
+        let k = r.create(h, &mut t).unwrap();
+        let mut small = [0u8; 16];
+        let gcm_init = |aad_len: CK_ULONG, iv_len: CK_ULONG| {
+            let mut iv = [0u8; 12];
+            let mut aad = [0u8; 16];
+            let mut p = CK_GCM_PARAMS {
+                pIv: iv.as_mut_ptr(),
+                ulIvLen: iv_len,
+                ulIvBits: 96,
+                pAAD: aad.as_mut_ptr(),
+                ulAADLen: aad_len,
+                ulTagBits: 128,
+            };
+            let size = std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG;
+            let mut m = CK_MECHANISM {
+                mechanism: CKM_AES_GCM,
+                pParameter: &mut p as *mut _ as *mut c_void,
+                ulParameterLen: size,
+            };
+            r.f.C_EncryptInit(h, &mut m, k)
+        };
+        for len in [isize::MAX as CK_ULONG, 1 << 63, CK_ULONG::MAX] {
+            // Inside a mechanism parameter: GCM's AAD and IV lengths.
+            assert_eq!(gcm_init(len, 12), CKR_MECHANISM_PARAM_INVALID, "AAD length {len:#x}");
+            assert_eq!(gcm_init(0, len), CKR_MECHANISM_PARAM_INVALID, "IV length {len:#x}");
+            // As the data of a call.
+            assert_eq!(gcm_init(0, 12), CKR_OK);
+            let mut out = [0u8; 64];
+            let mut n: CK_ULONG = 64;
+            assert_eq!(
+                r.f.C_Encrypt(h, small.as_mut_ptr(), len, out.as_mut_ptr(), &mut n),
+                CKR_ARGUMENTS_BAD,
+                "data length {len:#x}"
+            );
+        }
+    }
+}

@@ -105,12 +105,18 @@ pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     if p.is_null() {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
-    // No buffer can be longer than isize::MAX bytes; a slice that claims to be is undefined.
-    if len > isize::MAX as CK_ULONG {
+    // No buffer can be longer than isize::MAX bytes (a slice that claims to be is undefined), nor
+    // reach past the top of the user address space: no 64-bit Linux maps anything above 2^57
+    // (x86-64 with 5-level paging stops at 2^56, arm64 at 2^52). Such a length is the caller's
+    // error, answered before anything is read or allocated for it.
+    if len > isize::MAX as CK_ULONG || (p as u64).saturating_add(len as u64) > ADDRESS_SPACE_END {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
     Ok(std::slice::from_raw_parts(p, len as usize))
 }
+
+/// The end of the largest user address space of the platforms Tessera runs on (see `bytes`).
+const ADDRESS_SPACE_END: u64 = if usize::BITS == 64 { 1 << 57 } else { u32::MAX as u64 + 1 };
 
 /// Writes a list under the two-call length convention: a NULL `p` asks for the count only.
 pub unsafe fn write_list<T: Copy>(items: &[T], p: *mut T, count: *mut CK_ULONG) -> Result<()> {
