@@ -109,7 +109,7 @@ pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     // reach past the top of the user address space: no 64-bit Linux maps anything above 2^57
     // (x86-64 with 5-level paging stops at 2^56, arm64 at 2^52). Such a length is the caller's
     // error, answered before anything is read or allocated for it.
-    if len > isize::MAX as CK_ULONG || (p as u64).saturating_add(len as u64) > ADDRESS_SPACE_END {
+    if len > isize::MAX as CK_ULONG || (p as u64).saturating_add(len) > ADDRESS_SPACE_END {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
     Ok(std::slice::from_raw_parts(p, len as usize))
