@@ -62,22 +62,28 @@ pub struct MessagePart {
     pub held: usize,
 }
 
-/// Keys this session used lately, trusted while the module's handle epoch is the one they were
-/// resolved in (every change to the handle table moves it on; see
-/// `services::objects::HandleTable`), and for token objects while the token's view generation is
-/// too (checked after the view is brought up to date with other processes' writes). A few
-/// entries: an application alternates between a handful of keys at most.
+/// Keys this session used lately, as its own copies (`Object::session_copy`): trusted while the
+/// module's handle epoch is the one they were checked in (every change to the handle table moves
+/// it on; see `services::objects::HandleTable`) and, for token objects, while the token's view
+/// generation is too (checked after the view is brought up to date with other processes'
+/// writes). When either moved, the handle is looked up again and the copy kept if the object is
+/// still the same. A few entries: an application alternates between a handful of keys at most.
 #[derive(Default)]
 pub struct KeyCache {
-    pub epoch: u64,
     pub entries: Vec<CachedKey>,
 }
 
-/// One key a session resolved: its handle, the object, and for a token object the token view
-/// generation it was read in.
+/// One key a session resolved.
 pub struct CachedKey {
     pub handle: CK_OBJECT_HANDLE,
-    pub obj: Arc<crate::object::Object>,
+    /// The session's copy, lent to its operations.
+    pub local: Arc<crate::object::Object>,
+    /// The object as the handle table (or the token's view) holds it, to tell whether a new
+    /// lookup found the same one.
+    pub shared: Arc<crate::object::Object>,
+    /// The handle epoch it was last checked in.
+    pub epoch: u64,
+    /// For a token object, the token view generation it was last checked in.
     pub token_view: Option<u64>,
 }
 

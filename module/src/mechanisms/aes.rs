@@ -437,7 +437,7 @@ fn gcm_whole(param: &[u8], key: &Object, encrypt: bool) -> Result<Option<GcmWhol
         24 => &aws_lc_rs::aead::AES_192_GCM,
         _ => &aws_lc_rs::aead::AES_256_GCM,
     };
-    let k = key.parsed(|| {
+    let k = key.parsed_per_session(|| {
         let unbound = aws_lc_rs::aead::UnboundKey::new(alg, value).map_err(|_| err(CKR_KEY_SIZE_RANGE))?;
         Ok(GcmKey { aead: aws_lc_rs::aead::LessSafeKey::new(unbound), value: Zeroizing::new(value.to_vec()) })
     })?;

@@ -25,9 +25,17 @@ pub struct Object {
 /// Forms of an object's key material that mechanisms built from its attributes (an aws-lc RSA
 /// key, an Ed25519 key pair …), kept with the object so that each use does not parse it again.
 /// Objects never change, so a parsed form never goes stale; it is dropped, and its memory wiped by
-/// its own destructor, with the object. A copy or a changed object starts with none.
+/// its own destructor, with the object. A copy or a changed object starts with none; a session's
+/// copy ([`Object::session_copy`]) shares the forms that are costly to make and makes its own of
+/// the cheap ones.
 #[derive(Default)]
-pub struct Parsed([std::sync::OnceLock<std::sync::Arc<dyn std::any::Any + Send + Sync>>; 2]);
+pub struct Parsed([std::sync::OnceLock<Form>; 2]);
+
+/// One parsed form, and whether a session's copy of the object shares it.
+struct Form {
+    value: std::sync::Arc<dyn std::any::Any + Send + Sync>,
+    shared: bool,
+}
 
 /// A parsed form as an object keeps it: aligned to cache lines of its own, apart from the
 /// reference counts in front of it, so that threads reading a shared key do not lose it from
@@ -96,16 +104,35 @@ impl Object {
         Object { attrs, parsed: Parsed::default() }
     }
 
-    /// The parsed form `T` of this object's key material, built by `build` the first time.
+    /// The parsed form `T` of this object's key material, built by `build` the first time, and
+    /// shared with sessions' copies of the object: for forms that cost much to make (RSA keys).
     pub fn parsed<T: std::any::Any + Send + Sync>(
         &self,
         build: impl FnOnce() -> Result<T>,
     ) -> Result<std::sync::Arc<Kept<T>>> {
+        self.form(build, true)
+    }
+
+    /// [`Object::parsed`] for forms that are cheap to make and used by short operations (a GCM
+    /// key): a session's copy makes its own, so that threads each working in their own session
+    /// never take and drop references to the same one.
+    pub fn parsed_per_session<T: std::any::Any + Send + Sync>(
+        &self,
+        build: impl FnOnce() -> Result<T>,
+    ) -> Result<std::sync::Arc<Kept<T>>> {
+        self.form(build, false)
+    }
+
+    fn form<T: std::any::Any + Send + Sync>(
+        &self,
+        build: impl FnOnce() -> Result<T>,
+        shared: bool,
+    ) -> Result<std::sync::Arc<Kept<T>>> {
         for slot in &self.parsed.0 {
-            if let Some(v) = slot.get() {
-                // Only the right type is cloned: a clone writes the shared reference count.
-                if v.is::<Kept<T>>() {
-                    if let Ok(t) = v.clone().downcast::<Kept<T>>() {
+            if let Some(f) = slot.get() {
+                // Only the right type is cloned: a clone writes the reference count.
+                if f.value.is::<Kept<T>>() {
+                    if let Ok(t) = f.value.clone().downcast::<Kept<T>>() {
                         return Ok(t);
                     }
                 }
@@ -113,7 +140,7 @@ impl Object {
         }
         let t = std::sync::Arc::new(Kept(build()?));
         for slot in &self.parsed.0 {
-            if slot.set(t.clone()).is_ok() {
+            if slot.set(Form { value: t.clone(), shared }).is_ok() {
                 break;
             }
         }
@@ -128,11 +155,24 @@ impl Object {
         f: impl FnOnce(&T) -> R,
     ) -> Result<R> {
         for slot in &self.parsed.0 {
-            if let Some(t) = slot.get().and_then(|v| v.downcast_ref::<Kept<T>>()) {
+            if let Some(t) = slot.get().and_then(|v| v.value.downcast_ref::<Kept<T>>()) {
                 return Ok(f(t));
             }
         }
         Ok(f(&self.parsed(build)?.0))
+    }
+
+    /// A session's own copy of this object (see `session::KeyCache`): the same attributes, the
+    /// shared parsed forms, none of the per-session ones.
+    pub fn session_copy(&self) -> Object {
+        let parsed = Parsed::default();
+        let mut to = parsed.0.iter();
+        for f in self.parsed.0.iter().filter_map(|s| s.get()).filter(|f| f.shared) {
+            if let Some(slot) = to.next() {
+                let _ = slot.set(Form { value: f.value.clone(), shared: true });
+            }
+        }
+        Object { attrs: self.attrs.clone(), parsed }
     }
 
     pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {

@@ -226,8 +226,9 @@ impl Module {
 
     /// [`Module::usable_key`] through the session's key cache: a key resolved before is taken from
     /// the cache while neither the handle table nor (for a token object) the token's view has
-    /// changed since, and lent rather than shared, so that no lock or reference count other
-    /// sessions use is written.
+    /// changed since, and the session's own copy is lent, so that no lock or reference count other
+    /// sessions use is written. After a change the handle is looked up again; the session's copy
+    /// stays if the object is the same one.
     fn usable_key_cached<'a>(
         &self,
         s: &Session,
@@ -239,34 +240,39 @@ impl Module {
     ) -> Result<&'a Arc<Object>> {
         mechanism_does(mech, usage)?;
         let epoch = self.handles.epoch();
-        if cache.epoch != epoch {
-            cache.entries.clear();
-            cache.epoch = epoch;
-        }
-        if let Some(i) = cache.entries.iter().position(|e| e.handle == key) {
-            let current = match cache.entries[i].token_view {
-                None => true,
-                Some(generation) => {
-                    // Another process may have changed the token's objects.
-                    s.token.fresh()?;
-                    s.token.view_generation() == generation
-                }
-            };
+        let found = cache.entries.iter().position(|e| e.handle == key);
+        if let Some(i) = found {
+            let e = &cache.entries[i];
+            let current = e.epoch == epoch
+                && match e.token_view {
+                    None => true,
+                    Some(generation) => {
+                        // Another process may have changed the token's objects.
+                        s.token.fresh()?;
+                        s.token.view_generation() == generation
+                    }
+                };
             if current {
-                let obj = &cache.entries[i].obj;
-                // Login state is not part of the epoch: visibility is checked on every use.
-                if obj.is_private() && !s.user() {
+                // Login state is part of neither: visibility is checked on every use.
+                if e.local.is_private() && !s.user() {
                     return Err(err(CKR_KEY_HANDLE_INVALID));
                 }
-                check_key(obj, mech_type, mech, usage)?;
-                return Ok(&cache.entries[i].obj);
+                check_key(&e.local, mech_type, mech, usage)?;
+                return Ok(&cache.entries[i].local);
             }
-            cache.entries.remove(i);
         }
         // The token view generation as of before the lookup: a change after it shows next time.
         s.token.fresh()?;
         let generation = s.token.view_generation();
-        let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
+        let (target, obj) = match self.resolve(s, key).map_err(as_key_handle) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(i) = found {
+                    cache.entries.remove(i);
+                }
+                return Err(e);
+            }
+        };
         check_key(&obj, mech_type, mech, usage)?;
         let token_view = match target {
             crate::services::objects::Target::Session { .. } => None,
@@ -277,11 +283,21 @@ impl Module {
                 Some(generation)
             }
         };
+        if let Some(i) = found {
+            if Arc::ptr_eq(&cache.entries[i].shared, &obj) {
+                let e = &mut cache.entries[i];
+                e.epoch = epoch;
+                e.token_view = token_view;
+                return Ok(&cache.entries[i].local);
+            }
+            cache.entries.remove(i);
+        }
         if cache.entries.len() >= KeyCache::CAPACITY {
             cache.entries.remove(0);
         }
-        cache.entries.push(CachedKey { handle: key, obj, token_view });
-        Ok(&cache.entries[cache.entries.len() - 1].obj)
+        let local = Arc::new(obj.session_copy());
+        cache.entries.push(CachedKey { handle: key, local, shared: obj, epoch, token_view });
+        Ok(&cache.entries[cache.entries.len() - 1].local)
     }
 
     /// What every `C_*Init` with a key checks first: the mechanism, the key for this use, and the

@@ -171,10 +171,7 @@ impl Module {
     pub fn evict_stale_keys(&self) {
         let epoch = self.handles.epoch();
         for s in self.sessions.all() {
-            let mut ops = lock(&s.ops);
-            if ops.keys.epoch != epoch {
-                ops.keys.entries.clear();
-            }
+            lock(&s.ops).keys.entries.retain(|e| e.epoch == epoch);
         }
     }
 
