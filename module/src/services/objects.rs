@@ -7,7 +7,7 @@ use crate::object::{attrs, Object, Template};
 use crate::session::{FindOp, Session};
 use crate::token::Token;
 use cryptoki_sys::*;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
