@@ -1056,17 +1056,22 @@ extern "C" {
     fn libc_exit(code: i32) -> !;
 }
 
+/// A logged-in R/W session on a new token with an AES-256 session key: (session, key).
+unsafe fn aes_key_session(r: &Raw, label: &str) -> (CK_SESSION_HANDLE, CK_OBJECT_HANDLE) {
+    let slot = r.token(label);
+    let h = r.open(slot, true);
+    r.login(h, CKU_USER, USER_PIN).unwrap();
+    let key = [9u8; 32];
+    let mut t = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &key)];
+    (h, r.create(h, &mut t).unwrap())
+}
+
 #[test]
 fn single_part_lengths_are_answered_before_the_work() {
     let r = raw();
     r.init();
-    let slot = r.token("lengths");
     unsafe {
-        let h = r.open(slot, true);
-        r.login(h, CKU_USER, USER_PIN).unwrap();
-        let key = [9u8; 32];
-        let mut t = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &key)];
-        let k = r.create(h, &mut t).unwrap();
+        let (h, k) = aes_key_session(&r, "lengths");
         let mut iv = [0u8; 16];
         let mut m =
             CK_MECHANISM { mechanism: CKM_AES_CBC_PAD, pParameter: iv.as_mut_ptr() as *mut c_void, ulParameterLen: 16 };
@@ -1188,13 +1193,8 @@ fn keys_a_session_used_follow_every_change() {
 fn impossible_lengths_are_refused() {
     let r = raw();
     r.init();
-    let slot = r.token("lengths2");
     unsafe {
-        let h = r.open(slot, true);
-        r.login(h, CKU_USER, USER_PIN).unwrap();
-        let key = [9u8; 32];
-        let mut t = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &key)];
-        let k = r.create(h, &mut t).unwrap();
+        let (h, k) = aes_key_session(&r, "lengths2");
         let mut small = [0u8; 16];
         let gcm_init = |aad_len: CK_ULONG, iv_len: CK_ULONG| {
             let mut iv = [0u8; 12];

@@ -1030,44 +1030,10 @@ fn ops(cfg: &Config) -> Vec<Op> {
         op("AES-256-CBC encrypt, 4 KB (CKM_AES_CBC_PAD)", |m| aes_cbc(m, 4096)).direct(|d| direct_aes_cbc(d, 4096)),
         op("AES-256-CBC encrypt, 1 MB (CKM_AES_CBC_PAD)", |m| aes_cbc(m, 1 << 20))
             .direct(|d| direct_aes_cbc(d, 1 << 20)),
-        op("HMAC-SHA-256, 1 KB (CKM_SHA256_HMAC)", |m| {
-            let (session, keys) = row_session(m)?;
-            keys.require(MechanismType::SHA256_HMAC)?;
-            let k = key(&keys.hmac, "generic secret")?;
-            let input = data(1024);
-            bench(move || {
-                black_box(session.sign(&Mechanism::Sha256Hmac, k, &input)?);
-                Ok(())
-            })
-        })
-        .direct(|d| {
-            let k = d.keys()?;
-            let input = data(1024);
-            bench(move || {
-                black_box(hmac::sign(&k.hmac, &input));
-                Ok(())
-            })
-        })
-        .scaling(),
-        op("HMAC-SHA-256, 1 KB, token key (CKM_SHA256_HMAC)", |m| {
-            let (session, keys) = row_session(m)?;
-            keys.require(MechanismType::SHA256_HMAC)?;
-            let k = key(&keys.hmac_token, "generic secret token")?;
-            let input = data(1024);
-            bench(move || {
-                black_box(session.sign(&Mechanism::Sha256Hmac, k, &input)?);
-                Ok(())
-            })
-        })
-        .direct(|d| {
-            let k = d.keys()?;
-            let input = data(1024);
-            bench(move || {
-                black_box(hmac::sign(&k.hmac, &input));
-                Ok(())
-            })
-        })
-        .scaling(),
+        op("HMAC-SHA-256, 1 KB (CKM_SHA256_HMAC)", |m| hmac_bench(m, |k| &k.hmac)).direct(direct_hmac).scaling(),
+        op("HMAC-SHA-256, 1 KB, token key (CKM_SHA256_HMAC)", |m| hmac_bench(m, |k| &k.hmac_token))
+            .direct(direct_hmac)
+            .scaling(),
         // --- key generation ---
         op("generate RSA-2048 key pair (C_GenerateKeyPair)", |m| {
             let (session, keys) = row_session(m)?;
@@ -1086,17 +1052,7 @@ fn ops(cfg: &Config) -> Vec<Op> {
             })
         })
         .slow(4),
-        op("generate P-256 key pair (C_GenerateKeyPair)", |m| {
-            let (session, keys) = row_session(m)?;
-            keys.require(MechanismType::ECC_KEY_PAIR_GEN)?;
-            let (public, private) = ec_templates(OID_P256);
-            creates(session, move |s, created| {
-                let (a, b) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)?;
-                created.extend([a, b]);
-                Ok(())
-            })
-        })
-        .direct(|_| {
+        op("generate P-256 key pair (C_GenerateKeyPair)", p256_keygen).direct(|_| {
             bench(|| {
                 let k = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
                     .map_err(lc("P-256 keygen"))?;
@@ -1104,17 +1060,7 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 Ok(())
             })
         }),
-        op("generate P-256 key pair, aws-lc-rs with the pairwise test", |m| {
-            let (session, keys) = row_session(m)?;
-            keys.require(MechanismType::ECC_KEY_PAIR_GEN)?;
-            let (public, private) = ec_templates(OID_P256);
-            creates(session, move |s, created| {
-                let (a, b) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)?;
-                created.extend([a, b]);
-                Ok(())
-            })
-        })
-        .direct(|_| {
+        op("generate P-256 key pair, aws-lc-rs with the pairwise test", p256_keygen).direct(|_| {
             bench(|| {
                 let k = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
                     .map_err(lc("P-256 keygen"))?;
@@ -1156,6 +1102,39 @@ fn ops(cfg: &Config) -> Vec<Op> {
             find_bench(m, objects)
         }),
     ]
+}
+
+/// C_GenerateKeyPair of a P-256 session key pair (destroyed untimed).
+fn p256_keygen(m: &Module) -> Res<Box<dyn Bench>> {
+    let (session, keys) = row_session(m)?;
+    keys.require(MechanismType::ECC_KEY_PAIR_GEN)?;
+    let (public, private) = ec_templates(OID_P256);
+    creates(session, move |s, created| {
+        let (a, b) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)?;
+        created.extend([a, b]);
+        Ok(())
+    })
+}
+
+/// HMAC-SHA-256 over 1 KB with the key `pick` chooses (session or token object).
+fn hmac_bench(m: &Module, pick: fn(&Keys) -> &Result<ObjectHandle, Missing>) -> Res<Box<dyn Bench>> {
+    let (session, keys) = row_session(m)?;
+    keys.require(MechanismType::SHA256_HMAC)?;
+    let k = key(pick(keys), "generic secret")?;
+    let input = data(1024);
+    bench(move || {
+        black_box(session.sign(&Mechanism::Sha256Hmac, k, &input)?);
+        Ok(())
+    })
+}
+
+fn direct_hmac(d: &Direct) -> Res<Box<dyn Bench>> {
+    let k = d.keys()?;
+    let input = data(1024);
+    bench(move || {
+        black_box(hmac::sign(&k.hmac, &input));
+        Ok(())
+    })
 }
 
 fn digest_bench(m: &Module, len: usize) -> Res<Box<dyn Bench>> {

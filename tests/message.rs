@@ -123,14 +123,7 @@ impl T {
         let mut iv = [0u8; 12];
         iv[..fixed.len()].copy_from_slice(fixed);
         let mut tag = [0u8; 16];
-        let mut p = CK_GCM_MESSAGE_PARAMS {
-            pIv: iv.as_mut_ptr(),
-            ulIvLen: 12,
-            ulIvFixedBits: (fixed.len() * 8) as CK_ULONG,
-            ivGenerator: generator,
-            pTag: tag.as_mut_ptr(),
-            ulTagBits: 128,
-        };
+        let mut p = gcm_params(&mut iv, &mut tag, (fixed.len() * 8) as CK_ULONG, generator);
         let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
         let mut aad = *b"header";
         let mut pt = msg.to_vec();
@@ -170,14 +163,7 @@ impl T {
 
     fn decrypt(&self, h: CK_SESSION_HANDLE, iv: [u8; 12], ct: &[u8], tag: [u8; 16]) -> (CK_RV, Vec<u8>) {
         let (mut iv, mut tag) = (iv, tag);
-        let mut p = CK_GCM_MESSAGE_PARAMS {
-            pIv: iv.as_mut_ptr(),
-            ulIvLen: 12,
-            ulIvFixedBits: 0,
-            ivGenerator: CKG_NO_GENERATE,
-            pTag: tag.as_mut_ptr(),
-            ulTagBits: 128,
-        };
+        let mut p = gcm_params(&mut iv, &mut tag, 0, CKG_NO_GENERATE);
         let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
         let mut aad = *b"header";
         let mut c = ct.to_vec();
@@ -221,6 +207,23 @@ fn initialised_slot(f: &cryptoki_sys::Pkcs11) -> CK_SLOT_ID {
                 f.C_GetTokenInfo(*s, &mut ti) == CKR_OK && ti.flags & CKF_TOKEN_INITIALIZED != 0
             })
             .expect("an initialised token")
+    }
+}
+
+/// `CK_GCM_MESSAGE_PARAMS` over a 12-byte IV buffer and a 16-byte tag buffer.
+fn gcm_params(
+    iv: &mut [u8; 12],
+    tag: &mut [u8; 16],
+    fixed_bits: CK_ULONG,
+    generator: CK_GENERATOR_FUNCTION,
+) -> CK_GCM_MESSAGE_PARAMS {
+    CK_GCM_MESSAGE_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 12,
+        ulIvFixedBits: fixed_bits,
+        ivGenerator: generator,
+        pTag: tag.as_mut_ptr(),
+        ulTagBits: 128,
     }
 }
 
@@ -338,14 +341,7 @@ fn messages_in_parts() {
         let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
         let msg: Vec<u8> = (0..100u8).collect();
         let (mut iv, mut tag) = ([0u8; 12], [0u8; 16]);
-        let mut p = CK_GCM_MESSAGE_PARAMS {
-            pIv: iv.as_mut_ptr(),
-            ulIvLen: 12,
-            ulIvFixedBits: 32,
-            ivGenerator: CKG_GENERATE_COUNTER,
-            pTag: tag.as_mut_ptr(),
-            ulTagBits: 128,
-        };
+        let mut p = gcm_params(&mut iv, &mut tag, 32, CKG_GENERATE_COUNTER);
         let pp = &mut p as *mut _ as *mut c_void;
         let mut aad = *b"header";
         unsafe {
@@ -418,14 +414,7 @@ fn messages_in_parts() {
             assert_eq!((rv, &pt[..]), (CKR_OK, &msg[..]));
             // Decryption in parts: the plaintext waits for the tag.
             assert_eq!(iv, first_iv, "the IV buffer still holds the message's IV");
-            let mut dp = CK_GCM_MESSAGE_PARAMS {
-                pIv: iv.as_mut_ptr(),
-                ulIvLen: 12,
-                ulIvFixedBits: 0,
-                ivGenerator: CKG_NO_GENERATE,
-                pTag: tag.as_mut_ptr(),
-                ulTagBits: 128,
-            };
+            let mut dp = gcm_params(&mut iv, &mut tag, 0, CKG_NO_GENERATE);
             let dpp = &mut dp as *mut _ as *mut c_void;
             for bad in [false, true] {
                 if bad {
@@ -506,14 +495,7 @@ fn message_parameters_and_impossible_lengths() {
     let key = t.key(h, "gcm-params");
     let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
     let (mut iv, mut tag) = ([0u8; 12], [0u8; 16]);
-    let mut p = CK_GCM_MESSAGE_PARAMS {
-        pIv: iv.as_mut_ptr(),
-        ulIvLen: 12,
-        ulIvFixedBits: 0,
-        ivGenerator: CKG_NO_GENERATE,
-        pTag: tag.as_mut_ptr(),
-        ulTagBits: 128,
-    };
+    let mut p = gcm_params(&mut iv, &mut tag, 0, CKG_NO_GENERATE);
     unsafe {
         let mut m =
             CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: &mut p as *mut _ as *mut c_void, ulParameterLen: size };
