@@ -41,10 +41,11 @@ fn info(flags: CK_FLAGS) -> MechanismInfo {
     MechanismInfo { min_key: 255, max_key: 255, flags: flags | CKF_EC_NAMEDCURVE }
 }
 
-/// `CKM_EC_EDWARDS_KEY_PAIR_GEN`: Ed25519.
-struct EdwardsKeyPairGen;
+/// `CKM_EC_EDWARDS_KEY_PAIR_GEN` (Ed25519) and `CKM_EC_MONTGOMERY_KEY_PAIR_GEN` (X25519): the
+/// curve each generates; the template must name it.
+struct KeyPairGen(Curve);
 
-impl Mechanism for EdwardsKeyPairGen {
+impl Mechanism for KeyPairGen {
     fn info(&self) -> MechanismInfo {
         info(CKF_GENERATE_KEY_PAIR)
     }
@@ -54,45 +55,22 @@ impl Mechanism for EdwardsKeyPairGen {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let (curve, params) = keygen_params(public, private)?;
-        if curve != Curve::Ed25519 {
+        if curve != self.0 {
             return Err(err(CKR_CURVE_NOT_SUPPORTED));
         }
         let failed = |_| err(CKR_FUNCTION_FAILED);
-        let kp = Ed25519KeyPair::generate().map_err(failed)?;
-        let seed: Curve25519SeedBin = kp.seed().map_err(failed)?.as_be_bytes().map_err(failed)?;
-        let point = ec_point(kp.public_key().as_ref())?;
+        // The private value (an Ed25519 seed, an X25519 scalar) and the public point.
+        let (secret, point): (Curve25519SeedBin, Vec<u8>) = if curve == Curve::Ed25519 {
+            let kp = Ed25519KeyPair::generate().map_err(failed)?;
+            (kp.seed().map_err(failed)?.as_be_bytes().map_err(failed)?, kp.public_key().as_ref().to_vec())
+        } else {
+            let sk = agreement::PrivateKey::generate(&agreement::X25519).map_err(failed)?;
+            (sk.as_be_bytes().map_err(failed)?, sk.compute_public_key().map_err(failed)?.as_ref().to_vec())
+        };
         Ok(GeneratedPair {
-            key_type: CKK_EC_EDWARDS,
-            public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, point)],
-            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, seed.as_ref().to_vec())],
-        })
-    }
-}
-
-/// `CKM_EC_MONTGOMERY_KEY_PAIR_GEN`: X25519.
-struct MontgomeryKeyPairGen;
-
-impl Mechanism for MontgomeryKeyPairGen {
-    fn info(&self) -> MechanismInfo {
-        info(CKF_GENERATE_KEY_PAIR)
-    }
-
-    fn generate_key_pair(&self, param: &[u8], public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
-        if !param.is_empty() {
-            return Err(err(CKR_MECHANISM_PARAM_INVALID));
-        }
-        let (curve, params) = keygen_params(public, private)?;
-        if curve != Curve::X25519 {
-            return Err(err(CKR_CURVE_NOT_SUPPORTED));
-        }
-        let failed = |_| err(CKR_FUNCTION_FAILED);
-        let sk = agreement::PrivateKey::generate(&agreement::X25519).map_err(failed)?;
-        let scalar: Curve25519SeedBin = sk.as_be_bytes().map_err(failed)?;
-        let point = ec_point(sk.compute_public_key().map_err(failed)?.as_ref())?;
-        Ok(GeneratedPair {
-            key_type: CKK_EC_MONTGOMERY,
-            public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, point)],
-            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, scalar.as_ref().to_vec())],
+            key_type: curve.key_type(),
+            public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, ec_point(&point)?)],
+            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, secret.as_ref().to_vec())],
         })
     }
 }
@@ -242,7 +220,7 @@ impl Mechanism for Eddsa {
 }
 
 pub fn register(r: &mut Registry) {
-    r.add(CKM_EC_EDWARDS_KEY_PAIR_GEN, Box::new(EdwardsKeyPairGen));
-    r.add(CKM_EC_MONTGOMERY_KEY_PAIR_GEN, Box::new(MontgomeryKeyPairGen));
+    r.add(CKM_EC_EDWARDS_KEY_PAIR_GEN, Box::new(KeyPairGen(Curve::Ed25519)));
+    r.add(CKM_EC_MONTGOMERY_KEY_PAIR_GEN, Box::new(KeyPairGen(Curve::X25519)));
     r.add(CKM_EDDSA, Box::new(Eddsa));
 }
