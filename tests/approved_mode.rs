@@ -8,17 +8,16 @@ use std::ffi::c_void;
 use std::ptr::null_mut;
 use tessera_tests::*;
 
+/// The module in one mode with an initialised token and a logged-in R/W user session `h`.
 struct T {
-    f: cryptoki_sys::Pkcs11,
+    raw: RawToken,
     h: CK_SESSION_HANDLE,
-    slot: CK_SLOT_ID,
-    _env: Env,
-    _guard: std::sync::MutexGuard<'static, ()>,
 }
 
-impl Drop for T {
-    fn drop(&mut self) {
-        unsafe { self.f.C_Finalize(null_mut()) };
+impl std::ops::Deref for T {
+    type Target = RawToken;
+    fn deref(&self) -> &RawToken {
+        &self.raw
     }
 }
 
@@ -38,30 +37,14 @@ const TRUE: CK_BBOOL = CK_TRUE;
 
 /// The library in `mode`, with a token, a logged-in R/W session.
 fn start(mode: &str) -> T {
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    std::env::remove_var("TESSERA_MODE");
-    let env = Env::new(&format!("tessera.mode = {mode}"));
-    env.activate();
-    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let raw = raw_token(mode, "");
+    let mut h = 0;
     unsafe {
-        assert_eq!(f.C_Initialize(null_mut()), CKR_OK);
-        let mut n: CK_ULONG = 4;
-        let mut slots = [0; 4];
-        assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
-        let mut ti = CK_TOKEN_INFO::default();
-        assert_eq!(f.C_GetTokenInfo(slots[0], &mut ti), CKR_OK);
-        assert_eq!(ti.flags & CKF_ERROR_STATE, 0, "the library under test must be sealed (tessera-util --seal)");
-        let slot = slots[0];
-        let mut label = [b' '; 32];
-        assert_eq!(f.C_InitToken(slot, SO_PIN.as_ptr() as *mut _, 8, label.as_mut_ptr()), CKR_OK);
-        let mut h = 0;
-        assert_eq!(f.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
-        assert_eq!(f.C_Login(h, CKU_SO, SO_PIN.as_ptr() as *mut _, 8), CKR_OK);
-        assert_eq!(f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-        assert_eq!(f.C_Logout(h), CKR_OK);
-        assert_eq!(f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-        T { f, h, slot, _env: env, _guard: guard }
+        let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
+        assert_eq!(raw.f.C_OpenSession(raw.slot, flags, null_mut(), None, &mut h), CKR_OK);
+        assert_eq!(raw.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
     }
+    T { raw, h }
 }
 
 impl T {

@@ -86,6 +86,53 @@ impl Env {
     }
 }
 
+/// The module's raw C interface in one mode, initialised on a private store whose first token
+/// is initialised (SO PIN [`SO_PIN`], user PIN [`USER_PIN`]): for tests that call the ABI
+/// directly. The mode is chosen in the configuration, whatever `TESSERA_MODE` the suite runs
+/// under. Finalised when dropped.
+pub struct RawToken {
+    pub f: cryptoki_sys::Pkcs11,
+    pub slot: cryptoki_sys::CK_SLOT_ID,
+    _env: Env,
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Drop for RawToken {
+    fn drop(&mut self) {
+        unsafe { self.f.C_Finalize(std::ptr::null_mut()) };
+    }
+}
+
+/// See [`RawToken`]; `label` names the token.
+pub fn raw_token(mode: &str, label: &str) -> RawToken {
+    use cryptoki_sys::*;
+    use std::ptr::null_mut;
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    std::env::remove_var("TESSERA_MODE");
+    let env = Env::new(&format!("tessera.mode = {mode}"));
+    env.activate();
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    unsafe {
+        assert_eq!(f.C_Initialize(null_mut()), CKR_OK);
+        let mut n: CK_ULONG = 4;
+        let mut slots = [0; 4];
+        assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
+        let mut ti = CK_TOKEN_INFO::default();
+        assert_eq!(f.C_GetTokenInfo(slots[0], &mut ti), CKR_OK);
+        assert_eq!(ti.flags & CKF_ERROR_STATE, 0, "the library under test must be sealed (tessera-util --seal)");
+        let slot = slots[0];
+        let mut padded = [b' '; 32];
+        padded[..label.len().min(32)].copy_from_slice(&label.as_bytes()[..label.len().min(32)]);
+        assert_eq!(f.C_InitToken(slot, SO_PIN.as_ptr() as *mut _, 8, padded.as_mut_ptr()), CKR_OK);
+        let mut h = 0;
+        assert_eq!(f.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
+        assert_eq!(f.C_Login(h, CKU_SO, SO_PIN.as_ptr() as *mut _, 8), CKR_OK);
+        assert_eq!(f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+        assert_eq!(f.C_CloseSession(h), CKR_OK);
+        RawToken { f, slot, _env: env, _guard: guard }
+    }
+}
+
 /// The module loaded and initialised on a private store, for one test.
 pub struct Loaded {
     pub p: Pkcs11,

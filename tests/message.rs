@@ -7,41 +7,18 @@ use std::ffi::c_void;
 use std::ptr::null_mut;
 use tessera_tests::*;
 
-struct T {
-    f: cryptoki_sys::Pkcs11,
-    slot: CK_SLOT_ID,
-    _env: Env,
-    _guard: std::sync::MutexGuard<'static, ()>,
-}
+/// The module in one mode with an initialised token (see `RawToken`).
+struct T(RawToken);
 
-impl Drop for T {
-    fn drop(&mut self) {
-        unsafe { self.f.C_Finalize(null_mut()) };
+impl std::ops::Deref for T {
+    type Target = RawToken;
+    fn deref(&self) -> &RawToken {
+        &self.0
     }
 }
 
 fn start(mode: &str) -> T {
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    std::env::remove_var("TESSERA_MODE");
-    let env = Env::new(&format!("tessera.mode = {mode}"));
-    env.activate();
-    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
-    unsafe {
-        assert_eq!(f.C_Initialize(null_mut()), CKR_OK);
-        let mut n: CK_ULONG = 4;
-        let mut slots = [0; 4];
-        assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
-        let mut label = [b' '; 32];
-        label[..3].copy_from_slice(b"msg");
-        assert_eq!(f.C_InitToken(slots[0], SO_PIN.as_ptr() as *mut _, 8, label.as_mut_ptr()), CKR_OK);
-        let t = T { f, slot: slots[0], _env: env, _guard: guard };
-        let mut h = 0;
-        assert_eq!(t.f.C_OpenSession(t.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
-        assert_eq!(t.f.C_Login(h, CKU_SO, SO_PIN.as_ptr() as *mut _, 8), CKR_OK);
-        assert_eq!(t.f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-        assert_eq!(t.f.C_CloseSession(h), CKR_OK);
-        t
-    }
+    T(raw_token(mode, "msg"))
 }
 
 impl T {
@@ -67,7 +44,7 @@ impl T {
             assert_eq!(self.f.C_Finalize(null_mut()), CKR_OK);
             assert_eq!(self.f.C_Initialize(null_mut()), CKR_OK);
         }
-        self.slot = initialised_slot(&self.f);
+        self.0.slot = initialised_slot(&self.f);
     }
 
     /// A token AES-256 key labelled `label` (created once; found again after a restart).
@@ -274,7 +251,7 @@ fn counter_ivs_never_repeat_across_messages_sessions_restarts_and_processes() {
             // The child starts the module afresh and uses the same token key.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 assert_eq!(unsafe { t.f.C_Initialize(null_mut()) }, CKR_OK);
-                t.slot = initialised_slot(&t.f);
+                t.0.slot = initialised_slot(&t.f);
                 let h = t.session();
                 let key = t.key(h, "gcm-counter");
                 t.init(h, key, true);
