@@ -3,7 +3,7 @@
 //! the tag), which this layer fills after the core has worked.
 
 use super::*;
-use crate::services::message::{Encrypted, GcmMessage, Part};
+use crate::services::message::GcmMessage;
 use std::ffi::c_void;
 
 /// Reads `CK_GCM_MESSAGE_PARAMS`; returns the parameters and the caller's IV and tag buffers.
@@ -82,24 +82,13 @@ pub unsafe extern "C" fn C_EncryptMessage(
         let aad = bytes(pAssociatedData, ulAssociatedDataLen)?;
         let plain = bytes(pPlaintext, ulPlaintextLen)?;
         let cap = capacity(pCiphertext, pulCiphertextLen)?;
-        let len_out = out(pulCiphertextLen)?;
-        match m.encrypt_message(hSession, &params, aad, plain, cap)? {
-            Encrypted::Length { len, too_small } => {
-                *len_out = len as CK_ULONG;
-                if too_small {
-                    Err(err(CKR_BUFFER_TOO_SMALL))
-                } else {
-                    Ok(())
-                }
-            }
-            Encrypted::Done { ciphertext, iv, tag } => {
-                std::ptr::copy_nonoverlapping(ciphertext.as_ptr(), pCiphertext, ciphertext.len());
-                *len_out = ciphertext.len() as CK_ULONG;
-                iv_out.copy_from_slice(&iv);
-                tag_out.copy_from_slice(&tag);
-                Ok(())
-            }
+        let (o, made) = m.encrypt_message(hSession, &params, aad, plain, cap)?;
+        write_output(o, pCiphertext, pulCiphertextLen)?;
+        if let Some((iv, tag)) = made {
+            iv_out.copy_from_slice(&iv);
+            tag_out.copy_from_slice(&tag);
         }
+        Ok(())
     })
 }
 
@@ -189,28 +178,13 @@ unsafe fn next(
         let (_, _, tag) = gcm_message(p, len)?;
         let data = bytes(input, input_len)?;
         let cap = capacity(output, output_len)?;
-        let len_out = out(output_len)?;
-        match m.message_next(h, encrypt, data, cap, end, tag)? {
-            Part::Length { len, too_small } => {
-                *len_out = len as CK_ULONG;
-                if too_small {
-                    Err(err(CKR_BUFFER_TOO_SMALL))
-                } else {
-                    Ok(())
-                }
-            }
-            Part::Done { output: o, tag: made } => {
-                if !o.is_empty() {
-                    std::ptr::copy_nonoverlapping(o.as_ptr(), output, o.len());
-                }
-                *len_out = o.len() as CK_ULONG;
-                if let Some(t) = made {
-                    // The tag of an encrypted message goes into the caller's parameters.
-                    tag.get_mut(..t.len()).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?.copy_from_slice(&t);
-                }
-                Ok(())
-            }
+        let (o, made) = m.message_next(h, encrypt, data, cap, end, tag)?;
+        write_output(o, output, output_len)?;
+        if let Some(t) = made {
+            // The tag of an encrypted message goes into the caller's parameters.
+            tag.get_mut(..t.len()).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?.copy_from_slice(&t);
         }
+        Ok(())
     })
 }
 

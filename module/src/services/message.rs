@@ -6,6 +6,7 @@
 //! the part flagged `CKF_END_OF_MESSAGE`, which gives the tag).
 
 use super::crypto::Usage;
+use super::Output;
 use crate::error::{err, Result};
 use crate::mechanisms::aes::GcmParams;
 use crate::mechanisms::registry;
@@ -24,22 +25,6 @@ pub struct GcmMessage {
     pub tag_bits: CK_ULONG,
 }
 
-/// What `C_EncryptMessage` gives back.
-pub enum Encrypted {
-    /// The ciphertext length only (NULL or short buffer); nothing was consumed.
-    Length { len: usize, too_small: bool },
-    /// Ciphertext, the IV used (to be written back into the caller's IV buffer) and the tag.
-    Done { ciphertext: Vec<u8>, iv: Vec<u8>, tag: Vec<u8> },
-}
-
-/// What `C_EncryptMessageNext` / `C_DecryptMessageNext` give back.
-pub enum Part {
-    /// The output length only (NULL or short buffer); nothing was consumed.
-    Length { len: usize, too_small: bool },
-    /// This part's output, and at the end of an encrypted message its tag.
-    Done { output: Vec<u8>, tag: Option<Vec<u8>> },
-}
-
 const IV_BYTES: usize = 12;
 
 impl MessageOp {
@@ -47,6 +32,19 @@ impl MessageOp {
     fn detached(&self) -> MessageOp {
         MessageOp { mechanism: self.mechanism, key: self.key.clone(), token_key: self.token_key, part: None }
     }
+}
+
+/// The session's active message-based operation of this direction, detached, for a call that
+/// starts a message: none is `CKR_OPERATION_NOT_INITIALIZED`, a message still in parts
+/// `CKR_OPERATION_ACTIVE`.
+fn for_new_message(s: &Session, encrypt: bool) -> Result<MessageOp> {
+    let ops = lock(&s.ops);
+    let op = if encrypt { &ops.message_encrypt } else { &ops.message_decrypt };
+    let op = op.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+    if op.part.is_some() {
+        return Err(err(CKR_OPERATION_ACTIVE));
+    }
+    Ok(op.detached())
 }
 
 impl Module {
@@ -162,7 +160,8 @@ impl Module {
         Ok(())
     }
 
-    /// `C_EncryptMessage`. `cap` is the caller's ciphertext buffer (`None` for NULL).
+    /// `C_EncryptMessage`. `cap` is the caller's ciphertext buffer (`None` for NULL). With the
+    /// ciphertext come the IV used (to be written back into the caller's IV buffer) and the tag.
     pub fn encrypt_message(
         &self,
         h: CK_SESSION_HANDLE,
@@ -170,19 +169,12 @@ impl Module {
         aad: &[u8],
         plain: &[u8],
         cap: Option<usize>,
-    ) -> Result<Encrypted> {
+    ) -> Result<(Output, Option<(Vec<u8>, Vec<u8>)>)> {
         let s = self.session(h)?;
-        let op = {
-            let ops = lock(&s.ops);
-            let op = ops.message_encrypt.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            if op.part.is_some() {
-                return Err(err(CKR_OPERATION_ACTIVE));
-            }
-            op.detached()
-        };
+        let op = for_new_message(&s, true)?;
         match cap {
-            None => return Ok(Encrypted::Length { len: plain.len(), too_small: false }),
-            Some(c) if c < plain.len() => return Ok(Encrypted::Length { len: plain.len(), too_small: true }),
+            None => return Ok((Output::Length { len: plain.len(), too_small: false }, None)),
+            Some(c) if c < plain.len() => return Ok((Output::Length { len: plain.len(), too_small: true }, None)),
             _ => {}
         }
         self.note_decision(&s, &op, Function::Encrypt, p.generator != CKG_NO_GENERATE)?;
@@ -193,7 +185,7 @@ impl Module {
         let mut out = c.update(plain)?;
         out.extend(c.finish()?);
         let tag = out.split_off(plain.len());
-        Ok(Encrypted::Done { ciphertext: out, iv, tag })
+        Ok((Output::Done(out), Some((iv, tag))))
     }
 
     /// `C_DecryptMessage`: `tag` is what the caller's tag buffer holds.
@@ -205,21 +197,12 @@ impl Module {
         aad: &[u8],
         ciphertext: &[u8],
         cap: Option<usize>,
-    ) -> Result<super::Output> {
+    ) -> Result<Output> {
         let s = self.session(h)?;
-        let op = {
-            let ops = lock(&s.ops);
-            let op = ops.message_decrypt.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            if op.part.is_some() {
-                return Err(err(CKR_OPERATION_ACTIVE));
-            }
-            op.detached()
-        };
+        let op = for_new_message(&s, false)?;
         match cap {
-            None => return Ok(super::Output::Length { len: ciphertext.len(), too_small: false }),
-            Some(c) if c < ciphertext.len() => {
-                return Ok(super::Output::Length { len: ciphertext.len(), too_small: true })
-            }
+            None => return Ok(Output::Length { len: ciphertext.len(), too_small: false }),
+            Some(c) if c < ciphertext.len() => return Ok(Output::Length { len: ciphertext.len(), too_small: true }),
             _ => {}
         }
         self.note_decision(&s, &op, Function::Decrypt, false)?;
@@ -230,22 +213,14 @@ impl Module {
         let mut out = d.update(ciphertext)?;
         out.extend(d.update(tag)?);
         out.extend(d.finish()?);
-        Ok(super::Output::Done(out))
+        Ok(Output::Done(out))
     }
 
     /// `C_EncryptMessageBegin` / `C_DecryptMessageBegin`: starts a message processed in parts;
     /// gives the IV used (generated by the token when the parameters ask, for encryption).
     pub fn message_begin(&self, h: CK_SESSION_HANDLE, encrypt: bool, p: &GcmMessage, aad: &[u8]) -> Result<Vec<u8>> {
         let s = self.session(h)?;
-        let op = {
-            let ops = lock(&s.ops);
-            let op = if encrypt { &ops.message_encrypt } else { &ops.message_decrypt };
-            let op = op.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            if op.part.is_some() {
-                return Err(err(CKR_OPERATION_ACTIVE));
-            }
-            op.detached()
-        };
+        let op = for_new_message(&s, encrypt)?;
         let generated = encrypt && p.generator != CKG_NO_GENERATE;
         self.note_decision(&s, &op, if encrypt { Function::Encrypt } else { Function::Decrypt }, generated)?;
         let iv = if encrypt { self.message_iv(&s, &op, p)? } else { p.iv.clone() };
@@ -266,7 +241,8 @@ impl Module {
     /// once, and the tag with the last part; decryption holds the plaintext back until the last
     /// part, whose tag (`tag`, from the caller's parameters) is checked first. A length query
     /// (`cap` `None`) or a short buffer consumes nothing. The message ends with its last part, or
-    /// with any error other than a short buffer; the message-based operation goes on.
+    /// with any error other than a short buffer; the message-based operation goes on. Gives the
+    /// part's output and, at the end of an encrypted message, its tag.
     pub fn message_next(
         &self,
         h: CK_SESSION_HANDLE,
@@ -275,7 +251,7 @@ impl Module {
         cap: Option<usize>,
         end: bool,
         tag: &[u8],
-    ) -> Result<Part> {
+    ) -> Result<(Output, Option<Vec<u8>>)> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
         let slot = if encrypt { &mut ops.message_encrypt } else { &mut ops.message_decrypt };
@@ -287,8 +263,8 @@ impl Module {
             (false, true) => held + data.len(),
         };
         match cap {
-            None => return Ok(Part::Length { len, too_small: false }),
-            Some(c) if c < len => return Ok(Part::Length { len, too_small: true }),
+            None => return Ok((Output::Length { len, too_small: false }, None)),
+            Some(c) if c < len => return Ok((Output::Length { len, too_small: true }, None)),
             _ => {}
         }
         // Taken out while it works: an error leaves the message ended.
@@ -297,16 +273,16 @@ impl Module {
         if !end {
             part.held += data.len().saturating_sub(output.len());
             active.part = Some(part);
-            return Ok(Part::Done { output, tag: None });
+            return Ok((Output::Done(output), None));
         }
         if encrypt {
             let tag = part.op.finish()?;
-            Ok(Part::Done { output, tag: Some(tag) })
+            Ok((Output::Done(output), Some(tag)))
         } else {
             let mut output = output;
             output.extend(part.op.update(tag)?);
             output.extend(part.op.finish()?);
-            Ok(Part::Done { output, tag: None })
+            Ok((Output::Done(output), None))
         }
     }
 }
