@@ -7,6 +7,7 @@ use crate::mechanisms::{registry, Mechanism};
 use crate::module::{lock, Module};
 use crate::object::{as_ulong, Object};
 use crate::policy::{policy, Decision, Function, KeyInfo};
+use crate::services::objects::Target;
 use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Session, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -90,6 +91,24 @@ fn check_key(obj: &Object, mech_type: CK_MECHANISM_TYPE, mech: &dyn Mechanism, u
         let mut list = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(as_ulong).peekable();
         if list.peek().is_some() && !list.any(|m| m == mech_type) {
             return Err(err(CKR_MECHANISM_INVALID));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_key`] on a key just resolved, and for a token object that its material is loaded
+/// (`CKR_USER_NOT_LOGGED_IN` while the token is locked).
+fn check_resolved(
+    target: &Target,
+    obj: &Object,
+    mech_type: CK_MECHANISM_TYPE,
+    mech: &dyn Mechanism,
+    usage: Usage,
+) -> Result<()> {
+    check_key(obj, mech_type, mech, usage)?;
+    if let Target::Token { token, id, .. } = target {
+        if !token.is_complete(*id) {
+            return Err(err(CKR_USER_NOT_LOGGED_IN));
         }
     }
     Ok(())
@@ -215,12 +234,7 @@ impl Module {
     ) -> Result<Arc<Object>> {
         mechanism_does(mech, usage)?;
         let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
-        check_key(&obj, mech_type, mech, usage)?;
-        if let crate::services::objects::Target::Token { token, id, .. } = &target {
-            if !token.is_complete(*id) {
-                return Err(err(CKR_USER_NOT_LOGGED_IN));
-            }
-        }
+        check_resolved(&target, &obj, mech_type, mech, usage)?;
         Ok(obj)
     }
 
@@ -273,16 +287,8 @@ impl Module {
                 return Err(e);
             }
         };
-        check_key(&obj, mech_type, mech, usage)?;
-        let token_view = match target {
-            crate::services::objects::Target::Session { .. } => None,
-            crate::services::objects::Target::Token { token, id, .. } => {
-                if !token.is_complete(id) {
-                    return Err(err(CKR_USER_NOT_LOGGED_IN));
-                }
-                Some(generation)
-            }
-        };
+        check_resolved(&target, &obj, mech_type, mech, usage)?;
+        let token_view = matches!(target, Target::Token { .. }).then_some(generation);
         if let Some(i) = found {
             if Arc::ptr_eq(&cache.entries[i].shared, &obj) {
                 let e = &mut cache.entries[i];

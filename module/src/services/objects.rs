@@ -86,8 +86,7 @@ impl Handles {
 }
 
 /// The handle table behind its lock, with an epoch that moves on at every change to it. Sessions
-/// keep the session-object keys they resolved (`session::KeyCache`) and trust them while the epoch
-/// stays, so starting an operation with a key writes to no lock or counter that other threads'
+/// keep the keys they resolved (`session::KeyCache`) and trust them while the epoch stays, so starting an operation with a key writes to no lock or counter that other threads'
 /// sessions write too: on two cores that sharing, not the work, set the pace of short operations.
 #[derive(Default)]
 pub struct HandleTable {
