@@ -133,6 +133,22 @@ pub fn raw_token(mode: &str, label: &str) -> RawToken {
     }
 }
 
+/// A finished command's status and output, for assertion messages.
+pub fn show(o: &std::process::Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A command as a shell line, for messages.
+pub fn describe(c: &std::process::Command) -> String {
+    let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    format!("{} {}", c.get_program().to_string_lossy(), args.join(" "))
+}
+
 /// The module loaded and initialised on a private store, for one test.
 pub struct Loaded {
     pub p: Pkcs11,

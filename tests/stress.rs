@@ -46,15 +46,6 @@ fn value_of(label: &str) -> Vec<u8> {
     (0u8..8).flat_map(|i| Sha256::new().chain_update(label.as_bytes()).chain_update([i]).finalize()).collect()
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A `tessera-testproc` command on this store, with the module under test.
 fn testproc(env: &Env, args: &[&str]) -> Command {
     let mut c = env.command(testproc_path());

@@ -26,20 +26,6 @@ macro_rules! require {
     };
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn describe(c: &Command) -> String {
-    let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-    format!("{} {}", c.get_program().to_string_lossy(), args.join(" "))
-}
-
 /// Runs a command, returning its output and its description for messages.
 fn run(mut c: Command) -> (Output, String) {
     let what = describe(&c);
