@@ -84,9 +84,9 @@ pub unsafe extern "C" fn C_EncryptMessage(
         let cap = capacity(pCiphertext, pulCiphertextLen)?;
         let (o, made) = m.encrypt_message(hSession, &params, aad, plain, cap)?;
         write_output(o, pCiphertext, pulCiphertextLen)?;
-        if let Some((iv, tag)) = made {
-            iv_out.copy_from_slice(&iv);
-            tag_out.copy_from_slice(&tag);
+        if let Some(sealed) = made {
+            iv_out.copy_from_slice(&sealed.iv);
+            tag_out.copy_from_slice(&sealed.tag);
         }
         Ok(())
     })

@@ -25,6 +25,13 @@ pub struct GcmMessage {
     pub tag_bits: CK_ULONG,
 }
 
+/// What an encrypted message gives back beside its ciphertext: the IV used (to be written back
+/// into the caller's IV buffer) and the tag.
+pub struct Sealed {
+    pub iv: Vec<u8>,
+    pub tag: Vec<u8>,
+}
+
 const IV_BYTES: usize = 12;
 
 impl MessageOp {
@@ -169,7 +176,7 @@ impl Module {
         aad: &[u8],
         plain: &[u8],
         cap: Option<usize>,
-    ) -> Result<(Output, Option<(Vec<u8>, Vec<u8>)>)> {
+    ) -> Result<(Output, Option<Sealed>)> {
         let s = self.session(h)?;
         let op = for_new_message(&s, true)?;
         match cap {
@@ -185,7 +192,7 @@ impl Module {
         let mut out = c.update(plain)?;
         out.extend(c.finish()?);
         let tag = out.split_off(plain.len());
-        Ok((Output::Done(out), Some((iv, tag))))
+        Ok((Output::Done(out), Some(Sealed { iv, tag })))
     }
 
     /// `C_DecryptMessage`: `tag` is what the caller's tag buffer holds.
