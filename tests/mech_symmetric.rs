@@ -697,8 +697,32 @@ fn hkdf_derive() {
         pInfo: null_mut(),
         ulInfoLen: 0,
     };
-    let salt_key = Mech::with_struct(CKM_HKDF_DERIVE, &p);
-    assert_eq!(t.derive(&salt_key, ikm, &made(CKK_GENERIC_SECRET, Some(16))), Err(CKR_MECHANISM_PARAM_INVALID));
+    // The salt as a key (CKF_HKDF_SALT_KEY): RFC 5869 case 1 again, its salt in a generic secret.
+    let salt_obj = t.key(CKK_GENERIC_SECRET, &salt).unwrap();
+    p.hSaltKey = salt_obj;
+    p.pInfo = info.as_ptr() as *mut u8;
+    p.ulInfoLen = info.len() as CK_ULONG;
+    let k = t.derive(&Mech::with_struct(CKM_HKDF_DERIVE, &p), ikm, &made(CKK_GENERIC_SECRET, Some(42)));
+    assert_eq!(t.value(k.unwrap()).unwrap(), okm);
+    // Only a secret key meant for derivation, that the session can see, is a salt key.
+    let aes_salt = t.key(CKK_AES, &[7; 16]).unwrap();
+    let mut no_derive_salt = secret(CKK_GENERIC_SECRET, &salt);
+    no_derive_salt.retain(|(a, _)| *a != CKA_DERIVE);
+    no_derive_salt.push((CKA_DERIVE, V::B(false)));
+    let no_derive_salt = t.create(&no_derive_salt).unwrap();
+    for (handle, want) in [
+        (aes_salt, CKR_KEY_TYPE_INCONSISTENT),
+        (no_derive_salt, CKR_KEY_FUNCTION_NOT_PERMITTED),
+        (CK_INVALID_HANDLE, CKR_KEY_HANDLE_INVALID),
+        (0x7fff_fff0, CKR_KEY_HANDLE_INVALID),
+    ] {
+        p.hSaltKey = handle;
+        let r = t.derive(&Mech::with_struct(CKM_HKDF_DERIVE, &p), ikm, &made(CKK_GENERIC_SECRET, Some(16)));
+        assert_eq!(r, Err(want), "salt key {handle:#x}");
+    }
+    p.hSaltKey = ikm;
+    p.pInfo = null_mut();
+    p.ulInfoLen = 0;
     p.ulSaltType = CKF_HKDF_SALT_DATA;
     p.ulSaltLen = 4;
     let null_salt = Mech::with_struct(CKM_HKDF_DERIVE, &p);

@@ -57,6 +57,10 @@ impl HkdfParams {
     pub fn encode(&self) -> Result<Vec<u8>> {
         encode(self)
     }
+
+    pub fn decode(b: &[u8]) -> Result<HkdfParams> {
+        decode(b)
+    }
 }
 
 impl Pbkdf2Params {
@@ -115,8 +119,8 @@ impl Mechanism for Hkdf {
             let salt = match p.salt_type {
                 CKF_HKDF_SALT_NULL => vec![0u8; hash.out_len()],
                 CKF_HKDF_SALT_DATA => p.salt.clone(),
-                // A salt key is an object handle; resolving it takes the session, which a
-                // mechanism does not have.
+                // A salt key (`CKF_HKDF_SALT_KEY`) is an object handle: the key service, which
+                // has the session, resolves it into data before the mechanism runs.
                 _ => return Err(err(CKR_MECHANISM_PARAM_INVALID)),
             };
             hkdf_extract(hash, &salt, ikm)?

@@ -264,6 +264,40 @@ impl Module {
         self.store_object(&s, obj)
     }
 
+    /// HKDF parameters whose salt is a key (`CKF_HKDF_SALT_KEY`) with the salt key's value put in
+    /// as data; `None` for every other parameter. The salt key must be a secret key of the
+    /// session's token that it may see, of a type meant for key derivation (`CKK_GENERIC_SECRET`,
+    /// `CKK_HKDF`), with `CKA_DERIVE`: its value becomes the HMAC key of HKDF-Extract, and other
+    /// keys (an AES key …) must not be usable as a MAC key that way.
+    fn hkdf_salt_key(
+        &self,
+        s: &Session,
+        mech: CK_MECHANISM_TYPE,
+        param: &[u8],
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        use crate::mechanisms::kdf::HkdfParams;
+        if !matches!(mech, CKM_HKDF_DERIVE | CKM_HKDF_DATA) {
+            return Ok(None);
+        }
+        // Malformed parameters are the mechanism's to refuse.
+        let Ok(mut p) = HkdfParams::decode(param) else { return Ok(None) };
+        if !p.extract || p.salt_type != CKF_HKDF_SALT_KEY {
+            return Ok(None);
+        }
+        let (_, k) = self.resolve(s, p.salt_key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
+        if k.class() != CKO_SECRET_KEY || !matches!(k.subtype(), Some(CKK_GENERIC_SECRET | CKK_HKDF)) {
+            return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        if !k.flag(CKA_DERIVE) {
+            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+        }
+        p.salt = k.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec();
+        p.salt_type = CKF_HKDF_SALT_DATA;
+        let encoded = zeroize::Zeroizing::new(p.encode()?);
+        zeroize::Zeroize::zeroize(&mut p.salt);
+        Ok(Some(encoded))
+    }
+
     /// `C_DeriveKey`.
     pub fn derive_key(
         &self,
@@ -279,7 +313,8 @@ impl Module {
         let d = self.decide(mech, m, Function::Derive, &KeyInfo::of(&bk), param)?;
         let map = template::collect(template)?;
         let len = map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| l as usize);
-        let value = m.derive(param, &bk, len)?;
+        let salted = self.hkdf_salt_key(&s, mech, param)?;
+        let value = m.derive(salted.as_deref().map_or(param, |p| p.as_slice()), &bk, len)?;
         if map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)) == Some(CKO_DATA) {
             // CKM_HKDF_DATA: the output is a data object holding the derived bytes.
             let t: Template = template.iter().filter(|(a, _)| *a != CKA_VALUE_LEN).cloned().collect();
