@@ -363,6 +363,41 @@ fn keygen_attributes_and_ecdsa_round_trip_on_every_curve() {
     }
 }
 
+/// Private keys of every curve go through `CKM_AES_KEY_WRAP` (RFC 3394), their PKCS#8 encoding
+/// zero padded to a multiple of 8 bytes as PKCS#11 has it for that mechanism; the unwrapped key
+/// signs what the original public key verifies.
+#[test]
+fn private_keys_wrap_with_aes_key_wrap() {
+    let c = setup("ec-wrap");
+    let s = c.s();
+    let kek = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::ValueLen(32.into()), Attribute::Token(false), Attribute::Wrap(true), Attribute::Unwrap(true)],
+        )
+        .expect("KEK");
+    let msg = b"Tessera unwraps what it wrapped";
+    for (params, _) in CURVES {
+        let (public, private) = pair_with(s, Mechanism::EccKeyPairGen, params, &[], &[Attribute::Extractable(true)])
+            .expect("extractable EC key pair");
+        {
+            let (wrap, name) = (Mechanism::AesKeyWrap, "KW");
+            let wrapped = s.wrap_key(&wrap, kek, private).unwrap_or_else(|e| panic!("{name} wrap: {e}"));
+            assert_eq!(wrapped.len() % 8, 0);
+            let template = [
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Token(false),
+                Attribute::Sign(true),
+            ];
+            let back = s.unwrap_key(&wrap, kek, &wrapped, &template).unwrap_or_else(|e| panic!("{name} unwrap: {e}"));
+            assert_eq!(bytes_attr(s, back, AttributeType::EcParams), params, "{name}");
+            let sig = s.sign(&Mechanism::EcdsaSha256, back, msg).expect("sign with the unwrapped key");
+            s.verify(&Mechanism::EcdsaSha256, public, msg, &sig).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
 #[test]
 fn curve_names_given_as_printable_strings_are_accepted() {
     let c = setup("ec-names");

@@ -387,8 +387,26 @@ fn aes_key_wrap() {
     assert_eq!(t.value(back).unwrap(), data);
     assert_eq!(t.unwrap(&kw, kek, &bad, &made(CKK_AES, None)), Err(CKR_WRAPPED_KEY_INVALID));
     assert_eq!(t.unwrap(&kw, kek, &bad[..20], &made(CKK_AES, None)), Err(CKR_WRAPPED_KEY_LEN_RANGE));
-    let odd = t.key(CKK_GENERIC_SECRET, &[1; 20]).unwrap();
-    assert_eq!(t.wrap(&kw, kek, odd), Err(CKR_KEY_SIZE_RANGE));
+    // A key whose length is not a multiple of 8 bytes is zero padded to fit (PKCS#11 on
+    // CKM_AES_KEY_WRAP), a short one to the two blocks RFC 3394 needs; unwrapping truncates to the
+    // template's CKA_VALUE_LEN.
+    for len in [20usize, 8, 1] {
+        let odd = t.key(CKK_GENERIC_SECRET, &vec![1; len]).unwrap();
+        let w = t.wrap(&kw, kek, odd).unwrap();
+        let mut padded = vec![1; len];
+        padded.resize(len.next_multiple_of(8).max(16), 0);
+        assert_eq!(w, t.encrypt(&kw, kek, &padded).unwrap(), "{len}-byte key");
+        let back = t.unwrap(&kw, kek, &w, &made(CKK_GENERIC_SECRET, Some(len))).unwrap();
+        assert_eq!(t.value(back).unwrap(), vec![1; len]);
+        // Without a length the padding stays: the application must convey the length (spec).
+        let whole = t.unwrap(&kw, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
+        assert_eq!(t.value(whole).unwrap(), padded);
+    }
+    // Only zero bytes are taken off: a length that cuts into the value is refused.
+    let w = t.wrap(&kw, kek, t.key(CKK_GENERIC_SECRET, &[1; 20]).unwrap()).unwrap();
+    assert_eq!(t.unwrap(&kw, kek, &w, &made(CKK_GENERIC_SECRET, Some(19))), Err(CKR_TEMPLATE_INCONSISTENT));
+    // Encryption with KW stays strict: the data is the caller's, not a key.
+    assert_eq!(t.encrypt(&kw, kek, &[1; 20]), Err(CKR_DATA_LEN_RANGE));
     // KWP takes it: RFC 5649 §6.
     let kek2 = t.key(CKK_AES, &h("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8")).unwrap();
     let kwp = Mech::new(CKM_AES_KEY_WRAP_KWP);

@@ -565,6 +565,19 @@ impl KeyWrap {
         self.check_param(param)?;
         let forward = matches!(u, Use::Encrypt | Use::Wrap);
         let k = expand(key, forward)?;
+        // PKCS#11 on CKM_AES_KEY_WRAP: "a key whose length is not a multiple of the AES Key Wrap
+        // block size (8 bytes) will be zero padded to fit" — here to at least the two blocks
+        // RFC 3394 needs. Unwrapping takes the padding off again (`services::keys`).
+        let zero_padded: Zeroizing<Vec<u8>>;
+        let short = data.len() < 16 || !data.len().is_multiple_of(8);
+        let data = if matches!(u, Use::Wrap) && !self.padded && !data.is_empty() && short {
+            let mut v = Zeroizing::new(data.to_vec());
+            v.resize(data.len().next_multiple_of(8).max(16), 0);
+            zero_padded = v;
+            zero_padded.as_slice()
+        } else {
+            data
+        };
         let len_ok = if forward {
             if self.padded {
                 !data.is_empty()
