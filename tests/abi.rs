@@ -1066,6 +1066,42 @@ unsafe fn aes_key_session(r: &Raw, label: &str) -> (CK_SESSION_HANDLE, CK_OBJECT
     (h, r.create(h, &mut t).unwrap())
 }
 
+/// A mechanism that cannot perform a function is `CKR_MECHANISM_INVALID` for it before its
+/// parameter is looked at (a parameter the mechanism would refuse anyway does not change that).
+#[test]
+fn mechanisms_that_cannot_do_a_function_are_invalid_whatever_their_parameter() {
+    let r = raw();
+    r.init();
+    unsafe {
+        let (h, k) = aes_key_session(&r, "mechinvalid");
+        let mut junk = [0xffu8; 3];
+        for mech in [CKM_RSA_PKCS_OAEP, CKM_SHA256_RSA_PKCS_PSS, CKM_AES_GCM, CKM_HKDF_DERIVE, 0x7fff_0000] {
+            for (p, len) in [(null_mut(), 0), (junk.as_mut_ptr() as *mut c_void, 3)] {
+                let mut m = CK_MECHANISM { mechanism: mech, pParameter: p, ulParameterLen: len };
+                let what = format!("mechanism {mech:#x}, parameter length {len}");
+                if mech != CKM_RSA_PKCS_OAEP && mech != CKM_AES_GCM {
+                    assert_eq!(r.f.C_EncryptInit(h, &mut m, k), CKR_MECHANISM_INVALID, "encrypt, {what}");
+                }
+                if mech != CKM_SHA256_RSA_PKCS_PSS {
+                    assert_eq!(r.f.C_SignInit(h, &mut m, k), CKR_MECHANISM_INVALID, "sign, {what}");
+                    assert_eq!(r.f.C_VerifyInit(h, &mut m, k), CKR_MECHANISM_INVALID, "verify, {what}");
+                }
+                assert_eq!(r.f.C_DigestInit(h, &mut m), CKR_MECHANISM_INVALID, "digest, {what}");
+                let mut out: CK_OBJECT_HANDLE = 0;
+                if mech != CKM_HKDF_DERIVE {
+                    let r2 = r.f.C_DeriveKey(h, &mut m, k, null_mut(), 0, &mut out);
+                    assert_eq!(r2, CKR_MECHANISM_INVALID, "derive, {what}");
+                }
+                assert_eq!(r.f.C_GenerateKey(h, &mut m, null_mut(), 0, &mut out), CKR_MECHANISM_INVALID, "{what}");
+            }
+        }
+        // A mechanism that can, with a parameter it cannot take, is a parameter error as before.
+        let mut m =
+            CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: junk.as_mut_ptr() as *mut c_void, ulParameterLen: 3 };
+        assert_eq!(r.f.C_EncryptInit(h, &mut m, k), CKR_MECHANISM_PARAM_INVALID);
+    }
+}
+
 #[test]
 fn single_part_lengths_are_answered_before_the_work() {
     let r = raw();

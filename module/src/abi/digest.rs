@@ -10,7 +10,7 @@ pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *
         if pMechanism.is_null() {
             return m.cancel_operation(hSession, crate::services::crypto::OpKind::Digest);
         }
-        let (mech, param) = mechanism(pMechanism)?;
+        let (mech, param) = mechanism(pMechanism, CKF_DIGEST)?;
         m.digest_init(hSession, mech, &param)
     })
 }

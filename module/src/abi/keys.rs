@@ -13,7 +13,7 @@ pub unsafe extern "C" fn C_GenerateKey(
     guard("C_GenerateKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism)?;
+        let (mt, param) = mechanism(pMechanism, CKF_GENERATE)?;
         let dest = out(phKey)?;
         let t = read_template(pTemplate, ulCount)?;
         *dest = m.generate_key(hSession, mt, &param, &t)?;
@@ -35,7 +35,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     guard("C_GenerateKeyPair", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism)?;
+        let (mt, param) = mechanism(pMechanism, CKF_GENERATE_KEY_PAIR)?;
         let (pubh, privh) = (out(phPublicKey)?, out(phPrivateKey)?);
         let pt = read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?;
         let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
@@ -58,7 +58,7 @@ pub unsafe extern "C" fn C_WrapKey(
     guard("C_WrapKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism)?;
+        let (mt, param) = mechanism(pMechanism, CKF_WRAP)?;
         let cap = capacity(pWrappedKey, pulWrappedKeyLen)?;
         let wrapped = m.wrap_key(hSession, mt, &param, hWrappingKey, hKey)?;
         write_output(crate::services::deliver(&mut Some(wrapped), cap), pWrappedKey, pulWrappedKeyLen)
@@ -79,7 +79,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
     guard("C_UnwrapKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism)?;
+        let (mt, param) = mechanism(pMechanism, CKF_UNWRAP)?;
         let dest = out(phKey)?;
         let wrapped = bytes(pWrappedKey, ulWrappedKeyLen)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn C_DeriveKey(
     guard("C_DeriveKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism)?;
+        let (mt, param) = mechanism(pMechanism, CKF_DERIVE)?;
         let dest = out(phKey)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
         *dest = m.derive_key(hSession, mt, &param, hBaseKey, &t)?;

@@ -184,6 +184,15 @@ impl Registry {
         self.map.get(&ty).map(|b| b.as_ref()).ok_or(err(CKR_MECHANISM_INVALID))
     }
 
+    /// `CKR_MECHANISM_INVALID` unless the mechanism exists and offers `function` (a `CKF_` flag of
+    /// its `CK_MECHANISM_INFO`).
+    pub fn can(&self, ty: CK_MECHANISM_TYPE, function: CK_FLAGS) -> Result<()> {
+        match self.get(ty)?.info().flags & function {
+            0 => Err(err(CKR_MECHANISM_INVALID)),
+            _ => Ok(()),
+        }
+    }
+
     /// Mechanism types in ascending order.
     pub fn types(&self) -> Vec<CK_MECHANISM_TYPE> {
         self.map.keys().copied().collect()
