@@ -112,12 +112,18 @@ fn mechanism_list_and_info() {
         }
         assert_eq!(rv, CKR_OK, "mechanism {m:#x}");
         // In the approved mode only the functions with an approved use are asserted: CBC_PAD and
-        // GCM do not wrap there (neither is an SP 800-38F key wrap).
+        // GCM do not wrap there (neither is an SP 800-38F key wrap), and GCM encrypts only
+        // through the message API, with an IV the token generates.
         let flags = match m {
-            CKM_AES_CBC_PAD | CKM_AES_GCM if approved_mode() => CKF_ENCRYPT | CKF_DECRYPT,
+            CKM_AES_CBC_PAD if approved_mode() => CKF_ENCRYPT | CKF_DECRYPT,
+            CKM_AES_GCM if approved_mode() => CKF_MESSAGE_ENCRYPT | CKF_DECRYPT | CKF_MESSAGE_DECRYPT,
+            CKM_AES_GCM => flags | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT,
             _ => flags,
         };
         assert_eq!(info.flags & flags, flags, "flags of {m:#x}");
+        if m == CKM_AES_GCM && approved_mode() {
+            assert_eq!(info.flags & (CKF_ENCRYPT | CKF_WRAP), 0, "C_EncryptInit takes the application's IV");
+        }
     }
     let mut info = CK_MECHANISM_INFO::default();
     assert_eq!(unsafe { t.f.C_GetMechanismInfo(slot, CKM_AES_GCM, &mut info) }, CKR_OK);

@@ -194,17 +194,21 @@ impl Policy {
     }
 
     /// The `CKF_*` function flags of a mechanism's approved uses (what `C_GetMechanismInfo`
-    /// reports in the approved mode).
+    /// reports in the approved mode). Encryption only with an IV the token generates is offered
+    /// through the message API alone (`CKF_MESSAGE_ENCRYPT`): `C_EncryptInit` takes the IV from
+    /// the application.
     pub fn approved_flags(&self, m: CK_MECHANISM_TYPE) -> CK_FLAGS {
         let mut flags = 0;
         for r in self.approved_rules(m) {
+            let message_only = r.condition.as_deref() == Some("token_generated_iv");
             for f in &r.functions {
                 flags |= match f {
                     Function::Digest => CKF_DIGEST,
                     Function::Sign => CKF_SIGN,
                     Function::Verify => CKF_VERIFY,
-                    Function::Encrypt => CKF_ENCRYPT,
-                    Function::Decrypt => CKF_DECRYPT,
+                    Function::Encrypt if message_only => CKF_MESSAGE_ENCRYPT,
+                    Function::Encrypt => CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT,
+                    Function::Decrypt => CKF_DECRYPT | CKF_MESSAGE_DECRYPT,
                     Function::Generate => CKF_GENERATE,
                     Function::GeneratePair => CKF_GENERATE_KEY_PAIR,
                     Function::Wrap => CKF_WRAP,
@@ -297,6 +301,9 @@ mod tests {
         let generated = |c: &str| c == "token_generated_iv";
         let aes = KeyInfo { bits: Some(256), curve: None };
         assert!(p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &aes, &generated).unwrap().approved);
+        // So GCM encrypts in the approved mode through the message API, never C_EncryptInit.
+        let f = p.approved_flags(CKM_AES_GCM);
+        assert_eq!(f & (CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT | CKF_DECRYPT), CKF_MESSAGE_ENCRYPT | CKF_DECRYPT);
     }
 
     #[test]

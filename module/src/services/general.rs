@@ -140,7 +140,9 @@ impl Module {
                 | CKF_GENERATE_KEY_PAIR
                 | CKF_WRAP
                 | CKF_UNWRAP
-                | CKF_DERIVE;
+                | CKF_DERIVE
+                | CKF_MESSAGE_ENCRYPT
+                | CKF_MESSAGE_DECRYPT;
             let approved = crate::policy::policy()?.approved_flags(mech);
             info.flags = (info.flags & !FUNCTIONS) | (info.flags & FUNCTIONS & approved);
         }
