@@ -16,6 +16,7 @@ use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use seal::PinWrap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// File name of a token's database inside its directory.
@@ -107,6 +108,18 @@ pub const CHANGES_FILE: &str = "changes";
 /// cross-process counter without `unsafe` shared memory, and these calls take no lock.
 pub struct Changes {
     file: std::fs::File,
+    path: PathBuf,
+    /// Tells threads' own descriptors of this file (see [`Changes::read`]) from those of a
+    /// counter that has since been closed.
+    alive: Arc<()>,
+}
+
+thread_local! {
+    /// Each thread's own descriptors of the change counters it reads. Threads that share one
+    /// descriptor share its kernel reference count, and every `pread` moves it: with two threads
+    /// reading at once that cache line bounces between cores on each read.
+    static OWN_FILES: std::cell::RefCell<Vec<(std::sync::Weak<()>, std::fs::File)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Changes {
@@ -120,7 +133,7 @@ impl Changes {
             .truncate(false)
             .open(dir.join(CHANGES_FILE));
         match file {
-            Ok(file) => Some(Changes { file }),
+            Ok(file) => Some(Changes { file, path: dir.join(CHANGES_FILE), alive: Arc::new(()) }),
             Err(e) => {
                 tracing::warn!("token store {}: no change counter ({e}); every access asks SQLite", dir.display());
                 None
@@ -130,9 +143,33 @@ impl Changes {
 
     /// (begun, ended); `None` if the file cannot be read whole (new, or damaged).
     pub fn read(&self) -> Option<(u64, u64)> {
-        use std::os::unix::fs::FileExt;
+        use std::os::unix::fs::{FileExt, MetadataExt};
         let mut b = [0u8; 16];
-        self.file.read_exact_at(&mut b, 0).ok()?;
+        let own = OWN_FILES.try_with(|own| {
+            let mut own = own.try_borrow_mut().ok()?;
+            // Compared by address: taking a weak reference would write the shared count.
+            let me = Arc::as_ptr(&self.alive);
+            if let Some((_, f)) = own.iter().find(|(a, _)| std::ptr::eq(a.as_ptr(), me)) {
+                return Some(f.read_exact_at(&mut b, 0).is_ok());
+            }
+            // Descriptors of counters closed since are dropped here, so a thread keeps at most
+            // one per open token.
+            own.retain(|(a, _)| a.strong_count() > 0);
+            let f = std::fs::File::open(&self.path).ok()?;
+            // Only the very file this counter has open (the directory may have been replaced).
+            let same = |m: std::fs::Metadata, n: std::fs::Metadata| m.dev() == n.dev() && m.ino() == n.ino();
+            if !same(f.metadata().ok()?, self.file.metadata().ok()?) {
+                return None;
+            }
+            let ok = f.read_exact_at(&mut b, 0).is_ok();
+            own.push((Arc::downgrade(&self.alive), f));
+            Some(ok)
+        });
+        match own {
+            Ok(Some(ok)) => ok.then_some(())?,
+            // No thread-local storage (thread exiting) or the file cannot be opened again.
+            _ => self.file.read_exact_at(&mut b, 0).ok()?,
+        }
         let (x, y) = b.split_at(8);
         Some((u64::from_le_bytes(x.try_into().ok()?), u64::from_le_bytes(y.try_into().ok()?)))
     }
@@ -421,6 +458,50 @@ mod tests {
             user_failures: 0,
             epoch: 0,
         }
+    }
+
+    #[test]
+    fn change_counter_read_through_each_threads_own_descriptor() {
+        let d = tempfile::tempdir().unwrap();
+        let writer = Changes::open(d.path()).unwrap();
+        let reader = Changes::open(d.path()).unwrap();
+        let n = writer.begin().unwrap();
+        writer.end(n);
+        // A thread sees each write at once through its own descriptor.
+        let m = std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(reader.read(), Some((n, n)));
+                let m = writer.begin().unwrap();
+                assert_eq!(reader.read(), Some((m, n)));
+                writer.end(m);
+                assert_eq!(reader.read(), Some((m, m)));
+                // One descriptor per counter this thread read: the writer reads before it writes.
+                assert_eq!(OWN_FILES.with(|o| o.borrow().len()), 2);
+                m
+            })
+            .join()
+            .unwrap()
+        });
+        // This thread has read only through the writer so far.
+        assert_eq!(OWN_FILES.with(|o| o.borrow().len()), 1);
+        assert_eq!(reader.read(), Some((m, m)));
+        assert_eq!(OWN_FILES.with(|o| o.borrow().len()), 2);
+        // A counter closed and its directory replaced: the thread's descriptor of the old file
+        // is never used for the new one, and is let go.
+        drop(reader);
+        std::fs::remove_file(d.path().join(CHANGES_FILE)).unwrap();
+        let again = Changes::open(d.path()).unwrap();
+        assert_eq!(again.read(), None, "a new, empty counter file");
+        let k = again.begin().unwrap();
+        again.end(k);
+        assert_eq!(again.read(), Some((k, k)));
+        // The writer's and the new counter's; the closed reader's is gone.
+        assert_eq!(OWN_FILES.with(|o| o.borrow().len()), 2);
+        // The writer's file is no longer the one its path names: a new thread reads it through
+        // the writer's own descriptor, never through the new file.
+        let old = writer.read();
+        assert_ne!(old, Some((k, k)));
+        std::thread::scope(|s| s.spawn(|| assert_eq!(writer.read(), old)).join().unwrap());
     }
 
     #[test]
