@@ -1066,6 +1066,105 @@ unsafe fn aes_key_session(r: &Raw, label: &str) -> (CK_SESSION_HANDLE, CK_OBJECT
     (h, r.create(h, &mut t).unwrap())
 }
 
+/// A single-part call and the multi-part calls of one operation exclude each other once one has
+/// begun: `C_Encrypt` cannot end a multi-part encryption, nor `C_EncryptUpdate` continue one that
+/// a `C_Encrypt` length query started. The other kind answers `CKR_OPERATION_ACTIVE` and ends the
+/// operation (a failed call ends it), for digests, ciphers, MACs and verification alike.
+#[test]
+fn single_and_multi_part_calls_do_not_mix() {
+    let r = raw();
+    r.init();
+    unsafe {
+        let (h, k) = aes_key_session(&r, "phases");
+        let mut data = [7u8; 32];
+        let mut iv = [0u8; 16];
+        let mut cbc =
+            CK_MECHANISM { mechanism: CKM_AES_CBC, pParameter: iv.as_mut_ptr() as *mut c_void, ulParameterLen: 16 };
+        let mut cmac = CK_MECHANISM { mechanism: CKM_AES_CMAC, pParameter: null_mut(), ulParameterLen: 0 };
+        let mut sha = CK_MECHANISM { mechanism: CKM_SHA256, pParameter: null_mut(), ulParameterLen: 0 };
+        let d = data.as_mut_ptr();
+        let mut out = [0u8; 64];
+        let o = out.as_mut_ptr();
+        let mut n: CK_ULONG;
+        // Encryption and decryption.
+        for enc in [true, false] {
+            let init = |m: &mut CK_MECHANISM| if enc { r.f.C_EncryptInit(h, m, k) } else { r.f.C_DecryptInit(h, m, k) };
+            let one = |o: *mut u8, n: &mut CK_ULONG| {
+                if enc {
+                    r.f.C_Encrypt(h, d, 32, o, n)
+                } else {
+                    r.f.C_Decrypt(h, d, 32, o, n)
+                }
+            };
+            let update = |n: &mut CK_ULONG| {
+                if enc {
+                    r.f.C_EncryptUpdate(h, d, 32, o, n)
+                } else {
+                    r.f.C_DecryptUpdate(h, d, 32, o, n)
+                }
+            };
+            let fin = |n: &mut CK_ULONG| if enc { r.f.C_EncryptFinal(h, o, n) } else { r.f.C_DecryptFinal(h, o, n) };
+            assert_eq!(init(&mut cbc), CKR_OK);
+            n = 64;
+            assert_eq!(update(&mut n), CKR_OK);
+            n = 64;
+            assert_eq!(one(o, &mut n), CKR_OPERATION_ACTIVE, "single part after an update (encrypt: {enc})");
+            n = 64;
+            assert_eq!(fin(&mut n), CKR_OPERATION_NOT_INITIALIZED, "the failed call ended the operation");
+            assert_eq!(init(&mut cbc), CKR_OK);
+            n = 0;
+            assert_eq!(one(null_mut(), &mut n), CKR_OK);
+            assert_eq!(n, 32);
+            n = 64;
+            assert_eq!(update(&mut n), CKR_OPERATION_ACTIVE, "an update after a single-part length query");
+            n = 64;
+            assert_eq!(one(o, &mut n), CKR_OPERATION_NOT_INITIALIZED);
+            // Each kind on its own still works, with its length queries.
+            assert_eq!(init(&mut cbc), CKR_OK);
+            n = 0;
+            assert_eq!(one(null_mut(), &mut n), CKR_OK);
+            n = 64;
+            assert_eq!((one(o, &mut n), n), (CKR_OK, 32));
+            assert_eq!(init(&mut cbc), CKR_OK);
+            n = 64;
+            assert_eq!(update(&mut n), CKR_OK);
+            n = 64;
+            assert_eq!((fin(&mut n), n), (CKR_OK, 0));
+        }
+        // MAC and verification.
+        assert_eq!(r.f.C_SignInit(h, &mut cmac, k), CKR_OK);
+        assert_eq!(r.f.C_SignUpdate(h, d, 32), CKR_OK);
+        n = 64;
+        assert_eq!(r.f.C_Sign(h, d, 32, o, &mut n), CKR_OPERATION_ACTIVE);
+        assert_eq!(r.f.C_SignFinal(h, o, &mut n), CKR_OPERATION_NOT_INITIALIZED);
+        assert_eq!(r.f.C_SignInit(h, &mut cmac, k), CKR_OK);
+        n = 0;
+        assert_eq!(r.f.C_Sign(h, d, 32, null_mut(), &mut n), CKR_OK);
+        assert_eq!(r.f.C_SignUpdate(h, d, 32), CKR_OPERATION_ACTIVE);
+        assert_eq!(r.f.C_SignInit(h, &mut cmac, k), CKR_OK);
+        n = 64;
+        assert_eq!(r.f.C_Sign(h, d, 32, o, &mut n), CKR_OK);
+        let mac = out[..n as usize].to_vec();
+        assert_eq!(r.f.C_VerifyInit(h, &mut cmac, k), CKR_OK);
+        assert_eq!(r.f.C_VerifyUpdate(h, d, 32), CKR_OK);
+        let mut m2 = mac.clone();
+        assert_eq!(r.f.C_Verify(h, d, 32, m2.as_mut_ptr(), m2.len() as CK_ULONG), CKR_OPERATION_ACTIVE);
+        assert_eq!(r.f.C_VerifyFinal(h, m2.as_mut_ptr(), m2.len() as CK_ULONG), CKR_OPERATION_NOT_INITIALIZED);
+        // Digests: a length query of C_Digest, then C_DigestFinal.
+        assert_eq!(r.f.C_DigestInit(h, &mut sha), CKR_OK);
+        n = 0;
+        assert_eq!(r.f.C_Digest(h, d, 32, null_mut(), &mut n), CKR_OK);
+        n = 64;
+        assert_eq!(r.f.C_DigestFinal(h, o, &mut n), CKR_OPERATION_ACTIVE);
+        assert_eq!(r.f.C_DigestFinal(h, o, &mut n), CKR_OPERATION_NOT_INITIALIZED);
+        assert_eq!(r.f.C_DigestInit(h, &mut sha), CKR_OK);
+        assert_eq!(r.f.C_DigestUpdate(h, d, 32), CKR_OK);
+        n = 64;
+        assert_eq!(r.f.C_Digest(h, d, 32, o, &mut n), CKR_OPERATION_ACTIVE);
+        assert_eq!(r.f.C_DigestUpdate(h, d, 32), CKR_OPERATION_NOT_INITIALIZED);
+    }
+}
+
 /// A mechanism that cannot perform a function is `CKR_MECHANISM_INVALID` for it before its
 /// parameter is looked at (a parameter the mechanism would refuse anyway does not change that).
 #[test]

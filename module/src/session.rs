@@ -12,18 +12,50 @@ pub struct FindOp {
     pub pos: usize,
 }
 
+/// How an operation is being driven. A single-part call (`C_Encrypt` …) and the multi-part calls
+/// (`C_EncryptUpdate`, `C_EncryptFinal` …) exclude each other once one of them has begun: the
+/// other kind then ends the operation with `CKR_OPERATION_ACTIVE` (the single-part functions
+/// "cannot be used to terminate a multi-part operation").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phase {
+    #[default]
+    Fresh,
+    Single,
+    Multi,
+}
+
+impl Phase {
+    /// Claims the operation in `slot` for a call of kind `want` (`Single` or `Multi`).
+    pub fn claim<S>(
+        slot: &mut Option<S>,
+        phase: impl Fn(&mut S) -> &mut Phase,
+        want: Phase,
+    ) -> crate::error::Result<()> {
+        use crate::error::err;
+        let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let p = phase(st);
+        if *p != Phase::Fresh && *p != want {
+            *slot = None;
+            return Err(err(CKR_OPERATION_ACTIVE));
+        }
+        *p = want;
+        Ok(())
+    }
+}
+
 /// An active digest.
 pub struct DigestOp {
     pub op: Box<dyn DigestOperation>,
-    /// `C_DigestUpdate` was called: the operation must end with `C_DigestFinal`.
-    pub multipart: bool,
+    pub phase: Phase,
 }
 
 /// An active signature (or MAC). `pending` holds a result already computed for a caller whose
 /// buffer was missing or too small, handed out on the next call (two-call convention).
 pub struct SignOp {
     pub op: Option<Box<dyn SignOperation>>,
+    /// The mechanism takes its input in parts.
     pub multipart: bool,
+    pub phase: Phase,
     pub pending: Option<Vec<u8>>,
     /// The key is `CKA_ALWAYS_AUTHENTICATE`: a `CKU_CONTEXT_SPECIFIC` login must come first.
     pub reauth: bool,
@@ -33,12 +65,14 @@ pub struct SignOp {
 pub struct VerifyOp {
     pub op: Box<dyn VerifyOperation>,
     pub multipart: bool,
+    pub phase: Phase,
 }
 
 /// An active encryption or decryption; `pending` as for [`SignOp`].
 pub struct CipherOp {
     pub op: Option<Box<dyn CipherOperation>>,
     pub multipart: bool,
+    pub phase: Phase,
     pub pending: Option<Vec<u8>>,
     /// As for [`SignOp::reauth`].
     pub reauth: bool,

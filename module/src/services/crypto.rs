@@ -8,7 +8,7 @@ use crate::module::{lock, Module};
 use crate::object::{as_ulong, Object};
 use crate::policy::{policy, Decision, Function, KeyInfo};
 use crate::services::objects::Target;
-use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Session, SignOp, VerifyOp};
+use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Phase, Session, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
 
@@ -347,7 +347,8 @@ impl Module {
             let op = m.sign(param, k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
-            ops.sign = Some(SignOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(k) });
+            ops.sign =
+                Some(SignOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth: needs_reauth(k) });
             Ok(())
         })
     }
@@ -359,6 +360,8 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
+            Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Single)?;
+            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             if let Some(mut op) = st.op.take() {
                 match op.update(data).and_then(|_| op.finish()) {
                     Ok(v) => st.pending = Some(v),
@@ -379,6 +382,8 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
+            Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
+            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             let r = match st.op.as_mut() {
                 Some(op) if st.multipart => op.update(data),
                 _ => Err(err(CKR_FUNCTION_NOT_SUPPORTED)),
@@ -394,6 +399,8 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
+            Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
+            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),
@@ -423,7 +430,7 @@ impl Module {
             let op = m.verify(param, k)?;
             ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
-            ops.verify = Some(VerifyOp { op, multipart });
+            ops.verify = Some(VerifyOp { op, multipart, phase: Phase::Fresh });
             Ok(())
         })
     }
@@ -432,6 +439,9 @@ impl Module {
     pub fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
             let mut st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            if st.phase == Phase::Multi {
+                return Err(err(CKR_OPERATION_ACTIVE));
+            }
             st.op.update(data)?;
             st.op.finish(signature)
         })
@@ -440,6 +450,7 @@ impl Module {
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
+            Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
             let st = ops.verify.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
             r.inspect_err(|_| ops.verify = None)
@@ -472,7 +483,8 @@ impl Module {
             let multipart = op.multipart();
             ops.last_approved = Some(d.approved);
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            *slot = Some(CipherOp { op: Some(op), multipart, pending: None, reauth: needs_reauth(k) });
+            *slot =
+                Some(CipherOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth: needs_reauth(k) });
             Ok(())
         })
     }
@@ -492,6 +504,8 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
+            Phase::claim(slot, |s| &mut s.phase, Phase::Single)?;
+            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             // A length query (or a short buffer) answered from the mechanism's own arithmetic
             // leaves the input untouched: no work on a large input just to measure it.
             if st.pending.is_none() {
@@ -539,6 +553,8 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
+            Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
+            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             if !st.multipart {
                 *slot = None;
                 return Err(err(CKR_FUNCTION_NOT_SUPPORTED));
@@ -569,6 +585,8 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
+            Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
+            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),

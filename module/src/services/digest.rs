@@ -3,7 +3,7 @@
 use crate::error::{err, Result};
 use crate::mechanisms::registry;
 use crate::module::{lock, Module};
-use crate::session::DigestOp;
+use crate::session::{DigestOp, Phase};
 use cryptoki_sys::*;
 
 pub use super::Output;
@@ -19,7 +19,7 @@ impl Module {
         let m = registry().get(mech)?;
         let d = self.decide(mech, m, crate::policy::Function::Digest, &Default::default(), param)?;
         let op = m.digest(param)?;
-        ops.digest = Some(DigestOp { op, multipart: false });
+        ops.digest = Some(DigestOp { op, phase: Phase::Fresh });
         ops.last_approved = Some(d.approved);
         Ok(())
     }
@@ -28,11 +28,8 @@ impl Module {
     pub fn digest(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
+        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Single)?;
         let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-        if d.multipart {
-            ops.digest = None;
-            return Err(err(CKR_OPERATION_ACTIVE));
-        }
         let len = d.op.output_len();
         match cap {
             None => return Ok(Output::Length { len, too_small: false }),
@@ -48,8 +45,8 @@ impl Module {
     pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
+        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-        d.multipart = true;
         d.op.update(data);
         Ok(())
     }
@@ -59,7 +56,9 @@ impl Module {
         let s = self.session(h)?;
         let (target, obj) = self.resolve(&s, key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
         let mut ops = lock(&s.ops);
-        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        if ops.digest.is_none() {
+            return Err(err(CKR_OPERATION_NOT_INITIALIZED));
+        }
         if obj.class() != CKO_SECRET_KEY {
             return Err(err(CKR_KEY_INDIGESTIBLE));
         }
@@ -69,7 +68,8 @@ impl Module {
             }
         }
         let value = obj.get(CKA_VALUE).ok_or(err(CKR_KEY_INDIGESTIBLE))?;
-        d.multipart = true;
+        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
+        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
         d.op.update(value);
         Ok(())
     }
@@ -78,6 +78,7 @@ impl Module {
     pub fn digest_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
+        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
         let len = d.op.output_len();
         match cap {
