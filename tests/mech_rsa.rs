@@ -786,6 +786,9 @@ fn key_generation_parameters() {
         let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, b"e = 3").unwrap();
         s.verify(&Mechanism::Sha256RsaPkcs, public, b"e = 3", &sig).unwrap();
     }
+    // An exponent with leading zero bytes is the same number: 65537 written in four bytes.
+    let (public, _) = keygen(&s, 2048, &[Attribute::PublicExponent(vec![0, 1, 0, 1])]).expect("e = 00 01 00 01");
+    assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), E65537);
     // One larger size.
     let (public, private) = keygen(&s, 3072, &[]).unwrap();
     assert_eq!(bytes_attr(&s, public, AttributeType::Modulus).len(), 384);

@@ -123,9 +123,14 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
     }
     for (t, v) in material {
         // The template may name what the mechanism also makes only with the same value
-        // (CKA_EC_PARAMS, CKA_PUBLIC_EXPONENT); key material it may not name at all.
+        // (CKA_EC_PARAMS, CKA_PUBLIC_EXPONENT); key material it may not name at all. A big
+        // integer is the same value with or without leading zero bytes (`00 01 00 01`).
         if let Some(given) = map.get(t) {
-            if given != v {
+            let same = match *t {
+                CKA_PUBLIC_EXPONENT => without_leading_zeros(given) == without_leading_zeros(v),
+                _ => given == v,
+            };
+            if !same {
                 return Err(err(CKR_ATTRIBUTE_READ_ONLY));
             }
         }
@@ -141,6 +146,10 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
     let mut obj = Object::new(map);
     derive_computed(&mut obj, sub)?;
     Ok(obj)
+}
+
+fn without_leading_zeros(v: &[u8]) -> &[u8] {
+    &v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..]
 }
 
 fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> Result<()> {
