@@ -251,12 +251,11 @@ fn mechanisms_are_listed_with_their_flags() {
     let g = info(MechanismType::RSA_PKCS_KEY_PAIR_GEN);
     assert!(g.generate_key_pair() && !g.sign());
     if approved {
-        // The module still reports its implementation's range; the policy allows 2048, 3072 and
-        // 4096 bits only (checked in `key_generation_parameters`).
-        assert_eq!(g.min_key_size(), 2048);
-        assert!(g.max_key_size() >= 4096);
+        // The range the policy allows (2048, 3072 and 4096 bits; checked in
+        // `key_generation_parameters`).
+        assert_eq!((g.min_key_size(), g.max_key_size()), (2048, 4096));
     } else {
-        assert_eq!((g.min_key_size(), g.max_key_size()), (2048, 8192));
+        assert_eq!((g.min_key_size(), g.max_key_size()), (1024, 8192));
     }
     let o = info(MechanismType::RSA_PKCS_OAEP);
     assert!(o.encrypt() && o.decrypt() && o.wrap() && o.unwrap() && !o.sign());
@@ -743,8 +742,20 @@ fn key_generation_parameters() {
     let approved = approved_mode();
     // Sizes the module does not generate (the approved mode refuses them by its policy first, with
     // the same code).
-    for bits in [1024u64, 2047, 2049, 2100, 8320] {
+    for bits in [896u64, 1023, 2047, 2049, 2100, 8320] {
         assert_eq!(rv(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits");
+    }
+    // 1024 and 1536 bits: generated only in the non-approved mode (flagged non-approved there).
+    for bits in [1024u64, 1536] {
+        let r = keygen(&s, bits, &[]);
+        if approved {
+            assert_eq!(rv(r), RvError::KeySizeRange, "{bits} bits in the approved mode");
+        } else {
+            let (public, private) = r.unwrap_or_else(|e| panic!("{bits} bits: {e}"));
+            assert_eq!(bytes_attr(&s, public, AttributeType::Modulus).len() * 8, bits as usize);
+            let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, b"short").unwrap();
+            s.verify(&Mechanism::Sha256RsaPkcs, public, b"short", &sig).unwrap();
+        }
     }
     if approved {
         // Sizes the module generates but the approved mode does not allow (FIPS 186-5 §5.1 and

@@ -193,6 +193,22 @@ impl Policy {
         self.approved.get(&m).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
+    /// The key sizes (bits) a key-pair generation mechanism's approved rules allow: the range
+    /// `C_GetMechanismInfo` reports in the approved mode. `None` when its rules name no sizes.
+    pub fn approved_generation_bits(&self, m: CK_MECHANISM_TYPE) -> Option<(u32, u32)> {
+        let mut range: Option<(u32, u32)> = None;
+        for r in self.approved_rules(m).iter().filter(|r| r.functions.contains(&Function::GeneratePair)) {
+            // A rule with only a lower bound allows any larger size.
+            let (lo, hi) = match (&r.key_bits, r.min_key_bits) {
+                (Some(k), _) if !k.is_empty() => (*k.iter().min()?, *k.iter().max()?),
+                (_, Some(min)) => (min, u32::MAX),
+                _ => continue,
+            };
+            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+        range
+    }
+
     /// The `CKF_*` function flags of a mechanism's approved uses (what `C_GetMechanismInfo`
     /// reports in the approved mode). Encryption only with an IV the token generates is offered
     /// through the message API alone (`CKF_MESSAGE_ENCRYPT`): `C_EncryptInit` takes the IV from
@@ -301,6 +317,8 @@ mod tests {
         let generated = |c: &str| c == "token_generated_iv";
         let aes = KeyInfo { bits: Some(256), curve: None };
         assert!(p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &aes, &generated).unwrap().approved);
+        assert_eq!(p.approved_generation_bits(CKM_RSA_PKCS_KEY_PAIR_GEN), Some((2048, 4096)));
+        assert_eq!(p.approved_generation_bits(CKM_EC_KEY_PAIR_GEN), None);
         // So GCM encrypts in the approved mode through the message API, never C_EncryptInit.
         let f = p.approved_flags(CKM_AES_GCM);
         assert_eq!(f & (CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT | CKF_DECRYPT), CKF_MESSAGE_ENCRYPT | CKF_DECRYPT);

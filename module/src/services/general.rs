@@ -143,8 +143,15 @@ impl Module {
                 | CKF_DERIVE
                 | CKF_MESSAGE_ENCRYPT
                 | CKF_MESSAGE_DECRYPT;
-            let approved = crate::policy::policy()?.approved_flags(mech);
-            info.flags = (info.flags & !FUNCTIONS) | (info.flags & FUNCTIONS & approved);
+            let policy = crate::policy::policy()?;
+            info.flags = (info.flags & !FUNCTIONS) | (info.flags & FUNCTIONS & policy.approved_flags(mech));
+            // Key-pair generation reports the sizes the approved mode generates (bits).
+            if info.flags & CKF_GENERATE_KEY_PAIR != 0 {
+                if let Some((min, max)) = policy.approved_generation_bits(mech) {
+                    info.min_key = info.min_key.max(min as CK_ULONG);
+                    info.max_key = info.max_key.min(max as CK_ULONG);
+                }
+            }
         }
         Ok(info)
     }
