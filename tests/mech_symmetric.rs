@@ -908,3 +908,79 @@ fn pbkdf2_generate() {
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
 }
+
+/// Triple-DES, for applications and suites written for SoftHSMv2: keying options 1 and 2, ECB,
+/// CBC and CBC_PAD, single- and multi-part, key generation with odd parity, the check value, and
+/// wrapping with CBC_PAD. The approved mode offers none of it (SP 800-131A Rev. 2).
+#[test]
+fn triple_des() {
+    let t = T::new("tdea");
+    let key3 = h("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123");
+    let k = t.key(CKK_DES3, &key3).unwrap();
+    // The check value: the first 3 bytes of the encryption of a zero block (openssl enc -des-ede3).
+    assert_eq!(t.attr(k, CKA_CHECK_VALUE).unwrap(), h("4eba73"));
+    assert_eq!(t.key(CKK_DES3, &key3[..16]), Err(CKR_ATTRIBUTE_VALUE_INVALID), "a DES3 key is 24 bytes");
+    assert_eq!(t.key(CKK_DES2, &key3), Err(CKR_ATTRIBUTE_VALUE_INVALID), "a DES2 key is 16 bytes");
+    let ecb = Mech::new(CKM_DES3_ECB);
+    let gen3 = Mech::new(CKM_DES3_KEY_GEN);
+    if approved_mode() {
+        assert_eq!(t.encrypt_init(&ecb, k), Err(CKR_MECHANISM_INVALID));
+        assert_eq!(t.generate(&gen3, &made(CKK_DES3, None)), Err(CKR_MECHANISM_INVALID));
+        for m in [CKM_DES2_KEY_GEN, CKM_DES3_KEY_GEN, CKM_DES3_ECB, CKM_DES3_CBC, CKM_DES3_CBC_PAD] {
+            let mut info = CK_MECHANISM_INFO::default();
+            assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot(), m, &mut info) }, CKR_MECHANISM_INVALID);
+        }
+        return;
+    }
+    // SP 800-67 Rev. 2 Appendix B ("The qufck brown fox jump"), and the same key through CBC and
+    // CBC_PAD (values from openssl enc -des-ede3-cbc).
+    let pt = b"The qufck brown fox jump";
+    let ct = h("A826FD8CE53B855F CCE21C8112256FE6 68D5C05DD9B6B900");
+    assert_eq!(t.encrypt(&ecb, k, pt).unwrap(), ct);
+    assert_eq!(t.decrypt(&ecb, k, &ct).unwrap(), pt);
+    assert_eq!(t.encrypt(&ecb, k, &pt[..20]), Err(CKR_DATA_LEN_RANGE));
+    let iv = h("0001020304050607");
+    let cbc = Mech::with(CKM_DES3_CBC, &iv);
+    let quick = b"The quick brown fox jump";
+    let cbc_ct = h("29b01b011b9ebb6f10308a42938279068782e8bec97fe03f");
+    assert_eq!(t.encrypt(&cbc, k, quick).unwrap(), cbc_ct);
+    assert_eq!(t.decrypt(&cbc, k, &cbc_ct).unwrap(), quick);
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_DES3_CBC, &[0; 16]), k), Err(CKR_MECHANISM_PARAM_INVALID));
+    let pad = Mech::with(CKM_DES3_CBC_PAD, &iv);
+    let jumps = b"The quick brown fox jumps";
+    let pad_ct = h("29b01b011b9ebb6f10308a42938279068782e8bec97fe03fb143422b360e22fd");
+    assert_eq!(t.encrypt(&pad, k, jumps).unwrap(), pad_ct);
+    assert_eq!(t.decrypt(&pad, k, &pad_ct).unwrap(), jumps);
+    // Multi-part, in uneven pieces.
+    let enc = t.cipher_parts(true, &pad, k, &[&jumps[..3], &jumps[3..17], &jumps[17..]]).unwrap();
+    assert_eq!(enc.concat(), pad_ct);
+    let dec = t.cipher_parts(false, &pad, k, &[&pad_ct[..5], &pad_ct[5..24], &pad_ct[24..]]).unwrap();
+    assert_eq!(dec.concat(), jumps);
+    let mut bad = pad_ct.clone();
+    bad[31] ^= 1;
+    assert_eq!(t.decrypt(&pad, k, &bad), Err(CKR_ENCRYPTED_DATA_INVALID));
+    // Keying option 2 is option 1 with K3 = K1.
+    let key2 = &key3[..16];
+    let k2 = t.key(CKK_DES2, key2).unwrap();
+    let k3 = t.key(CKK_DES3, &[key2, &key2[..8]].concat()).unwrap();
+    assert_eq!(t.encrypt(&cbc, k2, quick).unwrap(), t.encrypt(&cbc, k3, quick).unwrap());
+    // Generation: 24 and 16 bytes with odd parity; usable at once.
+    for (m, kt, n) in [(CKM_DES3_KEY_GEN, CKK_DES3, 24usize), (CKM_DES2_KEY_GEN, CKK_DES2, 16)] {
+        let g = t.generate(&Mech::new(m), &made(kt, None)).unwrap();
+        let v = t.value(g).unwrap();
+        assert_eq!(v.len(), n);
+        assert!(v.iter().all(|b| b.count_ones() % 2 == 1), "odd parity: {v:02x?}");
+        assert_eq!(t.attr(g, CKA_VALUE_LEN).unwrap(), (n as CK_ULONG).to_ne_bytes());
+        assert_eq!(t.decrypt(&cbc, g, &t.encrypt(&cbc, g, quick).unwrap()).unwrap(), quick);
+        assert_eq!(t.generate(&Mech::new(m), &made(kt, Some(n + 8))), Err(CKR_TEMPLATE_INCONSISTENT));
+    }
+    // Wrapping an AES key with CBC_PAD and unwrapping it; ECB and CBC do not wrap.
+    let aes = t.key(CKK_AES, &h(K128)).unwrap();
+    let w = t.wrap(&pad, k, aes).unwrap();
+    assert_eq!(w.len(), 24);
+    let back = t.unwrap(&pad, k, &w, &made(CKK_AES, None)).unwrap();
+    assert_eq!(t.value(back).unwrap(), h(K128));
+    assert_eq!(t.wrap(&ecb, k, aes), Err(CKR_MECHANISM_INVALID));
+    // A Triple-DES key is flagged non-approved.
+    assert_eq!(t.attr(k, CKA_OBJECT_VALIDATION_FLAGS).unwrap(), (0 as CK_ULONG).to_ne_bytes());
+}

@@ -13,6 +13,7 @@ pub(crate) use aws_lc_fips_sys as sys;
 pub(crate) use aws_lc_sys as sys;
 
 pub mod aes;
+pub mod des;
 pub mod ecdsa;
 pub mod ed25519;
 pub mod rsa;

@@ -9,6 +9,7 @@
 //! [`GcmParams`] before it reaches this file; the other parameters (`CK_AES_CTR_PARAMS`, the CBC
 //! IV, `CK_MAC_GENERAL_PARAMS`, the key-wrap IVs) are plain bytes read here.
 
+use super::block::{len_range, BlockCipher, BlockOp};
 use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVerify};
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::crypto_ffi::aes::{AesKey, CtrState, Gcm, BLOCK};
@@ -56,15 +57,6 @@ fn expand(key: &Object, encrypt: bool) -> Result<AesKey> {
     AesKey::new(aes_value(key)?, encrypt).ok_or(err(CKR_KEY_SIZE_RANGE))
 }
 
-/// The length errors of each direction.
-fn len_range(encrypt: bool) -> crate::error::Error {
-    err(if encrypt { CKR_DATA_LEN_RANGE } else { CKR_ENCRYPTED_DATA_LEN_RANGE })
-}
-
-fn iv16(param: &[u8]) -> Result<[u8; BLOCK]> {
-    param.try_into().map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
-}
-
 /// `CKM_AES_KEY_GEN`.
 struct KeyGen;
 
@@ -96,106 +88,16 @@ enum Mode {
     Gcm,
 }
 
-/// ECB, CBC and CBC_PAD: whole blocks go through as they arrive; a partial block (and, when
-/// decrypting with padding, the last whole block) waits for more input or the end.
-struct BlockOp {
-    key: AesKey,
-    iv: Option<[u8; BLOCK]>,
-    pad: bool,
-    encrypt: bool,
-    buf: Zeroizing<Vec<u8>>,
-}
+impl BlockCipher for AesKey {
+    const BLOCK: usize = BLOCK;
 
-impl BlockOp {
-    fn run(&mut self, data: &[u8]) -> Result<Vec<u8>> {
-        let out = match self.iv.as_mut() {
-            Some(iv) => self.key.cbc(iv, data),
-            None => self.key.ecb(data),
-        };
-        out.ok_or(err(CKR_GENERAL_ERROR))
-    }
-}
-
-impl CipherOperation for BlockOp {
-    /// Encryption of a whole message straight into the caller's buffer (the common bulk case).
-    fn one_shot_into(mut self: Box<Self>, data: &[u8], out: &mut [u8]) -> Result<usize> {
-        if !self.encrypt || !self.buf.is_empty() || self.iv.is_none() {
-            return super::write_into(&self.one_shot(data)?, out);
-        }
-        let full = data.len() / BLOCK * BLOCK;
-        if !self.pad && full != data.len() {
-            return Err(len_range(true));
-        }
-        let total = if self.pad { full + BLOCK } else { full };
-        let out = out.get_mut(..total).ok_or(err(CKR_BUFFER_TOO_SMALL))?;
-        let key = &self.key;
-        let iv = self.iv.as_mut().ok_or(err(CKR_GENERAL_ERROR))?;
-        key.cbc_into(iv, &data[..full], &mut out[..full]).ok_or(err(CKR_GENERAL_ERROR))?;
-        if self.pad {
-            let rest = &data[full..];
-            let mut last = Zeroizing::new([(BLOCK - rest.len()) as u8; BLOCK]);
-            last[..rest.len()].copy_from_slice(rest);
-            key.cbc_into(iv, &last[..], &mut out[full..]).ok_or(err(CKR_GENERAL_ERROR))?;
-        }
-        Ok(total)
+    fn ecb(&self, data: &[u8]) -> Option<Vec<u8>> {
+        AesKey::ecb(self, data)
     }
 
-    fn output_len(&self, input: usize) -> Option<(usize, bool)> {
-        if !self.buf.is_empty() {
-            return None;
-        }
-        match (self.pad, self.encrypt) {
-            (true, true) => Some(((input / BLOCK + 1) * BLOCK, true)),
-            (false, _) if input.is_multiple_of(BLOCK) => Some((input, true)),
-            (true, false) => Some((input, false)),
-            _ => None,
-        }
+    fn cbc_into(&self, iv: &mut [u8], data: &[u8], out: &mut [u8]) -> Option<()> {
+        AesKey::cbc_into(self, iv.try_into().ok()?, data, out)
     }
-
-    fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {
-        self.buf.extend_from_slice(data);
-        let mut n = self.buf.len() / BLOCK * BLOCK;
-        if self.pad && !self.encrypt && n == self.buf.len() {
-            n = n.saturating_sub(BLOCK);
-        }
-        let ready: Zeroizing<Vec<u8>> = Zeroizing::new(self.buf.drain(..n).collect());
-        self.run(&ready)
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<Vec<u8>> {
-        let rest: Zeroizing<Vec<u8>> = Zeroizing::new(std::mem::take(&mut *self.buf));
-        match (self.pad, self.encrypt) {
-            (false, _) if rest.is_empty() => Ok(Vec::new()),
-            (false, enc) => Err(len_range(enc)),
-            (true, true) => {
-                let p = BLOCK - rest.len();
-                let mut last = Zeroizing::new(rest.to_vec());
-                last.resize(BLOCK, p as u8);
-                self.run(&last)
-            }
-            (true, false) => {
-                if rest.len() != BLOCK {
-                    return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));
-                }
-                let mut last = Zeroizing::new(self.run(&rest)?);
-                let n = unpad_len(&last).ok_or(err(CKR_ENCRYPTED_DATA_INVALID))?;
-                last.truncate(BLOCK - n);
-                Ok(last.to_vec())
-            }
-        }
-    }
-}
-
-/// The PKCS#7 pad length of a final block, checked without data-dependent branches.
-fn unpad_len(block: &[u8]) -> Option<usize> {
-    let p = *block.last()?;
-    let mut bad = (p == 0) as u8 | ((p as usize > BLOCK) as u8);
-    for (i, b) in block.iter().rev().enumerate() {
-        // Only the last `p` bytes must equal `p`.
-        let inside = ((i as u8) < p) as u8;
-        bad |= inside & ((*b != p) as u8);
-    }
-    (bad == 0).then_some(p as usize)
 }
 
 /// CTR with a counter of `bits` low bits of the counter block; running past them is an error.
@@ -460,16 +362,16 @@ struct Cipher(Mode);
 
 impl Cipher {
     fn start(&self, param: &[u8], key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
-        let block = |iv: Option<[u8; BLOCK]>, pad: bool| -> Result<Box<dyn CipherOperation>> {
+        let block = |iv: Option<&[u8]>, pad: bool| -> Result<Box<dyn CipherOperation>> {
             // CTR-like modes aside, decryption needs the inverse key schedule.
             let key = expand(key, encrypt)?;
-            Ok(Box::new(BlockOp { key, iv, pad, encrypt, buf: Zeroizing::new(Vec::new()) }))
+            Ok(Box::new(BlockOp::new(key, iv, pad, encrypt)?))
         };
         match self.0 {
             Mode::Ecb if param.is_empty() => block(None, false),
             Mode::Ecb => Err(err(CKR_MECHANISM_PARAM_INVALID)),
-            Mode::Cbc => block(Some(iv16(param)?), false),
-            Mode::CbcPad => block(Some(iv16(param)?), true),
+            Mode::Cbc => block(Some(param), false),
+            Mode::CbcPad => block(Some(param), true),
             Mode::Ctr => Ok(Box::new(ctr_op(param, key, encrypt)?)),
             Mode::Gcm => {
                 if let Some(w) = gcm_whole(param, key, encrypt)? {
@@ -730,25 +632,4 @@ pub fn register(r: &mut Registry) {
     r.add(CKM_AES_KEY_WRAP_KWP, Box::new(KeyWrap { padded: true }));
     r.add(CKM_AES_CMAC, Box::new(CmacMech { general: false }));
     r.add(CKM_AES_CMAC_GENERAL, Box::new(CmacMech { general: true }));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn padding_check() {
-        let mut b = [0u8; 16];
-        b[15] = 1;
-        assert_eq!(unpad_len(&b), Some(1));
-        b[15] = 0;
-        assert_eq!(unpad_len(&b), None);
-        b[15] = 17;
-        assert_eq!(unpad_len(&b), None);
-        let b = [16u8; 16];
-        assert_eq!(unpad_len(&b), Some(16));
-        let mut b = [3u8; 16];
-        b[13] = 2;
-        assert_eq!(unpad_len(&b), None);
-    }
 }

@@ -2,6 +2,8 @@
 //! [`Registry`]; `C_GetMechanismList`, `C_GetMechanismInfo` and every `C_*Init` look them up there.
 
 pub mod aes;
+pub mod block;
+pub mod des;
 pub mod digest;
 pub mod ec;
 pub mod eddsa;
@@ -202,6 +204,7 @@ impl Registry {
         let mut r = Registry { map: BTreeMap::new() };
         digest::register(&mut r);
         aes::register(&mut r);
+        des::register(&mut r);
         hmac::register(&mut r);
         kdf::register(&mut r);
         rsa::register(&mut r);

@@ -310,6 +310,9 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
             if kt == CKK_AES && ![16, 24, 32].contains(&len) {
                 return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
             }
+            if crate::mechanisms::des::key_len(kt).is_some_and(|n| n as CK_ULONG != len) {
+                return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
+            }
             obj.attrs.insert(CKA_VALUE_LEN, ulong(len));
             if let Some(cv) = key_check_value(kt, obj.get(CKA_VALUE).unwrap_or(&[])) {
                 if obj.get(CKA_CHECK_VALUE).is_some_and(|given| !given.is_empty() && given != cv.as_slice()) {
@@ -362,6 +365,7 @@ pub fn key_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Option<Vec<u8>> {
     }
     match key_type {
         CKK_AES => crate::crypto_ffi::aes::AesKey::new(value, true)?.ecb(&[0u8; 16]).map(|b| b[..3].to_vec()),
+        CKK_DES2 | CKK_DES3 => crate::mechanisms::des::check_value(value),
         _ => {
             let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
             Some(d.as_ref()[..3].to_vec())

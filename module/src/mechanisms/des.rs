@@ -1,0 +1,146 @@
+//! Triple-DES (TDEA): key generation (`CKM_DES2_KEY_GEN`, `CKM_DES3_KEY_GEN`) and
+//! `CKM_DES3_ECB`, `CKM_DES3_CBC`, `CKM_DES3_CBC_PAD` over `CKK_DES2` and `CKK_DES3` keys, with
+//! `CKM_DES3_CBC_PAD` also wrapping and unwrapping. Kept for applications and test suites written
+//! for SoftHSMv2 and for keys carried over from it; none of it is approved (SP 800-131A Rev. 2:
+//! TDEA encryption is disallowed after 2023), so the approved mode offers none of it.
+
+use super::block::BlockOp;
+use super::hmac::secret_value;
+use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry};
+use crate::crypto_ffi::des::{Des3Key, BLOCK};
+use crate::error::{err, Result};
+use crate::object::{as_ulong, AttrMap, Object};
+use cryptoki_sys::*;
+
+impl super::block::BlockCipher for Des3Key {
+    const BLOCK: usize = BLOCK;
+
+    fn ecb(&self, data: &[u8]) -> Option<Vec<u8>> {
+        Des3Key::ecb(self, data)
+    }
+
+    fn cbc_into(&self, iv: &mut [u8], data: &[u8], out: &mut [u8]) -> Option<()> {
+        Des3Key::cbc_into(self, iv.try_into().ok()?, data, out)
+    }
+}
+
+/// The length of a key of `key_type` (bytes).
+pub fn key_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+    match key_type {
+        CKK_DES2 => Some(16),
+        CKK_DES3 => Some(24),
+        _ => None,
+    }
+}
+
+/// The key schedule of `key` for one direction.
+fn schedule(key: &Object, encrypt: bool) -> Result<Des3Key> {
+    let v = secret_value(key)?;
+    if key.ulong(CKA_KEY_TYPE).and_then(key_len) != Some(v.len()) {
+        return Err(err(CKR_KEY_SIZE_RANGE));
+    }
+    Des3Key::new(v, encrypt).ok_or(err(CKR_KEY_SIZE_RANGE))
+}
+
+/// The key check value of a Triple-DES key: the first 3 bytes of the encryption of a zero block.
+pub fn check_value(value: &[u8]) -> Option<Vec<u8>> {
+    Des3Key::new(value, true)?.ecb(&[0u8; BLOCK]).map(|b| b[..3].to_vec())
+}
+
+/// `CKM_DES2_KEY_GEN` and `CKM_DES3_KEY_GEN`: random keys with odd parity (the parity bits
+/// carry no key material; SP 800-67 §3.3.1 sets them so).
+struct KeyGen(CK_KEY_TYPE);
+
+impl Mechanism for KeyGen {
+    fn info(&self) -> MechanismInfo {
+        let n = key_len(self.0).unwrap_or(0) as CK_ULONG;
+        MechanismInfo { min_key: n, max_key: n, flags: CKF_GENERATE }
+    }
+
+    fn generate_key(&self, param: &[u8], template: &AttrMap) -> Result<GeneratedKey> {
+        if !param.is_empty() {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        }
+        let len = key_len(self.0).ok_or(err(CKR_GENERAL_ERROR))?;
+        if template.get(&CKA_VALUE_LEN).is_some_and(|v| as_ulong(v) != Some(len as CK_ULONG)) {
+            return Err(err(CKR_TEMPLATE_INCONSISTENT));
+        }
+        let mut value = crate::store::seal::random_bytes(len)?;
+        for b in value.iter_mut() {
+            let high = *b & 0xfe;
+            *b = high | ((high.count_ones() & 1) ^ 1) as u8;
+        }
+        Ok(GeneratedKey { key_type: self.0, material: vec![(CKA_VALUE, value)] })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ecb,
+    Cbc,
+    CbcPad,
+}
+
+struct Cipher(Mode);
+
+impl Cipher {
+    fn start(&self, param: &[u8], key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
+        let (iv, pad) = match self.0 {
+            Mode::Ecb if param.is_empty() => (None, false),
+            Mode::Ecb => return Err(err(CKR_MECHANISM_PARAM_INVALID)),
+            Mode::Cbc => (Some(param), false),
+            Mode::CbcPad => (Some(param), true),
+        };
+        Ok(Box::new(BlockOp::new(schedule(key, encrypt)?, iv, pad, encrypt)?))
+    }
+
+    /// A whole encryption or decryption in one go (wrapping with CBC_PAD).
+    fn once(&self, param: &[u8], key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
+        if self.0 != Mode::CbcPad {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
+        let mut op = self.start(param, key, encrypt)?;
+        let mut out = op.update(data)?;
+        out.extend(op.finish()?);
+        Ok(out)
+    }
+}
+
+impl Mechanism for Cipher {
+    fn info(&self) -> MechanismInfo {
+        let wrap = if self.0 == Mode::CbcPad { CKF_WRAP | CKF_UNWRAP } else { 0 };
+        MechanismInfo { min_key: 16, max_key: 24, flags: CKF_ENCRYPT | CKF_DECRYPT | wrap }
+    }
+
+    fn key_types(&self) -> &'static [CK_KEY_TYPE] {
+        &[CKK_DES2, CKK_DES3]
+    }
+
+    fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+        self.start(param, key, true)
+    }
+
+    fn decrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+        self.start(param, key, false)
+    }
+
+    fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
+        self.once(param, wrapping_key, true, key_bytes)
+    }
+
+    fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
+        self.once(param, unwrapping_key, false, wrapped).map_err(|e| match e.rv() {
+            CKR_ENCRYPTED_DATA_INVALID => err(CKR_WRAPPED_KEY_INVALID),
+            CKR_ENCRYPTED_DATA_LEN_RANGE => err(CKR_WRAPPED_KEY_LEN_RANGE),
+            _ => e,
+        })
+    }
+}
+
+pub fn register(r: &mut Registry) {
+    r.add(CKM_DES2_KEY_GEN, Box::new(KeyGen(CKK_DES2)));
+    r.add(CKM_DES3_KEY_GEN, Box::new(KeyGen(CKK_DES3)));
+    r.add(CKM_DES3_ECB, Box::new(Cipher(Mode::Ecb)));
+    r.add(CKM_DES3_CBC, Box::new(Cipher(Mode::Cbc)));
+    r.add(CKM_DES3_CBC_PAD, Box::new(Cipher(Mode::CbcPad)));
+}
