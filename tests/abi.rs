@@ -1194,6 +1194,12 @@ fn mechanisms_that_cannot_do_a_function_are_invalid_whatever_their_parameter() {
                 assert_eq!(r.f.C_GenerateKey(h, &mut m, null_mut(), 0, &mut out), CKR_MECHANISM_INVALID, "{what}");
             }
         }
+        // Missing arguments come first, whatever the mechanism.
+        let mut m = CK_MECHANISM { mechanism: 0x7fff_0000, pParameter: null_mut(), ulParameterLen: 0 };
+        let mut out: CK_OBJECT_HANDLE = 0;
+        assert_eq!(r.f.C_GenerateKey(h, &mut m, null_mut(), 3, &mut out), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_GenerateKey(h, &mut m, null_mut(), 0, null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(r.f.C_DeriveKey(h, &mut m, k, null_mut(), 2, &mut out), CKR_ARGUMENTS_BAD);
         // A mechanism that can, with a parameter it cannot take, is a parameter error as before.
         let mut m =
             CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: junk.as_mut_ptr() as *mut c_void, ulParameterLen: 3 };

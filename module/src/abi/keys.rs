@@ -13,9 +13,9 @@ pub unsafe extern "C" fn C_GenerateKey(
     guard("C_GenerateKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism, CKF_GENERATE)?;
         let dest = out(phKey)?;
         let t = read_template(pTemplate, ulCount)?;
+        let (mt, param) = mechanism(pMechanism, CKF_GENERATE)?;
         *dest = m.generate_key(hSession, mt, &param, &t)?;
         Ok(())
     })
@@ -35,10 +35,10 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     guard("C_GenerateKeyPair", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism, CKF_GENERATE_KEY_PAIR)?;
         let (pubh, privh) = (out(phPublicKey)?, out(phPrivateKey)?);
         let pt = read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?;
         let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
+        let (mt, param) = mechanism(pMechanism, CKF_GENERATE_KEY_PAIR)?;
         let (a, b) = m.generate_key_pair(hSession, mt, &param, &pt, &vt)?;
         *pubh = a;
         *privh = b;
@@ -58,8 +58,8 @@ pub unsafe extern "C" fn C_WrapKey(
     guard("C_WrapKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism, CKF_WRAP)?;
         let cap = capacity(pWrappedKey, pulWrappedKeyLen)?;
+        let (mt, param) = mechanism(pMechanism, CKF_WRAP)?;
         let wrapped = m.wrap_key(hSession, mt, &param, hWrappingKey, hKey)?;
         write_output(crate::services::deliver(&mut Some(wrapped), cap), pWrappedKey, pulWrappedKeyLen)
     })
@@ -79,10 +79,10 @@ pub unsafe extern "C" fn C_UnwrapKey(
     guard("C_UnwrapKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism, CKF_UNWRAP)?;
         let dest = out(phKey)?;
         let wrapped = bytes(pWrappedKey, ulWrappedKeyLen)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
+        let (mt, param) = mechanism(pMechanism, CKF_UNWRAP)?;
         *dest = m.unwrap_key(hSession, mt, &param, hUnwrappingKey, wrapped, &t)?;
         Ok(())
     })
@@ -100,9 +100,9 @@ pub unsafe extern "C" fn C_DeriveKey(
     guard("C_DeriveKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let (mt, param) = mechanism(pMechanism, CKF_DERIVE)?;
         let dest = out(phKey)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
+        let (mt, param) = mechanism(pMechanism, CKF_DERIVE)?;
         *dest = m.derive_key(hSession, mt, &param, hBaseKey, &t)?;
         Ok(())
     })
