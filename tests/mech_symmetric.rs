@@ -909,9 +909,9 @@ fn pbkdf2_generate() {
     );
 }
 
-/// Triple-DES, for applications and suites written for SoftHSMv2: keying options 1 and 2, ECB,
-/// CBC and CBC_PAD, single- and multi-part, key generation with odd parity, the check value, and
-/// wrapping with CBC_PAD. The approved mode offers none of it (SP 800-131A Rev. 2).
+/// Triple-DES and single DES, for legacy data and suites written for SoftHSMv2 and other HSMs:
+/// keying options 1 and 2, ECB, CBC and CBC_PAD, single- and multi-part, key generation with odd
+/// parity, the check value, and wrapping with CBC_PAD. The approved mode offers none of it.
 #[test]
 fn triple_des() {
     let t = T::new("tdea");
@@ -926,7 +926,8 @@ fn triple_des() {
     if approved_mode() {
         assert_eq!(t.encrypt_init(&ecb, k), Err(CKR_MECHANISM_INVALID));
         assert_eq!(t.generate(&gen3, &made(CKK_DES3, None)), Err(CKR_MECHANISM_INVALID));
-        for m in [CKM_DES2_KEY_GEN, CKM_DES3_KEY_GEN, CKM_DES3_ECB, CKM_DES3_CBC, CKM_DES3_CBC_PAD] {
+        let all = [CKM_DES_KEY_GEN, CKM_DES_ECB, CKM_DES_CBC, CKM_DES_CBC_PAD, CKM_DES2_KEY_GEN, CKM_DES3_KEY_GEN];
+        for m in all.into_iter().chain([CKM_DES3_ECB, CKM_DES3_CBC, CKM_DES3_CBC_PAD]) {
             let mut info = CK_MECHANISM_INFO::default();
             assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot(), m, &mut info) }, CKR_MECHANISM_INVALID);
         }
@@ -964,14 +965,28 @@ fn triple_des() {
     let k2 = t.key(CKK_DES2, key2).unwrap();
     let k3 = t.key(CKK_DES3, &[key2, &key2[..8]].concat()).unwrap();
     assert_eq!(t.encrypt(&cbc, k2, quick).unwrap(), t.encrypt(&cbc, k3, quick).unwrap());
-    // Generation: 24 and 16 bytes with odd parity; usable at once.
-    for (m, kt, n) in [(CKM_DES3_KEY_GEN, CKK_DES3, 24usize), (CKM_DES2_KEY_GEN, CKK_DES2, 16)] {
+    // Single DES (FIPS 46-3's validation set; DES is Triple-DES with three equal keys).
+    let des = t.key(CKK_DES, &h("8000000000000000")).unwrap();
+    assert_eq!(t.encrypt(&Mech::new(CKM_DES_ECB), des, &[0; 8]).unwrap(), h("95A8D72813DAA94D"));
+    assert_eq!(t.encrypt_init(&ecb, des), Err(CKR_KEY_TYPE_INCONSISTENT), "DES3 mechanisms take DES2/DES3 keys");
+    assert_eq!(t.encrypt_init(&Mech::new(CKM_DES_ECB), k), Err(CKR_KEY_TYPE_INCONSISTENT));
+    let des_cbc = Mech::with(CKM_DES_CBC, &iv);
+    let k111 = t.key(CKK_DES3, &h("8000000000000000 8000000000000000 8000000000000000")).unwrap();
+    assert_eq!(t.encrypt(&des_cbc, des, quick).unwrap(), t.encrypt(&cbc, k111, quick).unwrap());
+    let des_pad = Mech::with(CKM_DES_CBC_PAD, &iv);
+    assert_eq!(t.decrypt(&des_pad, des, &t.encrypt(&des_pad, des, jumps).unwrap()).unwrap(), jumps);
+    // Generation: 24, 16 and 8 bytes with odd parity; usable at once.
+    for (m, kt, n, c) in [
+        (CKM_DES3_KEY_GEN, CKK_DES3, 24usize, &cbc),
+        (CKM_DES2_KEY_GEN, CKK_DES2, 16, &cbc),
+        (CKM_DES_KEY_GEN, CKK_DES, 8, &des_cbc),
+    ] {
         let g = t.generate(&Mech::new(m), &made(kt, None)).unwrap();
         let v = t.value(g).unwrap();
         assert_eq!(v.len(), n);
         assert!(v.iter().all(|b| b.count_ones() % 2 == 1), "odd parity: {v:02x?}");
         assert_eq!(t.attr(g, CKA_VALUE_LEN).unwrap(), (n as CK_ULONG).to_ne_bytes());
-        assert_eq!(t.decrypt(&cbc, g, &t.encrypt(&cbc, g, quick).unwrap()).unwrap(), quick);
+        assert_eq!(t.decrypt(c, g, &t.encrypt(c, g, quick).unwrap()).unwrap(), quick);
         assert_eq!(t.generate(&Mech::new(m), &made(kt, Some(n + 8))), Err(CKR_TEMPLATE_INCONSISTENT));
     }
     // Wrapping an AES key with CBC_PAD and unwrapping it; ECB and CBC do not wrap.

@@ -284,7 +284,7 @@ impl Policy {
             Some(CKK_EC) => matches!(k.curve, Some("secp256r1" | "secp384r1" | "secp521r1")),
             Some(CKK_EC_EDWARDS) => k.curve == Some("ed25519"),
             Some(CKK_AES) => matches!(k.bits, Some(128 | 192 | 256)),
-            Some(CKK_EC_MONTGOMERY | CKK_DES2 | CKK_DES3) => false,
+            Some(CKK_EC_MONTGOMERY | CKK_DES | CKK_DES2 | CKK_DES3) => false,
             Some(_) => k.bits.is_some_and(|b| b >= 112),
             None => false,
         }

@@ -1,5 +1,6 @@
 //! Triple-DES (TDEA, SP 800-67) block operations from aws-lc's DES functions: aws-lc-rs has no
-//! Triple-DES. Keying options 1 (three keys, 24 bytes) and 2 (two keys, 16 bytes: K1 K2 K1).
+//! Triple-DES. Keying options 1 (three keys, 24 bytes) and 2 (two keys, 16 bytes: K1 K2 K1), and
+//! single DES (8 bytes) as keying option 3 (K1 K1 K1, which equals DES under K1).
 //!
 //! Every function is a small safe wrapper; lengths are checked in Rust before aws-lc sees a
 //! pointer.
@@ -27,10 +28,11 @@ impl Drop for Des3Key {
 }
 
 impl Des3Key {
-    /// Schedules a 16- or 24-byte key; `None` for other lengths. Parity bits are ignored, as
+    /// Schedules an 8-, 16- or 24-byte key; `None` for other lengths. Parity bits are ignored, as
     /// SP 800-67 allows.
     pub fn new(key: &[u8], encrypt: bool) -> Option<Des3Key> {
         let parts: [&[u8]; 3] = match key.len() {
+            8 => [key, key, key],
             16 => [&key[..8], &key[8..16], &key[..8]],
             24 => [&key[..8], &key[8..16], &key[16..24]],
             _ => return None,
@@ -118,6 +120,9 @@ mod tests {
         assert_eq!(out.to_vec(), ct);
         assert_eq!(iv.to_vec(), ct);
         assert!(Des3Key::new(&key[..20], true).is_none());
+        // Single DES (FIPS 46-3 validation set: key 8000000000000000, zero block).
+        let single = Des3Key::new(&h("8000000000000000"), true).unwrap();
+        assert_eq!(single.ecb(&[0; 8]).unwrap(), h("95A8D72813DAA94D"));
         assert!(e.ecb(&pt[..7]).is_none());
     }
 }

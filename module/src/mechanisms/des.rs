@@ -1,8 +1,9 @@
-//! Triple-DES (TDEA): key generation (`CKM_DES2_KEY_GEN`, `CKM_DES3_KEY_GEN`) and
-//! `CKM_DES3_ECB`, `CKM_DES3_CBC`, `CKM_DES3_CBC_PAD` over `CKK_DES2` and `CKK_DES3` keys, with
-//! `CKM_DES3_CBC_PAD` also wrapping and unwrapping. Kept for applications and test suites written
-//! for SoftHSMv2 and for keys carried over from it; none of it is approved (SP 800-131A Rev. 2:
-//! TDEA encryption is disallowed after 2023), so the approved mode offers none of it.
+//! Triple-DES (TDEA) and single DES: key generation (`CKM_DES_KEY_GEN`, `CKM_DES2_KEY_GEN`,
+//! `CKM_DES3_KEY_GEN`) and ECB, CBC and CBC_PAD over `CKK_DES`, `CKK_DES2` and `CKK_DES3` keys,
+//! with CBC_PAD also wrapping and unwrapping. Kept for legacy data, for applications and test
+//! suites written for SoftHSMv2 and other HSMs, and for keys carried over from them; none of it is
+//! approved (SP 800-131A Rev. 2: TDEA encryption is disallowed after 2023; DES was withdrawn in
+//! 2005), so the approved mode offers none of it.
 
 use super::block::BlockOp;
 use super::hmac::secret_value;
@@ -27,6 +28,7 @@ impl super::block::BlockCipher for Des3Key {
 /// The length of a key of `key_type` (bytes).
 pub fn key_len(key_type: CK_KEY_TYPE) -> Option<usize> {
     match key_type {
+        CKK_DES => Some(8),
         CKK_DES2 => Some(16),
         CKK_DES3 => Some(24),
         _ => None,
@@ -81,7 +83,8 @@ enum Mode {
     CbcPad,
 }
 
-struct Cipher(Mode);
+/// A mode over single-DES keys (`true`) or Triple-DES keys.
+struct Cipher(Mode, bool);
 
 impl Cipher {
     fn start(&self, param: &[u8], key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
@@ -109,11 +112,16 @@ impl Cipher {
 impl Mechanism for Cipher {
     fn info(&self) -> MechanismInfo {
         let wrap = if self.0 == Mode::CbcPad { CKF_WRAP | CKF_UNWRAP } else { 0 };
-        MechanismInfo { min_key: 16, max_key: 24, flags: CKF_ENCRYPT | CKF_DECRYPT | wrap }
+        let (min_key, max_key) = if self.1 { (8, 8) } else { (16, 24) };
+        MechanismInfo { min_key, max_key, flags: CKF_ENCRYPT | CKF_DECRYPT | wrap }
     }
 
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
-        &[CKK_DES2, CKK_DES3]
+        if self.1 {
+            &[CKK_DES]
+        } else {
+            &[CKK_DES2, CKK_DES3]
+        }
     }
 
     fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
@@ -138,9 +146,13 @@ impl Mechanism for Cipher {
 }
 
 pub fn register(r: &mut Registry) {
+    r.add(CKM_DES_KEY_GEN, Box::new(KeyGen(CKK_DES)));
     r.add(CKM_DES2_KEY_GEN, Box::new(KeyGen(CKK_DES2)));
     r.add(CKM_DES3_KEY_GEN, Box::new(KeyGen(CKK_DES3)));
-    r.add(CKM_DES3_ECB, Box::new(Cipher(Mode::Ecb)));
-    r.add(CKM_DES3_CBC, Box::new(Cipher(Mode::Cbc)));
-    r.add(CKM_DES3_CBC_PAD, Box::new(Cipher(Mode::CbcPad)));
+    r.add(CKM_DES_ECB, Box::new(Cipher(Mode::Ecb, true)));
+    r.add(CKM_DES_CBC, Box::new(Cipher(Mode::Cbc, true)));
+    r.add(CKM_DES_CBC_PAD, Box::new(Cipher(Mode::CbcPad, true)));
+    r.add(CKM_DES3_ECB, Box::new(Cipher(Mode::Ecb, false)));
+    r.add(CKM_DES3_CBC, Box::new(Cipher(Mode::Cbc, false)));
+    r.add(CKM_DES3_CBC_PAD, Box::new(Cipher(Mode::CbcPad, false)));
 }

@@ -168,7 +168,7 @@ pub const EC_PUBLIC: &[Spec] =
 pub const EC_PRIVATE: &[Spec] =
     &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET)];
 
-/// Generic secret, AES, HKDF, HMAC and Triple-DES keys.
+/// Generic secret, AES, HKDF, HMAC and DES keys.
 pub const SECRET_VALUE: &[Spec] = &[s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET), s(CKA_VALUE_LEN, Ulong, FIXED)];
 
 /// The validation object (PKCS#11 3.2 `CKO_VALIDATION`): made by the token, read-only.
@@ -193,7 +193,7 @@ pub fn key_material(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Option<&'s
         (CKO_PRIVATE_KEY, CKK_RSA) => Some(RSA_PRIVATE),
         (CKO_PUBLIC_KEY, CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PUBLIC),
         (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PRIVATE),
-        (CKO_SECRET_KEY, CKK_GENERIC_SECRET | CKK_AES | CKK_HKDF | CKK_DES2 | CKK_DES3) => Some(SECRET_VALUE),
+        (CKO_SECRET_KEY, CKK_GENERIC_SECRET | CKK_AES | CKK_HKDF | CKK_DES | CKK_DES2 | CKK_DES3) => Some(SECRET_VALUE),
         (CKO_SECRET_KEY, CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC) => {
             Some(SECRET_VALUE)
         }

@@ -365,7 +365,7 @@ pub fn key_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Option<Vec<u8>> {
     }
     match key_type {
         CKK_AES => crate::crypto_ffi::aes::AesKey::new(value, true)?.ecb(&[0u8; 16]).map(|b| b[..3].to_vec()),
-        CKK_DES2 | CKK_DES3 => crate::mechanisms::des::check_value(value),
+        CKK_DES | CKK_DES2 | CKK_DES3 => crate::mechanisms::des::check_value(value),
         _ => {
             let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
             Some(d.as_ref()[..3].to_vec())
