@@ -446,6 +446,12 @@ fn aes_key_wrap() {
         let w = t.encrypt(&cbc, kek, &k20).unwrap();
         assert_eq!(t.unwrap(&cbc, kek, &w, &made(CKK_GENERIC_SECRET, None)), Err(CKR_MECHANISM_INVALID));
     }
+    // ECB and CBC wrap the key zero padded (not approved either).
+    if let Some(w) = allowed(t.wrap(&Mech::new(CKM_AES_ECB), kek, g20), CKR_MECHANISM_INVALID, "wrapping with ECB") {
+        assert_eq!(w.len(), 32);
+        let back = t.unwrap(&Mech::new(CKM_AES_ECB), kek, &w, &made(CKK_GENERIC_SECRET, Some(20))).unwrap();
+        assert_eq!(t.value(back).unwrap(), k20);
+    }
     let g = gcm(&[1; 12], b"label", 128);
     if let Some(w) = allowed(t.wrap(&g, kek, g20), CKR_MECHANISM_INVALID, "wrapping with GCM") {
         let back = t.unwrap(&g, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
@@ -995,7 +1001,20 @@ fn triple_des() {
     assert_eq!(w.len(), 24);
     let back = t.unwrap(&pad, k, &w, &made(CKK_AES, None)).unwrap();
     assert_eq!(t.value(back).unwrap(), h(K128));
-    assert_eq!(t.wrap(&ecb, k, aes), Err(CKR_MECHANISM_INVALID));
+    // ECB and CBC wrap too, the key zero padded to whole blocks; unwrapping truncates by the
+    // template's CKA_VALUE_LEN, or by the key type where it fixes the length (PKCS#11).
+    let g20 = t.key(CKK_GENERIC_SECRET, &[5; 20]).unwrap();
+    for m in [&ecb, &cbc] {
+        let w = t.wrap(m, k, g20).unwrap();
+        assert_eq!(w.len(), 24);
+        let back = t.unwrap(m, k, &w, &made(CKK_GENERIC_SECRET, Some(20))).unwrap();
+        assert_eq!(t.value(back).unwrap(), [5; 20]);
+    }
+    let aes_ecb = Mech::new(CKM_AES_ECB);
+    let w = t.wrap(&aes_ecb, aes, k).unwrap();
+    assert_eq!(w.len(), 32, "24 bytes padded to two AES blocks");
+    let back = t.unwrap(&aes_ecb, aes, &w, &made(CKK_DES3, None)).unwrap();
+    assert_eq!(t.value(back).unwrap(), key3);
     // A Triple-DES key is flagged non-approved.
     assert_eq!(t.attr(k, CKA_OBJECT_VALIDATION_FLAGS).unwrap(), (0 as CK_ULONG).to_ne_bytes());
 }

@@ -9,7 +9,7 @@
 //! [`GcmParams`] before it reaches this file; the other parameters (`CK_AES_CTR_PARAMS`, the CBC
 //! IV, `CK_MAC_GENERAL_PARAMS`, the key-wrap IVs) are plain bytes read here.
 
-use super::block::{len_range, BlockCipher, BlockOp};
+use super::block::{len_range, zero_padded, BlockCipher, BlockOp};
 use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVerify};
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::crypto_ffi::aes::{AesKey, CtrState, Gcm, BLOCK};
@@ -398,7 +398,7 @@ impl Cipher {
 
 impl Mechanism for Cipher {
     fn info(&self) -> MechanismInfo {
-        let wrap = if matches!(self.0, Mode::CbcPad | Mode::Gcm) { CKF_WRAP | CKF_UNWRAP } else { 0 };
+        let wrap = if self.0 != Mode::Ctr { CKF_WRAP | CKF_UNWRAP } else { 0 };
         // GCM also serves the 3.0 message-based encryption functions (`services::message`).
         let message = if matches!(self.0, Mode::Gcm) { CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT } else { 0 };
         MechanismInfo {
@@ -421,14 +421,19 @@ impl Mechanism for Cipher {
     }
 
     fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
-        if !matches!(self.0, Mode::CbcPad | Mode::Gcm) {
-            return Err(err(CKR_MECHANISM_INVALID));
+        match self.0 {
+            Mode::Ctr => Err(err(CKR_MECHANISM_INVALID)),
+            Mode::Ecb | Mode::Cbc => self.once(param, wrapping_key, true, &zero_padded(key_bytes, BLOCK)),
+            Mode::CbcPad | Mode::Gcm => self.once(param, wrapping_key, true, key_bytes),
         }
-        self.once(param, wrapping_key, true, key_bytes)
+    }
+
+    fn wraps_zero_padded(&self) -> bool {
+        matches!(self.0, Mode::Ecb | Mode::Cbc)
     }
 
     fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
-        if !matches!(self.0, Mode::CbcPad | Mode::Gcm) {
+        if self.0 == Mode::Ctr {
             return Err(err(CKR_MECHANISM_INVALID));
         }
         self.once(param, unwrapping_key, false, wrapped).map_err(|e| match e.rv() {
@@ -561,6 +566,10 @@ impl Mechanism for KeyWrap {
 
     fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
         self.run(param, wrapping_key, key_bytes, Use::Wrap)
+    }
+
+    fn wraps_zero_padded(&self) -> bool {
+        !self.padded
     }
 
     fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {

@@ -18,6 +18,15 @@ pub trait BlockCipher: Send + 'static {
     fn cbc_into(&self, iv: &mut [u8], data: &[u8], out: &mut [u8]) -> Option<()>;
 }
 
+/// The input of a wrap with ECB or CBC: the key padded on its trailing end with up to a block
+/// minus one zero bytes, as PKCS#11 has it for the block cipher modes; unwrapping truncates the
+/// result according to the template (`services::keys`).
+pub fn zero_padded(key_bytes: &[u8], block: usize) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(key_bytes.to_vec());
+    v.resize(key_bytes.len().next_multiple_of(block), 0);
+    v
+}
+
 /// The length errors of each direction.
 pub fn len_range(encrypt: bool) -> crate::error::Error {
     err(if encrypt { CKR_DATA_LEN_RANGE } else { CKR_ENCRYPTED_DATA_LEN_RANGE })

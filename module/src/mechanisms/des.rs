@@ -1,11 +1,11 @@
 //! Triple-DES (TDEA) and single DES: key generation (`CKM_DES_KEY_GEN`, `CKM_DES2_KEY_GEN`,
 //! `CKM_DES3_KEY_GEN`) and ECB, CBC and CBC_PAD over `CKK_DES`, `CKK_DES2` and `CKK_DES3` keys,
-//! with CBC_PAD also wrapping and unwrapping. Kept for legacy data, for applications and test
+//! all of which also wrap and unwrap. Kept for legacy data, for applications and test
 //! suites written for SoftHSMv2 and other HSMs, and for keys carried over from them; none of it is
 //! approved (SP 800-131A Rev. 2: TDEA encryption is disallowed after 2023; DES was withdrawn in
 //! 2005), so the approved mode offers none of it.
 
-use super::block::BlockOp;
+use super::block::{zero_padded, BlockOp};
 use super::hmac::secret_value;
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry};
 use crate::crypto_ffi::des::{Des3Key, BLOCK};
@@ -97,11 +97,8 @@ impl Cipher {
         Ok(Box::new(BlockOp::new(schedule(key, encrypt)?, iv, pad, encrypt)?))
     }
 
-    /// A whole encryption or decryption in one go (wrapping with CBC_PAD).
+    /// A whole encryption or decryption in one go (wrapping and unwrapping).
     fn once(&self, param: &[u8], key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
-        if self.0 != Mode::CbcPad {
-            return Err(err(CKR_MECHANISM_INVALID));
-        }
         let mut op = self.start(param, key, encrypt)?;
         let mut out = op.update(data)?;
         out.extend(op.finish()?);
@@ -111,9 +108,8 @@ impl Cipher {
 
 impl Mechanism for Cipher {
     fn info(&self) -> MechanismInfo {
-        let wrap = if self.0 == Mode::CbcPad { CKF_WRAP | CKF_UNWRAP } else { 0 };
         let (min_key, max_key) = if self.1 { (8, 8) } else { (16, 24) };
-        MechanismInfo { min_key, max_key, flags: CKF_ENCRYPT | CKF_DECRYPT | wrap }
+        MechanismInfo { min_key, max_key, flags: CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP }
     }
 
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
@@ -133,7 +129,14 @@ impl Mechanism for Cipher {
     }
 
     fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
-        self.once(param, wrapping_key, true, key_bytes)
+        match self.0 {
+            Mode::CbcPad => self.once(param, wrapping_key, true, key_bytes),
+            Mode::Ecb | Mode::Cbc => self.once(param, wrapping_key, true, &zero_padded(key_bytes, BLOCK)),
+        }
+    }
+
+    fn wraps_zero_padded(&self) -> bool {
+        self.0 != Mode::CbcPad
     }
 
     fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {

@@ -160,6 +160,12 @@ pub trait Mechanism: Send + Sync {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
+    /// Whether `C_WrapKey` pads the key with zero bytes to fit (ECB, CBC, RFC 3394 key wrap), so
+    /// that `C_UnwrapKey` must take them off again (`services::keys`).
+    fn wraps_zero_padded(&self) -> bool {
+        false
+    }
+
     /// `C_UnwrapKey`: recovers key bytes from `wrapped`.
     fn unwrap(&self, _param: &[u8], _unwrapping_key: &Object, _wrapped: &[u8]) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))

@@ -113,14 +113,18 @@ fn pairwise_consistency(public: &Object, private: &Object) -> std::result::Resul
     Ok(())
 }
 
-/// Takes off the zero padding `CKM_AES_KEY_WRAP` put on a key whose length is not a multiple of
-/// 8 bytes: of a secret key, down to the template's `CKA_VALUE_LEN` (PKCS#11: the unwrapped value
-/// is truncated to it); of a private key, down to the length its PKCS#8 DER encoding states.
-/// Only zero bytes, fewer than 8 (or up to the 16 bytes of a short key), are ever taken off; a
-/// value that does not fit is left whole for the template checks to refuse.
+/// Takes off the zero padding a wrap with ECB, CBC or `CKM_AES_KEY_WRAP` put on a key whose
+/// length is not a multiple of the block: of a secret key, down to the length of its key type
+/// (DES) or the template's `CKA_VALUE_LEN` (PKCS#11: the unwrapped value is truncated to them);
+/// of a private key, down to the length its PKCS#8 DER encoding states. Only zero bytes, fewer
+/// than a 16-byte block, are ever taken off; a value that does not fit is left whole for the
+/// template checks to refuse.
 fn without_zero_padding(bytes: &mut Vec<u8>, class: CK_OBJECT_CLASS, template: &AttrMap) {
+    let ulong = |t| template.get(&t).and_then(|v| crate::object::as_ulong(v));
     let want = match class {
-        CKO_SECRET_KEY => template.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|n| n as usize),
+        CKO_SECRET_KEY => ulong(CKA_KEY_TYPE)
+            .and_then(crate::mechanisms::des::key_len)
+            .or_else(|| ulong(CKA_VALUE_LEN).map(|n| n as usize)),
         CKO_PRIVATE_KEY => {
             use pkcs8::der::{Decode, Header, Reader, SliceReader};
             SliceReader::new(bytes).ok().and_then(|mut r| {
@@ -132,8 +136,7 @@ fn without_zero_padding(bytes: &mut Vec<u8>, class: CK_OBJECT_CLASS, template: &
     };
     if let Some(n) = want {
         let padding = bytes.len().saturating_sub(n);
-        let most = if bytes.len() == 16 { 15 } else { 7 };
-        if n > 0 && (1..=most).contains(&padding) && bytes[n..].iter().all(|b| *b == 0) {
+        if n > 0 && (1..16).contains(&padding) && bytes[n..].iter().all(|b| *b == 0) {
             bytes.truncate(n);
         }
     }
@@ -272,7 +275,7 @@ impl Module {
         let map = template::collect(&t)?;
         let class = map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
         let mut bytes = m.unwrap(param, &uk, wrapped)?;
-        if mech == CKM_AES_KEY_WRAP {
+        if m.wraps_zero_padded() {
             without_zero_padding(&mut bytes, class, &map);
         }
         let material: Template = match class {
