@@ -109,6 +109,9 @@ fn attr_bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> CK_ATTRIBUTE {
 const TRUE: CK_BBOOL = CK_TRUE;
 const FALSE: CK_BBOOL = CK_FALSE;
 
+/// Stands in for another library's function list (only its address is used).
+static FUNCTION_LIST_2_40_MARKER: [u8; 8] = [0; 8];
+
 #[test]
 fn interfaces_are_offered_in_three_versions() {
     let r = raw();
@@ -142,6 +145,16 @@ fn interfaces_are_offered_in_three_versions() {
             let got = *((*iface).pFunctionList as *const CK_VERSION);
             assert_eq!((got.major, got.minor), (maj, min));
         }
+        // A wrapper (OpenSC's pkcs11-spy) writes its own function list into the interface it was
+        // given: the write must not fault, and the interface stays found by its version.
+        let mut v30 = CK_VERSION { major: 3, minor: 0 };
+        assert_eq!(r.f.C_GetInterface(null_mut(), &mut v30, &mut iface, 0), CKR_OK);
+        let theirs = FUNCTION_LIST_2_40_MARKER.as_ptr() as *mut c_void;
+        let ours = std::mem::replace(&mut (*iface).pFunctionList, theirs);
+        let mut again: *mut CK_INTERFACE = null_mut();
+        assert_eq!(r.f.C_GetInterface(null_mut(), &mut v30, &mut again, 0), CKR_OK);
+        assert_eq!((again, (*again).pFunctionList), (iface, theirs));
+        (*iface).pFunctionList = ours;
         let mut bad = *b"PKCS 12\0";
         assert_eq!(r.f.C_GetInterface(bad.as_mut_ptr(), null_mut(), &mut iface, 0), CKR_ARGUMENTS_BAD);
         let mut v9 = CK_VERSION { major: 9, minor: 9 };

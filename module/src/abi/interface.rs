@@ -3,39 +3,42 @@
 
 use super::interface_tables::{FUNCTION_LIST, FUNCTION_LIST_3_0, FUNCTION_LIST_3_2};
 use super::*;
+use std::cell::UnsafeCell;
 use std::ffi::{c_void, CStr};
 
-/// A `CK_INTERFACE` in static storage. Its pointers point at immutable statics.
-#[repr(transparent)]
-struct Interface(CK_INTERFACE);
+/// A `CK_INTERFACE` in static, writable storage, with the version it offers. Writable because
+/// wrappers between an application and the module (OpenSC's pkcs11-spy, for one) write their own
+/// function list into the interface a `C_GetInterface` returned, as other modules allow: in
+/// read-only memory that write crashed the process. The version is kept beside it, so a replaced
+/// function list never changes which interface a version request finds.
+#[repr(C)]
+struct Interface {
+    iface: UnsafeCell<CK_INTERFACE>,
+    version: CK_VERSION,
+}
 
-// SAFETY: the pointers inside point at immutable `'static` data and are never written through.
+// SAFETY: the module itself never writes the interfaces; a caller that writes its own function
+// pointer there does so through the pointer it was given, as with any module's static interface.
 unsafe impl Sync for Interface {}
 
 const NAME: &CStr = c"PKCS 11";
 
-static INTERFACES: [Interface; 3] = [
-    Interface(CK_INTERFACE {
-        pInterfaceName: NAME.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: &FUNCTION_LIST_3_2 as *const CK_FUNCTION_LIST_3_2 as *mut c_void,
-        flags: 0,
-    }),
-    Interface(CK_INTERFACE {
-        pInterfaceName: NAME.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut c_void,
-        flags: 0,
-    }),
-    Interface(CK_INTERFACE {
-        pInterfaceName: NAME.as_ptr() as *mut CK_UTF8CHAR,
-        pFunctionList: &FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut c_void,
-        flags: 0,
-    }),
-];
-
-fn version_of(i: &Interface) -> CK_VERSION {
-    // SAFETY: every pFunctionList above starts with its CK_VERSION.
-    unsafe { *(i.0.pFunctionList as *const CK_VERSION) }
+const fn interface(list: *const c_void, major: u8, minor: u8) -> Interface {
+    Interface {
+        iface: UnsafeCell::new(CK_INTERFACE {
+            pInterfaceName: NAME.as_ptr() as *mut CK_UTF8CHAR,
+            pFunctionList: list as *mut c_void,
+            flags: 0,
+        }),
+        version: CK_VERSION { major, minor },
+    }
 }
+
+static INTERFACES: [Interface; 3] = [
+    interface(&FUNCTION_LIST_3_2 as *const CK_FUNCTION_LIST_3_2 as *const c_void, 3, 2),
+    interface(&FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *const c_void, 3, 0),
+    interface(&FUNCTION_LIST as *const CK_FUNCTION_LIST as *const c_void, 2, 40),
+];
 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetFunctionList(ppFunctionList: *mut *mut CK_FUNCTION_LIST) -> CK_RV {
@@ -48,7 +51,8 @@ pub unsafe extern "C" fn C_GetFunctionList(ppFunctionList: *mut *mut CK_FUNCTION
 #[no_mangle]
 pub unsafe extern "C" fn C_GetInterfaceList(pInterfacesList: *mut CK_INTERFACE, pulCount: *mut CK_ULONG) -> CK_RV {
     guard("C_GetInterfaceList", || {
-        let list: Vec<CK_INTERFACE> = INTERFACES.iter().map(|i| i.0).collect();
+        // SAFETY: reads of the static interfaces (see `Interface`).
+        let list: Vec<CK_INTERFACE> = INTERFACES.iter().map(|i| unsafe { *i.iface.get() }).collect();
         write_list(&list, pInterfacesList, pulCount)
     })
 }
@@ -67,13 +71,14 @@ pub unsafe extern "C" fn C_GetInterface(
         }
         let want = pVersion.as_ref();
         let found = INTERFACES.iter().find(|i| {
-            let v = version_of(i);
+            let v = i.version;
             let version_ok = want.is_none_or(|w| w.major == v.major && w.minor == v.minor);
-            version_ok && i.0.flags & flags == flags
+            // SAFETY: a read of a static interface (see `Interface`).
+            version_ok && unsafe { (*i.iface.get()).flags } & flags == flags
         });
         match found {
             Some(i) => {
-                *dest = &i.0 as *const CK_INTERFACE as *mut CK_INTERFACE;
+                *dest = i.iface.get();
                 Ok(())
             }
             None => Err(err(CKR_ARGUMENTS_BAD)),
