@@ -23,7 +23,6 @@ use tessera_tests::*;
 const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
-const SECP256K1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
 const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 const X25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6e];
 const ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
@@ -273,7 +272,7 @@ fn mechanisms_are_listed_with_ec_flags() {
     assert_eq!(info.sign(), !approved, "CKF_SIGN of CKM_ECDSA_SHA1");
     let info = l.p.get_mechanism_info(slot, MechanismType::ECDSA_SHA256).expect("info");
     assert!(info.sign() && info.verify() && info.ec_f_p() && info.ec_from_oid() && info.ec_uncompressed());
-    assert_eq!((info.min_key_size(), info.max_key_size()), (256, 521));
+    assert_eq!((info.min_key_size(), info.max_key_size()), (224, 521));
     let info = l.p.get_mechanism_info(slot, MechanismType::ECC_KEY_PAIR_GEN).expect("info");
     assert!(info.generate_key_pair());
     let info = l.p.get_mechanism_info(slot, MechanismType::ECDH1_DERIVE).expect("info");
@@ -424,11 +423,13 @@ fn unknown_curves_are_not_supported_and_never_substituted() {
     let approved = approved_mode();
     let outside_rule = if approved { RvError::KeySizeRange } else { RvError::CurveNotSupported };
     let x448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6f];
-    let mut secp256k1_name = vec![0x13, 9];
-    secp256k1_name.extend_from_slice(b"secp256k1");
+    // P-192 (prime192v1), by OID and by name, is a curve Tessera does not implement.
+    let p192: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01];
+    let mut p192_name = vec![0x13, 10];
+    p192_name.extend_from_slice(b"prime192v1");
     for (m, params, refusal) in [
-        (Mechanism::EccKeyPairGen, SECP256K1, RvError::CurveNotSupported),
-        (Mechanism::EccKeyPairGen, &secp256k1_name[..], RvError::CurveNotSupported),
+        (Mechanism::EccKeyPairGen, p192, RvError::CurveNotSupported),
+        (Mechanism::EccKeyPairGen, &p192_name[..], RvError::CurveNotSupported),
         (Mechanism::EccKeyPairGen, ED448, RvError::CurveNotSupported),
         (Mechanism::EccKeyPairGen, ED25519, outside_rule),
         (Mechanism::EccKeyPairGen, X25519, outside_rule),
@@ -773,29 +774,35 @@ fn openssl_verifies_a_tessera_p256_signature() {
     let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
     let msg = b"checked by OpenSSL";
     let sig = s.sign(&Mechanism::EcdsaSha256, private, msg).expect("sign");
+    openssl_verifies(P256, &point, msg, &sig);
+}
 
-    // SubjectPublicKeyInfo: id-ecPublicKey with the P-256 OID, and the point as a BIT STRING.
-    let mut alg = vec![0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-    alg.extend_from_slice(P256);
-    let mut spki_body = vec![0x30, alg.len() as u8];
-    spki_body.extend(alg);
-    spki_body.extend([0x03, (point.len() + 1) as u8, 0x00]);
-    spki_body.extend(&point);
-    let mut spki = vec![0x30, spki_body.len() as u8];
-    spki.extend(spki_body);
+/// DER: `tag`, the length (short or long form), `body`.
+fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match body.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// Asserts that `openssl dgst -sha256 -verify` accepts the PKCS#11 signature `sig` (`r ‖ s`) of
+/// `msg` under the public `point` on the curve of `params`, given as a DER and as a PEM key.
+fn openssl_verifies(params: &[u8], point: &[u8], msg: &[u8], sig: &[u8]) {
+    // SubjectPublicKeyInfo: id-ecPublicKey with the curve OID, and the point as a BIT STRING.
+    let alg = tlv(0x30, &[&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01][..], params].concat());
+    let spki = tlv(0x30, &[alg, tlv(0x03, &[&[0u8][..], point].concat())].concat());
     // ECDSA-Sig-Value: SEQUENCE of two positive INTEGERs.
     let int = |v: &[u8]| {
         let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
-        let mut body = if v.first().is_some_and(|b| b & 0x80 != 0) || v.is_empty() { vec![0] } else { vec![] };
-        body.extend(v);
-        let mut out = vec![0x02, body.len() as u8];
-        out.extend(body);
-        out
+        let pad = v.first().is_none_or(|b| b & 0x80 != 0);
+        tlv(0x02, &[if pad { &[0u8][..] } else { &[][..] }, &v].concat())
     };
-    let mut seq = int(&sig[..32]);
-    seq.extend(int(&sig[32..]));
-    let mut der_sig = vec![0x30, seq.len() as u8];
-    der_sig.extend(seq);
+    let (r, s) = sig.split_at(sig.len() / 2);
+    let der_sig = tlv(0x30, &[int(r), int(s)].concat());
 
     let dir = tempfile::tempdir().expect("tempdir");
     let key_path = dir.path().join("pub.der");
@@ -831,6 +838,51 @@ fn openssl_verifies_a_tessera_p256_signature() {
         .output()
         .expect("run openssl");
     assert!(out.status.success(), "openssl (PEM): {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The curves outside the approved table (P-224, secp256k1, Brainpool P-256/384/512), which
+/// SoftHSMv2 users have keys on: generated, signing what OpenSSL verifies, agreeing by ECDH, and
+/// wrapped and unwrapped; the approved mode refuses to generate them.
+#[test]
+fn more_curves_outside_the_approved_mode() {
+    let c = setup("ec-more");
+    let s = c.s();
+    let approved = approved_mode();
+    let curves: [(&str, &[u8], usize); 5] = [
+        ("secp224r1", &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x21], 28),
+        ("secp256k1", &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a], 32),
+        ("brainpoolP256r1", &[0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07], 32),
+        ("brainpoolP384r1", &[0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b], 48),
+        ("brainpoolP512r1", &[0x06, 0x09, 0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d], 64),
+    ];
+    let msg = b"a curve SoftHSMv2 users have keys on";
+    for (name, params, n) in curves {
+        let r = pair_with(s, Mechanism::EccKeyPairGen, params, &[], &[Attribute::Extractable(true)]);
+        if approved {
+            let e = rv(r.expect_err(name));
+            assert!(
+                matches!(e, RvError::KeySizeRange | RvError::CurveNotSupported),
+                "{name} in the approved mode: {e:?}"
+            );
+            continue;
+        }
+        let (public, private) = r.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
+        assert_eq!((point.len(), point[0]), (1 + 2 * n, 4), "{name} point");
+        let sig = s.sign(&Mechanism::EcdsaSha256, private, msg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(sig.len(), 2 * n);
+        s.verify(&Mechanism::EcdsaSha256, public, msg, &sig).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if have("openssl") {
+            openssl_verifies(params, &point, msg, &sig);
+        }
+        // ECDH both ways gives one secret of the field's size.
+        let (peer_pub, peer_priv) = ec_pair(s, params);
+        let peer_point = unwrap_point(&bytes_attr(s, peer_pub, AttributeType::EcPoint));
+        let a = derive(s, private, EcKdf::null(), &peer_point, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let b = derive(s, peer_priv, EcKdf::null(), &point, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(a.len(), n, "{name} shared secret");
+        assert_eq!(a, b, "{name}: both parties derive the same secret");
+    }
 }
 
 fn from_hex(s: &str) -> Vec<u8> {

@@ -10,9 +10,6 @@ use pkcs8::{ObjectIdentifier, PrivateKeyInfo};
 const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 /// The two halves of an imported key pair: the private key's material and the public key's.
 pub struct KeyPair {
@@ -76,22 +73,15 @@ fn rsa(der: &[u8]) -> Result<KeyPair, String> {
 }
 
 fn ec(curve: ObjectIdentifier, der: &[u8]) -> Result<KeyPair, String> {
-    let alg = match curve {
-        c if c == P256 => &aws_lc_rs::agreement::ECDH_P256,
-        c if c == P384 => &aws_lc_rs::agreement::ECDH_P384,
-        c if c == P521 => &aws_lc_rs::agreement::ECDH_P521,
-        c => return Err(format!("unsupported curve {c}")),
-    };
+    use crate::mechanisms::ec::{public_point, Curve};
+    let params = curve.to_der().map_err(|e| e.to_string())?;
+    let c = Curve::from_params(&params).ok().filter(|c| c.key_type() == CKK_EC);
+    let c = c.ok_or_else(|| format!("unsupported curve {curve}"))?;
     let k = sec1::EcPrivateKey::from_der(der).map_err(|e| format!("EC key: {e}"))?;
     let point = match k.public_key {
         Some(p) => p.to_vec(),
-        None => {
-            let sk = aws_lc_rs::agreement::PrivateKey::from_private_key(alg, k.private_key)
-                .map_err(|_| "invalid EC private key")?;
-            sk.compute_public_key().map_err(|_| "invalid EC private key")?.as_ref().to_vec()
-        }
+        None => public_point(c, k.private_key).map_err(|_| "invalid EC private key")?,
     };
-    let params = curve.to_der().map_err(|e| e.to_string())?;
     let public = vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, octet_string(&point)?)];
     let private = vec![(CKA_EC_PARAMS, params), (CKA_VALUE, k.private_key.to_vec())];
     Ok(KeyPair { key_type: CKK_EC, private, public })

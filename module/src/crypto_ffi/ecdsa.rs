@@ -1,4 +1,4 @@
-//! ECDSA over a digest the caller computed, on the NIST prime curves. aws-lc-rs signs only whole
+//! ECDSA over a digest the caller computed, on the prime curves (NIST, secp256k1, Brainpool). aws-lc-rs signs only whole
 //! messages with a fixed curve/hash pairing; PKCS#11 needs `CKM_ECDSA` (the application hashes, with
 //! any digest length, FIPS 186's leftmost-bits rule applying) and every SHA-1/SHA-2 hash on every
 //! curve. aws-lc's `ECDSA_do_sign`/`ECDSA_do_verify` take the digest as given and apply that rule.
@@ -18,6 +18,13 @@ pub const NID_P256: i32 = sys::NID_X9_62_prime256v1;
 pub const NID_P384: i32 = sys::NID_secp384r1;
 /// The aws-lc curve identifier of P-521.
 pub const NID_P521: i32 = sys::NID_secp521r1;
+/// The aws-lc curve identifiers of P-224, secp256k1 and the Brainpool curves (RFC 5639); a build
+/// whose aws-lc lacks one of them refuses its keys as an unsupported curve.
+pub const NID_P224: i32 = sys::NID_secp224r1;
+pub const NID_SECP256K1: i32 = sys::NID_secp256k1;
+pub const NID_BRAINPOOL_P256R1: i32 = sys::NID_brainpoolP256r1;
+pub const NID_BRAINPOOL_P384R1: i32 = sys::NID_brainpoolP384r1;
+pub const NID_BRAINPOOL_P512R1: i32 = sys::NID_brainpoolP512r1;
 
 /// An owned `EC_KEY`.
 struct Key(*mut sys::EC_KEY);
@@ -109,6 +116,68 @@ impl SigningKey {
             return None;
         }
         Some(SigningKey { key, field })
+    }
+
+    /// A new key pair on curve `nid` (aws-lc's generation: a uniformly random scalar, its
+    /// public point). `None` when aws-lc does not offer the curve.
+    pub fn generate(nid: i32, field: usize) -> Option<SigningKey> {
+        let key = Key::new(nid)?;
+        // SAFETY: `key` is a valid EC_KEY with its group set.
+        if unsafe { sys::EC_KEY_generate_key(key.0) } != 1 {
+            // SAFETY: no preconditions.
+            unsafe { sys::ERR_clear_error() };
+            return None;
+        }
+        Some(SigningKey { key, field })
+    }
+
+    /// The private scalar, big-endian, `field` bytes.
+    pub fn scalar(&self) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        let mut out = zeroize::Zeroizing::new(vec![0u8; self.field]);
+        // SAFETY: the key holds a private scalar (borrowed, below the order, which fits the
+        // field size); the buffer has `field` bytes, the length passed.
+        let ok = unsafe {
+            let d = sys::EC_KEY_get0_private_key(self.key.0);
+            !d.is_null() && sys::BN_bn2bin_padded(out.as_mut_ptr(), out.len(), d) == 1
+        };
+        ok.then_some(out)
+    }
+
+    /// The public point of this key, SEC 1 uncompressed (`04 ‖ X ‖ Y`): the one generated with
+    /// it, or computed from the scalar for a key loaded with [`SigningKey::new`].
+    pub fn public_point(&self) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; 1 + 2 * self.field];
+        // SAFETY: the key has its group and a private scalar; a point computed here is created on
+        // that group and freed on every path; the output buffer has the length passed.
+        let n = unsafe {
+            let group = sys::EC_KEY_get0_group(self.key.0);
+            let d = sys::EC_KEY_get0_private_key(self.key.0);
+            if group.is_null() || d.is_null() {
+                return None;
+            }
+            let form = sys::point_conversion_form_t::POINT_CONVERSION_UNCOMPRESSED;
+            let q = sys::EC_KEY_get0_public_key(self.key.0);
+            let n = if q.is_null() {
+                let p = sys::EC_POINT_new(group);
+                if p.is_null() {
+                    return None;
+                }
+                let n = if sys::EC_POINT_mul(group, p, d, ptr::null(), ptr::null(), ptr::null_mut()) == 1 {
+                    sys::EC_POINT_point2oct(group, p, form, out.as_mut_ptr(), out.len(), ptr::null_mut())
+                } else {
+                    0
+                };
+                sys::EC_POINT_free(p);
+                n
+            } else {
+                sys::EC_POINT_point2oct(group, q, form, out.as_mut_ptr(), out.len(), ptr::null_mut())
+            };
+            if n == 0 {
+                sys::ERR_clear_error();
+            }
+            n
+        };
+        (n == out.len()).then_some(out)
     }
 
     /// Signs `digest` (used as given, leftmost bits kept per FIPS 186); returns `r ‖ s`.

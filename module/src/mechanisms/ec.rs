@@ -1,5 +1,6 @@
-//! Elliptic curves over prime fields (P-256, P-384, P-521): key pair generation, ECDSA (raw and
-//! with SHA-1/SHA-2) and ECDH (`CKM_ECDH1_DERIVE`, also for X25519 keys, with the ANSI X9.63 KDFs).
+//! Elliptic curves over prime fields (P-256, P-384, P-521; outside the approved mode also P-224,
+//! secp256k1 and the Brainpool curves of RFC 5639): key pair generation, ECDSA (raw and with
+//! SHA-1/SHA-2) and ECDH (`CKM_ECDH1_DERIVE`, also for X25519 keys, with the ANSI X9.63 KDFs).
 //! The curve encodings shared with the Edwards and Montgomery family (`eddsa.rs`) live here too:
 //! `CKA_EC_PARAMS` as a DER named-curve OID (or the PrintableString curve name some applications
 //! write) and `CKA_EC_POINT` as a DER OCTET STRING (a raw point is accepted as well).
@@ -21,16 +22,26 @@ use zeroize::Zeroizing;
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+const OID_P224: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.33");
+const OID_SECP256K1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.10");
+const OID_BRAINPOOL_P256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.7");
+const OID_BRAINPOOL_P384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.11");
+const OID_BRAINPOOL_P512R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.36.3.3.2.8.1.1.13");
 const OID_X25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.110");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
-/// The curves Tessera implements. Anything else (Ed448, X448, brainpool, explicit parameters …)
-/// is `CKR_CURVE_NOT_SUPPORTED`; no curve is ever substituted for another.
+/// The curves Tessera implements. Anything else (Ed448, X448, explicit parameters …) is
+/// `CKR_CURVE_NOT_SUPPORTED`; no curve is ever substituted for another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Curve {
     P256,
     P384,
     P521,
+    P224,
+    Secp256k1,
+    BrainpoolP256r1,
+    BrainpoolP384r1,
+    BrainpoolP512r1,
     Ed25519,
     X25519,
 }
@@ -45,6 +56,11 @@ impl Curve {
                 o if o == OID_P256 => Ok(Curve::P256),
                 o if o == OID_P384 => Ok(Curve::P384),
                 o if o == OID_P521 => Ok(Curve::P521),
+                o if o == OID_P224 => Ok(Curve::P224),
+                o if o == OID_SECP256K1 => Ok(Curve::Secp256k1),
+                o if o == OID_BRAINPOOL_P256R1 => Ok(Curve::BrainpoolP256r1),
+                o if o == OID_BRAINPOOL_P384R1 => Ok(Curve::BrainpoolP384r1),
+                o if o == OID_BRAINPOOL_P512R1 => Ok(Curve::BrainpoolP512r1),
                 o if o == OID_ED25519 => Ok(Curve::Ed25519),
                 o if o == OID_X25519 => Ok(Curve::X25519),
                 _ => Err(err(CKR_CURVE_NOT_SUPPORTED)),
@@ -55,6 +71,11 @@ impl Curve {
                 "prime256v1" | "secp256r1" => Ok(Curve::P256),
                 "secp384r1" => Ok(Curve::P384),
                 "secp521r1" => Ok(Curve::P521),
+                "secp224r1" => Ok(Curve::P224),
+                "secp256k1" => Ok(Curve::Secp256k1),
+                "brainpoolP256r1" => Ok(Curve::BrainpoolP256r1),
+                "brainpoolP384r1" => Ok(Curve::BrainpoolP384r1),
+                "brainpoolP512r1" => Ok(Curve::BrainpoolP512r1),
                 "edwards25519" => Ok(Curve::Ed25519),
                 "curve25519" => Ok(Curve::X25519),
                 _ => Err(err(CKR_CURVE_NOT_SUPPORTED)),
@@ -83,6 +104,11 @@ impl Curve {
             Curve::P256 => "secp256r1",
             Curve::P384 => "secp384r1",
             Curve::P521 => "secp521r1",
+            Curve::P224 => "secp224r1",
+            Curve::Secp256k1 => "secp256k1",
+            Curve::BrainpoolP256r1 => "brainpoolP256r1",
+            Curve::BrainpoolP384r1 => "brainpoolP384r1",
+            Curve::BrainpoolP512r1 => "brainpoolP512r1",
             Curve::Ed25519 => "ed25519",
             Curve::X25519 => "x25519",
         }
@@ -91,9 +117,9 @@ impl Curve {
     /// The PKCS#11 key type of keys on this curve.
     pub fn key_type(self) -> CK_KEY_TYPE {
         match self {
-            Curve::P256 | Curve::P384 | Curve::P521 => CKK_EC,
             Curve::Ed25519 => CKK_EC_EDWARDS,
             Curve::X25519 => CKK_EC_MONTGOMERY,
+            _ => CKK_EC,
         }
     }
 
@@ -101,8 +127,10 @@ impl Curve {
     /// half of an ECDSA signature.
     pub fn field_len(self) -> usize {
         match self {
-            Curve::P256 => 32,
-            Curve::P384 => 48,
+            Curve::P224 => 28,
+            Curve::P256 | Curve::Secp256k1 | Curve::BrainpoolP256r1 => 32,
+            Curve::P384 | Curve::BrainpoolP384r1 => 48,
+            Curve::BrainpoolP512r1 => 64,
             Curve::P521 => 66,
             Curve::Ed25519 | Curve::X25519 => 32,
         }
@@ -113,21 +141,29 @@ impl Curve {
             Curve::P256 => Ok(ffi::NID_P256),
             Curve::P384 => Ok(ffi::NID_P384),
             Curve::P521 => Ok(ffi::NID_P521),
-            _ => Err(err(CKR_CURVE_NOT_SUPPORTED)),
+            Curve::P224 => Ok(ffi::NID_P224),
+            Curve::Secp256k1 => Ok(ffi::NID_SECP256K1),
+            Curve::BrainpoolP256r1 => Ok(ffi::NID_BRAINPOOL_P256R1),
+            Curve::BrainpoolP384r1 => Ok(ffi::NID_BRAINPOOL_P384R1),
+            Curve::BrainpoolP512r1 => Ok(ffi::NID_BRAINPOOL_P512R1),
+            Curve::Ed25519 | Curve::X25519 => Err(err(CKR_CURVE_NOT_SUPPORTED)),
         }
     }
 
-    fn agreement(self) -> &'static agreement::Algorithm {
+    /// The aws-lc-rs algorithm of the curve, where aws-lc-rs has one (the NIST curves of the
+    /// approved mode and X25519); the other prime curves go through `crypto_ffi::ecdsa`.
+    fn agreement(self) -> Option<&'static agreement::Algorithm> {
         match self {
-            Curve::P256 => &agreement::ECDH_P256,
-            Curve::P384 => &agreement::ECDH_P384,
-            Curve::P521 => &agreement::ECDH_P521,
-            Curve::Ed25519 | Curve::X25519 => &agreement::X25519,
+            Curve::P256 => Some(&agreement::ECDH_P256),
+            Curve::P384 => Some(&agreement::ECDH_P384),
+            Curve::P521 => Some(&agreement::ECDH_P521),
+            Curve::Ed25519 | Curve::X25519 => Some(&agreement::X25519),
+            _ => None,
         }
     }
 
     fn is_prime(self) -> bool {
-        matches!(self, Curve::P256 | Curve::P384 | Curve::P521)
+        !matches!(self, Curve::Ed25519 | Curve::X25519)
     }
 
     /// Whether `p` has the shape of a public point on this curve: SEC 1 uncompressed (`04‖X‖Y`)
@@ -191,7 +227,7 @@ pub fn scalar(key: &Object, curve: Curve) -> Result<Zeroizing<Vec<u8>>> {
 const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
 fn ec_info(flags: CK_FLAGS) -> MechanismInfo {
-    MechanismInfo { min_key: 256, max_key: 521, flags: flags | EC_FLAGS }
+    MechanismInfo { min_key: 224, max_key: 521, flags: flags | EC_FLAGS }
 }
 
 /// `CKM_EC_KEY_PAIR_GEN`.
@@ -211,14 +247,25 @@ impl Mechanism for KeyPairGen {
             return Err(err(CKR_CURVE_NOT_SUPPORTED));
         }
         let failed = |_| err(CKR_FUNCTION_FAILED);
-        let sk = agreement::PrivateKey::generate(curve.agreement()).map_err(failed)?;
-        let d: EcPrivateKeyBin = sk.as_be_bytes().map_err(failed)?;
-        let q = sk.compute_public_key().map_err(failed)?;
-        let point = ec_point(q.as_ref())?;
+        let (d, q): (Zeroizing<Vec<u8>>, Vec<u8>) = match curve.agreement() {
+            Some(alg) => {
+                let sk = agreement::PrivateKey::generate(alg).map_err(failed)?;
+                let d: EcPrivateKeyBin = sk.as_be_bytes().map_err(failed)?;
+                let q = sk.compute_public_key().map_err(failed)?;
+                (Zeroizing::new(d.as_ref().to_vec()), q.as_ref().to_vec())
+            }
+            None => {
+                // A curve this build's aws-lc lacks is an unsupported curve.
+                let k = SigningKey::generate(curve.nid()?, curve.field_len()).ok_or(err(CKR_CURVE_NOT_SUPPORTED))?;
+                let d = k.scalar().ok_or(err(CKR_FUNCTION_FAILED))?;
+                (d, k.public_point().ok_or(err(CKR_FUNCTION_FAILED))?)
+            }
+        };
+        let point = ec_point(&q)?;
         Ok(GeneratedPair {
             key_type: CKK_EC,
             public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, point)],
-            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, d.as_ref().to_vec())],
+            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, d.to_vec())],
         })
     }
 }
@@ -431,7 +478,7 @@ pub fn shared_secret(base: &Object, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if curve.is_prime() {
         return signing_key(base)?.agree(peer).ok_or(err(CKR_MECHANISM_PARAM_INVALID));
     }
-    let alg = curve.agreement();
+    let alg = curve.agreement().ok_or(err(CKR_CURVE_NOT_SUPPORTED))?;
     // The aws-lc private key is made (its public point computed) once per object.
     let sk = base.parsed(|| {
         let d = scalar(base, curve)?;
@@ -453,8 +500,16 @@ pub fn implied_public(private: &Object) -> Result<Vec<u8>> {
         Curve::X25519 => Zeroizing::new(private.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec()),
         _ => scalar(private, curve)?,
     };
-    let k =
-        agreement::PrivateKey::from_private_key(curve.agreement(), &d).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
+    public_point(curve, &d)
+}
+
+/// The public point of private scalar `d` on an ECDH-capable curve (raw, as [`implied_public`]).
+pub fn public_point(curve: Curve, d: &[u8]) -> Result<Vec<u8>> {
+    let Some(alg) = curve.agreement() else {
+        let k = SigningKey::new(curve.nid()?, curve.field_len(), d).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
+        return k.public_point().ok_or(err(CKR_KEY_TYPE_INCONSISTENT));
+    };
+    let k = agreement::PrivateKey::from_private_key(alg, d).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
     Ok(k.compute_public_key().map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?.as_ref().to_vec())
 }
 
