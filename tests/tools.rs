@@ -456,6 +456,38 @@ fn openssl_key(env: &Env, name: &str, args: &[&str]) -> PathBuf {
     file
 }
 
+/// `tessera-util --import` takes EC keys on the curves outside the approved table too
+/// (secp256k1, Brainpool), with the public point OpenSSL derives from the file.
+#[test]
+fn tessera_util_imports_keys_on_more_curves() {
+    require!("openssl");
+    let env = Env::new("");
+    let token = "curves";
+    util_init_token(&env, token);
+    let curves = [("k1.pem", "secp256k1", 65usize, "0a"), ("bp.pem", "brainpoolP384r1", 97, "0b")];
+    for (file, curve, _, id) in &curves {
+        let key = openssl_key(&env, file, &["-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}")]);
+        let mut c = util(&env);
+        c.arg("--import").arg(&key).args(["--token", token, "--label", curve, "--id", id, "--pin", USER_PIN]);
+        let out = ok(c);
+        assert!(out.contains("The key pair has been imported."), "tessera-util --import {file} said:\n{out}");
+    }
+    require!("pkcs11-tool");
+    let mut c = p11tool(&env);
+    c.args(["--token-label", token, "--list-objects"]);
+    let listing = ok(c);
+    let listed = listed_objects(&listing);
+    for (file, curve, n, _) in &curves {
+        let mut c = Command::new("openssl");
+        c.args(["pkey", "-pubout", "-outform", "DER", "-in"]).arg(path(&env, file));
+        let (want, what) = run(c);
+        assert!(want.status.success(), "`{what}` failed\n{}", show(&want));
+        let point = &want.stdout[want.stdout.len() - n..];
+        let o = listed.iter().find(|o| o.label == *curve).unwrap_or_else(|| panic!("{curve} listed:\n{listing}"));
+        assert_eq!(o.ec_point, format!("04{:02x}{}", n, hex(point)), "CKA_EC_POINT on {curve}:\n{listing}");
+    }
+}
+
 #[test]
 fn tessera_util_import_keys() {
     require!("openssl");
