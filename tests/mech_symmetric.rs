@@ -734,6 +734,23 @@ fn hkdf_derive() {
     p.ulInfoLen = info.len() as CK_ULONG;
     let k = t.derive(&Mech::with_struct(CKM_HKDF_DERIVE, &p), ikm, &made(CKK_GENERIC_SECRET, Some(42)));
     assert_eq!(t.value(k.unwrap()).unwrap(), okm);
+    // CKM_HKDF_KEY_GEN makes CKK_HKDF keys: a base key and a salt key for HKDF.
+    let gen = Mech::new(CKM_HKDF_KEY_GEN);
+    assert_eq!(t.generate(&gen, &made(CKK_HKDF, None)), Err(CKR_TEMPLATE_INCOMPLETE));
+    let mut hkdf_tpl = made(CKK_HKDF, Some(32));
+    hkdf_tpl.push((CKA_DERIVE, V::B(true)));
+    let hk = t.generate(&gen, &hkdf_tpl).unwrap();
+    assert_eq!(t.attr(hk, CKA_KEY_TYPE).unwrap(), CKK_HKDF.to_ne_bytes());
+    let hv = t.value(hk).unwrap();
+    assert_eq!(hv.len(), 32);
+    p.hSaltKey = hk;
+    let k = t.derive(&Mech::with_struct(CKM_HKDF_DERIVE, &p), hk, &made(CKK_GENERIC_SECRET, Some(42))).unwrap();
+    let again = t.derive(
+        &hkdf(CKM_HKDF_DERIVE, true, true, CKM_SHA256, Some(&hv), &info),
+        hk,
+        &made(CKK_GENERIC_SECRET, Some(42)),
+    );
+    assert_eq!(t.value(k).unwrap(), t.value(again.unwrap()).unwrap(), "salt as key = salt as data");
     // Only a secret key meant for derivation, that the session can see, is a salt key.
     let aes_salt = t.key(CKK_AES, &[7; 16]).unwrap();
     let mut no_derive_salt = secret(CKK_GENERIC_SECRET, &salt);

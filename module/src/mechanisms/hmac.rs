@@ -264,8 +264,9 @@ pub fn random_value(template: &AttrMap, min: usize, max: usize) -> Result<Vec<u8
     crate::store::seal::random_bytes(len)
 }
 
-/// `CKM_GENERIC_SECRET_KEY_GEN`: `CKA_VALUE_LEN` bytes of randomness.
-struct GenericKeyGen;
+/// `CKM_GENERIC_SECRET_KEY_GEN` and `CKM_HKDF_KEY_GEN`: `CKA_VALUE_LEN` bytes of randomness, a
+/// key of the given type.
+struct GenericKeyGen(CK_KEY_TYPE);
 
 impl Mechanism for GenericKeyGen {
     fn info(&self) -> MechanismInfo {
@@ -277,12 +278,13 @@ impl Mechanism for GenericKeyGen {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let value = random_value(template, 1, MAX_KEY)?;
-        Ok(GeneratedKey { key_type: CKK_GENERIC_SECRET, material: vec![(CKA_VALUE, value)] })
+        Ok(GeneratedKey { key_type: self.0, material: vec![(CKA_VALUE, value)] })
     }
 }
 
 pub fn register(r: &mut Registry) {
-    r.add(CKM_GENERIC_SECRET_KEY_GEN, Box::new(GenericKeyGen));
+    r.add(CKM_GENERIC_SECRET_KEY_GEN, Box::new(GenericKeyGen(CKK_GENERIC_SECRET)));
+    r.add(CKM_HKDF_KEY_GEN, Box::new(GenericKeyGen(CKK_HKDF)));
     let table: [(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE, Hash, &'static [CK_KEY_TYPE]); 9] = [
         (CKM_SHA_1_HMAC, CKM_SHA_1_HMAC_GENERAL, Hash::Sha1, &[CKK_GENERIC_SECRET, CKK_SHA_1_HMAC]),
         (CKM_SHA224_HMAC, CKM_SHA224_HMAC_GENERAL, Hash::Sha224, &[CKK_GENERIC_SECRET, CKK_SHA224_HMAC]),
