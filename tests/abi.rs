@@ -1388,6 +1388,45 @@ fn impossible_lengths_are_refused() {
                 CKR_ARGUMENTS_BAD,
                 "data length {len:#x}"
             );
+            // Counts and lengths of the caller's own arrays and buffers.
+            let mut a = CK_ATTRIBUTE { type_: CKA_LABEL, pValue: null_mut(), ulValueLen: 0 };
+            assert_eq!(r.f.C_GetAttributeValue(h, k, &mut a, len), CKR_ARGUMENTS_BAD, "count {len:#x}");
+            assert_eq!(r.f.C_GenerateRandom(h, small.as_mut_ptr(), len), CKR_ARGUMENTS_BAD, "random {len:#x}");
+            // An output length no buffer can have is taken as "large enough".
+            assert_eq!(r.f.C_EncryptInit(h, &mut m, k), CKR_OK);
+            let mut n = len;
+            assert_eq!(r.f.C_Encrypt(h, small.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n), CKR_OK);
+            assert_eq!(n, 32, "output length {len:#x}");
+            // PBKDF2 with the older parameter struct, whose password length is a pointer: one that
+            // cannot point into the address space is refused before it is read.
+            let mut salt = [1u8; 16];
+            let mut pw = *b"password";
+            let mut p = CK_PKCS5_PBKD2_PARAMS2 {
+                saltSource: CKZ_SALT_SPECIFIED,
+                pSaltSourceData: salt.as_mut_ptr() as *mut c_void,
+                ulSaltSourceDataLen: 16,
+                iterations: 1000,
+                prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
+                pPrfData: null_mut(),
+                ulPrfDataLen: 0,
+                pPassword: pw.as_mut_ptr(),
+                ulPasswordLen: len & !7,
+            };
+            let mut pm = CK_MECHANISM {
+                mechanism: CKM_PKCS5_PBKD2,
+                pParameter: &mut p as *mut _ as *mut c_void,
+                ulParameterLen: std::mem::size_of::<CK_PKCS5_PBKD2_PARAMS2>() as CK_ULONG,
+            };
+            let mut tpl = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_GENERIC_SECRET)];
+            let mut out_key: CK_OBJECT_HANDLE = 0;
+            let rv = r.f.C_GenerateKey(h, &mut pm, tpl.as_mut_ptr(), 2, &mut out_key);
+            assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID, "password length {len:#x}");
         }
+        let mut a = CK_ATTRIBUTE { type_: CKA_LABEL, pValue: null_mut(), ulValueLen: 0 };
+        assert_eq!(
+            r.f.C_GetAttributeValue(h, k, &mut a, 1 << 40),
+            CKR_ARGUMENTS_BAD,
+            "more attributes than a template holds"
+        );
     }
 }

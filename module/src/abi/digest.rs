@@ -88,11 +88,7 @@ pub unsafe extern "C" fn C_GenerateRandom(
         if ulRandomLen == 0 {
             return Ok(());
         }
-        if RandomData.is_null() {
-            return Err(err(CKR_ARGUMENTS_BAD));
-        }
-        let buf = std::slice::from_raw_parts_mut(RandomData, ulRandomLen as usize);
-        m.generate_random(hSession, buf)
+        m.generate_random(hSession, slice_mut(RandomData, ulRandomLen)?)
     })
 }
 

@@ -15,8 +15,9 @@ unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> Result<(GcmMessage, 
     if m.pIv.is_null() || m.ulIvLen == 0 || m.pTag.is_null() || !m.ulTagBits.is_multiple_of(8) || m.ulTagBits > 128 {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
-    let iv = std::slice::from_raw_parts_mut(m.pIv, m.ulIvLen as usize);
-    let tag = std::slice::from_raw_parts_mut(m.pTag, (m.ulTagBits / 8) as usize);
+    let bad = |_| err(CKR_MECHANISM_PARAM_INVALID);
+    let iv = super::slice_mut(m.pIv, m.ulIvLen).map_err(bad)?;
+    let tag = super::slice_mut(m.pTag, m.ulTagBits / 8).map_err(bad)?;
     let params =
         GcmMessage { iv: iv.to_vec(), iv_fixed_bits: m.ulIvFixedBits, generator: m.ivGenerator, tag_bits: m.ulTagBits };
     Ok((params, iv, tag))

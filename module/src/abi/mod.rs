@@ -115,6 +115,25 @@ pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     Ok(std::slice::from_raw_parts(p, len as usize))
 }
 
+/// Whether `n` items of `T` from `p` can be a buffer at all (see [`bytes`]): no longer than
+/// `isize::MAX` bytes and below the top of the user address space.
+pub fn possible<T>(p: *const T, n: CK_ULONG) -> bool {
+    let size = (n as u128) * std::mem::size_of::<T>() as u128;
+    size <= isize::MAX as u128 && (p as u64 as u128) + size <= ADDRESS_SPACE_END as u128
+}
+
+/// A caller's writable buffer of `n` items; `CKR_ARGUMENTS_BAD` for a NULL one or one that
+/// cannot exist ([`possible`]).
+pub unsafe fn slice_mut<'a, T>(p: *mut T, n: CK_ULONG) -> Result<&'a mut [T]> {
+    if n == 0 {
+        return Ok(&mut []);
+    }
+    if p.is_null() || !possible(p, n) {
+        return Err(err(CKR_ARGUMENTS_BAD));
+    }
+    Ok(std::slice::from_raw_parts_mut(p, n as usize))
+}
+
 /// The end of the largest user address space of the platforms Tessera runs on (see `bytes`).
 const ADDRESS_SPACE_END: u64 = if usize::BITS == 64 { 1 << 57 } else { u32::MAX as u64 + 1 };
 
@@ -138,7 +157,13 @@ pub unsafe fn write_list<T: Copy>(items: &[T], p: *mut T, count: *mut CK_ULONG) 
 /// The capacity of a caller's output buffer: `None` for a NULL buffer (a length query).
 pub unsafe fn capacity(p: *const u8, len: *mut CK_ULONG) -> Result<Option<usize>> {
     let len = out(len)?;
-    Ok(if p.is_null() { None } else { Some(*len as usize) })
+    if p.is_null() {
+        return Ok(None);
+    }
+    // A claimed size no buffer can have is taken as the most that could be there: no output
+    // comes near it, and the buffer is never addressed beyond what is written.
+    let most = (ADDRESS_SPACE_END.saturating_sub(p as u64)).min(isize::MAX as u64);
+    Ok(Some((*len).min(most) as usize))
 }
 
 /// Delivers a finishing call's output under the two-call convention.

@@ -71,11 +71,11 @@ pub unsafe extern "C" fn C_GetAttributeValue(
     guard("C_GetAttributeValue", || {
         let m = module()?;
         m.session(hSession)?;
-        if pTemplate.is_null() && ulCount > 0 {
+        // As many attributes as a template may hold (`read_template`); more is no real request.
+        if ulCount > MAX_TEMPLATE {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
-        let list: &mut [CK_ATTRIBUTE] =
-            if ulCount == 0 { &mut [] } else { std::slice::from_raw_parts_mut(pTemplate, ulCount as usize) };
+        let list: &mut [CK_ATTRIBUTE] = slice_mut(pTemplate, ulCount)?;
         let types: Vec<_> = list.iter().map(|a| a.type_).collect();
         let answers = m.get_attributes(hSession, hObject, &types)?;
         // Every attribute is processed; the result names one of the failures that occurred.

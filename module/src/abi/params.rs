@@ -96,7 +96,9 @@ unsafe fn pbkd2(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
         s.ulPasswordLen
     } else {
         let lp = s.ulPasswordLen as usize as *const CK_ULONG;
-        if !(lp as usize).is_multiple_of(std::mem::align_of::<CK_ULONG>()) {
+        // Nothing else can be told of a pointer than its alignment and that it points into the
+        // user address space.
+        if !(lp as usize).is_multiple_of(std::mem::align_of::<CK_ULONG>()) || !super::possible(lp, 1) {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         std::ptr::read(lp)
