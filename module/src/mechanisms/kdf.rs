@@ -133,7 +133,9 @@ impl Mechanism for Hkdf {
                 _ => Ok(prk.to_vec()),
             };
         }
-        let len = len.ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
+        // CKA_VALUE_LEN "should be set" when expanding; without it the output is one PRF block,
+        // as extraction alone gives.
+        let len = len.unwrap_or(hash.out_len());
         if len == 0 || len > MAX_OUT {
             return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
         }

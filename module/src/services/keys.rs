@@ -344,7 +344,11 @@ impl Module {
         let bk = self.usable_key(&s, base, mech, m, Usage::Derive)?;
         let d = self.decide(mech, m, Function::Derive, &KeyInfo::of(&bk), param)?;
         let map = template::collect(template)?;
-        let len = map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| l as usize);
+        // The length asked for, or the one the key type fixes (DES).
+        let given = |t| map.get(&t).and_then(|v| crate::object::as_ulong(v));
+        let len = given(CKA_VALUE_LEN)
+            .map(|l| l as usize)
+            .or_else(|| given(CKA_KEY_TYPE).and_then(crate::mechanisms::des::key_len));
         let salted = self.hkdf_salt_key(&s, mech, param)?;
         let value = m.derive(salted.as_deref().map_or(param, |p| p.as_slice()), &bk, len)?;
         if map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)) == Some(CKO_DATA) {
