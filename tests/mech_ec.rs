@@ -272,11 +272,15 @@ fn mechanisms_are_listed_with_ec_flags() {
     assert_eq!(info.sign(), !approved, "CKF_SIGN of CKM_ECDSA_SHA1");
     let info = l.p.get_mechanism_info(slot, MechanismType::ECDSA_SHA256).expect("info");
     assert!(info.sign() && info.verify() && info.ec_f_p() && info.ec_from_oid() && info.ec_uncompressed());
-    assert_eq!((info.min_key_size(), info.max_key_size()), (224, 521));
+    // The approved mode reports its curves' sizes (P-256 to P-521); outside it P-224 is the least.
+    let range = if approved { (256, 521) } else { (224, 521) };
+    assert_eq!((info.min_key_size(), info.max_key_size()), range);
     let info = l.p.get_mechanism_info(slot, MechanismType::ECC_KEY_PAIR_GEN).expect("info");
     assert!(info.generate_key_pair());
+    assert_eq!((info.min_key_size(), info.max_key_size()), range);
     let info = l.p.get_mechanism_info(slot, MechanismType::ECDH1_DERIVE).expect("info");
     assert!(info.derive());
+    assert_eq!((info.min_key_size(), info.max_key_size()), if approved { (256, 521) } else { (224, 521) });
 }
 
 #[test]

@@ -209,6 +209,24 @@ impl Policy {
         range
     }
 
+    /// The field sizes (bits) of the curves a mechanism's approved rules name: the range
+    /// `C_GetMechanismInfo` reports for an EC mechanism in the approved mode. `None` when its
+    /// rules name no curves.
+    pub fn approved_curve_bits(&self, m: CK_MECHANISM_TYPE) -> Option<(u32, u32)> {
+        let bits = |c: &str| match c {
+            "secp224r1" => Some(224),
+            "ed25519" | "x25519" => Some(255),
+            "secp256r1" | "secp256k1" | "brainpoolP256r1" => Some(256),
+            "secp384r1" | "brainpoolP384r1" => Some(384),
+            "brainpoolP512r1" => Some(512),
+            "secp521r1" => Some(521),
+            _ => None,
+        };
+        let sizes: Vec<u32> =
+            self.approved_rules(m).iter().flat_map(|r| r.curves.iter().flatten()).filter_map(|c| bits(c)).collect();
+        Some((*sizes.iter().min()?, *sizes.iter().max()?))
+    }
+
     /// The `CKF_*` function flags of a mechanism's approved uses (what `C_GetMechanismInfo`
     /// reports in the approved mode). Encryption only with an IV the token generates is offered
     /// through the message API alone (`CKF_MESSAGE_ENCRYPT`): `C_EncryptInit` takes the IV from
@@ -319,6 +337,9 @@ mod tests {
         assert!(p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &aes, &generated).unwrap().approved);
         assert_eq!(p.approved_generation_bits(CKM_RSA_PKCS_KEY_PAIR_GEN), Some((2048, 4096)));
         assert_eq!(p.approved_generation_bits(CKM_EC_KEY_PAIR_GEN), None);
+        assert_eq!(p.approved_curve_bits(CKM_ECDH1_DERIVE), Some((256, 521)));
+        assert_eq!(p.approved_curve_bits(CKM_EDDSA), Some((255, 255)));
+        assert_eq!(p.approved_curve_bits(CKM_RSA_PKCS_OAEP), None);
         // So GCM encrypts in the approved mode through the message API, never C_EncryptInit.
         let f = p.approved_flags(CKM_AES_GCM);
         assert_eq!(f & (CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT | CKF_DECRYPT), CKF_MESSAGE_ENCRYPT | CKF_DECRYPT);

@@ -518,7 +518,7 @@ struct Ecdh1Derive;
 
 impl Mechanism for Ecdh1Derive {
     fn info(&self) -> MechanismInfo {
-        MechanismInfo { min_key: 255, max_key: 521, flags: CKF_DERIVE | EC_FLAGS }
+        MechanismInfo { min_key: 224, max_key: 521, flags: CKF_DERIVE | EC_FLAGS }
     }
 
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {

@@ -145,12 +145,13 @@ impl Module {
                 | CKF_MESSAGE_DECRYPT;
             let policy = crate::policy::policy()?;
             info.flags = (info.flags & !FUNCTIONS) | (info.flags & FUNCTIONS & policy.approved_flags(mech));
-            // Key-pair generation reports the sizes the approved mode generates (bits).
-            if info.flags & CKF_GENERATE_KEY_PAIR != 0 {
-                if let Some((min, max)) = policy.approved_generation_bits(mech) {
-                    info.min_key = info.min_key.max(min as CK_ULONG);
-                    info.max_key = info.max_key.min(max as CK_ULONG);
-                }
+            // Key-pair generation reports the sizes the approved mode generates, EC mechanisms
+            // the sizes of its curves (both in bits, the unit of those mechanisms' ranges).
+            let sizes =
+                if info.flags & CKF_GENERATE_KEY_PAIR != 0 { policy.approved_generation_bits(mech) } else { None };
+            if let Some((min, max)) = sizes.or_else(|| policy.approved_curve_bits(mech)) {
+                info.min_key = info.min_key.max(min as CK_ULONG);
+                info.max_key = info.max_key.min(max as CK_ULONG);
             }
         }
         Ok(info)
