@@ -331,3 +331,15 @@ pub fn allowed_unless_approved(rv: cryptoki_sys::CK_RV, refusal: cryptoki_sys::C
         true
     }
 }
+
+/// DER: `tag`, the length (short or long form, up to 64 KiB), `body`.
+pub fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match body.len() {
+        n if n < 0x80 => out.push(n as u8),
+        n if n < 0x100 => out.extend([0x81, n as u8]),
+        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    }
+    out.extend_from_slice(body);
+    out
+}

@@ -91,14 +91,7 @@ fn bytes_attr(s: &Session, o: ObjectHandle, t: AttributeType) -> Vec<u8> {
 
 /// DER OCTET STRING around `v`.
 fn octet(v: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    match v.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(v);
-    out
+    der(0x04, v)
 }
 
 /// The raw point inside a `CKA_EC_POINT` value (checked to be a DER OCTET STRING).
@@ -781,32 +774,20 @@ fn openssl_verifies_a_tessera_p256_signature() {
     openssl_verifies(P256, &point, msg, &sig);
 }
 
-/// DER: `tag`, the length (short or long form), `body`.
-fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    match body.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(body);
-    out
-}
-
 /// Asserts that `openssl dgst -sha256 -verify` accepts the PKCS#11 signature `sig` (`r ‖ s`) of
 /// `msg` under the public `point` on the curve of `params`, given as a DER and as a PEM key.
 fn openssl_verifies(params: &[u8], point: &[u8], msg: &[u8], sig: &[u8]) {
     // SubjectPublicKeyInfo: id-ecPublicKey with the curve OID, and the point as a BIT STRING.
-    let alg = tlv(0x30, &[&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01][..], params].concat());
-    let spki = tlv(0x30, &[alg, tlv(0x03, &[&[0u8][..], point].concat())].concat());
+    let alg = der(0x30, &[&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01][..], params].concat());
+    let spki = der(0x30, &[alg, der(0x03, &[&[0u8][..], point].concat())].concat());
     // ECDSA-Sig-Value: SEQUENCE of two positive INTEGERs.
     let int = |v: &[u8]| {
         let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
         let pad = v.first().is_none_or(|b| b & 0x80 != 0);
-        tlv(0x02, &[if pad { &[0u8][..] } else { &[][..] }, &v].concat())
+        der(0x02, &[if pad { &[0u8][..] } else { &[][..] }, &v].concat())
     };
     let (r, s) = sig.split_at(sig.len() / 2);
-    let der_sig = tlv(0x30, &[int(r), int(s)].concat());
+    let der_sig = der(0x30, &[int(r), int(s)].concat());
 
     let dir = tempfile::tempdir().expect("tempdir");
     let key_path = dir.path().join("pub.der");

@@ -105,14 +105,7 @@ fn record_refused<T: std::fmt::Debug>(
 
 /// DER OCTET STRING around `v` (the `CKA_EC_POINT` encoding).
 fn octet(v: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    match v.len() {
-        n if n < 0x80 => out.push(n as u8),
-        n if n < 0x100 => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(v);
-    out
+    tessera_tests::der(0x04, v)
 }
 
 /// A big-endian integer as exactly `n` bytes, if it fits.

@@ -99,10 +99,7 @@ impl Cipher {
 
     /// A whole encryption or decryption in one go (wrapping and unwrapping).
     fn once(&self, param: &[u8], key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
-        let mut op = self.start(param, key, encrypt)?;
-        let mut out = op.update(data)?;
-        out.extend(op.finish()?);
-        Ok(out)
+        self.start(param, key, encrypt)?.one_shot(data)
     }
 }
 
