@@ -658,6 +658,59 @@ fn get_attribute_value_follows_the_specification() {
         assert_eq!(r.f.C_SetAttributeValue(h, o2, unknown.as_mut_ptr(), 1), CKR_ATTRIBUTE_TYPE_INVALID);
         let mut bad_bool = [attr_bytes(CKA_ENCRYPT, &[1, 2])];
         assert_eq!(r.f.C_SetAttributeValue(h, o2, bad_bool.as_mut_ptr(), 1), CKR_ATTRIBUTE_VALUE_INVALID);
+        // Once locked, these are read-only even to the value they have (spec footnotes 11, 12).
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, s.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, ext.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
+
+        // The check value: computed unless the template gives it empty; it can be removed (set
+        // to no value) but not set.
+        let check = |o| {
+            let mut g = [CK_ATTRIBUTE { type_: CKA_CHECK_VALUE, pValue: null_mut(), ulValueLen: 0 }];
+            assert_eq!(r.f.C_GetAttributeValue(h, o, g.as_mut_ptr(), 1), CKR_OK);
+            g[0].ulValueLen
+        };
+        assert_eq!(check(o2), 3);
+        let mut none = [
+            attr(CKA_CLASS, &class),
+            attr(CKA_KEY_TYPE, &kt),
+            attr_bytes(CKA_VALUE, &key),
+            attr_bytes(CKA_CHECK_VALUE, &[]),
+        ];
+        let o3 = r.create(h, &mut none).unwrap();
+        assert_eq!(check(o3), 0, "no check value asked for");
+        let mut set_cv = [attr_bytes(CKA_CHECK_VALUE, &[1, 2, 3])];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, set_cv.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
+        let mut drop_cv = [attr_bytes(CKA_CHECK_VALUE, &[])];
+        assert_eq!(r.f.C_SetAttributeValue(h, o2, drop_cv.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(check(o2), 0, "check value removed");
+
+        // A data object's attributes are fixed once it exists, in a copy too; a certificate's but
+        // its CKA_ID, CKA_ISSUER and CKA_SERIAL_NUMBER as well.
+        let data_class = CKO_DATA;
+        let mut d = [attr(CKA_CLASS, &data_class), attr_bytes(CKA_VALUE, b"v"), attr_bytes(CKA_OBJECT_ID, &[6, 1, 0])];
+        let data = r.create(h, &mut d).unwrap();
+        for (t, v) in [(CKA_VALUE, &b"w"[..]), (CKA_OBJECT_ID, &[6, 1, 1][..]), (CKA_APPLICATION, &b"app"[..])] {
+            let mut set = [attr_bytes(t, v)];
+            assert_eq!(r.f.C_SetAttributeValue(h, data, set.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY, "{t:#x}");
+            let mut copy = 0;
+            assert_eq!(r.f.C_CopyObject(h, data, set.as_mut_ptr(), 1, &mut copy), CKR_ATTRIBUTE_READ_ONLY, "{t:#x}");
+        }
+        let mut label = [attr_bytes(CKA_LABEL, b"still a label")];
+        assert_eq!(r.f.C_SetAttributeValue(h, data, label.as_mut_ptr(), 1), CKR_OK);
+        let (cert_class, x509) = (CKO_CERTIFICATE, CKC_X_509);
+        let mut c = [
+            attr(CKA_CLASS, &cert_class),
+            attr(CKA_CERTIFICATE_TYPE, &x509),
+            attr_bytes(CKA_SUBJECT, b"subject"),
+            attr_bytes(CKA_VALUE, b"not really DER"),
+        ];
+        let cert = r.create(h, &mut c).unwrap();
+        let mut id = [attr_bytes(CKA_ID, b"1"), attr_bytes(CKA_SERIAL_NUMBER, b"2"), attr_bytes(CKA_ISSUER, b"3")];
+        assert_eq!(r.f.C_SetAttributeValue(h, cert, id.as_mut_ptr(), 3), CKR_OK);
+        for t in [CKA_CHECK_VALUE, CKA_START_DATE, CKA_CERTIFICATE_CATEGORY] {
+            let mut set = [attr_bytes(t, if t == CKA_START_DATE { b"20260101" } else { b"12345678" })];
+            assert_eq!(r.f.C_SetAttributeValue(h, cert, set.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY, "{t:#x}");
+        }
     }
 }
 

@@ -54,16 +54,21 @@ pub const STORAGE: &[Spec] = &[
     s(CKA_UNIQUE_ID, Bytes, TOKEN_SET),
 ];
 
-pub const DATA: &[Spec] = &[s(CKA_APPLICATION, Bytes, 0), s(CKA_OBJECT_ID, Bytes, 0), s(CKA_VALUE, Bytes, 0)];
+/// Data objects: none of their attributes is marked modifiable in the specification's table, so
+/// they are fixed once the object exists (a copy cannot change them either).
+pub const DATA: &[Spec] =
+    &[s(CKA_APPLICATION, Bytes, FIXED), s(CKA_OBJECT_ID, Bytes, FIXED), s(CKA_VALUE, Bytes, FIXED)];
 
+/// Certificates: of an X.509 certificate "only CKA_ID, CKA_ISSUER and CKA_SERIAL_NUMBER may be
+/// modified" once it exists; everything else is fixed then.
 pub const CERTIFICATE: &[Spec] = &[
     s(CKA_CERTIFICATE_TYPE, Ulong, REQ | FIXED),
-    s(CKA_TRUSTED, Bool, 0),
-    s(CKA_CERTIFICATE_CATEGORY, Ulong, 0),
-    s(CKA_CHECK_VALUE, Bytes, 0),
-    s(CKA_START_DATE, Date, 0),
-    s(CKA_END_DATE, Date, 0),
-    s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
+    s(CKA_TRUSTED, Bool, FIXED),
+    s(CKA_CERTIFICATE_CATEGORY, Ulong, FIXED),
+    s(CKA_CHECK_VALUE, Bytes, FIXED),
+    s(CKA_START_DATE, Date, FIXED),
+    s(CKA_END_DATE, Date, FIXED),
+    s(CKA_PUBLIC_KEY_INFO, Bytes, FIXED),
 ];
 
 pub const X509: &[Spec] = &[

@@ -314,8 +314,10 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
                 return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
             }
             obj.attrs.insert(CKA_VALUE_LEN, ulong(len));
-            if let Some(cv) = key_check_value(kt, obj.get(CKA_VALUE).unwrap_or(&[])) {
-                if obj.get(CKA_CHECK_VALUE).is_some_and(|given| !given.is_empty() && given != cv.as_slice()) {
+            // A check value given empty asks for none (the specification's way to prevent it).
+            let none_wanted = obj.get(CKA_CHECK_VALUE).is_some_and(|v| v.is_empty());
+            if let Some(cv) = key_check_value(kt, obj.get(CKA_VALUE).unwrap_or(&[])).filter(|_| !none_wanted) {
+                if obj.get(CKA_CHECK_VALUE).is_some_and(|given| given != cv.as_slice()) {
                     return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
                 }
                 obj.attrs.insert(CKA_CHECK_VALUE, cv);
@@ -383,7 +385,20 @@ pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Obje
     let mut new = obj.clone();
     for (t, v) in &map {
         let spec = attrs::find(&tables, *t).ok_or(err(CKR_ATTRIBUTE_TYPE_INVALID))?;
-        if spec.flags & (REQ | FIXED | TOKEN_SET) != 0 {
+        // A secret key's check value may be removed (set to no value), never set.
+        let removes_check_value = *t == CKA_CHECK_VALUE && v.is_empty() && obj.class() == CKO_SECRET_KEY;
+        if spec.flags & (REQ | FIXED | TOKEN_SET) != 0 && !removes_check_value {
+            return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        // Once set one way these attributes are read-only (spec footnotes 11 and 12): setting
+        // them again, even to the value they have, is refused.
+        let was = |t| obj.attrs.get(&t).map(|v| v.as_slice());
+        let locked = match *t {
+            CKA_SENSITIVE | CKA_WRAP_WITH_TRUSTED => was(*t) == Some(&[1]),
+            CKA_EXTRACTABLE | CKA_COPYABLE => was(*t) == Some(&[0]),
+            _ => false,
+        };
+        if locked {
             return Err(err(CKR_ATTRIBUTE_READ_ONLY));
         }
         check_value(spec.kind, v)?;
