@@ -217,9 +217,15 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
             def(CKA_PUBLIC_KEY_INFO, Vec::new);
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
-            // Secure defaults, as a hardware token has them: keys are sensitive and stay inside
-            // unless the application asks otherwise.
-            def(CKA_SENSITIVE, || bool_(true));
+            // Keys stay inside unless the application asks otherwise: not extractable (a default
+            // the specification leaves to the token). A private key is sensitive too (also the
+            // token's choice); for a secret key the specification gives CKA_SENSITIVE the default
+            // false, which reveals nothing while the key is not extractable.
+            if class == CKO_PRIVATE_KEY {
+                def(CKA_SENSITIVE, || bool_(true));
+            } else {
+                def(CKA_SENSITIVE, || bool_(false));
+            }
             def(CKA_EXTRACTABLE, || bool_(false));
             for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
                 def(t, || bool_(true));
@@ -491,10 +497,14 @@ mod tests {
             Actor::default(),
         )
         .unwrap();
-        assert!(k.flag(CKA_SENSITIVE) && !k.flag(CKA_EXTRACTABLE) && !k.flag(CKA_LOCAL));
+        // Not sensitive by default (the specification's default), but not extractable: its value
+        // stays inside all the same.
+        assert!(!k.flag(CKA_SENSITIVE) && !k.flag(CKA_EXTRACTABLE) && !k.flag(CKA_LOCAL));
+        assert!(!k.material_readable());
         assert_eq!(k.ulong(CKA_VALUE_LEN), Some(16));
         let (plain, secret) = k.split();
         assert!(secret.contains_key(&CKA_VALUE) && !plain.contains_key(&CKA_VALUE));
+        let k = apply_set(&k, &t(&[(CKA_SENSITIVE, vec![1])]), Actor::default()).unwrap();
         assert_eq!(apply_set(&k, &t(&[(CKA_SENSITIVE, vec![0])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
         assert_eq!(apply_set(&k, &t(&[(CKA_VALUE, vec![1; 16])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
         assert_eq!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
