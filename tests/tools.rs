@@ -456,6 +456,20 @@ fn openssl_key(env: &Env, name: &str, args: &[&str]) -> PathBuf {
     file
 }
 
+/// A reader that goes away (`tessera-util --show-slots | head`) ends the tool quietly, with the
+/// status a SIGPIPE death gives, not with a panic.
+#[test]
+fn tessera_util_output_to_a_closed_pipe() {
+    let env = Env::new("");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = util(&env).arg("--show-slots").stdout(writer).stderr(std::process::Stdio::piped()).output();
+    let out = out.expect("run tessera-util");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "stderr: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
 /// `tessera-util --import` takes EC keys on the curves outside the approved table too
 /// (secp256k1, Brainpool), with the public point OpenSSL derives from the file.
 #[test]

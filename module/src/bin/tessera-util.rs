@@ -10,6 +10,20 @@ use tessera_pkcs11::import;
 use tessera_pkcs11::module::Module;
 use tessera_pkcs11::object::bool_;
 
+/// `println!` for the tool's output. A reader that goes away (`tessera-util --show-slots | head`)
+/// ends the tool quietly with the status a SIGPIPE death gives (128 + 13), as `softhsm2-util`
+/// ends, instead of `println!`'s panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*).and_then(|_| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+        }
+    }};
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "tessera-util", about = "Support tool for Tessera PKCS#11 tokens", disable_version_flag = true)]
 #[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status"])))]
@@ -133,29 +147,29 @@ fn find_slot(m: &Module, a: &Args) -> Res<CK_SLOT_ID> {
 }
 
 fn show_slots(m: &Module) -> Res<()> {
-    println!("Available slots:");
+    say!("Available slots:");
     for s in m.slot_list().map_err(rv)? {
         let si = m.slot_info(s).map_err(rv)?;
         let ti = m.token_info(s).map_err(rv)?;
         let init = ti.flags & CKF_TOKEN_INITIALIZED != 0;
         let yn = |b: bool| if b { "yes" } else { "no" };
-        println!("Slot {s}");
-        println!("    Slot info:");
-        println!("        Description:      {}", si.description);
-        println!("        Manufacturer ID:  Tessera");
-        println!("        Token present:    yes");
+        say!("Slot {s}");
+        say!("    Slot info:");
+        say!("        Description:      {}", si.description);
+        say!("        Manufacturer ID:  Tessera");
+        say!("        Token present:    yes");
         if !init {
-            println!("    The token has not been initialized.");
+            say!("    The token has not been initialized.");
             continue;
         }
-        println!("    Token info:");
-        println!("        Manufacturer ID:  Tessera");
-        println!("        Model:            {}", tessera_pkcs11::services::general::model(m.cfg.mode));
-        println!("        Serial number:    {}", ti.serial);
-        println!("        Initialized:      {}", yn(init));
-        println!("        User PIN init.:   {}", yn(ti.flags & CKF_USER_PIN_INITIALIZED != 0));
-        println!("        User PIN locked:  {}", yn(ti.flags & CKF_USER_PIN_LOCKED != 0));
-        println!("        Label:            {}", ti.label);
+        say!("    Token info:");
+        say!("        Manufacturer ID:  Tessera");
+        say!("        Model:            {}", tessera_pkcs11::services::general::model(m.cfg.mode));
+        say!("        Serial number:    {}", ti.serial);
+        say!("        Initialized:      {}", yn(init));
+        say!("        User PIN init.:   {}", yn(ti.flags & CKF_USER_PIN_INITIALIZED != 0));
+        say!("        User PIN locked:  {}", yn(ti.flags & CKF_USER_PIN_LOCKED != 0));
+        say!("        Label:            {}", ti.label);
     }
     Ok(())
 }
@@ -192,8 +206,8 @@ fn init_token(m: &Module, a: &Args) -> Res<()> {
         m.token_info(*id).map(|t| t.label == label && t.flags & CKF_TOKEN_INITIALIZED != 0).unwrap_or(false)
     });
     match new_slot {
-        Some(id) if id != slot => println!("The token has been initialized and is reassigned to slot {id}"),
-        _ => println!("The token has been initialized."),
+        Some(id) if id != slot => say!("The token has been initialized and is reassigned to slot {id}"),
+        _ => say!("The token has been initialized."),
     }
     Ok(())
 }
@@ -205,7 +219,7 @@ fn delete_token(m: &Module, a: &Args) -> Res<()> {
     let slot = find_slot(m, &Args { slot: None, free: false, ..a.clone() })?;
     let token = m.token(slot).map_err(rv)?;
     let info = m.token_info(slot).map_err(rv)?;
-    println!("Found token ({}) with matching token label.", info.serial);
+    say!("Found token ({}) with matching token label.", info.serial);
     let dir = token.dir.clone();
     if !dir.starts_with(&m.cfg.tokendir) {
         return Err(format!("refusing to delete {}: not inside the token directory", dir.display()));
@@ -213,7 +227,7 @@ fn delete_token(m: &Module, a: &Args) -> Res<()> {
     drop(token);
     std::fs::remove_dir_all(&dir)
         .map_err(|e| format!("could not delete the token directory {}: {e}", dir.display()))?;
-    println!("The token ({}) has been deleted.", dir.display());
+    say!("The token ({}) has been deleted.", dir.display());
     Ok(())
 }
 
@@ -253,7 +267,7 @@ fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
                 t.push((attr, bool_(true)));
             }
             m.create_object(s, &t).map_err(|e| format!("could not save the secret key in the token ({})", rv(e)))?;
-            println!("The key has been imported.");
+            say!("The key has been imported.");
             return Ok(());
         }
         let kp = import::read_pkcs8(&data, a.file_pin.as_deref())?;
@@ -266,7 +280,7 @@ fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
             m.create_object(s, &public)
                 .map_err(|e| format!("could not save the public key in the token ({})", rv(e)))?;
         }
-        println!("The key pair has been imported.");
+        say!("The key pair has been imported.");
         Ok(())
     })();
     let _ = m.close_session(s);
@@ -282,30 +296,30 @@ fn library_beside() -> Option<std::path::PathBuf> {
 
 fn status(m: &Module) {
     let post = &m.post;
-    println!("Mode:               {}", m.cfg.mode.name());
-    println!(
+    say!("Mode:               {}", m.cfg.mode.name());
+    say!(
         "Self-tests:         {} in {} µs",
         if post.failure.is_none() { "passed" } else { "FAILED" },
         post.elapsed.as_micros()
     );
     let phases: Vec<String> = post.phases.iter().map(|(n, d)| format!("{n} {} µs", d.as_micros())).collect();
-    println!("Self-test phases:   {}", phases.join(", "));
-    println!("Integrity:          {}", post.integrity);
+    say!("Self-test phases:   {}", phases.join(", "));
+    say!("Integrity:          {}", post.integrity);
     let backend = if tessera_pkcs11::crypto_ffi::selftest::aws_lc_fips_mode() {
         "FIPS module (FIPS_mode = 1)"
     } else {
         "non-FIPS build (FIPS_mode = 0)"
     };
-    println!("aws-lc:             {backend}");
+    say!("aws-lc:             {backend}");
     match m.error_reason() {
-        None => println!("State:              operational"),
-        Some(r) => println!("State:              ERROR STATE: {r}"),
+        None => say!("State:              operational"),
+        Some(r) => say!("State:              ERROR STATE: {r}"),
     }
 }
 
 fn run(a: &Args) -> Res<()> {
     if a.version {
-        println!("{}", env!("CARGO_PKG_VERSION"));
+        say!("{}", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
     if let Some(p) = &a.seal {
@@ -315,7 +329,7 @@ fn run(a: &Args) -> Res<()> {
         };
         let out = tessera_pkcs11::fips::integrity::seal(&lib)
             .map_err(|e| format!("could not seal {}: {e}", lib.display()))?;
-        println!("The integrity value of {} is recorded in {}.", lib.display(), out.display());
+        say!("The integrity value of {} is recorded in {}.", lib.display(), out.display());
         return Ok(());
     }
     if let Some(mp) = &a.module {
