@@ -359,6 +359,73 @@ fn keygen_attributes_and_ecdsa_round_trip_on_every_curve() {
     }
 }
 
+/// A private key's `CKA_PUBLIC_KEY_INFO` must be its own public key wherever it is given
+/// (`C_CreateObject`, `C_SetAttributeValue`): compared by algorithm, curve and point (compressed or
+/// not); anything else is `CKR_ATTRIBUTE_VALUE_INVALID`.
+#[test]
+fn public_key_info_of_a_private_key_is_checked() {
+    let c = setup("ec-pki");
+    let s = c.s();
+    let ec_alg =
+        |params: &[u8]| der(0x30, &[&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01][..], params].concat());
+    let spki = |alg: Vec<u8>, point: &[u8]| der(0x30, &[alg, der(0x03, &[&[0u8][..], point].concat())].concat());
+    // A pair whose private scalar can be read, to import it again.
+    let readable = |m: Mechanism, params: &[u8]| {
+        let public = [Attribute::EcParams(params.to_vec()), Attribute::Token(false)];
+        let private = [Attribute::Token(false), Attribute::Sensitive(false), Attribute::Extractable(true)];
+        s.generate_key_pair(&m, &public, &private).expect("pair")
+    };
+    let (public, private) = readable(Mechanism::EccKeyPairGen, P256);
+    let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
+    let d = bytes_attr(s, private, AttributeType::Value);
+    let (other_pub, _) = ec_pair(s, P256);
+    let other = unwrap_point(&bytes_attr(s, other_pub, AttributeType::EcPoint));
+    let mut compressed = vec![2 + (point[64] & 1)];
+    compressed.extend_from_slice(&point[1..33]);
+    let create = |info: Vec<u8>| {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Token(false),
+            Attribute::EcParams(P256.to_vec()),
+            Attribute::Value(d.clone()),
+            Attribute::PublicKeyInfo(info),
+        ])
+    };
+    create(spki(ec_alg(P256), &point)).expect("its own public key");
+    create(spki(ec_alg(P256), &compressed)).expect("its own public key, compressed");
+    let k = create(Vec::new()).expect("no public key info");
+    for (what, wrong) in [
+        ("another key", spki(ec_alg(P256), &other)),
+        ("another curve", spki(ec_alg(P384), &point)),
+        ("not DER", vec![0x30, 0x03, 1, 2]),
+    ] {
+        assert_eq!(rv(create(wrong.clone()).unwrap_err()), RvError::AttributeValueInvalid, "{what}");
+        let e = s.update_attributes(k, &[Attribute::PublicKeyInfo(wrong)]).unwrap_err();
+        assert_eq!(rv(e), RvError::AttributeValueInvalid, "C_SetAttributeValue, {what}");
+    }
+    s.update_attributes(k, &[Attribute::PublicKeyInfo(spki(ec_alg(P256), &point))]).expect("set its own");
+    // Ed25519: the algorithm is id-Ed25519 and the key its 32 bytes.
+    let (ed_pub, ed_priv) = readable(Mechanism::EccEdwardsKeyPairGen, ED25519);
+    let ed_point = unwrap_point(&bytes_attr(s, ed_pub, AttributeType::EcPoint));
+    let seed = bytes_attr(s, ed_priv, AttributeType::Value);
+    let ed_alg = der(0x30, &[0x06, 0x03, 0x2b, 0x65, 0x70]);
+    let ed = |info: Vec<u8>| {
+        s.create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Token(false),
+            Attribute::EcParams(ED25519.to_vec()),
+            Attribute::Value(seed.clone()),
+            Attribute::PublicKeyInfo(info),
+        ])
+    };
+    ed(spki(ed_alg.clone(), &ed_point)).expect("its own Ed25519 key");
+    let mut flipped = ed_point.clone();
+    flipped[0] ^= 1;
+    assert_eq!(rv(ed(spki(ed_alg, &flipped)).unwrap_err()), RvError::AttributeValueInvalid);
+}
+
 /// Private keys of every curve go through `CKM_AES_KEY_WRAP` (RFC 3394), their PKCS#8 encoding
 /// zero padded to a multiple of 8 bytes as PKCS#11 has it for that mechanism; the unwrapped key
 /// signs what the original public key verifies.

@@ -541,6 +541,35 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
     let copy = s.create_object(&t).expect("import the private key");
     let sig = s.sign(&Mechanism::Sha256RsaPkcs, copy, msg).unwrap();
     s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
+    // CKA_PUBLIC_KEY_INFO given with it must be its own public key (rsaEncryption, n and e).
+    use pkcs1::der::Encode;
+    let n = bytes_attr(&s, public, AttributeType::Modulus);
+    let e = bytes_attr(&s, public, AttributeType::PublicExponent);
+    let spki_of = |n: &[u8]| {
+        let k = pkcs1::RsaPublicKey {
+            modulus: pkcs1::UintRef::new(n).unwrap(),
+            public_exponent: pkcs1::UintRef::new(&e).unwrap(),
+        };
+        let alg = spki::AlgorithmIdentifierRef {
+            oid: spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+            parameters: Some(spki::der::asn1::AnyRef::NULL),
+        };
+        let key = k.to_der().unwrap();
+        let info = spki::SubjectPublicKeyInfoRef {
+            algorithm: alg,
+            subject_public_key: spki::der::asn1::BitStringRef::from_bytes(&key).unwrap(),
+        };
+        info.to_der().unwrap()
+    };
+    let with_info = |info: Vec<u8>| {
+        let mut t = t.clone();
+        t.push(Attribute::PublicKeyInfo(info));
+        s.create_object(&t)
+    };
+    with_info(spki_of(&n)).expect("its own public key");
+    let mut other = n.clone();
+    other[10] ^= 1;
+    assert_eq!(rv(with_info(spki_of(&other))), RvError::AttributeValueInvalid, "another modulus");
     // Without CRT components (n, e, d only) the key still works.
     let t: Vec<Attribute> = t.into_iter().take(7).collect();
     let no_crt = s.create_object(&t).expect("import n, e, d");

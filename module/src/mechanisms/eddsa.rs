@@ -219,6 +219,13 @@ impl Mechanism for Eddsa {
     }
 }
 
+/// The public key (32 bytes) of an Ed25519 private key object.
+pub fn public_key(key: &Object) -> Result<Vec<u8>> {
+    let seed = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
+    let kp = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
+    Ok(aws_lc_rs::signature::KeyPair::public_key(&kp).as_ref().to_vec())
+}
+
 pub fn register(r: &mut Registry) {
     r.add(CKM_EC_EDWARDS_KEY_PAIR_GEN, Box::new(KeyPairGen(Curve::Ed25519)));
     r.add(CKM_EC_MONTGOMERY_KEY_PAIR_GEN, Box::new(KeyPairGen(Curve::X25519)));

@@ -145,6 +145,7 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
     apply_defaults(&mut map, class, origin)?;
     let mut obj = Object::new(map);
     derive_computed(&mut obj, sub)?;
+    check_public_key_info(&obj)?;
     Ok(obj)
 }
 
@@ -381,6 +382,61 @@ pub fn key_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// A private key's `CKA_PUBLIC_KEY_INFO`, when not empty, must be the key's own public key: the
+/// specification has the token verify it wherever it is given (`C_CreateObject`,
+/// `C_CopyObject`, `C_SetAttributeValue`), `CKR_ATTRIBUTE_VALUE_INVALID` on a mismatch. The
+/// SubjectPublicKeyInfo is compared by algorithm, curve and key, whatever its exact encoding.
+pub fn check_public_key_info(obj: &Object) -> Result<()> {
+    use pkcs8::der::{Decode, Encode};
+    use pkcs8::spki::SubjectPublicKeyInfoRef;
+    let info = match obj.get(CKA_PUBLIC_KEY_INFO) {
+        Some(v) if !v.is_empty() && obj.class() == CKO_PRIVATE_KEY => v,
+        _ => return Ok(()),
+    };
+    let bad = || err(CKR_ATTRIBUTE_VALUE_INVALID);
+    let spki = SubjectPublicKeyInfoRef::from_der(info).map_err(|_| bad())?;
+    let key = spki.subject_public_key.as_bytes().ok_or(bad())?;
+    let oid = spki.algorithm.oid.to_string();
+    let strip = |v: &[u8]| v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..].to_vec();
+    let same = match obj.ulong(CKA_KEY_TYPE) {
+        Some(CKK_RSA) => {
+            let k = pkcs1::RsaPublicKey::from_der(key).map_err(|_| bad())?;
+            oid == "1.2.840.113549.1.1.1"
+                && strip(k.modulus.as_bytes()) == strip(obj.get(CKA_MODULUS).unwrap_or(&[]))
+                && strip(k.public_exponent.as_bytes()) == strip(obj.get(CKA_PUBLIC_EXPONENT).unwrap_or(&[]))
+        }
+        Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
+            use crate::mechanisms::ec::{public_point, scalar, Curve};
+            let curve = Curve::of_key(obj).map_err(|_| bad())?;
+            let expected = match curve {
+                Curve::Ed25519 => crate::mechanisms::eddsa::public_key(obj).map_err(|_| bad())?,
+                Curve::X25519 => public_point(curve, obj.get(CKA_VALUE).unwrap_or(&[])).map_err(|_| bad())?,
+                _ => public_point(curve, &scalar(obj, curve)?).map_err(|_| bad())?,
+            };
+            let params = spki.algorithm.parameters.map(|p| p.to_der()).transpose().map_err(|_| bad())?;
+            let alg_ok = match curve {
+                Curve::Ed25519 => oid == "1.3.101.112",
+                Curve::X25519 => oid == "1.3.101.110",
+                _ => oid == "1.2.840.10045.2.1" && params.as_deref() == obj.get(CKA_EC_PARAMS),
+            };
+            // A prime-curve point may be given compressed: its x and the parity of its y.
+            let point_ok = key == expected.as_slice()
+                || (expected.len() > 1
+                    && expected[0] == 4
+                    && key.len() == 1 + (expected.len() - 1) / 2
+                    && key[0] == 2 + (expected[expected.len() - 1] & 1)
+                    && key[1..] == expected[1..key.len()]);
+            alg_ok && point_ok
+        }
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
 /// `C_SetAttributeValue`: the object with the template applied.
 pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Object> {
     if !obj.flag(CKA_MODIFIABLE) {
@@ -411,6 +467,7 @@ pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Obje
         one_way(obj, *t, v, actor)?;
         new.attrs.insert(*t, v.clone());
     }
+    check_public_key_info(&new)?;
     Ok(new)
 }
 
@@ -433,6 +490,7 @@ pub fn apply_copy(obj: &Object, template: &Template, actor: Actor) -> Result<Obj
         one_way(obj, *t, v, actor)?;
         new.attrs.insert(*t, v.clone());
     }
+    check_public_key_info(&new)?;
     new.attrs.insert(CKA_UNIQUE_ID, unique_id());
     Ok(new)
 }
