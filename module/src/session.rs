@@ -25,21 +25,22 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Claims the operation in `slot` for a call of kind `want` (`Single` or `Multi`).
+    /// Claims the operation in `slot` for a call of kind `want` (`Single` or `Multi`); the
+    /// operation, to go on with.
     pub fn claim<S>(
         slot: &mut Option<S>,
         phase: impl Fn(&mut S) -> &mut Phase,
         want: Phase,
-    ) -> crate::error::Result<()> {
+    ) -> crate::error::Result<&mut S> {
         use crate::error::err;
-        let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-        let p = phase(st);
-        if *p != Phase::Fresh && *p != want {
+        let now = *phase(slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?);
+        if now != Phase::Fresh && now != want {
             *slot = None;
             return Err(err(CKR_OPERATION_ACTIVE));
         }
-        *p = want;
-        Ok(())
+        let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        *phase(st) = want;
+        Ok(st)
     }
 }
 

@@ -360,8 +360,7 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
-            Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Single)?;
-            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let st = Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Single)?;
             if let Some(mut op) = st.op.take() {
                 match op.update(data).and_then(|_| op.finish()) {
                     Ok(v) => st.pending = Some(v),
@@ -382,8 +381,7 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
-            Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
-            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let st = Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
             let r = match st.op.as_mut() {
                 Some(op) if st.multipart => op.update(data),
                 _ => Err(err(CKR_FUNCTION_NOT_SUPPORTED)),
@@ -399,8 +397,7 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
-            Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
-            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let st = Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),
@@ -450,8 +447,7 @@ impl Module {
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
-            Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
-            let st = ops.verify.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let st = Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
             let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
             r.inspect_err(|_| ops.verify = None)
         })
@@ -504,8 +500,7 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
-            Phase::claim(slot, |s| &mut s.phase, Phase::Single)?;
-            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let st = Phase::claim(slot, |s| &mut s.phase, Phase::Single)?;
             // A length query (or a short buffer) answered from the mechanism's own arithmetic
             // leaves the input untouched: no work on a large input just to measure it.
             if st.pending.is_none() {
@@ -553,8 +548,7 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
-            Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
-            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let st = Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
             if !st.multipart {
                 *slot = None;
                 return Err(err(CKR_FUNCTION_NOT_SUPPORTED));
@@ -585,8 +579,7 @@ impl Module {
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
-            Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
-            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            let st = Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),

@@ -28,8 +28,7 @@ impl Module {
     pub fn digest(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
-        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Single)?;
-        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Single)?;
         let len = d.op.output_len();
         match cap {
             None => return Ok(Output::Length { len, too_small: false }),
@@ -45,8 +44,7 @@ impl Module {
     pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
-        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
-        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         d.op.update(data);
         Ok(())
     }
@@ -68,8 +66,7 @@ impl Module {
             }
         }
         let value = obj.get(CKA_VALUE).ok_or(err(CKR_KEY_INDIGESTIBLE))?;
-        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
-        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         d.op.update(value);
         Ok(())
     }
@@ -78,8 +75,7 @@ impl Module {
     pub fn digest_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
-        Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
-        let d = ops.digest.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         let len = d.op.output_len();
         match cap {
             None => return Ok(Output::Length { len, too_small: false }),
