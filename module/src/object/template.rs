@@ -397,13 +397,14 @@ pub fn check_public_key_info(obj: &Object) -> Result<()> {
     let spki = SubjectPublicKeyInfoRef::from_der(info).map_err(|_| bad())?;
     let key = spki.subject_public_key.as_bytes().ok_or(bad())?;
     let oid = spki.algorithm.oid.to_string();
-    let strip = |v: &[u8]| v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..].to_vec();
     let same = match obj.ulong(CKA_KEY_TYPE) {
         Some(CKK_RSA) => {
             let k = pkcs1::RsaPublicKey::from_der(key).map_err(|_| bad())?;
             oid == "1.2.840.113549.1.1.1"
-                && strip(k.modulus.as_bytes()) == strip(obj.get(CKA_MODULUS).unwrap_or(&[]))
-                && strip(k.public_exponent.as_bytes()) == strip(obj.get(CKA_PUBLIC_EXPONENT).unwrap_or(&[]))
+                && without_leading_zeros(k.modulus.as_bytes())
+                    == without_leading_zeros(obj.get(CKA_MODULUS).unwrap_or(&[]))
+                && without_leading_zeros(k.public_exponent.as_bytes())
+                    == without_leading_zeros(obj.get(CKA_PUBLIC_EXPONENT).unwrap_or(&[]))
         }
         Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
             use crate::mechanisms::ec::{public_point, scalar, Curve};
