@@ -102,21 +102,18 @@ pub unsafe fn bytes<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
     }
-    if p.is_null() {
-        return Err(err(CKR_ARGUMENTS_BAD));
-    }
-    // No buffer can be longer than isize::MAX bytes (a slice that claims to be is undefined), nor
-    // reach past the top of the user address space: no 64-bit Linux maps anything above 2^57
-    // (x86-64 with 5-level paging stops at 2^56, arm64 at 2^52). Such a length is the caller's
-    // error, answered before anything is read or allocated for it.
-    if len > isize::MAX as CK_ULONG || (p as u64).saturating_add(len) > ADDRESS_SPACE_END {
+    // A length no buffer can have ([`possible`]) is the caller's error, answered before anything
+    // is read or allocated for it.
+    if p.is_null() || !possible(p, len) {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
     Ok(std::slice::from_raw_parts(p, len as usize))
 }
 
-/// Whether `n` items of `T` from `p` can be a buffer at all (see [`bytes`]): no longer than
-/// `isize::MAX` bytes and below the top of the user address space.
+/// Whether `n` items of `T` from `p` can be a buffer at all: no buffer can be longer than
+/// `isize::MAX` bytes (a slice that claims to be is undefined), nor reach past the top of the user
+/// address space: no 64-bit Linux maps anything above 2^57 (x86-64 with 5-level paging stops at
+/// 2^56, arm64 at 2^52).
 pub fn possible<T>(p: *const T, n: CK_ULONG) -> bool {
     let size = (n as u128) * std::mem::size_of::<T>() as u128;
     size <= isize::MAX as u128 && (p as u64 as u128) + size <= ADDRESS_SPACE_END as u128
@@ -134,7 +131,7 @@ pub unsafe fn slice_mut<'a, T>(p: *mut T, n: CK_ULONG) -> Result<&'a mut [T]> {
     Ok(std::slice::from_raw_parts_mut(p, n as usize))
 }
 
-/// The end of the largest user address space of the platforms Tessera runs on (see `bytes`).
+/// The end of the largest user address space of the platforms Tessera runs on (see [`possible`]).
 const ADDRESS_SPACE_END: u64 = if usize::BITS == 64 { 1 << 57 } else { u32::MAX as u64 + 1 };
 
 /// Writes a list under the two-call length convention: a NULL `p` asks for the count only.
