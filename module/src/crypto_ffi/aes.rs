@@ -75,15 +75,8 @@ impl AesKey {
         Some(out)
     }
 
-    /// CBC over whole blocks, chaining through `iv` (updated for the next call). `None` unless
-    /// `data.len()` is a multiple of 16.
-    pub fn cbc(&self, iv: &mut [u8; BLOCK], data: &[u8]) -> Option<Vec<u8>> {
-        let mut out = vec![0u8; data.len()];
-        self.cbc_into(iv, data, &mut out)?;
-        Some(out)
-    }
-
-    /// [`AesKey::cbc`] into `out`, which holds at least `data.len()` bytes.
+    /// CBC over whole blocks, chaining through `iv` (updated for the next call), into `out`, which
+    /// holds at least `data.len()` bytes. `None` unless `data.len()` is a multiple of 16.
     pub fn cbc_into(&self, iv: &mut [u8; BLOCK], data: &[u8], out: &mut [u8]) -> Option<()> {
         if !data.len().is_multiple_of(BLOCK) || out.len() < data.len() {
             return None;
