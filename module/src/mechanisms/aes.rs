@@ -9,7 +9,7 @@
 //! [`GcmParams`] before it reaches this file; the other parameters (`CK_AES_CTR_PARAMS`, the CBC
 //! IV, `CK_MAC_GENERAL_PARAMS`, the key-wrap IVs) are plain bytes read here.
 
-use super::block::{len_range, zero_padded, BlockCipher, BlockOp};
+use super::block::{as_unwrap_error, len_range, zero_padded, BlockCipher, BlockOp};
 use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVerify};
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::crypto_ffi::aes::{AesKey, CtrState, Gcm, BLOCK};
@@ -433,11 +433,7 @@ impl Mechanism for Cipher {
         if self.0 == Mode::Ctr {
             return Err(err(CKR_MECHANISM_INVALID));
         }
-        self.once(param, unwrapping_key, false, wrapped).map_err(|e| match e.rv() {
-            CKR_ENCRYPTED_DATA_INVALID => err(CKR_WRAPPED_KEY_INVALID),
-            CKR_ENCRYPTED_DATA_LEN_RANGE => err(CKR_WRAPPED_KEY_LEN_RANGE),
-            _ => e,
-        })
+        self.once(param, unwrapping_key, false, wrapped).map_err(as_unwrap_error)
     }
 }
 
@@ -472,13 +468,14 @@ impl KeyWrap {
         // PKCS#11 on CKM_AES_KEY_WRAP: "a key whose length is not a multiple of the AES Key Wrap
         // block size (8 bytes) will be zero padded to fit" — here to at least the two blocks
         // RFC 3394 needs. Unwrapping takes the padding off again (`services::keys`).
-        let zero_padded: Zeroizing<Vec<u8>>;
+        let filled: Zeroizing<Vec<u8>>;
         let short = data.len() < 16 || !data.len().is_multiple_of(8);
         let data = if matches!(u, Use::Wrap) && !self.padded && !data.is_empty() && short {
-            let mut v = Zeroizing::new(data.to_vec());
-            v.resize(data.len().next_multiple_of(8).max(16), 0);
-            zero_padded = v;
-            zero_padded.as_slice()
+            let mut v = zero_padded(data, 8);
+            let n = v.len().max(16);
+            v.resize(n, 0);
+            filled = v;
+            filled.as_slice()
         } else {
             data
         };

@@ -27,6 +27,15 @@ pub fn zero_padded(key_bytes: &[u8], block: usize) -> Zeroizing<Vec<u8>> {
     v
 }
 
+/// A decryption error as the unwrapping of a key reports it (`CKR_WRAPPED_KEY_*`).
+pub fn as_unwrap_error(e: crate::error::Error) -> crate::error::Error {
+    match e.rv() {
+        CKR_ENCRYPTED_DATA_INVALID => err(CKR_WRAPPED_KEY_INVALID),
+        CKR_ENCRYPTED_DATA_LEN_RANGE => err(CKR_WRAPPED_KEY_LEN_RANGE),
+        _ => e,
+    }
+}
+
 /// The length errors of each direction.
 pub fn len_range(encrypt: bool) -> crate::error::Error {
     err(if encrypt { CKR_DATA_LEN_RANGE } else { CKR_ENCRYPTED_DATA_LEN_RANGE })

@@ -5,7 +5,7 @@
 //! approved (SP 800-131A Rev. 2: TDEA encryption is disallowed after 2023; DES was withdrawn in
 //! 2005), so the approved mode offers none of it.
 
-use super::block::{zero_padded, BlockOp};
+use super::block::{as_unwrap_error, zero_padded, BlockOp};
 use super::hmac::secret_value;
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry};
 use crate::crypto_ffi::des::{Des3Key, BLOCK};
@@ -137,11 +137,7 @@ impl Mechanism for Cipher {
     }
 
     fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
-        self.once(param, unwrapping_key, false, wrapped).map_err(|e| match e.rv() {
-            CKR_ENCRYPTED_DATA_INVALID => err(CKR_WRAPPED_KEY_INVALID),
-            CKR_ENCRYPTED_DATA_LEN_RANGE => err(CKR_WRAPPED_KEY_LEN_RANGE),
-            _ => e,
-        })
+        self.once(param, unwrapping_key, false, wrapped).map_err(as_unwrap_error)
     }
 }
 
