@@ -57,7 +57,7 @@ pub fn read_pkcs8(data: &[u8], password: Option<&str>) -> Result<KeyPair, String
 
 fn rsa(der: &[u8]) -> Result<KeyPair, String> {
     let k = pkcs1::RsaPrivateKey::from_der(der).map_err(|e| format!("RSA key: {e}"))?;
-    let b = |u: pkcs1::UintRef<'_>| u.as_bytes().to_vec();
+    let b = |u: pkcs1::UintRef<'_>| -> crate::object::Value { u.as_bytes().to_vec().into() };
     let public = vec![(CKA_MODULUS, b(k.modulus)), (CKA_PUBLIC_EXPONENT, b(k.public_exponent))];
     let private = vec![
         (CKA_MODULUS, b(k.modulus)),
@@ -82,8 +82,8 @@ fn ec(curve: ObjectIdentifier, der: &[u8]) -> Result<KeyPair, String> {
         Some(p) => p.to_vec(),
         None => public_point(c, k.private_key).map_err(|_| "invalid EC private key")?,
     };
-    let public = vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, octet_string(&point)?)];
-    let private = vec![(CKA_EC_PARAMS, params), (CKA_VALUE, k.private_key.to_vec())];
+    let public = vec![(CKA_EC_PARAMS, params.clone().into()), (CKA_EC_POINT, octet_string(&point)?.into())];
+    let private = vec![(CKA_EC_PARAMS, params.into()), (CKA_VALUE, k.private_key.to_vec().into())];
     Ok(KeyPair { key_type: CKK_EC, private, public })
 }
 
@@ -93,8 +93,8 @@ fn ed25519(der: &[u8]) -> Result<KeyPair, String> {
         .map_err(|_| "invalid Ed25519 private key")?;
     let point = aws_lc_rs::signature::KeyPair::public_key(&kp).as_ref().to_vec();
     let params = ED25519.to_der().map_err(|e| e.to_string())?;
-    let public = vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, octet_string(&point)?)];
-    let private = vec![(CKA_EC_PARAMS, params), (CKA_VALUE, seed.as_bytes().to_vec())];
+    let public = vec![(CKA_EC_PARAMS, params.clone().into()), (CKA_EC_POINT, octet_string(&point)?.into())];
+    let private = vec![(CKA_EC_PARAMS, params.into()), (CKA_VALUE, seed.as_bytes().to_vec().into())];
     Ok(KeyPair { key_type: CKK_EC_EDWARDS, private, public })
 }
 
@@ -105,8 +105,8 @@ pub fn key_template(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE, label: &str, 
         (CKA_CLASS, ulong(class)),
         (CKA_KEY_TYPE, ulong(key_type)),
         (CKA_TOKEN, bool_(true)),
-        (CKA_LABEL, label.as_bytes().to_vec()),
-        (CKA_ID, id.to_vec()),
+        (CKA_LABEL, label.as_bytes().to_vec().into()),
+        (CKA_ID, id.to_vec().into()),
     ];
     match class {
         CKO_PUBLIC_KEY => t.push((CKA_PRIVATE, bool_(false))),

@@ -243,9 +243,16 @@ pub unsafe fn read_template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Templ
                 return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
             }
             let nested = read_template(a.pValue as *const CK_ATTRIBUTE, a.ulValueLen / size)?;
-            crate::object::encode_template(&nested)?
+            crate::object::encode_template(&nested)?.into()
         } else {
-            bytes(a.pValue as *const u8, a.ulValueLen).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?.to_vec()
+            let v = bytes(a.pValue as *const u8, a.ulValueLen).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+            // Flags and numbers take the shared constant encodings where there is one; a flag
+            // byte other than 0 or 1 stays as given, for the template checks to refuse.
+            match (attrs::kind_of(a.type_), v) {
+                (attrs::Kind::Bool, [b @ (0 | 1)]) => crate::object::bool_(*b == 1),
+                (attrs::Kind::Ulong, _) => crate::object::ulong(crate::object::as_ulong(v).unwrap_or_default()),
+                _ => v.to_vec().into(),
+            }
         };
         t.push((a.type_, v));
     }

@@ -251,7 +251,7 @@ fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
     let result = (|| -> Res<()> {
         m.login(s, CKU_USER, pin.as_bytes()).map_err(|e| format!("could not log in on the token ({})", rv(e)))?;
         if !a.force {
-            m.find_init(s, &vec![(CKA_ID, id.clone())]).map_err(rv)?;
+            m.find_init(s, &vec![(CKA_ID, id.clone().into())]).map_err(rv)?;
             let found = m.find_next(s, 1).map_err(rv)?;
             m.find_final(s).map_err(rv)?;
             if !found.is_empty() {
@@ -262,7 +262,7 @@ fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
         }
         if a.aes {
             let mut t = import::key_template(CKO_SECRET_KEY, CKK_AES, &label, &id);
-            t.push((CKA_VALUE, data.clone()));
+            t.push((CKA_VALUE, data.clone().into()));
             for attr in [CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP] {
                 t.push((attr, bool_(true)));
             }

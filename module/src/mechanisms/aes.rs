@@ -75,7 +75,7 @@ impl Mechanism for KeyGen {
             return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
         }
         let value = random_value(template, 16, 32)?;
-        Ok(GeneratedKey { key_type: CKK_AES, material: vec![(CKA_VALUE, value)] })
+        Ok(GeneratedKey { key_type: CKK_AES, material: vec![(CKA_VALUE, value.into())] })
     }
 }
 

@@ -72,7 +72,7 @@ impl Mechanism for KeyGen {
             let high = *b & 0xfe;
             *b = high | ((high.count_ones() & 1) ^ 1) as u8;
         }
-        Ok(GeneratedKey { key_type: self.0, material: vec![(CKA_VALUE, value)] })
+        Ok(GeneratedKey { key_type: self.0, material: vec![(CKA_VALUE, value.into())] })
     }
 }
 

@@ -202,7 +202,7 @@ pub fn keygen_params(public: &AttrMap, private: &AttrMap) -> Result<(Curve, Vec<
     if private.get(&CKA_EC_PARAMS).is_some_and(|p| p != params) {
         return Err(err(CKR_TEMPLATE_INCONSISTENT));
     }
-    Ok((Curve::from_params(params)?, params.clone()))
+    Ok((Curve::from_params(params)?, params.to_vec()))
 }
 
 /// The private scalar (`CKA_VALUE`) as exactly `field_len` big-endian bytes. Shorter values (an
@@ -264,8 +264,8 @@ impl Mechanism for KeyPairGen {
         let point = ec_point(&q)?;
         Ok(GeneratedPair {
             key_type: CKK_EC,
-            public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, point)],
-            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, d.to_vec())],
+            public: vec![(CKA_EC_PARAMS, params.clone().into()), (CKA_EC_POINT, point.into())],
+            private: vec![(CKA_EC_PARAMS, params.into()), (CKA_VALUE, d.to_vec().into())],
         })
     }
 }
@@ -425,7 +425,15 @@ pub struct Ecdh1Params {
 
 impl Ecdh1Params {
     pub fn encode(&self) -> Result<Vec<u8>> {
-        postcard::to_allocvec(self).map_err(|_| err(CKR_GENERAL_ERROR))
+        Self::encode_from(self.kdf, &self.shared_data, &self.public_data)
+    }
+
+    /// The encoding of `Ecdh1Params { kdf, shared_data, public_data }` made from borrowed slices
+    /// (the application's, in the ABI layer) into one allocation of the right size.
+    pub fn encode_from(kdf: CK_EC_KDF_TYPE, shared_data: &[u8], public_data: &[u8]) -> Result<Vec<u8>> {
+        // Three varints (at most 10 bytes each) and the two byte strings.
+        let out = Vec::with_capacity(30 + shared_data.len() + public_data.len());
+        postcard::to_extend(&(kdf, shared_data, public_data), out).map_err(|_| err(CKR_GENERAL_ERROR))
     }
 
     pub fn decode(b: &[u8]) -> Result<Ecdh1Params> {
@@ -576,6 +584,14 @@ pub fn register(r: &mut Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecdh1_params_from_slices_decode_as_the_struct() {
+        let p = Ecdh1Params { kdf: CKD_SHA256_KDF, shared_data: vec![1; 300], public_data: vec![4; 65] };
+        let from = Ecdh1Params::encode_from(p.kdf, &p.shared_data, &p.public_data).expect("encode");
+        assert_eq!(from, postcard::to_allocvec(&p).expect("postcard"));
+        assert_eq!(Ecdh1Params::decode(&from), Ok(p));
+    }
 
     #[test]
     fn params_forms() {

@@ -69,8 +69,8 @@ impl Mechanism for KeyPairGen {
         };
         Ok(GeneratedPair {
             key_type: curve.key_type(),
-            public: vec![(CKA_EC_PARAMS, params.clone()), (CKA_EC_POINT, ec_point(&point)?)],
-            private: vec![(CKA_EC_PARAMS, params), (CKA_VALUE, secret.as_ref().to_vec())],
+            public: vec![(CKA_EC_PARAMS, params.clone().into()), (CKA_EC_POINT, ec_point(&point)?.into())],
+            private: vec![(CKA_EC_PARAMS, params.into()), (CKA_VALUE, secret.as_ref().to_vec().into())],
         })
     }
 }

@@ -278,7 +278,7 @@ impl Mechanism for GenericKeyGen {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let value = random_value(template, 1, MAX_KEY)?;
-        Ok(GeneratedKey { key_type: self.0, material: vec![(CKA_VALUE, value)] })
+        Ok(GeneratedKey { key_type: self.0, material: vec![(CKA_VALUE, value.into())] })
     }
 }
 

@@ -244,7 +244,7 @@ impl Mechanism for Pbkd2 {
             return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
         }
         let value = pbkdf2(hash, &p.password, &p.salt, iterations, len)?;
-        Ok(GeneratedKey { key_type, material: vec![(CKA_VALUE, value)] })
+        Ok(GeneratedKey { key_type, material: vec![(CKA_VALUE, value.into())] })
     }
 }
 

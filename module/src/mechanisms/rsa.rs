@@ -689,16 +689,16 @@ impl Mechanism for Rsa {
             return Err(err(CKR_FUNCTION_FAILED));
         }
         let c = key.components();
-        let public = vec![(CKA_MODULUS, c.n.clone()), (CKA_PUBLIC_EXPONENT, c.e.clone())];
+        let public = vec![(CKA_MODULUS, c.n.clone().into()), (CKA_PUBLIC_EXPONENT, c.e.clone().into())];
         let private = vec![
-            (CKA_MODULUS, c.n.clone()),
-            (CKA_PUBLIC_EXPONENT, c.e.clone()),
-            (CKA_PRIVATE_EXPONENT, c.d.to_vec()),
-            (CKA_PRIME_1, c.p.to_vec()),
-            (CKA_PRIME_2, c.q.to_vec()),
-            (CKA_EXPONENT_1, c.dp.to_vec()),
-            (CKA_EXPONENT_2, c.dq.to_vec()),
-            (CKA_COEFFICIENT, c.qinv.to_vec()),
+            (CKA_MODULUS, c.n.clone().into()),
+            (CKA_PUBLIC_EXPONENT, c.e.clone().into()),
+            (CKA_PRIVATE_EXPONENT, c.d.to_vec().into()),
+            (CKA_PRIME_1, c.p.to_vec().into()),
+            (CKA_PRIME_2, c.q.to_vec().into()),
+            (CKA_EXPONENT_1, c.dp.to_vec().into()),
+            (CKA_EXPONENT_2, c.dq.to_vec().into()),
+            (CKA_COEFFICIENT, c.qinv.to_vec().into()),
         ];
         Ok(GeneratedPair { key_type: CKK_RSA, public, private })
     }

@@ -6,13 +6,20 @@ pub mod template;
 
 use crate::error::{err, Result};
 use cryptoki_sys::*;
-use std::collections::BTreeMap;
 
-/// Attribute type → value, in the ABI's byte encoding (see `attrs::Kind`).
-pub type AttrMap = BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>;
+/// An attribute value in the ABI's byte encoding (see `attrs::Kind`). Flags and small numbers,
+/// most of an object's attributes, borrow constant encodings ([`bool_`], [`ulong`]), so building
+/// an object allocates only for the values that are its own; those are owned and, in key
+/// objects, wiped when the object is dropped.
+pub type Value = std::borrow::Cow<'static, [u8]>;
+
+/// Attribute type → value, in attribute-type order. A sorted vector rather than a tree: an object
+/// has a few dozen attributes, built once and then only read, so one allocation and a binary
+/// search beat a node per handful of entries. Stored with postcard as a map, as a `BTreeMap` is.
+pub type AttrMap = litemap::LiteMap<CK_ATTRIBUTE_TYPE, Value>;
 
 /// An attribute template as the application gave it: order and duplicates kept.
-pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Value)>;
 
 /// A PKCS#11 object. Immutable once built; changes produce a new `Object`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,21 +83,40 @@ impl Drop for Object {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         if matches!(self.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY) {
-            for v in self.attrs.values_mut() {
-                v.zeroize();
+            // Borrowed values are the shared constant encodings, never key material.
+            for (_, v) in self.attrs.iter_mut() {
+                if let Value::Owned(v) = v {
+                    v.zeroize();
+                }
             }
         }
     }
 }
 
-/// Encodes a `CK_ULONG` attribute value.
-pub fn ulong(v: CK_ULONG) -> Vec<u8> {
-    v.to_ne_bytes().to_vec()
+/// Encodes a `CK_ULONG` attribute value: a constant for the small numbers that classes, key
+/// types, lengths and flags mostly are, and `CK_UNAVAILABLE_INFORMATION`.
+pub fn ulong(v: CK_ULONG) -> Value {
+    const fn table() -> [[u8; std::mem::size_of::<CK_ULONG>()]; 65] {
+        let mut t = [[0; std::mem::size_of::<CK_ULONG>()]; 65];
+        let mut i = 0;
+        while i < 64 {
+            t[i] = (i as CK_ULONG).to_ne_bytes();
+            i += 1;
+        }
+        t[64] = CK_UNAVAILABLE_INFORMATION.to_ne_bytes();
+        t
+    }
+    static SMALL: [[u8; std::mem::size_of::<CK_ULONG>()]; 65] = table();
+    match v {
+        0..64 => Value::Borrowed(&SMALL[v as usize]),
+        CK_UNAVAILABLE_INFORMATION => Value::Borrowed(&SMALL[64]),
+        _ => Value::Owned(v.to_ne_bytes().to_vec()),
+    }
 }
 
 /// Encodes a `CK_BBOOL` attribute value.
-pub fn bool_(v: bool) -> Vec<u8> {
-    vec![v as u8]
+pub fn bool_(v: bool) -> Value {
+    Value::Borrowed(if v { &[1] } else { &[0] })
 }
 
 /// Decodes a `CK_ULONG` attribute value.
@@ -176,7 +202,7 @@ impl Object {
     }
 
     pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
-        self.attrs.get(&ty).map(|v| v.as_slice())
+        self.attrs.get(&ty).map(|v| &**v)
     }
 
     /// A boolean attribute; absent counts as false.
@@ -233,7 +259,7 @@ impl Object {
     }
 
     /// Whether every attribute of `template` is present here with exactly that value.
-    pub fn matches(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool {
+    pub fn matches(&self, template: &[(CK_ATTRIBUTE_TYPE, Value)]) -> bool {
         template.iter().all(|(t, v)| self.attrs.get(t).is_some_and(|have| have == v))
     }
 
@@ -267,4 +293,22 @@ pub fn decode_template(bytes: &[u8]) -> Result<Template> {
         return Ok(Vec::new());
     }
     postcard::from_bytes(bytes).map_err(|_| err(CKR_GENERAL_ERROR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens written while attribute maps were `BTreeMap`s decode unchanged: both are a
+    /// postcard map in key order.
+    #[test]
+    fn stored_maps_keep_their_encoding() {
+        let entries = [(CKA_LABEL, b"label".to_vec()), (CKA_CLASS, ulong(CKO_DATA).to_vec()), (CKA_TOKEN, vec![1])];
+        let tree: std::collections::BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>> = entries.iter().cloned().collect();
+        let old = postcard::to_allocvec(&tree).expect("encode");
+        let map = decode(&old).expect("decode");
+        assert_eq!(map.len(), 3);
+        assert_eq!(map.get(&CKA_LABEL).map(|v| &**v), Some(&b"label"[..]));
+        assert_eq!(encode(&map).expect("encode"), old);
+    }
 }

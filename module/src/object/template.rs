@@ -3,7 +3,7 @@
 //! (`C_CopyObject`).
 
 use super::attrs::{self, Kind, Spec, FIXED, REQ, REQ_CREATE, TOKEN_SET};
-use super::{as_ulong, bool_, ulong, AttrMap, Object, Template};
+use super::{as_ulong, bool_, ulong, AttrMap, Object, Template, Value};
 use crate::error::{err, Result};
 use cryptoki_sys::*;
 
@@ -61,7 +61,7 @@ pub fn check_value(kind: Kind, v: &[u8]) -> Result<()> {
 /// The rules that make some attributes one-way (spec 4.4–4.9): sensitive stays sensitive,
 /// unextractable stays unextractable, uncopyable stays uncopyable, and only the SO sets trust.
 fn one_way(old: &Object, ty: CK_ATTRIBUTE_TYPE, new: &[u8], actor: Actor) -> Result<()> {
-    let was = |t| old.attrs.get(&t).map(|v| v.as_slice());
+    let was = |t| old.get(t);
     let bad = match ty {
         CKA_SENSITIVE => was(CKA_SENSITIVE) == Some(&[1]) && new == [0],
         CKA_EXTRACTABLE => was(CKA_EXTRACTABLE) == Some(&[0]) && new == [1],
@@ -98,8 +98,10 @@ fn class_and_subtype(map: &AttrMap) -> Result<(CK_OBJECT_CLASS, Option<CK_ULONG>
 
 /// Builds a new object from an application template (plus, for generated keys, the material the
 /// mechanism made, passed in `material`).
-pub fn build(template: &Template, material: &Template, origin: Origin, actor: Actor) -> Result<Object> {
+pub fn build(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
     let mut map = collect(template)?;
+    // Room for the material and the defaults: the map is allocated once.
+    map.reserve(material.len() + 40);
     let (class, sub) = class_and_subtype(&map)?;
     let tables = attrs::tables(class, sub).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?;
     for (t, v) in &map {
@@ -125,16 +127,16 @@ pub fn build(template: &Template, material: &Template, origin: Origin, actor: Ac
         // The template may name what the mechanism also makes only with the same value
         // (CKA_EC_PARAMS, CKA_PUBLIC_EXPONENT); key material it may not name at all. A big
         // integer is the same value with or without leading zero bytes (`00 01 00 01`).
-        if let Some(given) = map.get(t) {
-            let same = match *t {
-                CKA_PUBLIC_EXPONENT => without_leading_zeros(given) == without_leading_zeros(v),
-                _ => given == v,
+        if let Some(given) = map.get(&t) {
+            let same = match t {
+                CKA_PUBLIC_EXPONENT => without_leading_zeros(given) == without_leading_zeros(&v),
+                _ => **given == *v,
             };
             if !same {
                 return Err(err(CKR_ATTRIBUTE_READ_ONLY));
             }
         }
-        map.insert(*t, v.clone());
+        map.insert(t, v);
     }
     for spec in tables.iter().flat_map(|t| t.iter()) {
         let needed = spec.flags & REQ != 0 || (origin == Origin::Created && spec.flags & REQ_CREATE != 0);
@@ -157,26 +159,26 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
     let is_key_secret = matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY);
     map.entry(CKA_PRIVATE).or_insert_with(|| bool_(is_key_secret));
     // Defaults are made only where the template left the attribute out.
-    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Vec<u8>| {
+    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Value| {
         map.entry(t).or_insert_with(v);
     };
     def(CKA_TOKEN, || bool_(false));
     def(CKA_MODIFIABLE, || bool_(true));
     def(CKA_COPYABLE, || bool_(true));
     def(CKA_DESTROYABLE, || bool_(true));
-    def(CKA_LABEL, Vec::new);
+    def(CKA_LABEL, empty);
     match class {
         CKO_DATA => {
-            def(CKA_APPLICATION, Vec::new);
-            def(CKA_OBJECT_ID, Vec::new);
-            def(CKA_VALUE, Vec::new);
+            def(CKA_APPLICATION, empty);
+            def(CKA_OBJECT_ID, empty);
+            def(CKA_VALUE, empty);
         }
         CKO_CERTIFICATE => {
             def(CKA_TRUSTED, || bool_(false));
             def(CKA_CERTIFICATE_CATEGORY, || ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
-            def(CKA_START_DATE, Vec::new);
-            def(CKA_END_DATE, Vec::new);
-            def(CKA_PUBLIC_KEY_INFO, Vec::new);
+            def(CKA_START_DATE, empty);
+            def(CKA_END_DATE, empty);
+            def(CKA_PUBLIC_KEY_INFO, empty);
             for t in [
                 CKA_ID,
                 CKA_ISSUER,
@@ -185,17 +187,17 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
                 CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
                 CKA_HASH_OF_ISSUER_PUBLIC_KEY,
             ] {
-                def(t, Vec::new);
+                def(t, empty);
             }
             def(CKA_JAVA_MIDP_SECURITY_DOMAIN, || ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
             def(CKA_NAME_HASH_ALGORITHM, || ulong(CKM_SHA_1));
         }
         _ => {
-            def(CKA_ID, Vec::new);
-            def(CKA_START_DATE, Vec::new);
-            def(CKA_END_DATE, Vec::new);
+            def(CKA_ID, empty);
+            def(CKA_START_DATE, empty);
+            def(CKA_END_DATE, empty);
             def(CKA_DERIVE, || bool_(false));
-            def(CKA_ALLOWED_MECHANISMS, Vec::new);
+            def(CKA_ALLOWED_MECHANISMS, empty);
             let (local, mech) = match origin {
                 Origin::Generated(m) => (true, m),
                 _ => (false, CK_UNAVAILABLE_INFORMATION),
@@ -204,18 +206,18 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
             map.insert(CKA_KEY_GEN_MECHANISM, ulong(mech));
         }
     }
-    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Vec<u8>| {
+    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Value| {
         map.entry(t).or_insert_with(v);
     };
     match class {
         CKO_PUBLIC_KEY => {
-            def(CKA_SUBJECT, Vec::new);
+            def(CKA_SUBJECT, empty);
             for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP] {
                 def(t, || bool_(true));
             }
             def(CKA_TRUSTED, || bool_(false));
-            def(CKA_WRAP_TEMPLATE, Vec::new);
-            def(CKA_PUBLIC_KEY_INFO, Vec::new);
+            def(CKA_WRAP_TEMPLATE, empty);
+            def(CKA_PUBLIC_KEY_INFO, empty);
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
             // Keys stay inside unless the application asks otherwise: not extractable (a default
@@ -232,26 +234,26 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
                 def(t, || bool_(true));
             }
             def(CKA_WRAP_WITH_TRUSTED, || bool_(false));
-            def(CKA_UNWRAP_TEMPLATE, Vec::new);
+            def(CKA_UNWRAP_TEMPLATE, empty);
             if class == CKO_PRIVATE_KEY {
-                def(CKA_SUBJECT, Vec::new);
+                def(CKA_SUBJECT, empty);
                 def(CKA_SIGN_RECOVER, || bool_(true));
                 def(CKA_ALWAYS_AUTHENTICATE, || bool_(false));
-                def(CKA_PUBLIC_KEY_INFO, Vec::new);
+                def(CKA_PUBLIC_KEY_INFO, empty);
             } else {
                 for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
                     def(t, || bool_(true));
                 }
                 def(CKA_TRUSTED, || bool_(false));
-                def(CKA_WRAP_TEMPLATE, Vec::new);
+                def(CKA_WRAP_TEMPLATE, empty);
             }
             let (always_sensitive, never_extractable) = match origin {
                 Origin::Generated(_) => (true, true),
                 Origin::Derived(s, e) => (s, e),
                 _ => (false, false),
             };
-            let sensitive = map.get(&CKA_SENSITIVE) == Some(&vec![1]);
-            let extractable = map.get(&CKA_EXTRACTABLE) == Some(&vec![1]);
+            let sensitive = map.get(&CKA_SENSITIVE).is_some_and(|v| **v == [1]);
+            let extractable = map.get(&CKA_EXTRACTABLE).is_some_and(|v| **v == [1]);
             map.insert(CKA_ALWAYS_SENSITIVE, bool_(always_sensitive && sensitive));
             map.insert(CKA_NEVER_EXTRACTABLE, bool_(never_extractable && !extractable));
         }
@@ -275,7 +277,7 @@ pub fn hex(b: &[u8]) -> String {
 /// A new `CKA_UNIQUE_ID`: 32 hexadecimal digits, a random 64-bit prefix drawn once per process
 /// (and again in a fork child, whose counter would otherwise repeat its parent's) followed by a
 /// counter. Unique on every token the process writes to, without a random draw per object.
-fn unique_id() -> Vec<u8> {
+fn unique_id() -> Value {
     struct Source {
         generation: u64,
         prefix: [u8; 8],
@@ -301,7 +303,12 @@ fn unique_id() -> Vec<u8> {
     let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&src.prefix);
     raw[8..].copy_from_slice(&src.next.to_be_bytes());
-    hex(&raw).into_bytes()
+    hex(&raw).into_bytes().into()
+}
+
+/// The empty value of an attribute that has none.
+fn empty() -> Value {
+    Value::Borrowed(&[])
 }
 
 /// Attributes that follow from others: lengths, modulus size, certificate check value.
@@ -327,7 +334,7 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
                 if obj.get(CKA_CHECK_VALUE).is_some_and(|given| given != cv.as_slice()) {
                     return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
                 }
-                obj.attrs.insert(CKA_CHECK_VALUE, cv);
+                obj.attrs.insert(CKA_CHECK_VALUE, cv.into());
             }
         }
         (CKO_PUBLIC_KEY, Some(CKK_RSA)) => {
@@ -358,7 +365,7 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
         (CKO_CERTIFICATE, _) if obj.get(CKA_CHECK_VALUE).is_none_or(|v| v.is_empty()) => {
             let value = obj.get(CKA_VALUE).unwrap_or(&[]);
             let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
-            obj.attrs.insert(CKA_CHECK_VALUE, d.as_ref()[..3].to_vec());
+            obj.attrs.insert(CKA_CHECK_VALUE, d.as_ref()[..3].to_vec().into());
         }
         _ => {}
     }
@@ -455,7 +462,7 @@ pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Obje
         }
         // Once set one way these attributes are read-only (spec footnotes 11 and 12): setting
         // them again, even to the value they have, is refused.
-        let was = |t| obj.attrs.get(&t).map(|v| v.as_slice());
+        let was = |t| obj.get(t);
         let locked = match *t {
             CKA_SENSITIVE | CKA_WRAP_WITH_TRUSTED => was(*t) == Some(&[1]),
             CKA_EXTRACTABLE | CKA_COPYABLE => was(*t) == Some(&[0]),
@@ -500,28 +507,28 @@ pub fn apply_copy(obj: &Object, template: &Template, actor: Actor) -> Result<Obj
 mod tests {
     use super::*;
 
-    fn t(v: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> Template {
+    fn t(v: &[(CK_ATTRIBUTE_TYPE, Value)]) -> Template {
         v.to_vec()
     }
 
     #[test]
     fn data_object_defaults_and_errors() {
         let o = build(
-            &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_LABEL, b"x".to_vec())]),
-            &vec![],
+            &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_LABEL, b"x".to_vec().into())]),
+            vec![],
             Origin::Created,
             Actor::default(),
         )
         .unwrap();
         assert!(!o.is_token() && !o.is_private() && o.flag(CKA_MODIFIABLE));
         assert_eq!(
-            build(&t(&[(CKA_LABEL, b"x".to_vec())]), &vec![], Origin::Created, Actor::default()),
+            build(&t(&[(CKA_LABEL, b"x".to_vec().into())]), vec![], Origin::Created, Actor::default()),
             Err(err(CKR_TEMPLATE_INCOMPLETE))
         );
         assert_eq!(
             build(
-                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_MODULUS, vec![1])]),
-                &vec![],
+                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_MODULUS, vec![1].into())]),
+                vec![],
                 Origin::Created,
                 Actor::default()
             ),
@@ -529,8 +536,8 @@ mod tests {
         );
         assert_eq!(
             build(
-                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_TOKEN, vec![1]), (CKA_TOKEN, vec![0])]),
-                &vec![],
+                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_TOKEN, vec![1].into()), (CKA_TOKEN, vec![0].into())]),
+                vec![],
                 Origin::Created,
                 Actor::default()
             ),
@@ -538,8 +545,8 @@ mod tests {
         );
         assert_eq!(
             build(
-                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_TOKEN, vec![1, 2])]),
-                &vec![],
+                &t(&[(CKA_CLASS, ulong(CKO_DATA)), (CKA_TOKEN, vec![1, 2].into())]),
+                vec![],
                 Origin::Created,
                 Actor::default()
             ),
@@ -550,8 +557,8 @@ mod tests {
     #[test]
     fn secret_key_rules() {
         let k = build(
-            &t(&[(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(CKK_AES)), (CKA_VALUE, vec![7; 16])]),
-            &vec![],
+            &t(&[(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(CKK_AES)), (CKA_VALUE, vec![7; 16].into())]),
+            vec![],
             Origin::Created,
             Actor::default(),
         )
@@ -563,17 +570,30 @@ mod tests {
         assert_eq!(k.ulong(CKA_VALUE_LEN), Some(16));
         let (plain, secret) = k.split();
         assert!(secret.contains_key(&CKA_VALUE) && !plain.contains_key(&CKA_VALUE));
-        let k = apply_set(&k, &t(&[(CKA_SENSITIVE, vec![1])]), Actor::default()).unwrap();
-        assert_eq!(apply_set(&k, &t(&[(CKA_SENSITIVE, vec![0])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
-        assert_eq!(apply_set(&k, &t(&[(CKA_VALUE, vec![1; 16])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
-        assert_eq!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1])]), Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
-        assert!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1])]), Actor { so: true }).is_ok());
-        let fixed = apply_set(&k, &t(&[(CKA_COPYABLE, vec![0])]), Actor::default()).unwrap();
+        let k = apply_set(&k, &t(&[(CKA_SENSITIVE, vec![1].into())]), Actor::default()).unwrap();
+        assert_eq!(
+            apply_set(&k, &t(&[(CKA_SENSITIVE, vec![0].into())]), Actor::default()),
+            Err(err(CKR_ATTRIBUTE_READ_ONLY))
+        );
+        assert_eq!(
+            apply_set(&k, &t(&[(CKA_VALUE, vec![1; 16].into())]), Actor::default()),
+            Err(err(CKR_ATTRIBUTE_READ_ONLY))
+        );
+        assert_eq!(
+            apply_set(&k, &t(&[(CKA_TRUSTED, vec![1].into())]), Actor::default()),
+            Err(err(CKR_ATTRIBUTE_READ_ONLY))
+        );
+        assert!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1].into())]), Actor { so: true }).is_ok());
+        let fixed = apply_set(&k, &t(&[(CKA_COPYABLE, vec![0].into())]), Actor::default()).unwrap();
         assert_eq!(apply_copy(&fixed, &vec![], Actor::default()), Err(err(CKR_ACTION_PROHIBITED)));
         assert_eq!(
             build(
-                &t(&[(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(CKK_AES)), (CKA_VALUE, vec![7; 15])]),
-                &vec![],
+                &t(&[
+                    (CKA_CLASS, ulong(CKO_SECRET_KEY)),
+                    (CKA_KEY_TYPE, ulong(CKK_AES)),
+                    (CKA_VALUE, vec![7; 15].into())
+                ]),
+                vec![],
                 Origin::Created,
                 Actor::default()
             ),

@@ -42,7 +42,9 @@ fn requested(map: &AttrMap) -> KeyInfo {
         .map(|b| b as u32)
         .or_else(|| map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| (l * 8) as u32));
     let probe = Object::new(
-        [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())].into(),
+        [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())]
+            .into_iter()
+            .collect(),
     );
     KeyInfo { bits, curve: KeyInfo::of(&probe).curve }
 }
@@ -161,7 +163,7 @@ impl Module {
         let d = self.decide(mech, m, Function::Generate, &requested(&map), param)?;
         let g = m.generate_key(param, &map)?;
         let t = with_class(template, CKO_SECRET_KEY, g.key_type)?;
-        let mut obj = template::build(&t, &g.material, Origin::Generated(mech), Actor { so: s.so() })?;
+        let mut obj = template::build(&t, g.material, Origin::Generated(mech), Actor { so: s.so() })?;
         stamp(&mut obj, d.approved);
         note(&s, d.approved);
         self.store_object(&s, obj)
@@ -195,8 +197,8 @@ impl Module {
         let actor = Actor { so: s.so() };
         let pub_t = with_class(public, CKO_PUBLIC_KEY, g.key_type)?;
         let priv_t = with_class(private, CKO_PRIVATE_KEY, g.key_type)?;
-        let mut pub_obj = template::build(&pub_t, &g.public, Origin::Generated(mech), actor)?;
-        let mut priv_obj = template::build(&priv_t, &g.private, Origin::Generated(mech), actor)?;
+        let mut pub_obj = template::build(&pub_t, g.public, Origin::Generated(mech), actor)?;
+        let mut priv_obj = template::build(&priv_t, g.private, Origin::Generated(mech), actor)?;
         stamp(&mut pub_obj, d.approved);
         stamp(&mut priv_obj, d.approved);
         if let Err(why) = pairwise_consistency(&pub_obj, &priv_obj) {
@@ -279,7 +281,7 @@ impl Module {
             without_zero_padding(&mut bytes, class, &map);
         }
         let material: Template = match class {
-            CKO_SECRET_KEY => vec![(CKA_VALUE, bytes)],
+            CKO_SECRET_KEY => vec![(CKA_VALUE, bytes.into())],
             CKO_PRIVATE_KEY => {
                 let kp = crate::import::read_pkcs8(&bytes, None).map_err(|_| err(CKR_WRAPPED_KEY_INVALID))?;
                 if map.get(&CKA_KEY_TYPE).is_some_and(|v| *v != ulong(kp.key_type)) {
@@ -290,7 +292,7 @@ impl Module {
             }
             _ => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
         };
-        let mut obj = template::build(&t, &material, Origin::Imported, Actor { so: s.so() })?;
+        let mut obj = template::build(&t, material, Origin::Imported, Actor { so: s.so() })?;
         stamp(&mut obj, d.approved);
         note(&s, d.approved);
         self.store_object(&s, obj)
@@ -354,7 +356,7 @@ impl Module {
         if map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)) == Some(CKO_DATA) {
             // CKM_HKDF_DATA: the output is a data object holding the derived bytes.
             let t: Template = template.iter().filter(|(a, _)| *a != CKA_VALUE_LEN).cloned().collect();
-            let mut obj = template::build(&t, &[(CKA_VALUE, value)].to_vec(), Origin::Created, Actor { so: s.so() })?;
+            let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Created, Actor { so: s.so() })?;
             stamp(&mut obj, d.approved);
             note(&s, d.approved);
             return self.store_object(&s, obj);
@@ -367,7 +369,7 @@ impl Module {
             t.push((CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)));
         }
         let origin = Origin::Derived(bk.flag(CKA_ALWAYS_SENSITIVE), bk.flag(CKA_NEVER_EXTRACTABLE));
-        let mut obj = template::build(&t, &[(CKA_VALUE, value)].to_vec(), origin, Actor { so: s.so() })?;
+        let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], origin, Actor { so: s.so() })?;
         stamp(&mut obj, d.approved);
         note(&s, d.approved);
         self.store_object(&s, obj)

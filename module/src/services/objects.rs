@@ -233,7 +233,7 @@ impl Module {
     /// (`services::keys::stamp`).
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
         let s = self.session(h)?;
-        let mut obj = template::build(template, &Vec::new(), Origin::Created, Self::actor(&s))?;
+        let mut obj = template::build(template, Vec::new(), Origin::Created, Self::actor(&s))?;
         crate::services::keys::stamp(&mut obj, true);
         self.store_object(&s, obj)
     }
@@ -351,22 +351,23 @@ impl Module {
             (CKA_MODIFIABLE, bool_(false)),
             (CKA_COPYABLE, bool_(false)),
             (CKA_DESTROYABLE, bool_(false)),
-            (CKA_LABEL, b"Tessera FIPS 140-3 validation".to_vec()),
-            (CKA_UNIQUE_ID, b"tessera-validation-fips-140-3".to_vec()),
+            (CKA_LABEL, b"Tessera FIPS 140-3 validation".to_vec().into()),
+            (CKA_UNIQUE_ID, b"tessera-validation-fips-140-3".to_vec().into()),
             (CKA_VALIDATION_TYPE, ulong(CKV_TYPE_SOFTWARE)),
-            (CKA_VALIDATION_VERSION, vec![3, 0]),
+            (CKA_VALIDATION_VERSION, vec![3, 0].into()),
             (CKA_VALIDATION_LEVEL, ulong(1)),
-            (CKA_VALIDATION_MODULE_ID, format!("Tessera {major}.{minor}").into_bytes()),
+            (CKA_VALIDATION_MODULE_ID, format!("Tessera {major}.{minor}").into_bytes().into()),
             (CKA_VALIDATION_FLAG, ulong(crate::object::attrs::VALIDATION_FLAG_FIPS)),
             (CKA_VALIDATION_AUTHORITY_TYPE, ulong(CKV_AUTHORITY_TYPE_NIST_CMVP)),
-            (CKA_VALIDATION_COUNTRY, b"US".to_vec()),
+            (CKA_VALIDATION_COUNTRY, b"US".to_vec().into()),
             // Not submitted for validation: no certificate number.
-            (CKA_VALIDATION_CERTIFICATE_IDENTIFIER, Vec::new()),
-            (CKA_VALIDATION_CERTIFICATE_URI, Vec::new()),
-            (CKA_VALIDATION_VENDOR_URI, Vec::new()),
-            (CKA_VALIDATION_PROFILE, Vec::new()),
+            (CKA_VALIDATION_CERTIFICATE_IDENTIFIER, Vec::new().into()),
+            (CKA_VALIDATION_CERTIFICATE_URI, Vec::new().into()),
+            (CKA_VALIDATION_VENDOR_URI, Vec::new().into()),
+            (CKA_VALIDATION_PROFILE, Vec::new().into()),
         ]
-        .into();
+        .into_iter()
+        .collect();
         let obj = Arc::new(Object::new(attrs));
         handles.alloc(Target::Session { owner: VALIDATION_OWNER, token: token.clone(), obj });
     }
