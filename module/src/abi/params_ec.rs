@@ -28,9 +28,9 @@ unsafe fn read<T: Copy>(p: *const c_void, len: CK_ULONG) -> Result<T> {
 unsafe fn ecdh1(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
     let s: CK_ECDH1_DERIVE_PARAMS = read(p, len)?;
     let bad = |_| err(CKR_MECHANISM_PARAM_INVALID);
-    let shared_data = super::bytes(s.pSharedData, s.ulSharedDataLen).map_err(bad)?.to_vec();
-    let public_data = super::bytes(s.pPublicData, s.ulPublicDataLen).map_err(bad)?.to_vec();
-    Ecdh1Params { kdf: s.kdf, shared_data, public_data }.encode()
+    let shared_data = super::bytes(s.pSharedData, s.ulSharedDataLen).map_err(bad)?;
+    let public_data = super::bytes(s.pPublicData, s.ulPublicDataLen).map_err(bad)?;
+    Ecdh1Params::encode_from(s.kdf, shared_data, public_data)
 }
 
 /// No parameter at all is pure EdDSA: the empty encoding.
