@@ -424,10 +424,6 @@ pub struct Ecdh1Params {
 }
 
 impl Ecdh1Params {
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        Self::encode_from(self.kdf, &self.shared_data, &self.public_data)
-    }
-
     /// The encoding of `Ecdh1Params { kdf, shared_data, public_data }` made from borrowed slices
     /// (the application's, in the ABI layer) into one allocation of the right size.
     pub fn encode_from(kdf: CK_EC_KDF_TYPE, shared_data: &[u8], public_data: &[u8]) -> Result<Vec<u8>> {
@@ -436,7 +432,9 @@ impl Ecdh1Params {
         postcard::to_extend(&(kdf, shared_data, public_data), out).map_err(|_| err(CKR_GENERAL_ERROR))
     }
 
-    pub fn decode(b: &[u8]) -> Result<Ecdh1Params> {
+    /// Reads what [`Ecdh1Params::encode_from`] wrote, without copying: (KDF, shared data, public
+    /// data) borrowed from `b`.
+    pub fn decode_borrowed(b: &[u8]) -> Result<(CK_EC_KDF_TYPE, &[u8], &[u8])> {
         postcard::from_bytes(b).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
     }
 }
@@ -534,15 +532,15 @@ impl Mechanism for Ecdh1Derive {
     }
 
     fn derive(&self, param: &[u8], base: &Object, len: Option<usize>) -> Result<Vec<u8>> {
-        let p = Ecdh1Params::decode(param)?;
-        let hash = kdf_hash(p.kdf)?;
-        if hash.is_none() && !p.shared_data.is_empty() {
+        let (kdf, shared_data, public_data) = Ecdh1Params::decode_borrowed(param)?;
+        let hash = kdf_hash(kdf)?;
+        if hash.is_none() && !shared_data.is_empty() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         if len == Some(0) {
             return Err(err(CKR_KEY_SIZE_RANGE));
         }
-        let z = shared_secret(base, &p.public_data)?;
+        let z = shared_secret(base, public_data)?;
         match hash {
             // The raw secret, shortened to the requested length by removing bytes from its
             // leading end (as PKCS#11 specifies for Diffie-Hellman derivations).
@@ -558,7 +556,7 @@ impl Mechanism for Ecdh1Derive {
                 if n > MAX_DERIVED {
                     return Err(err(CKR_KEY_SIZE_RANGE));
                 }
-                Ok(x963_kdf(alg, &z, &p.shared_data, n))
+                Ok(x963_kdf(alg, &z, shared_data, n))
             }
         }
     }
@@ -590,7 +588,8 @@ mod tests {
         let p = Ecdh1Params { kdf: CKD_SHA256_KDF, shared_data: vec![1; 300], public_data: vec![4; 65] };
         let from = Ecdh1Params::encode_from(p.kdf, &p.shared_data, &p.public_data).expect("encode");
         assert_eq!(from, postcard::to_allocvec(&p).expect("postcard"));
-        assert_eq!(Ecdh1Params::decode(&from), Ok(p));
+        assert_eq!(Ecdh1Params::decode_borrowed(&from), Ok((p.kdf, &p.shared_data[..], &p.public_data[..])));
+        assert_eq!(postcard::from_bytes::<Ecdh1Params>(&from), Ok(p));
     }
 
     #[test]

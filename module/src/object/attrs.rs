@@ -211,20 +211,23 @@ pub fn key_material(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Option<&'s
 
 /// The attribute tables that make up an object of `class` with subtype `sub` (key or certificate
 /// type); `None` when Tessera does not hold objects of that kind.
-pub fn tables(class: CK_OBJECT_CLASS, sub: Option<CK_ULONG>) -> Option<Vec<&'static [Spec]>> {
+pub fn tables(class: CK_OBJECT_CLASS, sub: Option<CK_ULONG>) -> Option<Tables> {
     Some(match class {
-        CKO_DATA => vec![STORAGE, DATA],
-        CKO_VALIDATION => vec![STORAGE, VALIDATION],
+        CKO_DATA => [STORAGE, DATA, &[], &[]],
+        CKO_VALIDATION => [STORAGE, VALIDATION, &[], &[]],
         CKO_CERTIFICATE => match sub? {
-            CKC_X_509 => vec![STORAGE, CERTIFICATE, X509],
+            CKC_X_509 => [STORAGE, CERTIFICATE, X509, &[]],
             _ => return None,
         },
-        CKO_PUBLIC_KEY => vec![STORAGE, KEY, PUBLIC_KEY, key_material(class, sub?)?],
-        CKO_PRIVATE_KEY => vec![STORAGE, KEY, PRIVATE_KEY, key_material(class, sub?)?],
-        CKO_SECRET_KEY => vec![STORAGE, KEY, SECRET_KEY, key_material(class, sub?)?],
+        CKO_PUBLIC_KEY => [STORAGE, KEY, PUBLIC_KEY, key_material(class, sub?)?],
+        CKO_PRIVATE_KEY => [STORAGE, KEY, PRIVATE_KEY, key_material(class, sub?)?],
+        CKO_SECRET_KEY => [STORAGE, KEY, SECRET_KEY, key_material(class, sub?)?],
         _ => return None,
     })
 }
+
+/// The attribute tables of one kind of object, most general first (unused places empty).
+pub type Tables = [&'static [Spec]; 4];
 
 /// Looks an attribute up in a set of tables. The last table wins, so that a key type's own rule
 /// for `CKA_VALUE` overrides nothing accidentally and class rules stay in one place.

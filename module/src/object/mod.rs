@@ -236,7 +236,7 @@ impl Object {
     }
 
     /// The attribute tables of this object's kind.
-    pub fn tables(&self) -> Vec<&'static [attrs::Spec]> {
+    pub fn tables(&self) -> attrs::Tables {
         attrs::tables(self.class(), self.subtype()).unwrap_or_default()
     }
 

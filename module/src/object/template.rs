@@ -29,7 +29,10 @@ pub struct Actor {
 
 /// Folds a template into a map; the same attribute twice with different values is inconsistent.
 pub fn collect(template: &Template) -> Result<AttrMap> {
-    let mut map = AttrMap::new();
+    collect_into(AttrMap::with_capacity(template.len()), template)
+}
+
+fn collect_into(mut map: AttrMap, template: &Template) -> Result<AttrMap> {
     for (t, v) in template {
         if let Some(prev) = map.insert(*t, v.clone()) {
             if &prev != v {
@@ -99,9 +102,8 @@ fn class_and_subtype(map: &AttrMap) -> Result<(CK_OBJECT_CLASS, Option<CK_ULONG>
 /// Builds a new object from an application template (plus, for generated keys, the material the
 /// mechanism made, passed in `material`).
 pub fn build(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
-    let mut map = collect(template)?;
     // Room for the material and the defaults: the map is allocated once.
-    map.reserve(material.len() + 40);
+    let mut map = collect_into(AttrMap::with_capacity(template.len() + material.len() + 32), template)?;
     let (class, sub) = class_and_subtype(&map)?;
     let tables = attrs::tables(class, sub).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?;
     for (t, v) in &map {
@@ -144,8 +146,7 @@ pub fn build(template: &Template, material: Template, origin: Origin, actor: Act
             return Err(err(CKR_TEMPLATE_INCOMPLETE));
         }
     }
-    apply_defaults(&mut map, class, origin)?;
-    let mut obj = Object::new(map);
+    let mut obj = Object::new(apply_defaults(map, class, origin));
     derive_computed(&mut obj, sub)?;
     check_public_key_info(&obj)?;
     Ok(obj)
@@ -155,30 +156,79 @@ fn without_leading_zeros(v: &[u8]) -> &[u8] {
     &v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..]
 }
 
-fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> Result<()> {
+/// An object's attributes while its defaults are added: the application's (sorted, as the map
+/// had them) followed by the defaults, sorted once at the end. Inserting each default into the
+/// sorted map would move the entries after it every time.
+struct Defaults {
+    v: Vec<(CK_ATTRIBUTE_TYPE, Value)>,
+    given: usize,
+}
+
+impl Defaults {
+    fn new(map: AttrMap) -> Defaults {
+        let v = map.into_tuple_vec();
+        Defaults { given: v.len(), v }
+    }
+
+    fn position(&self, t: CK_ATTRIBUTE_TYPE) -> Option<usize> {
+        let (given, added) = self.v.split_at(self.given);
+        match given.binary_search_by_key(&t, |e| e.0) {
+            Ok(i) => Some(i),
+            Err(_) => added.iter().position(|e| e.0 == t).map(|i| self.given + i),
+        }
+    }
+
+    fn get(&self, t: CK_ATTRIBUTE_TYPE) -> Option<&Value> {
+        self.position(t).map(|i| &self.v[i].1)
+    }
+
+    /// `t` gets `v()` unless it has a value.
+    fn def(&mut self, t: CK_ATTRIBUTE_TYPE, v: fn() -> Value) {
+        if self.position(t).is_none() {
+            self.v.push((t, v()));
+        }
+    }
+
+    /// `t` gets `v`, whatever it had.
+    fn set(&mut self, t: CK_ATTRIBUTE_TYPE, v: Value) {
+        match self.position(t) {
+            Some(i) => self.v[i].1 = v,
+            None => self.v.push((t, v)),
+        }
+    }
+
+    fn finish(mut self) -> AttrMap {
+        // Every type is in the vector once (`def` and `set` look before they add).
+        self.v.sort_unstable_by_key(|e| e.0);
+        debug_assert!(self.v.windows(2).all(|w| w[0].0 < w[1].0));
+        AttrMap::from_sorted_store_unchecked(self.v)
+    }
+}
+
+fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrMap {
+    let mut d = Defaults::new(map);
     let is_key_secret = matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY);
-    map.entry(CKA_PRIVATE).or_insert_with(|| bool_(is_key_secret));
     // Defaults are made only where the template left the attribute out.
-    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Value| {
-        map.entry(t).or_insert_with(v);
-    };
-    def(CKA_TOKEN, || bool_(false));
-    def(CKA_MODIFIABLE, || bool_(true));
-    def(CKA_COPYABLE, || bool_(true));
-    def(CKA_DESTROYABLE, || bool_(true));
-    def(CKA_LABEL, empty);
+    if d.get(CKA_PRIVATE).is_none() {
+        d.set(CKA_PRIVATE, bool_(is_key_secret));
+    }
+    d.def(CKA_TOKEN, || bool_(false));
+    d.def(CKA_MODIFIABLE, || bool_(true));
+    d.def(CKA_COPYABLE, || bool_(true));
+    d.def(CKA_DESTROYABLE, || bool_(true));
+    d.def(CKA_LABEL, empty);
     match class {
         CKO_DATA => {
-            def(CKA_APPLICATION, empty);
-            def(CKA_OBJECT_ID, empty);
-            def(CKA_VALUE, empty);
+            d.def(CKA_APPLICATION, empty);
+            d.def(CKA_OBJECT_ID, empty);
+            d.def(CKA_VALUE, empty);
         }
         CKO_CERTIFICATE => {
-            def(CKA_TRUSTED, || bool_(false));
-            def(CKA_CERTIFICATE_CATEGORY, || ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
-            def(CKA_START_DATE, empty);
-            def(CKA_END_DATE, empty);
-            def(CKA_PUBLIC_KEY_INFO, empty);
+            d.def(CKA_TRUSTED, || bool_(false));
+            d.def(CKA_CERTIFICATE_CATEGORY, || ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
+            d.def(CKA_START_DATE, empty);
+            d.def(CKA_END_DATE, empty);
+            d.def(CKA_PUBLIC_KEY_INFO, empty);
             for t in [
                 CKA_ID,
                 CKA_ISSUER,
@@ -187,37 +237,34 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
                 CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
                 CKA_HASH_OF_ISSUER_PUBLIC_KEY,
             ] {
-                def(t, empty);
+                d.def(t, empty);
             }
-            def(CKA_JAVA_MIDP_SECURITY_DOMAIN, || ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
-            def(CKA_NAME_HASH_ALGORITHM, || ulong(CKM_SHA_1));
+            d.def(CKA_JAVA_MIDP_SECURITY_DOMAIN, || ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
+            d.def(CKA_NAME_HASH_ALGORITHM, || ulong(CKM_SHA_1));
         }
         _ => {
-            def(CKA_ID, empty);
-            def(CKA_START_DATE, empty);
-            def(CKA_END_DATE, empty);
-            def(CKA_DERIVE, || bool_(false));
-            def(CKA_ALLOWED_MECHANISMS, empty);
+            d.def(CKA_ID, empty);
+            d.def(CKA_START_DATE, empty);
+            d.def(CKA_END_DATE, empty);
+            d.def(CKA_DERIVE, || bool_(false));
+            d.def(CKA_ALLOWED_MECHANISMS, empty);
             let (local, mech) = match origin {
                 Origin::Generated(m) => (true, m),
                 _ => (false, CK_UNAVAILABLE_INFORMATION),
             };
-            map.insert(CKA_LOCAL, bool_(local));
-            map.insert(CKA_KEY_GEN_MECHANISM, ulong(mech));
+            d.set(CKA_LOCAL, bool_(local));
+            d.set(CKA_KEY_GEN_MECHANISM, ulong(mech));
         }
     }
-    let mut def = |t: CK_ATTRIBUTE_TYPE, v: fn() -> Value| {
-        map.entry(t).or_insert_with(v);
-    };
     match class {
         CKO_PUBLIC_KEY => {
-            def(CKA_SUBJECT, empty);
+            d.def(CKA_SUBJECT, empty);
             for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP] {
-                def(t, || bool_(true));
+                d.def(t, || bool_(true));
             }
-            def(CKA_TRUSTED, || bool_(false));
-            def(CKA_WRAP_TEMPLATE, empty);
-            def(CKA_PUBLIC_KEY_INFO, empty);
+            d.def(CKA_TRUSTED, || bool_(false));
+            d.def(CKA_WRAP_TEMPLATE, empty);
+            d.def(CKA_PUBLIC_KEY_INFO, empty);
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
             // Keys stay inside unless the application asks otherwise: not extractable (a default
@@ -225,42 +272,42 @@ fn apply_defaults(map: &mut AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> 
             // token's choice); for a secret key the specification gives CKA_SENSITIVE the default
             // false, which reveals nothing while the key is not extractable.
             if class == CKO_PRIVATE_KEY {
-                def(CKA_SENSITIVE, || bool_(true));
+                d.def(CKA_SENSITIVE, || bool_(true));
             } else {
-                def(CKA_SENSITIVE, || bool_(false));
+                d.def(CKA_SENSITIVE, || bool_(false));
             }
-            def(CKA_EXTRACTABLE, || bool_(false));
+            d.def(CKA_EXTRACTABLE, || bool_(false));
             for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
-                def(t, || bool_(true));
+                d.def(t, || bool_(true));
             }
-            def(CKA_WRAP_WITH_TRUSTED, || bool_(false));
-            def(CKA_UNWRAP_TEMPLATE, empty);
+            d.def(CKA_WRAP_WITH_TRUSTED, || bool_(false));
+            d.def(CKA_UNWRAP_TEMPLATE, empty);
             if class == CKO_PRIVATE_KEY {
-                def(CKA_SUBJECT, empty);
-                def(CKA_SIGN_RECOVER, || bool_(true));
-                def(CKA_ALWAYS_AUTHENTICATE, || bool_(false));
-                def(CKA_PUBLIC_KEY_INFO, empty);
+                d.def(CKA_SUBJECT, empty);
+                d.def(CKA_SIGN_RECOVER, || bool_(true));
+                d.def(CKA_ALWAYS_AUTHENTICATE, || bool_(false));
+                d.def(CKA_PUBLIC_KEY_INFO, empty);
             } else {
                 for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
-                    def(t, || bool_(true));
+                    d.def(t, || bool_(true));
                 }
-                def(CKA_TRUSTED, || bool_(false));
-                def(CKA_WRAP_TEMPLATE, empty);
+                d.def(CKA_TRUSTED, || bool_(false));
+                d.def(CKA_WRAP_TEMPLATE, empty);
             }
             let (always_sensitive, never_extractable) = match origin {
                 Origin::Generated(_) => (true, true),
                 Origin::Derived(s, e) => (s, e),
                 _ => (false, false),
             };
-            let sensitive = map.get(&CKA_SENSITIVE).is_some_and(|v| **v == [1]);
-            let extractable = map.get(&CKA_EXTRACTABLE).is_some_and(|v| **v == [1]);
-            map.insert(CKA_ALWAYS_SENSITIVE, bool_(always_sensitive && sensitive));
-            map.insert(CKA_NEVER_EXTRACTABLE, bool_(never_extractable && !extractable));
+            let sensitive = d.get(CKA_SENSITIVE).is_some_and(|v| **v == [1]);
+            let extractable = d.get(CKA_EXTRACTABLE).is_some_and(|v| **v == [1]);
+            d.set(CKA_ALWAYS_SENSITIVE, bool_(always_sensitive && sensitive));
+            d.set(CKA_NEVER_EXTRACTABLE, bool_(never_extractable && !extractable));
         }
         _ => {}
     }
-    map.insert(CKA_UNIQUE_ID, unique_id());
-    Ok(())
+    d.set(CKA_UNIQUE_ID, unique_id());
+    d.finish()
 }
 
 /// Lower-case hexadecimal.

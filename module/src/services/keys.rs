@@ -361,7 +361,8 @@ impl Module {
             note(&s, d.approved);
             return self.store_object(&s, obj);
         }
-        let mut t = template.clone();
+        let mut t = Template::with_capacity(template.len() + 2);
+        t.extend_from_slice(template);
         if !map.contains_key(&CKA_CLASS) {
             t.push((CKA_CLASS, ulong(CKO_SECRET_KEY)));
         }
