@@ -201,6 +201,9 @@ impl Defaults {
         // Every type is in the vector once (`def` and `set` look before they add).
         self.v.sort_unstable_by_key(|e| e.0);
         debug_assert!(self.v.windows(2).all(|w| w[0].0 < w[1].0));
+        // What was reserved and not used goes back (in place), but for the attributes that
+        // follow (computed lengths and check values, the approval stamp).
+        self.v.shrink_to(self.v.len() + 4);
         AttrMap::from_sorted_store_unchecked(self.v)
     }
 }
