@@ -540,7 +540,7 @@ impl Mechanism for Ecdh1Derive {
         if len == Some(0) {
             return Err(err(CKR_KEY_SIZE_RANGE));
         }
-        let z = shared_secret(base, public_data)?;
+        let mut z = shared_secret(base, public_data)?;
         match hash {
             // The raw secret, shortened to the requested length by removing bytes from its
             // leading end (as PKCS#11 specifies for Diffie-Hellman derivations).
@@ -548,6 +548,11 @@ impl Mechanism for Ecdh1Derive {
                 let n = len.unwrap_or(z.len());
                 if n > z.len() {
                     return Err(err(CKR_KEY_SIZE_RANGE));
+                }
+                if n == z.len() {
+                    // The whole secret: handed on as it is, not copied (it is wiped with the
+                    // key object that holds it).
+                    return Ok(std::mem::take(&mut *z));
                 }
                 Ok(z[z.len() - n..].to_vec())
             }
