@@ -227,7 +227,8 @@ pub unsafe fn read_template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Templ
     for a in list {
         // A length that cannot be right for the attribute is refused before anything is read,
         // so a wild length never makes the module read past the caller's buffer.
-        let len_ok = match attrs::kind_of(a.type_) {
+        let kind = attrs::kind_of(a.type_);
+        let len_ok = match kind {
             attrs::Kind::Bool => a.ulValueLen == 1,
             attrs::Kind::Ulong => a.ulValueLen == std::mem::size_of::<CK_ULONG>() as CK_ULONG,
             attrs::Kind::Date => a.ulValueLen == 0 || a.ulValueLen == 8,
@@ -237,7 +238,7 @@ pub unsafe fn read_template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Templ
         if !len_ok {
             return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
         }
-        let v = if attrs::kind_of(a.type_) == attrs::Kind::Template {
+        let v = if kind == attrs::Kind::Template {
             let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
             if a.ulValueLen % size != 0 {
                 return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
@@ -248,9 +249,9 @@ pub unsafe fn read_template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Templ
             let v = bytes(a.pValue as *const u8, a.ulValueLen).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
             // Flags and numbers take the shared constant encodings where there is one; a flag
             // byte other than 0 or 1 stays as given, for the template checks to refuse.
-            match (attrs::kind_of(a.type_), v) {
-                (attrs::Kind::Bool, [b @ (0 | 1)]) => crate::object::bool_(*b == 1),
-                (attrs::Kind::Ulong, _) => crate::object::ulong(crate::object::as_ulong(v).unwrap_or_default()),
+            match (kind, v, crate::object::as_ulong(v)) {
+                (attrs::Kind::Bool, [b @ (0 | 1)], _) => crate::object::bool_(*b == 1),
+                (attrs::Kind::Ulong, _, Some(n)) => crate::object::ulong(n),
                 _ => v.to_vec().into(),
             }
         };

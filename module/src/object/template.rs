@@ -182,10 +182,10 @@ impl Defaults {
         self.position(t).map(|i| &self.v[i].1)
     }
 
-    /// `t` gets `v()` unless it has a value.
-    fn def(&mut self, t: CK_ATTRIBUTE_TYPE, v: fn() -> Value) {
+    /// `t` gets `v` unless it has a value.
+    fn def(&mut self, t: CK_ATTRIBUTE_TYPE, v: Value) {
         if self.position(t).is_none() {
-            self.v.push((t, v()));
+            self.v.push((t, v));
         }
     }
 
@@ -212,26 +212,24 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrM
     let mut d = Defaults::new(map);
     let is_key_secret = matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY);
     // Defaults are made only where the template left the attribute out.
-    if d.get(CKA_PRIVATE).is_none() {
-        d.set(CKA_PRIVATE, bool_(is_key_secret));
-    }
-    d.def(CKA_TOKEN, || bool_(false));
-    d.def(CKA_MODIFIABLE, || bool_(true));
-    d.def(CKA_COPYABLE, || bool_(true));
-    d.def(CKA_DESTROYABLE, || bool_(true));
-    d.def(CKA_LABEL, empty);
+    d.def(CKA_PRIVATE, bool_(is_key_secret));
+    d.def(CKA_TOKEN, bool_(false));
+    d.def(CKA_MODIFIABLE, bool_(true));
+    d.def(CKA_COPYABLE, bool_(true));
+    d.def(CKA_DESTROYABLE, bool_(true));
+    d.def(CKA_LABEL, EMPTY);
     match class {
         CKO_DATA => {
-            d.def(CKA_APPLICATION, empty);
-            d.def(CKA_OBJECT_ID, empty);
-            d.def(CKA_VALUE, empty);
+            d.def(CKA_APPLICATION, EMPTY);
+            d.def(CKA_OBJECT_ID, EMPTY);
+            d.def(CKA_VALUE, EMPTY);
         }
         CKO_CERTIFICATE => {
-            d.def(CKA_TRUSTED, || bool_(false));
-            d.def(CKA_CERTIFICATE_CATEGORY, || ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
-            d.def(CKA_START_DATE, empty);
-            d.def(CKA_END_DATE, empty);
-            d.def(CKA_PUBLIC_KEY_INFO, empty);
+            d.def(CKA_TRUSTED, bool_(false));
+            d.def(CKA_CERTIFICATE_CATEGORY, ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
+            d.def(CKA_START_DATE, EMPTY);
+            d.def(CKA_END_DATE, EMPTY);
+            d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
             for t in [
                 CKA_ID,
                 CKA_ISSUER,
@@ -240,17 +238,17 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrM
                 CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
                 CKA_HASH_OF_ISSUER_PUBLIC_KEY,
             ] {
-                d.def(t, empty);
+                d.def(t, EMPTY);
             }
-            d.def(CKA_JAVA_MIDP_SECURITY_DOMAIN, || ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
-            d.def(CKA_NAME_HASH_ALGORITHM, || ulong(CKM_SHA_1));
+            d.def(CKA_JAVA_MIDP_SECURITY_DOMAIN, ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
+            d.def(CKA_NAME_HASH_ALGORITHM, ulong(CKM_SHA_1));
         }
         _ => {
-            d.def(CKA_ID, empty);
-            d.def(CKA_START_DATE, empty);
-            d.def(CKA_END_DATE, empty);
-            d.def(CKA_DERIVE, || bool_(false));
-            d.def(CKA_ALLOWED_MECHANISMS, empty);
+            d.def(CKA_ID, EMPTY);
+            d.def(CKA_START_DATE, EMPTY);
+            d.def(CKA_END_DATE, EMPTY);
+            d.def(CKA_DERIVE, bool_(false));
+            d.def(CKA_ALLOWED_MECHANISMS, EMPTY);
             let (local, mech) = match origin {
                 Origin::Generated(m) => (true, m),
                 _ => (false, CK_UNAVAILABLE_INFORMATION),
@@ -261,13 +259,13 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrM
     }
     match class {
         CKO_PUBLIC_KEY => {
-            d.def(CKA_SUBJECT, empty);
+            d.def(CKA_SUBJECT, EMPTY);
             for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP] {
-                d.def(t, || bool_(true));
+                d.def(t, bool_(true));
             }
-            d.def(CKA_TRUSTED, || bool_(false));
-            d.def(CKA_WRAP_TEMPLATE, empty);
-            d.def(CKA_PUBLIC_KEY_INFO, empty);
+            d.def(CKA_TRUSTED, bool_(false));
+            d.def(CKA_WRAP_TEMPLATE, EMPTY);
+            d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
             // Keys stay inside unless the application asks otherwise: not extractable (a default
@@ -275,27 +273,27 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrM
             // token's choice); for a secret key the specification gives CKA_SENSITIVE the default
             // false, which reveals nothing while the key is not extractable.
             if class == CKO_PRIVATE_KEY {
-                d.def(CKA_SENSITIVE, || bool_(true));
+                d.def(CKA_SENSITIVE, bool_(true));
             } else {
-                d.def(CKA_SENSITIVE, || bool_(false));
+                d.def(CKA_SENSITIVE, bool_(false));
             }
-            d.def(CKA_EXTRACTABLE, || bool_(false));
+            d.def(CKA_EXTRACTABLE, bool_(false));
             for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
-                d.def(t, || bool_(true));
+                d.def(t, bool_(true));
             }
-            d.def(CKA_WRAP_WITH_TRUSTED, || bool_(false));
-            d.def(CKA_UNWRAP_TEMPLATE, empty);
+            d.def(CKA_WRAP_WITH_TRUSTED, bool_(false));
+            d.def(CKA_UNWRAP_TEMPLATE, EMPTY);
             if class == CKO_PRIVATE_KEY {
-                d.def(CKA_SUBJECT, empty);
-                d.def(CKA_SIGN_RECOVER, || bool_(true));
-                d.def(CKA_ALWAYS_AUTHENTICATE, || bool_(false));
-                d.def(CKA_PUBLIC_KEY_INFO, empty);
+                d.def(CKA_SUBJECT, EMPTY);
+                d.def(CKA_SIGN_RECOVER, bool_(true));
+                d.def(CKA_ALWAYS_AUTHENTICATE, bool_(false));
+                d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
             } else {
                 for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
-                    d.def(t, || bool_(true));
+                    d.def(t, bool_(true));
                 }
-                d.def(CKA_TRUSTED, || bool_(false));
-                d.def(CKA_WRAP_TEMPLATE, empty);
+                d.def(CKA_TRUSTED, bool_(false));
+                d.def(CKA_WRAP_TEMPLATE, EMPTY);
             }
             let (always_sensitive, never_extractable) = match origin {
                 Origin::Generated(_) => (true, true),
@@ -357,9 +355,7 @@ fn unique_id() -> Value {
 }
 
 /// The empty value of an attribute that has none.
-fn empty() -> Value {
-    Value::Borrowed(&[])
-}
+const EMPTY: Value = Value::Borrowed(&[]);
 
 /// Attributes that follow from others: lengths, modulus size, certificate check value.
 fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
