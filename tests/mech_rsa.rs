@@ -60,7 +60,6 @@ fn keygen(s: &Session, bits: u64, extra_pub: &[Attribute]) -> cryptoki::error::R
         Attribute::PublicExponent(E65537.to_vec()),
         Attribute::Verify(true),
         Attribute::Encrypt(true),
-        Attribute::Wrap(true),
     ];
     public.retain(|a| !extra_pub.iter().any(|x| x.attribute_type() == a.attribute_type()));
     public.extend_from_slice(extra_pub);
@@ -68,10 +67,22 @@ fn keygen(s: &Session, bits: u64, extra_pub: &[Attribute]) -> cryptoki::error::R
         Attribute::Token(false),
         Attribute::Sign(true),
         Attribute::Decrypt(true),
-        Attribute::Unwrap(true),
         Attribute::Sensitive(false),
         Attribute::Extractable(true),
     ];
+    s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+}
+
+/// A key pair for key transport: the public key wraps, the private key unwraps, neither does
+/// anything else (a key that unwraps and decrypts would decrypt what was wrapped).
+fn keygen_wrapping(s: &Session, bits: u64) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
+    let public = [
+        Attribute::Token(false),
+        Attribute::ModulusBits(bits.into()),
+        Attribute::PublicExponent(E65537.to_vec()),
+        Attribute::Wrap(true),
+    ];
+    let private = [Attribute::Token(false), Attribute::Unwrap(true)];
     s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
 }
 
@@ -289,7 +300,9 @@ fn mechanisms_are_listed_with_their_flags() {
         absent(MechanismType::RSA_X_509);
     } else {
         let p = info(MechanismType::RSA_PKCS);
-        assert!(p.sign() && p.verify() && p.encrypt() && p.decrypt() && p.wrap() && p.unwrap());
+        assert!(p.sign() && p.verify() && p.encrypt() && p.decrypt());
+        // PKCS#1 v1.5 neither wraps nor unwraps (its unwrapping is a padding oracle).
+        assert!(!p.wrap() && !p.unwrap());
         let x = info(MechanismType::RSA_X_509);
         assert!(x.sign() && x.verify() && x.encrypt() && x.decrypt());
     }
@@ -853,7 +866,7 @@ fn wrap_and_unwrap_secret_keys() {
     let l = load();
     let slot = l.new_token("rsa-wrap");
     let s = user_session(&l.p, slot);
-    let (public, private) = keygen(&s, 2048, &[]).unwrap();
+    let (public, private) = keygen_wrapping(&s, 2048).unwrap();
     let value: Vec<u8> = (0..32).collect();
     let key = s
         .create_object(&[
@@ -864,41 +877,48 @@ fn wrap_and_unwrap_secret_keys() {
             Attribute::Extractable(true),
         ])
         .unwrap();
+    let check_value = |h| match s.get_attributes(h, &[AttributeType::CheckValue]).unwrap().pop() {
+        Some(Attribute::CheckValue(v)) => v,
+        other => panic!("{other:?}"),
+    };
     let label = b"wrapping label";
     let oaep =
         PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::data_specified(label));
-    for m in [Mechanism::RsaPkcsOaep(oaep), Mechanism::RsaPkcs] {
-        if approved_mode() && m.mechanism_type() == MechanismType::RSA_PKCS {
-            // PKCS#1 v1.5 key transport is not approved: wrapping and unwrapping are refused.
-            let template = [Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::GENERIC_SECRET)];
-            assert_eq!(rv(s.wrap_key(&m, public, key)), RvError::MechanismInvalid, "PKCS#1 v1.5 wrap");
-            let wrapped = s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), public, key).unwrap();
-            assert_eq!(rv(s.unwrap_key(&m, private, &wrapped, &template)), RvError::MechanismInvalid, "unwrap");
-            continue;
-        }
-        let wrapped = s.wrap_key(&m, public, key).expect("C_WrapKey");
-        assert_eq!(wrapped.len(), 256);
-        let template = [
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::GENERIC_SECRET),
-            Attribute::Token(false),
-            Attribute::Sensitive(false),
-            Attribute::Extractable(true),
-        ];
-        let back = s.unwrap_key(&m, private, &wrapped, &template).expect("C_UnwrapKey");
-        assert_eq!(bytes_attr(&s, back, AttributeType::Value), value);
-        let mut bad = wrapped.clone();
-        bad[10] ^= 1;
-        assert_eq!(rv(s.unwrap_key(&m, private, &bad, &template)), RvError::WrappedKeyInvalid);
-        assert_eq!(rv(s.unwrap_key(&m, private, &wrapped[1..], &template)), RvError::WrappedKeyLenRange);
-    }
-    // The wrapped key is an OAEP ciphertext of the key value: C_Decrypt agrees.
-    let wrapped = s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), public, key).unwrap();
-    assert_eq!(s.decrypt(&Mechanism::RsaPkcsOaep(oaep), private, &wrapped).unwrap(), value);
+    let template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Extractable(true),
+    ];
+    // PKCS#1 v1.5 unwrapping answers as a padding oracle (Bleichenbacher): it neither wraps nor
+    // unwraps, in either mode (outside the legacy rules).
+    assert_eq!(rv(s.wrap_key(&Mechanism::RsaPkcs, public, key)), RvError::MechanismInvalid, "PKCS#1 v1.5 wrap");
+    let wrapped = s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), public, key).expect("C_WrapKey");
+    assert_eq!(wrapped.len(), 256);
+    assert_eq!(rv(s.unwrap_key(&Mechanism::RsaPkcs, private, &wrapped, &template)), RvError::MechanismInvalid);
+    let m = Mechanism::RsaPkcsOaep(oaep);
+    let back = s.unwrap_key(&m, private, &wrapped, &template).expect("C_UnwrapKey");
+    // The unwrapped key is sensitive; it is the same key.
+    assert!(s.get_attributes(back, &[AttributeType::Value]).unwrap().is_empty(), "the value is not given");
+    assert_eq!(s.get_attributes(back, &[AttributeType::Sensitive]).unwrap(), [Attribute::Sensitive(true)]);
+    assert_eq!(check_value(back), check_value(key));
+    let readable = [template.as_slice(), &[Attribute::Sensitive(false)]].concat();
+    assert_eq!(rv(s.unwrap_key(&m, private, &wrapped, &readable)), RvError::TemplateInconsistent);
+    let mut bad = wrapped.clone();
+    bad[10] ^= 1;
+    assert_eq!(rv(s.unwrap_key(&m, private, &bad, &template)), RvError::WrappedKeyInvalid);
+    assert_eq!(rv(s.unwrap_key(&m, private, &wrapped[1..], &template)), RvError::WrappedKeyLenRange);
+    // The wrapped key is an OAEP ciphertext of the key value, but the unwrapping key does not
+    // decrypt, and may not be made to.
+    assert_eq!(rv(s.decrypt(&m, private, &wrapped)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(
+        rv(s.update_attributes(private, &[Attribute::Decrypt(true)])),
+        RvError::TemplateInconsistent,
+        "a key that unwraps does not decrypt"
+    );
     // Wrapping with a private key, or unwrapping with a public one, is not allowed (the key's own
     // attributes are checked before the policy: the same code in both modes).
-    assert_eq!(rv(s.wrap_key(&Mechanism::RsaPkcs, private, key)), RvError::KeyFunctionNotPermitted);
-    assert_eq!(rv(s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), private, key)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv(s.wrap_key(&m, private, key)), RvError::KeyFunctionNotPermitted);
 }
 
 #[test]

@@ -91,9 +91,9 @@ fn mechanism_list_and_info() {
         (CKM_AES_KEY_GEN, CKF_GENERATE),
         (CKM_AES_ECB, CKF_ENCRYPT | CKF_DECRYPT),
         (CKM_AES_CBC, CKF_ENCRYPT | CKF_DECRYPT),
-        (CKM_AES_CBC_PAD, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
+        (CKM_AES_CBC_PAD, CKF_ENCRYPT | CKF_DECRYPT),
         (CKM_AES_CTR, CKF_ENCRYPT | CKF_DECRYPT),
-        (CKM_AES_GCM, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
+        (CKM_AES_GCM, CKF_ENCRYPT | CKF_DECRYPT),
         (CKM_AES_KEY_WRAP, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
         (CKM_AES_KEY_WRAP_KWP, CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP),
         (CKM_AES_CMAC, CKF_SIGN | CKF_VERIFY),
@@ -121,6 +121,9 @@ fn mechanism_list_and_info() {
             _ => flags,
         };
         assert_eq!(info.flags & flags, flags, "flags of {m:#x}");
+        // Only the authenticated key wraps wrap and unwrap (outside the legacy rules).
+        let wraps = matches!(m, CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP);
+        assert_eq!(info.flags & (CKF_WRAP | CKF_UNWRAP) != 0, wraps, "wrap flags of {m:#x}");
         if m == CKM_AES_GCM && approved_mode() {
             assert_eq!(info.flags & (CKF_ENCRYPT | CKF_WRAP), 0, "C_EncryptInit takes the application's IV");
         }
@@ -361,22 +364,27 @@ fn aes_gcm() {
 #[test]
 fn aes_key_wrap() {
     let t = T::new("aeskw");
-    // RFC 3394 §4.1 and §4.6.
-    let kek = t.key(CKK_AES, &h("000102030405060708090A0B0C0D0E0F")).unwrap();
+    // RFC 3394 §4.1 and §4.6. The same value as a data key (KW as encryption) and as a
+    // key-encryption key (C_WrapKey/C_UnwrapKey): a key is never both.
+    let kek_value = h("000102030405060708090A0B0C0D0E0F");
+    let enc = t.key(CKK_AES, &kek_value).unwrap();
+    let kek = t.kek(CKK_AES, &kek_value).unwrap();
     let kw = Mech::new(CKM_AES_KEY_WRAP);
     let data = h("00112233445566778899AABBCCDDEEFF");
     let wrapped = h("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5");
-    assert_eq!(t.encrypt(&kw, kek, &data).unwrap(), wrapped);
-    assert_eq!(t.decrypt(&kw, kek, &wrapped).unwrap(), data);
-    assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP, &[0xa6; 8]), kek, &data).unwrap(), wrapped);
-    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_KEY_WRAP, &[0xa5; 8]), kek), Err(CKR_MECHANISM_PARAM_INVALID));
-    assert_eq!(t.encrypt(&kw, kek, &data[..12]), Err(CKR_DATA_LEN_RANGE));
-    assert_eq!(t.decrypt(&kw, kek, &wrapped[..16]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+    assert_eq!(t.encrypt(&kw, enc, &data).unwrap(), wrapped);
+    assert_eq!(t.decrypt(&kw, enc, &wrapped).unwrap(), data);
+    assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP, &[0xa6; 8]), enc, &data).unwrap(), wrapped);
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_KEY_WRAP, &[0xa5; 8]), enc), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt(&kw, enc, &data[..12]), Err(CKR_DATA_LEN_RANGE));
+    assert_eq!(t.decrypt(&kw, enc, &wrapped[..16]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
     let mut bad = wrapped.clone();
     bad[0] ^= 1;
-    assert_eq!(t.decrypt(&kw, kek, &bad), Err(CKR_ENCRYPTED_DATA_INVALID));
+    assert_eq!(t.decrypt(&kw, enc, &bad), Err(CKR_ENCRYPTED_DATA_INVALID));
+    // The key-encryption key neither encrypts nor decrypts.
+    assert_eq!(t.decrypt(&kw, kek, &wrapped), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     // Single-part only.
-    t.encrypt_init(&kw, kek).unwrap();
+    t.encrypt_init(&kw, enc).unwrap();
     let mut d = data.clone();
     let mut n: CK_ULONG = 64;
     let mut out = [0u8; 64];
@@ -386,13 +394,16 @@ fn aes_key_wrap() {
     let data256 = h("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F");
     let w = t.encrypt(&kw, kek256, &data256).unwrap();
     assert_eq!(w, h("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21"));
-    // C_WrapKey / C_UnwrapKey of an AES key, and of a generic secret KW cannot take.
+    // C_WrapKey / C_UnwrapKey of an AES key, and of a generic secret KW cannot take. Unwrapped
+    // keys are sensitive: their values are compared through their check values.
     let inner = t.key(CKK_AES, &data).unwrap();
     assert_eq!(t.wrap(&kw, kek, inner).unwrap(), wrapped);
-    let back = t.unwrap(&kw, kek, &wrapped, &made(CKK_AES, None)).unwrap();
-    assert_eq!(t.value(back).unwrap(), data);
-    assert_eq!(t.unwrap(&kw, kek, &bad, &made(CKK_AES, None)), Err(CKR_WRAPPED_KEY_INVALID));
-    assert_eq!(t.unwrap(&kw, kek, &bad[..20], &made(CKK_AES, None)), Err(CKR_WRAPPED_KEY_LEN_RANGE));
+    let back = t.unwrap(&kw, kek, &wrapped, &unwrapped(CKK_AES, None)).unwrap();
+    assert_eq!(t.attr(back, CKA_SENSITIVE).unwrap(), [1]);
+    assert_eq!(t.value(back), Err(CKR_ATTRIBUTE_SENSITIVE));
+    assert!(t.same_value(back, &data));
+    assert_eq!(t.unwrap(&kw, kek, &bad, &unwrapped(CKK_AES, None)), Err(CKR_WRAPPED_KEY_INVALID));
+    assert_eq!(t.unwrap(&kw, kek, &bad[..20], &unwrapped(CKK_AES, None)), Err(CKR_WRAPPED_KEY_LEN_RANGE));
     // A key whose length is not a multiple of 8 bytes is zero padded to fit (PKCS#11 on
     // CKM_AES_KEY_WRAP), a short one to the two blocks RFC 3394 needs; unwrapping truncates to the
     // template's CKA_VALUE_LEN.
@@ -401,65 +412,87 @@ fn aes_key_wrap() {
         let w = t.wrap(&kw, kek, odd).unwrap();
         let mut padded = vec![1; len];
         padded.resize(len.next_multiple_of(8).max(16), 0);
-        assert_eq!(w, t.encrypt(&kw, kek, &padded).unwrap(), "{len}-byte key");
-        let back = t.unwrap(&kw, kek, &w, &made(CKK_GENERIC_SECRET, Some(len))).unwrap();
-        assert_eq!(t.value(back).unwrap(), vec![1; len]);
+        assert_eq!(w, t.encrypt(&kw, enc, &padded).unwrap(), "{len}-byte key");
+        let back = t.unwrap(&kw, kek, &w, &unwrapped(CKK_GENERIC_SECRET, Some(len))).unwrap();
+        assert!(t.same_value(back, &vec![1; len]));
         // Without a length the padding stays: the application must convey the length (spec).
-        let whole = t.unwrap(&kw, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
-        assert_eq!(t.value(whole).unwrap(), padded);
+        let whole = t.unwrap(&kw, kek, &w, &unwrapped(CKK_GENERIC_SECRET, None)).unwrap();
+        assert!(t.same_value(whole, &padded));
     }
     // Only zero bytes are taken off: a length that cuts into the value is refused.
     let w = t.wrap(&kw, kek, t.key(CKK_GENERIC_SECRET, &[1; 20]).unwrap()).unwrap();
-    assert_eq!(t.unwrap(&kw, kek, &w, &made(CKK_GENERIC_SECRET, Some(19))), Err(CKR_TEMPLATE_INCONSISTENT));
+    assert_eq!(t.unwrap(&kw, kek, &w, &unwrapped(CKK_GENERIC_SECRET, Some(19))), Err(CKR_TEMPLATE_INCONSISTENT));
     // Encryption with KW stays strict: the data is the caller's, not a key.
-    assert_eq!(t.encrypt(&kw, kek, &[1; 20]), Err(CKR_DATA_LEN_RANGE));
+    assert_eq!(t.encrypt(&kw, enc, &[1; 20]), Err(CKR_DATA_LEN_RANGE));
     // KWP takes it: RFC 5649 §6.
-    let kek2 = t.key(CKK_AES, &h("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8")).unwrap();
+    let kek2_value = h("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8");
+    let enc2 = t.key(CKK_AES, &kek2_value).unwrap();
+    let kek2 = t.kek(CKK_AES, &kek2_value).unwrap();
     let kwp = Mech::new(CKM_AES_KEY_WRAP_KWP);
     let k20 = h("c37b7e6492584340bed12207808941155068f738");
     let w20 = h("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a");
-    assert_eq!(t.encrypt(&kwp, kek2, &k20).unwrap(), w20);
-    assert_eq!(t.encrypt(&kwp, kek2, &h("466f7250617369")).unwrap(), h("afbeb0f07dfbf5419200f2ccb50bb24f"));
-    assert_eq!(t.decrypt(&kwp, kek2, &w20).unwrap(), k20);
-    assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6, 0x59, 0x59, 0xa6]), kek2, &k20).unwrap(), w20);
-    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6; 8]), kek2), Err(CKR_MECHANISM_PARAM_INVALID));
+    assert_eq!(t.encrypt(&kwp, enc2, &k20).unwrap(), w20);
+    assert_eq!(t.encrypt(&kwp, enc2, &h("466f7250617369")).unwrap(), h("afbeb0f07dfbf5419200f2ccb50bb24f"));
+    assert_eq!(t.decrypt(&kwp, enc2, &w20).unwrap(), k20);
+    assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6, 0x59, 0x59, 0xa6]), enc2, &k20).unwrap(), w20);
+    assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6; 8]), enc2), Err(CKR_MECHANISM_PARAM_INVALID));
     let g20 = t.key(CKK_GENERIC_SECRET, &k20).unwrap();
     assert_eq!(t.wrap(&kwp, kek2, g20).unwrap(), w20);
-    let back = t.unwrap(&kwp, kek2, &w20, &made(CKK_GENERIC_SECRET, None)).unwrap();
-    assert_eq!(t.value(back).unwrap(), k20);
+    let back = t.unwrap(&kwp, kek2, &w20, &unwrapped(CKK_GENERIC_SECRET, None)).unwrap();
+    assert!(t.same_value(back, &k20));
     // Unextractable keys are not wrapped; non-AES wrapping keys are refused.
     let mut tpl = secret(CKK_AES, &[4; 16]);
     tpl.retain(|(a, _)| *a != CKA_EXTRACTABLE);
     tpl.push((CKA_EXTRACTABLE, V::B(false)));
     let fixed = t.create(&tpl).unwrap();
     assert_eq!(t.wrap(&kw, kek, fixed), Err(CKR_KEY_UNEXTRACTABLE));
-    assert_eq!(t.wrap(&kw, g20, inner), Err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT));
-    // CBC_PAD and GCM wrap too. Neither is an approved key wrap (SP 800-38F: KW and KWP are), so
-    // the approved mode refuses C_WrapKey and C_UnwrapKey with them.
+    let g20kek = t.kek(CKK_GENERIC_SECRET, &k20).unwrap();
+    assert_eq!(t.wrap(&kw, g20kek, inner), Err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT));
+    // CBC_PAD, ECB and GCM neither wrap nor unwrap outside the legacy rules (see
+    // `unauthenticated_wrapping_only_under_the_legacy_rules`), in either mode.
+    let iv = [0u8; 16];
+    for m in [Mech::with(CKM_AES_CBC_PAD, &iv), Mech::new(CKM_AES_ECB), gcm(&[1; 12], b"label", 128)] {
+        assert_eq!(t.wrap(&m, kek, g20), Err(CKR_MECHANISM_INVALID));
+        assert_eq!(t.unwrap(&m, kek, &[0x5a; 48], &unwrapped(CKK_GENERIC_SECRET, None)), Err(CKR_MECHANISM_INVALID));
+    }
+}
+
+/// The wrapping mechanisms that do not authenticate what they wrap (ECB and CBC let a block be
+/// unwrapped on its own, CBC_PAD answers as a padding oracle, GCM takes the application's IV) wrap
+/// and unwrap only under `keys.legacy_wrapping = allow`, which the approved mode ignores.
+#[test]
+fn unauthenticated_wrapping_only_under_the_legacy_rules() {
+    let t = T::legacy("aeslegacy");
+    let kek_value = h("000102030405060708090A0B0C0D0E0F");
+    let k20 = h("c37b7e6492584340bed12207808941155068f738");
+    let g20 = t.key(CKK_GENERIC_SECRET, &k20).unwrap();
+    let readable = |len| made(CKK_GENERIC_SECRET, len);
+    // Under the legacy rules a key may both encrypt and wrap; the approved mode ignores them.
+    let mut both = secret(CKK_AES, &kek_value);
+    both.extend([(CKA_WRAP, V::B(true)), (CKA_UNWRAP, V::B(true))]);
+    let kek = match t.create(&both) {
+        Ok(k) if !approved_mode() => k,
+        r => {
+            assert_eq!(r, Err(CKR_TEMPLATE_INCONSISTENT), "the approved mode ignores the legacy rules");
+            t.kek(CKK_AES, &kek_value).unwrap()
+        }
+    };
     let iv = [0u8; 16];
     let cbc = Mech::with(CKM_AES_CBC_PAD, &iv);
     if let Some(w) = allowed(t.wrap(&cbc, kek, g20), CKR_MECHANISM_INVALID, "wrapping with CBC_PAD") {
-        let back = t.unwrap(&cbc, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
+        let back = t.unwrap(&cbc, kek, &w, &readable(None)).unwrap();
         assert_eq!(t.value(back).unwrap(), k20);
-    } else {
-        // The same bytes, by an (approved) encryption; unwrapping them is still refused.
-        let w = t.encrypt(&cbc, kek, &k20).unwrap();
-        assert_eq!(t.unwrap(&cbc, kek, &w, &made(CKK_GENERIC_SECRET, None)), Err(CKR_MECHANISM_INVALID));
     }
     // ECB and CBC wrap the key zero padded (not approved either).
     if let Some(w) = allowed(t.wrap(&Mech::new(CKM_AES_ECB), kek, g20), CKR_MECHANISM_INVALID, "wrapping with ECB") {
         assert_eq!(w.len(), 32);
-        let back = t.unwrap(&Mech::new(CKM_AES_ECB), kek, &w, &made(CKK_GENERIC_SECRET, Some(20))).unwrap();
+        let back = t.unwrap(&Mech::new(CKM_AES_ECB), kek, &w, &readable(Some(20))).unwrap();
         assert_eq!(t.value(back).unwrap(), k20);
     }
     let g = gcm(&[1; 12], b"label", 128);
     if let Some(w) = allowed(t.wrap(&g, kek, g20), CKR_MECHANISM_INVALID, "wrapping with GCM") {
-        let back = t.unwrap(&g, kek, &w, &made(CKK_GENERIC_SECRET, None)).unwrap();
+        let back = t.unwrap(&g, kek, &w, &readable(None)).unwrap();
         assert_eq!(t.value(back).unwrap(), k20);
-    } else {
-        // GCM wrapping is refused (the IV is the application's), unwrapping is decryption and
-        // approved: bytes that do not authenticate are an invalid wrapped key.
-        assert_eq!(t.unwrap(&g, kek, &[0x5a; 36], &made(CKK_GENERIC_SECRET, None)), Err(CKR_WRAPPED_KEY_INVALID));
     }
 }
 
@@ -943,7 +976,8 @@ fn pbkdf2_generate() {
 /// parity, the check value, and wrapping with CBC_PAD. The approved mode offers none of it.
 #[test]
 fn triple_des() {
-    let t = T::new("tdea");
+    // Triple-DES wraps with ECB, CBC and CBC_PAD, none of which authenticates: the legacy rules.
+    let t = T::legacy("tdea");
     let key3 = h("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123");
     let k = t.key(CKK_DES3, &key3).unwrap();
     // The check value: the first 3 bytes of the encryption of a zero block (openssl enc -des-ede3).

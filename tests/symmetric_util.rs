@@ -48,6 +48,7 @@ impl Mech {
 }
 
 /// An attribute value for a template.
+#[derive(Clone, Debug)]
 pub enum V {
     U(CK_ULONG),
     B(bool),
@@ -55,7 +56,7 @@ pub enum V {
 }
 
 impl V {
-    fn bytes(&self) -> Vec<u8> {
+    pub fn bytes(&self) -> Vec<u8> {
         match self {
             V::U(u) => u.to_ne_bytes().to_vec(),
             V::B(b) => vec![*b as u8],
@@ -66,7 +67,8 @@ impl V {
 
 pub type Tpl = Vec<(CK_ATTRIBUTE_TYPE, V)>;
 
-/// A secret-key template: the type and value, usable for everything, readable.
+/// A secret-key template: the type and value, usable for every data use (encryption, MACs,
+/// derivation), readable. A key that processes data never wraps (see [`kek`]).
 pub fn secret(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
     vec![
         (CKA_CLASS, V::U(CKO_SECRET_KEY)),
@@ -77,12 +79,32 @@ pub fn secret(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
         (CKA_DECRYPT, V::B(true)),
         (CKA_SIGN, V::B(true)),
         (CKA_VERIFY, V::B(true)),
-        (CKA_WRAP, V::B(true)),
-        (CKA_UNWRAP, V::B(true)),
         (CKA_DERIVE, V::B(true)),
         (CKA_EXTRACTABLE, V::B(true)),
         (CKA_SENSITIVE, V::B(false)),
     ]
+}
+
+/// A key-encryption key's template: wraps and unwraps, nothing else; readable.
+pub fn kek(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
+    vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(key_type)),
+        (CKA_VALUE, V::Bytes(value.to_vec())),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_WRAP, V::B(true)),
+        (CKA_UNWRAP, V::B(true)),
+        (CKA_EXTRACTABLE, V::B(true)),
+        (CKA_SENSITIVE, V::B(false)),
+    ]
+}
+
+/// A template for a key made by `C_UnwrapKey`: usable for data, extractable (an unwrapped key
+/// is always sensitive, so its value is compared through [`T::same_value`]).
+pub fn unwrapped(key_type: CK_KEY_TYPE, len: Option<usize>) -> Tpl {
+    let mut t: Tpl = made(key_type, len).into_iter().filter(|(a, _)| *a != CKA_SENSITIVE).collect();
+    t.push((CKA_DERIVE, V::B(true)));
+    t
 }
 
 /// A template for a key the token makes (generated, derived, unwrapped): readable afterwards.
@@ -153,7 +175,36 @@ fn rv(r: CK_RV) -> R<()> {
 
 impl T {
     pub fn new(label: &str) -> T {
-        let l = load();
+        T::on(label, load())
+    }
+
+    /// [`T::new`] under the legacy key-management rules (`keys.legacy_wrapping = allow`, which
+    /// the approved mode ignores): for the known answers of wrapping mechanisms that do not
+    /// authenticate (ECB, CBC, CBC_PAD, GCM with the application's IV, PKCS #1 v1.5).
+    pub fn legacy(label: &str) -> T {
+        T::on(label, tessera_tests::load_env(tessera_tests::Env::new("keys.legacy_wrapping = allow")))
+    }
+
+    /// [`T::new`] with `extra` lines in the configuration.
+    pub fn with_conf(label: &str, extra: &str) -> T {
+        T::on(label, tessera_tests::load_env(tessera_tests::Env::new(extra)))
+    }
+
+    /// A user session on the existing token `label` of the store the configuration lines
+    /// `extra` name.
+    pub fn reopen(label: &str, extra: &str) -> T {
+        let l = tessera_tests::load_env(tessera_tests::Env::new(extra));
+        // SAFETY (test): the same library the `cryptoki` context loaded; dlopen shares its state.
+        let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module raw");
+        let mut t = T { f, h: 0, s: None, l };
+        let slot = t.l.slot_of(label);
+        let s = user_session(&t.l.p, slot);
+        t.h = s.handle();
+        t.s = Some(s);
+        t
+    }
+
+    fn on(label: &str, l: Loaded) -> T {
         // SAFETY (test): the same library the `cryptoki` context loaded; dlopen shares its state.
         let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module raw");
         let mut t = T { f, h: 0, s: None, l };
@@ -200,6 +251,88 @@ impl T {
 
     pub fn key(&self, key_type: CK_KEY_TYPE, value: &[u8]) -> R<CK_OBJECT_HANDLE> {
         self.create(&secret(key_type, value))
+    }
+
+    /// A key-encryption key (see [`kek`]).
+    pub fn kek(&self, key_type: CK_KEY_TYPE, value: &[u8]) -> R<CK_OBJECT_HANDLE> {
+        self.create(&kek(key_type, value))
+    }
+
+    /// Whether a key's value is `value`, for keys whose value cannot be read (unwrapped keys are
+    /// sensitive): its length and check value (`CKA_CHECK_VALUE`) against those of a readable key
+    /// of the same type made from `value`.
+    pub fn same_value(&self, key: CK_OBJECT_HANDLE, value: &[u8]) -> bool {
+        let ty = CK_ULONG::from_ne_bytes(self.attr(key, CKA_KEY_TYPE).unwrap().try_into().unwrap());
+        let Ok(twin) = self.key(ty, value) else { return false };
+        let same = [CKA_VALUE_LEN, CKA_CHECK_VALUE].iter().all(|a| self.attr(key, *a) == self.attr(twin, *a));
+        self.destroy(twin);
+        same
+    }
+
+    /// `C_SetAttributeValue`.
+    pub fn set(&self, obj: CK_OBJECT_HANDLE, tpl: &Tpl) -> R<()> {
+        let (_v, mut a) = T::tpl(tpl);
+        rv(unsafe { self.f.C_SetAttributeValue(self.h, obj, a.as_mut_ptr(), a.len() as CK_ULONG) })
+    }
+
+    /// `C_CopyObject`.
+    pub fn copy(&self, obj: CK_OBJECT_HANDLE, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
+        let (_v, mut a) = T::tpl(tpl);
+        let mut h = 0;
+        rv(unsafe { self.f.C_CopyObject(self.h, obj, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
+        Ok(h)
+    }
+
+    /// Every object a `C_FindObjects*` search with `tpl` finds.
+    pub fn find(&self, tpl: &Tpl) -> R<Vec<CK_OBJECT_HANDLE>> {
+        let (_v, mut a) = T::tpl(tpl);
+        rv(unsafe { self.f.C_FindObjectsInit(self.h, a.as_mut_ptr(), a.len() as CK_ULONG) })?;
+        let mut out = vec![0; 64];
+        let mut n = 0;
+        let r = rv(unsafe { self.f.C_FindObjects(self.h, out.as_mut_ptr(), 64, &mut n) });
+        rv(unsafe { self.f.C_FindObjectsFinal(self.h) })?;
+        r?;
+        out.truncate(n as usize);
+        Ok(out)
+    }
+
+    /// `C_GenerateKeyPair`: (public, private).
+    pub fn generate_pair(&self, m: &Mech, public: &Tpl, private: &Tpl) -> R<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let mut mm = m.raw();
+        let (_v1, mut a) = T::tpl(public);
+        let (_v2, mut b) = T::tpl(private);
+        let (mut hp, mut hv) = (0, 0);
+        rv(unsafe {
+            self.f.C_GenerateKeyPair(
+                self.h,
+                &mut mm,
+                a.as_mut_ptr(),
+                a.len() as CK_ULONG,
+                b.as_mut_ptr(),
+                b.len() as CK_ULONG,
+                &mut hp,
+                &mut hv,
+            )
+        })?;
+        Ok((hp, hv))
+    }
+
+    /// Logs the session's application out and in again as `user` (`CKU_SO` or `CKU_USER`).
+    pub fn relogin(&self, user: CK_USER_TYPE) -> R<()> {
+        unsafe { self.f.C_Logout(self.h) };
+        let pin = if user == CKU_SO { SO_PIN } else { USER_PIN };
+        rv(unsafe { self.f.C_Login(self.h, user, pin.as_ptr() as *mut u8, pin.len() as CK_ULONG) })
+    }
+
+    /// `C_DigestInit(SHA-256)` then `C_DigestKey`; the digest is ended either way.
+    pub fn digest_key(&self, key: CK_OBJECT_HANDLE) -> R<()> {
+        let mut m = Mech::new(CKM_SHA256).raw();
+        rv(unsafe { self.f.C_DigestInit(self.h, &mut m) })?;
+        let r = rv(unsafe { self.f.C_DigestKey(self.h, key) });
+        let mut out = [0u8; 32];
+        let mut n: CK_ULONG = 32;
+        unsafe { self.f.C_DigestFinal(self.h, out.as_mut_ptr(), &mut n) };
+        r
     }
 
     pub fn destroy(&self, h: CK_OBJECT_HANDLE) {

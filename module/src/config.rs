@@ -24,6 +24,10 @@ pub struct Config {
     pub kdf_iterations: u32,
     /// `tessera.mode`: approved or non-approved (overridden by `TESSERA_MODE`).
     pub mode: crate::policy::Mode,
+    /// `keys.legacy_wrapping = allow`: lift Tessera's key-management rules (keys that both wrap and
+    /// process data, unauthenticated wrapping mechanisms, unwrapped keys that are not sensitive) for
+    /// test suites written against modules without them. Never in the approved mode.
+    pub legacy_wrapping: bool,
     /// Where the configuration came from, for diagnostics.
     pub source: Option<PathBuf>,
 }
@@ -37,6 +41,7 @@ impl Config {
             pin_max_failures: 10,
             kdf_iterations: MIN_KDF_ITERATIONS,
             mode: crate::policy::Mode::NonApproved,
+            legacy_wrapping: false,
             source: None,
         }
     }
@@ -118,6 +123,13 @@ impl Config {
                 "tessera.mode" => {
                     cfg.mode =
                         crate::policy::Mode::parse(value).ok_or_else(|| bad("expected approved or non-approved"))?
+                }
+                "keys.legacy_wrapping" => {
+                    cfg.legacy_wrapping = match value {
+                        "allow" => true,
+                        "deny" => false,
+                        _ => return Err(bad("expected allow or deny")),
+                    }
                 }
                 _ => return Err(format!("line {}: unknown key `{key}`", n + 1)),
             }

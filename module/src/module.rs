@@ -49,6 +49,9 @@ impl Module {
             err(CKR_GENERAL_ERROR)
         })?;
         crate::log::init(&cfg.log_level);
+        if cfg.legacy_wrapping && cfg.mode == crate::policy::Mode::Approved {
+            tracing::warn!("keys.legacy_wrapping = allow has no effect in the approved mode");
+        }
         if let Err(e) = std::fs::create_dir_all(&cfg.tokendir) {
             let msg = format!("cannot create token directory {}: {e}", cfg.tokendir.display());
             eprintln!("tessera: {msg}");

@@ -566,6 +566,10 @@ impl Mechanism for KeyWrap {
         !self.padded
     }
 
+    fn wraps_authenticated(&self) -> bool {
+        true
+    }
+
     fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
         self.run(param, unwrapping_key, wrapped, Use::Unwrap)
     }

@@ -166,6 +166,15 @@ pub trait Mechanism: Send + Sync {
         false
     }
 
+    /// Whether the mechanism's wrapping authenticates what it wraps, so that a wrapped key can be
+    /// neither altered, cut nor used as a decryption oracle (RFC 3394/5649 key wrap, RSA-OAEP).
+    /// Only these wrap and unwrap outside the legacy rules: ECB and CBC let blocks of a wrapped key
+    /// be unwrapped on their own, CBC_PAD and PKCS #1 v1.5 unwrapping answer as padding oracles, and
+    /// GCM with an IV the application chose can be made to repeat it.
+    fn wraps_authenticated(&self) -> bool {
+        false
+    }
+
     /// `C_UnwrapKey`: recovers key bytes from `wrapped`.
     fn unwrap(&self, _param: &[u8], _unwrapping_key: &Object, _wrapped: &[u8]) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))

@@ -647,6 +647,10 @@ impl Mechanism for Rsa {
         padding.encrypt(&k, key_bytes, err(CKR_KEY_SIZE_RANGE))
     }
 
+    fn wraps_authenticated(&self) -> bool {
+        matches!(self.0, Kind::Oaep)
+    }
+
     fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
         if !self.can_wrap() {
             return Err(err(CKR_MECHANISM_INVALID));

@@ -92,13 +92,20 @@ pub const KEY: &[Spec] = &[
     s(CKA_DERIVE, Bool, 0),
     s(CKA_LOCAL, Bool, TOKEN_SET),
     s(CKA_KEY_GEN_MECHANISM, Ulong, TOKEN_SET),
-    s(CKA_ALLOWED_MECHANISMS, Mechanisms, 0),
+    // Restrictions on a key's use are fixed once it exists: removing one would lift it.
+    s(CKA_ALLOWED_MECHANISMS, Mechanisms, FIXED),
+    s(CKA_DERIVE_TEMPLATE, Template, FIXED),
     s(CKA_OBJECT_VALIDATION_FLAGS, Ulong, TOKEN_SET),
     s(CKA_VENDOR_FIPS_APPROVED, Bool, TOKEN_SET),
 ];
 
 /// Tessera's vendor attribute: the key was generated or imported under approved conditions.
 pub const CKA_VENDOR_FIPS_APPROVED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 1;
+
+/// Tessera's vendor attribute on a public key: generated on the token together with a private key
+/// that was sensitive from the start, so no one outside the token can decrypt what this key wraps.
+/// Such a key may wrap sensitive keys without being `CKA_TRUSTED` (`services::keys`).
+pub const CKA_VENDOR_PAIR_CONTAINED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 2;
 
 /// The `CKA_VALIDATION_FLAG` of the module's validation object (FIPS 140-3); a key's
 /// `CKA_OBJECT_VALIDATION_FLAGS` and a session's validation flags carry it when approved.
@@ -111,8 +118,9 @@ pub const PUBLIC_KEY: &[Spec] = &[
     s(CKA_VERIFY_RECOVER, Bool, 0),
     s(CKA_WRAP, Bool, 0),
     s(CKA_TRUSTED, Bool, 0),
-    s(CKA_WRAP_TEMPLATE, Template, 0),
+    s(CKA_WRAP_TEMPLATE, Template, FIXED),
     s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
+    s(CKA_VENDOR_PAIR_CONTAINED, Bool, TOKEN_SET),
 ];
 
 pub const PRIVATE_KEY: &[Spec] = &[
@@ -126,8 +134,8 @@ pub const PRIVATE_KEY: &[Spec] = &[
     s(CKA_ALWAYS_SENSITIVE, Bool, TOKEN_SET),
     s(CKA_NEVER_EXTRACTABLE, Bool, TOKEN_SET),
     s(CKA_WRAP_WITH_TRUSTED, Bool, 0),
-    s(CKA_UNWRAP_TEMPLATE, Template, 0),
-    s(CKA_ALWAYS_AUTHENTICATE, Bool, 0),
+    s(CKA_UNWRAP_TEMPLATE, Template, FIXED),
+    s(CKA_ALWAYS_AUTHENTICATE, Bool, FIXED),
     s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
 ];
 
@@ -145,8 +153,8 @@ pub const SECRET_KEY: &[Spec] = &[
     s(CKA_CHECK_VALUE, Bytes, FIXED),
     s(CKA_WRAP_WITH_TRUSTED, Bool, 0),
     s(CKA_TRUSTED, Bool, 0),
-    s(CKA_WRAP_TEMPLATE, Template, 0),
-    s(CKA_UNWRAP_TEMPLATE, Template, 0),
+    s(CKA_WRAP_TEMPLATE, Template, FIXED),
+    s(CKA_UNWRAP_TEMPLATE, Template, FIXED),
 ];
 
 pub const RSA_PUBLIC: &[Spec] = &[

@@ -2,6 +2,7 @@
 //! store, and template matching for `C_FindObjects`.
 
 pub mod attrs;
+pub mod spki;
 pub mod template;
 
 use crate::error::{err, Result};
@@ -268,6 +269,19 @@ impl Object {
     /// Whether every attribute of `template` is present here with exactly that value.
     pub fn matches(&self, template: &[(CK_ATTRIBUTE_TYPE, Value)]) -> bool {
         template.iter().all(|(t, v)| self.get(*t).is_some_and(|have| have == &**v))
+    }
+
+    /// [`Object::matches`] for a search: an attribute whose value the caller may not read (key
+    /// material of a sensitive or unextractable key) never matches, so that a search cannot tell
+    /// whether a guess of it is right.
+    pub fn matches_readable(&self, template: &[(CK_ATTRIBUTE_TYPE, Value)]) -> bool {
+        template.iter().all(|(t, v)| {
+            // Compared first, the value decides nothing unless it matches: the table lookup is
+            // paid only then.
+            self.get(*t).is_some_and(|have| have == &**v)
+                && (self.material_readable()
+                    || attrs::find(&self.tables(), *t).is_none_or(|s| s.flags & attrs::SECRET == 0))
+        })
     }
 
     /// Approximate size in bytes (`C_GetObjectSize`).

@@ -21,10 +21,36 @@ pub enum Origin {
     Derived(bool, bool),
 }
 
-/// Who asks: some attributes (`CKA_TRUSTED`) only the Security Officer may set.
+/// Who asks, and under which rules: some attributes (`CKA_TRUSTED`) only the Security Officer may
+/// set; `legacy` is the configuration's `keys.legacy_wrapping = allow` (never in the approved
+/// mode), under which keys may both wrap and process data, as in modules without Tessera's
+/// key-management rules.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Actor {
     pub so: bool,
+    pub legacy: bool,
+}
+
+/// The usages that move keys in and out of the token.
+pub const WRAPPING_USAGES: [CK_ATTRIBUTE_TYPE; 2] = [CKA_WRAP, CKA_UNWRAP];
+
+/// The usages that process data. A key that has one of these never has a wrapping usage: a key that
+/// wraps and decrypts decrypts what it wrapped, a key that encrypts and unwraps unwraps a key whose
+/// value the caller chose, and an RSA key that unwraps and signs raw (`CKM_RSA_X_509`) decrypts.
+pub const DATA_USAGES: [CK_ATTRIBUTE_TYPE; 6] =
+    [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_SIGN_RECOVER, CKA_VERIFY_RECOVER];
+
+/// Whether a key combines a wrapping usage with a data usage (see [`DATA_USAGES`]).
+pub fn usages_conflict(obj: &Object) -> bool {
+    WRAPPING_USAGES.iter().any(|t| obj.flag(*t)) && DATA_USAGES.iter().any(|t| obj.flag(*t))
+}
+
+/// [`usages_conflict`] as an error, outside the legacy rules.
+fn check_usages(obj: &Object, actor: Actor) -> Result<()> {
+    if !actor.legacy && usages_conflict(obj) {
+        return Err(err(CKR_TEMPLATE_INCONSISTENT));
+    }
+    Ok(())
 }
 
 /// Folds a template into a map; the same attribute twice with different values is inconsistent.
@@ -70,6 +96,10 @@ fn one_way(old: &Object, ty: CK_ATTRIBUTE_TYPE, new: &[u8], actor: Actor) -> Res
         CKA_EXTRACTABLE => was(CKA_EXTRACTABLE) == Some(&[0]) && new == [1],
         CKA_COPYABLE => was(CKA_COPYABLE) == Some(&[0]) && new == [1],
         CKA_WRAP_WITH_TRUSTED => was(CKA_WRAP_WITH_TRUSTED) == Some(&[1]) && new == [0],
+        // What a copy may change of its storage attributes, only ever towards more protection.
+        CKA_MODIFIABLE => was(CKA_MODIFIABLE) == Some(&[0]) && new == [1],
+        CKA_DESTROYABLE => was(CKA_DESTROYABLE) == Some(&[0]) && new == [1],
+        CKA_PRIVATE => was(CKA_PRIVATE) == Some(&[1]) && new == [0],
         CKA_TRUSTED => new == [1] && !actor.so,
         _ => false,
     };
@@ -146,9 +176,15 @@ pub fn build(template: &Template, material: Template, origin: Origin, actor: Act
             return Err(err(CKR_TEMPLATE_INCOMPLETE));
         }
     }
-    let mut obj = Object::new(apply_defaults(map, class, origin));
+    let mut obj = Object::new(apply_defaults(map, class, origin, actor));
+    check_usages(&obj, actor)?;
     derive_computed(&mut obj, sub)?;
     check_public_key_info(&obj)?;
+    // A generated private key takes its public key's (`services::keys`): computing it again would
+    // cost a scalar multiplication per generated pair.
+    if !matches!((obj.class(), origin), (CKO_PRIVATE_KEY, Origin::Generated(_))) {
+        fill_public_key_info(&mut obj);
+    }
     Ok(obj)
 }
 
@@ -208,8 +244,13 @@ impl Defaults {
     }
 }
 
-fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrMap {
+fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin, actor: Actor) -> AttrMap {
     let mut d = Defaults::new(map);
+    // A key is either a wrapping key or a data key (see `DATA_USAGES`): the usages the template
+    // leaves out follow the kind the template asks for, a data key when it names no wrapping
+    // usage. Under the legacy rules every usage defaults to true, as it did.
+    let wrapping = WRAPPING_USAGES.iter().any(|t| d.get(*t).is_some_and(|v| **v == [1]));
+    let (data_default, wrap_default) = if actor.legacy { (true, true) } else { (!wrapping, false) };
     let is_key_secret = matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY);
     // Defaults are made only where the template left the attribute out.
     d.def(CKA_PRIVATE, bool_(is_key_secret));
@@ -249,6 +290,7 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrM
             d.def(CKA_END_DATE, EMPTY);
             d.def(CKA_DERIVE, bool_(false));
             d.def(CKA_ALLOWED_MECHANISMS, EMPTY);
+            d.def(CKA_DERIVE_TEMPLATE, EMPTY);
             let (local, mech) = match origin {
                 Origin::Generated(m) => (true, m),
                 _ => (false, CK_UNAVAILABLE_INFORMATION),
@@ -260,9 +302,10 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrM
     match class {
         CKO_PUBLIC_KEY => {
             d.def(CKA_SUBJECT, EMPTY);
-            for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP] {
-                d.def(t, bool_(true));
+            for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER] {
+                d.def(t, bool_(data_default));
             }
+            d.def(CKA_WRAP, bool_(wrap_default));
             d.def(CKA_TRUSTED, bool_(false));
             d.def(CKA_WRAP_TEMPLATE, EMPTY);
             d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
@@ -278,20 +321,22 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin) -> AttrM
                 d.def(CKA_SENSITIVE, bool_(false));
             }
             d.def(CKA_EXTRACTABLE, bool_(false));
-            for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
-                d.def(t, bool_(true));
+            for t in [CKA_DECRYPT, CKA_SIGN] {
+                d.def(t, bool_(data_default));
             }
+            d.def(CKA_UNWRAP, bool_(wrap_default));
             d.def(CKA_WRAP_WITH_TRUSTED, bool_(false));
             d.def(CKA_UNWRAP_TEMPLATE, EMPTY);
             if class == CKO_PRIVATE_KEY {
                 d.def(CKA_SUBJECT, EMPTY);
-                d.def(CKA_SIGN_RECOVER, bool_(true));
+                d.def(CKA_SIGN_RECOVER, bool_(data_default));
                 d.def(CKA_ALWAYS_AUTHENTICATE, bool_(false));
                 d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
             } else {
-                for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
-                    d.def(t, bool_(true));
+                for t in [CKA_ENCRYPT, CKA_VERIFY] {
+                    d.def(t, bool_(data_default));
                 }
+                d.def(CKA_WRAP, bool_(wrap_default));
                 d.def(CKA_TRUSTED, bool_(false));
                 d.def(CKA_WRAP_TEMPLATE, EMPTY);
             }
@@ -491,6 +536,17 @@ pub fn check_public_key_info(obj: &Object) -> Result<()> {
     }
 }
 
+/// Gives a key with a public half its `CKA_PUBLIC_KEY_INFO` when the application left it empty
+/// (the specification's default is the key's own SubjectPublicKeyInfo). Key material that does
+/// not yield a public key leaves it empty: the mechanisms refuse such a key when it is used.
+pub fn fill_public_key_info(obj: &mut Object) {
+    if obj.get(CKA_PUBLIC_KEY_INFO).is_some_and(|v| v.is_empty()) {
+        if let Ok(Some(info)) = super::spki::public_key_info(obj) {
+            obj.attrs.insert(CKA_PUBLIC_KEY_INFO, info.into());
+        }
+    }
+}
+
 /// `C_SetAttributeValue`: the object with the template applied.
 pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Object> {
     if !obj.flag(CKA_MODIFIABLE) {
@@ -521,6 +577,7 @@ pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Obje
         one_way(obj, *t, v, actor)?;
         new.attrs.insert(*t, v.clone());
     }
+    check_usages(&new, actor)?;
     check_public_key_info(&new)?;
     Ok(new)
 }
@@ -533,17 +590,35 @@ pub fn apply_copy(obj: &Object, template: &Template, actor: Actor) -> Result<Obj
     let map = collect(template)?;
     let tables = obj.tables();
     let mut new = obj.clone();
+    let modifiable = obj.flag(CKA_MODIFIABLE);
     for (t, v) in &map {
         let spec = attrs::find(&tables, *t).ok_or(err(CKR_ATTRIBUTE_TYPE_INVALID))?;
+        check_value(spec.kind, v)?;
+        // A copy of an object that cannot be modified is that object again: a template may
+        // repeat its values, never change one (not even its storage attributes, which would let
+        // a copy lift the protection the original has).
+        if !modifiable {
+            if obj.get(*t) != Some(&**v) {
+                return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            continue;
+        }
         let storage = matches!(*t, CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_DESTROYABLE);
-        let settable = spec.flags & (REQ | FIXED | TOKEN_SET) == 0 && obj.flag(CKA_MODIFIABLE);
+        let settable = spec.flags & (REQ | FIXED | TOKEN_SET) == 0;
         if !storage && !settable {
             return Err(err(CKR_ATTRIBUTE_READ_ONLY));
         }
-        check_value(spec.kind, v)?;
+        // The one-way attributes may be given again with the value they have (sticky: spec
+        // §4.4 footnotes 11 and 12), and may only move towards more protection.
         one_way(obj, *t, v, actor)?;
         new.attrs.insert(*t, v.clone());
     }
+    // Trust is the Security Officer's to give: a copy the user makes of a trusted key is an
+    // ordinary key, which cannot wrap keys that ask for a trusted wrapping key.
+    if !actor.so && new.flag(CKA_TRUSTED) {
+        new.attrs.insert(CKA_TRUSTED, bool_(false));
+    }
+    check_usages(&new, actor)?;
     check_public_key_info(&new)?;
     new.attrs.insert(CKA_UNIQUE_ID, unique_id());
     Ok(new)
@@ -629,7 +704,7 @@ mod tests {
             apply_set(&k, &t(&[(CKA_TRUSTED, vec![1].into())]), Actor::default()),
             Err(err(CKR_ATTRIBUTE_READ_ONLY))
         );
-        assert!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1].into())]), Actor { so: true }).is_ok());
+        assert!(apply_set(&k, &t(&[(CKA_TRUSTED, vec![1].into())]), Actor { so: true, ..Default::default() }).is_ok());
         let fixed = apply_set(&k, &t(&[(CKA_COPYABLE, vec![0].into())]), Actor::default()).unwrap();
         assert_eq!(apply_copy(&fixed, &vec![], Actor::default()), Err(err(CKR_ACTION_PROHIBITED)));
         assert_eq!(

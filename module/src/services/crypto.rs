@@ -104,8 +104,15 @@ fn check_resolved(
     mech_type: CK_MECHANISM_TYPE,
     mech: &dyn Mechanism,
     usage: Usage,
+    legacy: bool,
 ) -> Result<()> {
     check_key(obj, mech_type, mech, usage)?;
+    // A key that both wraps and processes data (made by a build before these rules, or under the
+    // legacy rules) is used for neither, outside the legacy rules. Checked when the key is
+    // resolved: a cached key was resolved after its last change.
+    if !legacy && crate::object::template::usages_conflict(obj) {
+        return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    }
     if let Target::Token { token, id, .. } = target {
         if !token.is_complete(*id) {
             return Err(err(CKR_USER_NOT_LOGGED_IN));
@@ -234,7 +241,7 @@ impl Module {
     ) -> Result<Arc<Object>> {
         mechanism_does(mech, usage)?;
         let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
-        check_resolved(&target, &obj, mech_type, mech, usage)?;
+        check_resolved(&target, &obj, mech_type, mech, usage, self.legacy_wrapping())?;
         Ok(obj)
     }
 
@@ -287,7 +294,7 @@ impl Module {
                 return Err(e);
             }
         };
-        check_resolved(&target, &obj, mech_type, mech, usage)?;
+        check_resolved(&target, &obj, mech_type, mech, usage, self.legacy_wrapping())?;
         let token_view = matches!(target, Target::Token { .. }).then_some(generation);
         if let Some(i) = found {
             if Arc::ptr_eq(&cache.entries[i].shared, &obj) {

@@ -66,6 +66,11 @@ impl Module {
             }
         }
         let value = obj.get(CKA_VALUE).ok_or(err(CKR_KEY_INDIGESTIBLE))?;
+        // A digest of a key whose value the caller may not read tests guesses of it: refused in the approved
+        // mode, and for keys short enough to guess (under 112 bits) in either mode.
+        if !obj.material_readable() && (self.cfg.mode == crate::policy::Mode::Approved || value.len() < 14) {
+            return Err(err(CKR_KEY_INDIGESTIBLE));
+        }
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         d.op.update(value);
         Ok(())

@@ -128,7 +128,12 @@ impl Module {
         if !self.mechanism_list(slot)?.contains(&mech) {
             return Err(err(CKR_MECHANISM_INVALID));
         }
-        let mut info = registry().get(mech).map(|m| m.info()).map_err(|_| err(CKR_MECHANISM_INVALID))?;
+        let m = registry().get(mech).map_err(|_| err(CKR_MECHANISM_INVALID))?;
+        let mut info = m.info();
+        // Only authenticated wrapping wraps and unwraps outside the legacy rules.
+        if !m.wraps_authenticated() && !self.legacy_wrapping() {
+            info.flags &= !(CKF_WRAP | CKF_UNWRAP);
+        }
         if self.cfg.mode == crate::policy::Mode::Approved {
             // Only the functions the approved mode offers; other flags (EC capabilities) stay.
             const FUNCTIONS: CK_FLAGS = CKF_DIGEST

@@ -4,8 +4,8 @@ use super::crypto::Usage;
 use crate::error::{err, Result};
 use crate::mechanisms::registry;
 use crate::module::Module;
-use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, VALIDATION_FLAG_FIPS};
-use crate::object::template::{self, Actor, Origin};
+use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, CKA_VENDOR_PAIR_CONTAINED, VALIDATION_FLAG_FIPS};
+use crate::object::template::{self, Origin};
 use crate::object::{bool_, ulong, AttrMap, Object, Template};
 use crate::policy::{policy, Function, KeyInfo};
 use crate::session::Session;
@@ -30,7 +30,7 @@ fn with_class(template: &Template, class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE
 fn satisfies(obj: &Object, nested: Option<&[u8]>) -> Result<bool> {
     match nested {
         None => Ok(true),
-        Some(v) => Ok(obj.matches(&crate::object::decode_template(v)?)),
+        Some(v) => Ok(obj.matches_readable(&crate::object::decode_template(v)?)),
     }
 }
 
@@ -144,6 +144,43 @@ fn without_zero_padding(bytes: &mut Vec<u8>, class: CK_OBJECT_CLASS, template: &
     }
 }
 
+/// Whether what `wk` wraps stays inside: nobody outside the token knows its value (a secret key
+/// generated here that was never extractable; a public key generated here with a private key that
+/// was sensitive from the start), or the Security Officer vouches for it (`CKA_TRUSTED`: a key
+/// another HSM shares, to which sensitive keys may be exported). Only such keys wrap sensitive
+/// keys: a key made from a value the caller knows would hand the wrapped key to the caller.
+fn contains_what_it_wraps(wk: &Object) -> bool {
+    if wk.flag(CKA_TRUSTED) {
+        return true;
+    }
+    match wk.class() {
+        CKO_SECRET_KEY => wk.flag(CKA_LOCAL) && wk.flag(CKA_NEVER_EXTRACTABLE),
+        CKO_PUBLIC_KEY => wk.flag(CKA_LOCAL) && wk.flag(CKA_VENDOR_PAIR_CONTAINED),
+        _ => false,
+    }
+}
+
+/// `CKR_MECHANISM_INVALID` for a wrapping mechanism that does not authenticate what it wraps,
+/// outside the legacy rules (see `Mechanism::wraps_authenticated`).
+fn authenticated_wrapping(m: &dyn crate::mechanisms::Mechanism, legacy: bool) -> Result<()> {
+    if legacy || m.wraps_authenticated() {
+        Ok(())
+    } else {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+}
+
+/// A template with a key's nested template (`CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`) added:
+/// the key's attributes are imposed on what it makes, and a template that asks otherwise is
+/// inconsistent (found when the result is folded).
+fn with_nested(template: &Template, key: &Object, nested: CK_ATTRIBUTE_TYPE) -> Result<Template> {
+    let mut t = template.clone();
+    if let Some(v) = key.get(nested) {
+        t.extend(crate::object::decode_template(v)?);
+    }
+    Ok(t)
+}
+
 fn note(s: &Session, approved: bool) {
     crate::module::lock(&s.ops).last_approved = Some(approved);
 }
@@ -163,7 +200,7 @@ impl Module {
         let d = self.decide(mech, m, Function::Generate, &requested(&map), param)?;
         let g = m.generate_key(param, &map)?;
         let t = with_class(template, CKO_SECRET_KEY, g.key_type)?;
-        let mut obj = template::build(&t, g.material, Origin::Generated(mech), Actor { so: s.so() })?;
+        let mut obj = template::build(&t, g.material, Origin::Generated(mech), self.actor(&s))?;
         stamp(&mut obj, d.approved);
         note(&s, d.approved);
         self.store_object(&s, obj)
@@ -194,11 +231,17 @@ impl Module {
         let meets = |c: &str| (c == "rsa_exponent_fips186" && exponent_ok) || m.meets(c, param);
         let d = policy()?.decide(self.cfg.mode, mech, Function::GeneratePair, &requested(&pub_map), &meets)?;
         let g = m.generate_key_pair(param, &pub_map, &template::collect(private)?)?;
-        let actor = Actor { so: s.so() };
+        let actor = self.actor(&s);
         let pub_t = with_class(public, CKO_PUBLIC_KEY, g.key_type)?;
         let priv_t = with_class(private, CKO_PRIVATE_KEY, g.key_type)?;
         let mut pub_obj = template::build(&pub_t, g.public, Origin::Generated(mech), actor)?;
         let mut priv_obj = template::build(&priv_t, g.private, Origin::Generated(mech), actor)?;
+        if priv_obj.get(CKA_PUBLIC_KEY_INFO).is_some_and(|v| v.is_empty()) {
+            if let Some(info) = pub_obj.get(CKA_PUBLIC_KEY_INFO).filter(|v| !v.is_empty()) {
+                priv_obj.attrs.insert(CKA_PUBLIC_KEY_INFO, info.to_vec().into());
+            }
+        }
+        pub_obj.attrs.insert(CKA_VENDOR_PAIR_CONTAINED, bool_(priv_obj.flag(CKA_ALWAYS_SENSITIVE)));
         stamp(&mut pub_obj, d.approved);
         stamp(&mut priv_obj, d.approved);
         if let Err(why) = pairwise_consistency(&pub_obj, &priv_obj) {
@@ -227,6 +270,8 @@ impl Module {
     ) -> Result<Vec<u8>> {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
+        let legacy = self.legacy_wrapping();
+        authenticated_wrapping(m, legacy)?;
         let wk = self.usable_key(&s, wrapping, mech, m, Usage::Wrap).map_err(|e| match e.rv() {
             CKR_KEY_HANDLE_INVALID => err(CKR_WRAPPING_KEY_HANDLE_INVALID),
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
@@ -242,6 +287,9 @@ impl Module {
             return Err(err(CKR_KEY_NOT_WRAPPABLE));
         }
         if !satisfies(&k, wk.get(CKA_WRAP_TEMPLATE))? {
+            return Err(err(CKR_KEY_NOT_WRAPPABLE));
+        }
+        if !legacy && k.flag(CKA_SENSITIVE) && !contains_what_it_wraps(&wk) {
             return Err(err(CKR_KEY_NOT_WRAPPABLE));
         }
         let bytes = match k.class() {
@@ -264,17 +312,28 @@ impl Module {
     ) -> Result<CK_OBJECT_HANDLE> {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
+        let legacy = self.legacy_wrapping();
+        authenticated_wrapping(m, legacy)?;
         let uk = self.usable_key(&s, unwrapping, mech, m, Usage::Unwrap).map_err(|e| match e.rv() {
             CKR_KEY_HANDLE_INVALID => err(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
             _ => e,
         })?;
         let d = self.decide(mech, m, Function::Unwrap, &KeyInfo::of(&uk), param)?;
-        let mut t = template.clone();
-        if let Some(v) = uk.get(CKA_UNWRAP_TEMPLATE) {
-            t.extend(crate::object::decode_template(v)?);
+        let mut t = with_nested(template, &uk, CKA_UNWRAP_TEMPLATE)?;
+        let mut map = template::collect(&t)?;
+        // An unwrapped key is sensitive: what was wrapped may have been, and the wrapped form
+        // does not say. Asking for a non-sensitive one would turn unwrapping into decryption.
+        if !legacy {
+            match map.get(&CKA_SENSITIVE) {
+                Some(v) if **v == [0] => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
+                Some(_) => {}
+                None => {
+                    t.push((CKA_SENSITIVE, bool_(true)));
+                    map.insert(CKA_SENSITIVE, bool_(true));
+                }
+            }
         }
-        let map = template::collect(&t)?;
         let class = map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
         let mut bytes = m.unwrap(param, &uk, wrapped)?;
         if m.wraps_zero_padded() {
@@ -292,7 +351,7 @@ impl Module {
             }
             _ => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
         };
-        let mut obj = template::build(&t, material, Origin::Imported, Actor { so: s.so() })?;
+        let mut obj = template::build(&t, material, Origin::Imported, self.actor(&s))?;
         stamp(&mut obj, d.approved);
         note(&s, d.approved);
         self.store_object(&s, obj)
@@ -325,6 +384,13 @@ impl Module {
         if !k.flag(CKA_DERIVE) {
             return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
+        // The salt key's own restriction to some mechanisms holds for this use too.
+        if let Some(allowed) = k.get(CKA_ALLOWED_MECHANISMS).filter(|a| !a.is_empty()) {
+            let mut list = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(crate::object::as_ulong);
+            if !list.any(|a| a == mech) {
+                return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+            }
+        }
         p.salt = k.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec();
         p.salt_type = CKF_HKDF_SALT_DATA;
         let encoded = zeroize::Zeroizing::new(p.encode()?);
@@ -345,7 +411,23 @@ impl Module {
         let m = registry().get(mech)?;
         let bk = self.usable_key(&s, base, mech, m, Usage::Derive)?;
         let d = self.decide(mech, m, Function::Derive, &KeyInfo::of(&bk), param)?;
+        let template = &with_nested(template, &bk, CKA_DERIVE_TEMPLATE)?;
         let map = template::collect(template)?;
+        // Data derived from a key (CKM_HKDF_DATA) is readable, and equals a key derived from the
+        // same key with the same parameters. So only a key restricted to deriving data
+        // (`CKA_DERIVE_TEMPLATE` with `CKA_CLASS` = `CKO_DATA`) derives data: no key derived
+        // from it can exist whose value a data object shows.
+        let data = map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)) == Some(CKO_DATA);
+        if data && !self.legacy_wrapping() {
+            let restricted = bk
+                .get(CKA_DERIVE_TEMPLATE)
+                .map(crate::object::decode_template)
+                .transpose()?
+                .is_some_and(|t| t.iter().any(|(a, v)| *a == CKA_CLASS && *v == ulong(CKO_DATA)));
+            if !restricted {
+                return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+            }
+        }
         // The length asked for, or the one the key type fixes (DES).
         let given = |t| map.get(&t).and_then(|v| crate::object::as_ulong(v));
         let len = given(CKA_VALUE_LEN)
@@ -353,10 +435,10 @@ impl Module {
             .or_else(|| given(CKA_KEY_TYPE).and_then(crate::mechanisms::des::key_len));
         let salted = self.hkdf_salt_key(&s, mech, param)?;
         let value = m.derive(salted.as_deref().map_or(param, |p| p.as_slice()), &bk, len)?;
-        if map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)) == Some(CKO_DATA) {
+        if data {
             // CKM_HKDF_DATA: the output is a data object holding the derived bytes.
             let t: Template = template.iter().filter(|(a, _)| *a != CKA_VALUE_LEN).cloned().collect();
-            let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Created, Actor { so: s.so() })?;
+            let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Created, self.actor(&s))?;
             stamp(&mut obj, d.approved);
             note(&s, d.approved);
             return self.store_object(&s, obj);
@@ -370,7 +452,7 @@ impl Module {
             t.push((CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)));
         }
         let origin = Origin::Derived(bk.flag(CKA_ALWAYS_SENSITIVE), bk.flag(CKA_NEVER_EXTRACTABLE));
-        let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], origin, Actor { so: s.so() })?;
+        let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], origin, self.actor(&s))?;
         stamp(&mut obj, d.approved);
         note(&s, d.approved);
         self.store_object(&s, obj)

@@ -225,15 +225,22 @@ impl Module {
         }
     }
 
-    fn actor(s: &Session) -> Actor {
-        Actor { so: s.so() }
+    /// Who acts in a session, and under which key-management rules (`keys.legacy_wrapping`
+    /// has no effect in the approved mode).
+    pub fn actor(&self, s: &Session) -> Actor {
+        Actor { so: s.so(), legacy: self.legacy_wrapping() }
+    }
+
+    /// Whether the legacy key-management rules apply (see `Config::legacy_wrapping`).
+    pub fn legacy_wrapping(&self) -> bool {
+        self.cfg.legacy_wrapping && self.cfg.mode != crate::policy::Mode::Approved
     }
 
     /// `C_CreateObject`. An imported key is marked approved when its type and size are
     /// (`services::keys::stamp`).
     pub fn create_object(&self, h: CK_SESSION_HANDLE, template: &Template) -> Result<CK_OBJECT_HANDLE> {
         let s = self.session(h)?;
-        let mut obj = template::build(template, Vec::new(), Origin::Created, Self::actor(&s))?;
+        let mut obj = template::build(template, Vec::new(), Origin::Created, self.actor(&s))?;
         crate::services::keys::stamp(&mut obj, true);
         self.store_object(&s, obj)
     }
@@ -252,7 +259,7 @@ impl Module {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
         }
-        let copy = template::apply_copy(&obj, template, Self::actor(&s))?;
+        let copy = template::apply_copy(&obj, template, self.actor(&s))?;
         self.store_object(&s, copy)
     }
 
@@ -291,12 +298,22 @@ impl Module {
         let s = self.session(h)?;
         let (_, obj) = self.resolve(&s, oh)?;
         let tables = obj.tables();
+        // Keys stored by builds that left `CKA_PUBLIC_KEY_INFO` empty show it computed.
+        let computed_info =
+            if types.contains(&CKA_PUBLIC_KEY_INFO) && obj.get(CKA_PUBLIC_KEY_INFO).is_some_and(|v| v.is_empty()) {
+                crate::object::spki::public_key_info(&obj).ok().flatten()
+            } else {
+                None
+            };
         Ok(types
             .iter()
             .map(|t| {
                 let spec = attrs::find(&tables, *t);
                 match (spec, obj.get(*t)) {
                     (Some(sp), _) if sp.flags & attrs::SECRET != 0 && !obj.material_readable() => AttrAnswer::Sensitive,
+                    (Some(_), Some(_)) if *t == CKA_PUBLIC_KEY_INFO && computed_info.is_some() => {
+                        AttrAnswer::Value(computed_info.clone().unwrap_or_default())
+                    }
                     (Some(_), Some(v)) => AttrAnswer::Value(v.to_vec()),
                     // Key material that the locked token cannot open now.
                     (Some(sp), None) if sp.flags & attrs::SECRET != 0 => AttrAnswer::Sensitive,
@@ -313,7 +330,7 @@ impl Module {
         if obj.is_token() && !s.rw {
             return Err(err(CKR_SESSION_READ_ONLY));
         }
-        let new = template::apply_set(&obj, template, Self::actor(&s))?;
+        let new = template::apply_set(&obj, template, self.actor(&s))?;
         match target {
             Target::Token { token, id, .. } => {
                 if !token.is_complete(id) {
@@ -387,7 +404,7 @@ impl Module {
         let user = s.user();
         let mut hits: Vec<(i64, bool)> = Vec::new();
         s.token.scan(|id, o| {
-            if (user || !o.is_private()) && o.matches(template) {
+            if (user || !o.is_private()) && o.matches_readable(template) {
                 hits.push((id, o.is_private()));
             }
         })?;
@@ -402,10 +419,10 @@ impl Module {
                 // The validation object is found only by a search for its class, so that listing
                 // "all objects" of a token shows the application's objects, as before 3.2.
                 Target::Session { owner: VALIDATION_OWNER, obj, .. } => {
-                    asks_validation && Arc::ptr_eq(t.token(), &s.token) && obj.matches(template)
+                    asks_validation && Arc::ptr_eq(t.token(), &s.token) && obj.matches_readable(template)
                 }
                 Target::Session { token, obj, .. } => {
-                    Arc::ptr_eq(token, &s.token) && (user || !obj.is_private()) && obj.matches(template)
+                    Arc::ptr_eq(token, &s.token) && (user || !obj.is_private()) && obj.matches_readable(template)
                 }
                 _ => false,
             })

@@ -1,0 +1,578 @@
+//! Key-management attacks, as an application with a user login (and, where a family needs it,
+//! the Security Officer) would try them through the built module. Each test names the family it
+//! belongs to (the Tookan/Clulow catalogue: Bortolozzo, Centenaro, Focardi and Steel, CCS 2010;
+//! Clulow, CHES 2003) and runs the attack step by step, asserting that it is refused at the step
+//! Tessera's design refuses it (`security-policy.md`, "Key-management attacks").
+//!
+//! Runs in both modes: the rules are the same in each (the legacy rules that lift them,
+//! `keys.legacy_wrapping = allow`, have no effect in the approved mode).
+
+#[path = "symmetric_util.rs"]
+mod util;
+
+use cryptoki_sys::*;
+use tessera_tests::approved_mode;
+use util::*;
+
+const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+fn kw() -> Mech {
+    Mech::new(CKM_AES_KEY_WRAP)
+}
+
+/// A sensitive, extractable AES key made with a value the test knows: the target whose value no
+/// sequence of calls may reveal.
+fn target(t: &T, value: &[u8]) -> CK_OBJECT_HANDLE {
+    let mut tpl = secret(CKK_AES, value);
+    tpl.retain(|(a, _)| *a != CKA_SENSITIVE);
+    tpl.push((CKA_SENSITIVE, V::B(true)));
+    t.create(&tpl).unwrap()
+}
+
+/// A key-encryption key generated on the token: never extractable, wraps and unwraps.
+fn generated_kek(t: &T) -> CK_OBJECT_HANDLE {
+    t.generate(
+        &Mech::new(CKM_AES_KEY_GEN),
+        &vec![(CKA_VALUE_LEN, V::U(32)), (CKA_TOKEN, V::B(false)), (CKA_WRAP, V::B(true)), (CKA_UNWRAP, V::B(true))],
+    )
+    .unwrap()
+}
+
+fn flag(t: &T, h: CK_OBJECT_HANDLE, a: CK_ATTRIBUTE_TYPE) -> bool {
+    t.attr(h, a).unwrap() == [1]
+}
+
+/// Family: wrap then decrypt (Clulow). A key that wraps never decrypts, a key that unwraps never
+/// encrypts, and no key is made to; the defaults make data keys.
+#[test]
+fn a_key_never_both_wraps_and_decrypts() {
+    let t = T::new("atk-clulow");
+    let value = [0x42; 16];
+    let s = target(&t, &value);
+    // A default AES key encrypts and decrypts and does not wrap: the wrap of step 1 fails.
+    let k = t.generate(&Mech::new(CKM_AES_KEY_GEN), &vec![(CKA_VALUE_LEN, V::U(16))]).unwrap();
+    assert!(flag(&t, k, CKA_ENCRYPT) && flag(&t, k, CKA_DECRYPT));
+    assert!(!flag(&t, k, CKA_WRAP) && !flag(&t, k, CKA_UNWRAP));
+    assert_eq!(t.wrap(&kw(), k, s), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    // Neither can it be given the other usage, nor made with both.
+    assert_eq!(t.set(k, &vec![(CKA_WRAP, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    let both = vec![(CKA_VALUE_LEN, V::U(16)), (CKA_WRAP, V::B(true)), (CKA_DECRYPT, V::B(true))];
+    assert_eq!(t.generate(&Mech::new(CKM_AES_KEY_GEN), &both), Err(CKR_TEMPLATE_INCONSISTENT));
+    let unwrap_encrypt = vec![(CKA_VALUE_LEN, V::U(16)), (CKA_UNWRAP, V::B(true)), (CKA_ENCRYPT, V::B(true))];
+    assert_eq!(t.generate(&Mech::new(CKM_AES_KEY_GEN), &unwrap_encrypt), Err(CKR_TEMPLATE_INCONSISTENT));
+    // A key-encryption key wraps, and then neither decrypts the blob nor can be made to.
+    let w = generated_kek(&t);
+    assert!(!flag(&t, w, CKA_ENCRYPT) && !flag(&t, w, CKA_DECRYPT) && !flag(&t, w, CKA_SIGN));
+    let blob = t.wrap(&kw(), w, s).unwrap();
+    assert_eq!(t.decrypt(&kw(), w, &blob), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    assert_eq!(t.decrypt(&Mech::new(CKM_AES_ECB), w, &blob[..16]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    assert_eq!(t.set(w, &vec![(CKA_DECRYPT, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    assert_eq!(t.set(w, &vec![(CKA_SIGN, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    // A copy cannot add it either.
+    assert_eq!(t.copy(w, &vec![(CKA_DECRYPT, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    // Wrapping a key with itself: a key that can leave the token is not one nobody outside
+    // knows, so it wraps no sensitive key, itself included.
+    let selfwrap = t
+        .generate(
+            &Mech::new(CKM_AES_KEY_GEN),
+            &vec![
+                (CKA_VALUE_LEN, V::U(16)),
+                (CKA_WRAP, V::B(true)),
+                (CKA_UNWRAP, V::B(true)),
+                (CKA_EXTRACTABLE, V::B(true)),
+                (CKA_SENSITIVE, V::B(true)),
+            ],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&kw(), selfwrap, selfwrap), Err(CKR_KEY_NOT_WRAPPABLE));
+    // Unwrapping the blob into a readable key is unwrapping as decryption: refused, and what
+    // is unwrapped is sensitive.
+    let blob = t.wrap(&kw(), w, s).unwrap();
+    let readable = made(CKK_AES, None);
+    assert_eq!(t.unwrap(&kw(), w, &blob, &readable), Err(CKR_TEMPLATE_INCONSISTENT));
+    let back = t.unwrap(&kw(), w, &blob, &unwrapped(CKK_AES, None)).unwrap();
+    assert!(flag(&t, back, CKA_SENSITIVE));
+    assert!(!flag(&t, back, CKA_ALWAYS_SENSITIVE) && !flag(&t, back, CKA_LOCAL));
+    assert_eq!(t.value(back), Err(CKR_ATTRIBUTE_SENSITIVE));
+    // ... and it cannot be made readable afterwards.
+    assert_eq!(t.set(back, &vec![(CKA_SENSITIVE, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    assert!(t.same_value(back, &value), "the unwrapped key is the wrapped one");
+}
+
+/// Family: wrap with a key whose value the attacker knows, then decrypt the blob outside the
+/// token. Only keys nobody outside knows (generated here, never extractable; or trusted by the
+/// Security Officer) wrap sensitive keys.
+#[test]
+fn sensitive_keys_are_wrapped_only_by_keys_that_keep_them() {
+    let t = T::new("atk-known-kek");
+    let s = target(&t, &[0x17; 32]);
+    let known = t.kek(CKK_AES, &[0x99; 16]).unwrap();
+    assert_eq!(t.wrap(&kw(), known, s), Err(CKR_KEY_NOT_WRAPPABLE));
+    // A key the attacker unwrapped from a blob it made is known to it as well (not local).
+    let mine = t.key(CKK_AES, &[0x77; 16]).unwrap();
+    let known_blob = t.wrap(&kw(), known, mine).unwrap();
+    let w = generated_kek(&t);
+    let ukek = t
+        .unwrap(
+            &kw(),
+            known,
+            &known_blob,
+            &vec![
+                (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, V::U(CKK_AES)),
+                (CKA_TOKEN, V::B(false)),
+                (CKA_WRAP, V::B(true)),
+            ],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&kw(), ukek, s), Err(CKR_KEY_NOT_WRAPPABLE));
+    // A non-sensitive, extractable key is readable anyway: any key-encryption key wraps it.
+    assert!(t.wrap(&kw(), known, mine).is_ok());
+    // A generated key-encryption key wraps the sensitive key.
+    assert!(t.wrap(&kw(), w, s).is_ok());
+    // A key generated extractable is not one nobody outside knows.
+    let leaky = t
+        .generate(
+            &Mech::new(CKM_AES_KEY_GEN),
+            &vec![(CKA_VALUE_LEN, V::U(16)), (CKA_WRAP, V::B(true)), (CKA_EXTRACTABLE, V::B(true))],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&kw(), leaky, s), Err(CKR_KEY_NOT_WRAPPABLE));
+    // An RSA public key the attacker imports (its private key is the attacker's) does not wrap
+    // it; the public key of a pair generated here does.
+    let (public, _private) = rsa_wrapping_pair(&t);
+    let modulus = t.attr(public, CKA_MODULUS).unwrap();
+    let imported = t
+        .create(&vec![
+            (CKA_CLASS, V::U(CKO_PUBLIC_KEY)),
+            (CKA_KEY_TYPE, V::U(CKK_RSA)),
+            (CKA_TOKEN, V::B(false)),
+            (CKA_MODULUS, V::Bytes(modulus)),
+            (CKA_PUBLIC_EXPONENT, V::Bytes(vec![1, 0, 1])),
+            (CKA_WRAP, V::B(true)),
+        ])
+        .unwrap();
+    let oaep = oaep_sha256();
+    assert_eq!(t.wrap(&oaep, imported, s), Err(CKR_KEY_NOT_WRAPPABLE));
+    assert!(t.wrap(&oaep, public, s).is_ok());
+    // A pair whose private key was not sensitive from the start does not count either.
+    let (open_public, _) = t
+        .generate_pair(
+            &Mech::new(CKM_RSA_PKCS_KEY_PAIR_GEN),
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_MODULUS_BITS, V::U(2048)), (CKA_WRAP, V::B(true))],
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_UNWRAP, V::B(true)), (CKA_SENSITIVE, V::B(false))],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&oaep, open_public, s), Err(CKR_KEY_NOT_WRAPPABLE));
+}
+
+fn rsa_wrapping_pair(t: &T) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+    t.generate_pair(
+        &Mech::new(CKM_RSA_PKCS_KEY_PAIR_GEN),
+        &vec![(CKA_TOKEN, V::B(false)), (CKA_MODULUS_BITS, V::U(2048)), (CKA_WRAP, V::B(true))],
+        &vec![(CKA_TOKEN, V::B(false)), (CKA_UNWRAP, V::B(true))],
+    )
+    .unwrap()
+}
+
+fn oaep_sha256() -> Mech {
+    let p = CK_RSA_PKCS_OAEP_PARAMS {
+        hashAlg: CKM_SHA256,
+        mgf: CKG_MGF1_SHA256,
+        source: CKZ_DATA_SPECIFIED,
+        pSourceData: std::ptr::null_mut(),
+        ulSourceDataLen: 0,
+    };
+    Mech::with_struct(CKM_RSA_PKCS_OAEP, &p)
+}
+
+/// Family: RSA unwrap as decryption, and raw RSA signing as decryption. An RSA private key that
+/// unwraps neither decrypts nor signs; PKCS #1 v1.5 (a padding oracle) does not unwrap.
+#[test]
+fn rsa_unwrapping_keys_do_not_decrypt() {
+    let t = T::new("atk-rsa");
+    let s = target(&t, &[0x31; 16]);
+    let (public, private) = rsa_wrapping_pair(&t);
+    assert!(!flag(&t, private, CKA_DECRYPT) && !flag(&t, private, CKA_SIGN));
+    let blob = t.wrap(&oaep_sha256(), public, s).unwrap();
+    assert_eq!(t.decrypt(&oaep_sha256(), private, &blob), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    if !approved_mode() {
+        // Raw RSA (m^d) is decryption under another name.
+        assert_eq!(t.sign(&Mech::new(CKM_RSA_X_509), private, &blob), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    }
+    assert_eq!(t.set(private, &vec![(CKA_SIGN, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    assert_eq!(t.set(private, &vec![(CKA_DECRYPT, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    // Unwrapped into a generic secret, the value stays inside.
+    let generic =
+        vec![(CKA_CLASS, V::U(CKO_SECRET_KEY)), (CKA_KEY_TYPE, V::U(CKK_GENERIC_SECRET)), (CKA_TOKEN, V::B(false))];
+    let k = t.unwrap(&oaep_sha256(), private, &blob, &generic).unwrap();
+    assert_eq!(t.value(k), Err(CKR_ATTRIBUTE_SENSITIVE));
+    let mut readable = generic.clone();
+    readable.extend([(CKA_SENSITIVE, V::B(false)), (CKA_EXTRACTABLE, V::B(true))]);
+    assert_eq!(t.unwrap(&oaep_sha256(), private, &blob, &readable), Err(CKR_TEMPLATE_INCONSISTENT));
+    // PKCS #1 v1.5 wrapping and unwrapping (Bleichenbacher's oracle) are refused.
+    assert_eq!(t.wrap(&Mech::new(CKM_RSA_PKCS), public, s), Err(CKR_MECHANISM_INVALID));
+    assert_eq!(t.unwrap(&Mech::new(CKM_RSA_PKCS), private, &blob, &generic), Err(CKR_MECHANISM_INVALID));
+}
+
+/// Family: unauthenticated wrapping formats. ECB and CBC let a block of a wrapped key be unwrapped
+/// as a key of its own (a 2^56 search for a DES-sized piece), CBC_PAD unwrapping answers as a
+/// padding oracle that decrypts anything under the key, GCM with a repeated IV gives away the
+/// key stream. Only RFC 3394/5649 key wrap and RSA-OAEP wrap and unwrap.
+#[test]
+fn only_authenticated_mechanisms_wrap_and_unwrap() {
+    let t = T::new("atk-formats");
+    let s = target(&t, &[0x55; 32]);
+    let w = generated_kek(&t);
+    let iv = [0u8; 16];
+    for m in [
+        Mech::new(CKM_AES_ECB),
+        Mech::with(CKM_AES_CBC, &iv),
+        Mech::with(CKM_AES_CBC_PAD, &iv),
+        gcm(&[1; 12], b"", 128),
+    ] {
+        assert_eq!(t.wrap(&m, w, s), Err(CKR_MECHANISM_INVALID));
+        assert_eq!(t.unwrap(&m, w, &[0x11; 48], &unwrapped(CKK_GENERIC_SECRET, None)), Err(CKR_MECHANISM_INVALID));
+    }
+    // A key-wrap blob cut in pieces does not unwrap: RFC 3394 checks its integrity value.
+    let blob = t.wrap(&kw(), w, s).unwrap();
+    assert_eq!(t.unwrap(&kw(), w, &blob[..24], &unwrapped(CKK_AES, None)), Err(CKR_WRAPPED_KEY_INVALID));
+    let kwp = Mech::new(CKM_AES_KEY_WRAP_KWP);
+    assert!(t.wrap(&kwp, w, s).is_ok());
+}
+
+/// Family: key-type confusion on unwrap. A wrapped AES key unwrapped as a key of another type
+/// stays as sensitive as it was, cannot be cut to a shorter key, and cannot wrap sensitive keys
+/// (it was not generated here).
+#[test]
+fn unwrapping_as_another_type_gains_nothing() {
+    let t = T::new("atk-confusion");
+    let s = target(&t, &[0x66; 32]);
+    let w = generated_kek(&t);
+    let blob = t.wrap(&kw(), w, s).unwrap();
+    if !approved_mode() {
+        let as_des = vec![(CKA_CLASS, V::U(CKO_SECRET_KEY)), (CKA_KEY_TYPE, V::U(CKK_DES)), (CKA_TOKEN, V::B(false))];
+        assert_eq!(t.unwrap(&kw(), w, &blob, &as_des), Err(CKR_ATTRIBUTE_VALUE_INVALID));
+    }
+    let short = unwrapped(CKK_GENERIC_SECRET, Some(8));
+    assert_eq!(t.unwrap(&kw(), w, &blob, &short), Err(CKR_TEMPLATE_INCONSISTENT));
+    // As a generic secret (an HMAC key) it is still sensitive.
+    let g = t.unwrap(&kw(), w, &blob, &unwrapped(CKK_GENERIC_SECRET, None)).unwrap();
+    assert_eq!(t.value(g), Err(CKR_ATTRIBUTE_SENSITIVE));
+    // As a wrapping key it cannot wrap a sensitive key out: it was not generated here.
+    let as_kek = vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(CKK_AES)),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_WRAP, V::B(true)),
+        (CKA_UNWRAP, V::B(true)),
+    ];
+    let k2 = t.unwrap(&kw(), w, &blob, &as_kek).unwrap();
+    let other = target(&t, &[0x67; 16]);
+    assert_eq!(t.wrap(&kw(), k2, other), Err(CKR_KEY_NOT_WRAPPABLE));
+    // Unwrapping with no template at all is refused (the class is not known), not a key with
+    // every usage.
+    assert_eq!(t.unwrap(&kw(), w, &blob, &vec![]), Err(CKR_TEMPLATE_INCOMPLETE));
+}
+
+/// Family: sticky attributes lifted by a copy, and trust escalated by the user. A copy may make
+/// nothing more permissive than its original; a copy of an object that cannot be modified takes
+/// no template that changes it; a user's copy of a trusted key is not trusted.
+#[test]
+fn copies_never_loosen_protection() {
+    let t = T::new("atk-copy");
+    // The Security Officer makes a trusted, non-modifiable key-encryption key on the token.
+    t.relogin(CKU_SO).unwrap();
+    let trusted = t
+        .generate(
+            &Mech::new(CKM_AES_KEY_GEN),
+            &vec![
+                (CKA_VALUE_LEN, V::U(32)),
+                (CKA_TOKEN, V::B(true)),
+                (CKA_PRIVATE, V::B(false)),
+                (CKA_MODIFIABLE, V::B(false)),
+                (CKA_TRUSTED, V::B(true)),
+                (CKA_WRAP, V::B(true)),
+                (CKA_LABEL, V::Bytes(b"trusted kek".to_vec())),
+            ],
+        )
+        .unwrap();
+    t.relogin(CKU_USER).unwrap();
+    let found = t.find(&vec![(CKA_LABEL, V::Bytes(b"trusted kek".to_vec()))]).unwrap();
+    assert_eq!(found, [trusted]);
+    // The copy of step 1, and every other change to the non-modifiable key's copy.
+    for change in [
+        (CKA_MODIFIABLE, V::B(true)),
+        (CKA_DECRYPT, V::B(true)),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_PRIVATE, V::B(true)),
+        (CKA_DESTROYABLE, V::B(false)),
+        (CKA_LABEL, V::Bytes(b"mine".to_vec())),
+    ] {
+        assert_eq!(t.copy(trusted, &vec![change.clone()]), Err(CKR_ATTRIBUTE_READ_ONLY), "copy with {:#x}", change.0);
+    }
+    // The same values again are no change.
+    let copy = t.copy(trusted, &vec![(CKA_MODIFIABLE, V::B(false))]).unwrap();
+    assert!(!flag(&t, copy, CKA_TRUSTED), "the user's copy of a trusted key is not trusted");
+    assert_eq!(t.set(copy, &vec![(CKA_DECRYPT, V::B(true))]), Err(CKR_ACTION_PROHIBITED));
+    // Keys that ask for a trusted wrapping key: the trusted key wraps them, its copy does not.
+    let mut tpl = secret(CKK_AES, &[0x21; 16]);
+    tpl.extend([(CKA_WRAP_WITH_TRUSTED, V::B(true))]);
+    let guarded = t.create(&tpl).unwrap();
+    assert!(t.wrap(&kw(), trusted, guarded).is_ok());
+    assert_eq!(t.wrap(&kw(), copy, guarded), Err(CKR_KEY_NOT_WRAPPABLE));
+    // The user can neither make nor mark a trusted key.
+    let mut mine = kek(CKK_AES, &[0x22; 16]);
+    mine.push((CKA_TRUSTED, V::B(true)));
+    assert_eq!(t.create(&mine), Err(CKR_ATTRIBUTE_READ_ONLY));
+    let mine = t.kek(CKK_AES, &[0x22; 16]).unwrap();
+    assert_eq!(t.set(mine, &vec![(CKA_TRUSTED, V::B(true))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    // Sticky attributes on a modifiable key's copy: only towards more protection.
+    let s = target(&t, &[0x23; 16]);
+    assert_eq!(t.copy(s, &vec![(CKA_SENSITIVE, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    let fixed = t.copy(s, &vec![(CKA_EXTRACTABLE, V::B(false))]).unwrap();
+    assert_eq!(t.copy(fixed, &vec![(CKA_EXTRACTABLE, V::B(true))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    let private = t.copy(s, &vec![(CKA_PRIVATE, V::B(true))]).unwrap();
+    assert_eq!(t.copy(private, &vec![(CKA_PRIVATE, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    let undeletable = t.copy(s, &vec![(CKA_DESTROYABLE, V::B(false))]).unwrap();
+    assert_eq!(t.copy(undeletable, &vec![(CKA_DESTROYABLE, V::B(true))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    let frozen = t.copy(s, &vec![(CKA_MODIFIABLE, V::B(false))]).unwrap();
+    assert_eq!(t.copy(frozen, &vec![(CKA_MODIFIABLE, V::B(true))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    let wwt = t.copy(guarded, &vec![]).unwrap();
+    assert_eq!(t.copy(wwt, &vec![(CKA_WRAP_WITH_TRUSTED, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    // Clean up the token key (it is not destroyable by a template of the user's, but is by a call).
+    t.relogin(CKU_SO).unwrap();
+    t.destroy(trusted);
+}
+
+/// Family: restrictions removed after creation. `CKA_ALLOWED_MECHANISMS`, the wrap, unwrap and
+/// derive templates and `CKA_ALWAYS_AUTHENTICATE` are fixed once the key exists.
+#[test]
+fn restrictions_cannot_be_removed() {
+    let t = T::new("atk-restrict");
+    let mut tpl = secret(CKK_AES, &[0x44; 16]);
+    tpl.push((CKA_ALLOWED_MECHANISMS, V::Bytes(CKM_AES_CBC_PAD.to_ne_bytes().to_vec())));
+    let k = t.create(&tpl).unwrap();
+    let ecb = CKM_AES_ECB.to_ne_bytes().to_vec();
+    assert_eq!(t.set(k, &vec![(CKA_ALLOWED_MECHANISMS, V::Bytes(ecb.clone()))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 16]), Err(CKR_MECHANISM_INVALID));
+    let w = generated_kek(&t);
+    for a in [CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE] {
+        assert_eq!(t.set(w, &vec![(a, V::Bytes(vec![]))]), Err(CKR_ATTRIBUTE_READ_ONLY), "{a:#x}");
+    }
+    // A key that asks for a login at each use keeps asking.
+    let (_, private) = t
+        .generate_pair(
+            &Mech::with(CKM_EC_KEY_PAIR_GEN, &[]),
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_EC_PARAMS, V::Bytes(P256.to_vec()))],
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_ALWAYS_AUTHENTICATE, V::B(true))],
+        )
+        .unwrap();
+    assert_eq!(t.set(private, &vec![(CKA_ALWAYS_AUTHENTICATE, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    let ecdsa = Mech::new(CKM_ECDSA);
+    assert_eq!(t.sign(&ecdsa, private, &[7; 32]), Err(CKR_USER_NOT_LOGGED_IN));
+}
+
+/// Family: search as an oracle. A search never matches on a value the caller may not read, so a
+/// right guess of a sensitive key's value finds as much as a wrong one; the same holds for the
+/// wrap template of a key-encryption key.
+#[test]
+fn search_and_wrap_templates_are_no_oracle() {
+    let t = T::new("atk-oracle");
+    let value = vec![0x5c; 16];
+    let s = target(&t, &value);
+    let right = vec![(CKA_CLASS, V::U(CKO_SECRET_KEY)), (CKA_VALUE, V::Bytes(value.clone()))];
+    let wrong = vec![(CKA_CLASS, V::U(CKO_SECRET_KEY)), (CKA_VALUE, V::Bytes(vec![0x5d; 16]))];
+    assert_eq!(t.find(&right).unwrap(), Vec::<CK_OBJECT_HANDLE>::new());
+    assert_eq!(t.find(&wrong).unwrap(), Vec::<CK_OBJECT_HANDLE>::new());
+    // Unextractable but not sensitive: not readable either.
+    let mut tpl = secret(CKK_AES, &[0x5e; 16]);
+    tpl.retain(|(a, _)| *a != CKA_EXTRACTABLE);
+    tpl.push((CKA_EXTRACTABLE, V::B(false)));
+    t.create(&tpl).unwrap();
+    assert_eq!(t.find(&vec![(CKA_VALUE, V::Bytes(vec![0x5e; 16]))]).unwrap(), Vec::<CK_OBJECT_HANDLE>::new());
+    // A readable key is found by its value, as the specification has it.
+    let open = t.key(CKK_AES, &[0x5f; 16]).unwrap();
+    assert_eq!(t.find(&vec![(CKA_VALUE, V::Bytes(vec![0x5f; 16]))]).unwrap(), [open]);
+    // RSA private components: found while readable, not once the key is sensitive.
+    let (_, private) = t
+        .generate_pair(
+            &Mech::new(CKM_RSA_PKCS_KEY_PAIR_GEN),
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_MODULUS_BITS, V::U(2048))],
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_SENSITIVE, V::B(false)), (CKA_EXTRACTABLE, V::B(true))],
+        )
+        .unwrap();
+    let d = t.attr(private, CKA_PRIVATE_EXPONENT).unwrap();
+    let by_d = vec![(CKA_PRIVATE_EXPONENT, V::Bytes(d))];
+    assert_eq!(t.find(&by_d).unwrap(), [private]);
+    t.set(private, &vec![(CKA_SENSITIVE, V::B(true))]).unwrap();
+    assert_eq!(t.find(&by_d).unwrap(), Vec::<CK_OBJECT_HANDLE>::new());
+    // A wrap template naming the value: wrapping is refused whether the guess is right or not.
+    let guess = |v: &[u8]| {
+        let inner = vec![(CKA_VALUE, V::Bytes(v.to_vec()))];
+        let encoded = encode_template(&inner);
+        let w = t
+            .generate(
+                &Mech::new(CKM_AES_KEY_GEN),
+                &vec![
+                    (CKA_VALUE_LEN, V::U(16)),
+                    (CKA_WRAP, V::B(true)),
+                    (CKA_WRAP_TEMPLATE, V::Bytes(encoded.bytes.clone())),
+                ],
+            )
+            .unwrap();
+        drop(encoded);
+        t.wrap(&kw(), w, s)
+    };
+    assert_eq!(guess(&value), Err(CKR_KEY_NOT_WRAPPABLE));
+    assert_eq!(guess(&[0; 16]), Err(CKR_KEY_NOT_WRAPPABLE));
+}
+
+/// A nested template as `CK_ATTRIBUTE` array bytes, with the values it points at kept alive.
+struct Encoded {
+    bytes: Vec<u8>,
+    _values: Vec<Vec<u8>>,
+}
+
+fn encode_template(tpl: &Tpl) -> Encoded {
+    let values: Vec<Vec<u8>> = tpl.iter().map(|(_, v)| v.bytes()).collect();
+    let attrs: Vec<CK_ATTRIBUTE> = tpl
+        .iter()
+        .zip(values.iter())
+        .map(|((t, _), v)| CK_ATTRIBUTE { type_: *t, pValue: v.as_ptr() as *mut _, ulValueLen: v.len() as CK_ULONG })
+        .collect();
+    let n = std::mem::size_of_val(attrs.as_slice());
+    // SAFETY (test): `attrs` is a live array of plain C structs of `n` bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(attrs.as_ptr() as *const u8, n) }.to_vec();
+    Encoded { bytes, _values: values }
+}
+
+/// Family: derivation. Data derived from a key equals a key derived from it with the same
+/// parameters, so only a key restricted to deriving data derives data; a key's derive template
+/// binds what is derived from it.
+#[test]
+fn derivation_reveals_no_derived_key() {
+    let t = T::new("atk-derive");
+    let base = t.key(CKK_GENERIC_SECRET, &[0x61; 32]).unwrap();
+    let params = hkdf(CKM_HKDF_DATA, true, true, CKM_SHA256, None, b"info");
+    let data = vec![(CKA_CLASS, V::U(CKO_DATA)), (CKA_TOKEN, V::B(false)), (CKA_VALUE_LEN, V::U(32))];
+    // (The approved mode has no CKM_HKDF_DATA at all.)
+    let refusal = if approved_mode() { CKR_MECHANISM_INVALID } else { CKR_KEY_FUNCTION_NOT_PERMITTED };
+    assert_eq!(t.derive(&params, base, &data), Err(refusal));
+    // The key derived with the same parameters is sensitive; no data object shows its value.
+    let key_params = hkdf(CKM_HKDF_DERIVE, true, true, CKM_SHA256, None, b"info");
+    let mut sensitive = made(CKK_GENERIC_SECRET, Some(32));
+    sensitive.retain(|(a, _)| *a != CKA_SENSITIVE);
+    sensitive.push((CKA_SENSITIVE, V::B(true)));
+    let derived = t.derive(&key_params, base, &sensitive).unwrap();
+    assert_eq!(t.value(derived), Err(CKR_ATTRIBUTE_SENSITIVE));
+    // A key restricted to data (its derive template fixes the class) derives data, and no key.
+    let only_data = encode_template(&vec![(CKA_CLASS, V::U(CKO_DATA))]);
+    let mut tpl = secret(CKK_GENERIC_SECRET, &[0x62; 32]);
+    tpl.push((CKA_DERIVE_TEMPLATE, V::Bytes(only_data.bytes.clone())));
+    let data_base = t.create(&tpl).unwrap();
+    if let Some(h) = allowed(t.derive(&params, data_base, &data), CKR_MECHANISM_INVALID, "HKDF_DATA") {
+        assert_eq!(t.value(h).unwrap().len(), 32);
+    }
+    assert_eq!(t.derive(&key_params, data_base, &sensitive), Err(CKR_TEMPLATE_INCONSISTENT));
+    // A derive template binds the derived key's attributes.
+    let keep = encode_template(&vec![(CKA_SENSITIVE, V::B(true)), (CKA_EXTRACTABLE, V::B(false))]);
+    let mut tpl = secret(CKK_GENERIC_SECRET, &[0x63; 32]);
+    tpl.push((CKA_DERIVE_TEMPLATE, V::Bytes(keep.bytes.clone())));
+    let bound = t.create(&tpl).unwrap();
+    assert_eq!(t.derive(&key_params, bound, &made(CKK_GENERIC_SECRET, Some(32))), Err(CKR_TEMPLATE_INCONSISTENT));
+    let d = t
+        .derive(
+            &key_params,
+            bound,
+            &vec![
+                (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, V::U(CKK_GENERIC_SECRET)),
+                (CKA_TOKEN, V::B(false)),
+                (CKA_VALUE_LEN, V::U(32)),
+            ],
+        )
+        .unwrap();
+    assert!(flag(&t, d, CKA_SENSITIVE) && !flag(&t, d, CKA_EXTRACTABLE));
+    // A derived key is not generated here: even derived from a key nobody knows, it cannot wrap
+    // sensitive keys (ECDH with a peer key the caller chose gives a value the caller knows).
+    let dk = t
+        .derive(
+            &key_params,
+            base,
+            &vec![
+                (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, V::U(CKK_AES)),
+                (CKA_TOKEN, V::B(false)),
+                (CKA_VALUE_LEN, V::U(32)),
+                (CKA_WRAP, V::B(true)),
+            ],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&kw(), dk, target(&t, &[0x64; 16])), Err(CKR_KEY_NOT_WRAPPABLE));
+    // The salt key of HKDF keeps its own restriction to some mechanisms.
+    let mut tpl = secret(CKK_GENERIC_SECRET, &[0x65; 32]);
+    tpl.push((CKA_ALLOWED_MECHANISMS, V::Bytes(CKM_SHA256_HMAC.to_ne_bytes().to_vec())));
+    let salt_key = t.create(&tpl).unwrap();
+    let p = CK_HKDF_PARAMS {
+        bExtract: 1,
+        bExpand: 1,
+        prfHashMechanism: CKM_SHA256,
+        ulSaltType: CKF_HKDF_SALT_KEY,
+        pSalt: std::ptr::null_mut(),
+        ulSaltLen: 0,
+        hSaltKey: salt_key,
+        pInfo: std::ptr::null_mut(),
+        ulInfoLen: 0,
+    };
+    let salted = Mech::with_struct(CKM_HKDF_DERIVE, &p);
+    assert_eq!(t.derive(&salted, base, &made(CKK_GENERIC_SECRET, Some(32))), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+}
+
+/// Family: digest of a key as a test of guesses. `C_DigestKey` of a key whose value the caller
+/// may not read is refused in the approved mode, and in either mode for keys under 112 bits.
+#[test]
+fn digest_key_is_no_oracle() {
+    let t = T::new("atk-digest");
+    let mut tpl = secret(CKK_GENERIC_SECRET, &[0x71; 8]);
+    tpl.retain(|(a, _)| *a != CKA_SENSITIVE);
+    tpl.push((CKA_SENSITIVE, V::B(true)));
+    let short = t.create(&tpl).unwrap();
+    assert_eq!(t.digest_key(short), Err(CKR_KEY_INDIGESTIBLE));
+    let long = target(&t, &[0x72; 32]);
+    let r = t.digest_key(long);
+    if approved_mode() {
+        assert_eq!(r, Err(CKR_KEY_INDIGESTIBLE));
+    } else {
+        assert_eq!(r, Ok(()));
+    }
+    // A readable key's value is no secret: digested in either mode.
+    let open = t.key(CKK_GENERIC_SECRET, &[0x73; 8]).unwrap();
+    assert_eq!(t.digest_key(open), Ok(()));
+}
+
+/// Keys made by earlier builds with both kinds of usage, or under the legacy rules, are used for
+/// neither once the legacy rules are off.
+#[test]
+fn legacy_keys_with_both_usages_are_refused_without_the_legacy_rules() {
+    let store = tempfile::tempdir().unwrap();
+    let at = format!("directories.tokendir = {}", store.path().display());
+    let t = T::with_conf("atk-legacy", &format!("{at}\nkeys.legacy_wrapping = allow"));
+    let mut tpl = secret(CKK_AES, &[0x81; 16]);
+    tpl.retain(|(a, _)| *a != CKA_TOKEN);
+    tpl.extend([(CKA_WRAP, V::B(true)), (CKA_TOKEN, V::B(true)), (CKA_LABEL, V::Bytes(b"both".to_vec()))]);
+    let r = t.create(&tpl);
+    if approved_mode() {
+        assert_eq!(r, Err(CKR_TEMPLATE_INCONSISTENT), "the approved mode ignores the legacy rules");
+        return;
+    }
+    let both = r.unwrap();
+    assert!(t.encrypt(&Mech::new(CKM_AES_ECB), both, &[0; 16]).is_ok());
+    drop(t);
+    // The same store opened without the legacy rules.
+    let t = T::reopen("atk-legacy", &at);
+    let found = t.find(&vec![(CKA_LABEL, V::Bytes(b"both".to_vec()))]).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), found[0], &[0; 16]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    assert_eq!(t.wrap(&kw(), found[0], found[0]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+}
