@@ -775,3 +775,79 @@ fn tessera_util_usage_errors() {
     let slots = show_slots(&env);
     assert!(!slots.contains("short"), "a token was made despite the too-short PIN:\n{slots}");
 }
+
+/// `CKA_PUBLIC_KEY_INFO` is each key's SubjectPublicKeyInfo: `pkcs11-tool --read-object --type
+/// pubkey` (which exports it as it is) gives a key OpenSSL reads, for 50 fresh keys, public and
+/// private halves alike, and it is the key of the pair's `CKA_EC_POINT`/`CKA_MODULUS`.
+#[test]
+fn public_key_info_exports_through_pkcs11_tool() {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, AttributeType};
+    require!("pkcs11-tool", "openssl");
+    let l = load();
+    let slot = l.new_token("spki");
+    let s = user_session(&l.p, slot);
+    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut keys = Vec::new();
+    for i in 0..50u8 {
+        let id = vec![0x50, i];
+        let common = [Attribute::Token(true), Attribute::Id(id.clone())];
+        let (mech, public) = if i % 10 == 9 {
+            (Mechanism::RsaPkcsKeyPairGen, vec![Attribute::ModulusBits(2048.into())])
+        } else {
+            (Mechanism::EccKeyPairGen, vec![Attribute::EcParams(p256.clone())])
+        };
+        let public = [&common[..], &public].concat();
+        let (pubk, privk) =
+            s.generate_key_pair(&mech, &public, &[&common[..], &[Attribute::Private(true)]].concat()).unwrap();
+        let info = |h| match s.get_attributes(h, &[AttributeType::PublicKeyInfo]).unwrap().pop() {
+            Some(Attribute::PublicKeyInfo(v)) => v,
+            other => panic!("{other:?}"),
+        };
+        let (a, b) = (info(pubk), info(privk));
+        assert!(!a.is_empty(), "key {i}: CKA_PUBLIC_KEY_INFO is empty");
+        assert_eq!(a, b, "key {i}: the private key's CKA_PUBLIC_KEY_INFO is its public key's");
+        let point = s.get_attributes(pubk, &[AttributeType::EcPoint]).unwrap();
+        keys.push((id, a, point));
+    }
+    drop(s);
+    let env = &l.env;
+    // OpenSC from 0.26 exports CKA_PUBLIC_KEY_INFO as it is (`--public-key-info`); 0.23 (Debian
+    // 12) rebuilds an EC key from CKA_EC_POINT with a use-after-free of its own that fails at
+    // random ("cannot create EVP_PKEY"), so with it the EC keys are checked through OpenSSL
+    // alone and pkcs11-tool exports the RSA keys (rebuilt from the modulus).
+    let (help, _) = run({
+        let mut c = p11tool(env);
+        c.arg("--help");
+        c
+    });
+    let reads_info = String::from_utf8_lossy(&help.stderr).contains("public-key-info")
+        || String::from_utf8_lossy(&help.stdout).contains("public-key-info");
+    let mut exported_by_tool = 0;
+    for (id, info, point) in &keys {
+        let out = path(env, "pub.der");
+        let is_ec = !point.is_empty();
+        if reads_info || !is_ec {
+            let mut c = p11tool(env);
+            c.args(["--token-label", "spki", "--read-object", "--type", "pubkey", "--id", &hex(id), "-o"]).arg(&out);
+            if reads_info {
+                c.arg("--public-key-info");
+            }
+            ok(c);
+            assert_eq!(&std::fs::read(&out).unwrap(), info, "pkcs11-tool exported the key's SubjectPublicKeyInfo");
+            exported_by_tool += 1;
+        } else {
+            std::fs::write(&out, info).unwrap();
+        }
+        let mut c = Command::new("openssl");
+        c.args(["pkey", "-pubin", "-inform", "DER", "-outform", "DER", "-in"]).arg(&out);
+        let (o, what) = run(c);
+        assert!(o.status.success(), "`{what}`: OpenSSL cannot read CKA_PUBLIC_KEY_INFO\n{}", show(&o));
+        assert_eq!(o.stdout, *info, "OpenSSL re-encodes the same SubjectPublicKeyInfo");
+        // The EC key in it is the pair's point (the SPKI's BIT STRING ends with the raw point).
+        if let Some(cryptoki::object::Attribute::EcPoint(p)) = point.first() {
+            assert!(info.ends_with(&p[2..]), "the SPKI's point is CKA_EC_POINT's");
+        }
+    }
+    assert!(exported_by_tool >= 5, "pkcs11-tool exported {exported_by_tool} keys");
+}
