@@ -576,3 +576,38 @@ fn legacy_keys_with_both_usages_are_refused_without_the_legacy_rules() {
     assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), found[0], &[0; 16]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     assert_eq!(t.wrap(&kw(), found[0], found[0]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
 }
+
+/// Family: wrap/unwrap round trips that change attributes. A key taken out and back in comes back
+/// sensitive and no longer counted as generated here: it is no more readable, and no easier to
+/// take out, than before; a key that asked for a trusted wrapping key still goes out only under
+/// keys nobody outside knows.
+#[test]
+fn round_trips_do_not_loosen_a_key() {
+    let t = T::new("atk-roundtrip");
+    let w = generated_kek(&t);
+    // A generated, sensitive, extractable key that may only be wrapped by a trusted key.
+    let s = t
+        .generate(
+            &Mech::new(CKM_AES_KEY_GEN),
+            &vec![
+                (CKA_VALUE_LEN, V::U(32)),
+                (CKA_SENSITIVE, V::B(true)),
+                (CKA_EXTRACTABLE, V::B(true)),
+                (CKA_WRAP_WITH_TRUSTED, V::B(true)),
+            ],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&kw(), w, s), Err(CKR_KEY_NOT_WRAPPABLE), "w is not trusted");
+    // A plain sensitive key goes out under w and comes back asking to be extractable and open.
+    let plain = target(&t, &[0x91; 32]);
+    let blob = t.wrap(&kw(), w, plain).unwrap();
+    let mut open = unwrapped(CKK_AES, None);
+    open.push((CKA_WRAP_WITH_TRUSTED, V::B(false)));
+    let back = t.unwrap(&kw(), w, &blob, &open).unwrap();
+    assert!(flag(&t, back, CKA_SENSITIVE) && !flag(&t, back, CKA_ALWAYS_SENSITIVE) && !flag(&t, back, CKA_LOCAL));
+    assert_eq!(t.value(back), Err(CKR_ATTRIBUTE_SENSITIVE));
+    // Out again only under a key nobody outside knows.
+    let known = t.kek(CKK_AES, &[0x92; 16]).unwrap();
+    assert_eq!(t.wrap(&kw(), known, back), Err(CKR_KEY_NOT_WRAPPABLE));
+    assert!(t.wrap(&kw(), w, back).is_ok());
+}

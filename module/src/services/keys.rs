@@ -172,13 +172,20 @@ fn authenticated_wrapping(m: &dyn crate::mechanisms::Mechanism, legacy: bool) ->
 
 /// A template with a key's nested template (`CKA_UNWRAP_TEMPLATE`, `CKA_DERIVE_TEMPLATE`) added:
 /// the key's attributes are imposed on what it makes, and a template that asks otherwise is
-/// inconsistent (found when the result is folded).
-fn with_nested(template: &Template, key: &Object, nested: CK_ATTRIBUTE_TYPE) -> Result<Template> {
-    let mut t = template.clone();
-    if let Some(v) = key.get(nested) {
-        t.extend(crate::object::decode_template(v)?);
+/// inconsistent (found when the result is folded). Borrowed when the key has none, as most keys.
+fn with_nested<'a>(
+    template: &'a Template,
+    key: &Object,
+    nested: CK_ATTRIBUTE_TYPE,
+) -> Result<std::borrow::Cow<'a, Template>> {
+    match key.get(nested).filter(|v| !v.is_empty()) {
+        None => Ok(std::borrow::Cow::Borrowed(template)),
+        Some(v) => {
+            let mut t = template.clone();
+            t.extend(crate::object::decode_template(v)?);
+            Ok(std::borrow::Cow::Owned(t))
+        }
     }
-    Ok(t)
 }
 
 fn note(s: &Session, approved: bool) {
@@ -320,7 +327,7 @@ impl Module {
             _ => e,
         })?;
         let d = self.decide(mech, m, Function::Unwrap, &KeyInfo::of(&uk), param)?;
-        let mut t = with_nested(template, &uk, CKA_UNWRAP_TEMPLATE)?;
+        let mut t = with_nested(template, &uk, CKA_UNWRAP_TEMPLATE)?.into_owned();
         let mut map = template::collect(&t)?;
         // An unwrapped key is sensitive: what was wrapped may have been, and the wrapped form
         // does not say. Asking for a non-sensitive one would turn unwrapping into decryption.
@@ -411,7 +418,8 @@ impl Module {
         let m = registry().get(mech)?;
         let bk = self.usable_key(&s, base, mech, m, Usage::Derive)?;
         let d = self.decide(mech, m, Function::Derive, &KeyInfo::of(&bk), param)?;
-        let template = &with_nested(template, &bk, CKA_DERIVE_TEMPLATE)?;
+        let nested = with_nested(template, &bk, CKA_DERIVE_TEMPLATE)?;
+        let template: &Template = &nested;
         let map = template::collect(template)?;
         // Data derived from a key (CKM_HKDF_DATA) is readable, and equals a key derived from the
         // same key with the same parameters. So only a key restricted to deriving data
