@@ -54,8 +54,19 @@ fn a_key_never_both_wraps_and_decrypts() {
     assert!(flag(&t, k, CKA_ENCRYPT) && flag(&t, k, CKA_DECRYPT));
     assert!(!flag(&t, k, CKA_WRAP) && !flag(&t, k, CKA_UNWRAP));
     assert_eq!(t.wrap(&kw(), k, s), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
-    // Neither can it be given the other usage, nor made with both.
-    assert_eq!(t.set(k, &vec![(CKA_WRAP, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    // Neither can it be given the other usage, nor made with both: a key's kind is fixed when it
+    // is made, even with its data usages cleared first, and even while a decryption it began is
+    // still in progress (which would decrypt what it wrapped next).
+    assert_eq!(t.set(k, &vec![(CKA_WRAP, V::B(true))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    t.decrypt_init(&Mech::new(CKM_AES_ECB), k).unwrap();
+    let cleared: Tpl = [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY].iter().map(|a| (*a, V::B(false))).collect();
+    t.set(k, &cleared).unwrap();
+    assert_eq!(t.set(k, &vec![(CKA_WRAP, V::B(true))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    assert_eq!(t.wrap(&kw(), k, s), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    // The decryption begun before goes on as begun (with the data it is given) and ends.
+    let (mut block, mut out, mut n) = ([0u8; 16], [0u8; 16], 16 as CK_ULONG);
+    let r = unsafe { t.f.C_Decrypt(t.h, block.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n) };
+    assert_eq!(r, CKR_OK);
     let both = vec![(CKA_VALUE_LEN, V::U(16)), (CKA_WRAP, V::B(true)), (CKA_DECRYPT, V::B(true))];
     assert_eq!(t.generate(&Mech::new(CKM_AES_KEY_GEN), &both), Err(CKR_TEMPLATE_INCONSISTENT));
     let unwrap_encrypt = vec![(CKA_VALUE_LEN, V::U(16)), (CKA_UNWRAP, V::B(true)), (CKA_ENCRYPT, V::B(true))];
@@ -68,6 +79,9 @@ fn a_key_never_both_wraps_and_decrypts() {
     assert_eq!(t.decrypt(&Mech::new(CKM_AES_ECB), w, &blob[..16]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     assert_eq!(t.set(w, &vec![(CKA_DECRYPT, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
     assert_eq!(t.set(w, &vec![(CKA_SIGN, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    // Nor can it stop being a key-encryption key so as to decrypt.
+    assert_eq!(t.set(w, &vec![(CKA_WRAP, V::B(false)), (CKA_UNWRAP, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    assert_eq!(t.copy(w, &vec![(CKA_WRAP, V::B(false)), (CKA_UNWRAP, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
     // A copy cannot add it either.
     assert_eq!(t.copy(w, &vec![(CKA_DECRYPT, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
     // Wrapping a key with itself: a key that can leave the token is not one nobody outside
@@ -155,6 +169,20 @@ fn sensitive_keys_are_wrapped_only_by_keys_that_keep_them() {
     let oaep = oaep_sha256();
     assert_eq!(t.wrap(&oaep, imported, s), Err(CKR_KEY_NOT_WRAPPABLE));
     assert!(t.wrap(&oaep, public, s).is_ok());
+    // A pair whose private key decrypts (or signs, or could be made to) does not count: the
+    // private key would decrypt what its public key wrapped.
+    let (data_public, data_private) = t
+        .generate_pair(
+            &Mech::new(CKM_RSA_PKCS_KEY_PAIR_GEN),
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_MODULUS_BITS, V::U(2048)), (CKA_WRAP, V::B(true))],
+            &vec![(CKA_TOKEN, V::B(false)), (CKA_SIGN, V::B(true))],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&oaep, data_public, s), Err(CKR_KEY_NOT_WRAPPABLE));
+    assert!(t.wrap(&oaep, data_public, mine).is_ok(), "a readable key may be wrapped by it");
+    assert_eq!(t.set(data_private, &vec![(CKA_UNWRAP, V::B(true))]), Err(CKR_TEMPLATE_INCONSISTENT));
+    let (_, private) = rsa_wrapping_pair(&t);
+    assert_eq!(t.set(private, &vec![(CKA_UNWRAP, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
     // A pair whose private key was not sensitive from the start does not count either.
     let (open_public, _) = t
         .generate_pair(
@@ -551,17 +579,21 @@ fn digest_key_is_no_oracle() {
     assert_eq!(t.digest_key(open), Ok(()));
 }
 
-/// Keys made by earlier builds with both kinds of usage, or under the legacy rules, are used for
-/// neither once the legacy rules are off.
+/// Keys generated under the legacy rules with both kinds of usage (or stored so by earlier builds)
+/// are used for neither once the legacy rules are off.
 #[test]
 fn legacy_keys_with_both_usages_are_refused_without_the_legacy_rules() {
     let store = tempfile::tempdir().unwrap();
     let at = format!("directories.tokendir = {}", store.path().display());
     let t = T::with_conf("atk-legacy", &format!("{at}\nkeys.legacy_wrapping = allow"));
-    let mut tpl = secret(CKK_AES, &[0x81; 16]);
-    tpl.retain(|(a, _)| *a != CKA_TOKEN);
-    tpl.extend([(CKA_WRAP, V::B(true)), (CKA_TOKEN, V::B(true)), (CKA_LABEL, V::Bytes(b"both".to_vec()))]);
-    let r = t.create(&tpl);
+    let both = vec![
+        (CKA_VALUE_LEN, V::U(16)),
+        (CKA_TOKEN, V::B(true)),
+        (CKA_ENCRYPT, V::B(true)),
+        (CKA_WRAP, V::B(true)),
+        (CKA_LABEL, V::Bytes(b"both".to_vec())),
+    ];
+    let r = t.generate(&Mech::new(CKM_AES_KEY_GEN), &both);
     if approved_mode() {
         assert_eq!(r, Err(CKR_TEMPLATE_INCONSISTENT), "the approved mode ignores the legacy rules");
         return;
@@ -574,7 +606,27 @@ fn legacy_keys_with_both_usages_are_refused_without_the_legacy_rules() {
     let found = t.find(&vec![(CKA_LABEL, V::Bytes(b"both".to_vec()))]).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), found[0], &[0; 16]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
-    assert_eq!(t.wrap(&kw(), found[0], found[0]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+    let other = t.key(CKK_AES, &[1; 16]).unwrap();
+    assert_eq!(t.wrap(&kw(), found[0], other), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
+}
+
+/// Keys whose value is known outside the token (made from a value, unwrapped by a key the caller
+/// knows, derived) keep the specification's freedom: they may wrap and decrypt, unwrap readable
+/// keys and change their usages, because they never wrap a sensitive key and what they wrap is
+/// readable anyway. This is what applications that share a key-encryption key expect
+/// (`pkcs11-tool --write-object --usage-wrap`, `softhsm2-util --import --aes`).
+#[test]
+fn keys_whose_value_is_known_keep_their_freedom() {
+    let t = T::new("atk-known");
+    let mut both = secret(CKK_AES, &[0xa1; 16]);
+    both.extend([(CKA_WRAP, V::B(true)), (CKA_UNWRAP, V::B(true))]);
+    let k = t.create(&both).unwrap();
+    let open = t.key(CKK_AES, &[0xa2; 16]).unwrap();
+    let blob = t.wrap(&kw(), k, open).unwrap();
+    let readable = t.unwrap(&kw(), k, &blob, &made(CKK_AES, None)).unwrap();
+    assert_eq!(t.value(readable).unwrap(), [0xa2; 16]);
+    assert!(t.set(k, &vec![(CKA_WRAP, V::B(false))]).is_ok());
+    assert_eq!(t.wrap(&kw(), t.create(&both).unwrap(), target(&t, &[0xa3; 16])), Err(CKR_KEY_NOT_WRAPPABLE));
 }
 
 /// Family: wrap/unwrap round trips that change attributes. A key taken out and back in comes back

@@ -53,10 +53,6 @@ struct Args {
     /// Import the file as it is, as an AES key.
     #[arg(long)]
     aes: bool,
-    /// With --aes: import the key as a key-encryption key (it wraps and unwraps, and neither
-    /// encrypts nor decrypts); without it the key encrypts and decrypts.
-    #[arg(long, requires = "aes")]
-    wrapping_key: bool,
     /// PIN of an encrypted PKCS#8 file.
     #[arg(long, value_name = "PIN")]
     file_pin: Option<String>,
@@ -267,17 +263,10 @@ fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
         if a.aes {
             let mut t = import::key_template(CKO_SECRET_KEY, CKK_AES, &label, &id);
             t.push((CKA_VALUE, data.clone().into()));
-            // A key either wraps or processes data (Tessera's key-management rules); under the
-            // legacy rules it does both, as softhsm2-util's keys do.
-            let usages: &[CK_ATTRIBUTE_TYPE] = if m.legacy_wrapping() {
-                &[CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP]
-            } else if a.wrapping_key {
-                &[CKA_WRAP, CKA_UNWRAP]
-            } else {
-                &[CKA_ENCRYPT, CKA_DECRYPT]
-            };
-            for attr in usages {
-                t.push((*attr, bool_(true)));
+            // As softhsm2-util's: the key's value is known outside the token, so it may both wrap
+            // and decrypt (it never wraps a sensitive key, `services::keys`).
+            for attr in [CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP] {
+                t.push((attr, bool_(true)));
             }
             m.create_object(s, &t).map_err(|e| format!("could not save the secret key in the token ({})", rv(e)))?;
             say!("The key has been imported.");

@@ -103,7 +103,8 @@ pub const KEY: &[Spec] = &[
 pub const CKA_VENDOR_FIPS_APPROVED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 1;
 
 /// Tessera's vendor attribute on a public key: generated on the token together with a private key
-/// that was sensitive from the start, so no one outside the token can decrypt what this key wraps.
+/// that was sensitive from the start and unwraps (so it never decrypts: a key's kind is fixed), so
+/// no one, inside the token or outside, can decrypt what this key wraps.
 /// Such a key may wrap sensitive keys without being `CKA_TRUSTED` (`services::keys`).
 pub const CKA_VENDOR_PAIR_CONTAINED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 2;
 

@@ -34,9 +34,9 @@ pub struct Actor {
 /// The usages that move keys in and out of the token.
 pub const WRAPPING_USAGES: [CK_ATTRIBUTE_TYPE; 2] = [CKA_WRAP, CKA_UNWRAP];
 
-/// The usages that process data. A key that has one of these never has a wrapping usage: a key that
-/// wraps and decrypts decrypts what it wrapped, a key that encrypts and unwraps unwraps a key whose
-/// value the caller chose, and an RSA key that unwraps and signs raw (`CKM_RSA_X_509`) decrypts.
+/// The usages that process data. A key that guards other keys' secrets (see [`guarding`]) and has
+/// one of these never has a wrapping usage: a key that wraps and decrypts decrypts what it wrapped,
+/// and an RSA key that unwraps and signs raw (`CKM_RSA_X_509`) decrypts.
 pub const DATA_USAGES: [CK_ATTRIBUTE_TYPE; 6] =
     [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_SIGN_RECOVER, CKA_VERIFY_RECOVER];
 
@@ -45,9 +45,38 @@ pub fn usages_conflict(obj: &Object) -> bool {
     WRAPPING_USAGES.iter().any(|t| obj.flag(*t)) && DATA_USAGES.iter().any(|t| obj.flag(*t))
 }
 
-/// [`usages_conflict`] as an error, outside the legacy rules.
+/// Whether what a key wraps, or unwraps, may be sensitive keys: a secret key nobody outside the
+/// token knows (generated here and never extractable) or that the Security Officer trusts, and the
+/// private key of a pair generated here that unwraps and was sensitive from the start (its public
+/// key may wrap sensitive keys, `services::keys`). Only such keys may wrap sensitive keys, so the
+/// key-management rules (no data usage beside a wrapping one, a kind that does not change,
+/// sensitive unwrapped keys) bind them; any other key's wrapped keys are readable anyway, and a key
+/// whose value the caller may know gains nothing from the rules.
+pub fn guarding(obj: &Object) -> bool {
+    match obj.class() {
+        CKO_SECRET_KEY => obj.flag(CKA_TRUSTED) || (obj.flag(CKA_LOCAL) && obj.flag(CKA_NEVER_EXTRACTABLE)),
+        CKO_PRIVATE_KEY => obj.flag(CKA_LOCAL) && obj.flag(CKA_ALWAYS_SENSITIVE) && obj.flag(CKA_UNWRAP),
+        _ => false,
+    }
+}
+
+/// A guarding key's kind — key-encryption key or data key — is fixed when it is made: `CKA_WRAP`
+/// and `CKA_UNWRAP` do not change afterwards (outside the legacy rules; the specification lets a
+/// token refuse a change with `CKR_ATTRIBUTE_READ_ONLY`). Were they changeable, a data key could be
+/// turned into a key-encryption key while a decryption it began is still in progress, or a
+/// key-encryption key back into a data key once it has wrapped, and the half of a key pair that
+/// unwraps could be given `CKA_DECRYPT` after its public key wrapped.
+fn kind_fixed(obj: &Object, ty: CK_ATTRIBUTE_TYPE, new: &[u8], actor: Actor) -> Result<()> {
+    let changes = WRAPPING_USAGES.contains(&ty) && obj.get(ty).unwrap_or(&[0]) != new;
+    if !actor.legacy && changes && guarding(obj) {
+        return Err(err(CKR_ATTRIBUTE_READ_ONLY));
+    }
+    Ok(())
+}
+
+/// [`usages_conflict`] of a guarding key as an error, outside the legacy rules.
 fn check_usages(obj: &Object, actor: Actor) -> Result<()> {
-    if !actor.legacy && usages_conflict(obj) {
+    if !actor.legacy && guarding(obj) && usages_conflict(obj) {
         return Err(err(CKR_TEMPLATE_INCONSISTENT));
     }
     Ok(())
@@ -575,6 +604,7 @@ pub fn apply_set(obj: &Object, template: &Template, actor: Actor) -> Result<Obje
         }
         check_value(spec.kind, v)?;
         one_way(obj, *t, v, actor)?;
+        kind_fixed(obj, *t, v, actor)?;
         new.attrs.insert(*t, v.clone());
     }
     check_usages(&new, actor)?;
@@ -611,6 +641,7 @@ pub fn apply_copy(obj: &Object, template: &Template, actor: Actor) -> Result<Obj
         // The one-way attributes may be given again with the value they have (sticky: spec
         // §4.4 footnotes 11 and 12), and may only move towards more protection.
         one_way(obj, *t, v, actor)?;
+        kind_fixed(obj, *t, v, actor)?;
         new.attrs.insert(*t, v.clone());
     }
     // Trust is the Security Officer's to give: a copy the user makes of a trusted key is an

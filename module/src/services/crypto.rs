@@ -107,10 +107,11 @@ fn check_resolved(
     legacy: bool,
 ) -> Result<()> {
     check_key(obj, mech_type, mech, usage)?;
-    // A key that both wraps and processes data (made by a build before these rules, or under the
-    // legacy rules) is used for neither, outside the legacy rules. Checked when the key is
-    // resolved: a cached key was resolved after its last change.
-    if !legacy && crate::object::template::usages_conflict(obj) {
+    // A guarding key that both wraps and processes data (made by a build before these rules, or
+    // under the legacy rules) is used for neither, outside the legacy rules. Checked when the key
+    // is resolved: a cached key was resolved after its last change.
+    use crate::object::template::{guarding, usages_conflict};
+    if !legacy && usages_conflict(obj) && guarding(obj) {
         return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     }
     if let Target::Token { token, id, .. } = target {

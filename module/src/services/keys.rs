@@ -146,16 +146,14 @@ fn without_zero_padding(bytes: &mut Vec<u8>, class: CK_OBJECT_CLASS, template: &
 
 /// Whether what `wk` wraps stays inside: nobody outside the token knows its value (a secret key
 /// generated here that was never extractable; a public key generated here with a private key that
-/// was sensitive from the start), or the Security Officer vouches for it (`CKA_TRUSTED`: a key
-/// another HSM shares, to which sensitive keys may be exported). Only such keys wrap sensitive
-/// keys: a key made from a value the caller knows would hand the wrapped key to the caller.
+/// unwraps and was sensitive from the start), or the Security Officer vouches for it
+/// (`CKA_TRUSTED`: a key another HSM shares, to which sensitive keys may be exported). Only such
+/// keys wrap sensitive keys: a key made from a value the caller knows would hand the wrapped key
+/// to the caller.
 fn contains_what_it_wraps(wk: &Object) -> bool {
-    if wk.flag(CKA_TRUSTED) {
-        return true;
-    }
     match wk.class() {
-        CKO_SECRET_KEY => wk.flag(CKA_LOCAL) && wk.flag(CKA_NEVER_EXTRACTABLE),
-        CKO_PUBLIC_KEY => wk.flag(CKA_LOCAL) && wk.flag(CKA_VENDOR_PAIR_CONTAINED),
+        CKO_SECRET_KEY => template::guarding(wk),
+        CKO_PUBLIC_KEY => wk.flag(CKA_TRUSTED) || (wk.flag(CKA_LOCAL) && wk.flag(CKA_VENDOR_PAIR_CONTAINED)),
         _ => false,
     }
 }
@@ -248,7 +246,10 @@ impl Module {
                 priv_obj.attrs.insert(CKA_PUBLIC_KEY_INFO, info.to_vec().into());
             }
         }
-        pub_obj.attrs.insert(CKA_VENDOR_PAIR_CONTAINED, bool_(priv_obj.flag(CKA_ALWAYS_SENSITIVE)));
+        // The public key keeps what it wraps when its private key guards (it unwraps and was
+        // sensitive from the start; its kind is fixed, so it never decrypts nor signs).
+        let contained = template::guarding(&priv_obj) && !self.legacy_wrapping();
+        pub_obj.attrs.insert(CKA_VENDOR_PAIR_CONTAINED, bool_(contained));
         stamp(&mut pub_obj, d.approved);
         stamp(&mut priv_obj, d.approved);
         if let Err(why) = pairwise_consistency(&pub_obj, &priv_obj) {
@@ -329,9 +330,10 @@ impl Module {
         let d = self.decide(mech, m, Function::Unwrap, &KeyInfo::of(&uk), param)?;
         let mut t = with_nested(template, &uk, CKA_UNWRAP_TEMPLATE)?.into_owned();
         let mut map = template::collect(&t)?;
-        // An unwrapped key is sensitive: what was wrapped may have been, and the wrapped form
-        // does not say. Asking for a non-sensitive one would turn unwrapping into decryption.
-        if !legacy {
+        // A key unwrapped by a guarding key or a private key is sensitive: what was wrapped may
+        // have been, and the wrapped form does not say. Asking for a non-sensitive one would
+        // turn unwrapping into decryption. (Other keys never wrapped a sensitive key.)
+        if !legacy && (template::guarding(&uk) || uk.class() == CKO_PRIVATE_KEY) {
             match map.get(&CKA_SENSITIVE) {
                 Some(v) if **v == [0] => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
                 Some(_) => {}
