@@ -42,7 +42,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Module {
     /// Initialises the module: configuration, power-on self-tests (`module_file` is the installed
     /// library, checked by the integrity test), token discovery.
-    pub fn new(module_file: Option<&std::path::Path>) -> Result<Module> {
+    pub fn new(module_file: Option<&crate::fips::integrity::Library>) -> Result<Module> {
         let cfg = Config::load().map_err(|e| {
             eprintln!("tessera: {e}");
             tracing::error!("{e}");

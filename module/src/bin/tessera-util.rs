@@ -338,7 +338,7 @@ fn run(a: &Args) -> Res<()> {
             return Err(format!("--module {}: tessera-util manages Tessera tokens only", mp.display()));
         }
     }
-    let m = Module::new(library_beside().as_deref())
+    let m = Module::new(library_beside().map(tessera_pkcs11::fips::integrity::Library::File).as_ref())
         .map_err(|e| format!("could not initialize the library ({})", rv(e)))?;
     if a.status {
         status(&m);
