@@ -5,7 +5,8 @@
 //! field: a counter in its last 8 bytes (or all of it, when it is shorter), and above a 64-bit
 //! counter random bytes chosen when the process first used the key. The counter belongs to the
 //! key material, not to one key object: token and session keys with the same value — a key and
-//! its copies, unwrapped or imported twins — draw from one counter kept in the token's store,
+//! its copies, unwrapped or imported twins — draw from one counter (one for 64-bit counters, one
+//! for shorter ones) kept in the token's store,
 //! reserved in blocks written to disk before use, and kept ahead of a restored older database
 //! (see `Token::next_iv_counter` and `Db::reserve_iv_block`). So a counter IV never repeats for a
 //! key value on one token, across sessions, processes, restarts and crashes. A message goes in one call
@@ -132,8 +133,8 @@ impl Module {
             CKG_GENERATE_COUNTER => {
                 let value = op.key.get(CKA_VALUE).ok_or(err(CKR_KEY_HANDLE_INVALID))?;
                 let room = IV_BYTES - fixed;
-                // A 64-bit counter starts a random distance on in each process (see
-                // `Token::next_iv_counter`); a shorter one has no values to spare.
+                // A 64-bit counter and a shorter one are kept apart (see
+                // `Token::next_iv_counter`).
                 let (counter, high) = s.token.next_iv_counter(value, room >= 8)?;
                 if room < 8 && counter >> (room * 8) != 0 {
                     tracing::error!("the IV counter of a GCM key is exhausted");

@@ -53,9 +53,10 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE iv_space (kid BLOB PRIMARY KEY, next INTEGER NOT NULL);",
 ];
 
-/// File name, inside a token's directory, of the highest GCM counter value any key of the token
-/// has reserved (8 bytes, little-endian; see [`Db::reserve_iv_block`]).
-pub const IV_RESERVED_FILE: &str = "iv-reserved";
+/// Directory, inside a token's directory, of the end of the last block of GCM counter values
+/// reserved for each key material: one file per IV space, named by its name in hexadecimal,
+/// holding 8 bytes, little-endian (see [`Db::reserve_iv_block`]).
+pub const IV_RESERVED_DIR: &str = "iv-reserved";
 
 /// The token's own row.
 #[derive(Clone, Debug)]
@@ -433,14 +434,16 @@ impl Db {
     /// values are left unused before the block.
     ///
     /// The block starts above every value the key material's row, the rows of the unique IDs
-    /// counted before (`iv_counter`) and the `iv-reserved` file beside the database have seen, so
-    /// no value is handed out twice for this token: not to a copy of the key, nor after the
-    /// database is restored from an older copy (the file stays ahead of it). Both are written
-    /// before the values are used, the file flushed to disk within the transaction; a crash at
-    /// any point leaves values unused, never used twice.
+    /// counted before (`iv_counter`) and the key material's file in `iv-reserved/` beside the
+    /// database have seen, so no value is handed out twice for this token: not to a copy of the
+    /// key, nor after the database is restored from an older copy (the file stays ahead of it).
+    /// Both are written before the values are used, the file flushed to disk within the
+    /// transaction; a crash at any point leaves values unused, never used twice.
     pub fn reserve_iv_block(&mut self, kid: &[u8], n: u64, skip: u64) -> Result<u64> {
         use std::os::unix::fs::FileExt;
-        let path = self.dir.join(IV_RESERVED_FILE);
+        let token_dir = self.dir.clone();
+        let dir = token_dir.join(IV_RESERVED_DIR);
+        let path = dir.join(kid.iter().map(|b| format!("{b:02x}")).collect::<String>());
         let failed = |e: std::io::Error| {
             tracing::error!("token store {}: {e}", path.display());
             rusqlite::Error::ToSqlConversionFailure(Box::new(e))
@@ -449,13 +452,20 @@ impl Db {
             let own: i64 =
                 tx.query_row("SELECT next FROM iv_space WHERE kid = ?1", [kid], |r| r.get(0)).optional()?.unwrap_or(0);
             let before: i64 = tx.query_row("SELECT COALESCE(MAX(next), 0) FROM iv_counter", [], |r| r.get(0))?;
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(failed)?;
+            let open = || std::fs::OpenOptions::new().read(true).write(true).open(&path);
+            let file = match open() {
+                Ok(f) => f,
+                // The first block of this key material: the new file's name is flushed too.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&dir).map_err(failed)?;
+                    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+                    let f = f.map_err(failed)?;
+                    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(failed)?;
+                    std::fs::File::open(&token_dir).and_then(|d| d.sync_all()).map_err(failed)?;
+                    f
+                }
+                Err(e) => return Err(failed(e)),
+            };
             let mut b = [0u8; 8];
             let reserved = match file.read_exact_at(&mut b, 0) {
                 Ok(()) => u64::from_le_bytes(b),
