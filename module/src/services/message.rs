@@ -45,7 +45,7 @@ const IV_BYTES: usize = 12;
 impl MessageOp {
     /// The operation's key and mechanism, to work with outside the session lock.
     fn detached(&self) -> MessageOp {
-        MessageOp { mechanism: self.mechanism, key: self.key.clone(), token_key: self.token_key, part: None }
+        MessageOp { mechanism: self.mechanism, key: self.key.clone(), part: None }
     }
 }
 
@@ -87,9 +87,7 @@ impl Module {
         let m = registry().get(mech)?;
         let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
         let k = self.usable_key(&s, key, mech, m, usage)?;
-        let (target, _) = self.resolve(&s, key)?;
-        let token_key = matches!(target, super::objects::Target::Token { .. });
-        let op = MessageOp { mechanism: mech, key: k, token_key, part: None };
+        let op = MessageOp { mechanism: mech, key: k, part: None };
         if encrypt {
             ops.message_encrypt = Some(op);
         } else {
