@@ -7,6 +7,7 @@
 //! tessera-testproc [--module PATH] verify TOKEN PREFIX [--app APP]  < expected labels, one a line
 //! tessera-testproc [--module PATH] destroy TOKEN PREFIX
 //! tessera-testproc [--module PATH] setpin TOKEN NEW_PIN
+//! tessera-testproc [--module PATH] status [--chdir DIR]
 //! ```
 //!
 //! The module is `--module PATH`, else `$TESSERA_MODULE`; the token store is the one named by
@@ -27,6 +28,9 @@
 //!   with the prefix) or the problems on stderr and exits with status 1.
 //! * `destroy` destroys the objects (data objects and keys) whose label starts with PREFIX and prints how many.
 //! * `setpin` changes the user PIN (C_SetPIN) from the one it logged in with to NEW_PIN.
+//! * `status` loads the module, changes to DIR first with `--chdir` (after loading, before
+//!   `C_Initialize`), initialises it and prints `library: DESCRIPTION` and `error-state: yes|no`
+//!   (of the first slot's token). It needs no token, and logs in nowhere.
 //!
 //! Exit status: 0 success, 1 verification failure, 2 usage, 3 a PKCS#11 call failed (the message
 //! on stderr names the function and the return value, e.g. `C_Login: Pkcs11(PinIncorrect, Login)`).
@@ -50,7 +54,8 @@ const USAGE: &str = "usage: tessera-testproc [--module PATH] create TOKEN PREFIX
        tessera-testproc [--module PATH] count TOKEN PREFIX [--app APP]
        tessera-testproc [--module PATH] verify TOKEN PREFIX [--app APP]  (expected labels on stdin)
        tessera-testproc [--module PATH] destroy TOKEN PREFIX
-       tessera-testproc [--module PATH] setpin TOKEN NEW_PIN";
+       tessera-testproc [--module PATH] setpin TOKEN NEW_PIN
+       tessera-testproc [--module PATH] status [--chdir DIR]";
 
 enum Fail {
     Usage(String),
@@ -205,6 +210,22 @@ fn destroy(s: &Session, prefix: &str) -> Result<(), Fail> {
     Ok(())
 }
 
+/// The `status` command: see the top of this file.
+fn status(module: &str, chdir: Option<&str>) -> Result<(), Fail> {
+    let p = ck("loading the module", Pkcs11::new(module))?;
+    if let Some(dir) = chdir {
+        std::env::set_current_dir(dir).map_err(|e| Fail::Usage(format!("--chdir {dir}: {e}")))?;
+    }
+    ck("C_Initialize", p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)))?;
+    let info = ck("C_GetInfo", p.get_library_info())?;
+    println!("library: {}", info.library_description());
+    let slots = ck("C_GetSlotList", p.get_all_slots())?;
+    let slot = slots.first().ok_or_else(|| Fail::Pkcs11("no slot".into()))?;
+    let flags = ck("C_GetTokenInfo", p.get_token_info(*slot))?;
+    println!("error-state: {}", if flags.error_state() { "yes" } else { "no" });
+    ck("C_Finalize", p.finalize())
+}
+
 fn run(args: &[String]) -> Result<(), Fail> {
     let mut args = args.to_vec();
     let mut module = std::env::var("TESSERA_MODULE").ok();
@@ -231,6 +252,11 @@ fn run(args: &[String]) -> Result<(), Fail> {
         false
     };
     let module = module.ok_or_else(|| Fail::Usage("no module: give --module PATH or set TESSERA_MODULE".into()))?;
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["status"] => return status(&module, None),
+        ["status", "--chdir", dir] => return status(&module, Some(dir)),
+        _ => {}
+    }
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let (p, s) = match a.as_slice() {
         [cmd, token, ..] if ["create", "count", "verify", "destroy", "setpin"].contains(cmd) => open(&module, token)?,

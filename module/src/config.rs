@@ -3,8 +3,58 @@
 //! The file is named by `TESSERA_CONF`; without it, `$XDG_CONFIG_HOME/tessera/tessera.conf`
 //! (or `~/.config/tessera/tessera.conf`) and then `/etc/tessera/tessera.conf` are read if present,
 //! and built-in defaults apply otherwise. The format is SoftHSMv2's: `key = value` lines, `#` comments.
+//!
+//! A process in secure-execution mode (the kernel's `AT_SECURE`: setuid or setgid programs, file
+//! capabilities) reads none of `TESSERA_CONF`, `TESSERA_MODE`, `HOME` or `XDG_*`: its environment
+//! was chosen by whoever started it, not by the program's owner. It reads the system configuration
+//! `/etc/tessera/tessera.conf`, and the defaults otherwise (tokens in `/var/lib/tessera/tokens`).
+//!
+//! `TESSERA_MODE` may always make the mode stricter (`approved` over a non-approved
+//! configuration); it may lower an approved configuration to `non-approved` only when that
+//! configuration says `tessera.mode_override = allow`. Otherwise the configuration is refused with
+//! a message naming both, and `C_Initialize` fails: the module never runs in the non-approved mode
+//! when its configuration says approved.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+/// The system configuration, the only one a secure-execution process reads.
+pub const SYSTEM_CONF: &str = "/etc/tessera/tessera.conf";
+
+/// The environment variables the configuration may read.
+#[derive(Clone, Debug, Default)]
+pub struct Environment {
+    /// `TESSERA_CONF`.
+    pub conf: Option<OsString>,
+    /// `TESSERA_MODE`.
+    pub mode: Option<OsString>,
+    pub home: Option<OsString>,
+    pub xdg_config_home: Option<OsString>,
+    pub xdg_data_home: Option<OsString>,
+}
+
+impl Environment {
+    /// This process's variables; none at all in a secure-execution process (see the module
+    /// documentation). Empty values count as unset.
+    pub fn of_process() -> Environment {
+        Environment::read(crate::abi::secure_execution())
+    }
+
+    /// The process's variables, or none when `secure`.
+    pub fn read(secure: bool) -> Environment {
+        if secure {
+            return Environment::default();
+        }
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        Environment {
+            conf: var("TESSERA_CONF"),
+            mode: var("TESSERA_MODE"),
+            home: var("HOME"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            xdg_data_home: var("XDG_DATA_HOME"),
+        }
+    }
+}
 
 /// Lowest PBKDF2 iteration count accepted for PIN-derived keys.
 pub const MIN_KDF_ITERATIONS: u32 = 600_000;
@@ -22,66 +72,92 @@ pub struct Config {
     pub pin_max_failures: u32,
     /// `pin.kdf_iterations`: PBKDF2-HMAC-SHA-256 iterations for new PIN wraps (>= 600,000).
     pub kdf_iterations: u32,
-    /// `tessera.mode`: approved or non-approved (overridden by `TESSERA_MODE`).
+    /// `tessera.mode`: approved or non-approved (overridden by `TESSERA_MODE`, see the module
+    /// documentation).
     pub mode: crate::policy::Mode,
     /// `keys.legacy_wrapping = allow`: lift Tessera's key-management rules (keys that both wrap and
     /// process data, unauthenticated wrapping mechanisms, unwrapped keys that are not sensitive) for
     /// test suites written against modules without them. Never in the approved mode.
     pub legacy_wrapping: bool,
+    /// `tessera.mode_override`: whether `TESSERA_MODE=non-approved` may lower `tessera.mode =
+    /// approved` (`allow`; `deny` by default).
+    pub mode_override: bool,
     /// Where the configuration came from, for diagnostics.
     pub source: Option<PathBuf>,
 }
 
 impl Config {
-    fn defaults() -> Config {
+    fn defaults(env: &Environment) -> Config {
         Config {
-            tokendir: default_tokendir(),
+            tokendir: default_tokendir(env),
             log_level: "ERROR".into(),
             removable: false,
             pin_max_failures: 10,
             kdf_iterations: MIN_KDF_ITERATIONS,
             mode: crate::policy::Mode::NonApproved,
             legacy_wrapping: false,
+            mode_override: false,
             source: None,
         }
     }
 
-    /// Reads the configuration the environment points at; `TESSERA_MODE` overrides the mode.
+    /// Reads the configuration this process's environment points at (see the module
+    /// documentation); `TESSERA_MODE` overrides the mode where it may.
     pub fn load() -> Result<Config, String> {
-        let mut cfg = Config::load_file()?;
-        if let Some(m) = std::env::var_os("TESSERA_MODE").filter(|m| !m.is_empty()) {
+        Config::load_from(&Environment::of_process())
+    }
+
+    /// [`Config::load`] with the given environment.
+    pub fn load_from(env: &Environment) -> Result<Config, String> {
+        let mut cfg = Config::load_file(env)?;
+        if let Some(m) = &env.mode {
             let m = m.to_string_lossy();
-            cfg.mode = crate::policy::Mode::parse(&m)
+            let wanted = crate::policy::Mode::parse(&m)
                 .ok_or_else(|| format!("TESSERA_MODE={m}: expected approved or non-approved"))?;
+            if cfg.mode == crate::policy::Mode::Approved && wanted != cfg.mode && !cfg.mode_override {
+                let from = cfg.source.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                return Err(format!(
+                    "TESSERA_MODE={m} refused: the configuration {from} sets tessera.mode = approved and does \
+                     not allow the environment to lower it (tessera.mode_override = allow); the module does not start"
+                ));
+            }
+            cfg.mode = wanted;
         }
         Ok(cfg)
     }
 
-    fn load_file() -> Result<Config, String> {
-        if let Some(path) = std::env::var_os("TESSERA_CONF") {
-            let path = PathBuf::from(path);
-            return Config::from_file(&path);
+    fn load_file(env: &Environment) -> Result<Config, String> {
+        if let Some(path) = &env.conf {
+            return Config::from_file_in(Path::new(path), env);
         }
-        for path in default_conf_paths() {
+        for path in default_conf_paths(env) {
             if path.exists() {
-                return Config::from_file(&path);
+                return Config::from_file_in(&path, env);
             }
         }
-        Ok(Config::defaults())
+        Ok(Config::defaults(env))
     }
 
     /// Reads one configuration file; every unknown or malformed line is an error naming the line.
     pub fn from_file(path: &Path) -> Result<Config, String> {
+        Config::from_file_in(path, &Environment::of_process())
+    }
+
+    fn from_file_in(path: &Path, env: &Environment) -> Result<Config, String> {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read configuration {}: {e}", path.display()))?;
-        let mut cfg = Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut cfg = Config::parse_in(&text, env).map_err(|e| format!("{}: {e}", path.display()))?;
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
 
     /// Parses configuration text.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let mut cfg = Config::defaults();
+        Config::parse_in(text, &Environment::of_process())
+    }
+
+    fn parse_in(text: &str, env: &Environment) -> Result<Config, String> {
+        let mut cfg = Config::defaults(env);
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -131,6 +207,11 @@ impl Config {
                         _ => return Err(bad("expected allow or deny")),
                     }
                 }
+                "tessera.mode_override" => match value {
+                    "allow" => cfg.mode_override = true,
+                    "deny" => cfg.mode_override = false,
+                    _ => return Err(bad("expected allow or deny")),
+                },
                 _ => return Err(format!("line {}: unknown key `{key}`", n + 1)),
             }
         }
@@ -146,29 +227,26 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
-}
-
-fn default_conf_paths() -> Vec<PathBuf> {
+fn default_conf_paths(env: &Environment) -> Vec<PathBuf> {
     let mut v = Vec::new();
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+    if let Some(x) = &env.xdg_config_home {
         v.push(PathBuf::from(x).join("tessera/tessera.conf"));
-    } else if let Some(h) = home() {
-        v.push(h.join(".config/tessera/tessera.conf"));
+    } else if let Some(h) = &env.home {
+        v.push(PathBuf::from(h).join(".config/tessera/tessera.conf"));
     }
-    v.push(PathBuf::from("/etc/tessera/tessera.conf"));
+    v.push(PathBuf::from(SYSTEM_CONF));
     v
 }
 
 /// The per-user default token directory: `$XDG_DATA_HOME/tessera/tokens`, else
-/// `~/.local/share/tessera/tokens`, else `/var/lib/tessera/tokens`.
-pub fn default_tokendir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+/// `~/.local/share/tessera/tokens`, else (and always in a secure-execution process)
+/// `/var/lib/tessera/tokens`.
+pub fn default_tokendir(env: &Environment) -> PathBuf {
+    if let Some(x) = &env.xdg_data_home {
         return PathBuf::from(x).join("tessera/tokens");
     }
-    match home() {
-        Some(h) => h.join(".local/share/tessera/tokens"),
+    match &env.home {
+        Some(h) => PathBuf::from(h).join(".local/share/tessera/tokens"),
         None => PathBuf::from("/var/lib/tessera/tokens"),
     }
 }
@@ -197,5 +275,57 @@ mod tests {
         assert!(Config::parse("slots.removable = maybe").is_err());
         assert!(Config::parse("tessera.mode = lax").is_err());
         assert_eq!(Config::parse("tessera.mode = approved").unwrap().mode, crate::policy::Mode::Approved);
+        assert!(Config::parse("tessera.mode_override = maybe").is_err());
+    }
+
+    /// A configuration file and an environment that names it.
+    fn conf(text: &str) -> (tempfile::TempDir, Environment) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.conf"), text).unwrap();
+        let env = Environment { conf: Some(dir.path().join("t.conf").into()), ..Default::default() };
+        (dir, env)
+    }
+
+    #[test]
+    fn the_environment_lowers_an_approved_mode_only_when_the_configuration_allows_it() {
+        use crate::policy::Mode::*;
+        let with_mode = |text: &str, mode: Option<&str>| {
+            let (_d, mut env) = conf(text);
+            env.mode = mode.map(Into::into);
+            Config::load_from(&env).map(|c| c.mode)
+        };
+        let e = with_mode("tessera.mode = approved", Some("non-approved")).unwrap_err();
+        assert!(e.contains("TESSERA_MODE=non-approved refused") && e.contains("tessera.mode_override = allow"), "{e}");
+        let e = with_mode("tessera.mode = approved\ntessera.mode_override = deny", Some("non-approved"));
+        assert!(e.is_err());
+        let allowed = "tessera.mode = approved\ntessera.mode_override = allow";
+        assert_eq!(with_mode(allowed, Some("non-approved")), Ok(NonApproved));
+        assert_eq!(with_mode("tessera.mode = approved", Some("approved")), Ok(Approved));
+        assert_eq!(with_mode("tessera.mode = approved", None), Ok(Approved));
+        // Stricter is always allowed.
+        assert_eq!(with_mode("tessera.mode = non-approved", Some("approved")), Ok(Approved));
+        assert_eq!(with_mode("", Some("approved")), Ok(Approved));
+        assert_eq!(with_mode("", Some("non-approved")), Ok(NonApproved));
+        assert!(with_mode("", Some("lax")).is_err());
+    }
+
+    #[test]
+    fn a_secure_execution_process_reads_no_environment() {
+        let open = Environment {
+            conf: Some("/nonexistent/t.conf".into()),
+            mode: Some("lax".into()),
+            home: Some("/home/x".into()),
+            xdg_config_home: Some("/xdg/config".into()),
+            xdg_data_home: Some("/xdg/data".into()),
+        };
+        // What a secure-execution process sees, whatever its environment holds.
+        let secure = Environment::read(true);
+        assert_eq!(open.conf.as_deref(), Some(std::ffi::OsStr::new("/nonexistent/t.conf")));
+        assert!(Config::load_from(&open).is_err(), "an ordinary process reads TESSERA_CONF");
+        assert_eq!(default_tokendir(&open), PathBuf::from("/xdg/data/tessera/tokens"));
+        assert_eq!(default_conf_paths(&open)[0], PathBuf::from("/xdg/config/tessera/tessera.conf"));
+        assert!(secure.conf.is_none() && secure.mode.is_none() && secure.home.is_none());
+        assert_eq!(default_tokendir(&secure), PathBuf::from("/var/lib/tessera/tokens"));
+        assert_eq!(default_conf_paths(&secure), vec![PathBuf::from(SYSTEM_CONF)]);
     }
 }

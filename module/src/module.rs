@@ -9,7 +9,6 @@ use crate::slots::Slots;
 use crate::store::seal::KekCache;
 use crate::token::PinPolicy;
 use cryptoki_sys::*;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -30,8 +29,6 @@ pub struct Module {
     pub sessions: crate::session_table::SessionTable,
     next_session: AtomicU64,
     pub handles: HandleTable,
-    /// IV counters of session keys (they never leave this process), by `CKA_UNIQUE_ID`.
-    pub session_counters: Mutex<HashMap<Vec<u8>, u64>>,
 }
 
 /// Locks a mutex, ignoring poisoning: a panic in one call must not wedge every later one.
@@ -42,7 +39,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Module {
     /// Initialises the module: configuration, power-on self-tests (`module_file` is the installed
     /// library, checked by the integrity test), token discovery.
-    pub fn new(module_file: Option<&std::path::Path>) -> Result<Module> {
+    pub fn new(module_file: Option<&crate::fips::integrity::Library>) -> Result<Module> {
         let cfg = Config::load().map_err(|e| {
             eprintln!("tessera: {e}");
             tracing::error!("{e}");
@@ -72,7 +69,6 @@ impl Module {
             sessions: Default::default(),
             next_session: AtomicU64::new(1),
             handles: HandleTable::default(),
-            session_counters: Mutex::new(HashMap::new()),
             kek,
             cfg,
         };

@@ -83,8 +83,6 @@ pub struct CipherOp {
 pub struct MessageOp {
     pub mechanism: CK_MECHANISM_TYPE,
     pub key: std::sync::Arc<crate::object::Object>,
-    /// Where the key's IV counter lives: its token, for token keys.
-    pub token_key: bool,
     /// The message being processed in parts (`C_EncryptMessageBegin` … `C_EncryptMessageNext`
     /// with `CKF_END_OF_MESSAGE`), if any.
     pub part: Option<MessagePart>,

@@ -50,7 +50,7 @@ pub fn get() -> Result<ModuleRef> {
 }
 
 /// `C_Initialize`; `module_file` is the installed library, for the integrity test.
-pub fn initialize(module_file: Option<&std::path::Path>) -> Result<()> {
+pub fn initialize(module_file: Option<&crate::fips::integrity::Library>) -> Result<()> {
     let _g = INIT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(old) = MODULE.load_full() {
         if old.generation == generation() {

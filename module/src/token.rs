@@ -60,8 +60,8 @@ pub struct Token {
     policy: PinPolicy,
     /// Sessions of this process open on the token: (all, read-write).
     pub open_sessions: (std::sync::atomic::AtomicUsize, std::sync::atomic::AtomicUsize),
-    /// IV counter values reserved by this process, per key: (next, end).
-    counters: Mutex<HashMap<Vec<u8>, (u64, u64)>>,
+    /// GCM invocation counter values reserved by this process, per key material.
+    counters: Mutex<HashMap<Vec<u8>, IvBlock>>,
     /// The store's change counter, read without any lock (see `store::Changes`).
     changes: Option<crate::store::Changes>,
     /// The counter value the view was last brought up to date at; `u64::MAX` when the view must
@@ -70,6 +70,17 @@ pub struct Token {
     /// Moves on whenever the view's objects change: sessions keep token keys they resolved while
     /// it stays (`session::KeyCache`).
     view_gen: std::sync::atomic::AtomicU64,
+}
+
+/// GCM invocation counter values of one key material reserved by this process: the next one and
+/// the end of the block, and the random bytes that fill an IV's room above a 64-bit counter,
+/// chosen when this process first used the key material.
+struct IvBlock {
+    next: u64,
+    end: u64,
+    high: [u8; 4],
+    /// Blocks reserved so far.
+    blocks: u32,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -438,19 +449,55 @@ impl Token {
         obj.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec()
     }
 
-    /// The next value of a token key's IV counter (persisted: unique across sessions, processes
-    /// and restarts). Values are reserved from the store in blocks.
-    pub fn next_counter(&self, key_uid: &[u8]) -> Result<u64> {
-        const BLOCK: u64 = 256;
+    /// The name of a key material's GCM IV space on this token: HMAC-SHA-256 keyed with the key
+    /// value over a fixed label, the kind of counter (`wide`: 64 bits) and the token's unique ID.
+    /// Every copy of the key (copied, unwrapped again, imported again, a session key with the same
+    /// value) has the same; the name shows nothing of the value.
+    fn iv_space(&self, key_value: &[u8], wide: bool) -> Vec<u8> {
+        use aws_lc_rs::hmac;
+        let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, key_value));
+        ctx.update(b"Tessera GCM invocation counter, v1");
+        ctx.update(if wide { b"64" } else { b"32" });
+        ctx.update(&self.uid);
+        ctx.sign().as_ref().to_vec()
+    }
+
+    /// The next value of the GCM invocation counter of a key material (token or session key with
+    /// this value), unique on this token across copies of the key, sessions, processes, restarts
+    /// and a restored older database (see `Db::reserve_iv_block`), with the random bytes this
+    /// process puts above a 64-bit counter. Values are reserved in blocks, each written to disk
+    /// before its first value is used.
+    ///
+    /// A `wide` (64-bit) counter and a narrower one (32 to 56 bits, the caller's fixed field
+    /// taking the rest) are two counters: a wide one reserves 2^16 values at a time, and the
+    /// first block this process reserves starts a random distance (below 2^32) past the last
+    /// value reserved, so two processes that start from the same state (the token directory
+    /// restored whole, the same key on two tokens) stay apart unless their distances fall within
+    /// each other's blocks. A narrow one has few values to spare: 256 at first, twice as many
+    /// with each further block of the process up to 2^14 (a short-lived process leaves few
+    /// unused, a busy one writes to disk seldom), no distance.
+    pub fn next_iv_counter(&self, key_value: &[u8], wide: bool) -> Result<(u64, [u8; 4])> {
+        let kid = self.iv_space(key_value, wide);
         let mut c = lock(&self.counters);
-        let entry = c.entry(key_uid.to_vec()).or_insert((0, 0));
-        if entry.0 == entry.1 {
-            let start = lock(&self.db).reserve_counter(key_uid, BLOCK)?;
-            *entry = (start, start + BLOCK);
+        if !c.contains_key(&kid) {
+            let mut high = [0u8; 4];
+            high.copy_from_slice(&seal::random_bytes(4)?);
+            c.insert(kid.clone(), IvBlock { next: 0, end: 0, high, blocks: 0 });
         }
-        let v = entry.0;
-        entry.0 += 1;
-        Ok(v)
+        let entry = c.get_mut(&kid).ok_or(err(CKR_GENERAL_ERROR))?;
+        if entry.next == entry.end {
+            let distance = match entry.blocks == 0 && wide {
+                true => u32::from_be_bytes(seal::random_bytes(4)?.try_into().map_err(|_| err(CKR_GENERAL_ERROR))?),
+                false => 0,
+            };
+            let block: u64 = if wide { 1 << 16 } else { 256 << entry.blocks.min(6) };
+            let start = lock(&self.db).reserve_iv_block(&kid, block, distance.into())?;
+            (entry.next, entry.end) = (start, start + block);
+            entry.blocks = entry.blocks.saturating_add(1);
+        }
+        let v = entry.next;
+        entry.next += 1;
+        Ok((v, entry.high))
     }
 
     /// Stores a new token object in one transaction; returns its id.

@@ -28,21 +28,34 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
             }
         }
         install_fork_handler()?;
-        crate::state::initialize(library_path().as_deref())
+        crate::state::initialize(Some(&loaded_library()))
     })
 }
 
-/// The file this library was loaded from (for the integrity test).
-fn library_path() -> Option<std::path::PathBuf> {
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+/// The file this library was loaded from, for the integrity test: the kernel's record of the
+/// mapping that holds this code (absolute, right after a `chdir` or a rename). Without `/proc`,
+/// the loader's name for the library, if it is absolute (a relative one depends on the directory
+/// the process was in when it loaded the library, which may have changed since).
+fn loaded_library() -> crate::fips::integrity::Library {
+    use crate::fips::integrity::Library;
     let addr = C_Initialize as *const c_void;
+    let mapped = crate::fips::integrity::locate(addr as usize);
+    if !matches!(&mapped, Library::Unknown(_)) || std::path::Path::new("/proc/self").exists() {
+        return mapped;
+    }
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads the loader's tables and fills `info`.
     if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
+        return mapped;
     }
     // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    Some(std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes())))
+    let path = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()));
+    if path.is_absolute() {
+        Library::File(path)
+    } else {
+        Library::Unknown(format!("{}: the library's path is relative and /proc is not mounted", path.display()))
+    }
 }
 
 extern "C" fn after_fork_in_child() {

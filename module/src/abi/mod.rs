@@ -307,3 +307,11 @@ pub unsafe fn mechanism(p: *const CK_MECHANISM, function: CK_FLAGS) -> Result<(C
     }
     Ok((m.mechanism, params::convert(m.mechanism, m.pParameter as *const std::ffi::c_void, m.ulParameterLen)?))
 }
+
+/// Whether this process runs in secure-execution mode: the kernel's `AT_SECURE` auxiliary value,
+/// set for setuid and setgid programs and programs with file capabilities, whose environment
+/// the configuration then must not trust (see `config`).
+pub fn secure_execution() -> bool {
+    // SAFETY: getauxval reads the process's auxiliary vector; it has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}

@@ -109,16 +109,38 @@ fn rv(e: tessera_pkcs11::error::Error) -> String {
     format!("rv={:#x} {name}", e.rv())
 }
 
-fn prompt(what: &str) -> Res<String> {
-    print!("=== {what} (4-255 characters) ===\nPlease enter {what}: ");
-    std::io::stdout().flush().ok();
-    let mut s = String::new();
-    std::io::stdin().read_line(&mut s).map_err(|e| e.to_string())?;
-    let s = s.trim_end_matches(['\r', '\n']).to_string();
-    if s.is_empty() {
+/// Reads one PIN: from the terminal without echo when standard input is one, else a line of
+/// standard input (a script's pipe).
+fn read_pin(prompt: &str) -> Res<String> {
+    use std::io::IsTerminal;
+    let s = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the PIN from the terminal: {e}"))?
+    } else {
+        print!("{prompt}");
+        std::io::stdout().flush().ok();
+        let mut s = String::new();
+        std::io::stdin().read_line(&mut s).map_err(|e| e.to_string())?;
+        println!();
+        s
+    };
+    Ok(s.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Asks for a PIN not given on the command line. A PIN being set (`confirm`) is asked twice, and
+/// two different answers are refused, as `softhsm2-util` asks.
+fn prompt(what: &str, confirm: bool) -> Res<String> {
+    say!("=== {what} (4-255 characters) ===");
+    let pin = zeroize::Zeroizing::new(read_pin(&format!("Please enter {what}: "))?);
+    if pin.is_empty() {
         return Err(format!("no {what} given"));
     }
-    Ok(s)
+    if confirm {
+        let again = zeroize::Zeroizing::new(read_pin(&format!("Please reenter {what}: "))?);
+        if *again != *pin {
+            return Err(format!("the entered {what}s are not equal"));
+        }
+    }
+    Ok(pin.to_string())
 }
 
 /// Finds the slot of the token named by --slot, --token or --serial (or the free slot with --free).
@@ -182,11 +204,11 @@ fn init_token(m: &Module, a: &Args) -> Res<()> {
     let slot = find_slot(m, a)?;
     let so_pin = match &a.so_pin {
         Some(p) => p.clone(),
-        None => prompt("SO PIN")?,
+        None => prompt("SO PIN", true)?,
     };
     let pin = match &a.pin {
         Some(p) => p.clone(),
-        None => prompt("user PIN")?,
+        None => prompt("user PIN", true)?,
     };
     for p in [&so_pin, &pin] {
         if !(4..=255).contains(&p.len()) {
@@ -244,7 +266,7 @@ fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
     let slot = find_slot(m, a)?;
     let pin = match &a.pin {
         Some(p) => p.clone(),
-        None => prompt("user PIN")?,
+        None => prompt("user PIN", false)?,
     };
     let data = std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
     let s = m.open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION).map_err(rv)?;
@@ -340,7 +362,7 @@ fn run(a: &Args) -> Res<()> {
             return Err(format!("--module {}: tessera-util manages Tessera tokens only", mp.display()));
         }
     }
-    let m = Module::new(library_beside().as_deref())
+    let m = Module::new(library_beside().map(tessera_pkcs11::fips::integrity::Library::File).as_ref())
         .map_err(|e| format!("could not initialize the library ({})", rv(e)))?;
     if a.status {
         status(&m);
@@ -361,7 +383,14 @@ fn run(a: &Args) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    let a = Args::parse();
+    // A bad command line exits with 1, as every other failure does (clap's own status is 2).
+    let a = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        }
+    };
     match run(&a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

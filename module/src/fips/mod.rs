@@ -5,7 +5,6 @@
 pub mod integrity;
 pub mod kat;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The outcome of the power-on self-tests.
@@ -24,7 +23,7 @@ pub struct PostReport {
 
 /// Runs every power-on self-test. `module_file` is the installed library (absent when the core
 /// runs inside `tessera-util`); `require_seal` makes a missing integrity value a failure.
-pub fn power_on_self_tests(module_file: Option<&Path>, require_seal: bool) -> PostReport {
+pub fn power_on_self_tests(module_file: Option<&integrity::Library>, require_seal: bool) -> PostReport {
     let start = Instant::now();
     let mut results = Vec::new();
     let mut phases = Vec::new();

@@ -1,7 +1,15 @@
 //! Message-based encryption (spec §5.11, PKCS#11 3.0): AES-GCM with per-message parameters,
-//! where the token can generate the IV (`CKG_GENERATE_COUNTER`, `CKG_GENERATE_RANDOM`). A counter
-//! IV never repeats for a key: token keys keep their counter in the store (reserved in blocks, so
-//! across sessions, processes and restarts), session keys in the module. A message goes in one call
+//! where the token can generate the IV (`CKG_GENERATE_COUNTER`, `CKG_GENERATE_RANDOM`).
+//!
+//! A counter IV is the caller's fixed field (`ulIvFixedBits`) followed by the token's invocation
+//! field: a counter in its last 8 bytes (or all of it, when it is shorter), and above a 64-bit
+//! counter random bytes chosen when the process first used the key. The counter belongs to the
+//! key material, not to one key object: token and session keys with the same value — a key and
+//! its copies, unwrapped or imported twins — draw from one counter (one for 64-bit counters, one
+//! for shorter ones) kept in the token's store,
+//! reserved in blocks written to disk before use, and kept ahead of a restored older database
+//! (see `Token::next_iv_counter` and `Db::reserve_iv_block`). So a counter IV never repeats for a
+//! key value on one token, across sessions, processes, restarts and crashes. A message goes in one call
 //! (`C_EncryptMessage`) or in parts (`C_EncryptMessageBegin`, then `C_EncryptMessageNext` until
 //! the part flagged `CKF_END_OF_MESSAGE`, which gives the tag).
 
@@ -37,7 +45,7 @@ const IV_BYTES: usize = 12;
 impl MessageOp {
     /// The operation's key and mechanism, to work with outside the session lock.
     fn detached(&self) -> MessageOp {
-        MessageOp { mechanism: self.mechanism, key: self.key.clone(), token_key: self.token_key, part: None }
+        MessageOp { mechanism: self.mechanism, key: self.key.clone(), part: None }
     }
 }
 
@@ -79,9 +87,7 @@ impl Module {
         let m = registry().get(mech)?;
         let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
         let k = self.usable_key(&s, key, mech, m, usage)?;
-        let (target, _) = self.resolve(&s, key)?;
-        let token_key = matches!(target, super::objects::Target::Token { .. });
-        let op = MessageOp { mechanism: mech, key: k, token_key, part: None };
+        let op = MessageOp { mechanism: mech, key: k, part: None };
         if encrypt {
             ops.message_encrypt = Some(op);
         } else {
@@ -110,19 +116,6 @@ impl Module {
         slot.take().map(|_| ()).ok_or(err(CKR_OPERATION_NOT_INITIALIZED))
     }
 
-    fn next_counter(&self, s: &Session, op: &MessageOp) -> Result<u64> {
-        let uid = op.key.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec();
-        if op.token_key {
-            s.token.next_counter(&uid)
-        } else {
-            let mut c = lock(&self.session_counters);
-            let v = c.entry(uid).or_insert(0);
-            let out = *v;
-            *v += 1;
-            Ok(out)
-        }
-    }
-
     /// Makes the IV of one message as the parameters ask.
     fn message_iv(&self, s: &Session, op: &MessageOp, p: &GcmMessage) -> Result<Vec<u8>> {
         if p.generator == CKG_NO_GENERATE {
@@ -136,8 +129,11 @@ impl Module {
         let mut iv = p.iv.clone();
         match p.generator {
             CKG_GENERATE_COUNTER => {
-                let counter = self.next_counter(s, op)?;
+                let value = op.key.get(CKA_VALUE).ok_or(err(CKR_KEY_HANDLE_INVALID))?;
                 let room = IV_BYTES - fixed;
+                // A 64-bit counter and a shorter one are kept apart (see
+                // `Token::next_iv_counter`).
+                let (counter, high) = s.token.next_iv_counter(value, room >= 8)?;
                 if room < 8 && counter >> (room * 8) != 0 {
                     tracing::error!("the IV counter of a GCM key is exhausted");
                     return Err(err(CKR_FUNCTION_FAILED));
@@ -145,9 +141,7 @@ impl Module {
                 let bytes = counter.to_be_bytes();
                 let take = room.min(8);
                 iv[IV_BYTES - take..].copy_from_slice(&bytes[8 - take..]);
-                for b in &mut iv[fixed..IV_BYTES - take] {
-                    *b = 0;
-                }
+                iv[fixed..IV_BYTES - take].copy_from_slice(&high[..room - take]);
             }
             // CKG_GENERATE leaves the method to the token: random, as for CKG_GENERATE_RANDOM.
             CKG_GENERATE | CKG_GENERATE_RANDOM => {

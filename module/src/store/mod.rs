@@ -48,7 +48,15 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE token ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
     // 3: invocation counters of keys whose GCM IVs the token generates (never reused).
     "CREATE TABLE iv_counter (uid BLOB PRIMARY KEY, next INTEGER NOT NULL);",
+    // 4: the same, per key material (see `Db::reserve_iv_block`); iv_counter stays for the
+    // values handed out before.
+    "CREATE TABLE iv_space (kid BLOB PRIMARY KEY, next INTEGER NOT NULL);",
 ];
+
+/// Directory, inside a token's directory, of the end of the last block of GCM counter values
+/// reserved for each key material: one file per IV space, named by its name in hexadecimal,
+/// holding 8 bytes, little-endian (see [`Db::reserve_iv_block`]).
+pub const IV_RESERVED_DIR: &str = "iv-reserved";
 
 /// The token's own row.
 #[derive(Clone, Debug)]
@@ -421,19 +429,67 @@ impl Db {
         })
     }
 
-    /// Reserves `n` consecutive values of a key's IV counter for this process, in one
-    /// transaction, and returns the first. A process that dies leaves its unused values unused:
-    /// no value is ever handed out twice.
-    pub fn reserve_counter(&mut self, uid: &[u8], n: u64) -> Result<u64> {
-        let next: i64 = self.write(|tx| {
-            tx.execute("INSERT OR IGNORE INTO iv_counter (uid, next) VALUES (?1, 0)", params![uid])?;
-            tx.query_row(
-                "UPDATE iv_counter SET next = next + ?2 WHERE uid = ?1 RETURNING next - ?2",
-                params![uid, n as i64],
-                |r| r.get(0),
-            )
+    /// Reserves `n` consecutive values of a GCM invocation counter for this process and returns
+    /// the first; `kid` names the key material's IV space (see `Token::next_iv_counter`), `skip`
+    /// values are left unused before the block.
+    ///
+    /// The block starts above every value the key material's row, the rows of the unique IDs
+    /// counted before (`iv_counter`) and the key material's file in `iv-reserved/` beside the
+    /// database have seen, so no value is handed out twice for this token: not to a copy of the
+    /// key, nor after the database is restored from an older copy (the file stays ahead of it).
+    /// Both are written before the values are used, the file flushed to disk within the
+    /// transaction; a crash at any point leaves values unused, never used twice.
+    pub fn reserve_iv_block(&mut self, kid: &[u8], n: u64, skip: u64) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let token_dir = self.dir.clone();
+        let dir = token_dir.join(IV_RESERVED_DIR);
+        let path = dir.join(kid.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let failed = |e: std::io::Error| {
+            tracing::error!("token store {}: {e}", path.display());
+            rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+        };
+        let start = self.write(|tx| {
+            let own: i64 =
+                tx.query_row("SELECT next FROM iv_space WHERE kid = ?1", [kid], |r| r.get(0)).optional()?.unwrap_or(0);
+            let before: i64 = tx.query_row("SELECT COALESCE(MAX(next), 0) FROM iv_counter", [], |r| r.get(0))?;
+            let open = || std::fs::OpenOptions::new().read(true).write(true).open(&path);
+            let file = match open() {
+                Ok(f) => f,
+                // The first block of this key material: the new file's name is flushed too.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(&dir).map_err(failed)?;
+                    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+                    let f = f.map_err(failed)?;
+                    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(failed)?;
+                    std::fs::File::open(&token_dir).and_then(|d| d.sync_all()).map_err(failed)?;
+                    f
+                }
+                Err(e) => return Err(failed(e)),
+            };
+            let mut b = [0u8; 8];
+            let reserved = match file.read_exact_at(&mut b, 0) {
+                Ok(()) => u64::from_le_bytes(b),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(failed(e)),
+            };
+            let start = [own.max(0) as u64, before.max(0) as u64, reserved]
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+                .checked_add(skip)
+                .filter(|s| s.checked_add(n).is_some_and(|e| e <= i64::MAX as u64));
+            let Some(start) = start else {
+                return Err(failed(std::io::Error::other("the GCM invocation counter is exhausted")));
+            };
+            let end = start + n;
+            tx.execute(
+                "INSERT INTO iv_space (kid, next) VALUES (?1, ?2) ON CONFLICT (kid) DO UPDATE SET next = ?2",
+                params![kid, end as i64],
+            )?;
+            file.write_all_at(&end.to_le_bytes(), 0).and_then(|_| file.sync_data()).map_err(failed)?;
+            Ok(start)
         })?;
-        Ok(next as u64)
+        Ok(start)
     }
 
     /// Deletes an object; false if it was already gone.
