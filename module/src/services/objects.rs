@@ -319,7 +319,9 @@ impl Module {
                 if !token.is_complete(id) {
                     return Err(err(CKR_USER_NOT_LOGGED_IN));
                 }
-                token.update(id, new)
+                // Applied again to the object as stored, inside the store's transaction: a
+                // concurrent change made since it was read is kept, never overwritten.
+                token.modify(id, |current| template::apply_set(current, template, Self::actor(&s)))
             }
             Target::Session { owner, token, .. } => {
                 self.handles.write().map.insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
