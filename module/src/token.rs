@@ -59,7 +59,30 @@ struct View {
 #[derive(Default)]
 struct Login {
     user: Option<CK_USER_TYPE>,
-    key: Option<Key256>,
+    key: Option<Arc<Keys>>,
+}
+
+/// The token key, with the key of object tags derived from it at its first use in a login.
+pub struct Keys {
+    key: Key256,
+    tag: std::sync::OnceLock<aws_lc_rs::hmac::Key>,
+}
+
+impl Keys {
+    fn new(key: Key256) -> Keys {
+        Keys { key, tag: std::sync::OnceLock::new() }
+    }
+
+    /// The tag of an object with no sealed part: HMAC-SHA-256 under a key derived from the token
+    /// key.
+    fn tag(&self, aad: &[u8]) -> Vec<u8> {
+        use aws_lc_rs::hmac;
+        let key = self.tag.get_or_init(|| {
+            let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.key[..]), b"tessera object tag key");
+            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+        });
+        hmac::sign(key, aad).as_ref().to_vec()
+    }
 }
 
 /// An initialised token.
@@ -87,6 +110,9 @@ pub struct Token {
     /// Moves on whenever the view's objects change: sessions keep token keys they resolved while
     /// it stays (`session::KeyCache`).
     view_gen: std::sync::atomic::AtomicU64,
+    /// A login of this process found nothing to re-seal, and this process has written no
+    /// untagged row since: later logins skip the check (see [`Token::reseal`]).
+    sealed: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +148,7 @@ impl Token {
             changes: crate::store::Changes::open(dir),
             seen: std::sync::atomic::AtomicU64::new(u64::MAX),
             view_gen: std::sync::atomic::AtomicU64::new(0),
+            sealed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -177,14 +204,6 @@ impl Token {
         a.push(private as u8);
         a.extend_from_slice(bound);
         a
-    }
-
-    /// The tag of an object with no sealed part: HMAC-SHA-256 under a key derived from the token
-    /// key.
-    fn tag(key: &Key256, aad: &[u8]) -> Vec<u8> {
-        use aws_lc_rs::hmac;
-        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key[..]), b"tessera object tag key");
-        hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()), aad).as_ref().to_vec()
     }
 
     fn digest(b: &[u8]) -> Vec<u8> {
@@ -263,7 +282,7 @@ impl Token {
                     if let Some(r) = db.object(id)? {
                         // An object that fails its integrity check is left out (and logged);
                         // the rest of the token stays usable.
-                        if let Ok(c) = self.decode_row(&r, key.as_ref(), row.objects_authenticated) {
+                        if let Ok(c) = self.decode_row(&r, key.as_deref(), row.objects_authenticated) {
                             objects.insert(id, c);
                         }
                     }
@@ -281,7 +300,7 @@ impl Token {
     /// stays unread. A row that fails is refused (`CKR_DEVICE_ERROR`, logged), never used as
     /// found. Rows of format 0 are accepted, the old way, only until the token's rows have been
     /// re-sealed (`authenticated`).
-    fn decode_row(&self, r: &crate::store::ObjectRow, key: Option<&Key256>, authenticated: bool) -> Result<Cached> {
+    fn decode_row(&self, r: &crate::store::ObjectRow, key: Option<&Keys>, authenticated: bool) -> Result<Cached> {
         let bad = |why: &str| {
             tracing::error!("token {}: object {} fails its integrity check ({why}); it is not used", self.serial, r.id);
             err(CKR_DEVICE_ERROR)
@@ -298,7 +317,7 @@ impl Token {
                 Some(k) => {
                     let aad =
                         if v0 { self.aad_v0(&r.uid, b"attrs") } else { self.aad(&r.uid, b"attrs", r.rev, true, &[]) };
-                    object::decode(&seal::open(k, &aad, &r.attrs).ok_or_else(|| bad("attributes"))?)?
+                    object::decode(&seal::open(&k.key, &aad, &r.attrs).ok_or_else(|| bad("attributes"))?)?
                 }
             }
         } else {
@@ -313,7 +332,7 @@ impl Token {
                     } else {
                         self.aad(&r.uid, b"secret", r.rev, r.private, &Self::digest(&r.attrs))
                     };
-                    let secret = object::decode(&seal::open(k, &aad, sealed).ok_or_else(|| bad("key material"))?)?;
+                    let secret = object::decode(&seal::open(&k.key, &aad, sealed).ok_or_else(|| bad("key material"))?)?;
                     attrs.extend(secret);
                 }
                 None => complete = false,
@@ -321,7 +340,7 @@ impl Token {
         } else if !r.private && !v0 {
             match (&r.tag, key) {
                 (Some(tag), Some(k)) => {
-                    let want = Self::tag(k, &self.aad(&r.uid, b"tag", r.rev, false, &Self::digest(&r.attrs)));
+                    let want = k.tag(&self.aad(&r.uid, b"tag", r.rev, false, &Self::digest(&r.attrs)));
                     if aws_lc_rs::constant_time::verify_slices_are_equal(&want, tag).is_err() {
                         return Err(bad("tag"));
                     }
@@ -334,8 +353,8 @@ impl Token {
                 _ => {}
             }
         }
-        let verified = key.is_some();
-        Ok(Cached { rev: r.rev, private: r.private, obj: Some(Arc::new(Object::new(attrs))), complete, verified })
+        let obj = Some(Arc::new(Object::new(attrs)));
+        Ok(Cached { rev: r.rev, private: r.private, obj, complete, verified: key.is_some() })
     }
 
     /// Makes the next access re-read the token row (after this process changed it: its own
@@ -365,7 +384,7 @@ impl Token {
     }
 
     /// The token key, when someone is logged in.
-    fn key(&self) -> Option<Key256> {
+    fn key(&self) -> Option<Arc<Keys>> {
         self.login.read().unwrap_or_else(|p| p.into_inner()).key.clone()
     }
 
@@ -385,6 +404,9 @@ impl Token {
     /// count below 600,000 is damage or tampering (`CKR_DEVICE_ERROR`); one below the configured
     /// `pin.kdf_iterations` is raised to it when the PIN proves right.
     pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<Key256> {
+        if let Some(k) = self.verify_cached(role, pin)? {
+            return Ok(k);
+        }
         let attempt = lock(&self.db).begin_attempt(role, self.policy.max_failures, crate::config::MIN_KDF_ITERATIONS);
         self.touch();
         let (wrap, count) = match attempt? {
@@ -421,13 +443,30 @@ impl Token {
         Ok(key)
     }
 
+    /// The right PIN whose key this process derived before (`KekCache`), on a PIN neither locked
+    /// nor failed since: no derivation runs, so nothing needs counting, and nothing is written
+    /// (as many logins per second as before attempts were counted). `None` sends the attempt the
+    /// counted way: a PIN not seen before, a wrong one, or a PIN with failures to take back.
+    fn verify_cached(&self, role: Role, pin: &[u8]) -> Result<Option<Key256>> {
+        let row = self.row()?;
+        let (wrap, failures) = match role {
+            Role::So => (row.so, row.so_failures),
+            Role::User => (row.user, row.user_failures),
+        };
+        let Some(wrap) = wrap else { return Ok(None) };
+        if failures > 0 || (role == Role::User && row.user_blocked) || wrap.iterations < self.policy.iterations {
+            return Ok(None);
+        }
+        Ok(seal::unwrap_cached(&self.kek, &wrap, pin, &wrap_aad(&self.uid, role)))
+    }
+
     /// Records a login (the PIN already verified).
     pub fn set_login(&self, user: CK_USER_TYPE, key: Key256) {
         {
             let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
             l.user = Some(user);
             self.who.store(user + 1, std::sync::atomic::Ordering::Release);
-            l.key = Some(key);
+            l.key = Some(Arc::new(Keys::new(key)));
         }
         // Complete objects stay cached; the next access opens the sealed ones.
         self.touch();
@@ -443,11 +482,16 @@ impl Token {
     /// every row is authenticated, and rows of the old format are refused from then on.
     fn reseal(&self) -> Result<()> {
         let Some(key) = self.key() else { return Ok(()) };
-        let mut db = lock(&self.db);
-        let authenticated = db.token()?.objects_authenticated;
-        if authenticated && db.unsealed_objects()?.is_empty() {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        if self.sealed.load(Acquire) {
             return Ok(());
         }
+        let mut db = lock(&self.db);
+        if !db.needs_reseal()? {
+            self.sealed.store(true, Release);
+            return Ok(());
+        }
+        let authenticated = db.token()?.objects_authenticated;
         let n = db.transact(|tx| {
             let mut n = 0;
             let mut failed = false;
@@ -490,7 +534,8 @@ impl Token {
     pub fn init_user_pin(&self, pin: &[u8]) -> Result<()> {
         check_new_pin(pin)?;
         let key = self.key().ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
-        let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
+        let w =
+            seal::wrap_with_pin(&self.kek, &key.key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
         lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
         self.touch();
         Ok(())
@@ -552,7 +597,7 @@ impl Token {
 
     /// Seals an object for revision `rev` of its row (see [`Token::aad`]): private attributes and
     /// key material under the token key, and a tag on a row with neither when the key is at hand.
-    fn seal_parts(&self, obj: &Object, uid: &[u8], rev: i64, key: Option<&Key256>) -> Result<Sealed> {
+    fn seal_parts(&self, obj: &Object, uid: &[u8], rev: i64, key: Option<&Keys>) -> Result<Sealed> {
         let private = obj.is_private();
         let (plain, secret) = obj.split();
         if (private || !secret.is_empty()) && key.is_none() {
@@ -560,17 +605,15 @@ impl Token {
         }
         let attrs = object::encode(&plain)?;
         let attrs = match (key, private) {
-            (Some(k), true) => seal::seal(k, &self.aad(uid, b"attrs", rev, true, &[]), &attrs)?,
+            (Some(k), true) => seal::seal(&k.key, &self.aad(uid, b"attrs", rev, true, &[]), &attrs)?,
             _ => attrs,
         };
         let (secret, tag) = match key {
             Some(k) if !secret.is_empty() => {
                 let aad = self.aad(uid, b"secret", rev, private, &Self::digest(&attrs));
-                (Some(seal::seal(k, &aad, &object::encode(&secret)?)?), None)
+                (Some(seal::seal(&k.key, &aad, &object::encode(&secret)?)?), None)
             }
-            Some(k) if !private => {
-                (None, Some(Self::tag(k, &self.aad(uid, b"tag", rev, false, &Self::digest(&attrs)))))
-            }
+            Some(k) if !private => (None, Some(k.tag(&self.aad(uid, b"tag", rev, false, &Self::digest(&attrs))))),
             _ => (None, None),
         };
         Ok(Sealed { private, attrs, secret, tag })
@@ -601,8 +644,12 @@ impl Token {
         let key = self.key();
         let mut db = lock(&self.db);
         self.refresh(&db)?;
-        let sealed = self.seal_parts(&obj, &uid, 1, key.as_ref())?;
+        let sealed = self.seal_parts(&obj, &uid, 1, key.as_deref())?;
         let id = db.insert_object(&uid, &sealed.row())?;
+        if sealed.tag.is_none() && sealed.secret.is_none() && !sealed.private {
+            // Written without the token key: the next login tags it.
+            self.sealed.store(false, std::sync::atomic::Ordering::Release);
+        }
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
         let c = Cached {
             rev: 1,
@@ -627,14 +674,14 @@ impl Token {
         let authenticated = self.view.read().unwrap_or_else(|p| p.into_inner()).row.objects_authenticated;
         let (rev, private, obj) = db.transact(|tx| {
             let r = tx.object(id)?.ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
-            let current = self.decode_row(&r, key.as_ref(), authenticated)?;
+            let current = self.decode_row(&r, key.as_deref(), authenticated)?;
             let current = match current.obj {
                 Some(o) if current.complete => o,
                 _ => return Err(err(CKR_USER_NOT_LOGGED_IN)),
             };
             let new = change(&current)?;
             let rev = r.rev + 1;
-            let sealed = self.seal_parts(&new, &r.uid, rev, key.as_ref())?;
+            let sealed = self.seal_parts(&new, &r.uid, rev, key.as_deref())?;
             if !tx.update_object(id, rev, &sealed.row())? {
                 return Err(err(CKR_OBJECT_HANDLE_INVALID));
             }

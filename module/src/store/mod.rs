@@ -57,7 +57,8 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE token ADD COLUMN user_blocked INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE token ADD COLUMN object_format INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE object ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
-     ALTER TABLE object ADD COLUMN tag BLOB;",
+     ALTER TABLE object ADD COLUMN tag BLOB;
+     CREATE INDEX object_unsealed ON object (id) WHERE format = 0 OR (NOT private AND secret IS NULL AND tag IS NULL);",
 ];
 
 /// The token's own row.
@@ -636,10 +637,16 @@ impl Db {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// The objects a login re-seals: those written before objects were authenticated (format 0)
-    /// and public ones written without the token key (no sealed part and no tag).
-    pub fn unsealed_objects(&self) -> Result<Vec<i64>> {
-        unsealed_objects(&self.conn)
+    /// Whether a login has objects to re-seal (see [`Tx::unsealed_objects`]), or the token has
+    /// yet to record that every row is authenticated. Answered from an index: a login pays no scan.
+    pub fn needs_reseal(&self) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT object_format < 1 OR EXISTS (SELECT 1 FROM object
+                 WHERE format = 0 OR (NOT private AND secret IS NULL AND tag IS NULL))
+             FROM token WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// Reads one object.
@@ -718,7 +725,8 @@ impl Tx<'_> {
         read_object(self.tx, id)
     }
 
-    /// The objects a login re-seals (see [`Db::unsealed_objects`]).
+    /// The objects a login re-seals: those written before objects were authenticated (format 0)
+    /// and public ones written without the token key (no sealed part and no tag).
     pub fn unsealed_objects(&self) -> Result<Vec<i64>> {
         unsealed_objects(self.tx)
     }
