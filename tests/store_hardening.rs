@@ -527,3 +527,157 @@ fn concurrent_attribute_changes_are_never_lost() {
     }
     assert!(lost.is_empty(), "updates lost:\n{}", lost.join("\n"));
 }
+
+/// Where the store written by the build before objects were authenticated lives (schema 3).
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v3")
+}
+
+/// Writes the fixture of [`a_store_of_the_previous_format_opens_and_is_resealed`] with the module
+/// `TESSERA_MODULE` points at (the build before objects were authenticated) into
+/// `$TESSERA_FIXTURE_OUT`. Run by hand: `cargo test --test store_hardening -- --ignored`.
+#[test]
+#[ignore]
+fn make_previous_format_fixture() {
+    let Some(out) = std::env::var_os("TESSERA_FIXTURE_OUT").map(PathBuf::from) else {
+        println!("SKIP: TESSERA_FIXTURE_OUT is not set");
+        return;
+    };
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.new_token("old-store");
+        let s = user_session(&l.p, slot);
+        aes_key(&s, "old-private", true, true);
+        aes_key(&s, "old-public", false, true);
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(b"old-data".to_vec()),
+            Attribute::Value(b"old data value".to_vec()),
+        ])
+        .expect("C_CreateObject");
+    }
+    let dir = token_dir(tokens.path());
+    store(&dir).pragma_update(None, "wal_checkpoint", "TRUNCATE").expect("checkpoint");
+    let dest = out.join(dir.file_name().unwrap());
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(dir.join("tessera.db"), dest.join("tessera.db")).unwrap();
+    println!("written {}", dest.display());
+}
+
+/// A store written by the build before objects were authenticated (schema 3; SO PIN
+/// `12345678`, user PIN `1234`) opens: its public objects before login, all of them after; the
+/// login re-seals every row, and from then on a changed or downgraded row is refused.
+#[test]
+fn a_store_of_the_previous_format_opens_and_is_resealed() {
+    let fixture = std::fs::read_dir(fixture_dir()).expect("fixture").flatten().next().expect("a token").path();
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let dir = tokens.path().join(fixture.file_name().unwrap());
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(fixture.join("tessera.db"), dir.join("tessera.db")).unwrap();
+    let version: i64 = store(&dir).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 3, "the fixture is a store of schema 3");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.slot_of("old-store");
+        let s = l.p.open_ro_session(slot).expect("C_OpenSession");
+        assert!(find(&s, "old-private").is_empty());
+        assert_eq!(find(&s, "old-public").len(), 1);
+        let d = find(&s, "old-data");
+        assert_eq!(value(&s, d[0]).as_deref(), Some(&b"old data value"[..]));
+        drop(s);
+        let s = user_session(&l.p, slot);
+        for label in ["old-private", "old-public"] {
+            let k = find(&s, label);
+            assert_eq!(k.len(), 1, "{label}");
+            assert!(flag(&s, k[0], AttributeType::Sensitive), "{label}");
+            assert_eq!(value(&s, k[0]), None, "{label}");
+            s.encrypt(&cryptoki::mechanism::Mechanism::AesCbcPad([0; 16]), k[0], b"x").expect("C_Encrypt");
+        }
+        assert_eq!(find(&s, "old-data").len(), 1);
+    }
+    {
+        let db = store(&dir);
+        let old: i64 = db.query_row("SELECT count(*) FROM object WHERE format = 0", [], |r| r.get(0)).unwrap();
+        assert_eq!(old, 0, "every row re-sealed at the login");
+        let untagged: i64 = db
+            .query_row("SELECT count(*) FROM object WHERE NOT private AND secret IS NULL AND tag IS NULL", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(untagged, 0);
+        let id = row_with(&db, b"old data value");
+        let attrs: Vec<u8> = db.query_row("SELECT attrs FROM object WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        let at = attrs.windows(14).position(|w| w == b"old data value").unwrap();
+        let mut changed = attrs.clone();
+        changed[at] = b'O';
+        db.execute("UPDATE object SET attrs = ?2 WHERE id = ?1", rusqlite::params![id, changed]).unwrap();
+        let id = row_with(&db, b"old-public");
+        db.execute("UPDATE object SET format = 0 WHERE id = ?1", [id]).unwrap();
+    }
+    let l = load_env(env_at(tokens.path(), ""));
+    let s = user_session(&l.p, l.slot_of("old-store"));
+    assert!(find(&s, "old-data").is_empty(), "a changed row after the re-sealing");
+    assert!(find(&s, "old-public").is_empty(), "a row put back to the old format");
+    assert_eq!(find(&s, "old-private").len(), 1, "the untouched row");
+}
+
+/// Public objects made in a public session carry no tag (there is no token key to make one);
+/// the next login tags them. A trusted certificate (only the SO can make one, so it is always
+/// tagged) whose tag is removed is refused, even before any login.
+#[test]
+fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.new_token("tags");
+        let so = l.p.open_rw_session(slot).expect("C_OpenSession");
+        so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+        so.create_object(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Subject(b"subject".to_vec()),
+            Attribute::Value(b"certificate".to_vec()),
+            Attribute::Label(b"trusted-cert".to_vec()),
+            Attribute::Trusted(true),
+        ])
+        .expect("C_CreateObject of a trusted certificate");
+        so.logout().expect("C_Logout");
+        drop(so);
+        let s = l.p.open_rw_session(slot).expect("C_OpenSession");
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(b"made-in-public".to_vec()),
+            Attribute::Value(b"public value".to_vec()),
+        ])
+        .expect("C_CreateObject in a public session");
+    }
+    let dir = token_dir(tokens.path());
+    let tagged = |needle: &[u8]| -> bool {
+        let db = store(&dir);
+        let id = row_with(&db, needle);
+        db.query_row("SELECT tag IS NOT NULL FROM object WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    };
+    assert!(tagged(b"trusted-cert"));
+    assert!(!tagged(b"made-in-public"));
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let s = user_session(&l.p, l.slot_of("tags"));
+        assert_eq!(find(&s, "made-in-public").len(), 1);
+    }
+    assert!(tagged(b"made-in-public"), "tagged at the login");
+    {
+        let db = store(&dir);
+        let id = row_with(&db, b"trusted-cert");
+        db.execute("UPDATE object SET tag = NULL WHERE id = ?1", [id]).unwrap();
+    }
+    let l = load_env(env_at(tokens.path(), ""));
+    let s = l.p.open_ro_session(l.slot_of("tags")).expect("C_OpenSession");
+    assert!(find(&s, "trusted-cert").is_empty(), "a trusted certificate without its tag");
+    assert_eq!(find(&s, "made-in-public").len(), 1);
+}
