@@ -648,6 +648,12 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
         so.logout().expect("C_Logout");
         drop(so);
         let s = l.p.open_rw_session(slot).expect("C_OpenSession");
+        // Without the token key a trusted certificate cannot be written (its tag needs the key).
+        let cert = find(&s, "trusted-cert")[0];
+        let r = s.update_attributes(cert, &[Attribute::Label(b"trusted-cert-2".to_vec())]);
+        assert_eq!(rv_of(r), Some(RvError::UserNotLoggedIn), "C_SetAttributeValue of a trusted certificate");
+        let r = s.copy_object(cert, &[Attribute::Label(b"copy".to_vec())]);
+        assert_eq!(rv_of(r), Some(RvError::UserNotLoggedIn), "C_CopyObject of a trusted certificate");
         s.create_object(&[
             Attribute::Class(ObjectClass::DATA),
             Attribute::Token(true),

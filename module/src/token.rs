@@ -600,7 +600,9 @@ impl Token {
     fn seal_parts(&self, obj: &Object, uid: &[u8], rev: i64, key: Option<&Keys>) -> Result<Sealed> {
         let private = obj.is_private();
         let (plain, secret) = obj.split();
-        if (private || !secret.is_empty()) && key.is_none() {
+        // A trusted object (only the SO makes one) is written with its tag or not at all: a row
+        // without one is refused as trusted (see `decode_row`).
+        if (private || !secret.is_empty() || obj.flag(CKA_TRUSTED)) && key.is_none() {
             return Err(err(CKR_USER_NOT_LOGGED_IN));
         }
         let attrs = object::encode(&plain)?;
@@ -638,6 +640,14 @@ impl Token {
         Ok(v)
     }
 
+    /// A row written without the token key (public, no key material, no tag): the next login
+    /// of this process tags it.
+    fn note_untagged(&self, sealed: &Sealed) {
+        if sealed.tag.is_none() && sealed.secret.is_none() && !sealed.private {
+            self.sealed.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
     /// Stores a new token object in one transaction; returns its id.
     pub fn insert(&self, obj: Object) -> Result<i64> {
         let uid = Self::obj_uid(&obj);
@@ -646,10 +656,7 @@ impl Token {
         self.refresh(&db)?;
         let sealed = self.seal_parts(&obj, &uid, 1, key.as_deref())?;
         let id = db.insert_object(&uid, &sealed.row())?;
-        if sealed.tag.is_none() && sealed.secret.is_none() && !sealed.private {
-            // Written without the token key: the next login tags it.
-            self.sealed.store(false, std::sync::atomic::Ordering::Release);
-        }
+        self.note_untagged(&sealed);
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
         let c = Cached {
             rev: 1,
@@ -685,6 +692,7 @@ impl Token {
             if !tx.update_object(id, rev, &sealed.row())? {
                 return Err(err(CKR_OBJECT_HANDLE_INVALID));
             }
+            self.note_untagged(&sealed);
             Ok((rev, sealed.private, new))
         })?;
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
