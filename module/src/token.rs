@@ -481,7 +481,6 @@ impl Token {
     /// they are (and stay refused). Once no row of the old format is left, the token records that
     /// every row is authenticated, and rows of the old format are refused from then on.
     fn reseal(&self) -> Result<()> {
-        let Some(key) = self.key() else { return Ok(()) };
         use std::sync::atomic::Ordering::{Acquire, Release};
         if self.sealed.load(Acquire) {
             return Ok(());
@@ -491,8 +490,18 @@ impl Token {
             self.sealed.store(true, Release);
             return Ok(());
         }
-        let authenticated = db.token()?.objects_authenticated;
+        // After the refresh, which logs this process out if another re-initialised the token.
+        self.refresh(&db)?;
+        let Some(key) = self.key() else { return Ok(()) };
+        let (authenticated, epoch) = {
+            let v = self.view.read().unwrap_or_else(|p| p.into_inner());
+            (v.row.objects_authenticated, v.row.epoch)
+        };
         let n = db.transact(|tx| {
+            if tx.epoch()? != epoch {
+                // Re-initialised since: the key is void. The next access logs this process out.
+                return Ok(0);
+            }
             let mut n = 0;
             let mut failed = false;
             for id in tx.unsealed_objects()? {
@@ -651,9 +660,10 @@ impl Token {
     /// Stores a new token object in one transaction; returns its id.
     pub fn insert(&self, obj: Object) -> Result<i64> {
         let uid = Self::obj_uid(&obj);
-        let key = self.key();
         let mut db = lock(&self.db);
         self.refresh(&db)?;
+        // Taken after the refresh, which logs this process out if another re-initialised the token.
+        let key = self.key();
         let sealed = self.seal_parts(&obj, &uid, 1, key.as_deref())?;
         let id = db.insert_object(&uid, &sealed.row())?;
         self.note_untagged(&sealed);
@@ -675,9 +685,9 @@ impl Token {
     /// all in one store transaction, so that no concurrent change (of this or another process) is
     /// lost or undone.
     pub fn modify(&self, id: i64, change: impl FnOnce(&Object) -> Result<Object>) -> Result<()> {
-        let key = self.key();
         let mut db = lock(&self.db);
         self.refresh(&db)?;
+        let key = self.key();
         let authenticated = self.view.read().unwrap_or_else(|p| p.into_inner()).row.objects_authenticated;
         let (rev, private, obj) = db.transact(|tx| {
             let r = tx.object(id)?.ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;

@@ -188,16 +188,18 @@ fn open_token_file(path: &Path) -> std::io::Result<std::fs::File> {
 /// sequence number, kept in a file beside the database (`pin-state`) as well as in it.
 ///
 /// Every transaction that counts a PIN attempt, resets a counter or replaces a PIN wrap moves the
-/// sequence number in the token row and writes this file, inside the transaction (it holds
-/// SQLite's write lock, so the file's writes come in the database's order). A database whose
-/// sequence number is behind the file's, or that has one but no readable file, has been
-/// restored from an older copy: the counters become the higher of both and the user PIN is
-/// blocked until the SO sets it again (`C_InitPIN`). A database ahead of the file is a crash
-/// between the two writes and is accepted. Whoever replaces the file as well (every file of the
+/// sequence number in the token row and, once committed, in this file: under an exclusive
+/// `flock`, and only ever forwards, so that processes finishing in any order leave the highest.
+/// A database whose sequence number is behind the file's, or that has one but no readable file,
+/// has been restored from an older copy: the counters become the higher of both and the user PIN
+/// is blocked until the SO sets it again (`C_InitPIN`). A database ahead of the file is a process
+/// that died between its commit and the file, and is accepted: the attempt it counted ran no
+/// derivation (that comes after the file). Whoever replaces the file as well (every file of the
 /// token directory at once) is not detected: nothing in the directory can tell.
 ///
 /// 48 bytes: sequence number, SO failures, user failures, user blocked (little-endian u64 each),
-/// then the first 16 bytes of SHA-256 of those 32, so that a torn or damaged file reads as absent.
+/// then the first 16 bytes of SHA-256 of those 32, so that a damaged file reads as absent.
+/// Written by hand: no crate keeps a monotonic counter file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PinState {
     pub seq: u64,
@@ -219,25 +221,46 @@ impl PinState {
         b
     }
 
-    /// The state recorded in `dir`; `None` if the file is missing, short or damaged.
-    pub fn read(dir: &Path) -> Option<PinState> {
-        let b = std::fs::read(dir.join(PIN_STATE_FILE)).ok()?;
-        let b: [u8; PinState::LEN] = b.get(..PinState::LEN)?.try_into().ok()?;
+    fn decode(f: &std::fs::File) -> Option<PinState> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; PinState::LEN];
+        f.read_exact_at(&mut b, 0).ok()?;
         let u = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let s = PinState { seq: u(0), so_failures: u(1), user_failures: u(2), user_blocked: u(3) != 0 };
         (s.encode() == b).then_some(s)
     }
 
-    fn write(&self, dir: &Path) -> Result<()> {
+    /// The state recorded in `dir`: `Ok(None)` if the file is missing, short or damaged.
+    pub fn read(dir: &Path) -> Result<Option<PinState>> {
+        use nix::fcntl::{Flock, FlockArg};
+        let f = match std::fs::File::open(dir.join(PIN_STATE_FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let f = Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| std::io::Error::from(e))?;
+        Ok(PinState::decode(&f))
+    }
+
+    /// Records this state unless the file already holds a later one.
+    fn record(&self, dir: &Path) -> Result<()> {
+        use nix::fcntl::{Flock, FlockArg};
         use std::os::unix::fs::FileExt;
-        open_token_file(&dir.join(PIN_STATE_FILE))?.write_all_at(&self.encode(), 0)?;
+        let f = open_token_file(&dir.join(PIN_STATE_FILE))?;
+        let f = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
+        if PinState::decode(&f).is_none_or(|now| now.seq < self.seq) {
+            f.write_all_at(&self.encode(), 0)?;
+        }
         Ok(())
     }
 }
 
+/// What a PIN transaction records in the `pin-state` file once it has committed.
+type PinRecord = std::cell::Cell<Option<PinState>>;
+
 /// Moves a token's PIN state on (the caller's transaction has changed it): the row's sequence
-/// number, then the file, both inside the transaction.
-fn bump_pin_state(tx: &rusqlite::Transaction<'_>, dir: &Path) -> Result<()> {
+/// number now, the file after the commit (`rec`).
+fn bump_pin_state(tx: &rusqlite::Transaction<'_>, rec: &PinRecord) -> Result<()> {
     let s = tx.query_row(
         "UPDATE token SET pin_seq = pin_seq + 1 WHERE id = 1
          RETURNING pin_seq, so_failures, user_failures, user_blocked",
@@ -251,18 +274,19 @@ fn bump_pin_state(tx: &rusqlite::Transaction<'_>, dir: &Path) -> Result<()> {
             })
         },
     )?;
-    s.write(dir)
+    rec.set(Some(s));
+    Ok(())
 }
 
 /// Compares the token row's PIN state with the file's (see [`PinState`]); a database found
 /// rolled back takes the file's higher counters and blocks the user PIN. Inside the caller's
 /// transaction.
-fn reconcile_pin_state(tx: &rusqlite::Transaction<'_>, dir: &Path) -> Result<()> {
+fn reconcile_pin_state(tx: &rusqlite::Transaction<'_>, dir: &Path, rec: &PinRecord) -> Result<()> {
     let seq: i64 = tx.query_row("SELECT pin_seq FROM token WHERE id = 1", [], |r| r.get(0))?;
-    let rolled_back = match PinState::read(dir) {
+    let rolled_back = match PinState::read(dir)? {
         Some(f) if f.seq > seq.max(0) as u64 => Some(f),
         Some(_) => None,
-        // A store from before the file existed, or a new one.
+        // A store from before the file existed (it is made when such a store is opened).
         None if seq == 0 => None,
         None => Some(PinState::default()),
     };
@@ -279,7 +303,7 @@ fn reconcile_pin_state(tx: &rusqlite::Transaction<'_>, dir: &Path) -> Result<()>
                     user_blocked = 1, pin_seq = max(pin_seq, ?3) WHERE id = 1",
             params![clamp(f.so_failures), clamp(f.user_failures), f.seq.min(i64::MAX as u64 - 1) as i64],
         )?;
-        bump_pin_state(tx, dir)?;
+        bump_pin_state(tx, rec)?;
     }
     Ok(())
 }
@@ -450,6 +474,14 @@ impl Db {
         let changes = Changes::open(dir);
         let mut db = Db { conn, changes, dir: dir.to_path_buf() };
         let migrated = migrate(&mut db.conn)?;
+        // A store from before the PIN state was recorded gets its record now, before any PIN
+        // transaction: from here on, a missing record means a tampered directory.
+        if !dir.join(PIN_STATE_FILE).exists() {
+            let seq: i64 = db.conn.query_row("SELECT pin_seq FROM token WHERE id = 1", [], |r| r.get(0))?;
+            if seq == 0 {
+                PinState::default().record(dir)?;
+            }
+        }
         // A migration is a write like any other, and a new counter file starts even.
         if migrated || db.changes.as_ref().is_some_and(|c| c.read().is_none()) {
             db.write(|_| Ok::<_, rusqlite::Error>(()))?;
@@ -474,12 +506,18 @@ impl Db {
     }
 
     /// [`Db::write`] for the PIN state: the commit reaches the disk before it returns (synchronous
-    /// FULL), so that a power loss does not leave the database behind its `pin-state` file.
-    fn write_durable<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    /// FULL), so that a power loss does not leave the database behind its `pin-state` file, which
+    /// is written then (see [`PinState`]).
+    fn write_pin<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>, &PinRecord) -> Result<T>) -> Result<T> {
+        let rec = PinRecord::new(None);
         self.conn.pragma_update(None, "synchronous", "FULL")?;
-        let r = self.write(f);
+        let r = self.write(|tx| f(tx, &rec));
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        r
+        let v = r?;
+        if let Some(s) = rec.get() {
+            s.record(&self.dir)?;
+        }
+        Ok(v)
     }
 
     /// Runs `f` as one `BEGIN IMMEDIATE` transaction of the store (other processes' writes wait
@@ -520,6 +558,7 @@ impl Db {
             )?;
             conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
         }
+        PinState::default().record(&tmp)?;
         let dir = tokendir.join(&row.serial);
         std::fs::rename(&tmp, &dir)?;
         Db::open(&dir)
@@ -570,8 +609,8 @@ impl Db {
         let read =
             format!("SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked FROM token WHERE id = 1");
         let count = format!("UPDATE token SET {c}_failures = {c}_failures + 1 WHERE id = 1");
-        self.write_durable(|tx| {
-            reconcile_pin_state(tx, &dir)?;
+        self.write_pin(|tx, rec| {
+            reconcile_pin_state(tx, &dir, rec)?;
             let (wrap, failures, blocked) = tx.query_row(&read, [], |r| {
                 Ok((wrap_from(r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, i64>(3)?.max(0), r.get::<_, bool>(4)?))
             })?;
@@ -583,7 +622,7 @@ impl Db {
                 return Ok(Attempt::BadIterations(wrap.iterations));
             }
             tx.execute(&count, [])?;
-            bump_pin_state(tx, &dir)?;
+            bump_pin_state(tx, rec)?;
             Ok(Attempt::Counted { wrap, count: (failures + 1).min(u32::MAX as i64) as u32 })
         })
     }
@@ -591,11 +630,10 @@ impl Db {
     /// The attempt [`Db::begin_attempt`] counted with `count` had the right PIN: takes back that
     /// failure and those before it, leaving the ones counted since (attempts still running).
     pub fn attempt_succeeded(&mut self, role: Role, count: u32) -> Result<()> {
-        let dir = self.dir.clone();
         let sql = format!("UPDATE token SET {0}_failures = max(0, {0}_failures - ?1) WHERE id = 1", role.col());
-        self.write_durable(|tx| {
+        self.write_pin(|tx, rec| {
             tx.execute(&sql, params![count as i64])?;
-            bump_pin_state(tx, &dir)
+            bump_pin_state(tx, rec)
         })
     }
 
@@ -608,17 +646,15 @@ impl Db {
             "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0{unblock} WHERE id = 1"
         );
         let p = params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())];
-        let dir = self.dir.clone();
-        self.write_durable(|tx| {
+        self.write_pin(|tx, rec| {
             tx.execute(&sql, p)?;
-            bump_pin_state(tx, &dir)
+            bump_pin_state(tx, rec)
         })
     }
 
     /// Re-initialises the token: new label, a new SO wrap of a new token key, no user PIN, no objects.
     pub fn reinit(&mut self, label: &str, so: &PinWrap) -> Result<()> {
-        let dir = self.dir.clone();
-        self.write_durable(|tx| {
+        self.write_pin(|tx, rec| {
             tx.execute("DELETE FROM object", [])?;
             tx.execute(
                 "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
@@ -626,7 +662,7 @@ impl Db {
                         user_blocked = 0, epoch = epoch + 1 WHERE id = 1",
                 params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
             )?;
-            bump_pin_state(tx, &dir)
+            bump_pin_state(tx, rec)
         })
     }
 
@@ -729,6 +765,11 @@ impl Tx<'_> {
     /// and public ones written without the token key (no sealed part and no tag).
     pub fn unsealed_objects(&self) -> Result<Vec<i64>> {
         unsealed_objects(self.tx)
+    }
+
+    /// The token's re-initialisation count as the transaction sees it.
+    pub fn epoch(&self) -> Result<i64> {
+        Ok(self.tx.query_row("SELECT epoch FROM token WHERE id = 1", [], |r| r.get(0))?)
     }
 
     /// Records that every object of the token is authenticated (see [`TokenRow::objects_authenticated`]).
