@@ -179,7 +179,10 @@ fn open_token_file(path: &Path) -> std::io::Result<std::fs::File> {
     let f =
         std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(FILE_MODE).open(path)?;
     if f.metadata()?.permissions().mode() & 0o7777 != FILE_MODE {
-        f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+        // A file of another user's store (shared through its group) keeps its mode.
+        if let Err(e) = f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE)) {
+            tracing::warn!("token store: cannot set the mode of {} to {FILE_MODE:o}: {e}", path.display());
+        }
     }
     Ok(f)
 }
