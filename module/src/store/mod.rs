@@ -879,6 +879,24 @@ mod tests {
     }
 
     #[test]
+    fn pin_state_record_only_moves_forwards() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), None);
+        let at = |seq| PinState { seq, so_failures: 1, user_failures: seq, user_blocked: false };
+        at(5).record(d.path()).unwrap();
+        // A process that committed 4 but records after the one that committed 5.
+        at(4).record(d.path()).unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), Some(at(5)));
+        at(6).record(d.path()).unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), Some(at(6)));
+        // Damaged: reads as absent.
+        let mut b = std::fs::read(d.path().join(PIN_STATE_FILE)).unwrap();
+        b[3] ^= 1;
+        std::fs::write(d.path().join(PIN_STATE_FILE), &b).unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), None);
+    }
+
+    #[test]
     fn modes_owner_only_and_tightened() {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
