@@ -8,6 +8,7 @@
 //! tessera-testproc [--module PATH] destroy TOKEN PREFIX
 //! tessera-testproc [--module PATH] setpin TOKEN NEW_PIN
 //! tessera-testproc [--module PATH] status [--chdir DIR]
+//! tessera-testproc [--module PATH] login  TOKEN PIN
 //! ```
 //!
 //! The module is `--module PATH`, else `$TESSERA_MODULE`; the token store is the one named by
@@ -31,6 +32,10 @@
 //! * `status` loads the module, changes to DIR first with `--chdir` (after loading, before
 //!   `C_Initialize`), initialises it and prints `library: DESCRIPTION` and `error-state: yes|no`
 //!   (of the first slot's token). It needs no token, and logs in nowhere.
+//! * `login` does not log in first: it opens a session, prints `ready`, waits for the go line
+//!   when `$TESSERA_TESTPROC_GATE` is set, tries `C_Login` as the user with PIN and prints the
+//!   outcome (`ok`, or the cryptoki error name, e.g. `PinIncorrect`); its exit status is 0
+//!   either way.
 //!
 //! Exit status: 0 success, 1 verification failure, 2 usage, 3 a PKCS#11 call failed (the message
 //! on stderr names the function and the return value, e.g. `C_Login: Pkcs11(PinIncorrect, Login)`).
@@ -55,7 +60,8 @@ const USAGE: &str = "usage: tessera-testproc [--module PATH] create TOKEN PREFIX
        tessera-testproc [--module PATH] verify TOKEN PREFIX [--app APP]  (expected labels on stdin)
        tessera-testproc [--module PATH] destroy TOKEN PREFIX
        tessera-testproc [--module PATH] setpin TOKEN NEW_PIN
-       tessera-testproc [--module PATH] status [--chdir DIR]";
+       tessera-testproc [--module PATH] status [--chdir DIR]
+       tessera-testproc [--module PATH] login TOKEN PIN";
 
 enum Fail {
     Usage(String),
@@ -74,6 +80,38 @@ fn pin() -> String {
 
 /// Loads and initialises the module and opens a logged-in R/W user session on the token `label`.
 fn open(module: &str, label: &str) -> Result<(Pkcs11, Session), Fail> {
+    let (p, session) = open_session(module, label)?;
+    ck("C_Login", session.login(UserType::User, Some(&AuthPin::new(pin().into()))))?;
+    Ok((p, session))
+}
+
+/// `login`: one user login attempt, started on the test's go; prints its outcome.
+fn try_login(module: &str, label: &str, pin: &str) -> Result<(), Fail> {
+    let (p, session) = open_session(module, label)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    if std::env::var_os("TESSERA_TESTPROC_GATE").is_some() {
+        let mut go = String::new();
+        std::io::stdin().read_line(&mut go).map_err(|e| Fail::Usage(format!("reading the go line: {e}")))?;
+    }
+    match session.login(UserType::User, Some(&AuthPin::new(pin.into()))) {
+        Ok(()) => {
+            let _ = writeln!(out, "ok");
+            ck("C_Logout", session.logout())?;
+        }
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => {
+            let _ = writeln!(out, "{rv:?}");
+        }
+        Err(e) => return Err(Fail::Pkcs11(format!("C_Login: {e:?}"))),
+    }
+    let _ = out.flush();
+    ck("C_CloseSession", session.close())?;
+    ck("C_Finalize", p.finalize())
+}
+
+/// Loads and initialises the module and opens a R/W session on the token `label`.
+fn open_session(module: &str, label: &str) -> Result<(Pkcs11, Session), Fail> {
     let p = ck("loading the module", Pkcs11::new(module))?;
     ck("C_Initialize", p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)))?;
     let slots = ck("C_GetSlotList", p.get_slots_with_initialized_token())?;
@@ -86,7 +124,6 @@ fn open(module: &str, label: &str) -> Result<(Pkcs11, Session), Fail> {
     }
     let slot = found.ok_or_else(|| Fail::Pkcs11(format!("no token labelled {label:?}")))?;
     let session = ck("C_OpenSession", p.open_rw_session(slot))?;
-    ck("C_Login", session.login(UserType::User, Some(&AuthPin::new(pin().into()))))?;
     Ok((p, session))
 }
 
@@ -258,6 +295,9 @@ fn run(args: &[String]) -> Result<(), Fail> {
         _ => {}
     }
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let ["login", token, pin] = a.as_slice() {
+        return try_login(&module, token, pin);
+    }
     let (p, s) = match a.as_slice() {
         [cmd, token, ..] if ["create", "count", "verify", "destroy", "setpin"].contains(cmd) => open(&module, token)?,
         _ => return Err(Fail::Usage(format!("bad arguments {a:?}"))),

@@ -4,7 +4,7 @@
 use crate::error::{err, Result};
 use crate::object::{self, Object};
 use crate::store::seal::{self, KekCache, Key256};
-use crate::store::{Db, Role, TokenRow};
+use crate::store::{Attempt, Db, NewRow, Role, TokenRow};
 use cryptoki_sys::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,23 @@ pub struct Cached {
     pub obj: Option<Arc<Object>>,
     /// Whether the key material is in `obj` (it needs the token key).
     pub complete: bool,
+    /// Whether the row was checked with the token key (see [`Token::decode_row`]); an object read
+    /// without it is read again once someone logs in.
+    pub verified: bool,
+}
+
+/// An object's stored parts, sealed and authenticated for one revision (see [`Token::seal_parts`]).
+struct Sealed {
+    private: bool,
+    attrs: Vec<u8>,
+    secret: Option<Vec<u8>>,
+    tag: Option<Vec<u8>>,
+}
+
+impl Sealed {
+    fn row(&self) -> NewRow<'_> {
+        NewRow { private: self.private, attrs: &self.attrs, secret: self.secret.as_deref(), tag: self.tag.as_deref() }
+    }
 }
 
 struct View {
@@ -42,7 +59,30 @@ struct View {
 #[derive(Default)]
 struct Login {
     user: Option<CK_USER_TYPE>,
-    key: Option<Key256>,
+    key: Option<Arc<Keys>>,
+}
+
+/// The token key, with the key of object tags derived from it at its first use in a login.
+pub struct Keys {
+    key: Key256,
+    tag: std::sync::OnceLock<aws_lc_rs::hmac::Key>,
+}
+
+impl Keys {
+    fn new(key: Key256) -> Keys {
+        Keys { key, tag: std::sync::OnceLock::new() }
+    }
+
+    /// The tag of an object with no sealed part: HMAC-SHA-256 under a key derived from the token
+    /// key.
+    fn tag(&self, aad: &[u8]) -> Vec<u8> {
+        use aws_lc_rs::hmac;
+        let key = self.tag.get_or_init(|| {
+            let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.key[..]), b"tessera object tag key");
+            hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+        });
+        hmac::sign(key, aad).as_ref().to_vec()
+    }
 }
 
 /// An initialised token.
@@ -70,6 +110,9 @@ pub struct Token {
     /// Moves on whenever the view's objects change: sessions keep token keys they resolved while
     /// it stays (`session::KeyCache`).
     view_gen: std::sync::atomic::AtomicU64,
+    /// A login of this process found nothing to re-seal, and this process has written no
+    /// untagged row since: later logins skip the check (see [`Token::reseal`]).
+    sealed: std::sync::atomic::AtomicBool,
 }
 
 /// GCM invocation counter values of one key material reserved by this process: the next one and
@@ -116,6 +159,7 @@ impl Token {
             changes: crate::store::Changes::open(dir),
             seen: std::sync::atomic::AtomicU64::new(u64::MAX),
             view_gen: std::sync::atomic::AtomicU64::new(0),
+            sealed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -144,13 +188,37 @@ impl Token {
             so_failures: 0,
             user_failures: 0,
             epoch: 0,
+            user_blocked: false,
+            objects_authenticated: true,
         };
         let db = Db::create(tokendir, &row)?;
         Token::open(&db.dir, kek, policy)
     }
 
-    fn aad(&self, obj_uid: &[u8], part: &[u8]) -> Vec<u8> {
+    /// Associated data of a sealed part written before objects were authenticated (format 0).
+    fn aad_v0(&self, obj_uid: &[u8], part: &[u8]) -> Vec<u8> {
         [&self.uid[..], obj_uid, part].concat()
+    }
+
+    /// What an object's sealed parts and tag authenticate (format 1): the token, the object, the
+    /// part, the row's revision and private flag, and `bound` (the SHA-256 of the stored
+    /// attribute blob, for the parts beside it). So no attribute can be changed, and no part moved
+    /// to another object, row or revision, without the token key.
+    fn aad(&self, obj_uid: &[u8], part: &[u8], rev: i64, private: bool, bound: &[u8]) -> Vec<u8> {
+        let mut a = Vec::with_capacity(64 + obj_uid.len() + bound.len());
+        a.extend_from_slice(b"tessera-object-1");
+        for x in [&self.uid[..], obj_uid, part] {
+            a.extend_from_slice(&(x.len() as u64).to_be_bytes());
+            a.extend_from_slice(x);
+        }
+        a.extend_from_slice(&rev.to_be_bytes());
+        a.push(private as u8);
+        a.extend_from_slice(bound);
+        a
+    }
+
+    fn digest(b: &[u8]) -> Vec<u8> {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().to_vec()
     }
 
     /// Whether no transaction of any process can have committed since the view was last brought
@@ -218,14 +286,14 @@ impl Token {
         let mut objects = HashMap::with_capacity(revs.len());
         for (id, rev) in revs {
             match view.objects.remove(&id) {
-                Some(c) if c.rev == rev && (c.complete || key.is_none()) => {
+                Some(c) if c.rev == rev && (c.verified || key.is_none()) => {
                     objects.insert(id, c);
                 }
                 _ => {
                     if let Some(r) = db.object(id)? {
                         // An object that fails its integrity check is left out (and logged);
                         // the rest of the token stays usable.
-                        if let Ok(c) = self.decode_row(&r, key.as_ref()) {
+                        if let Ok(c) = self.decode_row(&r, key.as_deref(), row.objects_authenticated) {
                             objects.insert(id, c);
                         }
                     }
@@ -238,15 +306,30 @@ impl Token {
         Ok(())
     }
 
-    fn decode_row(&self, r: &crate::store::ObjectRow, key: Option<&Key256>) -> Result<Cached> {
-        let bad = || {
-            tracing::error!("token {}: object {} fails its integrity check", self.serial, r.id);
+    /// Decodes and checks a stored object. With the token key, every row is authenticated whole
+    /// (format 1: its sealed parts, or its tag when it has none); without it, only what is private
+    /// stays unread. A row that fails is refused (`CKR_DEVICE_ERROR`, logged), never used as
+    /// found. Rows of format 0 are accepted, the old way, only until the token's rows have been
+    /// re-sealed (`authenticated`).
+    fn decode_row(&self, r: &crate::store::ObjectRow, key: Option<&Keys>, authenticated: bool) -> Result<Cached> {
+        let bad = |why: &str| {
+            tracing::error!("token {}: object {} fails its integrity check ({why}); it is not used", self.serial, r.id);
             err(CKR_DEVICE_ERROR)
+        };
+        let v0 = match r.format {
+            0 if authenticated => return Err(bad("unauthenticated row in an authenticated store")),
+            0 => true,
+            1 => false,
+            _ => return Err(bad("unknown format")),
         };
         let mut attrs = if r.private {
             match key {
-                None => return Ok(Cached { rev: r.rev, private: true, obj: None, complete: false }),
-                Some(k) => object::decode(&seal::open(k, &self.aad(&r.uid, b"attrs"), &r.attrs).ok_or_else(bad)?)?,
+                None => return Ok(Cached { rev: r.rev, private: true, obj: None, complete: false, verified: false }),
+                Some(k) => {
+                    let aad =
+                        if v0 { self.aad_v0(&r.uid, b"attrs") } else { self.aad(&r.uid, b"attrs", r.rev, true, &[]) };
+                    object::decode(&seal::open(&k.key, &aad, &r.attrs).ok_or_else(|| bad("attributes"))?)?
+                }
             }
         } else {
             object::decode(&r.attrs)?
@@ -255,13 +338,34 @@ impl Token {
         if let Some(sealed) = &r.secret {
             match key {
                 Some(k) => {
-                    let secret = object::decode(&seal::open(k, &self.aad(&r.uid, b"secret"), sealed).ok_or_else(bad)?)?;
+                    let aad = if v0 {
+                        self.aad_v0(&r.uid, b"secret")
+                    } else {
+                        self.aad(&r.uid, b"secret", r.rev, r.private, &Self::digest(&r.attrs))
+                    };
+                    let secret = object::decode(&seal::open(&k.key, &aad, sealed).ok_or_else(|| bad("key material"))?)?;
                     attrs.extend(secret);
                 }
                 None => complete = false,
             }
+        } else if !r.private && !v0 {
+            match (&r.tag, key) {
+                (Some(tag), Some(k)) => {
+                    let want = k.tag(&self.aad(&r.uid, b"tag", r.rev, false, &Self::digest(&r.attrs)));
+                    if aws_lc_rs::constant_time::verify_slices_are_equal(&want, tag).is_err() {
+                        return Err(bad("tag"));
+                    }
+                }
+                // Written in a public session, without the token key (tagged at the next login):
+                // only what a public session can make. CKA_TRUSTED needs the SO.
+                (None, _) if attrs.get(&CKA_TRUSTED).is_some_and(|v| v.first().is_some_and(|b| *b != 0)) => {
+                    return Err(bad("trusted without a tag"));
+                }
+                _ => {}
+            }
         }
-        Ok(Cached { rev: r.rev, private: r.private, obj: Some(Arc::new(Object::new(attrs))), complete })
+        let obj = Some(Arc::new(Object::new(attrs)));
+        Ok(Cached { rev: r.rev, private: r.private, obj, complete, verified: key.is_some() })
     }
 
     /// Makes the next access re-read the token row (after this process changed it: its own
@@ -291,7 +395,7 @@ impl Token {
     }
 
     /// The token key, when someone is logged in.
-    fn key(&self) -> Option<Key256> {
+    fn key(&self) -> Option<Arc<Keys>> {
         self.login.read().unwrap_or_else(|p| p.into_inner()).key.clone()
     }
 
@@ -304,37 +408,67 @@ impl Token {
     }
 
     /// Checks a PIN against its stored wrap, counting failures; gives the token key.
+    ///
+    /// The attempt is counted as a failure, durably and under the store's write lock, before the
+    /// PIN is derived, and taken back if the PIN was right: however many threads and processes
+    /// try at once, at most `max_failures` derivations run for wrong PINs. A stored iteration
+    /// count below 600,000 is damage or tampering (`CKR_DEVICE_ERROR`); one below the configured
+    /// `pin.kdf_iterations` is raised to it when the PIN proves right.
     pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<Key256> {
+        if let Some(k) = self.verify_cached(role, pin)? {
+            return Ok(k);
+        }
+        let attempt = lock(&self.db).begin_attempt(role, self.policy.max_failures, crate::config::MIN_KDF_ITERATIONS);
+        self.touch();
+        let (wrap, count) = match attempt? {
+            Attempt::NoPin => {
+                return Err(err(match role {
+                    Role::So => CKR_GENERAL_ERROR,
+                    Role::User => CKR_USER_PIN_NOT_INITIALIZED,
+                }))
+            }
+            Attempt::Locked => return Err(err(CKR_PIN_LOCKED)),
+            Attempt::BadIterations(n) => {
+                tracing::error!(
+                    "token {}: the {:?} PIN's stored iteration count ({n}) is below {}: the store is damaged",
+                    self.serial,
+                    role,
+                    crate::config::MIN_KDF_ITERATIONS
+                );
+                return Err(err(CKR_DEVICE_ERROR));
+            }
+            Attempt::Counted { wrap, count } => (wrap, count),
+        };
+        let aad = wrap_aad(&self.uid, role);
+        let key = if pin.len() > MAX_PIN { None } else { seal::unwrap_with_pin(&self.kek, &wrap, pin, &aad)? };
+        let Some(key) = key else {
+            tracing::warn!("token {}: wrong {:?} PIN ({count} consecutive)", self.serial, role);
+            return Err(err(CKR_PIN_INCORRECT));
+        };
+        lock(&self.db).attempt_succeeded(role, count)?;
+        if wrap.iterations < self.policy.iterations {
+            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &aad)?;
+            lock(&self.db).set_pin_wrap(role, Some(&w))?;
+        }
+        self.touch();
+        Ok(key)
+    }
+
+    /// The right PIN whose key this process derived before (`KekCache`), on a PIN neither locked
+    /// nor failed since: no derivation runs, so nothing needs counting, and nothing is written
+    /// (as many logins per second as before attempts were counted). `None` sends the attempt the
+    /// counted way: a PIN not seen before, a wrong one, or a PIN with failures to take back.
+    fn verify_cached(&self, role: Role, pin: &[u8]) -> Result<Option<Key256>> {
         let row = self.row()?;
         let (wrap, failures) = match role {
             Role::So => (row.so, row.so_failures),
             Role::User => (row.user, row.user_failures),
         };
-        let wrap = wrap.ok_or(err(match role {
-            Role::So => CKR_GENERAL_ERROR,
-            Role::User => CKR_USER_PIN_NOT_INITIALIZED,
-        }))?;
-        if self.policy.max_failures > 0 && failures >= self.policy.max_failures {
-            return Err(err(CKR_PIN_LOCKED));
+        let Some(wrap) = wrap else { return Ok(None) };
+        if failures > 0 || (role == Role::User && row.user_blocked) || wrap.iterations < self.policy.iterations {
+            return Ok(None);
         }
-        if pin.len() > MAX_PIN {
-            return Err(err(CKR_PIN_INCORRECT));
-        }
-        match seal::unwrap_with_pin(&self.kek, &wrap, pin, &wrap_aad(&self.uid, role))? {
-            Some(k) => {
-                if failures > 0 {
-                    lock(&self.db).set_failures(role, 0)?;
-                    self.touch();
-                }
-                Ok(k)
-            }
-            None => {
-                let n = lock(&self.db).add_failure(role)?;
-                self.touch();
-                tracing::warn!("token {}: wrong {:?} PIN ({n} consecutive)", self.serial, role);
-                Err(err(CKR_PIN_INCORRECT))
-            }
-        }
+        Ok(seal::unwrap_cached(&self.kek, &wrap, pin, &wrap_aad(&self.uid, role)))
     }
 
     /// Records a login (the PIN already verified).
@@ -343,10 +477,66 @@ impl Token {
             let mut l = self.login.write().unwrap_or_else(|p| p.into_inner());
             l.user = Some(user);
             self.who.store(user + 1, std::sync::atomic::Ordering::Release);
-            l.key = Some(key);
+            l.key = Some(Arc::new(Keys::new(key)));
         }
         // Complete objects stay cached; the next access opens the sealed ones.
         self.touch();
+        if let Err(e) = self.reseal() {
+            tracing::error!("token {}: re-sealing objects failed: {e}", self.serial);
+        }
+    }
+
+    /// With the token key in hand (after a login): re-seals, each at its next revision, the rows
+    /// written before objects were authenticated and the public rows written without the key, so
+    /// that from now on every change to them is noticed. Rows that fail their check are left as
+    /// they are (and stay refused). Once no row of the old format is left, the token records that
+    /// every row is authenticated, and rows of the old format are refused from then on.
+    fn reseal(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        if self.sealed.load(Acquire) {
+            return Ok(());
+        }
+        let mut db = lock(&self.db);
+        if !db.needs_reseal()? {
+            self.sealed.store(true, Release);
+            return Ok(());
+        }
+        // After the refresh, which logs this process out if another re-initialised the token.
+        self.refresh(&db)?;
+        let Some(key) = self.key() else { return Ok(()) };
+        let (authenticated, epoch) = {
+            let v = self.view.read().unwrap_or_else(|p| p.into_inner());
+            (v.row.objects_authenticated, v.row.epoch)
+        };
+        let n = db.transact(|tx| {
+            if tx.epoch()? != epoch {
+                // Re-initialised since: the key is void. The next access logs this process out.
+                return Ok(0);
+            }
+            let mut n = 0;
+            let mut failed = false;
+            for id in tx.unsealed_objects()? {
+                let Some(r) = tx.object(id)? else { continue };
+                let Ok(Cached { obj: Some(obj), complete: true, .. }) = self.decode_row(&r, Some(&key), authenticated)
+                else {
+                    failed |= r.format == 0;
+                    continue;
+                };
+                let sealed = self.seal_parts(&obj, &r.uid, r.rev + 1, Some(&key))?;
+                tx.update_object(id, r.rev + 1, &sealed.row())?;
+                n += 1;
+            }
+            if !authenticated && !failed {
+                tx.set_objects_authenticated()?;
+            }
+            Ok(n)
+        })?;
+        if n > 0 {
+            tracing::info!("token {}: {n} objects re-sealed", self.serial);
+        }
+        drop(db);
+        self.touch();
+        Ok(())
     }
 
     /// Forgets the login and the token key.
@@ -364,7 +554,8 @@ impl Token {
     pub fn init_user_pin(&self, pin: &[u8]) -> Result<()> {
         check_new_pin(pin)?;
         let key = self.key().ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
-        let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
+        let w =
+            seal::wrap_with_pin(&self.kek, &key.key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
         lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
         self.touch();
         Ok(())
@@ -424,25 +615,30 @@ impl Token {
         self.view.read().unwrap_or_else(|p| p.into_inner()).objects.get(&id).is_some_and(|c| c.complete)
     }
 
-    fn seal_parts(&self, obj: &Object, uid: &[u8]) -> Result<(bool, Vec<u8>, Option<Vec<u8>>)> {
+    /// Seals an object for revision `rev` of its row (see [`Token::aad`]): private attributes and
+    /// key material under the token key, and a tag on a row with neither when the key is at hand.
+    fn seal_parts(&self, obj: &Object, uid: &[u8], rev: i64, key: Option<&Keys>) -> Result<Sealed> {
         let private = obj.is_private();
         let (plain, secret) = obj.split();
-        let key = self.key();
-        let need_key = private || !secret.is_empty();
-        let key = match (need_key, key) {
-            (true, None) => return Err(err(CKR_USER_NOT_LOGGED_IN)),
-            (_, k) => k,
-        };
+        // A trusted object (only the SO makes one) is written with its tag or not at all: a row
+        // without one is refused as trusted (see `decode_row`).
+        if (private || !secret.is_empty() || obj.flag(CKA_TRUSTED)) && key.is_none() {
+            return Err(err(CKR_USER_NOT_LOGGED_IN));
+        }
         let attrs = object::encode(&plain)?;
-        let attrs = match (&key, private) {
-            (Some(k), true) => seal::seal(k, &self.aad(uid, b"attrs"), &attrs)?,
+        let attrs = match (key, private) {
+            (Some(k), true) => seal::seal(&k.key, &self.aad(uid, b"attrs", rev, true, &[]), &attrs)?,
             _ => attrs,
         };
-        let secret = match (&key, secret.is_empty()) {
-            (Some(k), false) => Some(seal::seal(k, &self.aad(uid, b"secret"), &object::encode(&secret)?)?),
-            _ => None,
+        let (secret, tag) = match key {
+            Some(k) if !secret.is_empty() => {
+                let aad = self.aad(uid, b"secret", rev, private, &Self::digest(&attrs));
+                (Some(seal::seal(&k.key, &aad, &object::encode(&secret)?)?), None)
+            }
+            Some(k) if !private => (None, Some(k.tag(&self.aad(uid, b"tag", rev, false, &Self::digest(&attrs))))),
+            _ => (None, None),
         };
-        Ok((private, attrs, secret))
+        Ok(Sealed { private, attrs, secret, tag })
     }
 
     fn obj_uid(obj: &Object) -> Vec<u8> {
@@ -500,29 +696,65 @@ impl Token {
         Ok((v, entry.high))
     }
 
+    /// A row written without the token key (public, no key material, no tag): the next login
+    /// of this process tags it.
+    fn note_untagged(&self, sealed: &Sealed) {
+        if sealed.tag.is_none() && sealed.secret.is_none() && !sealed.private {
+            self.sealed.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
     /// Stores a new token object in one transaction; returns its id.
     pub fn insert(&self, obj: Object) -> Result<i64> {
         let uid = Self::obj_uid(&obj);
         let mut db = lock(&self.db);
         self.refresh(&db)?;
-        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
-        let id = db.insert_object(&uid, private, &attrs, secret.as_deref())?;
+        // Taken after the refresh, which logs this process out if another re-initialised the token.
+        let key = self.key();
+        let sealed = self.seal_parts(&obj, &uid, 1, key.as_deref())?;
+        let id = db.insert_object(&uid, &sealed.row())?;
+        self.note_untagged(&sealed);
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
-        v.objects.insert(id, Cached { rev: 1, private, obj: Some(Arc::new(obj)), complete: true });
+        let c = Cached {
+            rev: 1,
+            private: sealed.private,
+            obj: Some(Arc::new(obj)),
+            complete: true,
+            verified: key.is_some(),
+        };
+        v.objects.insert(id, c);
         drop(v);
         self.changed();
         Ok(id)
     }
 
-    /// Rewrites a token object.
-    pub fn update(&self, id: i64, obj: Object) -> Result<()> {
-        let uid = Self::obj_uid(&obj);
+    /// Changes a token object: reads it as stored, gives it to `change`, and writes the result,
+    /// all in one store transaction, so that no concurrent change (of this or another process) is
+    /// lost or undone.
+    pub fn modify(&self, id: i64, change: impl FnOnce(&Object) -> Result<Object>) -> Result<()> {
         let mut db = lock(&self.db);
         self.refresh(&db)?;
-        let (private, attrs, secret) = self.seal_parts(&obj, &uid)?;
-        let rev = db.update_object(id, private, &attrs, secret.as_deref())?.ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
+        let key = self.key();
+        let authenticated = self.view.read().unwrap_or_else(|p| p.into_inner()).row.objects_authenticated;
+        let (rev, private, obj) = db.transact(|tx| {
+            let r = tx.object(id)?.ok_or(err(CKR_OBJECT_HANDLE_INVALID))?;
+            let current = self.decode_row(&r, key.as_deref(), authenticated)?;
+            let current = match current.obj {
+                Some(o) if current.complete => o,
+                _ => return Err(err(CKR_USER_NOT_LOGGED_IN)),
+            };
+            let new = change(&current)?;
+            let rev = r.rev + 1;
+            let sealed = self.seal_parts(&new, &r.uid, rev, key.as_deref())?;
+            if !tx.update_object(id, rev, &sealed.row())? {
+                return Err(err(CKR_OBJECT_HANDLE_INVALID));
+            }
+            self.note_untagged(&sealed);
+            Ok((rev, sealed.private, new))
+        })?;
         let mut v = self.view.write().unwrap_or_else(|p| p.into_inner());
-        v.objects.insert(id, Cached { rev, private, obj: Some(Arc::new(obj)), complete: true });
+        let c = Cached { rev, private, obj: Some(Arc::new(obj)), complete: true, verified: key.is_some() };
+        v.objects.insert(id, c);
         drop(v);
         self.changed();
         Ok(())

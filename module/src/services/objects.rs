@@ -336,10 +336,26 @@ impl Module {
                 if !token.is_complete(id) {
                     return Err(err(CKR_USER_NOT_LOGGED_IN));
                 }
-                token.update(id, new)
+                // Applied again to the object as stored, inside the store's transaction: a
+                // concurrent change made since it was read is kept, never overwritten.
+                token.modify(id, |current| template::apply_set(current, template, self.actor(&s)))
             }
             Target::Session { owner, token, .. } => {
-                self.handles.write().map.insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
+                {
+                    // Applied again to the object as the table holds it now, under the table's
+                    // lock: a concurrent change by another thread is kept, never overwritten.
+                    let mut handles = self.handles.write();
+                    let current = match handles.map.get(&oh) {
+                        Some(Target::Session { obj, .. }) => obj.clone(),
+                        _ => return Err(err(CKR_OBJECT_HANDLE_INVALID)),
+                    };
+                    let new = if Arc::ptr_eq(&current, &obj) {
+                        new
+                    } else {
+                        template::apply_set(&current, template, self.actor(&s))?
+                    };
+                    handles.map.insert(oh, Target::Session { owner, token, obj: Arc::new(new) });
+                }
                 self.evict_stale_keys();
                 Ok(())
             }

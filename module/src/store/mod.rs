@@ -15,6 +15,7 @@ pub mod seal;
 use crate::error::Result;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use seal::PinWrap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,16 @@ const MIGRATIONS: &[&str] = &[
     // 4: the same, per key material (see `Db::reserve_iv_block`); iv_counter stays for the
     // values handed out before.
     "CREATE TABLE iv_space (kid BLOB PRIMARY KEY, next INTEGER NOT NULL);",
+    // 5: the PIN state's sequence number, mirrored in the `pin-state` file (see [`PinState`]);
+    // the user PIN blocked until the SO sets it again; objects' authentication format and the tag
+    // of objects that have no sealed part (see `token.rs`). Rows of format 0 were written before
+    // objects were authenticated and are re-sealed at the next login.
+    "ALTER TABLE token ADD COLUMN pin_seq INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE token ADD COLUMN user_blocked INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE token ADD COLUMN object_format INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE object ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE object ADD COLUMN tag BLOB;
+     CREATE INDEX object_unsealed ON object (id) WHERE format = 0 OR (NOT private AND secret IS NULL AND tag IS NULL);",
 ];
 
 /// Directory, inside a token's directory, of the end of the last block of GCM counter values
@@ -68,9 +79,17 @@ pub struct TokenRow {
     pub so: Option<PinWrap>,
     pub user: Option<PinWrap>,
     pub so_failures: u32,
+    /// `u32::MAX` while the user PIN is blocked (see [`TokenRow::user_blocked`]), so that the token
+    /// information shows it locked.
     pub user_failures: u32,
     /// Re-initialisations so far.
     pub epoch: i64,
+    /// The user PIN is blocked until the SO sets it again (`C_InitPIN`): set when the store was
+    /// found rolled back (see [`PinState`]).
+    pub user_blocked: bool,
+    /// Every object of the token is authenticated (format 1): a row of format 0 is then refused.
+    /// Set on new tokens, and on older ones once their rows were re-sealed at a login.
+    pub objects_authenticated: bool,
 }
 
 /// One stored object: `attrs` is plain for public objects and sealed for private ones; `secret`
@@ -83,6 +102,18 @@ pub struct ObjectRow {
     pub rev: i64,
     pub attrs: Vec<u8>,
     pub secret: Option<Vec<u8>>,
+    /// 0: written before objects were authenticated; 1: sealed parts bound to the whole row, and
+    /// `tag` set on rows with no sealed part when written with the token key (see `token.rs`).
+    pub format: i64,
+    pub tag: Option<Vec<u8>>,
+}
+
+/// An object row as the token writes it.
+pub struct NewRow<'a> {
+    pub private: bool,
+    pub attrs: &'a [u8],
+    pub secret: Option<&'a [u8]>,
+    pub tag: Option<&'a [u8]>,
 }
 
 /// Which PIN a row field belongs to.
@@ -103,6 +134,212 @@ impl Role {
 
 /// File name of a token's change counter inside its directory.
 pub const CHANGES_FILE: &str = "changes";
+
+/// File name of a token's PIN state inside its directory (see [`PinState`]).
+pub const PIN_STATE_FILE: &str = "pin-state";
+
+/// Mode of a token directory: its owner alone may list or enter it.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file in a token directory: its owner alone may read or write it.
+pub const FILE_MODE: u32 = 0o600;
+
+/// The files a token directory holds (SQLite makes the `-wal` and `-shm` files itself, with the
+/// mode of the database file).
+fn token_files(dir: &Path) -> [PathBuf; 5] {
+    [
+        dir.join(DB_FILE),
+        dir.join(format!("{DB_FILE}-wal")),
+        dir.join(format!("{DB_FILE}-shm")),
+        dir.join(CHANGES_FILE),
+        dir.join(PIN_STATE_FILE),
+    ]
+}
+
+/// Gives `path` exactly `mode` (whatever the process's umask made of it), unless it is missing or
+/// a symbolic link, which is left alone. A failure (a store owned by another user) is logged: the
+/// store stays usable as it is.
+fn set_mode(path: &Path, mode: u32) {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            tracing::warn!("token store: {} is a symbolic link; its mode is left alone", path.display())
+        }
+        Ok(m) if m.permissions().mode() & 0o7777 != mode => {
+            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                tracing::warn!("token store: cannot set the mode of {} to {mode:o}: {e}", path.display());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Brings a token directory and its files to the owner-only modes ([`DIR_MODE`], [`FILE_MODE`]):
+/// a store made by an older build (0755 and 0644) is tightened when it is opened.
+pub fn tighten(dir: &Path) {
+    set_mode(dir, DIR_MODE);
+    for f in token_files(dir) {
+        set_mode(&f, FILE_MODE);
+    }
+    // The GCM counter reservations (see [`Db::reserve_iv_block`]).
+    let reserved = dir.join(IV_RESERVED_DIR);
+    if reserved.is_dir() {
+        set_mode(&reserved, DIR_MODE);
+        for e in std::fs::read_dir(&reserved).into_iter().flatten().flatten() {
+            set_mode(&e.path(), FILE_MODE);
+        }
+    }
+}
+
+/// Opens (creating when missing, with [`FILE_MODE`]) a file of a token directory for reading and
+/// writing.
+fn open_token_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let f =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(FILE_MODE).open(path)?;
+    if f.metadata()?.permissions().mode() & 0o7777 != FILE_MODE {
+        // A file of another user's store (shared through its group) keeps its mode.
+        if let Err(e) = f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE)) {
+            tracing::warn!("token store: cannot set the mode of {} to {FILE_MODE:o}: {e}", path.display());
+        }
+    }
+    Ok(f)
+}
+
+/// A token's PIN failure counters as of its last PIN transaction, with that transaction's
+/// sequence number, kept in a file beside the database (`pin-state`) as well as in it.
+///
+/// Every transaction that counts a PIN attempt, resets a counter or replaces a PIN wrap moves the
+/// sequence number in the token row and, once committed, in this file: under an exclusive
+/// `flock`, and only ever forwards, so that processes finishing in any order leave the highest.
+/// A database whose sequence number is behind the file's, or that has one but no readable file,
+/// has been restored from an older copy: the counters become the higher of both and the user PIN
+/// is blocked until the SO sets it again (`C_InitPIN`). A database ahead of the file is a process
+/// that died between its commit and the file, and is accepted: the attempt it counted ran no
+/// derivation (that comes after the file). Whoever replaces the file as well (every file of the
+/// token directory at once) is not detected: nothing in the directory can tell.
+///
+/// 48 bytes: sequence number, SO failures, user failures, user blocked (little-endian u64 each),
+/// then the first 16 bytes of SHA-256 of those 32, so that a damaged file reads as absent.
+/// Written by hand: no crate keeps a monotonic counter file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinState {
+    pub seq: u64,
+    pub so_failures: u64,
+    pub user_failures: u64,
+    pub user_blocked: bool,
+}
+
+impl PinState {
+    const LEN: usize = 48;
+
+    fn encode(&self) -> [u8; PinState::LEN] {
+        let mut b = [0u8; PinState::LEN];
+        for (i, v) in [self.seq, self.so_failures, self.user_failures, self.user_blocked as u64].iter().enumerate() {
+            b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b[..32]);
+        b[32..].copy_from_slice(&d.as_ref()[..16]);
+        b
+    }
+
+    fn decode(f: &std::fs::File) -> Option<PinState> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; PinState::LEN];
+        f.read_exact_at(&mut b, 0).ok()?;
+        let u = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let s = PinState { seq: u(0), so_failures: u(1), user_failures: u(2), user_blocked: u(3) != 0 };
+        (s.encode() == b).then_some(s)
+    }
+
+    /// The state recorded in `dir`: `Ok(None)` if the file is missing, short or damaged.
+    pub fn read(dir: &Path) -> Result<Option<PinState>> {
+        use nix::fcntl::{Flock, FlockArg};
+        let f = match std::fs::File::open(dir.join(PIN_STATE_FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let f = Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| std::io::Error::from(e))?;
+        Ok(PinState::decode(&f))
+    }
+
+    /// Records this state unless the file already holds a later one.
+    fn record(&self, dir: &Path) -> Result<()> {
+        use nix::fcntl::{Flock, FlockArg};
+        use std::os::unix::fs::FileExt;
+        let f = open_token_file(&dir.join(PIN_STATE_FILE))?;
+        let f = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
+        if PinState::decode(&f).is_none_or(|now| now.seq < self.seq) {
+            f.write_all_at(&self.encode(), 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a PIN transaction records in the `pin-state` file once it has committed.
+type PinRecord = std::cell::Cell<Option<PinState>>;
+
+/// Moves a token's PIN state on (the caller's transaction has changed it): the row's sequence
+/// number now, the file after the commit (`rec`).
+fn bump_pin_state(tx: &rusqlite::Transaction<'_>, rec: &PinRecord) -> Result<()> {
+    let s = tx.query_row(
+        "UPDATE token SET pin_seq = pin_seq + 1 WHERE id = 1
+         RETURNING pin_seq, so_failures, user_failures, user_blocked",
+        [],
+        |r| {
+            Ok(PinState {
+                seq: r.get::<_, i64>(0)?.max(0) as u64,
+                so_failures: r.get::<_, i64>(1)?.max(0) as u64,
+                user_failures: r.get::<_, i64>(2)?.max(0) as u64,
+                user_blocked: r.get(3)?,
+            })
+        },
+    )?;
+    rec.set(Some(s));
+    Ok(())
+}
+
+/// Compares the token row's PIN state with the file's (see [`PinState`]); a database found
+/// rolled back takes the file's higher counters and blocks the user PIN. Inside the caller's
+/// transaction.
+fn reconcile_pin_state(tx: &rusqlite::Transaction<'_>, dir: &Path, rec: &PinRecord) -> Result<()> {
+    let seq: i64 = tx.query_row("SELECT pin_seq FROM token WHERE id = 1", [], |r| r.get(0))?;
+    let rolled_back = match PinState::read(dir)? {
+        Some(f) if f.seq > seq.max(0) as u64 => Some(f),
+        Some(_) => None,
+        // A store from before the file existed (it is made when such a store is opened).
+        None if seq == 0 => None,
+        None => Some(PinState::default()),
+    };
+    if let Some(f) = rolled_back {
+        tracing::error!(
+            "token store {}: the database's PIN state ({seq}) is behind its record ({}): it was restored \
+             from an older copy. The user PIN is blocked until the SO sets it (C_InitPIN)",
+            dir.display(),
+            if f.seq == 0 { "missing or damaged".to_string() } else { f.seq.to_string() }
+        );
+        let clamp = |v: u64| v.min(u32::MAX as u64) as i64;
+        tx.execute(
+            "UPDATE token SET so_failures = max(so_failures, ?1), user_failures = max(user_failures, ?2),
+                    user_blocked = 1, pin_seq = max(pin_seq, ?3) WHERE id = 1",
+            params![clamp(f.so_failures), clamp(f.user_failures), f.seq.min(i64::MAX as u64 - 1) as i64],
+        )?;
+        bump_pin_state(tx, rec)?;
+    }
+    Ok(())
+}
+
+/// How a PIN attempt starts (see [`Db::begin_attempt`]).
+#[derive(Debug)]
+pub enum Attempt {
+    /// The PIN is not set.
+    NoPin,
+    /// Too many consecutive failures, or the user PIN is blocked: no derivation may run.
+    Locked,
+    /// The stored PBKDF2 iteration count is below the minimum: the store is damaged or tampered with.
+    BadIterations(u32),
+    /// The attempt is counted as a failure until [`Db::attempt_succeeded`] takes it back; `count`
+    /// is the counter with it.
+    Counted { wrap: PinWrap, count: u32 },
+}
 
 /// A token's change counter file: two little-endian u64, the number of the last write that began
 /// and of the last write that ended. Every write of every process moves them (see [`Db::write`]):
@@ -134,12 +371,7 @@ impl Changes {
     /// Opens (creating when missing) the counter of the token in `dir`; `None` when the file cannot
     /// be opened, e.g. in a read-only directory: readers then always ask SQLite.
     pub fn open(dir: &Path) -> Option<Changes> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(CHANGES_FILE));
+        let file = open_token_file(&dir.join(CHANGES_FILE));
         match file {
             Ok(file) => Some(Changes { file, path: dir.join(CHANGES_FILE), alive: Arc::new(()) }),
             Err(e) => {
@@ -244,36 +476,73 @@ fn migrate(conn: &mut Connection) -> Result<bool> {
     Ok(true)
 }
 
+/// A stored PIN wrap; an iteration count out of range reads as 0 (and is refused as too low).
 fn wrap_from(salt: Option<Vec<u8>>, it: Option<i64>, wrapped: Option<Vec<u8>>) -> Option<PinWrap> {
-    Some(PinWrap { salt: salt?, iterations: it? as u32, wrapped: wrapped? })
+    Some(PinWrap { salt: salt?, iterations: u32::try_from(it?).unwrap_or(0), wrapped: wrapped? })
 }
 
 impl Db {
     /// Opens an existing token database.
     pub fn open(dir: &Path) -> Result<Db> {
         let path = dir.join(DB_FILE);
+        tighten(dir);
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         configure(&conn)?;
+        // The WAL and shared-memory files SQLite may just have made take the database file's mode.
+        tighten(dir);
         let changes = Changes::open(dir);
         let mut db = Db { conn, changes, dir: dir.to_path_buf() };
         let migrated = migrate(&mut db.conn)?;
+        // A store from before the PIN state was recorded gets its record now, before any PIN
+        // transaction: from here on, a missing record means a tampered directory.
+        if !dir.join(PIN_STATE_FILE).exists() {
+            let seq: i64 = db.conn.query_row("SELECT pin_seq FROM token WHERE id = 1", [], |r| r.get(0))?;
+            if seq == 0 {
+                PinState::default().record(dir)?;
+            }
+        }
         // A migration is a write like any other, and a new counter file starts even.
         if migrated || db.changes.as_ref().is_some_and(|c| c.read().is_none()) {
-            db.write(|_| Ok(()))?;
+            db.write(|_| Ok::<_, rusqlite::Error>(()))?;
         }
         Ok(db)
     }
 
     /// Runs `f` as one `BEGIN IMMEDIATE` transaction, the only way this store writes: the change
     /// counter moves around it, so every other process's readers see that something changed.
-    fn write<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+    fn write<T, E>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> std::result::Result<T, E>) -> Result<T>
+    where
+        E: From<rusqlite::Error>,
+        crate::error::Error: From<E>,
+    {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = self.changes.as_ref().and_then(Changes::begin);
-        let r = f(&tx).and_then(|v| tx.commit().map(|_| v));
+        let r = f(&tx).and_then(|v| tx.commit().map(|_| v).map_err(E::from));
         if let (Some(c), Some(n)) = (&self.changes, n) {
             c.end(n);
         }
         Ok(r?)
+    }
+
+    /// [`Db::write`] for the PIN state: the commit reaches the disk before it returns (synchronous
+    /// FULL), so that a power loss does not leave the database behind its `pin-state` file, which
+    /// is written then (see [`PinState`]).
+    fn write_pin<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction<'_>, &PinRecord) -> Result<T>) -> Result<T> {
+        let rec = PinRecord::new(None);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let r = self.write(|tx| f(tx, &rec));
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let v = r?;
+        if let Some(s) = rec.get() {
+            s.record(&self.dir)?;
+        }
+        Ok(v)
+    }
+
+    /// Runs `f` as one `BEGIN IMMEDIATE` transaction of the store (other processes' writes wait
+    /// for it): for read-modify-write changes of objects.
+    pub fn transact<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.write(|tx| f(&Tx { tx }))
     }
 
     /// Creates a token database in a new directory, with its token row, in one transaction.
@@ -283,15 +552,19 @@ impl Db {
         std::fs::create_dir_all(tokendir)?;
         let tmp = tokendir.join(format!(".{}.new", row.serial));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp)?;
+        std::fs::DirBuilder::new().mode(DIR_MODE).create(&tmp)?;
+        set_mode(&tmp, DIR_MODE);
+        // Made here with the owner-only mode, before SQLite opens it: SQLite gives its WAL and
+        // shared-memory files the database file's mode.
+        open_token_file(&tmp.join(DB_FILE))?;
         {
             let mut conn = Connection::open(tmp.join(DB_FILE))?;
             configure(&conn)?;
             migrate(&mut conn)?;
             let so = row.so.as_ref();
             conn.execute(
-                "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped)
-                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped, object_format)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
                 params![
                     row.uid,
                     row.serial,
@@ -304,6 +577,7 @@ impl Db {
             )?;
             conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
         }
+        PinState::default().record(&tmp)?;
         let dir = tokendir.join(&row.serial);
         std::fs::rename(&tmp, &dir)?;
         Db::open(&dir)
@@ -318,7 +592,8 @@ impl Db {
     pub fn token(&self) -> Result<TokenRow> {
         Ok(self.conn.query_row(
             "SELECT uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped,
-                    user_salt, user_iterations, user_wrapped, so_failures, user_failures, epoch FROM token WHERE id = 1",
+                    user_salt, user_iterations, user_wrapped, so_failures, user_failures, epoch, user_blocked,
+                    object_format FROM token WHERE id = 1",
             [],
             |r| {
                 Ok(TokenRow {
@@ -328,53 +603,85 @@ impl Db {
                     slot_id: r.get::<_, i64>(3)? as u64,
                     so: wrap_from(r.get(4)?, r.get(5)?, r.get(6)?),
                     user: wrap_from(r.get(7)?, r.get(8)?, r.get(9)?),
-                    so_failures: r.get::<_, i64>(10)? as u32,
-                    user_failures: r.get::<_, i64>(11)? as u32,
+                    so_failures: r.get::<_, i64>(10)?.clamp(0, u32::MAX as i64) as u32,
+                    user_failures: if r.get(13)? {
+                        u32::MAX
+                    } else {
+                        r.get::<_, i64>(11)?.clamp(0, u32::MAX as i64) as u32
+                    },
                     epoch: r.get(12)?,
+                    user_blocked: r.get(13)?,
+                    objects_authenticated: r.get::<_, i64>(14)? >= 1,
                 })
             },
         )?)
     }
 
-    /// Records the consecutive-failure counter of a PIN.
-    pub fn set_failures(&mut self, role: Role, n: u32) -> Result<()> {
-        let sql = format!("UPDATE token SET {}_failures = ?1 WHERE id = 1", role.col());
-        self.write(|tx| tx.execute(&sql, params![n as i64]).map(|_| ()))
+    /// Starts a PIN attempt, in one durable transaction under the store's write lock (so across
+    /// threads and processes): checks the PIN state against its file ([`PinState`]), then, unless
+    /// the PIN is locked, counts the attempt as a failure before any derivation runs. So at most
+    /// `max_failures` derivations ever run for wrong PINs. `min_iterations` is the lowest PBKDF2
+    /// iteration count accepted from the store.
+    pub fn begin_attempt(&mut self, role: Role, max_failures: u32, min_iterations: u32) -> Result<Attempt> {
+        let dir = self.dir.clone();
+        let c = role.col();
+        let read =
+            format!("SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked FROM token WHERE id = 1");
+        let count = format!("UPDATE token SET {c}_failures = {c}_failures + 1 WHERE id = 1");
+        self.write_pin(|tx, rec| {
+            reconcile_pin_state(tx, &dir, rec)?;
+            let (wrap, failures, blocked) = tx.query_row(&read, [], |r| {
+                Ok((wrap_from(r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, i64>(3)?.max(0), r.get::<_, bool>(4)?))
+            })?;
+            let Some(wrap) = wrap else { return Ok(Attempt::NoPin) };
+            if (role == Role::User && blocked) || (max_failures > 0 && failures >= max_failures as i64) {
+                return Ok(Attempt::Locked);
+            }
+            if wrap.iterations < min_iterations {
+                return Ok(Attempt::BadIterations(wrap.iterations));
+            }
+            tx.execute(&count, [])?;
+            bump_pin_state(tx, rec)?;
+            Ok(Attempt::Counted { wrap, count: (failures + 1).min(u32::MAX as i64) as u32 })
+        })
     }
 
-    /// Adds one to a PIN's failure counter atomically (several processes may fail at once) and
-    /// returns the new count.
-    pub fn add_failure(&mut self, role: Role) -> Result<u32> {
-        let sql = format!("UPDATE token SET {0}_failures = {0}_failures + 1 WHERE id = 1", role.col());
-        let read = format!("SELECT {}_failures FROM token", role.col());
-        let n: i64 = self.write(|tx| {
-            tx.execute(&sql, [])?;
-            tx.query_row(&read, [], |r| r.get(0))
-        })?;
-        Ok(n as u32)
+    /// The attempt [`Db::begin_attempt`] counted with `count` had the right PIN: takes back that
+    /// failure and those before it, leaving the ones counted since (attempts still running).
+    pub fn attempt_succeeded(&mut self, role: Role, count: u32) -> Result<()> {
+        let sql = format!("UPDATE token SET {0}_failures = max(0, {0}_failures - ?1) WHERE id = 1", role.col());
+        self.write_pin(|tx, rec| {
+            tx.execute(&sql, params![count as i64])?;
+            bump_pin_state(tx, rec)
+        })
     }
 
-    /// Replaces a PIN's wrap of the token key (or removes it) and resets its failure counter.
+    /// Replaces a PIN's wrap of the token key (or removes it) and resets its failure counter;
+    /// a new user PIN lifts the block a rollback put on it.
     pub fn set_pin_wrap(&mut self, role: Role, w: Option<&PinWrap>) -> Result<()> {
         let c = role.col();
+        let unblock = if role == Role::User { ", user_blocked = 0" } else { "" };
         let sql = format!(
-            "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0 WHERE id = 1"
+            "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0{unblock} WHERE id = 1"
         );
         let p = params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())];
-        self.write(|tx| tx.execute(&sql, p).map(|_| ()))
+        self.write_pin(|tx, rec| {
+            tx.execute(&sql, p)?;
+            bump_pin_state(tx, rec)
+        })
     }
 
     /// Re-initialises the token: new label, a new SO wrap of a new token key, no user PIN, no objects.
     pub fn reinit(&mut self, label: &str, so: &PinWrap) -> Result<()> {
-        self.write(|tx| {
+        self.write_pin(|tx, rec| {
             tx.execute("DELETE FROM object", [])?;
             tx.execute(
                 "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
                         user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0,
-                        epoch = epoch + 1 WHERE id = 1",
+                        user_blocked = 0, epoch = epoch + 1 WHERE id = 1",
                 params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
-            )
-            .map(|_| ())
+            )?;
+            bump_pin_state(tx, rec)
         })
     }
 
@@ -385,47 +692,31 @@ impl Db {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// Whether a login has objects to re-seal (see [`Tx::unsealed_objects`]), or the token has
+    /// yet to record that every row is authenticated. Answered from an index: a login pays no scan.
+    pub fn needs_reseal(&self) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT object_format < 1 OR EXISTS (SELECT 1 FROM object
+                 WHERE format = 0 OR (NOT private AND secret IS NULL AND tag IS NULL))
+             FROM token WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Reads one object.
     pub fn object(&self, id: i64) -> Result<Option<ObjectRow>> {
-        let mut st =
-            self.conn.prepare_cached("SELECT id, uid, private, rev, attrs, secret FROM object WHERE id = ?1")?;
-        Ok(st
-            .query_row([id], |r| {
-                Ok(ObjectRow {
-                    id: r.get(0)?,
-                    uid: r.get(1)?,
-                    private: r.get(2)?,
-                    rev: r.get(3)?,
-                    attrs: r.get(4)?,
-                    secret: r.get(5)?,
-                })
-            })
-            .optional()?)
+        read_object(&self.conn, id)
     }
 
     /// Inserts an object; returns its id. The revision of a new object is 1.
-    pub fn insert_object(&mut self, uid: &[u8], private: bool, attrs: &[u8], secret: Option<&[u8]>) -> Result<i64> {
-        self.write(|tx| {
-            let mut st =
-                tx.prepare_cached("INSERT INTO object (uid, private, rev, attrs, secret) VALUES (?1, ?2, 1, ?3, ?4)")?;
-            st.execute(params![uid, private, attrs, secret])?;
-            Ok(tx.last_insert_rowid())
-        })
-    }
-
-    /// Rewrites an object's attributes; returns the new revision, or `None` if it is gone.
-    pub fn update_object(
-        &mut self,
-        id: i64,
-        private: bool,
-        attrs: &[u8],
-        secret: Option<&[u8]>,
-    ) -> Result<Option<i64>> {
+    pub fn insert_object(&mut self, uid: &[u8], row: &NewRow<'_>) -> Result<i64> {
         self.write(|tx| {
             let mut st = tx.prepare_cached(
-                "UPDATE object SET private = ?2, attrs = ?3, secret = ?4, rev = rev + 1 WHERE id = ?1 RETURNING rev",
+                "INSERT INTO object (uid, private, rev, attrs, secret, format, tag) VALUES (?1, ?2, 1, ?3, ?4, 1, ?5)",
             )?;
-            st.query_row(params![id, private, attrs, secret], |r| r.get(0)).optional()
+            st.execute(params![uid, row.private, row.attrs, row.secret, row.tag])?;
+            Ok::<_, rusqlite::Error>(tx.last_insert_rowid())
         })
     }
 
@@ -457,8 +748,15 @@ impl Db {
                 Ok(f) => f,
                 // The first block of this key material: the new file's name is flushed too.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir_all(&dir).map_err(failed)?;
-                    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+                    // Owner-only, as every file of the token directory (see [`tighten`]).
+                    std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(&dir).map_err(failed)?;
+                    let f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .mode(FILE_MODE)
+                        .open(&path);
                     let f = f.map_err(failed)?;
                     std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(failed)?;
                     std::fs::File::open(&token_dir).and_then(|d| d.sync_all()).map_err(failed)?;
@@ -494,7 +792,74 @@ impl Db {
 
     /// Deletes an object; false if it was already gone.
     pub fn delete_object(&mut self, id: i64) -> Result<bool> {
-        self.write(|tx| Ok(tx.prepare_cached("DELETE FROM object WHERE id = ?1")?.execute([id])? > 0))
+        self.write(|tx| {
+            Ok::<_, rusqlite::Error>(tx.prepare_cached("DELETE FROM object WHERE id = ?1")?.execute([id])? > 0)
+        })
+    }
+}
+
+/// Objects of format 0, and public ones with neither a sealed part nor a tag.
+fn unsealed_objects(conn: &Connection) -> Result<Vec<i64>> {
+    let mut st = conn
+        .prepare_cached("SELECT id FROM object WHERE format = 0 OR (NOT private AND secret IS NULL AND tag IS NULL)")?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+fn read_object(conn: &Connection, id: i64) -> Result<Option<ObjectRow>> {
+    let mut st =
+        conn.prepare_cached("SELECT id, uid, private, rev, attrs, secret, format, tag FROM object WHERE id = ?1")?;
+    Ok(st
+        .query_row([id], |r| {
+            Ok(ObjectRow {
+                id: r.get(0)?,
+                uid: r.get(1)?,
+                private: r.get(2)?,
+                rev: r.get(3)?,
+                attrs: r.get(4)?,
+                secret: r.get(5)?,
+                format: r.get(6)?,
+                tag: r.get(7)?,
+            })
+        })
+        .optional()?)
+}
+
+/// A store transaction in progress (see [`Db::transact`]).
+pub struct Tx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl Tx<'_> {
+    /// Reads one object as the transaction sees it.
+    pub fn object(&self, id: i64) -> Result<Option<ObjectRow>> {
+        read_object(self.tx, id)
+    }
+
+    /// The objects a login re-seals: those written before objects were authenticated (format 0)
+    /// and public ones written without the token key (no sealed part and no tag).
+    pub fn unsealed_objects(&self) -> Result<Vec<i64>> {
+        unsealed_objects(self.tx)
+    }
+
+    /// The token's re-initialisation count as the transaction sees it.
+    pub fn epoch(&self) -> Result<i64> {
+        Ok(self.tx.query_row("SELECT epoch FROM token WHERE id = 1", [], |r| r.get(0))?)
+    }
+
+    /// Records that every object of the token is authenticated (see [`TokenRow::objects_authenticated`]).
+    pub fn set_objects_authenticated(&self) -> Result<()> {
+        self.tx.execute("UPDATE token SET object_format = 1 WHERE id = 1", [])?;
+        Ok(())
+    }
+
+    /// Rewrites an object at revision `rev` (its current one plus one, which the caller sealed
+    /// it with); false if it is gone.
+    pub fn update_object(&self, id: i64, rev: i64, row: &NewRow<'_>) -> Result<bool> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE object SET private = ?2, attrs = ?3, secret = ?4, tag = ?5, format = 1, rev = ?6 WHERE id = ?1",
+        )?;
+        Ok(st.execute(params![id, row.private, row.attrs, row.secret, row.tag, rev])? > 0)
     }
 }
 
@@ -513,7 +878,13 @@ mod tests {
             so_failures: 0,
             user_failures: 0,
             epoch: 0,
+            user_blocked: false,
+            objects_authenticated: true,
         }
+    }
+
+    fn plain(attrs: &[u8]) -> NewRow<'_> {
+        NewRow { private: false, attrs, secret: None, tag: None }
     }
 
     #[test]
@@ -564,17 +935,95 @@ mod tests {
     fn create_open_and_objects() {
         let d = tempfile::tempdir().unwrap();
         let mut db = Db::create(d.path(), &row()).unwrap();
-        let id = db.insert_object(b"u1", false, b"a", None).unwrap();
-        assert_eq!(db.update_object(id, true, b"b", Some(b"s")).unwrap(), Some(2));
+        let id = db.insert_object(b"u1", &plain(b"a")).unwrap();
+        let row = NewRow { private: true, attrs: b"b", secret: Some(b"s"), tag: None };
+        assert!(db.transact(|tx| tx.update_object(id, 2, &row)).unwrap());
         let other = Db::open(&d.path().join("0123456789abcdef")).unwrap();
         let v0 = other.data_version().unwrap();
         assert_eq!(other.object(id).unwrap().unwrap().attrs, b"b");
-        db.insert_object(b"u2", false, b"c", None).unwrap();
+        db.insert_object(b"u2", &plain(b"c")).unwrap();
         assert_ne!(other.data_version().unwrap(), v0);
         assert_eq!(other.object_revs().unwrap().len(), 2);
-        assert_eq!(db.add_failure(Role::User).unwrap(), 1);
-        assert_eq!(other.token().unwrap().user_failures, 1);
+        assert!(matches!(db.begin_attempt(Role::So, 3, 1).unwrap(), Attempt::Counted { count: 1, .. }));
+        assert_eq!(other.token().unwrap().so_failures, 1);
         assert!(db.delete_object(id).unwrap());
         assert!(!db.delete_object(id).unwrap());
+    }
+
+    #[test]
+    fn pin_state_record_only_moves_forwards() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), None);
+        let at = |seq| PinState { seq, so_failures: 1, user_failures: seq, user_blocked: false };
+        at(5).record(d.path()).unwrap();
+        // A process that committed 4 but records after the one that committed 5.
+        at(4).record(d.path()).unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), Some(at(5)));
+        at(6).record(d.path()).unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), Some(at(6)));
+        // Damaged: reads as absent.
+        let mut b = std::fs::read(d.path().join(PIN_STATE_FILE)).unwrap();
+        b[3] ^= 1;
+        std::fs::write(d.path().join(PIN_STATE_FILE), &b).unwrap();
+        assert_eq!(PinState::read(d.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn modes_owner_only_and_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let db = Db::create(d.path(), &row()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&db.dir), DIR_MODE);
+        let present: Vec<_> = token_files(&db.dir).into_iter().filter(|f| f.exists()).collect();
+        assert!(present.len() >= 2);
+        for f in &present {
+            assert_eq!(mode(f), FILE_MODE, "{}", f.display());
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::fs::set_permissions(&db.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let again = Db::open(&db.dir).unwrap();
+        assert_eq!(mode(&again.dir), DIR_MODE);
+        for f in &present {
+            assert_eq!(mode(f), FILE_MODE, "{}", f.display());
+        }
+    }
+
+    #[test]
+    fn pin_attempts_counted_first_and_rollback_detected() {
+        let d = tempfile::tempdir().unwrap();
+        let mut db = Db::create(d.path(), &row()).unwrap();
+        let dir = db.dir.clone();
+        let w = PinWrap { salt: vec![1], iterations: 600000, wrapped: vec![3] };
+        db.set_pin_wrap(Role::User, Some(&w)).unwrap();
+        let _ = db.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+        let before_db = std::fs::read(dir.join(DB_FILE)).unwrap();
+        for n in 1..=3 {
+            assert!(
+                matches!(db.begin_attempt(Role::User, 3, 1).unwrap(), Attempt::Counted { count, .. } if count == n)
+            );
+        }
+        assert!(matches!(db.begin_attempt(Role::User, 3, 1).unwrap(), Attempt::Locked));
+        assert!(matches!(db.begin_attempt(Role::So, 3, 700_000).unwrap(), Attempt::BadIterations(600000)));
+        drop(db);
+        // The database from before the failures, put back: the counters come from the file and
+        // the user PIN is blocked.
+        let _ = std::fs::remove_file(dir.join(format!("{DB_FILE}-wal")));
+        let _ = std::fs::remove_file(dir.join(format!("{DB_FILE}-shm")));
+        std::fs::write(dir.join(DB_FILE), &before_db).unwrap();
+        let mut db = Db::open(&dir).unwrap();
+        assert_eq!(db.token().unwrap().user_failures, 0);
+        assert!(matches!(db.begin_attempt(Role::User, 0, 1).unwrap(), Attempt::Locked));
+        let t = db.token().unwrap();
+        assert!(t.user_blocked);
+        assert_eq!(t.user_failures, u32::MAX);
+        // A new user PIN lifts the block.
+        db.set_pin_wrap(Role::User, Some(&w)).unwrap();
+        assert!(matches!(db.begin_attempt(Role::User, 3, 1).unwrap(), Attempt::Counted { count: 1, .. }));
+        db.attempt_succeeded(Role::User, 1).unwrap();
+        assert_eq!(db.token().unwrap().user_failures, 0);
+        // A missing record, once the database has one, is a rollback too.
+        std::fs::remove_file(dir.join(PIN_STATE_FILE)).unwrap();
+        assert!(matches!(db.begin_attempt(Role::User, 3, 1).unwrap(), Attempt::Locked));
     }
 }

@@ -98,6 +98,15 @@ pub fn unwrap_with_pin(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) ->
     }))
 }
 
+/// Unwraps the token key with `pin` only if this process has derived the PIN's key for this wrap
+/// before (no derivation runs): `Some` only for the right PIN.
+pub fn unwrap_cached(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) -> Option<Key256> {
+    let kek = cache.cached(pin, &w.salt, w.iterations)?;
+    let p = open(&kek, aad, &w.wrapped)?;
+    let arr: [u8; 32] = p.as_slice().try_into().ok()?;
+    Some(Zeroizing::new(arr))
+}
+
 /// Per-process cache of PIN-derived keys, so that the 600,000-iteration derivation is paid once per
 /// (PIN, salt) in a process rather than on every login. The cache is keyed by an HMAC of the PIN under
 /// a random per-process key, so it holds no PIN; a wrong PIN misses the cache, pays the full derivation
@@ -114,13 +123,23 @@ impl KekCache {
         Ok(KekCache { mac_key: hmac::Key::new(hmac::HMAC_SHA256, &k[..]), map: Mutex::new(HashMap::new()) })
     }
 
-    fn derive(&self, pin: &[u8], salt: &[u8], iterations: u32) -> Result<Key256> {
+    fn id(&self, pin: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         let mut ctx = hmac::Context::with_key(&self.mac_key);
         ctx.update(&(salt.len() as u64).to_be_bytes());
         ctx.update(salt);
         ctx.update(&iterations.to_be_bytes());
         ctx.update(pin);
-        let id = ctx.sign().as_ref().to_vec();
+        ctx.sign().as_ref().to_vec()
+    }
+
+    /// The key derived from (PIN, salt, iterations) if this process has derived it already; no
+    /// derivation runs.
+    fn cached(&self, pin: &[u8], salt: &[u8], iterations: u32) -> Option<Key256> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&self.id(pin, salt, iterations)).cloned()
+    }
+
+    fn derive(&self, pin: &[u8], salt: &[u8], iterations: u32) -> Result<Key256> {
+        let id = self.id(pin, salt, iterations);
         if let Some(k) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
             return Ok(k.clone());
         }

@@ -1,0 +1,689 @@
+//! The token store against someone with a local account or a user login: file modes, the PIN
+//! failure counter under parallel guesses (threads and processes) and against a restored
+//! database, the authentication of stored objects, the stored PBKDF2 iteration count, and
+//! `C_SetAttributeValue` under concurrent changes. Everything goes through the built `.so`;
+//! the store is changed behind the module's back with SQLite, as an attacker would.
+
+use cryptoki::error::{Error, RvError};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tessera_tests::*;
+
+/// An [`Env`] whose configuration points at the token directory `tokens` (kept by the caller
+/// across several loads of the module), with `extra` configuration lines.
+fn env_at(tokens: &Path, extra: &str) -> Env {
+    let env = Env::new("");
+    let text = format!("directories.tokendir = {}\nlog.level = ERROR\n{extra}\n", tokens.display());
+    std::fs::write(&env.conf, text).expect("write conf");
+    env
+}
+
+/// The directory of the only token in `tokens`.
+fn token_dir(tokens: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(tokens)
+        .expect("token directory")
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one token expected in {}: {dirs:?}", tokens.display());
+    dirs[0].clone()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o7777
+}
+
+/// Every file of a token directory.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).expect("token dir").flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()
+}
+
+fn rv_of<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> Option<RvError> {
+    match r {
+        Ok(_) => None,
+        Err(Error::Pkcs11(rv, _)) => Some(rv),
+        Err(e) => panic!("unexpected error {e:?}"),
+    }
+}
+
+fn login(p: &cryptoki::context::Pkcs11, slot: cryptoki::slot::Slot, user: UserType, pin: &str) -> Option<RvError> {
+    let s = p.open_rw_session(slot).expect("C_OpenSession");
+    rv_of(s.login(user, Some(&AuthPin::new(pin.into()))))
+}
+
+fn store(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join("tessera.db")).expect("open the token database")
+}
+
+/// A token AES key, modifiable, with the given label and flags.
+fn aes_key(s: &Session, label: &str, private: bool, sensitive: bool) -> ObjectHandle {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(true),
+        Attribute::Private(private),
+        Attribute::Sensitive(sensitive),
+        Attribute::Extractable(true),
+        Attribute::Modifiable(true),
+        Attribute::Encrypt(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Value(vec![0x5a; 32]),
+    ])
+    .expect("C_CreateObject of a token AES key")
+}
+
+fn find(s: &Session, label: &str) -> Vec<ObjectHandle> {
+    s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]).expect("C_FindObjects")
+}
+
+/// The object's CKA_VALUE if the module hands it out.
+fn value(s: &Session, h: ObjectHandle) -> Option<Vec<u8>> {
+    match s.get_attributes(h, &[AttributeType::Value]) {
+        Ok(a) => a.into_iter().find_map(|a| match a {
+            Attribute::Value(v) => Some(v),
+            _ => None,
+        }),
+        Err(_) => None,
+    }
+}
+
+fn flag(s: &Session, h: ObjectHandle, t: AttributeType) -> bool {
+    match s.get_attributes(h, &[t]).expect("C_GetAttributeValue").into_iter().next() {
+        Some(Attribute::Sensitive(b)) | Some(Attribute::Extractable(b)) => b,
+        other => panic!("{t:?}: {other:?}"),
+    }
+}
+
+/// The store id of the object row whose (plain) attribute blob contains `needle`.
+fn row_with(db: &rusqlite::Connection, needle: &[u8]) -> i64 {
+    let mut st = db.prepare("SELECT id, attrs FROM object").unwrap();
+    let rows: Vec<(i64, Vec<u8>)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+    let hits: Vec<i64> =
+        rows.iter().filter(|(_, a)| a.windows(needle.len()).any(|w| w == needle)).map(|r| r.0).collect();
+    assert_eq!(hits.len(), 1, "exactly one row holds {needle:?}");
+    hits[0]
+}
+
+/// A boolean attribute as the store encodes it (postcard: the type as a varint, the value's
+/// length, the value).
+fn encoded_flag(t: u64, v: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut t = t;
+    loop {
+        let b = (t & 0x7f) as u8;
+        t >>= 7;
+        if t == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    out.extend([1, v as u8]);
+    out
+}
+
+/// Files 0600 in a directory 0700, whatever the umask of the process that made them.
+#[test]
+fn a_new_token_is_readable_by_its_owner_only() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let l = load_env(env_at(tokens.path(), ""));
+    // The most permissive umask: the modes must not come from it.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let slot = l.new_token("modes");
+    let s = user_session(&l.p, slot);
+    aes_key(&s, "k", true, true);
+    drop(s);
+    nix::sys::stat::umask(old);
+    let dir = token_dir(tokens.path());
+    assert_eq!(mode(&dir), 0o700, "token directory {}", dir.display());
+    let files = files_in(&dir);
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for n in ["tessera.db", "tessera.db-wal", "tessera.db-shm", "changes", "pin-state"] {
+        assert!(names.iter().any(|x| x == n), "{n} missing among {names:?}");
+    }
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+}
+
+/// A store made by an older build (0755 and 0644) is tightened when a process opens it.
+#[test]
+fn a_loosened_store_is_tightened_when_opened() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.new_token("loose");
+        aes_key(&user_session(&l.p, slot), "k", true, true);
+    }
+    let dir = token_dir(tokens.path());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let files = files_in(&dir);
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let l = load_env(env_at(tokens.path(), ""));
+    let slot = l.slot_of("loose");
+    // Opening a session opens the token's store.
+    let s = l.p.open_ro_session(slot).expect("C_OpenSession");
+    assert_eq!(find(&s, "k").len(), 0, "the private key is not visible without login");
+    assert_eq!(mode(&dir), 0o700, "token directory");
+    for f in files_in(&dir) {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}
+
+/// Tallies login outcomes: (incorrect, locked).
+fn tally(outcomes: &[Option<RvError>]) -> (usize, usize) {
+    let incorrect = outcomes.iter().filter(|o| **o == Some(RvError::PinIncorrect)).count();
+    let locked = outcomes.iter().filter(|o| **o == Some(RvError::PinLocked)).count();
+    assert_eq!(incorrect + locked, outcomes.len(), "only CKR_PIN_INCORRECT or CKR_PIN_LOCKED expected: {outcomes:?}");
+    (incorrect, locked)
+}
+
+/// 16 wrong user PINs at once from 16 threads, against pin.max_failures = 3: no more than 3
+/// are ever checked; then the right PIN is locked out too.
+#[test]
+fn parallel_wrong_pins_from_threads_never_exceed_max_failures() {
+    let l = load_env(Env::new("pin.max_failures = 3"));
+    let slot = l.new_token("threads");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let outcomes: Vec<Option<RvError>> = (0..16)
+        .map(|_| {
+            let p = l.p.clone();
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                let s = p.open_ro_session(slot).expect("C_OpenSession");
+                b.wait();
+                rv_of(s.login(UserType::User, Some(&AuthPin::new("0000".into()))))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let (incorrect, locked) = tally(&outcomes);
+    assert_eq!((incorrect, locked), (3, 13), "{outcomes:?}");
+    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked), "the right PIN, once locked");
+    let info = l.p.get_token_info(slot).expect("C_GetTokenInfo");
+    assert!(info.user_pin_locked(), "CKF_USER_PIN_LOCKED");
+}
+
+fn testproc_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("TESSERA_TESTPROC") {
+        return PathBuf::from(p);
+    }
+    let beside = module_path().parent().map(|d| d.join("tessera-testproc"));
+    let own = option_env!("CARGO_BIN_EXE_tessera-testproc").map(PathBuf::from);
+    [beside, own]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.exists())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .expect("tessera-testproc is not built: run `cargo build -p tessera-tests --bins`")
+}
+
+/// The same from 16 processes, each its own application.
+#[test]
+fn parallel_wrong_pins_from_processes_never_exceed_max_failures() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let conf = "pin.max_failures = 3";
+    {
+        let l = load_env(env_at(tokens.path(), conf));
+        l.new_token("procs");
+    }
+    let env = env_at(tokens.path(), conf);
+    let mut children: Vec<_> = (0..16)
+        .map(|_| {
+            let mut c = env.command(testproc_path());
+            c.env("TESSERA_MODULE", module_path())
+                .env("TESSERA_TESTPROC_GATE", "1")
+                .args(["login", "procs", "0000"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().expect("spawn tessera-testproc");
+            let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            out.read_line(&mut line).expect("read");
+            assert_eq!(line.trim(), "ready", "{}", describe(&c));
+            (child, out)
+        })
+        .collect();
+    // Every process has its session open: all go at once.
+    for (child, _) in &mut children {
+        child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("go");
+    }
+    let outcomes: Vec<Option<RvError>> = children
+        .into_iter()
+        .map(|(mut child, mut out)| {
+            let mut line = String::new();
+            out.read_line(&mut line).expect("read");
+            let status = child.wait().expect("wait");
+            assert!(status.success(), "tessera-testproc login: {status:?}");
+            match line.trim() {
+                "PinIncorrect" => Some(RvError::PinIncorrect),
+                "PinLocked" => Some(RvError::PinLocked),
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        })
+        .collect();
+    let (incorrect, locked) = tally(&outcomes);
+    assert_eq!((incorrect, locked), (3, 13), "{outcomes:?}");
+    let l = load_env(env_at(tokens.path(), conf));
+    let slot = l.slot_of("procs");
+    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked), "the right PIN, once locked");
+}
+
+/// Copies of the database files of a token directory, to put back later.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    ["tessera.db", "tessera.db-wal"]
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.exists())
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect()
+}
+
+fn restore(dir: &Path, snap: &[(PathBuf, Vec<u8>)]) {
+    let _ = std::fs::remove_file(dir.join("tessera.db-wal"));
+    let _ = std::fs::remove_file(dir.join("tessera.db-shm"));
+    for (p, b) in snap {
+        std::fs::write(p, b).unwrap();
+    }
+}
+
+/// A user PIN locked by wrong guesses stays locked when the database is put back as it was
+/// before the guesses; the SO's C_InitPIN lifts it.
+#[test]
+fn a_restored_database_does_not_unlock_the_pin() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let conf = "pin.max_failures = 3";
+    {
+        let l = load_env(env_at(tokens.path(), conf));
+        let slot = l.new_token("rollback");
+        assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None);
+    }
+    let dir = token_dir(tokens.path());
+    let before = snapshot(&dir);
+    {
+        let l = load_env(env_at(tokens.path(), conf));
+        let slot = l.slot_of("rollback");
+        for _ in 0..3 {
+            assert_eq!(login(&l.p, slot, UserType::User, "0000"), Some(RvError::PinIncorrect));
+        }
+        assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked));
+    }
+    restore(&dir, &before);
+    let l = load_env(env_at(tokens.path(), conf));
+    let slot = l.slot_of("rollback");
+    assert_eq!(
+        login(&l.p, slot, UserType::User, USER_PIN),
+        Some(RvError::PinLocked),
+        "the right user PIN after the database was restored from before the failures"
+    );
+    assert!(l.p.get_token_info(slot).expect("C_GetTokenInfo").user_pin_locked(), "CKF_USER_PIN_LOCKED");
+    // The SO is not blocked: it sets a new user PIN, which works.
+    let so = l.p.open_rw_session(slot).expect("C_OpenSession");
+    so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+    so.init_pin(&AuthPin::new("4321".into())).expect("C_InitPIN");
+    so.logout().expect("C_Logout");
+    drop(so);
+    assert_eq!(login(&l.p, slot, UserType::User, "4321"), None, "the user PIN the SO set");
+}
+
+/// An attribute of a public key object changed in the database (CKA_SENSITIVE true → false) is
+/// noticed: the object is refused, and its value is never handed out. The same for a byte of a
+/// public data object written by a logged-in user.
+#[test]
+fn a_flipped_attribute_is_refused() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.new_token("flip");
+        let s = user_session(&l.p, slot);
+        let k = aes_key(&s, "public-sensitive", false, true);
+        assert_eq!(value(&s, k), None, "a sensitive key's value");
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(b"public-data".to_vec()),
+            Attribute::Value(b"the value as written".to_vec()),
+        ])
+        .expect("C_CreateObject");
+    }
+    let dir = token_dir(tokens.path());
+    {
+        let db = store(&dir);
+        let id = row_with(&db, b"public-sensitive");
+        let attrs: Vec<u8> = db.query_row("SELECT attrs FROM object WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        let on = encoded_flag(cryptoki_sys::CKA_SENSITIVE, true);
+        let at = attrs.windows(on.len()).position(|w| w == on).expect("CKA_SENSITIVE = true in the row");
+        let mut flipped = attrs.clone();
+        flipped[at + on.len() - 1] = 0;
+        db.execute("UPDATE object SET attrs = ?2 WHERE id = ?1", rusqlite::params![id, flipped]).unwrap();
+        let id = row_with(&db, b"the value as written");
+        let attrs: Vec<u8> = db.query_row("SELECT attrs FROM object WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        let at = attrs.windows(10).position(|w| w == b"as written").expect("the value in the row");
+        let mut changed = attrs.clone();
+        changed[at..at + 10].copy_from_slice(b"as changed");
+        db.execute("UPDATE object SET attrs = ?2 WHERE id = ?1", rusqlite::params![id, changed]).unwrap();
+    }
+    let l = load_env(env_at(tokens.path(), ""));
+    let s = user_session(&l.p, l.slot_of("flip"));
+    for h in find(&s, "public-sensitive") {
+        assert!(flag(&s, h, AttributeType::Sensitive), "the key was found with CKA_SENSITIVE false");
+        assert_eq!(value(&s, h), None, "the value of a sensitive key was handed out");
+    }
+    assert!(find(&s, "public-sensitive").is_empty(), "the altered key must be refused");
+    assert!(find(&s, "public-data").is_empty(), "the altered data object must be refused");
+}
+
+/// Parts of two revisions of one row put together (the attributes of revision 1 with the key
+/// material of revision 2, or the other way round) are refused: a key made sensitive does not
+/// become readable again.
+#[test]
+fn revisions_of_a_row_cannot_be_mixed() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let mut rows = Vec::new();
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.new_token("revs");
+        let s = user_session(&l.p, slot);
+        for (label, private) in [("public-key", false), ("private-key", true)] {
+            let k = aes_key(&s, label, private, false);
+            assert!(value(&s, k).is_some(), "a non-sensitive, extractable key's value");
+            rows.push(k);
+        }
+    }
+    let dir = token_dir(tokens.path());
+    let read = |id: i64| -> (Vec<u8>, Option<Vec<u8>>) {
+        store(&dir)
+            .query_row("SELECT attrs, secret FROM object WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+    };
+    let ids: Vec<i64> = {
+        let db = store(&dir);
+        let mut st = db.prepare("SELECT id FROM object ORDER BY id").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(ids.len(), 2);
+    let rev1: Vec<_> = ids.iter().map(|id| read(*id)).collect();
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let s = user_session(&l.p, l.slot_of("revs"));
+        for label in ["public-key", "private-key"] {
+            let h = find(&s, label)[0];
+            s.update_attributes(h, &[Attribute::Sensitive(true)]).expect("C_SetAttributeValue CKA_SENSITIVE");
+            assert_eq!(value(&s, h), None);
+        }
+    }
+    let rev2: Vec<_> = ids.iter().map(|id| read(*id)).collect();
+    // The public key: revision 1's attributes with revision 2's key material.
+    // The private key: revision 2's attributes with revision 1's key material.
+    store(&dir).execute("UPDATE object SET attrs = ?2 WHERE id = ?1", rusqlite::params![ids[0], rev1[0].0]).unwrap();
+    store(&dir).execute("UPDATE object SET secret = ?2 WHERE id = ?1", rusqlite::params![ids[1], rev1[1].1]).unwrap();
+    assert_ne!(rev2[1].1, rev1[1].1);
+    let l = load_env(env_at(tokens.path(), ""));
+    let s = user_session(&l.p, l.slot_of("revs"));
+    for label in ["public-key", "private-key"] {
+        for h in find(&s, label) {
+            assert_eq!(value(&s, h), None, "{label}: the value of a key made sensitive was handed out");
+        }
+        assert!(find(&s, label).is_empty(), "{label}: a row of mixed revisions must be refused");
+    }
+}
+
+/// A PBKDF2 iteration count below 600,000 in the database is refused as damage, without
+/// counting a failure; one below the configured count is raised to it at the next right login.
+#[test]
+fn stored_iteration_counts_below_the_minimum_are_refused() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        l.new_token("kdf");
+    }
+    let dir = token_dir(tokens.path());
+    let its =
+        |col: &str| -> i64 { store(&dir).query_row(&format!("SELECT {col} FROM token"), [], |r| r.get(0)).unwrap() };
+    assert_eq!(its("user_iterations"), 600_000);
+    store(&dir).execute("UPDATE token SET user_iterations = 1000", []).unwrap();
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.slot_of("kdf");
+        assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::DeviceError));
+        assert_eq!(login(&l.p, slot, UserType::User, "0000"), Some(RvError::DeviceError));
+        assert_eq!(its("user_failures"), 0, "no attempt is counted against a damaged wrap");
+    }
+    store(&dir).execute("UPDATE token SET user_iterations = 600000", []).unwrap();
+    let l = load_env(env_at(tokens.path(), "pin.kdf_iterations = 650000"));
+    let slot = l.slot_of("kdf");
+    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None);
+    assert_eq!(its("user_iterations"), 650_000, "the wrap is raised to the configured count");
+    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None, "and opens with it");
+}
+
+/// Two threads change one token key at once, many rounds: one its label, the other its
+/// CKA_ID and, once, CKA_SENSITIVE to true. No change is lost, and the key never becomes
+/// non-sensitive again.
+#[test]
+fn concurrent_attribute_changes_are_never_lost() {
+    let l = load_env(Env::new(""));
+    let slot = l.new_token("setters");
+    let s = user_session(&l.p, slot);
+    const ROUNDS: usize = 12;
+    const SETS: usize = 25;
+    let mut lost = Vec::new();
+    for round in 0..ROUNDS {
+        let k = aes_key(&s, &format!("r{round}"), true, false);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let spawn = |labels: bool| {
+            let p = l.p.clone();
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                let s = p.open_rw_session(slot).expect("C_OpenSession");
+                b.wait();
+                for i in 0..SETS {
+                    if labels {
+                        s.update_attributes(k, &[Attribute::Label(format!("a{i}").into_bytes())]).expect("label");
+                    } else {
+                        if i == SETS / 2 {
+                            s.update_attributes(k, &[Attribute::Sensitive(true)]).expect("sensitive");
+                        }
+                        s.update_attributes(k, &[Attribute::Id(format!("b{i}").into_bytes())]).expect("id");
+                        if i >= SETS / 2 {
+                            assert!(flag(&s, k, AttributeType::Sensitive), "CKA_SENSITIVE went back to false");
+                        }
+                    }
+                }
+            })
+        };
+        let (a, b) = (spawn(true), spawn(false));
+        a.join().expect("label setter");
+        b.join().expect("id setter");
+        let got = s
+            .get_attributes(k, &[AttributeType::Label, AttributeType::Id, AttributeType::Sensitive])
+            .expect("C_GetAttributeValue");
+        let want = vec![
+            Attribute::Label(format!("a{}", SETS - 1).into_bytes()),
+            Attribute::Id(format!("b{}", SETS - 1).into_bytes()),
+            Attribute::Sensitive(true),
+        ];
+        if got != want {
+            lost.push(format!("round {round}: {got:?}"));
+        }
+    }
+    assert!(lost.is_empty(), "updates lost:\n{}", lost.join("\n"));
+}
+
+/// Where the store written by the build before objects were authenticated lives (schema 3).
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v3")
+}
+
+/// Writes the fixture of [`a_store_of_the_previous_format_opens_and_is_resealed`] with the module
+/// `TESSERA_MODULE` points at (the build before objects were authenticated) into
+/// `$TESSERA_FIXTURE_OUT`. Run by hand: `cargo test --test store_hardening -- --ignored`.
+#[test]
+#[ignore]
+fn make_previous_format_fixture() {
+    let Some(out) = std::env::var_os("TESSERA_FIXTURE_OUT").map(PathBuf::from) else {
+        println!("SKIP: TESSERA_FIXTURE_OUT is not set");
+        return;
+    };
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.new_token("old-store");
+        let s = user_session(&l.p, slot);
+        aes_key(&s, "old-private", true, true);
+        aes_key(&s, "old-public", false, true);
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(b"old-data".to_vec()),
+            Attribute::Value(b"old data value".to_vec()),
+        ])
+        .expect("C_CreateObject");
+    }
+    let dir = token_dir(tokens.path());
+    store(&dir).pragma_update(None, "wal_checkpoint", "TRUNCATE").expect("checkpoint");
+    let dest = out.join(dir.file_name().unwrap());
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(dir.join("tessera.db"), dest.join("tessera.db")).unwrap();
+    println!("written {}", dest.display());
+}
+
+/// A store written by the build before objects were authenticated (schema 3; SO PIN
+/// `12345678`, user PIN `1234`) opens: its public objects before login, all of them after; the
+/// login re-seals every row, and from then on a changed or downgraded row is refused.
+#[test]
+fn a_store_of_the_previous_format_opens_and_is_resealed() {
+    let fixture = std::fs::read_dir(fixture_dir()).expect("fixture").flatten().next().expect("a token").path();
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let dir = tokens.path().join(fixture.file_name().unwrap());
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(fixture.join("tessera.db"), dir.join("tessera.db")).unwrap();
+    let version: i64 = store(&dir).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 3, "the fixture is a store of schema 3");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.slot_of("old-store");
+        let s = l.p.open_ro_session(slot).expect("C_OpenSession");
+        assert!(find(&s, "old-private").is_empty());
+        assert_eq!(find(&s, "old-public").len(), 1);
+        let d = find(&s, "old-data");
+        assert_eq!(value(&s, d[0]).as_deref(), Some(&b"old data value"[..]));
+        drop(s);
+        let s = user_session(&l.p, slot);
+        for label in ["old-private", "old-public"] {
+            let k = find(&s, label);
+            assert_eq!(k.len(), 1, "{label}");
+            assert!(flag(&s, k[0], AttributeType::Sensitive), "{label}");
+            assert_eq!(value(&s, k[0]), None, "{label}");
+            s.encrypt(&cryptoki::mechanism::Mechanism::AesCbcPad([0; 16]), k[0], b"x").expect("C_Encrypt");
+        }
+        assert_eq!(find(&s, "old-data").len(), 1);
+    }
+    {
+        let db = store(&dir);
+        let old: i64 = db.query_row("SELECT count(*) FROM object WHERE format = 0", [], |r| r.get(0)).unwrap();
+        assert_eq!(old, 0, "every row re-sealed at the login");
+        let untagged: i64 = db
+            .query_row("SELECT count(*) FROM object WHERE NOT private AND secret IS NULL AND tag IS NULL", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(untagged, 0);
+        let id = row_with(&db, b"old data value");
+        let attrs: Vec<u8> = db.query_row("SELECT attrs FROM object WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        let at = attrs.windows(14).position(|w| w == b"old data value").unwrap();
+        let mut changed = attrs.clone();
+        changed[at] = b'O';
+        db.execute("UPDATE object SET attrs = ?2 WHERE id = ?1", rusqlite::params![id, changed]).unwrap();
+        let id = row_with(&db, b"old-public");
+        db.execute("UPDATE object SET format = 0 WHERE id = ?1", [id]).unwrap();
+    }
+    let l = load_env(env_at(tokens.path(), ""));
+    let s = user_session(&l.p, l.slot_of("old-store"));
+    assert!(find(&s, "old-data").is_empty(), "a changed row after the re-sealing");
+    assert!(find(&s, "old-public").is_empty(), "a row put back to the old format");
+    assert_eq!(find(&s, "old-private").len(), 1, "the untouched row");
+}
+
+/// Public objects made in a public session carry no tag (there is no token key to make one);
+/// the next login tags them. A trusted certificate (only the SO can make one, so it is always
+/// tagged) whose tag is removed is refused, even before any login.
+#[test]
+fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let slot = l.new_token("tags");
+        let so = l.p.open_rw_session(slot).expect("C_OpenSession");
+        so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+        so.create_object(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Subject(b"subject".to_vec()),
+            Attribute::Value(b"certificate".to_vec()),
+            Attribute::Label(b"trusted-cert".to_vec()),
+            Attribute::Trusted(true),
+        ])
+        .expect("C_CreateObject of a trusted certificate");
+        so.logout().expect("C_Logout");
+        drop(so);
+        let s = l.p.open_rw_session(slot).expect("C_OpenSession");
+        // Without the token key a trusted certificate cannot be written (its tag needs the key).
+        let cert = find(&s, "trusted-cert")[0];
+        let r = s.update_attributes(cert, &[Attribute::Label(b"trusted-cert-2".to_vec())]);
+        assert_eq!(rv_of(r), Some(RvError::UserNotLoggedIn), "C_SetAttributeValue of a trusted certificate");
+        let r = s.copy_object(cert, &[Attribute::Label(b"copy".to_vec())]);
+        assert_eq!(rv_of(r), Some(RvError::UserNotLoggedIn), "C_CopyObject of a trusted certificate");
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(b"made-in-public".to_vec()),
+            Attribute::Value(b"public value".to_vec()),
+        ])
+        .expect("C_CreateObject in a public session");
+    }
+    let dir = token_dir(tokens.path());
+    let tagged = |needle: &[u8]| -> bool {
+        let db = store(&dir);
+        let id = row_with(&db, needle);
+        db.query_row("SELECT tag IS NOT NULL FROM object WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    };
+    assert!(tagged(b"trusted-cert"));
+    assert!(!tagged(b"made-in-public"));
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        let s = user_session(&l.p, l.slot_of("tags"));
+        assert_eq!(find(&s, "made-in-public").len(), 1);
+    }
+    assert!(tagged(b"made-in-public"), "tagged at the login");
+    {
+        let db = store(&dir);
+        let id = row_with(&db, b"trusted-cert");
+        db.execute("UPDATE object SET tag = NULL WHERE id = ?1", [id]).unwrap();
+    }
+    let l = load_env(env_at(tokens.path(), ""));
+    let s = l.p.open_ro_session(l.slot_of("tags")).expect("C_OpenSession");
+    assert!(find(&s, "trusted-cert").is_empty(), "a trusted certificate without its tag");
+    assert_eq!(find(&s, "made-in-public").len(), 1);
+}
