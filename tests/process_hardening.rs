@@ -433,6 +433,32 @@ impl Gcm {
         self.reopen();
     }
 
+    /// The SO sets the user PIN again (`C_InitPIN`), after checking that the user's login is
+    /// refused as locked.
+    fn reset_user_pin_as_so(&mut self) {
+        let mut n: CK_ULONG = 4;
+        let mut slots = [0; 4];
+        unsafe {
+            let f = &self.t.f;
+            assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
+            let slot = slots[..n as usize]
+                .iter()
+                .copied()
+                .find(|s| {
+                    let mut ti = CK_TOKEN_INFO::default();
+                    f.C_GetTokenInfo(*s, &mut ti) == CKR_OK && ti.flags & CKF_TOKEN_INITIALIZED != 0
+                })
+                .unwrap();
+            let mut h = 0;
+            assert_eq!(f.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
+            assert_eq!(f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_PIN_LOCKED);
+            assert_eq!(f.C_Login(h, CKU_SO, SO_PIN.as_ptr() as *mut _, SO_PIN.len() as CK_ULONG), CKR_OK);
+            assert_eq!(f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(f.C_Logout(h), CKR_OK);
+            assert_eq!(f.C_CloseSession(h), CKR_OK);
+        }
+    }
+
     /// After a C_Initialize: the slot of the token and a new logged-in session.
     fn reopen(&mut self) {
         let mut n: CK_ULONG = 4;
@@ -707,6 +733,9 @@ fn counter_ivs_never_repeat_for_a_key_value_across_copies_twins_processes_and_a_
         std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap();
     }
     unsafe { assert_eq!(g.t.f.C_Initialize(null_mut()), CKR_OK) };
+    // The restored database is behind the token's PIN-state record: the user PIN is blocked until
+    // the SO sets it again (tests/store_hardening.rs), as an operator restoring a backup does.
+    g.reset_user_pin_as_so();
     g.reopen();
     for label in ["key", "copy", "unwrapped", "imported"] {
         all_new(&mut seen, &format!("{label} after restoring the database"), g.ivs(g.find(label), fixed, N));
