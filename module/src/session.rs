@@ -86,6 +86,10 @@ pub struct MessageOp {
     /// The message being processed in parts (`C_EncryptMessageBegin` … `C_EncryptMessageNext`
     /// with `CKF_END_OF_MESSAGE`), if any.
     pub part: Option<MessagePart>,
+    /// The names of the key material's GCM invocation counters (narrow, wide: see
+    /// `Token::iv_space`), computed at the first message that needs each and shared by the
+    /// operation's detached copies, so that a message costs no HMAC.
+    pub iv_spaces: std::sync::Arc<[std::sync::OnceLock<Vec<u8>>; 2]>,
 }
 
 /// A message processed in parts: the streaming cipher, and for decryption how much ciphertext it

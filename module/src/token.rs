@@ -649,7 +649,7 @@ impl Token {
     /// value over a fixed label, the kind of counter (`wide`: 64 bits) and the token's unique ID.
     /// Every copy of the key (copied, unwrapped again, imported again, a session key with the same
     /// value) has the same; the name shows nothing of the value.
-    fn iv_space(&self, key_value: &[u8], wide: bool) -> Vec<u8> {
+    pub fn iv_space(&self, key_value: &[u8], wide: bool) -> Vec<u8> {
         use aws_lc_rs::hmac;
         let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, key_value));
         ctx.update(b"Tessera GCM invocation counter, v1");
@@ -672,22 +672,22 @@ impl Token {
     /// each other's blocks. A narrow one has few values to spare: 256 at first, twice as many
     /// with each further block of the process up to 2^14 (a short-lived process leaves few
     /// unused, a busy one writes to disk seldom), no distance.
-    pub fn next_iv_counter(&self, key_value: &[u8], wide: bool) -> Result<(u64, [u8; 4])> {
-        let kid = self.iv_space(key_value, wide);
+    /// `kid` is the key material's counter name, [`Token::iv_space`] of its value.
+    pub fn next_iv_counter(&self, kid: &[u8], wide: bool) -> Result<(u64, [u8; 4])> {
         let mut c = lock(&self.counters);
-        if !c.contains_key(&kid) {
+        if !c.contains_key(kid) {
             let mut high = [0u8; 4];
             high.copy_from_slice(&seal::random_bytes(4)?);
-            c.insert(kid.clone(), IvBlock { next: 0, end: 0, high, blocks: 0 });
+            c.insert(kid.to_vec(), IvBlock { next: 0, end: 0, high, blocks: 0 });
         }
-        let entry = c.get_mut(&kid).ok_or(err(CKR_GENERAL_ERROR))?;
+        let entry = c.get_mut(kid).ok_or(err(CKR_GENERAL_ERROR))?;
         if entry.next == entry.end {
             let distance = match entry.blocks == 0 && wide {
                 true => u32::from_be_bytes(seal::random_bytes(4)?.try_into().map_err(|_| err(CKR_GENERAL_ERROR))?),
                 false => 0,
             };
             let block: u64 = if wide { 1 << 16 } else { 256 << entry.blocks.min(6) };
-            let start = lock(&self.db).reserve_iv_block(&kid, block, distance.into())?;
+            let start = lock(&self.db).reserve_iv_block(kid, block, distance.into())?;
             (entry.next, entry.end) = (start, start + block);
             entry.blocks = entry.blocks.saturating_add(1);
         }

@@ -45,7 +45,7 @@ const IV_BYTES: usize = 12;
 impl MessageOp {
     /// The operation's key and mechanism, to work with outside the session lock.
     fn detached(&self) -> MessageOp {
-        MessageOp { mechanism: self.mechanism, key: self.key.clone(), part: None }
+        MessageOp { mechanism: self.mechanism, key: self.key.clone(), part: None, iv_spaces: self.iv_spaces.clone() }
     }
 }
 
@@ -87,7 +87,7 @@ impl Module {
         let m = registry().get(mech)?;
         let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
         let k = self.usable_key(&s, key, mech, m, usage)?;
-        let op = MessageOp { mechanism: mech, key: k, part: None };
+        let op = MessageOp { mechanism: mech, key: k, part: None, iv_spaces: Default::default() };
         if encrypt {
             ops.message_encrypt = Some(op);
         } else {
@@ -133,7 +133,9 @@ impl Module {
                 let room = IV_BYTES - fixed;
                 // A 64-bit counter and a shorter one are kept apart (see
                 // `Token::next_iv_counter`).
-                let (counter, high) = s.token.next_iv_counter(value, room >= 8)?;
+                let wide = room >= 8;
+                let kid = op.iv_spaces[wide as usize].get_or_init(|| s.token.iv_space(value, wide));
+                let (counter, high) = s.token.next_iv_counter(kid, wide)?;
                 if room < 8 && counter >> (room * 8) != 0 {
                     tracing::error!("the IV counter of a GCM key is exhausted");
                     return Err(err(CKR_FUNCTION_FAILED));
