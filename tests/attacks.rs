@@ -368,6 +368,15 @@ fn copies_never_loosen_protection() {
     assert_eq!(t.copy(frozen, &vec![(CKA_MODIFIABLE, V::B(true))]), Err(CKR_ATTRIBUTE_READ_ONLY));
     let wwt = t.copy(guarded, &vec![]).unwrap();
     assert_eq!(t.copy(wwt, &vec![(CKA_WRAP_WITH_TRUSTED, V::B(false))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    // A trusted key the user can read (the SO made it extractable and not sensitive) wraps no
+    // sensitive key: its value would decrypt the wrapped key outside.
+    t.relogin(CKU_SO).unwrap();
+    let mut readable_kek = kek(CKK_AES, &[0x24; 16]);
+    readable_kek.extend([(CKA_TRUSTED, V::B(true)), (CKA_PRIVATE, V::B(false))]);
+    let readable_trusted = t.create(&readable_kek).unwrap();
+    t.relogin(CKU_USER).unwrap();
+    assert_eq!(t.value(readable_trusted).unwrap(), [0x24; 16]);
+    assert_eq!(t.wrap(&kw(), readable_trusted, target(&t, &[0x25; 16])), Err(CKR_KEY_NOT_WRAPPABLE));
     // Clean up the token key (it is not destroyable by a template of the user's, but is by a call).
     t.relogin(CKU_SO).unwrap();
     t.destroy(trusted);

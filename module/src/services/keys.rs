@@ -152,7 +152,8 @@ fn without_zero_padding(bytes: &mut Vec<u8>, class: CK_OBJECT_CLASS, template: &
 /// to the caller.
 fn contains_what_it_wraps(wk: &Object) -> bool {
     match wk.class() {
-        CKO_SECRET_KEY => template::guarding(wk),
+        // A trusted key whose value the caller can read would hand the wrapped key over too.
+        CKO_SECRET_KEY => template::guarding(wk) && !wk.material_readable(),
         CKO_PUBLIC_KEY => wk.flag(CKA_TRUSTED) || (wk.flag(CKA_LOCAL) && wk.flag(CKA_VENDOR_PAIR_CONTAINED)),
         _ => false,
     }
