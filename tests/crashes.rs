@@ -305,7 +305,8 @@ fn gcm_aad_of_2_pow_44() {
         // Without room for the mapping, the length still names no allocation the module can make,
         // and nothing is read before the allocation.
         let aad = huge_buffer(len).unwrap_or(small.as_ptr() as *mut u8);
-        p = gcm_params(&iv, aad, len as CK_ULONG);
+        let mut huge = gcm_params(&iv, aad, len as CK_ULONG);
+        m.pParameter = &mut huge as *mut _ as *mut c_void;
         unsafe { t.t.f.C_EncryptInit(t.h, &mut m, k) }
     });
     assert_eq!(rv, CKR_HOST_MEMORY);
@@ -575,4 +576,68 @@ fn overlapping_buffers_in_updates() {
         assert_eq!(run(true, &plain, Some(off)), ct, "encrypt update at offset {off}");
         assert_eq!(run(false, &ct, Some(off)), plain, "decrypt update at offset {off}");
     }
+}
+
+// ---- damaged store records (found by fuzzing object::decode) -----------------------------------
+
+/// A public object's record in the token store replaced by 9 bytes that claim 2^40 attributes:
+/// reading it reserved room for all of them (32 TiB) and aborted the process. Now the record is
+/// refused as undecodable when the object is loaded (the token logs it), the object is not
+/// listed, and the process lives.
+#[test]
+fn store_record_claiming_2_pow_40_attributes() {
+    let rv = in_child("store_record_claiming_2_pow_40_attributes", || {
+        let env = Env::new("tessera.mode = non-approved");
+        env.activate();
+        std::env::remove_var("TESSERA_MODE");
+        let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+        unsafe {
+            assert_eq!(f.C_Initialize(null_mut()), CKR_OK);
+            let mut slots = [0; 4];
+            let mut n: CK_ULONG = 4;
+            assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
+            let mut label = [b' '; 32];
+            assert_eq!(f.C_InitToken(slots[0], SO_PIN.as_ptr() as *mut _, 8, label.as_mut_ptr()), CKR_OK);
+            let mut h = 0;
+            let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
+            assert_eq!(f.C_OpenSession(slots[0], flags, null_mut(), None, &mut h), CKR_OK);
+            let (class, tru, fal) = (CKO_DATA, CK_TRUE, CK_FALSE);
+            let mut t = [attr(CKA_CLASS, &class), attr(CKA_TOKEN, &tru), attr(CKA_PRIVATE, &fal)];
+            let mut o = 0;
+            assert_eq!(f.C_CreateObject(h, t.as_mut_ptr(), t.len() as _, &mut o), CKR_OK);
+            assert_eq!(f.C_Finalize(null_mut()), CKR_OK);
+        }
+        let db = std::fs::read_dir(env.tokendir())
+            .expect("token directory")
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "db" || x == "sqlite"))
+            .expect("token database");
+        let c = rusqlite::Connection::open(&db).expect("open store");
+        // A postcard length of 2^40 (varint), and nothing after it.
+        let claim: &[u8] = &[0x80, 0x80, 0x80, 0x80, 0x80, 0x20];
+        assert_eq!(c.execute("UPDATE object SET attrs = ?1 WHERE private = 0", [claim]).expect("update"), 1);
+        drop(c);
+        unsafe {
+            assert_eq!(f.C_Initialize(null_mut()), CKR_OK);
+            let mut slots = [0; 4];
+            let mut n: CK_ULONG = 4;
+            assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
+            let mut h = 0;
+            let rv = f.C_OpenSession(slots[0], CKF_SERIAL_SESSION, null_mut(), None, &mut h);
+            if rv != CKR_OK {
+                return rv;
+            }
+            let rv = f.C_FindObjectsInit(h, null_mut(), 0);
+            if rv != CKR_OK {
+                return rv;
+            }
+            let mut found = [0; 4];
+            let mut n = 0;
+            let rv = f.C_FindObjects(h, found.as_mut_ptr(), 4, &mut n);
+            assert_eq!(n, 0, "the damaged object is not listed");
+            rv
+        }
+    });
+    assert_eq!(rv, CKR_OK);
 }
