@@ -641,3 +641,81 @@ fn store_record_claiming_2_pow_40_attributes() {
     });
     assert_eq!(rv, CKR_OK);
 }
+
+// ---- pointers into the first page ----------------------------------------------------------------
+
+/// An output buffer at address 0x10 (a small number where a pointer belongs): once written to
+/// (a segmentation fault), now `CKR_ARGUMENTS_BAD` before anything is computed.
+#[test]
+fn output_pointer_in_the_first_page() {
+    let rv = in_child("output_pointer_in_the_first_page", || {
+        let t = token();
+        let k = t.aes(16);
+        let mut m = CK_MECHANISM { mechanism: CKM_AES_ECB, pParameter: null_mut(), ulParameterLen: 0 };
+        let mut data = [0u8; 16];
+        let mut len: CK_ULONG = 16;
+        unsafe {
+            assert_eq!(t.t.f.C_EncryptInit(t.h, &mut m, k), CKR_OK);
+            t.t.f.C_Encrypt(t.h, data.as_mut_ptr(), 16, 0x10 as *mut u8, &mut len)
+        }
+    });
+    assert_eq!(rv, CKR_ARGUMENTS_BAD);
+}
+
+// ---- overlapping buffers in the message API -------------------------------------------------------
+
+/// `C_EncryptMessage` / `C_DecryptMessage` (AES-GCM, an IV the application gives: deterministic)
+/// with the output at the input's address and 8 bytes before and after it give the bytes separate
+/// buffers give, and the tag written into the parameters is the same.
+#[test]
+fn overlapping_buffers_message_api() {
+    let t = token();
+    let k = t.aes(32);
+    let plain = plaintext();
+    let aad = *b"header";
+    // (output, tag) for one call; `off`: the output's offset from the input in one buffer.
+    let call = |encrypt: bool, input: &[u8], tag_in: [u8; 16], off: Option<isize>| -> (Vec<u8>, [u8; 16]) {
+        let mut iv = [3u8; 12];
+        let mut tag = tag_in;
+        let mut p = CK_GCM_MESSAGE_PARAMS {
+            pIv: iv.as_mut_ptr(),
+            ulIvLen: 12,
+            ulIvFixedBits: 0,
+            ivGenerator: CKG_NO_GENERATE,
+            pTag: tag.as_mut_ptr(),
+            ulTagBits: 128,
+        };
+        let pp = &mut p as *mut _ as *mut c_void;
+        let pl = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+        let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
+        let mut buf = vec![0u8; input.len() + 64];
+        let mut sep = vec![0u8; input.len() + 64];
+        buf[16..16 + input.len()].copy_from_slice(input);
+        let ip = unsafe { buf.as_mut_ptr().add(16) };
+        let op = match off {
+            None => sep.as_mut_ptr(),
+            Some(o) => unsafe { buf.as_mut_ptr().offset(16 + o) },
+        };
+        let mut ol = input.len() as CK_ULONG;
+        let n = input.len() as CK_ULONG;
+        let a = aad.as_ptr() as *mut u8;
+        unsafe {
+            if encrypt {
+                assert_eq!(t.t.f.C_MessageEncryptInit(t.h, &mut m, k), CKR_OK);
+                assert_eq!(t.t.f.C_EncryptMessage(t.h, pp, pl, a, aad.len() as _, ip, n, op, &mut ol), CKR_OK);
+                assert_eq!(t.t.f.C_MessageEncryptFinal(t.h), CKR_OK);
+            } else {
+                assert_eq!(t.t.f.C_MessageDecryptInit(t.h, &mut m, k), CKR_OK);
+                assert_eq!(t.t.f.C_DecryptMessage(t.h, pp, pl, a, aad.len() as _, ip, n, op, &mut ol), CKR_OK);
+                assert_eq!(t.t.f.C_MessageDecryptFinal(t.h), CKR_OK);
+            }
+            (std::slice::from_raw_parts(op, ol as usize).to_vec(), tag)
+        }
+    };
+    let (ct, tag) = call(true, &plain, [0; 16], None);
+    assert_eq!(call(false, &ct, tag, None).0, plain);
+    for off in [0isize, 8, -8] {
+        assert_eq!(call(true, &plain, [0; 16], Some(off)), (ct.clone(), tag), "encrypt at offset {off}");
+        assert_eq!(call(false, &ct, tag, Some(off)).0, plain, "decrypt at offset {off}");
+    }
+}

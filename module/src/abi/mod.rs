@@ -225,42 +225,51 @@ pub unsafe fn slice_mut<'a, T>(p: *mut T, n: CK_ULONG) -> Result<&'a mut [T]> {
 /// The end of the largest user address space of the platforms Tessera runs on (see [`possible`]).
 const ADDRESS_SPACE_END: u64 = if usize::BITS == 64 { 1 << 57 } else { u32::MAX as u64 + 1 };
 
-/// Writes a list under the two-call length convention: a NULL `p` asks for the count only.
+/// Writes a list under the two-call length convention: a NULL `p` asks for the count only. The
+/// count is read and written through its pointer (no reference is held while the list is copied:
+/// the two may share bytes).
 pub unsafe fn write_list<T: Copy>(items: &[T], p: *mut T, count: *mut CK_ULONG) -> Result<()> {
-    let count = out(count)?;
+    let count = out_ptr(count)?;
     let n = items.len() as CK_ULONG;
     if p.is_null() {
-        *count = n;
+        put(count, n);
         return Ok(());
     }
-    if *count < n {
-        *count = n;
+    if std::ptr::read_unaligned(count) < n {
+        put(count, n);
         return Err(err(CKR_BUFFER_TOO_SMALL));
     }
+    if !possible(p, n) {
+        return Err(err(CKR_ARGUMENTS_BAD));
+    }
     std::ptr::copy_nonoverlapping(items.as_ptr(), p, items.len());
-    *count = n;
+    put(count, n);
     Ok(())
 }
 
 /// The capacity of a caller's output buffer: `None` for a NULL buffer (a length query).
 pub unsafe fn capacity(p: *const u8, len: *mut CK_ULONG) -> Result<Option<usize>> {
-    let len = out(len)?;
+    let len = std::ptr::read_unaligned(out_ptr(len)?);
     if p.is_null() {
         return Ok(None);
+    }
+    if (p as usize) < LOWEST_ADDRESS {
+        return Err(err(CKR_ARGUMENTS_BAD));
     }
     // A claimed size no buffer can have is taken as the most that could be there: no output
     // comes near it, and the buffer is never addressed beyond what is written.
     let most = (ADDRESS_SPACE_END.saturating_sub(p as u64)).min(isize::MAX as u64);
-    Ok(Some((*len).min(most) as usize))
+    Ok(Some(len.min(most) as usize))
 }
 
-/// Delivers a finishing call's output under the two-call convention.
+/// Delivers a finishing call's output under the two-call convention. The output and its length
+/// are written through their pointers: they may share bytes.
 pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: *mut CK_ULONG) -> Result<()> {
     use crate::services::digest::Output;
-    let l = out(len)?;
+    let l = out_ptr(len)?;
     match o {
         Output::Length { len, too_small } => {
-            *l = len as CK_ULONG;
+            put(l, len as CK_ULONG);
             if too_small {
                 Err(err(CKR_BUFFER_TOO_SMALL))
             } else {
@@ -269,11 +278,11 @@ pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: 
         }
         Output::Done(v) => {
             std::ptr::copy_nonoverlapping(v.as_ptr(), p, v.len());
-            *l = v.len() as CK_ULONG;
+            put(l, v.len() as CK_ULONG);
             Ok(())
         }
         Output::Written(n) => {
-            *l = n as CK_ULONG;
+            put(l, n as CK_ULONG);
             Ok(())
         }
     }

@@ -151,15 +151,19 @@ pub unsafe extern "C" fn C_FindObjects(
     guard("C_FindObjects", || {
         let m = module()?;
         m.session(hSession)?;
-        let count = out(pulObjectCount)?;
+        let count = out_ptr(pulObjectCount)?;
         if phObject.is_null() && ulMaxObjectCount > 0 {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        if ulMaxObjectCount > 0 && !possible(phObject, ulMaxObjectCount) {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
         let found = m.find_next(hSession, ulMaxObjectCount as usize)?;
         if !found.is_empty() {
             std::ptr::copy_nonoverlapping(found.as_ptr(), phObject, found.len());
         }
-        *count = found.len() as CK_ULONG;
+        // Through the pointer: the count may share bytes with the handles just written.
+        put(count, found.len() as CK_ULONG);
         Ok(())
     })
 }
