@@ -122,9 +122,9 @@ unsafe fn password_len(field: CK_ULONG) -> Result<CK_ULONG> {
 /// The `CK_ULONG` at `p` if the process can read it, `None` if not.
 ///
 /// Written by hand because no crate asks this of an address: the kernel copies the value for us
-/// (`process_vm_readv` on our own process), and answers `EFAULT` for an address that is not
-/// readable, where dereferencing it would kill the process. A kernel or sandbox that refuses the
-/// call gives `None` too: the value is then not taken for a pointer.
+/// and answers `EFAULT` for an address that is not readable, where dereferencing it would kill the
+/// process. `process_vm_readv` on our own process does it in one call; where a sandbox refuses
+/// that call, a write of the value into a pipe does the same check.
 fn read_if_mapped(p: *const CK_ULONG) -> Option<CK_ULONG> {
     let mut v: CK_ULONG = 0;
     let size = std::mem::size_of::<CK_ULONG>();
@@ -133,7 +133,25 @@ fn read_if_mapped(p: *const CK_ULONG) -> Option<CK_ULONG> {
     // SAFETY: both iovecs describe one CK_ULONG; the kernel writes only `v`, and reads `p` on our
     // behalf, failing instead of faulting.
     let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    (n == size as isize).then_some(v)
+    if n == size as isize {
+        return Some(v);
+    }
+    if std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT) {
+        return None;
+    }
+    let mut fds = [0; 2];
+    // SAFETY: plain system calls on a pipe of our own; `write` reads `size` bytes at `p` in the
+    // kernel (EFAULT if it cannot), `read` fills `v`.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return None;
+        }
+        let ok = libc::write(fds[1], p as *const c_void, size) == size as isize
+            && libc::read(fds[0], &mut v as *mut CK_ULONG as *mut c_void, size) == size as isize;
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        ok.then_some(v)
+    }
 }
 
 unsafe fn pbkd2(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
@@ -148,4 +166,28 @@ unsafe fn pbkd2(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
         password: param_copy(s.pPassword, password_len)?,
     }
     .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_length_read_through_a_pointer_only_when_it_is_one() {
+        let len: CK_ULONG = 8;
+        assert_eq!(unsafe { password_len(5) }, Ok(5));
+        assert_eq!(unsafe { password_len(&len as *const CK_ULONG as CK_ULONG) }, Ok(8));
+        // A length of 64 KiB or more that is no readable address.
+        for v in [0x1_0000, 0x2_0003, 1 << 62] {
+            assert_eq!(unsafe { password_len(v) }, Err(err(CKR_MECHANISM_PARAM_INVALID)), "{v:#x}");
+        }
+        // A readable address whose value is no password length.
+        let long: CK_ULONG = 0x1_0000;
+        assert_eq!(
+            unsafe { password_len(&long as *const CK_ULONG as CK_ULONG) },
+            Err(err(CKR_MECHANISM_PARAM_INVALID))
+        );
+        assert_eq!(read_if_mapped(&len), Some(8));
+        assert_eq!(read_if_mapped(0x1_0000 as *const CK_ULONG), None);
+    }
 }
