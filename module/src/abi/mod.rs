@@ -124,12 +124,30 @@ const COPIES: usize = 4;
 /// so a caller's input so large that the work on it cannot be allocated would take the whole
 /// application down. Inputs of ordinary size are not checked; for a large one the memory is
 /// reserved (address space only: no page is touched) and given back at once.
+///
+/// The reservation alone does not decide where the kernel overcommits memory without limit
+/// (`vm.overcommit_memory = 1`): there, copies larger than the machine's memory and swap are
+/// refused first, as the copying would end in the out-of-memory killer.
 pub fn room_for(len: usize) -> Result<()> {
     if len < LARGE_INPUT {
         return Ok(());
     }
+    let need = len.saturating_mul(COPIES);
+    if need as u128 > machine_memory() {
+        return Err(err(CKR_HOST_MEMORY));
+    }
     let mut probe: Vec<u8> = Vec::new();
-    probe.try_reserve_exact(len.saturating_mul(COPIES)).map_err(|_| err(CKR_HOST_MEMORY))
+    probe.try_reserve_exact(need).map_err(|_| err(CKR_HOST_MEMORY))
+}
+
+/// The machine's memory and swap in bytes (`sysinfo(2)`); unbounded if the call fails.
+fn machine_memory() -> u128 {
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: sysinfo fills the structure it is given.
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return u128::MAX;
+    }
+    (si.totalram as u128 + si.totalswap as u128) * si.mem_unit.max(1) as u128
 }
 
 /// A copy of a caller's buffer, `CKR_HOST_MEMORY` when it cannot be allocated.
@@ -239,7 +257,7 @@ pub unsafe fn write_list<T: Copy>(items: &[T], p: *mut T, count: *mut CK_ULONG) 
         put(count, n);
         return Err(err(CKR_BUFFER_TOO_SMALL));
     }
-    if !possible(p, n) {
+    if n != 0 && !possible(p, n) {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
     std::ptr::copy_nonoverlapping(items.as_ptr(), p, items.len());
@@ -253,7 +271,9 @@ pub unsafe fn capacity(p: *const u8, len: *mut CK_ULONG) -> Result<Option<usize>
     if p.is_null() {
         return Ok(None);
     }
-    if (p as usize) < LOWEST_ADDRESS {
+    // A buffer of no bytes is never written, wherever it points (an empty buffer's pointer may
+    // be any non-NULL value).
+    if len != 0 && (p as usize) < LOWEST_ADDRESS {
         return Err(err(CKR_ARGUMENTS_BAD));
     }
     // A claimed size no buffer can have is taken as the most that could be there: no output
@@ -412,7 +432,7 @@ pub unsafe fn fill_attribute(a: &mut CK_ATTRIBUTE, v: &[u8]) -> Result<bool> {
             return Ok(false);
         }
         let inner = a.pValue as *mut CK_ATTRIBUTE;
-        if !possible(inner, nested.len() as CK_ULONG) {
+        if !nested.is_empty() && !possible(inner, nested.len() as CK_ULONG) {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
         // Entry by entry through the pointer, without a reference: the nested array may share
