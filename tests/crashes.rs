@@ -719,3 +719,70 @@ fn overlapping_buffers_message_api() {
         assert_eq!(call(false, &ct, tag, Some(off)).0, plain, "decrypt at offset {off}");
     }
 }
+
+/// `C_Digest` and `C_Sign` (AES-CMAC) with the output at the input's address and 8 bytes before
+/// and after it give what separate buffers give.
+#[test]
+fn overlapping_buffers_digest_and_sign() {
+    let t = token();
+    let k = t.aes(32);
+    let plain = plaintext();
+    let run = |sign: bool, off: Option<isize>| -> Vec<u8> {
+        let mut m = CK_MECHANISM {
+            mechanism: if sign { CKM_AES_CMAC } else { CKM_SHA256 },
+            pParameter: null_mut(),
+            ulParameterLen: 0,
+        };
+        let mut buf = vec![0u8; plain.len() + 64];
+        let mut sep = vec![0u8; 64];
+        buf[16..16 + plain.len()].copy_from_slice(&plain);
+        let ip = unsafe { buf.as_mut_ptr().add(16) };
+        let op = match off {
+            None => sep.as_mut_ptr(),
+            Some(o) => unsafe { buf.as_mut_ptr().offset(16 + o) },
+        };
+        let mut ol: CK_ULONG = 64;
+        unsafe {
+            if sign {
+                assert_eq!(t.t.f.C_SignInit(t.h, &mut m, k), CKR_OK);
+                assert_eq!(t.t.f.C_Sign(t.h, ip, plain.len() as _, op, &mut ol), CKR_OK);
+            } else {
+                assert_eq!(t.t.f.C_DigestInit(t.h, &mut m), CKR_OK);
+                assert_eq!(t.t.f.C_Digest(t.h, ip, plain.len() as _, op, &mut ol), CKR_OK);
+            }
+            std::slice::from_raw_parts(op, ol as usize).to_vec()
+        }
+    };
+    for sign in [false, true] {
+        let whole = run(sign, None);
+        for off in [0isize, 8, -8] {
+            assert_eq!(run(sign, Some(off)), whole, "sign {sign}, offset {off}");
+        }
+    }
+}
+
+/// `C_GenerateKeyPair` with both handle outputs at one location: the handles are written at the
+/// end, public then private, so the location holds the private key's handle.
+#[test]
+fn key_pair_handles_at_one_location() {
+    let t = token();
+    let (tru, fal) = (CK_TRUE, CK_FALSE);
+    let p256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut public = [
+        CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: p256.as_ptr() as *mut _, ulValueLen: 10 },
+        attr(CKA_VERIFY, &tru),
+        attr(CKA_TOKEN, &fal),
+    ];
+    let mut private = [attr(CKA_SIGN, &tru), attr(CKA_TOKEN, &fal)];
+    let mut m = CK_MECHANISM { mechanism: CKM_EC_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
+    let mut both: CK_OBJECT_HANDLE = 0;
+    let p = &mut both as *mut CK_OBJECT_HANDLE;
+    unsafe {
+        let rv = t.t.f.C_GenerateKeyPair(t.h, &mut m, public.as_mut_ptr(), 3, private.as_mut_ptr(), 2, p, p);
+        assert_eq!(rv, CKR_OK);
+        let mut class: CK_OBJECT_CLASS = 0;
+        let mut a = [attr(CKA_CLASS, &mut class)];
+        assert_eq!(t.t.f.C_GetAttributeValue(t.h, both, a.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(class, CKO_PRIVATE_KEY);
+    }
+}

@@ -31,7 +31,7 @@ for t in "${targets[@]}"; do
     if nice cargo +nightly fuzz run -O "$t" "$fresh/$t" "corpus/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=3072 -print_final_stats=1 >"$fresh/$t.log" 2>&1; then
         grep -E '^stat::number_of_executed_units|^stat::new_units_added' "$fresh/$t.log" || true
-        tail -c 2000 "$fresh/$t.log" | tr '\r' '\n' | grep -E 'cov:' | tail -1 || true
+        grep -aE 'DONE +cov:' "$fresh/$t.log" | tail -1 || true
     else
         echo "!! $t failed:"
         grep -E 'ERROR|panicked|SUMMARY|Test unit written' "$fresh/$t.log" | head -20
