@@ -781,7 +781,11 @@ fn key_pair_handles_at_one_location() {
         let rv = t.t.f.C_GenerateKeyPair(t.h, &mut m, public.as_mut_ptr(), 3, private.as_mut_ptr(), 2, p, p);
         assert_eq!(rv, CKR_OK);
         let mut class: CK_OBJECT_CLASS = 0;
-        let mut a = [attr(CKA_CLASS, &mut class)];
+        let mut a = [CK_ATTRIBUTE {
+            type_: CKA_CLASS,
+            pValue: &mut class as *mut CK_OBJECT_CLASS as *mut c_void,
+            ulValueLen: std::mem::size_of::<CK_OBJECT_CLASS>() as _,
+        }];
         assert_eq!(t.t.f.C_GetAttributeValue(t.h, both, a.as_mut_ptr(), 1), CKR_OK);
         assert_eq!(class, CKO_PRIVATE_KEY);
     }
