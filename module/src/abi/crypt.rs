@@ -42,11 +42,11 @@ unsafe fn single(
         let m = module()?;
         m.session(h)?;
         ending(&m, h, kind(encrypt), || {
-            let d = bytes(data, len)?;
             let cap = capacity(out_p, out_len)?;
+            let d = input(data, len, &outputs(out_p, cap, out_len))?;
             // The caller's buffer, for mechanisms that write their result straight into it.
             let dest = cap.map(|c| std::slice::from_raw_parts_mut(out_p, c));
-            write_output(m.cipher(h, encrypt, d, cap, dest)?, out_p, out_len)
+            write_output(m.cipher(h, encrypt, &d, cap, dest)?, out_p, out_len)
         })
     })
 }
@@ -64,9 +64,9 @@ unsafe fn update(
         let m = module()?;
         m.session(h)?;
         ending(&m, h, kind(encrypt), || {
-            let d = bytes(data, len)?;
             let cap = capacity(out_p, out_len)?;
-            write_output(m.cipher_update(h, encrypt, d, cap)?, out_p, out_len)
+            let d = input(data, len, &outputs(out_p, cap, out_len))?;
+            write_output(m.cipher_update(h, encrypt, &d, cap)?, out_p, out_len)
         })
     })
 }

@@ -27,9 +27,9 @@ pub unsafe extern "C" fn C_Digest(
         let m = module()?;
         m.session(hSession)?;
         ending(&m, hSession, crate::services::crypto::OpKind::Digest, || {
-            let data = bytes(pData, ulDataLen)?;
             let cap = capacity(pDigest, pulDigestLen)?;
-            let o = m.digest(hSession, data, cap)?;
+            let data = input(pData, ulDataLen, &outputs(pDigest, cap, pulDigestLen))?;
+            let o = m.digest(hSession, &data, cap)?;
             write_output(o, pDigest, pulDigestLen)
         })
     })

@@ -13,10 +13,10 @@ pub unsafe extern "C" fn C_GenerateKey(
     guard("C_GenerateKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let dest = out(phKey)?;
+        let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulCount)?;
         let (mt, param) = mechanism(pMechanism, CKF_GENERATE)?;
-        *dest = m.generate_key(hSession, mt, &param, &t)?;
+        put(dest, m.generate_key(hSession, mt, &param, &t)?);
         Ok(())
     })
 }
@@ -35,13 +35,14 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     guard("C_GenerateKeyPair", || {
         let m = module()?;
         m.session(hSession)?;
-        let (pubh, privh) = (out(phPublicKey)?, out(phPrivateKey)?);
+        // Written at the end, in this order: the two may even be one location.
+        let (pubh, privh) = (out_ptr(phPublicKey)?, out_ptr(phPrivateKey)?);
         let pt = read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?;
         let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
         let (mt, param) = mechanism(pMechanism, CKF_GENERATE_KEY_PAIR)?;
         let (a, b) = m.generate_key_pair(hSession, mt, &param, &pt, &vt)?;
-        *pubh = a;
-        *privh = b;
+        put(pubh, a);
+        put(privh, b);
         Ok(())
     })
 }
@@ -79,11 +80,13 @@ pub unsafe extern "C" fn C_UnwrapKey(
     guard("C_UnwrapKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let dest = out(phKey)?;
-        let wrapped = bytes(pWrappedKey, ulWrappedKeyLen)?;
+        let dest = out_ptr(phKey)?;
+        let wrapped =
+            input(pWrappedKey, ulWrappedKeyLen, &[(dest as *const u8, std::mem::size_of::<CK_OBJECT_HANDLE>())])?;
         let t = read_template(pTemplate, ulAttributeCount)?;
         let (mt, param) = mechanism(pMechanism, CKF_UNWRAP)?;
-        *dest = m.unwrap_key(hSession, mt, &param, hUnwrappingKey, wrapped, &t)?;
+        let key = m.unwrap_key(hSession, mt, &param, hUnwrappingKey, &wrapped, &t)?;
+        put(dest, key);
         Ok(())
     })
 }
@@ -100,10 +103,10 @@ pub unsafe extern "C" fn C_DeriveKey(
     guard("C_DeriveKey", || {
         let m = module()?;
         m.session(hSession)?;
-        let dest = out(phKey)?;
+        let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
         let (mt, param) = mechanism(pMechanism, CKF_DERIVE)?;
-        *dest = m.derive_key(hSession, mt, &param, hBaseKey, &t)?;
+        put(dest, m.derive_key(hSession, mt, &param, hBaseKey, &t)?);
         Ok(())
     })
 }

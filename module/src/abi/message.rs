@@ -6,8 +6,35 @@ use super::*;
 use crate::services::message::GcmMessage;
 use std::ffi::c_void;
 
-/// Reads `CK_GCM_MESSAGE_PARAMS`; returns the parameters and the caller's IV and tag buffers.
-unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> Result<(GcmMessage, &'a mut [u8], &'a mut [u8])> {
+/// The caller's IV and tag buffers of a `CK_GCM_MESSAGE_PARAMS`, written (through the pointer,
+/// at the end of the call) with the IV the token made and the tag of an encrypted message.
+#[doc(hidden)]
+pub struct GcmBuffers {
+    pub iv: (*mut u8, usize),
+    pub tag: (*mut u8, usize),
+}
+
+impl GcmBuffers {
+    /// The buffers as outputs for [`input`].
+    fn outputs(&self) -> [(*const u8, usize); 2] {
+        [(self.iv.0, self.iv.1), (self.tag.0, self.tag.1)]
+    }
+}
+
+/// Writes `v` into one of the caller's parameter buffers; it must fit.
+unsafe fn write_back(v: &[u8], (p, n): (*mut u8, usize)) -> Result<()> {
+    if v.len() > n {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    std::ptr::copy_nonoverlapping(v.as_ptr(), p, v.len());
+    Ok(())
+}
+
+/// Reads `CK_GCM_MESSAGE_PARAMS`; returns the parameters, a copy of the tag buffer's contents
+/// (the tag, for decryption) and the caller's IV and tag buffers. Nothing keeps a reference to
+/// caller memory: the buffers may share bytes with each other or with the call's data.
+#[doc(hidden)]
+pub unsafe fn gcm_message(p: *mut c_void, len: CK_ULONG) -> Result<(GcmMessage, Vec<u8>, GcmBuffers)> {
     if p.is_null() || len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
@@ -15,12 +42,11 @@ unsafe fn gcm_message<'a>(p: *mut c_void, len: CK_ULONG) -> Result<(GcmMessage, 
     if m.pIv.is_null() || m.ulIvLen == 0 || m.pTag.is_null() || !m.ulTagBits.is_multiple_of(8) || m.ulTagBits > 128 {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
-    let bad = |_| err(CKR_MECHANISM_PARAM_INVALID);
-    let iv = super::slice_mut(m.pIv, m.ulIvLen).map_err(bad)?;
-    let tag = super::slice_mut(m.pTag, m.ulTagBits / 8).map_err(bad)?;
-    let params =
-        GcmMessage { iv: iv.to_vec(), iv_fixed_bits: m.ulIvFixedBits, generator: m.ivGenerator, tag_bits: m.ulTagBits };
-    Ok((params, iv, tag))
+    let iv = super::params::param_copy(m.pIv, m.ulIvLen)?;
+    let tag = super::params::param_copy(m.pTag, m.ulTagBits / 8)?;
+    let params = GcmMessage { iv, iv_fixed_bits: m.ulIvFixedBits, generator: m.ivGenerator, tag_bits: m.ulTagBits };
+    let buffers = GcmBuffers { iv: (m.pIv, m.ulIvLen as usize), tag: (m.pTag, (m.ulTagBits / 8) as usize) };
+    Ok((params, tag, buffers))
 }
 
 unsafe fn init(
@@ -79,15 +105,16 @@ pub unsafe extern "C" fn C_EncryptMessage(
     guard("C_EncryptMessage", || {
         let m = module()?;
         m.message_active(hSession, true)?;
-        let (params, iv_out, tag_out) = gcm_message(pParameter, ulParameterLen)?;
-        let aad = bytes(pAssociatedData, ulAssociatedDataLen)?;
-        let plain = bytes(pPlaintext, ulPlaintextLen)?;
+        let (params, _, buffers) = gcm_message(pParameter, ulParameterLen)?;
         let cap = capacity(pCiphertext, pulCiphertextLen)?;
-        let (o, made) = m.encrypt_message(hSession, &params, aad, plain, cap)?;
+        let written = [outputs(pCiphertext, cap, pulCiphertextLen), buffers.outputs()].concat();
+        let aad = input(pAssociatedData, ulAssociatedDataLen, &written)?;
+        let plain = input(pPlaintext, ulPlaintextLen, &written)?;
+        let (o, made) = m.encrypt_message(hSession, &params, &aad, &plain, cap)?;
         write_output(o, pCiphertext, pulCiphertextLen)?;
         if let Some(sealed) = made {
-            iv_out.copy_from_slice(&sealed.iv);
-            tag_out.copy_from_slice(&sealed.tag);
+            write_back(&sealed.iv, buffers.iv)?;
+            write_back(&sealed.tag, buffers.tag)?;
         }
         Ok(())
     })
@@ -108,11 +135,12 @@ pub unsafe extern "C" fn C_DecryptMessage(
     guard("C_DecryptMessage", || {
         let m = module()?;
         m.message_active(hSession, false)?;
-        let (params, _, tag) = gcm_message(pParameter, ulParameterLen)?;
-        let aad = bytes(pAssociatedData, ulAssociatedDataLen)?;
-        let ct = bytes(pCiphertext, ulCiphertextLen)?;
+        let (params, tag, _) = gcm_message(pParameter, ulParameterLen)?;
         let cap = capacity(pPlaintext, pulPlaintextLen)?;
-        let o = m.decrypt_message(hSession, &params, tag, aad, ct, cap)?;
+        let written = outputs(pPlaintext, cap, pulPlaintextLen);
+        let aad = input(pAssociatedData, ulAssociatedDataLen, &written)?;
+        let ct = input(pCiphertext, ulCiphertextLen, &written)?;
+        let o = m.decrypt_message(hSession, &params, &tag, &aad, &ct, cap)?;
         write_output(o, pPlaintext, pulPlaintextLen)
     })
 }
@@ -148,12 +176,12 @@ unsafe fn begin(
     guard(name, || {
         let m = module()?;
         m.message_active(h, encrypt)?;
-        let (params, iv_out, _) = gcm_message(p, len)?;
-        let aad = bytes(aad, aad_len)?;
-        let iv = m.message_begin(h, encrypt, &params, aad)?;
+        let (params, _, buffers) = gcm_message(p, len)?;
+        let aad = input(aad, aad_len, &buffers.outputs())?;
+        let iv = m.message_begin(h, encrypt, &params, &aad)?;
         if encrypt {
             // The IV the token made goes back into the caller's parameters.
-            iv_out.copy_from_slice(&iv);
+            write_back(&iv, buffers.iv)?;
         }
         Ok(())
     })
@@ -176,14 +204,15 @@ unsafe fn next(
         let m = module()?;
         m.message_active(h, encrypt)?;
         let end = end_of_message(flags)?;
-        let (_, _, tag) = gcm_message(p, len)?;
-        let data = bytes(input, input_len)?;
+        let (_, tag, buffers) = gcm_message(p, len)?;
         let cap = capacity(output, output_len)?;
-        let (o, made) = m.message_next(h, encrypt, data, cap, end, tag)?;
+        let written = [outputs(output, cap, output_len), buffers.outputs()].concat();
+        let data = super::input(input, input_len, &written)?;
+        let (o, made) = m.message_next(h, encrypt, &data, cap, end, &tag)?;
         write_output(o, output, output_len)?;
         if let Some(t) = made {
             // The tag of an encrypted message goes into the caller's parameters.
-            tag.get_mut(..t.len()).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?.copy_from_slice(&t);
+            write_back(&t, buffers.tag)?;
         }
         Ok(())
     })

@@ -13,12 +13,12 @@ pub unsafe extern "C" fn C_CreateObject(
     guard("C_CreateObject", || {
         let m = module()?;
         m.session(hSession)?;
-        let dest = out(phObject)?;
+        let dest = out_ptr(phObject)?;
         if pTemplate.is_null() {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
         let t = read_template(pTemplate, ulCount)?;
-        *dest = m.create_object(hSession, &t)?;
+        put(dest, m.create_object(hSession, &t)?);
         Ok(())
     })
 }
@@ -34,9 +34,9 @@ pub unsafe extern "C" fn C_CopyObject(
     guard("C_CopyObject", || {
         let m = module()?;
         m.session(hSession)?;
-        let dest = out(phNewObject)?;
+        let dest = out_ptr(phNewObject)?;
         let t = read_template(pTemplate, ulCount)?;
-        *dest = m.copy_object(hSession, hObject, &t)?;
+        put(dest, m.copy_object(hSession, hObject, &t)?);
         Ok(())
     })
 }
@@ -75,12 +75,16 @@ pub unsafe extern "C" fn C_GetAttributeValue(
         if ulCount > MAX_TEMPLATE {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
-        let list: &mut [CK_ATTRIBUTE] = slice_mut(pTemplate, ulCount)?;
+        // The caller's array is read into a copy and each entry written back through a pointer:
+        // a value buffer may share bytes with the array (or a nested array with its parent), and
+        // no reference to caller memory is held while it is written.
+        let list: Vec<CK_ATTRIBUTE> = slice_mut(pTemplate, ulCount)?.to_vec();
         let types: Vec<_> = list.iter().map(|a| a.type_).collect();
         let answers = m.get_attributes(hSession, hObject, &types)?;
         // Every attribute is processed; the result names one of the failures that occurred.
         let mut rv = None;
-        for (a, ans) in list.iter_mut().zip(answers) {
+        for (i, (mut a, ans)) in list.into_iter().zip(answers).enumerate() {
+            let a = &mut a;
             match ans {
                 AttrAnswer::Value(v) => {
                     if !fill_attribute(a, &v)? {
@@ -96,6 +100,7 @@ pub unsafe extern "C" fn C_GetAttributeValue(
                     rv = Some(CKR_ATTRIBUTE_TYPE_INVALID);
                 }
             }
+            std::ptr::write_unaligned(pTemplate.add(i), *a);
         }
         match rv {
             None => Ok(()),
@@ -146,15 +151,19 @@ pub unsafe extern "C" fn C_FindObjects(
     guard("C_FindObjects", || {
         let m = module()?;
         m.session(hSession)?;
-        let count = out(pulObjectCount)?;
+        let count = out_ptr(pulObjectCount)?;
         if phObject.is_null() && ulMaxObjectCount > 0 {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        if ulMaxObjectCount > 0 && !possible(phObject, ulMaxObjectCount) {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
         let found = m.find_next(hSession, ulMaxObjectCount as usize)?;
         if !found.is_empty() {
             std::ptr::copy_nonoverlapping(found.as_ptr(), phObject, found.len());
         }
-        *count = found.len() as CK_ULONG;
+        // Through the pointer: the count may share bytes with the handles just written.
+        put(count, found.len() as CK_ULONG);
         Ok(())
     })
 }

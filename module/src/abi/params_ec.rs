@@ -27,9 +27,8 @@ unsafe fn read<T: Copy>(p: *const c_void, len: CK_ULONG) -> Result<T> {
 
 unsafe fn ecdh1(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
     let s: CK_ECDH1_DERIVE_PARAMS = read(p, len)?;
-    let bad = |_| err(CKR_MECHANISM_PARAM_INVALID);
-    let shared_data = super::bytes(s.pSharedData, s.ulSharedDataLen).map_err(bad)?;
-    let public_data = super::bytes(s.pPublicData, s.ulPublicDataLen).map_err(bad)?;
+    let shared_data = super::params::param_bytes(s.pSharedData, s.ulSharedDataLen)?;
+    let public_data = super::params::param_bytes(s.pPublicData, s.ulPublicDataLen)?;
     Ecdh1Params::encode_from(s.kdf, shared_data, public_data)
 }
 
@@ -39,6 +38,6 @@ unsafe fn eddsa(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
         return Ok(Vec::new());
     }
     let s: CK_EDDSA_PARAMS = read(p, len)?;
-    let context = super::bytes(s.pContextData, s.ulContextDataLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
-    EddsaParams { prehash: s.phFlag != 0, context: context.to_vec() }.encode()
+    let context = super::params::param_bytes(s.pContextData, s.ulContextDataLen)?;
+    EddsaParams { prehash: s.phFlag != 0, context: super::copy(context)? }.encode()
 }

@@ -20,8 +20,7 @@ unsafe fn oaep(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
     let s = std::ptr::read_unaligned(p as *const CK_RSA_PKCS_OAEP_PARAMS);
-    let label =
-        super::bytes(s.pSourceData as *const u8, s.ulSourceDataLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+    let label = super::params::param_bytes(s.pSourceData as *const u8, s.ulSourceDataLen)?;
     Ok(crate::mechanisms::rsa::encode_oaep(s.hashAlg, s.mgf, s.source, label))
 }
 

@@ -32,9 +32,9 @@ pub unsafe extern "C" fn C_Sign(
         let m = module()?;
         m.session(hSession)?;
         ending(&m, hSession, OpKind::Sign, || {
-            let d = bytes(pData, ulDataLen)?;
             let cap = capacity(pSignature, pulSignatureLen)?;
-            write_output(m.sign(hSession, d, cap)?, pSignature, pulSignatureLen)
+            let d = input(pData, ulDataLen, &outputs(pSignature, cap, pulSignatureLen))?;
+            write_output(m.sign(hSession, &d, cap)?, pSignature, pulSignatureLen)
         })
     })
 }

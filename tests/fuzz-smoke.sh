@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# A short fuzz run of every target in module/fuzz on its stored corpus: each target starts from
+# module/fuzz/corpus/<target>/ and runs for FUZZ_SECONDS (default 45) seconds; any crash, panic,
+# sanitizer report, leak or out-of-memory fails the script and leaves the input in
+# module/fuzz/artifacts/<target>/. New inputs go to a temporary directory, so the stored corpus
+# is unchanged.
+#
+# Needs the nightly toolchain and cargo-fuzz (installed here if missing). The first build
+# compiles aws-lc with sanitizer and coverage instrumentation (see the README of module/fuzz for
+# the measured times).
+#
+#   FUZZ_SECONDS=30 bash tests/fuzz-smoke.sh            # every target
+#   bash tests/fuzz-smoke.sh template mech_params       # some targets
+set -euo pipefail
+cd "$(dirname "$0")/../module/fuzz"
+seconds=${FUZZ_SECONDS:-45}
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+echo "== build (nightly, address sanitizer, optimised)"
+time nice cargo +nightly fuzz build -O
+fresh=$(mktemp -d)
+trap 'rm -rf "$fresh"' EXIT
+failed=()
+for t in "${targets[@]}"; do
+    echo "== $t: ${seconds}s on corpus/$t"
+    mkdir -p "$fresh/$t" "corpus/$t"
+    if nice cargo +nightly fuzz run -O "$t" "$fresh/$t" "corpus/$t" -- \
+        -max_total_time="$seconds" -rss_limit_mb=3072 -print_final_stats=1 >"$fresh/$t.log" 2>&1; then
+        grep -E '^stat::number_of_executed_units|^stat::new_units_added' "$fresh/$t.log" || true
+        grep -aE 'DONE +cov:' "$fresh/$t.log" | tail -1 || true
+    else
+        echo "!! $t failed:"
+        grep -E 'ERROR|panicked|SUMMARY|Test unit written' "$fresh/$t.log" | head -20
+        failed+=("$t")
+    fi
+done
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "fuzz smoke run FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "fuzz smoke run: all ${#targets[@]} targets clean"
