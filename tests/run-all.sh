@@ -28,3 +28,12 @@ TESSERA_MODE=approved cargo test --release -p tessera-tests --no-fail-fast \
     --test abi --test attacks --test fips --test docs --test approved_mode --test message --test stress --test tools --test process_hardening \
     --test mech_rsa --test wycheproof_rsa --test mech_ec --test wycheproof_ec \
     --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes
+
+echo "== fuzz smoke run: every cargo-fuzz target 30 s on its stored corpus (module/fuzz)"
+# cargo fuzz needs the nightly toolchain; a machine without it (and without a way to fetch it)
+# skips this part with a message rather than failing the suite.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash tests/fuzz-smoke.sh
+else
+    echo "SKIP fuzz smoke run: no nightly toolchain on this machine (cargo fuzz needs one)"
+fi
