@@ -76,7 +76,8 @@ fn kind_fixed(obj: &Object, ty: CK_ATTRIBUTE_TYPE, new: &[u8], actor: Actor) -> 
 
 /// [`usages_conflict`] of a guarding key as an error, outside the legacy rules.
 fn check_usages(obj: &Object, actor: Actor) -> Result<()> {
-    if !actor.legacy && guarding(obj) && usages_conflict(obj) {
+    // The conflict first: most keys have no wrapping usage, which ends the test at two lookups.
+    if !actor.legacy && usages_conflict(obj) && guarding(obj) {
         return Err(err(CKR_TEMPLATE_INCONSISTENT));
     }
     Ok(())
@@ -211,8 +212,10 @@ pub fn build(template: &Template, material: Template, origin: Origin, actor: Act
     check_public_key_info(&obj)?;
     // A generated private key takes its public key's (`services::keys`): computing it again would
     // cost a scalar multiplication per generated pair.
-    if !matches!((obj.class(), origin), (CKO_PRIVATE_KEY, Origin::Generated(_))) {
-        fill_public_key_info(&mut obj);
+    match (class, origin) {
+        (CKO_PRIVATE_KEY, Origin::Generated(_)) => {}
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, _) => fill_public_key_info(&mut obj),
+        _ => {}
     }
     Ok(obj)
 }
