@@ -343,3 +343,19 @@ pub fn der(tag: u8, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(body);
     out
 }
+
+/// `tessera-testproc` for the multi-process tests: `$TESSERA_TESTPROC`, else the newest of the one
+/// beside the module (same profile directory) and `own`, the one cargo built for the calling test
+/// (its `CARGO_BIN_EXE_tessera-testproc`, which only integration tests see).
+pub fn testproc(own: Option<&str>) -> PathBuf {
+    if let Some(p) = std::env::var_os("TESSERA_TESTPROC") {
+        return PathBuf::from(p);
+    }
+    let beside = module_path().parent().map(|d| d.join("tessera-testproc"));
+    [beside, own.map(PathBuf::from)]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.exists())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .expect("tessera-testproc is not built: run `cargo build -p tessera-tests --bins`")
+}

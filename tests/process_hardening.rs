@@ -16,20 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_tests::*;
 
-/// `tessera-testproc`: `$TESSERA_TESTPROC`, else the newest of the one beside the module and the
-/// one cargo built for this test.
+/// `tessera-testproc` (see `tessera_tests::testproc`).
 fn testproc_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("TESSERA_TESTPROC") {
-        return PathBuf::from(p);
-    }
-    let beside = module_path().parent().map(|d| d.join("tessera-testproc"));
-    let own = option_env!("CARGO_BIN_EXE_tessera-testproc").map(PathBuf::from);
-    [beside, own]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.exists())
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .expect("tessera-testproc is not built: run `cargo build -p tessera-tests --bins`")
+    tessera_tests::testproc(option_env!("CARGO_BIN_EXE_tessera-testproc"))
 }
 
 fn seal(lib: &Path) {

@@ -217,18 +217,9 @@ fn parallel_wrong_pins_from_threads_never_exceed_max_failures() {
     assert!(info.user_pin_locked(), "CKF_USER_PIN_LOCKED");
 }
 
+/// `tessera-testproc` (see `tessera_tests::testproc`).
 fn testproc_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("TESSERA_TESTPROC") {
-        return PathBuf::from(p);
-    }
-    let beside = module_path().parent().map(|d| d.join("tessera-testproc"));
-    let own = option_env!("CARGO_BIN_EXE_tessera-testproc").map(PathBuf::from);
-    [beside, own]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.exists())
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .expect("tessera-testproc is not built: run `cargo build -p tessera-tests --bins`")
+    tessera_tests::testproc(option_env!("CARGO_BIN_EXE_tessera-testproc"))
 }
 
 /// The same from 16 processes, each its own application.

@@ -25,20 +25,9 @@ use tessera_tests::*;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// `tessera-testproc`: `$TESSERA_TESTPROC`, else the newest of the one beside the module (same
-/// profile directory) and the one cargo built for this test.
+/// `tessera-testproc` (see `tessera_tests::testproc`).
 fn testproc_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("TESSERA_TESTPROC") {
-        return PathBuf::from(p);
-    }
-    let beside = module_path().parent().map(|d| d.join("tessera-testproc"));
-    let own = option_env!("CARGO_BIN_EXE_tessera-testproc").map(PathBuf::from);
-    [beside, own]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.exists())
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .expect("tessera-testproc is not built: run `cargo build -p tessera-tests --bins`")
+    tessera_tests::testproc(option_env!("CARGO_BIN_EXE_tessera-testproc"))
 }
 
 /// The value `tessera-testproc create` stores under a label (the same function as there).
