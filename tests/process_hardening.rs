@@ -425,19 +425,9 @@ impl Gcm {
     /// The SO sets the user PIN again (`C_InitPIN`), after checking that the user's login is
     /// refused as locked.
     fn reset_user_pin_as_so(&mut self) {
-        let mut n: CK_ULONG = 4;
-        let mut slots = [0; 4];
+        let slot = self.token_slot();
         unsafe {
             let f = &self.t.f;
-            assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
-            let slot = slots[..n as usize]
-                .iter()
-                .copied()
-                .find(|s| {
-                    let mut ti = CK_TOKEN_INFO::default();
-                    f.C_GetTokenInfo(*s, &mut ti) == CKR_OK && ti.flags & CKF_TOKEN_INITIALIZED != 0
-                })
-                .unwrap();
             let mut h = 0;
             assert_eq!(f.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
             assert_eq!(f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_PIN_LOCKED);
@@ -448,21 +438,25 @@ impl Gcm {
         }
     }
 
-    /// After a C_Initialize: the slot of the token and a new logged-in session.
-    fn reopen(&mut self) {
+    /// The slot of the (one) initialised token, as the slot list shows it after a C_Initialize.
+    fn token_slot(&self) -> CK_SLOT_ID {
         let mut n: CK_ULONG = 4;
         let mut slots = [0; 4];
-        unsafe {
-            assert_eq!(self.t.f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
-            self.t.slot = slots[..n as usize]
-                .iter()
-                .copied()
-                .find(|s| {
-                    let mut ti = CK_TOKEN_INFO::default();
-                    self.t.f.C_GetTokenInfo(*s, &mut ti) == CKR_OK && ti.flags & CKF_TOKEN_INITIALIZED != 0
-                })
-                .unwrap();
-        }
+        let f = &self.t.f;
+        assert_eq!(unsafe { f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n) }, CKR_OK);
+        slots[..n as usize]
+            .iter()
+            .copied()
+            .find(|s| {
+                let mut ti = CK_TOKEN_INFO::default();
+                (unsafe { f.C_GetTokenInfo(*s, &mut ti) }) == CKR_OK && ti.flags & CKF_TOKEN_INITIALIZED != 0
+            })
+            .unwrap()
+    }
+
+    /// After a C_Initialize: the slot of the token and a new logged-in session.
+    fn reopen(&mut self) {
+        self.t.slot = self.token_slot();
         let mut h = 0;
         unsafe {
             let f = &self.t.f;

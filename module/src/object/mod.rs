@@ -284,6 +284,14 @@ impl Object {
         })
     }
 
+    /// Whether `CKA_ALLOWED_MECHANISMS` lets this key be used with `mech` (no list, or an empty
+    /// one, restricts nothing).
+    pub fn allows_mechanism(&self, mech: CK_MECHANISM_TYPE) -> bool {
+        let Some(allowed) = self.get(CKA_ALLOWED_MECHANISMS) else { return true };
+        let mut list = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(as_ulong).peekable();
+        list.peek().is_none() || list.any(|m| m == mech)
+    }
+
     /// Approximate size in bytes (`C_GetObjectSize`).
     pub fn size(&self) -> usize {
         self.attrs.values().map(|v| v.len() + 16).sum()

@@ -5,7 +5,7 @@ use super::{deliver, Output};
 use crate::error::{err, Result};
 use crate::mechanisms::{registry, Mechanism};
 use crate::module::{lock, Module};
-use crate::object::{as_ulong, Object};
+use crate::object::Object;
 use crate::policy::{policy, Decision, Function, KeyInfo};
 use crate::services::objects::Target;
 use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Phase, Session, SignOp, VerifyOp};
@@ -87,11 +87,8 @@ fn check_key(obj: &Object, mech_type: CK_MECHANISM_TYPE, mech: &dyn Mechanism, u
     if !obj.flag(usage.attribute()) {
         return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     }
-    if let Some(allowed) = obj.get(CKA_ALLOWED_MECHANISMS) {
-        let mut list = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(as_ulong).peekable();
-        if list.peek().is_some() && !list.any(|m| m == mech_type) {
-            return Err(err(CKR_MECHANISM_INVALID));
-        }
+    if !obj.allows_mechanism(mech_type) {
+        return Err(err(CKR_MECHANISM_INVALID));
     }
     Ok(())
 }

@@ -395,11 +395,8 @@ impl Module {
             return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
         // The salt key's own restriction to some mechanisms holds for this use too.
-        if let Some(allowed) = k.get(CKA_ALLOWED_MECHANISMS).filter(|a| !a.is_empty()) {
-            let mut list = allowed.chunks(std::mem::size_of::<CK_ULONG>()).filter_map(crate::object::as_ulong);
-            if !list.any(|a| a == mech) {
-                return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
-            }
+        if !k.allows_mechanism(mech) {
+            return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
         p.salt = k.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec();
         p.salt_type = CKF_HKDF_SALT_DATA;
