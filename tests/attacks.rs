@@ -243,6 +243,35 @@ fn rsa_unwrapping_keys_do_not_decrypt() {
     assert_eq!(t.unwrap(&Mech::new(CKM_RSA_PKCS), private, &blob, &generic), Err(CKR_MECHANISM_INVALID));
 }
 
+/// Family: unwrap as decryption through a key's own unwrap template. A key-encryption key made
+/// with a `CKA_UNWRAP_TEMPLATE` asking for readable keys unwraps none: the template is imposed on
+/// what the key unwraps, and what a guarding key unwraps is sensitive.
+#[test]
+fn an_unwrap_template_cannot_make_unwrapped_keys_readable() {
+    let t = T::new("atk-unwrap-template");
+    let s = target(&t, &[0x3a; 16]);
+    let w = generated_kek(&t);
+    let blob = t.wrap(&kw(), w, s).unwrap();
+    let open = encode_template(&vec![(CKA_SENSITIVE, V::B(false)), (CKA_EXTRACTABLE, V::B(true))]);
+    let leaky = t
+        .generate(
+            &Mech::new(CKM_AES_KEY_GEN),
+            &vec![
+                (CKA_VALUE_LEN, V::U(32)),
+                (CKA_WRAP, V::B(true)),
+                (CKA_UNWRAP, V::B(true)),
+                (CKA_UNWRAP_TEMPLATE, V::Bytes(open.bytes.clone())),
+            ],
+        )
+        .unwrap();
+    let blob2 = t.wrap(&kw(), leaky, s).unwrap();
+    let plain = vec![(CKA_CLASS, V::U(CKO_SECRET_KEY)), (CKA_KEY_TYPE, V::U(CKK_AES)), (CKA_TOKEN, V::B(false))];
+    assert_eq!(t.unwrap(&kw(), leaky, &blob2, &plain), Err(CKR_TEMPLATE_INCONSISTENT));
+    // Nor can the template be added to the first key afterwards.
+    assert_eq!(t.set(w, &vec![(CKA_UNWRAP_TEMPLATE, V::Bytes(open.bytes.clone()))]), Err(CKR_ATTRIBUTE_READ_ONLY));
+    assert_eq!(t.value(t.unwrap(&kw(), w, &blob, &plain).unwrap()), Err(CKR_ATTRIBUTE_SENSITIVE));
+}
+
 /// Family: unauthenticated wrapping formats. ECB and CBC let a block of a wrapped key be unwrapped
 /// as a key of its own (a 2^56 search for a DES-sized piece), CBC_PAD unwrapping answers as a
 /// padding oracle that decrypts anything under the key, GCM with a repeated IV gives away the

@@ -102,18 +102,30 @@ impl T {
 /// stack overflow) in reading the template, now `CKR_ATTRIBUTE_VALUE_INVALID`. No login needed.
 #[test]
 fn wrap_template_containing_itself() {
-    let rv = in_child("wrap_template_containing_itself", || {
+    assert_eq!(self_referencing("wrap_template_containing_itself", CKA_WRAP_TEMPLATE), CKR_ATTRIBUTE_VALUE_INVALID);
+}
+
+/// The same with `CKA_DERIVE_TEMPLATE`, the nested template the key-management rules added: read
+/// under the same one-level rule.
+#[test]
+fn derive_template_containing_itself() {
+    assert_eq!(self_referencing("derive_template_containing_itself", CKA_DERIVE_TEMPLATE), CKR_ATTRIBUTE_VALUE_INVALID);
+}
+
+/// `C_FindObjectsInit`, in a child process, with a template whose one attribute `ty` holds the
+/// template itself.
+fn self_referencing(test: &str, ty: CK_ATTRIBUTE_TYPE) -> CK_RV {
+    in_child(test, || {
         let t = raw_token("non-approved", "crashes");
         let mut h = 0;
         unsafe {
             assert_eq!(t.f.C_OpenSession(t.slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
-            let mut a = [CK_ATTRIBUTE { type_: CKA_WRAP_TEMPLATE, pValue: null_mut(), ulValueLen: 0 }];
+            let mut a = [CK_ATTRIBUTE { type_: ty, pValue: null_mut(), ulValueLen: 0 }];
             a[0].pValue = a.as_mut_ptr() as *mut c_void;
             a[0].ulValueLen = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
             t.f.C_FindObjectsInit(h, a.as_mut_ptr(), 1)
         }
-    });
-    assert_eq!(rv, CKR_ATTRIBUTE_VALUE_INVALID);
+    })
 }
 
 /// Templates nested three deep, each a separate array: the second level holds a template, which
