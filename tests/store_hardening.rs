@@ -679,3 +679,43 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
     assert!(find(&s, "trusted-cert").is_empty(), "a trusted certificate without its tag");
     assert_eq!(find(&s, "made-in-public").len(), 1);
 }
+
+/// A store failure keeps its cause: `C_Login` on a token whose `pin-state` file became a
+/// directory behind the module's back returns `CKR_DEVICE_ERROR`, and the diagnostic log names
+/// the call, the return value and what the system said.
+#[test]
+fn a_store_failure_reaches_the_log_with_its_cause() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    {
+        let l = load_env(env_at(tokens.path(), ""));
+        l.new_token("broken");
+    }
+    let env = env_at(tokens.path(), "");
+    let mut c = env.command(testproc_path());
+    c.env("TESSERA_MODULE", module_path())
+        .env("TESSERA_TESTPROC_GATE", "1")
+        .args(["login", "broken", "0000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn tessera-testproc");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "{}", describe(&c));
+    // The session is open; now the PIN failure counter cannot be written.
+    let state = token_dir(tokens.path()).join("pin-state");
+    std::fs::remove_file(&state).expect("remove pin-state");
+    std::fs::create_dir(&state).expect("a directory in its place");
+    child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("go");
+    line.clear();
+    out.read_line(&mut line).expect("read");
+    let output = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "tessera-testproc login: {:?}; log: {log}", output.status);
+    assert_eq!(line.trim(), "DeviceError", "C_Login with a wrong PIN that cannot be counted; log: {log}");
+    let cause = log.lines().find(|l| l.contains("C_Login") && l.contains("0x00000030"));
+    let cause = cause.unwrap_or_else(|| panic!("no log line for C_Login's CKR_DEVICE_ERROR in: {log}"));
+    assert!(cause.contains("token directory:"), "the line says where: {cause}");
+    assert!(cause.contains("Is a directory"), "and what the system said: {cause}");
+}

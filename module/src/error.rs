@@ -1,10 +1,14 @@
 //! The one error type of the core. It carries the `CK_RV` the specification names for the failure;
-//! the ABI layer turns it into a return value in exactly one place (`abi::rv`).
+//! the ABI layer turns it into a return value in exactly one place (`abi::guard`).
 
 use cryptoki_sys::*;
 use std::fmt;
 
-/// A PKCS#11 failure, carrying its `CK_RV`.
+/// A PKCS#11 failure, carrying its `CK_RV`. Small and `Copy`: it travels through every hot
+/// path. What caused a failure below the specification's level (the token store, the file
+/// system), which `CKR_DEVICE_ERROR` alone would not tell an operator, goes with the running
+/// call's record instead ([`Error::because`]) and reaches the diagnostic log where the error
+/// becomes a return value (`abi::guard`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Error(pub CK_RV);
 
@@ -15,6 +19,15 @@ impl Error {
     /// The `CK_RV` to hand back to the application.
     pub fn rv(self) -> CK_RV {
         self.0
+    }
+
+    /// An error whose cause the diagnostic log should show: noted in the running call's record
+    /// (`record::cause`), logged with the call's name if the call returns this `CK_RV`.
+    pub fn because(rv: CK_RV, cause: impl fmt::Display) -> Error {
+        let text = cause.to_string();
+        tracing::debug!("{text}");
+        crate::record::cause(rv, text);
+        Error(rv)
     }
 }
 
@@ -39,15 +52,13 @@ pub fn err(rv: CK_RV) -> Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        tracing::error!("token store: {e}");
-        Error(CKR_DEVICE_ERROR)
+        Error::because(CKR_DEVICE_ERROR, format_args!("token store: {e}"))
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        tracing::error!("token directory: {e}");
-        Error(CKR_DEVICE_ERROR)
+        Error::because(CKR_DEVICE_ERROR, format_args!("token directory: {e}"))
     }
 }
 

@@ -103,9 +103,15 @@ impl Module {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A session by handle.
+    /// A session by handle, noted in the running call's record (a second lookup in the same call
+    /// takes it from there).
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<SessionRef> {
-        self.sessions.get(h).ok_or(err(CKR_SESSION_HANDLE_INVALID))
+        if let Some(s) = crate::record::noted_session(h) {
+            return Ok(s);
+        }
+        let s = self.sessions.get(h).ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
+        crate::record::session(&s);
+        Ok(s)
     }
 
     /// `C_Finalize`: closes every session and forgets every login.

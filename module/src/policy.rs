@@ -5,6 +5,7 @@
 use crate::error::{err, Result};
 use crate::mechanisms::names::MECHANISMS;
 use crate::object::Object;
+use crate::operation::Op;
 use cryptoki_sys::*;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -36,27 +37,11 @@ impl Mode {
     }
 }
 
-/// What a key or a use of a mechanism is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Function {
-    Digest,
-    Sign,
-    Verify,
-    Encrypt,
-    Decrypt,
-    Generate,
-    GeneratePair,
-    Wrap,
-    Unwrap,
-    Derive,
-}
-
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub mechanism: String,
-    pub functions: Vec<Function>,
+    pub functions: Vec<Op>,
     #[serde(default)]
     pub key_bits: Option<Vec<u32>>,
     #[serde(default)]
@@ -111,19 +96,19 @@ pub struct Decision {
 /// Why a rule does not permit a use; the first reason met names the error in the approved mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Miss {
-    Function,
+    Operation,
     KeySize,
     Condition,
 }
 
 impl Rule {
-    fn check(&self, f: Function, key: &KeyInfo, meets: &dyn Fn(&str) -> bool) -> std::result::Result<(), Miss> {
+    fn check(&self, f: Op, key: &KeyInfo, meets: &dyn Fn(&str) -> bool) -> std::result::Result<(), Miss> {
         if !self.functions.contains(&f) {
-            return Err(Miss::Function);
+            return Err(Miss::Operation);
         }
         // A generation template that names no size leaves the size to the mechanism, which
         // refuses an incomplete template with the template's own error.
-        let generating = matches!(f, Function::Generate | Function::GeneratePair);
+        let generating = matches!(f, Op::Generate | Op::GeneratePair);
         if generating && key.bits.is_none() && key.curve.is_none() {
             return self.condition(meets);
         }
@@ -197,7 +182,7 @@ impl Policy {
     /// `C_GetMechanismInfo` reports in the approved mode. `None` when its rules name no sizes.
     pub fn approved_generation_bits(&self, m: CK_MECHANISM_TYPE) -> Option<(u32, u32)> {
         let mut range: Option<(u32, u32)> = None;
-        for r in self.approved_rules(m).iter().filter(|r| r.functions.contains(&Function::GeneratePair)) {
+        for r in self.approved_rules(m).iter().filter(|r| r.functions.contains(&Op::GeneratePair)) {
             // A rule with only a lower bound allows any larger size.
             let (lo, hi) = match (&r.key_bits, r.min_key_bits) {
                 (Some(k), _) if !k.is_empty() => (*k.iter().min()?, *k.iter().max()?),
@@ -237,17 +222,10 @@ impl Policy {
             let message_only = r.condition.as_deref() == Some("token_generated_iv");
             for f in &r.functions {
                 flags |= match f {
-                    Function::Digest => CKF_DIGEST,
-                    Function::Sign => CKF_SIGN,
-                    Function::Verify => CKF_VERIFY,
-                    Function::Encrypt if message_only => CKF_MESSAGE_ENCRYPT,
-                    Function::Encrypt => CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT,
-                    Function::Decrypt => CKF_DECRYPT | CKF_MESSAGE_DECRYPT,
-                    Function::Generate => CKF_GENERATE,
-                    Function::GeneratePair => CKF_GENERATE_KEY_PAIR,
-                    Function::Wrap => CKF_WRAP,
-                    Function::Unwrap => CKF_UNWRAP,
-                    Function::Derive => CKF_DERIVE,
+                    Op::Encrypt if message_only => CKF_MESSAGE_ENCRYPT,
+                    Op::Encrypt => CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT,
+                    Op::Decrypt => CKF_DECRYPT | CKF_MESSAGE_DECRYPT,
+                    _ => f.flag(),
                 };
             }
         }
@@ -265,7 +243,7 @@ impl Policy {
         &self,
         mode: Mode,
         m: CK_MECHANISM_TYPE,
-        f: Function,
+        f: Op,
         key: &KeyInfo,
         meets: &dyn Fn(&str) -> bool,
     ) -> Result<Decision> {
@@ -278,7 +256,7 @@ impl Policy {
         }
         match mode {
             Mode::Approved => Err(err(match miss {
-                None | Some(Miss::Function) => CKR_MECHANISM_INVALID,
+                None | Some(Miss::Operation) => CKR_MECHANISM_INVALID,
                 Some(Miss::KeySize) => CKR_KEY_SIZE_RANGE,
                 Some(Miss::Condition) => CKR_MECHANISM_PARAM_INVALID,
             })),
@@ -334,7 +312,7 @@ mod tests {
         let p = Policy::load().unwrap();
         let generated = |c: &str| c == "token_generated_iv";
         let aes = KeyInfo { bits: Some(256), curve: None };
-        assert!(p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &aes, &generated).unwrap().approved);
+        assert!(p.decide(Mode::Approved, CKM_AES_GCM, Op::Encrypt, &aes, &generated).unwrap().approved);
         assert_eq!(p.approved_generation_bits(CKM_RSA_PKCS_KEY_PAIR_GEN), Some((2048, 4096)));
         assert_eq!(p.approved_generation_bits(CKM_EC_KEY_PAIR_GEN), None);
         assert_eq!(p.approved_curve_bits(CKM_ECDH1_DERIVE), Some((256, 521)));
@@ -350,37 +328,31 @@ mod tests {
         let p = Policy::load().unwrap();
         let no = |_: &str| false;
         let rsa = |bits| KeyInfo { bits: Some(bits), curve: None };
-        let d = p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Function::Sign, &rsa(2048), &no).unwrap();
+        let d = p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Op::Sign, &rsa(2048), &no).unwrap();
         assert!(d.approved);
         assert_eq!(
-            p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Function::Sign, &rsa(1024), &no),
+            p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Op::Sign, &rsa(1024), &no),
             Err(err(CKR_KEY_SIZE_RANGE))
         );
         assert_eq!(
-            p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Function::Sign, &rsa(2048), &no),
+            p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Op::Sign, &rsa(2048), &no),
             Err(err(CKR_MECHANISM_INVALID))
         );
-        assert!(p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Function::Verify, &rsa(2048), &no).unwrap().approved);
-        assert_eq!(
-            p.decide(Mode::Approved, CKM_RSA_X_509, Function::Sign, &rsa(2048), &no),
-            Err(err(CKR_MECHANISM_INVALID))
-        );
-        let d = p.decide(Mode::NonApproved, CKM_RSA_X_509, Function::Sign, &rsa(2048), &no).unwrap();
+        assert!(p.decide(Mode::Approved, CKM_SHA1_RSA_PKCS, Op::Verify, &rsa(2048), &no).unwrap().approved);
+        assert_eq!(p.decide(Mode::Approved, CKM_RSA_X_509, Op::Sign, &rsa(2048), &no), Err(err(CKR_MECHANISM_INVALID)));
+        let d = p.decide(Mode::NonApproved, CKM_RSA_X_509, Op::Sign, &rsa(2048), &no).unwrap();
         assert!(!d.approved);
         assert_eq!(
-            p.decide(Mode::Approved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no),
+            p.decide(Mode::Approved, CKM_AES_GCM, Op::Encrypt, &rsa(256), &no),
             Err(err(CKR_MECHANISM_PARAM_INVALID))
         );
-        assert!(!p.decide(Mode::NonApproved, CKM_AES_GCM, Function::Encrypt, &rsa(256), &no).unwrap().approved);
+        assert!(!p.decide(Mode::NonApproved, CKM_AES_GCM, Op::Encrypt, &rsa(256), &no).unwrap().approved);
         assert_eq!(
-            p.decide(Mode::Approved, CKM_PKCS5_PBKD2, Function::Generate, &KeyInfo::default(), &no),
+            p.decide(Mode::Approved, CKM_PKCS5_PBKD2, Op::Generate, &KeyInfo::default(), &no),
             Err(err(CKR_MECHANISM_PARAM_INVALID))
         );
         let ec = KeyInfo { bits: None, curve: Some("x25519") };
-        assert_eq!(
-            p.decide(Mode::Approved, CKM_ECDH1_DERIVE, Function::Derive, &ec, &no),
-            Err(err(CKR_KEY_SIZE_RANGE))
-        );
-        assert!(!p.decide(Mode::NonApproved, CKM_ECDH1_DERIVE, Function::Derive, &ec, &no).unwrap().approved);
+        assert_eq!(p.decide(Mode::Approved, CKM_ECDH1_DERIVE, Op::Derive, &ec, &no), Err(err(CKR_KEY_SIZE_RANGE)));
+        assert!(!p.decide(Mode::NonApproved, CKM_ECDH1_DERIVE, Op::Derive, &ec, &no).unwrap().approved);
     }
 }

@@ -2,8 +2,11 @@
 //! The session's state (`CKS_*`) follows from the token's login state, shared by all sessions.
 
 use crate::mechanisms::{CipherOperation, DigestOperation, SignOperation, VerifyOperation};
+use crate::operation::Op;
+use crate::record::Decided;
 use crate::token::Token;
 use cryptoki_sys::*;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// An active `C_FindObjects` search: handles found at `C_FindObjectsInit`, handed out in order.
@@ -48,6 +51,8 @@ impl Phase {
 pub struct DigestOp {
     pub op: Box<dyn DigestOperation>,
     pub phase: Phase,
+    /// The decision that started it, for the records of the calls that continue it.
+    pub decided: Decided,
 }
 
 /// An active signature (or MAC). `pending` holds a result already computed for a caller whose
@@ -60,6 +65,8 @@ pub struct SignOp {
     pub pending: Option<Vec<u8>>,
     /// The key is `CKA_ALWAYS_AUTHENTICATE`: a `CKU_CONTEXT_SPECIFIC` login must come first.
     pub reauth: bool,
+    /// As for [`DigestOp::decided`].
+    pub decided: Decided,
 }
 
 /// An active verification.
@@ -67,6 +74,8 @@ pub struct VerifyOp {
     pub op: Box<dyn VerifyOperation>,
     pub multipart: bool,
     pub phase: Phase,
+    /// As for [`DigestOp::decided`].
+    pub decided: Decided,
 }
 
 /// An active encryption or decryption; `pending` as for [`SignOp`].
@@ -77,12 +86,16 @@ pub struct CipherOp {
     pub pending: Option<Vec<u8>>,
     /// As for [`SignOp::reauth`].
     pub reauth: bool,
+    /// As for [`DigestOp::decided`].
+    pub decided: Decided,
 }
 
 /// An active message-based encryption or decryption (`C_MessageEncryptInit` …).
 pub struct MessageOp {
     pub mechanism: CK_MECHANISM_TYPE,
     pub key: std::sync::Arc<crate::object::Object>,
+    /// The key's handle, for the records.
+    pub key_handle: CK_OBJECT_HANDLE,
     /// The message being processed in parts (`C_EncryptMessageBegin` … `C_EncryptMessageNext`
     /// with `CKF_END_OF_MESSAGE`), if any.
     pub part: Option<MessagePart>,
@@ -97,6 +110,8 @@ pub struct MessageOp {
 pub struct MessagePart {
     pub op: Box<dyn CipherOperation>,
     pub held: usize,
+    /// The decision on the message, for the records of the calls that continue it.
+    pub decided: Decided,
 }
 
 /// Keys this session used lately, as its own copies (`Object::session_copy`): trusted while the
@@ -139,9 +154,6 @@ pub struct Ops {
     pub decrypt: Option<CipherOp>,
     pub message_encrypt: Option<MessageOp>,
     pub message_decrypt: Option<MessageOp>,
-    /// The approved indicator of the last operation started in this session
-    /// (`C_GetSessionValidationFlags`); `None` before any.
-    pub last_approved: Option<bool>,
     /// Keys this session resolved lately.
     pub keys: KeyCache,
 }
@@ -149,8 +161,20 @@ pub struct Ops {
 impl Ops {
     /// Ends every operation (logout, token removal).
     pub fn clear(&mut self) {
-        let last = self.last_approved;
-        *self = Ops { last_approved: last, ..Ops::default() };
+        *self = Ops::default();
+    }
+
+    /// Ends the session's operation of kind `op` (those a session runs one of at a time through
+    /// `C_*Init`); whether one was active.
+    pub fn end(&mut self, op: Op) -> bool {
+        match op {
+            Op::Encrypt => self.encrypt.take().is_some(),
+            Op::Decrypt => self.decrypt.take().is_some(),
+            Op::Sign => self.sign.take().is_some(),
+            Op::Verify => self.verify.take().is_some(),
+            Op::Digest => self.digest.take().is_some(),
+            _ => false,
+        }
     }
 }
 
@@ -160,6 +184,10 @@ pub struct Session {
     pub token: Arc<Token>,
     pub rw: bool,
     pub ops: Mutex<Ops>,
+    /// The approved indicator of the last operation started in this session
+    /// (`C_GetSessionValidationFlags`): 0 before any, 1 not approved, 2 approved. Written by
+    /// `record::finish` alone.
+    indicator: AtomicU8,
 }
 
 impl Session {
@@ -170,7 +198,7 @@ impl Session {
         if rw {
             token.open_sessions.1.fetch_add(1, AcqRel);
         }
-        Session { handle, slot, token, rw, ops: Mutex::new(Ops::default()) }
+        Session { handle, slot, token, rw, ops: Mutex::new(Ops::default()), indicator: AtomicU8::new(0) }
     }
 
     /// `CKS_*` for `C_GetSessionInfo`.
@@ -187,6 +215,19 @@ impl Session {
     /// Whether the normal user is logged in (private objects visible, keys usable).
     pub fn user(&self) -> bool {
         self.token.logged_in() == Some(CKU_USER)
+    }
+
+    /// The approved indicator of the last operation started in this session; `None` before any.
+    pub fn last_approved(&self) -> Option<bool> {
+        match self.indicator.load(Ordering::Relaxed) {
+            0 => None,
+            i => Some(i == 2),
+        }
+    }
+
+    /// Sets the indicator (`record::finish`, when an operation started).
+    pub fn set_last_approved(&self, approved: bool) {
+        self.indicator.store(1 + approved as u8, Ordering::Relaxed);
     }
 
     /// Whether the Security Officer is logged in.

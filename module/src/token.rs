@@ -482,7 +482,7 @@ impl Token {
         // Complete objects stay cached; the next access opens the sealed ones.
         self.touch();
         if let Err(e) = self.reseal() {
-            tracing::error!("token {}: re-sealing objects failed: {e}", self.serial);
+            tracing::error!("token {}: re-sealing objects failed: {}", self.serial, crate::record::described(e));
         }
     }
 

@@ -1,13 +1,13 @@
 //! Encryption and decryption entry points (spec §5.10, §5.11).
 
 use super::*;
-use crate::services::crypto::OpKind;
+use crate::operation::Op;
 
-fn kind(encrypt: bool) -> OpKind {
+fn kind(encrypt: bool) -> Op {
     if encrypt {
-        OpKind::Encrypt
+        Op::Encrypt
     } else {
-        OpKind::Decrypt
+        Op::Decrypt
     }
 }
 

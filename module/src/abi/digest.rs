@@ -8,7 +8,7 @@ pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *
         let m = module()?;
         m.session(hSession)?;
         if pMechanism.is_null() {
-            return m.cancel_operation(hSession, crate::services::crypto::OpKind::Digest);
+            return m.cancel_operation(hSession, crate::operation::Op::Digest);
         }
         let (mech, param) = mechanism(pMechanism, CKF_DIGEST)?;
         m.digest_init(hSession, mech, &param)
@@ -26,7 +26,7 @@ pub unsafe extern "C" fn C_Digest(
     guard("C_Digest", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || {
+        ending(&m, hSession, crate::operation::Op::Digest, || {
             let cap = capacity(pDigest, pulDigestLen)?;
             let data = input(pData, ulDataLen, &outputs(pDigest, cap, pulDigestLen))?;
             let o = m.digest(hSession, &data, cap)?;
@@ -44,9 +44,7 @@ pub unsafe extern "C" fn C_DigestUpdate(
     guard("C_DigestUpdate", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || {
-            m.digest_update(hSession, bytes(pPart, ulPartLen)?)
-        })
+        ending(&m, hSession, crate::operation::Op::Digest, || m.digest_update(hSession, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -55,7 +53,7 @@ pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJEC
     guard("C_DigestKey", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || m.digest_key(hSession, hKey))
+        ending(&m, hSession, crate::operation::Op::Digest, || m.digest_key(hSession, hKey))
     })
 }
 
@@ -68,7 +66,7 @@ pub unsafe extern "C" fn C_DigestFinal(
     guard("C_DigestFinal", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::services::crypto::OpKind::Digest, || {
+        ending(&m, hSession, crate::operation::Op::Digest, || {
             let cap = capacity(pDigest, pulDigestLen)?;
             let o = m.digest_final(hSession, cap)?;
             write_output(o, pDigest, pulDigestLen)

@@ -39,7 +39,8 @@ use cryptoki_sys::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs an entry point's body: converts the core's `Error` to its `CK_RV` (the one place this
-/// happens) and catches panics.
+/// happens, where a failure's cause goes to the diagnostic log), catches panics, and ends the
+/// call's decision record (`record::finish`: the approved indicator and the audit hook).
 pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     let rv = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => CKR_OK,
@@ -49,8 +50,7 @@ pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
             CKR_GENERAL_ERROR
         }
     };
-    crate::audit_hook::call(name, rv);
-    rv
+    crate::record::finish(name, rv)
 }
 
 /// Body of every entry point this release does not implement.
@@ -66,11 +66,11 @@ pub fn not_supported(name: &'static str) -> CK_RV {
 pub fn ending(
     m: &Module,
     h: CK_SESSION_HANDLE,
-    op: crate::services::crypto::OpKind,
+    op: crate::operation::Op,
     f: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let r = f();
-    if let Err(e) = r {
+    if let Err(e) = &r {
         m.end_after_error(h, op, e.rv());
     }
     r

@@ -1,7 +1,7 @@
 //! Signing, MACing and verification entry points (spec §5.13, §5.14).
 
 use super::*;
-use crate::services::crypto::OpKind;
+use crate::operation::Op;
 
 #[no_mangle]
 pub unsafe extern "C" fn C_SignInit(
@@ -13,7 +13,7 @@ pub unsafe extern "C" fn C_SignInit(
         let m = module()?;
         m.session(hSession)?;
         if pMechanism.is_null() {
-            return m.cancel_operation(hSession, OpKind::Sign);
+            return m.cancel_operation(hSession, Op::Sign);
         }
         let (mt, param) = mechanism(pMechanism, CKF_SIGN)?;
         m.sign_init(hSession, mt, &param, hKey)
@@ -31,7 +31,7 @@ pub unsafe extern "C" fn C_Sign(
     guard("C_Sign", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, OpKind::Sign, || {
+        ending(&m, hSession, Op::Sign, || {
             let cap = capacity(pSignature, pulSignatureLen)?;
             let d = input(pData, ulDataLen, &outputs(pSignature, cap, pulSignatureLen))?;
             write_output(m.sign(hSession, &d, cap)?, pSignature, pulSignatureLen)
@@ -44,7 +44,7 @@ pub unsafe extern "C" fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut C
     guard("C_SignUpdate", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, OpKind::Sign, || m.sign_update(hSession, bytes(pPart, ulPartLen)?))
+        ending(&m, hSession, Op::Sign, || m.sign_update(hSession, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -57,7 +57,7 @@ pub unsafe extern "C" fn C_SignFinal(
     guard("C_SignFinal", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, OpKind::Sign, || {
+        ending(&m, hSession, Op::Sign, || {
             let cap = capacity(pSignature, pulSignatureLen)?;
             write_output(m.sign_final(hSession, cap)?, pSignature, pulSignatureLen)
         })
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn C_VerifyInit(
         let m = module()?;
         m.session(hSession)?;
         if pMechanism.is_null() {
-            return m.cancel_operation(hSession, OpKind::Verify);
+            return m.cancel_operation(hSession, Op::Verify);
         }
         let (mt, param) = mechanism(pMechanism, CKF_VERIFY)?;
         m.verify_init(hSession, mt, &param, hKey)
@@ -92,7 +92,7 @@ pub unsafe extern "C" fn C_Verify(
     guard("C_Verify", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, OpKind::Verify, || {
+        ending(&m, hSession, Op::Verify, || {
             m.verify(hSession, bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?)
         })
     })
@@ -107,7 +107,7 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     guard("C_VerifyUpdate", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, OpKind::Verify, || m.verify_update(hSession, bytes(pPart, ulPartLen)?))
+        ending(&m, hSession, Op::Verify, || m.verify_update(hSession, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -120,6 +120,6 @@ pub unsafe extern "C" fn C_VerifyFinal(
     guard("C_VerifyFinal", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, OpKind::Verify, || m.verify_final(hSession, bytes(pSignature, ulSignatureLen)?))
+        ending(&m, hSession, Op::Verify, || m.verify_final(hSession, bytes(pSignature, ulSignatureLen)?))
     })
 }

@@ -17,6 +17,7 @@ use crate::object::{AttrMap, Object, Template};
 use cryptoki_sys::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use zeroize::Zeroizing;
 
 /// What `C_GetMechanismInfo` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +185,29 @@ pub trait Mechanism: Send + Sync {
     fn derive(&self, _param: &[u8], _base: &Object, _len: Option<usize>) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
+
+    /// The length of the ciphertext `C_EncapsulateKey` makes with `public_key`: answers a length
+    /// query (`pCiphertext` NULL) without making a key.
+    fn ciphertext_len(&self, _param: &[u8], _public_key: &Object) -> Result<usize> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    /// `C_EncapsulateKey`: a fresh shared secret and its ciphertext under `public_key`.
+    fn encapsulate(&self, _param: &[u8], _public_key: &Object) -> Result<Encapsulated> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+
+    /// `C_DecapsulateKey`: the shared secret `ciphertext` carries for `private_key`.
+    fn decapsulate(&self, _param: &[u8], _private_key: &Object, _ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Err(err(CKR_MECHANISM_INVALID))
+    }
+}
+
+/// What a key-encapsulation mechanism makes: the ciphertext for the holder of the private key,
+/// and the shared secret that becomes the new key's `CKA_VALUE`.
+pub struct Encapsulated {
+    pub ciphertext: Vec<u8>,
+    pub secret: Zeroizing<Vec<u8>>,
 }
 
 /// Every mechanism the module implements, by type.
@@ -202,7 +226,7 @@ impl Registry {
     }
 
     /// `CKR_MECHANISM_INVALID` unless the mechanism exists and offers `function` (a `CKF_` flag of
-    /// its `CK_MECHANISM_INFO`).
+    /// its `CK_MECHANISM_INFO`, [`crate::operation::Op::flag`]).
     pub fn can(&self, ty: CK_MECHANISM_TYPE, function: CK_FLAGS) -> Result<()> {
         match self.get(ty)?.info().flags & function {
             0 => Err(err(CKR_MECHANISM_INVALID)),

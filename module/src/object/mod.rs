@@ -308,8 +308,7 @@ pub fn decode(bytes: &[u8]) -> Result<AttrMap> {
     // Read as the list of pairs a map is encoded as: serde reserves room for a list cautiously,
     // where the map would reserve whatever count a damaged record claims (gigabytes from 4 bytes).
     postcard::from_bytes::<Vec<(CK_ATTRIBUTE_TYPE, Value)>>(bytes).map(AttrMap::from_iter).map_err(|e| {
-        tracing::error!("token store: undecodable object: {e}");
-        err(CKR_DEVICE_ERROR)
+        crate::error::Error::because(CKR_DEVICE_ERROR, format_args!("token store: undecodable object: {e}"))
     })
 }
 

@@ -6,60 +6,17 @@ use crate::error::{err, Result};
 use crate::mechanisms::{registry, Mechanism};
 use crate::module::{lock, Module};
 use crate::object::Object;
-use crate::policy::{policy, Decision, Function, KeyInfo};
+use crate::operation::Op;
+use crate::policy::{policy, KeyInfo};
+use crate::record::{self, Decided, Verdict};
 use crate::services::objects::Target;
 use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Phase, Session, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
 
-/// The kinds of operation a session runs, one of each at a time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OpKind {
-    Encrypt,
-    Decrypt,
-    Sign,
-    Verify,
-    Digest,
-}
-
-/// What a key is being used for; names the attribute that must allow it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Usage {
-    Encrypt,
-    Decrypt,
-    Sign,
-    Verify,
-    Wrap,
-    Unwrap,
-    Derive,
-}
-
-impl Usage {
-    fn attribute(self) -> CK_ATTRIBUTE_TYPE {
-        match self {
-            Usage::Encrypt => CKA_ENCRYPT,
-            Usage::Decrypt => CKA_DECRYPT,
-            Usage::Sign => CKA_SIGN,
-            Usage::Verify => CKA_VERIFY,
-            Usage::Wrap => CKA_WRAP,
-            Usage::Unwrap => CKA_UNWRAP,
-            Usage::Derive => CKA_DERIVE,
-        }
-    }
-}
-
 /// `CKR_MECHANISM_INVALID` when the mechanism does not offer this use at all.
-fn mechanism_does(mech: &dyn Mechanism, usage: Usage) -> Result<()> {
-    let needed = match usage {
-        Usage::Encrypt => CKF_ENCRYPT,
-        Usage::Decrypt => CKF_DECRYPT,
-        Usage::Sign => CKF_SIGN,
-        Usage::Verify => CKF_VERIFY,
-        Usage::Wrap => CKF_WRAP,
-        Usage::Unwrap => CKF_UNWRAP,
-        Usage::Derive => CKF_DERIVE,
-    };
-    if mech.info().flags & needed == 0 {
+fn mechanism_does(mech: &dyn Mechanism, op: Op) -> Result<()> {
+    if mech.info().flags & op.flag() == 0 {
         return Err(err(CKR_MECHANISM_INVALID));
     }
     Ok(())
@@ -75,7 +32,7 @@ fn as_key_handle(e: crate::error::Error) -> crate::error::Error {
 
 /// The checks on a resolved key for one use: a key at all, of a type the mechanism takes, with
 /// the usage attribute set and the mechanism among `CKA_ALLOWED_MECHANISMS`.
-fn check_key(obj: &Object, mech_type: CK_MECHANISM_TYPE, mech: &dyn Mechanism, usage: Usage) -> Result<()> {
+fn check_key(obj: &Object, mech_type: CK_MECHANISM_TYPE, mech: &dyn Mechanism, usage: Op) -> Result<()> {
     if !matches!(obj.class(), CKO_SECRET_KEY | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
         return Err(err(CKR_KEY_HANDLE_INVALID));
     }
@@ -84,7 +41,7 @@ fn check_key(obj: &Object, mech_type: CK_MECHANISM_TYPE, mech: &dyn Mechanism, u
     if !types.is_empty() && !types.contains(&kt) {
         return Err(err(CKR_KEY_TYPE_INCONSISTENT));
     }
-    if !obj.flag(usage.attribute()) {
+    if !usage.usage_attribute().is_some_and(|a| obj.flag(a)) {
         return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     }
     if !obj.allows_mechanism(mech_type) {
@@ -100,7 +57,7 @@ fn check_resolved(
     obj: &Object,
     mech_type: CK_MECHANISM_TYPE,
     mech: &dyn Mechanism,
-    usage: Usage,
+    usage: Op,
     legacy: bool,
 ) -> Result<()> {
     check_key(obj, mech_type, mech, usage)?;
@@ -121,16 +78,38 @@ fn check_resolved(
 
 impl Module {
     /// The policy decision on one use of a mechanism, in the configured mode: refused uses give
-    /// the error the approved mode names; allowed ones carry the approved indicator.
+    /// the error the approved mode names; allowed ones carry the approved indicator. The one place
+    /// an operation's decision is made; noted in the call's record either way.
     pub fn decide(
         &self,
+        op: Op,
         mech: CK_MECHANISM_TYPE,
         m: &dyn Mechanism,
-        f: Function,
-        key: &KeyInfo,
+        key: Option<CK_OBJECT_HANDLE>,
+        info: &KeyInfo,
         param: &[u8],
-    ) -> Result<Decision> {
-        policy()?.decide(self.cfg.mode, mech, f, key, &|c| m.meets(c, param))
+    ) -> Result<Decided> {
+        self.decide_with(op, mech, key, info, &|c| m.meets(c, param))
+    }
+
+    /// [`Module::decide`] with the policy's named conditions answered by `meets`.
+    pub fn decide_with(
+        &self,
+        op: Op,
+        mech: CK_MECHANISM_TYPE,
+        key: Option<CK_OBJECT_HANDLE>,
+        info: &KeyInfo,
+        meets: &dyn Fn(&str) -> bool,
+    ) -> Result<Decided> {
+        let d = policy()?.decide(self.cfg.mode, mech, op, info, meets);
+        let verdict = match &d {
+            Ok(d) if d.approved => Verdict::Approved,
+            Ok(_) => Verdict::NonApproved,
+            Err(_) => Verdict::Refused,
+        };
+        let decided = Decided { op, mechanism: mech, key, verdict };
+        record::decided(decided);
+        d.map(|_| decided)
     }
 
     /// `C_Login(CKU_CONTEXT_SPECIFIC)`: authorises the pending operations of the session whose key
@@ -155,20 +134,10 @@ impl Module {
     /// `C_SessionCancel`: ends the operations named by `flags`.
     pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
         self.with_ops(h, |_, ops| {
-            if flags & CKF_ENCRYPT != 0 {
-                ops.encrypt = None;
-            }
-            if flags & CKF_DECRYPT != 0 {
-                ops.decrypt = None;
-            }
-            if flags & CKF_DIGEST != 0 {
-                ops.digest = None;
-            }
-            if flags & CKF_SIGN != 0 {
-                ops.sign = None;
-            }
-            if flags & CKF_VERIFY != 0 {
-                ops.verify = None;
+            for op in [Op::Encrypt, Op::Decrypt, Op::Digest, Op::Sign, Op::Verify] {
+                if flags & op.flag() != 0 {
+                    ops.end(op);
+                }
             }
             if flags & CKF_FIND_OBJECTS != 0 {
                 ops.find = None;
@@ -185,7 +154,7 @@ impl Module {
 
     /// Ends an operation after a failed call: the specification ends an operation on any error
     /// but `CKR_BUFFER_TOO_SMALL` (and errors that never reached the session).
-    pub fn end_after_error(&self, h: CK_SESSION_HANDLE, op: OpKind, rv: CK_RV) {
+    pub fn end_after_error(&self, h: CK_SESSION_HANDLE, op: Op, rv: CK_RV) {
         if matches!(
             rv,
             CKR_BUFFER_TOO_SMALL
@@ -196,29 +165,14 @@ impl Module {
             return;
         }
         if let Ok(s) = self.session(h) {
-            let mut ops = lock(&s.ops);
-            match op {
-                OpKind::Encrypt => ops.encrypt = None,
-                OpKind::Decrypt => ops.decrypt = None,
-                OpKind::Sign => ops.sign = None,
-                OpKind::Verify => ops.verify = None,
-                OpKind::Digest => ops.digest = None,
-            }
+            lock(&s.ops).end(op);
         }
     }
 
     /// `C_*Init` with a NULL mechanism (PKCS#11 3.0): cancels the active operation of that kind.
-    pub fn cancel_operation(&self, h: CK_SESSION_HANDLE, op: OpKind) -> Result<()> {
+    pub fn cancel_operation(&self, h: CK_SESSION_HANDLE, op: Op) -> Result<()> {
         let s = self.session(h)?;
-        let mut ops = lock(&s.ops);
-        let was = match op {
-            OpKind::Encrypt => ops.encrypt.take().is_some(),
-            OpKind::Decrypt => ops.decrypt.take().is_some(),
-            OpKind::Sign => ops.sign.take().is_some(),
-            OpKind::Verify => ops.verify.take().is_some(),
-            OpKind::Digest => ops.digest.take().is_some(),
-        };
-        if was {
+        if lock(&s.ops).end(op) {
             Ok(())
         } else {
             Err(err(CKR_ARGUMENTS_BAD))
@@ -235,7 +189,7 @@ impl Module {
         key: CK_OBJECT_HANDLE,
         mech_type: CK_MECHANISM_TYPE,
         mech: &dyn Mechanism,
-        usage: Usage,
+        usage: Op,
     ) -> Result<Arc<Object>> {
         mechanism_does(mech, usage)?;
         let (target, obj) = self.resolve(s, key).map_err(as_key_handle)?;
@@ -255,7 +209,7 @@ impl Module {
         key: CK_OBJECT_HANDLE,
         mech_type: CK_MECHANISM_TYPE,
         mech: &dyn Mechanism,
-        usage: Usage,
+        usage: Op,
     ) -> Result<&'a Arc<Object>> {
         mechanism_does(mech, usage)?;
         let epoch = self.handles.epoch();
@@ -321,12 +275,11 @@ impl Module {
         mech: CK_MECHANISM_TYPE,
         param: &[u8],
         key: CK_OBJECT_HANDLE,
-        usage: Usage,
-        f: Function,
-    ) -> Result<(&'static dyn Mechanism, &'a Arc<Object>, Decision)> {
+        op: Op,
+    ) -> Result<(&'static dyn Mechanism, &'a Arc<Object>, Decided)> {
         let m = registry().get(mech)?;
-        let k = self.usable_key_cached(s, keys, key, mech, m, usage)?;
-        let d = self.decide(mech, m, f, &KeyInfo::of(k), param)?;
+        let k = self.usable_key_cached(s, keys, key, mech, m, op)?;
+        let d = self.decide(op, mech, m, Some(key), &KeyInfo::of(k), param)?;
         Ok((m, k, d))
     }
 
@@ -348,12 +301,11 @@ impl Module {
             if ops.sign.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, Usage::Sign, Function::Sign)?;
+            let (m, k, decided) = self.prepare(s, &mut ops.keys, mech, param, key, Op::Sign)?;
             let op = m.sign(param, k)?;
-            ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
-            ops.sign =
-                Some(SignOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth: needs_reauth(k) });
+            let reauth = needs_reauth(k);
+            ops.sign = Some(SignOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth, decided });
             Ok(())
         })
     }
@@ -362,6 +314,7 @@ impl Module {
     pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
@@ -383,6 +336,7 @@ impl Module {
     pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
             let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
@@ -399,6 +353,7 @@ impl Module {
     pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
@@ -428,11 +383,10 @@ impl Module {
             if ops.verify.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, Usage::Verify, Function::Verify)?;
+            let (m, k, decided) = self.prepare(s, &mut ops.keys, mech, param, key, Op::Verify)?;
             let op = m.verify(param, k)?;
-            ops.last_approved = Some(d.approved);
             let multipart = op.multipart();
-            ops.verify = Some(VerifyOp { op, multipart, phase: Phase::Fresh });
+            ops.verify = Some(VerifyOp { op, multipart, phase: Phase::Fresh, decided });
             Ok(())
         })
     }
@@ -441,6 +395,7 @@ impl Module {
     pub fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
             let mut st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
             if st.phase == Phase::Multi {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
@@ -453,6 +408,7 @@ impl Module {
     pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
             let st = Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
+            record::continued(&st.decided);
             let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
             r.inspect_err(|_| ops.verify = None)
         })
@@ -460,7 +416,11 @@ impl Module {
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, h: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-        self.with_ops(h, |_, ops| ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?.op.finish(signature))
+        self.with_ops(h, |_, ops| {
+            let st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
+            st.op.finish(signature)
+        })
     }
 
     /// `C_EncryptInit` / `C_DecryptInit`.
@@ -477,15 +437,13 @@ impl Module {
             if slot.is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let (usage, f) =
-                if encrypt { (Usage::Encrypt, Function::Encrypt) } else { (Usage::Decrypt, Function::Decrypt) };
-            let (m, k, d) = self.prepare(s, &mut ops.keys, mech, param, key, usage, f)?;
+            let kind = if encrypt { Op::Encrypt } else { Op::Decrypt };
+            let (m, k, decided) = self.prepare(s, &mut ops.keys, mech, param, key, kind)?;
             let op = if encrypt { m.encrypt(param, k)? } else { m.decrypt(param, k)? };
             let multipart = op.multipart();
-            ops.last_approved = Some(d.approved);
+            let reauth = needs_reauth(k);
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            *slot =
-                Some(CipherOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth: needs_reauth(k) });
+            *slot = Some(CipherOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth, decided });
             Ok(())
         })
     }
@@ -502,6 +460,7 @@ impl Module {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
@@ -550,6 +509,7 @@ impl Module {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }
@@ -581,6 +541,7 @@ impl Module {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
             if st.reauth {
                 return Err(err(CKR_USER_NOT_LOGGED_IN));
             }

@@ -3,6 +3,8 @@
 use crate::error::{err, Result};
 use crate::mechanisms::registry;
 use crate::module::{lock, Module};
+use crate::operation::Op;
+use crate::record;
 use crate::session::{DigestOp, Phase};
 use cryptoki_sys::*;
 
@@ -17,10 +19,9 @@ impl Module {
             return Err(err(CKR_OPERATION_ACTIVE));
         }
         let m = registry().get(mech)?;
-        let d = self.decide(mech, m, crate::policy::Function::Digest, &Default::default(), param)?;
+        let decided = self.decide(Op::Digest, mech, m, None, &Default::default(), param)?;
         let op = m.digest(param)?;
-        ops.digest = Some(DigestOp { op, phase: Phase::Fresh });
-        ops.last_approved = Some(d.approved);
+        ops.digest = Some(DigestOp { op, phase: Phase::Fresh, decided });
         Ok(())
     }
 
@@ -29,6 +30,7 @@ impl Module {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Single)?;
+        record::continued(&d.decided);
         let len = d.op.output_len();
         match cap {
             None => return Ok(Output::Length { len, too_small: false }),
@@ -45,6 +47,7 @@ impl Module {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
+        record::continued(&d.decided);
         d.op.update(data);
         Ok(())
     }
@@ -72,6 +75,7 @@ impl Module {
             return Err(err(CKR_KEY_INDIGESTIBLE));
         }
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
+        record::continued(&d.decided);
         d.op.update(value);
         Ok(())
     }
@@ -81,6 +85,7 @@ impl Module {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
+        record::continued(&d.decided);
         let len = d.op.output_len();
         match cap {
             None => return Ok(Output::Length { len, too_small: false }),

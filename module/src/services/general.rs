@@ -52,7 +52,7 @@ impl Module {
         if which != CKS_LAST_VALIDATION_OK {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
-        let approved = crate::module::lock(&s.ops).last_approved == Some(true);
+        let approved = s.last_approved() == Some(true);
         Ok(if approved { crate::object::attrs::VALIDATION_FLAG_FIPS } else { 0 })
     }
 

@@ -1,13 +1,13 @@
 //! Key management (spec §5.16): generation, wrapping, unwrapping and derivation.
 
-use super::crypto::Usage;
 use crate::error::{err, Result};
 use crate::mechanisms::registry;
 use crate::module::Module;
 use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, CKA_VENDOR_PAIR_CONTAINED, VALIDATION_FLAG_FIPS};
 use crate::object::template::{self, Origin};
 use crate::object::{bool_, ulong, AttrMap, Object, Template};
-use crate::policy::{policy, Function, KeyInfo};
+use crate::operation::Op;
+use crate::policy::{policy, KeyInfo};
 use crate::session::Session;
 use cryptoki_sys::*;
 
@@ -187,10 +187,6 @@ fn with_nested<'a>(
     }
 }
 
-fn note(s: &Session, approved: bool) {
-    crate::module::lock(&s.ops).last_approved = Some(approved);
-}
-
 impl Module {
     /// `C_GenerateKey`.
     pub fn generate_key(
@@ -203,12 +199,11 @@ impl Module {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
         let map: AttrMap = template::collect(template)?;
-        let d = self.decide(mech, m, Function::Generate, &requested(&map), param)?;
+        let d = self.decide(Op::Generate, mech, m, None, &requested(&map), param)?;
         let g = m.generate_key(param, &map)?;
         let t = with_class(template, CKO_SECRET_KEY, g.key_type)?;
         let mut obj = template::build(&t, g.material, Origin::Generated(mech), self.actor(&s))?;
-        stamp(&mut obj, d.approved);
-        note(&s, d.approved);
+        stamp(&mut obj, d.verdict.approved());
         self.store_object(&s, obj)
     }
 
@@ -235,7 +230,7 @@ impl Module {
             !(small && usable)
         });
         let meets = |c: &str| (c == "rsa_exponent_fips186" && exponent_ok) || m.meets(c, param);
-        let d = policy()?.decide(self.cfg.mode, mech, Function::GeneratePair, &requested(&pub_map), &meets)?;
+        let d = self.decide_with(Op::GeneratePair, mech, None, &requested(&pub_map), &meets)?;
         let g = m.generate_key_pair(param, &pub_map, &template::collect(private)?)?;
         let actor = self.actor(&s);
         let pub_t = with_class(public, CKO_PUBLIC_KEY, g.key_type)?;
@@ -251,13 +246,12 @@ impl Module {
         // sensitive from the start; its kind is fixed, so it never decrypts nor signs).
         let contained = template::guarding(&priv_obj) && !self.legacy_wrapping();
         pub_obj.attrs.insert(CKA_VENDOR_PAIR_CONTAINED, bool_(contained));
-        stamp(&mut pub_obj, d.approved);
-        stamp(&mut priv_obj, d.approved);
+        stamp(&mut pub_obj, d.verdict.approved());
+        stamp(&mut priv_obj, d.verdict.approved());
         if let Err(why) = pairwise_consistency(&pub_obj, &priv_obj) {
             self.enter_error_state(format!("pairwise-consistency test failed: {why}"));
             return Err(err(CKR_GENERAL_ERROR));
         }
-        note(&s, d.approved);
         let ph = self.store_object(&s, pub_obj)?;
         match self.store_object(&s, priv_obj) {
             Ok(vh) => Ok((ph, vh)),
@@ -281,13 +275,12 @@ impl Module {
         let m = registry().get(mech)?;
         let legacy = self.legacy_wrapping();
         authenticated_wrapping(m, legacy)?;
-        let wk = self.usable_key(&s, wrapping, mech, m, Usage::Wrap).map_err(|e| match e.rv() {
+        let wk = self.usable_key(&s, wrapping, mech, m, Op::Wrap).map_err(|e| match e.rv() {
             CKR_KEY_HANDLE_INVALID => err(CKR_WRAPPING_KEY_HANDLE_INVALID),
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
             _ => e,
         })?;
-        let d = self.decide(mech, m, Function::Wrap, &KeyInfo::of(&wk), param)?;
-        note(&s, d.approved);
+        self.decide(Op::Wrap, mech, m, Some(wrapping), &KeyInfo::of(&wk), param)?;
         let (_, k) = self.resolve(&s, key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
         if !k.flag(CKA_EXTRACTABLE) {
             return Err(err(CKR_KEY_UNEXTRACTABLE));
@@ -323,12 +316,12 @@ impl Module {
         let m = registry().get(mech)?;
         let legacy = self.legacy_wrapping();
         authenticated_wrapping(m, legacy)?;
-        let uk = self.usable_key(&s, unwrapping, mech, m, Usage::Unwrap).map_err(|e| match e.rv() {
+        let uk = self.usable_key(&s, unwrapping, mech, m, Op::Unwrap).map_err(|e| match e.rv() {
             CKR_KEY_HANDLE_INVALID => err(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
             _ => e,
         })?;
-        let d = self.decide(mech, m, Function::Unwrap, &KeyInfo::of(&uk), param)?;
+        let d = self.decide(Op::Unwrap, mech, m, Some(unwrapping), &KeyInfo::of(&uk), param)?;
         let mut t = with_nested(template, &uk, CKA_UNWRAP_TEMPLATE)?.into_owned();
         let mut map = template::collect(&t)?;
         // A key unwrapped by a guarding key or a private key is sensitive: what was wrapped may
@@ -362,8 +355,7 @@ impl Module {
             _ => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
         };
         let mut obj = template::build(&t, material, Origin::Imported, self.actor(&s))?;
-        stamp(&mut obj, d.approved);
-        note(&s, d.approved);
+        stamp(&mut obj, d.verdict.approved());
         self.store_object(&s, obj)
     }
 
@@ -416,8 +408,8 @@ impl Module {
     ) -> Result<CK_OBJECT_HANDLE> {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
-        let bk = self.usable_key(&s, base, mech, m, Usage::Derive)?;
-        let d = self.decide(mech, m, Function::Derive, &KeyInfo::of(&bk), param)?;
+        let bk = self.usable_key(&s, base, mech, m, Op::Derive)?;
+        let d = self.decide(Op::Derive, mech, m, Some(base), &KeyInfo::of(&bk), param)?;
         let nested = with_nested(template, &bk, CKA_DERIVE_TEMPLATE)?;
         let template: &Template = &nested;
         let map = template::collect(template)?;
@@ -447,8 +439,7 @@ impl Module {
             // CKM_HKDF_DATA: the output is a data object holding the derived bytes.
             let t: Template = template.iter().filter(|(a, _)| *a != CKA_VALUE_LEN).cloned().collect();
             let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Created, self.actor(&s))?;
-            stamp(&mut obj, d.approved);
-            note(&s, d.approved);
+            stamp(&mut obj, d.verdict.approved());
             return self.store_object(&s, obj);
         }
         let mut t = Template::with_capacity(template.len() + 2);
@@ -461,8 +452,7 @@ impl Module {
         }
         let origin = Origin::Derived(bk.flag(CKA_ALWAYS_SENSITIVE), bk.flag(CKA_NEVER_EXTRACTABLE));
         let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], origin, self.actor(&s))?;
-        stamp(&mut obj, d.approved);
-        note(&s, d.approved);
+        stamp(&mut obj, d.verdict.approved());
         self.store_object(&s, obj)
     }
 }

@@ -13,13 +13,14 @@
 //! (`C_EncryptMessage`) or in parts (`C_EncryptMessageBegin`, then `C_EncryptMessageNext` until
 //! the part flagged `CKF_END_OF_MESSAGE`, which gives the tag).
 
-use super::crypto::Usage;
 use super::Output;
 use crate::error::{err, Result};
 use crate::mechanisms::aes::GcmParams;
 use crate::mechanisms::registry;
 use crate::module::{lock, Module};
-use crate::policy::{policy, Function, KeyInfo};
+use crate::operation::Op;
+use crate::policy::KeyInfo;
+use crate::record::{self, Decided};
 use crate::session::{MessageOp, MessagePart, Session};
 use cryptoki_sys::*;
 
@@ -45,7 +46,13 @@ const IV_BYTES: usize = 12;
 impl MessageOp {
     /// The operation's key and mechanism, to work with outside the session lock.
     fn detached(&self) -> MessageOp {
-        MessageOp { mechanism: self.mechanism, key: self.key.clone(), part: None, iv_spaces: self.iv_spaces.clone() }
+        MessageOp {
+            mechanism: self.mechanism,
+            key: self.key.clone(),
+            key_handle: self.key_handle,
+            part: None,
+            iv_spaces: self.iv_spaces.clone(),
+        }
     }
 }
 
@@ -85,9 +92,8 @@ impl Module {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let m = registry().get(mech)?;
-        let usage = if encrypt { Usage::Encrypt } else { Usage::Decrypt };
-        let k = self.usable_key(&s, key, mech, m, usage)?;
-        let op = MessageOp { mechanism: mech, key: k, part: None, iv_spaces: Default::default() };
+        let k = self.usable_key(&s, key, mech, m, if encrypt { Op::Encrypt } else { Op::Decrypt })?;
+        let op = MessageOp { mechanism: mech, key: k, key_handle: key, part: None, iv_spaces: Default::default() };
         if encrypt {
             ops.message_encrypt = Some(op);
         } else {
@@ -155,12 +161,10 @@ impl Module {
         Ok(iv)
     }
 
-    fn note_decision(&self, s: &Session, op: &MessageOp, f: Function, generated: bool) -> Result<()> {
-        let d = policy()?.decide(self.cfg.mode, op.mechanism, f, &KeyInfo::of(&op.key), &|c| {
-            c == "token_generated_iv" && generated
-        })?;
-        lock(&s.ops).last_approved = Some(d.approved);
-        Ok(())
+    /// The decision on one message (approved only with an IV the token generated).
+    fn message_decision(&self, op: &MessageOp, kind: Op, generated: bool) -> Result<Decided> {
+        let meets = |c: &str| c == "token_generated_iv" && generated;
+        self.decide_with(kind, op.mechanism, Some(op.key_handle), &KeyInfo::of(&op.key), &meets)
     }
 
     /// `C_EncryptMessage`. `cap` is the caller's ciphertext buffer (`None` for NULL). With the
@@ -180,7 +184,7 @@ impl Module {
             Some(c) if c < plain.len() => return Ok((Output::Length { len: plain.len(), too_small: true }, None)),
             _ => {}
         }
-        self.note_decision(&s, &op, Function::Encrypt, p.generator != CKG_NO_GENERATE)?;
+        self.message_decision(&op, Op::Encrypt, p.generator != CKG_NO_GENERATE)?;
         let iv = self.message_iv(&s, &op, p)?;
         let params = GcmParams { iv: iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
         let m = registry().get(op.mechanism)?;
@@ -208,7 +212,7 @@ impl Module {
             Some(c) if c < ciphertext.len() => return Ok(Output::Length { len: ciphertext.len(), too_small: true }),
             _ => {}
         }
-        self.note_decision(&s, &op, Function::Decrypt, false)?;
+        self.message_decision(&op, Op::Decrypt, false)?;
         let params =
             GcmParams { iv: p.iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
         let m = registry().get(op.mechanism)?;
@@ -225,7 +229,7 @@ impl Module {
         let s = self.session(h)?;
         let op = for_new_message(&s, encrypt)?;
         let generated = encrypt && p.generator != CKG_NO_GENERATE;
-        self.note_decision(&s, &op, if encrypt { Function::Encrypt } else { Function::Decrypt }, generated)?;
+        let decided = self.message_decision(&op, if encrypt { Op::Encrypt } else { Op::Decrypt }, generated)?;
         let iv = if encrypt { self.message_iv(&s, &op, p)? } else { p.iv.clone() };
         let params = GcmParams { iv: iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
         let m = registry().get(op.mechanism)?;
@@ -236,7 +240,7 @@ impl Module {
         if active.part.is_some() {
             return Err(err(CKR_OPERATION_ACTIVE));
         }
-        active.part = Some(MessagePart { op: cipher, held: 0 });
+        active.part = Some(MessagePart { op: cipher, held: 0, decided });
         Ok(iv)
     }
 
@@ -259,7 +263,9 @@ impl Module {
         let mut ops = lock(&s.ops);
         let slot = if encrypt { &mut ops.message_encrypt } else { &mut ops.message_decrypt };
         let active = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-        let held = active.part.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?.held;
+        let part = active.part.as_ref().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        record::continued(&part.decided);
+        let held = part.held;
         let len = match (encrypt, end) {
             (true, _) => data.len(),
             (false, false) => 0,

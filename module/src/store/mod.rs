@@ -465,8 +465,10 @@ fn migrate(conn: &mut Connection) -> Result<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
-        tracing::error!("token store schema {version} is newer than this module knows ({})", MIGRATIONS.len());
-        return Err(crate::error::err(cryptoki_sys::CKR_DEVICE_ERROR));
+        return Err(crate::error::Error::because(
+            cryptoki_sys::CKR_DEVICE_ERROR,
+            format_args!("token store schema {version} is newer than this module knows ({})", MIGRATIONS.len()),
+        ));
     }
     for m in &MIGRATIONS[version..] {
         tx.execute_batch(m)?;

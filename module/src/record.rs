@@ -1,0 +1,294 @@
+//! The decision record: the one path every call's outcome takes.
+//!
+//! While a call runs, the core notes in the calling thread's record what it found and decided:
+//! the session ([`session`], from `Module::session`), and for a cryptographic operation its
+//! mechanism, key and the policy's decision ([`decided`], from `Module::decide` when an
+//! operation starts, and from the operation's state when a later call continues it). When the
+//! entry point returns, `abi::guard` hands the record with the call's `CK_RV` to [`finish`]:
+//! it logs the cause of a failure below the PKCS #11 level (`Error::because`), sets the
+//! session's approved indicator (`C_GetSessionValidationFlags`) from a decision
+//! the call made and that succeeded, and passes the [`Event`] to `audit_hook`, which may refuse
+//! it (the call then fails). The indicator and every record take `fips_approved` from the same
+//! decision.
+//!
+//! A thread-local record rather than a value passed through every function: a call runs on one
+//! thread from its entry point to its return, and the record is taken (and so emptied) at the
+//! end of each call, so nothing of one call reaches the next.
+
+use crate::module::SessionRef;
+use crate::object::Object;
+use crate::operation::Op;
+use cryptoki_sys::*;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// What the policy made of one use of a mechanism.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed and approved.
+    Approved,
+    /// Allowed in the non-approved mode, not approved.
+    NonApproved,
+    /// Refused: not allowed in the configured mode.
+    Refused,
+}
+
+impl Verdict {
+    /// The approved indicator of an allowed use.
+    pub fn approved(self) -> bool {
+        self == Verdict::Approved
+    }
+}
+
+/// A decision on one operation: what it is, with which mechanism and key, and the verdict. Plain
+/// data, noted at no cost on every call: the key's identity is found from its handle only when a
+/// record asks for it ([`Event::key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decided {
+    pub op: Op,
+    pub mechanism: CK_MECHANISM_TYPE,
+    /// The handle of the key the operation uses, if any.
+    pub key: Option<CK_OBJECT_HANDLE>,
+    pub verdict: Verdict,
+}
+
+/// The identity of a key in a record: its `CKA_UNIQUE_ID`, and a SHA-256 over its `CKA_ID` and
+/// `CKA_LABEL` (which an application chose, so the record does not carry them as they are).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyIdentity {
+    pub unique_id: Vec<u8>,
+    pub id_label_sha256: [u8; 32],
+}
+
+impl KeyIdentity {
+    pub fn of(obj: &Object) -> KeyIdentity {
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for ty in [CKA_ID, CKA_LABEL] {
+            let v = obj.get(ty).unwrap_or(&[]);
+            h.update(&(v.len() as u64).to_be_bytes());
+            h.update(v);
+        }
+        let mut id_label_sha256 = [0; 32];
+        id_label_sha256.copy_from_slice(h.finish().as_ref());
+        KeyIdentity { unique_id: obj.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec(), id_label_sha256 }
+    }
+}
+
+/// What one call did, as the audit hook receives it.
+pub struct Event {
+    /// The entry point (`C_Sign` …).
+    pub function: &'static str,
+    /// The session the call ran in, if it named one that exists.
+    pub session: Option<SessionRef>,
+    /// The operation's decision, if the call started or continued one.
+    pub decided: Option<Decided>,
+    /// Whether the decision was made in this call (an operation started) rather than carried
+    /// from an earlier call of the same operation.
+    pub fresh: bool,
+    /// What caused the call's failure, when it came from below the PKCS #11 level (the token
+    /// store, the file system).
+    pub cause: Option<String>,
+    /// What the call returns.
+    pub rv: CK_RV,
+}
+
+impl Event {
+    pub fn session_handle(&self) -> Option<CK_SESSION_HANDLE> {
+        self.session.as_ref().map(|s| s.handle)
+    }
+
+    pub fn slot(&self) -> Option<CK_SLOT_ID> {
+        self.session.as_ref().map(|s| s.slot)
+    }
+
+    pub fn token_serial(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.token.serial.as_str())
+    }
+
+    /// Who is logged in to the session's token (`CKU_USER`, `CKU_SO`), as the call ends.
+    pub fn user(&self) -> Option<CK_USER_TYPE> {
+        self.session.as_ref().and_then(|s| s.token.logged_in())
+    }
+
+    pub fn op(&self) -> Option<Op> {
+        self.decided.as_ref().map(|d| d.op)
+    }
+
+    pub fn mechanism(&self) -> Option<CK_MECHANISM_TYPE> {
+        self.decided.as_ref().map(|d| d.mechanism)
+    }
+
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.decided.as_ref().map(|d| d.verdict)
+    }
+
+    /// The identity of the operation's key, looked up in the call's session (`None` when the
+    /// operation has no key, or the key is gone).
+    pub fn key(&self) -> Option<KeyIdentity> {
+        let h = self.decided?.key?;
+        let m = crate::state::get().ok()?;
+        let (_, obj) = m.resolve(self.session.as_ref()?, h).ok()?;
+        Some(KeyIdentity::of(&obj))
+    }
+
+    /// The call succeeded and what it did was approved: the value of the record's
+    /// `fips_approved` and of the session's indicator.
+    pub fn fips_approved(&self) -> bool {
+        self.rv == CKR_OK && self.verdict() == Some(Verdict::Approved)
+    }
+}
+
+struct Call {
+    session: Option<SessionRef>,
+    decided: Option<Decided>,
+    fresh: bool,
+    /// What caused a failure below the PKCS #11 level, with the `CK_RV` it became.
+    cause: Option<(CK_RV, String)>,
+}
+
+thread_local! {
+    static CALL: RefCell<Call> =
+        const { RefCell::new(Call { session: None, decided: None, fresh: false, cause: None }) };
+}
+
+/// Notes what caused an error of the running call (`Error::because`).
+pub fn cause(rv: CK_RV, text: String) {
+    CALL.with(|c| c.borrow_mut().cause = Some((rv, text)));
+}
+
+/// An error the core handles itself (it logs it and goes on), described with its cause, which
+/// then is no longer the call's.
+pub fn described(e: crate::error::Error) -> String {
+    let cause = CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        c.cause.take_if(|(rv, _)| *rv == e.rv()).map(|(_, text)| text)
+    });
+    match cause {
+        Some(text) => format!("{e}: {text}"),
+        None => e.to_string(),
+    }
+}
+
+/// Notes the session the running call works in.
+pub fn session(s: &SessionRef) {
+    CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.session.as_ref().is_some_and(|old| Arc::ptr_eq(old, s)) {
+            c.session = Some(s.clone());
+        }
+    });
+}
+
+/// The session with handle `h`, if the running call already looked it up: a call that names its
+/// session looks it up in the ABI layer and again in the core, and the second time needs no lock.
+pub fn noted_session(h: CK_SESSION_HANDLE) -> Option<SessionRef> {
+    CALL.with(|c| c.borrow().session.as_ref().filter(|s| s.handle == h).cloned())
+}
+
+/// Lets go of session `h` if the running call noted it: it is being closed, and it counts as
+/// open while a reference to it lives.
+pub fn closing(h: CK_SESSION_HANDLE) {
+    CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.session.as_ref().is_some_and(|s| s.handle == h) {
+            c.session = None;
+        }
+    });
+}
+
+/// Notes a decision the running call made (an operation starts, or a use is refused).
+pub fn decided(d: Decided) {
+    CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        c.decided = Some(d);
+        c.fresh = true;
+    });
+}
+
+/// Notes the decision of an operation that an earlier call started and this one continues.
+pub fn continued(d: &Decided) {
+    CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        c.decided = Some(*d);
+        c.fresh = false;
+    });
+}
+
+/// Ends a call: the indicator, then the audit hook. The `CK_RV` the application receives: the
+/// call's own, or `CKR_GENERAL_ERROR` when the hook could not record a call that succeeded.
+pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
+    let (session, decided, fresh, cause) = CALL.with(|c| {
+        let mut c = c.borrow_mut();
+        (c.session.take(), c.decided.take(), std::mem::take(&mut c.fresh), c.cause.take())
+    });
+    // An error noted with its cause and then handled inside the call is not this call's failure.
+    let cause = cause.filter(|(r, _)| *r == rv).map(|(_, text)| text);
+    if let Some(text) = &cause {
+        tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+    }
+    let event = Event { function, session, decided, fresh, cause, rv };
+    if event.fresh && rv == CKR_OK {
+        if let (Some(s), Some(d)) = (&event.session, &event.decided) {
+            if d.verdict != Verdict::Refused {
+                s.set_last_approved(d.verdict.approved());
+            }
+        }
+    }
+    match crate::audit_hook::record(&event) {
+        Ok(()) => rv,
+        Err(e) if rv == CKR_OK => {
+            tracing::error!(call = function, "the call's record could not be kept: {e}");
+            CKR_GENERAL_ERROR
+        }
+        Err(_) => rv,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit_hook::tests::SEEN;
+
+    fn decision(verdict: Verdict) -> Decided {
+        Decided { op: Op::Sign, mechanism: CKM_SHA256_RSA_PKCS, key: None, verdict }
+    }
+
+    #[test]
+    fn each_call_hands_the_hook_its_own_decision_once() {
+        SEEN.with(|v| v.borrow_mut().clear());
+        decided(decision(Verdict::Approved));
+        assert_eq!(finish("C_SignInit", CKR_OK), CKR_OK);
+        // The next call noted nothing: it carries no decision of the one before.
+        assert_eq!(finish("C_GetInfo", CKR_OK), CKR_OK);
+        continued(&decision(Verdict::NonApproved));
+        assert_eq!(finish("C_Sign", CKR_BUFFER_TOO_SMALL), CKR_BUFFER_TOO_SMALL);
+        decided(decision(Verdict::Refused));
+        assert_eq!(finish("C_SignInit", CKR_MECHANISM_INVALID), CKR_MECHANISM_INVALID);
+        let seen = SEEN.with(|v| v.borrow().clone());
+        let sign = (Some(Op::Sign), Some(CKM_SHA256_RSA_PKCS));
+        assert_eq!(
+            seen,
+            vec![
+                ("C_SignInit", sign.0, sign.1, Some(Verdict::Approved), true, CKR_OK),
+                ("C_GetInfo", None, None, None, false, CKR_OK),
+                ("C_Sign", sign.0, sign.1, Some(Verdict::NonApproved), false, CKR_BUFFER_TOO_SMALL),
+                ("C_SignInit", sign.0, sign.1, Some(Verdict::Refused), true, CKR_MECHANISM_INVALID),
+            ]
+        );
+    }
+
+    #[test]
+    fn fips_approved_needs_success_and_an_approved_decision() {
+        let e = |verdict, rv| Event {
+            function: "C_Sign",
+            session: None,
+            decided: Some(decision(verdict)),
+            fresh: false,
+            cause: None,
+            rv,
+        };
+        assert!(e(Verdict::Approved, CKR_OK).fips_approved());
+        assert!(!e(Verdict::Approved, CKR_DEVICE_ERROR).fips_approved());
+        assert!(!e(Verdict::NonApproved, CKR_OK).fips_approved());
+    }
+}
