@@ -11,7 +11,12 @@ use cryptoki_sys::*;
 /// Receives one call's event.
 pub fn record(e: &Event) -> Result<()> {
     #[cfg(test)]
-    tests::SEEN.with(|v| v.borrow_mut().push((e.function, e.op(), e.mechanism(), e.verdict(), e.fresh, e.rv)));
+    {
+        tests::SEEN.with(|v| v.borrow_mut().push((e.function, e.op(), e.mechanism(), e.verdict(), e.fresh, e.rv)));
+        if tests::REFUSE.get() {
+            return Err(crate::error::err(CKR_DEVICE_ERROR));
+        }
+    }
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return Ok(());
     }
@@ -46,5 +51,7 @@ pub(crate) mod tests {
     thread_local! {
         /// What the hook received on this thread (unit tests only).
         pub(crate) static SEEN: RefCell<Vec<Seen>> = const { RefCell::new(Vec::new()) };
+        /// Makes the hook refuse every event (unit tests only).
+        pub(crate) static REFUSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 }

@@ -278,6 +278,18 @@ mod tests {
     }
 
     #[test]
+    fn a_call_whose_record_cannot_be_kept_fails() {
+        crate::audit_hook::tests::REFUSE.set(true);
+        decided(decision(Verdict::Approved));
+        let ok = finish("C_SignInit", CKR_OK);
+        let failed = finish("C_Sign", CKR_KEY_HANDLE_INVALID);
+        crate::audit_hook::tests::REFUSE.set(false);
+        assert_eq!(ok, CKR_GENERAL_ERROR);
+        assert_eq!(failed, CKR_KEY_HANDLE_INVALID, "a failure stays the failure it was");
+        assert_eq!(finish("C_SignInit", CKR_OK), CKR_OK);
+    }
+
+    #[test]
     fn fips_approved_needs_success_and_an_approved_decision() {
         let e = |verdict, rv| Event {
             function: "C_Sign",
