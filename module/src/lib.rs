@@ -17,6 +17,7 @@ pub mod crypto_ffi;
 pub mod error;
 pub mod fips;
 pub mod import;
+pub mod keys;
 pub mod log;
 pub mod mechanisms;
 pub mod module;

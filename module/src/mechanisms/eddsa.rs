@@ -5,9 +5,10 @@
 //! private `CKA_VALUE` the 32-byte seed (Ed25519) or scalar (X25519). Ed448 and X448 are not
 //! implemented: `CKR_CURVE_NOT_SUPPORTED`.
 
-use super::ec::{ec_point, keygen_params, Curve};
+use super::ec::keygen_params;
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::error::{err, Result};
+use crate::keys::ec::{ec_point, Curve};
 use crate::object::{AttrMap, Kept, Object};
 use aws_lc_rs::agreement;
 use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
@@ -217,13 +218,6 @@ impl Mechanism for Eddsa {
         condition == "eddsa_fips186"
             && matches!(Variant::of(param), Ok(Variant::Pure) | Ok(Variant::WithContext(true, _)))
     }
-}
-
-/// The public key (32 bytes) of an Ed25519 private key object.
-pub fn public_key(key: &Object) -> Result<Vec<u8>> {
-    let seed = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
-    let kp = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
-    Ok(aws_lc_rs::signature::KeyPair::public_key(&kp).as_ref().to_vec())
 }
 
 pub fn register(r: &mut Registry) {
