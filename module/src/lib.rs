@@ -13,7 +13,7 @@ pub mod abi;
 pub mod audit_hook;
 pub mod config;
 #[allow(unsafe_code)]
-pub mod crypto_ffi;
+pub mod crypto;
 pub mod error;
 pub mod fips;
 pub mod import;

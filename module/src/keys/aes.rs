@@ -2,7 +2,7 @@
 //! encryption of a zero block. The modes are `mechanisms::aes`'s.
 
 use super::{KeyType, BASE};
-use crate::crypto_ffi::aes::AesKey;
+use crate::crypto::aes::AesKey;
 
 pub static AES: KeyType = KeyType {
     name: "AES",

@@ -3,7 +3,7 @@
 //! are `mechanisms::des`'s.
 
 use super::{KeyType, BASE};
-use crate::crypto_ffi::des::{Des3Key, BLOCK};
+use crate::crypto::des::{Des3Key, BLOCK};
 use cryptoki_sys::*;
 
 pub static DES: KeyType = KeyType {

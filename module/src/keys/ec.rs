@@ -5,7 +5,7 @@
 //! `mechanisms::ec`'s.
 
 use super::{attr, KeyPair, KeyParts, KeyType, Pkcs8, BASE};
-use crate::crypto_ffi::ecdsa::{self as ffi, SigningKey};
+use crate::crypto::ecdsa::{self as ffi, SigningKey};
 use crate::error::{err, Result};
 use crate::object::attrs::{s, Kind::*, Spec, FIXED, REQ_CREATE, SECRET};
 use crate::object::Object;
@@ -172,7 +172,7 @@ impl Curve {
     }
 
     /// The aws-lc-rs algorithm of the curve, where aws-lc-rs has one (the NIST curves of the
-    /// approved mode and X25519); the other prime curves go through `crypto_ffi::ecdsa`.
+    /// approved mode and X25519); the other prime curves go through `crypto::ecdsa`.
     pub fn agreement(self) -> Option<&'static agreement::Algorithm> {
         match self {
             Curve::P256 => Some(&agreement::ECDH_P256),

@@ -3,7 +3,7 @@
 //! tests of a new pair. The operations are `mechanisms::rsa`'s.
 
 use super::{attr, KeyPair, KeyParts, KeyType, Pkcs8, BASE};
-use crate::crypto_ffi::rsa::{Hash, PrivateParts, Rsa as Key};
+use crate::crypto::rsa::{Hash, PrivateParts, Rsa as Key};
 use crate::error::{err, Result};
 use crate::object::attrs::{s, Kind::*, Spec, FIXED, REQ_CREATE, SECRET};
 use crate::object::template::without_leading_zeros;

@@ -1,7 +1,7 @@
 //! AES: key generation, ECB, CBC, CBC with PKCS#7 padding, CTR, GCM, key wrap (RFC 3394 and
 //! RFC 5649) and CMAC.
 //!
-//! Block modes, CTR, key wrap and GCM use the small aws-lc wrappers of `crypto_ffi::aes` (aws-lc-rs
+//! Block modes, CTR, key wrap and GCM use the small aws-lc wrappers of `crypto::aes` (aws-lc-rs
 //! offers no unpadded streaming ECB/CBC, no GCM with other IV or tag lengths and no 192-bit key
 //! wrap); CMAC comes from aws-lc-rs.
 //!
@@ -12,7 +12,7 @@
 use super::block::{as_unwrap_error, len_range, zero_padded, BlockCipher, BlockOp};
 use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVerify};
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
-use crate::crypto_ffi::aes::{AesKey, CtrState, Gcm, BLOCK};
+use crate::crypto::aes::{AesKey, CtrState, Gcm, BLOCK};
 use crate::error::{err, Result};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
 use cryptoki_sys::*;

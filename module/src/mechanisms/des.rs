@@ -8,7 +8,7 @@
 use super::block::{as_unwrap_error, zero_padded, BlockOp};
 use super::hmac::secret_value;
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry};
-use crate::crypto_ffi::des::{Des3Key, BLOCK};
+use crate::crypto::des::{Des3Key, BLOCK};
 use crate::error::{err, Result};
 use crate::keys::des::key_len;
 use crate::object::{as_ulong, AttrMap, Object};

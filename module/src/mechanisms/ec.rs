@@ -4,7 +4,7 @@
 //! The curves and their encodings (`CKA_EC_PARAMS`, `CKA_EC_POINT`) are `keys::ec`'s.
 
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
-use crate::crypto_ffi::ecdsa::{SigningKey, VerifyingKey};
+use crate::crypto::ecdsa::{SigningKey, VerifyingKey};
 use crate::error::{err, Result};
 use crate::keys::ec::{ec_point, scalar, Curve};
 use crate::object::{AttrMap, Kept, Object};

@@ -122,7 +122,7 @@ impl SignOperation for EddsaSign {
     fn finish(self: Box<Self>) -> Result<Vec<u8>> {
         match (&self.variant, &self.private) {
             (Variant::WithContext(prehash, context), Some(private)) => {
-                let sig = crate::crypto_ffi::ed25519::sign(*prehash, private, &self.msg, context.as_slice())
+                let sig = crate::crypto::ed25519::sign(*prehash, private, &self.msg, context.as_slice())
                     .ok_or(err(CKR_FUNCTION_FAILED))?;
                 Ok(sig.to_vec())
             }
@@ -153,7 +153,7 @@ impl VerifyOperation for EddsaVerify {
                 signature::UnparsedPublicKey::new(&signature::ED25519, &self.point).verify(&self.msg, sig).is_ok()
             }
             Variant::WithContext(prehash, context) => {
-                crate::crypto_ffi::ed25519::verify(*prehash, &self.point, &self.msg, sig, context)
+                crate::crypto::ed25519::verify(*prehash, &self.point, &self.msg, sig, context)
             }
         };
         if ok {

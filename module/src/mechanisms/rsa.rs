@@ -2,13 +2,13 @@
 //! encryption, PSS, OAEP (with labels, for encryption and key wrapping) and raw RSA.
 //!
 //! Keys are rebuilt from the object's components at each `C_*Init` (nothing is cached outside the
-//! operation) and the arithmetic is aws-lc's, through `crypto_ffi::rsa`. PKCS#1 v1.5 signatures are
+//! operation) and the arithmetic is aws-lc's, through `crypto::rsa`. PKCS#1 v1.5 signatures are
 //! verified by encoding the expected block and comparing it whole, never by parsing the recovered
 //! one. Decryption failures of PKCS#1 v1.5 and OAEP all answer `CKR_ENCRYPTED_DATA_INVALID`, so the
 //! return value is no padding oracle.
 
 use super::{CipherOperation, GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
-use crate::crypto_ffi::rsa::{Hash, Rsa as Key};
+use crate::crypto::rsa::{Hash, Rsa as Key};
 use crate::error::{err, Error, Result};
 use crate::keys::rsa::{component, pairwise_consistent, private_key, public_key, MAX_BITS, MIN_BITS};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
