@@ -5,12 +5,12 @@
 //! `mechanisms::ec`'s.
 
 use super::{attr, KeyPair, KeyParts, KeyType, Pkcs8, BASE};
+use crate::crypto::ecdh as agreement;
 use crate::crypto::ecdsa::{self as ffi, SigningKey};
 use crate::error::{err, Result};
 use crate::object::attrs::{s, Kind::*, Spec, FIXED, REQ_CREATE, SECRET};
 use crate::object::Object;
 use crate::policy::KeyInfo;
-use aws_lc_rs::agreement;
 use cryptoki_sys::*;
 use pkcs8::der::asn1::{OctetStringRef, PrintableStringRef};
 use pkcs8::der::{Decode, Encode};

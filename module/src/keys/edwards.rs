@@ -5,9 +5,9 @@
 
 use super::ec::{octet_string, point_matches, stored_point, Curve, PRIVATE, PUBLIC};
 use super::{attr, KeyPair, KeyParts, KeyType, Pkcs8, BASE};
+use crate::crypto::ed25519::Ed25519KeyPair;
 use crate::error::{err, Result};
 use crate::object::Object;
-use aws_lc_rs::signature::Ed25519KeyPair;
 use cryptoki_sys::*;
 use pkcs8::der::asn1::OctetStringRef;
 use pkcs8::der::{Decode, Encode};
@@ -34,7 +34,7 @@ const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 pub fn public_key(key: &Object) -> Result<Vec<u8>> {
     let seed = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
     let kp = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
-    Ok(aws_lc_rs::signature::KeyPair::public_key(&kp).as_ref().to_vec())
+    Ok(crate::crypto::ed25519::KeyPair::public_key(&kp).as_ref().to_vec())
 }
 
 /// id-Ed25519 (no parameters) with the 32-byte public key.
@@ -56,7 +56,7 @@ fn public_key_info_matches(obj: &Object, spki: &SubjectPublicKeyInfoRef<'_>, key
 fn read_pkcs8(_: &AlgorithmIdentifierRef<'_>, der: &[u8]) -> std::result::Result<KeyPair, String> {
     let seed = OctetStringRef::from_der(der).map_err(|e| format!("Ed25519 key: {e}"))?;
     let kp = Ed25519KeyPair::from_seed_unchecked(seed.as_bytes()).map_err(|_| "invalid Ed25519 private key")?;
-    let point = aws_lc_rs::signature::KeyPair::public_key(&kp).as_ref().to_vec();
+    let point = crate::crypto::ed25519::KeyPair::public_key(&kp).as_ref().to_vec();
     let params = ED25519.to_der().map_err(|e| e.to_string())?;
     let public = vec![(CKA_EC_PARAMS, params.clone().into()), (CKA_EC_POINT, octet_string(&point)?.into())];
     let private = vec![(CKA_EC_PARAMS, params.into()), (CKA_VALUE, seed.as_bytes().to_vec().into())];

@@ -182,7 +182,7 @@ pub fn check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Option<Vec<u8>> {
 
 /// The first three bytes of SHA-1 of a value: the check value of most key types.
 pub fn sha1_check_value(value: &[u8]) -> Vec<u8> {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
+    let d = crate::crypto::digest::digest(&crate::crypto::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
     d.as_ref()[..3].to_vec()
 }
 

@@ -3,13 +3,13 @@
 //! tests of a new pair. The operations are `mechanisms::rsa`'s.
 
 use super::{attr, KeyPair, KeyParts, KeyType, Pkcs8, BASE};
+use crate::crypto::digest;
 use crate::crypto::rsa::{Hash, PrivateParts, Rsa as Key};
 use crate::error::{err, Result};
 use crate::object::attrs::{s, Kind::*, Spec, FIXED, REQ_CREATE, SECRET};
 use crate::object::template::without_leading_zeros;
 use crate::object::{ulong, Kept, Object};
 use crate::policy::KeyInfo;
-use aws_lc_rs::digest;
 use cryptoki_sys::*;
 use pkcs8::der::{Decode, Encode};
 use pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};

@@ -4,13 +4,13 @@
 //! The curves and their encodings (`CKA_EC_PARAMS`, `CKA_EC_POINT`) are `keys::ec`'s.
 
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use crate::crypto::digest::{self, Context};
+use crate::crypto::ecdh as agreement;
+use crate::crypto::ecdh::{AsBigEndian, EcPrivateKeyBin};
 use crate::crypto::ecdsa::{SigningKey, VerifyingKey};
 use crate::error::{err, Result};
 use crate::keys::ec::{ec_point, scalar, Curve};
 use crate::object::{AttrMap, Kept, Object};
-use aws_lc_rs::agreement;
-use aws_lc_rs::digest::{self, Context};
-use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
 use cryptoki_sys::*;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

@@ -7,12 +7,12 @@
 
 use super::ec::keygen_params;
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use crate::crypto::ecdh as agreement;
+use crate::crypto::ed25519::{self as signature, Ed25519KeyPair, KeyPair};
+use crate::crypto::ed25519::{AsBigEndian, Curve25519SeedBin};
 use crate::error::{err, Result};
 use crate::keys::ec::{ec_point, Curve};
 use crate::object::{AttrMap, Kept, Object};
-use aws_lc_rs::agreement;
-use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use cryptoki_sys::*;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

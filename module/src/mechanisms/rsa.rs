@@ -8,11 +8,11 @@
 //! return value is no padding oracle.
 
 use super::{CipherOperation, GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use crate::crypto::digest::{self, Context};
 use crate::crypto::rsa::{Hash, Rsa as Key};
 use crate::error::{err, Error, Result};
 use crate::keys::rsa::{component, pairwise_consistent, private_key, public_key, MAX_BITS, MIN_BITS};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
-use aws_lc_rs::digest::{self, Context};
 use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -353,7 +353,7 @@ impl VerifyOperation for Verifier {
                 em.push(0x00);
                 em.extend_from_slice(&m);
                 let got = self.key.public_raw(signature).ok_or(invalid())?;
-                if aws_lc_rs::constant_time::verify_slices_are_equal(&got, &em).is_ok() {
+                if crate::crypto::constant_time::verify_slices_are_equal(&got, &em).is_ok() {
                     Ok(())
                 } else {
                     Err(invalid())

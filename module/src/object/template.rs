@@ -417,7 +417,7 @@ fn unique_id() -> Value {
             let mut prefix = [0u8; 8];
             // A failing system random generator leaves the prefix from the clock and process id:
             // still distinct between processes, which is all uniqueness needs.
-            if aws_lc_rs::rand::fill(&mut prefix).is_err() {
+            if crate::crypto::random::fill(&mut prefix).is_err() {
                 let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 prefix = (t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 40)).to_be_bytes();
             }
@@ -464,7 +464,7 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
         }
         (CKO_CERTIFICATE, _) if obj.get(CKA_CHECK_VALUE).is_none_or(|v| v.is_empty()) => {
             let value = obj.get(CKA_VALUE).unwrap_or(&[]);
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
+            let d = crate::crypto::digest::digest(&crate::crypto::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
             obj.attrs.insert(CKA_CHECK_VALUE, d.as_ref()[..3].to_vec().into());
         }
         _ => {}
