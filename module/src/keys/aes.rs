@@ -4,7 +4,7 @@
 use super::{KeyType, BASE};
 use crate::crypto::aes::AesKey;
 
-pub static AES: KeyType = KeyType {
+pub const AES: KeyType = KeyType {
     name: "AES",
     secret: Some(super::generic::VALUE),
     value_len_ok: |_, n| [16, 24, 32].contains(&n),

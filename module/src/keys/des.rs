@@ -6,7 +6,7 @@ use super::{KeyType, BASE};
 use crate::crypto::des::{Des3Key, BLOCK};
 use cryptoki_sys::*;
 
-pub static DES: KeyType = KeyType {
+pub const DES: KeyType = KeyType {
     name: "DES",
     secret: Some(super::generic::VALUE),
     value_len_ok: |kt, n| key_len(kt).is_none_or(|k| k == n),

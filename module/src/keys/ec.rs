@@ -24,7 +24,7 @@ pub const PUBLIC: &[Spec] = &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA
 pub const PRIVATE: &[Spec] =
     &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET)];
 
-pub static EC: KeyType = KeyType {
+pub const EC: KeyType = KeyType {
     name: "EC",
     public: Some(PUBLIC),
     private: Some(PRIVATE),

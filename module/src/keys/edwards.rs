@@ -14,7 +14,7 @@ use pkcs8::der::{Decode, Encode};
 use pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use pkcs8::ObjectIdentifier;
 
-pub static EDWARDS: KeyType = KeyType {
+pub const EDWARDS: KeyType = KeyType {
     name: "EC Edwards",
     public: Some(PUBLIC),
     private: Some(PRIVATE),

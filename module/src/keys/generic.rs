@@ -9,6 +9,6 @@ use cryptoki_sys::*;
 /// Generic secret, AES, HKDF, HMAC and DES keys.
 pub const VALUE: &[Spec] = &[s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET), s(CKA_VALUE_LEN, Ulong, FIXED)];
 
-pub static GENERIC_SECRET: KeyType = KeyType { name: "generic secret", secret: Some(VALUE), ..BASE };
+pub const GENERIC_SECRET: KeyType = KeyType { name: "generic secret", secret: Some(VALUE), ..BASE };
 
-pub static HMAC: KeyType = KeyType { name: "HMAC", secret: Some(VALUE), ..BASE };
+pub const HMAC: KeyType = KeyType { name: "HMAC", secret: Some(VALUE), ..BASE };

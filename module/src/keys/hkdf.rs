@@ -3,4 +3,4 @@
 
 use super::{KeyType, BASE};
 
-pub static HKDF: KeyType = KeyType { name: "HKDF", secret: Some(super::generic::VALUE), ..BASE };
+pub const HKDF: KeyType = KeyType { name: "HKDF", secret: Some(super::generic::VALUE), ..BASE };

@@ -14,7 +14,7 @@
 //! `key_types!` list below, which is both [`by_type`] (a `match`, O(1)) and [`ALL`].
 
 use crate::error::Result;
-use crate::object::attrs::Spec;
+use crate::object::attrs::{Spec, SECRET};
 use crate::object::{Object, Template};
 use crate::policy::KeyInfo;
 use cryptoki_sys::*;
@@ -121,7 +121,7 @@ macro_rules! key_types {
         }
 
         /// Every key type Tessera holds, once each.
-        pub static ALL: &[&KeyType] = &[$(&$t),*];
+        pub const ALL: &[&KeyType] = &[$(&$t),*];
     };
 }
 
@@ -141,7 +141,7 @@ key_types! {
 impl KeyType {
     /// The rows its key material adds to an object of `class`.
     #[inline]
-    pub fn material(&self, class: CK_OBJECT_CLASS) -> Option<&'static [Spec]> {
+    pub const fn material(&self, class: CK_OBJECT_CLASS) -> Option<&'static [Spec]> {
         match class {
             CKO_PUBLIC_KEY => self.public,
             CKO_PRIVATE_KEY => self.private,
@@ -149,18 +149,41 @@ impl KeyType {
             _ => None,
         }
     }
+
+    /// The attributes of an object of `class` that are key material (`attrs::SECRET`: sealed at
+    /// rest, readable only from a non-sensitive, extractable key): what a tool that brings objects
+    /// over from another token must carry as material.
+    pub fn material_attributes(&self, class: CK_OBJECT_CLASS) -> impl Iterator<Item = CK_ATTRIBUTE_TYPE> {
+        self.material(class).unwrap_or(&[]).iter().filter(|s| s.flags & SECRET != 0).map(|s| s.ty)
+    }
 }
 
 /// A key-material row of any key type with attribute `ty` (for its encoding, wherever the
-/// attribute appears).
+/// attribute appears). The rows are constant data gathered at compile time, so the search compiles
+/// like the common tables' (no lookup through the descriptions at run time).
+#[inline]
 pub fn row(ty: CK_ATTRIBUTE_TYPE) -> Option<Spec> {
-    ALL.iter()
-        .flat_map(|k| [k.public, k.private, k.secret])
-        .flatten()
-        .flat_map(|t| t.iter())
-        .find(|s| s.ty == ty)
-        .copied()
+    crate::object::attrs::find(&ROWS, ty)
 }
+
+/// Every key type's row tables (a table shared by several key types appears once for each).
+const ROWS: [&[Spec]; 3 * ALL.len()] = {
+    let mut rows: [&[Spec]; 3 * ALL.len()] = [&[]; 3 * ALL.len()];
+    let mut i = 0;
+    while i < ALL.len() {
+        let k = ALL[i];
+        let tables = [k.public, k.private, k.secret];
+        let mut j = 0;
+        while j < 3 {
+            if let Some(t) = tables[j] {
+                rows[3 * i + j] = t;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    rows
+};
 
 /// The PKCS#8 encoding of the key type whose PrivateKeyInfo algorithm is `oid`.
 pub fn by_pkcs8_oid(oid: ObjectIdentifier) -> Option<&'static Pkcs8> {
@@ -233,8 +256,20 @@ mod tests {
             assert!(!k.name.is_empty());
             assert!(k.public.is_some() || k.secret.is_some());
         }
-        assert!(std::ptr::eq(by_type(CKK_DES3).unwrap(), by_type(CKK_DES).unwrap()));
+        assert_eq!(by_type(CKK_DES3).map(|k| k.name), by_type(CKK_DES).map(|k| k.name));
         assert!(by_type(CKK_DSA).is_none());
+    }
+
+    #[test]
+    fn key_material_attributes() {
+        let rsa: Vec<_> = by_type(CKK_RSA).unwrap().material_attributes(CKO_PRIVATE_KEY).collect();
+        assert_eq!(rsa.len(), 6);
+        assert!(rsa.contains(&CKA_PRIVATE_EXPONENT) && !rsa.contains(&CKA_MODULUS));
+        assert_eq!(by_type(CKK_RSA).unwrap().material_attributes(CKO_PUBLIC_KEY).count(), 0);
+        let ed: Vec<_> = by_type(CKK_EC_EDWARDS).unwrap().material_attributes(CKO_PRIVATE_KEY).collect();
+        assert_eq!(ed, [CKA_VALUE]);
+        let aes: Vec<_> = by_type(CKK_AES).unwrap().material_attributes(CKO_SECRET_KEY).collect();
+        assert_eq!(aes, [CKA_VALUE]);
     }
 
     /// A key-material attribute has one encoding wherever it appears (`attrs::kind_of` relies

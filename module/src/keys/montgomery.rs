@@ -12,7 +12,7 @@ use pkcs8::der::Encode;
 use pkcs8::spki::SubjectPublicKeyInfoRef;
 use pkcs8::ObjectIdentifier;
 
-pub static MONTGOMERY: KeyType = KeyType {
+pub const MONTGOMERY: KeyType = KeyType {
     name: "EC Montgomery",
     public: Some(PUBLIC),
     private: Some(PRIVATE),

@@ -33,7 +33,7 @@ pub const PRIVATE: &[Spec] = &[
     s(CKA_COEFFICIENT, Bytes, FIXED | SECRET),
 ];
 
-pub static RSA: KeyType = KeyType {
+pub const RSA: KeyType = KeyType {
     name: "RSA",
     public: Some(PUBLIC),
     private: Some(PRIVATE),
