@@ -2,8 +2,9 @@
 //! (plain and `_GENERAL` with a `CK_MAC_GENERAL_PARAMS` length) for sign and verify.
 //!
 //! HMAC over SHA-1/SHA-2 comes from aws-lc (`crypto::hmac`); aws-lc has no SHA-3 HMAC, so those
-//! four come from the RustCrypto `hmac` and `sha3` crates (`crypto::sha3`). [`Hash`] and [`Mac`] are also the PRF of the KDFs
-//! (`kdf.rs`), and [`MacSign`] / [`MacVerify`] serve every MAC mechanism (CMAC too).
+//! four come from the RustCrypto `hmac` and `sha3` crates (`crypto::sha3`). [`Hash`] and [`Mac`]
+//! are also the PRF of the KDFs (`kdf.rs`), and [`MacSign`] / [`MacVerify`] serve every MAC
+//! mechanism (CMAC too).
 
 use super::{GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::crypto::hmac as lc;
