@@ -13,10 +13,11 @@ pub mod abi;
 pub mod audit_hook;
 pub mod config;
 #[allow(unsafe_code)]
-pub mod crypto_ffi;
+pub mod crypto;
 pub mod error;
 pub mod fips;
 pub mod import;
+pub mod keys;
 pub mod log;
 pub mod mechanisms;
 pub mod module;

@@ -71,17 +71,11 @@ pub struct KeyInfo {
 impl KeyInfo {
     /// Measures a key object.
     pub fn of(obj: &Object) -> KeyInfo {
-        let bits_of = |v: &[u8]| {
-            let lead = v.iter().position(|b| *b != 0).unwrap_or(v.len());
-            v.get(lead).map(|b| ((v.len() - lead - 1) * 8 + 8 - b.leading_zeros() as usize) as u32)
-        };
         match obj.ulong(CKA_KEY_TYPE) {
-            Some(CKK_RSA) => KeyInfo { bits: obj.get(CKA_MODULUS).and_then(bits_of), curve: None },
-            Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
-                let p = obj.get(CKA_EC_PARAMS).unwrap_or(&[]);
-                KeyInfo { bits: None, curve: crate::mechanisms::ec::Curve::from_params(p).ok().map(|c| c.name()) }
-            }
-            Some(_) => KeyInfo { bits: obj.get(CKA_VALUE).map(|v| (v.len() * 8) as u32), curve: None },
+            Some(kt) => match crate::keys::by_type(kt) {
+                Some(k) => (k.key_info)(obj),
+                None => crate::keys::value_bits(obj),
+            },
             None => KeyInfo::default(),
         }
     }
@@ -276,12 +270,10 @@ impl Policy {
     pub fn key_approved(&self, obj: &Object) -> bool {
         let k = KeyInfo::of(obj);
         match obj.ulong(CKA_KEY_TYPE) {
-            Some(CKK_RSA) => k.bits.is_some_and(|b| b >= 2048),
-            Some(CKK_EC) => matches!(k.curve, Some("secp256r1" | "secp384r1" | "secp521r1")),
-            Some(CKK_EC_EDWARDS) => k.curve == Some("ed25519"),
-            Some(CKK_AES) => matches!(k.bits, Some(128 | 192 | 256)),
-            Some(CKK_EC_MONTGOMERY | CKK_DES | CKK_DES2 | CKK_DES3) => false,
-            Some(_) => k.bits.is_some_and(|b| b >= 112),
+            Some(kt) => match crate::keys::by_type(kt) {
+                Some(t) => (t.approved)(kt, &k),
+                None => k.bits.is_some_and(|b| b >= 112),
+            },
             None => false,
         }
     }

@@ -48,7 +48,7 @@ pub fn slot_id_for(dir: &Path) -> CK_SLOT_ID {
     let v = match u32::from_str_radix(name.get(..8).unwrap_or(""), 16) {
         Ok(v) => v,
         Err(_) => {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, name.as_bytes());
+            let d = crate::crypto::digest::digest(&crate::crypto::digest::SHA256, name.as_bytes());
             u32::from_be_bytes([d.as_ref()[0], d.as_ref()[1], d.as_ref()[2], d.as_ref()[3]])
         }
     };

@@ -65,7 +65,7 @@ struct Login {
 /// The token key, with the key of object tags derived from it at its first use in a login.
 pub struct Keys {
     key: Key256,
-    tag: std::sync::OnceLock<aws_lc_rs::hmac::Key>,
+    tag: std::sync::OnceLock<crate::crypto::hmac::Key>,
 }
 
 impl Keys {
@@ -76,7 +76,7 @@ impl Keys {
     /// The tag of an object with no sealed part: HMAC-SHA-256 under a key derived from the token
     /// key.
     fn tag(&self, aad: &[u8]) -> Vec<u8> {
-        use aws_lc_rs::hmac;
+        use crate::crypto::hmac;
         let key = self.tag.get_or_init(|| {
             let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.key[..]), b"tessera object tag key");
             hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
@@ -218,7 +218,7 @@ impl Token {
     }
 
     fn digest(b: &[u8]) -> Vec<u8> {
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().to_vec()
+        crate::crypto::digest::digest(&crate::crypto::digest::SHA256, b).as_ref().to_vec()
     }
 
     /// Whether no transaction of any process can have committed since the view was last brought
@@ -352,7 +352,7 @@ impl Token {
             match (&r.tag, key) {
                 (Some(tag), Some(k)) => {
                     let want = k.tag(&self.aad(&r.uid, b"tag", r.rev, false, &Self::digest(&r.attrs)));
-                    if aws_lc_rs::constant_time::verify_slices_are_equal(&want, tag).is_err() {
+                    if crate::crypto::constant_time::verify_slices_are_equal(&want, tag).is_err() {
                         return Err(bad("tag"));
                     }
                 }
@@ -650,7 +650,7 @@ impl Token {
     /// Every copy of the key (copied, unwrapped again, imported again, a session key with the same
     /// value) has the same; the name shows nothing of the value.
     pub fn iv_space(&self, key_value: &[u8], wide: bool) -> Vec<u8> {
-        use aws_lc_rs::hmac;
+        use crate::crypto::hmac;
         let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, key_value));
         ctx.update(b"Tessera GCM invocation counter, v1");
         ctx.update(if wide { b"64" } else { b"32" });

@@ -329,7 +329,7 @@ fn status(m: &Module) {
     let phases: Vec<String> = post.phases.iter().map(|(n, d)| format!("{n} {} µs", d.as_micros())).collect();
     say!("Self-test phases:   {}", phases.join(", "));
     say!("Integrity:          {}", post.integrity);
-    let backend = if tessera_pkcs11::crypto_ffi::selftest::aws_lc_fips_mode() {
+    let backend = if tessera_pkcs11::crypto::selftest::aws_lc_fips_mode() {
         "FIPS module (FIPS_mode = 1)"
     } else {
         "non-FIPS build (FIPS_mode = 0)"

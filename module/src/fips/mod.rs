@@ -55,7 +55,7 @@ pub fn power_on_self_tests(module_file: Option<&integrity::Library>, require_sea
     }
     if failure.is_none() {
         let t = Instant::now();
-        let ok = kat::healthy("aws-lc") && crate::crypto_ffi::selftest::aws_lc_self_test();
+        let ok = kat::healthy("aws-lc") && crate::crypto::selftest::aws_lc_self_test();
         phases.push(("aws-lc self-tests", t.elapsed()));
         results.push(("aws-lc self-tests (incl. CTR-DRBG KAT)".to_string(), ok));
         if !ok {

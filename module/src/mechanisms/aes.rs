@@ -1,7 +1,7 @@
 //! AES: key generation, ECB, CBC, CBC with PKCS#7 padding, CTR, GCM, key wrap (RFC 3394 and
 //! RFC 5649) and CMAC.
 //!
-//! Block modes, CTR, key wrap and GCM use the small aws-lc wrappers of `crypto_ffi::aes` (aws-lc-rs
+//! Block modes, CTR, key wrap and GCM use the small aws-lc wrappers of `crypto::aes` (aws-lc-rs
 //! offers no unpadded streaming ECB/CBC, no GCM with other IV or tag lengths and no 192-bit key
 //! wrap); CMAC comes from aws-lc-rs.
 //!
@@ -12,7 +12,7 @@
 use super::block::{as_unwrap_error, len_range, zero_padded, BlockCipher, BlockOp};
 use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVerify};
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
-use crate::crypto_ffi::aes::{AesKey, CtrState, Gcm, BLOCK};
+use crate::crypto::aes::{AesKey, CtrState, Gcm, BLOCK};
 use crate::error::{err, Result};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
 use cryptoki_sys::*;
@@ -220,12 +220,12 @@ struct GcmWhole {
 /// A GCM key as its object keeps it: aws-lc's AEAD key, and the raw value for the streaming path
 /// (so that no operation copies it).
 struct GcmKey {
-    aead: aws_lc_rs::aead::LessSafeKey,
+    aead: crate::crypto::aes::aead::LessSafeKey,
     value: Zeroizing<Vec<u8>>,
 }
 
 impl std::ops::Deref for GcmKey {
-    type Target = aws_lc_rs::aead::LessSafeKey;
+    type Target = crate::crypto::aes::aead::LessSafeKey;
     fn deref(&self) -> &Self::Target {
         &self.aead
     }
@@ -256,7 +256,7 @@ impl GcmWhole {
 
 impl CipherOperation for GcmWhole {
     fn one_shot_into(mut self: Box<Self>, data: &[u8], out: &mut [u8]) -> Result<usize> {
-        use aws_lc_rs::aead::{Aad, Nonce};
+        use crate::crypto::aes::aead::{Aad, Nonce};
         if !self.encrypt || data.len() > 64 * 1024 {
             if self.encrypt {
                 // Large messages: the streaming cipher writes straight into the caller's buffer.
@@ -295,7 +295,7 @@ impl CipherOperation for GcmWhole {
     }
 
     fn one_shot(self: Box<Self>, data: &[u8]) -> Result<Vec<u8>> {
-        use aws_lc_rs::aead::{Aad, Nonce};
+        use crate::crypto::aes::aead::{Aad, Nonce};
         // Large messages go through the streaming path, which writes its output once; small ones
         // gain most from the kept key schedule.
         if self.stream.is_some() || data.len() > 64 * 1024 {
@@ -335,13 +335,13 @@ fn gcm_whole(param: &[u8], key: &Object, encrypt: bool) -> Result<Option<GcmWhol
     }
     let value = aes_value(key)?;
     let alg = match value.len() {
-        16 => &aws_lc_rs::aead::AES_128_GCM,
-        24 => &aws_lc_rs::aead::AES_192_GCM,
-        _ => &aws_lc_rs::aead::AES_256_GCM,
+        16 => &crate::crypto::aes::aead::AES_128_GCM,
+        24 => &crate::crypto::aes::aead::AES_192_GCM,
+        _ => &crate::crypto::aes::aead::AES_256_GCM,
     };
     let k = key.parsed_per_session(|| {
-        let unbound = aws_lc_rs::aead::UnboundKey::new(alg, value).map_err(|_| err(CKR_KEY_SIZE_RANGE))?;
-        Ok(GcmKey { aead: aws_lc_rs::aead::LessSafeKey::new(unbound), value: Zeroizing::new(value.to_vec()) })
+        let unbound = crate::crypto::aes::aead::UnboundKey::new(alg, value).map_err(|_| err(CKR_KEY_SIZE_RANGE))?;
+        Ok(GcmKey { aead: crate::crypto::aes::aead::LessSafeKey::new(unbound), value: Zeroizing::new(value.to_vec()) })
     })?;
     if k.algorithm() != alg {
         return Ok(None);
@@ -576,7 +576,7 @@ impl Mechanism for KeyWrap {
 }
 
 /// AES-CMAC in progress.
-struct Cmac(aws_lc_rs::cmac::Context);
+struct Cmac(crate::crypto::aes::cmac::Context);
 
 impl MacCore for Cmac {
     fn update(&mut self, data: &[u8]) -> Result<()> {
@@ -595,7 +595,7 @@ struct CmacMech {
 
 impl CmacMech {
     fn start(&self, param: &[u8], key: &Object) -> Result<(Box<dyn MacCore>, usize)> {
-        use aws_lc_rs::cmac;
+        use crate::crypto::aes::cmac;
         let len = tag_len(param, self.general, BLOCK)?;
         let v = aes_value(key)?;
         let alg = match v.len() {

@@ -8,8 +8,9 @@
 use super::block::{as_unwrap_error, zero_padded, BlockOp};
 use super::hmac::secret_value;
 use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry};
-use crate::crypto_ffi::des::{Des3Key, BLOCK};
+use crate::crypto::des::{Des3Key, BLOCK};
 use crate::error::{err, Result};
+use crate::keys::des::key_len;
 use crate::object::{as_ulong, AttrMap, Object};
 use cryptoki_sys::*;
 
@@ -25,16 +26,6 @@ impl super::block::BlockCipher for Des3Key {
     }
 }
 
-/// The length of a key of `key_type` (bytes).
-pub fn key_len(key_type: CK_KEY_TYPE) -> Option<usize> {
-    match key_type {
-        CKK_DES => Some(8),
-        CKK_DES2 => Some(16),
-        CKK_DES3 => Some(24),
-        _ => None,
-    }
-}
-
 /// The key schedule of `key` for one direction.
 fn schedule(key: &Object, encrypt: bool) -> Result<Des3Key> {
     let v = secret_value(key)?;
@@ -42,11 +33,6 @@ fn schedule(key: &Object, encrypt: bool) -> Result<Des3Key> {
         return Err(err(CKR_KEY_SIZE_RANGE));
     }
     Des3Key::new(v, encrypt).ok_or(err(CKR_KEY_SIZE_RANGE))
-}
-
-/// The key check value of a Triple-DES key: the first 3 bytes of the encryption of a zero block.
-pub fn check_value(value: &[u8]) -> Option<Vec<u8>> {
-    Des3Key::new(value, true)?.ecb(&[0u8; BLOCK]).map(|b| b[..3].to_vec())
 }
 
 /// `CKM_DES2_KEY_GEN` and `CKM_DES3_KEY_GEN`: random keys with odd parity (the parity bits

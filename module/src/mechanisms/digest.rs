@@ -2,8 +2,9 @@
 //! that one digest comes from the RustCrypto `sha3` crate.
 
 use super::{DigestOperation, Mechanism, MechanismInfo, Registry};
+use crate::crypto::digest::{self, Algorithm, Context};
+use crate::crypto::sha3;
 use crate::error::{err, Result};
-use aws_lc_rs::digest::{self, Algorithm, Context};
 use cryptoki_sys::*;
 
 struct Digest(&'static Algorithm);

@@ -5,13 +5,14 @@
 //! private `CKA_VALUE` the 32-byte seed (Ed25519) or scalar (X25519). Ed448 and X448 are not
 //! implemented: `CKR_CURVE_NOT_SUPPORTED`.
 
-use super::ec::{ec_point, keygen_params, Curve};
+use super::ec::keygen_params;
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use crate::crypto::ecdh as agreement;
+use crate::crypto::ed25519::{self as signature, Ed25519KeyPair, KeyPair};
+use crate::crypto::ed25519::{AsBigEndian, Curve25519SeedBin};
 use crate::error::{err, Result};
+use crate::keys::ec::{ec_point, Curve};
 use crate::object::{AttrMap, Kept, Object};
-use aws_lc_rs::agreement;
-use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use cryptoki_sys::*;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -121,7 +122,7 @@ impl SignOperation for EddsaSign {
     fn finish(self: Box<Self>) -> Result<Vec<u8>> {
         match (&self.variant, &self.private) {
             (Variant::WithContext(prehash, context), Some(private)) => {
-                let sig = crate::crypto_ffi::ed25519::sign(*prehash, private, &self.msg, context.as_slice())
+                let sig = crate::crypto::ed25519::sign(*prehash, private, &self.msg, context.as_slice())
                     .ok_or(err(CKR_FUNCTION_FAILED))?;
                 Ok(sig.to_vec())
             }
@@ -152,7 +153,7 @@ impl VerifyOperation for EddsaVerify {
                 signature::UnparsedPublicKey::new(&signature::ED25519, &self.point).verify(&self.msg, sig).is_ok()
             }
             Variant::WithContext(prehash, context) => {
-                crate::crypto_ffi::ed25519::verify(*prehash, &self.point, &self.msg, sig, context)
+                crate::crypto::ed25519::verify(*prehash, &self.point, &self.msg, sig, context)
             }
         };
         if ok {
@@ -217,13 +218,6 @@ impl Mechanism for Eddsa {
         condition == "eddsa_fips186"
             && matches!(Variant::of(param), Ok(Variant::Pure) | Ok(Variant::WithContext(true, _)))
     }
-}
-
-/// The public key (32 bytes) of an Ed25519 private key object.
-pub fn public_key(key: &Object) -> Result<Vec<u8>> {
-    let seed = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
-    let kp = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
-    Ok(aws_lc_rs::signature::KeyPair::public_key(&kp).as_ref().to_vec())
 }
 
 pub fn register(r: &mut Registry) {

@@ -1,16 +1,17 @@
 //! Generic secrets and HMAC: `CKM_GENERIC_SECRET_KEY_GEN`, and HMAC over SHA-1, SHA-2 and SHA-3
 //! (plain and `_GENERAL` with a `CK_MAC_GENERAL_PARAMS` length) for sign and verify.
 //!
-//! HMAC over SHA-1/SHA-2 comes from aws-lc-rs; aws-lc-rs has no SHA-3 HMAC, so those four come
-//! from the RustCrypto `hmac` and `sha3` crates. [`Hash`] and [`Mac`] are also the PRF of the KDFs
-//! (`kdf.rs`), and [`MacSign`] / [`MacVerify`] serve every MAC mechanism (CMAC too).
+//! HMAC over SHA-1/SHA-2 comes from aws-lc (`crypto::hmac`); aws-lc has no SHA-3 HMAC, so those
+//! four come from the RustCrypto `hmac` and `sha3` crates (`crypto::sha3`). [`Hash`] and [`Mac`]
+//! are also the PRF of the KDFs (`kdf.rs`), and [`MacSign`] / [`MacVerify`] serve every MAC
+//! mechanism (CMAC too).
 
 use super::{GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use crate::crypto::hmac as lc;
+use crate::crypto::sha3::{self, Mac as _};
 use crate::error::{err, Result};
 use crate::object::{as_ulong, AttrMap, Object};
-use aws_lc_rs::hmac as lc;
 use cryptoki_sys::*;
-use hmac::Mac as _;
 
 /// The hash functions HMAC and the KDFs are built on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,16 +73,16 @@ impl Hash {
 #[derive(Clone)]
 pub enum Mac {
     Aws(lc::Context),
-    Sha3_224(hmac::Hmac<sha3::Sha3_224>),
-    Sha3_256(hmac::Hmac<sha3::Sha3_256>),
-    Sha3_384(hmac::Hmac<sha3::Sha3_384>),
-    Sha3_512(hmac::Hmac<sha3::Sha3_512>),
+    Sha3_224(sha3::Hmac<sha3::Sha3_224>),
+    Sha3_256(sha3::Hmac<sha3::Sha3_256>),
+    Sha3_384(sha3::Hmac<sha3::Sha3_384>),
+    Sha3_512(sha3::Hmac<sha3::Sha3_512>),
 }
 
 impl Mac {
     pub fn new(hash: Hash, key: &[u8]) -> Result<Mac> {
-        fn rc<M: hmac::Mac + hmac::digest::KeyInit>(key: &[u8]) -> Result<M> {
-            <M as hmac::Mac>::new_from_slice(key).map_err(|_| err(CKR_GENERAL_ERROR))
+        fn rc<M: sha3::Mac + sha3::KeyInit>(key: &[u8]) -> Result<M> {
+            <M as sha3::Mac>::new_from_slice(key).map_err(|_| err(CKR_GENERAL_ERROR))
         }
         if let Some(a) = hash.aws() {
             return Ok(Mac::Aws(lc::Context::with_key(&lc::Key::new(a, key))));
@@ -175,7 +176,7 @@ impl VerifyOperation for MacVerify {
         }
         let t = self.core.finish()?;
         let t = t.get(..self.len).ok_or(err(CKR_GENERAL_ERROR))?;
-        aws_lc_rs::constant_time::verify_slices_are_equal(t, signature).map_err(|_| err(CKR_SIGNATURE_INVALID))
+        crate::crypto::constant_time::verify_slices_are_equal(t, signature).map_err(|_| err(CKR_SIGNATURE_INVALID))
     }
 }
 

@@ -145,7 +145,7 @@ impl Mechanism for Hkdf {
 
 /// PBKDF2 with any HMAC.
 pub fn pbkdf2(hash: Hash, password: &[u8], salt: &[u8], iterations: NonZeroU32, len: usize) -> Result<Vec<u8>> {
-    use aws_lc_rs::pbkdf2 as lc;
+    use crate::crypto::kdf as lc;
     let mut out = vec![0u8; len];
     let fast = match hash {
         Hash::Sha1 => Some(lc::PBKDF2_HMAC_SHA1),

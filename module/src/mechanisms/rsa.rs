@@ -2,23 +2,21 @@
 //! encryption, PSS, OAEP (with labels, for encryption and key wrapping) and raw RSA.
 //!
 //! Keys are rebuilt from the object's components at each `C_*Init` (nothing is cached outside the
-//! operation) and the arithmetic is aws-lc's, through `crypto_ffi::rsa`. PKCS#1 v1.5 signatures are
+//! operation) and the arithmetic is aws-lc's, through `crypto::rsa`. PKCS#1 v1.5 signatures are
 //! verified by encoding the expected block and comparing it whole, never by parsing the recovered
 //! one. Decryption failures of PKCS#1 v1.5 and OAEP all answer `CKR_ENCRYPTED_DATA_INVALID`, so the
 //! return value is no padding oracle.
 
 use super::{CipherOperation, GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
-use crate::crypto_ffi::rsa::{Hash, PrivateParts, Rsa as Key};
+use crate::crypto::digest::{self, Context};
+use crate::crypto::rsa::{Hash, Rsa as Key};
 use crate::error::{err, Error, Result};
+use crate::keys::rsa::{component, pairwise_consistent, private_key, public_key, MAX_BITS, MIN_BITS};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
-use aws_lc_rs::digest::{self, Context};
 use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// Smallest and largest modulus (bits) of keys the operations accept.
-const MIN_BITS: usize = 1024;
-const MAX_BITS: usize = 16384;
 /// Sizes `C_GenerateKeyPair` makes: multiples of 128 bits in this range. Below 2048 bits only in
 /// the non-approved mode (the policy refuses them in the approved one): test suites written for
 /// SoftHSMv2 generate 1024-bit keys for speed.
@@ -62,7 +60,7 @@ impl Hash {
     }
 
     /// DER of the DigestInfo before the digest (RFC 8017 §9.2 note 1).
-    fn digest_info_prefix(self) -> &'static [u8] {
+    pub(crate) fn digest_info_prefix(self) -> &'static [u8] {
         match self {
             Hash::Sha1 => &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14],
             Hash::Sha224 => &[
@@ -204,66 +202,6 @@ fn oaep_params(param: &[u8]) -> Result<Oaep> {
     let hash = Hash::from_mechanism(hash_alg).ok_or(bad())?;
     let mgf = Hash::from_mgf(mgf).ok_or(bad())?;
     Ok(Oaep { hash, mgf, label })
-}
-
-/// A big-integer attribute, absent when empty.
-fn component(obj: &Object, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
-    obj.get(ty).filter(|v| !v.is_empty())
-}
-
-fn check_size(key: Key) -> Result<Key> {
-    if (MIN_BITS..=MAX_BITS).contains(&key.bits()) {
-        Ok(key)
-    } else {
-        Err(err(CKR_KEY_SIZE_RANGE))
-    }
-}
-
-/// The aws-lc key of a public-key object.
-/// The parsed public key of an object (parsed once per object).
-fn public_key(obj: &Object) -> Result<Arc<Kept<Key>>> {
-    obj.parsed(|| parse_public_key(obj))
-}
-
-/// The parsed private key of an object (parsed, and checked by aws-lc, once per object).
-fn private_key(obj: &Object) -> Result<Arc<Kept<Key>>> {
-    obj.parsed(|| parse_private_key(obj))
-}
-
-fn parse_public_key(obj: &Object) -> Result<Key> {
-    if obj.class() != CKO_PUBLIC_KEY {
-        return Err(err(CKR_KEY_TYPE_INCONSISTENT));
-    }
-    let n = component(obj, CKA_MODULUS).ok_or(err(CKR_FUNCTION_FAILED))?;
-    let e = component(obj, CKA_PUBLIC_EXPONENT).ok_or(err(CKR_FUNCTION_FAILED))?;
-    check_bits_of(n)?;
-    check_size(Key::public(n, e).ok_or(err(CKR_FUNCTION_FAILED))?)
-}
-
-/// The aws-lc key of a private-key object: with CRT components when it has them all.
-fn parse_private_key(obj: &Object) -> Result<Key> {
-    if obj.class() != CKO_PRIVATE_KEY {
-        return Err(err(CKR_KEY_TYPE_INCONSISTENT));
-    }
-    let n = component(obj, CKA_MODULUS).ok_or(err(CKR_FUNCTION_FAILED))?;
-    let d = component(obj, CKA_PRIVATE_EXPONENT).ok_or(err(CKR_FUNCTION_FAILED))?;
-    check_bits_of(n)?;
-    let crt = [CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT].map(|t| component(obj, t));
-    let crt = match crt {
-        [Some(p), Some(q), Some(dp), Some(dq), Some(qi)] => Some([p, q, dp, dq, qi]),
-        _ => None,
-    };
-    let parts = PrivateParts { e: component(obj, CKA_PUBLIC_EXPONENT), d, crt };
-    check_size(Key::private(n, &parts).ok_or(err(CKR_FUNCTION_FAILED))?)
-}
-
-/// Refuses absurd moduli before any arithmetic.
-fn check_bits_of(n: &[u8]) -> Result<()> {
-    let lead = n.iter().position(|b| *b != 0).unwrap_or(n.len());
-    if n.len() - lead > MAX_BITS / 8 {
-        return Err(err(CKR_KEY_SIZE_RANGE));
-    }
-    Ok(())
 }
 
 /// `v` left-padded with zeros to `k` bytes (the caller checked `v.len() <= k`).
@@ -415,7 +353,7 @@ impl VerifyOperation for Verifier {
                 em.push(0x00);
                 em.extend_from_slice(&m);
                 let got = self.key.public_raw(signature).ok_or(invalid())?;
-                if aws_lc_rs::constant_time::verify_slices_are_equal(&got, &em).is_ok() {
+                if crate::crypto::constant_time::verify_slices_are_equal(&got, &em).is_ok() {
                     Ok(())
                 } else {
                     Err(invalid())
@@ -706,20 +644,6 @@ impl Mechanism for Rsa {
         ];
         Ok(GeneratedPair { key_type: CKK_RSA, public, private })
     }
-}
-
-/// Pair-wise consistency test of a new key: a PKCS#1 v1.5 signature that the public operation
-/// turns back into the expected block.
-fn pairwise_consistent(key: &Key) -> bool {
-    let mut t = Hash::Sha256.digest_info_prefix().to_vec();
-    t.extend_from_slice(digest::digest(&digest::SHA256, b"Tessera pair-wise consistency test").as_ref());
-    let Some(sig) = key.sign_pkcs1(&t) else { return false };
-    let k = key.size();
-    let mut em = vec![0x00, 0x01];
-    em.resize(k - t.len() - 1, 0xff);
-    em.push(0x00);
-    em.extend_from_slice(&t);
-    key.public_raw(&sig).is_some_and(|got| got == em)
 }
 
 fn wrapping_error(e: Error) -> Error {

@@ -1,5 +1,6 @@
 //! The attribute model: which attributes each object class and key type has, how each is encoded,
-//! and the rules the specification attaches to it. Data, looked up by `object::template`.
+//! and the rules the specification attaches to it. Data, looked up by `object::template`. The
+//! rows of each key type's material are in its file in `keys`.
 
 use cryptoki_sys::*;
 
@@ -36,7 +37,8 @@ pub struct Spec {
     pub flags: u8,
 }
 
-const fn s(ty: CK_ATTRIBUTE_TYPE, kind: Kind, flags: u8) -> Spec {
+/// One row of a table.
+pub const fn s(ty: CK_ATTRIBUTE_TYPE, kind: Kind, flags: u8) -> Spec {
     Spec { ty, kind, flags }
 }
 
@@ -158,33 +160,6 @@ pub const SECRET_KEY: &[Spec] = &[
     s(CKA_UNWRAP_TEMPLATE, Template, FIXED),
 ];
 
-pub const RSA_PUBLIC: &[Spec] = &[
-    s(CKA_MODULUS, Bytes, REQ_CREATE | FIXED),
-    s(CKA_MODULUS_BITS, Ulong, FIXED),
-    s(CKA_PUBLIC_EXPONENT, Bytes, REQ_CREATE | FIXED),
-];
-
-pub const RSA_PRIVATE: &[Spec] = &[
-    s(CKA_MODULUS, Bytes, REQ_CREATE | FIXED),
-    s(CKA_PUBLIC_EXPONENT, Bytes, FIXED),
-    s(CKA_PRIVATE_EXPONENT, Bytes, REQ_CREATE | FIXED | SECRET),
-    s(CKA_PRIME_1, Bytes, FIXED | SECRET),
-    s(CKA_PRIME_2, Bytes, FIXED | SECRET),
-    s(CKA_EXPONENT_1, Bytes, FIXED | SECRET),
-    s(CKA_EXPONENT_2, Bytes, FIXED | SECRET),
-    s(CKA_COEFFICIENT, Bytes, FIXED | SECRET),
-];
-
-/// EC, Edwards and Montgomery public keys share their attributes.
-pub const EC_PUBLIC: &[Spec] =
-    &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA_EC_POINT, Bytes, REQ_CREATE | FIXED)];
-
-pub const EC_PRIVATE: &[Spec] =
-    &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET)];
-
-/// Generic secret, AES, HKDF, HMAC and DES keys.
-pub const SECRET_VALUE: &[Spec] = &[s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET), s(CKA_VALUE_LEN, Ulong, FIXED)];
-
 /// The validation object (PKCS#11 3.2 `CKO_VALIDATION`): made by the token, read-only.
 pub const VALIDATION: &[Spec] = &[
     s(CKA_VALIDATION_TYPE, Ulong, TOKEN_SET),
@@ -200,22 +175,10 @@ pub const VALIDATION: &[Spec] = &[
     s(CKA_VALIDATION_PROFILE, Bytes, TOKEN_SET),
 ];
 
-/// Key types whose attribute model Tessera knows, with their material for each class.
+/// Key types whose attribute model Tessera knows, with their material for each class (`keys`).
+#[inline]
 pub fn key_material(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> Option<&'static [Spec]> {
-    match (class, key_type) {
-        (CKO_PUBLIC_KEY, CKK_RSA) => Some(RSA_PUBLIC),
-        (CKO_PRIVATE_KEY, CKK_RSA) => Some(RSA_PRIVATE),
-        (CKO_PUBLIC_KEY, CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PUBLIC),
-        (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => Some(EC_PRIVATE),
-        (CKO_SECRET_KEY, CKK_GENERIC_SECRET | CKK_AES | CKK_HKDF | CKK_DES | CKK_DES2 | CKK_DES3) => Some(SECRET_VALUE),
-        (CKO_SECRET_KEY, CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC) => {
-            Some(SECRET_VALUE)
-        }
-        (CKO_SECRET_KEY, CKK_SHA3_224_HMAC | CKK_SHA3_256_HMAC | CKK_SHA3_384_HMAC | CKK_SHA3_512_HMAC) => {
-            Some(SECRET_VALUE)
-        }
-        _ => None,
-    }
+    crate::keys::by_type(key_type)?.material(class)
 }
 
 /// The attribute tables that make up an object of `class` with subtype `sub` (key or certificate
@@ -247,23 +210,13 @@ pub fn find(tables: &[&'static [Spec]], ty: CK_ATTRIBUTE_TYPE) -> Option<Spec> {
 /// The encoding of an attribute wherever it appears (templates given to `C_FindObjects`, nested
 /// templates), independent of the object that holds it.
 pub fn kind_of(ty: CK_ATTRIBUTE_TYPE) -> Kind {
-    const ALL: &[&[Spec]] = &[
-        STORAGE,
-        DATA,
-        CERTIFICATE,
-        X509,
-        KEY,
-        PUBLIC_KEY,
-        PRIVATE_KEY,
-        SECRET_KEY,
-        RSA_PUBLIC,
-        RSA_PRIVATE,
-        EC_PUBLIC,
-        EC_PRIVATE,
-        SECRET_VALUE,
-    ];
     match ty {
         CKA_VALUE => Bytes,
-        _ => find(ALL, ty).map(|s| s.kind).unwrap_or(Bytes),
+        // A key-material attribute has the same encoding in every table that has it (a test in
+        // `keys` checks it), so the order of the search does not matter.
+        _ => find(COMMON, ty).or_else(|| crate::keys::row(ty)).map(|s| s.kind).unwrap_or(Bytes),
     }
 }
+
+/// The tables every object kind draws from, beside its key type's material (`keys`).
+pub const COMMON: &[&[Spec]] = &[STORAGE, DATA, CERTIFICATE, X509, KEY, PUBLIC_KEY, PRIVATE_KEY, SECRET_KEY];

@@ -220,7 +220,7 @@ pub fn build(template: &Template, material: Template, origin: Origin, actor: Act
     Ok(obj)
 }
 
-fn without_leading_zeros(v: &[u8]) -> &[u8] {
+pub(crate) fn without_leading_zeros(v: &[u8]) -> &[u8] {
     &v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..]
 }
 
@@ -417,7 +417,7 @@ fn unique_id() -> Value {
             let mut prefix = [0u8; 8];
             // A failing system random generator leaves the prefix from the clock and process id:
             // still distinct between processes, which is all uniqueness needs.
-            if aws_lc_rs::rand::fill(&mut prefix).is_err() {
+            if crate::crypto::random::fill(&mut prefix).is_err() {
                 let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 prefix = (t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 40)).to_be_bytes();
             }
@@ -444,50 +444,27 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
                     return Err(err(CKR_TEMPLATE_INCONSISTENT));
                 }
             }
-            if kt == CKK_AES && ![16, 24, 32].contains(&len) {
-                return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
-            }
-            if crate::mechanisms::des::key_len(kt).is_some_and(|n| n as CK_ULONG != len) {
+            if crate::keys::by_type(kt).is_some_and(|k| !(k.value_len_ok)(kt, len as usize)) {
                 return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
             }
             obj.attrs.insert(CKA_VALUE_LEN, ulong(len));
             // A check value given empty asks for none (the specification's way to prevent it).
             let none_wanted = obj.get(CKA_CHECK_VALUE).is_some_and(|v| v.is_empty());
-            if let Some(cv) = key_check_value(kt, obj.get(CKA_VALUE).unwrap_or(&[])).filter(|_| !none_wanted) {
+            if let Some(cv) = crate::keys::check_value(kt, obj.get(CKA_VALUE).unwrap_or(&[])).filter(|_| !none_wanted) {
                 if obj.get(CKA_CHECK_VALUE).is_some_and(|given| given != cv.as_slice()) {
                     return Err(err(CKR_ATTRIBUTE_VALUE_INVALID));
                 }
                 obj.attrs.insert(CKA_CHECK_VALUE, cv.into());
             }
         }
-        (CKO_PUBLIC_KEY, Some(CKK_RSA)) => {
-            let m = obj.get(CKA_MODULUS).unwrap_or(&[]);
-            let lead = m.iter().position(|b| *b != 0).unwrap_or(m.len());
-            let bits = match m.get(lead) {
-                Some(b) => (m.len() - lead - 1) * 8 + (8 - b.leading_zeros() as usize),
-                None => 0,
-            } as CK_ULONG;
-            if let Some(given) = obj.ulong(CKA_MODULUS_BITS) {
-                if given != bits {
-                    return Err(err(CKR_TEMPLATE_INCONSISTENT));
-                }
-            }
-            obj.attrs.insert(CKA_MODULUS_BITS, ulong(bits));
-        }
-        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
-            // Only curves Tessera implements, in the key type that fits them, with a public point
-            // of the curve's shape.
-            let curve = crate::mechanisms::ec::Curve::from_params(obj.get(CKA_EC_PARAMS).unwrap_or(&[]))?;
-            if Some(curve.key_type()) != sub {
-                return Err(err(CKR_TEMPLATE_INCONSISTENT));
-            }
-            if let Some(point) = obj.get(CKA_EC_POINT) {
-                curve.point(point).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(kt)) => {
+            if let Some(k) = crate::keys::by_type(kt) {
+                (k.computed)(obj, kt)?;
             }
         }
         (CKO_CERTIFICATE, _) if obj.get(CKA_CHECK_VALUE).is_none_or(|v| v.is_empty()) => {
             let value = obj.get(CKA_VALUE).unwrap_or(&[]);
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
+            let d = crate::crypto::digest::digest(&crate::crypto::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
             obj.attrs.insert(CKA_CHECK_VALUE, d.as_ref()[..3].to_vec().into());
         }
         _ => {}
@@ -495,29 +472,12 @@ fn derive_computed(obj: &mut Object, sub: Option<CK_ULONG>) -> Result<()> {
     Ok(())
 }
 
-/// `CKA_CHECK_VALUE` of a secret key (spec §6.1 and §2.8): for AES the first three bytes of the
-/// ECB encryption of a zero block, for other secret keys the first three bytes of SHA-1 of the
-/// value.
-pub fn key_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Option<Vec<u8>> {
-    if value.is_empty() {
-        return None;
-    }
-    match key_type {
-        CKK_AES => crate::crypto_ffi::aes::AesKey::new(value, true)?.ecb(&[0u8; 16]).map(|b| b[..3].to_vec()),
-        CKK_DES | CKK_DES2 | CKK_DES3 => crate::mechanisms::des::check_value(value),
-        _ => {
-            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, value);
-            Some(d.as_ref()[..3].to_vec())
-        }
-    }
-}
-
 /// A private key's `CKA_PUBLIC_KEY_INFO`, when not empty, must be the key's own public key: the
 /// specification has the token verify it wherever it is given (`C_CreateObject`,
 /// `C_CopyObject`, `C_SetAttributeValue`), `CKR_ATTRIBUTE_VALUE_INVALID` on a mismatch. The
 /// SubjectPublicKeyInfo is compared by algorithm, curve and key, whatever its exact encoding.
 pub fn check_public_key_info(obj: &Object) -> Result<()> {
-    use pkcs8::der::{Decode, Encode};
+    use pkcs8::der::Decode;
     use pkcs8::spki::SubjectPublicKeyInfoRef;
     let info = match obj.get(CKA_PUBLIC_KEY_INFO) {
         Some(v) if !v.is_empty() && obj.class() == CKO_PRIVATE_KEY => v,
@@ -526,40 +486,9 @@ pub fn check_public_key_info(obj: &Object) -> Result<()> {
     let bad = || err(CKR_ATTRIBUTE_VALUE_INVALID);
     let spki = SubjectPublicKeyInfoRef::from_der(info).map_err(|_| bad())?;
     let key = spki.subject_public_key.as_bytes().ok_or(bad())?;
-    let oid = spki.algorithm.oid.to_string();
-    let same = match obj.ulong(CKA_KEY_TYPE) {
-        Some(CKK_RSA) => {
-            let k = pkcs1::RsaPublicKey::from_der(key).map_err(|_| bad())?;
-            oid == "1.2.840.113549.1.1.1"
-                && without_leading_zeros(k.modulus.as_bytes())
-                    == without_leading_zeros(obj.get(CKA_MODULUS).unwrap_or(&[]))
-                && without_leading_zeros(k.public_exponent.as_bytes())
-                    == without_leading_zeros(obj.get(CKA_PUBLIC_EXPONENT).unwrap_or(&[]))
-        }
-        Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
-            use crate::mechanisms::ec::{public_point, scalar, Curve};
-            let curve = Curve::of_key(obj).map_err(|_| bad())?;
-            let expected = match curve {
-                Curve::Ed25519 => crate::mechanisms::eddsa::public_key(obj).map_err(|_| bad())?,
-                Curve::X25519 => public_point(curve, obj.get(CKA_VALUE).unwrap_or(&[])).map_err(|_| bad())?,
-                _ => public_point(curve, &scalar(obj, curve)?).map_err(|_| bad())?,
-            };
-            let params = spki.algorithm.parameters.map(|p| p.to_der()).transpose().map_err(|_| bad())?;
-            let alg_ok = match curve {
-                Curve::Ed25519 => oid == "1.3.101.112",
-                Curve::X25519 => oid == "1.3.101.110",
-                _ => oid == "1.2.840.10045.2.1" && params.as_deref() == obj.get(CKA_EC_PARAMS),
-            };
-            // A prime-curve point may be given compressed: its x and the parity of its y.
-            let point_ok = key == expected.as_slice()
-                || (expected.len() > 1
-                    && expected[0] == 4
-                    && key.len() == 1 + (expected.len() - 1) / 2
-                    && key[0] == 2 + (expected[expected.len() - 1] & 1)
-                    && key[1..] == expected[1..key.len()]);
-            alg_ok && point_ok
-        }
-        _ => false,
+    let same = match obj.ulong(CKA_KEY_TYPE).and_then(crate::keys::by_type) {
+        Some(k) => (k.public_key_info_matches)(obj, &spki, key)?,
+        None => false,
     };
     if same {
         Ok(())

@@ -59,60 +59,18 @@ pub fn stamp(obj: &mut Object, approved: bool) {
     }
 }
 
-/// The conditional pairwise-consistency test on a new key pair (FIPS 140-3 IG 10.3.A): a pair
-/// that can sign signs and verifies, an RSA pair also encrypts and decrypts with OAEP, and a
-/// key-agreement pair (X25519, or a prime-curve pair whose private key may not sign) must have
-/// the public key its private key implies (SP 800-56A rev. 3, §5.6.2.1.4).
+/// The conditional pairwise-consistency test on a new key pair (FIPS 140-3 IG 10.3.A), each key
+/// type's own (`keys::KeyType::pairwise`): a pair that can sign signs and verifies, an RSA pair
+/// also encrypts and decrypts with OAEP, and a key-agreement pair (X25519, or a prime-curve pair
+/// whose private key may not sign) must have the public key its private key implies
+/// (SP 800-56A rev. 3, §5.6.2.1.4).
 fn pairwise_consistency(public: &Object, private: &Object) -> std::result::Result<(), String> {
-    let reg = crate::mechanisms::registry();
     let kt = public.ulong(CKA_KEY_TYPE).unwrap_or(CK_UNAVAILABLE_INFORMATION);
-    let msg = b"Tessera pairwise-consistency test";
     let healthy = crate::fips::kat::healthy("pct");
-    let sign_mech = match kt {
-        CKK_RSA => Some(CKM_SHA256_RSA_PKCS),
-        CKK_EC if private.flag(CKA_SIGN) => Some(CKM_ECDSA_SHA256),
-        CKK_EC_EDWARDS => Some(CKM_EDDSA),
-        _ => None,
-    };
-    if let Some(mt) = sign_mech {
-        let m = reg.get(mt).map_err(|_| format!("no signature mechanism {mt:#x} for the test"))?;
-        let mut op = m.sign(&[], private).map_err(|e| format!("sign: {e}"))?;
-        op.update(msg).map_err(|e| format!("sign: {e}"))?;
-        let mut sig = op.finish().map_err(|e| format!("sign: {e}"))?;
-        if !healthy {
-            sig[0] ^= 1;
-        }
-        let mut v = m.verify(&[], public).map_err(|e| format!("verify: {e}"))?;
-        v.update(msg).map_err(|e| format!("verify: {e}"))?;
-        v.finish(&sig).map_err(|e| format!("the signature does not verify ({e})"))?;
+    match crate::keys::by_type(kt) {
+        Some(k) => (k.pairwise)(public, private, healthy),
+        None => Ok(()),
     }
-    match kt {
-        CKK_RSA => {
-            let m = reg.get(CKM_RSA_PKCS_OAEP).map_err(|_| "no RSA-OAEP for the test".to_string())?;
-            let param = crate::mechanisms::rsa::oaep_sha256_param();
-            let mut e = m.encrypt(&param, public).map_err(|e| format!("encrypt: {e}"))?;
-            let mut ct = e.update(msg).map_err(|e| format!("encrypt: {e}"))?;
-            ct.extend(e.finish().map_err(|e| format!("encrypt: {e}"))?);
-            let mut d = m.decrypt(&param, private).map_err(|e| format!("decrypt: {e}"))?;
-            let mut pt = d.update(&ct).map_err(|e| format!("decrypt: {e}"))?;
-            pt.extend(d.finish().map_err(|e| format!("decrypt: {e}"))?);
-            if pt != msg {
-                return Err("RSA decryption does not invert encryption".into());
-            }
-        }
-        CKK_EC_MONTGOMERY | CKK_EC if sign_mech.is_none() => {
-            use crate::mechanisms::ec::{implied_public, Curve};
-            let implied = implied_public(private).map_err(|e| format!("private key: {e}"))?;
-            let point = public.get(CKA_EC_POINT).ok_or("public key without CKA_EC_POINT")?;
-            let curve = Curve::of_key(public).map_err(|e| format!("public key: {e}"))?;
-            let stored = curve.point(point).map_err(|e| format!("public point: {e}"))?;
-            if !healthy || implied != stored {
-                return Err("the public key is not the one the private key implies".into());
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// Takes off the zero padding a wrap with ECB, CBC or `CKM_AES_KEY_WRAP` put on a key whose
@@ -124,9 +82,9 @@ fn pairwise_consistency(public: &Object, private: &Object) -> std::result::Resul
 fn without_zero_padding(bytes: &mut Vec<u8>, class: CK_OBJECT_CLASS, template: &AttrMap) {
     let ulong = |t| template.get(&t).and_then(|v| crate::object::as_ulong(v));
     let want = match class {
-        CKO_SECRET_KEY => ulong(CKA_KEY_TYPE)
-            .and_then(crate::mechanisms::des::key_len)
-            .or_else(|| ulong(CKA_VALUE_LEN).map(|n| n as usize)),
+        CKO_SECRET_KEY => {
+            ulong(CKA_KEY_TYPE).and_then(crate::keys::des::key_len).or_else(|| ulong(CKA_VALUE_LEN).map(|n| n as usize))
+        }
         CKO_PRIVATE_KEY => {
             use pkcs8::der::{Decode, Header, Reader, SliceReader};
             SliceReader::new(bytes).ok().and_then(|mut r| {
@@ -432,7 +390,7 @@ impl Module {
         let given = |t| map.get(&t).and_then(|v| crate::object::as_ulong(v));
         let len = given(CKA_VALUE_LEN)
             .map(|l| l as usize)
-            .or_else(|| given(CKA_KEY_TYPE).and_then(crate::mechanisms::des::key_len));
+            .or_else(|| given(CKA_KEY_TYPE).and_then(crate::keys::des::key_len));
         let salted = self.hkdf_salt_key(&s, mech, param)?;
         let value = m.derive(salted.as_deref().map_or(param, |p| p.as_slice()), &bk, len)?;
         if data {

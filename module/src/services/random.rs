@@ -8,7 +8,7 @@ impl Module {
     /// `C_GenerateRandom`.
     pub fn generate_random(&self, h: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
         self.session(h)?;
-        aws_lc_rs::rand::fill(out).map_err(|_| err(CKR_FUNCTION_FAILED))
+        crate::crypto::random::fill(out).map_err(|_| err(CKR_FUNCTION_FAILED))
     }
 
     /// `C_SeedRandom`: the DRBG seeds itself from the operating system's entropy source and takes

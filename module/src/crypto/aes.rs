@@ -15,6 +15,17 @@ use super::sys::{
 use std::os::raw::{c_int, c_uint};
 use std::ptr::{null, null_mut};
 
+/// AES-GCM with a 96-bit nonce and a full tag, whole messages at a time (aws-lc, through
+/// aws-lc-rs): the fast path of `CKM_AES_GCM`.
+pub mod aead {
+    pub use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_192_GCM, AES_256_GCM};
+}
+
+/// AES-CMAC (aws-lc, through aws-lc-rs).
+pub mod cmac {
+    pub use aws_lc_rs::cmac::{Context, Key, AES_128, AES_192, AES_256};
+}
+
 /// The AES block size.
 pub const BLOCK: usize = 16;
 

@@ -1,8 +1,12 @@
 //! Ed25519ctx and Ed25519ph (RFC 8032 §5.1), the EdDSA variants `CK_EDDSA_PARAMS` selects
 //! (`phFlag` and a context), which aws-lc implements but aws-lc-rs does not expose. Pure Ed25519
-//! stays with aws-lc-rs.
+//! stays with aws-lc-rs, re-exported here.
 
 use super::sys;
+
+/// Pure Ed25519 key pairs, signatures and verification (aws-lc, through aws-lc-rs).
+pub use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
+pub use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
 /// Signs `msg` with Ed25519ph (`prehash`, the message hashed with SHA-512 inside) or Ed25519ctx.
 /// `private` is aws-lc's 64-byte private key: the seed followed by the public key. `None` when aws-lc

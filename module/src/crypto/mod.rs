@@ -1,0 +1,42 @@
+//! The cryptographic primitives: every mechanism, key type and object rule gets its algorithms
+//! from here, one file per algorithm family. Most are aws-lc's, through aws-lc-rs (re-exported
+//! here under the family's name) or, for what aws-lc-rs does not expose (raw RSA with a
+//! caller-supplied DigestInfo, PSS with any salt length, ECDSA over a caller-computed digest,
+//! Ed25519ctx and Ed25519ph, AES modes over caller-chosen chunks), through small safe wrappers
+//! around one aws-lc call each. With `abi/`, the only place in the crate with `unsafe` code.
+//!
+//! A second implementation of a family is a second file here, in the same style: safe types and
+//! functions (or re-exports) that the mechanisms name as `crate::crypto::<family>::…`. `sha3.rs`
+//! is one already: RustCrypto's SHA-3 for what aws-lc lacks (SHA3-224, HMAC over SHA-3). Wrappers
+//! are re-exports or `#[inline]`, so the seam costs nothing.
+//!
+//! Two parts of the module keep calling aws-lc-rs directly, on purpose: `fips/` (the power-on
+//! self-tests and the integrity test check aws-lc, the validated implementation, as it is; a new
+//! implementation brings its own known-answer tests) and `store/` (the at-rest sealing and the PIN
+//! wraps: an on-disk format bound to AES-256-GCM, HMAC-SHA-256 and PBKDF2 of aws-lc, which must
+//! not follow a change of a mechanism's implementation).
+
+#[cfg(not(any(feature = "fips", feature = "non-fips")))]
+compile_error!("tessera-pkcs11 needs an aws-lc backend: the `non-fips` (default) or `fips` feature");
+
+/// The aws-lc C API this crate calls: the FIPS module's when built with `fips`.
+#[cfg(feature = "fips")]
+pub(crate) use aws_lc_fips_sys as sys;
+#[cfg(not(feature = "fips"))]
+pub(crate) use aws_lc_sys as sys;
+
+pub mod aes;
+pub mod des;
+pub mod digest;
+pub mod ecdh;
+pub mod ecdsa;
+pub mod ed25519;
+pub mod hmac;
+pub mod kdf;
+pub mod random;
+pub mod rsa;
+pub mod selftest;
+pub mod sha3;
+
+/// Comparison in constant time (tags, encoded signature blocks).
+pub use aws_lc_rs::constant_time;
