@@ -62,7 +62,7 @@ pub struct KeyIdentity {
 
 impl KeyIdentity {
     pub fn of(obj: &Object) -> KeyIdentity {
-        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut h = crate::crypto::digest::Context::new(&crate::crypto::digest::SHA256);
         for ty in [CKA_ID, CKA_LABEL] {
             let v = obj.get(ty).unwrap_or(&[]);
             h.update(&(v.len() as u64).to_be_bytes());
