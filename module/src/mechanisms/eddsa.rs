@@ -9,6 +9,7 @@ use super::ec::{ec_point, keygen_params, Curve};
 use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
 use crate::error::{err, Result};
 use crate::object::{AttrMap, Kept, Object};
+use crate::policy::Condition;
 use aws_lc_rs::agreement;
 use aws_lc_rs::encoding::{AsBigEndian, Curve25519SeedBin};
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
@@ -212,9 +213,9 @@ impl Mechanism for Eddsa {
         Ok(Box::new(EddsaVerify { point, variant, msg: Vec::new() }))
     }
 
-    fn meets(&self, condition: &str, param: &[u8]) -> bool {
+    fn meets(&self, condition: Condition, param: &[u8]) -> bool {
         // FIPS 186-5 approves pure Ed25519 and HashEdDSA (Ed25519ph), not Ed25519ctx.
-        condition == "eddsa_fips186"
+        condition == Condition::EddsaFips186
             && matches!(Variant::of(param), Ok(Variant::Pure) | Ok(Variant::WithContext(true, _)))
     }
 }

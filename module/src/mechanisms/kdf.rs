@@ -11,6 +11,7 @@ use super::hmac::{secret_value, Hash, Mac};
 use super::{GeneratedKey, Mechanism, MechanismInfo, Registry};
 use crate::error::{err, Result};
 use crate::object::{as_ulong, AttrMap, Object};
+use crate::policy::Condition;
 use cryptoki_sys::*;
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
@@ -189,11 +190,11 @@ impl Mechanism for Pbkd2 {
 
     /// `pbkdf2_sp800_132`: an approved HMAC PRF, a salt of at least 128 bits and at least 1,000
     /// iterations (the derived key's size is the policy's `key_bits` check).
-    fn meets(&self, condition: &str, param: &[u8]) -> bool {
+    fn meets(&self, condition: Condition, param: &[u8]) -> bool {
         let Ok(p) = decode::<Pbkdf2Params>(param) else {
             return false;
         };
-        condition == "pbkdf2_sp800_132"
+        condition == Condition::Pbkdf2Sp800132
             && p.salt_source == CKZ_SALT_SPECIFIED
             && p.salt.len() >= 16
             && p.iterations >= 1000

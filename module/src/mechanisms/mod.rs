@@ -14,6 +14,7 @@ pub mod rsa;
 
 use crate::error::{err, Result};
 use crate::object::{AttrMap, Object, Template};
+use crate::policy::Condition;
 use cryptoki_sys::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -114,9 +115,10 @@ pub struct GeneratedPair {
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> MechanismInfo;
 
-    /// Whether the parameters meet a named condition of the approved-mode policy
-    /// (`policy/approved.toml`, field `condition`). Unknown conditions are not met.
-    fn meets(&self, _condition: &str, _param: &[u8]) -> bool {
+    /// Whether the parameter meets a condition of the approved-mode policy
+    /// (`policy/approved.toml`, field `condition`). Conditions a mechanism does not know are not
+    /// met.
+    fn meets(&self, _condition: Condition, _param: &[u8]) -> bool {
         false
     }
 

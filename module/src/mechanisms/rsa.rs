@@ -11,6 +11,7 @@ use super::{CipherOperation, GeneratedPair, Mechanism, MechanismInfo, Registry, 
 use crate::crypto_ffi::rsa::{Hash, PrivateParts, Rsa as Key};
 use crate::error::{err, Error, Result};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
+use crate::policy::Condition;
 use aws_lc_rs::digest::{self, Context};
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -588,8 +589,8 @@ impl Mechanism for Rsa {
 
     /// `pss_fips186`: PSS with an approved hash and MGF1 hash (not SHA-1) and a salt no longer
     /// than the hash (FIPS 186-5 §5.4).
-    fn meets(&self, condition: &str, param: &[u8]) -> bool {
-        if condition != "pss_fips186" || !matches!(self.0, Kind::Pss(_)) {
+    fn meets(&self, condition: Condition, param: &[u8]) -> bool {
+        if condition != Condition::PssFips186 || !matches!(self.0, Kind::Pss(_)) {
             return false;
         }
         if param.len() != std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>() {

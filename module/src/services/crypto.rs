@@ -7,7 +7,7 @@ use crate::mechanisms::{registry, Mechanism};
 use crate::module::{lock, Module};
 use crate::object::Object;
 use crate::operation::Op;
-use crate::policy::{policy, KeyInfo};
+use crate::policy::{policy, Condition, KeyInfo};
 use crate::record::{self, Decided, Verdict};
 use crate::services::objects::Target;
 use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Phase, Session, SignOp, VerifyOp};
@@ -99,7 +99,7 @@ impl Module {
         mech: CK_MECHANISM_TYPE,
         key: Option<CK_OBJECT_HANDLE>,
         info: &KeyInfo,
-        meets: &dyn Fn(&str) -> bool,
+        meets: &dyn Fn(Condition) -> bool,
     ) -> Result<Decided> {
         let d = policy()?.decide(self.cfg.mode, mech, op, info, meets);
         let verdict = match &d {

@@ -7,7 +7,7 @@ use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, CKA_VENDOR_PAIR_CONTAINED, 
 use crate::object::template::{self, Origin};
 use crate::object::{bool_, ulong, AttrMap, Object, Template};
 use crate::operation::Op;
-use crate::policy::{policy, KeyInfo};
+use crate::policy::{policy, Condition, KeyInfo};
 use crate::session::Session;
 use cryptoki_sys::*;
 
@@ -229,7 +229,7 @@ impl Module {
             let usable = e.last().is_some_and(|b| b % 2 == 1) && !matches!(e, [1]);
             !(small && usable)
         });
-        let meets = |c: &str| (c == "rsa_exponent_fips186" && exponent_ok) || m.meets(c, param);
+        let meets = |c: Condition| (c == Condition::RsaExponentFips186 && exponent_ok) || m.meets(c, param);
         let d = self.decide_with(Op::GeneratePair, mech, None, &requested(&pub_map), &meets)?;
         let g = m.generate_key_pair(param, &pub_map, &template::collect(private)?)?;
         let actor = self.actor(&s);

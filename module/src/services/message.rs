@@ -19,7 +19,7 @@ use crate::mechanisms::aes::GcmParams;
 use crate::mechanisms::registry;
 use crate::module::{lock, Module};
 use crate::operation::Op;
-use crate::policy::KeyInfo;
+use crate::policy::{Condition, KeyInfo};
 use crate::record::{self, Decided};
 use crate::session::{MessageOp, MessagePart, Session};
 use cryptoki_sys::*;
@@ -163,7 +163,7 @@ impl Module {
 
     /// The decision on one message (approved only with an IV the token generated).
     fn message_decision(&self, op: &MessageOp, kind: Op, generated: bool) -> Result<Decided> {
-        let meets = |c: &str| c == "token_generated_iv" && generated;
+        let meets = |c: Condition| c == Condition::TokenGeneratedIv && generated;
         self.decide_with(kind, op.mechanism, Some(op.key_handle), &KeyInfo::of(&op.key), &meets)
     }
 
