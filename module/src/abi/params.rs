@@ -1,31 +1,70 @@
-//! Mechanism parameters, from the application's memory to bytes the core can keep.
+//! Mechanism parameters, from the application's memory to the core's [`Param`].
 //!
-//! [`convert`] is the one path every `CK_MECHANISM` parameter takes. Parameter structs that hold
-//! pointers into application memory are read here, while the call lasts, and re-encoded
-//! self-contained: this file handles AES-GCM, HKDF and PBKDF2 (`CK_GCM_PARAMS`, `CK_HKDF_PARAMS`,
-//! `CK_PKCS5_PBKD2_PARAMS(2)`), `params_rsa.rs` and `params_ec.rs` their families'. Every other
-//! parameter is copied as it is.
+//! [`decode`] is the one path every `CK_MECHANISM` parameter takes. The parameter is read here,
+//! once, while the call lasts: its pointers are followed and its buffers copied, so that nothing
+//! the core keeps refers to application memory. This file handles AES-GCM, AES-CTR, the MAC
+//! lengths, HKDF and PBKDF2 (`CK_GCM_PARAMS` in both layouts, `CK_AES_CTR_PARAMS`,
+//! `CK_MAC_GENERAL_PARAMS`, `CK_HKDF_PARAMS`, `CK_PKCS5_PBKD2_PARAMS(2)`), `params_rsa.rs` and
+//! `params_ec.rs` their families'. Every other parameter is plain bytes ([`Param::Bytes`], or
+//! [`Param::None`] when empty).
 
 use crate::error::{err, Result};
-use crate::mechanisms::aes::GcmParams;
-use crate::mechanisms::kdf::{HkdfParams, Pbkdf2Params};
+use crate::mechanisms::param::{GcmParams, HkdfParams, Pbkdf2Params};
+use crate::mechanisms::Param;
 use cryptoki_sys::*;
 use std::ffi::c_void;
+use zeroize::Zeroizing;
 
-/// The parameter of `mech` at `p` (`len` bytes), self-contained.
-pub unsafe fn convert(mech: CK_MECHANISM_TYPE, p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
-    if let Some(r) = super::params_rsa::convert(mech, p, len) {
+/// The parameter of `mech` at `p` (`len` bytes).
+pub unsafe fn decode(mech: CK_MECHANISM_TYPE, p: *const c_void, len: CK_ULONG) -> Result<Param> {
+    if let Some(r) = super::params_rsa::decode(mech, p, len) {
         return r;
     }
-    if let Some(r) = super::params_ec::convert(mech, p, len) {
+    if let Some(r) = super::params_ec::decode(mech, p, len) {
         return r;
     }
     match mech {
         CKM_AES_GCM => gcm(p, len),
+        CKM_AES_CTR => sized(p, len, |s: CK_AES_CTR_PARAMS| Param::Ctr { counter_bits: s.ulCounterBits, block: s.cb }),
         CKM_HKDF_DERIVE | CKM_HKDF_DATA => hkdf(p, len),
         CKM_PKCS5_PBKD2 => pbkd2(p, len),
-        _ => param_copy(p as *const u8, len),
+        m if MAC_GENERAL.contains(&m) => sized(p, len, |n: CK_MAC_GENERAL_PARAMS| Param::Ulong(n)),
+        _ => plain(p, len),
     }
+}
+
+/// The mechanisms whose parameter is `CK_MAC_GENERAL_PARAMS`.
+const MAC_GENERAL: [CK_MECHANISM_TYPE; 10] = [
+    CKM_SHA_1_HMAC_GENERAL,
+    CKM_SHA224_HMAC_GENERAL,
+    CKM_SHA256_HMAC_GENERAL,
+    CKM_SHA384_HMAC_GENERAL,
+    CKM_SHA512_HMAC_GENERAL,
+    CKM_SHA3_224_HMAC_GENERAL,
+    CKM_SHA3_256_HMAC_GENERAL,
+    CKM_SHA3_384_HMAC_GENERAL,
+    CKM_SHA3_512_HMAC_GENERAL,
+    CKM_AES_CMAC_GENERAL,
+];
+
+/// A parameter of plain bytes ([`Param::None`] when empty), checked as [`param_bytes`] checks
+/// them.
+unsafe fn plain(p: *const c_void, len: CK_ULONG) -> Result<Param> {
+    as_plain(param_bytes(p as *const u8, len)?)
+}
+
+fn as_plain(b: &[u8]) -> Result<Param> {
+    Ok(if b.is_empty() { Param::None } else { Param::Bytes(super::copy(b)?) })
+}
+
+/// A parameter that is a C structure of plain values (`T`) when its bytes have the structure's
+/// size, and [`plain`] bytes otherwise, for the mechanism to refuse when it starts.
+pub(super) unsafe fn sized<T: Copy>(p: *const c_void, len: CK_ULONG, f: impl FnOnce(T) -> Param) -> Result<Param> {
+    let b = param_bytes(p as *const u8, len)?;
+    if b.len() == std::mem::size_of::<T>() {
+        return Ok(f(std::ptr::read_unaligned(b.as_ptr() as *const T)));
+    }
+    as_plain(b)
 }
 
 /// Application bytes of a parameter field; NULL only with length 0. A field no buffer can have
@@ -43,7 +82,7 @@ pub(super) unsafe fn param_copy(p: *const u8, len: CK_ULONG) -> Result<Vec<u8>> 
 }
 
 /// Copies a C parameter struct of exactly its size.
-unsafe fn read<T: Copy>(p: *const c_void, len: CK_ULONG) -> Result<T> {
+pub(super) unsafe fn read<T: Copy>(p: *const c_void, len: CK_ULONG) -> Result<T> {
     if p.is_null() || len as usize != std::mem::size_of::<T>() {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
@@ -62,7 +101,7 @@ struct GcmParamsV240 {
     tag_bits: CK_ULONG,
 }
 
-unsafe fn gcm(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
+unsafe fn gcm(p: *const c_void, len: CK_ULONG) -> Result<Param> {
     let (iv, iv_len, aad, aad_len, tag_bits) = if len as usize == std::mem::size_of::<GcmParamsV240>() {
         let s: GcmParamsV240 = read(p, len)?;
         (s.p_iv, s.iv_len, s.p_aad, s.aad_len, s.tag_bits)
@@ -71,10 +110,10 @@ unsafe fn gcm(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
         let s: CK_GCM_PARAMS = read(p, len)?;
         (s.pIv, s.ulIvLen, s.pAAD, s.ulAADLen, s.ulTagBits)
     };
-    GcmParams { iv: param_copy(iv, iv_len)?, aad: param_copy(aad, aad_len)?, tag_bits }.encode()
+    Ok(Param::Gcm(GcmParams { iv: param_copy(iv, iv_len)?, aad: param_copy(aad, aad_len)?, tag_bits }))
 }
 
-unsafe fn hkdf(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
+unsafe fn hkdf(p: *const c_void, len: CK_ULONG) -> Result<Param> {
     let s: CK_HKDF_PARAMS = read(p, len)?;
     let salt = if s.bExtract != 0 && s.ulSaltType == CKF_HKDF_SALT_DATA {
         param_copy(s.pSalt, s.ulSaltLen)?
@@ -82,16 +121,15 @@ unsafe fn hkdf(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
         Vec::new()
     };
     let info = if s.bExpand != 0 { param_copy(s.pInfo, s.ulInfoLen)? } else { Vec::new() };
-    HkdfParams {
+    Ok(Param::Hkdf(HkdfParams {
         extract: s.bExtract != 0,
         expand: s.bExpand != 0,
         prf: s.prfHashMechanism,
         salt_type: s.ulSaltType,
-        salt,
+        salt: Zeroizing::new(salt),
         salt_key: s.hSaltKey,
         info,
-    }
-    .encode()
+    }))
 }
 
 /// Below this, `ulPasswordLen` is a length (`CK_PKCS5_PBKD2_PARAMS2`); from it on, it may be a
@@ -154,18 +192,17 @@ fn read_if_mapped(p: *const CK_ULONG) -> Option<CK_ULONG> {
     }
 }
 
-unsafe fn pbkd2(p: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
+unsafe fn pbkd2(p: *const c_void, len: CK_ULONG) -> Result<Param> {
     let s: CK_PKCS5_PBKD2_PARAMS2 = read(p, len)?;
     let password_len = password_len(s.ulPasswordLen)?;
-    Pbkdf2Params {
+    Ok(Param::Pbkdf2(Pbkdf2Params {
         salt_source: s.saltSource,
         salt: param_copy(s.pSaltSourceData as *const u8, s.ulSaltSourceDataLen)?,
         iterations: s.iterations,
         prf: s.prf,
         prf_data: param_copy(s.pPrfData as *const u8, s.ulPrfDataLen)?,
-        password: param_copy(s.pPassword, password_len)?,
-    }
-    .encode()
+        password: Zeroizing::new(param_copy(s.pPassword, password_len)?),
+    }))
 }
 
 #[cfg(test)]

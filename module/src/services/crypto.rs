@@ -3,7 +3,7 @@
 
 use super::{deliver, Output};
 use crate::error::{err, Result};
-use crate::mechanisms::{registry, Mechanism};
+use crate::mechanisms::{registry, Mechanism, Param};
 use crate::module::{lock, Module};
 use crate::object::Object;
 use crate::operation::Op;
@@ -87,7 +87,7 @@ impl Module {
         m: &dyn Mechanism,
         key: Option<CK_OBJECT_HANDLE>,
         info: &KeyInfo,
-        param: &[u8],
+        param: &Param,
     ) -> Result<Decided> {
         self.decide_with(op, mech, key, info, &|c| m.meets(c, param))
     }
@@ -273,7 +273,7 @@ impl Module {
         s: &Session,
         keys: &'a mut KeyCache,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
         op: Op,
     ) -> Result<(&'static dyn Mechanism, &'a Arc<Object>, Decided)> {
@@ -294,7 +294,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.with_ops(h, |s, ops| {
@@ -376,7 +376,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.with_ops(h, |s, ops| {
@@ -429,7 +429,7 @@ impl Module {
         h: CK_SESSION_HANDLE,
         encrypt: bool,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.with_ops(h, |s, ops| {
