@@ -209,6 +209,184 @@ unsafe fn pbkd2(p: *const c_void, len: CK_ULONG) -> Result<Param> {
 mod tests {
     use super::*;
 
+    fn as_param<T>(s: &T) -> (*const c_void, CK_ULONG) {
+        (s as *const T as *const c_void, std::mem::size_of::<T>() as CK_ULONG)
+    }
+
+    fn invalid() -> Result<Param> {
+        Err(err(CKR_MECHANISM_PARAM_INVALID))
+    }
+
+    #[test]
+    fn plain_parameters_are_none_or_bytes() {
+        let iv = [7u8; 16];
+        let p = iv.as_ptr() as *const c_void;
+        for m in [CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_DES3_CBC, CKM_AES_KEY_WRAP] {
+            assert_eq!(unsafe { decode(m, p, 16) }, Ok(Param::Bytes(iv.to_vec())), "{m:#x}");
+        }
+        // No parameter, with or without a pointer.
+        assert_eq!(unsafe { decode(CKM_AES_ECB, std::ptr::null(), 0) }, Ok(Param::None));
+        assert_eq!(unsafe { decode(CKM_SHA256, p, 0) }, Ok(Param::None));
+        // NULL only with length 0; a length no buffer can have.
+        assert_eq!(unsafe { decode(CKM_AES_CBC, std::ptr::null(), 16) }, invalid());
+        assert_eq!(unsafe { decode(CKM_AES_CBC, 16 as *const c_void, 16) }, invalid());
+    }
+
+    #[test]
+    fn mac_lengths_and_ctr_parameters() {
+        let n: CK_MAC_GENERAL_PARAMS = 12;
+        let (p, size) = as_param(&n);
+        for m in [CKM_SHA256_HMAC_GENERAL, CKM_SHA3_512_HMAC_GENERAL, CKM_AES_CMAC_GENERAL] {
+            assert_eq!(unsafe { decode(m, p, size) }, Ok(Param::Ulong(12)), "{m:#x}");
+        }
+        // Another size stays bytes, for the mechanism to refuse; NULL with a length is refused now.
+        assert_eq!(unsafe { decode(CKM_SHA256_HMAC_GENERAL, p, 4) }, Ok(Param::Bytes(12u32.to_ne_bytes().to_vec())));
+        assert_eq!(unsafe { decode(CKM_SHA256_HMAC_GENERAL, std::ptr::null(), size) }, invalid());
+        // The plain HMAC takes no CK_MAC_GENERAL_PARAMS: its bytes stay bytes.
+        assert_eq!(unsafe { decode(CKM_SHA256_HMAC, p, size) }, Ok(Param::Bytes(12u64.to_ne_bytes().to_vec())));
+
+        let mut cb = [0u8; 16];
+        cb[15] = 1;
+        let s = CK_AES_CTR_PARAMS { ulCounterBits: 32, cb };
+        let (p, size) = as_param(&s);
+        assert_eq!(unsafe { decode(CKM_AES_CTR, p, size) }, Ok(Param::Ctr { counter_bits: 32, block: cb }));
+        assert!(matches!(unsafe { decode(CKM_AES_CTR, p, size - 1) }, Ok(Param::Bytes(b)) if b.len() == 23));
+        assert_eq!(unsafe { decode(CKM_AES_CTR, std::ptr::null(), size) }, invalid());
+    }
+
+    #[test]
+    fn gcm_parameters_in_both_layouts() {
+        let (iv, aad) = ([1u8; 12], b"header".to_vec());
+        let s = CK_GCM_PARAMS {
+            pIv: iv.as_ptr() as *mut u8,
+            ulIvLen: 12,
+            ulIvBits: 0,
+            pAAD: aad.as_ptr() as *mut u8,
+            ulAADLen: aad.len() as CK_ULONG,
+            ulTagBits: 96,
+        };
+        let want = Param::Gcm(GcmParams { iv: iv.to_vec(), aad: aad.clone(), tag_bits: 96 });
+        let (p, size) = as_param(&s);
+        assert_eq!(unsafe { decode(CKM_AES_GCM, p, size) }, Ok(want.clone()));
+        // The 2.40 layout, without ulIvBits.
+        let old =
+            GcmParamsV240 { p_iv: s.pIv, iv_len: s.ulIvLen, p_aad: s.pAAD, aad_len: s.ulAADLen, tag_bits: s.ulTagBits };
+        let (po, size_old) = as_param(&old);
+        assert_eq!(unsafe { decode(CKM_AES_GCM, po, size_old) }, Ok(want));
+        // Wrong sizes, no structure, NULL with a size.
+        for len in [0, size_old - 1, size + 1] {
+            assert_eq!(unsafe { decode(CKM_AES_GCM, p, len) }, invalid(), "{len}");
+        }
+        assert_eq!(unsafe { decode(CKM_AES_GCM, std::ptr::null(), size) }, invalid());
+        // An inner NULL pointer with a length; without one it is empty.
+        let no_aad = CK_GCM_PARAMS { pAAD: std::ptr::null_mut(), ..s };
+        assert_eq!(unsafe { decode(CKM_AES_GCM, as_param(&no_aad).0, size) }, invalid());
+        let empty = CK_GCM_PARAMS { pAAD: std::ptr::null_mut(), ulAADLen: 0, ..s };
+        let got = unsafe { decode(CKM_AES_GCM, as_param(&empty).0, size) };
+        assert_eq!(got, Ok(Param::Gcm(GcmParams { iv: iv.to_vec(), aad: vec![], tag_bits: 96 })));
+        // A CK_GCM_MESSAGE_PARAMS (the same size): ivGenerator read as pAAD is no pointer.
+        let tag = [0u8; 16];
+        let message = CK_GCM_MESSAGE_PARAMS {
+            pIv: iv.as_ptr() as *mut u8,
+            ulIvLen: 12,
+            ulIvFixedBits: 0,
+            ivGenerator: CKG_GENERATE_COUNTER,
+            pTag: tag.as_ptr() as *mut u8,
+            ulTagBits: 128,
+        };
+        assert_eq!(unsafe { decode(CKM_AES_GCM, as_param(&message).0, size) }, invalid());
+        // A length the process cannot hold is CKR_HOST_MEMORY, not an invalid parameter.
+        let huge = CK_GCM_PARAMS { ulAADLen: 1 << 44, ..s };
+        assert_eq!(unsafe { decode(CKM_AES_GCM, as_param(&huge).0, size) }, Err(err(CKR_HOST_MEMORY)));
+    }
+
+    #[test]
+    fn hkdf_parameters() {
+        let (salt, info) = (b"salt".to_vec(), b"info".to_vec());
+        let s = CK_HKDF_PARAMS {
+            bExtract: 1,
+            bExpand: 1,
+            prfHashMechanism: CKM_SHA256,
+            ulSaltType: CKF_HKDF_SALT_DATA,
+            pSalt: salt.as_ptr() as *mut u8,
+            ulSaltLen: 4,
+            hSaltKey: 0,
+            pInfo: info.as_ptr() as *mut u8,
+            ulInfoLen: 4,
+        };
+        let (p, size) = as_param(&s);
+        let want = HkdfParams {
+            extract: true,
+            expand: true,
+            prf: CKM_SHA256,
+            salt_type: CKF_HKDF_SALT_DATA,
+            salt: Zeroizing::new(salt.clone()),
+            salt_key: 0,
+            info: info.clone(),
+        };
+        assert_eq!(unsafe { decode(CKM_HKDF_DERIVE, p, size) }, Ok(Param::Hkdf(want.clone())));
+        assert_eq!(unsafe { decode(CKM_HKDF_DATA, p, size) }, Ok(Param::Hkdf(want.clone())));
+        // The salt is read only for CKF_HKDF_SALT_DATA with extraction, the info only with
+        // expansion: pointers of the other cases are not followed.
+        let key = CK_HKDF_PARAMS {
+            ulSaltType: CKF_HKDF_SALT_KEY,
+            hSaltKey: 9,
+            pSalt: 16 as *mut u8,
+            bExpand: 0,
+            pInfo: std::ptr::null_mut(),
+            ..s
+        };
+        let got = unsafe { decode(CKM_HKDF_DERIVE, as_param(&key).0, size) };
+        let want_key = HkdfParams {
+            expand: false,
+            salt_type: CKF_HKDF_SALT_KEY,
+            salt_key: 9,
+            salt: Zeroizing::new(vec![]),
+            info: vec![],
+            ..want
+        };
+        assert_eq!(got, Ok(Param::Hkdf(want_key)));
+        // Malformed: inner NULL with a length, wrong size, no structure.
+        let bad = CK_HKDF_PARAMS { pInfo: std::ptr::null_mut(), ..s };
+        assert_eq!(unsafe { decode(CKM_HKDF_DERIVE, as_param(&bad).0, size) }, invalid());
+        assert_eq!(unsafe { decode(CKM_HKDF_DERIVE, p, size - 8) }, invalid());
+        assert_eq!(unsafe { decode(CKM_HKDF_DERIVE, std::ptr::null(), 0) }, invalid());
+    }
+
+    #[test]
+    fn pbkdf2_parameters_in_both_structures() {
+        let (salt, password) = ([5u8; 16], b"secret".to_vec());
+        let s = CK_PKCS5_PBKD2_PARAMS2 {
+            saltSource: CKZ_SALT_SPECIFIED,
+            pSaltSourceData: salt.as_ptr() as *mut c_void,
+            ulSaltSourceDataLen: 16,
+            iterations: 1000,
+            prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
+            pPrfData: std::ptr::null_mut(),
+            ulPrfDataLen: 0,
+            pPassword: password.as_ptr() as *mut u8,
+            ulPasswordLen: 6,
+        };
+        let want = Param::Pbkdf2(Pbkdf2Params {
+            salt_source: CKZ_SALT_SPECIFIED,
+            salt: salt.to_vec(),
+            iterations: 1000,
+            prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
+            prf_data: vec![],
+            password: Zeroizing::new(password.clone()),
+        });
+        let (p, size) = as_param(&s);
+        assert_eq!(unsafe { decode(CKM_PKCS5_PBKD2, p, size) }, Ok(want.clone()));
+        // The older structure: ulPasswordLen points at the length.
+        let len: CK_ULONG = 6;
+        let old = CK_PKCS5_PBKD2_PARAMS2 { ulPasswordLen: &len as *const CK_ULONG as CK_ULONG, ..s };
+        assert_eq!(unsafe { decode(CKM_PKCS5_PBKD2, as_param(&old).0, size) }, Ok(want));
+        let bad = CK_PKCS5_PBKD2_PARAMS2 { pPassword: std::ptr::null_mut(), ..s };
+        assert_eq!(unsafe { decode(CKM_PKCS5_PBKD2, as_param(&bad).0, size) }, invalid());
+        assert_eq!(unsafe { decode(CKM_PKCS5_PBKD2, p, size + 8) }, invalid());
+        assert_eq!(unsafe { decode(CKM_PKCS5_PBKD2, std::ptr::null(), size) }, invalid());
+    }
+
     #[test]
     fn password_length_read_through_a_pointer_only_when_it_is_one() {
         let len: CK_ULONG = 8;

@@ -75,4 +75,21 @@ mod tests {
         // Not this family's.
         assert!(unsafe { decode(CKM_RSA_PKCS, p, size) }.is_none());
     }
+
+    #[test]
+    fn pss_parameters_are_read_when_they_have_the_structure_size() {
+        let s = CK_RSA_PKCS_PSS_PARAMS { hashAlg: CKM_SHA384, mgf: CKG_MGF1_SHA384, sLen: 48 };
+        let (p, size) = as_param(&s);
+        let want = Ok(Param::Pss { hash: CKM_SHA384, mgf: CKG_MGF1_SHA384, salt_len: 48 });
+        for m in [CKM_RSA_PKCS_PSS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS] {
+            assert_eq!(unsafe { decode(m, p, size) }.unwrap(), want, "{m:#x}");
+        }
+        // Another size stays bytes, for the mechanism to refuse when it starts; none is none.
+        let short = unsafe { decode(CKM_RSA_PKCS_PSS, p, size - 1) }.unwrap().unwrap();
+        assert!(matches!(short, Param::Bytes(ref b) if b.len() == size as usize - 1));
+        assert_eq!(unsafe { decode(CKM_RSA_PKCS_PSS, std::ptr::null(), 0) }.unwrap(), Ok(Param::None));
+        // A NULL pointer with a length is refused at once.
+        let invalid = Some(Err(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(unsafe { decode(CKM_RSA_PKCS_PSS, std::ptr::null(), size) }, invalid);
+    }
 }

@@ -738,6 +738,19 @@ mod tests {
     }
 
     #[test]
+    fn pss_condition_reads_the_parameter() {
+        let pss = |hash, mgf, salt_len| Param::Pss { hash, mgf, salt_len };
+        let m = Rsa(Kind::Pss(None));
+        assert!(m.meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 32)));
+        assert!(!m.meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 33)));
+        assert!(!m.meets(Condition::PssFips186, &pss(CKM_SHA_1, CKG_MGF1_SHA256, 20)));
+        assert!(!m.meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA1, 20)));
+        assert!(!m.meets(Condition::PssFips186, &Param::Bytes(vec![0; 24])));
+        assert!(!m.meets(Condition::EddsaFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 32)));
+        assert!(!Rsa(Kind::Pkcs1(None)).meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 32)));
+    }
+
+    #[test]
     fn exponents() {
         assert_eq!(exponent(&[1, 0, 1]), Ok(65537));
         assert_eq!(exponent(&[0, 0, 3]), Ok(3));
