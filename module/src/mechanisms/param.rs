@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Param {
     /// No parameter (`ulParameterLen` 0): ECB, digests, key generation, ECDSA, PKCS #1 v1.5, raw
-    /// RSA, plain HMAC and CMAC, pure EdDSA, AES key wrap with the default IV.
+    /// RSA, plain HMAC and CMAC, pure EdDSA, AES key wrap without an IV.
     None,
     /// Plain bytes: the IV of CBC and CBC_PAD, the IV of AES key wrap, and the bytes of any
     /// parameter that does not have the size of its mechanism's structure.
