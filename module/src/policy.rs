@@ -37,6 +37,25 @@ impl Mode {
     }
 }
 
+/// A requirement on a use's parameters that an approved-mode rule may add (`condition` in
+/// `policy/*.toml`). A condition the module does not know refuses the table when it loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// GCM encryption with an IV the token generates (the message API, `services::message`).
+    TokenGeneratedIv,
+    /// RSA-PSS with an approved hash and MGF1 hash and a salt no longer than the hash (FIPS 186-5
+    /// §5.4; `mechanisms::rsa`).
+    PssFips186,
+    /// PBKDF2 as SP 800-132 allows it (`mechanisms::kdf`).
+    #[serde(rename = "pbkdf2_sp800_132")]
+    Pbkdf2Sp800132,
+    /// Pure Ed25519 or Ed25519ph, not Ed25519ctx (FIPS 186-5; `mechanisms::eddsa`).
+    EddsaFips186,
+    /// An RSA public exponent above 2^16 (FIPS 186-5 §5.1; `services::keys`).
+    RsaExponentFips186,
+}
+
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -49,7 +68,7 @@ pub struct Rule {
     #[serde(default)]
     pub curves: Option<Vec<String>>,
     #[serde(default)]
-    pub condition: Option<String>,
+    pub condition: Option<Condition>,
     pub rationale: String,
 }
 
@@ -96,7 +115,7 @@ enum Miss {
 }
 
 impl Rule {
-    fn check(&self, f: Op, key: &KeyInfo, meets: &dyn Fn(&str) -> bool) -> std::result::Result<(), Miss> {
+    fn check(&self, f: Op, key: &KeyInfo, meets: &dyn Fn(Condition) -> bool) -> std::result::Result<(), Miss> {
         if !self.functions.contains(&f) {
             return Err(Miss::Operation);
         }
@@ -124,8 +143,8 @@ impl Rule {
         self.condition(meets)
     }
 
-    fn condition(&self, meets: &dyn Fn(&str) -> bool) -> std::result::Result<(), Miss> {
-        match &self.condition {
+    fn condition(&self, meets: &dyn Fn(Condition) -> bool) -> std::result::Result<(), Miss> {
+        match self.condition {
             Some(c) if !meets(c) => Err(Miss::Condition),
             _ => Ok(()),
         }
@@ -161,10 +180,12 @@ fn index(text: &str, what: &str) -> std::result::Result<HashMap<CK_MECHANISM_TYP
 impl Policy {
     /// Parses the shipped tables.
     pub fn load() -> std::result::Result<Policy, String> {
-        Ok(Policy {
-            approved: index(APPROVED_TOML, "approved.toml")?,
-            extra: index(NON_APPROVED_TOML, "non-approved.toml")?,
-        })
+        Policy::parse(APPROVED_TOML, NON_APPROVED_TOML)
+    }
+
+    /// Parses an approved-mode table and a table of non-approved additions, as given.
+    pub fn parse(approved: &str, non_approved: &str) -> std::result::Result<Policy, String> {
+        Ok(Policy { approved: index(approved, "approved.toml")?, extra: index(non_approved, "non-approved.toml")? })
     }
 
     /// The approved-mode rules of a mechanism.
@@ -213,7 +234,7 @@ impl Policy {
     pub fn approved_flags(&self, m: CK_MECHANISM_TYPE) -> CK_FLAGS {
         let mut flags = 0;
         for r in self.approved_rules(m) {
-            let message_only = r.condition.as_deref() == Some("token_generated_iv");
+            let message_only = r.condition == Some(Condition::TokenGeneratedIv);
             for f in &r.functions {
                 flags |= match f {
                     Op::Encrypt if message_only => CKF_MESSAGE_ENCRYPT,
@@ -239,7 +260,7 @@ impl Policy {
         m: CK_MECHANISM_TYPE,
         f: Op,
         key: &KeyInfo,
-        meets: &dyn Fn(&str) -> bool,
+        meets: &dyn Fn(Condition) -> bool,
     ) -> Result<Decision> {
         let mut miss = None;
         for r in self.approved_rules(m) {
@@ -300,9 +321,28 @@ mod tests {
     }
 
     #[test]
+    fn a_table_with_an_unknown_condition_is_refused() {
+        let rule = |condition: &str| {
+            format!(
+                "[[rule]]\nmechanism = \"CKM_RSA_PKCS_PSS\"\nfunctions = [\"sign\"]\ncondition = \"{condition}\"\n\
+                 rationale = \"test\"\n"
+            )
+        };
+        let p = Policy::parse(&rule("pss_fips186"), "rule = []").expect("a known condition loads");
+        assert_eq!(p.approved_rules(CKM_RSA_PKCS_PSS)[0].condition, Some(Condition::PssFips186));
+        let e = Policy::parse(&rule("pss_fips_186"), "rule = []").err().expect("an unknown condition is refused");
+        assert!(e.contains("approved.toml") && e.contains("pss_fips_186"), "{e}");
+        // In the table of additions too, and every condition of the shipped tables is known.
+        assert!(Policy::parse("rule = []", &rule("salt_long_enough")).is_err());
+        for c in ["token_generated_iv", "pss_fips186", "pbkdf2_sp800_132", "eddsa_fips186", "rsa_exponent_fips186"] {
+            assert!(Policy::parse(&rule(c), "rule = []").is_ok(), "{c}");
+        }
+    }
+
+    #[test]
     fn generated_gcm_ivs_are_approved() {
         let p = Policy::load().unwrap();
-        let generated = |c: &str| c == "token_generated_iv";
+        let generated = |c: Condition| c == Condition::TokenGeneratedIv;
         let aes = KeyInfo { bits: Some(256), curve: None };
         assert!(p.decide(Mode::Approved, CKM_AES_GCM, Op::Encrypt, &aes, &generated).unwrap().approved);
         assert_eq!(p.approved_generation_bits(CKM_RSA_PKCS_KEY_PAIR_GEN), Some((2048, 4096)));
@@ -318,7 +358,7 @@ mod tests {
     #[test]
     fn decisions() {
         let p = Policy::load().unwrap();
-        let no = |_: &str| false;
+        let no = |_: Condition| false;
         let rsa = |bits| KeyInfo { bits: Some(bits), curve: None };
         let d = p.decide(Mode::Approved, CKM_SHA256_RSA_PKCS, Op::Sign, &rsa(2048), &no).unwrap();
         assert!(d.approved);

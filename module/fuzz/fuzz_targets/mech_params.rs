@@ -1,16 +1,19 @@
 //! Mechanism parameters from caller memory: every parameter structure the module decodes
-//! (`abi::params::convert`: `CK_GCM_PARAMS` in both layouts, `CK_HKDF_PARAMS`,
+//! (`abi::params::decode`: `CK_GCM_PARAMS` in both layouts, `CK_HKDF_PARAMS`,
 //! `CK_PKCS5_PBKD2_PARAMS2` and the older `CK_PKCS5_PBKD2_PARAMS`, `CK_RSA_PKCS_OAEP_PARAMS`,
 //! `CK_ECDH1_DERIVE_PARAMS`, `CK_EDDSA_PARAMS`; `abi::message::gcm_message` for
-//! `CK_GCM_MESSAGE_PARAMS`, which is also given to `CKM_AES_GCM`, whose structure has its size), and plain byte parameters of the other mechanisms; then the core's decoders of what the ABI
-//! layer made. Pointers are buffers the harness owns, lengths at most their size.
+//! `CK_GCM_MESSAGE_PARAMS`, which is also given to `CKM_AES_GCM`, whose structure has its size),
+//! and the parameters of the other mechanisms (plain bytes, or `CK_AES_CTR_PARAMS`,
+//! `CK_RSA_PKCS_PSS_PARAMS` and `CK_MAC_GENERAL_PARAMS` when they have their size); then the
+//! variant each mechanism's parameter decodes to. Pointers are buffers the harness owns, lengths
+//! at most their size.
 #![no_main]
 use arbitrary::Arbitrary;
 use cryptoki_sys::*;
 use libfuzzer_sys::fuzz_target;
 use std::ffi::c_void;
-use tessera_pkcs11::abi::params::convert;
-use tessera_pkcs11::mechanisms::{aes::GcmParams, ec::Ecdh1Params, eddsa::EddsaParams, kdf::HkdfParams};
+use tessera_pkcs11::abi::params::decode;
+use tessera_pkcs11::mechanisms::Param as P;
 
 #[derive(Arbitrary, Debug)]
 struct Buf {
@@ -92,7 +95,7 @@ enum Param {
     },
 }
 
-/// Mechanisms whose parameter is plain bytes.
+/// Mechanisms whose parameter holds no pointer.
 const PLAIN: [CK_MECHANISM_TYPE; 10] = [
     CKM_AES_CBC,
     CKM_AES_CBC_PAD,
@@ -111,15 +114,18 @@ fn as_param<T>(s: &T) -> (*const c_void, CK_ULONG) {
 }
 
 fn check(mech: CK_MECHANISM_TYPE, p: *const c_void, len: CK_ULONG) {
-    let Ok(v) = (unsafe { convert(mech, p, len) }) else { return };
-    // What the ABI layer hands on, the core reads back.
-    match mech {
-        CKM_AES_GCM => drop(GcmParams::decode(&v).expect("GCM parameters decode")),
-        CKM_HKDF_DERIVE | CKM_HKDF_DATA => drop(HkdfParams::decode(&v).expect("HKDF parameters decode")),
-        CKM_ECDH1_DERIVE => drop(Ecdh1Params::decode_borrowed(&v).expect("ECDH parameters decode")),
-        CKM_EDDSA => drop(EddsaParams::decode(&v).expect("EdDSA parameters decode")),
-        _ => {}
-    }
+    let Ok(v) = (unsafe { decode(mech, p, len) }) else { return };
+    // A structure decodes to its own variant (EdDSA: or none).
+    let ok = match mech {
+        CKM_AES_GCM => matches!(v, P::Gcm(_)),
+        CKM_HKDF_DERIVE | CKM_HKDF_DATA => matches!(v, P::Hkdf(_)),
+        CKM_PKCS5_PBKD2 => matches!(v, P::Pbkdf2(_)),
+        CKM_RSA_PKCS_OAEP => matches!(v, P::Oaep { .. }),
+        CKM_ECDH1_DERIVE => matches!(v, P::Ecdh1 { .. }),
+        CKM_EDDSA => matches!(v, P::Eddsa { .. } | P::None),
+        _ => true,
+    };
+    assert!(ok, "{mech:#x} decoded to {v:?}");
 }
 
 fuzz_target!(|param: Param| {
@@ -137,8 +143,7 @@ fuzz_target!(|param: Param| {
             };
             let (p, l) = as_param(&s);
             check(CKM_AES_GCM, p, l);
-            if let Ok(v) = unsafe { convert(CKM_AES_GCM, p, l) } {
-                let g = GcmParams::decode(&v).unwrap();
+            if let Ok(P::Gcm(g)) = unsafe { decode(CKM_AES_GCM, p, l) } {
                 assert_eq!(g.iv.len() as CK_ULONG, li);
                 assert_eq!(g.aad.len() as CK_ULONG, la);
             }
@@ -261,8 +266,16 @@ fuzz_target!(|param: Param| {
         Param::Bytes { mech, data } => {
             let (p, l) = data.raw();
             let mech = PLAIN[*mech as usize % PLAIN.len()];
-            if let Ok(v) = unsafe { convert(mech, p as *const c_void, l) } {
-                assert_eq!(v.len() as CK_ULONG, l);
+            if let Ok(v) = unsafe { decode(mech, p as *const c_void, l) } {
+                // The bytes as given, or the structure they have the size of.
+                match v {
+                    P::None => assert_eq!(l, 0),
+                    P::Bytes(b) => assert_eq!(b.len() as CK_ULONG, l),
+                    P::Ctr { .. } => assert_eq!(l as usize, std::mem::size_of::<CK_AES_CTR_PARAMS>()),
+                    P::Pss { .. } => assert_eq!(l as usize, std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>()),
+                    P::Ulong(_) => assert_eq!(l as usize, std::mem::size_of::<CK_ULONG>()),
+                    other => panic!("{mech:#x} decoded to {other:?}"),
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! the tag), which this layer fills after the core has worked.
 
 use super::*;
+use crate::mechanisms::Param;
 use crate::services::message::GcmMessage;
 use std::ffi::c_void;
 
@@ -63,12 +64,19 @@ unsafe fn init(
         // Each message brings its own parameters. At the start an application may pass none, or
         // (as some do) a CK_GCM_MESSAGE_PARAMS, which the messages' own parameters then govern.
         let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
-        let param: &[u8] = if mech.ulParameterLen == size && !mech.pParameter.is_null() {
-            &[]
+        let param = if mech.ulParameterLen == size && !mech.pParameter.is_null() {
+            Param::None
         } else {
-            bytes(mech.pParameter as *const u8, mech.ulParameterLen).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?
+            let b = bytes(mech.pParameter as *const u8, mech.ulParameterLen)
+                .and_then(copy)
+                .map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+            if b.is_empty() {
+                Param::None
+            } else {
+                Param::Bytes(b)
+            }
         };
-        m.message_init(h, encrypt, mech.mechanism, param, key)
+        m.message_init(h, encrypt, mech.mechanism, &param, key)
     })
 }
 

@@ -463,16 +463,19 @@ pub unsafe fn fill_attribute(a: &mut CK_ATTRIBUTE, v: &[u8]) -> Result<bool> {
     }
 }
 
-/// A mechanism from the caller: its type and parameter bytes, made self-contained
-/// (`params.rs`: parameter structs with pointers are read and re-encoded here).
-pub unsafe fn mechanism(p: *const CK_MECHANISM, function: CK_FLAGS) -> Result<(CK_MECHANISM_TYPE, Vec<u8>)> {
+/// A mechanism from the caller: its type and its parameter, decoded (`params.rs`: parameter
+/// structs are read, their pointers followed, here).
+pub unsafe fn mechanism(
+    p: *const CK_MECHANISM,
+    function: CK_FLAGS,
+) -> Result<(CK_MECHANISM_TYPE, crate::mechanisms::Param)> {
     let m = p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
     // A mechanism that cannot perform the function is invalid for it, whatever its parameter.
     crate::mechanisms::registry().can(m.mechanism, function)?;
     if m.ulParameterLen > MAX_PARAMETER_LEN {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
-    Ok((m.mechanism, params::convert(m.mechanism, m.pParameter as *const std::ffi::c_void, m.ulParameterLen)?))
+    Ok((m.mechanism, params::decode(m.mechanism, m.pParameter as *const std::ffi::c_void, m.ulParameterLen)?))
 }
 
 /// Whether this process runs in secure-execution mode: the kernel's `AT_SECURE` auxiliary value,

@@ -230,13 +230,13 @@ fn signs_and_verifies(
     let reg = crate::mechanisms::registry();
     let msg = PCT_MESSAGE;
     let m = reg.get(mt).map_err(|_| format!("no signature mechanism {mt:#x} for the test"))?;
-    let mut op = m.sign(&[], private).map_err(|e| format!("sign: {e}"))?;
+    let mut op = m.sign(&crate::mechanisms::Param::None, private).map_err(|e| format!("sign: {e}"))?;
     op.update(msg).map_err(|e| format!("sign: {e}"))?;
     let mut sig = op.finish().map_err(|e| format!("sign: {e}"))?;
     if !healthy {
         sig[0] ^= 1;
     }
-    let mut v = m.verify(&[], public).map_err(|e| format!("verify: {e}"))?;
+    let mut v = m.verify(&crate::mechanisms::Param::None, public).map_err(|e| format!("verify: {e}"))?;
     v.update(msg).map_err(|e| format!("verify: {e}"))?;
     v.finish(&sig).map_err(|e| format!("the signature does not verify ({e})"))?;
     Ok(())

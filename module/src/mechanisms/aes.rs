@@ -5,37 +5,18 @@
 //! offers no unpadded streaming ECB/CBC, no GCM with other IV or tag lengths and no 192-bit key
 //! wrap); CMAC comes from aws-lc-rs.
 //!
-//! `CK_GCM_PARAMS` holds pointers, so the ABI layer (`abi/params.rs`) turns it into
-//! [`GcmParams`] before it reaches this file; the other parameters (`CK_AES_CTR_PARAMS`, the CBC
-//! IV, `CK_MAC_GENERAL_PARAMS`, the key-wrap IVs) are plain bytes read here.
+//! Parameters come decoded by the ABI layer (`abi/params.rs`): [`Param::Gcm`], [`Param::Ctr`],
+//! the CBC and key-wrap IVs as [`Param::Bytes`], `CK_MAC_GENERAL_PARAMS` as [`Param::Ulong`].
 
 use super::block::{as_unwrap_error, len_range, zero_padded, BlockCipher, BlockOp};
 use super::hmac::{random_value, secret_value, tag_len, MacCore, MacSign, MacVerify};
-use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use super::param::GcmParams;
+use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Param, Registry, SignOperation, VerifyOperation};
 use crate::crypto::aes::{AesKey, CtrState, Gcm, BLOCK};
 use crate::error::{err, Result};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
 use cryptoki_sys::*;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
-
-/// `CK_GCM_PARAMS` without its pointers, as the ABI layer hands it on (postcard).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct GcmParams {
-    pub iv: Vec<u8>,
-    pub aad: Vec<u8>,
-    pub tag_bits: CK_ULONG,
-}
-
-impl GcmParams {
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        postcard::to_allocvec(self).map_err(|_| err(CKR_GENERAL_ERROR))
-    }
-
-    pub fn decode(b: &[u8]) -> Result<GcmParams> {
-        postcard::from_bytes(b).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
-    }
-}
 
 /// Tag lengths (bits) GCM accepts: those of NIST SP 800-38D.
 const GCM_TAG_BITS: [CK_ULONG; 7] = [32, 64, 96, 104, 112, 120, 128];
@@ -65,8 +46,8 @@ impl Mechanism for KeyGen {
         MechanismInfo { min_key: AES_INFO_MIN, max_key: AES_INFO_MAX, flags: CKF_GENERATE }
     }
 
-    fn generate_key(&self, param: &[u8], template: &AttrMap) -> Result<GeneratedKey> {
-        if !param.is_empty() {
+    fn generate_key(&self, param: &Param, template: &AttrMap) -> Result<GeneratedKey> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let len = template.get(&CKA_VALUE_LEN).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
@@ -124,13 +105,10 @@ impl CipherOperation for CtrOp {
     }
 }
 
-fn ctr_op(param: &[u8], key: &Object, encrypt: bool) -> Result<CtrOp> {
-    if param.len() != std::mem::size_of::<CK_AES_CTR_PARAMS>() {
+fn ctr_op(param: &Param, key: &Object, encrypt: bool) -> Result<CtrOp> {
+    let Param::Ctr { counter_bits: bits, block: cb } = *param else {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
-    }
-    let w = std::mem::size_of::<CK_ULONG>();
-    let bits = as_ulong(&param[..w]).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
-    let cb: [u8; BLOCK] = param[w..w + BLOCK].try_into().map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+    };
     if bits == 0 || bits > 128 {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
@@ -211,7 +189,8 @@ impl CipherOperation for GcmDecrypt {
 /// single-part `C_Encrypt`/`C_Decrypt`. Streaming use falls back to [`Gcm`].
 struct GcmWhole {
     key: std::sync::Arc<Kept<GcmKey>>,
-    params: GcmParams,
+    iv: [u8; 12],
+    aad: Vec<u8>,
     encrypt: bool,
     /// The streaming operation, made on the first `update`.
     stream: Option<Box<dyn CipherOperation>>,
@@ -234,15 +213,14 @@ impl std::ops::Deref for GcmKey {
 impl GcmWhole {
     /// The streaming encryption for this message, as its own operation.
     fn streaming_encrypt(&mut self) -> Result<Box<dyn CipherOperation>> {
-        let g = Gcm::new(&self.key.value, &self.params.iv, &self.params.aad, true)
-            .ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+        let g = Gcm::new(&self.key.value, &self.iv, &self.aad, true).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
         Ok(Box::new(GcmEncrypt { gcm: Some(g), tag_len: 16 }))
     }
 
     fn streaming(&mut self) -> Result<&mut Box<dyn CipherOperation>> {
         if self.stream.is_none() {
-            let g = Gcm::new(&self.key.value, &self.params.iv, &self.params.aad, self.encrypt)
-                .ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+            let g =
+                Gcm::new(&self.key.value, &self.iv, &self.aad, self.encrypt).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
             let op: Box<dyn CipherOperation> = if self.encrypt {
                 Box::new(GcmEncrypt { gcm: Some(g), tag_len: 16 })
             } else {
@@ -269,10 +247,10 @@ impl CipherOperation for GcmWhole {
         }
         let (text, rest) = out.split_at_mut(data.len());
         text.copy_from_slice(data);
-        let nonce = Nonce::try_assume_unique_for_key(&self.params.iv).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))?;
+        let nonce = Nonce::assume_unique_for_key(self.iv);
         let tag = self
             .key
-            .seal_in_place_separate_tag(nonce, Aad::from(&self.params.aad), text)
+            .seal_in_place_separate_tag(nonce, Aad::from(&self.aad), text)
             .map_err(|_| err(CKR_GENERAL_ERROR))?;
         rest.get_mut(..16).ok_or(err(CKR_BUFFER_TOO_SMALL))?.copy_from_slice(tag.as_ref());
         Ok(data.len() + 16)
@@ -304,12 +282,12 @@ impl CipherOperation for GcmWhole {
             out.extend(me.finish()?);
             return Ok(out);
         }
-        let nonce = || Nonce::try_assume_unique_for_key(&self.params.iv).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID));
+        let nonce = || Nonce::assume_unique_for_key(self.iv);
         if self.encrypt {
             let mut buf = Vec::with_capacity(data.len() + 16);
             buf.extend_from_slice(data);
             self.key
-                .seal_in_place_append_tag(nonce()?, Aad::from(&self.params.aad), &mut buf)
+                .seal_in_place_append_tag(nonce(), Aad::from(&self.aad), &mut buf)
                 .map_err(|_| err(CKR_GENERAL_ERROR))?;
             Ok(buf)
         } else {
@@ -319,7 +297,7 @@ impl CipherOperation for GcmWhole {
             let mut buf = Zeroizing::new(data.to_vec());
             let n = self
                 .key
-                .open_in_place(nonce()?, Aad::from(&self.params.aad), &mut buf)
+                .open_in_place(nonce(), Aad::from(&self.aad), &mut buf)
                 .map_err(|_| err(CKR_ENCRYPTED_DATA_INVALID))?
                 .len();
             Ok(buf[..n].to_vec())
@@ -328,9 +306,9 @@ impl CipherOperation for GcmWhole {
 }
 
 /// The whole-message fast path when the parameters allow it (96-bit IV, 128-bit tag).
-fn gcm_whole(param: &[u8], key: &Object, encrypt: bool) -> Result<Option<GcmWhole>> {
-    let p = GcmParams::decode(param)?;
-    if p.iv.len() != 12 || p.tag_bits != 128 {
+fn gcm_whole(p: &GcmParams, key: &Object, encrypt: bool) -> Result<Option<GcmWhole>> {
+    let Ok(iv) = <[u8; 12]>::try_from(p.iv.as_slice()) else { return Ok(None) };
+    if p.tag_bits != 128 {
         return Ok(None);
     }
     let value = aes_value(key)?;
@@ -346,11 +324,10 @@ fn gcm_whole(param: &[u8], key: &Object, encrypt: bool) -> Result<Option<GcmWhol
     if k.algorithm() != alg {
         return Ok(None);
     }
-    Ok(Some(GcmWhole { key: k, params: p, encrypt, stream: None }))
+    Ok(Some(GcmWhole { key: k, iv, aad: crate::error::try_copy(&p.aad)?, encrypt, stream: None }))
 }
 
-fn gcm_start(param: &[u8], key: &Object, encrypt: bool) -> Result<(Gcm, usize)> {
-    let p = GcmParams::decode(param)?;
+fn gcm_start(p: &GcmParams, key: &Object, encrypt: bool) -> Result<(Gcm, usize)> {
     if p.iv.is_empty() || !GCM_TAG_BITS.contains(&p.tag_bits) {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
@@ -361,23 +338,25 @@ fn gcm_start(param: &[u8], key: &Object, encrypt: bool) -> Result<(Gcm, usize)> 
 struct Cipher(Mode);
 
 impl Cipher {
-    fn start(&self, param: &[u8], key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
+    fn start(&self, param: &Param, key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
         let block = |iv: Option<&[u8]>, pad: bool| -> Result<Box<dyn CipherOperation>> {
             // CTR-like modes aside, decryption needs the inverse key schedule.
             let key = expand(key, encrypt)?;
             Ok(Box::new(BlockOp::new(key, iv, pad, encrypt)?))
         };
+        let bad = || err(CKR_MECHANISM_PARAM_INVALID);
         match self.0 {
-            Mode::Ecb if param.is_empty() => block(None, false),
-            Mode::Ecb => Err(err(CKR_MECHANISM_PARAM_INVALID)),
-            Mode::Cbc => block(Some(param), false),
-            Mode::CbcPad => block(Some(param), true),
+            Mode::Ecb if param.is_none() => block(None, false),
+            Mode::Ecb => Err(bad()),
+            Mode::Cbc => block(Some(param.bytes().ok_or(bad())?), false),
+            Mode::CbcPad => block(Some(param.bytes().ok_or(bad())?), true),
             Mode::Ctr => Ok(Box::new(ctr_op(param, key, encrypt)?)),
             Mode::Gcm => {
-                if let Some(w) = gcm_whole(param, key, encrypt)? {
+                let Param::Gcm(p) = param else { return Err(bad()) };
+                if let Some(w) = gcm_whole(p, key, encrypt)? {
                     return Ok(Box::new(w));
                 }
-                let (gcm, tag_len) = gcm_start(param, key, encrypt)?;
+                let (gcm, tag_len) = gcm_start(p, key, encrypt)?;
                 if encrypt {
                     Ok(Box::new(GcmEncrypt { gcm: Some(gcm), tag_len }))
                 } else {
@@ -388,7 +367,7 @@ impl Cipher {
     }
 
     /// A whole encryption or decryption in one go (wrapping with CBC_PAD and GCM).
-    fn once(&self, param: &[u8], key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
+    fn once(&self, param: &Param, key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
         self.start(param, key, encrypt)?.one_shot(data)
     }
 }
@@ -409,15 +388,15 @@ impl Mechanism for Cipher {
         &[CKK_AES]
     }
 
-    fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn encrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         self.start(param, key, true)
     }
 
-    fn decrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn decrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         self.start(param, key, false)
     }
 
-    fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, param: &Param, wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
         match self.0 {
             Mode::Ctr => Err(err(CKR_MECHANISM_INVALID)),
             Mode::Ecb | Mode::Cbc => self.once(param, wrapping_key, true, &zero_padded(key_bytes, BLOCK)),
@@ -429,7 +408,7 @@ impl Mechanism for Cipher {
         matches!(self.0, Mode::Ecb | Mode::Cbc)
     }
 
-    fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
+    fn unwrap(&self, param: &Param, unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
         if self.0 == Mode::Ctr {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -452,16 +431,16 @@ enum Use {
 }
 
 impl KeyWrap {
-    fn check_param(&self, param: &[u8]) -> Result<()> {
+    fn check_param(&self, param: &Param) -> Result<()> {
         let default: &[u8] = if self.padded { &[0xa6, 0x59, 0x59, 0xa6] } else { &[0xa6; 8] };
-        if param.is_empty() || param == default {
+        if param.bytes().is_some_and(|b| b.is_empty() || b == default) {
             Ok(())
         } else {
             Err(err(CKR_MECHANISM_PARAM_INVALID))
         }
     }
 
-    fn run(&self, param: &[u8], key: &Object, data: &[u8], u: Use) -> Result<Vec<u8>> {
+    fn run(&self, param: &Param, key: &Object, data: &[u8], u: Use) -> Result<Vec<u8>> {
         self.check_param(param)?;
         let forward = matches!(u, Use::Encrypt | Use::Wrap);
         let k = expand(key, forward)?;
@@ -542,23 +521,23 @@ impl Mechanism for KeyWrap {
         &[CKK_AES]
     }
 
-    fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn encrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         self.check_param(param)?;
         aes_value(key)?;
-        let (param, key, padded) = (param.to_vec(), key.clone(), self.padded);
+        let (param, key, padded) = (param.clone(), key.clone(), self.padded);
         let f = move |d: &[u8]| KeyWrap { padded }.run(&param, &key, d, Use::Encrypt);
         Ok(Box::new(Whole { buf: Zeroizing::new(Vec::new()), f }))
     }
 
-    fn decrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn decrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         self.check_param(param)?;
         aes_value(key)?;
-        let (param, key, padded) = (param.to_vec(), key.clone(), self.padded);
+        let (param, key, padded) = (param.clone(), key.clone(), self.padded);
         let f = move |d: &[u8]| KeyWrap { padded }.run(&param, &key, d, Use::Decrypt);
         Ok(Box::new(Whole { buf: Zeroizing::new(Vec::new()), f }))
     }
 
-    fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, param: &Param, wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
         self.run(param, wrapping_key, key_bytes, Use::Wrap)
     }
 
@@ -570,7 +549,7 @@ impl Mechanism for KeyWrap {
         true
     }
 
-    fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
+    fn unwrap(&self, param: &Param, unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
         self.run(param, unwrapping_key, wrapped, Use::Unwrap)
     }
 }
@@ -594,7 +573,7 @@ struct CmacMech {
 }
 
 impl CmacMech {
-    fn start(&self, param: &[u8], key: &Object) -> Result<(Box<dyn MacCore>, usize)> {
+    fn start(&self, param: &Param, key: &Object) -> Result<(Box<dyn MacCore>, usize)> {
         use crate::crypto::aes::cmac;
         let len = tag_len(param, self.general, BLOCK)?;
         let v = aes_value(key)?;
@@ -617,12 +596,12 @@ impl Mechanism for CmacMech {
         &[CKK_AES]
     }
 
-    fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
+    fn sign(&self, param: &Param, key: &Object) -> Result<Box<dyn SignOperation>> {
         let (core, len) = self.start(param, key)?;
         Ok(Box::new(MacSign { core, len }))
     }
 
-    fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
+    fn verify(&self, param: &Param, key: &Object) -> Result<Box<dyn VerifyOperation>> {
         let (core, len) = self.start(param, key)?;
         Ok(Box::new(MacVerify { core, len }))
     }

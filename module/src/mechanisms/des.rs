@@ -7,7 +7,7 @@
 
 use super::block::{as_unwrap_error, zero_padded, BlockOp};
 use super::hmac::secret_value;
-use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Registry};
+use super::{CipherOperation, GeneratedKey, Mechanism, MechanismInfo, Param, Registry};
 use crate::crypto::des::{Des3Key, BLOCK};
 use crate::error::{err, Result};
 use crate::keys::des::key_len;
@@ -45,8 +45,8 @@ impl Mechanism for KeyGen {
         MechanismInfo { min_key: n, max_key: n, flags: CKF_GENERATE }
     }
 
-    fn generate_key(&self, param: &[u8], template: &AttrMap) -> Result<GeneratedKey> {
-        if !param.is_empty() {
+    fn generate_key(&self, param: &Param, template: &AttrMap) -> Result<GeneratedKey> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let len = key_len(self.0).ok_or(err(CKR_GENERAL_ERROR))?;
@@ -73,18 +73,19 @@ enum Mode {
 struct Cipher(Mode, bool);
 
 impl Cipher {
-    fn start(&self, param: &[u8], key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
+    fn start(&self, param: &Param, key: &Object, encrypt: bool) -> Result<Box<dyn CipherOperation>> {
+        let iv = || param.bytes().ok_or(err(CKR_MECHANISM_PARAM_INVALID));
         let (iv, pad) = match self.0 {
-            Mode::Ecb if param.is_empty() => (None, false),
+            Mode::Ecb if param.is_none() => (None, false),
             Mode::Ecb => return Err(err(CKR_MECHANISM_PARAM_INVALID)),
-            Mode::Cbc => (Some(param), false),
-            Mode::CbcPad => (Some(param), true),
+            Mode::Cbc => (Some(iv()?), false),
+            Mode::CbcPad => (Some(iv()?), true),
         };
         Ok(Box::new(BlockOp::new(schedule(key, encrypt)?, iv, pad, encrypt)?))
     }
 
     /// A whole encryption or decryption in one go (wrapping and unwrapping).
-    fn once(&self, param: &[u8], key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
+    fn once(&self, param: &Param, key: &Object, encrypt: bool, data: &[u8]) -> Result<Vec<u8>> {
         self.start(param, key, encrypt)?.one_shot(data)
     }
 }
@@ -103,15 +104,15 @@ impl Mechanism for Cipher {
         }
     }
 
-    fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn encrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         self.start(param, key, true)
     }
 
-    fn decrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn decrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         self.start(param, key, false)
     }
 
-    fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, param: &Param, wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
         match self.0 {
             Mode::CbcPad => self.once(param, wrapping_key, true, key_bytes),
             Mode::Ecb | Mode::Cbc => self.once(param, wrapping_key, true, &zero_padded(key_bytes, BLOCK)),
@@ -122,7 +123,7 @@ impl Mechanism for Cipher {
         self.0 != Mode::CbcPad
     }
 
-    fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
+    fn unwrap(&self, param: &Param, unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
         self.once(param, unwrapping_key, false, wrapped).map_err(as_unwrap_error)
     }
 }

@@ -1,7 +1,7 @@
 //! Message digests: SHA-1, SHA-2 and SHA-3 through aws-lc-rs. aws-lc-rs offers no SHA3-224, so
 //! that one digest comes from the RustCrypto `sha3` crate.
 
-use super::{DigestOperation, Mechanism, MechanismInfo, Registry};
+use super::{DigestOperation, Mechanism, MechanismInfo, Param, Registry};
 use crate::crypto::digest::{self, Algorithm, Context};
 use crate::crypto::sha3;
 use crate::error::{err, Result};
@@ -28,8 +28,8 @@ impl Mechanism for Digest {
         MechanismInfo { min_key: 0, max_key: 0, flags: CKF_DIGEST }
     }
 
-    fn digest(&self, param: &[u8]) -> Result<Box<dyn DigestOperation>> {
-        if !param.is_empty() {
+    fn digest(&self, param: &Param) -> Result<Box<dyn DigestOperation>> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         Ok(Box::new(Running(Context::new(self.0))))
@@ -73,8 +73,8 @@ impl Mechanism for Sha3_224 {
         MechanismInfo { min_key: 0, max_key: 0, flags: CKF_DIGEST }
     }
 
-    fn digest(&self, param: &[u8]) -> Result<Box<dyn DigestOperation>> {
-        if !param.is_empty() {
+    fn digest(&self, param: &Param) -> Result<Box<dyn DigestOperation>> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         Ok(Box::new(Sha3_224Running(<sha3::Sha3_224 as sha3::Digest>::new())))

@@ -3,7 +3,7 @@
 //! SHA-1/SHA-2) and ECDH (`CKM_ECDH1_DERIVE`, also for X25519 keys, with the ANSI X9.63 KDFs).
 //! The curves and their encodings (`CKA_EC_PARAMS`, `CKA_EC_POINT`) are `keys::ec`'s.
 
-use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use super::{GeneratedPair, Mechanism, MechanismInfo, Param, Registry, SignOperation, VerifyOperation};
 use crate::crypto::digest::{self, Context};
 use crate::crypto::ecdh as agreement;
 use crate::crypto::ecdh::{AsBigEndian, EcPrivateKeyBin};
@@ -12,7 +12,7 @@ use crate::error::{err, Result};
 use crate::keys::ec::{ec_point, scalar, Curve};
 use crate::object::{AttrMap, Kept, Object};
 use cryptoki_sys::*;
-use serde::{Deserialize, Serialize};
+
 use zeroize::Zeroizing;
 
 /// The `CKA_EC_PARAMS` of a key pair generation: from the public template (required), and equal
@@ -40,8 +40,8 @@ impl Mechanism for KeyPairGen {
         ec_info(CKF_GENERATE_KEY_PAIR)
     }
 
-    fn generate_key_pair(&self, param: &[u8], public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
-        if !param.is_empty() {
+    fn generate_key_pair(&self, param: &Param, public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let (curve, params) = keygen_params(public, private)?;
@@ -188,8 +188,8 @@ impl Mechanism for Ecdsa {
         &[CKK_EC]
     }
 
-    fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
-        if !param.is_empty() {
+    fn sign(&self, param: &Param, key: &Object) -> Result<Box<dyn SignOperation>> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         if key.class() != CKO_PRIVATE_KEY {
@@ -199,8 +199,8 @@ impl Mechanism for Ecdsa {
         Ok(Box::new(EcdsaSign { key, input: Input::new(self.hash) }))
     }
 
-    fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
-        if !param.is_empty() {
+    fn verify(&self, param: &Param, key: &Object) -> Result<Box<dyn VerifyOperation>> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         if key.class() != CKO_PUBLIC_KEY {
@@ -213,31 +213,6 @@ impl Mechanism for Ecdsa {
             VerifyingKey::new(curve.nid()?, curve.field_len(), point).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))
         })?;
         Ok(Box::new(EcdsaVerify { key: vk, field: curve.field_len(), input: Input::new(self.hash) }))
-    }
-}
-
-/// `CK_ECDH1_DERIVE_PARAMS` as the ABI layer hands it to the core (the application's pointers
-/// already followed): the KDF, its shared data and the other party's public key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ecdh1Params {
-    pub kdf: CK_EC_KDF_TYPE,
-    pub shared_data: Vec<u8>,
-    pub public_data: Vec<u8>,
-}
-
-impl Ecdh1Params {
-    /// The encoding of `Ecdh1Params { kdf, shared_data, public_data }` made from borrowed slices
-    /// (the application's, in the ABI layer) into one allocation of the right size.
-    pub fn encode_from(kdf: CK_EC_KDF_TYPE, shared_data: &[u8], public_data: &[u8]) -> Result<Vec<u8>> {
-        // Three varints (at most 10 bytes each) and the two byte strings.
-        let out = Vec::with_capacity(30 + shared_data.len() + public_data.len());
-        postcard::to_extend(&(kdf, shared_data, public_data), out).map_err(|_| err(CKR_GENERAL_ERROR))
-    }
-
-    /// Reads what [`Ecdh1Params::encode_from`] wrote, without copying: (KDF, shared data, public
-    /// data) borrowed from `b`.
-    pub fn decode_borrowed(b: &[u8]) -> Result<(CK_EC_KDF_TYPE, &[u8], &[u8])> {
-        postcard::from_bytes(b).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
     }
 }
 
@@ -308,9 +283,11 @@ impl Mechanism for Ecdh1Derive {
         &[CKK_EC, CKK_EC_MONTGOMERY]
     }
 
-    fn derive(&self, param: &[u8], base: &Object, len: Option<usize>) -> Result<Vec<u8>> {
-        let (kdf, shared_data, public_data) = Ecdh1Params::decode_borrowed(param)?;
-        let hash = kdf_hash(kdf)?;
+    fn derive(&self, param: &Param, base: &Object, len: Option<usize>) -> Result<Vec<u8>> {
+        let Param::Ecdh1 { kdf, shared_data, public_data } = param else {
+            return Err(err(CKR_MECHANISM_PARAM_INVALID));
+        };
+        let hash = kdf_hash(*kdf)?;
         if hash.is_none() && !shared_data.is_empty() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
@@ -364,15 +341,6 @@ pub fn register(r: &mut Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ecdh1_params_from_slices_decode_as_the_struct() {
-        let p = Ecdh1Params { kdf: CKD_SHA256_KDF, shared_data: vec![1; 300], public_data: vec![4; 65] };
-        let from = Ecdh1Params::encode_from(p.kdf, &p.shared_data, &p.public_data).expect("encode");
-        assert_eq!(from, postcard::to_allocvec(&p).expect("postcard"));
-        assert_eq!(Ecdh1Params::decode_borrowed(&from), Ok((p.kdf, &p.shared_data[..], &p.public_data[..])));
-        assert_eq!(postcard::from_bytes::<Ecdh1Params>(&from), Ok(p));
-    }
 
     #[test]
     fn x963_kdf_counter_blocks() {

@@ -6,37 +6,16 @@
 //! implemented: `CKR_CURVE_NOT_SUPPORTED`.
 
 use super::ec::keygen_params;
-use super::{GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use super::{GeneratedPair, Mechanism, MechanismInfo, Param, Registry, SignOperation, VerifyOperation};
 use crate::crypto::ecdh as agreement;
 use crate::crypto::ed25519::{self as signature, Ed25519KeyPair, KeyPair};
 use crate::crypto::ed25519::{AsBigEndian, Curve25519SeedBin};
 use crate::error::{err, Result};
 use crate::keys::ec::{ec_point, Curve};
 use crate::object::{AttrMap, Kept, Object};
+use crate::policy::Condition;
 use cryptoki_sys::*;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
-
-/// `CK_EDDSA_PARAMS` as the ABI layer hands it to the core: the pre-hash flag and the context.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EddsaParams {
-    pub prehash: bool,
-    pub context: Vec<u8>,
-}
-
-impl EddsaParams {
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        postcard::to_allocvec(self).map_err(|_| err(CKR_GENERAL_ERROR))
-    }
-
-    /// Empty bytes mean the application passed no parameter (pure EdDSA; see `Variant::of`).
-    pub fn decode(b: &[u8]) -> Result<EddsaParams> {
-        if b.is_empty() {
-            return Ok(EddsaParams::default());
-        }
-        postcard::from_bytes(b).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
-    }
-}
 
 fn info(flags: CK_FLAGS) -> MechanismInfo {
     MechanismInfo { min_key: 255, max_key: 255, flags: flags | CKF_EC_NAMEDCURVE }
@@ -51,8 +30,8 @@ impl Mechanism for KeyPairGen {
         info(CKF_GENERATE_KEY_PAIR)
     }
 
-    fn generate_key_pair(&self, param: &[u8], public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
-        if !param.is_empty() {
+    fn generate_key_pair(&self, param: &Param, public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let (curve, params) = keygen_params(public, private)?;
@@ -93,15 +72,16 @@ impl Variant {
     /// No parameter is pure Ed25519. A parameter always names Ed25519ph or Ed25519ctx, never pure
     /// Ed25519 again: its signatures differ, so an application asking for a variant must get it.
     /// Ed25519ctx needs a non-empty context (RFC 8032 §5.1); contexts are at most 255 bytes.
-    fn of(param: &[u8]) -> Result<Variant> {
-        if param.is_empty() {
-            return Ok(Variant::Pure);
-        }
-        let p = EddsaParams::decode(param)?;
-        if p.context.len() > 255 || (!p.prehash && p.context.is_empty()) {
+    fn of(param: &Param) -> Result<Variant> {
+        let (prehash, context) = match param {
+            Param::None => return Ok(Variant::Pure),
+            Param::Eddsa { prehash, context } => (*prehash, context),
+            _ => return Err(err(CKR_MECHANISM_PARAM_INVALID)),
+        };
+        if context.len() > 255 || (!prehash && context.is_empty()) {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
-        Ok(Variant::WithContext(p.prehash, p.context))
+        Ok(Variant::WithContext(prehash, crate::error::try_copy(context)?))
     }
 }
 
@@ -165,7 +145,7 @@ impl VerifyOperation for EddsaVerify {
 }
 
 /// Checks the parameter and the key's class and curve; gives the variant.
-fn ed25519_key(param: &[u8], key: &Object, class: CK_OBJECT_CLASS) -> Result<Variant> {
+fn ed25519_key(param: &Param, key: &Object, class: CK_OBJECT_CLASS) -> Result<Variant> {
     let v = Variant::of(param)?;
     if key.class() != class {
         return Err(err(CKR_KEY_TYPE_INCONSISTENT));
@@ -185,7 +165,7 @@ impl Mechanism for Eddsa {
         &[CKK_EC_EDWARDS]
     }
 
-    fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
+    fn sign(&self, param: &Param, key: &Object) -> Result<Box<dyn SignOperation>> {
         let variant = ed25519_key(param, key, CKO_PRIVATE_KEY)?;
         let seed = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
         if seed.len() != 32 {
@@ -206,17 +186,21 @@ impl Mechanism for Eddsa {
         Ok(Box::new(EddsaSign { key: kp, private, variant, msg: Vec::new() }))
     }
 
-    fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
+    fn verify(&self, param: &Param, key: &Object) -> Result<Box<dyn VerifyOperation>> {
         let variant = ed25519_key(param, key, CKO_PUBLIC_KEY)?;
         let point = Curve::Ed25519.point(key.get(CKA_EC_POINT).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?)?;
         let point: [u8; 32] = point.try_into().map_err(|_| err(CKR_KEY_TYPE_INCONSISTENT))?;
         Ok(Box::new(EddsaVerify { point, variant, msg: Vec::new() }))
     }
 
-    fn meets(&self, condition: &str, param: &[u8]) -> bool {
+    fn meets(&self, condition: Condition, param: &Param) -> bool {
         // FIPS 186-5 approves pure Ed25519 and HashEdDSA (Ed25519ph), not Ed25519ctx.
-        condition == "eddsa_fips186"
-            && matches!(Variant::of(param), Ok(Variant::Pure) | Ok(Variant::WithContext(true, _)))
+        condition == Condition::EddsaFips186
+            && match param {
+                Param::None => true,
+                Param::Eddsa { prehash: true, context } => context.len() <= 255,
+                _ => false,
+            }
     }
 }
 

@@ -6,7 +6,7 @@
 //! are also the PRF of the KDFs (`kdf.rs`), and [`MacSign`] / [`MacVerify`] serve every MAC
 //! mechanism (CMAC too).
 
-use super::{GeneratedKey, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use super::{GeneratedKey, Mechanism, MechanismInfo, Param, Registry, SignOperation, VerifyOperation};
 use crate::crypto::hmac as lc;
 use crate::crypto::sha3::{self, Mac as _};
 use crate::error::{err, Result};
@@ -182,11 +182,11 @@ impl VerifyOperation for MacVerify {
 
 /// The tag length a MAC mechanism produces: `full` for the plain mechanism, the
 /// `CK_MAC_GENERAL_PARAMS` value (1..=`full`) for a `_GENERAL` one.
-pub fn tag_len(param: &[u8], general: bool, full: usize) -> Result<usize> {
+pub fn tag_len(param: &Param, general: bool, full: usize) -> Result<usize> {
     if !general {
-        return if param.is_empty() { Ok(full) } else { Err(err(CKR_MECHANISM_PARAM_INVALID)) };
+        return if param.is_none() { Ok(full) } else { Err(err(CKR_MECHANISM_PARAM_INVALID)) };
     }
-    let n = as_ulong(param).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
+    let Param::Ulong(n) = *param else { return Err(err(CKR_MECHANISM_PARAM_INVALID)) };
     if n == 0 || n > full as CK_ULONG {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
@@ -242,13 +242,13 @@ impl Mechanism for Hmac {
         self.key_types
     }
 
-    fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
+    fn sign(&self, param: &Param, key: &Object) -> Result<Box<dyn SignOperation>> {
         let len = tag_len(param, self.general, self.hash.out_len())?;
         let core = Box::new(self.keyed(key)?);
         Ok(Box::new(MacSign { core, len }))
     }
 
-    fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
+    fn verify(&self, param: &Param, key: &Object) -> Result<Box<dyn VerifyOperation>> {
         let len = tag_len(param, self.general, self.hash.out_len())?;
         let core = Box::new(self.keyed(key)?);
         Ok(Box::new(MacVerify { core, len }))
@@ -274,8 +274,8 @@ impl Mechanism for GenericKeyGen {
         MechanismInfo { min_key: 1, max_key: MAX_KEY as CK_ULONG, flags: CKF_GENERATE }
     }
 
-    fn generate_key(&self, param: &[u8], template: &AttrMap) -> Result<GeneratedKey> {
-        if !param.is_empty() {
+    fn generate_key(&self, param: &Param, template: &AttrMap) -> Result<GeneratedKey> {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let value = random_value(template, 1, MAX_KEY)?;
@@ -314,8 +314,10 @@ mod tests {
         let a = Mac::compute(Hash::Sha3_256, b"k", &[b"ab"]).unwrap();
         let b = Mac::compute(Hash::Sha3_256, b"k", &[b"a", b"b"]).unwrap();
         assert_eq!((a.len(), a), (32, b));
-        assert_eq!(tag_len(&[], false, 32), Ok(32));
-        assert_eq!(tag_len(&(16 as CK_ULONG).to_ne_bytes(), true, 32), Ok(16));
-        assert_eq!(tag_len(&(33 as CK_ULONG).to_ne_bytes(), true, 32), Err(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(tag_len(&Param::None, false, 32), Ok(32));
+        assert_eq!(tag_len(&Param::Ulong(16), false, 32), Err(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(tag_len(&Param::Ulong(16), true, 32), Ok(16));
+        assert_eq!(tag_len(&Param::Ulong(33), true, 32), Err(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(tag_len(&Param::Bytes(vec![16]), true, 32), Err(err(CKR_MECHANISM_PARAM_INVALID)));
     }
 }

@@ -3,71 +3,21 @@
 //! key).
 //!
 //! `CK_HKDF_PARAMS` and `CK_PKCS5_PBKD2_PARAMS(2)` hold pointers; the ABI layer
-//! (`abi/params.rs`) turns them into [`HkdfParams`] and [`Pbkdf2Params`] first. HKDF runs over
+//! (`abi/params.rs`) decodes them into [`Param::Hkdf`] and [`Param::Pbkdf2`] first. HKDF runs over
 //! the HMAC of `hmac.rs` for every hash (SHA-1, SHA-2, SHA-3); PBKDF2 uses aws-lc-rs where it
 //! has the PRF and the same HMAC otherwise.
 
 use super::hmac::{secret_value, Hash, Mac};
-use super::{GeneratedKey, Mechanism, MechanismInfo, Registry};
+use super::{GeneratedKey, Mechanism, MechanismInfo, Param, Registry};
 use crate::error::{err, Result};
 use crate::object::{as_ulong, AttrMap, Object};
+use crate::policy::Condition;
 use cryptoki_sys::*;
-use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
 use zeroize::Zeroizing;
 
 /// Largest derived value, in bytes.
 const MAX_OUT: usize = 1 << 16;
-
-/// `CK_HKDF_PARAMS` without its pointers (postcard).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct HkdfParams {
-    pub extract: bool,
-    pub expand: bool,
-    /// The digest mechanism of the PRF (`CKM_SHA256` …).
-    pub prf: CK_ULONG,
-    /// `CKF_HKDF_SALT_NULL`, `_DATA` or `_KEY`.
-    pub salt_type: CK_ULONG,
-    pub salt: Vec<u8>,
-    /// `hSaltKey`, for `CKF_HKDF_SALT_KEY`.
-    pub salt_key: CK_ULONG,
-    pub info: Vec<u8>,
-}
-
-/// `CK_PKCS5_PBKD2_PARAMS2` (or the older `CK_PKCS5_PBKD2_PARAMS`) without its pointers.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Pbkdf2Params {
-    pub salt_source: CK_ULONG,
-    pub salt: Vec<u8>,
-    pub iterations: CK_ULONG,
-    pub prf: CK_ULONG,
-    pub prf_data: Vec<u8>,
-    pub password: Vec<u8>,
-}
-
-fn encode<T: Serialize>(t: &T) -> Result<Vec<u8>> {
-    postcard::to_allocvec(t).map_err(|_| err(CKR_GENERAL_ERROR))
-}
-
-fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T> {
-    postcard::from_bytes(b).map_err(|_| err(CKR_MECHANISM_PARAM_INVALID))
-}
-
-impl HkdfParams {
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
-    }
-
-    pub fn decode(b: &[u8]) -> Result<HkdfParams> {
-        decode(b)
-    }
-}
-
-impl Pbkdf2Params {
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
-    }
-}
 
 /// HKDF-Extract.
 pub fn hkdf_extract(hash: Hash, salt: &[u8], ikm: &[u8]) -> Result<Vec<u8>> {
@@ -108,22 +58,23 @@ impl Mechanism for Hkdf {
         &[CKK_GENERIC_SECRET, CKK_HKDF]
     }
 
-    fn derive(&self, param: &[u8], base: &Object, len: Option<usize>) -> Result<Vec<u8>> {
-        let p: HkdfParams = decode(param)?;
+    fn derive(&self, param: &Param, base: &Object, len: Option<usize>) -> Result<Vec<u8>> {
+        let Param::Hkdf(p) = param else { return Err(err(CKR_MECHANISM_PARAM_INVALID)) };
         if !p.extract && !p.expand {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let hash = Hash::from_digest(p.prf).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
         let ikm = secret_value(base)?;
         let prk = Zeroizing::new(if p.extract {
-            let salt = match p.salt_type {
-                CKF_HKDF_SALT_NULL => vec![0u8; hash.out_len()],
-                CKF_HKDF_SALT_DATA => p.salt.clone(),
+            let zeros = [0u8; 64];
+            let salt: &[u8] = match p.salt_type {
+                CKF_HKDF_SALT_NULL => &zeros[..hash.out_len()],
+                CKF_HKDF_SALT_DATA => &p.salt,
                 // A salt key (`CKF_HKDF_SALT_KEY`) is an object handle: the key service, which
                 // has the session, resolves it into data before the mechanism runs.
                 _ => return Err(err(CKR_MECHANISM_PARAM_INVALID)),
             };
-            hkdf_extract(hash, &salt, ikm)?
+            hkdf_extract(hash, salt, ikm)?
         } else {
             ikm.to_vec()
         });
@@ -189,11 +140,11 @@ impl Mechanism for Pbkd2 {
 
     /// `pbkdf2_sp800_132`: an approved HMAC PRF, a salt of at least 128 bits and at least 1,000
     /// iterations (the derived key's size is the policy's `key_bits` check).
-    fn meets(&self, condition: &str, param: &[u8]) -> bool {
-        let Ok(p) = decode::<Pbkdf2Params>(param) else {
+    fn meets(&self, condition: Condition, param: &Param) -> bool {
+        let Param::Pbkdf2(p) = param else {
             return false;
         };
-        condition == "pbkdf2_sp800_132"
+        condition == Condition::Pbkdf2Sp800132
             && p.salt_source == CKZ_SALT_SPECIFIED
             && p.salt.len() >= 16
             && p.iterations >= 1000
@@ -201,8 +152,8 @@ impl Mechanism for Pbkd2 {
             && p.prf != CKP_PKCS5_PBKD2_HMAC_GOSTR3411
     }
 
-    fn generate_key(&self, param: &[u8], template: &AttrMap) -> Result<GeneratedKey> {
-        let p: Pbkdf2Params = decode(param)?;
+    fn generate_key(&self, param: &Param, template: &AttrMap) -> Result<GeneratedKey> {
+        let Param::Pbkdf2(p) = param else { return Err(err(CKR_MECHANISM_PARAM_INVALID)) };
         if p.salt_source != CKZ_SALT_SPECIFIED {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }

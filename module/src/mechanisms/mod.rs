@@ -10,10 +10,14 @@ pub mod eddsa;
 pub mod hmac;
 pub mod kdf;
 pub mod names;
+pub mod param;
 pub mod rsa;
+
+pub use param::Param;
 
 use crate::error::{err, Result};
 use crate::object::{AttrMap, Object, Template};
+use crate::policy::Condition;
 use cryptoki_sys::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -114,9 +118,10 @@ pub struct GeneratedPair {
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> MechanismInfo;
 
-    /// Whether the parameters meet a named condition of the approved-mode policy
-    /// (`policy/approved.toml`, field `condition`). Unknown conditions are not met.
-    fn meets(&self, _condition: &str, _param: &[u8]) -> bool {
+    /// Whether the parameter meets a condition of the approved-mode policy
+    /// (`policy/approved.toml`, field `condition`). Conditions a mechanism does not know are not
+    /// met.
+    fn meets(&self, _condition: Condition, _param: &Param) -> bool {
         false
     }
 
@@ -126,38 +131,38 @@ pub trait Mechanism: Send + Sync {
     }
 
     /// Starts a digest (`C_DigestInit`).
-    fn digest(&self, _param: &[u8]) -> Result<Box<dyn DigestOperation>> {
+    fn digest(&self, _param: &Param) -> Result<Box<dyn DigestOperation>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
-    fn sign(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn SignOperation>> {
+    fn sign(&self, _param: &Param, _key: &Object) -> Result<Box<dyn SignOperation>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
-    fn verify(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn VerifyOperation>> {
+    fn verify(&self, _param: &Param, _key: &Object) -> Result<Box<dyn VerifyOperation>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
-    fn encrypt(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn encrypt(&self, _param: &Param, _key: &Object) -> Result<Box<dyn CipherOperation>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
-    fn decrypt(&self, _param: &[u8], _key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn decrypt(&self, _param: &Param, _key: &Object) -> Result<Box<dyn CipherOperation>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
     /// `C_GenerateKey`: the material (`CKA_VALUE` …) for a key whose template is `template`.
-    fn generate_key(&self, _param: &[u8], _template: &AttrMap) -> Result<GeneratedKey> {
+    fn generate_key(&self, _param: &Param, _template: &AttrMap) -> Result<GeneratedKey> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
     /// `C_GenerateKeyPair`.
-    fn generate_key_pair(&self, _param: &[u8], _public: &AttrMap, _private: &AttrMap) -> Result<GeneratedPair> {
+    fn generate_key_pair(&self, _param: &Param, _public: &AttrMap, _private: &AttrMap) -> Result<GeneratedPair> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
     /// `C_WrapKey`: encrypts `key_bytes` (the encoding of the key to wrap) under `wrapping_key`.
-    fn wrap(&self, _param: &[u8], _wrapping_key: &Object, _key_bytes: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, _param: &Param, _wrapping_key: &Object, _key_bytes: &[u8]) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
@@ -177,28 +182,28 @@ pub trait Mechanism: Send + Sync {
     }
 
     /// `C_UnwrapKey`: recovers key bytes from `wrapped`.
-    fn unwrap(&self, _param: &[u8], _unwrapping_key: &Object, _wrapped: &[u8]) -> Result<Vec<u8>> {
+    fn unwrap(&self, _param: &Param, _unwrapping_key: &Object, _wrapped: &[u8]) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
     /// `C_DeriveKey`: the new key's value (`CKA_VALUE`), of `len` bytes when the template asks a length.
-    fn derive(&self, _param: &[u8], _base: &Object, _len: Option<usize>) -> Result<Vec<u8>> {
+    fn derive(&self, _param: &Param, _base: &Object, _len: Option<usize>) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
     /// The length of the ciphertext `C_EncapsulateKey` makes with `public_key`: answers a length
     /// query (`pCiphertext` NULL) without making a key.
-    fn ciphertext_len(&self, _param: &[u8], _public_key: &Object) -> Result<usize> {
+    fn ciphertext_len(&self, _param: &Param, _public_key: &Object) -> Result<usize> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
     /// `C_EncapsulateKey`: a fresh shared secret and its ciphertext under `public_key`.
-    fn encapsulate(&self, _param: &[u8], _public_key: &Object) -> Result<Encapsulated> {
+    fn encapsulate(&self, _param: &Param, _public_key: &Object) -> Result<Encapsulated> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 
     /// `C_DecapsulateKey`: the shared secret `ciphertext` carries for `private_key`.
-    fn decapsulate(&self, _param: &[u8], _private_key: &Object, _ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    fn decapsulate(&self, _param: &Param, _private_key: &Object, _ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         Err(err(CKR_MECHANISM_INVALID))
     }
 }

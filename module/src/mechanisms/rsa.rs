@@ -7,12 +7,15 @@
 //! one. Decryption failures of PKCS#1 v1.5 and OAEP all answer `CKR_ENCRYPTED_DATA_INVALID`, so the
 //! return value is no padding oracle.
 
-use super::{CipherOperation, GeneratedPair, Mechanism, MechanismInfo, Registry, SignOperation, VerifyOperation};
+use super::{
+    CipherOperation, GeneratedPair, Mechanism, MechanismInfo, Param, Registry, SignOperation, VerifyOperation,
+};
 use crate::crypto::digest::{self, Context};
 use crate::crypto::rsa::{Hash, Rsa as Key};
 use crate::error::{err, Error, Result};
 use crate::keys::rsa::{component, pairwise_consistent, private_key, public_key, MAX_BITS, MIN_BITS};
 use crate::object::{as_ulong, AttrMap, Kept, Object};
+use crate::policy::Condition;
 use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -22,21 +25,6 @@ use zeroize::Zeroizing;
 /// SoftHSMv2 generate 1024-bit keys for speed.
 const GEN_MIN_BITS: CK_ULONG = 1024;
 const GEN_MAX_BITS: CK_ULONG = 8192;
-
-/// Prefix of the OAEP parameter encoding `abi::params_rsa` produces from a
-/// `CK_RSA_PKCS_OAEP_PARAMS` (whose label sits behind a pointer): this tag, then `hashAlg`, `mgf`
-/// and `source` as native `CK_ULONG`s, then the label bytes. It never leaves the process.
-pub const OAEP_TAG: &[u8; 8] = b"tsr-oaep";
-
-/// Encodes OAEP parameters for the core (see [`OAEP_TAG`]).
-pub fn encode_oaep(hash_alg: CK_ULONG, mgf: CK_ULONG, source: CK_ULONG, label: &[u8]) -> Vec<u8> {
-    let mut v = OAEP_TAG.to_vec();
-    for x in [hash_alg, mgf, source] {
-        v.extend_from_slice(&x.to_ne_bytes());
-    }
-    v.extend_from_slice(label);
-    v
-}
 
 impl Hash {
     fn len(self) -> usize {
@@ -121,21 +109,8 @@ enum Kind {
 
 struct Rsa(Kind);
 
-/// Native `CK_ULONG` fields of a parameter structure made only of `CK_ULONG`s.
-fn ulongs<const N: usize>(param: &[u8]) -> Result<[CK_ULONG; N]> {
-    let w = std::mem::size_of::<CK_ULONG>();
-    if param.len() != N * w {
-        return Err(err(CKR_MECHANISM_PARAM_INVALID));
-    }
-    let mut out = [0; N];
-    for (o, c) in out.iter_mut().zip(param.chunks_exact(w)) {
-        *o = as_ulong(c).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
-    }
-    Ok(out)
-}
-
-fn no_param(param: &[u8]) -> Result<()> {
-    if param.is_empty() {
+fn no_param(param: &Param) -> Result<()> {
+    if param.is_none() {
         Ok(())
     } else {
         Err(err(CKR_MECHANISM_PARAM_INVALID))
@@ -150,11 +125,10 @@ struct Pss {
     salt: usize,
 }
 
-fn pss_params(param: &[u8], mech_hash: Option<Hash>, key: &Key) -> Result<Pss> {
-    if param.len() != std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>() {
+fn pss_params(param: &Param, mech_hash: Option<Hash>, key: &Key) -> Result<Pss> {
+    let Param::Pss { hash: hash_alg, mgf, salt_len: slen } = *param else {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
-    }
-    let [hash_alg, mgf, slen] = ulongs::<3>(param)?;
+    };
     let hash = Hash::from_mechanism(hash_alg).ok_or(err(CKR_MECHANISM_PARAM_INVALID))?;
     if mech_hash.is_some_and(|h| h != hash) {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
@@ -174,26 +148,10 @@ struct Oaep {
     label: Vec<u8>,
 }
 
-fn oaep_params(param: &[u8]) -> Result<Oaep> {
+fn oaep_params(param: &Param) -> Result<Oaep> {
     let bad = || err(CKR_MECHANISM_PARAM_INVALID);
-    let (hash_alg, mgf, source, label) = if let Some(rest) = param.strip_prefix(OAEP_TAG) {
-        let head = 3 * std::mem::size_of::<CK_ULONG>();
-        if rest.len() < head {
-            return Err(bad());
-        }
-        let [hash_alg, mgf, source] = ulongs::<3>(&rest[..head])?;
-        (hash_alg, mgf, source, rest[head..].to_vec())
-    } else if param.len() == std::mem::size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
-        // The C structure itself (the ABI did not convert it): usable only without a label,
-        // whose pointer the core may not follow.
-        let [hash_alg, mgf, source, _p_source_data, source_len] = ulongs::<5>(param)?;
-        if source_len != 0 {
-            return Err(bad());
-        }
-        (hash_alg, mgf, source, Vec::new())
-    } else {
-        return Err(bad());
-    };
+    let Param::Oaep { hash: hash_alg, mgf, source, label } = param else { return Err(bad()) };
+    let (hash_alg, mgf, source) = (*hash_alg, *mgf, *source);
     // CKZ_DATA_SPECIFIED is the only source the specification defines; applications that pass no
     // label often leave `source` 0 (OpenSC's pkcs11-tool does), which means the same thing.
     if source != CKZ_DATA_SPECIFIED && !(source == 0 && label.is_empty()) {
@@ -201,7 +159,7 @@ fn oaep_params(param: &[u8]) -> Result<Oaep> {
     }
     let hash = Hash::from_mechanism(hash_alg).ok_or(bad())?;
     let mgf = Hash::from_mgf(mgf).ok_or(bad())?;
-    Ok(Oaep { hash, mgf, label })
+    Ok(Oaep { hash, mgf, label: crate::error::try_copy(label)? })
 }
 
 /// `v` left-padded with zeros to `k` bytes (the caller checked `v.len() <= k`).
@@ -450,7 +408,7 @@ impl CipherOperation for Cipher {
 }
 
 impl Rsa {
-    fn scheme(&self, param: &[u8], key: &Key, obj: &Object) -> Result<(Scheme, Option<Hash>)> {
+    fn scheme(&self, param: &Param, key: &Key, obj: &Object) -> Result<(Scheme, Option<Hash>)> {
         Ok(match self.0 {
             Kind::Pkcs1(h) => {
                 no_param(param)?;
@@ -465,7 +423,7 @@ impl Rsa {
         })
     }
 
-    fn padding(&self, param: &[u8], key: &Key, obj: &Object) -> Result<Padding> {
+    fn padding(&self, param: &Param, key: &Key, obj: &Object) -> Result<Padding> {
         Ok(match self.0 {
             Kind::Pkcs1(None) => {
                 no_param(param)?;
@@ -526,21 +484,18 @@ impl Mechanism for Rsa {
 
     /// `pss_fips186`: PSS with an approved hash and MGF1 hash (not SHA-1) and a salt no longer
     /// than the hash (FIPS 186-5 §5.4).
-    fn meets(&self, condition: &str, param: &[u8]) -> bool {
-        if condition != "pss_fips186" || !matches!(self.0, Kind::Pss(_)) {
+    fn meets(&self, condition: Condition, param: &Param) -> bool {
+        if condition != Condition::PssFips186 || !matches!(self.0, Kind::Pss(_)) {
             return false;
         }
-        if param.len() != std::mem::size_of::<CK_RSA_PKCS_PSS_PARAMS>() {
-            return false;
-        }
-        let Ok([hash_alg, mgf, slen]) = ulongs::<3>(param) else { return false };
+        let Param::Pss { hash: hash_alg, mgf, salt_len: slen } = *param else { return false };
         match (Hash::from_mechanism(hash_alg), Hash::from_mgf(mgf)) {
             (Some(h), Some(m)) => h != Hash::Sha1 && m != Hash::Sha1 && (slen as usize) <= h.len(),
             _ => false,
         }
     }
 
-    fn sign(&self, param: &[u8], key: &Object) -> Result<Box<dyn SignOperation>> {
+    fn sign(&self, param: &Param, key: &Object) -> Result<Box<dyn SignOperation>> {
         if !self.can_sign() {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -549,7 +504,7 @@ impl Mechanism for Rsa {
         Ok(Box::new(Signer { key: k, scheme, input: Input::new(hash) }))
     }
 
-    fn verify(&self, param: &[u8], key: &Object) -> Result<Box<dyn VerifyOperation>> {
+    fn verify(&self, param: &Param, key: &Object) -> Result<Box<dyn VerifyOperation>> {
         if !self.can_sign() {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -558,7 +513,7 @@ impl Mechanism for Rsa {
         Ok(Box::new(Verifier { key: k, scheme, input: Input::new(hash) }))
     }
 
-    fn encrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn encrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         if !self.can_encrypt() {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -567,7 +522,7 @@ impl Mechanism for Rsa {
         Ok(Box::new(Cipher { key: k, padding, encrypt: true, input: Zeroizing::new(Vec::new()) }))
     }
 
-    fn decrypt(&self, param: &[u8], key: &Object) -> Result<Box<dyn CipherOperation>> {
+    fn decrypt(&self, param: &Param, key: &Object) -> Result<Box<dyn CipherOperation>> {
         if !self.can_encrypt() {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -576,7 +531,7 @@ impl Mechanism for Rsa {
         Ok(Box::new(Cipher { key: k, padding, encrypt: false, input: Zeroizing::new(Vec::new()) }))
     }
 
-    fn wrap(&self, param: &[u8], wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
+    fn wrap(&self, param: &Param, wrapping_key: &Object, key_bytes: &[u8]) -> Result<Vec<u8>> {
         if !self.can_wrap() {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -589,7 +544,7 @@ impl Mechanism for Rsa {
         matches!(self.0, Kind::Oaep)
     }
 
-    fn unwrap(&self, param: &[u8], unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
+    fn unwrap(&self, param: &Param, unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
         if !self.can_wrap() {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -603,7 +558,7 @@ impl Mechanism for Rsa {
         Ok(out.to_vec())
     }
 
-    fn generate_key_pair(&self, param: &[u8], public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
+    fn generate_key_pair(&self, param: &Param, public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
         if !matches!(self.0, Kind::KeyGen) {
             return Err(err(CKR_MECHANISM_INVALID));
         }
@@ -673,10 +628,10 @@ pub fn register(r: &mut Registry) {
     }
 }
 
-/// The self-contained parameter of RSA-OAEP with SHA-256, MGF1-SHA-256 and no label (used by the
+/// The parameter of RSA-OAEP with SHA-256, MGF1-SHA-256 and no label (used by the
 /// pairwise-consistency test of new key pairs).
-pub fn oaep_sha256_param() -> Vec<u8> {
-    encode_oaep(CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, &[])
+pub fn oaep_sha256_param() -> Param {
+    Param::Oaep { hash: CKM_SHA256, mgf: CKG_MGF1_SHA256, source: CKZ_DATA_SPECIFIED, label: Vec::new() }
 }
 
 #[cfg(test)]
@@ -693,17 +648,30 @@ mod tests {
     }
 
     #[test]
-    fn oaep_encoding_round_trips() {
-        let v = encode_oaep(CKM_SHA256, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, b"label");
-        let o = oaep_params(&v).unwrap();
+    fn oaep_parameters() {
+        let oaep =
+            |source, label: &[u8]| Param::Oaep { hash: CKM_SHA256, mgf: CKG_MGF1_SHA1, source, label: label.to_vec() };
+        let o = oaep_params(&oaep(CKZ_DATA_SPECIFIED, b"label")).unwrap();
         assert_eq!((o.hash, o.mgf, o.label.as_slice()), (Hash::Sha256, Hash::Sha1, &b"label"[..]));
         // Source 0 stands for CKZ_DATA_SPECIFIED only without a label.
-        assert!(oaep_params(&encode_oaep(CKM_SHA256, CKG_MGF1_SHA1, 0, b"")).is_ok());
-        let bad = encode_oaep(CKM_SHA256, CKG_MGF1_SHA1, 0, b"label");
-        assert_eq!(oaep_params(&bad).err(), Some(err(CKR_MECHANISM_PARAM_INVALID)));
-        let bad = encode_oaep(CKM_SHA256, CKG_MGF1_SHA1, 7, b"");
-        assert_eq!(oaep_params(&bad).err(), Some(err(CKR_MECHANISM_PARAM_INVALID)));
-        assert_eq!(oaep_params(&[1, 2, 3]).err(), Some(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert!(oaep_params(&oaep(0, b"")).is_ok());
+        assert_eq!(oaep_params(&oaep(0, b"label")).err(), Some(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(oaep_params(&oaep(7, b"")).err(), Some(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(oaep_params(&Param::Bytes(vec![1, 2, 3])).err(), Some(err(CKR_MECHANISM_PARAM_INVALID)));
+        assert_eq!(oaep_params(&Param::None).err(), Some(err(CKR_MECHANISM_PARAM_INVALID)));
+    }
+
+    #[test]
+    fn pss_condition_reads_the_parameter() {
+        let pss = |hash, mgf, salt_len| Param::Pss { hash, mgf, salt_len };
+        let m = Rsa(Kind::Pss(None));
+        assert!(m.meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 32)));
+        assert!(!m.meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 33)));
+        assert!(!m.meets(Condition::PssFips186, &pss(CKM_SHA_1, CKG_MGF1_SHA256, 20)));
+        assert!(!m.meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA1, 20)));
+        assert!(!m.meets(Condition::PssFips186, &Param::Bytes(vec![0; 24])));
+        assert!(!m.meets(Condition::EddsaFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 32)));
+        assert!(!Rsa(Kind::Pkcs1(None)).meets(Condition::PssFips186, &pss(CKM_SHA256, CKG_MGF1_SHA256, 32)));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 
 use super::{deliver, Output};
 use crate::error::{err, Result};
-use crate::mechanisms::{registry, Mechanism};
+use crate::mechanisms::{registry, Mechanism, Param};
 use crate::module::{lock, Module};
 use crate::object::Object;
 use crate::operation::Op;
-use crate::policy::{policy, KeyInfo};
+use crate::policy::{policy, Condition, KeyInfo};
 use crate::record::{self, Decided, Verdict};
 use crate::services::objects::Target;
 use crate::session::{CachedKey, CipherOp, KeyCache, Ops, Phase, Session, SignOp, VerifyOp};
@@ -87,7 +87,7 @@ impl Module {
         m: &dyn Mechanism,
         key: Option<CK_OBJECT_HANDLE>,
         info: &KeyInfo,
-        param: &[u8],
+        param: &Param,
     ) -> Result<Decided> {
         self.decide_with(op, mech, key, info, &|c| m.meets(c, param))
     }
@@ -99,7 +99,7 @@ impl Module {
         mech: CK_MECHANISM_TYPE,
         key: Option<CK_OBJECT_HANDLE>,
         info: &KeyInfo,
-        meets: &dyn Fn(&str) -> bool,
+        meets: &dyn Fn(Condition) -> bool,
     ) -> Result<Decided> {
         let d = policy()?.decide(self.cfg.mode, mech, op, info, meets);
         let verdict = match &d {
@@ -273,7 +273,7 @@ impl Module {
         s: &Session,
         keys: &'a mut KeyCache,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
         op: Op,
     ) -> Result<(&'static dyn Mechanism, &'a Arc<Object>, Decided)> {
@@ -294,7 +294,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.with_ops(h, |s, ops| {
@@ -376,7 +376,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.with_ops(h, |s, ops| {
@@ -429,7 +429,7 @@ impl Module {
         h: CK_SESSION_HANDLE,
         encrypt: bool,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.with_ops(h, |s, ops| {

@@ -1,7 +1,7 @@
 //! Message digesting (spec §5.12).
 
 use crate::error::{err, Result};
-use crate::mechanisms::registry;
+use crate::mechanisms::{registry, Param};
 use crate::module::{lock, Module};
 use crate::operation::Op;
 use crate::record;
@@ -12,7 +12,7 @@ pub use super::Output;
 
 impl Module {
     /// `C_DigestInit`.
-    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mech: CK_MECHANISM_TYPE, param: &[u8]) -> Result<()> {
+    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mech: CK_MECHANISM_TYPE, param: &Param) -> Result<()> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
         if ops.digest.is_some() {

@@ -1,13 +1,14 @@
 //! Key management (spec §5.16): generation, wrapping, unwrapping and derivation.
 
 use crate::error::{err, Result};
-use crate::mechanisms::registry;
+use crate::mechanisms::param::HkdfParams;
+use crate::mechanisms::{registry, Param};
 use crate::module::Module;
 use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, CKA_VENDOR_PAIR_CONTAINED, VALIDATION_FLAG_FIPS};
 use crate::object::template::{self, Origin};
 use crate::object::{bool_, ulong, AttrMap, Object, Template};
 use crate::operation::Op;
-use crate::policy::{policy, KeyInfo};
+use crate::policy::{policy, Condition, KeyInfo};
 use crate::session::Session;
 use cryptoki_sys::*;
 
@@ -151,7 +152,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         template: &Template,
     ) -> Result<CK_OBJECT_HANDLE> {
         let s = self.session(h)?;
@@ -170,7 +171,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         public: &Template,
         private: &Template,
     ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
@@ -187,7 +188,7 @@ impl Module {
             let usable = e.last().is_some_and(|b| b % 2 == 1) && !matches!(e, [1]);
             !(small && usable)
         });
-        let meets = |c: &str| (c == "rsa_exponent_fips186" && exponent_ok) || m.meets(c, param);
+        let meets = |c: Condition| (c == Condition::RsaExponentFips186 && exponent_ok) || m.meets(c, param);
         let d = self.decide_with(Op::GeneratePair, mech, None, &requested(&pub_map), &meets)?;
         let g = m.generate_key_pair(param, &pub_map, &template::collect(private)?)?;
         let actor = self.actor(&s);
@@ -225,7 +226,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         wrapping: CK_OBJECT_HANDLE,
         key: CK_OBJECT_HANDLE,
     ) -> Result<Vec<u8>> {
@@ -265,7 +266,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         unwrapping: CK_OBJECT_HANDLE,
         wrapped: &[u8],
         template: &Template,
@@ -318,22 +319,16 @@ impl Module {
     }
 
     /// HKDF parameters whose salt is a key (`CKF_HKDF_SALT_KEY`) with the salt key's value put in
-    /// as data; `None` for every other parameter. The salt key must be a secret key of the
-    /// session's token that it may see, of a type meant for key derivation (`CKK_GENERIC_SECRET`,
-    /// `CKK_HKDF`), with `CKA_DERIVE`: its value becomes the HMAC key of HKDF-Extract, and other
-    /// keys (an AES key …) must not be usable as a MAC key that way.
-    fn hkdf_salt_key(
-        &self,
-        s: &Session,
-        mech: CK_MECHANISM_TYPE,
-        param: &[u8],
-    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
-        use crate::mechanisms::kdf::HkdfParams;
+    /// as data (wiped with the parameter); `None` for every other parameter. The salt key must be
+    /// a secret key of the session's token that it may see, of a type meant for key derivation
+    /// (`CKK_GENERIC_SECRET`, `CKK_HKDF`), with `CKA_DERIVE`: its value becomes the HMAC key of
+    /// HKDF-Extract, and other keys (an AES key …) must not be usable as a MAC key that way.
+    fn hkdf_salt_key(&self, s: &Session, mech: CK_MECHANISM_TYPE, param: &Param) -> Result<Option<Param>> {
         if !matches!(mech, CKM_HKDF_DERIVE | CKM_HKDF_DATA) {
             return Ok(None);
         }
         // Malformed parameters are the mechanism's to refuse.
-        let Ok(mut p) = HkdfParams::decode(param) else { return Ok(None) };
+        let Param::Hkdf(p) = param else { return Ok(None) };
         if !p.extract || p.salt_type != CKF_HKDF_SALT_KEY {
             return Ok(None);
         }
@@ -348,11 +343,10 @@ impl Module {
         if !k.allows_mechanism(mech) {
             return Err(err(CKR_KEY_FUNCTION_NOT_PERMITTED));
         }
-        p.salt = k.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec();
-        p.salt_type = CKF_HKDF_SALT_DATA;
-        let encoded = zeroize::Zeroizing::new(p.encode()?);
-        zeroize::Zeroize::zeroize(&mut p.salt);
-        Ok(Some(encoded))
+        let salt =
+            zeroize::Zeroizing::new(crate::error::try_copy(k.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?)?);
+        let info = crate::error::try_copy(&p.info)?;
+        Ok(Some(Param::Hkdf(HkdfParams { salt, salt_type: CKF_HKDF_SALT_DATA, info, ..*p })))
     }
 
     /// `C_DeriveKey`.
@@ -360,7 +354,7 @@ impl Module {
         &self,
         h: CK_SESSION_HANDLE,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         base: CK_OBJECT_HANDLE,
         template: &Template,
     ) -> Result<CK_OBJECT_HANDLE> {
@@ -392,7 +386,7 @@ impl Module {
             .map(|l| l as usize)
             .or_else(|| given(CKA_KEY_TYPE).and_then(crate::keys::des::key_len));
         let salted = self.hkdf_salt_key(&s, mech, param)?;
-        let value = m.derive(salted.as_deref().map_or(param, |p| p.as_slice()), &bk, len)?;
+        let value = m.derive(salted.as_ref().unwrap_or(param), &bk, len)?;
         if data {
             // CKM_HKDF_DATA: the output is a data object holding the derived bytes.
             let t: Template = template.iter().filter(|(a, _)| *a != CKA_VALUE_LEN).cloned().collect();

@@ -15,11 +15,11 @@
 
 use super::Output;
 use crate::error::{err, Result};
-use crate::mechanisms::aes::GcmParams;
-use crate::mechanisms::registry;
+use crate::mechanisms::param::GcmParams;
+use crate::mechanisms::{registry, Param};
 use crate::module::{lock, Module};
 use crate::operation::Op;
-use crate::policy::KeyInfo;
+use crate::policy::{Condition, KeyInfo};
 use crate::record::{self, Decided};
 use crate::session::{MessageOp, MessagePart, Session};
 use cryptoki_sys::*;
@@ -76,7 +76,7 @@ impl Module {
         h: CK_SESSION_HANDLE,
         encrypt: bool,
         mech: CK_MECHANISM_TYPE,
-        param: &[u8],
+        param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let s = self.session(h)?;
@@ -88,7 +88,7 @@ impl Module {
         if mech != CKM_AES_GCM {
             return Err(err(CKR_MECHANISM_INVALID));
         }
-        if !param.is_empty() {
+        if !param.is_none() {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
         }
         let m = registry().get(mech)?;
@@ -163,7 +163,7 @@ impl Module {
 
     /// The decision on one message (approved only with an IV the token generated).
     fn message_decision(&self, op: &MessageOp, kind: Op, generated: bool) -> Result<Decided> {
-        let meets = |c: &str| c == "token_generated_iv" && generated;
+        let meets = |c: Condition| c == Condition::TokenGeneratedIv && generated;
         self.decide_with(kind, op.mechanism, Some(op.key_handle), &KeyInfo::of(&op.key), &meets)
     }
 
@@ -186,12 +186,13 @@ impl Module {
         }
         self.message_decision(&op, Op::Encrypt, p.generator != CKG_NO_GENERATE)?;
         let iv = self.message_iv(&s, &op, p)?;
-        let params = GcmParams { iv: iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
+        let param = Param::Gcm(GcmParams { iv, aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits });
         let m = registry().get(op.mechanism)?;
-        let mut c = m.encrypt(&params, &op.key)?;
+        let mut c = m.encrypt(&param, &op.key)?;
         let mut out = c.update(plain)?;
         out.extend(c.finish()?);
         let tag = out.split_off(plain.len());
+        let Param::Gcm(GcmParams { iv, .. }) = param else { return Err(err(CKR_GENERAL_ERROR)) };
         Ok((Output::Done(out), Some(Sealed { iv, tag })))
     }
 
@@ -213,10 +214,9 @@ impl Module {
             _ => {}
         }
         self.message_decision(&op, Op::Decrypt, false)?;
-        let params =
-            GcmParams { iv: p.iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
+        let param = Param::Gcm(GcmParams { iv: p.iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits });
         let m = registry().get(op.mechanism)?;
-        let mut d = m.decrypt(&params, &op.key)?;
+        let mut d = m.decrypt(&param, &op.key)?;
         let mut out = d.update(ciphertext)?;
         out.extend(d.update(tag)?);
         out.extend(d.finish()?);
@@ -231,9 +231,10 @@ impl Module {
         let generated = encrypt && p.generator != CKG_NO_GENERATE;
         let decided = self.message_decision(&op, if encrypt { Op::Encrypt } else { Op::Decrypt }, generated)?;
         let iv = if encrypt { self.message_iv(&s, &op, p)? } else { p.iv.clone() };
-        let params = GcmParams { iv: iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits }.encode()?;
+        let param = Param::Gcm(GcmParams { iv, aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits });
         let m = registry().get(op.mechanism)?;
-        let cipher = if encrypt { m.encrypt(&params, &op.key)? } else { m.decrypt(&params, &op.key)? };
+        let cipher = if encrypt { m.encrypt(&param, &op.key)? } else { m.decrypt(&param, &op.key)? };
+        let Param::Gcm(GcmParams { iv, .. }) = param else { return Err(err(CKR_GENERAL_ERROR)) };
         let mut ops = lock(&s.ops);
         let slot = if encrypt { &mut ops.message_encrypt } else { &mut ops.message_decrypt };
         let active = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
