@@ -24,7 +24,7 @@ unsafe fn init(
         if mech.is_null() {
             return m.cancel_operation(h, kind(encrypt));
         }
-        let (mt, param) = mechanism(mech, if encrypt { CKF_ENCRYPT } else { CKF_DECRYPT })?;
+        let (mt, param) = mechanism(mech, if encrypt { Op::Encrypt } else { Op::Decrypt })?;
         m.cipher_init(h, encrypt, mt, &param, key)
     })
 }

@@ -1,6 +1,7 @@
 //! Message digesting and random number entry points (spec §5.12, §5.15).
 
 use super::*;
+use crate::operation::Op;
 
 #[no_mangle]
 pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM) -> CK_RV {
@@ -8,9 +9,9 @@ pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *
         let m = module()?;
         m.session(hSession)?;
         if pMechanism.is_null() {
-            return m.cancel_operation(hSession, crate::operation::Op::Digest);
+            return m.cancel_operation(hSession, Op::Digest);
         }
-        let (mech, param) = mechanism(pMechanism, CKF_DIGEST)?;
+        let (mech, param) = mechanism(pMechanism, Op::Digest)?;
         m.digest_init(hSession, mech, &param)
     })
 }
@@ -26,7 +27,7 @@ pub unsafe extern "C" fn C_Digest(
     guard("C_Digest", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::operation::Op::Digest, || {
+        ending(&m, hSession, Op::Digest, || {
             let cap = capacity(pDigest, pulDigestLen)?;
             let data = input(pData, ulDataLen, &outputs(pDigest, cap, pulDigestLen))?;
             let o = m.digest(hSession, &data, cap)?;
@@ -44,7 +45,7 @@ pub unsafe extern "C" fn C_DigestUpdate(
     guard("C_DigestUpdate", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::operation::Op::Digest, || m.digest_update(hSession, bytes(pPart, ulPartLen)?))
+        ending(&m, hSession, Op::Digest, || m.digest_update(hSession, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -53,7 +54,7 @@ pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJEC
     guard("C_DigestKey", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::operation::Op::Digest, || m.digest_key(hSession, hKey))
+        ending(&m, hSession, Op::Digest, || m.digest_key(hSession, hKey))
     })
 }
 
@@ -66,7 +67,7 @@ pub unsafe extern "C" fn C_DigestFinal(
     guard("C_DigestFinal", || {
         let m = module()?;
         m.session(hSession)?;
-        ending(&m, hSession, crate::operation::Op::Digest, || {
+        ending(&m, hSession, Op::Digest, || {
             let cap = capacity(pDigest, pulDigestLen)?;
             let o = m.digest_final(hSession, cap)?;
             write_output(o, pDigest, pulDigestLen)

@@ -1,6 +1,7 @@
 //! Key management entry points (spec §5.16).
 
 use super::*;
+use crate::operation::Op;
 
 #[no_mangle]
 pub unsafe extern "C" fn C_GenerateKey(
@@ -15,7 +16,7 @@ pub unsafe extern "C" fn C_GenerateKey(
         m.session(hSession)?;
         let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulCount)?;
-        let (mt, param) = mechanism(pMechanism, CKF_GENERATE)?;
+        let (mt, param) = mechanism(pMechanism, Op::Generate)?;
         put(dest, m.generate_key(hSession, mt, &param, &t)?);
         Ok(())
     })
@@ -39,7 +40,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         let (pubh, privh) = (out_ptr(phPublicKey)?, out_ptr(phPrivateKey)?);
         let pt = read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?;
         let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, CKF_GENERATE_KEY_PAIR)?;
+        let (mt, param) = mechanism(pMechanism, Op::GeneratePair)?;
         let (a, b) = m.generate_key_pair(hSession, mt, &param, &pt, &vt)?;
         put(pubh, a);
         put(privh, b);
@@ -60,7 +61,7 @@ pub unsafe extern "C" fn C_WrapKey(
         let m = module()?;
         m.session(hSession)?;
         let cap = capacity(pWrappedKey, pulWrappedKeyLen)?;
-        let (mt, param) = mechanism(pMechanism, CKF_WRAP)?;
+        let (mt, param) = mechanism(pMechanism, Op::Wrap)?;
         let wrapped = m.wrap_key(hSession, mt, &param, hWrappingKey, hKey)?;
         write_output(crate::services::deliver(&mut Some(wrapped), cap), pWrappedKey, pulWrappedKeyLen)
     })
@@ -84,7 +85,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         let wrapped =
             input(pWrappedKey, ulWrappedKeyLen, &[(dest as *const u8, std::mem::size_of::<CK_OBJECT_HANDLE>())])?;
         let t = read_template(pTemplate, ulAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, CKF_UNWRAP)?;
+        let (mt, param) = mechanism(pMechanism, Op::Unwrap)?;
         let key = m.unwrap_key(hSession, mt, &param, hUnwrappingKey, &wrapped, &t)?;
         put(dest, key);
         Ok(())
@@ -105,7 +106,7 @@ pub unsafe extern "C" fn C_DeriveKey(
         m.session(hSession)?;
         let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, CKF_DERIVE)?;
+        let (mt, param) = mechanism(pMechanism, Op::Derive)?;
         put(dest, m.derive_key(hSession, mt, &param, hBaseKey, &t)?);
         Ok(())
     })

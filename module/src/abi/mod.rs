@@ -467,11 +467,11 @@ pub unsafe fn fill_attribute(a: &mut CK_ATTRIBUTE, v: &[u8]) -> Result<bool> {
 /// structs are read, their pointers followed, here).
 pub unsafe fn mechanism(
     p: *const CK_MECHANISM,
-    function: CK_FLAGS,
+    op: crate::operation::Op,
 ) -> Result<(CK_MECHANISM_TYPE, crate::mechanisms::Param)> {
     let m = p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
-    // A mechanism that cannot perform the function is invalid for it, whatever its parameter.
-    crate::mechanisms::registry().can(m.mechanism, function)?;
+    // A mechanism that cannot perform the operation is invalid for it, whatever its parameter.
+    crate::mechanisms::registry().can(m.mechanism, op)?;
     if m.ulParameterLen > MAX_PARAMETER_LEN {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }

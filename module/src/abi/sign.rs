@@ -15,7 +15,7 @@ pub unsafe extern "C" fn C_SignInit(
         if pMechanism.is_null() {
             return m.cancel_operation(hSession, Op::Sign);
         }
-        let (mt, param) = mechanism(pMechanism, CKF_SIGN)?;
+        let (mt, param) = mechanism(pMechanism, Op::Sign)?;
         m.sign_init(hSession, mt, &param, hKey)
     })
 }
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn C_VerifyInit(
         if pMechanism.is_null() {
             return m.cancel_operation(hSession, Op::Verify);
         }
-        let (mt, param) = mechanism(pMechanism, CKF_VERIFY)?;
+        let (mt, param) = mechanism(pMechanism, Op::Verify)?;
         m.verify_init(hSession, mt, &param, hKey)
     })
 }

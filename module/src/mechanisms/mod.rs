@@ -230,10 +230,10 @@ impl Registry {
         self.map.get(&ty).map(|b| b.as_ref()).ok_or(err(CKR_MECHANISM_INVALID))
     }
 
-    /// `CKR_MECHANISM_INVALID` unless the mechanism exists and offers `function` (a `CKF_` flag of
-    /// its `CK_MECHANISM_INFO`, [`crate::operation::Op::flag`]).
-    pub fn can(&self, ty: CK_MECHANISM_TYPE, function: CK_FLAGS) -> Result<()> {
-        match self.get(ty)?.info().flags & function {
+    /// `CKR_MECHANISM_INVALID` unless the mechanism exists and offers `op` (the `CKF_` flag of
+    /// its `CK_MECHANISM_INFO`).
+    pub fn can(&self, ty: CK_MECHANISM_TYPE, op: crate::operation::Op) -> Result<()> {
+        match self.get(ty)?.info().flags & op.flag() {
             0 => Err(err(CKR_MECHANISM_INVALID)),
             _ => Ok(()),
         }
