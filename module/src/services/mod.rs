@@ -4,9 +4,11 @@
 pub mod crypto;
 pub mod digest;
 pub mod general;
+pub mod key_use;
 pub mod keys;
 pub mod message;
 pub mod objects;
+pub mod operations;
 pub mod random;
 pub mod sessions;
 
