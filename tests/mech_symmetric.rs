@@ -6,13 +6,9 @@
 //! (`CKR_MECHANISM_INVALID`, `CKR_KEY_SIZE_RANGE` or `CKR_MECHANISM_PARAM_INVALID`), and the
 //! approved uses are exercised with inputs the policy accepts.
 
-#[path = "symmetric_util.rs"]
-mod util;
-
 use cryptoki_sys::*;
 use std::ptr::null_mut;
-use tessera_tests::approved_mode;
-use util::*;
+use tessera_tests::*;
 
 const K128: &str = "2b7e151628aed2a6abf7158809cf4f3c";
 /// SP 800-38A F.1–F.5 plaintext, two blocks.
@@ -71,8 +67,8 @@ const GCM_ENCRYPT_REFUSED: CK_RV = CKR_MECHANISM_PARAM_INVALID;
 
 #[test]
 fn mechanism_list_and_info() {
-    let t = T::new("mechs");
-    let slot = t.slot();
+    let t = Token::new("mechs");
+    let slot = t.slot;
     let list = t.mechanisms();
     for m in APPROVED {
         assert!(list.contains(&m), "mechanism {m:#x} is listed in both modes");
@@ -135,7 +131,7 @@ fn mechanism_list_and_info() {
 
 #[test]
 fn aes_key_generation() {
-    let t = T::new("aesgen");
+    let t = Token::new("aesgen");
     let g = Mech::new(CKM_AES_KEY_GEN);
     // Without CKA_VALUE_LEN the template is incomplete in both modes (the policy leaves an
     // unsized generation to the mechanism); a size outside 16/24/32 bytes is outside the rule.
@@ -168,7 +164,7 @@ fn aes_key_generation() {
 
 #[test]
 fn aes_block_modes_known_answers() {
-    let t = T::new("aesmodes");
+    let t = Token::new("aesmodes");
     let k = t.key(CKK_AES, &h(K128)).unwrap();
     let pt = h(PT);
     let iv = h("000102030405060708090a0b0c0d0e0f");
@@ -192,7 +188,7 @@ fn aes_block_modes_known_answers() {
 
 #[test]
 fn aes_block_mode_errors() {
-    let t = T::new("aeserrs");
+    let t = Token::new("aeserrs");
     let k = t.key(CKK_AES, &h(K128)).unwrap();
     let iv = [7u8; 16];
     assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 17]), Err(CKR_DATA_LEN_RANGE));
@@ -229,7 +225,7 @@ fn aes_block_mode_errors() {
 
 #[test]
 fn aes_multipart_and_two_call() {
-    let t = T::new("aesparts");
+    let t = Token::new("aesparts");
     let k = t.key(CKK_AES, &[9; 32]).unwrap();
     let iv = [3u8; 16];
     let data: Vec<u8> = (0..100u8).collect();
@@ -262,7 +258,7 @@ fn aes_multipart_and_two_call() {
 
 #[test]
 fn aes_ctr_counter_bits() {
-    let t = T::new("aesctr");
+    let t = Token::new("aesctr");
     let k = t.key(CKK_AES, &[5; 16]).unwrap();
     // Two counter bits starting at 0: four blocks, not one byte more.
     let cb = [0u8; 16];
@@ -284,7 +280,7 @@ fn aes_ctr_counter_bits() {
 
 #[test]
 fn aes_gcm() {
-    let t = T::new("aesgcm");
+    let t = Token::new("aesgcm");
     // Every encryption below is refused in the approved mode (GCM_ENCRYPT_REFUSED: the policy
     // decides before the mechanism reads its parameters); the decryptions run in both modes.
     let refused = GCM_ENCRYPT_REFUSED;
@@ -363,7 +359,7 @@ fn aes_gcm() {
 
 #[test]
 fn aes_key_wrap() {
-    let t = T::new("aeskw");
+    let t = Token::new("aeskw");
     // RFC 3394 §4.1 and §4.6. The same value as a data key (KW as encryption) and as a
     // key-encryption key (C_WrapKey/C_UnwrapKey): a key is never both.
     let kek_value = h("000102030405060708090A0B0C0D0E0F");
@@ -461,7 +457,7 @@ fn aes_key_wrap() {
 /// and unwrap only under `keys.legacy_wrapping = allow`, which the approved mode ignores.
 #[test]
 fn unauthenticated_wrapping_only_under_the_legacy_rules() {
-    let t = T::legacy("aeslegacy");
+    let t = Token::legacy("aeslegacy");
     let kek_value = h("000102030405060708090A0B0C0D0E0F");
     let k20 = h("c37b7e6492584340bed12207808941155068f738");
     let g20 = t.key(CKK_GENERIC_SECRET, &k20).unwrap();
@@ -491,7 +487,7 @@ fn unauthenticated_wrapping_only_under_the_legacy_rules() {
 
 #[test]
 fn aes_cmac() {
-    let t = T::new("aescmac");
+    let t = Token::new("aescmac");
     let k = t.key(CKK_AES, &h(K128)).unwrap();
     // RFC 4493 examples 1 and 2.
     let full = Mech::new(CKM_AES_CMAC);
@@ -532,7 +528,7 @@ const NO_APPROVED_USE: CK_RV = CKR_MECHANISM_INVALID;
 
 #[test]
 fn hmac_known_answers_and_checks() {
-    let t = T::new("hmac");
+    let t = Token::new("hmac");
     // "Jefe" is a 32-bit key: every use of it is refused in the approved mode.
     let jefe = t.key(CKK_GENERIC_SECRET, b"Jefe").unwrap();
     let msg = b"what do ya want for nothing?";
@@ -673,7 +669,7 @@ fn hmac_known_answers_and_checks() {
 
 #[test]
 fn generic_secret_generation() {
-    let t = T::new("generic");
+    let t = Token::new("generic");
     let g = Mech::new(CKM_GENERIC_SECRET_KEY_GEN);
     // Without CKA_VALUE_LEN the template is incomplete in both modes; below 112 bits the size is
     // outside the approved rule.
@@ -695,7 +691,7 @@ fn generic_secret_generation() {
 
 #[test]
 fn hkdf_derive() {
-    let t = T::new("hkdf");
+    let t = Token::new("hkdf");
     // RFC 5869 case 1.
     let ikm = t.key(CKK_GENERIC_SECRET, &[0x0b; 22]).unwrap();
     let salt = h("000102030405060708090a0b0c");
@@ -833,7 +829,7 @@ const BELOW_SP800_132: CK_RV = CKR_MECHANISM_PARAM_INVALID;
 
 #[test]
 fn pbkdf2_generate() {
-    let t = T::new("pbkdf2");
+    let t = Token::new("pbkdf2");
     // RFC 6070 case 2 (SHA-1) and the SHA-256 analogue: a 4-byte salt and 1 or 2 iterations.
     let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA1, b"password", b"salt", 2), &made(CKK_GENERIC_SECRET, Some(20)));
     if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2, RFC 6070 case 2") {
@@ -970,7 +966,7 @@ fn pbkdf2_generate() {
 #[test]
 fn triple_des() {
     // Triple-DES wraps with ECB, CBC and CBC_PAD, none of which authenticates: the legacy rules.
-    let t = T::legacy("tdea");
+    let t = Token::legacy("tdea");
     let key3 = h("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123");
     let k = t.key(CKK_DES3, &key3).unwrap();
     // The check value: the first 3 bytes of the encryption of a zero block (openssl enc -des-ede3).
@@ -985,7 +981,7 @@ fn triple_des() {
         let all = [CKM_DES_KEY_GEN, CKM_DES_ECB, CKM_DES_CBC, CKM_DES_CBC_PAD, CKM_DES2_KEY_GEN, CKM_DES3_KEY_GEN];
         for m in all.into_iter().chain([CKM_DES3_ECB, CKM_DES3_CBC, CKM_DES3_CBC_PAD]) {
             let mut info = CK_MECHANISM_INFO::default();
-            assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot(), m, &mut info) }, CKR_MECHANISM_INVALID);
+            assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot, m, &mut info) }, CKR_MECHANISM_INVALID);
         }
         return;
     }
