@@ -15,27 +15,6 @@ use serde_json::Value;
 use tessera_tests::wycheproof::{hex, load as load_vectors, Tally};
 use tessera_tests::*;
 
-/// The module loaded for one test, finalised when the test ends (the next test initialises it
-/// again in this process).
-struct Module(Loaded);
-
-impl Drop for Module {
-    fn drop(&mut self) {
-        let _ = self.0.p.clone().finalize();
-    }
-}
-
-impl std::ops::Deref for Module {
-    type Target = Loaded;
-    fn deref(&self) -> &Loaded {
-        &self.0
-    }
-}
-
-fn load() -> Module {
-    Module(tessera_tests::load())
-}
-
 fn hash_of(name: &str) -> Option<(MechanismType, PkcsMgfType)> {
     Some(match name {
         "SHA-1" => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
@@ -143,15 +122,10 @@ fn record(t: &mut Tally, tc: &Value, r: cryptoki::error::Result<bool>, allowed: 
     }
 }
 
-fn session(l: &Module, label: &str) -> Session {
-    let slot = l.new_token(label);
-    user_session(&l.p, slot)
-}
-
 #[test]
 fn pkcs1_v1_5_signatures() {
-    let l = load();
-    let s = session(&l, "wp-rsa-sig");
+    let t = Token::new("wp-rsa-sig");
+    let s = t.s();
     for name in [
         "rsa_signature_2048_sha256_test",
         "rsa_signature_2048_sha384_test",
@@ -175,7 +149,7 @@ fn pkcs1_v1_5_signatures() {
                     continue;
                 }
             };
-            let key = public_key(&s, &g["publicKey"]).expect("import the public key");
+            let key = public_key(s, &g["publicKey"]).expect("import the public key");
             let refusal = approved_refusal(mech.mechanism_type(), modulus_bits(&g["publicKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let r = s.verify(&mech, key, &hex(&tc["msg"]), &hex(&tc["sig"])).map(|_| true);
@@ -191,8 +165,8 @@ fn pkcs1_v1_5_signatures() {
 
 #[test]
 fn pss_signatures() {
-    let l = load();
-    let s = session(&l, "wp-rsa-pss");
+    let t = Token::new("wp-rsa-pss");
+    let s = t.s();
     for name in [
         "rsa_pss_2048_sha256_mgf1_32_test",
         "rsa_pss_2048_sha384_mgf1_48_test",
@@ -217,7 +191,7 @@ fn pss_signatures() {
                 "SHA-384" => Mechanism::Sha384RsaPkcsPss(p),
                 _ => Mechanism::Sha512RsaPkcsPss(p),
             };
-            let key = public_key(&s, &g["publicKey"]).expect("import the public key");
+            let key = public_key(s, &g["publicKey"]).expect("import the public key");
             let refusal = approved_refusal(mech.mechanism_type(), modulus_bits(&g["publicKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let r = s.verify(&mech, key, &hex(&tc["msg"]), &hex(&tc["sig"])).map(|_| true);
@@ -233,8 +207,8 @@ fn pss_signatures() {
 
 #[test]
 fn oaep_decryption() {
-    let l = load();
-    let s = session(&l, "wp-rsa-oaep");
+    let t = Token::new("wp-rsa-oaep");
+    let s = t.s();
     for name in [
         "rsa_oaep_2048_sha256_mgf1sha256_test",
         "rsa_oaep_2048_sha384_mgf1sha384_test",
@@ -251,7 +225,7 @@ fn oaep_decryption() {
                 }
                 continue;
             };
-            let key = private_key(&s, &g["privateKey"]).expect("import the private key");
+            let key = private_key(s, &g["privateKey"]).expect("import the private key");
             let refusal = approved_refusal(MechanismType::RSA_PKCS_OAEP, modulus_bits(&g["privateKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let label = hex(&tc["label"]);
@@ -269,8 +243,8 @@ fn oaep_decryption() {
 
 #[test]
 fn pkcs1_v1_5_decryption() {
-    let l = load();
-    let s = session(&l, "wp-rsa-pkcs1");
+    let t = Token::new("wp-rsa-pkcs1");
+    let s = t.s();
     for name in ["rsa_pkcs1_2048_test", "rsa_pkcs1_3072_test", "rsa_pkcs1_4096_test"] {
         let Some(v) = load_vectors(name) else { continue };
         let mut t = Tally::new(name);
@@ -278,7 +252,7 @@ fn pkcs1_v1_5_decryption() {
         // `record`, which accepts only CKR_ENCRYPTED_DATA_INVALID, or the length error for
         // ciphertexts that are not k bytes long.
         for g in v["testGroups"].as_array().into_iter().flatten() {
-            let key = private_key(&s, &g["privateKey"]).expect("import the private key");
+            let key = private_key(s, &g["privateKey"]).expect("import the private key");
             let k = hex(&g["privateKey"]["modulus"]).iter().skip_while(|b| **b == 0).count();
             // In the approved mode every case is refused (CKM_RSA_PKCS has no approved use).
             let refusal = approved_refusal(MechanismType::RSA_PKCS, modulus_bits(&g["privateKey"]));

@@ -54,3 +54,11 @@ pub fn bytes_attr(s: &Session, o: ObjectHandle, t: AttributeType) -> Vec<u8> {
 pub fn octet(v: &[u8]) -> Vec<u8> {
     crate::der(0x04, v)
 }
+
+/// The `CK_RV` of an error that must be a PKCS#11 one.
+pub fn rv(e: Error) -> RvError {
+    match e {
+        Error::Pkcs11(rv, _) => rv,
+        other => panic!("not a PKCS#11 error: {other:?}"),
+    }
+}

@@ -624,7 +624,7 @@ pub fn pbkd2(prf: CK_ULONG, password: &[u8], salt: &[u8], iterations: CK_ULONG) 
 }
 
 /// Lower-case hex decoding of a literal.
-pub fn h(s: &str) -> Vec<u8> {
+pub fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
