@@ -85,9 +85,18 @@ impl Env {
     /// A fresh, empty token store; `extra` lines are appended to the configuration.
     pub fn new(extra: &str) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = dir.path().join("tokens");
+        Env::configure(dir, &tokens, extra)
+    }
+
+    /// A configuration of its own for the token store `tokens` (another `Env`'s, a copy of one).
+    pub fn at(tokens: &Path, extra: &str) -> Env {
+        Env::configure(tempfile::tempdir().expect("tempdir"), tokens, extra)
+    }
+
+    fn configure(dir: tempfile::TempDir, tokens: &Path, extra: &str) -> Env {
         let conf = dir.path().join("tessera.conf");
-        let text =
-            format!("directories.tokendir = {}\nlog.level = ERROR\n{extra}\n", dir.path().join("tokens").display());
+        let text = format!("directories.tokendir = {}\nlog.level = ERROR\n{extra}\n", tokens.display());
         std::fs::write(&conf, text).expect("write conf");
         Env { dir, conf }
     }
@@ -219,6 +228,16 @@ pub fn have(tool: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Whether `tool` is on the PATH; if not, says `SKIP {what}: {tool} is not installed` (the caller
+/// then skips what needs it).
+pub fn have_or_skip(tool: &str, what: &str) -> bool {
+    let found = have(tool);
+    if !found {
+        println!("SKIP {what}: {tool} is not installed");
+    }
+    found
 }
 
 /// Whether the suite runs in the approved mode (`TESSERA_MODE=approved`, as `tests/run-all.sh`'s

@@ -71,33 +71,25 @@ pub type Tpl = Vec<(CK_ATTRIBUTE_TYPE, V)>;
 /// A secret-key template: the type and value, usable for every data use (encryption, MACs,
 /// derivation), readable. A key that processes data never wraps (see [`kek`]).
 pub fn secret(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
-    vec![
-        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
-        (CKA_KEY_TYPE, V::U(key_type)),
-        (CKA_VALUE, V::Bytes(value.to_vec())),
-        (CKA_TOKEN, V::B(false)),
-        (CKA_ENCRYPT, V::B(true)),
-        (CKA_DECRYPT, V::B(true)),
-        (CKA_SIGN, V::B(true)),
-        (CKA_VERIFY, V::B(true)),
-        (CKA_DERIVE, V::B(true)),
-        (CKA_EXTRACTABLE, V::B(true)),
-        (CKA_SENSITIVE, V::B(false)),
-    ]
+    readable(key_type, value, &[CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_DERIVE])
 }
 
 /// A key-encryption key's template: wraps and unwraps, nothing else; readable.
 pub fn kek(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
-    vec![
+    readable(key_type, value, &[CKA_WRAP, CKA_UNWRAP])
+}
+
+/// A session secret key with this value, the `uses` set, extractable and not sensitive.
+fn readable(key_type: CK_KEY_TYPE, value: &[u8], uses: &[CK_ATTRIBUTE_TYPE]) -> Tpl {
+    let mut t = vec![
         (CKA_CLASS, V::U(CKO_SECRET_KEY)),
         (CKA_KEY_TYPE, V::U(key_type)),
         (CKA_VALUE, V::Bytes(value.to_vec())),
         (CKA_TOKEN, V::B(false)),
-        (CKA_WRAP, V::B(true)),
-        (CKA_UNWRAP, V::B(true)),
-        (CKA_EXTRACTABLE, V::B(true)),
-        (CKA_SENSITIVE, V::B(false)),
-    ]
+    ];
+    t.extend(uses.iter().map(|a| (*a, V::B(true))));
+    t.extend([(CKA_EXTRACTABLE, V::B(true)), (CKA_SENSITIVE, V::B(false))]);
+    t
 }
 
 /// A template for a key made by `C_UnwrapKey`: usable for data, extractable (an unwrapped key
@@ -193,7 +185,13 @@ impl Token {
     /// A user session on the existing token `label` of the store the configuration lines
     /// `extra` name.
     pub fn reopen(label: &str, extra: &str) -> Token {
-        let l = load_env(Env::new(extra));
+        Token::existing(Env::new(extra), label)
+    }
+
+    /// A user session on the existing token `label` of `env`'s store (made by another process,
+    /// another load of the module, or `tessera-util`).
+    pub fn existing(env: Env, label: &str) -> Token {
+        let l = load_env(env);
         let slot = l.slot_of(label);
         Token::with_session(l, slot)
     }
@@ -291,18 +289,9 @@ impl Token {
     }
 
     pub fn create(&self, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
-        let vals: Vec<Vec<u8>> = tpl.iter().map(|(_, v)| v.bytes()).collect();
-        let mut attrs: Vec<CK_ATTRIBUTE> = tpl
-            .iter()
-            .zip(vals.iter())
-            .map(|((t, _), v)| CK_ATTRIBUTE {
-                type_: *t,
-                pValue: v.as_ptr() as *mut c_void,
-                ulValueLen: v.len() as CK_ULONG,
-            })
-            .collect();
+        let (_v, mut a) = Token::tpl(tpl);
         let mut h = 0;
-        ck(unsafe { self.f.C_CreateObject(self.h, attrs.as_mut_ptr(), attrs.len() as CK_ULONG, &mut h) })?;
+        ck(unsafe { self.f.C_CreateObject(self.h, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
         Ok(h)
     }
 
