@@ -84,8 +84,7 @@ fn derive(
 /// verifies them. Returns the pair's public key and the signature; `None`, after saying so, when
 /// OpenSSL is not installed.
 fn openssl_sha1_signature(s: &Session, params: &[u8], n: usize, msg: &[u8]) -> Option<(ObjectHandle, Vec<u8>)> {
-    if !have("openssl") {
-        println!("SKIP the ECDSA-SHA-1 verification with an OpenSSL signature: openssl is not installed");
+    if !have_or_skip("openssl", "the ECDSA-SHA-1 verification with an OpenSSL signature") {
         return None;
     }
     let (public, private) = s
@@ -775,8 +774,7 @@ fn ed25519_and_x25519() {
 
 #[test]
 fn openssl_verifies_a_tessera_p256_signature() {
-    if !have("openssl") {
-        println!("SKIP: openssl is not installed");
+    if !have_or_skip("openssl", "OpenSSL's verification of a Tessera P-256 signature") {
         return;
     }
     let c = Token::new("ec-openssl");

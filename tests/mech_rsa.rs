@@ -22,6 +22,18 @@ use tessera_tests::*;
 
 const E65537: [u8; 3] = [1, 0, 1];
 
+/// The components of an RSA private key, modulus first.
+const COMPONENTS: [AttributeType; 8] = [
+    AttributeType::Modulus,
+    AttributeType::PublicExponent,
+    AttributeType::PrivateExponent,
+    AttributeType::Prime1,
+    AttributeType::Prime2,
+    AttributeType::Exponent1,
+    AttributeType::Exponent2,
+    AttributeType::Coefficient,
+];
+
 /// A key pair made by `C_GenerateKeyPair`; the private half readable (not sensitive) so the
 /// tests can look at its components.
 fn keygen(s: &Session, bits: u64, extra_pub: &[Attribute]) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
@@ -83,23 +95,10 @@ fn ulong_bytes(v: &[CK_ULONG]) -> Vec<u8> {
 /// `None`, after saying so, when OpenSSL is not installed.
 fn openssl_sha1_signature(s: &Session, private: ObjectHandle, msg: &[u8]) -> Option<Vec<u8>> {
     use pkcs1::der::Encode;
-    if !have("openssl") {
-        println!("SKIP the SHA-1 verification with an OpenSSL signature: openssl is not installed");
+    if !have_or_skip("openssl", "the SHA-1 verification with an OpenSSL signature") {
         return None;
     }
-    let c: Vec<Vec<u8>> = [
-        AttributeType::Modulus,
-        AttributeType::PublicExponent,
-        AttributeType::PrivateExponent,
-        AttributeType::Prime1,
-        AttributeType::Prime2,
-        AttributeType::Exponent1,
-        AttributeType::Exponent2,
-        AttributeType::Coefficient,
-    ]
-    .into_iter()
-    .map(|t| bytes_attr(s, private, t))
-    .collect();
+    let c: Vec<Vec<u8>> = COMPONENTS.into_iter().map(|t| bytes_attr(s, private, t)).collect();
     let u = |i: usize| pkcs1::UintRef::new(&c[i]).unwrap();
     let key = pkcs1::RsaPrivateKey {
         modulus: u(0),
@@ -491,16 +490,7 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         Attribute::Token(false),
         Attribute::Sign(true),
     ];
-    for a in [
-        AttributeType::Modulus,
-        AttributeType::PublicExponent,
-        AttributeType::PrivateExponent,
-        AttributeType::Prime1,
-        AttributeType::Prime2,
-        AttributeType::Exponent1,
-        AttributeType::Exponent2,
-        AttributeType::Coefficient,
-    ] {
+    for a in COMPONENTS {
         t.extend(s.get_attributes(private, &[a]).unwrap());
     }
     let copy = s.create_object(&t).expect("import the private key");
@@ -875,8 +865,7 @@ fn wrap_and_unwrap_secret_keys() {
 
 #[test]
 fn openssl_verifies_a_tessera_signature() {
-    if !have("openssl") {
-        println!("SKIP: openssl is not installed");
+    if !have_or_skip("openssl", "OpenSSL's verification of a Tessera RSA signature") {
         return;
     }
     use pkcs1::der::{Decode, Encode};

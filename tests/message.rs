@@ -68,36 +68,18 @@ fn encrypt_message(
     let mut pt = msg.to_vec();
     let mut ct = vec![0u8; msg.len()];
     let mut len: CK_ULONG = 0;
-    unsafe {
-        // Length query first: it must not consume an IV.
-        let rv = t.f.C_EncryptMessage(
-            h,
-            &mut p as *mut _ as *mut c_void,
-            size,
-            aad.as_mut_ptr(),
-            6,
-            pt.as_mut_ptr(),
-            pt.len() as _,
-            null_mut(),
-            &mut len,
-        );
-        if rv != CKR_OK {
-            return (rv, iv, Vec::new(), tag);
-        }
-        assert_eq!(len as usize, msg.len());
-        let rv = t.f.C_EncryptMessage(
-            h,
-            &mut p as *mut _ as *mut c_void,
-            size,
-            aad.as_mut_ptr(),
-            6,
-            pt.as_mut_ptr(),
-            pt.len() as _,
-            ct.as_mut_ptr(),
-            &mut len,
-        );
-        (rv, iv, ct, tag)
+    let pp = &mut p as *mut _ as *mut c_void;
+    let mut call = |out: *mut u8, len: &mut CK_ULONG| unsafe {
+        t.f.C_EncryptMessage(h, pp, size, aad.as_mut_ptr(), 6, pt.as_mut_ptr(), pt.len() as _, out, len)
+    };
+    // Length query first: it must not consume an IV.
+    let rv = call(null_mut(), &mut len);
+    if rv != CKR_OK {
+        return (rv, iv, Vec::new(), tag);
     }
+    assert_eq!(len as usize, msg.len());
+    let rv = call(ct.as_mut_ptr(), &mut len);
+    (rv, iv, ct, tag)
 }
 
 fn decrypt_message(t: &Token, h: CK_SESSION_HANDLE, iv: [u8; 12], ct: &[u8], tag: [u8; 16]) -> (CK_RV, Vec<u8>) {
@@ -140,6 +122,30 @@ fn gcm_params(
         pTag: tag.as_mut_ptr(),
         ulTagBits: 128,
     }
+}
+
+/// `C_EncryptMessageNext` (or `C_DecryptMessageNext`) of one part into `out` (`None`: a length
+/// query with a NULL buffer): the return value and the length the module gave.
+unsafe fn message_next(
+    t: &Token,
+    h: CK_SESSION_HANDLE,
+    encrypt: bool,
+    pp: *mut c_void,
+    part: &mut [u8],
+    out: Option<&mut [u8]>,
+    flags: CK_FLAGS,
+) -> (CK_RV, CK_ULONG) {
+    let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as CK_ULONG;
+    let (out, mut n) = match out {
+        Some(b) => (b.as_mut_ptr(), b.len() as CK_ULONG),
+        None => (null_mut(), 0),
+    };
+    let rv = if encrypt {
+        t.f.C_EncryptMessageNext(h, pp, size, part.as_mut_ptr(), part.len() as _, out, &mut n, flags)
+    } else {
+        t.f.C_DecryptMessageNext(h, pp, size, part.as_mut_ptr(), part.len() as _, out, &mut n, flags)
+    };
+    (rv, n)
 }
 
 fn counter(iv: &[u8; 12]) -> u64 {
@@ -285,29 +291,9 @@ fn messages_in_parts() {
                 let flags = if last { CKF_END_OF_MESSAGE } else { 0 };
                 let mut part = chunk.to_vec();
                 // A length query consumes nothing.
-                let mut n: CK_ULONG = 0;
-                let rv = t.f.C_EncryptMessageNext(
-                    h,
-                    pp,
-                    size,
-                    part.as_mut_ptr(),
-                    part.len() as _,
-                    null_mut(),
-                    &mut n,
-                    flags,
-                );
+                let (rv, n) = message_next(&t, h, true, pp, &mut part, None, flags);
                 assert_eq!((rv, n as usize), (CKR_OK, chunk.len()));
-                let mut n: CK_ULONG = 64;
-                let rv = t.f.C_EncryptMessageNext(
-                    h,
-                    pp,
-                    size,
-                    part.as_mut_ptr(),
-                    part.len() as _,
-                    out.as_mut_ptr(),
-                    &mut n,
-                    flags,
-                );
+                let (rv, n) = message_next(&t, h, true, pp, &mut part, Some(&mut out), flags);
                 assert_eq!((rv, n as usize), (CKR_OK, chunk.len()), "part {i}");
                 ct.extend_from_slice(&out[..n as usize]);
             }
@@ -343,32 +329,13 @@ fn messages_in_parts() {
                     let last = (i + 1) * 40 >= ct.len();
                     let flags = if last { CKF_END_OF_MESSAGE } else { 0 };
                     let mut part = chunk.to_vec();
-                    let mut n: CK_ULONG = 0;
-                    let rv = t.f.C_DecryptMessageNext(
-                        h,
-                        dpp,
-                        size,
-                        part.as_mut_ptr(),
-                        part.len() as _,
-                        null_mut(),
-                        &mut n,
-                        flags,
-                    );
+                    let (rv, n) = message_next(&t, h, false, dpp, &mut part, None, flags);
                     assert_eq!(rv, CKR_OK);
                     let expected = if last { ct.len() } else { 0 };
                     assert_eq!(n as usize, expected, "length of part {i}");
                     let mut buf = vec![0u8; 128];
-                    let mut n: CK_ULONG = 128;
-                    last_rv = t.f.C_DecryptMessageNext(
-                        h,
-                        dpp,
-                        size,
-                        part.as_mut_ptr(),
-                        part.len() as _,
-                        buf.as_mut_ptr(),
-                        &mut n,
-                        flags,
-                    );
+                    let n;
+                    (last_rv, n) = message_next(&t, h, false, dpp, &mut part, Some(&mut buf), flags);
                     if last_rv == CKR_OK {
                         got.extend_from_slice(&buf[..n as usize]);
                     }

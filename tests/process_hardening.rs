@@ -383,6 +383,18 @@ struct Gcm {
 
 const KEY_VALUE: [u8; 32] = *b"the same AES-256 key in 7 copies";
 
+/// An AES key that encrypts and decrypts, labelled `label`, on the token or not.
+fn aes_template(label: &str, token: bool) -> Tpl {
+    vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(CKK_AES)),
+        (CKA_TOKEN, V::B(token)),
+        (CKA_ENCRYPT, V::B(true)),
+        (CKA_DECRYPT, V::B(true)),
+        (CKA_LABEL, V::Bytes(label.into())),
+    ]
+}
+
 impl Gcm {
     /// The SO sets the user PIN again (`C_InitPIN`), after checking that the user's login is
     /// refused as locked.
@@ -402,85 +414,43 @@ impl Gcm {
 
     /// An AES key with the shared value, usable for encryption (and extractable, to be wrapped).
     fn import(&self, label: &str, token: bool) -> CK_OBJECT_HANDLE {
-        let (class, kt, tok, yes) = (CKO_SECRET_KEY, CKK_AES, token as CK_BBOOL, CK_TRUE);
-        let mut tpl = [
-            attr(CKA_CLASS, &class),
-            attr(CKA_KEY_TYPE, &kt),
-            attr(CKA_TOKEN, &tok),
-            attr(CKA_ENCRYPT, &yes),
-            attr(CKA_DECRYPT, &yes),
-            attr(CKA_EXTRACTABLE, &yes),
-            bytes(CKA_VALUE, &KEY_VALUE),
-            bytes(CKA_LABEL, label.as_bytes()),
-        ];
-        let mut o = 0;
-        assert_eq!(unsafe { self.t.f.C_CreateObject(self.t.h, tpl.as_mut_ptr(), tpl.len() as _, &mut o) }, CKR_OK);
-        o
+        let mut tpl = aes_template(label, token);
+        tpl.extend([(CKA_EXTRACTABLE, V::B(true)), (CKA_VALUE, V::Bytes(KEY_VALUE.to_vec()))]);
+        self.t.create(&tpl).unwrap_or_else(|rv| panic!("import {label}: {rv:#x}"))
     }
 
+    /// The first object labelled `label`.
     fn find(&self, label: &str) -> CK_OBJECT_HANDLE {
-        let mut tpl = [bytes(CKA_LABEL, label.as_bytes())];
-        let (mut o, mut n) = (0, 0);
-        unsafe {
-            assert_eq!(self.t.f.C_FindObjectsInit(self.t.h, tpl.as_mut_ptr(), 1), CKR_OK);
-            assert_eq!(self.t.f.C_FindObjects(self.t.h, &mut o, 1, &mut n), CKR_OK);
-            assert_eq!(self.t.f.C_FindObjectsFinal(self.t.h), CKR_OK);
-        }
-        assert_eq!(n, 1, "{label}");
-        o
+        let found = self.t.find(&vec![(CKA_LABEL, V::Bytes(label.into()))]).expect("C_FindObjects");
+        *found.first().unwrap_or_else(|| panic!("{label}"))
     }
 
     fn copy(&self, key: CK_OBJECT_HANDLE, label: &str, token: bool) -> CK_OBJECT_HANDLE {
-        let tok = token as CK_BBOOL;
-        let mut tpl = [attr(CKA_TOKEN, &tok), bytes(CKA_LABEL, label.as_bytes())];
-        let mut o = 0;
-        assert_eq!(unsafe { self.t.f.C_CopyObject(self.t.h, key, tpl.as_mut_ptr(), 2, &mut o) }, CKR_OK);
-        o
+        let tpl = vec![(CKA_TOKEN, V::B(token)), (CKA_LABEL, V::Bytes(label.into()))];
+        self.t.copy(key, &tpl).unwrap_or_else(|rv| panic!("copy to {label}: {rv:#x}"))
     }
 
     /// A session key that only wraps and unwraps.
     fn wrapping_key(&self) -> CK_OBJECT_HANDLE {
-        let (len, yes, no) = (32 as CK_ULONG, CK_TRUE, CK_FALSE);
-        let mut tpl = [
-            attr(CKA_VALUE_LEN, &len),
-            attr(CKA_WRAP, &yes),
-            attr(CKA_UNWRAP, &yes),
-            attr(CKA_ENCRYPT, &no),
-            attr(CKA_DECRYPT, &no),
+        let tpl = vec![
+            (CKA_VALUE_LEN, V::U(32)),
+            (CKA_WRAP, V::B(true)),
+            (CKA_UNWRAP, V::B(true)),
+            (CKA_ENCRYPT, V::B(false)),
+            (CKA_DECRYPT, V::B(false)),
         ];
-        let mut m = mech(CKM_AES_KEY_GEN);
-        let mut o = 0;
-        assert_eq!(unsafe { self.t.f.C_GenerateKey(self.t.h, &mut m, tpl.as_mut_ptr(), 5, &mut o) }, CKR_OK);
-        o
+        self.t.generate(&Mech::new(CKM_AES_KEY_GEN), &tpl).expect("C_GenerateKey")
     }
 
     fn wrap(&self, wrapping: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE) -> Vec<u8> {
-        let mut m = mech(CKM_AES_KEY_WRAP_KWP);
-        let mut out = vec![0u8; 64];
-        let mut n = out.len() as CK_ULONG;
-        assert_eq!(unsafe { self.t.f.C_WrapKey(self.t.h, &mut m, wrapping, key, out.as_mut_ptr(), &mut n) }, CKR_OK);
-        out.truncate(n as usize);
-        out
+        self.t.wrap(&Mech::new(CKM_AES_KEY_WRAP_KWP), wrapping, key).expect("C_WrapKey")
     }
 
     fn unwrap(&self, wrapping: CK_OBJECT_HANDLE, blob: &[u8], label: &str, token: bool) -> CK_OBJECT_HANDLE {
-        let mut m = mech(CKM_AES_KEY_WRAP_KWP);
-        let (class, kt, tok, yes) = (CKO_SECRET_KEY, CKK_AES, token as CK_BBOOL, CK_TRUE);
-        let mut tpl = [
-            attr(CKA_CLASS, &class),
-            attr(CKA_KEY_TYPE, &kt),
-            attr(CKA_TOKEN, &tok),
-            attr(CKA_ENCRYPT, &yes),
-            attr(CKA_DECRYPT, &yes),
-            bytes(CKA_LABEL, label.as_bytes()),
-        ];
-        let mut b = blob.to_vec();
-        let mut o = 0;
-        let rv = unsafe {
-            self.t.f.C_UnwrapKey(self.t.h, &mut m, wrapping, b.as_mut_ptr(), b.len() as _, tpl.as_mut_ptr(), 6, &mut o)
-        };
-        assert_eq!(rv, CKR_OK, "unwrap {label}");
-        o
+        let m = Mech::new(CKM_AES_KEY_WRAP_KWP);
+        self.t
+            .unwrap(&m, wrapping, blob, &aes_template(label, token))
+            .unwrap_or_else(|rv| panic!("unwrap {label}: {rv:#x}"))
     }
 
     /// `n` messages under `key` with counter IVs (`fixed` the caller's fixed field); their IVs
