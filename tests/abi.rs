@@ -7,114 +7,12 @@ use std::ffi::c_void;
 use std::ptr::{null, null_mut};
 use tessera_tests::*;
 
-/// The module loaded raw (symbols resolved one by one), on a private store.
-struct Raw {
-    f: cryptoki_sys::Pkcs11,
-    env: Env,
-    _guard: std::sync::MutexGuard<'static, ()>,
-}
-
-fn raw_with(env: Env) -> Raw {
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    env.activate();
-    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module");
-    Raw { f, env, _guard: guard }
-}
-
-fn raw() -> Raw {
-    raw_with(Env::new(""))
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        unsafe { self.f.C_Finalize(null_mut()) };
-    }
-}
-
-fn pad32(s: &str) -> [u8; 32] {
-    let mut a = [b' '; 32];
-    a[..s.len()].copy_from_slice(s.as_bytes());
-    a
-}
-
-impl Raw {
-    fn init(&self) {
-        assert_eq!(unsafe { self.f.C_Initialize(null_mut()) }, CKR_OK);
-    }
-
-    fn slots(&self) -> Vec<CK_SLOT_ID> {
-        let mut n: CK_ULONG = 0;
-        assert_eq!(unsafe { self.f.C_GetSlotList(CK_TRUE, null_mut(), &mut n) }, CKR_OK);
-        let mut v = vec![0; n as usize];
-        assert_eq!(unsafe { self.f.C_GetSlotList(CK_TRUE, v.as_mut_ptr(), &mut n) }, CKR_OK);
-        v.truncate(n as usize);
-        v
-    }
-
-    fn token_info(&self, slot: CK_SLOT_ID) -> CK_TOKEN_INFO {
-        let mut ti = CK_TOKEN_INFO::default();
-        assert_eq!(unsafe { self.f.C_GetTokenInfo(slot, &mut ti) }, CKR_OK);
-        ti
-    }
-
-    /// Initialises a token on the free slot with SO and user PINs; returns its slot ID.
-    fn token(&self, label: &str) -> CK_SLOT_ID {
-        let free = *self.slots().last().unwrap();
-        let mut l = pad32(label);
-        let so = SO_PIN.as_bytes();
-        assert_eq!(unsafe { self.f.C_InitToken(free, so.as_ptr() as *mut _, so.len() as _, l.as_mut_ptr()) }, CKR_OK);
-        let h = self.open(free, true);
-        self.login(h, CKU_SO, SO_PIN).unwrap();
-        let pin = USER_PIN.as_bytes();
-        assert_eq!(unsafe { self.f.C_InitPIN(h, pin.as_ptr() as *mut _, pin.len() as _) }, CKR_OK);
-        assert_eq!(unsafe { self.f.C_CloseSession(h) }, CKR_OK);
-        free
-    }
-
-    fn open(&self, slot: CK_SLOT_ID, rw: bool) -> CK_SESSION_HANDLE {
-        let mut h = 0;
-        let flags = CKF_SERIAL_SESSION | if rw { CKF_RW_SESSION } else { 0 };
-        assert_eq!(unsafe { self.f.C_OpenSession(slot, flags, null_mut(), None, &mut h) }, CKR_OK);
-        h
-    }
-
-    fn login(&self, h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &str) -> Result<(), CK_RV> {
-        match unsafe { self.f.C_Login(h, user, pin.as_ptr() as *mut _, pin.len() as _) } {
-            CKR_OK => Ok(()),
-            rv => Err(rv),
-        }
-    }
-
-    fn create(&self, h: CK_SESSION_HANDLE, t: &mut [CK_ATTRIBUTE]) -> Result<CK_OBJECT_HANDLE, CK_RV> {
-        let mut o = 0;
-        match unsafe { self.f.C_CreateObject(h, t.as_mut_ptr(), t.len() as _, &mut o) } {
-            CKR_OK => Ok(o),
-            rv => Err(rv),
-        }
-    }
-}
-
-fn attr<T>(ty: CK_ATTRIBUTE_TYPE, v: &T) -> CK_ATTRIBUTE {
-    CK_ATTRIBUTE { type_: ty, pValue: v as *const T as *mut c_void, ulValueLen: std::mem::size_of::<T>() as _ }
-}
-
-fn attr_mut<T>(ty: CK_ATTRIBUTE_TYPE, v: &mut T) -> CK_ATTRIBUTE {
-    CK_ATTRIBUTE { type_: ty, pValue: v as *mut T as *mut c_void, ulValueLen: std::mem::size_of::<T>() as _ }
-}
-
-fn attr_bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> CK_ATTRIBUTE {
-    CK_ATTRIBUTE { type_: ty, pValue: v.as_ptr() as *mut c_void, ulValueLen: v.len() as _ }
-}
-
-const TRUE: CK_BBOOL = CK_TRUE;
-const FALSE: CK_BBOOL = CK_FALSE;
-
 /// Stands in for another library's function list (only its address is used).
 static FUNCTION_LIST_2_40_MARKER: [u8; 8] = [0; 8];
 
 #[test]
 fn interfaces_are_offered_in_three_versions() {
-    let r = raw();
+    let r = RawLib::new();
     let mut n: CK_ULONG = 0;
     unsafe {
         assert_eq!(r.f.C_GetInterfaceList(null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
@@ -192,7 +90,7 @@ fn call_all_zero(list: &CK_FUNCTION_LIST_3_2, skip: &[&str]) -> Vec<(&'static st
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn every_function_refuses_before_initialize_and_survives_null_arguments() {
-    let r = raw();
+    let r = RawLib::new();
     let mut iface: *mut CK_INTERFACE = null_mut();
     unsafe { assert_eq!(r.f.C_GetInterface(null_mut(), null_mut(), &mut iface, 0), CKR_OK) };
     let list = unsafe { &*((*iface).pFunctionList as *const CK_FUNCTION_LIST_3_2) };
@@ -328,7 +226,7 @@ const FUNCTION_NAMES: &[&str] = &[
 
 #[test]
 fn initialize_arguments_and_finalize() {
-    let r = raw();
+    let r = RawLib::new();
     unsafe {
         let mut args = CK_C_INITIALIZE_ARGS {
             flags: CKF_OS_LOCKING_OK,
@@ -361,7 +259,7 @@ fn initialize_arguments_and_finalize() {
 fn broken_or_missing_configuration_fails_initialize_cleanly() {
     let env = Env::new("");
     std::fs::write(&env.conf, "directories.tokendir = /tmp/x\nthis line is broken\n").unwrap();
-    let r = raw_with(env);
+    let r = RawLib::with(env);
     assert_eq!(unsafe { r.f.C_Initialize(null_mut()) }, CKR_GENERAL_ERROR);
     std::env::set_var("TESSERA_CONF", r.env.dir.path().join("missing.conf"));
     assert_eq!(unsafe { r.f.C_Initialize(null_mut()) }, CKR_GENERAL_ERROR);
@@ -372,7 +270,7 @@ fn broken_or_missing_configuration_fails_initialize_cleanly() {
 
 #[test]
 fn slot_list_two_call_convention_and_free_slot() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     unsafe {
         assert_eq!(r.f.C_GetSlotList(CK_FALSE, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
@@ -417,7 +315,7 @@ fn slot_list_two_call_convention_and_free_slot() {
 
 #[test]
 fn mechanism_list_and_info() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.slots()[0];
     unsafe {
@@ -441,7 +339,7 @@ fn mechanism_list_and_info() {
 
 #[test]
 fn session_state_machine() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("states");
     unsafe {
@@ -495,7 +393,7 @@ fn session_state_machine() {
 
 #[test]
 fn pins_lockout_and_persisted_counters() {
-    let r = raw_with(Env::new("pin.max_failures = 3"));
+    let r = RawLib::with(Env::new("pin.max_failures = 3"));
     r.init();
     let slot = r.token("pins");
     unsafe {
@@ -545,14 +443,14 @@ fn pins_lockout_and_persisted_counters() {
 
 #[test]
 fn reinitialising_a_token_needs_the_so_pin_and_wipes_it() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("wipe");
     unsafe {
         let h = r.open(slot, true);
         r.login(h, CKU_USER, USER_PIN).unwrap();
         let class = CKO_DATA;
-        let mut t = [attr(CKA_CLASS, &class), attr(CKA_TOKEN, &TRUE), attr_bytes(CKA_LABEL, b"keep?")];
+        let mut t = [attr(CKA_CLASS, &class), attr(CKA_TOKEN, &TRUE), bytes(CKA_LABEL, b"keep?")];
         r.create(h, &mut t).unwrap();
         let mut label = pad32("wiped");
         let so = SO_PIN.as_bytes();
@@ -576,7 +474,7 @@ fn reinitialising_a_token_needs_the_so_pin_and_wipes_it() {
 
 #[test]
 fn get_attribute_value_follows_the_specification() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("attrs");
     unsafe {
@@ -588,8 +486,8 @@ fn get_attribute_value_follows_the_specification() {
             attr(CKA_CLASS, &class),
             attr(CKA_KEY_TYPE, &kt),
             attr(CKA_TOKEN, &TRUE),
-            attr_bytes(CKA_LABEL, b"aes-key"),
-            attr_bytes(CKA_VALUE, &key),
+            bytes(CKA_LABEL, b"aes-key"),
+            bytes(CKA_VALUE, &key),
         ];
         let o = r.create(h, &mut t).unwrap();
         // Length query, then values; sensitive and invalid attributes marked, all processed.
@@ -633,7 +531,7 @@ fn get_attribute_value_follows_the_specification() {
             attr(CKA_KEY_TYPE, &kt),
             attr(CKA_SENSITIVE, &FALSE),
             attr(CKA_EXTRACTABLE, &TRUE),
-            attr_bytes(CKA_VALUE, &key),
+            bytes(CKA_VALUE, &key),
         ];
         let o2 = r.create(h, &mut t2).unwrap();
         let mut v = [0u8; 32];
@@ -654,9 +552,9 @@ fn get_attribute_value_follows_the_specification() {
         assert_eq!(r.f.C_SetAttributeValue(h, o2, ro.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
         let mut kt_change = [attr(CKA_KEY_TYPE, &CKK_GENERIC_SECRET)];
         assert_eq!(r.f.C_SetAttributeValue(h, o2, kt_change.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
-        let mut unknown = [attr_bytes(CKA_MODULUS, b"x")];
+        let mut unknown = [bytes(CKA_MODULUS, b"x")];
         assert_eq!(r.f.C_SetAttributeValue(h, o2, unknown.as_mut_ptr(), 1), CKR_ATTRIBUTE_TYPE_INVALID);
-        let mut bad_bool = [attr_bytes(CKA_ENCRYPT, &[1, 2])];
+        let mut bad_bool = [bytes(CKA_ENCRYPT, &[1, 2])];
         assert_eq!(r.f.C_SetAttributeValue(h, o2, bad_bool.as_mut_ptr(), 1), CKR_ATTRIBUTE_VALUE_INVALID);
         // Once locked, these are read-only even to the value they have (spec footnotes 11, 12).
         assert_eq!(r.f.C_SetAttributeValue(h, o2, s.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
@@ -670,45 +568,41 @@ fn get_attribute_value_follows_the_specification() {
             g[0].ulValueLen
         };
         assert_eq!(check(o2), 3);
-        let mut none = [
-            attr(CKA_CLASS, &class),
-            attr(CKA_KEY_TYPE, &kt),
-            attr_bytes(CKA_VALUE, &key),
-            attr_bytes(CKA_CHECK_VALUE, &[]),
-        ];
+        let mut none =
+            [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), bytes(CKA_VALUE, &key), bytes(CKA_CHECK_VALUE, &[])];
         let o3 = r.create(h, &mut none).unwrap();
         assert_eq!(check(o3), 0, "no check value asked for");
-        let mut set_cv = [attr_bytes(CKA_CHECK_VALUE, &[1, 2, 3])];
+        let mut set_cv = [bytes(CKA_CHECK_VALUE, &[1, 2, 3])];
         assert_eq!(r.f.C_SetAttributeValue(h, o2, set_cv.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY);
-        let mut drop_cv = [attr_bytes(CKA_CHECK_VALUE, &[])];
+        let mut drop_cv = [bytes(CKA_CHECK_VALUE, &[])];
         assert_eq!(r.f.C_SetAttributeValue(h, o2, drop_cv.as_mut_ptr(), 1), CKR_OK);
         assert_eq!(check(o2), 0, "check value removed");
 
         // A data object's attributes are fixed once it exists, in a copy too; a certificate's but
         // its CKA_ID, CKA_ISSUER and CKA_SERIAL_NUMBER as well.
         let data_class = CKO_DATA;
-        let mut d = [attr(CKA_CLASS, &data_class), attr_bytes(CKA_VALUE, b"v"), attr_bytes(CKA_OBJECT_ID, &[6, 1, 0])];
+        let mut d = [attr(CKA_CLASS, &data_class), bytes(CKA_VALUE, b"v"), bytes(CKA_OBJECT_ID, &[6, 1, 0])];
         let data = r.create(h, &mut d).unwrap();
         for (t, v) in [(CKA_VALUE, &b"w"[..]), (CKA_OBJECT_ID, &[6, 1, 1][..]), (CKA_APPLICATION, &b"app"[..])] {
-            let mut set = [attr_bytes(t, v)];
+            let mut set = [bytes(t, v)];
             assert_eq!(r.f.C_SetAttributeValue(h, data, set.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY, "{t:#x}");
             let mut copy = 0;
             assert_eq!(r.f.C_CopyObject(h, data, set.as_mut_ptr(), 1, &mut copy), CKR_ATTRIBUTE_READ_ONLY, "{t:#x}");
         }
-        let mut label = [attr_bytes(CKA_LABEL, b"still a label")];
+        let mut label = [bytes(CKA_LABEL, b"still a label")];
         assert_eq!(r.f.C_SetAttributeValue(h, data, label.as_mut_ptr(), 1), CKR_OK);
         let (cert_class, x509) = (CKO_CERTIFICATE, CKC_X_509);
         let mut c = [
             attr(CKA_CLASS, &cert_class),
             attr(CKA_CERTIFICATE_TYPE, &x509),
-            attr_bytes(CKA_SUBJECT, b"subject"),
-            attr_bytes(CKA_VALUE, b"not really DER"),
+            bytes(CKA_SUBJECT, b"subject"),
+            bytes(CKA_VALUE, b"not really DER"),
         ];
         let cert = r.create(h, &mut c).unwrap();
-        let mut id = [attr_bytes(CKA_ID, b"1"), attr_bytes(CKA_SERIAL_NUMBER, b"2"), attr_bytes(CKA_ISSUER, b"3")];
+        let mut id = [bytes(CKA_ID, b"1"), bytes(CKA_SERIAL_NUMBER, b"2"), bytes(CKA_ISSUER, b"3")];
         assert_eq!(r.f.C_SetAttributeValue(h, cert, id.as_mut_ptr(), 3), CKR_OK);
         for t in [CKA_CHECK_VALUE, CKA_START_DATE, CKA_CERTIFICATE_CATEGORY] {
-            let mut set = [attr_bytes(t, if t == CKA_START_DATE { b"20260101" } else { b"12345678" })];
+            let mut set = [bytes(t, if t == CKA_START_DATE { b"20260101" } else { b"12345678" })];
             assert_eq!(r.f.C_SetAttributeValue(h, cert, set.as_mut_ptr(), 1), CKR_ATTRIBUTE_READ_ONLY, "{t:#x}");
         }
     }
@@ -716,7 +610,7 @@ fn get_attribute_value_follows_the_specification() {
 
 #[test]
 fn nested_template_attributes_round_trip() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("nested");
     unsafe {
@@ -729,7 +623,7 @@ fn nested_template_attributes_round_trip() {
         let mut t = [
             attr(CKA_CLASS, &class),
             attr(CKA_KEY_TYPE, &kt),
-            attr_bytes(CKA_VALUE, &key),
+            bytes(CKA_VALUE, &key),
             CK_ATTRIBUTE {
                 type_: CKA_UNWRAP_TEMPLATE,
                 pValue: inner.as_ptr() as *mut c_void,
@@ -755,7 +649,7 @@ fn nested_template_attributes_round_trip() {
 
 #[test]
 fn create_object_checks_templates_and_sessions() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("create");
     unsafe {
@@ -765,18 +659,17 @@ fn create_object_checks_templates_and_sessions() {
         assert_eq!(r.create(ro, &mut token_obj), Err(CKR_SESSION_READ_ONLY));
         let mut private_obj = [attr(CKA_CLASS, &class), attr(CKA_PRIVATE, &TRUE)];
         assert_eq!(r.create(ro, &mut private_obj), Err(CKR_USER_NOT_LOGGED_IN));
-        let mut no_class = [attr_bytes(CKA_LABEL, b"x")];
+        let mut no_class = [bytes(CKA_LABEL, b"x")];
         assert_eq!(r.create(ro, &mut no_class), Err(CKR_TEMPLATE_INCOMPLETE));
         let mut twice = [attr(CKA_CLASS, &class), attr(CKA_TOKEN, &TRUE), attr(CKA_TOKEN, &FALSE)];
         assert_eq!(r.create(ro, &mut twice), Err(CKR_TEMPLATE_INCONSISTENT));
-        let mut wrong_attr = [attr(CKA_CLASS, &class), attr_bytes(CKA_MODULUS, b"1")];
+        let mut wrong_attr = [attr(CKA_CLASS, &class), bytes(CKA_MODULUS, b"1")];
         assert_eq!(r.create(ro, &mut wrong_attr), Err(CKR_ATTRIBUTE_TYPE_INVALID));
         let mut readonly = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr(CKA_LOCAL, &TRUE)];
         assert_eq!(r.create(ro, &mut readonly), Err(CKR_ATTRIBUTE_READ_ONLY));
         let mut no_value = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES)];
         assert_eq!(r.create(ro, &mut no_value), Err(CKR_TEMPLATE_INCOMPLETE));
-        let mut bad_len =
-            [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &[1; 5])];
+        let mut bad_len = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), bytes(CKA_VALUE, &[1; 5])];
         assert_eq!(r.create(ro, &mut bad_len), Err(CKR_ATTRIBUTE_VALUE_INVALID));
         let mut bad_class = [attr(CKA_CLASS, &CKO_HW_FEATURE)];
         assert_eq!(r.create(ro, &mut bad_class), Err(CKR_ATTRIBUTE_VALUE_INVALID));
@@ -793,24 +686,23 @@ fn create_object_checks_templates_and_sessions() {
         assert_eq!(r.f.C_DestroyObject(ro, o), CKR_OBJECT_HANDLE_INVALID);
         // Certificates need their subject and value.
         let ct = CKC_X_509;
-        let mut cert =
-            [attr(CKA_CLASS, &CKO_CERTIFICATE), attr(CKA_CERTIFICATE_TYPE, &ct), attr_bytes(CKA_SUBJECT, b"s")];
+        let mut cert = [attr(CKA_CLASS, &CKO_CERTIFICATE), attr(CKA_CERTIFICATE_TYPE, &ct), bytes(CKA_SUBJECT, b"s")];
         assert_eq!(r.create(ro, &mut cert), Err(CKR_TEMPLATE_INCOMPLETE));
     }
 }
 
 #[test]
 fn copy_destroy_and_protection_attributes() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("copy");
     unsafe {
         let h = r.open(slot, true);
         r.login(h, CKU_USER, USER_PIN).unwrap();
         let class = CKO_DATA;
-        let mut t = [attr(CKA_CLASS, &class), attr_bytes(CKA_LABEL, b"orig"), attr_bytes(CKA_VALUE, b"payload")];
+        let mut t = [attr(CKA_CLASS, &class), bytes(CKA_LABEL, b"orig"), bytes(CKA_VALUE, b"payload")];
         let o = r.create(h, &mut t).unwrap();
-        let mut ct = [attr(CKA_TOKEN, &TRUE), attr_bytes(CKA_LABEL, b"copy")];
+        let mut ct = [attr(CKA_TOKEN, &TRUE), bytes(CKA_LABEL, b"copy")];
         let mut c = 0;
         assert_eq!(r.f.C_CopyObject(h, o, ct.as_mut_ptr(), 2, &mut c), CKR_OK);
         let mut v = [0u8; 7];
@@ -829,7 +721,7 @@ fn copy_destroy_and_protection_attributes() {
         let l = r.create(h, &mut locked).unwrap();
         assert_eq!(r.f.C_CopyObject(h, l, null_mut(), 0, &mut c), CKR_ACTION_PROHIBITED);
         assert_eq!(r.f.C_DestroyObject(h, l), CKR_ACTION_PROHIBITED);
-        let mut label = [attr_bytes(CKA_LABEL, b"new")];
+        let mut label = [bytes(CKA_LABEL, b"new")];
         assert_eq!(r.f.C_SetAttributeValue(h, l, label.as_mut_ptr(), 1), CKR_ACTION_PROHIBITED);
         assert_eq!(r.f.C_SetAttributeValue(h, o, label.as_mut_ptr(), 1), CKR_OK);
         // Token objects cannot be destroyed from a read-only session.
@@ -840,7 +732,7 @@ fn copy_destroy_and_protection_attributes() {
     }
 }
 
-fn find(r: &Raw, h: CK_SESSION_HANDLE, t: &mut [CK_ATTRIBUTE]) -> Vec<CK_OBJECT_HANDLE> {
+fn find(r: &RawLib, h: CK_SESSION_HANDLE, t: &mut [CK_ATTRIBUTE]) -> Vec<CK_OBJECT_HANDLE> {
     unsafe {
         assert_eq!(r.f.C_FindObjectsInit(h, t.as_mut_ptr(), t.len() as _), CKR_OK);
         let mut out = Vec::new();
@@ -860,7 +752,7 @@ fn find(r: &Raw, h: CK_SESSION_HANDLE, t: &mut [CK_ATTRIBUTE]) -> Vec<CK_OBJECT_
 
 #[test]
 fn find_private_visibility_and_session_lifetimes() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("find");
     unsafe {
@@ -874,13 +766,13 @@ fn find_private_visibility_and_session_lifetimes() {
                 attr(CKA_CLASS, &class),
                 attr(CKA_PRIVATE, &private),
                 attr(CKA_TOKEN, &token),
-                attr_bytes(CKA_LABEL, label.as_bytes()),
+                bytes(CKA_LABEL, label.as_bytes()),
             ];
             r.create(h, &mut t).unwrap();
         }
         let mut all = [attr(CKA_CLASS, &class)];
         assert_eq!(find(&r, h, &mut all).len(), 4);
-        let mut one = [attr_bytes(CKA_LABEL, b"priv-tok")];
+        let mut one = [bytes(CKA_LABEL, b"priv-tok")];
         let found = find(&r, h, &mut one);
         assert_eq!(found.len(), 1);
         let priv_handle = found[0];
@@ -924,7 +816,7 @@ fn find_private_visibility_and_session_lifetimes() {
 
 #[test]
 fn key_material_is_encrypted_at_rest() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("rest");
     let marker = *b"KEYMATERIAL-0123456789abcdefXYZ!";
@@ -937,14 +829,14 @@ fn key_material_is_encrypted_at_rest() {
             attr(CKA_KEY_TYPE, &CKK_GENERIC_SECRET),
             attr(CKA_TOKEN, &TRUE),
             attr(CKA_PRIVATE, &FALSE),
-            attr_bytes(CKA_VALUE, &marker),
+            bytes(CKA_VALUE, &marker),
         ];
         r.create(h, &mut key).unwrap();
         let mut data = [
             attr(CKA_CLASS, &CKO_DATA),
             attr(CKA_TOKEN, &TRUE),
             attr(CKA_PRIVATE, &TRUE),
-            attr_bytes(CKA_LABEL, private_label),
+            bytes(CKA_LABEL, private_label),
         ];
         r.create(h, &mut data).unwrap();
         assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
@@ -979,7 +871,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn digests_single_and_multi_part_with_two_call_lengths() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.slots()[0];
     let _ = slot;
@@ -1051,7 +943,7 @@ fn digests_single_and_multi_part_with_two_call_lengths() {
 
 #[test]
 fn random_generation() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("rng");
     unsafe {
@@ -1070,7 +962,7 @@ fn random_generation() {
 
 #[test]
 fn unimplemented_functions_say_so() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("unsupported");
     unsafe {
@@ -1086,7 +978,7 @@ fn unimplemented_functions_say_so() {
 fn fork_child_is_not_initialised_until_it_initialises() {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, ForkResult};
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("fork");
     let h = r.open(slot, true);
@@ -1123,12 +1015,12 @@ extern "C" {
 }
 
 /// A logged-in R/W session on a new token with an AES-256 session key: (session, key).
-unsafe fn aes_key_session(r: &Raw, label: &str) -> (CK_SESSION_HANDLE, CK_OBJECT_HANDLE) {
+unsafe fn aes_key_session(r: &RawLib, label: &str) -> (CK_SESSION_HANDLE, CK_OBJECT_HANDLE) {
     let slot = r.token(label);
     let h = r.open(slot, true);
     r.login(h, CKU_USER, USER_PIN).unwrap();
     let key = [9u8; 32];
-    let mut t = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), attr_bytes(CKA_VALUE, &key)];
+    let mut t = [attr(CKA_CLASS, &CKO_SECRET_KEY), attr(CKA_KEY_TYPE, &CKK_AES), bytes(CKA_VALUE, &key)];
     (h, r.create(h, &mut t).unwrap())
 }
 
@@ -1138,7 +1030,7 @@ unsafe fn aes_key_session(r: &Raw, label: &str) -> (CK_SESSION_HANDLE, CK_OBJECT
 /// operation (a failed call ends it), for digests, ciphers, MACs and verification alike.
 #[test]
 fn single_and_multi_part_calls_do_not_mix() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     unsafe {
         let (h, k) = aes_key_session(&r, "phases");
@@ -1235,7 +1127,7 @@ fn single_and_multi_part_calls_do_not_mix() {
 /// parameter is looked at (a parameter the mechanism would refuse anyway does not change that).
 #[test]
 fn mechanisms_that_cannot_do_a_function_are_invalid_whatever_their_parameter() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     unsafe {
         let (h, k) = aes_key_session(&r, "mechinvalid");
@@ -1275,7 +1167,7 @@ fn mechanisms_that_cannot_do_a_function_are_invalid_whatever_their_parameter() {
 
 #[test]
 fn single_part_lengths_are_answered_before_the_work() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     unsafe {
         let (h, k) = aes_key_session(&r, "lengths");
@@ -1312,7 +1204,7 @@ fn single_part_lengths_are_answered_before_the_work() {
 /// attribute, a destroyed key, a key whose owning session closed, a private key after logout.
 #[test]
 fn keys_a_session_used_follow_every_change() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     let slot = r.token("key cache");
     unsafe {
@@ -1324,7 +1216,7 @@ fn keys_a_session_used_follow_every_change() {
             let mut t = [
                 attr(CKA_CLASS, &CKO_SECRET_KEY),
                 attr(CKA_KEY_TYPE, &CKK_AES),
-                attr_bytes(CKA_VALUE, &value),
+                bytes(CKA_VALUE, &value),
                 attr(CKA_PRIVATE, private),
                 attr(CKA_ENCRYPT, &yes),
             ];
@@ -1398,7 +1290,7 @@ fn keys_a_session_used_follow_every_change() {
 /// error: refused before anything is read or allocated, never by ending the process.
 #[test]
 fn impossible_lengths_are_refused() {
-    let r = raw();
+    let r = RawLib::new();
     r.init();
     unsafe {
         let (h, k) = aes_key_session(&r, "lengths2");

@@ -7,14 +7,8 @@
 //! Runs in both modes: the rules are the same in each (the legacy rules that lift them,
 //! `keys.legacy_wrapping = allow`, have no effect in the approved mode).
 
-#[path = "symmetric_util.rs"]
-mod util;
-
 use cryptoki_sys::*;
-use tessera_tests::approved_mode;
-use util::*;
-
-const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+use tessera_tests::*;
 
 fn kw() -> Mech {
     Mech::new(CKM_AES_KEY_WRAP)
@@ -22,7 +16,7 @@ fn kw() -> Mech {
 
 /// A sensitive, extractable AES key made with a value the test knows: the target whose value no
 /// sequence of calls may reveal.
-fn target(t: &T, value: &[u8]) -> CK_OBJECT_HANDLE {
+fn target(t: &Token, value: &[u8]) -> CK_OBJECT_HANDLE {
     let mut tpl = secret(CKK_AES, value);
     tpl.retain(|(a, _)| *a != CKA_SENSITIVE);
     tpl.push((CKA_SENSITIVE, V::B(true)));
@@ -30,7 +24,7 @@ fn target(t: &T, value: &[u8]) -> CK_OBJECT_HANDLE {
 }
 
 /// A key-encryption key generated on the token: never extractable, wraps and unwraps.
-fn generated_kek(t: &T) -> CK_OBJECT_HANDLE {
+fn generated_kek(t: &Token) -> CK_OBJECT_HANDLE {
     t.generate(
         &Mech::new(CKM_AES_KEY_GEN),
         &vec![(CKA_VALUE_LEN, V::U(32)), (CKA_TOKEN, V::B(false)), (CKA_WRAP, V::B(true)), (CKA_UNWRAP, V::B(true))],
@@ -38,7 +32,7 @@ fn generated_kek(t: &T) -> CK_OBJECT_HANDLE {
     .unwrap()
 }
 
-fn flag(t: &T, h: CK_OBJECT_HANDLE, a: CK_ATTRIBUTE_TYPE) -> bool {
+fn flag(t: &Token, h: CK_OBJECT_HANDLE, a: CK_ATTRIBUTE_TYPE) -> bool {
     t.attr(h, a).unwrap() == [1]
 }
 
@@ -46,7 +40,7 @@ fn flag(t: &T, h: CK_OBJECT_HANDLE, a: CK_ATTRIBUTE_TYPE) -> bool {
 /// encrypts, and no key is made to; the defaults make data keys.
 #[test]
 fn a_key_never_both_wraps_and_decrypts() {
-    let t = T::new("atk-clulow");
+    let t = Token::new("atk-clulow");
     let value = [0x42; 16];
     let s = target(&t, &value);
     // A default AES key encrypts and decrypts and does not wrap: the wrap of step 1 fails.
@@ -118,7 +112,7 @@ fn a_key_never_both_wraps_and_decrypts() {
 /// Security Officer) wrap sensitive keys.
 #[test]
 fn sensitive_keys_are_wrapped_only_by_keys_that_keep_them() {
-    let t = T::new("atk-known-kek");
+    let t = Token::new("atk-known-kek");
     let s = target(&t, &[0x17; 32]);
     let known = t.kek(CKK_AES, &[0x99; 16]).unwrap();
     assert_eq!(t.wrap(&kw(), known, s), Err(CKR_KEY_NOT_WRAPPABLE));
@@ -194,7 +188,7 @@ fn sensitive_keys_are_wrapped_only_by_keys_that_keep_them() {
     assert_eq!(t.wrap(&oaep, open_public, s), Err(CKR_KEY_NOT_WRAPPABLE));
 }
 
-fn rsa_wrapping_pair(t: &T) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+fn rsa_wrapping_pair(t: &Token) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
     t.generate_pair(
         &Mech::new(CKM_RSA_PKCS_KEY_PAIR_GEN),
         &vec![(CKA_TOKEN, V::B(false)), (CKA_MODULUS_BITS, V::U(2048)), (CKA_WRAP, V::B(true))],
@@ -218,7 +212,7 @@ fn oaep_sha256() -> Mech {
 /// unwraps neither decrypts nor signs; PKCS #1 v1.5 (a padding oracle) does not unwrap.
 #[test]
 fn rsa_unwrapping_keys_do_not_decrypt() {
-    let t = T::new("atk-rsa");
+    let t = Token::new("atk-rsa");
     let s = target(&t, &[0x31; 16]);
     let (public, private) = rsa_wrapping_pair(&t);
     assert!(!flag(&t, private, CKA_DECRYPT) && !flag(&t, private, CKA_SIGN));
@@ -248,7 +242,7 @@ fn rsa_unwrapping_keys_do_not_decrypt() {
 /// what the key unwraps, and what a guarding key unwraps is sensitive.
 #[test]
 fn an_unwrap_template_cannot_make_unwrapped_keys_readable() {
-    let t = T::new("atk-unwrap-template");
+    let t = Token::new("atk-unwrap-template");
     let s = target(&t, &[0x3a; 16]);
     let w = generated_kek(&t);
     let blob = t.wrap(&kw(), w, s).unwrap();
@@ -278,7 +272,7 @@ fn an_unwrap_template_cannot_make_unwrapped_keys_readable() {
 /// key stream. Only RFC 3394/5649 key wrap and RSA-OAEP wrap and unwrap.
 #[test]
 fn only_authenticated_mechanisms_wrap_and_unwrap() {
-    let t = T::new("atk-formats");
+    let t = Token::new("atk-formats");
     let s = target(&t, &[0x55; 32]);
     let w = generated_kek(&t);
     let iv = [0u8; 16];
@@ -303,7 +297,7 @@ fn only_authenticated_mechanisms_wrap_and_unwrap() {
 /// (it was not generated here).
 #[test]
 fn unwrapping_as_another_type_gains_nothing() {
-    let t = T::new("atk-confusion");
+    let t = Token::new("atk-confusion");
     let s = target(&t, &[0x66; 32]);
     let w = generated_kek(&t);
     let blob = t.wrap(&kw(), w, s).unwrap();
@@ -337,7 +331,7 @@ fn unwrapping_as_another_type_gains_nothing() {
 /// no template that changes it; a user's copy of a trusted key is not trusted.
 #[test]
 fn copies_never_loosen_protection() {
-    let t = T::new("atk-copy");
+    let t = Token::new("atk-copy");
     // The Security Officer makes a trusted, non-modifiable key-encryption key on the token.
     t.relogin(CKU_SO).unwrap();
     let trusted = t
@@ -415,7 +409,7 @@ fn copies_never_loosen_protection() {
 /// derive templates and `CKA_ALWAYS_AUTHENTICATE` are fixed once the key exists.
 #[test]
 fn restrictions_cannot_be_removed() {
-    let t = T::new("atk-restrict");
+    let t = Token::new("atk-restrict");
     let mut tpl = secret(CKK_AES, &[0x44; 16]);
     tpl.push((CKA_ALLOWED_MECHANISMS, V::Bytes(CKM_AES_CBC_PAD.to_ne_bytes().to_vec())));
     let k = t.create(&tpl).unwrap();
@@ -444,7 +438,7 @@ fn restrictions_cannot_be_removed() {
 /// wrap template of a key-encryption key.
 #[test]
 fn search_and_wrap_templates_are_no_oracle() {
-    let t = T::new("atk-oracle");
+    let t = Token::new("atk-oracle");
     let value = vec![0x5c; 16];
     let s = target(&t, &value);
     let right = vec![(CKA_CLASS, V::U(CKO_SECRET_KEY)), (CKA_VALUE, V::Bytes(value.clone()))];
@@ -518,7 +512,7 @@ fn encode_template(tpl: &Tpl) -> Encoded {
 /// binds what is derived from it.
 #[test]
 fn derivation_reveals_no_derived_key() {
-    let t = T::new("atk-derive");
+    let t = Token::new("atk-derive");
     let base = t.key(CKK_GENERIC_SECRET, &[0x61; 32]).unwrap();
     let params = hkdf(CKM_HKDF_DATA, true, true, CKM_SHA256, None, b"info");
     let data = vec![(CKA_CLASS, V::U(CKO_DATA)), (CKA_TOKEN, V::B(false)), (CKA_VALUE_LEN, V::U(32))];
@@ -599,7 +593,7 @@ fn derivation_reveals_no_derived_key() {
 /// may not read is refused in the approved mode, and in either mode for keys under 112 bits.
 #[test]
 fn digest_key_is_no_oracle() {
-    let t = T::new("atk-digest");
+    let t = Token::new("atk-digest");
     let mut tpl = secret(CKK_GENERIC_SECRET, &[0x71; 8]);
     tpl.retain(|(a, _)| *a != CKA_SENSITIVE);
     tpl.push((CKA_SENSITIVE, V::B(true)));
@@ -623,7 +617,7 @@ fn digest_key_is_no_oracle() {
 fn legacy_keys_with_both_usages_are_refused_without_the_legacy_rules() {
     let store = tempfile::tempdir().unwrap();
     let at = format!("directories.tokendir = {}", store.path().display());
-    let t = T::with_conf("atk-legacy", &format!("{at}\nkeys.legacy_wrapping = allow"));
+    let t = Token::with_conf("atk-legacy", &format!("{at}\nkeys.legacy_wrapping = allow"));
     let both = vec![
         (CKA_VALUE_LEN, V::U(16)),
         (CKA_TOKEN, V::B(true)),
@@ -640,7 +634,7 @@ fn legacy_keys_with_both_usages_are_refused_without_the_legacy_rules() {
     assert!(t.encrypt(&Mech::new(CKM_AES_ECB), both, &[0; 16]).is_ok());
     drop(t);
     // The same store opened without the legacy rules.
-    let t = T::reopen("atk-legacy", &at);
+    let t = Token::reopen("atk-legacy", &at);
     let found = t.find(&vec![(CKA_LABEL, V::Bytes(b"both".to_vec()))]).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), found[0], &[0; 16]), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
@@ -655,7 +649,7 @@ fn legacy_keys_with_both_usages_are_refused_without_the_legacy_rules() {
 /// (`pkcs11-tool --write-object --usage-wrap`, `softhsm2-util --import --aes`).
 #[test]
 fn keys_whose_value_is_known_keep_their_freedom() {
-    let t = T::new("atk-known");
+    let t = Token::new("atk-known");
     let mut both = secret(CKK_AES, &[0xa1; 16]);
     both.extend([(CKA_WRAP, V::B(true)), (CKA_UNWRAP, V::B(true))]);
     let k = t.create(&both).unwrap();
@@ -673,7 +667,7 @@ fn keys_whose_value_is_known_keep_their_freedom() {
 /// keys nobody outside knows.
 #[test]
 fn round_trips_do_not_loosen_a_key() {
-    let t = T::new("atk-roundtrip");
+    let t = Token::new("atk-roundtrip");
     let w = generated_kek(&t);
     // A generated, sensitive, extractable key that may only be wrapped by a trusted key.
     let s = t

@@ -157,6 +157,7 @@ use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::{AuthPin, Ulong};
+use tessera_tests::oid::{ED25519 as OID_ED25519, P256 as OID_P256, P384 as OID_P384};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -169,10 +170,6 @@ const DEFAULT_SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const DATA_OBJECTS_PRIVATE: bool = false;
 /// Objects a benchmark may pile up before they are destroyed (untimed) mid-round.
 const CLEANUP_EVERY: usize = 1_000;
-/// DER of the curve OIDs, as CKA_EC_PARAMS.
-const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 
 // ---------------------------------------------------------------------------
 // Configuration

@@ -41,59 +41,41 @@ fn in_child(name: &str, body: impl FnOnce() -> CK_RV) -> CK_RV {
 
 /// A token in the non-approved mode (these tests are about the ABI, not the policy) with a
 /// logged-in user session.
-struct T {
-    t: RawToken,
-    h: CK_SESSION_HANDLE,
+fn token() -> Token {
+    Token::open("non-approved", "crashes")
 }
 
-fn token() -> T {
-    let t = raw_token("non-approved", "crashes");
-    let mut h = 0;
-    unsafe {
-        assert_eq!(t.f.C_OpenSession(t.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
-        assert_eq!(t.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as _), CKR_OK);
-    }
-    T { t, h }
+/// A session AES key of `len` bytes that can encrypt and decrypt.
+fn aes(t: &Token, len: CK_ULONG) -> CK_OBJECT_HANDLE {
+    let mut tpl =
+        [attr(CKA_VALUE_LEN, &len), attr(CKA_ENCRYPT, &TRUE), attr(CKA_DECRYPT, &TRUE), attr(CKA_TOKEN, &FALSE)];
+    let mut m = mech(CKM_AES_KEY_GEN);
+    let mut k = 0;
+    assert_eq!(unsafe { t.f.C_GenerateKey(t.h, &mut m, tpl.as_mut_ptr(), tpl.len() as _, &mut k) }, CKR_OK);
+    k
 }
 
-fn attr<T>(type_: CK_ATTRIBUTE_TYPE, v: &T) -> CK_ATTRIBUTE {
-    CK_ATTRIBUTE { type_, pValue: v as *const T as *mut c_void, ulValueLen: std::mem::size_of::<T>() as CK_ULONG }
-}
-
-impl T {
-    /// A session AES key of `len` bytes that can encrypt and decrypt.
-    fn aes(&self, len: CK_ULONG) -> CK_OBJECT_HANDLE {
-        let (tru, fal) = (CK_TRUE, CK_FALSE);
-        let mut t =
-            [attr(CKA_VALUE_LEN, &len), attr(CKA_ENCRYPT, &tru), attr(CKA_DECRYPT, &tru), attr(CKA_TOKEN, &fal)];
-        let mut m = CK_MECHANISM { mechanism: CKM_AES_KEY_GEN, pParameter: null_mut(), ulParameterLen: 0 };
-        let mut k = 0;
-        assert_eq!(unsafe { self.t.f.C_GenerateKey(self.h, &mut m, t.as_mut_ptr(), t.len() as _, &mut k) }, CKR_OK);
-        k
-    }
-
-    /// A session RSA-2048 key pair (public, private).
-    fn rsa(&self) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
-        let (tru, fal, bits) = (CK_TRUE, CK_FALSE, 2048 as CK_ULONG);
-        let mut public = [attr(CKA_MODULUS_BITS, &bits), attr(CKA_ENCRYPT, &tru), attr(CKA_TOKEN, &fal)];
-        let mut private = [attr(CKA_DECRYPT, &tru), attr(CKA_TOKEN, &fal)];
-        let mut m = CK_MECHANISM { mechanism: CKM_RSA_PKCS_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
-        let (mut a, mut b) = (0, 0);
-        let rv = unsafe {
-            self.t.f.C_GenerateKeyPair(
-                self.h,
-                &mut m,
-                public.as_mut_ptr(),
-                public.len() as _,
-                private.as_mut_ptr(),
-                private.len() as _,
-                &mut a,
-                &mut b,
-            )
-        };
-        assert_eq!(rv, CKR_OK);
-        (a, b)
-    }
+/// A session RSA-2048 key pair (public, private).
+fn rsa(t: &Token) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+    let bits = 2048 as CK_ULONG;
+    let mut public = [attr(CKA_MODULUS_BITS, &bits), attr(CKA_ENCRYPT, &TRUE), attr(CKA_TOKEN, &FALSE)];
+    let mut private = [attr(CKA_DECRYPT, &TRUE), attr(CKA_TOKEN, &FALSE)];
+    let mut m = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
+    let (mut a, mut b) = (0, 0);
+    let rv = unsafe {
+        t.f.C_GenerateKeyPair(
+            t.h,
+            &mut m,
+            public.as_mut_ptr(),
+            public.len() as _,
+            private.as_mut_ptr(),
+            private.len() as _,
+            &mut a,
+            &mut b,
+        )
+    };
+    assert_eq!(rv, CKR_OK);
+    (a, b)
 }
 
 // ---- 1. nested templates ----------------------------------------------------------------------
@@ -116,9 +98,11 @@ fn derive_template_containing_itself() {
 /// template itself.
 fn self_referencing(test: &str, ty: CK_ATTRIBUTE_TYPE) -> CK_RV {
     in_child(test, || {
-        let t = raw_token("non-approved", "crashes");
+        let t = token();
         let mut h = 0;
         unsafe {
+            // No login: the application has only a public session.
+            assert_eq!(t.f.C_Logout(t.h), CKR_OK);
             assert_eq!(t.f.C_OpenSession(t.slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
             let mut a = [CK_ATTRIBUTE { type_: ty, pValue: null_mut(), ulValueLen: 0 }];
             a[0].pValue = a.as_mut_ptr() as *mut c_void;
@@ -133,9 +117,11 @@ fn self_referencing(test: &str, ty: CK_ATTRIBUTE_TYPE) -> CK_RV {
 #[test]
 fn templates_nested_more_than_one_level() {
     let rv = in_child("templates_nested_more_than_one_level", || {
-        let t = raw_token("non-approved", "crashes");
+        let t = token();
         let mut h = 0;
         unsafe {
+            // No login: the application has only a public session.
+            assert_eq!(t.f.C_Logout(t.h), CKR_OK);
             assert_eq!(t.f.C_OpenSession(t.slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
             let class = CKO_SECRET_KEY;
             let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
@@ -160,9 +146,11 @@ fn templates_nested_more_than_one_level() {
 #[test]
 fn nested_templates_count_against_the_limit() {
     let rv = in_child("nested_templates_count_against_the_limit", || {
-        let t = raw_token("non-approved", "crashes");
+        let t = token();
         let mut h = 0;
         unsafe {
+            // No login: the application has only a public session.
+            assert_eq!(t.f.C_Logout(t.h), CKR_OK);
             assert_eq!(t.f.C_OpenSession(t.slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
             let label = vec![b'x'; 1 << 20];
             let one = CK_ATTRIBUTE { type_: CKA_LABEL, pValue: label.as_ptr() as *mut _, ulValueLen: label.len() as _ };
@@ -193,7 +181,7 @@ fn pbkd2_params(password: &[u8], salt: &[u8], password_len: CK_ULONG) -> CK_PKCS
     }
 }
 
-unsafe fn pbkd2(t: &T, p: &mut CK_PKCS5_PBKD2_PARAMS2) -> CK_RV {
+unsafe fn pbkd2(t: &Token, p: &mut CK_PKCS5_PBKD2_PARAMS2) -> CK_RV {
     let (len, class, kt, fal) = (32 as CK_ULONG, CKO_SECRET_KEY, CKK_GENERIC_SECRET, CK_FALSE);
     let mut tpl = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &fal)];
     let mut m = CK_MECHANISM {
@@ -202,7 +190,7 @@ unsafe fn pbkd2(t: &T, p: &mut CK_PKCS5_PBKD2_PARAMS2) -> CK_RV {
         ulParameterLen: std::mem::size_of::<CK_PKCS5_PBKD2_PARAMS2>() as _,
     };
     let mut k = 0;
-    t.t.f.C_GenerateKey(t.h, &mut m, tpl.as_mut_ptr(), tpl.len() as _, &mut k)
+    t.f.C_GenerateKey(t.h, &mut m, tpl.as_mut_ptr(), tpl.len() as _, &mut k)
 }
 
 /// `CK_PKCS5_PBKD2_PARAMS2` with a password of 64 KiB (`ulPasswordLen` 0x10000, a real buffer):
@@ -240,7 +228,7 @@ fn pbkd2_params2_password_length_from_64k() {
 fn gcm_message_params_given_to_encrypt_init() {
     let rv = in_child("gcm_message_params_given_to_encrypt_init", || {
         let t = token();
-        let k = t.aes(32);
+        let k = aes(&t, 32);
         let mut iv = [0u8; 12];
         let mut tag = [0u8; 16];
         let mut last = CKR_OK;
@@ -258,7 +246,7 @@ fn gcm_message_params_given_to_encrypt_init() {
                 pParameter: &mut p as *mut _ as *mut c_void,
                 ulParameterLen: std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as _,
             };
-            last = unsafe { t.t.f.C_EncryptInit(t.h, &mut m, k) };
+            last = unsafe { t.f.C_EncryptInit(t.h, &mut m, k) };
             assert_eq!(last, CKR_MECHANISM_PARAM_INVALID, "generator {generator}");
         }
         last
@@ -303,7 +291,7 @@ fn gcm_params(iv: &[u8], aad: *const u8, aad_len: CK_ULONG) -> CK_GCM_PARAMS {
 fn gcm_aad_of_2_pow_44() {
     let rv = in_child("gcm_aad_of_2_pow_44", || {
         let t = token();
-        let k = t.aes(32);
+        let k = aes(&t, 32);
         let iv = [7u8; 12];
         let small = [0u8; 16];
         let mut p = gcm_params(&iv, small.as_ptr(), 1 << 62);
@@ -312,14 +300,14 @@ fn gcm_aad_of_2_pow_44() {
             pParameter: &mut p as *mut _ as *mut c_void,
             ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as _,
         };
-        assert_eq!(unsafe { t.t.f.C_EncryptInit(t.h, &mut m, k) }, CKR_MECHANISM_PARAM_INVALID);
+        assert_eq!(unsafe { t.f.C_EncryptInit(t.h, &mut m, k) }, CKR_MECHANISM_PARAM_INVALID);
         let len = 1usize << 44;
         // Without room for the mapping, the length still names no allocation the module can make,
         // and nothing is read before the allocation.
         let aad = huge_buffer(len).unwrap_or(small.as_ptr() as *mut u8);
         let mut huge = gcm_params(&iv, aad, len as CK_ULONG);
         m.pParameter = &mut huge as *mut _ as *mut c_void;
-        unsafe { t.t.f.C_EncryptInit(t.h, &mut m, k) }
+        unsafe { t.f.C_EncryptInit(t.h, &mut m, k) }
     });
     assert_eq!(rv, CKR_HOST_MEMORY);
 }
@@ -331,7 +319,7 @@ fn gcm_aad_of_2_pow_44() {
 fn data_length_of_2_pow_44() {
     let rv = in_child("data_length_of_2_pow_44", || {
         let t = token();
-        let k = t.aes(32);
+        let k = aes(&t, 32);
         let iv = [7u8; 12];
         let mut p = gcm_params(&iv, null(), 0);
         let mut m = CK_MECHANISM {
@@ -342,16 +330,16 @@ fn data_length_of_2_pow_44() {
         let mut out = [0u8; 64];
         let mut out_len: CK_ULONG = 64;
         unsafe {
-            assert_eq!(t.t.f.C_EncryptInit(t.h, &mut m, k), CKR_OK);
-            let rv = t.t.f.C_EncryptUpdate(t.h, out.as_mut_ptr(), 1 << 62, out.as_mut_ptr(), &mut out_len);
+            assert_eq!(t.f.C_EncryptInit(t.h, &mut m, k), CKR_OK);
+            let rv = t.f.C_EncryptUpdate(t.h, out.as_mut_ptr(), 1 << 62, out.as_mut_ptr(), &mut out_len);
             assert_eq!(rv, CKR_ARGUMENTS_BAD);
-            assert_eq!(t.t.f.C_EncryptInit(t.h, &mut m, k), CKR_OK);
+            assert_eq!(t.f.C_EncryptInit(t.h, &mut m, k), CKR_OK);
             let Some(data) = huge_buffer(1 << 44) else {
                 println!("no address space for a 2^44-byte mapping: the allocation path is not reached");
                 return CKR_HOST_MEMORY;
             };
             out_len = 64;
-            t.t.f.C_EncryptUpdate(t.h, data, 1 << 44, out.as_mut_ptr(), &mut out_len)
+            t.f.C_EncryptUpdate(t.h, data, 1 << 44, out.as_mut_ptr(), &mut out_len)
         }
     });
     assert_eq!(rv, CKR_HOST_MEMORY);
@@ -364,13 +352,13 @@ const DATA_LEN: usize = 256;
 /// Runs one single-part call (`encrypt` or decrypt, already initialised by `init`) on `input`,
 /// with the output at the given offset from the input inside one buffer (`None`: separate
 /// buffers); returns the output.
-unsafe fn single(t: &T, init: &dyn Fn(&T), encrypt: bool, input: &[u8], offset: Option<isize>) -> Vec<u8> {
+unsafe fn single(t: &Token, init: &dyn Fn(&Token), encrypt: bool, input: &[u8], offset: Option<isize>) -> Vec<u8> {
     init(t);
     let call = |i: *mut u8, n: usize, o: *mut u8, ol: &mut CK_ULONG| {
         if encrypt {
-            t.t.f.C_Encrypt(t.h, i, n as _, o, ol)
+            t.f.C_Encrypt(t.h, i, n as _, o, ol)
         } else {
-            t.t.f.C_Decrypt(t.h, i, n as _, o, ol)
+            t.f.C_Decrypt(t.h, i, n as _, o, ol)
         }
     };
     let room = input.len().max(256) + 64;
@@ -405,7 +393,7 @@ unsafe fn single(t: &T, init: &dyn Fn(&T), encrypt: bool, input: &[u8], offset: 
 /// Encrypts and decrypts with the output at the input's address and 8 bytes before and after it;
 /// every result must be the one separate buffers give. `deterministic`: the ciphertexts can be
 /// compared (else each ciphertext is decrypted and compared with the plaintext).
-fn overlap_case(t: &T, enc: &dyn Fn(&T), dec: &dyn Fn(&T), plain: &[u8], deterministic: bool) {
+fn overlap_case(t: &Token, enc: &dyn Fn(&Token), dec: &dyn Fn(&Token), plain: &[u8], deterministic: bool) {
     unsafe {
         let ct = single(t, enc, true, plain, None);
         assert_eq!(single(t, dec, false, &ct, None), plain);
@@ -420,8 +408,8 @@ fn overlap_case(t: &T, enc: &dyn Fn(&T), dec: &dyn Fn(&T), plain: &[u8], determi
     }
 }
 
-fn init_with(mech: CK_MECHANISM_TYPE, param: Vec<u8>, key: CK_OBJECT_HANDLE, encrypt: bool) -> impl Fn(&T) {
-    move |t: &T| {
+fn init_with(mech: CK_MECHANISM_TYPE, param: Vec<u8>, key: CK_OBJECT_HANDLE, encrypt: bool) -> impl Fn(&Token) {
+    move |t: &Token| {
         let mut p = param.clone();
         let mut m = CK_MECHANISM {
             mechanism: mech,
@@ -430,9 +418,9 @@ fn init_with(mech: CK_MECHANISM_TYPE, param: Vec<u8>, key: CK_OBJECT_HANDLE, enc
         };
         let rv = unsafe {
             if encrypt {
-                t.t.f.C_EncryptInit(t.h, &mut m, key)
+                t.f.C_EncryptInit(t.h, &mut m, key)
             } else {
-                t.t.f.C_DecryptInit(t.h, &mut m, key)
+                t.f.C_DecryptInit(t.h, &mut m, key)
             }
         };
         assert_eq!(rv, CKR_OK, "init {mech:#x}");
@@ -450,7 +438,7 @@ fn as_bytes<S>(s: &S) -> Vec<u8> {
 #[test]
 fn overlapping_buffers_aes_cbc() {
     let t = token();
-    let k = t.aes(32);
+    let k = aes(&t, 32);
     let iv = vec![0x42u8; 16];
     let plain = plaintext();
     overlap_case(
@@ -468,7 +456,7 @@ fn overlapping_buffers_aes_cbc() {
 #[test]
 fn overlapping_buffers_aes_ctr() {
     let t = token();
-    let k = t.aes(16);
+    let k = aes(&t, 16);
     let p = CK_AES_CTR_PARAMS { ulCounterBits: 32, cb: [9u8; 16] };
     let plain = plaintext();
     let (e, d) = (init_with(CKM_AES_CTR, as_bytes(&p), k, true), init_with(CKM_AES_CTR, as_bytes(&p), k, false));
@@ -478,13 +466,13 @@ fn overlapping_buffers_aes_ctr() {
 #[test]
 fn overlapping_buffers_aes_gcm() {
     let t = token();
-    let k = t.aes(32);
+    let k = aes(&t, 32);
     let iv = [5u8; 12];
     let aad = *b"associated data";
     let plain = plaintext();
     // The parameter holds pointers: it is rebuilt for every call from buffers that outlive them.
     let gcm = move |encrypt: bool| {
-        move |t: &T| {
+        move |t: &Token| {
             let mut p = gcm_params(&iv, aad.as_ptr(), aad.len() as _);
             let mut m = CK_MECHANISM {
                 mechanism: CKM_AES_GCM,
@@ -493,9 +481,9 @@ fn overlapping_buffers_aes_gcm() {
             };
             let rv = unsafe {
                 if encrypt {
-                    t.t.f.C_EncryptInit(t.h, &mut m, k)
+                    t.f.C_EncryptInit(t.h, &mut m, k)
                 } else {
-                    t.t.f.C_DecryptInit(t.h, &mut m, k)
+                    t.f.C_DecryptInit(t.h, &mut m, k)
                 }
             };
             assert_eq!(rv, CKR_OK);
@@ -507,13 +495,13 @@ fn overlapping_buffers_aes_gcm() {
 #[test]
 fn overlapping_buffers_rsa() {
     let t = token();
-    let (public, private) = t.rsa();
+    let (public, private) = rsa(&t);
     // Raw RSA is deterministic: the ciphertexts compare.
     let plain: Vec<u8> = std::iter::once(0u8).chain((1..256).map(|i| i as u8)).collect();
     let (e, d) = (init_with(CKM_RSA_X_509, vec![], public, true), init_with(CKM_RSA_X_509, vec![], private, false));
     overlap_case(&t, &e, &d, &plain, true);
     // OAEP is randomised: each ciphertext decrypts to the plaintext.
-    let oaep = |t: &T, key, encrypt: bool| {
+    let oaep = |t: &Token, key, encrypt: bool| {
         let mut p = CK_RSA_PKCS_OAEP_PARAMS {
             hashAlg: CKM_SHA256,
             mgf: CKG_MGF1_SHA256,
@@ -528,15 +516,15 @@ fn overlapping_buffers_rsa() {
         };
         let rv = unsafe {
             if encrypt {
-                t.t.f.C_EncryptInit(t.h, &mut m, key)
+                t.f.C_EncryptInit(t.h, &mut m, key)
             } else {
-                t.t.f.C_DecryptInit(t.h, &mut m, key)
+                t.f.C_DecryptInit(t.h, &mut m, key)
             }
         };
         assert_eq!(rv, CKR_OK);
     };
     let short = &plaintext()[..100];
-    overlap_case(&t, &|t: &T| oaep(t, public, true), &|t: &T| oaep(t, private, false), short, false);
+    overlap_case(&t, &|t: &Token| oaep(t, public, true), &|t: &Token| oaep(t, private, false), short, false);
 }
 
 /// Multi-part: `C_EncryptUpdate` and `C_DecryptUpdate` in place and at ±8 bytes give the bytes
@@ -544,7 +532,7 @@ fn overlapping_buffers_rsa() {
 #[test]
 fn overlapping_buffers_in_updates() {
     let t = token();
-    let k = t.aes(32);
+    let k = aes(&t, 32);
     let iv = vec![1u8; 16];
     let plain = plaintext();
     let run = |encrypt: bool, input: &[u8], off: Option<isize>| -> Vec<u8> {
@@ -562,9 +550,9 @@ fn overlapping_buffers_in_updates() {
             let mut ol: CK_ULONG = 64;
             let rv = unsafe {
                 if encrypt {
-                    t.t.f.C_EncryptUpdate(t.h, ip, part.len() as _, op, &mut ol)
+                    t.f.C_EncryptUpdate(t.h, ip, part.len() as _, op, &mut ol)
                 } else {
-                    t.t.f.C_DecryptUpdate(t.h, ip, part.len() as _, op, &mut ol)
+                    t.f.C_DecryptUpdate(t.h, ip, part.len() as _, op, &mut ol)
                 }
             };
             assert_eq!(rv, CKR_OK);
@@ -574,9 +562,9 @@ fn overlapping_buffers_in_updates() {
         let mut ll: CK_ULONG = 16;
         let rv = unsafe {
             if encrypt {
-                t.t.f.C_EncryptFinal(t.h, last.as_mut_ptr(), &mut ll)
+                t.f.C_EncryptFinal(t.h, last.as_mut_ptr(), &mut ll)
             } else {
-                t.t.f.C_DecryptFinal(t.h, last.as_mut_ptr(), &mut ll)
+                t.f.C_DecryptFinal(t.h, last.as_mut_ptr(), &mut ll)
             }
         };
         assert_eq!(rv, CKR_OK);
@@ -662,13 +650,13 @@ fn store_record_claiming_2_pow_40_attributes() {
 fn output_pointer_in_the_first_page() {
     let rv = in_child("output_pointer_in_the_first_page", || {
         let t = token();
-        let k = t.aes(16);
+        let k = aes(&t, 16);
         let mut m = CK_MECHANISM { mechanism: CKM_AES_ECB, pParameter: null_mut(), ulParameterLen: 0 };
         let mut data = [0u8; 16];
         let mut len: CK_ULONG = 16;
         unsafe {
-            assert_eq!(t.t.f.C_EncryptInit(t.h, &mut m, k), CKR_OK);
-            t.t.f.C_Encrypt(t.h, data.as_mut_ptr(), 16, 0x10 as *mut u8, &mut len)
+            assert_eq!(t.f.C_EncryptInit(t.h, &mut m, k), CKR_OK);
+            t.f.C_Encrypt(t.h, data.as_mut_ptr(), 16, 0x10 as *mut u8, &mut len)
         }
     });
     assert_eq!(rv, CKR_ARGUMENTS_BAD);
@@ -682,7 +670,7 @@ fn output_pointer_in_the_first_page() {
 #[test]
 fn overlapping_buffers_message_api() {
     let t = token();
-    let k = t.aes(32);
+    let k = aes(&t, 32);
     let plain = plaintext();
     let aad = *b"header";
     // (output, tag) for one call; `off`: the output's offset from the input in one buffer.
@@ -713,13 +701,13 @@ fn overlapping_buffers_message_api() {
         let a = aad.as_ptr() as *mut u8;
         unsafe {
             if encrypt {
-                assert_eq!(t.t.f.C_MessageEncryptInit(t.h, &mut m, k), CKR_OK);
-                assert_eq!(t.t.f.C_EncryptMessage(t.h, pp, pl, a, aad.len() as _, ip, n, op, &mut ol), CKR_OK);
-                assert_eq!(t.t.f.C_MessageEncryptFinal(t.h), CKR_OK);
+                assert_eq!(t.f.C_MessageEncryptInit(t.h, &mut m, k), CKR_OK);
+                assert_eq!(t.f.C_EncryptMessage(t.h, pp, pl, a, aad.len() as _, ip, n, op, &mut ol), CKR_OK);
+                assert_eq!(t.f.C_MessageEncryptFinal(t.h), CKR_OK);
             } else {
-                assert_eq!(t.t.f.C_MessageDecryptInit(t.h, &mut m, k), CKR_OK);
-                assert_eq!(t.t.f.C_DecryptMessage(t.h, pp, pl, a, aad.len() as _, ip, n, op, &mut ol), CKR_OK);
-                assert_eq!(t.t.f.C_MessageDecryptFinal(t.h), CKR_OK);
+                assert_eq!(t.f.C_MessageDecryptInit(t.h, &mut m, k), CKR_OK);
+                assert_eq!(t.f.C_DecryptMessage(t.h, pp, pl, a, aad.len() as _, ip, n, op, &mut ol), CKR_OK);
+                assert_eq!(t.f.C_MessageDecryptFinal(t.h), CKR_OK);
             }
             (std::slice::from_raw_parts(op, ol as usize).to_vec(), tag)
         }
@@ -737,7 +725,7 @@ fn overlapping_buffers_message_api() {
 #[test]
 fn overlapping_buffers_digest_and_sign() {
     let t = token();
-    let k = t.aes(32);
+    let k = aes(&t, 32);
     let plain = plaintext();
     let run = |sign: bool, off: Option<isize>| -> Vec<u8> {
         let mut m = CK_MECHANISM {
@@ -756,11 +744,11 @@ fn overlapping_buffers_digest_and_sign() {
         let mut ol: CK_ULONG = 64;
         unsafe {
             if sign {
-                assert_eq!(t.t.f.C_SignInit(t.h, &mut m, k), CKR_OK);
-                assert_eq!(t.t.f.C_Sign(t.h, ip, plain.len() as _, op, &mut ol), CKR_OK);
+                assert_eq!(t.f.C_SignInit(t.h, &mut m, k), CKR_OK);
+                assert_eq!(t.f.C_Sign(t.h, ip, plain.len() as _, op, &mut ol), CKR_OK);
             } else {
-                assert_eq!(t.t.f.C_DigestInit(t.h, &mut m), CKR_OK);
-                assert_eq!(t.t.f.C_Digest(t.h, ip, plain.len() as _, op, &mut ol), CKR_OK);
+                assert_eq!(t.f.C_DigestInit(t.h, &mut m), CKR_OK);
+                assert_eq!(t.f.C_Digest(t.h, ip, plain.len() as _, op, &mut ol), CKR_OK);
             }
             std::slice::from_raw_parts(op, ol as usize).to_vec()
         }
@@ -779,18 +767,13 @@ fn overlapping_buffers_digest_and_sign() {
 fn key_pair_handles_at_one_location() {
     let t = token();
     let (tru, fal) = (CK_TRUE, CK_FALSE);
-    let p256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-    let mut public = [
-        CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: p256.as_ptr() as *mut _, ulValueLen: 10 },
-        attr(CKA_VERIFY, &tru),
-        attr(CKA_TOKEN, &fal),
-    ];
+    let mut public = [bytes(CKA_EC_PARAMS, P256), attr(CKA_VERIFY, &tru), attr(CKA_TOKEN, &fal)];
     let mut private = [attr(CKA_SIGN, &tru), attr(CKA_TOKEN, &fal)];
     let mut m = CK_MECHANISM { mechanism: CKM_EC_KEY_PAIR_GEN, pParameter: null_mut(), ulParameterLen: 0 };
     let mut both: CK_OBJECT_HANDLE = 0;
     let p = &mut both as *mut CK_OBJECT_HANDLE;
     unsafe {
-        let rv = t.t.f.C_GenerateKeyPair(t.h, &mut m, public.as_mut_ptr(), 3, private.as_mut_ptr(), 2, p, p);
+        let rv = t.f.C_GenerateKeyPair(t.h, &mut m, public.as_mut_ptr(), 3, private.as_mut_ptr(), 2, p, p);
         assert_eq!(rv, CKR_OK);
         let mut class: CK_OBJECT_CLASS = 0;
         let mut a = [CK_ATTRIBUTE {
@@ -798,7 +781,7 @@ fn key_pair_handles_at_one_location() {
             pValue: &mut class as *mut CK_OBJECT_CLASS as *mut c_void,
             ulValueLen: std::mem::size_of::<CK_OBJECT_CLASS>() as _,
         }];
-        assert_eq!(t.t.f.C_GetAttributeValue(t.h, both, a.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(t.f.C_GetAttributeValue(t.h, both, a.as_mut_ptr(), 1), CKR_OK);
         assert_eq!(class, CKO_PRIVATE_KEY);
     }
 }

@@ -24,73 +24,34 @@ fn fault_module() -> Option<PathBuf> {
     }
 }
 
-struct Lib {
-    f: cryptoki_sys::Pkcs11,
-    _env: Env,
-    _guard: std::sync::MutexGuard<'static, ()>,
-}
-
-fn open(path: &Path, env: Env) -> Lib {
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    // These tests choose the mode through the configuration file.
+/// The library at `path` on `env`'s store. These tests choose the mode through the
+/// configuration file: `TESSERA_MODE` is removed now and (with `TESSERA_FAIL_SELFTEST`) when the
+/// library is dropped.
+fn open(path: &Path, env: Env) -> RawLib {
+    let guard = lock();
     std::env::remove_var("TESSERA_MODE");
-    env.activate();
-    let f = unsafe { cryptoki_sys::Pkcs11::new(path) }.expect("load library");
-    Lib { f, _env: env, _guard: guard }
+    let mut lib = RawLib::locked(guard, path, env);
+    lib.unset_on_drop = &["TESSERA_FAIL_SELFTEST", "TESSERA_MODE"];
+    lib
 }
 
-impl Drop for Lib {
-    fn drop(&mut self) {
-        unsafe { self.f.C_Finalize(null_mut()) };
-        std::env::remove_var("TESSERA_FAIL_SELFTEST");
-        std::env::remove_var("TESSERA_MODE");
-    }
+/// The flags of the first slot's token.
+fn token_flags(lib: &RawLib) -> CK_FLAGS {
+    let mut n: CK_ULONG = 8;
+    let mut slots = [0; 8];
+    assert_eq!(
+        unsafe { lib.f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n) },
+        CKR_OK,
+        "C_GetSlotList works in any state"
+    );
+    lib.token_info(slots[0]).flags
 }
 
-impl Lib {
-    fn token_flags(&self) -> CK_FLAGS {
-        let mut n: CK_ULONG = 8;
-        let mut slots = [0; 8];
-        assert_eq!(
-            unsafe { self.f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n) },
-            CKR_OK,
-            "C_GetSlotList works in any state"
-        );
-        let mut ti = CK_TOKEN_INFO::default();
-        assert_eq!(unsafe { self.f.C_GetTokenInfo(slots[0], &mut ti) }, CKR_OK);
-        ti.flags
-    }
-
-    /// Initialises a token through the library, returns its slot.
-    fn token(&self) -> CK_SLOT_ID {
-        let mut n: CK_ULONG = 8;
-        let mut slots = [0; 8];
-        unsafe {
-            assert_eq!(self.f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
-            let free = slots[n as usize - 1];
-            let mut label = [b' '; 32];
-            assert_eq!(self.f.C_InitToken(free, SO_PIN.as_ptr() as *mut _, 8, label.as_mut_ptr()), CKR_OK);
-            let mut h = 0;
-            assert_eq!(
-                self.f.C_OpenSession(free, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h),
-                CKR_OK
-            );
-            assert_eq!(self.f.C_Login(h, CKU_SO, SO_PIN.as_ptr() as *mut _, 8), CKR_OK);
-            assert_eq!(self.f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-            assert_eq!(self.f.C_CloseSession(h), CKR_OK);
-            // The token's own, stable slot ID (the free slot's ID works only in this process).
-            n = 8;
-            assert_eq!(self.f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
-            slots[..n as usize]
-                .iter()
-                .copied()
-                .find(|s| {
-                    let mut ti = CK_TOKEN_INFO::default();
-                    self.f.C_GetTokenInfo(*s, &mut ti) == CKR_OK && ti.flags & CKF_TOKEN_INITIALIZED != 0
-                })
-                .expect("the new token")
-        }
-    }
+/// Initialises a token through the library; returns the token's own, stable slot ID (the free
+/// slot's ID works only in this process).
+fn token(lib: &RawLib) -> CK_SLOT_ID {
+    lib.token("");
+    initialised_slot(&lib.f)
 }
 
 /// Every self-test the fault-injection build can fail, by the name it knows it by.
@@ -112,11 +73,6 @@ fn integrity_value(lib: &Path) -> PathBuf {
     PathBuf::from(format!("{}.hmac", lib.display()))
 }
 
-fn seal(lib: &Path) {
-    let out = std::process::Command::new(util_path()).arg("--seal").arg(lib).output().expect("tessera-util --seal");
-    assert!(out.status.success(), "seal: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers() {
     let Some(path) = fault_module() else { return };
@@ -126,14 +82,14 @@ fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers(
     let lib = open(&path, Env::new(""));
     unsafe {
         assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
-        let slot = lib.token();
+        let slot = token(&lib);
         assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
         for name in &names {
             std::env::set_var("TESSERA_FAIL_SELFTEST", name);
             assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK, "{name}: C_Initialize itself succeeds");
             let mut info = CK_INFO::default();
             assert_eq!(lib.f.C_GetInfo(&mut info), CKR_OK, "{name}: C_GetInfo works in the error state");
-            assert_ne!(lib.token_flags() & CKF_ERROR_STATE, 0, "{name}: CKF_ERROR_STATE");
+            assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: CKF_ERROR_STATE");
             let mut h = 0;
             assert_eq!(
                 lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h),
@@ -145,7 +101,7 @@ fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers(
             assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK, "{name}: C_Finalize works in the error state");
             std::env::remove_var("TESSERA_FAIL_SELFTEST");
             assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
-            assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0, "{name}: a new C_Initialize re-runs the self-tests");
+            assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: a new C_Initialize re-runs the self-tests");
             assert_eq!(lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
             assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
         }
@@ -162,7 +118,7 @@ fn a_modified_library_fails_its_integrity_test() {
     {
         let lib = open(&copy, Env::new("tessera.mode = approved"));
         assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
-        assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0);
+        assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0);
     }
     // One byte changed in a string the module never reads (in a new file: the first copy stays
     // mapped in this process).
@@ -175,7 +131,7 @@ fn a_modified_library_fails_its_integrity_test() {
     std::fs::copy(crate::integrity_value(&copy), crate::integrity_value(&modified)).unwrap();
     let lib = open(&modified, Env::new(""));
     assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
-    assert_ne!(lib.token_flags() & CKF_ERROR_STATE, 0, "a modified library must enter the error state");
+    assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "a modified library must enter the error state");
     let mut h = 0;
     assert_eq!(unsafe { lib.f.C_OpenSession(0, CKF_SERIAL_SESSION, null_mut(), None, &mut h) }, CKR_GENERAL_ERROR);
 }
@@ -188,11 +144,11 @@ fn approved_mode_needs_a_sealed_library() {
     {
         let lib = open(&copy, Env::new(""));
         assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
-        assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0, "non-approved mode runs unsealed");
+        assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "non-approved mode runs unsealed");
     }
     let lib = open(&copy, Env::new("tessera.mode = approved"));
     assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
-    assert_ne!(lib.token_flags() & CKF_ERROR_STATE, 0, "approved mode refuses an unsealed library");
+    assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "approved mode refuses an unsealed library");
 }
 
 #[test]
@@ -223,7 +179,7 @@ fn mode_is_visible_and_indicators_follow_the_policy() {
             assert_eq!(lib.f.C_GetInfo(&mut info), CKR_OK);
             let desc = String::from_utf8_lossy(&info.libraryDescription).to_string();
             assert!(desc.contains(if approved { "approved mode" } else { "non-approved mode" }), "{desc}");
-            let slot = lib.token();
+            let slot = token(&lib);
             let mut ti = CK_TOKEN_INFO::default();
             assert_eq!(lib.f.C_GetTokenInfo(slot, &mut ti), CKR_OK);
             assert_eq!(String::from_utf8_lossy(&ti.model).contains("approved"), approved);
@@ -287,7 +243,7 @@ fn fork_while_another_thread_is_mid_operation() {
     let f = &lib.f;
     unsafe {
         assert_eq!(f.C_Initialize(null_mut()), CKR_OK);
-        let slot = lib.token();
+        let slot = token(&lib);
         let mut h = 0;
         assert_eq!(f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
         let mut m = CK_MECHANISM { mechanism: CKM_SHA256, pParameter: null_mut(), ulParameterLen: 0 };
@@ -344,7 +300,7 @@ fn validation_object_describes_the_module() {
     let lib = open(&module_path(), Env::new(""));
     unsafe {
         assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
-        let slot = lib.token();
+        let slot = token(&lib);
         let mut h = 0;
         assert_eq!(lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
         let class = CKO_VALIDATION;
@@ -387,20 +343,18 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
     let Some(path) = fault_module() else { return };
     seal(&path);
     let lib = open(&path, Env::new(""));
-    let p256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-    let x25519: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x6e];
     let no: CK_BBOOL = 0;
     let cases: [(&str, CK_MECHANISM_TYPE, &[u8], bool); 3] = [
-        ("P-256, signing", CKM_EC_KEY_PAIR_GEN, &p256, false),
-        ("P-256, key agreement only", CKM_EC_KEY_PAIR_GEN, &p256, true),
-        ("X25519", CKM_EC_MONTGOMERY_KEY_PAIR_GEN, &x25519, true),
+        ("P-256, signing", CKM_EC_KEY_PAIR_GEN, P256, false),
+        ("P-256, key agreement only", CKM_EC_KEY_PAIR_GEN, P256, true),
+        ("X25519", CKM_EC_MONTGOMERY_KEY_PAIR_GEN, X25519, true),
     ];
     for (what, mech, params, agreement_only) in cases {
         unsafe {
             std::env::set_var("TESSERA_FAIL_SELFTEST", "pct");
             assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK, "the power-on self-tests do not include the PCT");
-            let slot = lib.token();
-            assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0);
+            let slot = token(&lib);
+            assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0);
             let mut h = 0;
             let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
             assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);
@@ -414,13 +368,13 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
             let rv =
                 lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, privt.as_mut_ptr(), n_priv, &mut p, &mut v);
             assert_eq!(rv, CKR_GENERAL_ERROR, "{what}: a failed pairwise-consistency test");
-            assert_ne!(lib.token_flags() & CKF_ERROR_STATE, 0, "{what}: the module is in the error state");
+            assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{what}: the module is in the error state");
             let mut buf = [0u8; 4];
             assert_eq!(lib.f.C_GenerateRandom(h, buf.as_mut_ptr(), 4), CKR_GENERAL_ERROR);
             assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
             std::env::remove_var("TESSERA_FAIL_SELFTEST");
             assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
-            assert_eq!(lib.token_flags() & CKF_ERROR_STATE, 0, "{what}: re-initialisation recovers");
+            assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{what}: re-initialisation recovers");
             // Healthy, the same generation succeeds.
             let mut h = 0;
             assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);

@@ -285,21 +285,6 @@ impl Token {
     }
 }
 
-/// A DER TLV.
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend_from_slice(&[0x81, n as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 /// The content of a DER OCTET STRING (`CKA_EC_POINT`).
 fn der_octet_string_content(v: &[u8]) -> &[u8] {
     assert_eq!(v.first(), Some(&0x04), "CKA_EC_POINT is not a DER OCTET STRING: {v:02x?}");

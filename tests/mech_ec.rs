@@ -9,7 +9,7 @@
 //! ECDH on its keys), and curves outside a mechanism's rule, which the policy judges (as
 //! `CKR_KEY_SIZE_RANGE`) before the mechanism would answer `CKR_CURVE_NOT_SUPPORTED`.
 
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -20,49 +20,8 @@ use sha2::Digest;
 use std::ptr::null_mut;
 use tessera_tests::*;
 
-const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
-const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
-const X25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6e];
-const ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
-
 /// `(CKA_EC_PARAMS, field size)` of each prime curve.
 const CURVES: [(&[u8], usize); 3] = [(P256, 32), (P384, 48), (P521, 66)];
-
-fn rv(e: Error) -> RvError {
-    match e {
-        Error::Pkcs11(rv, _) => rv,
-        other => panic!("not a PKCS#11 error: {other:?}"),
-    }
-}
-
-/// The module on a fresh token with a logged-in user session; finalised when dropped (also when
-/// a test fails), so the next test can initialise it again.
-struct Ctx {
-    l: Loaded,
-    s: Option<Session>,
-}
-
-impl Ctx {
-    fn s(&self) -> &Session {
-        self.s.as_ref().expect("session")
-    }
-}
-
-impl Drop for Ctx {
-    fn drop(&mut self) {
-        self.s = None;
-        let _ = self.l.p.clone().finalize();
-    }
-}
-
-fn setup(label: &str) -> Ctx {
-    let l = load();
-    let slot = l.new_token(label);
-    let s = user_session(&l.p, slot);
-    Ctx { l, s: Some(s) }
-}
 
 fn pair_with(
     s: &Session,
@@ -80,18 +39,6 @@ fn pair_with(
 
 fn ec_pair(s: &Session, params: &[u8]) -> (ObjectHandle, ObjectHandle) {
     pair_with(s, Mechanism::EccKeyPairGen, params, &[], &[]).expect("EC key pair")
-}
-
-fn bytes_attr(s: &Session, o: ObjectHandle, t: AttributeType) -> Vec<u8> {
-    match s.get_attributes(o, &[t]).expect("get attribute").pop() {
-        Some(Attribute::EcPoint(v)) | Some(Attribute::EcParams(v)) | Some(Attribute::Value(v)) => v,
-        other => panic!("unexpected attribute {other:?}"),
-    }
-}
-
-/// DER OCTET STRING around `v`.
-fn octet(v: &[u8]) -> Vec<u8> {
-    der(0x04, v)
 }
 
 /// The raw point inside a `CKA_EC_POINT` value (checked to be a DER OCTET STRING).
@@ -137,8 +84,7 @@ fn derive(
 /// verifies them. Returns the pair's public key and the signature; `None`, after saying so, when
 /// OpenSSL is not installed.
 fn openssl_sha1_signature(s: &Session, params: &[u8], n: usize, msg: &[u8]) -> Option<(ObjectHandle, Vec<u8>)> {
-    if !have("openssl") {
-        println!("SKIP the ECDSA-SHA-1 verification with an OpenSSL signature: openssl is not installed");
+    if !have_or_skip("openssl", "the ECDSA-SHA-1 verification with an OpenSSL signature") {
         return None;
     }
     let (public, private) = s
@@ -210,7 +156,7 @@ fn x963(z: &[u8], shared: &[u8], len: usize) -> Vec<u8> {
 
 #[test]
 fn mechanisms_are_listed_with_ec_flags() {
-    let c = setup("ec-list");
+    let c = Token::new("ec-list");
     let l = &c.l;
     let slot = l.slot_of("ec-list");
     let approved = approved_mode();
@@ -278,7 +224,7 @@ fn mechanisms_are_listed_with_ec_flags() {
 
 #[test]
 fn keygen_attributes_and_ecdsa_round_trip_on_every_curve() {
-    let c = setup("ec-sign");
+    let c = Token::new("ec-sign");
     let s = c.s();
     let approved = approved_mode();
     let msg = b"Tessera signs with elliptic curves";
@@ -364,7 +310,7 @@ fn keygen_attributes_and_ecdsa_round_trip_on_every_curve() {
 /// not); anything else is `CKR_ATTRIBUTE_VALUE_INVALID`.
 #[test]
 fn public_key_info_of_a_private_key_is_checked() {
-    let c = setup("ec-pki");
+    let c = Token::new("ec-pki");
     let s = c.s();
     let ec_alg =
         |params: &[u8]| der(0x30, &[&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01][..], params].concat());
@@ -431,7 +377,7 @@ fn public_key_info_of_a_private_key_is_checked() {
 /// signs what the original public key verifies.
 #[test]
 fn private_keys_wrap_with_aes_key_wrap() {
-    let c = setup("ec-wrap");
+    let c = Token::new("ec-wrap");
     let s = c.s();
     let kek = s
         .generate_key(
@@ -463,7 +409,7 @@ fn private_keys_wrap_with_aes_key_wrap() {
 
 #[test]
 fn curve_names_given_as_printable_strings_are_accepted() {
-    let c = setup("ec-names");
+    let c = Token::new("ec-names");
     let s = c.s();
     for (name, n) in [("prime256v1", 32), ("secp384r1", 48), ("secp521r1", 66)] {
         let mut der = vec![0x13, name.len() as u8];
@@ -477,7 +423,7 @@ fn curve_names_given_as_printable_strings_are_accepted() {
 
 #[test]
 fn unknown_curves_are_not_supported_and_never_substituted() {
-    let c = setup("ec-curves");
+    let c = Token::new("ec-curves");
     let s = c.s();
     // In the approved mode the policy judges the curve (CKA_EC_PARAMS) before the mechanism does: a
     // curve the module knows but the mechanism's rule does not list is CKR_KEY_SIZE_RANGE; a curve
@@ -538,7 +484,7 @@ fn unknown_curves_are_not_supported_and_never_substituted() {
 
 #[test]
 fn imported_keys_accept_raw_and_wrapped_points() {
-    let c = setup("ec-import");
+    let c = Token::new("ec-import");
     let s = c.s();
     for (params, _) in CURVES {
         let (public, private) = ec_pair(s, params);
@@ -578,7 +524,7 @@ fn imported_keys_accept_raw_and_wrapped_points() {
 /// use here is an approved one (P-256, Ed25519), so the codes are the same in both modes.
 #[test]
 fn usage_key_type_and_parameter_refusals() {
-    let c = setup("ec-refuse");
+    let c = Token::new("ec-refuse");
     let s = c.s();
     let (public, private) =
         pair_with(s, Mechanism::EccKeyPairGen, P256, &[Attribute::Verify(false)], &[Attribute::Sign(false)])
@@ -659,7 +605,7 @@ fn usage_key_type_and_parameter_refusals() {
 
 #[test]
 fn signatures_follow_the_two_call_convention() {
-    let c = setup("ec-twocall");
+    let c = Token::new("ec-twocall");
     let s = c.s();
     let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
     let h = s.handle();
@@ -692,7 +638,7 @@ fn signatures_follow_the_two_call_convention() {
 
 #[test]
 fn ecdh_between_generated_pairs_with_and_without_kdf() {
-    let c = setup("ec-ecdh");
+    let c = Token::new("ec-ecdh");
     let s = c.s();
     for (params, n) in CURVES {
         let (a_pub, a_priv) = ec_pair(s, params);
@@ -735,7 +681,7 @@ fn ecdh_between_generated_pairs_with_and_without_kdf() {
 
 #[test]
 fn ed25519_and_x25519() {
-    let c = setup("ec-25519");
+    let c = Token::new("ec-25519");
     let s = c.s();
     let (public, private) = pair_with(s, Mechanism::EccEdwardsKeyPairGen, ED25519, &[], &[]).expect("ed pair");
     assert_eq!(bytes_attr(s, public, AttributeType::EcParams), ED25519);
@@ -784,9 +730,9 @@ fn ed25519_and_x25519() {
     // X25519, RFC 7748 §6.1: Alice's imported private key and Bob's public key. Not an approved
     // key-agreement curve: the approved mode refuses the derivation (the curve is outside
     // CKM_ECDH1_DERIVE's rule) and the key-pair generation (no approved use).
-    let scalar = from_hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
-    let bob = from_hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
-    let shared = from_hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+    let scalar = unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+    let bob = unhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+    let shared = unhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
     let alice = s
         .create_object(&[
             Attribute::Class(ObjectClass::PRIVATE_KEY),
@@ -828,11 +774,10 @@ fn ed25519_and_x25519() {
 
 #[test]
 fn openssl_verifies_a_tessera_p256_signature() {
-    if !have("openssl") {
-        println!("SKIP: openssl is not installed");
+    if !have_or_skip("openssl", "OpenSSL's verification of a Tessera P-256 signature") {
         return;
     }
-    let c = setup("ec-openssl");
+    let c = Token::new("ec-openssl");
     let s = c.s();
     let (public, private) = ec_pair(s, P256);
     let point = unwrap_point(&bytes_attr(s, public, AttributeType::EcPoint));
@@ -897,7 +842,7 @@ fn openssl_verifies(params: &[u8], point: &[u8], msg: &[u8], sig: &[u8]) {
 /// wrapped and unwrapped; the approved mode refuses to generate them.
 #[test]
 fn more_curves_outside_the_approved_mode() {
-    let c = setup("ec-more");
+    let c = Token::new("ec-more");
     let s = c.s();
     let approved = approved_mode();
     let curves: [(&str, &[u8], usize); 5] = [
@@ -937,10 +882,6 @@ fn more_curves_outside_the_approved_mode() {
     }
 }
 
-fn from_hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-}
-
 fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
@@ -963,7 +904,7 @@ fn base64(data: &[u8]) -> String {
 /// others. FIPS 186-5 approves Ed25519ph but not Ed25519ctx, which the approved mode refuses.
 #[test]
 fn ed25519ph_and_ed25519ctx_follow_rfc_8032() {
-    let c = setup("ec-eddsa-variants");
+    let c = Token::new("ec-eddsa-variants");
     let s = c.s();
     let import = |seed: &str, point: &str| {
         let private = s
@@ -973,7 +914,7 @@ fn ed25519ph_and_ed25519ctx_follow_rfc_8032() {
                 Attribute::Token(false),
                 Attribute::Sign(true),
                 Attribute::EcParams(ED25519.to_vec()),
-                Attribute::Value(from_hex(seed)),
+                Attribute::Value(unhex(seed)),
             ])
             .expect("import the private key");
         let public = s
@@ -983,7 +924,7 @@ fn ed25519ph_and_ed25519ctx_follow_rfc_8032() {
                 Attribute::Token(false),
                 Attribute::Verify(true),
                 Attribute::EcParams(ED25519.to_vec()),
-                Attribute::EcPoint(octet(&from_hex(point))),
+                Attribute::EcPoint(octet(&unhex(point))),
             ])
             .expect("import the public key");
         (public, private)
@@ -995,7 +936,7 @@ fn ed25519ph_and_ed25519ctx_follow_rfc_8032() {
         "833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
         "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
     );
-    let want = from_hex(
+    let want = unhex(
         "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
          31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
     );
@@ -1015,8 +956,8 @@ fn ed25519ph_and_ed25519ctx_follow_rfc_8032() {
         "0305334e381af78f141cb666f6199f57bc3495335a256a95bd2a55bf546663f6",
         "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
     );
-    let msg = from_hex("f726936d19c800494e3fdaff20b276a8");
-    let want = from_hex(
+    let msg = unhex("f726936d19c800494e3fdaff20b276a8");
+    let want = unhex(
         "55a4cc2f70a54e04288c5f4cd1e45a7bb520b36292911876cada7323198dd87a\
          8b36950b95130022907a7fb7c4e9b2d5f6cca685a587b4b21f4b888e4e7edb0d",
     );

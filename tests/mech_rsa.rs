@@ -8,7 +8,7 @@
 //! outside FIPS 186-5, public exponents at or below 2^16 and key sizes other than 2048/3072/4096
 //! bits at generation); everything else is asserted as in the non-approved mode.
 
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -22,34 +22,17 @@ use tessera_tests::*;
 
 const E65537: [u8; 3] = [1, 0, 1];
 
-/// The module loaded for one test, finalised when the test ends (the next test initialises it
-/// again in this process).
-struct Module(Loaded);
-
-impl Drop for Module {
-    fn drop(&mut self) {
-        let _ = self.0.p.clone().finalize();
-    }
-}
-
-impl std::ops::Deref for Module {
-    type Target = Loaded;
-    fn deref(&self) -> &Loaded {
-        &self.0
-    }
-}
-
-fn load() -> Module {
-    Module(tessera_tests::load())
-}
-
-/// The `CK_RV` of a failed call.
-fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(e, _)) => e,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
-}
+/// The components of an RSA private key, modulus first.
+const COMPONENTS: [AttributeType; 8] = [
+    AttributeType::Modulus,
+    AttributeType::PublicExponent,
+    AttributeType::PrivateExponent,
+    AttributeType::Prime1,
+    AttributeType::Prime2,
+    AttributeType::Exponent1,
+    AttributeType::Exponent2,
+    AttributeType::Coefficient,
+];
 
 /// A key pair made by `C_GenerateKeyPair`; the private half readable (not sensitive) so the
 /// tests can look at its components.
@@ -86,23 +69,6 @@ fn keygen_wrapping(s: &Session, bits: u64) -> cryptoki::error::Result<(ObjectHan
     s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
 }
 
-fn bytes_attr(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
-    match s.get_attributes(h, &[t]).expect("C_GetAttributeValue").pop() {
-        Some(
-            Attribute::Modulus(v)
-            | Attribute::PublicExponent(v)
-            | Attribute::PrivateExponent(v)
-            | Attribute::Prime1(v)
-            | Attribute::Prime2(v)
-            | Attribute::Exponent1(v)
-            | Attribute::Exponent2(v)
-            | Attribute::Coefficient(v)
-            | Attribute::Value(v),
-        ) => v,
-        other => panic!("unexpected attribute {other:?}"),
-    }
-}
-
 fn pss(hash: MechanismType, mgf: PkcsMgfType, s_len: u64) -> PkcsPssParams {
     PkcsPssParams { hash_alg: hash, mgf, s_len: s_len.into() }
 }
@@ -116,17 +82,9 @@ fn digest_info_sha256(data: &[u8]) -> Vec<u8> {
     t
 }
 
-/// The module's raw function list, for what `cryptoki` cannot express (NULL and short output
-/// buffers, arbitrary mechanism parameters). The module is already initialised through `cryptoki`.
-struct Raw(cryptoki_sys::Pkcs11);
-
-fn raw() -> Raw {
-    Raw(unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module"))
-}
-
-fn mech(ty: CK_MECHANISM_TYPE, p: *const c_void, len: usize) -> CK_MECHANISM {
-    CK_MECHANISM { mechanism: ty, pParameter: p as *mut c_void, ulParameterLen: len as CK_ULONG }
-}
+/// The token's raw function list, for what `cryptoki` cannot express (NULL and short output
+/// buffers, arbitrary mechanism parameters).
+struct Raw<'a>(&'a cryptoki_sys::Pkcs11);
 
 fn ulong_bytes(v: &[CK_ULONG]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_ne_bytes()).collect()
@@ -137,23 +95,10 @@ fn ulong_bytes(v: &[CK_ULONG]) -> Vec<u8> {
 /// `None`, after saying so, when OpenSSL is not installed.
 fn openssl_sha1_signature(s: &Session, private: ObjectHandle, msg: &[u8]) -> Option<Vec<u8>> {
     use pkcs1::der::Encode;
-    if !have("openssl") {
-        println!("SKIP the SHA-1 verification with an OpenSSL signature: openssl is not installed");
+    if !have_or_skip("openssl", "the SHA-1 verification with an OpenSSL signature") {
         return None;
     }
-    let c: Vec<Vec<u8>> = [
-        AttributeType::Modulus,
-        AttributeType::PublicExponent,
-        AttributeType::PrivateExponent,
-        AttributeType::Prime1,
-        AttributeType::Prime2,
-        AttributeType::Exponent1,
-        AttributeType::Exponent2,
-        AttributeType::Coefficient,
-    ]
-    .into_iter()
-    .map(|t| bytes_attr(s, private, t))
-    .collect();
+    let c: Vec<Vec<u8>> = COMPONENTS.into_iter().map(|t| bytes_attr(s, private, t)).collect();
     let u = |i: usize| pkcs1::UintRef::new(&c[i]).unwrap();
     let key = pkcs1::RsaPrivateKey {
         modulus: u(0),
@@ -184,14 +129,14 @@ fn openssl_sha1_signature(s: &Session, private: ObjectHandle, msg: &[u8]) -> Opt
     Some(std::fs::read(&sig_path).unwrap())
 }
 
-impl Raw {
+impl Raw<'_> {
     fn sign_init(&self, h: CK_SESSION_HANDLE, ty: CK_MECHANISM_TYPE, param: &[u8], key: ObjectHandle) -> CK_RV {
-        let mut m = mech(ty, param.as_ptr().cast(), param.len());
+        let mut m = mech_with(ty, param.as_ptr().cast(), param.len());
         unsafe { self.0.C_SignInit(h, &mut m, key.handle()) }
     }
 
     fn verify_init(&self, h: CK_SESSION_HANDLE, ty: CK_MECHANISM_TYPE, param: &[u8], key: ObjectHandle) -> CK_RV {
-        let mut m = mech(ty, param.as_ptr().cast(), param.len());
+        let mut m = mech_with(ty, param.as_ptr().cast(), param.len());
         unsafe { self.0.C_VerifyInit(h, &mut m, key.handle()) }
     }
 
@@ -255,8 +200,8 @@ impl Raw {
 
 #[test]
 fn mechanisms_are_listed_with_their_flags() {
-    let l = load();
-    let slot = l.new_token("rsa-info");
+    let t = Token::new("rsa-info");
+    let (l, slot) = (&t.l, t.cslot());
     let approved = approved_mode();
     let info = |m: MechanismType| l.p.get_mechanism_info(slot, m).expect("C_GetMechanismInfo");
     let g = info(MechanismType::RSA_PKCS_KEY_PAIR_GEN);
@@ -289,7 +234,7 @@ fn mechanisms_are_listed_with_their_flags() {
     assert_eq!(i.sign(), !approved, "CKF_SIGN of CKM_SHA1_RSA_PKCS");
     // Mechanisms with no approved use: offered with their flags, or absent in the approved mode.
     let absent = |m: MechanismType| {
-        assert_eq!(rv(l.p.get_mechanism_info(slot, m)), RvError::MechanismInvalid, "{m} in the approved mode")
+        assert_eq!(rv_of(l.p.get_mechanism_info(slot, m)), RvError::MechanismInvalid, "{m} in the approved mode")
     };
     // SHA-1 PSS: verification only in the approved mode (legacy use), as SHA-1 PKCS#1 v1.5.
     let i = info(MechanismType::SHA1_RSA_PKCS_PSS);
@@ -307,7 +252,7 @@ fn mechanisms_are_listed_with_their_flags() {
         assert!(x.sign() && x.verify() && x.encrypt() && x.decrypt());
     }
     // SHA-224 variants, by their raw types.
-    let r = raw();
+    let r = Raw(&t.f);
     for m in [CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS] {
         let mut i = CK_MECHANISM_INFO::default();
         assert_eq!(unsafe { r.0.C_GetMechanismInfo(slot.id(), m, &mut i) }, CKR_OK);
@@ -344,24 +289,23 @@ fn mechanisms_are_listed_with_their_flags() {
 
 #[test]
 fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
-    let l = load();
-    let slot = l.new_token("rsa-2048");
-    let s = user_session(&l.p, slot);
-    let (public, private) = keygen(&s, 2048, &[]).expect("C_GenerateKeyPair");
+    let t = Token::new("rsa-2048");
+    let s = t.s();
+    let (public, private) = keygen(s, 2048, &[]).expect("C_GenerateKeyPair");
 
     // Attributes of the pair.
-    let n = bytes_attr(&s, public, AttributeType::Modulus);
+    let n = bytes_attr(s, public, AttributeType::Modulus);
     assert_eq!(n.len(), 256);
     assert!(n[0] & 0x80 != 0);
-    assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), E65537);
+    assert_eq!(bytes_attr(s, public, AttributeType::PublicExponent), E65537);
     let bits = s.get_attributes(public, &[AttributeType::ModulusBits]).unwrap();
     assert!(matches!(bits.as_slice(), [Attribute::ModulusBits(b)] if u64::from(*b) == 2048));
-    assert_eq!(bytes_attr(&s, private, AttributeType::Modulus), n);
+    assert_eq!(bytes_attr(s, private, AttributeType::Modulus), n);
     for t in [AttributeType::Prime1, AttributeType::Prime2, AttributeType::Exponent1, AttributeType::Exponent2] {
-        let v = bytes_attr(&s, private, t);
+        let v = bytes_attr(s, private, t);
         assert!((127..=128).contains(&v.len()), "{t}: {} bytes", v.len());
     }
-    assert!(bytes_attr(&s, private, AttributeType::PrivateExponent).len() > 200);
+    assert!(bytes_attr(s, private, AttributeType::PrivateExponent).len() > 200);
     let local = s.get_attributes(private, &[AttributeType::Local, AttributeType::KeyGenMechanism]).unwrap();
     assert!(matches!(local[0], Attribute::Local(true)));
     assert!(matches!(local[1], Attribute::KeyGenMechanism(m) if m == MechanismType::RSA_PKCS_KEY_PAIR_GEN));
@@ -378,12 +322,12 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         Mechanism::Sha512RsaPkcs,
     ] {
         let sig = if approved && m.mechanism_type() == MechanismType::SHA1_RSA_PKCS {
-            assert_eq!(rv(s.sign(&m, private, msg)), RvError::MechanismInvalid, "SHA-1 signature generation");
-            assert_eq!(rv(s.sign_init(&m, private)), RvError::MechanismInvalid, "SHA-1 signature generation");
-            let Some(sig) = openssl_sha1_signature(&s, private, msg) else {
+            assert_eq!(rv_of(s.sign(&m, private, msg)), RvError::MechanismInvalid, "SHA-1 signature generation");
+            assert_eq!(rv_of(s.sign_init(&m, private)), RvError::MechanismInvalid, "SHA-1 signature generation");
+            let Some(sig) = openssl_sha1_signature(s, private, msg) else {
                 let mut junk = vec![0x5a; 256];
                 junk[0] = 0;
-                assert_eq!(rv(s.verify(&m, public, msg, &junk)), RvError::SignatureInvalid);
+                assert_eq!(rv_of(s.verify(&m, public, msg, &junk)), RvError::SignatureInvalid);
                 continue;
             };
             sig
@@ -404,9 +348,9 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         s.verify_final(&sig).unwrap();
         let mut bad = sig.clone();
         bad[100] ^= 1;
-        assert_eq!(rv(s.verify(&m, public, msg, &bad)), RvError::SignatureInvalid);
-        assert_eq!(rv(s.verify(&m, public, b"other", &sig)), RvError::SignatureInvalid);
-        assert_eq!(rv(s.verify(&m, public, msg, &sig[1..])), RvError::SignatureLenRange);
+        assert_eq!(rv_of(s.verify(&m, public, msg, &bad)), RvError::SignatureInvalid);
+        assert_eq!(rv_of(s.verify(&m, public, b"other", &sig)), RvError::SignatureInvalid);
+        assert_eq!(rv_of(s.verify(&m, public, msg, &sig[1..])), RvError::SignatureLenRange);
     }
 
     // CKM_RSA_PKCS over a DigestInfo agrees with CKM_SHA256_RSA_PKCS (the approved mode has no
@@ -414,15 +358,15 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
     let t = digest_info_sha256(msg);
     if approved {
         let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap();
-        assert_eq!(rv(s.sign(&Mechanism::RsaPkcs, private, &t)), RvError::MechanismInvalid);
-        assert_eq!(rv(s.verify(&Mechanism::RsaPkcs, public, &t, &sig)), RvError::MechanismInvalid);
+        assert_eq!(rv_of(s.sign(&Mechanism::RsaPkcs, private, &t)), RvError::MechanismInvalid);
+        assert_eq!(rv_of(s.verify(&Mechanism::RsaPkcs, public, &t, &sig)), RvError::MechanismInvalid);
         s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
     } else {
         let sig = s.sign(&Mechanism::RsaPkcs, private, &t).unwrap();
         assert_eq!(sig, s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap());
         s.verify(&Mechanism::RsaPkcs, public, &t, &sig).unwrap();
         s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
-        assert_eq!(rv(s.sign(&Mechanism::RsaPkcs, private, &[0u8; 246])), RvError::DataLenRange);
+        assert_eq!(rv_of(s.sign(&Mechanism::RsaPkcs, private, &[0u8; 246])), RvError::DataLenRange);
         assert_eq!(s.sign(&Mechanism::RsaPkcs, private, &[7u8; 245]).unwrap().len(), 256);
     }
 
@@ -433,8 +377,8 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         if approved_mode() && (salt > 32 || mgf == PkcsMgfType::MGF1_SHA1) {
             // FIPS 186-5 §5.4: MGF1 with an approved hash other than SHA-1, salt no longer than
             // the hash — otherwise signing is refused in the approved mode.
-            assert_eq!(rv(s.sign(&Mechanism::RsaPkcsPss(p), private, &digest)), RvError::MechanismParamInvalid);
-            assert_eq!(rv(s.sign(&Mechanism::Sha256RsaPkcsPss(p), private, msg)), RvError::MechanismParamInvalid);
+            assert_eq!(rv_of(s.sign(&Mechanism::RsaPkcsPss(p), private, &digest)), RvError::MechanismParamInvalid);
+            assert_eq!(rv_of(s.sign(&Mechanism::Sha256RsaPkcsPss(p), private, msg)), RvError::MechanismParamInvalid);
             continue;
         }
         let sig = s.sign(&Mechanism::RsaPkcsPss(p), private, &digest).unwrap();
@@ -443,7 +387,10 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         let sig2 = s.sign(&Mechanism::Sha256RsaPkcsPss(p), private, msg).unwrap();
         s.verify(&Mechanism::RsaPkcsPss(p), public, &digest, &sig2).unwrap();
         let other_salt = pss(MechanismType::SHA256, mgf, if salt == 0 { 20 } else { salt - 1 });
-        assert_eq!(rv(s.verify(&Mechanism::RsaPkcsPss(other_salt), public, &digest, &sig)), RvError::SignatureInvalid);
+        assert_eq!(
+            rv_of(s.verify(&Mechanism::RsaPkcsPss(other_salt), public, &digest, &sig)),
+            RvError::SignatureInvalid
+        );
     }
     for (m, h) in [
         (Mechanism::Sha1RsaPkcsPss(pss(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, 20)), 0),
@@ -453,8 +400,12 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         if approved && h == 0 {
             // SHA-1 PSS: signing refused, verification allowed for legacy use (a wrong signature
             // is then simply invalid).
-            assert_eq!(rv(s.sign(&m, private, msg)), RvError::MechanismInvalid, "SHA-1 PSS signing");
-            assert_eq!(rv(s.verify(&m, public, msg, &[0u8; 256])), RvError::SignatureInvalid, "SHA-1 PSS verification");
+            assert_eq!(rv_of(s.sign(&m, private, msg)), RvError::MechanismInvalid, "SHA-1 PSS signing");
+            assert_eq!(
+                rv_of(s.verify(&m, public, msg, &[0u8; 256])),
+                RvError::SignatureInvalid,
+                "SHA-1 PSS verification"
+            );
             continue;
         }
         let sig = s.sign(&m, private, msg).unwrap();
@@ -466,7 +417,7 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         s.verify(&m, public, msg, &sig2).unwrap();
     }
     assert_eq!(
-        rv(s.sign(&Mechanism::RsaPkcsPss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32)), private, msg)),
+        rv_of(s.sign(&Mechanism::RsaPkcsPss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32)), private, msg)),
         RvError::DataLenRange,
         "raw PSS input must be a digest of hashAlg's length"
     );
@@ -479,10 +430,10 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
     if approved {
         let x = Mechanism::RsaX509;
         let sig = vec![0x42u8; 256];
-        assert_eq!(rv(s.sign(&x, private, &block)), RvError::MechanismInvalid, "raw RSA signing");
-        assert_eq!(rv(s.verify(&x, public, &block, &sig)), RvError::MechanismInvalid, "raw RSA verification");
-        assert_eq!(rv(s.encrypt(&x, public, &block)), RvError::MechanismInvalid, "raw RSA encryption");
-        assert_eq!(rv(s.decrypt(&x, private, &sig)), RvError::MechanismInvalid, "raw RSA decryption");
+        assert_eq!(rv_of(s.sign(&x, private, &block)), RvError::MechanismInvalid, "raw RSA signing");
+        assert_eq!(rv_of(s.verify(&x, public, &block, &sig)), RvError::MechanismInvalid, "raw RSA verification");
+        assert_eq!(rv_of(s.encrypt(&x, public, &block)), RvError::MechanismInvalid, "raw RSA encryption");
+        assert_eq!(rv_of(s.decrypt(&x, private, &sig)), RvError::MechanismInvalid, "raw RSA decryption");
     } else {
         let sig = s.sign(&Mechanism::RsaX509, private, &block).unwrap();
         assert_eq!(sig.len(), 256);
@@ -491,27 +442,27 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         let ct = s.encrypt(&Mechanism::RsaX509, public, &block).unwrap();
         assert_eq!(ct.len(), 256);
         assert_eq!(s.decrypt(&Mechanism::RsaX509, private, &ct).unwrap(), padded);
-        assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[0xff; 256])), RvError::DataInvalid, "input ≥ n");
-        assert_eq!(rv(s.encrypt(&Mechanism::RsaX509, public, &[1; 257])), RvError::DataLenRange);
+        assert_eq!(rv_of(s.encrypt(&Mechanism::RsaX509, public, &[0xff; 256])), RvError::DataInvalid, "input ≥ n");
+        assert_eq!(rv_of(s.encrypt(&Mechanism::RsaX509, public, &[1; 257])), RvError::DataLenRange);
     }
 
     // PKCS#1 v1.5 encryption (not approved for key transport: refused in the approved mode).
     let secret = b"sixteen byte key";
     if approved {
-        assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcs, public, secret)), RvError::MechanismInvalid);
-        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &[0x42; 256])), RvError::MechanismInvalid);
+        assert_eq!(rv_of(s.encrypt(&Mechanism::RsaPkcs, public, secret)), RvError::MechanismInvalid);
+        assert_eq!(rv_of(s.decrypt(&Mechanism::RsaPkcs, private, &[0x42; 256])), RvError::MechanismInvalid);
     } else {
         let ct = s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap();
         assert_eq!(ct.len(), 256);
         assert_ne!(ct, s.encrypt(&Mechanism::RsaPkcs, public, secret).unwrap(), "randomised padding");
         assert_eq!(s.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap(), secret);
         assert_eq!(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 245]).unwrap().len(), 256);
-        assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 246])), RvError::DataLenRange);
+        assert_eq!(rv_of(s.encrypt(&Mechanism::RsaPkcs, public, &[9; 246])), RvError::DataLenRange);
         let mut bad = ct.clone();
         bad[255] ^= 0x80;
-        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &bad)), RvError::EncryptedDataInvalid);
-        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &ct[1..])), RvError::EncryptedDataLenRange);
-        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcs, private, &[0xff; 256])), RvError::EncryptedDataInvalid);
+        assert_eq!(rv_of(s.decrypt(&Mechanism::RsaPkcs, private, &bad)), RvError::EncryptedDataInvalid);
+        assert_eq!(rv_of(s.decrypt(&Mechanism::RsaPkcs, private, &ct[1..])), RvError::EncryptedDataLenRange);
+        assert_eq!(rv_of(s.decrypt(&Mechanism::RsaPkcs, private, &[0xff; 256])), RvError::EncryptedDataInvalid);
     }
 
     // OAEP, with and without a label, several hashes.
@@ -524,12 +475,12 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         let ct = s.encrypt(&Mechanism::RsaPkcsOaep(p), public, secret).unwrap();
         assert_eq!(s.decrypt(&Mechanism::RsaPkcsOaep(p), private, &ct).unwrap(), secret);
         let other = PkcsOaepParams::new(h, mgf, PkcsOaepSource::data_specified(b"another label"));
-        assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcsOaep(other), private, &ct)), RvError::EncryptedDataInvalid);
+        assert_eq!(rv_of(s.decrypt(&Mechanism::RsaPkcsOaep(other), private, &ct)), RvError::EncryptedDataInvalid);
     }
     let p = PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::empty());
     assert_eq!(s.encrypt(&Mechanism::RsaPkcsOaep(p), public, &[1; 190]).unwrap().len(), 256);
-    assert_eq!(rv(s.encrypt(&Mechanism::RsaPkcsOaep(p), public, &[1; 191])), RvError::DataLenRange);
-    assert_eq!(rv(s.decrypt(&Mechanism::RsaPkcsOaep(p), private, &[3; 256])), RvError::EncryptedDataInvalid);
+    assert_eq!(rv_of(s.encrypt(&Mechanism::RsaPkcsOaep(p), public, &[1; 191])), RvError::DataLenRange);
+    assert_eq!(rv_of(s.decrypt(&Mechanism::RsaPkcsOaep(p), private, &[3; 256])), RvError::EncryptedDataInvalid);
 
     // The components of the generated private key are consistent: an imported copy signs what
     // the generated public key verifies.
@@ -539,16 +490,7 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         Attribute::Token(false),
         Attribute::Sign(true),
     ];
-    for a in [
-        AttributeType::Modulus,
-        AttributeType::PublicExponent,
-        AttributeType::PrivateExponent,
-        AttributeType::Prime1,
-        AttributeType::Prime2,
-        AttributeType::Exponent1,
-        AttributeType::Exponent2,
-        AttributeType::Coefficient,
-    ] {
+    for a in COMPONENTS {
         t.extend(s.get_attributes(private, &[a]).unwrap());
     }
     let copy = s.create_object(&t).expect("import the private key");
@@ -556,8 +498,8 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
     s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
     // CKA_PUBLIC_KEY_INFO given with it must be its own public key (rsaEncryption, n and e).
     use pkcs1::der::Encode;
-    let n = bytes_attr(&s, public, AttributeType::Modulus);
-    let e = bytes_attr(&s, public, AttributeType::PublicExponent);
+    let n = bytes_attr(s, public, AttributeType::Modulus);
+    let e = bytes_attr(s, public, AttributeType::PublicExponent);
     let spki_of = |n: &[u8]| {
         let k = pkcs1::RsaPublicKey {
             modulus: pkcs1::UintRef::new(n).unwrap(),
@@ -582,7 +524,7 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
     with_info(spki_of(&n)).expect("its own public key");
     let mut other = n.clone();
     other[10] ^= 1;
-    assert_eq!(rv(with_info(spki_of(&other))), RvError::AttributeValueInvalid, "another modulus");
+    assert_eq!(rv_of(with_info(spki_of(&other))), RvError::AttributeValueInvalid, "another modulus");
     // Without CRT components (n, e, d only) the key still works.
     let t: Vec<Attribute> = t.into_iter().take(7).collect();
     let no_crt = s.create_object(&t).expect("import n, e, d");
@@ -592,11 +534,10 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
 
 #[test]
 fn two_call_lengths_for_signatures_and_ciphers() {
-    let l = load();
-    let slot = l.new_token("rsa-len");
-    let s = user_session(&l.p, slot);
-    let (public, private) = keygen(&s, 2048, &[]).unwrap();
-    let r = raw();
+    let t = Token::new("rsa-len");
+    let s = t.s();
+    let (public, private) = keygen(s, 2048, &[]).unwrap();
+    let r = Raw(&t.f);
     let h = s.handle();
     let msg = b"length please";
 
@@ -618,7 +559,7 @@ fn two_call_lengths_for_signatures_and_ciphers() {
     // Encryption and decryption: the length query answers the exact length (k, then the
     // plaintext's length), and a short buffer keeps the result for the next call. (PKCS#1 v1.5
     // encryption is refused in the approved mode; OAEP below runs in both.)
-    let mut m = mech(CKM_RSA_PKCS, std::ptr::null(), 0);
+    let mut m = mech_with(CKM_RSA_PKCS, std::ptr::null(), 0);
     if allowed_unless_approved(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_INVALID, "CKM_RSA_PKCS encrypt") {
         let ct = r.crypt_two_call(h, true, msg).unwrap();
         assert_eq!(ct.len(), 256);
@@ -636,7 +577,7 @@ fn two_call_lengths_for_signatures_and_ciphers() {
         pSourceData: label.as_ptr() as *mut c_void,
         ulSourceDataLen: label.len() as CK_ULONG,
     };
-    let mut m = mech(CKM_RSA_PKCS_OAEP, (&oaep as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&oaep));
+    let mut m = mech_with(CKM_RSA_PKCS_OAEP, (&oaep as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&oaep));
     assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_OK);
     let ct = r.crypt_two_call(h, true, msg).unwrap();
     assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_OK);
@@ -664,9 +605,8 @@ fn two_call_lengths_for_signatures_and_ciphers() {
 /// approved-mode policy, so these refusals are the same in both modes.
 #[test]
 fn keys_refuse_what_they_are_not_for() {
-    let l = load();
-    let slot = l.new_token("rsa-refuse");
-    let s = user_session(&l.p, slot);
+    let t = Token::new("rsa-refuse");
+    let s = t.s();
     let public_t = [
         Attribute::Token(false),
         Attribute::ModulusBits(2048.into()),
@@ -676,16 +616,16 @@ fn keys_refuse_what_they_are_not_for() {
     ];
     let private_t = [Attribute::Token(false), Attribute::Sign(false), Attribute::Decrypt(false)];
     let (public, private) = s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public_t, &private_t).unwrap();
-    assert_eq!(bytes_attr(&s, public, AttributeType::PublicExponent), E65537, "default exponent");
+    assert_eq!(bytes_attr(s, public, AttributeType::PublicExponent), E65537, "default exponent");
     let m = Mechanism::Sha256RsaPkcs;
-    assert_eq!(rv(s.sign_init(&m, private)), RvError::KeyFunctionNotPermitted);
-    assert_eq!(rv(s.verify_init(&m, public)), RvError::KeyFunctionNotPermitted);
-    assert_eq!(rv(s.encrypt_init(&Mechanism::RsaPkcs, public)), RvError::KeyFunctionNotPermitted);
-    assert_eq!(rv(s.decrypt_init(&Mechanism::RsaPkcs, private)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv_of(s.sign_init(&m, private)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv_of(s.verify_init(&m, public)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv_of(s.encrypt_init(&Mechanism::RsaPkcs, public)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv_of(s.decrypt_init(&Mechanism::RsaPkcs, private)), RvError::KeyFunctionNotPermitted);
     // A public key cannot sign, a private key cannot verify (they carry no such attribute).
-    let (public, private) = keygen(&s, 2048, &[]).unwrap();
-    assert_eq!(rv(s.sign_init(&m, public)), RvError::KeyFunctionNotPermitted);
-    assert_eq!(rv(s.verify_init(&m, private)), RvError::KeyFunctionNotPermitted);
+    let (public, private) = keygen(s, 2048, &[]).unwrap();
+    assert_eq!(rv_of(s.sign_init(&m, public)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv_of(s.verify_init(&m, private)), RvError::KeyFunctionNotPermitted);
     // Wrong key type: a generic secret key.
     let secret = s
         .create_object(&[
@@ -697,41 +637,43 @@ fn keys_refuse_what_they_are_not_for() {
             Attribute::Encrypt(true),
         ])
         .unwrap();
-    assert_eq!(rv(s.sign_init(&m, secret)), RvError::KeyTypeInconsistent);
-    assert_eq!(rv(s.encrypt_init(&Mechanism::RsaPkcs, secret)), RvError::KeyTypeInconsistent);
+    assert_eq!(rv_of(s.sign_init(&m, secret)), RvError::KeyTypeInconsistent);
+    assert_eq!(rv_of(s.encrypt_init(&Mechanism::RsaPkcs, secret)), RvError::KeyTypeInconsistent);
     // CKA_ALLOWED_MECHANISMS.
-    let restricted = keygen(&s, 2048, &[Attribute::AllowedMechanisms(vec![MechanismType::RSA_PKCS_OAEP])]).unwrap().0;
-    assert_eq!(rv(s.encrypt_init(&Mechanism::RsaPkcs, restricted)), RvError::MechanismInvalid);
-    assert_eq!(rv(s.verify_init(&Mechanism::Sha256RsaPkcs, restricted)), RvError::MechanismInvalid);
+    let restricted = keygen(s, 2048, &[Attribute::AllowedMechanisms(vec![MechanismType::RSA_PKCS_OAEP])]).unwrap().0;
+    assert_eq!(rv_of(s.encrypt_init(&Mechanism::RsaPkcs, restricted)), RvError::MechanismInvalid);
+    assert_eq!(rv_of(s.verify_init(&Mechanism::Sha256RsaPkcs, restricted)), RvError::MechanismInvalid);
     let p = PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::empty());
     s.encrypt_init(&Mechanism::RsaPkcsOaep(p), restricted).unwrap();
 }
 
 #[test]
 fn bad_mechanism_parameters_are_refused() {
-    let l = load();
-    let slot = l.new_token("rsa-params");
-    let s = user_session(&l.p, slot);
-    let (public, private) = keygen(&s, 2048, &[]).unwrap();
+    let t = Token::new("rsa-params");
+    let s = t.s();
+    let (public, private) = keygen(s, 2048, &[]).unwrap();
     let bad = RvError::MechanismParamInvalid;
     let sha256_pss = |p| Mechanism::Sha256RsaPkcsPss(p);
     // PSS: the hash must be the mechanism's, the MGF known, the salt must fit the key.
-    assert_eq!(rv(s.sign_init(&sha256_pss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA256, 32)), private)), bad);
-    assert_eq!(rv(s.verify_init(&sha256_pss(pss(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, 20)), public)), bad);
-    assert_eq!(rv(s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 223)), private)), bad);
+    assert_eq!(rv_of(s.sign_init(&sha256_pss(pss(MechanismType::SHA384, PkcsMgfType::MGF1_SHA256, 32)), private)), bad);
+    assert_eq!(rv_of(s.verify_init(&sha256_pss(pss(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, 20)), public)), bad);
+    assert_eq!(
+        rv_of(s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 223)), private)),
+        bad
+    );
     let longest_salt = s.sign_init(&sha256_pss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 222)), private);
     if approved_mode() {
         // A salt longer than the hash is outside FIPS 186-5 §5.4.
-        assert_eq!(rv(longest_salt), bad);
+        assert_eq!(rv_of(longest_salt), bad);
     } else {
         longest_salt.unwrap();
         let _ = s.sign_final();
     }
     assert_eq!(
-        rv(s.sign_init(&Mechanism::RsaPkcsPss(pss(MechanismType::AES_ECB, PkcsMgfType::MGF1_SHA1, 16)), private)),
+        rv_of(s.sign_init(&Mechanism::RsaPkcsPss(pss(MechanismType::AES_ECB, PkcsMgfType::MGF1_SHA1, 16)), private)),
         bad
     );
-    let r = raw();
+    let r = Raw(&t.f);
     let h = s.handle();
     assert_eq!(
         r.sign_init(h, CKM_RSA_PKCS_PSS, &ulong_bytes(&[CKM_SHA256, 0x77, 32]), private),
@@ -761,23 +703,24 @@ fn bad_mechanism_parameters_are_refused() {
         oaep(CKM_SHA256, CKG_MGF1_SHA256, 7),
         CK_RSA_PKCS_OAEP_PARAMS { ulSourceDataLen: 4, ..oaep(CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED) },
     ] {
-        let mut m = mech(CKM_RSA_PKCS_OAEP, (&p as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&p));
+        let mut m = mech_with(CKM_RSA_PKCS_OAEP, (&p as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&p));
         assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_PARAM_INVALID);
         assert_eq!(r.crypt_init(h, false, &mut m, private), CKR_MECHANISM_PARAM_INVALID);
     }
     let good = oaep(CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED);
-    let mut m = mech(CKM_RSA_PKCS_OAEP, (&good as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&good) - 1);
+    let mut m = mech_with(CKM_RSA_PKCS_OAEP, (&good as *const CK_RSA_PKCS_OAEP_PARAMS).cast(), size_of_val(&good) - 1);
     assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_PARAM_INVALID);
-    let mut m = mech(CKM_RSA_PKCS_OAEP, std::ptr::null(), 0);
+    let mut m = mech_with(CKM_RSA_PKCS_OAEP, std::ptr::null(), 0);
     assert_eq!(r.crypt_init(h, true, &mut m, public), CKR_MECHANISM_PARAM_INVALID);
     // The same through `cryptoki`'s vendor-defined escape hatch: a PSS structure for OAEP.
     let pss_struct = pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32);
     let wrong = VendorDefinedMechanism::new(MechanismType::RSA_PKCS_OAEP, Some(&pss_struct));
-    assert_eq!(rv(s.encrypt_init(&Mechanism::VendorDefined(wrong), public)), bad);
+    assert_eq!(rv_of(s.encrypt_init(&Mechanism::VendorDefined(wrong), public)), bad);
 }
 
 #[test]
 fn key_generation_parameters() {
+    // The module without the fixture's own session: this test closes its session to log in anew.
     let l = load();
     let slot = l.new_token("rsa-gen");
     let s = user_session(&l.p, slot);
@@ -785,13 +728,13 @@ fn key_generation_parameters() {
     // Sizes the module does not generate (the approved mode refuses them by its policy first, with
     // the same code).
     for bits in [896u64, 1023, 2047, 2049, 2100, 8320] {
-        assert_eq!(rv(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits");
+        assert_eq!(rv_of(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits");
     }
     // 1024 and 1536 bits: generated only in the non-approved mode (flagged non-approved there).
     for bits in [1024u64, 1536] {
         let r = keygen(&s, bits, &[]);
         if approved {
-            assert_eq!(rv(r), RvError::KeySizeRange, "{bits} bits in the approved mode");
+            assert_eq!(rv_of(r), RvError::KeySizeRange, "{bits} bits in the approved mode");
         } else {
             let (public, private) = r.unwrap_or_else(|e| panic!("{bits} bits: {e}"));
             assert_eq!(bytes_attr(&s, public, AttributeType::Modulus).len() * 8, bits as usize);
@@ -803,25 +746,25 @@ fn key_generation_parameters() {
         // Sizes the module generates but the approved mode does not allow (FIPS 186-5 §5.1 and
         // policy/approved.toml: 2048, 3072, 4096). The policy refuses before any generation.
         for bits in [5120u64, 6144, 8192] {
-            assert_eq!(rv(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits in the approved mode");
+            assert_eq!(rv_of(keygen(&s, bits, &[])), RvError::KeySizeRange, "{bits} bits in the approved mode");
         }
     }
     // Without CKA_MODULUS_BITS the template is incomplete (in the approved mode too: a template
     // that names no size leaves the answer to the mechanism).
     let no_bits = [Attribute::Token(false), Attribute::Verify(true)];
     assert_eq!(
-        rv(s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &no_bits, &[Attribute::Token(false)])),
+        rv_of(s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &no_bits, &[Attribute::Token(false)])),
         RvError::TemplateIncomplete
     );
     for e in [vec![4u8], vec![1], vec![1, 0, 0, 0, 0, 1]] {
         assert_eq!(
-            rv(keygen(&s, 2048, &[Attribute::PublicExponent(e.clone())])),
+            rv_of(keygen(&s, 2048, &[Attribute::PublicExponent(e.clone())])),
             RvError::AttributeValueInvalid,
             "{e:?}"
         );
     }
     assert_eq!(
-        rv(keygen(&s, 2048, &[Attribute::ModulusBits(2048.into()), Attribute::Modulus(vec![1; 256])])),
+        rv_of(keygen(&s, 2048, &[Attribute::ModulusBits(2048.into()), Attribute::Modulus(vec![1; 256])])),
         RvError::AttributeReadOnly,
         "the modulus is the token's to choose"
     );
@@ -829,7 +772,7 @@ fn key_generation_parameters() {
     // approved mode needs e > 2^16, FIPS 186-5 §5.1).
     if approved {
         assert_eq!(
-            rv(keygen(&s, 2048, &[Attribute::PublicExponent(vec![3])])),
+            rv_of(keygen(&s, 2048, &[Attribute::PublicExponent(vec![3])])),
             RvError::MechanismParamInvalid,
             "e = 3 in the approved mode"
         );
@@ -863,10 +806,9 @@ fn key_generation_parameters() {
 
 #[test]
 fn wrap_and_unwrap_secret_keys() {
-    let l = load();
-    let slot = l.new_token("rsa-wrap");
-    let s = user_session(&l.p, slot);
-    let (public, private) = keygen_wrapping(&s, 2048).unwrap();
+    let t = Token::new("rsa-wrap");
+    let s = t.s();
+    let (public, private) = keygen_wrapping(s, 2048).unwrap();
     let value: Vec<u8> = (0..32).collect();
     let key = s
         .create_object(&[
@@ -892,10 +834,10 @@ fn wrap_and_unwrap_secret_keys() {
     ];
     // PKCS#1 v1.5 unwrapping answers as a padding oracle (Bleichenbacher): it neither wraps nor
     // unwraps, in either mode (outside the legacy rules).
-    assert_eq!(rv(s.wrap_key(&Mechanism::RsaPkcs, public, key)), RvError::MechanismInvalid, "PKCS#1 v1.5 wrap");
+    assert_eq!(rv_of(s.wrap_key(&Mechanism::RsaPkcs, public, key)), RvError::MechanismInvalid, "PKCS#1 v1.5 wrap");
     let wrapped = s.wrap_key(&Mechanism::RsaPkcsOaep(oaep), public, key).expect("C_WrapKey");
     assert_eq!(wrapped.len(), 256);
-    assert_eq!(rv(s.unwrap_key(&Mechanism::RsaPkcs, private, &wrapped, &template)), RvError::MechanismInvalid);
+    assert_eq!(rv_of(s.unwrap_key(&Mechanism::RsaPkcs, private, &wrapped, &template)), RvError::MechanismInvalid);
     let m = Mechanism::RsaPkcsOaep(oaep);
     let back = s.unwrap_key(&m, private, &wrapped, &template).expect("C_UnwrapKey");
     // The unwrapped key is sensitive; it is the same key.
@@ -903,37 +845,35 @@ fn wrap_and_unwrap_secret_keys() {
     assert_eq!(s.get_attributes(back, &[AttributeType::Sensitive]).unwrap(), [Attribute::Sensitive(true)]);
     assert_eq!(check_value(back), check_value(key));
     let readable = [template.as_slice(), &[Attribute::Sensitive(false)]].concat();
-    assert_eq!(rv(s.unwrap_key(&m, private, &wrapped, &readable)), RvError::TemplateInconsistent);
+    assert_eq!(rv_of(s.unwrap_key(&m, private, &wrapped, &readable)), RvError::TemplateInconsistent);
     let mut bad = wrapped.clone();
     bad[10] ^= 1;
-    assert_eq!(rv(s.unwrap_key(&m, private, &bad, &template)), RvError::WrappedKeyInvalid);
-    assert_eq!(rv(s.unwrap_key(&m, private, &wrapped[1..], &template)), RvError::WrappedKeyLenRange);
+    assert_eq!(rv_of(s.unwrap_key(&m, private, &bad, &template)), RvError::WrappedKeyInvalid);
+    assert_eq!(rv_of(s.unwrap_key(&m, private, &wrapped[1..], &template)), RvError::WrappedKeyLenRange);
     // The wrapped key is an OAEP ciphertext of the key value, but the unwrapping key does not
     // decrypt, and may not be made to.
-    assert_eq!(rv(s.decrypt(&m, private, &wrapped)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv_of(s.decrypt(&m, private, &wrapped)), RvError::KeyFunctionNotPermitted);
     assert_eq!(
-        rv(s.update_attributes(private, &[Attribute::Decrypt(true)])),
+        rv_of(s.update_attributes(private, &[Attribute::Decrypt(true)])),
         RvError::TemplateInconsistent,
         "a key that unwraps does not decrypt"
     );
     // Wrapping with a private key, or unwrapping with a public one, is not allowed (the key's own
     // attributes are checked before the policy: the same code in both modes).
-    assert_eq!(rv(s.wrap_key(&m, private, key)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(rv_of(s.wrap_key(&m, private, key)), RvError::KeyFunctionNotPermitted);
 }
 
 #[test]
 fn openssl_verifies_a_tessera_signature() {
-    if !have("openssl") {
-        println!("SKIP: openssl is not installed");
+    if !have_or_skip("openssl", "OpenSSL's verification of a Tessera RSA signature") {
         return;
     }
     use pkcs1::der::{Decode, Encode};
-    let l = load();
-    let slot = l.new_token("rsa-openssl");
-    let s = user_session(&l.p, slot);
-    let (public, private) = keygen(&s, 2048, &[]).unwrap();
-    let n = bytes_attr(&s, public, AttributeType::Modulus);
-    let e = bytes_attr(&s, public, AttributeType::PublicExponent);
+    let t = Token::new("rsa-openssl");
+    let s = t.s();
+    let (public, private) = keygen(s, 2048, &[]).unwrap();
+    let n = bytes_attr(s, public, AttributeType::Modulus);
+    let e = bytes_attr(s, public, AttributeType::PublicExponent);
     let pk = pkcs1::RsaPublicKey {
         modulus: pkcs1::UintRef::new(&n).unwrap(),
         public_exponent: pkcs1::UintRef::new(&e).unwrap(),

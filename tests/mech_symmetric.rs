@@ -6,13 +6,9 @@
 //! (`CKR_MECHANISM_INVALID`, `CKR_KEY_SIZE_RANGE` or `CKR_MECHANISM_PARAM_INVALID`), and the
 //! approved uses are exercised with inputs the policy accepts.
 
-#[path = "symmetric_util.rs"]
-mod util;
-
 use cryptoki_sys::*;
 use std::ptr::null_mut;
-use tessera_tests::approved_mode;
-use util::*;
+use tessera_tests::*;
 
 const K128: &str = "2b7e151628aed2a6abf7158809cf4f3c";
 /// SP 800-38A F.1–F.5 plaintext, two blocks.
@@ -71,8 +67,8 @@ const GCM_ENCRYPT_REFUSED: CK_RV = CKR_MECHANISM_PARAM_INVALID;
 
 #[test]
 fn mechanism_list_and_info() {
-    let t = T::new("mechs");
-    let slot = t.slot();
+    let t = Token::new("mechs");
+    let slot = t.slot;
     let list = t.mechanisms();
     for m in APPROVED {
         assert!(list.contains(&m), "mechanism {m:#x} is listed in both modes");
@@ -135,7 +131,7 @@ fn mechanism_list_and_info() {
 
 #[test]
 fn aes_key_generation() {
-    let t = T::new("aesgen");
+    let t = Token::new("aesgen");
     let g = Mech::new(CKM_AES_KEY_GEN);
     // Without CKA_VALUE_LEN the template is incomplete in both modes (the policy leaves an
     // unsized generation to the mechanism); a size outside 16/24/32 bytes is outside the rule.
@@ -168,14 +164,14 @@ fn aes_key_generation() {
 
 #[test]
 fn aes_block_modes_known_answers() {
-    let t = T::new("aesmodes");
-    let k = t.key(CKK_AES, &h(K128)).unwrap();
-    let pt = h(PT);
-    let iv = h("000102030405060708090a0b0c0d0e0f");
-    let ecb = h("3ad77bb40d7a3660a89ecaf32466ef97 f5d3d58503b9699de785895a96fdbaaf");
-    let cbc = h("7649abac8119b246cee98e9b12e9197d 5086cb9b507219ee95db113a917678b2");
-    let ctr_ct = h("874d6191b620e3261bef6864990db6ce 9806f66b7970fdff8617187bb9fffdff");
-    let cb = h("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+    let t = Token::new("aesmodes");
+    let k = t.key(CKK_AES, &unhex(K128)).unwrap();
+    let pt = unhex(PT);
+    let iv = unhex("000102030405060708090a0b0c0d0e0f");
+    let ecb = unhex("3ad77bb40d7a3660a89ecaf32466ef97 f5d3d58503b9699de785895a96fdbaaf");
+    let cbc = unhex("7649abac8119b246cee98e9b12e9197d 5086cb9b507219ee95db113a917678b2");
+    let ctr_ct = unhex("874d6191b620e3261bef6864990db6ce 9806f66b7970fdff8617187bb9fffdff");
+    let cb = unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
     assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &pt).unwrap(), ecb);
     assert_eq!(t.decrypt(&Mech::new(CKM_AES_ECB), k, &ecb).unwrap(), pt);
     assert_eq!(t.encrypt(&Mech::with(CKM_AES_CBC, &iv), k, &pt).unwrap(), cbc);
@@ -192,8 +188,8 @@ fn aes_block_modes_known_answers() {
 
 #[test]
 fn aes_block_mode_errors() {
-    let t = T::new("aeserrs");
-    let k = t.key(CKK_AES, &h(K128)).unwrap();
+    let t = Token::new("aeserrs");
+    let k = t.key(CKK_AES, &unhex(K128)).unwrap();
     let iv = [7u8; 16];
     assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), k, &[0; 17]), Err(CKR_DATA_LEN_RANGE));
     assert_eq!(t.decrypt(&Mech::new(CKM_AES_ECB), k, &[0; 15]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
@@ -216,7 +212,7 @@ fn aes_block_mode_errors() {
     let mut m = CK_MECHANISM { mechanism: CKM_AES_CBC, pParameter: null_mut(), ulParameterLen: 16 };
     assert_eq!(unsafe { t.f.C_EncryptInit(t.h, &mut m, k) }, CKR_MECHANISM_PARAM_INVALID);
     // Key checks: usage, type, size.
-    let mut tpl = secret(CKK_AES, &h(K128));
+    let mut tpl = secret(CKK_AES, &unhex(K128));
     tpl.retain(|(a, _)| *a != CKA_ENCRYPT);
     tpl.push((CKA_ENCRYPT, V::B(false)));
     let no_enc = t.create(&tpl).unwrap();
@@ -229,7 +225,7 @@ fn aes_block_mode_errors() {
 
 #[test]
 fn aes_multipart_and_two_call() {
-    let t = T::new("aesparts");
+    let t = Token::new("aesparts");
     let k = t.key(CKK_AES, &[9; 32]).unwrap();
     let iv = [3u8; 16];
     let data: Vec<u8> = (0..100u8).collect();
@@ -262,7 +258,7 @@ fn aes_multipart_and_two_call() {
 
 #[test]
 fn aes_ctr_counter_bits() {
-    let t = T::new("aesctr");
+    let t = Token::new("aesctr");
     let k = t.key(CKK_AES, &[5; 16]).unwrap();
     // Two counter bits starting at 0: four blocks, not one byte more.
     let cb = [0u8; 16];
@@ -284,17 +280,17 @@ fn aes_ctr_counter_bits() {
 
 #[test]
 fn aes_gcm() {
-    let t = T::new("aesgcm");
+    let t = Token::new("aesgcm");
     // Every encryption below is refused in the approved mode (GCM_ENCRYPT_REFUSED: the policy
     // decides before the mechanism reads its parameters); the decryptions run in both modes.
     let refused = GCM_ENCRYPT_REFUSED;
     // The GCM specification's test case 4 (AES-128, 96-bit IV, AAD).
-    let k = t.key(CKK_AES, &h("feffe9928665731c6d6a8f9467308308")).unwrap();
-    let iv = h("cafebabefacedbaddecaf888");
-    let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-    let pt = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
-    let ct = h("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091");
-    let tag = h("5bc94fbc3221a5db94fae95ae7121a47");
+    let k = t.key(CKK_AES, &unhex("feffe9928665731c6d6a8f9467308308")).unwrap();
+    let iv = unhex("cafebabefacedbaddecaf888");
+    let aad = unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+    let pt = unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+    let ct = unhex("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091");
+    let tag = unhex("5bc94fbc3221a5db94fae95ae7121a47");
     let m = gcm(&iv, &aad, 128);
     assert_eq!(t.encrypt(&m, k, &pt), or_refused(Ok([ct.clone(), tag.clone()].concat()), refused));
     assert_eq!(t.decrypt(&m, k, &[ct.clone(), tag.clone()].concat()).unwrap(), pt);
@@ -325,9 +321,9 @@ fn aes_gcm() {
     assert_eq!((back[0].len(), back[1].len()), (0, 0));
     assert_eq!(back.concat(), pt);
     // IVs of other lengths (the GCM specification's test case 6: a 60-byte IV).
-    let iv60 = h("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
-    let ct6 = h("8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5");
-    let tag6 = h("619cc5aefffe0bfa462af43c1699d050");
+    let iv60 = unhex("9313225df88406e555909c5aff5269aa6a7a9538534f7da1e4c303d2a318a728c3c0c95156809539fcf0e2429a6b525416aedbf5a0de6a57a637b39b");
+    let ct6 = unhex("8ce24998625615b603a033aca13fb894be9112a5c3a211a8ba262a3cca7e2ca701e4a9a4fba43c90ccdcb281d48c7c6fd62875d2aca417034c34aee5");
+    let tag6 = unhex("619cc5aefffe0bfa462af43c1699d050");
     let c6 = t.encrypt(&gcm(&iv60, &aad, 128), k, &pt);
     assert_eq!(c6.map(|c| c[pt.len()..].to_vec()), or_refused(Ok(tag6.clone()), refused));
     assert_eq!(t.decrypt(&gcm(&iv60, &aad, 128), k, &[ct6, tag6].concat()).unwrap(), pt);
@@ -363,15 +359,15 @@ fn aes_gcm() {
 
 #[test]
 fn aes_key_wrap() {
-    let t = T::new("aeskw");
+    let t = Token::new("aeskw");
     // RFC 3394 §4.1 and §4.6. The same value as a data key (KW as encryption) and as a
     // key-encryption key (C_WrapKey/C_UnwrapKey): a key is never both.
-    let kek_value = h("000102030405060708090A0B0C0D0E0F");
+    let kek_value = unhex("000102030405060708090A0B0C0D0E0F");
     let enc = t.key(CKK_AES, &kek_value).unwrap();
     let kek = t.kek(CKK_AES, &kek_value).unwrap();
     let kw = Mech::new(CKM_AES_KEY_WRAP);
-    let data = h("00112233445566778899AABBCCDDEEFF");
-    let wrapped = h("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5");
+    let data = unhex("00112233445566778899AABBCCDDEEFF");
+    let wrapped = unhex("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5");
     assert_eq!(t.encrypt(&kw, enc, &data).unwrap(), wrapped);
     assert_eq!(t.decrypt(&kw, enc, &wrapped).unwrap(), data);
     assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP, &[0xa6; 8]), enc, &data).unwrap(), wrapped);
@@ -390,10 +386,10 @@ fn aes_key_wrap() {
     let mut out = [0u8; 64];
     let r = unsafe { t.f.C_EncryptUpdate(t.h, d.as_mut_ptr(), 16, out.as_mut_ptr(), &mut n) };
     assert_eq!(r, CKR_FUNCTION_NOT_SUPPORTED);
-    let kek256 = t.key(CKK_AES, &h("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F")).unwrap();
-    let data256 = h("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F");
+    let kek256 = t.key(CKK_AES, &unhex("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F")).unwrap();
+    let data256 = unhex("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F");
     let w = t.encrypt(&kw, kek256, &data256).unwrap();
-    assert_eq!(w, h("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21"));
+    assert_eq!(w, unhex("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21"));
     // C_WrapKey / C_UnwrapKey of an AES key, and of a generic secret KW cannot take. (Values are
     // compared through check values: a key unwrapped by a key generated on the token is
     // sensitive, tests/attacks.rs.)
@@ -424,14 +420,14 @@ fn aes_key_wrap() {
     // Encryption with KW stays strict: the data is the caller's, not a key.
     assert_eq!(t.encrypt(&kw, enc, &[1; 20]), Err(CKR_DATA_LEN_RANGE));
     // KWP takes it: RFC 5649 §6.
-    let kek2_value = h("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8");
+    let kek2_value = unhex("5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8");
     let enc2 = t.key(CKK_AES, &kek2_value).unwrap();
     let kek2 = t.kek(CKK_AES, &kek2_value).unwrap();
     let kwp = Mech::new(CKM_AES_KEY_WRAP_KWP);
-    let k20 = h("c37b7e6492584340bed12207808941155068f738");
-    let w20 = h("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a");
+    let k20 = unhex("c37b7e6492584340bed12207808941155068f738");
+    let w20 = unhex("138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a");
     assert_eq!(t.encrypt(&kwp, enc2, &k20).unwrap(), w20);
-    assert_eq!(t.encrypt(&kwp, enc2, &h("466f7250617369")).unwrap(), h("afbeb0f07dfbf5419200f2ccb50bb24f"));
+    assert_eq!(t.encrypt(&kwp, enc2, &unhex("466f7250617369")).unwrap(), unhex("afbeb0f07dfbf5419200f2ccb50bb24f"));
     assert_eq!(t.decrypt(&kwp, enc2, &w20).unwrap(), k20);
     assert_eq!(t.encrypt(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6, 0x59, 0x59, 0xa6]), enc2, &k20).unwrap(), w20);
     assert_eq!(t.encrypt_init(&Mech::with(CKM_AES_KEY_WRAP_KWP, &[0xa6; 8]), enc2), Err(CKR_MECHANISM_PARAM_INVALID));
@@ -461,9 +457,9 @@ fn aes_key_wrap() {
 /// and unwrap only under `keys.legacy_wrapping = allow`, which the approved mode ignores.
 #[test]
 fn unauthenticated_wrapping_only_under_the_legacy_rules() {
-    let t = T::legacy("aeslegacy");
-    let kek_value = h("000102030405060708090A0B0C0D0E0F");
-    let k20 = h("c37b7e6492584340bed12207808941155068f738");
+    let t = Token::legacy("aeslegacy");
+    let kek_value = unhex("000102030405060708090A0B0C0D0E0F");
+    let k20 = unhex("c37b7e6492584340bed12207808941155068f738");
     let g20 = t.key(CKK_GENERIC_SECRET, &k20).unwrap();
     let readable = |len| made(CKK_GENERIC_SECRET, len);
     // A key made from a known value may both encrypt and wrap (it never wraps a sensitive key).
@@ -491,13 +487,13 @@ fn unauthenticated_wrapping_only_under_the_legacy_rules() {
 
 #[test]
 fn aes_cmac() {
-    let t = T::new("aescmac");
-    let k = t.key(CKK_AES, &h(K128)).unwrap();
+    let t = Token::new("aescmac");
+    let k = t.key(CKK_AES, &unhex(K128)).unwrap();
     // RFC 4493 examples 1 and 2.
     let full = Mech::new(CKM_AES_CMAC);
-    assert_eq!(t.sign(&full, k, &[]).unwrap(), h("bb1d6929e95937287fa37d129b756746"));
-    let msg = h("6bc1bee22e409f96e93d7e117393172a");
-    let tag = h("070a16b46b4d4144f79bdd9dd04a287c");
+    assert_eq!(t.sign(&full, k, &[]).unwrap(), unhex("bb1d6929e95937287fa37d129b756746"));
+    let msg = unhex("6bc1bee22e409f96e93d7e117393172a");
+    let tag = unhex("070a16b46b4d4144f79bdd9dd04a287c");
     assert_eq!(t.sign(&full, k, &msg).unwrap(), tag);
     assert_eq!(t.sign_parts(&full, k, &[&msg[..3], &msg[3..]]).unwrap(), tag);
     assert_eq!(t.verify(&full, k, &msg, &tag), Ok(()));
@@ -532,7 +528,7 @@ const NO_APPROVED_USE: CK_RV = CKR_MECHANISM_INVALID;
 
 #[test]
 fn hmac_known_answers_and_checks() {
-    let t = T::new("hmac");
+    let t = Token::new("hmac");
     // "Jefe" is a 32-bit key: every use of it is refused in the approved mode.
     let jefe = t.key(CKK_GENERIC_SECRET, b"Jefe").unwrap();
     let msg = b"what do ya want for nothing?";
@@ -548,7 +544,7 @@ fn hmac_known_answers_and_checks() {
         ),
     ];
     for (m, want) in cases {
-        let want = h(want);
+        let want = unhex(want);
         assert_eq!(t.sign(&Mech::new(m), jefe, msg), or_refused(Ok(want.clone()), SHORT_HMAC_KEY), "mechanism {m:#x}");
         assert_eq!(
             t.sign_parts(&Mech::new(m), jefe, &[&msg[..4], &[], &msg[4..]]),
@@ -580,7 +576,7 @@ fn hmac_known_answers_and_checks() {
         ),
     ];
     for (m, want) in cases1 {
-        let want = h(want);
+        let want = unhex(want);
         assert_eq!(t.sign(&Mech::new(m), k20, hi).unwrap(), want, "mechanism {m:#x}");
         assert_eq!(t.sign_parts(&Mech::new(m), k20, &[&hi[..3], &hi[3..]]).unwrap(), want);
         assert_eq!(t.verify(&Mech::new(m), k20, hi, &want), Ok(()));
@@ -620,7 +616,7 @@ fn hmac_known_answers_and_checks() {
     let typed = t.key(CKK_SHA256_HMAC, b"Jefe").unwrap();
     allowed(t.sign(&Mech::new(CKM_SHA256_HMAC), typed, msg), SHORT_HMAC_KEY, "HMAC with a 32-bit CKK_SHA256_HMAC key");
     let typed20 = t.key(CKK_SHA256_HMAC, &[0x0b; 20]).unwrap();
-    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), typed20, hi).unwrap(), h(cases1[2].1));
+    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), typed20, hi).unwrap(), unhex(cases1[2].1));
     assert_eq!(t.sign(&Mech::new(CKM_SHA384_HMAC), typed, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
     let aes = t.key(CKK_AES, &[0; 16]).unwrap();
     assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), aes, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
@@ -630,7 +626,7 @@ fn hmac_known_answers_and_checks() {
     let verify_only = t.create(&tpl).unwrap();
     assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), verify_only, msg), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     assert_eq!(
-        t.verify(&Mech::new(CKM_SHA256_HMAC), verify_only, msg, &h(cases[2].1)),
+        t.verify(&Mech::new(CKM_SHA256_HMAC), verify_only, msg, &unhex(cases[2].1)),
         or_refused(Ok(()), SHORT_HMAC_KEY)
     );
     // Parameters (the policy decides first: with the 32-bit key the approved mode answers that).
@@ -652,9 +648,9 @@ fn hmac_known_answers_and_checks() {
     let mut mm = CK_MECHANISM { mechanism: CKM_SHA512_HMAC, pParameter: null_mut(), ulParameterLen: 0 };
     let (key, data, want) = if approved_mode() {
         assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, jefe) }, SHORT_HMAC_KEY);
-        (k20, hi.to_vec(), h(cases1[4].1))
+        (k20, hi.to_vec(), unhex(cases1[4].1))
     } else {
-        (jefe, msg.to_vec(), h(cases[4].1))
+        (jefe, msg.to_vec(), unhex(cases[4].1))
     };
     assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, key) }, CKR_OK);
     let mut d = data;
@@ -673,7 +669,7 @@ fn hmac_known_answers_and_checks() {
 
 #[test]
 fn generic_secret_generation() {
-    let t = T::new("generic");
+    let t = Token::new("generic");
     let g = Mech::new(CKM_GENERIC_SECRET_KEY_GEN);
     // Without CKA_VALUE_LEN the template is incomplete in both modes; below 112 bits the size is
     // outside the approved rule.
@@ -695,13 +691,13 @@ fn generic_secret_generation() {
 
 #[test]
 fn hkdf_derive() {
-    let t = T::new("hkdf");
+    let t = Token::new("hkdf");
     // RFC 5869 case 1.
     let ikm = t.key(CKK_GENERIC_SECRET, &[0x0b; 22]).unwrap();
-    let salt = h("000102030405060708090a0b0c");
-    let info = h("f0f1f2f3f4f5f6f7f8f9");
-    let prk = h("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
-    let okm = h("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    let salt = unhex("000102030405060708090a0b0c");
+    let info = unhex("f0f1f2f3f4f5f6f7f8f9");
+    let prk = unhex("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
+    let okm = unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
     let both = hkdf(CKM_HKDF_DERIVE, true, true, CKM_SHA256, Some(&salt), &info);
     let k = t.derive(&both, ikm, &made(CKK_GENERIC_SECRET, Some(42))).unwrap();
     assert_eq!(t.value(k).unwrap(), okm);
@@ -719,7 +715,7 @@ fn hkdf_derive() {
         .unwrap();
     assert_eq!(
         t.value(k).unwrap(),
-        h("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
+        unhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
     );
     // Into an AES key, usable at once.
     let a = t.derive(&both, ikm, &made(CKK_AES, Some(32))).unwrap();
@@ -833,14 +829,14 @@ const BELOW_SP800_132: CK_RV = CKR_MECHANISM_PARAM_INVALID;
 
 #[test]
 fn pbkdf2_generate() {
-    let t = T::new("pbkdf2");
+    let t = Token::new("pbkdf2");
     // RFC 6070 case 2 (SHA-1) and the SHA-256 analogue: a 4-byte salt and 1 or 2 iterations.
     let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA1, b"password", b"salt", 2), &made(CKK_GENERIC_SECRET, Some(20)));
     if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2, RFC 6070 case 2") {
-        assert_eq!(t.value(k).unwrap(), h("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"));
+        assert_eq!(t.value(k).unwrap(), unhex("ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"));
         assert_eq!(t.attr(k, CKA_KEY_GEN_MECHANISM).unwrap(), CKM_PKCS5_PBKD2.to_ne_bytes());
     }
-    let want256 = h("120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
+    let want256 = unhex("120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
     let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, b"password", b"salt", 1), &made(CKK_AES, Some(32)));
     if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2-HMAC-SHA256, 1 iteration") {
         assert_eq!(t.value(k).unwrap(), want256);
@@ -878,7 +874,7 @@ fn pbkdf2_generate() {
     if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2-HMAC-SHA512, 1 iteration") {
         assert_eq!(
             t.value(k).unwrap(),
-            h("867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce")
+            unhex("867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce")
         );
     }
     // RFC 6070 case 5 (a 36-byte salt, 4,096 iterations) and its SHA-256 analogue, in both layouts:
@@ -886,9 +882,9 @@ fn pbkdf2_generate() {
     let (pw5, salt5) = (b"passwordPASSWORDpassword".to_vec(), b"saltSALTsaltSALTsaltSALTsaltSALTsalt".to_vec());
     let k =
         t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA1, &pw5, &salt5, 4096), &made(CKK_GENERIC_SECRET, Some(25))).unwrap();
-    assert_eq!(t.value(k).unwrap(), h("3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038"));
+    assert_eq!(t.value(k).unwrap(), unhex("3d2eec4fe41c849b80c8d83662c0e44a8b291a964cf2f07038"));
     assert_eq!(t.attr(k, CKA_KEY_GEN_MECHANISM).unwrap(), CKM_PKCS5_PBKD2.to_ne_bytes());
-    let want5 = h("348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
+    let want5 = unhex("348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
     let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw5, &salt5, 4096), &made(CKK_GENERIC_SECRET, Some(40)));
     assert_eq!(t.value(k.unwrap()).unwrap(), want5);
     let mut pw5_len = pw5.len() as CK_ULONG;
@@ -970,11 +966,11 @@ fn pbkdf2_generate() {
 #[test]
 fn triple_des() {
     // Triple-DES wraps with ECB, CBC and CBC_PAD, none of which authenticates: the legacy rules.
-    let t = T::legacy("tdea");
-    let key3 = h("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123");
+    let t = Token::legacy("tdea");
+    let key3 = unhex("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123");
     let k = t.key(CKK_DES3, &key3).unwrap();
     // The check value: the first 3 bytes of the encryption of a zero block (openssl enc -des-ede3).
-    assert_eq!(t.attr(k, CKA_CHECK_VALUE).unwrap(), h("4eba73"));
+    assert_eq!(t.attr(k, CKA_CHECK_VALUE).unwrap(), unhex("4eba73"));
     assert_eq!(t.key(CKK_DES3, &key3[..16]), Err(CKR_ATTRIBUTE_VALUE_INVALID), "a DES3 key is 24 bytes");
     assert_eq!(t.key(CKK_DES2, &key3), Err(CKR_ATTRIBUTE_VALUE_INVALID), "a DES2 key is 16 bytes");
     let ecb = Mech::new(CKM_DES3_ECB);
@@ -985,27 +981,27 @@ fn triple_des() {
         let all = [CKM_DES_KEY_GEN, CKM_DES_ECB, CKM_DES_CBC, CKM_DES_CBC_PAD, CKM_DES2_KEY_GEN, CKM_DES3_KEY_GEN];
         for m in all.into_iter().chain([CKM_DES3_ECB, CKM_DES3_CBC, CKM_DES3_CBC_PAD]) {
             let mut info = CK_MECHANISM_INFO::default();
-            assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot(), m, &mut info) }, CKR_MECHANISM_INVALID);
+            assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot, m, &mut info) }, CKR_MECHANISM_INVALID);
         }
         return;
     }
     // SP 800-67 Rev. 2 Appendix B ("The qufck brown fox jump"), and the same key through CBC and
     // CBC_PAD (values from openssl enc -des-ede3-cbc).
     let pt = b"The qufck brown fox jump";
-    let ct = h("A826FD8CE53B855F CCE21C8112256FE6 68D5C05DD9B6B900");
+    let ct = unhex("A826FD8CE53B855F CCE21C8112256FE6 68D5C05DD9B6B900");
     assert_eq!(t.encrypt(&ecb, k, pt).unwrap(), ct);
     assert_eq!(t.decrypt(&ecb, k, &ct).unwrap(), pt);
     assert_eq!(t.encrypt(&ecb, k, &pt[..20]), Err(CKR_DATA_LEN_RANGE));
-    let iv = h("0001020304050607");
+    let iv = unhex("0001020304050607");
     let cbc = Mech::with(CKM_DES3_CBC, &iv);
     let quick = b"The quick brown fox jump";
-    let cbc_ct = h("29b01b011b9ebb6f10308a42938279068782e8bec97fe03f");
+    let cbc_ct = unhex("29b01b011b9ebb6f10308a42938279068782e8bec97fe03f");
     assert_eq!(t.encrypt(&cbc, k, quick).unwrap(), cbc_ct);
     assert_eq!(t.decrypt(&cbc, k, &cbc_ct).unwrap(), quick);
     assert_eq!(t.encrypt_init(&Mech::with(CKM_DES3_CBC, &[0; 16]), k), Err(CKR_MECHANISM_PARAM_INVALID));
     let pad = Mech::with(CKM_DES3_CBC_PAD, &iv);
     let jumps = b"The quick brown fox jumps";
-    let pad_ct = h("29b01b011b9ebb6f10308a42938279068782e8bec97fe03fb143422b360e22fd");
+    let pad_ct = unhex("29b01b011b9ebb6f10308a42938279068782e8bec97fe03fb143422b360e22fd");
     assert_eq!(t.encrypt(&pad, k, jumps).unwrap(), pad_ct);
     assert_eq!(t.decrypt(&pad, k, &pad_ct).unwrap(), jumps);
     // Multi-part, in uneven pieces.
@@ -1022,12 +1018,12 @@ fn triple_des() {
     let k3 = t.key(CKK_DES3, &[key2, &key2[..8]].concat()).unwrap();
     assert_eq!(t.encrypt(&cbc, k2, quick).unwrap(), t.encrypt(&cbc, k3, quick).unwrap());
     // Single DES (FIPS 46-3's validation set; DES is Triple-DES with three equal keys).
-    let des = t.key(CKK_DES, &h("8000000000000000")).unwrap();
-    assert_eq!(t.encrypt(&Mech::new(CKM_DES_ECB), des, &[0; 8]).unwrap(), h("95A8D72813DAA94D"));
+    let des = t.key(CKK_DES, &unhex("8000000000000000")).unwrap();
+    assert_eq!(t.encrypt(&Mech::new(CKM_DES_ECB), des, &[0; 8]).unwrap(), unhex("95A8D72813DAA94D"));
     assert_eq!(t.encrypt_init(&ecb, des), Err(CKR_KEY_TYPE_INCONSISTENT), "DES3 mechanisms take DES2/DES3 keys");
     assert_eq!(t.encrypt_init(&Mech::new(CKM_DES_ECB), k), Err(CKR_KEY_TYPE_INCONSISTENT));
     let des_cbc = Mech::with(CKM_DES_CBC, &iv);
-    let k111 = t.key(CKK_DES3, &h("8000000000000000 8000000000000000 8000000000000000")).unwrap();
+    let k111 = t.key(CKK_DES3, &unhex("8000000000000000 8000000000000000 8000000000000000")).unwrap();
     assert_eq!(t.encrypt(&des_cbc, des, quick).unwrap(), t.encrypt(&cbc, k111, quick).unwrap());
     let des_pad = Mech::with(CKM_DES_CBC_PAD, &iv);
     assert_eq!(t.decrypt(&des_pad, des, &t.encrypt(&des_pad, des, jumps).unwrap()).unwrap(), jumps);
@@ -1046,11 +1042,11 @@ fn triple_des() {
         assert_eq!(t.generate(&Mech::new(m), &made(kt, Some(n + 8))), Err(CKR_TEMPLATE_INCONSISTENT));
     }
     // Wrapping an AES key with CBC_PAD and unwrapping it; ECB and CBC do not wrap.
-    let aes = t.key(CKK_AES, &h(K128)).unwrap();
+    let aes = t.key(CKK_AES, &unhex(K128)).unwrap();
     let w = t.wrap(&pad, k, aes).unwrap();
     assert_eq!(w.len(), 24);
     let back = t.unwrap(&pad, k, &w, &made(CKK_AES, None)).unwrap();
-    assert_eq!(t.value(back).unwrap(), h(K128));
+    assert_eq!(t.value(back).unwrap(), unhex(K128));
     // ECB and CBC wrap too, the key zero padded to whole blocks; unwrapping truncates by the
     // template's CKA_VALUE_LEN, or by the key type where it fixes the length (PKCS#11).
     let g20 = t.key(CKK_GENERIC_SECRET, &[5; 20]).unwrap();

@@ -16,19 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_tests::*;
 
-/// `tessera-testproc` (see `tessera_tests::testproc`).
-fn testproc_path() -> PathBuf {
-    tessera_tests::testproc(option_env!("CARGO_BIN_EXE_tessera-testproc"))
-}
-
-fn seal(lib: &Path) {
-    let out = Command::new(util_path()).arg("--seal").arg(lib).output().expect("tessera-util --seal");
-    assert!(out.status.success(), "seal: {}", show(&out));
-}
-
 /// `tessera-testproc status` with `env`'s configuration and no `TESSERA_MODE` unless `vars` set it.
 fn status(env: &Env, module: &str, cwd: &Path, extra: &[&str], vars: &[(&str, &str)]) -> Output {
-    let mut c = env.command(testproc_path());
+    let mut c = env.command(testproc_path!());
     c.env_remove("TESSERA_MODE").current_dir(cwd).args(["--module", module, "status"]).args(extra);
     for (k, v) in vars {
         c.env(k, v);
@@ -183,7 +173,7 @@ fn a_setuid_process_ignores_the_configuration_its_environment_names() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let prog = dir.path().join("tessera-testproc");
-    std::fs::copy(testproc_path(), &prog).unwrap();
+    std::fs::copy(testproc_path!(), &prog).unwrap();
     std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).unwrap();
     // A configuration no ordinary process gets past, and per-user directories.
     let conf = dir.path().join("bad.conf");
@@ -331,7 +321,7 @@ fn tessera_util_reads_pins_without_echo_and_asks_twice_for_a_pin_it_sets() {
 
     // The PINs typed are the token's: the user PIN logs in.
     let o = env
-        .command(testproc_path())
+        .command(testproc_path!())
         .env("TESSERA_TESTPROC_PIN", user)
         .args(["--module", module_path().to_str().unwrap(), "count", "typed", "x"])
         .output()
@@ -386,46 +376,30 @@ fn tessera_util_exits_1_on_a_bad_command_line_as_on_any_failure() {
 // 4. GCM counter IVs belong to the key material
 // ---------------------------------------------------------------------------------------------
 
+/// A token with helpers for counter IVs (a thin layer over the one fixture).
 struct Gcm {
-    t: RawToken,
-    h: CK_SESSION_HANDLE,
+    t: Token,
 }
 
 const KEY_VALUE: [u8; 32] = *b"the same AES-256 key in 7 copies";
 
-fn attr<T>(ty: CK_ATTRIBUTE_TYPE, v: &T) -> CK_ATTRIBUTE {
-    CK_ATTRIBUTE { type_: ty, pValue: v as *const T as *mut c_void, ulValueLen: std::mem::size_of::<T>() as _ }
-}
-
-fn bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> CK_ATTRIBUTE {
-    CK_ATTRIBUTE { type_: ty, pValue: v.as_ptr() as *mut c_void, ulValueLen: v.len() as _ }
+/// An AES key that encrypts and decrypts, labelled `label`, on the token or not.
+fn aes_template(label: &str, token: bool) -> Tpl {
+    vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(CKK_AES)),
+        (CKA_TOKEN, V::B(token)),
+        (CKA_ENCRYPT, V::B(true)),
+        (CKA_DECRYPT, V::B(true)),
+        (CKA_LABEL, V::Bytes(label.into())),
+    ]
 }
 
 impl Gcm {
-    fn open(t: RawToken) -> Gcm {
-        let mut h = 0;
-        unsafe {
-            assert_eq!(
-                t.f.C_OpenSession(t.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h),
-                CKR_OK
-            );
-            assert_eq!(t.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-        }
-        Gcm { t, h }
-    }
-
-    fn restart(&mut self) {
-        unsafe {
-            assert_eq!(self.t.f.C_Finalize(null_mut()), CKR_OK);
-            assert_eq!(self.t.f.C_Initialize(null_mut()), CKR_OK);
-        }
-        self.reopen();
-    }
-
     /// The SO sets the user PIN again (`C_InitPIN`), after checking that the user's login is
     /// refused as locked.
     fn reset_user_pin_as_so(&mut self) {
-        let slot = self.token_slot();
+        let slot = initialised_slot(&self.t.f);
         unsafe {
             let f = &self.t.f;
             let mut h = 0;
@@ -438,126 +412,53 @@ impl Gcm {
         }
     }
 
-    /// The slot of the (one) initialised token, as the slot list shows it after a C_Initialize.
-    fn token_slot(&self) -> CK_SLOT_ID {
-        let mut n: CK_ULONG = 4;
-        let mut slots = [0; 4];
-        let f = &self.t.f;
-        assert_eq!(unsafe { f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n) }, CKR_OK);
-        slots[..n as usize]
-            .iter()
-            .copied()
-            .find(|s| {
-                let mut ti = CK_TOKEN_INFO::default();
-                (unsafe { f.C_GetTokenInfo(*s, &mut ti) }) == CKR_OK && ti.flags & CKF_TOKEN_INITIALIZED != 0
-            })
-            .unwrap()
-    }
-
-    /// After a C_Initialize: the slot of the token and a new logged-in session.
-    fn reopen(&mut self) {
-        self.t.slot = self.token_slot();
-        let mut h = 0;
-        unsafe {
-            let f = &self.t.f;
-            assert_eq!(
-                f.C_OpenSession(self.t.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h),
-                CKR_OK
-            );
-            assert_eq!(f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-        }
-        self.h = h;
-    }
-
     /// An AES key with the shared value, usable for encryption (and extractable, to be wrapped).
     fn import(&self, label: &str, token: bool) -> CK_OBJECT_HANDLE {
-        let (class, kt, tok, yes) = (CKO_SECRET_KEY, CKK_AES, token as CK_BBOOL, CK_TRUE);
-        let mut tpl = [
-            attr(CKA_CLASS, &class),
-            attr(CKA_KEY_TYPE, &kt),
-            attr(CKA_TOKEN, &tok),
-            attr(CKA_ENCRYPT, &yes),
-            attr(CKA_DECRYPT, &yes),
-            attr(CKA_EXTRACTABLE, &yes),
-            bytes(CKA_VALUE, &KEY_VALUE),
-            bytes(CKA_LABEL, label.as_bytes()),
-        ];
-        let mut o = 0;
-        assert_eq!(unsafe { self.t.f.C_CreateObject(self.h, tpl.as_mut_ptr(), tpl.len() as _, &mut o) }, CKR_OK);
-        o
+        let mut tpl = aes_template(label, token);
+        tpl.extend([(CKA_EXTRACTABLE, V::B(true)), (CKA_VALUE, V::Bytes(KEY_VALUE.to_vec()))]);
+        self.t.create(&tpl).unwrap_or_else(|rv| panic!("import {label}: {rv:#x}"))
     }
 
+    /// The first object labelled `label`.
     fn find(&self, label: &str) -> CK_OBJECT_HANDLE {
-        let mut tpl = [bytes(CKA_LABEL, label.as_bytes())];
-        let (mut o, mut n) = (0, 0);
-        unsafe {
-            assert_eq!(self.t.f.C_FindObjectsInit(self.h, tpl.as_mut_ptr(), 1), CKR_OK);
-            assert_eq!(self.t.f.C_FindObjects(self.h, &mut o, 1, &mut n), CKR_OK);
-            assert_eq!(self.t.f.C_FindObjectsFinal(self.h), CKR_OK);
-        }
-        assert_eq!(n, 1, "{label}");
-        o
+        let found = self.t.find(&vec![(CKA_LABEL, V::Bytes(label.into()))]).expect("C_FindObjects");
+        *found.first().unwrap_or_else(|| panic!("{label}"))
     }
 
     fn copy(&self, key: CK_OBJECT_HANDLE, label: &str, token: bool) -> CK_OBJECT_HANDLE {
-        let tok = token as CK_BBOOL;
-        let mut tpl = [attr(CKA_TOKEN, &tok), bytes(CKA_LABEL, label.as_bytes())];
-        let mut o = 0;
-        assert_eq!(unsafe { self.t.f.C_CopyObject(self.h, key, tpl.as_mut_ptr(), 2, &mut o) }, CKR_OK);
-        o
+        let tpl = vec![(CKA_TOKEN, V::B(token)), (CKA_LABEL, V::Bytes(label.into()))];
+        self.t.copy(key, &tpl).unwrap_or_else(|rv| panic!("copy to {label}: {rv:#x}"))
     }
 
     /// A session key that only wraps and unwraps.
     fn wrapping_key(&self) -> CK_OBJECT_HANDLE {
-        let (len, yes, no) = (32 as CK_ULONG, CK_TRUE, CK_FALSE);
-        let mut tpl = [
-            attr(CKA_VALUE_LEN, &len),
-            attr(CKA_WRAP, &yes),
-            attr(CKA_UNWRAP, &yes),
-            attr(CKA_ENCRYPT, &no),
-            attr(CKA_DECRYPT, &no),
+        let tpl = vec![
+            (CKA_VALUE_LEN, V::U(32)),
+            (CKA_WRAP, V::B(true)),
+            (CKA_UNWRAP, V::B(true)),
+            (CKA_ENCRYPT, V::B(false)),
+            (CKA_DECRYPT, V::B(false)),
         ];
-        let mut m = CK_MECHANISM { mechanism: CKM_AES_KEY_GEN, pParameter: null_mut(), ulParameterLen: 0 };
-        let mut o = 0;
-        assert_eq!(unsafe { self.t.f.C_GenerateKey(self.h, &mut m, tpl.as_mut_ptr(), 5, &mut o) }, CKR_OK);
-        o
+        self.t.generate(&Mech::new(CKM_AES_KEY_GEN), &tpl).expect("C_GenerateKey")
     }
 
     fn wrap(&self, wrapping: CK_OBJECT_HANDLE, key: CK_OBJECT_HANDLE) -> Vec<u8> {
-        let mut m = CK_MECHANISM { mechanism: CKM_AES_KEY_WRAP_KWP, pParameter: null_mut(), ulParameterLen: 0 };
-        let mut out = vec![0u8; 64];
-        let mut n = out.len() as CK_ULONG;
-        assert_eq!(unsafe { self.t.f.C_WrapKey(self.h, &mut m, wrapping, key, out.as_mut_ptr(), &mut n) }, CKR_OK);
-        out.truncate(n as usize);
-        out
+        self.t.wrap(&Mech::new(CKM_AES_KEY_WRAP_KWP), wrapping, key).expect("C_WrapKey")
     }
 
     fn unwrap(&self, wrapping: CK_OBJECT_HANDLE, blob: &[u8], label: &str, token: bool) -> CK_OBJECT_HANDLE {
-        let mut m = CK_MECHANISM { mechanism: CKM_AES_KEY_WRAP_KWP, pParameter: null_mut(), ulParameterLen: 0 };
-        let (class, kt, tok, yes) = (CKO_SECRET_KEY, CKK_AES, token as CK_BBOOL, CK_TRUE);
-        let mut tpl = [
-            attr(CKA_CLASS, &class),
-            attr(CKA_KEY_TYPE, &kt),
-            attr(CKA_TOKEN, &tok),
-            attr(CKA_ENCRYPT, &yes),
-            attr(CKA_DECRYPT, &yes),
-            bytes(CKA_LABEL, label.as_bytes()),
-        ];
-        let mut b = blob.to_vec();
-        let mut o = 0;
-        let rv = unsafe {
-            self.t.f.C_UnwrapKey(self.h, &mut m, wrapping, b.as_mut_ptr(), b.len() as _, tpl.as_mut_ptr(), 6, &mut o)
-        };
-        assert_eq!(rv, CKR_OK, "unwrap {label}");
-        o
+        let m = Mech::new(CKM_AES_KEY_WRAP_KWP);
+        self.t
+            .unwrap(&m, wrapping, blob, &aes_template(label, token))
+            .unwrap_or_else(|rv| panic!("unwrap {label}: {rv:#x}"))
     }
 
     /// `n` messages under `key` with counter IVs (`fixed` the caller's fixed field); their IVs
     /// and the ciphertexts of the same plaintext.
     fn ivs(&self, key: CK_OBJECT_HANDLE, fixed: &[u8], n: usize) -> Vec<([u8; 12], Vec<u8>)> {
         let f = &self.t.f;
-        let mut m = CK_MECHANISM { mechanism: CKM_AES_GCM, pParameter: null_mut(), ulParameterLen: 0 };
-        assert_eq!(unsafe { f.C_MessageEncryptInit(self.h, &mut m, key) }, CKR_OK);
+        let mut m = mech(CKM_AES_GCM);
+        assert_eq!(unsafe { f.C_MessageEncryptInit(self.t.h, &mut m, key) }, CKR_OK);
         let mut out = Vec::new();
         for _ in 0..n {
             let mut iv = [0u8; 12];
@@ -576,7 +477,7 @@ impl Gcm {
             let mut len: CK_ULONG = 16;
             let rv = unsafe {
                 f.C_EncryptMessage(
-                    self.h,
+                    self.t.h,
                     &mut p as *mut _ as *mut c_void,
                     std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() as _,
                     null_mut(),
@@ -591,7 +492,7 @@ impl Gcm {
             assert_eq!(&iv[..fixed.len()], fixed, "the caller's fixed field is kept");
             out.push((iv, ct.to_vec()));
         }
-        assert_eq!(unsafe { f.C_MessageEncryptFinal(self.h) }, CKR_OK);
+        assert_eq!(unsafe { f.C_MessageEncryptFinal(self.t.h) }, CKR_OK);
         out
     }
 }
@@ -603,7 +504,7 @@ fn all_new(seen: &mut HashSet<[u8; 12]>, what: &str, ivs: Vec<([u8; 12], Vec<u8>
     }
 }
 
-/// The token's directory in the store `raw_token` made (its configuration is `TESSERA_CONF`).
+/// The token's directory in the store `Token::open` made (its configuration is `TESSERA_CONF`).
 fn token_dir() -> PathBuf {
     let conf = PathBuf::from(std::env::var_os("TESSERA_CONF").unwrap());
     let tokens = conf.parent().unwrap().join("tokens");
@@ -631,7 +532,7 @@ extern "C" {
 #[test]
 fn counter_ivs_never_repeat_for_a_key_value_across_copies_twins_processes_and_a_restored_database() {
     const N: usize = 20;
-    let mut g = Gcm::open(raw_token("approved", "ivspace"));
+    let mut g = Gcm { t: Token::open("approved", "ivspace") };
     let mut seen = HashSet::new();
     let fixed = b"\xa1\xa2\xa3\xa4";
     // A 64-bit fixed field leaves a 32-bit counter, which the token does not spread out at random.
@@ -661,7 +562,7 @@ fn counter_ivs_never_repeat_for_a_key_value_across_copies_twins_processes_and_a_
     all_new(&mut seen, "8-byte fixed field", g.ivs(copy, fixed8, N));
 
     // After C_Finalize and C_Initialize; an older copy of the database kept aside meanwhile.
-    g.restart();
+    g.t.restart();
     let dir = token_dir();
     unsafe { assert_eq!(g.t.f.C_Finalize(null_mut()), CKR_OK) };
     let old = tempfile::tempdir().unwrap();
@@ -669,7 +570,7 @@ fn counter_ivs_never_repeat_for_a_key_value_across_copies_twins_processes_and_a_
         std::fs::copy(&f, old.path().join(f.file_name().unwrap())).unwrap();
     }
     unsafe { assert_eq!(g.t.f.C_Initialize(null_mut()), CKR_OK) };
-    g.reopen();
+    g.t.reopen_session();
     for label in ["key", "copy", "unwrapped", "imported"] {
         all_new(&mut seen, &format!("{label} after a restart"), g.ivs(g.find(label), fixed, N));
     }
@@ -684,7 +585,7 @@ fn counter_ivs_never_repeat_for_a_key_value_across_copies_twins_processes_and_a_
         ForkResult::Child => {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 assert_eq!(unsafe { g.t.f.C_Initialize(null_mut()) }, CKR_OK);
-                g.reopen();
+                g.t.reopen_session();
                 let mut ivs = g.ivs(g.find("copy"), fixed, N);
                 ivs.extend(g.ivs(g.import("child's", false), fixed, N));
                 for (iv, _) in ivs {
@@ -719,7 +620,7 @@ fn counter_ivs_never_repeat_for_a_key_value_across_copies_twins_processes_and_a_
     // The restored database is behind the token's PIN-state record: the user PIN is blocked until
     // the SO sets it again (tests/store_hardening.rs), as an operator restoring a backup does.
     g.reset_user_pin_as_so();
-    g.reopen();
+    g.t.reopen_session();
     for label in ["key", "copy", "unwrapped", "imported"] {
         all_new(&mut seen, &format!("{label} after restoring the database"), g.ivs(g.find(label), fixed, N));
     }

@@ -4,7 +4,7 @@
 //! `C_SetAttributeValue` under concurrent changes. Everything goes through the built `.so`;
 //! the store is changed behind the module's back with SQLite, as an attacker would.
 
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
@@ -13,15 +13,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tessera_tests::*;
-
-/// An [`Env`] whose configuration points at the token directory `tokens` (kept by the caller
-/// across several loads of the module), with `extra` configuration lines.
-fn env_at(tokens: &Path, extra: &str) -> Env {
-    let env = Env::new("");
-    let text = format!("directories.tokendir = {}\nlog.level = ERROR\n{extra}\n", tokens.display());
-    std::fs::write(&env.conf, text).expect("write conf");
-    env
-}
 
 /// The directory of the only token in `tokens`.
 fn token_dir(tokens: &Path) -> PathBuf {
@@ -45,17 +36,9 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir).expect("token dir").flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()
 }
 
-fn rv_of<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> Option<RvError> {
-    match r {
-        Ok(_) => None,
-        Err(Error::Pkcs11(rv, _)) => Some(rv),
-        Err(e) => panic!("unexpected error {e:?}"),
-    }
-}
-
 fn login(p: &cryptoki::context::Pkcs11, slot: cryptoki::slot::Slot, user: UserType, pin: &str) -> Option<RvError> {
     let s = p.open_rw_session(slot).expect("C_OpenSession");
-    rv_of(s.login(user, Some(&AuthPin::new(pin.into()))))
+    outcome(s.login(user, Some(&AuthPin::new(pin.into()))))
 }
 
 fn store(dir: &Path) -> rusqlite::Connection {
@@ -134,7 +117,7 @@ fn encoded_flag(t: u64, v: bool) -> Vec<u8> {
 #[test]
 fn a_new_token_is_readable_by_its_owner_only() {
     let tokens = tempfile::tempdir().expect("tempdir");
-    let l = load_env(env_at(tokens.path(), ""));
+    let l = load_env(Env::at(tokens.path(), ""));
     // The most permissive umask: the modes must not come from it.
     let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let slot = l.new_token("modes");
@@ -159,7 +142,7 @@ fn a_new_token_is_readable_by_its_owner_only() {
 fn a_loosened_store_is_tightened_when_opened() {
     let tokens = tempfile::tempdir().expect("tempdir");
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.new_token("loose");
         aes_key(&user_session(&l.p, slot), "k", true, true);
     }
@@ -170,7 +153,7 @@ fn a_loosened_store_is_tightened_when_opened() {
     for f in &files {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
-    let l = load_env(env_at(tokens.path(), ""));
+    let l = load_env(Env::at(tokens.path(), ""));
     let slot = l.slot_of("loose");
     // Opening a session opens the token's store.
     let s = l.p.open_ro_session(slot).expect("C_OpenSession");
@@ -203,7 +186,7 @@ fn parallel_wrong_pins_from_threads_never_exceed_max_failures() {
             std::thread::spawn(move || {
                 let s = p.open_ro_session(slot).expect("C_OpenSession");
                 b.wait();
-                rv_of(s.login(UserType::User, Some(&AuthPin::new("0000".into()))))
+                outcome(s.login(UserType::User, Some(&AuthPin::new("0000".into()))))
             })
         })
         .collect::<Vec<_>>()
@@ -217,24 +200,19 @@ fn parallel_wrong_pins_from_threads_never_exceed_max_failures() {
     assert!(info.user_pin_locked(), "CKF_USER_PIN_LOCKED");
 }
 
-/// `tessera-testproc` (see `tessera_tests::testproc`).
-fn testproc_path() -> PathBuf {
-    tessera_tests::testproc(option_env!("CARGO_BIN_EXE_tessera-testproc"))
-}
-
 /// The same from 16 processes, each its own application.
 #[test]
 fn parallel_wrong_pins_from_processes_never_exceed_max_failures() {
     let tokens = tempfile::tempdir().expect("tempdir");
     let conf = "pin.max_failures = 3";
     {
-        let l = load_env(env_at(tokens.path(), conf));
+        let l = load_env(Env::at(tokens.path(), conf));
         l.new_token("procs");
     }
-    let env = env_at(tokens.path(), conf);
+    let env = Env::at(tokens.path(), conf);
     let mut children: Vec<_> = (0..16)
         .map(|_| {
-            let mut c = env.command(testproc_path());
+            let mut c = env.command(testproc_path!());
             c.env("TESSERA_MODULE", module_path())
                 .env("TESSERA_TESTPROC_GATE", "1")
                 .args(["login", "procs", "0000"])
@@ -269,7 +247,7 @@ fn parallel_wrong_pins_from_processes_never_exceed_max_failures() {
         .collect();
     let (incorrect, locked) = tally(&outcomes);
     assert_eq!((incorrect, locked), (3, 13), "{outcomes:?}");
-    let l = load_env(env_at(tokens.path(), conf));
+    let l = load_env(Env::at(tokens.path(), conf));
     let slot = l.slot_of("procs");
     assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked), "the right PIN, once locked");
 }
@@ -302,14 +280,14 @@ fn a_restored_database_does_not_unlock_the_pin() {
     let tokens = tempfile::tempdir().expect("tempdir");
     let conf = "pin.max_failures = 3";
     {
-        let l = load_env(env_at(tokens.path(), conf));
+        let l = load_env(Env::at(tokens.path(), conf));
         let slot = l.new_token("rollback");
         assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None);
     }
     let dir = token_dir(tokens.path());
     let before = snapshot(&dir);
     {
-        let l = load_env(env_at(tokens.path(), conf));
+        let l = load_env(Env::at(tokens.path(), conf));
         let slot = l.slot_of("rollback");
         for _ in 0..3 {
             assert_eq!(login(&l.p, slot, UserType::User, "0000"), Some(RvError::PinIncorrect));
@@ -317,7 +295,7 @@ fn a_restored_database_does_not_unlock_the_pin() {
         assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked));
     }
     restore(&dir, &before);
-    let l = load_env(env_at(tokens.path(), conf));
+    let l = load_env(Env::at(tokens.path(), conf));
     let slot = l.slot_of("rollback");
     assert_eq!(
         login(&l.p, slot, UserType::User, USER_PIN),
@@ -341,7 +319,7 @@ fn a_restored_database_does_not_unlock_the_pin() {
 fn a_flipped_attribute_is_refused() {
     let tokens = tempfile::tempdir().expect("tempdir");
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.new_token("flip");
         let s = user_session(&l.p, slot);
         let k = aes_key(&s, "public-sensitive", false, true);
@@ -372,7 +350,7 @@ fn a_flipped_attribute_is_refused() {
         changed[at..at + 10].copy_from_slice(b"as changed");
         db.execute("UPDATE object SET attrs = ?2 WHERE id = ?1", rusqlite::params![id, changed]).unwrap();
     }
-    let l = load_env(env_at(tokens.path(), ""));
+    let l = load_env(Env::at(tokens.path(), ""));
     let s = user_session(&l.p, l.slot_of("flip"));
     for h in find(&s, "public-sensitive") {
         assert!(flag(&s, h, AttributeType::Sensitive), "the key was found with CKA_SENSITIVE false");
@@ -390,7 +368,7 @@ fn revisions_of_a_row_cannot_be_mixed() {
     let tokens = tempfile::tempdir().expect("tempdir");
     let mut rows = Vec::new();
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.new_token("revs");
         let s = user_session(&l.p, slot);
         for (label, private) in [("public-key", false), ("private-key", true)] {
@@ -413,7 +391,7 @@ fn revisions_of_a_row_cannot_be_mixed() {
     assert_eq!(ids.len(), 2);
     let rev1: Vec<_> = ids.iter().map(|id| read(*id)).collect();
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let s = user_session(&l.p, l.slot_of("revs"));
         for label in ["public-key", "private-key"] {
             let h = find(&s, label)[0];
@@ -427,7 +405,7 @@ fn revisions_of_a_row_cannot_be_mixed() {
     store(&dir).execute("UPDATE object SET attrs = ?2 WHERE id = ?1", rusqlite::params![ids[0], rev1[0].0]).unwrap();
     store(&dir).execute("UPDATE object SET secret = ?2 WHERE id = ?1", rusqlite::params![ids[1], rev1[1].1]).unwrap();
     assert_ne!(rev2[1].1, rev1[1].1);
-    let l = load_env(env_at(tokens.path(), ""));
+    let l = load_env(Env::at(tokens.path(), ""));
     let s = user_session(&l.p, l.slot_of("revs"));
     for label in ["public-key", "private-key"] {
         for h in find(&s, label) {
@@ -443,7 +421,7 @@ fn revisions_of_a_row_cannot_be_mixed() {
 fn stored_iteration_counts_below_the_minimum_are_refused() {
     let tokens = tempfile::tempdir().expect("tempdir");
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         l.new_token("kdf");
     }
     let dir = token_dir(tokens.path());
@@ -452,14 +430,14 @@ fn stored_iteration_counts_below_the_minimum_are_refused() {
     assert_eq!(its("user_iterations"), 600_000);
     store(&dir).execute("UPDATE token SET user_iterations = 1000", []).unwrap();
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.slot_of("kdf");
         assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::DeviceError));
         assert_eq!(login(&l.p, slot, UserType::User, "0000"), Some(RvError::DeviceError));
         assert_eq!(its("user_failures"), 0, "no attempt is counted against a damaged wrap");
     }
     store(&dir).execute("UPDATE token SET user_iterations = 600000", []).unwrap();
-    let l = load_env(env_at(tokens.path(), "pin.kdf_iterations = 650000"));
+    let l = load_env(Env::at(tokens.path(), "pin.kdf_iterations = 650000"));
     let slot = l.slot_of("kdf");
     assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None);
     assert_eq!(its("user_iterations"), 650_000, "the wrap is raised to the configured count");
@@ -536,7 +514,7 @@ fn make_previous_format_fixture() {
     };
     let tokens = tempfile::tempdir().expect("tempdir");
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.new_token("old-store");
         let s = user_session(&l.p, slot);
         aes_key(&s, "old-private", true, true);
@@ -571,7 +549,7 @@ fn a_store_of_the_previous_format_opens_and_is_resealed() {
     let version: i64 = store(&dir).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 3, "the fixture is a store of schema 3");
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.slot_of("old-store");
         let s = l.p.open_ro_session(slot).expect("C_OpenSession");
         assert!(find(&s, "old-private").is_empty());
@@ -608,7 +586,7 @@ fn a_store_of_the_previous_format_opens_and_is_resealed() {
         let id = row_with(&db, b"old-public");
         db.execute("UPDATE object SET format = 0 WHERE id = ?1", [id]).unwrap();
     }
-    let l = load_env(env_at(tokens.path(), ""));
+    let l = load_env(Env::at(tokens.path(), ""));
     let s = user_session(&l.p, l.slot_of("old-store"));
     assert!(find(&s, "old-data").is_empty(), "a changed row after the re-sealing");
     assert!(find(&s, "old-public").is_empty(), "a row put back to the old format");
@@ -622,7 +600,7 @@ fn a_store_of_the_previous_format_opens_and_is_resealed() {
 fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
     let tokens = tempfile::tempdir().expect("tempdir");
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.new_token("tags");
         let so = l.p.open_rw_session(slot).expect("C_OpenSession");
         so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
@@ -642,7 +620,7 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
         // Without the token key a trusted certificate cannot be written (its tag needs the key).
         let cert = find(&s, "trusted-cert")[0];
         let r = s.update_attributes(cert, &[Attribute::Label(b"trusted-cert-2".to_vec())]);
-        assert_eq!(rv_of(r), Some(RvError::UserNotLoggedIn), "C_SetAttributeValue of a trusted certificate");
+        assert_eq!(outcome(r), Some(RvError::UserNotLoggedIn), "C_SetAttributeValue of a trusted certificate");
         // A user's copy of a trusted object is not trusted (tests/attacks.rs), so it needs no tag.
         let copy = s.copy_object(cert, &[Attribute::Label(b"copy".to_vec())]).expect("C_CopyObject");
         assert_eq!(s.get_attributes(copy, &[AttributeType::Trusted]).unwrap(), [Attribute::Trusted(false)]);
@@ -664,7 +642,7 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
     assert!(tagged(b"trusted-cert"));
     assert!(!tagged(b"made-in-public"));
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         let s = user_session(&l.p, l.slot_of("tags"));
         assert_eq!(find(&s, "made-in-public").len(), 1);
     }
@@ -674,7 +652,7 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
         let id = row_with(&db, b"trusted-cert");
         db.execute("UPDATE object SET tag = NULL WHERE id = ?1", [id]).unwrap();
     }
-    let l = load_env(env_at(tokens.path(), ""));
+    let l = load_env(Env::at(tokens.path(), ""));
     let s = l.p.open_ro_session(l.slot_of("tags")).expect("C_OpenSession");
     assert!(find(&s, "trusted-cert").is_empty(), "a trusted certificate without its tag");
     assert_eq!(find(&s, "made-in-public").len(), 1);
@@ -687,11 +665,11 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
 fn a_store_failure_reaches_the_log_with_its_cause() {
     let tokens = tempfile::tempdir().expect("tempdir");
     {
-        let l = load_env(env_at(tokens.path(), ""));
+        let l = load_env(Env::at(tokens.path(), ""));
         l.new_token("broken");
     }
-    let env = env_at(tokens.path(), "");
-    let mut c = env.command(testproc_path());
+    let env = Env::at(tokens.path(), "");
+    let mut c = env.command(testproc_path!());
     c.env("TESSERA_MODULE", module_path())
         .env("TESSERA_TESTPROC_GATE", "1")
         .args(["login", "broken", "0000"])

@@ -15,7 +15,6 @@ use cryptoki::types::AuthPin;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,11 +24,6 @@ use tessera_tests::*;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// `tessera-testproc` (see `tessera_tests::testproc`).
-fn testproc_path() -> PathBuf {
-    tessera_tests::testproc(option_env!("CARGO_BIN_EXE_tessera-testproc"))
-}
-
 /// The value `tessera-testproc create` stores under a label (the same function as there).
 fn value_of(label: &str) -> Vec<u8> {
     (0u8..8).flat_map(|i| Sha256::new().chain_update(label.as_bytes()).chain_update([i]).finalize()).collect()
@@ -37,7 +31,7 @@ fn value_of(label: &str) -> Vec<u8> {
 
 /// A `tessera-testproc` command on this store, with the module under test.
 fn testproc(env: &Env, args: &[&str]) -> Command {
-    let mut c = env.command(testproc_path());
+    let mut c = env.command(testproc_path!());
     c.env("TESSERA_MODULE", module_path()).args(args);
     c
 }
@@ -170,16 +164,6 @@ fn assert_exactly(objs: &[(String, Vec<u8>)], prefix: &str, n: usize, who: &str)
     }
 }
 
-/// Finalises the module when dropped, so that a failing test does not leave it initialised for
-/// the next test of this binary (the library stays loaded in the process).
-struct Finalize(Pkcs11);
-
-impl Drop for Finalize {
-    fn drop(&mut self) {
-        let _ = self.0.clone().finalize();
-    }
-}
-
 /// Small deterministic PRNG (xorshift64*), so a failing run can be replayed from its seed.
 struct Rng(u64);
 
@@ -240,7 +224,6 @@ fn two_processes_create_on_one_token_concurrently() {
 
     // This process watches the token while two children write to it.
     let l = load_env(env);
-    let _fin = Finalize(l.p.clone());
     let slot = l.slot_of(token);
     let s = user_session(&l.p, slot);
     assert_eq!(objects_with_prefix(&s, "A-").len(), 0, "a fresh token holds objects");
@@ -327,7 +310,6 @@ fn a_long_running_process_sees_other_processes_changes() {
     let env = Env::new("pin.max_failures = 3");
     init_token_with_util(&env, token);
     let l = load_env(env);
-    let _fin = Finalize(l.p.clone());
     let slot = l.slot_of(token);
     let s = user_session(&l.p, slot);
     let mine: Vec<ObjectHandle> = (0..5)
@@ -435,7 +417,6 @@ fn reinit_by_another_process_while_logged_in(others_private: bool) {
     let env = Env::new("");
     init_token_with_util(&env, token);
     let l = load_env(env);
-    let _fin = Finalize(l.p.clone());
     let slot = l.slot_of(token);
     let s = user_session(&l.p, slot);
     let before = objects_with_prefix(&s, "");
@@ -627,7 +608,6 @@ fn worker(p: Pkcs11, slot: Slot, t: usize) -> Result<usize, String> {
 #[test]
 fn eight_threads_on_one_token() {
     let l = load();
-    let _fin = Finalize(l.p.clone());
     let slot = l.new_token("threads");
     // The login belongs to the application: this session keeps it for all the threads' sessions.
     let holder = user_session(&l.p, slot);
@@ -702,7 +682,6 @@ fn kill9_while_creating_loses_nothing_committed() {
     // This process watches the token throughout, logged in, and checks after every kill; every
     // fifth kill a fresh process checks too (and every victim is a fresh process opening the token).
     let l = load_env(env);
-    let _fin = Finalize(l.p.clone());
     let env = &l.env;
     let watcher = user_session(&l.p, l.slot_of(token));
     let seed = std::env::var("TESSERA_STRESS_SEED")

@@ -85,9 +85,9 @@ fn open(module: &str, label: &str) -> Result<(Pkcs11, Session), Fail> {
     Ok((p, session))
 }
 
-/// `login`: one user login attempt, started on the test's go; prints its outcome.
-fn try_login(module: &str, label: &str, pin: &str) -> Result<(), Fail> {
-    let (p, session) = open_session(module, label)?;
+/// Prints `ready` and, when the test gates its children (`TESSERA_TESTPROC_GATE`), waits for
+/// the test's go line; then stdout, locked, for the rest of the output.
+fn ready() -> Result<std::io::StdoutLock<'static>, Fail> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "ready");
     let _ = out.flush();
@@ -95,6 +95,13 @@ fn try_login(module: &str, label: &str, pin: &str) -> Result<(), Fail> {
         let mut go = String::new();
         std::io::stdin().read_line(&mut go).map_err(|e| Fail::Usage(format!("reading the go line: {e}")))?;
     }
+    Ok(out)
+}
+
+/// `login`: one user login attempt, started on the test's go; prints its outcome.
+fn try_login(module: &str, label: &str, pin: &str) -> Result<(), Fail> {
+    let (p, session) = open_session(module, label)?;
+    let mut out = ready()?;
     match session.login(UserType::User, Some(&AuthPin::new(pin.into()))) {
         Ok(()) => {
             let _ = writeln!(out, "ok");
@@ -157,14 +164,8 @@ fn objects(s: &Session, prefix: &str, app: Option<&str>) -> Result<Vec<(ObjectHa
 }
 
 fn create(s: &Session, prefix: &str, n: usize, private: bool) -> Result<(), Fail> {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "ready");
-    let _ = out.flush();
-    if std::env::var_os("TESSERA_TESTPROC_GATE").is_some() {
-        // Start together with the other creators: wait for the test's go.
-        let mut go = String::new();
-        std::io::stdin().read_line(&mut go).map_err(|e| Fail::Usage(format!("reading the go line: {e}")))?;
-    }
+    // Start together with the other creators.
+    let mut out = ready()?;
     for i in 0..n {
         let label = format!("{prefix}-{i}");
         let template = [

@@ -787,7 +787,7 @@ fn public_key_info_exports_through_pkcs11_tool() {
     let l = load();
     let slot = l.new_token("spki");
     let s = user_session(&l.p, slot);
-    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let p256 = P256.to_vec();
     let mut keys = Vec::new();
     for i in 0..50u8 {
         let id = vec![0x50, i];

@@ -8,7 +8,7 @@
 //! with the code the policy gives, and counted as skipped, "refused by the approved-mode policy",
 //! with the reason.
 
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
@@ -21,12 +21,6 @@ use std::collections::BTreeMap;
 use tessera_tests::wycheproof::{self, hex, Tally};
 use tessera_tests::*;
 
-const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
-const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
-const X25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6e];
-const ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
 const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
 /// `CKA_EC_PARAMS` and field size of a Wycheproof curve name.
@@ -53,13 +47,6 @@ fn id(t: &Value) -> u64 {
 
 fn result(t: &Value) -> &str {
     t["result"].as_str().unwrap_or("")
-}
-
-fn rv_of(e: &Error) -> Option<RvError> {
-    match e {
-        Error::Pkcs11(rv, _) => Some(*rv),
-        _ => None,
-    }
 }
 
 /// What the approved mode answers for `mech` used for `function` on a key of `curve` (the policy's
@@ -96,16 +83,11 @@ fn record_refused<T: std::fmt::Debug>(
     (code, why): &(RvError, String),
 ) {
     match r {
-        Err(e) if rv_of(&e) == Some(*code) => tally.skip(id(t), why),
+        Err(e) if pkcs11_rv(&e) == Some(*code) => tally.skip(id(t), why),
         other => {
             tally.failed.push(format!("tcId {}: the approved mode must refuse it with {code:?}, got {other:?}", id(t)))
         }
     }
-}
-
-/// DER OCTET STRING around `v` (the `CKA_EC_POINT` encoding).
-fn octet(v: &[u8]) -> Vec<u8> {
-    tessera_tests::der(0x04, v)
 }
 
 /// A big-endian integer as exactly `n` bytes, if it fits.
@@ -134,26 +116,6 @@ fn der_to_raw(sig: &[u8], n: usize) -> Option<Vec<u8>> {
     let mut out = fixed(&a, n)?;
     out.extend(fixed(&b, n)?);
     Some(out)
-}
-
-/// The module on a fresh token with a logged-in user session; finalised when dropped.
-struct Ctx {
-    l: Loaded,
-    s: Session,
-}
-
-impl Drop for Ctx {
-    fn drop(&mut self) {
-        let _ = self.s.logout();
-        let _ = self.l.p.clone().finalize();
-    }
-}
-
-fn ctx(label: &str) -> Ctx {
-    let l = load();
-    let slot = l.new_token(label);
-    let s = user_session(&l.p, slot);
-    Ctx { l, s }
 }
 
 fn public_key(s: &Session, kt: KeyType, params: &[u8], point: &[u8]) -> cryptoki::error::Result<ObjectHandle> {
@@ -201,7 +163,7 @@ fn verify(s: &Session, m: &Mechanism, key: ObjectHandle, msg: &[u8], sig: &[u8],
     match s.verify(m, key, msg, sig) {
         Ok(()) => true,
         Err(e) => {
-            if !matches!(rv_of(&e), Some(RvError::SignatureInvalid | RvError::SignatureLenRange)) {
+            if !matches!(pkcs11_rv(&e), Some(RvError::SignatureInvalid | RvError::SignatureLenRange)) {
                 odd.push(format!("unexpected error {e}"));
             }
             false
@@ -209,7 +171,7 @@ fn verify(s: &Session, m: &Mechanism, key: ObjectHandle, msg: &[u8], sig: &[u8],
     }
 }
 
-fn ecdsa_file(c: &Ctx, name: &str, p1363: bool) {
+fn ecdsa_file(c: &Token, name: &str, p1363: bool) {
     let Some(v) = wycheproof::load(name) else { return };
     let mut tally = Tally::new(name);
     let mut notes = Notes::default();
@@ -235,19 +197,19 @@ fn ecdsa_file(c: &Ctx, name: &str, p1363: bool) {
                 continue;
             }
         };
-        let key = public_key(&c.s, KeyType::EC, params, &hex(&pk["uncompressed"])).expect("import public key");
+        let key = public_key(c.s(), KeyType::EC, params, &hex(&pk["uncompressed"])).expect("import public key");
         let refusal = approved_refusal(mech_name, "verify", pk["curve"].as_str().unwrap_or(""));
         for t in tests(g) {
             let msg = hex(&t["msg"]);
             let sig = hex(&t["sig"]);
             if let Some(refusal) = &refusal {
                 let raw = if p1363 { sig } else { der_to_raw(&sig, n).unwrap_or(vec![0; 2 * n]) };
-                record_refused(&mut tally, t, c.s.verify(&mech, key, &msg, &raw), refusal);
+                record_refused(&mut tally, t, c.s().verify(&mech, key, &msg, &raw), refusal);
                 continue;
             }
             let raw = if p1363 { Some(sig) } else { der_to_raw(&sig, n) };
             let accepted = match raw {
-                Some(raw) => verify(&c.s, &mech, key, &msg, &raw, &mut odd),
+                Some(raw) => verify(c.s(), &mech, key, &msg, &raw, &mut odd),
                 None => {
                     notes.add("signature is not valid DER or an integer exceeds the field size");
                     false
@@ -255,7 +217,7 @@ fn ecdsa_file(c: &Ctx, name: &str, p1363: bool) {
             };
             tally.case(id(t), result(t), accepted, true);
         }
-        c.s.destroy_object(key).expect("destroy");
+        c.s().destroy_object(key).expect("destroy");
     }
     notes.print(name);
     assert!(odd.is_empty(), "{name}: {odd:?}");
@@ -264,7 +226,7 @@ fn ecdsa_file(c: &Ctx, name: &str, p1363: bool) {
 
 #[test]
 fn ecdsa_p1363() {
-    let c = ctx("wp-ecdsa-p1363");
+    let c = Token::new("wp-ecdsa-p1363");
     for f in
         ["ecdsa_secp256r1_sha256_p1363_test", "ecdsa_secp384r1_sha384_p1363_test", "ecdsa_secp521r1_sha512_p1363_test"]
     {
@@ -274,7 +236,7 @@ fn ecdsa_p1363() {
 
 #[test]
 fn ecdsa_der() {
-    let c = ctx("wp-ecdsa-der");
+    let c = Token::new("wp-ecdsa-der");
     for f in ["ecdsa_secp256r1_sha256_test", "ecdsa_secp384r1_sha384_test", "ecdsa_secp521r1_sha512_test"] {
         ecdsa_file(&c, f, false);
     }
@@ -286,7 +248,7 @@ fn ecdh(s: &Session, base: ObjectHandle, peer: &[u8], odd: &mut Vec<String>) -> 
     match ecdh_result(s, base, peer) {
         Ok(v) => Some(v),
         Err(e) => {
-            if rv_of(&e) != Some(RvError::MechanismParamInvalid) {
+            if pkcs11_rv(&e) != Some(RvError::MechanismParamInvalid) {
                 odd.push(format!("unexpected error {e}"));
             }
             None
@@ -340,7 +302,7 @@ fn spki_point(der: &[u8], params: &[u8]) -> Spki {
     }
 }
 
-fn ecdh_file(c: &Ctx, name: &str, spki: bool) {
+fn ecdh_file(c: &Token, name: &str, spki: bool) {
     let Some(v) = wycheproof::load(name) else { return };
     let mut tally = Tally::new(name);
     let mut notes = Notes::default();
@@ -356,9 +318,10 @@ fn ecdh_file(c: &Ctx, name: &str, spki: bool) {
         let refusal = approved_refusal("CKM_ECDH1_DERIVE", "derive", g["curve"].as_str().unwrap_or(""));
         for t in tests(g) {
             if let Some(refusal) = &refusal {
-                let base = private_key(&c.s, KeyType::EC, params, &fixed(&hex(&t["private"]), n).unwrap_or(vec![1; n]));
-                record_refused(&mut tally, t, ecdh_result(&c.s, base, &hex(&t["public"])), refusal);
-                c.s.destroy_object(base).expect("destroy");
+                let base =
+                    private_key(c.s(), KeyType::EC, params, &fixed(&hex(&t["private"]), n).unwrap_or(vec![1; n]));
+                record_refused(&mut tally, t, ecdh_result(c.s(), base, &hex(&t["public"])), refusal);
+                c.s().destroy_object(base).expect("destroy");
                 continue;
             }
             let Some(d) = fixed(&hex(&t["private"]), n) else {
@@ -378,7 +341,7 @@ fn ecdh_file(c: &Ctx, name: &str, spki: bool) {
             } else {
                 Some((public, false))
             };
-            let base = private_key(&c.s, KeyType::EC, params, &d);
+            let base = private_key(c.s(), KeyType::EC, params, &d);
             let shared = hex(&t["shared"]);
             let (accepted, matched) = match peer {
                 None => (false, false),
@@ -388,16 +351,16 @@ fn ecdh_file(c: &Ctx, name: &str, spki: bool) {
                 Some((p, true)) => {
                     notes.add("SPKI names another curve than the private key's");
                     other_curve.0 += 1;
-                    other_curve.1 += ecdh(&c.s, base, &p, &mut odd).is_none() as usize;
+                    other_curve.1 += ecdh(c.s(), base, &p, &mut odd).is_none() as usize;
                     (false, false)
                 }
-                Some((p, false)) => match ecdh(&c.s, base, &p, &mut odd) {
+                Some((p, false)) => match ecdh(c.s(), base, &p, &mut odd) {
                     Some(z) => (true, z == shared),
                     None => (false, false),
                 },
             };
             tally.case(id(t), result(t), accepted, matched);
-            c.s.destroy_object(base).expect("destroy");
+            c.s().destroy_object(base).expect("destroy");
         }
     }
     notes.print(name);
@@ -413,7 +376,7 @@ fn ecdh_file(c: &Ctx, name: &str, spki: bool) {
 
 #[test]
 fn ecdh_ecpoint() {
-    let c = ctx("wp-ecdh-point");
+    let c = Token::new("wp-ecdh-point");
     for f in ["ecdh_secp256r1_ecpoint_test", "ecdh_secp384r1_ecpoint_test", "ecdh_secp521r1_ecpoint_test"] {
         ecdh_file(&c, f, false);
     }
@@ -421,7 +384,7 @@ fn ecdh_ecpoint() {
 
 #[test]
 fn ecdh_spki() {
-    let c = ctx("wp-ecdh-spki");
+    let c = Token::new("wp-ecdh-spki");
     for f in ["ecdh_secp256r1_test", "ecdh_secp384r1_test", "ecdh_secp521r1_test"] {
         ecdh_file(&c, f, true);
     }
@@ -429,7 +392,7 @@ fn ecdh_spki() {
 
 #[test]
 fn ed25519() {
-    let c = ctx("wp-ed25519");
+    let c = Token::new("wp-ed25519");
     let name = "ed25519_test";
     let Some(v) = wycheproof::load(name) else { return };
     let mut tally = Tally::new(name);
@@ -438,16 +401,16 @@ fn ed25519() {
     let refusal = approved_refusal("CKM_EDDSA", "verify", "ed25519");
     for g in groups(&v) {
         let pk = hex(&g["publicKey"]["pk"]);
-        let key = public_key(&c.s, KeyType::EC_EDWARDS, ED25519, &pk).expect("import");
+        let key = public_key(c.s(), KeyType::EC_EDWARDS, ED25519, &pk).expect("import");
         for t in tests(g) {
             if let Some(refusal) = &refusal {
-                record_refused(&mut tally, t, c.s.verify(&m, key, &hex(&t["msg"]), &hex(&t["sig"])), refusal);
+                record_refused(&mut tally, t, c.s().verify(&m, key, &hex(&t["msg"]), &hex(&t["sig"])), refusal);
                 continue;
             }
-            let accepted = verify(&c.s, &m, key, &hex(&t["msg"]), &hex(&t["sig"]), &mut odd);
+            let accepted = verify(c.s(), &m, key, &hex(&t["msg"]), &hex(&t["sig"]), &mut odd);
             tally.case(id(t), result(t), accepted, true);
         }
-        c.s.destroy_object(key).expect("destroy");
+        c.s().destroy_object(key).expect("destroy");
     }
     assert!(odd.is_empty(), "{name}: {odd:?}");
     tally.finish();
@@ -455,7 +418,7 @@ fn ed25519() {
 
 #[test]
 fn ed448_is_not_supported() {
-    let c = ctx("wp-ed448");
+    let c = Token::new("wp-ed448");
     let name = "ed448_test";
     let Some(v) = wycheproof::load(name) else { return };
     let mut tally = Tally::new(name);
@@ -467,10 +430,10 @@ fn ed448_is_not_supported() {
         let pk = hex(&g["publicKey"]["pk"]);
         // The module may refuse the curve when the key is created (CKR_CURVE_NOT_SUPPORTED in
         // either mode: object creation is not a policy decision); then no case reaches a use.
-        let key = match public_key(&c.s, KeyType::EC_EDWARDS, ED448, &pk) {
+        let key = match public_key(c.s(), KeyType::EC_EDWARDS, ED448, &pk) {
             Ok(key) => key,
             Err(e) => {
-                assert_eq!(rv_of(&e), Some(RvError::CurveNotSupported), "import of an Ed448 public key");
+                assert_eq!(pkcs11_rv(&e), Some(RvError::CurveNotSupported), "import of an Ed448 public key");
                 for t in tests(g) {
                     tally.skip(id(t), "Ed448 not implemented (C_CreateObject: CKR_CURVE_NOT_SUPPORTED, checked)");
                 }
@@ -479,13 +442,13 @@ fn ed448_is_not_supported() {
         };
         if let Some(refusal) = &refusal {
             for t in tests(g) {
-                record_refused(&mut tally, t, c.s.verify(&m, key, &hex(&t["msg"]), &hex(&t["sig"])), refusal);
+                record_refused(&mut tally, t, c.s().verify(&m, key, &hex(&t["msg"]), &hex(&t["sig"])), refusal);
             }
             continue;
         }
         // The module refuses the curve rather than misusing the key.
-        let e = c.s.verify_init(&m, key).expect_err("Ed448 is not implemented");
-        assert_eq!(rv_of(&e), Some(RvError::CurveNotSupported));
+        let e = c.s().verify_init(&m, key).expect_err("Ed448 is not implemented");
+        assert_eq!(pkcs11_rv(&e), Some(RvError::CurveNotSupported));
         for t in tests(g) {
             tally.skip(id(t), "Ed448 not implemented (CKR_CURVE_NOT_SUPPORTED, checked)");
         }
@@ -495,7 +458,7 @@ fn ed448_is_not_supported() {
 
 #[test]
 fn x25519() {
-    let c = ctx("wp-x25519");
+    let c = Token::new("wp-x25519");
     let name = "x25519_test";
     let Some(v) = wycheproof::load(name) else { return };
     let mut tally = Tally::new(name);
@@ -511,18 +474,18 @@ fn x25519() {
         // and checked to be refused with the policy's code.
         let refusal = approved_refusal("CKM_ECDH1_DERIVE", "derive", "x25519");
         for t in tests(g) {
-            let base = private_key(&c.s, KeyType::EC_MONTGOMERY, X25519, &hex(&t["private"]));
+            let base = private_key(c.s(), KeyType::EC_MONTGOMERY, X25519, &hex(&t["private"]));
             if let Some(refusal) = &refusal {
-                record_refused(&mut tally, t, ecdh_result(&c.s, base, &hex(&t["public"])), refusal);
-                c.s.destroy_object(base).expect("destroy");
+                record_refused(&mut tally, t, ecdh_result(c.s(), base, &hex(&t["public"])), refusal);
+                c.s().destroy_object(base).expect("destroy");
                 continue;
             }
-            let (accepted, matched) = match ecdh(&c.s, base, &hex(&t["public"]), &mut odd) {
+            let (accepted, matched) = match ecdh(c.s(), base, &hex(&t["public"]), &mut odd) {
                 Some(z) => (true, z == hex(&t["shared"])),
                 None => (false, false),
             };
             tally.case(id(t), result(t), accepted, matched);
-            c.s.destroy_object(base).expect("destroy");
+            c.s().destroy_object(base).expect("destroy");
         }
     }
     assert!(odd.is_empty(), "{name}: {odd:?}");

@@ -15,27 +15,6 @@ use serde_json::Value;
 use tessera_tests::wycheproof::{hex, load as load_vectors, Tally};
 use tessera_tests::*;
 
-/// The module loaded for one test, finalised when the test ends (the next test initialises it
-/// again in this process).
-struct Module(Loaded);
-
-impl Drop for Module {
-    fn drop(&mut self) {
-        let _ = self.0.p.clone().finalize();
-    }
-}
-
-impl std::ops::Deref for Module {
-    type Target = Loaded;
-    fn deref(&self) -> &Loaded {
-        &self.0
-    }
-}
-
-fn load() -> Module {
-    Module(tessera_tests::load())
-}
-
 fn hash_of(name: &str) -> Option<(MechanismType, PkcsMgfType)> {
     Some(match name {
         "SHA-1" => (MechanismType::SHA1, PkcsMgfType::MGF1_SHA1),
@@ -143,98 +122,101 @@ fn record(t: &mut Tally, tc: &Value, r: cryptoki::error::Result<bool>, allowed: 
     }
 }
 
-fn session(l: &Module, label: &str) -> Session {
-    let slot = l.new_token(label);
-    user_session(&l.p, slot)
+/// Records a case: against the approved mode's refusal when there is one, else as [`record`].
+fn record_case(
+    t: &mut Tally,
+    tc: &Value,
+    r: cryptoki::error::Result<bool>,
+    refusal: &Option<Refusal>,
+    allowed: &[RvError],
+) {
+    match refusal {
+        Some(refusal) => record_refused(t, tc, r, refusal),
+        None => record(t, tc, r, allowed),
+    }
+}
+
+/// Skips every case of a test group, for `why`.
+fn skip_group(t: &mut Tally, g: &Value, why: &str) {
+    for tc in g["tests"].as_array().into_iter().flatten() {
+        t.skip(tc["tcId"].as_u64().unwrap_or(0), why);
+    }
+}
+
+/// Signature verification over the vector files `names` on a token labelled `label`: `mech`
+/// gives a test group's mechanism, or why the group is skipped.
+fn signature_files(label: &str, names: &[&str], mech: impl Fn(&Value) -> Result<Mechanism<'static>, String>) {
+    let token = Token::new(label);
+    let s = token.s();
+    for name in names {
+        let Some(v) = load_vectors(name) else { continue };
+        let mut t = Tally::new(name);
+        for g in v["testGroups"].as_array().into_iter().flatten() {
+            let mech = match mech(g) {
+                Ok(m) => m,
+                Err(why) => {
+                    skip_group(&mut t, g, &why);
+                    continue;
+                }
+            };
+            let key = public_key(s, &g["publicKey"]).expect("import the public key");
+            let refusal = approved_refusal(mech.mechanism_type(), modulus_bits(&g["publicKey"]));
+            for tc in g["tests"].as_array().into_iter().flatten() {
+                let r = s.verify(&mech, key, &hex(&tc["msg"]), &hex(&tc["sig"])).map(|_| true);
+                record_case(&mut t, tc, r, &refusal, &[RvError::SignatureInvalid, RvError::SignatureLenRange]);
+            }
+        }
+        t.finish();
+    }
 }
 
 #[test]
 fn pkcs1_v1_5_signatures() {
-    let l = load();
-    let s = session(&l, "wp-rsa-sig");
-    for name in [
+    let names = [
         "rsa_signature_2048_sha256_test",
         "rsa_signature_2048_sha384_test",
         "rsa_signature_2048_sha512_test",
         "rsa_signature_3072_sha384_test",
         "rsa_signature_4096_sha512_test",
-    ] {
-        let Some(v) = load_vectors(name) else { continue };
-        let mut t = Tally::new(name);
-        for g in v["testGroups"].as_array().into_iter().flatten() {
-            let mech = match str_of(g, "sha") {
-                "SHA-1" => Mechanism::Sha1RsaPkcs,
-                "SHA-224" => Mechanism::Sha224RsaPkcs,
-                "SHA-256" => Mechanism::Sha256RsaPkcs,
-                "SHA-384" => Mechanism::Sha384RsaPkcs,
-                "SHA-512" => Mechanism::Sha512RsaPkcs,
-                other => {
-                    for tc in g["tests"].as_array().into_iter().flatten() {
-                        t.skip(tc["tcId"].as_u64().unwrap_or(0), &format!("hash {other}"));
-                    }
-                    continue;
-                }
-            };
-            let key = public_key(&s, &g["publicKey"]).expect("import the public key");
-            let refusal = approved_refusal(mech.mechanism_type(), modulus_bits(&g["publicKey"]));
-            for tc in g["tests"].as_array().into_iter().flatten() {
-                let r = s.verify(&mech, key, &hex(&tc["msg"]), &hex(&tc["sig"])).map(|_| true);
-                match &refusal {
-                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
-                    None => record(&mut t, tc, r, &[RvError::SignatureInvalid, RvError::SignatureLenRange]),
-                }
-            }
-        }
-        t.finish();
-    }
+    ];
+    signature_files("wp-rsa-sig", &names, |g| match str_of(g, "sha") {
+        "SHA-1" => Ok(Mechanism::Sha1RsaPkcs),
+        "SHA-224" => Ok(Mechanism::Sha224RsaPkcs),
+        "SHA-256" => Ok(Mechanism::Sha256RsaPkcs),
+        "SHA-384" => Ok(Mechanism::Sha384RsaPkcs),
+        "SHA-512" => Ok(Mechanism::Sha512RsaPkcs),
+        other => Err(format!("hash {other}")),
+    });
 }
 
 #[test]
 fn pss_signatures() {
-    let l = load();
-    let s = session(&l, "wp-rsa-pss");
-    for name in [
+    let names = [
         "rsa_pss_2048_sha256_mgf1_32_test",
         "rsa_pss_2048_sha384_mgf1_48_test",
         "rsa_pss_3072_sha256_mgf1_32_test",
         "rsa_pss_4096_sha512_mgf1_64_test",
-    ] {
-        let Some(v) = load_vectors(name) else { continue };
-        let mut t = Tally::new(name);
-        for g in v["testGroups"].as_array().into_iter().flatten() {
-            let (Some((hash, _)), Some((_, mgf)), Some(salt)) =
-                (hash_of(str_of(g, "sha")), hash_of(str_of(g, "mgfSha")), g["sLen"].as_u64())
-            else {
-                for tc in g["tests"].as_array().into_iter().flatten() {
-                    t.skip(tc["tcId"].as_u64().unwrap_or(0), "unsupported hash, MGF or salt");
-                }
-                continue;
-            };
-            let p = PkcsPssParams { hash_alg: hash, mgf, s_len: salt.into() };
-            let mech = match str_of(g, "sha") {
-                "SHA-1" => Mechanism::Sha1RsaPkcsPss(p),
-                "SHA-256" => Mechanism::Sha256RsaPkcsPss(p),
-                "SHA-384" => Mechanism::Sha384RsaPkcsPss(p),
-                _ => Mechanism::Sha512RsaPkcsPss(p),
-            };
-            let key = public_key(&s, &g["publicKey"]).expect("import the public key");
-            let refusal = approved_refusal(mech.mechanism_type(), modulus_bits(&g["publicKey"]));
-            for tc in g["tests"].as_array().into_iter().flatten() {
-                let r = s.verify(&mech, key, &hex(&tc["msg"]), &hex(&tc["sig"])).map(|_| true);
-                match &refusal {
-                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
-                    None => record(&mut t, tc, r, &[RvError::SignatureInvalid, RvError::SignatureLenRange]),
-                }
-            }
-        }
-        t.finish();
-    }
+    ];
+    signature_files("wp-rsa-pss", &names, |g| {
+        let (Some((hash, _)), Some((_, mgf)), Some(salt)) =
+            (hash_of(str_of(g, "sha")), hash_of(str_of(g, "mgfSha")), g["sLen"].as_u64())
+        else {
+            return Err("unsupported hash, MGF or salt".to_string());
+        };
+        let p = PkcsPssParams { hash_alg: hash, mgf, s_len: salt.into() };
+        Ok(match str_of(g, "sha") {
+            "SHA-1" => Mechanism::Sha1RsaPkcsPss(p),
+            "SHA-256" => Mechanism::Sha256RsaPkcsPss(p),
+            "SHA-384" => Mechanism::Sha384RsaPkcsPss(p),
+            _ => Mechanism::Sha512RsaPkcsPss(p),
+        })
+    });
 }
 
 #[test]
 fn oaep_decryption() {
-    let l = load();
-    let s = session(&l, "wp-rsa-oaep");
+    let t = Token::new("wp-rsa-oaep");
+    let s = t.s();
     for name in [
         "rsa_oaep_2048_sha256_mgf1sha256_test",
         "rsa_oaep_2048_sha384_mgf1sha384_test",
@@ -246,21 +228,16 @@ fn oaep_decryption() {
         let mut t = Tally::new(name);
         for g in v["testGroups"].as_array().into_iter().flatten() {
             let (Some((hash, _)), Some((_, mgf))) = (hash_of(str_of(g, "sha")), hash_of(str_of(g, "mgfSha"))) else {
-                for tc in g["tests"].as_array().into_iter().flatten() {
-                    t.skip(tc["tcId"].as_u64().unwrap_or(0), "unsupported hash or MGF");
-                }
+                skip_group(&mut t, g, "unsupported hash or MGF");
                 continue;
             };
-            let key = private_key(&s, &g["privateKey"]).expect("import the private key");
+            let key = private_key(s, &g["privateKey"]).expect("import the private key");
             let refusal = approved_refusal(MechanismType::RSA_PKCS_OAEP, modulus_bits(&g["privateKey"]));
             for tc in g["tests"].as_array().into_iter().flatten() {
                 let label = hex(&tc["label"]);
                 let p = PkcsOaepParams::new(hash, mgf, PkcsOaepSource::data_specified(&label));
                 let r = s.decrypt(&Mechanism::RsaPkcsOaep(p), key, &hex(&tc["ct"])).map(|m| m == hex(&tc["msg"]));
-                match &refusal {
-                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
-                    None => record(&mut t, tc, r, &[RvError::EncryptedDataInvalid, RvError::EncryptedDataLenRange]),
-                }
+                record_case(&mut t, tc, r, &refusal, &[RvError::EncryptedDataInvalid, RvError::EncryptedDataLenRange]);
             }
         }
         t.finish();
@@ -269,8 +246,8 @@ fn oaep_decryption() {
 
 #[test]
 fn pkcs1_v1_5_decryption() {
-    let l = load();
-    let s = session(&l, "wp-rsa-pkcs1");
+    let t = Token::new("wp-rsa-pkcs1");
+    let s = t.s();
     for name in ["rsa_pkcs1_2048_test", "rsa_pkcs1_3072_test", "rsa_pkcs1_4096_test"] {
         let Some(v) = load_vectors(name) else { continue };
         let mut t = Tally::new(name);
@@ -278,7 +255,7 @@ fn pkcs1_v1_5_decryption() {
         // `record`, which accepts only CKR_ENCRYPTED_DATA_INVALID, or the length error for
         // ciphertexts that are not k bytes long.
         for g in v["testGroups"].as_array().into_iter().flatten() {
-            let key = private_key(&s, &g["privateKey"]).expect("import the private key");
+            let key = private_key(s, &g["privateKey"]).expect("import the private key");
             let k = hex(&g["privateKey"]["modulus"]).iter().skip_while(|b| **b == 0).count();
             // In the approved mode every case is refused (CKM_RSA_PKCS has no approved use).
             let refusal = approved_refusal(MechanismType::RSA_PKCS, modulus_bits(&g["privateKey"]));
@@ -287,10 +264,7 @@ fn pkcs1_v1_5_decryption() {
                 let allowed: &[RvError] =
                     if ct.len() == k { &[RvError::EncryptedDataInvalid] } else { &[RvError::EncryptedDataLenRange] };
                 let r = s.decrypt(&Mechanism::RsaPkcs, key, &ct).map(|m| m == hex(&tc["msg"]));
-                match &refusal {
-                    Some(refusal) => record_refused(&mut t, tc, r, refusal),
-                    None => record(&mut t, tc, r, allowed),
-                }
+                record_case(&mut t, tc, r, &refusal, allowed);
             }
         }
         t.finish();

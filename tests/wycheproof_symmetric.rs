@@ -11,14 +11,10 @@
 //! application (approved only with an IV the module generates, through the message API) and
 //! truncated HMAC (`_GENERAL`) are not.
 
-#[path = "symmetric_util.rs"]
-mod util;
-
 use cryptoki_sys::*;
 use serde_json::Value;
-use tessera_tests::approved_mode;
 use tessera_tests::wycheproof::{self, hex, Tally};
-use util::*;
+use tessera_tests::*;
 
 /// Each test of a file, with its group.
 fn cases(v: &Value) -> Vec<(&Value, &Value)> {
@@ -57,14 +53,14 @@ const GCM_ENCRYPT: Refusal = Refusal {
 };
 
 /// Imports an AES key; `None` (and the case counted as rejected) when the module refuses it.
-fn aes_key(t: &T, key: &[u8]) -> Option<CK_OBJECT_HANDLE> {
+fn aes_key(t: &Token, key: &[u8]) -> Option<CK_OBJECT_HANDLE> {
     t.key(CKK_AES, key).ok()
 }
 
 #[test]
 fn aes_gcm() {
     let Some(v) = wycheproof::load("aes_gcm_test") else { return };
-    let t = T::new("wp-gcm");
+    let t = Token::new("wp-gcm");
     let mut tally = Tally::new("aes_gcm_test");
     // In the approved mode the cases are judged on decryption alone; each case's encryption is
     // checked to be refused and tallied here.
@@ -106,7 +102,7 @@ fn aes_gcm() {
 #[test]
 fn aes_cbc_pkcs5() {
     let Some(v) = wycheproof::load("aes_cbc_pkcs5_test") else { return };
-    let t = T::new("wp-cbc");
+    let t = Token::new("wp-cbc");
     let mut tally = Tally::new("aes_cbc_pkcs5_test");
     for (_, c) in cases(&v) {
         let (key, iv, msg, ct) = (hex(&c["key"]), hex(&c["iv"]), hex(&c["msg"]), hex(&c["ct"]));
@@ -134,7 +130,7 @@ fn aes_cbc_pkcs5() {
 /// generic secret.
 fn key_wrap(file: &str, mech: CK_MECHANISM_TYPE) {
     let Some(v) = wycheproof::load(file) else { return };
-    let t = T::new(&format!("wp-{mech:x}"));
+    let t = Token::new(&format!("wp-{mech:x}"));
     let mut tally = Tally::new(file);
     let m = Mech::new(mech);
     for (_, c) in cases(&v) {
@@ -203,7 +199,7 @@ fn mac_refusal(key_type: CK_KEY_TYPE, truncated: bool, key: &[u8]) -> Option<Ref
 /// ones through the `_GENERAL` mechanism.
 fn mac(file: &str, key_type: CK_KEY_TYPE, plain: CK_MECHANISM_TYPE, general: CK_MECHANISM_TYPE, full: usize) {
     let Some(v) = wycheproof::load(file) else { return };
-    let t = T::new("wp-mac");
+    let t = Token::new("wp-mac");
     let mut tally = Tally::new(file);
     for (g, c) in cases(&v) {
         let (key, msg, tag) = (hex(&c["key"]), hex(&c["msg"]), hex(&c["tag"]));
@@ -265,7 +261,7 @@ const HKDF_SHORT_KEY: Refusal = Refusal { rv: CKR_KEY_SIZE_RANGE, why: "HKDF inp
 
 fn hkdf_file(file: &str, prf: CK_MECHANISM_TYPE) {
     let Some(v) = wycheproof::load(file) else { return };
-    let t = T::new("wp-hkdf");
+    let t = Token::new("wp-hkdf");
     let mut tally = Tally::new(file);
     for (_, c) in cases(&v) {
         let (ikm, salt, info, okm) = (hex(&c["ikm"]), hex(&c["salt"]), hex(&c["info"]), hex(&c["okm"]));
@@ -315,7 +311,7 @@ fn pbkdf2_refusal(salt: &[u8], iterations: CK_ULONG, dk_len: usize) -> Option<Re
 #[test]
 fn pbkdf2_hmac_sha256() {
     let Some(v) = wycheproof::load("pbkdf2_hmacsha256_test") else { return };
-    let t = T::new("wp-pbkdf2");
+    let t = Token::new("wp-pbkdf2");
     let mut tally = Tally::new("pbkdf2_hmacsha256_test");
     for (_, c) in cases(&v) {
         let (pw, salt, dk) = (hex(&c["password"]), hex(&c["salt"]), hex(&c["dk"]));

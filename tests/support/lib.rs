@@ -4,6 +4,24 @@
 //!
 //! The module is one library per process, so tests that load it in-process take [`LOCK`] for
 //! their whole run (under `cargo nextest` each test has its own process anyway).
+//!
+//! A suite starts from one of three fixtures: [`Token`] (a fresh token with a logged-in user
+//! session, reachable both through raw calls and the `cryptoki` crate; most suites), [`Loaded`]
+//! (the module initialised through `cryptoki`, no token yet) or [`RawLib`] (the library loaded,
+//! nothing called yet: for tests of `C_Initialize` itself and of the slot and token functions).
+//! [`raw`] has the `CK_ATTRIBUTE`/`CK_MECHANISM` builders for hand-made calls, [`ck`] the
+//! helpers for `cryptoki` sessions, [`oid`] the curve parameters.
+
+pub mod ck;
+pub mod oid;
+pub mod raw;
+pub mod token;
+pub mod wycheproof;
+
+pub use ck::*;
+pub use oid::*;
+pub use raw::*;
+pub use token::*;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::session::UserType;
@@ -17,6 +35,11 @@ pub const USER_PIN: &str = "1234";
 
 /// Serialises in-process use of the module.
 pub static LOCK: Mutex<()> = Mutex::new(());
+
+/// Takes [`LOCK`] (also after a test that held it failed).
+pub fn lock() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The workspace's target directory.
 pub fn target_dir() -> PathBuf {
@@ -62,9 +85,18 @@ impl Env {
     /// A fresh, empty token store; `extra` lines are appended to the configuration.
     pub fn new(extra: &str) -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
+        let tokens = dir.path().join("tokens");
+        Env::configure(dir, &tokens, extra)
+    }
+
+    /// A configuration of its own for the token store `tokens` (another `Env`'s, a copy of one).
+    pub fn at(tokens: &Path, extra: &str) -> Env {
+        Env::configure(tempfile::tempdir().expect("tempdir"), tokens, extra)
+    }
+
+    fn configure(dir: tempfile::TempDir, tokens: &Path, extra: &str) -> Env {
         let conf = dir.path().join("tessera.conf");
-        let text =
-            format!("directories.tokendir = {}\nlog.level = ERROR\n{extra}\n", dir.path().join("tokens").display());
+        let text = format!("directories.tokendir = {}\nlog.level = ERROR\n{extra}\n", tokens.display());
         std::fs::write(&conf, text).expect("write conf");
         Env { dir, conf }
     }
@@ -83,53 +115,6 @@ impl Env {
         let mut c = std::process::Command::new(program);
         c.env("TESSERA_CONF", &self.conf);
         c
-    }
-}
-
-/// The module's raw C interface in one mode, initialised on a private store whose first token
-/// is initialised (SO PIN [`SO_PIN`], user PIN [`USER_PIN`]): for tests that call the ABI
-/// directly. The mode is chosen in the configuration, whatever `TESSERA_MODE` the suite runs
-/// under. Finalised when dropped.
-pub struct RawToken {
-    pub f: cryptoki_sys::Pkcs11,
-    pub slot: cryptoki_sys::CK_SLOT_ID,
-    _env: Env,
-    _guard: MutexGuard<'static, ()>,
-}
-
-impl Drop for RawToken {
-    fn drop(&mut self) {
-        unsafe { self.f.C_Finalize(std::ptr::null_mut()) };
-    }
-}
-
-/// See [`RawToken`]; `label` names the token.
-pub fn raw_token(mode: &str, label: &str) -> RawToken {
-    use cryptoki_sys::*;
-    use std::ptr::null_mut;
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    std::env::remove_var("TESSERA_MODE");
-    let env = Env::new(&format!("tessera.mode = {mode}"));
-    env.activate();
-    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
-    unsafe {
-        assert_eq!(f.C_Initialize(null_mut()), CKR_OK);
-        let mut n: CK_ULONG = 4;
-        let mut slots = [0; 4];
-        assert_eq!(f.C_GetSlotList(CK_TRUE, slots.as_mut_ptr(), &mut n), CKR_OK);
-        let mut ti = CK_TOKEN_INFO::default();
-        assert_eq!(f.C_GetTokenInfo(slots[0], &mut ti), CKR_OK);
-        assert_eq!(ti.flags & CKF_ERROR_STATE, 0, "the library under test must be sealed (tessera-util --seal)");
-        let slot = slots[0];
-        let mut padded = [b' '; 32];
-        padded[..label.len().min(32)].copy_from_slice(&label.as_bytes()[..label.len().min(32)]);
-        assert_eq!(f.C_InitToken(slot, SO_PIN.as_ptr() as *mut _, 8, padded.as_mut_ptr()), CKR_OK);
-        let mut h = 0;
-        assert_eq!(f.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
-        assert_eq!(f.C_Login(h, CKU_SO, SO_PIN.as_ptr() as *mut _, 8), CKR_OK);
-        assert_eq!(f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
-        assert_eq!(f.C_CloseSession(h), CKR_OK);
-        RawToken { f, slot, _env: env, _guard: guard }
     }
 }
 
@@ -168,7 +153,19 @@ pub fn load() -> Loaded {
 
 /// Loads and initialises the module on the given store.
 pub fn load_env(env: Env) -> Loaded {
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    load_locked(lock(), env)
+}
+
+/// Loads and initialises the module on a fresh store in `mode` (`approved` or `non-approved`),
+/// chosen in the configuration whatever `TESSERA_MODE` the suite runs under (the variable is
+/// removed from this process).
+pub fn load_in_mode(mode: &str) -> Loaded {
+    let guard = lock();
+    std::env::remove_var("TESSERA_MODE");
+    load_locked(guard, Env::new(&format!("tessera.mode = {mode}")))
+}
+
+fn load_locked(guard: MutexGuard<'static, ()>, env: Env) -> Loaded {
     env.activate();
     let p = Pkcs11::new(module_path()).expect("load module");
     p.initialize(init_args()).expect("C_Initialize");
@@ -233,85 +230,14 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Project Wycheproof vector files from `../shared/vectors/wycheproof/` (see `../shared/README.md`).
-pub mod wycheproof {
-    /// Loads one vector file by name (without `.json`); `None`, after printing why, when the
-    /// shared directory or the file is absent — the caller then skips.
-    pub fn load(name: &str) -> Option<serde_json::Value> {
-        let Some(dir) = super::shared_dir() else {
-            println!("SKIP {name}: ../shared is absent");
-            return None;
-        };
-        let path = dir.join("vectors/wycheproof").join(format!("{name}.json"));
-        match std::fs::read(&path) {
-            Ok(b) => Some(serde_json::from_slice(&b).expect("valid Wycheproof JSON")),
-            Err(e) => {
-                println!("SKIP {name}: {}: {e}", path.display());
-                None
-            }
-        }
+/// Whether `tool` is on the PATH; if not, says `SKIP {what}: {tool} is not installed` (the caller
+/// then skips what needs it).
+pub fn have_or_skip(tool: &str, what: &str) -> bool {
+    let found = have(tool);
+    if !found {
+        println!("SKIP {what}: {tool} is not installed");
     }
-
-    /// Decodes a hex string field.
-    pub fn hex(v: &serde_json::Value) -> Vec<u8> {
-        let s = v.as_str().unwrap_or("");
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-    }
-
-    /// Per-file outcome: every `valid` case must pass, every `invalid` case must be rejected,
-    /// `acceptable` either way; a skip needs a reason.
-    #[derive(Default)]
-    pub struct Tally {
-        pub name: String,
-        pub passed: usize,
-        pub failed: Vec<String>,
-        pub skipped: Vec<String>,
-    }
-
-    impl Tally {
-        pub fn new(name: &str) -> Tally {
-            Tally { name: name.to_string(), ..Default::default() }
-        }
-
-        /// Records one case: `ok` is whether the module accepted/produced the expected result.
-        /// `result` is the vector's "result" field.
-        pub fn case(&mut self, tc_id: u64, result: &str, accepted: bool, matched: bool) {
-            let good = match result {
-                "valid" => accepted && matched,
-                "invalid" => !accepted || !matched,
-                _ => true,
-            };
-            if good {
-                self.passed += 1;
-            } else {
-                self.failed.push(format!("tcId {tc_id} ({result}): accepted={accepted} matched={matched}"));
-            }
-        }
-
-        pub fn skip(&mut self, tc_id: u64, why: &str) {
-            self.skipped.push(format!("tcId {tc_id}: {why}"));
-        }
-
-        /// Prints `file: passed/failed/skipped` (and the skip reasons, grouped) and asserts no failure.
-        pub fn finish(self) {
-            let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
-            for s in &self.skipped {
-                let r = s.split_once(": ").map(|x| x.1).unwrap_or(s).to_string();
-                *reasons.entry(r).or_default() += 1;
-            }
-            println!(
-                "wycheproof {}: {} passed, {} failed, {} skipped",
-                self.name,
-                self.passed,
-                self.failed.len(),
-                self.skipped.len()
-            );
-            for (r, n) in reasons {
-                println!("  skipped {n}: {r}");
-            }
-            assert!(self.failed.is_empty(), "{}: failures:\n{}", self.name, self.failed.join("\n"));
-        }
-    }
+    found
 }
 
 /// Whether the suite runs in the approved mode (`TESSERA_MODE=approved`, as `tests/run-all.sh`'s
@@ -358,4 +284,19 @@ pub fn testproc(own: Option<&str>) -> PathBuf {
         .filter(|p| p.exists())
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
         .expect("tessera-testproc is not built: run `cargo build -p tessera-tests --bins`")
+}
+
+/// [`testproc`] for the calling integration test: expands to the call with the test crate's own
+/// `CARGO_BIN_EXE_tessera-testproc` (which only the test crate sees).
+#[macro_export]
+macro_rules! testproc_path {
+    () => {
+        $crate::testproc(option_env!("CARGO_BIN_EXE_tessera-testproc"))
+    };
+}
+
+/// Records the integrity value of the library at `lib` (`tessera-util --seal`).
+pub fn seal(lib: &Path) {
+    let out = std::process::Command::new(util_path()).arg("--seal").arg(lib).output().expect("tessera-util --seal");
+    assert!(out.status.success(), "seal: {}", show(&out));
 }

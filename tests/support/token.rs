@@ -1,14 +1,15 @@
-//! Raw-call helpers shared by `mech_symmetric.rs` and `wycheproof_symmetric.rs`: a logged-in
-//! session on a fresh token, driven through `cryptoki-sys` where the `cryptoki` crate has no
-//! mechanism (CTR, `_GENERAL` MACs, SHA-3 HMAC, PBKDF2) or hides the two-call convention; and
-//! what the approved mode (`TESSERA_MODE=approved`) expects of a use it refuses.
+//! [`Token`], the fixture most suites start from: the module initialised on a private store, a
+//! fresh token and a logged-in R/W user session on it, reachable both through the `cryptoki`
+//! crate ([`Token::s`]) and through raw `cryptoki-sys` calls, for what the `cryptoki` crate has
+//! no mechanism for (CTR, `_GENERAL` MACs, SHA-3 HMAC, PBKDF2) or hides (the two-call
+//! convention, NULL and short buffers); templates as data ([`Tpl`]); and what the approved mode
+//! (`TESSERA_MODE=approved`) expects of a use it refuses.
 
-#![allow(dead_code)]
-
+use crate::raw::{ck, initialised_slot, R};
+use crate::{approved_mode, load, load_env, load_in_mode, module_path, user_session, Env, Loaded, SO_PIN, USER_PIN};
 use cryptoki_sys::*;
 use std::ffi::c_void;
 use std::ptr::null_mut;
-use tessera_tests::*;
 
 /// A mechanism with its parameter bytes (a C struct copied byte for byte; pointers inside it
 /// must outlive the call).
@@ -38,7 +39,7 @@ impl Mech {
         Mech::with(ty, &v.to_ne_bytes())
     }
 
-    fn raw(&self) -> CK_MECHANISM {
+    pub fn raw(&self) -> CK_MECHANISM {
         CK_MECHANISM {
             mechanism: self.ty,
             pParameter: if self.param.is_empty() { null_mut() } else { self.param.as_ptr() as *mut c_void },
@@ -70,37 +71,29 @@ pub type Tpl = Vec<(CK_ATTRIBUTE_TYPE, V)>;
 /// A secret-key template: the type and value, usable for every data use (encryption, MACs,
 /// derivation), readable. A key that processes data never wraps (see [`kek`]).
 pub fn secret(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
-    vec![
-        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
-        (CKA_KEY_TYPE, V::U(key_type)),
-        (CKA_VALUE, V::Bytes(value.to_vec())),
-        (CKA_TOKEN, V::B(false)),
-        (CKA_ENCRYPT, V::B(true)),
-        (CKA_DECRYPT, V::B(true)),
-        (CKA_SIGN, V::B(true)),
-        (CKA_VERIFY, V::B(true)),
-        (CKA_DERIVE, V::B(true)),
-        (CKA_EXTRACTABLE, V::B(true)),
-        (CKA_SENSITIVE, V::B(false)),
-    ]
+    readable(key_type, value, &[CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_DERIVE])
 }
 
 /// A key-encryption key's template: wraps and unwraps, nothing else; readable.
 pub fn kek(key_type: CK_KEY_TYPE, value: &[u8]) -> Tpl {
-    vec![
+    readable(key_type, value, &[CKA_WRAP, CKA_UNWRAP])
+}
+
+/// A session secret key with this value, the `uses` set, extractable and not sensitive.
+fn readable(key_type: CK_KEY_TYPE, value: &[u8], uses: &[CK_ATTRIBUTE_TYPE]) -> Tpl {
+    let mut t = vec![
         (CKA_CLASS, V::U(CKO_SECRET_KEY)),
         (CKA_KEY_TYPE, V::U(key_type)),
         (CKA_VALUE, V::Bytes(value.to_vec())),
         (CKA_TOKEN, V::B(false)),
-        (CKA_WRAP, V::B(true)),
-        (CKA_UNWRAP, V::B(true)),
-        (CKA_EXTRACTABLE, V::B(true)),
-        (CKA_SENSITIVE, V::B(false)),
-    ]
+    ];
+    t.extend(uses.iter().map(|a| (*a, V::B(true))));
+    t.extend([(CKA_EXTRACTABLE, V::B(true)), (CKA_SENSITIVE, V::B(false))]);
+    t
 }
 
 /// A template for a key made by `C_UnwrapKey`: usable for data, extractable (an unwrapped key
-/// is always sensitive, so its value is compared through [`T::same_value`]).
+/// is always sensitive, so its value is compared through [`Token::same_value`]).
 pub fn unwrapped(key_type: CK_KEY_TYPE, len: Option<usize>) -> Tpl {
     let mut t: Tpl = made(key_type, len).into_iter().filter(|(a, _)| *a != CKA_SENSITIVE).collect();
     t.push((CKA_DERIVE, V::B(true)));
@@ -126,23 +119,23 @@ pub fn made(key_type: CK_KEY_TYPE, len: Option<usize>) -> Tpl {
     t
 }
 
-/// The loaded module, a user session on a fresh token and its raw function table.
-pub struct T {
+/// The loaded module, a logged-in R/W user session `h` on a fresh token in `slot` (SO PIN
+/// [`SO_PIN`], user PIN [`USER_PIN`]) and the raw function table `f`. Finalised when dropped
+/// (also after a failure), so the next test of the process initialises afresh.
+pub struct Token {
     pub f: cryptoki_sys::Pkcs11,
+    pub slot: CK_SLOT_ID,
     pub h: CK_SESSION_HANDLE,
     s: Option<cryptoki::session::Session>,
-    l: Loaded,
+    pub l: Loaded,
 }
 
-impl Drop for T {
-    /// Finalizes, so the next test (even after a failure here) initialises afresh.
+impl Drop for Token {
     fn drop(&mut self) {
         self.s = None;
         let _ = self.l.p.clone().finalize();
     }
 }
-
-pub type R<X> = Result<X, CK_RV>;
 
 /// The outcome expected of a use the approved mode refuses: `want` in the non-approved mode,
 /// `Err(refusal)` (the policy's answer) in the approved mode.
@@ -165,66 +158,128 @@ pub fn allowed<X: std::fmt::Debug>(r: R<X>, refusal: CK_RV, what: &str) -> Optio
     }
 }
 
-fn rv(r: CK_RV) -> R<()> {
-    if r == CKR_OK {
-        Ok(())
-    } else {
-        Err(r)
-    }
-}
-
-impl T {
-    pub fn new(label: &str) -> T {
-        T::on(label, load())
+impl Token {
+    /// A token labelled `label`, in the mode the suite runs under (`TESSERA_MODE`).
+    pub fn new(label: &str) -> Token {
+        Token::on(label, load())
     }
 
-    /// [`T::new`] under the legacy key-management rules (`keys.legacy_wrapping = allow`, which
+    /// A token labelled `label` in `mode` (`approved` or `non-approved`), chosen in the
+    /// configuration whatever `TESSERA_MODE` the suite runs under (see [`load_in_mode`]).
+    pub fn open(mode: &str, label: &str) -> Token {
+        Token::on(label, load_in_mode(mode))
+    }
+
+    /// [`Token::new`] under the legacy key-management rules (`keys.legacy_wrapping = allow`, which
     /// the approved mode ignores): for the known answers of wrapping mechanisms that do not
     /// authenticate (ECB, CBC, CBC_PAD, GCM with the application's IV, PKCS #1 v1.5).
-    pub fn legacy(label: &str) -> T {
-        T::on(label, tessera_tests::load_env(tessera_tests::Env::new("keys.legacy_wrapping = allow")))
+    pub fn legacy(label: &str) -> Token {
+        Token::with_conf(label, "keys.legacy_wrapping = allow")
     }
 
-    /// [`T::new`] with `extra` lines in the configuration.
-    pub fn with_conf(label: &str, extra: &str) -> T {
-        T::on(label, tessera_tests::load_env(tessera_tests::Env::new(extra)))
+    /// [`Token::new`] with `extra` lines in the configuration.
+    pub fn with_conf(label: &str, extra: &str) -> Token {
+        Token::on(label, load_env(Env::new(extra)))
     }
 
     /// A user session on the existing token `label` of the store the configuration lines
     /// `extra` name.
-    pub fn reopen(label: &str, extra: &str) -> T {
-        let l = tessera_tests::load_env(tessera_tests::Env::new(extra));
-        // SAFETY (test): the same library the `cryptoki` context loaded; dlopen shares its state.
-        let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module raw");
-        let mut t = T { f, h: 0, s: None, l };
-        let slot = t.l.slot_of(label);
-        let s = user_session(&t.l.p, slot);
-        t.h = s.handle();
-        t.s = Some(s);
+    pub fn reopen(label: &str, extra: &str) -> Token {
+        Token::existing(Env::new(extra), label)
+    }
+
+    /// A user session on the existing token `label` of `env`'s store (made by another process,
+    /// another load of the module, or `tessera-util`).
+    pub fn existing(env: Env, label: &str) -> Token {
+        let l = load_env(env);
+        let slot = l.slot_of(label);
+        Token::with_session(l, slot)
+    }
+
+    fn on(label: &str, l: Loaded) -> Token {
+        let slot = l.new_token(label);
+        let t = Token::with_session(l, slot);
+        let mut ti = CK_TOKEN_INFO::default();
+        assert_eq!(unsafe { t.f.C_GetTokenInfo(t.slot, &mut ti) }, CKR_OK);
+        assert_eq!(ti.flags & CKF_ERROR_STATE, 0, "the library under test must be sealed (tessera-util --seal)");
         t
     }
 
-    fn on(label: &str, l: Loaded) -> T {
+    fn with_session(l: Loaded, slot: cryptoki::slot::Slot) -> Token {
         // SAFETY (test): the same library the `cryptoki` context loaded; dlopen shares its state.
         let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module raw");
-        let mut t = T { f, h: 0, s: None, l };
-        let slot = t.l.new_token(label);
-        let s = user_session(&t.l.p, slot);
-        t.h = s.handle();
-        t.s = Some(s);
-        t
+        let s = user_session(&l.p, slot);
+        Token { f, slot: slot.id(), h: s.handle(), s: Some(s), l }
     }
 
-    /// The slot of the session.
-    pub fn slot(&self) -> CK_SLOT_ID {
-        let mut s: CK_SESSION_INFO = Default::default();
-        assert_eq!(unsafe { self.f.C_GetSessionInfo(self.h, &mut s) }, CKR_OK);
-        s.slotID
+    /// The user session `h` as a `cryptoki` session.
+    pub fn s(&self) -> &cryptoki::session::Session {
+        self.s.as_ref().expect("session")
     }
 
-    /// `C_GetMechanismList` of the session's slot.
+    /// The token's slot as a `cryptoki` slot.
+    pub fn cslot(&self) -> cryptoki::slot::Slot {
+        cryptoki::slot::Slot::try_from(self.slot).expect("slot")
+    }
+
+    /// Another R/W session on the token, logged in as the user (the login is shared with `h`).
+    pub fn session(&self) -> CK_SESSION_HANDLE {
+        let mut h = 0;
+        unsafe {
+            assert_eq!(
+                self.f.C_OpenSession(self.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h),
+                CKR_OK
+            );
+            let rv = self.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as _);
+            assert!(rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN, "login {rv:#x}");
+        }
+        h
+    }
+
+    /// `C_Finalize` and `C_Initialize` through the raw table, as a restarted application does;
+    /// then the token's slot as the slot list shows it now and a new logged-in session `h`.
+    pub fn restart(&mut self) {
+        unsafe {
+            assert_eq!(self.f.C_Finalize(null_mut()), CKR_OK);
+            assert_eq!(self.f.C_Initialize(null_mut()), CKR_OK);
+        }
+        self.reopen_session();
+    }
+
+    /// After a `C_Initialize` (here or by [`Token::restart`]): the token's slot and a new
+    /// logged-in session `h` (no other session is logged in).
+    pub fn reopen_session(&mut self) {
+        self.slot = initialised_slot(&self.f);
+        let mut h = 0;
+        unsafe {
+            assert_eq!(
+                self.f.C_OpenSession(self.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h),
+                CKR_OK
+            );
+            assert_eq!(self.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as _), CKR_OK);
+        }
+        self.h = h;
+    }
+
+    /// The approved indicator of session `h`'s last operation (`C_GetSessionValidationFlags`).
+    pub fn approved(&self, h: CK_SESSION_HANDLE) -> bool {
+        let mut flags: CK_FLAGS = 9;
+        assert_eq!(unsafe { self.f.C_GetSessionValidationFlags(h, CKS_LAST_VALIDATION_OK, &mut flags) }, CKR_OK);
+        flags & 1 == 1
+    }
+
+    /// The approved indicator of a key (the vendor attribute `CKA_VENDOR_DEFINED | 1`).
+    pub fn key_approved(&self, o: CK_OBJECT_HANDLE) -> bool {
+        let mut v: CK_BBOOL = 9;
+        let mut a =
+            [CK_ATTRIBUTE { type_: CKA_VENDOR_DEFINED | 1, pValue: &mut v as *mut _ as *mut c_void, ulValueLen: 1 }];
+        assert_eq!(unsafe { self.f.C_GetAttributeValue(self.h, o, a.as_mut_ptr(), 1) }, CKR_OK);
+        v == CK_TRUE
+    }
+
+    /// `C_GetMechanismList` of the token's slot.
     pub fn mechanisms(&self) -> Vec<CK_MECHANISM_TYPE> {
-        let slot = self.slot();
+        let slot = self.slot;
         let mut n: CK_ULONG = 0;
         assert_eq!(unsafe { self.f.C_GetMechanismList(slot, null_mut(), &mut n) }, CKR_OK);
         let mut v = vec![0; n as usize];
@@ -234,18 +289,9 @@ impl T {
     }
 
     pub fn create(&self, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
-        let vals: Vec<Vec<u8>> = tpl.iter().map(|(_, v)| v.bytes()).collect();
-        let mut attrs: Vec<CK_ATTRIBUTE> = tpl
-            .iter()
-            .zip(vals.iter())
-            .map(|((t, _), v)| CK_ATTRIBUTE {
-                type_: *t,
-                pValue: v.as_ptr() as *mut c_void,
-                ulValueLen: v.len() as CK_ULONG,
-            })
-            .collect();
+        let (_v, mut a) = Token::tpl(tpl);
         let mut h = 0;
-        rv(unsafe { self.f.C_CreateObject(self.h, attrs.as_mut_ptr(), attrs.len() as CK_ULONG, &mut h) })?;
+        ck(unsafe { self.f.C_CreateObject(self.h, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
         Ok(h)
     }
 
@@ -271,26 +317,26 @@ impl T {
 
     /// `C_SetAttributeValue`.
     pub fn set(&self, obj: CK_OBJECT_HANDLE, tpl: &Tpl) -> R<()> {
-        let (_v, mut a) = T::tpl(tpl);
-        rv(unsafe { self.f.C_SetAttributeValue(self.h, obj, a.as_mut_ptr(), a.len() as CK_ULONG) })
+        let (_v, mut a) = Token::tpl(tpl);
+        ck(unsafe { self.f.C_SetAttributeValue(self.h, obj, a.as_mut_ptr(), a.len() as CK_ULONG) })
     }
 
     /// `C_CopyObject`.
     pub fn copy(&self, obj: CK_OBJECT_HANDLE, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
-        let (_v, mut a) = T::tpl(tpl);
+        let (_v, mut a) = Token::tpl(tpl);
         let mut h = 0;
-        rv(unsafe { self.f.C_CopyObject(self.h, obj, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
+        ck(unsafe { self.f.C_CopyObject(self.h, obj, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
         Ok(h)
     }
 
     /// Every object a `C_FindObjects*` search with `tpl` finds.
     pub fn find(&self, tpl: &Tpl) -> R<Vec<CK_OBJECT_HANDLE>> {
-        let (_v, mut a) = T::tpl(tpl);
-        rv(unsafe { self.f.C_FindObjectsInit(self.h, a.as_mut_ptr(), a.len() as CK_ULONG) })?;
+        let (_v, mut a) = Token::tpl(tpl);
+        ck(unsafe { self.f.C_FindObjectsInit(self.h, a.as_mut_ptr(), a.len() as CK_ULONG) })?;
         let mut out = vec![0; 64];
         let mut n = 0;
-        let r = rv(unsafe { self.f.C_FindObjects(self.h, out.as_mut_ptr(), 64, &mut n) });
-        rv(unsafe { self.f.C_FindObjectsFinal(self.h) })?;
+        let r = ck(unsafe { self.f.C_FindObjects(self.h, out.as_mut_ptr(), 64, &mut n) });
+        ck(unsafe { self.f.C_FindObjectsFinal(self.h) })?;
         r?;
         out.truncate(n as usize);
         Ok(out)
@@ -299,10 +345,10 @@ impl T {
     /// `C_GenerateKeyPair`: (public, private).
     pub fn generate_pair(&self, m: &Mech, public: &Tpl, private: &Tpl) -> R<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
         let mut mm = m.raw();
-        let (_v1, mut a) = T::tpl(public);
-        let (_v2, mut b) = T::tpl(private);
+        let (_v1, mut a) = Token::tpl(public);
+        let (_v2, mut b) = Token::tpl(private);
         let (mut hp, mut hv) = (0, 0);
-        rv(unsafe {
+        ck(unsafe {
             self.f.C_GenerateKeyPair(
                 self.h,
                 &mut mm,
@@ -321,14 +367,14 @@ impl T {
     pub fn relogin(&self, user: CK_USER_TYPE) -> R<()> {
         unsafe { self.f.C_Logout(self.h) };
         let pin = if user == CKU_SO { SO_PIN } else { USER_PIN };
-        rv(unsafe { self.f.C_Login(self.h, user, pin.as_ptr() as *mut u8, pin.len() as CK_ULONG) })
+        ck(unsafe { self.f.C_Login(self.h, user, pin.as_ptr() as *mut u8, pin.len() as CK_ULONG) })
     }
 
     /// `C_DigestInit(SHA-256)` then `C_DigestKey`; the digest is ended either way.
     pub fn digest_key(&self, key: CK_OBJECT_HANDLE) -> R<()> {
         let mut m = Mech::new(CKM_SHA256).raw();
-        rv(unsafe { self.f.C_DigestInit(self.h, &mut m) })?;
-        let r = rv(unsafe { self.f.C_DigestKey(self.h, key) });
+        ck(unsafe { self.f.C_DigestInit(self.h, &mut m) })?;
+        let r = ck(unsafe { self.f.C_DigestKey(self.h, key) });
         let mut out = [0u8; 32];
         let mut n: CK_ULONG = 32;
         unsafe { self.f.C_DigestFinal(self.h, out.as_mut_ptr(), &mut n) };
@@ -342,10 +388,10 @@ impl T {
     /// An attribute's value.
     pub fn attr(&self, obj: CK_OBJECT_HANDLE, ty: CK_ATTRIBUTE_TYPE) -> R<Vec<u8>> {
         let mut a = CK_ATTRIBUTE { type_: ty, pValue: null_mut(), ulValueLen: 0 };
-        rv(unsafe { self.f.C_GetAttributeValue(self.h, obj, &mut a, 1) })?;
+        ck(unsafe { self.f.C_GetAttributeValue(self.h, obj, &mut a, 1) })?;
         let mut buf = vec![0u8; a.ulValueLen as usize];
         a.pValue = buf.as_mut_ptr() as *mut c_void;
-        rv(unsafe { self.f.C_GetAttributeValue(self.h, obj, &mut a, 1) })?;
+        ck(unsafe { self.f.C_GetAttributeValue(self.h, obj, &mut a, 1) })?;
         buf.truncate(a.ulValueLen as usize);
         Ok(buf)
     }
@@ -370,20 +416,20 @@ impl T {
 
     pub fn encrypt_init(&self, m: &Mech, key: CK_OBJECT_HANDLE) -> R<()> {
         let mut mm = m.raw();
-        rv(unsafe { self.f.C_EncryptInit(self.h, &mut mm, key) })
+        ck(unsafe { self.f.C_EncryptInit(self.h, &mut mm, key) })
     }
 
     pub fn decrypt_init(&self, m: &Mech, key: CK_OBJECT_HANDLE) -> R<()> {
         let mut mm = m.raw();
-        rv(unsafe { self.f.C_DecryptInit(self.h, &mut mm, key) })
+        ck(unsafe { self.f.C_DecryptInit(self.h, &mut mm, key) })
     }
 
     /// A single-part call with the two-call convention: a length query, then the output.
     fn two_call(&self, mut call: impl FnMut(*mut u8, *mut CK_ULONG) -> CK_RV) -> R<Vec<u8>> {
         let mut n: CK_ULONG = 0;
-        rv(call(null_mut(), &mut n))?;
+        ck(call(null_mut(), &mut n))?;
         let mut out = vec![0u8; n as usize];
-        rv(call(out.as_mut_ptr(), &mut n))?;
+        ck(call(out.as_mut_ptr(), &mut n))?;
         out.truncate(n as usize);
         Ok(out)
     }
@@ -433,7 +479,7 @@ impl T {
 
     pub fn sign(&self, m: &Mech, key: CK_OBJECT_HANDLE, data: &[u8]) -> R<Vec<u8>> {
         let mut mm = m.raw();
-        rv(unsafe { self.f.C_SignInit(self.h, &mut mm, key) })?;
+        ck(unsafe { self.f.C_SignInit(self.h, &mut mm, key) })?;
         let mut d = data.to_vec();
         self.two_call(|p, n| unsafe { self.f.C_Sign(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, p, n) })
     }
@@ -441,46 +487,46 @@ impl T {
     /// Multi-part signing.
     pub fn sign_parts(&self, m: &Mech, key: CK_OBJECT_HANDLE, parts: &[&[u8]]) -> R<Vec<u8>> {
         let mut mm = m.raw();
-        rv(unsafe { self.f.C_SignInit(self.h, &mut mm, key) })?;
+        ck(unsafe { self.f.C_SignInit(self.h, &mut mm, key) })?;
         for part in parts {
             let mut d = part.to_vec();
-            rv(unsafe { self.f.C_SignUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG) })?;
+            ck(unsafe { self.f.C_SignUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG) })?;
         }
         self.two_call(|p, n| unsafe { self.f.C_SignFinal(self.h, p, n) })
     }
 
     pub fn verify(&self, m: &Mech, key: CK_OBJECT_HANDLE, data: &[u8], sig: &[u8]) -> R<()> {
         let mut mm = m.raw();
-        rv(unsafe { self.f.C_VerifyInit(self.h, &mut mm, key) })?;
+        ck(unsafe { self.f.C_VerifyInit(self.h, &mut mm, key) })?;
         let (mut d, mut s) = (data.to_vec(), sig.to_vec());
-        rv(unsafe { self.f.C_Verify(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, s.as_mut_ptr(), s.len() as CK_ULONG) })
+        ck(unsafe { self.f.C_Verify(self.h, d.as_mut_ptr(), d.len() as CK_ULONG, s.as_mut_ptr(), s.len() as CK_ULONG) })
     }
 
     /// Multi-part verification.
     pub fn verify_parts(&self, m: &Mech, key: CK_OBJECT_HANDLE, parts: &[&[u8]], sig: &[u8]) -> R<()> {
         let mut mm = m.raw();
-        rv(unsafe { self.f.C_VerifyInit(self.h, &mut mm, key) })?;
+        ck(unsafe { self.f.C_VerifyInit(self.h, &mut mm, key) })?;
         for part in parts {
             let mut d = part.to_vec();
-            rv(unsafe { self.f.C_VerifyUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG) })?;
+            ck(unsafe { self.f.C_VerifyUpdate(self.h, d.as_mut_ptr(), d.len() as CK_ULONG) })?;
         }
         let mut s = sig.to_vec();
-        rv(unsafe { self.f.C_VerifyFinal(self.h, s.as_mut_ptr(), s.len() as CK_ULONG) })
+        ck(unsafe { self.f.C_VerifyFinal(self.h, s.as_mut_ptr(), s.len() as CK_ULONG) })
     }
 
     pub fn generate(&self, m: &Mech, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
         let mut mm = m.raw();
-        let (_v, mut a) = T::tpl(tpl);
+        let (_v, mut a) = Token::tpl(tpl);
         let mut h = 0;
-        rv(unsafe { self.f.C_GenerateKey(self.h, &mut mm, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
+        ck(unsafe { self.f.C_GenerateKey(self.h, &mut mm, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
         Ok(h)
     }
 
     pub fn derive(&self, m: &Mech, base: CK_OBJECT_HANDLE, tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
         let mut mm = m.raw();
-        let (_v, mut a) = T::tpl(tpl);
+        let (_v, mut a) = Token::tpl(tpl);
         let mut h = 0;
-        rv(unsafe { self.f.C_DeriveKey(self.h, &mut mm, base, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
+        ck(unsafe { self.f.C_DeriveKey(self.h, &mut mm, base, a.as_mut_ptr(), a.len() as CK_ULONG, &mut h) })?;
         Ok(h)
     }
 
@@ -491,10 +537,10 @@ impl T {
 
     pub fn unwrap(&self, m: &Mech, unwrapping: CK_OBJECT_HANDLE, wrapped: &[u8], tpl: &Tpl) -> R<CK_OBJECT_HANDLE> {
         let mut mm = m.raw();
-        let (_v, mut a) = T::tpl(tpl);
+        let (_v, mut a) = Token::tpl(tpl);
         let mut w = wrapped.to_vec();
         let mut h = 0;
-        rv(unsafe {
+        ck(unsafe {
             self.f.C_UnwrapKey(
                 self.h,
                 &mut mm,
@@ -567,7 +613,7 @@ pub fn pbkd2(prf: CK_ULONG, password: &[u8], salt: &[u8], iterations: CK_ULONG) 
 }
 
 /// Lower-case hex decoding of a literal.
-pub fn h(s: &str) -> Vec<u8> {
+pub fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
