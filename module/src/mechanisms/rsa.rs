@@ -1,8 +1,9 @@
 //! RSA (spec "PKCS #1 RSA" mechanisms): key-pair generation, PKCS#1 v1.5 signatures and
 //! encryption, PSS, OAEP (with labels, for encryption and key wrapping) and raw RSA.
 //!
-//! Keys are rebuilt from the object's components at each `C_*Init` (nothing is cached outside the
-//! operation) and the arithmetic is aws-lc's, through `crypto::rsa`. PKCS#1 v1.5 signatures are
+//! A key object's components are parsed (and a private key checked by aws-lc) once per object
+//! and kept with it (`keys::rsa::public_key`/`private_key`, through `Object::parsed`); the
+//! arithmetic is aws-lc's, through `crypto::rsa`. PKCS#1 v1.5 signatures are
 //! verified by encoding the expected block and comparing it whole, never by parsing the recovered
 //! one. Decryption failures of PKCS#1 v1.5 and OAEP all answer `CKR_ENCRYPTED_DATA_INVALID`, so the
 //! return value is no padding oracle.
