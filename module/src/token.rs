@@ -178,19 +178,7 @@ impl Token {
         let slot_id = crate::slots::slot_id_for(Path::new(&serial));
         let token_key = seal::random_key()?;
         let so = seal::wrap_with_pin(&kek, &token_key, so_pin, policy.iterations, &wrap_aad(&uid, Role::So))?;
-        let row = TokenRow {
-            uid,
-            serial,
-            label: label.to_string(),
-            slot_id,
-            so: Some(so),
-            user: None,
-            so_failures: 0,
-            user_failures: 0,
-            epoch: 0,
-            user_blocked: false,
-            objects_authenticated: true,
-        };
+        let row = TokenRow::initialised(uid, serial, label.to_string(), slot_id, so);
         let db = Db::create(tokendir, &row)?;
         Token::open(&db.dir, kek, policy)
     }

@@ -24,14 +24,29 @@ unsafe fn init(
         if mech.is_null() {
             return m.cancel_operation(h, kind(encrypt));
         }
-        let (mt, param) = mechanism(mech, if encrypt { Op::Encrypt } else { Op::Decrypt })?;
-        m.cipher_init(h, encrypt, mt, &param, key)
+        let (mt, param) = mechanism(mech, kind(encrypt))?;
+        m.operation_init(h, kind(encrypt), mt, &param, key)
     })
 }
 
-unsafe fn single(
+/// Which call of an encryption or decryption.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `C_Encrypt`/`C_Decrypt`: the whole input.
+    Whole,
+    /// `C_EncryptUpdate`/`C_DecryptUpdate`: a part.
+    Part,
+    /// `C_EncryptFinal`/`C_DecryptFinal`: no input.
+    Last,
+}
+
+/// An encryption or decryption call: input in (none for the last), output under the two-call
+/// convention.
+#[allow(clippy::too_many_arguments)]
+unsafe fn step(
     name: &'static str,
     encrypt: bool,
+    step: Step,
     h: CK_SESSION_HANDLE,
     data: *mut CK_BYTE,
     len: CK_ULONG,
@@ -43,47 +58,17 @@ unsafe fn single(
         m.session(h)?;
         ending(&m, h, kind(encrypt), || {
             let cap = capacity(out_p, out_len)?;
-            let d = input(data, len, &outputs(out_p, cap, out_len))?;
-            // The caller's buffer, for mechanisms that write their result straight into it.
-            let dest = cap.map(|c| std::slice::from_raw_parts_mut(out_p, c));
-            write_output(m.cipher(h, encrypt, &d, cap, dest)?, out_p, out_len)
-        })
-    })
-}
-
-unsafe fn update(
-    name: &'static str,
-    encrypt: bool,
-    h: CK_SESSION_HANDLE,
-    data: *mut CK_BYTE,
-    len: CK_ULONG,
-    out_p: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
-) -> CK_RV {
-    guard(name, || {
-        let m = module()?;
-        m.session(h)?;
-        ending(&m, h, kind(encrypt), || {
-            let cap = capacity(out_p, out_len)?;
-            let d = input(data, len, &outputs(out_p, cap, out_len))?;
-            write_output(m.cipher_update(h, encrypt, &d, cap)?, out_p, out_len)
-        })
-    })
-}
-
-unsafe fn last(
-    name: &'static str,
-    encrypt: bool,
-    h: CK_SESSION_HANDLE,
-    out_p: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
-) -> CK_RV {
-    guard(name, || {
-        let m = module()?;
-        m.session(h)?;
-        ending(&m, h, kind(encrypt), || {
-            let cap = capacity(out_p, out_len)?;
-            write_output(m.cipher_final(h, encrypt, cap)?, out_p, out_len)
+            let out = match step {
+                Step::Last => m.cipher_final(h, encrypt, cap)?,
+                Step::Part => m.cipher_update(h, encrypt, &input(data, len, &outputs(out_p, cap, out_len))?, cap)?,
+                Step::Whole => {
+                    let d = input(data, len, &outputs(out_p, cap, out_len))?;
+                    // The caller's buffer, for mechanisms that write their result straight into it.
+                    let dest = cap.map(|c| std::slice::from_raw_parts_mut(out_p, c));
+                    m.cipher(h, encrypt, &d, cap, dest)?
+                }
+            };
+            write_output(out, out_p, out_len)
         })
     })
 }
@@ -105,7 +90,7 @@ pub unsafe extern "C" fn C_Encrypt(
     pEncryptedData: *mut CK_BYTE,
     pulEncryptedDataLen: *mut CK_ULONG,
 ) -> CK_RV {
-    single("C_Encrypt", true, hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
+    step("C_Encrypt", true, Step::Whole, hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen)
 }
 
 #[no_mangle]
@@ -116,7 +101,7 @@ pub unsafe extern "C" fn C_EncryptUpdate(
     pEncryptedPart: *mut CK_BYTE,
     pulEncryptedPartLen: *mut CK_ULONG,
 ) -> CK_RV {
-    update("C_EncryptUpdate", true, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
+    step("C_EncryptUpdate", true, Step::Part, hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen)
 }
 
 #[no_mangle]
@@ -125,7 +110,16 @@ pub unsafe extern "C" fn C_EncryptFinal(
     pLastEncryptedPart: *mut CK_BYTE,
     pulLastEncryptedPartLen: *mut CK_ULONG,
 ) -> CK_RV {
-    last("C_EncryptFinal", true, hSession, pLastEncryptedPart, pulLastEncryptedPartLen)
+    step(
+        "C_EncryptFinal",
+        true,
+        Step::Last,
+        hSession,
+        std::ptr::null_mut(),
+        0,
+        pLastEncryptedPart,
+        pulLastEncryptedPartLen,
+    )
 }
 
 #[no_mangle]
@@ -145,7 +139,7 @@ pub unsafe extern "C" fn C_Decrypt(
     pData: *mut CK_BYTE,
     pulDataLen: *mut CK_ULONG,
 ) -> CK_RV {
-    single("C_Decrypt", false, hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
+    step("C_Decrypt", false, Step::Whole, hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen)
 }
 
 #[no_mangle]
@@ -156,7 +150,7 @@ pub unsafe extern "C" fn C_DecryptUpdate(
     pPart: *mut CK_BYTE,
     pulPartLen: *mut CK_ULONG,
 ) -> CK_RV {
-    update("C_DecryptUpdate", false, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
+    step("C_DecryptUpdate", false, Step::Part, hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen)
 }
 
 #[no_mangle]
@@ -165,5 +159,5 @@ pub unsafe extern "C" fn C_DecryptFinal(
     pLastPart: *mut CK_BYTE,
     pulLastPartLen: *mut CK_ULONG,
 ) -> CK_RV {
-    last("C_DecryptFinal", false, hSession, pLastPart, pulLastPartLen)
+    step("C_DecryptFinal", false, Step::Last, hSession, std::ptr::null_mut(), 0, pLastPart, pulLastPartLen)
 }

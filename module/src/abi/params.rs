@@ -205,13 +205,16 @@ unsafe fn pbkd2(p: *const c_void, len: CK_ULONG) -> Result<Param> {
     }))
 }
 
+/// A parameter structure as an application passes it: its address and size (unit tests of the
+/// decoders here and in `params_rsa.rs`, `params_ec.rs`).
+#[cfg(test)]
+pub(super) fn as_param<T>(s: &T) -> (*const c_void, CK_ULONG) {
+    (s as *const T as *const c_void, std::mem::size_of::<T>() as CK_ULONG)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn as_param<T>(s: &T) -> (*const c_void, CK_ULONG) {
-        (s as *const T as *const c_void, std::mem::size_of::<T>() as CK_ULONG)
-    }
 
     fn invalid() -> Result<Param> {
         Err(err(CKR_MECHANISM_PARAM_INVALID))

@@ -37,11 +37,8 @@ unsafe fn eddsa(p: *const c_void, len: CK_ULONG) -> Result<Param> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::params::as_param;
     use crate::error::err;
-
-    fn as_param<T>(s: &T) -> (*const c_void, CK_ULONG) {
-        (s as *const T as *const c_void, std::mem::size_of::<T>() as CK_ULONG)
-    }
 
     #[test]
     fn ecdh1_parameters() {

@@ -35,11 +35,8 @@ unsafe fn oaep(p: *const c_void, len: CK_ULONG) -> Result<Param> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::params::as_param;
     use crate::error::err;
-
-    fn as_param<T>(s: &T) -> (*const c_void, CK_ULONG) {
-        (s as *const T as *const c_void, std::mem::size_of::<T>() as CK_ULONG)
-    }
 
     #[test]
     fn oaep_label_is_copied_out_of_the_structure() {

@@ -16,7 +16,7 @@ pub unsafe extern "C" fn C_SignInit(
             return m.cancel_operation(hSession, Op::Sign);
         }
         let (mt, param) = mechanism(pMechanism, Op::Sign)?;
-        m.sign_init(hSession, mt, &param, hKey)
+        m.operation_init(hSession, Op::Sign, mt, &param, hKey)
     })
 }
 
@@ -77,7 +77,7 @@ pub unsafe extern "C" fn C_VerifyInit(
             return m.cancel_operation(hSession, Op::Verify);
         }
         let (mt, param) = mechanism(pMechanism, Op::Verify)?;
-        m.verify_init(hSession, mt, &param, hKey)
+        m.operation_init(hSession, Op::Verify, mt, &param, hKey)
     })
 }
 

@@ -24,18 +24,20 @@ pub const PUBLIC: &[Spec] = &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA
 pub const PRIVATE: &[Spec] =
     &[s(CKA_EC_PARAMS, Bytes, REQ_CREATE | FIXED), s(CKA_VALUE, Bytes, REQ_CREATE | FIXED | SECRET)];
 
+/// What the three curve key types (EC, Edwards, Montgomery) share: the attribute rows of
+/// `CKA_EC_PARAMS` and `CKA_EC_POINT`/`CKA_VALUE`, the computed attributes and the policy's
+/// measure (the named curve).
+pub(super) const CURVE_KEY: KeyType =
+    KeyType { public: Some(PUBLIC), private: Some(PRIVATE), computed, key_info, ..BASE };
+
 pub const EC: KeyType = KeyType {
     name: "EC",
-    public: Some(PUBLIC),
-    private: Some(PRIVATE),
-    computed,
     public_key_info,
     public_key_info_matches,
-    key_info,
     approved: |_, k| matches!(k.curve, Some("secp256r1" | "secp384r1" | "secp521r1")),
     pkcs8: Some(Pkcs8 { oid: EC_PUBLIC_KEY, read: read_pkcs8, encode: encode_pkcs8 }),
     pairwise,
-    ..BASE
+    ..CURVE_KEY
 };
 
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");

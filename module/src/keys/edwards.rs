@@ -3,8 +3,8 @@
 //! private `CKA_VALUE` the 32-byte seed. The curve encodings are `ec.rs`'s; the signatures are
 //! `mechanisms::eddsa`'s.
 
-use super::ec::{octet_string, point_matches, stored_point, Curve, PRIVATE, PUBLIC};
-use super::{attr, KeyPair, KeyParts, KeyType, Pkcs8, BASE};
+use super::ec::{octet_string, point_matches, stored_point, Curve};
+use super::{attr, KeyPair, KeyParts, KeyType, Pkcs8};
 use crate::crypto::ed25519::Ed25519KeyPair;
 use crate::error::{err, Result};
 use crate::object::Object;
@@ -16,16 +16,12 @@ use pkcs8::ObjectIdentifier;
 
 pub const EDWARDS: KeyType = KeyType {
     name: "EC Edwards",
-    public: Some(PUBLIC),
-    private: Some(PRIVATE),
-    computed: super::ec::computed,
     public_key_info,
     public_key_info_matches,
-    key_info: super::ec::key_info,
     approved: |_, k| k.curve == Some("ed25519"),
     pkcs8: Some(Pkcs8 { oid: ED25519, read: read_pkcs8, encode: encode_pkcs8 }),
     pairwise: |public, private, healthy| super::signs_and_verifies(CKM_EDDSA, public, private, healthy),
-    ..BASE
+    ..super::ec::CURVE_KEY
 };
 
 const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");

@@ -3,8 +3,8 @@
 //! private `CKA_VALUE` the 32-byte scalar. The curve encodings are `ec.rs`'s; the agreement is
 //! `CKM_ECDH1_DERIVE` in `mechanisms::ec`. Never approved; no PKCS#8 encoding here.
 
-use super::ec::{point_matches, public_point, stored_point, Curve, PRIVATE, PUBLIC};
-use super::{KeyParts, KeyType, BASE};
+use super::ec::{point_matches, public_point, stored_point, Curve};
+use super::{KeyParts, KeyType};
 use crate::error::{err, Result};
 use crate::object::Object;
 use cryptoki_sys::*;
@@ -14,15 +14,11 @@ use pkcs8::ObjectIdentifier;
 
 pub const MONTGOMERY: KeyType = KeyType {
     name: "EC Montgomery",
-    public: Some(PUBLIC),
-    private: Some(PRIVATE),
-    computed: super::ec::computed,
     public_key_info,
     public_key_info_matches,
-    key_info: super::ec::key_info,
     approved: |_, _| false,
     pairwise: super::ec::agreement_consistent,
-    ..BASE
+    ..super::ec::CURVE_KEY
 };
 
 const X25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.110");

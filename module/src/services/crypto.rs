@@ -43,36 +43,69 @@ impl Module {
         f(&s, &mut ops)
     }
 
-    /// `C_SignInit`.
-    pub fn sign_init(
+    /// What every `C_*Init` with a key does: refuses a second operation of the kind
+    /// (`CKR_OPERATION_ACTIVE`), takes the mechanism, key and decision ([`Module::prepare`]), and
+    /// puts the operation `make` starts into the session's `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn start<S>(
         &self,
         h: CK_SESSION_HANDLE,
+        slot: fn(&mut Ops) -> &mut Option<S>,
+        make: impl FnOnce(&dyn Mechanism, &Arc<Object>, Decided) -> Result<S>,
+        op: Op,
         mech: CK_MECHANISM_TYPE,
         param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         self.with_ops(h, |s, ops| {
-            if ops.sign.is_some() {
+            if slot(ops).is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
-            let (m, k, decided) = self.prepare(s, &mut ops.keys, mech, param, key, Op::Sign)?;
-            let op = m.sign(param, k)?;
-            let multipart = op.multipart();
-            let reauth = needs_reauth(k);
-            ops.sign = Some(SignOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth, decided });
+            let (m, k, decided) = self.prepare(s, &mut ops.keys, mech, param, key, op)?;
+            let started = make(m, k, decided)?;
+            *slot(ops) = Some(started);
             Ok(())
         })
+    }
+
+    /// `C_SignInit`, `C_VerifyInit`, `C_EncryptInit`, `C_DecryptInit`: starts operation `op`.
+    pub fn operation_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        op: Op,
+        mech: CK_MECHANISM_TYPE,
+        param: &Param,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let cipher = |encrypt: bool| {
+            move |m: &dyn Mechanism, k: &Arc<Object>, decided| {
+                let op = if encrypt { m.encrypt(param, k)? } else { m.decrypt(param, k)? };
+                let (multipart, reauth) = (op.multipart(), needs_reauth(k));
+                Ok(CipherOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth, decided })
+            }
+        };
+        let sign = |m: &dyn Mechanism, k: &Arc<Object>, decided| {
+            let op = m.sign(param, k)?;
+            let (multipart, reauth) = (op.multipart(), needs_reauth(k));
+            Ok(SignOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth, decided })
+        };
+        let verify = |m: &dyn Mechanism, k: &Arc<Object>, decided| {
+            let op = m.verify(param, k)?;
+            Ok(VerifyOp { multipart: op.multipart(), op, phase: Phase::Fresh, decided })
+        };
+        match op {
+            Op::Sign => self.start(h, |o| &mut o.sign, sign, op, mech, param, key),
+            Op::Verify => self.start(h, |o| &mut o.verify, verify, op, mech, param, key),
+            Op::Encrypt => self.start(h, |o| &mut o.encrypt, cipher(true), op, mech, param, key),
+            Op::Decrypt => self.start(h, |o| &mut o.decrypt, cipher(false), op, mech, param, key),
+            _ => Err(err(CKR_MECHANISM_INVALID)),
+        }
     }
 
     /// `C_Sign`: single part.
     pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
         self.with_ops(h, |_, ops| {
-            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            record::continued(&st.decided);
-            if st.reauth {
-                return Err(err(CKR_USER_NOT_LOGGED_IN));
-            }
-            let st = Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Single)?;
+            let st = resume(&mut ops.sign, Phase::Single)?;
             if let Some(mut op) = st.op.take() {
                 match op.update(data).and_then(|_| op.finish()) {
                     Ok(v) => st.pending = Some(v),
@@ -89,12 +122,7 @@ impl Module {
     /// `C_SignUpdate`.
     pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         self.with_ops(h, |_, ops| {
-            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            record::continued(&st.decided);
-            if st.reauth {
-                return Err(err(CKR_USER_NOT_LOGGED_IN));
-            }
-            let st = Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
+            let st = resume(&mut ops.sign, Phase::Multi)?;
             let r = match st.op.as_mut() {
                 Some(op) if st.multipart => op.update(data),
                 _ => Err(err(CKR_FUNCTION_NOT_SUPPORTED)),
@@ -106,12 +134,7 @@ impl Module {
     /// `C_SignFinal`.
     pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
         self.with_ops(h, |_, ops| {
-            let st = ops.sign.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            record::continued(&st.decided);
-            if st.reauth {
-                return Err(err(CKR_USER_NOT_LOGGED_IN));
-            }
-            let st = Phase::claim(&mut ops.sign, |s| &mut s.phase, Phase::Multi)?;
+            let st = resume(&mut ops.sign, Phase::Multi)?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),
@@ -122,26 +145,6 @@ impl Module {
                 }
             }
             finish_output(&mut ops.sign, |s| &mut s.pending, cap)
-        })
-    }
-
-    /// `C_VerifyInit`.
-    pub fn verify_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        mech: CK_MECHANISM_TYPE,
-        param: &Param,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.with_ops(h, |s, ops| {
-            if ops.verify.is_some() {
-                return Err(err(CKR_OPERATION_ACTIVE));
-            }
-            let (m, k, decided) = self.prepare(s, &mut ops.keys, mech, param, key, Op::Verify)?;
-            let op = m.verify(param, k)?;
-            let multipart = op.multipart();
-            ops.verify = Some(VerifyOp { op, multipart, phase: Phase::Fresh, decided });
-            Ok(())
         })
     }
 
@@ -177,31 +180,6 @@ impl Module {
         })
     }
 
-    /// `C_EncryptInit` / `C_DecryptInit`.
-    pub fn cipher_init(
-        &self,
-        h: CK_SESSION_HANDLE,
-        encrypt: bool,
-        mech: CK_MECHANISM_TYPE,
-        param: &Param,
-        key: CK_OBJECT_HANDLE,
-    ) -> Result<()> {
-        self.with_ops(h, |s, ops| {
-            let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            if slot.is_some() {
-                return Err(err(CKR_OPERATION_ACTIVE));
-            }
-            let kind = if encrypt { Op::Encrypt } else { Op::Decrypt };
-            let (m, k, decided) = self.prepare(s, &mut ops.keys, mech, param, key, kind)?;
-            let op = if encrypt { m.encrypt(param, k)? } else { m.decrypt(param, k)? };
-            let multipart = op.multipart();
-            let reauth = needs_reauth(k);
-            let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            *slot = Some(CipherOp { op: Some(op), multipart, phase: Phase::Fresh, pending: None, reauth, decided });
-            Ok(())
-        })
-    }
-
     /// `C_Encrypt` / `C_Decrypt`: single part. `dest` is the caller's buffer (`cap` bytes).
     pub fn cipher(
         &self,
@@ -213,12 +191,7 @@ impl Module {
     ) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            record::continued(&st.decided);
-            if st.reauth {
-                return Err(err(CKR_USER_NOT_LOGGED_IN));
-            }
-            let st = Phase::claim(slot, |s| &mut s.phase, Phase::Single)?;
+            let st = resume(slot, Phase::Single)?;
             // A length query (or a short buffer) answered from the mechanism's own arithmetic
             // leaves the input untouched: no work on a large input just to measure it.
             if st.pending.is_none() {
@@ -262,12 +235,7 @@ impl Module {
     ) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            record::continued(&st.decided);
-            if st.reauth {
-                return Err(err(CKR_USER_NOT_LOGGED_IN));
-            }
-            let st = Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
+            let st = resume(slot, Phase::Multi)?;
             if !st.multipart {
                 *slot = None;
                 return Err(err(CKR_FUNCTION_NOT_SUPPORTED));
@@ -294,12 +262,7 @@ impl Module {
     pub fn cipher_final(&self, h: CK_SESSION_HANDLE, encrypt: bool, cap: Option<usize>) -> Result<Output> {
         self.with_ops(h, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
-            let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-            record::continued(&st.decided);
-            if st.reauth {
-                return Err(err(CKR_USER_NOT_LOGGED_IN));
-            }
-            let st = Phase::claim(slot, |s| &mut s.phase, Phase::Multi)?;
+            let st = resume(slot, Phase::Multi)?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
                     Ok(v) => st.pending = Some(v),
@@ -312,6 +275,44 @@ impl Module {
             finish_output(slot, |s| &mut s.pending, cap)
         })
     }
+}
+
+/// What an operation started with a key carries for the calls that continue it.
+trait Started {
+    fn decided(&self) -> &Decided;
+    /// A context-specific login is still due (`CKA_ALWAYS_AUTHENTICATE`).
+    fn reauth(&self) -> bool;
+    fn phase(&mut self) -> &mut Phase;
+}
+
+/// [`Started`] for the operation types whose fields carry it.
+macro_rules! started {
+    ($($t:ty),*) => {$(
+        impl Started for $t {
+            fn decided(&self) -> &Decided {
+                &self.decided
+            }
+            fn reauth(&self) -> bool {
+                self.reauth
+            }
+            fn phase(&mut self) -> &mut Phase {
+                &mut self.phase
+            }
+        }
+    )*};
+}
+
+started!(SignOp, CipherOp);
+
+/// The operation in `slot`, for a call of kind `want` that continues it: noted in the call's
+/// record, refused while a context-specific login is due, and claimed ([`Phase::claim`]).
+fn resume<S: Started>(slot: &mut Option<S>, want: Phase) -> Result<&mut S> {
+    let st = slot.as_mut().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+    record::continued(st.decided());
+    if st.reauth() {
+        return Err(err(CKR_USER_NOT_LOGGED_IN));
+    }
+    Phase::claim(slot, S::phase, want)
 }
 
 /// Whether using this key needs a context-specific login first (spec §4.9 `CKA_ALWAYS_AUTHENTICATE`).

@@ -27,19 +27,7 @@ impl Module {
 
     /// `C_Digest`: single part. `cap` is the caller's buffer size, `None` for a NULL buffer.
     pub fn digest(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
-        let s = self.session(h)?;
-        let mut ops = lock(&s.ops);
-        let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Single)?;
-        record::continued(&d.decided);
-        let len = d.op.output_len();
-        match cap {
-            None => return Ok(Output::Length { len, too_small: false }),
-            Some(c) if c < len => return Ok(Output::Length { len, too_small: true }),
-            _ => {}
-        }
-        let mut d = ops.digest.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
-        d.op.update(data);
-        Ok(Output::Done(d.op.finish()))
+        self.digest_end(h, Phase::Single, data, cap)
     }
 
     /// `C_DigestUpdate`.
@@ -82,17 +70,21 @@ impl Module {
 
     /// `C_DigestFinal`.
     pub fn digest_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
+        self.digest_end(h, Phase::Multi, &[], cap)
+    }
+
+    /// The call that ends a digest (`C_Digest` with the whole input, `C_DigestFinal` with none),
+    /// unless the caller's buffer cannot take the result yet.
+    fn digest_end(&self, h: CK_SESSION_HANDLE, phase: Phase, data: &[u8], cap: Option<usize>) -> Result<Output> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);
-        let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
+        let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, phase)?;
         record::continued(&d.decided);
-        let len = d.op.output_len();
-        match cap {
-            None => return Ok(Output::Length { len, too_small: false }),
-            Some(c) if c < len => return Ok(Output::Length { len, too_small: true }),
-            _ => {}
+        if let Some(o) = super::length_only(d.op.output_len(), cap) {
+            return Ok(o);
         }
-        let d = ops.digest.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        let mut d = ops.digest.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+        d.op.update(data);
         Ok(Output::Done(d.op.finish()))
     }
 }

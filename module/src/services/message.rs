@@ -179,10 +179,8 @@ impl Module {
     ) -> Result<(Output, Option<Sealed>)> {
         let s = self.session(h)?;
         let op = for_new_message(&s, true)?;
-        match cap {
-            None => return Ok((Output::Length { len: plain.len(), too_small: false }, None)),
-            Some(c) if c < plain.len() => return Ok((Output::Length { len: plain.len(), too_small: true }, None)),
-            _ => {}
+        if let Some(o) = super::length_only(plain.len(), cap) {
+            return Ok((o, None));
         }
         self.message_decision(&op, Op::Encrypt, p.generator != CKG_NO_GENERATE)?;
         let iv = self.message_iv(&s, &op, p)?;
@@ -208,10 +206,8 @@ impl Module {
     ) -> Result<Output> {
         let s = self.session(h)?;
         let op = for_new_message(&s, false)?;
-        match cap {
-            None => return Ok(Output::Length { len: ciphertext.len(), too_small: false }),
-            Some(c) if c < ciphertext.len() => return Ok(Output::Length { len: ciphertext.len(), too_small: true }),
-            _ => {}
+        if let Some(o) = super::length_only(ciphertext.len(), cap) {
+            return Ok(o);
         }
         self.message_decision(&op, Op::Decrypt, false)?;
         let param = Param::Gcm(GcmParams { iv: p.iv.clone(), aad: crate::error::try_copy(aad)?, tag_bits: p.tag_bits });
@@ -272,10 +268,8 @@ impl Module {
             (false, false) => 0,
             (false, true) => held + data.len(),
         };
-        match cap {
-            None => return Ok((Output::Length { len, too_small: false }, None)),
-            Some(c) if c < len => return Ok((Output::Length { len, too_small: true }, None)),
-            _ => {}
+        if let Some(o) = super::length_only(len, cap) {
+            return Ok((o, None));
         }
         // Taken out while it works: an error leaves the message ended.
         let mut part = active.part.take().ok_or(err(CKR_GENERAL_ERROR))?;

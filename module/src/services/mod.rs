@@ -27,9 +27,15 @@ pub enum Output {
 /// `None` for NULL) cannot take it.
 pub fn deliver(pending: &mut Option<Vec<u8>>, cap: Option<usize>) -> Output {
     let len = pending.as_ref().map(|v| v.len()).unwrap_or(0);
+    length_only(len, cap).unwrap_or_else(|| Output::Done(pending.take().unwrap_or_default()))
+}
+
+/// The answer to a call that cannot take a result of `len` bytes in the caller's buffer (`cap`,
+/// `None` for NULL): the length, and whether the buffer was too small. `None` when it can.
+pub fn length_only(len: usize, cap: Option<usize>) -> Option<Output> {
     match cap {
-        None => Output::Length { len, too_small: false },
-        Some(c) if c < len => Output::Length { len, too_small: true },
-        _ => Output::Done(pending.take().unwrap_or_default()),
+        None => Some(Output::Length { len, too_small: false }),
+        Some(c) if c < len => Some(Output::Length { len, too_small: true }),
+        _ => None,
     }
 }

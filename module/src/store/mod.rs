@@ -92,6 +92,26 @@ pub struct TokenRow {
     pub objects_authenticated: bool,
 }
 
+impl TokenRow {
+    /// The row of a token just initialised: only the SO PIN set, no failures, every object (of
+    /// none yet) authenticated.
+    pub fn initialised(uid: Vec<u8>, serial: String, label: String, slot_id: u64, so: PinWrap) -> TokenRow {
+        TokenRow {
+            uid,
+            serial,
+            label,
+            slot_id,
+            so: Some(so),
+            user: None,
+            so_failures: 0,
+            user_failures: 0,
+            epoch: 0,
+            user_blocked: false,
+            objects_authenticated: true,
+        }
+    }
+}
+
 /// One stored object: `attrs` is plain for public objects and sealed for private ones; `secret`
 /// (key material) is always sealed under the token key.
 #[derive(Clone, Debug)]
@@ -870,19 +890,8 @@ mod tests {
     use super::*;
 
     fn row() -> TokenRow {
-        TokenRow {
-            uid: vec![1; 16],
-            serial: "0123456789abcdef".into(),
-            label: "t".into(),
-            slot_id: 7,
-            so: Some(PinWrap { salt: vec![1], iterations: 600000, wrapped: vec![2] }),
-            user: None,
-            so_failures: 0,
-            user_failures: 0,
-            epoch: 0,
-            user_blocked: false,
-            objects_authenticated: true,
-        }
+        let so = PinWrap { salt: vec![1], iterations: 600000, wrapped: vec![2] };
+        TokenRow::initialised(vec![1; 16], "0123456789abcdef".into(), "t".into(), 7, so)
     }
 
     fn plain(attrs: &[u8]) -> NewRow<'_> {
