@@ -167,17 +167,11 @@ fn nested_templates_count_against_the_limit() {
 
 // ---- 2. PBKDF2 password length ------------------------------------------------------------------
 
-fn pbkd2_params(password: &[u8], salt: &[u8], password_len: CK_ULONG) -> CK_PKCS5_PBKD2_PARAMS2 {
+/// PBKDF2-HMAC-SHA256 parameters (1,000 iterations) whose `ulPasswordLen` is `password_len`.
+fn pbkd2_params_len(password: &[u8], salt: &[u8], password_len: CK_ULONG) -> CK_PKCS5_PBKD2_PARAMS2 {
     CK_PKCS5_PBKD2_PARAMS2 {
-        saltSource: CKZ_SALT_SPECIFIED,
-        pSaltSourceData: salt.as_ptr() as *mut c_void,
-        ulSaltSourceDataLen: salt.len() as _,
-        iterations: 1000,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: password.as_ptr() as *mut _,
         ulPasswordLen: password_len,
+        ..pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, password, salt, 1000)
     }
 }
 
@@ -204,16 +198,16 @@ fn pbkd2_params2_password_length_from_64k() {
         let salt = b"saltsaltsaltsalt";
         unsafe {
             let short = b"password";
-            assert_eq!(pbkd2(&t, &mut pbkd2_params(short, salt, short.len() as _)), CKR_OK, "PARAMS2");
+            assert_eq!(pbkd2(&t, &mut pbkd2_params_len(short, salt, short.len() as _)), CKR_OK, "PARAMS2");
             let mut len_cell = short.len() as CK_ULONG;
-            let mut old = pbkd2_params(short, salt, &mut len_cell as *mut CK_ULONG as CK_ULONG);
+            let mut old = pbkd2_params_len(short, salt, &mut len_cell as *mut CK_ULONG as CK_ULONG);
             assert_eq!(pbkd2(&t, &mut old), CKR_OK, "the older PARAMS, ulPasswordLen a pointer");
             for len in [0x1_0000, 0x1_0008, 0x2_0000 + 3] {
                 let long = vec![b'p'; len];
-                let rv = pbkd2(&t, &mut pbkd2_params(&long, salt, len as CK_ULONG));
+                let rv = pbkd2(&t, &mut pbkd2_params_len(&long, salt, len as CK_ULONG));
                 assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID, "password length {len:#x}");
             }
-            pbkd2(&t, &mut pbkd2_params(short, salt, 0x1_0000))
+            pbkd2(&t, &mut pbkd2_params_len(short, salt, 0x1_0000))
         }
     });
     assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID);

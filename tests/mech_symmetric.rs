@@ -850,18 +850,8 @@ fn pbkdf2_generate() {
     }
     // The older CK_PKCS5_PBKD2_PARAMS, whose password length is behind a pointer.
     let (pw, salt) = (b"password".to_vec(), b"salt".to_vec());
-    let mut pw_len: CK_ULONG = 8;
-    let old = CK_PKCS5_PBKD2_PARAMS {
-        saltSource: CKZ_SALT_SPECIFIED,
-        pSaltSourceData: salt.as_ptr() as *mut _,
-        ulSaltSourceDataLen: 4,
-        iterations: 1,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: pw.as_ptr() as *mut u8,
-        ulPasswordLen: &mut pw_len,
-    };
+    let mut pw_len: CK_ULONG = 0;
+    let old = pbkd2_params_v1(&pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw, &salt, 1), &mut pw_len);
     let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old), &made(CKK_GENERIC_SECRET, Some(32)));
     if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2 (CK_PKCS5_PBKD2_PARAMS), 1 iteration") {
         assert_eq!(t.value(k).unwrap(), want256);
@@ -893,18 +883,8 @@ fn pbkdf2_generate() {
     let want5 = unhex("348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
     let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw5, &salt5, 4096), &made(CKK_GENERIC_SECRET, Some(40)));
     assert_eq!(t.value(k.unwrap()).unwrap(), want5);
-    let mut pw5_len = pw5.len() as CK_ULONG;
-    let old5 = CK_PKCS5_PBKD2_PARAMS {
-        saltSource: CKZ_SALT_SPECIFIED,
-        pSaltSourceData: salt5.as_ptr() as *mut _,
-        ulSaltSourceDataLen: salt5.len() as CK_ULONG,
-        iterations: 4096,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: pw5.as_ptr() as *mut u8,
-        ulPasswordLen: &mut pw5_len,
-    };
+    let mut pw5_len: CK_ULONG = 0;
+    let old5 = pbkd2_params_v1(&pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw5, &salt5, 4096), &mut pw5_len);
     let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old5), &made(CKK_GENERIC_SECRET, Some(40)));
     assert_eq!(t.value(k.unwrap()).unwrap(), want5);
     // SP 800-132's edges: a 16-byte salt and 1,000 iterations are approved; one byte or one
@@ -943,17 +923,8 @@ fn pbkdf2_generate() {
         t.generate(&Mech::new(CKM_PKCS5_PBKD2), &made(CKK_GENERIC_SECRET, Some(16))),
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
-    let mut p = CK_PKCS5_PBKD2_PARAMS2 {
-        saltSource: 2,
-        pSaltSourceData: salt.as_ptr() as *mut _,
-        ulSaltSourceDataLen: 4,
-        iterations: 1,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: pw.as_ptr() as *mut u8,
-        ulPasswordLen: 8,
-    };
+    let mut p = pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw, &salt, 1);
+    p.saltSource = 2;
     assert_eq!(
         t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &p), &made(CKK_GENERIC_SECRET, Some(16))),
         Err(CKR_MECHANISM_PARAM_INVALID)
