@@ -57,25 +57,11 @@ fn aes(t: &Token, len: CK_ULONG) -> CK_OBJECT_HANDLE {
 
 /// A session RSA-2048 key pair (public, private).
 fn rsa(t: &Token) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
-    let bits = 2048 as CK_ULONG;
-    let mut public = [attr(CKA_MODULUS_BITS, &bits), attr(CKA_ENCRYPT, &TRUE), attr(CKA_TOKEN, &FALSE)];
-    let mut private = [attr(CKA_DECRYPT, &TRUE), attr(CKA_TOKEN, &FALSE)];
-    let mut m = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
-    let (mut a, mut b) = (0, 0);
-    let rv = unsafe {
-        t.f.C_GenerateKeyPair(
-            t.h,
-            &mut m,
-            public.as_mut_ptr(),
-            public.len() as _,
-            private.as_mut_ptr(),
-            private.len() as _,
-            &mut a,
-            &mut b,
-        )
-    };
-    assert_eq!(rv, CKR_OK);
-    (a, b)
+    let public = vec![(CKA_MODULUS_BITS, V::U(2048)), (CKA_ENCRYPT, V::B(true)), (CKA_TOKEN, V::B(false))];
+    let private = vec![(CKA_DECRYPT, V::B(true)), (CKA_TOKEN, V::B(false))];
+    let pair = t.generate_pair(&Mech::new(CKM_RSA_PKCS_KEY_PAIR_GEN), &public, &private);
+    assert_eq!(pair.map(|_| ()), Ok(()));
+    pair.unwrap()
 }
 
 // ---- 1. nested templates ----------------------------------------------------------------------
