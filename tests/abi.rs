@@ -1344,18 +1344,11 @@ fn impossible_lengths_are_refused() {
             assert_eq!(n, 32, "output length {len:#x}");
             // PBKDF2 with the older parameter struct, whose password length is a pointer: one that
             // cannot point into the address space is refused before it is read.
-            let mut salt = [1u8; 16];
-            let mut pw = *b"password";
+            let salt = [1u8; 16];
+            let pw = *b"password";
             let mut p = CK_PKCS5_PBKD2_PARAMS2 {
-                saltSource: CKZ_SALT_SPECIFIED,
-                pSaltSourceData: salt.as_mut_ptr() as *mut c_void,
-                ulSaltSourceDataLen: 16,
-                iterations: 1000,
-                prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-                pPrfData: null_mut(),
-                ulPrfDataLen: 0,
-                pPassword: pw.as_mut_ptr(),
                 ulPasswordLen: len & !7,
+                ..pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw, &salt, 1000)
             };
             let mut pm = CK_MECHANISM {
                 mechanism: CKM_PKCS5_PBKD2,

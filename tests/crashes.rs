@@ -57,25 +57,11 @@ fn aes(t: &Token, len: CK_ULONG) -> CK_OBJECT_HANDLE {
 
 /// A session RSA-2048 key pair (public, private).
 fn rsa(t: &Token) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
-    let bits = 2048 as CK_ULONG;
-    let mut public = [attr(CKA_MODULUS_BITS, &bits), attr(CKA_ENCRYPT, &TRUE), attr(CKA_TOKEN, &FALSE)];
-    let mut private = [attr(CKA_DECRYPT, &TRUE), attr(CKA_TOKEN, &FALSE)];
-    let mut m = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
-    let (mut a, mut b) = (0, 0);
-    let rv = unsafe {
-        t.f.C_GenerateKeyPair(
-            t.h,
-            &mut m,
-            public.as_mut_ptr(),
-            public.len() as _,
-            private.as_mut_ptr(),
-            private.len() as _,
-            &mut a,
-            &mut b,
-        )
-    };
-    assert_eq!(rv, CKR_OK);
-    (a, b)
+    let public = vec![(CKA_MODULUS_BITS, V::U(2048)), (CKA_ENCRYPT, V::B(true)), (CKA_TOKEN, V::B(false))];
+    let private = vec![(CKA_DECRYPT, V::B(true)), (CKA_TOKEN, V::B(false))];
+    let pair = t.generate_pair(&Mech::new(CKM_RSA_PKCS_KEY_PAIR_GEN), &public, &private);
+    assert_eq!(pair.map(|_| ()), Ok(()));
+    pair.unwrap()
 }
 
 // ---- 1. nested templates ----------------------------------------------------------------------
@@ -167,17 +153,11 @@ fn nested_templates_count_against_the_limit() {
 
 // ---- 2. PBKDF2 password length ------------------------------------------------------------------
 
-fn pbkd2_params(password: &[u8], salt: &[u8], password_len: CK_ULONG) -> CK_PKCS5_PBKD2_PARAMS2 {
+/// PBKDF2-HMAC-SHA256 parameters (1,000 iterations) whose `ulPasswordLen` is `password_len`.
+fn pbkd2_params_len(password: &[u8], salt: &[u8], password_len: CK_ULONG) -> CK_PKCS5_PBKD2_PARAMS2 {
     CK_PKCS5_PBKD2_PARAMS2 {
-        saltSource: CKZ_SALT_SPECIFIED,
-        pSaltSourceData: salt.as_ptr() as *mut c_void,
-        ulSaltSourceDataLen: salt.len() as _,
-        iterations: 1000,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: password.as_ptr() as *mut _,
         ulPasswordLen: password_len,
+        ..pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, password, salt, 1000)
     }
 }
 
@@ -204,16 +184,16 @@ fn pbkd2_params2_password_length_from_64k() {
         let salt = b"saltsaltsaltsalt";
         unsafe {
             let short = b"password";
-            assert_eq!(pbkd2(&t, &mut pbkd2_params(short, salt, short.len() as _)), CKR_OK, "PARAMS2");
+            assert_eq!(pbkd2(&t, &mut pbkd2_params_len(short, salt, short.len() as _)), CKR_OK, "PARAMS2");
             let mut len_cell = short.len() as CK_ULONG;
-            let mut old = pbkd2_params(short, salt, &mut len_cell as *mut CK_ULONG as CK_ULONG);
+            let mut old = pbkd2_params_len(short, salt, &mut len_cell as *mut CK_ULONG as CK_ULONG);
             assert_eq!(pbkd2(&t, &mut old), CKR_OK, "the older PARAMS, ulPasswordLen a pointer");
             for len in [0x1_0000, 0x1_0008, 0x2_0000 + 3] {
                 let long = vec![b'p'; len];
-                let rv = pbkd2(&t, &mut pbkd2_params(&long, salt, len as CK_ULONG));
+                let rv = pbkd2(&t, &mut pbkd2_params_len(&long, salt, len as CK_ULONG));
                 assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID, "password length {len:#x}");
             }
-            pbkd2(&t, &mut pbkd2_params(short, salt, 0x1_0000))
+            pbkd2(&t, &mut pbkd2_params_len(short, salt, 0x1_0000))
         }
     });
     assert_eq!(rv, CKR_MECHANISM_PARAM_INVALID);

@@ -113,14 +113,7 @@ fn openssl_sha1_signature(s: &Session, params: &[u8], n: usize, msg: &[u8]) -> O
     let (key_path, msg_path, sig_path) = (dir.path().join("key.der"), dir.path().join("msg"), dir.path().join("sig"));
     std::fs::write(&key_path, &der).expect("write");
     std::fs::write(&msg_path, msg).expect("write");
-    let out = std::process::Command::new("openssl")
-        .args(["dgst", "-sha1", "-keyform", "DER", "-sign"])
-        .arg(&key_path)
-        .arg("-out")
-        .arg(&sig_path)
-        .arg(&msg_path)
-        .output()
-        .expect("run openssl");
+    let out = openssl_dgst_sign(&["-sha1", "-keyform", "DER"], &key_path, &sig_path, &msg_path);
     assert!(out.status.success(), "openssl dgst -sha1 -sign: {}", String::from_utf8_lossy(&out.stderr));
     // ECDSA-Sig-Value: SEQUENCE { INTEGER r, INTEGER s } → r ‖ s, each of the field size.
     let sig = std::fs::read(&sig_path).expect("read");
@@ -808,14 +801,7 @@ fn openssl_verifies(params: &[u8], point: &[u8], msg: &[u8], sig: &[u8]) {
     std::fs::write(&key_path, &spki).expect("write");
     std::fs::write(&sig_path, &der_sig).expect("write");
     std::fs::write(&msg_path, msg).expect("write");
-    let out = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-keyform", "DER", "-verify"])
-        .arg(&key_path)
-        .arg("-signature")
-        .arg(&sig_path)
-        .arg(&msg_path)
-        .output()
-        .expect("run openssl");
+    let out = openssl_dgst_verify(&["-sha256", "-keyform", "DER"], &key_path, &sig_path, &msg_path);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("Verified OK"),
@@ -826,14 +812,7 @@ fn openssl_verifies(params: &[u8], point: &[u8], msg: &[u8], sig: &[u8]) {
     let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64(&spki));
     let pem_path = dir.path().join("pub.pem");
     std::fs::write(&pem_path, pem).expect("write");
-    let out = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(&pem_path)
-        .arg("-signature")
-        .arg(&sig_path)
-        .arg(&msg_path)
-        .output()
-        .expect("run openssl");
+    let out = openssl_dgst_verify(&["-sha256"], &pem_path, &sig_path, &msg_path);
     assert!(out.status.success(), "openssl (PEM): {}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -117,14 +117,7 @@ fn openssl_sha1_signature(s: &Session, private: ObjectHandle, msg: &[u8]) -> Opt
     let (key_path, msg_path, sig_path) = (dir.path().join("key.pem"), dir.path().join("msg"), dir.path().join("sig"));
     std::fs::write(&key_path, pem).unwrap();
     std::fs::write(&msg_path, msg).unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["dgst", "-sha1", "-sign"])
-        .arg(&key_path)
-        .arg("-out")
-        .arg(&sig_path)
-        .arg(&msg_path)
-        .output()
-        .unwrap();
+    let out = openssl_dgst_sign(&["-sha1"], &key_path, &sig_path, &msg_path);
     assert!(out.status.success(), "openssl dgst -sha1 -sign: {}", String::from_utf8_lossy(&out.stderr));
     Some(std::fs::read(&sig_path).unwrap())
 }
@@ -897,12 +890,12 @@ fn openssl_verifies_a_tessera_signature() {
         (Mechanism::Sha256RsaPkcsPss(pss(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, 32)), true),
     ] {
         std::fs::write(&sig_path, s.sign(&m, private, &msg).unwrap()).unwrap();
-        let mut cmd = std::process::Command::new("openssl");
-        cmd.args(["dgst", "-sha256", "-verify"]).arg(&pem_path).arg("-signature").arg(&sig_path);
-        if pss_opts {
-            cmd.args(["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]);
-        }
-        let out = cmd.arg(&msg_path).output().unwrap();
+        let opts: &[&str] = if pss_opts {
+            &["-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]
+        } else {
+            &["-sha256"]
+        };
+        let out = openssl_dgst_verify(opts, &pem_path, &sig_path, &msg_path);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && text.contains("Verified OK"),
@@ -912,13 +905,6 @@ fn openssl_verifies_a_tessera_signature() {
     }
     // And a wrong message fails there too.
     std::fs::write(&msg_path, b"something else").unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(&pem_path)
-        .arg("-signature")
-        .arg(&sig_path)
-        .arg(&msg_path)
-        .output()
-        .unwrap();
+    let out = openssl_dgst_verify(&["-sha256"], &pem_path, &sig_path, &msg_path);
     assert!(!out.status.success());
 }

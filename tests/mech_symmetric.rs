@@ -526,6 +526,32 @@ fn reference_hmac<D: sha3::Digest>(block: usize, key: &[u8], msg: &[u8]) -> Vec<
 const SHORT_HMAC_KEY: CK_RV = CKR_KEY_SIZE_RANGE;
 const NO_APPROVED_USE: CK_RV = CKR_MECHANISM_INVALID;
 
+/// RFC 2202 and RFC 4231, cases 1 and 2: each HMAC mechanism with its tag of "Hi There" under
+/// twenty 0x0b bytes (case 1) and of "what do ya want for nothing?" under "Jefe" (case 2).
+const HMAC_CASES: [(CK_MECHANISM_TYPE, &str, &str); 5] = [
+    (CKM_SHA_1_HMAC, "b617318655057264e28bc0b6fb378c8ef146be00", "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
+    (
+        CKM_SHA224_HMAC,
+        "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22",
+        "a30e01098bc6dbbf45690f3a7e9e6d0f8bbea2a39e6148008fd05e44",
+    ),
+    (
+        CKM_SHA256_HMAC,
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    ),
+    (
+        CKM_SHA384_HMAC,
+        "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6",
+        "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649",
+    ),
+    (
+        CKM_SHA512_HMAC,
+        "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
+        "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
+    ),
+];
+
 #[test]
 fn hmac_known_answers_and_checks() {
     let t = Token::new("hmac");
@@ -533,17 +559,7 @@ fn hmac_known_answers_and_checks() {
     let jefe = t.key(CKK_GENERIC_SECRET, b"Jefe").unwrap();
     let msg = b"what do ya want for nothing?";
     // RFC 2202 case 2 and RFC 4231 case 2.
-    let cases: [(CK_MECHANISM_TYPE, &str); 5] = [
-        (CKM_SHA_1_HMAC, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
-        (CKM_SHA224_HMAC, "a30e01098bc6dbbf45690f3a7e9e6d0f8bbea2a39e6148008fd05e44"),
-        (CKM_SHA256_HMAC, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
-        (CKM_SHA384_HMAC, "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649"),
-        (
-            CKM_SHA512_HMAC,
-            "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
-        ),
-    ];
-    for (m, want) in cases {
+    for (m, _, want) in HMAC_CASES {
         let want = unhex(want);
         assert_eq!(t.sign(&Mech::new(m), jefe, msg), or_refused(Ok(want.clone()), SHORT_HMAC_KEY), "mechanism {m:#x}");
         assert_eq!(
@@ -565,17 +581,7 @@ fn hmac_known_answers_and_checks() {
     // RFC 2202 case 1 and RFC 4231 case 1: a 160-bit key, approved in both modes.
     let k20 = t.key(CKK_GENERIC_SECRET, &[0x0b; 20]).unwrap();
     let hi = b"Hi There";
-    let cases1: [(CK_MECHANISM_TYPE, &str); 5] = [
-        (CKM_SHA_1_HMAC, "b617318655057264e28bc0b6fb378c8ef146be00"),
-        (CKM_SHA224_HMAC, "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22"),
-        (CKM_SHA256_HMAC, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
-        (CKM_SHA384_HMAC, "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6"),
-        (
-            CKM_SHA512_HMAC,
-            "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
-        ),
-    ];
-    for (m, want) in cases1 {
+    for (m, want, _) in HMAC_CASES {
         let want = unhex(want);
         assert_eq!(t.sign(&Mech::new(m), k20, hi).unwrap(), want, "mechanism {m:#x}");
         assert_eq!(t.sign_parts(&Mech::new(m), k20, &[&hi[..3], &hi[3..]]).unwrap(), want);
@@ -616,7 +622,7 @@ fn hmac_known_answers_and_checks() {
     let typed = t.key(CKK_SHA256_HMAC, b"Jefe").unwrap();
     allowed(t.sign(&Mech::new(CKM_SHA256_HMAC), typed, msg), SHORT_HMAC_KEY, "HMAC with a 32-bit CKK_SHA256_HMAC key");
     let typed20 = t.key(CKK_SHA256_HMAC, &[0x0b; 20]).unwrap();
-    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), typed20, hi).unwrap(), unhex(cases1[2].1));
+    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), typed20, hi).unwrap(), unhex(HMAC_CASES[2].1));
     assert_eq!(t.sign(&Mech::new(CKM_SHA384_HMAC), typed, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
     let aes = t.key(CKK_AES, &[0; 16]).unwrap();
     assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), aes, msg), Err(CKR_KEY_TYPE_INCONSISTENT));
@@ -626,7 +632,7 @@ fn hmac_known_answers_and_checks() {
     let verify_only = t.create(&tpl).unwrap();
     assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), verify_only, msg), Err(CKR_KEY_FUNCTION_NOT_PERMITTED));
     assert_eq!(
-        t.verify(&Mech::new(CKM_SHA256_HMAC), verify_only, msg, &unhex(cases[2].1)),
+        t.verify(&Mech::new(CKM_SHA256_HMAC), verify_only, msg, &unhex(HMAC_CASES[2].2)),
         or_refused(Ok(()), SHORT_HMAC_KEY)
     );
     // Parameters (the policy decides first: with the 32-bit key the approved mode answers that).
@@ -648,9 +654,9 @@ fn hmac_known_answers_and_checks() {
     let mut mm = CK_MECHANISM { mechanism: CKM_SHA512_HMAC, pParameter: null_mut(), ulParameterLen: 0 };
     let (key, data, want) = if approved_mode() {
         assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, jefe) }, SHORT_HMAC_KEY);
-        (k20, hi.to_vec(), unhex(cases1[4].1))
+        (k20, hi.to_vec(), unhex(HMAC_CASES[4].1))
     } else {
-        (jefe, msg.to_vec(), unhex(cases[4].1))
+        (jefe, msg.to_vec(), unhex(HMAC_CASES[4].2))
     };
     assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut mm, key) }, CKR_OK);
     let mut d = data;
@@ -844,18 +850,8 @@ fn pbkdf2_generate() {
     }
     // The older CK_PKCS5_PBKD2_PARAMS, whose password length is behind a pointer.
     let (pw, salt) = (b"password".to_vec(), b"salt".to_vec());
-    let mut pw_len: CK_ULONG = 8;
-    let old = CK_PKCS5_PBKD2_PARAMS {
-        saltSource: CKZ_SALT_SPECIFIED,
-        pSaltSourceData: salt.as_ptr() as *mut _,
-        ulSaltSourceDataLen: 4,
-        iterations: 1,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: pw.as_ptr() as *mut u8,
-        ulPasswordLen: &mut pw_len,
-    };
+    let mut pw_len: CK_ULONG = 0;
+    let old = pbkd2_params_v1(&pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw, &salt, 1), &mut pw_len);
     let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old), &made(CKK_GENERIC_SECRET, Some(32)));
     if let Some(k) = allowed(k, BELOW_SP800_132, "PBKDF2 (CK_PKCS5_PBKD2_PARAMS), 1 iteration") {
         assert_eq!(t.value(k).unwrap(), want256);
@@ -887,18 +883,8 @@ fn pbkdf2_generate() {
     let want5 = unhex("348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
     let k = t.generate(&pbkd2(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw5, &salt5, 4096), &made(CKK_GENERIC_SECRET, Some(40)));
     assert_eq!(t.value(k.unwrap()).unwrap(), want5);
-    let mut pw5_len = pw5.len() as CK_ULONG;
-    let old5 = CK_PKCS5_PBKD2_PARAMS {
-        saltSource: CKZ_SALT_SPECIFIED,
-        pSaltSourceData: salt5.as_ptr() as *mut _,
-        ulSaltSourceDataLen: salt5.len() as CK_ULONG,
-        iterations: 4096,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: pw5.as_ptr() as *mut u8,
-        ulPasswordLen: &mut pw5_len,
-    };
+    let mut pw5_len: CK_ULONG = 0;
+    let old5 = pbkd2_params_v1(&pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw5, &salt5, 4096), &mut pw5_len);
     let k = t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &old5), &made(CKK_GENERIC_SECRET, Some(40)));
     assert_eq!(t.value(k.unwrap()).unwrap(), want5);
     // SP 800-132's edges: a 16-byte salt and 1,000 iterations are approved; one byte or one
@@ -937,17 +923,8 @@ fn pbkdf2_generate() {
         t.generate(&Mech::new(CKM_PKCS5_PBKD2), &made(CKK_GENERIC_SECRET, Some(16))),
         Err(CKR_MECHANISM_PARAM_INVALID)
     );
-    let mut p = CK_PKCS5_PBKD2_PARAMS2 {
-        saltSource: 2,
-        pSaltSourceData: salt.as_ptr() as *mut _,
-        ulSaltSourceDataLen: 4,
-        iterations: 1,
-        prf: CKP_PKCS5_PBKD2_HMAC_SHA256,
-        pPrfData: null_mut(),
-        ulPrfDataLen: 0,
-        pPassword: pw.as_ptr() as *mut u8,
-        ulPasswordLen: 8,
-    };
+    let mut p = pbkd2_params(CKP_PKCS5_PBKD2_HMAC_SHA256, &pw, &salt, 1);
+    p.saltSource = 2;
     assert_eq!(
         t.generate(&Mech::with_struct(CKM_PKCS5_PBKD2, &p), &made(CKK_GENERIC_SECRET, Some(16))),
         Err(CKR_MECHANISM_PARAM_INVALID)

@@ -11,7 +11,7 @@ use cryptoki::types::AuthPin;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, ChildStdout, Stdio};
 use tessera_tests::*;
 
 /// The directory of the only token in `tokens`.
@@ -60,6 +60,17 @@ fn aes_key(s: &Session, label: &str, private: bool, sensitive: bool) -> ObjectHa
         Attribute::Value(vec![0x5a; 32]),
     ])
     .expect("C_CreateObject of a token AES key")
+}
+
+/// Creates a public token data object `label` holding `value`.
+fn public_data(s: &Session, label: &[u8], value: &[u8]) -> cryptoki::error::Result<ObjectHandle> {
+    s.create_object(&[
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Label(label.to_vec()),
+        Attribute::Value(value.to_vec()),
+    ])
 }
 
 fn find(s: &Session, label: &str) -> Vec<ObjectHandle> {
@@ -172,6 +183,42 @@ fn tally(outcomes: &[Option<RvError>]) -> (usize, usize) {
     (incorrect, locked)
 }
 
+/// Makes the token `label` in the store `tokens` (configuration lines `conf`) with a module that
+/// is finalised again before the return, so that other processes may use the store.
+fn new_token_in(tokens: &Path, conf: &str, label: &str) {
+    let l = load_env(Env::at(tokens, conf));
+    l.new_token(label);
+}
+
+/// Starts `tessera-testproc login <label> 0000` on `env`, gated: returns once it has its session
+/// open and has printed `ready`, with the reader of the rest of its output. [`go`] lets it try.
+fn gated_wrong_login(env: &Env, label: &str) -> (Child, BufReader<ChildStdout>) {
+    let mut c = env.command(testproc_path!());
+    c.env("TESSERA_MODULE", module_path())
+        .env("TESSERA_TESTPROC_GATE", "1")
+        .args(["login", label, "0000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn tessera-testproc");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let line = next_line(&mut out);
+    assert_eq!(line.trim(), "ready", "{}", describe(&c));
+    (child, out)
+}
+
+/// Lets a child started by [`gated_wrong_login`] go on to its `C_Login`.
+fn go(child: &mut Child) {
+    child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("go");
+}
+
+/// The next line of a child's output.
+fn next_line(out: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    line
+}
+
 /// 16 wrong user PINs at once from 16 threads, against pin.max_failures = 3: no more than 3
 /// are ever checked; then the right PIN is locked out too.
 #[test]
@@ -205,37 +252,17 @@ fn parallel_wrong_pins_from_threads_never_exceed_max_failures() {
 fn parallel_wrong_pins_from_processes_never_exceed_max_failures() {
     let tokens = tempfile::tempdir().expect("tempdir");
     let conf = "pin.max_failures = 3";
-    {
-        let l = load_env(Env::at(tokens.path(), conf));
-        l.new_token("procs");
-    }
+    new_token_in(tokens.path(), conf, "procs");
     let env = Env::at(tokens.path(), conf);
-    let mut children: Vec<_> = (0..16)
-        .map(|_| {
-            let mut c = env.command(testproc_path!());
-            c.env("TESSERA_MODULE", module_path())
-                .env("TESSERA_TESTPROC_GATE", "1")
-                .args(["login", "procs", "0000"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = c.spawn().expect("spawn tessera-testproc");
-            let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-            let mut line = String::new();
-            out.read_line(&mut line).expect("read");
-            assert_eq!(line.trim(), "ready", "{}", describe(&c));
-            (child, out)
-        })
-        .collect();
+    let mut children: Vec<_> = (0..16).map(|_| gated_wrong_login(&env, "procs")).collect();
     // Every process has its session open: all go at once.
     for (child, _) in &mut children {
-        child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("go");
+        go(child);
     }
     let outcomes: Vec<Option<RvError>> = children
         .into_iter()
         .map(|(mut child, mut out)| {
-            let mut line = String::new();
-            out.read_line(&mut line).expect("read");
+            let line = next_line(&mut out);
             let status = child.wait().expect("wait");
             assert!(status.success(), "tessera-testproc login: {status:?}");
             match line.trim() {
@@ -324,14 +351,7 @@ fn a_flipped_attribute_is_refused() {
         let s = user_session(&l.p, slot);
         let k = aes_key(&s, "public-sensitive", false, true);
         assert_eq!(value(&s, k), None, "a sensitive key's value");
-        s.create_object(&[
-            Attribute::Class(ObjectClass::DATA),
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Label(b"public-data".to_vec()),
-            Attribute::Value(b"the value as written".to_vec()),
-        ])
-        .expect("C_CreateObject");
+        public_data(&s, b"public-data", b"the value as written").expect("C_CreateObject");
     }
     let dir = token_dir(tokens.path());
     {
@@ -519,14 +539,7 @@ fn make_previous_format_fixture() {
         let s = user_session(&l.p, slot);
         aes_key(&s, "old-private", true, true);
         aes_key(&s, "old-public", false, true);
-        s.create_object(&[
-            Attribute::Class(ObjectClass::DATA),
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Label(b"old-data".to_vec()),
-            Attribute::Value(b"old data value".to_vec()),
-        ])
-        .expect("C_CreateObject");
+        public_data(&s, b"old-data", b"old data value").expect("C_CreateObject");
     }
     let dir = token_dir(tokens.path());
     store(&dir).pragma_update(None, "wal_checkpoint", "TRUNCATE").expect("checkpoint");
@@ -624,14 +637,7 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
         // A user's copy of a trusted object is not trusted (tests/attacks.rs), so it needs no tag.
         let copy = s.copy_object(cert, &[Attribute::Label(b"copy".to_vec())]).expect("C_CopyObject");
         assert_eq!(s.get_attributes(copy, &[AttributeType::Trusted]).unwrap(), [Attribute::Trusted(false)]);
-        s.create_object(&[
-            Attribute::Class(ObjectClass::DATA),
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Label(b"made-in-public".to_vec()),
-            Attribute::Value(b"public value".to_vec()),
-        ])
-        .expect("C_CreateObject in a public session");
+        public_data(&s, b"made-in-public", b"public value").expect("C_CreateObject in a public session");
     }
     let dir = token_dir(tokens.path());
     let tagged = |needle: &[u8]| -> bool {
@@ -664,30 +670,15 @@ fn untagged_public_objects_are_tagged_at_login_and_trust_needs_a_tag() {
 #[test]
 fn a_store_failure_reaches_the_log_with_its_cause() {
     let tokens = tempfile::tempdir().expect("tempdir");
-    {
-        let l = load_env(Env::at(tokens.path(), ""));
-        l.new_token("broken");
-    }
+    new_token_in(tokens.path(), "", "broken");
     let env = Env::at(tokens.path(), "");
-    let mut c = env.command(testproc_path!());
-    c.env("TESSERA_MODULE", module_path())
-        .env("TESSERA_TESTPROC_GATE", "1")
-        .args(["login", "broken", "0000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn tessera-testproc");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read");
-    assert_eq!(line.trim(), "ready", "{}", describe(&c));
+    let (mut child, mut out) = gated_wrong_login(&env, "broken");
     // The session is open; now the PIN failure counter cannot be written.
     let state = token_dir(tokens.path()).join("pin-state");
     std::fs::remove_file(&state).expect("remove pin-state");
     std::fs::create_dir(&state).expect("a directory in its place");
-    child.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("go");
-    line.clear();
-    out.read_line(&mut line).expect("read");
+    go(&mut child);
+    let line = next_line(&mut out);
     let output = child.wait_with_output().expect("wait");
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "tessera-testproc login: {:?}; log: {log}", output.status);

@@ -240,6 +240,31 @@ pub fn have_or_skip(tool: &str, what: &str) -> bool {
     found
 }
 
+/// `openssl dgst OPTS… -sign KEY -out SIG MSG`: OpenSSL signs the file `msg` with the private key
+/// in the file `key` and writes the signature to the file `sig`.
+pub fn openssl_dgst_sign(opts: &[&str], key: &Path, sig: &Path, msg: &Path) -> std::process::Output {
+    openssl_dgst(opts, ("-sign", key), ("-out", sig), msg)
+}
+
+/// `openssl dgst OPTS… -verify KEY -signature SIG MSG`: OpenSSL checks the signature in the file
+/// `sig` of the file `msg` under the public key in the file `key`.
+pub fn openssl_dgst_verify(opts: &[&str], key: &Path, sig: &Path, msg: &Path) -> std::process::Output {
+    openssl_dgst(opts, ("-verify", key), ("-signature", sig), msg)
+}
+
+fn openssl_dgst(opts: &[&str], key: (&str, &Path), sig: (&str, &Path), msg: &Path) -> std::process::Output {
+    std::process::Command::new("openssl")
+        .arg("dgst")
+        .args(opts)
+        .arg(key.0)
+        .arg(key.1)
+        .arg(sig.0)
+        .arg(sig.1)
+        .arg(msg)
+        .output()
+        .expect("run openssl")
+}
+
 /// Whether the suite runs in the approved mode (`TESSERA_MODE=approved`, as `tests/run-all.sh`'s
 /// second pass sets it). Tests of non-approved uses then assert the refusal instead of the result.
 pub fn approved_mode() -> bool {

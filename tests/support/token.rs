@@ -596,9 +596,15 @@ pub fn hkdf(
     Mech::with_struct(mech, &p)
 }
 
-/// `CK_PKCS5_PBKD2_PARAMS2`.
+/// `CKM_PKCS5_PBKD2` with [`pbkd2_params`].
 pub fn pbkd2(prf: CK_ULONG, password: &[u8], salt: &[u8], iterations: CK_ULONG) -> Mech {
-    let p = CK_PKCS5_PBKD2_PARAMS2 {
+    Mech::with_struct(CKM_PKCS5_PBKD2, &pbkd2_params(prf, password, salt, iterations))
+}
+
+/// `CK_PKCS5_PBKD2_PARAMS2` for `password` and a specified `salt` (no PRF data); the buffers must
+/// outlive the structure.
+pub fn pbkd2_params(prf: CK_ULONG, password: &[u8], salt: &[u8], iterations: CK_ULONG) -> CK_PKCS5_PBKD2_PARAMS2 {
+    CK_PKCS5_PBKD2_PARAMS2 {
         saltSource: CKZ_SALT_SPECIFIED,
         pSaltSourceData: salt.as_ptr() as *mut c_void,
         ulSaltSourceDataLen: salt.len() as CK_ULONG,
@@ -608,8 +614,24 @@ pub fn pbkd2(prf: CK_ULONG, password: &[u8], salt: &[u8], iterations: CK_ULONG) 
         ulPrfDataLen: 0,
         pPassword: password.as_ptr() as *mut u8,
         ulPasswordLen: password.len() as CK_ULONG,
-    };
-    Mech::with_struct(CKM_PKCS5_PBKD2, &p)
+    }
+}
+
+/// The older `CK_PKCS5_PBKD2_PARAMS` with the values of `p`, whose password length is behind a
+/// pointer: `password_len` is set to `p`'s and pointed at.
+pub fn pbkd2_params_v1(p: &CK_PKCS5_PBKD2_PARAMS2, password_len: &mut CK_ULONG) -> CK_PKCS5_PBKD2_PARAMS {
+    *password_len = p.ulPasswordLen;
+    CK_PKCS5_PBKD2_PARAMS {
+        saltSource: p.saltSource,
+        pSaltSourceData: p.pSaltSourceData,
+        ulSaltSourceDataLen: p.ulSaltSourceDataLen,
+        iterations: p.iterations,
+        prf: p.prf,
+        pPrfData: p.pPrfData,
+        ulPrfDataLen: p.ulPrfDataLen,
+        pPassword: p.pPassword,
+        ulPasswordLen: password_len,
+    }
 }
 
 /// Lower-case hex decoding of a literal.
