@@ -27,6 +27,8 @@
 //! * `--filter SUBSTR`   only run operations whose name contains SUBSTR (case-insensitive)
 //! * `--tessera PATH`    Tessera module (default: `<workspace>/target/release/libtessera_pkcs11.so`)
 //! * `--softhsm PATH`    SoftHSMv2 module (default: `/usr/lib/softhsm/libsofthsm2.so`)
+//! * `--baseline PATH`   an earlier Tessera build (its sealed `.so` with its `.hmac`) in
+//!   SoftHSMv2's place, with a token store of its own: old and new side by side in one run
 //! * `--rounds N`        timed rounds per operation and column (default 5; the median is reported)
 //! * `--slice-ms MS`     length of one timed round in milliseconds (default 300)
 //! * `--objects N`       token objects populated for the C_FindObjects test (default 10,000)
@@ -180,6 +182,8 @@ struct Config {
     filter: Option<String>,
     tessera: PathBuf,
     softhsm: PathBuf,
+    /// An earlier Tessera build, measured in SoftHSMv2's place (`--baseline`).
+    baseline: Option<PathBuf>,
     rounds: usize,
     slice: Duration,
     warmup: Duration,
@@ -188,7 +192,7 @@ struct Config {
 }
 
 const USAGE: &str = "usage: tessera-bench [--quick] [--filter SUBSTR] [--tessera PATH] \
-[--softhsm PATH] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads]";
+[--softhsm PATH | --baseline PATH] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads]";
 
 impl Config {
     fn from_args() -> Res<Config> {
@@ -198,6 +202,7 @@ impl Config {
         let mut filter = None;
         let mut tessera = workspace.join("target/release/libtessera_pkcs11.so");
         let mut softhsm = PathBuf::from(DEFAULT_SOFTHSM);
+        let mut baseline = None;
         let mut rounds = None;
         let mut slice_ms = None;
         let mut objects = None;
@@ -211,6 +216,7 @@ impl Config {
                 "--filter" => filter = Some(value("--filter")?.to_lowercase()),
                 "--tessera" => tessera = PathBuf::from(value("--tessera")?),
                 "--softhsm" => softhsm = PathBuf::from(value("--softhsm")?),
+                "--baseline" => baseline = Some(PathBuf::from(value("--baseline")?)),
                 "--rounds" => rounds = Some(value("--rounds")?.parse::<usize>()?),
                 "--slice-ms" => slice_ms = Some(value("--slice-ms")?.parse::<u64>()?),
                 "--objects" => objects = Some(value("--objects")?.parse::<usize>()?),
@@ -229,6 +235,7 @@ impl Config {
             filter,
             tessera,
             softhsm,
+            baseline,
             rounds,
             slice,
             warmup: slice / 4,
@@ -271,11 +278,15 @@ struct Module {
     pkcs11: Pkcs11,
     /// "manufacturer / description / library version / cryptoki version".
     info: String,
+    /// For a Tessera column: its configuration file, which `TESSERA_CONF` must name whenever
+    /// the module initialises (two Tessera builds in one process each keep their own store).
+    conf: Option<PathBuf>,
 }
 
 impl Module {
-    fn open(path: &Path) -> Res<Module> {
+    fn open(path: &Path, conf: Option<PathBuf>) -> Res<Module> {
         let pkcs11 = Pkcs11::new(path)?;
+        point_at(&conf);
         pkcs11.initialize(init_args())?;
         let li = pkcs11.get_library_info()?;
         let info = format!(
@@ -285,7 +296,7 @@ impl Module {
             li.library_version(),
             li.cryptoki_version()
         );
-        let module = Module { keys: OnceCell::new(), pkcs11, info };
+        let module = Module { keys: OnceCell::new(), pkcs11, info, conf };
 
         // Initialise the free (uninitialised) token.
         let mut free = None;
@@ -637,6 +648,13 @@ struct Column {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Points `TESSERA_CONF` at a Tessera column's configuration before its module initialises.
+fn point_at(conf: &Option<PathBuf>) {
+    if let Some(c) = conf {
+        std::env::set_var("TESSERA_CONF", c);
+    }
+}
+
 /// Creates `<tmp>/tokens` and a config file in the SoftHSMv2 format, and points
 /// `env_var` at it. Must run before the module is loaded.
 fn prepare_token_dir(env_var: &str, extra: &str) -> Res<tempfile::TempDir> {
@@ -649,7 +667,7 @@ fn prepare_token_dir(env_var: &str, extra: &str) -> Res<tempfile::TempDir> {
     Ok(dir)
 }
 
-fn open_column(name: &'static str, path: &Path, dir: Res<tempfile::TempDir>) -> Column {
+fn open_column(name: &'static str, path: &Path, dir: Res<tempfile::TempDir>, tessera: bool) -> Column {
     let unavailable = |detail: String, dir| Column {
         name,
         path: format!("`{}`", path.display()),
@@ -672,7 +690,8 @@ fn open_column(name: &'static str, path: &Path, dir: Res<tempfile::TempDir>) -> 
     }
     eprintln!("loading {name}: {}", path.display());
     let t = Instant::now();
-    match Module::open(path) {
+    let conf = tessera.then(|| dir.path().join("module.conf"));
+    match Module::open(path, conf) {
         Ok(m) => {
             eprintln!("  {name}: token ready in {:.2} s ({})", t.elapsed().as_secs_f64(), m.info);
             Column {
@@ -851,8 +870,10 @@ fn ops(cfg: &Config) -> Vec<Op> {
     vec![
         op("C_Initialize + C_Finalize", |m| {
             let p = m.pkcs11.clone();
+            let conf = m.conf.clone();
             bench(move || {
                 p.clone().finalize()?;
+                point_at(&conf);
                 p.initialize(init_args())?;
                 Ok(())
             })
@@ -1757,13 +1778,21 @@ fn real_main() -> Res<()> {
 
     // Both configuration files exist and both variables are set before either
     // module is loaded.
+    // With --baseline, an earlier Tessera build takes SoftHSMv2's column, with a store of its own
+    // (each Tessera column points TESSERA_CONF at its own configuration when it initialises).
     let tessera_dir = prepare_token_dir("TESSERA_CONF", "");
-    let softhsm_dir = prepare_token_dir("SOFTHSM2_CONF", "objectstore.backend = file\nlog.level = ERROR\n");
+    let second = match &cfg.baseline {
+        Some(path) => ("Baseline", path.clone(), prepare_token_dir("TESSERA_CONF", ""), true),
+        None => {
+            let dir = prepare_token_dir("SOFTHSM2_CONF", "objectstore.backend = file\nlog.level = ERROR\n");
+            ("SoftHSMv2", cfg.softhsm.clone(), dir, false)
+        }
+    };
 
-    // Column order matches the table: Tessera, SoftHSMv2, aws-lc-rs.
+    // Column order matches the table: Tessera, SoftHSMv2 (or the baseline), aws-lc-rs.
     let columns = vec![
-        open_column("Tessera", &cfg.tessera, tessera_dir),
-        open_column("SoftHSMv2", &cfg.softhsm, softhsm_dir),
+        open_column("Tessera", &cfg.tessera, tessera_dir, true),
+        open_column(second.0, &second.1, second.2, second.3),
         direct_column(),
     ];
     if columns[..2].iter().all(|c| matches!(c.backend, Backend::Unavailable)) {

@@ -106,12 +106,7 @@ impl Module {
     /// A session by handle, noted in the running call's record (a second lookup in the same call
     /// takes it from there).
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<SessionRef> {
-        if let Some(s) = crate::record::noted_session(h) {
-            return Ok(s);
-        }
-        let s = self.sessions.get(h).ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
-        crate::record::session(&s);
-        Ok(s)
+        crate::record::session(h, || self.sessions.get(h)).ok_or(err(CKR_SESSION_HANDLE_INVALID))
     }
 
     /// `C_Finalize`: closes every session and forgets every login.

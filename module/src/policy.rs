@@ -8,7 +8,8 @@ use crate::object::Object;
 use crate::operation::Op;
 use cryptoki_sys::*;
 use serde::Deserialize;
-use std::collections::HashMap;
+// The tables are looked up at every operation's start; mechanism numbers need no SipHash.
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::OnceLock;
 
 /// The module's mode of operation.
@@ -168,7 +169,7 @@ fn mechanism_value(name: &str) -> Option<CK_MECHANISM_TYPE> {
 
 fn index(text: &str, what: &str) -> std::result::Result<HashMap<CK_MECHANISM_TYPE, Vec<Rule>>, String> {
     let f: File = toml::from_str(text).map_err(|e| format!("policy/{what}: {e}"))?;
-    let mut map: HashMap<CK_MECHANISM_TYPE, Vec<Rule>> = HashMap::new();
+    let mut map: HashMap<CK_MECHANISM_TYPE, Vec<Rule>> = HashMap::default();
     for r in f.rule {
         let m =
             mechanism_value(&r.mechanism).ok_or_else(|| format!("policy/{what}: unknown mechanism {}", r.mechanism))?;

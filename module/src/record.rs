@@ -1,9 +1,10 @@
 //! The decision record: the one path every call's outcome takes.
 //!
 //! While a call runs, the core notes in the calling thread's record what it found and decided:
-//! the session ([`session`], from `Module::session`), and for a cryptographic operation its
-//! mechanism, key and the policy's decision ([`decided`], from `Module::decide` when an
-//! operation starts, and from the operation's state when a later call continues it). When the
+//! the session ([`session`], through which `Module::session` looks it up), and for a
+//! cryptographic operation its mechanism, key and the policy's decision ([`decided`], from
+//! `Module::decide` when an operation starts; [`continued`], from the operation's state when a
+//! later call continues it). When the
 //! entry point returns, `abi::guard` hands the record with the call's `CK_RV` to [`finish`]:
 //! it logs the cause of a failure below the PKCS #11 level (`Error::because`), sets the
 //! session's approved indicator (`C_GetSessionValidationFlags`) from a decision
@@ -19,8 +20,8 @@ use crate::module::SessionRef;
 use crate::object::Object;
 use crate::operation::Op;
 use cryptoki_sys::*;
-use std::cell::RefCell;
-use std::sync::Arc;
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
 
 /// What the policy made of one use of a mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,30 +139,54 @@ impl Event {
     }
 }
 
+/// The running call's record. Plain cells, and no drop glue (the values that own memory are in
+/// `ManuallyDrop`, and `finish` takes them out at the end of every call), so that each access
+/// is a bare thread-local read: in a library loaded with `dlopen` each access is a call into the
+/// dynamic linker already, and the record is touched a few times in every call.
 struct Call {
-    session: Option<SessionRef>,
-    decided: Option<Decided>,
-    fresh: bool,
+    session: Cell<ManuallyDrop<Option<SessionRef>>>,
+    decided: Cell<Option<Decided>>,
+    fresh: Cell<bool>,
     /// What caused a failure below the PKCS #11 level, with the `CK_RV` it became.
-    cause: Option<(CK_RV, String)>,
+    cause: Cell<ManuallyDrop<Option<(CK_RV, String)>>>,
 }
 
 thread_local! {
-    static CALL: RefCell<Call> =
-        const { RefCell::new(Call { session: None, decided: None, fresh: false, cause: None }) };
+    static CALL: Call = const {
+        Call {
+            session: Cell::new(ManuallyDrop::new(None)),
+            decided: Cell::new(None),
+            fresh: Cell::new(false),
+            cause: Cell::new(ManuallyDrop::new(None)),
+        }
+    };
+}
+
+/// Takes a value out of its cell (leaving `None`, which needs no drop).
+fn take<T>(c: &Cell<ManuallyDrop<Option<T>>>) -> Option<T> {
+    ManuallyDrop::into_inner(c.replace(ManuallyDrop::new(None)))
 }
 
 /// Notes what caused an error of the running call (`Error::because`).
 pub fn cause(rv: CK_RV, text: String) {
-    CALL.with(|c| c.borrow_mut().cause = Some((rv, text)));
+    CALL.with(|c| {
+        drop(take(&c.cause));
+        c.cause.set(ManuallyDrop::new(Some((rv, text))));
+    });
 }
 
 /// An error the core handles itself (it logs it and goes on), described with its cause, which
 /// then is no longer the call's.
 pub fn described(e: crate::error::Error) -> String {
     let cause = CALL.with(|c| {
-        let mut c = c.borrow_mut();
-        c.cause.take_if(|(rv, _)| *rv == e.rv()).map(|(_, text)| text)
+        let cause = take(&c.cause);
+        match cause {
+            Some((rv, text)) if rv == e.rv() => Some(text),
+            other => {
+                c.cause.set(ManuallyDrop::new(other));
+                None
+            }
+        }
     });
     match cause {
         Some(text) => format!("{e}: {text}"),
@@ -169,58 +194,47 @@ pub fn described(e: crate::error::Error) -> String {
     }
 }
 
-/// Notes the session the running call works in.
-pub fn session(s: &SessionRef) {
+/// The session with handle `h` for the running call, noted in its record: the one it looked up
+/// already (a call that names its session looks it up in the ABI layer and again in the core,
+/// and the second time needs no lock), or what `lookup` finds.
+pub fn session(h: CK_SESSION_HANDLE, lookup: impl FnOnce() -> Option<SessionRef>) -> Option<SessionRef> {
     CALL.with(|c| {
-        let mut c = c.borrow_mut();
-        if !c.session.as_ref().is_some_and(|old| Arc::ptr_eq(old, s)) {
-            c.session = Some(s.clone());
-        }
-    });
-}
-
-/// The session with handle `h`, if the running call already looked it up: a call that names its
-/// session looks it up in the ABI layer and again in the core, and the second time needs no lock.
-pub fn noted_session(h: CK_SESSION_HANDLE) -> Option<SessionRef> {
-    CALL.with(|c| c.borrow().session.as_ref().filter(|s| s.handle == h).cloned())
-}
-
-/// Lets go of session `h` if the running call noted it: it is being closed, and it counts as
-/// open while a reference to it lives.
-pub fn closing(h: CK_SESSION_HANDLE) {
-    CALL.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.session.as_ref().is_some_and(|s| s.handle == h) {
-            c.session = None;
-        }
-    });
+        let noted = take(&c.session);
+        let found = match noted.as_ref().filter(|s| s.handle == h) {
+            Some(s) => Some(s.clone()),
+            None => lookup(),
+        };
+        // The session the call works in now (an earlier one, if this one is not found).
+        let keep = match &found {
+            Some(s) if !noted.as_ref().is_some_and(|n| std::sync::Arc::ptr_eq(n, s)) => Some(s.clone()),
+            _ => noted,
+        };
+        c.session.set(ManuallyDrop::new(keep));
+        found
+    })
 }
 
 /// Notes a decision the running call made (an operation starts, or a use is refused).
 pub fn decided(d: Decided) {
     CALL.with(|c| {
-        let mut c = c.borrow_mut();
-        c.decided = Some(d);
-        c.fresh = true;
+        c.decided.set(Some(d));
+        c.fresh.set(true);
     });
 }
 
 /// Notes the decision of an operation that an earlier call started and this one continues.
 pub fn continued(d: &Decided) {
     CALL.with(|c| {
-        let mut c = c.borrow_mut();
-        c.decided = Some(*d);
-        c.fresh = false;
+        c.decided.set(Some(*d));
+        c.fresh.set(false);
     });
 }
 
 /// Ends a call: the indicator, then the audit hook. The `CK_RV` the application receives: the
 /// call's own, or `CKR_GENERAL_ERROR` when the hook could not record a call that succeeded.
 pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
-    let (session, decided, fresh, cause) = CALL.with(|c| {
-        let mut c = c.borrow_mut();
-        (c.session.take(), c.decided.take(), std::mem::take(&mut c.fresh), c.cause.take())
-    });
+    let (session, decided, fresh, cause) =
+        CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause)));
     // An error noted with its cause and then handled inside the call is not this call's failure.
     let cause = cause.filter(|(r, _)| *r == rv).map(|(_, text)| text);
     if let Some(text) = &cause {

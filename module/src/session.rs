@@ -188,6 +188,9 @@ pub struct Session {
     /// (`C_GetSessionValidationFlags`): 0 before any, 1 not approved, 2 approved. Written by
     /// `record::finish` alone.
     indicator: AtomicU8,
+    /// A session object was ever made in this session (closing one that made none need not
+    /// look through the handle table).
+    pub made_objects: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -198,7 +201,15 @@ impl Session {
         if rw {
             token.open_sessions.1.fetch_add(1, AcqRel);
         }
-        Session { handle, slot, token, rw, ops: Mutex::new(Ops::default()), indicator: AtomicU8::new(0) }
+        Session {
+            handle,
+            slot,
+            token,
+            rw,
+            ops: Mutex::new(Ops::default()),
+            indicator: AtomicU8::new(0),
+            made_objects: Default::default(),
+        }
     }
 
     /// `CKS_*` for `C_GetSessionInfo`.

@@ -19,7 +19,8 @@ use crate::error::{err, Result};
 use crate::object::{AttrMap, Object, Template};
 use crate::policy::Condition;
 use cryptoki_sys::*;
-use std::collections::BTreeMap;
+// Looked up at every operation's start: mechanism numbers need no ordered search.
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
@@ -217,7 +218,7 @@ pub struct Encapsulated {
 
 /// Every mechanism the module implements, by type.
 pub struct Registry {
-    map: BTreeMap<CK_MECHANISM_TYPE, Box<dyn Mechanism>>,
+    map: FxHashMap<CK_MECHANISM_TYPE, Box<dyn Mechanism>>,
 }
 
 impl Registry {
@@ -241,11 +242,13 @@ impl Registry {
 
     /// Mechanism types in ascending order.
     pub fn types(&self) -> Vec<CK_MECHANISM_TYPE> {
-        self.map.keys().copied().collect()
+        let mut t: Vec<CK_MECHANISM_TYPE> = self.map.keys().copied().collect();
+        t.sort_unstable();
+        t
     }
 
     fn build() -> Registry {
-        let mut r = Registry { map: BTreeMap::new() };
+        let mut r = Registry { map: FxHashMap::default() };
         digest::register(&mut r);
         aes::register(&mut r);
         des::register(&mut r);

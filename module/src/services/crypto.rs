@@ -5,12 +5,12 @@
 use super::{deliver, Output};
 use crate::error::{err, Result};
 use crate::mechanisms::{registry, Mechanism, Param};
-use crate::module::{lock, Module};
+use crate::module::{lock, Module, SessionRef};
 use crate::object::Object;
 use crate::operation::Op;
 use crate::policy::KeyInfo;
 use crate::record::{self, Decided};
-use crate::session::{CipherOp, KeyCache, Ops, Phase, Session, SignOp, VerifyOp};
+use crate::session::{CipherOp, KeyCache, Ops, Phase, SignOp, VerifyOp};
 use cryptoki_sys::*;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ impl Module {
     #[allow(clippy::too_many_arguments)]
     fn prepare<'a>(
         &self,
-        s: &Session,
+        s: &SessionRef,
         keys: &'a mut KeyCache,
         mech: CK_MECHANISM_TYPE,
         param: &Param,
@@ -36,7 +36,7 @@ impl Module {
     pub(super) fn with_ops<T>(
         &self,
         h: CK_SESSION_HANDLE,
-        f: impl FnOnce(&Session, &mut Ops) -> Result<T>,
+        f: impl FnOnce(&SessionRef, &mut Ops) -> Result<T>,
     ) -> Result<T> {
         let s = self.session(h)?;
         let mut ops = lock(&s.ops);

@@ -221,6 +221,7 @@ impl Module {
             Ok(self.handles.write().token_handle(&s.token, id, private))
         } else {
             let t = Target::Session { owner: s.handle, token: s.token.clone(), obj: Arc::new(obj) };
+            s.made_objects.store(true, std::sync::atomic::Ordering::Release);
             Ok(self.handles.write().alloc(t))
         }
     }
