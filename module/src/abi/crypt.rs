@@ -20,12 +20,12 @@ unsafe fn init(
 ) -> CK_RV {
     guard(name, || {
         let m = module()?;
-        m.session(h)?;
+        let s = m.session(h)?;
         if mech.is_null() {
             return m.cancel_operation(h, kind(encrypt));
         }
         let (mt, param) = mechanism(mech, kind(encrypt))?;
-        m.operation_init(h, kind(encrypt), mt, &param, key)
+        m.operation_init(&s, kind(encrypt), mt, &param, key)
     })
 }
 
@@ -55,17 +55,17 @@ unsafe fn step(
 ) -> CK_RV {
     guard(name, || {
         let m = module()?;
-        m.session(h)?;
+        let s = m.session(h)?;
         ending(&m, h, kind(encrypt), || {
             let cap = capacity(out_p, out_len)?;
             let out = match step {
-                Step::Last => m.cipher_final(h, encrypt, cap)?,
-                Step::Part => m.cipher_update(h, encrypt, &input(data, len, &outputs(out_p, cap, out_len))?, cap)?,
+                Step::Last => m.cipher_final(&s, encrypt, cap)?,
+                Step::Part => m.cipher_update(&s, encrypt, &input(data, len, &outputs(out_p, cap, out_len))?, cap)?,
                 Step::Whole => {
                     let d = input(data, len, &outputs(out_p, cap, out_len))?;
                     // The caller's buffer, for mechanisms that write their result straight into it.
                     let dest = cap.map(|c| std::slice::from_raw_parts_mut(out_p, c));
-                    m.cipher(h, encrypt, &d, cap, dest)?
+                    m.cipher(&s, encrypt, &d, cap, dest)?
                 }
             };
             write_output(out, out_p, out_len)

@@ -7,12 +7,12 @@ use crate::operation::Op;
 pub unsafe extern "C" fn C_DigestInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM) -> CK_RV {
     guard("C_DigestInit", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         if pMechanism.is_null() {
             return m.cancel_operation(hSession, Op::Digest);
         }
         let (mech, param) = mechanism(pMechanism, Op::Digest)?;
-        m.digest_init(hSession, mech, &param)
+        m.digest_init(&s, mech, &param)
     })
 }
 
@@ -26,11 +26,11 @@ pub unsafe extern "C" fn C_Digest(
 ) -> CK_RV {
     guard("C_Digest", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         ending(&m, hSession, Op::Digest, || {
             let cap = capacity(pDigest, pulDigestLen)?;
             let data = input(pData, ulDataLen, &outputs(pDigest, cap, pulDigestLen))?;
-            let o = m.digest(hSession, &data, cap)?;
+            let o = m.digest(&s, &data, cap)?;
             write_output(o, pDigest, pulDigestLen)
         })
     })
@@ -44,8 +44,8 @@ pub unsafe extern "C" fn C_DigestUpdate(
 ) -> CK_RV {
     guard("C_DigestUpdate", || {
         let m = module()?;
-        m.session(hSession)?;
-        ending(&m, hSession, Op::Digest, || m.digest_update(hSession, bytes(pPart, ulPartLen)?))
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Digest, || m.digest_update(&s, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -53,8 +53,8 @@ pub unsafe extern "C" fn C_DigestUpdate(
 pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJECT_HANDLE) -> CK_RV {
     guard("C_DigestKey", || {
         let m = module()?;
-        m.session(hSession)?;
-        ending(&m, hSession, Op::Digest, || m.digest_key(hSession, hKey))
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Digest, || m.digest_key(&s, hKey))
     })
 }
 
@@ -66,10 +66,10 @@ pub unsafe extern "C" fn C_DigestFinal(
 ) -> CK_RV {
     guard("C_DigestFinal", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         ending(&m, hSession, Op::Digest, || {
             let cap = capacity(pDigest, pulDigestLen)?;
-            let o = m.digest_final(hSession, cap)?;
+            let o = m.digest_final(&s, cap)?;
             write_output(o, pDigest, pulDigestLen)
         })
     })
@@ -83,11 +83,11 @@ pub unsafe extern "C" fn C_GenerateRandom(
 ) -> CK_RV {
     guard("C_GenerateRandom", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         if ulRandomLen == 0 {
             return Ok(());
         }
-        m.generate_random(hSession, slice_mut(RandomData, ulRandomLen)?)
+        m.generate_random(&s, slice_mut(RandomData, ulRandomLen)?)
     })
 }
 
@@ -95,11 +95,11 @@ pub unsafe extern "C" fn C_GenerateRandom(
 pub unsafe extern "C" fn C_SeedRandom(hSession: CK_SESSION_HANDLE, pSeed: *mut CK_BYTE, ulSeedLen: CK_ULONG) -> CK_RV {
     guard("C_SeedRandom", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         if pSeed.is_null() {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
         bytes(pSeed, ulSeedLen)?;
-        m.seed_random(hSession)
+        m.seed_random(&s)
     })
 }

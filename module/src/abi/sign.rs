@@ -11,12 +11,12 @@ pub unsafe extern "C" fn C_SignInit(
 ) -> CK_RV {
     guard("C_SignInit", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         if pMechanism.is_null() {
             return m.cancel_operation(hSession, Op::Sign);
         }
         let (mt, param) = mechanism(pMechanism, Op::Sign)?;
-        m.operation_init(hSession, Op::Sign, mt, &param, hKey)
+        m.operation_init(&s, Op::Sign, mt, &param, hKey)
     })
 }
 
@@ -30,11 +30,11 @@ pub unsafe extern "C" fn C_Sign(
 ) -> CK_RV {
     guard("C_Sign", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         ending(&m, hSession, Op::Sign, || {
             let cap = capacity(pSignature, pulSignatureLen)?;
             let d = input(pData, ulDataLen, &outputs(pSignature, cap, pulSignatureLen))?;
-            write_output(m.sign(hSession, &d, cap)?, pSignature, pulSignatureLen)
+            write_output(m.sign(&s, &d, cap)?, pSignature, pulSignatureLen)
         })
     })
 }
@@ -43,8 +43,8 @@ pub unsafe extern "C" fn C_Sign(
 pub unsafe extern "C" fn C_SignUpdate(hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG) -> CK_RV {
     guard("C_SignUpdate", || {
         let m = module()?;
-        m.session(hSession)?;
-        ending(&m, hSession, Op::Sign, || m.sign_update(hSession, bytes(pPart, ulPartLen)?))
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Sign, || m.sign_update(&s, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -56,10 +56,10 @@ pub unsafe extern "C" fn C_SignFinal(
 ) -> CK_RV {
     guard("C_SignFinal", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         ending(&m, hSession, Op::Sign, || {
             let cap = capacity(pSignature, pulSignatureLen)?;
-            write_output(m.sign_final(hSession, cap)?, pSignature, pulSignatureLen)
+            write_output(m.sign_final(&s, cap)?, pSignature, pulSignatureLen)
         })
     })
 }
@@ -72,12 +72,12 @@ pub unsafe extern "C" fn C_VerifyInit(
 ) -> CK_RV {
     guard("C_VerifyInit", || {
         let m = module()?;
-        m.session(hSession)?;
+        let s = m.session(hSession)?;
         if pMechanism.is_null() {
             return m.cancel_operation(hSession, Op::Verify);
         }
         let (mt, param) = mechanism(pMechanism, Op::Verify)?;
-        m.operation_init(hSession, Op::Verify, mt, &param, hKey)
+        m.operation_init(&s, Op::Verify, mt, &param, hKey)
     })
 }
 
@@ -91,10 +91,8 @@ pub unsafe extern "C" fn C_Verify(
 ) -> CK_RV {
     guard("C_Verify", || {
         let m = module()?;
-        m.session(hSession)?;
-        ending(&m, hSession, Op::Verify, || {
-            m.verify(hSession, bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?)
-        })
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Verify, || m.verify(&s, bytes(pData, ulDataLen)?, bytes(pSignature, ulSignatureLen)?))
     })
 }
 
@@ -106,8 +104,8 @@ pub unsafe extern "C" fn C_VerifyUpdate(
 ) -> CK_RV {
     guard("C_VerifyUpdate", || {
         let m = module()?;
-        m.session(hSession)?;
-        ending(&m, hSession, Op::Verify, || m.verify_update(hSession, bytes(pPart, ulPartLen)?))
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Verify, || m.verify_update(&s, bytes(pPart, ulPartLen)?))
     })
 }
 
@@ -119,7 +117,7 @@ pub unsafe extern "C" fn C_VerifyFinal(
 ) -> CK_RV {
     guard("C_VerifyFinal", || {
         let m = module()?;
-        m.session(hSession)?;
-        ending(&m, hSession, Op::Verify, || m.verify_final(hSession, bytes(pSignature, ulSignatureLen)?))
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Verify, || m.verify_final(&s, bytes(pSignature, ulSignatureLen)?))
     })
 }

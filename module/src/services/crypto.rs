@@ -33,14 +33,9 @@ impl Module {
         Ok((m, k, d))
     }
 
-    pub(super) fn with_ops<T>(
-        &self,
-        h: CK_SESSION_HANDLE,
-        f: impl FnOnce(&SessionRef, &mut Ops) -> Result<T>,
-    ) -> Result<T> {
-        let s = self.session(h)?;
+    pub(super) fn with_ops<T>(&self, s: &SessionRef, f: impl FnOnce(&SessionRef, &mut Ops) -> Result<T>) -> Result<T> {
         let mut ops = lock(&s.ops);
-        f(&s, &mut ops)
+        f(s, &mut ops)
     }
 
     /// What every `C_*Init` with a key does: refuses a second operation of the kind
@@ -49,7 +44,7 @@ impl Module {
     #[allow(clippy::too_many_arguments)]
     fn start<S>(
         &self,
-        h: CK_SESSION_HANDLE,
+        s: &SessionRef,
         slot: fn(&mut Ops) -> &mut Option<S>,
         make: impl FnOnce(&dyn Mechanism, &Arc<Object>, Decided) -> Result<S>,
         op: Op,
@@ -57,7 +52,7 @@ impl Module {
         param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.with_ops(h, |s, ops| {
+        self.with_ops(s, |s, ops| {
             if slot(ops).is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
@@ -71,7 +66,7 @@ impl Module {
     /// `C_SignInit`, `C_VerifyInit`, `C_EncryptInit`, `C_DecryptInit`: starts operation `op`.
     pub fn operation_init(
         &self,
-        h: CK_SESSION_HANDLE,
+        s: &SessionRef,
         op: Op,
         mech: CK_MECHANISM_TYPE,
         param: &Param,
@@ -94,17 +89,17 @@ impl Module {
             Ok(VerifyOp { multipart: op.multipart(), op, phase: Phase::Fresh, decided })
         };
         match op {
-            Op::Sign => self.start(h, |o| &mut o.sign, sign, op, mech, param, key),
-            Op::Verify => self.start(h, |o| &mut o.verify, verify, op, mech, param, key),
-            Op::Encrypt => self.start(h, |o| &mut o.encrypt, cipher(true), op, mech, param, key),
-            Op::Decrypt => self.start(h, |o| &mut o.decrypt, cipher(false), op, mech, param, key),
+            Op::Sign => self.start(s, |o| &mut o.sign, sign, op, mech, param, key),
+            Op::Verify => self.start(s, |o| &mut o.verify, verify, op, mech, param, key),
+            Op::Encrypt => self.start(s, |o| &mut o.encrypt, cipher(true), op, mech, param, key),
+            Op::Decrypt => self.start(s, |o| &mut o.decrypt, cipher(false), op, mech, param, key),
             _ => Err(err(CKR_MECHANISM_INVALID)),
         }
     }
 
     /// `C_Sign`: single part.
-    pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
-        self.with_ops(h, |_, ops| {
+    pub fn sign(&self, s: &SessionRef, data: &[u8], cap: Option<usize>) -> Result<Output> {
+        self.with_ops(s, |_, ops| {
             let st = resume(&mut ops.sign, Phase::Single)?;
             if let Some(mut op) = st.op.take() {
                 match op.update(data).and_then(|_| op.finish()) {
@@ -120,8 +115,8 @@ impl Module {
     }
 
     /// `C_SignUpdate`.
-    pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        self.with_ops(h, |_, ops| {
+    pub fn sign_update(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
+        self.with_ops(s, |_, ops| {
             let st = resume(&mut ops.sign, Phase::Multi)?;
             let r = match st.op.as_mut() {
                 Some(op) if st.multipart => op.update(data),
@@ -132,8 +127,8 @@ impl Module {
     }
 
     /// `C_SignFinal`.
-    pub fn sign_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
-        self.with_ops(h, |_, ops| {
+    pub fn sign_final(&self, s: &SessionRef, cap: Option<usize>) -> Result<Output> {
+        self.with_ops(s, |_, ops| {
             let st = resume(&mut ops.sign, Phase::Multi)?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
@@ -149,8 +144,8 @@ impl Module {
     }
 
     /// `C_Verify`: single part; the operation ends whatever the outcome.
-    pub fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
-        self.with_ops(h, |_, ops| {
+    pub fn verify(&self, s: &SessionRef, data: &[u8], signature: &[u8]) -> Result<()> {
+        self.with_ops(s, |_, ops| {
             let mut st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             record::continued(&st.decided);
             if st.phase == Phase::Multi {
@@ -162,8 +157,8 @@ impl Module {
     }
 
     /// `C_VerifyUpdate`.
-    pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        self.with_ops(h, |_, ops| {
+    pub fn verify_update(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
+        self.with_ops(s, |_, ops| {
             let st = Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
             record::continued(&st.decided);
             let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
@@ -172,8 +167,8 @@ impl Module {
     }
 
     /// `C_VerifyFinal`.
-    pub fn verify_final(&self, h: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-        self.with_ops(h, |_, ops| {
+    pub fn verify_final(&self, s: &SessionRef, signature: &[u8]) -> Result<()> {
+        self.with_ops(s, |_, ops| {
             let st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             record::continued(&st.decided);
             st.op.finish(signature)
@@ -183,13 +178,13 @@ impl Module {
     /// `C_Encrypt` / `C_Decrypt`: single part. `dest` is the caller's buffer (`cap` bytes).
     pub fn cipher(
         &self,
-        h: CK_SESSION_HANDLE,
+        s: &SessionRef,
         encrypt: bool,
         data: &[u8],
         cap: Option<usize>,
         dest: Option<&mut [u8]>,
     ) -> Result<Output> {
-        self.with_ops(h, |_, ops| {
+        self.with_ops(s, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = resume(slot, Phase::Single)?;
             // A length query (or a short buffer) answered from the mechanism's own arithmetic
@@ -226,14 +221,8 @@ impl Module {
     }
 
     /// `C_EncryptUpdate` / `C_DecryptUpdate`.
-    pub fn cipher_update(
-        &self,
-        h: CK_SESSION_HANDLE,
-        encrypt: bool,
-        data: &[u8],
-        cap: Option<usize>,
-    ) -> Result<Output> {
-        self.with_ops(h, |_, ops| {
+    pub fn cipher_update(&self, s: &SessionRef, encrypt: bool, data: &[u8], cap: Option<usize>) -> Result<Output> {
+        self.with_ops(s, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = resume(slot, Phase::Multi)?;
             if !st.multipart {
@@ -259,8 +248,8 @@ impl Module {
     }
 
     /// `C_EncryptFinal` / `C_DecryptFinal`.
-    pub fn cipher_final(&self, h: CK_SESSION_HANDLE, encrypt: bool, cap: Option<usize>) -> Result<Output> {
-        self.with_ops(h, |_, ops| {
+    pub fn cipher_final(&self, s: &SessionRef, encrypt: bool, cap: Option<usize>) -> Result<Output> {
+        self.with_ops(s, |_, ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = resume(slot, Phase::Multi)?;
             if let Some(op) = st.op.take() {

@@ -2,7 +2,7 @@
 
 use crate::error::{err, Result};
 use crate::mechanisms::{registry, Param};
-use crate::module::{lock, Module};
+use crate::module::{lock, Module, SessionRef};
 use crate::operation::Op;
 use crate::record;
 use crate::session::{DigestOp, Phase};
@@ -12,8 +12,7 @@ pub use super::Output;
 
 impl Module {
     /// `C_DigestInit`.
-    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mech: CK_MECHANISM_TYPE, param: &Param) -> Result<()> {
-        let s = self.session(h)?;
+    pub fn digest_init(&self, s: &SessionRef, mech: CK_MECHANISM_TYPE, param: &Param) -> Result<()> {
         let mut ops = lock(&s.ops);
         if ops.digest.is_some() {
             return Err(err(CKR_OPERATION_ACTIVE));
@@ -26,13 +25,12 @@ impl Module {
     }
 
     /// `C_Digest`: single part. `cap` is the caller's buffer size, `None` for a NULL buffer.
-    pub fn digest(&self, h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Output> {
-        self.digest_end(h, Phase::Single, data, cap)
+    pub fn digest(&self, s: &SessionRef, data: &[u8], cap: Option<usize>) -> Result<Output> {
+        self.digest_end(s, Phase::Single, data, cap)
     }
 
     /// `C_DigestUpdate`.
-    pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-        let s = self.session(h)?;
+    pub fn digest_update(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
         let mut ops = lock(&s.ops);
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         record::continued(&d.decided);
@@ -41,9 +39,8 @@ impl Module {
     }
 
     /// `C_DigestKey`: adds a secret key's value to the digest in progress.
-    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-        let s = self.session(h)?;
-        let (target, obj) = self.resolve(&s, key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
+    pub fn digest_key(&self, s: &SessionRef, key: CK_OBJECT_HANDLE) -> Result<()> {
+        let (target, obj) = self.resolve(s, key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
         let mut ops = lock(&s.ops);
         if ops.digest.is_none() {
             return Err(err(CKR_OPERATION_NOT_INITIALIZED));
@@ -69,14 +66,13 @@ impl Module {
     }
 
     /// `C_DigestFinal`.
-    pub fn digest_final(&self, h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Output> {
-        self.digest_end(h, Phase::Multi, &[], cap)
+    pub fn digest_final(&self, s: &SessionRef, cap: Option<usize>) -> Result<Output> {
+        self.digest_end(s, Phase::Multi, &[], cap)
     }
 
     /// The call that ends a digest (`C_Digest` with the whole input, `C_DigestFinal` with none),
     /// unless the caller's buffer cannot take the result yet.
-    fn digest_end(&self, h: CK_SESSION_HANDLE, phase: Phase, data: &[u8], cap: Option<usize>) -> Result<Output> {
-        let s = self.session(h)?;
+    fn digest_end(&self, s: &SessionRef, phase: Phase, data: &[u8], cap: Option<usize>) -> Result<Output> {
         let mut ops = lock(&s.ops);
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, phase)?;
         record::continued(&d.decided);

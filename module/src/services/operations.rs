@@ -30,7 +30,7 @@ impl Module {
 
     /// `C_SessionCancel`: ends the operations named by `flags`.
     pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
-        self.with_ops(h, |_, ops| {
+        self.with_ops(&self.session(h)?, |_, ops| {
             for op in [Op::Encrypt, Op::Decrypt, Op::Digest, Op::Sign, Op::Verify] {
                 if flags & op.flag() != 0 {
                     ops.end(op);
