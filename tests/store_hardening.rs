@@ -688,3 +688,37 @@ fn a_store_failure_reaches_the_log_with_its_cause() {
     assert!(cause.contains("token directory:"), "the line says where: {cause}");
     assert!(cause.contains("Is a directory"), "and what the system said: {cause}");
 }
+
+/// Destroying a key leaves no copy of its sealed material in the token's files: neither the row
+/// in the database nor an older page image in its write-ahead log (an attacker who later learns
+/// the token key, or the user PIN, must not recover a destroyed key from them).
+#[test]
+fn a_destroyed_key_leaves_no_sealed_copy_in_the_store() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let l = load_env(Env::at(tokens.path(), ""));
+    let slot = l.new_token("destroy");
+    let s = user_session(&l.p, slot);
+    let k = aes_key(&s, "doomed", true, true);
+    let dir = token_dir(tokens.path());
+    let sealed: Vec<Vec<u8>> = {
+        let db = store(&dir);
+        let mut st = db.prepare("SELECT attrs, secret FROM object").unwrap();
+        let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+        rows.into_iter().flat_map(|(a, s)| [Some(a), s]).flatten().filter(|v| v.len() >= 32).collect()
+    };
+    assert!(!sealed.is_empty(), "the key's sealed parts are in the store");
+    s.destroy_object(k).expect("C_DestroyObject");
+    for f in files_in(&dir) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        for part in &sealed {
+            // A 32-byte window of each sealed part is enough to recognise it.
+            let probe = &part[part.len() - 32..];
+            assert!(
+                !bytes.windows(probe.len()).any(|w| w == probe),
+                "{} still holds sealed material of the destroyed key",
+                f.display()
+            );
+        }
+    }
+}

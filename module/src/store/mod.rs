@@ -470,6 +470,9 @@ fn configure(conn: &Connection) -> Result<()> {
     // NORMAL in WAL mode: a committed transaction survives the death of the process; only a power
     // loss can roll back the newest commits, and never corrupts the database.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // What a delete or an update frees is overwritten with zeros, so that a destroyed key's
+    // sealed parts do not stay in free pages of the database.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // Closing the last connection would otherwise checkpoint the WAL into the database on every
     // C_Finalize; SQLite's automatic checkpoints during writes keep the WAL bounded instead.
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
@@ -812,11 +815,22 @@ impl Db {
         Ok(start)
     }
 
-    /// Deletes an object; false if it was already gone.
+    /// Deletes an object; false if it was already gone. A key (a row with sealed key material)
+    /// leaves no copy in the token's files: the delete zeroes what it frees (`secure_delete`),
+    /// and the write-ahead log, which still holds the pages as they were before, is checkpointed
+    /// into the database and truncated. A reader of an older snapshot in another process is
+    /// waited for (up to the busy timeout); reads are short transactions. Other objects are
+    /// deleted without the checkpoint, which costs a sync of the database.
     pub fn delete_object(&mut self, id: i64) -> Result<bool> {
-        self.write(|tx| {
-            Ok::<_, rusqlite::Error>(tx.prepare_cached("DELETE FROM object WHERE id = ?1")?.execute([id])? > 0)
-        })
+        let deleted: Option<bool> = self.write(|tx| {
+            tx.prepare_cached("DELETE FROM object WHERE id = ?1 RETURNING secret IS NOT NULL")?
+                .query_row([id], |r| r.get(0))
+                .optional()
+        })?;
+        if deleted == Some(true) {
+            self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        }
+        Ok(deleted.is_some())
     }
 }
 
