@@ -695,3 +695,36 @@ fn round_trips_do_not_loosen_a_key() {
     assert_eq!(t.wrap(&kw(), known, back), Err(CKR_KEY_NOT_WRAPPABLE));
     assert!(t.wrap(&kw(), w, back).is_ok());
 }
+
+/// Family: keys that outlive their session. A user who makes a sensitive key as a session object
+/// (whatever the route: created, copied, generated, a generated pair, derived, unwrapped) cannot
+/// keep using it from another session once its own session is closed: every session object dies
+/// with its session (PKCS #11 §4.4), and the store forgets none of them.
+#[test]
+fn session_keys_die_with_their_session() {
+    let mut t = Token::new("atk-session-life");
+    let main = t.h;
+    let kek = generated_kek(&t);
+    let blob = t.wrap(&kw(), kek, target(&t, &[0x71; 16])).unwrap();
+    // Everything below is made in a second session of the same application.
+    t.h = t.session();
+    let created = target(&t, &[0x72; 16]);
+    let copied = t.copy(created, &vec![]).unwrap();
+    let generated = t.generate(&Mech::new(CKM_AES_KEY_GEN), &vec![(CKA_VALUE_LEN, V::U(16))]).unwrap();
+    let (public, private) = rsa_wrapping_pair(&t);
+    let base = t.key(CKK_GENERIC_SECRET, &[0x73; 32]).unwrap();
+    let derived = t.derive(&hkdf(CKM_HKDF_DERIVE, true, true, CKM_SHA256, None, b"x"), base, &made(CKK_AES, Some(16)));
+    let unwrapped = t.unwrap(&kw(), kek, &blob, &unwrapped(CKK_AES, None)).unwrap();
+    let made_there = [created, copied, generated, public, private, base, derived.unwrap(), unwrapped];
+    let second = std::mem::replace(&mut t.h, main);
+    for h in made_there {
+        assert!(t.attr(h, CKA_CLASS).is_ok(), "object {h} is usable from the first session while its own is open");
+    }
+    assert_eq!(unsafe { t.f.C_CloseSession(second) }, CKR_OK);
+    for h in made_there {
+        assert_eq!(t.attr(h, CKA_CLASS), Err(CKR_OBJECT_HANDLE_INVALID), "object {h} outlived its session");
+    }
+    assert_eq!(t.encrypt(&Mech::new(CKM_AES_ECB), generated, &[0; 16]), Err(CKR_KEY_HANDLE_INVALID));
+    // The first session's own key is untouched.
+    assert!(t.wrap(&kw(), kek, target(&t, &[0x74; 16])).is_ok());
+}
