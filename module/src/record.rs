@@ -4,13 +4,12 @@
 //! the session ([`session`], through which `Module::session` looks it up), and for a
 //! cryptographic operation its mechanism, key and the policy's decision ([`decided`], from
 //! `Module::decide` when an operation starts; [`continued`], from the operation's state when a
-//! later call continues it). When the
-//! entry point returns, `abi::guard` hands the record with the call's `CK_RV` to [`finish`]:
-//! it logs the cause of a failure below the PKCS #11 level (`Error::because`), sets the
-//! session's approved indicator (`C_GetSessionValidationFlags`) from a decision
-//! the call made and that succeeded, and passes the [`Event`] to `audit_hook`, which may refuse
-//! it (the call then fails). The indicator and every record take `fips_approved` from the same
-//! decision.
+//! later call continues it). When the entry point returns, `abi::guard` hands the record with the
+//! call's `CK_RV` to [`finish`]: it logs the cause of a failure below the PKCS #11 level
+//! (`Error::because`), sets the session's approved indicator (`C_GetSessionValidationFlags`) from
+//! a decision the call made and that succeeded, and passes the [`Event`] to `audit_hook`, which
+//! may refuse it (the call then fails). The indicator and every record take `fips_approved` from
+//! the same decision.
 //!
 //! A thread-local record rather than a value passed through every function: a call runs on one
 //! thread from its entry point to its return, and the record is taken (and so emptied) at the
@@ -212,6 +211,17 @@ pub fn session(h: CK_SESSION_HANDLE, lookup: impl FnOnce() -> Option<SessionRef>
         c.session.set(ManuallyDrop::new(keep));
         found
     })
+}
+
+/// Lets go of session `h` if the running call noted it: the session is being closed, and it
+/// counts as open (for the logout that follows the last close) while a reference to it lives.
+/// Through the ABI a close looks up no session; a program that drives the core directly
+/// (`tessera-util`) ends no call, so its record would otherwise keep the session.
+pub fn closing(h: CK_SESSION_HANDLE) {
+    CALL.with(|c| {
+        let noted = take(&c.session);
+        c.session.set(ManuallyDrop::new(noted.filter(|s| s.handle != h)));
+    });
 }
 
 /// Notes a decision the running call made (an operation starts, or a use is refused).

@@ -33,9 +33,9 @@ impl Module {
         Ok((m, k, d))
     }
 
-    pub(super) fn with_ops<T>(&self, s: &SessionRef, f: impl FnOnce(&SessionRef, &mut Ops) -> Result<T>) -> Result<T> {
-        let mut ops = lock(&s.ops);
-        f(s, &mut ops)
+    /// Runs `f` on the session's operations, under their lock.
+    pub(super) fn with_ops<T>(&self, s: &SessionRef, f: impl FnOnce(&mut Ops) -> Result<T>) -> Result<T> {
+        f(&mut lock(&s.ops))
     }
 
     /// What every `C_*Init` with a key does: refuses a second operation of the kind
@@ -52,7 +52,7 @@ impl Module {
         param: &Param,
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
-        self.with_ops(s, |s, ops| {
+        self.with_ops(s, |ops| {
             if slot(ops).is_some() {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
@@ -99,7 +99,7 @@ impl Module {
 
     /// `C_Sign`: single part.
     pub fn sign(&self, s: &SessionRef, data: &[u8], cap: Option<usize>) -> Result<Output> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let st = resume(&mut ops.sign, Phase::Single)?;
             if let Some(mut op) = st.op.take() {
                 match op.update(data).and_then(|_| op.finish()) {
@@ -116,7 +116,7 @@ impl Module {
 
     /// `C_SignUpdate`.
     pub fn sign_update(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let st = resume(&mut ops.sign, Phase::Multi)?;
             let r = match st.op.as_mut() {
                 Some(op) if st.multipart => op.update(data),
@@ -128,7 +128,7 @@ impl Module {
 
     /// `C_SignFinal`.
     pub fn sign_final(&self, s: &SessionRef, cap: Option<usize>) -> Result<Output> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let st = resume(&mut ops.sign, Phase::Multi)?;
             if let Some(op) = st.op.take() {
                 match op.finish() {
@@ -145,7 +145,7 @@ impl Module {
 
     /// `C_Verify`: single part; the operation ends whatever the outcome.
     pub fn verify(&self, s: &SessionRef, data: &[u8], signature: &[u8]) -> Result<()> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let mut st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             record::continued(&st.decided);
             if st.phase == Phase::Multi {
@@ -158,7 +158,7 @@ impl Module {
 
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let st = Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
             record::continued(&st.decided);
             let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
@@ -168,7 +168,7 @@ impl Module {
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, s: &SessionRef, signature: &[u8]) -> Result<()> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             record::continued(&st.decided);
             st.op.finish(signature)
@@ -184,7 +184,7 @@ impl Module {
         cap: Option<usize>,
         dest: Option<&mut [u8]>,
     ) -> Result<Output> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = resume(slot, Phase::Single)?;
             // A length query (or a short buffer) answered from the mechanism's own arithmetic
@@ -222,7 +222,7 @@ impl Module {
 
     /// `C_EncryptUpdate` / `C_DecryptUpdate`.
     pub fn cipher_update(&self, s: &SessionRef, encrypt: bool, data: &[u8], cap: Option<usize>) -> Result<Output> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = resume(slot, Phase::Multi)?;
             if !st.multipart {
@@ -249,7 +249,7 @@ impl Module {
 
     /// `C_EncryptFinal` / `C_DecryptFinal`.
     pub fn cipher_final(&self, s: &SessionRef, encrypt: bool, cap: Option<usize>) -> Result<Output> {
-        self.with_ops(s, |_, ops| {
+        self.with_ops(s, |ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = resume(slot, Phase::Multi)?;
             if let Some(op) = st.op.take() {

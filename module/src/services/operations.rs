@@ -10,6 +10,7 @@ use crate::session::Session;
 use cryptoki_sys::*;
 
 impl Module {
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)`: authorises the pending operations of the session whose key
     /// asks for it.
     pub fn context_login(&self, s: &Session, pin: &[u8]) -> Result<()> {
         let mut ops = lock(&s.ops);
@@ -30,7 +31,7 @@ impl Module {
 
     /// `C_SessionCancel`: ends the operations named by `flags`.
     pub fn session_cancel(&self, h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
-        self.with_ops(&self.session(h)?, |_, ops| {
+        self.with_ops(&self.session(h)?, |ops| {
             for op in [Op::Encrypt, Op::Decrypt, Op::Digest, Op::Sign, Op::Verify] {
                 if flags & op.flag() != 0 {
                     ops.end(op);

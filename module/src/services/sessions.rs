@@ -35,6 +35,7 @@ impl Module {
     /// `C_CloseSession`: its session objects go; the last session of a token logs it out.
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         let s = self.sessions.remove(h).ok_or(err(CKR_SESSION_HANDLE_INVALID))?;
+        crate::record::closing(h);
         if s.made_objects.load(std::sync::atomic::Ordering::Acquire) {
             self.forget_session_objects(h);
         }
