@@ -72,13 +72,12 @@ fn gcm_init(t: &Token, encrypt: bool, key: CK_OBJECT_HANDLE) -> CK_RV {
 fn approved_mode_refuses_what_is_not_approved() {
     let t = start("approved");
     let list = t.mechanisms();
-    for absent in
-        [CKM_RSA_X_509, CKM_RSA_PKCS, CKM_EC_MONTGOMERY_KEY_PAIR_GEN, CKM_SHA3_224_HMAC_GENERAL, CKM_HKDF_DATA]
-    {
+    for absent in [CKM_RSA_X_509, CKM_EC_MONTGOMERY_KEY_PAIR_GEN, CKM_SHA3_224_HMAC_GENERAL, CKM_HKDF_DATA] {
         assert!(!list.contains(&absent), "{absent:#x} must not be listed in the approved mode");
     }
     for present in [
         CKM_SHA256,
+        CKM_RSA_PKCS,
         CKM_SHA256_RSA_PKCS,
         CKM_RSA_PKCS_OAEP,
         CKM_ECDSA_SHA256,
@@ -92,6 +91,9 @@ fn approved_mode_refuses_what_is_not_approved() {
     }
     let mut info = CK_MECHANISM_INFO::default();
     assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot, CKM_RSA_X_509, &mut info) }, CKR_MECHANISM_INVALID);
+    // PKCS#1 v1.5 signs and verifies (over a DigestInfo); it neither encrypts nor wraps.
+    assert_eq!(unsafe { t.f.C_GetMechanismInfo(t.slot, CKM_RSA_PKCS, &mut info) }, CKR_OK);
+    assert_eq!(info.flags & (CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP), CKF_SIGN | CKF_VERIFY);
 
     let (public, private) = rsa_pair(&t);
     assert!(t.approved(t.h), "RSA-2048 generation is approved");
@@ -153,4 +155,247 @@ fn non_approved_mode_allows_and_flags() {
     assert_eq!(rv, CKR_OK);
     assert!(!t.approved(t.h));
     assert!(!t.key_approved(v), "an X25519 key is not an approved key");
+}
+
+/// The DER DigestInfo of `digest` under the hash whose OID ends `…2.n` (2.16.840.1.101.3.4.2.n,
+/// RFC 8017 §9.2 note 1: parameters NULL), or of SHA-1 for `n` = 0.
+fn digest_info(n: u8, digest: &[u8]) -> Vec<u8> {
+    let len = digest.len() as u8;
+    let mut v = if n == 0 {
+        vec![0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14]
+    } else {
+        vec![
+            0x30,
+            0x11 + len,
+            0x30,
+            0x0d,
+            0x06,
+            0x09,
+            0x60,
+            0x86,
+            0x48,
+            0x01,
+            0x65,
+            0x03,
+            0x04,
+            0x02,
+            n,
+            0x05,
+            0x00,
+            0x04,
+            len,
+        ]
+    };
+    v.extend_from_slice(digest);
+    v
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+/// `C_SignInit` + `C_Sign`, and whether the operation is still there afterwards.
+fn sign_once(t: &Token, m: CK_MECHANISM_TYPE, key: CK_OBJECT_HANDLE, data: &[u8]) -> (R<Vec<u8>>, bool) {
+    let r = t.sign(&Mech::new(m), key, data);
+    let mut out = [0u8; 512];
+    let mut len: CK_ULONG = 512;
+    let mut d = data.to_vec();
+    let left = unsafe { t.f.C_Sign(t.h, d.as_mut_ptr(), d.len() as _, out.as_mut_ptr(), &mut len) };
+    (r, left != CKR_OPERATION_NOT_INITIALIZED)
+}
+
+/// `CKM_RSA_PKCS` in the approved mode signs a DigestInfo of an approved hash (what libp11 and
+/// SunPKCS11 hand it), byte for byte, and nothing else; SHA-1 only to verify.
+#[test]
+fn rsa_pkcs_signs_only_digest_infos_in_the_approved_mode() {
+    let t = start("approved");
+    let (public, private) = rsa_pair(&t);
+    let msg = b"a certificate signing request";
+    let di = digest_info(1, &sha256(msg));
+    let (sig, _) = sign_once(&t, CKM_RSA_PKCS, private, &di);
+    let sig = sig.expect("CKM_RSA_PKCS over a SHA-256 DigestInfo");
+    assert!(t.approved(t.h));
+    // The same signature as CKM_SHA256_RSA_PKCS over the message makes.
+    assert_eq!(t.verify(&Mech::new(CKM_SHA256_RSA_PKCS), public, msg, &sig), Ok(()));
+    assert_eq!(t.verify(&Mech::new(CKM_RSA_PKCS), public, &di, &sig), Ok(()));
+    assert!(t.approved(t.h));
+    // SHA3-256 and SHA-512/256 DigestInfos are approved too.
+    for n in [6, 8] {
+        assert!(sign_once(&t, CKM_RSA_PKCS, private, &digest_info(n, &[7; 32])).0.is_ok(), "hash …2.{n}");
+    }
+    // A bare digest, a SHA-1 DigestInfo, a DigestInfo with a byte more or its parameters left
+    // out: CKR_DATA_INVALID, and the operation is over.
+    let mut absent = vec![0x30, 0x2f, 0x30, 0x0b];
+    absent.extend_from_slice(&di[4..15]);
+    absent.extend_from_slice(&di[17..]);
+    absent[4 + 1] = 0x09;
+    for (what, data) in [
+        ("a bare digest", sha256(msg)),
+        ("a SHA-1 DigestInfo", digest_info(0, &[1; 20])),
+        ("a trailing byte", [di.as_slice(), &[0]].concat()),
+        ("absent parameters", absent),
+        ("a wrong digest length", digest_info(1, &[1; 31])),
+    ] {
+        let (r, left) = sign_once(&t, CKM_RSA_PKCS, private, &data);
+        assert_eq!(r, Err(CKR_DATA_INVALID), "{what}");
+        assert!(!left, "{what}: a refused C_Sign ends the operation");
+    }
+    // Verification: a SHA-1 DigestInfo is checked (legacy verification), other data refused.
+    assert_eq!(t.verify(&Mech::new(CKM_RSA_PKCS), public, &digest_info(0, &[1; 20]), &sig), Err(CKR_SIGNATURE_INVALID));
+    assert!(t.approved(t.h));
+    assert_eq!(t.verify(&Mech::new(CKM_RSA_PKCS), public, &sha256(msg), &sig), Err(CKR_DATA_INVALID));
+    // v1.5 encryption stays refused.
+    assert_eq!(t.encrypt(&Mech::new(CKM_RSA_PKCS), public, b"secret"), Err(CKR_MECHANISM_INVALID));
+}
+
+#[test]
+fn rsa_pkcs_indicator_follows_the_data_in_the_non_approved_mode() {
+    let t = start("non-approved");
+    let (public, private) = rsa_pair(&t);
+    let di = digest_info(1, &sha256(b"m"));
+    let sig = sign_once(&t, CKM_RSA_PKCS, private, &di).0.expect("DigestInfo");
+    assert!(t.approved(t.h), "a SHA-256 DigestInfo is an approved signature");
+    let raw = sign_once(&t, CKM_RSA_PKCS, private, b"any bytes at all").0.expect("raw data");
+    assert!(!t.approved(t.h), "other data is signed, flagged non-approved");
+    assert_eq!(t.verify(&Mech::new(CKM_RSA_PKCS), public, b"any bytes at all", &raw), Ok(()));
+    assert!(!t.approved(t.h));
+    assert_eq!(t.verify(&Mech::new(CKM_RSA_PKCS), public, &di, &sig), Ok(()));
+    assert!(t.approved(t.h));
+    assert!(t.encrypt(&Mech::new(CKM_RSA_PKCS), public, b"secret").is_ok());
+    assert!(!t.approved(t.h));
+}
+
+/// Two P-256 key pairs that derive, and each one's public point (DER OCTET STRING).
+fn ecdh_pairs(t: &Token) -> [(CK_OBJECT_HANDLE, Vec<u8>); 2] {
+    let pair = || {
+        let public = vec![(CKA_EC_PARAMS, V::Bytes(P256.to_vec())), (CKA_TOKEN, V::B(false))];
+        let private = vec![(CKA_DERIVE, V::B(true)), (CKA_TOKEN, V::B(false))];
+        let (p, v) = t.generate_pair(&Mech::new(CKM_EC_KEY_PAIR_GEN), &public, &private).expect("P-256 pair");
+        (v, t.attr(p, CKA_EC_POINT).expect("CKA_EC_POINT"))
+    };
+    [pair(), pair()]
+}
+
+fn ecdh(kdf: CK_EC_KDF_TYPE, shared: &[u8], peer: &[u8]) -> Mech {
+    let p = CK_ECDH1_DERIVE_PARAMS {
+        kdf,
+        ulSharedDataLen: shared.len() as _,
+        pSharedData: if shared.is_empty() { null_mut() } else { shared.as_ptr() as *mut _ },
+        ulPublicDataLen: peer.len() as _,
+        pPublicData: peer.as_ptr() as *mut _,
+    };
+    Mech::with_struct(CKM_ECDH1_DERIVE, &p)
+}
+
+fn hkdf_sha256(info: &[u8]) -> Mech {
+    let p = CK_HKDF_PARAMS {
+        bExtract: 1,
+        bExpand: 1,
+        prfHashMechanism: CKM_SHA256,
+        ulSaltType: CKF_HKDF_SALT_DATA,
+        pSalt: b"salt".as_ptr() as *mut _,
+        ulSaltLen: 4,
+        hSaltKey: 0,
+        pInfo: info.as_ptr() as *mut _,
+        ulInfoLen: info.len() as _,
+    };
+    Mech::with_struct(CKM_HKDF_DERIVE, &p)
+}
+
+/// What `pkcs11-tool --derive` asks for: a readable, extractable shared secret.
+fn readable_secret() -> Tpl {
+    vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(CKK_GENERIC_SECRET)),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_SENSITIVE, V::B(false)),
+        (CKA_EXTRACTABLE, V::B(true)),
+    ]
+}
+
+fn flag(t: &Token, o: CK_OBJECT_HANDLE, a: CK_ATTRIBUTE_TYPE) -> bool {
+    t.attr(o, a).expect("attribute") == [1]
+}
+
+/// SP 800-56A Rev. 3 §5.8: the shared secret Z never leaves the module in the approved mode.
+/// Without a KDF it becomes a sensitive, non-extractable, unmodifiable generic secret whose one
+/// use is to derive (HKDF, SP 800-56C two-step); with one, only the approved KDFs and hashes.
+#[test]
+fn ecdh_shared_secret_stays_inside_in_the_approved_mode() {
+    let t = start("approved");
+    let [(a, a_point), (b, b_point)] = ecdh_pairs(&t);
+    let null = ecdh(CKD_NULL, &[], &b_point);
+    assert_eq!(t.derive(&null, a, &readable_secret()), Err(CKR_TEMPLATE_INCONSISTENT), "Z as a readable key");
+    let base = vec![(CKA_CLASS, V::U(CKO_SECRET_KEY)), (CKA_TOKEN, V::B(false))];
+    let with = |extra: Vec<(CK_ATTRIBUTE_TYPE, V)>| [base.clone(), extra].concat();
+    for (what, extra) in [
+        ("extractable", vec![(CKA_EXTRACTABLE, V::B(true))]),
+        ("not sensitive", vec![(CKA_SENSITIVE, V::B(false))]),
+        ("modifiable", vec![(CKA_MODIFIABLE, V::B(true))]),
+        ("an HMAC key", vec![(CKA_SIGN, V::B(true))]),
+        ("an AES key", vec![(CKA_KEY_TYPE, V::U(CKK_AES)), (CKA_ENCRYPT, V::B(true))]),
+        ("a wrapping key", vec![(CKA_WRAP, V::B(true))]),
+    ] {
+        assert_eq!(t.derive(&null, a, &with(extra)), Err(CKR_TEMPLATE_INCONSISTENT), "Z as {what}");
+    }
+    // What the template leaves out keeps Z inside.
+    let za = t.derive(&null, a, &base).expect("Z kept inside");
+    assert!(flag(&t, za, CKA_DERIVE) && !flag(&t, za, CKA_SIGN) && !flag(&t, za, CKA_ENCRYPT));
+    assert!(t.approved(t.h));
+    assert!(flag(&t, za, CKA_SENSITIVE) && !flag(&t, za, CKA_EXTRACTABLE) && !flag(&t, za, CKA_MODIFIABLE));
+    assert_eq!(t.value(za), Err(CKR_ATTRIBUTE_SENSITIVE));
+    assert!(t.set(za, &vec![(CKA_SIGN, V::B(true))]).is_err(), "no use can be added later");
+    assert!(t.copy(za, &vec![(CKA_SIGN, V::B(true))]).is_err(), "nor by a copy");
+    assert!(t.copy(za, &vec![(CKA_EXTRACTABLE, V::B(true))]).is_err());
+    // Z through HKDF: both parties derive the same key, approved.
+    let zb = t.derive(&ecdh(CKD_NULL, &[], &a_point), b, &with(vec![(CKA_DERIVE, V::B(true))])).unwrap();
+    let ka = t.derive(&hkdf_sha256(b"ctx"), za, &made(CKK_AES, Some(32))).expect("HKDF from Z");
+    assert!(t.approved(t.h));
+    let kb = t.derive(&hkdf_sha256(b"ctx"), zb, &made(CKK_AES, Some(32))).unwrap();
+    assert_eq!(t.value(ka).unwrap(), t.value(kb).unwrap());
+    // The X9.63 and SP 800-56C one-step KDFs with SHA-2: approved, and the two sides agree.
+    for kdf in [CKD_SHA256_KDF, CKD_SHA384_KDF, CKD_SHA256_KDF_SP800, CKD_SHA512_KDF_SP800] {
+        let x = t.derive(&ecdh(kdf, b"info", &b_point), a, &made(CKK_AES, Some(32))).expect("KDF");
+        assert!(t.approved(t.h), "kdf {kdf:#x}");
+        let y = t.derive(&ecdh(kdf, b"info", &a_point), b, &made(CKK_AES, Some(32))).unwrap();
+        assert_eq!(t.value(x).unwrap(), t.value(y).unwrap(), "kdf {kdf:#x}");
+    }
+    // SHA-1 in either KDF is not approved.
+    for kdf in [CKD_SHA1_KDF, CKD_SHA1_KDF_SP800] {
+        let r = t.derive(&ecdh(kdf, b"info", &b_point), a, &made(CKK_AES, Some(16)));
+        assert_eq!(r, Err(CKR_MECHANISM_PARAM_INVALID), "kdf {kdf:#x}");
+    }
+}
+
+/// The non-approved mode derives what the application asks for, SoftHSMv2's way, and flags a Z
+/// that can leave; its KDF outputs are the standards' (checked against Z read back).
+#[test]
+fn ecdh_outside_the_approved_mode_flags_a_readable_secret() {
+    let t = start("non-approved");
+    let [(a, _), (b, b_point)] = ecdh_pairs(&t);
+    let z = t.derive(&ecdh(CKD_NULL, &[], &b_point), a, &readable_secret()).expect("readable Z");
+    assert!(!t.approved(t.h), "a readable shared secret is not approved");
+    assert!(!t.key_approved(z));
+    let z = t.value(z).unwrap();
+    assert_eq!(z.len(), 32);
+    let mut inside = vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_DERIVE, V::B(true)),
+        (CKA_SENSITIVE, V::B(true)),
+        (CKA_EXTRACTABLE, V::B(false)),
+        (CKA_MODIFIABLE, V::B(false)),
+    ];
+    inside.extend([CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY].map(|a| (a, V::B(false))));
+    t.derive(&ecdh(CKD_NULL, &[], &b_point), a, &inside).expect("Z kept inside");
+    assert!(t.approved(t.h));
+    let kdf = |kdf| t.value(t.derive(&ecdh(kdf, b"info", &b_point), a, &made(CKK_GENERIC_SECRET, Some(40))).unwrap());
+    let block = |first: &[u8], second: &[u8]| sha256(&[first, second, b"info"].concat());
+    let x963 = [block(&z, &1u32.to_be_bytes()), block(&z, &2u32.to_be_bytes())].concat();
+    assert_eq!(kdf(CKD_SHA256_KDF).unwrap(), x963[..40]);
+    let one_step = [block(&1u32.to_be_bytes(), &z), block(&2u32.to_be_bytes(), &z)].concat();
+    assert_eq!(kdf(CKD_SHA256_KDF_SP800).unwrap(), one_step[..40]);
+    assert!(kdf(CKD_SHA1_KDF).is_ok());
+    assert!(!t.approved(t.h), "SHA-1 in a KDF is flagged");
+    let _ = b;
 }

@@ -638,6 +638,19 @@ fn ecdh_between_generated_pairs_with_and_without_kdf() {
         let (b_pub, b_priv) = ec_pair(s, params);
         let a_point = bytes_attr(s, a_pub, AttributeType::EcPoint);
         let b_point = bytes_attr(s, b_pub, AttributeType::EcPoint);
+        let info = b"Tessera ECDH shared info";
+        if approved_mode() {
+            // The shared secret never leaves the approved mode (SP 800-56A Rev. 3 §5.8;
+            // `approved_mode.rs` has the rest): a readable CKD_NULL key is refused, the approved
+            // KDFs agree, and SHA-1 in a KDF is refused.
+            let readable = derive(s, a_priv, EcKdf::null(), &b_point, None);
+            assert_eq!(rv(readable.unwrap_err()), RvError::TemplateInconsistent);
+            let k1 = derive(s, a_priv, EcKdf::sha256(info), &unwrap_point(&b_point), Some(80)).expect("kdf");
+            assert_eq!(k1, derive(s, b_priv, EcKdf::sha256(info), &a_point, Some(80)).expect("kdf"));
+            let sha1 = derive(s, a_priv, EcKdf::sha1(&[]), &b_point, Some(24));
+            assert_eq!(rv(sha1.unwrap_err()), RvError::MechanismParamInvalid);
+            continue;
+        }
         // The peer point raw or as the DER OCTET STRING; both parties agree.
         let z_ab = derive(s, a_priv, EcKdf::null(), &unwrap_point(&b_point), None).expect("derive");
         let z_ba = derive(s, b_priv, EcKdf::null(), &a_point, None).expect("derive");
@@ -651,7 +664,6 @@ fn ecdh_between_generated_pairs_with_and_without_kdf() {
             RvError::KeySizeRange
         );
         // X9.63 KDF with shared data, checked against an independent computation.
-        let info = b"Tessera ECDH shared info";
         let k1 = derive(s, a_priv, EcKdf::sha256(info), &b_point, Some(80)).expect("kdf");
         let k2 = derive(s, b_priv, EcKdf::sha256(info), &a_point, Some(80)).expect("kdf");
         assert_eq!(k1, k2);

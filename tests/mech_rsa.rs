@@ -4,7 +4,8 @@
 //!
 //! The suite runs in both modes of the module (`TESSERA_MODE`). In the approved mode the uses that
 //! `policy/approved.toml` does not list are asserted to be refused with the code the policy gives
-//! (`CKM_RSA_PKCS` and `CKM_RSA_X_509` entirely, SHA-1 signature generation, PSS parameters
+//! (`CKM_RSA_X_509` entirely, `CKM_RSA_PKCS` encryption and signatures over anything but a
+//! DigestInfo of an approved hash, SHA-1 signature generation, PSS parameters
 //! outside FIPS 186-5, public exponents at or below 2^16 and key sizes other than 2048/3072/4096
 //! bits at generation); everything else is asserted as in the non-approved mode.
 
@@ -233,14 +234,14 @@ fn mechanisms_are_listed_with_their_flags() {
     let i = info(MechanismType::SHA1_RSA_PKCS_PSS);
     assert!(i.verify() && !i.encrypt());
     assert_eq!(i.sign(), !approved, "CKF_SIGN of CKM_SHA1_RSA_PKCS_PSS");
+    // PKCS#1 v1.5 signs and verifies in both modes (a DigestInfo, in the approved one), encrypts
+    // only outside it, and neither wraps nor unwraps (its unwrapping is a padding oracle).
+    let p = info(MechanismType::RSA_PKCS);
+    assert!(p.sign() && p.verify() && !p.wrap() && !p.unwrap());
+    assert_eq!((p.encrypt(), p.decrypt()), (!approved, !approved), "v1.5 encryption");
     if approved {
-        absent(MechanismType::RSA_PKCS);
         absent(MechanismType::RSA_X_509);
     } else {
-        let p = info(MechanismType::RSA_PKCS);
-        assert!(p.sign() && p.verify() && p.encrypt() && p.decrypt());
-        // PKCS#1 v1.5 neither wraps nor unwraps (its unwrapping is a padding oracle).
-        assert!(!p.wrap() && !p.unwrap());
         let x = info(MechanismType::RSA_X_509);
         assert!(x.sign() && x.verify() && x.encrypt() && x.decrypt());
     }
@@ -275,9 +276,8 @@ fn mechanisms_are_listed_with_their_flags() {
         assert!(list.contains(&m), "{m:#x} is listed");
     }
     assert!(list.contains(&CKM_SHA1_RSA_PKCS_PSS), "SHA-1 PSS is listed (verification)");
-    for m in [CKM_RSA_PKCS, CKM_RSA_X_509] {
-        assert_eq!(list.contains(&m), !approved, "{m:#x} is listed only in the non-approved mode");
-    }
+    assert!(list.contains(&CKM_RSA_PKCS), "CKM_RSA_PKCS is listed (signatures)");
+    assert_eq!(list.contains(&CKM_RSA_X_509), !approved, "raw RSA is listed only in the non-approved mode");
 }
 
 #[test]
@@ -346,19 +346,17 @@ fn generated_2048_key_pair_signs_verifies_encrypts_and_decrypts() {
         assert_eq!(rv_of(s.verify(&m, public, msg, &sig[1..])), RvError::SignatureLenRange);
     }
 
-    // CKM_RSA_PKCS over a DigestInfo agrees with CKM_SHA256_RSA_PKCS (the approved mode has no
-    // CKM_RSA_PKCS: the module cannot tell what the application formatted).
+    // CKM_RSA_PKCS over a DigestInfo agrees with CKM_SHA256_RSA_PKCS, in both modes; other data
+    // is signed only outside the approved mode (which checks the DigestInfo byte for byte).
     let t = digest_info_sha256(msg);
+    let sig = s.sign(&Mechanism::RsaPkcs, private, &t).unwrap();
+    assert_eq!(sig, s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap());
+    s.verify(&Mechanism::RsaPkcs, public, &t, &sig).unwrap();
+    s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
     if approved {
-        let sig = s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap();
-        assert_eq!(rv_of(s.sign(&Mechanism::RsaPkcs, private, &t)), RvError::MechanismInvalid);
-        assert_eq!(rv_of(s.verify(&Mechanism::RsaPkcs, public, &t, &sig)), RvError::MechanismInvalid);
-        s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
+        assert_eq!(rv_of(s.sign(&Mechanism::RsaPkcs, private, &[7u8; 245])), RvError::DataInvalid);
+        assert_eq!(rv_of(s.verify(&Mechanism::RsaPkcs, public, &[7u8; 245], &sig)), RvError::DataInvalid);
     } else {
-        let sig = s.sign(&Mechanism::RsaPkcs, private, &t).unwrap();
-        assert_eq!(sig, s.sign(&Mechanism::Sha256RsaPkcs, private, msg).unwrap());
-        s.verify(&Mechanism::RsaPkcs, public, &t, &sig).unwrap();
-        s.verify(&Mechanism::Sha256RsaPkcs, public, msg, &sig).unwrap();
         assert_eq!(rv_of(s.sign(&Mechanism::RsaPkcs, private, &[0u8; 246])), RvError::DataLenRange);
         assert_eq!(s.sign(&Mechanism::RsaPkcs, private, &[7u8; 245]).unwrap().len(), 256);
     }
@@ -585,9 +583,8 @@ fn two_call_lengths_for_signatures_and_ciphers() {
     let mut len = out.len() as CK_ULONG;
     let rv = unsafe { r.0.C_EncryptUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _, out.as_mut_ptr(), &mut len) };
     assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED);
-    if allowed_unless_approved(r.sign_init(h, CKM_RSA_PKCS, &[], private), CKR_MECHANISM_INVALID, "CKM_RSA_PKCS sign") {
-        assert_eq!(unsafe { r.0.C_SignUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _) }, CKR_FUNCTION_NOT_SUPPORTED);
-    }
+    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[], private), CKR_OK);
+    assert_eq!(unsafe { r.0.C_SignUpdate(h, msg.as_ptr() as *mut u8, msg.len() as _) }, CKR_FUNCTION_NOT_SUPPORTED);
     // Raw PSS (over a digest the caller computed) is single-part too, in both modes.
     let param = ulong_bytes(&[CKM_SHA256, CKG_MGF1_SHA256, 32]);
     assert_eq!(r.sign_init(h, CKM_RSA_PKCS_PSS, &param, private), CKR_OK);
@@ -677,10 +674,8 @@ fn bad_mechanism_parameters_are_refused() {
         CKR_MECHANISM_PARAM_INVALID
     );
     assert_eq!(r.sign_init(h, CKM_RSA_PKCS_PSS, &[], private), CKR_MECHANISM_PARAM_INVALID);
-    // Mechanisms without parameters refuse one. (The approved mode refuses CKM_RSA_PKCS before it
-    // looks at the parameter: the policy decides first.)
-    let expected = if approved_mode() { CKR_MECHANISM_INVALID } else { CKR_MECHANISM_PARAM_INVALID };
-    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[0; 8], private), expected);
+    // Mechanisms without parameters refuse one.
+    assert_eq!(r.sign_init(h, CKM_RSA_PKCS, &[0; 8], private), CKR_MECHANISM_PARAM_INVALID);
     assert_eq!(r.sign_init(h, CKM_SHA256_RSA_PKCS, &[0; 8], private), CKR_MECHANISM_PARAM_INVALID);
     // OAEP: known hash and MGF, source CKZ_DATA_SPECIFIED, exact structure size.
     let oaep = |hash, mgf, source| CK_RSA_PKCS_OAEP_PARAMS {

@@ -256,16 +256,22 @@ fn ecdh(s: &Session, base: ObjectHandle, peer: &[u8], odd: &mut Vec<String>) -> 
     }
 }
 
-/// Derives with `CKD_NULL` and reads the secret back; the module's error as it is.
+/// Derives with `CKD_NULL` and reads the secret back; the module's error as it is. The approved
+/// mode never lets the secret out (SP 800-56A Rev. 3 §5.8): there the ANS X9.63 KDF with SHA-256
+/// and no shared info derives 32 bytes from it, which [`seen`] computes from the vector's secret.
 fn ecdh_result(s: &Session, base: ObjectHandle, peer: &[u8]) -> cryptoki::error::Result<Vec<u8>> {
-    let m = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer));
-    let template = [
+    let kdf = if approved_mode() { EcKdf::sha256(&[]) } else { EcKdf::null() };
+    let m = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(kdf, peer));
+    let mut template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::GENERIC_SECRET),
         Attribute::Token(false),
         Attribute::Sensitive(false),
         Attribute::Extractable(true),
     ];
+    if approved_mode() {
+        template.push(Attribute::ValueLen(32.into()));
+    }
     let k = s.derive_key(&m, base, &template)?;
     let v = match s.get_attributes(k, &[AttributeType::Value]).expect("value").pop() {
         Some(Attribute::Value(v)) => v,
@@ -273,6 +279,16 @@ fn ecdh_result(s: &Session, base: ObjectHandle, peer: &[u8]) -> cryptoki::error:
     };
     s.destroy_object(k).expect("destroy");
     Ok(v)
+}
+
+/// What [`ecdh_result`] reads for a shared secret `z`: `z`, or in the approved mode
+/// SHA-256(z ‖ 00000001), the X9.63 KDF's first block.
+fn seen(z: &[u8]) -> Vec<u8> {
+    if !approved_mode() {
+        return z.to_vec();
+    }
+    use sha2::Digest;
+    sha2::Sha256::new().chain_update(z).chain_update(1u32.to_be_bytes()).finalize().to_vec()
 }
 
 /// The point inside an SPKI, if the SPKI is DER, id-ecPublicKey, and names `params`' curve.
@@ -342,7 +358,7 @@ fn ecdh_file(c: &Token, name: &str, spki: bool) {
                 Some((public, false))
             };
             let base = private_key(c.s(), KeyType::EC, params, &d);
-            let shared = hex(&t["shared"]);
+            let shared = seen(&hex(&t["shared"]));
             let (accepted, matched) = match peer {
                 None => (false, false),
                 // The SPKI names another curve (or a mangled OID): a PKCS#11 application sees

@@ -55,6 +55,58 @@ pub enum Condition {
     EddsaFips186,
     /// An RSA public exponent above 2^16 (FIPS 186-5 §5.1; `services::keys`).
     RsaExponentFips186,
+    /// ECDH (SP 800-56A Rev. 3) whose shared secret Z stays in the module: `CKD_NULL` making a
+    /// sensitive, non-extractable generic secret usable only to derive (`services::keys`), or the
+    /// ANS X9.63 KDF with SHA-224/256/384/512 (SP 800-135 Rev. 1 §4.1; `mechanisms::ec`).
+    #[serde(rename = "ecdh_sp800_56a")]
+    EcdhSp80056a,
+    /// Data condition: the input is a DER DigestInfo of SHA-224/256/384/512, SHA-512/224,
+    /// SHA-512/256 or SHA3-224/256/384/512 (FIPS 186-5 §5.4; `mechanisms::rsa`).
+    DigestInfoFips186,
+    /// Data condition: [`Condition::DigestInfoFips186`] or a SHA-1 DigestInfo (SP 800-131A Rev. 2
+    /// legacy verification).
+    #[serde(rename = "digest_info_sp800_131a")]
+    DigestInfoSp800131a,
+}
+
+impl Condition {
+    /// Whether the condition is on the data the operation is given (checked by
+    /// `Mechanism::meets_data` when the data arrives, `C_Sign`/`C_Verify`) rather than on the
+    /// parameter at `C_*Init`.
+    pub fn on_data(self) -> bool {
+        matches!(self, Condition::DigestInfoFips186 | Condition::DigestInfoSp800131a)
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Condition::DigestInfoFips186 => 1,
+            Condition::DigestInfoSp800131a => 2,
+            _ => 0,
+        }
+    }
+}
+
+/// The data conditions an allowed use still waits for: the use is approved if its data meets any
+/// of them, and not approved (refused in the approved mode) if it meets none. Empty for a use the
+/// decision at `C_*Init` settled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataConditions(u8);
+
+impl DataConditions {
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether `meets` answers yes to any of them.
+    pub fn any(self, meets: impl Fn(Condition) -> bool) -> bool {
+        [Condition::DigestInfoFips186, Condition::DigestInfoSp800131a]
+            .into_iter()
+            .any(|c| self.0 & c.bit() != 0 && meets(c))
+    }
+
+    fn add(&mut self, c: Condition) {
+        self.0 |= c.bit();
+    }
 }
 
 #[derive(Deserialize, Debug)]
@@ -105,6 +157,8 @@ impl KeyInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub approved: bool,
+    /// For an approved use: the data conditions still to be met ([`DataConditions`]).
+    pub on_data: DataConditions,
 }
 
 /// Why a rule does not permit a use; the first reason met names the error in the approved mode.
@@ -146,6 +200,8 @@ impl Rule {
 
     fn condition(&self, meets: &dyn Fn(Condition) -> bool) -> std::result::Result<(), Miss> {
         match self.condition {
+            // Checked on the data, when it comes ([`Decision::on_data`]).
+            Some(c) if c.on_data() => Ok(()),
             Some(c) if !meets(c) => Err(Miss::Condition),
             _ => Ok(()),
         }
@@ -264,11 +320,18 @@ impl Policy {
         meets: &dyn Fn(Condition) -> bool,
     ) -> Result<Decision> {
         let mut miss = None;
+        let mut on_data = DataConditions::default();
         for r in self.approved_rules(m) {
             match r.check(f, key, meets) {
-                Ok(()) => return Ok(Decision { approved: true }),
+                Ok(()) => match r.condition {
+                    Some(c) if c.on_data() => on_data.add(c),
+                    _ => return Ok(Decision { approved: true, on_data: DataConditions::default() }),
+                },
                 Err(x) => miss = Some(miss.map_or(x, |y: Miss| if (x as u8) > (y as u8) { x } else { y })),
             }
+        }
+        if !on_data.is_empty() {
+            return Ok(Decision { approved: true, on_data });
         }
         match mode {
             Mode::Approved => Err(err(match miss {
@@ -280,7 +343,7 @@ impl Policy {
                 let extra = self.extra.get(&m).map(|v| v.as_slice()).unwrap_or(&[]);
                 let listed = extra.iter().any(|r| r.functions.contains(&f)) || !self.approved_rules(m).is_empty();
                 if listed {
-                    Ok(Decision { approved: false })
+                    Ok(Decision { approved: false, on_data: DataConditions::default() })
                 } else {
                     Err(err(CKR_MECHANISM_INVALID))
                 }
@@ -335,7 +398,16 @@ mod tests {
         assert!(e.contains("approved.toml") && e.contains("pss_fips_186"), "{e}");
         // In the table of additions too, and every condition of the shipped tables is known.
         assert!(Policy::parse("rule = []", &rule("salt_long_enough")).is_err());
-        for c in ["token_generated_iv", "pss_fips186", "pbkdf2_sp800_132", "eddsa_fips186", "rsa_exponent_fips186"] {
+        for c in [
+            "token_generated_iv",
+            "pss_fips186",
+            "pbkdf2_sp800_132",
+            "eddsa_fips186",
+            "rsa_exponent_fips186",
+            "ecdh_sp800_56a",
+            "digest_info_fips186",
+            "digest_info_sp800_131a",
+        ] {
             assert!(Policy::parse(&rule(c), "rule = []").is_ok(), "{c}");
         }
     }

@@ -50,6 +50,9 @@ pub struct Decided {
     /// The handle of the key the operation uses, if any.
     pub key: Option<CK_OBJECT_HANDLE>,
     pub verdict: Verdict,
+    /// Conditions on the data the operation is still to be given; its verdict is settled when
+    /// the data comes (`Module::data_decision`).
+    pub on_data: crate::policy::DataConditions,
 }
 
 /// The identity of a key in a record: its `CKA_UNIQUE_ID`, and a SHA-256 over its `CKA_ID` and
@@ -274,7 +277,7 @@ mod tests {
     use crate::audit_hook::tests::SEEN;
 
     fn decision(verdict: Verdict) -> Decided {
-        Decided { op: Op::Sign, mechanism: CKM_SHA256_RSA_PKCS, key: None, verdict }
+        Decided { op: Op::Sign, mechanism: CKM_SHA256_RSA_PKCS, key: None, verdict, on_data: Default::default() }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::crypto::ecdsa::{SigningKey, VerifyingKey};
 use crate::error::{err, Result};
 use crate::keys::ec::{ec_point, scalar, Curve};
 use crate::object::{AttrMap, Kept, Object};
+use crate::policy::Condition;
 use cryptoki_sys::*;
 
 use zeroize::Zeroizing;
@@ -219,14 +220,30 @@ impl Mechanism for Ecdsa {
 /// The longest key an X9.63 KDF derives here (far above any key type's size).
 const MAX_DERIVED: usize = 64 * 1024;
 
-/// ANSI X9.63 KDF: `Hash(Z ‖ counter ‖ SharedInfo)` for counter = 1, 2, …, truncated to `len`.
-fn x963_kdf(alg: &'static digest::Algorithm, z: &[u8], shared: &[u8], len: usize) -> Vec<u8> {
+/// How a KDF of `CK_ECDH1_DERIVE_PARAMS` orders its hash input.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum KdfOrder {
+    /// ANSI X9.63 (`CKD_SHA*_KDF`): `Hash(Z ‖ counter ‖ SharedInfo)`.
+    X963,
+    /// SP 800-56C Rev. 2 §4.1 one-step, hash option (`CKD_SHA*_KDF_SP800`):
+    /// `Hash(counter ‖ Z ‖ FixedInfo)`.
+    Sp800,
+}
+
+/// The hash-based KDFs of `CK_ECDH1_DERIVE_PARAMS`: `Hash(…)` for counter = 1, 2, … in the
+/// order `order` gives, concatenated and truncated to `len`.
+fn hash_kdf(alg: &'static digest::Algorithm, order: KdfOrder, z: &[u8], shared: &[u8], len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + alg.output_len());
     let mut counter: u32 = 1;
     while out.len() < len {
         let mut c = Context::new(alg);
-        c.update(z);
-        c.update(&counter.to_be_bytes());
+        if order == KdfOrder::X963 {
+            c.update(z);
+            c.update(&counter.to_be_bytes());
+        } else {
+            c.update(&counter.to_be_bytes());
+            c.update(z);
+        }
         c.update(shared);
         out.extend_from_slice(c.finish().as_ref());
         counter = counter.wrapping_add(1);
@@ -235,14 +252,20 @@ fn x963_kdf(alg: &'static digest::Algorithm, z: &[u8], shared: &[u8], len: usize
     out
 }
 
-fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Result<Option<&'static digest::Algorithm>> {
+fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Result<Option<(&'static digest::Algorithm, KdfOrder)>> {
+    use KdfOrder::{Sp800, X963};
     Ok(Some(match kdf {
         CKD_NULL => return Ok(None),
-        CKD_SHA1_KDF => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-        CKD_SHA224_KDF => &digest::SHA224,
-        CKD_SHA256_KDF => &digest::SHA256,
-        CKD_SHA384_KDF => &digest::SHA384,
-        CKD_SHA512_KDF => &digest::SHA512,
+        CKD_SHA1_KDF => (&digest::SHA1_FOR_LEGACY_USE_ONLY, X963),
+        CKD_SHA224_KDF => (&digest::SHA224, X963),
+        CKD_SHA256_KDF => (&digest::SHA256, X963),
+        CKD_SHA384_KDF => (&digest::SHA384, X963),
+        CKD_SHA512_KDF => (&digest::SHA512, X963),
+        CKD_SHA1_KDF_SP800 => (&digest::SHA1_FOR_LEGACY_USE_ONLY, Sp800),
+        CKD_SHA224_KDF_SP800 => (&digest::SHA224, Sp800),
+        CKD_SHA256_KDF_SP800 => (&digest::SHA256, Sp800),
+        CKD_SHA384_KDF_SP800 => (&digest::SHA384, Sp800),
+        CKD_SHA512_KDF_SP800 => (&digest::SHA512, Sp800),
         _ => return Err(err(CKR_MECHANISM_PARAM_INVALID)),
     }))
 }
@@ -283,6 +306,26 @@ impl Mechanism for Ecdh1Derive {
         &[CKK_EC, CKK_EC_MONTGOMERY]
     }
 
+    /// `ecdh_sp800_56a`: no KDF (the services then keep Z inside, `services::keys`), the ANS
+    /// X9.63 KDF with SHA-224/256/384/512 (SP 800-135 Rev. 1 §4.1), or the SP 800-56C Rev. 2
+    /// one-step KDF with the same hashes; SHA-1 in neither.
+    fn meets(&self, condition: Condition, param: &Param) -> bool {
+        let Param::Ecdh1 { kdf, .. } = param else { return false };
+        condition == Condition::EcdhSp80056a
+            && matches!(
+                *kdf,
+                CKD_NULL
+                    | CKD_SHA224_KDF
+                    | CKD_SHA256_KDF
+                    | CKD_SHA384_KDF
+                    | CKD_SHA512_KDF
+                    | CKD_SHA224_KDF_SP800
+                    | CKD_SHA256_KDF_SP800
+                    | CKD_SHA384_KDF_SP800
+                    | CKD_SHA512_KDF_SP800
+            )
+    }
+
     fn derive(&self, param: &Param, base: &Object, len: Option<usize>) -> Result<Vec<u8>> {
         let Param::Ecdh1 { kdf, shared_data, public_data } = param else {
             return Err(err(CKR_MECHANISM_PARAM_INVALID));
@@ -310,12 +353,12 @@ impl Mechanism for Ecdh1Derive {
                 }
                 Ok(z[z.len() - n..].to_vec())
             }
-            Some(alg) => {
+            Some((alg, order)) => {
                 let n = len.unwrap_or(alg.output_len());
                 if n > MAX_DERIVED {
                     return Err(err(CKR_KEY_SIZE_RANGE));
                 }
-                Ok(x963_kdf(alg, &z, shared_data, n))
+                Ok(hash_kdf(alg, order, &z, shared_data, n))
             }
         }
     }
@@ -345,12 +388,19 @@ mod tests {
     #[test]
     fn x963_kdf_counter_blocks() {
         // Two SHA-256 blocks: counters 1 and 2, then truncation.
-        let out = x963_kdf(&digest::SHA256, b"z", b"info", 40);
+        let out = hash_kdf(&digest::SHA256, KdfOrder::X963, b"z", b"info", 40);
         let mut c = Context::new(&digest::SHA256);
         c.update(b"z");
         c.update(&1u32.to_be_bytes());
         c.update(b"info");
         assert_eq!(&out[..32], c.finish().as_ref());
         assert_eq!(out.len(), 40);
+        // SP 800-56C one-step: the counter first; its second block is counter 2.
+        let out = hash_kdf(&digest::SHA256, KdfOrder::Sp800, b"z", b"info", 40);
+        let mut c = Context::new(&digest::SHA256);
+        c.update(&2u32.to_be_bytes());
+        c.update(b"z");
+        c.update(b"info");
+        assert_eq!(&out[32..], &c.finish().as_ref()[..8]);
     }
 }

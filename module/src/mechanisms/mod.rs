@@ -126,6 +126,12 @@ pub trait Mechanism: Send + Sync {
         false
     }
 
+    /// Whether the data of a single-part operation `op` meets a data condition of the policy
+    /// ([`Condition::on_data`]). Conditions a mechanism does not know are not met.
+    fn meets_data(&self, _condition: Condition, _op: crate::operation::Op, _data: &[u8]) -> bool {
+        false
+    }
+
     /// Key types this mechanism works with (`CKR_KEY_TYPE_INCONSISTENT` for others).
     fn key_types(&self) -> &'static [CK_KEY_TYPE] {
         &[]

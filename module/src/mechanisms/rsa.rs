@@ -96,6 +96,56 @@ impl Hash {
     }
 }
 
+/// What a DigestInfo given to `CKM_RSA_PKCS` holds, as the policy's data conditions ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Digested {
+    /// A SHA-1 digest: verification of legacy signatures only.
+    Sha1,
+    /// A digest of SHA-224/256/384/512, SHA-512/224, SHA-512/256 or SHA3-224/256/384/512.
+    Fips186,
+}
+
+/// Recognises `data` as the DER DigestInfo (RFC 8017 §9.2) of a hash FIPS 186-5 allows, in the one
+/// encoding PKCS #1 gives it (parameters NULL), compared byte for byte with that encoding. Done by
+/// hand on purpose: any other encoding of the same DigestInfo (absent parameters, long-form
+/// lengths, trailing bytes) a DER parser might accept is refused, so what the policy approves is
+/// exactly the block a verifier rebuilds.
+fn digested(data: &[u8]) -> Option<Digested> {
+    let sha1 = Hash::Sha1.digest_info_prefix();
+    if data.len() == sha1.len() + 20 && data.starts_with(sha1) {
+        return Some(Digested::Sha1);
+    }
+    // id-sha256 … id-sha3-512: 2.16.840.1.101.3.4.2.n, with their digest lengths.
+    const NIST_HASHES: [(u8, u8); 10] =
+        [(1, 32), (2, 48), (3, 64), (4, 28), (5, 28), (6, 32), (7, 28), (8, 32), (9, 48), (10, 64)];
+    let (&n, &len) = (data.get(14)?, data.get(18)?);
+    if !NIST_HASHES.contains(&(n, len)) {
+        return None;
+    }
+    let prefix = [
+        0x30,
+        0x11 + len,
+        0x30,
+        0x0d,
+        0x06,
+        0x09,
+        0x60,
+        0x86,
+        0x48,
+        0x01,
+        0x65,
+        0x03,
+        0x04,
+        0x02,
+        n,
+        0x05,
+        0x00,
+        0x04,
+        len,
+    ];
+    (data.len() == prefix.len() + len as usize && data.starts_with(&prefix)).then_some(Digested::Fips186)
+}
+
 /// What a registered mechanism is.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -496,6 +546,20 @@ impl Mechanism for Rsa {
         }
     }
 
+    /// `digest_info_fips186` / `digest_info_sp800_131a`: `CKM_RSA_PKCS` signs or verifies a
+    /// DigestInfo of an approved hash (SHA-1 only for verification under the second).
+    fn meets_data(&self, condition: Condition, op: crate::operation::Op, data: &[u8]) -> bool {
+        if !matches!(self.0, Kind::Pkcs1(None)) {
+            return false;
+        }
+        match (condition, digested(data)) {
+            (Condition::DigestInfoFips186, Some(Digested::Fips186)) => true,
+            (Condition::DigestInfoSp800131a, Some(Digested::Fips186)) => true,
+            (Condition::DigestInfoSp800131a, Some(Digested::Sha1)) => op == crate::operation::Op::Verify,
+            _ => false,
+        }
+    }
+
     fn sign(&self, param: &Param, key: &Object) -> Result<Box<dyn SignOperation>> {
         if !self.can_sign() {
             return Err(err(CKR_MECHANISM_INVALID));
@@ -638,6 +702,45 @@ pub fn oaep_sha256_param() -> Param {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_infos_are_recognised_byte_for_byte() {
+        use crate::operation::Op;
+        let with = |h: Hash| {
+            let mut v = h.digest_info_prefix().to_vec();
+            v.resize(v.len() + h.len(), 0xab);
+            v
+        };
+        for h in [Hash::Sha224, Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+            assert_eq!(digested(&with(h)), Some(Digested::Fips186), "{h:?}");
+        }
+        assert_eq!(digested(&with(Hash::Sha1)), Some(Digested::Sha1));
+        // SHA3-256 (…2.8) and SHA-512/256 (…2.6).
+        for n in [6u8, 8] {
+            let mut v = with(Hash::Sha256);
+            v[14] = n;
+            assert_eq!(digested(&v), Some(Digested::Fips186));
+        }
+        let sha256 = with(Hash::Sha256);
+        // A digest of the wrong length, a trailing byte, absent parameters, another OID, a bare
+        // digest: none is a DigestInfo of an approved hash.
+        assert_eq!(digested(&sha256[..sha256.len() - 1]), None);
+        assert_eq!(digested(&[sha256.as_slice(), &[0]].concat()), None);
+        let mut absent = vec![0x30, 0x2f, 0x30, 0x0b, 0x06, 0x09];
+        absent.extend_from_slice(&sha256[6..15]);
+        absent.extend_from_slice(&sha256[17..]);
+        assert_eq!(digested(&absent), None);
+        let mut other = sha256.clone();
+        other[14] = 11;
+        assert_eq!(digested(&other), None);
+        assert_eq!(digested(&[0xab; 32]), None);
+        let rsa = Rsa(Kind::Pkcs1(None));
+        assert!(rsa.meets_data(Condition::DigestInfoFips186, Op::Sign, &sha256));
+        assert!(!rsa.meets_data(Condition::DigestInfoFips186, Op::Verify, &with(Hash::Sha1)));
+        assert!(rsa.meets_data(Condition::DigestInfoSp800131a, Op::Verify, &with(Hash::Sha1)));
+        assert!(!rsa.meets_data(Condition::DigestInfoSp800131a, Op::Sign, &with(Hash::Sha1)));
+        assert!(!Rsa(Kind::Pkcs1(Some(Hash::Sha256))).meets_data(Condition::DigestInfoFips186, Op::Sign, &sha256));
+    }
 
     #[test]
     fn digest_info_prefixes_have_the_digest_length() {

@@ -102,7 +102,8 @@ impl Module {
         self.with_ops(s, |ops| {
             let st = resume(&mut ops.sign, Phase::Single)?;
             if let Some(mut op) = st.op.take() {
-                match op.update(data).and_then(|_| op.finish()) {
+                let r = self.data_decision(&mut st.decided, data);
+                match r.and_then(|_| op.update(data)).and_then(|_| op.finish()) {
                     Ok(v) => st.pending = Some(v),
                     Err(e) => {
                         ops.sign = None;
@@ -151,6 +152,7 @@ impl Module {
             if st.phase == Phase::Multi {
                 return Err(err(CKR_OPERATION_ACTIVE));
             }
+            self.data_decision(&mut st.decided, data)?;
             st.op.update(data)?;
             st.op.finish(signature)
         })

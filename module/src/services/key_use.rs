@@ -2,7 +2,7 @@
 //! `CKA_ALLOWED_MECHANISMS`, material loaded), the session's key cache, and the policy's decision,
 //! which is noted in the call's record (`record`).
 
-use crate::error::{err, Result};
+use crate::error::{err, Error, Result};
 use crate::mechanisms::{Mechanism, Param};
 use crate::module::Module;
 use crate::object::Object;
@@ -102,14 +102,40 @@ impl Module {
         meets: &dyn Fn(Condition) -> bool,
     ) -> Result<Decided> {
         let d = policy()?.decide(self.cfg.mode, mech, op, info, meets);
-        let verdict = match &d {
-            Ok(d) if d.approved => Verdict::Approved,
-            Ok(_) => Verdict::NonApproved,
-            Err(_) => Verdict::Refused,
+        let (verdict, on_data) = match &d {
+            Ok(d) if d.approved => (Verdict::Approved, d.on_data),
+            Ok(_) => (Verdict::NonApproved, Default::default()),
+            Err(_) => (Verdict::Refused, Default::default()),
         };
-        let decided = Decided { op, mechanism: mech, key, verdict };
+        let decided = Decided { op, mechanism: mech, key, verdict, on_data };
         record::decided(decided);
         d.map(|_| decided)
+    }
+
+    /// Settles a decision that waits on the operation's data ([`Decided::on_data`]) when the data
+    /// comes: data that meets a condition keeps the use approved; other data is refused in the
+    /// approved mode (`CKR_DATA_INVALID`, which ends the operation) and makes the use non-approved
+    /// in the other mode, noted as this call's decision (the indicator follows it).
+    pub(super) fn data_decision(&self, d: &mut Decided, data: &[u8]) -> Result<()> {
+        if d.on_data.is_empty() {
+            return Ok(());
+        }
+        let m = crate::mechanisms::registry().get(d.mechanism)?;
+        if d.on_data.any(|c| m.meets_data(c, d.op, data)) {
+            return Ok(());
+        }
+        d.on_data = Default::default();
+        if self.cfg.mode == crate::policy::Mode::Approved {
+            d.verdict = Verdict::Refused;
+            record::decided(*d);
+            return Err(Error::because(
+                CKR_DATA_INVALID,
+                "the approved mode signs and verifies with this mechanism only a DigestInfo of an approved hash",
+            ));
+        }
+        d.verdict = Verdict::NonApproved;
+        record::decided(*d);
+        Ok(())
     }
 
     /// Resolves a key handle for a use with a mechanism and checks everything the specification

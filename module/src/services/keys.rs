@@ -60,6 +60,27 @@ pub fn stamp(obj: &mut Object, approved: bool) {
     }
 }
 
+/// Why the approved mode refuses a template for an ECDH shared secret.
+const Z_INSIDE: &str = "the approved mode keeps an ECDH shared secret (CKD_NULL) inside the module: a sensitive, \
+                        non-extractable, unmodifiable generic secret that only derives";
+
+/// Whether a key made from an ECDH shared secret Z without a KDF (`CKD_NULL`) keeps Z inside the
+/// module as SP 800-56A Rev. 3 §5.8 asks: a generic (or HKDF) secret that is sensitive, not
+/// extractable, not modifiable (so no later `C_SetAttributeValue` or `C_CopyObject` template gives
+/// it another use), and whose one use is to derive, as the input of an approved KDF
+/// (`CKM_HKDF_DERIVE`, SP 800-56C Rev. 2 two-step). Anything else lets Z, or a use of Z as a key,
+/// out: refused in the approved mode, not approved in the other.
+fn keeps_shared_secret_inside(obj: &Object) -> bool {
+    const OTHER_USES: [CK_ATTRIBUTE_TYPE; 8] =
+        [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_SIGN_RECOVER, CKA_VERIFY_RECOVER];
+    obj.class() == CKO_SECRET_KEY
+        && matches!(obj.ulong(CKA_KEY_TYPE), Some(CKK_GENERIC_SECRET | CKK_HKDF))
+        && obj.flag(CKA_SENSITIVE)
+        && !obj.flag(CKA_EXTRACTABLE)
+        && !obj.flag(CKA_MODIFIABLE)
+        && !OTHER_USES.iter().any(|a| obj.flag(*a))
+}
+
 /// The conditional pairwise-consistency test on a new key pair (FIPS 140-3 IG 10.3.A), each key
 /// type's own (`keys::KeyType::pairwise`): a pair that can sign signs and verifies, an RSA pair
 /// also encrypts and decrypts with OAEP, and a key-agreement pair (X25519, or a prime-curve pair
@@ -361,7 +382,7 @@ impl Module {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
         let bk = self.usable_key(&s, base, mech, m, Op::Derive)?;
-        let d = self.decide(Op::Derive, mech, m, Some(base), &KeyInfo::of(&bk), param)?;
+        let mut d = self.decide(Op::Derive, mech, m, Some(base), &KeyInfo::of(&bk), param)?;
         let nested = with_nested(template, &bk, CKA_DERIVE_TEMPLATE)?;
         let template: &Template = &nested;
         let map = template::collect(template)?;
@@ -387,14 +408,24 @@ impl Module {
             .or_else(|| given(CKA_KEY_TYPE).and_then(crate::keys::des::key_len));
         let salted = self.hkdf_salt_key(&s, mech, param)?;
         let value = m.derive(salted.as_ref().unwrap_or(param), &bk, len)?;
+        let raw_secret = matches!(param, Param::Ecdh1 { kdf: CKD_NULL, .. });
+        let approved_mode = self.cfg.mode == crate::policy::Mode::Approved;
         if data {
-            // CKM_HKDF_DATA: the output is a data object holding the derived bytes.
+            // CKM_HKDF_DATA: the output is a data object holding the derived bytes (an ECDH
+            // shared secret in a data object is Z output: [`keeps_shared_secret_inside`]).
+            if raw_secret {
+                if approved_mode {
+                    return Err(crate::error::Error::because(CKR_TEMPLATE_INCONSISTENT, Z_INSIDE));
+                }
+                d.verdict = crate::record::Verdict::NonApproved;
+                crate::record::decided(d);
+            }
             let t: Template = template.iter().filter(|(a, _)| *a != CKA_VALUE_LEN).cloned().collect();
             let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Created, self.actor(&s))?;
             stamp(&mut obj, d.verdict.approved());
             return self.store_object(&s, obj);
         }
-        let mut t = Template::with_capacity(template.len() + 2);
+        let mut t = Template::with_capacity(template.len() + 5);
         t.extend_from_slice(template);
         if !map.contains_key(&CKA_CLASS) {
             t.push((CKA_CLASS, ulong(CKO_SECRET_KEY)));
@@ -402,8 +433,26 @@ impl Module {
         if !map.contains_key(&CKA_KEY_TYPE) {
             t.push((CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)));
         }
+        if raw_secret && approved_mode {
+            // What the template leaves open keeps Z inside ([`keeps_shared_secret_inside`]).
+            let mut inside = vec![(CKA_SENSITIVE, true), (CKA_EXTRACTABLE, false), (CKA_MODIFIABLE, false)];
+            inside.push((CKA_DERIVE, true));
+            inside.extend([CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP].map(|a| (a, false)));
+            for (a, v) in inside {
+                if !map.contains_key(&a) {
+                    t.push((a, bool_(v)));
+                }
+            }
+        }
         let origin = Origin::Derived(bk.flag(CKA_ALWAYS_SENSITIVE), bk.flag(CKA_NEVER_EXTRACTABLE));
         let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], origin, self.actor(&s))?;
+        if raw_secret && d.verdict.approved() && !keeps_shared_secret_inside(&obj) {
+            if approved_mode {
+                return Err(crate::error::Error::because(CKR_TEMPLATE_INCONSISTENT, Z_INSIDE));
+            }
+            d.verdict = crate::record::Verdict::NonApproved;
+            crate::record::decided(d);
+        }
         stamp(&mut obj, d.verdict.approved());
         self.store_object(&s, obj)
     }
