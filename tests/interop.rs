@@ -146,13 +146,26 @@ fn message() -> Vec<u8> {
 struct Token {
     env: Env,
     label: String,
+    /// The library's mode is set by its configuration (`TESSERA_MODE` given to match it).
+    mode: Option<&'static str>,
 }
 
 impl Token {
     fn new(label: &str) -> Token {
-        let env = Env::new("objectstore.backend = file");
+        Token::configured(label, None)
+    }
+
+    /// A token of a library configured for the approved mode (whatever `TESSERA_MODE` the suite
+    /// runs under: the configuration's mode is not lowered by it).
+    fn approved(label: &str) -> Token {
+        Token::configured(label, Some("approved"))
+    }
+
+    fn configured(label: &str, mode: Option<&'static str>) -> Token {
+        let extra = mode.map(|m| format!("\ntessera.mode = {m}")).unwrap_or_default();
+        let env = Env::new(&format!("objectstore.backend = file{extra}"));
         fs::create_dir_all(env.tokendir()).expect("token directory");
-        let t = Token { env, label: label.to_string() };
+        let t = Token { env, label: label.to_string(), mode };
         let mut c = t.cmd(util_path());
         c.args(["--init-token", "--free", "--label", label, "--so-pin", SO_PIN, "--pin", USER_PIN]);
         ok(c);
@@ -162,6 +175,9 @@ impl Token {
     /// A command with this store in its environment.
     fn cmd(&self, program: impl AsRef<OsStr>) -> Command {
         let mut c = self.env.command(program);
+        if let Some(m) = self.mode {
+            c.env("TESSERA_MODE", m);
+        }
         if reference() {
             c.env("SOFTHSM2_CONF", &self.env.conf);
         }
@@ -532,6 +548,36 @@ fn pkcs11_tool_ecdh_derive() {
     }
 }
 
+/// `pkcs11-tool --derive` writes the ECDH shared secret to a file; an approved-mode library
+/// refuses to make that secret readable (SP 800-56A Rev. 3 §5.8), and the tool fails without
+/// writing it.
+#[test]
+fn pkcs11_tool_derive_is_refused_in_the_approved_mode() {
+    need!("pkcs11_tool_derive_is_refused_in_the_approved_mode", tool("pkcs11-tool", "opensc"));
+    need!("pkcs11_tool_derive_is_refused_in_the_approved_mode", openssl_tool());
+    if reference() {
+        return;
+    }
+    let t = Token::approved("interop-ecdh-approved");
+    t.keypair("EC:prime256v1", "01", "ecdh-01");
+    let peer = t.file("peer.pem");
+    let mut c = t.openssl();
+    c.args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"]).arg(&peer);
+    ok(c);
+    let peer_der = t.file("peer.pub.der");
+    let mut c = t.openssl();
+    c.args(["pkey", "-pubout", "-outform", "DER", "-in"]).arg(&peer).arg("-out").arg(&peer_der);
+    ok(c);
+    let z = t.file("z.bin");
+    let mut c = t.user();
+    c.args(["--derive", "-m", "ECDH1-DERIVE", "--id", "01", "-i"]).arg(&peer_der).arg("-o").arg(&z);
+    let (out, what) = run(c);
+    let text = show(&out);
+    assert!(!out.status.success(), "`{what}` succeeded in the approved mode:\n{text}");
+    assert!(text.contains("CKR_TEMPLATE_INCONSISTENT"), "{text}");
+    assert!(fs::read(&z).map(|v| v.is_empty()).unwrap_or(true), "the shared secret was written");
+}
+
 /// AES key wrap (RFC 3394, `AES-KEY-WRAP`): an AES-256 KEK of known value written to the token
 /// wraps a generated, extractable AES-128 key; the result equals `openssl enc -id-aes256-wrap`'s,
 /// and unwrapping it makes a key with the same value.
@@ -665,14 +711,31 @@ fn engine_req(t: &Token, conf: &Path, label: &str, x509: bool) -> PathBuf {
     out
 }
 
+/// The tokens a test that must pass in both modes runs on: one in the suite's mode, and (against
+/// Tessera) one of an approved-mode library.
+fn both_modes(label: &str) -> Vec<Token> {
+    let mut v = vec![Token::new(label)];
+    if !reference() {
+        v.push(Token::approved(&format!("{label}-approved")));
+    }
+    v
+}
+
 /// A CSR and a self-signed certificate made by `openssl req` with a token RSA key and a token EC
-/// key (addressed by `pkcs11:` URIs with `pin-value`) through libp11; `openssl` accepts both,
-/// and their public keys are the token's.
+/// key (addressed by `pkcs11:` URIs with `pin-value`) through libp11, and `openssl dgst -sign`
+/// with each; `openssl` accepts all of them, and their public keys are the token's. In both
+/// modes: libp11 signs with RSA through `CKM_RSA_PKCS` over a DigestInfo it builds, which the
+/// approved mode allows for an approved hash.
 #[test]
 fn openssl_libp11_csr_and_certificate() {
     need!("openssl_libp11_csr_and_certificate", tool("pkcs11-tool", "opensc"));
     let engine = need!("openssl_libp11_csr_and_certificate", libp11_engine());
-    let t = Token::new("interop-openssl");
+    for t in both_modes("interop-openssl") {
+        libp11_signs(&t, &engine);
+    }
+}
+
+fn libp11_signs(t: &Token, engine: &Path) {
     t.keypair("rsa:2048", "01", "ossl-rsa");
     t.keypair("EC:prime256v1", "02", "ossl-ec");
     let conf = openssl_conf(&t, &engine);
@@ -695,6 +758,19 @@ fn openssl_libp11_csr_and_certificate() {
         let mut c = t.openssl();
         c.args(["x509", "-pubkey", "-noout", "-in"]).arg(&cert);
         assert_eq!(ok(c), token_pem, "{label}: the certificate's public key is not the token's");
+
+        // openssl dgst -sign through the engine; verified by openssl with the token's public key.
+        let data = t.write("dgst.bin", &message());
+        let sig = t.file(&format!("{label}.sig"));
+        let uri = format!("pkcs11:token={};object={label};type=private?pin-value={USER_PIN}", t.label);
+        let mut c = t.openssl();
+        c.env("OPENSSL_CONF", &conf).args(["dgst", "-sha256", "-engine", "pkcs11", "-keyform", "engine", "-sign"]);
+        c.arg(&uri).arg("-out").arg(&sig).arg(&data);
+        ok(c);
+        let pem = t.write(&format!("{label}.pub.pem"), token_pem.as_bytes());
+        let mut c = t.openssl();
+        c.args(["dgst", "-sha256", "-verify"]).arg(&pem).arg("-signature").arg(&sig).arg(&data);
+        ok_saying(c, "Verified OK");
     }
 }
 
@@ -713,7 +789,13 @@ fn java_sunpkcs11() {
         need!("java_sunpkcs11", tool(t, "openjdk-17-jdk-headless"));
     }
     let engine = need!("java_sunpkcs11", libp11_engine());
-    let t = Token::new("interop-java");
+    // In both modes: SHA256withRSA and SHA256withECDSA are approved signatures.
+    for t in both_modes("interop-java") {
+        sunpkcs11_signs(&t, &engine);
+    }
+}
+
+fn sunpkcs11_signs(t: &Token, engine: &Path) {
     t.keypair("rsa:2048", "01", "jrsa");
     t.keypair("EC:prime256v1", "02", "jec");
     let conf = openssl_conf(&t, &engine);
