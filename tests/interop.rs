@@ -738,12 +738,12 @@ fn openssl_libp11_csr_and_certificate() {
 fn libp11_signs(t: &Token, engine: &Path) {
     t.keypair("rsa:2048", "01", "ossl-rsa");
     t.keypair("EC:prime256v1", "02", "ossl-ec");
-    let conf = openssl_conf(&t, &engine);
+    let conf = openssl_conf(t, engine);
     for (label, id) in [("ossl-rsa", "01"), ("ossl-ec", "02")] {
         let pem = if label == "ossl-ec" { t.ec_public_pem(id) } else { t.public_pem(id) };
         let token_pem = fs::read_to_string(pem).unwrap();
 
-        let csr = engine_req(&t, &conf, label, false);
+        let csr = engine_req(t, &conf, label, false);
         let mut c = t.openssl();
         c.args(["req", "-verify", "-noout", "-in"]).arg(&csr);
         ok_saying(c, "verify OK");
@@ -751,7 +751,7 @@ fn libp11_signs(t: &Token, engine: &Path) {
         c.args(["req", "-pubkey", "-noout", "-in"]).arg(&csr);
         assert_eq!(ok(c), token_pem, "{label}: the CSR's public key is not the token's");
 
-        let cert = engine_req(&t, &conf, label, true);
+        let cert = engine_req(t, &conf, label, true);
         let mut c = t.openssl();
         c.arg("verify").arg("-CAfile").arg(&cert).arg(&cert);
         ok_saying(c, ": OK");
@@ -798,9 +798,9 @@ fn java_sunpkcs11() {
 fn sunpkcs11_signs(t: &Token, engine: &Path) {
     t.keypair("rsa:2048", "01", "jrsa");
     t.keypair("EC:prime256v1", "02", "jec");
-    let conf = openssl_conf(&t, &engine);
+    let conf = openssl_conf(t, engine);
     for (label, id) in [("jrsa", "01"), ("jec", "02")] {
-        let pem = engine_req(&t, &conf, label, true);
+        let pem = engine_req(t, &conf, label, true);
         let der = t.file(&format!("{label}.der"));
         let mut c = t.openssl();
         c.args(["x509", "-outform", "DER", "-in"]).arg(&pem).arg("-out").arg(&der);
