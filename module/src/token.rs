@@ -616,7 +616,7 @@ impl Token {
         let attrs = object::encode(&plain)?;
         let attrs = match (key, private) {
             (Some(k), true) => seal::seal(&k.key, &self.aad(uid, b"attrs", rev, true, &[]), &attrs)?,
-            _ => attrs,
+            _ => attrs.to_vec(),
         };
         let (secret, tag) = match key {
             Some(k) if !secret.is_empty() => {

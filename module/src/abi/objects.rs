@@ -17,7 +17,7 @@ pub unsafe extern "C" fn C_CreateObject(
         if pTemplate.is_null() {
             return Err(err(CKR_ARGUMENTS_BAD));
         }
-        let t = read_template(pTemplate, ulCount)?;
+        let t = crate::object::WipedTemplate(read_template(pTemplate, ulCount)?);
         put(dest, m.create_object(hSession, &t)?);
         Ok(())
     })

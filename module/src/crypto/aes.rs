@@ -34,7 +34,10 @@ const CHUNK: usize = 1 << 30;
 
 /// An expanded AES key, for one direction. Wiped on drop.
 pub struct AesKey {
-    key: AES_KEY,
+    /// On the heap, expanded there: moving the key (into an operation, out of `new`) moves a
+    /// pointer and leaves no copy of the schedule, whose first rounds are the key itself, in a
+    /// stack frame that nothing wipes.
+    key: Box<AES_KEY>,
     encrypt: bool,
 }
 
@@ -42,7 +45,7 @@ impl Drop for AesKey {
     fn drop(&mut self) {
         self.key.rd_key.iter_mut().for_each(|w| *w = 0);
         // Keep the wipe from being optimised away.
-        std::hint::black_box(&self.key);
+        std::hint::black_box(&*self.key);
     }
 }
 
@@ -53,15 +56,15 @@ impl AesKey {
         if ![16, 24, 32].contains(&key.len()) {
             return None;
         }
-        let mut k = AesKey { key: AES_KEY { rd_key: [0; 60], rounds: 0 }, encrypt };
+        let mut k = AesKey { key: Box::new(AES_KEY { rd_key: [0; 60], rounds: 0 }), encrypt };
         let bits = (key.len() * 8) as c_uint;
         // SAFETY: `key` holds `bits / 8` readable bytes (checked above); `k.key` is a valid,
         // writable AES_KEY.
         let rc = unsafe {
             if encrypt {
-                AES_set_encrypt_key(key.as_ptr(), bits, &mut k.key)
+                AES_set_encrypt_key(key.as_ptr(), bits, &mut *k.key)
             } else {
-                AES_set_decrypt_key(key.as_ptr(), bits, &mut k.key)
+                AES_set_decrypt_key(key.as_ptr(), bits, &mut *k.key)
             }
         };
         (rc == 0).then_some(k)
@@ -77,9 +80,9 @@ impl AesKey {
             // SAFETY: `i` and `o` are 16-byte blocks; the key schedule is initialised.
             unsafe {
                 if self.encrypt {
-                    AES_encrypt(i.as_ptr(), o.as_mut_ptr(), &self.key)
+                    AES_encrypt(i.as_ptr(), o.as_mut_ptr(), &*self.key)
                 } else {
-                    AES_decrypt(i.as_ptr(), o.as_mut_ptr(), &self.key)
+                    AES_decrypt(i.as_ptr(), o.as_mut_ptr(), &*self.key)
                 }
             }
         }
@@ -102,7 +105,7 @@ impl AesKey {
                 data.as_ptr(),
                 out.as_mut_ptr(),
                 data.len(),
-                &self.key,
+                &*self.key,
                 iv.as_mut_ptr(),
                 self.encrypt as c_int,
             )
@@ -125,7 +128,7 @@ impl AesKey {
                 data.as_ptr(),
                 out.as_mut_ptr(),
                 data.len(),
-                &self.key,
+                &*self.key,
                 state.counter.as_mut_ptr(),
                 state.keystream.as_mut_ptr(),
                 &mut state.used,
@@ -143,7 +146,7 @@ impl AesKey {
         let mut out = vec![0u8; data.len() + 8];
         // SAFETY: `out` holds `data.len() + 8` bytes as AES_wrap_key writes; a NULL IV selects
         // the default.
-        let n = unsafe { AES_wrap_key(&self.key, null(), out.as_mut_ptr(), data.as_ptr(), data.len()) };
+        let n = unsafe { AES_wrap_key(&*self.key, null(), out.as_mut_ptr(), data.as_ptr(), data.len()) };
         (n >= 0 && n as usize == out.len()).then_some(out)
     }
 
@@ -155,7 +158,7 @@ impl AesKey {
         }
         let mut out = vec![0u8; data.len() - 8];
         // SAFETY: `out` holds `data.len() - 8` bytes as AES_unwrap_key writes; NULL IV = default.
-        let n = unsafe { AES_unwrap_key(&self.key, null(), out.as_mut_ptr(), data.as_ptr(), data.len()) };
+        let n = unsafe { AES_unwrap_key(&*self.key, null(), out.as_mut_ptr(), data.as_ptr(), data.len()) };
         (n >= 0 && n as usize == out.len()).then_some(out)
     }
 
@@ -169,7 +172,7 @@ impl AesKey {
         let mut n = 0usize;
         // SAFETY: `out` holds `max` bytes, the most RFC 5649 produces for this input; `n` is
         // written with the length produced.
-        let ok = unsafe { AES_wrap_key_padded(&self.key, out.as_mut_ptr(), &mut n, max, data.as_ptr(), data.len()) };
+        let ok = unsafe { AES_wrap_key_padded(&*self.key, out.as_mut_ptr(), &mut n, max, data.as_ptr(), data.len()) };
         if ok != 1 || n > max {
             return None;
         }
@@ -187,7 +190,7 @@ impl AesKey {
         let mut n = 0usize;
         // SAFETY: `out` holds `max` bytes (more than the unwrapped key can be); `n` receives the
         // length produced.
-        let ok = unsafe { AES_unwrap_key_padded(&self.key, out.as_mut_ptr(), &mut n, max, data.as_ptr(), data.len()) };
+        let ok = unsafe { AES_unwrap_key_padded(&*self.key, out.as_mut_ptr(), &mut n, max, data.as_ptr(), data.len()) };
         if ok != 1 || n > max {
             return None;
         }

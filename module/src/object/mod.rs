@@ -257,13 +257,15 @@ impl Object {
     }
 
     /// Splits into (ordinary attributes, key material) — the material is sealed at rest even for
-    /// public objects.
-    pub fn split(&self) -> (AttrMap, AttrMap) {
+    /// public objects. The material is a copy, wiped when it is dropped ([`Material`]).
+    pub fn split(&self) -> (AttrMap, Material) {
         let t = self.tables();
-        self.attrs
+        let (plain, secret) = self
+            .attrs
             .iter()
             .map(|(k, v)| (*k, v.clone()))
-            .partition(|(k, _)| !attrs::find(&t, *k).map(|s| s.flags & attrs::SECRET != 0).unwrap_or(false))
+            .partition(|(k, _)| !attrs::find(&t, *k).map(|s| s.flags & attrs::SECRET != 0).unwrap_or(false));
+        (plain, Material(secret))
     }
 
     /// Whether every attribute of `template` is present here with exactly that value.
@@ -298,9 +300,63 @@ impl Object {
     }
 }
 
-/// Encodes an attribute map for the store (postcard: compact, versioned by the schema).
-pub fn encode(map: &AttrMap) -> Result<Vec<u8>> {
-    postcard::to_allocvec(map).map_err(|_| err(CKR_GENERAL_ERROR))
+/// Key-material attributes apart from their object ([`Object::split`]): their values are wiped
+/// when this is dropped, as an [`Object`] of a key wipes its own.
+#[derive(Debug, Default)]
+pub struct Material(pub AttrMap);
+
+impl std::ops::Deref for Material {
+    type Target = AttrMap;
+    fn deref(&self) -> &AttrMap {
+        &self.0
+    }
+}
+
+impl Drop for Material {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for (_, v) in self.0.iter_mut() {
+            if let Value::Owned(v) = v {
+                v.zeroize();
+            }
+        }
+    }
+}
+
+/// A template that may carry key material (`C_CreateObject`'s): its values are wiped when it is
+/// dropped, once the object made from it (which wipes its own) exists or was refused.
+pub struct WipedTemplate(pub Template);
+
+impl std::ops::Deref for WipedTemplate {
+    type Target = Template;
+    fn deref(&self) -> &Template {
+        &self.0
+    }
+}
+
+impl Drop for WipedTemplate {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for (_, v) in self.0.iter_mut() {
+            if let Value::Owned(v) = v {
+                v.zeroize();
+            }
+        }
+    }
+}
+
+/// Encodes an attribute map for the store (postcard: compact, versioned by the schema). The
+/// encoding is written into one buffer sized for it beforehand, so no growth leaves a partial
+/// copy behind in freed memory, and the buffer is wiped when dropped: it holds key material when
+/// the map is a [`Material`].
+pub fn encode(map: &AttrMap) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    // Each entry: the attribute type and the value's length as varints (at most 10 bytes each)
+    // and the value; the map's length first.
+    let bound = 10 + map.iter().map(|(_, v)| 20 + v.len()).sum::<usize>();
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; bound]);
+    let used = postcard::to_slice(map, &mut buf).map_err(|_| err(CKR_GENERAL_ERROR))?.len();
+    buf.truncate(used);
+    Ok(buf)
 }
 
 /// Decodes what [`encode`] wrote.
@@ -339,6 +395,21 @@ mod tests {
         let map = decode(&old).expect("decode");
         assert_eq!(map.len(), 3);
         assert_eq!(map.get(&CKA_LABEL).map(|v| &**v), Some(&b"label"[..]));
-        assert_eq!(encode(&map).expect("encode"), old);
+        assert_eq!(*encode(&map).expect("encode"), old);
+    }
+
+    /// The buffer [`encode`] sizes beforehand holds the largest encodings: attribute types and
+    /// lengths of every varint size, an empty map.
+    #[test]
+    fn encoding_fits_the_buffer_sized_for_it() {
+        let mut map = AttrMap::new();
+        for (i, len) in [0usize, 1, 127, 128, 16_383, 16_384, 70_000].into_iter().enumerate() {
+            map.insert(CKA_VENDOR_DEFINED | i as CK_ULONG, Value::Owned(vec![7; len]));
+        }
+        map.insert(CK_ULONG::MAX, Value::Owned(vec![1]));
+        assert_eq!(*encode(&map).unwrap(), postcard::to_allocvec(&map).unwrap());
+        assert_eq!(*encode(&AttrMap::new()).unwrap(), postcard::to_allocvec(&AttrMap::new()).unwrap());
+        let secret = Material(map);
+        assert_eq!(secret.len(), 8);
     }
 }

@@ -38,11 +38,15 @@ pub fn seal(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
     let k = aead_key(key)?;
     let mut nonce = [0u8; NONCE_LEN];
     rand::fill(&mut nonce).map_err(|_| err(CKR_FUNCTION_FAILED))?;
-    let mut buf = plain.to_vec();
-    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+    // The plaintext is copied once, into a buffer with room for the tag (no growth leaves a copy
+    // in freed memory), encrypted there, and wiped when dropped.
+    let mut body = Zeroizing::new(Vec::with_capacity(plain.len() + 16));
+    body.extend_from_slice(plain);
+    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *body)
         .map_err(|_| err(CKR_GENERAL_ERROR))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
+    let mut out = Vec::with_capacity(NONCE_LEN + body.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&body);
     Ok(out)
 }
 
