@@ -3,7 +3,7 @@
 //! `fault-injection` build), the integrity test against a modified library, approved-mode
 //! refusals and indicators, and fork safety with a session busy in another thread; the vendor
 //! interface "Vendor Tessera" through the raw C ABI (status, self-tests on demand while other
-//! threads work, deleting a token).
+//! threads work, deleting a token) and `tessera-util --status`/`--self-test` on top of it.
 
 use cryptoki_sys::*;
 use std::path::{Path, PathBuf};
@@ -757,4 +757,49 @@ fn t_delete_token_refuses_an_open_session_then_removes_the_store() {
     }
     assert_eq!(slot_labelled(&lib, "doomed"), None);
     assert!(slot_labelled(&lib, "kept").is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// tessera-util --status and --self-test
+// ---------------------------------------------------------------------------------------------
+
+/// `tessera-util` with `args` on `env`'s store, on the library at `lib`, in the suite's mode.
+fn util_on(env: &Env, lib: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = env.command(util_path());
+    c.args(args).arg("--module").arg(lib);
+    c.output().expect("run tessera-util")
+}
+
+#[test]
+fn tessera_util_self_test_prints_the_library_s_own_result() {
+    let env = Env::new("");
+    let o = util_on(&env, &module_path(), &["--self-test"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(out.contains("Self-tests:         passed in "), "{}", show(&o));
+    for phase in ["integrity", "known-answer tests", "aws-lc self-tests"] {
+        assert!(out.contains(phase), "phase {phase}: {}", show(&o));
+    }
+    assert!(out.contains("State:              operational"), "{}", show(&o));
+
+    // A self-test failing in the library (fault-injection build): exit status 1, the error state.
+    let Some(path) = fault_module() else { return };
+    seal(&path);
+    let mut c = env.command(util_path());
+    c.args(["--self-test", "--module"]).arg(&path).env("TESSERA_FAIL_SELFTEST", "SHA-256");
+    let o = c.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(out.contains("Self-tests:         FAILED") && out.contains("SHA-256"), "{}", show(&o));
+    assert!(out.contains("State:              ERROR STATE: ") && !out.contains("operational"), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ERROR: the self-tests left the library in the error state"));
+    let mut c = env.command(util_path());
+    c.args(["--status", "--module"]).arg(&path).env("TESSERA_FAIL_SELFTEST", "SHA-256");
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ERROR STATE: known-answer test failed: SHA-256"),
+        "{}",
+        show(&o)
+    );
 }
