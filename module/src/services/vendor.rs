@@ -118,8 +118,9 @@ impl Module {
     ///
     /// No PIN is asked, as `softhsm2-util --delete-token` asks none: the store is readable and
     /// writable by its owner only, and any process that can load the library as that owner can
-    /// remove the directory itself; a PIN would protect nothing. Other processes that have the
-    /// token open keep their open files until they look at the token directory again.
+    /// remove the directory itself; a PIN would protect nothing. Another process with sessions on
+    /// the token goes on with the files it has open; its slot list drops the token at its next
+    /// `C_GetSlotList`.
     pub fn delete_token(&self, slot: CK_SLOT_ID) -> Result<()> {
         let t = self.token(slot)?;
         if self.sessions_on(&t).0 > 0 {
