@@ -1,7 +1,9 @@
 //! The FIPS machinery through the real library: power-on self-tests and the error state (every
 //! known-answer test and the integrity test failed on purpose through the test-only
 //! `fault-injection` build), the integrity test against a modified library, approved-mode
-//! refusals and indicators, and fork safety with a session busy in another thread.
+//! refusals and indicators, and fork safety with a session busy in another thread; the vendor
+//! interface "Vendor Tessera" through the raw C ABI (status, self-tests on demand while other
+//! threads work, deleting a token) and `tessera-util --status`/`--self-test` on top of it.
 
 use cryptoki_sys::*;
 use std::path::{Path, PathBuf};
@@ -197,7 +199,7 @@ fn mode_is_visible_and_indicators_follow_the_policy() {
             assert_eq!(lib.f.C_GetSessionValidationFlags(h, CKS_LAST_VALIDATION_OK, &mut flags), CKR_OK);
             assert_eq!(flags, 1, "SHA-256 is approved");
             // A key created from approved material carries both key indicators.
-            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(lib.login(h, CKU_USER, USER_PIN), Ok(()));
             let (class, kt, value) = (CKO_SECRET_KEY, CKK_AES, [5u8; 32]);
             let mut t = [
                 CK_ATTRIBUTE { type_: CKA_CLASS, pValue: &class as *const _ as *mut _, ulValueLen: 8 },
@@ -358,7 +360,7 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
             let mut h = 0;
             let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
             assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);
-            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(lib.login(h, CKU_USER, USER_PIN), Ok(()));
             let len = params.len() as CK_ULONG;
             let mut pubt = [CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: params.as_ptr() as *mut _, ulValueLen: len }];
             let mut privt = [CK_ATTRIBUTE { type_: CKA_SIGN, pValue: &no as *const _ as *mut _, ulValueLen: 1 }];
@@ -378,11 +380,426 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
             // Healthy, the same generation succeeds.
             let mut h = 0;
             assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);
-            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(lib.login(h, CKU_USER, USER_PIN), Ok(()));
             let rv =
                 lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, privt.as_mut_ptr(), n_priv, &mut p, &mut v);
             assert_eq!(rv, CKR_OK, "{what}: generation with a healthy module");
             assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The vendor interface "Vendor Tessera" 1.0 through the raw C ABI
+// ---------------------------------------------------------------------------------------------
+
+/// The vendor interface's function list, laid out as README's C declaration.
+#[repr(C)]
+struct TesseraFunctionList {
+    version: CK_VERSION,
+    get_status: Option<unsafe extern "C" fn(*mut CK_UTF8CHAR, *mut CK_ULONG) -> CK_RV>,
+    self_test: Option<unsafe extern "C" fn() -> CK_RV>,
+    delete_token: Option<unsafe extern "C" fn(CK_SLOT_ID) -> CK_RV>,
+}
+
+impl TesseraFunctionList {
+    fn get_status(&self, p: *mut u8, len: *mut CK_ULONG) -> CK_RV {
+        unsafe { self.get_status.expect("T_GetStatus in the list")(p, len) }
+    }
+
+    fn self_test(&self) -> CK_RV {
+        unsafe { self.self_test.expect("T_SelfTest in the list")() }
+    }
+
+    fn delete_token(&self, slot: CK_SLOT_ID) -> CK_RV {
+        unsafe { self.delete_token.expect("T_DeleteToken in the list")(slot) }
+    }
+
+    /// `T_GetStatus` with the length query first, parsed.
+    fn status(&self) -> serde_json::Value {
+        let mut n: CK_ULONG = 0;
+        assert_eq!(self.get_status(null_mut(), &mut n), CKR_OK, "T_GetStatus length");
+        let mut buf = vec![0u8; n as usize + 64];
+        let mut n = buf.len() as CK_ULONG;
+        assert_eq!(self.get_status(buf.as_mut_ptr(), &mut n), CKR_OK, "T_GetStatus");
+        buf.truncate(n as usize);
+        serde_json::from_slice(&buf)
+            .unwrap_or_else(|e| panic!("T_GetStatus is not JSON ({e}): {}", String::from_utf8_lossy(&buf)))
+    }
+}
+
+const VENDOR_NAME: &[u8] = b"Vendor Tessera\0";
+
+/// The vendor interface of a loaded library (static data of a library that is never unloaded).
+fn vendor(lib: &RawLib) -> &'static TesseraFunctionList {
+    let mut iface: *mut CK_INTERFACE = null_mut();
+    let mut name = VENDOR_NAME.to_vec();
+    unsafe {
+        assert_eq!(
+            lib.f.C_GetInterface(name.as_mut_ptr(), null_mut(), &mut iface, 0),
+            CKR_OK,
+            "C_GetInterface(\"Vendor Tessera\")"
+        );
+        &*((*iface).pFunctionList as *const TesseraFunctionList)
+    }
+}
+
+/// An interface's name and the version its function list starts with.
+unsafe fn name_and_version(i: *const CK_INTERFACE) -> (String, (u8, u8)) {
+    let name = std::ffi::CStr::from_ptr((*i).pInterfaceName as *const _).to_str().unwrap().to_string();
+    let v = *((*i).pFunctionList as *const CK_VERSION);
+    (name, (v.major, v.minor))
+}
+
+/// A sealed copy of the library under test in `dir`.
+fn sealed_copy(dir: &Path) -> PathBuf {
+    let copy = dir.join("libtessera_pkcs11.so");
+    std::fs::copy(module_path(), &copy).unwrap();
+    seal(&copy);
+    copy
+}
+
+/// The slot of the initialised token labelled `label`, if the slot list shows one.
+fn slot_labelled(lib: &RawLib, label: &str) -> Option<CK_SLOT_ID> {
+    lib.slots().into_iter().find(|s| {
+        let ti = lib.token_info(*s);
+        ti.flags & CKF_TOKEN_INITIALIZED != 0 && String::from_utf8_lossy(&ti.label).trim_end() == label
+    })
+}
+
+#[test]
+fn vendor_interface_is_listed_last_and_given_only_by_name() {
+    let lib = open(&module_path(), Env::new(""));
+    unsafe {
+        let mut n: CK_ULONG = 0;
+        assert_eq!(lib.f.C_GetInterfaceList(null_mut(), &mut n), CKR_OK);
+        assert_eq!(n, 4, "three \"PKCS 11\" interfaces and the vendor interface");
+        let mut list = [CK_INTERFACE { pInterfaceName: null_mut(), pFunctionList: null_mut(), flags: 0 }; 4];
+        assert_eq!(lib.f.C_GetInterfaceList(list.as_mut_ptr(), &mut n), CKR_OK);
+        let listed: Vec<_> = list.iter().map(|i| name_and_version(i)).collect();
+        let want = [("PKCS 11", (3, 2)), ("PKCS 11", (3, 0)), ("PKCS 11", (2, 40)), ("Vendor Tessera", (1, 0))];
+        assert_eq!(listed, want.map(|(n, v)| (n.to_string(), v)).to_vec());
+
+        // No name: the default, "PKCS 11" 3.2; "PKCS 11" is never answered with the vendor list.
+        let mut iface: *mut CK_INTERFACE = null_mut();
+        assert_eq!(lib.f.C_GetInterface(null_mut(), null_mut(), &mut iface, 0), CKR_OK);
+        assert_eq!(name_and_version(iface), ("PKCS 11".to_string(), (3, 2)));
+        let mut pkcs11 = *b"PKCS 11\0";
+        assert_eq!(lib.f.C_GetInterface(pkcs11.as_mut_ptr(), null_mut(), &mut iface, 0), CKR_OK);
+        assert_eq!(name_and_version(iface), ("PKCS 11".to_string(), (3, 2)));
+        let mut v10 = CK_VERSION { major: 1, minor: 0 };
+        assert_eq!(lib.f.C_GetInterface(pkcs11.as_mut_ptr(), &mut v10, &mut iface, 0), CKR_ARGUMENTS_BAD);
+        assert_eq!(lib.f.C_GetInterface(null_mut(), &mut v10, &mut iface, 0), CKR_ARGUMENTS_BAD);
+
+        // By its name (with or without its version): the vendor list; another version: none.
+        let mut name = VENDOR_NAME.to_vec();
+        assert_eq!(lib.f.C_GetInterface(name.as_mut_ptr(), null_mut(), &mut iface, 0), CKR_OK);
+        assert_eq!((*iface).pFunctionList, list[3].pFunctionList);
+        assert_eq!(lib.f.C_GetInterface(name.as_mut_ptr(), &mut v10, &mut iface, 0), CKR_OK);
+        assert_eq!((*iface).pFunctionList, list[3].pFunctionList);
+        let mut v32 = CK_VERSION { major: 3, minor: 2 };
+        assert_eq!(lib.f.C_GetInterface(name.as_mut_ptr(), &mut v32, &mut iface, 0), CKR_ARGUMENTS_BAD);
+    }
+
+    // Before C_Initialize (and after C_Finalize) every vendor function says so.
+    let v = vendor(&lib);
+    assert_eq!((v.version.major, v.version.minor), (1, 0));
+    let check_uninitialised = |when: &str| {
+        let mut len: CK_ULONG = 0;
+        assert_eq!(v.get_status(null_mut(), &mut len), CKR_CRYPTOKI_NOT_INITIALIZED, "T_GetStatus {when}");
+        assert_eq!(v.self_test(), CKR_CRYPTOKI_NOT_INITIALIZED, "T_SelfTest {when}");
+        assert_eq!(v.delete_token(0), CKR_CRYPTOKI_NOT_INITIALIZED, "T_DeleteToken {when}");
+    };
+    check_uninitialised("before C_Initialize");
+    lib.init();
+    assert_eq!(v.status()["state"], "operational");
+    assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
+    check_uninitialised("after C_Finalize");
+}
+
+#[test]
+fn t_get_status_follows_the_two_call_convention() {
+    let lib = open(&module_path(), Env::new(""));
+    let v = vendor(&lib);
+    lib.init();
+    let mut len: CK_ULONG = 0;
+    let mut small = [0u8; 8];
+    assert_eq!(v.get_status(null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+    assert_eq!(v.get_status(small.as_mut_ptr(), null_mut()), CKR_ARGUMENTS_BAD);
+    assert_eq!(v.get_status(null_mut(), &mut len), CKR_OK);
+    assert!(len > 100, "status of {len} bytes");
+    let mut short = vec![0u8; len as usize - 1];
+    let mut n = short.len() as CK_ULONG;
+    assert_eq!(v.get_status(short.as_mut_ptr(), &mut n), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(n, len, "a short buffer is told the length needed");
+    assert!(short.iter().all(|b| *b == 0), "nothing is written into a short buffer");
+    let mut n: CK_ULONG = 16;
+    assert_eq!(v.get_status(16 as *mut u8, &mut n), CKR_ARGUMENTS_BAD, "a buffer in the first page");
+    let mut exact = vec![0u8; len as usize];
+    let mut n = len;
+    assert_eq!(v.get_status(exact.as_mut_ptr(), &mut n), CKR_OK);
+    assert_eq!(n, len);
+
+    let st: serde_json::Value = serde_json::from_slice(&exact).expect("JSON");
+    assert_eq!(st["state"], "operational", "{st}");
+    assert!(st["error"].is_null(), "{st}");
+    assert_eq!(st["mode"], "non-approved", "{st}");
+    let path = std::fs::canonicalize(module_path()).unwrap();
+    assert_eq!(st["library"]["path"].as_str(), path.to_str(), "the file the library was loaded from: {st}");
+    assert_eq!(st["library"]["cryptoki"], "3.2");
+    let post = &st["self_tests"]["power_on"];
+    assert_eq!(post["passed"], true, "{st}");
+    let phases: Vec<&str> = post["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["integrity", "known-answer tests", "aws-lc self-tests"], "{st}");
+    assert!(post["phases"].as_array().unwrap().iter().all(|p| p["elapsed_us"].is_u64()), "{st}");
+    let tests = post["tests"].as_array().unwrap();
+    assert!(tests.len() >= self_test_names().len() - 1, "every test is listed: {st}");
+    assert!(tests.iter().all(|t| t["passed"] == true), "{st}");
+    assert!(st["self_tests"]["on_demand"].is_null(), "no on-demand run yet: {st}");
+    assert!(st["aws_lc"]["fips_mode"].is_boolean(), "{st}");
+    let integrity = &st["integrity"];
+    match std::fs::read_to_string(integrity_value(&path)) {
+        Ok(recorded) => {
+            assert_eq!(integrity["result"], "verified", "{st}");
+            assert_eq!(integrity["sealed"], true);
+            assert_eq!(integrity["recorded"].as_str(), Some(recorded.trim()));
+            assert_eq!(integrity["value"].as_str(), Some(recorded.trim()), "the value computed is the one recorded");
+        }
+        Err(_) => {
+            assert_eq!(integrity["result"], "unsealed", "{st}");
+            assert_eq!(integrity["sealed"], false);
+        }
+    }
+}
+
+/// `T_SelfTest` runs the self-tests again while another thread signs in a loop: every run passes,
+/// every signature is made and right, in both modes.
+#[test]
+fn on_demand_self_tests_run_while_another_thread_signs() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let copy = sealed_copy(dir.path());
+    let key = [0x5au8; 32];
+    let data = b"signed while the self-tests run".to_vec();
+    let want = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key), &data);
+    for mode in ["approved", "non-approved"] {
+        let lib = open(&copy, Env::new(&format!("tessera.mode = {mode}")));
+        lib.init();
+        let v = vendor(&lib);
+        lib.token("");
+        let slot = initialised_slot(&lib.f);
+        let h = lib.open(slot, false);
+        lib.login(h, CKU_USER, USER_PIN).unwrap();
+        let (class, kt) = (CKO_SECRET_KEY, CKK_GENERIC_SECRET);
+        let k = lib
+            .create(
+                h,
+                &mut [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), bytes(CKA_VALUE, &key), attr(CKA_SIGN, &TRUE)],
+            )
+            .unwrap();
+        let (stop, signed) = (AtomicBool::new(false), AtomicU64::new(0));
+        let (f, data, want) = (&lib.f, &data, want.as_ref());
+        let failures = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let mut m = mech(CKM_SHA256_HMAC);
+                    let mut sig = [0u8; 32];
+                    let mut n: CK_ULONG = 32;
+                    let rv = unsafe {
+                        match f.C_SignInit(h, &mut m, k) {
+                            CKR_OK => f.C_Sign(h, data.as_ptr() as *mut _, data.len() as _, sig.as_mut_ptr(), &mut n),
+                            rv => rv,
+                        }
+                    };
+                    if rv != CKR_OK || sig[..] != *want {
+                        failures.push(rv);
+                    }
+                    signed.fetch_add(1, Ordering::Relaxed);
+                }
+                failures
+            });
+            while signed.load(Ordering::Relaxed) == 0 {
+                std::thread::yield_now();
+            }
+            let before = signed.load(Ordering::Relaxed);
+            for i in 0..10 {
+                assert_eq!(v.self_test(), CKR_OK, "{mode}: on-demand self-tests, run {i}");
+            }
+            assert!(signed.load(Ordering::Relaxed) > before, "{mode}: the signing thread went on meanwhile");
+            stop.store(true, Ordering::Relaxed);
+            worker.join().unwrap()
+        });
+        assert!(failures.is_empty(), "{mode}: signatures failed or were wrong: {failures:x?}");
+        let st = v.status();
+        assert_eq!(st["state"], "operational", "{mode}: {st}");
+        assert_eq!(st["mode"], mode);
+        assert_eq!(st["self_tests"]["on_demand"]["runs"], 10, "{mode}: {st}");
+        assert_eq!(st["self_tests"]["on_demand"]["passed"], true, "{mode}: {st}");
+        assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0);
+    }
+}
+
+/// The on-demand integrity test checks the library file as it was loaded: modified after loading,
+/// the self-tests fail and the module enters the error state; restored, they pass, but the module
+/// leaves the error state only through `C_Finalize` and `C_Initialize`.
+#[test]
+fn on_demand_self_tests_fail_on_a_library_modified_after_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = sealed_copy(dir.path());
+    let lib = open(&copy, Env::new("tessera.mode = approved"));
+    lib.init();
+    let v = vendor(&lib);
+    assert_eq!(v.self_test(), CKR_OK);
+    // Bytes appended: the loaded code and data (mapped from the file's original length) stay as
+    // they were; the file no longer matches its integrity value.
+    let len = std::fs::metadata(&copy).unwrap().len();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&copy).unwrap();
+        f.write_all(b"modified after loading").unwrap();
+    }
+    assert_eq!(v.self_test(), CKR_GENERAL_ERROR, "a modified library fails its on-demand integrity test");
+    assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "CKF_ERROR_STATE after the failure");
+    let mut buf = [0u8; 4];
+    assert_eq!(unsafe { lib.f.C_GenerateRandom(1, buf.as_mut_ptr(), 4) }, CKR_GENERAL_ERROR);
+    let st = v.status();
+    assert_eq!(st["state"], "error", "{st}");
+    assert!(st["error"].as_str().unwrap().contains("integrity"), "{st}");
+    assert_eq!(st["integrity"]["result"], "mismatch", "{st}");
+    assert_ne!(st["integrity"]["value"], st["integrity"]["recorded"], "{st}");
+    assert_eq!(st["self_tests"]["power_on"]["passed"], true, "{st}");
+    assert_eq!(st["self_tests"]["on_demand"]["passed"], false, "{st}");
+    assert_eq!(st["self_tests"]["on_demand"]["runs"], 2, "{st}");
+
+    // Restored: the tests pass, the module stays in the error state.
+    std::fs::OpenOptions::new().write(true).open(&copy).unwrap().set_len(len).unwrap();
+    assert_eq!(v.self_test(), CKR_GENERAL_ERROR, "the error state is left only by re-initialisation");
+    let st = v.status();
+    assert_eq!(st["self_tests"]["on_demand"]["passed"], true, "{st}");
+    assert_eq!(st["state"], "error", "{st}");
+    assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0);
+    unsafe {
+        assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
+        assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
+    }
+    assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "re-initialised");
+    assert_eq!(v.self_test(), CKR_OK);
+    assert_eq!(v.status()["state"], "operational");
+}
+
+/// Each kind of self-test failed on purpose at an on-demand run (fault-injection build) puts an
+/// operational module in the error state, with the reason in its status.
+#[test]
+fn on_demand_self_test_failures_reach_the_error_state() {
+    let Some(path) = fault_module() else { return };
+    seal(&path);
+    let names = self_test_names();
+    let lib = open(&path, Env::new(""));
+    let v = vendor(&lib);
+    for name in [&names[0], &names[1], &names[2], names.last().unwrap()] {
+        lib.init();
+        assert_eq!(v.self_test(), CKR_OK, "{name}: healthy first");
+        std::env::set_var("TESSERA_FAIL_SELFTEST", name);
+        assert_eq!(v.self_test(), CKR_GENERAL_ERROR, "{name}: the failure is reported");
+        std::env::remove_var("TESSERA_FAIL_SELFTEST");
+        assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: CKF_ERROR_STATE");
+        let st = v.status();
+        assert_eq!(st["state"], "error", "{name}: {st}");
+        let reason = st["error"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("on-demand self-tests:"), "{name}: {st}");
+        assert_eq!(st["self_tests"]["on_demand"]["failure"].as_str().map(|f| reason.ends_with(f)), Some(true));
+        let mut h = 0;
+        assert_eq!(unsafe { lib.f.C_OpenSession(0, CKF_SERIAL_SESSION, null_mut(), None, &mut h) }, CKR_GENERAL_ERROR);
+        assert_eq!(v.self_test(), CKR_GENERAL_ERROR, "{name}: passing again does not leave the error state");
+        assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
+    }
+}
+
+/// `T_DeleteToken` refuses a token with an open session, then removes its store; the slot list no
+/// longer shows it, here and after a new `C_Initialize`.
+#[test]
+fn t_delete_token_refuses_an_open_session_then_removes_the_store() {
+    let env = Env::new("");
+    let tokendir = env.tokendir();
+    let lib = open(&module_path(), env);
+    lib.init();
+    let v = vendor(&lib);
+    let first_free = lib.token("doomed");
+    lib.token("kept");
+    let doomed = slot_labelled(&lib, "doomed").expect("doomed listed");
+    let stores = || std::fs::read_dir(&tokendir).unwrap().count();
+    assert_eq!(stores(), 2);
+
+    let h = lib.open(doomed, false);
+    assert_eq!(v.delete_token(doomed), CKR_SESSION_EXISTS);
+    assert_eq!(v.delete_token(first_free), CKR_SESSION_EXISTS, "also under the slot it was initialised in");
+    assert_eq!(stores(), 2);
+    assert!(slot_labelled(&lib, "doomed").is_some());
+    assert_eq!(unsafe { lib.f.C_CloseSession(h) }, CKR_OK);
+
+    assert_eq!(v.delete_token(doomed), CKR_OK);
+    assert_eq!(stores(), 1, "the token's directory is gone");
+    assert_eq!(slot_labelled(&lib, "doomed"), None, "the slot list no longer shows it");
+    assert!(!lib.slots().contains(&doomed));
+    assert!(slot_labelled(&lib, "kept").is_some(), "the other token stays");
+    assert_eq!(v.delete_token(doomed), CKR_SLOT_ID_INVALID);
+    let free = *lib.slots().last().unwrap();
+    assert_eq!(lib.token_info(free).flags & CKF_TOKEN_INITIALIZED, 0);
+    assert_eq!(v.delete_token(free), CKR_TOKEN_NOT_RECOGNIZED, "the free slot's token is not initialised");
+    let mut ti = CK_TOKEN_INFO::default();
+    if unsafe { lib.f.C_GetTokenInfo(first_free, &mut ti) } == CKR_OK {
+        assert_ne!(String::from_utf8_lossy(&ti.label).trim_end(), "doomed", "the slot it was initialised in is let go");
+    }
+    unsafe {
+        assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
+        assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
+    }
+    assert_eq!(slot_labelled(&lib, "doomed"), None);
+    assert!(slot_labelled(&lib, "kept").is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// tessera-util --status and --self-test
+// ---------------------------------------------------------------------------------------------
+
+/// `tessera-util` with `args` on `env`'s store, on the library at `lib`, in the suite's mode.
+fn util_on(env: &Env, lib: &Path, args: &[&str]) -> std::process::Output {
+    let mut c = env.command(util_path());
+    c.args(args).arg("--module").arg(lib);
+    c.output().expect("run tessera-util")
+}
+
+#[test]
+fn tessera_util_self_test_prints_the_library_s_own_result() {
+    let env = Env::new("");
+    let o = util_on(&env, &module_path(), &["--self-test"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(out.contains("Self-tests:         passed in "), "{}", show(&o));
+    for phase in ["integrity", "known-answer tests", "aws-lc self-tests"] {
+        assert!(out.contains(phase), "phase {phase}: {}", show(&o));
+    }
+    assert!(out.contains("State:              operational"), "{}", show(&o));
+
+    // A self-test failing in the library (fault-injection build): exit status 1, the error state.
+    let Some(path) = fault_module() else { return };
+    seal(&path);
+    let mut c = env.command(util_path());
+    c.args(["--self-test", "--module"]).arg(&path).env("TESSERA_FAIL_SELFTEST", "SHA-256");
+    let o = c.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(out.contains("Self-tests:         FAILED") && out.contains("SHA-256"), "{}", show(&o));
+    assert!(out.contains("State:              ERROR STATE: ") && !out.contains("operational"), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ERROR: the self-tests left the library in the error state"));
+    let mut c = env.command(util_path());
+    c.args(["--status", "--module"]).arg(&path).env("TESSERA_FAIL_SELFTEST", "SHA-256");
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ERROR STATE: known-answer test failed: SHA-256"),
+        "{}",
+        show(&o)
+    );
 }

@@ -54,9 +54,11 @@ fn p11tool(env: &Env) -> Command {
     c
 }
 
-/// `tessera-util` on this store.
+/// `tessera-util` on this store, on the library under test (`--module`).
 fn util(env: &Env) -> Command {
-    env.command(util_path())
+    let mut c = env.command(util_path());
+    c.arg("--module").arg(module_path());
+    c
 }
 
 fn path(env: &Env, name: &str) -> PathBuf {
@@ -186,7 +188,7 @@ fn pkcs11_tool_token_lifecycle_and_data_objects() {
 
     // A wrong PIN is refused.
     let mut c = p11tool(&env);
-    c.args(["--token-label", label, "--login", "--pin", "9999", "--list-objects"]);
+    c.args(["--token-label", label, "--login", "--pin", "99999999", "--list-objects"]);
     let out = fails(c);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("CKR_PIN_INCORRECT"),
@@ -268,20 +270,20 @@ fn pkcs11_tool_change_pin_lockout_and_unlock() {
     };
 
     let mut c = p11tool(&env);
-    c.args(["--token-label", token, "--login", "--pin", USER_PIN, "--change-pin", "--new-pin", "5678"]);
+    c.args(["--token-label", token, "--login", "--pin", USER_PIN, "--change-pin", "--new-pin", "567890"]);
     ok(c);
-    ok(login("5678"));
+    ok(login("567890"));
     rejected(USER_PIN, "CKR_PIN_INCORRECT");
-    ok(login("5678")); // a success clears the count
+    ok(login("567890")); // a success clears the count
 
-    rejected("0000", "CKR_PIN_INCORRECT");
-    rejected("0000", "CKR_PIN_INCORRECT");
+    rejected("000000", "CKR_PIN_INCORRECT");
+    rejected("000000", "CKR_PIN_INCORRECT");
     let f = flags();
     assert!(f.contains("final user PIN try"), "2 of 3 failures: CKF_USER_PIN_FINAL_TRY expected:\n{f}");
-    rejected("0000", "CKR_PIN_INCORRECT");
+    rejected("000000", "CKR_PIN_INCORRECT");
     let f = flags();
     assert!(f.contains("user PIN locked"), "3 of 3 failures: CKF_USER_PIN_LOCKED expected:\n{f}");
-    rejected("5678", "CKR_PIN_LOCKED");
+    rejected("567890", "CKR_PIN_LOCKED");
 
     // The SO sets a new user PIN, which unlocks it.
     let mut c = p11tool(&env);
@@ -295,13 +297,13 @@ fn pkcs11_tool_change_pin_lockout_and_unlock() {
         "--so-pin",
         SO_PIN,
         "--pin",
-        "4321",
+        "432109",
     ]);
     ok(c);
     let f = flags();
     assert!(!f.contains("locked") && !f.contains("final"), "C_InitPIN should clear the lock:\n{f}");
-    ok(login("4321"));
-    rejected("5678", "CKR_PIN_INCORRECT");
+    ok(login("432109"));
+    rejected("567890", "CKR_PIN_INCORRECT");
 }
 
 /// `pkcs11-tool --test` (random, digests), `--list-mechanisms`, `--list-interfaces`, `--test-fork`.
@@ -326,7 +328,7 @@ fn pkcs11_tool_self_tests() {
     let mut c = p11tool(&env);
     c.arg("--list-interfaces");
     let out = ok(c);
-    for v in ["version: 3.2", "version: 3.0", "version: 2.40"] {
+    for v in ["version: 3.2", "version: 3.0", "version: 2.40", "'Vendor Tessera'"] {
         assert!(out.contains(v), "--list-interfaces lacks {v:?}:\n{out}");
     }
 
@@ -445,6 +447,148 @@ fn tessera_util_show_slots_and_init_token() {
     let after = show_slots(&env);
     assert!(after.contains("Label:            second"), "{after}");
     assert!(after.contains("Label:            util token"), "{after}");
+}
+
+/// `program` (a copy of `tessera-util`) with `args` on `env`'s store, in the mode its
+/// configuration names (the suite's `TESSERA_MODE` is not passed on).
+fn util_at(env: &Env, program: &Path, args: &[&str]) -> Output {
+    let mut c = env.command(program);
+    c.args(args).env_remove("TESSERA_MODE");
+    run(c).0
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Without a library beside it and without `--module`, the tool fails with a clear message and
+/// reports no status of its own.
+#[test]
+fn tessera_util_without_a_library_fails_and_reports_no_status() {
+    let env = Env::new("");
+    let alone = path(&env, "tessera-util");
+    std::fs::copy(util_path(), &alone).unwrap();
+    let missing = path(&env, "libtessera_pkcs11.so");
+    let actions: [&[&str]; 6] = [
+        &["--status"],
+        &["--self-test"],
+        &["--show-slots"],
+        &["--init-token", "--free", "--label", "x", "--so-pin", SO_PIN, "--pin", USER_PIN],
+        &["--delete-token", "--token", "x"],
+        &["--seal"],
+    ];
+    for args in actions {
+        let o = util_at(&env, &alone, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", show(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("ERROR: no Tessera library") && err.contains(&missing.display().to_string()),
+            "{args:?}: {}",
+            show(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{args:?}: nothing is reported without a library: {}", show(&o));
+        assert!(!err.contains("operational") && !err.contains("passed"), "{args:?}: {}", show(&o));
+    }
+    assert!(!env.tokendir().exists(), "no library ran, so no token store was made");
+
+    // --module naming nothing, a file that is no library, a PKCS#11 library that is not Tessera.
+    let o = util_at(&env, &alone, &["--status", "--module", path(&env, "nothing.so").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(stderr(&o).contains("ERROR: could not load the library"), "{}", show(&o));
+    let o = util_at(&env, &alone, &["--status", "--module", env.conf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(stderr(&o).contains("ERROR: could not load the library"), "{}", show(&o));
+    let softhsm = Path::new("/usr/lib/softhsm/libsofthsm2.so");
+    if softhsm.exists() {
+        let o = util_at(&env, &alone, &["--status", "--module", softhsm.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+        assert!(stderr(&o).contains("is not a Tessera library"), "{}", show(&o));
+        assert!(!stdout(&o).contains("operational"), "{}", show(&o));
+    } else {
+        println!("SoftHSMv2 not installed: a PKCS#11 library that is not Tessera's is not tried");
+    }
+
+    // --version says the tool's own version without a library.
+    let o = util_at(&env, &alone, &["--version"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(stdout(&o).trim(), env!("CARGO_PKG_VERSION"), "{}", show(&o));
+}
+
+/// `--module` is the library used: an unsealed copy in the approved mode reports its own
+/// integrity failure (exit status 1), and once sealed it is operational.
+#[test]
+fn tessera_util_uses_the_library_named_by_module() {
+    let env = Env::new("tessera.mode = approved");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("libtessera_pkcs11.so");
+    std::fs::copy(module_path(), &copy).unwrap();
+    let copy = std::fs::canonicalize(&copy).unwrap();
+    let lib = copy.to_str().unwrap();
+    let library_line = format!("Library:            {lib} (Tessera ");
+
+    let o = util_at(&env, &util_path(), &["--status", "--module", lib]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "an unsealed library in the approved mode: {}", show(&o));
+    assert!(out.contains(&library_line), "{}", show(&o));
+    assert!(out.contains("Mode:               approved"), "{}", show(&o));
+    assert!(out.contains("Self-tests:         FAILED"), "{}", show(&o));
+    assert!(out.contains("Integrity value:    none recorded (not sealed)"), "{}", show(&o));
+    assert!(
+        out.contains("State:              ERROR STATE: integrity test failed: no integrity value recorded"),
+        "{}",
+        show(&o)
+    );
+    assert!(!out.contains("operational"), "{}", show(&o));
+    assert!(stderr(&o).contains("ERROR: the module is in the error state"), "{}", show(&o));
+    let o = util_at(&env, &util_path(), &["--self-test", "--module", lib]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+
+    // --seal seals the --module library.
+    let o = util_at(&env, &util_path(), &["--seal", "--module", lib]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let recorded = std::fs::read_to_string(format!("{lib}.hmac")).expect("the copy's integrity value");
+    let o = util_at(&env, &util_path(), &["--status", "--module", lib]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(out.contains(&library_line), "{}", show(&o));
+    assert!(out.contains(&format!("Integrity value:    {} (sealed)", recorded.trim())), "{}", show(&o));
+    assert!(out.contains("Integrity:          integrity verified"), "{}", show(&o));
+    assert!(out.contains("State:              operational"), "{}", show(&o));
+    let o = util_at(&env, &util_path(), &["--self-test", "--module", lib]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stdout(&o).contains("Self-tests:         passed in "), "{}", show(&o));
+}
+
+/// Without `--module`, the library installed beside the program is the one used.
+#[test]
+fn tessera_util_uses_the_library_beside_it() {
+    let env = Env::new("");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let (program, lib) = (dir.join("tessera-util"), dir.join("libtessera_pkcs11.so"));
+    std::fs::copy(util_path(), &program).unwrap();
+    std::fs::copy(module_path(), &lib).unwrap();
+    let o = util_at(&env, &program, &["--seal"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stdout(&o).contains(&format!("{}.hmac", lib.display())), "{}", show(&o));
+    let o = util_at(&env, &program, &["--status"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out = stdout(&o);
+    assert!(out.contains(&format!("Library:            {} (Tessera ", lib.display())), "{}", show(&o));
+    assert!(out.contains("Mode:               non-approved") && out.contains("State:              operational"));
+    let o = util_at(&env, &program, &["--version"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], env!("CARGO_PKG_VERSION"), "{out}");
+    assert!(
+        lines.len() == 2 && lines[1].contains(&lib.display().to_string()) && lines[1].contains("cryptoki 3.2"),
+        "{out}"
+    );
 }
 
 /// Generates a PKCS#8 key with `openssl genpkey`.
@@ -757,7 +901,7 @@ fn tessera_util_usage_errors() {
         vec!["--aes", "--label", "k", "--id", "01", "--pin", USER_PIN],     // no token
         vec!["--aes", "--token", "usage", "--label", "k", "--id", "0g", "--pin", USER_PIN], // bad hex
         vec!["--aes", "--token", "nosuch", "--label", "k", "--id", "01", "--pin", USER_PIN], // no such token
-        vec!["--aes", "--token", "usage", "--label", "k", "--id", "01", "--pin", "9999"], // wrong PIN
+        vec!["--aes", "--token", "usage", "--label", "k", "--id", "01", "--pin", "99999999"], // wrong PIN
     ] {
         let mut c = util(&env);
         c.arg("--import").arg(&file).args(&missing);

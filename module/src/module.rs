@@ -18,6 +18,13 @@ pub type SessionRef = Arc<Session>;
 pub struct Module {
     /// The power-on self-test results of this initialisation.
     pub post: crate::fips::PostReport,
+    /// The library file the integrity test checks (as `C_Initialize` found it), for the
+    /// self-tests run on demand and the status report.
+    pub library: Option<crate::fips::integrity::Library>,
+    /// The last self-tests run on demand (`T_SelfTest`), and how many have run.
+    pub on_demand: Mutex<Option<(crate::fips::PostReport, u64)>>,
+    /// Held while self-tests run on demand: one run at a time.
+    pub(crate) self_test_running: Mutex<()>,
     /// Set by any self-test failure: the module refuses every cryptographic and object service.
     in_error: std::sync::atomic::AtomicBool,
     error_reason: Mutex<Option<String>>,
@@ -64,6 +71,9 @@ impl Module {
             in_error: std::sync::atomic::AtomicBool::new(post.failure.is_some()),
             error_reason: Mutex::new(post.failure.clone()),
             post,
+            library: module_file.cloned(),
+            on_demand: Mutex::new(None),
+            self_test_running: Mutex::new(()),
             generation: crate::state::generation(),
             slots: RwLock::new(Slots::default()),
             sessions: Default::default(),

@@ -107,6 +107,14 @@ impl Slots {
         self.tokens.contains_key(&id) || self.aliases.contains_key(&id)
     }
 
+    /// Drops every slot of the token stored in `dir` (its own slot and the IDs it was initialised
+    /// under in this process), once its store is gone (`T_DeleteToken`), and places the free slot.
+    pub fn forget(&mut self, dir: &Path) {
+        self.tokens.retain(|_, t| t.dir != dir);
+        self.aliases.retain(|_, t| t.dir != dir);
+        self.place_free();
+    }
+
     fn place_free(&mut self) {
         let mut id = self.tokens.len() as CK_SLOT_ID;
         while self.in_use(id) {

@@ -1,7 +1,10 @@
 //! `C_GetFunctionList`, `C_GetInterfaceList` and `C_GetInterface`: the module offers the interface
-//! "PKCS 11" in versions 3.2 (the default), 3.0 and 2.40. All three work before `C_Initialize`.
+//! "PKCS 11" in versions 3.2 (the default), 3.0 and 2.40, and after them its vendor interface
+//! "Vendor Tessera" 1.0 (`vendor.rs`), which only a request naming it gets. All three functions
+//! work before `C_Initialize`.
 
 use super::interface_tables::{FUNCTION_LIST, FUNCTION_LIST_3_0, FUNCTION_LIST_3_2};
+use super::vendor::{CK_TESSERA_FUNCTION_LIST, VENDOR_FUNCTION_LIST, VENDOR_INTERFACE_NAME, VENDOR_INTERFACE_VERSION};
 use super::*;
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CStr};
@@ -14,6 +17,7 @@ use std::ffi::{c_void, CStr};
 #[repr(C)]
 struct Interface {
     iface: UnsafeCell<CK_INTERFACE>,
+    name: &'static CStr,
     version: CK_VERSION,
 }
 
@@ -23,21 +27,32 @@ unsafe impl Sync for Interface {}
 
 const NAME: &CStr = c"PKCS 11";
 
-const fn interface(list: *const c_void, major: u8, minor: u8) -> Interface {
+const fn interface(name: &'static CStr, list: *const c_void, version: CK_VERSION) -> Interface {
     Interface {
         iface: UnsafeCell::new(CK_INTERFACE {
-            pInterfaceName: NAME.as_ptr() as *mut CK_UTF8CHAR,
+            pInterfaceName: name.as_ptr() as *mut CK_UTF8CHAR,
             pFunctionList: list as *mut c_void,
             flags: 0,
         }),
-        version: CK_VERSION { major, minor },
+        name,
+        version,
     }
 }
 
-static INTERFACES: [Interface; 3] = [
-    interface(&FUNCTION_LIST_3_2 as *const CK_FUNCTION_LIST_3_2 as *const c_void, 3, 2),
-    interface(&FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *const c_void, 3, 0),
-    interface(&FUNCTION_LIST as *const CK_FUNCTION_LIST as *const c_void, 2, 40),
+const fn pkcs11(list: *const c_void, major: u8, minor: u8) -> Interface {
+    interface(NAME, list, CK_VERSION { major, minor })
+}
+
+/// In `C_GetInterfaceList` order: the default first, the vendor interface last.
+static INTERFACES: [Interface; 4] = [
+    pkcs11(&FUNCTION_LIST_3_2 as *const CK_FUNCTION_LIST_3_2 as *const c_void, 3, 2),
+    pkcs11(&FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *const c_void, 3, 0),
+    pkcs11(&FUNCTION_LIST as *const CK_FUNCTION_LIST as *const c_void, 2, 40),
+    interface(
+        VENDOR_INTERFACE_NAME,
+        &VENDOR_FUNCTION_LIST as *const CK_TESSERA_FUNCTION_LIST as *const c_void,
+        VENDOR_INTERFACE_VERSION,
+    ),
 ];
 
 #[no_mangle]
@@ -66,11 +81,11 @@ pub unsafe extern "C" fn C_GetInterface(
 ) -> CK_RV {
     guard("C_GetInterface", || {
         let dest = out(ppInterface)?;
-        if !pInterfaceName.is_null() && CStr::from_ptr(pInterfaceName as *const _) != NAME {
-            return Err(err(CKR_ARGUMENTS_BAD));
-        }
+        // No name asks for "PKCS 11" (its default version unless one is given): a caller gets the
+        // vendor interface only by naming it.
+        let name = if pInterfaceName.is_null() { NAME } else { CStr::from_ptr(pInterfaceName as *const _) };
         let want = pVersion.as_ref();
-        let found = INTERFACES.iter().find(|i| {
+        let found = INTERFACES.iter().filter(|i| i.name == name).find(|i| {
             let v = i.version;
             let version_ok = want.is_none_or(|w| w.major == v.major && w.minor == v.minor);
             // SAFETY: a read of a static interface (see `Interface`).

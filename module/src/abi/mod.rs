@@ -20,6 +20,7 @@ pub mod params_rsa;
 pub mod sessions;
 pub mod sign;
 pub mod unsupported;
+pub mod vendor;
 
 pub use crypt::*;
 pub use digest::*;

@@ -1,13 +1,34 @@
 //! `tessera-util`: token administration with the flags of `softhsm2-util`, so that scripts change
-//! only the binary name. It works on the token store named by the same configuration as the module
-//! (`TESSERA_CONF`), through the module's own services.
+//! only the binary name.
+//!
+//! It is a client of the Tessera library, as `softhsm2-util` is of its library: it loads
+//! `libtessera_pkcs11.so` with `dlopen` (`--module PATH`, else the library installed beside this
+//! program; without one it fails, it never reports a status of its own) and does everything through
+//! the library's interfaces, as any application would: the standard PKCS#11 calls through the
+//! `cryptoki` crate, and what PKCS#11 cannot express (the module's status, its self-tests on demand,
+//! deleting a token) through the library's documented vendor interface "Vendor Tessera"
+//! ([`binding`], the tool's only `unsafe` code). The library reads the same configuration as for any
+//! application (`TESSERA_CONF`), runs its own power-on self-tests at `C_Initialize` and reports them.
+//!
+//! The tool never builds the module's core (`Module`) and runs no self-test itself. From the core
+//! crate it uses only what touches no module state: `import::read_pkcs8` and `import::key_template`
+//! (a PKCS#8 file or a raw AES key as attribute templates), `fips::integrity::seal` (`--seal`:
+//! writes the integrity value of a library file, which needs no loaded library), and the C layout
+//! of the vendor interface's function list (`abi::vendor`), a type only.
+
+#![deny(unsafe_code)]
 
 use clap::{ArgGroup, Parser};
+use cryptoki::object::Attribute;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
 use cryptoki_sys::*;
+use serde_json::Value;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tessera_pkcs11::import;
-use tessera_pkcs11::module::Module;
 use tessera_pkcs11::object::bool_;
 
 /// `println!` for the tool's output. A reader that goes away (`tessera-util --show-slots | head`)
@@ -26,7 +47,7 @@ macro_rules! say {
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "tessera-util", about = "Support tool for Tessera PKCS#11 tokens", disable_version_flag = true)]
-#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status"])))]
+#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status", "self_test"])))]
 struct Args {
     /// Initialize the token at a given slot (use with --slot, --token, --serial or --free, --label, --so-pin and --pin). WARNING: any content in the token will be erased.
     #[arg(long)]
@@ -39,17 +60,22 @@ struct Args {
     delete_token: bool,
     /// Import a key pair from a PKCS#8 file (use with --slot, --token or --serial, --file-pin, --label, --id, --no-public-key and --pin), or an AES key with --aes.
     #[arg(long, value_name = "PATH")]
-    import: Option<std::path::PathBuf>,
-    /// Show version info.
+    import: Option<PathBuf>,
+    /// Show version info (this program's, and the library's when one loads).
     #[arg(short = 'v', long)]
     version: bool,
-    /// Record the integrity value of a Tessera library (default: the one beside this program), which
-    /// the power-on self-tests check; required in the approved mode.
+    /// Record the integrity value of a Tessera library (default: the --module library, else the one
+    /// beside this program), which the power-on self-tests check; required in the approved mode.
     #[arg(long, value_name = "LIBRARY", num_args = 0..=1)]
-    seal: Option<Option<std::path::PathBuf>>,
-    /// Run the power-on self-tests of the library beside this program and print the module status.
+    seal: Option<Option<PathBuf>>,
+    /// Initialise the library and print its status: mode, the results of its power-on self-tests,
+    /// integrity and state. Exit status 1 when the library is in the error state.
     #[arg(long)]
     status: bool,
+    /// Have the library run its self-tests again now, and print the result. Exit status 1 when they
+    /// fail (the library is then in the error state).
+    #[arg(long)]
+    self_test: bool,
     /// Import the file as it is, as an AES key.
     #[arg(long)]
     aes: bool,
@@ -68,9 +94,9 @@ struct Args {
     /// Label of the object or the token.
     #[arg(long, value_name = "text")]
     label: Option<String>,
-    /// Accepted for compatibility; tessera-util manages Tessera tokens only.
+    /// The Tessera library to load (default: libtessera_pkcs11.so beside this program).
     #[arg(long, value_name = "path")]
-    module: Option<std::path::PathBuf>,
+    module: Option<PathBuf>,
     /// Do not import the public key.
     #[arg(long)]
     no_public_key: bool,
@@ -93,20 +119,207 @@ struct Args {
 
 type Res<T> = Result<T, String>;
 
-fn rv(e: tessera_pkcs11::error::Error) -> String {
-    let name = match e.rv() {
-        CKR_PIN_INCORRECT => "CKR_PIN_INCORRECT",
-        CKR_PIN_LOCKED => "CKR_PIN_LOCKED",
-        CKR_PIN_LEN_RANGE => "CKR_PIN_LEN_RANGE",
-        CKR_SESSION_EXISTS => "CKR_SESSION_EXISTS",
-        CKR_SLOT_ID_INVALID => "CKR_SLOT_ID_INVALID",
-        CKR_TEMPLATE_INCONSISTENT => "CKR_TEMPLATE_INCONSISTENT",
-        CKR_ATTRIBUTE_VALUE_INVALID => "CKR_ATTRIBUTE_VALUE_INVALID",
-        CKR_USER_PIN_NOT_INITIALIZED => "CKR_USER_PIN_NOT_INITIALIZED",
-        CKR_TOKEN_NOT_RECOGNIZED => "CKR_TOKEN_NOT_RECOGNIZED",
-        _ => "",
-    };
-    format!("rv={:#x} {name}", e.rv())
+/// The tool's one binding to the library, and the only place of the tool with `unsafe` code.
+///
+/// The library is loaded twice by path, and the dynamic loader hands back the same loaded library
+/// both times (it recognises the file): once by the `cryptoki` crate, through which every standard
+/// PKCS#11 call goes, and once by `cryptoki-sys`'s loader, whose `C_GetInterface` finds the vendor
+/// interface, which `cryptoki` does not reach. The vendor function list is the library's static
+/// data; the `cryptoki-sys` handle kept here keeps the library loaded while its functions are
+/// called (the library is also linked `-z nodelete`).
+#[allow(unsafe_code)]
+mod binding {
+    use super::Res;
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::object::Attribute;
+    use cryptoki_sys::*;
+    use std::cell::Cell;
+    use std::path::{Path, PathBuf};
+    use std::ptr::null_mut;
+    use tessera_pkcs11::abi::vendor::{CK_TESSERA_FUNCTION_LIST, VENDOR_INTERFACE_NAME, VENDOR_INTERFACE_VERSION};
+
+    /// A loaded Tessera library: its PKCS#11 interface and its vendor interface.
+    pub struct Library {
+        pub p: Pkcs11,
+        pub path: PathBuf,
+        vendor: CK_TESSERA_FUNCTION_LIST,
+        _raw: cryptoki_sys::Pkcs11,
+        initialized: Cell<bool>,
+    }
+
+    impl Library {
+        /// Loads the library at `path`; refuses one without Tessera's vendor interface.
+        pub fn load(path: &Path) -> Res<Library> {
+            let shown = path.display();
+            // SAFETY: loading a library runs its initialisers. The library is the one the user
+            // named with --module or installed beside this program: trusted as softhsm2-util trusts
+            // its --module.
+            let raw = unsafe { cryptoki_sys::Pkcs11::new(path) }
+                .map_err(|e| format!("could not load the library {shown}: {e}"))?;
+            let not_tessera =
+                || format!("{shown} is not a Tessera library (it offers no \"Vendor Tessera\" interface)");
+            if raw.C_GetInterface.is_err() {
+                return Err(not_tessera());
+            }
+            let mut iface: *mut CK_INTERFACE = null_mut();
+            let mut version = VENDOR_INTERFACE_VERSION;
+            // SAFETY: the symbol exists (checked above); the name is NUL-terminated, and the
+            // version and the output pointer are valid for the call.
+            let rv = unsafe {
+                raw.C_GetInterface(VENDOR_INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR, &mut version, &mut iface, 0)
+            };
+            if rv != CKR_OK || iface.is_null() {
+                return Err(not_tessera());
+            }
+            // SAFETY: a CK_INTERFACE the library returned points at its static data; the
+            // interface's function list begins with its version, as every PKCS#11 function list.
+            let list = unsafe { (*iface).pFunctionList } as *const CK_TESSERA_FUNCTION_LIST;
+            if list.is_null() {
+                return Err(not_tessera());
+            }
+            // SAFETY: the function list asked for by name and version 1.0 has the layout of
+            // CK_TESSERA_FUNCTION_LIST (README, "The vendor interface"); copied out whole.
+            let vendor = unsafe { std::ptr::read(list) };
+            if vendor.version.major != VENDOR_INTERFACE_VERSION.major {
+                return Err(not_tessera());
+            }
+            let p = Pkcs11::new(path).map_err(|e| format!("could not load the library {shown}: {e}"))?;
+            Ok(Library { p, path: path.to_path_buf(), vendor, _raw: raw, initialized: Cell::new(false) })
+        }
+
+        /// `C_Initialize` (OS locking); `C_Finalize` follows when the library is dropped.
+        pub fn initialize(&self) -> Result<(), cryptoki::error::Error> {
+            self.p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+            self.initialized.set(true);
+            Ok(())
+        }
+
+        /// `T_GetStatus`: the status text, asked for with the two-call convention (its figures may
+        /// grow between the two calls, so a short buffer is asked for again).
+        pub fn status(&self) -> Result<String, CK_RV> {
+            let f = self.vendor.T_GetStatus.ok_or(CKR_FUNCTION_NOT_SUPPORTED)?;
+            for _ in 0..4 {
+                let mut len: CK_ULONG = 0;
+                // SAFETY: a length query: no buffer, and a valid length pointer.
+                let rv = unsafe { f(null_mut(), &mut len) };
+                if rv != CKR_OK {
+                    return Err(rv);
+                }
+                let mut buf = vec![0u8; len as usize + 64];
+                let mut n = buf.len() as CK_ULONG;
+                // SAFETY: `buf` has `n` writable bytes; `n` is a valid length pointer.
+                match unsafe { f(buf.as_mut_ptr(), &mut n) } {
+                    CKR_OK => {
+                        buf.truncate(n as usize);
+                        return String::from_utf8(buf).map_err(|_| CKR_GENERAL_ERROR);
+                    }
+                    CKR_BUFFER_TOO_SMALL => continue,
+                    rv => return Err(rv),
+                }
+            }
+            Err(CKR_BUFFER_TOO_SMALL)
+        }
+
+        /// `T_SelfTest`.
+        pub fn self_test(&self) -> CK_RV {
+            match self.vendor.T_SelfTest {
+                // SAFETY: a function of the library's vendor interface, which takes no argument.
+                Some(f) => unsafe { f() },
+                None => CKR_FUNCTION_NOT_SUPPORTED,
+            }
+        }
+
+        /// `T_DeleteToken`.
+        pub fn delete_token(&self, slot: CK_SLOT_ID) -> CK_RV {
+            match self.vendor.T_DeleteToken {
+                // SAFETY: a function of the library's vendor interface, given a slot ID by value.
+                Some(f) => unsafe { f(slot) },
+                None => CKR_FUNCTION_NOT_SUPPORTED,
+            }
+        }
+    }
+
+    impl Drop for Library {
+        fn drop(&mut self) {
+            if self.initialized.get() {
+                let _ = self.p.clone().finalize();
+            }
+        }
+    }
+
+    /// A template of the core's encoding (type, value bytes) as `cryptoki` attributes. `cryptoki`
+    /// decodes a `CK_ATTRIBUTE` by its type; each one here points into its own value, which
+    /// outlives the conversion, for exactly the value's length.
+    pub fn attributes(t: &tessera_pkcs11::object::Template) -> Res<Vec<Attribute>> {
+        t.iter()
+            .map(|(ty, v)| {
+                let a = CK_ATTRIBUTE { type_: *ty, pValue: v.as_ptr() as *mut _, ulValueLen: v.len() as CK_ULONG };
+                Attribute::try_from(a).map_err(|e| format!("attribute {ty:#x}: {e}"))
+            })
+            .collect()
+    }
+}
+
+use binding::Library;
+
+/// The names of the return values the tool's messages may show.
+macro_rules! rv_names {
+    ($($name:ident),* $(,)?) => { [$(($name, stringify!($name))),*] };
+}
+
+const RV_NAMES: [(CK_RV, &str); 33] = rv_names![
+    CKR_GENERAL_ERROR,
+    CKR_FUNCTION_FAILED,
+    CKR_ARGUMENTS_BAD,
+    CKR_HOST_MEMORY,
+    CKR_SLOT_ID_INVALID,
+    CKR_ATTRIBUTE_TYPE_INVALID,
+    CKR_ATTRIBUTE_VALUE_INVALID,
+    CKR_ATTRIBUTE_READ_ONLY,
+    CKR_DEVICE_ERROR,
+    CKR_DEVICE_MEMORY,
+    CKR_FUNCTION_NOT_SUPPORTED,
+    CKR_KEY_SIZE_RANGE,
+    CKR_CURVE_NOT_SUPPORTED,
+    CKR_PIN_INCORRECT,
+    CKR_PIN_INVALID,
+    CKR_PIN_LEN_RANGE,
+    CKR_PIN_EXPIRED,
+    CKR_PIN_LOCKED,
+    CKR_SESSION_EXISTS,
+    CKR_SESSION_READ_ONLY,
+    CKR_SESSION_READ_WRITE_SO_EXISTS,
+    CKR_TEMPLATE_INCOMPLETE,
+    CKR_TEMPLATE_INCONSISTENT,
+    CKR_TOKEN_NOT_PRESENT,
+    CKR_TOKEN_NOT_RECOGNIZED,
+    CKR_TOKEN_WRITE_PROTECTED,
+    CKR_USER_ALREADY_LOGGED_IN,
+    CKR_USER_NOT_LOGGED_IN,
+    CKR_USER_PIN_NOT_INITIALIZED,
+    CKR_USER_TYPE_INVALID,
+    CKR_CRYPTOKI_NOT_INITIALIZED,
+    CKR_CRYPTOKI_ALREADY_INITIALIZED,
+    CKR_BUFFER_TOO_SMALL,
+];
+
+/// A return value as the messages show it: `rv=0xa0 CKR_PIN_INCORRECT`.
+fn rv_text(rv: CK_RV) -> String {
+    let name = RV_NAMES.iter().find(|(v, _)| *v == rv).map_or("", |(_, n)| n);
+    format!("rv={rv:#x} {name}").trim_end().to_string()
+}
+
+/// A `cryptoki` error as the messages show it.
+fn rv(e: cryptoki::error::Error) -> String {
+    use cryptoki::error::{Error, Rv, RvError};
+    match e {
+        Error::Pkcs11(RvError::UnknownErrorCode(code), _) => rv_text(code),
+        Error::Pkcs11(r, _) => match RV_NAMES.iter().find(|(v, _)| Rv::from(*v) == Rv::Error(r)) {
+            Some((v, _)) => rv_text(*v),
+            None => format!("{r:?}"),
+        },
+        e => e.to_string(),
+    }
 }
 
 /// Reads one PIN: from the terminal without echo when standard input is one, else a line of
@@ -126,10 +339,17 @@ fn read_pin(prompt: &str) -> Res<String> {
     Ok(s.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// Asks for a PIN not given on the command line. A PIN being set (`confirm`) is asked twice, and
-/// two different answers are refused, as `softhsm2-util` asks.
-fn prompt(what: &str, confirm: bool) -> Res<String> {
-    say!("=== {what} (4-255 characters) ===");
+/// The PIN lengths the token in `slot` takes (`CK_TOKEN_INFO`'s `ulMinPinLen`, `ulMaxPinLen`).
+fn pin_range(lib: &Library, slot: Slot) -> Res<(usize, usize)> {
+    let ti = lib.p.get_token_info(slot).map_err(rv)?;
+    Ok((ti.min_pin_length(), ti.max_pin_length()))
+}
+
+/// Asks for a PIN not given on the command line, saying which lengths the token takes. A PIN
+/// being set (`confirm`) is asked twice, and two different answers are refused, as
+/// `softhsm2-util` asks.
+fn prompt(what: &str, (min, max): (usize, usize), confirm: bool) -> Res<String> {
+    say!("=== {what} ({min}-{max} characters) ===");
     let pin = zeroize::Zeroizing::new(read_pin(&format!("Please enter {what}: "))?);
     if pin.is_empty() {
         return Err(format!("no {what} given"));
@@ -143,21 +363,29 @@ fn prompt(what: &str, confirm: bool) -> Res<String> {
     Ok(pin.to_string())
 }
 
+fn auth(pin: &str) -> AuthPin {
+    AuthPin::new(pin.into())
+}
+
 /// Finds the slot of the token named by --slot, --token or --serial (or the free slot with --free).
-fn find_slot(m: &Module, a: &Args) -> Res<CK_SLOT_ID> {
-    let slots = m.slot_list().map_err(rv)?;
+fn find_slot(lib: &Library, a: &Args) -> Res<Slot> {
+    let slots = lib.p.get_all_slots().map_err(rv)?;
+    let initialised = |s: &Slot| lib.p.get_token_info(*s).map(|t| t.token_initialized()).ok();
     if a.free {
-        return Ok(m.slots.read().map_err(|_| "lock")?.free);
+        return slots
+            .into_iter()
+            .find(|s| initialised(s) == Some(false))
+            .ok_or_else(|| "no slot with an uninitialised token".to_string());
     }
-    if let Some(s) = a.slot {
-        return if slots.contains(&s) { Ok(s) } else { Err(format!("the given slot ({s}) does not exist")) };
+    if let Some(id) = a.slot {
+        return slots.into_iter().find(|s| s.id() == id).ok_or(format!("the given slot ({id}) does not exist"));
     }
     for s in slots {
-        if let Ok(info) = m.token_info(s) {
-            if info.flags & CKF_TOKEN_INITIALIZED == 0 {
+        if let Ok(info) = lib.p.get_token_info(s) {
+            if !info.token_initialized() {
                 continue;
             }
-            if a.token.as_deref() == Some(info.label.as_str()) || a.serial.as_deref() == Some(info.serial.as_str()) {
+            if a.token.as_deref() == Some(info.label()) || a.serial.as_deref() == Some(info.serial_number()) {
                 return Ok(s);
             }
         }
@@ -168,89 +396,89 @@ fn find_slot(m: &Module, a: &Args) -> Res<CK_SLOT_ID> {
     }
 }
 
-fn show_slots(m: &Module) -> Res<()> {
+fn show_slots(lib: &Library) -> Res<()> {
     say!("Available slots:");
-    for s in m.slot_list().map_err(rv)? {
-        let si = m.slot_info(s).map_err(rv)?;
-        let ti = m.token_info(s).map_err(rv)?;
-        let init = ti.flags & CKF_TOKEN_INITIALIZED != 0;
+    for s in lib.p.get_all_slots().map_err(rv)? {
+        let si = lib.p.get_slot_info(s).map_err(rv)?;
+        let ti = lib.p.get_token_info(s).map_err(rv)?;
+        let init = ti.token_initialized();
         let yn = |b: bool| if b { "yes" } else { "no" };
-        say!("Slot {s}");
+        say!("Slot {}", s.id());
         say!("    Slot info:");
-        say!("        Description:      {}", si.description);
-        say!("        Manufacturer ID:  Tessera");
-        say!("        Token present:    yes");
+        say!("        Description:      {}", si.slot_description());
+        say!("        Manufacturer ID:  {}", si.manufacturer_id());
+        say!("        Token present:    {}", yn(si.token_present()));
         if !init {
             say!("    The token has not been initialized.");
             continue;
         }
         say!("    Token info:");
-        say!("        Manufacturer ID:  Tessera");
-        say!("        Model:            {}", tessera_pkcs11::services::general::model(m.cfg.mode));
-        say!("        Serial number:    {}", ti.serial);
+        say!("        Manufacturer ID:  {}", ti.manufacturer_id());
+        say!("        Model:            {}", ti.model());
+        say!("        Serial number:    {}", ti.serial_number());
         say!("        Initialized:      {}", yn(init));
-        say!("        User PIN init.:   {}", yn(ti.flags & CKF_USER_PIN_INITIALIZED != 0));
-        say!("        User PIN locked:  {}", yn(ti.flags & CKF_USER_PIN_LOCKED != 0));
-        say!("        Label:            {}", ti.label);
+        say!("        User PIN init.:   {}", yn(ti.user_pin_initialized()));
+        say!("        User PIN locked:  {}", yn(ti.user_pin_locked()));
+        say!("        Label:            {}", ti.label());
     }
     Ok(())
 }
 
-fn init_token(m: &Module, a: &Args) -> Res<()> {
+fn init_token(lib: &Library, a: &Args) -> Res<()> {
     let label = a.label.clone().ok_or("a token label must be given: use --label")?;
     if label.len() > 32 {
         return Err("the token label must not be longer than 32 characters".into());
     }
-    let slot = find_slot(m, a)?;
-    let so_pin = match &a.so_pin {
+    let slot = find_slot(lib, a)?;
+    let range = pin_range(lib, slot)?;
+    let so_pin = zeroize::Zeroizing::new(match &a.so_pin {
         Some(p) => p.clone(),
-        None => prompt("SO PIN", true)?,
-    };
-    let pin = match &a.pin {
+        None => prompt("SO PIN", range, true)?,
+    });
+    let pin = zeroize::Zeroizing::new(match &a.pin {
         Some(p) => p.clone(),
-        None => prompt("user PIN", true)?,
-    };
+        None => prompt("user PIN", range, true)?,
+    });
     for p in [&so_pin, &pin] {
-        if !(4..=255).contains(&p.len()) {
-            return Err("the PIN must have a length between 4 and 255 characters".into());
+        if !(range.0..=range.1).contains(&p.len()) {
+            return Err(format!("the PIN must have a length between {} and {} characters", range.0, range.1));
         }
     }
-    m.init_token(slot, so_pin.as_bytes(), &label).map_err(|e| format!("could not initialize the token ({})", rv(e)))?;
-    let s = m.open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION).map_err(rv)?;
-    let r = m
-        .login(s, CKU_SO, so_pin.as_bytes())
-        .and_then(|_| m.init_pin(s, pin.as_bytes()))
-        .map_err(|e| format!("could not initialize the user PIN ({})", rv(e)));
-    let _ = m.close_session(s);
-    r?;
-    m.rescan().map_err(rv)?;
-    let new_slot = m.slot_list().map_err(rv)?.into_iter().find(|id| {
-        m.token_info(*id).map(|t| t.label == label && t.flags & CKF_TOKEN_INITIALIZED != 0).unwrap_or(false)
+    lib.p
+        .init_token(slot, &auth(&so_pin), &label)
+        .map_err(|e| format!("could not initialize the token ({})", rv(e)))?;
+    // The token keeps the slot it was initialised in for this process (its own slot ID appears in
+    // the slot list), so the session, and its serial number, are found there.
+    let serial = lib.p.get_token_info(slot).map_err(rv)?.serial_number().to_string();
+    let s = lib.p.open_rw_session(slot).map_err(rv)?;
+    s.login(UserType::So, Some(&auth(&so_pin)))
+        .and_then(|_| s.init_pin(&auth(&pin)))
+        .map_err(|e| format!("could not initialize the user PIN ({})", rv(e)))?;
+    drop(s);
+    let new_slot = lib.p.get_all_slots().map_err(rv)?.into_iter().find(|id| {
+        lib.p.get_token_info(*id).map(|t| t.token_initialized() && t.serial_number() == serial).unwrap_or(false)
     });
     match new_slot {
-        Some(id) if id != slot => say!("The token has been initialized and is reassigned to slot {id}"),
+        Some(id) if id != slot => say!("The token has been initialized and is reassigned to slot {}", id.id()),
         _ => say!("The token has been initialized."),
     }
     Ok(())
 }
 
-fn delete_token(m: &Module, a: &Args) -> Res<()> {
+fn delete_token(lib: &Library, a: &Args) -> Res<()> {
     if a.token.is_none() && a.serial.is_none() {
         return Err("a token must be given: use --token or --serial".into());
     }
-    let slot = find_slot(m, &Args { slot: None, free: false, ..a.clone() })?;
-    let token = m.token(slot).map_err(rv)?;
-    let info = m.token_info(slot).map_err(rv)?;
-    say!("Found token ({}) with matching token label.", info.serial);
-    let dir = token.dir.clone();
-    if !dir.starts_with(&m.cfg.tokendir) {
-        return Err(format!("refusing to delete {}: not inside the token directory", dir.display()));
+    let slot = find_slot(lib, &Args { slot: None, free: false, ..a.clone() })?;
+    let serial = lib.p.get_token_info(slot).map_err(rv)?.serial_number().to_string();
+    say!("Found token ({serial}) with matching token label.");
+    match lib.delete_token(slot.id()) {
+        CKR_OK => {
+            say!("The token ({serial}) has been deleted.");
+            Ok(())
+        }
+        r => Err(format!("could not delete the token ({})", rv_text(r))),
     }
-    drop(token);
-    std::fs::remove_dir_all(&dir)
-        .map_err(|e| format!("could not delete the token directory {}: {e}", dir.display()))?;
-    say!("The token ({}) has been deleted.", dir.display());
-    Ok(())
 }
 
 fn parse_hex(s: &str) -> Res<Vec<u8>> {
@@ -260,123 +488,215 @@ fn parse_hex(s: &str) -> Res<Vec<u8>> {
     Ok((0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect())
 }
 
-fn import(m: &Module, a: &Args, path: &std::path::Path) -> Res<()> {
+/// `C_CreateObject` of a template in the core's encoding.
+fn create(s: &Session, t: &tessera_pkcs11::object::Template) -> Res<()> {
+    s.create_object(&binding::attributes(t)?).map(|_| ()).map_err(rv)
+}
+
+fn import(lib: &Library, a: &Args, path: &Path) -> Res<()> {
     let label = a.label.clone().ok_or("a label for the object must be given: use --label")?;
     let id = parse_hex(a.id.as_deref().ok_or("an ID for the object must be given: use --id")?)?;
-    let slot = find_slot(m, a)?;
-    let pin = match &a.pin {
+    let slot = find_slot(lib, a)?;
+    let pin = zeroize::Zeroizing::new(match &a.pin {
         Some(p) => p.clone(),
-        None => prompt("user PIN", false)?,
-    };
-    let data = std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
-    let s = m.open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION).map_err(rv)?;
-    let result = (|| -> Res<()> {
-        m.login(s, CKU_USER, pin.as_bytes()).map_err(|e| format!("could not log in on the token ({})", rv(e)))?;
-        if !a.force {
-            m.find_init(s, &vec![(CKA_ID, id.clone().into())]).map_err(rv)?;
-            let found = m.find_next(s, 1).map_err(rv)?;
-            m.find_final(s).map_err(rv)?;
-            if !found.is_empty() {
-                return Err(
-                    "the ID is already assigned to another object. Use --force to override this message.".into()
-                );
-            }
+        None => prompt("user PIN", pin_range(lib, slot)?, false)?,
+    });
+    let data =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("could not read {}: {e}", path.display()))?);
+    let s = lib.p.open_rw_session(slot).map_err(rv)?;
+    s.login(UserType::User, Some(&auth(&pin))).map_err(|e| format!("could not log in on the token ({})", rv(e)))?;
+    if !a.force && !s.find_objects(&[Attribute::Id(id.clone())]).map_err(rv)?.is_empty() {
+        return Err("the ID is already assigned to another object. Use --force to override this message.".into());
+    }
+    if a.aes {
+        let mut t = import::key_template(CKO_SECRET_KEY, CKK_AES, &label, &id);
+        t.push((CKA_VALUE, data.to_vec().into()));
+        // As softhsm2-util's: the key's value is known outside the token, so it may both wrap
+        // and decrypt (it never wraps a sensitive key, `services::keys`).
+        for attr in [CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP] {
+            t.push((attr, bool_(true)));
         }
-        if a.aes {
-            let mut t = import::key_template(CKO_SECRET_KEY, CKK_AES, &label, &id);
-            t.push((CKA_VALUE, data.clone().into()));
-            // As softhsm2-util's: the key's value is known outside the token, so it may both wrap
-            // and decrypt (it never wraps a sensitive key, `services::keys`).
-            for attr in [CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP] {
-                t.push((attr, bool_(true)));
-            }
-            m.create_object(s, &t).map_err(|e| format!("could not save the secret key in the token ({})", rv(e)))?;
-            say!("The key has been imported.");
-            return Ok(());
-        }
-        let kp = import::read_pkcs8(&data, a.file_pin.as_deref())?;
-        let mut private = import::key_template(CKO_PRIVATE_KEY, kp.key_type, &label, &id);
-        private.extend(kp.private);
-        m.create_object(s, &private).map_err(|e| format!("could not save the private key in the token ({})", rv(e)))?;
-        if !a.no_public_key {
-            let mut public = import::key_template(CKO_PUBLIC_KEY, kp.key_type, &label, &id);
-            public.extend(kp.public);
-            m.create_object(s, &public)
-                .map_err(|e| format!("could not save the public key in the token ({})", rv(e)))?;
-        }
-        say!("The key pair has been imported.");
-        Ok(())
-    })();
-    let _ = m.close_session(s);
-    result
+        create(&s, &t).map_err(|e| format!("could not save the secret key in the token ({e})"))?;
+        say!("The key has been imported.");
+        return Ok(());
+    }
+    let kp = import::read_pkcs8(&data, a.file_pin.as_deref())?;
+    let mut private = import::key_template(CKO_PRIVATE_KEY, kp.key_type, &label, &id);
+    private.extend(kp.private);
+    create(&s, &private).map_err(|e| format!("could not save the private key in the token ({e})"))?;
+    if !a.no_public_key {
+        let mut public = import::key_template(CKO_PUBLIC_KEY, kp.key_type, &label, &id);
+        public.extend(kp.public);
+        create(&s, &public).map_err(|e| format!("could not save the public key in the token ({e})"))?;
+    }
+    say!("The key pair has been imported.");
+    Ok(())
 }
 
 /// The Tessera library installed beside this program.
-fn library_beside() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.join("libtessera_pkcs11.so");
-    p.exists().then_some(p)
+fn library_beside() -> Res<PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's own path: {e}"))?;
+    let p = exe.parent().map(|d| d.join("libtessera_pkcs11.so")).unwrap_or_default();
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!("no Tessera library: {} does not exist; name the library with --module PATH", p.display()))
+    }
 }
 
-fn status(m: &Module) {
-    let post = &m.post;
-    say!("Mode:               {}", m.cfg.mode.name());
+/// The library to load: `--module`, else the one beside this program.
+fn library_path(a: &Args) -> Res<PathBuf> {
+    match &a.module {
+        Some(p) => Ok(p.clone()),
+        None => library_beside(),
+    }
+}
+
+/// Loads and initialises the library.
+fn open(a: &Args) -> Res<Library> {
+    let lib = Library::load(&library_path(a)?)?;
+    lib.initialize().map_err(|e| format!("could not initialize the library {} ({})", lib.path.display(), rv(e)))?;
+    Ok(lib)
+}
+
+/// The library's status (`T_GetStatus`), parsed.
+fn status_of(lib: &Library) -> Res<Value> {
+    let text = lib.status().map_err(|r| format!("could not get the library's status ({})", rv_text(r)))?;
+    serde_json::from_str(&text).map_err(|e| format!("the library's status is not JSON: {e}"))
+}
+
+/// One self-test run of the status: "passed in N µs" or "FAILED in N µs (why)", and its phases.
+fn run_lines(r: &Value) -> (String, String) {
+    let us = r["elapsed_us"].as_u64().unwrap_or(0);
+    let result = match r["failure"].as_str() {
+        None => format!("passed in {us} µs"),
+        Some(f) => format!("FAILED in {us} µs ({f})"),
+    };
+    let phases: Vec<String> = r["phases"]
+        .as_array()
+        .map(|v| v.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| format!("{} {} µs", p["name"].as_str().unwrap_or("?"), p["elapsed_us"].as_u64().unwrap_or(0)))
+        .collect();
+    (result, phases.join(", "))
+}
+
+fn state_line(st: &Value) -> String {
+    match st["state"].as_str() {
+        Some("operational") => "operational".to_string(),
+        _ => format!("ERROR STATE: {}", st["error"].as_str().unwrap_or("reason unknown")),
+    }
+}
+
+fn in_error(st: &Value) -> bool {
+    st["state"].as_str() != Some("operational")
+}
+
+/// Prints the library's status as it reports it.
+fn print_status(st: &Value) {
+    let lib = &st["library"];
     say!(
-        "Self-tests:         {} in {} µs",
-        if post.failure.is_none() { "passed" } else { "FAILED" },
-        post.elapsed.as_micros()
+        "Library:            {} (Tessera {}, cryptoki {})",
+        lib["path"].as_str().unwrap_or("(file unknown)"),
+        lib["version"].as_str().unwrap_or("?"),
+        lib["cryptoki"].as_str().unwrap_or("?")
     );
-    let phases: Vec<String> = post.phases.iter().map(|(n, d)| format!("{n} {} µs", d.as_micros())).collect();
-    say!("Self-test phases:   {}", phases.join(", "));
-    say!("Integrity:          {}", post.integrity);
-    let backend = if tessera_pkcs11::crypto::selftest::aws_lc_fips_mode() {
+    say!("Mode:               {}", st["mode"].as_str().unwrap_or("?"));
+    let (result, phases) = run_lines(&st["self_tests"]["power_on"]);
+    say!("Self-tests:         {result}");
+    say!("Self-test phases:   {phases}");
+    let on_demand = &st["self_tests"]["on_demand"];
+    if !on_demand.is_null() {
+        let (result, _) = run_lines(on_demand);
+        say!("On-demand tests:    {result} (last of {})", on_demand["runs"].as_u64().unwrap_or(0));
+    }
+    let integrity = &st["integrity"];
+    say!("Integrity:          {}", integrity["text"].as_str().unwrap_or("?"));
+    match (integrity["value"].as_str(), integrity["sealed"].as_bool()) {
+        (Some(v), Some(true)) => say!("Integrity value:    {v} (sealed)"),
+        (Some(v), _) => say!("Integrity value:    {v} (not sealed)"),
+        (None, Some(true)) => say!("Integrity value:    recorded {}", integrity["recorded"].as_str().unwrap_or("?")),
+        (None, _) => say!("Integrity value:    none recorded (not sealed)"),
+    }
+    let backend = if st["aws_lc"]["fips_mode"].as_bool() == Some(true) {
         "FIPS module (FIPS_mode = 1)"
     } else {
         "non-FIPS build (FIPS_mode = 0)"
     };
     say!("aws-lc:             {backend}");
-    match m.error_reason() {
-        None => say!("State:              operational"),
-        Some(r) => say!("State:              ERROR STATE: {r}"),
+    say!("State:              {}", state_line(st));
+}
+
+fn self_test(lib: &Library) -> Res<()> {
+    let r = lib.self_test();
+    let st = status_of(lib)?;
+    let run = &st["self_tests"]["on_demand"];
+    let (result, phases) = run_lines(run);
+    say!("Self-tests:         {result}");
+    say!("Self-test phases:   {phases}");
+    say!("State:              {}", state_line(&st));
+    match r {
+        CKR_OK => Ok(()),
+        r if in_error(&st) => Err(format!("the self-tests left the library in the error state ({})", rv_text(r))),
+        r => Err(format!("the self-tests could not run ({})", rv_text(r))),
+    }
+}
+
+fn version(a: &Args) {
+    say!("{}", env!("CARGO_PKG_VERSION"));
+    // The library's too, when one loads (its C_GetInfo needs C_Initialize).
+    let Ok(lib) = library_path(a).and_then(|p| Library::load(&p)) else { return };
+    if lib.initialize().is_err() {
+        return;
+    }
+    if let Ok(info) = lib.p.get_library_info() {
+        let (v, c) = (info.library_version(), info.cryptoki_version());
+        say!(
+            "library {}: {} {}.{} ({}), cryptoki {}.{}",
+            lib.path.display(),
+            info.manufacturer_id(),
+            v.major(),
+            v.minor(),
+            info.library_description(),
+            c.major(),
+            c.minor()
+        );
     }
 }
 
 fn run(a: &Args) -> Res<()> {
     if a.version {
-        say!("{}", env!("CARGO_PKG_VERSION"));
+        version(a);
         return Ok(());
     }
     if let Some(p) = &a.seal {
         let lib = match p {
             Some(p) => p.clone(),
-            None => library_beside().ok_or("no libtessera_pkcs11.so beside tessera-util: name the library")?,
+            None => library_path(a)?,
         };
         let out = tessera_pkcs11::fips::integrity::seal(&lib)
             .map_err(|e| format!("could not seal {}: {e}", lib.display()))?;
         say!("The integrity value of {} is recorded in {}.", lib.display(), out.display());
         return Ok(());
     }
-    if let Some(mp) = &a.module {
-        let name = mp.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if !name.contains("tessera") {
-            return Err(format!("--module {}: tessera-util manages Tessera tokens only", mp.display()));
-        }
-    }
-    let m = Module::new(library_beside().map(tessera_pkcs11::fips::integrity::Library::File).as_ref())
-        .map_err(|e| format!("could not initialize the library ({})", rv(e)))?;
+    let lib = open(a)?;
     if a.status {
-        status(&m);
-        return if m.in_error() { Err("the module is in the error state".into()) } else { Ok(()) };
+        let st = status_of(&lib)?;
+        print_status(&st);
+        return if in_error(&st) { Err("the module is in the error state".into()) } else { Ok(()) };
     }
-    if a.show_slots {
-        status(&m);
-        show_slots(&m)
+    if a.self_test {
+        self_test(&lib)
+    } else if a.show_slots {
+        print_status(&status_of(&lib)?);
+        show_slots(&lib)
     } else if a.init_token {
-        init_token(&m, a)
+        init_token(&lib, a)
     } else if a.delete_token {
-        delete_token(&m, a)
+        delete_token(&lib, a)
     } else if let Some(p) = &a.import {
-        import(&m, a, p)
+        import(&lib, a, p)
     } else {
         Err("no action given".into())
     }

@@ -25,7 +25,8 @@ pub enum Status {
     Mismatch,
     /// The library or its value could not be read.
     Unreadable(String),
-    /// The core runs outside the library (inside `tessera-util`).
+    /// No library file was named: the core was driven directly, without the library being
+    /// loaded (as its unit tests drive it). `C_Initialize` always names the loaded file.
     NotApplicable,
 }
 
@@ -122,10 +123,34 @@ fn locate_in(maps: &str, addr: usize) -> Library {
 
 /// Checks a library against its recorded value.
 pub fn check(library: &Library) -> Status {
+    check_values(library).status
+}
+
+/// What one integrity test found: its conclusion, the value computed over the library file (when
+/// it could be read) and the value recorded beside it (when there is one), for the status report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub status: Status,
+    pub computed: Option<String>,
+    pub recorded: Option<String>,
+}
+
+/// [`check`], with the values it compared.
+pub fn check_values(library: &Library) -> Checked {
     match library {
         Library::File(p) => check_file(p, None),
         Library::Mapped { path, dev, ino } => check_file(path, Some((*dev, *ino))),
-        Library::Unknown(why) => Status::Unreadable(why.clone()),
+        Library::Unknown(why) => Checked { status: Status::Unreadable(why.clone()), computed: None, recorded: None },
+    }
+}
+
+impl Library {
+    /// The library file's path, when it is known.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Library::File(p) | Library::Mapped { path: p, .. } => Some(p),
+            Library::Unknown(_) => None,
+        }
     }
 }
 
@@ -145,11 +170,13 @@ fn open_checked(library: &Path, mapped: Option<((u32, u32), u64)>) -> std::io::R
     Ok(f)
 }
 
-fn check_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Status {
+fn check_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Checked {
     let recorded = match std::fs::read_to_string(seal_path(library)) {
         Ok(s) => s.trim().to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Status::Unsealed,
-        Err(e) => return Status::Unreadable(e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Checked { status: Status::Unsealed, computed: None, recorded: None }
+        }
+        Err(e) => return Checked { status: Status::Unreadable(e.to_string()), computed: None, recorded: None },
     };
     let mac = open_checked(library, mapped).and_then(|mut f| {
         use std::io::Read;
@@ -157,14 +184,15 @@ fn check_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Status {
         f.read_to_end(&mut data)?;
         Ok(mac_bytes(&data))
     });
-    match mac {
-        Ok(_) if !super::kat::healthy("integrity") => Status::Mismatch,
+    let (status, computed) = match mac {
+        Ok(m) if !super::kat::healthy("integrity") => (Status::Mismatch, Some(m)),
         Ok(m) if aws_lc_rs::constant_time::verify_slices_are_equal(m.as_bytes(), recorded.as_bytes()).is_ok() => {
-            Status::Verified
+            (Status::Verified, Some(m))
         }
-        Ok(_) => Status::Mismatch,
-        Err(e) => Status::Unreadable(e.to_string()),
-    }
+        Ok(m) => (Status::Mismatch, Some(m)),
+        Err(e) => (Status::Unreadable(e.to_string()), None),
+    };
+    Checked { status, computed, recorded: Some(recorded) }
 }
 
 #[cfg(test)]

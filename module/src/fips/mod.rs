@@ -1,6 +1,7 @@
 //! The FIPS 140-3 style machinery: power-on self-tests run by `C_Initialize` (known-answer tests
-//! from `kat-vectors/`, aws-lc's own self-tests, and the module integrity test), and the error
-//! state any failure puts the module in.
+//! from `kat-vectors/`, aws-lc's own self-tests, and the module integrity test), the same tests
+//! on demand (`T_SelfTest` of the vendor interface, `abi/vendor.rs`), and the error state any
+//! failure puts the module in.
 
 pub mod integrity;
 pub mod kat;
@@ -16,23 +17,36 @@ pub struct PostReport {
     pub results: Vec<(String, bool)>,
     /// What the integrity test concluded.
     pub integrity: integrity::Status,
+    /// The HMAC-SHA-256 the integrity test computed over the library file, and the value recorded
+    /// beside it (hex), when there were such.
+    pub integrity_value: Option<String>,
+    pub recorded_value: Option<String>,
     pub elapsed: Duration,
     /// Time of each phase: integrity, Tessera's KATs, aws-lc's self-tests.
     pub phases: Vec<(&'static str, Duration)>,
 }
 
-/// Runs every power-on self-test. `module_file` is the installed library (absent when the core
-/// runs inside `tessera-util`); `require_seal` makes a missing integrity value a failure.
+/// Runs every power-on self-test. `module_file` is the installed library (absent only when the
+/// core is driven without the library, as in unit tests); `require_seal` makes a missing
+/// integrity value a failure.
 pub fn power_on_self_tests(module_file: Option<&integrity::Library>, require_seal: bool) -> PostReport {
+    self_tests(module_file, require_seal, "power-on")
+}
+
+/// Runs the self-tests: the power-on set, at `C_Initialize` or on demand (`trigger` names which,
+/// for the log). The tests use their own keys and contexts only, so they may run while other
+/// threads use the module.
+pub fn self_tests(module_file: Option<&integrity::Library>, require_seal: bool, trigger: &str) -> PostReport {
     let start = Instant::now();
     let mut results = Vec::new();
     let mut phases = Vec::new();
     let mut failure = None;
     let t = Instant::now();
-    let integrity = match module_file {
-        Some(p) => integrity::check(p),
-        None => integrity::Status::NotApplicable,
+    let checked = match module_file {
+        Some(p) => integrity::check_values(p),
+        None => integrity::Checked { status: integrity::Status::NotApplicable, computed: None, recorded: None },
     };
+    let integrity = checked.status;
     let integrity_ok = match &integrity {
         integrity::Status::Verified | integrity::Status::NotApplicable => true,
         integrity::Status::Unsealed => !require_seal,
@@ -64,8 +78,16 @@ pub fn power_on_self_tests(module_file: Option<&integrity::Library>, require_sea
     }
     let elapsed = start.elapsed();
     match &failure {
-        None => tracing::info!("power-on self-tests passed in {} µs ({integrity})", elapsed.as_micros()),
-        Some(f) => tracing::error!("power-on self-tests: {f}; the module is in the error state"),
+        None => tracing::info!("{trigger} self-tests passed in {} µs ({integrity})", elapsed.as_micros()),
+        Some(f) => tracing::error!("{trigger} self-tests: {f}; the module is in the error state"),
     }
-    PostReport { failure, results, integrity, elapsed, phases }
+    PostReport {
+        failure,
+        results,
+        integrity,
+        integrity_value: checked.computed,
+        recorded_value: checked.recorded,
+        elapsed,
+        phases,
+    }
 }

@@ -11,6 +11,7 @@ pub mod objects;
 pub mod operations;
 pub mod random;
 pub mod sessions;
+pub mod vendor;
 
 /// What a call that produces output gives back under the two-call length convention.
 pub enum Output {

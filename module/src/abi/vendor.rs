@@ -1,0 +1,69 @@
+//! Tessera's vendor interface: what PKCS#11 has no function for, offered through `C_GetInterface`
+//! under the name "Vendor Tessera", version 1.0 (`interface.rs` lists it after the three "PKCS 11"
+//! interfaces). Its function list, as C declares it (README, "The vendor interface"):
+//!
+//! ```c
+//! typedef struct CK_TESSERA_FUNCTION_LIST {
+//!     CK_VERSION version;                                    /* 1.0 */
+//!     CK_RV (*T_GetStatus)(CK_UTF8CHAR_PTR pStatus, CK_ULONG_PTR pulStatusLen);
+//!     CK_RV (*T_SelfTest)(void);
+//!     CK_RV (*T_DeleteToken)(CK_SLOT_ID slotID);
+//! } CK_TESSERA_FUNCTION_LIST;
+//! ```
+//!
+//! The functions are reached through that list only: they are not exported symbols (`#[no_mangle]`
+//! here would make them look like PKCS#11 functions to `module/tools/gen-abi-tables.py`). Like
+//! every entry point they run inside [`guard`], answer `CKR_CRYPTOKI_NOT_INITIALIZED` before
+//! `C_Initialize`, check their pointers here and call a safe service (`services/vendor.rs`).
+
+use super::*;
+use crate::services::{length_only, Output};
+
+/// The vendor interface's function list (see the C declaration above).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CK_TESSERA_FUNCTION_LIST {
+    pub version: CK_VERSION,
+    pub T_GetStatus: Option<unsafe extern "C" fn(pStatus: *mut CK_UTF8CHAR, pulStatusLen: *mut CK_ULONG) -> CK_RV>,
+    pub T_SelfTest: Option<unsafe extern "C" fn() -> CK_RV>,
+    pub T_DeleteToken: Option<unsafe extern "C" fn(slotID: CK_SLOT_ID) -> CK_RV>,
+}
+
+/// The name `C_GetInterface` knows the vendor interface by.
+pub const VENDOR_INTERFACE_NAME: &std::ffi::CStr = c"Vendor Tessera";
+
+/// The vendor interface's version.
+pub const VENDOR_INTERFACE_VERSION: CK_VERSION = CK_VERSION { major: 1, minor: 0 };
+
+pub static VENDOR_FUNCTION_LIST: CK_TESSERA_FUNCTION_LIST = CK_TESSERA_FUNCTION_LIST {
+    version: VENDOR_INTERFACE_VERSION,
+    T_GetStatus: Some(T_GetStatus),
+    T_SelfTest: Some(T_SelfTest),
+    T_DeleteToken: Some(T_DeleteToken),
+};
+
+/// `T_GetStatus`: the module's status as UTF-8 JSON text (not NUL-terminated), under the
+/// two-call length convention: a NULL `pStatus` asks for the length, a buffer too small gets
+/// `CKR_BUFFER_TOO_SMALL` and the length. Answers in the error state too.
+pub unsafe extern "C" fn T_GetStatus(pStatus: *mut CK_UTF8CHAR, pulStatusLen: *mut CK_ULONG) -> CK_RV {
+    guard("T_GetStatus", || {
+        let m = module_any()?;
+        let cap = capacity(pStatus, pulStatusLen)?;
+        let text = m.status().into_bytes();
+        let o = length_only(text.len(), cap).unwrap_or(Output::Done(text));
+        write_output(o, pStatus, pulStatusLen)
+    })
+}
+
+/// `T_SelfTest`: the power-on self-tests again, now (`Module::self_test`). `CKR_OK` when they pass
+/// and the module is operational, `CKR_GENERAL_ERROR` when the module is in the error state
+/// afterwards (a failure now puts it there).
+pub unsafe extern "C" fn T_SelfTest() -> CK_RV {
+    guard("T_SelfTest", || module_any()?.self_test())
+}
+
+/// `T_DeleteToken`: removes the token in `slotID` and its store (`Module::delete_token`).
+/// Allowed in the error state: it removes stored, encrypted data and runs no cryptography.
+pub unsafe extern "C" fn T_DeleteToken(slotID: CK_SLOT_ID) -> CK_RV {
+    guard("T_DeleteToken", || module_any()?.delete_token(slotID))
+}

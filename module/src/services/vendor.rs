@@ -1,0 +1,149 @@
+//! The services of Tessera's vendor interface ("Vendor Tessera" 1.0, `abi/vendor.rs`): what
+//! PKCS#11 has no function for. `tessera-util` reaches them through the library like any
+//! application: the module's status as text, the self-tests on demand, and deleting a token.
+
+use crate::error::{err, Error, Result};
+use crate::fips::PostReport;
+use crate::module::{lock, Module};
+use crate::policy::Mode;
+use cryptoki_sys::*;
+use serde_json::{json, Value};
+
+/// One self-test run as the status report shows it.
+fn report(r: &PostReport) -> Value {
+    let us = |d: std::time::Duration| d.as_micros() as u64;
+    json!({
+        "passed": r.failure.is_none(),
+        "failure": r.failure,
+        "elapsed_us": us(r.elapsed),
+        "phases": r.phases.iter().map(|(n, d)| json!({ "name": n, "elapsed_us": us(*d) })).collect::<Vec<_>>(),
+        "tests": r.results.iter().map(|(n, ok)| json!({ "name": n, "passed": ok })).collect::<Vec<_>>(),
+    })
+}
+
+/// What an integrity status is called in the report.
+fn integrity_result(s: &crate::fips::integrity::Status) -> &'static str {
+    use crate::fips::integrity::Status;
+    match s {
+        Status::Verified => "verified",
+        Status::Unsealed => "unsealed",
+        Status::Mismatch => "mismatch",
+        Status::Unreadable(_) => "unreadable",
+        Status::NotApplicable => "not-applicable",
+    }
+}
+
+impl Module {
+    /// `T_GetStatus`: the module's state as a JSON object (README, "The vendor interface"): the
+    /// library file and version, the mode, operational or in the error state and why, the
+    /// integrity test's values (of the latest run), aws-lc's `FIPS_mode`, and the power-on and
+    /// the latest on-demand self-tests with their phases. Available in the error state, where it
+    /// matters most.
+    pub fn status(&self) -> String {
+        let on_demand = lock(&self.on_demand).clone();
+        let latest = on_demand.as_ref().map(|(r, _)| r).unwrap_or(&self.post);
+        let (major, minor) = super::general::library_version();
+        let library = self.library.as_ref();
+        let error = self.error_reason();
+        let status = json!({
+            "library": {
+                "path": library.and_then(|l| l.path()).map(|p| p.display().to_string()),
+                "version": format!("{major}.{minor}"),
+                "cryptoki": "3.2",
+                "description": super::general::description(self.cfg.mode),
+            },
+            "mode": self.cfg.mode.name(),
+            "state": if self.in_error() { "error" } else { "operational" },
+            "error": error,
+            "integrity": {
+                "result": integrity_result(&latest.integrity),
+                "text": latest.integrity.to_string(),
+                "sealed": latest.recorded_value.is_some(),
+                "value": latest.integrity_value,
+                "recorded": latest.recorded_value,
+            },
+            "aws_lc": { "fips_mode": crate::crypto::selftest::aws_lc_fips_mode() },
+            "self_tests": {
+                "power_on": report(&self.post),
+                "on_demand": on_demand.as_ref().map(|(r, runs)| {
+                    let mut v = report(r);
+                    v["runs"] = json!(runs);
+                    v
+                }),
+            },
+        });
+        status.to_string()
+    }
+
+    /// `T_SelfTest`: runs the power-on self-tests again (the integrity of the library file as it
+    /// was loaded, Tessera's known-answer tests, aws-lc's self-tests) without unloading, while
+    /// other threads go on with their sessions (the tests touch no session, key or token).
+    ///
+    /// A failure puts the module in the error state with its reason, as at power-on. Passing
+    /// leaves an operational module operational; it does not take a module out of the error
+    /// state: like a validated module, Tessera leaves it only through `C_Finalize` and
+    /// `C_Initialize`, whose power-on self-tests must pass again. `CKR_GENERAL_ERROR` whenever the
+    /// module is in the error state after the run: the code every service of a module in the
+    /// error state answers, and the specification's for a failure the caller cannot recover from
+    /// by calling again (`CKR_FUNCTION_FAILED` would say that a retry might succeed).
+    pub fn self_test(&self) -> Result<()> {
+        let _one_at_a_time = lock(&self.self_test_running);
+        let r = crate::fips::self_tests(self.library.as_ref(), self.cfg.mode == Mode::Approved, "on-demand");
+        let failure = r.failure.clone();
+        {
+            let mut last = lock(&self.on_demand);
+            let runs = last.as_ref().map_or(0, |(_, n)| *n) + 1;
+            *last = Some((r, runs));
+        }
+        if let Some(f) = failure {
+            // The first reason stays when the module already is in the error state.
+            if !self.in_error() {
+                self.enter_error_state(format!("on-demand self-tests: {f}"));
+            }
+            // (`fips::self_tests` has logged the failure.)
+            return Err(err(CKR_GENERAL_ERROR));
+        }
+        if self.in_error() {
+            return Err(Error::because(
+                CKR_GENERAL_ERROR,
+                "the self-tests passed, but the module stays in the error state until C_Finalize and C_Initialize",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `T_DeleteToken`: removes the store of the token in `slot` (its directory in the token
+    /// directory) and its slot. `CKR_SESSION_EXISTS` while this process has a session on it, as
+    /// `C_InitToken` answers; `CKR_TOKEN_NOT_RECOGNIZED` for the free slot's uninitialised token.
+    ///
+    /// No PIN is asked, as `softhsm2-util --delete-token` asks none: the store is readable and
+    /// writable by its owner only, and any process that can load the library as that owner can
+    /// remove the directory itself; a PIN would protect nothing. Another process with sessions on
+    /// the token goes on with the files it has open; its slot list drops the token at its next
+    /// `C_GetSlotList`.
+    pub fn delete_token(&self, slot: CK_SLOT_ID) -> Result<()> {
+        let t = self.token(slot)?;
+        if self.sessions_on(&t).0 > 0 {
+            return Err(err(CKR_SESSION_EXISTS));
+        }
+        let dir = t.dir.clone();
+        // Only a directory directly inside the token directory is ever removed.
+        if dir.parent() != Some(self.cfg.tokendir.as_path()) || dir.file_name().is_none() {
+            return Err(Error::because(
+                CKR_FUNCTION_FAILED,
+                format_args!("refusing to delete {}: not inside the token directory", dir.display()),
+            ));
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| {
+            Error::because(
+                CKR_DEVICE_ERROR,
+                format_args!("could not delete the token directory {}: {e}", dir.display()),
+            )
+        })?;
+        tracing::info!("token {} deleted ({})", t.serial, dir.display());
+        self.forget_token_handles(&t);
+        self.slots.write().unwrap_or_else(|p| p.into_inner()).forget(&dir);
+        drop(t);
+        self.rescan()
+    }
+}
