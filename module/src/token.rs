@@ -64,7 +64,9 @@ struct Login {
 
 /// The token key, with the key of object tags derived from it at its first use in a login.
 pub struct Keys {
+    /// SSP: token key
     key: Key256,
+    /// SSP: object tag key
     tag: std::sync::OnceLock<crate::crypto::hmac::Key>,
 }
 
@@ -118,6 +120,7 @@ pub struct Token {
 /// GCM invocation counter values of one key material reserved by this process: the next one and
 /// the end of the block, and the random bytes that fill an IV's room above a 64-bit counter,
 /// chosen when this process first used the key material.
+/// SSP: GCM invocation counter
 struct IvBlock {
     next: u64,
     end: u64,

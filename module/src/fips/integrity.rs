@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The fixed integrity key.
+/// SSP: integrity key
 const KEY: &[u8] = b"Tessera module integrity key, v1";
 
 #[derive(Clone, Debug, PartialEq, Eq)]

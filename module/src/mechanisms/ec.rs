@@ -272,6 +272,7 @@ fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Result<Option<(&'static digest::Algorithm, K
 
 /// The raw shared secret of an ECDH agreement between a private key object and a peer's public
 /// key (raw point or DER OCTET STRING). An invalid peer key is `CKR_MECHANISM_PARAM_INVALID`.
+/// SSP: ECDH shared secret Z
 pub fn shared_secret(base: &Object, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if base.class() != CKO_PRIVATE_KEY {
         return Err(err(CKR_KEY_TYPE_INCONSISTENT));

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 const MAX_OUT: usize = 1 << 16;
 
 /// HKDF-Extract.
+/// SSP: HKDF pseudorandom key (PRK)
 pub fn hkdf_extract(hash: Hash, salt: &[u8], ikm: &[u8]) -> Result<Vec<u8>> {
     Mac::compute(hash, salt, &[ikm])
 }

@@ -109,6 +109,7 @@ pub struct Pbkdf2Params {
     pub prf: CK_ULONG,
     pub prf_data: Vec<u8>,
     /// Wiped when dropped.
+    /// SSP: PBKDF2 password
     pub password: Zeroizing<Vec<u8>>,
 }
 

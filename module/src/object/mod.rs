@@ -23,6 +23,9 @@ pub type AttrMap = litemap::LiteMap<CK_ATTRIBUTE_TYPE, Value>;
 pub type Template = Vec<(CK_ATTRIBUTE_TYPE, Value)>;
 
 /// A PKCS#11 object. Immutable once built; changes produce a new `Object`.
+/// SSP: secret key
+/// SSP: private key
+/// SSP: public key
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Object {
     pub attrs: AttrMap,

@@ -72,6 +72,9 @@ pub struct PinWrap {
     pub wrapped: Vec<u8>,
 }
 
+/// SSP: SO PIN
+/// SSP: user PIN
+/// SSP: PIN-derived key
 fn derive_kek(pin: &[u8], salt: &[u8], iterations: u32) -> Result<Key256> {
     let it = NonZeroU32::new(iterations).ok_or(err(CKR_GENERAL_ERROR))?;
     let mut kek = Zeroizing::new([0u8; 32]);
@@ -117,6 +120,7 @@ pub fn unwrap_cached(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) -> O
 /// and still fails to open the wrap. The at-rest protection against offline guessing is unchanged. It
 /// lives and dies with the initialised module (`C_Finalize` drops it).
 pub struct KekCache {
+    /// SSP: PIN-cache key
     mac_key: hmac::Key,
     map: Mutex<HashMap<Vec<u8>, Key256>>,
 }
