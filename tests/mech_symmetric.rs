@@ -117,9 +117,11 @@ fn mechanism_list_and_info() {
             _ => flags,
         };
         assert_eq!(info.flags & flags, flags, "flags of {m:#x}");
-        // Only the authenticated key wraps wrap and unwrap (outside the legacy rules).
+        // Only the authenticated key wraps wrap and unwrap (outside the legacy rules); GCM
+        // unwraps (its tag is checked) but does not wrap (an application's IV could repeat).
         let wraps = matches!(m, CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_KWP);
-        assert_eq!(info.flags & (CKF_WRAP | CKF_UNWRAP) != 0, wraps, "wrap flags of {m:#x}");
+        assert_eq!(info.flags & CKF_WRAP != 0, wraps, "CKF_WRAP of {m:#x}");
+        assert_eq!(info.flags & CKF_UNWRAP != 0, wraps || m == CKM_AES_GCM, "CKF_UNWRAP of {m:#x}");
         if m == CKM_AES_GCM && approved_mode() {
             assert_eq!(info.flags & (CKF_ENCRYPT | CKF_WRAP), 0, "C_EncryptInit takes the application's IV");
         }
@@ -357,6 +359,29 @@ fn aes_gcm() {
     assert_eq!(t.decrypt(&old, k, &[ct, tag].concat()).unwrap(), pt);
 }
 
+/// GCM unwraps (its tag authenticates the wrapped key; SP 800-38D, a key transport FIPS 140-3
+/// IG D.G allows) in both modes, and never wraps outside the legacy rules: an IV the application
+/// chose could repeat, and two keys wrapped under one IV give their XOR.
+#[test]
+fn aes_gcm_unwraps_but_does_not_wrap() {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let t = Token::new("aesgcm-unwrap");
+    let kek_value = [0x42u8; 32];
+    let kek = t.kek(CKK_AES, &kek_value).unwrap();
+    let key = [0x17u8; 16];
+    let iv = [9u8; 12];
+    let sealer = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &kek_value).unwrap());
+    let mut wrapped = key.to_vec();
+    sealer.seal_in_place_append_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut wrapped).unwrap();
+    let m = gcm(&iv, &[], 128);
+    let k = t.unwrap(&m, kek, &wrapped, &unwrapped(CKK_AES, None)).expect("GCM unwrap");
+    assert!(t.same_value(k, &key));
+    let mut altered = wrapped.clone();
+    altered[3] ^= 1;
+    assert_eq!(t.unwrap(&m, kek, &altered, &unwrapped(CKK_AES, None)), Err(CKR_WRAPPED_KEY_INVALID));
+    assert_eq!(t.wrap(&m, kek, k), Err(CKR_MECHANISM_INVALID), "GCM wrapping");
+}
+
 #[test]
 fn aes_key_wrap() {
     let t = Token::new("aeskw");
@@ -443,12 +468,15 @@ fn aes_key_wrap() {
     assert_eq!(t.wrap(&kw, kek, fixed), Err(CKR_KEY_UNEXTRACTABLE));
     let g20kek = t.kek(CKK_GENERIC_SECRET, &k20).unwrap();
     assert_eq!(t.wrap(&kw, g20kek, inner), Err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT));
-    // CBC_PAD, ECB and GCM neither wrap nor unwrap outside the legacy rules (see
-    // `unauthenticated_wrapping_only_under_the_legacy_rules`), in either mode.
+    // CBC_PAD, ECB and GCM do not wrap outside the legacy rules (see
+    // `unauthenticated_wrapping_only_under_the_legacy_rules`), in either mode; CBC_PAD and ECB do
+    // not unwrap either, and GCM unwraps only what its tag authenticates
+    // (`aes_gcm_unwraps_but_does_not_wrap`).
     let iv = [0u8; 16];
     for m in [Mech::with(CKM_AES_CBC_PAD, &iv), Mech::new(CKM_AES_ECB), gcm(&[1; 12], b"label", 128)] {
         assert_eq!(t.wrap(&m, kek, g20), Err(CKR_MECHANISM_INVALID));
-        assert_eq!(t.unwrap(&m, kek, &[0x5a; 48], &unwrapped(CKK_GENERIC_SECRET, None)), Err(CKR_MECHANISM_INVALID));
+        let refusal = if m.ty == CKM_AES_GCM { CKR_WRAPPED_KEY_INVALID } else { CKR_MECHANISM_INVALID };
+        assert_eq!(t.unwrap(&m, kek, &[0x5a; 48], &unwrapped(CKK_GENERIC_SECRET, None)), Err(refusal));
     }
 }
 

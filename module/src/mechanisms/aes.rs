@@ -408,6 +408,10 @@ impl Mechanism for Cipher {
         matches!(self.0, Mode::Ecb | Mode::Cbc)
     }
 
+    fn unwraps_authenticated(&self) -> bool {
+        self.0 == Mode::Gcm
+    }
+
     fn unwrap(&self, param: &Param, unwrapping_key: &Object, wrapped: &[u8]) -> Result<Vec<u8>> {
         if self.0 == Mode::Ctr {
             return Err(err(CKR_MECHANISM_INVALID));

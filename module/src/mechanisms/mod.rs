@@ -188,6 +188,14 @@ pub trait Mechanism: Send + Sync {
         false
     }
 
+    /// Whether the mechanism's unwrapping authenticates what it is given, so that no altered or
+    /// made-up wrapped key is unwrapped: what [`Mechanism::wraps_authenticated`] says, and GCM,
+    /// whose tag is checked before any key is made (its wrapping stays refused: a repeated IV
+    /// would give the XOR of two wrapped keys).
+    fn unwraps_authenticated(&self) -> bool {
+        self.wraps_authenticated()
+    }
+
     /// `C_UnwrapKey`: recovers key bytes from `wrapped`.
     fn unwrap(&self, _param: &Param, _unwrapping_key: &Object, _wrapped: &[u8]) -> Result<Vec<u8>> {
         Err(err(CKR_MECHANISM_INVALID))

@@ -131,8 +131,13 @@ impl Module {
         let m = registry().get(mech).map_err(|_| err(CKR_MECHANISM_INVALID))?;
         let mut info = m.info();
         // Only authenticated wrapping wraps and unwraps outside the legacy rules.
-        if !m.wraps_authenticated() && !self.legacy_wrapping() {
-            info.flags &= !(CKF_WRAP | CKF_UNWRAP);
+        if !self.legacy_wrapping() {
+            if !m.wraps_authenticated() {
+                info.flags &= !CKF_WRAP;
+            }
+            if !m.unwraps_authenticated() {
+                info.flags &= !CKF_UNWRAP;
+            }
         }
         if self.cfg.mode == crate::policy::Mode::Approved {
             // Only the functions the approved mode offers; other flags (EC capabilities) stay.

@@ -141,8 +141,9 @@ fn contains_what_it_wraps(wk: &Object) -> bool {
 
 /// `CKR_MECHANISM_INVALID` for a wrapping mechanism that does not authenticate what it wraps,
 /// outside the legacy rules (see `Mechanism::wraps_authenticated`).
-fn authenticated_wrapping(m: &dyn crate::mechanisms::Mechanism, legacy: bool) -> Result<()> {
-    if legacy || m.wraps_authenticated() {
+fn authenticated_wrapping(m: &dyn crate::mechanisms::Mechanism, legacy: bool, op: Op) -> Result<()> {
+    let authenticated = if op == Op::Unwrap { m.unwraps_authenticated() } else { m.wraps_authenticated() };
+    if legacy || authenticated {
         Ok(())
     } else {
         Err(err(CKR_MECHANISM_INVALID))
@@ -254,7 +255,7 @@ impl Module {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
         let legacy = self.legacy_wrapping();
-        authenticated_wrapping(m, legacy)?;
+        authenticated_wrapping(m, legacy, Op::Wrap)?;
         let wk = self.usable_key(&s, wrapping, mech, m, Op::Wrap).map_err(|e| match e.rv() {
             CKR_KEY_HANDLE_INVALID => err(CKR_WRAPPING_KEY_HANDLE_INVALID),
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
@@ -295,7 +296,7 @@ impl Module {
         let s = self.session(h)?;
         let m = registry().get(mech)?;
         let legacy = self.legacy_wrapping();
-        authenticated_wrapping(m, legacy)?;
+        authenticated_wrapping(m, legacy, Op::Unwrap)?;
         let uk = self.usable_key(&s, unwrapping, mech, m, Op::Unwrap).map_err(|e| match e.rv() {
             CKR_KEY_HANDLE_INVALID => err(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
             CKR_KEY_TYPE_INCONSISTENT => err(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
