@@ -738,7 +738,17 @@ fn t_delete_token_refuses_an_open_session_then_removes_the_store() {
     assert!(slot_labelled(&lib, "doomed").is_some());
     assert_eq!(unsafe { lib.f.C_CloseSession(h) }, CKR_OK);
 
+    // A second name for the token's database, outside its directory: what deleting leaves in
+    // the file's blocks shows through it.
+    let serial = String::from_utf8_lossy(&lib.token_info(doomed).serialNumber).trim_end().to_string();
+    let db = tokendir.join(&serial).join("tessera.db");
+    let witness = tokendir.parent().unwrap().join("witness.db");
+    std::fs::hard_link(&db, &witness).expect("hard link to the token database");
+    assert!(std::fs::read(&witness).unwrap().iter().any(|b| *b != 0));
+
     assert_eq!(v.delete_token(doomed), CKR_OK);
+    let left = std::fs::read(&witness).unwrap();
+    assert!(!left.is_empty() && left.iter().all(|b| *b == 0), "the deleted token's database is overwritten");
     assert_eq!(stores(), 1, "the token's directory is gone");
     assert_eq!(slot_labelled(&lib, "doomed"), None, "the slot list no longer shows it");
     assert!(!lib.slots().contains(&doomed));

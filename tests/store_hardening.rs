@@ -723,6 +723,56 @@ fn a_destroyed_key_leaves_no_sealed_copy_in_the_store() {
     }
 }
 
+/// Whether any of `parts` (by a 32-byte window of each) is still in one of `dir`'s files.
+fn left_in_files(dir: &Path, parts: &[Vec<u8>]) -> Option<String> {
+    for f in files_in(dir) {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        for part in parts.iter().filter(|p| p.len() >= 32) {
+            let probe = &part[part.len() - 32..];
+            if bytes.windows(probe.len()).any(|w| w == probe) {
+                return Some(f.display().to_string());
+            }
+        }
+    }
+    None
+}
+
+/// A PIN change leaves no copy of the token key's wrap under the old PIN in the token's files
+/// (who later learns the old PIN must not unwrap the token key from an old page), and
+/// re-initialising the token leaves none of its old objects nor the old token key's wraps.
+#[test]
+fn a_pin_change_and_a_reinitialisation_leave_no_old_wraps_in_the_store() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let l = load_env(Env::at(tokens.path(), ""));
+    let slot = l.new_token("rekey");
+    let s = user_session(&l.p, slot);
+    aes_key(&s, "kept", true, true);
+    let dir = token_dir(tokens.path());
+    let column = |sql: &str| -> Vec<Vec<u8>> {
+        let db = store(&dir);
+        let mut st = db.prepare(sql).unwrap();
+        let rows: Vec<Option<Vec<u8>>> = st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        rows.into_iter().flatten().collect()
+    };
+    let old_user_wrap = column("SELECT user_wrapped FROM token");
+    assert!(!old_user_wrap.is_empty());
+    let new_pin = format!("{USER_PIN}-new");
+    s.set_pin(&AuthPin::new(USER_PIN.into()), &AuthPin::new(new_pin.clone().into())).expect("C_SetPIN");
+    assert_eq!(left_in_files(&dir, &old_user_wrap), None, "the old user PIN's wrap of the token key");
+    let old = [
+        column("SELECT attrs FROM object"),
+        column("SELECT secret FROM object"),
+        column("SELECT so_wrapped FROM token"),
+        column("SELECT user_wrapped FROM token"),
+    ]
+    .concat();
+    assert!(old.len() >= 4);
+    s.logout().ok();
+    drop(s);
+    l.p.init_token(slot, &AuthPin::new(SO_PIN.into()), "rekey").expect("C_InitToken again");
+    assert_eq!(left_in_files(&dir, &old), None, "old objects or wraps after re-initialisation");
+}
+
 /// Where the 16 bytes `masked` ^ 0xa5 occur in this process's writable memory (its heap, anonymous
 /// mappings and thread stacks), read through /proc/self/mem. The probe is kept masked so that the
 /// search itself holds no copy of it.

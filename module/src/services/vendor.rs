@@ -134,6 +134,7 @@ impl Module {
                 format_args!("refusing to delete {}: not inside the token directory", dir.display()),
             ));
         }
+        overwrite_files(&dir);
         std::fs::remove_dir_all(&dir).map_err(|e| {
             Error::because(
                 CKR_DEVICE_ERROR,
@@ -145,5 +146,33 @@ impl Module {
         self.slots.write().unwrap_or_else(|p| p.into_inner()).forget(&dir);
         drop(t);
         self.rescan()
+    }
+}
+
+/// Overwrites every file of a token's directory with zeros, synced, before it is removed: the
+/// sealed objects and the PIN wraps of the token key do not stay readable in the freed blocks of
+/// a file system that writes in place. (A copy-on-write or flash file system may keep old blocks
+/// all the same: `security-policy.md` §11 says so.) Best effort: removal follows either way.
+fn overwrite_files(dir: &std::path::Path) {
+    use std::io::Write;
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) {
+            let zeros = vec![0u8; 64 * 1024];
+            let mut left = meta.len();
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                if f.write_all(&zeros[..n]).is_err() {
+                    break;
+                }
+                left -= n as u64;
+            }
+            let _ = f.sync_data();
+        }
     }
 }

@@ -693,7 +693,10 @@ impl Db {
         self.write_pin(|tx, rec| {
             tx.execute(&sql, p)?;
             bump_pin_state(tx, rec)
-        })
+        })?;
+        // The old wrap (the token key under the old PIN) leaves the write-ahead log too.
+        self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        Ok(())
     }
 
     /// Re-initialises the token: new label, a new SO wrap of a new token key, no user PIN, no objects.
@@ -707,7 +710,11 @@ impl Db {
                 params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
             )?;
             bump_pin_state(tx, rec)
-        })
+        })?;
+        // The old objects and the old token key's wraps leave the write-ahead log too
+        // (`secure_delete` zeroed them in the database).
+        self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        Ok(())
     }
 
     /// Every object's id and revision: what a reader compares with its cache.
