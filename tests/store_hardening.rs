@@ -777,6 +777,11 @@ fn a_pin_change_and_a_reinitialisation_leave_no_old_wraps_in_the_store() {
 /// mappings and thread stacks), read through /proc/self/mem. The probe is kept masked so that the
 /// search itself holds no copy of it.
 fn copies_in_memory(masked: &[u8; 16]) -> Vec<String> {
+    copies_in_memory_xor(masked, 0xa5)
+}
+
+/// [`copies_in_memory`] of the 16 bytes `masked` ^ `xor`.
+fn copies_in_memory_xor(masked: &[u8; 16], xor: u8) -> Vec<String> {
     use std::os::unix::fs::FileExt;
     let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
     let mem = std::fs::File::open("/proc/self/mem").expect("/proc/self/mem");
@@ -794,9 +799,9 @@ fn copies_in_memory(masked: &[u8; 16]) -> Vec<String> {
         buf.resize((b - a) as usize, 0);
         // A mapping another thread unmaps meanwhile is skipped.
         let Ok(n) = mem.read_at(&mut buf, a) else { continue };
-        let hits = buf[..n].windows(16).filter(|w| w.iter().zip(masked).all(|(x, m)| *x == m ^ 0xa5)).count();
+        let hits = buf[..n].windows(16).filter(|w| w.iter().zip(masked).all(|(x, m)| *x == m ^ xor)).count();
         if hits > 0 {
-            let at = buf[..n].windows(16).position(|w| w.iter().zip(masked).all(|(x, m)| *x == m ^ 0xa5));
+            let at = buf[..n].windows(16).position(|w| w.iter().zip(masked).all(|(x, m)| *x == m ^ xor));
             let local = 0u8;
             found.push(format!(
                 "{hits} in {line}, first at {:#x} (this frame: {:p})",
@@ -848,5 +853,27 @@ fn a_destroyed_key_leaves_no_copy_in_memory() {
         assert_eq!(unsafe { t.f.C_DestroyObject(t.h, h) }, CKR_OK);
         let found = copies_in_memory(&tail);
         assert!(found.is_empty(), "copies of a destroyed key (token = {token}) in memory:\n{}", found.join("\n"));
+    }
+    // An HMAC-SHA3-256 key, used once: its keyed state (the key XORed with the inner and outer
+    // pads, in the block buffer of the RustCrypto state) goes too.
+    let mut value: Vec<u8> = masked.iter().map(|m| m ^ 0xa5).collect();
+    let class = CKO_SECRET_KEY;
+    let kt = CKK_GENERIC_SECRET;
+    let mut tpl = [
+        attr(CKA_CLASS, &class),
+        attr(CKA_KEY_TYPE, &kt),
+        attr(CKA_SENSITIVE, &TRUE),
+        attr(CKA_SIGN, &TRUE),
+        bytes(CKA_VALUE, &value),
+    ];
+    let mut h = 0;
+    let rv = unsafe { t.f.C_CreateObject(t.h, tpl.as_mut_ptr(), tpl.len() as _, &mut h) };
+    value.iter_mut().for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
+    assert_eq!(rv, CKR_OK);
+    assert!(t.sign(&Mech::new(CKM_SHA3_256_HMAC), h, b"data").is_ok());
+    assert_eq!(unsafe { t.f.C_DestroyObject(t.h, h) }, CKR_OK);
+    for xor in [0xa5 ^ 0x36, 0xa5 ^ 0x5c, 0xa5] {
+        let found = copies_in_memory_xor(&tail, xor);
+        assert!(found.is_empty(), "copies of a destroyed HMAC key (xor {xor:#x}) in memory:\n{}", found.join("\n"));
     }
 }

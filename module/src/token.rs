@@ -79,9 +79,17 @@ impl Keys {
     /// key.
     fn tag(&self, aad: &[u8]) -> Vec<u8> {
         use crate::crypto::hmac;
-        let key = self.tag.get_or_init(|| {
-            let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &self.key[..]), b"tessera object tag key");
+        /// The tag key, derived in a frame of its own that the caller then wipes (the derived
+        /// value is a `Tag` on the stack).
+        #[inline(never)]
+        fn derive(token_key: &[u8]) -> hmac::Key {
+            let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, token_key), b"tessera object tag key");
             hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+        }
+        let key = self.tag.get_or_init(|| {
+            let k = derive(&self.key[..]);
+            crate::crypto::scrub_stack();
+            k
         });
         hmac::sign(key, aad).as_ref().to_vec()
     }

@@ -40,3 +40,17 @@ pub mod sha3;
 
 /// Comparison in constant time (tags, encoded signature blocks).
 pub use aws_lc_rs::constant_time;
+
+/// Zeroes the 4 KiB of stack below its caller's frame: where a key set-up that just returned
+/// left values derived from a key in its own frames, which no destructor wipes (the `hmac`
+/// crate's blocks of the key XORed with the pads, an aws-lc-rs `Tag` a key is derived as). Called
+/// right after such a set-up, which runs in an `#[inline(never)]` function of its own.
+#[inline(never)]
+pub fn scrub_stack() {
+    let mut buf = [0u8; 4096];
+    for b in buf.iter_mut() {
+        // SAFETY: a write to a byte of this frame's own array.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::hint::black_box(&buf);
+}

@@ -73,19 +73,28 @@ impl Hash {
 #[derive(Clone)]
 pub enum Mac {
     Aws(lc::Context),
-    Sha3_224(sha3::Hmac<sha3::Sha3_224>),
-    Sha3_256(sha3::Hmac<sha3::Sha3_256>),
-    Sha3_384(sha3::Hmac<sha3::Sha3_384>),
-    Sha3_512(sha3::Hmac<sha3::Sha3_512>),
+    Sha3_224(sha3::Wiped<sha3::Hmac<sha3::Sha3_224>>),
+    Sha3_256(sha3::Wiped<sha3::Hmac<sha3::Sha3_256>>),
+    Sha3_384(sha3::Wiped<sha3::Hmac<sha3::Sha3_384>>),
+    Sha3_512(sha3::Wiped<sha3::Hmac<sha3::Sha3_512>>),
 }
 
 impl Mac {
     pub fn new(hash: Hash, key: &[u8]) -> Result<Mac> {
-        fn rc<M: sha3::Mac + sha3::KeyInit>(key: &[u8]) -> Result<M> {
-            <M as sha3::Mac>::new_from_slice(key).map_err(|_| err(CKR_GENERAL_ERROR))
-        }
         if let Some(a) = hash.aws() {
             return Ok(Mac::Aws(lc::Context::with_key(&lc::Key::new(a, key))));
+        }
+        let m = Mac::sha3(hash, key);
+        // The key set-up ran in frames below this one: their stack goes (`scrub_stack`).
+        crate::crypto::scrub_stack();
+        m
+    }
+
+    /// The HMAC-SHA-3 key set-up, in frames of its own that [`Mac::new`] then wipes.
+    #[inline(never)]
+    fn sha3(hash: Hash, key: &[u8]) -> Result<Mac> {
+        fn rc<M: sha3::Mac + sha3::KeyInit>(key: &[u8]) -> Result<sha3::Wiped<M>> {
+            <M as sha3::Mac>::new_from_slice(key).map(sha3::Wiped).map_err(|_| err(CKR_GENERAL_ERROR))
         }
         Ok(match hash {
             Hash::Sha3_224 => Mac::Sha3_224(rc(key)?),
@@ -108,10 +117,10 @@ impl Mac {
     pub fn finish(self) -> Vec<u8> {
         match self {
             Mac::Aws(c) => c.sign().as_ref().to_vec(),
-            Mac::Sha3_224(m) => m.finalize().into_bytes().to_vec(),
-            Mac::Sha3_256(m) => m.finalize().into_bytes().to_vec(),
-            Mac::Sha3_384(m) => m.finalize().into_bytes().to_vec(),
-            Mac::Sha3_512(m) => m.finalize().into_bytes().to_vec(),
+            Mac::Sha3_224(mut m) => m.0.finalize_reset().into_bytes().to_vec(),
+            Mac::Sha3_256(mut m) => m.0.finalize_reset().into_bytes().to_vec(),
+            Mac::Sha3_384(mut m) => m.0.finalize_reset().into_bytes().to_vec(),
+            Mac::Sha3_512(mut m) => m.0.finalize_reset().into_bytes().to_vec(),
         }
     }
 
