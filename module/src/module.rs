@@ -96,7 +96,11 @@ impl Module {
     }
 
     pub fn pin_policy(&self) -> PinPolicy {
-        PinPolicy { max_failures: self.cfg.pin_max_failures, iterations: self.cfg.kdf_iterations }
+        PinPolicy {
+            max_failures: self.cfg.pin_max_failures,
+            iterations: self.cfg.kdf_iterations,
+            min_length: self.cfg.pin_min_length(),
+        }
     }
 
     pub fn new_session_handle(&self) -> CK_SESSION_HANDLE {
