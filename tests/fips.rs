@@ -197,7 +197,7 @@ fn mode_is_visible_and_indicators_follow_the_policy() {
             assert_eq!(lib.f.C_GetSessionValidationFlags(h, CKS_LAST_VALIDATION_OK, &mut flags), CKR_OK);
             assert_eq!(flags, 1, "SHA-256 is approved");
             // A key created from approved material carries both key indicators.
-            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as CK_ULONG), CKR_OK);
             let (class, kt, value) = (CKO_SECRET_KEY, CKK_AES, [5u8; 32]);
             let mut t = [
                 CK_ATTRIBUTE { type_: CKA_CLASS, pValue: &class as *const _ as *mut _, ulValueLen: 8 },
@@ -358,7 +358,7 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
             let mut h = 0;
             let flags = CKF_SERIAL_SESSION | CKF_RW_SESSION;
             assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);
-            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as CK_ULONG), CKR_OK);
             let len = params.len() as CK_ULONG;
             let mut pubt = [CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: params.as_ptr() as *mut _, ulValueLen: len }];
             let mut privt = [CK_ATTRIBUTE { type_: CKA_SIGN, pValue: &no as *const _ as *mut _, ulValueLen: 1 }];
@@ -378,7 +378,7 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
             // Healthy, the same generation succeeds.
             let mut h = 0;
             assert_eq!(lib.f.C_OpenSession(slot, flags, null_mut(), None, &mut h), CKR_OK);
-            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(lib.f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as CK_ULONG), CKR_OK);
             let rv =
                 lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, privt.as_mut_ptr(), n_priv, &mut p, &mut v);
             assert_eq!(rv, CKR_OK, "{what}: generation with a healthy module");
