@@ -340,7 +340,7 @@ fn a_short_pin_at_login_is_refused_without_being_tried_or_counted() {
 
     // The user: five short or long attempts, more than pin.max_failures, count nothing.
     assert_eq!(unsafe { t.f.C_Logout(t.h) }, CKR_OK);
-    for pin in [&b"12345"[..], b"1", b"", &long, USER_PIN[..5].as_bytes()] {
+    for pin in [&b"12345"[..], b"1", b"", &long, &USER_PIN.as_bytes()[..5]] {
         assert_eq!(login(t.h, CKU_USER, pin), CKR_PIN_INCORRECT, "user, {} bytes", pin.len());
         assert_eq!(flags() & counted, 0, "a user login with {} bytes counted a failure", pin.len());
     }
