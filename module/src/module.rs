@@ -100,6 +100,7 @@ impl Module {
             max_failures: self.cfg.pin_max_failures,
             iterations: self.cfg.kdf_iterations,
             min_length: self.cfg.pin_min_length(),
+            approved: self.cfg.mode == crate::policy::Mode::Approved,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct PinPolicy {
     pub iterations: u32,
     /// The shortest PIN accepted, set or offered at login (`Config::pin_min_length`).
     pub min_length: usize,
+    /// The approved mode: a PIN shorter than `min_length` proves nothing, also as `C_SetPIN`'s
+    /// old PIN (see [`Token::change_pin`]).
+    pub approved: bool,
 }
 
 impl PinPolicy {
@@ -409,12 +412,12 @@ impl Token {
     /// Checks a PIN offered to log in (`C_Login` as the SO or the user, and the context-specific
     /// login), counting failures; gives the token key.
     ///
-    /// A PIN of a length no PIN may have (shorter than `pin.min_length`, longer than
+    /// A PIN of a length no PIN may have now (shorter than `pin.min_length`, longer than
     /// [`MAX_PIN`]) is refused without being tried or counted: `CKR_PIN_INCORRECT`, the code
     /// `C_Login` has for it (`CKR_PIN_LEN_RANGE` is for functions that set a PIN), or what the
-    /// PIN's state says first (not set, locked), as for any PIN. So guesses that cannot count
-    /// towards the bound on guesses cannot use up the lockout either, and a PIN shorter than the
-    /// minimum, set under a lower one, no longer logs in (`C_SetPIN` still takes it as the old PIN).
+    /// PIN's state says first (not set, locked), as for any PIN. Nothing is lost by not counting
+    /// it: it is never tried. A PIN set under a lower minimum no longer logs in; see
+    /// [`Token::change_pin`] for how it is replaced.
     pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<Key256> {
         if !self.policy.length_allowed(pin) {
             let row = self.row()?;
@@ -590,12 +593,18 @@ impl Token {
     }
 
     /// `C_SetPIN`: checks the new PIN's length (before the old PIN is tried: a call that cannot
-    /// succeed spends no attempt), then the old PIN, whatever its length (a PIN set under a lower
-    /// `pin.min_length` can be replaced), then rewraps the token key under the new one. Objects
-    /// are untouched: only the wrap changes.
+    /// succeed spends no attempt), then the old PIN, then rewraps the token key under the new one.
+    /// Objects are untouched: only the wrap changes.
+    ///
+    /// In the non-approved mode the old PIN may have any length, so that a PIN set under a lower
+    /// `pin.min_length` can be replaced. In the approved mode the old PIN obeys the rules of a
+    /// login ([`Token::verify_pin`]): knowing it lets one set a PIN and then log in, so a PIN of
+    /// 4 digits accepted here would be guessed with probability 1/10^4 in one attempt, not the
+    /// approved mode's 1/10^6. There a short PIN is replaced by the SO (`C_InitPIN`, for the
+    /// user's) or in the non-approved mode.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
         self.policy.check_new_pin(new)?;
-        let key = self.verify_counted(role, old)?;
+        let key = if self.policy.approved { self.verify_pin(role, old)? } else { self.verify_counted(role, old)? };
         let w = seal::wrap_with_pin(&self.kek, &key, new, self.policy.iterations, &wrap_aad(&self.uid, role))?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
