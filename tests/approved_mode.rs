@@ -368,35 +368,56 @@ fn a_short_pin_at_login_is_refused_without_being_tried_or_counted() {
     assert_eq!(login(t.h, CKU_SO, SO_PIN.as_bytes()), CKR_OK);
 }
 
-/// A user PIN of 4 bytes set in the non-approved mode no longer logs in once the store is used in
-/// the approved mode (without a failure counted), but `C_SetPIN` takes it as the old PIN, so the
-/// user can move to a PIN the approved mode accepts.
+/// A user PIN of 4 bytes set in the non-approved mode proves nothing once the store is used in
+/// the approved mode: `C_Login` and `C_SetPIN` (whose old PIN lets one set a PIN and log in) refuse
+/// it untried and uncounted. The SO replaces it there (`C_InitPIN`), or the user does in the
+/// non-approved mode, where `C_SetPIN` takes an old PIN below `pin.min_length`.
 #[test]
-fn a_short_pin_set_before_is_replaced_with_c_set_pin_in_the_approved_mode() {
+fn a_short_pin_set_before_proves_nothing_in_the_approved_mode_and_is_replaced() {
     let tokens = tempfile::tempdir().expect("tempdir");
-    let open = |mode: &str| {
+    let open = |conf: &str| {
         std::env::remove_var("TESSERA_MODE");
-        let r = RawLib::with(Env::at(tokens.path(), &format!("tessera.mode = {mode}")));
+        let r = RawLib::with(Env::at(tokens.path(), conf));
         r.init();
-        r
+        let slot = initialised_slot(&r.f);
+        let h = r.open(slot, true);
+        (r, slot, h)
     };
-    let r = open("non-approved");
-    let slot = r.token("legacy");
-    let h = r.open(slot, true);
-    r.login(h, CKU_USER, USER_PIN).unwrap();
-    let (old, new) = ("1234", "246813");
     let set = |r: &RawLib, h, old: &str, new: &str| unsafe {
         r.f.C_SetPIN(h, old.as_ptr() as *mut _, old.len() as _, new.as_ptr() as *mut _, new.len() as _)
     };
-    assert_eq!(set(&r, h, USER_PIN, old), CKR_OK, "a 4-byte PIN in the non-approved mode");
+    let short = "1234";
+    {
+        std::env::remove_var("TESSERA_MODE");
+        let r = RawLib::with(Env::at(tokens.path(), "tessera.mode = non-approved"));
+        r.init();
+        let slot = r.token("legacy");
+        let h = r.open(slot, true);
+        assert_eq!(set(&r, h, USER_PIN, short), CKR_OK, "a 4-byte PIN in the non-approved mode");
+    }
+
+    // Approved: neither a login nor a PIN change with the short PIN; the SO sets a new one.
+    let (r, slot, h) = open("tessera.mode = approved");
+    assert_eq!(r.login(h, CKU_USER, short), Err(CKR_PIN_INCORRECT), "C_Login with the 4-byte PIN");
+    assert_eq!(set(&r, h, short, "246813"), CKR_PIN_INCORRECT, "C_SetPIN with the 4-byte PIN as the old one");
+    assert_eq!(r.token_info(slot).flags & CKF_USER_PIN_COUNT_LOW, 0, "nothing was counted");
+    assert_eq!(r.login(h, CKU_SO, SO_PIN), Ok(()));
+    let new = "246813";
+    assert_eq!(unsafe { r.f.C_InitPIN(h, new.as_ptr() as *mut _, new.len() as _) }, CKR_OK);
+    assert_eq!(unsafe { r.f.C_Logout(h) }, CKR_OK);
+    assert_eq!(r.login(h, CKU_USER, new), Ok(()), "the PIN the SO set");
+    assert_eq!(set(&r, h, new, short), CKR_PIN_LEN_RANGE, "and not back to 4 bytes");
     drop(r);
 
-    let r = open("approved");
-    let slot = initialised_slot(&r.f);
-    let h = r.open(slot, true);
-    assert_eq!(r.login(h, CKU_USER, old), Err(CKR_PIN_INCORRECT), "a 4-byte PIN logs in no more");
-    assert_eq!(r.token_info(slot).flags & CKF_USER_PIN_COUNT_LOW, 0, "and counts no failure");
-    assert_eq!(set(&r, h, old, "13579"), CKR_PIN_LEN_RANGE, "the new PIN must be long enough");
-    assert_eq!(set(&r, h, old, new), CKR_OK, "C_SetPIN takes the old 4-byte PIN");
-    assert_eq!(r.login(h, CKU_USER, new), Ok(()));
+    // Non-approved, back to the short PIN; then with pin.min_length = 6 the user replaces it.
+    let (r, _, h) = open("tessera.mode = non-approved");
+    assert_eq!(set(&r, h, new, short), CKR_OK);
+    drop(r);
+    let (r, _, h) = open("tessera.mode = non-approved\npin.min_length = 6");
+    assert_eq!(r.login(h, CKU_USER, short), Err(CKR_PIN_INCORRECT), "below pin.min_length");
+    assert_eq!(set(&r, h, short, "13579"), CKR_PIN_LEN_RANGE);
+    assert_eq!(set(&r, h, short, "135790"), CKR_OK, "C_SetPIN takes the old 4-byte PIN in the non-approved mode");
+    drop(r);
+    let (r, _, h) = open("tessera.mode = approved");
+    assert_eq!(r.login(h, CKU_USER, "135790"), Ok(()));
 }

@@ -555,8 +555,9 @@ const FIXTURE_USER_PIN: &str = "1234";
 /// A store written by the build before objects were authenticated (schema 3; SO PIN
 /// `12345678`, user PIN `1234`) opens: its public objects before login, all of them after; the
 /// login re-seals every row, and from then on a changed or downgraded row is refused. Its user
-/// PIN, shorter than the approved mode's minimum, no longer logs in there, but `C_SetPIN` takes
-/// it as the old PIN: the test moves it to `USER_PIN` in both modes before the first login.
+/// PIN, shorter than the approved mode's minimum, proves nothing there: the SO sets `USER_PIN`
+/// (`C_InitPIN`), and it is the SO's login that re-seals. The non-approved mode logs in with it
+/// and moves it to `USER_PIN` (`C_SetPIN`) for the second half.
 #[test]
 fn a_store_of_the_previous_format_opens_and_is_resealed() {
     let fixture = std::fs::read_dir(fixture_dir()).expect("fixture").flatten().next().expect("a token").path();
@@ -580,10 +581,14 @@ fn a_store_of_the_previous_format_opens_and_is_resealed() {
         if approved_mode() {
             let r = outcome(s.login(UserType::User, Some(&old)));
             assert_eq!(r, Some(RvError::PinIncorrect), "C_Login with a PIN below the approved mode's minimum");
+            s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+            s.init_pin(&AuthPin::new(USER_PIN.into())).expect("C_InitPIN");
+            s.logout().expect("C_Logout");
+            s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("user login");
+        } else {
+            s.login(UserType::User, Some(&old)).expect("user login with the fixture's PIN");
+            s.set_pin(&old, &AuthPin::new(USER_PIN.into())).expect("C_SetPIN");
         }
-        s.set_pin(&old, &AuthPin::new(USER_PIN.into())).expect("C_SetPIN from the fixture's short PIN");
-        drop(s);
-        let s = user_session(&l.p, slot);
         for label in ["old-private", "old-public"] {
             let k = find(&s, label);
             assert_eq!(k.len(), 1, "{label}");
