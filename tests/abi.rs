@@ -301,7 +301,8 @@ fn slot_list_two_call_convention_and_free_slot() {
         assert_ne!(ti.flags & CKF_LOGIN_REQUIRED, 0);
         assert_ne!(ti.flags & CKF_RNG, 0);
         assert_eq!(&ti.label, &pad32("first"));
-        assert_eq!((ti.ulMinPinLen, ti.ulMaxPinLen), (4, 255));
+        let min = if approved_mode() { 6 } else { 4 };
+        assert_eq!((ti.ulMinPinLen, ti.ulMaxPinLen), (min, 255));
         let stable = *slots.iter().find(|s| r.token_info(**s).label == pad32("first")).unwrap();
         // Slot IDs are stable across restarts.
         assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
@@ -397,11 +398,12 @@ fn pins_lockout_and_persisted_counters() {
     let r = RawLib::with(Env::new("pin.max_failures = 3"));
     r.init();
     let slot = r.token("pins");
+    let len = |p: &[u8]| p.len() as CK_ULONG;
     unsafe {
         let h = r.open(slot, true);
-        assert_eq!(r.login(h, CKU_USER, "0000"), Err(CKR_PIN_INCORRECT));
+        assert_eq!(r.login(h, CKU_USER, "000000"), Err(CKR_PIN_INCORRECT));
         assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_COUNT_LOW, 0);
-        assert_eq!(r.login(h, CKU_USER, "0001"), Err(CKR_PIN_INCORRECT));
+        assert_eq!(r.login(h, CKU_USER, "000001"), Err(CKR_PIN_INCORRECT));
         assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_FINAL_TRY, 0);
         // A restart does not reset the counter.
         assert_eq!(r.f.C_Finalize(null_mut()), CKR_OK);
@@ -409,37 +411,71 @@ fn pins_lockout_and_persisted_counters() {
         let slot = *r.slots().iter().find(|s| r.token_info(**s).label == pad32("pins")).unwrap();
         let h = r.open(slot, true);
         assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_FINAL_TRY, 0);
-        assert_eq!(r.login(h, CKU_USER, "0002"), Err(CKR_PIN_INCORRECT));
+        assert_eq!(r.login(h, CKU_USER, "000002"), Err(CKR_PIN_INCORRECT));
         assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_LOCKED, 0);
         assert_eq!(r.login(h, CKU_USER, USER_PIN), Err(CKR_PIN_LOCKED), "locked even with the right PIN");
         // The SO resets the user PIN, which unlocks it.
         r.login(h, CKU_SO, SO_PIN).unwrap();
-        let newpin = b"5678";
+        let newpin = b"567890";
         assert_eq!(r.f.C_InitPIN(h, b"12".as_ptr() as *mut _, 2), CKR_PIN_LEN_RANGE);
-        assert_eq!(r.f.C_InitPIN(h, newpin.as_ptr() as *mut _, 4), CKR_OK);
+        assert_eq!(r.f.C_InitPIN(h, newpin.as_ptr() as *mut _, len(newpin)), CKR_OK);
         assert_eq!(r.f.C_Logout(h), CKR_OK);
-        assert_eq!(r.f.C_InitPIN(h, newpin.as_ptr() as *mut _, 4), CKR_USER_NOT_LOGGED_IN);
+        assert_eq!(r.f.C_InitPIN(h, newpin.as_ptr() as *mut _, len(newpin)), CKR_USER_NOT_LOGGED_IN);
         assert_eq!(r.token_info(slot).flags & (CKF_USER_PIN_LOCKED | CKF_USER_PIN_COUNT_LOW), 0);
-        r.login(h, CKU_USER, "5678").unwrap();
+        r.login(h, CKU_USER, "567890").unwrap();
         // C_SetPIN: wrong old PIN, bad new length, then a real change.
-        let (old, new) = (b"5678", b"87654321");
-        assert_eq!(r.f.C_SetPIN(h, b"9999".as_ptr() as *mut _, 4, new.as_ptr() as *mut _, 8), CKR_PIN_INCORRECT);
-        assert_eq!(r.f.C_SetPIN(h, old.as_ptr() as *mut _, 4, new.as_ptr() as *mut _, 2), CKR_PIN_LEN_RANGE);
-        assert_eq!(r.f.C_SetPIN(h, old.as_ptr() as *mut _, 4, new.as_ptr() as *mut _, 8), CKR_OK);
+        let (old, new, wrong) = (b"567890", b"87654321", b"999999");
+        let set = |h, old: &[u8], new: &[u8]| {
+            r.f.C_SetPIN(h, old.as_ptr() as *mut _, len(old), new.as_ptr() as *mut _, len(new))
+        };
+        assert_eq!(set(h, wrong, new), CKR_PIN_INCORRECT);
+        assert_eq!(set(h, old, &new[..2]), CKR_PIN_LEN_RANGE);
+        assert_eq!(set(h, old, new), CKR_OK);
         let ro = r.open(slot, false);
-        assert_eq!(r.f.C_SetPIN(ro, new.as_ptr() as *mut _, 8, old.as_ptr() as *mut _, 4), CKR_SESSION_READ_ONLY);
+        assert_eq!(set(ro, new, old), CKR_SESSION_READ_ONLY);
         assert_eq!(r.f.C_CloseAllSessions(slot), CKR_OK);
         let h = r.open(slot, true);
-        assert_eq!(r.login(h, CKU_USER, "5678"), Err(CKR_PIN_INCORRECT));
+        assert_eq!(r.login(h, CKU_USER, "567890"), Err(CKR_PIN_INCORRECT));
         assert_eq!(r.login(h, CKU_USER, "87654321"), Ok(()));
         // The SO changes the SO PIN.
         assert_eq!(r.f.C_Logout(h), CKR_OK);
         r.login(h, CKU_SO, SO_PIN).unwrap();
-        assert_eq!(r.f.C_SetPIN(h, SO_PIN.as_ptr() as *mut _, 8, b"so-pin-2".as_ptr() as *mut _, 8), CKR_OK);
+        assert_eq!(set(h, SO_PIN.as_bytes(), b"so-pin-2"), CKR_OK);
         assert_eq!(r.f.C_Logout(h), CKR_OK);
         assert_eq!(r.login(h, CKU_SO, SO_PIN), Err(CKR_PIN_INCORRECT));
         assert_eq!(r.login(h, CKU_SO, "so-pin-2"), Ok(()));
     }
+}
+
+/// The shortest PIN in the mode the suite runs under (4 bytes, 6 in the approved mode):
+/// `ulMinPinLen`; a PIN of 5 bytes set with `C_InitPIN` (refused with `CKR_PIN_LEN_RANGE` in the
+/// approved mode, taken in the other); and at `C_Login`, a PIN one byte short of the minimum or
+/// longer than 255 bytes is `CKR_PIN_INCORRECT` without a failure counted, in both modes.
+#[test]
+fn pin_lengths_follow_the_mode() {
+    let r = RawLib::with(Env::new("pin.max_failures = 2"));
+    r.init();
+    let slot = r.token("lengths");
+    let min = if approved_mode() { 6 } else { 4 };
+    let ti = r.token_info(slot);
+    assert_eq!((ti.ulMinPinLen, ti.ulMaxPinLen), (min, 255));
+    let h = r.open(slot, true);
+    let short = &"1234567"[..min as usize - 1];
+    let long = "7".repeat(256);
+    let counted = CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED;
+    for _ in 0..3 {
+        assert_eq!(r.login(h, CKU_USER, short), Err(CKR_PIN_INCORRECT), "{} bytes", short.len());
+        assert_eq!(r.login(h, CKU_USER, &long), Err(CKR_PIN_INCORRECT), "256 bytes");
+    }
+    assert_eq!(r.token_info(slot).flags & counted, 0, "a PIN of a length no PIN has was counted");
+    assert_eq!(r.login(h, CKU_USER, "000000"), Err(CKR_PIN_INCORRECT));
+    assert_ne!(r.token_info(slot).flags & CKF_USER_PIN_FINAL_TRY, 0, "a wrong PIN is counted");
+    r.login(h, CKU_SO, SO_PIN).unwrap();
+    let init_pin = |pin: &str| unsafe { r.f.C_InitPIN(h, pin.as_ptr() as *mut _, pin.len() as _) };
+    assert_eq!(init_pin(short), CKR_PIN_LEN_RANGE);
+    assert_eq!(init_pin(&long), CKR_PIN_LEN_RANGE);
+    let five = if approved_mode() { CKR_PIN_LEN_RANGE } else { CKR_OK };
+    assert_eq!(init_pin("13579"), five, "C_InitPIN with 5 bytes");
 }
 
 #[test]

@@ -399,3 +399,270 @@ fn ecdh_outside_the_approved_mode_flags_a_readable_secret() {
     assert!(!t.approved(t.h), "SHA-1 in a KDF is flagged");
     let _ = b;
 }
+
+// Strength of authentication: PIN length and lockout
+// ---------------------------------------------------------------------------------------------
+
+/// `tessera-testproc status` on a fresh store with the configuration `conf` and the environment
+/// `vars` (no `TESSERA_MODE` unless given): its exit status is 3 when `C_Initialize` fails.
+fn status(conf: &str, vars: &[(&str, &str)]) -> std::process::Output {
+    let env = Env::new(conf);
+    let mut c = env.command(testproc_path!());
+    c.env_remove("TESSERA_MODE").args(["--module", &module_path().to_string_lossy(), "status"]);
+    c.envs(vars.iter().copied());
+    c.output().expect("run tessera-testproc")
+}
+
+/// The approved mode refuses to start, with the reason on stderr naming the key to change, when
+/// a random guess at a PIN could succeed with probability above 1/1,000,000 in one attempt
+/// (`pin.min_length` below 6) or above 1/100,000 before the PIN locks (no lockout, or more than
+/// 10^(min_length-5) failures allowed); the non-approved mode starts with each of them.
+#[test]
+fn the_approved_mode_refuses_to_start_with_a_weak_pin_policy() {
+    let refused = [
+        ("pin.min_length = 4", &["pin.min_length = 4", "1/1,000,000", "pin.min_length = 6 or more"][..]),
+        ("pin.min_length = 5\npin.max_failures = 1", &["pin.min_length = 5"][..]),
+        ("pin.max_failures = 0", &["pin.max_failures = 0", "from 1 to 10"][..]),
+        ("pin.min_length = 6\npin.max_failures = 11", &["pin.max_failures = 11", "11/10^6", "10 or fewer"][..]),
+        ("pin.min_length = 8\npin.max_failures = 1001", &["pin.max_failures = 1001", "1000 or fewer"][..]),
+    ];
+    for (conf, says) in refused {
+        let o = status(&format!("tessera.mode = approved\n{conf}"), &[]);
+        assert_eq!(o.status.code(), Some(3), "{conf}: C_Initialize must fail in the approved mode\n{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("tessera: the approved mode refuses this PIN policy"), "{conf}:\n{}", show(&o));
+        assert!(err.contains("the module does not start"), "{conf}:\n{}", show(&o));
+        for s in says {
+            assert!(err.contains(s), "{conf}: the reason should say {s:?}\n{}", show(&o));
+        }
+        // The same configuration made approved by the environment, not the file: refused too.
+        let o = status(conf, &[("TESSERA_MODE", "approved")]);
+        assert_eq!(o.status.code(), Some(3), "{conf} with TESSERA_MODE=approved\n{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(says[0]), "{conf}:\n{}", show(&o));
+        // The non-approved mode takes what it took before.
+        let o = status(&format!("tessera.mode = non-approved\n{conf}"), &[]);
+        assert!(o.status.success(), "{conf}: the non-approved mode starts\n{}", show(&o));
+    }
+    for conf in ["", "pin.min_length = 8\npin.max_failures = 1000", "pin.min_length = 7\npin.max_failures = 100"] {
+        let o = status(&format!("tessera.mode = approved\n{conf}"), &[]);
+        assert!(o.status.success(), "{conf:?}: within the bounds, the approved mode starts\n{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("library: Tessera HSM, approved mode"), "{}", show(&o));
+    }
+    // A key out of its range is a configuration error in either mode.
+    for (mode, conf) in [("approved", "pin.min_length = 3"), ("non-approved", "pin.min_length = 256")] {
+        let o = status(&format!("tessera.mode = {mode}\n{conf}"), &[]);
+        assert_eq!(o.status.code(), Some(3), "{mode}, {conf}\n{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("from 4 to 255"), "{mode}, {conf}\n{}", show(&o));
+    }
+    // In this process: C_Initialize's return code is the one a malformed configuration gives.
+    let r = RawLib::in_mode("approved", "pin.max_failures = 0");
+    assert_eq!(unsafe { r.f.C_Initialize(null_mut()) }, CKR_GENERAL_ERROR);
+    let mut info = CK_INFO::default();
+    assert_eq!(unsafe { r.f.C_GetInfo(&mut info) }, CKR_CRYPTOKI_NOT_INITIALIZED, "the module did not start");
+}
+
+/// `ulMinPinLen` is the minimum in force: 6 in the approved mode and 4 in the non-approved one
+/// when `pin.min_length` is absent, the key's value otherwise.
+#[test]
+fn ul_min_pin_len_is_the_minimum_in_force() {
+    for (mode, conf, min) in [
+        ("approved", "", 6),
+        ("non-approved", "", 4),
+        ("approved", "pin.min_length = 8", 8),
+        ("non-approved", "pin.min_length = 5", 5),
+        ("non-approved", "pin.min_length = 255\npin.max_failures = 0", 255),
+    ] {
+        let r = RawLib::in_mode(mode, conf);
+        r.init();
+        let free = *r.slots().last().unwrap();
+        let ti = r.token_info(free);
+        assert_eq!((ti.ulMinPinLen, ti.ulMaxPinLen), (min, 255), "{mode}, {conf:?}");
+        if conf.is_empty() {
+            let slot = r.token("minimum");
+            assert_eq!(r.token_info(slot).ulMinPinLen, min, "{mode}: an initialised token");
+        }
+    }
+}
+
+/// A PIN shorter than the minimum is refused wherever a PIN is set (`C_InitToken`, `C_InitPIN`,
+/// `C_SetPIN` of the user and of the SO) with `CKR_PIN_LEN_RANGE` in the approved mode, and
+/// taken in the non-approved one (down to 4 bytes).
+#[test]
+fn a_pin_of_five_bytes_is_set_only_in_the_non_approved_mode() {
+    let five = "13579";
+    let set = |r: &RawLib, h, old: &str, new: &str| unsafe {
+        r.f.C_SetPIN(h, old.as_ptr() as *mut _, old.len() as _, new.as_ptr() as *mut _, new.len() as _)
+    };
+    let init_pin = |r: &RawLib, h, pin: &str| unsafe { r.f.C_InitPIN(h, pin.as_ptr() as *mut _, pin.len() as _) };
+    let init_token = |r: &RawLib, slot, so: &str, label: &str| unsafe {
+        let mut l = pad32(label);
+        r.f.C_InitToken(slot, so.as_ptr() as *mut _, so.len() as _, l.as_mut_ptr())
+    };
+
+    // Approved: every way of setting a PIN refuses five bytes, and the PINs in place still work.
+    let r = RawLib::in_mode("approved", "");
+    r.init();
+    let free = *r.slots().last().unwrap();
+    assert_eq!(init_token(&r, free, five, "short"), CKR_PIN_LEN_RANGE, "C_InitToken of a new token");
+    assert!(r.slots().iter().all(|s| r.token_info(*s).label != pad32("short")), "no token was made");
+    let slot = r.token("approved");
+    let h = r.open(slot, true);
+    r.login(h, CKU_SO, SO_PIN).unwrap();
+    assert_eq!(init_pin(&r, h, five), CKR_PIN_LEN_RANGE, "C_InitPIN");
+    assert_eq!(init_pin(&r, h, "1234"), CKR_PIN_LEN_RANGE, "C_InitPIN with 4 bytes");
+    assert_eq!(set(&r, h, SO_PIN, five), CKR_PIN_LEN_RANGE, "C_SetPIN of the SO");
+    assert_eq!(unsafe { r.f.C_Logout(h) }, CKR_OK);
+    assert_eq!(r.login(h, CKU_SO, SO_PIN), Ok(()), "the SO PIN is unchanged");
+    assert_eq!(unsafe { r.f.C_Logout(h) }, CKR_OK);
+    assert_eq!(set(&r, h, USER_PIN, five), CKR_PIN_LEN_RANGE, "C_SetPIN of the user, public session");
+    r.login(h, CKU_USER, USER_PIN).unwrap();
+    assert_eq!(set(&r, h, USER_PIN, five), CKR_PIN_LEN_RANGE, "C_SetPIN of the user, user session");
+    assert_eq!(set(&r, h, USER_PIN, "654321"), CKR_OK, "six bytes are enough");
+    let flags = r.token_info(slot).flags;
+    assert_eq!(flags & (CKF_USER_PIN_COUNT_LOW | CKF_SO_PIN_COUNT_LOW), 0, "no refusal counted a failure");
+    assert_eq!(unsafe { r.f.C_CloseAllSessions(slot) }, CKR_OK);
+    assert_eq!(init_token(&r, slot, five, "again"), CKR_PIN_LEN_RANGE, "C_InitToken of an initialised token");
+    assert_eq!(r.token_info(slot).label, pad32("approved"), "the token was not re-initialised");
+    drop(r);
+
+    // Non-approved: the same five bytes are taken everywhere, and so are four.
+    let r = RawLib::in_mode("non-approved", "");
+    r.init();
+    let free = *r.slots().last().unwrap();
+    assert_eq!(init_token(&r, free, five, "short"), CKR_OK, "C_InitToken of a new token");
+    let slot = *r.slots().iter().find(|s| r.token_info(**s).label == pad32("short")).expect("the new token");
+    let h = r.open(slot, true);
+    r.login(h, CKU_SO, five).unwrap();
+    assert_eq!(init_pin(&r, h, "123"), CKR_PIN_LEN_RANGE, "three bytes are too short in either mode");
+    assert_eq!(init_pin(&r, h, "1234"), CKR_OK, "C_InitPIN with 4 bytes");
+    assert_eq!(init_pin(&r, h, five), CKR_OK, "C_InitPIN");
+    assert_eq!(set(&r, h, five, "24680"), CKR_OK, "C_SetPIN of the SO");
+    assert_eq!(unsafe { r.f.C_Logout(h) }, CKR_OK);
+    r.login(h, CKU_USER, five).unwrap();
+    assert_eq!(set(&r, h, five, "97531"), CKR_OK, "C_SetPIN of the user");
+    assert_eq!(unsafe { r.f.C_CloseAllSessions(slot) }, CKR_OK);
+    assert_eq!(init_token(&r, slot, "24680", "again"), CKR_OK, "C_InitToken of an initialised token");
+}
+
+/// `C_Login` with a PIN shorter than the minimum (or longer than 255 bytes), as the user, the SO
+/// or for a key that asks for a login each time: `CKR_PIN_INCORRECT` (the code `C_Login` has;
+/// `CKR_PIN_LEN_RANGE` is for functions that set a PIN), without the PIN being tried or the
+/// failure counted: the right PIN logs in afterwards, and with `pin.max_failures = 3`, many short
+/// PINs then two wrong ones still leave the PIN unlocked.
+#[test]
+fn a_short_pin_at_login_is_refused_without_being_tried_or_counted() {
+    let t = Token::open_with("approved", "short-login", "pin.max_failures = 3");
+    let login = |h, user, pin: &[u8]| unsafe { t.f.C_Login(h, user, pin.as_ptr() as *mut _, pin.len() as _) };
+    let flags = || {
+        let mut ti = CK_TOKEN_INFO::default();
+        assert_eq!(unsafe { t.f.C_GetTokenInfo(t.slot, &mut ti) }, CKR_OK);
+        ti.flags
+    };
+    let counted = CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED;
+    let long = [b'7'; 256];
+
+    // A key that asks for the PIN at each use: the context-specific login.
+    let mut m = mech(CKM_EC_KEY_PAIR_GEN);
+    let mut pubt = [bytes(CKA_EC_PARAMS, P256), attr(CKA_VERIFY, &TRUE)];
+    let mut privt = [attr(CKA_SIGN, &TRUE), attr(CKA_ALWAYS_AUTHENTICATE, &TRUE)];
+    let (mut p, mut v) = (0, 0);
+    let rv = unsafe { t.f.C_GenerateKeyPair(t.h, &mut m, pubt.as_mut_ptr(), 2, privt.as_mut_ptr(), 2, &mut p, &mut v) };
+    assert_eq!(rv, CKR_OK);
+    let mut m = mech(CKM_ECDSA_SHA256);
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, v) }, CKR_OK);
+    for pin in [&b"12345"[..], b"", &long] {
+        assert_eq!(login(t.h, CKU_CONTEXT_SPECIFIC, pin), CKR_PIN_INCORRECT, "context-specific, {} bytes", pin.len());
+    }
+    assert_eq!(flags() & counted, 0, "a context-specific login with a short PIN counted a failure");
+    let (mut sig, mut n) = ([0u8; 64], 64 as CK_ULONG);
+    let sign = |sig: &mut [u8; 64], n: &mut CK_ULONG| unsafe {
+        t.f.C_Sign(t.h, b"data".as_ptr() as *mut _, 4, sig.as_mut_ptr(), n)
+    };
+    assert_eq!(sign(&mut sig, &mut n), CKR_USER_NOT_LOGGED_IN, "no short PIN authorised the signature");
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, v) }, CKR_OK);
+    assert_eq!(login(t.h, CKU_CONTEXT_SPECIFIC, USER_PIN.as_bytes()), CKR_OK);
+    assert_eq!(sign(&mut sig, &mut n), CKR_OK);
+
+    // The user: five short or long attempts, more than pin.max_failures, count nothing.
+    assert_eq!(unsafe { t.f.C_Logout(t.h) }, CKR_OK);
+    for pin in [&b"12345"[..], b"1", b"", &long, &USER_PIN.as_bytes()[..5]] {
+        assert_eq!(login(t.h, CKU_USER, pin), CKR_PIN_INCORRECT, "user, {} bytes", pin.len());
+        assert_eq!(flags() & counted, 0, "a user login with {} bytes counted a failure", pin.len());
+    }
+    assert_eq!(login(t.h, CKU_USER, USER_PIN.as_bytes()), CKR_OK, "the right PIN after short ones");
+    assert_eq!(unsafe { t.f.C_Logout(t.h) }, CKR_OK);
+    // N-1 wrong PINs of a length a PIN may have count; short ones around them still do not.
+    assert_eq!(login(t.h, CKU_USER, b"000000"), CKR_PIN_INCORRECT);
+    assert_eq!(login(t.h, CKU_USER, b"12345"), CKR_PIN_INCORRECT);
+    assert_eq!(login(t.h, CKU_USER, b"000001"), CKR_PIN_INCORRECT);
+    assert_ne!(flags() & CKF_USER_PIN_FINAL_TRY, 0, "two failures counted (pin.max_failures = 3)");
+    for _ in 0..3 {
+        assert_eq!(login(t.h, CKU_USER, b"12345"), CKR_PIN_INCORRECT);
+    }
+    assert_eq!(flags() & CKF_USER_PIN_LOCKED, 0, "short PINs locked the PIN");
+    assert_eq!(login(t.h, CKU_USER, USER_PIN.as_bytes()), CKR_OK, "not locked: the right PIN logs in");
+    assert_eq!(flags() & counted, 0, "the right PIN clears the count");
+    assert_eq!(unsafe { t.f.C_Logout(t.h) }, CKR_OK);
+
+    // The SO likewise.
+    let so_counted = CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY | CKF_SO_PIN_LOCKED;
+    for pin in [&b"12345"[..], &long] {
+        assert_eq!(login(t.h, CKU_SO, pin), CKR_PIN_INCORRECT, "SO, {} bytes", pin.len());
+    }
+    assert_eq!(flags() & so_counted, 0, "an SO login with a short PIN counted a failure");
+    assert_eq!(login(t.h, CKU_SO, SO_PIN.as_bytes()), CKR_OK);
+}
+
+/// A user PIN of 4 bytes set in the non-approved mode proves nothing once the store is used in
+/// the approved mode: `C_Login` and `C_SetPIN` (whose old PIN lets one set a PIN and log in) refuse
+/// it untried and uncounted. The SO replaces it there (`C_InitPIN`), or the user does in the
+/// non-approved mode, where `C_SetPIN` takes an old PIN below `pin.min_length`.
+#[test]
+fn a_short_pin_set_before_proves_nothing_in_the_approved_mode_and_is_replaced() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let open = |conf: &str| {
+        std::env::remove_var("TESSERA_MODE");
+        let r = RawLib::with(Env::at(tokens.path(), conf));
+        r.init();
+        let slot = initialised_slot(&r.f);
+        let h = r.open(slot, true);
+        (r, slot, h)
+    };
+    let set = |r: &RawLib, h, old: &str, new: &str| unsafe {
+        r.f.C_SetPIN(h, old.as_ptr() as *mut _, old.len() as _, new.as_ptr() as *mut _, new.len() as _)
+    };
+    let short = "1234";
+    {
+        std::env::remove_var("TESSERA_MODE");
+        let r = RawLib::with(Env::at(tokens.path(), "tessera.mode = non-approved"));
+        r.init();
+        let slot = r.token("legacy");
+        let h = r.open(slot, true);
+        assert_eq!(set(&r, h, USER_PIN, short), CKR_OK, "a 4-byte PIN in the non-approved mode");
+    }
+
+    // Approved: neither a login nor a PIN change with the short PIN; the SO sets a new one.
+    let (r, slot, h) = open("tessera.mode = approved");
+    assert_eq!(r.login(h, CKU_USER, short), Err(CKR_PIN_INCORRECT), "C_Login with the 4-byte PIN");
+    assert_eq!(set(&r, h, short, "246813"), CKR_PIN_INCORRECT, "C_SetPIN with the 4-byte PIN as the old one");
+    assert_eq!(r.token_info(slot).flags & CKF_USER_PIN_COUNT_LOW, 0, "nothing was counted");
+    assert_eq!(r.login(h, CKU_SO, SO_PIN), Ok(()));
+    let new = "246813";
+    assert_eq!(unsafe { r.f.C_InitPIN(h, new.as_ptr() as *mut _, new.len() as _) }, CKR_OK);
+    assert_eq!(unsafe { r.f.C_Logout(h) }, CKR_OK);
+    assert_eq!(r.login(h, CKU_USER, new), Ok(()), "the PIN the SO set");
+    assert_eq!(set(&r, h, new, short), CKR_PIN_LEN_RANGE, "and not back to 4 bytes");
+    drop(r);
+
+    // Non-approved, back to the short PIN; then with pin.min_length = 6 the user replaces it.
+    let (r, _, h) = open("tessera.mode = non-approved");
+    assert_eq!(set(&r, h, new, short), CKR_OK);
+    drop(r);
+    let (r, _, h) = open("tessera.mode = non-approved\npin.min_length = 6");
+    assert_eq!(r.login(h, CKU_USER, short), Err(CKR_PIN_INCORRECT), "below pin.min_length");
+    assert_eq!(set(&r, h, short, "13579"), CKR_PIN_LEN_RANGE);
+    assert_eq!(set(&r, h, short, "135790"), CKR_OK, "C_SetPIN takes the old 4-byte PIN in the non-approved mode");
+    drop(r);
+    let (r, _, h) = open("tessera.mode = approved");
+    assert_eq!(r.login(h, CKU_USER, "135790"), Ok(()));
+}

@@ -164,7 +164,7 @@ use tessera_tests::oid::{ED25519 as OID_ED25519, P256 as OID_P256, P384 as OID_P
 type Res<T> = Result<T, Box<dyn Error>>;
 
 const SO_PIN: &str = "12345678";
-const USER_PIN: &str = "1234";
+const USER_PIN: &str = "123456";
 const TOKEN_LABEL: &str = "bench";
 const DEFAULT_SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// CKA_PRIVATE of the data objects created by the object tests. Set explicitly
@@ -270,7 +270,7 @@ impl std::fmt::Display for NotSupported {
 impl Error for NotSupported {}
 
 /// A PKCS#11 module loaded and initialised, with a token labelled "bench"
-/// (SO PIN 12345678, user PIN 1234) in its own temporary directory.
+/// (SO PIN 12345678, user PIN 123456) in its own temporary directory.
 struct Module {
     /// The keys of the cryptographic rows, made on first use. Declared first so
     /// that its session closes before the library goes.

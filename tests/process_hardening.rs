@@ -336,7 +336,7 @@ fn tessera_util_refuses_two_different_pins() {
     }
     let env = Env::new("");
     for (which, typed) in
-        [("SO PIN", &["12345678", "12345679"][..]), ("user PIN", &["12345678", "12345678", "1234", "4321"][..])]
+        [("SO PIN", &["12345678", "12345679"][..]), ("user PIN", &["12345678", "12345678", "123456", "654321"][..])]
     {
         let mut p = Pty::spawn(&env, &init_token_line("mismatch"));
         let prompts = [
@@ -404,9 +404,9 @@ impl Gcm {
             let f = &self.t.f;
             let mut h = 0;
             assert_eq!(f.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h), CKR_OK);
-            assert_eq!(f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, 4), CKR_PIN_LOCKED);
+            assert_eq!(f.C_Login(h, CKU_USER, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as CK_ULONG), CKR_PIN_LOCKED);
             assert_eq!(f.C_Login(h, CKU_SO, SO_PIN.as_ptr() as *mut _, SO_PIN.len() as CK_ULONG), CKR_OK);
-            assert_eq!(f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, 4), CKR_OK);
+            assert_eq!(f.C_InitPIN(h, USER_PIN.as_ptr() as *mut _, USER_PIN.len() as CK_ULONG), CKR_OK);
             assert_eq!(f.C_Logout(h), CKR_OK);
             assert_eq!(f.C_CloseSession(h), CKR_OK);
         }

@@ -196,7 +196,7 @@ fn gated_wrong_login(env: &Env, label: &str) -> (Child, BufReader<ChildStdout>) 
     let mut c = env.command(testproc_path!());
     c.env("TESSERA_MODULE", module_path())
         .env("TESSERA_TESTPROC_GATE", "1")
-        .args(["login", label, "0000"])
+        .args(["login", label, "000000"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -233,7 +233,7 @@ fn parallel_wrong_pins_from_threads_never_exceed_max_failures() {
             std::thread::spawn(move || {
                 let s = p.open_ro_session(slot).expect("C_OpenSession");
                 b.wait();
-                outcome(s.login(UserType::User, Some(&AuthPin::new("0000".into()))))
+                outcome(s.login(UserType::User, Some(&AuthPin::new("000000".into()))))
             })
         })
         .collect::<Vec<_>>()
@@ -317,7 +317,7 @@ fn a_restored_database_does_not_unlock_the_pin() {
         let l = load_env(Env::at(tokens.path(), conf));
         let slot = l.slot_of("rollback");
         for _ in 0..3 {
-            assert_eq!(login(&l.p, slot, UserType::User, "0000"), Some(RvError::PinIncorrect));
+            assert_eq!(login(&l.p, slot, UserType::User, "000000"), Some(RvError::PinIncorrect));
         }
         assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked));
     }
@@ -333,10 +333,10 @@ fn a_restored_database_does_not_unlock_the_pin() {
     // The SO is not blocked: it sets a new user PIN, which works.
     let so = l.p.open_rw_session(slot).expect("C_OpenSession");
     so.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
-    so.init_pin(&AuthPin::new("4321".into())).expect("C_InitPIN");
+    so.init_pin(&AuthPin::new("654321".into())).expect("C_InitPIN");
     so.logout().expect("C_Logout");
     drop(so);
-    assert_eq!(login(&l.p, slot, UserType::User, "4321"), None, "the user PIN the SO set");
+    assert_eq!(login(&l.p, slot, UserType::User, "654321"), None, "the user PIN the SO set");
 }
 
 /// An attribute of a public key object changed in the database (CKA_SENSITIVE true → false) is
@@ -453,7 +453,7 @@ fn stored_iteration_counts_below_the_minimum_are_refused() {
         let l = load_env(Env::at(tokens.path(), ""));
         let slot = l.slot_of("kdf");
         assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::DeviceError));
-        assert_eq!(login(&l.p, slot, UserType::User, "0000"), Some(RvError::DeviceError));
+        assert_eq!(login(&l.p, slot, UserType::User, "000000"), Some(RvError::DeviceError));
         assert_eq!(its("user_failures"), 0, "no attempt is counted against a damaged wrap");
     }
     store(&dir).execute("UPDATE token SET user_iterations = 600000", []).unwrap();
@@ -549,9 +549,15 @@ fn make_previous_format_fixture() {
     println!("written {}", dest.display());
 }
 
+/// The user PIN of the fixture's token (its SO PIN is `SO_PIN`).
+const FIXTURE_USER_PIN: &str = "1234";
+
 /// A store written by the build before objects were authenticated (schema 3; SO PIN
 /// `12345678`, user PIN `1234`) opens: its public objects before login, all of them after; the
-/// login re-seals every row, and from then on a changed or downgraded row is refused.
+/// login re-seals every row, and from then on a changed or downgraded row is refused. Its user
+/// PIN, shorter than the approved mode's minimum, proves nothing there: the SO sets `USER_PIN`
+/// (`C_InitPIN`), and it is the SO's login that re-seals. The non-approved mode logs in with it
+/// and moves it to `USER_PIN` (`C_SetPIN`) for the second half.
 #[test]
 fn a_store_of_the_previous_format_opens_and_is_resealed() {
     let fixture = std::fs::read_dir(fixture_dir()).expect("fixture").flatten().next().expect("a token").path();
@@ -570,7 +576,19 @@ fn a_store_of_the_previous_format_opens_and_is_resealed() {
         let d = find(&s, "old-data");
         assert_eq!(value(&s, d[0]).as_deref(), Some(&b"old data value"[..]));
         drop(s);
-        let s = user_session(&l.p, slot);
+        let s = l.p.open_rw_session(slot).expect("C_OpenSession");
+        let old = AuthPin::new(FIXTURE_USER_PIN.into());
+        if approved_mode() {
+            let r = outcome(s.login(UserType::User, Some(&old)));
+            assert_eq!(r, Some(RvError::PinIncorrect), "C_Login with a PIN below the approved mode's minimum");
+            s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).expect("SO login");
+            s.init_pin(&AuthPin::new(USER_PIN.into())).expect("C_InitPIN");
+            s.logout().expect("C_Logout");
+            s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))).expect("user login");
+        } else {
+            s.login(UserType::User, Some(&old)).expect("user login with the fixture's PIN");
+            s.set_pin(&old, &AuthPin::new(USER_PIN.into())).expect("C_SetPIN");
+        }
         for label in ["old-private", "old-public"] {
             let k = find(&s, label);
             assert_eq!(k.len(), 1, "{label}");

@@ -376,34 +376,34 @@ fn a_long_running_process_sees_other_processes_changes() {
     );
 
     // A PIN changed by another process is the PIN here too.
-    run_testproc(&l.env, &["setpin", token, "5678"], "");
+    run_testproc(&l.env, &["setpin", token, "567890"], "");
     s.logout().expect("C_Logout");
     let old = s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())));
     assert!(
         matches!(old, Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _))),
         "C_Login with the PIN another process changed away from: {old:?} (CKR_PIN_INCORRECT expected)"
     );
-    s.login(UserType::User, Some(&AuthPin::new("5678".into()))).expect("C_Login with the PIN another process set");
+    s.login(UserType::User, Some(&AuthPin::new("567890".into()))).expect("C_Login with the PIN another process set");
     s.logout().expect("C_Logout");
 
     // Failures counted here and in other processes add up (max_failures = 3): one here, two there.
-    let wrong = s.login(UserType::User, Some(&AuthPin::new("0000".into())));
+    let wrong = s.login(UserType::User, Some(&AuthPin::new("000000".into())));
     assert!(
         matches!(wrong, Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinIncorrect, _))),
         "C_Login with a wrong PIN: {wrong:?}"
     );
     for _ in 0..2 {
-        let err = testproc_fails(&l.env, &["count", token, ""], "0000");
+        let err = testproc_fails(&l.env, &["count", token, ""], "000000");
         assert!(err.contains("PinIncorrect"), "a wrong PIN in another process: {err}");
     }
     let info = l.p.get_token_info(slot).expect("C_GetTokenInfo");
     assert!(info.user_pin_locked(), "3 failures (1 here, 2 in other processes) should lock the user PIN: {info:?}");
-    let locked = s.login(UserType::User, Some(&AuthPin::new("5678".into())));
+    let locked = s.login(UserType::User, Some(&AuthPin::new("567890".into())));
     assert!(
         matches!(locked, Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::PinLocked, _))),
         "C_Login with the right PIN after 3 failures across processes: {locked:?} (CKR_PIN_LOCKED expected)"
     );
-    let err = testproc_fails(&l.env, &["count", token, ""], "5678");
+    let err = testproc_fails(&l.env, &["count", token, ""], "567890");
     assert!(err.contains("PinLocked"), "another process after the lock: {err}");
     drop(s);
 }

@@ -12,8 +12,8 @@
 //! ```
 //!
 //! The module is `--module PATH`, else `$TESSERA_MODULE`; the token store is the one named by
-//! `$TESSERA_CONF`, as for any application. Every command logs in as the user (PIN `1234`, or
-//! `$TESSERA_TESTPROC_PIN`) on the token with label TOKEN.
+//! `$TESSERA_CONF`, as for any application. Every command logs in as the user (PIN `123456`, the
+//! tests' `USER_PIN`, or `$TESSERA_TESTPROC_PIN`) on the token with label TOKEN.
 //!
 //! * `create` makes N token CKO_DATA objects (private unless `--public`) labelled `PREFIX-0` ..
 //!   `PREFIX-{N-1}`, each with the value [`value_of`] its label and CKA_APPLICATION = PREFIX. It
@@ -75,7 +75,7 @@ fn ck<T>(what: &str, r: cryptoki::error::Result<T>) -> Result<T, Fail> {
 
 /// The user PIN to log in with.
 fn pin() -> String {
-    std::env::var("TESSERA_TESTPROC_PIN").unwrap_or_else(|_| "1234".into())
+    std::env::var("TESSERA_TESTPROC_PIN").unwrap_or_else(|_| tessera_tests::USER_PIN.into())
 }
 
 /// Loads and initialises the module and opens a logged-in R/W user session on the token `label`.

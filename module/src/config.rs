@@ -59,6 +59,19 @@ impl Environment {
 /// Lowest PBKDF2 iteration count accepted for PIN-derived keys.
 pub const MIN_KDF_ITERATIONS: u32 = 600_000;
 
+/// The shortest PIN a configuration may allow (`pin.min_length`), and the non-approved mode's
+/// minimum when the key is absent (SoftHSMv2's): 4 bytes.
+pub const MIN_PIN_LENGTH: usize = 4;
+
+/// The approved mode's minimum when `pin.min_length` is absent, and the least it accepts: a
+/// random guess at a PIN of 6 digits (the worst case: digits only) succeeds in one attempt with
+/// probability 1/10^6 (see [`Config::check_authentication_strength`]).
+pub const APPROVED_MIN_PIN_LENGTH: usize = 6;
+
+/// The one-minute bound of the approved mode, as the denominator of a probability: a random
+/// guess may succeed with probability at most 1/100,000 in one minute.
+const ONE_MINUTE_BOUND: u128 = 100_000;
+
 /// Module configuration, read once per `C_Initialize`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,8 +81,12 @@ pub struct Config {
     pub log_level: String,
     /// `slots.removable`: report slots as removable devices.
     pub removable: bool,
-    /// `pin.max_failures`: consecutive wrong PINs before the PIN locks (0 = never).
+    /// `pin.max_failures`: consecutive wrong PINs before the PIN locks (0 = never; not in the
+    /// approved mode).
     pub pin_max_failures: u32,
+    /// `pin.min_length` as configured (4 to 255 bytes); the minimum in force is
+    /// [`Config::pin_min_length`], which depends on the mode when the key is absent.
+    pub pin_min_length_set: Option<usize>,
     /// `pin.kdf_iterations`: PBKDF2-HMAC-SHA-256 iterations for new PIN wraps (>= 600,000).
     pub kdf_iterations: u32,
     /// `tessera.mode`: approved or non-approved (overridden by `TESSERA_MODE`, see the module
@@ -93,6 +110,7 @@ impl Config {
             log_level: "ERROR".into(),
             removable: false,
             pin_max_failures: 10,
+            pin_min_length_set: None,
             kdf_iterations: MIN_KDF_ITERATIONS,
             mode: crate::policy::Mode::NonApproved,
             legacy_wrapping: false,
@@ -123,7 +141,66 @@ impl Config {
             }
             cfg.mode = wanted;
         }
+        // Only now is the mode final: the PIN rules it asks for are checked against it.
+        cfg.check_authentication_strength()?;
         Ok(cfg)
+    }
+
+    /// The shortest PIN accepted (bytes): `pin.min_length`, else 6 in the approved mode and 4 in
+    /// the non-approved one. Depends on the mode, so read it once the mode is final (after
+    /// [`Config::load_from`]).
+    pub fn pin_min_length(&self) -> usize {
+        self.pin_min_length_set.unwrap_or(match self.mode {
+            crate::policy::Mode::Approved => APPROVED_MIN_PIN_LENGTH,
+            crate::policy::Mode::NonApproved => MIN_PIN_LENGTH,
+        })
+    }
+
+    /// The approved mode's strength of authentication (ISO/IEC 19790 §7.4.3, SP 800-140B): a
+    /// random guess at a PIN succeeds with probability at most 1/1,000,000 in one attempt and
+    /// at most 1/100,000 in one minute. The worst case is a PIN of digits only, of the minimum
+    /// length L: 10^L possibilities. One attempt: 1/10^L, so L >= 6. One minute: the PIN locks
+    /// after N consecutive failures and failures are counted before a PIN is tried (across
+    /// threads and processes), so at most N guesses are ever tried before it locks, whatever the
+    /// rate: N/10^L <= 1/100,000, that is N <= 10^(L-5); and N = 0 (no lockout) leaves only the
+    /// rate to bound them. The non-approved mode checks nothing here.
+    pub fn check_authentication_strength(&self) -> Result<(), String> {
+        if self.mode != crate::policy::Mode::Approved {
+            return Ok(());
+        }
+        let from = match &self.source {
+            Some(p) => format!(" (configuration {})", p.display()),
+            None => String::new(),
+        };
+        let refuse = |why: String| {
+            Err(format!("the approved mode refuses this PIN policy{from}: {why}; the module does not start"))
+        };
+        let l = self.pin_min_length();
+        let n = self.pin_max_failures;
+        if l < APPROVED_MIN_PIN_LENGTH {
+            return refuse(format!(
+                "pin.min_length = {l} lets a random guess at a PIN of {l} digits succeed with probability 1/10^{l} in one \
+                 attempt, above 1/1,000,000; set pin.min_length = {APPROVED_MIN_PIN_LENGTH} or more (or remove the key)"
+            ));
+        }
+        // The most failures the one-minute bound allows: 10^(L-5) (beyond u128 for long minimums).
+        let most = 10u128.checked_pow(l as u32).map(|p| p / ONE_MINUTE_BOUND);
+        if n == 0 {
+            let most = most.map_or(u32::MAX, |m| m.min(u32::MAX as u128) as u32);
+            return refuse(format!(
+                "pin.max_failures = 0 never locks a PIN, so guesses at it are unlimited; set pin.max_failures from 1 \
+                 to {most} (with pin.min_length = {l})"
+            ));
+        }
+        if most.is_some_and(|m| n as u128 > m) {
+            let most = most.unwrap_or_default();
+            return refuse(format!(
+                "pin.max_failures = {n} lets {n} guesses at a PIN of {l} digits succeed with probability {n}/10^{l} \
+                 before it locks, above 1/100,000 in one minute; set pin.max_failures to {most} or fewer, or raise \
+                 pin.min_length (each byte more allows ten times as many failures)"
+            ));
+        }
+        Ok(())
     }
 
     fn load_file(env: &Environment) -> Result<Config, String> {
@@ -189,6 +266,16 @@ impl Config {
                 // SoftHSMv2 keys that have no meaning for Tessera are accepted and ignored.
                 "slots.mechanisms" | "library.reset_on_fork" => {}
                 "pin.max_failures" => cfg.pin_max_failures = value.parse().map_err(|_| bad("expected a number"))?,
+                "pin.min_length" => {
+                    let range = MIN_PIN_LENGTH..=crate::token::MAX_PIN;
+                    let expected =
+                        || bad(&format!("expected a number of bytes from {} to {}", range.start(), range.end()));
+                    let l: usize = value.parse().map_err(|_| expected())?;
+                    if !range.contains(&l) {
+                        return Err(expected());
+                    }
+                    cfg.pin_min_length_set = Some(l);
+                }
                 "pin.kdf_iterations" => {
                     let it: u32 = value.parse().map_err(|_| bad("expected a number"))?;
                     if it < MIN_KDF_ITERATIONS {
@@ -307,6 +394,74 @@ mod tests {
         assert_eq!(with_mode("", Some("approved")), Ok(Approved));
         assert_eq!(with_mode("", Some("non-approved")), Ok(NonApproved));
         assert!(with_mode("", Some("lax")).is_err());
+    }
+
+    #[test]
+    fn pin_min_length_is_checked_and_its_default_follows_the_final_mode() {
+        use crate::policy::Mode::*;
+        assert_eq!(Config::parse("pin.min_length = 8").unwrap().pin_min_length_set, Some(8));
+        for bad in ["3", "0", "256", "-1", "six", ""] {
+            let e = Config::parse(&format!("pin.min_length = {bad}")).unwrap_err();
+            assert!(e.contains("pin.min_length") && e.contains("from 4 to 255"), "{bad}: {e}");
+        }
+        assert_eq!(Config::parse("pin.min_length = 4").unwrap().pin_min_length(), 4);
+        assert_eq!(Config::parse("pin.min_length = 255").unwrap().pin_min_length(), 255);
+        let load = |text: &str, mode: Option<&str>| {
+            let (_d, mut env) = conf(text);
+            env.mode = mode.map(Into::into);
+            Config::load_from(&env).map(|c| (c.mode, c.pin_min_length()))
+        };
+        // Absent: 4 in the non-approved mode, 6 in the approved one, however the mode was chosen.
+        assert_eq!(load("", None), Ok((NonApproved, 4)));
+        assert_eq!(load("", Some("approved")), Ok((Approved, 6)));
+        assert_eq!(load("tessera.mode = approved", None), Ok((Approved, 6)));
+        let lowered = "tessera.mode = approved\ntessera.mode_override = allow";
+        assert_eq!(load(lowered, Some("non-approved")), Ok((NonApproved, 4)));
+        // Set: the key, in either mode.
+        assert_eq!(load("pin.min_length = 5", None), Ok((NonApproved, 5)));
+        assert_eq!(load("pin.min_length = 9", Some("approved")), Ok((Approved, 9)));
+    }
+
+    #[test]
+    fn the_approved_mode_refuses_a_weak_pin_policy_and_says_which_key() {
+        let load = |text: &str, mode: &str| {
+            let (_d, mut env) = conf(text);
+            env.mode = Some(mode.into());
+            Config::load_from(&env)
+        };
+        let refused = |text: &str, key: &str| {
+            let e = load(text, "approved").unwrap_err();
+            assert!(e.contains("approved mode refuses") && e.contains(key) && e.contains("t.conf"), "{text}: {e}");
+            // The non-approved mode takes what it took before.
+            assert!(load(text, "non-approved").is_ok(), "{text}");
+            e
+        };
+        let e = refused("pin.min_length = 4", "pin.min_length = 4");
+        assert!(e.contains("1/10^4") && e.contains("pin.min_length = 6 or more"), "{e}");
+        refused("pin.min_length = 5\npin.max_failures = 1", "pin.min_length = 5");
+        let e = refused("pin.max_failures = 0", "pin.max_failures = 0");
+        assert!(e.contains("from 1 to 10"), "{e}");
+        refused("pin.min_length = 8\npin.max_failures = 0", "pin.max_failures = 0");
+        let e = refused("pin.max_failures = 11", "pin.max_failures = 11");
+        assert!(e.contains("11/10^6") && e.contains("10 or fewer"), "{e}");
+        refused("pin.min_length = 7\npin.max_failures = 101", "pin.max_failures = 101");
+        refused("pin.min_length = 8\npin.max_failures = 1001", "pin.max_failures = 1001");
+        // Within the bounds: N <= 10^(L-5).
+        for ok in [
+            "",
+            "pin.max_failures = 10",
+            "pin.max_failures = 1",
+            "pin.min_length = 6\npin.max_failures = 10",
+            "pin.min_length = 7\npin.max_failures = 100",
+            "pin.min_length = 8\npin.max_failures = 1000",
+            "pin.min_length = 15\npin.max_failures = 4294967295",
+            "pin.min_length = 255\npin.max_failures = 4294967295",
+        ] {
+            assert!(load(ok, "approved").is_ok(), "{ok}: {:?}", load(ok, "approved"));
+        }
+        // The mode set by the file is checked too, not only the one the environment sets.
+        let (_d, env) = conf("tessera.mode = approved\npin.max_failures = 0");
+        assert!(Config::load_from(&env).is_err());
     }
 
     #[test]

@@ -106,7 +106,12 @@ impl Module {
     }
 
     pub fn pin_policy(&self) -> PinPolicy {
-        PinPolicy { max_failures: self.cfg.pin_max_failures, iterations: self.cfg.kdf_iterations }
+        PinPolicy {
+            max_failures: self.cfg.pin_max_failures,
+            iterations: self.cfg.kdf_iterations,
+            min_length: self.cfg.pin_min_length(),
+            approved: self.cfg.mode == crate::policy::Mode::Approved,
+        }
     }
 
     pub fn new_session_handle(&self) -> CK_SESSION_HANDLE {

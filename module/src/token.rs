@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-/// Shortest and longest PIN accepted.
-pub const MIN_PIN: usize = 4;
+/// The longest PIN accepted (bytes); the shortest is the configuration's (`pin.min_length`, see
+/// [`PinPolicy::min_length`]).
 pub const MAX_PIN: usize = 255;
 
 /// PIN policy, from the configuration.
@@ -19,6 +19,29 @@ pub const MAX_PIN: usize = 255;
 pub struct PinPolicy {
     pub max_failures: u32,
     pub iterations: u32,
+    /// The shortest PIN accepted, set or offered at login (`Config::pin_min_length`).
+    pub min_length: usize,
+    /// The approved mode: a PIN shorter than `min_length` proves nothing, also as `C_SetPIN`'s
+    /// old PIN (see [`Token::change_pin`]).
+    pub approved: bool,
+}
+
+impl PinPolicy {
+    /// Whether a PIN's length is one a PIN may have: `min_length` to [`MAX_PIN`] bytes.
+    pub fn length_allowed(&self, pin: &[u8]) -> bool {
+        (self.min_length..=MAX_PIN).contains(&pin.len())
+    }
+
+    /// Checks the length of a PIN a service is about to set (`C_InitToken`, `C_InitPIN`,
+    /// `C_SetPIN`): `CKR_PIN_LEN_RANGE`, the code the specification gives a function that sets a
+    /// PIN "too long or too short".
+    pub fn check_new_pin(&self, pin: &[u8]) -> Result<()> {
+        if self.length_allowed(pin) {
+            Ok(())
+        } else {
+            Err(err(CKR_PIN_LEN_RANGE))
+        }
+    }
 }
 
 /// One object as this process sees it.
@@ -141,15 +164,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Checks a PIN's length for services that set a PIN.
-pub fn check_new_pin(pin: &[u8]) -> Result<()> {
-    if (MIN_PIN..=MAX_PIN).contains(&pin.len()) {
-        Ok(())
-    } else {
-        Err(err(CKR_PIN_LEN_RANGE))
-    }
-}
-
 impl Token {
     /// Opens the token stored in `dir`.
     pub fn open(dir: &Path, kek: Arc<KekCache>, policy: PinPolicy) -> Result<Arc<Token>> {
@@ -183,7 +197,7 @@ impl Token {
         kek: Arc<KekCache>,
         policy: PinPolicy,
     ) -> Result<Arc<Token>> {
-        check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?;
+        policy.check_new_pin(so_pin)?;
         let uid = seal::random_bytes(16)?;
         let serial = serial.to_string();
         let slot_id = crate::slots::slot_id_for(Path::new(&serial));
@@ -406,26 +420,55 @@ impl Token {
         }
     }
 
-    /// Checks a PIN against its stored wrap, counting failures; gives the token key.
+    /// Checks a PIN offered to log in (`C_Login` as the SO or the user, and the context-specific
+    /// login), counting failures; gives the token key.
+    ///
+    /// A PIN of a length no PIN may have now (shorter than `pin.min_length`, longer than
+    /// [`MAX_PIN`]) is refused without being tried or counted: `CKR_PIN_INCORRECT`, the code
+    /// `C_Login` has for it (`CKR_PIN_LEN_RANGE` is for functions that set a PIN), or what the
+    /// PIN's state says first (not set, locked), as for any PIN. Nothing is lost by not counting
+    /// it: it is never tried. A PIN set under a lower minimum no longer logs in; see
+    /// [`Token::change_pin`] for how it is replaced.
+    pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<Key256> {
+        if !self.policy.length_allowed(pin) {
+            let row = self.row()?;
+            let (wrap, failures) = match role {
+                Role::So => (&row.so, row.so_failures),
+                Role::User => (&row.user, row.user_failures),
+            };
+            let locked = (role == Role::User && row.user_blocked)
+                || (self.policy.max_failures > 0 && failures >= self.policy.max_failures);
+            tracing::warn!(
+                "token {}: a {:?} PIN outside {}..={} bytes refused without being tried",
+                self.serial,
+                role,
+                self.policy.min_length,
+                MAX_PIN
+            );
+            return Err(err(match (wrap, locked) {
+                (None, _) => no_pin(role),
+                (Some(_), true) => CKR_PIN_LOCKED,
+                (Some(_), false) => CKR_PIN_INCORRECT,
+            }));
+        }
+        self.verify_counted(role, pin)
+    }
+
+    /// Checks a PIN of any length against its stored wrap, counting failures; gives the token key.
     ///
     /// The attempt is counted as a failure, durably and under the store's write lock, before the
     /// PIN is derived, and taken back if the PIN was right: however many threads and processes
     /// try at once, at most `max_failures` derivations run for wrong PINs. A stored iteration
     /// count below 600,000 is damage or tampering (`CKR_DEVICE_ERROR`); one below the configured
     /// `pin.kdf_iterations` is raised to it when the PIN proves right.
-    pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<Key256> {
+    fn verify_counted(&self, role: Role, pin: &[u8]) -> Result<Key256> {
         if let Some(k) = self.verify_cached(role, pin)? {
             return Ok(k);
         }
         let attempt = lock(&self.db).begin_attempt(role, self.policy.max_failures, crate::config::MIN_KDF_ITERATIONS);
         self.touch();
         let (wrap, count) = match attempt? {
-            Attempt::NoPin => {
-                return Err(err(match role {
-                    Role::So => CKR_GENERAL_ERROR,
-                    Role::User => CKR_USER_PIN_NOT_INITIALIZED,
-                }))
-            }
+            Attempt::NoPin => return Err(err(no_pin(role))),
             Attempt::Locked => return Err(err(CKR_PIN_LOCKED)),
             Attempt::BadIterations(n) => {
                 tracing::error!(
@@ -551,7 +594,7 @@ impl Token {
 
     /// `C_InitPIN`: the SO (logged in) sets the user PIN.
     pub fn init_user_pin(&self, pin: &[u8]) -> Result<()> {
-        check_new_pin(pin)?;
+        self.policy.check_new_pin(pin)?;
         let key = self.key().ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
         let w =
             seal::wrap_with_pin(&self.kek, &key.key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
@@ -560,21 +603,31 @@ impl Token {
         Ok(())
     }
 
-    /// `C_SetPIN`: checks the old PIN, then rewraps the token key under the new one. Objects are
-    /// untouched: only the wrap changes.
+    /// `C_SetPIN`: checks the new PIN's length (before the old PIN is tried: a call that cannot
+    /// succeed spends no attempt), then the old PIN, then rewraps the token key under the new one.
+    /// Objects are untouched: only the wrap changes.
+    ///
+    /// In the non-approved mode the old PIN may have any length, so that a PIN set under a lower
+    /// `pin.min_length` can be replaced. In the approved mode the old PIN obeys the rules of a
+    /// login ([`Token::verify_pin`]): knowing it lets one set a PIN and then log in, so a PIN of
+    /// 4 digits accepted here would be guessed with probability 1/10^4 in one attempt, not the
+    /// approved mode's 1/10^6. There a short PIN is replaced by the SO (`C_InitPIN`, for the
+    /// user's) or in the non-approved mode.
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
-        let key = self.verify_pin(role, old)?;
-        check_new_pin(new)?;
+        self.policy.check_new_pin(new)?;
+        let key = if self.policy.approved { self.verify_pin(role, old)? } else { self.verify_counted(role, old)? };
         let w = seal::wrap_with_pin(&self.kek, &key, new, self.policy.iterations, &wrap_aad(&self.uid, role))?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
         Ok(())
     }
 
-    /// `C_InitToken` on an initialised token: the SO PIN must match; then every object goes, with
-    /// the user PIN, and a new token key replaces the old.
+    /// `C_InitToken` on an initialised token: the SO PIN must match, and is set again, so it must
+    /// also have a length a new PIN may have (checked first, spending no attempt); then every
+    /// object goes, with the user PIN, and a new token key replaces the old.
     pub fn reinit(&self, so_pin: &[u8], label: &str) -> Result<()> {
-        self.verify_pin(Role::So, so_pin)?;
+        self.policy.check_new_pin(so_pin)?;
+        self.verify_counted(Role::So, so_pin)?;
         let key = seal::random_key()?;
         let so = seal::wrap_with_pin(&self.kek, &key, so_pin, self.policy.iterations, &wrap_aad(&self.uid, Role::So))?;
         lock(&self.db).reinit(label, &so)?;
@@ -771,6 +824,14 @@ impl Token {
         } else {
             Err(err(CKR_OBJECT_HANDLE_INVALID))
         }
+    }
+}
+
+/// What logging in with a PIN that was never set gives.
+fn no_pin(role: Role) -> CK_RV {
+    match role {
+        Role::So => CKR_GENERAL_ERROR,
+        Role::User => CKR_USER_PIN_NOT_INITIALIZED,
     }
 }
 

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 pub const SO_PIN: &str = "12345678";
-pub const USER_PIN: &str = "1234";
+pub const USER_PIN: &str = "123456";
 
 /// Serialises in-process use of the module.
 pub static LOCK: Mutex<()> = Mutex::new(());
@@ -160,9 +160,14 @@ pub fn load_env(env: Env) -> Loaded {
 /// chosen in the configuration whatever `TESSERA_MODE` the suite runs under (the variable is
 /// removed from this process).
 pub fn load_in_mode(mode: &str) -> Loaded {
+    load_in_mode_with(mode, "")
+}
+
+/// [`load_in_mode`] with `extra` lines in the configuration.
+pub fn load_in_mode_with(mode: &str, extra: &str) -> Loaded {
     let guard = lock();
     std::env::remove_var("TESSERA_MODE");
-    load_locked(guard, Env::new(&format!("tessera.mode = {mode}")))
+    load_locked(guard, Env::new(&format!("tessera.mode = {mode}\n{extra}")))
 }
 
 fn load_locked(guard: MutexGuard<'static, ()>, env: Env) -> Loaded {

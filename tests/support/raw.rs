@@ -103,6 +103,15 @@ impl RawLib {
         RawLib::locked(lock(), &module_path(), env)
     }
 
+    /// The module under test on a fresh store in `mode` (`approved` or `non-approved`) with
+    /// `extra` lines in the configuration, whatever `TESSERA_MODE` the suite runs under (the
+    /// variable is removed from this process, as [`crate::load_in_mode`] does).
+    pub fn in_mode(mode: &str, extra: &str) -> RawLib {
+        let guard = lock();
+        std::env::remove_var("TESSERA_MODE");
+        RawLib::locked(guard, &module_path(), Env::new(&format!("tessera.mode = {mode}\n{extra}")))
+    }
+
     /// The library at `path` on `env`'s store, under the caller's [`lock`].
     pub fn locked(guard: MutexGuard<'static, ()>, path: &Path, env: Env) -> RawLib {
         env.activate();

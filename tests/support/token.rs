@@ -6,7 +6,10 @@
 //! (`TESSERA_MODE=approved`) expects of a use it refuses.
 
 use crate::raw::{ck, initialised_slot, R};
-use crate::{approved_mode, load, load_env, load_in_mode, module_path, user_session, Env, Loaded, SO_PIN, USER_PIN};
+use crate::{
+    approved_mode, load, load_env, load_in_mode, load_in_mode_with, module_path, user_session, Env, Loaded, SO_PIN,
+    USER_PIN,
+};
 use cryptoki_sys::*;
 use std::ffi::c_void;
 use std::ptr::null_mut;
@@ -168,6 +171,11 @@ impl Token {
     /// configuration whatever `TESSERA_MODE` the suite runs under (see [`load_in_mode`]).
     pub fn open(mode: &str, label: &str) -> Token {
         Token::on(label, load_in_mode(mode))
+    }
+
+    /// [`Token::open`] with `extra` lines in the configuration.
+    pub fn open_with(mode: &str, label: &str, extra: &str) -> Token {
+        Token::on(label, load_in_mode_with(mode, extra))
     }
 
     /// [`Token::new`] under the legacy key-management rules (`keys.legacy_wrapping = allow`, which

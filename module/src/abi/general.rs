@@ -158,7 +158,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN
             ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
             ulRwSessionCount: t.rw_sessions as CK_ULONG,
             ulMaxPinLen: crate::token::MAX_PIN as CK_ULONG,
-            ulMinPinLen: crate::token::MIN_PIN as CK_ULONG,
+            ulMinPinLen: m.cfg.pin_min_length() as CK_ULONG,
             ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
             ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
             ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
