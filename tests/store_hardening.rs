@@ -219,6 +219,29 @@ fn next_line(out: &mut BufReader<ChildStdout>) -> String {
     line
 }
 
+/// The real user's logins take back the consecutive failures, but not the failures of the last
+/// minute: with pin.max_failures = 3, a guesser who tries between the user's logins gets 3 wrong
+/// PINs a minute, then the PIN is locked (`CKR_PIN_LOCKED`, the right PIN too) until that minute
+/// is over. The lock is not the lasting one (`CKF_USER_PIN_LOCKED` stays clear).
+#[test]
+fn wrong_pins_between_good_logins_are_limited_per_minute() {
+    let tokens = tempfile::tempdir().expect("tempdir");
+    let l = load_env(Env::at(tokens.path(), "pin.max_failures = 3"));
+    let slot = l.new_token("window");
+    let wrong = "999999";
+    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
+    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
+    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None, "the consecutive count is taken back");
+    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
+    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked), "3 failures this minute");
+    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinLocked));
+    assert!(!l.p.get_token_info(slot).unwrap().user_pin_locked(), "not the lasting lock");
+    // The minute over (its start moved back in the store), the right PIN works again.
+    let dir = token_dir(tokens.path());
+    store(&dir).execute("UPDATE token SET user_window = user_window - 61", []).unwrap();
+    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None, "the window is over");
+}
+
 /// 16 wrong user PINs at once from 16 threads, against pin.max_failures = 3: no more than 3
 /// are ever checked; then the right PIN is locked out too.
 #[test]

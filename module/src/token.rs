@@ -470,6 +470,20 @@ impl Token {
         let (wrap, count) = match attempt? {
             Attempt::NoPin => return Err(err(no_pin(role))),
             Attempt::Locked => return Err(err(CKR_PIN_LOCKED)),
+            // "Depending on the token, the specified PIN may or may not remain locked
+            // indefinitely" (the specification's CKR_PIN_LOCKED): this lock lifts with the window.
+            Attempt::Throttled => {
+                return Err(crate::error::Error::because(
+                    CKR_PIN_LOCKED,
+                    format_args!(
+                        "token {}: {} failed {:?} PIN attempts within {} s: locked until that minute is over",
+                        self.serial,
+                        self.policy.max_failures,
+                        role,
+                        crate::store::FAILURE_WINDOW_SECS
+                    ),
+                ))
+            }
             Attempt::BadIterations(n) => {
                 tracing::error!(
                     "token {}: the {:?} PIN's stored iteration count ({n}) is below {}: the store is damaged",

@@ -62,7 +62,23 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE object ADD COLUMN format INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE object ADD COLUMN tag BLOB;
      CREATE INDEX object_unsealed ON object (id) WHERE format = 0 OR (NOT private AND secret IS NULL AND tag IS NULL);",
+    // 6: failed PIN attempts per minute (see [`FAILURE_WINDOW_SECS`]): the start of the current
+    // window (Unix seconds) and the failures counted in it, per role.
+    "ALTER TABLE token ADD COLUMN so_window INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE token ADD COLUMN so_window_failures INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE token ADD COLUMN user_window INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE token ADD COLUMN user_window_failures INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// The window over which failed PIN attempts are also limited (to `pin.max_failures`, as the
+/// consecutive ones are): a successful login takes back the consecutive count, which would let
+/// an attacker who guesses between the real user's logins try without end; the window bounds the
+/// guesses in any minute all the same (the security policy's one-minute probability).
+pub const FAILURE_WINDOW_SECS: i64 = 60;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
 
 /// Directory, inside a token's directory, of the end of the last block of GCM counter values
 /// reserved for each key material: one file per IV space, named by its name in hexadecimal,
@@ -354,6 +370,9 @@ pub enum Attempt {
     NoPin,
     /// Too many consecutive failures, or the user PIN is blocked: no derivation may run.
     Locked,
+    /// `pin.max_failures` failures within the last [`FAILURE_WINDOW_SECS`]: no derivation may run
+    /// until the window is over (a lock that lifts by itself).
+    Throttled,
     /// The stored PBKDF2 iteration count is below the minimum: the store is damaged or tampered with.
     BadIterations(u32),
     /// The attempt is counted as a failure until [`Db::attempt_succeeded`] takes it back; `count`
@@ -650,22 +669,39 @@ impl Db {
     pub fn begin_attempt(&mut self, role: Role, max_failures: u32, min_iterations: u32) -> Result<Attempt> {
         let dir = self.dir.clone();
         let c = role.col();
-        let read =
-            format!("SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked FROM token WHERE id = 1");
-        let count = format!("UPDATE token SET {c}_failures = {c}_failures + 1 WHERE id = 1");
+        let read = format!(
+            "SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked, {c}_window, {c}_window_failures
+             FROM token WHERE id = 1"
+        );
+        let count = format!(
+            "UPDATE token SET {c}_failures = {c}_failures + 1, {c}_window = ?1, {c}_window_failures = ?2 WHERE id = 1"
+        );
         self.write_pin(|tx, rec| {
             reconcile_pin_state(tx, &dir, rec)?;
-            let (wrap, failures, blocked) = tx.query_row(&read, [], |r| {
-                Ok((wrap_from(r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, i64>(3)?.max(0), r.get::<_, bool>(4)?))
+            let (wrap, failures, blocked, window, in_window) = tx.query_row(&read, [], |r| {
+                Ok((
+                    wrap_from(r.get(0)?, r.get(1)?, r.get(2)?),
+                    r.get::<_, i64>(3)?.max(0),
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?.max(0),
+                ))
             })?;
             let Some(wrap) = wrap else { return Ok(Attempt::NoPin) };
             if (role == Role::User && blocked) || (max_failures > 0 && failures >= max_failures as i64) {
                 return Ok(Attempt::Locked);
             }
+            // A new window once the last one is over (a clock set back keeps the current one).
+            let now = unix_now();
+            let (window, in_window) =
+                if now >= window.saturating_add(FAILURE_WINDOW_SECS) { (now, 0) } else { (window, in_window) };
+            if max_failures > 0 && in_window >= max_failures as i64 {
+                return Ok(Attempt::Throttled);
+            }
             if wrap.iterations < min_iterations {
                 return Ok(Attempt::BadIterations(wrap.iterations));
             }
-            tx.execute(&count, [])?;
+            tx.execute(&count, params![window, in_window + 1])?;
             bump_pin_state(tx, rec)?;
             Ok(Attempt::Counted { wrap, count: (failures + 1).min(u32::MAX as i64) as u32 })
         })
@@ -674,7 +710,12 @@ impl Db {
     /// The attempt [`Db::begin_attempt`] counted with `count` had the right PIN: takes back that
     /// failure and those before it, leaving the ones counted since (attempts still running).
     pub fn attempt_succeeded(&mut self, role: Role, count: u32) -> Result<()> {
-        let sql = format!("UPDATE token SET {0}_failures = max(0, {0}_failures - ?1) WHERE id = 1", role.col());
+        // This attempt's count in the window is taken back too (the earlier failures stay in it).
+        let sql = format!(
+            "UPDATE token SET {0}_failures = max(0, {0}_failures - ?1),
+                              {0}_window_failures = max(0, {0}_window_failures - 1) WHERE id = 1",
+            role.col()
+        );
         self.write_pin(|tx, rec| {
             tx.execute(&sql, params![count as i64])?;
             bump_pin_state(tx, rec)
@@ -687,7 +728,8 @@ impl Db {
         let c = role.col();
         let unblock = if role == Role::User { ", user_blocked = 0" } else { "" };
         let sql = format!(
-            "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0{unblock} WHERE id = 1"
+            "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0,
+                              {c}_window_failures = 0{unblock} WHERE id = 1"
         );
         let p = params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())];
         self.write_pin(|tx, rec| {

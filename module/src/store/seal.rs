@@ -97,12 +97,23 @@ pub fn wrap_with_pin(
 }
 
 /// Unwraps the token key with `pin`; `None` means the PIN is wrong (the AEAD tag does not verify).
+/// The key derived from a wrong PIN is not kept (such a PIN is often a near miss of the right one).
 pub fn unwrap_with_pin(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) -> Result<Option<Key256>> {
-    let kek = cache.derive(pin, &w.salt, w.iterations)?;
-    Ok(open(&kek, aad, &w.wrapped).and_then(|p| {
-        let arr: [u8; 32] = p.as_slice().try_into().ok()?;
-        Some(Zeroizing::new(arr))
-    }))
+    if let Some(kek) = cache.cached(pin, &w.salt, w.iterations) {
+        return Ok(open_key(&kek, aad, &w.wrapped));
+    }
+    let kek = derive_kek(pin, &w.salt, w.iterations)?;
+    let key = open_key(&kek, aad, &w.wrapped);
+    if key.is_some() {
+        cache.remember(pin, &w.salt, w.iterations, kek);
+    }
+    Ok(key)
+}
+
+fn open_key(kek: &Key256, aad: &[u8], wrapped: &[u8]) -> Option<Key256> {
+    let p = open(kek, aad, wrapped)?;
+    let arr: [u8; 32] = p.as_slice().try_into().ok()?;
+    Some(Zeroizing::new(arr))
 }
 
 /// Unwraps the token key with `pin` only if this process has derived the PIN's key for this wrap
@@ -117,8 +128,9 @@ pub fn unwrap_cached(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) -> O
 /// Per-process cache of PIN-derived keys, so that the 600,000-iteration derivation is paid once per
 /// (PIN, salt) in a process rather than on every login. The cache is keyed by an HMAC of the PIN under
 /// a random per-process key, so it holds no PIN; a wrong PIN misses the cache, pays the full derivation
-/// and still fails to open the wrap. The at-rest protection against offline guessing is unchanged. It
-/// lives and dies with the initialised module (`C_Finalize` drops it).
+/// and still fails to open the wrap (its derived key is not kept). The at-rest protection against
+/// offline guessing is unchanged. It lives and dies with the initialised module (`C_Finalize` drops
+/// it).
 pub struct KekCache {
     /// SSP: PIN-cache key
     mac_key: hmac::Key,
@@ -152,15 +164,24 @@ impl KekCache {
             return Ok(k.clone());
         }
         let kek = derive_kek(pin, salt, iterations)?;
+        self.insert(id, kek.clone());
+        Ok(kek)
+    }
+
+    /// Keeps a key derived from a PIN that proved right.
+    fn remember(&self, pin: &[u8], salt: &[u8], iterations: u32, kek: Key256) {
+        self.insert(self.id(pin, salt, iterations), kek);
+    }
+
+    fn insert(&self, id: Vec<u8>, kek: Key256) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 64 {
             map.clear();
         }
-        map.insert(id, kek.clone());
-        Ok(kek)
+        map.insert(id, kek);
     }
 
-    /// Forgets every cached key derived with `salt` (after a PIN change).
+    /// Forgets every cached key (`C_Finalize`).
     pub fn clear(&self) {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
