@@ -274,9 +274,10 @@ fn pkcs11_tool_change_pin_lockout_and_unlock() {
     ok(c);
     ok(login("567890"));
     rejected(USER_PIN, "CKR_PIN_INCORRECT");
-    ok(login("567890")); // a success clears the count
-    // ... of consecutive failures, not the minute's: that one failure still counts towards the 3
-    // a minute allows (`store_hardening.rs` tests it), so the minute is moved back in the store.
+    // A success clears the count of consecutive failures, not the minute's: that one failure
+    // still counts towards the 3 a minute allows (`store_hardening.rs` tests it), so the minute
+    // is moved back in the store.
+    ok(login("567890"));
     let dir = std::fs::read_dir(env.tokendir()).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
     let db = rusqlite::Connection::open(dir.join("tessera.db")).expect("the token database");
     db.execute("UPDATE token SET user_window = user_window - 61", []).expect("move the minute back");
