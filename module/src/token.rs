@@ -610,6 +610,8 @@ impl Token {
     pub fn init_user_pin(&self, pin: &[u8]) -> Result<()> {
         self.policy.check_new_pin(pin)?;
         let key = self.key().ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
+        // The keys derived from PINs that no longer open a wrap go (this process's cache).
+        self.kek.clear();
         let w =
             seal::wrap_with_pin(&self.kek, &key.key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
         lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
@@ -630,6 +632,7 @@ impl Token {
     pub fn change_pin(&self, role: Role, old: &[u8], new: &[u8]) -> Result<()> {
         self.policy.check_new_pin(new)?;
         let key = if self.policy.approved { self.verify_pin(role, old)? } else { self.verify_counted(role, old)? };
+        self.kek.clear();
         let w = seal::wrap_with_pin(&self.kek, &key, new, self.policy.iterations, &wrap_aad(&self.uid, role))?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
@@ -642,6 +645,7 @@ impl Token {
     pub fn reinit(&self, so_pin: &[u8], label: &str) -> Result<()> {
         self.policy.check_new_pin(so_pin)?;
         self.verify_counted(Role::So, so_pin)?;
+        self.kek.clear();
         let key = seal::random_key()?;
         let so = seal::wrap_with_pin(&self.kek, &key, so_pin, self.policy.iterations, &wrap_aad(&self.uid, Role::So))?;
         lock(&self.db).reinit(label, &so)?;

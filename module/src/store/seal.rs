@@ -181,7 +181,8 @@ impl KekCache {
         map.insert(id, kek);
     }
 
-    /// Forgets every cached key (`C_Finalize`).
+    /// Forgets every cached key (`C_Finalize`; a PIN set, changed or re-initialised, whose old
+    /// derived keys open nothing any more).
     pub fn clear(&self) {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
