@@ -354,36 +354,42 @@ fn sp800_56c_kdf() -> bool {
     ecdh_kdf("SP 800-56C one-step KDF SHA-256", CKD_SHA256_KDF_SP800)
 }
 
-/// The RSA key pair of `rsa.json`'s `keys` entry `id`: (private, public) objects.
-fn rsa_pair(id: &str) -> Option<(Object, Object)> {
-    let all = parse(RSA);
-    let k = all.get("keys")?.get(id)?;
+/// The RSA keys of `rsa.json`'s `keys` entry `id`: the private key object (when the entry has the
+/// private components) and the public one.
+fn rsa_pair(id: &str) -> Option<RsaPair> {
+    let k = parse(RSA).get("keys")?.get(id)?;
     let n = hex(k, "modulus")?;
     let e = hex(k, "publicExponent")?;
-    let private = object(
-        CKO_PRIVATE_KEY,
-        CKK_RSA,
-        vec![
-            (CKA_MODULUS, n.clone()),
-            (CKA_PUBLIC_EXPONENT, e.clone()),
-            (CKA_PRIVATE_EXPONENT, hex(k, "privateExponent")?),
-            (CKA_PRIME_1, hex(k, "prime1")?),
-            (CKA_PRIME_2, hex(k, "prime2")?),
-            (CKA_EXPONENT_1, hex(k, "exponent1")?),
-            (CKA_EXPONENT_2, hex(k, "exponent2")?),
-            (CKA_COEFFICIENT, hex(k, "coefficient")?),
-        ],
-    );
+    let private = || -> Option<Object> {
+        Some(object(
+            CKO_PRIVATE_KEY,
+            CKK_RSA,
+            vec![
+                (CKA_MODULUS, n.clone()),
+                (CKA_PUBLIC_EXPONENT, e.clone()),
+                (CKA_PRIVATE_EXPONENT, hex(k, "privateExponent")?),
+                (CKA_PRIME_1, hex(k, "prime1")?),
+                (CKA_PRIME_2, hex(k, "prime2")?),
+                (CKA_EXPONENT_1, hex(k, "exponent1")?),
+                (CKA_EXPONENT_2, hex(k, "exponent2")?),
+                (CKA_COEFFICIENT, hex(k, "coefficient")?),
+            ],
+        ))
+    };
+    let private = private();
     let public = object(CKO_PUBLIC_KEY, CKK_RSA, vec![(CKA_MODULUS, n), (CKA_PUBLIC_EXPONENT, e)]);
     Some((private, public))
 }
 
+/// A private key (if the vectors give it) and its public key.
+type RsaPair = (Option<Object>, Object);
+
+/// The RSA keys made so far in a run, by their `keys` entry.
+type RsaKeys = Vec<(String, Option<RsaPair>)>;
+
 /// The RSA vector `name` with its key pair (parsed once per pair: the RSA KATs share one key, so
 /// its aws-lc form is made once, kept with the object as for any key).
-fn rsa_vector<'a>(
-    name: &str,
-    keys: &'a mut Vec<(String, Option<(Object, Object)>)>,
-) -> Option<(&'static Json, &'a (Object, Object))> {
+fn rsa_vector<'a>(name: &str, keys: &'a mut RsaKeys) -> Option<(&'static Json, &'a RsaPair)> {
     let v = find(RSA, name)?;
     let id = v.get("key")?.as_str()?.to_string();
     let i = match keys.iter().position(|(k, _)| *k == id) {
@@ -398,13 +404,13 @@ fn rsa_vector<'a>(
 
 /// `CKM_SHA256_RSA_PKCS`: Tessera's DigestInfo and aws-lc's PKCS #1 v1.5 padding and RSA
 /// (deterministic: byte-exact), and the verification by re-encoding.
-fn rsa_pkcs1(keys: &mut Vec<(String, Option<(Object, Object)>)>) -> bool {
+fn rsa_pkcs1(keys: &mut RsaKeys) -> bool {
     let name = "RSASSA-PKCS1-v1_5 SHA-256, 2048-bit";
     let mut run = || -> Option<bool> {
         let (v, (private, public)) = rsa_vector(name, keys)?;
         let (msg, sig) = (hex(v, "msg")?, hex(v, "sig")?);
         Some(
-            same(name, sign(CKM_SHA256_RSA_PKCS, &Param::None, private, &msg), Some(sig.clone()))
+            same(name, sign(CKM_SHA256_RSA_PKCS, &Param::None, private.as_ref()?, &msg), Some(sig.clone()))
                 && verify(CKM_SHA256_RSA_PKCS, &Param::None, public, &msg, &sig),
         )
     };
@@ -414,14 +420,14 @@ fn rsa_pkcs1(keys: &mut Vec<(String, Option<(Object, Object)>)>) -> bool {
 /// `CKM_SHA256_RSA_PKCS_PSS` (aws-lc's PSS encoding and RSA): with an empty salt the signature is
 /// deterministic, so signing is checked byte for byte; verification with the salt length of
 /// each vector.
-fn rsa_pss(keys: &mut Vec<(String, Option<(Object, Object)>)>) -> bool {
+fn rsa_pss(keys: &mut RsaKeys) -> bool {
     let name = "RSASSA-PSS SHA-256, 2048-bit";
     let mut run = || -> Option<bool> {
         let (v, (private, public)) = rsa_vector(name, keys)?;
         let pss = |salt_len| Param::Pss { hash: CKM_SHA256, mgf: CKG_MGF1_SHA256, salt_len };
         let (msg, sig, salted) = (hex(v, "msg")?, hex(v, "sig")?, hex(v, "sig_salted")?);
         Some(
-            same(name, sign(CKM_SHA256_RSA_PKCS_PSS, &pss(0), private, &msg), Some(sig.clone()))
+            same(name, sign(CKM_SHA256_RSA_PKCS_PSS, &pss(0), private.as_ref()?, &msg), Some(sig.clone()))
                 && verify(CKM_SHA256_RSA_PKCS_PSS, &pss(0), public, &msg, &sig)
                 && verify(CKM_SHA256_RSA_PKCS_PSS, &pss(32), public, &msg, &salted),
         )
@@ -430,15 +436,26 @@ fn rsa_pss(keys: &mut Vec<(String, Option<(Object, Object)>)>) -> bool {
 }
 
 /// `CKM_RSA_PKCS_OAEP` decryption (aws-lc's OAEP decoding and RSA) of a fixed ciphertext.
-fn rsa_oaep(keys: &mut Vec<(String, Option<(Object, Object)>)>) -> bool {
+fn rsa_oaep(keys: &mut RsaKeys) -> bool {
     let name = "RSAES-OAEP SHA-256, 2048-bit";
     let mut run = || -> Option<Vec<u8>> {
         let (v, (private, _)) = rsa_vector(name, keys)?;
         let param =
             Param::Oaep { hash: CKM_SHA256, mgf: CKG_MGF1_SHA256, source: CKZ_DATA_SPECIFIED, label: hex(v, "label")? };
-        cipher(CKM_RSA_PKCS_OAEP, false, &param, private, &hex(v, "ct")?)
+        cipher(CKM_RSA_PKCS_OAEP, false, &param, private.as_ref()?, &hex(v, "ct")?)
     };
     same(name, run(), find(RSA, name).and_then(|v| hex(v, "msg")))
+}
+
+/// `CKM_SHA*_RSA_PKCS` verification, which rebuilds the signed block with Tessera's DigestInfo of
+/// the hash and compares it whole: the DigestInfo encodings that the SHA-256 KAT does not run
+/// (signing uses the same ones).
+fn rsa_digest_info(name: &str, mech: CK_MECHANISM_TYPE, keys: &mut RsaKeys) -> bool {
+    let mut run = || -> Option<bool> {
+        let (v, (_, public)) = rsa_vector(name, keys)?;
+        Some(verify(mech, &Param::None, public, &hex(v, "msg")?, &hex(v, "sig")?))
+    };
+    healthy(name) && run() == Some(true)
 }
 
 /// DER of the P-256 OID, as `CKA_EC_PARAMS` holds it.
@@ -524,7 +541,7 @@ pub fn run_all() -> Vec<(String, bool)> {
         out.push((name.to_string(), f()));
     }
     let mut keys = Vec::new();
-    type RsaKat = (&'static str, fn(&mut Vec<(String, Option<(Object, Object)>)>) -> bool);
+    type RsaKat = (&'static str, fn(&mut RsaKeys) -> bool);
     let rsa: [RsaKat; 3] = [
         ("RSASSA-PKCS1-v1_5 SHA-256, 2048-bit", rsa_pkcs1),
         ("RSASSA-PSS SHA-256, 2048-bit", rsa_pss),
@@ -532,6 +549,14 @@ pub fn run_all() -> Vec<(String, bool)> {
     ];
     for (name, f) in rsa {
         out.push((name.to_string(), f(&mut keys)));
+    }
+    for (name, mech) in [
+        ("RSASSA-PKCS1-v1_5 SHA-1 DigestInfo, verify", CKM_SHA1_RSA_PKCS),
+        ("RSASSA-PKCS1-v1_5 SHA-224 DigestInfo, verify", CKM_SHA224_RSA_PKCS),
+        ("RSASSA-PKCS1-v1_5 SHA-384 DigestInfo, verify", CKM_SHA384_RSA_PKCS),
+        ("RSASSA-PKCS1-v1_5 SHA-512 DigestInfo, verify", CKM_SHA512_RSA_PKCS),
+    ] {
+        out.push((name.to_string(), rsa_digest_info(name, mech, &mut keys)));
     }
     out
 }
