@@ -80,8 +80,10 @@ fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers(
     let Some(path) = fault_module() else { return };
     seal(&path);
     let names = self_test_names();
-    assert!(names.len() >= 21, "{names:?}");
+    // The integrity test, aws-lc's self-tests and the 36 vectors of `kat-vectors/`.
+    assert!(names.len() >= 38, "{names:?}");
     let lib = open(&path, Env::new(""));
+    let v = vendor(&lib);
     unsafe {
         assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
         let slot = token(&lib);
@@ -92,6 +94,14 @@ fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers(
             let mut info = CK_INFO::default();
             assert_eq!(lib.f.C_GetInfo(&mut info), CKR_OK, "{name}: C_GetInfo works in the error state");
             assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: CKF_ERROR_STATE");
+            // The test that failed is the one asked for: the fault reached that test, not another.
+            let st = v.status();
+            let reason = st["error"].as_str().unwrap_or_default();
+            assert!(reason.ends_with(name.as_str()) || reason.contains(&format!("{name} ")), "{name}: {st}");
+            let listed = st["self_tests"]["power_on"]["tests"].as_array().cloned().unwrap_or_default();
+            let failed: Vec<&str> =
+                listed.iter().filter(|t| t["passed"] == false).filter_map(|t| t["name"].as_str()).collect();
+            assert!(failed.len() == 1 && failed[0].contains(name.as_str()), "{name}: only it fails: {failed:?}");
             let mut h = 0;
             assert_eq!(
                 lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h),

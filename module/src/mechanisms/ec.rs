@@ -222,7 +222,7 @@ const MAX_DERIVED: usize = 64 * 1024;
 
 /// How a KDF of `CK_ECDH1_DERIVE_PARAMS` orders its hash input.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum KdfOrder {
+pub(crate) enum KdfOrder {
     /// ANSI X9.63 (`CKD_SHA*_KDF`): `Hash(Z ‖ counter ‖ SharedInfo)`.
     X963,
     /// SP 800-56C Rev. 2 §4.1 one-step, hash option (`CKD_SHA*_KDF_SP800`):
@@ -232,7 +232,13 @@ enum KdfOrder {
 
 /// The hash-based KDFs of `CK_ECDH1_DERIVE_PARAMS`: `Hash(…)` for counter = 1, 2, … in the
 /// order `order` gives, concatenated and truncated to `len`.
-fn hash_kdf(alg: &'static digest::Algorithm, order: KdfOrder, z: &[u8], shared: &[u8], len: usize) -> Vec<u8> {
+pub(crate) fn hash_kdf(
+    alg: &'static digest::Algorithm,
+    order: KdfOrder,
+    z: &[u8],
+    shared: &[u8],
+    len: usize,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + alg.output_len());
     let mut counter: u32 = 1;
     while out.len() < len {
@@ -252,7 +258,7 @@ fn hash_kdf(alg: &'static digest::Algorithm, order: KdfOrder, z: &[u8], shared: 
     out
 }
 
-fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Result<Option<(&'static digest::Algorithm, KdfOrder)>> {
+pub(crate) fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Result<Option<(&'static digest::Algorithm, KdfOrder)>> {
     use KdfOrder::{Sp800, X963};
     Ok(Some(match kdf {
         CKD_NULL => return Ok(None),

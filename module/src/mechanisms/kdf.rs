@@ -111,6 +111,19 @@ pub fn pbkdf2(hash: Hash, password: &[u8], salt: &[u8], iterations: NonZeroU32, 
         lc::derive(a, iterations, salt, password, &mut out);
         return Ok(out);
     }
+    pbkdf2_loop(hash, password, salt, iterations, &mut out)?;
+    Ok(out)
+}
+
+/// PBKDF2's blocks (RFC 8018 §5.2) over [`Mac`], for the PRFs aws-lc-rs does not offer: fills
+/// `out`. Its own function so that the power-on self-test runs this loop (`fips::kat`).
+pub(crate) fn pbkdf2_loop(
+    hash: Hash,
+    password: &[u8],
+    salt: &[u8],
+    iterations: NonZeroU32,
+    out: &mut [u8],
+) -> Result<()> {
     let keyed = Mac::new(hash, password)?;
     for (block, chunk) in out.chunks_mut(hash.out_len()).enumerate() {
         let index = u32::try_from(block + 1).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
@@ -128,7 +141,7 @@ pub fn pbkdf2(hash: Hash, password: &[u8], salt: &[u8], iterations: NonZeroU32, 
         let n = chunk.len();
         chunk.copy_from_slice(&acc[..n]);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `CKM_PKCS5_PBKD2`: a secret key of the template's type and `CKA_VALUE_LEN`.
