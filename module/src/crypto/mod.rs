@@ -10,9 +10,9 @@
 //! is one already: RustCrypto's SHA-3 for what aws-lc lacks (SHA3-224, HMAC over SHA-3). Wrappers
 //! are re-exports or `#[inline]`, so the seam costs nothing.
 //!
-//! Two parts of the module keep calling aws-lc-rs directly, on purpose: `fips/` (the power-on
-//! self-tests and the integrity test check aws-lc, the validated implementation, as it is; a new
-//! implementation brings its own known-answer tests) and `store/` (the at-rest sealing and the PIN
+//! Two parts of the module keep calling aws-lc-rs directly, on purpose: `fips/integrity.rs` (the
+//! integrity HMAC checks aws-lc as it is; the known-answer tests of `fips/kat.rs` run the
+//! mechanisms, so each implementation they use is the one tested) and `store/` (the at-rest sealing and the PIN
 //! wraps: an on-disk format bound to AES-256-GCM, HMAC-SHA-256 and PBKDF2 of aws-lc, which must
 //! not follow a change of a mechanism's implementation).
 
