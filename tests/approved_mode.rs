@@ -289,19 +289,28 @@ fn ecdh(kdf: CK_EC_KDF_TYPE, shared: &[u8], peer: &[u8]) -> Mech {
 }
 
 fn hkdf_sha256(info: &[u8]) -> Mech {
+    hkdf(true, true, None, info)
+}
+
+/// `CKM_HKDF_DERIVE` with SHA-256: extraction and expansion as asked, the salt a key (`salt_key`)
+/// or the bytes "salt".
+fn hkdf(extract: bool, expand: bool, salt_key: Option<CK_OBJECT_HANDLE>, info: &[u8]) -> Mech {
     let p = CK_HKDF_PARAMS {
-        bExtract: 1,
-        bExpand: 1,
+        bExtract: extract as CK_BBOOL,
+        bExpand: expand as CK_BBOOL,
         prfHashMechanism: CKM_SHA256,
-        ulSaltType: CKF_HKDF_SALT_DATA,
-        pSalt: b"salt".as_ptr() as *mut _,
-        ulSaltLen: 4,
-        hSaltKey: 0,
+        ulSaltType: if salt_key.is_some() { CKF_HKDF_SALT_KEY } else { CKF_HKDF_SALT_DATA },
+        pSalt: if salt_key.is_some() { null_mut() } else { b"salt".as_ptr() as *mut _ },
+        ulSaltLen: if salt_key.is_some() { 0 } else { 4 },
+        hSaltKey: salt_key.unwrap_or(0),
         pInfo: info.as_ptr() as *mut _,
         ulInfoLen: info.len() as _,
     };
     Mech::with_struct(CKM_HKDF_DERIVE, &p)
 }
+
+/// Tessera's vendor attribute on a key whose value is an ECDH shared secret.
+const CKA_VENDOR_SHARED_SECRET: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 3;
 
 /// What `pkcs11-tool --derive` asks for: a readable, extractable shared secret.
 fn readable_secret() -> Tpl {
@@ -354,6 +363,16 @@ fn ecdh_shared_secret_stays_inside_in_the_approved_mode() {
     assert!(t.approved(t.h));
     let kb = t.derive(&hkdf_sha256(b"ctx"), zb, &made(CKK_AES, Some(32))).unwrap();
     assert_eq!(t.value(ka).unwrap(), t.value(kb).unwrap());
+    // Z is marked, and goes through HKDF's extraction (SP 800-56C Rev. 2 §5): as the input of an
+    // expansion alone, or as the salt of another key's extraction, it is refused.
+    assert!(flag(&t, za, CKA_VENDOR_SHARED_SECRET) && !flag(&t, ka, CKA_VENDOR_SHARED_SECRET));
+    let expand_only = t.derive(&hkdf(false, true, None, b"ctx"), za, &made(CKK_AES, Some(32)));
+    assert_eq!(expand_only, Err(CKR_MECHANISM_PARAM_INVALID), "Z as the key of an expansion");
+    let other = t.create(&secret(CKK_GENERIC_SECRET, &[0x33; 32])).unwrap();
+    let salted = t.derive(&hkdf(true, true, Some(za), b"ctx"), other, &made(CKK_AES, Some(32)));
+    assert_eq!(salted, Err(CKR_MECHANISM_PARAM_INVALID), "Z as the salt key");
+    assert!(t.derive(&hkdf(true, false, None, b""), za, &made(CKK_GENERIC_SECRET, Some(32))).is_ok(), "extraction");
+    assert!(t.approved(t.h));
     // The X9.63 and SP 800-56C one-step KDFs with SHA-2: approved, and the two sides agree.
     for kdf in [CKD_SHA256_KDF, CKD_SHA384_KDF, CKD_SHA256_KDF_SP800, CKD_SHA512_KDF_SP800] {
         let x = t.derive(&ecdh(kdf, b"info", &b_point), a, &made(CKK_AES, Some(32))).expect("KDF");
@@ -387,8 +406,11 @@ fn ecdh_outside_the_approved_mode_flags_a_readable_secret() {
         (CKA_MODIFIABLE, V::B(false)),
     ];
     inside.extend([CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY].map(|a| (a, V::B(false))));
-    t.derive(&ecdh(CKD_NULL, &[], &b_point), a, &inside).expect("Z kept inside");
+    let z_key = t.derive(&ecdh(CKD_NULL, &[], &b_point), a, &inside).expect("Z kept inside");
     assert!(t.approved(t.h));
+    // An expansion alone over Z runs, not approved.
+    assert!(t.derive(&hkdf(false, true, None, b"ctx"), z_key, &made(CKK_AES, Some(32))).is_ok());
+    assert!(!t.approved(t.h), "HKDF expansion alone over Z is flagged");
     let kdf = |kdf| t.value(t.derive(&ecdh(kdf, b"info", &b_point), a, &made(CKK_GENERIC_SECRET, Some(40))).unwrap());
     let block = |first: &[u8], second: &[u8]| sha256(&[first, second, b"info"].concat());
     let x963 = [block(&z, &1u32.to_be_bytes()), block(&z, &2u32.to_be_bytes())].concat();

@@ -158,7 +158,14 @@ pub const SECRET_KEY: &[Spec] = &[
     s(CKA_TRUSTED, Bool, 0),
     s(CKA_WRAP_TEMPLATE, Template, FIXED),
     s(CKA_UNWRAP_TEMPLATE, Template, FIXED),
+    s(CKA_VENDOR_SHARED_SECRET, Bool, TOKEN_SET),
 ];
+
+/// Tessera's vendor attribute on a secret key: its value is an ECDH shared secret Z as it came
+/// (`CKD_NULL`). Such a key goes only through HKDF's extraction step in the approved mode (SP
+/// 800-56C Rev. 2 §5: Z is extracted before it is expanded), never as a salt key or as the
+/// pseudorandom key of an expansion alone (`services::keys`). Copies keep it.
+pub const CKA_VENDOR_SHARED_SECRET: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 3;
 
 /// The validation object (PKCS#11 3.2 `CKO_VALIDATION`): made by the token, read-only.
 pub const VALIDATION: &[Spec] = &[

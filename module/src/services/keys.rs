@@ -4,7 +4,9 @@ use crate::error::{err, Result};
 use crate::mechanisms::param::HkdfParams;
 use crate::mechanisms::{registry, Param};
 use crate::module::Module;
-use crate::object::attrs::{CKA_VENDOR_FIPS_APPROVED, CKA_VENDOR_PAIR_CONTAINED, VALIDATION_FLAG_FIPS};
+use crate::object::attrs::{
+    CKA_VENDOR_FIPS_APPROVED, CKA_VENDOR_PAIR_CONTAINED, CKA_VENDOR_SHARED_SECRET, VALIDATION_FLAG_FIPS,
+};
 use crate::object::template::{self, Origin};
 use crate::object::{bool_, ulong, AttrMap, Object, Template};
 use crate::operation::Op;
@@ -59,6 +61,10 @@ pub fn stamp(obj: &mut Object, approved: bool) {
         obj.attrs.insert(CKA_OBJECT_VALIDATION_FLAGS, ulong(if approved { VALIDATION_FLAG_FIPS } else { 0 }));
     }
 }
+
+/// Why the approved mode refuses HKDF parameters over an ECDH shared secret.
+const Z_EXTRACTED: &str = "the approved mode derives from an ECDH shared secret only through HKDF's extraction step \
+                           (SP 800-56C Rev. 2 §5), with the secret as its input, not its salt";
 
 /// Why the approved mode refuses a template for an ECDH shared secret.
 const Z_INSIDE: &str = "the approved mode keeps an ECDH shared secret (CKD_NULL) inside the module: a sensitive, \
@@ -355,6 +361,10 @@ impl Module {
             return Ok(None);
         }
         let (_, k) = self.resolve(s, p.salt_key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
+        // An ECDH shared secret is extracted, never used as the key of the extraction.
+        if k.flag(CKA_VENDOR_SHARED_SECRET) && self.cfg.mode == crate::policy::Mode::Approved {
+            return Err(crate::error::Error::because(CKR_MECHANISM_PARAM_INVALID, Z_EXTRACTED));
+        }
         if k.class() != CKO_SECRET_KEY || !matches!(k.subtype(), Some(CKK_GENERIC_SECRET | CKK_HKDF)) {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
         }
@@ -369,6 +379,11 @@ impl Module {
             zeroize::Zeroizing::new(crate::error::try_copy(k.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?)?);
         let info = crate::error::try_copy(&p.info)?;
         Ok(Some(Param::Hkdf(HkdfParams { salt, salt_type: CKF_HKDF_SALT_DATA, info, ..*p })))
+    }
+
+    /// Whether `h` names a key whose value is an ECDH shared secret ([`CKA_VENDOR_SHARED_SECRET`]).
+    fn is_shared_secret(&self, s: &Session, h: CK_OBJECT_HANDLE) -> bool {
+        self.resolve(s, h).is_ok_and(|(_, k)| k.flag(CKA_VENDOR_SHARED_SECRET))
     }
 
     /// `C_DeriveKey`.
@@ -407,10 +422,26 @@ impl Module {
         let len = given(CKA_VALUE_LEN)
             .map(|l| l as usize)
             .or_else(|| given(CKA_KEY_TYPE).and_then(crate::keys::des::key_len));
+        let approved_mode = self.cfg.mode == crate::policy::Mode::Approved;
+        // HKDF over an ECDH shared secret: extraction first (SP 800-56C Rev. 2 §5), and the
+        // secret is not the salt (refused in `hkdf_salt_key`); otherwise not approved.
+        let z_misused = |p: &Param| match p {
+            Param::Hkdf(h) => {
+                (bk.flag(CKA_VENDOR_SHARED_SECRET) && !h.extract)
+                    || (h.salt_type == CKF_HKDF_SALT_KEY && self.is_shared_secret(&s, h.salt_key))
+            }
+            _ => false,
+        };
+        if z_misused(param) && d.verdict.approved() {
+            if approved_mode {
+                return Err(crate::error::Error::because(CKR_MECHANISM_PARAM_INVALID, Z_EXTRACTED));
+            }
+            d.verdict = crate::record::Verdict::NonApproved;
+            crate::record::decided(d);
+        }
         let salted = self.hkdf_salt_key(&s, mech, param)?;
         let value = m.derive(salted.as_ref().unwrap_or(param), &bk, len)?;
         let raw_secret = matches!(param, Param::Ecdh1 { kdf: CKD_NULL, .. });
-        let approved_mode = self.cfg.mode == crate::policy::Mode::Approved;
         if data {
             // CKM_HKDF_DATA: the output is a data object holding the derived bytes (an ECDH
             // shared secret in a data object is Z output: [`keeps_shared_secret_inside`]).
@@ -447,6 +478,9 @@ impl Module {
         }
         let origin = Origin::Derived(bk.flag(CKA_ALWAYS_SENSITIVE), bk.flag(CKA_NEVER_EXTRACTABLE));
         let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], origin, self.actor(&s))?;
+        if raw_secret && obj.class() == CKO_SECRET_KEY {
+            obj.attrs.insert(CKA_VENDOR_SHARED_SECRET, bool_(true));
+        }
         if raw_secret && d.verdict.approved() && !keeps_shared_secret_inside(&obj) {
             if approved_mode {
                 return Err(crate::error::Error::because(CKR_TEMPLATE_INCONSISTENT, Z_INSIDE));
