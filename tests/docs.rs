@@ -181,3 +181,26 @@ fn ssp_table_matches_the_tags_in_the_code() {
         }
     }
 }
+
+/// §9.5 names exactly the approved mechanisms that make keys (a rule of `policy/approved.toml` with
+/// generate, generate_pair, derive or unwrap), each once, and every SSP it names is a row of §9.4.
+#[test]
+fn every_approved_key_making_mechanism_has_its_ssps() {
+    let doc = read("security-policy.md");
+    let mut want: Vec<String> = Vec::new();
+    for (m, functions, _) in rules("policy/approved.toml") {
+        let makes = functions.split(", ").any(|f| matches!(f, "generate" | "generate_pair" | "derive" | "unwrap"));
+        if makes && !want.contains(&m) {
+            want.push(m);
+        }
+    }
+    let rows = table(&doc, "### 9.5");
+    let got: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    assert_eq!(got, want, "security-policy.md §9.5 differs from the key-making rules of policy/approved.toml");
+    let ssps: Vec<String> = table(&doc, "### 9.4").into_iter().map(|r| r[0].clone()).collect();
+    for r in &rows {
+        for ssp in r[1].split(", ") {
+            assert!(ssps.iter().any(|s| s == ssp), "§9.5: {} makes \"{ssp}\", which §9.4 does not list", r[0]);
+        }
+    }
+}
