@@ -142,9 +142,7 @@ impl Chain {
 
     /// Whether two chains are at the same record with the same keys.
     pub fn same(&self, other: &Chain) -> bool {
-        self.seq == other.seq
-            && same_mac(&self.record, &other.record)
-            && same_mac(&self.epoch_next, &other.epoch_next)
+        self.seq == other.seq && same_mac(&self.record, &other.record) && same_mac(&self.epoch_next, &other.epoch_next)
     }
 }
 

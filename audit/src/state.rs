@@ -55,10 +55,6 @@ impl State {
         };
         let mut last_mac = [0u8; 32];
         last_mac.copy_from_slice(&b[24..56]);
-        Some(State {
-            chain: Chain::from_parts(u64_at(8), &key_at(56), &key_at(88)),
-            log_len: u64_at(16),
-            last_mac,
-        })
+        Some(State { chain: Chain::from_parts(u64_at(8), &key_at(56), &key_at(88)), log_len: u64_at(16), last_mac })
     }
 }

@@ -235,7 +235,8 @@ fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64) ->
             return (Class::Reordered, h.seq, format!("record {} appears before record {n}", h.seq));
         }
         if own_mac_ok(seed, &l) {
-            let gone = if h.seq == n + 1 { format!("record {n} is") } else { format!("records {n}..{} are", h.seq - 1) };
+            let gone =
+                if h.seq == n + 1 { format!("record {n} is") } else { format!("records {n}..{} are", h.seq - 1) };
             return (Class::Deleted, h.seq, format!("{gone} missing"));
         }
         return (Class::Modified, n, format!("record {n}'s bytes changed (it names seq {})", h.seq));
@@ -291,7 +292,8 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
         end: End::NotAnchored,
         failure: None,
     };
-    let last_mac = |k: usize| if k == 0 { [0u8; 32] } else { format::split(lines[k - 1]).map(|(_, m)| m).unwrap_or([0; 32]) };
+    let last_mac =
+        |k: usize| if k == 0 { [0u8; 32] } else { format::split(lines[k - 1]).map(|(_, m)| m).unwrap_or([0; 32]) };
     let fail = |class, line, seq, detail| Some(Failure { class, file: file.into(), line, seq, detail });
     let decoded = state.map(crate::state::State::decode);
     if let Some(i) = bad {
@@ -329,11 +331,8 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
         );
         return sum;
     }
-    let (behind, want_len) = if at == n {
-        (false, log_len)
-    } else {
-        (true, log_len - lines[count - 1].len() as u64 - 1)
-    };
+    let (behind, want_len) =
+        if at == n { (false, log_len) } else { (true, log_len - lines[count - 1].len() as u64 - 1) };
     if !chain::same_mac(&st.last_mac, &last_mac(at as usize)) || st.log_len != want_len {
         sum.failure =
             fail(Class::Modified, at as usize + 1, at, "the state's last MAC or length is not the log's".into());

@@ -47,8 +47,10 @@ enum Cmd {
 }
 
 fn time(us: Option<u64>) -> String {
-    us.map(|us| humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + std::time::Duration::from_micros(us)).to_string())
-        .unwrap_or_else(|| "-".into())
+    us.map(|us| {
+        humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + std::time::Duration::from_micros(us)).to_string()
+    })
+    .unwrap_or_else(|| "-".into())
 }
 
 fn print(s: &Summary) {
@@ -65,7 +67,8 @@ fn print(s: &Summary) {
         "end: {}",
         match s.end {
             End::Anchored => "anchored by the state file",
-            End::AnchoredOneBehind => "anchored by the state file (one record behind: a writer stopped before updating it)",
+            End::AnchoredOneBehind =>
+                "anchored by the state file (one record behind: a writer stopped before updating it)",
             End::NotAnchored => "not anchored (no state file: records cut off the end would not show)",
         }
     );
