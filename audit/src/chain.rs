@@ -131,7 +131,7 @@ impl Chain {
     /// Moves on to the next record; the keys it held are overwritten.
     pub fn advance(&mut self) {
         self.seq += 1;
-        if self.seq % RECORDS_PER_EPOCH == 0 {
+        if self.seq.is_multiple_of(RECORDS_PER_EPOCH) {
             let e = Zeroizing::new(*self.epoch_next);
             self.record = kdf(&e, RECORD_0);
             self.epoch_next = kdf(&e, EPOCH_NEXT);

@@ -31,6 +31,11 @@ pub const STATE: &str = "audit.state";
 /// The verification seed's default file name (`init`), to be moved off the host.
 pub const SEED: &str = "audit.seed";
 
+/// The state file is read and rewritten at every record: without `O_NOATIME` each read would
+/// also write its access time (the file was modified since the last read), a second inode
+/// update per record. The writer owns the file, which `O_NOATIME` requires.
+const NOATIME: i32 = nix::fcntl::OFlag::O_NOATIME.bits();
+
 /// Why a record could not be appended or a log opened.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -114,6 +119,11 @@ pub fn has_chain(dir: &Path) -> bool {
     dir.join(STATE).exists()
 }
 
+/// Whether `dir` belongs to this process's (effective) user.
+pub fn owned_by_this_user(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw())
+}
+
 /// An open log that records are appended to.
 pub struct Writer {
     dir: PathBuf,
@@ -128,7 +138,7 @@ impl Writer {
     pub fn open(dir: &Path) -> Result<Writer, Error> {
         check_dir(dir)?;
         let st = dir.join(STATE);
-        let state = match OpenOptions::new().read(true).write(true).open(&st) {
+        let state = match OpenOptions::new().read(true).write(true).custom_flags(NOATIME).open(&st) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoChain(dir.into())),
             Err(e) => return Err(Error::Io(st, e)),
@@ -148,7 +158,12 @@ impl Writer {
         let st_path = || self.dir.join(STATE);
         let file = match self.state.take() {
             Some(f) => f,
-            None => OpenOptions::new().read(true).write(true).open(st_path()).map_err(|e| Error::Io(st_path(), e))?,
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(NOATIME)
+                .open(st_path())
+                .map_err(|e| Error::Io(st_path(), e))?,
         };
         let locked = match Flock::lock(file, FlockArg::LockExclusive) {
             Ok(l) => l,

@@ -131,6 +131,12 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
     let approved = m.cfg.mode == crate::policy::Mode::Approved;
     let writer = if a.dir.is_none() && !tessera_audit::writer::has_chain(&dir) {
         None
+    } else if a.dir.is_none() && !tessera_audit::writer::owned_by_this_user(&dir) {
+        // A chain beside the token directory that another user made (the directory above the
+        // store may be one others can write to): not this module's log, and not a reason to
+        // refuse to start.
+        tracing::warn!("{}: an audit chain of another user; not used (set audit.dir to use a log)", dir.display());
+        None
     } else {
         Some(Mutex::new(Writer::open(&dir).map_err(|e| format!("audit log: {e}"))?))
     };
