@@ -214,6 +214,28 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("audit.log:"), "{}", show(&out));
 }
 
+#[test]
+fn audit_events_chooses_the_categories() {
+    let c = chain();
+    let t =
+        Token::with_conf("events", &format!("{}\naudit.events = auth, refusal\naudit.sync = always", c.conf_line()));
+    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    let mut m = mech(CKM_SHA256_HMAC);
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+    let mut out = [0u8; 32];
+    let mut n = out.len() as CK_ULONG;
+    let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
+    assert_eq!(rv, CKR_OK);
+    drop(t);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let functions: Vec<&str> = recs.iter().map(|r| r["function"].as_str().unwrap()).collect();
+    assert!(functions.contains(&"C_Login"), "{functions:?}");
+    assert!(functions.iter().all(|f| ["C_Login", "C_Logout"].contains(f)), "only authentication: {functions:?}");
+    assert!(recs.iter().all(|r| r["category"] == "auth"));
+}
+
 /// Raw C_Initialize of the library with the configuration `extra` (a store of its own).
 fn initialize_with(extra: &str) -> (Env, cryptoki_sys::Pkcs11, CK_RV) {
     let env = Env::new(extra);

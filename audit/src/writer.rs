@@ -145,6 +145,12 @@ impl Writer {
         };
         let lp = dir.join(LOG);
         let log = OpenOptions::new().read(true).append(true).open(&lp).map_err(|e| Error::Io(lp, e))?;
+        if dir.join(SEED).exists() {
+            tracing::warn!(
+                "{}: the verification seed is still on this host; whoever reads it can forge every record: move it off",
+                dir.join(SEED).display()
+            );
+        }
         Ok(Writer { dir: dir.into(), log, state: Some(state), buf: Vec::with_capacity(1024) })
     }
 
