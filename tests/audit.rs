@@ -555,3 +555,97 @@ fn kill_9_at_random_points_loses_no_returned_call() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn a_fork_child_is_recorded() {
+    let c = chain();
+    let lib = RawLib::with(Env::new(&format!("{}\ntessera.mode = {}", c.conf_line(), mode())));
+    std::env::remove_var("TESSERA_MODE");
+    lib.init();
+    // SAFETY (test): the child only calls the library and leaves with _exit.
+    let child = match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let mut n: CK_ULONG = 0;
+            let before = unsafe { lib.f.C_GetSlotList(CK_FALSE, std::ptr::null_mut(), &mut n) };
+            let init = unsafe { lib.f.C_Initialize(std::ptr::null_mut()) };
+            let fin = unsafe { lib.f.C_Finalize(std::ptr::null_mut()) };
+            let ok = before == CKR_CRYPTOKI_NOT_INITIALIZED && init == CKR_OK && fin == CKR_OK;
+            unsafe { nix::libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    let status = nix::sys::wait::waitpid(child, None).unwrap();
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0), "the child's calls");
+    drop(lib);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let pid = child.as_raw() as u64;
+    let of_child: Vec<&Value> = recs.iter().filter(|r| r["pid"] == pid).collect();
+    let functions: Vec<&str> = of_child.iter().map(|r| r["function"].as_str().unwrap()).collect();
+    assert_eq!(functions, ["C_GetSlotList", "C_Initialize", "C_Finalize"], "{of_child:?}");
+    let detail = |i: usize| of_child[i]["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail(0).starts_with("fork detected"), "{}", detail(0));
+    assert_eq!(of_child[0]["rv"], "CKR_CRYPTOKI_NOT_INITIALIZED");
+    let parent = std::process::id();
+    assert!(detail(1).contains(&format!("in a child of process {parent} (fork)")), "{}", detail(1));
+}
+
+/// The library built with the `fault-injection` feature (`TESSERA_FAULT_MODULE`, else
+/// `target/debug/libtessera_pkcs11.so`), if present.
+fn fault_module() -> Option<PathBuf> {
+    let p = std::env::var_os("TESSERA_FAULT_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/libtessera_pkcs11.so"));
+    if p.exists() {
+        Some(p)
+    } else {
+        println!(
+            "SKIP: no fault-injection build at {} (cargo build -p tessera-pkcs11 --features fault-injection)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// A conditional self-test that fails (the pairwise-consistency test of a new key pair, failed
+/// on purpose by the fault-injection build) puts the module in the error state: one record says
+/// so, with the reason, before the call's own.
+#[test]
+fn entering_the_error_state_is_recorded() {
+    let Some(path) = fault_module() else { return };
+    seal(&path);
+    let c = chain();
+    let guard = lock();
+    std::env::remove_var("TESSERA_MODE");
+    let mut lib = RawLib::locked(guard, &path, Env::new(&c.conf_line()));
+    lib.unset_on_drop = &["TESSERA_FAIL_SELFTEST"];
+    std::env::set_var("TESSERA_FAIL_SELFTEST", "pct");
+    lib.init();
+    let slot = lib.token("errorstate");
+    let h = lib.open(slot, true);
+    lib.login(h, CKU_USER, USER_PIN).unwrap();
+    let len = P256.len() as CK_ULONG;
+    let mut pubt = [CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: P256.as_ptr() as *mut _, ulValueLen: len }];
+    let mut m = mech(CKM_EC_KEY_PAIR_GEN);
+    let (mut p, mut v) = (0, 0);
+    let rv =
+        unsafe { lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, std::ptr::null_mut(), 0, &mut p, &mut v) };
+    assert_eq!(rv, CKR_GENERAL_ERROR);
+    let mut buf = [0u8; 4];
+    assert_eq!(unsafe { lib.f.C_GenerateRandom(h, buf.as_mut_ptr(), 4) }, CKR_GENERAL_ERROR);
+    drop(lib);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let entered: Vec<&Value> =
+        recs.iter().filter(|r| r["detail"].as_str().is_some_and(|d| d.starts_with("error state entered"))).collect();
+    assert_eq!(entered.len(), 1, "once: {entered:?}");
+    assert_eq!(
+        (entered[0]["function"].as_str(), entered[0]["category"].as_str()),
+        (Some("C_GenerateKeyPair"), Some("module"))
+    );
+    let i = recs.iter().position(|r| std::ptr::eq(r, entered[0])).unwrap();
+    assert_eq!(recs[i + 1]["function"], "C_GenerateKeyPair");
+    assert_eq!(recs[i + 1]["rv"], "CKR_GENERAL_ERROR");
+}

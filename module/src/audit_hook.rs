@@ -39,6 +39,12 @@ struct Log {
     /// the non-approved mode).
     unrecorded_ok: bool,
     mode: &'static str,
+    /// The log's directory (a fork child opens it again to record the fork).
+    dir: std::path::PathBuf,
+    /// The module was in the error state at the last event seen.
+    in_error: std::sync::atomic::AtomicBool,
+    /// The log was opened in a child process of the one that opened the log before.
+    forked_from: Option<u32>,
 }
 
 static LOG: ArcSwapOption<Log> = ArcSwapOption::const_empty();
@@ -150,6 +156,9 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
         sync_always: a.sync_always,
         unrecorded_ok: a.on_failure_continue && !approved,
         mode: m.cfg.mode.name(),
+        dir,
+        in_error: std::sync::atomic::AtomicBool::new(m.in_error()),
+        forked_from: None,
     })
 }
 
@@ -179,58 +188,166 @@ fn length_query(e: &Event) -> bool {
 }
 
 fn audit(e: &Event) -> Result<()> {
-    let Some((category, bit, durability)) = category(e) else { return Ok(()) };
-    if bit == AuditEvents::CRYPTO && length_query(e) {
-        return Ok(());
-    }
     let generation = crate::state::generation();
     if e.function == "C_Initialize" && e.rv == CKR_OK {
-        let opened = crate::state::get().map_err(|_| refusal(e.function)).and_then(|m| {
-            open(&m).or_else(|reason| {
-                tracing::error!("{reason}");
-                eprintln!("tessera: {reason}");
-                if m.cfg.audit.on_failure_continue && m.cfg.mode != crate::policy::Mode::Approved {
-                    tracing::warn!("audit.on_failure = continue: the module runs without an audit log");
-                    open_nothing(&m)
-                } else {
-                    Err(refusal(e.function))
-                }
-            })
-        });
-        let opened = match opened {
-            Ok(l) => l,
-            Err(refused) => {
-                // The module does not run without the log it was configured to keep.
-                let _ = crate::state::finalize();
-                return Err(refused);
-            }
-        };
-        if let Some(old) = LOG.swap(Some(Arc::new(opened))) {
-            if old.generation != generation {
-                // A fork child: the parent's log is the parent's (its lock may be held).
-                std::mem::forget(old);
-            }
-        }
+        return initialized(e, generation);
     }
     let log = LOG.load();
-    let Some(log) = log.as_ref().filter(|l| l.generation == generation) else { return Ok(()) };
-    let finalized = e.function == "C_Finalize" && e.rv == CKR_OK;
-    let result = match &log.writer {
-        Some(w) if log.events.has(bit) => write(e, log, w, category, durability),
-        _ => Ok(()),
+    let Some(log) = log.as_ref() else { return Ok(()) };
+    if log.generation != generation {
+        fork_detected(e, log, generation);
+        return Ok(());
+    }
+    let entered = error_state_entered(log);
+    let Some((category, bit, durability)) = category(e) else {
+        return match entered {
+            Some(reason) => keep(e, log, write(e, log, "module", Durability::Synced, Some(reason))),
+            None => Ok(()),
+        };
     };
-    if finalized {
+    if bit == AuditEvents::CRYPTO && length_query(e) && entered.is_none() {
+        return Ok(());
+    }
+    let result = match entered {
+        Some(reason) => write(e, log, "module", Durability::Synced, Some(reason)),
+        None => Ok(()),
+    };
+    let result = result.and_then(|()| match log.events.has(bit) {
+        true => write(e, log, category, durability, None),
+        false => Ok(()),
+    });
+    if e.function == "C_Finalize" && e.rv == CKR_OK {
         LOG.store(None);
     }
-    let result = result.or_else(|reason| {
+    keep(e, log, result)
+}
+
+/// The call's outcome once its records were (or were not) written.
+fn keep(e: &Event, log: &Log, written: std::result::Result<(), String>) -> Result<()> {
+    written.or_else(|reason| {
         tracing::error!(call = e.function, "the audit record could not be written: {reason}");
         if log.unrecorded_ok {
             Ok(())
         } else {
             Err(refusal(e.function))
         }
+    })
+}
+
+/// The module entered the error state since the last event (a conditional self-test failed in
+/// this call or a concurrent one): the reason, once.
+fn error_state_entered(log: &Log) -> Option<String> {
+    use std::sync::atomic::Ordering;
+    log.writer.as_ref()?;
+    if !log.events.has(AuditEvents::MODULE) {
+        return None;
+    }
+    let m = crate::state::get().ok()?;
+    if !m.in_error() || log.in_error.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    Some(format!("error state entered: {}", m.error_reason().unwrap_or_default()))
+}
+
+/// A fork child calls the library its parent initialised: one record, from a log the child
+/// opens itself (the parent's descriptors share the parent's lock), then nothing until the
+/// child initialises the library.
+fn fork_detected(e: &Event, parent: &Arc<Log>, generation: u64) {
+    if parent.writer.is_none() || !parent.events.has(AuditEvents::MODULE) {
+        return;
+    }
+    let quiet = Log {
+        generation,
+        writer: None,
+        events: AuditEvents(0),
+        sync_always: false,
+        unrecorded_ok: true,
+        mode: parent.mode,
+        dir: parent.dir.clone(),
+        in_error: Default::default(),
+        forked_from: Some(nix::unistd::getppid().as_raw() as u32),
+    };
+    // One thread of the child records it; the parent's log is left as it is (never dropped).
+    let prev = LOG.compare_and_swap(parent, Some(Arc::new(quiet)));
+    if !prev.as_ref().is_some_and(|p| Arc::ptr_eq(p, parent)) {
+        return;
+    }
+    std::mem::forget(Arc::clone(parent));
+    let detail = format!(
+        "fork detected: this process (parent {}) calls a library its parent initialised; it must call C_Initialize",
+        nix::unistd::getppid()
+    );
+    let written = Writer::open(&parent.dir).map_err(|e| e.to_string()).and_then(|w| {
+        let log = Log { writer: Some(Mutex::new(w)), ..clone_settings(parent, generation) };
+        write(e, &log, "module", Durability::Synced, Some(detail))
     });
-    if result.is_err() && e.function == "C_Initialize" {
+    if let Err(reason) = written {
+        tracing::error!(call = e.function, "the fork's audit record could not be written: {reason}");
+    }
+}
+
+fn clone_settings(l: &Log, generation: u64) -> Log {
+    Log {
+        generation,
+        writer: None,
+        events: l.events,
+        sync_always: l.sync_always,
+        unrecorded_ok: l.unrecorded_ok,
+        mode: l.mode,
+        dir: l.dir.clone(),
+        in_error: Default::default(),
+        forked_from: None,
+    }
+}
+
+/// `C_Initialize` succeeded: the log is opened and the initialisation recorded, or the module
+/// does not run.
+fn initialized(e: &Event, generation: u64) -> Result<()> {
+    let opened = crate::state::get().map_err(|_| refusal(e.function)).and_then(|m| {
+        open(&m).or_else(|reason| {
+            tracing::error!("{reason}");
+            eprintln!("tessera: {reason}");
+            if m.cfg.audit.on_failure_continue && m.cfg.mode != crate::policy::Mode::Approved {
+                tracing::warn!("audit.on_failure = continue: the module runs without an audit log");
+                open_nothing(&m)
+            } else {
+                Err(refusal(e.function))
+            }
+        })
+    });
+    let opened = match opened {
+        Ok(l) => l,
+        Err(refused) => {
+            // The module does not run without the log it was configured to keep.
+            let _ = crate::state::finalize();
+            return Err(refused);
+        }
+    };
+    let mut opened = opened;
+    let before = LOG.load_full();
+    if let Some(old) = &before {
+        if old.generation != generation && old.writer.is_some() {
+            opened.forked_from = Some(nix::unistd::getppid().as_raw() as u32);
+        } else if old.generation == generation {
+            // The child's first call recorded the fork and left a log that records nothing.
+            opened.forked_from = old.forked_from;
+        }
+    }
+    let log = Arc::new(opened);
+    if let Some(old) = LOG.swap(Some(log.clone())) {
+        if old.generation != generation {
+            // A fork child: the parent's log is the parent's (its lock may be held).
+            std::mem::forget(old);
+        }
+    }
+    // `before` is one more reference to the parent's log (forgotten above, so never dropped).
+    drop(before);
+    let result = match &log.writer {
+        Some(_) if log.events.has(AuditEvents::MODULE) => write(e, &log, "module", Durability::Synced, None),
+        _ => Ok(()),
+    };
+    let result = keep(e, &log, result);
+    if result.is_err() {
         // Not even the initialisation could be recorded: the module does not run.
         LOG.store(None);
         let _ = crate::state::finalize();
@@ -247,23 +364,41 @@ fn open_nothing(m: &crate::module::Module) -> Result<Log> {
         sync_always: false,
         unrecorded_ok: true,
         mode: m.cfg.mode.name(),
+        dir: Default::default(),
+        in_error: Default::default(),
+        forked_from: None,
     })
 }
 
+/// Writes the record of `e` (`detail` replacing its own).
 fn write(
     e: &Event,
     log: &Log,
-    w: &Mutex<Writer>,
     category: &'static str,
     durability: Durability,
+    detail: Option<String>,
 ) -> std::result::Result<(), String> {
+    let Some(w) = &log.writer else { return Ok(()) };
     let time_us =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
     let key = e.key();
     let mechanism = e.mechanism();
-    let detail = match e.function {
-        "C_Initialize" => crate::state::get().ok().map(|m| Cow::Owned(self_tests(&m.post))),
-        _ => e.cause.as_deref().map(|c| Cow::Borrowed(c.get(..200).unwrap_or(c))),
+    let detail = match (detail, e.function) {
+        (Some(d), _) => Some(Cow::Owned(d)),
+        (None, "C_Initialize") => crate::state::get().ok().map(|m| {
+            let mut d = self_tests(&m.post);
+            if let Some(parent) = log.forked_from {
+                d.push_str(&format!("; in a child of process {parent} (fork)"));
+            }
+            Cow::Owned(d)
+        }),
+        (None, "T_SelfTest") => crate::state::get()
+            .ok()
+            .and_then(|m| {
+                crate::module::lock(&m.on_demand).as_ref().map(|(r, runs)| format!("run {runs}: {}", self_tests(r)))
+            })
+            .map(Cow::Owned),
+        (None, _) => e.cause.as_deref().map(|c| Cow::Borrowed(c.get(..200).unwrap_or(c))),
     };
     let mut rec = Record {
         time_us,
