@@ -353,26 +353,47 @@ fn a_record_that_cannot_be_written_fails_its_call() {
         tessera_audit::writer::init(&dir, &mnt.path().join("seed")).unwrap();
         let t = Token::with_conf("diskfull", &format!("audit.dir = {}", dir.display()));
         let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
-        let sign = |t: &Token| -> CK_RV {
+        // (C_SignInit, C_Sign) of one signature (C_Sign is called whatever C_SignInit returned).
+        let sign = |t: &Token| -> (CK_RV, CK_RV) {
             let mut m = mech(CKM_SHA256_HMAC);
-            assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+            let init = unsafe { t.f.C_SignInit(t.h, &mut m, key) };
             let mut out = [0u8; 32];
             let mut n = out.len() as CK_ULONG;
-            unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) }
+            (init, unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) })
         };
-        assert_eq!(sign(&t), CKR_OK);
-        // Fill the file system.
+        assert_eq!(sign(&t), (CKR_OK, CKR_OK));
+        // Fill the file system: the log's reserve is still its own.
         let filler = mnt.path().join("filler");
         let mut f = std::fs::File::create(&filler).unwrap();
         while f.write_all(&[0u8; 4096]).is_ok() {}
         drop(f);
-        assert_eq!(sign(&t), CKR_DEVICE_ERROR, "disk full: the call fails");
+        // Signatures go on, recorded in the reserve, until the log finds it cannot renew the
+        // reserve; then no operation starts (and none ran unrecorded).
+        let mut signed = 1;
+        let refused = loop {
+            match sign(&t) {
+                (CKR_OK, CKR_OK) => signed += 1,
+                (CKR_DEVICE_ERROR, after) => break after,
+                other => panic!("after {signed} signatures: {other:x?}"),
+            }
+            assert!(signed < 1000, "the log never noticed the full file system");
+        };
+        assert_eq!(refused, CKR_OPERATION_NOT_INITIALIZED, "a refused start leaves no operation to run");
+        assert_eq!(sign(&t).0, CKR_DEVICE_ERROR, "refused while the file system is full");
         std::fs::remove_file(&filler).unwrap();
-        assert_eq!(sign(&t), CKR_OK);
+        assert_eq!(sign(&t), (CKR_OK, CKR_OK), "room again: operations start");
+        signed += 1;
         drop(t);
         let seed = verify::read_seed(&mnt.path().join("seed")).unwrap();
         let sum = verify::verify_path(&dir, &seed, 1).unwrap();
         assert!(sum.failure.is_none() && sum.torn_tail.is_none(), "{sum:?}");
+        let text = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+        let recs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let signs = recs.iter().filter(|r| r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+        assert_eq!(signs, signed, "every signature that was made is recorded");
+        let refusals = recs.iter().filter(|r| r["function"] == "C_SignInit" && r["rv"] == "CKR_DEVICE_ERROR").count();
+        assert!(refusals >= 2, "the refusals are recorded in the reserve: {refusals}");
+        println!("full file system: {signed} signatures recorded, {refusals} starts refused");
     });
     let _ = Command::new("umount").arg(mnt.path()).status();
     if let Err(e) = r {

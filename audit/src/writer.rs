@@ -131,7 +131,18 @@ pub struct Writer {
     /// The state file (`None` while an append holds it locked, or after an unlock failed).
     state: Option<File>,
     buf: Vec<u8>,
+    /// The log's space is allocated up to here (this process's view; see [`RESERVE`]).
+    reserved_to: u64,
+    /// The reserve could not be renewed: the file system is (nearly) full.
+    low_space: bool,
 }
+
+/// Space the writer keeps allocated beyond the log's end (`fallocate`, the file's length
+/// unchanged), renewed when less than half of it is left: records still fit in it when the file
+/// system fills up, and the writer knows the file system is full ([`Writer::low_space`]) before
+/// a record is lost, so that the module can refuse to start operations while records of the calls
+/// under way are still kept.
+pub const RESERVE: u64 = 64 * 1024;
 
 impl Writer {
     /// Opens the chain in `dir`: [`Error::NoChain`] when it has none.
@@ -151,7 +162,14 @@ impl Writer {
                 dir.join(SEED).display()
             );
         }
-        Ok(Writer { dir: dir.into(), log, state: Some(state), buf: Vec::with_capacity(1024) })
+        Ok(Writer {
+            dir: dir.into(),
+            log,
+            state: Some(state),
+            buf: Vec::with_capacity(1024),
+            reserved_to: 0,
+            low_space: false,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -223,7 +241,39 @@ impl Writer {
         if sync {
             st_file.sync_data().map_err(|e| Error::Io(sp, e))?;
         }
+        if st.log_len + RESERVE / 2 > self.reserved_to {
+            self.reserve(st.log_len);
+        }
         Ok(seq)
+    }
+
+    /// Allocates [`RESERVE`] bytes beyond `end`; notes whether that failed.
+    fn reserve(&mut self, end: u64) {
+        use nix::errno::Errno;
+        use nix::fcntl::{fallocate, FallocateFlags};
+        match fallocate(&self.log, FallocateFlags::FALLOC_FL_KEEP_SIZE, end as i64, RESERVE as i64) {
+            Ok(()) => {
+                self.reserved_to = end + RESERVE;
+                self.low_space = false;
+            }
+            // A file system (or a device) without preallocation: no reserve is kept.
+            Err(Errno::EOPNOTSUPP | Errno::ENODEV | Errno::ESPIPE | Errno::EINVAL) => self.reserved_to = u64::MAX,
+            Err(_) => self.low_space = true,
+        }
+    }
+
+    /// Whether the file system had no room for the reserve at the last record.
+    pub fn low_space(&self) -> bool {
+        self.low_space
+    }
+
+    /// Tries to renew the reserve now (the file system may have room again); whether space is
+    /// still short.
+    pub fn check_space(&mut self) -> bool {
+        if let Ok(m) = self.log.metadata() {
+            self.reserve(m.len());
+        }
+        self.low_space
     }
 
     /// Brings the state level with a log of length `len` (see the module documentation).

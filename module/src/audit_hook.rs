@@ -13,8 +13,11 @@
 //! opened fails `C_Initialize` (`CKR_FUNCTION_FAILED`, the module left uninitialised), and a
 //! record that cannot be written fails its call (`CKR_DEVICE_ERROR`; `CKR_FUNCTION_FAILED` for
 //! `C_Finalize`, whose list of return values has no device error). `audit.on_failure =
-//! continue` lets the call go on unrecorded instead, in the non-approved mode only. The reason
-//! always goes to the diagnostic log.
+//! continue` lets the call go on unrecorded instead, in the non-approved mode only. While the
+//! log's file system has no room for the writer's reserve, no operation starts: a successful
+//! `C_*Init` is turned into `CKR_DEVICE_ERROR` and its operation ended before any data reaches
+//! it, so nothing is signed, encrypted or digested unrecorded. The reason always goes to the
+//! diagnostic log.
 
 use crate::config::AuditEvents;
 use crate::error::{err, Result};
@@ -45,6 +48,9 @@ struct Log {
     in_error: std::sync::atomic::AtomicBool,
     /// The log was opened in a child process of the one that opened the log before.
     forked_from: Option<u32>,
+    /// The log's file system has no room for its reserve (`tessera_audit::writer::RESERVE`):
+    /// no operation starts until it has.
+    halted: std::sync::atomic::AtomicBool,
 }
 
 static LOG: ArcSwapOption<Log> = ArcSwapOption::const_empty();
@@ -159,6 +165,7 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
         dir,
         in_error: std::sync::atomic::AtomicBool::new(m.in_error()),
         forked_from: None,
+        halted: Default::default(),
     })
 }
 
@@ -198,10 +205,19 @@ fn audit(e: &Event) -> Result<()> {
         fork_detected(e, log, generation);
         return Ok(());
     }
+    if e.rv == CKR_OK
+        && !log.unrecorded_ok
+        && log.halted.load(std::sync::atomic::Ordering::Acquire)
+        && STARTS.contains(&e.function)
+    {
+        if let Some(refused) = refuse_start(e, log) {
+            return refused;
+        }
+    }
     let entered = error_state_entered(log);
     let Some((category, bit, durability)) = category(e) else {
         return match entered {
-            Some(reason) => keep(e, log, write(e, log, "module", Durability::Synced, Some(reason))),
+            Some(reason) => keep(e, log, write(e, log, "module", Durability::Synced, Some(reason), None)),
             None => Ok(()),
         };
     };
@@ -209,11 +225,11 @@ fn audit(e: &Event) -> Result<()> {
         return Ok(());
     }
     let result = match entered {
-        Some(reason) => write(e, log, "module", Durability::Synced, Some(reason)),
+        Some(reason) => write(e, log, "module", Durability::Synced, Some(reason), None),
         None => Ok(()),
     };
     let result = result.and_then(|()| match log.events.has(bit) {
-        true => write(e, log, category, durability, None),
+        true => write(e, log, category, durability, None, None),
         false => Ok(()),
     });
     if e.function == "C_Finalize" && e.rv == CKR_OK {
@@ -266,6 +282,7 @@ fn fork_detected(e: &Event, parent: &Arc<Log>, generation: u64) {
         dir: parent.dir.clone(),
         in_error: Default::default(),
         forked_from: Some(nix::unistd::getppid().as_raw() as u32),
+        halted: Default::default(),
     };
     // One thread of the child records it; the parent's log is left as it is (never dropped).
     let prev = LOG.compare_and_swap(parent, Some(Arc::new(quiet)));
@@ -279,7 +296,7 @@ fn fork_detected(e: &Event, parent: &Arc<Log>, generation: u64) {
     );
     let written = Writer::open(&parent.dir).map_err(|e| e.to_string()).and_then(|w| {
         let log = Log { writer: Some(Mutex::new(w)), ..clone_settings(parent, generation) };
-        write(e, &log, "module", Durability::Synced, Some(detail))
+        write(e, &log, "module", Durability::Synced, Some(detail), None)
     });
     if let Err(reason) = written {
         tracing::error!(call = e.function, "the fork's audit record could not be written: {reason}");
@@ -297,6 +314,7 @@ fn clone_settings(l: &Log, generation: u64) -> Log {
         dir: l.dir.clone(),
         in_error: Default::default(),
         forked_from: None,
+        halted: Default::default(),
     }
 }
 
@@ -343,7 +361,7 @@ fn initialized(e: &Event, generation: u64) -> Result<()> {
     // `before` is one more reference to the parent's log (forgotten above, so never dropped).
     drop(before);
     let result = match &log.writer {
-        Some(_) if log.events.has(AuditEvents::MODULE) => write(e, &log, "module", Durability::Synced, None),
+        Some(_) if log.events.has(AuditEvents::MODULE) => write(e, &log, "module", Durability::Synced, None, None),
         _ => Ok(()),
     };
     let result = keep(e, &log, result);
@@ -367,18 +385,22 @@ fn open_nothing(m: &crate::module::Module) -> Result<Log> {
         dir: Default::default(),
         in_error: Default::default(),
         forked_from: None,
+        halted: Default::default(),
     })
 }
 
-/// Writes the record of `e` (`detail` replacing its own).
+/// Writes the record of `e` (`detail` replacing its own, `rv` the `CK_RV` the call returns if
+/// the log changes it).
 fn write(
     e: &Event,
     log: &Log,
     category: &'static str,
     durability: Durability,
     detail: Option<String>,
+    rv: Option<CK_RV>,
 ) -> std::result::Result<(), String> {
     let Some(w) = &log.writer else { return Ok(()) };
+    let rv = rv.unwrap_or(e.rv);
     let time_us =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
     let key = e.key();
@@ -422,16 +444,58 @@ fn write(
                 Verdict::Refused => "refused",
             })
         }),
-        rv: Cow::Borrowed(rv_name(e.rv).unwrap_or("CKR_UNKNOWN")),
-        rv_id: e.rv,
-        fips_approved: e.fips_approved(),
+        rv: Cow::Borrowed(rv_name(rv).unwrap_or("CKR_UNKNOWN")),
+        rv_id: rv,
+        fips_approved: e.fips_approved() && rv == CKR_OK,
         mode: Cow::Borrowed(log.mode),
         detail,
         ..Default::default()
     };
     let sync = log.sync_always || durability == Durability::Synced;
     let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-    w.append(&mut rec, sync).map(|_| ()).map_err(|e| e.to_string())
+    let r = w.append(&mut rec, sync).map(|_| ()).map_err(|e| e.to_string());
+    log.halted.store(r.is_err() || w.low_space(), std::sync::atomic::Ordering::Release);
+    r
+}
+
+/// The calls that start an operation, whose data a later call processes.
+const STARTS: [&str; 7] = [
+    "C_SignInit",
+    "C_VerifyInit",
+    "C_EncryptInit",
+    "C_DecryptInit",
+    "C_DigestInit",
+    "C_MessageEncryptInit",
+    "C_MessageDecryptInit",
+];
+
+/// While the log's file system is full, an operation that `e` started is refused and ended
+/// before any data reaches it (its refusal recorded in the reserve while it lasts): `None` when
+/// the file system has room again.
+fn refuse_start(e: &Event, log: &Log) -> Option<Result<()>> {
+    let w = log.writer.as_ref()?;
+    let short = w.lock().unwrap_or_else(|p| p.into_inner()).check_space();
+    log.halted.store(short, std::sync::atomic::Ordering::Release);
+    if !short {
+        return None;
+    }
+    let reason = "refused: the audit log's file system is full; no operation starts until it has room";
+    tracing::error!(call = e.function, "{reason}");
+    if let Some(s) = &e.session {
+        let mut ops = crate::module::lock(&s.ops);
+        match e.function {
+            "C_SignInit" => ops.sign = None,
+            "C_VerifyInit" => ops.verify = None,
+            "C_EncryptInit" => ops.encrypt = None,
+            "C_DecryptInit" => ops.decrypt = None,
+            "C_DigestInit" => ops.digest = None,
+            "C_MessageEncryptInit" => ops.message_encrypt = None,
+            "C_MessageDecryptInit" => ops.message_decrypt = None,
+            _ => {}
+        }
+    }
+    let _ = write(e, log, "crypto", Durability::Written, Some(reason.into()), Some(CKR_DEVICE_ERROR));
+    Some(Err(err(CKR_DEVICE_ERROR)))
 }
 
 /// The power-on self-tests' outcome, for `C_Initialize`'s record.
