@@ -203,6 +203,12 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert!(out.status.success(), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("records verified: {}", recs.len())) && text.contains("intact"), "{text}");
+    let out = Command::new(&bin).arg("verify").arg(&c.dir).arg("--seed").arg(&c.seed).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((json["records"].as_u64(), json["end"].as_str()), (Some(recs.len() as u64), Some("anchored")));
+    assert_eq!(json["approved"].as_u64(), Some(sum.approved));
+    assert!(json["failure"].is_null());
     // One changed byte: a distinct exit status and the place.
     let log = c.dir.join("audit.log");
     let mut bytes = std::fs::read(&log).unwrap();
