@@ -171,10 +171,19 @@ fn check_range(seed: &Key, lines: &[&[u8]], from: usize, to: usize) -> (Option<u
     (None, st)
 }
 
+/// The highest `seq` whose key the verifier derives (2^36 records; reaching it takes 2^20 epoch
+/// steps): a line or a state naming a later one is not of this chain, and deriving its key would
+/// let a crafted number keep the verifier busy for years.
+pub const MAX_SEQ: u64 = 1 << 36;
+
+/// Whether `mac` is the MAC of `covered` under the key of record `seq`.
+fn mac_at(seed: &Key, seq: u64, covered: &[u8], mac: &[u8; 32]) -> bool {
+    seq <= MAX_SEQ && chain::same_mac(&Chain::seek(seed, seq).mac(covered), mac)
+}
+
 /// Whether `l` carries a valid MAC under the key of the position it claims.
 fn own_mac_ok(seed: &Key, l: &Line) -> bool {
-    (l.head.epoch, l.head.key_index) == chain::position(l.head.seq)
-        && chain::same_mac(&Chain::seek(seed, l.head.seq).mac(l.covered), &l.mac)
+    (l.head.epoch, l.head.key_index) == chain::position(l.head.seq) && mac_at(seed, l.head.seq, l.covered, &l.mac)
 }
 
 /// Classifies the failure at line `i`, where record `n = i` with `prev = p` was expected.
@@ -206,12 +215,10 @@ fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64) ->
     };
     let h = l.head;
     if h.seq == n {
-        let claimed = (h.epoch << chain::EPOCH_BITS) | h.key_index;
-        if h.key_index >= chain::RECORDS_PER_EPOCH || claimed != n {
-            if h.key_index < chain::RECORDS_PER_EPOCH
-                && claimed > n
-                && chain::same_mac(&Chain::seek(seed, claimed).mac(l.covered), &l.mac)
-            {
+        let claimed = h.epoch.checked_mul(chain::RECORDS_PER_EPOCH).and_then(|e| e.checked_add(h.key_index));
+        if h.key_index >= chain::RECORDS_PER_EPOCH || claimed != Some(n) {
+            let claimed = claimed.unwrap_or(u64::MAX);
+            if h.key_index < chain::RECORDS_PER_EPOCH && claimed > n && mac_at(seed, claimed, l.covered, &l.mac) {
                 return (Class::Resealed, n, format!("record {n} is MACed with the key of record {claimed}"));
             }
             return (
@@ -222,7 +229,7 @@ fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64) ->
         }
         let mac = Chain::seek(seed, n).mac(l.covered);
         if !chain::same_mac(&mac, &l.mac) {
-            if end_seq > n && chain::same_mac(&Chain::seek(seed, end_seq).mac(l.covered), &l.mac) {
+            if end_seq > n && mac_at(seed, end_seq, l.covered, &l.mac) {
                 return (Class::Resealed, n, format!("record {n} is MACed with the key of record {end_seq}"));
             }
             return (Class::Modified, n, format!("record {n}'s MAC does not match its bytes"));
@@ -322,7 +329,7 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
         );
         return sum;
     }
-    if at + 1 < n {
+    if at.saturating_add(1) < n {
         sum.failure = fail(
             Class::RolledBack,
             at as usize + 1,

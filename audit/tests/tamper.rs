@@ -320,3 +320,37 @@ fn a_long_log_verifies_on_two_threads_across_epochs() {
     let s = verify::verify(&log, Path::new("audit.log"), Some(&st), &CORPUS_SEED, 2);
     assert!(s.failure.is_some());
 }
+
+#[test]
+fn crafted_numbers_do_not_stall_the_verifier() {
+    let root = corpus();
+    let log = std::fs::read(root.join("intact").join(LOG)).unwrap();
+    let state = std::fs::read(root.join("intact").join(STATE)).unwrap();
+    let text = String::from_utf8(log).unwrap();
+    let t0 = std::time::Instant::now();
+    // Record 5 claims a far seq, a far key position, and both.
+    for (from, to) in [
+        ("\"seq\":5,", "\"seq\":4611686018427387904,"),
+        ("\"epoch\":0,\"key_index\":5,", "\"epoch\":281474976710655,\"key_index\":5,"),
+        ("\"seq\":5,", "\"seq\":18446744073709551615,"),
+    ] {
+        let mut lines: Vec<String> = text.lines().map(|l| format!("{l}\n")).collect();
+        lines[5] = lines[5].replacen(from, to, 1);
+        let s = verify::verify(lines.concat().as_bytes(), Path::new("audit.log"), Some(&state), &CORPUS_SEED, 1);
+        assert!(s.failure.is_some(), "{from} -> {to}");
+    }
+    // A state naming a far record: the log is cut back as far as it can tell.
+    let d = tempfile::tempdir().unwrap();
+    make(d.path(), &CORPUS_SEED, 3);
+    let good = std::fs::read(d.path().join(STATE)).unwrap();
+    let far = tessera_audit::state::State {
+        chain: Chain::from_parts(u64::MAX - 1, &[1; 32], &[2; 32]),
+        log_len: u64::MAX,
+        last_mac: [0; 32],
+    };
+    std::fs::write(d.path().join(STATE), &far.encode()[..]).unwrap();
+    let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();
+    assert_eq!(s.failure.map(|f| f.class), Some(Class::Truncated));
+    std::fs::write(d.path().join(STATE), good).unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{:?}", t0.elapsed());
+}
