@@ -528,6 +528,45 @@ fn four_processes_append_to_one_log() {
     println!("4 processes x {OPS} audited C_Sign: {} records in {took:?}", recs.len());
 }
 
+#[test]
+fn threads_of_one_process_append_to_one_log() {
+    const THREADS: usize = 4;
+    const OPS: usize = 500;
+    let c = chain();
+    let t = Token::with_conf("threads", &c.conf_line());
+    let key = t
+        .s()
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(KEY_VALUE.to_vec()),
+            Attribute::Sign(true),
+            Attribute::Token(false),
+        ])
+        .unwrap();
+    let (p, slot) = (t.l.p.clone(), t.cslot());
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            let p = p.clone();
+            scope.spawn(move || {
+                let s = p.open_rw_session(slot).unwrap();
+                for _ in 0..OPS {
+                    s.sign(&Mechanism::Sha256Hmac, key, &[0x5a; 1024]).unwrap();
+                }
+            });
+        }
+    });
+    drop(t);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let signs = recs.iter().filter(|r| r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+    assert_eq!(signs, THREADS * OPS);
+    let sessions: std::collections::HashSet<u64> =
+        recs.iter().filter(|r| r["function"] == "C_Sign").filter_map(|r| r["session"].as_u64()).collect();
+    assert_eq!(sessions.len(), THREADS, "each thread's session");
+}
+
 /// A small xorshift for the kill points (no seed is needed to reproduce: each trial reports).
 fn next(x: &mut u64) -> u64 {
     *x ^= *x << 13;
