@@ -29,6 +29,9 @@
 //! * `--softhsm PATH`    SoftHSMv2 module (default: `/usr/lib/softhsm/libsofthsm2.so`)
 //! * `--baseline PATH`   an earlier Tessera build (its sealed `.so` with its `.hmac`) in
 //!   SoftHSMv2's place, with a token store of its own: old and new side by side in one run
+//! * `--audit`           the same Tessera library with its audit log on (a chain made with
+//!   `tessera_audit::writer::init` beside a token store of its own; the library copied, with its
+//!   `.hmac`, so that it loads a second time) in SoftHSMv2's place: the cost of the log per call
 //! * `--rounds N`        timed rounds per operation and column (default 5; the median is reported)
 //! * `--slice-ms MS`     length of one timed round in milliseconds (default 300)
 //! * `--objects N`       token objects populated for the C_FindObjects test (default 10,000)
@@ -184,6 +187,8 @@ struct Config {
     softhsm: PathBuf,
     /// An earlier Tessera build, measured in SoftHSMv2's place (`--baseline`).
     baseline: Option<PathBuf>,
+    /// The Tessera library again, with the audit log on, in SoftHSMv2's place (`--audit`).
+    audit: bool,
     rounds: usize,
     slice: Duration,
     warmup: Duration,
@@ -192,7 +197,7 @@ struct Config {
 }
 
 const USAGE: &str = "usage: tessera-bench [--quick] [--filter SUBSTR] [--tessera PATH] \
-[--softhsm PATH | --baseline PATH] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads]";
+[--softhsm PATH | --baseline PATH | --audit] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads]";
 
 impl Config {
     fn from_args() -> Res<Config> {
@@ -207,6 +212,7 @@ impl Config {
         let mut slice_ms = None;
         let mut objects = None;
         let mut threads = true;
+        let mut audit = false;
 
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -221,6 +227,7 @@ impl Config {
                 "--slice-ms" => slice_ms = Some(value("--slice-ms")?.parse::<u64>()?),
                 "--objects" => objects = Some(value("--objects")?.parse::<usize>()?),
                 "--no-threads" => threads = false,
+                "--audit" => audit = true,
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -236,6 +243,7 @@ impl Config {
             tessera,
             softhsm,
             baseline,
+            audit,
             rounds,
             slice,
             warmup: slice / 4,
@@ -665,6 +673,19 @@ fn prepare_token_dir(env_var: &str, extra: &str) -> Res<tempfile::TempDir> {
     std::fs::write(&conf, format!("directories.tokendir = {}\n{extra}", tokens.display()))?;
     std::env::set_var(env_var, &conf);
     Ok(dir)
+}
+
+/// For `--audit`: an audit chain in `audit` beside the store `dir` (where the module looks for
+/// one when `audit.dir` is unset), and a copy of the Tessera library with its integrity value in
+/// `dir`, loaded as a second library.
+fn audited_copy(tessera: &Path, dir: &Path) -> Result<PathBuf, String> {
+    tessera_audit::writer::init(&dir.join("audit"), &dir.join("audit.seed")).map_err(|e| e.to_string())?;
+    let copy = dir.join("libtessera_pkcs11_audit.so");
+    std::fs::copy(tessera, &copy).map_err(|e| format!("{}: {e}", tessera.display()))?;
+    let hmac = |p: &Path| PathBuf::from(format!("{}.hmac", p.display()));
+    std::fs::copy(hmac(tessera), hmac(&copy)).map_err(|e| format!("{}: {e}", hmac(tessera).display()))?;
+    eprintln!("audit log: {}", dir.join("audit").display());
+    Ok(copy)
 }
 
 fn open_column(name: &'static str, path: &Path, dir: Res<tempfile::TempDir>, tessera: bool) -> Column {
@@ -1783,6 +1804,14 @@ fn real_main() -> Res<()> {
     let tessera_dir = prepare_token_dir("TESSERA_CONF", "");
     let second = match &cfg.baseline {
         Some(path) => ("Baseline", path.clone(), prepare_token_dir("TESSERA_CONF", ""), true),
+        None if cfg.audit => {
+            let dir = prepare_token_dir("TESSERA_CONF", "");
+            let copy = dir.as_ref().map_err(|e| e.to_string()).and_then(|d| audited_copy(&cfg.tessera, d.path()));
+            match copy {
+                Ok(path) => ("Tessera+audit", path, dir, true),
+                Err(e) => return Err(format!("--audit: {e}").into()),
+            }
+        }
         None => {
             let dir = prepare_token_dir("SOFTHSM2_CONF", "objectstore.backend = file\nlog.level = ERROR\n");
             ("SoftHSMv2", cfg.softhsm.clone(), dir, false)

@@ -12,6 +12,7 @@ echo "== build (release), seal"
 # leaves the cdylib out of date).
 cargo build --release -p tessera-pkcs11
 cargo build --release -p tessera-tests --bins
+cargo build --release -p tessera-audit
 target/release/tessera-util --seal
 export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
 export TESSERA_UTIL=$PWD/target/release/tessera-util
@@ -36,4 +37,5 @@ echo "== tests, approved mode (everything but the third-party tool interop, whos
 TESSERA_MODE=approved cargo test --release -p tessera-tests --no-fail-fast \
     --test abi --test attacks --test fips --test docs --test approved_mode --test message --test stress --test tools --test process_hardening \
     --test mech_rsa --test wycheproof_rsa --test mech_ec --test wycheproof_ec \
-    --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes --test environments
+    --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes --test environments \
+    --test audit

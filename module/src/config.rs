@@ -101,6 +101,8 @@ pub struct Config {
     pub mode_override: bool,
     /// Where the configuration came from, for diagnostics.
     pub source: Option<PathBuf>,
+    /// The `audit.*` keys.
+    pub audit: Audit,
 }
 
 impl Config {
@@ -116,6 +118,7 @@ impl Config {
             legacy_wrapping: false,
             mode_override: false,
             source: None,
+            audit: Audit::default(),
         }
     }
 
@@ -299,10 +302,119 @@ impl Config {
                     "deny" => cfg.mode_override = false,
                     _ => return Err(bad("expected allow or deny")),
                 },
+                k if k.starts_with("audit.") => cfg.audit.set(k, value).map_err(|e| bad(&e))?,
                 _ => return Err(format!("line {}: unknown key `{key}`", n + 1)),
             }
         }
         Ok(cfg)
+    }
+}
+
+/// The audit log's keys (`audit.*`; see README "Audit log").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// `audit.dir`: the log's directory. Unset: `audit` beside the token directory, used only if
+    /// `tessera-audit init` created a chain there; set: the chain must exist there.
+    pub dir: Option<PathBuf>,
+    /// `audit.events`: the categories recorded (comma-separated; `all` by default).
+    pub events: AuditEvents,
+    /// `audit.sync = always`: every record reaches the disk before its call returns (`default`:
+    /// authentication, key-lifecycle and module records only).
+    pub sync_always: bool,
+    /// `audit.on_failure = continue`: a call whose record cannot be written runs unrecorded
+    /// (non-approved mode only; `fail`, the default, fails it).
+    pub on_failure_continue: bool,
+}
+
+impl Default for Audit {
+    fn default() -> Audit {
+        Audit { dir: None, events: AuditEvents::ALL, sync_always: false, on_failure_continue: false }
+    }
+}
+
+/// The categories of `audit.events`, one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditEvents(pub u8);
+
+impl AuditEvents {
+    /// `C_Initialize`, `C_Finalize`, self-tests on demand, token deletion.
+    pub const MODULE: u8 = 1;
+    /// `C_InitToken`, `C_InitPIN`, `C_SetPIN`.
+    pub const TOKEN: u8 = 2;
+    /// `C_Login`, `C_LoginUser`, `C_Logout`.
+    pub const AUTH: u8 = 4;
+    /// Object creation, copy, destruction, attribute changes.
+    pub const OBJECT: u8 = 8;
+    /// Key generation, derivation, wrapping, unwrapping, encapsulation.
+    pub const KEY: u8 = 16;
+    /// Cryptographic operations (digest, sign, verify, encrypt, decrypt, message).
+    pub const CRYPTO: u8 = 32;
+    /// Calls the policy refused, whatever their function.
+    pub const REFUSAL: u8 = 64;
+    pub const ALL: AuditEvents = AuditEvents(127);
+    pub const NAMES: [(&'static str, u8); 7] = [
+        ("module", Self::MODULE),
+        ("token", Self::TOKEN),
+        ("auth", Self::AUTH),
+        ("object", Self::OBJECT),
+        ("key", Self::KEY),
+        ("crypto", Self::CRYPTO),
+        ("refusal", Self::REFUSAL),
+    ];
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+impl Audit {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "audit.dir" => {
+                if value.is_empty() {
+                    return Err("empty path".into());
+                }
+                self.dir = Some(PathBuf::from(value));
+            }
+            "audit.events" => {
+                let mut bits = 0;
+                for name in value.split(',').map(str::trim) {
+                    bits |= match name {
+                        "all" => AuditEvents::ALL.0,
+                        _ => AuditEvents::NAMES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).ok_or_else(|| {
+                            format!(
+                                "unknown category `{name}` (module, token, auth, object, key, crypto, refusal, all)"
+                            )
+                        })?,
+                    };
+                }
+                self.events = AuditEvents(bits);
+            }
+            "audit.sync" => {
+                self.sync_always = match value {
+                    "always" => true,
+                    "default" => false,
+                    _ => return Err("expected default or always".into()),
+                }
+            }
+            "audit.on_failure" => {
+                self.on_failure_continue = match value {
+                    "continue" => true,
+                    "fail" => false,
+                    _ => return Err("expected fail or continue".into()),
+                }
+            }
+            _ => return Err("unknown audit key".into()),
+        }
+        Ok(())
+    }
+
+    /// The log's directory: `audit.dir`, else `audit` beside the token directory.
+    pub fn dir_for(&self, tokendir: &Path) -> PathBuf {
+        match &self.dir {
+            Some(d) => d.clone(),
+            None => tokendir.parent().unwrap_or(tokendir).join("audit"),
+        }
     }
 }
 
@@ -363,6 +475,25 @@ mod tests {
         assert!(Config::parse("tessera.mode = lax").is_err());
         assert_eq!(Config::parse("tessera.mode = approved").unwrap().mode, crate::policy::Mode::Approved);
         assert!(Config::parse("tessera.mode_override = maybe").is_err());
+    }
+
+    #[test]
+    fn parses_the_audit_keys() {
+        let c = Config::parse("directories.tokendir = /t/tokens").unwrap();
+        assert_eq!(c.audit, Audit::default());
+        assert_eq!(c.audit.dir_for(&c.tokendir), PathBuf::from("/t/audit"));
+        let c = Config::parse(
+            "audit.dir = /var/log/tessera\naudit.events = auth, key\naudit.sync = always\naudit.on_failure = continue",
+        )
+        .unwrap();
+        assert_eq!(c.audit.dir_for(Path::new("/x")), PathBuf::from("/var/log/tessera"));
+        assert_eq!(c.audit.events, AuditEvents(AuditEvents::AUTH | AuditEvents::KEY));
+        assert!(c.audit.sync_always && c.audit.on_failure_continue);
+        assert!(Config::parse("audit.events = everything").is_err());
+        assert!(Config::parse("audit.sync = sometimes").is_err());
+        assert!(Config::parse("audit.on_failure = ignore").is_err());
+        assert!(Config::parse("audit.dir =").is_err());
+        assert!(Config::parse("audit.other = 1").is_err());
     }
 
     /// A configuration file and an environment that names it.

@@ -244,7 +244,8 @@ pub fn continued(d: &Decided) {
 }
 
 /// Ends a call: the indicator, then the audit hook. The `CK_RV` the application receives: the
-/// call's own, or `CKR_GENERAL_ERROR` when the hook could not record a call that succeeded.
+/// call's own, or the hook's refusal (`CKR_DEVICE_ERROR`: the audit log could not be written)
+/// when it could not record a call that succeeded.
 pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
     let (session, decided, fresh, cause) =
         CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause)));
@@ -265,7 +266,7 @@ pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
         Ok(()) => rv,
         Err(e) if rv == CKR_OK => {
             tracing::error!(call = function, "the call's record could not be kept: {e}");
-            CKR_GENERAL_ERROR
+            e.rv()
         }
         Err(_) => rv,
     }
@@ -311,7 +312,7 @@ mod tests {
         let ok = finish("C_SignInit", CKR_OK);
         let failed = finish("C_Sign", CKR_KEY_HANDLE_INVALID);
         crate::audit_hook::tests::REFUSE.set(false);
-        assert_eq!(ok, CKR_GENERAL_ERROR);
+        assert_eq!(ok, CKR_DEVICE_ERROR, "the hook's refusal");
         assert_eq!(failed, CKR_KEY_HANDLE_INVALID, "a failure stays the failure it was");
         assert_eq!(finish("C_SignInit", CKR_OK), CKR_OK);
     }

@@ -1,0 +1,375 @@
+//! Verifying a log with the seed.
+//!
+//! Every complete line must be the record its position calls for: line `i` (from 0) has
+//! `seq = i`, `epoch`/`key_index` = the position of `i` in the chain, `prev` = the MAC of line
+//! `i - 1`, and a MAC that the key of record `i` gives over its covered bytes. The first line
+//! that is not is the first failure, classified by looking at what is around it (see
+//! [`Class`]). A last line without its `\n` is a torn tail (a write cut short): reported, not
+//! verified, and not tampering when the state does not count it.
+//!
+//! With the log's directory, the state file anchors the end: the state's next `seq`, last MAC,
+//! length and keys must be those of the log's last record. A state that counts records the log
+//! no longer has means the log was cut back (`truncated`); an attacker who took the host cannot
+//! rewrite the state to an earlier point, because that needs an earlier key, which the writer
+//! wiped. The state may be one record behind (a writer killed between its write and the state's
+//! update).
+//!
+//! Two threads verify a long log, each from an epoch boundary (its keys are reached by epoch
+//! steps only).
+
+use crate::chain::{self, Chain, Key};
+use crate::format;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What is wrong with a log, at its first failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// A record's bytes changed (its MAC fails, or it is no record line).
+    Modified,
+    /// Records are missing from the middle of the log.
+    Deleted,
+    /// A line that is no record of the chain sits between two records that follow each other.
+    Inserted,
+    /// Records of the log are out of order.
+    Reordered,
+    /// A record of the log appears twice.
+    Duplicated,
+    /// Records the state counts are missing from the end of the log.
+    Truncated,
+    /// A record's key position does not match its `seq`, or the state's keys are not the chain's.
+    KeyEpochMismatch,
+    /// A record is MACed with a later key than its own (re-sealed by whoever held a later key).
+    Resealed,
+    /// The state is older than the log (an earlier copy put back).
+    RolledBack,
+    /// The state file is not a whole state.
+    StateDamaged,
+}
+
+impl Class {
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Modified => "modified",
+            Class::Deleted => "deleted",
+            Class::Inserted => "inserted",
+            Class::Reordered => "reordered",
+            Class::Duplicated => "duplicated",
+            Class::Truncated => "truncated",
+            Class::KeyEpochMismatch => "key-epoch-mismatch",
+            Class::Resealed => "resealed-with-a-later-key",
+            Class::RolledBack => "rolled-back",
+            Class::StateDamaged => "state-damaged",
+        }
+    }
+
+    /// The exit status of `tessera-audit verify` for this failure (0 intact, 1 could not run).
+    pub fn exit_code(self) -> u8 {
+        10 + self as u8
+    }
+}
+
+/// The first failure: where, and what.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub class: Class,
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    pub seq: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}: {}", self.file.display(), self.line, self.seq, self.class.name(), self.detail)
+    }
+}
+
+/// What the state file says about the end of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum End {
+    /// No state file was given: records cut off the end cannot be seen.
+    NotAnchored,
+    /// The state matches the last record.
+    Anchored,
+    /// The state is one record behind (a writer stopped between its write and the update).
+    AnchoredOneBehind,
+}
+
+/// The result of a verification.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub file: PathBuf,
+    /// Records verified (before the first failure, if any).
+    pub records: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub first_time_us: Option<u64>,
+    pub last_time_us: Option<u64>,
+    /// Records with `fips_approved: true`.
+    pub approved: u64,
+    /// Records of an operation (`op` set) with `fips_approved: false`.
+    pub non_approved: u64,
+    /// A last line without `\n`: its 1-based line number and length.
+    pub torn_tail: Option<(usize, usize)>,
+    pub end: End,
+    pub failure: Option<Failure>,
+}
+
+/// A complete line, split.
+struct Line<'a> {
+    covered: &'a [u8],
+    mac: [u8; 32],
+    head: format::Head,
+}
+
+fn parse(line: &[u8]) -> Option<Line<'_>> {
+    let (covered, mac) = format::split(line)?;
+    Some(Line { covered, mac, head: format::head(covered)? })
+}
+
+/// Counts of a verified stretch.
+#[derive(Default)]
+struct Stats {
+    first_time: Option<u64>,
+    last_time: Option<u64>,
+    approved: u64,
+    non_approved: u64,
+}
+
+/// Verifies lines `from..to` as records `from..to`; the index of the first that is not, and the
+/// stretch's counts.
+fn check_range(seed: &Key, lines: &[&[u8]], from: usize, to: usize) -> (Option<usize>, Stats) {
+    let mut st = Stats::default();
+    let mut c = Chain::seek(seed, from as u64);
+    let mut prev = match from {
+        0 => Some([0u8; 32]),
+        _ => format::split(lines[from - 1]).map(|(_, m)| m),
+    };
+    for (i, raw) in lines.iter().enumerate().take(to).skip(from) {
+        let ok = parse(raw).filter(|l| {
+            let n = i as u64;
+            l.head.seq == n
+                && (l.head.epoch, l.head.key_index) == chain::position(n)
+                && prev.is_some_and(|p| chain::same_mac(&p, &l.head.prev))
+                && chain::same_mac(&c.mac(l.covered), &l.mac)
+        });
+        let Some(l) = ok else { return (Some(i), st) };
+        st.first_time.get_or_insert(l.head.time_us);
+        st.last_time = Some(l.head.time_us);
+        if l.head.fips_approved {
+            st.approved += 1;
+        } else if l.head.has_op {
+            st.non_approved += 1;
+        }
+        prev = Some(l.mac);
+        c.advance();
+    }
+    (None, st)
+}
+
+/// The highest `seq` whose key the verifier derives (2^36 records; reaching it takes 2^20 epoch
+/// steps): a line or a state naming a later one is not of this chain, and deriving its key would
+/// let a crafted number keep the verifier busy for years.
+pub const MAX_SEQ: u64 = 1 << 36;
+
+/// Whether `mac` is the MAC of `covered` under the key of record `seq`.
+fn mac_at(seed: &Key, seq: u64, covered: &[u8], mac: &[u8; 32]) -> bool {
+    seq <= MAX_SEQ && chain::same_mac(&Chain::seek(seed, seq).mac(covered), mac)
+}
+
+/// Whether `l` carries a valid MAC under the key of the position it claims.
+fn own_mac_ok(seed: &Key, l: &Line) -> bool {
+    (l.head.epoch, l.head.key_index) == chain::position(l.head.seq) && mac_at(seed, l.head.seq, l.covered, &l.mac)
+}
+
+/// Classifies the failure at line `i`, where record `n = i` with `prev = p` was expected.
+/// `end_seq`: the seq of the key the host held last (the next record's).
+fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64) -> (Class, u64, String) {
+    let n = i as u64;
+    let expected_at = |j: usize| {
+        lines.get(j).and_then(|r| parse(r)).is_some_and(|l| {
+            l.head.seq == n
+                && (l.head.epoch, l.head.key_index) == chain::position(n)
+                && chain::same_mac(&l.head.prev, &p)
+                && chain::same_mac(&Chain::seek(seed, n).mac(l.covered), &l.mac)
+        })
+    };
+    let cur = parse(lines[i]);
+    if expected_at(i + 1) {
+        return match &cur {
+            Some(l) if own_mac_ok(seed, l) && l.head.seq < n => {
+                (Class::Duplicated, l.head.seq, format!("record {} appears again before record {n}", l.head.seq))
+            }
+            Some(l) if own_mac_ok(seed, l) => {
+                (Class::Reordered, l.head.seq, format!("record {} appears before record {n}", l.head.seq))
+            }
+            _ => (Class::Inserted, n, format!("a line that is no record of this chain before record {n}")),
+        };
+    }
+    let Some(l) = cur else {
+        return (Class::Modified, n, "not a record line (its form or its JSON is broken)".into());
+    };
+    let h = l.head;
+    if h.seq == n {
+        let claimed = h.epoch.checked_mul(chain::RECORDS_PER_EPOCH).and_then(|e| e.checked_add(h.key_index));
+        if h.key_index >= chain::RECORDS_PER_EPOCH || claimed != Some(n) {
+            let claimed = claimed.unwrap_or(u64::MAX);
+            if h.key_index < chain::RECORDS_PER_EPOCH && claimed > n && mac_at(seed, claimed, l.covered, &l.mac) {
+                return (Class::Resealed, n, format!("record {n} is MACed with the key of record {claimed}"));
+            }
+            return (
+                Class::KeyEpochMismatch,
+                n,
+                format!("record {n} names key epoch {} index {}, not its own", h.epoch, h.key_index),
+            );
+        }
+        let mac = Chain::seek(seed, n).mac(l.covered);
+        if !chain::same_mac(&mac, &l.mac) {
+            if end_seq > n && mac_at(seed, end_seq, l.covered, &l.mac) {
+                return (Class::Resealed, n, format!("record {n} is MACed with the key of record {end_seq}"));
+            }
+            return (Class::Modified, n, format!("record {n}'s MAC does not match its bytes"));
+        }
+        return (Class::Modified, n, format!("record {n} does not follow the record before it (prev)"));
+    }
+    if h.seq > n {
+        let later = lines[i + 1..].iter().any(|r| parse(r).is_some_and(|x| x.head.seq == n));
+        if later {
+            return (Class::Reordered, h.seq, format!("record {} appears before record {n}", h.seq));
+        }
+        if own_mac_ok(seed, &l) {
+            let gone =
+                if h.seq == n + 1 { format!("record {n} is") } else { format!("records {n}..{} are", h.seq - 1) };
+            return (Class::Deleted, h.seq, format!("{gone} missing"));
+        }
+        return (Class::Modified, n, format!("record {n}'s bytes changed (it names seq {})", h.seq));
+    }
+    if own_mac_ok(seed, &l) {
+        return (Class::Duplicated, h.seq, format!("record {} appears again where record {n} belongs", h.seq));
+    }
+    (Class::Modified, n, format!("record {n}'s bytes changed (it names seq {})", h.seq))
+}
+
+/// Verifies a log's bytes (`data`, from the file `file`) with `seed`; `state` is the state
+/// file's bytes, if the directory was given. `threads`: 1 or 2.
+pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, threads: usize) -> Summary {
+    let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    // `split` yields what follows the last `\n`: empty for a whole log, a torn tail otherwise.
+    let tail = lines.pop().filter(|t| !t.is_empty());
+    let count = lines.len();
+    // Two threads from an epoch boundary near the middle, for logs of more than two epochs.
+    let mid = ((count / 2) as u64 / chain::RECORDS_PER_EPOCH * chain::RECORDS_PER_EPOCH) as usize;
+    let (bad, stats) = if threads > 1 && mid > 0 {
+        let (a, b) = std::thread::scope(|s| {
+            let second = s.spawn(|| check_range(seed, &lines, mid, count));
+            let first = check_range(seed, &lines, 0, mid);
+            (first, second.join().expect("the verifier thread does not panic"))
+        });
+        match (a, b) {
+            ((Some(i), s), _) => (Some(i), s),
+            ((None, s1), (bad, s2)) => (
+                bad,
+                Stats {
+                    first_time: s1.first_time.or(s2.first_time),
+                    last_time: s2.last_time.or(s1.last_time),
+                    approved: s1.approved + s2.approved,
+                    non_approved: s1.non_approved + s2.non_approved,
+                },
+            ),
+        }
+    } else {
+        check_range(seed, &lines, 0, count)
+    };
+    let verified = bad.unwrap_or(count);
+    let Stats { approved, non_approved, first_time, last_time } = stats;
+    let mut sum = Summary {
+        file: file.into(),
+        records: verified as u64,
+        first_seq: (verified > 0).then_some(0),
+        last_seq: verified.checked_sub(1).map(|s| s as u64),
+        first_time_us: first_time,
+        last_time_us: last_time,
+        approved,
+        non_approved,
+        torn_tail: tail.map(|t| (count + 1, t.len())),
+        end: End::NotAnchored,
+        failure: None,
+    };
+    let last_mac =
+        |k: usize| if k == 0 { [0u8; 32] } else { format::split(lines[k - 1]).map(|(_, m)| m).unwrap_or([0; 32]) };
+    let fail = |class, line, seq, detail| Some(Failure { class, file: file.into(), line, seq, detail });
+    let decoded = state.map(crate::state::State::decode);
+    if let Some(i) = bad {
+        let end_seq = match &decoded {
+            Some(Some(s)) => s.chain.seq(),
+            _ => count as u64,
+        };
+        let (class, seq, detail) = classify(seed, &lines, i, last_mac(i), end_seq);
+        sum.failure = fail(class, i + 1, seq, detail);
+        return sum;
+    }
+    let Some(decoded) = decoded else { return sum };
+    let Some(st) = decoded else {
+        sum.failure = fail(Class::StateDamaged, count + 1, count as u64, "the state file is not a whole state".into());
+        return sum;
+    };
+    let n = count as u64;
+    let log_len: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
+    let at = st.chain.seq();
+    if at > n {
+        sum.failure = fail(
+            Class::Truncated,
+            count + 1,
+            n,
+            format!("the state counts {at} records, the log ends after {n}: records {n}..{} are gone", at - 1),
+        );
+        return sum;
+    }
+    if at.saturating_add(1) < n {
+        sum.failure = fail(
+            Class::RolledBack,
+            at as usize + 1,
+            at,
+            format!("the state is at record {at}, the log holds {n}: an older state was put back"),
+        );
+        return sum;
+    }
+    let (behind, want_len) =
+        if at == n { (false, log_len) } else { (true, log_len - lines[count - 1].len() as u64 - 1) };
+    if !chain::same_mac(&st.last_mac, &last_mac(at as usize)) || st.log_len != want_len {
+        sum.failure =
+            fail(Class::Modified, at as usize + 1, at, "the state's last MAC or length is not the log's".into());
+        return sum;
+    }
+    if !st.chain.same(&Chain::seek(seed, at)) {
+        sum.failure = fail(Class::KeyEpochMismatch, at as usize + 1, at, "the state's keys are not the chain's".into());
+        return sum;
+    }
+    sum.end = if behind { End::AnchoredOneBehind } else { End::Anchored };
+    sum
+}
+
+/// Reads a seed file (64 hex digits, a newline allowed).
+pub fn read_seed(path: &Path) -> std::io::Result<zeroize::Zeroizing<Key>> {
+    let text = zeroize::Zeroizing::new(std::fs::read(path)?);
+    let t = text.strip_suffix(b"\n").unwrap_or(&text);
+    format::unhex32(t)
+        .map(zeroize::Zeroizing::new)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "a seed file holds 64 hex digits"))
+}
+
+/// Verifies `path`: a log directory (its `audit.log`, anchored by its `audit.state`) or a log file.
+pub fn verify_path(path: &Path, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    let (log, state) = if path.is_dir() {
+        let st = std::fs::read(path.join(crate::writer::STATE))?;
+        (path.join(crate::writer::LOG), Some(st))
+    } else {
+        (path.to_path_buf(), None)
+    };
+    let data = std::fs::read(&log)?;
+    Ok(verify(&data, &log, state.as_deref(), seed, threads))
+}

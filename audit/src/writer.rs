@@ -1,0 +1,313 @@
+//! Appending records: the writer the module holds, and `init`, which creates a chain.
+//!
+//! A log directory holds `audit.log` (the records) and `audit.state` (the chain's state,
+//! `state`). Any number of processes append to one log: each append takes an exclusive `flock`
+//! on the state file, reads the state, appends the record to the log with one `write`
+//! (`O_APPEND`), rewrites the state, and lets go. The record is in the file (the kernel's page
+//! cache) when `append` returns, so a process killed after that loses nothing; `sync` adds
+//! `fdatasync` of the log and then of the state.
+//!
+//! A writer killed between its `write` and the state's rewrite leaves one record the state does
+//! not count: the next append finds the log longer than the state says, checks that the extra
+//! line is the record the state's key was for, and takes it in. Bytes that are not such a record
+//! (a line torn by a failed or short write, whose call returned an error) are cut off, with a
+//! warning in the diagnostic log. A log shorter than the state says was cut back by someone else:
+//! the writer refuses to append.
+
+use crate::chain::Chain;
+use crate::format::{self, Record};
+use crate::state::{self, State};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
+
+/// The log's file name in its directory.
+pub const LOG: &str = "audit.log";
+/// The state's file name.
+pub const STATE: &str = "audit.state";
+/// The verification seed's default file name (`init`), to be moved off the host.
+pub const SEED: &str = "audit.seed";
+
+/// The state file is read and rewritten at every record: without `O_NOATIME` each read would
+/// also write its access time (the file was modified since the last read), a second inode
+/// update per record. The writer owns the file, which `O_NOATIME` requires.
+const NOATIME: i32 = nix::fcntl::OFlag::O_NOATIME.bits();
+
+/// Why a record could not be appended or a log opened.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}: no audit chain here (create one with `tessera-audit init`)")]
+    NoChain(PathBuf),
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Unsafe(PathBuf, String),
+    #[error("{0}: the state file is damaged")]
+    BadState(PathBuf),
+    #[error("{0}: the log is {1} bytes long, shorter than the {2} the chain's state counts: it was cut back")]
+    Truncated(PathBuf, u64, u64),
+    #[error("{0}: already holds an audit chain")]
+    Exists(PathBuf),
+}
+
+/// Checks that `dir` is a directory only its owner, this process's user, can change.
+fn check_dir(dir: &Path) -> Result<(), Error> {
+    let md = std::fs::metadata(dir).map_err(|e| Error::Io(dir.into(), e))?;
+    if !md.is_dir() {
+        return Err(Error::Unsafe(dir.into(), "not a directory".into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if md.uid() != me {
+        return Err(Error::Unsafe(dir.into(), format!("owned by uid {}, not this process's uid {me}", md.uid())));
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(Error::Unsafe(dir.into(), format!("writable by others (mode {:o})", md.mode() & 0o777)));
+    }
+    Ok(())
+}
+
+/// Creates a chain in `dir` (made with mode 0700 if missing): an empty log, the state at record
+/// 0, and the verification seed written to `seed_out` (mode 0600, created new). The seed is the
+/// auditor's, to be moved off the host: the host keeps only the current key.
+pub fn init(dir: &Path, seed_out: &Path) -> Result<(), Error> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::Io(p, e)
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+    }
+    check_dir(dir)?;
+    let (log, st) = (dir.join(LOG), dir.join(STATE));
+    if st.exists() || log.exists() {
+        return Err(Error::Exists(dir.into()));
+    }
+    let mut seed = Zeroizing::new([0u8; 32]);
+    aws_lc_rs::rand::fill(&mut seed[..]).map_err(|_| Error::Unsafe(dir.into(), "no random seed".into()))?;
+    let create = |p: &Path| OpenOptions::new().write(true).create_new(true).mode(0o600).open(p).map_err(io(p));
+    let mut f = create(seed_out)?;
+    let mut text = Zeroizing::new(format::hex(&seed[..]));
+    text.push('\n');
+    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(io(seed_out))?;
+    let r = create_with_seed(dir, &seed);
+    seed.zeroize();
+    r
+}
+
+/// Creates the log and the state at record 0 of the chain of `seed` in `dir` (`init` after it
+/// wrote the seed; tests and the tamper corpus, which need a known seed).
+pub fn create_with_seed(dir: &Path, seed: &crate::chain::Key) -> Result<(), Error> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::Io(p, e)
+    };
+    let (log, st) = (dir.join(LOG), dir.join(STATE));
+    let create = |p: &Path| OpenOptions::new().write(true).create_new(true).mode(0o600).open(p).map_err(io(p));
+    let state = State { chain: Chain::start(seed), log_len: 0, last_mac: [0; 32] };
+    create(&log)?.sync_all().map_err(io(&log))?;
+    let f = create(&st)?;
+    f.write_all_at(&state.encode()[..], 0).and_then(|_| f.sync_all()).map_err(io(&st))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(())
+}
+
+/// Whether `dir` holds a chain (its state file exists).
+pub fn has_chain(dir: &Path) -> bool {
+    dir.join(STATE).exists()
+}
+
+/// Whether `dir` belongs to this process's (effective) user.
+pub fn owned_by_this_user(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw())
+}
+
+/// An open log that records are appended to.
+pub struct Writer {
+    dir: PathBuf,
+    log: File,
+    /// The state file (`None` while an append holds it locked, or after an unlock failed).
+    state: Option<File>,
+    buf: Vec<u8>,
+    /// The log's space is allocated up to here (this process's view; see [`RESERVE`]).
+    reserved_to: u64,
+    /// The reserve could not be renewed: the file system is (nearly) full.
+    low_space: bool,
+}
+
+/// Space the writer keeps allocated beyond the log's end (`fallocate`, the file's length
+/// unchanged), renewed when less than half of it is left: records still fit in it when the file
+/// system fills up, and the writer knows the file system is full ([`Writer::low_space`]) before
+/// a record is lost, so that the module can refuse to start operations while records of the calls
+/// under way are still kept.
+pub const RESERVE: u64 = 64 * 1024;
+
+impl Writer {
+    /// Opens the chain in `dir`: [`Error::NoChain`] when it has none.
+    pub fn open(dir: &Path) -> Result<Writer, Error> {
+        check_dir(dir)?;
+        let st = dir.join(STATE);
+        let state = match OpenOptions::new().read(true).write(true).custom_flags(NOATIME).open(&st) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoChain(dir.into())),
+            Err(e) => return Err(Error::Io(st, e)),
+        };
+        let lp = dir.join(LOG);
+        let log = OpenOptions::new().read(true).append(true).open(&lp).map_err(|e| Error::Io(lp, e))?;
+        if dir.join(SEED).exists() {
+            tracing::warn!(
+                "{}: the verification seed is still on this host; whoever reads it can forge every record: move it off",
+                dir.join(SEED).display()
+            );
+        }
+        Ok(Writer {
+            dir: dir.into(),
+            log,
+            state: Some(state),
+            buf: Vec::with_capacity(1024),
+            reserved_to: 0,
+            low_space: false,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `rec` (its `seq`, `epoch`, `key_index` and `prev` are filled here); returns its
+    /// sequence number. `sync`: the record and the state reach the disk before this returns.
+    pub fn append(&mut self, rec: &mut Record, sync: bool) -> Result<u64, Error> {
+        let st_path = || self.dir.join(STATE);
+        let file = match self.state.take() {
+            Some(f) => f,
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(NOATIME)
+                .open(st_path())
+                .map_err(|e| Error::Io(st_path(), e))?,
+        };
+        let locked = match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(l) => l,
+            Err((f, e)) => {
+                self.state = Some(f);
+                return Err(Error::Io(st_path(), e.into()));
+            }
+        };
+        let r = self.append_locked(&locked, rec, sync);
+        // Unlocking fails only for a bad descriptor; the state file is opened again then.
+        self.state = locked.unlock().ok();
+        r
+    }
+
+    fn append_locked(&mut self, st_file: &File, rec: &mut Record, sync: bool) -> Result<u64, Error> {
+        let (lp, sp) = (self.dir.join(LOG), self.dir.join(STATE));
+        let mut raw = Zeroizing::new([0u8; state::LEN]);
+        st_file.read_exact_at(&mut raw[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
+        let mut st = State::decode(&raw[..]).ok_or_else(|| Error::BadState(sp.clone()))?;
+        let len = self.log.metadata().map_err(|e| Error::Io(lp.clone(), e))?.len();
+        if len != st.log_len {
+            self.recover(&mut st, len)?;
+            st_file.write_all_at(&st.encode()[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
+        }
+        let seq = st.chain.seq();
+        let (epoch, index) = crate::chain::position(seq);
+        rec.seq = seq;
+        rec.epoch = epoch;
+        rec.key_index = index;
+        rec.prev = format::hex(&st.last_mac).into();
+        let mac = format::encode(&mut self.buf, rec, st.chain.record_key());
+        // One write: the whole line, or (disk full, a failed device) nothing kept.
+        match self.log.write(&self.buf) {
+            Ok(n) if n == self.buf.len() => {}
+            other => {
+                let _ = self.log.set_len(st.log_len);
+                let e = match other {
+                    Err(e) => e,
+                    Ok(n) => std::io::Error::other(format!("short write: {n} of {} bytes", self.buf.len())),
+                };
+                return Err(Error::Io(lp, e));
+            }
+        }
+        if sync {
+            self.log.sync_data().map_err(|e| Error::Io(lp, e))?;
+        }
+        st.log_len += self.buf.len() as u64;
+        st.last_mac = mac;
+        st.chain.advance();
+        st_file.write_all_at(&st.encode()[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
+        if sync {
+            st_file.sync_data().map_err(|e| Error::Io(sp, e))?;
+        }
+        if st.log_len + RESERVE / 2 > self.reserved_to {
+            self.reserve(st.log_len);
+        }
+        Ok(seq)
+    }
+
+    /// Allocates [`RESERVE`] bytes beyond `end`; notes whether that failed.
+    fn reserve(&mut self, end: u64) {
+        use nix::errno::Errno;
+        use nix::fcntl::{fallocate, FallocateFlags};
+        match fallocate(&self.log, FallocateFlags::FALLOC_FL_KEEP_SIZE, end as i64, RESERVE as i64) {
+            Ok(()) => {
+                self.reserved_to = end + RESERVE;
+                self.low_space = false;
+            }
+            // A file system (or a device) without preallocation: no reserve is kept.
+            Err(Errno::EOPNOTSUPP | Errno::ENODEV | Errno::ESPIPE | Errno::EINVAL) => self.reserved_to = u64::MAX,
+            Err(_) => self.low_space = true,
+        }
+    }
+
+    /// Whether the file system had no room for the reserve at the last record.
+    pub fn low_space(&self) -> bool {
+        self.low_space
+    }
+
+    /// Tries to renew the reserve now (the file system may have room again); whether space is
+    /// still short.
+    pub fn check_space(&mut self) -> bool {
+        if let Ok(m) = self.log.metadata() {
+            self.reserve(m.len());
+        }
+        self.low_space
+    }
+
+    /// Brings the state level with a log of length `len` (see the module documentation).
+    fn recover(&mut self, st: &mut State, len: u64) -> Result<(), Error> {
+        let lp = self.dir.join(LOG);
+        if len < st.log_len {
+            return Err(Error::Truncated(lp, len, st.log_len));
+        }
+        let mut extra = vec![0u8; (len - st.log_len).min(1 << 20) as usize];
+        self.log.read_exact_at(&mut extra, st.log_len).map_err(|e| Error::Io(lp.clone(), e))?;
+        let mut rest = &extra[..];
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let line = &rest[..end];
+            let ok = format::split(line).and_then(|(covered, mac)| {
+                let h = format::head(covered)?;
+                let fits = h.seq == st.chain.seq()
+                    && crate::chain::same_mac(&h.prev, &st.last_mac)
+                    && crate::chain::same_mac(&st.chain.mac(covered), &mac);
+                fits.then_some(mac)
+            });
+            let Some(mac) = ok else { break };
+            st.log_len += end as u64 + 1;
+            st.last_mac = mac;
+            st.chain.advance();
+            rest = &rest[end + 1..];
+        }
+        if st.log_len != len {
+            tracing::warn!(
+                "{}: {} bytes after the last record are not a record of this chain (a torn write); cut off",
+                lp.display(),
+                len - st.log_len
+            );
+            self.log.set_len(st.log_len).map_err(|e| Error::Io(lp, e))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,356 @@
+//! The verifier against tampering: the committed corpus (one crafted log per attack class) and a
+//! property test over a 10,000-record log (any single-byte change, line deletion, swap or
+//! duplication is detected).
+//!
+//! `TESSERA_AUDIT_REGENERATE=1 cargo test -p tessera-audit --test tamper regenerate` writes the
+//! corpus again (under `audit/tests/corpus/`, with the seed in `corpus/seed`).
+
+use proptest::prelude::*;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use tessera_audit::chain::{Chain, Key};
+use tessera_audit::format::{self, Record};
+use tessera_audit::verify::{self, Class, End};
+use tessera_audit::writer::{self, Writer, LOG, STATE};
+
+const CORPUS_SEED: Key = [0x5a; 32];
+
+fn record(i: u64) -> Record<'static> {
+    Record {
+        time_us: 1_760_000_000_000_000 + i * 1000,
+        pid: 4242,
+        uid: 1000,
+        function: Cow::Borrowed(if i.is_multiple_of(3) { "C_Sign" } else { "C_Login" }),
+        category: Cow::Borrowed(if i.is_multiple_of(3) { "crypto" } else { "auth" }),
+        slot: Some(1),
+        token: Some(Cow::Borrowed("0123456789abcdef")),
+        session: Some(i % 7 + 1),
+        user: Some(Cow::Borrowed("CKU_USER")),
+        mechanism: i.is_multiple_of(3).then_some(Cow::Borrowed("CKM_SHA256_HMAC")),
+        mechanism_id: i.is_multiple_of(3).then_some(0x251),
+        op: i.is_multiple_of(3).then_some(Cow::Borrowed("sign")),
+        verdict: i.is_multiple_of(3).then_some(Cow::Borrowed("approved")),
+        rv: Cow::Borrowed("CKR_OK"),
+        rv_id: 0,
+        fips_approved: i.is_multiple_of(3),
+        mode: Cow::Borrowed("approved"),
+        ..Default::default()
+    }
+}
+
+/// A log of `n` records in `dir`, made with `seed`.
+fn make(dir: &Path, seed: &Key, n: u64) {
+    writer::create_with_seed(dir, seed).unwrap();
+    let mut w = Writer::open(dir).unwrap();
+    for i in 0..n {
+        w.append(&mut record(i), false).unwrap();
+    }
+}
+
+fn lines(data: &[u8]) -> Vec<Vec<u8>> {
+    data.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+}
+
+/// The MAC suffix of a line replaced by one under `key`, over the line's covered bytes.
+fn reseal(line: &[u8], key: &Key) -> Vec<u8> {
+    let body = &line[..line.len() - 1];
+    let covered = &body[..body.len() - format::SUFFIX_LEN];
+    let mac = tessera_audit::chain::mac(key, covered);
+    let mut out = covered.to_vec();
+    out.extend_from_slice(format!(",\"mac\":\"{}\"}}\n", format::hex(&mac)).as_bytes());
+    out
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+/// The corpus: (name, the class the verifier must report, or None for intact logs).
+const CASES: &[(&str, Option<Class>)] = &[
+    ("intact", None),
+    ("torn-tail", None),
+    ("modified", Some(Class::Modified)),
+    ("deleted", Some(Class::Deleted)),
+    ("inserted", Some(Class::Inserted)),
+    ("reordered", Some(Class::Reordered)),
+    ("duplicated", Some(Class::Duplicated)),
+    ("truncated", Some(Class::Truncated)),
+    ("truncated-to-empty", Some(Class::Truncated)),
+    ("key-epoch-mismatch", Some(Class::KeyEpochMismatch)),
+    ("resealed-current-key", Some(Class::Resealed)),
+    ("resealed-claimed-later-key", Some(Class::Resealed)),
+    ("rolled-back-state", Some(Class::RolledBack)),
+];
+
+#[test]
+#[ignore = "writes the corpus; run with TESSERA_AUDIT_REGENERATE=1"]
+fn regenerate() {
+    assert!(std::env::var_os("TESSERA_AUDIT_REGENERATE").is_some());
+    let root = corpus();
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("seed"), format!("{}\n", format::hex(&CORPUS_SEED))).unwrap();
+    let base = tempfile::tempdir().unwrap();
+    make(base.path(), &CORPUS_SEED, 12);
+    let log = std::fs::read(base.path().join(LOG)).unwrap();
+    let state = std::fs::read(base.path().join(STATE)).unwrap();
+    let l = lines(&log);
+    let join = |ls: &[Vec<u8>]| ls.concat();
+    let write = |name: &str, log: &[u8], st: &[u8]| {
+        let d = root.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(LOG), log).unwrap();
+        std::fs::write(d.join(STATE), st).unwrap();
+    };
+    write("intact", &log, &state);
+    // A torn tail: the next record's write cut short (the state does not count it).
+    let mut torn = log.clone();
+    torn.extend_from_slice(&l[11][..40]);
+    write("torn-tail", &torn, &state);
+    // Modified: record 5's rv changed.
+    let mut m = l.clone();
+    m[5] = String::from_utf8(m[5].clone()).unwrap().replace("\"rv\":\"CKR_OK\"", "\"rv\":\"CKR_NO\"").into_bytes();
+    assert_ne!(m[5], l[5]);
+    write("modified", &join(&m), &state);
+    // Deleted: record 6 removed.
+    let mut d = l.clone();
+    d.remove(6);
+    write("deleted", &join(&d), &state);
+    // Inserted: a forged line (record 4 with another pid, MACed with a made-up key) before record 4.
+    let mut ins = l.clone();
+    let forged = String::from_utf8(l[4].clone()).unwrap().replace("\"pid\":4242", "\"pid\":1");
+    ins.insert(4, reseal(forged.as_bytes(), &[9; 32]));
+    write("inserted", &join(&ins), &state);
+    // Reordered: records 7 and 8 swapped.
+    let mut r = l.clone();
+    r.swap(7, 8);
+    write("reordered", &join(&r), &state);
+    // Duplicated: record 3 again after itself.
+    let mut dup = l.clone();
+    dup.insert(4, l[3].clone());
+    write("duplicated", &join(&dup), &state);
+    // Truncated: the last three records cut off, the state left as it was.
+    write("truncated", &join(&l[..9]), &state);
+    // Truncated across an empty stretch: every record gone, the state left.
+    write("truncated-to-empty", b"", &state);
+    // Key-epoch mismatch: record 2 claims key index 7 (and is MACed with nothing valid).
+    let mut k = l.clone();
+    k[2] = String::from_utf8(k[2].clone()).unwrap().replace("\"key_index\":2", "\"key_index\":7").into_bytes();
+    write("key-epoch-mismatch", &join(&k), &state);
+    // Re-sealed with the host's current key (the key of record 12, the next one): record 5
+    // altered and MACed again with the key an attacker who took the host now holds.
+    let current = Chain::seek(&CORPUS_SEED, 12);
+    let mut rs = l.clone();
+    let altered = String::from_utf8(l[5].clone()).unwrap().replace("\"uid\":1000", "\"uid\":0");
+    rs[5] = reseal(altered.as_bytes(), current.record_key());
+    write("resealed-current-key", &join(&rs), &state);
+    // Re-sealed, naming the later key's position in the record.
+    let mut rc = l.clone();
+    let named = String::from_utf8(l[5].clone()).unwrap().replace("\"key_index\":5", "\"key_index\":12");
+    rc[5] = reseal(named.as_bytes(), current.record_key());
+    write("resealed-claimed-later-key", &join(&rc), &state);
+    // A state from record 6 put back over a log of 12.
+    let early = tempfile::tempdir().unwrap();
+    make(early.path(), &CORPUS_SEED, 6);
+    let old_state = std::fs::read(early.path().join(STATE)).unwrap();
+    write("rolled-back-state", &log, &old_state);
+}
+
+#[test]
+fn the_corpus_is_classified() {
+    let root = corpus();
+    let seed = verify::read_seed(&root.join("seed")).expect("the corpus seed (audit/tests/corpus/seed)");
+    for (name, want) in CASES {
+        let s = verify::verify_path(&root.join(name), &seed, 2).unwrap();
+        let got = s.failure.as_ref().map(|f| f.class);
+        assert_eq!(got, *want, "{name}: {:?}", s.failure);
+        if let Some(f) = &s.failure {
+            assert!(f.line >= 1, "{name}: {f}");
+        }
+    }
+    let torn = verify::verify_path(&root.join("torn-tail"), &seed, 2).unwrap();
+    assert_eq!(torn.torn_tail, Some((13, 40)));
+    assert_eq!(torn.records, 12);
+    assert_eq!(torn.end, End::Anchored);
+    let intact = verify::verify_path(&root.join("intact"), &seed, 1).unwrap();
+    assert_eq!((intact.records, intact.approved, intact.non_approved), (12, 4, 0));
+    // Where the failures are.
+    let at = |name: &str| verify::verify_path(&root.join(name), &seed, 1).unwrap().failure.unwrap();
+    assert_eq!((at("modified").line, at("modified").seq), (6, 5));
+    assert_eq!((at("deleted").line, at("deleted").seq), (7, 7));
+    assert_eq!((at("reordered").line, at("reordered").seq), (8, 8));
+    assert_eq!((at("duplicated").line, at("duplicated").seq), (5, 3));
+    assert_eq!((at("inserted").line, at("inserted").seq), (5, 4));
+    assert_eq!((at("truncated").line, at("truncated").seq), (10, 9));
+    // Without the state file, a log cut back cannot be told from a short log: not anchored.
+    let file = verify::verify_path(&root.join("truncated").join(LOG), &seed, 1).unwrap();
+    assert!(file.failure.is_none() && file.end == End::NotAnchored);
+    // Another seed: nothing verifies.
+    let other = verify::verify_path(&root.join("intact"), &[1; 32], 1).unwrap();
+    assert_eq!(other.failure.unwrap().class, Class::Modified);
+}
+
+/// One 10,000-record log, made once.
+fn big() -> &'static (Vec<u8>, Vec<u8>) {
+    static BIG: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    BIG.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        make(d.path(), &CORPUS_SEED, 10_000);
+        (std::fs::read(d.path().join(LOG)).unwrap(), std::fs::read(d.path().join(STATE)).unwrap())
+    })
+}
+
+fn detected(log: &[u8]) -> bool {
+    let (_, state) = big();
+    let s = verify::verify(log, Path::new("audit.log"), Some(state), &CORPUS_SEED, 2);
+    s.failure.is_some()
+}
+
+#[test]
+fn the_big_log_is_intact() {
+    let (log, state) = big();
+    let s = verify::verify(log, Path::new("audit.log"), Some(state), &CORPUS_SEED, 2);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    assert_eq!(s.records, 10_000);
+    assert_eq!(s.end, End::Anchored);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_single_byte_change_is_detected(pos in 0usize..usize::MAX, delta in 1u8..=255) {
+        let (log, _) = big();
+        let mut t = log.clone();
+        let p = pos % t.len();
+        t[p] = t[p].wrapping_add(delta);
+        prop_assert!(detected(&t), "byte {p} changed by {delta}");
+    }
+
+    #[test]
+    fn any_line_deletion_is_detected(k in 0usize..10_000) {
+        let mut l = lines(&big().0);
+        l.remove(k);
+        prop_assert!(detected(&l.concat()), "line {k} deleted");
+    }
+
+    #[test]
+    fn any_line_swap_is_detected(j in 0usize..10_000, k in 0usize..10_000) {
+        prop_assume!(j != k);
+        let mut l = lines(&big().0);
+        l.swap(j, k);
+        prop_assert!(detected(&l.concat()), "lines {j} and {k} swapped");
+    }
+
+    #[test]
+    fn any_line_duplication_is_detected(k in 0usize..10_000, at in 0usize..=10_000) {
+        let mut l = lines(&big().0);
+        let copy = l[k].clone();
+        l.insert(at, copy);
+        prop_assert!(detected(&l.concat()), "line {k} copied to {at}");
+    }
+}
+
+#[test]
+fn a_writer_killed_before_its_state_update_is_taken_in() {
+    let d = tempfile::tempdir().unwrap();
+    make(d.path(), &CORPUS_SEED, 5);
+    // The state as it was before record 4: as if the writer of record 4 died after its write.
+    let before = tempfile::tempdir().unwrap();
+    make(before.path(), &CORPUS_SEED, 4);
+    std::fs::copy(before.path().join(STATE), d.path().join(STATE)).unwrap();
+    let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();
+    assert_eq!((s.failure.is_none(), s.end), (true, End::AnchoredOneBehind));
+    // The next writer takes record 4 in and goes on with record 5.
+    let mut w = Writer::open(d.path()).unwrap();
+    assert_eq!(w.append(&mut record(5), false).unwrap(), 5);
+    let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();
+    assert_eq!((s.failure.is_none(), s.records, s.end), (true, 6, End::Anchored));
+    // A torn line (a short write) is cut off before the next record.
+    let mut f = std::fs::OpenOptions::new().append(true).open(d.path().join(LOG)).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"seq\":6,\"time").unwrap();
+    let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();
+    assert!(s.failure.is_none() && s.torn_tail.is_some());
+    assert_eq!(w.append(&mut record(6), false).unwrap(), 6);
+    let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();
+    assert_eq!((s.failure.is_none(), s.records, s.torn_tail), (true, 7, None));
+    // A log cut back: the writer refuses.
+    let len = std::fs::metadata(d.path().join(LOG)).unwrap().len();
+    f.set_len(len - 10).unwrap();
+    assert!(matches!(w.append(&mut record(7), false), Err(writer::Error::Truncated(..))));
+}
+
+#[test]
+fn init_writes_a_private_seed_and_refuses_a_second_chain() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("audit");
+    let seed = d.path().join("seed");
+    writer::init(&dir, &seed).unwrap();
+    assert_eq!(std::fs::metadata(&seed).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(dir.join(STATE)).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(matches!(writer::init(&dir, &d.path().join("seed2")), Err(writer::Error::Exists(_))));
+    let mut w = Writer::open(&dir).unwrap();
+    w.append(&mut record(0), true).unwrap();
+    let s = verify::verify_path(&dir, &verify::read_seed(&seed).unwrap(), 2).unwrap();
+    assert!(s.failure.is_none() && s.records == 1);
+    // A directory others can write to is refused.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(matches!(Writer::open(&dir), Err(writer::Error::Unsafe(..))));
+}
+
+#[test]
+fn a_long_log_verifies_on_two_threads_across_epochs() {
+    let d = tempfile::tempdir().unwrap();
+    let n = 3 * tessera_audit::chain::RECORDS_PER_EPOCH + 10;
+    make(d.path(), &CORPUS_SEED, n);
+    let t0 = std::time::Instant::now();
+    let s = verify::verify_path(d.path(), &CORPUS_SEED, 2).unwrap();
+    let took = t0.elapsed();
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    assert_eq!(s.records, n);
+    eprintln!("verified {n} records in {took:?} ({:.2} us/record)", took.as_secs_f64() * 1e6 / n as f64);
+    // A change in the second thread's half is found there.
+    let mut log = std::fs::read(d.path().join(LOG)).unwrap();
+    let at = log.len() - 300;
+    log[at] ^= 1;
+    let st = std::fs::read(d.path().join(STATE)).unwrap();
+    let s = verify::verify(&log, Path::new("audit.log"), Some(&st), &CORPUS_SEED, 2);
+    assert!(s.failure.is_some());
+}
+
+#[test]
+fn crafted_numbers_do_not_stall_the_verifier() {
+    let root = corpus();
+    let log = std::fs::read(root.join("intact").join(LOG)).unwrap();
+    let state = std::fs::read(root.join("intact").join(STATE)).unwrap();
+    let text = String::from_utf8(log).unwrap();
+    let t0 = std::time::Instant::now();
+    // Record 5 claims a far seq, a far key position, and both.
+    for (from, to) in [
+        ("\"seq\":5,", "\"seq\":4611686018427387904,"),
+        ("\"epoch\":0,\"key_index\":5,", "\"epoch\":281474976710655,\"key_index\":5,"),
+        ("\"seq\":5,", "\"seq\":18446744073709551615,"),
+    ] {
+        let mut lines: Vec<String> = text.lines().map(|l| format!("{l}\n")).collect();
+        lines[5] = lines[5].replacen(from, to, 1);
+        let s = verify::verify(lines.concat().as_bytes(), Path::new("audit.log"), Some(&state), &CORPUS_SEED, 1);
+        assert!(s.failure.is_some(), "{from} -> {to}");
+    }
+    // A state naming a far record: the log is cut back as far as it can tell.
+    let d = tempfile::tempdir().unwrap();
+    make(d.path(), &CORPUS_SEED, 3);
+    let good = std::fs::read(d.path().join(STATE)).unwrap();
+    let far = tessera_audit::state::State {
+        chain: Chain::from_parts(u64::MAX - 1, &[1; 32], &[2; 32]),
+        log_len: u64::MAX,
+        last_mac: [0; 32],
+    };
+    std::fs::write(d.path().join(STATE), &far.encode()[..]).unwrap();
+    let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();
+    assert_eq!(s.failure.map(|f| f.class), Some(Class::Truncated));
+    std::fs::write(d.path().join(STATE), good).unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{:?}", t0.elapsed());
+}

@@ -1,0 +1,717 @@
+//! The audit log through the real library: a run of operations is recorded and verifies with
+//! the seed, each record has the right `fips_approved`, and no PIN, key value, data or signature
+//! reaches the log; the library fails closed when it cannot write; four processes append to one
+//! log; a process killed with `-9` at random points loses no call that returned.
+//!
+//! Children are this test binary run again with `TESSERA_AUDIT_CHILD` set (see [`child`]).
+
+use cryptoki::context::Pkcs11;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use cryptoki_sys::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use tessera_audit::verify::{self, End};
+use tessera_tests::*;
+
+// PINs of this suite, distinct enough to be looked for in the log.
+const SO_PIN_A: &str = "Audit-SO-PIN-93kd";
+const USER_PIN_A: &str = "Audit-User-PIN-x7Qm";
+const USER_PIN_B: &str = "Audit-New-PIN-p4Lz";
+const WRONG_PIN: &str = "Wrong-PIN-zz81";
+const KEY_VALUE: &[u8; 32] = b"audit-hmac-key-value-0123456789!";
+const KEY_LABEL: &str = "secret-label-Zk3q";
+const KEY_ID: &[u8] = b"id-7741";
+const DATA: &[u8] = b"audit plaintext that must never be in the log";
+const CHILD: &str = "TESSERA_AUDIT_CHILD";
+
+/// A chain made with `tessera_audit::writer::init`: its directory and the seed file.
+struct Chain {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    seed: PathBuf,
+}
+
+fn chain() -> Chain {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, seed) = (tmp.path().join("log"), tmp.path().join("seed"));
+    tessera_audit::writer::init(&dir, &seed).expect("tessera_audit::writer::init");
+    Chain { _tmp: tmp, dir, seed }
+}
+
+impl Chain {
+    fn verify(&self) -> verify::Summary {
+        let seed = verify::read_seed(&self.seed).unwrap();
+        verify::verify_path(&self.dir, &seed, 2).unwrap()
+    }
+
+    fn records(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    fn conf_line(&self) -> String {
+        format!("audit.dir = {}", self.dir.display())
+    }
+}
+
+fn mode() -> &'static str {
+    if approved_mode() {
+        "approved"
+    } else {
+        "non-approved"
+    }
+}
+
+/// SHA-256 over each of `CKA_ID` and `CKA_LABEL` preceded by its length (8 bytes, big-endian),
+/// as a record's `key_id_label_sha256`.
+fn id_label_hash(id: &[u8], label: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for v in [id, label] {
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn find<'a>(recs: &'a [Value], function: &str) -> Vec<&'a Value> {
+    recs.iter().filter(|r| r["function"] == function).collect()
+}
+
+/// The `tessera-audit` binary: `$TESSERA_AUDIT_BIN`, else `target/release/tessera-audit`.
+fn audit_bin() -> Option<PathBuf> {
+    let p = std::env::var_os("TESSERA_AUDIT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("release/tessera-audit"));
+    p.exists().then_some(p)
+}
+
+#[test]
+fn a_run_is_recorded_verifies_and_keeps_no_secret() {
+    let c = chain();
+    let _g = lock();
+    let env = Env::new(&format!("{}\ntessera.mode = {}", c.conf_line(), mode()));
+    std::env::remove_var("TESSERA_MODE");
+    env.activate();
+    let p = Pkcs11::new(module_path()).unwrap();
+    p.initialize(init_args()).unwrap();
+    let slot =
+        p.get_all_slots().unwrap().into_iter().find(|s| !p.get_token_info(*s).unwrap().token_initialized()).unwrap();
+    p.init_token(slot, &AuthPin::from(SO_PIN_A), "audit").unwrap();
+    let s = p.open_rw_session(slot).unwrap();
+    s.login(UserType::So, Some(&AuthPin::from(SO_PIN_A))).unwrap();
+    s.init_pin(&AuthPin::from(USER_PIN_A)).unwrap();
+    s.logout().unwrap();
+    assert!(s.login(UserType::User, Some(&AuthPin::from(WRONG_PIN))).is_err());
+    s.login(UserType::User, Some(&AuthPin::from(USER_PIN_A))).unwrap();
+    s.set_pin(&AuthPin::from(USER_PIN_A), &AuthPin::from(USER_PIN_B)).unwrap();
+    let key = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(KEY_VALUE.to_vec()),
+            Attribute::Label(KEY_LABEL.as_bytes().to_vec()),
+            Attribute::Id(KEY_ID.to_vec()),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+            Attribute::Token(false),
+        ])
+        .unwrap();
+    let sig = s.sign(&Mechanism::Sha256Hmac, key, DATA).unwrap();
+    s.verify(&Mechanism::Sha256Hmac, key, DATA, &sig).unwrap();
+    let aes =
+        s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into()), Attribute::Token(false)]).unwrap();
+    // A DES key: not approved (refused in the approved mode).
+    let des = s.generate_key(&Mechanism::DesKeyGen, &[Attribute::Token(false)]);
+    assert_eq!(des.is_err(), approved_mode(), "{des:?}");
+    s.destroy_object(aes).unwrap();
+    s.logout().unwrap();
+    drop(s);
+    p.finalize().unwrap();
+
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    assert_eq!(sum.end, End::Anchored);
+    let recs = c.records();
+    assert_eq!(recs.len() as u64, sum.records);
+    let init = &recs[0];
+    assert_eq!(init["function"], "C_Initialize");
+    assert_eq!(init["mode"], mode());
+    assert!(init["detail"].as_str().unwrap().contains("self-tests passed"), "{init}");
+    assert_eq!(recs.last().unwrap()["function"], "C_Finalize");
+    for f in ["C_InitToken", "C_InitPIN", "C_SetPIN", "C_CreateObject", "C_DestroyObject"] {
+        assert_eq!(find(&recs, f).len(), 1, "{f}");
+    }
+    assert_eq!(find(&recs, "C_Logout").len(), 2, "the SO's and the user's");
+    let logins = find(&recs, "C_Login");
+    assert_eq!(logins.len(), 3);
+    assert_eq!(logins[1]["rv"], "CKR_PIN_INCORRECT");
+    assert_eq!(logins[2]["rv"], "CKR_OK");
+    let sign = find(&recs, "C_Sign");
+    assert_eq!(sign.len(), 1, "one record per completed operation (not C_SignInit, not the length query)");
+    let sign = sign[0];
+    assert_eq!(sign["fips_approved"], true, "{sign}");
+    assert_eq!((sign["mechanism"].as_str(), sign["mechanism_id"].as_u64()), (Some("CKM_SHA256_HMAC"), Some(0x251)));
+    assert_eq!(sign["op"], "sign");
+    assert_eq!(sign["user"], "CKU_USER");
+    assert_eq!(sign["key_id_label_sha256"], id_label_hash(KEY_ID, KEY_LABEL.as_bytes()));
+    assert!(sign["key_unique_id"].as_str().is_some_and(|u| !u.is_empty()), "{sign}");
+    assert!(sign["pid"].as_u64() == Some(std::process::id() as u64));
+    assert_eq!(find(&recs, "C_Verify")[0]["fips_approved"], true);
+    let gen = find(&recs, "C_GenerateKey");
+    assert_eq!(gen.len(), 2);
+    assert_eq!(
+        (gen[0]["mechanism"].as_str(), gen[0]["fips_approved"].as_bool()),
+        (Some("CKM_AES_KEY_GEN"), Some(true))
+    );
+    let des = gen[1];
+    assert_eq!((des["mechanism"].as_str(), des["fips_approved"].as_bool()), (Some("CKM_DES_KEY_GEN"), Some(false)));
+    if approved_mode() {
+        assert_eq!(des["verdict"], "refused", "the refusal is recorded: {des}");
+        assert_ne!(des["rv"], "CKR_OK");
+    } else {
+        assert_eq!((des["verdict"].as_str(), des["rv"].as_str()), (Some("non-approved"), Some("CKR_OK")));
+    }
+    assert_eq!(sum.approved, recs.iter().filter(|r| r["fips_approved"] == true).count() as u64);
+    // Nothing secret, nothing the application chose to keep private.
+    let raw = std::fs::read(c.dir.join("audit.log")).unwrap();
+    let contains = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    for secret in [SO_PIN_A, USER_PIN_A, USER_PIN_B, WRONG_PIN, KEY_LABEL] {
+        assert!(!contains(secret.as_bytes()), "{secret} is in the log");
+    }
+    for secret in [&KEY_VALUE[..], DATA, &sig] {
+        assert!(!contains(secret), "a secret value is in the log");
+        assert!(!contains(hex(secret).as_bytes()), "a secret value (hex) is in the log");
+    }
+    assert!(!contains(KEY_ID), "the key's CKA_ID is in the log");
+
+    // The command-line verifier agrees.
+    let Some(bin) = audit_bin() else {
+        println!("SKIP tessera-audit verify: build it with `cargo build --release -p tessera-audit`");
+        return;
+    };
+    let out = Command::new(&bin).arg("verify").arg(&c.dir).arg("--seed").arg(&c.seed).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("records verified: {}", recs.len())) && text.contains("intact"), "{text}");
+    let out = Command::new(&bin).arg("verify").arg(&c.dir).arg("--seed").arg(&c.seed).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((json["records"].as_u64(), json["end"].as_str()), (Some(recs.len() as u64), Some("anchored")));
+    assert_eq!(json["approved"].as_u64(), Some(sum.approved));
+    assert!(json["failure"].is_null());
+    // One changed byte: a distinct exit status and the place.
+    let log = c.dir.join("audit.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&log, &bytes).unwrap();
+    let out = Command::new(&bin).arg("verify").arg(&c.dir).arg("--seed").arg(&c.seed).output().unwrap();
+    assert!(out.status.code().is_some_and(|c| c >= 10), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit.log:"), "{}", show(&out));
+}
+
+#[test]
+fn audit_events_chooses_the_categories() {
+    let c = chain();
+    let t =
+        Token::with_conf("events", &format!("{}\naudit.events = auth, refusal\naudit.sync = always", c.conf_line()));
+    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    let mut m = mech(CKM_SHA256_HMAC);
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+    let mut out = [0u8; 32];
+    let mut n = out.len() as CK_ULONG;
+    let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
+    assert_eq!(rv, CKR_OK);
+    drop(t);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let functions: Vec<&str> = recs.iter().map(|r| r["function"].as_str().unwrap()).collect();
+    assert!(functions.contains(&"C_Login"), "{functions:?}");
+    assert!(functions.iter().all(|f| ["C_Login", "C_Logout"].contains(f)), "only authentication: {functions:?}");
+    assert!(recs.iter().all(|r| r["category"] == "auth"));
+}
+
+/// Raw C_Initialize of the library with the configuration `extra` (a store of its own).
+fn initialize_with(extra: &str) -> (Env, cryptoki_sys::Pkcs11, CK_RV) {
+    let env = Env::new(extra);
+    env.activate();
+    // SAFETY (test): loading the library under test.
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.unwrap();
+    let rv = unsafe { f.C_Initialize(std::ptr::null_mut()) };
+    (env, f, rv)
+}
+
+fn not_initialized(f: &cryptoki_sys::Pkcs11) -> bool {
+    let mut n: CK_ULONG = 0;
+    unsafe { f.C_GetSlotList(CK_FALSE, std::ptr::null_mut(), &mut n) == CKR_CRYPTOKI_NOT_INITIALIZED }
+}
+
+#[test]
+fn a_log_that_cannot_be_opened_keeps_the_module_from_starting() {
+    let _g = lock();
+    std::env::remove_var("TESSERA_MODE");
+    let m = mode();
+    // audit.dir names a directory without a chain.
+    let tmp = tempfile::tempdir().unwrap();
+    let (_e, f, rv) =
+        initialize_with(&format!("audit.dir = {}\ntessera.mode = {m}", tmp.path().join("none").display()));
+    assert_eq!(rv, CKR_FUNCTION_FAILED);
+    assert!(not_initialized(&f), "a refused C_Initialize leaves the module uninitialised");
+    // A full disk: the log is /dev/full, so C_Initialize's own record cannot be written.
+    let c = chain();
+    std::fs::remove_file(c.dir.join("audit.log")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", c.dir.join("audit.log")).unwrap();
+    let (_e, f, rv) = initialize_with(&format!("{}\ntessera.mode = {m}", c.conf_line()));
+    assert_eq!(rv, CKR_FUNCTION_FAILED);
+    assert!(not_initialized(&f));
+    // audit.on_failure = continue: runs unrecorded in the non-approved mode only.
+    let (_e, f, rv) = initialize_with(&format!("{}\ntessera.mode = {m}\naudit.on_failure = continue", c.conf_line()));
+    if approved_mode() {
+        assert_eq!(rv, CKR_FUNCTION_FAILED, "the approved mode never runs unrecorded");
+    } else {
+        assert_eq!(rv, CKR_OK);
+        assert_eq!(unsafe { f.C_Finalize(std::ptr::null_mut()) }, CKR_OK);
+    }
+    // A read-only directory (a read-only mount when run as root, whom permissions do not stop).
+    let c = chain();
+    let ro = if nix::unistd::geteuid().is_root() {
+        let bind = |args: &[&str]| Command::new("mount").args(args).arg(&c.dir).arg(&c.dir).status();
+        let ok = bind(&["--bind"]).is_ok_and(|s| s.success())
+            && Command::new("mount").args(["-o", "remount,bind,ro"]).arg(&c.dir).status().is_ok_and(|s| s.success());
+        ok.then_some(true)
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        for name in ["audit.log", "audit.state"] {
+            std::fs::set_permissions(c.dir.join(name), std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
+        std::fs::set_permissions(&c.dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        Some(false)
+    };
+    match ro {
+        None => println!("SKIP read-only directory: cannot mount read-only here"),
+        Some(mounted) => {
+            let (_e, f, rv) = initialize_with(&format!("{}\ntessera.mode = {m}", c.conf_line()));
+            if mounted {
+                let _ = Command::new("umount").arg(&c.dir).status();
+            }
+            assert_eq!(rv, CKR_FUNCTION_FAILED);
+            assert!(not_initialized(&f));
+        }
+    }
+}
+
+#[test]
+fn a_record_that_cannot_be_written_fails_its_call() {
+    let c = chain();
+    let t = Token::with_conf("failclosed", &c.conf_line());
+    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    let sign = |t: &Token| -> CK_RV {
+        let mut m = mech(CKM_SHA256_HMAC);
+        let rv = unsafe { t.f.C_SignInit(t.h, &mut m, key) };
+        if rv != CKR_OK {
+            return rv;
+        }
+        let mut out = [0u8; 32];
+        let mut n = out.len() as CK_ULONG;
+        unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) }
+    };
+    assert_eq!(sign(&t), CKR_OK);
+    // The state file damaged under the running module: no record can be chained.
+    let state = c.dir.join("audit.state");
+    let good = std::fs::read(&state).unwrap();
+    std::fs::write(&state, vec![0u8; good.len()]).unwrap();
+    assert_eq!(sign(&t), CKR_DEVICE_ERROR);
+    let mut info = CK_TOKEN_INFO::default();
+    assert_eq!(unsafe { t.f.C_GetTokenInfo(t.slot, &mut info) }, CKR_OK, "calls the log does not record go on");
+    std::fs::write(&state, &good).unwrap();
+    assert_eq!(sign(&t), CKR_OK);
+    drop(t);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    assert_eq!(find(&recs, "C_Sign").len(), 2, "the refused call left no record");
+
+    // A full file system under the running module (a small tmpfs; root only).
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP full file system: mounting a tmpfs needs root");
+        return;
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"]).arg(mnt.path()).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        println!("SKIP full file system: cannot mount a tmpfs here");
+        return;
+    }
+    let dir = mnt.path().join("log");
+    let r = std::panic::catch_unwind(|| {
+        tessera_audit::writer::init(&dir, &mnt.path().join("seed")).unwrap();
+        let t = Token::with_conf("diskfull", &format!("audit.dir = {}", dir.display()));
+        let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+        // (C_SignInit, C_Sign) of one signature (C_Sign is called whatever C_SignInit returned).
+        let sign = |t: &Token| -> (CK_RV, CK_RV) {
+            let mut m = mech(CKM_SHA256_HMAC);
+            let init = unsafe { t.f.C_SignInit(t.h, &mut m, key) };
+            let mut out = [0u8; 32];
+            let mut n = out.len() as CK_ULONG;
+            (init, unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) })
+        };
+        assert_eq!(sign(&t), (CKR_OK, CKR_OK));
+        // Fill the file system: the log's reserve is still its own.
+        let filler = mnt.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        drop(f);
+        // Signatures go on, recorded in the reserve, until the log finds it cannot renew the
+        // reserve; then no operation starts (and none ran unrecorded).
+        let mut signed = 1;
+        let refused = loop {
+            match sign(&t) {
+                (CKR_OK, CKR_OK) => signed += 1,
+                (CKR_DEVICE_ERROR, after) => break after,
+                other => panic!("after {signed} signatures: {other:x?}"),
+            }
+            assert!(signed < 1000, "the log never noticed the full file system");
+        };
+        assert_eq!(refused, CKR_OPERATION_NOT_INITIALIZED, "a refused start leaves no operation to run");
+        assert_eq!(sign(&t).0, CKR_DEVICE_ERROR, "refused while the file system is full");
+        std::fs::remove_file(&filler).unwrap();
+        assert_eq!(sign(&t), (CKR_OK, CKR_OK), "room again: operations start");
+        signed += 1;
+        drop(t);
+        let seed = verify::read_seed(&mnt.path().join("seed")).unwrap();
+        let sum = verify::verify_path(&dir, &seed, 1).unwrap();
+        assert!(sum.failure.is_none() && sum.torn_tail.is_none(), "{sum:?}");
+        let text = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+        let recs: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let signs = recs.iter().filter(|r| r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+        assert_eq!(signs, signed, "every signature that was made is recorded");
+        let refusals = recs.iter().filter(|r| r["function"] == "C_SignInit" && r["rv"] == "CKR_DEVICE_ERROR").count();
+        assert!(refusals >= 2, "the refusals are recorded in the reserve: {refusals}");
+        println!("full file system: {signed} signatures recorded, {refusals} starts refused");
+    });
+    let _ = Command::new("umount").arg(mnt.path()).status();
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+}
+
+// ---- child processes -----------------------------------------------------------------------
+
+/// The child's side: loads the module (`TESSERA_CONF` from the parent), logs in on the token
+/// `TESSERA_AUDIT_TOKEN` with `TESSERA_AUDIT_PIN`, makes an HMAC key and signs 1 KB
+/// `TESSERA_AUDIT_OPS` times, printing `op I` after each signature returned (with
+/// `TESSERA_AUDIT_REPORT`), then `done N`.
+#[test]
+fn child() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let var = |n: &str| std::env::var(n).unwrap();
+    let ops: usize = var("TESSERA_AUDIT_OPS").parse().unwrap();
+    let report = std::env::var_os("TESSERA_AUDIT_REPORT").is_some();
+    let p = Pkcs11::new(module_path()).unwrap();
+    p.initialize(init_args()).unwrap();
+    let label = var("TESSERA_AUDIT_TOKEN");
+    let slot =
+        p.get_slots_with_token().unwrap().into_iter().find(|s| p.get_token_info(*s).unwrap().label() == label).unwrap();
+    let s = p.open_rw_session(slot).unwrap();
+    // Without TESSERA_AUDIT_PIN, a public session key in a session nobody logged in to (a
+    // login's PBKDF2 would make each kill trial slow).
+    let pin = std::env::var("TESSERA_AUDIT_PIN").ok();
+    if let Some(pin) = &pin {
+        s.login(UserType::User, Some(&AuthPin::from(pin.as_str()))).unwrap();
+    }
+    let key = s
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(KEY_VALUE.to_vec()),
+            Attribute::Sign(true),
+            Attribute::Token(false),
+            Attribute::Private(pin.is_some()),
+        ])
+        .unwrap();
+    let data = [0x5au8; 1024];
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    for i in 0..ops {
+        s.sign(&Mechanism::Sha256Hmac, key, &data).unwrap();
+        if report {
+            writeln!(out, "op {i}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+    writeln!(out, "done {ops}").unwrap();
+    out.flush().unwrap();
+    drop(s);
+    p.finalize().unwrap();
+    std::process::exit(0);
+}
+
+/// A token for the children, in a store of its own. The module stays loaded here (the store is
+/// the returned fixture's) while the children use the token from their own processes.
+fn children_token(label: &str) -> Loaded {
+    let l = load_env(Env::new(&format!("tessera.mode = {}", mode())));
+    let slot = l.free_slot();
+    l.p.init_token(slot, &AuthPin::from(SO_PIN_A), label).unwrap();
+    let s = l.p.open_rw_session(slot).unwrap();
+    s.login(UserType::So, Some(&AuthPin::from(SO_PIN_A))).unwrap();
+    s.init_pin(&AuthPin::from(USER_PIN_A)).unwrap();
+    drop(s);
+    l
+}
+
+fn spawn_child(conf: &Path, label: &str, ops: usize, report: bool) -> std::process::Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("TESSERA_CONF", conf)
+        .env_remove("TESSERA_MODE")
+        .env("TESSERA_AUDIT_TOKEN", label)
+        .env("TESSERA_AUDIT_OPS", ops.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if report {
+        c.env("TESSERA_AUDIT_REPORT", "1");
+    } else {
+        c.env("TESSERA_AUDIT_PIN", USER_PIN_A);
+    }
+    c.spawn().unwrap()
+}
+
+/// A configuration for the children: the store of `env`, the audit log of `c`.
+fn children_conf(env: &Env, c: &Chain) -> Env {
+    Env::at(&env.tokendir(), &format!("{}\ntessera.mode = {}", c.conf_line(), mode()))
+}
+
+#[test]
+fn four_processes_append_to_one_log() {
+    const OPS: usize = 2000;
+    let l = children_token("four");
+    let c = chain();
+    let conf = children_conf(&l.env, &c);
+    let t0 = std::time::Instant::now();
+    let kids: Vec<_> = (0..4).map(|_| spawn_child(&conf.conf, "four", OPS, false)).collect();
+    let mut pids = Vec::new();
+    for k in kids {
+        let pid = k.id() as u64;
+        let out = k.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("done {OPS}")));
+        pids.push(pid);
+    }
+    let took = t0.elapsed();
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    assert_eq!(sum.end, End::Anchored);
+    let recs = c.records();
+    for pid in pids {
+        let signs = recs.iter().filter(|r| r["pid"] == pid && r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+        assert_eq!(signs, OPS, "process {pid}: every signature it saw return is in the log");
+        let fin = recs.iter().filter(|r| r["pid"] == pid && r["function"] == "C_Finalize").count();
+        assert_eq!(fin, 1);
+    }
+    println!("4 processes x {OPS} audited C_Sign: {} records in {took:?}", recs.len());
+}
+
+#[test]
+fn threads_of_one_process_append_to_one_log() {
+    const THREADS: usize = 4;
+    const OPS: usize = 500;
+    let c = chain();
+    let t = Token::with_conf("threads", &c.conf_line());
+    let key = t
+        .s()
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(KEY_VALUE.to_vec()),
+            Attribute::Sign(true),
+            Attribute::Token(false),
+        ])
+        .unwrap();
+    let (p, slot) = (t.l.p.clone(), t.cslot());
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            let p = p.clone();
+            scope.spawn(move || {
+                let s = p.open_rw_session(slot).unwrap();
+                for _ in 0..OPS {
+                    s.sign(&Mechanism::Sha256Hmac, key, &[0x5a; 1024]).unwrap();
+                }
+            });
+        }
+    });
+    drop(t);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let signs = recs.iter().filter(|r| r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+    assert_eq!(signs, THREADS * OPS);
+    let sessions: std::collections::HashSet<u64> =
+        recs.iter().filter(|r| r["function"] == "C_Sign").filter_map(|r| r["session"].as_u64()).collect();
+    assert_eq!(sessions.len(), THREADS, "each thread's session");
+}
+
+/// A small xorshift for the kill points (no seed is needed to reproduce: each trial reports).
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+#[test]
+fn kill_9_at_random_points_loses_no_returned_call() {
+    let trials: usize = std::env::var("TESSERA_AUDIT_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let l = children_token("kill");
+    let mut rng = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let t0 = std::time::Instant::now();
+    let (mut torn, mut behind, mut total_ops) = (0, 0, 0);
+    for trial in 0..trials {
+        let c = chain();
+        let conf = children_conf(&l.env, &c);
+        let mut kid = spawn_child(&conf.conf, "kill", 1_000_000, true);
+        let stdout = kid.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut ops = 0usize;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("op ") {
+                    ops += 1;
+                }
+            }
+            ops
+        });
+        // Anywhere from loading and the self-tests to a few hundred signatures in.
+        let delay = std::time::Duration::from_micros(next(&mut rng) % 150_000);
+        std::thread::sleep(delay);
+        let pid = kid.id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        let _ = kid.wait();
+        let reported = reader.join().unwrap();
+        total_ops += reported;
+        let sum = c.verify();
+        assert!(sum.failure.is_none(), "trial {trial} (killed after {delay:?}): {:?}", sum.failure);
+        torn += usize::from(sum.torn_tail.is_some());
+        behind += usize::from(sum.end == End::AnchoredOneBehind);
+        let signs =
+            c.records().iter().filter(|r| r["pid"] == pid && r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+        assert!(
+            signs == reported || signs == reported + 1,
+            "trial {trial} (killed after {delay:?}): {reported} signatures returned, {signs} recorded"
+        );
+    }
+    println!(
+        "{trials} kill -9 trials in {:?}: {total_ops} returned signatures, all recorded; {torn} torn tails, {behind} states one behind",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn a_fork_child_is_recorded() {
+    let c = chain();
+    let lib = RawLib::with(Env::new(&format!("{}\ntessera.mode = {}", c.conf_line(), mode())));
+    std::env::remove_var("TESSERA_MODE");
+    lib.init();
+    // SAFETY (test): the child only calls the library and leaves with _exit.
+    let child = match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let mut n: CK_ULONG = 0;
+            let before = unsafe { lib.f.C_GetSlotList(CK_FALSE, std::ptr::null_mut(), &mut n) };
+            let init = unsafe { lib.f.C_Initialize(std::ptr::null_mut()) };
+            let fin = unsafe { lib.f.C_Finalize(std::ptr::null_mut()) };
+            let ok = before == CKR_CRYPTOKI_NOT_INITIALIZED && init == CKR_OK && fin == CKR_OK;
+            unsafe { nix::libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    let status = nix::sys::wait::waitpid(child, None).unwrap();
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0), "the child's calls");
+    drop(lib);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let pid = child.as_raw() as u64;
+    let of_child: Vec<&Value> = recs.iter().filter(|r| r["pid"] == pid).collect();
+    let functions: Vec<&str> = of_child.iter().map(|r| r["function"].as_str().unwrap()).collect();
+    assert_eq!(functions, ["C_GetSlotList", "C_Initialize", "C_Finalize"], "{of_child:?}");
+    let detail = |i: usize| of_child[i]["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail(0).starts_with("fork detected"), "{}", detail(0));
+    assert_eq!(of_child[0]["rv"], "CKR_CRYPTOKI_NOT_INITIALIZED");
+    let parent = std::process::id();
+    assert!(detail(1).contains(&format!("in a child of process {parent} (fork)")), "{}", detail(1));
+}
+
+/// The library built with the `fault-injection` feature (`TESSERA_FAULT_MODULE`, else
+/// `target/debug/libtessera_pkcs11.so`), if present.
+fn fault_module() -> Option<PathBuf> {
+    let p = std::env::var_os("TESSERA_FAULT_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/libtessera_pkcs11.so"));
+    if p.exists() {
+        Some(p)
+    } else {
+        println!(
+            "SKIP: no fault-injection build at {} (cargo build -p tessera-pkcs11 --features fault-injection)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// A conditional self-test that fails (the pairwise-consistency test of a new key pair, failed
+/// on purpose by the fault-injection build) puts the module in the error state: one record says
+/// so, with the reason, before the call's own.
+#[test]
+fn entering_the_error_state_is_recorded() {
+    let Some(path) = fault_module() else { return };
+    seal(&path);
+    let c = chain();
+    let guard = lock();
+    std::env::remove_var("TESSERA_MODE");
+    let mut lib = RawLib::locked(guard, &path, Env::new(&c.conf_line()));
+    lib.unset_on_drop = &["TESSERA_FAIL_SELFTEST"];
+    std::env::set_var("TESSERA_FAIL_SELFTEST", "pct");
+    lib.init();
+    let slot = lib.token("errorstate");
+    let h = lib.open(slot, true);
+    lib.login(h, CKU_USER, USER_PIN).unwrap();
+    let len = P256.len() as CK_ULONG;
+    let mut pubt = [CK_ATTRIBUTE { type_: CKA_EC_PARAMS, pValue: P256.as_ptr() as *mut _, ulValueLen: len }];
+    let mut m = mech(CKM_EC_KEY_PAIR_GEN);
+    let (mut p, mut v) = (0, 0);
+    let rv =
+        unsafe { lib.f.C_GenerateKeyPair(h, &mut m, pubt.as_mut_ptr(), 1, std::ptr::null_mut(), 0, &mut p, &mut v) };
+    assert_eq!(rv, CKR_GENERAL_ERROR);
+    let mut buf = [0u8; 4];
+    assert_eq!(unsafe { lib.f.C_GenerateRandom(h, buf.as_mut_ptr(), 4) }, CKR_GENERAL_ERROR);
+    drop(lib);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let entered: Vec<&Value> =
+        recs.iter().filter(|r| r["detail"].as_str().is_some_and(|d| d.starts_with("error state entered"))).collect();
+    assert_eq!(entered.len(), 1, "once: {entered:?}");
+    assert_eq!(
+        (entered[0]["function"].as_str(), entered[0]["category"].as_str()),
+        (Some("C_GenerateKeyPair"), Some("module"))
+    );
+    let i = recs.iter().position(|r| std::ptr::eq(r, entered[0])).unwrap();
+    assert_eq!(recs[i + 1]["function"], "C_GenerateKeyPair");
+    assert_eq!(recs[i + 1]["rv"], "CKR_GENERAL_ERROR");
+}
