@@ -154,6 +154,7 @@ fn ssp_tags() -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     walk(&root().join("module/src"), &mut out);
+    walk(&root().join("audit/src"), &mut out);
     out
 }
 

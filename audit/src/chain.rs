@@ -74,7 +74,9 @@ pub fn position(seq: u64) -> (u64, u64) {
 /// wiped when dropped and overwritten in place when the chain moves on.
 pub struct Chain {
     seq: u64,
+    /// SSP: audit record key
     record: Zeroizing<Key>,
+    /// SSP: audit epoch key
     epoch_next: Zeroizing<Key>,
 }
 

@@ -72,6 +72,8 @@ fn check_dir(dir: &Path) -> Result<(), Error> {
 /// Creates a chain in `dir` (made with mode 0700 if missing): an empty log, the state at record
 /// 0, and the verification seed written to `seed_out` (mode 0600, created new). The seed is the
 /// auditor's, to be moved off the host: the host keeps only the current key.
+///
+/// SSP: audit verification seed
 pub fn init(dir: &Path, seed_out: &Path) -> Result<(), Error> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
