@@ -55,6 +55,14 @@ struct Log {
 
 static LOG: ArcSwapOption<Log> = ArcSwapOption::const_empty();
 
+/// Whether [`LOG`] holds a log that writes: without one (no chain, the usual case) every call
+/// costs this one load, not a load of `LOG` and the look-up of its category.
+static ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn set_active(on: bool) {
+    ACTIVE.store(on, std::sync::atomic::Ordering::Release);
+}
+
 /// Receives one call's event.
 pub fn record(e: &Event) -> Result<()> {
     #[cfg(test)]
@@ -195,10 +203,13 @@ fn length_query(e: &Event) -> bool {
 }
 
 fn audit(e: &Event) -> Result<()> {
-    let generation = crate::state::generation();
     if e.function == "C_Initialize" && e.rv == CKR_OK {
-        return initialized(e, generation);
+        return initialized(e, crate::state::generation());
     }
+    if !ACTIVE.load(std::sync::atomic::Ordering::Acquire) {
+        return Ok(());
+    }
+    let generation = crate::state::generation();
     let log = LOG.load();
     let Some(log) = log.as_ref() else { return Ok(()) };
     if log.generation != generation {
@@ -233,6 +244,7 @@ fn audit(e: &Event) -> Result<()> {
         false => Ok(()),
     });
     if e.function == "C_Finalize" && e.rv == CKR_OK {
+        set_active(false);
         LOG.store(None);
     }
     keep(e, log, result)
@@ -289,6 +301,8 @@ fn fork_detected(e: &Event, parent: &Arc<Log>, generation: u64) {
     if !prev.as_ref().is_some_and(|p| Arc::ptr_eq(p, parent)) {
         return;
     }
+    // Nothing more is recorded in this child until it initialises the library itself.
+    set_active(false);
     std::mem::forget(Arc::clone(parent));
     let detail = format!(
         "fork detected: this process (parent {}) calls a library its parent initialised; it must call C_Initialize",
@@ -352,6 +366,7 @@ fn initialized(e: &Event, generation: u64) -> Result<()> {
         }
     }
     let log = Arc::new(opened);
+    set_active(log.writer.is_some());
     if let Some(old) = LOG.swap(Some(log.clone())) {
         if old.generation != generation {
             // A fork child: the parent's log is the parent's (its lock may be held).
@@ -367,6 +382,7 @@ fn initialized(e: &Event, generation: u64) -> Result<()> {
     let result = keep(e, &log, result);
     if result.is_err() {
         // Not even the initialisation could be recorded: the module does not run.
+        set_active(false);
         LOG.store(None);
         let _ = crate::state::finalize();
     }
