@@ -371,8 +371,20 @@ fn ecdh_shared_secret_stays_inside_in_the_approved_mode() {
     let other = t.create(&secret(CKK_GENERIC_SECRET, &[0x33; 32])).unwrap();
     let salted = t.derive(&hkdf(true, true, Some(za), b"ctx"), other, &made(CKK_AES, Some(32)));
     assert_eq!(salted, Err(CKR_MECHANISM_PARAM_INVALID), "Z as the salt key");
-    assert!(t.derive(&hkdf(true, false, None, b""), za, &made(CKK_GENERIC_SECRET, Some(32))).is_ok(), "extraction");
-    assert!(t.approved(t.h));
+    // The whole two-step derivation: its pseudorandom key alone (extraction without expansion)
+    // is not output either.
+    let extract_only = t.derive(&hkdf(true, false, None, b""), za, &made(CKK_GENERIC_SECRET, Some(32)));
+    assert_eq!(extract_only, Err(CKR_MECHANISM_PARAM_INVALID), "Z's pseudorandom key");
+    // Nor its output as a data object, through a CKA_DERIVE_TEMPLATE that asks for one.
+    let class_data = CKO_DATA.to_ne_bytes();
+    let inner = [CK_ATTRIBUTE { type_: CKA_CLASS, pValue: class_data.as_ptr() as *mut _, ulValueLen: 8 }];
+    // SAFETY (test): `inner` is a live array of one plain C struct, read as its bytes.
+    let inner_bytes =
+        unsafe { std::slice::from_raw_parts(inner.as_ptr() as *const u8, std::mem::size_of_val(&inner)) }.to_vec();
+    let base_with_data = [base.clone(), vec![(CKA_DERIVE_TEMPLATE, V::Bytes(inner_bytes))]].concat();
+    let zd = t.derive(&null, a, &base_with_data).expect("Z restricted to deriving data");
+    let data = vec![(CKA_CLASS, V::U(CKO_DATA)), (CKA_TOKEN, V::B(false))];
+    assert_eq!(t.derive(&hkdf_sha256(b"ctx"), zd, &data), Err(CKR_TEMPLATE_INCONSISTENT), "HKDF output as data");
     // The X9.63 and SP 800-56C one-step KDFs with SHA-2: approved, and the two sides agree.
     for kdf in [CKD_SHA256_KDF, CKD_SHA384_KDF, CKD_SHA256_KDF_SP800, CKD_SHA512_KDF_SP800] {
         let x = t.derive(&ecdh(kdf, b"info", &b_point), a, &made(CKK_AES, Some(32))).expect("KDF");

@@ -1,6 +1,6 @@
 //! Key management (spec §5.16): generation, wrapping, unwrapping and derivation.
 
-use crate::error::{err, Result};
+use crate::error::{err, Error, Result};
 use crate::mechanisms::param::HkdfParams;
 use crate::mechanisms::{registry, Param};
 use crate::module::Module;
@@ -63,8 +63,8 @@ pub fn stamp(obj: &mut Object, approved: bool) {
 }
 
 /// Why the approved mode refuses HKDF parameters over an ECDH shared secret.
-const Z_EXTRACTED: &str = "the approved mode derives from an ECDH shared secret only through HKDF's extraction step \
-                           (SP 800-56C Rev. 2 §5), with the secret as its input, not its salt";
+const Z_EXTRACTED: &str = "the approved mode derives from an ECDH shared secret only through HKDF's extraction and \
+                           expansion (SP 800-56C Rev. 2 §5), with the secret as the input, not the salt";
 
 /// Why the approved mode refuses a template for an ECDH shared secret.
 const Z_INSIDE: &str = "the approved mode keeps an ECDH shared secret (CKD_NULL) inside the module: a sensitive, \
@@ -363,7 +363,7 @@ impl Module {
         let (_, k) = self.resolve(s, p.salt_key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
         // An ECDH shared secret is extracted, never used as the key of the extraction.
         if k.flag(CKA_VENDOR_SHARED_SECRET) && self.cfg.mode == crate::policy::Mode::Approved {
-            return Err(crate::error::Error::because(CKR_MECHANISM_PARAM_INVALID, Z_EXTRACTED));
+            return Err(Error::because(CKR_MECHANISM_PARAM_INVALID, Z_EXTRACTED));
         }
         if k.class() != CKO_SECRET_KEY || !matches!(k.subtype(), Some(CKK_GENERIC_SECRET | CKK_HKDF)) {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
@@ -423,18 +423,28 @@ impl Module {
             .map(|l| l as usize)
             .or_else(|| given(CKA_KEY_TYPE).and_then(crate::keys::des::key_len));
         let approved_mode = self.cfg.mode == crate::policy::Mode::Approved;
-        // HKDF over an ECDH shared secret: extraction first (SP 800-56C Rev. 2 §5), and the
+        // A data object is what CKM_HKDF_DATA makes; an approved derivation makes keys (its
+        // output readable in a data object would let a shared secret's KDF output, or its
+        // pseudorandom key, out through CKM_HKDF_DERIVE and a CKA_DERIVE_TEMPLATE).
+        if data && approved_mode && mech != CKM_HKDF_DATA {
+            return Err(Error::because(
+                CKR_TEMPLATE_INCONSISTENT,
+                "the approved mode makes keys, not data objects, with this mechanism",
+            ));
+        }
+        // HKDF over an ECDH shared secret is the whole two-step derivation of SP 800-56C Rev. 2
+        // §5: extraction and expansion (the pseudorandom key between them is not output), and the
         // secret is not the salt (refused in `hkdf_salt_key`); otherwise not approved.
         let z_misused = |p: &Param| match p {
             Param::Hkdf(h) => {
-                (bk.flag(CKA_VENDOR_SHARED_SECRET) && !h.extract)
+                (bk.flag(CKA_VENDOR_SHARED_SECRET) && !(h.extract && h.expand))
                     || (h.salt_type == CKF_HKDF_SALT_KEY && self.is_shared_secret(&s, h.salt_key))
             }
             _ => false,
         };
         if z_misused(param) && d.verdict.approved() {
             if approved_mode {
-                return Err(crate::error::Error::because(CKR_MECHANISM_PARAM_INVALID, Z_EXTRACTED));
+                return Err(Error::because(CKR_MECHANISM_PARAM_INVALID, Z_EXTRACTED));
             }
             d.verdict = crate::record::Verdict::NonApproved;
             crate::record::decided(d);
@@ -447,7 +457,7 @@ impl Module {
             // shared secret in a data object is Z output: [`keeps_shared_secret_inside`]).
             if raw_secret {
                 if approved_mode {
-                    return Err(crate::error::Error::because(CKR_TEMPLATE_INCONSISTENT, Z_INSIDE));
+                    return Err(Error::because(CKR_TEMPLATE_INCONSISTENT, Z_INSIDE));
                 }
                 d.verdict = crate::record::Verdict::NonApproved;
                 crate::record::decided(d);
@@ -483,7 +493,7 @@ impl Module {
         }
         if raw_secret && d.verdict.approved() && !keeps_shared_secret_inside(&obj) {
             if approved_mode {
-                return Err(crate::error::Error::because(CKR_TEMPLATE_INCONSISTENT, Z_INSIDE));
+                return Err(Error::because(CKR_TEMPLATE_INCONSISTENT, Z_INSIDE));
             }
             d.verdict = crate::record::Verdict::NonApproved;
             crate::record::decided(d);
