@@ -221,25 +221,34 @@ fn next_line(out: &mut BufReader<ChildStdout>) -> String {
 
 /// The real user's logins take back the consecutive failures, but not the failures of the last
 /// minute: with pin.max_failures = 3, a guesser who tries between the user's logins gets 3 wrong
-/// PINs a minute, then the PIN is locked (`CKR_PIN_LOCKED`, the right PIN too) until that minute
-/// is over. The lock is not the lasting one (`CKF_USER_PIN_LOCKED` stays clear).
+/// PINs in any 60 seconds, then the PIN is locked (`CKR_PIN_LOCKED`, the right PIN too) until the
+/// oldest of them is a minute old. The lock is not the lasting one (`CKF_USER_PIN_LOCKED` stays
+/// clear). The minute slides: failures 50 s old still count, 65 s old no longer do (their times
+/// moved back in the store, once per token).
 #[test]
 fn wrong_pins_between_good_logins_are_limited_per_minute() {
-    let tokens = tempfile::tempdir().expect("tempdir");
-    let l = load_env(Env::at(tokens.path(), "pin.max_failures = 3"));
-    let slot = l.new_token("window");
-    let wrong = "999999";
-    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
-    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
-    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None, "the consecutive count is taken back");
-    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
-    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked), "3 failures this minute");
-    assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinLocked));
-    assert!(!l.p.get_token_info(slot).unwrap().user_pin_locked(), "not the lasting lock");
-    // The minute over (its start moved back in the store), the right PIN works again.
-    let dir = token_dir(tokens.path());
-    store(&dir).execute("UPDATE token SET user_window = user_window - 61", []).unwrap();
-    assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None, "the window is over");
+    for (aged, locked) in [(50, true), (65, false)] {
+        let tokens = tempfile::tempdir().expect("tempdir");
+        let l = load_env(Env::at(tokens.path(), "pin.max_failures = 3"));
+        let slot = l.new_token("window");
+        let wrong = "999999";
+        assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
+        assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
+        assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), None, "the consecutive count is taken back");
+        assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinIncorrect));
+        assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), Some(RvError::PinLocked), "3 failures this minute");
+        assert_eq!(login(&l.p, slot, UserType::User, wrong), Some(RvError::PinLocked));
+        assert!(!l.p.get_token_info(slot).unwrap().user_pin_locked(), "not the lasting lock");
+        let db = store(&token_dir(tokens.path()));
+        let v: Vec<u8> = db.query_row("SELECT user_recent FROM token", [], |r| r.get(0)).unwrap();
+        assert_eq!(v.len(), 24, "the times of the 3 failures are kept");
+        let older: Vec<u8> =
+            v.chunks_exact(8).flat_map(|c| (i64::from_le_bytes(c.try_into().unwrap()) - aged).to_le_bytes()).collect();
+        db.execute("UPDATE token SET user_recent = ?1", [older]).unwrap();
+        drop(db);
+        let want = if locked { Some(RvError::PinLocked) } else { None };
+        assert_eq!(login(&l.p, slot, UserType::User, USER_PIN), want, "failures {aged} s old");
+    }
 }
 
 /// 16 wrong user PINs at once from 16 threads, against pin.max_failures = 3: no more than 3

@@ -280,7 +280,7 @@ fn pkcs11_tool_change_pin_lockout_and_unlock() {
     ok(login("567890"));
     let dir = std::fs::read_dir(env.tokendir()).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
     let db = rusqlite::Connection::open(dir.join("tessera.db")).expect("the token database");
-    db.execute("UPDATE token SET user_window = user_window - 61", []).expect("move the minute back");
+    db.execute("UPDATE token SET user_recent = NULL", []).expect("let the minute pass");
 
     rejected("000000", "CKR_PIN_INCORRECT");
     rejected("000000", "CKR_PIN_INCORRECT");

@@ -68,13 +68,33 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE token ADD COLUMN so_window_failures INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE token ADD COLUMN user_window INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE token ADD COLUMN user_window_failures INTEGER NOT NULL DEFAULT 0;",
+    // 7: the times of the failed PIN attempts of the last minute, per role (a list of Unix
+    // seconds, 8 bytes each, little-endian): a sliding minute, where 6's fixed windows let twice
+    // the allowed failures fall within one minute across a window's end. 6's columns are unused.
+    "ALTER TABLE token ADD COLUMN so_recent BLOB;
+     ALTER TABLE token ADD COLUMN user_recent BLOB;",
 ];
 
 /// The window over which failed PIN attempts are also limited (to `pin.max_failures`, as the
 /// consecutive ones are): a successful login takes back the consecutive count, which would let
-/// an attacker who guesses between the real user's logins try without end; the window bounds the
-/// guesses in any minute all the same (the security policy's one-minute probability).
+/// an attacker who guesses between the real user's logins try without end; the failures of any
+/// 60 seconds (a sliding window: the time of each is kept) are bounded all the same (the
+/// security policy's one-minute probability).
 pub const FAILURE_WINDOW_SECS: i64 = 60;
+
+/// The failure times of the last [`FAILURE_WINDOW_SECS`] in a `{role}_recent` value, oldest first
+/// (a time ahead of the clock, set back since, still counts).
+fn recent_failures(v: Option<Vec<u8>>, now: i64) -> Vec<i64> {
+    v.unwrap_or_default()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .filter(|t| *t > now - FAILURE_WINDOW_SECS)
+        .collect()
+}
+
+fn encode_failures(times: &[i64]) -> Vec<u8> {
+    times.iter().flat_map(|t| t.to_le_bytes()).collect()
+}
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -670,38 +690,32 @@ impl Db {
         let dir = self.dir.clone();
         let c = role.col();
         let read = format!(
-            "SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked, {c}_window, {c}_window_failures
-             FROM token WHERE id = 1"
+            "SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked, {c}_recent FROM token WHERE id = 1"
         );
-        let count = format!(
-            "UPDATE token SET {c}_failures = {c}_failures + 1, {c}_window = ?1, {c}_window_failures = ?2 WHERE id = 1"
-        );
+        let count = format!("UPDATE token SET {c}_failures = {c}_failures + 1, {c}_recent = ?1 WHERE id = 1");
         self.write_pin(|tx, rec| {
             reconcile_pin_state(tx, &dir, rec)?;
-            let (wrap, failures, blocked, window, in_window) = tx.query_row(&read, [], |r| {
+            let now = unix_now();
+            let (wrap, failures, blocked, mut recent) = tx.query_row(&read, [], |r| {
                 Ok((
                     wrap_from(r.get(0)?, r.get(1)?, r.get(2)?),
                     r.get::<_, i64>(3)?.max(0),
                     r.get::<_, bool>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?.max(0),
+                    recent_failures(r.get(5)?, now),
                 ))
             })?;
             let Some(wrap) = wrap else { return Ok(Attempt::NoPin) };
             if (role == Role::User && blocked) || (max_failures > 0 && failures >= max_failures as i64) {
                 return Ok(Attempt::Locked);
             }
-            // A new window once the last one is over (a clock set back keeps the current one).
-            let now = unix_now();
-            let (window, in_window) =
-                if now >= window.saturating_add(FAILURE_WINDOW_SECS) { (now, 0) } else { (window, in_window) };
-            if max_failures > 0 && in_window >= max_failures as i64 {
+            if max_failures > 0 && recent.len() >= max_failures as usize {
                 return Ok(Attempt::Throttled);
             }
             if wrap.iterations < min_iterations {
                 return Ok(Attempt::BadIterations(wrap.iterations));
             }
-            tx.execute(&count, params![window, in_window + 1])?;
+            recent.push(now);
+            tx.execute(&count, params![encode_failures(&recent)])?;
             bump_pin_state(tx, rec)?;
             Ok(Attempt::Counted { wrap, count: (failures + 1).min(u32::MAX as i64) as u32 })
         })
@@ -710,14 +724,15 @@ impl Db {
     /// The attempt [`Db::begin_attempt`] counted with `count` had the right PIN: takes back that
     /// failure and those before it, leaving the ones counted since (attempts still running).
     pub fn attempt_succeeded(&mut self, role: Role, count: u32) -> Result<()> {
-        // This attempt's count in the window is taken back too (the earlier failures stay in it).
-        let sql = format!(
-            "UPDATE token SET {0}_failures = max(0, {0}_failures - ?1),
-                              {0}_window_failures = max(0, {0}_window_failures - 1) WHERE id = 1",
-            role.col()
-        );
+        // This attempt's time is taken back from the last minute's too (the latest one: the
+        // earlier failures stay).
+        let c = role.col();
+        let sql = format!("UPDATE token SET {c}_failures = max(0, {c}_failures - ?1), {c}_recent = ?2 WHERE id = 1");
+        let read = format!("SELECT {c}_recent FROM token WHERE id = 1");
         self.write_pin(|tx, rec| {
-            tx.execute(&sql, params![count as i64])?;
+            let mut recent = recent_failures(tx.query_row(&read, [], |r| r.get(0))?, unix_now());
+            recent.pop();
+            tx.execute(&sql, params![count as i64, encode_failures(&recent)])?;
             bump_pin_state(tx, rec)
         })
     }
@@ -729,7 +744,7 @@ impl Db {
         let unblock = if role == Role::User { ", user_blocked = 0" } else { "" };
         let sql = format!(
             "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0,
-                              {c}_window_failures = 0{unblock} WHERE id = 1"
+                              {c}_recent = NULL{unblock} WHERE id = 1"
         );
         let p = params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())];
         self.write_pin(|tx, rec| {
@@ -748,7 +763,7 @@ impl Db {
             tx.execute(
                 "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
                         user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0,
-                        user_blocked = 0, epoch = epoch + 1 WHERE id = 1",
+                        user_blocked = 0, so_recent = NULL, user_recent = NULL, epoch = epoch + 1 WHERE id = 1",
                 params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
             )?;
             bump_pin_state(tx, rec)
