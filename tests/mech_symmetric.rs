@@ -380,6 +380,10 @@ fn aes_gcm_unwraps_but_does_not_wrap() {
     altered[3] ^= 1;
     assert_eq!(t.unwrap(&m, kek, &altered, &unwrapped(CKK_AES, None)), Err(CKR_WRAPPED_KEY_INVALID));
     assert_eq!(t.wrap(&m, kek, k), Err(CKR_MECHANISM_INVALID), "GCM wrapping");
+    // Short tags do not authenticate a wrapped key enough: refused for unwrapping.
+    let short = gcm(&iv, &[], 64);
+    let cut = [&wrapped[..16], &wrapped[16..24]].concat();
+    assert_eq!(t.unwrap(&short, kek, &cut, &unwrapped(CKK_AES, None)), Err(CKR_MECHANISM_PARAM_INVALID));
 }
 
 #[test]

@@ -126,6 +126,9 @@ fn category(e: &Event) -> Option<(&'static str, u8, Durability)> {
         "C_Sign" | "C_SignFinal" | "C_Verify" | "C_VerifyFinal" | "C_Encrypt" | "C_EncryptFinal" | "C_Decrypt"
         | "C_DecryptFinal" | "C_Digest" | "C_DigestFinal" | "C_EncryptMessage" | "C_DecryptMessage"
         | "C_EncryptMessageNext" | "C_DecryptMessageNext" | "C_MessageEncryptFinal" | "C_MessageDecryptFinal"
+        // Parts of a multi-part encryption or decryption hand out output as they go: each is a
+        // record (an operation abandoned before its final call leaves no gap).
+        | "C_EncryptUpdate" | "C_DecryptUpdate"
             // A short buffer leaves the operation going: it completes in a later call.
             if e.rv != CKR_BUFFER_TOO_SMALL =>
         {

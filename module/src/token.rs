@@ -197,7 +197,7 @@ impl Token {
         kek: Arc<KekCache>,
         policy: PinPolicy,
     ) -> Result<Arc<Token>> {
-        policy.check_new_pin(so_pin)?;
+        policy.check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?; // C_InitToken has no CKR_PIN_LEN_RANGE
         let uid = seal::random_bytes(16)?;
         let serial = serial.to_string();
         let slot_id = crate::slots::slot_id_for(Path::new(&serial));
@@ -643,7 +643,7 @@ impl Token {
     /// also have a length a new PIN may have (checked first, spending no attempt); then every
     /// object goes, with the user PIN, and a new token key replaces the old.
     pub fn reinit(&self, so_pin: &[u8], label: &str) -> Result<()> {
-        self.policy.check_new_pin(so_pin)?;
+        self.policy.check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?; // C_InitToken has no CKR_PIN_LEN_RANGE
         self.verify_counted(Role::So, so_pin)?;
         self.kek.clear();
         let key = seal::random_key()?;

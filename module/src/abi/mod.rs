@@ -51,7 +51,12 @@ pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
             CKR_GENERAL_ERROR
         }
     };
-    crate::record::finish(name, rv)
+    // The record (the indicator, the audit hook's file I/O) is caught as well: no panic crosses
+    // the boundary.
+    catch_unwind(|| crate::record::finish(name, rv)).unwrap_or_else(|_| {
+        tracing::error!("{name}: internal error (panic caught while recording the call)");
+        CKR_GENERAL_ERROR
+    })
 }
 
 /// Body of every entry point this release does not implement.

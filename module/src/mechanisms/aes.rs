@@ -416,6 +416,14 @@ impl Mechanism for Cipher {
         if self.0 == Mode::Ctr {
             return Err(err(CKR_MECHANISM_INVALID));
         }
+        // GCM unwraps as authenticated unwrapping: with a tag of 96 bits at least (a 32- or
+        // 64-bit tag would take a forged wrapped key once in 2^32 or 2^64 tries; SP 800-38D
+        // Appendix C).
+        if let Param::Gcm(p) = param {
+            if p.tag_bits < 96 {
+                return Err(err(CKR_MECHANISM_PARAM_INVALID));
+            }
+        }
         self.once(param, unwrapping_key, false, wrapped).map_err(as_unwrap_error)
     }
 }

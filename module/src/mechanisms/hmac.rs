@@ -73,10 +73,10 @@ impl Hash {
 #[derive(Clone)]
 pub enum Mac {
     Aws(lc::Context),
-    Sha3_224(sha3::Wiped<sha3::Hmac<sha3::Sha3_224>>),
-    Sha3_256(sha3::Wiped<sha3::Hmac<sha3::Sha3_256>>),
-    Sha3_384(sha3::Wiped<sha3::Hmac<sha3::Sha3_384>>),
-    Sha3_512(sha3::Wiped<sha3::Hmac<sha3::Sha3_512>>),
+    Sha3_224(Box<sha3::Wiped<sha3::Hmac<sha3::Sha3_224>>>),
+    Sha3_256(Box<sha3::Wiped<sha3::Hmac<sha3::Sha3_256>>>),
+    Sha3_384(Box<sha3::Wiped<sha3::Hmac<sha3::Sha3_384>>>),
+    Sha3_512(Box<sha3::Wiped<sha3::Hmac<sha3::Sha3_512>>>),
 }
 
 impl Mac {
@@ -93,8 +93,10 @@ impl Mac {
     /// The HMAC-SHA-3 key set-up, in frames of its own that [`Mac::new`] then wipes.
     #[inline(never)]
     fn sha3(hash: Hash, key: &[u8]) -> Result<Mac> {
-        fn rc<M: sha3::Mac + sha3::KeyInit>(key: &[u8]) -> Result<sha3::Wiped<M>> {
-            <M as sha3::Mac>::new_from_slice(key).map(sha3::Wiped).map_err(|_| err(CKR_GENERAL_ERROR))
+        // On the heap: a keyed state is as good as the key, and moving the `Mac` then moves a
+        // pointer, leaving no copy of the state in a stack frame.
+        fn rc<M: sha3::Mac + sha3::KeyInit>(key: &[u8]) -> Result<Box<sha3::Wiped<M>>> {
+            <M as sha3::Mac>::new_from_slice(key).map(|m| Box::new(sha3::Wiped(m))).map_err(|_| err(CKR_GENERAL_ERROR))
         }
         Ok(match hash {
             Hash::Sha3_224 => Mac::Sha3_224(rc(key)?),

@@ -119,8 +119,8 @@ impl Module {
     /// No PIN is asked, as `softhsm2-util --delete-token` asks none: the store is readable and
     /// writable by its owner only, and any process that can load the library as that owner can
     /// remove the directory itself; a PIN would protect nothing. Another process with sessions on
-    /// the token goes on with the files it has open; its slot list drops the token at its next
-    /// `C_GetSlotList`.
+    /// the token is not stopped, but the files it has open are zeroed first, so its calls on the
+    /// token fail; its slot list drops the token at its next `C_GetSlotList`.
     pub fn delete_token(&self, slot: CK_SLOT_ID) -> Result<()> {
         let t = self.token(slot)?;
         if self.sessions_on(&t).0 > 0 {
@@ -155,6 +155,7 @@ impl Module {
 /// all the same: `security-policy.md` §11 says so.) Best effort: removal follows either way.
 fn overwrite_files(dir: &std::path::Path) {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let p = e.path();
@@ -162,7 +163,9 @@ fn overwrite_files(dir: &std::path::Path) {
         if !meta.is_file() {
             continue;
         }
-        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) {
+        // Not through a link that replaced the file since it was looked at.
+        let opened = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&p);
+        if let Ok(mut f) = opened {
             let zeros = vec![0u8; 64 * 1024];
             let mut left = meta.len();
             while left > 0 {

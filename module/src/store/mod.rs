@@ -96,6 +96,22 @@ fn encode_failures(times: &[i64]) -> Vec<u8> {
     times.iter().flat_map(|t| t.to_le_bytes()).collect()
 }
 
+/// Checkpoints the write-ahead log into the database and truncates it, so that what a delete or
+/// an update freed (zeroed by `secure_delete`) leaves the log too. A reader in another process
+/// holding an older snapshot makes SQLite answer "busy" and keep the log: tried again for up to
+/// about 100 ms, then left to the next checkpoint with a warning (the call itself succeeded).
+fn checkpoint_truncate(conn: &Connection) -> Result<()> {
+    for _ in 0..20 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    tracing::warn!("another process's read keeps old pages in the write-ahead log until its next checkpoint");
+    Ok(())
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -639,7 +655,7 @@ impl Db {
                     so.map(|w| w.wrapped.clone())
                 ],
             )?;
-            conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+            checkpoint_truncate(&conn)?;
         }
         PinState::default().record(&tmp)?;
         let dir = tokendir.join(&row.serial);
@@ -752,7 +768,7 @@ impl Db {
             bump_pin_state(tx, rec)
         })?;
         // The old wrap (the token key under the old PIN) leaves the write-ahead log too.
-        self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        checkpoint_truncate(&self.conn)?;
         Ok(())
     }
 
@@ -770,7 +786,7 @@ impl Db {
         })?;
         // The old objects and the old token key's wraps leave the write-ahead log too
         // (`secure_delete` zeroed them in the database).
-        self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        checkpoint_truncate(&self.conn)?;
         Ok(())
     }
 
@@ -892,7 +908,7 @@ impl Db {
                 .optional()
         })?;
         if deleted == Some(true) {
-            self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+            checkpoint_truncate(&self.conn)?;
         }
         Ok(deleted.is_some())
     }
