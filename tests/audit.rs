@@ -336,11 +336,22 @@ fn a_record_that_cannot_be_written_fails_its_call() {
     assert_eq!(unsafe { t.f.C_GetTokenInfo(t.slot, &mut info) }, CKR_OK, "calls the log does not record go on");
     std::fs::write(&state, &good).unwrap();
     assert_eq!(sign(&t), CKR_OK);
+    // A writer that keeps the log's lock (a process stopped while holding it) holds up an
+    // audited call for a bounded time only: it fails, and the next one, the lock free, works.
+    let held = nix::fcntl::Flock::lock(std::fs::File::open(&state).unwrap(), nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(sign(&t), CKR_DEVICE_ERROR, "a lock held by another writer");
+    let waited = started.elapsed();
+    assert!(waited >= tessera_audit::writer::LOCK_WAIT && waited < tessera_audit::writer::LOCK_WAIT * 3, "{waited:?}");
+    drop(held);
+    assert_eq!(sign(&t), CKR_OK);
     drop(t);
     let sum = c.verify();
     assert!(sum.failure.is_none(), "{:?}", sum.failure);
     let recs = c.records();
-    assert_eq!(find(&recs, "C_Sign").len(), 2, "the refused call left no record");
+    assert_eq!(find(&recs, "C_Sign").len(), 3, "the refused calls left no record");
 
     // A full file system under the running module (a small tmpfs; root only).
     if !nix::unistd::geteuid().is_root() {

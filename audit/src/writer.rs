@@ -146,6 +146,36 @@ pub struct Writer {
 /// under way are still kept.
 pub const RESERVE: u64 = 64 * 1024;
 
+/// How long an append waits for another writer's lock before it gives up: a writer that holds
+/// it that long is stopped (a debugger, `SIGSTOP`), and every audited call of every process
+/// would wait with it. The call then fails (`CKR_DEVICE_ERROR`), as for any record not written.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The exclusive lock of the state file, taken without blocking and tried again every
+/// millisecond or so for up to [`LOCK_WAIT`] (a signal interrupting a try is no failure).
+fn lock_bounded(mut file: File) -> Result<Flock<File>, (File, std::io::Error)> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_micros(50);
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((f, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR)) if start.elapsed() < LOCK_WAIT => {
+                file = f;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(2));
+            }
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("another writer has held the log's lock for {} s", LOCK_WAIT.as_secs()),
+                );
+                return Err((f, e));
+            }
+            Err((f, e)) => return Err((f, e.into())),
+        }
+    }
+}
+
 impl Writer {
     /// Opens the chain in `dir`: [`Error::NoChain`] when it has none.
     pub fn open(dir: &Path) -> Result<Writer, Error> {
@@ -191,11 +221,11 @@ impl Writer {
                 .open(st_path())
                 .map_err(|e| Error::Io(st_path(), e))?,
         };
-        let locked = match Flock::lock(file, FlockArg::LockExclusive) {
+        let locked = match lock_bounded(file) {
             Ok(l) => l,
             Err((f, e)) => {
                 self.state = Some(f);
-                return Err(Error::Io(st_path(), e.into()));
+                return Err(Error::Io(st_path(), e));
             }
         };
         let r = self.append_locked(&locked, rec, sync);
