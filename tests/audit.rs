@@ -668,23 +668,6 @@ fn a_fork_child_is_recorded() {
     assert!(detail(1).contains(&format!("in a child of process {parent} (fork)")), "{}", detail(1));
 }
 
-/// The library built with the `fault-injection` feature (`TESSERA_FAULT_MODULE`, else
-/// `target/debug/libtessera_pkcs11.so`), if present.
-fn fault_module() -> Option<PathBuf> {
-    let p = std::env::var_os("TESSERA_FAULT_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("debug/libtessera_pkcs11.so"));
-    if p.exists() {
-        Some(p)
-    } else {
-        println!(
-            "SKIP: no fault-injection build at {} (cargo build -p tessera-pkcs11 --features fault-injection)",
-            p.display()
-        );
-        None
-    }
-}
-
 /// A conditional self-test that fails (the pairwise-consistency test of a new key pair, failed
 /// on purpose by the fault-injection build) puts the module in the error state: one record says
 /// so, with the reason, before the call's own.

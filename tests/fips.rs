@@ -10,22 +10,6 @@ use std::path::{Path, PathBuf};
 use std::ptr::null_mut;
 use tessera_tests::*;
 
-/// The library built with the `fault-injection` feature (tests/run-all.sh builds it).
-fn fault_module() -> Option<PathBuf> {
-    let p = std::env::var_os("TESSERA_FAULT_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("debug/libtessera_pkcs11.so"));
-    if p.exists() {
-        Some(p)
-    } else {
-        println!(
-            "SKIP: no fault-injection build at {} (cargo build -p tessera-pkcs11 --features fault-injection)",
-            p.display()
-        );
-        None
-    }
-}
-
 /// The library at `path` on `env`'s store. These tests choose the mode through the
 /// configuration file: `TESSERA_MODE` is removed now and (with `TESSERA_FAIL_SELFTEST`) when the
 /// library is dropped.

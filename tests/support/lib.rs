@@ -330,3 +330,21 @@ pub fn seal(lib: &Path) {
     let out = std::process::Command::new(util_path()).arg("--seal").arg(lib).output().expect("tessera-util --seal");
     assert!(out.status.success(), "seal: {}", show(&out));
 }
+
+/// The library built with the `fault-injection` feature (`TESSERA_FAULT_MODULE`, else
+/// `target/debug/libtessera_pkcs11.so`; tests/run-all.sh builds it), if present; a test without
+/// it says so and skips.
+pub fn fault_module() -> Option<std::path::PathBuf> {
+    let p = std::env::var_os("TESSERA_FAULT_MODULE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug/libtessera_pkcs11.so"));
+    if p.exists() {
+        Some(p)
+    } else {
+        println!(
+            "SKIP: no fault-injection build at {} (cargo build -p tessera-pkcs11 --features fault-injection)",
+            p.display()
+        );
+        None
+    }
+}

@@ -85,14 +85,8 @@ impl std::fmt::Debug for Parsed {
 /// linger in freed memory.
 impl Drop for Object {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
         if matches!(self.class(), CKO_SECRET_KEY | CKO_PRIVATE_KEY) {
-            // Borrowed values are the shared constant encodings, never key material.
-            for (_, v) in self.attrs.iter_mut() {
-                if let Value::Owned(v) = v {
-                    v.zeroize();
-                }
-            }
+            wipe(self.attrs.iter_mut().map(|(_, v)| v));
         }
     }
 }
@@ -317,11 +311,17 @@ impl std::ops::Deref for Material {
 
 impl Drop for Material {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        for (_, v) in self.0.iter_mut() {
-            if let Value::Owned(v) = v {
-                v.zeroize();
-            }
+        wipe(self.0.iter_mut().map(|(_, v)| v));
+    }
+}
+
+/// Overwrites the owned values among `values` (borrowed ones are the shared constant encodings,
+/// never key material).
+fn wipe<'a>(values: impl Iterator<Item = &'a mut Value>) {
+    use zeroize::Zeroize;
+    for v in values {
+        if let Value::Owned(v) = v {
+            v.zeroize();
         }
     }
 }
@@ -339,12 +339,7 @@ impl std::ops::Deref for WipedTemplate {
 
 impl Drop for WipedTemplate {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        for (_, v) in self.0.iter_mut() {
-            if let Value::Owned(v) = v {
-                v.zeroize();
-            }
-        }
+        wipe(self.0.iter_mut().map(|(_, v)| v));
     }
 }
 
