@@ -823,15 +823,10 @@ fn a_pin_change_and_a_reinitialisation_leave_no_old_wraps_in_the_store() {
     assert_eq!(left_in_files(&dir, &old), None, "old objects or wraps after re-initialisation");
 }
 
-/// Where the 16 bytes `masked` ^ 0xa5 occur in this process's writable memory (its heap, anonymous
+/// Where the 16 bytes `masked` ^ `xor` occur in this process's writable memory (its heap, anonymous
 /// mappings and thread stacks), read through /proc/self/mem. The probe is kept masked so that the
 /// search itself holds no copy of it.
-fn copies_in_memory(masked: &[u8; 16]) -> Vec<String> {
-    copies_in_memory_xor(masked, 0xa5)
-}
-
-/// [`copies_in_memory`] of the 16 bytes `masked` ^ `xor`.
-fn copies_in_memory_xor(masked: &[u8; 16], xor: u8) -> Vec<String> {
+fn copies_in_memory(masked: &[u8; 16], xor: u8) -> Vec<String> {
     use std::os::unix::fs::FileExt;
     let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
     let mem = std::fs::File::open("/proc/self/mem").expect("/proc/self/mem");
@@ -885,45 +880,37 @@ fn a_destroyed_key_leaves_no_copy_in_memory() {
         })
         .collect();
     let tail: [u8; 16] = masked[16..].try_into().unwrap();
-    for token in [CK_FALSE, CK_TRUE] {
+    // Creates a secret key of this value through the raw ABI, from a buffer wiped right after.
+    let create = |kt: CK_KEY_TYPE, token: CK_BBOOL, usage: CK_ATTRIBUTE_TYPE| {
         let mut value: Vec<u8> = masked.iter().map(|m| m ^ 0xa5).collect();
-        let (class, kt) = (CKO_SECRET_KEY, CKK_AES);
+        let class = CKO_SECRET_KEY;
         let mut tpl = [
             attr(CKA_CLASS, &class),
             attr(CKA_KEY_TYPE, &kt),
             attr(CKA_TOKEN, &token),
             attr(CKA_SENSITIVE, &TRUE),
-            attr(CKA_ENCRYPT, &TRUE),
+            attr(usage, &TRUE),
             bytes(CKA_VALUE, &value),
         ];
         let mut h = 0;
         let rv = unsafe { t.f.C_CreateObject(t.h, tpl.as_mut_ptr(), tpl.len() as _, &mut h) };
         value.iter_mut().for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
         assert_eq!(rv, CKR_OK);
+        h
+    };
+    for token in [CK_FALSE, CK_TRUE] {
+        let h = create(CKK_AES, token, CKA_ENCRYPT);
         assert_eq!(unsafe { t.f.C_DestroyObject(t.h, h) }, CKR_OK);
-        let found = copies_in_memory(&tail);
+        let found = copies_in_memory(&tail, 0xa5);
         assert!(found.is_empty(), "copies of a destroyed key (token = {token}) in memory:\n{}", found.join("\n"));
     }
     // An HMAC-SHA3-256 key, used once: its keyed state (the key XORed with the inner and outer
     // pads, in the block buffer of the RustCrypto state) goes too.
-    let mut value: Vec<u8> = masked.iter().map(|m| m ^ 0xa5).collect();
-    let class = CKO_SECRET_KEY;
-    let kt = CKK_GENERIC_SECRET;
-    let mut tpl = [
-        attr(CKA_CLASS, &class),
-        attr(CKA_KEY_TYPE, &kt),
-        attr(CKA_SENSITIVE, &TRUE),
-        attr(CKA_SIGN, &TRUE),
-        bytes(CKA_VALUE, &value),
-    ];
-    let mut h = 0;
-    let rv = unsafe { t.f.C_CreateObject(t.h, tpl.as_mut_ptr(), tpl.len() as _, &mut h) };
-    value.iter_mut().for_each(|b| unsafe { std::ptr::write_volatile(b, 0) });
-    assert_eq!(rv, CKR_OK);
+    let h = create(CKK_GENERIC_SECRET, CK_FALSE, CKA_SIGN);
     assert!(t.sign(&Mech::new(CKM_SHA3_256_HMAC), h, b"data").is_ok());
     assert_eq!(unsafe { t.f.C_DestroyObject(t.h, h) }, CKR_OK);
     for xor in [0xa5 ^ 0x36, 0xa5 ^ 0x5c, 0xa5] {
-        let found = copies_in_memory_xor(&tail, xor);
+        let found = copies_in_memory(&tail, xor);
         assert!(found.is_empty(), "copies of a destroyed HMAC key (xor {xor:#x}) in memory:\n{}", found.join("\n"));
     }
 }
