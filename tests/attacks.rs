@@ -730,3 +730,110 @@ fn session_keys_die_with_their_session() {
     // The first session's own key is untouched.
     assert!(t.wrap(&kw(), kek, target(&t, &[0x74; 16])).is_ok());
 }
+
+/// Family: the ECDH shared secret Z (`CKD_NULL`). A user tries every route by which Z, or a
+/// value computed from it that is not an approved KDF's output, could reach them: a readable
+/// template, attributes loosened afterwards or on a copy, wrapping, digesting, use as a MAC key,
+/// HKDF's pseudorandom key alone (extraction without expansion), expansion alone, Z as a salt
+/// key, and HKDF output as a data object through a `CKA_DERIVE_TEMPLATE`. The approved mode
+/// refuses each; the other mode allows what PKCS #11 allows there and flags it non-approved.
+#[test]
+fn the_ecdh_shared_secret_leaves_by_no_route() {
+    let t = Token::new("atk-ecdh");
+    let approved = approved_mode();
+    let pair = || {
+        let public = vec![(CKA_EC_PARAMS, V::Bytes(P256.to_vec())), (CKA_TOKEN, V::B(false))];
+        let private = vec![(CKA_DERIVE, V::B(true)), (CKA_TOKEN, V::B(false))];
+        let (p, v) = t.generate_pair(&Mech::new(CKM_EC_KEY_PAIR_GEN), &public, &private).unwrap();
+        (v, t.attr(p, CKA_EC_POINT).unwrap())
+    };
+    let ((a, _), (_, b_point)) = (pair(), pair());
+    let params = CK_ECDH1_DERIVE_PARAMS {
+        kdf: CKD_NULL,
+        ulSharedDataLen: 0,
+        pSharedData: std::ptr::null_mut(),
+        ulPublicDataLen: b_point.len() as _,
+        pPublicData: b_point.as_ptr() as *mut _,
+    };
+    let ecdh = Mech::with_struct(CKM_ECDH1_DERIVE, &params);
+    // Where the approved mode refuses with `refusal`, the other mode runs it, not approved.
+    let refused_or_flagged = |r: R<CK_OBJECT_HANDLE>, refusal: CK_RV, what: &str| {
+        if approved {
+            assert_eq!(r, Err(refusal), "{what}: the approved mode must refuse it");
+        } else {
+            assert!(r.is_ok(), "{what}: {r:?}");
+            assert!(!t.approved(t.h), "{what}: must be flagged non-approved");
+        }
+    };
+    let readable = vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(CKK_GENERIC_SECRET)),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_SENSITIVE, V::B(false)),
+        (CKA_EXTRACTABLE, V::B(true)),
+    ];
+    refused_or_flagged(t.derive(&ecdh, a, &readable), CKR_TEMPLATE_INCONSISTENT, "Z in a readable key");
+
+    // Z kept inside: sensitive, not extractable, derive only (what the approved mode makes of a
+    // template that leaves these out; asked for explicitly so both modes make the same key).
+    let mut inside = vec![
+        (CKA_CLASS, V::U(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, V::U(CKK_GENERIC_SECRET)),
+        (CKA_TOKEN, V::B(false)),
+        (CKA_SENSITIVE, V::B(true)),
+        (CKA_EXTRACTABLE, V::B(false)),
+        (CKA_MODIFIABLE, V::B(false)),
+        (CKA_DERIVE, V::B(true)),
+    ];
+    inside.extend([CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP].map(|a| (a, V::B(false))));
+    let z = t.derive(&ecdh, a, &inside).expect("Z kept inside");
+    assert!(t.approved(t.h));
+    assert_eq!(t.value(z), Err(CKR_ATTRIBUTE_SENSITIVE));
+    for (a, v) in [(CKA_SENSITIVE, false), (CKA_EXTRACTABLE, true), (CKA_SIGN, true)] {
+        assert!(t.set(z, &vec![(a, V::B(v))]).is_err(), "C_SetAttributeValue {a:#x} on Z");
+        assert!(t.copy(z, &vec![(a, V::B(v))]).is_err(), "C_CopyObject {a:#x} of Z");
+    }
+    let kek = generated_kek(&t);
+    assert_eq!(t.wrap(&kw(), kek, z), Err(CKR_KEY_UNEXTRACTABLE), "wrapping Z");
+    // C_DigestKey of a sensitive key: refused in the approved mode; the other mode digests long
+    // keys (`digest_key_is_no_oracle`), and a digest of Z is flagged.
+    if approved {
+        assert_eq!(t.digest_key(z), Err(CKR_KEY_INDIGESTIBLE), "digesting Z");
+    } else {
+        assert_eq!(t.digest_key(z), Ok(()));
+        assert!(!t.approved(t.h), "a digest of Z must be flagged non-approved");
+    }
+    assert_eq!(t.sign(&Mech::new(CKM_SHA256_HMAC), z, b"m"), Err(CKR_KEY_FUNCTION_NOT_PERMITTED), "Z as a MAC key");
+
+    // HKDF over Z: the whole two-step derivation only, Z as its input.
+    let out = || made(CKK_GENERIC_SECRET, Some(32));
+    let extract_only = hkdf(CKM_HKDF_DERIVE, true, false, CKM_SHA256, Some(b"salt"), b"");
+    refused_or_flagged(t.derive(&extract_only, z, &out()), CKR_MECHANISM_PARAM_INVALID, "HKDF's PRK of Z");
+    let expand_only = hkdf(CKM_HKDF_DERIVE, false, true, CKM_SHA256, None, b"info");
+    refused_or_flagged(t.derive(&expand_only, z, &out()), CKR_MECHANISM_PARAM_INVALID, "HKDF expansion of Z");
+    let other = t.key(CKK_GENERIC_SECRET, &[0x44; 32]).unwrap();
+    let p = CK_HKDF_PARAMS {
+        bExtract: 1,
+        bExpand: 1,
+        prfHashMechanism: CKM_SHA256,
+        ulSaltType: CKF_HKDF_SALT_KEY,
+        pSalt: std::ptr::null_mut(),
+        ulSaltLen: 0,
+        hSaltKey: z,
+        pInfo: std::ptr::null_mut(),
+        ulInfoLen: 0,
+    };
+    let z_as_salt = Mech::with_struct(CKM_HKDF_DERIVE, &p);
+    refused_or_flagged(t.derive(&z_as_salt, other, &out()), CKR_MECHANISM_PARAM_INVALID, "Z as a salt key");
+    let whole = hkdf(CKM_HKDF_DERIVE, true, true, CKM_SHA256, Some(b"salt"), b"info");
+    assert!(t.derive(&whole, z, &out()).is_ok(), "HKDF extract-and-expand over Z");
+    assert!(t.approved(t.h), "HKDF extract-and-expand over Z is the approved route");
+
+    // HKDF output over Z as a data object, through a Z restricted to deriving data.
+    let only_data = encode_template(&vec![(CKA_CLASS, V::U(CKO_DATA))]);
+    let mut data_only = inside.clone();
+    data_only.push((CKA_DERIVE_TEMPLATE, V::Bytes(only_data.bytes.clone())));
+    let zd = t.derive(&ecdh, a, &data_only).expect("Z restricted to deriving data");
+    let data = vec![(CKA_CLASS, V::U(CKO_DATA)), (CKA_TOKEN, V::B(false)), (CKA_VALUE_LEN, V::U(32))];
+    refused_or_flagged(t.derive(&whole, zd, &data), CKR_TEMPLATE_INCONSISTENT, "HKDF output over Z as data");
+}

@@ -61,6 +61,12 @@ impl Module {
         }
         let d = Phase::claim(&mut ops.digest, |d| &mut d.phase, Phase::Multi)?;
         record::continued(&d.decided);
+        // A digest of an ECDH shared secret is a value computed from Z by no approved KDF (the
+        // approved mode refused it above: Z is never readable): not approved.
+        if obj.flag(crate::object::attrs::CKA_VENDOR_SHARED_SECRET) && d.decided.verdict.approved() {
+            d.decided.verdict = record::Verdict::NonApproved;
+            record::decided(d.decided);
+        }
         d.op.update(value);
         Ok(())
     }

@@ -360,11 +360,8 @@ impl Module {
         if !p.extract || p.salt_type != CKF_HKDF_SALT_KEY {
             return Ok(None);
         }
+        // (An ECDH shared secret as the salt key: `derive_key` has decided on it already.)
         let (_, k) = self.resolve(s, p.salt_key).map_err(|_| err(CKR_KEY_HANDLE_INVALID))?;
-        // An ECDH shared secret is extracted, never used as the key of the extraction.
-        if k.flag(CKA_VENDOR_SHARED_SECRET) && self.cfg.mode == crate::policy::Mode::Approved {
-            return Err(Error::because(CKR_MECHANISM_PARAM_INVALID, Z_EXTRACTED));
-        }
         if k.class() != CKO_SECRET_KEY || !matches!(k.subtype(), Some(CKK_GENERIC_SECRET | CKK_HKDF)) {
             return Err(err(CKR_KEY_TYPE_INCONSISTENT));
         }
@@ -426,15 +423,19 @@ impl Module {
         // A data object is what CKM_HKDF_DATA makes; an approved derivation makes keys (its
         // output readable in a data object would let a shared secret's KDF output, or its
         // pseudorandom key, out through CKM_HKDF_DERIVE and a CKA_DERIVE_TEMPLATE).
-        if data && approved_mode && mech != CKM_HKDF_DATA {
-            return Err(Error::because(
-                CKR_TEMPLATE_INCONSISTENT,
-                "the approved mode makes keys, not data objects, with this mechanism",
-            ));
+        if data && mech != CKM_HKDF_DATA && d.verdict.approved() {
+            if approved_mode {
+                return Err(Error::because(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "the approved mode makes keys, not data objects, with this mechanism",
+                ));
+            }
+            d.verdict = crate::record::Verdict::NonApproved;
+            crate::record::decided(d);
         }
         // HKDF over an ECDH shared secret is the whole two-step derivation of SP 800-56C Rev. 2
         // §5: extraction and expansion (the pseudorandom key between them is not output), and the
-        // secret is not the salt (refused in `hkdf_salt_key`); otherwise not approved.
+        // secret is not the salt; otherwise refused in the approved mode, not approved in the other.
         let z_misused = |p: &Param| match p {
             Param::Hkdf(h) => {
                 (bk.flag(CKA_VENDOR_SHARED_SECRET) && !(h.extract && h.expand))
