@@ -11,6 +11,7 @@ pub mod hmac;
 pub mod kdf;
 pub mod names;
 pub mod param;
+pub mod pq_sign;
 pub mod rsa;
 
 pub use param::Param;
@@ -271,6 +272,7 @@ impl Registry {
         rsa::register(&mut r);
         ec::register(&mut r);
         eddsa::register(&mut r);
+        pq_sign::register(&mut r);
         r
     }
 }
