@@ -358,3 +358,56 @@ fn slh_dsa_fast_sets() {
         s.verify(&h, public, b"part one, part two", &hs).unwrap();
     }
 }
+
+/// `C_VerifySignatureInit` … (PKCS #11 3.2): the signature first, then the data in one part or
+/// several; for ML-DSA, SLH-DSA and the classical signature mechanisms alike. Each kind of
+/// verification is continued only by its own functions.
+#[test]
+fn verify_signature_with_the_signature_first() {
+    let t = Token::new("verifysig");
+    let s = t.s();
+    let (public, private) = ml_dsa_pair(s, SETS[0].0);
+    let pure = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+    let msg = b"the signature comes first";
+    let sig = s.sign(&pure, private, msg).unwrap();
+    s.verify_signature_init(&pure, public, &sig).unwrap();
+    s.verify_signature(msg).expect("single part");
+    // Pure ML-DSA in parts: allowed with the signature first (not with C_VerifyUpdate).
+    s.verify_signature_init(&pure, public, &sig).unwrap();
+    s.verify_signature_update(&msg[..5]).unwrap();
+    s.verify_signature_update(&msg[5..]).unwrap();
+    s.verify_signature_final().expect("multi-part");
+    s.verify_init(&pure, public).unwrap();
+    assert_ne!(outcome(s.verify_update(msg)), None, "C_VerifyUpdate with pure ML-DSA");
+    // A wrong message, a short signature.
+    s.verify_signature_init(&pure, public, &sig).unwrap();
+    assert_eq!(rv_of(s.verify_signature(b"another message")), RvError::SignatureInvalid);
+    s.verify_signature_init(&pure, public, &sig[..100]).unwrap();
+    assert_eq!(rv_of(s.verify_signature(msg)), RvError::SignatureLenRange);
+    // The operation is over after a result: a second call finds none.
+    assert_eq!(rv_of(s.verify_signature(msg)), RvError::OperationNotInitialized);
+    // The two kinds do not continue each other, and one slot holds either.
+    s.verify_signature_init(&pure, public, &sig).unwrap();
+    assert_eq!(rv_of(s.verify(&pure, public, msg, &sig)), RvError::OperationActive, "C_VerifyInit while one is active");
+    s.verify_signature(msg).expect("the first operation is intact");
+    // Classical mechanisms: ECDSA P-256 with SHA-256, single and multi-part.
+    let (ecpub, ecpriv) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::Token(false), Attribute::EcParams(P256.to_vec()), Attribute::Verify(true)],
+            &[Attribute::Token(false), Attribute::Sign(true)],
+        )
+        .unwrap();
+    let ecsig = s.sign(&Mechanism::EcdsaSha256, ecpriv, msg).unwrap();
+    s.verify_signature_init(&Mechanism::EcdsaSha256, ecpub, &ecsig).unwrap();
+    s.verify_signature_update(&msg[..3]).unwrap();
+    s.verify_signature_update(&msg[3..]).unwrap();
+    s.verify_signature_final().expect("ECDSA with the signature first");
+    s.verify_signature_init(&Mechanism::EcdsaSha256, ecpub, &ecsig).unwrap();
+    assert_eq!(rv_of(s.verify_signature(b"changed")), RvError::SignatureInvalid);
+    assert!(t.approved(t.h), "an approved mechanism stays approved this way");
+    // A NULL signature pointer with a length, through the raw ABI.
+    let mut m = Mech::new(CKM_ECDSA_SHA256).raw();
+    let rv = unsafe { t.f.C_VerifySignatureInit(t.h, &mut m, ecpub.handle(), std::ptr::null_mut(), 64) };
+    assert_eq!(rv, CKR_ARGUMENTS_BAD);
+}

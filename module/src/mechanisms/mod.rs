@@ -61,6 +61,11 @@ pub trait VerifyOperation: Send {
     fn multipart(&self) -> bool {
         true
     }
+    /// Whether `C_VerifySignatureUpdate` is allowed, the signature having come first (PKCS #11
+    /// 3.2 allows it for pure ML-DSA and SLH-DSA, whose `C_VerifyUpdate` it does not).
+    fn multipart_with_signature_first(&self) -> bool {
+        self.multipart()
+    }
 }
 
 /// A running encryption or decryption.

@@ -419,6 +419,12 @@ impl VerifyOperation for Verify {
     fn multipart(&self) -> bool {
         matches!(self.input, Input::Hashed(_))
     }
+
+    /// With the signature first, pure signatures are verified in parts too (the message is
+    /// gathered); a caller's digest is still given whole.
+    fn multipart_with_signature_first(&self) -> bool {
+        self.input != Input::Digest
+    }
 }
 
 /// `CKM_ML_DSA`, `CKM_SLH_DSA`, `CKM_HASH_*` and `CKM_HASH_*_<hash>`.
