@@ -411,3 +411,83 @@ fn verify_signature_with_the_signature_first() {
     let rv = unsafe { t.f.C_VerifySignatureInit(t.h, &mut m, ecpub.handle(), std::ptr::null_mut(), 64) };
     assert_eq!(rv, CKR_ARGUMENTS_BAD);
 }
+
+/// What an attacker with a user login could try on post-quantum keys: choosing the material of a
+/// "generated" key, giving key material on unwrap, loosening a copy, wrapping a non-extractable
+/// key, or using a key with the wrong mechanism, class or usage.
+#[test]
+fn post_quantum_key_attacks() {
+    let t = Token::new("pqc-attacks");
+    let s = t.s();
+    let set = SETS[0].0;
+    // A key pair "generated" with the attacker's seed or expanded key in the template: refused,
+    // never a key whose value someone outside knows marked CKA_LOCAL / never-extractable.
+    for extra in [Attribute::Seed(vec![1; 32]), Attribute::Value(vec![1; 2560])] {
+        let r = s.generate_key_pair(
+            &Mechanism::MlDsaKeyPairGen,
+            &[Attribute::Token(false), Attribute::ParameterSet(set.into())],
+            &[Attribute::Token(false), Attribute::Sign(true), extra.clone()],
+        );
+        assert!(r.is_err(), "key generation with {extra:?} in the private template must be refused");
+    }
+    let r = s.generate_key_pair(
+        &Mechanism::MlDsaKeyPairGen,
+        &[Attribute::Token(false), Attribute::ParameterSet(set.into()), Attribute::Value(vec![0; 1312])],
+        &[Attribute::Token(false), Attribute::Sign(true)],
+    );
+    assert!(r.is_err(), "key generation with a public value in the template must be refused");
+    // Sets that disagree between the templates.
+    let r = s.generate_key_pair(
+        &Mechanism::MlDsaKeyPairGen,
+        &[Attribute::Token(false), Attribute::ParameterSet(set.into())],
+        &[Attribute::Token(false), Attribute::ParameterSet(SETS[2].0.into())],
+    );
+    assert_eq!(rv_of(r), RvError::TemplateInconsistent);
+    let (public, private) = ml_dsa_pair(s, set);
+    // Loosening: neither the key nor a copy of it becomes readable.
+    for a in [Attribute::Sensitive(false), Attribute::Extractable(true)] {
+        assert!(s.update_attributes(private, &[a.clone()]).is_err(), "{a:?}");
+        assert!(s.copy_object(private, &[a.clone()]).is_err(), "copy with {a:?}");
+    }
+    assert!(s.update_attributes(private, &[Attribute::Seed(vec![0; 32])]).is_err(), "CKA_SEED is fixed");
+    assert!(s.update_attributes(public, &[Attribute::ParameterSet(SETS[1].0.into())]).is_err(), "the set is fixed");
+    // Wrapping a non-extractable key.
+    let kek = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::Token(false), Attribute::ValueLen(32.into()), Attribute::Wrap(true), Attribute::Unwrap(true)],
+        )
+        .unwrap();
+    assert_eq!(t.wrap(&Mech::new(CKM_AES_KEY_WRAP_KWP), kek.handle(), private.handle()), Err(CKR_KEY_UNEXTRACTABLE));
+    // Unwrapping with key material in the template.
+    let (_, extractable) = s
+        .generate_key_pair(
+            &Mechanism::MlDsaKeyPairGen,
+            &[Attribute::Token(false), Attribute::ParameterSet(set.into())],
+            &[Attribute::Token(false), Attribute::Sign(true), Attribute::Extractable(true)],
+        )
+        .unwrap();
+    let wrapped = t.wrap(&Mech::new(CKM_AES_KEY_WRAP_KWP), kek.handle(), extractable.handle()).unwrap();
+    for (a, v) in [(CKA_SEED, V::Bytes(vec![1; 32])), (CKA_VALUE, V::Bytes(vec![1; 2560]))] {
+        let tpl: Tpl = vec![
+            (CKA_CLASS, V::U(CKO_PRIVATE_KEY)),
+            (CKA_KEY_TYPE, V::U(CKK_ML_DSA)),
+            (CKA_TOKEN, V::B(false)),
+            (a, v),
+        ];
+        assert!(t.unwrap(&Mech::new(CKM_AES_KEY_WRAP_KWP), kek.handle(), &wrapped, &tpl).is_err(), "{a:#x} on unwrap");
+    }
+    // Wrong class, key type, usage.
+    let pure = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+    assert!(s.sign(&pure, public, b"x").is_err(), "signing with the public key");
+    let slh = Mechanism::SlhDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+    assert_eq!(rv_of(s.sign(&slh, private, b"x")), RvError::KeyTypeInconsistent);
+    let (_, no_sign) = s
+        .generate_key_pair(
+            &Mechanism::MlDsaKeyPairGen,
+            &[Attribute::Token(false), Attribute::ParameterSet(set.into())],
+            &[Attribute::Token(false), Attribute::Sign(false)],
+        )
+        .unwrap();
+    assert_eq!(rv_of(s.sign(&pure, no_sign, b"x")), RvError::KeyFunctionNotPermitted);
+}
