@@ -108,6 +108,9 @@ pub struct Config {
     pub audit: Audit,
     /// `slots.mechanisms` (SoftHSMv2's key): the mechanisms the token offers.
     pub mechanisms: MechanismFilter,
+    /// `pin.cache = keyring`: the login cache's lifetime in seconds (`pin.cache_seconds`); `None`:
+    /// no cache (`pin.cache = none`, the default). Not in the approved mode.
+    pub pin_cache_seconds: Option<usize>,
 }
 
 /// `slots.mechanisms`, with SoftHSMv2's meaning: `ALL` (the default), a comma-separated list of
@@ -172,6 +175,7 @@ impl Config {
             source: None,
             audit: Audit::default(),
             mechanisms: MechanismFilter::default(),
+            pin_cache_seconds: None,
         }
     }
 
@@ -231,6 +235,13 @@ impl Config {
         let refuse = |why: String| {
             Err(format!("the approved mode refuses this PIN policy{from}: {why}; the module does not start"))
         };
+        if self.pin_cache_seconds.is_some() {
+            return refuse(
+                "pin.cache = keyring keeps PIN-derived keys in the kernel's keyring, outside the module; set \
+                 pin.cache = none (or remove the key)"
+                    .into(),
+            );
+        }
         let l = self.pin_min_length();
         let n = self.pin_max_failures;
         if l < APPROVED_MIN_PIN_LENGTH {
@@ -291,6 +302,7 @@ impl Config {
 
     fn parse_in(text: &str, env: &Environment) -> Result<Config, String> {
         let mut cfg = Config::defaults(env);
+        let (mut cache, mut cache_seconds) = (false, DEFAULT_PIN_CACHE_SECONDS);
         for (n, raw) in text.lines().enumerate() {
             // As in softhsm2.conf(5): anything after a hash sign is a comment.
             let line = raw.split('#').next().unwrap_or_default().trim();
@@ -348,6 +360,20 @@ impl Config {
                     }
                     cfg.pin_min_length_set = Some(l);
                 }
+                "pin.cache" => {
+                    cache = match value {
+                        "none" => false,
+                        "keyring" => true,
+                        _ => return Err(bad("expected none or keyring")),
+                    }
+                }
+                "pin.cache_seconds" => {
+                    let s: usize = value.parse().map_err(|_| bad("expected a number of seconds"))?;
+                    if !(1..=86_400).contains(&s) {
+                        return Err(bad("expected 1 to 86400 seconds"));
+                    }
+                    cache_seconds = s;
+                }
                 "pin.kdf_iterations" => {
                     let it: u32 = value.parse().map_err(|_| bad("expected a number"))?;
                     if it < MIN_KDF_ITERATIONS {
@@ -375,9 +401,13 @@ impl Config {
                 _ => return Err(format!("line {}: unknown key `{key}`", n + 1)),
             }
         }
+        cfg.pin_cache_seconds = cache.then_some(cache_seconds);
         Ok(cfg)
     }
 }
+
+/// `pin.cache_seconds` by default: five minutes.
+pub const DEFAULT_PIN_CACHE_SECONDS: usize = 300;
 
 /// The audit log's keys (`audit.*`; see README "Audit log").
 #[derive(Debug, Clone, PartialEq, Eq)]

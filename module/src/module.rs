@@ -63,7 +63,8 @@ impl Module {
             crate::log::critical(&msg);
             return Err(err(CKR_GENERAL_ERROR));
         }
-        let kek = Arc::new(KekCache::new()?);
+        let keyring = cfg.pin_cache_seconds.map(|seconds| crate::store::keyring::Keyring { seconds });
+        let kek = Arc::new(KekCache::with_keyring(keyring)?);
         let post = crate::fips::power_on_self_tests(module_file, cfg.mode == crate::policy::Mode::Approved);
         if let Some(f) = &post.failure {
             crate::log::critical(&format!("power-on self-tests: {f}; the module is in the error state"));

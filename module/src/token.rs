@@ -499,6 +499,9 @@ impl Token {
         let key = if pin.len() > MAX_PIN { None } else { seal::unwrap_with_pin(&self.kek, &wrap, pin, &aad)? };
         let Some(key) = key else {
             tracing::warn!("token {}: wrong {:?} PIN ({count} consecutive)", self.serial, role);
+            // A wrong PIN ends the login cache's entry for this PIN (`pin.cache = keyring`): the
+            // next right one derives again. A lockout needs no more.
+            crate::store::keyring::revoke(&aad);
             return Err(err(CKR_PIN_INCORRECT));
         };
         lock(&self.db).attempt_succeeded(role, count)?;
@@ -610,8 +613,10 @@ impl Token {
     pub fn init_user_pin(&self, pin: &[u8]) -> Result<()> {
         self.policy.check_new_pin(pin)?;
         let key = self.key().ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
-        // The keys derived from PINs that no longer open a wrap go (this process's cache).
+        // The keys derived from PINs that no longer open a wrap go (this process's cache, and the
+        // login cache's entry).
         self.kek.clear();
+        crate::store::keyring::revoke(&wrap_aad(&self.uid, Role::User));
         let w =
             seal::wrap_with_pin(&self.kek, &key.key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
         lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
@@ -633,6 +638,7 @@ impl Token {
         self.policy.check_new_pin(new)?;
         let key = if self.policy.approved { self.verify_pin(role, old)? } else { self.verify_counted(role, old)? };
         self.kek.clear();
+        crate::store::keyring::revoke(&wrap_aad(&self.uid, role));
         let w = seal::wrap_with_pin(&self.kek, &key, new, self.policy.iterations, &wrap_aad(&self.uid, role))?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
@@ -646,6 +652,9 @@ impl Token {
         self.policy.check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?; // C_InitToken has no CKR_PIN_LEN_RANGE
         self.verify_counted(Role::So, so_pin)?;
         self.kek.clear();
+        for role in [Role::So, Role::User] {
+            crate::store::keyring::revoke(&wrap_aad(&self.uid, role));
+        }
         let key = seal::random_key()?;
         let so = seal::wrap_with_pin(&self.kek, &key, so_pin, self.policy.iterations, &wrap_aad(&self.uid, Role::So))?;
         lock(&self.db).reinit(label, &so)?;

@@ -47,7 +47,7 @@ macro_rules! say {
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "tessera-util", about = "Support tool for Tessera PKCS#11 tokens", disable_version_flag = true)]
-#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status", "self_test"])))]
+#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status", "self_test", "logout_all"])))]
 struct Args {
     /// Initialize the token at a given slot (use with --slot, --token, --serial or --free, --label, --so-pin and --pin). WARNING: any content in the token will be erased.
     #[arg(long)]
@@ -115,6 +115,10 @@ struct Args {
     /// The token with this label.
     #[arg(long, value_name = "label")]
     token: Option<String>,
+    /// End every login the login cache keeps (`pin.cache = keyring`) in this session: the next
+    /// login of every process derives its key from the PIN again.
+    #[arg(long)]
+    logout_all: bool,
 }
 
 type Res<T> = Result<T, String>;
@@ -668,6 +672,12 @@ fn version(a: &Args) {
 fn run(a: &Args) -> Res<()> {
     if a.version {
         version(a);
+        return Ok(());
+    }
+    if a.logout_all {
+        // No library is needed: the entries are the kernel's.
+        let n = tessera_pkcs11::store::keyring::revoke_all();
+        say!("{n} cached login(s) ended.");
         return Ok(());
     }
     if let Some(p) = &a.seal {

@@ -98,13 +98,30 @@ pub fn wrap_with_pin(
 
 /// Unwraps the token key with `pin`; `None` means the PIN is wrong (the AEAD tag does not verify).
 /// The key derived from a wrong PIN is not kept (such a PIN is often a near miss of the right one).
+///
+/// With the login cache on (`pin.cache = keyring`, `super::keyring`), a key the same PIN derived
+/// for this wrap in another process of the session is taken from the kernel's keyring instead of
+/// derived again; a key derived here is put there.
 pub fn unwrap_with_pin(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) -> Result<Option<Key256>> {
     if let Some(kek) = cache.cached(pin, &w.salt, w.iterations) {
-        return Ok(open_key(&kek, aad, &w.wrapped));
+        let key = open_key(&kek, aad, &w.wrapped);
+        if key.is_some() {
+            keep_in_keyring(cache, w, pin, aad, &kek);
+        }
+        return Ok(key);
+    }
+    if let Some(kek) = cache.keyring.and_then(|k| k.lookup(aad, w, pin)) {
+        if let Some(key) = open_key(&kek, aad, &w.wrapped) {
+            cache.remember(pin, &w.salt, w.iterations, kek);
+            return Ok(Some(key));
+        }
     }
     let kek = derive_kek(pin, &w.salt, w.iterations)?;
     let key = open_key(&kek, aad, &w.wrapped);
     if key.is_some() {
+        if let Some(k) = cache.keyring {
+            k.store(aad, w, pin, &kek);
+        }
         cache.remember(pin, &w.salt, w.iterations, kek);
     }
     Ok(key)
@@ -120,9 +137,19 @@ fn open_key(kek: &Key256, aad: &[u8], wrapped: &[u8]) -> Option<Key256> {
 /// before (no derivation runs): `Some` only for the right PIN.
 pub fn unwrap_cached(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8]) -> Option<Key256> {
     let kek = cache.cached(pin, &w.salt, w.iterations)?;
-    let p = open(&kek, aad, &w.wrapped)?;
-    let arr: [u8; 32] = p.as_slice().try_into().ok()?;
-    Some(Zeroizing::new(arr))
+    let key = open_key(&kek, aad, &w.wrapped)?;
+    keep_in_keyring(cache, w, pin, aad, &kek);
+    Some(key)
+}
+
+/// Puts a key that opened its wrap into the login cache's keyring entry, if the cache is on and
+/// the entry is missing (a key this process derived, or made when the PIN was set).
+fn keep_in_keyring(cache: &KekCache, w: &PinWrap, pin: &[u8], aad: &[u8], kek: &Key256) {
+    if let Some(k) = cache.keyring {
+        if k.lookup(aad, w, pin).is_none() {
+            k.store(aad, w, pin, kek);
+        }
+    }
 }
 
 /// Per-process cache of PIN-derived keys, so that the 600,000-iteration derivation is paid once per
@@ -135,12 +162,19 @@ pub struct KekCache {
     /// SSP: PIN-cache key
     mac_key: hmac::Key,
     map: Mutex<HashMap<Vec<u8>, Key256>>,
+    /// The login cache across processes, when configured.
+    keyring: Option<super::keyring::Keyring>,
 }
 
 impl KekCache {
     pub fn new() -> Result<KekCache> {
+        KekCache::with_keyring(None)
+    }
+
+    /// A cache that also keeps keys in the kernel's keyring (`pin.cache = keyring`).
+    pub fn with_keyring(keyring: Option<super::keyring::Keyring>) -> Result<KekCache> {
         let k = random_key()?;
-        Ok(KekCache { mac_key: hmac::Key::new(hmac::HMAC_SHA256, &k[..]), map: Mutex::new(HashMap::new()) })
+        Ok(KekCache { mac_key: hmac::Key::new(hmac::HMAC_SHA256, &k[..]), map: Mutex::new(HashMap::new()), keyring })
     }
 
     fn id(&self, pin: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
