@@ -116,10 +116,14 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `tessera-sign verify` with no token store and no library: `Ok(stdout)` or `Err(stderr)`.
-fn verify(file: &Path, sig: &Path, key: &Path) -> Result<String, String> {
+/// `tessera-sign verify` with no token store and no library, expecting the context `ctx`:
+/// `Ok(stdout)` or `Err(stderr)`.
+fn verify_ctx(file: &Path, sig: &Path, key: &Path, ctx: &[u8]) -> Result<String, String> {
     let mut c = Command::new(sign_bin());
     c.arg("verify").arg(file).arg(sig).arg("--pubkey").arg(key);
+    if !ctx.is_empty() {
+        c.arg("--context-hex").arg(hex(ctx));
+    }
     c.env_remove("TESSERA_CONF").env("TESSERA_MODULE", "/nonexistent/libtessera_pkcs11.so");
     let (out, _) = run(c);
     if out.status.success() {
@@ -128,6 +132,13 @@ fn verify(file: &Path, sig: &Path, key: &Path) -> Result<String, String> {
         assert_eq!(out.status.code(), Some(1), "verify must exit with 1 on a mismatch\n{}", show(&out));
         Err(stderr(&out))
     }
+}
+
+/// [`verify_ctx`] expecting the context the signature file itself carries (so that what is
+/// checked is the signature, not the context's match).
+fn verify(file: &Path, sig: &Path, key: &Path) -> Result<String, String> {
+    let ctx = std::fs::read(sig).ok().and_then(|b| parse_sig(&b)).map(|f| f.ctx).unwrap_or_default();
+    verify_ctx(file, sig, key, &ctx)
 }
 
 fn verifies(file: &Path, sig: &Path, key: &Path) -> String {
@@ -143,20 +154,27 @@ fn rejects(file: &Path, sig: &Path, key: &Path, why: &str) -> String {
     }
 }
 
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 // The signature file, read and written here from its documented DER (README, "tessera-sign"),
 // independently of the tool's own code.
 
-/// One DER element: (tag, whole element, content), and what follows it.
-fn tlv(b: &[u8]) -> ((u8, &[u8], &[u8]), &[u8]) {
-    let tag = b[0];
-    let (len, hdr) = match b[1] {
+/// One DER element: its tag, the whole element, its content.
+type Element<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// The first DER element of `b`, and what follows it.
+fn tlv(b: &[u8]) -> Option<(Element<'_>, &[u8])> {
+    let tag = *b.first()?;
+    let (len, hdr) = match *b.get(1)? {
         n if n < 0x80 => (n as usize, 2),
         n => {
             let k = (n & 0x7f) as usize;
-            (b[2..2 + k].iter().fold(0usize, |a, x| a << 8 | *x as usize), 2 + k)
+            (b.get(2..2 + k)?.iter().fold(0usize, |a, x| a << 8 | *x as usize), 2 + k)
         }
     };
-    ((tag, &b[..hdr + len], &b[hdr..hdr + len]), &b[hdr + len..])
+    Some(((tag, b.get(..hdr + len)?, b.get(hdr..hdr + len)?), &b[hdr + len..]))
 }
 
 #[derive(Clone, Debug)]
@@ -174,29 +192,55 @@ fn base64(s: &str) -> Vec<u8> {
     base64ct::Base64::decode_vec(s).expect("base64")
 }
 
-fn read_sig(p: &Path) -> SigFile {
-    let text = std::fs::read_to_string(p).expect("read signature file");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.first(), Some(&"-----BEGIN TESSERA SIGNATURE-----"), "{text}");
-    assert_eq!(lines.last(), Some(&"-----END TESSERA SIGNATURE-----"), "{text}");
-    let der = base64(&lines[1..lines.len() - 1].concat());
-    let ((tag, _, body), rest) = tlv(&der);
-    assert!(tag == 0x30 && rest.is_empty());
-    let ((t, _, v), body) = tlv(body);
-    assert_eq!((t, v), (0x02, &[1u8][..]), "version 1");
-    let ((t, alg, _), mut body) = tlv(body);
-    assert_eq!(t, 0x30);
+/// A signature file (PEM or DER) as documented, `None` if it is not one.
+fn parse_sig(bytes: &[u8]) -> Option<SigFile> {
+    use base64ct::Encoding;
+    let owned;
+    let der: &[u8] = if bytes.first() == Some(&0x30) {
+        bytes
+    } else {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        if lines.len() < 3
+            || lines[0] != "-----BEGIN TESSERA SIGNATURE-----"
+            || lines[lines.len() - 1] != "-----END TESSERA SIGNATURE-----"
+        {
+            return None;
+        }
+        owned = base64ct::Base64::decode_vec(&lines[1..lines.len() - 1].concat()).ok()?;
+        &owned
+    };
+    let ((tag, _, body), rest) = tlv(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let ((t, _, v), body) = tlv(body)?;
+    if (t, v) != (0x02, &[1u8][..]) {
+        return None;
+    }
+    let ((t, alg, _), mut body) = tlv(body)?;
+    if t != 0x30 {
+        return None;
+    }
     let mut pre_hash = None;
-    if body[0] == 0xa0 {
-        let ((_, whole, _), b) = tlv(body);
+    if body.first() == Some(&0xa0) {
+        let ((_, whole, _), b) = tlv(body)?;
         pre_hash = Some(whole.to_vec());
         body = b;
     }
-    let ((t, _, ctx), body) = tlv(body);
-    assert_eq!(t, 0x04);
-    let ((t, _, sig), body) = tlv(body);
-    assert!(t == 0x04 && body.is_empty());
-    SigFile { alg: alg.to_vec(), pre_hash, ctx: ctx.to_vec(), sig: sig.to_vec() }
+    let ((t, _, ctx), body) = tlv(body)?;
+    let ((t2, _, sig), body) = tlv(body)?;
+    if t != 0x04 || t2 != 0x04 || !body.is_empty() {
+        return None;
+    }
+    Some(SigFile { alg: alg.to_vec(), pre_hash, ctx: ctx.to_vec(), sig: sig.to_vec() })
+}
+
+/// The signature file `sign` wrote: PEM, and the content documented.
+fn read_sig(p: &Path) -> SigFile {
+    let text = std::fs::read_to_string(p).expect("read signature file");
+    assert!(text.starts_with("-----BEGIN TESSERA SIGNATURE-----\n"), "{text}");
+    parse_sig(text.as_bytes()).unwrap_or_else(|| panic!("not a signature file as documented:\n{text}"))
 }
 
 /// Writes the signature file as DER (which `verify` takes as well as PEM).
@@ -272,9 +316,9 @@ fn spki_key(pem: &Path) -> (Vec<u8>, Vec<u8>) {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.first(), Some(&"-----BEGIN PUBLIC KEY-----"), "{text}");
     let der = base64(&lines[1..lines.len() - 1].concat());
-    let ((_, _, body), _) = tlv(&der);
-    let ((_, alg, _), body) = tlv(body);
-    let ((t, _, bits), _) = tlv(body);
+    let ((_, _, body), _) = tlv(&der).unwrap();
+    let ((_, alg, _), body) = tlv(body).unwrap();
+    let ((t, _, bits), _) = tlv(body).unwrap();
     assert!(t == 0x03 && bits[0] == 0);
     (alg.to_vec(), bits[1..].to_vec())
 }
@@ -407,8 +451,15 @@ fn ml_dsa_round_trips_and_every_mismatch() {
         fx.export(set, &pem, &[]);
         let out = verifies(&data, &sig, &pem);
         assert!(out.contains("pure") && out.contains("release-2026"), "{out}");
+        for expected in [&b"release-2027"[..], b""] {
+            let e = verify_ctx(&data, &sig, &pem, expected).unwrap_err();
+            assert!(e.contains("was made with the context"), "{e}");
+        }
         let f = read_sig(&sig);
-        assert_eq!((f.alg.clone(), f.pre_hash.clone(), f.ctx.clone()), (alg_id(&nist(17 + i as u32)), None, b"release-2026".to_vec()));
+        assert_eq!(
+            (f.alg.clone(), f.pre_hash.clone(), f.ctx.clone()),
+            (alg_id(&nist(17 + i as u32)), None, b"release-2026".to_vec())
+        );
         let (alg, pk) = spki_key(&pem);
         assert_eq!(alg, alg_id(&nist(17 + i as u32)), "the SPKI names id-{set}");
         assert_eq!(pk.len(), [1312, 1952, 2592][i]);
@@ -420,14 +471,20 @@ fn ml_dsa_round_trips_and_every_mismatch() {
         rejects(&bad, &sig, &pem, "a tampered file");
         let alt = fx.path("alt.sig");
         for (what, change) in [
-            ("a wrong context", Box::new(|t: &mut SigFile| t.ctx = b"release-2027".to_vec()) as Box<dyn Fn(&mut SigFile)>),
+            (
+                "a wrong context",
+                Box::new(|t: &mut SigFile| t.ctx = b"release-2027".to_vec()) as Box<dyn Fn(&mut SigFile)>,
+            ),
             ("no context", Box::new(|t: &mut SigFile| t.ctx.clear())),
             ("a truncated signature", Box::new(|t: &mut SigFile| t.sig.truncate(t.sig.len() - 1))),
             ("a flipped bit", Box::new(|t: &mut SigFile| t.sig[40] ^= 4)),
-            ("a pure signature named pre-hashed", Box::new(move |t: &mut SigFile| {
-                t.alg = alg_id(&nist(32 + i as u32));
-                t.pre_hash = pre_hash(SHA512);
-            })),
+            (
+                "a pure signature named pre-hashed",
+                Box::new(move |t: &mut SigFile| {
+                    t.alg = alg_id(&nist(32 + i as u32));
+                    t.pre_hash = pre_hash(SHA512);
+                }),
+            ),
         ] {
             let mut t = f.clone();
             change(&mut t);
@@ -477,9 +534,21 @@ fn verify_takes_pqclean_ml_dsa_signatures() {
             std::fs::write(p("key.der"), spki(&nist($arc), pk.as_bytes())).unwrap();
             for ctx in [&b""[..], b"ctx", &[7u8; 255][..]] {
                 let sig = pqcrypto_mldsa::$m::detached_sign_ctx(&msg, ctx, &sk);
-                let f = SigFile { alg: alg_id(&nist($arc)), pre_hash: None, ctx: ctx.to_vec(), sig: sig.as_bytes().to_vec() };
+                let f = SigFile {
+                    alg: alg_id(&nist($arc)),
+                    pre_hash: None,
+                    ctx: ctx.to_vec(),
+                    sig: sig.as_bytes().to_vec(),
+                };
                 write_sig(&p("sig"), &f);
                 verifies(&p("msg"), &p("sig"), &p("key.der"));
+                // The verifier names the context it expects: another one is refused.
+                for other in [&b""[..], b"other"] {
+                    if other != ctx {
+                        let e = verify_ctx(&p("msg"), &p("sig"), &p("key.der"), other).unwrap_err();
+                        assert!(e.contains("was made with the context"), "{e}");
+                    }
+                }
                 let mut bad = f.clone();
                 bad.sig[7] ^= 1;
                 write_sig(&p("sig"), &bad);
@@ -538,8 +607,7 @@ fn wycheproof_ml_dsa_verify_through_the_tool() {
 fn slh_dsa_round_trips() {
     let fx = Fx::new();
     // The fast sets of both families, pure and pre-hashed (SHA-256 and SHAKE128).
-    for (set, arc, hash_arc, hash) in
-        [("slh-dsa-sha2-128f", 21, 36, SHA256), ("slh-dsa-shake-128f", 27, 42, SHAKE128)]
+    for (set, arc, hash_arc, hash) in [("slh-dsa-sha2-128f", 21, 36, SHA256), ("slh-dsa-shake-128f", 27, 42, SHAKE128)]
     {
         if !fx.keygen(set, set) {
             continue;
@@ -596,12 +664,16 @@ fn hybrid_signature_and_each_half_replaced() {
     fx.export("alice", &apem, &["--hybrid"]);
     fx.export("bob", &bpem, &["--hybrid"]);
     assert!(verifies(&data, &a, &apem).contains("composite"));
+    assert!(verify_ctx(&data, &a, &apem, b"").is_err(), "the context is expected by the verifier");
     verifies(&data, &b, &bpem);
     let (alg, pk) = spki_key(&apem);
     assert_eq!((alg, pk.len(), pk[1952]), (alg_id(COMPOSITE), 1952 + 65, 4));
 
     let (fa, fb) = (read_sig(&a), read_sig(&b));
-    assert_eq!((fa.alg.clone(), fa.pre_hash.clone(), fa.ctx.clone()), (alg_id(COMPOSITE), pre_hash(SHA512), b"ctx-1".to_vec()));
+    assert_eq!(
+        (fa.alg.clone(), fa.pre_hash.clone(), fa.ctx.clone()),
+        (alg_id(COMPOSITE), pre_hash(SHA512), b"ctx-1".to_vec())
+    );
     // mldsaSig (3309 bytes) || ECDSA-Sig-Value.
     assert_eq!(fa.sig[3309], 0x30);
     let mut t = fa.clone();
@@ -644,6 +716,9 @@ fn composite_draft_test_vector_verifies() {
         let f = SigFile { alg: alg_id(COMPOSITE), pre_hash: pre_hash(SHA512), ctx: ctx.to_vec(), sig: base64(sig) };
         write_sig(&p("sig"), &f);
         verifies(&p("msg"), &p("sig"), &p("key.der"));
+        if !ctx.is_empty() {
+            assert!(verify_ctx(&p("msg"), &p("sig"), &p("key.der"), b"").is_err());
+        }
         let mut t = f.clone();
         t.ctx = b"other".to_vec();
         write_sig(&p("sig"), &t);
@@ -903,4 +978,5 @@ const VECTOR_SIG_CTX: &str = concat!(
     "IQCKd41AR0Z5FXRGKEZfSOHK9xQ049tQDyANKa8R3FLTugIhAMCtBmz6z38ZZfLNEuXI6m3Ul6X8l+mK8L+Aowzbxl/n",
 );
 const VECTOR_MSG: &str = "VGhlIHF1aWNrIGJyb3duIGZveCBqdW1wcyBvdmVyIHRoZSBsYXp5IGRvZy4=";
-const VECTOR_CTX: &str = "VGhlIGxldGhhcmdpYywgY29sb3JsZXNzIGRvZyBzYXQgYmVuZWF0aCB0aGUgZW5lcmdldGljLCBzdGF0aW9uYXJ5IGZveC4=";
+const VECTOR_CTX: &str =
+    "VGhlIGxldGhhcmdpYywgY29sb3JsZXNzIGRvZyBzYXQgYmVuZWF0aCB0aGUgZW5lcmdldGljLCBzdGF0aW9uYXJ5IGZveC4=";

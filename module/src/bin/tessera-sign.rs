@@ -105,6 +105,9 @@ enum Cmd {
         /// An application context (at most 255 bytes) bound into the signature.
         #[arg(long, value_name = "STR")]
         context: Option<String>,
+        /// The context as hexadecimal (for one that is not text).
+        #[arg(long, value_name = "HEX", conflicts_with = "context")]
+        context_hex: Option<String>,
         /// A composite ML-DSA-65 + ECDSA P-256 signature.
         #[arg(long)]
         hybrid: bool,
@@ -134,13 +137,20 @@ enum Cmd {
         output: PathBuf,
     },
     /// Verify a file's signature with a public key file, in software (no token). Exits non-zero
-    /// unless the signature verifies.
+    /// unless the signature verifies and was made with the expected context.
     Verify {
         file: PathBuf,
         signature: PathBuf,
         /// The signer's public key (PEM or DER SubjectPublicKeyInfo).
         #[arg(long, value_name = "key.pem")]
         pubkey: PathBuf,
+        /// The context the signature must have been made with (default: none). A signature
+        /// made for another context is refused, even though it verifies for that one.
+        #[arg(long, value_name = "STR")]
+        context: Option<String>,
+        /// The expected context as hexadecimal.
+        #[arg(long, value_name = "HEX", conflicts_with = "context")]
+        context_hex: Option<String>,
     },
 }
 
@@ -165,7 +175,9 @@ fn library(cli: &Cli, u: &Option<uri::Uri>) -> Res<PathBuf> {
 }
 
 fn read_pin_file(p: &Path) -> Res<Zeroizing<String>> {
-    let s = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| format!("cannot read the PIN file {}: {e}", p.display()))?);
+    let s = Zeroizing::new(
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read the PIN file {}: {e}", p.display()))?,
+    );
     Ok(Zeroizing::new(s.lines().next().unwrap_or("").to_string()))
 }
 
@@ -222,6 +234,28 @@ fn open(cli: &Cli, t: &TokenArgs) -> Res<Opened> {
     Ok(Opened { p, slot, label, uri: u })
 }
 
+/// `--context STR` or `--context-hex HEX` (none: the empty context).
+fn context_bytes(text: &Option<String>, hex: &Option<String>) -> Res<Vec<u8>> {
+    let ctx = match (text, hex) {
+        (Some(t), _) => t.as_bytes().to_vec(),
+        (None, Some(h)) => {
+            let h = h.as_bytes();
+            if h.len() % 2 != 0 {
+                return Err("--context-hex takes an even number of hexadecimal digits".into());
+            }
+            h.chunks(2)
+                .map(|c| std::str::from_utf8(c).ok().and_then(|c| u8::from_str_radix(c, 16).ok()))
+                .collect::<Option<Vec<u8>>>()
+                .ok_or("--context-hex takes hexadecimal digits")?
+        }
+        (None, None) => Vec::new(),
+    };
+    if ctx.len() > 255 {
+        return Err("the context is longer than 255 bytes".into());
+    }
+    Ok(ctx)
+}
+
 fn write_file(path: &Path, text: &str) -> Res<()> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -242,11 +276,8 @@ fn run(cli: &Cli) -> Res<()> {
             println!("Generated the {} key pair {label:?} in token {:?}.", alg.name(), o.label);
             Ok(())
         }
-        Cmd::Sign { file, t, key, ec_key, context, hybrid, pure, prehash, output } => {
-            let ctx = context.as_deref().unwrap_or("").as_bytes();
-            if ctx.len() > 255 {
-                return Err("the context is longer than 255 bytes".into());
-            }
+        Cmd::Sign { file, t, key, ec_key, context, context_hex, hybrid, pure, prehash, output } => {
+            let ctx = &context_bytes(context, context_hex)?;
             let o = open(cli, t)?;
             let name = key.clone().or_else(|| o.uri.as_ref().and_then(|u| u.object.clone()));
             let pin = pin(t, &o.uri, &o.label)?;
@@ -289,17 +320,24 @@ fn run(cli: &Cli) -> Res<()> {
             eprintln!("Wrote the {} public key {name:?} to {}", pk.alg.name(), output.display());
             Ok(())
         }
-        Cmd::Verify { file, signature, pubkey } => {
+        Cmd::Verify { file, signature, pubkey, context, context_hex } => {
             let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
             let key = PublicKey::parse(&read(pubkey)?)?;
             let (f, alg) = SignatureFile::parse(&read(signature)?)?;
-            verify::verify(file, &f, alg, &key)?;
             let ctx = f.context.as_bytes();
-            let ctx_note = if ctx.is_empty() {
-                String::new()
-            } else {
-                format!(", context {:?}", String::from_utf8_lossy(ctx))
-            };
+            let expected = &context_bytes(context, context_hex)?[..];
+            // The context is what binds a signature to its use: the one the file carries is
+            // taken only when it is the one the verifier expects.
+            if ctx != expected {
+                return Err(format!(
+                    "the signature was made with the context {:?}, not {:?} (give the expected one with --context)",
+                    String::from_utf8_lossy(ctx),
+                    String::from_utf8_lossy(expected)
+                ));
+            }
+            verify::verify(file, &f, alg, &key)?;
+            let ctx_note =
+                if ctx.is_empty() { String::new() } else { format!(", context {:?}", String::from_utf8_lossy(ctx)) };
             println!("Signature OK: {}{ctx_note}", alg.describe());
             Ok(())
         }

@@ -43,10 +43,12 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     if len < (8 * PART) as u64 || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-        .map(|s| s.progress_chars("=> "))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr()).with_style(style);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr()).with_style(style);
     bar.set_message(what.to_string());
     bar
 }

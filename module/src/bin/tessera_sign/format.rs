@@ -364,10 +364,9 @@ impl PublicKey {
             KeyAlg::MlDsa(p) => alg_id(p.oid()),
             KeyAlg::SlhDsa(p) => alg_id(p.oid()),
             KeyAlg::Composite => alg_id(ID_MLDSA65_ECDSA_P256_SHA512),
-            KeyAlg::EcdsaP256 => AlgorithmIdentifierOwned {
-                oid: ID_EC_PUBLIC_KEY,
-                parameters: Some(der::Any::from(PRIME256V1)),
-            },
+            KeyAlg::EcdsaP256 => {
+                AlgorithmIdentifierOwned { oid: ID_EC_PUBLIC_KEY, parameters: Some(der::Any::from(PRIME256V1)) }
+            }
         };
         Ok(SubjectPublicKeyInfoOwned {
             algorithm,

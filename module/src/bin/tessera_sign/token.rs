@@ -349,13 +349,25 @@ pub fn sign_file(
 
 /// The composite signature (ML-DSA-65 and ECDSA P-256 over the draft's M', the file hashed
 /// with SHA-512 here): `mldsaSig || ECDSA-Sig-Value`.
-pub fn sign_composite(p: &Pkcs11, slot: Slot, s: &Session, ml: &Key, ec: &Key, ctx: &[u8], path: &Path) -> Res<Vec<u8>> {
+pub fn sign_composite(
+    p: &Pkcs11,
+    slot: Slot,
+    s: &Session,
+    ml: &Key,
+    ec: &Key,
+    ctx: &[u8],
+    path: &Path,
+) -> Res<Vec<u8>> {
     mechanism_check(p, slot, MechanismType::ML_DSA, "the composite signature")?;
     mechanism_check(p, slot, MechanismType::ECDSA_SHA256, "the composite signature")?;
     let ph = hash_file(path, PreHash::Sha512, "hashing")?;
     let mp = composite_message(ctx, &ph.bytes);
     let ml_sig = s
-        .sign(&Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, Some(COMPOSITE_LABEL))), ml.handle, &mp)
+        .sign(
+            &Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, Some(COMPOSITE_LABEL))),
+            ml.handle,
+            &mp,
+        )
         .map_err(rv("C_Sign (ML-DSA-65)"))?;
     if ml_sig.len() != MLDSA65_SIG_LEN {
         return Err(format!("the token returned an ML-DSA-65 signature of {} bytes", ml_sig.len()));
