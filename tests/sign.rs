@@ -825,6 +825,11 @@ fn pin_sources_uri_and_key_choice() {
     c.args(["sign", "--token", "signer", "-o"]).arg(&sig).arg(&data);
     let (o, _) = run(c);
     assert!(!o.status.success() && stderr(&o).contains("--key"), "{}", show(&o));
+    // The signature never overwrites the file it signs.
+    let mut c = fx.ts();
+    c.args(["sign", "--token", "signer", "--key", "ec", "-o"]).arg(&data).arg(&data);
+    let (o, _) = run(c);
+    assert!(!o.status.success() && std::fs::read(&data).unwrap() == b"hello", "{}", show(&o));
     // A key that is not there.
     let mut c = fx.ts();
     c.args(["sign", "--token", "signer", "--key", "nokey", "-o"]).arg(&sig).arg(&data);

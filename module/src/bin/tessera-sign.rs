@@ -33,8 +33,8 @@ type Res<T> = Result<T, String>;
     version,
     about = "Post-quantum (ML-DSA, SLH-DSA) and hybrid signing of files with keys kept in a PKCS#11 token",
     after_help = "The library: --module PATH, else a module-path in --uri, else $TESSERA_MODULE, else \
-                  libtessera_pkcs11.so beside this program. The PIN: --pin-file FILE, else $TESSERA_PIN, else a \
-                  pin-source or pin-value in --uri, else asked at the terminal; --pin PIN works, with a warning \
+                  libtessera_pkcs11.so beside this program. The PIN: --pin-file FILE, else a pin-source or \
+                  pin-value in --uri, else $TESSERA_PIN, else asked at the terminal; --pin PIN works, with a warning \
                   (other users can read a command line)."
 )]
 struct Cli {
@@ -192,9 +192,6 @@ fn pin(t: &TokenArgs, u: &Option<uri::Uri>, token_label: &str) -> Res<Zeroizing<
     if let Some(f) = &t.pin_file {
         return read_pin_file(f);
     }
-    if let Some(p) = std::env::var_os("TESSERA_PIN") {
-        return p.into_string().map(Zeroizing::new).map_err(|_| "TESSERA_PIN is not UTF-8".into());
-    }
     if let Some(u) = u {
         if let Some(src) = &u.pin_source {
             return read_pin_file(Path::new(src.strip_prefix("file:").unwrap_or(src)));
@@ -203,6 +200,9 @@ fn pin(t: &TokenArgs, u: &Option<uri::Uri>, token_label: &str) -> Res<Zeroizing<
             eprintln!("{PIN_WARNING}");
             return Ok(Zeroizing::new(v.clone()));
         }
+    }
+    if let Some(p) = std::env::var_os("TESSERA_PIN") {
+        return p.into_string().map(Zeroizing::new).map_err(|_| "TESSERA_PIN is not UTF-8".into());
     }
     let p = rpassword::prompt_password(format!("User PIN for token {token_label:?}: "))
         .map_err(|e| format!("no PIN (--pin-file, TESSERA_PIN, or a terminal to ask on): {e}"))?;
@@ -256,6 +256,14 @@ fn context_bytes(text: &Option<String>, hex: &Option<String>) -> Res<Vec<u8>> {
     Ok(ctx)
 }
 
+/// Whether two paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn write_file(path: &Path, text: &str) -> Res<()> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -278,6 +286,9 @@ fn run(cli: &Cli) -> Res<()> {
         }
         Cmd::Sign { file, t, key, ec_key, context, context_hex, hybrid, pure, prehash, output } => {
             let ctx = &context_bytes(context, context_hex)?;
+            if same_file(file, output) {
+                return Err("the signature would overwrite the file it signs: choose another -o".into());
+            }
             let o = open(cli, t)?;
             let name = key.clone().or_else(|| o.uri.as_ref().and_then(|u| u.object.clone()));
             let pin = pin(t, &o.uri, &o.label)?;
