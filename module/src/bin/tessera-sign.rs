@@ -294,11 +294,18 @@ fn run(cli: &Cli) -> Res<()> {
             let pin = pin(t, &o.uri, &o.label)?;
             let s = o.p.open_ro_session(o.slot).map_err(|e| format!("C_OpenSession: {e}"))?;
             token::login(&s, &pin)?;
-            let (alg, sig) = if *hybrid {
+            // The public key the signature must verify under: the token's public key object(s)
+            // of the same name and kind, when there are (a key imported without one has none).
+            let (alg, sig, public) = if *hybrid {
                 let ml = token::private_key(&s, name.as_deref(), Some(KeyAlg::MlDsa(format::MlDsa::P65)))?;
                 let ec_name = ec_key.clone().unwrap_or_else(|| ml.label.clone());
                 let ec = token::private_key(&s, Some(&ec_name), Some(KeyAlg::EcdsaP256))?;
-                (SigAlg::Composite, token::sign_composite(&o.p, o.slot, &s, &ml, &ec, ctx, file)?)
+                let sig = token::sign_composite(&o.p, o.slot, &s, &ml, &ec, ctx, file)?;
+                let public = token::public_key(&s, &ml.label, ml.alg)
+                    .and_then(|m| Ok((m, token::public_key(&s, &ec.label, ec.alg)?)))
+                    .ok()
+                    .map(|(m, e)| PublicKey { alg: KeyAlg::Composite, raw: [m.raw, e.raw].concat() });
+                (SigAlg::Composite, sig, public)
             } else {
                 let k = token::private_key(&s, name.as_deref(), None)?;
                 let v = match (pure, prehash) {
@@ -306,9 +313,19 @@ fn run(cli: &Cli) -> Res<()> {
                     (_, true) => token::Variant::PreHash,
                     _ => token::Variant::Auto,
                 };
-                token::sign_file(&o.p, o.slot, &s, &k, ctx, v, file)?
+                let (alg, sig) = token::sign_file(&o.p, o.slot, &s, &k, ctx, v, file)?;
+                (alg, sig, token::public_key(&s, &k.label, k.alg).ok())
             };
-            write_file(output, &SignatureFile::new(alg, ctx, sig)?.pem()?)?;
+            let f = SignatureFile::new(alg, ctx, sig)?;
+            // A signature the token made is checked before it is written, as a verifier will check
+            // it: a fault in the token, or a file changed while it was read, writes nothing.
+            match &public {
+                Some(pk) => verify::verify(file, &f, alg, pk).map_err(|e| {
+                    format!("the new signature does not verify under the key's public key ({e}); nothing written")
+                })?,
+                None => eprintln!("NOTE: no public key of that name in the token: the signature was not checked"),
+            }
+            write_file(output, &f.pem()?)?;
             eprintln!("Signed {} with {}: {}", file.display(), alg.describe(), output.display());
             Ok(())
         }
