@@ -7,10 +7,7 @@ use super::verify::composite_message;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{
-    Attribute, AttributeType, KeyType, MlDsaParameterSetType, ObjectClass, ObjectHandle, ParameterSetType,
-    SlhDsaParameterSetType,
-};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle, ParameterSetType};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -182,22 +179,18 @@ pub fn keygen(p: &Pkcs11, slot: Slot, s: &Session, alg: KeyAlg, label: &str) -> 
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id),
     ];
-    let set = |v: u64| -> Res<ParameterSetType> {
-        ParameterSetType::try_from(cryptoki::types::Ulong::from(v)).map_err(|e| e.to_string())
+    // CKA_PARAMETER_SET of the public template: CKP_ML_DSA_* / CKP_SLH_DSA_*.
+    let set = |v: u64| -> Res<Attribute> {
+        let p = ParameterSetType::try_from(cryptoki::types::Ulong::from(v)).map_err(|e| e.to_string())?;
+        Ok(Attribute::ParameterSet(p))
     };
     let mech = match alg {
         KeyAlg::MlDsa(ps) => {
-            let t: ParameterSetType = match ps {
-                MlDsa::P44 => MlDsaParameterSetType::ML_DSA_44.into(),
-                MlDsa::P65 => MlDsaParameterSetType::ML_DSA_65.into(),
-                MlDsa::P87 => MlDsaParameterSetType::ML_DSA_87.into(),
-            };
-            public.push(Attribute::ParameterSet(t));
+            public.push(set(ps.ckp())?);
             Mechanism::MlDsaKeyPairGen
         }
         KeyAlg::SlhDsa(ps) => {
-            let t: ParameterSetType = SlhDsaParameterSetType::from(set(ps.ckp())?).into();
-            public.push(Attribute::ParameterSet(t));
+            public.push(set(ps.ckp())?);
             Mechanism::SlhDsaKeyPairGen
         }
         KeyAlg::EcdsaP256 => {

@@ -145,3 +145,88 @@ pub fn verify(path: &Path, f: &SignatureFile, alg: SigAlg, key: &PublicKey) -> R
         Err("the signature does not verify".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! NIST's ACVP signature-verification vectors (`../shared/vectors/acvp/`, the internal
+    //! interface: the message given is M') through this module's choice of parameter set and its
+    //! internal verification, for every ML-DSA and SLH-DSA set; skipped with a message when the
+    //! shared directory is absent.
+    use super::*;
+    use serde_json::Value;
+
+    fn load(rel: &str) -> Option<Value> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/acvp").join(rel);
+        match std::fs::read(&p) {
+            Ok(b) => Some(serde_json::from_slice(&b).expect("JSON")),
+            Err(e) => {
+                println!("SKIP: {}: {e}", p.display());
+                None
+            }
+        }
+    }
+
+    fn hex(v: &Value) -> Vec<u8> {
+        let s = v.as_str().expect("hex string");
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    #[test]
+    fn acvp_ml_dsa_sigver() {
+        let Some(v) = load("ML-DSA-sigVer-FIPS204/internalProjection.json") else { return };
+        let mut n = 0;
+        for g in v["testGroups"].as_array().unwrap() {
+            let set = [MlDsa::P44, MlDsa::P65, MlDsa::P87]
+                .into_iter()
+                .find(|p| p.name() == g["parameterSet"].as_str().unwrap())
+                .expect("a known set");
+            let pk = hex(&g["pk"]);
+            for t in g["tests"].as_array().unwrap() {
+                let ok = mldsa(set, &pk, &hex(&t["signature"]), Msg::Internal(&hex(&t["message"])));
+                assert_eq!(ok, t["testPassed"].as_bool().unwrap(), "{} tcId {}", set.name(), t["tcId"]);
+                n += 1;
+            }
+        }
+        assert!(n >= 18, "{n} cases");
+    }
+
+    #[test]
+    fn acvp_slh_dsa_sigver() {
+        let (Some(prompt), Some(expected)) =
+            (load("SLH-DSA-sigVer-FIPS205/prompt.json"), load("SLH-DSA-sigVer-FIPS205/expectedResults.json"))
+        else {
+            return;
+        };
+        let mut results = std::collections::HashMap::new();
+        for g in expected["testGroups"].as_array().unwrap() {
+            for t in g["tests"].as_array().unwrap() {
+                results.insert(t["tcId"].as_u64().unwrap(), t["testPassed"].as_bool().unwrap());
+            }
+        }
+        let mut sets = std::collections::HashSet::new();
+        for g in prompt["testGroups"].as_array().unwrap() {
+            let name = g["parameterSet"].as_str().unwrap().to_lowercase();
+            let set = SlhDsa::all().find(|p| p.cli_name() == name).expect("a known set");
+            sets.insert(set.ckp());
+            for t in g["tests"].as_array().unwrap() {
+                let id = t["tcId"].as_u64().unwrap();
+                let ok = slh(set, &hex(&t["pk"]), &hex(&t["signature"]), Msg::Internal(&hex(&t["message"])));
+                assert_eq!(ok, results[&id], "{name} tcId {id}");
+            }
+        }
+        assert_eq!(sets.len(), 12, "every SLH-DSA set");
+    }
+
+    /// The message representatives, by their definitions.
+    #[test]
+    fn message_representatives() {
+        let ph = [0xabu8; 64];
+        let m = pre_hashed_message(b"ctx", PreHash::Sha512, &ph);
+        assert_eq!(&m[..5], &[1, 3, b'c', b't', b'x']);
+        assert_eq!(&m[5..16], &[6, 9, 0x60, 0x86, 0x48, 1, 0x65, 3, 4, 2, 3]);
+        assert_eq!(&m[16..], &ph);
+        let c = composite_message(b"", &ph);
+        assert_eq!(c.len(), 32 + 33 + 1 + 64);
+        assert!(c.starts_with(b"CompositeAlgorithmSignatures2025COMPSIG-MLDSA65-ECDSA-P256-SHA512\0"));
+    }
+}
