@@ -1001,3 +1001,62 @@ fn public_key_info_exports_through_pkcs11_tool() {
     }
     assert!(exported_by_tool >= 5, "pkcs11-tool exported {exported_by_tool} keys");
 }
+
+/// `tessera-util --import` takes post-quantum PKCS #8 files: ML-DSA-65 as a seed alone (RFC
+/// 9881's `seed` form, PEM) and SLH-DSA-SHA2-128f as its raw private key (RFC 9909, DER); the
+/// imported public keys are the ones an independent implementation computes.
+#[test]
+fn tessera_util_imports_post_quantum_keys() {
+    use ml_dsa::{KeyExport, Keypair, MlDsa65, SigningKey};
+    let env = Env::new("");
+    let token = "pqc";
+    util_init_token(&env, token);
+    let seed = [7u8; 32];
+    let expected_pk = SigningKey::<MlDsa65>::from_seed(&seed.into()).verifying_key().to_bytes().to_vec();
+    let oid_65 = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x12];
+    let pkcs8 = |oid: &[u8], private_key: Vec<u8>| {
+        der(0x30, &[vec![0x02, 0x01, 0x00], der(0x30, oid), der(0x04, &private_key)].concat())
+    };
+    let ml = pkcs8(&oid_65, der(0x80, &seed));
+    let b64 = base64_lines(&ml);
+    let pem = path(&env, "mldsa.pem");
+    std::fs::write(&pem, format!("-----BEGIN PRIVATE KEY-----\n{b64}-----END PRIVATE KEY-----\n")).unwrap();
+    // SLH-DSA-SHA2-128f (id-slh-dsa-sha2-128f, .21): SK.seed ‖ SK.prf ‖ PK.seed ‖ PK.root, the root
+    // computed by RustCrypto's slh-dsa from the three seeds.
+    let oid_128f = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x15];
+    let sk = slh_dsa::SigningKey::<slh_dsa::Sha2_128f>::slh_keygen_internal(&[1; 16], &[2; 16], &[3; 16]).to_vec();
+    let slh = path(&env, "slhdsa.der");
+    std::fs::write(&slh, pkcs8(&oid_128f, sk.clone())).unwrap();
+    for (file, label, id) in [(&pem, "mldsa", "21"), (&slh, "slhdsa", "22")] {
+        let mut c = util(&env);
+        c.arg("--import").arg(file).args(["--token", token, "--label", label, "--id", id, "--pin", USER_PIN]);
+        let out = ok(c);
+        assert!(out.contains("The key pair has been imported."), "tessera-util --import {label} said:\n{out}");
+    }
+    let l = load_env(env);
+    let s = user_session(&l.p, l.slot_of(token));
+    for (label, want) in [("mldsa", expected_pk), ("slhdsa", sk[32..].to_vec())] {
+        let found = s
+            .find_objects(&[
+                cryptoki::object::Attribute::Label(label.into()),
+                cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+            ])
+            .unwrap();
+        assert_eq!(found.len(), 1, "{label}");
+        let v = s.get_attributes(found[0], &[cryptoki::object::AttributeType::Value]).unwrap();
+        assert_eq!(v, vec![cryptoki::object::Attribute::Value(want)], "{label}: the imported public key");
+    }
+}
+
+/// Base64 in 64-character lines (PEM's body).
+fn base64_lines(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            s.push(if i <= c.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    s.as_bytes().chunks(64).map(|l| format!("{}\n", std::str::from_utf8(l).unwrap())).collect()
+}

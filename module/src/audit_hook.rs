@@ -123,7 +123,7 @@ fn category(e: &Event) -> Option<(&'static str, u8, Durability)> {
         }
         "C_GenerateKey" | "C_GenerateKeyPair" | "C_DeriveKey" | "C_WrapKey" | "C_UnwrapKey" | "C_EncapsulateKey"
         | "C_DecapsulateKey" => ("key", AuditEvents::KEY, Synced),
-        "C_Sign" | "C_SignFinal" | "C_Verify" | "C_VerifyFinal" | "C_Encrypt" | "C_EncryptFinal" | "C_Decrypt"
+        "C_Sign" | "C_SignFinal" | "C_Verify" | "C_VerifyFinal" | "C_VerifySignature" | "C_VerifySignatureFinal" | "C_Encrypt" | "C_EncryptFinal" | "C_Decrypt"
         | "C_DecryptFinal" | "C_Digest" | "C_DigestFinal" | "C_EncryptMessage" | "C_DecryptMessage"
         | "C_EncryptMessageNext" | "C_DecryptMessageNext" | "C_MessageEncryptFinal" | "C_MessageDecryptFinal"
         // Parts of a multi-part encryption or decryption hand out output as they go: each is a
@@ -134,7 +134,8 @@ fn category(e: &Event) -> Option<(&'static str, u8, Durability)> {
         {
             ("crypto", AuditEvents::CRYPTO, Written)
         }
-        "C_SignInit" | "C_SignUpdate" | "C_VerifyInit" | "C_VerifyUpdate" | "C_EncryptInit" | "C_EncryptUpdate"
+        "C_SignInit" | "C_SignUpdate" | "C_VerifyInit" | "C_VerifyUpdate" | "C_VerifySignatureInit"
+        | "C_VerifySignatureUpdate" | "C_EncryptInit" | "C_EncryptUpdate"
         | "C_DecryptInit" | "C_DecryptUpdate" | "C_DigestInit" | "C_DigestUpdate" | "C_DigestKey"
         | "C_MessageEncryptInit" | "C_MessageDecryptInit" | "C_EncryptMessageBegin" | "C_DecryptMessageBegin"
             if e.rv != CKR_OK && e.rv != CKR_BUFFER_TOO_SMALL =>

@@ -67,6 +67,9 @@ pub enum Condition {
     /// legacy verification).
     #[serde(rename = "digest_info_sp800_131a")]
     DigestInfoSp800131a,
+    /// Pure ML-DSA with an empty context, hedged: what aws-lc's module serves (FIPS 204 §5.2;
+    /// `mechanisms::pq_sign`). Contexts, deterministic signing and HashML-DSA are served outside it.
+    MlDsaInModule,
 }
 
 impl Condition {

@@ -76,6 +76,9 @@ pub struct VerifyOp {
     pub phase: Phase,
     /// As for [`DigestOp::decided`].
     pub decided: Decided,
+    /// The signature given to `C_VerifySignatureInit` (PKCS #11 3.2); `None` for an operation
+    /// `C_VerifyInit` started. Each kind is continued only by its own functions.
+    pub signature: Option<Vec<u8>>,
 }
 
 /// An active encryption or decryption; `pending` as for [`SignOp`].

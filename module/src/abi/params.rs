@@ -29,6 +29,8 @@ pub unsafe fn decode(mech: CK_MECHANISM_TYPE, p: *const c_void, len: CK_ULONG) -
         CKM_HKDF_DERIVE | CKM_HKDF_DATA => hkdf(p, len),
         CKM_PKCS5_PBKD2 => pbkd2(p, len),
         m if MAC_GENERAL.contains(&m) => sized(p, len, |n: CK_MAC_GENERAL_PARAMS| Param::Ulong(n)),
+        CKM_HASH_ML_DSA | CKM_HASH_SLH_DSA => hash_sign_context(p, len),
+        m if crate::mechanisms::pq_sign::takes_sign_context(m) => sign_context(p, len),
         _ => plain(p, len),
     }
 }
@@ -87,6 +89,38 @@ pub(super) unsafe fn read<T: Copy>(p: *const c_void, len: CK_ULONG) -> Result<T>
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }
     Ok(std::ptr::read_unaligned(p as *const T))
+}
+
+/// `CK_SIGN_ADDITIONAL_CONTEXT` of ML-DSA and SLH-DSA; optional (no parameter: hedged, empty
+/// context). A parameter of another size is `CKR_MECHANISM_PARAM_INVALID`.
+unsafe fn sign_context(p: *const c_void, len: CK_ULONG) -> Result<Param> {
+    if len == 0 {
+        return Ok(Param::None);
+    }
+    let s: CK_SIGN_ADDITIONAL_CONTEXT = read(p, len)?;
+    context_len(s.ulContextLen)?;
+    Ok(Param::SignContext { hedge: s.hedgeVariant, context: param_copy(s.pContext, s.ulContextLen)?, hash: None })
+}
+
+/// A context is at most 255 bytes (FIPS 204 §5.2, FIPS 205 §10.2): a longer length is refused
+/// before the bytes behind it are read.
+fn context_len(len: CK_ULONG) -> Result<()> {
+    if len > 255 {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    Ok(())
+}
+
+/// `CK_HASH_SIGN_ADDITIONAL_CONTEXT` of the bare `CKM_HASH_ML_DSA` and `CKM_HASH_SLH_DSA`
+/// (required: it names the hash of the input).
+unsafe fn hash_sign_context(p: *const c_void, len: CK_ULONG) -> Result<Param> {
+    let s: CK_HASH_SIGN_ADDITIONAL_CONTEXT = read(p, len)?;
+    context_len(s.ulContextLen)?;
+    Ok(Param::SignContext {
+        hedge: s.hedgeVariant,
+        context: param_copy(s.pContext, s.ulContextLen)?,
+        hash: Some(s.hash),
+    })
 }
 
 /// `CK_GCM_PARAMS` as version 2.40 of the header first shipped it, without `ulIvBits`; some

@@ -1,4 +1,5 @@
-//! Signing, MACing and verification entry points (spec §5.13, §5.14).
+//! Signing, MACing and verification entry points (spec §5.13, §5.14), and the verification with
+//! the signature first of PKCS #11 3.2 (`C_VerifySignature*`, §5.15).
 
 use super::*;
 use crate::operation::Op;
@@ -119,5 +120,59 @@ pub unsafe extern "C" fn C_VerifyFinal(
         let m = module()?;
         let s = m.session(hSession)?;
         ending(&m, hSession, Op::Verify, || m.verify_final(&s, bytes(pSignature, ulSignatureLen)?))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifySignatureInit(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hKey: CK_OBJECT_HANDLE,
+    pSignature: *mut CK_BYTE,
+    ulSignatureLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_VerifySignatureInit", || {
+        let m = module()?;
+        let s = m.session(hSession)?;
+        if pMechanism.is_null() {
+            return m.cancel_operation(hSession, Op::Verify);
+        }
+        let (mt, param) = mechanism(pMechanism, Op::Verify)?;
+        m.verify_signature_init(&s, mt, &param, hKey, bytes(pSignature, ulSignatureLen)?)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifySignature(
+    hSession: CK_SESSION_HANDLE,
+    pData: *mut CK_BYTE,
+    ulDataLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_VerifySignature", || {
+        let m = module()?;
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Verify, || m.verify_signature(&s, bytes(pData, ulDataLen)?))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifySignatureUpdate(
+    hSession: CK_SESSION_HANDLE,
+    pPart: *mut CK_BYTE,
+    ulPartLen: CK_ULONG,
+) -> CK_RV {
+    guard("C_VerifySignatureUpdate", || {
+        let m = module()?;
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Verify, || m.verify_signature_update(&s, bytes(pPart, ulPartLen)?))
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_VerifySignatureFinal(hSession: CK_SESSION_HANDLE) -> CK_RV {
+    guard("C_VerifySignatureFinal", || {
+        let m = module()?;
+        let s = m.session(hSession)?;
+        ending(&m, hSession, Op::Verify, || m.verify_signature_final(&s))
     })
 }

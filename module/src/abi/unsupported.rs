@@ -235,36 +235,6 @@ pub unsafe extern "C" fn C_DecapsulateKey(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_VerifySignatureInit(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: *mut CK_BYTE,
-    _arg5: CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_VerifySignatureInit")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_VerifySignature(_arg1: CK_SESSION_HANDLE, _arg2: *mut CK_BYTE, _arg3: CK_ULONG) -> CK_RV {
-    super::not_supported("C_VerifySignature")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_VerifySignatureUpdate(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_BYTE,
-    _arg3: CK_ULONG,
-) -> CK_RV {
-    super::not_supported("C_VerifySignatureUpdate")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_VerifySignatureFinal(_arg1: CK_SESSION_HANDLE) -> CK_RV {
-    super::not_supported("C_VerifySignatureFinal")
-}
-
-#[no_mangle]
 pub unsafe extern "C" fn C_AsyncComplete(
     _arg1: CK_SESSION_HANDLE,
     _arg2: *mut CK_UTF8CHAR,

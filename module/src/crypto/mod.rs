@@ -33,10 +33,12 @@ pub mod ecdsa;
 pub mod ed25519;
 pub mod hmac;
 pub mod kdf;
+pub mod mldsa;
 pub mod random;
 pub mod rsa;
 pub mod selftest;
 pub mod sha3;
+pub mod slhdsa;
 
 /// Comparison in constant time (tags, encoded signature blocks).
 pub use aws_lc_rs::constant_time;

@@ -23,10 +23,11 @@ static HMAC: &str = include_str!("../../../kat-vectors/hmac.json");
 static KDF: &str = include_str!("../../../kat-vectors/kdf.json");
 static RSA: &str = include_str!("../../../kat-vectors/rsa.json");
 static ECC: &str = include_str!("../../../kat-vectors/ecc.json");
+static MLDSA: &str = include_str!("../../../kat-vectors/mldsa.json");
 
 /// The vector files, parsed once per process (the first self-test parses them; later ones, at
 /// each `C_Initialize` or `T_SelfTest`, reuse them).
-static FILES: [&str; 6] = [SHA, AES, HMAC, KDF, RSA, ECC];
+static FILES: [&str; 7] = [SHA, AES, HMAC, KDF, RSA, ECC, MLDSA];
 
 /// Whether a test runs unharmed. Builds with the `fault-injection` feature (test builds only)
 /// fail the test named in `TESSERA_FAIL_SELFTEST`, so the test suite can prove that each failure
@@ -510,6 +511,58 @@ fn ecdh_p256() -> bool {
     same(name, run(), hex(v, "shared"))
 }
 
+/// ML-DSA-44 key generation from a seed ξ: the function `CKM_ML_DSA_KEY_PAIR_GEN` (and a key made
+/// from `CKA_SEED`) runs after drawing the seed (aws-lc's `ML-DSA.KeyGen_internal`).
+fn ml_dsa_keygen() -> bool {
+    let name = "ML-DSA-44 key generation";
+    let Some(v) = find(MLDSA, name) else { return false };
+    let got = hex(v, "seed").and_then(|s| crate::crypto::mldsa::MlDsa::P44.from_seed(&s));
+    let want = (hex(v, "private"), hex(v, "public"));
+    healthy(name) && got.is_some_and(|(sk, pk)| Some(sk.to_vec()) == want.0 && Some(pk) == want.1)
+}
+
+/// An ML-DSA-44 key object of the key-generation vector's material.
+fn ml_dsa_key(class: CK_OBJECT_CLASS, field: &str) -> Option<Object> {
+    let v = find(MLDSA, "ML-DSA-44 key generation")?;
+    Some(object(
+        class,
+        CKK_ML_DSA,
+        vec![(CKA_PARAMETER_SET, ulong(CKP_ML_DSA_44).to_vec()), (CKA_VALUE, hex(v, field)?)],
+    ))
+}
+
+/// `CKM_ML_DSA` verification (aws-lc's, pure, empty context) of a vector's signature; a changed
+/// signature must fail.
+fn ml_dsa_verify() -> bool {
+    let name = "ML-DSA-44 verify";
+    let Some(v) = find(MLDSA, name) else { return false };
+    let run = || -> Option<bool> {
+        let key = object(
+            CKO_PUBLIC_KEY,
+            CKK_ML_DSA,
+            vec![(CKA_PARAMETER_SET, ulong(CKP_ML_DSA_44).to_vec()), (CKA_VALUE, hex(v, "public")?)],
+        );
+        let (msg, mut sig) = (hex(v, "msg")?, hex(v, "sig")?);
+        let good = verify(CKM_ML_DSA, &Param::None, &key, &msg, &sig);
+        sig[0] ^= 1;
+        Some(good && !verify(CKM_ML_DSA, &Param::None, &key, &msg, &sig))
+    };
+    healthy(name) && run() == Some(true)
+}
+
+/// `CKM_ML_DSA` signing (hedged, aws-lc's): a signature that verifies.
+fn ml_dsa_sign() -> bool {
+    let name = "ML-DSA-44 sign";
+    let Some(v) = find(MLDSA, name) else { return false };
+    let run = || -> Option<bool> {
+        let (private, public) = (ml_dsa_key(CKO_PRIVATE_KEY, "private")?, ml_dsa_key(CKO_PUBLIC_KEY, "public")?);
+        let msg = hex(v, "msg")?;
+        let sig = sign(CKM_ML_DSA, &Param::None, &private, &msg)?;
+        Some(verify(CKM_ML_DSA, &Param::None, &public, &msg, &sig))
+    };
+    healthy(name) && run() == Some(true)
+}
+
 /// Runs every known-answer test: (name, passed).
 pub fn run_all() -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = Vec::new();
@@ -520,7 +573,7 @@ pub fn run_all() -> Vec<(String, bool)> {
         out.push((name.to_string(), hmac(name)));
     }
     type Kat = (&'static str, fn() -> bool);
-    let tests: [Kat; 15] = [
+    let tests: [Kat; 18] = [
         ("AES-256-GCM", aes_gcm),
         ("AES-256-CBC", aes_cbc),
         ("AES-256-ECB", aes_ecb),
@@ -536,6 +589,9 @@ pub fn run_all() -> Vec<(String, bool)> {
         ("ECDSA P-256 SHA-256 verify", ecdsa_verify),
         ("ECDSA P-256 SHA-256 sign", ecdsa_sign),
         ("ECDH P-256 (ECC CDH primitive)", ecdh_p256),
+        ("ML-DSA-44 key generation", ml_dsa_keygen),
+        ("ML-DSA-44 verify", ml_dsa_verify),
+        ("ML-DSA-44 sign", ml_dsa_sign),
     ];
     for (name, f) in tests {
         out.push((name.to_string(), f()));
@@ -574,11 +630,12 @@ mod tests {
     /// test (or a test whose vector went) fails here.
     #[test]
     fn every_vector_has_its_test() {
-        let mut want: Vec<String> = [super::SHA, super::AES, super::HMAC, super::KDF, super::RSA, super::ECC]
-            .iter()
-            .flat_map(|t| super::vectors(t))
-            .filter_map(|v| Some(v.get("name")?.as_str()?.to_string()))
-            .collect();
+        let mut want: Vec<String> =
+            [super::SHA, super::AES, super::HMAC, super::KDF, super::RSA, super::ECC, super::MLDSA]
+                .iter()
+                .flat_map(|t| super::vectors(t))
+                .filter_map(|v| Some(v.get("name")?.as_str()?.to_string()))
+                .collect();
         let mut got: Vec<String> = super::run_all().into_iter().map(|(n, _)| n).collect();
         want.sort();
         got.sort();

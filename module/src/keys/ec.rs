@@ -35,7 +35,7 @@ pub const EC: KeyType = KeyType {
     public_key_info,
     public_key_info_matches,
     approved: |_, k| matches!(k.curve, Some("secp256r1" | "secp384r1" | "secp521r1")),
-    pkcs8: Some(Pkcs8 { oid: EC_PUBLIC_KEY, read: read_pkcs8, encode: encode_pkcs8 }),
+    pkcs8: Some(Pkcs8 { reads_oid: |o| o == EC_PUBLIC_KEY, read: read_pkcs8, encode: encode_pkcs8 }),
     pairwise,
     ..CURVE_KEY
 };

@@ -19,7 +19,7 @@ pub const EDWARDS: KeyType = KeyType {
     public_key_info,
     public_key_info_matches,
     approved: |_, k| k.curve == Some("ed25519"),
-    pkcs8: Some(Pkcs8 { oid: ED25519, read: read_pkcs8, encode: encode_pkcs8 }),
+    pkcs8: Some(Pkcs8 { reads_oid: |o| o == ED25519, read: read_pkcs8, encode: encode_pkcs8 }),
     pairwise: |public, private, healthy| super::signs_and_verifies(CKM_EDDSA, public, private, healthy),
     ..super::ec::CURVE_KEY
 };

@@ -27,8 +27,10 @@ pub mod ec;
 pub mod edwards;
 pub mod generic;
 pub mod hkdf;
+pub mod ml_dsa;
 pub mod montgomery;
 pub mod rsa;
+pub mod slh_dsa;
 
 /// The parts of a SubjectPublicKeyInfo (or of a PKCS#8 PrivateKeyInfo): the algorithm's OID, the
 /// DER of its parameters (`None`: absent) and the key itself.
@@ -45,8 +47,9 @@ pub struct KeyPair {
 /// How a key type's private keys are encoded as PKCS#8 (what `C_WrapKey` wraps and `C_UnwrapKey`
 /// and `tessera-util --import` read).
 pub struct Pkcs8 {
-    /// The PrivateKeyInfo's algorithm OID.
-    pub oid: ObjectIdentifier,
+    /// Whether a PrivateKeyInfo's algorithm OID is this key type's (one OID, or one per parameter
+    /// set).
+    pub reads_oid: fn(ObjectIdentifier) -> bool,
     /// The key pair of a PrivateKeyInfo with this algorithm (its algorithm identifier and its
     /// `privateKey` bytes).
     pub read: fn(&AlgorithmIdentifierRef<'_>, &[u8]) -> std::result::Result<KeyPair, String>,
@@ -136,6 +139,8 @@ key_types! {
     CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC
         | CKK_SHA3_224_HMAC | CKK_SHA3_256_HMAC | CKK_SHA3_384_HMAC | CKK_SHA3_512_HMAC => generic::HMAC,
     CKK_HKDF => hkdf::HKDF,
+    CKK_ML_DSA => ml_dsa::ML_DSA,
+    CKK_SLH_DSA => slh_dsa::SLH_DSA,
 }
 
 impl KeyType {
@@ -187,7 +192,7 @@ const ROWS: [&[Spec]; 3 * ALL.len()] = {
 
 /// The PKCS#8 encoding of the key type whose PrivateKeyInfo algorithm is `oid`.
 pub fn by_pkcs8_oid(oid: ObjectIdentifier) -> Option<&'static Pkcs8> {
-    ALL.iter().filter_map(|k| k.pkcs8.as_ref()).find(|p| p.oid == oid)
+    ALL.iter().filter_map(|k| k.pkcs8.as_ref()).find(|p| (p.reads_oid)(oid))
 }
 
 /// `CKA_CHECK_VALUE` of a secret key (spec §6.1 and §2.8): for AES the first three bytes of the

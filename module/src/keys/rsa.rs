@@ -42,7 +42,7 @@ pub const RSA: KeyType = KeyType {
     public_key_info_matches,
     key_info,
     approved: |_, k| k.bits.is_some_and(|b| b >= 2048),
-    pkcs8: Some(Pkcs8 { oid: RSA_ENCRYPTION, read: read_pkcs8, encode: encode_pkcs8 }),
+    pkcs8: Some(Pkcs8 { reads_oid: |o| o == RSA_ENCRYPTION, read: read_pkcs8, encode: encode_pkcs8 }),
     pairwise,
     ..BASE
 };

@@ -11,6 +11,7 @@ pub mod hmac;
 pub mod kdf;
 pub mod names;
 pub mod param;
+pub mod pq_sign;
 pub mod rsa;
 
 pub use param::Param;
@@ -59,6 +60,11 @@ pub trait VerifyOperation: Send {
     fn finish(self: Box<Self>, signature: &[u8]) -> Result<()>;
     fn multipart(&self) -> bool {
         true
+    }
+    /// Whether `C_VerifySignatureUpdate` is allowed, the signature having come first (PKCS #11
+    /// 3.2 allows it for pure ML-DSA and SLH-DSA, whose `C_VerifyUpdate` it does not).
+    fn multipart_with_signature_first(&self) -> bool {
+        self.multipart()
     }
 }
 
@@ -271,6 +277,7 @@ impl Registry {
         rsa::register(&mut r);
         ec::register(&mut r);
         eddsa::register(&mut r);
+        pq_sign::register(&mut r);
         r
     }
 }

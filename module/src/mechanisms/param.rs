@@ -11,7 +11,9 @@
 //! mechanism to refuse when it starts. A mechanism given a variant it does not take answers
 //! `CKR_MECHANISM_PARAM_INVALID`.
 //!
-//! ML-DSA's `CK_SIGN_ADDITIONAL_CONTEXT` (hedging and context) will be the next variant.
+//! ML-DSA's and SLH-DSA's `CK_SIGN_ADDITIONAL_CONTEXT` and `CK_HASH_SIGN_ADDITIONAL_CONTEXT`
+//! (hedging, context, and the pre-hash of the bare `CKM_HASH_*` mechanisms) are
+//! [`Param::SignContext`].
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -43,6 +45,10 @@ pub enum Param {
     Pbkdf2(Pbkdf2Params),
     /// `CK_EDDSA_PARAMS`: Ed25519ph (`prehash`) or Ed25519ctx, with the context.
     Eddsa { prehash: bool, context: Vec<u8> },
+    /// `CK_SIGN_ADDITIONAL_CONTEXT` (`hash` `None`) or `CK_HASH_SIGN_ADDITIONAL_CONTEXT` (`hash`
+    /// the digest mechanism that hashed the input): ML-DSA's and SLH-DSA's hedging and context.
+    /// The values are as given; the mechanism checks them.
+    SignContext { hedge: CK_ULONG, context: Vec<u8>, hash: Option<CK_MECHANISM_TYPE> },
 }
 
 impl Param {

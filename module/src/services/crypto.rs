@@ -86,7 +86,7 @@ impl Module {
         };
         let verify = |m: &dyn Mechanism, k: &Arc<Object>, decided| {
             let op = m.verify(param, k)?;
-            Ok(VerifyOp { multipart: op.multipart(), op, phase: Phase::Fresh, decided })
+            Ok(VerifyOp { multipart: op.multipart(), op, phase: Phase::Fresh, decided, signature: None })
         };
         match op {
             Op::Sign => self.start(s, |o| &mut o.sign, sign, op, mech, param, key),
@@ -144,9 +144,65 @@ impl Module {
         })
     }
 
+    /// `C_VerifySignatureInit` (PKCS #11 3.2): a verification whose signature comes first. It
+    /// takes the session's verification slot, as `C_VerifyInit` does.
+    pub fn verify_signature_init(
+        &self,
+        s: &SessionRef,
+        mech: CK_MECHANISM_TYPE,
+        param: &Param,
+        key: CK_OBJECT_HANDLE,
+        signature: &[u8],
+    ) -> Result<()> {
+        let signature = crate::error::try_copy(signature)?;
+        let make = move |m: &dyn Mechanism, k: &Arc<Object>, decided| {
+            let op = m.verify(param, k)?;
+            let multipart = op.multipart_with_signature_first();
+            Ok(VerifyOp { multipart, op, phase: Phase::Fresh, decided, signature: Some(signature) })
+        };
+        self.start(s, |o| &mut o.verify, make, Op::Verify, mech, param, key)
+    }
+
+    /// `C_VerifySignature`: single part; the operation ends whatever the outcome.
+    pub fn verify_signature(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
+        self.with_ops(s, |ops| {
+            signature_first(ops, true)?;
+            let mut st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
+            if st.phase == Phase::Multi {
+                return Err(err(CKR_OPERATION_ACTIVE));
+            }
+            self.data_decision(&mut st.decided, data)?;
+            st.op.update(data)?;
+            st.op.finish(st.signature.as_deref().unwrap_or_default())
+        })
+    }
+
+    /// `C_VerifySignatureUpdate`.
+    pub fn verify_signature_update(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
+        self.with_ops(s, |ops| {
+            signature_first(ops, true)?;
+            let st = Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
+            record::continued(&st.decided);
+            let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
+            r.inspect_err(|_| ops.verify = None)
+        })
+    }
+
+    /// `C_VerifySignatureFinal`.
+    pub fn verify_signature_final(&self, s: &SessionRef) -> Result<()> {
+        self.with_ops(s, |ops| {
+            signature_first(ops, true)?;
+            let st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
+            record::continued(&st.decided);
+            st.op.finish(st.signature.as_deref().unwrap_or_default())
+        })
+    }
+
     /// `C_Verify`: single part; the operation ends whatever the outcome.
     pub fn verify(&self, s: &SessionRef, data: &[u8], signature: &[u8]) -> Result<()> {
         self.with_ops(s, |ops| {
+            signature_first(ops, false)?;
             let mut st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             record::continued(&st.decided);
             if st.phase == Phase::Multi {
@@ -161,6 +217,7 @@ impl Module {
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, s: &SessionRef, data: &[u8]) -> Result<()> {
         self.with_ops(s, |ops| {
+            signature_first(ops, false)?;
             let st = Phase::claim(&mut ops.verify, |s| &mut s.phase, Phase::Multi)?;
             record::continued(&st.decided);
             let r = if st.multipart { st.op.update(data) } else { Err(err(CKR_FUNCTION_NOT_SUPPORTED)) };
@@ -171,6 +228,7 @@ impl Module {
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, s: &SessionRef, signature: &[u8]) -> Result<()> {
         self.with_ops(s, |ops| {
+            signature_first(ops, false)?;
             let st = ops.verify.take().ok_or(err(CKR_OPERATION_NOT_INITIALIZED))?;
             record::continued(&st.decided);
             st.op.finish(signature)
@@ -323,4 +381,14 @@ fn finish_output<S>(
         *slot = None;
     }
     Ok(out)
+}
+
+/// `CKR_OPERATION_NOT_INITIALIZED` when the session's verification is not of the kind a function
+/// continues: `C_VerifySignature*` continue what `C_VerifySignatureInit` started (`first`), the
+/// other verification functions what `C_VerifyInit` started. The operation is left as it was.
+fn signature_first(ops: &Ops, first: bool) -> Result<()> {
+    match &ops.verify {
+        Some(v) if v.signature.is_some() != first => Err(err(CKR_OPERATION_NOT_INITIALIZED)),
+        _ => Ok(()),
+    }
 }
