@@ -271,16 +271,55 @@ fn sign_ctx(ctx: &[u8]) -> SignAdditionalContext<'_> {
     SignAdditionalContext::new(HedgeType::Preferred, if ctx.is_empty() { None } else { Some(ctx) })
 }
 
+/// What a token's error means for the user: a refused parameter with a context is most likely
+/// a policy that takes none (Tessera's approved mode signs ML-DSA only without one).
+fn sign_error<'a>(ctx: &'a [u8], what: &'a str) -> impl Fn(&str, cryptoki::error::Error) -> String + 'a {
+    move |call, e| {
+        let refused = matches!(e, cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::MechanismParamInvalid, _));
+        if refused && !ctx.is_empty() {
+            format!(
+                "{call}: {e}\nthe token refuses {what} with a context (its policy may allow none: Tessera's approved \
+                 mode signs ML-DSA only without one); sign without --context"
+            )
+        } else {
+            format!("{call}: {e}")
+        }
+    }
+}
+
 /// `C_SignInit`, a `C_SignUpdate` per part of the file, `C_SignFinal`.
-fn sign_streamed(s: &Session, m: &Mechanism, key: ObjectHandle, path: &Path) -> Res<Vec<u8>> {
-    s.sign_init(m, key).map_err(rv("C_SignInit"))?;
-    let r = for_each_part(path, "signing", |p| s.sign_update(p).map_err(rv("C_SignUpdate")));
+fn sign_streamed(
+    s: &Session,
+    m: &Mechanism,
+    key: ObjectHandle,
+    path: &Path,
+    err: &dyn Fn(&str, cryptoki::error::Error) -> String,
+) -> Res<Vec<u8>> {
+    s.sign_init(m, key).map_err(|e| err("C_SignInit", e))?;
+    let r = for_each_part(path, "signing", |p| s.sign_update(p).map_err(|e| err("C_SignUpdate", e)));
     if let Err(e) = r {
         // Ends the operation (a C_SignFinal that fails, or succeeds for nothing).
         let _ = s.sign_final();
         return Err(e);
     }
-    s.sign_final().map_err(rv("C_SignFinal"))
+    s.sign_final().map_err(|e| err("C_SignFinal", e))
+}
+
+/// The mechanism of a signature algorithm (not the composite).
+fn mechanism(alg: SigAlg, ctx: &[u8]) -> Mechanism<'_> {
+    let c = sign_ctx(ctx);
+    match alg {
+        SigAlg::MlDsa(_) => Mechanism::MlDsa(c),
+        SigAlg::HashMlDsa(_) => Mechanism::HashMlDsaSha512(c),
+        SigAlg::SlhDsa(_) => Mechanism::SlhDsa(c),
+        SigAlg::HashSlhDsa(ps) => match ps.pre_hash() {
+            PreHash::Sha256 => Mechanism::HashSlhDsaSha256(c),
+            PreHash::Sha512 => Mechanism::HashSlhDsaSha512(c),
+            PreHash::Shake128 => Mechanism::HashSlhDsaShake128(c),
+            PreHash::Shake256 => Mechanism::HashSlhDsaShake256(c),
+        },
+        SigAlg::EcdsaSha256 | SigAlg::Composite => Mechanism::EcdsaSha256,
+    }
 }
 
 /// Signs the file at `path` with one key; returns the algorithm used and the signature.
@@ -295,16 +334,9 @@ pub fn sign_file(
 ) -> Res<(SigAlg, Vec<u8>)> {
     let alg = key.alg.ok_or("a key of an unknown kind")?;
     let size = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
-    let pure = match variant {
-        Variant::Pure => true,
-        Variant::PreHash => false,
-        Variant::Auto => size <= PURE_MAX,
-    };
-    let sig_alg = match alg {
-        KeyAlg::MlDsa(ps) if pure => SigAlg::MlDsa(ps),
-        KeyAlg::MlDsa(ps) => SigAlg::HashMlDsa(ps),
-        KeyAlg::SlhDsa(ps) if pure => SigAlg::SlhDsa(ps),
-        KeyAlg::SlhDsa(ps) => SigAlg::HashSlhDsa(ps),
+    let (pure, streamed) = match alg {
+        KeyAlg::MlDsa(ps) => (SigAlg::MlDsa(ps), SigAlg::HashMlDsa(ps)),
+        KeyAlg::SlhDsa(ps) => (SigAlg::SlhDsa(ps), SigAlg::HashSlhDsa(ps)),
         KeyAlg::EcdsaP256 => {
             if !ctx.is_empty() {
                 return Err("ECDSA takes no context: drop --context, or sign with --hybrid".into());
@@ -312,30 +344,39 @@ pub fn sign_file(
             if variant == Variant::Pure {
                 return Err("ECDSA always hashes (SHA-256): --pure applies to ML-DSA and SLH-DSA".into());
             }
-            SigAlg::EcdsaSha256
+            (SigAlg::EcdsaSha256, SigAlg::EcdsaSha256)
         }
         KeyAlg::Composite => return Err("a composite signature is made with --hybrid".into()),
     };
-    let c = sign_ctx(ctx);
-    let mech = match sig_alg {
-        SigAlg::MlDsa(_) => Mechanism::MlDsa(c),
-        SigAlg::HashMlDsa(_) => Mechanism::HashMlDsaSha512(c),
-        SigAlg::SlhDsa(_) => Mechanism::SlhDsa(c),
-        SigAlg::HashSlhDsa(ps) => match ps.pre_hash() {
-            PreHash::Sha256 => Mechanism::HashSlhDsaSha256(c),
-            PreHash::Sha512 => Mechanism::HashSlhDsaSha512(c),
-            PreHash::Shake128 => Mechanism::HashSlhDsaShake128(c),
-            PreHash::Shake256 => Mechanism::HashSlhDsaShake256(c),
-        },
-        SigAlg::EcdsaSha256 => Mechanism::EcdsaSha256,
-        SigAlg::Composite => unreachable!("not chosen above"),
+    let offered = p.get_mechanism_list(slot).map_err(rv("C_GetMechanismList"))?;
+    let has = |a: SigAlg| offered.contains(&mechanism(a, ctx).mechanism_type());
+    let sig_alg = match variant {
+        Variant::Pure => pure,
+        Variant::PreHash => streamed,
+        Variant::Auto if size <= PURE_MAX => pure,
+        // A token without the pre-hashed mechanism (Tessera's approved mode has no HashML-DSA)
+        // still signs a large file, pure, read whole.
+        Variant::Auto if !has(streamed) && has(pure) => {
+            eprintln!(
+                "NOTE: the token does not offer {}: the whole file ({} MiB) is read into memory and signed pure",
+                mechanism(streamed, ctx).mechanism_type(),
+                size >> 20
+            );
+            pure
+        }
+        Variant::Auto => streamed,
     };
+    let mech = mechanism(sig_alg, ctx);
     mechanism_check(p, slot, mech.mechanism_type(), &sig_alg.describe())?;
+    let what = sig_alg.describe();
+    let err = sign_error(ctx, &what);
     let sig = match sig_alg {
         // Pure ML-DSA and SLH-DSA are one-part mechanisms: the whole file in one C_Sign.
-        SigAlg::MlDsa(_) | SigAlg::SlhDsa(_) => s.sign(&mech, key.handle, &read_all(path)?).map_err(rv("C_Sign"))?,
-        SigAlg::EcdsaSha256 => ecdsa_raw_to_der(&sign_streamed(s, &mech, key.handle, path)?)?,
-        _ => sign_streamed(s, &mech, key.handle, path)?,
+        SigAlg::MlDsa(_) | SigAlg::SlhDsa(_) => {
+            s.sign(&mech, key.handle, &read_all(path)?).map_err(|e| err("C_Sign", e))?
+        }
+        SigAlg::EcdsaSha256 => ecdsa_raw_to_der(&sign_streamed(s, &mech, key.handle, path, &err)?)?,
+        _ => sign_streamed(s, &mech, key.handle, path, &err)?,
     };
     Ok((sig_alg, sig))
 }
@@ -361,7 +402,17 @@ pub fn sign_composite(
             ml.handle,
             &mp,
         )
-        .map_err(rv("C_Sign (ML-DSA-65)"))?;
+        .map_err(|e| {
+            let refused =
+                matches!(e, cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::MechanismParamInvalid, _));
+            let why = if refused {
+                "\nthe composite passes its label to ML-DSA-65 as the context, and the token refuses contexts \
+                 (its policy may allow none: Tessera's approved mode signs ML-DSA only without one)"
+            } else {
+                ""
+            };
+            format!("C_Sign (ML-DSA-65): {e}{why}")
+        })?;
     if ml_sig.len() != MLDSA65_SIG_LEN {
         return Err(format!("the token returned an ML-DSA-65 signature of {} bytes", ml_sig.len()));
     }
