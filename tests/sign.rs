@@ -1,8 +1,8 @@
 //! `tessera-sign` end to end: keys generated in a token through the library under test, files
 //! signed there, public keys exported, signatures checked by `tessera-sign verify` (software, no
-//! token) and by independent implementations (OpenSSL for ECDSA, PQClean's ML-DSA through
-//! `pqcrypto-mldsa`, the Wycheproof ML-DSA verification vectors, the IETF composite-signature
-//! draft's test vector). Every failure the tool must notice is tried: a tampered file, a wrong
+//! token) and by independent implementations (OpenSSL for ECDSA, OpenSSL's ML-DSA through Python's
+//! `cryptography`, PQClean's ML-DSA through `pqcrypto-mldsa`, the Wycheproof ML-DSA verification
+//! vectors, the IETF composite-signature draft's test vector). Every failure the tool must notice is tried: a tampered file, a wrong
 //! key, a wrong context, a truncated signature, a composite signature with one half replaced.
 //!
 //! The tool runs in child processes on a private token store, in the mode of the suite
@@ -617,6 +617,79 @@ fn wycheproof_ml_dsa_verify_through_the_tool() {
             }
         }
         tally.finish();
+    }
+}
+
+/// Python's `cryptography` (its wheel carries OpenSSL 3.5 or later) imports the module's
+/// ML-DSA support, or `None` after saying why not.
+fn python_mldsa() -> Option<()> {
+    let ok = Command::new("python3")
+        .args(["-c", "from cryptography.hazmat.primitives.asymmetric import mldsa"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        println!("SKIPPED: python3 with cryptography's ML-DSA (OpenSSL 3.5+) is not installed");
+    }
+    ok.then_some(())
+}
+
+/// OpenSSL's ML-DSA (through Python's `cryptography`) reads the SubjectPublicKeyInfo that
+/// `export-key` writes and verifies the token's signatures with it; and a key and signatures
+/// OpenSSL makes verify in `tessera-sign verify`.
+#[test]
+fn openssl_ml_dsa_reads_the_exported_key_and_both_verify_each_other() {
+    if python_mldsa().is_none() {
+        return;
+    }
+    const VERIFY: &str = "import sys\n\
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key\n\
+        key = load_pem_public_key(open(sys.argv[1], 'rb').read())\n\
+        sig, data = open(sys.argv[2], 'rb').read(), open(sys.argv[3], 'rb').read()\n\
+        key.verify(sig, data, bytes.fromhex(sys.argv[4]) if len(sys.argv) > 4 else None)\n";
+    const SIGN: &str = "import sys\n\
+        from cryptography.hazmat.primitives.asymmetric import mldsa\n\
+        from cryptography.hazmat.primitives import serialization as s\n\
+        key = getattr(mldsa, 'MLDSA%sPrivateKey' % sys.argv[1]).generate()\n\
+        open(sys.argv[2], 'wb').write(key.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))\n\
+        open(sys.argv[3], 'wb').write(key.sign(open(sys.argv[4], 'rb').read(), bytes.fromhex(sys.argv[5])))\n";
+    let fx = Fx::new();
+    let msg = pattern(20_000);
+    let data = fx.file("data", &msg);
+    let bad = fx.file("bad", &pattern(20_001));
+    let (sig, raw, pem) = (fx.path("s.sig"), fx.path("s.raw"), fx.path("k.pem"));
+    let python_verifies = |file: &Path, ctx: &[u8]| {
+        let mut c = Command::new("python3");
+        c.args(["-c", VERIFY]).arg(&pem).arg(&raw).arg(file);
+        if !ctx.is_empty() {
+            c.arg(hex(ctx));
+        }
+        run(c).0.status.success()
+    };
+    for (i, set) in ["ml-dsa-44", "ml-dsa-65", "ml-dsa-87"].into_iter().enumerate() {
+        if !fx.keygen(set, set) {
+            continue;
+        }
+        fx.export(set, &pem, &[]);
+        fx.sign(&data, &sig, &["--key", set]);
+        std::fs::write(&raw, read_sig(&sig).sig).unwrap();
+        assert!(python_verifies(&data, b""), "OpenSSL rejects the token's {set} signature");
+        assert!(!python_verifies(&bad, b""), "OpenSSL accepts the {set} signature on another file");
+        assert!(!python_verifies(&data, b"c"), "OpenSSL accepts the {set} signature with a context");
+
+        // OpenSSL signs, with a context; tessera-sign verifies with OpenSSL's public key file.
+        let level = ["44", "65", "87"][i];
+        let mut c = Command::new("python3");
+        c.args(["-c", SIGN, level]).arg(&pem).arg(&raw).arg(&data).arg(hex(b"from openssl"));
+        ok(c);
+        let f = SigFile {
+            alg: alg_id(&nist(17 + i as u32)),
+            pre_hash: None,
+            ctx: b"from openssl".to_vec(),
+            sig: std::fs::read(&raw).unwrap(),
+        };
+        write_sig(&sig, &f);
+        verifies(&data, &sig, &pem);
+        rejects(&bad, &sig, &pem, "OpenSSL's signature on another file");
     }
 }
 
