@@ -947,6 +947,42 @@ fn pin_sources_uri_and_key_choice() {
     assert!(!o.status.success() && stderr(&o).contains("no"), "{}", show(&o));
 }
 
+/// A private key without its public key object signs; the tool says it could not check the
+/// signature (the key exported before still verifies it).
+#[test]
+fn a_key_without_its_public_key_object_signs_unchecked() {
+    let fx = Fx::new();
+    assert!(fx.keygen("lone", "ecdsa-p256"));
+    let pem = fx.path("lone.pem");
+    fx.export("lone", &pem, &[]);
+    {
+        // The public key object destroyed through the library, in this process.
+        let _guard = lock();
+        fx.env.activate();
+        let p = cryptoki::context::Pkcs11::new(module_path()).expect("load module");
+        p.initialize(init_args()).expect("C_Initialize");
+        let slot = p.get_slots_with_initialized_token().unwrap()[0];
+        let s = user_session(&p, slot);
+        let public = s
+            .find_objects(&[
+                cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+                cryptoki::object::Attribute::Label(b"lone".to_vec()),
+            ])
+            .unwrap();
+        assert_eq!(public.len(), 1);
+        s.destroy_object(public[0]).unwrap();
+        drop(s);
+        p.finalize().unwrap();
+    }
+    let data = fx.file("data", b"unchecked");
+    let sig = fx.path("s.sig");
+    let said = fx.sign(&data, &sig, &["--key", "lone"]);
+    assert!(said.contains("NOTE: no public key of that name"), "{said}");
+    verifies(&data, &sig, &pem);
+    let (o, _) = run(fx.ts_args(&["export-key", "lone", "--token", "signer", "-o", "/dev/null"]));
+    assert!(!o.status.success() && stderr(&o).contains("no public key"), "{}", show(&o));
+}
+
 /// `verify` loads no library: it works with none installed and no token store.
 #[test]
 fn verify_needs_no_token() {

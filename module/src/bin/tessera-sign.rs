@@ -301,10 +301,13 @@ fn run(cli: &Cli) -> Res<()> {
                 let ec_name = ec_key.clone().unwrap_or_else(|| ml.label.clone());
                 let ec = token::private_key(&s, Some(&ec_name), Some(KeyAlg::EcdsaP256))?;
                 let sig = token::sign_composite(&o.p, o.slot, &s, &ml, &ec, ctx, file)?;
-                let public = token::public_key(&s, &ml.label, ml.alg)
-                    .and_then(|m| Ok((m, token::public_key(&s, &ec.label, ec.alg)?)))
-                    .ok()
-                    .map(|(m, e)| PublicKey { alg: KeyAlg::Composite, raw: [m.raw, e.raw].concat() });
+                let public = match (
+                    token::find_public_key(&s, &ml.label, ml.alg)?,
+                    token::find_public_key(&s, &ec.label, ec.alg)?,
+                ) {
+                    (Some(m), Some(e)) => Some(PublicKey { alg: KeyAlg::Composite, raw: [m.raw, e.raw].concat() }),
+                    _ => None,
+                };
                 (SigAlg::Composite, sig, public)
             } else {
                 let k = token::private_key(&s, name.as_deref(), None)?;
@@ -314,7 +317,7 @@ fn run(cli: &Cli) -> Res<()> {
                     _ => token::Variant::Auto,
                 };
                 let (alg, sig) = token::sign_file(&o.p, o.slot, &s, &k, ctx, v, file)?;
-                (alg, sig, token::public_key(&s, &k.label, k.alg).ok())
+                (alg, sig, token::find_public_key(&s, &k.label, k.alg)?)
             };
             let f = SignatureFile::new(alg, ctx, sig)?;
             // A signature the token made is checked before it is written, as a verifier will check

@@ -208,13 +208,19 @@ pub fn keygen(p: &Pkcs11, slot: Slot, s: &Session, alg: KeyAlg, label: &str) -> 
 /// that name). Built from `CKA_VALUE` + `CKA_PARAMETER_SET` (`CKA_EC_POINT` + `CKA_EC_PARAMS`),
 /// and checked against the token's `CKA_PUBLIC_KEY_INFO` where it gives one.
 pub fn public_key(s: &Session, label: &str, want: Option<KeyAlg>) -> Res<PublicKey> {
+    find_public_key(s, label, want)?
+        .ok_or_else(|| format!("the token has no public key {label:?} of a kind tessera-sign uses"))
+}
+
+/// [`public_key`], `None` when the token has no public key of that name and kind.
+pub fn find_public_key(s: &Session, label: &str, want: Option<KeyAlg>) -> Res<Option<PublicKey>> {
     let mut keys: Vec<Key> = find(s, ObjectClass::PUBLIC_KEY, Some(label))?
         .into_iter()
         .filter(|k| k.alg.is_some() && want.is_none_or(|w| k.alg == Some(w)))
         .collect();
     let key = match keys.len() {
         1 => keys.remove(0),
-        0 => return Err(format!("the token has no public key {label:?} of a kind tessera-sign uses")),
+        0 => return Ok(None),
         n => return Err(format!("the token has {n} public keys {label:?}: use --hybrid, or name one key")),
     };
     let alg = key.alg.expect("filtered");
@@ -238,7 +244,7 @@ pub fn public_key(s: &Session, label: &str, want: Option<KeyAlg>) -> Res<PublicK
             ));
         }
     }
-    Ok(built)
+    Ok(Some(built))
 }
 
 /// `CKA_EC_POINT`: a DER OCTET STRING around the point (PKCS#11), or the bare point.
