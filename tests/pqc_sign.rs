@@ -446,8 +446,8 @@ fn post_quantum_key_attacks() {
     let (public, private) = ml_dsa_pair(s, set);
     // Loosening: neither the key nor a copy of it becomes readable.
     for a in [Attribute::Sensitive(false), Attribute::Extractable(true)] {
-        assert!(s.update_attributes(private, &[a.clone()]).is_err(), "{a:?}");
-        assert!(s.copy_object(private, &[a.clone()]).is_err(), "copy with {a:?}");
+        assert!(s.update_attributes(private, std::slice::from_ref(&a)).is_err(), "{a:?}");
+        assert!(s.copy_object(private, std::slice::from_ref(&a)).is_err(), "copy with {a:?}");
     }
     assert!(s.update_attributes(private, &[Attribute::Seed(vec![0; 32])]).is_err(), "CKA_SEED is fixed");
     assert!(s.update_attributes(public, &[Attribute::ParameterSet(SETS[1].0.into())]).is_err(), "the set is fixed");

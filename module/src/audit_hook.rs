@@ -341,8 +341,7 @@ fn clone_settings(l: &Log, generation: u64) -> Log {
 fn initialized(e: &Event, generation: u64) -> Result<()> {
     let opened = crate::state::get().map_err(|_| refusal(e.function)).and_then(|m| {
         open(&m).or_else(|reason| {
-            tracing::error!("{reason}");
-            eprintln!("tessera: {reason}");
+            crate::log::critical(&reason);
             if m.cfg.audit.on_failure_continue && m.cfg.mode != crate::policy::Mode::Approved {
                 tracing::warn!("audit.on_failure = continue: the module runs without an audit log");
                 open_nothing(&m)

@@ -79,6 +79,9 @@ pub struct Config {
     pub tokendir: PathBuf,
     /// `log.level`: ERROR, WARNING, INFO or DEBUG.
     pub log_level: String,
+    /// `log.file`: diagnostics to this file (a new one each day, the date appended) instead of
+    /// stderr.
+    pub log_file: Option<PathBuf>,
     /// `slots.removable`: report slots as removable devices.
     pub removable: bool,
     /// `pin.max_failures`: consecutive wrong PINs before the PIN locks (0 = never; not in the
@@ -103,6 +106,54 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// The `audit.*` keys.
     pub audit: Audit,
+    /// `slots.mechanisms` (SoftHSMv2's key): the mechanisms the token offers.
+    pub mechanisms: MechanismFilter,
+}
+
+/// `slots.mechanisms`, with SoftHSMv2's meaning: `ALL` (the default), a comma-separated list of
+/// the mechanisms enabled, or such a list after a minus sign of those disabled. It applies before
+/// anything else (`C_GetMechanismList`, `C_GetMechanismInfo` and every call that takes a
+/// mechanism answer `CKR_MECHANISM_INVALID` for a disabled one), so it is stronger than a key's
+/// `CKA_ALLOWED_MECHANISMS`. Names the module does not know are ignored, as SoftHSMv2 ignores them,
+/// and reported in the diagnostic log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MechanismFilter {
+    /// `None`: every mechanism. `Some((true, set))`: only `set`; `Some((false, set))`: all but `set`.
+    pub list: Option<(bool, Vec<cryptoki_sys::CK_MECHANISM_TYPE>)>,
+    /// Names in the list that name no mechanism.
+    pub unknown: Vec<String>,
+}
+
+impl MechanismFilter {
+    fn parse(value: &str) -> MechanismFilter {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("ALL") {
+            return MechanismFilter::default();
+        }
+        let (enabled, rest) = match value.strip_prefix('-') {
+            Some(r) => (false, r),
+            None => (true, value),
+        };
+        let mut set = Vec::new();
+        let mut unknown = Vec::new();
+        for name in rest.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let bare = name.strip_prefix('-').unwrap_or(name);
+            let full = if bare.starts_with("CKM_") { bare.to_string() } else { format!("CKM_{bare}") };
+            match crate::mechanisms::names::MECHANISMS.iter().find(|(n, _)| *n == full) {
+                Some((_, v)) => set.push(*v),
+                None => unknown.push(name.to_string()),
+            }
+        }
+        MechanismFilter { list: Some((enabled, set)), unknown }
+    }
+
+    /// Whether the configuration lets the token offer `m`.
+    pub fn allows(&self, m: cryptoki_sys::CK_MECHANISM_TYPE) -> bool {
+        match &self.list {
+            None => true,
+            Some((enabled, set)) => set.contains(&m) == *enabled,
+        }
+    }
 }
 
 impl Config {
@@ -110,6 +161,7 @@ impl Config {
         Config {
             tokendir: default_tokendir(env),
             log_level: "ERROR".into(),
+            log_file: None,
             removable: false,
             pin_max_failures: 10,
             pin_min_length_set: None,
@@ -119,6 +171,7 @@ impl Config {
             mode_override: false,
             source: None,
             audit: Audit::default(),
+            mechanisms: MechanismFilter::default(),
         }
     }
 
@@ -239,7 +292,8 @@ impl Config {
     fn parse_in(text: &str, env: &Environment) -> Result<Config, String> {
         let mut cfg = Config::defaults(env);
         for (n, raw) in text.lines().enumerate() {
-            let line = raw.trim();
+            // As in softhsm2.conf(5): anything after a hash sign is a comment.
+            let line = raw.split('#').next().unwrap_or_default().trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -265,9 +319,24 @@ impl Config {
                     "ERROR" | "WARNING" | "INFO" | "DEBUG" => cfg.log_level = value.to_ascii_uppercase(),
                     _ => return Err(bad("expected ERROR, WARNING, INFO or DEBUG")),
                 },
+                "log.file" => {
+                    if value.is_empty() {
+                        return Err(bad("empty path"));
+                    }
+                    cfg.log_file = Some(PathBuf::from(value));
+                }
                 "slots.removable" => cfg.removable = parse_bool(value).ok_or_else(|| bad("expected true or false"))?,
-                // SoftHSMv2 keys that have no meaning for Tessera are accepted and ignored.
-                "slots.mechanisms" | "library.reset_on_fork" => {}
+                "slots.mechanisms" => cfg.mechanisms = MechanismFilter::parse(value),
+                // SoftHSMv2 keys accepted with no effect: a child process after fork() always
+                // starts afresh (CKR_CRYPTOKI_NOT_INITIALIZED until its own C_Initialize), which is
+                // what `library.reset_on_fork = true` asks; and Tessera's store files are always
+                // the owner's alone (0600 in 0700 directories), which no umask loosens.
+                "library.reset_on_fork" => {
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?;
+                }
+                "objectstore.umask" => {
+                    u32::from_str_radix(value, 8).map_err(|_| bad("expected an octal mask"))?;
+                }
                 "pin.max_failures" => cfg.pin_max_failures = value.parse().map_err(|_| bad("expected a number"))?,
                 "pin.min_length" => {
                     let range = MIN_PIN_LENGTH..=crate::token::MAX_PIN;

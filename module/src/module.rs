@@ -48,24 +48,25 @@ impl Module {
     /// library, checked by the integrity test), token discovery.
     pub fn new(module_file: Option<&crate::fips::integrity::Library>) -> Result<Module> {
         let cfg = Config::load().map_err(|e| {
-            eprintln!("tessera: {e}");
-            tracing::error!("{e}");
+            crate::log::critical(&e);
             err(CKR_GENERAL_ERROR)
         })?;
-        crate::log::init(&cfg.log_level);
+        crate::log::init(&cfg.log_level, cfg.log_file.as_deref());
+        for name in &cfg.mechanisms.unknown {
+            tracing::warn!("slots.mechanisms: {name} names no mechanism Tessera knows; ignored");
+        }
         if cfg.legacy_wrapping && cfg.mode == crate::policy::Mode::Approved {
             tracing::warn!("keys.legacy_wrapping = allow has no effect in the approved mode");
         }
         if let Err(e) = std::fs::create_dir_all(&cfg.tokendir) {
             let msg = format!("cannot create token directory {}: {e}", cfg.tokendir.display());
-            eprintln!("tessera: {msg}");
-            tracing::error!("{msg}");
+            crate::log::critical(&msg);
             return Err(err(CKR_GENERAL_ERROR));
         }
         let kek = Arc::new(KekCache::new()?);
         let post = crate::fips::power_on_self_tests(module_file, cfg.mode == crate::policy::Mode::Approved);
         if let Some(f) = &post.failure {
-            eprintln!("tessera: {f}; the module is in the error state");
+            crate::log::critical(&format!("power-on self-tests: {f}; the module is in the error state"));
         }
         let m = Module {
             in_error: std::sync::atomic::AtomicBool::new(post.failure.is_some()),
@@ -99,8 +100,7 @@ impl Module {
     /// Enters the error state (a conditional self-test failed). Only `C_Finalize` and a new
     /// `C_Initialize`, which re-runs the power-on self-tests, leave it.
     pub fn enter_error_state(&self, reason: String) {
-        tracing::error!("entering the error state: {reason}");
-        eprintln!("tessera: {reason}; the module is in the error state");
+        crate::log::critical(&format!("{reason}; the module is in the error state"));
         *lock(&self.error_reason) = Some(reason);
         self.in_error.store(true, std::sync::atomic::Ordering::Release);
     }

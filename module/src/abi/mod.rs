@@ -478,6 +478,10 @@ pub unsafe fn mechanism(
     let m = p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
     // A mechanism that cannot perform the operation is invalid for it, whatever its parameter.
     crate::mechanisms::registry().can(m.mechanism, op)?;
+    // `slots.mechanisms` may have disabled it.
+    if !module()?.cfg.mechanisms.allows(m.mechanism) {
+        return Err(err(CKR_MECHANISM_INVALID));
+    }
     if m.ulParameterLen > MAX_PARAMETER_LEN {
         return Err(err(CKR_MECHANISM_PARAM_INVALID));
     }

@@ -24,10 +24,11 @@ static KDF: &str = include_str!("../../../kat-vectors/kdf.json");
 static RSA: &str = include_str!("../../../kat-vectors/rsa.json");
 static ECC: &str = include_str!("../../../kat-vectors/ecc.json");
 static MLDSA: &str = include_str!("../../../kat-vectors/mldsa.json");
+static SLHDSA: &str = include_str!("../../../kat-vectors/slhdsa.json");
 
 /// The vector files, parsed once per process (the first self-test parses them; later ones, at
 /// each `C_Initialize` or `T_SelfTest`, reuse them).
-static FILES: [&str; 7] = [SHA, AES, HMAC, KDF, RSA, ECC, MLDSA];
+static FILES: [&str; 8] = [SHA, AES, HMAC, KDF, RSA, ECC, MLDSA, SLHDSA];
 
 /// Whether a test runs unharmed. Builds with the `fault-injection` feature (test builds only)
 /// fail the test named in `TESSERA_FAIL_SELFTEST`, so the test suite can prove that each failure
@@ -563,6 +564,22 @@ fn ml_dsa_sign() -> bool {
     healthy(name) && run() == Some(true)
 }
 
+/// SLH-DSA verification (FIPS 205 `slh_verify_internal`, the function `CKM_SLH_DSA` and the
+/// HashSLH-DSA mechanisms end in) of a vector's signature; a changed signature must fail. SLH-DSA is
+/// not approved; its implementation is tested all the same.
+fn slh_dsa_verify() -> bool {
+    let name = "SLH-DSA-SHA2-128s verify";
+    let Some(v) = find(SLHDSA, name) else { return false };
+    let set = crate::crypto::slhdsa::SlhDsa::Sha2_128s;
+    let run = || -> Option<bool> {
+        let (pk, msg, mut sig) = (hex(v, "public")?, hex(v, "msg")?, hex(v, "sig")?);
+        let good = set.verify_internal(&pk, &[&msg], &sig);
+        sig[100] ^= 1;
+        Some(good && !set.verify_internal(&pk, &[&msg], &sig))
+    };
+    healthy(name) && run() == Some(true)
+}
+
 /// Runs every known-answer test: (name, passed).
 pub fn run_all() -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = Vec::new();
@@ -573,7 +590,7 @@ pub fn run_all() -> Vec<(String, bool)> {
         out.push((name.to_string(), hmac(name)));
     }
     type Kat = (&'static str, fn() -> bool);
-    let tests: [Kat; 18] = [
+    let tests: [Kat; 19] = [
         ("AES-256-GCM", aes_gcm),
         ("AES-256-CBC", aes_cbc),
         ("AES-256-ECB", aes_ecb),
@@ -592,6 +609,7 @@ pub fn run_all() -> Vec<(String, bool)> {
         ("ML-DSA-44 key generation", ml_dsa_keygen),
         ("ML-DSA-44 verify", ml_dsa_verify),
         ("ML-DSA-44 sign", ml_dsa_sign),
+        ("SLH-DSA-SHA2-128s verify", slh_dsa_verify),
     ];
     for (name, f) in tests {
         out.push((name.to_string(), f()));
@@ -631,7 +649,7 @@ mod tests {
     #[test]
     fn every_vector_has_its_test() {
         let mut want: Vec<String> =
-            [super::SHA, super::AES, super::HMAC, super::KDF, super::RSA, super::ECC, super::MLDSA]
+            [super::SHA, super::AES, super::HMAC, super::KDF, super::RSA, super::ECC, super::MLDSA, super::SLHDSA]
                 .iter()
                 .flat_map(|t| super::vectors(t))
                 .filter_map(|v| Some(v.get("name")?.as_str()?.to_string()))

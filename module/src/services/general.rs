@@ -120,6 +120,7 @@ impl Module {
             .types()
             .into_iter()
             .filter(|m| self.cfg.mode == crate::policy::Mode::NonApproved || p.has_approved_use(*m))
+            .filter(|m| self.cfg.mechanisms.allows(*m))
             .collect())
     }
 
