@@ -27,13 +27,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use tessera_tests::*;
 
+/// `sign(msg, ctx, sk)`.
+type SignFn = fn(&[u8], &[u8], &[u8]) -> Vec<u8>;
+/// `verify(msg, ctx, sig, pk)`.
+type VerifyFn = fn(&[u8], &[u8], &[u8], &[u8]) -> bool;
+
 /// PQClean's functions for one set, as plain byte-slice functions.
 struct Pqclean {
     name: &'static str,
     set: MlDsaParameterSetType,
     keypair: fn() -> (Vec<u8>, Vec<u8>),
-    sign: fn(&[u8], &[u8], &[u8]) -> Vec<u8>,
-    verify: fn(&[u8], &[u8], &[u8], &[u8]) -> bool,
+    sign: SignFn,
+    verify: VerifyFn,
 }
 
 macro_rules! pqclean {

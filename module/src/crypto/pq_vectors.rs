@@ -252,9 +252,7 @@ fn external_mu(set: MlDsa, sk: &[u8], mu: &[u8]) -> Option<Vec<u8>> {
     macro_rules! go {
         ($p:ty) => {{
             // The module decodes expanded keys only after this check (crypto::mldsa).
-            if set.public_of(sk).is_none() {
-                return None;
-            }
+            set.public_of(sk)?;
             let enc = ExpandedSigningKeyBytes::<$p>::try_from(sk).ok()?;
             #[allow(deprecated)]
             let key = ExpandedSigningKey::<$p>::from_expanded(&enc);
