@@ -290,7 +290,11 @@ fn wycheproof_mldsa_verify() {
 
 /// ACVP keeps inputs and outputs in one file or in two joined by `tcId`: (prompt, expected by tcId).
 fn acvp(dir: &str) -> Option<(Value, std::collections::BTreeMap<u64, Value>)> {
-    let base = shared_dir()?.join("vectors/acvp").join(dir);
+    let Some(shared) = shared_dir() else {
+        println!("SKIP {dir}: ../shared is absent");
+        return None;
+    };
+    let base = shared.join("vectors/acvp").join(dir);
     let read = |f: &str| -> Option<Value> {
         let b = std::fs::read(base.join(f)).ok()?;
         Some(serde_json::from_slice(&b).expect("valid ACVP JSON"))
