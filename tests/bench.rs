@@ -97,6 +97,18 @@
 //!   generation in the aws-lc-rs column, then against generation plus the same
 //!   pairwise test (`EcdsaKeyPair::generate`, `sign`, `verify`), the floor for a
 //!   module that must test every pair it makes;
+//! * `ML-DSA-65 generate key pair`: C_GenerateKeyPair(CKM_ML_DSA_KEY_PAIR_GEN) of session objects
+//!   (Tessera tests each pair: a CKM_ML_DSA signature and its verification); like P-256, the row
+//!   runs twice, against aws-lc-rs's bare `PqdsaKeyPair::generate` and then generation plus the
+//!   same pairwise test;
+//! * `ML-DSA-65 sign` / `verify`: C_SignInit(CKM_ML_DSA, no parameter: pure, hedged, empty
+//!   context) + C_Sign of the 64-byte message, C_VerifyInit + C_Verify of its signature; aws-lc-rs
+//!   column: `PqdsaKeyPair::sign`, `UnparsedPublicKey::verify` (the public key parsed each time, as
+//!   the module does);
+//! * `SLH-DSA-SHA2-128f sign` / `verify`: the same with CKM_SLH_DSA; the floor there is RustCrypto's
+//!   `slh-dsa` (aws-lc-rs has no SLH-DSA; the module's SLH-DSA is that library):
+//!   `slh_sign_internal` of `0 ‖ 0 ‖ M` with a fresh 16-byte `opt_rand`, `slh_verify_internal`.
+//!   SoftHSMv2 2.6 has neither family: `n/a`;
 //! * `create token data object`: C_CreateObject of a CKO_DATA object with
 //!   CKA_TOKEN=TRUE, CKA_PRIVATE=FALSE, a label and a 32-byte value, in a
 //!   logged-in R/W session;
@@ -154,11 +166,14 @@ use aws_lc_rs::{aead, agreement, cipher, digest, hmac, rand, rsa, signature};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, KeyType, MlDsaParameterSetType, ObjectClass, ObjectHandle, ParameterSetType, SlhDsaParameterSetType,
+};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::{AuthPin, Ulong};
@@ -1129,6 +1144,71 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 Ok(())
             })
         }),
+        // --- post-quantum signatures (SoftHSMv2 2.6 has neither: n/a there) ---
+        op("ML-DSA-65 generate key pair (C_GenerateKeyPair)", ml_dsa_keygen).direct(|_| {
+            bench(|| {
+                black_box(
+                    signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?,
+                );
+                Ok(())
+            })
+        }),
+        op("ML-DSA-65 generate key pair, aws-lc-rs with the pairwise test", ml_dsa_keygen).direct(|_| {
+            bench(|| {
+                let k =
+                    signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?;
+                let mut sig = vec![0u8; ML_DSA_65_SIG];
+                k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?;
+                signature::UnparsedPublicKey::new(&signature::ML_DSA_65, k.public_key().as_ref())
+                    .verify(MESSAGE, &sig)
+                    .map_err(lc("ML-DSA verify"))?;
+                black_box(k);
+                Ok(())
+            })
+        }),
+        op("ML-DSA-65 sign (CKM_ML_DSA, hedged, no context)", |m| ml_dsa_bench(m, false)).direct(|_| {
+            let k = signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?;
+            let mut sig = vec![0u8; ML_DSA_65_SIG];
+            bench(move || {
+                black_box(k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?);
+                Ok(())
+            })
+        }),
+        op("ML-DSA-65 verify (CKM_ML_DSA)", |m| ml_dsa_bench(m, true)).direct(|_| {
+            let k = signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?;
+            let mut sig = vec![0u8; ML_DSA_65_SIG];
+            k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?;
+            let public = k.public_key().as_ref().to_vec();
+            bench(move || {
+                signature::UnparsedPublicKey::new(&signature::ML_DSA_65, &public)
+                    .verify(MESSAGE, &sig)
+                    .map_err(lc("ML-DSA verify"))?;
+                Ok(())
+            })
+        }),
+        op("SLH-DSA-SHA2-128f sign (CKM_SLH_DSA, hedged; floor: RustCrypto slh-dsa)", |m| slh_dsa_bench(m, false))
+            .direct(|_| {
+                let k = slh_dsa_direct_key()?;
+                bench(move || {
+                    // Fresh opt_rand for each signature, as the module's hedged signing; M' = 0 ‖ 0 ‖ M.
+                    let mut addrnd = [0u8; 16];
+                    rand::fill(&mut addrnd).map_err(lc("random"))?;
+                    black_box(k.slh_sign_internal(&[&[0, 0], MESSAGE], Some(&addrnd)));
+                    Ok(())
+                })
+            }),
+        op("SLH-DSA-SHA2-128f verify (CKM_SLH_DSA; floor: RustCrypto slh-dsa)", |m| slh_dsa_bench(m, true)).direct(
+            |_| {
+                let k = slh_dsa_direct_key()?;
+                let sig = k.slh_sign_internal(&[&[0, 0], MESSAGE], None);
+                let public: &slh_dsa::VerifyingKey<slh_dsa::Sha2_128f> = k.as_ref();
+                let public = public.clone();
+                bench(move || {
+                    public.slh_verify_internal(&[&[0, 0], MESSAGE], &sig).map_err(|e| format!("{e:?}"))?;
+                    Ok(())
+                })
+            },
+        ),
         // --- objects (last: the find row leaves its objects on the token) ---
         op("create token data object (C_CreateObject)", |m| {
             let template = data_object_template("bench-create");
@@ -1856,4 +1936,77 @@ fn real_main() -> Res<()> {
         }
     }
     Ok(())
+}
+
+/// Bytes of an ML-DSA-65 signature.
+const ML_DSA_65_SIG: usize = 3309;
+
+/// C_GenerateKeyPair of an ML-DSA-65 session key pair (destroyed untimed). Tessera tests every
+/// pair it generates (a signature and its verification).
+fn ml_dsa_keygen(m: &Module) -> Res<Box<dyn Bench>> {
+    let (session, keys) = row_session(m)?;
+    keys.require(MechanismType::ML_DSA_KEY_PAIR_GEN)?;
+    let (public, private) = pq_templates(MlDsaParameterSetType::ML_DSA_65.into());
+    creates(session, move |s, created| {
+        let (a, b) = s.generate_key_pair(&Mechanism::MlDsaKeyPairGen, &public, &private)?;
+        created.extend([a, b]);
+        Ok(())
+    })
+}
+
+fn pq_templates(set: ParameterSetType) -> (Vec<Attribute>, Vec<Attribute>) {
+    let public = vec![Attribute::Token(false), Attribute::Verify(true), Attribute::ParameterSet(set)];
+    let private =
+        vec![Attribute::Token(false), Attribute::Private(true), Attribute::Sensitive(true), Attribute::Sign(true)];
+    (public, private)
+}
+
+/// ML-DSA-65, pure, hedged, empty context (`CKM_ML_DSA` without a parameter): signing, or the
+/// verification of one signature. The key pair is the row's own (made untimed).
+fn ml_dsa_bench(m: &Module, verify: bool) -> Res<Box<dyn Bench>> {
+    let (session, keys) = row_session(m)?;
+    keys.require(MechanismType::ML_DSA)?;
+    let (public, private) = pq_templates(MlDsaParameterSetType::ML_DSA_65.into());
+    let (public, private) = session.generate_key_pair(&Mechanism::MlDsaKeyPairGen, &public, &private)?;
+    let mech = || Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+    let sig = session.sign(&mech(), private, MESSAGE)?;
+    bench(move || {
+        // The mechanism (its parameter is a raw pointer, not Send) is made in the timed loop: a
+        // value on the stack, as an application holds it.
+        let mech = mech();
+        if verify {
+            session.verify(&mech, public, MESSAGE, &sig)?;
+        } else {
+            black_box(session.sign(&mech, private, MESSAGE)?);
+        }
+        Ok(())
+    })
+}
+
+/// SLH-DSA-SHA2-128f, pure, hedged, empty context (`CKM_SLH_DSA` without a parameter).
+fn slh_dsa_bench(m: &Module, verify: bool) -> Res<Box<dyn Bench>> {
+    let (session, keys) = row_session(m)?;
+    keys.require(MechanismType::SLH_DSA)?;
+    let (public, private) = pq_templates(SlhDsaParameterSetType::SHA2_128F.into());
+    let (public, private) = session.generate_key_pair(&Mechanism::SlhDsaKeyPairGen, &public, &private)?;
+    let mech = || Mechanism::SlhDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+    let sig = session.sign(&mech(), private, MESSAGE)?;
+    bench(move || {
+        // The mechanism (its parameter is a raw pointer, not Send) is made in the timed loop: a
+        // value on the stack, as an application holds it.
+        let mech = mech();
+        if verify {
+            session.verify(&mech, public, MESSAGE, &sig)?;
+        } else {
+            black_box(session.sign(&mech, private, MESSAGE)?);
+        }
+        Ok(())
+    })
+}
+
+/// RustCrypto's SLH-DSA-SHA2-128f key from random seeds (the library Tessera's SLH-DSA uses).
+fn slh_dsa_direct_key() -> Res<slh_dsa::SigningKey<slh_dsa::Sha2_128f>> {
+    let mut seeds = [0u8; 48];
+    rand::fill(&mut seeds).map_err(lc("random"))?;
+    Ok(slh_dsa::SigningKey::slh_keygen_internal(&seeds[..16], &seeds[16..32], &seeds[32..]))
 }

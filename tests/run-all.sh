@@ -17,6 +17,12 @@ target/release/tessera-util --seal
 export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
 export TESSERA_UTIL=$PWD/target/release/tessera-util
 
+echo "== Python for tests/pqc_interop.rs: PyKCS11 (with the PKCS #11 3.2 names) and cryptography (its wheel's OpenSSL has ML-DSA) from PyPI, in target/pqc-venv"
+# Without network access the test falls back to Debian's python3-pykcs11 and checks the
+# SubjectPublicKeyInfo with PQClean only.
+[ -x target/pqc-venv/bin/python ] || { python3 -m venv target/pqc-venv && target/pqc-venv/bin/pip install -q PyKCS11 cryptography; } ||
+    echo "SKIP target/pqc-venv: could not install PyKCS11 and cryptography from PyPI"
+
 echo "== build the fault-injection library (test builds only: every self-test can be made to fail)"
 cargo build -p tessera-pkcs11 --features fault-injection
 export TESSERA_FAULT_MODULE=$PWD/target/debug/libtessera_pkcs11.so
@@ -36,6 +42,6 @@ fi
 echo "== tests, approved mode (everything but the third-party tool interop, whose tools use non-approved mechanisms)"
 TESSERA_MODE=approved cargo test --release -p tessera-tests --no-fail-fast \
     --test abi --test attacks --test fips --test docs --test approved_mode --test pqc_sign --test config --test login_cache --test message --test stress --test tools --test process_hardening \
-    --test mech_rsa --test wycheproof_rsa --test mech_ec --test wycheproof_ec \
+    --test mech_rsa --test wycheproof_rsa --test mech_ec --test wycheproof_ec --test wycheproof_pqc --test pqc_interop \
     --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes --test environments \
     --test audit --test sign

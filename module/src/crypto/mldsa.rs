@@ -187,11 +187,74 @@ impl MlDsa {
     }
 }
 
-/// An expanded private key of set `P`, decoded; `None` when the bytes have the wrong length.
+/// An expanded private key of set `P`, decoded; `None` when the bytes have the wrong length or
+/// are no key (see [`secrets_in_range`]).
 fn expanded<P: MlDsaParams>(sk: &[u8]) -> Option<ExpandedSigningKey<P>> {
     let mut enc = ml_dsa::ExpandedSigningKeyBytes::<P>::try_from(sk).ok()?;
+    if !secrets_in_range(sk) {
+        return None;
+    }
     #[allow(deprecated)]
     let key = ExpandedSigningKey::<P>::from_expanded(&enc);
     zeroize::Zeroize::zeroize(enc.as_mut_slice());
     Some(key)
+}
+
+/// Whether every coefficient of `s1` and `s2` in an expanded private key is a valid encoding
+/// (FIPS 204 Algorithm 25 skDecode: `BitUnpack(y, η, η)` gives `η - z` for a field `z` of
+/// `bitlen(2η)` bits, which must be at most `2η`). RustCrypto's `from_expanded` asserts this
+/// (it panics on such a key, as Wycheproof's `InvalidPrivateKey` cases show) and aws-lc-rs offers
+/// no check of its own, so it is done here before decoding; `t0`'s 13-bit fields are all valid.
+/// The layout is FIPS 204 Table 2 and Algorithm 24: `rho(32) ‖ K(32) ‖ tr(64) ‖ s1 ‖ s2 ‖ t0`.
+/// No branch depends on a coefficient: the result is only known once all are read.
+fn secrets_in_range(sk: &[u8]) -> bool {
+    // (k + l polynomials of s1 and s2, η) by key length.
+    let (polys, eta) = match sk.len() {
+        2560 => (4 + 4, 2u32),
+        4032 => (6 + 5, 4),
+        4896 => (8 + 7, 2),
+        _ => return false,
+    };
+    let bits = if eta == 2 { 3 } else { 4 };
+    let Some(region) = sk.get(128..128 + polys * 32 * bits) else { return false };
+    let mut bad = 0u32;
+    for i in 0..polys * 256 {
+        let mut z = 0u32;
+        for b in 0..bits {
+            let bit = i * bits + b;
+            z |= u32::from((region[bit / 8] >> (bit % 8)) & 1) << b;
+        }
+        // 1 when z > 2η, without a branch.
+        bad |= (2 * eta).wrapping_sub(z) >> 31;
+    }
+    bad == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An expanded key whose `s1` holds a coefficient out of range is refused, not a panic.
+    #[test]
+    fn out_of_range_expanded_keys_are_refused() {
+        for set in MlDsa::ALL {
+            let (sk, pk) = set.from_seed(&[7u8; 32]).unwrap();
+            assert_eq!(set.public_of(&sk), Some(pk));
+            let mut bad = sk.to_vec();
+            // The first field of s1 (3 or 4 bits) all ones: 7 > 2η = 4, or 15 > 2η = 8.
+            bad[128] |= if set == MlDsa::P65 { 0x0f } else { 0x07 };
+            assert_eq!(set.public_of(&bad), None, "{}", set.name());
+            assert!(set.sign_internal(&bad, &[b"m"], &[0; 32]).is_none());
+            // The last field of s2 likewise.
+            let mut bad = sk.to_vec();
+            let end = set.private_len()
+                - match set {
+                    MlDsa::P44 => 4 * 416,
+                    MlDsa::P65 => 6 * 416,
+                    MlDsa::P87 => 8 * 416,
+                };
+            bad[end - 1] |= 0xf0;
+            assert_eq!(set.public_of(&bad), None, "{}", set.name());
+        }
+    }
 }
