@@ -9,6 +9,8 @@ use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use tessera_tests::*;
 
+// (Also the test tokens of short-lived pipelines: `test_tokens` below.)
+
 /// The live (not expired) Tessera entries `/proc/keys` lists for this process.
 fn entries() -> Vec<String> {
     std::fs::read_to_string("/proc/keys")
@@ -121,4 +123,73 @@ fn the_approved_mode_refuses_the_cache() {
     let out = env.command(util_path()).arg("--show-slots").env_remove("TESSERA_MODE").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pin.cache = keyring"), "{}", show(&out));
+}
+
+/// The (SO, user) PBKDF2 iteration counts stored for the token with this serial.
+fn stored_iterations(env: &Env, serial: &str) -> (i64, i64) {
+    let db = rusqlite::Connection::open(env.tokendir().join(serial).join("tessera.db")).unwrap();
+    db.query_row("SELECT so_iterations, user_iterations FROM token", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+}
+
+/// Test tokens (`tessera-util --init-token --test-token`, `T_InitTestToken`): PINs derived with
+/// 1,000 iterations, the model "Tessera test", refused in the approved mode; `C_InitToken` makes
+/// such a token an ordinary one again, with the 600,000 floor.
+#[test]
+fn test_tokens() {
+    let _g = lock();
+    let env = Env::new("");
+    let init = |mode: &str| {
+        env.command(util_path())
+            .env("TESSERA_MODE", mode)
+            .args([
+                "--init-token",
+                "--free",
+                "--test-token",
+                "--label",
+                "throwaway",
+                "--so-pin",
+                SO_PIN,
+                "--pin",
+                USER_PIN,
+            ])
+            .output()
+            .unwrap()
+    };
+    let refused = init("approved");
+    assert!(!refused.status.success(), "the approved mode makes no test token");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("the approved mode makes no test tokens"),
+        "{}",
+        show(&refused)
+    );
+    let out = init("non-approved");
+    assert!(out.status.success(), "{}", show(&out));
+    drop(_g);
+    let serial = {
+        let l = load_in_mode_with("non-approved", &format!("directories.tokendir = {}", env.tokendir().display()));
+        let slot = l.slot_of("throwaway");
+        let info = l.p.get_token_info(slot).unwrap();
+        assert_eq!(info.model(), "Tessera test");
+        drop(user_session(&l.p, slot));
+        info.serial_number().to_string()
+    };
+    assert_eq!(stored_iterations(&env, &serial), (1_000, 1_000), "both PINs derive with 1,000 iterations");
+    {
+        let l = load_in_mode_with("approved", &format!("directories.tokendir = {}", env.tokendir().display()));
+        let slot = l.slot_of("throwaway");
+        assert_eq!(l.p.get_token_info(slot).unwrap().model(), "Tessera test");
+        assert_eq!(
+            rv_of(l.p.open_rw_session(slot)),
+            RvError::TokenNotRecognized,
+            "the approved mode uses no test token"
+        );
+        // C_InitToken makes it an ordinary token, which the approved mode uses.
+        l.p.init_token(slot, &AuthPin::new(SO_PIN.into()), "ordinary").unwrap();
+        let slot = l.slot_of("ordinary");
+        assert_eq!(l.p.get_token_info(slot).unwrap().model(), "Tessera approved");
+        let s = l.p.open_rw_session(slot).unwrap();
+        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).unwrap();
+        s.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
+    }
+    assert_eq!(stored_iterations(&env, &serial), (600_000, 600_000));
 }

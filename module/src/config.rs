@@ -59,6 +59,13 @@ impl Environment {
 /// Lowest PBKDF2 iteration count accepted for PIN-derived keys.
 pub const MIN_KDF_ITERATIONS: u32 = 600_000;
 
+/// PBKDF2 iterations of a test token's PINs (`T_InitTestToken`, `tessera-util --init-token
+/// --test-token`, the tokens of `tessera-util run`): a throwaway token a pipeline makes for its
+/// tests, whose PINs guard nothing worth 600,000 iterations per process. A token whose SO PIN wrap
+/// has exactly this count is a test token: labelled so in `C_GetTokenInfo`'s model, refused in the
+/// approved mode; every other token keeps the 600,000 floor.
+pub const TEST_KDF_ITERATIONS: u32 = 1_000;
+
 /// The shortest PIN a configuration may allow (`pin.min_length`), and the non-approved mode's
 /// minimum when the key is absent (SoftHSMv2's): 4 bytes.
 pub const MIN_PIN_LENGTH: usize = 4;

@@ -165,6 +165,26 @@ impl Module {
 
     /// `C_InitToken`.
     pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str) -> Result<()> {
+        self.init_token_as(slot, so_pin, label, false)
+    }
+
+    /// `T_InitTestToken`: a new test token in the free slot (`config::TEST_KDF_ITERATIONS`), for
+    /// a pipeline's throwaway tests. `CKR_ACTION_PROHIBITED` in the approved mode, and on a slot
+    /// that holds a token (re-initialisation is `C_InitToken`'s).
+    pub fn init_test_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str) -> Result<()> {
+        if self.cfg.mode == crate::policy::Mode::Approved {
+            return Err(crate::error::Error::because(
+                CKR_ACTION_PROHIBITED,
+                format_args!("the approved mode makes no test tokens (their PINs derive with 1,000 iterations)"),
+            ));
+        }
+        if !matches!(self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?, SlotContent::Free) {
+            return Err(err(CKR_ACTION_PROHIBITED));
+        }
+        self.init_token_as(slot, so_pin, label, true)
+    }
+
+    fn init_token_as(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str, test: bool) -> Result<()> {
         let content = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
         match content {
             SlotContent::Token(_) | SlotContent::Alias(_) => {
@@ -188,6 +208,7 @@ impl Module {
                             so_pin,
                             self.kek.clone(),
                             self.pin_policy(),
+                            test,
                         )?;
                     }
                 };

@@ -196,16 +196,33 @@ impl Token {
         so_pin: &[u8],
         kek: Arc<KekCache>,
         policy: PinPolicy,
+        test: bool,
     ) -> Result<Arc<Token>> {
         policy.check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?; // C_InitToken has no CKR_PIN_LEN_RANGE
+        let iterations = if test { crate::config::TEST_KDF_ITERATIONS } else { policy.iterations };
         let uid = seal::random_bytes(16)?;
         let serial = serial.to_string();
         let slot_id = crate::slots::slot_id_for(Path::new(&serial));
         let token_key = seal::random_key()?;
-        let so = seal::wrap_with_pin(&kek, &token_key, so_pin, policy.iterations, &wrap_aad(&uid, Role::So))?;
+        let so = seal::wrap_with_pin(&kek, &token_key, so_pin, iterations, &wrap_aad(&uid, Role::So))?;
         let row = TokenRow::initialised(uid, serial, label.to_string(), slot_id, so);
         let db = Db::create(tokendir, &row)?;
         Token::open(&db.dir, kek, policy)
+    }
+
+    /// Whether this is a test token: its SO PIN wrap derives with `config::TEST_KDF_ITERATIONS`
+    /// (as the token is now: another process may have re-initialised it).
+    pub fn is_test(&self) -> bool {
+        self.row().is_ok_and(|r| r.so.is_some_and(|w| w.iterations == crate::config::TEST_KDF_ITERATIONS))
+    }
+
+    /// The PBKDF2 iterations of this token's new PIN wraps.
+    fn iterations(&self) -> u32 {
+        if self.is_test() {
+            crate::config::TEST_KDF_ITERATIONS
+        } else {
+            self.policy.iterations
+        }
     }
 
     /// Associated data of a sealed part written before objects were authenticated (format 0).
@@ -465,7 +482,8 @@ impl Token {
         if let Some(k) = self.verify_cached(role, pin)? {
             return Ok(k);
         }
-        let attempt = lock(&self.db).begin_attempt(role, self.policy.max_failures, crate::config::MIN_KDF_ITERATIONS);
+        let floor = if self.is_test() { crate::config::TEST_KDF_ITERATIONS } else { crate::config::MIN_KDF_ITERATIONS };
+        let attempt = lock(&self.db).begin_attempt(role, self.policy.max_failures, floor);
         self.touch();
         let (wrap, count) = match attempt? {
             Attempt::NoPin => return Err(err(no_pin(role))),
@@ -505,8 +523,8 @@ impl Token {
             return Err(err(CKR_PIN_INCORRECT));
         };
         lock(&self.db).attempt_succeeded(role, count)?;
-        if wrap.iterations < self.policy.iterations {
-            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &aad)?;
+        if wrap.iterations < self.iterations() {
+            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.iterations(), &aad)?;
             lock(&self.db).set_pin_wrap(role, Some(&w))?;
         }
         self.touch();
@@ -524,7 +542,7 @@ impl Token {
             Role::User => (row.user, row.user_failures),
         };
         let Some(wrap) = wrap else { return Ok(None) };
-        if failures > 0 || (role == Role::User && row.user_blocked) || wrap.iterations < self.policy.iterations {
+        if failures > 0 || (role == Role::User && row.user_blocked) || wrap.iterations < self.iterations() {
             return Ok(None);
         }
         Ok(seal::unwrap_cached(&self.kek, &wrap, pin, &wrap_aad(&self.uid, role)))
@@ -617,8 +635,7 @@ impl Token {
         // login cache's entry).
         self.kek.clear();
         crate::store::keyring::revoke(&wrap_aad(&self.uid, Role::User));
-        let w =
-            seal::wrap_with_pin(&self.kek, &key.key, pin, self.policy.iterations, &wrap_aad(&self.uid, Role::User))?;
+        let w = seal::wrap_with_pin(&self.kek, &key.key, pin, self.iterations(), &wrap_aad(&self.uid, Role::User))?;
         lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
         self.touch();
         Ok(())
@@ -639,7 +656,7 @@ impl Token {
         let key = if self.policy.approved { self.verify_pin(role, old)? } else { self.verify_counted(role, old)? };
         self.kek.clear();
         crate::store::keyring::revoke(&wrap_aad(&self.uid, role));
-        let w = seal::wrap_with_pin(&self.kek, &key, new, self.policy.iterations, &wrap_aad(&self.uid, role))?;
+        let w = seal::wrap_with_pin(&self.kek, &key, new, self.iterations(), &wrap_aad(&self.uid, role))?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
         Ok(())
@@ -656,6 +673,7 @@ impl Token {
             crate::store::keyring::revoke(&wrap_aad(&self.uid, role));
         }
         let key = seal::random_key()?;
+        // C_InitToken makes a token like any other: a test token re-initialised so is one no more.
         let so = seal::wrap_with_pin(&self.kek, &key, so_pin, self.policy.iterations, &wrap_aad(&self.uid, Role::So))?;
         lock(&self.db).reinit(label, &so)?;
         self.logout();

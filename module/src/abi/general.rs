@@ -150,7 +150,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN
         *info = CK_TOKEN_INFO {
             label: pad(&t.label),
             manufacturerID: pad(MANUFACTURER),
-            model: pad(model(m.cfg.mode)),
+            model: pad(if t.test { crate::services::general::TEST_MODEL } else { model(m.cfg.mode) }),
             serialNumber: pad(&t.serial),
             flags: t.flags | if m.in_error() { CKF_ERROR_STATE } else { 0 },
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,

@@ -87,7 +87,10 @@ pub unsafe extern "C" fn C_GetInterface(
         let want = pVersion.as_ref();
         let found = INTERFACES.iter().filter(|i| i.name == name).find(|i| {
             let v = i.version;
-            let version_ok = want.is_none_or(|w| w.major == v.major && w.minor == v.minor);
+            // The vendor list only grows at its end: 1.1 serves a caller that asks for 1.0.
+            let vendor = i.name == VENDOR_INTERFACE_NAME;
+            let version_ok =
+                want.is_none_or(|w| w.major == v.major && (w.minor == v.minor || (vendor && w.minor < v.minor)));
             // SAFETY: a read of a static interface (see `Interface`).
             version_ok && unsafe { (*i.iface.get()).flags } & flags == flags
         });

@@ -8,6 +8,9 @@
 //!     CK_RV (*T_GetStatus)(CK_UTF8CHAR_PTR pStatus, CK_ULONG_PTR pulStatusLen);
 //!     CK_RV (*T_SelfTest)(void);
 //!     CK_RV (*T_DeleteToken)(CK_SLOT_ID slotID);
+//!     /* 1.1 */
+//!     CK_RV (*T_InitTestToken)(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
+//!                              CK_UTF8CHAR_PTR pLabel);
 //! } CK_TESSERA_FUNCTION_LIST;
 //! ```
 //!
@@ -27,19 +30,28 @@ pub struct CK_TESSERA_FUNCTION_LIST {
     pub T_GetStatus: Option<unsafe extern "C" fn(pStatus: *mut CK_UTF8CHAR, pulStatusLen: *mut CK_ULONG) -> CK_RV>,
     pub T_SelfTest: Option<unsafe extern "C" fn() -> CK_RV>,
     pub T_DeleteToken: Option<unsafe extern "C" fn(slotID: CK_SLOT_ID) -> CK_RV>,
+    pub T_InitTestToken: Option<
+        unsafe extern "C" fn(
+            slotID: CK_SLOT_ID,
+            pPin: *mut CK_UTF8CHAR,
+            ulPinLen: CK_ULONG,
+            pLabel: *mut CK_UTF8CHAR,
+        ) -> CK_RV,
+    >,
 }
 
 /// The name `C_GetInterface` knows the vendor interface by.
 pub const VENDOR_INTERFACE_NAME: &std::ffi::CStr = c"Vendor Tessera";
 
 /// The vendor interface's version.
-pub const VENDOR_INTERFACE_VERSION: CK_VERSION = CK_VERSION { major: 1, minor: 0 };
+pub const VENDOR_INTERFACE_VERSION: CK_VERSION = CK_VERSION { major: 1, minor: 1 };
 
 pub static VENDOR_FUNCTION_LIST: CK_TESSERA_FUNCTION_LIST = CK_TESSERA_FUNCTION_LIST {
     version: VENDOR_INTERFACE_VERSION,
     T_GetStatus: Some(T_GetStatus),
     T_SelfTest: Some(T_SelfTest),
     T_DeleteToken: Some(T_DeleteToken),
+    T_InitTestToken: Some(T_InitTestToken),
 };
 
 /// `T_GetStatus`: the module's status as UTF-8 JSON text (not NUL-terminated), under the
@@ -66,4 +78,24 @@ pub unsafe extern "C" fn T_SelfTest() -> CK_RV {
 /// Allowed in the error state: it removes stored, encrypted data and runs no cryptography.
 pub unsafe extern "C" fn T_DeleteToken(slotID: CK_SLOT_ID) -> CK_RV {
     guard("T_DeleteToken", || module_any()?.delete_token(slotID))
+}
+
+/// `T_InitTestToken` (1.1): `C_InitToken` on the free slot making a test token, whose PINs derive
+/// with 1,000 PBKDF2 iterations (`Module::init_test_token`): for a pipeline's throwaway tokens.
+/// `CKR_ACTION_PROHIBITED` in the approved mode and on a slot with a token.
+pub unsafe extern "C" fn T_InitTestToken(
+    slotID: CK_SLOT_ID,
+    pPin: *mut CK_UTF8CHAR,
+    ulPinLen: CK_ULONG,
+    pLabel: *mut CK_UTF8CHAR,
+) -> CK_RV {
+    guard("T_InitTestToken", || {
+        let m = module()?;
+        let pin = bytes(pPin, ulPinLen)?;
+        if pPin.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        let label = label(pLabel)?;
+        m.init_test_token(slotID, pin, &label)
+    })
 }

@@ -115,6 +115,10 @@ struct Args {
     /// The token with this label.
     #[arg(long, value_name = "label")]
     token: Option<String>,
+    /// With --init-token: make a test token, whose PINs derive with 1,000 iterations instead of
+    /// 600,000 (for a pipeline's throwaway tokens; the approved mode refuses them).
+    #[arg(long)]
+    test_token: bool,
     /// End every login the login cache keeps (`pin.cache = keyring`) in this session: the next
     /// login of every process derives its key from the PIN again.
     #[arg(long)]
@@ -229,6 +233,20 @@ mod binding {
             match self.vendor.T_SelfTest {
                 // SAFETY: a function of the library's vendor interface, which takes no argument.
                 Some(f) => unsafe { f() },
+                None => CKR_FUNCTION_NOT_SUPPORTED,
+            }
+        }
+
+        /// `T_InitTestToken`.
+        pub fn init_test_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str) -> CK_RV {
+            let mut padded = [b' '; 32];
+            let n = label.len().min(32);
+            padded[..n].copy_from_slice(&label.as_bytes()[..n]);
+            let mut pin = so_pin.to_vec();
+            match self.vendor.T_InitTestToken {
+                // SAFETY: a function of the library's vendor interface; the PIN buffer holds its
+                // length's bytes and the label buffer the 32 bytes `C_InitToken`'s label has.
+                Some(f) => unsafe { f(slot, pin.as_mut_ptr(), pin.len() as CK_ULONG, padded.as_mut_ptr()) },
                 None => CKR_FUNCTION_NOT_SUPPORTED,
             }
         }
@@ -448,9 +466,16 @@ fn init_token(lib: &Library, a: &Args) -> Res<()> {
             return Err(format!("the PIN must have a length between {} and {} characters", range.0, range.1));
         }
     }
-    lib.p
-        .init_token(slot, &auth(&so_pin), &label)
-        .map_err(|e| format!("could not initialize the token ({})", rv(e)))?;
+    if a.test_token {
+        match lib.init_test_token(slot.id(), so_pin.as_bytes(), &label) {
+            CKR_OK => {}
+            r => return Err(format!("could not initialize the test token ({})", rv_text(r))),
+        }
+    } else {
+        lib.p
+            .init_token(slot, &auth(&so_pin), &label)
+            .map_err(|e| format!("could not initialize the token ({})", rv(e)))?;
+    }
     // The token keeps the slot it was initialised in for this process (its own slot ID appears in
     // the slot list), so the session, and its serial number, are found there.
     let serial = lib.p.get_token_info(slot).map_err(rv)?.serial_number().to_string();

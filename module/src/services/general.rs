@@ -16,6 +16,9 @@ pub fn model(mode: crate::policy::Mode) -> &'static str {
     }
 }
 
+/// Model string of a test token (`config::TEST_KDF_ITERATIONS`), in either mode.
+pub const TEST_MODEL: &str = "Tessera test";
+
 /// The library description (32 characters at most), naming the mode.
 pub fn description(mode: crate::policy::Mode) -> &'static str {
     match mode {
@@ -39,6 +42,8 @@ pub struct SlotInfo {
 pub struct TokenInfo {
     pub label: String,
     pub serial: String,
+    /// A test token (`config::TEST_KDF_ITERATIONS`).
+    pub test: bool,
     pub flags: CK_FLAGS,
     pub sessions: usize,
     pub rw_sessions: usize,
@@ -85,6 +90,7 @@ impl Module {
                 return Ok(TokenInfo {
                     label: String::new(),
                     serial: String::new(),
+                    test: false,
                     flags: CKF_RNG | CKF_LOGIN_REQUIRED,
                     sessions: 0,
                     rw_sessions: 0,
@@ -109,7 +115,7 @@ impl Module {
         flags |= pin_flags(row.user_failures, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
         flags |= pin_flags(row.so_failures, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
         let (sessions, rw_sessions) = self.sessions_on(&t);
-        Ok(TokenInfo { label: row.label, serial: row.serial, flags, sessions, rw_sessions })
+        Ok(TokenInfo { label: row.label, serial: row.serial, test: t.is_test(), flags, sessions, rw_sessions })
     }
 
     /// `C_GetMechanismList`.

@@ -19,6 +19,14 @@ impl Module {
     /// `C_OpenSession`.
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
         let token = self.token(slot)?;
+        // A test token's PINs derive with 1,000 iterations: the approved mode works with no such
+        // token (its model says "Tessera test"; `C_InitToken` makes it a token like any other).
+        if self.cfg.mode == crate::policy::Mode::Approved && token.is_test() {
+            return Err(crate::error::Error::because(
+                CKR_TOKEN_NOT_RECOGNIZED,
+                format_args!("token {}: a test token, which the approved mode does not use", token.serial),
+            ));
+        }
         if flags & CKF_SERIAL_SESSION == 0 {
             return Err(err(CKR_SESSION_PARALLEL_NOT_SUPPORTED));
         }
