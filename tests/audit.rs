@@ -55,6 +55,11 @@ impl Chain {
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    fn public(&self, keys: &tessera_audit::checkpoint::PublicKeys) -> verify::Summary {
+        let st = std::fs::read(self.dir.join("audit.state")).unwrap();
+        tessera_audit::public::verify(&self.dir.join("audit.log"), Some(&st), keys, None).unwrap()
+    }
+
     fn conf_line(&self) -> String {
         format!("audit.dir = {}", self.dir.display())
     }
@@ -147,7 +152,16 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert_eq!(init["function"], "C_Initialize");
     assert_eq!(init["mode"], mode());
     assert!(init["detail"].as_str().unwrap().contains("self-tests passed"), "{init}");
-    assert_eq!(recs.last().unwrap()["function"], "C_Finalize");
+    // C_Finalize, then the signed checkpoint that seals the run.
+    assert_eq!(recs[recs.len() - 2]["function"], "C_Finalize");
+    let last = recs.last().unwrap();
+    assert_eq!((last["function"].as_str(), last["mode"].as_str()), (Some("checkpoint"), Some(mode())));
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let note = tessera_audit::checkpoint::Note::verify(last["checkpoint"].as_str().unwrap(), &keys).unwrap();
+    assert_eq!(note.size, recs.len() as u64 - 1);
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    assert_eq!((public.checkpoints, public.sealed, public.unsealed_tail), (1, Some(note.size), Some(0)));
     for f in ["C_InitToken", "C_InitPIN", "C_SetPIN", "C_CreateObject", "C_DestroyObject"] {
         assert_eq!(find(&recs, f).len(), 1, "{f}");
     }
@@ -209,6 +223,23 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert_eq!((json["records"].as_u64(), json["end"].as_str()), (Some(recs.len() as u64), Some("anchored")));
     assert_eq!(json["approved"].as_u64(), Some(sum.approved));
     assert!(json["failure"].is_null());
+    // With the public key alone, and one operation proved to someone who sees no other record.
+    let pubkey = c.dir.join("audit.pub");
+    let out = Command::new(&bin).arg("verify").arg(&c.dir).arg("--pubkey").arg(&pubkey).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signed checkpoints: 1"), "{}", show(&out));
+    let sign_seq = sign["seq"].as_u64().unwrap();
+    let out = Command::new(&bin).arg("prove").arg(&c.dir).arg("--seq").arg(sign_seq.to_string()).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let proof = c.dir.parent().unwrap().join("sign.proof");
+    std::fs::write(&proof, &out.stdout).unwrap();
+    let out = Command::new(&bin).arg("verify-proof").arg(&proof).arg("--pubkey").arg(&pubkey).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("record {sign_seq} is in the log")) && text.contains("\"function\":\"C_Sign\""),
+        "{text}"
+    );
     // One changed byte: a distinct exit status and the place.
     let log = c.dir.join("audit.log");
     let mut bytes = std::fs::read(&log).unwrap();
@@ -238,8 +269,11 @@ fn audit_events_chooses_the_categories() {
     let recs = c.records();
     let functions: Vec<&str> = recs.iter().map(|r| r["function"].as_str().unwrap()).collect();
     assert!(functions.contains(&"C_Login"), "{functions:?}");
+    // The checkpoint at C_Finalize seals what was recorded, whatever the categories.
+    assert_eq!(functions.last(), Some(&"checkpoint"), "{functions:?}");
+    let functions = &functions[..functions.len() - 1];
     assert!(functions.iter().all(|f| ["C_Login", "C_Logout"].contains(f)), "only authentication: {functions:?}");
-    assert!(recs.iter().all(|r| r["category"] == "auth"));
+    assert!(recs[..recs.len() - 1].iter().all(|r| r["category"] == "auth"));
 }
 
 /// Raw C_Initialize of the library with the configuration `extra` (a store of its own).
@@ -536,6 +570,16 @@ fn four_processes_append_to_one_log() {
         let fin = recs.iter().filter(|r| r["pid"] == pid && r["function"] == "C_Finalize").count();
         assert_eq!(fin, 1);
     }
+    // A signed checkpoint every 1,000 records and one at each C_Finalize (four, or fewer where a
+    // process's C_Finalize came right after another's checkpoint), written by whichever process
+    // held the lock: one tree, verified with the public key alone.
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    let checkpoints = recs.iter().filter(|r| r["function"] == "checkpoint").count() as u64;
+    assert_eq!(public.checkpoints, checkpoints);
+    assert!(checkpoints >= recs.len() as u64 / 1000, "{checkpoints} checkpoints for {} records", recs.len());
+    assert_eq!(recs.last().unwrap()["function"], "checkpoint");
     println!("4 processes x {OPS} audited C_Sign: {} records in {took:?}", recs.len());
 }
 
@@ -660,7 +704,7 @@ fn a_fork_child_is_recorded() {
     let pid = child.as_raw() as u64;
     let of_child: Vec<&Value> = recs.iter().filter(|r| r["pid"] == pid).collect();
     let functions: Vec<&str> = of_child.iter().map(|r| r["function"].as_str().unwrap()).collect();
-    assert_eq!(functions, ["C_GetSlotList", "C_Initialize", "C_Finalize"], "{of_child:?}");
+    assert_eq!(functions, ["C_GetSlotList", "C_Initialize", "C_Finalize", "checkpoint"], "{of_child:?}");
     let detail = |i: usize| of_child[i]["detail"].as_str().unwrap_or_default().to_string();
     assert!(detail(0).starts_with("fork detected"), "{}", detail(0));
     assert_eq!(of_child[0]["rv"], "CKR_CRYPTOKI_NOT_INITIALIZED");

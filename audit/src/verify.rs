@@ -46,6 +46,11 @@ pub enum Class {
     RolledBack,
     /// The state file is not a whole state.
     StateDamaged,
+    /// A signed checkpoint's tree size, root or chain head is not the log's, or the log's first
+    /// records are not those a trusted checkpoint signed (history rewritten).
+    MerkleMismatch,
+    /// A checkpoint's signatures do not verify under the log's public keys (or it is no note).
+    BadCheckpointSignature,
 }
 
 impl Class {
@@ -61,6 +66,8 @@ impl Class {
             Class::Resealed => "resealed-with-a-later-key",
             Class::RolledBack => "rolled-back",
             Class::StateDamaged => "state-damaged",
+            Class::MerkleMismatch => "merkle-mismatch",
+            Class::BadCheckpointSignature => "bad-checkpoint-signature",
         }
     }
 
@@ -116,6 +123,15 @@ pub struct Summary {
     /// A last line without `\n`: its 1-based line number and length.
     pub torn_tail: Option<(usize, usize)>,
     pub end: End,
+    /// Signed checkpoints verified (with the public keys).
+    pub checkpoints: u64,
+    /// Records `0..sealed` are under the last signed checkpoint that verified.
+    pub sealed: Option<u64>,
+    /// Records after the last checkpoint record, which no signature covers yet (public
+    /// verification: these are not verified).
+    pub unsealed_tail: Option<u64>,
+    /// The size of the trusted checkpoint the log was shown to extend.
+    pub extends_trusted: Option<u64>,
     pub failure: Option<Failure>,
 }
 
@@ -297,6 +313,10 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
         non_approved,
         torn_tail: tail.map(|t| (count + 1, t.len())),
         end: End::NotAnchored,
+        checkpoints: 0,
+        sealed: None,
+        unsealed_tail: None,
+        extends_trusted: None,
         failure: None,
     };
     let last_mac =

@@ -15,9 +15,12 @@
 //! the writer refuses to append.
 
 use crate::chain::Chain;
+use crate::checkpoint::SigningKeys;
 use crate::format::{self, Record};
 use crate::state::{self, State};
+use crate::tree;
 use nix::fcntl::{Flock, FlockArg};
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
@@ -96,7 +99,10 @@ pub fn init(dir: &Path, seed_out: &Path) -> Result<(), Error> {
     f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(io(seed_out))?;
     let r = create_with_seed(dir, &seed);
     seed.zeroize();
-    r
+    r?;
+    SigningKeys::create(dir).map_err(|e| Error::Unsafe(dir.into(), format!("checkpoint signing keys: {e}")))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(())
 }
 
 /// Creates the log and the state at record 0 of the chain of `seed` in `dir` (`init` after it
@@ -137,7 +143,23 @@ pub struct Writer {
     reserved_to: u64,
     /// The reserve could not be renewed: the file system is (nearly) full.
     low_space: bool,
+    /// The checkpoint signing keys (`None`: a chain made without them signs no checkpoints).
+    keys: Option<SigningKeys>,
+    checkpoint_every: u64,
+    last_checkpoint: Option<String>,
+    last_checkpoint_seq: Option<u64>,
 }
+
+/// What one locked append writes.
+enum Append {
+    /// A record (and the periodic checkpoint after it, when one is due).
+    Record { sync: bool },
+    /// A checkpoint only.
+    Checkpoint,
+}
+
+/// Records between periodic checkpoints, by default.
+pub const CHECKPOINT_EVERY: u64 = 1000;
 
 /// Space the writer keeps allocated beyond the log's end (`fallocate`, the file's length
 /// unchanged), renewed when less than half of it is left: records still fit in it when the file
@@ -188,6 +210,7 @@ impl Writer {
         };
         let lp = dir.join(LOG);
         let log = OpenOptions::new().read(true).append(true).open(&lp).map_err(|e| Error::Io(lp, e))?;
+        let keys = SigningKeys::load(dir).map_err(|e| Error::Unsafe(dir.into(), e.to_string()))?;
         if dir.join(SEED).exists() {
             tracing::warn!(
                 "{}: the verification seed is still on this host; whoever reads it can forge every record: move it off",
@@ -201,6 +224,10 @@ impl Writer {
             buf: Vec::with_capacity(1024),
             reserved_to: 0,
             low_space: false,
+            keys,
+            checkpoint_every: CHECKPOINT_EVERY,
+            last_checkpoint: None,
+            last_checkpoint_seq: None,
         })
     }
 
@@ -211,6 +238,10 @@ impl Writer {
     /// Appends `rec` (its `seq`, `epoch`, `key_index` and `prev` are filled here); returns its
     /// sequence number. `sync`: the record and the state reach the disk before this returns.
     pub fn append(&mut self, rec: &mut Record, sync: bool) -> Result<u64, Error> {
+        self.locked(rec, Append::Record { sync })
+    }
+
+    fn locked(&mut self, rec: &mut Record, what: Append) -> Result<u64, Error> {
         let st_path = || self.dir.join(STATE);
         let file = match self.state.take() {
             Some(f) => f,
@@ -228,22 +259,45 @@ impl Writer {
                 return Err(Error::Io(st_path(), e));
             }
         };
-        let r = self.append_locked(&locked, rec, sync);
+        let r = self.append_locked(&locked, rec, what);
         // Unlocking fails only for a bad descriptor; the state file is opened again then.
         self.state = locked.unlock().ok();
         r
     }
 
-    fn append_locked(&mut self, st_file: &File, rec: &mut Record, sync: bool) -> Result<u64, Error> {
-        let (lp, sp) = (self.dir.join(LOG), self.dir.join(STATE));
+    fn append_locked(&mut self, st_file: &File, rec: &mut Record, what: Append) -> Result<u64, Error> {
+        let sp = self.dir.join(STATE);
         let mut raw = Zeroizing::new([0u8; state::LEN]);
         st_file.read_exact_at(&mut raw[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
         let mut st = State::decode(&raw[..]).ok_or_else(|| Error::BadState(sp.clone()))?;
-        let len = self.log.metadata().map_err(|e| Error::Io(lp.clone(), e))?.len();
+        let len = self.log.metadata().map_err(|e| Error::Io(self.dir.join(LOG), e))?.len();
         if len != st.log_len {
             self.recover(&mut st, len)?;
             st_file.write_all_at(&st.encode()[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
         }
+        let sync = match what {
+            // The last record is this writer's checkpoint: it covers everything already.
+            Append::Checkpoint if self.last_checkpoint_seq.is_some_and(|s| s + 1 == st.chain.seq()) => {
+                return Ok(st.chain.seq() - 1)
+            }
+            Append::Checkpoint => return self.write_checkpoint(st_file, &mut st, rec),
+            Append::Record { sync } => sync,
+        };
+        let seq = self.write_one(st_file, &mut st, rec, sync)?;
+        let every = self.checkpoint_every;
+        if self.keys.is_some() && every > 0 && st.chain.seq().is_multiple_of(every) {
+            // The record is written: a checkpoint that fails now does not fail its call; the
+            // next one (or `C_Finalize`'s) covers these records.
+            if let Err(e) = self.write_checkpoint(st_file, &mut st, rec) {
+                tracing::error!("{}: the checkpoint after record {seq} could not be written: {e}", self.dir.display());
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Appends `rec` at the state's position and moves the state on.
+    fn write_one(&mut self, st_file: &File, st: &mut State, rec: &mut Record, sync: bool) -> Result<u64, Error> {
+        let (lp, sp) = (self.dir.join(LOG), self.dir.join(STATE));
         let seq = st.chain.seq();
         let (epoch, index) = crate::chain::position(seq);
         rec.seq = seq;
@@ -277,6 +331,60 @@ impl Writer {
             self.reserve(st.log_len);
         }
         Ok(seq)
+    }
+
+    /// Appends a checkpoint over every record before the state's position (its time, pid, uid
+    /// and mode taken from `like`), synced; returns its `seq`.
+    fn write_checkpoint(&mut self, st_file: &File, st: &mut State, like: &Record) -> Result<u64, Error> {
+        let Some(keys) = &self.keys else {
+            return Err(Error::Unsafe(self.dir.clone(), "this chain has no checkpoint signing keys".into()));
+        };
+        let size = st.chain.seq();
+        let tree = tree::extend(&self.dir, &self.log, size, st.log_len)?;
+        let note = keys
+            .sign(size, &tree.root(), &st.last_mac)
+            .map_err(|e| Error::Unsafe(self.dir.clone(), format!("checkpoint: {e}")))?;
+        let text = note.encode_with(keys.public());
+        let mut rec = Record {
+            time_us: like.time_us,
+            pid: like.pid,
+            uid: like.uid,
+            function: "checkpoint".into(),
+            category: "checkpoint".into(),
+            rv: "CKR_OK".into(),
+            mode: like.mode.clone(),
+            checkpoint: Some(text.into()),
+            ..Default::default()
+        };
+        let at = st.log_len;
+        let seq = self.write_one(st_file, st, &mut rec, true)?;
+        tree::save(&self.dir, &tree, at);
+        self.last_checkpoint = rec.checkpoint.map(Cow::into_owned);
+        self.last_checkpoint_seq = Some(seq);
+        Ok(seq)
+    }
+
+    /// Appends a checkpoint now (`tessera-audit checkpoint`, `C_Finalize`): its time, pid, uid
+    /// and mode are `like`'s. Returns its `seq`; the note is [`Writer::last_checkpoint`].
+    pub fn checkpoint(&mut self, like: &Record) -> Result<u64, Error> {
+        let mut rec = like.clone();
+        self.locked(&mut rec, Append::Checkpoint)
+    }
+
+    /// The note of the last checkpoint this writer appended.
+    pub fn last_checkpoint(&self) -> Option<&str> {
+        self.last_checkpoint.as_deref()
+    }
+
+    /// Sets how many records lie between periodic checkpoints (0: none; default
+    /// [`CHECKPOINT_EVERY`]). A checkpoint is appended when the next record's `seq` is a multiple.
+    pub fn set_checkpoint_every(&mut self, n: u64) {
+        self.checkpoint_every = n;
+    }
+
+    /// Whether this chain signs checkpoints.
+    pub fn signs_checkpoints(&self) -> bool {
+        self.keys.is_some()
     }
 
     /// Allocates [`RESERVE`] bytes beyond `end`; notes whether that failed.

@@ -324,11 +324,20 @@ pub struct Audit {
     /// `audit.on_failure = continue`: a call whose record cannot be written runs unrecorded
     /// (non-approved mode only; `fail`, the default, fails it).
     pub on_failure_continue: bool,
+    /// `audit.checkpoint_every`: records between signed checkpoints (0: only at `C_Finalize`
+    /// and on demand; default 1,000).
+    pub checkpoint_every: u64,
 }
 
 impl Default for Audit {
     fn default() -> Audit {
-        Audit { dir: None, events: AuditEvents::ALL, sync_always: false, on_failure_continue: false }
+        Audit {
+            dir: None,
+            events: AuditEvents::ALL,
+            sync_always: false,
+            on_failure_continue: false,
+            checkpoint_every: tessera_audit::writer::CHECKPOINT_EVERY,
+        }
     }
 }
 
@@ -403,6 +412,9 @@ impl Audit {
                     "fail" => false,
                     _ => return Err("expected fail or continue".into()),
                 }
+            }
+            "audit.checkpoint_every" => {
+                self.checkpoint_every = value.parse().map_err(|_| "expected a number of records".to_string())?;
             }
             _ => return Err("unknown audit key".into()),
         }
@@ -483,9 +495,11 @@ mod tests {
         assert_eq!(c.audit, Audit::default());
         assert_eq!(c.audit.dir_for(&c.tokendir), PathBuf::from("/t/audit"));
         let c = Config::parse(
-            "audit.dir = /var/log/tessera\naudit.events = auth, key\naudit.sync = always\naudit.on_failure = continue",
+            "audit.dir = /var/log/tessera\naudit.events = auth, key\naudit.sync = always\naudit.on_failure = continue\naudit.checkpoint_every = 50",
         )
         .unwrap();
+        assert_eq!(c.audit.checkpoint_every, 50);
+        assert!(Config::parse("audit.checkpoint_every = often").is_err());
         assert_eq!(c.audit.dir_for(Path::new("/x")), PathBuf::from("/var/log/tessera"));
         assert_eq!(c.audit.events, AuditEvents(AuditEvents::AUTH | AuditEvents::KEY));
         assert!(c.audit.sync_always && c.audit.on_failure_continue);
