@@ -172,6 +172,23 @@ pub fn head(covered: &[u8]) -> Option<Head> {
     })
 }
 
+/// [`head`] from a whole record line (without its `\n`): the line is itself one JSON object, its
+/// last member the MAC (which the parse skips), so no copy is made. The caller has checked the
+/// line's form with [`split`].
+pub fn head_of_line(line: &[u8]) -> Option<Head> {
+    let h: RawHead = serde_json::from_slice(line).ok()?;
+    Some(Head {
+        seq: h.seq,
+        time_us: h.time_us,
+        fips_approved: h.fips_approved,
+        epoch: h.epoch,
+        key_index: h.key_index,
+        prev: unhex32(h.prev.as_bytes())?,
+        has_op: h.op.is_some(),
+        is_checkpoint: h.checkpoint.is_some(),
+    })
+}
+
 /// A checkpoint record's note, from its covered bytes.
 pub fn checkpoint_note(covered: &[u8]) -> Option<String> {
     #[derive(Deserialize)]

@@ -14,8 +14,10 @@
 //! wiped. The state may be one record behind (a writer killed between its write and the state's
 //! update).
 //!
-//! Two threads verify a long log, each from an epoch boundary (its keys are reached by epoch
-//! steps only).
+//! [`verify_file`] (what `verify_path` and `tessera-audit verify` run) streams the log: two
+//! threads, the second from the first line after the middle byte (its key reached with
+//! `Chain::seek`), joined where they meet; a log that fails there is read whole by [`verify`],
+//! which names the failure (its two threads each start from an epoch boundary).
 
 use crate::chain::{self, Chain, Key};
 use crate::format;
@@ -333,44 +335,212 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
         return sum;
     }
     let Some(decoded) = decoded else { return sum };
-    let Some(st) = decoded else {
-        sum.failure = fail(Class::StateDamaged, count + 1, count as u64, "the state file is not a whole state".into());
-        return sum;
-    };
     let n = count as u64;
     let log_len: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
+    let last_len = lines.last().map_or(0, |l| l.len() as u64 + 1);
+    check_state(&mut sum, decoded, n, log_len, last_len, |k| last_mac(k as usize), seed);
+    sum
+}
+
+/// Checks the state against a log of `n` whole records, `log_len` bytes, the last `last_len`
+/// bytes long; `mac_before(k)` is the MAC of record `k - 1` (zeros for 0), asked for `k` = `n`
+/// or `n - 1` only.
+fn check_state(
+    sum: &mut Summary,
+    decoded: Option<crate::state::State>,
+    n: u64,
+    log_len: u64,
+    last_len: u64,
+    mac_before: impl Fn(u64) -> [u8; 32],
+    seed: &Key,
+) {
+    let file = sum.file.clone();
+    let fail =
+        |class, line: u64, seq, detail| Some(Failure { class, file: file.clone(), line: line as usize, seq, detail });
+    let Some(st) = decoded else {
+        sum.failure = fail(Class::StateDamaged, n + 1, n, "the state file is not a whole state".into());
+        return;
+    };
     let at = st.chain.seq();
     if at > n {
         sum.failure = fail(
             Class::Truncated,
-            count + 1,
+            n + 1,
             n,
             format!("the state counts {at} records, the log ends after {n}: records {n}..{} are gone", at - 1),
         );
-        return sum;
+        return;
     }
     if at.saturating_add(1) < n {
         sum.failure = fail(
             Class::RolledBack,
-            at as usize + 1,
+            at + 1,
             at,
             format!("the state is at record {at}, the log holds {n}: an older state was put back"),
         );
-        return sum;
+        return;
     }
-    let (behind, want_len) =
-        if at == n { (false, log_len) } else { (true, log_len - lines[count - 1].len() as u64 - 1) };
-    if !chain::same_mac(&st.last_mac, &last_mac(at as usize)) || st.log_len != want_len {
-        sum.failure =
-            fail(Class::Modified, at as usize + 1, at, "the state's last MAC or length is not the log's".into());
-        return sum;
+    let (behind, want_len) = if at == n { (false, log_len) } else { (true, log_len - last_len) };
+    if !chain::same_mac(&st.last_mac, &mac_before(at)) || st.log_len != want_len {
+        sum.failure = fail(Class::Modified, at + 1, at, "the state's last MAC or length is not the log's".into());
+        return;
     }
     if !st.chain.same(&Chain::seek(seed, at)) {
-        sum.failure = fail(Class::KeyEpochMismatch, at as usize + 1, at, "the state's keys are not the chain's".into());
-        return sum;
+        sum.failure = fail(Class::KeyEpochMismatch, at + 1, at, "the state's keys are not the chain's".into());
+        return;
     }
     sum.end = if behind { End::AnchoredOneBehind } else { End::Anchored };
-    sum
+}
+
+/// What one thread of the streaming verifier saw of its stretch of the log.
+#[derive(Default)]
+struct Stretch {
+    /// Whole lines verified.
+    count: u64,
+    /// The `seq` and `prev` its first line claims (a later stretch starts where a line says).
+    first_seq: u64,
+    first_prev: [u8; 32],
+    /// The MACs of its last two lines.
+    last_mac: [u8; 32],
+    before_last_mac: [u8; 32],
+    last_len: u64,
+    /// A line did not verify (the verifier starts again in memory to name the failure).
+    bad: bool,
+    /// The offset after its last whole line.
+    end: u64,
+    stats: Stats,
+}
+
+/// Verifies the lines of `file` between `from` (a line's start) and `to`: from record 0 with
+/// `prev` zeros when `from` is 0, else from the `seq` and `prev` its first line claims.
+fn check_stretch(seed: &Key, file: &std::fs::File, from: u64, to: u64) -> std::io::Result<Stretch> {
+    let mut s = Stretch::default();
+    let mut chain: Option<Chain> = (from == 0).then(|| Chain::start(seed));
+    let mut prev = [0u8; 32];
+    s.end = crate::tree::scan_lines(file, from, to, |raw| {
+        if s.bad {
+            return;
+        }
+        let ok = format::split(raw).and_then(|(covered, mac)| Some((covered, mac, format::head_of_line(raw)?)));
+        let Some((covered, mac, h)) = ok else {
+            s.bad = true;
+            return;
+        };
+        let c = match &mut chain {
+            Some(c) => c,
+            None => {
+                // The first line of a later stretch: its claims are checked when the stretches
+                // are joined.
+                if h.seq > MAX_SEQ {
+                    s.bad = true;
+                    return;
+                }
+                s.first_seq = h.seq;
+                s.first_prev = h.prev;
+                prev = h.prev;
+                chain.insert(Chain::seek(seed, h.seq))
+            }
+        };
+        let n = c.seq();
+        if h.seq != n || (h.epoch, h.key_index) != chain::position(n) || !chain::same_mac(&prev, &h.prev) {
+            s.bad = true;
+            return;
+        }
+        if !chain::same_mac(&c.mac_and_advance(covered), &mac) {
+            s.bad = true;
+            return;
+        }
+        s.stats.first_time.get_or_insert(h.time_us);
+        s.stats.last_time = Some(h.time_us);
+        if h.fips_approved {
+            s.stats.approved += 1;
+        } else if h.has_op {
+            s.stats.non_approved += 1;
+        }
+        s.before_last_mac = s.last_mac;
+        s.last_mac = mac;
+        s.last_len = raw.len() as u64 + 1;
+        prev = mac;
+        s.count += 1;
+    })?;
+    Ok(s)
+}
+
+/// Logs smaller than this are verified by one thread.
+const SPLIT_AT: u64 = 4 << 20;
+
+/// Verifies the log file `log` with `seed`, reading it in pieces (it is never held in memory
+/// whole): with two threads, the second from the first line after the middle, the two joined
+/// where they meet. A log that does not verify is read again whole by [`verify`], which names
+/// the first failure and its class.
+pub fn verify_file(log: &Path, state: Option<&[u8]>, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    let f = std::fs::File::open(log)?;
+    let len = f.metadata()?.len();
+    let mid = if threads > 1 && len >= SPLIT_AT { line_start_after(&f, len / 2, len)? } else { len };
+    let (a, b) = if mid < len {
+        std::thread::scope(|sc| {
+            let second = sc.spawn(|| check_stretch(seed, &f, mid, len));
+            let first = check_stretch(seed, &f, 0, mid);
+            (first, second.join().expect("the verifier thread does not panic"))
+        })
+    } else {
+        (check_stretch(seed, &f, 0, len), Ok(Stretch { end: len, ..Stretch::default() }))
+    };
+    let (a, b) = (a?, b?);
+    let joined = b.count == 0 || (b.first_seq == a.count && chain::same_mac(&b.first_prev, &a.last_mac));
+    if a.bad || b.bad || !joined || (a.end != mid && b.count > 0) {
+        let data = std::fs::read(log)?;
+        return Ok(verify(&data, log, state, seed, threads));
+    }
+    let count = a.count + b.count;
+    let end = if b.count > 0 || mid < len { b.end.max(a.end) } else { a.end };
+    let (last_mac, before_last, last_len) = match b.count {
+        0 => (a.last_mac, a.before_last_mac, a.last_len),
+        1 => (b.last_mac, a.last_mac, b.last_len),
+        _ => (b.last_mac, b.before_last_mac, b.last_len),
+    };
+    let mut sum = Summary {
+        file: log.into(),
+        records: count,
+        first_seq: (count > 0).then_some(0),
+        last_seq: count.checked_sub(1),
+        first_time_us: a.stats.first_time.or(b.stats.first_time),
+        last_time_us: b.stats.last_time.or(a.stats.last_time),
+        approved: a.stats.approved + b.stats.approved,
+        non_approved: a.stats.non_approved + b.stats.non_approved,
+        torn_tail: (end < len).then_some((count as usize + 1, (len - end) as usize)),
+        end: End::NotAnchored,
+        checkpoints: 0,
+        sealed: None,
+        unsealed_tail: None,
+        extends_trusted: None,
+        failure: None,
+    };
+    if let Some(st) = state {
+        let mac_before = |k: u64| match count - k {
+            _ if k == 0 => [0; 32],
+            0 => last_mac,
+            _ => before_last,
+        };
+        check_state(&mut sum, crate::state::State::decode(st), count, end, last_len, mac_before, seed);
+    }
+    Ok(sum)
+}
+
+/// The offset of the first line that starts after `at` (`len` if none does).
+fn line_start_after(f: &std::fs::File, at: u64, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = at;
+    while pos < len {
+        let n = ((len - pos) as usize).min(buf.len());
+        f.read_exact_at(&mut buf[..n], pos)?;
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Ok(len)
 }
 
 /// Reads a seed file (64 hex digits, a newline allowed).
@@ -390,6 +560,5 @@ pub fn verify_path(path: &Path, seed: &Key, threads: usize) -> std::io::Result<S
     } else {
         (path.to_path_buf(), None)
     };
-    let data = std::fs::read(&log)?;
-    Ok(verify(&data, &log, state.as_deref(), seed, threads))
+    verify_file(&log, state.as_deref(), seed, threads)
 }

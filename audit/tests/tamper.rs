@@ -504,3 +504,84 @@ fn crafted_numbers_do_not_stall_the_verifier() {
     std::fs::write(d.path().join(STATE), good).unwrap();
     assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{:?}", t0.elapsed());
 }
+
+/// The streaming verifier (`verify_path`: the log read in pieces, two threads from its middle)
+/// gives the summary the in-memory one gives, intact or not, wherever the damage is: at the
+/// start, at the line where the second thread starts, in either half, in the torn tail, in the
+/// state.
+#[test]
+fn the_streaming_verifier_agrees_with_the_in_memory_one() {
+    let d = tempfile::tempdir().unwrap();
+    make(d.path(), &CORPUS_SEED, 15_000);
+    let log = std::fs::read(d.path().join(LOG)).unwrap();
+    let state = std::fs::read(d.path().join(STATE)).unwrap();
+    assert!(log.len() > 4 << 20, "the log must be long enough for two threads: {}", log.len());
+    let l = lines(&log);
+    // The line the second thread starts at: the first after the middle byte.
+    let mut at = 0;
+    let mut split = 0;
+    for (i, x) in l.iter().enumerate() {
+        if at > log.len() / 2 {
+            split = i;
+            break;
+        }
+        at += x.len();
+    }
+    let mut cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![("intact", log.clone(), state.clone())];
+    let mut torn = log.clone();
+    torn.extend_from_slice(b"{\"seq\":15000,\"ti");
+    cases.push(("torn tail", torn, state.clone()));
+    for (name, k) in
+        [("first line", 0), ("split - 1", split - 1), ("split", split), ("split + 1", split + 1), ("last", 14_999)]
+    {
+        let mut del = l.clone();
+        del.remove(k);
+        cases.push((Box::leak(format!("{name} deleted").into_boxed_str()), del.concat(), state.clone()));
+        let mut m = l.clone();
+        m[k][30] ^= 1;
+        cases.push((Box::leak(format!("{name} modified").into_boxed_str()), m.concat(), state.clone()));
+    }
+    let mut swap = l.clone();
+    swap.swap(split - 1, split);
+    cases.push(("swapped across the split", swap.concat(), state.clone()));
+    let mut dup = l.clone();
+    dup.insert(split, l[split - 1].clone());
+    cases.push(("duplicated across the split", dup.concat(), state.clone()));
+    let behind = tempfile::tempdir().unwrap();
+    make(behind.path(), &CORPUS_SEED, 14_999);
+    cases.push(("state one behind", log.clone(), std::fs::read(behind.path().join(STATE)).unwrap()));
+    cases.push(("state rolled back", log.clone(), std::fs::read(big_state_at(5)).unwrap()));
+    cases.push(("cut back", l[..14_000].concat(), state.clone()));
+    for (name, data, st) in cases {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(LOG), &data).unwrap();
+        std::fs::write(t.path().join(STATE), &st).unwrap();
+        let streamed = verify::verify_path(t.path(), &CORPUS_SEED, 2).unwrap();
+        let whole = verify::verify(&data, &t.path().join(LOG), Some(&st), &CORPUS_SEED, 2);
+        let key = |s: &verify::Summary| {
+            (
+                s.records,
+                s.approved,
+                s.non_approved,
+                s.first_time_us,
+                s.last_time_us,
+                s.torn_tail,
+                s.end,
+                s.failure.as_ref().map(|f| (f.class, f.line, f.seq)),
+            )
+        };
+        assert_eq!(key(&streamed), key(&whole), "{name}");
+        assert_eq!(streamed.failure.is_none(), ["intact", "torn tail", "state one behind"].contains(&name), "{name}");
+    }
+}
+
+/// The state file of a 5-record log of the corpus seed (kept in a directory that lives on).
+fn big_state_at(n: u64) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let d = DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        make(d.path(), &CORPUS_SEED, n);
+        d
+    });
+    d.path().join(STATE)
+}
