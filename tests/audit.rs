@@ -102,9 +102,12 @@ fn audit_bin() -> Option<PathBuf> {
 
 #[test]
 fn a_run_is_recorded_verifies_and_keeps_no_secret() {
+    // Read before the test takes TESSERA_MODE out of the environment (the configuration says it).
+    let approved = approved_mode();
+    let mode_name = mode();
     let c = chain();
     let _g = lock();
-    let env = Env::new(&format!("{}\ntessera.mode = {}", c.conf_line(), mode()));
+    let env = Env::new(&format!("{}\ntessera.mode = {}", c.conf_line(), mode_name));
     std::env::remove_var("TESSERA_MODE");
     env.activate();
     let p = Pkcs11::new(module_path()).unwrap();
@@ -137,7 +140,7 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
         s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into()), Attribute::Token(false)]).unwrap();
     // A DES key: not approved (refused in the approved mode).
     let des = s.generate_key(&Mechanism::DesKeyGen, &[Attribute::Token(false)]);
-    assert_eq!(des.is_err(), approved_mode(), "{des:?}");
+    assert_eq!(des.is_err(), approved, "{des:?}");
     s.destroy_object(aes).unwrap();
     s.logout().unwrap();
     drop(s);
@@ -150,12 +153,12 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert_eq!(recs.len() as u64, sum.records);
     let init = &recs[0];
     assert_eq!(init["function"], "C_Initialize");
-    assert_eq!(init["mode"], mode());
+    assert_eq!(init["mode"], mode_name);
     assert!(init["detail"].as_str().unwrap().contains("self-tests passed"), "{init}");
     // C_Finalize, then the signed checkpoint that seals the run.
     assert_eq!(recs[recs.len() - 2]["function"], "C_Finalize");
     let last = recs.last().unwrap();
-    assert_eq!((last["function"].as_str(), last["mode"].as_str()), (Some("checkpoint"), Some(mode())));
+    assert_eq!((last["function"].as_str(), last["mode"].as_str()), (Some("checkpoint"), Some(mode_name)));
     let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
     let note = tessera_audit::checkpoint::Note::verify(last["checkpoint"].as_str().unwrap(), &keys).unwrap();
     assert_eq!(note.size, recs.len() as u64 - 1);
@@ -189,7 +192,7 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     );
     let des = gen[1];
     assert_eq!((des["mechanism"].as_str(), des["fips_approved"].as_bool()), (Some("CKM_DES_KEY_GEN"), Some(false)));
-    if approved_mode() {
+    if approved {
         assert_eq!(des["verdict"], "refused", "the refusal is recorded: {des}");
         assert_ne!(des["rv"], "CKR_OK");
     } else {
@@ -240,6 +243,28 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
         text.contains(&format!("record {sign_seq} is in the log")) && text.contains("\"function\":\"C_Sign\""),
         "{text}"
     );
+    // The auditor's report of the run.
+    let out = Command::new(&bin).arg("report").arg(&c.dir).arg("--format").arg("json").output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["records"].as_u64(), Some(recs.len() as u64));
+    assert_eq!(rep["by_mechanism"]["CKM_SHA256_HMAC"]["C_Sign"]["approved"], 1, "{rep}");
+    assert_eq!(rep["by_mechanism"]["CKM_SHA256_HMAC"]["C_Verify"]["approved"], 1, "{rep}");
+    assert_eq!(rep["failed_logins"]["CKR_PIN_INCORRECT"], 1, "{rep}");
+    assert_eq!(rep["logins"], 3);
+    for f in ["C_CreateObject", "C_DestroyObject"] {
+        assert_eq!(rep["key_lifecycle"][f], 1, "{f}: {rep}");
+    }
+    assert_eq!(rep["key_lifecycle"]["C_GenerateKey"], if approved { 1 } else { 2 }, "{rep}");
+    assert_eq!(rep["checkpoints"], 1);
+    if approved {
+        assert_eq!(rep["refusals"]["C_GenerateKey CKM_DES_KEY_GEN"], 1, "{rep}");
+    }
+    let out = Command::new(&bin).arg("export").arg(&c.dir).arg("--non-approved").output().unwrap();
+    let non_approved: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(non_approved.iter().all(|r| r["fips_approved"] == false), "{non_approved:?}");
+    assert!(non_approved.iter().any(|r| r["mechanism"] == "CKM_DES_KEY_GEN"), "{non_approved:?}");
     // One changed byte: a distinct exit status and the place.
     let log = c.dir.join("audit.log");
     let mut bytes = std::fs::read(&log).unwrap();

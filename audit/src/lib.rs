@@ -9,7 +9,8 @@
 //!
 //! Signed checkpoints ([`checkpoint`]) over a Merkle tree of the records ([`merkle`], the
 //! writer's frontier in [`tree`]) let anyone with the public keys verify the log ([`public`]),
-//! prove one record in it or that it grew without changing ([`proof`]).
+//! prove one record in it or that it grew without changing ([`proof`]). [`query`] reads a log for
+//! people: `show`, `export`, `report`.
 
 pub mod chain;
 pub mod checkpoint;
@@ -18,6 +19,7 @@ pub mod merkle;
 pub mod names;
 pub mod proof;
 pub mod public;
+pub mod query;
 pub mod state;
 pub mod tree;
 pub mod verify;

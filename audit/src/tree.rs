@@ -48,6 +48,10 @@ fn encode(f: &Frontier, offset: u64) -> Vec<u8> {
     b
 }
 
+/// Called with the number of bytes each read of [`scan_lines`] took in: the command line's
+/// progress bar sets it (on a terminal); the module never does.
+pub static PROGRESS: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>> = std::sync::OnceLock::new();
+
 /// Calls `each` with every line (without its `\n`) of `file` between byte offsets `from` and
 /// `to`, reading 1 MiB at a time; the offset where the last whole line ended.
 pub fn scan_lines(file: &File, from: u64, to: u64, mut each: impl FnMut(&[u8])) -> std::io::Result<u64> {
@@ -61,6 +65,9 @@ pub fn scan_lines(file: &File, from: u64, to: u64, mut each: impl FnMut(&[u8])) 
         buf.resize(keep + n, 0);
         file.read_exact_at(&mut buf[keep..], pos)?;
         pos += n as u64;
+        if let Some(p) = PROGRESS.get() {
+            p(n as u64);
+        }
         let mut start = 0;
         while let Some(end) = buf[start..].iter().position(|&b| b == b'\n') {
             each(&buf[start..start + end]);

@@ -7,7 +7,15 @@
 //! tessera-audit export-key DIR
 //! tessera-audit prove DIR|FILE --seq N | --consistency-from FILE --pubkey FILE
 //! tessera-audit verify-proof FILE --pubkey FILE
+//! tessera-audit show DIR|FILE [FILTERS]
+//! tessera-audit export DIR|FILE [FILTERS] [--format jsonl|csv] [--out FILE]
+//! tessera-audit report DIR|FILE [FILTERS] [--format text|json|html] [--out FILE]
 //! ```
+//!
+//! FILTERS: `--since TIME --until TIME` (RFC 3339, UTC), `--function F` and `--mechanism M`
+//! (repeatable), `--token SERIAL`, `--key HEX` (a prefix of the key's unique id or of its
+//! id-and-label hash), `--non-approved`, `--failures`. A progress bar goes to standard error
+//! when it is a terminal and the log is large.
 //!
 //! `verify` exits 0 when the log is intact (a torn last line, a write cut short, is reported and
 //! is not a failure), 1 when it could not run (a file unreadable, a bad seed), and 10 + the class
@@ -16,10 +24,12 @@
 //! the class (bad checkpoint signature, Merkle mismatch) otherwise.
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tessera_audit::checkpoint::{PublicKeys, PUB};
 use tessera_audit::proof::{self, ProofError, Shown};
+use tessera_audit::query;
 use tessera_audit::verify::{self, Class, End, Summary};
 use tessera_audit::writer::{LOG, STATE};
 
@@ -94,6 +104,212 @@ enum Cmd {
         #[arg(long)]
         pubkey: PathBuf,
     },
+    /// Prints the records the filters keep, one line each (it does not verify them: `verify`).
+    Show {
+        path: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Writes the records the filters keep as JSON lines (as they are in the log) or CSV.
+    Export {
+        path: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// The output file (standard output by default).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Operations per mechanism and function, approved and not, refusals, failed logins, key
+    /// lifecycle, and a chart over time: as text, JSON, or one self-contained HTML page.
+    Report {
+        path: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct FilterArgs {
+    /// Records at or after this time (RFC 3339, UTC: 2026-12-06T10:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// Records before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Records of this function (C_Sign …); repeatable.
+    #[arg(long)]
+    function: Vec<String>,
+    /// Records of this mechanism (CKM_ECDSA, ECDSA, or its number); repeatable.
+    #[arg(long)]
+    mechanism: Vec<String>,
+    /// Records of the token with this serial number.
+    #[arg(long)]
+    token: Option<String>,
+    /// Records of the key whose unique id or id-and-label hash begins with this hex.
+    #[arg(long)]
+    key: Option<String>,
+    /// Only operations and refusals that were not approved.
+    #[arg(long)]
+    non_approved: bool,
+    /// Only calls that failed (rv not CKR_OK).
+    #[arg(long)]
+    failures: bool,
+}
+
+impl FilterArgs {
+    fn filter(self) -> Result<query::Filter, String> {
+        let t = |s: Option<String>| -> Result<Option<u64>, String> {
+            s.map(|s| {
+                humantime::parse_rfc3339_weak(&s)
+                    .map_err(|e| format!("{s}: {e} (RFC 3339: 2026-12-06T10:00:00Z)"))
+                    .map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0))
+            })
+            .transpose()
+        };
+        Ok(query::Filter {
+            since_us: t(self.since)?,
+            until_us: t(self.until)?,
+            functions: self.function,
+            mechanisms: self.mechanism,
+            token: self.token,
+            key: self.key,
+            non_approved: self.non_approved,
+            failures: self.failures,
+        })
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ReportFormat {
+    Text,
+    Json,
+    Html,
+}
+
+/// A progress bar on standard error over `passes` reads of `path`'s log, when standard error is
+/// a terminal and the log is over 64 MiB.
+fn progress(path: &Path, passes: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    let len = std::fs::metadata(log_file(path)).ok()?.len();
+    if !std::io::stderr().is_terminal() || len < 64 << 20 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len * passes);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}") {
+        bar.set_style(style);
+    }
+    let b = bar.clone();
+    let _ = tessera_audit::tree::PROGRESS.set(Box::new(move |n| b.inc(n)));
+    Some(bar)
+}
+
+fn out_file(out: &Option<PathBuf>) -> Result<Box<dyn std::io::Write>, String> {
+    match out {
+        None => Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock()))),
+        Some(p) => std::fs::File::create(p)
+            .map(|f| Box::new(std::io::BufWriter::new(f)) as Box<dyn std::io::Write>)
+            .map_err(|e| format!("{}: {e}", p.display())),
+    }
+}
+
+fn query_cmd(cmd: Cmd) -> ExitCode {
+    let note = "records read, not verified (run `tessera-audit verify` for that)";
+    match cmd {
+        Cmd::Show { path, filter } => {
+            let f = match filter.filter() {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+            let bar = progress(&path, 1);
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut n = 0u64;
+            let r = query::scan(&log_file(&path), |_, r| {
+                if f.matches(r) {
+                    n += 1;
+                    let _ = writeln!(out, "{}", query::show_line(r));
+                }
+            });
+            let _ = out.flush();
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            match r {
+                Ok(skipped) => {
+                    eprintln!("{n} records shown; {skipped} lines that are no records skipped; {note}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("{}: {e}", path.display())),
+            }
+        }
+        Cmd::Export { path, filter, format, out } => {
+            let f = match filter.filter() {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+            let mut w = match out_file(&out) {
+                Ok(w) => w,
+                Err(e) => return fail(e),
+            };
+            let bar = progress(&path, 1);
+            let fmt = match format {
+                ExportFormat::Jsonl => query::ExportFormat::JsonLines,
+                ExportFormat::Csv => query::ExportFormat::Csv,
+            };
+            let r = query::export(&log_file(&path), &f, fmt, &mut w).and_then(|r| w.flush().map(|()| r));
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            match r {
+                Ok((n, skipped)) => {
+                    eprintln!("{n} records exported; {skipped} lines that are no records skipped; {note}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Cmd::Report { path, filter, format, out } => {
+            let f = match filter.filter() {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+            let bar = progress(&path, 2);
+            let r = query::report(&log_file(&path), &f);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => return fail(format!("{}: {e}", path.display())),
+            };
+            let text = match format {
+                ReportFormat::Text => query::report_text(&r),
+                ReportFormat::Json => serde_json::to_string_pretty(&r).expect("a report serialises") + "\n",
+                ReportFormat::Html => query::report_html(&r),
+            };
+            let mut w = match out_file(&out) {
+                Ok(w) => w,
+                Err(e) => return fail(e),
+            };
+            if let Err(e) = w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
+                return fail(e);
+            }
+            eprintln!("{note}");
+            ExitCode::SUCCESS
+        }
+        _ => unreachable!("query commands only"),
+    }
 }
 
 fn time(us: Option<u64>) -> String {
@@ -170,6 +386,7 @@ fn verify_cmd(
     if seed.is_none() && pubkey.is_none() {
         return fail("verify needs --seed FILE, --pubkey FILE, or both");
     }
+    let bar = progress(path, u64::from(seed.is_some()) + u64::from(pubkey.is_some()));
     let keyed = match &seed {
         None => None,
         Some(seed) => {
@@ -214,6 +431,9 @@ fn verify_cmd(
             }
         }
     };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     // The keyed result first (its classes are exact); the public one adds the checkpoints.
     let s = match (keyed, public) {
         (Some(mut k), Some(p)) => {
@@ -259,6 +479,7 @@ fn log_file(path: &Path) -> PathBuf {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
+        cmd @ (Cmd::Show { .. } | Cmd::Export { .. } | Cmd::Report { .. }) => query_cmd(cmd),
         Cmd::Init { dir, seed_out, pubkey_out } => {
             let seed_out = seed_out.unwrap_or_else(|| dir.join(tessera_audit::writer::SEED));
             if let Err(e) = tessera_audit::writer::init(&dir, &seed_out) {
