@@ -50,14 +50,18 @@ impl Chain {
         verify::verify_path(&self.dir, &seed, 2).unwrap()
     }
 
+    /// The records of every file of the log, oldest first.
     fn records(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap();
+        let (files, _) = verify::log_files(&self.dir, None).unwrap();
+        let text: String = files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     fn public(&self, keys: &tessera_audit::checkpoint::PublicKeys) -> verify::Summary {
         let st = std::fs::read(self.dir.join("audit.state")).unwrap();
-        tessera_audit::public::verify(&self.dir.join("audit.log"), Some(&st), keys, None).unwrap()
+        let (files, missing) = verify::log_files(&self.dir, Some(&st)).unwrap();
+        assert!(missing.is_none(), "{missing:?}");
+        tessera_audit::public::verify_files(&files, Some(&st), keys, None).unwrap()
     }
 
     fn conf_line(&self) -> String {
@@ -565,7 +569,50 @@ fn spawn_child(conf: &Path, label: &str, ops: usize, report: bool) -> std::proce
 
 /// A configuration for the children: the store of `env`, the audit log of `c`.
 fn children_conf(env: &Env, c: &Chain) -> Env {
-    Env::at(&env.tokendir(), &format!("{}\ntessera.mode = {}", c.conf_line(), mode()))
+    children_conf_with(env, c, "")
+}
+
+fn children_conf_with(env: &Env, c: &Chain, extra: &str) -> Env {
+    Env::at(&env.tokendir(), &format!("{}\ntessera.mode = {}\n{extra}", c.conf_line(), mode()))
+}
+
+/// Four processes append to a log that rotates every 64 KiB (and seals every 300 records): the
+/// files verify as one chain and one tree, with the seed and with the public key, and every
+/// signature each process saw return is in one of them.
+#[test]
+fn four_processes_rotate_one_log() {
+    const OPS: usize = 500;
+    let l = children_token("rotate");
+    let c = chain();
+    let conf = children_conf_with(&l.env, &c, "audit.rotate_bytes = 65536\naudit.checkpoint_every = 300");
+    let kids: Vec<_> = (0..4).map(|_| spawn_child(&conf.conf, "rotate", OPS, false)).collect();
+    let mut pids = Vec::new();
+    for k in kids {
+        let pid = k.id() as u64;
+        let out = k.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        pids.push(pid);
+    }
+    let (files, missing) = verify::log_files(&c.dir, None).unwrap();
+    assert!(missing.is_none() && files.len() > 5, "{} files", files.len());
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    assert_eq!(sum.end, End::Anchored);
+    let recs = c.records();
+    assert_eq!(sum.records, recs.len() as u64);
+    for pid in pids {
+        let signs = recs.iter().filter(|r| r["pid"] == pid && r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+        assert_eq!(signs, OPS, "process {pid}");
+    }
+    assert_eq!(recs.iter().filter(|r| r["function"] == "rotation").count(), files.len() - 1);
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    assert!(public.checkpoints >= 6, "{}", public.checkpoints);
+    // One file taken away: named.
+    std::fs::remove_file(&files[2]).unwrap();
+    let f = c.verify().failure.unwrap();
+    assert_eq!(f.class, verify::Class::MissingFile, "{f}");
 }
 
 #[test]

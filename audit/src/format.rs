@@ -16,7 +16,8 @@
 //! `CKA_LABEL`, each preceded by its length as 8 bytes big-endian, hex: never a label
 //! verbatim), `op`, `verdict` (`approved`, `non-approved`, `refused`), `rv` and `rv_id` (the
 //! `CK_RV` returned, name and number), `fips_approved`, `mode`, `detail`, `checkpoint` (only in
-//! a checkpoint record: the signed note, see `checkpoint`; absent, not `null`, elsewhere), `epoch` and
+//! a checkpoint record: the signed note, see `checkpoint`; absent, not `null`, elsewhere),
+//! `continues` (only in the rotation record that begins each file after the first), `epoch` and
 //! `key_index` (the position of the record's key in the chain: `seq >> 16` and `seq & 0xffff`),
 //! `prev` (the previous record's MAC, 64 zeros for record 0), `mac`.
 
@@ -65,6 +66,11 @@ pub struct Record<'a> {
     /// A checkpoint record's signed note (`checkpoint`); absent from every other record.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Cow<'a, str>>,
+    /// A rotation record's link to the file before (`rotation`): that file's name, the tree
+    /// size (this record's `seq`) and the Merkle frontier over the records before, hex hashes
+    /// joined by `,`; absent from every other record.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<Cow<'a, str>>,
     pub epoch: u64,
     pub key_index: u64,
     #[serde(borrow)]

@@ -12,7 +12,7 @@ use crate::checkpoint::{Note, PublicKeys};
 use crate::format;
 use crate::merkle::{self, Hash};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::PathBuf;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Proof {
@@ -39,12 +39,10 @@ struct Read {
 
 /// The leaf hashes of a log file's lines and its checkpoints, read up to the first checkpoint
 /// after record `until` (all of the log if `until` is `None`).
-fn leaves(log: &Path, until: Option<u64>) -> Result<Read, String> {
-    let f = std::fs::File::open(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let len = f.metadata().map_err(|e| format!("{}: {e}", log.display()))?.len();
+fn leaves(log: &[PathBuf], until: Option<u64>) -> Result<Read, String> {
     let (mut hashes, mut cps, mut found) = (Vec::new(), Vec::new(), None);
     let mut done = false;
-    crate::tree::scan_lines(&f, 0, len, |line| {
+    crate::tree::scan_files(log, |line| {
         if done {
             return;
         }
@@ -58,12 +56,13 @@ fn leaves(log: &Path, until: Option<u64>) -> Result<Read, String> {
         }
         hashes.push(merkle::leaf(line));
     })
-    .map_err(|e| format!("{}: {e}", log.display()))?;
+    .map_err(|e| format!("{}: {e}", log.first().map(|p| p.display().to_string()).unwrap_or_default()))?;
     Ok(Read { hashes, checkpoints: cps, line: found })
 }
 
-/// The inclusion proof of record `seq` of the log file `log`, under the first checkpoint after it.
-pub fn prove_inclusion(log: &Path, seq: u64) -> Result<Proof, String> {
+/// The inclusion proof of record `seq` of the log (its files, oldest first), under the first
+/// checkpoint after it.
+pub fn prove_inclusion(log: &[PathBuf], seq: u64) -> Result<Proof, String> {
     let Read { hashes, checkpoints: cps, line } = leaves(log, Some(seq))?;
     let Some(record) = line else {
         return Err(format!("the log has no record {seq}"));
@@ -87,7 +86,7 @@ pub fn prove_inclusion(log: &Path, seq: u64) -> Result<Proof, String> {
 
 /// The consistency proof from the checkpoint `from` (a note, verified with `keys`) to the log's
 /// last checkpoint.
-pub fn prove_consistency(log: &Path, from: &str, keys: &PublicKeys) -> Result<Proof, String> {
+pub fn prove_consistency(log: &[PathBuf], from: &str, keys: &PublicKeys) -> Result<Proof, String> {
     let old = Note::verify(from, keys).map_err(|e| format!("the older checkpoint: {e}"))?;
     let Read { hashes, checkpoints: cps, .. } = leaves(log, None)?;
     let Some((size, note)) = cps.into_iter().last() else { return Err("the log has no checkpoint".into()) };

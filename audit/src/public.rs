@@ -26,7 +26,7 @@ use crate::format;
 use crate::merkle::{self, Frontier};
 use crate::verify::{Class, End, Failure, Summary};
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Verifies the log file `file` with `keys`; `state` the state file's bytes if the directory was
 /// given (its checksum is not keyed: it shows a log cut back under its state, nothing more);
@@ -37,8 +37,18 @@ pub fn verify(
     keys: &PublicKeys,
     trusted: Option<&Note>,
 ) -> std::io::Result<Summary> {
-    let f = File::open(file)?;
-    let len = f.metadata()?.len();
+    verify_files(&[file.to_path_buf()], state, keys, trusted)
+}
+
+/// [`verify`] over the files of a rotated log, oldest first (`verify::log_files`): each file
+/// after the first must begin with the rotation record whose Merkle frontier is the tree over
+/// every record before it, and every file but the last must end with a whole line.
+pub fn verify_files(
+    files: &[PathBuf],
+    state: Option<&[u8]>,
+    keys: &PublicKeys,
+    trusted: Option<&Note>,
+) -> std::io::Result<Summary> {
     let mut v = Walk {
         keys,
         trusted,
@@ -54,25 +64,47 @@ pub fn verify(
         last_checkpoint_seq: None,
         extends: None,
         failure: None,
+        file_start: false,
     };
-    let end = crate::tree::scan_lines(&f, 0, len, |line| v.line(line))?;
+    let (mut end, mut len, mut base) = (0, 0, 0);
+    let mut failed_in = files.len() - 1;
+    for (i, p) in files.iter().enumerate() {
+        let f = File::open(p)?;
+        len = f.metadata()?.len();
+        base = v.n;
+        v.file_start = i > 0;
+        end = crate::tree::scan_lines(&f, 0, len, |line| v.line(line))?;
+        if v.failure.is_none() && i + 1 < files.len() && end != len {
+            let n = v.n;
+            v.fail(Class::Modified, n, format!("{} ends inside a line", p.display()));
+        }
+        if v.failure.is_some() {
+            failed_in = i;
+            break;
+        }
+    }
+    let file = files[failed_in].as_path();
     let count = v.n;
     if v.failure.is_none() {
         v.at_end();
     }
-    let fail = |class, line: u64, seq, detail| {
-        Some(Failure { class, file: file.into(), line: line as usize + 1, seq, detail })
+    // Line numbers within the file; `at` is a line's index over all files.
+    let fail = |class, at: u64, seq, detail| {
+        Some(Failure { class, file: file.into(), line: (at.saturating_sub(base)) as usize + 1, seq, detail })
     };
-    let mut failure = v.failure.take().map(|(class, line, seq, detail)| fail(class, line, seq, detail).expect("some"));
+    let mut bad_at = None;
+    let mut failure = v.failure.take().map(|(class, at, seq, detail)| {
+        bad_at = Some(at);
+        fail(class, at, seq, detail).expect("some")
+    });
     if failure.is_none() {
         if let Some(st) = state {
-            match crate::state::State::decode(st) {
-                None => failure = fail(Class::StateDamaged, count, count, "the state file is not a whole state".into()),
+            let (class, at, detail) = match crate::state::State::decode(st) {
+                None => (Some(Class::StateDamaged), count, "the state file is not a whole state".to_string()),
                 Some(s) if s.chain.seq() > count => {
                     let at = s.chain.seq();
-                    failure = fail(
-                        Class::Truncated,
-                        count,
+                    (
+                        Some(Class::Truncated),
                         count,
                         format!(
                             "the state counts {at} records, the log ends after {count}: records {count}..{} are gone",
@@ -82,22 +114,22 @@ pub fn verify(
                 }
                 Some(s) if s.chain.seq().saturating_add(1) < count => {
                     let at = s.chain.seq();
-                    failure = fail(
-                        Class::RolledBack,
-                        at,
+                    (
+                        Some(Class::RolledBack),
                         at,
                         format!("the state is at record {at}, the log holds {count}: an older state was put back"),
                     )
                 }
-                Some(_) => {}
+                Some(_) => (None, 0, String::new()),
+            };
+            if let Some(class) = class {
+                bad_at = Some(at);
+                failure = fail(class, at, at, detail);
             }
         }
     }
-    let verified = match &failure {
-        Some(f) => f.line as u64 - 1,
-        None => count,
-    };
-    let tail = len - end;
+    let verified = bad_at.unwrap_or(count);
+    let tail = if failed_in + 1 == files.len() { len - end } else { 0 };
     Ok(Summary {
         file: file.into(),
         records: verified,
@@ -107,7 +139,7 @@ pub fn verify(
         last_time_us: v.last_time,
         approved: v.approved,
         non_approved: v.non_approved,
-        torn_tail: (tail > 0).then_some((count as usize + 1, tail as usize)),
+        torn_tail: (tail > 0).then_some(((count - base) as usize + 1, tail as usize)),
         end: End::NotAnchored,
         checkpoints: v.checkpoints,
         sealed: v.sealed,
@@ -136,8 +168,10 @@ struct Walk<'a> {
     sealed: Option<u64>,
     last_checkpoint_seq: Option<u64>,
     extends: Option<u64>,
-    /// The first failure: class, 0-based line, seq, detail.
+    /// The first failure: class, 0-based line (over all files), seq, detail.
     failure: Option<(Class, u64, u64, String)>,
+    /// The next line is the first of a file after the first: a rotation record.
+    file_start: bool,
 }
 
 impl Walk<'_> {
@@ -189,6 +223,13 @@ impl Walk<'_> {
             return;
         }
         let n = self.n;
+        if std::mem::take(&mut self.file_start) && crate::tree::continuation(line).as_ref() != Some(&self.tree) {
+            return self.fail(
+                Class::MerkleMismatch,
+                n,
+                format!("record {n} does not begin the file as the rotation from the file before (its tree)"),
+            );
+        }
         let Some((covered, mac)) = format::split(line) else {
             return self.fail(Class::Modified, n, "not a record line".into());
         };

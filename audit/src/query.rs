@@ -6,7 +6,7 @@ use crate::format::Record;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
 /// Which records to keep. Every filter given must match.
 #[derive(Debug, Default, Clone)]
@@ -82,13 +82,12 @@ fn parse_number(s: &str) -> Option<u64> {
     }
 }
 
-/// Calls `each` with every record line of the log file `log` (without its `\n`) and the record
-/// parsed from it; a line that is no record is counted and skipped. Returns the lines skipped.
-pub fn scan(log: &Path, mut each: impl FnMut(&[u8], &Record)) -> std::io::Result<u64> {
-    let f = std::fs::File::open(log)?;
-    let len = f.metadata()?.len();
+/// Calls `each` with every record line of the log's files (oldest first; without its `\n`) and
+/// the record parsed from it; a line that is no record is counted and skipped. Returns the lines
+/// skipped.
+pub fn scan(log: &[PathBuf], mut each: impl FnMut(&[u8], &Record)) -> std::io::Result<u64> {
     let mut skipped = 0;
-    crate::tree::scan_lines(&f, 0, len, |line| match serde_json::from_slice::<Record>(line) {
+    crate::tree::scan_files(log, |line| match serde_json::from_slice::<Record>(line) {
         Ok(r) => each(line, &r),
         Err(_) => skipped += 1,
     })?;
@@ -175,7 +174,12 @@ pub enum ExportFormat {
 }
 
 /// Writes the records of `log` that `filter` keeps to `out`; the number written and skipped.
-pub fn export(log: &Path, filter: &Filter, format: ExportFormat, out: &mut dyn Write) -> std::io::Result<(u64, u64)> {
+pub fn export(
+    log: &[PathBuf],
+    filter: &Filter,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> std::io::Result<(u64, u64)> {
     let mut n = 0;
     let mut err = None;
     let skipped = match format {
@@ -300,7 +304,7 @@ const LIFECYCLE: [&str; 11] = [
 
 /// Builds the report of `log` (two passes: the time range, then the counts; neither holds the
 /// log).
-pub fn report(log: &Path, filter: &Filter) -> std::io::Result<Report> {
+pub fn report(log: &[PathBuf], filter: &Filter) -> std::io::Result<Report> {
     let (mut first, mut last) = (None::<u64>, None::<u64>);
     scan(log, |_, r| {
         if filter.matches(r) {
@@ -308,8 +312,12 @@ pub fn report(log: &Path, filter: &Filter) -> std::io::Result<Report> {
             last = Some(last.map_or(r.time_us, |l| l.max(r.time_us)));
         }
     })?;
-    let mut rep =
-        Report { file: log.display().to_string(), first_time_us: first, last_time_us: last, ..Default::default() };
+    let mut rep = Report {
+        file: log.last().map(|p| p.display().to_string()).unwrap_or_default(),
+        first_time_us: first,
+        last_time_us: last,
+        ..Default::default()
+    };
     let (start, span) = match (first, last) {
         (Some(f), Some(l)) => (f, l - f + 1),
         _ => (0, 1),

@@ -53,6 +53,8 @@ pub enum Class {
     MerkleMismatch,
     /// A checkpoint's signatures do not verify under the log's public keys (or it is no note).
     BadCheckpointSignature,
+    /// A rotated file of the log is missing.
+    MissingFile,
 }
 
 impl Class {
@@ -70,6 +72,7 @@ impl Class {
             Class::StateDamaged => "state-damaged",
             Class::MerkleMismatch => "merkle-mismatch",
             Class::BadCheckpointSignature => "bad-checkpoint-signature",
+            Class::MissingFile => "missing-file",
         }
     }
 
@@ -392,6 +395,10 @@ fn check_state(
     sum.end = if behind { End::AnchoredOneBehind } else { End::Anchored };
 }
 
+/// Where a stretch of the log goes on from: the chain at its next record and the `prev` that
+/// record must carry.
+type Position = (Chain, [u8; 32]);
+
 /// What one thread of the streaming verifier saw of its stretch of the log.
 #[derive(Default)]
 struct Stretch {
@@ -414,9 +421,24 @@ struct Stretch {
 /// Verifies the lines of `file` between `from` (a line's start) and `to`: from record 0 with
 /// `prev` zeros when `from` is 0, else from the `seq` and `prev` its first line claims.
 fn check_stretch(seed: &Key, file: &std::fs::File, from: u64, to: u64) -> std::io::Result<Stretch> {
-    let mut s = Stretch::default();
-    let mut chain: Option<Chain> = (from == 0).then(|| Chain::start(seed));
-    let mut prev = [0u8; 32];
+    let start = (from == 0).then(|| (Chain::start(seed), [0u8; 32]));
+    check_lines(seed, file, from, to, start, Stretch::default()).map(|(s, _)| s)
+}
+
+/// [`check_stretch`] going on from `start` (the chain and the `prev` the next line must have; `None`:
+/// what the first line claims), adding to `s`; the chain after the last line.
+fn check_lines(
+    seed: &Key,
+    file: &std::fs::File,
+    from: u64,
+    to: u64,
+    start: Option<Position>,
+    mut s: Stretch,
+) -> std::io::Result<(Stretch, Option<Position>)> {
+    let (mut chain, mut prev) = match start {
+        Some((c, p)) => (Some(c), p),
+        None => (None, [0u8; 32]),
+    };
     s.end = crate::tree::scan_lines(file, from, to, |raw| {
         if s.bad {
             return;
@@ -463,7 +485,123 @@ fn check_stretch(seed: &Key, file: &std::fs::File, from: u64, to: u64) -> std::i
         prev = mac;
         s.count += 1;
     })?;
-    Ok(s)
+    Ok((s, chain.map(|c| (c, prev))))
+}
+
+/// Verifies a log of several files (the rotated ones in order, then the current one) as one
+/// chain: with two threads, the second from the first line of the middle file. A rotated file
+/// must end with a whole line. A log that does not verify is read whole (every file, in memory)
+/// by [`verify`] to name the failure, placed in its file.
+pub fn verify_files(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    if files.len() == 1 {
+        return verify_file(&files[0], state, seed, threads);
+    }
+    let run = |part: &[PathBuf], start: Option<Position>| -> std::io::Result<(Stretch, bool)> {
+        let mut s = Stretch::default();
+        let mut at = start;
+        let mut whole = true;
+        for (i, p) in part.iter().enumerate() {
+            let f = std::fs::File::open(p)?;
+            let len = f.metadata()?.len();
+            // Without a start, the part's first line sets `first_seq` and `first_prev`.
+            let (mut next, c) = check_lines(seed, &f, 0, len, at.take(), std::mem::take(&mut s))?;
+            whole &= i + 1 == part.len() || next.end == len;
+            next.end = if i + 1 == part.len() { next.end } else { 0 };
+            s = next;
+            at = c;
+            if s.bad || !whole {
+                break;
+            }
+        }
+        Ok((s, whole))
+    };
+    let k = if threads > 1 { files.len() / 2 } else { files.len() };
+    let ((a, a_whole), (b, b_whole)) = if k > 0 && k < files.len() {
+        let (a, b) = std::thread::scope(|sc| {
+            let second = sc.spawn(|| run(&files[k..], None));
+            let first = run(&files[..k], Some((Chain::start(seed), [0u8; 32])));
+            (first, second.join().expect("the verifier thread does not panic"))
+        });
+        (a?, b?)
+    } else {
+        (run(files, Some((Chain::start(seed), [0u8; 32])))?, (Stretch::default(), true))
+    };
+    let joined = b.count == 0 || (b.first_seq == a.count && chain::same_mac(&b.first_prev, &a.last_mac));
+    let split = k > 0 && k < files.len();
+    if a.bad || b.bad || !a_whole || !b_whole || !joined || (split && b.count == 0) {
+        return in_memory(files, state, seed, threads);
+    }
+    let count = a.count + b.count;
+    let last_file_len = std::fs::metadata(&files[files.len() - 1])?.len();
+    let end = if split { b.end } else { a.end };
+    let (last_mac, before_last, last_len) = match b.count {
+        0 => (a.last_mac, a.before_last_mac, a.last_len),
+        1 => (b.last_mac, a.last_mac, b.last_len),
+        _ => (b.last_mac, b.before_last_mac, b.last_len),
+    };
+    let mut sum = Summary {
+        file: files[files.len() - 1].clone(),
+        records: count,
+        first_seq: (count > 0).then_some(0),
+        last_seq: count.checked_sub(1),
+        first_time_us: a.stats.first_time.or(b.stats.first_time),
+        last_time_us: b.stats.last_time.or(a.stats.last_time),
+        approved: a.stats.approved + b.stats.approved,
+        non_approved: a.stats.non_approved + b.stats.non_approved,
+        torn_tail: (end < last_file_len)
+            .then_some((lines_in(&files[files.len() - 1])? + 1, (last_file_len - end) as usize)),
+        end: End::NotAnchored,
+        checkpoints: 0,
+        sealed: None,
+        unsealed_tail: None,
+        extends_trusted: None,
+        failure: None,
+    };
+    if let Some(st) = state {
+        let mac_before = |k: u64| match count - k {
+            _ if k == 0 => [0; 32],
+            0 => last_mac,
+            _ => before_last,
+        };
+        check_state(&mut sum, crate::state::State::decode(st), count, end, last_len, mac_before, seed);
+    }
+    Ok(sum)
+}
+
+/// Whole lines in a file.
+fn lines_in(p: &Path) -> std::io::Result<usize> {
+    let f = std::fs::File::open(p)?;
+    let len = f.metadata()?.len();
+    let mut n = 0;
+    crate::tree::scan_lines(&f, 0, len, |_| n += 1)?;
+    Ok(n)
+}
+
+/// The in-memory verifier over every file, its failure placed in its file.
+fn in_memory(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    let mut data = Vec::new();
+    let mut starts = Vec::new();
+    for p in files {
+        let b = std::fs::read(p)?;
+        starts.push(data.iter().filter(|&&c| c == b'\n').count());
+        data.extend_from_slice(&b);
+    }
+    let last = files.len() - 1;
+    let mut sum = verify(&data, &files[last], state, seed, threads);
+    // `verify` numbers lines over the whole: each back into its file.
+    let place = |line: usize| -> (PathBuf, usize) {
+        let i = starts.iter().rposition(|&s| s < line).unwrap_or(0);
+        (files[i].clone(), line - starts[i])
+    };
+    if let Some(f) = &mut sum.failure {
+        let (file, line) = place(f.line);
+        f.file = file;
+        f.line = line;
+    }
+    if let Some((line, len)) = sum.torn_tail {
+        sum.torn_tail = Some((place(line).1, len));
+    }
+    Ok(sum)
 }
 
 /// Logs smaller than this are verified by one thread.
@@ -552,13 +690,64 @@ pub fn read_seed(path: &Path) -> std::io::Result<zeroize::Zeroizing<Key>> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "a seed file holds 64 hex digits"))
 }
 
-/// Verifies `path`: a log directory (its `audit.log`, anchored by its `audit.state`) or a log file.
+/// The log files of a directory, oldest first: the rotated files `audit.log.NNNNNN` by number,
+/// then `audit.log`; and the first failure of the set, if a file is missing: a gap in the
+/// numbers, or (given the state) rotated files fewer or more than the state's file number says.
+pub fn log_files(dir: &Path, state: Option<&[u8]>) -> std::io::Result<(Vec<PathBuf>, Option<Failure>)> {
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    let prefix = format!("{}.", crate::writer::LOG);
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        if n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()) {
+            rotated.push((n.parse().expect("digits"), e.path()));
+        }
+    }
+    rotated.sort();
+    let fail = |class, file: &Path, detail: String| Some(Failure { class, file: file.into(), line: 0, seq: 0, detail });
+    let mut failure = None;
+    for (i, (n, p)) in rotated.iter().enumerate() {
+        if *n != i as u64 + 1 {
+            failure = fail(
+                Class::MissingFile,
+                p,
+                format!("{} is missing before it", crate::writer::rotated_name(i as u64 + 1)),
+            );
+            break;
+        }
+    }
+    if let (None, Some(st)) = (&failure, state.and_then(crate::state::State::decode)) {
+        let k = rotated.len() as u64;
+        if st.file > k + 1 {
+            failure = fail(
+                Class::MissingFile,
+                &dir.join(crate::writer::rotated_name(k + 1)),
+                format!("the state counts {} rotated files, {k} are here", st.file - 1),
+            );
+        } else if st.file < k + 1 {
+            failure = fail(
+                Class::RolledBack,
+                &dir.join(crate::writer::STATE),
+                format!("the state counts {} rotated files, {k} are here: an older state was put back", st.file - 1),
+            );
+        }
+    }
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    files.push(dir.join(crate::writer::LOG));
+    Ok((files, failure))
+}
+
+/// Verifies `path`: a log directory (its files, anchored by its `audit.state`) or a log file.
 pub fn verify_path(path: &Path, seed: &Key, threads: usize) -> std::io::Result<Summary> {
-    let (log, state) = if path.is_dir() {
-        let st = std::fs::read(path.join(crate::writer::STATE))?;
-        (path.join(crate::writer::LOG), Some(st))
-    } else {
-        (path.to_path_buf(), None)
-    };
-    verify_file(&log, state.as_deref(), seed, threads)
+    if !path.is_dir() {
+        return verify_file(path, None, seed, threads);
+    }
+    let st = std::fs::read(path.join(crate::writer::STATE))?;
+    let (files, missing) = log_files(path, Some(&st))?;
+    let mut sum = verify_files(&files, Some(&st), seed, threads)?;
+    if let Some(m) = missing {
+        sum.failure = Some(m);
+    }
+    Ok(sum)
 }

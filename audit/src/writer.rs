@@ -56,6 +56,20 @@ pub enum Error {
     Exists(PathBuf),
 }
 
+/// Reads `buf.len()` bytes from offset 0, or up to the end of the file; how many were read.
+fn read_up_to(f: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// Checks that `dir` is a directory only its owner, this process's user, can change.
 fn check_dir(dir: &Path) -> Result<(), Error> {
     let md = std::fs::metadata(dir).map_err(|e| Error::Io(dir.into(), e))?;
@@ -114,7 +128,7 @@ pub fn create_with_seed(dir: &Path, seed: &crate::chain::Key) -> Result<(), Erro
     };
     let (log, st) = (dir.join(LOG), dir.join(STATE));
     let create = |p: &Path| OpenOptions::new().write(true).create_new(true).mode(0o600).open(p).map_err(io(p));
-    let state = State { chain: Chain::start(seed), log_len: 0, last_mac: [0; 32] };
+    let state = State { chain: Chain::start(seed), log_len: 0, last_mac: [0; 32], file: 1 };
     create(&log)?.sync_all().map_err(io(&log))?;
     let f = create(&st)?;
     f.write_all_at(&state.encode()[..], 0).and_then(|_| f.sync_all()).map_err(io(&st))?;
@@ -148,6 +162,21 @@ pub struct Writer {
     checkpoint_every: u64,
     last_checkpoint: Option<String>,
     last_checkpoint_seq: Option<u64>,
+    /// The number of the file `log` is (the state's `file` when it was opened).
+    file_no: u64,
+    rotate_bytes: u64,
+}
+
+/// The name of rotated file number `n`.
+pub fn rotated_name(n: u64) -> String {
+    format!("{LOG}.{n:06}")
+}
+
+/// Opens the current log file for appending (created, 0600, if a crash during a rotation left
+/// none: the next append finds the rotated file and finishes the rotation).
+fn open_log(dir: &Path) -> Result<File, Error> {
+    let lp = dir.join(LOG);
+    OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&lp).map_err(|e| Error::Io(lp, e))
 }
 
 /// What one locked append writes.
@@ -208,8 +237,7 @@ impl Writer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoChain(dir.into())),
             Err(e) => return Err(Error::Io(st, e)),
         };
-        let lp = dir.join(LOG);
-        let log = OpenOptions::new().read(true).append(true).open(&lp).map_err(|e| Error::Io(lp, e))?;
+        let log = open_log(dir)?;
         let keys = SigningKeys::load(dir).map_err(|e| Error::Unsafe(dir.into(), e.to_string()))?;
         if dir.join(SEED).exists() {
             tracing::warn!(
@@ -228,7 +256,15 @@ impl Writer {
             checkpoint_every: CHECKPOINT_EVERY,
             last_checkpoint: None,
             last_checkpoint_seq: None,
+            // Unknown until the first append reads the state (the log is opened again then).
+            file_no: 0,
+            rotate_bytes: 0,
         })
+    }
+
+    /// Sets the size at which the log rotates (`audit.rotate_bytes`; 0, the default: never).
+    pub fn set_rotate_bytes(&mut self, n: u64) {
+        self.rotate_bytes = n;
     }
 
     pub fn dir(&self) -> &Path {
@@ -268,12 +304,30 @@ impl Writer {
     fn append_locked(&mut self, st_file: &File, rec: &mut Record, what: Append) -> Result<u64, Error> {
         let sp = self.dir.join(STATE);
         let mut raw = Zeroizing::new([0u8; state::LEN]);
-        st_file.read_exact_at(&mut raw[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
-        let mut st = State::decode(&raw[..]).ok_or_else(|| Error::BadState(sp.clone()))?;
-        let len = self.log.metadata().map_err(|e| Error::Io(self.dir.join(LOG), e))?.len();
+        let n = read_up_to(st_file, &mut raw[..]).map_err(|e| Error::Io(sp.clone(), e))?;
+        let mut st = State::decode(&raw[..n]).ok_or_else(|| Error::BadState(sp.clone()))?;
+        if st.file != self.file_no {
+            // Another writer rotated the log (or this is the first append): the current file.
+            self.log = open_log(&self.dir)?;
+            self.file_no = st.file;
+            self.reserved_to = 0;
+        }
+        let mut len = self.log.metadata().map_err(|e| Error::Io(self.dir.join(LOG), e))?.len();
+        if st.file > 1 && st.log_len == 0 && len > 0 && !self.dir.join(rotated_name(st.file - 1)).exists() {
+            // A rotation stopped after the state was written, before the file was renamed.
+            self.rename_current(st.file)?;
+            len = 0;
+        }
         if len != st.log_len {
             self.recover(&mut st, len)?;
             st_file.write_all_at(&st.encode()[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
+        }
+        if st.file > 1 && st.log_len == 0 {
+            // A rotation stopped before the new file's first record.
+            self.begin_file(st_file, &mut st, rec)?;
+        }
+        if self.rotate_bytes > 0 && st.log_len >= self.rotate_bytes {
+            self.rotate(st_file, &mut st, rec)?;
         }
         let sync = match what {
             // The last record is this writer's checkpoint: it covers everything already.
@@ -340,7 +394,7 @@ impl Writer {
             return Err(Error::Unsafe(self.dir.clone(), "this chain has no checkpoint signing keys".into()));
         };
         let size = st.chain.seq();
-        let tree = tree::extend(&self.dir, &self.log, size, st.log_len)?;
+        let tree = tree::extend(&self.dir, self.file_no, &self.log, size, st.log_len)?;
         let note = keys
             .sign(size, &tree.root(), &st.last_mac)
             .map_err(|e| Error::Unsafe(self.dir.clone(), format!("checkpoint: {e}")))?;
@@ -358,7 +412,7 @@ impl Writer {
         };
         let at = st.log_len;
         let seq = self.write_one(st_file, st, &mut rec, true)?;
-        tree::save(&self.dir, &tree, at);
+        tree::save(&self.dir, &tree, self.file_no, at);
         self.last_checkpoint = rec.checkpoint.map(Cow::into_owned);
         self.last_checkpoint_seq = Some(seq);
         Ok(seq)
@@ -385,6 +439,58 @@ impl Writer {
     /// Whether this chain signs checkpoints.
     pub fn signs_checkpoints(&self) -> bool {
         self.keys.is_some()
+    }
+
+    /// Rotates the log: the state moves to the next file first, then the current file becomes
+    /// `audit.log.NNNNNN` and a new `audit.log` begins with a rotation record that names it and
+    /// carries the Merkle tree's frontier over every record before (so the tree goes on without
+    /// the older files). The chain goes on unbroken. A writer stopped anywhere in between leaves
+    /// what the next append finishes: the state says the new file while the old one is not yet
+    /// renamed (renamed then), or the new file has no rotation record yet (written then).
+    fn rotate(&mut self, st_file: &File, st: &mut State, like: &Record) -> Result<(), Error> {
+        let old = self.dir.join(rotated_name(st.file));
+        if std::fs::symlink_metadata(&old).is_ok() {
+            return Err(Error::Unsafe(old, "a rotated log file of this number exists already".into()));
+        }
+        st.file += 1;
+        st.log_len = 0;
+        st_file.write_all_at(&st.encode()[..], 0).map_err(|e| Error::Io(self.dir.join(STATE), e))?;
+        self.rename_current(st.file)?;
+        self.begin_file(st_file, st, like)
+    }
+
+    /// Renames the current file to the number before `file` and opens a new current file.
+    fn rename_current(&mut self, file: u64) -> Result<(), Error> {
+        let io = |p: PathBuf| move |e| Error::Io(p, e);
+        let old = self.dir.join(rotated_name(file - 1));
+        std::fs::rename(self.dir.join(LOG), &old).map_err(io(old.clone()))?;
+        self.log = open_log(&self.dir)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(self.dir.clone()))?;
+        self.file_no = file;
+        self.reserved_to = 0;
+        Ok(())
+    }
+
+    /// Writes the rotation record that begins a new file: the file before it, and the Merkle
+    /// frontier over every record so far.
+    fn begin_file(&mut self, st_file: &File, st: &mut State, like: &Record) -> Result<(), Error> {
+        let size = st.chain.seq();
+        let frontier = tree::extend(&self.dir, self.file_no, &self.log, size, st.log_len)?;
+        tree::save(&self.dir, &frontier, self.file_no, st.log_len);
+        let hashes: Vec<String> = frontier.hashes().iter().map(|h| format::hex(h)).collect();
+        let mut r = Record {
+            time_us: like.time_us,
+            pid: like.pid,
+            uid: like.uid,
+            function: "rotation".into(),
+            category: "module".into(),
+            rv: "CKR_OK".into(),
+            mode: like.mode.clone(),
+            continues: Some(format!("{} {size} {}", rotated_name(st.file - 1), hashes.join(",")).into()),
+            ..Default::default()
+        };
+        self.write_one(st_file, st, &mut r, true)?;
+        Ok(())
     }
 
     /// Allocates [`RESERVE`] bytes beyond `end`; notes whether that failed.

@@ -194,9 +194,9 @@ fn a_trusted_checkpoint_catches_a_rollback_and_a_rewritten_history() {
     assert_eq!((f.class, f.seq), (Class::MerkleMismatch, 20), "{f}");
     // The consistency proof from the trusted checkpoint to the forged log's last does not hold.
     let text = trusted_text(&l, 20);
-    let p = proof::prove_consistency(&fdir.join(LOG), &text, &keys).unwrap();
+    let p = proof::prove_consistency(&[fdir.join(LOG)], &text, &keys).unwrap();
     assert!(matches!(proof::check(&p, &keys), Err(ProofError::Mismatch(_))));
-    let p = proof::prove_consistency(&l.dir.join(LOG), &trusted_text(&l, 10), &keys).unwrap();
+    let p = proof::prove_consistency(&[l.dir.join(LOG)], &trusted_text(&l, 10), &keys).unwrap();
     assert!(matches!(proof::check(&p, &keys), Ok(Shown::Consistent { .. })));
 }
 
@@ -219,7 +219,7 @@ fn inclusion_proofs_for_every_sealed_record() {
     let log = l.dir.join(LOG);
     let recs = lines(&log);
     for seq in 0..30u64 {
-        let p = proof::prove_inclusion(&log, seq).unwrap();
+        let p = proof::prove_inclusion(std::slice::from_ref(&log), seq).unwrap();
         let want = match seq {
             0..=9 => 10,
             10..=19 => 20,
@@ -242,8 +242,8 @@ fn inclusion_proofs_for_every_sealed_record() {
         assert!(proof::check(&other, &keys).is_err());
     }
     // Records after the last checkpoint have no proof yet.
-    assert!(proof::prove_inclusion(&log, 32).unwrap_err().contains("unsealed tail"));
-    assert!(proof::prove_inclusion(&log, 99).is_err());
+    assert!(proof::prove_inclusion(std::slice::from_ref(&log), 32).unwrap_err().contains("unsealed tail"));
+    assert!(proof::prove_inclusion(std::slice::from_ref(&log), 99).is_err());
 }
 
 fn bin() -> Command {

@@ -190,6 +190,7 @@ fn rechain(l: &mut [String], from: usize, seed: &Key) -> Vec<u8> {
         chain: Chain::seek(seed, l.len() as u64),
         log_len: l.iter().map(|x| x.len() as u64).sum(),
         last_mac: format::split(l[l.len() - 1].trim_end().as_bytes()).unwrap().1,
+        file: 1,
     };
     st.encode().to_vec()
 }
@@ -263,6 +264,7 @@ fn regenerate_checkpoints() {
         chain: Chain::seek(&CORPUS_SEED, 15),
         log_len: old.iter().map(|x| x.len() as u64).sum(),
         last_mac: format::split(old[14].trim_end().as_bytes()).unwrap().1,
+        file: 1,
     };
     write("cp-rolled-back", old, &old_state.encode()[..], Some(&note20));
     // The whole history rewritten, with the host's signing keys, on a chain of another seed:
@@ -497,6 +499,7 @@ fn crafted_numbers_do_not_stall_the_verifier() {
         chain: Chain::from_parts(u64::MAX - 1, &[1; 32], &[2; 32]),
         log_len: u64::MAX,
         last_mac: [0; 32],
+        file: 1,
     };
     std::fs::write(d.path().join(STATE), &far.encode()[..]).unwrap();
     let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();

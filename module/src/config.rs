@@ -327,6 +327,9 @@ pub struct Audit {
     /// `audit.checkpoint_every`: records between signed checkpoints (0: only at `C_Finalize`
     /// and on demand; default 1,000).
     pub checkpoint_every: u64,
+    /// `audit.rotate_bytes`: the size at which the log goes on in a new file (0, the default:
+    /// one file).
+    pub rotate_bytes: u64,
 }
 
 impl Default for Audit {
@@ -337,6 +340,7 @@ impl Default for Audit {
             sync_always: false,
             on_failure_continue: false,
             checkpoint_every: tessera_audit::writer::CHECKPOINT_EVERY,
+            rotate_bytes: 0,
         }
     }
 }
@@ -415,6 +419,9 @@ impl Audit {
             }
             "audit.checkpoint_every" => {
                 self.checkpoint_every = value.parse().map_err(|_| "expected a number of records".to_string())?;
+            }
+            "audit.rotate_bytes" => {
+                self.rotate_bytes = value.parse().map_err(|_| "expected a number of bytes".to_string())?;
             }
             _ => return Err("unknown audit key".into()),
         }
@@ -499,6 +506,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.audit.checkpoint_every, 50);
+        assert_eq!(Config::parse("audit.rotate_bytes = 1048576").unwrap().audit.rotate_bytes, 1 << 20);
+        assert!(Config::parse("audit.rotate_bytes = 1M").is_err());
         assert!(Config::parse("audit.checkpoint_every = often").is_err());
         assert_eq!(c.audit.dir_for(Path::new("/x")), PathBuf::from("/var/log/tessera"));
         assert_eq!(c.audit.events, AuditEvents(AuditEvents::AUTH | AuditEvents::KEY));

@@ -202,7 +202,7 @@ enum ReportFormat {
 /// a terminal and the log is over 64 MiB.
 fn progress(path: &Path, passes: u64) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
-    let len = std::fs::metadata(log_file(path)).ok()?.len();
+    let len: u64 = log_files(path).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     if !std::io::stderr().is_terminal() || len < 64 << 20 {
         return None;
     }
@@ -235,7 +235,7 @@ fn query_cmd(cmd: Cmd) -> ExitCode {
             let bar = progress(&path, 1);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut n = 0u64;
-            let r = query::scan(&log_file(&path), |_, r| {
+            let r = query::scan(&log_files(&path), |_, r| {
                 if f.matches(r) {
                     n += 1;
                     let _ = writeln!(out, "{}", query::show_line(r));
@@ -267,7 +267,7 @@ fn query_cmd(cmd: Cmd) -> ExitCode {
                 ExportFormat::Jsonl => query::ExportFormat::JsonLines,
                 ExportFormat::Csv => query::ExportFormat::Csv,
             };
-            let r = query::export(&log_file(&path), &f, fmt, &mut w).and_then(|r| w.flush().map(|()| r));
+            let r = query::export(&log_files(&path), &f, fmt, &mut w).and_then(|r| w.flush().map(|()| r));
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
@@ -285,7 +285,7 @@ fn query_cmd(cmd: Cmd) -> ExitCode {
                 Err(e) => return fail(e),
             };
             let bar = progress(&path, 2);
-            let r = query::report(&log_file(&path), &f);
+            let r = query::report(&log_files(&path), &f);
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
@@ -417,17 +417,26 @@ fn verify_cmd(
                     }
                 },
             };
-            let (log, state) = if path.is_dir() {
-                match std::fs::read(path.join(STATE)) {
-                    Ok(st) => (path.join(LOG), Some(st)),
+            let (files, state, missing) = if path.is_dir() {
+                let st = match std::fs::read(path.join(STATE)) {
+                    Ok(st) => st,
                     Err(e) => return fail(format!("{}: {e}", path.join(STATE).display())),
+                };
+                match verify::log_files(path, Some(&st)) {
+                    Ok((files, missing)) => (files, Some(st), missing),
+                    Err(e) => return fail(format!("{}: {e}", path.display())),
                 }
             } else {
-                (path.to_path_buf(), None)
+                (vec![path.to_path_buf()], None, None)
             };
-            match tessera_audit::public::verify(&log, state.as_deref(), &keys, trusted.as_ref()) {
-                Ok(s) => Some(s),
-                Err(e) => return fail(format!("{}: {e}", log.display())),
+            match tessera_audit::public::verify_files(&files, state.as_deref(), &keys, trusted.as_ref()) {
+                Ok(mut s) => {
+                    if missing.is_some() {
+                        s.failure = missing;
+                    }
+                    Some(s)
+                }
+                Err(e) => return fail(format!("{}: {e}", path.display())),
             }
         }
     };
@@ -469,11 +478,12 @@ fn verify_cmd(
     }
 }
 
-fn log_file(path: &Path) -> PathBuf {
+/// The log's files, oldest first: a directory's rotated files and `audit.log`, or the one file.
+fn log_files(path: &Path) -> Vec<PathBuf> {
     if path.is_dir() {
-        path.join(LOG)
+        verify::log_files(path, None).map(|(f, _)| f).unwrap_or_else(|_| vec![path.join(LOG)])
     } else {
-        path.to_path_buf()
+        vec![path.to_path_buf()]
     }
 }
 
@@ -542,7 +552,7 @@ fn main() -> ExitCode {
             Err(e) => fail(format!("{}: {e}", dir.join(PUB).display())),
         },
         Cmd::Prove { path, seq, consistency_from, pubkey } => {
-            let log = log_file(&path);
+            let log = log_files(&path);
             let p = match (seq, consistency_from) {
                 (Some(seq), _) => proof::prove_inclusion(&log, seq),
                 (None, Some(from)) => {
