@@ -305,6 +305,41 @@ fn audit_events_chooses_the_categories() {
     assert!(recs[..recs.len() - 1].iter().all(|r| r["category"] == "auth"));
 }
 
+/// The library rotating its log every 16 KiB and keeping two rotated files: the older ones go,
+/// each after a signed checkpoint covers it, and what is left verifies from where its history
+/// starts, with the seed and with the public key.
+#[test]
+fn retention_through_the_library() {
+    let c = chain();
+    let t = Token::with_conf(
+        "retain",
+        &format!("{}\naudit.rotate_bytes = 16384\naudit.keep_files = 2\naudit.checkpoint_every = 100", c.conf_line()),
+    );
+    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    for _ in 0..300 {
+        let mut m = mech(CKM_SHA256_HMAC);
+        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+        let mut out = [0u8; 32];
+        let mut n = out.len() as CK_ULONG;
+        let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
+        assert_eq!(rv, CKR_OK);
+    }
+    drop(t);
+    let (files, missing) = verify::log_files(&c.dir, None).unwrap();
+    assert!(missing.is_none());
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(!c.dir.join("audit.log.000001").exists());
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    assert!(sum.history_from.is_some_and(|h| h > 0), "{:?}", sum.history_from);
+    assert_eq!(sum.end, End::Anchored);
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    assert_eq!(public.history_from, sum.history_from);
+    assert_eq!(public.unsealed_tail, Some(0), "sealed at C_Finalize");
+}
+
 /// Raw C_Initialize of the library with the configuration `extra` (a store of its own).
 fn initialize_with(extra: &str) -> (Env, cryptoki_sys::Pkcs11, CK_RV) {
     let env = Env::new(extra);

@@ -102,25 +102,109 @@ fn split(n: usize) -> usize {
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
+/// A tree known by the frontier of its first leaves (the records retention deleted) and the
+/// leaf hashes after them: enough for every proof about the leaves after the prefix (each node
+/// a proof needs over the prefix alone is one of the frontier's).
+pub struct Partial<'a> {
+    pub prefix: &'a Frontier,
+    pub leaves: &'a [Hash],
+}
+
+impl Partial<'_> {
+    pub fn size(&self) -> usize {
+        self.prefix.size() as usize + self.leaves.len()
+    }
+
+    /// The root over leaves `lo..hi` (RFC 9162 MTH), if the tree knows it.
+    fn range(&self, lo: usize, hi: usize) -> Option<Hash> {
+        let m = self.prefix.size() as usize;
+        if lo >= m {
+            return Some(root(&self.leaves[lo - m..hi - m]));
+        }
+        if hi <= m {
+            // One of the frontier's subtrees, or unknown.
+            let mut start = 0usize;
+            for (i, h) in self.prefix.hashes().iter().enumerate() {
+                let width = 1usize << self.block_bits(i);
+                if start == lo && start + width == hi {
+                    return Some(*h);
+                }
+                start += width;
+            }
+            return None;
+        }
+        let k = split(hi - lo);
+        Some(node(&self.range(lo, lo + k)?, &self.range(lo + k, hi)?))
+    }
+
+    /// The height of the frontier's `i`-th subtree (largest first).
+    fn block_bits(&self, i: usize) -> u32 {
+        let size = self.prefix.size();
+        (0..64).rev().filter(|b| size >> b & 1 == 1).nth(i).expect("one subtree per bit")
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of the first `size` leaves (RFC 9162
+    /// §2.1.3.1), if the tree knows the nodes it takes.
+    pub fn inclusion(&self, index: usize, size: usize) -> Option<Vec<Hash>> {
+        fn path(t: &Partial, m: usize, lo: usize, hi: usize, out: &mut Vec<Hash>) -> Option<()> {
+            if hi - lo <= 1 {
+                return Some(());
+            }
+            let k = split(hi - lo);
+            if m < k {
+                path(t, m, lo, lo + k, out)?;
+                out.push(t.range(lo + k, hi)?);
+            } else {
+                path(t, m - k, lo + k, hi, out)?;
+                out.push(t.range(lo, lo + k)?);
+            }
+            Some(())
+        }
+        if index >= size || size > self.size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        path(self, index, 0, size, &mut out)?;
+        Some(out)
+    }
+
+    /// The consistency proof from the tree of the first `old` leaves to the tree of the first
+    /// `size` (RFC 9162 §2.1.4.1), if the tree knows the nodes it takes.
+    pub fn consistency(&self, old: usize, size: usize) -> Option<Vec<Hash>> {
+        fn sub(t: &Partial, m: usize, lo: usize, hi: usize, b: bool, out: &mut Vec<Hash>) -> Option<()> {
+            let n = hi - lo;
+            if m == n {
+                if !b {
+                    out.push(t.range(lo, hi)?);
+                }
+                return Some(());
+            }
+            let k = split(n);
+            if m <= k {
+                sub(t, m, lo, lo + k, b, out)?;
+                out.push(t.range(lo + k, hi)?);
+            } else {
+                sub(t, m - k, lo + k, hi, false, out)?;
+                out.push(t.range(lo, lo + k)?);
+            }
+            Some(())
+        }
+        if old > size || size > self.size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        if old > 0 && old < size {
+            sub(self, old, 0, size, true, &mut out)?;
+        }
+        Some(out)
+    }
+}
+
 /// The inclusion proof of leaf `index` in the tree over `leaves` (RFC 9162 §2.1.3.1 PATH).
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
-    fn path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
-        if d.len() <= 1 {
-            return;
-        }
-        let k = split(d.len());
-        if m < k {
-            path(m, &d[..k], out);
-            out.push(root(&d[k..]));
-        } else {
-            path(m - k, &d[k..], out);
-            out.push(root(&d[..k]));
-        }
-    }
     assert!(index < leaves.len());
-    let mut out = Vec::new();
-    path(index, leaves, &mut out);
-    out
+    let empty = Frontier::new();
+    Partial { prefix: &empty, leaves }.inclusion(index, leaves.len()).expect("every node is known")
 }
 
 /// Whether `proof` shows leaf `leaf` at `index` in a tree of `size` leaves with root `root`
@@ -155,29 +239,9 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
 /// The consistency proof from the tree of the first `old` leaves to the tree over all of
 /// `leaves` (RFC 9162 §2.1.4.1 PROOF).
 pub fn consistency_proof(leaves: &[Hash], old: usize) -> Vec<Hash> {
-    fn subproof(m: usize, d: &[Hash], b: bool, out: &mut Vec<Hash>) {
-        let n = d.len();
-        if m == n {
-            if !b {
-                out.push(root(d));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            subproof(m, &d[..k], b, out);
-            out.push(root(&d[k..]));
-        } else {
-            subproof(m - k, &d[k..], false, out);
-            out.push(root(&d[..k]));
-        }
-    }
     assert!(old <= leaves.len());
-    let mut out = Vec::new();
-    if old > 0 && old < leaves.len() {
-        subproof(old, leaves, true, &mut out);
-    }
-    out
+    let empty = Frontier::new();
+    Partial { prefix: &empty, leaves }.consistency(old, leaves.len()).expect("every node is known")
 }
 
 /// Whether `proof` shows that the tree of `size2` leaves with root `root2` extends the tree of
@@ -286,6 +350,26 @@ mod tests {
                     let mut bad = p.clone();
                     bad[0][0] ^= 1;
                     assert!(!verify_inclusion(&l[i], i as u64, n as u64, &bad, &r));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn proofs_over_a_tree_known_by_a_prefix_frontier() {
+        let l = leaves(45);
+        for m in [0, 1, 5, 8, 13, 32, 44] {
+            let mut f = Frontier::new();
+            for x in &l[..m] {
+                f.push(*x);
+            }
+            let t = Partial { prefix: &f, leaves: &l[m..] };
+            for n in (m + 1)..=45 {
+                for i in m..n {
+                    assert_eq!(t.inclusion(i, n), Some(inclusion_proof(&l[..n], i)), "{i} of {n} after {m}");
+                }
+                for old in m.max(1)..=n {
+                    assert_eq!(t.consistency(old, n), Some(consistency_proof(&l[..n], old)), "{old} -> {n} after {m}");
                 }
             }
         }

@@ -30,6 +30,9 @@ pub struct Proof {
 
 /// What [`leaves`] reads from a log.
 struct Read {
+    /// The tree before the first record read (empty unless retention deleted files).
+    prefix: merkle::Frontier,
+    /// The leaf hashes from there on.
     hashes: Vec<Hash>,
     /// Each checkpoint record's seq and note.
     checkpoints: Vec<(u64, String)>,
@@ -42,11 +45,19 @@ struct Read {
 fn leaves(log: &[PathBuf], until: Option<u64>) -> Result<Read, String> {
     let (mut hashes, mut cps, mut found) = (Vec::new(), Vec::new(), None);
     let mut done = false;
+    // A log whose older files retention deleted: the tree before its first record is the
+    // frontier that record carries.
+    let prefix = log
+        .first()
+        .and_then(|p| crate::tree::first_line(p))
+        .and_then(|l| crate::tree::continuation(&l))
+        .unwrap_or_default();
+    let m = prefix.size();
     crate::tree::scan_files(log, |line| {
         if done {
             return;
         }
-        let n = hashes.len() as u64;
+        let n = m + hashes.len() as u64;
         if let Some(note) = format::split(line).and_then(|(c, _)| format::checkpoint_note(c)) {
             cps.push((n, note));
             done = until.is_some_and(|u| n > u);
@@ -57,13 +68,13 @@ fn leaves(log: &[PathBuf], until: Option<u64>) -> Result<Read, String> {
         hashes.push(merkle::leaf(line));
     })
     .map_err(|e| format!("{}: {e}", log.first().map(|p| p.display().to_string()).unwrap_or_default()))?;
-    Ok(Read { hashes, checkpoints: cps, line: found })
+    Ok(Read { prefix, hashes, checkpoints: cps, line: found })
 }
 
 /// The inclusion proof of record `seq` of the log (its files, oldest first), under the first
 /// checkpoint after it.
 pub fn prove_inclusion(log: &[PathBuf], seq: u64) -> Result<Proof, String> {
-    let Read { hashes, checkpoints: cps, line } = leaves(log, Some(seq))?;
+    let Read { prefix, hashes, checkpoints: cps, line } = leaves(log, Some(seq))?;
     let Some(record) = line else {
         return Err(format!("the log has no record {seq}"));
     };
@@ -72,7 +83,10 @@ pub fn prove_inclusion(log: &[PathBuf], seq: u64) -> Result<Proof, String> {
             "record {seq} is in the unsealed tail: no checkpoint after it yet (`tessera-audit checkpoint DIR`)"
         ));
     };
-    let path = merkle::inclusion_proof(&hashes[..size as usize], seq as usize);
+    let tree = merkle::Partial { prefix: &prefix, leaves: &hashes };
+    let path = tree
+        .inclusion(seq as usize, size as usize)
+        .ok_or_else(|| format!("record {seq} is before the log's retained history"))?;
     Ok(Proof {
         kind: "inclusion".into(),
         seq: Some(seq),
@@ -88,12 +102,15 @@ pub fn prove_inclusion(log: &[PathBuf], seq: u64) -> Result<Proof, String> {
 /// last checkpoint.
 pub fn prove_consistency(log: &[PathBuf], from: &str, keys: &PublicKeys) -> Result<Proof, String> {
     let old = Note::verify(from, keys).map_err(|e| format!("the older checkpoint: {e}"))?;
-    let Read { hashes, checkpoints: cps, .. } = leaves(log, None)?;
+    let Read { prefix, hashes, checkpoints: cps, .. } = leaves(log, None)?;
     let Some((size, note)) = cps.into_iter().last() else { return Err("the log has no checkpoint".into()) };
     if old.size > size {
         return Err(format!("the older checkpoint ({} records) is ahead of the log's last ({size})", old.size));
     }
-    let path = merkle::consistency_proof(&hashes[..size as usize], old.size as usize);
+    let tree = merkle::Partial { prefix: &prefix, leaves: &hashes };
+    let path = tree
+        .consistency(old.size as usize, size as usize)
+        .ok_or_else(|| format!("the older checkpoint ({} records) is before the log's retained history", old.size))?;
     Ok(Proof {
         kind: "consistency".into(),
         seq: None,

@@ -68,6 +68,20 @@ pub fn verify_files(
     };
     let (mut end, mut len, mut base) = (0, 0, 0);
     let mut failed_in = files.len() - 1;
+    // A log whose older files retention deleted starts at its first rotation record, from the
+    // tree that record carries (signed checkpoints after it anchor it).
+    let mut history_from = None;
+    if let Some(first) = files.first().and_then(|p| crate::tree::first_line(p)) {
+        if let (Some(tree), Some((_, h))) =
+            (crate::tree::continuation(&first), format::split(&first).and_then(|(c, _)| Some((c, format::head(c)?))))
+        {
+            v.n = tree.size();
+            v.tree = tree;
+            v.prev = h.prev;
+            history_from = Some(v.n);
+        }
+    }
+    let start_n = v.n;
     for (i, p) in files.iter().enumerate() {
         let f = File::open(p)?;
         len = f.metadata()?.len();
@@ -132,9 +146,9 @@ pub fn verify_files(
     let tail = if failed_in + 1 == files.len() { len - end } else { 0 };
     Ok(Summary {
         file: file.into(),
-        records: verified,
-        first_seq: (verified > 0).then_some(0),
-        last_seq: verified.checked_sub(1),
+        records: verified - start_n,
+        first_seq: (verified > start_n).then_some(start_n),
+        last_seq: (verified > start_n).then(|| verified - 1),
         first_time_us: v.first_time,
         last_time_us: v.last_time,
         approved: v.approved,
@@ -148,6 +162,7 @@ pub fn verify_files(
             None => count,
         }),
         extends_trusted: v.extends,
+        history_from,
         failure,
     })
 }

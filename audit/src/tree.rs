@@ -82,6 +82,17 @@ pub fn scan_lines(file: &File, from: u64, to: u64, mut each: impl FnMut(&[u8])) 
     Ok(done)
 }
 
+/// The retention (`audit.keep_files`) a rotation record's writer had: files before it may have
+/// been deleted only if it is not 0.
+pub fn retention_of(line: &[u8]) -> Option<u64> {
+    continuation(line)?;
+    let (covered, _) = crate::format::split(line)?;
+    let mut obj = covered.to_vec();
+    obj.push(b'}');
+    let r: crate::Record = serde_json::from_slice(&obj).ok()?;
+    r.continues?.split(' ').nth(3)?.strip_prefix("keep=")?.parse().ok()
+}
+
 /// [`scan_lines`] over several files in turn (a rotated log, oldest first), each whole.
 pub fn scan_files(files: &[std::path::PathBuf], mut each: impl FnMut(&[u8])) -> std::io::Result<()> {
     for p in files {
@@ -101,6 +112,7 @@ pub fn continuation(line: &[u8]) -> Option<Frontier> {
     let text = r.continues?;
     let mut parts = text.split(' ');
     let (_name, size, hashes) = (parts.next()?, parts.next()?.parse::<u64>().ok()?, parts.next().unwrap_or(""));
+    // A fourth field, `keep=K`, is the retention the writer had (`retention_of`).
     let hashes: Vec<Hash> = if hashes.is_empty() {
         Vec::new()
     } else {
@@ -169,7 +181,7 @@ pub fn extend(dir: &Path, file_no: u64, log: &File, size: u64, log_len: u64) -> 
 }
 
 /// The first line of a file (without its `\n`), if it has a whole one in its first 64 KiB.
-fn first_line(p: &Path) -> Option<Vec<u8>> {
+pub fn first_line(p: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::new();
     File::open(p).ok()?.take(64 << 10).read_to_end(&mut buf).ok()?;

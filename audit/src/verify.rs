@@ -137,6 +137,9 @@ pub struct Summary {
     pub unsealed_tail: Option<u64>,
     /// The size of the trusted checkpoint the log was shown to extend.
     pub extends_trusted: Option<u64>,
+    /// The log's history starts at this `seq` (retention deleted the files before it; the
+    /// rotation record there carries the Merkle tree so far, and signed checkpoints anchor it).
+    pub history_from: Option<u64>,
     pub failure: Option<Failure>,
 }
 
@@ -161,18 +164,25 @@ struct Stats {
     non_approved: u64,
 }
 
-/// Verifies lines `from..to` as records `from..to`; the index of the first that is not, and the
-/// stretch's counts.
-fn check_range(seed: &Key, lines: &[&[u8]], from: usize, to: usize) -> (Option<usize>, Stats) {
+/// The `seq` a log's first line begins at: 0, or, for a log whose older files retention deleted,
+/// the `seq` of the rotation record it begins with (its `prev` is then taken as given).
+pub fn base_seq(first_line: Option<&[u8]>) -> u64 {
+    first_line.and_then(crate::tree::continuation).map(|f| f.size()).filter(|&s| s <= MAX_SEQ).unwrap_or(0)
+}
+
+/// Verifies lines `from..to` as records `base + from..base + to`; the index of the first that is
+/// not, and the stretch's counts.
+fn check_range(seed: &Key, lines: &[&[u8]], from: usize, to: usize, base: u64) -> (Option<usize>, Stats) {
     let mut st = Stats::default();
-    let mut c = Chain::seek(seed, from as u64);
+    let mut c = Chain::seek(seed, base + from as u64);
     let mut prev = match from {
-        0 => Some([0u8; 32]),
+        0 if base == 0 => Some([0u8; 32]),
+        0 => lines.first().and_then(|l| parse(l)).map(|l| l.head.prev),
         _ => format::split(lines[from - 1]).map(|(_, m)| m),
     };
     for (i, raw) in lines.iter().enumerate().take(to).skip(from) {
         let ok = parse(raw).filter(|l| {
-            let n = i as u64;
+            let n = base + i as u64;
             l.head.seq == n
                 && (l.head.epoch, l.head.key_index) == chain::position(n)
                 && prev.is_some_and(|p| chain::same_mac(&p, &l.head.prev))
@@ -209,8 +219,8 @@ fn own_mac_ok(seed: &Key, l: &Line) -> bool {
 
 /// Classifies the failure at line `i`, where record `n = i` with `prev = p` was expected.
 /// `end_seq`: the seq of the key the host held last (the next record's).
-fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64) -> (Class, u64, String) {
-    let n = i as u64;
+fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64, base: u64) -> (Class, u64, String) {
+    let n = base + i as u64;
     let expected_at = |j: usize| {
         lines.get(j).and_then(|r| parse(r)).is_some_and(|l| {
             l.head.seq == n
@@ -282,12 +292,13 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
     // `split` yields what follows the last `\n`: empty for a whole log, a torn tail otherwise.
     let tail = lines.pop().filter(|t| !t.is_empty());
     let count = lines.len();
+    let base = base_seq(lines.first().copied());
     // Two threads from an epoch boundary near the middle, for logs of more than two epochs.
     let mid = ((count / 2) as u64 / chain::RECORDS_PER_EPOCH * chain::RECORDS_PER_EPOCH) as usize;
-    let (bad, stats) = if threads > 1 && mid > 0 {
+    let (bad, stats) = if threads > 1 && mid > 0 && base == 0 {
         let (a, b) = std::thread::scope(|s| {
-            let second = s.spawn(|| check_range(seed, &lines, mid, count));
-            let first = check_range(seed, &lines, 0, mid);
+            let second = s.spawn(|| check_range(seed, &lines, mid, count, 0));
+            let first = check_range(seed, &lines, 0, mid, 0);
             (first, second.join().expect("the verifier thread does not panic"))
         });
         match (a, b) {
@@ -303,15 +314,15 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
             ),
         }
     } else {
-        check_range(seed, &lines, 0, count)
+        check_range(seed, &lines, 0, count, base)
     };
     let verified = bad.unwrap_or(count);
     let Stats { approved, non_approved, first_time, last_time } = stats;
     let mut sum = Summary {
         file: file.into(),
         records: verified as u64,
-        first_seq: (verified > 0).then_some(0),
-        last_seq: verified.checked_sub(1).map(|s| s as u64),
+        first_seq: (verified > 0).then_some(base),
+        last_seq: verified.checked_sub(1).map(|s| base + s as u64),
         first_time_us: first_time,
         last_time_us: last_time,
         approved,
@@ -322,26 +333,31 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
         sealed: None,
         unsealed_tail: None,
         extends_trusted: None,
+        history_from: (base > 0).then_some(base),
         failure: None,
     };
-    let last_mac =
-        |k: usize| if k == 0 { [0u8; 32] } else { format::split(lines[k - 1]).map(|(_, m)| m).unwrap_or([0; 32]) };
+    // The MAC before line `k` (an index).
+    let last_mac = |k: usize| match k {
+        0 if base == 0 => [0u8; 32],
+        0 => lines.first().and_then(|l| parse(l)).map(|l| l.head.prev).unwrap_or([0; 32]),
+        _ => format::split(lines[k - 1]).map(|(_, m)| m).unwrap_or([0; 32]),
+    };
     let fail = |class, line, seq, detail| Some(Failure { class, file: file.into(), line, seq, detail });
     let decoded = state.map(crate::state::State::decode);
     if let Some(i) = bad {
         let end_seq = match &decoded {
             Some(Some(s)) => s.chain.seq(),
-            _ => count as u64,
+            _ => base + count as u64,
         };
-        let (class, seq, detail) = classify(seed, &lines, i, last_mac(i), end_seq);
+        let (class, seq, detail) = classify(seed, &lines, i, last_mac(i), end_seq, base);
         sum.failure = fail(class, i + 1, seq, detail);
         return sum;
     }
     let Some(decoded) = decoded else { return sum };
-    let n = count as u64;
+    let n = base + count as u64;
     let log_len: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
     let last_len = lines.last().map_or(0, |l| l.len() as u64 + 1);
-    check_state(&mut sum, decoded, n, log_len, last_len, |k| last_mac(k as usize), seed);
+    check_state(&mut sum, decoded, n, log_len, last_len, |k| last_mac(k.saturating_sub(base) as usize), seed);
     sum
 }
 
@@ -459,6 +475,7 @@ fn check_lines(
                 }
                 s.first_seq = h.seq;
                 s.first_prev = h.prev;
+                s.last_mac = h.prev;
                 prev = h.prev;
                 chain.insert(Chain::seek(seed, h.seq))
             }
@@ -493,9 +510,13 @@ fn check_lines(
 /// must end with a whole line. A log that does not verify is read whole (every file, in memory)
 /// by [`verify`] to name the failure, placed in its file.
 pub fn verify_files(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads: usize) -> std::io::Result<Summary> {
-    if files.len() == 1 {
+    let first = files.first().and_then(|p| crate::tree::first_line(p));
+    let base = base_seq(first.as_deref());
+    if files.len() == 1 && base == 0 {
         return verify_file(&files[0], state, seed, threads);
     }
+    // A log whose history starts later (retention) starts from its first line's claims.
+    let start = || (base == 0).then(|| (Chain::start(seed), [0u8; 32]));
     let run = |part: &[PathBuf], start: Option<Position>| -> std::io::Result<(Stretch, bool)> {
         let mut s = Stretch::default();
         let mut at = start;
@@ -519,16 +540,17 @@ pub fn verify_files(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads
     let ((a, a_whole), (b, b_whole)) = if k > 0 && k < files.len() {
         let (a, b) = std::thread::scope(|sc| {
             let second = sc.spawn(|| run(&files[k..], None));
-            let first = run(&files[..k], Some((Chain::start(seed), [0u8; 32])));
+            let first = run(&files[..k], start());
             (first, second.join().expect("the verifier thread does not panic"))
         });
         (a?, b?)
     } else {
-        (run(files, Some((Chain::start(seed), [0u8; 32])))?, (Stretch::default(), true))
+        (run(files, start())?, (Stretch::default(), true))
     };
-    let joined = b.count == 0 || (b.first_seq == a.count && chain::same_mac(&b.first_prev, &a.last_mac));
+    let joined = b.count == 0 || (b.first_seq == base + a.count && chain::same_mac(&b.first_prev, &a.last_mac));
+    let a_starts = base == 0 || (a.count > 0 && a.first_seq == base);
     let split = k > 0 && k < files.len();
-    if a.bad || b.bad || !a_whole || !b_whole || !joined || (split && b.count == 0) {
+    if a.bad || b.bad || !a_whole || !b_whole || !joined || !a_starts || (split && b.count == 0) {
         return in_memory(files, state, seed, threads);
     }
     let count = a.count + b.count;
@@ -542,8 +564,8 @@ pub fn verify_files(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads
     let mut sum = Summary {
         file: files[files.len() - 1].clone(),
         records: count,
-        first_seq: (count > 0).then_some(0),
-        last_seq: count.checked_sub(1),
+        first_seq: (count > 0).then_some(base),
+        last_seq: count.checked_sub(1).map(|c| base + c),
         first_time_us: a.stats.first_time.or(b.stats.first_time),
         last_time_us: b.stats.last_time.or(a.stats.last_time),
         approved: a.stats.approved + b.stats.approved,
@@ -555,15 +577,17 @@ pub fn verify_files(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads
         sealed: None,
         unsealed_tail: None,
         extends_trusted: None,
+        history_from: (base > 0).then_some(base),
         failure: None,
     };
     if let Some(st) = state {
-        let mac_before = |k: u64| match count - k {
+        let n = base + count;
+        let mac_before = |k: u64| match n - k {
             _ if k == 0 => [0; 32],
             0 => last_mac,
             _ => before_last,
         };
-        check_state(&mut sum, crate::state::State::decode(st), count, end, last_len, mac_before, seed);
+        check_state(&mut sum, crate::state::State::decode(st), n, end, last_len, mac_before, seed);
     }
     Ok(sum)
 }
@@ -652,6 +676,7 @@ pub fn verify_file(log: &Path, state: Option<&[u8]>, seed: &Key, threads: usize)
         sealed: None,
         unsealed_tail: None,
         extends_trusted: None,
+        history_from: None,
         failure: None,
     };
     if let Some(st) = state {
@@ -707,29 +732,54 @@ pub fn log_files(dir: &Path, state: Option<&[u8]>) -> std::io::Result<(Vec<PathB
     rotated.sort();
     let fail = |class, file: &Path, detail: String| Some(Failure { class, file: file.into(), line: 0, seq: 0, detail });
     let mut failure = None;
+    let first_no = rotated.first().map(|(n, _)| *n);
     for (i, (n, p)) in rotated.iter().enumerate() {
-        if *n != i as u64 + 1 {
-            failure = fail(
-                Class::MissingFile,
-                p,
-                format!("{} is missing before it", crate::writer::rotated_name(i as u64 + 1)),
-            );
+        let want = first_no.unwrap_or(1) + i as u64;
+        if *n != want {
+            failure =
+                fail(Class::MissingFile, p, format!("{} is missing before it", crate::writer::rotated_name(want)));
             break;
         }
     }
-    if let (None, Some(st)) = (&failure, state.and_then(crate::state::State::decode)) {
-        let k = rotated.len() as u64;
-        if st.file > k + 1 {
+    let decoded = state.and_then(crate::state::State::decode);
+    // The current file's number: after the last rotated one, or the state's.
+    let current_no = match (rotated.last(), &decoded) {
+        (Some((n, _)), _) => n + 1,
+        (None, Some(st)) => st.file,
+        (None, None) => 1,
+    };
+    let first_no = first_no.unwrap_or(current_no);
+    if failure.is_none() && first_no > 1 {
+        // Files before the first are gone: only retention may have deleted them, which the
+        // first file's rotation record (authenticated by the chain and the tree) says it had.
+        let first_path = rotated.first().map(|(_, p)| p.clone()).unwrap_or_else(|| dir.join(crate::writer::LOG));
+        let keep = crate::tree::first_line(&first_path).and_then(|l| crate::tree::retention_of(&l)).unwrap_or(0);
+        if keep == 0 {
             failure = fail(
                 Class::MissingFile,
-                &dir.join(crate::writer::rotated_name(k + 1)),
-                format!("the state counts {} rotated files, {k} are here", st.file - 1),
+                &dir.join(crate::writer::rotated_name(first_no - 1)),
+                format!(
+                    "{} and the files before it are missing, and no retention deleted them",
+                    crate::writer::rotated_name(first_no - 1)
+                ),
             );
-        } else if st.file < k + 1 {
+        }
+    }
+    if let (None, Some(st)) = (&failure, &decoded) {
+        if st.file > current_no {
+            failure = fail(
+                Class::MissingFile,
+                &dir.join(crate::writer::rotated_name(current_no)),
+                format!("the state's current file is number {}, the last here is {}", st.file, current_no - 1),
+            );
+        } else if st.file < current_no {
             failure = fail(
                 Class::RolledBack,
                 &dir.join(crate::writer::STATE),
-                format!("the state counts {} rotated files, {k} are here: an older state was put back", st.file - 1),
+                format!(
+                    "the state's current file is number {}, the log has rotated to {current_no}: an older state was put back",
+                    st.file
+                ),
             );
         }
     }

@@ -165,6 +165,7 @@ pub struct Writer {
     /// The number of the file `log` is (the state's `file` when it was opened).
     file_no: u64,
     rotate_bytes: u64,
+    keep_files: u64,
 }
 
 /// The name of rotated file number `n`.
@@ -259,6 +260,7 @@ impl Writer {
             // Unknown until the first append reads the state (the log is opened again then).
             file_no: 0,
             rotate_bytes: 0,
+            keep_files: 0,
         })
     }
 
@@ -486,11 +488,47 @@ impl Writer {
             category: "module".into(),
             rv: "CKR_OK".into(),
             mode: like.mode.clone(),
-            continues: Some(format!("{} {size} {}", rotated_name(st.file - 1), hashes.join(",")).into()),
+            continues: Some(
+                format!("{} {size} {} keep={}", rotated_name(st.file - 1), hashes.join(","), self.keep_files).into(),
+            ),
             ..Default::default()
         };
         self.write_one(st_file, st, &mut r, true)?;
+        if self.keys.is_some() {
+            // A signed checkpoint over every record of the files before: what lets retention
+            // delete them and the verifier start here.
+            self.write_checkpoint(st_file, st, like)?;
+            self.retain(st.file);
+        }
         Ok(())
+    }
+
+    /// Deletes the rotated files older than the newest `keep_files` (`audit.keep_files`), now that
+    /// file `current` begins with a rotation record and a signed checkpoint over all of them.
+    fn retain(&self, current: u64) {
+        if self.keep_files == 0 {
+            return;
+        }
+        let mut n = current.saturating_sub(self.keep_files + 1);
+        while n >= 1 {
+            let p = self.dir.join(rotated_name(n));
+            match std::fs::remove_file(&p) {
+                Ok(()) => tracing::info!("{}: deleted (audit.keep_files)", p.display()),
+                // Deleted before.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    tracing::warn!("{}: not deleted: {e}", p.display());
+                    break;
+                }
+            }
+            n -= 1;
+        }
+    }
+
+    /// Sets how many rotated files are kept (`audit.keep_files`; 0, the default: all). Only a
+    /// chain that signs checkpoints deletes files.
+    pub fn set_keep_files(&mut self, n: u64) {
+        self.keep_files = n;
     }
 
     /// Allocates [`RESERVE`] bytes beyond `end`; notes whether that failed.

@@ -217,3 +217,56 @@ fn a_rotation_stopped_midway_is_finished_by_the_next_writer() {
     std::fs::write(l.dir.join(LOG), b"").unwrap();
     assert!(matches!(w.append(&mut record(1003), false), Err(writer::Error::Truncated(..))));
 }
+
+/// Retention: only the newest `keep_files` rotated files stay; each deleted file was covered by
+/// the signed checkpoint that follows the rotation record of the file after it. The log then
+/// verifies from where its history starts, with the seed and with the public key; records kept
+/// are still proved; files missing where no retention was are still named.
+#[test]
+fn retention_keeps_the_newest_files_and_the_rest_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, seed) = (t.path().join("log"), t.path().join("seed"));
+    writer::init(&dir, &seed).unwrap();
+    let mut w = writer(&dir);
+    w.set_keep_files(3);
+    for i in 0..300 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    let l = Log { _t: t, dir, seed };
+    let files = l.files();
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(!l.dir.join(rotated_name(1)).exists());
+    let k = l.keyed();
+    assert!(k.failure.is_none(), "{:?}", k.failure);
+    let start = k.history_from.expect("the history starts later");
+    assert_eq!(k.first_seq, Some(start));
+    assert_eq!(k.end, End::Anchored);
+    let p = l.public();
+    assert!(p.failure.is_none(), "{:?}", p.failure);
+    assert_eq!((p.history_from, p.records), (Some(start), k.records));
+    assert!(p.checkpoints >= 3);
+    // The first kept record and a later one, proved.
+    for seq in [start, start + 7] {
+        let pr = proof::prove_inclusion(&files, seq).unwrap();
+        assert!(proof::check(&pr, &l.keys()).is_ok(), "{seq}");
+    }
+    assert!(proof::prove_inclusion(&files, start - 1).is_err());
+    // A kept record changed: named, with and without the seed.
+    let victim = &files[1];
+    let text = std::fs::read_to_string(victim).unwrap();
+    let at = text.find("operation ").unwrap();
+    let mut bytes = text.into_bytes();
+    bytes[at + 10] ^= 1;
+    std::fs::write(victim, &bytes).unwrap();
+    let f = l.keyed().failure.unwrap();
+    assert_eq!((f.class, &f.file), (Class::Modified, victim), "{f}");
+    let st = std::fs::read(l.dir.join(STATE)).unwrap();
+    let pf = public::verify_files(&files, Some(&st), &l.keys(), None).unwrap().failure.unwrap();
+    assert_eq!(pf.class, Class::MerkleMismatch, "{pf}");
+    // Without retention, the oldest files gone is a missing file.
+    let plain = log(120);
+    std::fs::remove_file(plain.dir.join(rotated_name(1))).unwrap();
+    std::fs::remove_file(plain.dir.join(rotated_name(2))).unwrap();
+    let seed = verify::read_seed(&plain.seed).unwrap();
+    assert_eq!(verify::verify_path(&plain.dir, &seed, 2).unwrap().failure.map(|f| f.class), Some(Class::MissingFile));
+}

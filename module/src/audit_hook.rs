@@ -164,6 +164,7 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
         let mut w = Writer::open(&dir).map_err(|e| format!("audit log: {e}"))?;
         w.set_checkpoint_every(a.checkpoint_every);
         w.set_rotate_bytes(a.rotate_bytes);
+        w.set_keep_files(a.keep_files);
         Some(Mutex::new(w))
     };
     if a.on_failure_continue && approved {

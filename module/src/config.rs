@@ -330,6 +330,9 @@ pub struct Audit {
     /// `audit.rotate_bytes`: the size at which the log goes on in a new file (0, the default:
     /// one file).
     pub rotate_bytes: u64,
+    /// `audit.keep_files`: rotated files kept (0, the default: all); older ones are deleted, each
+    /// covered by a signed checkpoint first.
+    pub keep_files: u64,
 }
 
 impl Default for Audit {
@@ -341,6 +344,7 @@ impl Default for Audit {
             on_failure_continue: false,
             checkpoint_every: tessera_audit::writer::CHECKPOINT_EVERY,
             rotate_bytes: 0,
+            keep_files: 0,
         }
     }
 }
@@ -422,6 +426,9 @@ impl Audit {
             }
             "audit.rotate_bytes" => {
                 self.rotate_bytes = value.parse().map_err(|_| "expected a number of bytes".to_string())?;
+            }
+            "audit.keep_files" => {
+                self.keep_files = value.parse().map_err(|_| "expected a number of files".to_string())?;
             }
             _ => return Err("unknown audit key".into()),
         }
@@ -508,6 +515,7 @@ mod tests {
         assert_eq!(c.audit.checkpoint_every, 50);
         assert_eq!(Config::parse("audit.rotate_bytes = 1048576").unwrap().audit.rotate_bytes, 1 << 20);
         assert!(Config::parse("audit.rotate_bytes = 1M").is_err());
+        assert_eq!(Config::parse("audit.keep_files = 7").unwrap().audit.keep_files, 7);
         assert!(Config::parse("audit.checkpoint_every = often").is_err());
         assert_eq!(c.audit.dir_for(Path::new("/x")), PathBuf::from("/var/log/tessera"));
         assert_eq!(c.audit.events, AuditEvents(AuditEvents::AUTH | AuditEvents::KEY));

@@ -319,7 +319,7 @@ fn time(us: Option<u64>) -> String {
     .unwrap_or_else(|| "-".into())
 }
 
-fn print(s: &Summary, keyed: bool, public: bool) {
+fn print(s: &Summary, keyed: bool, public: bool, trusted: bool) {
     let range = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => format!("{a}..{b}"),
         _ => "-".into(),
@@ -332,6 +332,11 @@ fn print(s: &Summary, keyed: bool, public: bool) {
     };
     println!("records verified: {} (with the {by})", s.records);
     println!("seq: {}", range(s.first_seq, s.last_seq));
+    if let Some(h) = s.history_from {
+        println!(
+            "history starts at seq {h} (older files deleted by retention; the rotation record there carries the tree, anchored by the signed checkpoints after it)"
+        );
+    }
     println!("time: {} .. {}", time(s.first_time_us), time(s.last_time_us));
     println!("approved: {}  non-approved operations: {}", s.approved, s.non_approved);
     if public {
@@ -348,6 +353,8 @@ fn print(s: &Summary, keyed: bool, public: bool) {
         }
         if let Some(t) = s.extends_trusted {
             println!("extends the trusted checkpoint of {t} records");
+        } else if let (Some(h), true) = (s.history_from, trusted) {
+            println!("the trusted checkpoint is older than the retained history (seq {h}): not checked");
         }
     }
     println!(
@@ -450,6 +457,7 @@ fn verify_cmd(
             k.sealed = p.sealed;
             k.unsealed_tail = p.unsealed_tail;
             k.extends_trusted = p.extends_trusted;
+            k.history_from = k.history_from.or(p.history_from);
             if k.failure.is_none() {
                 k.failure = p.failure;
             }
@@ -462,7 +470,7 @@ fn verify_cmd(
     if json {
         println!("{}", serde_json::to_string(&s).expect("a summary serialises"));
     } else {
-        print(&s, seed.is_some(), pubkey.is_some());
+        print(&s, seed.is_some(), pubkey.is_some(), trusted.is_some());
     }
     match &s.failure {
         None => {
