@@ -166,6 +166,11 @@ pub struct Writer {
     file_no: u64,
     rotate_bytes: u64,
     keep_files: u64,
+    /// A checkpoint when this writer's last one (or its opening) is older than this.
+    checkpoint_interval: Option<std::time::Duration>,
+    last_checkpoint_at: std::time::Instant,
+    /// A file each checkpoint's note is also appended to.
+    checkpoint_sink: Option<PathBuf>,
 }
 
 /// The name of rotated file number `n`.
@@ -261,7 +266,21 @@ impl Writer {
             file_no: 0,
             rotate_bytes: 0,
             keep_files: 0,
+            checkpoint_interval: None,
+            last_checkpoint_at: std::time::Instant::now(),
+            checkpoint_sink: None,
         })
+    }
+
+    /// Sets the time after which the next record brings a checkpoint (`audit.checkpoint_seconds`;
+    /// `None`: by count only). Each writer counts from its own last checkpoint or its opening.
+    pub fn set_checkpoint_interval(&mut self, t: Option<std::time::Duration>) {
+        self.checkpoint_interval = t;
+    }
+
+    /// Sets a file every checkpoint's note is also appended to (`audit.checkpoint_sink`).
+    pub fn set_checkpoint_sink(&mut self, p: Option<PathBuf>) {
+        self.checkpoint_sink = p;
     }
 
     /// Sets the size at which the log rotates (`audit.rotate_bytes`; 0, the default: never).
@@ -341,7 +360,10 @@ impl Writer {
         };
         let seq = self.write_one(st_file, &mut st, rec, sync)?;
         let every = self.checkpoint_every;
-        if self.keys.is_some() && every > 0 && st.chain.seq().is_multiple_of(every) {
+        let by_count = every > 0 && st.chain.seq().is_multiple_of(every);
+        // Time: this writer's last checkpoint (or its opening) is older than the interval.
+        let by_time = self.checkpoint_interval.is_some_and(|t| self.last_checkpoint_at.elapsed() >= t);
+        if self.keys.is_some() && (by_count || by_time) {
             // The record is written: a checkpoint that fails now does not fail its call; the
             // next one (or `C_Finalize`'s) covers these records.
             if let Err(e) = self.write_checkpoint(st_file, &mut st, rec) {
@@ -417,6 +439,21 @@ impl Writer {
         tree::save(&self.dir, &tree, self.file_no, at);
         self.last_checkpoint = rec.checkpoint.map(Cow::into_owned);
         self.last_checkpoint_seq = Some(seq);
+        self.last_checkpoint_at = std::time::Instant::now();
+        if let (Some(sink), Some(note)) = (&self.checkpoint_sink, &self.last_checkpoint) {
+            // A copy for the pipeline, one note after another (each ends with its signature
+            // lines; a blank line between). The checkpoint is in the log already: a sink that
+            // fails goes to the diagnostic log.
+            let r = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o644)
+                .open(sink)
+                .and_then(|mut f| f.write_all(format!("{note}\n").as_bytes()));
+            if let Err(e) = r {
+                tracing::error!("{}: the checkpoint sink: {e}", sink.display());
+            }
+        }
         Ok(seq)
     }
 

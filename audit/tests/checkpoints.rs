@@ -345,3 +345,36 @@ fn the_command_line() {
     let (code, _, _) = run(bin().arg("verify").arg(&dir));
     assert_eq!(code, 1);
 }
+
+#[test]
+fn checkpoints_by_time_and_a_sink_for_the_pipeline() {
+    let l = log(0, 0);
+    let sink = l.dir.parent().unwrap().join("checkpoints.txt");
+    let mut w = Writer::open(&l.dir).unwrap();
+    w.set_checkpoint_every(0);
+    w.set_checkpoint_interval(Some(std::time::Duration::from_millis(200)));
+    w.set_checkpoint_sink(Some(sink.clone()));
+    w.append(&mut record(0), false).unwrap();
+    w.append(&mut record(1), false).unwrap();
+    assert!(w.last_checkpoint().is_none(), "not yet");
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    w.append(&mut record(2), false).unwrap();
+    assert_eq!(Note::verify(w.last_checkpoint().unwrap(), &l.keys()).unwrap().size, 3);
+    w.append(&mut record(3), false).unwrap();
+    w.checkpoint(&record(4)).unwrap();
+    // The sink holds both notes, in order, each verifying.
+    let text = std::fs::read_to_string(&sink).unwrap();
+    let notes: Vec<&str> = text.split("\n\n\u{2014}").collect();
+    assert_eq!(notes.len(), 3, "{text}");
+    let sizes: Vec<u64> = text
+        .split_inclusive('\n')
+        .collect::<String>()
+        .split("\n\n")
+        .filter(|b| b.starts_with("tessera-audit/"))
+        .map(|b| b.lines().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sizes, [3, 5]);
+    let s = l.public(None);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    assert_eq!(s.checkpoints, 2);
+}

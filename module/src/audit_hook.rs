@@ -165,6 +165,10 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
         w.set_checkpoint_every(a.checkpoint_every);
         w.set_rotate_bytes(a.rotate_bytes);
         w.set_keep_files(a.keep_files);
+        w.set_checkpoint_interval(
+            (a.checkpoint_seconds > 0).then(|| std::time::Duration::from_secs(a.checkpoint_seconds)),
+        );
+        w.set_checkpoint_sink(a.checkpoint_sink.clone());
         Some(Mutex::new(w))
     };
     if a.on_failure_continue && approved {

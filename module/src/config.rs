@@ -333,6 +333,11 @@ pub struct Audit {
     /// `audit.keep_files`: rotated files kept (0, the default: all); older ones are deleted, each
     /// covered by a signed checkpoint first.
     pub keep_files: u64,
+    /// `audit.checkpoint_seconds`: a checkpoint at the first record after this many seconds
+    /// since the process's last one (0: by count only; default 60).
+    pub checkpoint_seconds: u64,
+    /// `audit.checkpoint_sink`: a file each checkpoint's note is also appended to.
+    pub checkpoint_sink: Option<PathBuf>,
 }
 
 impl Default for Audit {
@@ -345,6 +350,8 @@ impl Default for Audit {
             checkpoint_every: tessera_audit::writer::CHECKPOINT_EVERY,
             rotate_bytes: 0,
             keep_files: 0,
+            checkpoint_seconds: 60,
+            checkpoint_sink: None,
         }
     }
 }
@@ -429,6 +436,15 @@ impl Audit {
             }
             "audit.keep_files" => {
                 self.keep_files = value.parse().map_err(|_| "expected a number of files".to_string())?;
+            }
+            "audit.checkpoint_seconds" => {
+                self.checkpoint_seconds = value.parse().map_err(|_| "expected a number of seconds".to_string())?;
+            }
+            "audit.checkpoint_sink" => {
+                if value.is_empty() {
+                    return Err("empty path".into());
+                }
+                self.checkpoint_sink = Some(PathBuf::from(value));
             }
             _ => return Err("unknown audit key".into()),
         }
@@ -516,6 +532,9 @@ mod tests {
         assert_eq!(Config::parse("audit.rotate_bytes = 1048576").unwrap().audit.rotate_bytes, 1 << 20);
         assert!(Config::parse("audit.rotate_bytes = 1M").is_err());
         assert_eq!(Config::parse("audit.keep_files = 7").unwrap().audit.keep_files, 7);
+        let t = Config::parse("audit.checkpoint_seconds = 5\naudit.checkpoint_sink = /var/log/cp").unwrap();
+        assert_eq!((t.audit.checkpoint_seconds, t.audit.checkpoint_sink), (5, Some(PathBuf::from("/var/log/cp"))));
+        assert!(Config::parse("audit.checkpoint_sink =").is_err());
         assert!(Config::parse("audit.checkpoint_every = often").is_err());
         assert_eq!(c.audit.dir_for(Path::new("/x")), PathBuf::from("/var/log/tessera"));
         assert_eq!(c.audit.events, AuditEvents(AuditEvents::AUTH | AuditEvents::KEY));
