@@ -50,9 +50,18 @@ impl Chain {
         verify::verify_path(&self.dir, &seed, 2).unwrap()
     }
 
+    /// The records of every file of the log, oldest first.
     fn records(&self) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap();
+        let (files, _) = verify::log_files(&self.dir, None).unwrap();
+        let text: String = files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
         text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    fn public(&self, keys: &tessera_audit::checkpoint::PublicKeys) -> verify::Summary {
+        let st = std::fs::read(self.dir.join("audit.state")).unwrap();
+        let (files, missing) = verify::log_files(&self.dir, Some(&st)).unwrap();
+        assert!(missing.is_none(), "{missing:?}");
+        tessera_audit::public::verify_files(&files, Some(&st), keys, None).unwrap()
     }
 
     fn conf_line(&self) -> String {
@@ -97,9 +106,12 @@ fn audit_bin() -> Option<PathBuf> {
 
 #[test]
 fn a_run_is_recorded_verifies_and_keeps_no_secret() {
+    // Read before the test takes TESSERA_MODE out of the environment (the configuration says it).
+    let approved = approved_mode();
+    let mode_name = mode();
     let c = chain();
     let _g = lock();
-    let env = Env::new(&format!("{}\ntessera.mode = {}", c.conf_line(), mode()));
+    let env = Env::new(&format!("{}\ntessera.mode = {}", c.conf_line(), mode_name));
     std::env::remove_var("TESSERA_MODE");
     env.activate();
     let p = Pkcs11::new(module_path()).unwrap();
@@ -132,7 +144,7 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
         s.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into()), Attribute::Token(false)]).unwrap();
     // A DES key: not approved (refused in the approved mode).
     let des = s.generate_key(&Mechanism::DesKeyGen, &[Attribute::Token(false)]);
-    assert_eq!(des.is_err(), approved_mode(), "{des:?}");
+    assert_eq!(des.is_err(), approved, "{des:?}");
     s.destroy_object(aes).unwrap();
     s.logout().unwrap();
     drop(s);
@@ -145,9 +157,18 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert_eq!(recs.len() as u64, sum.records);
     let init = &recs[0];
     assert_eq!(init["function"], "C_Initialize");
-    assert_eq!(init["mode"], mode());
+    assert_eq!(init["mode"], mode_name);
     assert!(init["detail"].as_str().unwrap().contains("self-tests passed"), "{init}");
-    assert_eq!(recs.last().unwrap()["function"], "C_Finalize");
+    // C_Finalize, then the signed checkpoint that seals the run.
+    assert_eq!(recs[recs.len() - 2]["function"], "C_Finalize");
+    let last = recs.last().unwrap();
+    assert_eq!((last["function"].as_str(), last["mode"].as_str()), (Some("checkpoint"), Some(mode_name)));
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let note = tessera_audit::checkpoint::Note::verify(last["checkpoint"].as_str().unwrap(), &keys).unwrap();
+    assert_eq!(note.size, recs.len() as u64 - 1);
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    assert_eq!((public.checkpoints, public.sealed, public.unsealed_tail), (1, Some(note.size), Some(0)));
     for f in ["C_InitToken", "C_InitPIN", "C_SetPIN", "C_CreateObject", "C_DestroyObject"] {
         assert_eq!(find(&recs, f).len(), 1, "{f}");
     }
@@ -175,7 +196,7 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     );
     let des = gen[1];
     assert_eq!((des["mechanism"].as_str(), des["fips_approved"].as_bool()), (Some("CKM_DES_KEY_GEN"), Some(false)));
-    if approved_mode() {
+    if approved {
         assert_eq!(des["verdict"], "refused", "the refusal is recorded: {des}");
         assert_ne!(des["rv"], "CKR_OK");
     } else {
@@ -209,6 +230,45 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert_eq!((json["records"].as_u64(), json["end"].as_str()), (Some(recs.len() as u64), Some("anchored")));
     assert_eq!(json["approved"].as_u64(), Some(sum.approved));
     assert!(json["failure"].is_null());
+    // With the public key alone, and one operation proved to someone who sees no other record.
+    let pubkey = c.dir.join("audit.pub");
+    let out = Command::new(&bin).arg("verify").arg(&c.dir).arg("--pubkey").arg(&pubkey).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signed checkpoints: 1"), "{}", show(&out));
+    let sign_seq = sign["seq"].as_u64().unwrap();
+    let out = Command::new(&bin).arg("prove").arg(&c.dir).arg("--seq").arg(sign_seq.to_string()).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let proof = c.dir.parent().unwrap().join("sign.proof");
+    std::fs::write(&proof, &out.stdout).unwrap();
+    let out = Command::new(&bin).arg("verify-proof").arg(&proof).arg("--pubkey").arg(&pubkey).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("record {sign_seq} is in the log")) && text.contains("\"function\":\"C_Sign\""),
+        "{text}"
+    );
+    // The auditor's report of the run.
+    let out = Command::new(&bin).arg("report").arg(&c.dir).arg("--format").arg("json").output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["records"].as_u64(), Some(recs.len() as u64));
+    assert_eq!(rep["by_mechanism"]["CKM_SHA256_HMAC"]["C_Sign"]["approved"], 1, "{rep}");
+    assert_eq!(rep["by_mechanism"]["CKM_SHA256_HMAC"]["C_Verify"]["approved"], 1, "{rep}");
+    assert_eq!(rep["failed_logins"]["CKR_PIN_INCORRECT"], 1, "{rep}");
+    assert_eq!(rep["logins"], 3);
+    for f in ["C_CreateObject", "C_DestroyObject"] {
+        assert_eq!(rep["key_lifecycle"][f], 1, "{f}: {rep}");
+    }
+    assert_eq!(rep["key_lifecycle"]["C_GenerateKey"], if approved { 1 } else { 2 }, "{rep}");
+    assert_eq!(rep["checkpoints"], 1);
+    if approved {
+        assert_eq!(rep["refusals"]["C_GenerateKey CKM_DES_KEY_GEN"], 1, "{rep}");
+    }
+    let out = Command::new(&bin).arg("export").arg(&c.dir).arg("--non-approved").output().unwrap();
+    let non_approved: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(non_approved.iter().all(|r| r["fips_approved"] == false), "{non_approved:?}");
+    assert!(non_approved.iter().any(|r| r["mechanism"] == "CKM_DES_KEY_GEN"), "{non_approved:?}");
     // One changed byte: a distinct exit status and the place.
     let log = c.dir.join("audit.log");
     let mut bytes = std::fs::read(&log).unwrap();
@@ -238,8 +298,46 @@ fn audit_events_chooses_the_categories() {
     let recs = c.records();
     let functions: Vec<&str> = recs.iter().map(|r| r["function"].as_str().unwrap()).collect();
     assert!(functions.contains(&"C_Login"), "{functions:?}");
+    // The checkpoint at C_Finalize seals what was recorded, whatever the categories.
+    assert_eq!(functions.last(), Some(&"checkpoint"), "{functions:?}");
+    let functions = &functions[..functions.len() - 1];
     assert!(functions.iter().all(|f| ["C_Login", "C_Logout"].contains(f)), "only authentication: {functions:?}");
-    assert!(recs.iter().all(|r| r["category"] == "auth"));
+    assert!(recs[..recs.len() - 1].iter().all(|r| r["category"] == "auth"));
+}
+
+/// The library rotating its log every 16 KiB and keeping two rotated files: the older ones go,
+/// each after a signed checkpoint covers it, and what is left verifies from where its history
+/// starts, with the seed and with the public key.
+#[test]
+fn retention_through_the_library() {
+    let c = chain();
+    let t = Token::with_conf(
+        "retain",
+        &format!("{}\naudit.rotate_bytes = 16384\naudit.keep_files = 2\naudit.checkpoint_every = 100", c.conf_line()),
+    );
+    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    for _ in 0..300 {
+        let mut m = mech(CKM_SHA256_HMAC);
+        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+        let mut out = [0u8; 32];
+        let mut n = out.len() as CK_ULONG;
+        let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
+        assert_eq!(rv, CKR_OK);
+    }
+    drop(t);
+    let (files, missing) = verify::log_files(&c.dir, None).unwrap();
+    assert!(missing.is_none());
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(!c.dir.join("audit.log.000001").exists());
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    assert!(sum.history_from.is_some_and(|h| h > 0), "{:?}", sum.history_from);
+    assert_eq!(sum.end, End::Anchored);
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    assert_eq!(public.history_from, sum.history_from);
+    assert_eq!(public.unsealed_tail, Some(0), "sealed at C_Finalize");
 }
 
 /// Raw C_Initialize of the library with the configuration `extra` (a store of its own).
@@ -506,7 +604,50 @@ fn spawn_child(conf: &Path, label: &str, ops: usize, report: bool) -> std::proce
 
 /// A configuration for the children: the store of `env`, the audit log of `c`.
 fn children_conf(env: &Env, c: &Chain) -> Env {
-    Env::at(&env.tokendir(), &format!("{}\ntessera.mode = {}", c.conf_line(), mode()))
+    children_conf_with(env, c, "")
+}
+
+fn children_conf_with(env: &Env, c: &Chain, extra: &str) -> Env {
+    Env::at(&env.tokendir(), &format!("{}\ntessera.mode = {}\n{extra}", c.conf_line(), mode()))
+}
+
+/// Four processes append to a log that rotates every 64 KiB (and seals every 300 records): the
+/// files verify as one chain and one tree, with the seed and with the public key, and every
+/// signature each process saw return is in one of them.
+#[test]
+fn four_processes_rotate_one_log() {
+    const OPS: usize = 500;
+    let l = children_token("rotate");
+    let c = chain();
+    let conf = children_conf_with(&l.env, &c, "audit.rotate_bytes = 65536\naudit.checkpoint_every = 300");
+    let kids: Vec<_> = (0..4).map(|_| spawn_child(&conf.conf, "rotate", OPS, false)).collect();
+    let mut pids = Vec::new();
+    for k in kids {
+        let pid = k.id() as u64;
+        let out = k.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        pids.push(pid);
+    }
+    let (files, missing) = verify::log_files(&c.dir, None).unwrap();
+    assert!(missing.is_none() && files.len() > 5, "{} files", files.len());
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    assert_eq!(sum.end, End::Anchored);
+    let recs = c.records();
+    assert_eq!(sum.records, recs.len() as u64);
+    for pid in pids {
+        let signs = recs.iter().filter(|r| r["pid"] == pid && r["function"] == "C_Sign" && r["rv"] == "CKR_OK").count();
+        assert_eq!(signs, OPS, "process {pid}");
+    }
+    assert_eq!(recs.iter().filter(|r| r["function"] == "rotation").count(), files.len() - 1);
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    assert!(public.checkpoints >= 6, "{}", public.checkpoints);
+    // One file taken away: named.
+    std::fs::remove_file(&files[2]).unwrap();
+    let f = c.verify().failure.unwrap();
+    assert_eq!(f.class, verify::Class::MissingFile, "{f}");
 }
 
 #[test]
@@ -536,6 +677,16 @@ fn four_processes_append_to_one_log() {
         let fin = recs.iter().filter(|r| r["pid"] == pid && r["function"] == "C_Finalize").count();
         assert_eq!(fin, 1);
     }
+    // A signed checkpoint every 1,000 records and one at each C_Finalize (four, or fewer where a
+    // process's C_Finalize came right after another's checkpoint), written by whichever process
+    // held the lock: one tree, verified with the public key alone.
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&c.dir.join("audit.pub")).unwrap();
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    let checkpoints = recs.iter().filter(|r| r["function"] == "checkpoint").count() as u64;
+    assert_eq!(public.checkpoints, checkpoints);
+    assert!(checkpoints >= recs.len() as u64 / 1000, "{checkpoints} checkpoints for {} records", recs.len());
+    assert_eq!(recs.last().unwrap()["function"], "checkpoint");
     println!("4 processes x {OPS} audited C_Sign: {} records in {took:?}", recs.len());
 }
 
@@ -660,7 +811,7 @@ fn a_fork_child_is_recorded() {
     let pid = child.as_raw() as u64;
     let of_child: Vec<&Value> = recs.iter().filter(|r| r["pid"] == pid).collect();
     let functions: Vec<&str> = of_child.iter().map(|r| r["function"].as_str().unwrap()).collect();
-    assert_eq!(functions, ["C_GetSlotList", "C_Initialize", "C_Finalize"], "{of_child:?}");
+    assert_eq!(functions, ["C_GetSlotList", "C_Initialize", "C_Finalize", "checkpoint"], "{of_child:?}");
     let detail = |i: usize| of_child[i]["detail"].as_str().unwrap_or_default().to_string();
     assert!(detail(0).starts_with("fork detected"), "{}", detail(0));
     assert_eq!(of_child[0]["rv"], "CKR_CRYPTOKI_NOT_INITIALIZED");

@@ -1,12 +1,20 @@
-//! Measures `Writer::append` alone: `cargo run --release -p tessera-audit --example append_cost [N]`.
+//! Measures `Writer::append` alone, and `verify` of the log it wrote:
+//! `cargo run --release -p tessera-audit --example append_cost [N [CHECKPOINT_EVERY [DIR]]]`
+//! (DIR: where the chain is made and kept, with its seed in DIR/../seed; a temporary directory
+//! otherwise).
 use std::borrow::Cow;
 use tessera_audit::{writer, Record, Writer};
 
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let d = tempfile::tempdir().unwrap();
-    writer::init(&d.path().join("log"), &d.path().join("seed")).unwrap();
-    let mut w = Writer::open(&d.path().join("log")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = std::env::args().nth(3).map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().into());
+    std::fs::create_dir_all(&d).unwrap();
+    let d = &d;
+    writer::init(&d.join("log"), &d.join("seed")).unwrap();
+    let mut w = Writer::open(&d.join("log")).unwrap();
+    let every = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(writer::CHECKPOINT_EVERY);
+    w.set_checkpoint_every(every);
     let t = std::time::Instant::now();
     for i in 0..n {
         let mut r = Record {
@@ -21,10 +29,10 @@ fn main() {
         w.append(&mut r, false).unwrap();
     }
     let per = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("{n} appends: {per:.2} us each");
-    let seed = tessera_audit::verify::read_seed(&d.path().join("seed")).unwrap();
+    println!("{n} appends (a checkpoint every {every}): {per:.2} us each");
+    let seed = tessera_audit::verify::read_seed(&d.join("seed")).unwrap();
     let t = std::time::Instant::now();
-    let s = tessera_audit::verify::verify_path(&d.path().join("log"), &seed, 2).unwrap();
+    let s = tessera_audit::verify::verify_path(&d.join("log"), &seed, 2).unwrap();
     assert!(s.failure.is_none());
     println!("verify of {} records: {:?}", s.records, t.elapsed());
 }

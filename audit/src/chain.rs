@@ -40,8 +40,12 @@ const RECORD_NEXT: &[u8] = b"tessera-audit v1 record next";
 
 /// One KDF step (SP 800-108 counter mode, HMAC-SHA-256, one 256-bit block).
 pub fn kdf(key: &Key, label: &[u8]) -> Zeroizing<Key> {
-    let k = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let mut ctx = hmac::Context::with_key(&k);
+    kdf_with(&hmac::Key::new(hmac::HMAC_SHA256, key), label)
+}
+
+/// [`kdf`] with the key already set up as an HMAC key.
+fn kdf_with(k: &hmac::Key, label: &[u8]) -> Zeroizing<Key> {
+    let mut ctx = hmac::Context::with_key(k);
     ctx.update(&1u32.to_be_bytes());
     ctx.update(label);
     ctx.update(&[0]);
@@ -130,6 +134,23 @@ impl Chain {
         mac(&self.record, bytes)
     }
 
+    /// The MAC of `bytes` under record `seq()`'s key, then moves on to the next record (the
+    /// verifier's step: the record key is set up as an HMAC key once for both).
+    pub fn mac_and_advance(&mut self, bytes: &[u8]) -> [u8; 32] {
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &self.record[..]);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&k, bytes).as_ref());
+        self.seq += 1;
+        if self.seq.is_multiple_of(RECORDS_PER_EPOCH) {
+            let e = Zeroizing::new(*self.epoch_next);
+            self.record = kdf(&e, RECORD_0);
+            self.epoch_next = kdf(&e, EPOCH_NEXT);
+        } else {
+            self.record = kdf_with(&k, RECORD_NEXT);
+        }
+        out
+    }
+
     /// Moves on to the next record; the keys it held are overwritten.
     pub fn advance(&mut self) {
         self.seq += 1;
@@ -162,6 +183,14 @@ mod tests {
         assert!(c.same(&Chain::seek(&seed, RECORDS_PER_EPOCH + 5)));
         assert_eq!(position(RECORDS_PER_EPOCH + 5), (1, 5));
         assert!(!c.same(&Chain::seek(&seed, RECORDS_PER_EPOCH + 4)));
+        // The verifier's step gives the same MACs and keys.
+        let (mut a, mut b) = (Chain::seek(&seed, RECORDS_PER_EPOCH - 2), Chain::seek(&seed, RECORDS_PER_EPOCH - 2));
+        for _ in 0..4 {
+            let m = a.mac(b"line");
+            a.advance();
+            assert_eq!(b.mac_and_advance(b"line"), m);
+            assert!(a.same(&b));
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! `CKA_UNIQUE_ID`, hex), `key_id_label_sha256` (SHA-256 over the key's `CKA_ID` and
 //! `CKA_LABEL`, each preceded by its length as 8 bytes big-endian, hex: never a label
 //! verbatim), `op`, `verdict` (`approved`, `non-approved`, `refused`), `rv` and `rv_id` (the
-//! `CK_RV` returned, name and number), `fips_approved`, `mode`, `detail`, `epoch` and
+//! `CK_RV` returned, name and number), `fips_approved`, `mode`, `detail`, `checkpoint` (only in
+//! a checkpoint record: the signed note, see `checkpoint`; absent, not `null`, elsewhere),
+//! `continues` (only in the rotation record that begins each file after the first), `epoch` and
 //! `key_index` (the position of the record's key in the chain: `seq >> 16` and `seq & 0xffff`),
 //! `prev` (the previous record's MAC, 64 zeros for record 0), `mac`.
 
@@ -61,6 +63,14 @@ pub struct Record<'a> {
     pub mode: Cow<'a, str>,
     #[serde(borrow)]
     pub detail: Option<Cow<'a, str>>,
+    /// A checkpoint record's signed note (`checkpoint`); absent from every other record.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Cow<'a, str>>,
+    /// A rotation record's link to the file before (`rotation`): that file's name, the tree
+    /// size (this record's `seq`) and the Merkle frontier over the records before, hex hashes
+    /// joined by `,`; absent from every other record.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub continues: Option<Cow<'a, str>>,
     pub epoch: u64,
     pub key_index: u64,
     #[serde(borrow)]
@@ -132,6 +142,8 @@ pub struct Head {
     pub prev: [u8; 32],
     /// The record is of an operation (it has an `op`).
     pub has_op: bool,
+    /// The record is a checkpoint (it has a `checkpoint`).
+    pub is_checkpoint: bool,
 }
 
 #[derive(Deserialize)]
@@ -143,8 +155,8 @@ struct RawHead<'a> {
     key_index: u64,
     #[serde(borrow)]
     prev: &'a str,
-    #[serde(borrow)]
-    op: Option<Cow<'a, str>>,
+    op: Option<serde::de::IgnoredAny>,
+    checkpoint: Option<serde::de::IgnoredAny>,
 }
 
 /// Parses the members a verifier reads from a line's covered bytes (the object closed again
@@ -162,5 +174,37 @@ pub fn head(covered: &[u8]) -> Option<Head> {
         key_index: h.key_index,
         prev: unhex32(h.prev.as_bytes())?,
         has_op: h.op.is_some(),
+        is_checkpoint: h.checkpoint.is_some(),
     })
+}
+
+/// [`head`] from a whole record line (without its `\n`): the line is itself one JSON object, its
+/// last member the MAC (which the parse skips), so no copy is made. The caller has checked the
+/// line's form with [`split`].
+pub fn head_of_line(line: &[u8]) -> Option<Head> {
+    let h: RawHead = serde_json::from_slice(line).ok()?;
+    Some(Head {
+        seq: h.seq,
+        time_us: h.time_us,
+        fips_approved: h.fips_approved,
+        epoch: h.epoch,
+        key_index: h.key_index,
+        prev: unhex32(h.prev.as_bytes())?,
+        has_op: h.op.is_some(),
+        is_checkpoint: h.checkpoint.is_some(),
+    })
+}
+
+/// A checkpoint record's note, from its covered bytes.
+pub fn checkpoint_note(covered: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Cp<'a> {
+        #[serde(borrow)]
+        checkpoint: Option<Cow<'a, str>>,
+    }
+    let mut obj = Vec::with_capacity(covered.len() + 1);
+    obj.extend_from_slice(covered);
+    obj.push(b'}');
+    let c: Cp = serde_json::from_slice(&obj).ok()?;
+    c.checkpoint.map(Cow::into_owned)
 }

@@ -6,11 +6,22 @@
 //! keys evolving one-way after every record; and `audit.state`, the chain's next key and where
 //! the log ends. `tessera-audit init DIR` creates both and writes the verification seed for the
 //! auditor; the module appends through [`writer::Writer`].
+//!
+//! Signed checkpoints ([`checkpoint`]) over a Merkle tree of the records ([`merkle`], the
+//! writer's frontier in [`tree`]) let anyone with the public keys verify the log ([`public`]),
+//! prove one record in it or that it grew without changing ([`proof`]). [`query`] reads a log for
+//! people: `show`, `export`, `report`.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod format;
+pub mod merkle;
 pub mod names;
+pub mod proof;
+pub mod public;
+pub mod query;
 pub mod state;
+pub mod tree;
 pub mod verify;
 pub mod writer;
 

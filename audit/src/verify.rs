@@ -14,8 +14,10 @@
 //! wiped. The state may be one record behind (a writer killed between its write and the state's
 //! update).
 //!
-//! Two threads verify a long log, each from an epoch boundary (its keys are reached by epoch
-//! steps only).
+//! [`verify_file`] (what `verify_path` and `tessera-audit verify` run) streams the log: two
+//! threads, the second from the first line after the middle byte (its key reached with
+//! `Chain::seek`), joined where they meet; a log that fails there is read whole by [`verify`],
+//! which names the failure (its two threads each start from an epoch boundary).
 
 use crate::chain::{self, Chain, Key};
 use crate::format;
@@ -46,6 +48,13 @@ pub enum Class {
     RolledBack,
     /// The state file is not a whole state.
     StateDamaged,
+    /// A signed checkpoint's tree size, root or chain head is not the log's, or the log's first
+    /// records are not those a trusted checkpoint signed (history rewritten).
+    MerkleMismatch,
+    /// A checkpoint's signatures do not verify under the log's public keys (or it is no note).
+    BadCheckpointSignature,
+    /// A rotated file of the log is missing.
+    MissingFile,
 }
 
 impl Class {
@@ -61,6 +70,9 @@ impl Class {
             Class::Resealed => "resealed-with-a-later-key",
             Class::RolledBack => "rolled-back",
             Class::StateDamaged => "state-damaged",
+            Class::MerkleMismatch => "merkle-mismatch",
+            Class::BadCheckpointSignature => "bad-checkpoint-signature",
+            Class::MissingFile => "missing-file",
         }
     }
 
@@ -116,6 +128,18 @@ pub struct Summary {
     /// A last line without `\n`: its 1-based line number and length.
     pub torn_tail: Option<(usize, usize)>,
     pub end: End,
+    /// Signed checkpoints verified (with the public keys).
+    pub checkpoints: u64,
+    /// Records `0..sealed` are under the last signed checkpoint that verified.
+    pub sealed: Option<u64>,
+    /// Records after the last checkpoint record, which no signature covers yet (public
+    /// verification: these are not verified).
+    pub unsealed_tail: Option<u64>,
+    /// The size of the trusted checkpoint the log was shown to extend.
+    pub extends_trusted: Option<u64>,
+    /// The log's history starts at this `seq` (retention deleted the files before it; the
+    /// rotation record there carries the Merkle tree so far, and signed checkpoints anchor it).
+    pub history_from: Option<u64>,
     pub failure: Option<Failure>,
 }
 
@@ -140,18 +164,25 @@ struct Stats {
     non_approved: u64,
 }
 
-/// Verifies lines `from..to` as records `from..to`; the index of the first that is not, and the
-/// stretch's counts.
-fn check_range(seed: &Key, lines: &[&[u8]], from: usize, to: usize) -> (Option<usize>, Stats) {
+/// The `seq` a log's first line begins at: 0, or, for a log whose older files retention deleted,
+/// the `seq` of the rotation record it begins with (its `prev` is then taken as given).
+pub fn base_seq(first_line: Option<&[u8]>) -> u64 {
+    first_line.and_then(crate::tree::continuation).map(|f| f.size()).filter(|&s| s <= MAX_SEQ).unwrap_or(0)
+}
+
+/// Verifies lines `from..to` as records `base + from..base + to`; the index of the first that is
+/// not, and the stretch's counts.
+fn check_range(seed: &Key, lines: &[&[u8]], from: usize, to: usize, base: u64) -> (Option<usize>, Stats) {
     let mut st = Stats::default();
-    let mut c = Chain::seek(seed, from as u64);
+    let mut c = Chain::seek(seed, base + from as u64);
     let mut prev = match from {
-        0 => Some([0u8; 32]),
+        0 if base == 0 => Some([0u8; 32]),
+        0 => lines.first().and_then(|l| parse(l)).map(|l| l.head.prev),
         _ => format::split(lines[from - 1]).map(|(_, m)| m),
     };
     for (i, raw) in lines.iter().enumerate().take(to).skip(from) {
         let ok = parse(raw).filter(|l| {
-            let n = i as u64;
+            let n = base + i as u64;
             l.head.seq == n
                 && (l.head.epoch, l.head.key_index) == chain::position(n)
                 && prev.is_some_and(|p| chain::same_mac(&p, &l.head.prev))
@@ -188,8 +219,8 @@ fn own_mac_ok(seed: &Key, l: &Line) -> bool {
 
 /// Classifies the failure at line `i`, where record `n = i` with `prev = p` was expected.
 /// `end_seq`: the seq of the key the host held last (the next record's).
-fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64) -> (Class, u64, String) {
-    let n = i as u64;
+fn classify(seed: &Key, lines: &[&[u8]], i: usize, p: [u8; 32], end_seq: u64, base: u64) -> (Class, u64, String) {
+    let n = base + i as u64;
     let expected_at = |j: usize| {
         lines.get(j).and_then(|r| parse(r)).is_some_and(|l| {
             l.head.seq == n
@@ -261,12 +292,13 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
     // `split` yields what follows the last `\n`: empty for a whole log, a torn tail otherwise.
     let tail = lines.pop().filter(|t| !t.is_empty());
     let count = lines.len();
+    let base = base_seq(lines.first().copied());
     // Two threads from an epoch boundary near the middle, for logs of more than two epochs.
     let mid = ((count / 2) as u64 / chain::RECORDS_PER_EPOCH * chain::RECORDS_PER_EPOCH) as usize;
-    let (bad, stats) = if threads > 1 && mid > 0 {
+    let (bad, stats) = if threads > 1 && mid > 0 && base == 0 {
         let (a, b) = std::thread::scope(|s| {
-            let second = s.spawn(|| check_range(seed, &lines, mid, count));
-            let first = check_range(seed, &lines, 0, mid);
+            let second = s.spawn(|| check_range(seed, &lines, mid, count, 0));
+            let first = check_range(seed, &lines, 0, mid, 0);
             (first, second.join().expect("the verifier thread does not panic"))
         });
         match (a, b) {
@@ -282,75 +314,396 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
             ),
         }
     } else {
-        check_range(seed, &lines, 0, count)
+        check_range(seed, &lines, 0, count, base)
     };
     let verified = bad.unwrap_or(count);
     let Stats { approved, non_approved, first_time, last_time } = stats;
     let mut sum = Summary {
         file: file.into(),
         records: verified as u64,
-        first_seq: (verified > 0).then_some(0),
-        last_seq: verified.checked_sub(1).map(|s| s as u64),
+        first_seq: (verified > 0).then_some(base),
+        last_seq: verified.checked_sub(1).map(|s| base + s as u64),
         first_time_us: first_time,
         last_time_us: last_time,
         approved,
         non_approved,
         torn_tail: tail.map(|t| (count + 1, t.len())),
         end: End::NotAnchored,
+        checkpoints: 0,
+        sealed: None,
+        unsealed_tail: None,
+        extends_trusted: None,
+        history_from: (base > 0).then_some(base),
         failure: None,
     };
-    let last_mac =
-        |k: usize| if k == 0 { [0u8; 32] } else { format::split(lines[k - 1]).map(|(_, m)| m).unwrap_or([0; 32]) };
+    // The MAC before line `k` (an index).
+    let last_mac = |k: usize| match k {
+        0 if base == 0 => [0u8; 32],
+        0 => lines.first().and_then(|l| parse(l)).map(|l| l.head.prev).unwrap_or([0; 32]),
+        _ => format::split(lines[k - 1]).map(|(_, m)| m).unwrap_or([0; 32]),
+    };
     let fail = |class, line, seq, detail| Some(Failure { class, file: file.into(), line, seq, detail });
     let decoded = state.map(crate::state::State::decode);
     if let Some(i) = bad {
         let end_seq = match &decoded {
             Some(Some(s)) => s.chain.seq(),
-            _ => count as u64,
+            _ => base + count as u64,
         };
-        let (class, seq, detail) = classify(seed, &lines, i, last_mac(i), end_seq);
+        let (class, seq, detail) = classify(seed, &lines, i, last_mac(i), end_seq, base);
         sum.failure = fail(class, i + 1, seq, detail);
         return sum;
     }
     let Some(decoded) = decoded else { return sum };
-    let Some(st) = decoded else {
-        sum.failure = fail(Class::StateDamaged, count + 1, count as u64, "the state file is not a whole state".into());
-        return sum;
-    };
-    let n = count as u64;
+    let n = base + count as u64;
     let log_len: u64 = lines.iter().map(|l| l.len() as u64 + 1).sum();
+    let last_len = lines.last().map_or(0, |l| l.len() as u64 + 1);
+    check_state(&mut sum, decoded, n, log_len, last_len, |k| last_mac(k.saturating_sub(base) as usize), seed);
+    sum
+}
+
+/// Checks the state against a log of `n` whole records, `log_len` bytes, the last `last_len`
+/// bytes long; `mac_before(k)` is the MAC of record `k - 1` (zeros for 0), asked for `k` = `n`
+/// or `n - 1` only.
+fn check_state(
+    sum: &mut Summary,
+    decoded: Option<crate::state::State>,
+    n: u64,
+    log_len: u64,
+    last_len: u64,
+    mac_before: impl Fn(u64) -> [u8; 32],
+    seed: &Key,
+) {
+    let file = sum.file.clone();
+    let fail =
+        |class, line: u64, seq, detail| Some(Failure { class, file: file.clone(), line: line as usize, seq, detail });
+    let Some(st) = decoded else {
+        sum.failure = fail(Class::StateDamaged, n + 1, n, "the state file is not a whole state".into());
+        return;
+    };
     let at = st.chain.seq();
     if at > n {
         sum.failure = fail(
             Class::Truncated,
-            count + 1,
+            n + 1,
             n,
             format!("the state counts {at} records, the log ends after {n}: records {n}..{} are gone", at - 1),
         );
-        return sum;
+        return;
     }
     if at.saturating_add(1) < n {
         sum.failure = fail(
             Class::RolledBack,
-            at as usize + 1,
+            at + 1,
             at,
             format!("the state is at record {at}, the log holds {n}: an older state was put back"),
         );
-        return sum;
+        return;
     }
-    let (behind, want_len) =
-        if at == n { (false, log_len) } else { (true, log_len - lines[count - 1].len() as u64 - 1) };
-    if !chain::same_mac(&st.last_mac, &last_mac(at as usize)) || st.log_len != want_len {
-        sum.failure =
-            fail(Class::Modified, at as usize + 1, at, "the state's last MAC or length is not the log's".into());
-        return sum;
+    let (behind, want_len) = if at == n { (false, log_len) } else { (true, log_len - last_len) };
+    if !chain::same_mac(&st.last_mac, &mac_before(at)) || st.log_len != want_len {
+        sum.failure = fail(Class::Modified, at + 1, at, "the state's last MAC or length is not the log's".into());
+        return;
     }
     if !st.chain.same(&Chain::seek(seed, at)) {
-        sum.failure = fail(Class::KeyEpochMismatch, at as usize + 1, at, "the state's keys are not the chain's".into());
-        return sum;
+        sum.failure = fail(Class::KeyEpochMismatch, at + 1, at, "the state's keys are not the chain's".into());
+        return;
     }
     sum.end = if behind { End::AnchoredOneBehind } else { End::Anchored };
-    sum
+}
+
+/// Where a stretch of the log goes on from: the chain at its next record and the `prev` that
+/// record must carry.
+type Position = (Chain, [u8; 32]);
+
+/// What one thread of the streaming verifier saw of its stretch of the log.
+#[derive(Default)]
+struct Stretch {
+    /// Whole lines verified.
+    count: u64,
+    /// The `seq` and `prev` its first line claims (a later stretch starts where a line says).
+    first_seq: u64,
+    first_prev: [u8; 32],
+    /// The MACs of its last two lines.
+    last_mac: [u8; 32],
+    before_last_mac: [u8; 32],
+    last_len: u64,
+    /// A line did not verify (the verifier starts again in memory to name the failure).
+    bad: bool,
+    /// The offset after its last whole line.
+    end: u64,
+    stats: Stats,
+}
+
+/// Verifies the lines of `file` between `from` (a line's start) and `to`: from record 0 with
+/// `prev` zeros when `from` is 0, else from the `seq` and `prev` its first line claims.
+fn check_stretch(seed: &Key, file: &std::fs::File, from: u64, to: u64) -> std::io::Result<Stretch> {
+    let start = (from == 0).then(|| (Chain::start(seed), [0u8; 32]));
+    check_lines(seed, file, from, to, start, Stretch::default()).map(|(s, _)| s)
+}
+
+/// [`check_stretch`] going on from `start` (the chain and the `prev` the next line must have; `None`:
+/// what the first line claims), adding to `s`; the chain after the last line.
+fn check_lines(
+    seed: &Key,
+    file: &std::fs::File,
+    from: u64,
+    to: u64,
+    start: Option<Position>,
+    mut s: Stretch,
+) -> std::io::Result<(Stretch, Option<Position>)> {
+    let (mut chain, mut prev) = match start {
+        Some((c, p)) => (Some(c), p),
+        None => (None, [0u8; 32]),
+    };
+    s.end = crate::tree::scan_lines(file, from, to, |raw| {
+        if s.bad {
+            return;
+        }
+        let ok = format::split(raw).and_then(|(covered, mac)| Some((covered, mac, format::head_of_line(raw)?)));
+        let Some((covered, mac, h)) = ok else {
+            s.bad = true;
+            return;
+        };
+        let c = match &mut chain {
+            Some(c) => c,
+            None => {
+                // The first line of a later stretch: its claims are checked when the stretches
+                // are joined.
+                if h.seq > MAX_SEQ {
+                    s.bad = true;
+                    return;
+                }
+                s.first_seq = h.seq;
+                s.first_prev = h.prev;
+                s.last_mac = h.prev;
+                prev = h.prev;
+                chain.insert(Chain::seek(seed, h.seq))
+            }
+        };
+        let n = c.seq();
+        if h.seq != n || (h.epoch, h.key_index) != chain::position(n) || !chain::same_mac(&prev, &h.prev) {
+            s.bad = true;
+            return;
+        }
+        if !chain::same_mac(&c.mac_and_advance(covered), &mac) {
+            s.bad = true;
+            return;
+        }
+        s.stats.first_time.get_or_insert(h.time_us);
+        s.stats.last_time = Some(h.time_us);
+        if h.fips_approved {
+            s.stats.approved += 1;
+        } else if h.has_op {
+            s.stats.non_approved += 1;
+        }
+        s.before_last_mac = s.last_mac;
+        s.last_mac = mac;
+        s.last_len = raw.len() as u64 + 1;
+        prev = mac;
+        s.count += 1;
+    })?;
+    Ok((s, chain.map(|c| (c, prev))))
+}
+
+/// Verifies a log of several files (the rotated ones in order, then the current one) as one
+/// chain: with two threads, the second from the first line of the middle file. A rotated file
+/// must end with a whole line. A log that does not verify is read whole (every file, in memory)
+/// by [`verify`] to name the failure, placed in its file.
+pub fn verify_files(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    let first = files.first().and_then(|p| crate::tree::first_line(p));
+    let base = base_seq(first.as_deref());
+    if files.len() == 1 && base == 0 {
+        return verify_file(&files[0], state, seed, threads);
+    }
+    // A log whose history starts later (retention) starts from its first line's claims.
+    let start = || (base == 0).then(|| (Chain::start(seed), [0u8; 32]));
+    let run = |part: &[PathBuf], start: Option<Position>| -> std::io::Result<(Stretch, bool)> {
+        let mut s = Stretch::default();
+        let mut at = start;
+        let mut whole = true;
+        for (i, p) in part.iter().enumerate() {
+            let f = std::fs::File::open(p)?;
+            let len = f.metadata()?.len();
+            // Without a start, the part's first line sets `first_seq` and `first_prev`.
+            let (mut next, c) = check_lines(seed, &f, 0, len, at.take(), std::mem::take(&mut s))?;
+            whole &= i + 1 == part.len() || next.end == len;
+            next.end = if i + 1 == part.len() { next.end } else { 0 };
+            s = next;
+            at = c;
+            if s.bad || !whole {
+                break;
+            }
+        }
+        Ok((s, whole))
+    };
+    let k = if threads > 1 { files.len() / 2 } else { files.len() };
+    let ((a, a_whole), (b, b_whole)) = if k > 0 && k < files.len() {
+        let (a, b) = std::thread::scope(|sc| {
+            let second = sc.spawn(|| run(&files[k..], None));
+            let first = run(&files[..k], start());
+            (first, second.join().expect("the verifier thread does not panic"))
+        });
+        (a?, b?)
+    } else {
+        (run(files, start())?, (Stretch::default(), true))
+    };
+    let joined = b.count == 0 || (b.first_seq == base + a.count && chain::same_mac(&b.first_prev, &a.last_mac));
+    let a_starts = base == 0 || (a.count > 0 && a.first_seq == base);
+    let split = k > 0 && k < files.len();
+    if a.bad || b.bad || !a_whole || !b_whole || !joined || !a_starts || (split && b.count == 0) {
+        return in_memory(files, state, seed, threads);
+    }
+    let count = a.count + b.count;
+    let last_file_len = std::fs::metadata(&files[files.len() - 1])?.len();
+    let end = if split { b.end } else { a.end };
+    let (last_mac, before_last, last_len) = match b.count {
+        0 => (a.last_mac, a.before_last_mac, a.last_len),
+        1 => (b.last_mac, a.last_mac, b.last_len),
+        _ => (b.last_mac, b.before_last_mac, b.last_len),
+    };
+    let mut sum = Summary {
+        file: files[files.len() - 1].clone(),
+        records: count,
+        first_seq: (count > 0).then_some(base),
+        last_seq: count.checked_sub(1).map(|c| base + c),
+        first_time_us: a.stats.first_time.or(b.stats.first_time),
+        last_time_us: b.stats.last_time.or(a.stats.last_time),
+        approved: a.stats.approved + b.stats.approved,
+        non_approved: a.stats.non_approved + b.stats.non_approved,
+        torn_tail: (end < last_file_len)
+            .then_some((lines_in(&files[files.len() - 1])? + 1, (last_file_len - end) as usize)),
+        end: End::NotAnchored,
+        checkpoints: 0,
+        sealed: None,
+        unsealed_tail: None,
+        extends_trusted: None,
+        history_from: (base > 0).then_some(base),
+        failure: None,
+    };
+    if let Some(st) = state {
+        let n = base + count;
+        let mac_before = |k: u64| match n - k {
+            _ if k == 0 => [0; 32],
+            0 => last_mac,
+            _ => before_last,
+        };
+        check_state(&mut sum, crate::state::State::decode(st), n, end, last_len, mac_before, seed);
+    }
+    Ok(sum)
+}
+
+/// Whole lines in a file.
+fn lines_in(p: &Path) -> std::io::Result<usize> {
+    let f = std::fs::File::open(p)?;
+    let len = f.metadata()?.len();
+    let mut n = 0;
+    crate::tree::scan_lines(&f, 0, len, |_| n += 1)?;
+    Ok(n)
+}
+
+/// The in-memory verifier over every file, its failure placed in its file.
+fn in_memory(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    let mut data = Vec::new();
+    let mut starts = Vec::new();
+    for p in files {
+        let b = std::fs::read(p)?;
+        starts.push(data.iter().filter(|&&c| c == b'\n').count());
+        data.extend_from_slice(&b);
+    }
+    let last = files.len() - 1;
+    let mut sum = verify(&data, &files[last], state, seed, threads);
+    // `verify` numbers lines over the whole: each back into its file.
+    let place = |line: usize| -> (PathBuf, usize) {
+        let i = starts.iter().rposition(|&s| s < line).unwrap_or(0);
+        (files[i].clone(), line - starts[i])
+    };
+    if let Some(f) = &mut sum.failure {
+        let (file, line) = place(f.line);
+        f.file = file;
+        f.line = line;
+    }
+    if let Some((line, len)) = sum.torn_tail {
+        sum.torn_tail = Some((place(line).1, len));
+    }
+    Ok(sum)
+}
+
+/// Logs smaller than this are verified by one thread.
+const SPLIT_AT: u64 = 4 << 20;
+
+/// Verifies the log file `log` with `seed`, reading it in pieces (it is never held in memory
+/// whole): with two threads, the second from the first line after the middle, the two joined
+/// where they meet. A log that does not verify is read again whole by [`verify`], which names
+/// the first failure and its class.
+pub fn verify_file(log: &Path, state: Option<&[u8]>, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    let f = std::fs::File::open(log)?;
+    let len = f.metadata()?.len();
+    let mid = if threads > 1 && len >= SPLIT_AT { line_start_after(&f, len / 2, len)? } else { len };
+    let (a, b) = if mid < len {
+        std::thread::scope(|sc| {
+            let second = sc.spawn(|| check_stretch(seed, &f, mid, len));
+            let first = check_stretch(seed, &f, 0, mid);
+            (first, second.join().expect("the verifier thread does not panic"))
+        })
+    } else {
+        (check_stretch(seed, &f, 0, len), Ok(Stretch { end: len, ..Stretch::default() }))
+    };
+    let (a, b) = (a?, b?);
+    let joined = b.count == 0 || (b.first_seq == a.count && chain::same_mac(&b.first_prev, &a.last_mac));
+    if a.bad || b.bad || !joined || (a.end != mid && b.count > 0) {
+        let data = std::fs::read(log)?;
+        return Ok(verify(&data, log, state, seed, threads));
+    }
+    let count = a.count + b.count;
+    let end = if b.count > 0 || mid < len { b.end.max(a.end) } else { a.end };
+    let (last_mac, before_last, last_len) = match b.count {
+        0 => (a.last_mac, a.before_last_mac, a.last_len),
+        1 => (b.last_mac, a.last_mac, b.last_len),
+        _ => (b.last_mac, b.before_last_mac, b.last_len),
+    };
+    let mut sum = Summary {
+        file: log.into(),
+        records: count,
+        first_seq: (count > 0).then_some(0),
+        last_seq: count.checked_sub(1),
+        first_time_us: a.stats.first_time.or(b.stats.first_time),
+        last_time_us: b.stats.last_time.or(a.stats.last_time),
+        approved: a.stats.approved + b.stats.approved,
+        non_approved: a.stats.non_approved + b.stats.non_approved,
+        torn_tail: (end < len).then_some((count as usize + 1, (len - end) as usize)),
+        end: End::NotAnchored,
+        checkpoints: 0,
+        sealed: None,
+        unsealed_tail: None,
+        extends_trusted: None,
+        history_from: None,
+        failure: None,
+    };
+    if let Some(st) = state {
+        let mac_before = |k: u64| match count - k {
+            _ if k == 0 => [0; 32],
+            0 => last_mac,
+            _ => before_last,
+        };
+        check_state(&mut sum, crate::state::State::decode(st), count, end, last_len, mac_before, seed);
+    }
+    Ok(sum)
+}
+
+/// The offset of the first line that starts after `at` (`len` if none does).
+fn line_start_after(f: &std::fs::File, at: u64, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = at;
+    while pos < len {
+        let n = ((len - pos) as usize).min(buf.len());
+        f.read_exact_at(&mut buf[..n], pos)?;
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Ok(len)
 }
 
 /// Reads a seed file (64 hex digits, a newline allowed).
@@ -362,14 +715,89 @@ pub fn read_seed(path: &Path) -> std::io::Result<zeroize::Zeroizing<Key>> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "a seed file holds 64 hex digits"))
 }
 
-/// Verifies `path`: a log directory (its `audit.log`, anchored by its `audit.state`) or a log file.
-pub fn verify_path(path: &Path, seed: &Key, threads: usize) -> std::io::Result<Summary> {
-    let (log, state) = if path.is_dir() {
-        let st = std::fs::read(path.join(crate::writer::STATE))?;
-        (path.join(crate::writer::LOG), Some(st))
-    } else {
-        (path.to_path_buf(), None)
+/// The log files of a directory, oldest first: the rotated files `audit.log.NNNNNN` by number,
+/// then `audit.log`; and the first failure of the set, if a file is missing: a gap in the
+/// numbers, or (given the state) rotated files fewer or more than the state's file number says.
+pub fn log_files(dir: &Path, state: Option<&[u8]>) -> std::io::Result<(Vec<PathBuf>, Option<Failure>)> {
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    let prefix = format!("{}.", crate::writer::LOG);
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        if n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()) {
+            rotated.push((n.parse().expect("digits"), e.path()));
+        }
+    }
+    rotated.sort();
+    let fail = |class, file: &Path, detail: String| Some(Failure { class, file: file.into(), line: 0, seq: 0, detail });
+    let mut failure = None;
+    let first_no = rotated.first().map(|(n, _)| *n);
+    for (i, (n, p)) in rotated.iter().enumerate() {
+        let want = first_no.unwrap_or(1) + i as u64;
+        if *n != want {
+            failure =
+                fail(Class::MissingFile, p, format!("{} is missing before it", crate::writer::rotated_name(want)));
+            break;
+        }
+    }
+    let decoded = state.and_then(crate::state::State::decode);
+    // The current file's number: after the last rotated one, or the state's.
+    let current_no = match (rotated.last(), &decoded) {
+        (Some((n, _)), _) => n + 1,
+        (None, Some(st)) => st.file,
+        (None, None) => 1,
     };
-    let data = std::fs::read(&log)?;
-    Ok(verify(&data, &log, state.as_deref(), seed, threads))
+    let first_no = first_no.unwrap_or(current_no);
+    if failure.is_none() && first_no > 1 {
+        // Files before the first are gone: only retention may have deleted them, which the
+        // first file's rotation record (authenticated by the chain and the tree) says it had.
+        let first_path = rotated.first().map(|(_, p)| p.clone()).unwrap_or_else(|| dir.join(crate::writer::LOG));
+        let keep = crate::tree::first_line(&first_path).and_then(|l| crate::tree::retention_of(&l)).unwrap_or(0);
+        if keep == 0 {
+            failure = fail(
+                Class::MissingFile,
+                &dir.join(crate::writer::rotated_name(first_no - 1)),
+                format!(
+                    "{} and the files before it are missing, and no retention deleted them",
+                    crate::writer::rotated_name(first_no - 1)
+                ),
+            );
+        }
+    }
+    if let (None, Some(st)) = (&failure, &decoded) {
+        if st.file > current_no {
+            failure = fail(
+                Class::MissingFile,
+                &dir.join(crate::writer::rotated_name(current_no)),
+                format!("the state's current file is number {}, the last here is {}", st.file, current_no - 1),
+            );
+        } else if st.file < current_no {
+            failure = fail(
+                Class::RolledBack,
+                &dir.join(crate::writer::STATE),
+                format!(
+                    "the state's current file is number {}, the log has rotated to {current_no}: an older state was put back",
+                    st.file
+                ),
+            );
+        }
+    }
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    files.push(dir.join(crate::writer::LOG));
+    Ok((files, failure))
+}
+
+/// Verifies `path`: a log directory (its files, anchored by its `audit.state`) or a log file.
+pub fn verify_path(path: &Path, seed: &Key, threads: usize) -> std::io::Result<Summary> {
+    if !path.is_dir() {
+        return verify_file(path, None, seed, threads);
+    }
+    let st = std::fs::read(path.join(crate::writer::STATE))?;
+    let (files, missing) = log_files(path, Some(&st))?;
+    let mut sum = verify_files(&files, Some(&st), seed, threads)?;
+    if let Some(m) = missing {
+        sum.failure = Some(m);
+    }
+    Ok(sum)
 }

@@ -15,9 +15,12 @@
 //! the writer refuses to append.
 
 use crate::chain::Chain;
+use crate::checkpoint::SigningKeys;
 use crate::format::{self, Record};
 use crate::state::{self, State};
+use crate::tree;
 use nix::fcntl::{Flock, FlockArg};
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
@@ -51,6 +54,20 @@ pub enum Error {
     Truncated(PathBuf, u64, u64),
     #[error("{0}: already holds an audit chain")]
     Exists(PathBuf),
+}
+
+/// Reads `buf.len()` bytes from offset 0, or up to the end of the file; how many were read.
+fn read_up_to(f: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Checks that `dir` is a directory only its owner, this process's user, can change.
@@ -96,7 +113,10 @@ pub fn init(dir: &Path, seed_out: &Path) -> Result<(), Error> {
     f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(io(seed_out))?;
     let r = create_with_seed(dir, &seed);
     seed.zeroize();
-    r
+    r?;
+    SigningKeys::create(dir).map_err(|e| Error::Unsafe(dir.into(), format!("checkpoint signing keys: {e}")))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(())
 }
 
 /// Creates the log and the state at record 0 of the chain of `seed` in `dir` (`init` after it
@@ -108,7 +128,7 @@ pub fn create_with_seed(dir: &Path, seed: &crate::chain::Key) -> Result<(), Erro
     };
     let (log, st) = (dir.join(LOG), dir.join(STATE));
     let create = |p: &Path| OpenOptions::new().write(true).create_new(true).mode(0o600).open(p).map_err(io(p));
-    let state = State { chain: Chain::start(seed), log_len: 0, last_mac: [0; 32] };
+    let state = State { chain: Chain::start(seed), log_len: 0, last_mac: [0; 32], file: 1 };
     create(&log)?.sync_all().map_err(io(&log))?;
     let f = create(&st)?;
     f.write_all_at(&state.encode()[..], 0).and_then(|_| f.sync_all()).map_err(io(&st))?;
@@ -137,7 +157,44 @@ pub struct Writer {
     reserved_to: u64,
     /// The reserve could not be renewed: the file system is (nearly) full.
     low_space: bool,
+    /// The checkpoint signing keys (`None`: a chain made without them signs no checkpoints).
+    keys: Option<SigningKeys>,
+    checkpoint_every: u64,
+    last_checkpoint: Option<String>,
+    last_checkpoint_seq: Option<u64>,
+    /// The number of the file `log` is (the state's `file` when it was opened).
+    file_no: u64,
+    rotate_bytes: u64,
+    keep_files: u64,
+    /// A checkpoint when this writer's last one (or its opening) is older than this.
+    checkpoint_interval: Option<std::time::Duration>,
+    last_checkpoint_at: std::time::Instant,
+    /// A file each checkpoint's note is also appended to.
+    checkpoint_sink: Option<PathBuf>,
 }
+
+/// The name of rotated file number `n`.
+pub fn rotated_name(n: u64) -> String {
+    format!("{LOG}.{n:06}")
+}
+
+/// Opens the current log file for appending (created, 0600, if a crash during a rotation left
+/// none: the next append finds the rotated file and finishes the rotation).
+fn open_log(dir: &Path) -> Result<File, Error> {
+    let lp = dir.join(LOG);
+    OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&lp).map_err(|e| Error::Io(lp, e))
+}
+
+/// What one locked append writes.
+enum Append {
+    /// A record (and the periodic checkpoint after it, when one is due).
+    Record { sync: bool },
+    /// A checkpoint only.
+    Checkpoint,
+}
+
+/// Records between periodic checkpoints, by default.
+pub const CHECKPOINT_EVERY: u64 = 1000;
 
 /// Space the writer keeps allocated beyond the log's end (`fallocate`, the file's length
 /// unchanged), renewed when less than half of it is left: records still fit in it when the file
@@ -186,8 +243,8 @@ impl Writer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoChain(dir.into())),
             Err(e) => return Err(Error::Io(st, e)),
         };
-        let lp = dir.join(LOG);
-        let log = OpenOptions::new().read(true).append(true).open(&lp).map_err(|e| Error::Io(lp, e))?;
+        let log = open_log(dir)?;
+        let keys = SigningKeys::load(dir).map_err(|e| Error::Unsafe(dir.into(), e.to_string()))?;
         if dir.join(SEED).exists() {
             tracing::warn!(
                 "{}: the verification seed is still on this host; whoever reads it can forge every record: move it off",
@@ -201,7 +258,34 @@ impl Writer {
             buf: Vec::with_capacity(1024),
             reserved_to: 0,
             low_space: false,
+            keys,
+            checkpoint_every: CHECKPOINT_EVERY,
+            last_checkpoint: None,
+            last_checkpoint_seq: None,
+            // Unknown until the first append reads the state (the log is opened again then).
+            file_no: 0,
+            rotate_bytes: 0,
+            keep_files: 0,
+            checkpoint_interval: None,
+            last_checkpoint_at: std::time::Instant::now(),
+            checkpoint_sink: None,
         })
+    }
+
+    /// Sets the time after which the next record brings a checkpoint (`audit.checkpoint_seconds`;
+    /// `None`: by count only). Each writer counts from its own last checkpoint or its opening.
+    pub fn set_checkpoint_interval(&mut self, t: Option<std::time::Duration>) {
+        self.checkpoint_interval = t;
+    }
+
+    /// Sets a file every checkpoint's note is also appended to (`audit.checkpoint_sink`).
+    pub fn set_checkpoint_sink(&mut self, p: Option<PathBuf>) {
+        self.checkpoint_sink = p;
+    }
+
+    /// Sets the size at which the log rotates (`audit.rotate_bytes`; 0, the default: never).
+    pub fn set_rotate_bytes(&mut self, n: u64) {
+        self.rotate_bytes = n;
     }
 
     pub fn dir(&self) -> &Path {
@@ -211,6 +295,10 @@ impl Writer {
     /// Appends `rec` (its `seq`, `epoch`, `key_index` and `prev` are filled here); returns its
     /// sequence number. `sync`: the record and the state reach the disk before this returns.
     pub fn append(&mut self, rec: &mut Record, sync: bool) -> Result<u64, Error> {
+        self.locked(rec, Append::Record { sync })
+    }
+
+    fn locked(&mut self, rec: &mut Record, what: Append) -> Result<u64, Error> {
         let st_path = || self.dir.join(STATE);
         let file = match self.state.take() {
             Some(f) => f,
@@ -228,22 +316,66 @@ impl Writer {
                 return Err(Error::Io(st_path(), e));
             }
         };
-        let r = self.append_locked(&locked, rec, sync);
+        let r = self.append_locked(&locked, rec, what);
         // Unlocking fails only for a bad descriptor; the state file is opened again then.
         self.state = locked.unlock().ok();
         r
     }
 
-    fn append_locked(&mut self, st_file: &File, rec: &mut Record, sync: bool) -> Result<u64, Error> {
-        let (lp, sp) = (self.dir.join(LOG), self.dir.join(STATE));
+    fn append_locked(&mut self, st_file: &File, rec: &mut Record, what: Append) -> Result<u64, Error> {
+        let sp = self.dir.join(STATE);
         let mut raw = Zeroizing::new([0u8; state::LEN]);
-        st_file.read_exact_at(&mut raw[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
-        let mut st = State::decode(&raw[..]).ok_or_else(|| Error::BadState(sp.clone()))?;
-        let len = self.log.metadata().map_err(|e| Error::Io(lp.clone(), e))?.len();
+        let n = read_up_to(st_file, &mut raw[..]).map_err(|e| Error::Io(sp.clone(), e))?;
+        let mut st = State::decode(&raw[..n]).ok_or_else(|| Error::BadState(sp.clone()))?;
+        if st.file != self.file_no {
+            // Another writer rotated the log (or this is the first append): the current file.
+            self.log = open_log(&self.dir)?;
+            self.file_no = st.file;
+            self.reserved_to = 0;
+        }
+        let mut len = self.log.metadata().map_err(|e| Error::Io(self.dir.join(LOG), e))?.len();
+        if st.file > 1 && st.log_len == 0 && len > 0 && !self.dir.join(rotated_name(st.file - 1)).exists() {
+            // A rotation stopped after the state was written, before the file was renamed.
+            self.rename_current(st.file)?;
+            len = 0;
+        }
         if len != st.log_len {
             self.recover(&mut st, len)?;
             st_file.write_all_at(&st.encode()[..], 0).map_err(|e| Error::Io(sp.clone(), e))?;
         }
+        if st.file > 1 && st.log_len == 0 {
+            // A rotation stopped before the new file's first record.
+            self.begin_file(st_file, &mut st, rec)?;
+        }
+        if self.rotate_bytes > 0 && st.log_len >= self.rotate_bytes {
+            self.rotate(st_file, &mut st, rec)?;
+        }
+        let sync = match what {
+            // The last record is this writer's checkpoint: it covers everything already.
+            Append::Checkpoint if self.last_checkpoint_seq.is_some_and(|s| s + 1 == st.chain.seq()) => {
+                return Ok(st.chain.seq() - 1)
+            }
+            Append::Checkpoint => return self.write_checkpoint(st_file, &mut st, rec),
+            Append::Record { sync } => sync,
+        };
+        let seq = self.write_one(st_file, &mut st, rec, sync)?;
+        let every = self.checkpoint_every;
+        let by_count = every > 0 && st.chain.seq().is_multiple_of(every);
+        // Time: this writer's last checkpoint (or its opening) is older than the interval.
+        let by_time = self.checkpoint_interval.is_some_and(|t| self.last_checkpoint_at.elapsed() >= t);
+        if self.keys.is_some() && (by_count || by_time) {
+            // The record is written: a checkpoint that fails now does not fail its call; the
+            // next one (or `C_Finalize`'s) covers these records.
+            if let Err(e) = self.write_checkpoint(st_file, &mut st, rec) {
+                tracing::error!("{}: the checkpoint after record {seq} could not be written: {e}", self.dir.display());
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Appends `rec` at the state's position and moves the state on.
+    fn write_one(&mut self, st_file: &File, st: &mut State, rec: &mut Record, sync: bool) -> Result<u64, Error> {
+        let (lp, sp) = (self.dir.join(LOG), self.dir.join(STATE));
         let seq = st.chain.seq();
         let (epoch, index) = crate::chain::position(seq);
         rec.seq = seq;
@@ -277,6 +409,163 @@ impl Writer {
             self.reserve(st.log_len);
         }
         Ok(seq)
+    }
+
+    /// Appends a checkpoint over every record before the state's position (its time, pid, uid
+    /// and mode taken from `like`), synced; returns its `seq`.
+    fn write_checkpoint(&mut self, st_file: &File, st: &mut State, like: &Record) -> Result<u64, Error> {
+        let Some(keys) = &self.keys else {
+            return Err(Error::Unsafe(self.dir.clone(), "this chain has no checkpoint signing keys".into()));
+        };
+        let size = st.chain.seq();
+        let tree = tree::extend(&self.dir, self.file_no, &self.log, size, st.log_len)?;
+        let note = keys
+            .sign(size, &tree.root(), &st.last_mac)
+            .map_err(|e| Error::Unsafe(self.dir.clone(), format!("checkpoint: {e}")))?;
+        let text = note.encode_with(keys.public());
+        let mut rec = Record {
+            time_us: like.time_us,
+            pid: like.pid,
+            uid: like.uid,
+            function: "checkpoint".into(),
+            category: "checkpoint".into(),
+            rv: "CKR_OK".into(),
+            mode: like.mode.clone(),
+            checkpoint: Some(text.into()),
+            ..Default::default()
+        };
+        let at = st.log_len;
+        let seq = self.write_one(st_file, st, &mut rec, true)?;
+        tree::save(&self.dir, &tree, self.file_no, at);
+        self.last_checkpoint = rec.checkpoint.map(Cow::into_owned);
+        self.last_checkpoint_seq = Some(seq);
+        self.last_checkpoint_at = std::time::Instant::now();
+        if let (Some(sink), Some(note)) = (&self.checkpoint_sink, &self.last_checkpoint) {
+            // A copy for the pipeline, one note after another (each ends with its signature
+            // lines; a blank line between). The checkpoint is in the log already: a sink that
+            // fails goes to the diagnostic log.
+            let r = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o644)
+                .open(sink)
+                .and_then(|mut f| f.write_all(format!("{note}\n").as_bytes()));
+            if let Err(e) = r {
+                tracing::error!("{}: the checkpoint sink: {e}", sink.display());
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Appends a checkpoint now (`tessera-audit checkpoint`, `C_Finalize`): its time, pid, uid
+    /// and mode are `like`'s. Returns its `seq`; the note is [`Writer::last_checkpoint`].
+    pub fn checkpoint(&mut self, like: &Record) -> Result<u64, Error> {
+        let mut rec = like.clone();
+        self.locked(&mut rec, Append::Checkpoint)
+    }
+
+    /// The note of the last checkpoint this writer appended.
+    pub fn last_checkpoint(&self) -> Option<&str> {
+        self.last_checkpoint.as_deref()
+    }
+
+    /// Sets how many records lie between periodic checkpoints (0: none; default
+    /// [`CHECKPOINT_EVERY`]). A checkpoint is appended when the next record's `seq` is a multiple.
+    pub fn set_checkpoint_every(&mut self, n: u64) {
+        self.checkpoint_every = n;
+    }
+
+    /// Whether this chain signs checkpoints.
+    pub fn signs_checkpoints(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// Rotates the log: the state moves to the next file first, then the current file becomes
+    /// `audit.log.NNNNNN` and a new `audit.log` begins with a rotation record that names it and
+    /// carries the Merkle tree's frontier over every record before (so the tree goes on without
+    /// the older files). The chain goes on unbroken. A writer stopped anywhere in between leaves
+    /// what the next append finishes: the state says the new file while the old one is not yet
+    /// renamed (renamed then), or the new file has no rotation record yet (written then).
+    fn rotate(&mut self, st_file: &File, st: &mut State, like: &Record) -> Result<(), Error> {
+        let old = self.dir.join(rotated_name(st.file));
+        if std::fs::symlink_metadata(&old).is_ok() {
+            return Err(Error::Unsafe(old, "a rotated log file of this number exists already".into()));
+        }
+        st.file += 1;
+        st.log_len = 0;
+        st_file.write_all_at(&st.encode()[..], 0).map_err(|e| Error::Io(self.dir.join(STATE), e))?;
+        self.rename_current(st.file)?;
+        self.begin_file(st_file, st, like)
+    }
+
+    /// Renames the current file to the number before `file` and opens a new current file.
+    fn rename_current(&mut self, file: u64) -> Result<(), Error> {
+        let io = |p: PathBuf| move |e| Error::Io(p, e);
+        let old = self.dir.join(rotated_name(file - 1));
+        std::fs::rename(self.dir.join(LOG), &old).map_err(io(old.clone()))?;
+        self.log = open_log(&self.dir)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(self.dir.clone()))?;
+        self.file_no = file;
+        self.reserved_to = 0;
+        Ok(())
+    }
+
+    /// Writes the rotation record that begins a new file: the file before it, and the Merkle
+    /// frontier over every record so far.
+    fn begin_file(&mut self, st_file: &File, st: &mut State, like: &Record) -> Result<(), Error> {
+        let size = st.chain.seq();
+        let frontier = tree::extend(&self.dir, self.file_no, &self.log, size, st.log_len)?;
+        tree::save(&self.dir, &frontier, self.file_no, st.log_len);
+        let hashes: Vec<String> = frontier.hashes().iter().map(|h| format::hex(h)).collect();
+        let mut r = Record {
+            time_us: like.time_us,
+            pid: like.pid,
+            uid: like.uid,
+            function: "rotation".into(),
+            category: "module".into(),
+            rv: "CKR_OK".into(),
+            mode: like.mode.clone(),
+            continues: Some(
+                format!("{} {size} {} keep={}", rotated_name(st.file - 1), hashes.join(","), self.keep_files).into(),
+            ),
+            ..Default::default()
+        };
+        self.write_one(st_file, st, &mut r, true)?;
+        if self.keys.is_some() {
+            // A signed checkpoint over every record of the files before: what lets retention
+            // delete them and the verifier start here.
+            self.write_checkpoint(st_file, st, like)?;
+            self.retain(st.file);
+        }
+        Ok(())
+    }
+
+    /// Deletes the rotated files older than the newest `keep_files` (`audit.keep_files`), now that
+    /// file `current` begins with a rotation record and a signed checkpoint over all of them.
+    fn retain(&self, current: u64) {
+        if self.keep_files == 0 {
+            return;
+        }
+        let mut n = current.saturating_sub(self.keep_files + 1);
+        while n >= 1 {
+            let p = self.dir.join(rotated_name(n));
+            match std::fs::remove_file(&p) {
+                Ok(()) => tracing::info!("{}: deleted (audit.keep_files)", p.display()),
+                // Deleted before.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    tracing::warn!("{}: not deleted: {e}", p.display());
+                    break;
+                }
+            }
+            n -= 1;
+        }
+    }
+
+    /// Sets how many rotated files are kept (`audit.keep_files`; 0, the default: all). Only a
+    /// chain that signs checkpoints deletes files.
+    pub fn set_keep_files(&mut self, n: u64) {
+        self.keep_files = n;
     }
 
     /// Allocates [`RESERVE`] bytes beyond `end`; notes whether that failed.

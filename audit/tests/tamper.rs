@@ -2,8 +2,9 @@
 //! property test over a 10,000-record log (any single-byte change, line deletion, swap or
 //! duplication is detected).
 //!
-//! `TESSERA_AUDIT_REGENERATE=1 cargo test -p tessera-audit --test tamper regenerate` writes the
-//! corpus again (under `audit/tests/corpus/`, with the seed in `corpus/seed`).
+//! `TESSERA_AUDIT_REGENERATE=1 cargo test -p tessera-audit --test tamper regenerate -- --ignored`
+//! writes the corpus again (under `audit/tests/corpus/`, with the seed in `corpus/seed` and the
+//! checkpoint signing keys' public half in `corpus/pubkey`; the private half is not kept).
 
 use proptest::prelude::*;
 use std::borrow::Cow;
@@ -88,7 +89,10 @@ const CASES: &[(&str, Option<Class>)] = &[
 fn regenerate() {
     assert!(std::env::var_os("TESSERA_AUDIT_REGENERATE").is_some());
     let root = corpus();
-    let _ = std::fs::remove_dir_all(&root);
+    // This part of the corpus only (`regenerate_checkpoints` writes the rest).
+    for (name, _) in CASES {
+        let _ = std::fs::remove_dir_all(root.join(name));
+    }
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("seed"), format!("{}\n", format::hex(&CORPUS_SEED))).unwrap();
     let base = tempfile::tempdir().unwrap();
@@ -155,6 +159,154 @@ fn regenerate() {
     make(early.path(), &CORPUS_SEED, 6);
     let old_state = std::fs::read(early.path().join(STATE)).unwrap();
     write("rolled-back-state", &log, &old_state);
+}
+
+/// The checkpoint part of the corpus: (name, the class with the public key, the class with the
+/// seed). A `trusted` file in the case's directory is the checkpoint the auditor kept.
+const CHECKPOINT_CASES: &[(&str, Option<Class>, Option<Class>)] = &[
+    ("cp-intact", None, None),
+    ("cp-modified-sealed", Some(Class::MerkleMismatch), Some(Class::Modified)),
+    ("cp-bad-signature", Some(Class::BadCheckpointSignature), None),
+    ("cp-false-root", Some(Class::MerkleMismatch), None),
+    ("cp-rolled-back", Some(Class::RolledBack), None),
+    ("cp-rewritten", Some(Class::MerkleMismatch), Some(Class::Modified)),
+];
+
+/// A line whose MAC is made again with the key of its own position (`seq`) under `seed`.
+fn remac(line: &str, seq: u64, seed: &Key) -> String {
+    String::from_utf8(reseal(line.as_bytes(), Chain::seek(seed, seq).record_key())).unwrap()
+}
+
+/// Lines `from..` MACed again in a chain (each `prev` the MAC of the line before, each MAC under
+/// its own key), as someone who held the chain's key at record `from` can; the state to match.
+fn rechain(l: &mut [String], from: usize, seed: &Key) -> Vec<u8> {
+    for i in from..l.len() {
+        let prev = if i == 0 { [0; 32] } else { format::split(l[i - 1].trim_end().as_bytes()).unwrap().1 };
+        let at = l[i].find("\"prev\":\"").unwrap() + 8;
+        l[i].replace_range(at..at + 64, &format::hex(&prev));
+        l[i] = remac(&l[i], i as u64, seed);
+    }
+    let st = tessera_audit::state::State {
+        chain: Chain::seek(seed, l.len() as u64),
+        log_len: l.iter().map(|x| x.len() as u64).sum(),
+        last_mac: format::split(l[l.len() - 1].trim_end().as_bytes()).unwrap().1,
+        file: 1,
+    };
+    st.encode().to_vec()
+}
+
+/// A checkpoint record's note replaced by `note` (a JSON string's contents).
+fn with_note(line: &str, note: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let old = serde_json::to_string(v["checkpoint"].as_str().unwrap()).unwrap();
+    line.replace(&old, &serde_json::to_string(note).unwrap())
+}
+
+#[test]
+#[ignore = "writes the checkpoint corpus; run with TESSERA_AUDIT_REGENERATE=1"]
+fn regenerate_checkpoints() {
+    use tessera_audit::checkpoint::{Note, SigningKeys, PUB};
+    assert!(std::env::var_os("TESSERA_AUDIT_REGENERATE").is_some());
+    let root = corpus();
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path();
+    writer::create_with_seed(dir, &CORPUS_SEED).unwrap();
+    let keys = SigningKeys::create(dir).unwrap();
+    std::fs::copy(dir.join(PUB), root.join("pubkey")).unwrap();
+    let mut w = Writer::open(dir).unwrap();
+    w.set_checkpoint_every(10);
+    for i in 0..25 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    // Records 0..9, checkpoint 10, 11..19, checkpoint 20, 21..26.
+    let log = String::from_utf8(std::fs::read(dir.join(LOG)).unwrap()).unwrap();
+    let state = std::fs::read(dir.join(STATE)).unwrap();
+    let l: Vec<String> = log.lines().map(|x| format!("{x}\n")).collect();
+    assert!(l[10].contains("\"checkpoint\":") && l[20].contains("\"checkpoint\":"));
+    let note20: String =
+        serde_json::from_str::<serde_json::Value>(&l[20]).unwrap()["checkpoint"].as_str().unwrap().into();
+    let write = |name: &str, lines: &[String], st: &[u8], trusted: Option<&str>| {
+        let d = root.join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(LOG), lines.concat()).unwrap();
+        std::fs::write(d.join(STATE), st).unwrap();
+        if let Some(t) = trusted {
+            std::fs::write(d.join("trusted"), t).unwrap();
+        }
+    };
+    write("cp-intact", &l, &state, Some(&note20));
+    // Record 13 changed, under the checkpoint of 20 (its MAC left as it was).
+    let mut m = l.clone();
+    m[13] = m[13].replace("\"pid\":4242", "\"pid\":4243");
+    write("cp-modified-sealed", &m, &state, None);
+    // The checkpoint of 20 with one byte of its ECDSA signature changed, it and the records after
+    // it MACed again (someone who held the chain's key at record 20, not the signing key).
+    let mut b = l.clone();
+    let at = note20.find("\u{2014} ").unwrap() + 60;
+    let mut bad = note20.clone();
+    bad.replace_range(at..at + 1, if &note20[at..at + 1] == "A" { "B" } else { "A" });
+    b[20] = with_note(&l[20], &bad);
+    let st = rechain(&mut b, 20, &CORPUS_SEED);
+    write("cp-bad-signature", &b, &st, None);
+    // The checkpoint of 20 signed, with the host's signing key, over a root that is not the log's
+    // (and the records from 20 on MACed again with the chain's keys from 20 on).
+    let mut f = l.clone();
+    let real = Note::verify(&note20, keys.public()).unwrap();
+    let false_note = keys.sign(20, &[0x42; 32], &real.head).unwrap().encode_with(keys.public());
+    f[20] = with_note(&l[20], &false_note);
+    let st = rechain(&mut f, 20, &CORPUS_SEED);
+    write("cp-false-root", &f, &st, None);
+    // An older copy of the log put back, with its state, under the checkpoint of 20 kept by the
+    // auditor: the copy is whole and verifies, but it is shorter than what was signed.
+    let old = &l[..15];
+    let old_state = tessera_audit::state::State {
+        chain: Chain::seek(&CORPUS_SEED, 15),
+        log_len: old.iter().map(|x| x.len() as u64).sum(),
+        last_mac: format::split(old[14].trim_end().as_bytes()).unwrap().1,
+        file: 1,
+    };
+    write("cp-rolled-back", old, &old_state.encode()[..], Some(&note20));
+    // The whole history rewritten, with the host's signing keys, on a chain of another seed:
+    // every signature verifies; the checkpoint the auditor kept does not fit.
+    let forged = tempfile::tempdir().unwrap();
+    writer::create_with_seed(forged.path(), &[0x33; 32]).unwrap();
+    for n in [tessera_audit::checkpoint::SIGN, PUB] {
+        std::fs::copy(dir.join(n), forged.path().join(n)).unwrap();
+    }
+    let mut w = Writer::open(forged.path()).unwrap();
+    w.set_checkpoint_every(10);
+    for i in 0..25 {
+        let mut r = record(i);
+        r.fips_approved = true;
+        w.append(&mut r, false).unwrap();
+    }
+    let fl: Vec<String> = String::from_utf8(std::fs::read(forged.path().join(LOG)).unwrap())
+        .unwrap()
+        .lines()
+        .map(|x| format!("{x}\n"))
+        .collect();
+    write("cp-rewritten", &fl, &std::fs::read(forged.path().join(STATE)).unwrap(), Some(&note20));
+}
+
+#[test]
+fn the_checkpoint_corpus_is_classified() {
+    use tessera_audit::checkpoint::PublicKeys;
+    let root = corpus();
+    let keys = PublicKeys::read(&root.join("pubkey")).expect("the corpus public key (audit/tests/corpus/pubkey)");
+    for (name, public, keyed) in CHECKPOINT_CASES {
+        let d = root.join(name);
+        let trusted = std::fs::read_to_string(d.join("trusted"))
+            .ok()
+            .map(|t| tessera_audit::checkpoint::Note::verify(&t, &keys).expect("the trusted checkpoint verifies"));
+        let st = std::fs::read(d.join(STATE)).unwrap();
+        let p = tessera_audit::public::verify(&d.join(LOG), Some(&st), &keys, trusted.as_ref()).unwrap();
+        assert_eq!(p.failure.as_ref().map(|f| f.class), *public, "{name} (public key): {:?}", p.failure);
+        let k = verify::verify_path(&d, &CORPUS_SEED, 2).unwrap();
+        assert_eq!(k.failure.as_ref().map(|f| f.class), *keyed, "{name} (seed): {:?}", k.failure);
+    }
+    let intact = tessera_audit::public::verify(&root.join("cp-intact").join(LOG), None, &keys, None).unwrap();
+    assert_eq!((intact.checkpoints, intact.sealed, intact.unsealed_tail), (2, Some(20), Some(6)));
 }
 
 #[test]
@@ -347,10 +499,92 @@ fn crafted_numbers_do_not_stall_the_verifier() {
         chain: Chain::from_parts(u64::MAX - 1, &[1; 32], &[2; 32]),
         log_len: u64::MAX,
         last_mac: [0; 32],
+        file: 1,
     };
     std::fs::write(d.path().join(STATE), &far.encode()[..]).unwrap();
     let s = verify::verify_path(d.path(), &CORPUS_SEED, 1).unwrap();
     assert_eq!(s.failure.map(|f| f.class), Some(Class::Truncated));
     std::fs::write(d.path().join(STATE), good).unwrap();
     assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{:?}", t0.elapsed());
+}
+
+/// The streaming verifier (`verify_path`: the log read in pieces, two threads from its middle)
+/// gives the summary the in-memory one gives, intact or not, wherever the damage is: at the
+/// start, at the line where the second thread starts, in either half, in the torn tail, in the
+/// state.
+#[test]
+fn the_streaming_verifier_agrees_with_the_in_memory_one() {
+    let d = tempfile::tempdir().unwrap();
+    make(d.path(), &CORPUS_SEED, 15_000);
+    let log = std::fs::read(d.path().join(LOG)).unwrap();
+    let state = std::fs::read(d.path().join(STATE)).unwrap();
+    assert!(log.len() > 4 << 20, "the log must be long enough for two threads: {}", log.len());
+    let l = lines(&log);
+    // The line the second thread starts at: the first after the middle byte.
+    let mut at = 0;
+    let mut split = 0;
+    for (i, x) in l.iter().enumerate() {
+        if at > log.len() / 2 {
+            split = i;
+            break;
+        }
+        at += x.len();
+    }
+    let mut cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![("intact", log.clone(), state.clone())];
+    let mut torn = log.clone();
+    torn.extend_from_slice(b"{\"seq\":15000,\"ti");
+    cases.push(("torn tail", torn, state.clone()));
+    for (name, k) in
+        [("first line", 0), ("split - 1", split - 1), ("split", split), ("split + 1", split + 1), ("last", 14_999)]
+    {
+        let mut del = l.clone();
+        del.remove(k);
+        cases.push((Box::leak(format!("{name} deleted").into_boxed_str()), del.concat(), state.clone()));
+        let mut m = l.clone();
+        m[k][30] ^= 1;
+        cases.push((Box::leak(format!("{name} modified").into_boxed_str()), m.concat(), state.clone()));
+    }
+    let mut swap = l.clone();
+    swap.swap(split - 1, split);
+    cases.push(("swapped across the split", swap.concat(), state.clone()));
+    let mut dup = l.clone();
+    dup.insert(split, l[split - 1].clone());
+    cases.push(("duplicated across the split", dup.concat(), state.clone()));
+    let behind = tempfile::tempdir().unwrap();
+    make(behind.path(), &CORPUS_SEED, 14_999);
+    cases.push(("state one behind", log.clone(), std::fs::read(behind.path().join(STATE)).unwrap()));
+    cases.push(("state rolled back", log.clone(), std::fs::read(big_state_at(5)).unwrap()));
+    cases.push(("cut back", l[..14_000].concat(), state.clone()));
+    for (name, data, st) in cases {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(LOG), &data).unwrap();
+        std::fs::write(t.path().join(STATE), &st).unwrap();
+        let streamed = verify::verify_path(t.path(), &CORPUS_SEED, 2).unwrap();
+        let whole = verify::verify(&data, &t.path().join(LOG), Some(&st), &CORPUS_SEED, 2);
+        let key = |s: &verify::Summary| {
+            (
+                s.records,
+                s.approved,
+                s.non_approved,
+                s.first_time_us,
+                s.last_time_us,
+                s.torn_tail,
+                s.end,
+                s.failure.as_ref().map(|f| (f.class, f.line, f.seq)),
+            )
+        };
+        assert_eq!(key(&streamed), key(&whole), "{name}");
+        assert_eq!(streamed.failure.is_none(), ["intact", "torn tail", "state one behind"].contains(&name), "{name}");
+    }
+}
+
+/// The state file of a 5-record log of the corpus seed (kept in a directory that lives on).
+fn big_state_at(n: u64) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let d = DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        make(d.path(), &CORPUS_SEED, n);
+        d
+    });
+    d.path().join(STATE)
 }

@@ -162,7 +162,15 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
         tracing::warn!("{}: an audit chain of another user; not used (set audit.dir to use a log)", dir.display());
         None
     } else {
-        Some(Mutex::new(Writer::open(&dir).map_err(|e| format!("audit log: {e}"))?))
+        let mut w = Writer::open(&dir).map_err(|e| format!("audit log: {e}"))?;
+        w.set_checkpoint_every(a.checkpoint_every);
+        w.set_rotate_bytes(a.rotate_bytes);
+        w.set_keep_files(a.keep_files);
+        w.set_checkpoint_interval(
+            (a.checkpoint_seconds > 0).then(|| std::time::Duration::from_secs(a.checkpoint_seconds)),
+        );
+        w.set_checkpoint_sink(a.checkpoint_sink.clone());
+        Some(Mutex::new(w))
     };
     if a.on_failure_continue && approved {
         tracing::warn!("audit.on_failure = continue has no effect in the approved mode");
@@ -248,6 +256,9 @@ fn audit(e: &Event) -> Result<()> {
         false => Ok(()),
     });
     if e.function == "C_Finalize" && e.rv == CKR_OK {
+        if result.is_ok() {
+            final_checkpoint(log);
+        }
         set_active(false);
         LOG.store(None);
     }
@@ -475,6 +486,30 @@ fn write(
     let r = w.append(&mut rec, sync).map(|_| ()).map_err(|e| e.to_string());
     log.halted.store(r.is_err() || w.low_space(), std::sync::atomic::Ordering::Release);
     r
+}
+
+/// `C_Finalize` seals the log: a signed checkpoint over every record so far (when the chain has
+/// signing keys). The finalisation is recorded already; a checkpoint that cannot be written
+/// fails nothing (the next one covers these records) and goes to the diagnostic log.
+fn final_checkpoint(log: &Log) {
+    let Some(w) = &log.writer else { return };
+    let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+    if !w.signs_checkpoints() {
+        return;
+    }
+    let like = Record {
+        time_us: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0),
+        pid: std::process::id(),
+        uid: nix::unistd::getuid().as_raw(),
+        mode: Cow::Borrowed(log.mode),
+        ..Default::default()
+    };
+    if let Err(e) = w.checkpoint(&like) {
+        tracing::error!("the audit log's checkpoint at C_Finalize could not be written: {e}");
+    }
 }
 
 /// The calls that start an operation, whose data a later call processes.

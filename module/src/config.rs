@@ -430,11 +430,35 @@ pub struct Audit {
     /// `audit.on_failure = continue`: a call whose record cannot be written runs unrecorded
     /// (non-approved mode only; `fail`, the default, fails it).
     pub on_failure_continue: bool,
+    /// `audit.checkpoint_every`: records between signed checkpoints (0: only at `C_Finalize`
+    /// and on demand; default 1,000).
+    pub checkpoint_every: u64,
+    /// `audit.rotate_bytes`: the size at which the log goes on in a new file (0, the default:
+    /// one file).
+    pub rotate_bytes: u64,
+    /// `audit.keep_files`: rotated files kept (0, the default: all); older ones are deleted, each
+    /// covered by a signed checkpoint first.
+    pub keep_files: u64,
+    /// `audit.checkpoint_seconds`: a checkpoint at the first record after this many seconds
+    /// since the process's last one (0: by count only; default 60).
+    pub checkpoint_seconds: u64,
+    /// `audit.checkpoint_sink`: a file each checkpoint's note is also appended to.
+    pub checkpoint_sink: Option<PathBuf>,
 }
 
 impl Default for Audit {
     fn default() -> Audit {
-        Audit { dir: None, events: AuditEvents::ALL, sync_always: false, on_failure_continue: false }
+        Audit {
+            dir: None,
+            events: AuditEvents::ALL,
+            sync_always: false,
+            on_failure_continue: false,
+            checkpoint_every: tessera_audit::writer::CHECKPOINT_EVERY,
+            rotate_bytes: 0,
+            keep_files: 0,
+            checkpoint_seconds: 60,
+            checkpoint_sink: None,
+        }
     }
 }
 
@@ -509,6 +533,24 @@ impl Audit {
                     "fail" => false,
                     _ => return Err("expected fail or continue".into()),
                 }
+            }
+            "audit.checkpoint_every" => {
+                self.checkpoint_every = value.parse().map_err(|_| "expected a number of records".to_string())?;
+            }
+            "audit.rotate_bytes" => {
+                self.rotate_bytes = value.parse().map_err(|_| "expected a number of bytes".to_string())?;
+            }
+            "audit.keep_files" => {
+                self.keep_files = value.parse().map_err(|_| "expected a number of files".to_string())?;
+            }
+            "audit.checkpoint_seconds" => {
+                self.checkpoint_seconds = value.parse().map_err(|_| "expected a number of seconds".to_string())?;
+            }
+            "audit.checkpoint_sink" => {
+                if value.is_empty() {
+                    return Err("empty path".into());
+                }
+                self.checkpoint_sink = Some(PathBuf::from(value));
             }
             _ => return Err("unknown audit key".into()),
         }
@@ -589,9 +631,17 @@ mod tests {
         assert_eq!(c.audit, Audit::default());
         assert_eq!(c.audit.dir_for(&c.tokendir), PathBuf::from("/t/audit"));
         let c = Config::parse(
-            "audit.dir = /var/log/tessera\naudit.events = auth, key\naudit.sync = always\naudit.on_failure = continue",
+            "audit.dir = /var/log/tessera\naudit.events = auth, key\naudit.sync = always\naudit.on_failure = continue\naudit.checkpoint_every = 50",
         )
         .unwrap();
+        assert_eq!(c.audit.checkpoint_every, 50);
+        assert_eq!(Config::parse("audit.rotate_bytes = 1048576").unwrap().audit.rotate_bytes, 1 << 20);
+        assert!(Config::parse("audit.rotate_bytes = 1M").is_err());
+        assert_eq!(Config::parse("audit.keep_files = 7").unwrap().audit.keep_files, 7);
+        let t = Config::parse("audit.checkpoint_seconds = 5\naudit.checkpoint_sink = /var/log/cp").unwrap();
+        assert_eq!((t.audit.checkpoint_seconds, t.audit.checkpoint_sink), (5, Some(PathBuf::from("/var/log/cp"))));
+        assert!(Config::parse("audit.checkpoint_sink =").is_err());
+        assert!(Config::parse("audit.checkpoint_every = often").is_err());
         assert_eq!(c.audit.dir_for(Path::new("/x")), PathBuf::from("/var/log/tessera"));
         assert_eq!(c.audit.events, AuditEvents(AuditEvents::AUTH | AuditEvents::KEY));
         assert!(c.audit.sync_always && c.audit.on_failure_continue);

@@ -1,0 +1,329 @@
+//! Verification with the public keys only (no seed): what anyone the log's owner hands the
+//! public keys to can check.
+//!
+//! Line by line, streaming (the log is never held in memory): every line is a record line; the
+//! `seq` numbers run 0, 1, 2 …; each record's key position is that of its `seq`; each record's
+//! `prev` is the MAC the record before it carries. The Merkle tree over the lines is kept as its
+//! frontier; at each checkpoint record the note's signatures (ECDSA P-256 and ML-DSA-65) must
+//! verify, its tree size must be the record's `seq`, its root the root over the records before
+//! it, and its chain head the MAC of the record before it. Records after the last checkpoint are
+//! the unsealed tail: reported, not verified.
+//!
+//! Without the seed a record's own MAC cannot be checked, so a record whose bytes changed shows
+//! as a Merkle mismatch at the next checkpoint (not as "modified"), and the classes of a broken
+//! sequence are named from the sequence numbers alone; run with the seed as well for the exact
+//! class.
+//!
+//! With a trusted checkpoint (one the auditor kept from an earlier look at the log), the root
+//! over the log's first `size` records must be the trusted root: a log shorter than that is
+//! "rolled back", one whose first records differ is "Merkle mismatch" (history rewritten). This
+//! is the consistency of RFC 9162 checked on the records themselves; `prove --consistency`
+//! gives the proof (`merkle::consistency_proof`) for an auditor who holds only two checkpoints.
+
+use crate::chain;
+use crate::checkpoint::{Note, NoteError, PublicKeys};
+use crate::format;
+use crate::merkle::{self, Frontier};
+use crate::verify::{Class, End, Failure, Summary};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// Verifies the log file `file` with `keys`; `state` the state file's bytes if the directory was
+/// given (its checksum is not keyed: it shows a log cut back under its state, nothing more);
+/// `trusted` a checkpoint kept by the auditor (already verified with `keys`).
+pub fn verify(
+    file: &Path,
+    state: Option<&[u8]>,
+    keys: &PublicKeys,
+    trusted: Option<&Note>,
+) -> std::io::Result<Summary> {
+    verify_files(&[file.to_path_buf()], state, keys, trusted)
+}
+
+/// [`verify`] over the files of a rotated log, oldest first (`verify::log_files`): each file
+/// after the first must begin with the rotation record whose Merkle frontier is the tree over
+/// every record before it, and every file but the last must end with a whole line.
+pub fn verify_files(
+    files: &[PathBuf],
+    state: Option<&[u8]>,
+    keys: &PublicKeys,
+    trusted: Option<&Note>,
+) -> std::io::Result<Summary> {
+    let mut v = Walk {
+        keys,
+        trusted,
+        n: 0,
+        prev: [0; 32],
+        tree: Frontier::new(),
+        approved: 0,
+        non_approved: 0,
+        first_time: None,
+        last_time: None,
+        checkpoints: 0,
+        sealed: None,
+        last_checkpoint_seq: None,
+        extends: None,
+        failure: None,
+        file_start: false,
+    };
+    let (mut end, mut len, mut base) = (0, 0, 0);
+    let mut failed_in = files.len() - 1;
+    // A log whose older files retention deleted starts at its first rotation record, from the
+    // tree that record carries (signed checkpoints after it anchor it).
+    let mut history_from = None;
+    if let Some(first) = files.first().and_then(|p| crate::tree::first_line(p)) {
+        if let (Some(tree), Some((_, h))) =
+            (crate::tree::continuation(&first), format::split(&first).and_then(|(c, _)| Some((c, format::head(c)?))))
+        {
+            v.n = tree.size();
+            v.tree = tree;
+            v.prev = h.prev;
+            history_from = Some(v.n);
+        }
+    }
+    let start_n = v.n;
+    for (i, p) in files.iter().enumerate() {
+        let f = File::open(p)?;
+        len = f.metadata()?.len();
+        base = v.n;
+        v.file_start = i > 0;
+        end = crate::tree::scan_lines(&f, 0, len, |line| v.line(line))?;
+        if v.failure.is_none() && i + 1 < files.len() && end != len {
+            let n = v.n;
+            v.fail(Class::Modified, n, format!("{} ends inside a line", p.display()));
+        }
+        if v.failure.is_some() {
+            failed_in = i;
+            break;
+        }
+    }
+    let file = files[failed_in].as_path();
+    let count = v.n;
+    if v.failure.is_none() {
+        v.at_end();
+    }
+    // Line numbers within the file; `at` is a line's index over all files.
+    let fail = |class, at: u64, seq, detail| {
+        Some(Failure { class, file: file.into(), line: (at.saturating_sub(base)) as usize + 1, seq, detail })
+    };
+    let mut bad_at = None;
+    let mut failure = v.failure.take().map(|(class, at, seq, detail)| {
+        bad_at = Some(at);
+        fail(class, at, seq, detail).expect("some")
+    });
+    if failure.is_none() {
+        if let Some(st) = state {
+            let (class, at, detail) = match crate::state::State::decode(st) {
+                None => (Some(Class::StateDamaged), count, "the state file is not a whole state".to_string()),
+                Some(s) if s.chain.seq() > count => {
+                    let at = s.chain.seq();
+                    (
+                        Some(Class::Truncated),
+                        count,
+                        format!(
+                            "the state counts {at} records, the log ends after {count}: records {count}..{} are gone",
+                            at - 1
+                        ),
+                    )
+                }
+                Some(s) if s.chain.seq().saturating_add(1) < count => {
+                    let at = s.chain.seq();
+                    (
+                        Some(Class::RolledBack),
+                        at,
+                        format!("the state is at record {at}, the log holds {count}: an older state was put back"),
+                    )
+                }
+                Some(_) => (None, 0, String::new()),
+            };
+            if let Some(class) = class {
+                bad_at = Some(at);
+                failure = fail(class, at, at, detail);
+            }
+        }
+    }
+    let verified = bad_at.unwrap_or(count);
+    let tail = if failed_in + 1 == files.len() { len - end } else { 0 };
+    Ok(Summary {
+        file: file.into(),
+        records: verified - start_n,
+        first_seq: (verified > start_n).then_some(start_n),
+        last_seq: (verified > start_n).then(|| verified - 1),
+        first_time_us: v.first_time,
+        last_time_us: v.last_time,
+        approved: v.approved,
+        non_approved: v.non_approved,
+        torn_tail: (tail > 0).then_some(((count - base) as usize + 1, tail as usize)),
+        end: End::NotAnchored,
+        checkpoints: v.checkpoints,
+        sealed: v.sealed,
+        unsealed_tail: Some(match v.last_checkpoint_seq {
+            Some(s) => count.saturating_sub(s + 1),
+            None => count,
+        }),
+        extends_trusted: v.extends,
+        history_from,
+        failure,
+    })
+}
+
+/// The walk's state between lines.
+struct Walk<'a> {
+    keys: &'a PublicKeys,
+    trusted: Option<&'a Note>,
+    /// The next record's expected `seq` (= lines seen).
+    n: u64,
+    prev: [u8; 32],
+    tree: Frontier,
+    approved: u64,
+    non_approved: u64,
+    first_time: Option<u64>,
+    last_time: Option<u64>,
+    checkpoints: u64,
+    sealed: Option<u64>,
+    last_checkpoint_seq: Option<u64>,
+    extends: Option<u64>,
+    /// The first failure: class, 0-based line (over all files), seq, detail.
+    failure: Option<(Class, u64, u64, String)>,
+    /// The next line is the first of a file after the first: a rotation record.
+    file_start: bool,
+}
+
+impl Walk<'_> {
+    fn fail(&mut self, class: Class, seq: u64, detail: String) {
+        self.failure = Some((class, self.n, seq, detail));
+    }
+
+    /// The trusted checkpoint, when the walk is at its size.
+    fn check_trusted(&mut self) {
+        let Some(t) = self.trusted else { return };
+        if t.size != self.n {
+            return;
+        }
+        if self.tree.root() != t.root || !chain::same_mac(&self.prev, &t.head) {
+            let n = self.n;
+            self.fail(
+                Class::MerkleMismatch,
+                n,
+                format!("the log's first {n} records are not those the trusted checkpoint signed: history rewritten"),
+            );
+        } else {
+            self.extends = Some(t.size);
+        }
+    }
+
+    fn at_end(&mut self) {
+        self.check_trusted();
+        if let Some(t) = self.trusted {
+            if self.failure.is_none() && t.size > self.n {
+                let n = self.n;
+                self.fail(
+                    Class::RolledBack,
+                    n,
+                    format!(
+                        "the log holds {n} records, fewer than the {} of the trusted checkpoint: rolled back",
+                        t.size
+                    ),
+                );
+            }
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        if self.failure.is_some() {
+            return;
+        }
+        self.check_trusted();
+        if self.failure.is_some() {
+            return;
+        }
+        let n = self.n;
+        if std::mem::take(&mut self.file_start) && crate::tree::continuation(line).as_ref() != Some(&self.tree) {
+            return self.fail(
+                Class::MerkleMismatch,
+                n,
+                format!("record {n} does not begin the file as the rotation from the file before (its tree)"),
+            );
+        }
+        let Some((covered, mac)) = format::split(line) else {
+            return self.fail(Class::Modified, n, "not a record line".into());
+        };
+        let Some(h) = format::head(covered) else {
+            return self.fail(Class::Modified, n, "not a record line (its JSON is broken)".into());
+        };
+        if h.seq > n {
+            let gone =
+                if h.seq == n + 1 { format!("record {n} is") } else { format!("records {n}..{} are", h.seq - 1) };
+            return self.fail(Class::Deleted, h.seq, format!("{gone} missing (by sequence number)"));
+        }
+        if h.seq < n {
+            return self.fail(
+                Class::Duplicated,
+                h.seq,
+                format!("record {} appears again where record {n} belongs", h.seq),
+            );
+        }
+        if (h.epoch, h.key_index) != chain::position(n) {
+            return self.fail(
+                Class::KeyEpochMismatch,
+                n,
+                format!("record {n} names key epoch {} index {}, not its own", h.epoch, h.key_index),
+            );
+        }
+        if !chain::same_mac(&h.prev, &self.prev) {
+            return self.fail(Class::Modified, n, format!("record {n} does not follow the record before it (prev)"));
+        }
+        if h.is_checkpoint {
+            let Some(text) = format::checkpoint_note(covered) else {
+                return self.fail(Class::Modified, n, format!("record {n}: its checkpoint is not a string"));
+            };
+            match Note::verify(&text, self.keys) {
+                Err(NoteError::Form(e)) => {
+                    return self.fail(
+                        Class::BadCheckpointSignature,
+                        n,
+                        format!("record {n}: not a checkpoint note: {e}"),
+                    )
+                }
+                Err(NoteError::Signature(e)) => {
+                    return self.fail(Class::BadCheckpointSignature, n, format!("record {n}: {e}"))
+                }
+                Ok(note) => {
+                    if note.size != n {
+                        return self.fail(
+                            Class::MerkleMismatch,
+                            n,
+                            format!("the checkpoint at record {n} is signed for a tree of {} records", note.size),
+                        );
+                    }
+                    if note.root != self.tree.root() || !chain::same_mac(&note.head, &self.prev) {
+                        return self.fail(
+                            Class::MerkleMismatch,
+                            n,
+                            format!("the checkpoint at record {n} signed another history of records 0..{n}"),
+                        );
+                    }
+                    self.checkpoints += 1;
+                    self.sealed = Some(n);
+                    self.last_checkpoint_seq = Some(n);
+                }
+            }
+        }
+        self.first_time.get_or_insert(h.time_us);
+        self.last_time = Some(h.time_us);
+        if h.fips_approved {
+            self.approved += 1;
+        } else if h.has_op {
+            self.non_approved += 1;
+        }
+        self.tree.push(merkle::leaf(line));
+        self.prev = mac;
+        self.n += 1;
+    }
+}
+
+/// Reads a trusted checkpoint file and verifies it with `keys`.
+pub fn read_trusted(path: &Path, keys: &PublicKeys) -> Result<Note, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Note::verify(&text, keys).map_err(|e| format!("{}: the trusted checkpoint: {e}", path.display()))
+}

@@ -1,0 +1,380 @@
+//! Signed checkpoints, public verification, inclusion and consistency proofs, through the
+//! library and the `tessera-audit` command line.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tessera_audit::checkpoint::{Note, PublicKeys, PUB, SIGN};
+use tessera_audit::proof::{self, ProofError, Shown};
+use tessera_audit::verify::{self, Class};
+use tessera_audit::writer::{self, Writer, LOG, STATE};
+use tessera_audit::{public, Record};
+
+fn record(i: u64) -> Record<'static> {
+    Record {
+        time_us: 1_760_000_000_000_000 + i * 1000,
+        pid: 77,
+        uid: 1000,
+        function: Cow::Borrowed("C_Sign"),
+        category: Cow::Borrowed("crypto"),
+        mechanism: Some(Cow::Borrowed("CKM_ECDSA_SHA256")),
+        mechanism_id: Some(0x1044),
+        op: Some(Cow::Borrowed("sign")),
+        verdict: Some(Cow::Borrowed("approved")),
+        rv: Cow::Borrowed("CKR_OK"),
+        fips_approved: true,
+        mode: Cow::Borrowed("approved"),
+        detail: Some(Cow::Owned(format!("operation {i}"))),
+        ..Default::default()
+    }
+}
+
+struct Log {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    seed: PathBuf,
+}
+
+impl Log {
+    fn keys(&self) -> PublicKeys {
+        PublicKeys::read(&self.dir.join(PUB)).unwrap()
+    }
+    fn public(&self, trusted: Option<&Note>) -> verify::Summary {
+        let st = std::fs::read(self.dir.join(STATE)).unwrap();
+        public::verify(&self.dir.join(LOG), Some(&st), &self.keys(), trusted).unwrap()
+    }
+    fn keyed(&self) -> verify::Summary {
+        verify::verify_path(&self.dir, &verify::read_seed(&self.seed).unwrap(), 2).unwrap()
+    }
+}
+
+/// A chain made by `init` (with signing keys), `n` records appended, a checkpoint every `every`.
+fn log(n: u64, every: u64) -> Log {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, seed) = (tmp.path().join("log"), tmp.path().join("seed"));
+    writer::init(&dir, &seed).unwrap();
+    let mut w = Writer::open(&dir).unwrap();
+    w.set_checkpoint_every(every);
+    for i in 0..n {
+        w.append(&mut record(i), false).unwrap();
+    }
+    Log { _tmp: tmp, dir, seed }
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p).unwrap().lines().map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn periodic_and_on_demand_checkpoints_verify_with_the_public_keys() {
+    let l = log(35, 10);
+    // Records 0..9, checkpoint 10, 11..19, checkpoint 20, 21..29, checkpoint 30, 31..37.
+    let recs = lines(&l.dir.join(LOG));
+    assert_eq!(recs.len(), 38);
+    for cp in [10, 20, 30] {
+        assert!(recs[cp].contains("\"function\":\"checkpoint\""), "{}", recs[cp]);
+    }
+    let s = l.public(None);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    assert_eq!((s.records, s.checkpoints, s.sealed, s.unsealed_tail), (38, 3, Some(30), Some(7)));
+    let k = l.keyed();
+    assert!(k.failure.is_none(), "{:?}", k.failure);
+    // On demand: everything sealed; a second one right after adds nothing.
+    let mut w = Writer::open(&l.dir).unwrap();
+    assert_eq!(w.checkpoint(&record(0)).unwrap(), 38);
+    assert_eq!(w.checkpoint(&record(0)).unwrap(), 38);
+    let note = Note::verify(w.last_checkpoint().unwrap(), &l.keys()).unwrap();
+    assert_eq!(note.size, 38);
+    let s = l.public(Some(&note));
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    assert_eq!((s.checkpoints, s.sealed, s.unsealed_tail, s.extends_trusted), (4, Some(38), Some(0), Some(38)));
+    // A chain without signing keys writes no checkpoints, and an explicit one is an error.
+    let bare = tempfile::tempdir().unwrap();
+    writer::create_with_seed(bare.path(), &[1; 32]).unwrap();
+    let mut w = Writer::open(bare.path()).unwrap();
+    w.set_checkpoint_every(2);
+    for i in 0..5 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    assert!(!w.signs_checkpoints() && w.checkpoint(&record(0)).is_err());
+}
+
+#[test]
+fn a_lost_or_damaged_tree_file_is_built_again() {
+    let l = log(25, 10);
+    std::fs::remove_file(l.dir.join("audit.tree")).unwrap();
+    let mut w = Writer::open(&l.dir).unwrap();
+    w.set_checkpoint_every(10);
+    for i in 0..5 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    std::fs::write(l.dir.join("audit.tree"), b"TSAUDTR1 garbage garbage garbage garbage garbage garbage").unwrap();
+    for i in 0..10 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    let s = l.public(None);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    assert_eq!(s.checkpoints, 4);
+}
+
+#[test]
+fn tampering_is_named_without_the_seed() {
+    let l = log(35, 10);
+    let keys = l.keys();
+    let st = std::fs::read(l.dir.join(STATE)).unwrap();
+    let orig = lines(&l.dir.join(LOG));
+    let check = |ls: &[String]| {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(LOG);
+        std::fs::write(&p, ls.concat()).unwrap();
+        public::verify(&p, Some(&st), &keys, None).unwrap().failure.map(|f| (f.class, f.line))
+    };
+    // A changed record under a checkpoint: its MAC is not checked here, the tree is.
+    let mut m = orig.clone();
+    m[13] = m[13].replace("operation 12", "operation 99");
+    assert_eq!(check(&m), Some((Class::MerkleMismatch, 21)));
+    // A changed signature.
+    let mut b = orig.clone();
+    let at = b[20].find("\u{2014} ").unwrap() + 60;
+    let c = if &b[20][at..at + 1] == "A" { "B" } else { "A" };
+    b[20].replace_range(at..at + 1, c);
+    assert_eq!(check(&b), Some((Class::BadCheckpointSignature, 21)));
+    // A record deleted, one duplicated: by the sequence numbers.
+    let mut d = orig.clone();
+    d.remove(5);
+    assert_eq!(check(&d).map(|c| c.0), Some(Class::Deleted));
+    let mut dup = orig.clone();
+    dup.insert(6, orig[5].clone());
+    assert_eq!(check(&dup).map(|c| c.0), Some(Class::Duplicated));
+    // The last records cut off under the state.
+    assert_eq!(check(&orig[..33]).map(|c| c.0), Some(Class::Truncated));
+}
+
+#[test]
+fn a_trusted_checkpoint_catches_a_rollback_and_a_rewritten_history() {
+    let l = log(25, 10);
+    let keys = l.keys();
+    let cps: Vec<Note> = lines(&l.dir.join(LOG))
+        .iter()
+        .filter_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v["checkpoint"].as_str().map(|t| Note::verify(t, &keys).unwrap())
+        })
+        .collect();
+    assert_eq!(cps.iter().map(|n| n.size).collect::<Vec<_>>(), [10, 20]);
+    let trusted = &cps[1];
+    assert_eq!(l.public(Some(&cps[0])).extends_trusted, Some(10));
+    // An older copy of the log put back (with its state): every signature verifies, but the
+    // log is shorter than the checkpoint the auditor kept.
+    let old = log(0, 10);
+    let recs = lines(&l.dir.join(LOG));
+    std::fs::write(old.dir.join(LOG), recs[..15].concat()).unwrap();
+    let p = public::verify(&old.dir.join(LOG), None, &keys, Some(trusted)).unwrap();
+    assert_eq!(p.failure.map(|f| f.class), Some(Class::RolledBack));
+    // The whole history rewritten by whoever holds the host's signing keys: a new chain with
+    // the same keys and other records. It verifies on its own (the keys have no forward
+    // security); against the trusted checkpoint it does not.
+    let forged = tempfile::tempdir().unwrap();
+    let fdir = forged.path().join("log");
+    writer::init(&fdir, &forged.path().join("seed")).unwrap();
+    for f in [SIGN, PUB] {
+        std::fs::copy(l.dir.join(f), fdir.join(f)).unwrap();
+    }
+    let mut w = Writer::open(&fdir).unwrap();
+    w.set_checkpoint_every(10);
+    for i in 0..30 {
+        let mut r = record(i);
+        r.fips_approved = false;
+        w.append(&mut r, false).unwrap();
+    }
+    let alone = public::verify(&fdir.join(LOG), None, &keys, None).unwrap();
+    assert!(alone.failure.is_none(), "{:?}", alone.failure);
+    let against = public::verify(&fdir.join(LOG), None, &keys, Some(trusted)).unwrap();
+    let f = against.failure.unwrap();
+    assert_eq!((f.class, f.seq), (Class::MerkleMismatch, 20), "{f}");
+    // The consistency proof from the trusted checkpoint to the forged log's last does not hold.
+    let text = trusted_text(&l, 20);
+    let p = proof::prove_consistency(&[fdir.join(LOG)], &text, &keys).unwrap();
+    assert!(matches!(proof::check(&p, &keys), Err(ProofError::Mismatch(_))));
+    let p = proof::prove_consistency(&[l.dir.join(LOG)], &trusted_text(&l, 10), &keys).unwrap();
+    assert!(matches!(proof::check(&p, &keys), Ok(Shown::Consistent { .. })));
+}
+
+/// The note of the checkpoint of `size` records in `l`.
+fn trusted_text(l: &Log, size: u64) -> String {
+    let keys = l.keys();
+    lines(&l.dir.join(LOG))
+        .iter()
+        .filter_map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["checkpoint"].as_str().map(String::from)
+        })
+        .find(|t| Note::verify(t, &keys).unwrap().size == size)
+        .unwrap()
+}
+
+#[test]
+fn inclusion_proofs_for_every_sealed_record() {
+    let l = log(35, 10);
+    let keys = l.keys();
+    let log = l.dir.join(LOG);
+    let recs = lines(&log);
+    for seq in 0..30u64 {
+        let p = proof::prove_inclusion(std::slice::from_ref(&log), seq).unwrap();
+        let want = match seq {
+            0..=9 => 10,
+            10..=19 => 20,
+            _ => 30,
+        };
+        assert_eq!(p.tree_size, want, "{seq}");
+        match proof::check(&p, &keys) {
+            Ok(Shown::Included { seq: s, record, .. }) => {
+                assert_eq!(s, seq);
+                assert_eq!(format!("{record}\n"), recs[seq as usize]);
+            }
+            other => panic!("{seq}: {other:?}"),
+        }
+        // The record altered, or presented as another seq: no longer proved.
+        let mut bad = p.clone();
+        bad.record = Some(bad.record.unwrap().replace("\"pid\":77", "\"pid\":78"));
+        assert!(matches!(proof::check(&bad, &keys), Err(ProofError::Mismatch(_))), "{seq}");
+        let mut other = p.clone();
+        other.seq = Some(seq ^ 1);
+        assert!(proof::check(&other, &keys).is_err());
+    }
+    // Records after the last checkpoint have no proof yet.
+    assert!(proof::prove_inclusion(std::slice::from_ref(&log), 32).unwrap_err().contains("unsealed tail"));
+    assert!(proof::prove_inclusion(std::slice::from_ref(&log), 99).is_err());
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tessera-audit"))
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let o = c.output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn the_command_line() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, seed, pk) = (t.path().join("log"), t.path().join("seed"), t.path().join("auditor.pub"));
+    let (code, out, err) = run(bin().arg("init").arg(&dir).arg("--seed-out").arg(&seed).arg("--pubkey-out").arg(&pk));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, exported, _) = run(bin().arg("export-key").arg(&dir));
+    assert_eq!((code, exported.as_str()), (0, std::fs::read_to_string(&pk).unwrap().as_str()));
+    let mut w = Writer::open(&dir).unwrap();
+    w.set_checkpoint_every(0);
+    for i in 0..12 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    let cp = t.path().join("cp12");
+    let (code, note, err) = run(bin().arg("checkpoint").arg(&dir).arg("--out").arg(&cp));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("record 12") && note.contains("\n12\n"), "{note}{err}");
+    assert_eq!(std::fs::read_to_string(&cp).unwrap(), note);
+    for i in 12..20 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    let verify = |extra: &[&str]| {
+        let mut c = bin();
+        c.arg("verify").arg(&dir).arg("--pubkey").arg(&pk).args(extra);
+        run(&mut c)
+    };
+    let (code, out, err) = verify(&["--trusted-checkpoint", cp.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "records verified: 21",
+        "signed checkpoints: 1",
+        "unsealed tail: 8 records",
+        "extends the trusted checkpoint of 12",
+        "intact",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let (code, out, _) =
+        run(bin().arg("verify").arg(&dir).arg("--pubkey").arg(&pk).arg("--seed").arg(&seed).arg("--json"));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (code, j["records"].as_u64(), j["checkpoints"].as_u64(), j["end"].as_str()),
+        (0, Some(21), Some(1), Some("anchored"))
+    );
+    // Inclusion proof of record 3, checked with the public key alone.
+    let (code, proof_text, err) = run(bin().arg("prove").arg(&dir).arg("--seq").arg("3"));
+    assert_eq!(code, 0, "{err}");
+    let pf = t.path().join("proof3");
+    std::fs::write(&pf, &proof_text).unwrap();
+    let (code, out, err) = run(bin().arg("verify-proof").arg(&pf).arg("--pubkey").arg(&pk));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("record 3 is in the log under the signed checkpoint of 12 records"), "{out}");
+    std::fs::write(&pf, proof_text.replace("operation 3", "operation 4")).unwrap();
+    let (code, _, err) = run(bin().arg("verify-proof").arg(&pf).arg("--pubkey").arg(&pk));
+    assert_eq!(code, i32::from(Class::MerkleMismatch.exit_code()), "{err}");
+    // Another log's key: a bad signature.
+    let other = tempfile::tempdir().unwrap();
+    run(bin().arg("init").arg(other.path().join("l")).arg("--seed-out").arg(other.path().join("s")));
+    let opk = other.path().join("l").join(PUB);
+    std::fs::write(&pf, &proof_text).unwrap();
+    let (code, _, _) = run(bin().arg("verify-proof").arg(&pf).arg("--pubkey").arg(&opk));
+    assert_eq!(code, i32::from(Class::BadCheckpointSignature.exit_code()));
+    let (code, _, _) = verify(&[]);
+    assert_eq!(code, 0);
+    let (code, _, err) = run(bin().arg("verify").arg(&dir).arg("--pubkey").arg(&opk));
+    assert_eq!(code, i32::from(Class::BadCheckpointSignature.exit_code()), "{err}");
+    // Consistency from the saved checkpoint to a later one.
+    run(bin().arg("checkpoint").arg(&dir));
+    let (code, proof_text, err) =
+        run(bin().arg("prove").arg(&dir).arg("--consistency-from").arg(&cp).arg("--pubkey").arg(&pk));
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(&pf, &proof_text).unwrap();
+    let (code, out, err) = run(bin().arg("verify-proof").arg(&pf).arg("--pubkey").arg(&pk));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("of 21 records extends the signed checkpoint of 12 records"), "{out}");
+    // The log cut back to before the saved checkpoint (the state with it): rolled back.
+    let recs = lines(&dir.join(LOG));
+    std::fs::write(dir.join(LOG), recs[..10].concat()).unwrap();
+    let (code, _, err) =
+        run(bin().arg("verify").arg(dir.join(LOG)).arg("--pubkey").arg(&pk).arg("--trusted-checkpoint").arg(&cp));
+    assert_eq!(code, i32::from(Class::RolledBack.exit_code()), "{err}");
+    assert!(err.contains("rolled-back"), "{err}");
+    // Neither key given: refused.
+    let (code, _, _) = run(bin().arg("verify").arg(&dir));
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn checkpoints_by_time_and_a_sink_for_the_pipeline() {
+    let l = log(0, 0);
+    let sink = l.dir.parent().unwrap().join("checkpoints.txt");
+    let mut w = Writer::open(&l.dir).unwrap();
+    w.set_checkpoint_every(0);
+    w.set_checkpoint_interval(Some(std::time::Duration::from_millis(200)));
+    w.set_checkpoint_sink(Some(sink.clone()));
+    w.append(&mut record(0), false).unwrap();
+    w.append(&mut record(1), false).unwrap();
+    assert!(w.last_checkpoint().is_none(), "not yet");
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    w.append(&mut record(2), false).unwrap();
+    assert_eq!(Note::verify(w.last_checkpoint().unwrap(), &l.keys()).unwrap().size, 3);
+    w.append(&mut record(3), false).unwrap();
+    w.checkpoint(&record(4)).unwrap();
+    // The sink holds both notes, in order, each verifying.
+    let text = std::fs::read_to_string(&sink).unwrap();
+    let notes: Vec<&str> = text.split("\n\n\u{2014}").collect();
+    assert_eq!(notes.len(), 3, "{text}");
+    let sizes: Vec<u64> = text
+        .split_inclusive('\n')
+        .collect::<String>()
+        .split("\n\n")
+        .filter(|b| b.starts_with("tessera-audit/"))
+        .map(|b| b.lines().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sizes, [3, 5]);
+    let s = l.public(None);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    assert_eq!(s.checkpoints, 2);
+}
