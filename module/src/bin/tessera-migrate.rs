@@ -1,0 +1,444 @@
+//! `tessera-migrate`: moves tokens into Tessera.
+//!
+//! * `from-softhsm2`: reads SoftHSMv2 token directories directly (both backends), read-only, and
+//!   builds the same tokens in Tessera's store — label, serial, both PINs, every object with its
+//!   attributes, non-extractable keys included (see `tessera_pkcs11::migrate`).
+//! * `inventory`: one CSV row per object of a token in any PKCS#11 module (never a secret value).
+//! * `diff`: compares two inventories; exits 1 on any difference.
+//!
+//! Exit status: 0 done; 1 failure (or, for `diff`, a difference); 2 objects Tessera cannot hold
+//! were found and `--skip-unsupported` was not given (that token is not migrated).
+
+#![deny(unsafe_code)]
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tessera_pkcs11::config::Config;
+use tessera_pkcs11::migrate::build::{self, Marker, Pin, Target};
+use tessera_pkcs11::migrate::softhsm2::{self, PinRole};
+use tessera_pkcs11::migrate::{inventory, Options, Planned, Summary, Unsupported};
+use tessera_pkcs11::token::PinPolicy;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(name = "tessera-migrate", version, about = "Move tokens into Tessera, and compare tokens")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Migrate SoftHSMv2 tokens (read directly from their directory) into Tessera's store.
+    FromSofthsm2(FromSofthsm2),
+    /// Write the inventory of a token (any PKCS#11 module) as CSV.
+    Inventory(Inventory),
+    /// Compare two inventories: missing, extra and changed objects; exit 1 on any difference.
+    Diff(DiffArgs),
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("which").args(["token", "serial", "all"])))]
+struct FromSofthsm2 {
+    /// SoftHSMv2's token directory (default: `directories.tokendir` of $SOFTHSM2_CONF, else of
+    /// /etc/softhsm/softhsm2.conf).
+    #[arg(long)]
+    tokendir: Option<PathBuf>,
+    /// The token with this label.
+    #[arg(long)]
+    token: Option<String>,
+    /// The token with this serial number.
+    #[arg(long)]
+    serial: Option<String>,
+    /// Every token of the directory (the same PINs for all).
+    #[arg(long)]
+    all: bool,
+    /// File holding the user PIN (first line). Else $TESSERA_MIGRATE_PIN, else a prompt.
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
+    /// File holding the SO PIN (first line). Else $TESSERA_MIGRATE_SO_PIN, else a prompt.
+    #[arg(long)]
+    so_pin_file: Option<PathBuf>,
+    /// Tessera's token directory (default: the one Tessera's configuration names).
+    #[arg(long)]
+    to: Option<PathBuf>,
+    /// List what would move and what cannot; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Migrate the tokens without the objects Tessera cannot hold (listed in the report).
+    #[arg(long)]
+    skip_unsupported: bool,
+    /// Replace a Tessera token with the same serial (kept as a backup first).
+    #[arg(long)]
+    force: bool,
+    /// Keys made on the token that both wrap and process data (Tessera uses them for neither
+    /// outside keys.legacy_wrapping) lose CKA_WRAP and CKA_UNWRAP: data keys.
+    #[arg(long)]
+    drop_wrap_usages: bool,
+    /// The report as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("which").args(["slot", "token"]).required(true)))]
+struct Inventory {
+    /// The PKCS#11 library.
+    #[arg(long)]
+    module: PathBuf,
+    /// The slot ID.
+    #[arg(long)]
+    slot: Option<u64>,
+    /// The token label.
+    #[arg(long)]
+    token: Option<String>,
+    /// The PIN (also $TESSERA_MIGRATE_PIN or --pin-file); without one only public objects are listed.
+    #[arg(long)]
+    pin: Option<String>,
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
+    /// Log in as the SO instead of the user.
+    #[arg(long)]
+    so: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    before: PathBuf,
+    after: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+type Res<T> = Result<T, String>;
+
+/// A PIN from a file (first line), an environment variable, or the terminal; `None` if none.
+fn pin_from(file: Option<&Path>, var: &str, prompt: &str) -> Res<Option<Pin>> {
+    if let Some(f) = file {
+        let text = Zeroizing::new(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
+        let line = text.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        return Ok(Some(Zeroizing::new(line.to_vec())));
+    }
+    if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        use std::os::unix::ffi::OsStrExt;
+        return Ok(Some(Zeroizing::new(v.as_bytes().to_vec())));
+    }
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(prompt).map_err(|e| format!("reading the PIN: {e}"))?;
+        return Ok(Some(Zeroizing::new(p.into_bytes())));
+    }
+    Ok(None)
+}
+
+/// SoftHSMv2's token directory, as SoftHSMv2 finds it.
+fn softhsm_tokendir(given: Option<&Path>) -> Res<PathBuf> {
+    if let Some(d) = given {
+        return Ok(d.to_path_buf());
+    }
+    let conf = std::env::var_os("SOFTHSM2_CONF")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/softhsm/softhsm2.conf"));
+    softhsm2::tokendir_from_conf(&conf)
+}
+
+/// The report of one token.
+#[derive(Serialize, Default)]
+struct TokenReport {
+    label: String,
+    serial: String,
+    backend: String,
+    source: String,
+    destination: Option<String>,
+    /// "migrated", "already migrated", "would migrate" (dry run), "not migrated".
+    status: String,
+    error: Option<String>,
+    moved: BTreeMap<String, usize>,
+    objects: Vec<Summary>,
+    unsupported: Vec<Unsupported>,
+    warnings: Vec<String>,
+    backup: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    tokens: Vec<TokenReport>,
+}
+
+fn kind_key(s: &Summary) -> String {
+    match &s.key_type {
+        Some(k) => format!("{} {}", s.class, k),
+        None => s.class.clone(),
+    }
+}
+
+fn migrate_one(
+    dir: &Path,
+    args: &FromSofthsm2,
+    user_pin: Option<&Pin>,
+    so_pin: Option<&Pin>,
+    target: &Target,
+) -> (TokenReport, u8) {
+    let mut rep = TokenReport { source: dir.display().to_string(), ..Default::default() };
+    let fail = |mut rep: TokenReport, e: String| {
+        rep.status = "not migrated".into();
+        rep.error = Some(e);
+        (rep, 1u8)
+    };
+    // The source's digest before and after: a token SoftHSMv2 changed while it was read is not
+    // migrated from a mixed state.
+    let before = match build::digest_dir(dir) {
+        Ok(d) => d,
+        Err(e) => return fail(rep, format!("{}: {e}", dir.display())),
+    };
+    let src = match softhsm2::Token::read(dir) {
+        Ok(t) => t,
+        Err(e) => return fail(rep, e.to_string()),
+    };
+    rep.label = src.label.clone();
+    rep.serial = src.serial.clone();
+    rep.backend = format!("{:?}", src.backend).to_lowercase();
+    // Each PIN given must be that role's; one of them unlocks the token key.
+    if let Some(p) = user_pin {
+        if !src.pin_matches(PinRole::User, p) {
+            return fail(rep, "the user PIN is incorrect (nothing was written)".into());
+        }
+    }
+    if let Some(p) = so_pin {
+        if !src.pin_matches(PinRole::So, p) {
+            return fail(rep, "the SO PIN is incorrect (nothing was written)".into());
+        }
+    }
+    let Some((key, _)) = user_pin.or(so_pin).and_then(|p| src.unlock(p)) else {
+        return fail(rep, "a PIN is needed: the user PIN (--pin-file or $TESSERA_MIGRATE_PIN) or the SO PIN".into());
+    };
+    let opts = Options { drop_wrap_usages: args.drop_wrap_usages };
+    let mut planned: Vec<Planned> = Vec::new();
+    for o in &src.objects {
+        let attrs = match src.decrypt(&key, o) {
+            Ok(a) => a,
+            Err(e) => return fail(rep, format!("{}: {e}", o.name)),
+        };
+        match tessera_pkcs11::migrate::convert(&o.name, &attrs, opts) {
+            Ok(p) => planned.push(p),
+            Err(u) => rep.unsupported.push(*u),
+        }
+    }
+    drop(key);
+    for p in &planned {
+        *rep.moved.entry(kind_key(&p.summary)).or_default() += 1;
+        for u in &p.summary.unknown {
+            rep.warnings.push(format!(
+                "{} {:?} (id {}): attribute {} ({}) has no place in Tessera's object and is not carried over",
+                p.summary.class, p.summary.label, p.summary.id, u.name, u.number
+            ));
+        }
+        for n in &p.summary.notes {
+            rep.warnings.push(format!("{} {:?} (id {}): {n}", p.summary.class, p.summary.label, p.summary.id));
+        }
+    }
+    let unsupported = !rep.unsupported.is_empty() && !args.skip_unsupported;
+    if args.dry_run {
+        rep.status = if unsupported { "would not migrate (unsupported objects)" } else { "would migrate" }.into();
+        rep.objects = planned.into_iter().map(|p| p.summary).collect();
+        return (rep, if unsupported { 2 } else { 0 });
+    }
+    if unsupported {
+        rep.status = "not migrated".into();
+        rep.error = Some("objects Tessera cannot hold (listed); --skip-unsupported migrates the rest".into());
+        rep.objects = planned.into_iter().map(|p| p.summary).collect();
+        return (rep, 2);
+    }
+    let (Some(so), user) = (so_pin, user_pin) else {
+        return fail(
+            rep,
+            "the SO PIN is needed too (--so-pin-file or $TESSERA_MIGRATE_SO_PIN): Tessera wraps the token key under \
+             each PIN with its own derivation, which needs the PIN itself"
+                .into(),
+        );
+    };
+    if src.has_user_pin() && user.is_none() {
+        return fail(rep, "the user PIN is needed too (--pin-file or $TESSERA_MIGRATE_PIN)".into());
+    }
+    let marker = Marker {
+        tool: "tessera-migrate from-softhsm2".into(),
+        source: dir.display().to_string(),
+        backend: rep.backend.clone(),
+        serial: src.serial.clone(),
+        digest: before.clone(),
+        objects: planned.len(),
+    };
+    let _lock = match build::lock_store(&target.tokendir) {
+        Ok(l) => l,
+        Err(e) => return fail(rep, e),
+    };
+    let objects: Vec<_> = planned.iter().map(|p| p.object.clone()).collect();
+    let total = objects.len();
+    let show = std::io::stderr().is_terminal() && !args.json;
+    let mut progress = |n: usize| {
+        if show && (n % 16 == 0 || n == total) {
+            eprint!("\r{}: {n}/{total} objects", src.label);
+            if n == total {
+                eprintln!();
+            }
+        }
+    };
+    let r = build::install(target, &src.serial, &src.label, user.map(|p| &p[..]), so, &objects, &marker, &mut progress);
+    match build::digest_dir(dir) {
+        Ok(after) if after == before => {}
+        _ => rep.warnings.push("the SoftHSMv2 token changed while it was read: run the migration again".into()),
+    }
+    rep.objects = planned.into_iter().map(|p| p.summary).collect();
+    match r {
+        Ok(i) => {
+            rep.destination = Some(i.dir.display().to_string());
+            rep.backup = i.backup.map(|b| b.display().to_string());
+            rep.status = if i.already { "already migrated" } else { "migrated" }.into();
+            (rep, 0)
+        }
+        Err(e) => fail(rep, e),
+    }
+}
+
+fn print_text(r: &Report) {
+    for t in &r.tokens {
+        println!("token {:?} serial {} ({} backend, {}): {}", t.label, t.serial, t.backend, t.source, t.status);
+        if let Some(d) = &t.destination {
+            println!("  into {d}");
+        }
+        if let Some(b) = &t.backup {
+            println!("  the Tessera token it replaces is kept at {b}");
+        }
+        for (k, n) in &t.moved {
+            println!("  {n:>5} {k}");
+        }
+        for o in &t.objects {
+            println!(
+                "        {} {}label={:?} id={}",
+                o.class,
+                o.key_type.as_ref().map(|k| format!("{k} ")).unwrap_or_default(),
+                o.label,
+                o.id
+            );
+        }
+        for u in &t.unsupported {
+            println!("  cannot move: {} label={:?} id={} ({}): {}", u.class, u.label, u.id, u.source, u.reason);
+        }
+        for w in &t.warnings {
+            println!("  warning: {w}");
+        }
+        if let Some(e) = &t.error {
+            println!("  error: {e}");
+        }
+    }
+}
+
+fn from_softhsm2(args: &FromSofthsm2) -> Res<u8> {
+    let tokendir = softhsm_tokendir(args.tokendir.as_deref())?;
+    let dirs = softhsm2::token_dirs(&tokendir).map_err(|e| format!("{}: {e}", tokendir.display()))?;
+    let mut chosen = Vec::new();
+    for d in dirs {
+        let keep = if args.all {
+            true
+        } else if let Some(l) = &args.token {
+            softhsm2::Token::read(&d).is_ok_and(|t| &t.label == l)
+        } else if let Some(s) = &args.serial {
+            softhsm2::Token::read(&d).is_ok_and(|t| &t.serial == s)
+        } else {
+            return Err("choose --token LABEL, --serial S or --all".into());
+        };
+        if keep {
+            chosen.push(d);
+        }
+    }
+    if chosen.is_empty() {
+        return Err(format!("no such SoftHSMv2 token in {}", tokendir.display()));
+    }
+    let user_pin = pin_from(args.pin_file.as_deref(), "TESSERA_MIGRATE_PIN", "User PIN: ")?;
+    let so_pin = if args.dry_run && user_pin.is_some() {
+        None
+    } else {
+        pin_from(args.so_pin_file.as_deref(), "TESSERA_MIGRATE_SO_PIN", "SO PIN: ")?
+    };
+    let cfg = Config::load()?;
+    let policy = PinPolicy {
+        max_failures: cfg.pin_max_failures,
+        iterations: cfg.kdf_iterations,
+        min_length: cfg.pin_min_length(),
+        approved: cfg.mode == tessera_pkcs11::policy::Mode::Approved,
+    };
+    let target = Target { tokendir: args.to.clone().unwrap_or(cfg.tokendir.clone()), policy, force: args.force };
+    let mut report = Report::default();
+    let mut status = 0u8;
+    for d in chosen {
+        let (r, s) = migrate_one(&d, args, user_pin.as_ref(), so_pin.as_ref(), &target);
+        status = status.max(s);
+        report.tokens.push(r);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        print_text(&report);
+    }
+    Ok(status)
+}
+
+fn inventory_cmd(a: &Inventory) -> Res<u8> {
+    let pin = match &a.pin {
+        Some(p) => Some(Zeroizing::new(p.clone().into_bytes())),
+        None => pin_from(a.pin_file.as_deref(), "TESSERA_MIGRATE_PIN", "PIN: ")?,
+    };
+    let sel =
+        inventory::Select { slot: a.slot, token: a.token.as_deref(), pin: pin.as_deref().map(|p| &p[..]), so: a.so };
+    let rows = inventory::inventory(&a.module, &sel)?;
+    match &a.out {
+        Some(f) => inventory::write_csv(&rows, std::fs::File::create(f).map_err(|e| format!("{}: {e}", f.display()))?)?,
+        None => inventory::write_csv(&rows, std::io::stdout().lock())?,
+    }
+    Ok(0)
+}
+
+fn diff_cmd(a: &DiffArgs) -> Res<u8> {
+    let d = inventory::diff(&inventory::read_csv(&a.before)?, &inventory::read_csv(&a.after)?);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&d).map_err(|e| e.to_string())?);
+    } else {
+        for m in &d.missing {
+            println!("missing: {m}");
+        }
+        for x in &d.extra {
+            println!("extra: {x}");
+        }
+        for c in &d.changed {
+            println!("changed: {c}");
+        }
+        if d.is_empty() {
+            println!("no difference");
+        }
+    }
+    Ok(if d.is_empty() { 0 } else { 1 })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match &cli.cmd {
+        Cmd::FromSofthsm2(a) => from_softhsm2(a),
+        Cmd::Inventory(a) => inventory_cmd(a),
+        Cmd::Diff(a) => diff_cmd(a),
+    };
+    match r {
+        Ok(s) => ExitCode::from(s),
+        Err(e) => {
+            eprintln!("tessera-migrate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
