@@ -273,7 +273,7 @@ fn migrate_one(
         source: dir.display().to_string(),
         backend: rep.backend.clone(),
         serial: src.serial.clone(),
-        digest: before.clone(),
+        digest: src.content_digest(),
         objects: planned.len(),
     };
     let _lock = match build::lock_store(&target.tokendir) {

@@ -28,7 +28,7 @@ pub struct Marker {
     pub source: String,
     pub backend: String,
     pub serial: String,
-    /// SHA-256 of the source token's files (names and contents).
+    /// The source token's content digest (`softhsm2::Token::content_digest`).
     pub digest: String,
     pub objects: usize,
 }
@@ -163,6 +163,7 @@ pub fn install(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Installed, String> {
     let final_dir = target.tokendir.join(serial);
+    remove_leftovers(&target.tokendir, serial)?;
     let (exists, found) = existing(&target.tokendir, serial);
     if exists && found.as_ref() == Some(marker) {
         return Ok(Installed { dir: final_dir, backup: None, already: true });
@@ -174,7 +175,6 @@ pub fn install(
             final_dir.display()
         ));
     }
-    remove_leftovers(&target.tokendir, serial)?;
     let tmp = target.tokendir.join(format!("{}{}", temp_prefix(serial), std::process::id()));
     {
         use std::os::unix::fs::DirBuilderExt;

@@ -244,6 +244,10 @@ fn row(a: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>, publics: &BTreeMap<(CK_KEY_TYPE
             a.get(&CKA_MODULUS).map(|m| (crate::object::template::without_leading_zeros(m).len() * 8).to_string())
         }
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(_)) => a.get(&CKA_EC_PARAMS).map(|p| curve_name(p)),
+        // DES keys have a fixed length, which not every module reports as CKA_VALUE_LEN.
+        (CKO_SECRET_KEY, Some(CKK_DES)) => Some("64".into()),
+        (CKO_SECRET_KEY, Some(CKK_DES2)) => Some("128".into()),
+        (CKO_SECRET_KEY, Some(CKK_DES3)) => Some("192".into()),
         (CKO_SECRET_KEY, _) => ulong(a, CKA_VALUE_LEN).map(|l| (l * 8).to_string()),
         _ => None,
     };

@@ -292,6 +292,56 @@ impl Token {
         })
     }
 
+    /// SHA-256 of what the token holds: label, serial, both PIN blobs and every object's stored
+    /// attributes (as stored: private values still encrypted). Not the token flags or the
+    /// generation counters, which SoftHSMv2 rewrites when it is merely used: a migrated token stays
+    /// recognised as this token's migration until an object or a PIN changes.
+    pub fn content_digest(&self) -> String {
+        use crate::crypto::digest::{Context, SHA256};
+        fn put(ctx: &mut Context, b: &[u8]) {
+            ctx.update(&(b.len() as u64).to_be_bytes());
+            ctx.update(b);
+        }
+        fn value(ctx: &mut Context, v: &Val) {
+            match v {
+                Val::Bool(b) => put(ctx, &[1, *b as u8]),
+                Val::Ulong(u) => put(ctx, &[&[2u8][..], &u.to_be_bytes()].concat()),
+                Val::Bytes(b) => {
+                    ctx.update(&[3]);
+                    put(ctx, b);
+                }
+                Val::Map(m) => {
+                    ctx.update(&[4]);
+                    ctx.update(&(m.len() as u64).to_be_bytes());
+                    for (t, v) in m {
+                        ctx.update(&(*t as u64).to_be_bytes());
+                        value(ctx, v);
+                    }
+                }
+                Val::Mechs(m) => {
+                    ctx.update(&[5]);
+                    put(ctx, &m.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>());
+                }
+            }
+        }
+        let mut ctx = Context::new(&SHA256);
+        put(&mut ctx, self.label.as_bytes());
+        put(&mut ctx, self.serial.as_bytes());
+        put(&mut ctx, self.so_blob.as_deref().unwrap_or(&[]));
+        put(&mut ctx, self.user_blob.as_deref().unwrap_or(&[]));
+        let mut objects: Vec<&RawObject> = self.objects.iter().collect();
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
+        for o in objects {
+            put(&mut ctx, o.name.as_bytes());
+            ctx.update(&(o.attrs.len() as u64).to_be_bytes());
+            for (t, v) in &o.attrs {
+                ctx.update(&(*t as u64).to_be_bytes());
+                value(&mut ctx, v);
+            }
+        }
+        crate::object::template::hex(ctx.finish().as_ref())
+    }
+
     /// Whether the user PIN was ever set.
     pub fn has_user_pin(&self) -> bool {
         self.user_blob.is_some()
