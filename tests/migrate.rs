@@ -853,20 +853,18 @@ fn below(n: u64) -> u64 {
     u64::from_le_bytes(b) % n.max(1)
 }
 
-#[test]
-fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
-    if !softhsm_or_skip("the kill test") || !have_or_skip("softhsm2-util", "the kill test") {
-        return;
-    }
-    const OBJECTS: usize = 1000;
-    let (_d, tokens, conf) = softhsm_store("big");
+/// A SoftHSMv2 token `big` of `n` objects: RSA and EC pairs generated and AES keys and data
+/// objects created by SoftHSMv2 (18 objects), then their object files copied under new names up to
+/// `n` (SoftHSMv2 itself takes minutes to create a thousand objects: it reads its whole directory
+/// on each one). Each copy is a valid SoftHSMv2 object, encrypted under the same token key.
+fn big_softhsm_token(n: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (d, tokens, conf) = softhsm_store("big");
     {
         let _g = lock();
         std::env::set_var("SOFTHSM2_CONF", &conf);
         let p = init(Path::new(SOFTHSM));
         let s = session(&p, "big", UserType::User, USER);
-        // RSA and EC pairs generated, AES keys and data objects created: 1,000 objects.
-        for i in 0..4u8 {
+        for i in 0..2u8 {
             s.generate_key_pair(
                 &Mechanism::RsaPkcsKeyPairGen,
                 &[Attribute::Token(true), Attribute::ModulusBits(2048.into()), Attribute::Id(vec![i])],
@@ -874,28 +872,23 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
             )
             .unwrap();
         }
-        for i in 0..48u8 {
+        for i in 0..4u8 {
+            let id = vec![0x40, i];
             s.generate_key_pair(
                 &Mechanism::EccKeyPairGen,
-                &[Attribute::Token(true), Attribute::EcParams(ec_params("p256")), Attribute::Id(vec![0x40, i])],
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::Id(vec![0x40, i]),
-                ],
+                &[Attribute::Token(true), Attribute::EcParams(ec_params("p256")), Attribute::Id(id.clone())],
+                &[Attribute::Token(true), Attribute::Private(true), Attribute::Sensitive(true), Attribute::Id(id)],
             )
             .unwrap();
         }
-        let made = 8 + 96;
-        for i in 0..(OBJECTS - made) {
+        for i in 0..6 {
             let label = format!("obj-{i}").into_bytes();
-            if i % 2 == 0 {
+            if i < 4 {
                 s.create_object(&[
                     Attribute::Class(ObjectClass::SECRET_KEY),
                     Attribute::KeyType(KeyType::AES),
                     Attribute::Token(true),
-                    Attribute::Private(true),
+                    Attribute::Private(i % 2 == 0),
                     Attribute::Sensitive(true),
                     Attribute::Value(sha2::Sha256::digest(&label).to_vec()),
                     Attribute::Label(label),
@@ -905,16 +898,85 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
                 s.create_object(&[
                     Attribute::Class(ObjectClass::DATA),
                     Attribute::Token(true),
-                    Attribute::Private(i % 4 == 1),
+                    Attribute::Private(i == 4),
                     Attribute::Value(label.clone()),
                     Attribute::Label(label),
                 ])
                 .unwrap();
             }
         }
-        assert_eq!(s.find_objects(&[]).unwrap().len(), OBJECTS);
-        drop(s);
+        assert_eq!(s.find_objects(&[]).unwrap().len(), 18);
     }
+    let dir = softhsm2_token_dirs(&tokens).pop().expect("the token's directory");
+    let mut base: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "object") && !p.ends_with("token.object"))
+        .collect();
+    base.sort();
+    for i in base.len()..n {
+        let name = format!("{:08x}-0000-0000-0000-{:012x}", 0x7e570000 + i, i);
+        std::fs::copy(&base[i % base.len()], dir.join(format!("{name}.object"))).unwrap();
+        std::fs::write(dir.join(format!("{name}.lock")), b"").unwrap();
+    }
+    (d, tokens, conf)
+}
+
+fn softhsm2_token_dirs(tokens: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(tokens).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    v.sort();
+    v
+}
+
+/// The cost of a 10,000-object migration (RSA, EC and AES keys and data objects), which must
+/// stay under 30 s; printed beside the time SoftHSMv2 takes to list the same token
+/// (`pkcs11-tool -O`).
+#[test]
+fn ten_thousand_objects_migrate_in_under_30_s() {
+    if !softhsm_or_skip("the cost test") || !have_or_skip("softhsm2-util", "the cost test") {
+        return;
+    }
+    const OBJECTS: usize = 10_000;
+    let (_d, tokens, conf) = big_softhsm_token(OBJECTS);
+    let store = tessera_store();
+    let t0 = std::time::Instant::now();
+    let r = migrate(&store, &tokens);
+    let took = t0.elapsed().as_secs_f64();
+    assert_eq!(token_report(&r, "big")["status"], "migrated");
+    let listed = if have("pkcs11-tool") {
+        let t0 = std::time::Instant::now();
+        let o = Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", &conf)
+            .args(["--module", SOFTHSM, "--token-label", "big", "--login", "--pin", USER, "-O"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+        format!("; SoftHSMv2 lists it (pkcs11-tool -O) in {:.1} s", t0.elapsed().as_secs_f64())
+    } else {
+        String::new()
+    };
+    println!("a migration of {OBJECTS} objects took {took:.1} s{listed}");
+    assert!(took < 30.0, "{OBJECTS} objects in {took:.1} s");
+    let db = rusqlite::Connection::open_with_flags(
+        store.tokendir().join(token_report(&r, "big")["serial"].as_str().unwrap()).join("tessera.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let n: i64 = db.query_row("SELECT count(*) FROM object", [], |r| r.get(0)).unwrap();
+    assert_eq!(n as usize, OBJECTS);
+}
+
+#[test]
+fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
+    if !softhsm_or_skip("the kill test") || !have_or_skip("softhsm2-util", "the kill test") {
+        return;
+    }
+    const OBJECTS: usize = 1000;
+    let started = std::time::Instant::now();
+    let (_d, tokens, conf) = big_softhsm_token(OBJECTS);
+    println!("SoftHSMv2 made the token in {:.1} s", started.elapsed().as_secs_f64());
     let source = hash_tree(&tokens);
     let args = from_softhsm2_args(&tokens);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -935,9 +997,15 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
         assert!(dir.join("migrated-from.json").is_file());
     };
     whole_token(&dir);
-    let (mut none, mut whole_found) = (0, 0);
+    let (mut none, mut whole_found, mut mid_build) = (0, 0, 0);
     let kills = 50;
-    let span = whole.as_millis() as u64 + 50;
+    // A third more than a whole run took: the kills fall all along it, and some after it ended.
+    let span = whole.as_millis() as u64 * 4 / 3 + 50;
+    let building = |tokendir: &Path| {
+        std::fs::read_dir(tokendir)
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".tessera-migrate-")))
+            .unwrap_or(false)
+    };
     for _ in 0..kills {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).unwrap();
@@ -949,6 +1017,9 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
         std::thread::sleep(std::time::Duration::from_millis(below(span)));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
+        if building(&store.tokendir()) {
+            mid_build += 1;
+        }
         if dir.exists() {
             whole_token(&dir);
             whole_found += 1;
@@ -956,8 +1027,9 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
             none += 1;
         }
     }
-    println!("{kills} kills: {none} left no token, {whole_found} a whole one");
-    assert!(none > 0, "some kills fell before the end");
+    println!("kills done at {:.1} s", started.elapsed().as_secs_f64());
+    println!("{kills} kills: {none} left no token ({mid_build} of them in the middle of the build), {whole_found} a whole one");
+    assert!(mid_build > 0, "some kills fell in the middle of the build");
     // A run afterwards completes, and cleans what the killed runs left.
     let r = migrate(&store, &tokens);
     assert!(["migrated", "already migrated"].contains(&token_report(&r, "big")["status"].as_str().unwrap()));
