@@ -975,7 +975,7 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
     }
     const OBJECTS: usize = 1000;
     let started = std::time::Instant::now();
-    let (_d, tokens, conf) = big_softhsm_token(OBJECTS);
+    let (_d, tokens, _conf) = big_softhsm_token(OBJECTS);
     println!("SoftHSMv2 made the token in {:.1} s", started.elapsed().as_secs_f64());
     let source = hash_tree(&tokens);
     let args = from_softhsm2_args(&tokens);

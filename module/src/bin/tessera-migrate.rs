@@ -284,7 +284,7 @@ fn migrate_one(
     let total = objects.len();
     let show = std::io::stderr().is_terminal() && !args.json;
     let mut progress = |n: usize| {
-        if show && (n % 16 == 0 || n == total) {
+        if show && (n.is_multiple_of(16) || n == total) {
             eprint!("\r{}: {n}/{total} objects", src.label);
             if n == total {
                 eprintln!();

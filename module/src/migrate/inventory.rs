@@ -134,7 +134,7 @@ fn inventory_in(p: &Pkcs11, sel: &Select<'_>) -> Result<Vec<Row>, String> {
         }
     }
     let mut rows: Vec<Row> = objects.iter().map(|a| row(a, &publics)).collect();
-    rows.sort_by(|a, b| key_of(a).cmp(&key_of(b)));
+    rows.sort_by_key(key_of);
     Ok(rows)
 }
 

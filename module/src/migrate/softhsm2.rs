@@ -314,7 +314,7 @@ impl Token {
                     ctx.update(&[4]);
                     ctx.update(&(m.len() as u64).to_be_bytes());
                     for (t, v) in m {
-                        ctx.update(&(*t as u64).to_be_bytes());
+                        ctx.update(&t.to_be_bytes());
                         value(ctx, v);
                     }
                 }
@@ -335,7 +335,7 @@ impl Token {
             put(&mut ctx, o.name.as_bytes());
             ctx.update(&(o.attrs.len() as u64).to_be_bytes());
             for (t, v) in &o.attrs {
-                ctx.update(&(*t as u64).to_be_bytes());
+                ctx.update(&t.to_be_bytes());
                 value(&mut ctx, v);
             }
         }
@@ -559,15 +559,15 @@ mod tests {
             b.extend_from_slice(&k.to_be_bytes());
             b.extend_from_slice(v);
         };
-        put(CKA_TOKEN as u64, 1, &[0xff]);
-        put(CKA_CLASS as u64, 2, &3u64.to_be_bytes());
-        put(CKA_LABEL as u64, 3, &[&2u64.to_be_bytes()[..], b"ab"].concat());
+        put(CKA_TOKEN, 1, &[0xff]);
+        put(CKA_CLASS, 2, &3u64.to_be_bytes());
+        put(CKA_LABEL, 3, &[&2u64.to_be_bytes()[..], b"ab"].concat());
         let mut map = Vec::new();
-        map.extend_from_slice(&(CKA_EXTRACTABLE as u64).to_be_bytes());
+        map.extend_from_slice(&CKA_EXTRACTABLE.to_be_bytes());
         map.extend_from_slice(&1u64.to_be_bytes());
         map.push(0);
-        put(CKA_WRAP_TEMPLATE as u64, 4, &[&(map.len() as u64).to_be_bytes()[..], &map].concat());
-        put(CKA_ALLOWED_MECHANISMS as u64, 5, &[&1u64.to_be_bytes()[..], &0x1082u64.to_be_bytes()].concat());
+        put(CKA_WRAP_TEMPLATE, 4, &[&(map.len() as u64).to_be_bytes()[..], &map].concat());
+        put(CKA_ALLOWED_MECHANISMS, 5, &[&1u64.to_be_bytes()[..], &0x1082u64.to_be_bytes()].concat());
         let a = parse_object_file(&b).unwrap();
         assert_eq!(a[&CKA_TOKEN], Val::Bool(true));
         assert_eq!(a[&CKA_CLASS], Val::Ulong(3));
