@@ -1050,3 +1050,149 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
     assert_eq!(s.find_objects(&[]).unwrap().len(), OBJECTS);
     drop(s);
 }
+
+// ---- through another PKCS#11 module ----
+
+#[test]
+fn via_pkcs11_copies_what_softhsm2_lets_out_and_lists_the_rest() {
+    if !softhsm_or_skip("via-pkcs11") || !have_or_skip("softhsm2-util", "via-pkcs11") {
+        return;
+    }
+    let (_d, _tokens, conf) = softhsm_store("via");
+    {
+        let _g = lock();
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let p = init(Path::new(SOFTHSM));
+        let s = session(&p, "via", UserType::User, USER);
+        let key = |label: &str, id: u8, extractable: bool| {
+            vec![
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(extractable),
+                Attribute::Label(label.into()),
+                Attribute::Id(vec![id]),
+            ]
+        };
+        let public =
+            |label: &str, id: u8| vec![Attribute::Token(true), Attribute::Label(label.into()), Attribute::Id(vec![id])];
+        let mut rsa_pub = public("rsa", 1);
+        rsa_pub.extend([Attribute::ModulusBits(2048.into()), Attribute::PublicExponent(vec![1, 0, 1])]);
+        s.generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &rsa_pub,
+            &[key("rsa", 1, true), vec![Attribute::Sign(true)]].concat(),
+        )
+        .unwrap();
+        let mut ec_pub = public("ec", 2);
+        ec_pub.push(Attribute::EcParams(ec_params("p256")));
+        s.generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &ec_pub,
+            &[key("ec", 2, false), vec![Attribute::Sign(true)]].concat(),
+        )
+        .unwrap();
+        let aes = |label: &str, id: u8, extractable: bool| {
+            [
+                key(label, id, extractable),
+                vec![Attribute::ValueLen(32.into()), Attribute::Decrypt(true), Attribute::Encrypt(true)],
+            ]
+            .concat()
+        };
+        s.generate_key(&Mechanism::AesKeyGen, &aes("aes-out", 3, true)).unwrap();
+        s.generate_key(&Mechanism::AesKeyGen, &aes("aes-stuck", 4, false)).unwrap();
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Label(b"notes".to_vec()),
+            Attribute::Application(b"app".to_vec()),
+            Attribute::Value(b"data value".to_vec()),
+        ])
+        .unwrap();
+    }
+    let store = tessera_store();
+    let mut args: Vec<String> = ["via-pkcs11", "--from-module", SOFTHSM, "--from-token", "via", "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if approved_mode() {
+        args.push("--drop-wrap-usages".into());
+    }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run_via = |a: &[&str]| {
+        let mut c = store.command(migrate_bin());
+        c.args(a).env("SOFTHSM2_CONF", &conf).env("TESSERA_MIGRATE_PIN", USER).env("TESSERA_MIGRATE_SO_PIN", SO);
+        c.stdin(Stdio::null()).output().unwrap()
+    };
+    // Keys that cannot leave: listed by label and ID, and nothing is written without
+    // --skip-unsupported.
+    let o = run_via(&a);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stuck: Vec<(String, String)> = token_report(&r, "via")["unsupported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["label"].as_str().unwrap().to_string(), u["id"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(stuck.len(), 2, "{stuck:?}");
+    assert!(
+        stuck.contains(&("ec".into(), "02".into())) && stuck.contains(&("aes-stuck".into(), "04".into())),
+        "{stuck:?}"
+    );
+    assert!(
+        !store.tokendir().exists()
+            || std::fs::read_dir(store.tokendir())
+                .unwrap()
+                .flatten()
+                .all(|e| e.file_name().to_string_lossy().starts_with('.'))
+    );
+    let mut all = a.clone();
+    all.push("--skip-unsupported");
+    let o = run_via(&all);
+    assert!(o.status.success(), "{}", show(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(token_report(&r, "via")["status"], "migrated");
+
+    let _g = lock();
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let soft = init(Path::new(SOFTHSM));
+    store.activate();
+    let tess = init(&module_path());
+    let a = session(&soft, "via", UserType::User, USER);
+    let b = session(&tess, "via", UserType::User, USER);
+    // The two public keys, the RSA private key, one AES key, the data object.
+    assert_eq!(b.find_objects(&[]).unwrap().len(), 5);
+    assert!(b.find_objects(&[Attribute::Label(b"aes-stuck".to_vec())]).unwrap().is_empty());
+    assert!(b
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"ec".to_vec())])
+        .unwrap()
+        .is_empty());
+    let msg = b"through another module".to_vec();
+    let sig = b.sign(&Mechanism::Sha256RsaPkcs, find(&b, ObjectClass::PRIVATE_KEY, "rsa"), &msg).unwrap();
+    a.verify(&Mechanism::Sha256RsaPkcs, find(&a, ObjectClass::PUBLIC_KEY, "rsa"), &msg, &sig)
+        .expect("SoftHSMv2 verifies the copied key's signature");
+    let iv = [9u8; 16];
+    let ct = a.encrypt(&Mechanism::AesCbc(iv), find(&a, ObjectClass::SECRET_KEY, "aes-out"), &[0x42; 32]).unwrap();
+    assert_eq!(
+        b.decrypt(&Mechanism::AesCbc(iv), find(&b, ObjectClass::SECRET_KEY, "aes-out"), &ct).unwrap(),
+        [0x42; 32]
+    );
+    let ec = find(&b, ObjectClass::PUBLIC_KEY, "ec");
+    assert_eq!(
+        one(&b, ec, AttributeType::EcPoint),
+        one(&a, find(&a, ObjectClass::PUBLIC_KEY, "ec"), AttributeType::EcPoint)
+    );
+    let data = find(&b, ObjectClass::DATA, "notes");
+    assert_eq!(one(&b, data, AttributeType::Value), Some(Attribute::Value(b"data value".to_vec())));
+    assert_eq!(one(&b, data, AttributeType::Application), Some(Attribute::Application(b"app".to_vec())));
+    // The copied key keeps its flags as the source showed them.
+    let k = find(&b, ObjectClass::SECRET_KEY, "aes-out");
+    assert_eq!(one(&b, k, AttributeType::Sensitive), Some(Attribute::Sensitive(true)));
+    assert_eq!(one(&b, k, AttributeType::Extractable), Some(Attribute::Extractable(true)));
+    assert_eq!(
+        one(&b, k, AttributeType::Local),
+        one(&a, find(&a, ObjectClass::SECRET_KEY, "aes-out"), AttributeType::Local)
+    );
+}

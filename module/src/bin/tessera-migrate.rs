@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use tessera_pkcs11::config::Config;
 use tessera_pkcs11::migrate::build::{self, Marker, Pin, Target};
 use tessera_pkcs11::migrate::softhsm2::{self, PinRole};
+use tessera_pkcs11::migrate::via;
 use tessera_pkcs11::migrate::{inventory, Options, Planned, Summary, Unsupported};
 use tessera_pkcs11::token::PinPolicy;
 use zeroize::Zeroizing;
@@ -35,6 +36,9 @@ struct Cli {
 enum Cmd {
     /// Migrate SoftHSMv2 tokens (read directly from their directory) into Tessera's store.
     FromSofthsm2(FromSofthsm2),
+    /// Copy a token through another PKCS#11 module: what it lets out (public objects,
+    /// certificates, data objects, extractable keys wrapped with AES-KWP); lists what it does not.
+    ViaPkcs11(ViaPkcs11),
     /// Write the inventory of a token (any PKCS#11 module) as CSV.
     Inventory(Inventory),
     /// Compare two inventories: missing, extra and changed objects; exit 1 on any difference.
@@ -63,6 +67,13 @@ struct FromSofthsm2 {
     /// File holding the SO PIN (first line). Else $TESSERA_MIGRATE_SO_PIN, else a prompt.
     #[arg(long)]
     so_pin_file: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What every migration does with the objects read.
+#[derive(Args, Clone)]
+struct Common {
     /// Tessera's token directory (default: the one Tessera's configuration names).
     #[arg(long)]
     to: Option<PathBuf>,
@@ -82,6 +93,30 @@ struct FromSofthsm2 {
     /// The report as JSON on standard output.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("which").args(["from_slot", "from_token"]).required(true)))]
+struct ViaPkcs11 {
+    /// The source PKCS#11 library.
+    #[arg(long)]
+    from_module: PathBuf,
+    /// The source slot ID.
+    #[arg(long)]
+    from_slot: Option<u64>,
+    /// The source token's label.
+    #[arg(long)]
+    from_token: Option<String>,
+    /// The user PIN (also --pin-file, $TESSERA_MIGRATE_PIN, or a prompt).
+    #[arg(long)]
+    pin: Option<String>,
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
+    /// File holding the SO PIN (first line). Else $TESSERA_MIGRATE_SO_PIN, else a prompt.
+    #[arg(long)]
+    so_pin_file: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -180,59 +215,35 @@ fn kind_key(s: &Summary) -> String {
     }
 }
 
-fn migrate_one(
-    dir: &Path,
-    args: &FromSofthsm2,
-    user_pin: Option<&Pin>,
-    so_pin: Option<&Pin>,
+fn failed(mut rep: TokenReport, e: String) -> (TokenReport, u8) {
+    rep.status = "not migrated".into();
+    rep.error = Some(e);
+    (rep, 1u8)
+}
+
+/// Converts the objects read (`rep` has the token's identity) and, unless `--dry-run`, builds the
+/// Tessera token; `after` runs once the token is written (the source's check that it did not
+/// change meanwhile).
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    mut rep: TokenReport,
+    objects: &[(String, BTreeMap<cryptoki_sys::CK_ATTRIBUTE_TYPE, softhsm2::Val>)],
+    common: &Common,
+    user: Option<&Pin>,
+    so: Option<&Pin>,
+    user_pin_needed: bool,
+    marker: Marker,
     target: &Target,
+    after: &mut dyn FnMut(&mut TokenReport),
 ) -> (TokenReport, u8) {
-    let mut rep = TokenReport { source: dir.display().to_string(), ..Default::default() };
-    let fail = |mut rep: TokenReport, e: String| {
-        rep.status = "not migrated".into();
-        rep.error = Some(e);
-        (rep, 1u8)
-    };
-    // The source's digest before and after: a token SoftHSMv2 changed while it was read is not
-    // migrated from a mixed state.
-    let before = match build::digest_dir(dir) {
-        Ok(d) => d,
-        Err(e) => return fail(rep, format!("{}: {e}", dir.display())),
-    };
-    let src = match softhsm2::Token::read(dir) {
-        Ok(t) => t,
-        Err(e) => return fail(rep, e.to_string()),
-    };
-    rep.label = src.label.clone();
-    rep.serial = src.serial.clone();
-    rep.backend = format!("{:?}", src.backend).to_lowercase();
-    // Each PIN given must be that role's; one of them unlocks the token key.
-    if let Some(p) = user_pin {
-        if !src.pin_matches(PinRole::User, p) {
-            return fail(rep, "the user PIN is incorrect (nothing was written)".into());
-        }
-    }
-    if let Some(p) = so_pin {
-        if !src.pin_matches(PinRole::So, p) {
-            return fail(rep, "the SO PIN is incorrect (nothing was written)".into());
-        }
-    }
-    let Some((key, _)) = user_pin.or(so_pin).and_then(|p| src.unlock(p)) else {
-        return fail(rep, "a PIN is needed: the user PIN (--pin-file or $TESSERA_MIGRATE_PIN) or the SO PIN".into());
-    };
-    let opts = Options { drop_wrap_usages: args.drop_wrap_usages };
+    let opts = Options { drop_wrap_usages: common.drop_wrap_usages };
     let mut planned: Vec<Planned> = Vec::new();
-    for o in &src.objects {
-        let attrs = match src.decrypt(&key, o) {
-            Ok(a) => a,
-            Err(e) => return fail(rep, format!("{}: {e}", o.name)),
-        };
-        match tessera_pkcs11::migrate::convert(&o.name, &attrs, opts) {
+    for (name, attrs) in objects {
+        match tessera_pkcs11::migrate::convert(name, attrs, opts) {
             Ok(p) => planned.push(p),
             Err(u) => rep.unsupported.push(*u),
         }
     }
-    drop(key);
     for p in &planned {
         *rep.moved.entry(kind_key(&p.summary)).or_default() += 1;
         for u in &p.summary.unknown {
@@ -245,8 +256,8 @@ fn migrate_one(
             rep.warnings.push(format!("{} {:?} (id {}): {n}", p.summary.class, p.summary.label, p.summary.id));
         }
     }
-    let unsupported = !rep.unsupported.is_empty() && !args.skip_unsupported;
-    if args.dry_run {
+    let unsupported = !rep.unsupported.is_empty() && !common.skip_unsupported;
+    if common.dry_run {
         rep.status = if unsupported { "would not migrate (unsupported objects)" } else { "would migrate" }.into();
         rep.objects = planned.into_iter().map(|p| p.summary).collect();
         return (rep, if unsupported { 2 } else { 0 });
@@ -257,45 +268,44 @@ fn migrate_one(
         rep.objects = planned.into_iter().map(|p| p.summary).collect();
         return (rep, 2);
     }
-    let (Some(so), user) = (so_pin, user_pin) else {
-        return fail(
+    let Some(so) = so else {
+        return failed(
             rep,
             "the SO PIN is needed too (--so-pin-file or $TESSERA_MIGRATE_SO_PIN): Tessera wraps the token key under \
              each PIN with its own derivation, which needs the PIN itself"
                 .into(),
         );
     };
-    if src.has_user_pin() && user.is_none() {
-        return fail(rep, "the user PIN is needed too (--pin-file or $TESSERA_MIGRATE_PIN)".into());
+    if user_pin_needed && user.is_none() {
+        return failed(rep, "the user PIN is needed too (--pin-file or $TESSERA_MIGRATE_PIN)".into());
     }
-    let marker = Marker {
-        tool: "tessera-migrate from-softhsm2".into(),
-        source: dir.display().to_string(),
-        backend: rep.backend.clone(),
-        serial: src.serial.clone(),
-        digest: src.content_digest(),
-        objects: planned.len(),
-    };
     let _lock = match build::lock_store(&target.tokendir) {
         Ok(l) => l,
-        Err(e) => return fail(rep, e),
+        Err(e) => return failed(rep, e),
     };
-    let objects: Vec<_> = planned.iter().map(|p| p.object.clone()).collect();
-    let total = objects.len();
-    let show = std::io::stderr().is_terminal() && !args.json;
+    let built: Vec<_> = planned.iter().map(|p| p.object.clone()).collect();
+    let total = built.len();
+    let show = std::io::stderr().is_terminal() && !common.json;
+    let label = rep.label.clone();
     let mut progress = |n: usize| {
         if show && (n.is_multiple_of(16) || n == total) {
-            eprint!("\r{}: {n}/{total} objects", src.label);
+            eprint!("\r{label}: {n}/{total} objects");
             if n == total {
                 eprintln!();
             }
         }
     };
-    let r = build::install(target, &src.serial, &src.label, user.map(|p| &p[..]), so, &objects, &marker, &mut progress);
-    match build::digest_dir(dir) {
-        Ok(after) if after == before => {}
-        _ => rep.warnings.push("the SoftHSMv2 token changed while it was read: run the migration again".into()),
-    }
+    let r = build::install(
+        target,
+        &rep.serial.clone(),
+        &rep.label.clone(),
+        user.map(|p| &p[..]),
+        so,
+        &built,
+        &marker,
+        &mut progress,
+    );
+    after(&mut rep);
     rep.objects = planned.into_iter().map(|p| p.summary).collect();
     match r {
         Ok(i) => {
@@ -304,8 +314,66 @@ fn migrate_one(
             rep.status = if i.already { "already migrated" } else { "migrated" }.into();
             (rep, 0)
         }
-        Err(e) => fail(rep, e),
+        Err(e) => failed(rep, e),
     }
+}
+
+fn migrate_one(
+    dir: &Path,
+    common: &Common,
+    user_pin: Option<&Pin>,
+    so_pin: Option<&Pin>,
+    target: &Target,
+) -> (TokenReport, u8) {
+    let mut rep = TokenReport { source: dir.display().to_string(), ..Default::default() };
+    // The source's digest before and after: a token SoftHSMv2 changed while it was read is not
+    // migrated from a mixed state.
+    let before = match build::digest_dir(dir) {
+        Ok(d) => d,
+        Err(e) => return failed(rep, format!("{}: {e}", dir.display())),
+    };
+    let src = match softhsm2::Token::read(dir) {
+        Ok(t) => t,
+        Err(e) => return failed(rep, e.to_string()),
+    };
+    rep.label = src.label.clone();
+    rep.serial = src.serial.clone();
+    rep.backend = format!("{:?}", src.backend).to_lowercase();
+    // Each PIN given must be that role's; one of them unlocks the token key.
+    if let Some(p) = user_pin {
+        if !src.pin_matches(PinRole::User, p) {
+            return failed(rep, "the user PIN is incorrect (nothing was written)".into());
+        }
+    }
+    if let Some(p) = so_pin {
+        if !src.pin_matches(PinRole::So, p) {
+            return failed(rep, "the SO PIN is incorrect (nothing was written)".into());
+        }
+    }
+    let Some((key, _)) = user_pin.or(so_pin).and_then(|p| src.unlock(p)) else {
+        return failed(rep, "a PIN is needed: the user PIN (--pin-file or $TESSERA_MIGRATE_PIN) or the SO PIN".into());
+    };
+    let mut objects = Vec::with_capacity(src.objects.len());
+    for o in &src.objects {
+        match src.decrypt(&key, o) {
+            Ok(a) => objects.push((o.name.clone(), a)),
+            Err(e) => return failed(rep, format!("{}: {e}", o.name)),
+        }
+    }
+    drop(key);
+    let marker = Marker {
+        tool: "tessera-migrate from-softhsm2".into(),
+        source: dir.display().to_string(),
+        backend: rep.backend.clone(),
+        serial: src.serial.clone(),
+        digest: src.content_digest(),
+        objects: objects.len(),
+    };
+    let mut after = |rep: &mut TokenReport| match build::digest_dir(dir) {
+        Ok(after) if after == before => {}
+        _ => rep.warnings.push("the SoftHSMv2 token changed while it was read: run the migration again".into()),
+    };
+    finish(rep, &objects, common, user_pin, so_pin, src.has_user_pin(), marker, target, &mut after)
 }
 
 fn print_text(r: &Report) {
@@ -363,11 +431,34 @@ fn from_softhsm2(args: &FromSofthsm2) -> Res<u8> {
         return Err(format!("no such SoftHSMv2 token in {}", tokendir.display()));
     }
     let user_pin = pin_from(args.pin_file.as_deref(), "TESSERA_MIGRATE_PIN", "User PIN: ")?;
-    let so_pin = if args.dry_run && user_pin.is_some() {
+    let so_pin = if args.common.dry_run && user_pin.is_some() {
         None
     } else {
         pin_from(args.so_pin_file.as_deref(), "TESSERA_MIGRATE_SO_PIN", "SO PIN: ")?
     };
+    let target = target(&args.common)?;
+    let mut report = Report::default();
+    let mut status = 0u8;
+    for d in chosen {
+        let (r, s) = migrate_one(&d, &args.common, user_pin.as_ref(), so_pin.as_ref(), &target);
+        status = status.max(s);
+        report.tokens.push(r);
+    }
+    print_report(&report, args.common.json)?;
+    Ok(status)
+}
+
+fn print_report(report: &Report, json: bool) -> Res<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).map_err(|e| e.to_string())?);
+    } else {
+        print_text(report);
+    }
+    Ok(())
+}
+
+/// Tessera's store and PIN rules, from Tessera's configuration (`--to` overrides the directory).
+fn target(common: &Common) -> Res<Target> {
     let cfg = Config::load()?;
     let policy = PinPolicy {
         max_failures: cfg.pin_max_failures,
@@ -375,20 +466,51 @@ fn from_softhsm2(args: &FromSofthsm2) -> Res<u8> {
         min_length: cfg.pin_min_length(),
         approved: cfg.mode == tessera_pkcs11::policy::Mode::Approved,
     };
-    let target = Target { tokendir: args.to.clone().unwrap_or(cfg.tokendir.clone()), policy, force: args.force };
-    let mut report = Report::default();
-    let mut status = 0u8;
-    for d in chosen {
-        let (r, s) = migrate_one(&d, args, user_pin.as_ref(), so_pin.as_ref(), &target);
-        status = status.max(s);
-        report.tokens.push(r);
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
-    } else {
-        print_text(&report);
-    }
-    Ok(status)
+    Ok(Target { tokendir: common.to.clone().unwrap_or(cfg.tokendir.clone()), policy, force: common.force })
+}
+
+fn via_pkcs11(a: &ViaPkcs11) -> Res<u8> {
+    let user_pin = match &a.pin {
+        Some(p) => Some(Zeroizing::new(p.clone().into_bytes())),
+        None => pin_from(a.pin_file.as_deref(), "TESSERA_MIGRATE_PIN", "User PIN: ")?,
+    };
+    let user_pin = user_pin.ok_or("the user PIN is needed (--pin, --pin-file or $TESSERA_MIGRATE_PIN)")?;
+    let so_pin =
+        if a.common.dry_run { None } else { pin_from(a.so_pin_file.as_deref(), "TESSERA_MIGRATE_SO_PIN", "SO PIN: ")? };
+    let target = target(&a.common)?;
+    let from = via::From {
+        slot: a.from_slot,
+        token: a.from_token.as_deref(),
+        pin: &user_pin,
+        so_pin: so_pin.as_deref().map(|p| &p[..]),
+    };
+    let mut rep =
+        TokenReport { source: a.from_module.display().to_string(), backend: "pkcs11".into(), ..Default::default() };
+    let src = match via::read(&a.from_module, &from) {
+        Ok(s) => s,
+        Err(e) => {
+            let (r, s) = failed(rep, e);
+            print_report(&Report { tokens: vec![r] }, a.common.json)?;
+            return Ok(s);
+        }
+    };
+    rep.label = src.label.clone();
+    rep.serial = src.serial.clone();
+    // The keys the module does not let out: listed, and the token is not migrated without
+    // --skip-unsupported (they must be issued again).
+    rep.unsupported = src.stuck;
+    let marker = Marker {
+        tool: "tessera-migrate via-pkcs11".into(),
+        source: a.from_module.display().to_string(),
+        backend: "pkcs11".into(),
+        serial: src.serial.clone(),
+        digest: tessera_pkcs11::migrate::digest_maps(&src.label, &src.serial, &src.objects),
+        objects: src.objects.len(),
+    };
+    let (r, s) =
+        finish(rep, &src.objects, &a.common, Some(&user_pin), so_pin.as_ref(), true, marker, &target, &mut |_| {});
+    print_report(&Report { tokens: vec![r] }, a.common.json)?;
+    Ok(s)
 }
 
 fn inventory_cmd(a: &Inventory) -> Res<u8> {
@@ -431,6 +553,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::FromSofthsm2(a) => from_softhsm2(a),
+        Cmd::ViaPkcs11(a) => via_pkcs11(a),
         Cmd::Inventory(a) => inventory_cmd(a),
         Cmd::Diff(a) => diff_cmd(a),
     };

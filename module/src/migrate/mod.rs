@@ -12,6 +12,7 @@
 pub mod build;
 pub mod inventory;
 pub mod softhsm2;
+pub mod via;
 
 use crate::object::attrs::{self, Kind, TOKEN_SET};
 use crate::object::template::{self, Actor, Origin};
@@ -242,4 +243,28 @@ pub fn convert(source: &str, a: &BTreeMap<CK_ATTRIBUTE_TYPE, Val>, opts: Options
     }
     let summary = Summary { source: source.into(), class: class_name(class), key_type, label, id, unknown, notes };
     Ok(Planned { summary, object: obj })
+}
+
+/// SHA-256 over a token's identity and its objects' attribute maps (name, then attributes in
+/// type order): what a migrated token records of its source, to recognise it on a re-run.
+pub fn digest_maps(label: &str, serial: &str, objects: &[(String, BTreeMap<CK_ATTRIBUTE_TYPE, Val>)]) -> String {
+    use crate::crypto::digest::{Context, SHA256};
+    let mut ctx = Context::new(&SHA256);
+    let mut put = |b: &[u8]| {
+        ctx.update(&(b.len() as u64).to_be_bytes());
+        ctx.update(b);
+    };
+    put(label.as_bytes());
+    put(serial.as_bytes());
+    for (name, a) in objects {
+        put(name.as_bytes());
+        for (t, v) in a {
+            put(&t.to_be_bytes());
+            match abi_value(v) {
+                Ok(v) => put(&v),
+                Err(e) => put(e.as_bytes()),
+            }
+        }
+    }
+    template::hex(ctx.finish().as_ref())
 }
