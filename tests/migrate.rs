@@ -1196,3 +1196,113 @@ fn via_pkcs11_copies_what_softhsm2_lets_out_and_lists_the_rest() {
         one(&a, find(&a, ObjectClass::SECRET_KEY, "aes-out"), AttributeType::Local)
     );
 }
+
+// ---- SoftHSM v1 ----
+
+/// A Tessera store (in `env`) with a new token `label` and the test PINs.
+fn tessera_token(env: &Env, label: &str) {
+    let _g = lock();
+    env.activate();
+    let p = init(&module_path());
+    let free = p
+        .get_all_slots()
+        .unwrap()
+        .into_iter()
+        .find(|s| !p.get_token_info(*s).map(|t| t.token_initialized()).unwrap_or(true))
+        .expect("a free slot");
+    p.init_token(free, &AuthPin::new(SO.into()), label).expect("C_InitToken");
+    let s = p.open_rw_session(free).unwrap();
+    s.login(UserType::So, Some(&AuthPin::new(SO.into()))).unwrap();
+    s.init_pin(&AuthPin::new(USER.into())).unwrap();
+}
+
+fn inventory_of(env: &Env, module: &Path, softhsm_conf: &Path, token: &str, out: &Path) {
+    let mut c = env.command(migrate_bin());
+    c.env("SOFTHSM2_CONF", softhsm_conf).args(["inventory", "--module"]).arg(module);
+    c.args(["--token", token, "--pin", USER, "--out"]).arg(out);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "inventory: {}", show(&o));
+}
+
+#[test]
+fn softhsm_v1_database_migrates_with_softhsm2_migrate_and_natively() {
+    let Some(shared) = shared_dir() else {
+        println!("SKIP SoftHSM v1: ../shared is absent");
+        return;
+    };
+    if !softhsm_or_skip("SoftHSM v1")
+        || !have_or_skip("softhsm2-migrate", "SoftHSM v1")
+        || !have_or_skip("softhsm2-util", "SoftHSM v1")
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("softhsm-v1.db");
+    std::fs::copy(shared.join("fixtures/softhsm2/softhsm-v1.db"), &db).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let before = hash_tree(d.path());
+    let v1 = |module: &Path, env: Option<&Env>, conf: &Path| {
+        let mut c = match env {
+            Some(e) => e.command("softhsm2-migrate"),
+            None => Command::new("softhsm2-migrate"),
+        };
+        c.env("SOFTHSM2_CONF", conf)
+            .arg("--db")
+            .arg(&db)
+            .args(["--token", "v1", "--pin", USER, "--module"])
+            .arg(module);
+        tool(&mut c);
+    };
+    // Debian's softhsm2-migrate into SoftHSMv2, and into Tessera.
+    let (_s, _tokens, conf) = softhsm_store("v1");
+    v1(Path::new(SOFTHSM), None, &conf);
+    let store = tessera_store();
+    tessera_token(&store, "v1");
+    v1(&module_path(), Some(&store), &conf);
+    let (theirs, ours) = (d.path().join("softhsm.csv"), d.path().join("tessera.csv"));
+    inventory_of(&store, Path::new(SOFTHSM), &conf, "v1", &theirs);
+    inventory_of(&store, &module_path(), &conf, "v1", &ours);
+    assert_eq!(std::fs::read_to_string(&ours).unwrap().lines().count(), 3, "two objects");
+    let o = store.command(migrate_bin()).arg("diff").arg(&theirs).arg(&ours).output().unwrap();
+    check_diff(&o);
+    // The key without CRT values signs in Tessera; SoftHSMv2 verifies with its copy of the public key.
+    {
+        let _g = lock();
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let soft = init(Path::new(SOFTHSM));
+        store.activate();
+        let tess = init(&module_path());
+        let a = session(&soft, "v1", UserType::User, USER);
+        let b = session(&tess, "v1", UserType::User, USER);
+        let msg = b"a SoftHSM v1 key".to_vec();
+        let sig = b.sign(&Mechanism::Sha256RsaPkcs, find(&b, ObjectClass::PRIVATE_KEY, "v1-rsa"), &msg).unwrap();
+        a.verify(&Mechanism::Sha256RsaPkcs, find(&a, ObjectClass::PUBLIC_KEY, "v1-rsa"), &msg, &sig)
+            .expect("SoftHSMv2 verifies the signature of the key Tessera took from softhsm2-migrate");
+    }
+    // Natively: the same objects, and a re-run adds nothing.
+    let native = tessera_store();
+    tessera_token(&native, "v1");
+    let run_v1 = || {
+        let mut c = native.command(migrate_bin());
+        c.args(["from-softhsm1", "--token", "v1", "--pin", USER, "--json", "--db"]).arg(&db);
+        let o = c.stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    assert_eq!(token_report(&run_v1(), "v1")["status"], "migrated");
+    assert_eq!(token_report(&run_v1(), "v1")["status"], "already migrated");
+    let natively = d.path().join("native.csv");
+    inventory_of(&native, &module_path(), &conf, "v1", &natively);
+    let o = native.command(migrate_bin()).arg("diff").arg(&theirs).arg(&natively).output().unwrap();
+    check_diff(&o);
+    assert!(
+        hash_tree(d.path())
+            .iter()
+            .filter(|(n, _)| n == "softhsm-v1.db")
+            .eq(before.iter().filter(|(n, _)| n == "softhsm-v1.db")),
+        "the v1 database is unchanged"
+    );
+}

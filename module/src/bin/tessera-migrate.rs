@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tessera_pkcs11::config::Config;
 use tessera_pkcs11::migrate::build::{self, Marker, Pin, Target};
+use tessera_pkcs11::migrate::softhsm1;
 use tessera_pkcs11::migrate::softhsm2::{self, PinRole};
 use tessera_pkcs11::migrate::via;
 use tessera_pkcs11::migrate::{inventory, Options, Planned, Summary, Unsupported};
@@ -39,6 +40,9 @@ enum Cmd {
     /// Copy a token through another PKCS#11 module: what it lets out (public objects,
     /// certificates, data objects, extractable keys wrapped with AES-KWP); lists what it does not.
     ViaPkcs11(ViaPkcs11),
+    /// Add the objects of a SoftHSM v1 database to an existing Tessera token (a re-run adds
+    /// nothing).
+    FromSofthsm1(FromSofthsm1),
     /// Write the inventory of a token (any PKCS#11 module) as CSV.
     Inventory(Inventory),
     /// Compare two inventories: missing, extra and changed objects; exit 1 on any difference.
@@ -115,6 +119,24 @@ struct ViaPkcs11 {
     /// File holding the SO PIN (first line). Else $TESSERA_MIGRATE_SO_PIN, else a prompt.
     #[arg(long)]
     so_pin_file: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+struct FromSofthsm1 {
+    /// The SoftHSM v1 database.
+    #[arg(long)]
+    db: PathBuf,
+    /// The label of the Tessera token that receives the objects (made beforehand, e.g. with
+    /// `tessera-util --init-token`).
+    #[arg(long)]
+    token: String,
+    /// The token's user PIN (also --pin-file, $TESSERA_MIGRATE_PIN, or a prompt).
+    #[arg(long)]
+    pin: Option<String>,
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -469,6 +491,72 @@ fn target(common: &Common) -> Res<Target> {
     Ok(Target { tokendir: common.to.clone().unwrap_or(cfg.tokendir.clone()), policy, force: common.force })
 }
 
+fn from_softhsm1(a: &FromSofthsm1) -> Res<u8> {
+    let target = target(&a.common)?;
+    let objects = softhsm1::read(&a.db)?;
+    let mut rep = TokenReport {
+        label: a.token.clone(),
+        source: a.db.display().to_string(),
+        backend: "softhsm-v1".into(),
+        ..Default::default()
+    };
+    let opts = Options { drop_wrap_usages: a.common.drop_wrap_usages };
+    let mut planned = Vec::new();
+    for (name, attrs) in &objects {
+        match tessera_pkcs11::migrate::convert(name, attrs, opts) {
+            Ok(p) => planned.push(p),
+            Err(u) => rep.unsupported.push(*u),
+        }
+    }
+    for p in &planned {
+        *rep.moved.entry(kind_key(&p.summary)).or_default() += 1;
+        for u in &p.summary.unknown {
+            rep.warnings.push(format!(
+                "{} {:?} (id {}): attribute {} ({}) has no place in Tessera's object and is not carried over",
+                p.summary.class, p.summary.label, p.summary.id, u.name, u.number
+            ));
+        }
+    }
+    let unsupported = !rep.unsupported.is_empty() && !a.common.skip_unsupported;
+    let status = if a.common.dry_run {
+        rep.status = if unsupported { "would not migrate (unsupported objects)" } else { "would migrate" }.into();
+        if unsupported {
+            2
+        } else {
+            0
+        }
+    } else if unsupported {
+        rep.status = "not migrated".into();
+        rep.error = Some("objects Tessera cannot hold (listed); --skip-unsupported migrates the rest".into());
+        2
+    } else {
+        let pin = match &a.pin {
+            Some(p) => Some(Zeroizing::new(p.clone().into_bytes())),
+            None => pin_from(a.pin_file.as_deref(), "TESSERA_MIGRATE_PIN", "User PIN: ")?,
+        };
+        let pin = pin.ok_or("the token's user PIN is needed (--pin, --pin-file or $TESSERA_MIGRATE_PIN)")?;
+        let built: Vec<_> = planned.iter().map(|p| p.object.clone()).collect();
+        match build::add_to_existing(&target.tokendir, target.policy, &a.token, &pin, &built) {
+            Ok(r) => {
+                rep.destination = Some(r.dir.display().to_string());
+                rep.status = if r.added == 0 { "already migrated" } else { "migrated" }.into();
+                if r.present > 0 {
+                    rep.warnings.push(format!("{} objects were there already and were not added again", r.present));
+                }
+                0
+            }
+            Err(e) => {
+                rep.status = "not migrated".into();
+                rep.error = Some(e);
+                1
+            }
+        }
+    };
+    rep.objects = planned.into_iter().map(|p| p.summary).collect();
+    print_report(&Report { tokens: vec![rep] }, a.common.json)?;
+    Ok(status)
+}
+
 fn via_pkcs11(a: &ViaPkcs11) -> Res<u8> {
     let user_pin = match &a.pin {
         Some(p) => Some(Zeroizing::new(p.clone().into_bytes())),
@@ -554,6 +642,7 @@ fn main() -> ExitCode {
     let r = match &cli.cmd {
         Cmd::FromSofthsm2(a) => from_softhsm2(a),
         Cmd::ViaPkcs11(a) => via_pkcs11(a),
+        Cmd::FromSofthsm1(a) => from_softhsm1(a),
         Cmd::Inventory(a) => inventory_cmd(a),
         Cmd::Diff(a) => diff_cmd(a),
     };

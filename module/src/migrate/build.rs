@@ -288,3 +288,71 @@ fn verify(
 
 /// A PIN read from somewhere, wiped when dropped.
 pub type Pin = Zeroizing<Vec<u8>>;
+
+/// The directory of the Tessera token with this label in `tokendir`.
+pub fn find_token(tokendir: &Path, kek: &Arc<KekCache>, policy: PinPolicy, label: &str) -> Result<PathBuf, String> {
+    let entries = std::fs::read_dir(tokendir).map_err(io("read", tokendir))?;
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy().starts_with('.') || !p.join(crate::store::DB_FILE).is_file() {
+            continue;
+        }
+        if let Ok(t) = Token::open(&p, kek.clone(), policy) {
+            if t.row().is_ok_and(|r| r.label.trim_end() == label) {
+                return Ok(p);
+            }
+        }
+    }
+    Err(format!("no Tessera token labelled {label:?} in {}", tokendir.display()))
+}
+
+/// What [`add_to_existing`] did.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    pub dir: PathBuf,
+    pub added: usize,
+    /// Objects the token already held (a re-run adds nothing).
+    pub present: usize,
+}
+
+/// Adds objects to an existing Tessera token (found by label, opened with the user PIN), leaving
+/// out those it already holds — the same attributes, but for the unique ID — so that a re-run,
+/// also after a crash halfway, adds only what is missing. Each object is one store transaction.
+pub fn add_to_existing(
+    tokendir: &Path,
+    policy: PinPolicy,
+    label: &str,
+    pin: &[u8],
+    objects: &[Object],
+) -> Result<Added, String> {
+    let kek = Arc::new(KekCache::new().map_err(|e| format!("PIN cache: {e}"))?);
+    let dir = find_token(tokendir, &kek, policy, label)?;
+    let failed = |what: &str, e: crate::error::Error| format!("{what}: {}", crate::record::described(e));
+    let t = Token::open(&dir, kek, policy).map_err(|e| failed("opening the token", e))?;
+    let key = t.verify_pin(Role::User, pin).map_err(|e| failed("the user PIN", e))?;
+    t.set_login(CKU_USER, key);
+    // Objects compared by a digest of their attributes (key material among them: no copy of it
+    // is kept).
+    let without_uid = |o: &Object| {
+        let mut a = o.attrs.clone();
+        a.remove(&CKA_UNIQUE_ID);
+        let enc = crate::object::encode(&a).unwrap_or_default();
+        crate::crypto::digest::digest(&crate::crypto::digest::SHA256, &enc).as_ref().to_vec()
+    };
+    let mut held: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    t.scan(|_, o| {
+        held.insert(without_uid(o));
+    })
+    .map_err(|e| failed("reading the token's objects", e))?;
+    let (mut added, mut present) = (0, 0);
+    for (i, o) in objects.iter().enumerate() {
+        if !held.insert(without_uid(o)) {
+            present += 1;
+            continue;
+        }
+        t.insert(o.clone()).map_err(|e| failed(&format!("storing object {}", i + 1), e))?;
+        added += 1;
+    }
+    t.logout();
+    Ok(Added { dir, added, present })
+}

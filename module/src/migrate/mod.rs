@@ -11,6 +11,7 @@
 
 pub mod build;
 pub mod inventory;
+pub mod softhsm1;
 pub mod softhsm2;
 pub mod via;
 
@@ -21,6 +22,9 @@ use cryptoki_sys::*;
 use serde::Serialize;
 use softhsm2::Val;
 use std::collections::BTreeMap;
+
+/// Objects read from a source: (where, attributes in clear).
+pub type Objects = Vec<(String, BTreeMap<CK_ATTRIBUTE_TYPE, Val>)>;
 
 /// The attributes only a token sets, which a migration carries over from the source as they were.
 pub const CARRIED: [CK_ATTRIBUTE_TYPE; 5] =
