@@ -1306,3 +1306,50 @@ fn softhsm_v1_database_migrates_with_softhsm2_migrate_and_natively() {
         "the v1 database is unchanged"
     );
 }
+
+#[test]
+fn objects_tessera_cannot_hold_stop_the_token_unless_skipped() {
+    if !softhsm_or_skip("unsupported objects") || !have_or_skip("softhsm2-util", "unsupported objects") {
+        return;
+    }
+    let (_d, tokens, conf) = softhsm_store("dsa");
+    {
+        let _g = lock();
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let p = init(Path::new(SOFTHSM));
+        let s = session(&p, "dsa", UserType::User, USER);
+        // A Diffie-Hellman public key (SoftHSMv2 holds DH keys; Tessera does not).
+        s.create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::DH),
+            Attribute::Token(true),
+            Attribute::Label(b"dh-key".to_vec()),
+            Attribute::Id(vec![0x33]),
+            Attribute::Prime(vec![0xc3; 128]),
+            Attribute::Base(vec![0x05; 128]),
+            Attribute::Value(vec![0x07; 128]),
+        ])
+        .expect("SoftHSMv2 stores a DH public key");
+        s.generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::Token(true), Attribute::ValueLen(16.into()), Attribute::Label(b"aes".to_vec())],
+        )
+        .unwrap();
+    }
+    let store = tessera_store();
+    let args = from_softhsm2_args(&tokens);
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&store, &a, Some(USER), Some(SO));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let u = &token_report(&r, "dsa")["unsupported"][0];
+    assert_eq!((u["label"].as_str(), u["id"].as_str()), (Some("dh-key"), Some("33")), "{r}");
+    assert!(u["reason"].as_str().unwrap().contains("CKK_DH"), "{u}");
+    assert!(!store.tokendir().join(token_report(&r, "dsa")["serial"].as_str().unwrap()).exists(), "nothing written");
+    a.push("--skip-unsupported");
+    let o = run(&store, &a, Some(USER), Some(SO));
+    assert!(o.status.success(), "{}", show(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(token_report(&r, "dsa")["status"], "migrated");
+    assert_eq!(token_report(&r, "dsa")["moved"]["secret key CKK_AES"], 1);
+}

@@ -272,3 +272,87 @@ pub fn digest_maps(label: &str, serial: &str, objects: &[(String, BTreeMap<CK_AT
     }
     template::hex(ctx.finish().as_ref())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    fn bytes(v: &[u8]) -> Val {
+        Val::Bytes(Zeroizing::new(v.to_vec()))
+    }
+
+    fn aes_key() -> BTreeMap<CK_ATTRIBUTE_TYPE, Val> {
+        [
+            (CKA_CLASS, Val::Ulong(CKO_SECRET_KEY)),
+            (CKA_KEY_TYPE, Val::Ulong(CKK_AES)),
+            (CKA_TOKEN, Val::Bool(true)),
+            (CKA_PRIVATE, Val::Bool(false)),
+            (CKA_SENSITIVE, Val::Bool(true)),
+            (CKA_EXTRACTABLE, Val::Bool(false)),
+            (CKA_LABEL, bytes(b"k")),
+            (CKA_ID, bytes(&[1])),
+            (CKA_VALUE, bytes(&[7; 32])),
+            (CKA_VALUE_LEN, Val::Ulong(32)),
+            (CKA_LOCAL, Val::Bool(true)),
+            (CKA_ALWAYS_SENSITIVE, Val::Bool(true)),
+            (CKA_NEVER_EXTRACTABLE, Val::Bool(true)),
+            (CKA_KEY_GEN_MECHANISM, Val::Ulong(CKM_AES_KEY_GEN)),
+            (CKA_ALLOWED_MECHANISMS, Val::Mechs(vec![])),
+            (CKA_WRAP_TEMPLATE, Val::Map(vec![(CKA_EXTRACTABLE, Val::Bool(false))])),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// The attributes only a token sets are the source's, whatever `C_CreateObject`'s rules would
+    /// make them; the key material and the nested template are there.
+    #[test]
+    fn carried_attributes_are_the_sources() {
+        let p = convert("o", &aes_key(), Options::default()).map_err(|u| u.reason).unwrap();
+        let o = &p.object;
+        assert!(o.flag(CKA_LOCAL) && o.flag(CKA_ALWAYS_SENSITIVE) && o.flag(CKA_NEVER_EXTRACTABLE));
+        assert_eq!(o.ulong(CKA_KEY_GEN_MECHANISM), Some(CKM_AES_KEY_GEN));
+        assert_eq!(o.get(CKA_VALUE), Some(&[7u8; 32][..]));
+        assert_eq!(o.ulong(CKA_VALUE_LEN), Some(32));
+        assert!(!o.get(CKA_WRAP_TEMPLATE).unwrap_or(&[]).is_empty());
+        assert!(!o.get(CKA_UNIQUE_ID).unwrap_or(&[]).is_empty());
+        assert!(p.summary.unknown.is_empty());
+    }
+
+    /// An attribute Tessera's object has no place for is named with its number; an object Tessera
+    /// cannot hold is refused with the reason; a wrong CKA_VALUE_LEN is refused.
+    #[test]
+    fn unknown_attributes_and_unsupported_objects_are_reported() {
+        let mut a = aes_key();
+        a.insert(0x8000_1234, bytes(b"vendor"));
+        a.insert(CKA_MODULUS_BITS, Val::Ulong(2048));
+        let p = convert("o", &a, Options::default()).map_err(|u| u.reason).unwrap();
+        let names: Vec<&str> = p.summary.unknown.iter().map(|u| u.number.as_str()).collect();
+        assert_eq!(names, ["0x00000121", "0x80001234"]);
+        assert_eq!(p.summary.unknown[0].name, "CKA_MODULUS_BITS");
+        let mut dsa = aes_key();
+        dsa.insert(CKA_CLASS, Val::Ulong(CKO_PUBLIC_KEY));
+        dsa.insert(CKA_KEY_TYPE, Val::Ulong(CKK_DSA));
+        let u = convert("o", &dsa, Options::default()).err().unwrap();
+        assert!(u.reason.contains("CKK_DSA"), "{}", u.reason);
+        assert_eq!((u.label.as_str(), u.id.as_str()), ("k", "01"));
+        let mut bad = aes_key();
+        bad.insert(CKA_VALUE_LEN, Val::Ulong(16));
+        assert!(convert("o", &bad, Options::default()).is_err());
+    }
+
+    /// A key made on the token, never extractable, that both wraps and decrypts: kept as it was
+    /// (with a note), or a data key with `drop_wrap_usages`.
+    #[test]
+    fn conflicting_usages_noted_or_dropped() {
+        let mut a = aes_key();
+        a.insert(CKA_WRAP, Val::Bool(true));
+        a.insert(CKA_DECRYPT, Val::Bool(true));
+        let kept = convert("o", &a, Options::default()).map_err(|u| u.reason).unwrap();
+        assert!(kept.object.flag(CKA_WRAP) && kept.object.flag(CKA_DECRYPT));
+        assert_eq!(kept.summary.notes.len(), 1);
+        let data = convert("o", &a, Options { drop_wrap_usages: true }).map_err(|u| u.reason).unwrap();
+        assert!(!data.object.flag(CKA_WRAP) && !data.object.flag(CKA_UNWRAP) && data.object.flag(CKA_DECRYPT));
+    }
+}
