@@ -1353,3 +1353,46 @@ fn objects_tessera_cannot_hold_stop_the_token_unless_skipped() {
     assert_eq!(token_report(&r, "dsa")["status"], "migrated");
     assert_eq!(token_report(&r, "dsa")["moved"]["secret key CKK_AES"], 1);
 }
+
+// ---- store upgrades ----
+
+/// A store written by an older schema (the fixture of schema 3 in `tests/fixtures/store-v3`)
+/// upgrades when the library first opens it; the copy kept during the upgrade is gone once the
+/// upgraded store passed its check.
+#[test]
+fn an_older_store_upgrades_in_place() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v3");
+    let src = std::fs::read_dir(&fixture).unwrap().flatten().next().expect("a token").path();
+    let tokens = tempfile::tempdir().unwrap();
+    let dir = tokens.path().join(src.file_name().unwrap());
+    copy_tree(&src, &dir);
+    let version = || -> i64 {
+        rusqlite::Connection::open(dir.join("tessera.db"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(), 3);
+    {
+        let _g = lock();
+        let env = Env::at(tokens.path(), "");
+        env.activate();
+        let p = init(&module_path());
+        let slot = p
+            .get_slots_with_initialized_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| p.get_token_info(*s).is_ok_and(|t| t.label() == "old-store"))
+            .expect("the old token");
+        let s = p.open_ro_session(slot).unwrap();
+        assert_eq!(s.find_objects(&[Attribute::Label(b"old-data".to_vec())]).unwrap().len(), 1);
+    }
+    assert!(version() > 3, "upgraded");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bak"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
