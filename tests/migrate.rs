@@ -439,6 +439,27 @@ fn check_fixture_token(s: &Session) {
     );
 }
 
+/// The 32-byte `CKA_VALUE`s SoftHSMv2 stores in clear (objects with `CKA_PRIVATE` false) in a
+/// file-backend token directory: the attribute as the file encodes it (type 0x11, kind 3, length
+/// 32, big-endian), then the value.
+fn clear_values(tokens: &Path) -> Vec<Vec<u8>> {
+    let mut head = Vec::new();
+    for v in [CKA_VALUE, 3, 32] {
+        head.extend_from_slice(&v.to_be_bytes());
+    }
+    let mut out = Vec::new();
+    for (name, _) in hash_tree(tokens) {
+        if !name.ends_with(".object") {
+            continue;
+        }
+        let b = read(&tokens.join(&name));
+        if let Some(i) = b.windows(head.len()).position(|w| w == &head[..]) {
+            out.push(b[i + head.len()..i + head.len() + 32].to_vec());
+        }
+    }
+    out
+}
+
 /// The report of one token in `--json` output, by label.
 fn token_report<'a>(r: &'a serde_json::Value, label: &str) -> &'a serde_json::Value {
     r["tokens"].as_array().unwrap().iter().find(|t| t["label"] == label).unwrap_or_else(|| panic!("{label} in {r}"))
@@ -450,6 +471,20 @@ fn fixture_case(backend: &str) {
     let store = tessera_store();
     let report = migrate(&store, &fx.tokens);
     assert!(hash_tree(&fx.tokens) == before, "the SoftHSMv2 token directory is unchanged");
+    // The keys SoftHSMv2 kept in clear (CKA_PRIVATE false) are sealed in Tessera's store: the
+    // value of `aes-public-sensitive`, read from SoftHSMv2's file, is in none of the token's files.
+    if backend == "file" {
+        let clear = clear_values(&fx.tokens);
+        assert!(!clear.is_empty(), "SoftHSMv2 keeps a public key's value in clear");
+        let files = hash_tree(&store.tokendir());
+        assert!(files.len() > 2);
+        for (name, _) in files {
+            let b = read(&store.tokendir().join(&name));
+            for v in &clear {
+                assert!(!b.windows(v.len()).any(|w| w == &v[..]), "a key value in clear in {name}");
+            }
+        }
+    }
     // A second run finds the work done.
     let again = migrate(&store, &fx.tokens);
     assert_eq!(token_report(&again, &format!("fixture-{backend}"))["status"], "already migrated");
