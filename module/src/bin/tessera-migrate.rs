@@ -480,7 +480,13 @@ fn print_report(report: &Report, json: bool) -> Res<()> {
 }
 
 /// Tessera's store and PIN rules, from Tessera's configuration (`--to` overrides the directory).
+/// The library's known-answer tests and aws-lc's self-tests run first: this program seals keys
+/// with the same code, and writes nothing if they fail.
 fn target(common: &Common) -> Res<Target> {
+    let post = tessera_pkcs11::fips::self_tests(None, false, "tessera-migrate");
+    if let Some(f) = post.failure {
+        return Err(format!("self-tests failed ({f}): nothing is written"));
+    }
     let cfg = Config::load()?;
     let policy = PinPolicy {
         max_failures: cfg.pin_max_failures,
