@@ -1316,6 +1316,37 @@ fn softhsm_v1_database_migrates_with_softhsm2_migrate_and_natively() {
         let sig = b.sign(&Mechanism::Sha256RsaPkcs, find(&b, ObjectClass::PRIVATE_KEY, "v1-rsa"), &msg).unwrap();
         a.verify(&Mechanism::Sha256RsaPkcs, find(&a, ObjectClass::PUBLIC_KEY, "v1-rsa"), &msg, &sig)
             .expect("SoftHSMv2 verifies the signature of the key Tessera took from softhsm2-migrate");
+        // The CRT values Tessera computed: the same key made readable (values from the v1
+        // database, where they are in clear) shows them, and they are the key's.
+        let v1db = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let part = |t: CK_ATTRIBUTE_TYPE| -> Vec<u8> {
+            v1db.query_row("SELECT value FROM Attributes WHERE objectID = 2 AND type = ?1", [t as i64], |r| r.get(0))
+                .unwrap()
+        };
+        let h = b
+            .create_object(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::RSA),
+                Attribute::Token(false),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+                Attribute::Sign(true),
+                Attribute::Modulus(part(CKA_MODULUS)),
+                Attribute::PublicExponent(part(CKA_PUBLIC_EXPONENT)),
+                Attribute::PrivateExponent(part(CKA_PRIVATE_EXPONENT)),
+                Attribute::Prime1(part(CKA_PRIME_1)),
+                Attribute::Prime2(part(CKA_PRIME_2)),
+            ])
+            .expect("an RSA key without CRT values");
+        for t in [AttributeType::Exponent1, AttributeType::Exponent2, AttributeType::Coefficient] {
+            assert!(
+                matches!(one(&b, h, t), Some(Attribute::Exponent1(v) | Attribute::Exponent2(v) | Attribute::Coefficient(v)) if !v.is_empty()),
+                "{t}"
+            );
+        }
+        let sig = b.sign(&Mechanism::Sha256RsaPkcs, h, &msg).unwrap();
+        a.verify(&Mechanism::Sha256RsaPkcs, find(&a, ObjectClass::PUBLIC_KEY, "v1-rsa"), &msg, &sig)
+            .expect("the computed CRT values are the key's");
     }
     // Natively: the same objects, and a re-run adds nothing.
     let native = tessera_store();

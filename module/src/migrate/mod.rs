@@ -342,6 +342,36 @@ mod tests {
         assert!(convert("o", &bad, Options::default()).is_err());
     }
 
+    /// An RSA private key given with its primes and private exponent only (as SoftHSM v1 kept
+    /// them) gets the other CRT values, the ones its generation made.
+    #[test]
+    fn rsa_keys_without_crt_values_get_them() {
+        let k = crate::crypto::rsa::Rsa::generate(2048, 65537).unwrap().components();
+        let b = |v: &[u8]| bytes(v);
+        let a: BTreeMap<CK_ATTRIBUTE_TYPE, Val> = [
+            (CKA_CLASS, Val::Ulong(CKO_PRIVATE_KEY)),
+            (CKA_KEY_TYPE, Val::Ulong(CKK_RSA)),
+            (CKA_TOKEN, Val::Bool(true)),
+            (CKA_MODULUS, b(&k.n)),
+            (CKA_PUBLIC_EXPONENT, b(&k.e)),
+            (CKA_PRIVATE_EXPONENT, b(&k.d)),
+            (CKA_PRIME_1, b(&k.p)),
+            (CKA_PRIME_2, b(&k.q)),
+            (CKA_START_DATE, b(&[])),
+            (CKA_SUBJECT, b(&[])),
+        ]
+        .into_iter()
+        .collect();
+        let o = convert("v1", &a, Options::default()).map_err(|u| u.reason).unwrap().object;
+        assert_eq!(o.get(CKA_EXPONENT_1), Some(&k.dp[..]));
+        assert_eq!(o.get(CKA_EXPONENT_2), Some(&k.dq[..]));
+        assert_eq!(o.get(CKA_COEFFICIENT), Some(&k.qinv[..]));
+        // Primes that are not the key's: refused.
+        let mut wrong = a.clone();
+        wrong.insert(CKA_PRIME_2, b(&k.p));
+        assert!(convert("v1", &wrong, Options::default()).is_err());
+    }
+
     /// A key made on the token, never extractable, that both wraps and decrypts: kept as it was
     /// (with a note), or a data key with `drop_wrap_usages`.
     #[test]
