@@ -258,7 +258,7 @@ fn finish(
     target: &Target,
     after: &mut dyn FnMut(&mut TokenReport),
 ) -> (TokenReport, u8) {
-    let opts = Options { drop_wrap_usages: common.drop_wrap_usages };
+    let opts = Options { drop_wrap_usages: common.drop_wrap_usages, as_user: false };
     let mut planned: Vec<Planned> = Vec::new();
     for (name, attrs) in objects {
         match tessera_pkcs11::migrate::convert(name, attrs, opts) {
@@ -506,7 +506,7 @@ fn from_softhsm1(a: &FromSofthsm1) -> Res<u8> {
         backend: "softhsm-v1".into(),
         ..Default::default()
     };
-    let opts = Options { drop_wrap_usages: a.common.drop_wrap_usages };
+    let opts = Options { drop_wrap_usages: a.common.drop_wrap_usages, as_user: true };
     let mut planned = Vec::new();
     for (name, attrs) in &objects {
         match tessera_pkcs11::migrate::convert(name, attrs, opts) {

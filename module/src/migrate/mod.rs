@@ -107,6 +107,12 @@ pub struct Options {
     /// the token, never extractable, with `CKA_WRAP`/`CKA_UNWRAP` and a data usage: see
     /// `object::template::guarding`) lose their wrapping usages and become data keys.
     pub drop_wrap_usages: bool,
+    /// The objects go into an existing token that a user opens (`from-softhsm1`), not into a new
+    /// token made with the SO PIN: they are built as that user's `C_CreateObject` would build
+    /// them — the attributes only a token sets are not taken from the source (a crafted source
+    /// would otherwise plant a key that claims to have been made on the token, which Tessera lets
+    /// wrap sensitive keys), and `CKA_TRUSTED` is refused (only the SO sets it).
+    pub as_user: bool,
 }
 
 /// The ABI encoding of a SoftHSMv2 value (CK_BBOOL one byte, CK_ULONG native, templates as
@@ -195,7 +201,7 @@ pub fn convert(source: &str, a: &BTreeMap<CK_ATTRIBUTE_TYPE, Val>, opts: Options
     for (t, v) in a {
         let value = abi_value(v).map_err(|e| unsupported(format!("{}: {e}", attribute_name(*t))))?;
         if CARRIED.contains(t) {
-            if !(value.is_empty() && *t == CKA_UNIQUE_ID) {
+            if !(value.is_empty() && *t == CKA_UNIQUE_ID) && !opts.as_user {
                 carried.push((*t, value));
             }
             continue;
@@ -223,7 +229,7 @@ pub fn convert(source: &str, a: &BTreeMap<CK_ATTRIBUTE_TYPE, Val>, opts: Options
         }
         template.push((*t, value));
     }
-    let actor = Actor { so: true, legacy: true };
+    let actor = Actor { so: !opts.as_user, legacy: true };
     let mut obj = template::build(&template, Vec::new(), Origin::Created, actor).map_err(|e| {
         unsupported(format!("Tessera refuses the object's attributes ({})", crate::record::described(e)))
     })?;
@@ -372,6 +378,20 @@ mod tests {
         assert!(convert("v1", &wrong, Options::default()).is_err());
     }
 
+    /// Into an existing token, as its user: the source's claims that only a token makes are not
+    /// taken, and trust (the SO's) is refused.
+    #[test]
+    fn as_user_the_token_set_attributes_are_not_taken() {
+        let opts = Options { as_user: true, ..Options::default() };
+        let o = convert("o", &aes_key(), opts).map_err(|u| u.reason).unwrap().object;
+        assert!(!o.flag(CKA_LOCAL) && !o.flag(CKA_ALWAYS_SENSITIVE) && !o.flag(CKA_NEVER_EXTRACTABLE));
+        assert_eq!(o.ulong(CKA_KEY_GEN_MECHANISM), Some(CK_UNAVAILABLE_INFORMATION));
+        let mut trusted = aes_key();
+        trusted.insert(CKA_TRUSTED, Val::Bool(true));
+        assert!(convert("o", &trusted, opts).is_err());
+        assert!(convert("o", &trusted, Options::default()).is_ok());
+    }
+
     /// A key made on the token, never extractable, that both wraps and decrypts: kept as it was
     /// (with a note), or a data key with `drop_wrap_usages`.
     #[test]
@@ -382,7 +402,8 @@ mod tests {
         let kept = convert("o", &a, Options::default()).map_err(|u| u.reason).unwrap();
         assert!(kept.object.flag(CKA_WRAP) && kept.object.flag(CKA_DECRYPT));
         assert_eq!(kept.summary.notes.len(), 1);
-        let data = convert("o", &a, Options { drop_wrap_usages: true }).map_err(|u| u.reason).unwrap();
+        let data =
+            convert("o", &a, Options { drop_wrap_usages: true, ..Options::default() }).map_err(|u| u.reason).unwrap();
         assert!(!data.object.flag(CKA_WRAP) && !data.object.flag(CKA_UNWRAP) && data.object.flag(CKA_DECRYPT));
     }
 }
