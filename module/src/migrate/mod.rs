@@ -201,7 +201,8 @@ pub fn convert(source: &str, a: &BTreeMap<CK_ATTRIBUTE_TYPE, Val>, opts: Options
     for (t, v) in a {
         let value = abi_value(v).map_err(|e| unsupported(format!("{}: {e}", attribute_name(*t))))?;
         if CARRIED.contains(t) {
-            if !(value.is_empty() && *t == CKA_UNIQUE_ID) && !opts.as_user {
+            let empty_uid = *t == CKA_UNIQUE_ID && value.is_empty();
+            if !opts.as_user && !empty_uid {
                 carried.push((*t, value));
             }
             continue;
