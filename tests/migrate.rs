@@ -1063,7 +1063,10 @@ fn killed_at_random_points_leaves_no_token_or_a_whole_one() {
         }
     }
     println!("kills done at {:.1} s", started.elapsed().as_secs_f64());
-    println!("{kills} kills: {none} left no token ({mid_build} of them in the middle of the build), {whole_found} a whole one");
+    println!(
+        "{kills} kills: {none} left no token, {whole_found} a whole one; {mid_build} fell while the build's temporary \
+         directory existed"
+    );
     assert!(mid_build > 0, "some kills fell in the middle of the build");
     // A run afterwards completes, and cleans what the killed runs left.
     let r = migrate(&store, &tokens);
