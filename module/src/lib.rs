@@ -23,6 +23,7 @@ pub mod import;
 pub mod keys;
 pub mod log;
 pub mod mechanisms;
+pub mod migrate;
 pub mod module;
 pub mod object;
 pub mod operation;

@@ -68,6 +68,41 @@ impl Drop for Bn {
     }
 }
 
+/// The CRT values of an RSA private key from its primes `p`, `q` and private exponent `d`
+/// (big-endian): d mod (p − 1), d mod (q − 1) and q⁻¹ mod p, minimal big-endian; `None` when they
+/// do not exist (a prime below 2, or q not invertible modulo p). For keys given without them
+/// (SoftHSM v1's), so that they are used with the CRT as keys made here are.
+pub fn crt_values(p: &[u8], q: &[u8], d: &[u8]) -> Option<[Zeroizing<Vec<u8>>; 3]> {
+    struct Ctx(NonNull<sys::BN_CTX>);
+    impl Drop for Ctx {
+        fn drop(&mut self) {
+            // SAFETY: we own the context and free it once.
+            unsafe { sys::BN_CTX_free(self.0.as_ptr()) }
+        }
+    }
+    let (p, q, d) = (Bn::from_be(p)?, Bn::from_be(q)?, Bn::from_be(d)?);
+    // SAFETY: BN_CTX_new returns a fresh context or NULL.
+    let ctx = Ctx(NonNull::new(unsafe { sys::BN_CTX_new() })?);
+    let (p1, q1, dp, dq, qinv) = (Bn::word(0)?, Bn::word(0)?, Bn::word(0)?, Bn::word(0)?, Bn::word(0)?);
+    let mut_ptr = |b: &Bn| b.0.as_ptr();
+    // SAFETY: every BIGNUM is valid and owned here; the results are distinct from the inputs;
+    // BN_value_one is a static constant.
+    let ok = unsafe {
+        sys::BN_sub(mut_ptr(&p1), p.ptr(), sys::BN_value_one()) == 1
+            && sys::BN_sub(mut_ptr(&q1), q.ptr(), sys::BN_value_one()) == 1
+            && sys::BN_is_zero(p1.ptr()) == 0
+            && sys::BN_is_zero(q1.ptr()) == 0
+            && sys::BN_nnmod(mut_ptr(&dp), d.ptr(), p1.ptr(), ctx.0.as_ptr()) == 1
+            && sys::BN_nnmod(mut_ptr(&dq), d.ptr(), q1.ptr(), ctx.0.as_ptr()) == 1
+            && !sys::BN_mod_inverse(mut_ptr(&qinv), q.ptr(), p.ptr(), ctx.0.as_ptr()).is_null()
+    };
+    if !ok {
+        clear_errors();
+        return None;
+    }
+    Some([be_bytes(dp.ptr()), be_bytes(dq.ptr()), be_bytes(qinv.ptr())])
+}
+
 /// Minimal big-endian bytes of a BIGNUM that the RSA object owns.
 fn be_bytes(bn: *const sys::BIGNUM) -> Zeroizing<Vec<u8>> {
     if bn.is_null() {

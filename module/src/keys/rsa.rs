@@ -55,8 +55,23 @@ const DER_NULL: &[u8] = &[0x05, 0x00];
 pub const MIN_BITS: usize = 1024;
 pub const MAX_BITS: usize = 16384;
 
-/// `CKA_MODULUS_BITS` of a public key follows from its modulus.
+/// `CKA_MODULUS_BITS` of a public key follows from its modulus; a private key given with its
+/// primes but without the other CRT values (as SoftHSM v1's keys come) gets them computed.
 fn computed(obj: &mut Object, _: CK_KEY_TYPE) -> Result<()> {
+    if obj.class() == CKO_PRIVATE_KEY {
+        let crt = [CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT];
+        let given = |t| obj.get(t).is_some_and(|v| !v.is_empty());
+        if given(CKA_PRIME_1) && given(CKA_PRIME_2) && crt.iter().all(|t| !given(*t)) {
+            let part = |t| obj.get(t).unwrap_or(&[]);
+            let values =
+                crate::crypto::rsa::crt_values(part(CKA_PRIME_1), part(CKA_PRIME_2), part(CKA_PRIVATE_EXPONENT))
+                    .ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?;
+            for (t, v) in crt.into_iter().zip(values) {
+                obj.attrs.insert(t, v.to_vec().into());
+            }
+        }
+        return Ok(());
+    }
     if obj.class() != CKO_PUBLIC_KEY {
         return Ok(());
     }

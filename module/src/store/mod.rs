@@ -535,26 +535,80 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Brings the schema up to date; true if it changed anything.
-fn migrate(conn: &mut Connection) -> Result<bool> {
+/// Brings the schema up to date (`migrations`: [`MIGRATIONS`], or a test's); true if it changed
+/// anything. One transaction: a migration that fails leaves the schema as it was.
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<bool> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if current == MIGRATIONS.len() as i64 {
+    if current == migrations.len() as i64 {
         return Ok(false);
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
-    if version > MIGRATIONS.len() {
+    if version > migrations.len() {
         return Err(crate::error::Error::because(
             cryptoki_sys::CKR_DEVICE_ERROR,
-            format_args!("token store schema {version} is newer than this module knows ({})", MIGRATIONS.len()),
+            format_args!("token store schema {version} is newer than this module knows ({})", migrations.len()),
         ));
     }
-    for m in &MIGRATIONS[version..] {
+    for m in &migrations[version..] {
         tx.execute_batch(m)?;
     }
-    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.pragma_update(None, "user_version", migrations.len() as i64)?;
     tx.commit()?;
     Ok(true)
+}
+
+/// Upgrades the store in `dir`, opened as `conn`, to the schema of `migrations`, keeping a copy
+/// of the database as it was (`tessera.db.schema-<N>.<pid>.bak`, owner-only) while it does: a
+/// migration that fails is rolled back by its transaction; one that commits but leaves a store
+/// that fails its check (SQLite's `quick_check`, the token row) is undone by putting the copy
+/// back. The copy is removed once the upgraded store passes: it holds the PIN wraps of its time,
+/// which a later `C_SetPIN` must not leave behind. A store of schema 0 (being created) has
+/// nothing to keep.
+fn upgrade(mut conn: Connection, dir: &Path, migrations: &[&str]) -> Result<(Connection, bool)> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == migrations.len() as i64 || version == 0 {
+        let changed = migrate(&mut conn, migrations)?;
+        return Ok((conn, changed));
+    }
+    checkpoint_truncate(&conn)?;
+    let backup = dir.join(format!("{DB_FILE}.schema-{version}.{}.bak", std::process::id()));
+    let _ = std::fs::remove_file(&backup);
+    // Made owner-only and empty here: SQLite writes the copy into it.
+    open_token_file(&backup)?;
+    conn.execute("VACUUM INTO ?1", [backup.to_string_lossy()])?;
+    std::fs::File::open(&backup).and_then(|f| f.sync_all())?;
+    let changed = match migrate(&mut conn, migrations) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&backup);
+            return Err(e);
+        }
+    };
+    let passes = || -> Result<bool> {
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        let token: i64 = conn.query_row("SELECT count(*) FROM token WHERE id = 1", [], |r| r.get(0))?;
+        let now: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok(check == "ok" && token == 1 && now == migrations.len() as i64)
+    };
+    if passes().unwrap_or(false) {
+        let _ = std::fs::remove_file(&backup);
+        return Ok((conn, changed));
+    }
+    // Undone: the connection closed, its write-ahead log (which holds the upgrade) dropped, and
+    // the copy put back in one rename.
+    drop(conn);
+    for f in [format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    std::fs::rename(&backup, dir.join(DB_FILE))?;
+    Err(crate::error::Error::because(
+        cryptoki_sys::CKR_DEVICE_ERROR,
+        format_args!(
+            "token store {}: the upgrade from schema {version} failed its check; the store is back at schema {version}",
+            dir.display()
+        ),
+    ))
 }
 
 /// A stored PIN wrap; an iteration count out of range reads as 0 (and is refused as too low).
@@ -571,9 +625,9 @@ impl Db {
         configure(&conn)?;
         // The WAL and shared-memory files SQLite may just have made take the database file's mode.
         tighten(dir);
+        let (conn, migrated) = upgrade(conn, dir, MIGRATIONS)?;
         let changes = Changes::open(dir);
         let mut db = Db { conn, changes, dir: dir.to_path_buf() };
-        let migrated = migrate(&mut db.conn)?;
         // A store from before the PIN state was recorded gets its record now, before any PIN
         // transaction: from here on, a missing record means a tampered directory.
         if !dir.join(PIN_STATE_FILE).exists() {
@@ -641,7 +695,7 @@ impl Db {
         {
             let mut conn = Connection::open(tmp.join(DB_FILE))?;
             configure(&conn)?;
-            migrate(&mut conn)?;
+            migrate(&mut conn, MIGRATIONS)?;
             let so = row.so.as_ref();
             conn.execute(
                 "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped, object_format)
@@ -1054,6 +1108,69 @@ mod tests {
         assert_eq!(other.token().unwrap().so_failures, 1);
         assert!(db.delete_object(id).unwrap());
         assert!(!db.delete_object(id).unwrap());
+    }
+
+    /// A store of schema 3 (the token row and objects of that time), written by hand.
+    fn schema_3_store(d: &Path) -> PathBuf {
+        let dir = d.join("0123456789abcdef");
+        std::fs::create_dir(&dir).unwrap();
+        let mut conn = Connection::open(dir.join(DB_FILE)).unwrap();
+        migrate(&mut conn, &MIGRATIONS[..3]).unwrap();
+        conn.execute(
+            "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped)
+             VALUES (1, x'01', '0123456789abcdef', x'74', 7, x'01', 600000, x'02')",
+            [],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO object (uid, private, rev, attrs) VALUES (x'75', 0, 1, x'00')", []).unwrap();
+        dir
+    }
+
+    fn backups(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".bak"))
+            .collect()
+    }
+
+    /// An older store upgrades on open, its objects kept; the copy made for the upgrade is gone
+    /// once it passed.
+    #[test]
+    fn an_older_store_upgrades_and_drops_its_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = schema_3_store(d.path());
+        let db = Db::open(&dir).unwrap();
+        let v: i64 = db.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(db.token().unwrap().serial, "0123456789abcdef");
+        assert_eq!(db.object_revs().unwrap().len(), 1);
+        assert!(backups(&dir).is_empty(), "{:?}", backups(&dir));
+    }
+
+    /// An upgrade that fails leaves the store as it was (its transaction), and one that commits a
+    /// store failing its check is undone from the copy: schema, rows and no copy left.
+    #[test]
+    fn a_failed_upgrade_leaves_the_store_as_it_was() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = schema_3_store(d.path());
+        let version = |dir: &Path| -> i64 {
+            Connection::open(dir.join(DB_FILE)).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+        };
+        for broken in ["ALTER TABLE nothing ADD COLUMN x INTEGER", "DROP TABLE token"] {
+            let steps = [MIGRATIONS[0], MIGRATIONS[1], MIGRATIONS[2], MIGRATIONS[3], broken];
+            let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+            configure(&conn).unwrap();
+            assert!(upgrade(conn, &dir, &steps).is_err(), "{broken}");
+            assert_eq!(version(&dir), 3, "{broken}");
+            let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+            let n: i64 = conn.query_row("SELECT count(*) FROM token", [], |r| r.get(0)).unwrap();
+            assert_eq!(n, 1, "{broken}");
+            assert!(backups(&dir).is_empty(), "{broken}: {:?}", backups(&dir));
+        }
+        // And the store still upgrades with the real migrations.
+        assert!(Db::open(&dir).is_ok());
     }
 
     #[test]
