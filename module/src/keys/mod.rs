@@ -27,6 +27,7 @@ pub mod ec;
 pub mod edwards;
 pub mod generic;
 pub mod hkdf;
+pub mod ml_kem;
 pub mod montgomery;
 pub mod rsa;
 
@@ -136,6 +137,7 @@ key_types! {
     CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC
         | CKK_SHA3_224_HMAC | CKK_SHA3_256_HMAC | CKK_SHA3_384_HMAC | CKK_SHA3_512_HMAC => generic::HMAC,
     CKK_HKDF => hkdf::HKDF,
+    CKK_ML_KEM => ml_kem::ML_KEM,
 }
 
 impl KeyType {

@@ -9,6 +9,7 @@ pub mod ec;
 pub mod eddsa;
 pub mod hmac;
 pub mod kdf;
+pub mod ml_kem;
 pub mod names;
 pub mod param;
 pub mod rsa;
@@ -271,6 +272,7 @@ impl Registry {
         rsa::register(&mut r);
         ec::register(&mut r);
         eddsa::register(&mut r);
+        ml_kem::register(&mut r);
         r
     }
 }
