@@ -842,3 +842,147 @@ fn wycheproof_encapsulation_keys() {
         tally.finish();
     }
 }
+
+// ---- X-Wing (Tessera vendor key type and mechanisms) --------------------------------------------
+
+const CKK_TESSERA_XWING: CK_KEY_TYPE = CKK_VENDOR_DEFINED | 0x5457_0001;
+const CKM_TESSERA_XWING_KEY_PAIR_GEN: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | 0x5457_0001;
+const CKM_TESSERA_XWING: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | 0x5457_0002;
+
+fn vendor(m: CK_MECHANISM_TYPE) -> Mechanism<'static> {
+    let t = MechanismType::new_vendor_defined(m).expect("vendor mechanism");
+    Mechanism::VendorDefined(cryptoki::mechanism::vendor_defined::VendorDefinedMechanism::new::<()>(t, None))
+}
+
+fn xwing_key(class: ObjectClass, value: &[u8]) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(class),
+        Attribute::KeyType(KeyType::new_vendor_defined(CKK_TESSERA_XWING).unwrap()),
+        Attribute::Token(false),
+        Attribute::Value(value.to_vec()),
+    ]
+}
+
+/// X-Wing is never approved (policy/non-approved.toml): the approved mode offers neither mechanism
+/// and refuses them; the other mode runs them, flagged non-approved.
+#[test]
+fn xwing_encapsulates_and_decapsulates_outside_the_approved_mode() {
+    let l = load();
+    let s = setup(&l);
+    let gen = s.generate_key_pair(
+        &vendor(CKM_TESSERA_XWING_KEY_PAIR_GEN),
+        &[Attribute::Token(false)],
+        &[Attribute::Token(false)],
+    );
+    if approved_mode() {
+        assert_eq!(rv_of(gen), RvError::MechanismInvalid, "X-Wing in the approved mode");
+        return;
+    }
+    let (public, private) = gen.expect("X-Wing pair");
+    assert_eq!(bytes_attr(&s, public, AttributeType::Value).len(), 1216);
+    assert_eq!(read_rv(&s, private, CKA_VALUE), CKR_ATTRIBUTE_SENSITIVE);
+    let m = vendor(CKM_TESSERA_XWING);
+    let (ct, k1) = s.encapsulate_key(&m, public, &aes(32)).expect("encapsulate");
+    assert_eq!(ct.len(), 1120);
+    let k2 = s.decapsulate_key(&m, private, &aes(32), &ct).expect("decapsulate");
+    assert_eq!(fingerprint(&s, k1), fingerprint(&s, k2));
+    // Implicit rejection, the wrong length, the wrong key type.
+    let mut bad = ct.clone();
+    bad[7] ^= 1;
+    let k3 = s.decapsulate_key(&m, private, &aes(32), &bad).expect("a wrong ciphertext decapsulates");
+    assert_ne!(fingerprint(&s, k1), fingerprint(&s, k3));
+    assert_eq!(rv_of(s.decapsulate_key(&m, private, &aes(32), &ct[1..])), RvError::EncryptedDataLenRange);
+    let (ml_pub, _) = pair(&s, CKP_ML_KEM_768);
+    assert_eq!(rv_of(s.encapsulate_key(&m, ml_pub, &aes(32))), RvError::KeyTypeInconsistent);
+    assert_eq!(rv_of(s.encapsulate_key(&Mechanism::MlKem, public, &aes(32))), RvError::KeyTypeInconsistent);
+    // Key checks on import.
+    let pk = bytes_attr(&s, public, AttributeType::Value);
+    assert_eq!(rv_of(s.create_object(&xwing_key(ObjectClass::PUBLIC_KEY, &pk[1..]))), RvError::AttributeValueInvalid);
+    let mut unreduced = pk.clone();
+    unreduced[0] = 0xff;
+    unreduced[1] |= 0x0f;
+    assert_eq!(rv_of(s.create_object(&xwing_key(ObjectClass::PUBLIC_KEY, &unreduced))), RvError::AttributeValueInvalid);
+    assert_eq!(rv_of(s.create_object(&xwing_key(ObjectClass::PRIVATE_KEY, &[1; 31]))), RvError::AttributeValueInvalid);
+    // Mechanism information.
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let slot = l.slot_of("kem");
+    let mut info = CK_MECHANISM_INFO::default();
+    assert_eq!(unsafe { f.C_GetMechanismInfo(slot.id(), CKM_TESSERA_XWING, &mut info) }, CKR_OK);
+    assert_eq!((info.ulMinKeySize, info.ulMaxKeySize, info.flags), (1216, 1216, CKF_ENCAPSULATE | CKF_DECAPSULATE));
+}
+
+/// The X-Wing draft's test vectors through the ABI: each private key sk (imported with
+/// `C_CreateObject`) decapsulates the vector's ciphertext to its shared secret, and the public key
+/// imports. (Key generation from the seed and encapsulation with the given randomness are at the
+/// core: `crypto::xwing::tests`.)
+#[test]
+fn xwing_draft_vectors_decapsulate() {
+    let l = load();
+    let s = setup(&l);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../module/testdata/xwing-draft-06.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(path).expect("vectors")).expect("JSON");
+    let mut tally = Tally::new("X-Wing draft-06 test vectors (decapsulation via C_CreateObject + C_DecapsulateKey)");
+    for (i, t) in v.as_array().expect("array").iter().enumerate() {
+        let private = s.create_object(&xwing_key(ObjectClass::PRIVATE_KEY, &hex(&t["sk"])));
+        let public = s.create_object(&xwing_key(ObjectClass::PUBLIC_KEY, &hex(&t["pk"])));
+        if approved_mode() {
+            // The keys import (a key type is no use); the mechanism is refused.
+            let d = s.decapsulate_key(&vendor(CKM_TESSERA_XWING), private.expect("sk"), &aes(32), &hex(&t["ct"]));
+            assert_eq!(rv_of(d), RvError::MechanismInvalid);
+            tally.skip(i as u64, "refused by the approved-mode policy: X-Wing is not approved");
+            continue;
+        }
+        let (Ok(private), Ok(_)) = (private, public) else {
+            tally.case(i as u64, "valid", false, false);
+            continue;
+        };
+        let d = s.decapsulate_key(&vendor(CKM_TESSERA_XWING), private, &aes(32), &hex(&t["ct"]));
+        let ok = d.as_ref().is_ok_and(|k| fingerprint(&s, *k) == fingerprint_of(&s, &hex(&t["ss"])));
+        tally.case(i as u64, "valid", d.is_ok(), ok);
+    }
+    tally.finish();
+}
+
+/// A pairwise-consistency failure (forced in the fault-injection build) on an ML-KEM or X-Wing
+/// pair puts the module in the error state, and no key is made.
+#[test]
+fn pairwise_consistency_failure_reaches_the_error_state() {
+    let Some(path) = fault_module() else { return };
+    seal(&path);
+    // In the mode the suite runs in (TESSERA_MODE): X-Wing only outside the approved mode.
+    let mut lib = tessera_tests::raw::RawLib::locked(lock(), &path, Env::new(""));
+    lib.unset_on_drop = &["TESSERA_FAIL_SELFTEST"];
+    let set = CKP_ML_KEM_768;
+    let mut made = false;
+    for (what, mt, template) in [
+        ("ML-KEM-768", CKM_ML_KEM_KEY_PAIR_GEN, vec![attr(CKA_PARAMETER_SET, &set)]),
+        ("X-Wing", CKM_TESSERA_XWING_KEY_PAIR_GEN, vec![]),
+    ] {
+        if approved_mode() && mt == CKM_TESSERA_XWING_KEY_PAIR_GEN {
+            continue;
+        }
+        std::env::set_var("TESSERA_FAIL_SELFTEST", "pct");
+        lib.init();
+        let slot = if made { initialised_slot(&lib.f) } else { lib.token("pct") };
+        made = true;
+        let h = lib.open(slot, true);
+        lib.login(h, CKU_USER, USER_PIN).expect("login");
+        let mut m = mech(mt);
+        let mut t = template.clone();
+        let (mut p, mut v) = (0, 0);
+        let rv =
+            unsafe { lib.f.C_GenerateKeyPair(h, &mut m, t.as_mut_ptr(), t.len() as _, null_mut(), 0, &mut p, &mut v) };
+        assert_eq!(rv, CKR_GENERAL_ERROR, "{what}: a failed pairwise-consistency test");
+        let mut buf = [0u8; 4];
+        assert_eq!(unsafe { lib.f.C_GenerateRandom(h, buf.as_mut_ptr(), 4) }, CKR_GENERAL_ERROR, "{what}: error state");
+        assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
+        std::env::remove_var("TESSERA_FAIL_SELFTEST");
+        lib.init();
+        let h = lib.open(initialised_slot(&lib.f), true);
+        lib.login(h, CKU_USER, USER_PIN).expect("login");
+        let rv =
+            unsafe { lib.f.C_GenerateKeyPair(h, &mut m, t.as_mut_ptr(), t.len() as _, null_mut(), 0, &mut p, &mut v) };
+        assert_eq!(rv, CKR_OK, "{what}: healthy again after a new C_Initialize");
+        assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
+    }
+}

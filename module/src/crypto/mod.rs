@@ -38,6 +38,7 @@ pub mod random;
 pub mod rsa;
 pub mod selftest;
 pub mod sha3;
+pub mod xwing;
 
 /// Comparison in constant time (tags, encoded signature blocks).
 pub use aws_lc_rs::constant_time;

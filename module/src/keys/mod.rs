@@ -30,6 +30,7 @@ pub mod hkdf;
 pub mod ml_kem;
 pub mod montgomery;
 pub mod rsa;
+pub mod xwing;
 
 /// The parts of a SubjectPublicKeyInfo (or of a PKCS#8 PrivateKeyInfo): the algorithm's OID, the
 /// DER of its parameters (`None`: absent) and the key itself.
@@ -138,6 +139,7 @@ key_types! {
         | CKK_SHA3_224_HMAC | CKK_SHA3_256_HMAC | CKK_SHA3_384_HMAC | CKK_SHA3_512_HMAC => generic::HMAC,
     CKK_HKDF => hkdf::HKDF,
     CKK_ML_KEM => ml_kem::ML_KEM,
+    xwing::CKK_TESSERA_XWING => xwing::XWING,
 }
 
 impl KeyType {

@@ -13,6 +13,7 @@ pub mod ml_kem;
 pub mod names;
 pub mod param;
 pub mod rsa;
+pub mod xwing;
 
 pub use param::Param;
 
@@ -273,6 +274,7 @@ impl Registry {
         ec::register(&mut r);
         eddsa::register(&mut r);
         ml_kem::register(&mut r);
+        xwing::register(&mut r);
         r
     }
 }
