@@ -97,6 +97,13 @@
 //!   generation in the aws-lc-rs column, then against generation plus the same
 //!   pairwise test (`EcdsaKeyPair::generate`, `sign`, `verify`), the floor for a
 //!   module that must test every pair it makes;
+//! * `generate ML-KEM-768 key pair`: C_GenerateKeyPair(CKM_ML_KEM_KEY_PAIR_GEN) of session
+//!   objects, with Tessera's pairwise test (an encapsulation and a decapsulation); `ML-KEM-768
+//!   encapsulate`: C_EncapsulateKey(CKM_ML_KEM) into a 32-byte CKK_GENERIC_SECRET session key
+//!   (the `cryptoki` crate makes the length query first); `decapsulate`: C_DecapsulateKey of one
+//!   fixed ciphertext into such a key. The aws-lc-rs column: `kem::DecapsulationKey::generate` and
+//!   `encapsulation_key`, `EncapsulationKey::encapsulate`, `DecapsulationKey::decapsulate`; the
+//!   key-pair row runs a second time against generation plus the same pairwise test there;
 //! * `create token data object`: C_CreateObject of a CKO_DATA object with
 //!   CKA_TOKEN=TRUE, CKA_PRIVATE=FALSE, a label and a 32-byte value, in a
 //!   logged-in R/W session;
@@ -150,7 +157,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::KeyPair as _;
-use aws_lc_rs::{aead, agreement, cipher, digest, hmac, rand, rsa, signature};
+use aws_lc_rs::{aead, agreement, cipher, digest, hmac, kem, rand, rsa, signature};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
@@ -1129,6 +1136,89 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 Ok(())
             })
         }),
+        // --- ML-KEM-768 (FIPS 203) ---
+        op("generate ML-KEM-768 key pair (C_GenerateKeyPair)", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM_KEY_PAIR_GEN)?;
+            let (public, private) = ml_kem_templates();
+            creates(session, move |s, created| {
+                let (a, b) = s.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+                created.extend([a, b]);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            bench(|| {
+                let k = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+                black_box(k.encapsulation_key().map_err(lc("ML-KEM ek"))?);
+                Ok(())
+            })
+        }),
+        op("generate ML-KEM-768 key pair, aws-lc-rs with the pairwise test", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM_KEY_PAIR_GEN)?;
+            let (public, private) = ml_kem_templates();
+            creates(session, move |s, created| {
+                let (a, b) = s.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+                created.extend([a, b]);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            bench(|| {
+                let k = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+                let (ct, k1) = k.encapsulation_key().and_then(|ek| ek.encapsulate()).map_err(lc("ML-KEM encaps"))?;
+                let k2 = k.decapsulate(ct).map_err(lc("ML-KEM decaps"))?;
+                if k1.as_ref() != k2.as_ref() {
+                    return Err("ML-KEM pairwise test".into());
+                }
+                black_box(k);
+                Ok(())
+            })
+        }),
+        op("ML-KEM-768 encapsulate (C_EncapsulateKey)", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM)?;
+            let (public, private) = ml_kem_templates();
+            let (ek, _) = session.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+            let template = kem_secret_template();
+            creates(session, move |s, created| {
+                let (ct, k) = s.encapsulate_key(&Mechanism::MlKem, ek, &template)?;
+                black_box(ct);
+                created.push(k);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            let dk = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+            let ek = dk.encapsulation_key().map_err(lc("ML-KEM ek"))?;
+            bench(move || {
+                black_box(ek.encapsulate().map_err(lc("ML-KEM encapsulate"))?);
+                Ok(())
+            })
+        }),
+        op("ML-KEM-768 decapsulate (C_DecapsulateKey)", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM)?;
+            let (public, private) = ml_kem_templates();
+            let (ek, dk) = session.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+            let template = kem_secret_template();
+            let (ct, k) = session.encapsulate_key(&Mechanism::MlKem, ek, &template)?;
+            session.destroy_object(k)?;
+            creates(session, move |s, created| {
+                created.push(s.decapsulate_key(&Mechanism::MlKem, dk, &template, &ct)?);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            let dk = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+            let (ct, _) = dk.encapsulation_key().and_then(|ek| ek.encapsulate()).map_err(lc("ML-KEM encapsulate"))?;
+            let ct = ct.as_ref().to_vec();
+            bench(move || {
+                black_box(dk.decapsulate(kem::Ciphertext::from(&ct[..])).map_err(lc("ML-KEM decapsulate"))?);
+                Ok(())
+            })
+        }),
         // --- objects (last: the find row leaves its objects on the token) ---
         op("create token data object (C_CreateObject)", |m| {
             let template = data_object_template("bench-create");
@@ -1144,6 +1234,30 @@ fn ops(cfg: &Config) -> Vec<Op> {
 }
 
 /// C_GenerateKeyPair of a P-256 session key pair (destroyed untimed).
+/// An ML-KEM-768 pair of session objects, the private key sensitive.
+fn ml_kem_templates() -> (Vec<Attribute>, Vec<Attribute>) {
+    let set = cryptoki::object::MlKemParameterSetType::ML_KEM_768;
+    let public = vec![Attribute::Token(false), Attribute::Encapsulate(true), Attribute::ParameterSet(set.into())];
+    let private = vec![
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Decapsulate(true),
+    ];
+    (public, private)
+}
+
+/// The 32-byte generic secret a KEM row makes of the shared secret.
+fn kem_secret_template() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Sensitive(true),
+        Attribute::Derive(true),
+    ]
+}
+
 fn p256_keygen(m: &Module) -> Res<Box<dyn Bench>> {
     let (session, keys) = row_session(m)?;
     keys.require(MechanismType::ECC_KEY_PAIR_GEN)?;
