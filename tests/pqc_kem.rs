@@ -600,6 +600,81 @@ fn no_call_reveals_a_sensitive_private_key_or_decapsulated_secret() {
     assert_eq!(rv_of(s.decapsulate_key(&Mechanism::MlKem, private, &t, &ct)), RvError::AttributeReadOnly);
 }
 
+/// An extractable ML-KEM private key wraps as PKCS#8 (the seed form when it has its seed, else the
+/// expanded key) and unwraps to the same key, with or without its seed.
+#[test]
+fn private_keys_wrap_and_unwrap_as_pkcs8() {
+    let l = load();
+    let s = setup(&l);
+    let kek = s
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::ValueLen(32.into()), Attribute::Token(false), Attribute::Wrap(true), Attribute::Unwrap(true)],
+        )
+        .expect("KEK");
+    for (set, ek_len, ..) in SETS {
+        let seed: Vec<u8> = (100..164u8).collect();
+        let with_seed = s.create_object(&private_template(set, Some(&seed), None)).expect("from the seed");
+        let dk = bytes_attr(&s, with_seed, AttributeType::Value);
+        let without_seed = s.create_object(&private_template(set, None, Some(&dk))).expect("from dk");
+        let public = s.create_object(&public_template(set, &ek_of(&s, with_seed, ek_len))).expect("public key");
+        let (ct, k) = s.encapsulate_key(&Mechanism::MlKem, public, &aes(32)).expect("encapsulate");
+        for key in [with_seed, without_seed] {
+            let wrapped = s.wrap_key(&Mechanism::AesKeyWrap, kek, key).expect("wrap");
+            let template = [
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::ML_KEM),
+                Attribute::Token(false),
+                Attribute::Decapsulate(true),
+            ];
+            let back = s.unwrap_key(&Mechanism::AesKeyWrap, kek, &wrapped, &template).expect("unwrap");
+            let d = s.decapsulate_key(&Mechanism::MlKem, back, &aes(32), &ct).expect("decapsulate");
+            assert_eq!(fingerprint(&s, d), fingerprint(&s, k), "the unwrapped key is the key");
+            // The seed travels when the key has one; the unwrapped key is sensitive then too.
+            assert_eq!(read_rv(&s, back, CKA_SEED), CKR_ATTRIBUTE_SENSITIVE);
+            // Key material may not come from the template of an unwrap.
+            let mut t = template.to_vec();
+            t.push(Attribute::Seed(seed.clone()));
+            assert_eq!(rv_of(s.unwrap_key(&Mechanism::AesKeyWrap, kek, &wrapped, &t)), RvError::AttributeReadOnly);
+        }
+    }
+}
+
+/// `tessera-util --import` reads an ML-KEM PKCS#8 file (here ML-KEM-768 in the seed form, as
+/// OpenSSL 3.5 writes it by default) into a token key pair that encapsulates and decapsulates.
+#[test]
+fn tessera_util_imports_ml_kem_pkcs8() {
+    let l = load();
+    let slot = l.new_token("kem-import");
+    let seed: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(7)).collect();
+    // PrivateKeyInfo { 0, { id-ml-kem-768 }, OCTET STRING { [0] seed } }
+    let mut der = vec![0x30, 0x54, 0x02, 0x01, 0x00, 0x30, 0x0b, 0x06, 0x09];
+    der.extend([0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04, 0x02, 0x04, 0x42, 0x80, 0x40]);
+    der.extend(&seed);
+    let file = l.env.dir.path().join("mlkem768.der");
+    std::fs::write(&file, &der).expect("write");
+    let out = l
+        .env
+        .command(util_path())
+        .arg("--import")
+        .arg(&file)
+        .args(["--token", "kem-import", "--label", "mlkem", "--id", "01", "--pin", USER_PIN])
+        .output()
+        .expect("run tessera-util");
+    assert!(out.status.success() && show(&out).contains("The key pair has been imported."), "{}", show(&out));
+    let s = user_session(&l.p, slot);
+    let found =
+        |class| s.find_objects(&[Attribute::Class(class), Attribute::Label(b"mlkem".to_vec())]).expect("find")[0];
+    let (public, private) = (found(ObjectClass::PUBLIC_KEY), found(ObjectClass::PRIVATE_KEY));
+    let (ct, k1) = s.encapsulate_key(&Mechanism::MlKem, public, &aes(32)).expect("encapsulate");
+    let k2 = s.decapsulate_key(&Mechanism::MlKem, private, &aes(32), &ct).expect("decapsulate");
+    assert_eq!(fingerprint(&s, k1), fingerprint(&s, k2));
+    assert_eq!(read_rv(&s, private, CKA_SEED), CKR_ATTRIBUTE_SENSITIVE);
+    // The same seed imported here gives the same ek.
+    let here = s.create_object(&private_template(CKP_ML_KEM_768, Some(&seed), None)).expect("from the seed");
+    assert_eq!(ek_of(&s, here, 1184), bytes_attr(&s, public, AttributeType::Value));
+}
+
 /// Token objects: a read-only session makes none, and a private key of the token is used only
 /// while the user is logged in.
 #[test]

@@ -6,16 +6,23 @@
 //! hash of the ek it holds), and such a key has no `CKA_SEED` (a seed cannot be recovered from dk).
 //! Public keys are checked as §7.2 asks (every coefficient of ek reduced modulo q).
 //! SubjectPublicKeyInfo: id-ml-kem-512/768/1024 (2.16.840.1.101.3.4.4.1/2/3), no parameters, ek as
-//! the key. No PKCS#8 encoding yet. The operations are `mechanisms::ml_kem`'s.
+//! the key. PKCS#8 as the IETF LAMPS ML-KEM certificates draft has it (the same OIDs, no
+//! parameters; the privateKey an `ML-KEM-PrivateKey`): read in all three of its forms — `seed`
+//! (`[0] IMPLICIT OCTET STRING`, d‖z), `expandedKey` (an OCTET STRING, dk) and `both` (a SEQUENCE
+//! of the two, which must be one key) — and written as `seed` when the key has its seed (the form
+//! the draft recommends; a reader expands it), else as `expandedKey`. The operations are
+//! `mechanisms::ml_kem`'s.
 
-use super::{KeyParts, KeyType, BASE};
+use super::{KeyPair, KeyParts, KeyType, Pkcs8, BASE};
 use crate::crypto::mlkem::{self, Params, SEED_LEN};
 use crate::error::{err, Result};
 use crate::object::attrs::{s, Kind::*, Spec, FIXED, REQ_CREATE, SECRET};
 use crate::object::Object;
 use crate::policy::KeyInfo;
 use cryptoki_sys::*;
-use pkcs8::spki::SubjectPublicKeyInfoRef;
+use pkcs8::der::asn1::OctetStringRef;
+use pkcs8::der::{Decode, Encode, Header, Reader, SliceReader, Tag};
+use pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use pkcs8::ObjectIdentifier;
 
 pub const PUBLIC: &[Spec] = &[s(CKA_PARAMETER_SET, Ulong, REQ_CREATE | FIXED), s(CKA_VALUE, Bytes, REQ_CREATE | FIXED)];
@@ -38,6 +45,8 @@ pub const ML_KEM: KeyType = KeyType {
     // FIPS 203 approves all three parameter sets (categories 1, 3 and 5).
     approved: |_, k| k.bits.is_some_and(|b| b >= 128),
     pairwise,
+    pkcs8: Some(Pkcs8 { oid: OID_768, read: read_pkcs8, encode: encode_pkcs8 }),
+    pkcs8_oids: &[OID_512, OID_1024],
     ..BASE
 };
 
@@ -142,6 +151,80 @@ fn computed(obj: &mut Object, _kt: CK_KEY_TYPE) -> Result<()> {
     Ok(())
 }
 
+fn params_of_oid(oid: ObjectIdentifier) -> Option<Params> {
+    [Params::MlKem512, Params::MlKem768, Params::MlKem1024].into_iter().find(|p| self::oid(*p) == oid)
+}
+
+/// An `ML-KEM-PrivateKey` (the draft's three forms): (seed, dk), at least one of them.
+type PrivateForms = (Option<zeroize::Zeroizing<[u8; SEED_LEN]>>, Option<zeroize::Zeroizing<Vec<u8>>>);
+
+fn private_forms(der: &[u8]) -> std::result::Result<PrivateForms, String> {
+    let e = |e: pkcs8::der::Error| format!("ML-KEM private key: {e}");
+    let seed = |b: &[u8]| -> std::result::Result<zeroize::Zeroizing<[u8; SEED_LEN]>, String> {
+        Ok(zeroize::Zeroizing::new(b.try_into().map_err(|_| "ML-KEM seed of the wrong length")?))
+    };
+    match der.first() {
+        // seed [0] IMPLICIT OCTET STRING (SIZE (64)): the short form, tag 0x80, length 0x40.
+        Some(0x80) => match der {
+            [0x80, 0x40, rest @ ..] => Ok((Some(seed(rest)?), None)),
+            _ => Err("ML-KEM private key: a malformed seed".into()),
+        },
+        Some(0x04) => {
+            let dk = OctetStringRef::from_der(der).map_err(e)?;
+            Ok((None, Some(zeroize::Zeroizing::new(dk.as_bytes().to_vec()))))
+        }
+        Some(0x30) => {
+            let mut r = SliceReader::new(der).map_err(e)?;
+            let h = Header::decode(&mut r).map_err(e)?;
+            if h.tag != Tag::Sequence || r.remaining_len() != h.length {
+                return Err("ML-KEM private key: a malformed SEQUENCE".into());
+            }
+            let s = OctetStringRef::decode(&mut r).map_err(e)?;
+            let dk = OctetStringRef::decode(&mut r).map_err(e)?;
+            r.finish(()).map_err(e)?;
+            Ok((Some(seed(s.as_bytes())?), Some(zeroize::Zeroizing::new(dk.as_bytes().to_vec()))))
+        }
+        _ => Err("ML-KEM private key: not one of the seed, expandedKey or both forms".into()),
+    }
+}
+
+fn read_pkcs8(alg: &AlgorithmIdentifierRef<'_>, der: &[u8]) -> std::result::Result<KeyPair, String> {
+    let p = params_of_oid(alg.oid).ok_or("not an ML-KEM OID")?;
+    if alg.parameters.is_some() {
+        return Err("ML-KEM's AlgorithmIdentifier has no parameters".into());
+    }
+    let (seed, dk) = private_forms(der)?;
+    let (ek, dk) = match (&seed, dk) {
+        (Some(s), given) => {
+            let (ek, dk) = mlkem::keygen_from_seed(p, s).ok_or("ML-KEM key expansion failed")?;
+            if given.is_some_and(|g| crate::crypto::constant_time::verify_slices_are_equal(&g, &dk).is_err()) {
+                return Err("the ML-KEM seed and expanded key are not one key".into());
+            }
+            (ek, dk)
+        }
+        (None, Some(dk)) if dk_valid(p, &dk) => (ek_of_dk(p, &dk).unwrap_or_default().to_vec(), dk),
+        _ => return Err("an invalid ML-KEM expanded key".into()),
+    };
+    let set = crate::object::ulong(parameter_set(p));
+    let mut private = vec![(CKA_PARAMETER_SET, set.clone()), (CKA_VALUE, dk.to_vec().into())];
+    if let Some(s) = seed {
+        private.push((CKA_SEED, s.to_vec().into()));
+    }
+    Ok(KeyPair { key_type: CKK_ML_KEM, private, public: vec![(CKA_PARAMETER_SET, set), (CKA_VALUE, ek.into())] })
+}
+
+fn encode_pkcs8(obj: &Object) -> std::result::Result<KeyParts, String> {
+    let p = params(obj).map_err(|e| e.to_string())?;
+    let key = match obj.get(CKA_SEED) {
+        Some(seed) if seed.len() == SEED_LEN => [&[0x80, 0x40][..], seed].concat(),
+        _ => {
+            let dk = super::attr(obj, CKA_VALUE)?;
+            OctetStringRef::new(dk).and_then(|o| o.to_der()).map_err(|e| e.to_string())?
+        }
+    };
+    Ok((oid(p), None, key))
+}
+
 /// The ek of a public key, or the one a private key's dk holds.
 pub fn ek(obj: &Object) -> Result<Vec<u8>> {
     let p = params(obj)?;
@@ -193,6 +276,65 @@ fn pairwise(public: &Object, private: &Object, healthy: bool) -> std::result::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(p: Params, seed: Option<&[u8]>, dk: &[u8]) -> Object {
+        let mut m = crate::object::AttrMap::new();
+        m.insert(CKA_CLASS, crate::object::ulong(CKO_PRIVATE_KEY));
+        m.insert(CKA_KEY_TYPE, crate::object::ulong(CKK_ML_KEM));
+        m.insert(CKA_PARAMETER_SET, crate::object::ulong(parameter_set(p)));
+        m.insert(CKA_VALUE, dk.to_vec().into());
+        if let Some(s) = seed {
+            m.insert(CKA_SEED, s.to_vec().into());
+        }
+        Object::new(m)
+    }
+
+    fn read(p: Params, key: &[u8]) -> std::result::Result<KeyPair, String> {
+        read_pkcs8(&AlgorithmIdentifierRef { oid: oid(p), parameters: None }, key)
+    }
+
+    #[test]
+    fn pkcs8_forms() {
+        let seed = [9u8; SEED_LEN];
+        for p in [Params::MlKem512, Params::MlKem768, Params::MlKem1024] {
+            let (ek, dk) = mlkem::keygen_from_seed(p, &seed).unwrap();
+            let get = |t: &crate::object::Template, a| t.iter().find(|(x, _)| *x == a).map(|(_, v)| v.to_vec());
+            // Written as the seed when the key has it, else as the expanded key; both read back.
+            for (with_seed, first) in [(true, 0x80u8), (false, 0x04)] {
+                let (o, params, key) = encode_pkcs8(&object(p, with_seed.then_some(&seed[..]), &dk)).unwrap();
+                assert_eq!((o, params.is_none(), key[0]), (oid(p), true, first));
+                let kp = read(p, &key).unwrap();
+                assert_eq!(get(&kp.private, CKA_VALUE), Some(dk.to_vec()));
+                assert_eq!(get(&kp.private, CKA_SEED), with_seed.then(|| seed.to_vec()));
+                assert_eq!(get(&kp.public, CKA_VALUE), Some(ek.clone()));
+            }
+            // The `both` form, and a `both` whose halves disagree.
+            let both = |s: &[u8], d: &[u8]| {
+                let inner = [
+                    OctetStringRef::new(s).unwrap().to_der().unwrap(),
+                    OctetStringRef::new(d).unwrap().to_der().unwrap(),
+                ]
+                .concat();
+                let h = Header::new(Tag::Sequence, pkcs8::der::Length::try_from(inner.len()).unwrap()).unwrap();
+                [h.to_der().unwrap(), inner].concat()
+            };
+            let kp = read(p, &both(&seed, &dk)).unwrap();
+            assert_eq!(get(&kp.private, CKA_SEED), Some(seed.to_vec()));
+            assert!(read(p, &both(&[8u8; SEED_LEN], &dk)).is_err());
+            // Wrong lengths, a corrupted dk, parameters, another OID.
+            assert!(read(p, &[&[0x80, 0x3f][..], &seed[1..]].concat()).is_err());
+            let mut bad = dk.to_vec();
+            bad[384 * p.k() + 1] ^= 1;
+            assert!(read(p, &OctetStringRef::new(&bad).unwrap().to_der().unwrap()).is_err());
+            let null = pkcs8::der::asn1::AnyRef::from(pkcs8::der::asn1::Null);
+            let alg = AlgorithmIdentifierRef { oid: oid(p), parameters: Some(null) };
+            assert!(read_pkcs8(&alg, &[&[0x80, 0x40][..], &seed].concat()).is_err());
+        }
+        // Every parameter set's OID finds ML-KEM's encoding.
+        for o in [OID_512, OID_768, OID_1024] {
+            assert_eq!(super::super::by_pkcs8_oid(o).map(|p| p.oid), Some(OID_768));
+        }
+    }
 
     #[test]
     fn sizes_and_checks() {

@@ -87,6 +87,9 @@ pub struct KeyType {
     pub approved: fn(CK_KEY_TYPE, &KeyInfo) -> bool,
     /// Its PKCS#8 encoding, if its private keys have one.
     pub pkcs8: Option<Pkcs8>,
+    /// Further PrivateKeyInfo OIDs its PKCS#8 encoding reads (a key type with one OID per
+    /// parameter set: ML-KEM-512/768/1024), beside `Pkcs8::oid`.
+    pub pkcs8_oids: &'static [ObjectIdentifier],
     /// The conditional pairwise-consistency test of a new pair (public, private); `healthy` false
     /// makes it fail (the self-test fault injection).
     pub pairwise: fn(&Object, &Object, bool) -> std::result::Result<(), String>,
@@ -107,6 +110,7 @@ pub const BASE: KeyType = KeyType {
     key_info: value_bits,
     approved: |_, k| k.bits.is_some_and(|b| b >= 112),
     pkcs8: None,
+    pkcs8_oids: &[],
     pairwise: |_, _, _| Ok(()),
 };
 
@@ -191,7 +195,7 @@ const ROWS: [&[Spec]; 3 * ALL.len()] = {
 
 /// The PKCS#8 encoding of the key type whose PrivateKeyInfo algorithm is `oid`.
 pub fn by_pkcs8_oid(oid: ObjectIdentifier) -> Option<&'static Pkcs8> {
-    ALL.iter().filter_map(|k| k.pkcs8.as_ref()).find(|p| p.oid == oid)
+    ALL.iter().find(|k| k.pkcs8.as_ref().is_some_and(|p| p.oid == oid) || k.pkcs8_oids.contains(&oid))?.pkcs8.as_ref()
 }
 
 /// `CKA_CHECK_VALUE` of a secret key (spec §6.1 and §2.8): for AES the first three bytes of the
