@@ -142,6 +142,29 @@ pub fn keygen_from_seed(p: Params, seed: &[u8; SEED_LEN]) -> Option<(Vec<u8>, Ze
     r
 }
 
+thread_local! {
+    /// SHA-256 of seed ‖ dk of the pair this thread generated last: lets the check that a new
+    /// private key's seed and dk are one key (`keys::ml_kem`) skip expanding the seed again for
+    /// the pair [`generate`] just expanded. A digest, not the key: nothing secret stays behind.
+    static GENERATED: std::cell::Cell<Option<[u8; 32]>> = const { std::cell::Cell::new(None) };
+}
+
+fn pair_digest(seed: &[u8], dk: &[u8]) -> [u8; 32] {
+    let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    c.update(seed);
+    c.update(dk);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(c.finish().as_ref());
+    out
+}
+
+/// Whether `seed` and `dk` are the pair this thread's last [`generate`] made (the mark is used
+/// once). Otherwise the caller expands the seed to compare.
+pub fn just_generated(seed: &[u8], dk: &[u8]) -> bool {
+    let Some(mark) = GENERATED.with(|g| g.take()) else { return false };
+    super::constant_time::verify_slices_are_equal(&mark, &pair_digest(seed, dk)).is_ok()
+}
+
 /// A generated key pair: (ek, dk, the seed d‖z).
 pub type Generated = (Vec<u8>, Zeroizing<Vec<u8>>, Zeroizing<[u8; SEED_LEN]>);
 
@@ -150,26 +173,58 @@ pub fn generate(p: Params) -> Option<Generated> {
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
     super::random::fill(&mut seed[..]).ok()?;
     let (ek, dk) = keygen_from_seed(p, &seed)?;
+    GENERATED.with(|g| g.set(Some(pair_digest(&seed[..], &dk))));
     Some((ek, dk, seed))
+}
+
+/// A parsed encapsulation key (what a public key object keeps, `Object::parsed`).
+pub struct EncapsulationKey(kem::EncapsulationKey<kem::AlgorithmId>);
+
+impl EncapsulationKey {
+    pub fn new(p: Params, ek: &[u8]) -> Option<EncapsulationKey> {
+        kem::EncapsulationKey::new(p.algorithm(), ek).ok().map(EncapsulationKey)
+    }
+
+    /// ML-KEM.Encaps: (ciphertext, shared secret).
+    pub fn encapsulate(&self) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+        let (ct, ss) = self.0.encapsulate().ok()?;
+        Some((ct.as_ref().to_vec(), Zeroizing::new(ss.as_ref().to_vec())))
+    }
+}
+
+/// A parsed decapsulation key (what a private key object keeps, `Object::parsed`; aws-lc's copy
+/// of dk is cleansed when the key is freed).
+pub struct DecapsulationKey {
+    key: kem::DecapsulationKey<kem::AlgorithmId>,
+    ct_len: usize,
+}
+
+impl DecapsulationKey {
+    pub fn new(p: Params, dk: &[u8]) -> Option<DecapsulationKey> {
+        Some(DecapsulationKey { key: kem::DecapsulationKey::new(p.algorithm(), dk).ok()?, ct_len: p.ct_len() })
+    }
+
+    /// ML-KEM.Decaps: the shared secret (implicit rejection for a ciphertext not the key's);
+    /// `None` for a ciphertext of the wrong length.
+    pub fn decapsulate(&self, ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if ct.len() != self.ct_len {
+            return None;
+        }
+        let ss = self.key.decapsulate(kem::Ciphertext::from(ct)).ok()?;
+        Some(Zeroizing::new(ss.as_ref().to_vec()))
+    }
 }
 
 /// ML-KEM.Encaps(ek): (ciphertext, shared secret). `None` for an encapsulation key aws-lc
 /// refuses.
 pub fn encapsulate(p: Params, ek: &[u8]) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
-    let key = kem::EncapsulationKey::new(p.algorithm(), ek).ok()?;
-    let (ct, ss) = key.encapsulate().ok()?;
-    Some((ct.as_ref().to_vec(), Zeroizing::new(ss.as_ref().to_vec())))
+    EncapsulationKey::new(p, ek)?.encapsulate()
 }
 
 /// ML-KEM.Decaps(dk, c): the shared secret (the implicit-rejection value for a ciphertext that is
 /// not `dk`'s). The caller checks the ciphertext's length first.
 pub fn decapsulate(p: Params, dk: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    if ct.len() != p.ct_len() {
-        return None;
-    }
-    let key = kem::DecapsulationKey::new(p.algorithm(), dk).ok()?;
-    let ss = key.decapsulate(kem::Ciphertext::from(ct)).ok()?;
-    Some(Zeroizing::new(ss.as_ref().to_vec()))
+    DecapsulationKey::new(p, dk)?.decapsulate(ct)
 }
 
 /// ML-KEM.Encaps_internal(ek, m): encapsulation with the randomness m given (known-answer tests).

@@ -128,6 +128,8 @@ fn computed(obj: &mut Object, _kt: CK_KEY_TYPE) -> Result<()> {
     match obj.class() {
         CKO_PUBLIC_KEY if !ek_valid(p, obj.get(CKA_VALUE).unwrap_or(&[])) => return Err(invalid()),
         CKO_PRIVATE_KEY => match obj.get(CKA_SEED) {
+            // A pair key generation has just made is one key (its digest marked it).
+            Some(seed) if obj.get(CKA_VALUE).is_some_and(|dk| mlkem::just_generated(seed, dk)) => {}
             Some(seed) => {
                 let seed: &[u8; SEED_LEN] = seed.try_into().map_err(|_| invalid())?;
                 let (_, dk) = mlkem::keygen_from_seed(p, seed).ok_or(err(CKR_FUNCTION_FAILED))?;

@@ -81,7 +81,10 @@ impl Mechanism for MlKem {
         no_param(param)?;
         let p = params(public_key)?;
         let ek = public_key.get(CKA_VALUE).ok_or(err(CKR_KEY_HANDLE_INVALID))?;
-        let (ciphertext, secret) = mlkem::encapsulate(p, ek).ok_or(err(CKR_FUNCTION_FAILED))?;
+        // The parsed key is kept with the object for its next use.
+        let parse = || mlkem::EncapsulationKey::new(p, ek).ok_or(err(CKR_KEY_TYPE_INCONSISTENT));
+        let (ciphertext, secret) =
+            public_key.with_parsed(parse, |k| k.encapsulate())?.ok_or(err(CKR_FUNCTION_FAILED))?;
         Ok(Encapsulated { ciphertext, secret })
     }
 
@@ -93,7 +96,8 @@ impl Mechanism for MlKem {
         }
         // A locked token's key has no dk loaded: `usable_key` refused it already.
         let dk = private_key.get(CKA_VALUE).ok_or(err(CKR_USER_NOT_LOGGED_IN))?;
-        mlkem::decapsulate(p, dk, ciphertext).ok_or(err(CKR_FUNCTION_FAILED))
+        let parse = || mlkem::DecapsulationKey::new(p, dk).ok_or(err(CKR_KEY_TYPE_INCONSISTENT));
+        private_key.with_parsed(parse, |k| k.decapsulate(ciphertext))?.ok_or(err(CKR_FUNCTION_FAILED))
     }
 }
 
