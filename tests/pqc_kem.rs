@@ -675,6 +675,54 @@ fn tessera_util_imports_ml_kem_pkcs8() {
     assert_eq!(ek_of(&s, here, 1184), bytes_attr(&s, public, AttributeType::Value));
 }
 
+/// PQClean's ML-KEM (`pqcrypto-mlkem`), an implementation independent of aws-lc, against
+/// Tessera's, for each parameter set: what Tessera encapsulates PQClean decapsulates with the
+/// Tessera key's dk, what PQClean encapsulates Tessera decapsulates with PQClean's key imported,
+/// and Tessera encapsulates under PQClean's ek.
+#[test]
+fn pqclean_ml_kem_agrees() {
+    use pqcrypto_traits::kem::{Ciphertext as _, PublicKey as _, SecretKey as _, SharedSecret as _};
+    let l = load();
+    let s = setup(&l);
+    let readable = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ];
+    macro_rules! check {
+        ($set:expr, $m:ident) => {{
+            use pqcrypto_mlkem::$m as pq;
+            // A Tessera pair whose dk may be read.
+            let (public, private) = s
+                .generate_key_pair(
+                    &Mechanism::MlKemKeyPairGen,
+                    &[Attribute::Token(false), Attribute::ParameterSet(set_type($set).into())],
+                    &[Attribute::Token(false), Attribute::Sensitive(false), Attribute::Extractable(true)],
+                )
+                .expect("pair");
+            let dk = pq::SecretKey::from_bytes(&bytes_attr(&s, private, AttributeType::Value)).expect("dk");
+            let (ct, k) = s.encapsulate_key(&Mechanism::MlKem, public, &readable).expect("encapsulate");
+            let ct = pq::Ciphertext::from_bytes(&ct).expect("ciphertext");
+            assert_eq!(pq::decapsulate(&ct, &dk).as_bytes(), bytes_attr(&s, k, AttributeType::Value), "{}", $set);
+            // A PQClean pair in Tessera.
+            let (pk, sk) = pq::keypair();
+            let private = s.create_object(&private_template($set, None, Some(sk.as_bytes()))).expect("PQClean dk");
+            let public = s.create_object(&public_template($set, pk.as_bytes())).expect("PQClean ek");
+            let (ss, ct) = pq::encapsulate(&pk);
+            let d = s.decapsulate_key(&Mechanism::MlKem, private, &aes(32), ct.as_bytes()).expect("decapsulate");
+            assert_eq!(fingerprint(&s, d), fingerprint_of(&s, ss.as_bytes()), "{}", $set);
+            let (ct, k) = s.encapsulate_key(&Mechanism::MlKem, public, &readable).expect("encapsulate");
+            let ct = pq::Ciphertext::from_bytes(&ct).expect("ciphertext");
+            assert_eq!(pq::decapsulate(&ct, &sk).as_bytes(), bytes_attr(&s, k, AttributeType::Value), "{}", $set);
+        }};
+    }
+    check!(CKP_ML_KEM_512, mlkem512);
+    check!(CKP_ML_KEM_768, mlkem768);
+    check!(CKP_ML_KEM_1024, mlkem1024);
+}
+
 /// Token objects: a read-only session makes none, and a private key of the token is used only
 /// while the user is logged in.
 #[test]
