@@ -109,6 +109,13 @@
 //!   `slh-dsa` (aws-lc-rs has no SLH-DSA; the module's SLH-DSA is that library):
 //!   `slh_sign_internal` of `0 ‖ 0 ‖ M` with a fresh 16-byte `opt_rand`, `slh_verify_internal`.
 //!   SoftHSMv2 2.6 has neither family: `n/a`;
+//! * `generate ML-KEM-768 key pair`: C_GenerateKeyPair(CKM_ML_KEM_KEY_PAIR_GEN) of session
+//!   objects, with Tessera's pairwise test (an encapsulation and a decapsulation); `ML-KEM-768
+//!   encapsulate`: C_EncapsulateKey(CKM_ML_KEM) into a 32-byte CKK_GENERIC_SECRET session key
+//!   (the `cryptoki` crate makes the length query first); `decapsulate`: C_DecapsulateKey of one
+//!   fixed ciphertext into such a key. The aws-lc-rs column: `kem::DecapsulationKey::generate` and
+//!   `encapsulation_key`, `EncapsulationKey::encapsulate`, `DecapsulationKey::decapsulate`; the
+//!   key-pair row runs a second time against generation plus the same pairwise test there;
 //! * `create token data object`: C_CreateObject of a CKO_DATA object with
 //!   CKA_TOKEN=TRUE, CKA_PRIVATE=FALSE, a label and a 32-byte value, in a
 //!   logged-in R/W session;
@@ -162,7 +169,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::KeyPair as _;
-use aws_lc_rs::{aead, agreement, cipher, digest, hmac, rand, rsa, signature};
+use aws_lc_rs::{aead, agreement, cipher, digest, hmac, kem, rand, rsa, signature};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
@@ -1209,6 +1216,89 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 })
             },
         ),
+        // --- ML-KEM-768 (FIPS 203) ---
+        op("generate ML-KEM-768 key pair (C_GenerateKeyPair)", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM_KEY_PAIR_GEN)?;
+            let (public, private) = ml_kem_templates();
+            creates(session, move |s, created| {
+                let (a, b) = s.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+                created.extend([a, b]);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            bench(|| {
+                let k = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+                black_box(k.encapsulation_key().map_err(lc("ML-KEM ek"))?);
+                Ok(())
+            })
+        }),
+        op("generate ML-KEM-768 key pair, aws-lc-rs with the pairwise test", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM_KEY_PAIR_GEN)?;
+            let (public, private) = ml_kem_templates();
+            creates(session, move |s, created| {
+                let (a, b) = s.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+                created.extend([a, b]);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            bench(|| {
+                let k = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+                let (ct, k1) = k.encapsulation_key().and_then(|ek| ek.encapsulate()).map_err(lc("ML-KEM encaps"))?;
+                let k2 = k.decapsulate(ct).map_err(lc("ML-KEM decaps"))?;
+                if k1.as_ref() != k2.as_ref() {
+                    return Err("ML-KEM pairwise test".into());
+                }
+                black_box(k);
+                Ok(())
+            })
+        }),
+        op("ML-KEM-768 encapsulate (C_EncapsulateKey)", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM)?;
+            let (public, private) = ml_kem_templates();
+            let (ek, _) = session.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+            let template = kem_secret_template();
+            creates(session, move |s, created| {
+                let (ct, k) = s.encapsulate_key(&Mechanism::MlKem, ek, &template)?;
+                black_box(ct);
+                created.push(k);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            let dk = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+            let ek = dk.encapsulation_key().map_err(lc("ML-KEM ek"))?;
+            bench(move || {
+                black_box(ek.encapsulate().map_err(lc("ML-KEM encapsulate"))?);
+                Ok(())
+            })
+        }),
+        op("ML-KEM-768 decapsulate (C_DecapsulateKey)", |m| {
+            let (session, keys) = row_session(m)?;
+            keys.require(MechanismType::ML_KEM)?;
+            let (public, private) = ml_kem_templates();
+            let (ek, dk) = session.generate_key_pair(&Mechanism::MlKemKeyPairGen, &public, &private)?;
+            let template = kem_secret_template();
+            let (ct, k) = session.encapsulate_key(&Mechanism::MlKem, ek, &template)?;
+            session.destroy_object(k)?;
+            creates(session, move |s, created| {
+                created.push(s.decapsulate_key(&Mechanism::MlKem, dk, &template, &ct)?);
+                Ok(())
+            })
+        })
+        .direct(|_| {
+            let dk = kem::DecapsulationKey::generate(&kem::ML_KEM_768).map_err(lc("ML-KEM keygen"))?;
+            let (ct, _) = dk.encapsulation_key().and_then(|ek| ek.encapsulate()).map_err(lc("ML-KEM encapsulate"))?;
+            let ct = ct.as_ref().to_vec();
+            bench(move || {
+                black_box(dk.decapsulate(kem::Ciphertext::from(&ct[..])).map_err(lc("ML-KEM decapsulate"))?);
+                Ok(())
+            })
+        }),
         // --- objects (last: the find row leaves its objects on the token) ---
         op("create token data object (C_CreateObject)", |m| {
             let template = data_object_template("bench-create");
@@ -1220,6 +1310,30 @@ fn ops(cfg: &Config) -> Vec<Op> {
         op(format!("find 1 of {} token objects (C_FindObjects*)", thousands(objects as f64)), move |m| {
             find_bench(m, objects)
         }),
+    ]
+}
+
+/// An ML-KEM-768 pair of session objects, the private key sensitive.
+fn ml_kem_templates() -> (Vec<Attribute>, Vec<Attribute>) {
+    let set = cryptoki::object::MlKemParameterSetType::ML_KEM_768;
+    let public = vec![Attribute::Token(false), Attribute::Encapsulate(true), Attribute::ParameterSet(set.into())];
+    let private = vec![
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Decapsulate(true),
+    ];
+    (public, private)
+}
+
+/// The 32-byte generic secret a KEM row makes of the shared secret.
+fn kem_secret_template() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Sensitive(true),
+        Attribute::Derive(true),
     ]
 }
 

@@ -92,10 +92,17 @@ def generate(src, done):
     mechs = re.findall(r'pub const (CKM_\w+): CK_MECHANISM_TYPE = (\d+);', src)
     names = [HEADER, "//! PKCS#11 mechanism names and values (PKCS#11 3.2).", "",
              "use cryptoki_sys::CK_MECHANISM_TYPE;", "",
-             "/// (name, value) of every mechanism the 3.2 headers define.",
+             "/// (name, value) of every mechanism the 3.2 headers define, and of Tessera's vendor mechanisms.",
              "pub const MECHANISMS: &[(&str, CK_MECHANISM_TYPE)] = &["]
     for n, v in mechs:
         names.append(f'    ("{n}", {v}),')
+    # Tessera's vendor mechanisms (`pub const CKM_TESSERA_...: CK_MECHANISM_TYPE =
+    # CKM_VENDOR_DEFINED | 0x...;` in mechanisms/*.rs), so the policy can name them too.
+    vendor_defined = int(dict(mechs)["CKM_VENDOR_DEFINED"])
+    for p in sorted((MODULE_SRC / "mechanisms").glob("*.rs")):
+        for n, v in re.findall(r'pub const (CKM_TESSERA_\w+): CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED \| (0x[0-9a-fA-F_]+);',
+                               p.read_text()):
+            names.append(f'    ("{n}", {vendor_defined | int(v.replace("_", ""), 16)}),')
     names.append("];")
     names.append("")
     missing = done - set(fields("CK_FUNCTION_LIST_3_2"))

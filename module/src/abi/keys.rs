@@ -111,3 +111,60 @@ pub unsafe extern "C" fn C_DeriveKey(
         Ok(())
     })
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn C_EncapsulateKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hPublicKey: CK_OBJECT_HANDLE,
+    pTemplate: *mut CK_ATTRIBUTE,
+    ulAttributeCount: CK_ULONG,
+    pCiphertext: *mut CK_BYTE,
+    pulCiphertextLen: *mut CK_ULONG,
+    phKey: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_EncapsulateKey", || {
+        let m = module()?;
+        m.session(hSession)?;
+        // A NULL buffer asks for the ciphertext's length only: no key is made then, so no handle
+        // is written either.
+        let cap = capacity(pCiphertext, pulCiphertextLen)?;
+        let dest = if cap.is_some() { Some(out_ptr(phKey)?) } else { None };
+        let t = read_template(pTemplate, ulAttributeCount)?;
+        let (mt, param) = mechanism(pMechanism, Op::Encapsulate)?;
+        match m.encapsulate_key(hSession, mt, &param, hPublicKey, &t, cap)? {
+            crate::services::keys::Encapsulation::Length(o) => write_output(o, pCiphertext, pulCiphertextLen),
+            crate::services::keys::Encapsulation::Made { ciphertext, key } => {
+                write_output(crate::services::digest::Output::Done(ciphertext), pCiphertext, pulCiphertextLen)?;
+                if let Some(dest) = dest {
+                    put(dest, key);
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DecapsulateKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: *mut CK_MECHANISM,
+    hPrivateKey: CK_OBJECT_HANDLE,
+    pTemplate: *mut CK_ATTRIBUTE,
+    ulAttributeCount: CK_ULONG,
+    pCiphertext: *mut CK_BYTE,
+    ulCiphertextLen: CK_ULONG,
+    phKey: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    guard("C_DecapsulateKey", || {
+        let m = module()?;
+        m.session(hSession)?;
+        let dest = out_ptr(phKey)?;
+        let ciphertext =
+            input(pCiphertext, ulCiphertextLen, &[(dest as *const u8, std::mem::size_of::<CK_OBJECT_HANDLE>())])?;
+        let t = read_template(pTemplate, ulAttributeCount)?;
+        let (mt, param) = mechanism(pMechanism, Op::Decapsulate)?;
+        put(dest, m.decapsulate_key(hSession, mt, &param, hPrivateKey, &t, &ciphertext)?);
+        Ok(())
+    })
+}

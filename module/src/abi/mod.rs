@@ -418,7 +418,8 @@ unsafe fn read_level(p: *const CK_ATTRIBUTE, n: CK_ULONG, nested: bool, budget: 
                 _ => copy(v)?.into(),
             }
         };
-        t.push((a.type_, v));
+        // One number for an attribute that has two (`attrs::canonical`).
+        t.push((attrs::canonical(a.type_), v));
     }
     Ok(t)
 }

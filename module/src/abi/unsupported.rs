@@ -207,34 +207,6 @@ pub unsafe extern "C" fn C_MessageVerifyFinal(_arg1: CK_SESSION_HANDLE) -> CK_RV
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn C_EncapsulateKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: *mut CK_ATTRIBUTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_BYTE,
-    _arg7: *mut CK_ULONG,
-    _arg8: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_EncapsulateKey")
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn C_DecapsulateKey(
-    _arg1: CK_SESSION_HANDLE,
-    _arg2: *mut CK_MECHANISM,
-    _arg3: CK_OBJECT_HANDLE,
-    _arg4: *mut CK_ATTRIBUTE,
-    _arg5: CK_ULONG,
-    _arg6: *mut CK_BYTE,
-    _arg7: CK_ULONG,
-    _arg8: *mut CK_OBJECT_HANDLE,
-) -> CK_RV {
-    super::not_supported("C_DecapsulateKey")
-}
-
-#[no_mangle]
 pub unsafe extern "C" fn C_AsyncComplete(
     _arg1: CK_SESSION_HANDLE,
     _arg2: *mut CK_UTF8CHAR,

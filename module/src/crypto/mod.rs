@@ -34,6 +34,7 @@ pub mod ed25519;
 pub mod hmac;
 pub mod kdf;
 pub mod mldsa;
+pub mod mlkem;
 #[cfg(test)]
 mod pq_vectors;
 pub mod random;
@@ -41,6 +42,7 @@ pub mod rsa;
 pub mod selftest;
 pub mod sha3;
 pub mod slhdsa;
+pub mod xwing;
 
 /// Comparison in constant time (tags, encoded signature blocks).
 pub use aws_lc_rs::constant_time;

@@ -580,6 +580,40 @@ fn slh_dsa_verify() -> bool {
     healthy(name) && run() == Some(true)
 }
 
+static MLKEM: &str = include_str!("../../../kat-vectors/mlkem.json");
+
+/// `kat-vectors/mlkem.json`, parsed once per process.
+fn mlkem_vectors() -> &'static [Json] {
+    static PARSED: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
+    let v = PARSED.get_or_init(|| serde_json::from_str(MLKEM).unwrap_or(Json::Null));
+    v.get("vectors").and_then(|v| v.as_array()).map(|v| v.as_slice()).unwrap_or_default()
+}
+
+/// ML-KEM-768: encapsulation with the vector's m (`crypto::mlkem`, the aws-lc call the
+/// mechanism's encapsulation makes, given m: `C_EncapsulateKey` draws its own) gives c and K, and
+/// `CKM_ML_KEM`'s decapsulation of c under dk gives K.
+fn ml_kem() -> bool {
+    let name = "ML-KEM-768 encapsulate and decapsulate";
+    let Some(v) = mlkem_vectors().iter().find(|v| v.get("name").and_then(|n| n.as_str()) == Some(name)) else {
+        return false;
+    };
+    let p = crate::crypto::mlkem::Params::MlKem768;
+    let run = || -> Option<(Vec<u8>, Vec<u8>)> {
+        let m: [u8; crate::crypto::mlkem::M_LEN] = hex(v, "m")?.try_into().ok()?;
+        let (c, k) = crate::crypto::mlkem::encapsulate_deterministic(p, &hex(v, "ek")?, &m)?;
+        let key = object(
+            CKO_PRIVATE_KEY,
+            CKK_ML_KEM,
+            vec![(CKA_PARAMETER_SET, ulong(CKP_ML_KEM_768).to_vec()), (CKA_VALUE, hex(v, "dk")?)],
+        );
+        let k2 = registry().get(CKM_ML_KEM).ok()?.decapsulate(&Param::None, &key, &c).ok()?;
+        (k.as_slice() == k2.as_slice()).then(|| (c, k.to_vec()))
+    };
+    let got = run().map(|(c, k)| [c, k].concat());
+    let want = hex(v, "c").zip(hex(v, "k")).map(|(c, k)| [c, k].concat());
+    same(name, got, want)
+}
+
 /// Runs every known-answer test: (name, passed).
 pub fn run_all() -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = Vec::new();
@@ -632,6 +666,7 @@ pub fn run_all() -> Vec<(String, bool)> {
     ] {
         out.push((name.to_string(), rsa_digest_info(name, mech, &mut keys)));
     }
+    out.push(("ML-KEM-768 encapsulate and decapsulate".to_string(), ml_kem()));
     out
 }
 
@@ -652,6 +687,7 @@ mod tests {
             [super::SHA, super::AES, super::HMAC, super::KDF, super::RSA, super::ECC, super::MLDSA, super::SLHDSA]
                 .iter()
                 .flat_map(|t| super::vectors(t))
+                .chain(super::mlkem_vectors())
                 .filter_map(|v| Some(v.get("name")?.as_str()?.to_string()))
                 .collect();
         let mut got: Vec<String> = super::run_all().into_iter().map(|(n, _)| n).collect();

@@ -28,9 +28,11 @@ pub mod edwards;
 pub mod generic;
 pub mod hkdf;
 pub mod ml_dsa;
+pub mod ml_kem;
 pub mod montgomery;
 pub mod rsa;
 pub mod slh_dsa;
+pub mod xwing;
 
 /// The parts of a SubjectPublicKeyInfo (or of a PKCS#8 PrivateKeyInfo): the algorithm's OID, the
 /// DER of its parameters (`None`: absent) and the key itself.
@@ -141,6 +143,8 @@ key_types! {
     CKK_HKDF => hkdf::HKDF,
     CKK_ML_DSA => ml_dsa::ML_DSA,
     CKK_SLH_DSA => slh_dsa::SLH_DSA,
+    CKK_ML_KEM => ml_kem::ML_KEM,
+    xwing::CKK_TESSERA_XWING => xwing::XWING,
 }
 
 impl KeyType {

@@ -9,10 +9,12 @@ pub mod ec;
 pub mod eddsa;
 pub mod hmac;
 pub mod kdf;
+pub mod ml_kem;
 pub mod names;
 pub mod param;
 pub mod pq_sign;
 pub mod rsa;
+pub mod xwing;
 
 pub use param::Param;
 
@@ -278,6 +280,8 @@ impl Registry {
         ec::register(&mut r);
         eddsa::register(&mut r);
         pq_sign::register(&mut r);
+        ml_kem::register(&mut r);
+        xwing::register(&mut r);
         r
     }
 }

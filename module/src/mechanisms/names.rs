@@ -3,7 +3,7 @@
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 
-/// (name, value) of every mechanism the 3.2 headers define.
+/// (name, value) of every mechanism the 3.2 headers define, and of Tessera's vendor mechanisms.
 pub const MECHANISMS: &[(&str, CK_MECHANISM_TYPE)] = &[
     ("CKM_RSA_PKCS_KEY_PAIR_GEN", 0),
     ("CKM_RSA_PKCS", 1),
@@ -485,4 +485,6 @@ pub const MECHANISMS: &[(&str, CK_MECHANISM_TYPE)] = &[
     ("CKM_PBE_SHA1_CAST5_CBC", 933),
     ("CKM_ECDSA_KEY_PAIR_GEN", 4160),
     ("CKM_DSA_PROBABLISTIC_PARAMETER_GEN", 8195),
+    ("CKM_TESSERA_XWING_KEY_PAIR_GEN", 3562471425),
+    ("CKM_TESSERA_XWING", 3562471426),
 ];

@@ -124,6 +124,10 @@ pub const PUBLIC_KEY: &[Spec] = &[
     s(CKA_WRAP_TEMPLATE, Template, FIXED),
     s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
     s(CKA_VENDOR_PAIR_CONTAINED, Bool, TOKEN_SET),
+    // PKCS #11 3.2: may the key encapsulate (`C_EncapsulateKey`), and what the keys it makes
+    // must carry (as `CKA_UNWRAP_TEMPLATE`; fixed, as every restriction on a key's use).
+    s(CKA_ENCAPSULATE, Bool, 0),
+    s(CKA_ENCAPSULATE_TEMPLATE, Template, FIXED),
 ];
 
 pub const PRIVATE_KEY: &[Spec] = &[
@@ -140,6 +144,9 @@ pub const PRIVATE_KEY: &[Spec] = &[
     s(CKA_UNWRAP_TEMPLATE, Template, FIXED),
     s(CKA_ALWAYS_AUTHENTICATE, Bool, FIXED),
     s(CKA_PUBLIC_KEY_INFO, Bytes, 0),
+    // PKCS #11 3.2: may the key decapsulate (`C_DecapsulateKey`), and the template of what it makes.
+    s(CKA_DECAPSULATE, Bool, 0),
+    s(CKA_DECAPSULATE_TEMPLATE, Template, FIXED),
 ];
 
 pub const SECRET_KEY: &[Spec] = &[
@@ -217,11 +224,24 @@ pub fn find(tables: &[&'static [Spec]], ty: CK_ATTRIBUTE_TYPE) -> Option<Spec> {
 /// The encoding of an attribute wherever it appears (templates given to `C_FindObjects`, nested
 /// templates), independent of the object that holds it.
 pub fn kind_of(ty: CK_ATTRIBUTE_TYPE) -> Kind {
-    match ty {
+    match canonical(ty) {
         CKA_VALUE => Bytes,
         // A key-material attribute has the same encoding in every table that has it (a test in
         // `keys` checks it), so the order of the search does not matter.
-        _ => find(COMMON, ty).or_else(|| crate::keys::row(ty)).map(|s| s.kind).unwrap_or(Bytes),
+        ty => find(COMMON, ty).or_else(|| crate::keys::row(ty)).map(|s| s.kind).unwrap_or(Bytes),
+    }
+}
+
+/// The one type Tessera keeps an attribute under when it has two numbers: `CKA_ENCAPSULATE_TEMPLATE`
+/// and `CKA_DECAPSULATE_TEMPLATE` are 0x62a and 0x62b in the published 3.2 header, and the same with
+/// `CKF_ARRAY_ATTRIBUTE` in later headers (and some applications); both are read and answered, as
+/// the first.
+#[inline]
+pub const fn canonical(ty: CK_ATTRIBUTE_TYPE) -> CK_ATTRIBUTE_TYPE {
+    match ty {
+        t if t == CKF_ARRAY_ATTRIBUTE | CKA_ENCAPSULATE_TEMPLATE => CKA_ENCAPSULATE_TEMPLATE,
+        t if t == CKF_ARRAY_ATTRIBUTE | CKA_DECAPSULATE_TEMPLATE => CKA_DECAPSULATE_TEMPLATE,
+        t => t,
     }
 }
 

@@ -341,6 +341,9 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin, actor: A
             d.def(CKA_TRUSTED, bool_(false));
             d.def(CKA_WRAP_TEMPLATE, EMPTY);
             d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
+            // A data usage, defaulting as CKA_VERIFY does.
+            d.def(CKA_ENCAPSULATE, bool_(data_default));
+            d.def(CKA_ENCAPSULATE_TEMPLATE, EMPTY);
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
             // Keys stay inside unless the application asks otherwise: not extractable (a default
@@ -364,6 +367,9 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin, actor: A
                 d.def(CKA_SIGN_RECOVER, bool_(data_default));
                 d.def(CKA_ALWAYS_AUTHENTICATE, bool_(false));
                 d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
+                // A data usage, defaulting as CKA_SIGN does.
+                d.def(CKA_DECAPSULATE, bool_(data_default));
+                d.def(CKA_DECAPSULATE_TEMPLATE, EMPTY);
             } else {
                 for t in [CKA_ENCRYPT, CKA_VERIFY] {
                     d.def(t, bool_(data_default));

@@ -503,3 +503,152 @@ impl Module {
         self.store_object(&s, obj)
     }
 }
+
+/// What `C_EncapsulateKey` gives back.
+pub enum Encapsulation {
+    /// A length query, or a buffer too small for the ciphertext: its length (the latter is
+    /// `CKR_BUFFER_TOO_SMALL`). No key was made.
+    Length(crate::services::digest::Output),
+    /// The ciphertext and the new key.
+    Made { ciphertext: Vec<u8>, key: CK_OBJECT_HANDLE },
+}
+
+/// Longest shared secret a key-encapsulation mechanism gives (ML-KEM's K, 32 bytes): made by the
+/// mechanism (`Encapsulated::secret`, a `Zeroizing` buffer), it becomes the new key's value here.
+/// SSP: KEM shared secret K
+const KEM_SECRET_LEN: usize = 32;
+
+/// The template of the secret key `C_EncapsulateKey` or `C_DecapsulateKey` makes with `key`: the
+/// key's nested template (`CKA_ENCAPSULATE_TEMPLATE` or `CKA_DECAPSULATE_TEMPLATE`) imposed, a
+/// secret key (`CKK_GENERIC_SECRET` unless the template names a type), and the length the key
+/// takes from the front of the shared secret: the template's `CKA_VALUE_LEN` (1 to 32 bytes), the
+/// key type's fixed length (DES), or the whole secret.
+///
+/// A key made by decapsulation is sensitive (outside the legacy rules), as a key unwrapped by a
+/// private key is: the same ciphertext decapsulates to the same secret every time, so were a
+/// readable key allowed, any user of the private key could read the value of every key made from
+/// a ciphertext that passed by — a sensitive one that `C_EncapsulateKey` made on this token
+/// included. A template asking for a non-sensitive one is `CKR_TEMPLATE_INCONSISTENT`.
+fn kem_template(
+    template: &Template,
+    key: &Object,
+    nested: CK_ATTRIBUTE_TYPE,
+    decapsulating: bool,
+    legacy: bool,
+) -> Result<(Template, usize)> {
+    let mut t = with_nested(template, key, nested)?.into_owned();
+    let map = template::collect(&t)?;
+    let given = |a| map.get(&a).map(|v| crate::object::as_ulong(v).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID)));
+    match given(CKA_CLASS).transpose()? {
+        None => t.push((CKA_CLASS, ulong(CKO_SECRET_KEY))),
+        Some(CKO_SECRET_KEY) => {}
+        Some(_) => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
+    }
+    let key_type = given(CKA_KEY_TYPE).transpose()?;
+    if key_type.is_none() {
+        t.push((CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)));
+    }
+    let len = match given(CKA_VALUE_LEN).transpose()? {
+        Some(l) if (1..=KEM_SECRET_LEN as CK_ULONG).contains(&l) => l as usize,
+        Some(_) => return Err(err(CKR_ATTRIBUTE_VALUE_INVALID)),
+        None => key_type.and_then(crate::keys::des::key_len).unwrap_or(KEM_SECRET_LEN),
+    };
+    if decapsulating && !legacy {
+        match map.get(&CKA_SENSITIVE) {
+            Some(v) if **v == [0] => return Err(err(CKR_TEMPLATE_INCONSISTENT)),
+            Some(_) => {}
+            None => t.push((CKA_SENSITIVE, bool_(true))),
+        }
+    }
+    Ok((t, len))
+}
+
+/// The leading `len` bytes of a shared secret (`CKR_TEMPLATE_INCONSISTENT` when it is shorter).
+fn leading(secret: &[u8], len: usize) -> Result<Vec<u8>> {
+    Ok(secret.get(..len).ok_or(err(CKR_TEMPLATE_INCONSISTENT))?.to_vec())
+}
+
+/// Why the approved mode refuses a key of part of a KEM's shared secret.
+const K_WHOLE: &str = "the approved mode makes the whole 32-byte shared secret K the new key (SP 800-227 names K \
+                       itself, or a KDF over it); derive shorter keys from it with CKM_HKDF_DERIVE";
+
+impl Module {
+    /// A key of fewer bytes than the shared secret: a use SP 800-227 does not describe (K is
+    /// the key, or the input of a KDF), refused in the approved mode and not approved in the other.
+    fn whole_secret(&self, d: &mut crate::record::Decided, len: usize) -> Result<()> {
+        if len >= KEM_SECRET_LEN || !d.verdict.approved() {
+            return Ok(());
+        }
+        if self.cfg.mode == crate::policy::Mode::Approved {
+            return Err(Error::because(CKR_TEMPLATE_INCONSISTENT, K_WHOLE));
+        }
+        d.verdict = crate::record::Verdict::NonApproved;
+        crate::record::decided(*d);
+        Ok(())
+    }
+}
+
+impl Module {
+    /// `C_EncapsulateKey`: a new secret key from a fresh shared secret under the public key
+    /// `public`, and the ciphertext that carries it. `cap` is the caller's buffer for the
+    /// ciphertext (`None`: a length query); when it cannot take the ciphertext, only the length
+    /// is answered and no key is made (nor a secret drawn).
+    pub fn encapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &Param,
+        public: CK_OBJECT_HANDLE,
+        template: &Template,
+        cap: Option<usize>,
+    ) -> Result<Encapsulation> {
+        let s = self.session(h)?;
+        let m = registry().get(mech)?;
+        let pk = self.usable_key(&s, public, mech, m, Op::Encapsulate)?;
+        if pk.class() != CKO_PUBLIC_KEY {
+            return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        let mut d = self.decide(Op::Encapsulate, mech, m, Some(public), &KeyInfo::of(&pk), param)?;
+        let len = m.ciphertext_len(param, &pk)?;
+        if let Some(o) = crate::services::length_only(len, cap) {
+            return Ok(Encapsulation::Length(o));
+        }
+        let (t, value_len) = kem_template(template, &pk, CKA_ENCAPSULATE_TEMPLATE, false, self.legacy_wrapping())?;
+        self.whole_secret(&mut d, value_len)?;
+        let e = m.encapsulate(param, &pk)?;
+        let value = leading(&e.secret, value_len)?;
+        let mut obj =
+            template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Derived(false, false), self.actor(&s))?;
+        stamp(&mut obj, d.verdict.approved());
+        let key = self.store_object(&s, obj)?;
+        Ok(Encapsulation::Made { ciphertext: e.ciphertext, key })
+    }
+
+    /// `C_DecapsulateKey`: a new secret key from the shared secret `ciphertext` carries for the
+    /// private key `private`.
+    pub fn decapsulate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        param: &Param,
+        private: CK_OBJECT_HANDLE,
+        template: &Template,
+        ciphertext: &[u8],
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let s = self.session(h)?;
+        let m = registry().get(mech)?;
+        let sk = self.usable_key(&s, private, mech, m, Op::Decapsulate)?;
+        if sk.class() != CKO_PRIVATE_KEY {
+            return Err(err(CKR_KEY_TYPE_INCONSISTENT));
+        }
+        let mut d = self.decide(Op::Decapsulate, mech, m, Some(private), &KeyInfo::of(&sk), param)?;
+        let (t, value_len) = kem_template(template, &sk, CKA_DECAPSULATE_TEMPLATE, true, self.legacy_wrapping())?;
+        self.whole_secret(&mut d, value_len)?;
+        let secret = m.decapsulate(param, &sk, ciphertext)?;
+        let value = leading(&secret, value_len)?;
+        let mut obj =
+            template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Derived(false, false), self.actor(&s))?;
+        stamp(&mut obj, d.verdict.approved());
+        self.store_object(&s, obj)
+    }
+}

@@ -309,6 +309,7 @@ impl Module {
         Ok(types
             .iter()
             .map(|t| {
+                let t = &attrs::canonical(*t);
                 let spec = attrs::find(&tables, *t);
                 match (spec, obj.get(*t)) {
                     (Some(sp), _) if sp.flags & attrs::SECRET != 0 && !obj.material_readable() => AttrAnswer::Sensitive,
