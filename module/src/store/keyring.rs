@@ -49,7 +49,10 @@ fn check(kek: &Key256, w: &PinWrap, pin: &[u8]) -> hmac::Tag {
 }
 
 fn session() -> Option<KeyRing> {
-    KeyRing::from_special_id(KeyRingIdentifier::Session, true).ok()
+    // Not created: a process without a session keyring of its own (no login session joined one)
+    // works in its user's default session keyring, which every such process of the user shares;
+    // a new anonymous session keyring would die with this process.
+    KeyRing::from_special_id(KeyRingIdentifier::Session, false).ok()
 }
 
 impl Keyring {
