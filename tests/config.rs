@@ -130,3 +130,32 @@ fn log_file_receives_the_log() {
     assert!(text.contains("self-tests passed"), "the INFO line is in the file:\n{text}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("self-tests passed"), "and not on stderr");
 }
+
+/// The message API is held to `slots.mechanisms` too.
+#[test]
+fn slots_mechanisms_covers_the_message_api() {
+    let t = Token::with_conf("msg", "slots.mechanisms = -CKM_AES_GCM");
+    let key = t
+        .s()
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+        .unwrap();
+    let mut m = Mech::new(cryptoki_sys::CKM_AES_GCM).raw();
+    for encrypt in [true, false] {
+        let rv = unsafe {
+            if encrypt {
+                t.f.C_MessageEncryptInit(t.h, &mut m, key.handle())
+            } else {
+                t.f.C_MessageDecryptInit(t.h, &mut m, key.handle())
+            }
+        };
+        assert_eq!(rv, cryptoki_sys::CKR_MECHANISM_INVALID, "encrypt: {encrypt}");
+    }
+}

@@ -193,3 +193,32 @@ fn test_tokens() {
     }
     assert_eq!(stored_iterations(&env, &serial), (600_000, 600_000));
 }
+
+/// Whoever can write the store cannot make a real token a test token to get its next PIN wrap at
+/// 1,000 iterations: the wraps are bound to the token's test-ness, so after the edit none opens and
+/// no new one is made.
+#[test]
+fn a_lowered_iteration_column_downgrades_nothing() {
+    let env = Env::new("");
+    let serial = {
+        let l = load_env(Env::at(&env.tokendir(), ""));
+        let slot = l.new_token("real");
+        l.p.get_token_info(slot).unwrap().serial_number().to_string()
+    };
+    assert_eq!(stored_iterations(&env, &serial), (600_000, 600_000));
+    let db = rusqlite::Connection::open(env.tokendir().join(&serial).join("tessera.db")).unwrap();
+    db.execute("UPDATE token SET so_iterations = 1000", []).unwrap();
+    drop(db);
+    let l = load_env(Env::at(&env.tokendir(), ""));
+    let slot = l.slot_of("real");
+    let s = l.p.open_rw_session(slot).unwrap();
+    assert_eq!(
+        rv_of(s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))),
+        RvError::PinIncorrect,
+        "the user's wrap does not open as a test token's"
+    );
+    assert!(s.set_pin(&AuthPin::new(USER_PIN.into()), &AuthPin::new("7654321".into())).is_err());
+    drop(s);
+    drop(l);
+    assert_eq!(stored_iterations(&env, &serial).1, 600_000, "no user wrap at the test count");
+}

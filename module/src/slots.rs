@@ -187,6 +187,8 @@ impl Module {
     fn init_token_as(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str, test: bool) -> Result<()> {
         let content = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(slot)?;
         match content {
+            // T_InitTestToken makes new tokens only (a token may have appeared since its check).
+            SlotContent::Token(_) | SlotContent::Alias(_) if test => Err(err(CKR_ACTION_PROHIBITED)),
             SlotContent::Token(_) | SlotContent::Alias(_) => {
                 let t = self.token(slot)?;
                 if self.sessions_on(&t).0 > 0 {

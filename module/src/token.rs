@@ -204,7 +204,7 @@ impl Token {
         let serial = serial.to_string();
         let slot_id = crate::slots::slot_id_for(Path::new(&serial));
         let token_key = seal::random_key()?;
-        let so = seal::wrap_with_pin(&kek, &token_key, so_pin, iterations, &wrap_aad(&uid, Role::So))?;
+        let so = seal::wrap_with_pin(&kek, &token_key, so_pin, iterations, &wrap_aad(&uid, Role::So, test))?;
         let row = TokenRow::initialised(uid, serial, label.to_string(), slot_id, so);
         let db = Db::create(tokendir, &row)?;
         Token::open(&db.dir, kek, policy)
@@ -214,6 +214,11 @@ impl Token {
     /// (as the token is now: another process may have re-initialised it).
     pub fn is_test(&self) -> bool {
         self.row().is_ok_and(|r| r.so.is_some_and(|w| w.iterations == crate::config::TEST_KDF_ITERATIONS))
+    }
+
+    /// The associated data of this token's PIN wraps for `role` ([`wrap_aad`]).
+    fn wrap_aad(&self, role: Role) -> Vec<u8> {
+        wrap_aad(&self.uid, role, self.is_test())
     }
 
     /// The PBKDF2 iterations of this token's new PIN wraps.
@@ -513,7 +518,7 @@ impl Token {
             }
             Attempt::Counted { wrap, count } => (wrap, count),
         };
-        let aad = wrap_aad(&self.uid, role);
+        let aad = self.wrap_aad(role);
         let key = if pin.len() > MAX_PIN { None } else { seal::unwrap_with_pin(&self.kek, &wrap, pin, &aad)? };
         let Some(key) = key else {
             tracing::warn!("token {}: wrong {:?} PIN ({count} consecutive)", self.serial, role);
@@ -545,7 +550,7 @@ impl Token {
         if failures > 0 || (role == Role::User && row.user_blocked) || wrap.iterations < self.iterations() {
             return Ok(None);
         }
-        Ok(seal::unwrap_cached(&self.kek, &wrap, pin, &wrap_aad(&self.uid, role)))
+        Ok(seal::unwrap_cached(&self.kek, &wrap, pin, &self.wrap_aad(role)))
     }
 
     /// Records a login (the PIN already verified).
@@ -634,8 +639,8 @@ impl Token {
         // The keys derived from PINs that no longer open a wrap go (this process's cache, and the
         // login cache's entry).
         self.kek.clear();
-        crate::store::keyring::revoke(&wrap_aad(&self.uid, Role::User));
-        let w = seal::wrap_with_pin(&self.kek, &key.key, pin, self.iterations(), &wrap_aad(&self.uid, Role::User))?;
+        crate::store::keyring::revoke(&self.wrap_aad(Role::User));
+        let w = seal::wrap_with_pin(&self.kek, &key.key, pin, self.iterations(), &self.wrap_aad(Role::User))?;
         lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
         self.touch();
         Ok(())
@@ -655,8 +660,8 @@ impl Token {
         self.policy.check_new_pin(new)?;
         let key = if self.policy.approved { self.verify_pin(role, old)? } else { self.verify_counted(role, old)? };
         self.kek.clear();
-        crate::store::keyring::revoke(&wrap_aad(&self.uid, role));
-        let w = seal::wrap_with_pin(&self.kek, &key, new, self.iterations(), &wrap_aad(&self.uid, role))?;
+        crate::store::keyring::revoke(&self.wrap_aad(role));
+        let w = seal::wrap_with_pin(&self.kek, &key, new, self.iterations(), &self.wrap_aad(role))?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
         Ok(())
@@ -670,11 +675,17 @@ impl Token {
         self.verify_counted(Role::So, so_pin)?;
         self.kek.clear();
         for role in [Role::So, Role::User] {
-            crate::store::keyring::revoke(&wrap_aad(&self.uid, role));
+            crate::store::keyring::revoke(&self.wrap_aad(role));
         }
         let key = seal::random_key()?;
         // C_InitToken makes a token like any other: a test token re-initialised so is one no more.
-        let so = seal::wrap_with_pin(&self.kek, &key, so_pin, self.policy.iterations, &wrap_aad(&self.uid, Role::So))?;
+        let so = seal::wrap_with_pin(
+            &self.kek,
+            &key,
+            so_pin,
+            self.policy.iterations,
+            &wrap_aad(&self.uid, Role::So, false),
+        )?;
         lock(&self.db).reinit(label, &so)?;
         self.logout();
         Ok(())
@@ -881,10 +892,16 @@ fn no_pin(role: Role) -> CK_RV {
 }
 
 /// Binds a PIN wrap to its token and role, so a wrap cannot be moved to another token or role.
-fn wrap_aad(token_uid: &[u8], role: Role) -> Vec<u8> {
+/// What a PIN wrap of the token key authenticates: the token, the role, and whether the token
+/// is a test token (its wraps derive with 1,000 iterations). The last binds the test-ness read from
+/// the store's iteration column to the wraps: a real token whose column is lowered to the test
+/// count opens none of its wraps (made without the mark), so no new wrap is ever made at the test
+/// count for it.
+fn wrap_aad(token_uid: &[u8], role: Role, test: bool) -> Vec<u8> {
     let tag: &[u8] = match role {
         Role::So => b"so-pin",
         Role::User => b"user-pin",
     };
-    [token_uid, tag].concat()
+    let mark: &[u8] = if test { b"-test" } else { b"" };
+    [token_uid, tag, mark].concat()
 }

@@ -80,6 +80,11 @@ impl Module {
         key: CK_OBJECT_HANDLE,
     ) -> Result<()> {
         let s = self.session(h)?;
+        // `slots.mechanisms` may have withheld it (the other calls that take a mechanism are
+        // checked in the ABI layer's `mechanism()`).
+        if !self.cfg.mechanisms.allows(mech) {
+            return Err(err(CKR_MECHANISM_INVALID));
+        }
         let mut ops = lock(&s.ops);
         let slot = if encrypt { &ops.message_encrypt } else { &ops.message_decrypt };
         if slot.is_some() {
