@@ -198,12 +198,31 @@ pub fn convert(source: &str, a: &BTreeMap<CK_ATTRIBUTE_TYPE, Val>, opts: Options
     let mut carried: Vec<(CK_ATTRIBUTE_TYPE, Value)> = Vec::new();
     let mut unknown = Vec::new();
     let mut notes = Vec::new();
+    // What only a token sets (CKA_LOCAL, CKA_NEVER_EXTRACTABLE …) and CKA_TRUSTED are believed only
+    // of a private object, whose key material the source's token key protects: a secret or private
+    // key the source kept in clear (CKA_PRIVATE false) could have been written by anyone who can
+    // write its files, with a key value they chose, and such claims would let it wrap sensitive
+    // keys here.
+    let private = matches!(a.get(&CKA_PRIVATE), Some(Val::Bool(true)));
+    let claims = !opts.as_user && private;
+    // A public key's CKA_LOCAL and CKA_KEY_GEN_MECHANISM say where it came from and give it no
+    // power (only CKA_TRUSTED would): kept as recorded.
+    let carries = claims || (!opts.as_user && class == CKO_PUBLIC_KEY);
+    let mut dropped = Vec::new();
     for (t, v) in a {
         let value = abi_value(v).map_err(|e| unsupported(format!("{}: {e}", attribute_name(*t))))?;
         if CARRIED.contains(t) {
             let empty_uid = *t == CKA_UNIQUE_ID && value.is_empty();
-            if !opts.as_user && !empty_uid {
+            if !opts.as_user && !empty_uid && (carries || *t == CKA_UNIQUE_ID) {
                 carried.push((*t, value));
+            } else if !opts.as_user && *t != CKA_UNIQUE_ID {
+                dropped.push(attribute_name(*t));
+            }
+            continue;
+        }
+        if *t == CKA_TRUSTED && !claims && !opts.as_user {
+            if matches!(v, Val::Bool(true)) {
+                dropped.push(attribute_name(*t));
             }
             continue;
         }
@@ -230,7 +249,14 @@ pub fn convert(source: &str, a: &BTreeMap<CK_ATTRIBUTE_TYPE, Val>, opts: Options
         }
         template.push((*t, value));
     }
-    let actor = Actor { so: !opts.as_user, legacy: true };
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "{} not carried over: the source kept this object in clear, where anyone who can write its files could \
+             have set them",
+            dropped.join(", ")
+        ));
+    }
+    let actor = Actor { so: claims, legacy: true };
     let mut obj = template::build(&template, Vec::new(), Origin::Created, actor).map_err(|e| {
         unsupported(format!("Tessera refuses the object's attributes ({})", crate::record::described(e)))
     })?;
