@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . tests/setup.sh
 tessera_install_packages
 
-echo "== build (release), seal"
+echo "== build (release), seal (the integrity value written into the library: needed after every build)"
 # The library's own build makes target/release/libtessera_pkcs11.so (a build of binaries alone
 # leaves the cdylib out of date).
 cargo build --release -p tessera-pkcs11
@@ -19,6 +19,7 @@ export TESSERA_UTIL=$PWD/target/release/tessera-util
 
 echo "== build the fault-injection library (test builds only: every self-test can be made to fail)"
 cargo build -p tessera-pkcs11 --features fault-injection
+target/release/tessera-util --seal target/debug/libtessera_pkcs11.so
 export TESSERA_FAULT_MODULE=$PWD/target/debug/libtessera_pkcs11.so
 
 echo "== tests, non-approved mode (the default)"

@@ -13,7 +13,7 @@
 //! The tool never builds the module's core (`Module`) and runs no self-test itself. From the core
 //! crate it uses only what touches no module state: `import::read_pkcs8` and `import::key_template`
 //! (a PKCS#8 file or a raw AES key as attribute templates), `fips::integrity::seal` (`--seal`:
-//! writes the integrity value of a library file, which needs no loaded library), and the C layout
+//! writes the integrity value into a library file, which needs no loaded library), and the C layout
 //! of the vendor interface's function list (`abi::vendor`), a type only.
 
 #![deny(unsafe_code)]
@@ -64,8 +64,9 @@ struct Args {
     /// Show version info (this program's, and the library's when one loads).
     #[arg(short = 'v', long)]
     version: bool,
-    /// Record the integrity value of a Tessera library (default: the --module library, else the one
-    /// beside this program), which the power-on self-tests check; required in the approved mode.
+    /// Seal a Tessera library (default: the --module library, else the one beside this program):
+    /// record its integrity value inside the file, which the power-on self-tests check wherever the
+    /// file is copied or linked to; required in the approved mode, after every build.
     #[arg(long, value_name = "LIBRARY", num_args = 0..=1)]
     seal: Option<Option<PathBuf>>,
     /// Initialise the library and print its status: mode, the results of its power-on self-tests,
@@ -612,6 +613,8 @@ fn print_status(st: &Value) {
         say!("On-demand tests:    {result} (last of {})", on_demand["runs"].as_u64().unwrap_or(0));
     }
     let integrity = &st["integrity"];
+    let sealed = if integrity["sealed"].as_bool() == Some(true) { "yes" } else { "no" };
+    say!("Sealed:             {sealed}");
     say!("Integrity:          {}", integrity["text"].as_str().unwrap_or("?"));
     match (integrity["value"].as_str(), integrity["sealed"].as_bool()) {
         (Some(v), Some(true)) => say!("Integrity value:    {v} (sealed)"),
@@ -675,9 +678,13 @@ fn run(a: &Args) -> Res<()> {
             Some(p) => p.clone(),
             None => library_path(a)?,
         };
-        let out = tessera_pkcs11::fips::integrity::seal(&lib)
+        let s = tessera_pkcs11::fips::integrity::seal(&lib)
             .map_err(|e| format!("could not seal {}: {e}", lib.display()))?;
-        say!("The integrity value of {} is recorded in {}.", lib.display(), out.display());
+        if s.unchanged {
+            say!("{} is already sealed (integrity value {}).", s.path.display(), s.value);
+        } else {
+            say!("{} is sealed: its integrity value {} is recorded in the library itself.", s.path.display(), s.value);
+        }
         return Ok(());
     }
     let lib = open(a)?;

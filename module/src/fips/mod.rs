@@ -6,7 +6,18 @@
 pub mod integrity;
 pub mod kat;
 
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// Whether the self-tests may run on a thread of their own: false after a `C_Initialize` whose
+/// application set `CKF_LIBRARY_CANT_CREATE_OS_THREADS` (PKCS#11 §5.4: the library then creates
+/// none), until the next one.
+static THREADS_ALLOWED: AtomicBool = AtomicBool::new(true);
+
+/// Records whether the application lets the library create threads (`C_Initialize`'s flags).
+pub fn allow_threads(allowed: bool) {
+    THREADS_ALLOWED.store(allowed, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// The outcome of the power-on self-tests.
 #[derive(Clone, Debug)]
@@ -41,11 +52,44 @@ pub fn self_tests(module_file: Option<&integrity::Library>, require_seal: bool, 
     let mut results = Vec::new();
     let mut phases = Vec::new();
     let mut failure = None;
-    let t = Instant::now();
-    let checked = match module_file {
-        Some(p) => integrity::check_values(p),
-        None => integrity::Checked { status: integrity::Status::NotApplicable, computed: None, recorded: None },
+    // The integrity test (an HMAC over the whole library file, a few milliseconds) runs on a
+    // thread of its own while this one runs the known-answer tests and aws-lc's self-tests: the
+    // two are independent, and C_Initialize takes the longer of them instead of their sum. Nothing
+    // is concluded before both end; a failed integrity test fails the run whatever the others
+    // found, as when it ran first. Without a thread (the application forbade them with
+    // CKF_LIBRARY_CANT_CREATE_OS_THREADS, or none could be made) they run one after the other.
+    let integrity_test = || {
+        let t = Instant::now();
+        let checked = match module_file {
+            Some(p) => integrity::check_values(p),
+            None => integrity::Checked { status: integrity::Status::NotApplicable, computed: None, recorded: None },
+        };
+        (checked, t.elapsed())
     };
+    let algorithm_tests = || {
+        let t = Instant::now();
+        let kats = kat::run_all();
+        let kat_time = t.elapsed();
+        let t = Instant::now();
+        let aws_lc = kat::healthy("aws-lc") && crate::crypto::selftest::aws_lc_self_test();
+        (kats, kat_time, aws_lc, t.elapsed())
+    };
+    let ((checked, integrity_time), (kats, kat_time, aws_lc_ok, aws_lc_time)) = std::thread::scope(|scope| {
+        let spawned = THREADS_ALLOWED
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| {
+                std::thread::Builder::new().name("tessera-integrity".into()).spawn_scoped(scope, integrity_test).ok()
+            })
+            .flatten();
+        let algorithms = algorithm_tests();
+        let integrity = match spawned.map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            // No thread, or it panicked (the test is then run here, and a panic again is the
+            // module's usual panic, caught at the C boundary).
+            _ => integrity_test(),
+        };
+        (integrity, algorithms)
+    });
     let integrity = checked.status;
     let integrity_ok = match &integrity {
         integrity::Status::Verified | integrity::Status::NotApplicable => true,
@@ -53,26 +97,35 @@ pub fn self_tests(module_file: Option<&integrity::Library>, require_seal: bool, 
         integrity::Status::Mismatch | integrity::Status::Unreadable(_) => false,
     };
     results.push(("module integrity (HMAC-SHA-256)".to_string(), integrity_ok));
-    phases.push(("integrity", t.elapsed()));
+    phases.push(("integrity", integrity_time));
     if !integrity_ok {
-        failure = Some(format!("integrity test failed: {integrity}"));
+        // What to run, with the library's own path: a build is sealed once, after it is made.
+        let path = module_file.and_then(|l| l.path()).map_or("LIBRARY".into(), |p| p.display().to_string());
+        failure = Some(match &integrity {
+            integrity::Status::Unsealed => {
+                format!("integrity test failed: {integrity}; seal it with: tessera-util --seal {path}")
+            }
+            integrity::Status::Mismatch => {
+                format!("integrity test failed: {integrity}; a new build is sealed with: tessera-util --seal {path}")
+            }
+            _ => format!("integrity test failed: {integrity}"),
+        });
     }
+    // After a failed integrity test the library's results count for nothing: they are not
+    // reported, as if they had not run.
     if failure.is_none() {
-        let t = Instant::now();
-        for (name, ok) in kat::run_all() {
+        for (name, ok) in kats {
             if !ok && failure.is_none() {
                 failure = Some(format!("known-answer test failed: {name}"));
             }
             results.push((name, ok));
         }
-        phases.push(("known-answer tests", t.elapsed()));
+        phases.push(("known-answer tests", kat_time));
     }
     if failure.is_none() {
-        let t = Instant::now();
-        let ok = kat::healthy("aws-lc") && crate::crypto::selftest::aws_lc_self_test();
-        phases.push(("aws-lc self-tests", t.elapsed()));
-        results.push(("aws-lc self-tests (incl. CTR-DRBG KAT)".to_string(), ok));
-        if !ok {
+        phases.push(("aws-lc self-tests", aws_lc_time));
+        results.push(("aws-lc self-tests (incl. CTR-DRBG KAT)".to_string(), aws_lc_ok));
+        if !aws_lc_ok {
             failure = Some("aws-lc self-tests failed".to_string());
         }
     }
