@@ -45,10 +45,17 @@ macro_rules! say {
     }};
 }
 
+// In a directory of its own: a file of src/bin/ would be a program of its own to cargo.
+#[path = "tessera-util/run.rs"]
+mod run;
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "tessera-util", about = "Support tool for Tessera PKCS#11 tokens", disable_version_flag = true)]
 #[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status", "self_test"])))]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
     /// Initialize the token at a given slot (use with --slot, --token, --serial or --free, --label, --so-pin and --pin). WARNING: any content in the token will be erased.
     #[arg(long)]
     init_token: bool,
@@ -116,6 +123,23 @@ struct Args {
     /// The token with this label.
     #[arg(long, value_name = "label")]
     token: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+enum Cmd {
+    /// Run COMMAND against a throwaway token, in the approved mode, the non-approved mode or both.
+    ///
+    /// For each mode: a new token store and token, the command run with TESSERA_CONF, TESSERA_MODE,
+    /// PKCS11_MODULE (the library), TESSERA_TOKEN_LABEL, TESSERA_SO_PIN and TESSERA_USER_PIN set,
+    /// then the store removed. Exits with the command's status (with --mode both, the first failing
+    /// run's), and with --mode both prints a table on standard error: mode, exit status, time.
+    Run(run::RunArgs),
+    /// Write the man page and the shell completions (bash, zsh, fish) into DIR: for packaging.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The directory to write into (`man/`, `completions/` beneath it).
+        dir: PathBuf,
+    },
 }
 
 type Res<T> = Result<T, String>;
@@ -534,15 +558,45 @@ fn import(lib: &Library, a: &Args, path: &Path) -> Res<()> {
     Ok(())
 }
 
-/// The Tessera library installed beside this program.
+/// The Tessera library installed with this program: beside it (a build tree, a tarball), else
+/// where the system package installs it for this program (`/usr/bin/tessera-util` and
+/// `/usr/lib/<multiarch>/pkcs11/libtessera_pkcs11.so`).
 fn library_beside() -> Res<PathBuf> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's own path: {e}"))?;
-    let p = exe.parent().map(|d| d.join("libtessera_pkcs11.so")).unwrap_or_default();
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!("no Tessera library: {} does not exist; name the library with --module PATH", p.display()))
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let beside = dir.join("libtessera_pkcs11.so");
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let system = dir.join("../lib").join(multiarch).join("pkcs11/libtessera_pkcs11.so");
+    if beside.exists() {
+        return Ok(beside);
     }
+    match system.exists() {
+        true => Ok(system),
+        false => Err(format!(
+            "no Tessera library: neither {} nor {} exists; name the library with --module PATH",
+            beside.display(),
+            system.display()
+        )),
+    }
+}
+
+/// `generate-docs`: the man page (`clap_mangen`, from these very definitions) and the completions
+/// (`clap_complete`), for the package.
+fn generate_docs(dir: &Path) -> Res<()> {
+    use clap::CommandFactory;
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let (man, completions) = (dir.join("man"), dir.join("completions"));
+    std::fs::create_dir_all(&man).map_err(io)?;
+    std::fs::create_dir_all(&completions).map_err(io)?;
+    let cmd = Args::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page).map_err(io)?;
+    std::fs::write(man.join("tessera-util.1"), page).map_err(io)?;
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "tessera-util", &completions).map_err(io)?;
+    }
+    say!("man page and completions written in {}", dir.display());
+    Ok(())
 }
 
 /// The library to load: `--module`, else the one beside this program.
@@ -669,6 +723,18 @@ fn version(a: &Args) {
 }
 
 fn run(a: &Args) -> Res<()> {
+    match &a.cmd {
+        Some(Cmd::Run(r)) => {
+            let library = match &r.module {
+                Some(p) => p.clone(),
+                None => library_beside()?,
+            };
+            let status = run::run(r, &library)?;
+            std::process::exit(status);
+        }
+        Some(Cmd::GenerateDocs { dir }) => return generate_docs(dir),
+        None => {}
+    }
     if a.version {
         version(a);
         return Ok(());
