@@ -11,7 +11,8 @@
 //!   with no Tessera variable set: `pkcs11-tool --show-info` on the packaged path, `p11-kit
 //!   list-modules`, the approved mode through the packaged path, `man tessera-util`, a member of
 //!   the `tessera` group who is not root initialising a token; `dpkg -r` leaves the tokens and a
-//!   new `dpkg -i` finds them.
+//!   new `dpkg -i` finds them; then the CI examples' own install steps install it (from a `file:`
+//!   URL) and their test step runs a project's tests through the installed `tessera-util`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -158,6 +159,24 @@ fn example_test_steps() -> Vec<(String, String)> {
         assert!(l.contains("tessera-util run --mode both -- ./ci/pkcs11-tests.sh"), "{l}");
     }
     lines
+}
+
+/// The examples' install steps, which download the package from `TESSERA_DEB_URL` and install it
+/// (GitHub: the step "Install Tessera"; GitLab: the `before_script` lines that name the package,
+/// the others install the image's curl).
+fn example_install_steps() -> Vec<(String, String)> {
+    let gh = yaml("github-actions.yml");
+    let steps = gh["jobs"]["tessera"]["steps"].as_vec().expect("jobs.tessera.steps");
+    let install = steps.iter().find(|s| s["name"].as_str() == Some("Install Tessera")).expect("the install step");
+    let gl = yaml("gitlab-ci.yml");
+    let before: Vec<&str> =
+        gl["pkcs11-tests"]["before_script"].as_vec().unwrap().iter().filter_map(|l| l.as_str()).collect();
+    let named: Vec<&str> = before.into_iter().filter(|l| l.contains("tessera")).collect();
+    assert_eq!(named.len(), 2, "{named:?}");
+    vec![
+        ("GitHub Actions".to_string(), install["run"].as_str().unwrap().to_string()),
+        ("GitLab CI".to_string(), named.join("\n")),
+    ]
 }
 
 /// A project whose `ci/pkcs11-tests.sh` signs with a key pair of `key_type` through pkcs11-tool,
@@ -386,7 +405,34 @@ fn debian_package_installs_a_system_module() {
     }
     dpkg(&["-i", deb.to_str().unwrap()]);
     assert_eq!(token_dirs(&label), before, "the reinstalled package finds the same tokens");
+    // The CI examples as they are: their install steps download and install the package (from a
+    // file: URL here, `sudo` being this root shell), then their test step runs a project's tests
+    // through the installed tessera-util, in both modes.
+    let shim = tempfile::tempdir().unwrap();
+    let sudo = shim.path().join("sudo");
+    std::fs::write(&sudo, "#!/bin/sh\nexec \"$@\"\n").unwrap();
+    std::fs::set_permissions(&sudo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tests = example_test_steps();
+    for ((ci, install), (_, test)) in example_install_steps().iter().zip(&tests) {
+        dpkg(&["-r", "tessera"]);
+        let mut c = system("bash", &["-euo", "pipefail", "-c", install], h);
+        c.env("PATH", format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", shim.path().display()))
+            .env("TESSERA_DEB_URL", format!("file://{}", deb.display()))
+            .env("RUNNER_TEMP", shim.path())
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        ok(c);
+        assert!(Path::new(PACKAGED).exists(), "{ci}: the install step installs the package");
+        let p = project("EC:prime256v1");
+        let mut c = system("bash", &["-euo", "pipefail", "-c", test], h);
+        c.current_dir(p.path());
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{ci}: {test}: {}", show(&o));
+        let e = stderr(&o);
+        assert!(e.contains("| approved | 0 | ") && e.contains("| non-approved | 0 | "), "{ci}: {}", show(&o));
+        assert!(e.contains("approved mode, token 'tessera-run'"), "{}", show(&o));
+    }
+
     let o = ok(as_member(&["tessera-util", "--delete-token", "--token", &label], h));
     assert!(o.contains("has been deleted"), "{o}");
-    println!("install, checks, removal and reinstall in {:.1} s", t.elapsed().as_secs_f64());
+    println!("install, checks, removal, reinstall and the CI examples' installs in {:.1} s", t.elapsed().as_secs_f64());
 }
