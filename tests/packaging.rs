@@ -103,7 +103,31 @@ fn run_in_both_modes_prints_the_table_and_fails_with_the_failing_mode() {
 
     let o = run(&["--mode", "both"], "true");
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stderr(&o).contains("audit log records no operation outside the approved mode"), "{}", show(&o));
     assert!(stderr(&o).contains("| approved | 0 | ") && stderr(&o).contains("| non-approved | 0 | "), "{}", show(&o));
+}
+
+/// `--mode both` audits the non-approved run and lists, with counts, what it did that the approved
+/// mode does not approve: here RSA-1024 key generation, and SHA-1 signatures made twice; the
+/// approved SHA-256 digest is not listed.
+#[test]
+fn run_in_both_modes_counts_the_non_approved_operations() {
+    if !have_or_skip("pkcs11-tool", "counting a command's non-approved operations") {
+        return;
+    }
+    let script = "cd \"$(dirname \"$TESSERA_CONF\")\"; echo data > m; \
+        p11() { pkcs11-tool --module \"$PKCS11_MODULE\" --login --pin \"$TESSERA_USER_PIN\" \"$@\" >/dev/null 2>&1; }; \
+        p11 --keypairgen --key-type rsa:1024 --id 01 || exit 5; \
+        p11 --sign -m SHA1-RSA-PKCS --id 01 -i m -o s1 && p11 --sign -m SHA1-RSA-PKCS --id 01 -i m -o s2 && \
+        p11 -m SHA256 --hash -i m -o h";
+    let o = run(&["--mode", "both"], script);
+    assert_eq!(o.status.code(), Some(5), "the approved mode refuses RSA-1024: {}", show(&o));
+    let e = stderr(&o);
+    assert!(e.contains("| approved | 5 | ") && e.contains("| non-approved | 0 | "), "{}", show(&o));
+    assert!(e.contains("| mechanism | operation | count |"), "{}", show(&o));
+    assert!(e.contains("| CKM_SHA1_RSA_PKCS | sign | 2 |"), "{}", show(&o));
+    assert!(e.contains("| CKM_RSA_PKCS_KEY_PAIR_GEN | generate_pair | 1 |"), "{}", show(&o));
+    assert!(!e.contains("CKM_SHA256 "), "an approved digest is not listed: {}", show(&o));
 }
 
 /// An unsealed library: `run` in the approved mode cannot make its token and says why and what

@@ -132,7 +132,9 @@ enum Cmd {
     /// For each mode: a new token store and token, the command run with TESSERA_CONF, TESSERA_MODE,
     /// PKCS11_MODULE (the library), TESSERA_TOKEN_LABEL, TESSERA_SO_PIN and TESSERA_USER_PIN set,
     /// then the store removed. Exits with the command's status (with --mode both, the first failing
-    /// run's), and with --mode both prints a table on standard error: mode, exit status, time.
+    /// run's), and with --mode both prints a table on standard error: mode, exit status, time,
+    /// then the operations of the non-approved run that the approved mode does not approve, with
+    /// counts (from an audit log the run gets).
     Run(run::RunArgs),
     /// Write the man page and the shell completions (bash, zsh, fish) into DIR: for packaging.
     #[command(hide = true)]

@@ -4,9 +4,12 @@
 //! For each mode asked for: a token store in a new private temporary directory with its own
 //! configuration file, a token initialised there through the library (this program run again as
 //! `--init-token`, so the token is made exactly as `tessera-util --init-token` makes it), then the
-//! command with the variables below, then the store removed. The exit status is the command's (with
-//! `both`, the first failing run's, else 0); a command killed by a signal gives 128 + its number,
-//! as a shell reports it.
+//! command with `PKCS11_MODULE`, `TESSERA_MODE`, `TESSERA_CONF`, `TESSERA_TOKEN_LABEL`,
+//! `TESSERA_USER_PIN` and `TESSERA_SO_PIN` set, then the store removed. The exit status is the
+//! command's (with `both`, the first failing run's, else 0); a command killed by a signal gives
+//! 128 + its number, as a shell reports it. With `both`, the non-approved run's store also gets an
+//! audit log (`tessera_audit::writer::init`, beside the token directory, where the module finds
+//! it), and what it records as completed but not approved is counted by mechanism and operation.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,11 +44,30 @@ pub enum Mode {
     Both,
 }
 
-/// One run of the command: its mode, exit status and time.
+/// One run of the command: its mode, exit status and time, and, when it ran with an audit log,
+/// the operations its log records as not approved: (mechanism, operation, count).
 struct Outcome {
     mode: &'static str,
     status: i32,
     elapsed: Duration,
+    non_approved: Option<Vec<(String, String, u64)>>,
+}
+
+/// The operations an audit log records as completed (`CKR_OK`) but not approved, counted by
+/// mechanism and operation, most used first.
+fn non_approved_uses(log: &Path) -> Result<Vec<(String, String, u64)>, String> {
+    let text = std::fs::read_to_string(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut counts = std::collections::BTreeMap::<(String, String), u64>::new();
+    for line in text.lines() {
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let (Some(op), Some(mech)) = (r["op"].as_str(), r["mechanism"].as_str()) else { continue };
+        if r["fips_approved"] == false && r["rv"] == "CKR_OK" {
+            *counts.entry((mech.to_string(), op.to_string())).or_default() += 1;
+        }
+    }
+    let mut v: Vec<_> = counts.into_iter().map(|((m, o), n)| (m, o, n)).collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    Ok(v)
 }
 
 /// An exit status as a shell gives it.
@@ -55,7 +77,9 @@ fn code(s: std::process::ExitStatus) -> i32 {
 }
 
 /// Makes the throwaway store and token for `mode`, runs the command, removes the store.
-fn run_in(a: &RunArgs, library: &Path, mode: &'static str) -> Result<Outcome, String> {
+/// With `audit`, the store gets an audit log (a chain beside the token directory, where the module
+/// finds it), read after the command for its non-approved operations.
+fn run_in(a: &RunArgs, library: &Path, mode: &'static str, audit: bool) -> Result<Outcome, String> {
     let dir = tempfile::Builder::new()
         .prefix("tessera-run-")
         .tempdir()
@@ -76,6 +100,17 @@ fn run_in(a: &RunArgs, library: &Path, mode: &'static str) -> Result<Outcome, St
         ("TESSERA_SO_PIN", a.so_pin.as_ref()),
         ("TESSERA_USER_PIN", a.pin.as_ref()),
     ];
+    let log_dir = dir.path().join("audit");
+    let audited = audit
+        && match tessera_audit::writer::init(&log_dir, &dir.path().join("audit.seed")) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!(
+                    "tessera-util run: no audit log for the {mode} run ({e}); its non-approved uses are not counted"
+                );
+                false
+            }
+        };
     let me = std::env::current_exe().map_err(|e| format!("cannot find this program's own path: {e}"))?;
     let init = Command::new(me)
         .args(["--init-token", "--free", "--label", &a.label, "--so-pin", &a.so_pin, "--pin", &a.pin, "--module"])
@@ -98,8 +133,16 @@ fn run_in(a: &RunArgs, library: &Path, mode: &'static str) -> Result<Outcome, St
         .status()
         .map_err(|e| format!("cannot run {}: {e}", a.command[0]))?;
     let elapsed = t.elapsed();
+    let non_approved = match audited.then(|| non_approved_uses(&log_dir.join("audit.log"))) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            eprintln!("tessera-util run: the {mode} run's audit log cannot be read ({e})");
+            None
+        }
+        None => None,
+    };
     dir.close().map_err(|e| format!("cannot remove the throwaway token store: {e}"))?;
-    Ok(Outcome { mode, status: code(status), elapsed })
+    Ok(Outcome { mode, status: code(status), elapsed, non_approved })
 }
 
 /// `tessera-util run`: the exit status to end with.
@@ -112,7 +155,9 @@ pub fn run(a: &RunArgs, library: &Path) -> Result<i32, String> {
     };
     let mut outcomes = Vec::new();
     for mode in modes {
-        outcomes.push(run_in(a, &library, mode)?);
+        // With both, the non-approved run is audited: what it used that the approved mode refuses.
+        let audit = a.mode == Mode::Both && *mode == "non-approved";
+        outcomes.push(run_in(a, &library, mode, audit)?);
     }
     if a.mode == Mode::Both {
         eprintln!();
@@ -126,6 +171,24 @@ pub fn run(a: &RunArgs, library: &Path) -> Result<i32, String> {
                 eprintln!(
                     "The command passes in the non-approved mode only: it uses something the approved mode refuses."
                 );
+            }
+            match &other.non_approved {
+                Some(uses) if uses.is_empty() => {
+                    eprintln!("The non-approved run's audit log records no operation outside the approved mode.")
+                }
+                Some(uses) => {
+                    eprintln!();
+                    eprintln!(
+                        "Operations of the non-approved run that the approved mode does not approve (its audit log):"
+                    );
+                    eprintln!();
+                    eprintln!("| mechanism | operation | count |");
+                    eprintln!("|---|---|---:|");
+                    for (mech, op, n) in uses {
+                        eprintln!("| {mech} | {op} | {n} |");
+                    }
+                }
+                None => {}
             }
         }
     }
