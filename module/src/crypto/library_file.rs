@@ -16,15 +16,15 @@
 //! and renames it, which leaves this file untouched; a process that writes into the loaded file in
 //! place, or truncates it, already breaks every process running its code. Bytes changed while the
 //! HMAC runs make the test fail (a mismatch), which is what a changed library should do. The
-//! mapping is private and read-only, and lives only while the test runs.
+//! mapping is read-only, and lives only while the test runs.
 
-/// A read-only, private mapping of a whole file, populated at once (the integrity test reads
+/// A read-only mapping of a whole file, populated at once (the integrity test reads
 /// every byte, in order).
 pub struct Mapped(memmap2::Mmap);
 
 impl Mapped {
     pub fn of(file: &std::fs::File) -> std::io::Result<Mapped> {
-        // SAFETY: see the module's comment: a read-only private mapping of the loaded library,
+        // SAFETY: see the module's comment: a read-only mapping of the loaded library,
         // borrowed only by the integrity HMAC, for which a concurrent change is a failed test.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(file)? };
         let _ = map.advise(memmap2::Advice::Sequential);
