@@ -247,6 +247,25 @@ fn approved_mode_needs_a_sealed_library() {
     assert!(e.ends_with(&format!("seal it with: tessera-util --seal {}", copy.display())), "{e}");
 }
 
+/// The integrity test runs on a thread of its own beside the algorithm self-tests; an application
+/// that forbids the library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`) gets the same tests one
+/// after the other: the whole run then lasts at least as long as its phases together.
+#[test]
+fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = sealed_copy(dir.path());
+    let lib = open(&copy, Env::new("tessera.mode = approved"));
+    let mut args =
+        CK_C_INITIALIZE_ARGS { flags: CKF_OS_LOCKING_OK | CKF_LIBRARY_CANT_CREATE_OS_THREADS, ..Default::default() };
+    assert_eq!(unsafe { lib.f.C_Initialize(&mut args as *mut _ as *mut std::ffi::c_void) }, CKR_OK);
+    let st = vendor(&lib).status();
+    assert_eq!(st["state"], "operational", "{st}");
+    assert_eq!(st["integrity"]["result"], "verified", "{st}");
+    let post = &st["self_tests"]["power_on"];
+    let phases: u64 = post["phases"].as_array().unwrap().iter().map(|p| p["elapsed_us"].as_u64().unwrap()).sum();
+    assert!(post["elapsed_us"].as_u64().unwrap() >= phases, "one after the other: {post}");
+}
+
 #[test]
 fn power_on_self_tests_are_fast() {
     let lib = open(&module_path(), Env::new(""));
