@@ -47,6 +47,8 @@ impl Module {
     /// Initialises the module: configuration, power-on self-tests (`module_file` is the installed
     /// library, checked by the integrity test), token discovery.
     pub fn new(module_file: Option<&crate::fips::integrity::Library>) -> Result<Module> {
+        // First: the integrity test needs nothing of what follows, and runs beside it.
+        let integrity = crate::fips::IntegrityTest::start(module_file);
         let cfg = Config::load().map_err(|e| {
             eprintln!("tessera: {e}");
             tracing::error!("{e}");
@@ -63,7 +65,7 @@ impl Module {
             return Err(err(CKR_GENERAL_ERROR));
         }
         let kek = Arc::new(KekCache::new()?);
-        let post = crate::fips::power_on_self_tests(module_file, cfg.mode == crate::policy::Mode::Approved);
+        let post = crate::fips::power_on_self_tests(module_file, cfg.mode == crate::policy::Mode::Approved, integrity);
         if let Some(f) = &post.failure {
             eprintln!("tessera: {f}; the module is in the error state");
         }
