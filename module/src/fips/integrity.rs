@@ -190,10 +190,15 @@ pub fn seal(library: &Path) -> std::io::Result<Sealed> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.sealing-{}-{n}", std::process::id()));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path)?.permissions());
+    let meta = std::fs::metadata(&path)?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode & 0o7777).open(&tmp)?;
         f.write_all(&data)?;
+        // The library's owner and group too, where this process may give them (root sealing an
+        // installed library); otherwise the copy is the sealing user's, as any file it writes.
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
         // The mode asked for at creation is cut by the umask; the copy gets the library's own.
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))?;
         f.sync_all()?;
