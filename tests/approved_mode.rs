@@ -480,7 +480,7 @@ fn the_approved_mode_refuses_to_start_with_a_weak_pin_policy() {
     for conf in ["", "pin.min_length = 8\npin.max_failures = 1000", "pin.min_length = 7\npin.max_failures = 100"] {
         let o = status(&format!("tessera.mode = approved\n{conf}"), &[]);
         assert!(o.status.success(), "{conf:?}: within the bounds, the approved mode starts\n{}", show(&o));
-        assert!(String::from_utf8_lossy(&o.stdout).contains("library: Tessera HSM, approved mode"), "{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("library: Tessera, approved mode, sealed"), "{}", show(&o));
     }
     // A key out of its range is a configuration error in either mode.
     for (mode, conf) in [("approved", "pin.min_length = 3"), ("non-approved", "pin.min_length = 256")] {

@@ -27,11 +27,11 @@
 //! * `--filter SUBSTR`   only run operations whose name contains SUBSTR (case-insensitive)
 //! * `--tessera PATH`    Tessera module (default: `<workspace>/target/release/libtessera_pkcs11.so`)
 //! * `--softhsm PATH`    SoftHSMv2 module (default: `/usr/lib/softhsm/libsofthsm2.so`)
-//! * `--baseline PATH`   an earlier Tessera build (its sealed `.so` with its `.hmac`) in
+//! * `--baseline PATH`   an earlier Tessera build (its sealed `.so`) in
 //!   SoftHSMv2's place, with a token store of its own: old and new side by side in one run
 //! * `--audit`           the same Tessera library with its audit log on (a chain made with
-//!   `tessera_audit::writer::init` beside a token store of its own; the library copied, with its
-//!   `.hmac`, so that it loads a second time) in SoftHSMv2's place: the cost of the log per call
+//!   `tessera_audit::writer::init` beside a token store of its own; the library copied (its seal
+//!   is inside it), so that it loads a second time) in SoftHSMv2's place: the cost of the log per call
 //! * `--rounds N`        timed rounds per operation and column (default 5; the median is reported)
 //! * `--slice-ms MS`     length of one timed round in milliseconds (default 300)
 //! * `--objects N`       token objects populated for the C_FindObjects test (default 10,000)
@@ -698,14 +698,12 @@ fn prepare_token_dir(env_var: &str, extra: &str) -> Res<tempfile::TempDir> {
 }
 
 /// For `--audit`: an audit chain in `audit` beside the store `dir` (where the module looks for
-/// one when `audit.dir` is unset), and a copy of the Tessera library with its integrity value in
-/// `dir`, loaded as a second library.
+/// one when `audit.dir` is unset), and a copy of the Tessera library (its integrity value sealed
+/// in it) in `dir`, loaded as a second library.
 fn audited_copy(tessera: &Path, dir: &Path) -> Result<PathBuf, String> {
     tessera_audit::writer::init(&dir.join("audit"), &dir.join("audit.seed")).map_err(|e| e.to_string())?;
     let copy = dir.join("libtessera_pkcs11_audit.so");
     std::fs::copy(tessera, &copy).map_err(|e| format!("{}: {e}", tessera.display()))?;
-    let hmac = |p: &Path| PathBuf::from(format!("{}.hmac", p.display()));
-    std::fs::copy(hmac(tessera), hmac(&copy)).map_err(|e| format!("{}: {e}", hmac(tessera).display()))?;
     eprintln!("audit log: {}", dir.join("audit").display());
     Ok(copy)
 }

@@ -11,7 +11,8 @@ echo "== building (release)"
 cargo build --release -q -p tessera-pkcs11
 MOD=$PWD/target/release/libtessera_pkcs11.so
 UTIL=$PWD/target/release/tessera-util
-# Record the integrity value the power-on self-tests check (needed after every build).
+# Seal the library: its integrity value, which the power-on self-tests check, written into the
+# file itself (needed after every build; the sealed file can then be copied or linked anywhere).
 $UTIL --seal
 P11="pkcs11-tool --module $MOD"
 LABEL=tessera-demo

@@ -55,10 +55,6 @@ fn self_test_names() -> Vec<String> {
     names
 }
 
-fn integrity_value(lib: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.hmac", lib.display()))
-}
-
 #[test]
 fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers() {
     let Some(path) = fault_module() else { return };
@@ -104,47 +100,170 @@ fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers(
     }
 }
 
+/// The first error state a library's vendor status reports, with the module's state.
+fn error_of(lib: &RawLib) -> String {
+    vendor(lib).status()["error"].as_str().unwrap_or_default().to_string()
+}
+
+/// Bytes changed before the library is loaded: one byte at a time, in a fresh copy each (a file
+/// loaded once stays mapped in this process), at the seal region's two neighbours, in a string the
+/// module never reads while it starts, and in the middle of the file. Every one is caught at
+/// `C_Initialize`, in both modes (a library that does not match its value is refused whatever the
+/// mode); the intact copy starts in the approved mode.
 #[test]
 fn a_modified_library_fails_its_integrity_test() {
     let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("libtessera_pkcs11.so");
-    std::fs::copy(module_path(), &copy).unwrap();
-    // Sealed and intact: operational, in both modes.
-    seal(&copy);
+    let copy = sealed_copy(dir.path());
     {
         let lib = open(&copy, Env::new("tessera.mode = approved"));
         assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
-        assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0);
+        assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "sealed and intact: operational");
     }
-    // One byte changed in a string the module never reads (in a new file: the first copy stays
-    // mapped in this process).
-    let mut bytes = std::fs::read(&copy).unwrap();
-    let at = bytes.windows(26).position(|w| w == b"Tessera HSM, approved mode").expect("marker string");
-    bytes[at] = b't';
-    let modified = dir.path().join("modified").join("libtessera_pkcs11.so");
-    std::fs::create_dir_all(modified.parent().unwrap()).unwrap();
-    std::fs::write(&modified, &bytes).unwrap();
-    std::fs::copy(crate::integrity_value(&copy), crate::integrity_value(&modified)).unwrap();
-    let lib = open(&modified, Env::new(""));
-    assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
-    assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "a modified library must enter the error state");
-    let mut h = 0;
-    assert_eq!(unsafe { lib.f.C_OpenSession(0, CKF_SERIAL_SESSION, null_mut(), None, &mut h) }, CKR_GENERAL_ERROR);
+    let bytes = std::fs::read(&copy).unwrap();
+    let region = seal_region(&bytes);
+    let marker = b"Tessera, approved mode, unsealed";
+    let string = bytes.windows(marker.len()).position(|w| w == marker).expect("marker string");
+    let positions = [("before the region", region.start - 1), ("after the region", region.end), ("a string", string)];
+    for (n, (what, at)) in positions.into_iter().enumerate() {
+        for mode in ["approved", "non-approved"] {
+            let mut m = bytes.clone();
+            m[at] ^= 0x20;
+            let modified = dir.path().join(format!("{n}-{mode}")).join("libtessera_pkcs11.so");
+            std::fs::create_dir_all(modified.parent().unwrap()).unwrap();
+            std::fs::write(&modified, &m).unwrap();
+            let lib = open(&modified, Env::new(&format!("tessera.mode = {mode}")));
+            assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK, "{what}");
+            assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{what} (byte {at}), {mode}: the error state");
+            let e = error_of(&lib);
+            assert!(e.contains("does not match the integrity value sealed into it"), "{what}: {e}");
+            let mut h = 0;
+            let rv = unsafe { lib.f.C_OpenSession(0, CKF_SERIAL_SESSION, null_mut(), None, &mut h) };
+            assert_eq!(rv, CKR_GENERAL_ERROR, "{what}");
+        }
+    }
 }
 
+/// Bytes the loader does not use after loading (the ELF header's first byte, the section table's
+/// last byte, a byte in the middle of the file's non-loaded part) changed in place in the loaded
+/// library: the integrity test on demand catches each, and the library restored passes again after
+/// a new `C_Initialize`.
+#[test]
+fn a_changed_first_or_last_byte_is_caught() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = sealed_copy(dir.path());
+    let bytes = std::fs::read(&copy).unwrap();
+    let len = bytes.len();
+    let lib = open(&copy, Env::new("tessera.mode = approved"));
+    lib.init();
+    let v = vendor(&lib);
+    assert_eq!(v.self_test(), CKR_OK);
+    let f = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+    for at in [0, 1, len - 2, len - 1] {
+        f.write_all_at(&[bytes[at] ^ 0x01], at as u64).unwrap();
+        assert_eq!(v.self_test(), CKR_GENERAL_ERROR, "byte {at} of {len} changed");
+        // A header byte the ELF parser needs makes the region unfindable (unreadable); any other
+        // a mismatch: a failure either way.
+        let st = v.status();
+        let r = st["integrity"]["result"].as_str().unwrap_or_default().to_string();
+        assert!(r == "mismatch" || (at < 16 && r == "unreadable"), "byte {at}: {st}");
+        assert_eq!(st["state"], "error", "byte {at}: {st}");
+        f.write_all_at(&[bytes[at]], at as u64).unwrap();
+        assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
+        assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
+        assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "byte {at} restored: operational again");
+    }
+}
+
+/// The integrity value is inside the library: a sealed library loaded through a symbolic link
+/// (as system layouts install a module: `pkcs11/libtessera_pkcs11.so` -> `libtessera_pkcs11.so.0`),
+/// a copy in another directory and a renamed copy all start in the approved mode, and report the
+/// file they were loaded from (the link resolved).
+#[test]
+fn a_sealed_library_starts_through_a_link_a_copy_and_a_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = std::fs::canonicalize(dir.path()).unwrap();
+    let sealed = sealed_copy(&dir_path);
+    let value = sealed_value(&sealed).expect("sealed");
+    let so0 = dir_path.join("libtessera_pkcs11.so.0");
+    std::fs::rename(&sealed, &so0).unwrap();
+    let pkcs11 = dir_path.join("pkcs11");
+    std::fs::create_dir(&pkcs11).unwrap();
+    let link = pkcs11.join("libtessera_pkcs11.so");
+    std::os::unix::fs::symlink("../libtessera_pkcs11.so.0", &link).unwrap();
+    let other = dir_path.join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    let copied = other.join("libtessera_pkcs11.so");
+    std::fs::copy(&so0, &copied).unwrap();
+    let renamed = other.join("libp11-renamed.so");
+    std::fs::copy(&so0, &renamed).unwrap();
+    for (what, path, file) in
+        [("a link", &link, &so0), ("a copy", &copied, &copied), ("a renamed copy", &renamed, &renamed)]
+    {
+        let lib = open(path, Env::new("tessera.mode = approved"));
+        assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK, "{what}");
+        let st = vendor(&lib).status();
+        assert_eq!(st["state"], "operational", "{what}: {st}");
+        assert_eq!(st["mode"], "approved", "{what}");
+        assert_eq!(st["integrity"]["result"], "verified", "{what}: {st}");
+        assert_eq!(st["integrity"]["recorded"].as_str(), Some(value.as_str()), "{what}");
+        assert_eq!(st["library"]["path"].as_str(), file.to_str(), "{what}: the file loaded");
+        let mut info = CK_INFO::default();
+        assert_eq!(unsafe { lib.f.C_GetInfo(&mut info) }, CKR_OK);
+        let desc = String::from_utf8_lossy(&info.libraryDescription).trim_end().to_string();
+        assert_eq!(desc, "Tessera, approved mode, sealed", "{what}");
+    }
+    assert!(
+        !dir_path.read_dir().unwrap().flatten().any(|e| e.file_name().to_string_lossy().contains("hmac")),
+        "no side file"
+    );
+}
+
+/// An unsealed build: the non-approved mode runs it (and says it is unsealed); the approved mode
+/// refuses it with the error state and a message that names the command to run, with the path.
 #[test]
 fn approved_mode_needs_a_sealed_library() {
     let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("libtessera_pkcs11.so");
-    std::fs::copy(module_path(), &copy).unwrap();
+    let copy = std::fs::canonicalize(dir.path()).unwrap().join("libtessera_pkcs11.so");
+    write_unsealed(&module_path(), &copy);
+    let desc = |lib: &RawLib| {
+        let mut info = CK_INFO::default();
+        assert_eq!(unsafe { lib.f.C_GetInfo(&mut info) }, CKR_OK);
+        String::from_utf8_lossy(&info.libraryDescription).trim_end().to_string()
+    };
     {
         let lib = open(&copy, Env::new(""));
         assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
         assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "non-approved mode runs unsealed");
+        assert_eq!(desc(&lib), "Tessera, non-approved, unsealed");
+        assert_eq!(vendor(&lib).status()["integrity"]["sealed"], false);
     }
     let lib = open(&copy, Env::new("tessera.mode = approved"));
     assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
     assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "approved mode refuses an unsealed library");
+    assert_eq!(desc(&lib), "Tessera, approved mode, unsealed");
+    let e = error_of(&lib);
+    assert!(e.contains("the library is not sealed"), "{e}");
+    assert!(e.ends_with(&format!("seal it with: tessera-util --seal {}", copy.display())), "{e}");
+}
+
+/// The integrity test runs on a thread of its own beside the algorithm self-tests; an application
+/// that forbids the library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`) gets the same tests one
+/// after the other: the whole run then lasts at least as long as its phases together.
+#[test]
+fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = sealed_copy(dir.path());
+    let lib = open(&copy, Env::new("tessera.mode = approved"));
+    let mut args =
+        CK_C_INITIALIZE_ARGS { flags: CKF_OS_LOCKING_OK | CKF_LIBRARY_CANT_CREATE_OS_THREADS, ..Default::default() };
+    assert_eq!(unsafe { lib.f.C_Initialize(&mut args as *mut _ as *mut std::ffi::c_void) }, CKR_OK);
+    let st = vendor(&lib).status();
+    assert_eq!(st["state"], "operational", "{st}");
+    assert_eq!(st["integrity"]["result"], "verified", "{st}");
+    let post = &st["self_tests"]["power_on"];
+    let phases: u64 = post["phases"].as_array().unwrap().iter().map(|p| p["elapsed_us"].as_u64().unwrap()).sum();
+    assert!(post["elapsed_us"].as_u64().unwrap() >= phases, "one after the other: {post}");
 }
 
 #[test]
@@ -174,7 +293,8 @@ fn mode_is_visible_and_indicators_follow_the_policy() {
             let mut info = CK_INFO::default();
             assert_eq!(lib.f.C_GetInfo(&mut info), CKR_OK);
             let desc = String::from_utf8_lossy(&info.libraryDescription).to_string();
-            assert!(desc.contains(if approved { "approved mode" } else { "non-approved mode" }), "{desc}");
+            let want = if approved { "Tessera, approved mode, sealed" } else { "Tessera, non-approved, sealed" };
+            assert_eq!(desc.trim_end(), want);
             let slot = token(&lib);
             let mut ti = CK_TOKEN_INFO::default();
             assert_eq!(lib.f.C_GetTokenInfo(slot, &mut ti), CKR_OK);
@@ -552,14 +672,14 @@ fn t_get_status_follows_the_two_call_convention() {
     assert!(st["self_tests"]["on_demand"].is_null(), "no on-demand run yet: {st}");
     assert!(st["aws_lc"]["fips_mode"].is_boolean(), "{st}");
     let integrity = &st["integrity"];
-    match std::fs::read_to_string(integrity_value(&path)) {
-        Ok(recorded) => {
+    match sealed_value(&path) {
+        Some(recorded) => {
             assert_eq!(integrity["result"], "verified", "{st}");
             assert_eq!(integrity["sealed"], true);
-            assert_eq!(integrity["recorded"].as_str(), Some(recorded.trim()));
-            assert_eq!(integrity["value"].as_str(), Some(recorded.trim()), "the value computed is the one recorded");
+            assert_eq!(integrity["recorded"].as_str(), Some(recorded.as_str()));
+            assert_eq!(integrity["value"].as_str(), Some(recorded.as_str()), "the value computed is the one recorded");
         }
-        Err(_) => {
+        None => {
             assert_eq!(integrity["result"], "unsealed", "{st}");
             assert_eq!(integrity["sealed"], false);
         }

@@ -14,6 +14,11 @@ tessera_install_packages() {
     command -v p11-kit >/dev/null || need+=(p11-kit)
     compgen -G '/usr/lib/*/pkcs11/p11-kit-client.so' >/dev/null || need+=(p11-kit-modules)
     command -v p11tool >/dev/null || need+=(gnutls-bin)
+    # the Debian package's build and test (tests/packaging.rs): cargo-deb's dependency scan, the
+    # man page read back, the CI examples' download step
+    command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+    command -v man >/dev/null || need+=(man-db)
+    command -v curl >/dev/null || need+=(curl)
     if [ ${#need[@]} -gt 0 ]; then
         echo "== installing ${need[*]}"
         local sudo=""

@@ -531,7 +531,7 @@ fn tessera_util_uses_the_library_named_by_module() {
     let env = Env::new("tessera.mode = approved");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("libtessera_pkcs11.so");
-    std::fs::copy(module_path(), &copy).unwrap();
+    write_unsealed(&module_path(), &copy);
     let copy = std::fs::canonicalize(&copy).unwrap();
     let lib = copy.to_str().unwrap();
     let library_line = format!("Library:            {lib} (Tessera ");
@@ -543,8 +543,11 @@ fn tessera_util_uses_the_library_named_by_module() {
     assert!(out.contains("Mode:               approved"), "{}", show(&o));
     assert!(out.contains("Self-tests:         FAILED"), "{}", show(&o));
     assert!(out.contains("Integrity value:    none recorded (not sealed)"), "{}", show(&o));
+    assert!(out.contains("Sealed:             no"), "{}", show(&o));
     assert!(
-        out.contains("State:              ERROR STATE: integrity test failed: no integrity value recorded"),
+        out.contains(&format!(
+            "State:              ERROR STATE: integrity test failed: the library is not sealed: it holds no integrity value; seal it with: tessera-util --seal {lib}"
+        )),
         "{}",
         show(&o)
     );
@@ -556,14 +559,19 @@ fn tessera_util_uses_the_library_named_by_module() {
     // --seal seals the --module library.
     let o = util_at(&env, &util_path(), &["--seal", "--module", lib]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    let recorded = std::fs::read_to_string(format!("{lib}.hmac")).expect("the copy's integrity value");
+    assert!(stdout(&o).contains(&format!("{lib} is sealed: its integrity value ")), "{}", show(&o));
+    let recorded = sealed_value(&copy).expect("the copy's integrity value");
     let o = util_at(&env, &util_path(), &["--status", "--module", lib]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(out.contains(&library_line), "{}", show(&o));
     assert!(out.contains(&format!("Integrity value:    {} (sealed)", recorded.trim())), "{}", show(&o));
     assert!(out.contains("Integrity:          integrity verified"), "{}", show(&o));
+    assert!(out.contains("Sealed:             yes"), "{}", show(&o));
     assert!(out.contains("State:              operational"), "{}", show(&o));
+    // Sealing again writes nothing: the library holds its value already.
+    let o = util_at(&env, &util_path(), &["--seal", lib]);
+    assert!(o.status.success() && stdout(&o).contains(&format!("{lib} is already sealed")), "{}", show(&o));
     let o = util_at(&env, &util_path(), &["--self-test", "--module", lib]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(stdout(&o).contains("Self-tests:         passed in "), "{}", show(&o));
@@ -577,10 +585,11 @@ fn tessera_util_uses_the_library_beside_it() {
     let dir = std::fs::canonicalize(tmp.path()).unwrap();
     let (program, lib) = (dir.join("tessera-util"), dir.join("libtessera_pkcs11.so"));
     std::fs::copy(util_path(), &program).unwrap();
-    std::fs::copy(module_path(), &lib).unwrap();
+    write_unsealed(&module_path(), &lib);
     let o = util_at(&env, &program, &["--seal"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
-    assert!(stdout(&o).contains(&format!("{}.hmac", lib.display())), "{}", show(&o));
+    assert!(stdout(&o).contains(&format!("{} is sealed", lib.display())), "{}", show(&o));
+    assert!(sealed_value(&lib).is_some(), "sealed in place");
     let o = util_at(&env, &program, &["--status"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let out = stdout(&o);

@@ -325,10 +325,36 @@ macro_rules! testproc_path {
     };
 }
 
-/// Records the integrity value of the library at `lib` (`tessera-util --seal`).
+/// Seals the library at `lib` (`tessera-util --seal`): its integrity value written into it.
 pub fn seal(lib: &Path) {
     let out = std::process::Command::new(util_path()).arg("--seal").arg(lib).output().expect("tessera-util --seal");
     assert!(out.status.success(), "seal: {}", show(&out));
+}
+
+/// Where a library file's seal region lies (the `.tessera_seal` section, 64 bytes), read with the
+/// `object` crate as any ELF tool reads it, independently of the module's own code.
+pub fn seal_region(data: &[u8]) -> std::ops::Range<usize> {
+    use object::{Object, ObjectSection};
+    let f = object::File::parse(data).expect("an ELF library");
+    let (off, len) = f.section_by_name(".tessera_seal").expect("a .tessera_seal section").file_range().unwrap();
+    assert!(len >= 64, "the seal region's length: {len}");
+    assert_eq!(&data[off as usize..off as usize + 16], b"Tessera seal v1\0", "the seal region's marker");
+    off as usize..off as usize + 64
+}
+
+/// Writes to `dst` the library at `src` with its seal region cleared, as a fresh build has it.
+pub fn write_unsealed(src: &Path, dst: &Path) {
+    let mut bytes = std::fs::read(src).expect("the library file");
+    let region = seal_region(&bytes);
+    bytes[region.start + 16..region.end].fill(0);
+    std::fs::write(dst, &bytes).expect("the unsealed copy");
+}
+
+/// The integrity value sealed into the library at `lib` (hex), if it is sealed.
+pub fn sealed_value(lib: &Path) -> Option<String> {
+    let data = std::fs::read(lib).expect("the library file");
+    let r = &data[seal_region(&data)];
+    (r[16] == 1).then(|| r[32..].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The library built with the `fault-injection` feature (`TESSERA_FAULT_MODULE`, else

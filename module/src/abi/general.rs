@@ -27,6 +27,8 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
                 return Err(err(CKR_CANT_LOCK));
             }
         }
+        let args = (pInitArgs as *const CK_C_INITIALIZE_ARGS).as_ref();
+        crate::fips::allow_threads(args.is_none_or(|a| a.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS == 0));
         install_fork_handler()?;
         crate::state::initialize(Some(&loaded_library()))
     })
@@ -94,7 +96,7 @@ pub unsafe extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
             cryptokiVersion: CK_VERSION { major: 3, minor: 2 },
             manufacturerID: pad(MANUFACTURER),
             flags: 0,
-            libraryDescription: pad(description(m.cfg.mode)),
+            libraryDescription: pad(description(m.cfg.mode, m.post.recorded_value.is_some())),
             libraryVersion: CK_VERSION { major, minor },
         };
         Ok(())

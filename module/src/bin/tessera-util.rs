@@ -13,7 +13,7 @@
 //! The tool never builds the module's core (`Module`) and runs no self-test itself. From the core
 //! crate it uses only what touches no module state: `import::read_pkcs8` and `import::key_template`
 //! (a PKCS#8 file or a raw AES key as attribute templates), `fips::integrity::seal` (`--seal`:
-//! writes the integrity value of a library file, which needs no loaded library), and the C layout
+//! writes the integrity value into a library file, which needs no loaded library), and the C layout
 //! of the vendor interface's function list (`abi::vendor`), a type only.
 
 #![deny(unsafe_code)]
@@ -45,10 +45,17 @@ macro_rules! say {
     }};
 }
 
+// In a directory of its own: a file of src/bin/ would be a program of its own to cargo.
+#[path = "tessera-util/run.rs"]
+mod run;
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "tessera-util", about = "Support tool for Tessera PKCS#11 tokens", disable_version_flag = true)]
 #[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status", "self_test", "logout_all"])))]
+#[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
     /// Initialize the token at a given slot (use with --slot, --token, --serial or --free, --label, --so-pin and --pin). WARNING: any content in the token will be erased.
     #[arg(long)]
     init_token: bool,
@@ -64,8 +71,9 @@ struct Args {
     /// Show version info (this program's, and the library's when one loads).
     #[arg(short = 'v', long)]
     version: bool,
-    /// Record the integrity value of a Tessera library (default: the --module library, else the one
-    /// beside this program), which the power-on self-tests check; required in the approved mode.
+    /// Seal a Tessera library (default: the --module library, else the one beside this program):
+    /// record its integrity value inside the file, which the power-on self-tests check wherever the
+    /// file is copied or linked to; required in the approved mode, after every build.
     #[arg(long, value_name = "LIBRARY", num_args = 0..=1)]
     seal: Option<Option<PathBuf>>,
     /// Initialise the library and print its status: mode, the results of its power-on self-tests,
@@ -123,6 +131,25 @@ struct Args {
     /// login of every process derives its key from the PIN again.
     #[arg(long)]
     logout_all: bool,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+enum Cmd {
+    /// Run COMMAND against a throwaway token, in the approved mode, the non-approved mode or both.
+    ///
+    /// For each mode: a new token store and token, the command run with TESSERA_CONF, TESSERA_MODE,
+    /// PKCS11_MODULE (the library), TESSERA_TOKEN_LABEL, TESSERA_SO_PIN and TESSERA_USER_PIN set,
+    /// then the store removed. Exits with the command's status (with --mode both, the first failing
+    /// run's), and with --mode both prints a table on standard error: mode, exit status, time,
+    /// then the operations of the non-approved run that the approved mode does not approve, with
+    /// counts (from an audit log the run gets).
+    Run(run::RunArgs),
+    /// Write the man page and the shell completions (bash, zsh, fish) into DIR: for packaging.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The directory to write into (`man/`, `completions/` beneath it).
+        dir: PathBuf,
+    },
 }
 
 type Res<T> = Result<T, String>;
@@ -562,15 +589,45 @@ fn import(lib: &Library, a: &Args, path: &Path) -> Res<()> {
     Ok(())
 }
 
-/// The Tessera library installed beside this program.
+/// The Tessera library installed with this program: beside it (a build tree, a tarball), else
+/// where the system package installs it for this program (`/usr/bin/tessera-util` and
+/// `/usr/lib/<multiarch>/pkcs11/libtessera_pkcs11.so`).
 fn library_beside() -> Res<PathBuf> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's own path: {e}"))?;
-    let p = exe.parent().map(|d| d.join("libtessera_pkcs11.so")).unwrap_or_default();
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!("no Tessera library: {} does not exist; name the library with --module PATH", p.display()))
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let beside = dir.join("libtessera_pkcs11.so");
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let system = dir.join("../lib").join(multiarch).join("pkcs11/libtessera_pkcs11.so");
+    if beside.exists() {
+        return Ok(beside);
     }
+    match system.exists() {
+        true => Ok(system),
+        false => Err(format!(
+            "no Tessera library: neither {} nor {} exists; name the library with --module PATH",
+            beside.display(),
+            system.display()
+        )),
+    }
+}
+
+/// `generate-docs`: the man page (`clap_mangen`, from these very definitions) and the completions
+/// (`clap_complete`), for the package.
+fn generate_docs(dir: &Path) -> Res<()> {
+    use clap::CommandFactory;
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let (man, completions) = (dir.join("man"), dir.join("completions"));
+    std::fs::create_dir_all(&man).map_err(io)?;
+    std::fs::create_dir_all(&completions).map_err(io)?;
+    let cmd = Args::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page).map_err(io)?;
+    std::fs::write(man.join("tessera-util.1"), page).map_err(io)?;
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "tessera-util", &completions).map_err(io)?;
+    }
+    say!("man page and completions written in {}", dir.display());
+    Ok(())
 }
 
 /// The library to load: `--module`, else the one beside this program.
@@ -641,6 +698,8 @@ fn print_status(st: &Value) {
         say!("On-demand tests:    {result} (last of {})", on_demand["runs"].as_u64().unwrap_or(0));
     }
     let integrity = &st["integrity"];
+    let sealed = if integrity["sealed"].as_bool() == Some(true) { "yes" } else { "no" };
+    say!("Sealed:             {sealed}");
     say!("Integrity:          {}", integrity["text"].as_str().unwrap_or("?"));
     match (integrity["value"].as_str(), integrity["sealed"].as_bool()) {
         (Some(v), Some(true)) => say!("Integrity value:    {v} (sealed)"),
@@ -695,6 +754,18 @@ fn version(a: &Args) {
 }
 
 fn run(a: &Args) -> Res<()> {
+    match &a.cmd {
+        Some(Cmd::Run(r)) => {
+            let library = match &r.module {
+                Some(p) => p.clone(),
+                None => library_beside()?,
+            };
+            let status = run::run(r, &library)?;
+            std::process::exit(status);
+        }
+        Some(Cmd::GenerateDocs { dir }) => return generate_docs(dir),
+        None => {}
+    }
     if a.version {
         version(a);
         return Ok(());
@@ -710,9 +781,13 @@ fn run(a: &Args) -> Res<()> {
             Some(p) => p.clone(),
             None => library_path(a)?,
         };
-        let out = tessera_pkcs11::fips::integrity::seal(&lib)
+        let s = tessera_pkcs11::fips::integrity::seal(&lib)
             .map_err(|e| format!("could not seal {}: {e}", lib.display()))?;
-        say!("The integrity value of {} is recorded in {}.", lib.display(), out.display());
+        if s.unchanged {
+            say!("{} is already sealed (integrity value {}).", s.path.display(), s.value);
+        } else {
+            say!("{} is sealed: its integrity value {} is recorded in the library itself.", s.path.display(), s.value);
+        }
         return Ok(());
     }
     let lib = open(a)?;

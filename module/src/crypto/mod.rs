@@ -33,6 +33,7 @@ pub mod ecdsa;
 pub mod ed25519;
 pub mod hmac;
 pub mod kdf;
+pub mod library_file;
 pub mod mldsa;
 pub mod mlkem;
 #[cfg(test)]

@@ -1,26 +1,56 @@
-//! The module integrity test: an HMAC-SHA-256 over the installed library file, compared with the
-//! value recorded beside it (`<library>.hmac`) when the module was sealed (`tessera-util --seal`).
-//! The HMAC key is fixed and public: the test detects modification, it keeps no secret.
+//! The module integrity test: an HMAC-SHA-256 over the library file, compared with the value
+//! recorded inside the library itself when it was sealed (`tessera-util --seal`). The HMAC key is
+//! fixed and public: the test detects modification, it keeps no secret.
+//!
+//! # The seal region
+//!
+//! The library reserves [`REGION_LEN`] bytes for its integrity value: a static
+//! (`crypto::library_file::REGION`) in a section of its own, `.tessera_seal`, which the linker
+//! places in the file like any read-only data. A fresh build holds [`MAGIC`] there and zeroes (unsealed). Sealing computes the HMAC over
+//! the whole file with the region's bytes taken as zeroes, and writes the magic, a sealed flag and
+//! the HMAC into the region, in place (through a sealed copy renamed over the file). The value
+//! thus travels with the file: a sealed library verifies wherever it is copied, renamed or linked
+//! to, and no other file is read. Every byte outside the region (headers, code, data, the section
+//! table that says where the region is) is covered; the region's own bytes are not, and hold
+//! nothing but the value.
+//!
+//! # The file checked
 //!
 //! The file checked is the file the running module was loaded from: the kernel's record of the
 //! mapping that holds the module's code (`/proc/self/maps`) names it by an absolute path, which
 //! stays right after the process changes directory or the file is renamed, and gives its device
 //! and inode, which the file opened for the check must have. A path the loader was given (a
-//! relative `./libtessera_pkcs11.so`, say) is never trusted for this.
+//! relative `./libtessera_pkcs11.so`, or a symbolic link) is never trusted for this. The file is
+//! read through a read-only mapping of it (`crypto::library_file`), hashed where the page cache holds
+//! it, never copied to the heap.
 
 use aws_lc_rs::hmac;
 use std::fmt;
+use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// The fixed integrity key.
 /// SSP: integrity key
 const KEY: &[u8] = b"Tessera module integrity key, v1";
 
+/// The name of the section that holds the seal region (`crypto::library_file::REGION`).
+pub const SECTION: &str = ".tessera_seal";
+/// The region's first bytes, in every build: they tell a Tessera seal region from anything else.
+pub const MAGIC: [u8; 16] = *b"Tessera seal v1\0";
+/// The region's length: the magic, the sealed flag (one byte, then 15 reserved zero bytes), the
+/// HMAC-SHA-256.
+pub const REGION_LEN: usize = 64;
+const FLAG_AT: usize = 16;
+const MAC_AT: usize = 32;
+/// The flag of a sealed library (an unsealed one has 0).
+const SEALED: u8 = 1;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
     /// The library matches its recorded value.
     Verified,
-    /// No value was recorded beside the library.
+    /// The library holds no value: it was never sealed.
     Unsealed,
     /// The library does not match its recorded value.
     Mismatch,
@@ -35,37 +65,150 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Status::Verified => write!(f, "integrity verified"),
-            Status::Unsealed => write!(f, "no integrity value recorded (run tessera-util --seal)"),
-            Status::Mismatch => write!(f, "the library does not match its integrity value (seal it again with tessera-util --seal after installing a new build)"),
+            Status::Unsealed => write!(f, "the library is not sealed: it holds no integrity value"),
+            Status::Mismatch => {
+                write!(f, "the library does not match the integrity value sealed into it (modified since)")
+            }
             Status::Unreadable(e) => write!(f, "integrity value unreadable: {e}"),
             Status::NotApplicable => write!(f, "integrity test not applicable"),
         }
     }
 }
 
-/// Where a library's integrity value lives.
-pub fn seal_path(library: &Path) -> PathBuf {
-    let mut p = library.as_os_str().to_owned();
-    p.push(".hmac");
-    PathBuf::from(p)
+/// Where the seal region lies in a library file's bytes; checks it is one (its length, its magic).
+pub fn find_region(data: &[u8]) -> Result<Range<usize>, String> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(data).map_err(|e| format!("not a shared library Tessera can read ({e})"))?;
+    let section = file
+        .section_by_name(SECTION)
+        .ok_or_else(|| format!("no seal region (no {SECTION} section): not a Tessera library"))?;
+    let (offset, len) =
+        section.file_range().ok_or_else(|| format!("the {SECTION} section has no bytes in the file"))?;
+    let start = usize::try_from(offset).map_err(|_| "seal region out of range".to_string())?;
+    let end = start.checked_add(REGION_LEN).ok_or("seal region out of range")?;
+    // The region is the section's first bytes. A build may lay more after it in the section (an
+    // address-sanitizer build pads every static with a red zone): those are covered like the rest
+    // of the file.
+    if len < REGION_LEN as u64 || end > data.len() {
+        return Err(format!("the {SECTION} section is {len} bytes, shorter than the {REGION_LEN} of a seal region"));
+    }
+    if data[start..start + MAGIC.len()] != MAGIC {
+        return Err(format!("the {SECTION} section does not begin with the seal region's marker"));
+    }
+    Ok(start..end)
 }
 
-/// HMAC-SHA-256 of a file, hex.
-pub fn mac_file(path: &Path) -> std::io::Result<String> {
-    Ok(mac_bytes(&std::fs::read(path)?))
+/// HMAC-SHA-256 of a library file's bytes with the seal region's bytes taken as zeroes.
+pub fn mac_over(data: &[u8], region: Range<usize>) -> [u8; 32] {
+    let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, KEY));
+    ctx.update(&data[..region.start]);
+    ctx.update(&[0u8; REGION_LEN]);
+    ctx.update(&data[region.end..]);
+    let tag = ctx.sign();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
 }
 
-fn mac_bytes(data: &[u8]) -> String {
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, KEY), data);
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Records the integrity value of a library.
-pub fn seal(library: &Path) -> std::io::Result<PathBuf> {
-    let mac = mac_file(library)?;
-    let out = seal_path(library);
-    std::fs::write(&out, format!("{mac}\n"))?;
-    Ok(out)
+/// What the seal region of a file's bytes records: `Ok(None)` for an unsealed library, the value
+/// of a sealed one, or why the region is not one.
+fn recorded(data: &[u8], region: Range<usize>) -> Result<Option<[u8; 32]>, String> {
+    let r = &data[region];
+    if r[FLAG_AT + 1..MAC_AT].iter().any(|b| *b != 0) {
+        return Err("the seal region's reserved bytes are not zero".into());
+    }
+    match r[FLAG_AT] {
+        0 if r[MAC_AT..].iter().all(|b| *b == 0) => Ok(None),
+        SEALED => Ok(Some(r[MAC_AT..].try_into().expect("32 bytes"))),
+        _ => Err("the seal region is malformed".into()),
+    }
+}
+
+/// The integrity test over a library file's bytes: finds the region, reads the value recorded
+/// there and, for a sealed library, compares it with the HMAC of the bytes.
+pub fn check_bytes(data: &[u8]) -> Checked {
+    let unreadable = |e: String| Checked { status: Status::Unreadable(e), computed: None, recorded: None };
+    let region = match find_region(data) {
+        Ok(r) => r,
+        Err(e) => return unreadable(e),
+    };
+    let value = match recorded(data, region.clone()) {
+        Ok(Some(v)) => v,
+        Ok(None) => return Checked { status: Status::Unsealed, computed: None, recorded: None },
+        Err(e) => return unreadable(e),
+    };
+    let mac = mac_over(data, region);
+    let status = if !super::kat::healthy("integrity") {
+        Status::Mismatch
+    } else if aws_lc_rs::constant_time::verify_slices_are_equal(&mac, &value).is_ok() {
+        Status::Verified
+    } else {
+        Status::Mismatch
+    };
+    Checked { status, computed: Some(hex(&mac)), recorded: Some(hex(&value)) }
+}
+
+/// What sealing a library did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    /// The library file sealed (a symbolic link given is followed: its target is sealed).
+    pub path: PathBuf,
+    /// The integrity value, hex.
+    pub value: String,
+    /// The file already held this value (nothing was written).
+    pub unchanged: bool,
+}
+
+/// Seals a library in place: writes its integrity value into its seal region. The file is
+/// replaced atomically: a sealed copy is written beside it (same permissions), flushed to disk and
+/// renamed over it, so that a process loading the library meanwhile sees the old file or the new
+/// one whole, and a process that has it loaded keeps the file it loaded. A library already sealed
+/// with its right value is left as it is (a read-only installed library needs no write).
+pub fn seal(library: &Path) -> std::io::Result<Sealed> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::fs::canonicalize(library)?;
+    // The tool's copy of the file (a heap buffer is fine here: the tool writes it back).
+    let mut data = std::fs::read(&path)?;
+    let region = find_region(&data).map_err(std::io::Error::other)?;
+    let mac = mac_over(&data, region.clone());
+    let mut sealed_region = [0u8; REGION_LEN];
+    sealed_region[..MAGIC.len()].copy_from_slice(&MAGIC);
+    sealed_region[FLAG_AT] = SEALED;
+    sealed_region[MAC_AT..].copy_from_slice(&mac);
+    let value = hex(&mac);
+    if data[region.clone()] == sealed_region {
+        return Ok(Sealed { path, value, unchanged: true });
+    }
+    data[region].copy_from_slice(&sealed_region);
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("the library has no directory"))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // A name no other sealing picks (another process, or another thread of this one).
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.sealing-{}-{n}", std::process::id()));
+    let meta = std::fs::metadata(&path)?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode & 0o7777).open(&tmp)?;
+        f.write_all(&data)?;
+        // The library's owner and group too, where this process may give them (root sealing an
+        // installed library); otherwise the copy is the sealing user's, as any file it writes.
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()));
+        // The mode asked for at creation is cut by the umask; the copy gets the library's own.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(Sealed { path, value, unchanged: false })
 }
 
 /// The library the integrity test checks.
@@ -128,7 +271,8 @@ pub fn check(library: &Library) -> Status {
 }
 
 /// What one integrity test found: its conclusion, the value computed over the library file (when
-/// it could be read) and the value recorded beside it (when there is one), for the status report.
+/// it was computed: a sealed library) and the value recorded in it (when there is one), for the
+/// status report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked {
     pub status: Status,
@@ -138,6 +282,9 @@ pub struct Checked {
 
 /// [`check`], with the values it compared.
 pub fn check_values(library: &Library) -> Checked {
+    // The region in memory is never read (the file's copy is what counts); referring to it keeps
+    // it in every link of the library.
+    std::hint::black_box(&crate::crypto::library_file::REGION);
     match library {
         Library::File(p) => check_file(p, None),
         Library::Mapped { path, dev, ino } => check_file(path, Some((*dev, *ino))),
@@ -172,28 +319,11 @@ fn open_checked(library: &Path, mapped: Option<((u32, u32), u64)>) -> std::io::R
 }
 
 fn check_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Checked {
-    let recorded = match std::fs::read_to_string(seal_path(library)) {
-        Ok(s) => s.trim().to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Checked { status: Status::Unsealed, computed: None, recorded: None }
-        }
-        Err(e) => return Checked { status: Status::Unreadable(e.to_string()), computed: None, recorded: None },
-    };
-    let mac = open_checked(library, mapped).and_then(|mut f| {
-        use std::io::Read;
-        let mut data = Vec::new();
-        f.read_to_end(&mut data)?;
-        Ok(mac_bytes(&data))
-    });
-    let (status, computed) = match mac {
-        Ok(m) if !super::kat::healthy("integrity") => (Status::Mismatch, Some(m)),
-        Ok(m) if aws_lc_rs::constant_time::verify_slices_are_equal(m.as_bytes(), recorded.as_bytes()).is_ok() => {
-            (Status::Verified, Some(m))
-        }
-        Ok(m) => (Status::Mismatch, Some(m)),
-        Err(e) => (Status::Unreadable(e.to_string()), None),
-    };
-    Checked { status, computed, recorded: Some(recorded) }
+    let map = open_checked(library, mapped).and_then(|f| crate::crypto::library_file::Mapped::of(&f));
+    match map {
+        Ok(m) => check_bytes(&m),
+        Err(e) => Checked { status: Status::Unreadable(e.to_string()), computed: None, recorded: None },
+    }
 }
 
 #[cfg(test)]
@@ -213,5 +343,36 @@ mod tests {
         assert!(matches!(locate_in(maps, 0x7f000000a800), Library::Unknown(_)), "anonymous memory");
         assert!(matches!(locate_in(maps, 0x7f000000c800), Library::Unknown(_)), "a removed file");
         assert!(matches!(locate_in(maps, 0x10), Library::Unknown(_)), "no mapping");
+    }
+
+    /// The test binary links the core, and with it the seal region: its own file is a library
+    /// with an unsealed region, which sealing fills, and which any changed byte outside the region
+    /// then fails.
+    #[test]
+    fn seals_and_checks_a_file_with_the_region() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let region = find_region(&exe).expect("the test binary holds the seal region");
+        assert_eq!(check_bytes(&exe).status, Status::Unsealed);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lib.so");
+        std::fs::write(&p, &exe).unwrap();
+        let s = seal(&p).unwrap();
+        assert!(!s.unchanged);
+        assert!(seal(&p).unwrap().unchanged, "sealing twice writes nothing");
+        let sealed = std::fs::read(&p).unwrap();
+        let c = check_bytes(&sealed);
+        assert_eq!(c.status, Status::Verified);
+        assert_eq!(c.computed.as_deref(), Some(s.value.as_str()));
+        assert_eq!(sealed[..region.start], exe[..region.start]);
+        assert_eq!(sealed[region.end..], exe[region.end..]);
+        for at in [0, region.start - 1, region.end, sealed.len() / 2, sealed.len() - 1] {
+            let mut m = sealed.clone();
+            m[at] ^= 0x01;
+            let st = check_bytes(&m).status;
+            assert!(matches!(st, Status::Mismatch | Status::Unreadable(_)), "byte {at}: {st:?}");
+        }
+        let mut m = sealed.clone();
+        m[region.start + FLAG_AT + 1] = 1;
+        assert!(matches!(check_bytes(&m).status, Status::Unreadable(_)), "reserved bytes");
     }
 }

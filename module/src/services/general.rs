@@ -19,11 +19,15 @@ pub fn model(mode: crate::policy::Mode) -> &'static str {
 /// Model string of a test token (`config::TEST_KDF_ITERATIONS`), in either mode.
 pub const TEST_MODEL: &str = "Tessera test";
 
-/// The library description (32 characters at most), naming the mode.
-pub fn description(mode: crate::policy::Mode) -> &'static str {
-    match mode {
-        crate::policy::Mode::Approved => "Tessera HSM, approved mode",
-        crate::policy::Mode::NonApproved => "Tessera HSM, non-approved mode",
+/// The library description (32 characters at most), what `pkcs11-tool --show-info` and every
+/// `C_GetInfo` caller shows: the mode, and whether the loaded library is sealed (its integrity
+/// value recorded in it, `tessera-util --seal`).
+pub fn description(mode: crate::policy::Mode, sealed: bool) -> &'static str {
+    match (mode, sealed) {
+        (crate::policy::Mode::Approved, true) => "Tessera, approved mode, sealed",
+        (crate::policy::Mode::Approved, false) => "Tessera, approved mode, unsealed",
+        (crate::policy::Mode::NonApproved, true) => "Tessera, non-approved, sealed",
+        (crate::policy::Mode::NonApproved, false) => "Tessera, non-approved, unsealed",
     }
 }
 

@@ -50,7 +50,7 @@ impl Module {
                 "path": library.and_then(|l| l.path()).map(|p| p.display().to_string()),
                 "version": format!("{major}.{minor}"),
                 "cryptoki": "3.2",
-                "description": super::general::description(self.cfg.mode),
+                "description": super::general::description(self.cfg.mode, self.post.recorded_value.is_some()),
             },
             "mode": self.cfg.mode.name(),
             "state": if self.in_error() { "error" } else { "operational" },
