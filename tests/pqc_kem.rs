@@ -1109,3 +1109,74 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
         assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
     }
 }
+
+/// A decapsulated secret stays inside through derivation too: the same ciphertext gives the same
+/// secret to every user of the private key, so a key derived from it (HKDF) is sensitive, may not
+/// be made otherwise, and no data object shows a value derived from it.
+#[test]
+fn keys_derived_from_a_decapsulated_secret_stay_sensitive() {
+    let l = load();
+    let s = setup(&l);
+    let (public, private) = pair(&s, CKP_ML_KEM_768);
+    let secret = |derive: bool| {
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Derive(derive),
+        ]
+    };
+    let (ct, _) = s.encapsulate_key(&Mechanism::MlKem, public, &secret(true)).expect("encapsulate");
+    let k = s.decapsulate_key(&Mechanism::MlKem, private, &secret(true), &ct).expect("decapsulate");
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let (salt, info) = (b"salt".to_vec(), b"session key".to_vec());
+    let hkdf = |data: bool| {
+        let p = CK_HKDF_PARAMS {
+            bExtract: 1,
+            bExpand: 1,
+            prfHashMechanism: CKM_SHA256,
+            ulSaltType: CKF_HKDF_SALT_DATA,
+            pSalt: salt.as_ptr() as *mut u8,
+            ulSaltLen: salt.len() as CK_ULONG,
+            hSaltKey: CK_INVALID_HANDLE,
+            pInfo: info.as_ptr() as *mut u8,
+            ulInfoLen: info.len() as CK_ULONG,
+        };
+        Mech::with_struct(if data { CKM_HKDF_DATA } else { CKM_HKDF_DERIVE }, &p)
+    };
+    let derive = |m: &Mech, tpl: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]| -> Result<CK_OBJECT_HANDLE, CK_RV> {
+        let mut raw = m.raw();
+        let mut attrs: Vec<CK_ATTRIBUTE> = tpl
+            .iter()
+            .map(|(t, v)| CK_ATTRIBUTE { type_: *t, pValue: v.as_ptr() as *mut _, ulValueLen: v.len() as CK_ULONG })
+            .collect();
+        let mut h = 0;
+        match unsafe {
+            f.C_DeriveKey(s.handle(), &mut raw, k.handle(), attrs.as_mut_ptr(), attrs.len() as CK_ULONG, &mut h)
+        } {
+            CKR_OK => Ok(h),
+            rv => Err(rv),
+        }
+    };
+    let base = |extra: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>| {
+        let mut t = vec![
+            (CKA_CLASS, CKO_SECRET_KEY.to_ne_bytes().to_vec()),
+            (CKA_KEY_TYPE, CKK_GENERIC_SECRET.to_ne_bytes().to_vec()),
+            (CKA_VALUE_LEN, (32 as CK_ULONG).to_ne_bytes().to_vec()),
+            (CKA_TOKEN, vec![0]),
+        ];
+        t.extend(extra);
+        t
+    };
+    assert_eq!(
+        derive(&hkdf(false), &base(vec![(CKA_SENSITIVE, vec![0]), (CKA_EXTRACTABLE, vec![1])])),
+        Err(CKR_TEMPLATE_INCONSISTENT),
+        "a readable key derived from the decapsulated secret"
+    );
+    let d = derive(&hkdf(false), &base(vec![])).expect("a key derived from it");
+    let d = unsafe { ObjectHandle::new_from_raw(d) };
+    assert!(bool_attr(&s, d, AttributeType::Sensitive), "sensitive by default");
+    assert_eq!(read_rv(&s, d, CKA_VALUE), CKR_ATTRIBUTE_SENSITIVE);
+    let data = vec![(CKA_CLASS, CKO_DATA.to_ne_bytes().to_vec()), (CKA_TOKEN, vec![0])];
+    assert!(derive(&hkdf(true), &data).is_err(), "no data object of a value derived from it");
+}

@@ -320,7 +320,7 @@ mod tests {
             (CKA_CLASS, Val::Ulong(CKO_SECRET_KEY)),
             (CKA_KEY_TYPE, Val::Ulong(CKK_AES)),
             (CKA_TOKEN, Val::Bool(true)),
-            (CKA_PRIVATE, Val::Bool(false)),
+            (CKA_PRIVATE, Val::Bool(true)),
             (CKA_SENSITIVE, Val::Bool(true)),
             (CKA_EXTRACTABLE, Val::Bool(false)),
             (CKA_LABEL, bytes(b"k")),
@@ -417,6 +417,23 @@ mod tests {
         trusted.insert(CKA_TRUSTED, Val::Bool(true));
         assert!(convert("o", &trusted, opts).is_err());
         assert!(convert("o", &trusted, Options::default()).is_ok());
+    }
+
+    /// A secret key the source kept in clear, whose file anyone who can write the source could
+    /// have made with a value they chose: none of the token's claims or CKA_TRUSTED is believed
+    /// (they would let it wrap sensitive keys), and the report says so.
+    #[test]
+    fn claims_of_a_key_kept_in_clear_are_not_believed() {
+        let mut a = aes_key();
+        a.insert(CKA_PRIVATE, Val::Bool(false));
+        a.insert(CKA_TRUSTED, Val::Bool(true));
+        a.insert(CKA_WRAP, Val::Bool(true));
+        let p = convert("o", &a, Options::default()).map_err(|u| u.reason).unwrap();
+        let o = &p.object;
+        assert!(!o.flag(CKA_LOCAL) && !o.flag(CKA_NEVER_EXTRACTABLE) && !o.flag(CKA_ALWAYS_SENSITIVE));
+        assert!(!o.flag(CKA_TRUSTED));
+        assert!(!crate::object::template::guarding(o), "it may not wrap sensitive keys");
+        assert!(p.summary.notes.iter().any(|n| n.contains("not carried over")), "{:?}", p.summary.notes);
     }
 
     /// A key made on the token, never extractable, that both wraps and decrypts: kept as it was

@@ -166,6 +166,7 @@ pub const SECRET_KEY: &[Spec] = &[
     s(CKA_WRAP_TEMPLATE, Template, FIXED),
     s(CKA_UNWRAP_TEMPLATE, Template, FIXED),
     s(CKA_VENDOR_SHARED_SECRET, Bool, TOKEN_SET),
+    s(CKA_VENDOR_DECAPSULATED, Bool, TOKEN_SET),
 ];
 
 /// Tessera's vendor attribute on a secret key: its value is an ECDH shared secret Z as it came
@@ -173,6 +174,13 @@ pub const SECRET_KEY: &[Spec] = &[
 /// 800-56C Rev. 2 §5: Z is extracted before it is expanded), never as a salt key or as the
 /// pseudorandom key of an expansion alone (`services::keys`). Copies keep it.
 pub const CKA_VENDOR_SHARED_SECRET: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 3;
+
+/// Tessera's vendor attribute on a secret key: its value is a KEM shared secret this token
+/// decapsulated (`C_DecapsulateKey`), or was derived from one. The same ciphertext gives the same
+/// secret to every user of the private key, so such a key is sensitive, and so is every key derived
+/// from it: no derivation makes its value, or a value computed from it, readable (outside the
+/// legacy rules; `services::keys`). Copies keep it.
+pub const CKA_VENDOR_DECAPSULATED: CK_ATTRIBUTE_TYPE = CKA_VENDOR_DEFINED | 4;
 
 /// The validation object (PKCS#11 3.2 `CKO_VALIDATION`): made by the token, read-only.
 pub const VALIDATION: &[Spec] = &[

@@ -378,6 +378,8 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin, actor: A
                 d.def(CKA_TRUSTED, bool_(false));
                 // Set true by `C_DeriveKey` alone, for an ECDH shared secret.
                 d.set(attrs::CKA_VENDOR_SHARED_SECRET, bool_(false));
+                // Set true by `C_DecapsulateKey`, and `C_DeriveKey` from such a key, alone.
+                d.set(attrs::CKA_VENDOR_DECAPSULATED, bool_(false));
                 d.def(CKA_WRAP_TEMPLATE, EMPTY);
             }
             let (always_sensitive, never_extractable) = match origin {

@@ -404,6 +404,15 @@ impl Module {
         // (`CKA_DERIVE_TEMPLATE` with `CKA_CLASS` = `CKO_DATA`) derives data: no key derived
         // from it can exist whose value a data object shows.
         let data = map.get(&CKA_CLASS).and_then(|v| crate::object::as_ulong(v)) == Some(CKO_DATA);
+        // A decapsulated secret (and what is derived from it) stays inside: the derived key is
+        // sensitive and no data object shows a value computed from it (`CKA_VENDOR_DECAPSULATED`).
+        let decapsulated = bk.flag(crate::object::attrs::CKA_VENDOR_DECAPSULATED) && !self.legacy_wrapping();
+        if decapsulated && (data || map.get(&CKA_SENSITIVE).is_some_and(|v| **v == [0])) {
+            return Err(Error::because(
+                CKR_TEMPLATE_INCONSISTENT,
+                "a key derived from a decapsulated shared secret stays sensitive, as the secret does",
+            ));
+        }
         if data && !self.legacy_wrapping() {
             let restricted = bk
                 .get(CKA_DERIVE_TEMPLATE)
@@ -476,6 +485,9 @@ impl Module {
         if !map.contains_key(&CKA_KEY_TYPE) {
             t.push((CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)));
         }
+        if decapsulated && !map.contains_key(&CKA_SENSITIVE) {
+            t.push((CKA_SENSITIVE, bool_(true)));
+        }
         if raw_secret && approved_mode {
             // What the template leaves open keeps Z inside ([`keeps_shared_secret_inside`]).
             let mut inside = vec![(CKA_SENSITIVE, true), (CKA_EXTRACTABLE, false), (CKA_MODIFIABLE, false)];
@@ -491,6 +503,9 @@ impl Module {
         let mut obj = template::build(&t, vec![(CKA_VALUE, value.into())], origin, self.actor(&s))?;
         if raw_secret && obj.class() == CKO_SECRET_KEY {
             obj.attrs.insert(CKA_VENDOR_SHARED_SECRET, bool_(true));
+        }
+        if decapsulated && obj.class() == CKO_SECRET_KEY {
+            obj.attrs.insert(crate::object::attrs::CKA_VENDOR_DECAPSULATED, bool_(true));
         }
         if raw_secret && d.verdict.approved() && !keeps_shared_secret_inside(&obj) {
             if approved_mode {
@@ -648,6 +663,7 @@ impl Module {
         let value = leading(&secret, value_len)?;
         let mut obj =
             template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Derived(false, false), self.actor(&s))?;
+        obj.attrs.insert(crate::object::attrs::CKA_VENDOR_DECAPSULATED, bool_(true));
         stamp(&mut obj, d.verdict.approved());
         self.store_object(&s, obj)
     }

@@ -3,7 +3,8 @@
 //!
 //! For each mode asked for: a token store in a new private temporary directory with its own
 //! configuration file, a token initialised there through the library (this program run again as
-//! `--init-token`, so the token is made exactly as `tessera-util --init-token` makes it), then the
+//! `--init-token`, so the token is made exactly as `tessera-util --init-token` makes it; outside the
+//! approved mode with `--test-token`, whose PINs derive with 1,000 iterations), then the
 //! command with `PKCS11_MODULE`, `TESSERA_MODE`, `TESSERA_CONF`, `TESSERA_TOKEN_LABEL`,
 //! `TESSERA_USER_PIN` and `TESSERA_SO_PIN` set, then the store removed. The exit status is the
 //! command's (with `both`, the first failing run's, else 0); a command killed by a signal gives
@@ -112,8 +113,13 @@ fn run_in(a: &RunArgs, library: &Path, mode: &'static str, audit: bool) -> Resul
             }
         };
     let me = std::env::current_exe().map_err(|e| format!("cannot find this program's own path: {e}"))?;
+    // A throwaway token outside the approved mode is a test token (PINs derived with 1,000
+    // iterations, not 600,000 in every process of the command); the approved mode makes none.
+    let test_token: &[&str] = if mode == "approved" { &[] } else { &["--test-token"] };
     let init = Command::new(me)
-        .args(["--init-token", "--free", "--label", &a.label, "--so-pin", &a.so_pin, "--pin", &a.pin, "--module"])
+        .args(["--init-token", "--free", "--label", &a.label, "--so-pin", &a.so_pin, "--pin", &a.pin])
+        .args(test_token)
+        .arg("--module")
         .arg(library)
         .envs(env)
         .output()
