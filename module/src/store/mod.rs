@@ -611,6 +611,29 @@ fn upgrade(mut conn: Connection, dir: &Path, migrations: &[&str]) -> Result<(Con
     ))
 }
 
+/// Removes the copies an upgrade keeps while it runs (`tessera.db.schema-<N>.<pid>.bak`, see
+/// [`upgrade`]) that a process killed during an upgrade left behind: they hold the PIN wraps of
+/// their time, which a later `C_SetPIN` must not leave readable. A copy whose process still runs
+/// (an upgrade going on now) is left alone.
+fn remove_stale_upgrade_copies(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let prefix = format!("{DB_FILE}.schema-");
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".bak")) else { continue };
+        let pid = rest.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
+        let running = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !running {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::warn!("token store {}: removed {name}, left by an interrupted upgrade", dir.display())
+                }
+                Err(err) => tracing::error!("token store {}: cannot remove {name} ({err})", dir.display()),
+            }
+        }
+    }
+}
+
 /// A stored PIN wrap; an iteration count out of range reads as 0 (and is refused as too low).
 fn wrap_from(salt: Option<Vec<u8>>, it: Option<i64>, wrapped: Option<Vec<u8>>) -> Option<PinWrap> {
     Some(PinWrap { salt: salt?, iterations: u32::try_from(it?).unwrap_or(0), wrapped: wrapped? })
@@ -626,6 +649,7 @@ impl Db {
         // The WAL and shared-memory files SQLite may just have made take the database file's mode.
         tighten(dir);
         let (conn, migrated) = upgrade(conn, dir, MIGRATIONS)?;
+        remove_stale_upgrade_copies(dir);
         let changes = Changes::open(dir);
         let mut db = Db { conn, changes, dir: dir.to_path_buf() };
         // A store from before the PIN state was recorded gets its record now, before any PIN
@@ -1108,6 +1132,23 @@ mod tests {
         assert_eq!(other.token().unwrap().so_failures, 1);
         assert!(db.delete_object(id).unwrap());
         assert!(!db.delete_object(id).unwrap());
+    }
+
+    /// An upgrade copy left by a process that died is removed when the store is next opened; one
+    /// whose process runs (an upgrade going on) is kept.
+    #[test]
+    fn stale_upgrade_copies_go_live_ones_stay() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = schema_3_store(d.path());
+        drop(Db::open(&dir).unwrap());
+        // No process has pid 4194304 and above on Linux (PID_MAX_LIMIT).
+        let stale = dir.join(format!("{DB_FILE}.schema-3.4194305.bak"));
+        let live = dir.join(format!("{DB_FILE}.schema-3.{}.bak", std::process::id()));
+        std::fs::write(&stale, b"old wraps").unwrap();
+        std::fs::write(&live, b"in use").unwrap();
+        drop(Db::open(&dir).unwrap());
+        assert!(!stale.exists(), "the copy of a process that died is removed");
+        assert!(live.exists(), "the copy of a running process is kept");
     }
 
     /// A store of schema 3 (the token row and objects of that time), written by hand.
