@@ -210,20 +210,15 @@ impl Token {
         Token::open(&db.dir, kek, policy)
     }
 
-    /// Whether this is a test token: its SO PIN wrap derives with `config::TEST_KDF_ITERATIONS`
-    /// (as the token is now: another process may have re-initialised it).
+    /// Whether this is a test token ([`is_test_row`]), as the token is now: another process may
+    /// have re-initialised it.
     pub fn is_test(&self) -> bool {
-        self.row().is_ok_and(|r| r.so.is_some_and(|w| w.iterations == crate::config::TEST_KDF_ITERATIONS))
+        self.row().is_ok_and(|r| is_test_row(&r))
     }
 
-    /// The associated data of this token's PIN wraps for `role` ([`wrap_aad`]).
-    fn wrap_aad(&self, role: Role) -> Vec<u8> {
-        wrap_aad(&self.uid, role, self.is_test())
-    }
-
-    /// The PBKDF2 iterations of this token's new PIN wraps.
-    fn iterations(&self) -> u32 {
-        if self.is_test() {
+    /// The PBKDF2 iterations of new PIN wraps: a test token's (`test`), or the configured count.
+    fn iterations(&self, test: bool) -> u32 {
+        if test {
             crate::config::TEST_KDF_ITERATIONS
         } else {
             self.policy.iterations
@@ -487,7 +482,8 @@ impl Token {
         if let Some(k) = self.verify_cached(role, pin)? {
             return Ok(k);
         }
-        let floor = if self.is_test() { crate::config::TEST_KDF_ITERATIONS } else { crate::config::MIN_KDF_ITERATIONS };
+        let test = self.is_test();
+        let floor = if test { crate::config::TEST_KDF_ITERATIONS } else { crate::config::MIN_KDF_ITERATIONS };
         let attempt = lock(&self.db).begin_attempt(role, self.policy.max_failures, floor);
         self.touch();
         let (wrap, count) = match attempt? {
@@ -518,7 +514,7 @@ impl Token {
             }
             Attempt::Counted { wrap, count } => (wrap, count),
         };
-        let aad = self.wrap_aad(role);
+        let aad = wrap_aad(&self.uid, role, test);
         let key = if pin.len() > MAX_PIN { None } else { seal::unwrap_with_pin(&self.kek, &wrap, pin, &aad)? };
         let Some(key) = key else {
             tracing::warn!("token {}: wrong {:?} PIN ({count} consecutive)", self.serial, role);
@@ -528,8 +524,8 @@ impl Token {
             return Err(err(CKR_PIN_INCORRECT));
         };
         lock(&self.db).attempt_succeeded(role, count)?;
-        if wrap.iterations < self.iterations() {
-            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.iterations(), &aad)?;
+        if wrap.iterations < self.iterations(test) {
+            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.iterations(test), &aad)?;
             lock(&self.db).set_pin_wrap(role, Some(&w))?;
         }
         self.touch();
@@ -542,15 +538,16 @@ impl Token {
     /// counted way: a PIN not seen before, a wrong one, or a PIN with failures to take back.
     fn verify_cached(&self, role: Role, pin: &[u8]) -> Result<Option<Key256>> {
         let row = self.row()?;
+        let test = is_test_row(&row);
         let (wrap, failures) = match role {
             Role::So => (row.so, row.so_failures),
             Role::User => (row.user, row.user_failures),
         };
         let Some(wrap) = wrap else { return Ok(None) };
-        if failures > 0 || (role == Role::User && row.user_blocked) || wrap.iterations < self.iterations() {
+        if failures > 0 || (role == Role::User && row.user_blocked) || wrap.iterations < self.iterations(test) {
             return Ok(None);
         }
-        Ok(seal::unwrap_cached(&self.kek, &wrap, pin, &self.wrap_aad(role)))
+        Ok(seal::unwrap_cached(&self.kek, &wrap, pin, &wrap_aad(&self.uid, role, test)))
     }
 
     /// Records a login (the PIN already verified).
@@ -639,8 +636,10 @@ impl Token {
         // The keys derived from PINs that no longer open a wrap go (this process's cache, and the
         // login cache's entry).
         self.kek.clear();
-        crate::store::keyring::revoke(&self.wrap_aad(Role::User));
-        let w = seal::wrap_with_pin(&self.kek, &key.key, pin, self.iterations(), &self.wrap_aad(Role::User))?;
+        let test = self.is_test();
+        let aad = wrap_aad(&self.uid, Role::User, test);
+        crate::store::keyring::revoke(&aad);
+        let w = seal::wrap_with_pin(&self.kek, &key.key, pin, self.iterations(test), &aad)?;
         lock(&self.db).set_pin_wrap(Role::User, Some(&w))?;
         self.touch();
         Ok(())
@@ -660,8 +659,10 @@ impl Token {
         self.policy.check_new_pin(new)?;
         let key = if self.policy.approved { self.verify_pin(role, old)? } else { self.verify_counted(role, old)? };
         self.kek.clear();
-        crate::store::keyring::revoke(&self.wrap_aad(role));
-        let w = seal::wrap_with_pin(&self.kek, &key, new, self.iterations(), &self.wrap_aad(role))?;
+        let test = self.is_test();
+        let aad = wrap_aad(&self.uid, role, test);
+        crate::store::keyring::revoke(&aad);
+        let w = seal::wrap_with_pin(&self.kek, &key, new, self.iterations(test), &aad)?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
         Ok(())
@@ -674,8 +675,9 @@ impl Token {
         self.policy.check_new_pin(so_pin).map_err(|_| err(CKR_PIN_INCORRECT))?; // C_InitToken has no CKR_PIN_LEN_RANGE
         self.verify_counted(Role::So, so_pin)?;
         self.kek.clear();
+        let test = self.is_test();
         for role in [Role::So, Role::User] {
-            crate::store::keyring::revoke(&self.wrap_aad(role));
+            crate::store::keyring::revoke(&wrap_aad(&self.uid, role, test));
         }
         let key = seal::random_key()?;
         // C_InitToken makes a token like any other: a test token re-initialised so is one no more.
@@ -892,6 +894,12 @@ fn no_pin(role: Role) -> CK_RV {
 }
 
 /// Binds a PIN wrap to its token and role, so a wrap cannot be moved to another token or role.
+/// Whether a token row is a test token's: its SO PIN wrap derives with
+/// `config::TEST_KDF_ITERATIONS` (every wrap of a test token is bound to that by [`wrap_aad`]).
+fn is_test_row(row: &TokenRow) -> bool {
+    row.so.as_ref().is_some_and(|w| w.iterations == crate::config::TEST_KDF_ITERATIONS)
+}
+
 /// What a PIN wrap of the token key authenticates: the token, the role, and whether the token
 /// is a test token (its wraps derive with 1,000 iterations). The last binds the test-ness read from
 /// the store's iteration column to the wraps: a real token whose column is lowered to the test
