@@ -19,6 +19,7 @@ use cryptoki::object::{
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 use sha2::Digest;
+use std::ptr::null_mut;
 use tessera_tests::*;
 
 const SETS: [(MlDsaParameterSetType, usize, usize); 3] = [
@@ -490,4 +491,93 @@ fn post_quantum_key_attacks() {
         )
         .unwrap();
     assert_eq!(rv_of(s.sign(&pure, no_sign, b"x")), RvError::KeyFunctionNotPermitted);
+}
+
+/// Crafted post-quantum PKCS #8 that an application wraps under a key it knows and unwraps into
+/// the token: each refused with an error code, none crashes the process, none leaves an object.
+/// An ML-DSA expanded key with coefficients out of range (RustCrypto's decoder panics on one), a
+/// seed and an expanded key that disagree, a seed of the wrong length, a truncated expanded key,
+/// an SLH-DSA key whose root is not its seeds', and an unknown choice tag.
+#[test]
+fn crafted_post_quantum_pkcs8_unwraps_are_refused() {
+    use aws_lc_rs::key_wrap::{KeyEncryptionKey, KeyWrapPadded, AES_256};
+    use ml_dsa::{MlDsa44, SigningKey};
+    let t = Token::new("pqc-crafted");
+    let kek_value = [0x42u8; 32];
+    let kek = t.kek(CKK_AES, &kek_value).expect("a key-encryption key the application knows");
+    let pkcs8 = |oid_last: u8, private_key: Vec<u8>| {
+        let oid = [0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, oid_last];
+        der(0x30, &[vec![0x02, 0x01, 0x00], der(0x30, &oid), der(0x04, &private_key)].concat())
+    };
+    // A real ML-DSA-44 expanded key (of the seed [2; 32]) to pair with another seed.
+    #[allow(deprecated)]
+    let expanded = SigningKey::<MlDsa44>::from_seed(&[2u8; 32].into()).expanded_key().to_expanded().to_vec();
+    let both = |seed: &[u8], sk: &[u8]| der(0x30, &[der(0x04, seed), der(0x04, sk)].concat());
+    let cases: Vec<(&str, CK_KEY_TYPE, Vec<u8>)> = vec![
+        ("ML-DSA expanded key out of range", CKK_ML_DSA, pkcs8(0x11, der(0x04, &[0xff; 2560]))),
+        ("ML-DSA seed and expanded key disagree", CKK_ML_DSA, pkcs8(0x11, both(&[1; 32], &expanded))),
+        ("ML-DSA seed of 31 bytes", CKK_ML_DSA, pkcs8(0x11, der(0x80, &[1; 31]))),
+        ("ML-DSA truncated expanded key", CKK_ML_DSA, pkcs8(0x11, der(0x04, &expanded[..100]))),
+        ("ML-DSA unknown choice tag", CKK_ML_DSA, pkcs8(0x11, der(0x81, &[1; 32]))),
+        ("SLH-DSA-SHA2-128f root not its seeds'", CKK_SLH_DSA, pkcs8(0x15, vec![7; 64])),
+        ("SLH-DSA-SHA2-128f short key", CKK_SLH_DSA, pkcs8(0x15, vec![7; 63])),
+    ];
+    let before = t.find(&vec![]).unwrap().len();
+    for (what, key_type, p) in cases {
+        let mut out = vec![0u8; p.len() + 16];
+        let wrapped =
+            KeyEncryptionKey::new(&AES_256, &kek_value).unwrap().wrap_with_padding(&p, &mut out).unwrap().to_vec();
+        let tpl: Tpl = vec![
+            (CKA_CLASS, V::U(CKO_PRIVATE_KEY)),
+            (CKA_KEY_TYPE, V::U(key_type)),
+            (CKA_TOKEN, V::B(false)),
+            (CKA_SIGN, V::B(true)),
+        ];
+        let r = t.unwrap(&Mech::new(CKM_AES_KEY_WRAP_KWP), kek, &wrapped, &tpl);
+        assert!(r.is_err(), "{what}: unwrapped");
+        assert_ne!(r, Err(CKR_GENERAL_ERROR), "{what}: a panic caught at the boundary, not a refusal");
+    }
+    assert_eq!(t.find(&vec![]).unwrap().len(), before, "no object left behind");
+    // The process is whole: the token still signs.
+    let (public, private) = ml_dsa_pair(t.s(), SETS[0].0);
+    let pure = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+    let sig = t.s().sign(&pure, private, b"alive").unwrap();
+    t.s().verify(&pure, public, b"alive", &sig).unwrap();
+}
+
+/// Malformed `CK_SIGN_ADDITIONAL_CONTEXT` / `CK_HASH_SIGN_ADDITIONAL_CONTEXT` through the raw ABI:
+/// a NULL context pointer with a length, a structure of the wrong size, a hedge value out of range,
+/// a hash the mechanism does not know: `CKR_MECHANISM_PARAM_INVALID`, nothing read behind them.
+#[test]
+fn malformed_sign_contexts_are_refused() {
+    let t = Token::new("pqc-params");
+    let (_, private) = ml_dsa_pair(t.s(), SETS[0].0);
+    let sign_init = |m: &Mech| unsafe { t.f.C_SignInit(t.h, &mut m.raw(), private.handle()) };
+    let null_ctx =
+        CK_SIGN_ADDITIONAL_CONTEXT { hedgeVariant: CKH_HEDGE_PREFERRED, pContext: null_mut(), ulContextLen: 16 };
+    assert_eq!(sign_init(&Mech::with_struct(CKM_ML_DSA, &null_ctx)), CKR_MECHANISM_PARAM_INVALID);
+    assert_eq!(sign_init(&Mech::with(CKM_ML_DSA, &[0u8; 3])), CKR_MECHANISM_PARAM_INVALID);
+    let bad_hedge = CK_SIGN_ADDITIONAL_CONTEXT { hedgeVariant: 7, pContext: null_mut(), ulContextLen: 0 };
+    assert_eq!(sign_init(&Mech::with_struct(CKM_ML_DSA, &bad_hedge)), CKR_MECHANISM_PARAM_INVALID);
+    let huge = CK_SIGN_ADDITIONAL_CONTEXT {
+        hedgeVariant: CKH_HEDGE_PREFERRED,
+        pContext: std::ptr::dangling_mut::<u8>(),
+        ulContextLen: CK_ULONG::MAX,
+    };
+    assert_eq!(sign_init(&Mech::with_struct(CKM_ML_DSA, &huge)), CKR_MECHANISM_PARAM_INVALID);
+    for hash in [CKM_MD5, CKM_SHA_1, CKM_ML_DSA] {
+        let p = CK_HASH_SIGN_ADDITIONAL_CONTEXT {
+            hedgeVariant: CKH_HEDGE_PREFERRED,
+            pContext: null_mut(),
+            ulContextLen: 0,
+            hash,
+        };
+        let rv = sign_init(&Mech::with_struct(CKM_HASH_ML_DSA, &p));
+        assert!(
+            rv == CKR_MECHANISM_PARAM_INVALID || (approved_mode() && rv == CKR_MECHANISM_INVALID),
+            "{hash:#x}: {rv:#x}"
+        );
+    }
+    // The token still works after all of them.
+    assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut Mech::new(CKM_ML_DSA).raw(), private.handle()) }, CKR_OK);
 }
