@@ -246,8 +246,7 @@ fn public_key_info(obj: &Object, _private: bool) -> Result<Option<KeyParts>> {
 }
 
 fn public_key_info_matches(obj: &Object, spki: &SubjectPublicKeyInfoRef<'_>, key: &[u8]) -> Result<bool> {
-    let p = params(obj).map_err(|_| err(CKR_ATTRIBUTE_VALUE_INVALID))?;
-    Ok(spki.algorithm.oid == oid(p) && spki.algorithm.parameters.is_none() && ek(obj)? == key)
+    super::raw_key_info_matches(public_key_info(obj, false), spki, key)
 }
 
 /// An ML-KEM key as the policy measures it: its security strength in bits (FIPS 203 categories 1,

@@ -194,6 +194,20 @@ const ROWS: [&[Spec]; 3 * ALL.len()] = {
     rows
 };
 
+/// Whether a SubjectPublicKeyInfo is the one a key object's own parts `own` give (its
+/// `public_key_info`), for key types that put the raw key under an OID of its own per parameter set
+/// and no parameters (ML-KEM, ML-DSA, SLH-DSA). A key whose parts cannot be had matches nothing
+/// (`CKR_ATTRIBUTE_VALUE_INVALID`).
+pub fn raw_key_info_matches(
+    own: Result<Option<KeyParts>>,
+    spki: &SubjectPublicKeyInfoRef<'_>,
+    key: &[u8],
+) -> Result<bool> {
+    let bad = || crate::error::err(CKR_ATTRIBUTE_VALUE_INVALID);
+    let (oid, _, expected) = own.map_err(|_| bad())?.ok_or_else(bad)?;
+    Ok(spki.algorithm.oid == oid && spki.algorithm.parameters.is_none() && key == expected.as_slice())
+}
+
 /// The PKCS#8 encoding of the key type whose PrivateKeyInfo algorithm is `oid`.
 pub fn by_pkcs8_oid(oid: ObjectIdentifier) -> Option<&'static Pkcs8> {
     ALL.iter().filter_map(|k| k.pkcs8.as_ref()).find(|p| (p.reads_oid)(oid))

@@ -68,10 +68,7 @@ fn public_key_info(obj: &Object, private: bool) -> Result<Option<KeyParts>> {
 }
 
 fn public_key_info_matches(obj: &Object, spki: &SubjectPublicKeyInfoRef<'_>, key: &[u8]) -> Result<bool> {
-    let bad = |_| err(CKR_ATTRIBUTE_VALUE_INVALID);
-    let set = set_of(obj).map_err(bad)?;
-    let expected = public_key(obj, obj.class() == CKO_PRIVATE_KEY).map_err(bad)?;
-    Ok(spki.algorithm.oid == set.oid() && spki.algorithm.parameters.is_none() && key == expected.as_slice())
+    super::raw_key_info_matches(public_key_info(obj, obj.class() == CKO_PRIVATE_KEY), spki, key)
 }
 
 /// RFC 9909: the `privateKey` octets are the raw private key.

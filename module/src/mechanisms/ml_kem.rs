@@ -23,15 +23,6 @@ fn info(flags: CK_FLAGS) -> MechanismInfo {
     }
 }
 
-/// `CKR_MECHANISM_PARAM_INVALID` for any parameter: ML-KEM's mechanisms have none.
-fn no_param(param: &Param) -> Result<()> {
-    if param.is_none() {
-        Ok(())
-    } else {
-        Err(err(CKR_MECHANISM_PARAM_INVALID))
-    }
-}
-
 struct KeyPairGen;
 
 impl Mechanism for KeyPairGen {
@@ -40,14 +31,8 @@ impl Mechanism for KeyPairGen {
     }
 
     fn generate_key_pair(&self, param: &Param, public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
-        no_param(param)?;
-        // The parameter set comes from the public template (the private one may repeat it).
-        let set = public.get(&CKA_PARAMETER_SET).ok_or(err(CKR_TEMPLATE_INCOMPLETE))?;
-        let set = crate::object::as_ulong(set).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID))?;
-        let p = params_of(set)?;
-        if private.get(&CKA_PARAMETER_SET).is_some_and(|v| crate::object::as_ulong(v) != Some(set)) {
-            return Err(err(CKR_TEMPLATE_INCONSISTENT));
-        }
+        param.require_none()?;
+        let p = params_of(super::keygen_parameter_set(public, private)?)?;
         let (ek, dk, seed) = mlkem::generate(p).ok_or(err(CKR_FUNCTION_FAILED))?;
         Ok(GeneratedPair {
             key_type: CKK_ML_KEM,
@@ -73,12 +58,12 @@ impl Mechanism for MlKem {
     }
 
     fn ciphertext_len(&self, param: &Param, public_key: &Object) -> Result<usize> {
-        no_param(param)?;
+        param.require_none()?;
         Ok(params(public_key)?.ct_len())
     }
 
     fn encapsulate(&self, param: &Param, public_key: &Object) -> Result<Encapsulated> {
-        no_param(param)?;
+        param.require_none()?;
         let p = params(public_key)?;
         let ek = public_key.get(CKA_VALUE).ok_or(err(CKR_KEY_HANDLE_INVALID))?;
         // The parsed key is kept with the object for its next use.
@@ -89,7 +74,7 @@ impl Mechanism for MlKem {
     }
 
     fn decapsulate(&self, param: &Param, private_key: &Object, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        no_param(param)?;
+        param.require_none()?;
         let p = params(private_key)?;
         if ciphertext.len() != p.ct_len() {
             return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));

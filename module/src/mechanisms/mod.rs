@@ -113,6 +113,22 @@ pub struct GeneratedKey {
     pub material: Template,
 }
 
+/// The `CKA_PARAMETER_SET` of a key pair to generate (ML-KEM, ML-DSA, SLH-DSA): named in the
+/// public template (`CKR_TEMPLATE_INCOMPLETE` otherwise); the private template need not name it,
+/// and if it does the two must agree (`CKR_TEMPLATE_INCONSISTENT`).
+pub fn keygen_parameter_set(public: &AttrMap, private: &AttrMap) -> Result<CK_ULONG> {
+    let given = |m: &AttrMap| m.get(&CKA_PARAMETER_SET).map(|v| crate::object::as_ulong(v));
+    let set = match given(public) {
+        Some(Some(s)) => s,
+        Some(None) => return Err(err(CKR_ATTRIBUTE_VALUE_INVALID)),
+        None => return Err(err(CKR_TEMPLATE_INCOMPLETE)),
+    };
+    if given(private).is_some_and(|p| p != Some(set)) {
+        return Err(err(CKR_TEMPLATE_INCONSISTENT));
+    }
+    Ok(set)
+}
+
 /// The two halves of a generated key pair.
 pub struct GeneratedPair {
     pub key_type: CK_KEY_TYPE,

@@ -65,6 +65,15 @@ impl Param {
     pub fn is_none(&self) -> bool {
         matches!(self, Param::None)
     }
+
+    /// `CKR_MECHANISM_PARAM_INVALID` unless there is no parameter (for mechanisms that take none).
+    pub fn require_none(&self) -> crate::error::Result<()> {
+        if self.is_none() {
+            Ok(())
+        } else {
+            Err(crate::error::err(CKR_MECHANISM_PARAM_INVALID))
+        }
+    }
 }
 
 /// `CK_GCM_PARAMS`: the IV, the additional data and the tag length in bits.

@@ -495,20 +495,8 @@ impl Mechanism for KeyPairGen {
     }
 
     fn generate_key_pair(&self, param: &Param, public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
-        if !param.is_none() {
-            return Err(err(CKR_MECHANISM_PARAM_INVALID));
-        }
-        let given = |m: &AttrMap| m.get(&CKA_PARAMETER_SET).map(|v| crate::object::as_ulong(v));
-        let set = match given(public) {
-            Some(Some(s)) => s,
-            Some(None) => return Err(err(CKR_ATTRIBUTE_VALUE_INVALID)),
-            None => return Err(err(CKR_TEMPLATE_INCOMPLETE)),
-        };
-        // The private template need not name the set (the specification puts it in the public
-        // one); if it does, the two must agree.
-        if given(private).is_some_and(|p| p != Some(set)) {
-            return Err(err(CKR_TEMPLATE_INCONSISTENT));
-        }
+        param.require_none()?;
+        let set = super::keygen_parameter_set(public, private)?;
         let failed = |_| err(CKR_FUNCTION_FAILED);
         let unsupported = || err(CKR_PARAMETER_SET_NOT_SUPPORTED);
         let (pk, sk, seed) = match self.0 {

@@ -23,14 +23,6 @@ fn info(flags: CK_FLAGS) -> MechanismInfo {
     MechanismInfo { min_key: len, max_key: len, flags }
 }
 
-fn no_param(param: &Param) -> Result<()> {
-    if param.is_none() {
-        Ok(())
-    } else {
-        Err(err(CKR_MECHANISM_PARAM_INVALID))
-    }
-}
-
 struct KeyPairGen;
 
 impl Mechanism for KeyPairGen {
@@ -39,7 +31,7 @@ impl Mechanism for KeyPairGen {
     }
 
     fn generate_key_pair(&self, param: &Param, _public: &AttrMap, _private: &AttrMap) -> Result<GeneratedPair> {
-        no_param(param)?;
+        param.require_none()?;
         let (sk, pk) = xwing::generate().ok_or(err(CKR_FUNCTION_FAILED))?;
         Ok(GeneratedPair {
             key_type: CKK_TESSERA_XWING,
@@ -61,19 +53,19 @@ impl Mechanism for XWing {
     }
 
     fn ciphertext_len(&self, param: &Param, _public_key: &Object) -> Result<usize> {
-        no_param(param)?;
+        param.require_none()?;
         Ok(xwing::CIPHERTEXT_SIZE)
     }
 
     fn encapsulate(&self, param: &Param, public_key: &Object) -> Result<Encapsulated> {
-        no_param(param)?;
+        param.require_none()?;
         let pk = public_key.get(CKA_VALUE).ok_or(err(CKR_KEY_HANDLE_INVALID))?;
         let (ciphertext, secret) = xwing::encapsulate(pk).ok_or(err(CKR_FUNCTION_FAILED))?;
         Ok(Encapsulated { ciphertext, secret })
     }
 
     fn decapsulate(&self, param: &Param, private_key: &Object, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        no_param(param)?;
+        param.require_none()?;
         if ciphertext.len() != xwing::CIPHERTEXT_SIZE {
             return Err(err(CKR_ENCRYPTED_DATA_LEN_RANGE));
         }

@@ -185,8 +185,10 @@ fn read(s: &Session, h: ObjectHandle) -> Result<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<
 /// An attribute's value in the ABI's encoding.
 fn raw_value(a: &Attribute) -> Vec<u8> {
     use cryptoki::object::Attribute as A;
-    let b = |v: bool| vec![v as u8];
     let u = |v: CK_ULONG| v.to_ne_bytes().to_vec();
+    if let Some(v) = super::bool_of(a) {
+        return vec![v as u8];
+    }
     match a {
         A::Class(c) => u(CK_OBJECT_CLASS::from(*c)),
         A::KeyType(k) => u(CK_KEY_TYPE::from(*k)),
@@ -203,28 +205,6 @@ fn raw_value(a: &Attribute) -> Vec<u8> {
         | A::CheckValue(v)
         | A::PublicKeyInfo(v)
         | A::Value(v) => v.clone(),
-        A::Token(v)
-        | A::Private(v)
-        | A::Modifiable(v)
-        | A::Copyable(v)
-        | A::Destroyable(v)
-        | A::Sensitive(v)
-        | A::Extractable(v)
-        | A::AlwaysSensitive(v)
-        | A::NeverExtractable(v)
-        | A::Local(v)
-        | A::Encrypt(v)
-        | A::Decrypt(v)
-        | A::Sign(v)
-        | A::Verify(v)
-        | A::SignRecover(v)
-        | A::VerifyRecover(v)
-        | A::Wrap(v)
-        | A::Unwrap(v)
-        | A::Derive(v)
-        | A::Trusted(v)
-        | A::WrapWithTrusted(v)
-        | A::AlwaysAuthenticate(v) => b(*v),
         _ => Vec::new(),
     }
 }

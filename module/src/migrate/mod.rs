@@ -30,6 +30,37 @@ pub type Objects = Vec<(String, BTreeMap<CK_ATTRIBUTE_TYPE, Val>)>;
 pub const CARRIED: [CK_ATTRIBUTE_TYPE; 5] =
     [CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_UNIQUE_ID];
 
+/// The value of a boolean attribute read through the `cryptoki` crate (`inventory`, `via`); `None`
+/// for other attributes.
+pub(crate) fn bool_of(a: &cryptoki::object::Attribute) -> Option<bool> {
+    use cryptoki::object::Attribute as A;
+    match a {
+        A::Token(v)
+        | A::Private(v)
+        | A::Modifiable(v)
+        | A::Copyable(v)
+        | A::Destroyable(v)
+        | A::Sensitive(v)
+        | A::Extractable(v)
+        | A::AlwaysSensitive(v)
+        | A::NeverExtractable(v)
+        | A::Local(v)
+        | A::Encrypt(v)
+        | A::Decrypt(v)
+        | A::Sign(v)
+        | A::Verify(v)
+        | A::SignRecover(v)
+        | A::VerifyRecover(v)
+        | A::Wrap(v)
+        | A::Unwrap(v)
+        | A::Derive(v)
+        | A::Trusted(v)
+        | A::WrapWithTrusted(v)
+        | A::AlwaysAuthenticate(v) => Some(*v),
+        _ => None,
+    }
+}
+
 /// The name of an attribute type (`CKA_…`), or its number in hexadecimal.
 pub fn attribute_name(t: CK_ATTRIBUTE_TYPE) -> String {
     match t {

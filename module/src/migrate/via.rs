@@ -56,6 +56,9 @@ fn val_of(a: &Attribute) -> Option<(CK_ATTRIBUTE_TYPE, Val)> {
             Val::Bytes(Zeroizing::new([&d.year[..], &d.month[..], &d.day[..]].concat()))
         }
     };
+    if let Some(v) = super::bool_of(a) {
+        return Some((t, Val::Bool(v)));
+    }
     let v = match a {
         A::Class(c) => Val::Ulong(CK_OBJECT_CLASS::from(*c)),
         A::KeyType(k) => Val::Ulong(CK_KEY_TYPE::from(*k)),
@@ -81,28 +84,6 @@ fn val_of(a: &Attribute) -> Option<(CK_ATTRIBUTE_TYPE, Val)> {
         | A::EcParams(v)
         | A::EcPoint(v)
         | A::UniqueId(v) => b(v),
-        A::Token(v)
-        | A::Private(v)
-        | A::Modifiable(v)
-        | A::Copyable(v)
-        | A::Destroyable(v)
-        | A::Sensitive(v)
-        | A::Extractable(v)
-        | A::AlwaysSensitive(v)
-        | A::NeverExtractable(v)
-        | A::Local(v)
-        | A::Encrypt(v)
-        | A::Decrypt(v)
-        | A::Sign(v)
-        | A::Verify(v)
-        | A::SignRecover(v)
-        | A::VerifyRecover(v)
-        | A::Wrap(v)
-        | A::Unwrap(v)
-        | A::Derive(v)
-        | A::Trusted(v)
-        | A::WrapWithTrusted(v)
-        | A::AlwaysAuthenticate(v) => Val::Bool(*v),
         _ => return None,
     };
     Some((t, v))
