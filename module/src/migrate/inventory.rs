@@ -182,31 +182,9 @@ fn read(s: &Session, h: ObjectHandle) -> Result<BTreeMap<CK_ATTRIBUTE_TYPE, Vec<
     Ok(out)
 }
 
-/// An attribute's value in the ABI's encoding.
+/// An attribute's value in the ABI's encoding (empty for kinds the migration does not carry).
 fn raw_value(a: &Attribute) -> Vec<u8> {
-    use cryptoki::object::Attribute as A;
-    let u = |v: CK_ULONG| v.to_ne_bytes().to_vec();
-    if let Some(v) = super::bool_of(a) {
-        return vec![v as u8];
-    }
-    match a {
-        A::Class(c) => u(CK_OBJECT_CLASS::from(*c)),
-        A::KeyType(k) => u(CK_KEY_TYPE::from(*k)),
-        A::CertificateType(c) => u(CK_CERTIFICATE_TYPE::from(*c)),
-        A::ValueLen(l) => u(CK_ULONG::from(*l)),
-        A::KeyGenMechanism(m) => u(CK_MECHANISM_TYPE::from(*m)),
-        A::Label(v)
-        | A::Id(v)
-        | A::Application(v)
-        | A::Modulus(v)
-        | A::PublicExponent(v)
-        | A::EcParams(v)
-        | A::EcPoint(v)
-        | A::CheckValue(v)
-        | A::PublicKeyInfo(v)
-        | A::Value(v) => v.clone(),
-        _ => Vec::new(),
-    }
+    super::val_of(a).and_then(|(_, v)| super::abi_value(&v).ok()).map(|v| v.into_owned()).unwrap_or_default()
 }
 
 fn row(a: &BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>, publics: &BTreeMap<(CK_KEY_TYPE, Vec<u8>), Vec<String>>) -> Row {

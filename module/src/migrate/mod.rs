@@ -61,6 +61,55 @@ pub(crate) fn bool_of(a: &cryptoki::object::Attribute) -> Option<bool> {
     }
 }
 
+/// An attribute read through the `cryptoki` crate as the migration's value (`via`, and in the
+/// ABI's encoding for `inventory`); `None` for kinds it does not carry.
+pub(crate) fn val_of(a: &cryptoki::object::Attribute) -> Option<(CK_ATTRIBUTE_TYPE, Val)> {
+    use cryptoki::object::Attribute as A;
+    use zeroize::Zeroizing;
+    let t = CK_ATTRIBUTE_TYPE::from(a.attribute_type());
+    let b = |v: &Vec<u8>| Val::Bytes(Zeroizing::new(v.clone()));
+    let date = |d: &cryptoki::types::Date| {
+        if d.is_empty() {
+            Val::Bytes(Zeroizing::new(Vec::new()))
+        } else {
+            Val::Bytes(Zeroizing::new([&d.year[..], &d.month[..], &d.day[..]].concat()))
+        }
+    };
+    if let Some(v) = bool_of(a) {
+        return Some((t, Val::Bool(v)));
+    }
+    let v = match a {
+        A::Class(c) => Val::Ulong(CK_OBJECT_CLASS::from(*c)),
+        A::KeyType(k) => Val::Ulong(CK_KEY_TYPE::from(*k)),
+        A::CertificateType(c) => Val::Ulong(CK_CERTIFICATE_TYPE::from(*c)),
+        A::KeyGenMechanism(m) => Val::Ulong(CK_MECHANISM_TYPE::from(*m)),
+        A::ModulusBits(n) => Val::Ulong(CK_ULONG::from(*n)),
+        A::ValueLen(n) => Val::Ulong(CK_ULONG::from(*n)),
+        A::AllowedMechanisms(m) => Val::Mechs(m.iter().map(|x| CK_MECHANISM_TYPE::from(*x)).collect()),
+        A::StartDate(d) | A::EndDate(d) => date(d),
+        A::Label(v)
+        | A::Id(v)
+        | A::Application(v)
+        | A::ObjectId(v)
+        | A::Value(v)
+        | A::Subject(v)
+        | A::Issuer(v)
+        | A::SerialNumber(v)
+        | A::Url(v)
+        | A::HashOfSubjectPublicKey(v)
+        | A::HashOfIssuerPublicKey(v)
+        | A::Modulus(v)
+        | A::PublicExponent(v)
+        | A::EcParams(v)
+        | A::EcPoint(v)
+        | A::CheckValue(v)
+        | A::PublicKeyInfo(v)
+        | A::UniqueId(v) => b(v),
+        _ => return None,
+    };
+    Some((t, v))
+}
+
 /// The name of an attribute type (`CKA_…`), or its number in hexadecimal.
 pub fn attribute_name(t: CK_ATTRIBUTE_TYPE) -> String {
     match t {

@@ -44,51 +44,6 @@ fn pin(p: &[u8]) -> AuthPin {
     AuthPin::new(String::from_utf8_lossy(p).into_owned().into())
 }
 
-/// An attribute as the migration's value (`None` for kinds it does not carry).
-fn val_of(a: &Attribute) -> Option<(CK_ATTRIBUTE_TYPE, Val)> {
-    use Attribute as A;
-    let t = CK_ATTRIBUTE_TYPE::from(a.attribute_type());
-    let b = |v: &Vec<u8>| Val::Bytes(Zeroizing::new(v.clone()));
-    let date = |d: &cryptoki::types::Date| {
-        if d.is_empty() {
-            Val::Bytes(Zeroizing::new(Vec::new()))
-        } else {
-            Val::Bytes(Zeroizing::new([&d.year[..], &d.month[..], &d.day[..]].concat()))
-        }
-    };
-    if let Some(v) = super::bool_of(a) {
-        return Some((t, Val::Bool(v)));
-    }
-    let v = match a {
-        A::Class(c) => Val::Ulong(CK_OBJECT_CLASS::from(*c)),
-        A::KeyType(k) => Val::Ulong(CK_KEY_TYPE::from(*k)),
-        A::CertificateType(c) => Val::Ulong(CK_CERTIFICATE_TYPE::from(*c)),
-        A::KeyGenMechanism(m) => Val::Ulong(CK_MECHANISM_TYPE::from(*m)),
-        A::ModulusBits(n) => Val::Ulong(CK_ULONG::from(*n)),
-        A::ValueLen(n) => Val::Ulong(CK_ULONG::from(*n)),
-        A::AllowedMechanisms(m) => Val::Mechs(m.iter().map(|x| CK_MECHANISM_TYPE::from(*x)).collect()),
-        A::StartDate(d) | A::EndDate(d) => date(d),
-        A::Label(v)
-        | A::Id(v)
-        | A::Application(v)
-        | A::ObjectId(v)
-        | A::Value(v)
-        | A::Subject(v)
-        | A::Issuer(v)
-        | A::SerialNumber(v)
-        | A::Url(v)
-        | A::HashOfSubjectPublicKey(v)
-        | A::HashOfIssuerPublicKey(v)
-        | A::Modulus(v)
-        | A::PublicExponent(v)
-        | A::EcParams(v)
-        | A::EcPoint(v)
-        | A::UniqueId(v) => b(v),
-        _ => return None,
-    };
-    Some((t, v))
-}
-
 /// The attributes asked of every object (those that do not apply are simply not answered).
 /// Key material is not among them: it comes wrapped.
 const ASKED: &[AttributeType] = &[
@@ -152,7 +107,7 @@ fn attributes(s: &Session, h: ObjectHandle, class: CK_OBJECT_CLASS) -> BTreeMap<
         // One at a time: a module may refuse a whole list for one attribute it does not know.
         if let Ok(v) = s.get_attributes(h, &[t]) {
             for a in v {
-                if let Some((t, v)) = val_of(&a) {
+                if let Some((t, v)) = super::val_of(&a) {
                     out.insert(t, v);
                 }
             }
