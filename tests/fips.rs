@@ -514,6 +514,7 @@ struct TesseraFunctionList {
     get_status: Option<unsafe extern "C" fn(*mut CK_UTF8CHAR, *mut CK_ULONG) -> CK_RV>,
     self_test: Option<unsafe extern "C" fn() -> CK_RV>,
     delete_token: Option<unsafe extern "C" fn(CK_SLOT_ID) -> CK_RV>,
+    init_test_token: Option<unsafe extern "C" fn(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR) -> CK_RV>,
 }
 
 impl TesseraFunctionList {
@@ -828,6 +829,72 @@ fn on_demand_self_test_failures_reach_the_error_state() {
         assert_eq!(v.self_test(), CKR_GENERAL_ERROR, "{name}: passing again does not leave the error state");
         assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
     }
+}
+
+/// An application cannot use `T_InitTestToken` to take over a token it does not hold the SO PIN
+/// of, nor to re-initialise one whose SO PIN it has: the function makes new tokens in the free slot
+/// only, so a real token keeps its label, its user PIN and its keys whatever the arguments.
+#[test]
+fn t_init_test_token_never_touches_an_existing_token() {
+    let env = Env::new("");
+    let lib = open(&module_path(), env);
+    lib.init();
+    let v = vendor(&lib);
+    let real = lib.token("real");
+    let h = lib.open(real, true);
+    lib.login(h, CKU_USER, USER_PIN).unwrap();
+    let mut key = 0;
+    let mut m = CK_MECHANISM { mechanism: CKM_AES_KEY_GEN, pParameter: null_mut(), ulParameterLen: 0 };
+    let (mut t, mut len) = (CK_TRUE, 32 as CK_ULONG);
+    let mut tmpl = [
+        CK_ATTRIBUTE { type_: CKA_TOKEN, pValue: &mut t as *mut _ as *mut _, ulValueLen: 1 },
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE_LEN,
+            pValue: &mut len as *mut _ as *mut _,
+            ulValueLen: std::mem::size_of::<CK_ULONG>() as CK_ULONG,
+        },
+    ];
+    assert_eq!(unsafe { lib.f.C_GenerateKey(h, &mut m, tmpl.as_mut_ptr(), 2, &mut key) }, CKR_OK);
+    let mut label = *b"taken over                      ";
+    let so = SO_PIN.as_bytes();
+    let mut wrong = *b"not the SO PIN";
+    let attempt = |slot, pin: *mut u8, n: usize, label: *mut u8| unsafe {
+        v.init_test_token.expect("T_InitTestToken in the list")(slot, pin, n as CK_ULONG, label)
+    };
+    // With a session open and logged in, without one, with the right and a wrong SO PIN.
+    for open in [true, false] {
+        if !open {
+            assert_eq!(unsafe { lib.f.C_CloseSession(h) }, CKR_OK);
+        }
+        assert_eq!(attempt(real, so.as_ptr() as *mut u8, so.len(), label.as_mut_ptr()), CKR_ACTION_PROHIBITED);
+        assert_eq!(attempt(real, wrong.as_mut_ptr(), wrong.len(), label.as_mut_ptr()), CKR_ACTION_PROHIBITED);
+    }
+    // Bad pointers are refused before anything is looked at.
+    let free = *lib.slots().last().unwrap();
+    assert_eq!(attempt(free, null_mut(), 8, label.as_mut_ptr()), CKR_ARGUMENTS_BAD);
+    assert_eq!(attempt(free, so.as_ptr() as *mut u8, so.len(), null_mut()), CKR_ARGUMENTS_BAD);
+    let unknown = if approved_mode() { CKR_ACTION_PROHIBITED } else { CKR_SLOT_ID_INVALID };
+    assert_eq!(attempt(0x7fff_ffff, so.as_ptr() as *mut u8, so.len(), label.as_mut_ptr()), unknown);
+
+    // The token is as it was: its label, its user PIN, its key.
+    assert!(slot_labelled(&lib, "real").is_some(), "the token keeps its label");
+    assert!(slot_labelled(&lib, "taken over").is_none());
+    let h = lib.open(real, false);
+    lib.login(h, CKU_USER, USER_PIN).expect("the user PIN still opens the token");
+    let mut class = CKO_SECRET_KEY;
+    let mut find = [CK_ATTRIBUTE {
+        type_: CKA_CLASS,
+        pValue: &mut class as *mut _ as *mut _,
+        ulValueLen: std::mem::size_of::<CK_OBJECT_CLASS>() as CK_ULONG,
+    }];
+    let (mut found, mut n) = ([0; 4], 0);
+    unsafe {
+        assert_eq!(lib.f.C_FindObjectsInit(h, find.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(lib.f.C_FindObjects(h, found.as_mut_ptr(), 4, &mut n), CKR_OK);
+        assert_eq!(lib.f.C_FindObjectsFinal(h), CKR_OK);
+    }
+    assert_eq!(n, 1, "the token's key is still there");
+    assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
 }
 
 /// `T_DeleteToken` refuses a token with an open session, then removes its store; the slot list no
