@@ -5,7 +5,7 @@
 //! a call that had succeeded then fails with the `CK_RV` the refusal carries, so nothing the
 //! module did goes unrecorded.
 //!
-//! Where the log is (README "Audit log"): `audit.dir`, or `audit` beside the token directory.
+//! Where the log is (docs/audit.md): `audit.dir`, or `audit` beside the token directory.
 //! The log is opened when `C_Initialize` succeeds, for that initialisation (a fork child that
 //! initialises opens its own). A directory without a chain (`tessera-audit init` makes one) is
 //! no log when `audit.dir` is unset: the module records nothing, as a module without the audit

@@ -416,7 +416,7 @@ impl Config {
 /// `pin.cache_seconds` by default: five minutes.
 pub const DEFAULT_PIN_CACHE_SECONDS: usize = 300;
 
-/// The audit log's keys (`audit.*`; see README "Audit log").
+/// The audit log's keys (`audit.*`; see docs/audit.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audit {
     /// `audit.dir`: the log's directory. Unset: `audit` beside the token directory, used only if

@@ -1,6 +1,6 @@
 //! Tessera's vendor interface: what PKCS#11 has no function for, offered through `C_GetInterface`
 //! under the name "Vendor Tessera", version 1.0 (`interface.rs` lists it after the three "PKCS 11"
-//! interfaces). Its function list, as C declares it (README, "The vendor interface"):
+//! interfaces). Its function list, as C declares it (docs/vendor-interface.md):
 //!
 //! ```c
 //! typedef struct CK_TESSERA_FUNCTION_LIST {
