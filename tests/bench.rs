@@ -8,7 +8,7 @@
 //! without PKCS#11: the floor, since Tessera's cryptography is aws-lc. The
 //! result is printed on stdout as Markdown tables (ops/s per column and the
 //! ratios Tessera/SoftHSMv2 and Tessera/aws-lc-rs; then Tessera's 2-thread
-//! scaling, with aws-lc-rs as the control) ready to be pasted into the README; progress and per-round details
+//! scaling, with aws-lc-rs as the control) ready to be pasted into docs/benchmark.md; progress and per-round details
 //! go to stderr.
 //!
 //! # Running

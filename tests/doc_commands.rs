@@ -74,7 +74,9 @@ fn blocks(text: &str) -> Vec<Block> {
                 open = Some((fence, Block { line: n + 1, info, body: String::new() }));
             }
             None => {}
-            Some((f, _)) if trimmed.starts_with(f.as_str()) && trimmed.trim_end().chars().all(|c| c == '`' || c == '~') => {
+            Some((f, _))
+                if trimmed.starts_with(f.as_str()) && trimmed.trim_end().chars().all(|c| c == '`' || c == '~') =>
+            {
                 out.push(open.take().unwrap().1);
             }
             Some((_, b)) => {
@@ -165,7 +167,10 @@ fn every_shell_block_is_marked() {
 #[test]
 fn markers_are_read_as_documented() {
     assert_eq!(marker("sh tested"), Marker::Tested(vec![]));
-    assert_eq!(marker("bash tested requires=java,py:PyKCS11"), Marker::Tested(vec!["java".into(), "py:PyKCS11".into()]));
+    assert_eq!(
+        marker("bash tested requires=java,py:PyKCS11"),
+        Marker::Tested(vec!["java".into(), "py:PyKCS11".into()])
+    );
     assert_eq!(marker("sh not-run: needs root and apt"), Marker::NotRun("needs root and apt".into()));
     assert_eq!(marker("sh not-run: root"), Marker::Unmarked, "a reason of one word");
     assert_eq!(marker("sh"), Marker::Unmarked);
