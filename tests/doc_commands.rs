@@ -563,3 +563,41 @@ fn the_cryptoki_recipe_runs() {
     std::env::set_var("TESSERA_MODULE", module_path());
     cryptoki_recipe().expect("the recipe");
 }
+
+/// The messages of `tessera-util`'s source (`module/src/bin/tessera-util.rs` and `run.rs`): each
+/// string literal of an `Err(…)` or `format!(…)` that reads as an error, cut at its first
+/// placeholder.
+fn util_messages() -> Vec<String> {
+    let mut out = Vec::new();
+    for file in ["module/src/bin/tessera-util.rs", "module/src/bin/tessera-util/run.rs"] {
+        let code = read(&root().join(file));
+        for (i, _) in code.match_indices('"') {
+            let before = code[..i].trim_end();
+            if !(before.ends_with("format!(") || before.ends_with("Err(") || before.ends_with("ok_or(")) {
+                continue;
+            }
+            let Some(end) = code[i + 1..].find('"') else { continue };
+            let literal = &code[i + 1..i + 1 + end];
+            let text = literal.split('{').next().unwrap_or_default().trim();
+            let error_like =
+                ["could not", "cannot", "no ", "the ", "a slot", "a token"].iter().any(|p| text.starts_with(p));
+            if error_like && text.len() >= 12 {
+                out.push(text.to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// docs/troubleshooting.md names every error message of `tessera-util` (the text before its first
+/// placeholder), so a new message cannot go undocumented.
+#[test]
+fn troubleshooting_names_every_tessera_util_message() {
+    let messages = util_messages();
+    assert!(messages.len() >= 20, "messages read from tessera-util's source: {messages:?}");
+    let doc = read(&root().join("docs/troubleshooting.md"));
+    let missing: Vec<&String> = messages.iter().filter(|m| !doc.contains(m.as_str())).collect();
+    assert!(missing.is_empty(), "docs/troubleshooting.md does not name these tessera-util messages: {missing:#?}");
+}
