@@ -24,7 +24,8 @@
 //! Options:
 //!
 //! * `--quick`           short smoke-test run (3 rounds of 50 ms, 1,000 objects for the find test)
-//! * `--filter SUBSTR`   only run operations whose name contains SUBSTR (case-insensitive)
+//! * `--filter SUBSTR`   only run operations whose name contains SUBSTR (case-insensitive; several
+//!   substrings separated by commas: any of them)
 //! * `--tessera PATH`    Tessera module (default: `<workspace>/target/release/libtessera_pkcs11.so`)
 //! * `--softhsm PATH`    SoftHSMv2 module (default: `/usr/lib/softhsm/libsofthsm2.so`)
 //! * `--baseline PATH`   an earlier Tessera build (its sealed `.so`) in
@@ -2027,7 +2028,9 @@ fn real_main() -> Res<()> {
     let cfg = Config::from_args()?;
     let selected: Vec<Op> = ops(&cfg)
         .into_iter()
-        .filter(|op| cfg.filter.as_ref().is_none_or(|f| op.name.to_lowercase().contains(f.as_str())))
+        .filter(|op| {
+            cfg.filter.as_ref().is_none_or(|f| f.split(',').any(|f| op.name.to_lowercase().contains(f.trim())))
+        })
         .collect();
     if selected.is_empty() {
         return Err("--filter matched no operation".into());
