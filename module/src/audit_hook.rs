@@ -51,6 +51,9 @@ struct Log {
     /// The log's file system has no room for its reserve (`tessera_audit::writer::RESERVE`):
     /// no operation starts until it has.
     halted: std::sync::atomic::AtomicBool,
+    /// This process's id: a log belongs to one fork generation, and a fork child opens its own
+    /// (read once rather than with a system call per record).
+    pid: u32,
 }
 
 static LOG: ArcSwapOption<Log> = ArcSwapOption::const_empty();
@@ -186,6 +189,7 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
         in_error: std::sync::atomic::AtomicBool::new(m.in_error()),
         forked_from: None,
         halted: Default::default(),
+        pid: std::process::id(),
     })
 }
 
@@ -310,6 +314,7 @@ fn fork_detected(e: &Event, parent: &Arc<Log>, generation: u64) {
         in_error: Default::default(),
         forked_from: Some(nix::unistd::getppid().as_raw() as u32),
         halted: Default::default(),
+        pid: std::process::id(),
     };
     // One thread of the child records it; the parent's log is left as it is (never dropped).
     let prev = LOG.compare_and_swap(parent, Some(Arc::new(quiet)));
@@ -344,6 +349,7 @@ fn clone_settings(l: &Log, generation: u64) -> Log {
         in_error: Default::default(),
         forked_from: None,
         halted: Default::default(),
+        pid: std::process::id(),
     }
 }
 
@@ -416,6 +422,7 @@ fn open_nothing(m: &crate::module::Module) -> Result<Log> {
         in_error: Default::default(),
         forked_from: None,
         halted: Default::default(),
+        pid: std::process::id(),
     })
 }
 
@@ -454,7 +461,7 @@ fn write(
     };
     let mut rec = Record {
         time_us,
-        pid: std::process::id(),
+        pid: log.pid,
         uid: nix::unistd::getuid().as_raw(),
         function: Cow::Borrowed(e.function),
         category: Cow::Borrowed(category),
