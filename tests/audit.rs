@@ -590,6 +590,23 @@ fn into_handles(count: usize, call: impl FnOnce(&mut [CK_OBJECT_HANDLE]) -> CK_R
 const CBC_IV: [u8; 16] = [3u8; 16];
 const TOKEN_KEY_LABEL: &str = "audit-refused-token-key";
 
+/// How many objects the session `t.h` sees (every one, page by page).
+fn count_objects(t: &Token) -> usize {
+    assert_eq!(unsafe { t.f.C_FindObjectsInit(t.h, std::ptr::null_mut(), 0) }, CKR_OK);
+    let mut total = 0;
+    loop {
+        let mut page = [0 as CK_OBJECT_HANDLE; 64];
+        let mut n: CK_ULONG = 0;
+        assert_eq!(unsafe { t.f.C_FindObjects(t.h, page.as_mut_ptr(), 64, &mut n) }, CKR_OK);
+        if n == 0 {
+            break;
+        }
+        total += n as usize;
+    }
+    assert_eq!(unsafe { t.f.C_FindObjectsFinal(t.h) }, CKR_OK);
+    total
+}
+
 /// The audited calls that hand out output or make objects, each started from scratch.
 #[allow(clippy::type_complexity)]
 fn refusal_cases() -> Vec<(&'static str, Box<dyn Fn(&Token, &Keys) -> Left>)> {
@@ -820,7 +837,7 @@ fn refused_records_leave_nothing(label: &str, extra: &str, unrecorded: bool) {
     let mut t = Token::with_conf(label, &format!("{}\n{extra}", c.conf_line()));
     let k = refusal_keys(&t);
     let state = c.dir.join("audit.state");
-    let objects = |t: &Token| t.find(&vec![]).unwrap().len();
+    let objects = count_objects;
     for (name, case) in refusal_cases() {
         let good = case(&t, &k);
         assert_eq!(good.rv, CKR_OK, "{name} with the log working");
@@ -859,6 +876,72 @@ fn a_refused_record_hands_out_nothing() {
 #[test]
 fn on_failure_continue_hands_out_unrecorded_output_outside_the_approved_mode() {
     refused_records_leave_nothing("unrecorded", "audit.on_failure = continue", !approved_mode());
+}
+
+/// The log's file system fills up under the running module (a small tmpfs; root only): once the
+/// writer's reserve is used up, a key generation returns `CKR_DEVICE_ERROR` without a handle or
+/// an object, and a signature whose operation started before the disk filled is withheld.
+#[test]
+fn a_full_file_system_withholds_output_and_objects() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP full file system: mounting a tmpfs needs root");
+        return;
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"]).arg(mnt.path()).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        println!("SKIP full file system: cannot mount a tmpfs here");
+        return;
+    }
+    let dir = mnt.path().join("log");
+    let r = std::panic::catch_unwind(|| {
+        tessera_audit::writer::init(&dir, &mnt.path().join("seed")).unwrap();
+        let t = Token::with_conf("fullfs", &format!("audit.dir = {}", dir.display()));
+        let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+        // A signature started while the file system has room.
+        let mut m = mech(CKM_SHA256_HMAC);
+        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+        let filler = mnt.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        drop(f);
+        let objects = count_objects;
+        let (class, kt, len, no) = (CKO_SECRET_KEY, CKK_AES, 32 as CK_ULONG, CK_FALSE);
+        let mut a = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &no)];
+        let mut made = 0;
+        let refused = loop {
+            let before = objects(&t);
+            let mut h = NO_HANDLE;
+            let mut g = mech(CKM_AES_KEY_GEN);
+            let rv = unsafe { t.f.C_GenerateKey(t.h, &mut g, a.as_mut_ptr(), 4, &mut h) };
+            if rv != CKR_OK {
+                assert_eq!(objects(&t), before, "a refused generation left an object");
+                break (rv, h);
+            }
+            made += 1;
+            assert!(made < 2000, "the reserve never ran out");
+        };
+        assert_eq!(refused, (CKR_DEVICE_ERROR, NO_HANDLE), "after {made} keys recorded in the reserve");
+        let mut out = [SENTINEL; 32];
+        let mut n: CK_ULONG = 32;
+        let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
+        assert_eq!((rv, n), (CKR_DEVICE_ERROR, 32));
+        assert_eq!(out, [SENTINEL; 32], "a signature handed out unrecorded");
+        std::fs::remove_file(&filler).unwrap();
+        drop(t);
+        let seed = verify::read_seed(&mnt.path().join("seed")).unwrap();
+        let sum = verify::verify_path(&dir, &seed, 1).unwrap();
+        assert!(sum.failure.is_none(), "{sum:?}");
+        let text = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+        let keys = text.lines().filter(|l| l.contains("\"C_GenerateKey\"") && l.contains("\"CKR_OK\"")).count();
+        assert_eq!(keys, made, "every key handed out is recorded, and no other");
+        println!("full file system: {made} keys recorded in the reserve, then refused");
+    });
+    let _ = Command::new("umount").arg(mnt.path()).status();
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
 }
 
 // ---- child processes -----------------------------------------------------------------------
