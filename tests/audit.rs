@@ -858,6 +858,40 @@ fn refused_records_leave_nothing(label: &str, extra: &str, unrecorded: bool) {
             assert_ne!(bad.active, Some(true), "{name}: refused, its operation goes on");
         }
     }
+    // Length queries complete nothing and write no record: answered while the log cannot be
+    // written, and leaving no record while it can.
+    let queries = |t: &Token| -> [(CK_RV, CK_ULONG); 2] {
+        let mut m = mech(CKM_AES_KEY_WRAP);
+        let mut wrap_len: CK_ULONG = 0;
+        let wrap = unsafe { t.f.C_WrapKey(t.h, &mut m, k.kek, k.aes, std::ptr::null_mut(), &mut wrap_len) };
+        let (class, kt, len, f) = (CKO_SECRET_KEY, CKK_AES, 32 as CK_ULONG, CK_FALSE);
+        let mut a = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &f)];
+        let mut m = mech(CKM_ML_KEM);
+        let (mut ct_len, mut handle): (CK_ULONG, CK_OBJECT_HANDLE) = (0, NO_HANDLE);
+        let encap = unsafe {
+            t.f.C_EncapsulateKey(
+                t.h,
+                &mut m,
+                k.kem_public,
+                a.as_mut_ptr(),
+                4,
+                std::ptr::null_mut(),
+                &mut ct_len,
+                &mut handle,
+            )
+        };
+        assert_eq!(handle, NO_HANDLE, "a length query makes no key");
+        [(wrap, wrap_len), (encap, ct_len)]
+    };
+    let records = || std::fs::read_to_string(c.dir.join("audit.log")).unwrap().lines().count();
+    let before = records();
+    assert_eq!(queries(&t), [(CKR_OK, 40), (CKR_OK, 1088)]);
+    assert_eq!(records(), before, "a length query is no record");
+    let saved = std::fs::read(&state).unwrap();
+    std::fs::write(&state, vec![0u8; saved.len()]).unwrap();
+    let answered = queries(&t);
+    std::fs::write(&state, &saved).unwrap();
+    assert_eq!(answered, [(CKR_OK, 40), (CKR_OK, 1088)], "length queries while the log cannot be written");
     // The token object of the refused generation is not in the store either.
     t.restart();
     let label = TOKEN_KEY_LABEL.as_bytes().to_vec();

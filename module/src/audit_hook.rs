@@ -201,11 +201,15 @@ fn refusal(function: &str) -> crate::error::Error {
     }
 }
 
-/// A single-part or final call that returned `CKR_OK` with its operation still active: the
-/// application asked for the output's length (a NULL buffer), the operation completes later.
+/// A call that returned `CKR_OK` to a length query (a NULL buffer): a single-part or final call
+/// whose operation is still active, to complete later, or a `C_WrapKey` or `C_EncapsulateKey`
+/// that handed out a length and made nothing. (A length query of the message API is recorded.)
 fn length_query(e: &Event) -> bool {
     if e.rv != CKR_OK {
         return false;
+    }
+    if e.length_only && matches!(e.function, "C_WrapKey" | "C_EncapsulateKey") {
+        return true;
     }
     let Some(s) = &e.session else { return false };
     let ops = crate::module::lock(&s.ops);
@@ -248,7 +252,7 @@ fn audit(e: &Event) -> Result<()> {
             None => Ok(()),
         };
     };
-    if bit == AuditEvents::CRYPTO && length_query(e) && entered.is_none() {
+    if (bit == AuditEvents::CRYPTO || bit == AuditEvents::KEY) && length_query(e) && entered.is_none() {
         return Ok(());
     }
     let result = match entered {

@@ -88,6 +88,8 @@ pub struct Event {
     /// Whether the decision was made in this call (an operation started) rather than carried
     /// from an earlier call of the same operation.
     pub fresh: bool,
+    /// The call answered a length query only (a NULL output buffer): it completed nothing.
+    pub length_only: bool,
     /// What caused the call's failure, when it came from below the PKCS #11 level (the token
     /// store, the file system).
     pub cause: Option<String>,
@@ -154,6 +156,8 @@ struct Call {
     /// The objects the call made (at most two: a key pair), withdrawn when its record cannot be
     /// kept.
     created: Cell<Created>,
+    /// The call answered a length query only.
+    length_only: Cell<bool>,
 }
 
 /// The handles of the objects one call made.
@@ -171,6 +175,7 @@ thread_local! {
             fresh: Cell::new(false),
             cause: Cell::new(ManuallyDrop::new(None)),
             created: Cell::new(Created { n: 0, handles: [0; 2] }),
+            length_only: Cell::new(false),
         }
     };
 }
@@ -263,6 +268,13 @@ pub fn created(h: CK_OBJECT_HANDLE) {
     });
 }
 
+/// Notes that the running call answers a length query only (a NULL output buffer under the
+/// two-call convention): it completed no operation, and its record is not one of a completed
+/// operation.
+pub fn length_only() {
+    CALL.with(|c| c.length_only.set(true));
+}
+
 /// Notes the decision of an operation that an earlier call started and this one continues.
 pub fn continued(d: &Decided) {
     CALL.with(|c| {
@@ -281,12 +293,13 @@ pub fn continued(d: &Decided) {
 pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
     let (session, decided, fresh, cause, created) =
         CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause), c.created.take()));
+    let length_only = CALL.with(|c| c.length_only.replace(false));
     // An error noted with its cause and then handled inside the call is not this call's failure.
     let cause = cause.filter(|(r, _)| *r == rv).map(|(_, text)| text);
     if let Some(text) = &cause {
         tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
     }
-    let event = Event { function, session, decided, fresh, cause, rv };
+    let event = Event { function, session, decided, fresh, length_only, cause, rv };
     if event.fresh && rv == CKR_OK {
         if let (Some(s), Some(d)) = (&event.session, &event.decided) {
             if d.verdict != Verdict::Refused {
@@ -385,6 +398,7 @@ mod tests {
             session: None,
             decided: Some(decision(verdict)),
             fresh: false,
+            length_only: false,
             cause: None,
             rv,
         };

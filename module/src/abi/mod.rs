@@ -361,6 +361,9 @@ pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: 
     let l = out_ptr(len)?;
     match o {
         Output::Length { len, too_small } => {
+            if !too_small {
+                crate::record::length_only();
+            }
             put(l, len as CK_ULONG);
             if too_small {
                 Err(err(CKR_BUFFER_TOO_SMALL))
