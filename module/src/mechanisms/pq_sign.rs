@@ -22,7 +22,7 @@ use super::{
 use crate::crypto::mldsa::MlDsa;
 use crate::crypto::slhdsa::SlhDsa;
 use crate::error::{err, Result};
-use crate::object::{ulong, AttrMap, Kept, Object};
+use crate::object::{ulong, AttrMap, Kept, Object, Prepared};
 use crate::policy::Condition;
 use cryptoki_sys::*;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
@@ -499,13 +499,16 @@ impl Mechanism for KeyPairGen {
         let set = super::keygen_parameter_set(public, private)?;
         let failed = |_| err(CKR_FUNCTION_FAILED);
         let unsupported = || err(CKR_PARAMETER_SET_NOT_SUPPORTED);
-        let (pk, sk, seed) = match self.0 {
+        let (pk, sk, seed, form) = match self.0 {
             Family::MlDsa => {
                 let s = MlDsa::of(set).ok_or_else(unsupported)?;
                 let mut seed = Zeroizing::new([0u8; 32]);
                 crate::crypto::random::fill(&mut seed[..]).map_err(failed)?;
-                let (sk, pk) = s.from_seed(&seed[..]).ok_or(err(CKR_FUNCTION_FAILED))?;
-                (pk, sk, Some(seed))
+                let (kp, sk, pk) = s.key_pair_of_seed(&seed[..]).ok_or(err(CKR_FUNCTION_FAILED))?;
+                // aws-lc's key pair, kept by the private key object: its pairwise test and its
+                // first signature do not parse the expanded key again (which would compute the
+                // public key from it once more).
+                (pk, sk, Some(seed), Some(Prepared::shared(ModuleKey(kp))))
             }
             Family::SlhDsa => {
                 let s = SlhDsa::of(set).ok_or_else(unsupported)?;
@@ -515,7 +518,7 @@ impl Mechanism for KeyPairGen {
                 let sk = s
                     .keygen_internal(&seeds[..n], &seeds[n..2 * n], &seeds[2 * n..])
                     .ok_or(err(CKR_FUNCTION_FAILED))?;
-                (sk[sk.len() - s.public_len()..].to_vec(), sk, None)
+                (sk[sk.len() - s.public_len()..].to_vec(), sk, None, None)
             }
         };
         let mut private = vec![(CKA_PARAMETER_SET, ulong(set)), (CKA_VALUE, sk.to_vec().into())];
@@ -526,6 +529,7 @@ impl Mechanism for KeyPairGen {
             key_type: self.0.key_type(),
             public: vec![(CKA_PARAMETER_SET, ulong(set)), (CKA_VALUE, pk.into())],
             private,
+            forms: (None, form),
         })
     }
 }

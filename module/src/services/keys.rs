@@ -224,6 +224,13 @@ impl Module {
         let priv_t = with_class(private, CKO_PRIVATE_KEY, g.key_type)?;
         let mut pub_obj = template::build(&pub_t, g.public, Origin::Generated(mech), actor)?;
         let mut priv_obj = template::build(&priv_t, g.private, Origin::Generated(mech), actor)?;
+        // The key as the generation has it: the pairwise test below, and the first use, take it
+        // rather than parse the new objects' material again.
+        for (obj, form) in [(&pub_obj, g.forms.0), (&priv_obj, g.forms.1)] {
+            if let Some(f) = form {
+                obj.keep(f);
+            }
+        }
         if priv_obj.get(CKA_PUBLIC_KEY_INFO).is_some_and(|v| v.is_empty()) {
             if let Some(info) = pub_obj.get(CKA_PUBLIC_KEY_INFO).filter(|v| !v.is_empty()) {
                 priv_obj.attrs.insert(CKA_PUBLIC_KEY_INFO, info.to_vec().into());
