@@ -44,12 +44,12 @@ fn requested(map: &AttrMap) -> KeyInfo {
         .and_then(|v| crate::object::as_ulong(v))
         .map(|b| b as u32)
         .or_else(|| map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| (l * 8) as u32));
-    let probe = Object::new(
-        [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())]
-            .into_iter()
-            .collect(),
-    );
-    KeyInfo { bits, curve: KeyInfo::of(&probe).curve }
+    // The curve, of a template that names one (an object made to read it with `KeyInfo::of`).
+    let curve = map.get(&CKA_EC_PARAMS).and_then(|params| {
+        let probe = Object::new([(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, params.clone())].into_iter().collect());
+        KeyInfo::of(&probe).curve
+    });
+    KeyInfo { bits, curve }
 }
 
 /// Records on a key whether it came to be under approved conditions: the vendor attribute
