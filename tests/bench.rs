@@ -38,6 +38,10 @@
 //! * `--slice-ms MS`     length of one timed round in milliseconds (default 300)
 //! * `--objects N`       token objects populated for the C_FindObjects test (default 10,000)
 //! * `--no-threads`      skip the 2-thread scaling table
+//! * `--cpu-time`        time each round in the CPU time of the benchmark's thread instead of wall
+//!   time: on a machine shared with other work, time spent preempted is not counted (work the
+//!   module does on other threads would not be either; it does none in these rows). Implies
+//!   `--no-threads` (the scaling table is a matter of wall time)
 //!
 //! If the Tessera library does not exist or cannot be initialised, the other
 //! columns are still measured and the Tessera column reads `n/a`.
@@ -221,7 +225,7 @@ struct Config {
 }
 
 const USAGE: &str = "usage: tessera-bench [--quick] [--filter SUBSTR] [--tessera PATH] \
-[--softhsm PATH | --baseline PATH | --audit] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads]";
+[--softhsm PATH | --baseline PATH | --audit] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads] [--cpu-time]";
 
 impl Config {
     fn from_args() -> Res<Config> {
@@ -251,6 +255,11 @@ impl Config {
                 "--slice-ms" => slice_ms = Some(value("--slice-ms")?.parse::<u64>()?),
                 "--objects" => objects = Some(value("--objects")?.parse::<usize>()?),
                 "--no-threads" => threads = false,
+                "--cpu-time" => {
+                    CPU_TIME.store(true, std::sync::atomic::Ordering::Relaxed);
+                    // Two threads' rates are a matter of wall time.
+                    threads = false;
+                }
                 "--audit" => audit = true,
                 "-h" | "--help" => {
                     println!("{USAGE}");
@@ -1591,9 +1600,26 @@ thread_local! {
 /// The CPU-time rates of each (operation, column), round by round (for `--audit`'s table).
 static CPU_RATES: std::sync::Mutex<Vec<(String, usize, f64)>> = std::sync::Mutex::new(Vec::new());
 
+/// Whether rounds are timed in this thread's CPU time (`--cpu-time`) rather than wall time.
+static CPU_TIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The clock rounds are timed with: wall time, or with `--cpu-time` the CPU time of the calling
+/// thread (`CLOCK_THREAD_CPUTIME_ID`), which time the thread spends preempted by other processes
+/// does not count (on a shared machine a wall-time round measures the neighbours as much as the
+/// operation).
+fn clock() -> Duration {
+    if CPU_TIME.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(t) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID) {
+            return Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32);
+        }
+    }
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
+
 fn time_slice(b: &mut dyn Bench, slice: Duration) -> Res<f64> {
     let cpu_start = thread_cpu();
-    let start = Instant::now();
+    let start = clock();
     let mut excluded = Duration::ZERO;
     let mut n = 0u64;
     let mut batch = 1u64;
@@ -1604,11 +1630,11 @@ fn time_slice(b: &mut dyn Bench, slice: Duration) -> Res<f64> {
         }
         n += batch;
         if b.pending() >= CLEANUP_EVERY {
-            let t = Instant::now();
+            let t = clock();
             b.clean_up()?;
-            excluded += t.elapsed();
+            excluded += clock().saturating_sub(t);
         }
-        let e = start.elapsed().saturating_sub(excluded);
+        let e = clock().saturating_sub(start).saturating_sub(excluded);
         if e >= slice {
             break e;
         }
