@@ -177,6 +177,17 @@ pub fn cause(rv: CK_RV, text: String) {
     });
 }
 
+/// The cause noted for the running call's error `rv`, left in place (for a report that shows it
+/// to the caller as well as to the log).
+pub fn cause_text(rv: CK_RV) -> Option<String> {
+    CALL.with(|c| {
+        let cause = take(&c.cause);
+        let text = cause.as_ref().filter(|(r, _)| *r == rv).map(|(_, t)| t.clone());
+        c.cause.set(ManuallyDrop::new(cause));
+        text
+    })
+}
+
 /// An error the core handles itself (it logs it and goes on), described with its cause, which
 /// then is no longer the call's.
 pub fn described(e: crate::error::Error) -> String {
