@@ -537,3 +537,30 @@ fn a_plain_copy_of_the_database_is_refused_and_incomplete() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not a Tessera backup") && err.contains("--backup"), "{}", show(&o));
 }
+
+/// With the audit log on, the backup and the restore are recorded, the restore saying that it
+/// reset the token's rollback counter on purpose, and a refused restore its reason.
+#[test]
+fn backup_and_restore_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, seed) = (tmp.path().join("log"), tmp.path().join("seed"));
+    tessera_audit::writer::init(&log, &seed).unwrap();
+    let env = Env::new(&format!("audit.dir = {}", log.display()));
+    ok(util(&env, &["--init-token", "--free", "--label", "audited", "--so-pin", SO_PIN, "--pin", USER_PIN]));
+    let file = tmp.path().join("audited.tessera-backup");
+    backup(&env, "audited", &file);
+    let o = util(&env, &["--restore", file.to_str().unwrap(), "--so-pin", "87654321", "--force"]);
+    assert!(!o.status.success(), "{}", show(&o));
+    ok(restore(&env, &file, &["--force"]));
+
+    let (files, _) = tessera_audit::verify::log_files(&log, None).unwrap();
+    let text: String = files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let records: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let of = |f: &str| records.iter().filter(|r| r["function"] == f).cloned().collect::<Vec<_>>();
+    assert_eq!(of("T_BackupToken").len(), 1, "{text}");
+    let restores = of("T_RestoreToken");
+    assert_eq!(restores.len(), 2, "{text}");
+    assert!(restores[0]["detail"].as_str().unwrap_or("").contains("SO PIN"), "{}", restores[0]);
+    let done = restores[1]["detail"].as_str().unwrap_or("");
+    assert!(done.contains("rollback counter reset on purpose"), "{}", restores[1]);
+}

@@ -89,7 +89,8 @@ pub struct Event {
     /// from an earlier call of the same operation.
     pub fresh: bool,
     /// What caused the call's failure, when it came from below the PKCS #11 level (the token
-    /// store, the file system).
+    /// store, the file system); for a call that succeeded, what the audit log should say it did
+    /// ([`note`]).
     pub cause: Option<String>,
     /// What the call returns.
     pub rv: CK_RV,
@@ -177,6 +178,12 @@ pub fn cause(rv: CK_RV, text: String) {
     });
 }
 
+/// Notes what the running call did, for the audit record of its success (a restore that reset
+/// a token's rollback counter).
+pub fn note(text: String) {
+    cause(CKR_OK, text);
+}
+
 /// The cause noted for the running call's error `rv`, left in place (for a report that shows it
 /// to the caller as well as to the log).
 pub fn cause_text(rv: CK_RV) -> Option<String> {
@@ -262,7 +269,7 @@ pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
         CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause)));
     // An error noted with its cause and then handled inside the call is not this call's failure.
     let cause = cause.filter(|(r, _)| *r == rv).map(|(_, text)| text);
-    if let Some(text) = &cause {
+    if let Some(text) = cause.as_ref().filter(|_| rv != CKR_OK) {
         tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
     }
     let event = Event { function, session, decided, fresh, cause, rv };

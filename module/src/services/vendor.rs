@@ -280,6 +280,11 @@ impl Module {
             staged.serial,
             file.display()
         );
+        crate::record::note(format!(
+            "token {} restored from a backup: rollback counter reset on purpose; GCM counters {}",
+            staged.serial,
+            if counters_known { "carried from the token replaced" } else { "moved 2^40 ahead" }
+        ));
         Ok(json!({
             "restored": file.display().to_string(),
             "serial": staged.serial,
