@@ -470,6 +470,25 @@ fn refused_restores_change_nothing() {
     std::fs::write(&damaged, &d).unwrap();
     let other = dir.join("other");
     std::fs::write(&other, b"hello, not a backup").unwrap();
+    // Whole envelopes around what is no token: bytes that are no database, and an empty one.
+    let envelope = |image: &[u8]| {
+        use sha2::{Digest, Sha256};
+        let mut b = b"TESSERA-BACKUP\0\x01".to_vec();
+        b.extend_from_slice(&(image.len() as u64).to_le_bytes());
+        b.extend_from_slice(image);
+        let d = Sha256::digest(&b);
+        b.extend_from_slice(&d);
+        b
+    };
+    let garbage = dir.join("garbage");
+    std::fs::write(&garbage, envelope(&[0x5a; 8192])).unwrap();
+    let empty_db = dir.join("empty.db");
+    rusqlite::Connection::open(&empty_db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x); PRAGMA user_version = 7;")
+        .unwrap();
+    let no_token = dir.join("no-token");
+    std::fs::write(&no_token, envelope(&std::fs::read(&empty_db).unwrap())).unwrap();
     let tokens = env.tokendir();
     let state = snapshot(&tokens);
     let names = entries(&tokens);
@@ -481,7 +500,9 @@ fn refused_restores_change_nothing() {
         }
         util(env, &a)
     };
-    let cases: [(Output, &str); 6] = [
+    let cases: [(Output, &str); 8] = [
+        (so(SO_PIN, &garbage, true), "the backup's database"),
+        (so(SO_PIN, &no_token, true), "has no token"),
         (so("87654321", &file, true), "SO PIN is wrong"),
         (so(SO_PIN, &truncated, true), "is truncated"),
         (so(SO_PIN, &damaged, true), "fails its integrity check"),

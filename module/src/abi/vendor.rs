@@ -134,11 +134,26 @@ pub unsafe extern "C" fn T_InitTestToken(
     })
 }
 
-/// Writes a report (JSON text) into the caller's buffer: as much as fits, `*pulReportLen` set to
-/// the bytes written. A NULL `pReport` takes none. Backups and restores are not repeated to learn
-/// a length, so the caller gives room enough (the tool gives 64 KiB).
-unsafe fn put_report(text: &str, pReport: *mut CK_UTF8CHAR, pulReportLen: *mut CK_ULONG) -> Result<()> {
-    let Some(cap) = capacity(pReport, pulReportLen)? else { return Ok(()) };
+/// The room of the caller's report buffer, checked before the work is done (a bad pointer must
+/// not fail a backup or restore that has happened): `None` when `pReport` is NULL, which takes no
+/// report (`pulReportLen` may then be NULL too).
+unsafe fn report_room(pReport: *mut CK_UTF8CHAR, pulReportLen: *mut CK_ULONG) -> Result<Option<usize>> {
+    if pReport.is_null() {
+        return Ok(None);
+    }
+    capacity(pReport, pulReportLen)
+}
+
+/// Writes a report (JSON text) into the caller's buffer of `room` bytes ([`report_room`]): as
+/// much as fits, `*pulReportLen` set to the bytes written. Backups and restores are not repeated
+/// to learn a length, so the caller gives room enough (the tool gives 64 KiB).
+unsafe fn put_report(
+    text: &str,
+    room: Option<usize>,
+    pReport: *mut CK_UTF8CHAR,
+    pulReportLen: *mut CK_ULONG,
+) -> Result<()> {
+    let Some(cap) = room else { return Ok(()) };
     let mut n = text.len().min(cap);
     while !text.is_char_boundary(n) {
         n -= 1;
@@ -166,12 +181,13 @@ pub unsafe extern "C" fn T_BackupToken(
     guard("T_BackupToken", || {
         let m = module()?;
         let path = path(pPath, ulPathLen)?;
+        let room = report_room(pReport, pulReportLen)?;
         let r = m.backup_token(slotID, &path);
         let text = match &r {
             Ok(t) => t.clone(),
             Err(e) => failure_report(*e),
         };
-        put_report(&text, pReport, pulReportLen)?;
+        put_report(&text, room, pReport, pulReportLen)?;
         r.map(|_| ())
     })
 }
@@ -199,12 +215,13 @@ pub unsafe extern "C" fn T_RestoreToken(
         }
         let pin = bytes(pSoPin, ulSoPinLen)?;
         let new_label = if pLabel.is_null() { None } else { Some(label(pLabel)?) };
+        let room = report_room(pReport, pulReportLen)?;
         let r = m.restore_token(&path, pin, new_label.as_deref(), flags & T_RESTORE_REPLACE != 0);
         let text = match &r {
             Ok(t) => t.clone(),
             Err(e) => failure_report(*e),
         };
-        put_report(&text, pReport, pulReportLen)?;
+        put_report(&text, room, pReport, pulReportLen)?;
         r.map(|_| ())
     })
 }

@@ -25,7 +25,7 @@
 use super::{configure, open_token_file, tighten, PinState, DB_FILE, DIR_MODE, FILE_MODE, IV_RESERVED_DIR, MIGRATIONS};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -273,7 +273,16 @@ impl Staged {
         let dir = tokendir.join(format!(".restore.{}.new", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new().mode(DIR_MODE).create(&dir)?;
-        let s = Staged { dir, uid: Vec::new(), serial: String::new(), label: String::new() };
+        let s = Staged { dir: dir.clone(), uid: Vec::new(), serial: String::new(), label: String::new() };
+        let r = s.fill(image);
+        if r.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        r
+    }
+
+    fn fill(self, image: &[u8]) -> Result<Staged> {
+        let s = self;
         let mut f = open_token_file(&s.dir.join(DB_FILE))?;
         f.write_all(image)?;
         f.sync_all()?;
@@ -292,7 +301,7 @@ impl Staged {
             .query_row("SELECT uid, serial, label FROM token WHERE id = 1", [], |r| {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
             })
-            .optional()?
+            .ok()
             .ok_or_else(|| bad("has no token".into()))?;
         let serial_ok = !row.1.is_empty() && row.1.len() <= 32 && row.1.bytes().all(|b| b.is_ascii_alphanumeric());
         if !serial_ok {
