@@ -6,13 +6,14 @@
 //! program; without one it fails, it never reports a status of its own) and does everything through
 //! the library's interfaces, as any application would: the standard PKCS#11 calls through the
 //! `cryptoki` crate, and what PKCS#11 cannot express (the module's status, its self-tests on demand,
-//! deleting a token) through the library's documented vendor interface "Vendor Tessera"
+//! deleting, backing up and restoring a token) through the library's documented vendor interface "Vendor Tessera"
 //! ([`binding`], the tool's only `unsafe` code). The library reads the same configuration as for any
 //! application (`TESSERA_CONF`), runs its own power-on self-tests at `C_Initialize` and reports them.
 //!
 //! The tool never builds the module's core (`Module`) and runs no self-test itself. From the core
 //! crate it uses only what touches no module state: `import::read_pkcs8` and `import::key_template`
-//! (a PKCS#8 file or a raw AES key as attribute templates), `fips::integrity::seal` (`--seal`:
+//! (a PKCS#8 file or a raw AES key as attribute templates), `store::backup::open` (`--restore`
+//! checks the file's envelope first, for a plain message), `fips::integrity::seal` (`--seal`:
 //! writes the integrity value into a library file, which needs no loaded library), and the C layout
 //! of the vendor interface's function list (`abi::vendor`), a type only.
 

@@ -517,3 +517,83 @@ pub fn install(tokendir: &Path, staged: &Staged, aside: Option<&Replaced>) -> Re
     }
     Ok(target)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::seal::PinWrap;
+    use crate::store::{Db, TokenRow};
+
+    fn token(d: &Path) -> Db {
+        let so = PinWrap { salt: vec![1], iterations: 600000, wrapped: vec![2] };
+        Db::create(d, &TokenRow::initialised(vec![1; 16], "0123456789abcdef".into(), "t".into(), 7, so)).unwrap()
+    }
+
+    fn iv_next(conn: &Connection, kid: &[u8]) -> u64 {
+        conn.query_row("SELECT next FROM iv_space WHERE kid = ?1", [kid], |r| r.get::<_, i64>(0)).unwrap() as u64
+    }
+
+    /// The envelope: read back whole; a truncated, a damaged and a foreign file refused, each
+    /// with its reason. A reservation in `iv-reserved/` ahead of the database is in the copy.
+    #[test]
+    fn envelope_and_counters_in_the_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let mut db = token(d.path());
+        let start = db.reserve_iv_block(b"kid", 100, 0).unwrap();
+        assert_eq!(start, 0);
+        // A reservation written to the file whose transaction never committed.
+        std::fs::write(db.dir.join(IV_RESERVED_DIR).join(hex(b"kid")), 5000u64.to_le_bytes()).unwrap();
+        let out = d.path().join("b");
+        let s = backup(&db.dir, &out).unwrap();
+        assert_eq!((s.serial.as_str(), s.iv_spaces), ("0123456789abcdef", 1));
+        let image = read(&out).unwrap();
+        let staged = Staged::new(&d.path().join("other"), &image).unwrap();
+        assert_eq!(iv_next(&staged.conn().unwrap(), b"kid"), 5000);
+
+        let b = std::fs::read(&out).unwrap();
+        let at = |name: &str, bytes: &[u8]| {
+            let p = d.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            open(&p).unwrap_err()
+        };
+        assert!(at("short", &b[..b.len() - 1]).contains("truncated"));
+        assert!(at("tiny", &b[..10]).contains("not a Tessera backup") || at("tiny", &b[..10]).contains("truncated"));
+        let mut damaged = b.clone();
+        damaged[HEADER + 100] ^= 1;
+        assert!(at("damaged", &damaged).contains("integrity check"));
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(at("longer", &longer).contains("integrity check"));
+        assert!(at("db", &std::fs::read(db.dir.join(DB_FILE)).unwrap()).contains("SQLite database"));
+    }
+
+    /// A restore's counters: above the replaced token's (database and files) when it is known,
+    /// 2^40 ahead of the backup's otherwise; the `iv-reserved` files written to match.
+    #[test]
+    fn advance_moves_counters_ahead() {
+        let d = tempfile::tempdir().unwrap();
+        let mut db = token(d.path());
+        db.reserve_iv_block(b"kid", 100, 0).unwrap();
+        let image = {
+            let out = d.path().join("b");
+            backup(&db.dir, &out).unwrap();
+            read(&out).unwrap()
+        };
+        db.reserve_iv_block(b"kid", 100, 0).unwrap();
+        std::fs::write(db.dir.join(IV_RESERVED_DIR).join(hex(b"new")), 777u64.to_le_bytes()).unwrap();
+
+        let known = Staged::new(&d.path().join("a"), &image).unwrap();
+        let old = Connection::open(db.dir.join(DB_FILE)).unwrap();
+        known.advance(Some((&old, &db.dir))).unwrap();
+        let c = known.conn().unwrap();
+        assert_eq!((iv_next(&c, b"kid"), iv_next(&c, b"new")), (200, 777));
+        assert_eq!(reserved_files(&known.dir).unwrap().get(&b"kid"[..]), Some(&200));
+        assert!(PinState::read(&known.dir).unwrap().is_some());
+
+        let unknown = Staged::new(&d.path().join("b2"), &image).unwrap();
+        unknown.advance(None).unwrap();
+        let c = unknown.conn().unwrap();
+        assert_eq!(iv_next(&c, b"kid"), 100 + UNKNOWN_USE_MARGIN);
+        assert_eq!(reserved_files(&unknown.dir).unwrap().get(&b"kid"[..]), Some(&(100 + UNKNOWN_USE_MARGIN)));
+    }
+}
