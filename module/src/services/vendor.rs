@@ -254,9 +254,7 @@ impl Module {
         let mut kept = None;
         if let (Some(r), Some(t)) = (&replaced, target) {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let path = self.cfg.tokendir.join(format!("{}.{now}.replaced.tessera-backup", t.serial));
-            r.keep(&path)?;
-            kept = Some(path);
+            kept = Some(r.keep(&self.cfg.tokendir, &format!("{}.{now}.replaced", t.serial))?);
         }
         // The token's own counters when it is the one replaced; otherwise nothing knows them.
         let before = match (&replaced, same_uid) {

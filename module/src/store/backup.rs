@@ -142,22 +142,32 @@ fn raise_counters(conn: &Connection, m: &BTreeMap<Vec<u8>, u64>, legacy: u64) ->
 /// Writes `bytes` to `path` atomically: a new owner-only file beside it, flushed, renamed over
 /// `path`, and the directory flushed.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file(path, bytes, true).map_err(|e| failed(format_args!("cannot write {}: {e}", path.display())))
+}
+
+/// Writes `bytes` to `path` as [`write_atomic`] does, or, unless `replace`, fails with
+/// `AlreadyExists` where a file has the name (the new file is linked to it, never renamed over).
+fn write_file(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| failed(format_args!("{}: not a file name", path.display())))?;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
     let tmp = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let io = |e: std::io::Error| failed(format_args!("cannot write {}: {e}", path.display()));
     let r = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        if replace {
+            std::fs::rename(&tmp, path)?;
+        } else {
+            std::fs::hard_link(&tmp, path)?;
+            std::fs::remove_file(&tmp)?;
+        }
         std::fs::File::open(parent)?.sync_all()
     })();
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    r.map_err(io)
+    r
 }
 
 /// A consistent image of the database of `conn` (read through its own snapshot: one backup step
@@ -468,12 +478,25 @@ impl Replaced {
         Ok(Replaced { dir: dir.to_path_buf(), lock, read })
     }
 
-    /// Writes the token as it is now, as a backup file at `out`.
-    pub fn keep(&self, out: &Path) -> Result<Summary> {
+    /// Writes the token as it is now, as a new backup file named `<name>.tessera-backup` (or
+    /// `<name>-<n>.tessera-backup` where that one exists: an earlier one is never replaced) in
+    /// `dir`; returns its path.
+    pub fn keep(&self, dir: &Path, name: &str) -> Result<PathBuf> {
         let scratch = self.dir.join(format!(".kept.{}.db", std::process::id()));
-        let (img, s) = image(&self.read, &self.dir, &scratch)?;
-        write_atomic(out, &envelope(&img))?;
-        Ok(s)
+        let (img, _) = image(&self.read, &self.dir, &scratch)?;
+        let bytes = envelope(&img);
+        for n in 0..1000 {
+            let out = match n {
+                0 => dir.join(format!("{name}.tessera-backup")),
+                n => dir.join(format!("{name}-{n}.tessera-backup")),
+            };
+            match write_file(&out, &bytes, false) {
+                Ok(()) => return Ok(out),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(failed(format_args!("cannot write {}: {e}", out.display()))),
+            }
+        }
+        Err(failed(format_args!("cannot name a backup of {} in {}", name, dir.display())))
     }
 
     /// Lets the lock go (the directory is gone by then).
