@@ -401,7 +401,21 @@ fn restore_over_the_token_keeps_it_and_counters_never_go_back() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--force"), "{}", show(&o));
     assert_eq!(entries(&tokens), listed);
 
+    // A session of this process, open on the token while another process restores over it.
+    let live = t.l.p.open_rw_session(t.cslot()).unwrap();
+    let public = |label: &str| {
+        [
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(label.into()),
+        ]
+    };
+    live.create_object(&public("before the restore")).unwrap();
     let said = ok(restore(&t.l.env, &file, &["--force"]));
+    // Its files zeroed: its writes fail, none reaches the restored token or is lost silently.
+    assert!(live.create_object(&public("to the replaced token")).is_err(), "a write to the replaced token");
+    drop(live);
     assert!(said.contains("continue from the token it replaced"), "{said}");
     let kept = said
         .lines()
@@ -414,7 +428,9 @@ fn restore_over_the_token_keeps_it_and_counters_never_go_back() {
     let envc = Env::at(&tokens, "");
     let s = move_to(&mut t, &envc);
     check_keys(&t, &s, &before);
-    assert!(s.find_objects(&[Attribute::Label("after".into())]).unwrap().is_empty());
+    for label in ["after", "before the restore", "to the replaced token"] {
+        assert!(s.find_objects(&[Attribute::Label(label.into())]).unwrap().is_empty(), "{label}");
+    }
     let key = find(&s, "aes", ObjectClass::SECRET_KEY).handle();
     let h = s.handle();
     let now: Vec<[u8; 12]> = (0..3).map(|_| encrypt_message(&t, h, key, b"restored").0).collect();
@@ -428,7 +444,9 @@ fn restore_over_the_token_keeps_it_and_counters_never_go_back() {
     let env3 = Env::new("");
     ok(restore(&env3, &kept, &[]));
     let s = move_to(&mut t, &env3);
-    assert_eq!(s.find_objects(&[Attribute::Label("after".into())]).unwrap().len(), 1, "the kept token");
+    for label in ["after", "before the restore"] {
+        assert_eq!(s.find_objects(&[Attribute::Label(label.into())]).unwrap().len(), 1, "the kept token: {label}");
+    }
     let key = find(&s, "aes", ObjectClass::SECRET_KEY).handle();
     let c = counter(&encrypt_message(&t, s.handle(), key, b"kept").0);
     assert!(c > top, "{c} > {top}");

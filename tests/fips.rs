@@ -515,6 +515,21 @@ struct TesseraFunctionList {
     self_test: Option<unsafe extern "C" fn() -> CK_RV>,
     delete_token: Option<unsafe extern "C" fn(CK_SLOT_ID) -> CK_RV>,
     init_test_token: Option<unsafe extern "C" fn(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR) -> CK_RV>,
+    backup_token:
+        Option<unsafe extern "C" fn(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, *mut CK_ULONG) -> CK_RV>,
+    #[allow(clippy::type_complexity)]
+    restore_token: Option<
+        unsafe extern "C" fn(
+            *mut CK_UTF8CHAR,
+            CK_ULONG,
+            *mut CK_UTF8CHAR,
+            CK_ULONG,
+            *mut CK_UTF8CHAR,
+            CK_FLAGS,
+            *mut CK_UTF8CHAR,
+            *mut CK_ULONG,
+        ) -> CK_RV,
+    >,
 }
 
 impl TesseraFunctionList {
@@ -624,6 +639,17 @@ fn vendor_interface_is_listed_last_and_given_only_by_name() {
         assert_eq!(v.get_status(null_mut(), &mut len), CKR_CRYPTOKI_NOT_INITIALIZED, "T_GetStatus {when}");
         assert_eq!(v.self_test(), CKR_CRYPTOKI_NOT_INITIALIZED, "T_SelfTest {when}");
         assert_eq!(v.delete_token(0), CKR_CRYPTOKI_NOT_INITIALIZED, "T_DeleteToken {when}");
+        let mut path = *b"/nonexistent/backup";
+        let mut pin = *b"12345678";
+        unsafe {
+            let backup = v.backup_token.expect("T_BackupToken in the list");
+            let rv = backup(0, path.as_mut_ptr(), path.len() as CK_ULONG, null_mut(), null_mut());
+            assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "T_BackupToken {when}");
+            let restore = v.restore_token.expect("T_RestoreToken in the list");
+            let rv =
+                restore(path.as_mut_ptr(), path.len() as _, pin.as_mut_ptr(), 8, null_mut(), 0, null_mut(), null_mut());
+            assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "T_RestoreToken {when}");
+        }
     };
     check_uninitialised("before C_Initialize");
     lib.init();
