@@ -279,8 +279,11 @@ pub struct Staged {
 
 impl Staged {
     pub fn new(tokendir: &Path, image: &[u8]) -> Result<Staged> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         std::fs::create_dir_all(tokendir)?;
-        let dir = tokendir.join(format!(".restore.{}.new", std::process::id()));
+        remove_stale(tokendir);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = tokendir.join(format!(".restore.{}.{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new().mode(DIR_MODE).create(&dir)?;
         let s = Staged { dir: dir.clone(), uid: Vec::new(), serial: String::new(), label: String::new() };
@@ -404,6 +407,25 @@ impl Staged {
     /// Removes the staged directory (a refused restore).
     pub fn discard(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes what a restore killed midway left in the token directory (`.restore.<pid>.<n>`, its
+/// staged token, and `.replaced.<pid>.<serial>`, a replaced token whose kept backup was written
+/// before it was moved): they hold PIN wraps and sealed objects that must not stay behind. Those
+/// of a process that still runs (a restore going on) are left alone.
+fn remove_stale(tokendir: &Path) {
+    let Ok(entries) = std::fs::read_dir(tokendir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".restore.").or_else(|| name.strip_prefix(".replaced.")) else {
+            continue;
+        };
+        let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()) {
+            tracing::warn!("token directory {}: removing {name}, left by an interrupted restore", tokendir.display());
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -605,7 +627,14 @@ mod tests {
         db.reserve_iv_block(b"kid", 100, 0).unwrap();
         std::fs::write(db.dir.join(IV_RESERVED_DIR).join(hex(b"new")), 777u64.to_le_bytes()).unwrap();
 
-        let known = Staged::new(&d.path().join("a"), &image).unwrap();
+        // What an interrupted restore left (no process has pid 4194305 on Linux) goes; a running
+        // one's stays.
+        let a = d.path().join("a");
+        let (stale, live) = (a.join(".restore.4194305.0"), a.join(format!(".replaced.{}.x", std::process::id())));
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::create_dir_all(&live).unwrap();
+        let known = Staged::new(&a, &image).unwrap();
+        assert!(!stale.exists() && live.exists());
         let old = Connection::open(db.dir.join(DB_FILE)).unwrap();
         known.advance(Some((&old, &db.dir))).unwrap();
         let c = known.conn().unwrap();
