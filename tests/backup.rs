@@ -537,6 +537,7 @@ fn refused_restores_change_nothing() {
         assert_eq!(o.status.code(), Some(1), "{}", show(&o));
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(why) && err.contains("Nothing was changed"), "{why}: {}", show(&o));
+        assert_eq!(err.matches("ERROR").count(), 1, "the error printed once: {}", show(&o));
         assert_eq!(entries(&tokens), names, "no file left or moved");
     }
     assert!(snapshot(&tokens) == state, "the token's files are as they were");

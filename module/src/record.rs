@@ -152,6 +152,8 @@ struct Call {
     fresh: Cell<bool>,
     /// What caused a failure below the PKCS #11 level, with the `CK_RV` it became.
     cause: Cell<ManuallyDrop<Option<(CK_RV, String)>>>,
+    /// The call hands the cause to its caller itself (a report: [`reported`]).
+    reported: Cell<bool>,
 }
 
 thread_local! {
@@ -161,6 +163,7 @@ thread_local! {
             decided: Cell::new(None),
             fresh: Cell::new(false),
             cause: Cell::new(ManuallyDrop::new(None)),
+            reported: Cell::new(false),
         }
     };
 }
@@ -176,6 +179,13 @@ pub fn cause(rv: CK_RV, text: String) {
         drop(take(&c.cause));
         c.cause.set(ManuallyDrop::new(Some((rv, text))));
     });
+}
+
+/// The running call gives its caller the cause of its failure itself (`T_RestoreToken`'s report,
+/// which `tessera-util` prints): the diagnostic log then has it at INFO, not as an error printed
+/// a second time. The audit record keeps it.
+pub fn reported() {
+    CALL.with(|c| c.reported.set(true));
 }
 
 /// Notes what the running call did, for the audit record of its success (a restore that reset
@@ -265,12 +275,17 @@ pub fn continued(d: &Decided) {
 /// call's own, or the hook's refusal (`CKR_DEVICE_ERROR`: the audit log could not be written)
 /// when it could not record a call that succeeded.
 pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
-    let (session, decided, fresh, cause) =
-        CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause)));
+    let (session, decided, fresh, cause, reported) = CALL.with(|c| {
+        (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause), c.reported.replace(false))
+    });
     // An error noted with its cause and then handled inside the call is not this call's failure.
     let cause = cause.filter(|(r, _)| *r == rv).map(|(_, text)| text);
     if let Some(text) = cause.as_ref().filter(|_| rv != CKR_OK) {
-        tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+        if reported {
+            tracing::info!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+        } else {
+            tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+        }
     }
     let event = Event { function, session, decided, fresh, cause, rv };
     if event.fresh && rv == CKR_OK {

@@ -154,6 +154,10 @@ unsafe fn put_report(
     pulReportLen: *mut CK_ULONG,
 ) -> Result<()> {
     let Some(cap) = room else { return Ok(()) };
+    if text.len() <= cap {
+        // A failure's reason reaches the caller whole, in the report.
+        crate::record::reported();
+    }
     let mut n = text.len().min(cap);
     while !text.is_char_boundary(n) {
         n -= 1;
