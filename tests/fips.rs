@@ -507,7 +507,7 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
 // The vendor interface "Vendor Tessera" 1.0 through the raw C ABI
 // ---------------------------------------------------------------------------------------------
 
-/// The vendor interface's function list, laid out as README's C declaration.
+/// The vendor interface's function list, laid out as docs/vendor-interface.md's C declaration.
 #[repr(C)]
 struct TesseraFunctionList {
     version: CK_VERSION,

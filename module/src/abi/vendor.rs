@@ -1,6 +1,6 @@
 //! Tessera's vendor interface: what PKCS#11 has no function for, offered through `C_GetInterface`
 //! under the name "Vendor Tessera", version 1.0 (`interface.rs` lists it after the three "PKCS 11"
-//! interfaces). Its function list, as C declares it (README, "The vendor interface"):
+//! interfaces). Its function list, as C declares it (docs/vendor-interface.md):
 //!
 //! ```c
 //! typedef struct CK_TESSERA_FUNCTION_LIST {
@@ -162,7 +162,12 @@ unsafe fn put_report(
     while !text.is_char_boundary(n) {
         n -= 1;
     }
-    write_output(Output::Done(text.as_bytes()[..n].to_vec()), pReport, pulReportLen)
+    // Written now, not held until the call's record is kept as a call's output is (`guard`): the
+    // report says why a call failed, and holds nothing secret.
+    let l = out_ptr(pulReportLen)?;
+    std::ptr::copy_nonoverlapping(text.as_ptr(), pReport, n);
+    put(l, n as CK_ULONG);
+    Ok(())
 }
 
 /// The report of a backup or restore that failed: its reason, as the diagnostic log has it.

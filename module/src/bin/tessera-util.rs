@@ -232,7 +232,7 @@ mod binding {
                 return Err(not_tessera());
             }
             // SAFETY: the function list asked for by name and version 1.0 has the layout of
-            // CK_TESSERA_FUNCTION_LIST (README, "The vendor interface"); copied out whole.
+            // CK_TESSERA_FUNCTION_LIST (docs/vendor-interface.md); copied out whole.
             let vendor = unsafe { std::ptr::read(list) };
             if vendor.version.major != VENDOR_INTERFACE_VERSION.major {
                 return Err(not_tessera());

@@ -35,7 +35,7 @@ fn integrity_result(s: &crate::fips::integrity::Status) -> &'static str {
 }
 
 impl Module {
-    /// `T_GetStatus`: the module's state as a JSON object (README, "The vendor interface"): the
+    /// `T_GetStatus`: the module's state as a JSON object (docs/vendor-interface.md): the
     /// library file and version, the mode, operational or in the error state and why, the
     /// integrity test's values (of the latest run), aws-lc's `FIPS_mode`, and the power-on and
     /// the latest on-demand self-tests with their phases. Available in the error state, where it
