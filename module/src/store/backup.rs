@@ -299,7 +299,7 @@ impl Staged {
         let mut f = open_token_file(&s.dir.join(DB_FILE))?;
         f.write_all(image)?;
         f.sync_all()?;
-        let conn = Connection::open_with_flags(s.dir.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let mut conn = Connection::open_with_flags(s.dir.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let bad = |why: String| failed(format_args!("the backup's database {why}"));
         let check: String =
             conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| bad(e.to_string()))?;
@@ -310,6 +310,8 @@ impl Staged {
         if version < 3 || version > MIGRATIONS.len() as i64 {
             return Err(bad(format!("has schema {version}; this version reads 3 to {}", MIGRATIONS.len())));
         }
+        // A backup of an older schema is brought up to date here, in the copy (one transaction).
+        super::migrate(&mut conn, MIGRATIONS)?;
         let row = conn
             .query_row("SELECT uid, serial, label FROM token WHERE id = 1", [], |r| {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
@@ -647,5 +649,27 @@ mod tests {
         let c = unknown.conn().unwrap();
         assert_eq!(iv_next(&c, b"kid"), 100 + UNKNOWN_USE_MARGIN);
         assert_eq!(reserved_files(&unknown.dir).unwrap().get(&b"kid"[..]), Some(&(100 + UNKNOWN_USE_MARGIN)));
+    }
+
+    /// A backup of an older schema (3: before the PIN state and the IV spaces) is brought up to
+    /// date in the staged copy, and the restore's steps run on it.
+    #[test]
+    fn an_older_schema_is_upgraded_when_staged() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("old.db");
+        let mut conn = Connection::open(&db).unwrap();
+        super::super::migrate(&mut conn, &MIGRATIONS[..3]).unwrap();
+        conn.execute(
+            "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped)
+             VALUES (1, x'01', '0123456789abcdef', x'74', 7, x'01', 600000, x'02')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let staged = Staged::new(&d.path().join("t"), &std::fs::read(&db).unwrap()).unwrap();
+        staged.record_pin_state().unwrap();
+        staged.advance(None).unwrap();
+        let v: i64 = staged.conn().unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
     }
 }
