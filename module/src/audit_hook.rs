@@ -119,7 +119,7 @@ fn category(e: &Event) -> Option<(&'static str, u8, Durability)> {
     use Durability::*;
     let (name, bit, durability) = match e.function {
         "C_Initialize" | "C_Finalize" | "T_SelfTest" | "T_DeleteToken" => ("module", AuditEvents::MODULE, Synced),
-        "C_InitToken" | "C_InitPIN" | "C_SetPIN" => ("token", AuditEvents::TOKEN, Synced),
+        "C_InitToken" | "C_InitPIN" | "C_SetPIN" | "T_BackupToken" | "T_RestoreToken" => ("token", AuditEvents::TOKEN, Synced),
         "C_Login" | "C_LoginUser" | "C_Logout" => ("auth", AuditEvents::AUTH, Synced),
         "C_CreateObject" | "C_CopyObject" | "C_DestroyObject" | "C_SetAttributeValue" => {
             ("object", AuditEvents::OBJECT, Synced)

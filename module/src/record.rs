@@ -91,7 +91,8 @@ pub struct Event {
     /// The call answered a length query only (a NULL output buffer): it completed nothing.
     pub length_only: bool,
     /// What caused the call's failure, when it came from below the PKCS #11 level (the token
-    /// store, the file system).
+    /// store, the file system); for a call that succeeded, what the audit log should say it did
+    /// ([`note`]).
     pub cause: Option<String>,
     /// What the call returns.
     pub rv: CK_RV,
@@ -153,6 +154,8 @@ struct Call {
     fresh: Cell<bool>,
     /// What caused a failure below the PKCS #11 level, with the `CK_RV` it became.
     cause: Cell<ManuallyDrop<Option<(CK_RV, String)>>>,
+    /// The call hands the cause to its caller itself (a report: [`reported`]).
+    reported: Cell<bool>,
     /// The objects the call made (at most two: a key pair), withdrawn when its record cannot be
     /// kept.
     created: Cell<Created>,
@@ -174,6 +177,7 @@ thread_local! {
             decided: Cell::new(None),
             fresh: Cell::new(false),
             cause: Cell::new(ManuallyDrop::new(None)),
+            reported: Cell::new(false),
             created: Cell::new(Created { n: 0, handles: [0; 2] }),
             length_only: Cell::new(false),
         }
@@ -191,6 +195,30 @@ pub fn cause(rv: CK_RV, text: String) {
         drop(take(&c.cause));
         c.cause.set(ManuallyDrop::new(Some((rv, text))));
     });
+}
+
+/// The running call gives its caller the cause of its failure itself (`T_RestoreToken`'s report,
+/// which `tessera-util` prints): the diagnostic log then has it at INFO, not as an error printed
+/// a second time. The audit record keeps it.
+pub fn reported() {
+    CALL.with(|c| c.reported.set(true));
+}
+
+/// Notes what the running call did, for the audit record of its success (a restore that reset
+/// a token's rollback counter).
+pub fn note(text: String) {
+    cause(CKR_OK, text);
+}
+
+/// The cause noted for the running call's error `rv`, left in place (for a report that shows it
+/// to the caller as well as to the log).
+pub fn cause_text(rv: CK_RV) -> Option<String> {
+    CALL.with(|c| {
+        let cause = take(&c.cause);
+        let text = cause.as_ref().filter(|(r, _)| *r == rv).map(|(_, t)| t.clone());
+        c.cause.set(ManuallyDrop::new(cause));
+        text
+    })
 }
 
 /// An error the core handles itself (it logs it and goes on), described with its cause, which
@@ -293,11 +321,15 @@ pub fn continued(d: &Decided) {
 pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
     let (session, decided, fresh, cause, created) =
         CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause), c.created.take()));
-    let length_only = CALL.with(|c| c.length_only.replace(false));
+    let (length_only, reported) = CALL.with(|c| (c.length_only.replace(false), c.reported.replace(false)));
     // An error noted with its cause and then handled inside the call is not this call's failure.
     let cause = cause.filter(|(r, _)| *r == rv).map(|(_, text)| text);
-    if let Some(text) = &cause {
-        tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+    if let Some(text) = cause.as_ref().filter(|_| rv != CKR_OK) {
+        if reported {
+            tracing::info!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+        } else {
+            tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+        }
     }
     let event = Event { function, session, decided, fresh, length_only, cause, rv };
     if event.fresh && rv == CKR_OK {
