@@ -596,6 +596,18 @@ fn restore(lib: &Library, a: &Args, file: &Path) -> Res<()> {
     });
     let (r, text) = lib.restore_token(file_s, so_pin.as_bytes(), a.token.as_deref(), a.force);
     let v = report(&text);
+    if r == CKR_DEVICE_ERROR && v["serial"].is_string() {
+        // The restore was made and reported, but its audit record could not be written: a
+        // restore cannot be withdrawn like an object, so it stands, and the message says so.
+        return Err(format!(
+            "the token ({}, \"{}\") was restored from {}, but the audit log could not record it ({}): \
+             the restore stands; check the audit log's directory and the diagnostic log",
+            v["serial"].as_str().unwrap_or("?"),
+            v["label"].as_str().unwrap_or("?"),
+            file.display(),
+            rv_text(r)
+        ));
+    }
     if r != CKR_OK {
         let why = v["error"].as_str().map(str::to_string).unwrap_or_else(|| rv_text(r));
         let why = match r {
