@@ -1322,3 +1322,60 @@ fn entering_the_error_state_is_recorded() {
     assert_eq!(recs[i + 1]["function"], "C_GenerateKeyPair");
     assert_eq!(recs[i + 1]["rv"], "CKR_GENERAL_ERROR");
 }
+
+/// The raw function list, shared between two threads of one test (the module is thread-safe;
+/// the test makes both threads use one session on purpose).
+struct SharedList<'a>(&'a cryptoki_sys::Pkcs11);
+unsafe impl Sync for SharedList<'_> {}
+
+/// A `C_Sign` that hands out a signature is recorded even when another thread starts a new
+/// signing operation on the same session before the record is written: whether a call was a
+/// length query is what the call itself noted, not what the session's operation slot holds
+/// afterwards (before, 1–3 of 20,000 signatures went unrecorded).
+#[test]
+fn a_signature_is_recorded_whatever_another_thread_starts_on_the_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, seed) = (tmp.path().join("log"), tmp.path().join("seed"));
+    tessera_audit::writer::init(&dir, &seed).unwrap();
+    let t = Token::with_conf("race", &format!("audit.dir = {}", dir.display()));
+    let key = t.key(CKK_GENERIC_SECRET, b"audit-hmac-key-value-0123456789!").unwrap();
+    let f = SharedList(&t.f);
+    let h = t.h;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mechanism = || CK_MECHANISM { mechanism: CKM_SHA256_HMAC, pParameter: std::ptr::null_mut(), ulParameterLen: 0 };
+    let (signed, other_inits) = std::thread::scope(|sc| {
+        let other = sc.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut m = mechanism();
+                if unsafe { f.0.C_SignInit(h, &mut m, key) } == CKR_OK {
+                    n += 1;
+                }
+            }
+            n
+        });
+        let mut ok = 0u64;
+        for _ in 0..20_000 {
+            let mut m = mechanism();
+            let _ = unsafe { f.0.C_SignInit(h, &mut m, key) };
+            let mut out = [0u8; 32];
+            let mut n = out.len() as CK_ULONG;
+            let rv = unsafe { f.0.C_Sign(h, b"data".as_ptr() as *mut _, 4, out.as_mut_ptr(), &mut n) };
+            if rv == CKR_OK && n == 32 && out != [0u8; 32] {
+                ok += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (ok, other.join().unwrap())
+    });
+    drop(t);
+    let (files, _) = tessera_audit::verify::log_files(&dir, None).unwrap();
+    let text: String = files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    let recorded = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["function"] == "C_Sign" && r["rv"] == "CKR_OK")
+        .count() as u64;
+    assert!(signed > 0 && other_inits > 0, "both threads ran: {signed} signatures, {other_inits} other inits");
+    assert_eq!(signed, recorded, "signatures handed out ({signed}) against C_Sign records ({recorded})");
+}

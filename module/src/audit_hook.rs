@@ -204,22 +204,27 @@ fn refusal(function: &str) -> crate::error::Error {
 /// A call that returned `CKR_OK` to a length query (a NULL buffer): a single-part or final call
 /// whose operation is still active, to complete later, or a `C_WrapKey` or `C_EncapsulateKey`
 /// that handed out a length and made nothing. (A length query of the message API is recorded.)
+///
+/// Decided by what the call itself noted (`record::length_only`, set where a length alone is
+/// handed out), never by the session's operation slot afterwards: another thread may have
+/// started a new operation in that slot since, and a call that handed out a signature would
+/// then pass for a length query and go unrecorded.
 fn length_query(e: &Event) -> bool {
-    if e.rv != CKR_OK {
-        return false;
-    }
-    if e.length_only && matches!(e.function, "C_WrapKey" | "C_EncapsulateKey") {
-        return true;
-    }
-    let Some(s) = &e.session else { return false };
-    let ops = crate::module::lock(&s.ops);
-    match e.function {
-        "C_Sign" | "C_SignFinal" => ops.sign.is_some(),
-        "C_Encrypt" | "C_EncryptFinal" => ops.encrypt.is_some(),
-        "C_Decrypt" | "C_DecryptFinal" => ops.decrypt.is_some(),
-        "C_Digest" | "C_DigestFinal" => ops.digest.is_some(),
-        _ => false,
-    }
+    e.rv == CKR_OK
+        && e.length_only
+        && matches!(
+            e.function,
+            "C_WrapKey"
+                | "C_EncapsulateKey"
+                | "C_Sign"
+                | "C_SignFinal"
+                | "C_Encrypt"
+                | "C_EncryptFinal"
+                | "C_Decrypt"
+                | "C_DecryptFinal"
+                | "C_Digest"
+                | "C_DigestFinal"
+        )
 }
 
 fn audit(e: &Event) -> Result<()> {

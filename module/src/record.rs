@@ -371,9 +371,14 @@ fn undo(e: &Event, created: Created) {
             Err(_) => tracing::error!(call = e.function, "the module is gone: unrecorded objects not withdrawn"),
         }
     }
-    // Message-based calls each encrypt or decrypt one whole message: the operation (a key and a
-    // mechanism for many messages) stays, as after any failed message.
-    if let (Some(op), false) = (e.op(), e.function.contains("Message")) {
+    // A call that continues a multi-part operation (`C_*Update`, `C_DigestKey`) ends it: its
+    // output was withheld, so the stream is broken. A single-part or final call has already
+    // ended its own operation; ending "the" operation again would end one another thread has
+    // started since on the same session. Message-based calls each encrypt or decrypt one whole
+    // message: the operation (a key and a mechanism for many messages) stays, as after any
+    // failed message.
+    let continues = e.function.ends_with("Update") || e.function == "C_DigestKey";
+    if let (Some(op), true, false) = (e.op(), continues, e.function.contains("Message")) {
         crate::module::lock(&s.ops).end(op);
     }
 }

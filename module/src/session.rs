@@ -69,6 +69,17 @@ pub struct SignOp {
     pub decided: Decided,
 }
 
+/// A result held for the next call may be a plaintext (a decryption whose length was only an
+/// upper bound, asked for with a short buffer): it is wiped when the operation ends unclaimed
+/// (`C_SessionCancel`, `C_CloseSession`, a new `C_*Init` after an error).
+impl Drop for SignOp {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            zeroize::Zeroize::zeroize(p);
+        }
+    }
+}
+
 /// An active verification.
 pub struct VerifyOp {
     pub op: Box<dyn VerifyOperation>,
@@ -91,6 +102,14 @@ pub struct CipherOp {
     pub reauth: bool,
     /// As for [`DigestOp::decided`].
     pub decided: Decided,
+}
+
+impl Drop for CipherOp {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            zeroize::Zeroize::zeroize(p);
+        }
+    }
 }
 
 /// An active message-based encryption or decryption (`C_MessageEncryptInit` …).
