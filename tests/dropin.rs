@@ -575,7 +575,7 @@ fn killed_during_the_first_login_the_token_is_waiting_or_migrated_whole() {
         println!("SKIP kill -9 during the drop-in's migration: the approved mode migrates nothing at a login");
         return;
     }
-    const PAIRS: usize = 500;
+    const PAIRS: usize = 300;
     let s = store(&["big"], "log.level = ERROR");
     fill(&s, "big", PAIRS);
     let source = s.token_dir("big");
@@ -709,4 +709,27 @@ fn c_inittoken_on_the_free_slot_makes_a_tessera_token_beside_them() {
     let o = tool(s.command("softhsm2-util").arg("--show-slots"));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("old"), "{text}");
+}
+
+/// A SoftHSMv2 token directory copied (or planted) beside the original has its serial: neither is
+/// shown, since the serial's PINs could open either; the others are.
+#[test]
+fn two_softhsm2_tokens_with_one_serial_are_neither_shown() {
+    if !have_softhsm("SoftHSMv2 tokens with one serial") {
+        return;
+    }
+    let s = store(&["orig", "kept"], "");
+    let orig = s.token_dir("orig");
+    let copy = s.tokens.join("00000000-0000-0000-0000-000000000000");
+    let o = Command::new("cp").arg("-r").arg(&orig).arg(&copy).output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let p = tessera(&s);
+    let labels: Vec<String> = p
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .filter_map(|x| p.get_token_info(x).ok())
+        .map(|t| t.label().to_string())
+        .collect();
+    assert!(labels.contains(&"kept".to_string()) && !labels.contains(&"orig".to_string()), "{labels:?}");
 }

@@ -152,20 +152,32 @@ impl Module {
         }
         // The drop-in: SoftHSMv2's tokens that have no Tessera token yet appear too, under the
         // directory their Tessera token will have (made when the token is first used).
+        // Two SoftHSMv2 tokens with one serial (a copied directory, or one planted beside the
+        // real one): neither, since either could be the one the serial's PINs open.
         let mut softhsm2: HashMap<PathBuf, (PathBuf, String)> = HashMap::new();
         if let Some(sdir) = &self.cfg.softhsm2_tokendir {
+            let mut twice = Vec::new();
             for f in crate::migrate::dropin::scan(sdir) {
                 let own = dir.join(&f.serial);
                 if found.contains(&own) {
                     continue;
                 }
-                if softhsm2.contains_key(&own) {
-                    tracing::warn!("SoftHSMv2 token {}: serial {} appears twice; left out", f.dir.display(), f.serial);
+                if let Some((other, _)) = softhsm2.get(&own) {
+                    tracing::warn!(
+                        "SoftHSMv2 tokens {} and {} have the same serial {}: neither is shown",
+                        other.display(),
+                        f.dir.display(),
+                        f.serial
+                    );
+                    twice.push(own);
                     continue;
                 }
-                found.push(own.clone());
                 softhsm2.insert(own, (f.dir, f.serial));
             }
+            for t in twice {
+                softhsm2.remove(&t);
+            }
+            found.extend(softhsm2.keys().cloned());
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         slots.tokens.retain(|_, t| found.contains(&t.dir));
