@@ -677,19 +677,49 @@ fn upgrade(mut conn: Connection, dir: &Path, migrations: &[&str]) -> Result<(Con
         let _ = std::fs::remove_file(&backup);
         return Ok((conn, changed));
     }
-    // Undone: the connection closed, its write-ahead log (which holds the upgrade) dropped, and
-    // the copy put back in one rename.
-    drop(conn);
-    for f in [format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
-        let _ = std::fs::remove_file(dir.join(f));
+    // Undone in place: the copy is written back into the database through SQLite's backup API,
+    // as one write transaction of this connection (it holds the write lock from its first page to
+    // its last). Other processes that have the store open (one of an older library, one waiting
+    // to upgrade it too) see the store go back as they see any commit. Renaming the copy over
+    // the database and deleting the write-ahead log, as this once did, left them on the unlinked
+    // upgraded file, writing commits into a log no later process reads.
+    if let Err(e) = restore(&mut conn, &backup) {
+        tracing::error!(
+            "token store {}: the upgrade from schema {version} failed its check, and putting back the copy {} failed              too ({}); the copy is kept",
+            dir.display(),
+            backup.display(),
+            crate::record::described(e)
+        );
+        return Err(crate::error::Error(cryptoki_sys::CKR_DEVICE_ERROR));
     }
-    std::fs::rename(&backup, dir.join(DB_FILE))?;
+    let _ = std::fs::remove_file(&backup);
+    // The upgraded pages leave the write-ahead log.
+    checkpoint_truncate(&conn)?;
     Err(crate::error::Error::because(
         cryptoki_sys::CKR_DEVICE_ERROR,
         format_args!(
             "token store {}: the upgrade from schema {version} failed its check; the store is back at schema {version}",
             dir.display()
         ),
+    ))
+}
+
+/// Writes the database copy `from` back into `conn`'s database, whole, in one step of SQLite's
+/// backup API (the destination's busy timeout waits for other writers).
+fn restore(conn: &mut Connection, from: &Path) -> Result<()> {
+    use rusqlite::backup::{Backup, StepResult};
+    let src = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let b = Backup::new(&src, conn)?;
+    for _ in 0..100 {
+        match b.step(-1)? {
+            StepResult::Done => return Ok(()),
+            // Busy past the busy timeout, or a page the source changed: tried again.
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    Err(crate::error::Error::because(
+        cryptoki_sys::CKR_DEVICE_ERROR,
+        format_args!("the store stayed busy while its copy was put back"),
     ))
 }
 
@@ -1422,10 +1452,31 @@ mod tests {
         };
         for broken in ["ALTER TABLE nothing ADD COLUMN x INTEGER", "DROP TABLE token"] {
             let steps = [MIGRATIONS[0], MIGRATIONS[1], MIGRATIONS[2], MIGRATIONS[3], broken];
+            // Another process's connection, open on the store before, during and after the undo.
+            let other = Connection::open(dir.join(DB_FILE)).unwrap();
+            configure(&other).unwrap();
+            let before: i64 = other.query_row("SELECT count(*) FROM object", [], |r| r.get(0)).unwrap();
             let conn = Connection::open(dir.join(DB_FILE)).unwrap();
             configure(&conn).unwrap();
             assert!(upgrade(conn, &dir, &steps).is_err(), "{broken}");
             assert_eq!(version(&dir), 3, "{broken}");
+            // It sees the store as it was, writes to it, and its write is what the next opener reads.
+            let v: i64 = other.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(v, 3, "{broken}: the other connection sees the store put back");
+            let mode: String = other.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal", "{broken}");
+            other.execute("UPDATE token SET label = ?1 WHERE id = 1", [b"after".to_vec()]).unwrap();
+            drop(other);
+            let label: Vec<u8> = Connection::open(dir.join(DB_FILE))
+                .unwrap()
+                .query_row("SELECT label FROM token WHERE id = 1", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(label, b"after", "{broken}: the other connection's write is in the store");
+            let after: i64 = Connection::open(dir.join(DB_FILE))
+                .unwrap()
+                .query_row("SELECT count(*) FROM object", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(after, before, "{broken}");
             let conn = Connection::open(dir.join(DB_FILE)).unwrap();
             let n: i64 = conn.query_row("SELECT count(*) FROM token", [], |r| r.get(0)).unwrap();
             assert_eq!(n, 1, "{broken}");
