@@ -86,6 +86,8 @@ impl Store {
     fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
         c.env_remove("TESSERA_CONF").env("SOFTHSM2_CONF", &self.conf).stdin(Stdio::null());
+        // The suite's mode, whatever a test of this process has set for a while.
+        c.env("TESSERA_MODE", if suite_approved() { "approved" } else { "non-approved" });
         c
     }
 
@@ -105,9 +107,17 @@ impl Store {
     }
 }
 
+/// Whether the suite runs in the approved mode, as `TESSERA_MODE` said when first asked (a test
+/// below sets it for a while, under the lock).
+fn suite_approved() -> bool {
+    static MODE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MODE.get_or_init(approved_mode)
+}
+
 /// This process's module, initialised as a pipeline's would be with `SOFTHSM2_CONF` (`conf`) and
-/// no Tessera configuration, in the suite's mode (`TESSERA_MODE`); finalised when dropped.
-struct Lib(Pkcs11, #[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+/// no Tessera configuration, in the suite's mode or `mode` (`TESSERA_MODE`, put back when
+/// dropped); finalised when dropped.
+struct Lib(Pkcs11, Option<Option<std::ffi::OsString>>, #[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
 
 impl std::ops::Deref for Lib {
     type Target = Pkcs11;
@@ -119,20 +129,32 @@ impl std::ops::Deref for Lib {
 impl Drop for Lib {
     fn drop(&mut self) {
         let _ = self.0.clone().finalize();
+        match self.1.take() {
+            Some(Some(v)) => std::env::set_var("TESSERA_MODE", v),
+            Some(None) => std::env::remove_var("TESSERA_MODE"),
+            None => {}
+        }
     }
 }
 
-fn tessera_with(conf: &Path) -> Lib {
+fn tessera_in(conf: &Path, mode: Option<&str>) -> Lib {
+    suite_approved();
     let g = lock();
     std::env::remove_var("TESSERA_CONF");
     std::env::set_var("SOFTHSM2_CONF", conf);
+    let before = mode.map(|m| {
+        let b = std::env::var_os("TESSERA_MODE");
+        std::env::set_var("TESSERA_MODE", m);
+        b
+    });
     let p = Pkcs11::new(module_path()).expect("load module");
-    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
-    Lib(p, g)
+    let lib = Lib(p, before, g);
+    lib.0.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).expect("C_Initialize");
+    lib
 }
 
 fn tessera(s: &Store) -> Lib {
-    tessera_with(&s.conf)
+    tessera_in(&s.conf, None)
 }
 
 fn slot_of(p: &Pkcs11, label: &str) -> Slot {
@@ -293,7 +315,7 @@ fn a_softhsm2_pipeline_keeps_working_with_only_the_module_path_switched() {
 
     let module = module_path();
     let (ok, text) = run(&module, "tessera");
-    if approved_mode() {
+    if suite_approved() {
         assert!(!ok, "the approved mode logs in to no SoftHSMv2 token: {text}");
         assert!(text.contains("CKR_PIN_LOCKED") && text.contains("tessera-migrate"), "{text}");
         assert!(pending(&p, slot));
@@ -357,7 +379,7 @@ fn both_pins_log_in_in_either_order_and_softhsm2_wraps_leave_the_store() {
     if !have_softhsm("the drop-in's two PINs") {
         return;
     }
-    if approved_mode() {
+    if suite_approved() {
         println!("SKIP the drop-in's two PINs: the approved mode logs in to no SoftHSMv2 token (tested below)");
         return;
     }
@@ -416,7 +438,7 @@ fn wrong_pins_against_a_token_not_migrated_are_counted() {
     if !have_softhsm("wrong PINs in the drop-in") {
         return;
     }
-    if approved_mode() {
+    if suite_approved() {
         println!("SKIP wrong PINs in the drop-in: the approved mode logs in to no SoftHSMv2 token");
         return;
     }
@@ -471,13 +493,9 @@ fn the_approved_mode_lists_softhsm2_tokens_and_logs_in_to_none() {
         return;
     }
     let s = store(&["strict"], "");
-    // The approved mode by the configuration (this process keeps the suite's TESSERA_MODE; the
-    // non-approved steps run in other processes without it).
-    let approved_conf = s.dir.path().join("approved.conf");
-    let text = std::fs::read_to_string(&s.conf).unwrap();
-    std::fs::write(&approved_conf, format!("{text}tessera.mode = approved\n")).unwrap();
+    // The approved mode in this process, the non-approved one in others (pkcs11-tool).
     let in_approved = |label: &str, who: UserType, pin: &str| {
-        let p = tessera_with(&approved_conf);
+        let p = tessera_in(&s.conf, Some("approved"));
         let slot = slot_of(&p, label);
         let info = p.get_token_info(slot).unwrap();
         let sess = p.open_rw_session(slot).unwrap();
@@ -492,7 +510,8 @@ fn the_approved_mode_lists_softhsm2_tokens_and_logs_in_to_none() {
     let module = module_path();
     let o = Command::new("pkcs11-tool")
         .env_remove("TESSERA_CONF")
-        .env("SOFTHSM2_CONF", &approved_conf)
+        .env("SOFTHSM2_CONF", &s.conf)
+        .env("TESSERA_MODE", "approved")
         .args(["--module", module.to_str().unwrap(), "--token-label", "strict", "--login", "--pin", USER, "-O"])
         .output()
         .unwrap();
@@ -503,7 +522,7 @@ fn the_approved_mode_lists_softhsm2_tokens_and_logs_in_to_none() {
     // login migrates it.
     let non_approved = |args: &[&str]| {
         let mut c = s.command("pkcs11-tool");
-        c.env_remove("TESSERA_MODE").args(["--module", module.to_str().unwrap()]).args(args);
+        c.env("TESSERA_MODE", "non-approved").args(["--module", module.to_str().unwrap()]).args(args);
         tool(&mut c)
     };
     let listed = String::from_utf8_lossy(&non_approved(&["--list-token-slots"]).stdout).into_owned();
@@ -571,7 +590,7 @@ fn killed_during_the_first_login_the_token_is_waiting_or_migrated_whole() {
     if !have_softhsm("kill -9 during the drop-in's migration") {
         return;
     }
-    if approved_mode() {
+    if suite_approved() {
         println!("SKIP kill -9 during the drop-in's migration: the approved mode migrates nothing at a login");
         return;
     }
@@ -626,7 +645,7 @@ fn killed_during_the_first_login_the_token_is_waiting_or_migrated_whole() {
 
 #[test]
 fn the_db_backend_fixture_migrates_at_its_first_login() {
-    if approved_mode() {
+    if suite_approved() {
         println!("SKIP the db fixture's drop-in: the approved mode logs in to no SoftHSMv2 token");
         return;
     }
