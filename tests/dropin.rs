@@ -752,3 +752,51 @@ fn two_softhsm2_tokens_with_one_serial_are_neither_shown() {
         .collect();
     assert!(labels.contains(&"kept".to_string()) && !labels.contains(&"orig".to_string()), "{labels:?}");
 }
+
+/// Processes that log in for the first time at once: each logs in, and the token is migrated once
+/// (the later ones find it done and check their PIN against it).
+#[test]
+fn first_logins_at_once_migrate_once() {
+    if !have_softhsm("first logins at once") {
+        return;
+    }
+    if suite_approved() {
+        println!("SKIP first logins at once: the approved mode migrates nothing at a login");
+        return;
+    }
+    const PAIRS: usize = 100;
+    let s = store(&["race"], "");
+    fill(&s, "race", PAIRS);
+    let module = module_path();
+    for round in 0..3 {
+        let _ = std::fs::remove_dir_all(s.tokens.join(".tessera"));
+        let children: Vec<_> = (0..3)
+            .map(|i| {
+                let (who, pin) = if i == 2 { ("so", SO) } else { ("user", USER) };
+                let mut c = s.command("pkcs11-tool");
+                c.args(["--module", module.to_str().unwrap(), "--token-label", "race", "--login", "--login-type", who]);
+                if who == "so" {
+                    c.args(["--so-pin", pin, "--change-pin", "--new-pin", pin]);
+                } else {
+                    c.args(["--pin", pin, "-O"]);
+                }
+                c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+            })
+            .collect();
+        let mut migrations = 0;
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "round {round}: {}", show(&o));
+            migrations += String::from_utf8_lossy(&o.stderr).matches("migrated from SoftHSMv2").count();
+        }
+        assert_eq!(migrations, 1, "round {round}: one process migrates");
+        let p = tessera(&s);
+        let slot = slot_of(&p, "race");
+        assert!(!pending(&p, slot));
+        let sess = p.open_rw_session(slot).unwrap();
+        assert_eq!(login(&sess, UserType::User, USER), None);
+        assert_eq!(sess.find_objects(&[]).unwrap().len(), 2 * PAIRS, "round {round}: migrated once");
+        let info = p.get_token_info(slot).unwrap();
+        assert!(!info.user_pin_count_low() && !info.so_pin_count_low(), "round {round}: no failure left: {info:?}");
+    }
+}

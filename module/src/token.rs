@@ -587,9 +587,21 @@ impl Token {
             tracing::warn!("token {}: wrong {:?} PIN ({} consecutive; SoftHSMv2 token)", self.serial, role, l.count);
             err(CKR_PIN_INCORRECT)
         };
-        let take_back = |e: crate::error::Error| {
-            let _ = lock(&self.db).attempt_succeeded(role, l.count);
+        // A right PIN whose login cannot go on (or that another process's result answers): its
+        // attempt is not a failure.
+        let taken_back = || {
+            if let Err(e) = lock(&self.db).attempt_succeeded(role, l.count) {
+                tracing::error!(
+                    "token {}: {:?} PIN attempt not taken back: {}",
+                    self.serial,
+                    role,
+                    crate::record::described(e)
+                );
+            }
             self.touch();
+        };
+        let take_back = |e: crate::error::Error| {
+            taken_back();
             e
         };
         let aad = wrap_aad(&self.uid, role, false);
@@ -613,7 +625,7 @@ impl Token {
             if !lock(&self.db).convert_legacy(role, l.count, &l.blob, &w)? {
                 // Another process (or C_InitPIN) replaced the wrap meanwhile: the PIN is checked
                 // again against what is there now.
-                take_back(err(CKR_OK));
+                taken_back();
                 return self.verify_counted(role, pin);
             }
             tracing::info!(
@@ -682,7 +694,7 @@ impl Token {
             .map_err(take_back)?;
         if done.is_none() {
             // Another process migrated it first: the PIN is checked against its result.
-            take_back(err(CKR_OK));
+            taken_back();
             return self.verify_counted(role, pin);
         }
         tracing::info!(
