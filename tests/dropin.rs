@@ -310,8 +310,16 @@ fn a_softhsm2_pipeline_keeps_working_with_only_the_module_path_switched() {
     assert_eq!(info.serial_number(), serial, "SoftHSMv2's serial");
     assert!(info.token_initialized() && info.login_required() && info.user_pin_initialized(), "{info:?}");
     assert!(pending(&p, slot));
+    // What SoftHSMv2 shows without a login: the public keys, and nothing else.
     let early = p.open_ro_session(slot).unwrap();
-    assert_eq!(early.find_objects(&[]).unwrap().len(), 0, "nothing is migrated before a login");
+    let shown = early.find_objects(&[]).unwrap();
+    assert_eq!(shown.len(), 2, "the public keys before a login");
+    let kinds = early.find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY)]).unwrap();
+    assert_eq!(kinds.len(), 2);
+    let ec_public = [Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::KeyType(cryptoki::object::KeyType::EC)];
+    let ec = early.find_objects(&ec_public).unwrap();
+    assert_eq!(ec.len(), 1);
+    let ec_point_before = bytes_attr(&early, ec[0], AttributeType::EcPoint);
 
     let module = module_path();
     let (ok, text) = run(&module, "tessera");
@@ -352,7 +360,10 @@ fn a_softhsm2_pipeline_keeps_working_with_only_the_module_path_switched() {
 
     // The process that had it open sees the migrated token, its objects and the user's login.
     assert!(!pending(&p, slot), "{}", description(&p, slot));
-    assert!(early.find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY)]).unwrap().len() == 2);
+    let public = early.find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY)]).unwrap();
+    assert_eq!(public.len(), 2, "the public keys once, the migration's");
+    let ec = early.find_objects(&ec_public).unwrap();
+    assert_eq!(bytes_attr(&early, ec[0], AttributeType::EcPoint), ec_point_before, "the same public key");
     let rw = p.open_rw_session(slot).unwrap();
     assert_eq!(login(&rw, UserType::User, USER), None);
     let keys = rw.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]).unwrap();
@@ -626,7 +637,9 @@ fn killed_during_the_first_login_the_token_is_waiting_or_migrated_whole() {
         let slot = slot_of(&p, "big");
         let sess = p.open_rw_session(slot).unwrap();
         if pending(&p, slot) {
-            assert_eq!(sess.find_objects(&[]).unwrap().len(), 0, "round {round}: a waiting token holds nothing");
+            // Its public objects (SoftHSMv2 shows them without a login), and nothing else.
+            let n = sess.find_objects(&[]).unwrap().len();
+            assert_eq!(n, PAIRS, "round {round}: a waiting token shows its public objects only");
             waiting += 1;
         } else {
             assert_eq!(sess.find_objects(&[]).unwrap().len(), PAIRS, "round {round}: the public objects, whole");
@@ -676,8 +689,19 @@ fn the_db_backend_fixture_migrates_at_its_first_login() {
     let slot = slot_of(&p, "fixture-db");
     assert!(pending(&p, slot));
     let sess = p.open_rw_session(slot).unwrap();
+    // Before the login: SoftHSMv2's public data object is shown; an application adds one of its own.
+    let label = |l: &str| vec![Attribute::Class(ObjectClass::DATA), Attribute::Label(l.as_bytes().to_vec())];
+    assert_eq!(sess.find_objects(&label("data-public")).unwrap().len(), 1);
+    assert_eq!(sess.find_objects(&label("data-private")).unwrap().len(), 0);
+    let mut mine = label("made-before-login");
+    mine.extend([Attribute::Token(true), Attribute::Private(false), Attribute::Value(b"x".to_vec())]);
+    sess.create_object(&mine).unwrap();
     assert_eq!(login(&sess, UserType::User, USER), None);
     assert!(!pending(&p, slot));
+    // Each once: the migration's copy replaced the one shown, and the application's stays.
+    for l in ["data-public", "data-private", "made-before-login"] {
+        assert_eq!(sess.find_objects(&label(l)).unwrap().len(), 1, "{l}");
+    }
     // SoftHSMv2's own signature (PKCS#1 v1.5: deterministic), made again by the migrated key.
     let checks = root.join("checks");
     let key = sess.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(vec![1])]).unwrap();

@@ -9,11 +9,13 @@
 //! steps, each atomic:
 //! 1. when the token is first used (its token information read, a session opened): a token that
 //!    waits for its first login ([`ensure_pending`]), with SoftHSMv2's label, serial and PIN
-//!    blobs, no token key and no object. It is made under a temporary name and renamed into place
-//!    (`Db::create`), under the store's migration lock.
+//!    blobs, no token key, and SoftHSMv2's public objects (those with no key material), as any
+//!    application sees them without a login. It is made under a temporary name and renamed into
+//!    place (`Db::create_with`), under the store's migration lock.
 //! 2. at the first login whose PIN opens SoftHSMv2's wrap of its role ([`prepare`] here, then
-//!    `Token::verify_counted`): every object, sealed under a new token key, and the role's
-//!    Tessera wrap, in one store transaction, checked within it before it commits.
+//!    `Token::verify_counted`): every object, read again and sealed under a new token key (the
+//!    public objects shown until then give way to them), and the role's Tessera wrap, in one
+//!    store transaction, checked within it before it commits.
 //!
 //! The other role's PIN is not known then. SoftHSMv2's wrap of its token key under that PIN is
 //! kept, with Tessera's token key sealed under SoftHSMv2's token key; that role's first login
@@ -81,9 +83,24 @@ pub fn ensure_pending(store: &Path, source: &Path, serial: &str) -> Result<PathB
     if dir.join(crate::store::DB_FILE).is_file() {
         return Ok(dir);
     }
-    let src = softhsm2::Token::read_identity(source).map_err(|e| failed(e.to_string()))?;
+    let src = softhsm2::Token::read(source).map_err(|e| failed(e.to_string()))?;
     if src.serial != serial {
         return Err(failed(format!("SoftHSMv2 token {}: its serial changed", source.display())));
+    }
+    // The public objects (what SoftHSMv2 shows without a login): converted as the migration
+    // converts them, and shown while the token waits. Only what needs no token key: no key
+    // material, nothing private, nothing trusted.
+    let public: Vec<(String, std::collections::BTreeMap<CK_ATTRIBUTE_TYPE, softhsm2::Val>)> =
+        src.objects.iter().filter(|o| !o.flag(CKA_PRIVATE)).map(|o| (o.name.clone(), o.attrs.clone())).collect();
+    let (planned, _) = super::plan(&public, super::Options::default());
+    let mut rows = Vec::new();
+    for p in &planned {
+        let (plain, secret) = p.object.split();
+        if !secret.is_empty() || p.object.is_private() || p.object.flag(CKA_TRUSTED) {
+            continue;
+        }
+        let uid = p.object.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec();
+        rows.push((uid, crate::object::encode(&plain)?));
     }
     let uid = crate::store::seal::random_bytes(16)?;
     let row = TokenRow::pending(
@@ -95,7 +112,11 @@ pub fn ensure_pending(store: &Path, source: &Path, serial: &str) -> Result<PathB
         src.blob(PinRole::User).map(<[u8]>::to_vec),
         source.display().to_string(),
     );
-    crate::store::Db::create(store, &row)?;
+    let new_rows: Vec<(Vec<u8>, crate::store::NewRow<'_>)> = rows
+        .iter()
+        .map(|(u, a)| (u.clone(), crate::store::NewRow { private: false, attrs: a, secret: None, tag: None }))
+        .collect();
+    crate::store::Db::create_with(store, &row, &new_rows)?;
     tracing::info!(
         "SoftHSMv2 token {serial} ({}) appears as a Tessera token; its first login migrates it into {}",
         source.display(),

@@ -79,12 +79,14 @@ const MIGRATIONS: &[&str] = &[
     // directory it comes from, and, per role whose PIN has not logged in since the migration,
     // SoftHSMv2's own wrap of SoftHSMv2's token key (`{role}_legacy`), with Tessera's token key
     // sealed under SoftHSMv2's (`legacy_key`). A role's first login replaces its legacy wrap with
-    // a Tessera wrap; the last one removes `legacy_key`.
+    // a Tessera wrap; the last one removes `legacy_key`. `legacy_public`: the highest object id
+    // of the public objects shown while the token waits (replaced by the migration's).
     "ALTER TABLE token ADD COLUMN so_legacy BLOB;
      ALTER TABLE token ADD COLUMN user_legacy BLOB;
      ALTER TABLE token ADD COLUMN legacy_key BLOB;
      ALTER TABLE token ADD COLUMN legacy_source TEXT;
-     ALTER TABLE token ADD COLUMN legacy_state INTEGER NOT NULL DEFAULT 0;",
+     ALTER TABLE token ADD COLUMN legacy_state INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE token ADD COLUMN legacy_public INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// `legacy_state` of a token taken over from SoftHSMv2 that waits for its first login.
@@ -820,6 +822,11 @@ impl Db {
     /// The directory is written under a temporary name and renamed into place, so a crash
     /// never leaves a half-made token that other processes would try to open.
     pub fn create(tokendir: &Path, row: &TokenRow) -> Result<Db> {
+        Db::create_with(tokendir, row, &[])
+    }
+
+    /// [`Db::create`] with objects in it from the start (`(uid, row)`), in the same transaction.
+    pub fn create_with(tokendir: &Path, row: &TokenRow, objects: &[(Vec<u8>, NewRow<'_>)]) -> Result<Db> {
         std::fs::create_dir_all(tokendir)?;
         let tmp = tokendir.join(format!(".{}.new", row.serial));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -851,6 +858,22 @@ impl Db {
                     row.legacy_state
                 ],
             )?;
+            if !objects.is_empty() {
+                let tx = conn.transaction()?;
+                {
+                    let mut st = tx.prepare(
+                        "INSERT INTO object (uid, private, rev, attrs, secret, format, tag) VALUES (?1, ?2, 1, ?3, ?4, 1, ?5)",
+                    )?;
+                    for (uid, r) in objects {
+                        st.execute(params![uid, r.private, r.attrs, r.secret, r.tag])?;
+                    }
+                }
+                tx.execute(
+                    "UPDATE token SET legacy_public = (SELECT COALESCE(MAX(id), 0) FROM object) WHERE id = 1",
+                    [],
+                )?;
+                tx.commit()?;
+            }
             checkpoint_truncate(&conn)?;
         }
         PinState::default().record(&tmp)?;
@@ -981,7 +1004,7 @@ impl Db {
 
     /// The first login of a token taken over from SoftHSMv2 (see `migrate::dropin`), in one
     /// durable transaction: unless another process did it first (then `Ok(None)`, nothing
-    /// written), its objects are inserted (rows sealed under the new token key), `check` reads
+    /// written), the public objects shown while it waited are removed, its objects are inserted (rows sealed under the new token key), `check` reads
     /// them back within the transaction (an error rolls everything back), the role that logged in
     /// gets its Tessera wrap, the other keeps SoftHSMv2's (`other_legacy`, with `bridge`: the
     /// token key sealed under SoftHSMv2's), and the attempt `count`ed is taken back. A process
@@ -1014,6 +1037,9 @@ impl Db {
             if state != LEGACY_PENDING {
                 return Ok(None);
             }
+            // The public objects shown while the token waited give way to the migration's (the
+            // same objects, read again now); objects an application made since stay.
+            tx.execute("DELETE FROM object WHERE id <= (SELECT legacy_public FROM token WHERE id = 1)", [])?;
             let mut ids = Vec::with_capacity(objects.len());
             {
                 let mut st = tx.prepare_cached(
