@@ -510,7 +510,7 @@ fn the_approved_mode_lists_softhsm2_tokens_and_logs_in_to_none() {
         let slot = slot_of(&p, label);
         let info = p.get_token_info(slot).unwrap();
         let sess = p.open_rw_session(slot).unwrap();
-        (info, login(&sess, who, pin), pending(&p, slot))
+        (info, login(&sess, who, pin), description(&p, slot).starts_with("SoftHSMv2 token "))
     };
     let (info, user, waiting) = in_approved("strict", UserType::User, USER);
     assert!(info.token_initialized() && info.user_pin_locked() && info.so_pin_locked(), "{info:?}");
@@ -530,7 +530,7 @@ fn the_approved_mode_lists_softhsm2_tokens_and_logs_in_to_none() {
     assert!(!o.status.success() && text.contains("CKR_PIN_LOCKED"), "{text}");
     assert!(text.contains("tessera-migrate from-softhsm2"), "the log names the way out: {text}");
     // Nothing was counted: in the non-approved mode the token shows no failure, and its first
-    // login migrates it.
+    // login migrates it. (Another token of the store is migrated the way the log says.)
     let non_approved = |args: &[&str]| {
         let mut c = s.command("pkcs11-tool");
         c.env("TESSERA_MODE", "non-approved").args(["--module", module.to_str().unwrap()]).args(args);
@@ -556,6 +556,32 @@ fn the_approved_mode_lists_softhsm2_tokens_and_logs_in_to_none() {
         SO,
     ]);
     let (info, user, _) = in_approved("strict", UserType::User, USER);
+    assert_eq!(user, None, "{info:?}");
+    assert!(!info.user_pin_locked() && !info.so_pin_locked());
+
+    // The way the log names: `tessera-migrate from-softhsm2` with both PINs, in the same
+    // environment, puts the token where the drop-in looks, in place of the waiting one.
+    tool(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &s.conf).args([
+        "--init-token",
+        "--free",
+        "--label",
+        "tool",
+        "--so-pin",
+        SO,
+        "--pin",
+        USER,
+    ]));
+    let (_, user, waiting) = in_approved("tool", UserType::User, USER);
+    assert_eq!((user, waiting), (Some(RvError::PinLocked), true));
+    let migrate = module.with_file_name("tessera-migrate");
+    tool(
+        s.command(migrate.to_str().unwrap())
+            .env("TESSERA_MODE", "approved")
+            .env("TESSERA_MIGRATE_PIN", USER)
+            .env("TESSERA_MIGRATE_SO_PIN", SO)
+            .args(["from-softhsm2", "--token", "tool"]),
+    );
+    let (info, user, _) = in_approved("tool", UserType::User, USER);
     assert_eq!(user, None, "{info:?}");
     assert!(!info.user_pin_locked() && !info.so_pin_locked());
 }

@@ -149,6 +149,12 @@ pub fn existing(tokendir: &Path, serial: &str) -> (bool, Option<Marker>) {
     (true, m)
 }
 
+/// Whether the token in `dir` is one the drop-in made for a SoftHSMv2 token that waits for its
+/// first login.
+fn is_waiting(dir: &Path) -> bool {
+    crate::store::Db::open(dir).and_then(|db| db.token()).is_ok_and(|r| r.legacy_state == crate::store::LEGACY_PENDING)
+}
+
 /// Builds the token and moves it into place (the caller holds [`lock_store`]). `objects` are
 /// inserted in order; `progress` is told how many are in.
 #[allow(clippy::too_many_arguments)]
@@ -168,7 +174,10 @@ pub fn install(
     if exists && found.as_ref() == Some(marker) {
         return Ok(Installed { dir: final_dir, backup: None, already: true });
     }
-    if exists && !target.force {
+    // The token the drop-in shows for this SoftHSMv2 token while it waits for its first login
+    // (`dropin::ensure_pending`) holds no key and nothing private: this migration takes its place.
+    let waiting = exists && is_waiting(&final_dir);
+    if exists && !target.force && !waiting {
         return Err(format!(
             "a Tessera token with serial {serial} exists at {} (not this migration's result); --force replaces it, \
              keeping it as a backup",
@@ -223,10 +232,15 @@ pub fn install(
             nix::fcntl::RenameFlags::RENAME_EXCHANGE,
         )
         .map_err(|e| format!("exchange {} and {}: {e}", built.display(), final_dir.display()))?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let b = target.tokendir.join(format!(".backup-{serial}-{now}"));
-        std::fs::rename(&built, &b).map_err(io("rename", &built))?;
-        backup = Some(b);
+        if waiting {
+            std::fs::remove_dir_all(&built).map_err(io("remove", &built))?;
+        } else {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let b = target.tokendir.join(format!(".backup-{serial}-{now}"));
+            std::fs::rename(&built, &b).map_err(io("rename", &built))?;
+            backup = Some(b);
+        }
     } else {
         std::fs::rename(&built, &final_dir).map_err(io("rename", &built))?;
     }
