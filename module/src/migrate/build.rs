@@ -175,7 +175,8 @@ pub fn install(
         return Ok(Installed { dir: final_dir, backup: None, already: true });
     }
     // The token the drop-in shows for this SoftHSMv2 token while it waits for its first login
-    // (`dropin::ensure_pending`) holds no key and nothing private: this migration takes its place.
+    // (`dropin::ensure_pending`) holds no key and nothing private: this migration takes its place
+    // (and keeps it as a backup, as `force` does).
     let waiting = exists && is_waiting(&final_dir);
     if exists && !target.force && !waiting {
         return Err(format!(
@@ -232,15 +233,11 @@ pub fn install(
             nix::fcntl::RenameFlags::RENAME_EXCHANGE,
         )
         .map_err(|e| format!("exchange {} and {}: {e}", built.display(), final_dir.display()))?;
-        if waiting {
-            std::fs::remove_dir_all(&built).map_err(io("remove", &built))?;
-        } else {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let b = target.tokendir.join(format!(".backup-{serial}-{now}"));
-            std::fs::rename(&built, &b).map_err(io("rename", &built))?;
-            backup = Some(b);
-        }
+        // Kept as a backup, a waiting token too: an application may have made public objects on it.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let b = target.tokendir.join(format!(".backup-{serial}-{now}"));
+        std::fs::rename(&built, &b).map_err(io("rename", &built))?;
+        backup = Some(b);
     } else {
         std::fs::rename(&built, &final_dir).map_err(io("rename", &built))?;
     }
