@@ -516,6 +516,468 @@ fn a_record_that_cannot_be_written_fails_its_call() {
     }
 }
 
+// ---- a refused record hands out nothing --------------------------------------------------------
+
+/// What a caller's output places hold before a call: every byte of a buffer, and a handle.
+const SENTINEL: u8 = 0xA5;
+const NO_HANDLE: CK_OBJECT_HANDLE = 0x5A5A_5A5A;
+
+/// What one call left its caller: its `CK_RV`; whether it wrote into any output place (each
+/// filled with [`SENTINEL`] or [`NO_HANDLE`] first, lengths set to the buffer's size); and, for
+/// a call that continues a multi-part operation, whether the operation is still active after it.
+struct Left {
+    rv: CK_RV,
+    wrote: bool,
+    active: Option<bool>,
+}
+
+/// The keys and inputs the calls of [`refusal_cases`] use, made while the log works.
+struct Keys {
+    hmac: CK_OBJECT_HANDLE,
+    aes: CK_OBJECT_HANDLE,
+    kek: CK_OBJECT_HANDLE,
+    wrapped: Vec<u8>,
+    kem_public: CK_OBJECT_HANDLE,
+    kem_private: CK_OBJECT_HANDLE,
+    kem_ciphertext: Vec<u8>,
+}
+
+fn refusal_keys(t: &Token) -> Keys {
+    let hmac = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    let aes = t.key(CKK_AES, &[7u8; 32]).unwrap();
+    let kek = t.kek(CKK_AES, &[9u8; 32]).unwrap();
+    let mut m = mech(CKM_AES_KEY_WRAP);
+    let mut wrapped = vec![0u8; 40];
+    let mut n = 40;
+    assert_eq!(unsafe { t.f.C_WrapKey(t.h, &mut m, kek, aes, wrapped.as_mut_ptr(), &mut n) }, CKR_OK);
+    let set = CKP_ML_KEM_768;
+    let (tk, f) = (CK_FALSE, CK_FALSE);
+    let mut pt = [attr(CKA_TOKEN, &tk), attr(CKA_PARAMETER_SET, &set)];
+    let mut vt = [attr(CKA_TOKEN, &f)];
+    let (mut kem_public, mut kem_private) = (0, 0);
+    let mut m = mech(CKM_ML_KEM_KEY_PAIR_GEN);
+    let rv = unsafe {
+        t.f.C_GenerateKeyPair(t.h, &mut m, pt.as_mut_ptr(), 2, vt.as_mut_ptr(), 1, &mut kem_public, &mut kem_private)
+    };
+    assert_eq!(rv, CKR_OK);
+    let mut kem_ciphertext = vec![0u8; 1088];
+    let (class, kt, len) = (CKO_SECRET_KEY, CKK_AES, 32 as CK_ULONG);
+    let mut st = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &f)];
+    let (mut n, mut k) = (1088, 0);
+    let mut m = mech(CKM_ML_KEM);
+    let rv = unsafe {
+        t.f.C_EncapsulateKey(t.h, &mut m, kem_public, st.as_mut_ptr(), 4, kem_ciphertext.as_mut_ptr(), &mut n, &mut k)
+    };
+    assert_eq!(rv, CKR_OK);
+    Keys { hmac, aes, kek, wrapped, kem_public, kem_private, kem_ciphertext }
+}
+
+/// A call writing into a buffer of `cap` bytes and its length: what it left.
+fn into_buffer(cap: usize, call: impl FnOnce(*mut u8, &mut CK_ULONG) -> CK_RV) -> Left {
+    let mut out = vec![SENTINEL; cap];
+    let mut n = cap as CK_ULONG;
+    let rv = call(out.as_mut_ptr(), &mut n);
+    Left { rv, wrote: n != cap as CK_ULONG || out.iter().any(|b| *b != SENTINEL), active: None }
+}
+
+/// A call handing out object handles (`count` of them).
+fn into_handles(count: usize, call: impl FnOnce(&mut [CK_OBJECT_HANDLE]) -> CK_RV) -> Left {
+    let mut h = vec![NO_HANDLE; count];
+    let rv = call(&mut h);
+    Left { rv, wrote: h.iter().any(|h| *h != NO_HANDLE), active: None }
+}
+
+const CBC_IV: [u8; 16] = [3u8; 16];
+const TOKEN_KEY_LABEL: &str = "audit-refused-token-key";
+
+/// How many objects the session `t.h` sees (every one, page by page).
+fn count_objects(t: &Token) -> usize {
+    assert_eq!(unsafe { t.f.C_FindObjectsInit(t.h, std::ptr::null_mut(), 0) }, CKR_OK);
+    let mut total = 0;
+    loop {
+        let mut page = [0 as CK_OBJECT_HANDLE; 64];
+        let mut n: CK_ULONG = 0;
+        assert_eq!(unsafe { t.f.C_FindObjects(t.h, page.as_mut_ptr(), 64, &mut n) }, CKR_OK);
+        if n == 0 {
+            break;
+        }
+        total += n as usize;
+    }
+    assert_eq!(unsafe { t.f.C_FindObjectsFinal(t.h) }, CKR_OK);
+    total
+}
+
+/// The audited calls that hand out output or make objects, each started from scratch.
+#[allow(clippy::type_complexity)]
+fn refusal_cases() -> Vec<(&'static str, Box<dyn Fn(&Token, &Keys) -> Left>)> {
+    fn sign_init(t: &Token, k: &Keys) {
+        let mut m = mech(CKM_SHA256_HMAC);
+        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, k.hmac) }, CKR_OK);
+    }
+    fn cbc(t: &Token, k: &Keys, encrypt: bool) {
+        let mut m = mech_with(CKM_AES_CBC, CBC_IV.as_ptr() as *const _, 16);
+        let rv = unsafe {
+            if encrypt {
+                t.f.C_EncryptInit(t.h, &mut m, k.aes)
+            } else {
+                t.f.C_DecryptInit(t.h, &mut m, k.aes)
+            }
+        };
+        assert_eq!(rv, CKR_OK);
+    }
+    fn aes_template(token: bool) -> (Vec<u8>, CK_ULONG, CK_ULONG, CK_ULONG, CK_BBOOL, CK_BBOOL) {
+        let label = if token { TOKEN_KEY_LABEL.as_bytes().to_vec() } else { b"audit-refused-key".to_vec() };
+        (label, CKO_SECRET_KEY, CKK_AES, 32, if token { CK_TRUE } else { CK_FALSE }, CK_TRUE)
+    }
+    fn generate(t: &Token, token: bool) -> Left {
+        let (label, class, kt, len, tok, yes) = aes_template(token);
+        let mut a = [
+            attr(CKA_CLASS, &class),
+            attr(CKA_KEY_TYPE, &kt),
+            attr(CKA_VALUE_LEN, &len),
+            attr(CKA_TOKEN, &tok),
+            attr(CKA_ENCRYPT, &yes),
+            bytes(CKA_LABEL, &label),
+        ];
+        let mut m = mech(CKM_AES_KEY_GEN);
+        into_handles(1, |h| unsafe { t.f.C_GenerateKey(t.h, &mut m, a.as_mut_ptr(), 6, &mut h[0]) })
+    }
+    let data = [0x42u8; 32];
+    vec![
+        (
+            "C_Sign",
+            Box::new(move |t, k| {
+                sign_init(t, k);
+                let mut left = into_buffer(32, |p, n| unsafe { t.f.C_Sign(t.h, data.as_ptr() as *mut _, 32, p, n) });
+                left.active = Some(unsafe { t.f.C_SignInit(t.h, std::ptr::null_mut(), 0) } == CKR_OK);
+                left
+            }),
+        ),
+        (
+            "C_Sign after a length query and a short buffer",
+            Box::new(move |t, k| {
+                sign_init(t, k);
+                // Neither records a completed operation: both answer whether the log works.
+                let mut n: CK_ULONG = 0;
+                let rv = unsafe { t.f.C_Sign(t.h, data.as_ptr() as *mut _, 32, std::ptr::null_mut(), &mut n) };
+                assert_eq!((rv, n), (CKR_OK, 32), "the length query");
+                let mut short = [SENTINEL; 8];
+                let mut n: CK_ULONG = 8;
+                let rv = unsafe { t.f.C_Sign(t.h, data.as_ptr() as *mut _, 32, short.as_mut_ptr(), &mut n) };
+                assert_eq!((rv, n), (CKR_BUFFER_TOO_SMALL, 32), "a short buffer");
+                assert_eq!(short, [SENTINEL; 8]);
+                into_buffer(32, |p, n| unsafe { t.f.C_Sign(t.h, data.as_ptr() as *mut _, 32, p, n) })
+            }),
+        ),
+        (
+            "C_SignFinal",
+            Box::new(move |t, k| {
+                sign_init(t, k);
+                assert_eq!(unsafe { t.f.C_SignUpdate(t.h, data.as_ptr() as *mut _, 32) }, CKR_OK);
+                let mut left = into_buffer(32, |p, n| unsafe { t.f.C_SignFinal(t.h, p, n) });
+                left.active = Some(unsafe { t.f.C_SignInit(t.h, std::ptr::null_mut(), 0) } == CKR_OK);
+                left
+            }),
+        ),
+        (
+            "C_Encrypt",
+            Box::new(move |t, k| {
+                cbc(t, k, true);
+                into_buffer(32, |p, n| unsafe { t.f.C_Encrypt(t.h, data.as_ptr() as *mut _, 32, p, n) })
+            }),
+        ),
+        (
+            "C_Decrypt",
+            Box::new(move |t, k| {
+                cbc(t, k, false);
+                into_buffer(32, |p, n| unsafe { t.f.C_Decrypt(t.h, data.as_ptr() as *mut _, 32, p, n) })
+            }),
+        ),
+        (
+            "C_DecryptUpdate",
+            Box::new(move |t, k| {
+                cbc(t, k, false);
+                let mut left =
+                    into_buffer(32, |p, n| unsafe { t.f.C_DecryptUpdate(t.h, data.as_ptr() as *mut _, 32, p, n) });
+                // A refused part ends the operation; a recorded one leaves it going (cancelled here).
+                left.active = Some(unsafe { t.f.C_DecryptInit(t.h, std::ptr::null_mut(), 0) } == CKR_OK);
+                left
+            }),
+        ),
+        (
+            "C_Digest",
+            Box::new(move |t, _| {
+                let mut m = mech(CKM_SHA256);
+                assert_eq!(unsafe { t.f.C_DigestInit(t.h, &mut m) }, CKR_OK);
+                into_buffer(32, |p, n| unsafe { t.f.C_Digest(t.h, data.as_ptr() as *mut _, 32, p, n) })
+            }),
+        ),
+        (
+            "C_WrapKey",
+            Box::new(|t, k| {
+                let mut m = mech(CKM_AES_KEY_WRAP);
+                into_buffer(40, |p, n| unsafe { t.f.C_WrapKey(t.h, &mut m, k.kek, k.aes, p, n) })
+            }),
+        ),
+        ("C_GenerateKey", Box::new(|t, _| generate(t, false))),
+        ("C_GenerateKey of a token object", Box::new(|t, _| generate(t, true))),
+        (
+            "C_GenerateKeyPair",
+            Box::new(|t, _| {
+                let (f, yes) = (CK_FALSE, CK_TRUE);
+                let mut pt = [attr(CKA_TOKEN, &f), bytes(CKA_EC_PARAMS, P256), attr(CKA_VERIFY, &yes)];
+                let mut vt = [attr(CKA_TOKEN, &f), attr(CKA_SIGN, &yes)];
+                let mut m = mech(CKM_EC_KEY_PAIR_GEN);
+                into_handles(2, |h| {
+                    let (a, b) = h.split_at_mut(1);
+                    unsafe {
+                        t.f.C_GenerateKeyPair(t.h, &mut m, pt.as_mut_ptr(), 3, vt.as_mut_ptr(), 2, &mut a[0], &mut b[0])
+                    }
+                })
+            }),
+        ),
+        (
+            "C_CreateObject",
+            Box::new(|t, _| {
+                let (class, kt, f) = (CKO_SECRET_KEY, CKK_GENERIC_SECRET, CK_FALSE);
+                let mut a = [
+                    attr(CKA_CLASS, &class),
+                    attr(CKA_KEY_TYPE, &kt),
+                    attr(CKA_TOKEN, &f),
+                    bytes(CKA_VALUE, &[1u8; 32]),
+                ];
+                into_handles(1, |h| unsafe { t.f.C_CreateObject(t.h, a.as_mut_ptr(), 4, &mut h[0]) })
+            }),
+        ),
+        (
+            "C_CopyObject",
+            Box::new(|t, k| {
+                into_handles(1, |h| unsafe { t.f.C_CopyObject(t.h, k.hmac, std::ptr::null_mut(), 0, &mut h[0]) })
+            }),
+        ),
+        (
+            "C_UnwrapKey",
+            Box::new(|t, k| {
+                let (class, kt, f) = (CKO_SECRET_KEY, CKK_AES, CK_FALSE);
+                let mut a = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_TOKEN, &f)];
+                let mut m = mech(CKM_AES_KEY_WRAP);
+                into_handles(1, |h| unsafe {
+                    t.f.C_UnwrapKey(t.h, &mut m, k.kek, k.wrapped.as_ptr() as *mut _, 40, a.as_mut_ptr(), 3, &mut h[0])
+                })
+            }),
+        ),
+        (
+            "C_DeriveKey",
+            Box::new(|t, k| {
+                let info = b"audit";
+                let p = CK_HKDF_PARAMS {
+                    bExtract: CK_TRUE,
+                    bExpand: CK_TRUE,
+                    prfHashMechanism: CKM_SHA256,
+                    ulSaltType: CKF_HKDF_SALT_DATA,
+                    pSalt: b"salt".as_ptr() as *mut _,
+                    ulSaltLen: 4,
+                    hSaltKey: 0,
+                    pInfo: info.as_ptr() as *mut _,
+                    ulInfoLen: info.len() as _,
+                };
+                let mut m = mech_with(CKM_HKDF_DERIVE, &p as *const _ as *const _, std::mem::size_of_val(&p));
+                let (class, kt, len, f) = (CKO_SECRET_KEY, CKK_GENERIC_SECRET, 32 as CK_ULONG, CK_FALSE);
+                let mut a =
+                    [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &f)];
+                into_handles(1, |h| unsafe { t.f.C_DeriveKey(t.h, &mut m, k.hmac, a.as_mut_ptr(), 4, &mut h[0]) })
+            }),
+        ),
+        (
+            "C_EncapsulateKey",
+            Box::new(|t, k| {
+                let (class, kt, len, f) = (CKO_SECRET_KEY, CKK_AES, 32 as CK_ULONG, CK_FALSE);
+                let mut a =
+                    [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &f)];
+                let mut m = mech(CKM_ML_KEM);
+                let mut handle = NO_HANDLE;
+                let mut left = into_buffer(1088, |p, n| unsafe {
+                    t.f.C_EncapsulateKey(t.h, &mut m, k.kem_public, a.as_mut_ptr(), 4, p, n, &mut handle)
+                });
+                left.wrote |= handle != NO_HANDLE;
+                left
+            }),
+        ),
+        (
+            "C_DecapsulateKey",
+            Box::new(|t, k| {
+                let (class, kt, len, f) = (CKO_SECRET_KEY, CKK_AES, 32 as CK_ULONG, CK_FALSE);
+                let mut a =
+                    [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &f)];
+                let mut m = mech(CKM_ML_KEM);
+                into_handles(1, |h| unsafe {
+                    t.f.C_DecapsulateKey(
+                        t.h,
+                        &mut m,
+                        k.kem_private,
+                        a.as_mut_ptr(),
+                        4,
+                        k.kem_ciphertext.as_ptr() as *mut _,
+                        1088,
+                        &mut h[0],
+                    )
+                })
+            }),
+        ),
+    ]
+}
+
+/// Every case of [`refusal_cases`] once with the log working (it hands out its output), then
+/// once with the log's state damaged under the running module, so that no record can be
+/// chained: fail-closed, the call returns `CKR_DEVICE_ERROR`, writes nothing into the caller's
+/// output places, leaves no new object and ends the operation it continued; with `unrecorded`
+/// (`audit.on_failure = continue`, outside the approved mode) it runs and hands out its output.
+fn refused_records_leave_nothing(label: &str, extra: &str, unrecorded: bool) {
+    let c = chain();
+    let mut t = Token::with_conf(label, &format!("{}\n{extra}", c.conf_line()));
+    let k = refusal_keys(&t);
+    let state = c.dir.join("audit.state");
+    let objects = count_objects;
+    for (name, case) in refusal_cases() {
+        let good = case(&t, &k);
+        assert_eq!(good.rv, CKR_OK, "{name} with the log working");
+        assert!(good.wrote, "{name} with the log working hands out its output");
+        let before = objects(&t);
+        let saved = std::fs::read(&state).unwrap();
+        std::fs::write(&state, vec![0u8; saved.len()]).unwrap();
+        let bad = case(&t, &k);
+        std::fs::write(&state, &saved).unwrap();
+        let made = objects(&t) - before;
+        if unrecorded {
+            assert_eq!(bad.rv, CKR_OK, "{name}: audit.on_failure = continue runs it unrecorded");
+            assert!(bad.wrote, "{name}: run unrecorded, it hands out its output");
+        } else {
+            assert_eq!(bad.rv, CKR_DEVICE_ERROR, "{name}: its record cannot be written");
+            assert!(!bad.wrote, "{name}: refused, it wrote into the caller's output");
+            assert_eq!(made, 0, "{name}: refused, it left an object");
+            assert_ne!(bad.active, Some(true), "{name}: refused, its operation goes on");
+        }
+    }
+    // Length queries complete nothing and write no record: answered while the log cannot be
+    // written, and leaving no record while it can.
+    let queries = |t: &Token| -> [(CK_RV, CK_ULONG); 2] {
+        let mut m = mech(CKM_AES_KEY_WRAP);
+        let mut wrap_len: CK_ULONG = 0;
+        let wrap = unsafe { t.f.C_WrapKey(t.h, &mut m, k.kek, k.aes, std::ptr::null_mut(), &mut wrap_len) };
+        let (class, kt, len, f) = (CKO_SECRET_KEY, CKK_AES, 32 as CK_ULONG, CK_FALSE);
+        let mut a = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &f)];
+        let mut m = mech(CKM_ML_KEM);
+        let (mut ct_len, mut handle): (CK_ULONG, CK_OBJECT_HANDLE) = (0, NO_HANDLE);
+        let encap = unsafe {
+            t.f.C_EncapsulateKey(
+                t.h,
+                &mut m,
+                k.kem_public,
+                a.as_mut_ptr(),
+                4,
+                std::ptr::null_mut(),
+                &mut ct_len,
+                &mut handle,
+            )
+        };
+        assert_eq!(handle, NO_HANDLE, "a length query makes no key");
+        [(wrap, wrap_len), (encap, ct_len)]
+    };
+    let records = || std::fs::read_to_string(c.dir.join("audit.log")).unwrap().lines().count();
+    let before = records();
+    assert_eq!(queries(&t), [(CKR_OK, 40), (CKR_OK, 1088)]);
+    assert_eq!(records(), before, "a length query is no record");
+    let saved = std::fs::read(&state).unwrap();
+    std::fs::write(&state, vec![0u8; saved.len()]).unwrap();
+    let answered = queries(&t);
+    std::fs::write(&state, &saved).unwrap();
+    assert_eq!(answered, [(CKR_OK, 40), (CKR_OK, 1088)], "length queries while the log cannot be written");
+    // The token object of the refused generation is not in the store either.
+    t.restart();
+    let label = TOKEN_KEY_LABEL.as_bytes().to_vec();
+    let stored = t.find(&vec![(CKA_LABEL, V::Bytes(label))]).unwrap().len();
+    assert_eq!(stored, if unrecorded { 2 } else { 1 }, "token objects of the generations");
+    drop(t);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+}
+
+#[test]
+fn a_refused_record_hands_out_nothing() {
+    refused_records_leave_nothing("nothingout", "", false);
+}
+
+#[test]
+fn on_failure_continue_hands_out_unrecorded_output_outside_the_approved_mode() {
+    refused_records_leave_nothing("unrecorded", "audit.on_failure = continue", !approved_mode());
+}
+
+/// The log's file system fills up under the running module (a small tmpfs; root only): once the
+/// writer's reserve is used up, a key generation returns `CKR_DEVICE_ERROR` without a handle or
+/// an object, and a signature whose operation started before the disk filled is withheld.
+#[test]
+fn a_full_file_system_withholds_output_and_objects() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP full file system: mounting a tmpfs needs root");
+        return;
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted =
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"]).arg(mnt.path()).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        println!("SKIP full file system: cannot mount a tmpfs here");
+        return;
+    }
+    let dir = mnt.path().join("log");
+    let r = std::panic::catch_unwind(|| {
+        tessera_audit::writer::init(&dir, &mnt.path().join("seed")).unwrap();
+        let t = Token::with_conf("fullfs", &format!("audit.dir = {}", dir.display()));
+        let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+        // A signature started while the file system has room.
+        let mut m = mech(CKM_SHA256_HMAC);
+        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+        let filler = mnt.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        drop(f);
+        let objects = count_objects;
+        let (class, kt, len, no) = (CKO_SECRET_KEY, CKK_AES, 32 as CK_ULONG, CK_FALSE);
+        let mut a = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &no)];
+        let mut made = 0;
+        let refused = loop {
+            let before = objects(&t);
+            let mut h = NO_HANDLE;
+            let mut g = mech(CKM_AES_KEY_GEN);
+            let rv = unsafe { t.f.C_GenerateKey(t.h, &mut g, a.as_mut_ptr(), 4, &mut h) };
+            if rv != CKR_OK {
+                assert_eq!(objects(&t), before, "a refused generation left an object");
+                break (rv, h);
+            }
+            made += 1;
+            assert!(made < 2000, "the reserve never ran out");
+        };
+        assert_eq!(refused, (CKR_DEVICE_ERROR, NO_HANDLE), "after {made} keys recorded in the reserve");
+        let mut out = [SENTINEL; 32];
+        let mut n: CK_ULONG = 32;
+        let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
+        assert_eq!((rv, n), (CKR_DEVICE_ERROR, 32));
+        assert_eq!(out, [SENTINEL; 32], "a signature handed out unrecorded");
+        std::fs::remove_file(&filler).unwrap();
+        drop(t);
+        let seed = verify::read_seed(&mnt.path().join("seed")).unwrap();
+        let sum = verify::verify_path(&dir, &seed, 1).unwrap();
+        assert!(sum.failure.is_none(), "{sum:?}");
+        let text = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+        let keys = text.lines().filter(|l| l.contains("\"C_GenerateKey\"") && l.contains("\"CKR_OK\"")).count();
+        assert_eq!(keys, made, "every key handed out is recorded, and no other");
+        println!("full file system: {made} keys recorded in the reserve, then refused");
+    });
+    let _ = Command::new("umount").arg(mnt.path()).status();
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+}
+
 // ---- child processes -----------------------------------------------------------------------
 
 /// The child's side: loads the module (`TESSERA_CONF` from the parent), logs in on the token

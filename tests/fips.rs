@@ -507,7 +507,7 @@ fn pairwise_consistency_failure_reaches_the_error_state() {
 // The vendor interface "Vendor Tessera" 1.0 through the raw C ABI
 // ---------------------------------------------------------------------------------------------
 
-/// The vendor interface's function list, laid out as README's C declaration.
+/// The vendor interface's function list, laid out as docs/vendor-interface.md's C declaration.
 #[repr(C)]
 struct TesseraFunctionList {
     version: CK_VERSION,
@@ -515,6 +515,21 @@ struct TesseraFunctionList {
     self_test: Option<unsafe extern "C" fn() -> CK_RV>,
     delete_token: Option<unsafe extern "C" fn(CK_SLOT_ID) -> CK_RV>,
     init_test_token: Option<unsafe extern "C" fn(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR) -> CK_RV>,
+    backup_token:
+        Option<unsafe extern "C" fn(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, *mut CK_ULONG) -> CK_RV>,
+    #[allow(clippy::type_complexity)]
+    restore_token: Option<
+        unsafe extern "C" fn(
+            *mut CK_UTF8CHAR,
+            CK_ULONG,
+            *mut CK_UTF8CHAR,
+            CK_ULONG,
+            *mut CK_UTF8CHAR,
+            CK_FLAGS,
+            *mut CK_UTF8CHAR,
+            *mut CK_ULONG,
+        ) -> CK_RV,
+    >,
 }
 
 impl TesseraFunctionList {
@@ -592,7 +607,7 @@ fn vendor_interface_is_listed_last_and_given_only_by_name() {
         let mut list = [CK_INTERFACE { pInterfaceName: null_mut(), pFunctionList: null_mut(), flags: 0 }; 4];
         assert_eq!(lib.f.C_GetInterfaceList(list.as_mut_ptr(), &mut n), CKR_OK);
         let listed: Vec<_> = list.iter().map(|i| name_and_version(i)).collect();
-        let want = [("PKCS 11", (3, 2)), ("PKCS 11", (3, 0)), ("PKCS 11", (2, 40)), ("Vendor Tessera", (1, 1))];
+        let want = [("PKCS 11", (3, 2)), ("PKCS 11", (3, 0)), ("PKCS 11", (2, 40)), ("Vendor Tessera", (1, 2))];
         assert_eq!(listed, want.map(|(n, v)| (n.to_string(), v)).to_vec());
 
         // No name: the default, "PKCS 11" 3.2; "PKCS 11" is never answered with the vendor list.
@@ -618,12 +633,23 @@ fn vendor_interface_is_listed_last_and_given_only_by_name() {
 
     // Before C_Initialize (and after C_Finalize) every vendor function says so.
     let v = vendor(&lib);
-    assert_eq!((v.version.major, v.version.minor), (1, 1));
+    assert_eq!((v.version.major, v.version.minor), (1, 2));
     let check_uninitialised = |when: &str| {
         let mut len: CK_ULONG = 0;
         assert_eq!(v.get_status(null_mut(), &mut len), CKR_CRYPTOKI_NOT_INITIALIZED, "T_GetStatus {when}");
         assert_eq!(v.self_test(), CKR_CRYPTOKI_NOT_INITIALIZED, "T_SelfTest {when}");
         assert_eq!(v.delete_token(0), CKR_CRYPTOKI_NOT_INITIALIZED, "T_DeleteToken {when}");
+        let mut path = *b"/nonexistent/backup";
+        let mut pin = *b"12345678";
+        unsafe {
+            let backup = v.backup_token.expect("T_BackupToken in the list");
+            let rv = backup(0, path.as_mut_ptr(), path.len() as CK_ULONG, null_mut(), null_mut());
+            assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "T_BackupToken {when}");
+            let restore = v.restore_token.expect("T_RestoreToken in the list");
+            let rv =
+                restore(path.as_mut_ptr(), path.len() as _, pin.as_mut_ptr(), 8, null_mut(), 0, null_mut(), null_mut());
+            assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "T_RestoreToken {when}");
+        }
     };
     check_uninitialised("before C_Initialize");
     lib.init();

@@ -47,7 +47,7 @@ fn run_gives_the_command_a_throwaway_token_and_passes_its_status_on() {
     // ends with a status of its own.
     let script = format!(
         "env | grep -E '^(TESSERA_|PKCS11_MODULE)' | sort > {seen}; \
-         {util} --show-slots --module \"$PKCS11_MODULE\" >> {seen} || exit 99; exit 7",
+         {util} --show-slots --verbose --module \"$PKCS11_MODULE\" >> {seen} || exit 99; exit 7",
         seen = seen.display(),
         util = util.display()
     );

@@ -360,6 +360,40 @@ fn slh_dsa_fast_sets() {
     }
 }
 
+/// Pure SLH-DSA gathers the message whole (it hashes it twice and cannot stream): at most 64 MiB,
+/// `CKR_DATA_LEN_RANGE` past that, in parts or in one, and the operation ends.
+#[test]
+fn slh_dsa_pure_message_is_bounded() {
+    const MAX: usize = 64 << 20;
+    let t = Token::new("slhbound");
+    let s = t.s();
+    let r = s.generate_key_pair(
+        &Mechanism::SlhDsaKeyPairGen,
+        &[Attribute::Token(false), Attribute::ParameterSet(SlhDsaParameterSetType::SHA2_128F.into())],
+        &[Attribute::Token(false), Attribute::Sign(true)],
+    );
+    let Some((public, private)) = unless_approved(r, "SLH-DSA key generation") else { return };
+    let none = SignAdditionalContext::new(HedgeType::Preferred, None);
+    let chunk = vec![0x5a; 1 << 20];
+    s.sign_init(&Mechanism::SlhDsa(none), private).unwrap();
+    for _ in 0..MAX / chunk.len() {
+        s.sign_update(&chunk).unwrap();
+    }
+    // Exactly the bound is taken; one byte more is not, and ends the operation.
+    assert_eq!(rv_of(s.sign_update(b"!")), RvError::DataLenRange);
+    assert_eq!(rv_of(s.sign_final()), RvError::OperationNotInitialized);
+    // In one part, signing and verifying alike.
+    let big = vec![0u8; MAX + 1];
+    assert_eq!(rv_of(s.sign(&Mechanism::SlhDsa(none), private, &big)), RvError::DataLenRange);
+    let sig = s.sign(&Mechanism::SlhDsa(none), private, b"short").unwrap();
+    assert_eq!(rv_of(s.verify(&Mechanism::SlhDsa(none), public, &big, &sig)), RvError::DataLenRange);
+    // HashSLH-DSA streams: no bound.
+    let h = Mechanism::HashSlhDsaSha256(none);
+    s.sign_init(&h, private).unwrap();
+    s.sign_update(&big).unwrap();
+    s.sign_final().unwrap();
+}
+
 /// `C_VerifySignatureInit` … (PKCS #11 3.2): the signature first, then the data in one part or
 /// several; for ML-DSA, SLH-DSA and the classical signature mechanisms alike. Each kind of
 /// verification is continued only by its own functions.

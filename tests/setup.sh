@@ -19,6 +19,8 @@ tessera_install_packages() {
     command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
     command -v man >/dev/null || need+=(man-db)
     command -v curl >/dev/null || need+=(curl)
+    # the documentation's commands (tests/doc_commands.rs): the store upgrade shown with sqlite3
+    command -v sqlite3 >/dev/null || need+=(sqlite3)
     if [ ${#need[@]} -gt 0 ]; then
         echo "== installing ${need[*]}"
         local sudo=""

@@ -158,7 +158,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-// The signature file, read and written here from its documented DER (README, "tessera-sign"),
+// The signature file, read and written here from its documented DER (docs/post-quantum.md, "tessera-sign"),
 // independently of the tool's own code.
 
 /// One DER element: its tag, the whole element, its content.

@@ -427,7 +427,7 @@ fn tessera_util_show_slots_and_init_token() {
     let env = Env::new("");
     let before = show_slots(&env);
     assert!(before.contains("Available slots:"), "tessera-util --show-slots:\n{before}");
-    assert!(before.contains("The token has not been initialized."), "no free slot shown:\n{before}");
+    assert!(before.contains("Initialized:      no"), "no free slot shown:\n{before}");
 
     let said = util_init_token(&env, "util token");
     let slot =
@@ -439,7 +439,7 @@ fn tessera_util_show_slots_and_init_token() {
     assert!(after.contains(&format!("Slot {slot}\n")), "show-slots does not list the new slot {slot}:\n{after}");
     assert!(after.contains("Label:            util token"), "show-slots does not show the label:\n{after}");
     assert!(after.contains("User PIN init.:   yes"), "the user PIN was not set by --pin:\n{after}");
-    assert!(after.contains("The token has not been initialized."), "no new free slot:\n{after}");
+    assert!(after.contains("Initialized:      no"), "no new free slot:\n{after}");
 
     // The user PIN set by tessera-util works in the module.
     if have("pkcs11-tool") {
@@ -453,6 +453,51 @@ fn tessera_util_show_slots_and_init_token() {
     let after = show_slots(&env);
     assert!(after.contains("Label:            second"), "{after}");
     assert!(after.contains("Label:            util token"), "{after}");
+}
+
+/// `--show-slots` prints what `softhsm2-util --show-slots` prints, line for line (the same
+/// labels, in the same order, for a store of one token and the free slot), and nothing else:
+/// the library's status comes only with `--verbose`, after the slots.
+#[test]
+fn tessera_util_show_slots_has_softhsm2_util_s_layout() {
+    let env = Env::new("");
+    util_init_token(&env, "layout");
+    let ours = show_slots(&env);
+    let shape = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| match l.split_once(':') {
+                Some((k, _)) => format!("{k}:"),
+                None if l.starts_with("Slot ") => "Slot".to_string(),
+                None => l.trim_end().to_string(),
+            })
+            .collect()
+    };
+    assert!(!ours.contains("Self-tests:") && !ours.contains("Mode:"), "no status without --verbose:\n{ours}");
+    let mut c = util(&env);
+    c.args(["--show-slots", "--verbose"]);
+    let verbose = ok(c);
+    assert!(verbose.starts_with(&ours), "the slots first:\n{verbose}");
+    assert!(verbose[ours.len()..].contains("Self-tests:         passed"), "then the status:\n{verbose}");
+
+    if !have_or_skip("softhsm2-util", "the comparison with softhsm2-util --show-slots") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("tokens")).unwrap();
+    let conf = d.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\n", d.path().join("tokens").display()),
+    )
+    .unwrap();
+    let softhsm = |args: &[&str]| {
+        let o = Command::new("softhsm2-util").args(args).env("SOFTHSM2_CONF", &conf).output().unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    softhsm(&["--init-token", "--free", "--label", "layout", "--so-pin", SO_PIN, "--pin", USER_PIN]);
+    let theirs = softhsm(&["--show-slots"]);
+    assert_eq!(shape(&ours), shape(&theirs), "ours:\n{ours}\nsofthsm2-util's:\n{theirs}");
 }
 
 /// `program` (a copy of `tessera-util`) with `args` on `env`'s store, in the mode its

@@ -169,8 +169,76 @@ pub struct Writer {
     /// A checkpoint when this writer's last one (or its opening) is older than this.
     checkpoint_interval: Option<std::time::Duration>,
     last_checkpoint_at: std::time::Instant,
-    /// A file each checkpoint's note is also appended to.
-    checkpoint_sink: Option<PathBuf>,
+    /// Where each checkpoint's note also goes.
+    checkpoint_sink: Option<Sink>,
+}
+
+/// Where each checkpoint's note also goes (`audit.checkpoint_sink`), for the pipeline to keep
+/// copies off the host. The checkpoint is in the log first: a sink that fails fails nothing and
+/// goes to the diagnostic log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// Appended to a file, one note after another (a blank line between).
+    File(PathBuf),
+    /// The system log through `syslog(3)` (facility `LOG_AUTH`, severity `LOG_NOTICE`), one
+    /// message per note: [`syslog_message`]. `syslog(3)` reports no failure: a system without a
+    /// logger (no `/dev/log`) loses these copies silently.
+    Syslog,
+}
+
+impl Sink {
+    /// `syslog` is the system log; anything else a file's path (a file named `syslog` is
+    /// `./syslog`).
+    pub fn parse(s: &str) -> Option<Sink> {
+        match s {
+            "" => None,
+            "syslog" => Some(Sink::Syslog),
+            path => Some(Sink::File(PathBuf::from(path))),
+        }
+    }
+
+    fn send(&self, note: &str) {
+        match self {
+            Sink::File(path) => {
+                let r = OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .mode(0o644)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(format!("{note}\n").as_bytes()));
+                if let Err(e) = r {
+                    tracing::error!("{}: the checkpoint sink: {e}", path.display());
+                }
+            }
+            Sink::Syslog => {
+                // No `openlog`: the identity and options of the application's own syslog use
+                // stay as they are (glibc names the program).
+                use nix::syslog::{syslog, Facility, Priority, Severity};
+                let priority = Priority::new(Severity::LOG_NOTICE, Facility::LOG_AUTH);
+                if let Err(e) = syslog(priority, &syslog_message(note)) {
+                    tracing::error!("the checkpoint sink (syslog): {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The system-log message of a checkpoint's note: `tessera-audit checkpoint size=N note=B64`,
+/// the note's exact bytes in base64 (a note has several lines and the system log takes one), so
+/// that the note taken back ([`note_from_syslog`]) verifies as it was signed.
+pub fn syslog_message(note: &str) -> String {
+    use base64ct::{Base64, Encoding};
+    let size = note.lines().nth(1).unwrap_or("?");
+    format!("tessera-audit checkpoint size={size} note={}", Base64::encode_string(note.as_bytes()))
+}
+
+/// The note a system-log line holds (anything before `tessera-audit checkpoint` — a time stamp,
+/// a host, a program name — is skipped); `None` for a line that holds none.
+pub fn note_from_syslog(line: &str) -> Option<String> {
+    use base64ct::{Base64, Encoding};
+    let rest = &line[line.find("tessera-audit checkpoint ")?..];
+    let b64 = rest.split_whitespace().find_map(|w| w.strip_prefix("note="))?;
+    String::from_utf8(Base64::decode_vec(b64).ok()?).ok()
 }
 
 /// The name of rotated file number `n`.
@@ -278,9 +346,9 @@ impl Writer {
         self.checkpoint_interval = t;
     }
 
-    /// Sets a file every checkpoint's note is also appended to (`audit.checkpoint_sink`).
-    pub fn set_checkpoint_sink(&mut self, p: Option<PathBuf>) {
-        self.checkpoint_sink = p;
+    /// Sets where every checkpoint's note also goes (`audit.checkpoint_sink`).
+    pub fn set_checkpoint_sink(&mut self, sink: Option<Sink>) {
+        self.checkpoint_sink = sink;
     }
 
     /// Sets the size at which the log rotates (`audit.rotate_bytes`; 0, the default: never).
@@ -441,18 +509,8 @@ impl Writer {
         self.last_checkpoint_seq = Some(seq);
         self.last_checkpoint_at = std::time::Instant::now();
         if let (Some(sink), Some(note)) = (&self.checkpoint_sink, &self.last_checkpoint) {
-            // A copy for the pipeline, one note after another (each ends with its signature
-            // lines; a blank line between). The checkpoint is in the log already: a sink that
-            // fails goes to the diagnostic log.
-            let r = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o644)
-                .open(sink)
-                .and_then(|mut f| f.write_all(format!("{note}\n").as_bytes()));
-            if let Err(e) = r {
-                tracing::error!("{}: the checkpoint sink: {e}", sink.display());
-            }
+            // A copy for the pipeline. The checkpoint is in the log already.
+            sink.send(note);
         }
         Ok(seq)
     }

@@ -353,7 +353,7 @@ fn checkpoints_by_time_and_a_sink_for_the_pipeline() {
     let mut w = Writer::open(&l.dir).unwrap();
     w.set_checkpoint_every(0);
     w.set_checkpoint_interval(Some(std::time::Duration::from_millis(200)));
-    w.set_checkpoint_sink(Some(sink.clone()));
+    w.set_checkpoint_sink(Some(tessera_audit::writer::Sink::File(sink.clone())));
     w.append(&mut record(0), false).unwrap();
     w.append(&mut record(1), false).unwrap();
     assert!(w.last_checkpoint().is_none(), "not yet");
@@ -377,4 +377,118 @@ fn checkpoints_by_time_and_a_sink_for_the_pipeline() {
     let s = l.public(None);
     assert!(s.failure.is_none(), "{:?}", s.failure);
     assert_eq!(s.checkpoints, 2);
+}
+
+#[test]
+fn a_note_through_a_syslog_line_verifies() {
+    let l = log(3, 0);
+    let mut w = Writer::open(&l.dir).unwrap();
+    w.checkpoint(&record(3)).unwrap();
+    let note = w.last_checkpoint().unwrap().to_string();
+    let msg = writer::syslog_message(&note);
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(msg.starts_with("tessera-audit checkpoint size=3 note="), "{msg}");
+    // As a logger writes it out: time, host, program and pid before the message.
+    let line = format!("2026-12-06T14:00:00+00:00 host app[42]: {msg}");
+    let back = writer::note_from_syslog(&line).unwrap();
+    assert_eq!(back, note);
+    assert_eq!(Note::verify(&back, &l.keys()).unwrap().size, 3);
+    assert!(writer::note_from_syslog("host app[42]: something else").is_none());
+    assert_eq!(writer::Sink::parse("syslog"), Some(writer::Sink::Syslog));
+    assert_eq!(writer::Sink::parse("./syslog"), Some(writer::Sink::File("./syslog".into())));
+}
+
+/// `audit.checkpoint_sink = syslog` through the system's logger socket: a socket bound at
+/// `/dev/log` (only where none exists and this test may make one: as root) receives each
+/// checkpoint's message from `syslog(3)`, and the note in it verifies.
+#[test]
+fn checkpoints_reach_the_system_log() {
+    let dev_log = Path::new("/dev/log");
+    if dev_log.exists() || !nix::unistd::geteuid().is_root() {
+        println!("SKIP: /dev/log exists (a logger runs) or cannot be made here");
+        return;
+    }
+    let Ok(sock) = std::os::unix::net::UnixDatagram::bind(dev_log) else {
+        println!("SKIP: cannot bind /dev/log");
+        return;
+    };
+    let r = std::panic::catch_unwind(|| {
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let l = log(2, 0);
+        let mut w = Writer::open(&l.dir).unwrap();
+        w.set_checkpoint_sink(Some(writer::Sink::Syslog));
+        w.checkpoint(&record(2)).unwrap();
+        let sent = w.last_checkpoint().unwrap().to_string();
+        // Other programs on this machine may log meanwhile: the checkpoint's message is found
+        // among what arrives.
+        let mut buf = vec![0u8; 65536];
+        let datagram = loop {
+            let n = sock.recv(&mut buf).expect("a message on /dev/log");
+            let d = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if d.contains("tessera-audit checkpoint") {
+                break d;
+            }
+        };
+        // RFC 3164 as glibc sends it: <PRI> with LOG_AUTH (4) and LOG_NOTICE (5): 4 * 8 + 5.
+        assert!(datagram.starts_with("<37>"), "{datagram}");
+        let note = writer::note_from_syslog(&datagram).unwrap();
+        assert_eq!(note, sent);
+        assert_eq!(Note::verify(&note, &l.keys()).unwrap().size, 2);
+    });
+    let _ = std::fs::remove_file(dev_log);
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// What one append costs, and how much of it is the record itself (JSON, HMAC, the key's
+/// evolution, the state's encoding) rather than the file system: `cargo test --release -p
+/// tessera-audit --test checkpoints -- --ignored append_cost --nocapture`. Measures only.
+#[test]
+#[ignore]
+fn append_cost() {
+    const N: u64 = 20_000;
+    let l = log(0, 0);
+    let mut w = Writer::open(&l.dir).unwrap();
+    w.set_checkpoint_every(0);
+    // This thread's time on a CPU (ns), which a loaded machine does not inflate as it does the
+    // wall clock.
+    let cpu = || -> f64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        s.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0.0)
+    };
+    let mut recs: Vec<Record> = (0..N).map(record).collect();
+    let (t, c) = (std::time::Instant::now(), cpu());
+    for r in &mut recs {
+        w.append(r, false).unwrap();
+    }
+    let append = t.elapsed().as_secs_f64() * 1e6 / N as f64;
+    let append_cpu = (cpu() - c) / 1e3 / N as f64;
+    // The same records made in memory only, with the state's encoding and decoding as each
+    // append does.
+    let seed = [5u8; 32];
+    let mut chain = tessera_audit::chain::Chain::start(&seed);
+    let mut buf = Vec::with_capacity(1024);
+    let mut st = tessera_audit::state::State::decode(&std::fs::read(l.dir.join(STATE)).unwrap()).unwrap();
+    let (t, c) = (std::time::Instant::now(), cpu());
+    for r in &mut recs {
+        let (epoch, index) = tessera_audit::chain::position(chain.seq());
+        r.epoch = epoch;
+        r.key_index = index;
+        let mac = tessera_audit::format::encode(&mut buf, r, chain.record_key());
+        chain.advance();
+        st.last_mac = mac;
+        let enc = st.encode();
+        std::hint::black_box(tessera_audit::state::State::decode(&enc[..]));
+    }
+    let memory = t.elapsed().as_secs_f64() * 1e6 / N as f64;
+    let memory_cpu = (cpu() - c) / 1e3 / N as f64;
+    println!(
+        "CPU time: append {append_cpu:.2} µs; the record in memory {memory_cpu:.2} µs; the file system {:.2} µs",
+        append_cpu - memory_cpu
+    );
+    println!(
+        "append: {append:.2} µs; the record in memory: {memory:.2} µs; the file system: {:.2} µs",
+        append - memory
+    );
 }

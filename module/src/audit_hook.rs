@@ -5,7 +5,7 @@
 //! a call that had succeeded then fails with the `CK_RV` the refusal carries, so nothing the
 //! module did goes unrecorded.
 //!
-//! Where the log is (README "Audit log"): `audit.dir`, or `audit` beside the token directory.
+//! Where the log is (docs/audit.md): `audit.dir`, or `audit` beside the token directory.
 //! The log is opened when `C_Initialize` succeeds, for that initialisation (a fork child that
 //! initialises opens its own). A directory without a chain (`tessera-audit init` makes one) is
 //! no log when `audit.dir` is unset: the module records nothing, as a module without the audit
@@ -51,6 +51,9 @@ struct Log {
     /// The log's file system has no room for its reserve (`tessera_audit::writer::RESERVE`):
     /// no operation starts until it has.
     halted: std::sync::atomic::AtomicBool,
+    /// This process's id: a log belongs to one fork generation, and a fork child opens its own
+    /// (read once rather than with a system call per record).
+    pid: u32,
 }
 
 static LOG: ArcSwapOption<Log> = ArcSwapOption::const_empty();
@@ -116,7 +119,7 @@ fn category(e: &Event) -> Option<(&'static str, u8, Durability)> {
     use Durability::*;
     let (name, bit, durability) = match e.function {
         "C_Initialize" | "C_Finalize" | "T_SelfTest" | "T_DeleteToken" => ("module", AuditEvents::MODULE, Synced),
-        "C_InitToken" | "C_InitPIN" | "C_SetPIN" => ("token", AuditEvents::TOKEN, Synced),
+        "C_InitToken" | "C_InitPIN" | "C_SetPIN" | "T_BackupToken" | "T_RestoreToken" => ("token", AuditEvents::TOKEN, Synced),
         "C_Login" | "C_LoginUser" | "C_Logout" => ("auth", AuditEvents::AUTH, Synced),
         "C_CreateObject" | "C_CopyObject" | "C_DestroyObject" | "C_SetAttributeValue" => {
             ("object", AuditEvents::OBJECT, Synced)
@@ -186,6 +189,7 @@ fn open(m: &crate::module::Module) -> std::result::Result<Log, String> {
         in_error: std::sync::atomic::AtomicBool::new(m.in_error()),
         forked_from: None,
         halted: Default::default(),
+        pid: std::process::id(),
     })
 }
 
@@ -197,11 +201,15 @@ fn refusal(function: &str) -> crate::error::Error {
     }
 }
 
-/// A single-part or final call that returned `CKR_OK` with its operation still active: the
-/// application asked for the output's length (a NULL buffer), the operation completes later.
+/// A call that returned `CKR_OK` to a length query (a NULL buffer): a single-part or final call
+/// whose operation is still active, to complete later, or a `C_WrapKey` or `C_EncapsulateKey`
+/// that handed out a length and made nothing. (A length query of the message API is recorded.)
 fn length_query(e: &Event) -> bool {
     if e.rv != CKR_OK {
         return false;
+    }
+    if e.length_only && matches!(e.function, "C_WrapKey" | "C_EncapsulateKey") {
+        return true;
     }
     let Some(s) = &e.session else { return false };
     let ops = crate::module::lock(&s.ops);
@@ -244,7 +252,7 @@ fn audit(e: &Event) -> Result<()> {
             None => Ok(()),
         };
     };
-    if bit == AuditEvents::CRYPTO && length_query(e) && entered.is_none() {
+    if (bit == AuditEvents::CRYPTO || bit == AuditEvents::KEY) && length_query(e) && entered.is_none() {
         return Ok(());
     }
     let result = match entered {
@@ -310,6 +318,7 @@ fn fork_detected(e: &Event, parent: &Arc<Log>, generation: u64) {
         in_error: Default::default(),
         forked_from: Some(nix::unistd::getppid().as_raw() as u32),
         halted: Default::default(),
+        pid: std::process::id(),
     };
     // One thread of the child records it; the parent's log is left as it is (never dropped).
     let prev = LOG.compare_and_swap(parent, Some(Arc::new(quiet)));
@@ -344,6 +353,7 @@ fn clone_settings(l: &Log, generation: u64) -> Log {
         in_error: Default::default(),
         forked_from: None,
         halted: Default::default(),
+        pid: std::process::id(),
     }
 }
 
@@ -416,6 +426,7 @@ fn open_nothing(m: &crate::module::Module) -> Result<Log> {
         in_error: Default::default(),
         forked_from: None,
         halted: Default::default(),
+        pid: std::process::id(),
     })
 }
 
@@ -454,7 +465,7 @@ fn write(
     };
     let mut rec = Record {
         time_us,
-        pid: std::process::id(),
+        pid: log.pid,
         uid: nix::unistd::getuid().as_raw(),
         function: Cow::Borrowed(e.function),
         category: Cow::Borrowed(category),

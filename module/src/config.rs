@@ -451,7 +451,7 @@ impl Config {
 /// `pin.cache_seconds` by default: five minutes.
 pub const DEFAULT_PIN_CACHE_SECONDS: usize = 300;
 
-/// The audit log's keys (`audit.*`; see README "Audit log").
+/// The audit log's keys (`audit.*`; see docs/audit.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audit {
     /// `audit.dir`: the log's directory. Unset: `audit` beside the token directory, used only if
@@ -477,8 +477,9 @@ pub struct Audit {
     /// `audit.checkpoint_seconds`: a checkpoint at the first record after this many seconds
     /// since the process's last one (0: by count only; default 60).
     pub checkpoint_seconds: u64,
-    /// `audit.checkpoint_sink`: a file each checkpoint's note is also appended to.
-    pub checkpoint_sink: Option<PathBuf>,
+    /// `audit.checkpoint_sink`: where each checkpoint's note also goes: a file it is appended
+    /// to, or `syslog`.
+    pub checkpoint_sink: Option<tessera_audit::writer::Sink>,
 }
 
 impl Default for Audit {
@@ -582,10 +583,8 @@ impl Audit {
                 self.checkpoint_seconds = value.parse().map_err(|_| "expected a number of seconds".to_string())?;
             }
             "audit.checkpoint_sink" => {
-                if value.is_empty() {
-                    return Err("empty path".into());
-                }
-                self.checkpoint_sink = Some(PathBuf::from(value));
+                self.checkpoint_sink =
+                    Some(tessera_audit::writer::Sink::parse(value).ok_or("expected a file's path or syslog")?);
             }
             _ => return Err("unknown audit key".into()),
         }
@@ -674,7 +673,10 @@ mod tests {
         assert!(Config::parse("audit.rotate_bytes = 1M").is_err());
         assert_eq!(Config::parse("audit.keep_files = 7").unwrap().audit.keep_files, 7);
         let t = Config::parse("audit.checkpoint_seconds = 5\naudit.checkpoint_sink = /var/log/cp").unwrap();
-        assert_eq!((t.audit.checkpoint_seconds, t.audit.checkpoint_sink), (5, Some(PathBuf::from("/var/log/cp"))));
+        let file = tessera_audit::writer::Sink::File(PathBuf::from("/var/log/cp"));
+        assert_eq!((t.audit.checkpoint_seconds, t.audit.checkpoint_sink), (5, Some(file)));
+        let t = Config::parse("audit.checkpoint_sink = syslog").unwrap();
+        assert_eq!(t.audit.checkpoint_sink, Some(tessera_audit::writer::Sink::Syslog));
         assert!(Config::parse("audit.checkpoint_sink =").is_err());
         assert!(Config::parse("audit.checkpoint_every = often").is_err());
         assert_eq!(c.audit.dir_for(Path::new("/x")), PathBuf::from("/var/log/tessera"));

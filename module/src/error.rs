@@ -62,6 +62,14 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// `len` zero bytes, `CKR_HOST_MEMORY` when they cannot be allocated.
+pub fn try_zeroed(len: usize) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| err(CKR_HOST_MEMORY))?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
 /// Copies a caller's buffer, answering `CKR_HOST_MEMORY` when it cannot be allocated (a length
 /// far beyond any real input) instead of aborting the application's process.
 pub fn try_copy(b: &[u8]) -> Result<Vec<u8>> {

@@ -3,7 +3,7 @@
 //! The C ABI (`abi/`) is a thin shim: it checks pointers and lengths, converts types and calls the
 //! safe core (`services/` on a [`module::Module`]). `unsafe` code lives only in `abi/` and in the
 //! direct aws-lc bindings of `crypto/` (each a small safe wrapper around one call); every other
-//! module is compiled with `unsafe_code` denied. The README's "Layout and the path of one call"
+//! module is compiled with `unsafe_code` denied. docs/architecture.md, "Layout and the path of one call",
 //! names every file.
 
 #![deny(unsafe_code)]

@@ -88,8 +88,11 @@ pub struct Event {
     /// Whether the decision was made in this call (an operation started) rather than carried
     /// from an earlier call of the same operation.
     pub fresh: bool,
+    /// The call answered a length query only (a NULL output buffer): it completed nothing.
+    pub length_only: bool,
     /// What caused the call's failure, when it came from below the PKCS #11 level (the token
-    /// store, the file system).
+    /// store, the file system); for a call that succeeded, what the audit log should say it did
+    /// ([`note`]).
     pub cause: Option<String>,
     /// What the call returns.
     pub rv: CK_RV,
@@ -151,6 +154,20 @@ struct Call {
     fresh: Cell<bool>,
     /// What caused a failure below the PKCS #11 level, with the `CK_RV` it became.
     cause: Cell<ManuallyDrop<Option<(CK_RV, String)>>>,
+    /// The call hands the cause to its caller itself (a report: [`reported`]).
+    reported: Cell<bool>,
+    /// The objects the call made (at most two: a key pair), withdrawn when its record cannot be
+    /// kept.
+    created: Cell<Created>,
+    /// The call answered a length query only.
+    length_only: Cell<bool>,
+}
+
+/// The handles of the objects one call made.
+#[derive(Clone, Copy, Default)]
+struct Created {
+    n: u8,
+    handles: [CK_OBJECT_HANDLE; 2],
 }
 
 thread_local! {
@@ -160,6 +177,9 @@ thread_local! {
             decided: Cell::new(None),
             fresh: Cell::new(false),
             cause: Cell::new(ManuallyDrop::new(None)),
+            reported: Cell::new(false),
+            created: Cell::new(Created { n: 0, handles: [0; 2] }),
+            length_only: Cell::new(false),
         }
     };
 }
@@ -175,6 +195,30 @@ pub fn cause(rv: CK_RV, text: String) {
         drop(take(&c.cause));
         c.cause.set(ManuallyDrop::new(Some((rv, text))));
     });
+}
+
+/// The running call gives its caller the cause of its failure itself (`T_RestoreToken`'s report,
+/// which `tessera-util` prints): the diagnostic log then has it at INFO, not as an error printed
+/// a second time. The audit record keeps it.
+pub fn reported() {
+    CALL.with(|c| c.reported.set(true));
+}
+
+/// Notes what the running call did, for the audit record of its success (a restore that reset
+/// a token's rollback counter).
+pub fn note(text: String) {
+    cause(CKR_OK, text);
+}
+
+/// The cause noted for the running call's error `rv`, left in place (for a report that shows it
+/// to the caller as well as to the log).
+pub fn cause_text(rv: CK_RV) -> Option<String> {
+    CALL.with(|c| {
+        let cause = take(&c.cause);
+        let text = cause.as_ref().filter(|(r, _)| *r == rv).map(|(_, t)| t.clone());
+        c.cause.set(ManuallyDrop::new(cause));
+        text
+    })
 }
 
 /// An error the core handles itself (it logs it and goes on), described with its cause, which
@@ -235,6 +279,30 @@ pub fn decided(d: Decided) {
     });
 }
 
+/// Notes an object the running call made and hands to the application: if the call's record
+/// cannot be kept, the object is withdrawn ([`finish`]) and its handle never reaches the caller.
+pub fn created(h: CK_OBJECT_HANDLE) {
+    CALL.with(|c| {
+        let mut k = c.created.get();
+        if let Some(slot) = k.handles.get_mut(k.n as usize) {
+            *slot = h;
+            k.n += 1;
+        } else {
+            // No call makes more than two objects; one that did would have the rest withdrawn by
+            // no one, so this is a defect, made loud.
+            tracing::error!("a call made more objects than its record can follow");
+        }
+        c.created.set(k);
+    });
+}
+
+/// Notes that the running call answers a length query only (a NULL output buffer under the
+/// two-call convention): it completed no operation, and its record is not one of a completed
+/// operation.
+pub fn length_only() {
+    CALL.with(|c| c.length_only.set(true));
+}
+
 /// Notes the decision of an operation that an earlier call started and this one continues.
 pub fn continued(d: &Decided) {
     CALL.with(|c| {
@@ -246,15 +314,24 @@ pub fn continued(d: &Decided) {
 /// Ends a call: the indicator, then the audit hook. The `CK_RV` the application receives: the
 /// call's own, or the hook's refusal (`CKR_DEVICE_ERROR`: the audit log could not be written)
 /// when it could not record a call that succeeded.
+///
+/// A call whose record cannot be kept leaves nothing behind: the output it computed is handed
+/// out only when this returns `CKR_OK` (`abi::guard`), the objects it made are withdrawn, and
+/// the operation it finished or continued ends.
 pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
-    let (session, decided, fresh, cause) =
-        CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause)));
+    let (session, decided, fresh, cause, created) =
+        CALL.with(|c| (take(&c.session), c.decided.take(), c.fresh.replace(false), take(&c.cause), c.created.take()));
+    let (length_only, reported) = CALL.with(|c| (c.length_only.replace(false), c.reported.replace(false)));
     // An error noted with its cause and then handled inside the call is not this call's failure.
     let cause = cause.filter(|(r, _)| *r == rv).map(|(_, text)| text);
-    if let Some(text) = &cause {
-        tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+    if let Some(text) = cause.as_ref().filter(|_| rv != CKR_OK) {
+        if reported {
+            tracing::info!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+        } else {
+            tracing::error!(call = function, rv = format_args!("0x{rv:08x}"), "{text}");
+        }
     }
-    let event = Event { function, session, decided, fresh, cause, rv };
+    let event = Event { function, session, decided, fresh, length_only, cause, rv };
     if event.fresh && rv == CKR_OK {
         if let (Some(s), Some(d)) = (&event.session, &event.decided) {
             if d.verdict != Verdict::Refused {
@@ -266,9 +343,38 @@ pub fn finish(function: &'static str, rv: CK_RV) -> CK_RV {
         Ok(()) => rv,
         Err(e) if rv == CKR_OK => {
             tracing::error!(call = function, "the call's record could not be kept: {e}");
+            undo(&event, created);
             e.rv()
         }
         Err(_) => rv,
+    }
+}
+
+/// A call that succeeded but whose record could not be kept: the objects it made are withdrawn
+/// and a multi-part operation it continued ends (a single-part or final call ended its own). Its
+/// output is never handed out (`abi::guard` drops it, wiped).
+fn undo(e: &Event, created: Created) {
+    let Some(s) = &e.session else { return };
+    if created.n > 0 {
+        match crate::state::get() {
+            Ok(m) => {
+                for &h in &created.handles[..created.n as usize] {
+                    if let Err(err) = m.withdraw(s, h) {
+                        tracing::error!(
+                            call = e.function,
+                            object = h,
+                            "an unrecorded object could not be withdrawn: {err}"
+                        );
+                    }
+                }
+            }
+            Err(_) => tracing::error!(call = e.function, "the module is gone: unrecorded objects not withdrawn"),
+        }
+    }
+    // Message-based calls each encrypt or decrypt one whole message: the operation (a key and a
+    // mechanism for many messages) stays, as after any failed message.
+    if let (Some(op), false) = (e.op(), e.function.contains("Message")) {
+        crate::module::lock(&s.ops).end(op);
     }
 }
 
@@ -324,6 +430,7 @@ mod tests {
             session: None,
             decided: Some(decision(verdict)),
             fresh: false,
+            length_only: false,
             cause: None,
             rv,
         };

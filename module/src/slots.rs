@@ -122,6 +122,12 @@ impl Slots {
         self.place_free();
     }
 
+    /// The token stored in `dir`, if this process has opened it.
+    pub fn opened_at(&self, dir: &Path) -> Option<Arc<Token>> {
+        let own = self.tokens.values().find(|t| t.dir == dir).and_then(|t| t.token.get().cloned());
+        own.or_else(|| self.aliases.values().find(|t| t.dir == dir).cloned())
+    }
+
     fn place_free(&mut self) {
         let mut id = self.tokens.len() as CK_SLOT_ID;
         while self.in_use(id) {

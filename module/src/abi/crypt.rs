@@ -61,12 +61,7 @@ unsafe fn step(
             let out = match step {
                 Step::Last => m.cipher_final(&s, encrypt, cap)?,
                 Step::Part => m.cipher_update(&s, encrypt, &input(data, len, &outputs(out_p, cap, out_len))?, cap)?,
-                Step::Whole => {
-                    let d = input(data, len, &outputs(out_p, cap, out_len))?;
-                    // The caller's buffer, for mechanisms that write their result straight into it.
-                    let dest = cap.map(|c| std::slice::from_raw_parts_mut(out_p, c));
-                    m.cipher(&s, encrypt, &d, cap, dest)?
-                }
+                Step::Whole => m.cipher(&s, encrypt, &input(data, len, &outputs(out_p, cap, out_len))?, cap)?,
             };
             write_output(out, out_p, out_len)
         })

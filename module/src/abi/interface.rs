@@ -87,7 +87,7 @@ pub unsafe extern "C" fn C_GetInterface(
         let want = pVersion.as_ref();
         let found = INTERFACES.iter().filter(|i| i.name == name).find(|i| {
             let v = i.version;
-            // The vendor list only grows at its end: 1.1 serves a caller that asks for 1.0.
+            // The vendor list only grows at its end: 1.2 serves a caller that asks for 1.0 or 1.1.
             let vendor = i.name == VENDOR_INTERFACE_NAME;
             let version_ok =
                 want.is_none_or(|w| w.major == v.major && (w.minor == v.minor || (vendor && w.minor < v.minor)));

@@ -17,7 +17,7 @@ pub unsafe extern "C" fn C_GenerateKey(
         let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulCount)?;
         let (mt, param) = mechanism(pMechanism, Op::Generate)?;
-        put(dest, m.generate_key(hSession, mt, &param, &t)?);
+        deliver_handle(dest, m.generate_key(hSession, mt, &param, &t)?);
         Ok(())
     })
 }
@@ -42,8 +42,8 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
         let (mt, param) = mechanism(pMechanism, Op::GeneratePair)?;
         let (a, b) = m.generate_key_pair(hSession, mt, &param, &pt, &vt)?;
-        put(pubh, a);
-        put(privh, b);
+        deliver_handle(pubh, a);
+        deliver_handle(privh, b);
         Ok(())
     })
 }
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         let t = read_template(pTemplate, ulAttributeCount)?;
         let (mt, param) = mechanism(pMechanism, Op::Unwrap)?;
         let key = m.unwrap_key(hSession, mt, &param, hUnwrappingKey, &wrapped, &t)?;
-        put(dest, key);
+        deliver_handle(dest, key);
         Ok(())
     })
 }
@@ -107,7 +107,7 @@ pub unsafe extern "C" fn C_DeriveKey(
         let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
         let (mt, param) = mechanism(pMechanism, Op::Derive)?;
-        put(dest, m.derive_key(hSession, mt, &param, hBaseKey, &t)?);
+        deliver_handle(dest, m.derive_key(hSession, mt, &param, hBaseKey, &t)?);
         Ok(())
     })
 }
@@ -136,8 +136,9 @@ pub unsafe extern "C" fn C_EncapsulateKey(
             crate::services::keys::Encapsulation::Length(o) => write_output(o, pCiphertext, pulCiphertextLen),
             crate::services::keys::Encapsulation::Made { ciphertext, key } => {
                 write_output(crate::services::digest::Output::Done(ciphertext), pCiphertext, pulCiphertextLen)?;
-                if let Some(dest) = dest {
-                    put(dest, key);
+                match dest {
+                    Some(dest) => deliver_handle(dest, key),
+                    None => crate::record::created(key),
                 }
                 Ok(())
             }
@@ -164,7 +165,7 @@ pub unsafe extern "C" fn C_DecapsulateKey(
             input(pCiphertext, ulCiphertextLen, &[(dest as *const u8, std::mem::size_of::<CK_OBJECT_HANDLE>())])?;
         let t = read_template(pTemplate, ulAttributeCount)?;
         let (mt, param) = mechanism(pMechanism, Op::Decapsulate)?;
-        put(dest, m.decapsulate_key(hSession, mt, &param, hPrivateKey, &t, &ciphertext)?);
+        deliver_handle(dest, m.decapsulate_key(hSession, mt, &param, hPrivateKey, &t, &ciphertext)?);
         Ok(())
     })
 }

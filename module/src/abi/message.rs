@@ -24,11 +24,7 @@ impl GcmBuffers {
 
 /// Writes `v` into one of the caller's parameter buffers; it must fit.
 unsafe fn write_back(v: &[u8], (p, n): (*mut u8, usize)) -> Result<()> {
-    if v.len() > n {
-        return Err(err(CKR_MECHANISM_PARAM_INVALID));
-    }
-    std::ptr::copy_nonoverlapping(v.as_ptr(), p, v.len());
-    Ok(())
+    deliver_bytes(v, p, n)
 }
 
 /// Reads `CK_GCM_MESSAGE_PARAMS`; returns the parameters, a copy of the tag buffer's contents

@@ -53,10 +53,75 @@ pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     };
     // The record (the indicator, the audit hook's file I/O) is caught as well: no panic crosses
     // the boundary.
-    catch_unwind(|| crate::record::finish(name, rv)).unwrap_or_else(|_| {
+    let rv = catch_unwind(|| crate::record::finish(name, rv)).unwrap_or_else(|_| {
         tracing::error!("{name}: internal error (panic caught while recording the call)");
         CKR_GENERAL_ERROR
-    })
+    });
+    // The call's output reaches the caller only now that its record is kept: a call the log
+    // refused hands out nothing (the output is wiped as it is dropped).
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if rv == CKR_OK {
+            for d in p.drain(..) {
+                // SAFETY: each delivery's pointers were checked when it was made, in this call.
+                unsafe { d.deliver() };
+            }
+        } else {
+            p.clear();
+        }
+    });
+    rv
+}
+
+/// Output a call hands back to its caller once the call's record is kept ([`guard`]).
+enum Delivery {
+    /// Bytes into a caller's buffer, and their count into `len` (unless NULL).
+    Bytes { data: zeroize::Zeroizing<Vec<u8>>, p: *mut u8, len: *mut CK_ULONG },
+    /// An object handle.
+    Handle { p: *mut CK_OBJECT_HANDLE, h: CK_OBJECT_HANDLE },
+}
+
+impl Delivery {
+    /// Writes the output, in the order it was made (output and length may share bytes).
+    unsafe fn deliver(self) {
+        match self {
+            Delivery::Bytes { data, p, len } => {
+                if !data.is_empty() {
+                    std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len());
+                }
+                if !len.is_null() {
+                    put(len, data.len() as CK_ULONG);
+                }
+            }
+            Delivery::Handle { p, h } => put(p, h),
+        }
+    }
+}
+
+thread_local! {
+    /// The running call's output, held until its record is kept.
+    static PENDING: std::cell::RefCell<Vec<Delivery>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn defer(d: Delivery) {
+    PENDING.with(|p| p.borrow_mut().push(d));
+}
+
+/// Hands the caller the handle of an object the call made, through a pointer checked by
+/// [`out_ptr`], once the call's record is kept; if it cannot be, the object is withdrawn.
+pub unsafe fn deliver_handle(p: *mut CK_OBJECT_HANDLE, h: CK_OBJECT_HANDLE) {
+    crate::record::created(h);
+    defer(Delivery::Handle { p, h });
+}
+
+/// Hands the caller `v` in its buffer `p` (`n` bytes, checked by the caller's reader), without
+/// a length, once the call's record is kept.
+pub unsafe fn deliver_bytes(v: &[u8], p: *mut u8, n: usize) -> Result<()> {
+    if v.len() > n {
+        return Err(err(CKR_MECHANISM_PARAM_INVALID));
+    }
+    defer(Delivery::Bytes { data: zeroize::Zeroizing::new(copy(v)?), p, len: std::ptr::null_mut() });
+    Ok(())
 }
 
 /// Body of every entry point this release does not implement.
@@ -289,12 +354,16 @@ pub unsafe fn capacity(p: *const u8, len: *mut CK_ULONG) -> Result<Option<usize>
 }
 
 /// Delivers a finishing call's output under the two-call convention. The output and its length
-/// are written through their pointers: they may share bytes.
+/// are written through their pointers (they may share bytes), the output only once the call's
+/// record is kept ([`guard`]); a length alone (a query, a buffer too small) at once.
 pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: *mut CK_ULONG) -> Result<()> {
     use crate::services::digest::Output;
     let l = out_ptr(len)?;
     match o {
         Output::Length { len, too_small } => {
+            if !too_small {
+                crate::record::length_only();
+            }
             put(l, len as CK_ULONG);
             if too_small {
                 Err(err(CKR_BUFFER_TOO_SMALL))
@@ -302,13 +371,10 @@ pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: 
                 Ok(())
             }
         }
+        // Held until the call's record is kept ([`guard`]); wiped if it never is (it may be a
+        // plaintext).
         Output::Done(v) => {
-            std::ptr::copy_nonoverlapping(v.as_ptr(), p, v.len());
-            put(l, v.len() as CK_ULONG);
-            Ok(())
-        }
-        Output::Written(n) => {
-            put(l, n as CK_ULONG);
+            defer(Delivery::Bytes { data: zeroize::Zeroizing::new(v), p, len: l });
             Ok(())
         }
     }

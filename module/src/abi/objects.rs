@@ -18,7 +18,7 @@ pub unsafe extern "C" fn C_CreateObject(
             return Err(err(CKR_ARGUMENTS_BAD));
         }
         let t = crate::object::WipedTemplate(read_template(pTemplate, ulCount)?);
-        put(dest, m.create_object(hSession, &t)?);
+        deliver_handle(dest, m.create_object(hSession, &t)?);
         Ok(())
     })
 }
@@ -36,7 +36,7 @@ pub unsafe extern "C" fn C_CopyObject(
         m.session(hSession)?;
         let dest = out_ptr(phNewObject)?;
         let t = read_template(pTemplate, ulCount)?;
-        put(dest, m.copy_object(hSession, hObject, &t)?);
+        deliver_handle(dest, m.copy_object(hSession, hObject, &t)?);
         Ok(())
     })
 }

@@ -1,10 +1,10 @@
 //! `tessera-sign`: post-quantum signing of files with keys kept in a PKCS#11 token, for teams
-//! trying ML-DSA and SLH-DSA (README, "tessera-sign").
+//! trying ML-DSA and SLH-DSA (docs/post-quantum.md, "tessera-sign").
 //!
 //! `keygen`, `sign` and `export-key` are a PKCS#11 client of the token's library (the `cryptoki`
 //! crate, standard calls only, as any application); `verify` needs no token: it checks a
 //! signature in software against a public key file. The signature file is documented in
-//! `tessera_sign/format.rs` and the README.
+//! `tessera_sign/format.rs` and docs/post-quantum.md.
 
 #![forbid(unsafe_code)]
 

@@ -6,13 +6,14 @@
 //! program; without one it fails, it never reports a status of its own) and does everything through
 //! the library's interfaces, as any application would: the standard PKCS#11 calls through the
 //! `cryptoki` crate, and what PKCS#11 cannot express (the module's status, its self-tests on demand,
-//! deleting a token) through the library's documented vendor interface "Vendor Tessera"
+//! deleting, backing up and restoring a token) through the library's documented vendor interface "Vendor Tessera"
 //! ([`binding`], the tool's only `unsafe` code). The library reads the same configuration as for any
 //! application (`TESSERA_CONF`), runs its own power-on self-tests at `C_Initialize` and reports them.
 //!
 //! The tool never builds the module's core (`Module`) and runs no self-test itself. From the core
 //! crate it uses only what touches no module state: `import::read_pkcs8` and `import::key_template`
-//! (a PKCS#8 file or a raw AES key as attribute templates), `fips::integrity::seal` (`--seal`:
+//! (a PKCS#8 file or a raw AES key as attribute templates), `store::backup::open` (`--restore`
+//! checks the file's envelope first, for a plain message), `fips::integrity::seal` (`--seal`:
 //! writes the integrity value into a library file, which needs no loaded library), and the C layout
 //! of the vendor interface's function list (`abi::vendor`), a type only.
 
@@ -51,7 +52,7 @@ mod run;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "tessera-util", about = "Support tool for Tessera PKCS#11 tokens", disable_version_flag = true)]
-#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status", "self_test", "logout_all"])))]
+#[command(group(ArgGroup::new("action").required(true).args(["init_token", "show_slots", "delete_token", "import", "version", "seal", "status", "self_test", "logout_all", "backup", "restore"])))]
 #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
 struct Args {
     #[command(subcommand)]
@@ -65,6 +66,21 @@ struct Args {
     /// Delete the token given by --token or --serial. WARNING: any content in the token will be erased.
     #[arg(long)]
     delete_token: bool,
+    /// Write a consistent copy of the token given by --token, --serial or --slot to the file given
+    /// by --out, while other processes go on using it.
+    #[arg(long)]
+    backup: bool,
+    /// Put the backup in this file back as a token (use with --so-pin, the backup's SO PIN;
+    /// --token to give it another label; --force to replace a token of that label, which is kept
+    /// as a backup first). Resets the token's rollback record on purpose.
+    #[arg(long, value_name = "PATH")]
+    restore: Option<PathBuf>,
+    /// The file --backup writes (owner-only, replaced atomically).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// With --show-slots: the library's status (mode, self-tests, integrity) after the slots.
+    #[arg(long)]
+    verbose: bool,
     /// Import a key pair from a PKCS#8 file (use with --slot, --token or --serial, --file-pin, --label, --id, --no-public-key and --pin), or an AES key with --aes.
     #[arg(long, value_name = "PATH")]
     import: Option<PathBuf>,
@@ -90,7 +106,7 @@ struct Args {
     /// PIN of an encrypted PKCS#8 file.
     #[arg(long, value_name = "PIN")]
     file_pin: Option<String>,
-    /// Override a warning (an ID already in use).
+    /// Override a warning (an ID already in use; with --restore, a token of the same label).
     #[arg(long)]
     force: bool,
     /// Use the first free, uninitialised token.
@@ -173,6 +189,9 @@ mod binding {
     use std::ptr::null_mut;
     use tessera_pkcs11::abi::vendor::{CK_TESSERA_FUNCTION_LIST, VENDOR_INTERFACE_NAME, VENDOR_INTERFACE_VERSION};
 
+    /// Room for a backup's or a restore's report.
+    const REPORT: usize = 64 * 1024;
+
     /// A loaded Tessera library: its PKCS#11 interface and its vendor interface.
     pub struct Library {
         pub p: Pkcs11,
@@ -213,7 +232,7 @@ mod binding {
                 return Err(not_tessera());
             }
             // SAFETY: the function list asked for by name and version 1.0 has the layout of
-            // CK_TESSERA_FUNCTION_LIST (README, "The vendor interface"); copied out whole.
+            // CK_TESSERA_FUNCTION_LIST (docs/vendor-interface.md); copied out whole.
             let vendor = unsafe { std::ptr::read(list) };
             if vendor.version.major != VENDOR_INTERFACE_VERSION.major {
                 return Err(not_tessera());
@@ -276,6 +295,61 @@ mod binding {
                 Some(f) => unsafe { f(slot, pin.as_mut_ptr(), pin.len() as CK_ULONG, padded.as_mut_ptr()) },
                 None => CKR_FUNCTION_NOT_SUPPORTED,
             }
+        }
+
+        /// The vendor interface's functions of version 1.2 and later are there.
+        fn has_1_2(&self) -> bool {
+            self.vendor.version.minor >= 2
+        }
+
+        /// `T_BackupToken`: the status and the report (JSON text).
+        pub fn backup_token(&self, slot: CK_SLOT_ID, out: &str) -> (CK_RV, String) {
+            let mut path = out.as_bytes().to_vec();
+            let mut report = vec![0u8; REPORT];
+            let mut len = report.len() as CK_ULONG;
+            let rv = match self.vendor.T_BackupToken.filter(|_| self.has_1_2()) {
+                // SAFETY: a function of the library's vendor interface (1.2); the path buffer holds
+                // its length's bytes and the report buffer `len` writable bytes.
+                Some(f) => unsafe { f(slot, path.as_mut_ptr(), path.len() as CK_ULONG, report.as_mut_ptr(), &mut len) },
+                None => return (CKR_FUNCTION_NOT_SUPPORTED, String::new()),
+            };
+            report.truncate((len as usize).min(REPORT));
+            (rv, String::from_utf8_lossy(&report).into_owned())
+        }
+
+        /// `T_RestoreToken`: the status and the report (JSON text).
+        pub fn restore_token(&self, file: &str, so_pin: &[u8], label: Option<&str>, replace: bool) -> (CK_RV, String) {
+            let mut path = file.as_bytes().to_vec();
+            let mut pin = zeroize::Zeroizing::new(so_pin.to_vec());
+            let mut padded = [b' '; 32];
+            if let Some(l) = label {
+                let n = l.len().min(32);
+                padded[..n].copy_from_slice(&l.as_bytes()[..n]);
+            }
+            let label_ptr = if label.is_some() { padded.as_mut_ptr() } else { null_mut() };
+            let flags = if replace { tessera_pkcs11::abi::vendor::T_RESTORE_REPLACE } else { 0 };
+            let mut report = vec![0u8; REPORT];
+            let mut len = report.len() as CK_ULONG;
+            let rv = match self.vendor.T_RestoreToken.filter(|_| self.has_1_2()) {
+                // SAFETY: a function of the library's vendor interface (1.2); each buffer holds the
+                // length passed with it, the label buffer 32 bytes or NULL, the report buffer
+                // `len` writable bytes.
+                Some(f) => unsafe {
+                    f(
+                        path.as_mut_ptr(),
+                        path.len() as CK_ULONG,
+                        pin.as_mut_ptr(),
+                        pin.len() as CK_ULONG,
+                        label_ptr,
+                        flags,
+                        report.as_mut_ptr(),
+                        &mut len,
+                    )
+                },
+                None => return (CKR_FUNCTION_NOT_SUPPORTED, String::new()),
+            };
+            report.truncate((len as usize).min(REPORT));
+            (rv, String::from_utf8_lossy(&report).into_owned())
         }
 
         /// `T_DeleteToken`.
@@ -445,29 +519,33 @@ fn find_slot(lib: &Library, a: &Args) -> Res<Slot> {
     }
 }
 
+/// The slots as `softhsm2-util --show-slots` prints them, line for line (its fields without their
+/// blank padding): scripts that parse its output parse this one.
 fn show_slots(lib: &Library) -> Res<()> {
     say!("Available slots:");
+    let version = |v: cryptoki::types::Version| format!("{}.{}", v.major(), v.minor());
     for s in lib.p.get_all_slots().map_err(rv)? {
         let si = lib.p.get_slot_info(s).map_err(rv)?;
-        let ti = lib.p.get_token_info(s).map_err(rv)?;
-        let init = ti.token_initialized();
         let yn = |b: bool| if b { "yes" } else { "no" };
         say!("Slot {}", s.id());
         say!("    Slot info:");
         say!("        Description:      {}", si.slot_description());
         say!("        Manufacturer ID:  {}", si.manufacturer_id());
+        say!("        Hardware version: {}", version(si.hardware_version()));
+        say!("        Firmware version: {}", version(si.firmware_version()));
         say!("        Token present:    {}", yn(si.token_present()));
-        if !init {
-            say!("    The token has not been initialized.");
+        if !si.token_present() {
             continue;
         }
+        let ti = lib.p.get_token_info(s).map_err(rv)?;
         say!("    Token info:");
         say!("        Manufacturer ID:  {}", ti.manufacturer_id());
         say!("        Model:            {}", ti.model());
+        say!("        Hardware version: {}", version(ti.hardware_version()));
+        say!("        Firmware version: {}", version(ti.firmware_version()));
         say!("        Serial number:    {}", ti.serial_number());
-        say!("        Initialized:      {}", yn(init));
+        say!("        Initialized:      {}", yn(ti.token_initialized()));
         say!("        User PIN init.:   {}", yn(ti.user_pin_initialized()));
-        say!("        User PIN locked:  {}", yn(ti.user_pin_locked()));
         say!("        Label:            {}", ti.label());
         // The drop-in (SoftHSMv2's configuration): what became of a SoftHSMv2 token.
         let d = si.slot_description();
@@ -476,6 +554,96 @@ fn show_slots(lib: &Library) -> Res<()> {
         } else if d.ends_with("migrated from SoftHSMv2") {
             say!("        SoftHSMv2:        migrated; Tessera uses its own copy, the SoftHSMv2 copy is no longer updated");
         }
+    }
+    Ok(())
+}
+
+/// A report of the library's (`T_BackupToken`, `T_RestoreToken`), parsed; `{}` if it is not JSON.
+fn report(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn backup(lib: &Library, a: &Args) -> Res<()> {
+    let out = a.out.as_ref().ok_or("the file to write must be given: use --out")?;
+    if a.token.is_none() && a.serial.is_none() && a.slot.is_none() {
+        return Err("a token must be given: use --token, --serial or --slot".into());
+    }
+    let out_s = out.to_str().ok_or("the --out path must be UTF-8")?;
+    let slot = find_slot(lib, &Args { free: false, ..a.clone() })?;
+    let (r, text) = lib.backup_token(slot.id(), out_s);
+    let v = report(&text);
+    if r != CKR_OK {
+        let why = v["error"].as_str().map(str::to_string).unwrap_or_else(|| rv_text(r));
+        return Err(format!("could not back up the token: {why}"));
+    }
+    let t = &v["token"];
+    say!(
+        "The token ({}, \"{}\") has been backed up to {}: {} objects, {} GCM invocation counters.",
+        t["serial"].as_str().unwrap_or("?"),
+        t["label"].as_str().unwrap_or("?"),
+        out.display(),
+        t["objects"].as_i64().unwrap_or(0),
+        t["iv_spaces"].as_i64().unwrap_or(0)
+    );
+    Ok(())
+}
+
+fn restore(lib: &Library, a: &Args, file: &Path) -> Res<()> {
+    // The file is checked here first, for a plain message: the library checks it again.
+    tessera_pkcs11::store::backup::open(file).map_err(|why| format!("cannot restore: {why}. Nothing was changed."))?;
+    if let Some(l) = &a.token {
+        if l.is_empty() || l.len() > 32 {
+            return Err("the token label must have 1 to 32 characters".into());
+        }
+    }
+    let file_s = file.to_str().ok_or("the backup's path must be UTF-8")?;
+    let so_pin = zeroize::Zeroizing::new(match &a.so_pin {
+        Some(p) => p.clone(),
+        None => prompt("SO PIN of the backup", (1, 255), false)?,
+    });
+    let (r, text) = lib.restore_token(file_s, so_pin.as_bytes(), a.token.as_deref(), a.force);
+    let v = report(&text);
+    if r == CKR_DEVICE_ERROR && v["serial"].is_string() {
+        // The restore was made and reported, but its audit record could not be written: a
+        // restore cannot be withdrawn like an object, so it stands, and the message says so.
+        return Err(format!(
+            "the token ({}, \"{}\") was restored from {}, but the audit log could not record it ({}): \
+             the restore stands; check the audit log's directory and the diagnostic log",
+            v["serial"].as_str().unwrap_or("?"),
+            v["label"].as_str().unwrap_or("?"),
+            file.display(),
+            rv_text(r)
+        ));
+    }
+    if r != CKR_OK {
+        let why = v["error"].as_str().map(str::to_string).unwrap_or_else(|| rv_text(r));
+        let why = match r {
+            CKR_PIN_INCORRECT => format!("the SO PIN is wrong ({})", rv_text(r)),
+            CKR_PIN_LOCKED => format!("the backup's SO PIN is locked ({})", rv_text(r)),
+            _ => why,
+        };
+        return Err(format!("could not restore {}: {why}. Nothing was changed.", file.display()));
+    }
+    if let Some(kept) = v["kept"].as_str() {
+        say!("The token it replaces has been kept as a backup: {kept}");
+    }
+    say!(
+        "The token ({}, \"{}\") has been restored from {} in slot {}.",
+        v["serial"].as_str().unwrap_or("?"),
+        v["label"].as_str().unwrap_or("?"),
+        file.display(),
+        v["slot"].as_u64().unwrap_or(0)
+    );
+    say!("Its rollback counter has been reset on purpose: the restored database is now the reference.");
+    match v["counters"].as_str() {
+        Some("carried") => {
+            say!("Its GCM invocation counters continue from the token it replaced: no counter IV repeats.")
+        }
+        _ => say!(
+            "Its GCM invocation counters have been moved {} values ahead of the backup's, as the values \
+             used since the backup are unknown (see docs/backup.md).",
+            v["margin"].as_u64().unwrap_or(0)
+        ),
     }
     Ok(())
 }
@@ -806,8 +974,15 @@ fn run(a: &Args) -> Res<()> {
     if a.self_test {
         self_test(&lib)
     } else if a.show_slots {
-        print_status(&status_of(&lib)?);
-        show_slots(&lib)
+        show_slots(&lib)?;
+        if a.verbose {
+            print_status(&status_of(&lib)?);
+        }
+        Ok(())
+    } else if a.backup {
+        backup(&lib, a)
+    } else if let Some(f) = &a.restore {
+        restore(&lib, a, f)
     } else if a.init_token {
         init_token(&lib, a)
     } else if a.delete_token {

@@ -133,12 +133,19 @@ impl MlDsa {
 
     /// aws-lc: the key pair of a 32-byte seed ξ (`ML-DSA.KeyGen_internal`): (expanded `sk`, `pk`).
     pub fn from_seed(self, seed: &[u8]) -> Option<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+        self.key_pair_of_seed(seed).map(|(_, sk, pk)| (sk, pk))
+    }
+
+    /// [`MlDsa::from_seed`] with aws-lc's key pair itself, ready for [`MlDsa::sign_pure`]: (key
+    /// pair, expanded `sk`, `pk`).
+    pub fn key_pair_of_seed(self, seed: &[u8]) -> Option<(lc::PqdsaKeyPair, Zeroizing<Vec<u8>>, Vec<u8>)> {
         if seed.len() != 32 {
             return None;
         }
         let kp = lc::PqdsaKeyPair::from_seed(self.signing(), seed).ok()?;
         let sk = Zeroizing::new(kp.private_key().as_raw_bytes().ok()?.as_ref().to_vec());
-        Some((sk, kp.public_key().as_ref().to_vec()))
+        let pk = kp.public_key().as_ref().to_vec();
+        Some((kp, sk, pk))
     }
 
     /// aws-lc's key pair of an expanded private key, for [`MlDsa::sign_pure`].

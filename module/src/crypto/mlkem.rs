@@ -142,29 +142,6 @@ pub fn keygen_from_seed(p: Params, seed: &[u8; SEED_LEN]) -> Option<(Vec<u8>, Ze
     r
 }
 
-thread_local! {
-    /// SHA-256 of seed ‖ dk of the pair this thread generated last: lets the check that a new
-    /// private key's seed and dk are one key (`keys::ml_kem`) skip expanding the seed again for
-    /// the pair [`generate`] just expanded. A digest, not the key: nothing secret stays behind.
-    static GENERATED: std::cell::Cell<Option<[u8; 32]>> = const { std::cell::Cell::new(None) };
-}
-
-fn pair_digest(seed: &[u8], dk: &[u8]) -> [u8; 32] {
-    let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    c.update(seed);
-    c.update(dk);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(c.finish().as_ref());
-    out
-}
-
-/// Whether `seed` and `dk` are the pair this thread's last [`generate`] made (the mark is used
-/// once). Otherwise the caller expands the seed to compare.
-pub fn just_generated(seed: &[u8], dk: &[u8]) -> bool {
-    let Some(mark) = GENERATED.with(|g| g.take()) else { return false };
-    super::constant_time::verify_slices_are_equal(&mark, &pair_digest(seed, dk)).is_ok()
-}
-
 /// A generated key pair: (ek, dk, the seed d‖z).
 pub type Generated = (Vec<u8>, Zeroizing<Vec<u8>>, Zeroizing<[u8; SEED_LEN]>);
 
@@ -173,7 +150,6 @@ pub fn generate(p: Params) -> Option<Generated> {
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
     super::random::fill(&mut seed[..]).ok()?;
     let (ek, dk) = keygen_from_seed(p, &seed)?;
-    GENERATED.with(|g| g.set(Some(pair_digest(&seed[..], &dk))));
     Some((ek, dk, seed))
 }
 

@@ -125,14 +125,19 @@ pub fn dk_valid(p: Params, dk: &[u8]) -> bool {
 /// The checks and completions of a new key object: the parameter set is one Tessera has; a
 /// public key's ek passes the modulus check; a private key's seed is expanded into dk (which must
 /// equal a dk given with it), or its dk passes the hash check.
+///
+/// A pair this token generated (`CKA_LOCAL` true and `CKA_KEY_GEN_MECHANISM` ML-KEM's, which only
+/// the token sets, and whose template could name no key material) is aws-lc's own expansion of its
+/// seed: checked by the pairwise-consistency test, not expanded or hashed again here.
 fn computed(obj: &mut Object, _kt: CK_KEY_TYPE) -> Result<()> {
     let p = params(obj)?;
     let invalid = || err(CKR_ATTRIBUTE_VALUE_INVALID);
+    let generated = obj.flag(CKA_LOCAL) && obj.ulong(CKA_KEY_GEN_MECHANISM) == Some(CKM_ML_KEM_KEY_PAIR_GEN);
     match obj.class() {
+        CKO_PUBLIC_KEY if generated => {}
         CKO_PUBLIC_KEY if !ek_valid(p, obj.get(CKA_VALUE).unwrap_or(&[])) => return Err(invalid()),
         CKO_PRIVATE_KEY => match obj.get(CKA_SEED) {
-            // A pair key generation has just made is one key (its digest marked it).
-            Some(seed) if obj.get(CKA_VALUE).is_some_and(|dk| mlkem::just_generated(seed, dk)) => {}
+            Some(seed) if generated && seed.len() == SEED_LEN && obj.get(CKA_VALUE).is_some() => {}
             Some(seed) => {
                 let seed: &[u8; SEED_LEN] = seed.try_into().map_err(|_| invalid())?;
                 let (_, dk) = mlkem::keygen_from_seed(p, seed).ok_or(err(CKR_FUNCTION_FAILED))?;
@@ -262,15 +267,27 @@ fn key_info(obj: &Object) -> KeyInfo {
 
 /// The pairwise-consistency test of a new pair (FIPS 203 §7.1 and FIPS 140-3 IG 10.3.A): the
 /// public key encapsulates, the private key decapsulates, and both secrets are the same.
+///
+/// The keys are the objects' parsed forms, as `C_EncapsulateKey` and `C_DecapsulateKey` use them: a
+/// generated pair's are those its generation made (`mechanisms::ml_kem`), parsed once.
 fn pairwise(public: &Object, private: &Object, healthy: bool) -> std::result::Result<(), String> {
     let p = params(public).map_err(|e| format!("public key: {e}"))?;
     let ek = public.get(CKA_VALUE).ok_or("public key without CKA_VALUE")?;
     let dk = private.get(CKA_VALUE).ok_or("private key without CKA_VALUE")?;
-    let (mut ct, k1) = mlkem::encapsulate(p, ek).ok_or("encapsulation failed")?;
+    let invalid = || crate::error::err(CKR_KEY_TYPE_INCONSISTENT);
+    let parse_ek = || mlkem::EncapsulationKey::new(p, ek).ok_or_else(invalid);
+    let (mut ct, k1) = public
+        .with_parsed(parse_ek, |k| k.encapsulate())
+        .map_err(|e| format!("public key: {e}"))?
+        .ok_or("encapsulation failed")?;
     if !healthy {
         ct[0] ^= 1;
     }
-    let k2 = mlkem::decapsulate(p, dk, &ct).ok_or("decapsulation failed")?;
+    let parse_dk = || mlkem::DecapsulationKey::new(p, dk).ok_or_else(invalid);
+    let k2 = private
+        .with_parsed(parse_dk, |k| k.decapsulate(&ct))
+        .map_err(|e| format!("private key: {e}"))?
+        .ok_or("decapsulation failed")?;
     if k1 != k2 {
         return Err("the decapsulated secret differs from the encapsulated one".into());
     }

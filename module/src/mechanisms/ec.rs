@@ -69,6 +69,7 @@ impl Mechanism for KeyPairGen {
             key_type: CKK_EC,
             public: vec![(CKA_EC_PARAMS, params.clone().into()), (CKA_EC_POINT, point.into())],
             private: vec![(CKA_EC_PARAMS, params.into()), (CKA_VALUE, d.to_vec().into())],
+            forms: (None, None),
         })
     }
 }

@@ -51,6 +51,7 @@ impl Mechanism for KeyPairGen {
             key_type: curve.key_type(),
             public: vec![(CKA_EC_PARAMS, params.clone().into()), (CKA_EC_POINT, ec_point(&point)?.into())],
             private: vec![(CKA_EC_PARAMS, params.into()), (CKA_VALUE, secret.as_ref().to_vec().into())],
+            forms: (None, None),
         })
     }
 }

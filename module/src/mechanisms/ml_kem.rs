@@ -11,7 +11,7 @@ use super::{Encapsulated, GeneratedPair, Mechanism, MechanismInfo, Param, Regist
 use crate::crypto::mlkem::{self, Params};
 use crate::error::{err, Result};
 use crate::keys::ml_kem::{parameter_set, params, params_of};
-use crate::object::{ulong, AttrMap, Object};
+use crate::object::{ulong, AttrMap, Object, Prepared};
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
@@ -34,6 +34,9 @@ impl Mechanism for KeyPairGen {
         param.require_none()?;
         let p = params_of(super::keygen_parameter_set(public, private)?)?;
         let (ek, dk, seed) = mlkem::generate(p).ok_or(err(CKR_FUNCTION_FAILED))?;
+        // The parsed keys the objects keep (what `MlKem` below and the pairwise test use).
+        let public_form = mlkem::EncapsulationKey::new(p, &ek).ok_or(err(CKR_FUNCTION_FAILED))?;
+        let private_form = mlkem::DecapsulationKey::new(p, &dk).ok_or(err(CKR_FUNCTION_FAILED))?;
         Ok(GeneratedPair {
             key_type: CKK_ML_KEM,
             public: vec![(CKA_PARAMETER_SET, ulong(parameter_set(p))), (CKA_VALUE, ek.into())],
@@ -42,6 +45,7 @@ impl Mechanism for KeyPairGen {
                 (CKA_SEED, seed.to_vec().into()),
                 (CKA_VALUE, dk.to_vec().into()),
             ],
+            forms: (Some(Prepared::shared(public_form)), Some(Prepared::shared(private_form))),
         })
     }
 }

@@ -134,6 +134,9 @@ pub struct GeneratedPair {
     pub key_type: CK_KEY_TYPE,
     pub public: Template,
     pub private: Template,
+    /// Parsed forms of (public, private) made from the generated key itself, kept by the new
+    /// objects (`Object::keep`): their pairwise-consistency test and first use parse nothing.
+    pub forms: (Option<crate::object::Prepared>, Option<crate::object::Prepared>),
 }
 
 /// One mechanism. A family implements the services it offers; the rest default to

@@ -15,6 +15,12 @@
 //! or without (deterministic). The one exception is pure ML-DSA with an empty context, hedged: that
 //! is aws-lc's own signing and verification (`crypto::mldsa`), which the approved mode uses
 //! (condition `ml_dsa_in_module`).
+//!
+//! A pure signature's message is gathered whole before it is signed or verified. SLH-DSA hashes
+//! the message twice (FIPS 205 Algorithm 19: once for the randomizer, once for the digest), so it
+//! cannot be streamed: a pure SLH-DSA message is bounded by [`SLH_DSA_MAX_MESSAGE`], and data past
+//! it is `CKR_DATA_LEN_RANGE` (which ends the operation). Longer messages are signed with HashSLH-DSA
+//! (`CKM_HASH_SLH_DSA_<hash>`), which streams.
 
 use super::{
     DigestOperation, GeneratedPair, Mechanism, MechanismInfo, Param, Registry, SignOperation, VerifyOperation,
@@ -22,7 +28,7 @@ use super::{
 use crate::crypto::mldsa::MlDsa;
 use crate::crypto::slhdsa::SlhDsa;
 use crate::error::{err, Result};
-use crate::object::{ulong, AttrMap, Kept, Object};
+use crate::object::{ulong, AttrMap, Kept, Object, Prepared};
 use crate::policy::Condition;
 use cryptoki_sys::*;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
@@ -312,31 +318,45 @@ impl Variant {
 }
 
 /// The data of a running operation: the message (or the caller's digest), or a running hash.
+/// Most bytes of a message pure SLH-DSA gathers to sign or verify (64 MiB).
+pub const SLH_DSA_MAX_MESSAGE: usize = 64 << 20;
+
 enum Data {
-    Buffer(Vec<u8>),
+    /// The message gathered, and the most it may hold.
+    Buffer(Vec<u8>, usize),
     Hashing(Hasher),
 }
 
 impl Data {
-    fn new(v: &Variant, input: Input) -> Result<Data> {
+    fn new(v: &Variant, input: Input, family: Family) -> Result<Data> {
+        let max = match family {
+            Family::SlhDsa => SLH_DSA_MAX_MESSAGE,
+            Family::MlDsa => usize::MAX,
+        };
         Ok(match (input, v.prehash) {
             (Input::Hashed(_), Some(p)) => Data::Hashing(p.hasher()?),
-            _ => Data::Buffer(Vec::new()),
+            _ => Data::Buffer(Vec::new(), max),
         })
     }
 
-    fn update(&mut self, data: &[u8]) {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
         match self {
-            Data::Buffer(b) => b.extend_from_slice(data),
+            Data::Buffer(b, max) => {
+                if data.len() > *max - b.len() {
+                    return Err(err(CKR_DATA_LEN_RANGE));
+                }
+                b.extend_from_slice(data);
+            }
             Data::Hashing(h) => h.update(data),
         }
+        Ok(())
     }
 
     /// The message or the digest that ends `M'`; a caller's digest must have its hash's length.
     fn finish(self, v: &Variant) -> Result<Vec<u8>> {
         match self {
             Data::Hashing(h) => Ok(h.finish()),
-            Data::Buffer(b) => match v.prehash {
+            Data::Buffer(b, _) => match v.prehash {
                 Some(p) if b.len() != p.len() => Err(err(CKR_DATA_LEN_RANGE)),
                 _ => Ok(b),
             },
@@ -359,8 +379,7 @@ struct Sign {
 
 impl SignOperation for Sign {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.data.update(data);
-        Ok(())
+        self.data.update(data)
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<u8>> {
@@ -390,8 +409,7 @@ struct Verify {
 
 impl VerifyOperation for Verify {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.data.update(data);
-        Ok(())
+        self.data.update(data)
     }
 
     fn finish(self: Box<Self>, sig: &[u8]) -> Result<()> {
@@ -458,7 +476,7 @@ impl Mechanism for Signature {
             }
             _ => None,
         };
-        let data = Data::new(&variant, self.input)?;
+        let data = Data::new(&variant, self.input, self.family)?;
         Ok(Box::new(Sign {
             set,
             family: self.family,
@@ -477,7 +495,7 @@ impl Mechanism for Signature {
         }
         let set = Set::of(self.family, key)?;
         let pk = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec();
-        let data = Data::new(&variant, self.input)?;
+        let data = Data::new(&variant, self.input, self.family)?;
         Ok(Box::new(Verify { set, family: self.family, pk, variant, input: self.input, data }))
     }
 
@@ -499,13 +517,16 @@ impl Mechanism for KeyPairGen {
         let set = super::keygen_parameter_set(public, private)?;
         let failed = |_| err(CKR_FUNCTION_FAILED);
         let unsupported = || err(CKR_PARAMETER_SET_NOT_SUPPORTED);
-        let (pk, sk, seed) = match self.0 {
+        let (pk, sk, seed, form) = match self.0 {
             Family::MlDsa => {
                 let s = MlDsa::of(set).ok_or_else(unsupported)?;
                 let mut seed = Zeroizing::new([0u8; 32]);
                 crate::crypto::random::fill(&mut seed[..]).map_err(failed)?;
-                let (sk, pk) = s.from_seed(&seed[..]).ok_or(err(CKR_FUNCTION_FAILED))?;
-                (pk, sk, Some(seed))
+                let (kp, sk, pk) = s.key_pair_of_seed(&seed[..]).ok_or(err(CKR_FUNCTION_FAILED))?;
+                // aws-lc's key pair, kept by the private key object: its pairwise test and its
+                // first signature do not parse the expanded key again (which would compute the
+                // public key from it once more).
+                (pk, sk, Some(seed), Some(Prepared::shared(ModuleKey(kp))))
             }
             Family::SlhDsa => {
                 let s = SlhDsa::of(set).ok_or_else(unsupported)?;
@@ -515,7 +536,7 @@ impl Mechanism for KeyPairGen {
                 let sk = s
                     .keygen_internal(&seeds[..n], &seeds[n..2 * n], &seeds[2 * n..])
                     .ok_or(err(CKR_FUNCTION_FAILED))?;
-                (sk[sk.len() - s.public_len()..].to_vec(), sk, None)
+                (sk[sk.len() - s.public_len()..].to_vec(), sk, None, None)
             }
         };
         let mut private = vec![(CKA_PARAMETER_SET, ulong(set)), (CKA_VALUE, sk.to_vec().into())];
@@ -526,6 +547,7 @@ impl Mechanism for KeyPairGen {
             key_type: self.0.key_type(),
             public: vec![(CKA_PARAMETER_SET, ulong(set)), (CKA_VALUE, pk.into())],
             private,
+            forms: (None, form),
         })
     }
 }

@@ -662,7 +662,7 @@ impl Mechanism for Rsa {
             (CKA_EXPONENT_2, c.dq.to_vec().into()),
             (CKA_COEFFICIENT, c.qinv.to_vec().into()),
         ];
-        Ok(GeneratedPair { key_type: CKK_RSA, public, private })
+        Ok(GeneratedPair { key_type: CKK_RSA, public, private, forms: (None, None) })
     }
 }
 

@@ -37,6 +37,7 @@ impl Mechanism for KeyPairGen {
             key_type: CKK_TESSERA_XWING,
             public: vec![(CKA_VALUE, pk.into())],
             private: vec![(CKA_VALUE, sk.to_vec().into())],
+            forms: (None, None),
         })
     }
 }

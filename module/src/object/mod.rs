@@ -48,6 +48,18 @@ struct Form {
     shared: bool,
 }
 
+/// A parsed form made before its object exists, for the object to keep ([`Object::keep`]): a
+/// generated key's, made from the key the generation has in hand, so that the first use of the
+/// new object (its pairwise-consistency test among them) does not parse the material again.
+pub struct Prepared(Form);
+
+impl Prepared {
+    /// A form shared with sessions' copies of the object, as [`Object::parsed`] makes.
+    pub fn shared<T: std::any::Any + Send + Sync>(t: T) -> Prepared {
+        Prepared(Form { value: std::sync::Arc::new(Kept(t)), shared: true })
+    }
+}
+
 /// A parsed form as an object keeps it: aligned to cache lines of its own, apart from the
 /// reference counts in front of it, so that threads reading a shared key do not lose it from
 /// their caches each time another thread takes or drops a reference.
@@ -169,6 +181,18 @@ impl Object {
             }
         }
         Ok(t)
+    }
+
+    /// Keeps a form made beforehand (see [`Prepared`]); an object holding two forms already keeps
+    /// none more (the form is made again when it is used).
+    pub fn keep(&self, form: Prepared) {
+        let mut form = Some(form.0);
+        for slot in &self.parsed.0 {
+            match form.take() {
+                Some(f) => form = slot.set(f).err(),
+                None => break,
+            }
+        }
     }
 
     /// Runs `f` on the parsed form `T` (built by `build` the first time) without taking a

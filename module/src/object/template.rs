@@ -224,85 +224,52 @@ pub(crate) fn without_leading_zeros(v: &[u8]) -> &[u8] {
     &v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..]
 }
 
-/// An object's attributes while its defaults are added: the application's (sorted, as the map
-/// had them) followed by the defaults, sorted once at the end. Inserting each default into the
-/// sorted map would move the entries after it every time.
-struct Defaults {
-    v: Vec<(CK_ATTRIBUTE_TYPE, Value)>,
-    given: usize,
+/// The defaults of a class that a template may override, for the usages' defaults `data` and
+/// `wrap`, in type order: made once per (class, data, wrap) and kept, so that a new object only
+/// merges them with its template. Applying some forty defaults one by one (looking for each among
+/// the template's and those already added, then sorting) cost as much as half the cryptography of
+/// a short operation that makes a key (an ML-KEM encapsulation).
+fn class_defaults(class: CK_OBJECT_CLASS, data: bool, wrap: bool) -> &'static [(CK_ATTRIBUTE_TYPE, Value)] {
+    type Kept = std::sync::OnceLock<Vec<(CK_ATTRIBUTE_TYPE, Value)>>;
+    static KEPT: [[Kept; 4]; 6] = [const { [const { Kept::new() }; 4] }; 6];
+    let c = match class {
+        CKO_DATA => 0,
+        CKO_CERTIFICATE => 1,
+        CKO_PUBLIC_KEY => 2,
+        CKO_PRIVATE_KEY => 3,
+        CKO_SECRET_KEY => 4,
+        _ => 5,
+    };
+    KEPT[c][usize::from(data) * 2 + usize::from(wrap)].get_or_init(|| {
+        let mut v = defaults_of(class, data, wrap);
+        v.sort_unstable_by_key(|e| e.0);
+        debug_assert!(v.windows(2).all(|w| w[0].0 < w[1].0), "an attribute defaulted twice");
+        v
+    })
 }
 
-impl Defaults {
-    fn new(map: AttrMap) -> Defaults {
-        let v = map.into_tuple_vec();
-        Defaults { given: v.len(), v }
-    }
-
-    fn position(&self, t: CK_ATTRIBUTE_TYPE) -> Option<usize> {
-        let (given, added) = self.v.split_at(self.given);
-        match given.binary_search_by_key(&t, |e| e.0) {
-            Ok(i) => Some(i),
-            Err(_) => added.iter().position(|e| e.0 == t).map(|i| self.given + i),
-        }
-    }
-
-    fn get(&self, t: CK_ATTRIBUTE_TYPE) -> Option<&Value> {
-        self.position(t).map(|i| &self.v[i].1)
-    }
-
-    /// `t` gets `v` unless it has a value.
-    fn def(&mut self, t: CK_ATTRIBUTE_TYPE, v: Value) {
-        if self.position(t).is_none() {
-            self.v.push((t, v));
-        }
-    }
-
-    /// `t` gets `v`, whatever it had.
-    fn set(&mut self, t: CK_ATTRIBUTE_TYPE, v: Value) {
-        match self.position(t) {
-            Some(i) => self.v[i].1 = v,
-            None => self.v.push((t, v)),
-        }
-    }
-
-    fn finish(mut self) -> AttrMap {
-        // Every type is in the vector once (`def` and `set` look before they add).
-        self.v.sort_unstable_by_key(|e| e.0);
-        debug_assert!(self.v.windows(2).all(|w| w[0].0 < w[1].0));
-        // What was reserved and not used goes back (in place), but for the attributes that
-        // follow (computed lengths and check values, the approval stamp).
-        self.v.shrink_to(self.v.len() + 4);
-        AttrMap::from_sorted_store_unchecked(self.v)
-    }
-}
-
-fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin, actor: Actor) -> AttrMap {
-    let mut d = Defaults::new(map);
-    // A key is either a wrapping key or a data key (see `DATA_USAGES`): the usages the template
-    // leaves out follow the kind the template asks for, a data key when it names no wrapping
-    // usage. Under the legacy rules every usage defaults to true, as it did.
-    let wrapping = WRAPPING_USAGES.iter().any(|t| d.get(*t).is_some_and(|v| **v == [1]));
-    let (data_default, wrap_default) = if actor.legacy { (true, true) } else { (!wrapping, false) };
+/// The defaults of a class that a template may override (see [`class_defaults`]), unsorted.
+fn defaults_of(class: CK_OBJECT_CLASS, data_default: bool, wrap_default: bool) -> Vec<(CK_ATTRIBUTE_TYPE, Value)> {
+    let mut d = Vec::with_capacity(48);
     let is_key_secret = matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY);
-    // Defaults are made only where the template left the attribute out.
-    d.def(CKA_PRIVATE, bool_(is_key_secret));
-    d.def(CKA_TOKEN, bool_(false));
-    d.def(CKA_MODIFIABLE, bool_(true));
-    d.def(CKA_COPYABLE, bool_(true));
-    d.def(CKA_DESTROYABLE, bool_(true));
-    d.def(CKA_LABEL, EMPTY);
+    d.push((CKA_PRIVATE, bool_(is_key_secret)));
+    d.push((CKA_TOKEN, bool_(false)));
+    d.push((CKA_MODIFIABLE, bool_(true)));
+    d.push((CKA_COPYABLE, bool_(true)));
+    d.push((CKA_DESTROYABLE, bool_(true)));
+    d.push((CKA_LABEL, EMPTY));
     match class {
         CKO_DATA => {
-            d.def(CKA_APPLICATION, EMPTY);
-            d.def(CKA_OBJECT_ID, EMPTY);
-            d.def(CKA_VALUE, EMPTY);
+            d.push((CKA_APPLICATION, EMPTY));
+            d.push((CKA_OBJECT_ID, EMPTY));
+            d.push((CKA_VALUE, EMPTY));
         }
         CKO_CERTIFICATE => {
-            d.def(CKA_TRUSTED, bool_(false));
-            d.def(CKA_CERTIFICATE_CATEGORY, ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED));
-            d.def(CKA_START_DATE, EMPTY);
-            d.def(CKA_END_DATE, EMPTY);
-            d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
+            d.push((CKA_TRUSTED, bool_(false)));
+            d.push((CKA_CERTIFICATE_CATEGORY, ulong(CK_CERTIFICATE_CATEGORY_UNSPECIFIED)));
+            d.push((CKA_START_DATE, EMPTY));
+            d.push((CKA_END_DATE, EMPTY));
+            d.push((CKA_PUBLIC_KEY_INFO, EMPTY));
             for t in [
                 CKA_ID,
                 CKA_ISSUER,
@@ -311,91 +278,142 @@ fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin, actor: A
                 CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
                 CKA_HASH_OF_ISSUER_PUBLIC_KEY,
             ] {
-                d.def(t, EMPTY);
+                d.push((t, EMPTY));
             }
-            d.def(CKA_JAVA_MIDP_SECURITY_DOMAIN, ulong(CK_SECURITY_DOMAIN_UNSPECIFIED));
-            d.def(CKA_NAME_HASH_ALGORITHM, ulong(CKM_SHA_1));
+            d.push((CKA_JAVA_MIDP_SECURITY_DOMAIN, ulong(CK_SECURITY_DOMAIN_UNSPECIFIED)));
+            d.push((CKA_NAME_HASH_ALGORITHM, ulong(CKM_SHA_1)));
         }
         _ => {
-            d.def(CKA_ID, EMPTY);
-            d.def(CKA_START_DATE, EMPTY);
-            d.def(CKA_END_DATE, EMPTY);
-            d.def(CKA_DERIVE, bool_(false));
-            d.def(CKA_ALLOWED_MECHANISMS, EMPTY);
-            d.def(CKA_DERIVE_TEMPLATE, EMPTY);
-            let (local, mech) = match origin {
-                Origin::Generated(m) => (true, m),
-                _ => (false, CK_UNAVAILABLE_INFORMATION),
-            };
-            d.set(CKA_LOCAL, bool_(local));
-            d.set(CKA_KEY_GEN_MECHANISM, ulong(mech));
+            d.push((CKA_ID, EMPTY));
+            d.push((CKA_START_DATE, EMPTY));
+            d.push((CKA_END_DATE, EMPTY));
+            d.push((CKA_DERIVE, bool_(false)));
+            d.push((CKA_ALLOWED_MECHANISMS, EMPTY));
+            d.push((CKA_DERIVE_TEMPLATE, EMPTY));
         }
     }
     match class {
         CKO_PUBLIC_KEY => {
-            d.def(CKA_SUBJECT, EMPTY);
+            d.push((CKA_SUBJECT, EMPTY));
             for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER] {
-                d.def(t, bool_(data_default));
+                d.push((t, bool_(data_default)));
             }
-            d.def(CKA_WRAP, bool_(wrap_default));
-            d.def(CKA_TRUSTED, bool_(false));
-            d.def(CKA_WRAP_TEMPLATE, EMPTY);
-            d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
+            d.push((CKA_WRAP, bool_(wrap_default)));
+            d.push((CKA_TRUSTED, bool_(false)));
+            d.push((CKA_WRAP_TEMPLATE, EMPTY));
+            d.push((CKA_PUBLIC_KEY_INFO, EMPTY));
             // A data usage, defaulting as CKA_VERIFY does.
-            d.def(CKA_ENCAPSULATE, bool_(data_default));
-            d.def(CKA_ENCAPSULATE_TEMPLATE, EMPTY);
+            d.push((CKA_ENCAPSULATE, bool_(data_default)));
+            d.push((CKA_ENCAPSULATE_TEMPLATE, EMPTY));
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
             // Keys stay inside unless the application asks otherwise: not extractable (a default
             // the specification leaves to the token). A private key is sensitive too (also the
             // token's choice); for a secret key the specification gives CKA_SENSITIVE the default
             // false, which reveals nothing while the key is not extractable.
-            if class == CKO_PRIVATE_KEY {
-                d.def(CKA_SENSITIVE, bool_(true));
-            } else {
-                d.def(CKA_SENSITIVE, bool_(false));
-            }
-            d.def(CKA_EXTRACTABLE, bool_(false));
+            d.push((CKA_SENSITIVE, bool_(class == CKO_PRIVATE_KEY)));
+            d.push((CKA_EXTRACTABLE, bool_(false)));
             for t in [CKA_DECRYPT, CKA_SIGN] {
-                d.def(t, bool_(data_default));
+                d.push((t, bool_(data_default)));
             }
-            d.def(CKA_UNWRAP, bool_(wrap_default));
-            d.def(CKA_WRAP_WITH_TRUSTED, bool_(false));
-            d.def(CKA_UNWRAP_TEMPLATE, EMPTY);
+            d.push((CKA_UNWRAP, bool_(wrap_default)));
+            d.push((CKA_WRAP_WITH_TRUSTED, bool_(false)));
+            d.push((CKA_UNWRAP_TEMPLATE, EMPTY));
             if class == CKO_PRIVATE_KEY {
-                d.def(CKA_SUBJECT, EMPTY);
-                d.def(CKA_SIGN_RECOVER, bool_(data_default));
-                d.def(CKA_ALWAYS_AUTHENTICATE, bool_(false));
-                d.def(CKA_PUBLIC_KEY_INFO, EMPTY);
+                d.push((CKA_SUBJECT, EMPTY));
+                d.push((CKA_SIGN_RECOVER, bool_(data_default)));
+                d.push((CKA_ALWAYS_AUTHENTICATE, bool_(false)));
+                d.push((CKA_PUBLIC_KEY_INFO, EMPTY));
                 // A data usage, defaulting as CKA_SIGN does.
-                d.def(CKA_DECAPSULATE, bool_(data_default));
-                d.def(CKA_DECAPSULATE_TEMPLATE, EMPTY);
+                d.push((CKA_DECAPSULATE, bool_(data_default)));
+                d.push((CKA_DECAPSULATE_TEMPLATE, EMPTY));
             } else {
                 for t in [CKA_ENCRYPT, CKA_VERIFY] {
-                    d.def(t, bool_(data_default));
+                    d.push((t, bool_(data_default)));
                 }
-                d.def(CKA_WRAP, bool_(wrap_default));
-                d.def(CKA_TRUSTED, bool_(false));
-                // Set true by `C_DeriveKey` alone, for an ECDH shared secret.
-                d.set(attrs::CKA_VENDOR_SHARED_SECRET, bool_(false));
-                // Set true by `C_DecapsulateKey`, and `C_DeriveKey` from such a key, alone.
-                d.set(attrs::CKA_VENDOR_DECAPSULATED, bool_(false));
-                d.def(CKA_WRAP_TEMPLATE, EMPTY);
+                d.push((CKA_WRAP, bool_(wrap_default)));
+                d.push((CKA_TRUSTED, bool_(false)));
+                d.push((CKA_WRAP_TEMPLATE, EMPTY));
             }
-            let (always_sensitive, never_extractable) = match origin {
-                Origin::Generated(_) => (true, true),
-                Origin::Derived(s, e) => (s, e),
-                _ => (false, false),
-            };
-            let sensitive = d.get(CKA_SENSITIVE).is_some_and(|v| **v == [1]);
-            let extractable = d.get(CKA_EXTRACTABLE).is_some_and(|v| **v == [1]);
-            d.set(CKA_ALWAYS_SENSITIVE, bool_(always_sensitive && sensitive));
-            d.set(CKA_NEVER_EXTRACTABLE, bool_(never_extractable && !extractable));
         }
         _ => {}
     }
-    d.set(CKA_UNIQUE_ID, unique_id());
-    d.finish()
+    d
+}
+
+/// The object's attributes: the template's, the class's defaults for what it leaves out
+/// ([`class_defaults`]), and what the token sets whatever the template says.
+fn apply_defaults(map: AttrMap, class: CK_OBJECT_CLASS, origin: Origin, actor: Actor) -> AttrMap {
+    // A key is either a wrapping key or a data key (see `DATA_USAGES`): the usages the template
+    // leaves out follow the kind the template asks for, a data key when it names no wrapping
+    // usage. Under the legacy rules every usage defaults to true, as it did.
+    let wrapping = WRAPPING_USAGES.iter().any(|t| map.get(t).is_some_and(|v| **v == [1]));
+    let (data_default, wrap_default) = if actor.legacy { (true, true) } else { (!wrapping, false) };
+    let defaults = class_defaults(class, data_default, wrap_default);
+    let value = |t: CK_ATTRIBUTE_TYPE| {
+        map.get(&t).or_else(|| defaults.binary_search_by_key(&t, |e| e.0).ok().map(|i| &defaults[i].1))
+    };
+    // What the token sets (at most seven attributes).
+    let mut set: Vec<(CK_ATTRIBUTE_TYPE, Value)> = Vec::with_capacity(8);
+    if matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY) {
+        let (local, mech) = match origin {
+            Origin::Generated(m) => (true, m),
+            _ => (false, CK_UNAVAILABLE_INFORMATION),
+        };
+        set.push((CKA_LOCAL, bool_(local)));
+        set.push((CKA_KEY_GEN_MECHANISM, ulong(mech)));
+    }
+    if class == CKO_SECRET_KEY {
+        // Set true by `C_DeriveKey` alone, for an ECDH shared secret.
+        set.push((attrs::CKA_VENDOR_SHARED_SECRET, bool_(false)));
+        // Set true by `C_DecapsulateKey`, and `C_DeriveKey` from such a key, alone.
+        set.push((attrs::CKA_VENDOR_DECAPSULATED, bool_(false)));
+    }
+    if matches!(class, CKO_PRIVATE_KEY | CKO_SECRET_KEY) {
+        let (always_sensitive, never_extractable) = match origin {
+            Origin::Generated(_) => (true, true),
+            Origin::Derived(s, e) => (s, e),
+            _ => (false, false),
+        };
+        let sensitive = value(CKA_SENSITIVE).is_some_and(|v| **v == [1]);
+        let extractable = value(CKA_EXTRACTABLE).is_some_and(|v| **v == [1]);
+        set.push((CKA_ALWAYS_SENSITIVE, bool_(always_sensitive && sensitive)));
+        set.push((CKA_NEVER_EXTRACTABLE, bool_(never_extractable && !extractable)));
+    }
+    set.push((CKA_UNIQUE_ID, unique_id()));
+    set.sort_unstable_by_key(|e| e.0);
+    merged(map, defaults, set)
+}
+
+/// One map of three sorted lists, each holding a type once: for each attribute, the token's value
+/// (`set`), else the template's (`given`), else the default. Room is left for the attributes that follow (computed
+/// lengths and check values, the approval stamp).
+fn merged(
+    given: AttrMap,
+    defaults: &'static [(CK_ATTRIBUTE_TYPE, Value)],
+    set: Vec<(CK_ATTRIBUTE_TYPE, Value)>,
+) -> AttrMap {
+    // The template's and the token's first (a few attributes; the token's value wins), then the
+    // defaults walked once, each taken unless the first list has its type.
+    let mut first: Vec<(CK_ATTRIBUTE_TYPE, Value)> = Vec::with_capacity(given.len() + set.len());
+    let mut set = set.into_iter().peekable();
+    for (t, v) in given.into_tuple_vec() {
+        while let Some(e) = set.next_if(|e| e.0 < t) {
+            first.push(e);
+        }
+        first.push(set.next_if(|e| e.0 == t).unwrap_or((t, v)));
+    }
+    first.extend(set);
+    let mut out = Vec::with_capacity(first.len() + defaults.len() + 4);
+    let mut first = first.into_iter().peekable();
+    for (t, v) in defaults {
+        while let Some(e) = first.next_if(|e| e.0 < *t) {
+            out.push(e);
+        }
+        out.push(first.next_if(|e| e.0 == *t).unwrap_or_else(|| (*t, v.clone())));
+    }
+    out.extend(first);
+    AttrMap::from_sorted_store_unchecked(out)
 }
 
 /// Lower-case hexadecimal.
@@ -646,6 +664,53 @@ mod tests {
             ),
             Err(err(CKR_ATTRIBUTE_VALUE_INVALID))
         );
+    }
+
+    #[test]
+    fn class_defaults_name_each_attribute_once() {
+        for class in [CKO_DATA, CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY] {
+            for (data, wrap) in [(false, false), (true, false), (false, true), (true, true)] {
+                let kept = class_defaults(class, data, wrap);
+                assert!(kept.windows(2).all(|w| w[0].0 < w[1].0), "class {class:#x}");
+                assert_eq!(kept.len(), defaults_of(class, data, wrap).len(), "class {class:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn template_defaults_and_token_values_merge() {
+        let k = build(
+            &t(&[
+                (CKA_CLASS, ulong(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ulong(CKK_GENERIC_SECRET)),
+                (CKA_SENSITIVE, bool_(true)),
+                (CKA_ENCRYPT, bool_(false)),
+                (CKA_LABEL, b"k".to_vec().into()),
+            ]),
+            vec![(CKA_VALUE, vec![7; 32].into())],
+            Origin::Generated(CKM_GENERIC_SECRET_KEY_GEN),
+            Actor::default(),
+        )
+        .unwrap();
+        // One value per type, in type order, as the map's lookups assume.
+        assert!(k.attrs.iter().zip(k.attrs.iter().skip(1)).all(|(a, b)| a.0 < b.0));
+        // The template's values, the defaults for what it left out, the token's own.
+        assert_eq!(k.get(CKA_LABEL), Some(&b"k"[..]));
+        assert!(!k.flag(CKA_ENCRYPT) && k.flag(CKA_DECRYPT) && !k.flag(CKA_EXTRACTABLE) && !k.flag(CKA_DERIVE));
+        assert!(k.flag(CKA_LOCAL) && k.flag(CKA_ALWAYS_SENSITIVE) && k.flag(CKA_NEVER_EXTRACTABLE));
+        assert_eq!(k.ulong(CKA_KEY_GEN_MECHANISM), Some(CKM_GENERIC_SECRET_KEY_GEN));
+        assert_eq!(k.get(CKA_UNIQUE_ID).map(<[u8]>::len), Some(32));
+        assert_eq!(k.get(attrs::CKA_VENDOR_DECAPSULATED), Some(&[0][..]));
+        // A wrapping key: the data usages default to false.
+        let w = build(
+            &t(&[(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(CKK_AES)), (CKA_WRAP, bool_(true))]),
+            vec![(CKA_VALUE, vec![7; 16].into())],
+            Origin::Generated(CKM_AES_KEY_GEN),
+            Actor::default(),
+        )
+        .unwrap();
+        assert!(w.flag(CKA_WRAP) && !w.flag(CKA_ENCRYPT) && !w.flag(CKA_DECRYPT) && !w.flag(CKA_UNWRAP));
+        assert!(!w.flag(CKA_ALWAYS_SENSITIVE), "not sensitive, so never always sensitive");
     }
 
     #[test]

@@ -235,15 +235,9 @@ impl Module {
         })
     }
 
-    /// `C_Encrypt` / `C_Decrypt`: single part. `dest` is the caller's buffer (`cap` bytes).
-    pub fn cipher(
-        &self,
-        s: &SessionRef,
-        encrypt: bool,
-        data: &[u8],
-        cap: Option<usize>,
-        dest: Option<&mut [u8]>,
-    ) -> Result<Output> {
+    /// `C_Encrypt` / `C_Decrypt`: single part, for a caller's buffer of `cap` bytes. The result
+    /// is the module's until the call's record is kept (`abi::guard` copies it out).
+    pub fn cipher(&self, s: &SessionRef, encrypt: bool, data: &[u8], cap: Option<usize>) -> Result<Output> {
         self.with_ops(s, |ops| {
             let slot = if encrypt { &mut ops.encrypt } else { &mut ops.decrypt };
             let st = resume(slot, Phase::Single)?;
@@ -254,12 +248,24 @@ impl Module {
                     match cap {
                         None => return Ok(Output::Length { len, too_small: false }),
                         Some(c) if c < len && exact => return Ok(Output::Length { len, too_small: true }),
-                        // The caller's buffer takes the exact result: write it there directly.
+                        // The caller's buffer takes the exact result: made in one buffer of
+                        // its size, kept by the module until the call's record is kept.
                         Some(c) if c >= len && exact => {
-                            if let (Some(op), Some(dest)) = (st.op.take(), dest) {
-                                let r = op.one_shot_into(data, dest);
+                            if let Some(op) = st.op.take() {
+                                let mut out = crate::error::try_zeroed(len)?;
+                                let r = op.one_shot_into(data, &mut out);
                                 *slot = None;
-                                return r.map(Output::Written);
+                                return match r {
+                                    Ok(n) => {
+                                        out.truncate(n);
+                                        Ok(Output::Done(out))
+                                    }
+                                    Err(e) => {
+                                        // What a failed decryption may have left in it.
+                                        zeroize::Zeroize::zeroize(&mut out);
+                                        Err(e)
+                                    }
+                                };
                             }
                         }
                         _ => {}

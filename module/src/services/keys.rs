@@ -44,12 +44,12 @@ fn requested(map: &AttrMap) -> KeyInfo {
         .and_then(|v| crate::object::as_ulong(v))
         .map(|b| b as u32)
         .or_else(|| map.get(&CKA_VALUE_LEN).and_then(|v| crate::object::as_ulong(v)).map(|l| (l * 8) as u32));
-    let probe = Object::new(
-        [(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, map.get(&CKA_EC_PARAMS).cloned().unwrap_or_default())]
-            .into_iter()
-            .collect(),
-    );
-    KeyInfo { bits, curve: KeyInfo::of(&probe).curve }
+    // The curve, of a template that names one (an object made to read it with `KeyInfo::of`).
+    let curve = map.get(&CKA_EC_PARAMS).and_then(|params| {
+        let probe = Object::new([(CKA_KEY_TYPE, ulong(CKK_EC)), (CKA_EC_PARAMS, params.clone())].into_iter().collect());
+        KeyInfo::of(&probe).curve
+    });
+    KeyInfo { bits, curve }
 }
 
 /// Records on a key whether it came to be under approved conditions: the vendor attribute
@@ -224,6 +224,13 @@ impl Module {
         let priv_t = with_class(private, CKO_PRIVATE_KEY, g.key_type)?;
         let mut pub_obj = template::build(&pub_t, g.public, Origin::Generated(mech), actor)?;
         let mut priv_obj = template::build(&priv_t, g.private, Origin::Generated(mech), actor)?;
+        // The key as the generation has it: the pairwise test below, and the first use, take it
+        // rather than parse the new objects' material again.
+        for (obj, form) in [(&pub_obj, g.forms.0), (&priv_obj, g.forms.1)] {
+            if let Some(f) = form {
+                obj.keep(f);
+            }
+        }
         if priv_obj.get(CKA_PUBLIC_KEY_INFO).is_some_and(|v| v.is_empty()) {
             if let Some(info) = pub_obj.get(CKA_PUBLIC_KEY_INFO).filter(|v| !v.is_empty()) {
                 priv_obj.attrs.insert(CKA_PUBLIC_KEY_INFO, info.to_vec().into());

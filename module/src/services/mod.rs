@@ -20,8 +20,6 @@ pub enum Output {
     Length { len: usize, too_small: bool },
     /// The result.
     Done(Vec<u8>),
-    /// The result, already written into the caller's buffer: its length.
-    Written(usize),
 }
 
 /// Hands out a computed result, or keeps it for the next call when the caller's buffer (`cap`,

@@ -283,6 +283,20 @@ impl Module {
         Ok(())
     }
 
+    /// Takes back an object this call made for session `s` and whose record could not be kept
+    /// (`record::finish`): it goes whatever its `CKA_DESTROYABLE` says, as if it had never been
+    /// made, and its handle is never handed out.
+    pub fn withdraw(&self, s: &crate::module::SessionRef, oh: CK_OBJECT_HANDLE) -> Result<()> {
+        let (target, obj) = self.resolve(s, oh)?;
+        if let Target::Token { token, id, .. } = &target {
+            token.delete(*id)?;
+        }
+        self.handles.write().remove(oh);
+        drop((target, obj));
+        self.evict_stale_keys();
+        Ok(())
+    }
+
     /// `C_GetObjectSize`.
     pub fn object_size(&self, h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<usize> {
         let s = self.session(h)?;

@@ -1,6 +1,7 @@
 //! The services of Tessera's vendor interface ("Vendor Tessera" 1.0, `abi/vendor.rs`): what
 //! PKCS#11 has no function for. `tessera-util` reaches them through the library like any
-//! application: the module's status as text, the self-tests on demand, and deleting a token.
+//! application: the module's status as text, the self-tests on demand, deleting a token, and
+//! backing a token up and restoring it (`store/backup.rs`).
 
 use crate::error::{err, Error, Result};
 use crate::fips::PostReport;
@@ -34,7 +35,7 @@ fn integrity_result(s: &crate::fips::integrity::Status) -> &'static str {
 }
 
 impl Module {
-    /// `T_GetStatus`: the module's state as a JSON object (README, "The vendor interface"): the
+    /// `T_GetStatus`: the module's state as a JSON object (docs/vendor-interface.md): the
     /// library file and version, the mode, operational or in the error state and why, the
     /// integrity test's values (of the latest run), aws-lc's `FIPS_mode`, and the power-on and
     /// the latest on-demand self-tests with their phases. Available in the error state, where it
@@ -149,11 +150,157 @@ impl Module {
     }
 }
 
+impl Module {
+    /// `T_BackupToken`: a consistent copy of the token in `slot`, written to `out` while other
+    /// processes go on using it (`store::backup::backup`). No PIN is asked, as none is for
+    /// `T_DeleteToken`: what the file holds is what the token directory holds, sealed the same
+    /// way, and the store's owner can read that directory already.
+    pub fn backup_token(&self, slot: CK_SLOT_ID, out: &std::path::Path) -> Result<String> {
+        let t = self.token(slot)?;
+        let s = crate::store::backup::backup(&t.dir, out)?;
+        tracing::info!("token {} backed up to {} ({} objects)", s.serial, out.display(), s.objects);
+        Ok(json!({ "backup": out.display().to_string(), "token": s }).to_string())
+    }
+
+    /// `T_RestoreToken`: the backup in `file` put back as a token (see `docs/backup.md`).
+    ///
+    /// The file's envelope and database are checked, and the SO PIN tried against the backup's own
+    /// wrap of its token key, in a hidden directory that no slot lists, before anything of the
+    /// store is touched; a refusal removes that directory and leaves the store as it was. Then:
+    /// the token of the resulting label (or the backup's own token, by its unique ID) is replaced
+    /// only with `replace`, its writers held off while it is written to a backup file beside the
+    /// tokens (`<serial>.<time>.replaced.tessera-backup`) and its counters read; the restored
+    /// token's GCM counters are moved ahead of every value used since the backup (see
+    /// `Staged::advance`), and its rollback record starts again from the restored database. The
+    /// restored token takes its place in one rename. A backup of a token that is present under
+    /// another label than the one restored is refused: two tokens with one unique ID would share
+    /// key material and GCM invocation counters.
+    pub fn restore_token(
+        &self,
+        file: &std::path::Path,
+        so_pin: &[u8],
+        label: Option<&str>,
+        replace: bool,
+    ) -> Result<String> {
+        use crate::store::backup;
+        let image = backup::read(file)?;
+        let mut staged = backup::Staged::new(&self.cfg.tokendir, &image)?;
+        let r = self.restore_staged(&mut staged, file, so_pin, label, replace);
+        if r.is_err() {
+            staged.discard();
+        }
+        r
+    }
+
+    fn restore_staged(
+        &self,
+        staged: &mut crate::store::backup::Staged,
+        file: &std::path::Path,
+        so_pin: &[u8],
+        label: Option<&str>,
+        replace: bool,
+    ) -> Result<String> {
+        use crate::store::backup::{self, Replaced};
+        let refused = |why: std::fmt::Arguments<'_>| Error::because(CKR_ACTION_PROHIBITED, why);
+        if label.is_some_and(|l| l.is_empty() || l.len() > 32) {
+            return Err(Error::because(CKR_ARGUMENTS_BAD, "a token label has 1 to 32 bytes"));
+        }
+        staged.record_pin_state()?;
+        {
+            let t = crate::token::Token::open(&staged.dir, self.kek.clone(), self.pin_policy())?;
+            t.verify_pin(crate::store::Role::So, so_pin).map_err(|e| match e.rv() {
+                CKR_PIN_INCORRECT => Error::because(CKR_PIN_INCORRECT, "the SO PIN is not the backup's SO PIN"),
+                _ => e,
+            })?;
+        }
+        if let Some(l) = label {
+            staged.relabel(l)?;
+        }
+        let present = backup::present(&self.cfg.tokendir)?;
+        let same_uid = present.iter().find(|p| p.uid == staged.uid);
+        let same_label = present.iter().find(|p| p.label == staged.label);
+        let target = match (same_uid, same_label) {
+            (Some(u), l) if l.is_none_or(|l| l.dir != u.dir) => {
+                return Err(refused(format_args!(
+                    "this backup's token is in the store as \"{}\" (serial {}): restore over it with --token \"{}\" --force, \
+                     or delete it first; two tokens with one unique ID would share keys and GCM counters",
+                    u.label, u.serial, u.label
+                )))
+            }
+            (u, l) => u.or(l),
+        };
+        if let Some(t) = target {
+            if !replace {
+                return Err(refused(format_args!(
+                    "a token labelled \"{}\" is in the store (serial {}): --force replaces it, keeping it as a backup first",
+                    t.label, t.serial
+                )));
+            }
+        }
+        let taken = present.iter().find(|p| p.dir == self.cfg.tokendir.join(&staged.serial));
+        if taken.is_some_and(|p| target.is_none_or(|t| t.dir != p.dir)) {
+            return Err(refused(format_args!(
+                "a token with the backup's serial number {} is in the store",
+                staged.serial
+            )));
+        }
+        if let Some(t) = target {
+            let open = self.slots.read().unwrap_or_else(|p| p.into_inner()).opened_at(&t.dir);
+            if open.is_some_and(|tok| self.sessions_on(&tok).0 > 0) {
+                return Err(err(CKR_SESSION_EXISTS));
+            }
+        }
+        let replaced = target.map(|t| Replaced::lock(&t.dir)).transpose()?;
+        let mut kept = None;
+        if let (Some(r), Some(t)) = (&replaced, target) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            kept = Some(r.keep(&self.cfg.tokendir, &format!("{}.{now}.replaced", t.serial))?);
+        }
+        // The token's own counters when it is the one replaced; otherwise nothing knows them.
+        let before = match (&replaced, same_uid) {
+            (Some(r), Some(_)) => Some((&r.read, r.dir.as_path())),
+            _ => None,
+        };
+        let counters_known = before.is_some();
+        staged.advance(before)?;
+        let dir = backup::install(&self.cfg.tokendir, staged, replaced.as_ref())?;
+        if let Some(r) = replaced {
+            let old = r.dir.clone();
+            r.release();
+            if let Some(tok) = self.slots.read().unwrap_or_else(|p| p.into_inner()).opened_at(&old) {
+                self.forget_token_handles(&tok);
+            }
+            self.slots.write().unwrap_or_else(|p| p.into_inner()).forget(&old);
+        }
+        self.rescan()?;
+        tracing::warn!(
+            "token {} restored from {}: its rollback record starts again from the restored database",
+            staged.serial,
+            file.display()
+        );
+        crate::record::note(format!(
+            "token {} restored from a backup: rollback counter reset on purpose; GCM counters {}",
+            staged.serial,
+            if counters_known { "carried from the token replaced" } else { "moved 2^40 ahead" }
+        ));
+        Ok(json!({
+            "restored": file.display().to_string(),
+            "serial": staged.serial,
+            "label": staged.label,
+            "slot": crate::slots::slot_id_for(&dir),
+            "kept": kept.map(|p| p.display().to_string()),
+            "counters": if counters_known { "carried" } else { "margin" },
+            "margin": backup::UNKNOWN_USE_MARGIN,
+        })
+        .to_string())
+    }
+}
+
 /// Overwrites every file of a token's directory with zeros, synced, before it is removed: the
 /// sealed objects and the PIN wraps of the token key do not stay readable in the freed blocks of
 /// a file system that writes in place. (A copy-on-write or flash file system may keep old blocks
 /// all the same: `security-policy.md` §11 says so.) Best effort: removal follows either way.
-fn overwrite_files(dir: &std::path::Path) {
+pub(crate) fn overwrite_files(dir: &std::path::Path) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let Ok(entries) = std::fs::read_dir(dir) else { return };

@@ -10,6 +10,7 @@
 //! a reader that finds it where it was at its last sync knows nothing was committed since, without
 //! the lock.
 
+pub mod backup;
 pub mod keyring;
 pub mod seal;
 

@@ -1,7 +1,7 @@
 //! The algorithms `tessera-sign` knows, their object identifiers, the public key file (PEM
 //! SubjectPublicKeyInfo) and the signature file (PEM "TESSERA SIGNATURE", DER inside).
 //!
-//! The signature file (README, "tessera-sign"):
+//! The signature file (docs/post-quantum.md, "tessera-sign"):
 //!
 //! ```text
 //! TesseraSignature ::= SEQUENCE {
