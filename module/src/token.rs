@@ -621,8 +621,9 @@ impl Token {
                 );
                 return Err(take_back(err(CKR_DEVICE_ERROR)));
             };
-            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &aad)?;
-            if !lock(&self.db).convert_legacy(role, l.count, &l.blob, &w)? {
+            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &aad).map_err(take_back)?;
+            let converted = lock(&self.db).convert_legacy(role, l.count, &l.blob, &w);
+            if !converted.map_err(take_back)? {
                 // Another process (or C_InitPIN) replaced the wrap meanwhile: the PIN is checked
                 // again against what is there now.
                 taken_back();
