@@ -21,6 +21,12 @@ use std::path::{Path, PathBuf};
 /// The system configuration, the only one a secure-execution process reads.
 pub const SYSTEM_CONF: &str = "/etc/tessera/tessera.conf";
 
+/// SoftHSMv2's system configuration, read (the drop-in) when no Tessera configuration exists.
+pub const SOFTHSM2_SYSTEM_CONF: &str = "/etc/softhsm/softhsm2.conf";
+
+/// The directory, inside SoftHSMv2's token directory, that holds Tessera's store in the drop-in.
+pub const DROPIN_STORE: &str = ".tessera";
+
 /// The environment variables the configuration may read.
 #[derive(Clone, Debug, Default)]
 pub struct Environment {
@@ -31,6 +37,11 @@ pub struct Environment {
     pub home: Option<OsString>,
     pub xdg_config_home: Option<OsString>,
     pub xdg_data_home: Option<OsString>,
+    /// `SOFTHSM2_CONF`: SoftHSMv2's configuration, read when `TESSERA_CONF` is unset (the
+    /// drop-in: see [`Config::softhsm2_tokendir`]).
+    pub softhsm2_conf: Option<OsString>,
+    /// A secure-execution process: no SoftHSMv2 configuration is looked for either.
+    pub secure: bool,
 }
 
 impl Environment {
@@ -43,7 +54,7 @@ impl Environment {
     /// The process's variables, or none when `secure`.
     pub fn read(secure: bool) -> Environment {
         if secure {
-            return Environment::default();
+            return Environment { secure: true, ..Environment::default() };
         }
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         Environment {
@@ -52,6 +63,8 @@ impl Environment {
             home: var("HOME"),
             xdg_config_home: var("XDG_CONFIG_HOME"),
             xdg_data_home: var("XDG_DATA_HOME"),
+            softhsm2_conf: var("SOFTHSM2_CONF"),
+            secure: false,
         }
     }
 }
@@ -118,6 +131,11 @@ pub struct Config {
     /// `pin.cache = keyring`: the login cache's lifetime in seconds (`pin.cache_seconds`); `None`:
     /// no cache (`pin.cache = none`, the default). Not in the approved mode.
     pub pin_cache_seconds: Option<usize>,
+    /// The drop-in: the configuration is SoftHSMv2's (`SOFTHSM2_CONF`, or
+    /// `/etc/softhsm/softhsm2.conf` when no Tessera configuration exists), and this is its
+    /// `directories.tokendir`. Its SoftHSMv2 tokens appear as slots (see `migrate::dropin`);
+    /// Tessera's store, `tokendir`, is its sub-directory `.tessera`.
+    pub softhsm2_tokendir: Option<PathBuf>,
 }
 
 /// `slots.mechanisms`, with SoftHSMv2's meaning: `ALL` (the default), a comma-separated list of
@@ -183,6 +201,7 @@ impl Config {
             audit: Audit::default(),
             mechanisms: MechanismFilter::default(),
             pin_cache_seconds: None,
+            softhsm2_tokendir: None,
         }
     }
 
@@ -281,12 +300,28 @@ impl Config {
         if let Some(path) = &env.conf {
             return Config::from_file_in(Path::new(path), env);
         }
+        if let Some(path) = &env.softhsm2_conf {
+            return Config::dropin(Path::new(path), env);
+        }
         for path in default_conf_paths(env) {
             if path.exists() {
                 return Config::from_file_in(&path, env);
             }
         }
+        if !env.secure && Path::new(SOFTHSM2_SYSTEM_CONF).exists() {
+            return Config::dropin(Path::new(SOFTHSM2_SYSTEM_CONF), env);
+        }
         Ok(Config::defaults(env))
+    }
+
+    /// SoftHSMv2's configuration file, read as Tessera's (the same format and keys): its
+    /// `directories.tokendir` holds SoftHSMv2's tokens, and Tessera's store goes in its
+    /// sub-directory `.tessera` (which SoftHSMv2 skips: it holds no `token.object`).
+    fn dropin(path: &Path, env: &Environment) -> Result<Config, String> {
+        let mut cfg = Config::from_file_in(path, env)?;
+        cfg.softhsm2_tokendir = Some(cfg.tokendir.clone());
+        cfg.tokendir = cfg.tokendir.join(DROPIN_STORE);
+        Ok(cfg)
     }
 
     /// Reads one configuration file; every unknown or malformed line is an error naming the line.
@@ -761,6 +796,8 @@ mod tests {
             home: Some("/home/x".into()),
             xdg_config_home: Some("/xdg/config".into()),
             xdg_data_home: Some("/xdg/data".into()),
+            softhsm2_conf: Some("/nonexistent/softhsm2.conf".into()),
+            secure: false,
         };
         // What a secure-execution process sees, whatever its environment holds.
         let secure = Environment::read(true);
@@ -769,7 +806,28 @@ mod tests {
         assert_eq!(default_tokendir(&open), PathBuf::from("/xdg/data/tessera/tokens"));
         assert_eq!(default_conf_paths(&open)[0], PathBuf::from("/xdg/config/tessera/tessera.conf"));
         assert!(secure.conf.is_none() && secure.mode.is_none() && secure.home.is_none());
+        assert!(secure.softhsm2_conf.is_none() && secure.secure);
         assert_eq!(default_tokendir(&secure), PathBuf::from("/var/lib/tessera/tokens"));
         assert_eq!(default_conf_paths(&secure), vec![PathBuf::from(SYSTEM_CONF)]);
+    }
+
+    /// The drop-in: without `TESSERA_CONF`, `SOFTHSM2_CONF` is read as the configuration, its
+    /// token directory holds SoftHSMv2's tokens and Tessera's store is its `.tessera`;
+    /// `TESSERA_CONF` wins over it.
+    #[test]
+    fn softhsm2_conf_is_read_when_tessera_conf_is_unset() {
+        let d = tempfile::tempdir().unwrap();
+        let soft = d.path().join("softhsm2.conf");
+        std::fs::write(&soft, "directories.tokendir = /srv/softhsm/tokens\nobjectstore.backend = file\n").unwrap();
+        let own = d.path().join("tessera.conf");
+        std::fs::write(&own, "directories.tokendir = /srv/tessera\n").unwrap();
+        let env = Environment { softhsm2_conf: Some(soft.clone().into()), ..Default::default() };
+        let c = Config::load_from(&env).unwrap();
+        assert_eq!(c.softhsm2_tokendir, Some(PathBuf::from("/srv/softhsm/tokens")));
+        assert_eq!(c.tokendir, PathBuf::from("/srv/softhsm/tokens/.tessera"));
+        assert_eq!(c.source, Some(soft.clone()));
+        let env = Environment { conf: Some(own.into()), softhsm2_conf: Some(soft.into()), ..Default::default() };
+        let c = Config::load_from(&env).unwrap();
+        assert_eq!((c.tokendir, c.softhsm2_tokendir), (PathBuf::from("/srv/tessera"), None));
     }
 }

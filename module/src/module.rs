@@ -114,6 +114,7 @@ impl Module {
             iterations: self.cfg.kdf_iterations,
             min_length: self.cfg.pin_min_length(),
             approved: self.cfg.mode == crate::policy::Mode::Approved,
+            keep_wrap_usages: self.cfg.legacy_wrapping,
         }
     }
 

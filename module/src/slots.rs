@@ -18,11 +18,14 @@ use std::sync::{Arc, OnceLock};
 pub struct TokenSlot {
     pub dir: PathBuf,
     token: OnceLock<Arc<Token>>,
+    /// A SoftHSMv2 token (the drop-in) whose Tessera token may not exist yet: its directory in
+    /// SoftHSMv2's store and its serial (see `migrate::dropin`).
+    softhsm2: Option<(PathBuf, String)>,
 }
 
 impl TokenSlot {
     fn new(dir: PathBuf) -> TokenSlot {
-        TokenSlot { dir, token: OnceLock::new() }
+        TokenSlot { dir, token: OnceLock::new(), softhsm2: None }
     }
 
     fn opened(dir: PathBuf, t: Arc<Token>) -> TokenSlot {
@@ -35,6 +38,10 @@ impl TokenSlot {
     pub fn token(&self, m: &Module) -> Result<Arc<Token>> {
         if let Some(t) = self.token.get() {
             return Ok(t.clone());
+        }
+        if let Some((source, serial)) = &self.softhsm2 {
+            let store = self.dir.parent().unwrap_or(Path::new("."));
+            crate::migrate::dropin::ensure_pending(store, source, serial)?;
         }
         let t = Token::open(&self.dir, m.kek.clone(), m.pin_policy())?;
         Ok(self.token.get_or_init(|| t).clone())
@@ -149,16 +156,46 @@ impl Module {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
+        // The drop-in: SoftHSMv2's tokens that have no Tessera token yet appear too, under the
+        // directory their Tessera token will have (made when the token is first used).
+        // Two SoftHSMv2 tokens with one serial (a copied directory, or one planted beside the
+        // real one): neither, since either could be the one the serial's PINs open.
+        let mut softhsm2: HashMap<PathBuf, (PathBuf, String)> = HashMap::new();
+        if let Some(sdir) = &self.cfg.softhsm2_tokendir {
+            let mut twice = Vec::new();
+            for f in crate::migrate::dropin::scan(sdir) {
+                let own = dir.join(&f.serial);
+                if found.contains(&own) {
+                    continue;
+                }
+                if let Some((other, _)) = softhsm2.get(&own) {
+                    tracing::warn!(
+                        "SoftHSMv2 tokens {} and {} have the same serial {}: neither is shown",
+                        other.display(),
+                        f.dir.display(),
+                        f.serial
+                    );
+                    twice.push(own);
+                    continue;
+                }
+                softhsm2.insert(own, (f.dir, f.serial));
+            }
+            for t in twice {
+                softhsm2.remove(&t);
+            }
+            found.extend(softhsm2.keys().cloned());
+        }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         slots.tokens.retain(|_, t| found.contains(&t.dir));
         for p in found {
             if slots.tokens.values().any(|t| t.dir == p) {
                 continue;
             }
-            let entry = match slots.aliases.values().find(|t| t.dir == p) {
+            let mut entry = match slots.aliases.values().find(|t| t.dir == p) {
                 Some(t) => TokenSlot::opened(p.clone(), t.clone()),
                 None => TokenSlot::new(p.clone()),
             };
+            entry.softhsm2 = softhsm2.remove(&p);
             let mut id = slot_id_for(&p);
             while slots.tokens.contains_key(&id) {
                 id = id.wrapping_add(1) & 0x7fff_ffff;

@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use zeroize::Zeroizing;
 
 /// The longest PIN accepted (bytes); the shortest is the configuration's (`pin.min_length`, see
 /// [`PinPolicy::min_length`]).
@@ -24,6 +25,11 @@ pub struct PinPolicy {
     /// The approved mode: a PIN shorter than `min_length` proves nothing, also as `C_SetPIN`'s
     /// old PIN (see [`Token::change_pin`]).
     pub approved: bool,
+    /// How the drop-in converts a SoftHSMv2 key that both wraps and processes data (see
+    /// `migrate::dropin::prepare`): kept as it is under `keys.legacy_wrapping = allow` (which lets
+    /// it do both), else made a data key (Tessera would use it for neither), as `tessera-migrate
+    /// --drop-wrap-usages` does.
+    pub keep_wrap_usages: bool,
 }
 
 impl PinPolicy {
@@ -447,6 +453,7 @@ impl Token {
     /// it: it is never tried. A PIN set under a lower minimum no longer logs in; see
     /// [`Token::change_pin`] for how it is replaced.
     pub fn verify_pin(&self, role: Role, pin: &[u8]) -> Result<Key256> {
+        self.refuse_legacy_if_approved()?;
         if !self.policy.length_allowed(pin) {
             let row = self.row()?;
             let (wrap, failures) = match role {
@@ -479,6 +486,7 @@ impl Token {
     /// count below 600,000 is damage or tampering (`CKR_DEVICE_ERROR`); one below the configured
     /// `pin.kdf_iterations` is raised to it when the PIN proves right.
     fn verify_counted(&self, role: Role, pin: &[u8]) -> Result<Key256> {
+        self.refuse_legacy_if_approved()?;
         if let Some(k) = self.verify_cached(role, pin)? {
             return Ok(k);
         }
@@ -513,6 +521,9 @@ impl Token {
                 return Err(err(CKR_DEVICE_ERROR));
             }
             Attempt::Counted { wrap, count } => (wrap, count),
+            Attempt::Legacy { blob, bridge, pending, source, count } => {
+                return self.verify_legacy(role, pin, Legacy { blob, bridge, pending, source, count })
+            }
         };
         let aad = wrap_aad(&self.uid, role, test);
         let key = if pin.len() > MAX_PIN { None } else { seal::unwrap_with_pin(&self.kek, &wrap, pin, &aad)? };
@@ -528,6 +539,174 @@ impl Token {
             let w = seal::wrap_with_pin(&self.kek, &key, pin, self.iterations(test), &aad)?;
             lock(&self.db).set_pin_wrap(role, Some(&w))?;
         }
+        self.touch();
+        Ok(key)
+    }
+
+    /// In the approved mode, a token taken over from SoftHSMv2 whose token key a SoftHSMv2 wrap
+    /// still opens (it waits for its first login, or a role has not logged in since) cannot be
+    /// logged in to: SoftHSMv2's PIN derivation (1,500 rounds of SHA-256) is not the approved
+    /// mode's. `CKR_PIN_LOCKED` (the token information shows both PINs locked), no attempt counted,
+    /// and the log says what to do.
+    fn refuse_legacy_if_approved(&self) -> Result<()> {
+        if !self.policy.approved {
+            return Ok(());
+        }
+        let row = self.row()?;
+        if !row.has_legacy() {
+            return Ok(());
+        }
+        let e = crate::error::Error::because(
+            CKR_PIN_LOCKED,
+            format_args!(
+                "token {}: taken over from SoftHSMv2 ({}), and {}: SoftHSMv2's PIN derivation is not the approved \
+                 mode's, so the approved mode logs in to it with neither PIN. Migrate the SoftHSMv2 token with \
+                 `tessera-migrate from-softhsm2` (both PINs), or log in once with each PIN in the non-approved mode",
+                self.serial,
+                row.legacy_source.as_deref().unwrap_or("?"),
+                if row.legacy_state == crate::store::LEGACY_PENDING {
+                    "not migrated yet"
+                } else {
+                    "one of its PINs has not logged in since its migration"
+                }
+            ),
+        );
+        tracing::warn!(
+            "token {}: login refused in the approved mode (SoftHSMv2 token): see the call's cause",
+            self.serial
+        );
+        Err(e)
+    }
+
+    /// A PIN attempt counted on a role that has only SoftHSMv2's wrap of SoftHSMv2's token key
+    /// (see `migrate::dropin`). A wrong PIN stays counted, as any. A right one either migrates
+    /// the token (its first login: `pending`) or replaces the role's SoftHSMv2 wrap with a Tessera
+    /// wrap of Tessera's token key (which `bridge` seals under SoftHSMv2's); gives the token key.
+    fn verify_legacy(&self, role: Role, pin: &[u8], l: Legacy) -> Result<Key256> {
+        let wrong = || {
+            tracing::warn!("token {}: wrong {:?} PIN ({} consecutive; SoftHSMv2 token)", self.serial, role, l.count);
+            err(CKR_PIN_INCORRECT)
+        };
+        // A right PIN whose login cannot go on (or that another process's result answers): its
+        // attempt is not a failure.
+        let taken_back = || {
+            if let Err(e) = lock(&self.db).attempt_succeeded(role, l.count) {
+                tracing::error!(
+                    "token {}: {:?} PIN attempt not taken back: {}",
+                    self.serial,
+                    role,
+                    crate::record::described(e)
+                );
+            }
+            self.touch();
+        };
+        let take_back = |e: crate::error::Error| {
+            taken_back();
+            e
+        };
+        let aad = wrap_aad(&self.uid, role, false);
+        if !l.pending {
+            let Some(softhsm_key) = crate::migrate::softhsm2::unwrap_pin_blob(&l.blob, pin) else {
+                return Err(wrong());
+            };
+            let opened = l
+                .bridge
+                .as_deref()
+                .and_then(|b| seal::open(&softhsm_key, &crate::migrate::dropin::bridge_aad(&self.uid), b));
+            let Some(key) = opened.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()).map(Zeroizing::new) else {
+                tracing::error!(
+                    "token {}: the token key sealed for SoftHSMv2's {:?} PIN does not open",
+                    self.serial,
+                    role
+                );
+                return Err(take_back(err(CKR_DEVICE_ERROR)));
+            };
+            let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &aad).map_err(take_back)?;
+            let converted = lock(&self.db).convert_legacy(role, l.count, &l.blob, &w);
+            if !converted.map_err(take_back)? {
+                // Another process (or C_InitPIN) replaced the wrap meanwhile: the PIN is checked
+                // again against what is there now.
+                taken_back();
+                return self.verify_counted(role, pin);
+            }
+            tracing::info!(
+                "token {}: the {:?} PIN logged in for the first time since the migration from SoftHSMv2; it now has \
+                 Tessera's wrap",
+                self.serial,
+                role
+            );
+            self.touch();
+            return Ok(key);
+        }
+        let source = l.source.ok_or_else(|| take_back(err(CKR_DEVICE_ERROR)))?;
+        let prepared = match crate::migrate::dropin::prepare(
+            Path::new(&source),
+            &self.serial,
+            role,
+            pin,
+            !self.policy.keep_wrap_usages,
+        ) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(wrong()),
+            Err(e) => return Err(take_back(e)),
+        };
+        let key = seal::random_key()?;
+        let keys = Keys::new(key.clone());
+        let mut sealed = Vec::with_capacity(prepared.objects.len());
+        for o in &prepared.objects {
+            let uid = Self::obj_uid(o);
+            let s = self.seal_parts(o, &uid, 1, Some(&keys)).map_err(take_back)?;
+            sealed.push((uid, s));
+        }
+        let rows: Vec<(Vec<u8>, NewRow<'_>)> = sealed.iter().map(|(u, s)| (u.clone(), s.row())).collect();
+        let w = seal::wrap_with_pin(&self.kek, &key, pin, self.policy.iterations, &aad).map_err(take_back)?;
+        let bridge = match &prepared.other_blob {
+            Some(_) => Some(
+                seal::seal(&prepared.softhsm_key, &crate::migrate::dropin::bridge_aad(&self.uid), &key[..])
+                    .map_err(take_back)?,
+            ),
+            None => None,
+        };
+        let check = |tx: &crate::store::Tx<'_>, ids: &[i64]| -> Result<()> {
+            for (id, want) in ids.iter().zip(&prepared.objects) {
+                let r = tx.object(*id)?.ok_or(err(CKR_DEVICE_ERROR))?;
+                match self.decode_row(&r, Some(&keys), true)? {
+                    Cached { obj: Some(o), complete: true, .. } if o.attrs == want.attrs => {}
+                    _ => {
+                        return Err(crate::error::Error::because(
+                            CKR_DEVICE_ERROR,
+                            format_args!("token {}: a migrated object reads back different; nothing kept", self.serial),
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        };
+        let done = lock(&self.db)
+            .complete_legacy_migration(
+                role,
+                l.count,
+                &w,
+                prepared.other_blob.as_deref(),
+                bridge.as_deref(),
+                &rows,
+                check,
+            )
+            .map_err(take_back)?;
+        if done.is_none() {
+            // Another process migrated it first: the PIN is checked against its result.
+            taken_back();
+            return self.verify_counted(role, pin);
+        }
+        tracing::info!(
+            "token {}: migrated from SoftHSMv2 ({}, {} backend, {} objects) at its first login ({:?} PIN); Tessera uses \
+                 its own copy from now on, and the SoftHSMv2 copy is no longer updated",
+            self.serial,
+            source,
+            prepared.backend,
+            prepared.objects.len(),
+            role
+        );
         self.touch();
         Ok(key)
     }
@@ -883,6 +1062,15 @@ impl Token {
             Err(err(CKR_OBJECT_HANDLE_INVALID))
         }
     }
+}
+
+/// A PIN attempt on a role with only SoftHSMv2's wrap (see [`Attempt::Legacy`]).
+struct Legacy {
+    blob: Vec<u8>,
+    bridge: Option<Vec<u8>>,
+    pending: bool,
+    source: Option<String>,
+    count: u32,
 }
 
 /// What logging in with a PIN that was never set gives.

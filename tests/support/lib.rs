@@ -69,8 +69,11 @@ pub fn util_path() -> PathBuf {
     std::env::var_os("TESSERA_UTIL").map(PathBuf::from).unwrap_or_else(|| built("tessera-util"))
 }
 
-/// `../shared` beside the project, if present.
+/// `../shared` beside the project (or `$TESSERA_SHARED`, for a checkout elsewhere), if present.
 pub fn shared_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TESSERA_SHARED").map(PathBuf::from).filter(|p| p.is_dir()) {
+        return Some(p);
+    }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
     p.is_dir().then_some(p)
 }

@@ -22,7 +22,7 @@ use tessera_pkcs11::migrate::build::{self, Marker, Pin, Target};
 use tessera_pkcs11::migrate::softhsm1;
 use tessera_pkcs11::migrate::softhsm2::{self, PinRole};
 use tessera_pkcs11::migrate::via;
-use tessera_pkcs11::migrate::{inventory, Options, Planned, Summary, Unsupported};
+use tessera_pkcs11::migrate::{inventory, Options, Summary, Unsupported};
 use tessera_pkcs11::token::PinPolicy;
 use zeroize::Zeroizing;
 
@@ -259,13 +259,8 @@ fn finish(
     after: &mut dyn FnMut(&mut TokenReport),
 ) -> (TokenReport, u8) {
     let opts = Options { drop_wrap_usages: common.drop_wrap_usages, as_user: false };
-    let mut planned: Vec<Planned> = Vec::new();
-    for (name, attrs) in objects {
-        match tessera_pkcs11::migrate::convert(name, attrs, opts) {
-            Ok(p) => planned.push(p),
-            Err(u) => rep.unsupported.push(*u),
-        }
-    }
+    let (planned, unsupported) = tessera_pkcs11::migrate::plan(objects, opts);
+    rep.unsupported.extend(unsupported);
     for p in &planned {
         *rep.moved.entry(kind_key(&p.summary)).or_default() += 1;
         for u in &p.summary.unknown {
@@ -375,22 +370,12 @@ fn migrate_one(
     let Some((key, _)) = user_pin.or(so_pin).and_then(|p| src.unlock(p)) else {
         return failed(rep, "a PIN is needed: the user PIN (--pin-file or $TESSERA_MIGRATE_PIN) or the SO PIN".into());
     };
-    let mut objects = Vec::with_capacity(src.objects.len());
-    for o in &src.objects {
-        match src.decrypt(&key, o) {
-            Ok(a) => objects.push((o.name.clone(), a)),
-            Err(e) => return failed(rep, format!("{}: {e}", o.name)),
-        }
-    }
-    drop(key);
-    let marker = Marker {
-        tool: "tessera-migrate from-softhsm2".into(),
-        source: dir.display().to_string(),
-        backend: rep.backend.clone(),
-        serial: src.serial.clone(),
-        digest: src.content_digest(),
-        objects: objects.len(),
+    let objects = match tessera_pkcs11::migrate::clear_objects(&src, &key) {
+        Ok(o) => o,
+        Err(e) => return failed(rep, e),
     };
+    drop(key);
+    let marker = tessera_pkcs11::migrate::softhsm2_marker("tessera-migrate from-softhsm2", dir, &src, objects.len());
     let mut after = |rep: &mut TokenReport| match build::digest_dir(dir) {
         Ok(after) if after == before => {}
         _ => rep.warnings.push("the SoftHSMv2 token changed while it was read: run the migration again".into()),
@@ -493,6 +478,7 @@ fn target(common: &Common) -> Res<Target> {
         iterations: cfg.kdf_iterations,
         min_length: cfg.pin_min_length(),
         approved: cfg.mode == tessera_pkcs11::policy::Mode::Approved,
+        keep_wrap_usages: cfg.legacy_wrapping,
     };
     Ok(Target { tokendir: common.to.clone().unwrap_or(cfg.tokendir.clone()), policy, force: common.force })
 }

@@ -547,6 +547,13 @@ fn show_slots(lib: &Library) -> Res<()> {
         say!("        Initialized:      {}", yn(ti.token_initialized()));
         say!("        User PIN init.:   {}", yn(ti.user_pin_initialized()));
         say!("        Label:            {}", ti.label());
+        // The drop-in (SoftHSMv2's configuration): what became of a SoftHSMv2 token.
+        let d = si.slot_description();
+        if d.starts_with("SoftHSMv2 token ") {
+            say!("        SoftHSMv2:        not migrated yet; the first login migrates it into Tessera's store");
+        } else if d.ends_with("migrated from SoftHSMv2") {
+            say!("        SoftHSMv2:        migrated; Tessera uses its own copy, the SoftHSMv2 copy is no longer updated");
+        }
     }
     Ok(())
 }

@@ -149,6 +149,12 @@ pub fn existing(tokendir: &Path, serial: &str) -> (bool, Option<Marker>) {
     (true, m)
 }
 
+/// Whether the token in `dir` is one the drop-in made for a SoftHSMv2 token that waits for its
+/// first login.
+fn is_waiting(dir: &Path) -> bool {
+    crate::store::Db::open(dir).and_then(|db| db.token()).is_ok_and(|r| r.legacy_state == crate::store::LEGACY_PENDING)
+}
+
 /// Builds the token and moves it into place (the caller holds [`lock_store`]). `objects` are
 /// inserted in order; `progress` is told how many are in.
 #[allow(clippy::too_many_arguments)]
@@ -168,7 +174,11 @@ pub fn install(
     if exists && found.as_ref() == Some(marker) {
         return Ok(Installed { dir: final_dir, backup: None, already: true });
     }
-    if exists && !target.force {
+    // The token the drop-in shows for this SoftHSMv2 token while it waits for its first login
+    // (`dropin::ensure_pending`) holds no key and nothing private: this migration takes its place
+    // (and keeps it as a backup, as `force` does).
+    let waiting = exists && is_waiting(&final_dir);
+    if exists && !target.force && !waiting {
         return Err(format!(
             "a Tessera token with serial {serial} exists at {} (not this migration's result); --force replaces it, \
              keeping it as a backup",
@@ -223,6 +233,7 @@ pub fn install(
             nix::fcntl::RenameFlags::RENAME_EXCHANGE,
         )
         .map_err(|e| format!("exchange {} and {}: {e}", built.display(), final_dir.display()))?;
+        // Kept as a backup, a waiting token too: an application may have made public objects on it.
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let b = target.tokendir.join(format!(".backup-{serial}-{now}"));
         std::fs::rename(&built, &b).map_err(io("rename", &built))?;

@@ -10,6 +10,7 @@
 //! own process, on a store no module has open yet (the token appears only when complete).
 
 pub mod build;
+pub mod dropin;
 pub mod inventory;
 pub mod softhsm1;
 pub mod softhsm2;
@@ -360,6 +361,39 @@ pub fn convert(source: &str, a: &BTreeMap<CK_ATTRIBUTE_TYPE, Val>, opts: Options
     }
     let summary = Summary { source: source.into(), class: class_name(class), key_type, label, id, unknown, notes };
     Ok(Planned { summary, object: obj })
+}
+
+/// A SoftHSMv2 token's objects in clear, decrypted with its token key.
+pub fn clear_objects(src: &softhsm2::Token, key: &[u8; 32]) -> Result<Objects, String> {
+    let mut objects = Vec::with_capacity(src.objects.len());
+    for o in &src.objects {
+        objects.push((o.name.clone(), src.decrypt(key, o).map_err(|e| format!("{}: {e}", o.name))?));
+    }
+    Ok(objects)
+}
+
+/// Converts every object read ([`convert`]): those that move, and those Tessera cannot hold.
+pub fn plan(objects: &[(String, BTreeMap<CK_ATTRIBUTE_TYPE, Val>)], opts: Options) -> (Vec<Planned>, Vec<Unsupported>) {
+    let (mut planned, mut unsupported) = (Vec::with_capacity(objects.len()), Vec::new());
+    for (name, attrs) in objects {
+        match convert(name, attrs, opts) {
+            Ok(p) => planned.push(p),
+            Err(u) => unsupported.push(*u),
+        }
+    }
+    (planned, unsupported)
+}
+
+/// What a token migrated from the SoftHSMv2 token in `dir` records of its source.
+pub fn softhsm2_marker(tool: &str, dir: &std::path::Path, src: &softhsm2::Token, objects: usize) -> build::Marker {
+    build::Marker {
+        tool: tool.into(),
+        source: dir.display().to_string(),
+        backend: format!("{:?}", src.backend).to_lowercase(),
+        serial: src.serial.clone(),
+        digest: src.content_digest(),
+        objects,
+    }
 }
 
 /// SHA-256 over a token's identity and its objects' attribute maps (name, then attributes in

@@ -264,10 +264,19 @@ impl Token {
     /// Reads the token in `dir` (nothing is written: files are opened read-only, the database
     /// with SQLite's read-only flag).
     pub fn read(dir: &Path) -> Result<Token, ReadError> {
+        Token::read_as(dir, false)
+    }
+
+    /// The token's identity and PIN blobs only (no object is read): what a slot list needs.
+    pub fn read_identity(dir: &Path) -> Result<Token, ReadError> {
+        Token::read_as(dir, true)
+    }
+
+    fn read_as(dir: &Path, identity_only: bool) -> Result<Token, ReadError> {
         let backend = backend_of(dir).ok_or_else(|| ReadError::NotAToken(dir.to_path_buf()))?;
         let (token_attrs, objects) = match backend {
-            Backend::File => read_file_backend(dir)?,
-            Backend::Db => read_db_backend(dir)?,
+            Backend::File => read_file_backend(dir, identity_only)?,
+            Backend::Db => read_db_backend(dir, identity_only)?,
         };
         let label = bytes_of(token_attrs.get(&CKA_OS_TOKENLABEL))
             .map(|b| String::from_utf8_lossy(b).trim_end_matches([' ', '\0']).to_string())
@@ -356,6 +365,14 @@ impl Token {
         self.so_blob.as_deref().and_then(|b| unwrap_pin_blob(b, pin)).map(|k| (k, PinRole::So))
     }
 
+    /// SoftHSMv2's wrap of its token key under this role's PIN, if the PIN was ever set.
+    pub fn blob(&self, role: PinRole) -> Option<&[u8]> {
+        match role {
+            PinRole::User => self.user_blob.as_deref(),
+            PinRole::So => self.so_blob.as_deref(),
+        }
+    }
+
     /// Whether `pin` is this role's PIN.
     pub fn pin_matches(&self, role: PinRole, pin: &[u8]) -> bool {
         let blob = match role {
@@ -392,9 +409,14 @@ pub enum PinRole {
     So,
 }
 
-fn read_file_backend(dir: &Path) -> Result<(BTreeMap<CK_ATTRIBUTE_TYPE, Val>, Vec<RawObject>), ReadError> {
+type Read = (BTreeMap<CK_ATTRIBUTE_TYPE, Val>, Vec<RawObject>);
+
+fn read_file_backend(dir: &Path, identity_only: bool) -> Result<Read, ReadError> {
     let tp = dir.join("token.object");
     let token = parse_object_file(&read_file(&tp)?).ok_or_else(|| damaged(&tp, "undecodable token object"))?;
+    if identity_only {
+        return Ok((token, Vec::new()));
+    }
     let mut names: Vec<_> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -415,7 +437,7 @@ fn read_file_backend(dir: &Path) -> Result<(BTreeMap<CK_ATTRIBUTE_TYPE, Val>, Ve
     Ok((token, objects))
 }
 
-fn read_db_backend(dir: &Path) -> Result<(BTreeMap<CK_ATTRIBUTE_TYPE, Val>, Vec<RawObject>), ReadError> {
+fn read_db_backend(dir: &Path, identity_only: bool) -> Result<Read, ReadError> {
     use rusqlite::{Connection, OpenFlags};
     let path = dir.join("sqlite3.db");
     let sq = |e| ReadError::Sqlite { path: path.clone(), e };
@@ -425,7 +447,8 @@ fn read_db_backend(dir: &Path) -> Result<(BTreeMap<CK_ATTRIBUTE_TYPE, Val>, Vec<
     // One read transaction: a consistent view while SoftHSMv2 may be writing.
     conn.execute_batch("BEGIN").map_err(sq)?;
     let ids: Vec<i64> = {
-        let mut st = conn.prepare("SELECT id FROM object ORDER BY id").map_err(sq)?;
+        let limit = if identity_only { " LIMIT 1" } else { "" };
+        let mut st = conn.prepare(&format!("SELECT id FROM object ORDER BY id{limit}")).map_err(sq)?;
         let rows = st.query_map([], |r| r.get(0)).map_err(sq)?;
         rows.collect::<Result<_, _>>().map_err(sq)?
     };
@@ -438,8 +461,12 @@ fn read_db_backend(dir: &Path) -> Result<(BTreeMap<CK_ATTRIBUTE_TYPE, Val>, Vec<
         }
     };
     for table in ["attribute_boolean", "attribute_integer", "attribute_binary", "attribute_array"] {
-        let mut st = conn.prepare(&format!("SELECT object_id, type, id, value FROM {table}")).map_err(sq)?;
-        let mut rows = st.query([]).map_err(sq)?;
+        // The token's own object only, or every one.
+        let only = ids.first().copied().filter(|_| identity_only).unwrap_or(-1);
+        let mut st = conn
+            .prepare(&format!("SELECT object_id, type, id, value FROM {table} WHERE ?1 = -1 OR object_id = ?1"))
+            .map_err(sq)?;
+        let mut rows = st.query([only]).map_err(sq)?;
         while let Some(r) = rows.next().map_err(sq)? {
             let (oid, t, rid): (i64, i64, i64) = (r.get(0).map_err(sq)?, r.get(1).map_err(sq)?, r.get(2).map_err(sq)?);
             let v = match table {
@@ -512,7 +539,7 @@ fn cbc_decrypt(key: &[u8; 32], data: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 }
 
 /// The token key from a PIN blob (salt ‖ IV ‖ encrypted "RJR" ‖ key); `None` for a wrong PIN.
-fn unwrap_pin_blob(blob: &[u8], pin: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+pub fn unwrap_pin_blob(blob: &[u8], pin: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     if blob.len() < 8 + 32 {
         return None;
     }

@@ -81,7 +81,14 @@ impl Module {
         }
         let description = match content {
             SlotContent::Free => "Tessera slot, uninitialised token".to_string(),
-            _ => format!("Tessera slot, token {}", self.token(slot)?.serial),
+            _ => {
+                let t = self.token(slot)?;
+                match t.row()?.legacy_state {
+                    crate::store::LEGACY_PENDING => format!("SoftHSMv2 token {}, migrated at first login", t.serial),
+                    crate::store::LEGACY_MIGRATED => format!("Tessera token {}, migrated from SoftHSMv2", t.serial),
+                    _ => format!("Tessera slot, token {}", t.serial),
+                }
+            }
         };
         Ok(SlotInfo { description, flags })
     }
@@ -105,7 +112,7 @@ impl Module {
         let row = t.row()?;
         let max = self.cfg.pin_max_failures;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_RESTORE_KEY_NOT_NEEDED | CKF_TOKEN_INITIALIZED;
-        if row.user.is_some() {
+        if row.has_pin(crate::store::Role::User) {
             flags |= CKF_USER_PIN_INITIALIZED;
         }
         let pin_flags = |failures: u32, low, last, locked| -> CK_FLAGS {
@@ -118,6 +125,11 @@ impl Module {
         };
         flags |= pin_flags(row.user_failures, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
         flags |= pin_flags(row.so_failures, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
+        // A token taken over from SoftHSMv2 that a SoftHSMv2 wrap still opens: the approved mode
+        // logs in to it with neither PIN (see `Token::verify_pin`).
+        if self.cfg.mode == crate::policy::Mode::Approved && row.has_legacy() {
+            flags |= CKF_USER_PIN_LOCKED | CKF_SO_PIN_LOCKED;
+        }
         let (sessions, rw_sessions) = self.sessions_on(&t);
         Ok(TokenInfo { label: row.label, serial: row.serial, test: t.is_test(), flags, sessions, rw_sessions })
     }

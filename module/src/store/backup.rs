@@ -310,14 +310,16 @@ impl Staged {
         if version < 3 || version > MIGRATIONS.len() as i64 {
             return Err(bad(format!("has schema {version}; this version reads 3 to {}", MIGRATIONS.len())));
         }
-        // A backup of an older schema is brought up to date here, in the copy (one transaction).
-        super::migrate(&mut conn, MIGRATIONS)?;
+        // The token row, read before the upgrade (its columns are schema 1's): a database without
+        // one is no token's, whatever schema it claims, and is refused as such.
         let row = conn
             .query_row("SELECT uid, serial, label FROM token WHERE id = 1", [], |r| {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
             })
             .ok()
             .ok_or_else(|| bad("has no token".into()))?;
+        // A backup of an older schema is brought up to date here, in the copy (one transaction).
+        super::migrate(&mut conn, MIGRATIONS)?;
         let serial_ok = !row.1.is_empty() && row.1.len() <= 32 && row.1.bytes().all(|b| b.is_ascii_alphanumeric());
         if !serial_ok {
             return Err(bad("names no valid serial number".into()));

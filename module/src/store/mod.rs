@@ -75,7 +75,25 @@ const MIGRATIONS: &[&str] = &[
     // the allowed failures fall within one minute across a window's end. 6's columns are unused.
     "ALTER TABLE token ADD COLUMN so_recent BLOB;
      ALTER TABLE token ADD COLUMN user_recent BLOB;",
+    // 8: a token taken over from SoftHSMv2 (the drop-in, see `migrate::dropin`): its state
+    // (`legacy_state`: 0 none, 1 waiting for its first login, 2 migrated), the SoftHSMv2 token
+    // directory it comes from, and, per role whose PIN has not logged in since the migration,
+    // SoftHSMv2's own wrap of SoftHSMv2's token key (`{role}_legacy`), with Tessera's token key
+    // sealed under SoftHSMv2's (`legacy_key`). A role's first login replaces its legacy wrap with
+    // a Tessera wrap; the last one removes `legacy_key`. `legacy_public`: the highest object id
+    // of the public objects shown while the token waits (replaced by the migration's).
+    "ALTER TABLE token ADD COLUMN so_legacy BLOB;
+     ALTER TABLE token ADD COLUMN user_legacy BLOB;
+     ALTER TABLE token ADD COLUMN legacy_key BLOB;
+     ALTER TABLE token ADD COLUMN legacy_source TEXT;
+     ALTER TABLE token ADD COLUMN legacy_state INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE token ADD COLUMN legacy_public INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// `legacy_state` of a token taken over from SoftHSMv2 that waits for its first login.
+pub const LEGACY_PENDING: i64 = 1;
+/// `legacy_state` of a token migrated from SoftHSMv2 at a login.
+pub const LEGACY_MIGRATED: i64 = 2;
 
 /// The window over which failed PIN attempts are also limited (to `pin.max_failures`, as the
 /// consecutive ones are): a successful login takes back the consecutive count, which would let
@@ -144,6 +162,15 @@ pub struct TokenRow {
     /// Every object of the token is authenticated (format 1): a row of format 0 is then refused.
     /// Set on new tokens, and on older ones once their rows were re-sealed at a login.
     pub objects_authenticated: bool,
+    /// SoftHSMv2's wraps of its token key, per role not yet converted (see migration 8).
+    pub so_legacy: Option<Vec<u8>>,
+    pub user_legacy: Option<Vec<u8>>,
+    /// Tessera's token key sealed under SoftHSMv2's, while a legacy wrap is left.
+    pub legacy_key: Option<Vec<u8>>,
+    /// The SoftHSMv2 token directory the token comes from.
+    pub legacy_source: Option<String>,
+    /// 0, [`LEGACY_PENDING`] or [`LEGACY_MIGRATED`].
+    pub legacy_state: i64,
 }
 
 impl TokenRow {
@@ -162,7 +189,60 @@ impl TokenRow {
             epoch: 0,
             user_blocked: false,
             objects_authenticated: true,
+            so_legacy: None,
+            user_legacy: None,
+            legacy_key: None,
+            legacy_source: None,
+            legacy_state: 0,
         }
+    }
+
+    /// The row of a SoftHSMv2 token waiting for its first login: no Tessera PIN wrap yet,
+    /// SoftHSMv2's PIN blobs, and where it comes from.
+    pub fn pending(
+        uid: Vec<u8>,
+        serial: String,
+        label: String,
+        slot_id: u64,
+        so_blob: Option<Vec<u8>>,
+        user_blob: Option<Vec<u8>>,
+        source: String,
+    ) -> TokenRow {
+        TokenRow {
+            uid,
+            serial,
+            label,
+            slot_id,
+            so: None,
+            user: None,
+            so_failures: 0,
+            user_failures: 0,
+            epoch: 0,
+            user_blocked: false,
+            objects_authenticated: true,
+            so_legacy: so_blob,
+            user_legacy: user_blob,
+            legacy_key: None,
+            legacy_source: Some(source),
+            legacy_state: LEGACY_PENDING,
+        }
+    }
+
+    /// Whether a role has a PIN: a Tessera wrap or a SoftHSMv2 one.
+    pub fn has_pin(&self, role: Role) -> bool {
+        match role {
+            Role::So => self.so.is_some() || self.so_legacy.is_some(),
+            Role::User => self.user.is_some() || self.user_legacy.is_some(),
+        }
+    }
+
+    /// Whether the token key is still reachable through a SoftHSMv2 wrap (a token taken over
+    /// from SoftHSMv2 whose PINs have not all logged in since): the non-approved mode's only.
+    pub fn has_legacy(&self) -> bool {
+        self.legacy_state == LEGACY_PENDING
+            || self.so_legacy.is_some()
+            || self.user_legacy.is_some()
+            || self.legacy_key.is_some()
     }
 }
 
@@ -416,6 +496,10 @@ pub enum Attempt {
     /// The attempt is counted as a failure until [`Db::attempt_succeeded`] takes it back; `count`
     /// is the counter with it.
     Counted { wrap: PinWrap, count: u32 },
+    /// The same, for a role that has only SoftHSMv2's wrap (a token taken over from SoftHSMv2):
+    /// `blob` that wrap, `bridge` Tessera's token key sealed under SoftHSMv2's (`None` while the
+    /// token waits for its first login), `source` the SoftHSMv2 token directory.
+    Legacy { blob: Vec<u8>, bridge: Option<Vec<u8>>, pending: bool, source: Option<String>, count: u32 },
 }
 
 /// A token's change counter file: two little-endian u64, the number of the last write that began
@@ -596,19 +680,49 @@ fn upgrade(mut conn: Connection, dir: &Path, migrations: &[&str]) -> Result<(Con
         let _ = std::fs::remove_file(&backup);
         return Ok((conn, changed));
     }
-    // Undone: the connection closed, its write-ahead log (which holds the upgrade) dropped, and
-    // the copy put back in one rename.
-    drop(conn);
-    for f in [format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
-        let _ = std::fs::remove_file(dir.join(f));
+    // Undone in place: the copy is written back into the database through SQLite's backup API,
+    // as one write transaction of this connection (it holds the write lock from its first page to
+    // its last). Other processes that have the store open (one of an older library, one waiting
+    // to upgrade it too) see the store go back as they see any commit. Renaming the copy over
+    // the database and deleting the write-ahead log, as this once did, left them on the unlinked
+    // upgraded file, writing commits into a log no later process reads.
+    if let Err(e) = restore(&mut conn, &backup) {
+        tracing::error!(
+            "token store {}: the upgrade from schema {version} failed its check, and putting back the copy {} failed              too ({}); the copy is kept",
+            dir.display(),
+            backup.display(),
+            crate::record::described(e)
+        );
+        return Err(crate::error::Error(cryptoki_sys::CKR_DEVICE_ERROR));
     }
-    std::fs::rename(&backup, dir.join(DB_FILE))?;
+    let _ = std::fs::remove_file(&backup);
+    // The upgraded pages leave the write-ahead log.
+    checkpoint_truncate(&conn)?;
     Err(crate::error::Error::because(
         cryptoki_sys::CKR_DEVICE_ERROR,
         format_args!(
             "token store {}: the upgrade from schema {version} failed its check; the store is back at schema {version}",
             dir.display()
         ),
+    ))
+}
+
+/// Writes the database copy `from` back into `conn`'s database, whole, in one step of SQLite's
+/// backup API (the destination's busy timeout waits for other writers).
+fn restore(conn: &mut Connection, from: &Path) -> Result<()> {
+    use rusqlite::backup::{Backup, StepResult};
+    let src = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let b = Backup::new(&src, conn)?;
+    for _ in 0..100 {
+        match b.step(-1)? {
+            StepResult::Done => return Ok(()),
+            // Busy past the busy timeout, or a page the source changed: tried again.
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    Err(crate::error::Error::because(
+        cryptoki_sys::CKR_DEVICE_ERROR,
+        format_args!("the store stayed busy while its copy was put back"),
     ))
 }
 
@@ -709,6 +823,11 @@ impl Db {
     /// The directory is written under a temporary name and renamed into place, so a crash
     /// never leaves a half-made token that other processes would try to open.
     pub fn create(tokendir: &Path, row: &TokenRow) -> Result<Db> {
+        Db::create_with(tokendir, row, &[])
+    }
+
+    /// [`Db::create`] with objects in it from the start (`(uid, row)`), in the same transaction.
+    pub fn create_with(tokendir: &Path, row: &TokenRow, objects: &[(Vec<u8>, NewRow<'_>)]) -> Result<Db> {
         std::fs::create_dir_all(tokendir)?;
         let tmp = tokendir.join(format!(".{}.new", row.serial));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -723,8 +842,9 @@ impl Db {
             migrate(&mut conn, MIGRATIONS)?;
             let so = row.so.as_ref();
             conn.execute(
-                "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped, object_format)
-                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+                "INSERT INTO token (id, uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped, object_format,
+                                    so_legacy, user_legacy, legacy_source, legacy_state)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10, ?11)",
                 params![
                     row.uid,
                     row.serial,
@@ -732,9 +852,29 @@ impl Db {
                     row.slot_id as i64,
                     so.map(|w| w.salt.clone()),
                     so.map(|w| w.iterations as i64),
-                    so.map(|w| w.wrapped.clone())
+                    so.map(|w| w.wrapped.clone()),
+                    row.so_legacy,
+                    row.user_legacy,
+                    row.legacy_source,
+                    row.legacy_state
                 ],
             )?;
+            if !objects.is_empty() {
+                let tx = conn.transaction()?;
+                {
+                    let mut st = tx.prepare(
+                        "INSERT INTO object (uid, private, rev, attrs, secret, format, tag) VALUES (?1, ?2, 1, ?3, ?4, 1, ?5)",
+                    )?;
+                    for (uid, r) in objects {
+                        st.execute(params![uid, r.private, r.attrs, r.secret, r.tag])?;
+                    }
+                }
+                tx.execute(
+                    "UPDATE token SET legacy_public = (SELECT COALESCE(MAX(id), 0) FROM object) WHERE id = 1",
+                    [],
+                )?;
+                tx.commit()?;
+            }
             checkpoint_truncate(&conn)?;
         }
         PinState::default().record(&tmp)?;
@@ -753,7 +893,8 @@ impl Db {
         Ok(self.conn.query_row(
             "SELECT uid, serial, label, slot_id, so_salt, so_iterations, so_wrapped,
                     user_salt, user_iterations, user_wrapped, so_failures, user_failures, epoch, user_blocked,
-                    object_format FROM token WHERE id = 1",
+                    object_format, so_legacy, user_legacy, legacy_key, legacy_source, legacy_state
+             FROM token WHERE id = 1",
             [],
             |r| {
                 Ok(TokenRow {
@@ -772,6 +913,11 @@ impl Db {
                     epoch: r.get(12)?,
                     user_blocked: r.get(13)?,
                     objects_authenticated: r.get::<_, i64>(14)? >= 1,
+                    so_legacy: r.get(15)?,
+                    user_legacy: r.get(16)?,
+                    legacy_key: r.get(17)?,
+                    legacy_source: r.get(18)?,
+                    legacy_state: r.get(19)?,
                 })
             },
         )?)
@@ -786,34 +932,58 @@ impl Db {
         let dir = self.dir.clone();
         let c = role.col();
         let read = format!(
-            "SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked, {c}_recent FROM token WHERE id = 1"
+            "SELECT {c}_salt, {c}_iterations, {c}_wrapped, {c}_failures, user_blocked, {c}_recent, {c}_legacy,
+                    legacy_key, legacy_state, legacy_source FROM token WHERE id = 1"
         );
         let count = format!("UPDATE token SET {c}_failures = {c}_failures + 1, {c}_recent = ?1 WHERE id = 1");
         self.write_pin(|tx, rec| {
             reconcile_pin_state(tx, &dir, rec)?;
             let now = unix_now();
-            let (wrap, failures, blocked, mut recent) = tx.query_row(&read, [], |r| {
+            #[allow(clippy::type_complexity)]
+            let (wrap, failures, blocked, mut recent, legacy): (
+                _,
+                _,
+                _,
+                _,
+                Option<(Vec<u8>, _, i64, Option<String>)>,
+            ) = tx.query_row(&read, [], |r| {
                 Ok((
                     wrap_from(r.get(0)?, r.get(1)?, r.get(2)?),
                     r.get::<_, i64>(3)?.max(0),
                     r.get::<_, bool>(4)?,
                     recent_failures(r.get(5)?, now),
+                    r.get::<_, Option<Vec<u8>>>(6)?
+                        .map(|b| (b, r.get(7), r.get(8), r.get(9)))
+                        .map(|(b, k, s, src)| -> rusqlite::Result<_> { Ok((b, k?, s?, src?)) })
+                        .transpose()?,
                 ))
             })?;
-            let Some(wrap) = wrap else { return Ok(Attempt::NoPin) };
+            // A role with a Tessera wrap uses it; one with only SoftHSMv2's (a token taken over
+            // from SoftHSMv2) is counted the same way.
+            let legacy = if wrap.is_none() { legacy } else { None };
+            if wrap.is_none() && legacy.is_none() {
+                return Ok(Attempt::NoPin);
+            }
             if (role == Role::User && blocked) || (max_failures > 0 && failures >= max_failures as i64) {
                 return Ok(Attempt::Locked);
             }
             if max_failures > 0 && recent.len() >= max_failures as usize {
                 return Ok(Attempt::Throttled);
             }
-            if wrap.iterations < min_iterations {
-                return Ok(Attempt::BadIterations(wrap.iterations));
+            if let Some(w) = wrap.as_ref().filter(|w| w.iterations < min_iterations) {
+                return Ok(Attempt::BadIterations(w.iterations));
             }
             recent.push(now);
             tx.execute(&count, params![encode_failures(&recent)])?;
             bump_pin_state(tx, rec)?;
-            Ok(Attempt::Counted { wrap, count: (failures + 1).min(u32::MAX as i64) as u32 })
+            let count = (failures + 1).min(u32::MAX as i64) as u32;
+            Ok(match (wrap, legacy) {
+                (Some(wrap), _) => Attempt::Counted { wrap, count },
+                (None, Some((blob, bridge, state, source))) => {
+                    Attempt::Legacy { blob, bridge, pending: state == LEGACY_PENDING, source, count }
+                }
+                (None, None) => Attempt::NoPin,
+            })
         })
     }
 
@@ -833,14 +1003,119 @@ impl Db {
         })
     }
 
+    /// The first login of a token taken over from SoftHSMv2 (see `migrate::dropin`), in one
+    /// durable transaction: unless another process did it first (then `Ok(None)`, nothing
+    /// written), the public objects shown while it waited are removed, its objects are inserted (rows sealed under the new token key), `check` reads
+    /// them back within the transaction (an error rolls everything back), the role that logged in
+    /// gets its Tessera wrap, the other keeps SoftHSMv2's (`other_legacy`, with `bridge`: the
+    /// token key sealed under SoftHSMv2's), and the attempt `count`ed is taken back. A process
+    /// killed at any point leaves the token waiting for its first login, or migrated whole.
+    #[allow(clippy::too_many_arguments)]
+    pub fn complete_legacy_migration(
+        &mut self,
+        role: Role,
+        count: u32,
+        wrap: &PinWrap,
+        other_legacy: Option<&[u8]>,
+        bridge: Option<&[u8]>,
+        objects: &[(Vec<u8>, NewRow<'_>)],
+        check: impl FnOnce(&Tx<'_>, &[i64]) -> Result<()>,
+    ) -> Result<Option<Vec<i64>>> {
+        let c = role.col();
+        let o = match role {
+            Role::So => "user",
+            Role::User => "so",
+        };
+        let sql = format!(
+            "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3,
+                    {c}_failures = max(0, {c}_failures - ?4), {c}_legacy = NULL, {o}_legacy = ?5,
+                    legacy_key = ?6, legacy_state = {LEGACY_MIGRATED} WHERE id = 1"
+        );
+        let recent_sql = format!("SELECT {c}_recent FROM token WHERE id = 1");
+        let recent_set = format!("UPDATE token SET {c}_recent = ?1 WHERE id = 1");
+        let r = self.write_pin(|tx, rec| {
+            let state: i64 = tx.query_row("SELECT legacy_state FROM token WHERE id = 1", [], |r| r.get(0))?;
+            if state != LEGACY_PENDING {
+                return Ok(None);
+            }
+            // The public objects shown while the token waited give way to the migration's (the
+            // same objects, read again now); objects an application made since stay.
+            tx.execute("DELETE FROM object WHERE id <= (SELECT legacy_public FROM token WHERE id = 1)", [])?;
+            let mut ids = Vec::with_capacity(objects.len());
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO object (uid, private, rev, attrs, secret, format, tag) VALUES (?1, ?2, 1, ?3, ?4, 1, ?5)",
+                )?;
+                for (uid, row) in objects {
+                    st.execute(params![uid, row.private, row.attrs, row.secret, row.tag])?;
+                    ids.push(tx.last_insert_rowid());
+                }
+            }
+            check(&Tx { tx }, &ids)?;
+            tx.execute(
+                &sql,
+                params![wrap.salt, wrap.iterations as i64, wrap.wrapped, count as i64, other_legacy, bridge],
+            )?;
+            let mut recent = recent_failures(tx.query_row(&recent_sql, [], |r| r.get(0))?, unix_now());
+            recent.pop();
+            tx.execute(&recent_set, params![encode_failures(&recent)])?;
+            bump_pin_state(tx, rec)?;
+            Ok(Some(ids))
+        })?;
+        checkpoint_truncate(&self.conn)?;
+        Ok(r)
+    }
+
+    /// The first login of a role that had only SoftHSMv2's wrap since the migration: its Tessera
+    /// wrap replaces it, the attempt `count`ed is taken back, and Tessera's token key sealed under
+    /// SoftHSMv2's goes with the last SoftHSMv2 wrap. False (nothing written) if the role's wrap
+    /// was replaced meanwhile (another process's login, `C_InitPIN`).
+    pub fn convert_legacy(&mut self, role: Role, count: u32, blob: &[u8], wrap: &PinWrap) -> Result<bool> {
+        let c = role.col();
+        let o = match role {
+            Role::So => "user",
+            Role::User => "so",
+        };
+        let sql = format!(
+            "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3,
+                    {c}_failures = max(0, {c}_failures - ?4), {c}_legacy = NULL,
+                    legacy_key = CASE WHEN {o}_legacy IS NULL THEN NULL ELSE legacy_key END
+             WHERE id = 1 AND {c}_wrapped IS NULL AND {c}_legacy = ?5"
+        );
+        let recent_sql = format!("SELECT {c}_recent FROM token WHERE id = 1");
+        let recent_set = format!("UPDATE token SET {c}_recent = ?1 WHERE id = 1");
+        let done = self.write_pin(|tx, rec| {
+            let n = tx.execute(&sql, params![wrap.salt, wrap.iterations as i64, wrap.wrapped, count as i64, blob])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let mut recent = recent_failures(tx.query_row(&recent_sql, [], |r| r.get(0))?, unix_now());
+            recent.pop();
+            tx.execute(&recent_set, params![encode_failures(&recent)])?;
+            bump_pin_state(tx, rec)?;
+            Ok(true)
+        })?;
+        // SoftHSMv2's wrap and the sealed key leave the write-ahead log too.
+        checkpoint_truncate(&self.conn)?;
+        Ok(done)
+    }
+
     /// Replaces a PIN's wrap of the token key (or removes it) and resets its failure counter;
     /// a new user PIN lifts the block a rollback put on it.
     pub fn set_pin_wrap(&mut self, role: Role, w: Option<&PinWrap>) -> Result<()> {
         let c = role.col();
         let unblock = if role == Role::User { ", user_blocked = 0" } else { "" };
+        let other = match role {
+            Role::So => "user",
+            Role::User => "so",
+        };
+        // A PIN set replaces the role's SoftHSMv2 wrap too, and Tessera's token key sealed under
+        // SoftHSMv2's goes with the last of them.
         let sql = format!(
             "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3, {c}_failures = 0,
-                              {c}_recent = NULL{unblock} WHERE id = 1"
+                              {c}_recent = NULL{unblock}, {c}_legacy = NULL,
+                              legacy_key = CASE WHEN {other}_legacy IS NULL THEN NULL ELSE legacy_key END
+             WHERE id = 1 AND legacy_state != {LEGACY_PENDING}"
         );
         let p = params![w.map(|w| w.salt.clone()), w.map(|w| w.iterations as i64), w.map(|w| w.wrapped.clone())];
         self.write_pin(|tx, rec| {
@@ -859,7 +1134,9 @@ impl Db {
             tx.execute(
                 "UPDATE token SET label = ?1, so_salt = ?2, so_iterations = ?3, so_wrapped = ?4, so_failures = 0,
                         user_salt = NULL, user_iterations = NULL, user_wrapped = NULL, user_failures = 0,
-                        user_blocked = 0, so_recent = NULL, user_recent = NULL, epoch = epoch + 1 WHERE id = 1",
+                        user_blocked = 0, so_recent = NULL, user_recent = NULL, epoch = epoch + 1,
+                        so_legacy = NULL, user_legacy = NULL, legacy_key = NULL,
+                        legacy_state = 0 WHERE id = 1",
                 params![label.as_bytes(), so.salt, so.iterations as i64, so.wrapped],
             )?;
             bump_pin_state(tx, rec)
@@ -1202,10 +1479,31 @@ mod tests {
         };
         for broken in ["ALTER TABLE nothing ADD COLUMN x INTEGER", "DROP TABLE token"] {
             let steps = [MIGRATIONS[0], MIGRATIONS[1], MIGRATIONS[2], MIGRATIONS[3], broken];
+            // Another process's connection, open on the store before, during and after the undo.
+            let other = Connection::open(dir.join(DB_FILE)).unwrap();
+            configure(&other).unwrap();
+            let before: i64 = other.query_row("SELECT count(*) FROM object", [], |r| r.get(0)).unwrap();
             let conn = Connection::open(dir.join(DB_FILE)).unwrap();
             configure(&conn).unwrap();
             assert!(upgrade(conn, &dir, &steps).is_err(), "{broken}");
             assert_eq!(version(&dir), 3, "{broken}");
+            // It sees the store as it was, writes to it, and its write is what the next opener reads.
+            let v: i64 = other.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(v, 3, "{broken}: the other connection sees the store put back");
+            let mode: String = other.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal", "{broken}");
+            other.execute("UPDATE token SET label = ?1 WHERE id = 1", [b"after".to_vec()]).unwrap();
+            drop(other);
+            let label: Vec<u8> = Connection::open(dir.join(DB_FILE))
+                .unwrap()
+                .query_row("SELECT label FROM token WHERE id = 1", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(label, b"after", "{broken}: the other connection's write is in the store");
+            let after: i64 = Connection::open(dir.join(DB_FILE))
+                .unwrap()
+                .query_row("SELECT count(*) FROM object", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(after, before, "{broken}");
             let conn = Connection::open(dir.join(DB_FILE)).unwrap();
             let n: i64 = conn.query_row("SELECT count(*) FROM token", [], |r| r.get(0)).unwrap();
             assert_eq!(n, 1, "{broken}");
