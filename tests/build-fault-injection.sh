@@ -26,13 +26,22 @@ fi
 if [ -n "$key" ] && [ -f "$lib" ] && [ "$(cat "$out/sources.key" 2>/dev/null)" = "$key" ]; then
     echo "$lib is up to date" >&2
 else
+    # Both variants of the library share these output files (one cdylib per profile), and cargo
+    # takes a file it finds there for the variant it builds: without them it builds this one.
+    shared=(target/release/libtessera_pkcs11.so target/release/deps/libtessera_pkcs11.so
+        target/release/deps/libtessera_pkcs11.rlib)
+    rm -f "${shared[@]}"
     # Debug assertions on for the library's own crate only (the feature refuses to build without
     # them); its dependencies stay exactly the release build's.
     cargo build --release -p tessera-pkcs11 --lib --features fault-injection \
         --config 'profile.release.package.tessera-pkcs11.debug-assertions=true' >&2
     mkdir -p "$out"
     cp target/release/libtessera_pkcs11.so "$lib.new"
+    # A fault-injection build reads TESSERA_FAIL_SELFTEST; an ordinary one never names it.
+    grep -q TESSERA_FAIL_SELFTEST "$lib.new" || { echo "$lib.new is not a fault-injection build" >&2; exit 1; }
     mv "$lib.new" "$lib"
+    # Removed again, so that the next release build makes the ordinary library anew.
+    rm -f "${shared[@]}"
     [ -z "$key" ] || echo "$key" > "$out/sources.key"
 fi
 # Sealed with the sealing tool of the same sources (built by the release build, or here).

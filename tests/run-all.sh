@@ -20,6 +20,10 @@ cargo build --release -p tessera-pkcs11
 cargo build --release -p tessera-tests --bins
 cargo build --release -p tessera-audit
 target/release/tessera-util --seal
+if grep -q TESSERA_FAIL_SELFTEST target/release/libtessera_pkcs11.so; then
+    echo "target/release/libtessera_pkcs11.so is the fault-injection build, not the ordinary one" >&2
+    exit 1
+fi
 export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
 export TESSERA_UTIL=$PWD/target/release/tessera-util
 

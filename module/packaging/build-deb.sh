@@ -18,6 +18,12 @@ if [ "${TESSERA_PREBUILT:-}" != 1 ]; then
     cargo build --release -p tessera-audit
 fi
 release=target/release
+# Never a test build: the fault-injection library (tests/build-fault-injection.sh) names the
+# variable it reads; the ordinary library does not.
+if grep -q TESSERA_FAIL_SELFTEST "$release/libtessera_pkcs11.so"; then
+    echo "$release/libtessera_pkcs11.so is a fault-injection test build: rebuild it (cargo build --release -p tessera-pkcs11)" >&2
+    exit 1
+fi
 "$release/tessera-util" --seal "$release/libtessera_pkcs11.so" >&2
 "$release/tessera-util" generate-docs "$release/tessera-docs" >&2
 
