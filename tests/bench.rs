@@ -42,6 +42,10 @@
 //!   time: on a machine shared with other work, time spent preempted is not counted (work the
 //!   module does on other threads would not be either; it does none in these rows). Implies
 //!   `--no-threads` (the scaling table is a matter of wall time)
+//! * `--processes N`     whole processes per module and row of the short-lived-process table
+//!   (default 21, `--quick` 5; 0 skips it). That table comes first: `C_Initialize` (first call of
+//!   a process, and repeated) and `pkcs11-tool --login -O` processes on an ordinary token, with
+//!   the login cache warm and on a test token, Tessera beside SoftHSMv2 (`bench_processes.rs`)
 //!
 //! If the Tessera library does not exist or cannot be initialised, the other
 //! columns are still measured and the Tessera column reads `n/a`.
@@ -222,10 +226,13 @@ struct Config {
     warmup: Duration,
     objects: usize,
     threads: bool,
+    /// Processes per module and row of the short-lived-process table (`--processes`; 0: none).
+    processes: usize,
 }
 
 const USAGE: &str = "usage: tessera-bench [--quick] [--filter SUBSTR] [--tessera PATH] \
-[--softhsm PATH | --baseline PATH | --audit] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads] [--cpu-time]";
+[--softhsm PATH | --baseline PATH | --audit] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads] [--cpu-time] \
+[--processes N]";
 
 impl Config {
     fn from_args() -> Res<Config> {
@@ -241,6 +248,7 @@ impl Config {
         let mut objects = None;
         let mut threads = true;
         let mut audit = false;
+        let mut processes = None;
 
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -261,6 +269,7 @@ impl Config {
                     threads = false;
                 }
                 "--audit" => audit = true,
+                "--processes" => processes = Some(value("--processes")?.parse::<usize>()?),
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -282,6 +291,7 @@ impl Config {
             warmup: slice / 4,
             objects: objects.unwrap_or(if quick { 1_000 } else { 10_000 }).max(1),
             threads,
+            processes: processes.unwrap_or(if quick { 5 } else { 21 }),
         })
     }
 }
@@ -2083,8 +2093,20 @@ fn audit_cost(out: &mut String, cfg: &Config, columns: &[Column], results: &[(St
          wall clock also counts other programs' turns, which come most often after system calls.)"
     );
 }
+#[path = "bench_processes.rs"]
+mod processes;
 
 fn main() {
+    // A child of the short-lived-process table: `--child-initialize PATH N`.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child-initialize") {
+        let repeats = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(0);
+        if let Err(e) = processes::child_initialize(args.get(2).map_or("", String::as_str), repeats) {
+            eprintln!("tessera-bench --child-initialize: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Err(e) = real_main() {
         eprintln!("tessera-bench: {e}");
         std::process::exit(1);
@@ -2099,7 +2121,19 @@ fn real_main() -> Res<()> {
             cfg.filter.as_ref().is_none_or(|f| f.split('|').any(|f| op.name.to_lowercase().contains(f.trim())))
         })
         .collect();
+    // The short-lived-process table runs unless --processes 0, or a --filter that names neither
+    // it ("process") nor C_Initialize.
+    let processes =
+        cfg.processes > 0 && cfg.filter.as_ref().is_none_or(|f| "processes c_initialize".contains(f.as_str()));
+    if processes && cfg.baseline.is_none() && !cfg.audit {
+        eprintln!("short-lived processes: {} per module and row", cfg.processes);
+        let rows = processes::measure(&cfg.tessera, &cfg.softhsm, cfg.processes);
+        println!("{}", processes::report(&rows, cfg.processes));
+    }
     if selected.is_empty() {
+        if processes {
+            return Ok(());
+        }
         return Err("--filter matched no operation".into());
     }
 

@@ -293,16 +293,7 @@ fn self_tests_and_known_answers_with_cpu_features_masked() {
 /// the AES-256-GCM known-answer test on request, under a mask.
 #[test]
 fn a_failing_self_test_fails_the_probe() {
-    let p = std::env::var_os("TESSERA_FAULT_MODULE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("debug/libtessera_pkcs11.so"));
-    if !p.exists() {
-        println!(
-            "SKIP: no fault-injection build at {} (cargo build -p tessera-pkcs11 --features fault-injection)",
-            p.display()
-        );
-        return;
-    }
+    let Some(p) = fault_module() else { return };
     seal(&p);
     let dir = tempfile::tempdir().expect("tempdir");
     let sealed = sealed_bulk(dir.path());

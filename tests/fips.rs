@@ -42,7 +42,10 @@ fn token(lib: &RawLib) -> CK_SLOT_ID {
 
 /// Every self-test the fault-injection build can fail, by the name it knows it by.
 fn self_test_names() -> Vec<String> {
-    let mut names = vec!["integrity".to_string(), "aws-lc".to_string()];
+    // The integrity test, aws-lc's self-tests, the known-answer test of the integrity test's own
+    // HMAC-SHA-256 (run before every integrity test), then the vectors' tests.
+    let mut names =
+        vec!["integrity".to_string(), "aws-lc".to_string(), "HMAC-SHA-256 of the integrity test".to_string()];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kat-vectors");
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
@@ -55,13 +58,21 @@ fn self_test_names() -> Vec<String> {
     names
 }
 
+/// Each self-test failed on purpose at `C_Initialize` puts the module in the error state, and the
+/// next `C_Initialize` without the fault runs every test again and leaves it. Each failure is tried
+/// in a process of its own (a `fork()` child): the algorithm self-tests run at the first
+/// `C_Initialize` of a process and are reused by later ones (security-policy.md §10.1), and a
+/// process made by `fork()` runs them again.
 #[test]
 fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers() {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
     let Some(path) = fault_module() else { return };
     seal(&path);
     let names = self_test_names();
-    // The integrity test, aws-lc's self-tests and the 36 vectors of `kat-vectors/`.
-    assert!(names.len() >= 38, "{names:?}");
+    // The integrity test, its HMAC's known-answer test, aws-lc's self-tests and the 36 vectors of
+    // `kat-vectors/`.
+    assert!(names.len() >= 39, "{names:?}");
     let lib = open(&path, Env::new(""));
     let v = vendor(&lib);
     unsafe {
@@ -69,35 +80,125 @@ fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers(
         let slot = token(&lib);
         assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
         for name in &names {
-            std::env::set_var("TESSERA_FAIL_SELFTEST", name);
-            assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK, "{name}: C_Initialize itself succeeds");
-            let mut info = CK_INFO::default();
-            assert_eq!(lib.f.C_GetInfo(&mut info), CKR_OK, "{name}: C_GetInfo works in the error state");
-            assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: CKF_ERROR_STATE");
-            // The test that failed is the one asked for: the fault reached that test, not another.
-            let st = v.status();
-            let reason = st["error"].as_str().unwrap_or_default();
-            assert!(reason.ends_with(name.as_str()) || reason.contains(&format!("{name} ")), "{name}: {st}");
-            let listed = st["self_tests"]["power_on"]["tests"].as_array().cloned().unwrap_or_default();
-            let failed: Vec<&str> =
-                listed.iter().filter(|t| t["passed"] == false).filter_map(|t| t["name"].as_str()).collect();
-            assert!(failed.len() == 1 && failed[0].contains(name.as_str()), "{name}: only it fails: {failed:?}");
-            let mut h = 0;
-            assert_eq!(
-                lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h),
-                CKR_GENERAL_ERROR,
-                "{name}"
-            );
-            let mut buf = [0u8; 4];
-            assert_eq!(lib.f.C_GenerateRandom(1, buf.as_mut_ptr(), 4), CKR_GENERAL_ERROR, "{name}");
-            assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK, "{name}: C_Finalize works in the error state");
-            std::env::remove_var("TESSERA_FAIL_SELFTEST");
-            assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
-            assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: a new C_Initialize re-runs the self-tests");
-            assert_eq!(lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
-            assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
+            let check = || {
+                std::env::set_var("TESSERA_FAIL_SELFTEST", name);
+                assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK, "{name}: C_Initialize itself succeeds");
+                let mut info = CK_INFO::default();
+                assert_eq!(lib.f.C_GetInfo(&mut info), CKR_OK, "{name}: C_GetInfo works in the error state");
+                assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: CKF_ERROR_STATE");
+                // The test that failed is the one asked for: the fault reached that test, not another.
+                let st = v.status();
+                let reason = st["error"].as_str().unwrap_or_default();
+                assert!(reason.ends_with(name.as_str()) || reason.contains(&format!("{name} ")), "{name}: {st}");
+                let listed = st["self_tests"]["power_on"]["tests"].as_array().cloned().unwrap_or_default();
+                let failed: Vec<&str> =
+                    listed.iter().filter(|t| t["passed"] == false).filter_map(|t| t["name"].as_str()).collect();
+                assert!(failed.len() == 1 && failed[0].contains(name.as_str()), "{name}: only it fails: {failed:?}");
+                let mut h = 0;
+                assert_eq!(
+                    lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h),
+                    CKR_GENERAL_ERROR,
+                    "{name}"
+                );
+                let mut buf = [0u8; 4];
+                assert_eq!(lib.f.C_GenerateRandom(1, buf.as_mut_ptr(), 4), CKR_GENERAL_ERROR, "{name}");
+                assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK, "{name}: C_Finalize works in the error state");
+                std::env::remove_var("TESSERA_FAIL_SELFTEST");
+                assert_eq!(lib.f.C_Initialize(null_mut()), CKR_OK);
+                assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{name}: a new C_Initialize re-runs the self-tests");
+                let st = v.status();
+                assert_eq!(st["self_tests"]["power_on"]["algorithm_tests"], "run", "{name}: all of them: {st}");
+                assert_eq!(lib.f.C_OpenSession(slot, CKF_SERIAL_SESSION, null_mut(), None, &mut h), CKR_OK);
+                assert_eq!(lib.f.C_Finalize(null_mut()), CKR_OK);
+            };
+            match fork().expect("fork") {
+                ForkResult::Child => {
+                    // A failed assertion ends the child with status 1 (its message on stderr).
+                    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).is_ok();
+                    libc_exit(if ok { 0 } else { 1 });
+                }
+                ForkResult::Parent { child } => {
+                    assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0), "{name}: see above");
+                }
+            }
         }
     }
+}
+
+/// The algorithm self-tests run at the first `C_Initialize` of a process and again only after a
+/// failure (or on demand); the integrity test, and the known-answer test of its HMAC before it,
+/// run at every `C_Initialize`. A fresh copy of the fault-injection library, so that this process
+/// has not run its tests yet.
+#[test]
+fn algorithm_self_tests_run_once_per_process_and_again_after_a_failure() {
+    let Some(fault) = fault_module() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("libtessera_pkcs11.so");
+    std::fs::copy(&fault, &path).unwrap();
+    seal(&path);
+    let lib = open(&path, Env::new(""));
+    let v = vendor(&lib);
+    let post = |what: &str| {
+        let st = v.status();
+        let post = st["self_tests"]["power_on"].clone();
+        println!("{what}: {post}");
+        (st, post)
+    };
+    let init_with_fault = |fault: Option<&str>| {
+        match fault {
+            Some(f) => std::env::set_var("TESSERA_FAIL_SELFTEST", f),
+            None => std::env::remove_var("TESSERA_FAIL_SELFTEST"),
+        }
+        assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
+        std::env::remove_var("TESSERA_FAIL_SELFTEST");
+    };
+    let finalize = || assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
+
+    init_with_fault(None);
+    let (st, first) = post("first");
+    assert_eq!(st["state"], "operational", "{st}");
+    assert_eq!(first["algorithm_tests"], "run", "{st}");
+    assert!(first["phases"].as_array().unwrap().iter().all(|p| p["reused"] == false), "{st}");
+    finalize();
+
+    // A later C_Initialize: the integrity test runs (its value is computed again), the algorithm
+    // self-tests are those that passed; a fault in one of them now goes unseen, since it does not run.
+    init_with_fault(Some("SHA-256"));
+    let (st, again) = post("again");
+    assert_eq!(st["state"], "operational", "{st}");
+    assert_eq!(again["algorithm_tests"], "passed earlier in this process", "{st}");
+    assert_eq!(st["integrity"]["result"], "verified", "{st}");
+    let phases = again["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["name"], "integrity");
+    assert_eq!(phases[0]["reused"], false, "{st}");
+    assert!(phases[1..].iter().all(|p| p["reused"] == true), "{st}");
+    assert_eq!(again["tests"].as_array().unwrap().len(), first["tests"].as_array().unwrap().len(), "{st}");
+    finalize();
+
+    // The integrity test and its HMAC's known-answer test still run at every C_Initialize.
+    for fault in ["integrity", "HMAC-SHA-256 of the integrity test"] {
+        init_with_fault(Some(fault));
+        let (st, _) = post(fault);
+        assert_eq!(st["state"], "error", "{fault}: {st}");
+        finalize();
+        // After a failure every test runs again.
+        init_with_fault(None);
+        let (st, p) = post("after the failure");
+        assert_eq!(st["state"], "operational", "{st}");
+        assert_eq!(p["algorithm_tests"], "run", "{fault}: every test again after a failure: {st}");
+        finalize();
+    }
+
+    // On demand, every test runs, whatever ran before.
+    init_with_fault(None);
+    std::env::set_var("TESSERA_FAIL_SELFTEST", "SHA-256");
+    assert_eq!(v.self_test(), CKR_GENERAL_ERROR, "T_SelfTest runs the known-answer tests");
+    std::env::remove_var("TESSERA_FAIL_SELFTEST");
+    finalize();
+    init_with_fault(None);
+    let (st, p) = post("after the on-demand failure");
+    assert_eq!(p["algorithm_tests"], "run", "{st}");
+    finalize();
 }
 
 /// The first error state a library's vendor status reports, with the module's state.
@@ -262,6 +363,7 @@ fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
     assert_eq!(st["state"], "operational", "{st}");
     assert_eq!(st["integrity"]["result"], "verified", "{st}");
     let post = &st["self_tests"]["power_on"];
+    assert_eq!(post["algorithm_tests"], "run", "a fresh copy runs them all: {post}");
     let phases: u64 = post["phases"].as_array().unwrap().iter().map(|p| p["elapsed_us"].as_u64().unwrap()).sum();
     assert!(post["elapsed_us"].as_u64().unwrap() >= phases, "one after the other: {post}");
 }

@@ -6,8 +6,10 @@
 //! - `examples/ci/`: both files parse as YAML, and their shell steps run here with a small script as
 //!   the project's tests (passing in both modes, then one that uses RSA-1024 keys and so fails in the
 //!   approved mode only);
-//! - the Debian package (`module/packaging/build-deb.sh`, cargo-deb; needs root and dpkg, skips
-//!   with a message otherwise): built from the sealed release build, installed with `dpkg -i`, then
+//! - the Debian package (`module/packaging/build-deb.sh`, dpkg-deb from a staged tree; needs root
+//!   and dpkg-dev, skips with a message otherwise): built from the sealed release build, its
+//!   control fields and files checked (the multiarch library path, a real maintainer, conffiles,
+//!   the SHA-256 of the sealed library it records), installed with `dpkg -i`, then
 //!   with no Tessera variable set: `pkcs11-tool --show-info` on the packaged path, `p11-kit
 //!   list-modules`, the approved mode through the packaged path, `man tessera-util`, a member of
 //!   the `tessera` group who is not root initialising a token; `dpkg -r` leaves the tokens and a
@@ -264,7 +266,12 @@ fn ci_examples_parse_and_their_steps_run() {
 
 // ---- The Debian package ----
 
-const PACKAGED: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtessera_pkcs11.so";
+/// The packaged library's path: the system's PKCS#11 directory for its multiarch triplet.
+fn packaged() -> String {
+    let mut c = Command::new("dpkg-architecture");
+    c.arg("-qDEB_HOST_MULTIARCH");
+    format!("/usr/lib/{}/pkcs11/libtessera_pkcs11.so", ok(c).trim())
+}
 const USER: &str = "tessera-pkgtest";
 
 /// A command as an installed system runs it: no Tessera variable, a home without a Tessera
@@ -304,7 +311,7 @@ fn debian_package_installs_a_system_module() {
         println!("SKIP the Debian package test: it installs a package and needs root");
         return;
     }
-    for tool in ["dpkg", "runuser", "useradd", "p11-kit", "pkcs11-tool", "man"] {
+    for tool in ["dpkg", "dpkg-architecture", "runuser", "useradd", "p11-kit", "pkcs11-tool", "man"] {
         if !have_or_skip(tool, "the Debian package test") {
             return;
         }
@@ -319,8 +326,9 @@ fn debian_package_installs_a_system_module() {
             return;
         }
     }
-    // Build: the release build as it is (sealed already by the suite, sealed here otherwise),
-    // cargo-deb installed first when missing.
+    // Build: the release build as it is (sealed already by the suite, sealed here otherwise).
+    let packaged = packaged();
+    let packaged = packaged.as_str();
     let t = std::time::Instant::now();
     let mut c = Command::new("bash");
     c.arg(root().join("module/packaging/build-deb.sh")).env("TESSERA_PREBUILT", "1");
@@ -333,13 +341,16 @@ fn debian_package_installs_a_system_module() {
         c.arg("--contents").arg(&deb);
         c
     });
+    let library_entry = format!(".{packaged}");
     for f in [
-        "./usr/lib/x86_64-linux-gnu/pkcs11/libtessera_pkcs11.so",
+        library_entry.as_str(),
         "./usr/bin/tessera-util",
         "./usr/bin/tessera-audit",
         "./usr/share/p11-kit/modules/tessera.module",
         "./etc/tessera/tessera.conf",
-        "./usr/share/man/man1/tessera-util.1",
+        "./usr/share/man/man1/tessera-util.1.gz",
+        "./usr/share/doc/tessera/copyright",
+        "./usr/share/doc/tessera/integrity.txt",
         "./usr/share/bash-completion/completions/tessera-util",
     ] {
         assert!(contents.contains(f), "{f} in the package: {contents}");
@@ -350,6 +361,16 @@ fn debian_package_installs_a_system_module() {
         c
     });
     assert_eq!(conffiles.trim(), "/etc/tessera/tessera.conf");
+    let field = |name: &str| {
+        let mut c = Command::new("dpkg-deb");
+        c.arg("--field").arg(&deb).arg(name);
+        ok(c).trim().to_string()
+    };
+    assert_eq!(field("Maintainer"), "Tessera developers <tessera@localhost>");
+    let mut arch = Command::new("dpkg-architecture");
+    arch.arg("-qDEB_HOST_ARCH");
+    assert_eq!(field("Architecture"), ok(arch).trim());
+    assert!(field("Depends").contains("libc6"), "dpkg-shlibdeps's dependencies: {}", field("Depends"));
 
     let t = std::time::Instant::now();
     dpkg(&["-i", deb.to_str().unwrap()]);
@@ -367,23 +388,33 @@ fn debian_package_installs_a_system_module() {
     let h = home.path();
     std::fs::set_permissions(h, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // The packaged library is the sealed build, byte for byte.
-    assert_eq!(std::fs::read(PACKAGED).unwrap(), std::fs::read(release.join("libtessera_pkcs11.so")).unwrap());
-    assert!(sealed_value(Path::new(PACKAGED)).is_some(), "the packaged library is sealed");
+    assert_eq!(std::fs::read(packaged).unwrap(), std::fs::read(release.join("libtessera_pkcs11.so")).unwrap());
+    let sealed = sealed_value(Path::new(packaged)).expect("the packaged library is sealed");
+    // The package records the installed library's SHA-256 and its integrity value, which match it.
+    let recorded = std::fs::read_to_string("/usr/share/doc/tessera/integrity.txt").unwrap();
+    let sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(packaged).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    assert!(recorded.contains(&format!("sha256 {sha256}  {}", &packaged[1..])), "{recorded}");
+    assert!(recorded.contains(&format!("integrity-value {sealed}\n")), "{recorded}");
+    let check = ok(system("sha256sum", &[packaged], h));
+    assert!(check.starts_with(&sha256), "{check}");
 
-    let info = ok(system("pkcs11-tool", &["--module", PACKAGED, "--show-info"], h));
+    let info = ok(system("pkcs11-tool", &["--module", packaged, "--show-info"], h));
     assert!(info.contains("Tessera, non-approved, sealed"), "{info}");
     let modules = ok(system("p11-kit", &["list-modules"], h));
     assert!(
         modules.contains("\ntessera: libtessera_pkcs11.so") && modules.contains("Tessera, non-approved, sealed"),
         "{modules}"
     );
-    let mut approved = system("pkcs11-tool", &["--module", PACKAGED, "--show-info"], h);
+    let mut approved = system("pkcs11-tool", &["--module", packaged, "--show-info"], h);
     approved.env("TESSERA_MODE", "approved");
     assert!(ok(approved).contains("Tessera, approved mode, sealed"));
     let mut status = system("tessera-util", &["--status"], h);
     status.env("TESSERA_MODE", "approved");
     let st = ok(status);
-    assert!(st.contains(&format!("Library:            {PACKAGED} ")), "tessera-util finds the packaged library: {st}");
+    assert!(st.contains(&format!("Library:            {packaged} ")), "tessera-util finds the packaged library: {st}");
     assert!(st.contains("Mode:               approved") && st.contains("State:              operational"), "{st}");
     assert!(st.contains("Sealed:             yes"), "{st}");
     let mut man = system("man", &["tessera-util"], h);
@@ -423,7 +454,7 @@ fn debian_package_installs_a_system_module() {
 
     // dpkg -r leaves the tokens; installing again finds them.
     dpkg(&["-r", "tessera"]);
-    assert!(!Path::new(PACKAGED).exists() && !Path::new("/usr/bin/tessera-util").exists());
+    assert!(!Path::new(packaged).exists() && !Path::new("/usr/bin/tessera-util").exists());
     for p in &before {
         assert!(p.exists(), "{} survives the package's removal", p.display());
     }
@@ -445,7 +476,7 @@ fn debian_package_installs_a_system_module() {
             .env("RUNNER_TEMP", shim.path())
             .env("DEBIAN_FRONTEND", "noninteractive");
         ok(c);
-        assert!(Path::new(PACKAGED).exists(), "{ci}: the install step installs the package");
+        assert!(Path::new(packaged).exists(), "{ci}: the install step installs the package");
         let p = project("EC:prime256v1");
         let mut c = system("bash", &["-euo", "pipefail", "-c", test], h);
         c.current_dir(p.path());

@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 . tests/setup.sh
 tessera_install_packages
 
+echo "== build the fault-injection library (test builds only: every self-test can be made to fail)"
+# Release profile, sharing the release build's aws-lc; first, because it replaces the release
+# library for a moment (the release build below puts the ordinary one back).
+TESSERA_FAULT_MODULE=$(bash tests/build-fault-injection.sh)
+export TESSERA_FAULT_MODULE
+
 echo "== build (release), seal (the integrity value written into the library: needed after every build)"
 # The library's own build makes target/release/libtessera_pkcs11.so (a build of binaries alone
 # leaves the cdylib out of date).
@@ -14,6 +20,10 @@ cargo build --release -p tessera-pkcs11
 cargo build --release -p tessera-tests --bins
 cargo build --release -p tessera-audit
 target/release/tessera-util --seal
+if grep -q TESSERA_FAIL_SELFTEST target/release/libtessera_pkcs11.so; then
+    echo "target/release/libtessera_pkcs11.so is the fault-injection build, not the ordinary one" >&2
+    exit 1
+fi
 export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
 export TESSERA_UTIL=$PWD/target/release/tessera-util
 
@@ -23,14 +33,8 @@ echo "== Python for tests/pqc_interop.rs: PyKCS11 (with the PKCS #11 3.2 names) 
 [ -x target/pqc-venv/bin/python ] || { python3 -m venv target/pqc-venv && target/pqc-venv/bin/pip install -q PyKCS11 cryptography; } ||
     echo "SKIP target/pqc-venv: could not install PyKCS11 and cryptography from PyPI"
 
-echo "== build the fault-injection library (test builds only: every self-test can be made to fail)"
-cargo build -p tessera-pkcs11 --features fault-injection
-target/release/tessera-util --seal target/debug/libtessera_pkcs11.so
-export TESSERA_FAULT_MODULE=$PWD/target/debug/libtessera_pkcs11.so
-
-# tests/packaging.rs runs here once (it builds the Debian package with cargo-deb, installed first
-# when missing, and installs it as root): its tests choose each mode themselves, so the approved
-# run below leaves it out.
+# tests/packaging.rs runs here once (it builds the Debian package with dpkg-deb and installs it as
+# root): its tests choose each mode themselves, so the approved run below leaves it out.
 echo "== tests, non-approved mode (the default)"
 TESSERA_MODE=non-approved cargo test --release --workspace --no-fail-fast
 

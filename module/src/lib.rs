@@ -8,6 +8,8 @@
 
 #![deny(unsafe_code)]
 
+// The test-only fault-injection build always has debug assertions on: a debug build, or
+// tests/build-fault-injection.sh's optimised build, which turns them on for this crate alone.
 #[cfg(all(feature = "fault-injection", not(debug_assertions)))]
 compile_error!("the fault-injection feature is for test builds only, never for release builds");
 

@@ -104,6 +104,8 @@ impl Module {
     /// `C_Initialize`, which re-runs the power-on self-tests, leave it.
     pub fn enter_error_state(&self, reason: String) {
         crate::log::critical(&format!("{reason}; the module is in the error state"));
+        // Leaving the error state takes every self-test again, the algorithm self-tests included.
+        crate::fips::forget_algorithm_tests();
         *lock(&self.error_reason) = Some(reason);
         self.in_error.store(true, std::sync::atomic::Ordering::Release);
     }

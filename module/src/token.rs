@@ -844,6 +844,26 @@ impl Token {
         let w = seal::wrap_with_pin(&self.kek, &key, new, self.iterations(test), &aad)?;
         lock(&self.db).set_pin_wrap(role, Some(&w))?;
         self.touch();
+        // A token taken over from SoftHSMv2 whose other role has not logged in yet keeps
+        // SoftHSMv2's wrap for it, and Tessera's token key sealed under SoftHSMv2's token key,
+        // which SoftHSMv2's own files (never written) still give to the old PIN: until that
+        // role's first login, the old PIN still opens the token to whoever reads the store and
+        // SoftHSMv2's files. No PIN change can close this without the other role's PIN; the log
+        // says so (docs/drop-in.md).
+        if let Ok(row) = self.row() {
+            let other = match role {
+                Role::So => row.user_legacy.is_some(),
+                _ => row.so_legacy.is_some(),
+            };
+            if other && row.legacy_key.is_some() {
+                tracing::warn!(
+                    token = %self.serial,
+                    "PIN changed, but the other role still opens this token through SoftHSMv2's PIN wrap: \
+                     until it logs in once, the old PIN still opens the token offline with SoftHSMv2's files \
+                     (docs/drop-in.md)"
+                );
+            }
+        }
         Ok(())
     }
 

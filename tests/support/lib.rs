@@ -361,17 +361,17 @@ pub fn sealed_value(lib: &Path) -> Option<String> {
 }
 
 /// The library built with the `fault-injection` feature (`TESSERA_FAULT_MODULE`, else
-/// `target/debug/libtessera_pkcs11.so`; tests/run-all.sh builds it), if present; a test without
-/// it says so and skips.
+/// `target/fault-injection/libtessera_pkcs11.so`; tests/build-fault-injection.sh builds it, and
+/// tests/run-all.sh runs that), if present; a test without it says so and skips.
 pub fn fault_module() -> Option<std::path::PathBuf> {
     let p = std::env::var_os("TESSERA_FAULT_MODULE")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("debug/libtessera_pkcs11.so"));
+        .unwrap_or_else(|| target_dir().join("fault-injection/libtessera_pkcs11.so"));
     if p.exists() {
         Some(p)
     } else {
         println!(
-            "SKIP: no fault-injection build at {} (cargo build -p tessera-pkcs11 --features fault-injection)",
+            "SKIP: no fault-injection build at {} (bash tests/build-fault-injection.sh, then the release build again)",
             p.display()
         );
         None

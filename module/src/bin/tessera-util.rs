@@ -838,7 +838,14 @@ fn run_lines(r: &Value) -> (String, String) {
         .map(|v| v.as_slice())
         .unwrap_or_default()
         .iter()
-        .map(|p| format!("{} {} µs", p["name"].as_str().unwrap_or("?"), p["elapsed_us"].as_u64().unwrap_or(0)))
+        .map(|p| {
+            let (name, us) = (p["name"].as_str().unwrap_or("?"), p["elapsed_us"].as_u64().unwrap_or(0));
+            if p["reused"] == true {
+                format!("{name} passed earlier in this process ({us} µs then)")
+            } else {
+                format!("{name} {us} µs")
+            }
+        })
         .collect();
     (result, phases.join(", "))
 }

@@ -100,10 +100,17 @@ pub fn find_region(data: &[u8]) -> Result<Range<usize>, String> {
 
 /// HMAC-SHA-256 of a library file's bytes with the seal region's bytes taken as zeroes.
 pub fn mac_over(data: &[u8], region: Range<usize>) -> [u8; 32] {
-    let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, KEY));
-    ctx.update(&data[..region.start]);
-    ctx.update(&[0u8; REGION_LEN]);
-    ctx.update(&data[region.end..]);
+    hmac_sha256(KEY, &[&data[..region.start], &[0u8; REGION_LEN], &data[region.end..]])
+}
+
+/// The HMAC-SHA-256 the integrity test computes (aws-lc's), over the concatenation of `parts`:
+/// one function for the test and for its own known-answer test (`kat::integrity_algorithm`),
+/// which thus checks the very code the test runs.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, key));
+    for p in parts {
+        ctx.update(p);
+    }
     let tag = ctx.sign();
     let mut out = [0u8; 32];
     out.copy_from_slice(tag.as_ref());

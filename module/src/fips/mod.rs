@@ -19,6 +19,33 @@ pub fn allow_threads(allowed: bool) {
     THREADS_ALLOWED.store(allowed, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The cryptographic algorithm self-tests (CASTs: Tessera's known-answer tests and aws-lc's
+/// self-tests) that passed in this process, with their results and times, and the fork
+/// generation they passed in. FIPS 140-3 IG 10.3.A makes a CAST a conditional test, due once
+/// before the first use of its algorithm after the module powers on; for a library the power-on
+/// is its loading into a process, which `C_Finalize` and `C_Initialize` do not repeat
+/// (security-policy.md §10.1). A later `C_Initialize` of the same process therefore reuses these
+/// results, after running its own integrity test; any self-test failure forgets them
+/// ([`forget_algorithm_tests`]), so the next `C_Initialize` runs every test again; a process made
+/// by `fork()` runs them again too.
+struct Passed {
+    generation: u64,
+    results: Vec<(String, bool)>,
+    phases: Vec<(&'static str, Duration)>,
+}
+
+static PASSED: std::sync::Mutex<Option<Passed>> = std::sync::Mutex::new(None);
+
+fn passed() -> std::sync::MutexGuard<'static, Option<Passed>> {
+    PASSED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Forgets the algorithm self-tests that passed: the module entered the error state (a
+/// conditional test failed), and leaving it takes every self-test again.
+pub fn forget_algorithm_tests() {
+    *passed() = None;
+}
+
 /// The outcome of the power-on self-tests.
 #[derive(Clone, Debug)]
 pub struct PostReport {
@@ -35,17 +62,33 @@ pub struct PostReport {
     pub elapsed: Duration,
     /// Time of each phase: integrity, Tessera's KATs, aws-lc's self-tests.
     pub phases: Vec<(&'static str, Duration)>,
+    /// The algorithm self-tests' results (and their phases' times) are those of an earlier run in
+    /// this process, which passed: this run ran the integrity test only.
+    pub algorithm_tests_reused: bool,
 }
 
-/// The integrity test over a library file (or the not-applicable result without one), and how
-/// long it took.
-fn integrity_test(module_file: Option<&integrity::Library>) -> (integrity::Checked, Duration) {
+/// One integrity test: the known-answer test of its HMAC-SHA-256 first, then, when that passed,
+/// the test over a library file (or the not-applicable result without one), and how long both
+/// took.
+struct IntegrityRun {
+    algorithm_ok: bool,
+    checked: integrity::Checked,
+    elapsed: Duration,
+}
+
+fn integrity_test(module_file: Option<&integrity::Library>) -> IntegrityRun {
     let t = Instant::now();
+    let algorithm_ok = kat::integrity_algorithm();
     let checked = match module_file {
+        _ if !algorithm_ok => integrity::Checked {
+            status: integrity::Status::Unreadable("not run: its HMAC-SHA-256 failed its known-answer test".into()),
+            computed: None,
+            recorded: None,
+        },
         Some(p) => integrity::check_values(p),
         None => integrity::Checked { status: integrity::Status::NotApplicable, computed: None, recorded: None },
     };
-    (checked, t.elapsed())
+    IntegrityRun { algorithm_ok, checked, elapsed: t.elapsed() }
 }
 
 /// The integrity test started ahead of the other self-tests, on a thread of its own: the HMAC over
@@ -59,7 +102,7 @@ fn integrity_test(module_file: Option<&integrity::Library>) -> (integrity::Check
 /// dropped: no thread of the library outlives the call that started it.
 pub struct IntegrityTest {
     library: Option<integrity::Library>,
-    thread: Option<std::thread::JoinHandle<(integrity::Checked, Duration)>>,
+    thread: Option<std::thread::JoinHandle<IntegrityRun>>,
 }
 
 impl IntegrityTest {
@@ -80,7 +123,7 @@ impl IntegrityTest {
 
     /// The test's result: the thread's, or, without a thread (or if it panicked), the test run
     /// here (a panic again is the module's usual panic, caught at the C boundary).
-    fn join(mut self) -> (integrity::Checked, Duration) {
+    fn join(mut self) -> IntegrityRun {
         match self.thread.take().map(|h| h.join()) {
             Some(Ok(r)) => r,
             _ => integrity_test(self.library.as_ref()),
@@ -96,22 +139,24 @@ impl Drop for IntegrityTest {
     }
 }
 
-/// Runs every power-on self-test. `module_file` is the installed library (absent only when the
-/// core is driven without the library, as in unit tests); `require_seal` makes a missing
-/// integrity value a failure; `started` is its integrity test, started early (`C_Initialize`).
+/// Runs the power-on self-tests of a `C_Initialize`. `module_file` is the installed library
+/// (absent only when the core is driven without the library, as in unit tests); `require_seal`
+/// makes a missing integrity value a failure; `started` is its integrity test, started early.
+/// The integrity test runs every time; the algorithm self-tests run when none has passed yet in
+/// this process (see [`Passed`]).
 pub fn power_on_self_tests(
     module_file: Option<&integrity::Library>,
     require_seal: bool,
     started: IntegrityTest,
 ) -> PostReport {
-    run(module_file, require_seal, "power-on", started)
+    run(module_file, require_seal, "power-on", started, true)
 }
 
-/// Runs the self-tests: the power-on set, at `C_Initialize` or on demand (`trigger` names which,
-/// for the log). The tests use their own keys and contexts only, so they may run while other
-/// threads use the module.
+/// Runs every self-test now, whatever ran before: on demand (`T_SelfTest`; `trigger` names the
+/// run, for the log). The tests use their own keys and contexts only, so they may run while
+/// other threads use the module.
 pub fn self_tests(module_file: Option<&integrity::Library>, require_seal: bool, trigger: &str) -> PostReport {
-    run(module_file, require_seal, trigger, IntegrityTest::start(module_file))
+    run(module_file, require_seal, trigger, IntegrityTest::start(module_file), false)
 }
 
 fn run(
@@ -119,30 +164,52 @@ fn run(
     require_seal: bool,
     trigger: &str,
     started: IntegrityTest,
+    reuse: bool,
 ) -> PostReport {
     let start = Instant::now();
     let mut results = Vec::new();
     let mut phases = Vec::new();
     let mut failure = None;
+    let generation = crate::state::generation();
+    let earlier = if reuse {
+        passed().as_ref().filter(|p| p.generation == generation).map(|p| (p.results.clone(), p.phases.clone()))
+    } else {
+        None
+    };
+    let algorithm_tests_reused = earlier.is_some();
     // The known-answer tests and aws-lc's self-tests here, while the integrity test runs on its
     // own thread. Nothing is concluded before both end; a failed integrity test fails the run
     // whatever the others found, as when it ran first.
-    let t = Instant::now();
-    let kats = kat::run_all();
-    let kat_time = t.elapsed();
-    let t = Instant::now();
-    let aws_lc_ok = kat::healthy("aws-lc") && crate::crypto::selftest::aws_lc_self_test();
-    let aws_lc_time = t.elapsed();
-    let (checked, integrity_time) = started.join();
+    let (kats, aws_lc_ok, algorithm_phases) = match earlier {
+        Some((mut results, phases)) => {
+            let aws_lc = results.pop().is_some_and(|(_, ok)| ok);
+            (results, aws_lc, phases)
+        }
+        None => {
+            let t = Instant::now();
+            let kats = kat::run_all();
+            let kat_time = t.elapsed();
+            let t = Instant::now();
+            let aws_lc_ok = kat::healthy("aws-lc") && crate::crypto::selftest::aws_lc_self_test();
+            (kats, aws_lc_ok, vec![("known-answer tests", kat_time), ("aws-lc self-tests", t.elapsed())])
+        }
+    };
+    let IntegrityRun { algorithm_ok, checked, elapsed: integrity_time } = started.join();
+    results.push((format!("{} (aws-lc)", kat::INTEGRITY_ALGORITHM), algorithm_ok));
+    if !algorithm_ok {
+        failure = Some(format!("known-answer test failed: {}", kat::INTEGRITY_ALGORITHM));
+    }
     let integrity = checked.status;
     let integrity_ok = match &integrity {
         integrity::Status::Verified | integrity::Status::NotApplicable => true,
         integrity::Status::Unsealed => !require_seal,
         integrity::Status::Mismatch | integrity::Status::Unreadable(_) => false,
     };
-    results.push(("module integrity (HMAC-SHA-256)".to_string(), integrity_ok));
+    if algorithm_ok {
+        results.push(("module integrity (HMAC-SHA-256)".to_string(), integrity_ok));
+    }
     phases.push(("integrity", integrity_time));
-    if !integrity_ok {
+    if !integrity_ok && failure.is_none() {
         // What to run, with the library's own path: a build is sealed once, after it is made.
         let path = module_file.and_then(|l| l.path()).map_or("LIBRARY".into(), |p| p.display().to_string());
         failure = Some(match &integrity {
@@ -157,18 +224,19 @@ fn run(
     }
     // After a failed integrity test the library's results count for nothing: they are not
     // reported, as if they had not run.
+    let mut algorithm_results = Vec::new();
     if failure.is_none() {
         for (name, ok) in kats {
             if !ok && failure.is_none() {
                 failure = Some(format!("known-answer test failed: {name}"));
             }
-            results.push((name, ok));
+            algorithm_results.push((name, ok));
         }
-        phases.push(("known-answer tests", kat_time));
+        phases.push(algorithm_phases[0]);
     }
     if failure.is_none() {
-        phases.push(("aws-lc self-tests", aws_lc_time));
-        results.push(("aws-lc self-tests (incl. CTR-DRBG KAT)".to_string(), aws_lc_ok));
+        phases.push(algorithm_phases[1]);
+        algorithm_results.push(("aws-lc self-tests (incl. CTR-DRBG KAT)".to_string(), aws_lc_ok));
         if !aws_lc_ok {
             failure = Some("aws-lc self-tests failed".to_string());
         }
@@ -176,8 +244,16 @@ fn run(
     let elapsed = start.elapsed();
     // A failure is reported once, by whoever puts the module in the error state.
     if failure.is_none() {
-        tracing::info!("{trigger} self-tests passed in {} µs ({integrity})", elapsed.as_micros());
+        if !algorithm_tests_reused {
+            *passed() =
+                Some(Passed { generation, results: algorithm_results.clone(), phases: algorithm_phases.clone() });
+        }
+        let reused = if algorithm_tests_reused { "; algorithm self-tests passed earlier in this process" } else { "" };
+        tracing::info!("{trigger} self-tests passed in {} µs ({integrity}{reused})", elapsed.as_micros());
+    } else {
+        forget_algorithm_tests();
     }
+    results.extend(algorithm_results);
     PostReport {
         failure,
         results,
@@ -186,5 +262,6 @@ fn run(
         recorded_value: checked.recorded,
         elapsed,
         phases,
+        algorithm_tests_reused,
     }
 }
