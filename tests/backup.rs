@@ -28,7 +28,55 @@ fn ok(o: Output) -> String {
 }
 
 fn backup(env: &Env, label: &str, out: &Path) -> String {
-    ok(util(env, &["--backup", "--token", label, "--out", out.to_str().unwrap()]))
+    ok(util(env, &["--backup", "--token", label, "--so-pin", SO_PIN, "--out", out.to_str().unwrap()]))
+}
+
+/// A backup file's parts, as docs/backup.md describes the format: the MAC key's iteration count
+/// and salt, the database image, and the MAC.
+const HEADER: usize = 16 + 4 + 32 + 8;
+
+fn parts(b: &[u8]) -> (u32, Vec<u8>, Vec<u8>, Vec<u8>) {
+    assert_eq!(&b[..16], b"TESSERA-BACKUP\0\x02");
+    let it = u32::from_le_bytes(b[16..20].try_into().unwrap());
+    let len = u64::from_le_bytes(b[52..60].try_into().unwrap()) as usize;
+    (it, b[20..52].to_vec(), b[HEADER..HEADER + len].to_vec(), b[HEADER + len..HEADER + len + 32].to_vec())
+}
+
+/// A backup file of `image`: authenticated under `pin` (the MAC key derived as docs/backup.md
+/// says), or carrying `mac` as it is where no PIN is known; the unkeyed parts (the length and the
+/// SHA-256) made right, as anyone can.
+fn forge(it: u32, salt: &[u8], image: &[u8], pin: Option<&str>, mac: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::{hmac, pbkdf2};
+    use sha2::{Digest, Sha256};
+    let mut b = b"TESSERA-BACKUP\0\x02".to_vec();
+    b.extend_from_slice(&it.to_le_bytes());
+    b.extend_from_slice(salt);
+    b.extend_from_slice(&(image.len() as u64).to_le_bytes());
+    b.extend_from_slice(image);
+    match pin {
+        Some(pin) => {
+            let mut s = b"Tessera backup MAC key\0".to_vec();
+            s.extend_from_slice(salt);
+            let mut k = [0u8; 32];
+            let n = std::num::NonZeroU32::new(it).unwrap();
+            pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, n, &s, pin.as_bytes(), &mut k);
+            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &k), &b);
+            b.extend_from_slice(tag.as_ref());
+        }
+        None => b.extend_from_slice(mac),
+    }
+    let d = Sha256::digest(&b);
+    b.extend_from_slice(&d);
+    b
+}
+
+/// `image` with `sql` run on it (in a scratch database file).
+fn edit(image: &[u8], sql: &str) -> Vec<u8> {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x.db");
+    std::fs::write(&p, image).unwrap();
+    rusqlite::Connection::open(&p).unwrap().execute_batch(sql).unwrap();
+    std::fs::read(&p).unwrap()
 }
 
 fn restore(env: &Env, file: &Path, extra: &[&str]) -> Output {
@@ -309,7 +357,7 @@ fn backup_during_a_writer_then_restore_as_a_new_token() {
     let file = env.dir.path().join("bk.tessera-backup");
 
     let mut writer =
-        testproc(env, &["create", "bk", "w", "1500"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        testproc(env, &["create", "bk", "w", "20000"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(writer.stdout.take().unwrap());
     let mut committed = Vec::new();
     let mut line = String::new();
@@ -343,11 +391,11 @@ fn backup_during_a_writer_then_restore_as_a_new_token() {
     let o = testproc(&env2, &["count", "bk", "w"]).output().unwrap();
     let n: usize = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or_else(|_| panic!("{}", show(&o)));
     assert!(
-        n >= committed.len() && n < 1500,
+        n >= committed.len() && n < 20000,
         "{n} objects in the backup (the writer still running), {} committed before it",
         committed.len()
     );
-    println!("{n} of the writer's 1500 objects in the backup, {} committed before it began", committed.len());
+    println!("{n} of the writer's 20000 objects in the backup, {} committed before it began", committed.len());
     let expected: String = (0..n).map(|i| format!("w-{i}\n")).collect();
     let mut v = testproc(&env2, &["verify", "bk", "w"])
         .stdin(Stdio::piped())
@@ -494,15 +542,21 @@ fn refused_restores_change_nothing() {
     let other = dir.join("other");
     std::fs::write(&other, b"hello, not a backup").unwrap();
     // Whole envelopes around what is no token: bytes that are no database, and an empty one.
-    let envelope = |image: &[u8]| {
+    // (Authenticated under the SO PIN: what only the SO can make.)
+    let envelope = |image: &[u8]| forge(1000, &[7; 32], image, Some(SO_PIN), &[]);
+    // The first format: an unkeyed digest only.
+    let v1 = dir.join("v1");
+    std::fs::write(&v1, {
         use sha2::{Digest, Sha256};
+        let image = parts(&bytes).2;
         let mut b = b"TESSERA-BACKUP\0\x01".to_vec();
         b.extend_from_slice(&(image.len() as u64).to_le_bytes());
-        b.extend_from_slice(image);
+        b.extend_from_slice(&image);
         let d = Sha256::digest(&b);
         b.extend_from_slice(&d);
         b
-    };
+    })
+    .unwrap();
     let garbage = dir.join("garbage");
     std::fs::write(&garbage, envelope(&[0x5a; 8192])).unwrap();
     let empty_db = dir.join("empty.db");
@@ -523,15 +577,16 @@ fn refused_restores_change_nothing() {
         }
         util(env, &a)
     };
-    let cases: [(Output, &str); 8] = [
+    let cases: [(Output, &str); 9] = [
         (so(SO_PIN, &garbage, true), "the backup's database"),
         (so(SO_PIN, &no_token, true), "has no token"),
-        (so("87654321", &file, true), "SO PIN is wrong"),
+        (so("87654321", &file, true), "authentication fails"),
+        (so(SO_PIN, &v1, true), "first format"),
         (so(SO_PIN, &truncated, true), "is truncated"),
         (so(SO_PIN, &damaged, true), "fails its integrity check"),
         (so(SO_PIN, &other, true), "is not a Tessera backup"),
         (so(SO_PIN, &truncated, false), "is truncated"),
-        (so("87654321", &file, false), "SO PIN is wrong"),
+        (so("87654321", &file, false), "authentication fails"),
     ];
     for (o, why) in cases {
         assert_eq!(o.status.code(), Some(1), "{}", show(&o));
@@ -634,4 +689,140 @@ fn each_replaced_token_is_kept() {
     let names = entries(&env.tokendir());
     assert_eq!(names.iter().filter(|n| n.ends_with(".tessera-backup")).count(), 2, "{names:?}");
     assert!(names.iter().all(|n| !n.starts_with('.')), "nothing hidden left: {names:?}");
+}
+
+/// A backup changed by someone without the SO PIN is refused, and nothing changes: the SO wrap
+/// row replaced by one whose PIN the changer knows (the unkeyed parts made right, the MAC kept or
+/// made again under that PIN), and an object row removed. A user PIN holder can rewrite a
+/// backup's objects and SO wrap (the user PIN unwraps the token key, which seals them), but not
+/// the MAC, whose key derives from the SO PIN.
+#[test]
+fn a_changed_backup_is_refused_and_changes_nothing() {
+    let t = Token::new("victim");
+    t.s()
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Label("precious".into()),
+        ])
+        .unwrap();
+    let env = &t.l.env;
+    let dir = env.dir.path();
+    let file = dir.join("victim.tessera-backup");
+    backup(env, "victim", &file);
+    let (it, salt, image, mac) = parts(&std::fs::read(&file).unwrap());
+
+    // An SO wrap whose PIN the changer knows: another token's, made with that PIN.
+    let other = Env::new("");
+    ok(util(&other, &["--init-token", "--free", "--label", "mine", "--so-pin", "87654321", "--pin", USER_PIN]));
+    let mine = other.dir.path().join("mine.tessera-backup");
+    ok(util(&other, &["--backup", "--token", "mine", "--so-pin", "87654321", "--out", mine.to_str().unwrap()]));
+    let (_, _, mine_image, _) = parts(&std::fs::read(&mine).unwrap());
+    let p = tempfile::tempdir().unwrap();
+    let mine_db = p.path().join("mine.db");
+    std::fs::write(&mine_db, &mine_image).unwrap();
+    let sql = format!(
+        "ATTACH '{}' AS m; UPDATE token SET so_salt = (SELECT so_salt FROM m.token), \
+         so_iterations = (SELECT so_iterations FROM m.token), so_wrapped = (SELECT so_wrapped FROM m.token);",
+        mine_db.display()
+    );
+    let new_wrap = edit(&image, &sql);
+    let one_less = edit(&image, "DELETE FROM object WHERE id = (SELECT max(id) FROM object);");
+    let write = |name: &str, b: Vec<u8>| {
+        let f = dir.join(name);
+        std::fs::write(&f, b).unwrap();
+        f
+    };
+    let wrap_old_mac = write("wrap-old-mac", forge(it, &salt, &new_wrap, None, &mac));
+    let wrap_new_mac = write("wrap-new-mac", forge(it, &salt, &new_wrap, Some("87654321"), &[]));
+    let object_old_mac = write("object-old-mac", forge(it, &salt, &one_less, None, &mac));
+    let object_new_salt = write("object-new-salt", forge(it, &[9; 32], &one_less, None, &mac));
+    // (The forging is right: unchanged, it gives back the file itself.)
+    assert_eq!(forge(it, &salt, &image, Some(SO_PIN), &[]), std::fs::read(&file).unwrap());
+
+    let tokens = env.tokendir();
+    let state = snapshot(&tokens);
+    let names = entries(&tokens);
+    for f in [&wrap_old_mac, &wrap_new_mac, &object_old_mac, &object_new_salt] {
+        for force in [true, false] {
+            let o = restore(env, f, if force { &["--force"] } else { &[] });
+            assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains("authentication fails") && err.contains("Nothing was changed"), "{}", show(&o));
+            assert_eq!(entries(&tokens), names, "no file left or moved");
+        }
+    }
+    // Restored with the PIN the changer chose, over the token: that PIN is not the token's.
+    let o = util(env, &["--restore", wrap_new_mac.to_str().unwrap(), "--so-pin", "87654321", "--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SO PIN"), "{}", show(&o));
+    assert_eq!(entries(&tokens), names, "no file left or moved");
+    assert!(snapshot(&tokens) == state, "the token's files are as they were");
+    assert_eq!(t.s().find_objects(&[Attribute::Label("precious".into())]).unwrap().len(), 1);
+    // The file as it was made is restored.
+    ok(restore(env, &file, &["--force"]));
+}
+
+/// `--backup` takes the SO PIN and checks it as `C_Login(CKU_SO)` does: a wrong one is refused
+/// and counted; and a restore over a token whose SO PIN is no longer the backup's is refused (the
+/// token's kept backup is made under its own SO PIN).
+#[test]
+fn backup_asks_the_so_pin() {
+    let t = Token::new("asks");
+    let env = &t.l.env;
+    let file = env.dir.path().join("asks.tessera-backup");
+    let o = util(env, &["--backup", "--token", "asks", "--so-pin", "87654321", "--out", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the SO PIN is wrong"), "{}", show(&o));
+    assert!(!file.exists());
+    // The failure counted: a right PIN now, then a restore over the token after the SO changed
+    // its PIN.
+    backup(env, "asks", &file);
+    t.s().logout().unwrap();
+    let s = t.l.p.open_rw_session(t.cslot()).unwrap();
+    s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).unwrap();
+    s.set_pin(&AuthPin::new(SO_PIN.into()), &AuthPin::new("11223344".into())).unwrap();
+    s.logout().unwrap();
+    drop(s);
+    let tokens = env.tokendir();
+    let names = entries(&tokens);
+    let o = restore(env, &file, &["--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not the SO PIN of the token it replaces"), "{}", show(&o));
+    assert_eq!(entries(&tokens), names);
+}
+
+/// The image is made in a scratch file created new in the token's own directory, never through
+/// a link: links planted at the names the scratch file had in the output directory (by the
+/// process ID) and has in the token directory leave their target untouched, and the backup
+/// fails, saying why, rather than write through one.
+#[test]
+fn a_planted_link_at_the_scratch_name_is_not_followed() {
+    let t = Token::new("links");
+    let env = &t.l.env;
+    let serial = t.l.p.get_token_info(t.cslot()).unwrap().serial_number().to_string();
+    let tokdir = env.tokendir().join(&serial);
+    let outdir = env.dir.path().join("shared");
+    std::fs::create_dir(&outdir).unwrap();
+    let victim = env.dir.path().join("victim-file");
+    std::fs::write(&victim, b"the victim's data").unwrap();
+    let out = outdir.join("b.tessera-backup");
+    let mut c = env.command(util_path());
+    c.args(["--backup", "--token", "links", "--so-pin", SO_PIN, "--out", out.to_str().unwrap()]);
+    let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    // Planted before the tool gets past loading the library and checking the PIN.
+    for l in [outdir.join(format!(".b.tessera-backup.{pid}.db")), tokdir.join(format!(".backup.{pid}.0.db"))] {
+        std::os::unix::fs::symlink(&victim, &l).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"the victim's data", "{}", show(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot create the scratch file"), "{}", show(&o));
+    assert!(!out.exists());
+    // Without the link the backup is made, and no scratch file stays.
+    std::fs::remove_file(tokdir.join(format!(".backup.{pid}.0.db"))).unwrap();
+    backup(env, "links", &out);
+    assert!(entries(&tokdir).iter().all(|n| !n.starts_with(".backup.")), "{:?}", entries(&tokdir));
 }

@@ -617,7 +617,7 @@ struct TesseraFunctionList {
     self_test: Option<unsafe extern "C" fn() -> CK_RV>,
     delete_token: Option<unsafe extern "C" fn(CK_SLOT_ID) -> CK_RV>,
     init_test_token: Option<unsafe extern "C" fn(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR) -> CK_RV>,
-    backup_token:
+    backup_token_1_2:
         Option<unsafe extern "C" fn(CK_SLOT_ID, *mut CK_UTF8CHAR, CK_ULONG, *mut CK_UTF8CHAR, *mut CK_ULONG) -> CK_RV>,
     #[allow(clippy::type_complexity)]
     restore_token: Option<
@@ -628,6 +628,18 @@ struct TesseraFunctionList {
             CK_ULONG,
             *mut CK_UTF8CHAR,
             CK_FLAGS,
+            *mut CK_UTF8CHAR,
+            *mut CK_ULONG,
+        ) -> CK_RV,
+    >,
+    #[allow(clippy::type_complexity)]
+    backup_token: Option<
+        unsafe extern "C" fn(
+            CK_SLOT_ID,
+            *mut CK_UTF8CHAR,
+            CK_ULONG,
+            *mut CK_UTF8CHAR,
+            CK_ULONG,
             *mut CK_UTF8CHAR,
             *mut CK_ULONG,
         ) -> CK_RV,
@@ -709,7 +721,7 @@ fn vendor_interface_is_listed_last_and_given_only_by_name() {
         let mut list = [CK_INTERFACE { pInterfaceName: null_mut(), pFunctionList: null_mut(), flags: 0 }; 4];
         assert_eq!(lib.f.C_GetInterfaceList(list.as_mut_ptr(), &mut n), CKR_OK);
         let listed: Vec<_> = list.iter().map(|i| name_and_version(i)).collect();
-        let want = [("PKCS 11", (3, 2)), ("PKCS 11", (3, 0)), ("PKCS 11", (2, 40)), ("Vendor Tessera", (1, 2))];
+        let want = [("PKCS 11", (3, 2)), ("PKCS 11", (3, 0)), ("PKCS 11", (2, 40)), ("Vendor Tessera", (1, 3))];
         assert_eq!(listed, want.map(|(n, v)| (n.to_string(), v)).to_vec());
 
         // No name: the default, "PKCS 11" 3.2; "PKCS 11" is never answered with the vendor list.
@@ -735,7 +747,7 @@ fn vendor_interface_is_listed_last_and_given_only_by_name() {
 
     // Before C_Initialize (and after C_Finalize) every vendor function says so.
     let v = vendor(&lib);
-    assert_eq!((v.version.major, v.version.minor), (1, 2));
+    assert_eq!((v.version.major, v.version.minor), (1, 3));
     let check_uninitialised = |when: &str| {
         let mut len: CK_ULONG = 0;
         assert_eq!(v.get_status(null_mut(), &mut len), CKR_CRYPTOKI_NOT_INITIALIZED, "T_GetStatus {when}");
@@ -744,8 +756,11 @@ fn vendor_interface_is_listed_last_and_given_only_by_name() {
         let mut path = *b"/nonexistent/backup";
         let mut pin = *b"12345678";
         unsafe {
+            let old = v.backup_token_1_2.expect("1.2's T_BackupToken in the list");
+            let rv = old(0, path.as_mut_ptr(), path.len() as CK_ULONG, null_mut(), null_mut());
+            assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "1.2's T_BackupToken {when}");
             let backup = v.backup_token.expect("T_BackupToken in the list");
-            let rv = backup(0, path.as_mut_ptr(), path.len() as CK_ULONG, null_mut(), null_mut());
+            let rv = backup(0, pin.as_mut_ptr(), 8, path.as_mut_ptr(), path.len() as CK_ULONG, null_mut(), null_mut());
             assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED, "T_BackupToken {when}");
             let restore = v.restore_token.expect("T_RestoreToken in the list");
             let rv =
@@ -756,6 +771,17 @@ fn vendor_interface_is_listed_last_and_given_only_by_name() {
     check_uninitialised("before C_Initialize");
     lib.init();
     assert_eq!(v.status()["state"], "operational");
+    // 1.2's backup function, which took no PIN, is retired: it says so, in its report too.
+    unsafe {
+        let mut path = *b"/nonexistent/backup";
+        let mut report = [0u8; 512];
+        let mut len = report.len() as CK_ULONG;
+        let old = v.backup_token_1_2.expect("1.2's T_BackupToken in the list");
+        let rv = old(0, path.as_mut_ptr(), path.len() as CK_ULONG, report.as_mut_ptr(), &mut len);
+        assert_eq!(rv, CKR_FUNCTION_NOT_SUPPORTED);
+        let text = String::from_utf8_lossy(&report[..len as usize]);
+        assert!(text.contains("SO PIN") && text.contains("1.3"), "{text}");
+    }
     assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
     check_uninitialised("after C_Finalize");
 }

@@ -1489,3 +1489,51 @@ fn an_older_store_upgrades_in_place() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A store written by the previous schema (7, before the drop-in's columns; the fixture in
+/// `tests/fixtures/store-v7`: a token `prev-store`, user PIN 123456, SO PIN 12345678, an EC P-256
+/// key pair `prev-key` generated on the token and a private data object `prev-data`, made with
+/// that release's `tessera-util` and `pkcs11-tool`) upgrades in place with its rollback record
+/// and counters, and everything in it works afterwards: both PINs, the sensitive private key
+/// (its signature verifies under the stored public key) and the private data object.
+#[test]
+fn the_previous_schema_upgrades_with_its_keys() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v7");
+    let src = std::fs::read_dir(&fixture).unwrap().flatten().next().expect("a token").path();
+    let tokens = tempfile::tempdir().unwrap();
+    let dir = tokens.path().join(src.file_name().unwrap());
+    copy_tree(&src, &dir);
+    let version = || -> i64 {
+        rusqlite::Connection::open(dir.join("tessera.db"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(), 7);
+    {
+        let _g = lock();
+        let env = Env::at(tokens.path(), "");
+        env.activate();
+        let p = init(&module_path());
+        let s = session(&p.0, "prev-store", UserType::User, "123456");
+        let private = find(&s, ObjectClass::PRIVATE_KEY, "prev-key");
+        let public = find(&s, ObjectClass::PUBLIC_KEY, "prev-key");
+        let attrs = s.get_attributes(private, &[AttributeType::Sensitive, AttributeType::Extractable]).unwrap();
+        assert!(attrs.contains(&Attribute::Sensitive(true)) && attrs.contains(&Attribute::Extractable(false)));
+        let sig = s.sign(&Mechanism::EcdsaSha256, private, b"after the upgrade").unwrap();
+        s.verify(&Mechanism::EcdsaSha256, public, b"after the upgrade", &sig).expect("the signature verifies");
+        let data = find(&s, ObjectClass::DATA, "prev-data");
+        let v = s.get_attributes(data, &[AttributeType::Value]).unwrap();
+        assert_eq!(v, vec![Attribute::Value(b"hello\n".to_vec())]);
+        s.logout().unwrap();
+        s.login(UserType::So, Some(&AuthPin::new("12345678".into()))).expect("the SO PIN");
+    }
+    assert_eq!(version(), 8, "upgraded to the current schema");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bak"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

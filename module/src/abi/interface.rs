@@ -1,6 +1,6 @@
 //! `C_GetFunctionList`, `C_GetInterfaceList` and `C_GetInterface`: the module offers the interface
 //! "PKCS 11" in versions 3.2 (the default), 3.0 and 2.40, and after them its vendor interface
-//! "Vendor Tessera" 1.0 (`vendor.rs`), which only a request naming it gets. All three functions
+//! "Vendor Tessera" 1.3 (`vendor.rs`), which only a request naming it gets. All three functions
 //! work before `C_Initialize`.
 
 use super::interface_tables::{FUNCTION_LIST, FUNCTION_LIST_3_0, FUNCTION_LIST_3_2};
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn C_GetInterface(
         let want = pVersion.as_ref();
         let found = INTERFACES.iter().filter(|i| i.name == name).find(|i| {
             let v = i.version;
-            // The vendor list only grows at its end: 1.2 serves a caller that asks for 1.0 or 1.1.
+            // The vendor list only grows at its end: 1.3 serves a caller that asks for 1.0 to 1.2.
             let vendor = i.name == VENDOR_INTERFACE_NAME;
             let version_ok =
                 want.is_none_or(|w| w.major == v.major && (w.minor == v.minor || (vendor && w.minor < v.minor)));

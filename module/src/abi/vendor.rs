@@ -1,10 +1,10 @@
 //! Tessera's vendor interface: what PKCS#11 has no function for, offered through `C_GetInterface`
-//! under the name "Vendor Tessera", version 1.0 (`interface.rs` lists it after the three "PKCS 11"
+//! under the name "Vendor Tessera", version 1.3 (`interface.rs` lists it after the three "PKCS 11"
 //! interfaces). Its function list, as C declares it (docs/vendor-interface.md):
 //!
 //! ```c
 //! typedef struct CK_TESSERA_FUNCTION_LIST {
-//!     CK_VERSION version;                                    /* 1.0 */
+//!     CK_VERSION version;                                    /* 1.3 */
 //!     CK_RV (*T_GetStatus)(CK_UTF8CHAR_PTR pStatus, CK_ULONG_PTR pulStatusLen);
 //!     CK_RV (*T_SelfTest)(void);
 //!     CK_RV (*T_DeleteToken)(CK_SLOT_ID slotID);
@@ -12,12 +12,24 @@
 //!     CK_RV (*T_InitTestToken)(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
 //!                              CK_UTF8CHAR_PTR pLabel);
 //!     /* 1.2 */
-//!     CK_RV (*T_BackupToken)(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPath, CK_ULONG ulPathLen,
-//!                            CK_UTF8CHAR_PTR pReport, CK_ULONG_PTR pulReportLen);
+//!     CK_RV (*T_BackupToken_1_2)(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPath, CK_ULONG ulPathLen,
+//!                                CK_UTF8CHAR_PTR pReport, CK_ULONG_PTR pulReportLen); /* retired */
 //!     CK_RV (*T_RestoreToken)(CK_UTF8CHAR_PTR pPath, CK_ULONG ulPathLen, CK_UTF8CHAR_PTR pSoPin,
 //!                             CK_ULONG ulSoPinLen, CK_UTF8CHAR_PTR pLabel, CK_FLAGS flags,
 //!                             CK_UTF8CHAR_PTR pReport, CK_ULONG_PTR pulReportLen);
+//!     /* 1.3 */
+//!     CK_RV (*T_BackupToken)(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pSoPin, CK_ULONG ulSoPinLen,
+//!                            CK_UTF8CHAR_PTR pPath, CK_ULONG ulPathLen,
+//!                            CK_UTF8CHAR_PTR pReport, CK_ULONG_PTR pulReportLen);
 //! } CK_TESSERA_FUNCTION_LIST;
+//! ```
+//!
+//! 1.2's backup function took no PIN; its slot stays where it was (the list only grows at its
+//! end, so a caller built for 1.2 still finds its functions where it expects them) and answers
+//! `CKR_FUNCTION_NOT_SUPPORTED`, its report saying why: a backup is now authenticated with a key
+//! derived from the SO PIN, which 1.3's `T_BackupToken` takes.
+//!
+//! ```text
 //! ```
 //!
 //! The functions are reached through that list only: they are not exported symbols (`#[no_mangle]`
@@ -44,7 +56,7 @@ pub struct CK_TESSERA_FUNCTION_LIST {
             pLabel: *mut CK_UTF8CHAR,
         ) -> CK_RV,
     >,
-    pub T_BackupToken: Option<
+    pub T_BackupToken_1_2: Option<
         unsafe extern "C" fn(
             slotID: CK_SLOT_ID,
             pPath: *mut CK_UTF8CHAR,
@@ -66,6 +78,17 @@ pub struct CK_TESSERA_FUNCTION_LIST {
             pulReportLen: *mut CK_ULONG,
         ) -> CK_RV,
     >,
+    pub T_BackupToken: Option<
+        unsafe extern "C" fn(
+            slotID: CK_SLOT_ID,
+            pSoPin: *mut CK_UTF8CHAR,
+            ulSoPinLen: CK_ULONG,
+            pPath: *mut CK_UTF8CHAR,
+            ulPathLen: CK_ULONG,
+            pReport: *mut CK_UTF8CHAR,
+            pulReportLen: *mut CK_ULONG,
+        ) -> CK_RV,
+    >,
 }
 
 /// `T_RestoreToken`'s flag: replace the token of the same label (or of the backup's unique ID),
@@ -76,7 +99,7 @@ pub const T_RESTORE_REPLACE: CK_FLAGS = 1;
 pub const VENDOR_INTERFACE_NAME: &std::ffi::CStr = c"Vendor Tessera";
 
 /// The vendor interface's version.
-pub const VENDOR_INTERFACE_VERSION: CK_VERSION = CK_VERSION { major: 1, minor: 2 };
+pub const VENDOR_INTERFACE_VERSION: CK_VERSION = CK_VERSION { major: 1, minor: 3 };
 
 pub static VENDOR_FUNCTION_LIST: CK_TESSERA_FUNCTION_LIST = CK_TESSERA_FUNCTION_LIST {
     version: VENDOR_INTERFACE_VERSION,
@@ -84,8 +107,9 @@ pub static VENDOR_FUNCTION_LIST: CK_TESSERA_FUNCTION_LIST = CK_TESSERA_FUNCTION_
     T_SelfTest: Some(T_SelfTest),
     T_DeleteToken: Some(T_DeleteToken),
     T_InitTestToken: Some(T_InitTestToken),
-    T_BackupToken: Some(T_BackupToken),
+    T_BackupToken_1_2: Some(T_BackupToken_1_2),
     T_RestoreToken: Some(T_RestoreToken),
+    T_BackupToken: Some(T_BackupToken),
 };
 
 /// `T_GetStatus`: the module's status as UTF-8 JSON text (not NUL-terminated), under the
@@ -177,11 +201,35 @@ fn failure_report(e: crate::error::Error) -> String {
     serde_json::json!({ "error": reason, "rv": e.rv() }).to_string()
 }
 
-/// `T_BackupToken` (1.2): writes a consistent copy of the token in `slotID` to the file `pPath`
-/// (UTF-8, not NUL-terminated) while other processes go on using the token
+/// `T_BackupToken_1_2`, 1.2's backup function, which took no PIN: retired, it answers
+/// `CKR_FUNCTION_NOT_SUPPORTED` with a report saying why (see the declaration above).
+pub unsafe extern "C" fn T_BackupToken_1_2(
+    _slotID: CK_SLOT_ID,
+    _pPath: *mut CK_UTF8CHAR,
+    _ulPathLen: CK_ULONG,
+    pReport: *mut CK_UTF8CHAR,
+    pulReportLen: *mut CK_ULONG,
+) -> CK_RV {
+    guard("T_BackupToken", || {
+        module()?;
+        let room = report_room(pReport, pulReportLen)?;
+        let e = crate::error::Error::because(
+            CKR_FUNCTION_NOT_SUPPORTED,
+            "a backup takes the SO PIN since version 1.3 of the vendor interface: call its T_BackupToken",
+        );
+        put_report(&failure_report(e), room, pReport, pulReportLen)?;
+        Err(e)
+    })
+}
+
+/// `T_BackupToken` (1.3): writes a consistent copy of the token in `slotID` to the file `pPath`
+/// (UTF-8, not NUL-terminated) while other processes go on using the token, authenticated with
+/// a key derived from the SO PIN `pSoPin`, which is checked as `C_Login(CKU_SO)` checks it
 /// (`Module::backup_token`); the report says what the backup holds, or why it failed.
 pub unsafe extern "C" fn T_BackupToken(
     slotID: CK_SLOT_ID,
+    pSoPin: *mut CK_UTF8CHAR,
+    ulSoPinLen: CK_ULONG,
     pPath: *mut CK_UTF8CHAR,
     ulPathLen: CK_ULONG,
     pReport: *mut CK_UTF8CHAR,
@@ -189,9 +237,13 @@ pub unsafe extern "C" fn T_BackupToken(
 ) -> CK_RV {
     guard("T_BackupToken", || {
         let m = module()?;
+        if pSoPin.is_null() {
+            return Err(err(CKR_ARGUMENTS_BAD));
+        }
+        let pin = bytes(pSoPin, ulSoPinLen)?;
         let path = path(pPath, ulPathLen)?;
         let room = report_room(pReport, pulReportLen)?;
-        let r = m.backup_token(slotID, &path);
+        let r = m.backup_token(slotID, pin, &path);
         let text = match &r {
             Ok(t) => t.clone(),
             Err(e) => failure_report(*e),

@@ -302,16 +302,18 @@ fn finish(
     };
     let built: Vec<_> = planned.iter().map(|p| p.object.clone()).collect();
     let total = built.len();
-    let show = std::io::stderr().is_terminal() && !common.json;
-    let label = rep.label.clone();
-    let mut progress = |n: usize| {
-        if show && (n.is_multiple_of(16) || n == total) {
-            eprint!("\r{label}: {n}/{total} objects");
-            if n == total {
-                eprintln!();
-            }
-        }
+    // A progress bar on a terminal only (indicatif draws nothing on a pipe or a file, and
+    // --json output stays clean).
+    let bar = if std::io::stderr().is_terminal() && !common.json {
+        let style = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} objects ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        indicatif::ProgressBar::with_draw_target(Some(total as u64), indicatif::ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_message(rep.label.clone())
+    } else {
+        indicatif::ProgressBar::hidden()
     };
+    let mut progress = |n: usize| bar.set_position(n as u64);
     let r = build::install(
         target,
         &rep.serial.clone(),
@@ -322,6 +324,7 @@ fn finish(
         &marker,
         &mut progress,
     );
+    bar.finish_and_clear();
     after(&mut rep);
     rep.objects = planned.into_iter().map(|p| p.summary).collect();
     match r {

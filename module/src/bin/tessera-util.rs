@@ -67,7 +67,8 @@ struct Args {
     #[arg(long)]
     delete_token: bool,
     /// Write a consistent copy of the token given by --token, --serial or --slot to the file given
-    /// by --out, while other processes go on using it.
+    /// by --out, while other processes go on using it (use with --so-pin, the token's SO PIN,
+    /// which authenticates the backup).
     #[arg(long)]
     backup: bool,
     /// Put the backup in this file back as a token (use with --so-pin, the backup's SO PIN;
@@ -302,15 +303,31 @@ mod binding {
             self.vendor.version.minor >= 2
         }
 
+        /// The vendor interface's functions of version 1.3 and later are there.
+        fn has_1_3(&self) -> bool {
+            self.vendor.version.minor >= 3
+        }
+
         /// `T_BackupToken`: the status and the report (JSON text).
-        pub fn backup_token(&self, slot: CK_SLOT_ID, out: &str) -> (CK_RV, String) {
+        pub fn backup_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], out: &str) -> (CK_RV, String) {
             let mut path = out.as_bytes().to_vec();
+            let mut pin = zeroize::Zeroizing::new(so_pin.to_vec());
             let mut report = vec![0u8; REPORT];
             let mut len = report.len() as CK_ULONG;
-            let rv = match self.vendor.T_BackupToken.filter(|_| self.has_1_2()) {
-                // SAFETY: a function of the library's vendor interface (1.2); the path buffer holds
-                // its length's bytes and the report buffer `len` writable bytes.
-                Some(f) => unsafe { f(slot, path.as_mut_ptr(), path.len() as CK_ULONG, report.as_mut_ptr(), &mut len) },
+            let rv = match self.vendor.T_BackupToken.filter(|_| self.has_1_3()) {
+                // SAFETY: a function of the library's vendor interface (1.3); the PIN and path
+                // buffers hold their lengths' bytes and the report buffer `len` writable bytes.
+                Some(f) => unsafe {
+                    f(
+                        slot,
+                        pin.as_mut_ptr(),
+                        pin.len() as CK_ULONG,
+                        path.as_mut_ptr(),
+                        path.len() as CK_ULONG,
+                        report.as_mut_ptr(),
+                        &mut len,
+                    )
+                },
                 None => return (CKR_FUNCTION_NOT_SUPPORTED, String::new()),
             };
             report.truncate((len as usize).min(REPORT));
@@ -570,10 +587,19 @@ fn backup(lib: &Library, a: &Args) -> Res<()> {
     }
     let out_s = out.to_str().ok_or("the --out path must be UTF-8")?;
     let slot = find_slot(lib, &Args { free: false, ..a.clone() })?;
-    let (r, text) = lib.backup_token(slot.id(), out_s);
+    let so_pin = zeroize::Zeroizing::new(match &a.so_pin {
+        Some(p) => p.clone(),
+        None => prompt("SO PIN of the token", (1, 255), false)?,
+    });
+    let (r, text) = lib.backup_token(slot.id(), so_pin.as_bytes(), out_s);
     let v = report(&text);
     if r != CKR_OK {
         let why = v["error"].as_str().map(str::to_string).unwrap_or_else(|| rv_text(r));
+        let why = match r {
+            CKR_PIN_INCORRECT => format!("the SO PIN is wrong ({})", rv_text(r)),
+            CKR_PIN_LOCKED => format!("the token's SO PIN is locked ({})", rv_text(r)),
+            _ => why,
+        };
         return Err(format!("could not back up the token: {why}"));
     }
     let t = &v["token"];
@@ -618,8 +644,8 @@ fn restore(lib: &Library, a: &Args, file: &Path) -> Res<()> {
     if r != CKR_OK {
         let why = v["error"].as_str().map(str::to_string).unwrap_or_else(|| rv_text(r));
         let why = match r {
-            CKR_PIN_INCORRECT => format!("the SO PIN is wrong ({})", rv_text(r)),
-            CKR_PIN_LOCKED => format!("the backup's SO PIN is locked ({})", rv_text(r)),
+            CKR_PIN_INCORRECT => format!("{why} ({})", rv_text(r)),
+            CKR_PIN_LOCKED => format!("the SO PIN is locked ({})", rv_text(r)),
             _ => why,
         };
         return Err(format!("could not restore {}: {why}. Nothing was changed.", file.display()));

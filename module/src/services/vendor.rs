@@ -158,23 +158,27 @@ impl Module {
 
 impl Module {
     /// `T_BackupToken`: a consistent copy of the token in `slot`, written to `out` while other
-    /// processes go on using it (`store::backup::backup`). No PIN is asked, as none is for
-    /// `T_DeleteToken`: what the file holds is what the token directory holds, sealed the same
-    /// way, and the store's owner can read that directory already.
-    pub fn backup_token(&self, slot: CK_SLOT_ID, out: &std::path::Path) -> Result<String> {
+    /// processes go on using it (`store::backup::backup`), authenticated with a key derived from
+    /// the SO PIN `so_pin` (so that a restore can tell it from a file a user PIN holder rewrote).
+    /// The PIN is checked against the token's SO wrap as `C_Login(CKU_SO)` checks it: a failure
+    /// counts, and a locked SO PIN answers `CKR_PIN_LOCKED`.
+    pub fn backup_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], out: &std::path::Path) -> Result<String> {
         let t = self.token(slot)?;
-        let s = crate::store::backup::backup(&t.dir, out)?;
+        let iterations = so_check(&t, so_pin, "the SO PIN is not the token's SO PIN")?;
+        let s = crate::store::backup::backup(&t.dir, out, so_pin, iterations)?;
         tracing::info!("token {} backed up to {} ({} objects)", s.serial, out.display(), s.objects);
         Ok(json!({ "backup": out.display().to_string(), "token": s }).to_string())
     }
 
     /// `T_RestoreToken`: the backup in `file` put back as a token (see `docs/backup.md`).
     ///
-    /// The file's envelope and database are checked, and the SO PIN tried against the backup's own
-    /// wrap of its token key, in a hidden directory that no slot lists, before anything of the
+    /// The file's envelope is checked, and its MAC with the SO PIN (the SO PIN of the backup's
+    /// token when it was made) before anything is unpacked; then its database, and the SO PIN
+    /// tried against the backup's own wrap of its token key, in a hidden directory that no slot lists, before anything of the
     /// store is touched; a refusal removes that directory and leaves the store as it was. Then:
     /// the token of the resulting label (or the backup's own token, by its unique ID) is replaced
-    /// only with `replace`, its writers held off while it is written to a backup file beside the
+    /// only with `replace`, and only when the SO PIN is its SO PIN too (its kept backup is
+    /// authenticated under it), its writers held off while it is written to a backup file beside the
     /// tokens (`<serial>.<time>.replaced.tessera-backup`) and its counters read; the restored
     /// token's GCM counters are moved ahead of every value used since the backup (see
     /// `Staged::advance`), and its rollback record starts again from the restored database. The
@@ -189,8 +193,9 @@ impl Module {
         replace: bool,
     ) -> Result<String> {
         use crate::store::backup;
-        let image = backup::read(file)?;
-        let mut staged = backup::Staged::new(&self.cfg.tokendir, &image)?;
+        let envelope = backup::read(file)?;
+        let image = envelope.authenticate(so_pin)?;
+        let mut staged = backup::Staged::new(&self.cfg.tokendir, image)?;
         let r = self.restore_staged(&mut staged, file, so_pin, label, replace);
         if r.is_err() {
             staged.discard();
@@ -256,11 +261,29 @@ impl Module {
                 return Err(err(CKR_SESSION_EXISTS));
             }
         }
+        // The token replaced is kept as a backup authenticated under its SO PIN: the SO PIN given
+        // must be that token's too (checked as C_Login checks it, before its writers are held off).
+        let kept_iterations = match target {
+            Some(t) => {
+                let open = self.slots.read().unwrap_or_else(|p| p.into_inner()).opened_at(&t.dir);
+                let tok = match open {
+                    Some(tok) => tok,
+                    None => crate::token::Token::open(&t.dir, self.kek.clone(), self.pin_policy())?,
+                };
+                let why = format!(
+                    "the SO PIN is not the SO PIN of the token it replaces (\"{}\", serial {}), under which that \
+                     token's kept backup is made: back that token up with its own SO PIN and delete it first",
+                    t.label, t.serial
+                );
+                Some(so_check(&tok, so_pin, &why)?)
+            }
+            None => None,
+        };
         let replaced = target.map(|t| Replaced::lock(&t.dir)).transpose()?;
         let mut kept = None;
-        if let (Some(r), Some(t)) = (&replaced, target) {
+        if let (Some(r), Some(t), Some(it)) = (&replaced, target, kept_iterations) {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            kept = Some(r.keep(&self.cfg.tokendir, &format!("{}.{now}.replaced", t.serial))?);
+            kept = Some(r.keep(&self.cfg.tokendir, &format!("{}.{now}.replaced", t.serial), so_pin, it)?);
         }
         // The token's own counters when it is the one replaced; otherwise nothing knows them.
         let before = match (&replaced, same_uid) {
@@ -300,6 +323,17 @@ impl Module {
         })
         .to_string())
     }
+}
+
+/// Checks `so_pin` against the SO wrap of `t` as `C_Login(CKU_SO)` does (a failure counted, a
+/// locked PIN refused; `why` names a wrong one); gives the wrap's PBKDF2 iteration count, which
+/// the backup's MAC key is derived with.
+fn so_check(t: &crate::token::Token, so_pin: &[u8], why: &str) -> Result<u32> {
+    t.verify_pin(crate::store::Role::So, so_pin).map_err(|e| match e.rv() {
+        CKR_PIN_INCORRECT => Error::because(CKR_PIN_INCORRECT, why),
+        _ => e,
+    })?;
+    t.row()?.so.map(|w| w.iterations).ok_or_else(|| err(CKR_USER_PIN_NOT_INITIALIZED))
 }
 
 /// Overwrites every file of a token's directory with zeros, synced, before it is removed: the

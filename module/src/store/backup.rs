@@ -6,21 +6,27 @@
 //! in `iv-reserved/` (which run ahead of the database) are folded into the copy's `iv_space`
 //! rows, so the copy holds the highest value reserved when it was taken.
 //!
-//! The file is an envelope around the database image, so that another file, a truncated copy or
-//! a damaged one is refused before anything is written. Written by hand: three fields, for which
-//! no archive crate is worth its weight.
+//! The file is an envelope around the database image, so that another file, a truncated copy, a
+//! damaged one or a changed one is refused before anything is written. Written by hand: a few
+//! fields, for which no archive crate is worth its weight.
 //!
 //! ```text
-//! "TESSERA-BACKUP\0\x01"   16 bytes: what the file is, and its format (1)
+//! "TESSERA-BACKUP\0\x02"   16 bytes: what the file is, and its format (2)
+//! iterations               4 bytes, little-endian: PBKDF2 iterations of the MAC key
+//! salt                     32 bytes, random for each backup
 //! length                   8 bytes, little-endian: the length of the image
 //! image                    the SQLite database (journal mode DELETE: one file)
+//! HMAC-SHA-256             32 bytes, of everything before it, under the MAC key
 //! SHA-256                  32 bytes, of everything before it
 //! ```
 //!
-//! The digest finds damage, not tampering: whoever can write the backup file can write the
-//! store. What is sealed in the image stays sealed under the token key (object rows are
-//! authenticated at use), and a restore asks the SO PIN, which must unwrap the token key from the
-//! image's own wrap.
+//! The MAC key is PBKDF2-HMAC-SHA-256 of the SO PIN (with the salt, after a fixed context
+//! string), at the iteration count of the token's SO PIN wrap: only the SO can make it. The
+//! token key, which authenticates the objects, is no such key: the user PIN unwraps it too, so a
+//! user could otherwise rewrite a backup's SO wrap and its objects and have the SO restore them.
+//! A restore checks the MAC with the SO PIN it is given before it unpacks anything. The SHA-256
+//! finds damage without a PIN (`tessera-util` names a damaged file before asking one); it proves
+//! nothing about who wrote the file.
 
 use super::{configure, open_token_file, tighten, PinState, DB_FILE, DIR_MODE, FILE_MODE, IV_RESERVED_DIR, MIGRATIONS};
 use crate::error::{Error, Result};
@@ -31,9 +37,17 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 16] = b"TESSERA-BACKUP\0\x01";
-const HEADER: usize = 16 + 8;
+const MAGIC: &[u8; 16] = b"TESSERA-BACKUP\0\x02";
+const SALT: usize = 32;
+const HEADER: usize = 16 + 4 + SALT + 8;
+const MAC: usize = 32;
 const DIGEST: usize = 32;
+/// Put before the salt in the MAC key's derivation: the key differs from every PIN wrap's key
+/// even where a salt repeats.
+const MAC_CONTEXT: &[u8] = b"Tessera backup MAC key\0";
+/// The iteration counts a backup's header may name: a test token's (1,000) to 100 million (more
+/// is damage or a file made to stall a restore).
+const MAC_ITERATIONS: std::ops::RangeInclusive<u32> = crate::config::TEST_KDF_ITERATIONS..=100_000_000;
 
 /// How far a restore moves every GCM invocation counter when the token it restores is not in
 /// the store (so the values used since the backup are unknown): 2^40. A process reserves 2^16
@@ -55,6 +69,20 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(c.finish().as_ref());
     out
+}
+
+/// The key that authenticates a backup: PBKDF2-HMAC-SHA-256 of the SO PIN, salted with the
+/// context string and `salt`.
+///
+/// SSP: SO PIN
+/// SSP: PIN-derived key
+fn mac_key(so_pin: &[u8], salt: &[u8], iterations: u32) -> Result<aws_lc_rs::hmac::Key> {
+    let it = std::num::NonZeroU32::new(iterations).ok_or_else(|| failed("an iteration count of 0"))?;
+    let mut s = MAC_CONTEXT.to_vec();
+    s.extend_from_slice(salt);
+    let mut k = zeroize::Zeroizing::new([0u8; 32]);
+    aws_lc_rs::pbkdf2::derive(aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256, it, &s, so_pin, &mut k[..]);
+    Ok(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &k[..]))
 }
 
 /// What a backup holds, for the report.
@@ -171,13 +199,26 @@ fn write_file(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
 }
 
 /// A consistent image of the database of `conn` (read through its own snapshot: one backup step
-/// copies every page under one read transaction) in a scratch file `scratch`, with the counters
-/// of `dir` folded in; the scratch file is removed.
-fn image(conn: &Connection, dir: &Path, scratch: &Path) -> Result<(Vec<u8>, Summary)> {
-    let _ = std::fs::remove_file(scratch);
-    open_token_file(scratch)?;
+/// copies every page under one read transaction), with the counters of `dir` folded in.
+///
+/// The image is made in a scratch file inside `dir`, the token's own directory (owner-only,
+/// never a shared one where another user could plant a link at its name), created new and not
+/// through a link; a scratch file that cannot be removed afterwards is an error, as it holds a
+/// copy of the token.
+fn image(conn: &Connection, dir: &Path) -> Result<(Vec<u8>, Summary)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = dir.join(format!(".backup.{}.{n}.db", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(FILE_MODE)
+        .open(&scratch)
+        .map_err(|e| failed(format_args!("cannot create the scratch file {}: {e}", scratch.display())))?;
     let r = (|| {
-        let mut dst = Connection::open(scratch)?;
+        let mut dst =
+            Connection::open_with_flags(&scratch, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW)?;
         {
             let b = rusqlite::backup::Backup::new(conn, &mut dst)?;
             // All pages in one step: one read transaction of the source, so one snapshot.
@@ -196,46 +237,91 @@ fn image(conn: &Connection, dir: &Path, scratch: &Path) -> Result<(Vec<u8>, Summ
         }
         let s = summary(&dst)?;
         drop(dst);
-        Ok((std::fs::read(scratch)?, s))
+        Ok((std::fs::read(&scratch)?, s))
     })();
-    let _ = std::fs::remove_file(scratch);
-    r
+    let removed = match std::fs::remove_file(&scratch) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(failed(format_args!("cannot remove the scratch file {}: {e}", scratch.display())))
+        }
+        _ => Ok(()),
+    };
+    let r = r?;
+    removed?;
+    Ok(r)
 }
 
-fn envelope(image: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + image.len() + DIGEST);
+/// The backup file of `image`, authenticated under the SO PIN `so_pin` with `iterations`.
+fn envelope(image: &[u8], so_pin: &[u8], iterations: u32) -> Result<Vec<u8>> {
+    let mut salt = [0u8; SALT];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| failed("no random salt"))?;
+    let key = mac_key(so_pin, &salt, iterations)?;
+    let mut out = Vec::with_capacity(HEADER + image.len() + MAC + DIGEST);
     out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&iterations.to_le_bytes());
+    out.extend_from_slice(&salt);
     out.extend_from_slice(&(image.len() as u64).to_le_bytes());
     out.extend_from_slice(image);
+    let tag = aws_lc_rs::hmac::sign(&key, &out);
+    out.extend_from_slice(tag.as_ref());
     let d = sha256(&[&out]);
     out.extend_from_slice(&d);
-    out
+    Ok(out)
 }
 
 /// Writes a backup of the token in `dir` to `out` (replacing a file there, atomically; the new
-/// file is owner-only and flushed before it takes the name). Other processes go on reading and
-/// writing meanwhile.
-pub fn backup(dir: &Path, out: &Path) -> Result<Summary> {
+/// file is owner-only and flushed before it takes the name), authenticated under `so_pin` (which
+/// the caller has checked against the token) with `iterations`. Other processes go on reading
+/// and writing meanwhile.
+pub fn backup(dir: &Path, out: &Path, so_pin: &[u8], iterations: u32) -> Result<Summary> {
     let conn = Connection::open_with_flags(dir.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     configure(&conn)?;
     tighten(dir);
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let scratch = parent.join(format!(".{name}.{}.db", std::process::id()));
-    let (img, s) = image(&conn, dir, &scratch)?;
-    write_atomic(out, &envelope(&img))?;
+    let (img, s) = image(&conn, dir)?;
+    write_atomic(out, &envelope(&img, so_pin, iterations)?)?;
     Ok(s)
 }
 
-/// The database image of a backup file, its envelope checked (see [`open`]).
-pub fn read(file: &Path) -> Result<Vec<u8>> {
+/// A backup file whose envelope is whole (see [`open`]); its image is reached through
+/// [`Envelope::authenticate`] only.
+pub struct Envelope {
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope").field("len", &self.bytes.len()).finish()
+    }
+}
+
+impl Envelope {
+    /// The database image, once the MAC proves that the file was made with the key of `so_pin`:
+    /// `CKR_PIN_INCORRECT` otherwise (a wrong PIN and a changed file look the same).
+    pub fn authenticate(&self, so_pin: &[u8]) -> Result<&[u8]> {
+        let b = &self.bytes;
+        let iterations = u32::from_le_bytes(b[16..20].try_into().unwrap_or_default());
+        let key = mac_key(so_pin, &b[20..20 + SALT], iterations)?;
+        let (signed, rest) = b.split_at(b.len() - MAC - DIGEST);
+        aws_lc_rs::hmac::verify(&key, signed, &rest[..MAC]).map_err(|_| {
+            Error::because(
+                CKR_PIN_INCORRECT,
+                "the backup's authentication fails: the SO PIN is not the one the backup was made with, \
+                 or the file has been changed since",
+            )
+        })?;
+        Ok(&signed[HEADER..])
+    }
+}
+
+/// The backup file `file`, its envelope checked (see [`open`]).
+pub fn read(file: &Path) -> Result<Envelope> {
     open(file).map_err(failed)
 }
 
-/// The database image of a backup file, its envelope checked: a plain reason for a file that is
-/// not a backup (a copy of `tessera.db` is named as one), a truncated one, and a damaged one.
-/// Touches nothing but the file (`tessera-util` checks a file with it before the library does).
-pub fn open(file: &Path) -> std::result::Result<Vec<u8>, String> {
+/// A backup file, its envelope checked: a plain reason for a file that is not a backup (a copy of
+/// `tessera.db` is named as one), a truncated one, a damaged one, and one of the first format
+/// (which nothing authenticated). Needs no PIN and touches nothing but the file (`tessera-util`
+/// checks a file with it before it asks the SO PIN).
+pub fn open(file: &Path) -> std::result::Result<Envelope, String> {
     let shown = file.display();
     let b = std::fs::read(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
     if !b.starts_with(&MAGIC[..15]) {
@@ -248,14 +334,24 @@ pub fn open(file: &Path) -> std::result::Result<Vec<u8>, String> {
         }
         return Err(format!("{shown} is not a Tessera backup"));
     }
-    if b.len() < HEADER {
+    if b.len() < 16 {
         return Err(format!("{shown} is truncated ({} bytes)", b.len()));
+    }
+    if b[15] == 1 {
+        return Err(format!(
+            "{shown} is a backup of the first format, which nothing but an unkeyed digest protects: \
+             this version restores only backups authenticated with the SO PIN; make a new backup \
+             with tessera-util --backup"
+        ));
     }
     if b[15] != MAGIC[15] {
         return Err(format!("{shown}: a Tessera backup of a format this version does not know"));
     }
-    let len = u64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
-    let want = (HEADER as u64).checked_add(len).and_then(|n| n.checked_add(DIGEST as u64));
+    if b.len() < HEADER {
+        return Err(format!("{shown} is truncated ({} bytes)", b.len()));
+    }
+    let len = u64::from_le_bytes(b[HEADER - 8..HEADER].try_into().unwrap_or_default());
+    let want = (HEADER as u64).checked_add(len).and_then(|n| n.checked_add((MAC + DIGEST) as u64));
     match want {
         Some(n) if n == b.len() as u64 => {}
         Some(n) if n > b.len() as u64 => return Err(format!("{shown} is truncated ({} of {n} bytes)", b.len())),
@@ -265,7 +361,11 @@ pub fn open(file: &Path) -> std::result::Result<Vec<u8>, String> {
     if sha256(&[body]) != digest {
         return Err(format!("{shown} fails its integrity check (SHA-256): it is damaged"));
     }
-    Ok(body[HEADER..].to_vec())
+    let iterations = u32::from_le_bytes(b[16..20].try_into().unwrap_or_default());
+    if !MAC_ITERATIONS.contains(&iterations) {
+        return Err(format!("{shown} fails its integrity check (an iteration count of {iterations})"));
+    }
+    Ok(Envelope { bytes: b })
 }
 
 /// A backup's token, put in a hidden directory of the token directory (which no slot lists), its
@@ -507,10 +607,12 @@ impl Replaced {
     /// Writes the token as it is now, as a new backup file named `<name>.tessera-backup` (or
     /// `<name>-<n>.tessera-backup` where that one exists: an earlier one is never replaced) in
     /// `dir`; returns its path.
-    pub fn keep(&self, dir: &Path, name: &str) -> Result<PathBuf> {
-        let scratch = self.dir.join(format!(".kept.{}.db", std::process::id()));
-        let (img, _) = image(&self.read, &self.dir, &scratch)?;
-        let bytes = envelope(&img);
+    ///
+    /// Authenticated under `so_pin`, which the caller has checked against this token's SO wrap,
+    /// with `iterations`.
+    pub fn keep(&self, dir: &Path, name: &str, so_pin: &[u8], iterations: u32) -> Result<PathBuf> {
+        let (img, _) = image(&self.read, &self.dir)?;
+        let bytes = envelope(&img, so_pin, iterations)?;
         for n in 0..1000 {
             let out = match n {
                 0 => dir.join(format!("{name}.tessera-backup")),
@@ -578,6 +680,8 @@ mod tests {
         Db::create(d, &TokenRow::initialised(vec![1; 16], "0123456789abcdef".into(), "t".into(), 7, so)).unwrap()
     }
 
+    const PIN: &[u8] = b"so-pin";
+
     fn iv_next(conn: &Connection, kid: &[u8]) -> u64 {
         conn.query_row("SELECT next FROM iv_space WHERE kid = ?1", [kid], |r| r.get::<_, i64>(0)).unwrap() as u64
     }
@@ -593,9 +697,9 @@ mod tests {
         // A reservation written to the file whose transaction never committed.
         std::fs::write(db.dir.join(IV_RESERVED_DIR).join(hex(b"kid")), 5000u64.to_le_bytes()).unwrap();
         let out = d.path().join("b");
-        let s = backup(&db.dir, &out).unwrap();
+        let s = backup(&db.dir, &out, PIN, 1000).unwrap();
         assert_eq!((s.serial.as_str(), s.iv_spaces), ("0123456789abcdef", 1));
-        let image = read(&out).unwrap();
+        let image = read(&out).unwrap().authenticate(PIN).unwrap().to_vec();
         let staged = Staged::new(&d.path().join("other"), &image).unwrap();
         assert_eq!(iv_next(&staged.conn().unwrap(), b"kid"), 5000);
 
@@ -614,6 +718,24 @@ mod tests {
         longer.push(0);
         assert!(at("longer", &longer).contains("integrity check"));
         assert!(at("db", &std::fs::read(db.dir.join(DB_FILE)).unwrap()).contains("SQLite database"));
+        let mut v1 = b.clone();
+        v1[15] = 1;
+        assert!(at("v1", &v1).contains("first format"));
+
+        // Another PIN, or a change with the unkeyed digest made again: refused alike; no scratch
+        // file left in the token directory.
+        let e = read(&out).unwrap();
+        assert_eq!(e.authenticate(b"other").unwrap_err().rv(), CKR_PIN_INCORRECT);
+        let mut changed = b.clone();
+        changed[HEADER + 100] ^= 1;
+        let n = changed.len() - DIGEST;
+        let digest = sha256(&[&changed[..n]]);
+        changed[n..].copy_from_slice(&digest);
+        let p = d.path().join("changed");
+        std::fs::write(&p, &changed).unwrap();
+        assert_eq!(read(&p).unwrap().authenticate(PIN).unwrap_err().rv(), CKR_PIN_INCORRECT);
+        let left: Vec<_> = std::fs::read_dir(&db.dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.iter().all(|n| !n.to_string_lossy().starts_with(".backup.")), "{left:?}");
     }
 
     /// A restore's counters: above the replaced token's (database and files) when it is known,
@@ -625,8 +747,8 @@ mod tests {
         db.reserve_iv_block(b"kid", 100, 0).unwrap();
         let image = {
             let out = d.path().join("b");
-            backup(&db.dir, &out).unwrap();
-            read(&out).unwrap()
+            backup(&db.dir, &out, PIN, 1000).unwrap();
+            read(&out).unwrap().authenticate(PIN).unwrap().to_vec()
         };
         db.reserve_iv_block(b"kid", 100, 0).unwrap();
         std::fs::write(db.dir.join(IV_RESERVED_DIR).join(hex(b"new")), 777u64.to_le_bytes()).unwrap();
