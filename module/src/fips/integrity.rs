@@ -567,7 +567,7 @@ mod tests {
         let p = dir.path().join("lib.so");
         std::fs::copy(std::env::current_exe().unwrap(), &p).unwrap();
         let sealed = seal(&p).unwrap();
-        let prepared = prepare(&Library::File(p.clone())).ok().expect("a sealed file");
+        let prepared = prepare(&Library::File(p.clone())).expect("a sealed file");
         let (h1, h0) = std::thread::scope(|s| {
             let t = s.spawn(|| prepared.half(1));
             (t.join().unwrap(), prepared.half(0))
