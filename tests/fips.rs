@@ -366,6 +366,51 @@ fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
     assert_eq!(post["algorithm_tests"], "run", "a fresh copy runs them all: {post}");
     let phases: u64 = post["phases"].as_array().unwrap().iter().map(|p| p["elapsed_us"].as_u64().unwrap()).sum();
     assert!(post["elapsed_us"].as_u64().unwrap() >= phases, "one after the other: {post}");
+    // The value computed on the calling thread alone (both halves of the file one after the
+    // other) is the value sealed, and the value a copy computes with its two threads.
+    let value = sealed_value(&copy).expect("sealed");
+    assert_eq!(st["integrity"]["value"].as_str(), Some(value.as_str()), "{st}");
+    drop(lib);
+    let threaded = dir.path().join("threaded");
+    std::fs::create_dir(&threaded).unwrap();
+    let other = threaded.join("libtessera_pkcs11.so");
+    std::fs::copy(&copy, &other).unwrap();
+    let lib2 = open(&other, Env::new("tessera.mode = approved"));
+    assert_eq!(unsafe { lib2.f.C_Initialize(null_mut()) }, CKR_OK);
+    let st2 = vendor(&lib2).status();
+    assert_eq!(st2["integrity"]["result"], "verified", "{st2}");
+    assert_eq!(st2["integrity"]["value"], st["integrity"]["value"], "{st2}");
+}
+
+/// A library sealed in the earlier integrity-value format (one HMAC-SHA-256 over the whole file,
+/// sealed flag 1) is refused in both modes, with a message that says to seal it again; sealed
+/// again with `tessera-util --seal`, it starts in the approved mode.
+#[test]
+fn a_library_sealed_in_the_earlier_format_is_refused_until_sealed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = sealed_copy(dir.path());
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let region = seal_region(&bytes);
+    assert_eq!(bytes[region.start + 16], 2, "this format's sealed flag");
+    bytes[region.start + 16] = 1;
+    for mode in ["approved", "non-approved"] {
+        let old = dir.path().join(mode).join("libtessera_pkcs11.so");
+        std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+        std::fs::write(&old, &bytes).unwrap();
+        let lib = open(&old, Env::new(&format!("tessera.mode = {mode}")));
+        assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
+        assert_ne!(token_flags(&lib) & CKF_ERROR_STATE, 0, "{mode}: the error state");
+        let e = error_of(&lib);
+        assert!(e.contains("earlier integrity-value format") && e.contains("tessera-util --seal"), "{mode}: {e}");
+    }
+    let resealed = dir.path().join("resealed").join("libtessera_pkcs11.so");
+    std::fs::create_dir_all(resealed.parent().unwrap()).unwrap();
+    std::fs::write(&resealed, &bytes).unwrap();
+    seal(&resealed);
+    assert_eq!(sealed_value(&resealed), sealed_value(&copy), "sealed again: this format's value");
+    let lib = open(&resealed, Env::new("tessera.mode = approved"));
+    assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
+    assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "sealed again: operational");
 }
 
 #[test]
@@ -1147,4 +1192,34 @@ fn tessera_util_self_test_prints_the_library_s_own_result() {
         "{}",
         show(&o)
     );
+}
+
+/// The recipe of security-policy.md §2.6 that recomputes the integrity value with `readelf`, `dd`,
+/// `head`, `tail` and `openssl` gives the value `tessera-util --seal` sealed, and reads that value
+/// back from the library.
+#[test]
+fn the_documented_recipe_recomputes_the_sealed_value() {
+    let policy = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../security-policy.md")).unwrap();
+    let recipe = policy
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("Tessera module integrity v2"))
+        .expect("the recipe in security-policy.md");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = sealed_copy(dir.path());
+    let value = sealed_value(&copy).expect("sealed");
+    let zeroed = dir.path().join("zeroed.so");
+    let script = recipe.replace("/tmp/zeroed.so", zeroed.to_str().unwrap());
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .expect("bash");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with(&format!("= {value}")), "the value computed: {text}");
+    assert_eq!(lines[1], value, "the value sealed: {text}");
 }

@@ -1,18 +1,38 @@
-//! The module integrity test: an HMAC-SHA-256 over the library file, compared with the value
-//! recorded inside the library itself when it was sealed (`tessera-util --seal`). The HMAC key is
-//! fixed and public: the test detects modification, it keeps no secret.
+//! The module integrity test: an HMAC-SHA-256 value over the library file, compared with the
+//! value recorded inside the library itself when it was sealed (`tessera-util --seal`). The HMAC
+//! key is fixed and public: the test detects modification, it keeps no secret.
+//!
+//! # The integrity value
+//!
+//! The file's bytes, with the seal region taken as zeroes, are cut in two at a fixed point, the
+//! [`split_point`] of the file's length (half of it, rounded down). Each half is hashed with
+//! SHA-256, and the value is
+//!
+//! ```text
+//! HMAC-SHA-256(key, "Tessera module integrity v2\n" || "length <L>\n" || "split <S>\n" || SHA-256(half 1) || SHA-256(half 2))
+//! ```
+//!
+//! with `L` and `S` in decimal. The two halves can thus be hashed at once, on two threads; the
+//! value is the same however they are computed. A change to any byte outside the region changes
+//! the half holding it, so its SHA-256 (unless it is a SHA-256 collision), so the HMAC's message
+//! (whose label, length and split point are fixed in form and the two hashes of fixed size, so
+//! the message is parsed one way only), so the value (unless HMAC-SHA-256 is forged or
+//! collides): the test is as strong as HMAC-SHA-256 and SHA-256's collision resistance
+//! (security-policy.md §5).
 //!
 //! # The seal region
 //!
 //! The library reserves [`REGION_LEN`] bytes for its integrity value: a static
 //! (`crypto::library_file::REGION`) in a section of its own, `.tessera_seal`, which the linker
-//! places in the file like any read-only data. A fresh build holds [`MAGIC`] there and zeroes (unsealed). Sealing computes the HMAC over
-//! the whole file with the region's bytes taken as zeroes, and writes the magic, a sealed flag and
-//! the HMAC into the region, in place (through a sealed copy renamed over the file). The value
-//! thus travels with the file: a sealed library verifies wherever it is copied, renamed or linked
-//! to, and no other file is read. Every byte outside the region (headers, code, data, the section
-//! table that says where the region is) is covered; the region's own bytes are not, and hold
-//! nothing but the value.
+//! places in the file like any read-only data. A fresh build holds [`MAGIC`] there and zeroes
+//! (unsealed). Sealing computes the value over the whole file with the region's bytes taken as
+//! zeroes, and writes the magic, the sealed flag of this format and the value into the region, in
+//! place (through a sealed copy renamed over the file). The value thus travels with the file: a
+//! sealed library verifies wherever it is copied, renamed or linked to, and no other file is
+//! read. Every byte outside the region (headers, code, data, the section table that says where
+//! the region is) is covered; the region's own bytes are not, and hold nothing but the value. A
+//! library sealed in the earlier format (flag 1: one HMAC-SHA-256 over the whole file) is refused
+//! with a message that says to seal it again.
 //!
 //! # The file checked
 //!
@@ -21,10 +41,10 @@
 //! stays right after the process changes directory or the file is renamed, and gives its device
 //! and inode, which the file opened for the check must have. A path the loader was given (a
 //! relative `./libtessera_pkcs11.so`, or a symbolic link) is never trusted for this. The file is
-//! read through a read-only mapping of it (`crypto::library_file`), hashed where the page cache holds
-//! it, never copied to the heap.
+//! read through a read-only mapping of it (`crypto::library_file`), hashed where the page cache
+//! holds it, never copied to the heap.
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{digest, hmac};
 use std::fmt;
 use std::io::Write;
 use std::ops::Range;
@@ -39,12 +59,18 @@ pub const SECTION: &str = ".tessera_seal";
 /// The region's first bytes, in every build: they tell a Tessera seal region from anything else.
 pub const MAGIC: [u8; 16] = *b"Tessera seal v1\0";
 /// The region's length: the magic, the sealed flag (one byte, then 15 reserved zero bytes), the
-/// HMAC-SHA-256.
+/// integrity value.
 pub const REGION_LEN: usize = 64;
 const FLAG_AT: usize = 16;
 const MAC_AT: usize = 32;
-/// The flag of a sealed library (an unsealed one has 0).
-const SEALED: u8 = 1;
+/// The flag of a library sealed with this format's value (an unsealed one has 0).
+const SEALED: u8 = 2;
+/// The flag of a library sealed in the earlier format (one HMAC-SHA-256 over the whole file),
+/// which is refused.
+const SEALED_V1: u8 = 1;
+/// The label that begins the HMAC's message: it names the format, so that no value of another
+/// format or use of the key is the value of this one.
+pub const LABEL: &[u8] = b"Tessera module integrity v2\n";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -98,14 +124,51 @@ pub fn find_region(data: &[u8]) -> Result<Range<usize>, String> {
     Ok(start..end)
 }
 
-/// HMAC-SHA-256 of a library file's bytes with the seal region's bytes taken as zeroes.
+/// Where the file's bytes are cut in two: half of its length, rounded down.
+pub fn split_point(len: usize) -> usize {
+    len / 2
+}
+
+/// The byte ranges of the two halves of a file of `len` bytes.
+pub fn halves(len: usize) -> [Range<usize>; 2] {
+    let s = split_point(len);
+    [0..s, s..len]
+}
+
+/// SHA-256 of `data[range]` with the bytes of `region` taken as zeroes.
+pub fn half_digest(data: &[u8], region: Range<usize>, range: Range<usize>) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut at = range.start;
+    // The part of the region inside the range (possibly empty).
+    let (zs, ze) = (region.start.clamp(range.start, range.end), region.end.clamp(range.start, range.end));
+    if zs < ze {
+        ctx.update(&data[at..zs]);
+        ctx.update(&[0u8; REGION_LEN][..ze - zs]);
+        at = ze;
+    }
+    ctx.update(&data[at..range.end]);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The integrity value of a file of `len` bytes from the SHA-256 of its two halves.
+pub fn value_of(len: usize, digests: &[[u8; 32]; 2]) -> [u8; 32] {
+    let head = format!("length {len}\nsplit {}\n", split_point(len));
+    hmac_sha256(KEY, &[LABEL, head.as_bytes(), &digests[0], &digests[1]])
+}
+
+/// The integrity value of a library file's bytes with the seal region's bytes taken as zeroes,
+/// both halves hashed one after the other (the self-tests hash them on two threads when they may:
+/// `fips::IntegrityTest`).
 pub fn mac_over(data: &[u8], region: Range<usize>) -> [u8; 32] {
-    hmac_sha256(KEY, &[&data[..region.start], &[0u8; REGION_LEN], &data[region.end..]])
+    let [a, b] = halves(data.len());
+    value_of(data.len(), &[half_digest(data, region.clone(), a), half_digest(data, region, b)])
 }
 
 /// The HMAC-SHA-256 the integrity test computes (aws-lc's), over the concatenation of `parts`:
 /// one function for the test and for its own known-answer test (`kat::integrity_algorithm`),
-/// which thus checks the very code the test runs.
+/// which thus checks the very code the test runs (as it checks [`half_digest`]).
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, key));
     for p in parts {
@@ -131,24 +194,36 @@ fn recorded(data: &[u8], region: Range<usize>) -> Result<Option<[u8; 32]>, Strin
     match r[FLAG_AT] {
         0 if r[MAC_AT..].iter().all(|b| *b == 0) => Ok(None),
         SEALED => Ok(Some(r[MAC_AT..].try_into().expect("32 bytes"))),
+        SEALED_V1 => Err("the library was sealed in an earlier integrity-value format (one HMAC over the \
+                          whole file), which this version no longer accepts; seal it again with: \
+                          tessera-util --seal LIBRARY"
+            .into()),
         _ => Err("the seal region is malformed".into()),
     }
 }
 
-/// The integrity test over a library file's bytes: finds the region, reads the value recorded
-/// there and, for a sealed library, compares it with the HMAC of the bytes.
-pub fn check_bytes(data: &[u8]) -> Checked {
-    let unreadable = |e: String| Checked { status: Status::Unreadable(e), computed: None, recorded: None };
-    let region = match find_region(data) {
-        Ok(r) => r,
-        Err(e) => return unreadable(e),
-    };
-    let value = match recorded(data, region.clone()) {
-        Ok(Some(v)) => v,
-        Ok(None) => return Checked { status: Status::Unsealed, computed: None, recorded: None },
-        Err(e) => return unreadable(e),
-    };
-    let mac = mac_over(data, region);
+/// A library file ready for its integrity test: mapped, its seal region found and the value
+/// recorded there read. Its two halves may then be hashed on two threads ([`Prepared::half`]) and
+/// the test concluded from their digests ([`Prepared::conclude`]).
+pub struct Prepared {
+    map: crate::crypto::library_file::Mapped,
+    region: Range<usize>,
+    value: [u8; 32],
+}
+
+impl Prepared {
+    /// SHA-256 of half `i` (0 or 1) of the file, the seal region taken as zeroes.
+    pub fn half(&self, i: usize) -> [u8; 32] {
+        half_digest(&self.map, self.region.clone(), halves(self.map.len())[i].clone())
+    }
+
+    /// The test's conclusion from the digests of the two halves.
+    pub fn conclude(&self, digests: &[[u8; 32]; 2]) -> Checked {
+        compare(value_of(self.map.len(), digests), self.value)
+    }
+}
+
+fn compare(mac: [u8; 32], value: [u8; 32]) -> Checked {
     let status = if !super::kat::healthy("integrity") {
         Status::Mismatch
     } else if aws_lc_rs::constant_time::verify_slices_are_equal(&mac, &value).is_ok() {
@@ -157,6 +232,30 @@ pub fn check_bytes(data: &[u8]) -> Checked {
         Status::Mismatch
     };
     Checked { status, computed: Some(hex(&mac)), recorded: Some(hex(&value)) }
+}
+
+fn unreadable(e: String) -> Checked {
+    Checked { status: Status::Unreadable(e), computed: None, recorded: None }
+}
+
+/// Finds the region of a file's bytes and the value recorded there; the test's conclusion
+/// instead when there is nothing to compute (no region, an unsealed library, a malformed region).
+fn region_and_value(data: &[u8]) -> Result<(Range<usize>, [u8; 32]), Checked> {
+    let region = find_region(data).map_err(unreadable)?;
+    match recorded(data, region.clone()) {
+        Ok(Some(v)) => Ok((region, v)),
+        Ok(None) => Err(Checked { status: Status::Unsealed, computed: None, recorded: None }),
+        Err(e) => Err(unreadable(e)),
+    }
+}
+
+/// The integrity test over a library file's bytes: finds the region, reads the value recorded
+/// there and, for a sealed library, compares it with the value computed over the bytes.
+pub fn check_bytes(data: &[u8]) -> Checked {
+    match region_and_value(data) {
+        Ok((region, value)) => compare(mac_over(data, region), value),
+        Err(c) => c,
+    }
 }
 
 /// What sealing a library did.
@@ -326,10 +425,31 @@ fn open_checked(library: &Path, mapped: Option<((u32, u32), u64)>) -> std::io::R
 }
 
 fn check_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Checked {
-    let map = open_checked(library, mapped).and_then(|f| crate::crypto::library_file::Mapped::of(&f));
-    match map {
-        Ok(m) => check_bytes(&m),
-        Err(e) => Checked { status: Status::Unreadable(e.to_string()), computed: None, recorded: None },
+    match prepare_file(library, mapped) {
+        Ok(p) => {
+            let digests = [p.half(0), p.half(1)];
+            p.conclude(&digests)
+        }
+        Err(c) => c,
+    }
+}
+
+fn prepare_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Result<Prepared, Checked> {
+    let map = open_checked(library, mapped)
+        .and_then(|f| crate::crypto::library_file::Mapped::of(&f))
+        .map_err(|e| unreadable(e.to_string()))?;
+    let (region, value) = region_and_value(&map)?;
+    Ok(Prepared { map, region, value })
+}
+
+/// Readies a library for its integrity test: maps it and reads its seal region. Without a value
+/// to compute (the file unreadable, unsealed, or its region malformed), the test's conclusion.
+pub fn prepare(library: &Library) -> Result<Prepared, Checked> {
+    std::hint::black_box(&crate::crypto::library_file::REGION);
+    match library {
+        Library::File(p) => prepare_file(p, None),
+        Library::Mapped { path, dev, ino } => prepare_file(path, Some((*dev, *ino))),
+        Library::Unknown(why) => Err(unreadable(why.clone())),
     }
 }
 
@@ -372,7 +492,8 @@ mod tests {
         assert_eq!(c.computed.as_deref(), Some(s.value.as_str()));
         assert_eq!(sealed[..region.start], exe[..region.start]);
         assert_eq!(sealed[region.end..], exe[region.end..]);
-        for at in [0, region.start - 1, region.end, sealed.len() / 2, sealed.len() - 1] {
+        let split = split_point(sealed.len());
+        for at in [0, region.start - 1, region.end, split - 1, split, sealed.len() - 1] {
             let mut m = sealed.clone();
             m[at] ^= 0x01;
             let st = check_bytes(&m).status;
@@ -381,5 +502,103 @@ mod tests {
         let mut m = sealed.clone();
         m[region.start + FLAG_AT + 1] = 1;
         assert!(matches!(check_bytes(&m).status, Status::Unreadable(_)), "reserved bytes");
+    }
+
+    /// The value is the HMAC over the label, the length, the split point and the SHA-256 of each
+    /// half of the file with the region zeroed, computed here from a zeroed copy, independently of
+    /// `half_digest`'s skipping of the region (the recipe of security-policy.md §2.6 does the
+    /// same with `dd` and `openssl`).
+    fn reference_value(data: &[u8], region: Range<usize>) -> [u8; 32] {
+        let mut z = data.to_vec();
+        z[region].fill(0);
+        let s = z.len() / 2;
+        let sha = |b: &[u8]| digest::digest(&digest::SHA256, b).as_ref().to_vec();
+        let mut msg = format!("Tessera module integrity v2\nlength {}\nsplit {s}\n", z.len()).into_bytes();
+        msg.extend(sha(&z[..s]));
+        msg.extend(sha(&z[s..]));
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"Tessera module integrity key, v1"), &msg);
+        tag.as_ref().try_into().unwrap()
+    }
+
+    #[test]
+    fn the_value_is_the_documented_construction() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let region = find_region(&exe).unwrap();
+        assert_eq!(mac_over(&exe, region.clone()), reference_value(&exe, region.clone()));
+        // A region anywhere, across the split point too: the zeroes are hashed where they lie.
+        let data: Vec<u8> = (0..1001u32).map(|i| (i * 7 + 3) as u8).collect();
+        let split = split_point(data.len());
+        for start in [0, 100, split - 64, split - 30, split - 1, split, data.len() - 64] {
+            let r = start..start + REGION_LEN;
+            assert_eq!(mac_over(&data, r.clone()), reference_value(&data, r.clone()), "region at {start}");
+        }
+    }
+
+    /// The seal region's own bytes are not covered: whatever they hold, the value is the same;
+    /// any byte outside it, in either half, changes the value.
+    #[test]
+    fn only_the_region_is_excluded() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let region = find_region(&exe).unwrap();
+        let base = mac_over(&exe, region.clone());
+        let mut m = exe.clone();
+        m[region.clone()].fill(0xa5);
+        assert_eq!(mac_over(&m, region.clone()), base, "the region's bytes are taken as zeroes");
+        let split = split_point(exe.len());
+        let [first, second] = halves(exe.len());
+        assert_eq!((first.end, second.start, second.end), (split, split, exe.len()));
+        for at in [0, split / 2, split - 1, split, split + split / 2, exe.len() - 1, region.start - 1, region.end] {
+            let mut m = exe.clone();
+            m[at] ^= 0x80;
+            assert_ne!(mac_over(&m, region.clone()), base, "byte {at}");
+        }
+        // The length is bound too: a byte appended or a byte cut changes the value.
+        let mut longer = exe.clone();
+        longer.push(0);
+        assert_ne!(mac_over(&longer, region.clone()), base);
+        assert_ne!(mac_over(&exe[..exe.len() - 1], region.clone()), base);
+    }
+
+    /// The halves hashed apart (as two threads do) give the value hashed in one go (as the
+    /// sequential path and `tessera-util --seal` do), whichever half is hashed first.
+    #[test]
+    fn halves_hashed_apart_give_the_same_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lib.so");
+        std::fs::copy(std::env::current_exe().unwrap(), &p).unwrap();
+        let sealed = seal(&p).unwrap();
+        let prepared = prepare(&Library::File(p.clone())).expect("a sealed file");
+        let (h1, h0) = std::thread::scope(|s| {
+            let t = s.spawn(|| prepared.half(1));
+            (t.join().unwrap(), prepared.half(0))
+        });
+        let c = prepared.conclude(&[h0, h1]);
+        assert_eq!(c.status, Status::Verified);
+        assert_eq!(c.computed.as_deref(), Some(sealed.value.as_str()));
+        assert_eq!(check_values(&Library::File(p)).computed, c.computed);
+        assert_ne!(prepared.conclude(&[h1, h0]).status, Status::Verified, "the halves' order counts");
+    }
+
+    /// A library sealed in the earlier format (flag 1) is refused with a message that says to seal
+    /// it again; sealing it again writes this format's value, which verifies.
+    #[test]
+    fn an_earlier_format_seal_is_refused() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let region = find_region(&exe).unwrap();
+        let mut old = exe.clone();
+        old[region.start + FLAG_AT] = SEALED_V1;
+        let v1 = hmac_sha256(KEY, &[&exe]);
+        old[region.start + MAC_AT..region.end].copy_from_slice(&v1);
+        match check_bytes(&old).status {
+            Status::Unreadable(e) => {
+                assert!(e.contains("earlier integrity-value format") && e.contains("tessera-util --seal"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lib.so");
+        std::fs::write(&p, &old).unwrap();
+        assert!(!seal(&p).unwrap().unchanged);
+        assert_eq!(check_bytes(&std::fs::read(&p).unwrap()).status, Status::Verified);
     }
 }

@@ -281,24 +281,31 @@ fn hmac(name: &str) -> bool {
 /// The name of the integrity test's own known-answer test, as results and faults know it.
 pub const INTEGRITY_ALGORITHM: &str = "HMAC-SHA-256 of the integrity test";
 
-/// The known-answer test of the integrity test's algorithm: the HMAC-SHA-256 vector through the
-/// function the integrity test computes with (`integrity::hmac_sha256`, aws-lc's HMAC), run right
-/// before every integrity test (FIPS 140-3 IG 10.3.A: the algorithm of the integrity test is
-/// tested before the test relies on it).
+/// The known-answer test of the integrity test's algorithms: the HMAC-SHA-256 vector through the
+/// function the integrity test computes its value with (`integrity::hmac_sha256`, aws-lc's HMAC),
+/// and the SHA-256 vector through the function that hashes the file's halves
+/// (`integrity::half_digest`, aws-lc's SHA-256), run right before every integrity test (FIPS
+/// 140-3 IG 10.3.A: the algorithm of the integrity test is tested before the test relies on it).
 pub fn integrity_algorithm() -> bool {
-    // Its own vector file alone, parsed once per process: the integrity test runs beside the
-    // other self-tests, and waiting here for every vector file to be parsed would delay it.
-    static VECTOR: std::sync::OnceLock<Option<Json>> = std::sync::OnceLock::new();
-    let vector = VECTOR.get_or_init(|| {
-        let file: Json = serde_json::from_str(HMAC).ok()?;
-        let all = file.get("vectors")?.as_array()?;
-        all.iter().find(|v| v.get("name").and_then(|n| n.as_str()) == Some("HMAC-SHA-256")).cloned()
+    // Its own vectors alone, parsed once per process: the integrity test runs beside the other
+    // self-tests, and waiting here for every vector file to be parsed would delay it.
+    static VECTORS: std::sync::OnceLock<Option<(Json, Json)>> = std::sync::OnceLock::new();
+    let vectors = VECTORS.get_or_init(|| {
+        let named = |text: &str, name: &str| -> Option<Json> {
+            let file: Json = serde_json::from_str(text).ok()?;
+            let all = file.get("vectors")?.as_array()?;
+            all.iter().find(|v| v.get("name").and_then(|n| n.as_str()) == Some(name)).cloned()
+        };
+        Some((named(HMAC, "HMAC-SHA-256")?, named(SHA, "SHA-256")?))
     });
-    let Some(v) = vector else { return false };
+    let Some((mac, sha)) = vectors else { return false };
     let run = || -> Option<bool> {
-        let (key, msg) = (hex(v, "key")?, hex(v, "msg")?);
+        let (key, msg) = (hex(mac, "key")?, hex(mac, "msg")?);
         let tag = super::integrity::hmac_sha256(&key, &[&msg]);
-        Some(same(INTEGRITY_ALGORITHM, Some(tag.to_vec()), hex(v, "tag")))
+        let hmac_ok = same(INTEGRITY_ALGORITHM, Some(tag.to_vec()), hex(mac, "tag"));
+        let msg = hex(sha, "msg")?;
+        let md = super::integrity::half_digest(&msg, msg.len()..msg.len(), 0..msg.len());
+        Some(hmac_ok && same(INTEGRITY_ALGORITHM, Some(md.to_vec()), hex(sha, "md")))
     };
     run() == Some(true)
 }

@@ -67,67 +67,131 @@ pub struct PostReport {
     pub algorithm_tests_reused: bool,
 }
 
-/// One integrity test: the known-answer test of its HMAC-SHA-256 first, then, when that passed,
-/// the test over a library file (or the not-applicable result without one), and how long both
-/// took.
+/// One integrity test: the known-answer test of its algorithms first, then, when that passed,
+/// the test over a library file (or the not-applicable result without one), and the time its
+/// work took (both halves' hashing, summed, whichever threads ran them).
 struct IntegrityRun {
     algorithm_ok: bool,
     checked: integrity::Checked,
     elapsed: Duration,
 }
 
-fn integrity_test(module_file: Option<&integrity::Library>) -> IntegrityRun {
-    let t = Instant::now();
-    let algorithm_ok = kat::integrity_algorithm();
-    let checked = match module_file {
-        _ if !algorithm_ok => integrity::Checked {
-            status: integrity::Status::Unreadable("not run: its HMAC-SHA-256 failed its known-answer test".into()),
-            computed: None,
-            recorded: None,
-        },
-        Some(p) => integrity::check_values(p),
-        None => integrity::Checked { status: integrity::Status::NotApplicable, computed: None, recorded: None },
-    };
-    IntegrityRun { algorithm_ok, checked, elapsed: t.elapsed() }
+/// The two halves of a library file to hash (`integrity::Prepared`), claimed one at a time by
+/// whichever thread comes first: the integrity test's own thread as soon as it is scheduled, the
+/// calling thread once it has run the other self-tests (or at once, at a `C_Initialize` that
+/// reuses them). The work thus spreads over both cores whatever the other self-tests cost, and the
+/// value is the same however it spread.
+struct Halves {
+    file: integrity::Prepared,
+    next: std::sync::atomic::AtomicUsize,
+    digests: [std::sync::OnceLock<[u8; 32]>; 2],
+    /// Microseconds spent hashing, summed over the threads.
+    micros: std::sync::atomic::AtomicU64,
 }
 
-/// The integrity test started ahead of the other self-tests, on a thread of its own: the HMAC over
-/// the whole library file (a few milliseconds) is independent of everything `C_Initialize` does
+impl Halves {
+    /// Hashes the halves no thread has claimed yet.
+    fn work(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        loop {
+            let i = self.next.fetch_add(1, Relaxed);
+            if i >= 2 {
+                return;
+            }
+            let t = Instant::now();
+            let d = self.file.half(i);
+            let _ = self.digests[i].set(d);
+            self.micros.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+        }
+    }
+}
+
+/// The integrity test started ahead of the other self-tests: its known-answer test and the
+/// reading of the library's seal region on the calling thread (tens of microseconds), then the
+/// SHA-256 of the file's two halves (a few milliseconds in all) on a thread of its own and on the
+/// calling thread ([`Halves`]). The hashing is independent of everything `C_Initialize` does
 /// before and beside it (reading the configuration, seeding the random generator, the
-/// known-answer tests and aws-lc's self-tests), so `C_Initialize` takes the longer of the two
-/// instead of their sum. Started as early as `C_Initialize` can, because a new thread may take a
-/// while to be scheduled. Without a thread (the application forbade them with
-/// `CKF_LIBRARY_CANT_CREATE_OS_THREADS`, or none could be made) the test runs when it is joined.
-/// A test started and never joined (`C_Initialize` failed before the self-tests) is joined when
-/// dropped: no thread of the library outlives the call that started it.
+/// known-answer tests and aws-lc's self-tests), so `C_Initialize` takes about the larger of half
+/// of the whole work and the other self-tests' share, instead of their sum. Started as early as
+/// `C_Initialize` can, because a new thread may take a while to be scheduled. Without a thread
+/// (the application forbade them with `CKF_LIBRARY_CANT_CREATE_OS_THREADS`, or none could be
+/// made) the calling thread hashes both halves when the test is joined. A test started and never
+/// joined (`C_Initialize` failed before the self-tests) is joined when dropped: no thread of the
+/// library outlives the call that started it.
 pub struct IntegrityTest {
+    /// The library to check, until the test begins (at once with a thread, else when joined).
     library: Option<integrity::Library>,
-    thread: Option<std::thread::JoinHandle<IntegrityRun>>,
+    begun: Option<Begun>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The integrity test's first steps done: its known-answer test's result, and the halves to hash
+/// (or, with nothing to hash, the test's conclusion), and how long those steps took.
+struct Begun {
+    algorithm_ok: bool,
+    work: Result<std::sync::Arc<Halves>, integrity::Checked>,
+    elapsed: Duration,
+}
+
+fn begin(module_file: Option<&integrity::Library>) -> Begun {
+    let t = Instant::now();
+    let algorithm_ok = kat::integrity_algorithm();
+    let work = match module_file {
+        _ if !algorithm_ok => Err(integrity::Checked {
+            status: integrity::Status::Unreadable("not run: its algorithms failed their known-answer test".into()),
+            computed: None,
+            recorded: None,
+        }),
+        Some(p) => integrity::prepare(p).map(|file| {
+            std::sync::Arc::new(Halves {
+                file,
+                next: Default::default(),
+                digests: Default::default(),
+                micros: Default::default(),
+            })
+        }),
+        None => Err(integrity::Checked { status: integrity::Status::NotApplicable, computed: None, recorded: None }),
+    };
+    Begun { algorithm_ok, work, elapsed: t.elapsed() }
 }
 
 impl IntegrityTest {
     pub fn start(module_file: Option<&integrity::Library>) -> IntegrityTest {
-        let library = module_file.cloned();
-        let thread = THREADS_ALLOWED
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .then(|| {
-                let l = library.clone();
-                std::thread::Builder::new()
-                    .name("tessera-integrity".into())
-                    .spawn(move || integrity_test(l.as_ref()))
-                    .ok()
-            })
-            .flatten();
-        IntegrityTest { library, thread }
+        if !THREADS_ALLOWED.load(std::sync::atomic::Ordering::Relaxed) {
+            return IntegrityTest { library: module_file.cloned(), begun: None, thread: None };
+        }
+        let begun = begin(module_file);
+        let thread = match &begun.work {
+            Ok(h) => {
+                let h = h.clone();
+                std::thread::Builder::new().name("tessera-integrity".into()).spawn(move || h.work()).ok()
+            }
+            Err(_) => None,
+        };
+        IntegrityTest { library: None, begun: Some(begun), thread }
     }
 
-    /// The test's result: the thread's, or, without a thread (or if it panicked), the test run
-    /// here (a panic again is the module's usual panic, caught at the C boundary).
+    /// The test's result: the calling thread hashes the halves the test's thread has not claimed
+    /// (all of them without a thread), waits for that thread, and hashes here any half it left
+    /// undone (it panicked: a panic again is the module's usual panic, caught at the C boundary).
     fn join(mut self) -> IntegrityRun {
-        match self.thread.take().map(|h| h.join()) {
-            Some(Ok(r)) => r,
-            _ => integrity_test(self.library.as_ref()),
-        }
+        let Begun { algorithm_ok, work, elapsed } = match self.begun.take() {
+            Some(b) => b,
+            None => begin(self.library.as_ref()),
+        };
+        let (checked, hashing) = match work {
+            Err(c) => (c, Duration::ZERO),
+            Ok(h) => {
+                h.work();
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+                let digests = [0, 1].map(|i| *h.digests[i].get_or_init(|| h.file.half(i)));
+                let micros = h.micros.load(std::sync::atomic::Ordering::Relaxed);
+                (h.file.conclude(&digests), Duration::from_micros(micros))
+            }
+        };
+        IntegrityRun { algorithm_ok, checked, elapsed: elapsed + hashing }
     }
 }
 
