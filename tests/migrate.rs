@@ -1449,22 +1449,42 @@ fn objects_tessera_cannot_hold_stop_the_token_unless_skipped() {
 
 // ---- store upgrades ----
 
+/// A copy of the one token of a store fixture (`tests/fixtures/<name>`) in a new token
+/// directory: the directory and the token's own.
+fn fixture_store(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let src = std::fs::read_dir(&fixture).unwrap().flatten().next().expect("a token").path();
+    let tokens = tempfile::tempdir().unwrap();
+    let dir = tokens.path().join(src.file_name().unwrap());
+    copy_tree(&src, &dir);
+    (tokens, dir)
+}
+
+/// The schema version of the store in `dir`.
+fn schema_version(dir: &Path) -> i64 {
+    rusqlite::Connection::open(dir.join("tessera.db"))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The copies an upgrade keeps while it runs (`*.bak`) still in `dir`.
+fn upgrade_copies_left(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bak"))
+        .collect()
+}
+
 /// A store written by an older schema (the fixture of schema 3 in `tests/fixtures/store-v3`)
 /// upgrades when the library first opens it; the copy kept during the upgrade is gone once the
 /// upgraded store passed its check.
 #[test]
 fn an_older_store_upgrades_in_place() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v3");
-    let src = std::fs::read_dir(&fixture).unwrap().flatten().next().expect("a token").path();
-    let tokens = tempfile::tempdir().unwrap();
-    let dir = tokens.path().join(src.file_name().unwrap());
-    copy_tree(&src, &dir);
-    let version = || -> i64 {
-        rusqlite::Connection::open(dir.join("tessera.db"))
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap()
-    };
+    let (tokens, dir) = fixture_store("store-v3");
+    let version = || schema_version(&dir);
     assert_eq!(version(), 3);
     {
         let _g = lock();
@@ -1481,12 +1501,7 @@ fn an_older_store_upgrades_in_place() {
         assert_eq!(s.find_objects(&[Attribute::Label(b"old-data".to_vec())]).unwrap().len(), 1);
     }
     assert!(version() > 3, "upgraded");
-    let left: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".bak"))
-        .collect();
+    let left = upgrade_copies_left(&dir);
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -1498,17 +1513,8 @@ fn an_older_store_upgrades_in_place() {
 /// (its signature verifies under the stored public key) and the private data object.
 #[test]
 fn the_previous_schema_upgrades_with_its_keys() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v7");
-    let src = std::fs::read_dir(&fixture).unwrap().flatten().next().expect("a token").path();
-    let tokens = tempfile::tempdir().unwrap();
-    let dir = tokens.path().join(src.file_name().unwrap());
-    copy_tree(&src, &dir);
-    let version = || -> i64 {
-        rusqlite::Connection::open(dir.join("tessera.db"))
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap()
-    };
+    let (tokens, dir) = fixture_store("store-v7");
+    let version = || schema_version(&dir);
     assert_eq!(version(), 7);
     {
         let _g = lock();
@@ -1529,11 +1535,6 @@ fn the_previous_schema_upgrades_with_its_keys() {
         s.login(UserType::So, Some(&AuthPin::new("12345678".into()))).expect("the SO PIN");
     }
     assert_eq!(version(), 8, "upgraded to the current schema");
-    let left: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".bak"))
-        .collect();
+    let left = upgrade_copies_left(&dir);
     assert!(left.is_empty(), "{left:?}");
 }
