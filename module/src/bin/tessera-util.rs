@@ -790,6 +790,21 @@ fn import(lib: &Library, a: &Args, path: &Path) -> Res<()> {
     Ok(())
 }
 
+/// Debian's multiarch name for the architecture this program was built for (the directory the
+/// package installs the library in; `dpkg-architecture -qDEB_HOST_MULTIARCH`). Most are the
+/// architecture's own name; 32-bit x86 and ARM are not.
+fn debian_multiarch() -> String {
+    let arch = std::env::consts::ARCH;
+    match arch {
+        "x86" => "i386-linux-gnu".into(),
+        "arm" if cfg!(target_abi = "eabihf") => "arm-linux-gnueabihf".into(),
+        "arm" => "arm-linux-gnueabi".into(),
+        "powerpc64" if cfg!(target_endian = "little") => "powerpc64le-linux-gnu".into(),
+        "mips64" if cfg!(target_endian = "little") => "mips64el-linux-gnuabi64".into(),
+        _ => format!("{arch}-linux-gnu"),
+    }
+}
+
 /// The Tessera library installed with this program: beside it (a build tree, a tarball), else
 /// where the system package installs it for this program (`/usr/bin/tessera-util` and
 /// `/usr/lib/<multiarch>/pkcs11/libtessera_pkcs11.so`).
@@ -797,8 +812,7 @@ fn library_beside() -> Res<PathBuf> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program's own path: {e}"))?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     let beside = dir.join("libtessera_pkcs11.so");
-    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
-    let system = dir.join("../lib").join(multiarch).join("pkcs11/libtessera_pkcs11.so");
+    let system = dir.join("../lib").join(debian_multiarch()).join("pkcs11/libtessera_pkcs11.so");
     if beside.exists() {
         return Ok(beside);
     }
