@@ -196,7 +196,8 @@ fn test_tokens() {
 
 /// Whoever can write the store cannot make a real token a test token to get its next PIN wrap at
 /// 1,000 iterations: the wraps are bound to the token's test-ness, so after the edit none opens and
-/// no new one is made.
+/// no new one is made (the non-approved mode); the approved mode opens no session on what now
+/// reads as a test token. Each mode is chosen explicitly (the suite's `TESSERA_MODE` is not).
 #[test]
 fn a_lowered_iteration_column_downgrades_nothing() {
     let env = Env::new("");
@@ -209,7 +210,16 @@ fn a_lowered_iteration_column_downgrades_nothing() {
     let db = rusqlite::Connection::open(env.tokendir().join(&serial).join("tessera.db")).unwrap();
     db.execute("UPDATE token SET so_iterations = 1000", []).unwrap();
     drop(db);
-    let l = load_env(Env::at(&env.tokendir(), ""));
+    {
+        let l = load_at_in_mode(&env.tokendir(), "approved");
+        let slot = l.slot_of("real");
+        assert_eq!(
+            rv_of(l.p.open_rw_session(slot)),
+            RvError::TokenNotRecognized,
+            "the approved mode uses no test token"
+        );
+    }
+    let l = load_at_in_mode(&env.tokendir(), "non-approved");
     let slot = l.slot_of("real");
     let s = l.p.open_rw_session(slot).unwrap();
     assert_eq!(

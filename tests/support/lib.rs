@@ -141,6 +141,9 @@ pub fn describe(c: &std::process::Command) -> String {
 pub struct Loaded {
     pub p: Pkcs11,
     pub env: Env,
+    /// `TESSERA_MODE` as it was before a load that chose its mode in the configuration, put back
+    /// when this is dropped (the rest of the process runs in the suite's mode again).
+    mode_before: Option<Option<std::ffi::OsString>>,
     _guard: MutexGuard<'static, ()>,
 }
 
@@ -169,21 +172,39 @@ pub fn load_in_mode(mode: &str) -> Loaded {
 /// [`load_in_mode`] with `extra` lines in the configuration.
 pub fn load_in_mode_with(mode: &str, extra: &str) -> Loaded {
     let guard = lock();
+    let before = std::env::var_os("TESSERA_MODE");
     std::env::remove_var("TESSERA_MODE");
-    load_locked(guard, Env::new(&format!("tessera.mode = {mode}\n{extra}")))
+    let mut l = load_locked(guard, Env::new(&format!("tessera.mode = {mode}\n{extra}")));
+    l.mode_before = Some(before);
+    l
+}
+
+/// [`load_in_mode`] on the token directory `tokens`.
+pub fn load_at_in_mode(tokens: &Path, mode: &str) -> Loaded {
+    let guard = lock();
+    let before = std::env::var_os("TESSERA_MODE");
+    std::env::remove_var("TESSERA_MODE");
+    let mut l = load_locked(guard, Env::at(tokens, &format!("tessera.mode = {mode}")));
+    l.mode_before = Some(before);
+    l
 }
 
 fn load_locked(guard: MutexGuard<'static, ()>, env: Env) -> Loaded {
     env.activate();
     let p = Pkcs11::new(module_path()).expect("load module");
     p.initialize(init_args()).expect("C_Initialize");
-    Loaded { p, env, _guard: guard }
+    Loaded { p, env, mode_before: None, _guard: guard }
 }
 
 impl Drop for Loaded {
     /// Finalises the module, so the next test of the process can initialise it again.
     fn drop(&mut self) {
         let _ = self.p.clone().finalize();
+        match self.mode_before.take() {
+            Some(Some(v)) => std::env::set_var("TESSERA_MODE", v),
+            Some(None) => std::env::remove_var("TESSERA_MODE"),
+            None => {}
+        }
     }
 }
 
