@@ -77,6 +77,25 @@ pub struct Record<'a> {
     pub prev: Cow<'a, str>,
 }
 
+/// Microseconds since the Unix epoch, now (a record's `time_us`; 0 if the clock is before it).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+impl<'a> Record<'a> {
+    /// A record of this process, now: its time, pid, uid and `mode`, the rest default (what a
+    /// checkpoint made outside any call is written like).
+    pub fn now(mode: Cow<'a, str>) -> Record<'a> {
+        Record {
+            time_us: now_us(),
+            pid: std::process::id(),
+            uid: nix::unistd::getuid().as_raw(),
+            mode,
+            ..Default::default()
+        }
+    }
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);

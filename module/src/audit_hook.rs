@@ -447,8 +447,7 @@ fn write(
 ) -> std::result::Result<(), String> {
     let Some(w) = &log.writer else { return Ok(()) };
     let rv = rv.unwrap_or(e.rv);
-    let time_us =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+    let time_us = tessera_audit::format::now_us();
     let key = e.key();
     let mechanism = e.mechanism();
     let detail = match (detail, e.function) {
@@ -513,16 +512,7 @@ fn final_checkpoint(log: &Log) {
     if !w.signs_checkpoints() {
         return;
     }
-    let like = Record {
-        time_us: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0),
-        pid: std::process::id(),
-        uid: nix::unistd::getuid().as_raw(),
-        mode: Cow::Borrowed(log.mode),
-        ..Default::default()
-    };
+    let like = Record::now(Cow::Borrowed(log.mode));
     if let Err(e) = w.checkpoint(&like) {
         tracing::error!("the audit log's checkpoint at C_Finalize could not be written: {e}");
     }

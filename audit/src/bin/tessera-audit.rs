@@ -525,16 +525,7 @@ fn main() -> ExitCode {
                 Ok(w) => w,
                 Err(e) => return fail(e),
             };
-            let like = tessera_audit::Record {
-                time_us: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_micros() as u64)
-                    .unwrap_or(0),
-                pid: std::process::id(),
-                uid: nix::unistd::getuid().as_raw(),
-                mode: "tessera-audit".into(),
-                ..Default::default()
-            };
+            let like = tessera_audit::Record::now("tessera-audit".into());
             let seq = match w.checkpoint(&like) {
                 Ok(s) => s,
                 Err(e) => return fail(e),

@@ -274,13 +274,7 @@ impl Module {
         if !obj.flag(CKA_DESTROYABLE) {
             return Err(err(CKR_ACTION_PROHIBITED));
         }
-        if let Target::Token { token, id, .. } = &target {
-            token.delete(*id)?;
-        }
-        self.handles.write().remove(oh);
-        drop((target, obj));
-        self.evict_stale_keys();
-        Ok(())
+        self.remove(oh, target, obj)
     }
 
     /// Takes back an object this call made for session `s` and whose record could not be kept
@@ -288,6 +282,13 @@ impl Module {
     /// made, and its handle is never handed out.
     pub fn withdraw(&self, s: &crate::module::SessionRef, oh: CK_OBJECT_HANDLE) -> Result<()> {
         let (target, obj) = self.resolve(s, oh)?;
+        self.remove(oh, target, obj)
+    }
+
+    /// Removes the object behind handle `oh`, resolved to `target` and `obj`: from the store for
+    /// a token object, then the handle, then the keys sessions cached from it
+    /// (`C_DestroyObject`, [`Self::withdraw`]).
+    fn remove(&self, oh: CK_OBJECT_HANDLE, target: Target, obj: Arc<Object>) -> Result<()> {
         if let Target::Token { token, id, .. } = &target {
             token.delete(*id)?;
         }
