@@ -6,6 +6,7 @@
 //! threads work, deleting a token) and `tessera-util --status`/`--self-test` on top of it.
 
 use cryptoki_sys::*;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::ptr::null_mut;
 use tessera_tests::*;
@@ -1222,4 +1223,113 @@ fn the_documented_recipe_recomputes_the_sealed_value() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].ends_with(&format!("= {value}")), "the value computed: {text}");
     assert_eq!(lines[1], value, "the value sealed: {text}");
+}
+
+/// An application with the user PIN gets nothing from the backup functions of the vendor
+/// interface: its PIN is not the SO PIN a backup needs (no file is written), bad pointers and
+/// lengths are refused before anything is read, a file that is not a backup (random bytes, the
+/// token's own database) restores nothing and crashes nothing, and the token keeps its key and
+/// its user PIN.
+#[test]
+fn backup_and_restore_give_a_user_login_nothing() {
+    let env = Env::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let lib = open(&module_path(), env);
+    lib.init();
+    let v = vendor(&lib);
+    let real = lib.token("real");
+    let h = lib.open(real, true);
+    lib.login(h, CKU_USER, USER_PIN).unwrap();
+    let mut key = 0;
+    let mut m = CK_MECHANISM { mechanism: CKM_AES_KEY_GEN, pParameter: null_mut(), ulParameterLen: 0 };
+    let (mut t, mut len) = (CK_TRUE, 32 as CK_ULONG);
+    let mut tmpl = [
+        CK_ATTRIBUTE { type_: CKA_TOKEN, pValue: &mut t as *mut _ as *mut _, ulValueLen: 1 },
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE_LEN,
+            pValue: &mut len as *mut _ as *mut _,
+            ulValueLen: std::mem::size_of::<CK_ULONG>() as CK_ULONG,
+        },
+    ];
+    assert_eq!(unsafe { lib.f.C_GenerateKey(h, &mut m, tmpl.as_mut_ptr(), 2, &mut key) }, CKR_OK);
+
+    let backup = v.backup_token.expect("T_BackupToken in the list");
+    let restore = v.restore_token.expect("T_RestoreToken in the list");
+    let out = dir.path().join("stolen.backup");
+    let mut path = out.to_str().unwrap().as_bytes().to_vec();
+    let mut user = USER_PIN.as_bytes().to_vec();
+    let (mut report, mut report_len) = ([0u8; 1024], 1024 as CK_ULONG);
+    unsafe {
+        // The user PIN is not the SO PIN: no backup.
+        let rv = backup(
+            real,
+            user.as_mut_ptr(),
+            user.len() as _,
+            path.as_mut_ptr(),
+            path.len() as _,
+            report.as_mut_ptr(),
+            &mut report_len,
+        );
+        assert_eq!(rv, CKR_PIN_INCORRECT);
+        assert!(!out.exists(), "no file is written for a wrong SO PIN");
+        // Bad pointers and lengths, refused before anything is read.
+        let p = path.as_mut_ptr();
+        let n = path.len() as CK_ULONG;
+        let u = user.as_mut_ptr();
+        assert_eq!(backup(real, null_mut(), 8, p, n, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(backup(real, u, 6, null_mut(), n, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(backup(real, u, 6, p, 0, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(backup(real, u, 6, p, n, report.as_mut_ptr(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(restore(null_mut(), n, u, 6, null_mut(), 0, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(restore(p, n, null_mut(), 6, null_mut(), 0, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+        assert_eq!(restore(p, n, u, 6, null_mut(), 0x8000_0000, null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+
+        // Files that are no backup: random bytes, a truncated header, the token's own database.
+        let db = std::fs::read_dir(lib.env.tokendir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("tessera.db"))
+            .find(|p| p.exists())
+            .expect("the token's database");
+        let junk = dir.path().join("junk");
+        let bytes: Vec<u8> = (0u32..128).flat_map(|i| sha2::Sha256::digest(i.to_le_bytes())).collect();
+        std::fs::write(&junk, &bytes).unwrap();
+        let short = dir.path().join("short");
+        std::fs::write(&short, b"TESSERA").unwrap();
+        for file in [&junk, &short, &db] {
+            let mut fp = file.to_str().unwrap().as_bytes().to_vec();
+            for replace in [0, 1] {
+                let rv = restore(
+                    fp.as_mut_ptr(),
+                    fp.len() as _,
+                    u,
+                    user.len() as _,
+                    null_mut(),
+                    replace,
+                    null_mut(),
+                    null_mut(),
+                );
+                assert_ne!(rv, CKR_OK, "{} restored (replace {replace})", file.display());
+            }
+        }
+    }
+    // The token is as it was: its label, its user PIN, its key; nothing else appeared.
+    assert_eq!(lib.slots().len(), 2, "one token and the free slot");
+    assert_eq!(unsafe { lib.f.C_CloseSession(h) }, CKR_OK);
+    let h = lib.open(real, false);
+    lib.login(h, CKU_USER, USER_PIN).expect("the user PIN still opens the token");
+    let mut class = CKO_SECRET_KEY;
+    let mut find = [CK_ATTRIBUTE {
+        type_: CKA_CLASS,
+        pValue: &mut class as *mut _ as *mut _,
+        ulValueLen: std::mem::size_of::<CK_OBJECT_CLASS>() as CK_ULONG,
+    }];
+    let (mut found, mut n) = ([0; 4], 0);
+    unsafe {
+        assert_eq!(lib.f.C_FindObjectsInit(h, find.as_mut_ptr(), 1), CKR_OK);
+        assert_eq!(lib.f.C_FindObjects(h, found.as_mut_ptr(), 4, &mut n), CKR_OK);
+        assert_eq!(lib.f.C_FindObjectsFinal(h), CKR_OK);
+    }
+    assert_eq!(n, 1, "the token's key is still there");
+    assert_eq!(unsafe { lib.f.C_Finalize(null_mut()) }, CKR_OK);
 }
