@@ -7,6 +7,8 @@ tessera_install_packages() {
     [ -e /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
     command -v openssl >/dev/null || need+=(openssl)
     command -v cc >/dev/null || need+=(gcc)
+    # the security policy's integrity recipe (tests/fips.rs) reads the seal's section with readelf
+    command -v readelf >/dev/null || need+=(binutils)
     # interoperability tests (tests/interop.rs)
     compgen -G '/usr/lib/*/engines-3/pkcs11.so' >/dev/null || need+=(libengine-pkcs11-openssl)
     command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
