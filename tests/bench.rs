@@ -42,6 +42,10 @@
 //!   time: on a machine shared with other work, time spent preempted is not counted (work the
 //!   module does on other threads would not be either; it does none in these rows). Implies
 //!   `--no-threads` (the scaling table is a matter of wall time)
+//! * `--openssl`         a further column: the post-quantum rows in OpenSSL 3.5 (its default
+//!   provider, built from source and linked in), with the ratios Tessera/OpenSSL; needs the binary
+//!   built with `--features openssl-bench` (`bench_openssl.rs`; docs/post-quantum-performance.md).
+//!   Before timing, it checks that Tessera and OpenSSL interoperate on each algorithm
 //! * `--processes N`     whole processes per module and row of the short-lived-process table
 //!   (default 21, `--quick` 5; 0 skips it). That table comes first: `C_Initialize` (first call of
 //!   a process, and repeated) and `pkcs11-tool --login -O` processes on an ordinary token, with
@@ -228,11 +232,14 @@ struct Config {
     threads: bool,
     /// Processes per module and row of the short-lived-process table (`--processes`; 0: none).
     processes: usize,
+    /// The OpenSSL 3.5 column of the post-quantum rows (`--openssl`).
+    #[cfg_attr(not(feature = "openssl-bench"), allow(dead_code))]
+    openssl: bool,
 }
 
 const USAGE: &str = "usage: tessera-bench [--quick] [--filter SUBSTR] [--tessera PATH] \
 [--softhsm PATH | --baseline PATH | --audit] [--rounds N] [--slice-ms MS] [--objects N] [--no-threads] [--cpu-time] \
-[--processes N]";
+[--processes N] [--openssl]";
 
 impl Config {
     fn from_args() -> Res<Config> {
@@ -249,6 +256,7 @@ impl Config {
         let mut threads = true;
         let mut audit = false;
         let mut processes = None;
+        let mut openssl = false;
 
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -270,6 +278,12 @@ impl Config {
                 }
                 "--audit" => audit = true,
                 "--processes" => processes = Some(value("--processes")?.parse::<usize>()?),
+                "--openssl" if cfg!(feature = "openssl-bench") => openssl = true,
+                "--openssl" => {
+                    return Err("--openssl: this tessera-bench was built without OpenSSL; build it with \
+                                `cargo build --release -p tessera-tests --bin tessera-bench --features openssl-bench`"
+                        .into())
+                }
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -292,6 +306,7 @@ impl Config {
             objects: objects.unwrap_or(if quick { 1_000 } else { 10_000 }).max(1),
             threads,
             processes: processes.unwrap_or(if quick { 5 } else { 21 }),
+            openssl,
         })
     }
 }
@@ -685,6 +700,9 @@ fn aws_lc_rs_version() -> &'static str {
 enum Backend {
     Pkcs11(Box<Module>),
     Direct(Direct),
+    /// OpenSSL 3.5 called directly (`--openssl`): the post-quantum rows only.
+    #[cfg_attr(not(feature = "openssl-bench"), allow(dead_code))]
+    OpenSsl,
     /// The module could not be loaded or set up; the column reads `n/a`.
     Unavailable,
 }
@@ -771,6 +789,54 @@ fn open_column(name: &'static str, path: &Path, dir: Res<tempfile::TempDir>, tes
     }
 }
 
+#[cfg(feature = "openssl-bench")]
+#[path = "bench_openssl.rs"]
+mod openssl_column;
+
+/// The algorithms of the post-quantum rows, as the OpenSSL column names them.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "openssl-bench"), allow(dead_code))]
+enum PqAlg {
+    MlDsa65,
+    SlhDsaSha2_128f,
+    MlKem768,
+}
+
+/// What a post-quantum row times in the OpenSSL column (`bench_openssl.rs`).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "openssl-bench"), allow(dead_code))]
+enum OpenSslRow {
+    /// Key generation alone.
+    KeyPair(PqAlg),
+    /// Key generation and a pairwise test (sign and verify, or encapsulate and decapsulate).
+    KeyPairTested(PqAlg),
+    Sign(PqAlg),
+    Verify(PqAlg),
+    Encapsulate,
+    Decapsulate,
+}
+
+#[cfg(feature = "openssl-bench")]
+fn openssl_setup(row: OpenSslRow) -> Res<Box<dyn Bench>> {
+    openssl_column::setup(row)
+}
+
+#[cfg(not(feature = "openssl-bench"))]
+fn openssl_setup(_: OpenSslRow) -> Res<Box<dyn Bench>> {
+    Err("built without the openssl-bench feature".into())
+}
+
+#[cfg(feature = "openssl-bench")]
+fn openssl_column() -> Column {
+    Column {
+        name: "OpenSSL",
+        path: format!("{} (default provider), linked in", openssl_column::version()),
+        detail: "EVP calls in this process, no PKCS#11: post-quantum rows only".into(),
+        backend: Backend::OpenSsl,
+        _dir: None,
+    }
+}
+
 fn direct_column() -> Column {
     Column {
         name: "aws-lc-rs",
@@ -853,6 +919,8 @@ struct Op {
     name: String,
     pkcs11: Pkcs11Setup,
     direct: Option<DirectSetup>,
+    /// What the OpenSSL column times (`None`: `n/a` there).
+    openssl: Option<OpenSslRow>,
     /// Rounds run `slice_factor` times the configured slice (at most 3 of them).
     slice_factor: u32,
     /// Also measured in the thread-scaling table (Tessera only).
@@ -860,12 +928,17 @@ struct Op {
 }
 
 fn op(name: impl Into<String>, setup: impl Fn(&Module) -> Res<Box<dyn Bench>> + 'static) -> Op {
-    Op { name: name.into(), pkcs11: Box::new(setup), direct: None, slice_factor: 1, scaling: false }
+    Op { name: name.into(), pkcs11: Box::new(setup), direct: None, openssl: None, slice_factor: 1, scaling: false }
 }
 
 impl Op {
     fn direct(mut self, setup: impl Fn(&Direct) -> Res<Box<dyn Bench>> + 'static) -> Op {
         self.direct = Some(Box::new(setup));
+        self
+    }
+
+    fn openssl(mut self, row: OpenSslRow) -> Op {
+        self.openssl = Some(row);
         self
     }
 
@@ -1171,47 +1244,58 @@ fn ops(cfg: &Config) -> Vec<Op> {
             })
         }),
         // --- post-quantum signatures (SoftHSMv2 2.6 has neither: n/a there) ---
-        op("ML-DSA-65 generate key pair (C_GenerateKeyPair)", ml_dsa_keygen).direct(|_| {
-            bench(|| {
-                black_box(
-                    signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?,
-                );
-                Ok(())
+        op("ML-DSA-65 generate key pair (C_GenerateKeyPair)", ml_dsa_keygen)
+            .direct(|_| {
+                bench(|| {
+                    black_box(
+                        signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING)
+                            .map_err(lc("ML-DSA keygen"))?,
+                    );
+                    Ok(())
+                })
             })
-        }),
-        op("ML-DSA-65 generate key pair, aws-lc-rs with the pairwise test", ml_dsa_keygen).direct(|_| {
-            bench(|| {
+            .openssl(OpenSslRow::KeyPair(PqAlg::MlDsa65)),
+        op("ML-DSA-65 generate key pair, aws-lc-rs and OpenSSL with the pairwise test", ml_dsa_keygen)
+            .direct(|_| {
+                bench(|| {
+                    let k = signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING)
+                        .map_err(lc("ML-DSA keygen"))?;
+                    let mut sig = vec![0u8; ML_DSA_65_SIG];
+                    k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?;
+                    signature::UnparsedPublicKey::new(&signature::ML_DSA_65, k.public_key().as_ref())
+                        .verify(MESSAGE, &sig)
+                        .map_err(lc("ML-DSA verify"))?;
+                    black_box(k);
+                    Ok(())
+                })
+            })
+            .openssl(OpenSslRow::KeyPairTested(PqAlg::MlDsa65)),
+        op("ML-DSA-65 sign (CKM_ML_DSA, hedged, no context)", |m| ml_dsa_bench(m, false))
+            .direct(|_| {
+                let k =
+                    signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?;
+                let mut sig = vec![0u8; ML_DSA_65_SIG];
+                bench(move || {
+                    black_box(k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?);
+                    Ok(())
+                })
+            })
+            .openssl(OpenSslRow::Sign(PqAlg::MlDsa65)),
+        op("ML-DSA-65 verify (CKM_ML_DSA)", |m| ml_dsa_bench(m, true))
+            .direct(|_| {
                 let k =
                     signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?;
                 let mut sig = vec![0u8; ML_DSA_65_SIG];
                 k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?;
-                signature::UnparsedPublicKey::new(&signature::ML_DSA_65, k.public_key().as_ref())
-                    .verify(MESSAGE, &sig)
-                    .map_err(lc("ML-DSA verify"))?;
-                black_box(k);
-                Ok(())
+                let public = k.public_key().as_ref().to_vec();
+                bench(move || {
+                    signature::UnparsedPublicKey::new(&signature::ML_DSA_65, &public)
+                        .verify(MESSAGE, &sig)
+                        .map_err(lc("ML-DSA verify"))?;
+                    Ok(())
+                })
             })
-        }),
-        op("ML-DSA-65 sign (CKM_ML_DSA, hedged, no context)", |m| ml_dsa_bench(m, false)).direct(|_| {
-            let k = signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?;
-            let mut sig = vec![0u8; ML_DSA_65_SIG];
-            bench(move || {
-                black_box(k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?);
-                Ok(())
-            })
-        }),
-        op("ML-DSA-65 verify (CKM_ML_DSA)", |m| ml_dsa_bench(m, true)).direct(|_| {
-            let k = signature::PqdsaKeyPair::generate(&signature::ML_DSA_65_SIGNING).map_err(lc("ML-DSA keygen"))?;
-            let mut sig = vec![0u8; ML_DSA_65_SIG];
-            k.sign(MESSAGE, &mut sig).map_err(lc("ML-DSA sign"))?;
-            let public = k.public_key().as_ref().to_vec();
-            bench(move || {
-                signature::UnparsedPublicKey::new(&signature::ML_DSA_65, &public)
-                    .verify(MESSAGE, &sig)
-                    .map_err(lc("ML-DSA verify"))?;
-                Ok(())
-            })
-        }),
+            .openssl(OpenSslRow::Verify(PqAlg::MlDsa65)),
         op("SLH-DSA-SHA2-128f sign (CKM_SLH_DSA, hedged; floor: RustCrypto slh-dsa)", |m| slh_dsa_bench(m, false))
             .direct(|_| {
                 let k = slh_dsa_direct_key()?;
@@ -1222,9 +1306,10 @@ fn ops(cfg: &Config) -> Vec<Op> {
                     black_box(k.slh_sign_internal(&[&[0, 0], MESSAGE], Some(&addrnd)));
                     Ok(())
                 })
-            }),
-        op("SLH-DSA-SHA2-128f verify (CKM_SLH_DSA; floor: RustCrypto slh-dsa)", |m| slh_dsa_bench(m, true)).direct(
-            |_| {
+            })
+            .openssl(OpenSslRow::Sign(PqAlg::SlhDsaSha2_128f)),
+        op("SLH-DSA-SHA2-128f verify (CKM_SLH_DSA; floor: RustCrypto slh-dsa)", |m| slh_dsa_bench(m, true))
+            .direct(|_| {
                 let k = slh_dsa_direct_key()?;
                 let sig = k.slh_sign_internal(&[&[0, 0], MESSAGE], None);
                 let public: &slh_dsa::VerifyingKey<slh_dsa::Sha2_128f> = k.as_ref();
@@ -1233,8 +1318,8 @@ fn ops(cfg: &Config) -> Vec<Op> {
                     public.slh_verify_internal(&[&[0, 0], MESSAGE], &sig).map_err(|e| format!("{e:?}"))?;
                     Ok(())
                 })
-            },
-        ),
+            })
+            .openssl(OpenSslRow::Verify(PqAlg::SlhDsaSha2_128f)),
         // --- ML-KEM-768 (FIPS 203) ---
         op("generate ML-KEM-768 key pair (C_GenerateKeyPair)", |m| {
             let (session, keys) = row_session(m)?;
@@ -1252,8 +1337,9 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 black_box(k.encapsulation_key().map_err(lc("ML-KEM ek"))?);
                 Ok(())
             })
-        }),
-        op("generate ML-KEM-768 key pair, aws-lc-rs with the pairwise test", |m| {
+        })
+        .openssl(OpenSslRow::KeyPair(PqAlg::MlKem768)),
+        op("generate ML-KEM-768 key pair, aws-lc-rs and OpenSSL with the pairwise test", |m| {
             let (session, keys) = row_session(m)?;
             keys.require(MechanismType::ML_KEM_KEY_PAIR_GEN)?;
             let (public, private) = ml_kem_templates();
@@ -1274,7 +1360,8 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 black_box(k);
                 Ok(())
             })
-        }),
+        })
+        .openssl(OpenSslRow::KeyPairTested(PqAlg::MlKem768)),
         op("ML-KEM-768 encapsulate (C_EncapsulateKey)", |m| {
             let (session, keys) = row_session(m)?;
             keys.require(MechanismType::ML_KEM)?;
@@ -1295,7 +1382,8 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 black_box(ek.encapsulate().map_err(lc("ML-KEM encapsulate"))?);
                 Ok(())
             })
-        }),
+        })
+        .openssl(OpenSslRow::Encapsulate),
         op("ML-KEM-768 decapsulate (C_DecapsulateKey)", |m| {
             let (session, keys) = row_session(m)?;
             keys.require(MechanismType::ML_KEM)?;
@@ -1317,7 +1405,8 @@ fn ops(cfg: &Config) -> Vec<Op> {
                 black_box(dk.decapsulate(kem::Ciphertext::from(&ct[..])).map_err(lc("ML-KEM decapsulate"))?);
                 Ok(())
             })
-        }),
+        })
+        .openssl(OpenSslRow::Decapsulate),
         // --- objects (last: the find row leaves its objects on the token) ---
         op("create token data object (C_CreateObject)", |m| {
             let template = data_object_template("bench-create");
@@ -1742,6 +1831,7 @@ fn run_op(op: &Op, columns: &[Column], cfg: &Config) -> Vec<Outcome> {
                 Some(setup) => setup(d).map(Some),
                 None => Ok(None),
             },
+            Backend::OpenSsl => op.openssl.map(openssl_setup).transpose(),
         };
         // Warm-up (untimed).
         let prepared = prepared.and_then(|b| match b {
@@ -1949,7 +2039,13 @@ fn cpu_model() -> Option<String> {
 /// aws-lc-rs) the outcomes of 1 thread and of 2.
 type Scaling = Vec<(String, Vec<(Outcome, Outcome)>)>;
 
-fn print_report(cfg: &Config, columns: &[Column], results: &[(String, Vec<Outcome>)], scaling: &Scaling) {
+fn print_report(
+    cfg: &Config,
+    columns: &[Column],
+    notes: &[String],
+    results: &[(String, Vec<Outcome>)],
+    scaling: &Scaling,
+) {
     let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(
@@ -1963,6 +2059,9 @@ fn print_report(cfg: &Config, columns: &[Column], results: &[(String, Vec<Outcom
     let _ = writeln!(out);
     for col in columns {
         let _ = writeln!(out, "- {}: {} ({})", col.name, col.path, col.detail);
+    }
+    for n in notes {
+        let _ = writeln!(out, "- {n}");
     }
     let _ = writeln!(
         out,
@@ -2158,14 +2257,36 @@ fn real_main() -> Res<()> {
         }
     };
 
-    // Column order matches the table: Tessera, SoftHSMv2 (or the baseline), aws-lc-rs.
-    let columns = vec![
+    // Column order matches the table: Tessera, SoftHSMv2 (or the baseline), aws-lc-rs, and with
+    // --openssl OpenSSL.
+    #[allow(unused_mut)]
+    let mut columns = vec![
         open_column("Tessera", &cfg.tessera, tessera_dir, true),
         open_column(second.0, &second.1, second.2, second.3),
         direct_column(),
     ];
     if columns[..2].iter().all(|c| matches!(c.backend, Backend::Unavailable)) {
         return Err("neither module could be loaded".into());
+    }
+    #[allow(unused_mut)]
+    let mut notes = Vec::new();
+    #[cfg(feature = "openssl-bench")]
+    if cfg.openssl {
+        let column = openssl_column();
+        eprintln!("OpenSSL column: {}", column.path);
+        // What is timed must be the same cryptography: Tessera and OpenSSL check each other's work
+        // first, and a disagreement stops the run.
+        match &columns[0].backend {
+            Backend::Pkcs11(m) => {
+                let lines = openssl_column::interop(m).map_err(|e| format!("Tessera and OpenSSL disagree: {e}"))?;
+                for l in lines {
+                    eprintln!("  interop: {l}");
+                    notes.push(format!("Tessera and OpenSSL interoperate: {l}"));
+                }
+            }
+            _ => notes.push("Tessera and OpenSSL: no interoperation check (no Tessera column)".into()),
+        }
+        columns.push(column);
     }
 
     let started = Instant::now();
@@ -2184,7 +2305,7 @@ fn real_main() -> Res<()> {
     }
     eprintln!("done in {:.1} s\n", started.elapsed().as_secs_f64());
 
-    print_report(&cfg, &columns, &results, &scaling);
+    print_report(&cfg, &columns, &notes, &results, &scaling);
 
     for col in columns {
         if let Backend::Pkcs11(m) = col.backend {
