@@ -11,6 +11,7 @@
 #
 #   FUZZ_SECONDS=30 bash tests/fuzz-smoke.sh            # every target
 #   bash tests/fuzz-smoke.sh template mech_params       # some targets
+#   FUZZ_JOBS=1 bash tests/fuzz-smoke.sh                # one target at a time
 set -euo pipefail
 cd "$(dirname "$0")/../module/fuzz"
 seconds=${FUZZ_SECONDS:-45}
@@ -24,12 +25,34 @@ echo "== build (nightly, address sanitizer, optimised)"
 time nice cargo +nightly fuzz build -O
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
-failed=()
-for t in "${targets[@]}"; do
-    echo "== $t: ${seconds}s on corpus/$t"
+# The targets run side by side, as many at once as there are processors (FUZZ_JOBS to change it):
+# each libFuzzer run is one busy thread, so on two cores six 30-second targets take 90 s, not 180.
+jobs=${FUZZ_JOBS:-$(nproc)}
+run_target() {
+    local t=$1
     mkdir -p "$fresh/$t" "corpus/$t"
     if nice cargo +nightly fuzz run -O "$t" "$fresh/$t" "corpus/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=3072 -print_final_stats=1 >"$fresh/$t.log" 2>&1; then
+        echo ok >"$fresh/$t.result"
+    else
+        echo failed >"$fresh/$t.result"
+    fi
+}
+echo "== ${#targets[@]} targets, ${seconds}s each on corpus/<target>, $jobs at a time"
+running=0
+for t in "${targets[@]}"; do
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
+    run_target "$t" &
+    running=$((running + 1))
+done
+wait
+failed=()
+for t in "${targets[@]}"; do
+    echo "== $t"
+    if [ "$(cat "$fresh/$t.result" 2>/dev/null)" = ok ]; then
         grep -E '^stat::number_of_executed_units|^stat::new_units_added' "$fresh/$t.log" || true
         grep -aE 'DONE +cov:' "$fresh/$t.log" | tail -1 || true
     else

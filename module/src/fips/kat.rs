@@ -25,10 +25,12 @@ static RSA: &str = include_str!("../../../kat-vectors/rsa.json");
 static ECC: &str = include_str!("../../../kat-vectors/ecc.json");
 static MLDSA: &str = include_str!("../../../kat-vectors/mldsa.json");
 static SLHDSA: &str = include_str!("../../../kat-vectors/slhdsa.json");
+static EDDSA: &str = include_str!("../../../kat-vectors/eddsa.json");
+static DRBG: &str = include_str!("../../../kat-vectors/drbg.json");
 
 /// The vector files, parsed once per process (the first self-test parses them; later ones, at
 /// each `C_Initialize` or `T_SelfTest`, reuse them).
-static FILES: [&str; 8] = [SHA, AES, HMAC, KDF, RSA, ECC, MLDSA, SLHDSA];
+static FILES: [&str; 10] = [SHA, AES, HMAC, KDF, RSA, ECC, MLDSA, SLHDSA, EDDSA, DRBG];
 
 /// Whether a test runs unharmed. Builds with the `fault-injection` feature (test builds only)
 /// fail the test named in `TESSERA_FAIL_SELFTEST`, so the test suite can prove that each failure
@@ -544,6 +546,63 @@ fn ecdh_p256() -> bool {
     same(name, run(), hex(v, "shared"))
 }
 
+/// `CKM_EDDSA` signs the vector's message with its private key (Ed25519 signatures are
+/// deterministic: the signature must be the vector's) and verifies that signature with its
+/// public key; `prehash` selects Ed25519ph (`CK_EDDSA_PARAMS` with `phFlag` true, no context).
+fn eddsa(name: &str, prehash: bool) -> bool {
+    const ED25519: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
+    let Some(v) = find(EDDSA, name) else { return false };
+    let param = if prehash { Param::Eddsa { prehash: true, context: Vec::new() } } else { Param::None };
+    let run = || -> Option<(Vec<u8>, bool)> {
+        let private = object(
+            CKO_PRIVATE_KEY,
+            CKK_EC_EDWARDS,
+            vec![(CKA_EC_PARAMS, ED25519.to_vec()), (CKA_VALUE, hex(v, "seed")?)],
+        );
+        let point = crate::keys::ec::ec_point(&hex(v, "public")?).ok()?;
+        let public =
+            object(CKO_PUBLIC_KEY, CKK_EC_EDWARDS, vec![(CKA_EC_PARAMS, ED25519.to_vec()), (CKA_EC_POINT, point)]);
+        let msg = hex(v, "msg")?;
+        let sig = sign(CKM_EDDSA, &param, &private, &msg)?;
+        let verified = verify(CKM_EDDSA, &param, &public, &msg, &sig);
+        Some((sig, verified))
+    };
+    let got = run();
+    got.as_ref().is_some_and(|(_, verified)| *verified) && same(name, got.map(|(sig, _)| sig), hex(v, "sig"))
+}
+
+fn ed25519() -> bool {
+    eddsa("Ed25519 sign and verify", false)
+}
+
+fn ed25519ph() -> bool {
+    eddsa("Ed25519ph sign and verify", true)
+}
+
+/// aws-lc's CTR_DRBG, the DRBG behind every random byte of the module, on the vector's entropy:
+/// instantiate and generate, and (second vector) reseed (SP 800-90A Rev. 1 §11.3's health tests
+/// of the instantiate, generate and reseed functions).
+fn ctr_drbg(name: &str) -> bool {
+    let Some(v) = find(DRBG, name) else { return false };
+    let Some(want) = hex(v, "returned") else { return false };
+    let reseed = v.get("reseed").map(|_| hex(v, "reseed"));
+    if reseed.as_ref().is_some_and(|r| r.is_none()) {
+        return false;
+    }
+    let got = hex(v, "entropy").and_then(|e| {
+        crate::crypto::random::ctr_drbg_known_answer(&e, reseed.as_ref().and_then(|r| r.as_deref()), want.len())
+    });
+    same(name, got, Some(want))
+}
+
+fn ctr_drbg_generate() -> bool {
+    ctr_drbg("CTR_DRBG AES-256 instantiate and generate")
+}
+
+fn ctr_drbg_reseed() -> bool {
+    ctr_drbg("CTR_DRBG AES-256 reseed")
+}
+
 /// ML-DSA-44 key generation from a seed ξ: the function `CKM_ML_DSA_KEY_PAIR_GEN` (and a key made
 /// from `CKA_SEED`) runs after drawing the seed (aws-lc's `ML-DSA.KeyGen_internal`).
 fn ml_dsa_keygen() -> bool {
@@ -656,7 +715,7 @@ pub fn run_all() -> Vec<(String, bool)> {
         out.push((name.to_string(), hmac(name)));
     }
     type Kat = (&'static str, fn() -> bool);
-    let tests: [Kat; 19] = [
+    let tests: [Kat; 23] = [
         ("AES-256-GCM", aes_gcm),
         ("AES-256-CBC", aes_cbc),
         ("AES-256-ECB", aes_ecb),
@@ -672,6 +731,10 @@ pub fn run_all() -> Vec<(String, bool)> {
         ("ECDSA P-256 SHA-256 verify", ecdsa_verify),
         ("ECDSA P-256 SHA-256 sign", ecdsa_sign),
         ("ECDH P-256 (ECC CDH primitive)", ecdh_p256),
+        ("Ed25519 sign and verify", ed25519),
+        ("Ed25519ph sign and verify", ed25519ph),
+        ("CTR_DRBG AES-256 instantiate and generate", ctr_drbg_generate),
+        ("CTR_DRBG AES-256 reseed", ctr_drbg_reseed),
         ("ML-DSA-44 key generation", ml_dsa_keygen),
         ("ML-DSA-44 verify", ml_dsa_verify),
         ("ML-DSA-44 sign", ml_dsa_sign),
