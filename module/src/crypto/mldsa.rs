@@ -267,13 +267,26 @@ impl MlDsa {
         ok
     }
 
-    /// RustCrypto: the deterministic signature (`rnd` = 0³²) of the message representative `mu`
-    /// (FIPS 204 Algorithm 2 from line 7). `None` when `sk` is not a key of this set.
-    pub fn sign_mu_deterministic(self, sk: &[u8], mu: &[u8; 64]) -> Option<Vec<u8>> {
+    /// RustCrypto: the signature of the message representative `mu` with the randomness `rnd`
+    /// (FIPS 204 Algorithm 2 from line 7; `rnd` = 0³² for the deterministic variant). `None` when
+    /// `sk` is not a key of this set.
+    pub fn sign_mu_internal(self, sk: &[u8], mu: &[u8; 64], rnd: &[u8; 32]) -> Option<Vec<u8>> {
         with_params!(self, P => {
             let key = expanded::<P>(sk)?;
             let mu = (*mu).into();
-            Some(key.sign_mu_deterministic(&mu).encode().to_vec())
+            let sig = key.sign_mu_randomized(&mu, &mut GivenRnd(Some(*rnd))).ok()?;
+            Some(sig.encode().to_vec())
+        })
+    }
+
+    /// RustCrypto: whether `sig` is a valid signature of the message representative `mu` under
+    /// `pk` (FIPS 204 Algorithm 3 from line 8).
+    pub fn verify_mu_internal(self, pk: &[u8], mu: &[u8; 64], sig: &[u8]) -> bool {
+        with_params!(self, P => {
+            let Ok(enc) = ml_dsa::EncodedVerifyingKey::<P>::try_from(pk) else { return false };
+            let Ok(sig_enc) = ml_dsa::EncodedSignature::<P>::try_from(sig) else { return false };
+            let Some(sig) = Signature::<P>::decode(&sig_enc) else { return false };
+            VerifyingKey::<P>::decode(&enc).verify_mu(&(*mu).into(), &sig)
         })
     }
 
@@ -408,6 +421,53 @@ impl Drop for PkeyCtx {
 /// aws-lc's ML-DSA private key, ready to sign a μ ([`MlDsa::mu_key`]).
 pub struct MuKey(Pkey);
 
+/// The 32 bytes of `rnd` the caller drew (aws-lc's DRBG) or chose (zero: deterministic), handed
+/// to RustCrypto's μ signing, which takes its randomness from a random generator: once, then no
+/// more.
+struct GivenRnd(Option<[u8; 32]>);
+
+/// [`GivenRnd`] had no more to give.
+#[derive(Debug)]
+struct Spent;
+
+impl std::fmt::Display for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("rnd already used")
+    }
+}
+
+impl std::error::Error for Spent {}
+
+impl ml_dsa::signature::rand_core::TryRng for GivenRnd {
+    type Error = Spent;
+
+    fn try_next_u32(&mut self) -> Result<u32, Spent> {
+        Err(Spent)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Spent> {
+        Err(Spent)
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Spent> {
+        match self.0.take() {
+            Some(rnd) if dst.len() == rnd.len() => {
+                dst.copy_from_slice(&rnd);
+                Ok(())
+            }
+            _ => Err(Spent),
+        }
+    }
+}
+
+impl ml_dsa::signature::rand_core::TryCryptoRng for GivenRnd {}
+
+impl Drop for GivenRnd {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// An expanded private key of set `P`, decoded; `None` when the bytes have the wrong length or
 /// are no key (see [`secrets_in_range`]).
 fn expanded<P: MlDsaParams>(sk: &[u8]) -> Option<ExpandedSigningKey<P>> {
@@ -454,6 +514,40 @@ fn secrets_in_range(sk: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// μ of a message given in parts, signed or verified, agrees with the whole-message functions:
+    /// RustCrypto's μ signing equals `Sign_internal` byte for byte for any `rnd` (so hedged
+    /// signatures with a context are FIPS 204's too), aws-lc's μ signature verifies as a pure
+    /// signature and the reverse, and both verifications agree.
+    #[test]
+    fn mu_paths_agree_with_whole_messages() {
+        for set in MlDsa::ALL {
+            let (sk, pk) = set.from_seed(&[3u8; 32]).unwrap();
+            let tr = set.tr_of_private(&sk).unwrap();
+            assert_eq!(set.tr_of_public(&pk), Some(tr), "tr = SHAKE256(pk)");
+            let msg: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+            let header = [0u8, 3, b'c', b't', b'x'];
+            let mut mu = Mu::start(&tr, &header).unwrap();
+            for part in msg.chunks(9999) {
+                assert!(mu.update(part));
+            }
+            let mu = mu.finish().unwrap();
+            let rnd = [0x42u8; 32];
+            let whole = set.sign_internal(&sk, &[&header, &msg], &rnd).unwrap();
+            assert_eq!(set.sign_mu_internal(&sk, &mu, &rnd), Some(whole.clone()), "{}", set.name());
+            assert!(set.verify_mu(&pk, &mu, &whole) && set.verify_mu_internal(&pk, &mu, &whole));
+            // Empty context: aws-lc's μ signature is a pure signature of the message.
+            let mut mu0 = Mu::start(&tr, &[0, 0]).unwrap();
+            assert!(mu0.update(&msg));
+            let mu0 = mu0.finish().unwrap();
+            let sig = set.sign_mu(&set.mu_key(&sk).unwrap(), &mu0).unwrap();
+            assert!(set.verify_pure(&pk, &msg, &sig) && set.verify_mu_internal(&pk, &mu0, &sig));
+            let kp = set.key_pair(&sk).unwrap();
+            assert!(set.verify_mu(&pk, &mu0, &set.sign_pure(&kp, &msg).unwrap()));
+            assert!(!set.verify_mu(&pk, &mu, &sig), "another μ");
+            assert!(set.mu_key(&sk[1..]).is_none() && set.tr_of_private(&sk[1..]).is_none());
+        }
+    }
 
     /// An expanded key whose `s1` holds a coefficient out of range is refused, not a panic.
     #[test]

@@ -19,8 +19,9 @@
 //! Pure ML-DSA streams: a message given in one part of at most [`ML_DSA_ONE_PART`] bytes is signed
 //! or verified whole as above; a longer one, or one given in more than one part, goes into its
 //! message representative μ = SHAKE256(tr ‖ M′) as it comes (`crypto::mldsa::Mu`, aws-lc's
-//! SHAKE256), and the signature is made from μ (aws-lc for hedged signatures, RustCrypto for
-//! deterministic ones) or checked against it (aws-lc). The signatures are the same, byte for byte
+//! SHAKE256), and the signature is made from μ or checked against it by the implementation that
+//! serves the variant for a whole message (aws-lc for hedged signatures with an empty context and
+//! their verification, RustCrypto for the others). The signatures are the same, byte for byte
 //! when deterministic: FIPS 204 computes μ first either way. Memory stays constant whatever the
 //! message's length.
 //!
@@ -453,14 +454,16 @@ impl SignOperation for Sign {
         let Sign { set, family, sk, module_key, variant, data, streaming, .. } = *self;
         if let (Some((st, lazy)), Set::MlDsa(s)) = (streaming, set) {
             if let Some(mu) = st.finish()? {
-                let sig = if variant.hedged() {
+                if variant.in_module(family) {
                     let key = lazy.0.get_or_init(|| s.mu_key(&sk));
-                    s.sign_mu(key.as_ref().ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?, &mu)
-                        .ok_or(err(CKR_FUNCTION_FAILED))?
-                } else {
-                    s.sign_mu_deterministic(&sk, &mu).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?
-                };
-                return Ok(sig);
+                    let key = key.as_ref().ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
+                    return s.sign_mu(key, &mu).ok_or(err(CKR_FUNCTION_FAILED));
+                }
+                let mut rnd = Zeroizing::new([0u8; 32]);
+                if variant.hedged() {
+                    crate::crypto::random::fill(&mut rnd[..]).map_err(|_| err(CKR_FUNCTION_FAILED))?;
+                }
+                return s.sign_mu_internal(&sk, &mu, &rnd).ok_or(err(CKR_KEY_TYPE_INCONSISTENT));
             }
         }
         let body = data.finish(&variant)?;
@@ -509,8 +512,13 @@ impl VerifyOperation for Verify {
             None => None,
         };
         if let (Some(mu), Set::MlDsa(s)) = (streamed, set) {
-            // aws-lc checks a signature against μ whatever the context (which μ holds).
-            return if s.verify_mu(&pk, &mu, sig) { Ok(()) } else { Err(err(CKR_SIGNATURE_INVALID)) };
+            // As for a whole message: aws-lc's verification without a context, RustCrypto's with.
+            let ok = if variant.context.is_empty() {
+                s.verify_mu(&pk, &mu, sig)
+            } else {
+                s.verify_mu_internal(&pk, &mu, sig)
+            };
+            return if ok { Ok(()) } else { Err(err(CKR_SIGNATURE_INVALID)) };
         }
         let body = data.finish(&variant)?;
         let ok = match set {
