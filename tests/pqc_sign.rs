@@ -374,6 +374,11 @@ fn slh_dsa_pure_message_is_bounded() {
     );
     let Some((public, private)) = unless_approved(r, "SLH-DSA key generation") else { return };
     let none = SignAdditionalContext::new(HedgeType::Preferred, None);
+    // Pure SLH-DSA needs the signature's randomizer before the message: verification in parts only
+    // with the signature first (PKCS #11 3.2), unlike pure ML-DSA, which streams.
+    s.verify_init(&Mechanism::SlhDsa(none), public).unwrap();
+    assert_eq!(rv_of(s.verify_update(b"part")), RvError::FunctionNotSupported);
+    assert_eq!(rv_of(s.verify_final(&[0u8; 17088])), RvError::OperationNotInitialized, "the refusal ended it");
     let chunk = vec![0x5a; 1 << 20];
     s.sign_init(&Mechanism::SlhDsa(none), private).unwrap();
     for _ in 0..MAX / chunk.len() {
