@@ -351,7 +351,7 @@ impl Streaming {
         v: &Variant,
     ) -> Result<()> {
         let failed = || err(CKR_FUNCTION_FAILED);
-        self.parts += 1;
+        self.parts = self.parts.saturating_add(1);
         if self.mu.is_none() {
             if self.parts == 1 && data.len() <= ML_DSA_ONE_PART {
                 return buffer.update(data);
