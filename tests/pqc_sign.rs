@@ -374,6 +374,11 @@ fn slh_dsa_pure_message_is_bounded() {
     );
     let Some((public, private)) = unless_approved(r, "SLH-DSA key generation") else { return };
     let none = SignAdditionalContext::new(HedgeType::Preferred, None);
+    // Pure SLH-DSA needs the signature's randomizer before the message: verification in parts only
+    // with the signature first (PKCS #11 3.2), unlike pure ML-DSA, which streams.
+    s.verify_init(&Mechanism::SlhDsa(none), public).unwrap();
+    assert_eq!(rv_of(s.verify_update(b"part")), RvError::FunctionNotSupported);
+    assert_eq!(rv_of(s.verify_final(&[0u8; 17088])), RvError::OperationNotInitialized, "the refusal ended it");
     let chunk = vec![0x5a; 1 << 20];
     s.sign_init(&Mechanism::SlhDsa(none), private).unwrap();
     for _ in 0..MAX / chunk.len() {
@@ -407,13 +412,15 @@ fn verify_signature_with_the_signature_first() {
     let sig = s.sign(&pure, private, msg).unwrap();
     s.verify_signature_init(&pure, public, &sig).unwrap();
     s.verify_signature(msg).expect("single part");
-    // Pure ML-DSA in parts: allowed with the signature first (not with C_VerifyUpdate).
+    // Pure ML-DSA in parts: with the signature first, and with C_VerifyUpdate (it streams).
     s.verify_signature_init(&pure, public, &sig).unwrap();
     s.verify_signature_update(&msg[..5]).unwrap();
     s.verify_signature_update(&msg[5..]).unwrap();
     s.verify_signature_final().expect("multi-part");
     s.verify_init(&pure, public).unwrap();
-    assert_ne!(outcome(s.verify_update(msg)), None, "C_VerifyUpdate with pure ML-DSA");
+    s.verify_update(&msg[..5]).unwrap();
+    s.verify_update(&msg[5..]).unwrap();
+    s.verify_final(&sig).expect("C_VerifyUpdate with pure ML-DSA");
     // A wrong message, a short signature.
     s.verify_signature_init(&pure, public, &sig).unwrap();
     assert_eq!(rv_of(s.verify_signature(b"another message")), RvError::SignatureInvalid);
@@ -614,4 +621,259 @@ fn malformed_sign_contexts_are_refused() {
     }
     // The token still works after all of them.
     assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut Mech::new(CKM_ML_DSA).raw(), private.handle()) }, CKR_OK);
+}
+
+/// The parts a message is given in by the multi-part tests: one `C_*Update` with all of it, two
+/// parts split at the edges and the middle, and fixed chunk sizes around the 64 KiB a single part
+/// is kept whole up to (`ML_DSA_ONE_PART`).
+fn splits(msg: &[u8]) -> Vec<Vec<&[u8]>> {
+    let n = msg.len();
+    let mut out: Vec<Vec<&[u8]>> = vec![vec![msg]];
+    for k in [0, 1, n / 2, n.saturating_sub(1), n] {
+        let k = k.min(n);
+        out.push(vec![&msg[..k], &msg[k..]]);
+    }
+    for c in [1, 7, 4096, 65536, 65537] {
+        if c == 1 && n > 3000 {
+            continue;
+        }
+        out.push(msg.chunks(c).collect());
+    }
+    out
+}
+
+fn sign_parts(s: &Session, m: &Mechanism, key: ObjectHandle, parts: &[&[u8]]) -> cryptoki::error::Result<Vec<u8>> {
+    s.sign_init(m, key)?;
+    for p in parts {
+        s.sign_update(p)?;
+    }
+    s.sign_final()
+}
+
+fn verify_parts(
+    s: &Session,
+    m: &Mechanism,
+    key: ObjectHandle,
+    parts: &[&[u8]],
+    sig: &[u8],
+) -> cryptoki::error::Result<()> {
+    s.verify_init(m, key)?;
+    for p in parts {
+        s.verify_update(p)?;
+    }
+    s.verify_final(sig)
+}
+
+fn verify_signature_parts(
+    s: &Session,
+    m: &Mechanism,
+    key: ObjectHandle,
+    parts: &[&[u8]],
+    sig: &[u8],
+) -> cryptoki::error::Result<()> {
+    s.verify_signature_init(m, key, sig)?;
+    for p in parts {
+        s.verify_signature_update(p)?;
+    }
+    s.verify_signature_final()
+}
+
+/// Message lengths around the single-part bound (64 KiB) and well past it.
+const LENGTHS: [usize; 7] = [0, 1, 1000, 65535, 65536, 65537, 200_003];
+
+fn message(n: usize, salt: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ (i >> 8) as u8 ^ salt).collect()
+}
+
+/// RustCrypto's deterministic ML-DSA signature of `msg` with `context` under the key of `seed`:
+/// the reference a streamed deterministic signature must equal byte for byte.
+fn reference_deterministic(set: MlDsaParameterSetType, seed: &[u8; 32], msg: &[u8], context: &[u8]) -> Vec<u8> {
+    use ml_dsa::{MlDsa44, MlDsa65, MlDsa87, SigningKey};
+    macro_rules! sign {
+        ($p:ty) => {{
+            let key = SigningKey::<$p>::from_seed(&(*seed).into());
+            key.expanded_key().sign_deterministic(msg, context).unwrap().encode().to_vec()
+        }};
+    }
+    match set {
+        MlDsaParameterSetType::ML_DSA_44 => sign!(MlDsa44),
+        MlDsaParameterSetType::ML_DSA_65 => sign!(MlDsa65),
+        _ => sign!(MlDsa87),
+    }
+}
+
+/// A key pair of `set` made from `seed`: the private key by `C_CreateObject` with `CKA_SEED`, the
+/// public key from RustCrypto's encoding of the seed's key.
+fn pair_from_seed(s: &Session, set: MlDsaParameterSetType, seed: &[u8; 32]) -> (ObjectHandle, ObjectHandle) {
+    use ml_dsa::{MlDsa44, MlDsa65, MlDsa87, SigningKey};
+    macro_rules! pk {
+        ($p:ty) => {{
+            SigningKey::<$p>::from_seed(&(*seed).into()).expanded_key().verifying_key().encode().to_vec()
+        }};
+    }
+    let pk = match set {
+        MlDsaParameterSetType::ML_DSA_44 => pk!(MlDsa44),
+        MlDsaParameterSetType::ML_DSA_65 => pk!(MlDsa65),
+        _ => pk!(MlDsa87),
+    };
+    let common = |class| {
+        vec![
+            Attribute::Class(class),
+            Attribute::KeyType(KeyType::ML_DSA),
+            Attribute::Token(false),
+            Attribute::ParameterSet(set.into()),
+        ]
+    };
+    let mut public = common(ObjectClass::PUBLIC_KEY);
+    public.extend([Attribute::Verify(true), Attribute::Value(pk)]);
+    let mut private = common(ObjectClass::PRIVATE_KEY);
+    private.extend([Attribute::Sign(true), Attribute::Seed(seed.to_vec())]);
+    (s.create_object(&public).expect("public key"), s.create_object(&private).expect("private key from a seed"))
+}
+
+/// Multi-part pure ML-DSA streams into μ; its deterministic signatures equal the single-part ones
+/// and FIPS 204's (RustCrypto's `sign_deterministic`) byte for byte, whatever the parts, for every
+/// set, message lengths on both sides of the single-part bound, and contexts of 0 to 255 bytes.
+#[test]
+fn ml_dsa_multipart_deterministic_signatures_match_single_part() {
+    let t = Token::new("mldsa-stream-det");
+    let s = t.s();
+    let det = |c| Mechanism::MlDsa(ctx(HedgeType::DeterministicRequired, c));
+    if approved_mode() {
+        let (_, private) = ml_dsa_pair(s, SETS[0].0);
+        let r = sign_parts(s, &det(b""), private, &[b"a", b"b"]);
+        assert_eq!(unless_approved(r, "deterministic ML-DSA in parts"), None);
+        return;
+    }
+    let contexts: Vec<Vec<u8>> = vec![Vec::new(), vec![0x5a], (0..=254u8).collect()];
+    for (n, (set, _, sig_len)) in SETS.into_iter().enumerate() {
+        let seed = [n as u8 + 1; 32];
+        let (public, private) = pair_from_seed(s, set, &seed);
+        for (i, len) in LENGTHS.into_iter().enumerate() {
+            let msg = message(len, i as u8);
+            let context = &contexts[i % contexts.len()];
+            let m = det(context);
+            let want = reference_deterministic(set, &seed, &msg, context);
+            assert_eq!(want.len(), sig_len);
+            let single = s.sign(&m, private, &msg).expect("single part");
+            assert_eq!(single, want, "{set:?} {len} bytes, single part");
+            for parts in splits(&msg) {
+                let got = sign_parts(s, &m, private, &parts).expect("multi-part");
+                assert_eq!(got, want, "{set:?} {len} bytes in {} parts", parts.len());
+            }
+            // Verified in parts, both ways of giving the signature.
+            for parts in [vec![&msg[..]], msg.chunks(65537).collect(), msg.chunks(4096).collect()] {
+                verify_parts(s, &m, public, &parts, &want).expect("C_VerifyUpdate");
+                verify_signature_parts(s, &m, public, &parts, &want).expect("C_VerifySignatureUpdate");
+            }
+        }
+    }
+    // Every context length, 0 to 255 bytes, on a streamed message.
+    let (set, seed) = (SETS[0].0, [9u8; 32]);
+    let (public, private) = pair_from_seed(s, set, &seed);
+    let msg = message(70_000, 3);
+    let all: Vec<u8> = (0..=255u8).map(|b| b ^ 0xa5).collect();
+    for n in 0..=255usize {
+        let context = &all[..n];
+        let m = det(context);
+        let parts: Vec<&[u8]> = vec![&msg[..n * 37], &msg[n * 37..]];
+        let got = sign_parts(s, &m, private, &parts).unwrap();
+        assert_eq!(got, reference_deterministic(set, &seed, &msg, context), "context of {n} bytes");
+        verify_parts(s, &m, public, &[&msg[..]], &got).unwrap();
+        if n > 0 {
+            let other = det(&all[..n - 1]);
+            assert_eq!(rv_of(verify_parts(s, &other, public, &parts, &got)), RvError::SignatureInvalid);
+        }
+    }
+}
+
+/// Hedged signatures, the approved path: one made in a single part verifies in parts (both
+/// `C_VerifyUpdate` and `C_VerifySignatureUpdate`), one made in parts verifies in a single part and
+/// with an independent implementation; a changed byte anywhere, a wrong or short signature fail
+/// with the codes PKCS #11 gives, and the operation is over after each result.
+#[test]
+fn ml_dsa_multipart_hedged_signatures_verify_across_paths() {
+    let t = Token::new("mldsa-stream-hedged");
+    let s = t.s();
+    let pure = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+    for (set, _, sig_len) in SETS {
+        let (public, private) = ml_dsa_pair(s, set);
+        let pk = value(&t, public, CKA_VALUE).unwrap();
+        for (i, len) in LENGTHS.into_iter().enumerate() {
+            let msg = message(len, 0x40 | i as u8);
+            let chunked: Vec<&[u8]> = msg.chunks(4099).collect();
+            let one = s.sign(&pure, private, &msg).expect("single part");
+            assert!(t.approved(t.h), "hedged pure ML-DSA stays approved");
+            let parts = sign_parts(s, &pure, private, &chunked).expect("multi-part");
+            assert!(t.approved(t.h), "hedged pure ML-DSA in parts is approved");
+            assert_eq!(parts.len(), sig_len);
+            assert_ne!(one, parts, "hedged");
+            for sig in [&one, &parts] {
+                s.verify(&pure, public, &msg, sig).expect("single-part verification");
+                verify_parts(s, &pure, public, &chunked, sig).expect("C_VerifyUpdate");
+                verify_signature_parts(s, &pure, public, &chunked, sig).expect("C_VerifySignatureUpdate");
+                assert!(independent_verify(set, &pk, &msg, b"", sig), "RustCrypto ml-dsa verifies");
+            }
+            // A changed byte of the message, in parts.
+            if len > 0 {
+                let mut other = msg.clone();
+                other[len / 2] ^= 1;
+                let changed: Vec<&[u8]> = other.chunks(4099).collect();
+                assert_eq!(rv_of(verify_parts(s, &pure, public, &changed, &parts)), RvError::SignatureInvalid);
+                assert_eq!(rv_of(s.verify_final(&parts)), RvError::OperationNotInitialized, "the operation ended");
+            }
+            // A changed signature, a short one, a long one.
+            let mut bad = parts.clone();
+            bad[sig_len / 2] ^= 0x10;
+            assert_eq!(rv_of(verify_parts(s, &pure, public, &chunked, &bad)), RvError::SignatureInvalid);
+            assert_eq!(rv_of(verify_parts(s, &pure, public, &chunked, &parts[1..])), RvError::SignatureLenRange);
+            assert_eq!(rv_of(s.verify_final(&parts)), RvError::OperationNotInitialized, "the operation ended");
+            let long = [&parts[..], &[0]].concat();
+            assert_eq!(rv_of(verify_signature_parts(s, &pure, public, &chunked, &long)), RvError::SignatureLenRange);
+            assert_eq!(rv_of(s.verify_signature_final()), RvError::OperationNotInitialized);
+        }
+    }
+    // With a context, hedged (served outside aws-lc's module: refused in the approved mode).
+    let (public, private) = ml_dsa_pair(s, SETS[1].0);
+    let pk = value(&t, public, CKA_VALUE).unwrap();
+    let with = Mechanism::MlDsa(ctx(HedgeType::Required, b"streamed"));
+    let msg = message(150_000, 7);
+    let chunked: Vec<&[u8]> = msg.chunks(50_001).collect();
+    let Some(sig) = unless_approved(sign_parts(s, &with, private, &chunked), "ML-DSA in parts with a context") else {
+        return;
+    };
+    assert!(independent_verify(SETS[1].0, &pk, &msg, b"streamed", &sig));
+    s.verify(&with, public, &msg, &sig).unwrap();
+    assert_eq!(rv_of(verify_parts(s, &pure, public, &chunked, &sig)), RvError::SignatureInvalid, "no context");
+}
+
+/// A streamed signature's length query (`C_SignFinal` with no buffer) and a buffer too small
+/// leave the operation running with the signature kept; the next call with room ends it.
+#[test]
+fn ml_dsa_multipart_sign_final_follows_the_two_call_convention() {
+    let t = Token::new("mldsa-stream-final");
+    let s = t.s();
+    let (public, private) = ml_dsa_pair(s, SETS[0].0);
+    let pure = Mech::new(CKM_ML_DSA).raw();
+    let msg = message(100_000, 1);
+    let mut m = pure;
+    unsafe {
+        assert_eq!(t.f.C_SignInit(t.h, &mut m, private.handle()), CKR_OK);
+        for c in msg.chunks(30_000) {
+            assert_eq!(t.f.C_SignUpdate(t.h, c.as_ptr() as *mut u8, c.len() as CK_ULONG), CKR_OK);
+        }
+        let mut len: CK_ULONG = 0;
+        assert_eq!(t.f.C_SignFinal(t.h, null_mut(), &mut len), CKR_OK);
+        assert_eq!(len, 2420);
+        let mut small = vec![0u8; 100];
+        let mut n: CK_ULONG = 100;
+        assert_eq!(t.f.C_SignFinal(t.h, small.as_mut_ptr(), &mut n), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(n, 2420);
+        let mut sig = vec![0u8; 2420];
+        let mut n: CK_ULONG = 2420;
+        assert_eq!(t.f.C_SignFinal(t.h, sig.as_mut_ptr(), &mut n), CKR_OK);
+        assert_eq!(t.f.C_SignFinal(t.h, sig.as_mut_ptr(), &mut n), CKR_OPERATION_NOT_INITIALIZED);
+        let none = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
+        t.s().verify(&none, public, &msg, &sig).expect("the signature the two calls gave");
+    }
 }

@@ -49,7 +49,7 @@ fi
 
 echo "== tests, approved mode (everything but the third-party tool interop, whose tools use non-approved mechanisms)"
 TESSERA_MODE=approved cargo test --release -p tessera-tests --no-fail-fast \
-    --test abi --test attacks --test fips --test docs --test doc_commands --test approved_mode --test pqc_sign --test config --test login_cache --test message --test stress --test tools --test process_hardening \
+    --test abi --test attacks --test fips --test docs --test doc_commands --test approved_mode --test pqc_sign --test pqc_stream --test config --test login_cache --test message --test stress --test tools --test process_hardening \
     --test mech_rsa --test wycheproof_rsa --test mech_ec --test wycheproof_ec --test wycheproof_pqc --test pqc_interop \
     --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes --test environments \
     --test audit --test sign --test migrate --test dropin --test pqc_kem --test backup

@@ -8,7 +8,16 @@
 //!   representative `M'` that the mechanism builds, which gives contexts, deterministic signing and
 //!   HashML-DSA, and the public key of an expanded private key. Outside aws-lc's module: the
 //!   policy does not approve what only this side serves.
+//!
+//! A long or multi-part pure message is not gathered: its message representative μ =
+//! SHAKE256(tr ‖ M′, 64) (FIPS 204 Algorithm 2 line 6, Algorithm 3 line 7) runs as the data comes,
+//! in aws-lc's SHAKE256 ([`Mu`]), and the signature is made or checked from μ ("external μ",
+//! which FIPS 204 §3.6.4 allows): aws-lc's `EVP_PKEY_sign`/`EVP_PKEY_verify` on an ML-DSA key take
+//! μ (hedged signing, and verification), RustCrypto's `sign_mu_deterministic` the deterministic
+//! variant, which aws-lc offers for μ only below its public interface. aws-lc-rs exposes none of
+//! this, so these are small wrappers around aws-lc's C interface, one call each.
 
+use super::sys;
 use aws_lc_rs::encoding::AsRawBytes;
 use aws_lc_rs::signature::{self as lc, KeyPair as _};
 use cryptoki_sys::*;
@@ -166,6 +175,121 @@ impl MlDsa {
         lc::UnparsedPublicKey::new(self.verification(), pk).verify(msg, sig).is_ok()
     }
 
+    /// aws-lc's identifier of the set.
+    fn nid(self) -> i32 {
+        match self {
+            MlDsa::P44 => sys::NID_MLDSA44,
+            MlDsa::P65 => sys::NID_MLDSA65,
+            MlDsa::P87 => sys::NID_MLDSA87,
+        }
+    }
+
+    /// `tr` of an expanded private key: its bytes 64..128 (FIPS 204 Algorithm 24, `skEncode`).
+    pub fn tr_of_private(self, sk: &[u8]) -> Option<[u8; 64]> {
+        if sk.len() != self.private_len() {
+            return None;
+        }
+        sk.get(64..128)?.try_into().ok()
+    }
+
+    /// `tr` = SHAKE256(pk, 64) of a public key (FIPS 204 Algorithm 3 line 6), in aws-lc.
+    pub fn tr_of_public(self, pk: &[u8]) -> Option<[u8; 64]> {
+        if pk.len() != self.public_len() {
+            return None;
+        }
+        let mut h = Shake256::new()?;
+        h.update(pk).then_some(())?;
+        let mut tr = [0u8; 64];
+        h.finish(&mut tr).then_some(tr)
+    }
+
+    /// aws-lc's key for signing a μ with [`MlDsa::sign_mu`]: the expanded private key loaded into
+    /// an `EVP_PKEY` (aws-lc computes its public key from it, about the cost of a key generation,
+    /// so a key object keeps it). `None` when `sk` is not a key of this set.
+    pub fn mu_key(self, sk: &[u8]) -> Option<MuKey> {
+        if sk.len() != self.private_len() || !secrets_in_range(sk) {
+            return None;
+        }
+        // SAFETY: `sk` is a valid slice for its length; aws-lc copies it. NULL is checked.
+        let k = unsafe { sys::EVP_PKEY_pqdsa_new_raw_private_key(self.nid(), sk.as_ptr(), sk.len()) };
+        if k.is_null() {
+            // SAFETY: clearing this thread's error queue has no preconditions.
+            unsafe { sys::ERR_clear_error() };
+            return None;
+        }
+        Some(MuKey(Pkey(k)))
+    }
+
+    /// aws-lc: a hedged signature of the message representative `mu` (FIPS 204 Algorithm 2 from
+    /// line 7, with fresh randomness from aws-lc's DRBG): `EVP_PKEY_sign` on an ML-DSA key.
+    pub fn sign_mu(self, key: &MuKey, mu: &[u8; 64]) -> Option<Vec<u8>> {
+        let ctx = PkeyCtx::new(&key.0)?;
+        let mut sig = vec![0u8; self.signature_len()];
+        let mut len = sig.len();
+        // SAFETY: `ctx` is a live context for the key; `sig` has `len` writable bytes, `mu` 64
+        // readable ones; aws-lc writes at most `len` bytes and sets `len` to what it wrote.
+        let ok = unsafe {
+            sys::EVP_PKEY_sign_init(ctx.0) == 1
+                && sys::EVP_PKEY_sign(ctx.0, sig.as_mut_ptr(), &mut len, mu.as_ptr(), mu.len()) == 1
+        };
+        if !ok || len != self.signature_len() {
+            // SAFETY: as above.
+            unsafe { sys::ERR_clear_error() };
+            return None;
+        }
+        Some(sig)
+    }
+
+    /// aws-lc: whether `sig` is a valid signature of the message representative `mu` under `pk`
+    /// (FIPS 204 Algorithm 3 from line 8): `EVP_PKEY_verify` on an ML-DSA key.
+    pub fn verify_mu(self, pk: &[u8], mu: &[u8; 64], sig: &[u8]) -> bool {
+        if pk.len() != self.public_len() || sig.len() != self.signature_len() {
+            return false;
+        }
+        // SAFETY: `pk` is a valid slice for its length; aws-lc copies it. NULL is checked.
+        let k = unsafe { sys::EVP_PKEY_pqdsa_new_raw_public_key(self.nid(), pk.as_ptr(), pk.len()) };
+        if k.is_null() {
+            // SAFETY: clearing this thread's error queue has no preconditions.
+            unsafe { sys::ERR_clear_error() };
+            return false;
+        }
+        let key = Pkey(k);
+        let Some(ctx) = PkeyCtx::new(&key) else { return false };
+        // SAFETY: `ctx` is a live context for the key; `sig` and `mu` are valid for their lengths.
+        let ok = unsafe {
+            sys::EVP_PKEY_verify_init(ctx.0) == 1
+                && sys::EVP_PKEY_verify(ctx.0, sig.as_ptr(), sig.len(), mu.as_ptr(), mu.len()) == 1
+        };
+        if !ok {
+            // SAFETY: as above.
+            unsafe { sys::ERR_clear_error() };
+        }
+        ok
+    }
+
+    /// RustCrypto: the signature of the message representative `mu` with the randomness `rnd`
+    /// (FIPS 204 Algorithm 2 from line 7; `rnd` = 0³² for the deterministic variant). `None` when
+    /// `sk` is not a key of this set.
+    pub fn sign_mu_internal(self, sk: &[u8], mu: &[u8; 64], rnd: &[u8; 32]) -> Option<Vec<u8>> {
+        with_params!(self, P => {
+            let key = expanded::<P>(sk)?;
+            let mu = (*mu).into();
+            let sig = key.sign_mu_randomized(&mu, &mut GivenRnd(Some(*rnd))).ok()?;
+            Some(sig.encode().to_vec())
+        })
+    }
+
+    /// RustCrypto: whether `sig` is a valid signature of the message representative `mu` under
+    /// `pk` (FIPS 204 Algorithm 3 from line 8).
+    pub fn verify_mu_internal(self, pk: &[u8], mu: &[u8; 64], sig: &[u8]) -> bool {
+        with_params!(self, P => {
+            let Ok(enc) = ml_dsa::EncodedVerifyingKey::<P>::try_from(pk) else { return false };
+            let Ok(sig_enc) = ml_dsa::EncodedSignature::<P>::try_from(sig) else { return false };
+            let Some(sig) = Signature::<P>::decode(&sig_enc) else { return false };
+            VerifyingKey::<P>::decode(&enc).verify_mu(&(*mu).into(), &sig)
+        })
+    }
+
     /// RustCrypto: the public key of an expanded private key; `None` when `sk` is not one.
     pub fn public_of(self, sk: &[u8]) -> Option<Vec<u8>> {
         with_params!(self, P => {
@@ -191,6 +315,156 @@ impl MlDsa {
             let Some(sig) = Signature::<P>::decode(&sig_enc) else { return false };
             VerifyingKey::<P>::decode(&enc).verify_internal(m_prime, &sig)
         })
+    }
+}
+
+/// A running SHAKE256 in aws-lc (`EVP_shake256`), for μ and `tr`.
+struct Shake256(*mut sys::EVP_MD_CTX);
+
+impl Shake256 {
+    fn new() -> Option<Shake256> {
+        // SAFETY: plain constructor; NULL is checked.
+        let ctx = unsafe { sys::EVP_MD_CTX_new() };
+        if ctx.is_null() {
+            return None;
+        }
+        let h = Shake256(ctx);
+        // SAFETY: `ctx` is a fresh context; EVP_shake256 returns a static method table.
+        if unsafe { sys::EVP_DigestInit_ex(h.0, sys::EVP_shake256(), std::ptr::null_mut()) } != 1 {
+            // SAFETY: clearing this thread's error queue has no preconditions.
+            unsafe { sys::ERR_clear_error() };
+            return None;
+        }
+        Some(h)
+    }
+
+    fn update(&mut self, data: &[u8]) -> bool {
+        // SAFETY: the context is initialised and owned; `data` is valid for its length.
+        unsafe { sys::EVP_DigestUpdate(self.0, data.as_ptr().cast(), data.len()) == 1 }
+    }
+
+    fn finish(self, out: &mut [u8]) -> bool {
+        // SAFETY: the context is initialised and owned; `out` has `out.len()` writable bytes.
+        unsafe { sys::EVP_DigestFinalXOF(self.0, out.as_mut_ptr(), out.len()) == 1 }
+    }
+}
+
+impl Drop for Shake256 {
+    fn drop(&mut self) {
+        // SAFETY: the context came from EVP_MD_CTX_new and is freed once (aws-lc clears the
+        // state it frees).
+        unsafe { sys::EVP_MD_CTX_free(self.0) }
+    }
+}
+
+// SAFETY: the context is owned by this value alone and used by one thread at a time (`&mut`).
+unsafe impl Send for Shake256 {}
+
+/// The message representative μ = SHAKE256(tr ‖ M′, 64) of a pure signature, computed as the
+/// message comes: the same value ML-DSA.Sign and ML-DSA.Verify compute from the whole message
+/// (FIPS 204 Algorithm 2 line 6, Algorithm 3 line 7; `M′` = `0 ‖ |ctx| ‖ ctx ‖ M`). Constant
+/// memory whatever the message's length.
+pub struct Mu(Shake256);
+
+impl Mu {
+    /// Starts μ with `tr` and the part of `M′` before the message.
+    pub fn start(tr: &[u8; 64], header: &[u8]) -> Option<Mu> {
+        let mut h = Shake256::new()?;
+        (h.update(tr) && h.update(header)).then_some(Mu(h))
+    }
+
+    pub fn update(&mut self, data: &[u8]) -> bool {
+        self.0.update(data)
+    }
+
+    pub fn finish(self) -> Option<[u8; 64]> {
+        let mut mu = [0u8; 64];
+        self.0.finish(&mut mu).then_some(mu)
+    }
+}
+
+/// An owned `EVP_PKEY`.
+struct Pkey(*mut sys::EVP_PKEY);
+
+impl Drop for Pkey {
+    fn drop(&mut self) {
+        // SAFETY: the key came from an aws-lc constructor and is freed once (aws-lc clears the
+        // private key it frees).
+        unsafe { sys::EVP_PKEY_free(self.0) }
+    }
+}
+
+// SAFETY: the key is owned by this wrapper and never changed after construction; aws-lc takes
+// a reference (an atomic count) for each context made on it, which is safe from any thread.
+unsafe impl Send for Pkey {}
+// SAFETY: as above: shared use only makes contexts on the key.
+unsafe impl Sync for Pkey {}
+
+/// An owned `EVP_PKEY_CTX`.
+struct PkeyCtx(*mut sys::EVP_PKEY_CTX);
+
+impl PkeyCtx {
+    fn new(key: &Pkey) -> Option<PkeyCtx> {
+        // SAFETY: `key` is a live key; the context takes its own reference. NULL is checked.
+        let c = unsafe { sys::EVP_PKEY_CTX_new(key.0, std::ptr::null_mut()) };
+        (!c.is_null()).then_some(PkeyCtx(c))
+    }
+}
+
+impl Drop for PkeyCtx {
+    fn drop(&mut self) {
+        // SAFETY: the context came from EVP_PKEY_CTX_new and is freed once.
+        unsafe { sys::EVP_PKEY_CTX_free(self.0) }
+    }
+}
+
+/// aws-lc's ML-DSA private key, ready to sign a μ ([`MlDsa::mu_key`]).
+pub struct MuKey(Pkey);
+
+/// The 32 bytes of `rnd` the caller drew (aws-lc's DRBG) or chose (zero: deterministic), handed
+/// to RustCrypto's μ signing, which takes its randomness from a random generator: once, then no
+/// more.
+struct GivenRnd(Option<[u8; 32]>);
+
+/// [`GivenRnd`] had no more to give.
+#[derive(Debug)]
+struct Spent;
+
+impl std::fmt::Display for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("rnd already used")
+    }
+}
+
+impl std::error::Error for Spent {}
+
+impl ml_dsa::signature::rand_core::TryRng for GivenRnd {
+    type Error = Spent;
+
+    fn try_next_u32(&mut self) -> Result<u32, Spent> {
+        Err(Spent)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Spent> {
+        Err(Spent)
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Spent> {
+        match self.0.take() {
+            Some(rnd) if dst.len() == rnd.len() => {
+                dst.copy_from_slice(&rnd);
+                Ok(())
+            }
+            _ => Err(Spent),
+        }
+    }
+}
+
+impl ml_dsa::signature::rand_core::TryCryptoRng for GivenRnd {}
+
+impl Drop for GivenRnd {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -240,6 +514,40 @@ fn secrets_in_range(sk: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// μ of a message given in parts, signed or verified, agrees with the whole-message functions:
+    /// RustCrypto's μ signing equals `Sign_internal` byte for byte for any `rnd` (so hedged
+    /// signatures with a context are FIPS 204's too), aws-lc's μ signature verifies as a pure
+    /// signature and the reverse, and both verifications agree.
+    #[test]
+    fn mu_paths_agree_with_whole_messages() {
+        for set in MlDsa::ALL {
+            let (sk, pk) = set.from_seed(&[3u8; 32]).unwrap();
+            let tr = set.tr_of_private(&sk).unwrap();
+            assert_eq!(set.tr_of_public(&pk), Some(tr), "tr = SHAKE256(pk)");
+            let msg: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+            let header = [0u8, 3, b'c', b't', b'x'];
+            let mut mu = Mu::start(&tr, &header).unwrap();
+            for part in msg.chunks(9999) {
+                assert!(mu.update(part));
+            }
+            let mu = mu.finish().unwrap();
+            let rnd = [0x42u8; 32];
+            let whole = set.sign_internal(&sk, &[&header, &msg], &rnd).unwrap();
+            assert_eq!(set.sign_mu_internal(&sk, &mu, &rnd), Some(whole.clone()), "{}", set.name());
+            assert!(set.verify_mu(&pk, &mu, &whole) && set.verify_mu_internal(&pk, &mu, &whole));
+            // Empty context: aws-lc's μ signature is a pure signature of the message.
+            let mut mu0 = Mu::start(&tr, &[0, 0]).unwrap();
+            assert!(mu0.update(&msg));
+            let mu0 = mu0.finish().unwrap();
+            let sig = set.sign_mu(&set.mu_key(&sk).unwrap(), &mu0).unwrap();
+            assert!(set.verify_pure(&pk, &msg, &sig) && set.verify_mu_internal(&pk, &mu0, &sig));
+            let kp = set.key_pair(&sk).unwrap();
+            assert!(set.verify_mu(&pk, &mu0, &set.sign_pure(&kp, &msg).unwrap()));
+            assert!(!set.verify_mu(&pk, &mu, &sig), "another μ");
+            assert!(set.mu_key(&sk[1..]).is_none() && set.tr_of_private(&sk[1..]).is_none());
+        }
+    }
 
     /// An expanded key whose `s1` holds a coefficient out of range is refused, not a panic.
     #[test]

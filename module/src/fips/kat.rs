@@ -655,6 +655,67 @@ fn ml_dsa_sign() -> bool {
     healthy(name) && run() == Some(true)
 }
 
+/// μ = SHAKE256(tr ‖ M′, 64) as the streaming path of `CKM_ML_DSA` computes it (aws-lc's
+/// SHAKE256, `crypto::mldsa::Mu`), `M′` given whole.
+fn ml_dsa_mu(tr: &[u8; 64], m_prime: &[u8]) -> Option<[u8; 64]> {
+    let mut mu = crate::crypto::mldsa::Mu::start(tr, &[])?;
+    mu.update(m_prime).then_some(())?;
+    mu.finish()
+}
+
+/// External-μ verification (aws-lc's `EVP_PKEY_verify` on an ML-DSA key, what a streamed
+/// `CKM_ML_DSA` verification ends in), μ computed from the vector's `M′`: a valid signature
+/// passes, an invalid one (z out of range) fails.
+fn ml_dsa_mu_verify() -> bool {
+    let name = "ML-DSA-44 external mu verify";
+    let Some(v) = find(MLDSA, name) else { return false };
+    let set = crate::crypto::mldsa::MlDsa::P44;
+    let run = || -> Option<bool> {
+        let pk = hex(v, "public")?;
+        let tr = set.tr_of_public(&pk)?;
+        let good = set.verify_mu(&pk, &ml_dsa_mu(&tr, &hex(v, "msg")?)?, &hex(v, "sig")?);
+        let bad = set.verify_mu(&pk, &ml_dsa_mu(&tr, &hex(v, "bad_msg")?)?, &hex(v, "bad_sig")?);
+        Some(good && !bad)
+    };
+    healthy(name) && run() == Some(true)
+}
+
+/// Deterministic external-μ signing (RustCrypto's `sign_mu_randomized` with `rnd` = 0³², what a
+/// streamed deterministic `CKM_ML_DSA` signature runs), μ computed from the vector's `M′`: the vector's
+/// signature, byte for byte.
+fn ml_dsa_mu_sign_deterministic() -> bool {
+    let name = "ML-DSA-44 external mu deterministic sign";
+    let Some(v) = find(MLDSA, name) else { return false };
+    let set = crate::crypto::mldsa::MlDsa::P44;
+    let run = || -> Option<Vec<u8>> {
+        let sk = hex(v, "private")?;
+        let mu = ml_dsa_mu(&set.tr_of_private(&sk)?, &hex(v, "msg")?)?;
+        set.sign_mu_internal(&sk, &mu, &[0; 32])
+    };
+    same(name, run(), hex(v, "sig"))
+}
+
+/// Hedged external-μ signing (aws-lc's `EVP_PKEY_sign` on an ML-DSA key, what a streamed
+/// `CKM_ML_DSA` signature runs) of the μ of a pure message with an empty context: the signature
+/// verifies against μ, and not against another μ.
+fn ml_dsa_mu_sign() -> bool {
+    let name = "ML-DSA-44 external mu sign";
+    let Some(v) = find(MLDSA, name) else { return false };
+    let set = crate::crypto::mldsa::MlDsa::P44;
+    let run = || -> Option<bool> {
+        let keys = find(MLDSA, "ML-DSA-44 key generation")?;
+        let (sk, pk) = (hex(keys, "private")?, hex(keys, "public")?);
+        let mut mu = crate::crypto::mldsa::Mu::start(&set.tr_of_private(&sk)?, &[0, 0])?;
+        mu.update(&hex(v, "msg")?).then_some(())?;
+        let mut mu = mu.finish()?;
+        let sig = set.sign_mu(&set.mu_key(&sk)?, &mu)?;
+        let good = set.verify_mu(&pk, &mu, &sig);
+        mu[0] ^= 1;
+        Some(good && !set.verify_mu(&pk, &mu, &sig))
+    };
+    healthy(name) && run() == Some(true)
+}
+
 /// SLH-DSA verification (FIPS 205 `slh_verify_internal`, the function `CKM_SLH_DSA` and the
 /// HashSLH-DSA mechanisms end in) of a vector's signature; a changed signature must fail. SLH-DSA is
 /// not approved; its implementation is tested all the same.
@@ -715,7 +776,7 @@ pub fn run_all() -> Vec<(String, bool)> {
         out.push((name.to_string(), hmac(name)));
     }
     type Kat = (&'static str, fn() -> bool);
-    let tests: [Kat; 23] = [
+    let tests: [Kat; 26] = [
         ("AES-256-GCM", aes_gcm),
         ("AES-256-CBC", aes_cbc),
         ("AES-256-ECB", aes_ecb),
@@ -738,6 +799,9 @@ pub fn run_all() -> Vec<(String, bool)> {
         ("ML-DSA-44 key generation", ml_dsa_keygen),
         ("ML-DSA-44 verify", ml_dsa_verify),
         ("ML-DSA-44 sign", ml_dsa_sign),
+        ("ML-DSA-44 external mu verify", ml_dsa_mu_verify),
+        ("ML-DSA-44 external mu deterministic sign", ml_dsa_mu_sign_deterministic),
+        ("ML-DSA-44 external mu sign", ml_dsa_mu_sign),
         ("SLH-DSA-SHA2-128s verify", slh_dsa_verify),
     ];
     for (name, f) in tests {

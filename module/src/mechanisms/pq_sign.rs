@@ -16,23 +16,31 @@
 //! is aws-lc's own signing and verification (`crypto::mldsa`), which the approved mode uses
 //! (condition `ml_dsa_in_module`).
 //!
-//! A pure signature's message is gathered whole before it is signed or verified. SLH-DSA hashes
-//! the message twice (FIPS 205 Algorithm 19: once for the randomizer, once for the digest), so it
-//! cannot be streamed: a pure SLH-DSA message is bounded by [`SLH_DSA_MAX_MESSAGE`], and data past
-//! it is `CKR_DATA_LEN_RANGE` (which ends the operation). Longer messages are signed with HashSLH-DSA
-//! (`CKM_HASH_SLH_DSA_<hash>`), which streams.
+//! Pure ML-DSA streams: a message given in one part of at most [`ML_DSA_ONE_PART`] bytes is signed
+//! or verified whole as above; a longer one, or one given in more than one part, goes into its
+//! message representative μ = SHAKE256(tr ‖ M′) as it comes (`crypto::mldsa::Mu`, aws-lc's
+//! SHAKE256), and the signature is made from μ or checked against it by the implementation that
+//! serves the variant for a whole message (aws-lc for hedged signatures with an empty context and
+//! their verification, RustCrypto for the others). The signatures are the same, byte for byte
+//! when deterministic: FIPS 204 computes μ first either way. Memory stays constant whatever the
+//! message's length.
+//!
+//! A pure SLH-DSA message is gathered whole: SLH-DSA hashes the message twice (FIPS 205 Algorithm
+//! 19: once for the randomizer, once for the digest), so it cannot be streamed. It is bounded by
+//! [`SLH_DSA_MAX_MESSAGE`], and data past it is `CKR_DATA_LEN_RANGE` (which ends the operation).
+//! Longer messages are signed with HashSLH-DSA (`CKM_HASH_SLH_DSA_<hash>`), which streams.
 
 use super::{
     DigestOperation, GeneratedPair, Mechanism, MechanismInfo, Param, Registry, SignOperation, VerifyOperation,
 };
-use crate::crypto::mldsa::MlDsa;
+use crate::crypto::mldsa::{MlDsa, Mu, MuKey};
 use crate::crypto::slhdsa::SlhDsa;
 use crate::error::{err, Result};
 use crate::object::{ulong, AttrMap, Kept, Object, Prepared};
 use crate::policy::Condition;
 use cryptoki_sys::*;
 use sha3::digest::{ExtendableOutput, Update, XofReader};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use zeroize::Zeroizing;
 
 /// The two families.
@@ -317,10 +325,62 @@ impl Variant {
     }
 }
 
-/// The data of a running operation: the message (or the caller's digest), or a running hash.
 /// Most bytes of a message pure SLH-DSA gathers to sign or verify (64 MiB).
 pub const SLH_DSA_MAX_MESSAGE: usize = 64 << 20;
 
+/// The longest single part pure ML-DSA signs or verifies whole (64 KiB); a longer part, or a
+/// second one, streams into μ.
+pub const ML_DSA_ONE_PART: usize = 64 << 10;
+
+/// A pure ML-DSA message on its way: its only part so far (at most [`ML_DSA_ONE_PART`] bytes, in
+/// [`Data::Buffer`]), or μ running.
+struct Streaming {
+    /// Parts seen.
+    parts: usize,
+    mu: Option<Mu>,
+}
+
+impl Streaming {
+    /// Takes a part: into the buffer while it is the only one and short, else into μ (started
+    /// with `tr` and `M′`'s header, then what the buffer held).
+    fn update(
+        &mut self,
+        buffer: &mut Data,
+        data: &[u8],
+        tr: impl FnOnce() -> Option<[u8; 64]>,
+        v: &Variant,
+    ) -> Result<()> {
+        let failed = || err(CKR_FUNCTION_FAILED);
+        self.parts = self.parts.saturating_add(1);
+        if self.mu.is_none() {
+            if self.parts == 1 && data.len() <= ML_DSA_ONE_PART {
+                return buffer.update(data);
+            }
+            let mut mu = Mu::start(&tr().ok_or_else(failed)?, &v.header()).ok_or_else(failed)?;
+            if let Data::Buffer(b, _) = buffer {
+                mu.update(b).then_some(()).ok_or_else(failed)?;
+                *b = Vec::new();
+            }
+            self.mu = Some(mu);
+        }
+        match &mut self.mu {
+            Some(mu) => mu.update(data).then_some(()).ok_or_else(failed),
+            None => Err(failed()),
+        }
+    }
+
+    /// μ, when the message went into it.
+    fn finish(self) -> Result<Option<[u8; 64]>> {
+        self.mu.map(|m| m.finish().ok_or(err(CKR_FUNCTION_FAILED))).transpose()
+    }
+}
+
+/// aws-lc's key for signing a μ, made the first time an object signs a streamed message and kept
+/// by the object (making it costs about a key generation); `None` inside when the key is none.
+#[derive(Default)]
+struct LazyMuKey(OnceLock<Option<MuKey>>);
+
+/// The data of a running operation: the message (or the caller's digest), or a running hash.
 enum Data {
     /// The message gathered, and the most it may hold.
     Buffer(Vec<u8>, usize),
@@ -331,7 +391,7 @@ impl Data {
     fn new(v: &Variant, input: Input, family: Family) -> Result<Data> {
         let max = match family {
             Family::SlhDsa => SLH_DSA_MAX_MESSAGE,
-            Family::MlDsa => usize::MAX,
+            Family::MlDsa => ML_DSA_ONE_PART,
         };
         Ok(match (input, v.prehash) {
             (Input::Hashed(_), Some(p)) => Data::Hashing(p.hasher()?),
@@ -375,15 +435,37 @@ struct Sign {
     variant: Variant,
     input: Input,
     data: Data,
+    /// Pure ML-DSA: the streaming state, and the object's key for signing μ.
+    streaming: Option<(Streaming, Arc<Kept<LazyMuKey>>)>,
 }
 
 impl SignOperation for Sign {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.data.update(data)
+        match (&mut self.streaming, self.set) {
+            (Some((st, _)), Set::MlDsa(s)) => {
+                let sk = &self.sk;
+                st.update(&mut self.data, data, || s.tr_of_private(sk), &self.variant)
+            }
+            _ => self.data.update(data),
+        }
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<u8>> {
-        let Sign { set, family, sk, module_key, variant, data, .. } = *self;
+        let Sign { set, family, sk, module_key, variant, data, streaming, .. } = *self;
+        if let (Some((st, lazy)), Set::MlDsa(s)) = (streaming, set) {
+            if let Some(mu) = st.finish()? {
+                if variant.in_module(family) {
+                    let key = lazy.0.get_or_init(|| s.mu_key(&sk));
+                    let key = key.as_ref().ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?;
+                    return s.sign_mu(key, &mu).ok_or(err(CKR_FUNCTION_FAILED));
+                }
+                let mut rnd = Zeroizing::new([0u8; 32]);
+                if variant.hedged() {
+                    crate::crypto::random::fill(&mut rnd[..]).map_err(|_| err(CKR_FUNCTION_FAILED))?;
+                }
+                return s.sign_mu_internal(&sk, &mu, &rnd).ok_or(err(CKR_KEY_TYPE_INCONSISTENT));
+            }
+        }
         let body = data.finish(&variant)?;
         if let (true, Some(k), Set::MlDsa(s)) = (variant.in_module(family), &module_key, set) {
             return s.sign_pure(&k.0, &body).ok_or(err(CKR_FUNCTION_FAILED));
@@ -405,17 +487,38 @@ struct Verify {
     variant: Variant,
     input: Input,
     data: Data,
+    /// Pure ML-DSA: the streaming state.
+    streaming: Option<Streaming>,
 }
 
 impl VerifyOperation for Verify {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.data.update(data)
+        match (&mut self.streaming, self.set) {
+            (Some(st), Set::MlDsa(s)) => {
+                let pk = &self.pk;
+                st.update(&mut self.data, data, || s.tr_of_public(pk), &self.variant)
+            }
+            _ => self.data.update(data),
+        }
     }
 
     fn finish(self: Box<Self>, sig: &[u8]) -> Result<()> {
-        let Verify { set, family, pk, variant, data, .. } = *self;
+        let Verify { set, family, pk, variant, data, streaming, .. } = *self;
         if sig.len() != set.signature_len() {
             return Err(err(CKR_SIGNATURE_LEN_RANGE));
+        }
+        let streamed = match streaming {
+            Some(st) => st.finish()?,
+            None => None,
+        };
+        if let (Some(mu), Set::MlDsa(s)) = (streamed, set) {
+            // As for a whole message: aws-lc's verification without a context, RustCrypto's with.
+            let ok = if variant.context.is_empty() {
+                s.verify_mu(&pk, &mu, sig)
+            } else {
+                s.verify_mu_internal(&pk, &mu, sig)
+            };
+            return if ok { Ok(()) } else { Err(err(CKR_SIGNATURE_INVALID)) };
         }
         let body = data.finish(&variant)?;
         let ok = match set {
@@ -433,9 +536,12 @@ impl VerifyOperation for Verify {
         }
     }
 
-    /// PKCS #11 3.2 allows `C_VerifyUpdate` only for the mechanisms that hash the message.
+    /// `C_VerifyUpdate`: for the mechanisms that hash the message, and for pure ML-DSA, which
+    /// streams into μ. (Published PKCS #11 3.2 allows pure ML-DSA verification in parts only with
+    /// the signature first; the OASIS working text since January 2026 allows `C_VerifyUpdate` too.
+    /// Pure SLH-DSA needs the signature's randomizer before the message, and keeps the 3.2 rule.)
     fn multipart(&self) -> bool {
-        matches!(self.input, Input::Hashed(_))
+        matches!(self.input, Input::Hashed(_)) || self.streaming.is_some()
     }
 
     /// With the signature first, pure signatures are verified in parts too (the message is
@@ -477,6 +583,12 @@ impl Mechanism for Signature {
             _ => None,
         };
         let data = Data::new(&variant, self.input, self.family)?;
+        let streaming = match set {
+            Set::MlDsa(_) if self.input == Input::Message => {
+                Some((Streaming { parts: 0, mu: None }, key.parsed(|| Ok(LazyMuKey::default()))?))
+            }
+            _ => None,
+        };
         Ok(Box::new(Sign {
             set,
             family: self.family,
@@ -485,6 +597,7 @@ impl Mechanism for Signature {
             variant,
             input: self.input,
             data,
+            streaming,
         }))
     }
 
@@ -496,7 +609,11 @@ impl Mechanism for Signature {
         let set = Set::of(self.family, key)?;
         let pk = key.get(CKA_VALUE).ok_or(err(CKR_KEY_TYPE_INCONSISTENT))?.to_vec();
         let data = Data::new(&variant, self.input, self.family)?;
-        Ok(Box::new(Verify { set, family: self.family, pk, variant, input: self.input, data }))
+        let streaming = match set {
+            Set::MlDsa(_) if self.input == Input::Message => Some(Streaming { parts: 0, mu: None }),
+            _ => None,
+        };
+        Ok(Box::new(Verify { set, family: self.family, pk, variant, input: self.input, data, streaming }))
     }
 
     fn meets(&self, condition: Condition, param: &Param) -> bool {
