@@ -78,12 +78,14 @@ enum Cmd {
     },
     /// Sign a file; write a detached signature file.
     ///
-    /// ML-DSA and SLH-DSA keys: a file up to 8 MiB is signed with pure ML-DSA / SLH-DSA
-    /// (CKM_ML_DSA / CKM_SLH_DSA, one C_Sign over the whole file: PKCS#11 has no multi-part pure
-    /// signing); a larger one streams, in parts of 1 MiB, through CKM_HASH_ML_DSA_SHA512
-    /// (HashML-DSA with SHA-512) or CKM_HASH_SLH_DSA_<hash> (HashSLH-DSA with the hash NIST pairs
-    /// with the set: SHA-256 for sha2-128*, SHA-512 for sha2-192/256*, SHAKE128 for shake-128*,
-    /// SHAKE256 for shake-192/256*). --pure or --prehash chooses for any size. ECDSA P-256 keys:
+    /// ML-DSA keys: pure ML-DSA (CKM_ML_DSA) whatever the size: a file up to 8 MiB in one C_Sign,
+    /// a larger one streamed in parts of 1 MiB (C_SignUpdate; the token computes μ as the parts
+    /// come, holding no more than one). SLH-DSA keys: a file up to 8 MiB is signed with pure
+    /// SLH-DSA (CKM_SLH_DSA, one C_Sign: pure SLH-DSA reads the message twice, so it cannot
+    /// stream); a larger one streams through CKM_HASH_SLH_DSA_<hash> (HashSLH-DSA with the hash
+    /// NIST pairs with the set: SHA-256 for sha2-128*, SHA-512 for sha2-192/256*, SHAKE128 for
+    /// shake-128*, SHAKE256 for shake-192/256*). --pure or --prehash chooses for any size
+    /// (--prehash with ML-DSA: CKM_HASH_ML_DSA_SHA512, HashML-DSA with SHA-512). ECDSA P-256 keys:
     /// CKM_ECDSA_SHA256, streamed. The signature file names the algorithm (pure or pre-hashed)
     /// and the pre-hash.
     ///
@@ -329,7 +331,14 @@ fn run(cli: &Cli) -> Res<()> {
                 None => eprintln!("NOTE: no public key of that name in the token: the signature was not checked"),
             }
             write_file(output, &f.pem()?)?;
-            eprintln!("Signed {} with {}: {}", file.display(), alg.describe(), output.display());
+            let parts = match alg {
+                SigAlg::MlDsa(_) if std::fs::metadata(file).is_ok_and(|m| m.len() > token::PURE_MAX) => {
+                    ", streamed in parts of 1 MiB"
+                }
+                SigAlg::MlDsa(_) => ", the whole file in one part",
+                _ => "",
+            };
+            eprintln!("Signed {} with {}{parts}: {}", file.display(), alg.describe(), output.display());
             Ok(())
         }
         Cmd::ExportKey { name, t, hybrid, ec_key, output } => {

@@ -219,7 +219,7 @@ impl KeyAlg {
 /// How a signature was made: the signature algorithm of the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SigAlg {
-    /// Pure ML-DSA (`CKM_ML_DSA`, one part).
+    /// Pure ML-DSA (`CKM_ML_DSA`: one part up to `PURE_MAX`, streamed above).
     MlDsa(MlDsa),
     /// HashML-DSA with SHA-512 (`CKM_HASH_ML_DSA_SHA512`, streamed).
     HashMlDsa(MlDsa),
@@ -276,7 +276,7 @@ impl SigAlg {
 
     pub fn describe(self) -> String {
         match self {
-            SigAlg::MlDsa(p) => format!("{} (pure, the whole file in one part)", p.name()),
+            SigAlg::MlDsa(p) => format!("{} (pure)", p.name()),
             SigAlg::HashMlDsa(p) => format!("Hash{} with SHA-512 (streamed)", p.name()),
             SigAlg::SlhDsa(p) => format!("{} (pure, the whole file in one part)", p.name()),
             SigAlg::HashSlhDsa(p) => format!("Hash{} with {} (streamed)", p.name(), p.pre_hash().name()),

@@ -263,13 +263,18 @@ fn ec_point(v: &[u8]) -> Res<Vec<u8>> {
 /// Signature variant for ML-DSA and SLH-DSA keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
-    /// Pure up to `PURE_MAX` bytes, pre-hashed and streamed above.
+    /// ML-DSA: pure, any size (streamed above `PURE_MAX`). SLH-DSA: pure up to `PURE_MAX`
+    /// bytes, pre-hashed and streamed above.
     Auto,
     Pure,
     PreHash,
 }
 
-/// The largest file `Variant::Auto` signs with pure ML-DSA / SLH-DSA (read whole into memory).
+/// The largest file signed in one part (`C_Sign`, the file read whole into memory), which every
+/// token with the mechanism takes. Pure ML-DSA streams larger files through `C_SignUpdate` (μ
+/// computed as the parts arrive, FIPS 204 §3.6.4: Tessera holds no more than one part); pure
+/// SLH-DSA cannot stream (FIPS 205 reads the message twice), so `Variant::Auto` pre-hashes
+/// SLH-DSA above this size.
 pub const PURE_MAX: u64 = 8 << 20;
 
 fn sign_ctx(ctx: &[u8]) -> SignAdditionalContext<'_> {
@@ -359,9 +364,9 @@ pub fn sign_file(
     let sig_alg = match variant {
         Variant::Pure => pure,
         Variant::PreHash => streamed,
-        Variant::Auto if size <= PURE_MAX => pure,
-        // A token without the pre-hashed mechanism (Tessera's approved mode has no HashML-DSA)
-        // still signs a large file, pure, read whole.
+        Variant::Auto if size <= PURE_MAX || matches!(pure, SigAlg::MlDsa(_)) => pure,
+        // A token without the pre-hashed SLH-DSA mechanism still signs a large file, pure, read
+        // whole.
         Variant::Auto if !has(streamed) && has(pure) => {
             eprintln!(
                 "NOTE: the token does not offer {}: the whole file ({} MiB) is read into memory and signed pure",
@@ -377,7 +382,9 @@ pub fn sign_file(
     let what = sig_alg.describe();
     let err = sign_error(ctx, &what);
     let sig = match sig_alg {
-        // Pure ML-DSA and SLH-DSA are one-part mechanisms: the whole file in one C_Sign.
+        // A large file streams through pure ML-DSA (C_SignUpdate, each part hashed into μ).
+        SigAlg::MlDsa(_) if size > PURE_MAX => sign_streamed(s, &mech, key.handle, path, &err)?,
+        // Otherwise the whole file in one C_Sign (pure SLH-DSA is one-part only).
         SigAlg::MlDsa(_) | SigAlg::SlhDsa(_) => {
             s.sign(&mech, key.handle, &read_all(path)?).map_err(|e| err("C_Sign", e))?
         }

@@ -1,4 +1,5 @@
-//! Verification in software, without a token: RustCrypto `ml-dsa` (ML-DSA and HashML-DSA),
+//! Verification in software, without a token: RustCrypto `ml-dsa` (ML-DSA, from a μ computed
+//! as the file is read, and HashML-DSA),
 //! `slh-dsa` (SLH-DSA and HashSLH-DSA), aws-lc-rs (ECDSA P-256, the hashes).
 //!
 //! Neither `ml-dsa` 0.1 nor `slh-dsa` 0.2 offers the pre-hashed variants, so this module builds
@@ -6,7 +7,7 @@
 //! Algorithm 5, FIPS 205 Algorithm 25) and hands it to the crates' internal verification, which
 //! is what those algorithms are defined as; and it builds the composite draft's M' the same way.
 
-use super::data::{hash_file, read_all};
+use super::data::{for_each_part, hash_file, read_all};
 use super::format::*;
 use std::path::Path;
 
@@ -66,6 +67,28 @@ fn slh(p: SlhDsa, pk: &[u8], sig: &[u8], msg: Msg) -> bool {
     }
 }
 
+/// Pure ML-DSA over the file at `path` without reading it whole: μ = SHAKE256(tr ‖ 0 ‖ |ctx| ‖
+/// ctx ‖ M, 64) computed part by part (FIPS 204 Algorithm 3 lines 6-7, with Tessera's SHAKE256),
+/// then RustCrypto `ml-dsa`'s verification from μ (the rest of Algorithm 3), so a file of any
+/// size verifies in constant memory. The same result as `ML-DSA.Verify` over the whole file.
+fn mldsa_streamed(p: MlDsa, pk: &[u8], sig: &[u8], ctx: &[u8], path: &Path) -> Res<bool> {
+    use tessera_pkcs11::crypto::mldsa::{MlDsa as Set, Mu};
+    let set = match p {
+        MlDsa::P44 => Set::P44,
+        MlDsa::P65 => Set::P65,
+        MlDsa::P87 => Set::P87,
+    };
+    // A context longer than 255 bytes has no M′ (its length is one byte): no signature verifies.
+    let Ok(ctx_len) = u8::try_from(ctx.len()) else { return Ok(false) };
+    let Some(tr) = set.tr_of_public(pk) else { return Ok(false) };
+    let mut header = vec![0u8, ctx_len];
+    header.extend_from_slice(ctx);
+    let mut mu = Mu::start(&tr, &header).ok_or("SHAKE256 failed")?;
+    for_each_part(path, "verifying", |part| if mu.update(part) { Ok(()) } else { Err("SHAKE256 failed".into()) })?;
+    let mu = mu.finish().ok_or("SHAKE256 failed")?;
+    Ok(set.verify_mu_internal(pk, &mu, sig))
+}
+
 /// M' of HashML-DSA and HashSLH-DSA: 1 || len(ctx) || ctx || OID(PH) || PH(M).
 pub fn pre_hashed_message(ctx: &[u8], h: PreHash, ph: &[u8]) -> Vec<u8> {
     let mut m = vec![1u8, ctx.len() as u8];
@@ -102,7 +125,7 @@ pub fn verify(path: &Path, f: &SignatureFile, alg: SigAlg, key: &PublicKey) -> R
     let sig = f.signature.as_bytes();
     let pk = &key.raw[..];
     let ok = match alg {
-        SigAlg::MlDsa(p) => mldsa(p, pk, sig, Msg::Pure { m: &read_all(path)?, ctx }),
+        SigAlg::MlDsa(p) => mldsa_streamed(p, pk, sig, ctx, path)?,
         SigAlg::SlhDsa(p) => slh(p, pk, sig, Msg::Pure { m: &read_all(path)?, ctx }),
         SigAlg::HashMlDsa(p) => {
             let ph = hash_file(path, PreHash::Sha512, "hashing")?;
