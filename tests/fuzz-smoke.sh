@@ -23,6 +23,8 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 echo "== build (nightly, address sanitizer, optimised)"
 time nice cargo +nightly fuzz build -O
+# FUZZ_BUILD_ONLY=1: the build alone (tests/run-all.sh makes it while the tests run).
+[ -z "${FUZZ_BUILD_ONLY:-}" ] || exit 0
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
 # The targets run side by side, as many at once as there are processors (FUZZ_JOBS to change it):
