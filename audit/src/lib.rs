@@ -15,6 +15,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod format;
+pub mod keychain;
 pub mod merkle;
 pub mod names;
 pub mod proof;

@@ -351,6 +351,9 @@ fn print(s: &Summary, keyed: bool, public: bool, trusted: bool) {
         if let Some(t) = s.unsealed_tail {
             println!("unsealed tail: {t} records after the last checkpoint (no signature covers them yet)");
         }
+        if let Some(k) = &s.key_chain {
+            println!("checkpoint keys: {}", anchoring(k, s.history_from));
+        }
         if let Some(t) = s.extends_trusted {
             println!("extends the trusted checkpoint of {t} records");
         } else if let (Some(h), true) = (s.history_from, trusted) {
@@ -371,6 +374,38 @@ fn print(s: &Summary, keyed: bool, public: bool, trusted: bool) {
     if let Some((line, len)) = s.torn_tail {
         println!("torn tail: line {line}, {len} bytes without a newline (a write cut short; not verified)");
     }
+}
+
+/// How the checkpoints' keys lead back to the anchor public keys, in words.
+fn anchoring(k: &tessera_audit::verify::KeyChainReport, history_from: Option<u64>) -> String {
+    let mut parts = Vec::new();
+    if k.legacy_checkpoints > 0 {
+        parts.push(format!(
+            "{} checkpoint(s) of the first format, all signed by the anchor key (no forward security)",
+            k.legacy_checkpoints
+        ));
+    }
+    if k.generations > 0 {
+        let mut p = format!(
+            "forward-secure: {} key generation(s) certified one by one from the anchor key; the next checkpoint must be signed by generation {}",
+            k.generations, k.generations
+        );
+        if k.from_key_file > 0 {
+            p.push_str(&format!(
+                "; history starts at seq {}: generations 1..={} were reached through the key chain file (audit.keys), checked from the anchor",
+                history_from.unwrap_or(0),
+                k.from_key_file
+            ));
+        }
+        parts.push(p);
+    }
+    if parts.is_empty() {
+        parts.push("no checkpoint yet: the first must be signed by the anchor key".into());
+    }
+    if let Some(n) = k.key_file_entries {
+        parts.push(format!("key chain file (audit.keys): {n} certification(s)"));
+    }
+    parts.join("; ")
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -458,6 +493,7 @@ fn verify_cmd(
             k.unsealed_tail = p.unsealed_tail;
             k.extends_trusted = p.extends_trusted;
             k.history_from = k.history_from.or(p.history_from);
+            k.key_chain = p.key_chain;
             if k.failure.is_none() {
                 k.failure = p.failure;
             }
@@ -602,6 +638,10 @@ fn main() -> ExitCode {
                 Err(ProofError::Signature(e)) => {
                     eprintln!("FAILED: {}: {e}", Class::BadCheckpointSignature.name());
                     ExitCode::from(Class::BadCheckpointSignature.exit_code())
+                }
+                Err(ProofError::Chain(class, e)) => {
+                    eprintln!("FAILED: {}: {e}", class.name());
+                    ExitCode::from(class.exit_code())
                 }
                 Err(ProofError::Mismatch(e)) => {
                     eprintln!("FAILED: {}: {e}", Class::MerkleMismatch.name());
