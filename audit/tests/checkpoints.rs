@@ -582,3 +582,123 @@ fn a_stolen_current_key_cannot_forge_an_earlier_checkpoint() {
     bad.keys = vec![note20];
     assert!(matches!(proof::check(&bad, &keys), Err(ProofError::Chain(Class::BadCheckpointSignature, _))));
 }
+
+/// A writer stopped between making the next pair and committing it: a pending pair whose
+/// checkpoint never reached the log is discarded (never used); one whose checkpoint is in the log
+/// is committed by the next checkpoint, and the key chain file completed.
+#[test]
+fn a_key_change_stopped_midway_is_settled_by_the_next_checkpoint() {
+    use tessera_audit::checkpoint::{SigningKeys, SIGN_NEXT};
+    use tessera_audit::keychain::KEYS;
+    let l = log(5, 0);
+    let mut w = Writer::open(&l.dir).unwrap();
+    let cur = SigningKeys::load(&l.dir).unwrap().unwrap();
+    let mut orphan = cur.generate_next().unwrap();
+    // Its checkpoint would have begun at offset 0 of file 1, where record 0 is.
+    orphan.store_pending(&l.dir, (1, 0)).unwrap();
+    assert_eq!(w.checkpoint(&record(0)).unwrap(), 5);
+    let n = Note::parse(w.last_checkpoint().unwrap()).unwrap();
+    assert_eq!(n.key_gen, Some(0));
+    assert_ne!(n.next.as_ref().map(|x| &x.1), Some(orphan.public()));
+    assert!(!l.dir.join(SIGN_NEXT).exists());
+    let held = SigningKeys::load(&l.dir).unwrap().unwrap();
+    assert_eq!((held.generation(), Some(held.public())), (1, n.next.as_ref().map(|x| &x.1)));
+    // Stopped after its checkpoint went into the log, before the commit and the key chain file.
+    let (sign_before, keys_before) =
+        (std::fs::read(l.dir.join(SIGN)).unwrap(), std::fs::read(l.dir.join(KEYS)).unwrap());
+    w.append(&mut record(6), false).unwrap();
+    assert_eq!(w.checkpoint(&record(0)).unwrap(), 7);
+    std::fs::rename(l.dir.join(SIGN), l.dir.join(SIGN_NEXT)).unwrap();
+    std::fs::write(l.dir.join(SIGN), sign_before).unwrap();
+    std::fs::write(l.dir.join(KEYS), keys_before).unwrap();
+    // Another writer's next checkpoint finishes the change: signed by generation 2.
+    let mut w2 = Writer::open(&l.dir).unwrap();
+    w2.append(&mut record(8), false).unwrap();
+    assert_eq!(w2.checkpoint(&record(0)).unwrap(), 9);
+    assert_eq!(Note::parse(w2.last_checkpoint().unwrap()).unwrap().key_gen, Some(2));
+    assert!(!l.dir.join(SIGN_NEXT).exists());
+    let s = l.public(None);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    let kc = s.key_chain.unwrap();
+    assert_eq!((kc.generations, kc.key_file_entries), (3, Some(3)));
+    assert!(l.keyed().failure.is_none());
+}
+
+/// A log of the first format (one signing pair for life, `TSAUDSK1`, notes without `key` and
+/// `next`) goes on with forward-secure checkpoints once the writer is upgraded: the first new
+/// checkpoint is signed by the old pair (the anchor) and certifies a fresh one; the verifier
+/// takes the old notes under the anchor key and follows the chain from there.
+#[test]
+fn a_log_of_the_first_format_goes_on_forward_secure() {
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, KeyPair, PqdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ML_DSA_65_SIGNING,
+    };
+    use tessera_audit::checkpoint::SigningKeys;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("log");
+    std::fs::create_dir(&dir).unwrap();
+    let seed = [7u8; 32];
+    writer::create_with_seed(&dir, &seed).unwrap();
+    // The key file of the first format.
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let ec = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let ml = PqdsaKeyPair::generate(&ML_DSA_65_SIGNING).unwrap();
+    let ml8 = ml.to_pkcs8v1().unwrap();
+    let mut b = b"TSAUDSK1".to_vec();
+    for k in [ec.as_ref(), ml8.as_ref()] {
+        b.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        b.extend_from_slice(k);
+    }
+    let sum = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b);
+    b.extend_from_slice(sum.as_ref());
+    std::fs::write(dir.join(SIGN), &b).unwrap();
+    let ecp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, ec.as_ref()).unwrap();
+    let public = PublicKeys { ecdsa: ecp.public_key().as_ref().to_vec(), mldsa: ml.public_key().as_ref().to_vec() };
+    std::fs::write(dir.join(PUB), public.encode()).unwrap();
+    let old = SigningKeys::load(&dir).unwrap().unwrap();
+    assert!(old.is_legacy() && old.generation() == 0);
+    // Ten records and a checkpoint of the first format, as the earlier writer made them.
+    let mut w = Writer::open(&dir).unwrap();
+    w.set_checkpoint_every(0);
+    for i in 0..10 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    let recs = lines(&dir.join(LOG));
+    let covered: Vec<&[u8]> = recs.iter().map(|x| x.trim_end().as_bytes()).collect();
+    let head = tessera_audit::format::split(covered[9]).unwrap().1;
+    let legacy = old.sign(10, &tessera_audit::tree::root_of(&covered), &head, None).unwrap();
+    assert!(legacy.key_gen.is_none() && !legacy.encode().contains("\nnext "));
+    let mut r = record(10);
+    r.function = Cow::Borrowed("checkpoint");
+    r.category = Cow::Borrowed("checkpoint");
+    r.checkpoint = Some(Cow::Owned(legacy.encode()));
+    w.append(&mut r, true).unwrap();
+    drop(old);
+    // The upgraded writer: forward-secure from here.
+    for i in 11..15 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    w.checkpoint(&record(0)).unwrap();
+    let n = Note::verify(w.last_checkpoint().unwrap(), &public).unwrap();
+    assert_eq!((n.size, n.key_gen), (15, Some(0)));
+    assert!(!SigningKeys::load(&dir).unwrap().unwrap().is_legacy());
+    w.append(&mut record(16), false).unwrap();
+    w.checkpoint(&record(0)).unwrap();
+    let st = std::fs::read(dir.join(STATE)).unwrap();
+    let s = public::verify(&dir.join(LOG), Some(&st), &public, None).unwrap();
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    let kc = s.key_chain.unwrap();
+    assert_eq!((s.checkpoints, kc.legacy_checkpoints, kc.generations), (3, 1, 2));
+    // A note of the first format the auditor kept still serves as a trusted checkpoint.
+    let legacy_text = legacy.encode();
+    let trusted = public::read_trusted(
+        &{
+            let p = t.path().join("legacy-note");
+            std::fs::write(&p, &legacy_text).unwrap();
+            p
+        },
+        &public,
+    )
+    .unwrap();
+    assert_eq!(public::verify(&dir.join(LOG), Some(&st), &public, Some(&trusted)).unwrap().extends_trusted, Some(10));
+}
