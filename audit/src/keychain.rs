@@ -8,12 +8,14 @@
 //! next. Anything else is named:
 //!
 //! - signed by a key certified *later* in the chain (an old checkpoint re-signed with a later
-//!   or the current key, as journald's CVE-2023-31439 allowed): [`Class::SignedByLaterKey`];
+//!   or the current key, as journald's CVE-2023-31439 allowed; a note naming an earlier
+//!   generation than the key that signed it; a checkpoint that covers nothing beyond the one
+//!   that certified its key): [`Class::SignedByLaterKey`];
 //! - signed by a key that an earlier note already replaced (a key used again after it was
 //!   replaced, or a note certifying a key already used): [`Class::SignedByReplacedKey`];
-//! - a generation skipped (a note that names another generation than the chain has reached,
-//!   certifies a generation other than its own plus one, or is not after the note before it;
-//!   the key chain file without the notes that lead to the retained history):
+//! - a generation skipped (a note that names a later generation than the chain has reached, or
+//!   certifies a generation other than its own plus one; the key chain file without the notes
+//!   that lead to the retained history):
 //!   [`Class::CertificationSkipped`];
 //! - two different certifications by the same key (the log's note and the key chain file's
 //!   disagree, both signed by that generation's key): [`Class::CertificationForked`];
@@ -122,6 +124,15 @@ impl KeyChain {
                 return Ok(());
             }
             (Some(kg), Some((ng, nk))) if note.signed_by(cur) => {
+                if *kg < g {
+                    return broken(
+                        Class::SignedByLaterKey,
+                        format!(
+                            "the checkpoint of {} records names key generation {kg} but is signed by generation {g}, a later key: re-signed by whoever held it",
+                            note.size
+                        ),
+                    );
+                }
                 if *kg != g || *ng != g + 1 {
                     return broken(
                         Class::CertificationSkipped,
@@ -143,9 +154,9 @@ impl KeyChain {
                 if let Some(&before) = self.sizes.last() {
                     if note.size <= before {
                         return broken(
-                            Class::CertificationSkipped,
+                            Class::SignedByLaterKey,
                             format!(
-                                "the certification of generation {ng} is in a checkpoint of {} records, not after the one of generation {g} ({before} records)",
+                                "the checkpoint of {} records, signed by generation {g}, covers nothing beyond the checkpoint of {before} records that certified that key: history already covered, signed again with a later key",
                                 note.size
                             ),
                         );

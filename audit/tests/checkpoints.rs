@@ -205,7 +205,7 @@ fn a_trusted_checkpoint_catches_a_rollback_and_a_rewritten_history() {
     let text = trusted_text(&l, 20);
     let p = proof::prove_consistency(&[fdir.join(LOG)], &text, &keys).unwrap();
     assert!(
-        matches!(proof::check(&p, &keys), Err(ProofError::Chain(Class::CertificationSkipped, _))),
+        matches!(proof::check(&p, &keys), Err(ProofError::Chain(Class::SignedByLaterKey, _))),
         "{:?}",
         proof::check(&p, &keys)
     );
