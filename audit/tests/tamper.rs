@@ -671,8 +671,10 @@ fn big_state_at(n: u64) -> PathBuf {
 
 /// The forward-secure corpus log and its key chain file, and the byte ranges of the checkpoint
 /// notes in the log (the `checkpoint` member's value).
-fn fs_intact() -> &'static (Vec<u8>, Vec<u8>, Vec<(usize, usize)>) {
-    static FS: OnceLock<(Vec<u8>, Vec<u8>, Vec<(usize, usize)>)> = OnceLock::new();
+type FsCase = (Vec<u8>, Vec<u8>, Vec<(usize, usize)>);
+
+fn fs_intact() -> &'static FsCase {
+    static FS: OnceLock<FsCase> = OnceLock::new();
     FS.get_or_init(|| {
         let d = corpus().join("fs-intact");
         let log = std::fs::read(d.join(LOG)).unwrap();
