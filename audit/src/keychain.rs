@@ -83,6 +83,11 @@ impl KeyChain {
         &self.keys[0]
     }
 
+    /// The tree size of the last checkpoint in the chain, if any.
+    pub fn last_size(&self) -> Option<u64> {
+        self.sizes.last().copied()
+    }
+
     /// The notes that certified generations 1..=`g` (signed by generations 0..`g`).
     pub fn certs(&self) -> &[String] {
         &self.certs

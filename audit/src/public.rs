@@ -165,6 +165,21 @@ pub fn verify_files(
             }
         }
     }
+    if let (None, Some(last)) = (&failure, v.side.as_ref().and_then(KeyChain::last_size)) {
+        // The key chain file is appended after each checkpoint is in the log: one of its
+        // checkpoints beyond the log's end means the log was cut back under it.
+        if last >= count {
+            bad_at = Some(count);
+            failure = fail(
+                Class::Truncated,
+                count,
+                count,
+                format!(
+                    "the key chain file holds the checkpoint of {last} records; the log ends after {count}: records were cut off its end"
+                ),
+            );
+        }
+    }
     if let (None, Some((line, b))) = (&failure, side_broken) {
         failure = Some(Failure {
             class: b.class,

@@ -622,6 +622,12 @@ fn a_key_change_stopped_midway_is_settled_by_the_next_checkpoint() {
     let kc = s.key_chain.unwrap();
     assert_eq!((kc.generations, kc.key_file_entries), (3, Some(3)));
     assert!(l.keyed().failure.is_none());
+    // The log cut back to before its last checkpoint (no state file to tell): the key chain file
+    // still holds that checkpoint.
+    let recs = lines(&l.dir.join(LOG));
+    std::fs::write(l.dir.join(LOG), recs[..8].concat()).unwrap();
+    let f = public::verify(&l.dir.join(LOG), None, &l.keys(), None).unwrap().failure.unwrap();
+    assert_eq!((f.class, f.seq), (Class::Truncated, 8), "{f}");
 }
 
 /// A log of the first format (one signing pair for life, `TSAUDSK1`, notes without `key` and
