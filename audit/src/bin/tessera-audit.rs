@@ -21,7 +21,10 @@
 //! is not a failure), 1 when it could not run (a file unreadable, a bad seed), and 10 + the class
 //! of the first failure otherwise (see `tessera_audit::verify::Class::exit_code`);
 //! `verify-proof` exits 0 when the proof holds, 1 when it could not run, and the exit status of
-//! the class (bad checkpoint signature, Merkle mismatch) otherwise.
+//! the class (bad checkpoint signature, Merkle mismatch, or how its key chain breaks: a
+//! certification skipped, a checkpoint signed by a later or a replaced key) otherwise. Both need
+//! only the anchor public keys (`export-key`): checkpoint keys change at every checkpoint, each
+//! certified by the one before (`tessera_audit::keychain`).
 
 use clap::{Parser, Subcommand};
 use std::io::Write;
