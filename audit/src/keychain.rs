@@ -83,25 +83,9 @@ impl KeyChain {
         &self.keys[0]
     }
 
-    /// The tree size of the last checkpoint in the chain, if any.
-    pub fn last_size(&self) -> Option<u64> {
-        self.sizes.last().copied()
-    }
-
     /// The notes that certified generations 1..=`g` (signed by generations 0..`g`).
     pub fn certs(&self) -> &[String] {
         &self.certs
-    }
-
-    /// The chain cut back to generation `g` (its first `g` certifications).
-    pub fn truncated(&self, g: u64) -> Option<KeyChain> {
-        let g = usize::try_from(g).ok().filter(|&g| g <= self.certs.len())?;
-        Some(KeyChain {
-            keys: self.keys[..=g].to_vec(),
-            certs: self.certs[..g].to_vec(),
-            sizes: self.sizes[..g].to_vec(),
-            legacy: self.legacy,
-        })
     }
 
     /// Whether `note` (of this log: its origin is checked by the caller) is signed by the key of
@@ -111,14 +95,14 @@ impl KeyChain {
     }
 
     /// Takes `note` (whose text is `text`) as the next checkpoint. `side`: the key chain file's
-    /// chain, whose certification of the same generation must be this one; `later`: public keys
+    /// notes, whose certification of the same generation must be this one; `later`: public keys
     /// certified anywhere (the log's other notes, the key chain file) with their generations,
     /// asked for only to name a failure.
     pub fn accept(
         &mut self,
         note: &Note,
         text: &str,
-        side: Option<&KeyChain>,
+        side: Option<&[String]>,
         later: &mut dyn FnMut() -> Vec<(u64, PublicKeys)>,
     ) -> Result<(), Broken> {
         let g = self.generation();
@@ -167,7 +151,17 @@ impl KeyChain {
                         );
                     }
                 }
-                if let Some(other) = side.and_then(|s| s.certs.get(g as usize)) {
+                if let Some(other) = side.and_then(|s| s.get(g as usize)) {
+                    if other != text && !Note::parse(other).is_ok_and(|o| o.signed_by(cur)) {
+                        return broken(
+                            Class::BadCheckpointSignature,
+                            format!(
+                                "the key chain file ({KEYS}), line {}: its certification of generation {} is not the log's and is not signed by the key of generation {g}",
+                                g + 1,
+                                g + 1
+                            ),
+                        );
+                    }
                     if other != text {
                         return broken(
                             Class::CertificationForked,
@@ -197,7 +191,7 @@ impl KeyChain {
         }
         let mut cands = later();
         if let Some(s) = side {
-            cands.extend(s.keys.iter().enumerate().map(|(i, k)| (i as u64, k.clone())));
+            cands.extend(certified_by(s));
         }
         if let Some((j, _)) = cands.iter().find(|(j, k)| *j > g && note.signed_by(k)) {
             return broken(
@@ -295,6 +289,11 @@ pub fn append(dir: &Path, note: &str) -> std::io::Result<()> {
     }
     f.write_all(format!("{}\n", serde_json::to_string(note).expect("a string serialises")).as_bytes())?;
     f.sync_data()
+}
+
+/// The public keys `notes` certify, with their generations (not verified).
+pub fn certified_by(notes: &[String]) -> Vec<(u64, PublicKeys)> {
+    notes.iter().filter_map(|t| Note::parse(t).ok()?.next).collect()
 }
 
 /// The public keys every checkpoint note in `files` certifies, with their generations (not

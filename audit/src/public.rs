@@ -56,16 +56,12 @@ pub fn verify_files(
     keys: &PublicKeys,
     trusted: Option<&Note>,
 ) -> std::io::Result<Summary> {
-    // The key chain file beside the log, checked from the anchor on its own.
+    // The key chain file beside the log: each of its notes must be the log's checkpoint of the
+    // same generation (checked as the walk takes it), and the part before a retained history is
+    // followed from the anchor on its own.
     let dir = files.first().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
-    let side_notes = keychain::read(&dir)?;
-    let (side, side_broken) = match &side_notes {
-        Some(n) => {
-            let (c, b) = keychain::follow(keys, n);
-            (Some(c), b)
-        }
-        None => (None, None),
-    };
+    let side = keychain::read(&dir)?;
+    let side_len = side.as_ref().map(|n| n.len() as u64);
     let mut v = Walk {
         keys,
         chain: KeyChain::new(keys),
@@ -165,29 +161,31 @@ pub fn verify_files(
             }
         }
     }
-    if let (None, Some(last)) = (&failure, v.side.as_ref().and_then(KeyChain::last_size)) {
-        // The key chain file is appended after each checkpoint is in the log: one of its
-        // checkpoints beyond the log's end means the log was cut back under it.
-        if last >= count {
-            bad_at = Some(count);
-            failure = fail(
+    // The key chain file's notes after the log's last certification: the writer appends one
+    // only once its checkpoint is in the log.
+    let beyond = v.side.as_deref().and_then(|n| n.get(v.chain.generation() as usize..)).unwrap_or_default();
+    if let (None, Some((i, t))) = (&failure, beyond.iter().enumerate().next()) {
+        let g = v.chain.generation() + i as u64;
+        let (class, detail) = match Note::parse(t) {
+            Ok(n) if n.size >= count => (
                 Class::Truncated,
-                count,
-                count,
                 format!(
-                    "the key chain file holds the checkpoint of {last} records; the log ends after {count}: records were cut off its end"
+                    "the key chain file holds the checkpoint of {} records; the log ends after {count}: records were cut off its end",
+                    n.size
                 ),
-            );
-        }
-    }
-    if let (None, Some((line, b))) = (&failure, side_broken) {
-        failure = Some(Failure {
-            class: b.class,
-            file: dir.join(keychain::KEYS),
-            line,
-            seq: 0,
-            detail: format!("the key chain file, certification {line}: {}", b.detail),
-        });
+            ),
+            _ => (
+                Class::CertificationSkipped,
+                format!(
+                    "the key chain file ({}), line {}, certifies key generation {} in a checkpoint the log does not have",
+                    keychain::KEYS,
+                    g + 1,
+                    g + 1
+                ),
+            ),
+        };
+        bad_at = Some(count);
+        failure = fail(class, count, count, detail);
     }
     let verified = bad_at.unwrap_or(count);
     let tail = if failed_in + 1 == files.len() { len - end } else { 0 };
@@ -214,7 +212,7 @@ pub fn verify_files(
             legacy_checkpoints: v.chain.legacy,
             generations: v.chain.generation(),
             from_key_file: v.from_key_file,
-            key_file_entries: side_notes.as_ref().map(|n| n.len() as u64),
+            key_file_entries: side_len,
         }),
         failure,
     })
@@ -226,8 +224,8 @@ struct Walk<'a> {
     keys: &'a PublicKeys,
     /// The checkpoint keys' chain as far as the walk has followed it.
     chain: KeyChain,
-    /// The key chain file's chain, if there is one.
-    side: Option<KeyChain>,
+    /// The key chain file's notes, if there is one.
+    side: Option<Vec<String>>,
     files: &'a [PathBuf],
     /// Certifications the chain took from the key chain file (retained history).
     from_key_file: u64,
@@ -391,34 +389,43 @@ impl Walk<'_> {
             // key chain file (the notes of the deleted files).
             let fresh = self.chain.generation() == 0 && self.chain.legacy == 0;
             if let (true, Some(h), Some(g)) = (fresh, self.history_from, note.key_gen.filter(|&g| g > 0)) {
-                match self.side.as_ref().map(|s| (s.generation(), s.truncated(g))) {
-                    None => {
+                let Some(side) = self.side.as_deref() else {
+                    return self.fail(
+                        Class::MissingFile,
+                        n,
+                        format!(
+                            "history starts at seq {h}: the key chain file ({}), which leads from the anchor key to generation {g}, is missing",
+                            keychain::KEYS
+                        ),
+                    );
+                };
+                let Some(prefix) = side.get(..g as usize) else {
+                    let reach = side.len();
+                    return self.fail(
+                        Class::CertificationSkipped,
+                        n,
+                        format!(
+                            "history starts at seq {h} with a checkpoint of key generation {g}; the key chain file reaches generation {reach} only"
+                        ),
+                    );
+                };
+                match keychain::follow(self.keys, prefix) {
+                    (_, Some((line, b))) => {
                         return self.fail(
-                            Class::MissingFile,
+                            b.class,
                             n,
-                            format!(
-                                "history starts at seq {h}: the key chain file ({}), which leads from the anchor key to generation {g}, is missing",
-                                keychain::KEYS
-                            ),
+                            format!("the key chain file ({}), line {line}: {}", keychain::KEYS, b.detail),
                         )
                     }
-                    Some((reach, None)) => {
-                        return self.fail(
-                            Class::CertificationSkipped,
-                            n,
-                            format!(
-                                "history starts at seq {h} with a checkpoint of key generation {g}; the key chain file reaches generation {reach} only"
-                            ),
-                        )
-                    }
-                    Some((_, Some(c))) => {
+                    (c, None) => {
                         self.chain = c;
                         self.from_key_file = g;
                     }
                 }
             }
             let files = self.files;
-            if let Err(b) = self.chain.accept(&note, &text, self.side.as_ref(), &mut || keychain::certified_in(files)) {
+            if let Err(b) = self.chain.accept(&note, &text, self.side.as_deref(), &mut || keychain::certified_in(files))
+            {
                 return self.fail(b.class, n, format!("record {n}: {}", b.detail));
             }
             if note.size != n {
