@@ -25,7 +25,8 @@
 //! order, one line each (the note's exact text as a JSON string). The writer appends it under the
 //! log's lock after the checkpoint record; retention never deletes it. It is what lets a
 //! verifier that starts at a retained later file (retention deleted the files before) reach the
-//! anchor: the notes of the deleted files are there. About 7.5 KB per checkpoint (the next
+//! anchor: the notes of the deleted files are there ([`follow`]). Where the log holds the note of
+//! the same generation, the two must be the same text. About 7.5 KB per checkpoint (the next
 //! pair's public keys and the two signatures, ML-DSA-65's being most of it).
 
 use crate::checkpoint::{Note, PublicKeys};
