@@ -352,6 +352,18 @@ fn the_forward_secure_corpus_is_classified() {
             assert_eq!((kc.generations, kc.legacy_checkpoints, kc.key_file_entries), (4, 0, Some(4)));
         }
     }
+    // The command line: the exit status of each class, the trusted checkpoint where there is one.
+    for (name, public, _) in FS_CASES {
+        let d = root.join(name);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-audit"));
+        cmd.args(["verify", d.to_str().unwrap(), "--pubkey", root.join("fs-pubkey").to_str().unwrap()]);
+        if d.join("trusted").exists() {
+            cmd.args(["--trusted-checkpoint", d.join("trusted").to_str().unwrap()]);
+        }
+        let out = cmd.output().unwrap();
+        let want = public.map_or(0, |c| i32::from(c.exit_code()));
+        assert_eq!(out.status.code(), Some(want), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     // The failure is named at the checkpoint that does not hold.
     let at = |name: &str| {
         let d = root.join(name);
