@@ -87,7 +87,8 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Prints the public keys of the log in DIR.
+    /// Prints the anchor public keys of the log in DIR: those of the first checkpoint pair,
+    /// from which every later pair is certified (all `verify --pubkey` and `verify-proof` need).
     ExportKey { dir: PathBuf },
     /// Prints a proof: that record SEQ is in the log under the first signed checkpoint after it,
     /// or (--consistency-from) that the log's last checkpoint extends an older one.
@@ -547,7 +548,7 @@ fn main() -> ExitCode {
                 "verification seed: {} (mode 0600): move it off this host; whoever holds it can forge records",
                 seed_out.display()
             );
-            println!("public keys (for verify --pubkey): {}", dir.join(PUB).display());
+            println!("anchor public keys (for verify --pubkey, verify-proof): {}", dir.join(PUB).display());
             if let Some(out) = pubkey_out {
                 if let Err(e) = std::fs::copy(dir.join(PUB), &out) {
                     return fail(format!("{}: {e}", out.display()));
