@@ -1379,3 +1379,106 @@ fn a_signature_is_recorded_whatever_another_thread_starts_on_the_session() {
     assert!(signed > 0 && other_inits > 0, "both threads ran: {signed} signatures, {other_inits} other inits");
     assert_eq!(signed, recorded, "signatures handed out ({signed}) against C_Sign records ({recorded})");
 }
+
+/// Forward-secure checkpoint keys through the library: four processes append to one log that
+/// seals every 37 records (each checkpoint certifying the next signing pair, which replaces the
+/// old one under the log's lock), rotates every 64 KiB and keeps two rotated files. `tessera-audit
+/// verify --pubkey` with only the anchor key `export-key` gave before the run follows the chain
+/// (through the key chain file for the deleted files); a record's proof verifies with it too.
+/// Whoever then takes the host and its current key cannot sign anything earlier: an old
+/// checkpoint re-signed with it is named, and so is a proof put together with it.
+#[test]
+fn forward_secure_checkpoints_through_processes() {
+    const OPS: usize = 300;
+    let bin = audit_bin().expect("tessera-audit: build it with `cargo build --release -p tessera-audit`");
+    let l = children_token("fscp");
+    let c = chain();
+    let off_host = tempfile::tempdir().unwrap();
+    let anchor = off_host.path().join("anchor.pub");
+    let out = Command::new(&bin).args(["export-key", c.dir.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(&anchor, &out.stdout).unwrap();
+    let conf = children_conf_with(
+        &l.env,
+        &c,
+        "audit.rotate_bytes = 65536\naudit.keep_files = 2\naudit.checkpoint_every = 37\naudit.checkpoint_seconds = 0",
+    );
+    let kids: Vec<_> = (0..4).map(|_| spawn_child(&conf.conf, "fscp", OPS, false)).collect();
+    for k in kids {
+        let out = k.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let verify = |extra: &[&str]| {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["verify", c.dir.to_str().unwrap(), "--pubkey", anchor.to_str().unwrap()]).args(extra);
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, said) = verify(&[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("checkpoint keys: forward-secure"), "{said}");
+    assert!(said.contains("history starts at seq"), "{said}");
+    let keys = tessera_audit::checkpoint::PublicKeys::read(&anchor).unwrap();
+    let public = c.public(&keys);
+    assert!(public.failure.is_none(), "{:?}", public.failure);
+    let kc = public.key_chain.clone().unwrap();
+    // Every checkpoint any process wrote certified one generation; the host holds the last.
+    let held = tessera_audit::checkpoint::SigningKeys::load(&c.dir).unwrap().unwrap();
+    assert_eq!(kc.key_file_entries, Some(kc.generations));
+    assert_eq!(held.generation(), kc.generations);
+    assert!(kc.generations as usize >= 4 * OPS / 37, "{kc:?}");
+    assert!(kc.from_key_file > 0, "{kc:?}");
+    assert!(!c.dir.join(tessera_audit::checkpoint::SIGN_NEXT).exists());
+    assert!(c.verify().failure.is_none());
+    // A sealed C_Sign of the retained history, proved with the anchor key alone.
+    let recs = c.records();
+    let sealed = public.sealed.unwrap();
+    let seq = recs
+        .iter()
+        .filter(|r| r["function"] == "C_Sign" && r["seq"].as_u64().unwrap() < sealed)
+        .map(|r| r["seq"].as_u64().unwrap())
+        .next_back()
+        .unwrap();
+    let out = Command::new(&bin).args(["prove", c.dir.to_str().unwrap(), "--seq", &seq.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let proof_file = off_host.path().join("proof.json");
+    std::fs::write(&proof_file, &out.stdout).unwrap();
+    let check = |p: &Path| {
+        let o = Command::new(&bin)
+            .args(["verify-proof", p.to_str().unwrap(), "--pubkey", anchor.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    assert_eq!(check(&proof_file).0, Some(0));
+    // The host taken now: its current key signs the proof's checkpoint again, the whole key
+    // chain (the key chain file's) put in the proof; or a checkpoint of its own generation,
+    // certifying a fresh pair, over the same tree.
+    let proof: tessera_audit::proof::Proof = serde_json::from_slice(&out.stdout).unwrap();
+    let chain = tessera_audit::keychain::read(&c.dir).unwrap().unwrap();
+    let fresh = held.generate_next().unwrap();
+    let original = tessera_audit::checkpoint::Note::parse(&proof.checkpoint).unwrap();
+    let own = held.sign(original.size, &original.root, &original.head, Some(fresh.public())).unwrap();
+    let mut resigned = original.clone();
+    held.resign(&mut resigned).unwrap();
+    for (i, note) in [resigned, own].into_iter().enumerate() {
+        let p = tessera_audit::proof::Proof { checkpoint: note.encode(), keys: chain.clone(), ..proof.clone() };
+        let forged = off_host.path().join(format!("forged-{i}.json"));
+        std::fs::write(&forged, serde_json::to_vec(&p).unwrap()).unwrap();
+        let (code, said) = check(&forged);
+        assert_eq!(code, Some(i32::from(verify::Class::SignedByLaterKey.exit_code())), "{i}: {said}");
+    }
+    let (files, _) = verify::log_files(&c.dir, None).unwrap();
+    let victim =
+        files.iter().find(|p| std::fs::read_to_string(p).unwrap().contains("\"function\":\"checkpoint\"")).unwrap();
+    let text = std::fs::read_to_string(victim).unwrap();
+    let line = text.lines().find(|x| x.contains("\"function\":\"checkpoint\"")).unwrap();
+    let old: String = serde_json::from_str::<Value>(line).unwrap()["checkpoint"].as_str().unwrap().into();
+    let mut note = tessera_audit::checkpoint::Note::parse(&old).unwrap();
+    held.resign(&mut note).unwrap();
+    let escaped = |t: &str| serde_json::to_string(t).unwrap();
+    std::fs::write(victim, text.replacen(&escaped(&old), &escaped(&note.encode()), 1)).unwrap();
+    let (code, said) = verify(&[]);
+    assert_eq!(code, Some(i32::from(verify::Class::SignedByLaterKey.exit_code())), "{said}");
+    assert!(said.contains("checkpoint-signed-by-a-later-key"), "{said}");
+}

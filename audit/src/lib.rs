@@ -8,13 +8,16 @@
 //! auditor; the module appends through [`writer::Writer`].
 //!
 //! Signed checkpoints ([`checkpoint`]) over a Merkle tree of the records ([`merkle`], the
-//! writer's frontier in [`tree`]) let anyone with the public keys verify the log ([`public`]),
-//! prove one record in it or that it grew without changing ([`proof`]). [`query`] reads a log for
+//! writer's frontier in [`tree`]) let anyone with the anchor public keys verify the log
+//! ([`public`]), prove one record in it or that it grew without changing ([`proof`]). The
+//! checkpoint keys are forward-secure: each checkpoint certifies the next signing pair and the
+//! old one is erased; [`keychain`] follows that chain from the anchor. [`query`] reads a log for
 //! people: `show`, `export`, `report`.
 
 pub mod chain;
 pub mod checkpoint;
 pub mod format;
+pub mod keychain;
 pub mod merkle;
 pub mod names;
 pub mod proof;

@@ -14,6 +14,11 @@
 //! sequence are named from the sequence numbers alone; run with the seed as well for the exact
 //! class.
 //!
+//! Checkpoint signatures are checked along the key chain (`keychain`): the first checkpoint
+//! under the anchor keys, each later one under the key the one before it certified. A log whose
+//! older files retention deleted starts its chain from the key chain file (`audit.keys`, beside
+//! the log), itself checked from the anchor; where both hold a certification they must agree.
+//!
 //! With a trusted checkpoint (one the auditor kept from an earlier look at the log), the root
 //! over the log's first `size` records must be the trusted root: a log shorter than that is
 //! "rolled back", one whose first records differ is "Merkle mismatch" (history rewritten). This
@@ -21,16 +26,18 @@
 //! gives the proof (`merkle::consistency_proof`) for an auditor who holds only two checkpoints.
 
 use crate::chain;
-use crate::checkpoint::{Note, NoteError, PublicKeys};
+use crate::checkpoint::{Note, PublicKeys};
 use crate::format;
+use crate::keychain::{self, KeyChain};
 use crate::merkle::{self, Frontier};
-use crate::verify::{Class, End, Failure, Summary};
+use crate::verify::{Class, End, Failure, KeyChainReport, Summary};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Verifies the log file `file` with `keys`; `state` the state file's bytes if the directory was
 /// given (its checksum is not keyed: it shows a log cut back under its state, nothing more);
-/// `trusted` a checkpoint kept by the auditor (already verified with `keys`).
+/// `trusted` a checkpoint kept by the auditor (parsed by [`read_trusted`]; its signature is
+/// checked against the log's key chain).
 pub fn verify(
     file: &Path,
     state: Option<&[u8]>,
@@ -49,8 +56,18 @@ pub fn verify_files(
     keys: &PublicKeys,
     trusted: Option<&Note>,
 ) -> std::io::Result<Summary> {
+    // The key chain file beside the log: each of its notes must be the log's checkpoint of the
+    // same generation (checked as the walk takes it), and the part before a retained history is
+    // followed from the anchor on its own.
+    let dir = files.first().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+    let side = keychain::read(&dir)?;
+    let side_len = side.as_ref().map(|n| n.len() as u64);
     let mut v = Walk {
         keys,
+        chain: KeyChain::new(keys),
+        side,
+        files,
+        from_key_file: 0,
         trusted,
         n: 0,
         prev: [0; 32],
@@ -65,6 +82,7 @@ pub fn verify_files(
         extends: None,
         failure: None,
         file_start: false,
+        history_from: None,
     };
     let (mut end, mut len, mut base) = (0, 0, 0);
     let mut failed_in = files.len() - 1;
@@ -81,6 +99,7 @@ pub fn verify_files(
             history_from = Some(v.n);
         }
     }
+    v.history_from = history_from;
     let start_n = v.n;
     for (i, p) in files.iter().enumerate() {
         let f = File::open(p)?;
@@ -142,6 +161,32 @@ pub fn verify_files(
             }
         }
     }
+    // The key chain file's notes after the log's last certification: the writer appends one
+    // only once its checkpoint is in the log.
+    let beyond = v.side.as_deref().and_then(|n| n.get(v.chain.generation() as usize..)).unwrap_or_default();
+    if let (None, Some((i, t))) = (&failure, beyond.iter().enumerate().next()) {
+        let g = v.chain.generation() + i as u64;
+        let (class, detail) = match Note::parse(t) {
+            Ok(n) if n.size >= count => (
+                Class::Truncated,
+                format!(
+                    "the key chain file holds the checkpoint of {} records; the log ends after {count}: records were cut off its end",
+                    n.size
+                ),
+            ),
+            _ => (
+                Class::CertificationSkipped,
+                format!(
+                    "the key chain file ({}), line {}, certifies key generation {} in a checkpoint the log does not have",
+                    keychain::KEYS,
+                    g + 1,
+                    g + 1
+                ),
+            ),
+        };
+        bad_at = Some(count);
+        failure = fail(class, count, count, detail);
+    }
     let verified = bad_at.unwrap_or(count);
     let tail = if failed_in + 1 == files.len() { len - end } else { 0 };
     Ok(Summary {
@@ -163,13 +208,29 @@ pub fn verify_files(
         }),
         extends_trusted: v.extends,
         history_from,
+        key_chain: Some(KeyChainReport {
+            legacy_checkpoints: v.chain.legacy,
+            generations: v.chain.generation(),
+            from_key_file: v.from_key_file,
+            key_file_entries: side_len,
+        }),
         failure,
     })
 }
 
 /// The walk's state between lines.
 struct Walk<'a> {
+    /// The anchor keys.
     keys: &'a PublicKeys,
+    /// The checkpoint keys' chain as far as the walk has followed it.
+    chain: KeyChain,
+    /// The key chain file's notes, if there is one.
+    side: Option<Vec<String>>,
+    files: &'a [PathBuf],
+    /// Certifications the chain took from the key chain file (retained history).
+    from_key_file: u64,
+    /// The `seq` the retained history starts at.
+    history_from: Option<u64>,
     trusted: Option<&'a Note>,
     /// The next record's expected `seq` (= lines seen).
     n: u64,
@@ -194,11 +255,31 @@ impl Walk<'_> {
         self.failure = Some((class, self.n, seq, detail));
     }
 
+    /// Whether the trusted checkpoint is signed by the key of its generation in the chain
+    /// (`None`: the chain has not reached that generation).
+    fn trusted_signed(&self, t: &Note) -> Option<bool> {
+        match t.key_gen {
+            None => Some(t.signed_by(self.keys)),
+            Some(g) => self.chain.key(g).map(|k| t.signed_by(k)),
+        }
+    }
+
     /// The trusted checkpoint, when the walk is at its size.
     fn check_trusted(&mut self) {
         let Some(t) = self.trusted else { return };
         if t.size != self.n {
             return;
+        }
+        if self.trusted_signed(t) != Some(true) {
+            let n = self.n;
+            return self.fail(
+                Class::BadCheckpointSignature,
+                n,
+                format!(
+                    "the trusted checkpoint of {n} records is not signed by the key of generation {} of this log's key chain",
+                    t.key_gen.unwrap_or(0)
+                ),
+            );
         }
         if self.tree.root() != t.root || !chain::same_mac(&self.prev, &t.head) {
             let n = self.n;
@@ -217,6 +298,16 @@ impl Walk<'_> {
         if let Some(t) = self.trusted {
             if self.failure.is_none() && t.size > self.n {
                 let n = self.n;
+                if self.trusted_signed(t) == Some(false) {
+                    return self.fail(
+                        Class::BadCheckpointSignature,
+                        n,
+                        format!(
+                            "the trusted checkpoint of {} records is not signed by its key of this log's key chain",
+                            t.size
+                        ),
+                    );
+                }
                 self.fail(
                     Class::RolledBack,
                     n,
@@ -277,37 +368,83 @@ impl Walk<'_> {
             let Some(text) = format::checkpoint_note(covered) else {
                 return self.fail(Class::Modified, n, format!("record {n}: its checkpoint is not a string"));
             };
-            match Note::verify(&text, self.keys) {
-                Err(NoteError::Form(e)) => {
+            let note = match Note::parse(&text) {
+                Ok(n) => n,
+                Err(e) => {
                     return self.fail(
                         Class::BadCheckpointSignature,
                         n,
                         format!("record {n}: not a checkpoint note: {e}"),
                     )
                 }
-                Err(NoteError::Signature(e)) => {
-                    return self.fail(Class::BadCheckpointSignature, n, format!("record {n}: {e}"))
-                }
-                Ok(note) => {
-                    if note.size != n {
+            };
+            if note.origin != self.keys.origin() {
+                return self.fail(
+                    Class::BadCheckpointSignature,
+                    n,
+                    format!("record {n}: a checkpoint of another log ({})", note.origin),
+                );
+            }
+            // A retained history: the chain up to this checkpoint's generation comes from the
+            // key chain file (the notes of the deleted files).
+            let fresh = self.chain.generation() == 0 && self.chain.legacy == 0;
+            if let (true, Some(h), Some(g)) = (fresh, self.history_from, note.key_gen.filter(|&g| g > 0)) {
+                let Some(side) = self.side.as_deref() else {
+                    return self.fail(
+                        Class::MissingFile,
+                        n,
+                        format!(
+                            "history starts at seq {h}: the key chain file ({}), which leads from the anchor key to generation {g}, is missing",
+                            keychain::KEYS
+                        ),
+                    );
+                };
+                let Some(prefix) = side.get(..g as usize) else {
+                    let reach = side.len();
+                    return self.fail(
+                        Class::CertificationSkipped,
+                        n,
+                        format!(
+                            "history starts at seq {h} with a checkpoint of key generation {g}; the key chain file reaches generation {reach} only"
+                        ),
+                    );
+                };
+                match keychain::follow(self.keys, prefix) {
+                    (_, Some((line, b))) => {
                         return self.fail(
-                            Class::MerkleMismatch,
+                            b.class,
                             n,
-                            format!("the checkpoint at record {n} is signed for a tree of {} records", note.size),
-                        );
+                            format!("the key chain file ({}), line {line}: {}", keychain::KEYS, b.detail),
+                        )
                     }
-                    if note.root != self.tree.root() || !chain::same_mac(&note.head, &self.prev) {
-                        return self.fail(
-                            Class::MerkleMismatch,
-                            n,
-                            format!("the checkpoint at record {n} signed another history of records 0..{n}"),
-                        );
+                    (c, None) => {
+                        self.chain = c;
+                        self.from_key_file = g;
                     }
-                    self.checkpoints += 1;
-                    self.sealed = Some(n);
-                    self.last_checkpoint_seq = Some(n);
                 }
             }
+            let files = self.files;
+            if let Err(b) = self.chain.accept(&note, &text, self.side.as_deref(), &mut || keychain::certified_in(files))
+            {
+                return self.fail(b.class, n, format!("record {n}: {}", b.detail));
+            }
+            if note.size != n {
+                return self.fail(
+                    Class::MerkleMismatch,
+                    n,
+                    format!("the checkpoint at record {n} is signed for a tree of {} records", note.size),
+                );
+            }
+            if note.root != self.tree.root() || !chain::same_mac(&note.head, &self.prev) {
+                return self.fail(
+                    Class::MerkleMismatch,
+                    n,
+                    format!("the checkpoint at record {n} signed another history of records 0..{n}"),
+                );
+            }
+            self.checkpoints += 1;
+            self.sealed = Some(n);
+            self.last_checkpoint_seq = Some(n);
         }
         self.first_time.get_or_insert(h.time_us);
         self.last_time = Some(h.time_us);
@@ -322,8 +459,19 @@ impl Walk<'_> {
     }
 }
 
-/// Reads a trusted checkpoint file and verifies it with `keys`.
+/// Reads a trusted checkpoint file: a note of the log of `keys` (the anchor keys). A note of
+/// the first format is verified here; a later one names its key generation, and its signature
+/// is checked against the log's key chain by [`verify_files`].
 pub fn read_trusted(path: &Path, keys: &PublicKeys) -> Result<Note, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Note::verify(&text, keys).map_err(|e| format!("{}: the trusted checkpoint: {e}", path.display()))
+    let bad = |e: String| format!("{}: the trusted checkpoint: {e}", path.display());
+    let n = Note::parse(&text).map_err(|e| bad(e.to_string()))?;
+    if n.origin != keys.origin() {
+        return Err(bad(format!("a checkpoint of another log ({})", n.origin)));
+    }
+    match n.key_gen {
+        None if !n.signed_by(keys) => Err(bad("its signatures do not verify under the log's public keys".into())),
+        Some(0) if !n.signed_by(keys) => Err(bad("its signatures do not verify under the anchor keys".into())),
+        _ => Ok(n),
+    }
 }

@@ -53,8 +53,18 @@ pub enum Class {
     MerkleMismatch,
     /// A checkpoint's signatures do not verify under the log's public keys (or it is no note).
     BadCheckpointSignature,
-    /// A rotated file of the log is missing.
+    /// A rotated file of the log is missing (or the key chain file, when the retained history
+    /// needs it).
     MissingFile,
+    /// The checkpoint keys' certification chain skips a generation (`keychain`).
+    CertificationSkipped,
+    /// One checkpoint key certified two different successors (`keychain`).
+    CertificationForked,
+    /// A checkpoint is signed by a key certified later than the one that must sign it: old
+    /// history re-signed with a later (or the host's current) key (`keychain`).
+    SignedByLaterKey,
+    /// A checkpoint is signed by a key an earlier checkpoint already replaced (`keychain`).
+    SignedByReplacedKey,
 }
 
 impl Class {
@@ -73,6 +83,10 @@ impl Class {
             Class::MerkleMismatch => "merkle-mismatch",
             Class::BadCheckpointSignature => "bad-checkpoint-signature",
             Class::MissingFile => "missing-file",
+            Class::CertificationSkipped => "certification-skipped",
+            Class::CertificationForked => "certification-forked",
+            Class::SignedByLaterKey => "checkpoint-signed-by-a-later-key",
+            Class::SignedByReplacedKey => "checkpoint-signed-by-a-replaced-key",
         }
     }
 
@@ -140,7 +154,24 @@ pub struct Summary {
     /// The log's history starts at this `seq` (retention deleted the files before it; the
     /// rotation record there carries the Merkle tree so far, and signed checkpoints anchor it).
     pub history_from: Option<u64>,
+    /// How the checkpoints' keys are anchored (public verification).
+    pub key_chain: Option<KeyChainReport>,
     pub failure: Option<Failure>,
+}
+
+/// How the checkpoints' signing keys lead back to the anchor public keys.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct KeyChainReport {
+    /// Checkpoints of the first format, all signed by the anchor keys (no forward security).
+    pub legacy_checkpoints: u64,
+    /// Key generations certified from the anchor: the next checkpoint's key is of this
+    /// generation.
+    pub generations: u64,
+    /// Of these, certifications taken from the key chain file (`audit.keys`) because retention
+    /// deleted the log files that held them.
+    pub from_key_file: u64,
+    /// Certifications in the key chain file (all checked from the anchor), if it was read.
+    pub key_file_entries: Option<u64>,
 }
 
 /// A complete line, split.
@@ -334,6 +365,7 @@ pub fn verify(data: &[u8], file: &Path, state: Option<&[u8]>, seed: &Key, thread
         unsealed_tail: None,
         extends_trusted: None,
         history_from: (base > 0).then_some(base),
+        key_chain: None,
         failure: None,
     };
     // The MAC before line `k` (an index).
@@ -578,6 +610,7 @@ pub fn verify_files(files: &[PathBuf], state: Option<&[u8]>, seed: &Key, threads
         unsealed_tail: None,
         extends_trusted: None,
         history_from: (base > 0).then_some(base),
+        key_chain: None,
         failure: None,
     };
     if let Some(st) = state {
@@ -677,6 +710,7 @@ pub fn verify_file(log: &Path, state: Option<&[u8]>, seed: &Key, threads: usize)
         unsealed_tail: None,
         extends_trusted: None,
         history_from: None,
+        key_chain: None,
         failure: None,
     };
     if let Some(st) = state {

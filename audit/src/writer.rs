@@ -157,8 +157,10 @@ pub struct Writer {
     reserved_to: u64,
     /// The reserve could not be renewed: the file system is (nearly) full.
     low_space: bool,
-    /// The checkpoint signing keys (`None`: a chain made without them signs no checkpoints).
-    keys: Option<SigningKeys>,
+    /// Whether the chain has checkpoint signing keys (a chain made without them signs no
+    /// checkpoints). The keys themselves are read under the lock for each checkpoint and dropped
+    /// right after: each checkpoint replaces them (`checkpoint`), so no writer keeps an old pair.
+    signs: bool,
     checkpoint_every: u64,
     last_checkpoint: Option<String>,
     last_checkpoint_seq: Option<u64>,
@@ -312,7 +314,7 @@ impl Writer {
             Err(e) => return Err(Error::Io(st, e)),
         };
         let log = open_log(dir)?;
-        let keys = SigningKeys::load(dir).map_err(|e| Error::Unsafe(dir.into(), e.to_string()))?;
+        let signs = dir.join(crate::checkpoint::SIGN).exists();
         if dir.join(SEED).exists() {
             tracing::warn!(
                 "{}: the verification seed is still on this host; whoever reads it can forge every record: move it off",
@@ -326,7 +328,7 @@ impl Writer {
             buf: Vec::with_capacity(1024),
             reserved_to: 0,
             low_space: false,
-            keys,
+            signs,
             checkpoint_every: CHECKPOINT_EVERY,
             last_checkpoint: None,
             last_checkpoint_seq: None,
@@ -431,7 +433,7 @@ impl Writer {
         let by_count = every > 0 && st.chain.seq().is_multiple_of(every);
         // Time: this writer's last checkpoint (or its opening) is older than the interval.
         let by_time = self.checkpoint_interval.is_some_and(|t| self.last_checkpoint_at.elapsed() >= t);
-        if self.keys.is_some() && (by_count || by_time) {
+        if self.signs && (by_count || by_time) {
             // The record is written: a checkpoint that fails now does not fail its call; the
             // next one (or `C_Finalize`'s) covers these records.
             if let Err(e) = self.write_checkpoint(st_file, &mut st, rec) {
@@ -481,16 +483,37 @@ impl Writer {
 
     /// Appends a checkpoint over every record before the state's position (its time, pid, uid
     /// and mode taken from `like`), synced; returns its `seq`.
+    ///
+    /// Under the log's lock: the current signing pair is read from `audit.sign` (a pair left
+    /// pending by a writer stopped midway is settled first, [`Writer::settle_pending`]), a fresh
+    /// pair is made and stored as pending (`audit.sign.next`, synced), the checkpoint signed by
+    /// the current pair certifies the fresh one, goes into the log (synced) and into the key
+    /// chain file (`audit.keys`, synced), and the fresh pair replaces the current one
+    /// (`SigningKeys::commit`: renamed over it, the old file's bytes overwritten). The old pair
+    /// is dropped here (aws-lc clears freed keys). Every process reads the keys under the same
+    /// lock, so all agree on which pair signs the next checkpoint.
     fn write_checkpoint(&mut self, st_file: &File, st: &mut State, like: &Record) -> Result<u64, Error> {
-        let Some(keys) = &self.keys else {
+        let unsafe_err = |e: crate::checkpoint::Error| Error::Unsafe(self.dir.clone(), format!("checkpoint: {e}"));
+        self.settle_pending()?;
+        let Some(keys) = SigningKeys::load(&self.dir).map_err(unsafe_err)? else {
             return Err(Error::Unsafe(self.dir.clone(), "this chain has no checkpoint signing keys".into()));
         };
         let size = st.chain.seq();
         let tree = tree::extend(&self.dir, self.file_no, &self.log, size, st.log_len)?;
-        let note = keys
-            .sign(size, &tree.root(), &st.last_mac)
-            .map_err(|e| Error::Unsafe(self.dir.clone(), format!("checkpoint: {e}")))?;
-        let text = note.encode_with(keys.public());
+        let mut next = keys.generate_next().map_err(unsafe_err)?;
+        let at = st.log_len;
+        next.store_pending(&self.dir, (self.file_no, at)).map_err(unsafe_err)?;
+        let note = keys.sign(size, &tree.root(), &st.last_mac, Some(next.public())).map_err(unsafe_err);
+        drop(keys);
+        drop(next);
+        let note = match note {
+            Ok(n) => n,
+            Err(e) => {
+                SigningKeys::discard_pending(&self.dir);
+                return Err(e);
+            }
+        };
+        let text = note.encode();
         let mut rec = Record {
             time_us: like.time_us,
             pid: like.pid,
@@ -502,17 +525,83 @@ impl Writer {
             checkpoint: Some(text.into()),
             ..Default::default()
         };
-        let at = st.log_len;
-        let seq = self.write_one(st_file, st, &mut rec, true)?;
+        let seq = match self.write_one(st_file, st, &mut rec, true) {
+            Ok(s) => s,
+            Err(e) => {
+                // Not in the log: the pair it would have certified is never used.
+                SigningKeys::discard_pending(&self.dir);
+                return Err(e);
+            }
+        };
         tree::save(&self.dir, &tree, self.file_no, at);
         self.last_checkpoint = rec.checkpoint.map(Cow::into_owned);
         self.last_checkpoint_seq = Some(seq);
         self.last_checkpoint_at = std::time::Instant::now();
+        if let Some(note) = &self.last_checkpoint {
+            self.commit_pending(note)?;
+        }
         if let (Some(sink), Some(note)) = (&self.checkpoint_sink, &self.last_checkpoint) {
             // A copy for the pipeline. The checkpoint is in the log already.
             sink.send(note);
         }
         Ok(seq)
+    }
+
+    /// The checkpoint `note` is in the log: into the key chain file, and its certified pair
+    /// (pending) becomes the current one.
+    fn commit_pending(&self, note: &str) -> Result<(), Error> {
+        let kp = self.dir.join(crate::keychain::KEYS);
+        crate::keychain::append(&self.dir, note).map_err(|e| Error::Io(kp, e))?;
+        SigningKeys::commit(&self.dir).map_err(|e| Error::Io(self.dir.join(crate::checkpoint::SIGN), e))
+    }
+
+    /// Settles a pending pair (`audit.sign.next`) a writer stopped between making it and
+    /// committing it left: if the checkpoint that certifies it is in the log (at the file and
+    /// offset the pending file names), it is committed (and the note added to the key chain
+    /// file if missing); otherwise it was never certified and is discarded.
+    fn settle_pending(&self) -> Result<(), Error> {
+        let pending = match SigningKeys::load_pending(&self.dir) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!("{}: a damaged pending signing key: discarded ({e})", self.dir.display());
+                SigningKeys::discard_pending(&self.dir);
+                return Ok(());
+            }
+        };
+        let (file, offset) = pending.pending_at();
+        let path = if file == self.file_no { self.dir.join(LOG) } else { self.dir.join(rotated_name(file)) };
+        let line = File::open(&path).ok().and_then(|f| {
+            let len = f.metadata().ok()?.len();
+            let mut first = None;
+            tree::scan_lines(&f, offset, len, |l| {
+                if first.is_none() {
+                    first = Some(l.to_vec());
+                }
+            })
+            .ok()?;
+            first
+        });
+        let note =
+            line.as_deref().and_then(|l| format::split(l).and_then(|(c, _)| format::checkpoint_note(c))).filter(|t| {
+                crate::checkpoint::Note::parse(t)
+                    .is_ok_and(|n| n.next.as_ref().is_some_and(|(_, k)| k == pending.public()))
+            });
+        drop(pending);
+        match note {
+            Some(n) => {
+                tracing::warn!("{}: a checkpoint's key change stopped midway: finished", self.dir.display());
+                self.commit_pending(&n)
+            }
+            None => {
+                tracing::warn!(
+                    "{}: a checkpoint key made for a checkpoint that was never written: discarded",
+                    self.dir.display()
+                );
+                SigningKeys::discard_pending(&self.dir);
+                Ok(())
+            }
+        }
     }
 
     /// Appends a checkpoint now (`tessera-audit checkpoint`, `C_Finalize`): its time, pid, uid
@@ -535,7 +624,7 @@ impl Writer {
 
     /// Whether this chain signs checkpoints.
     pub fn signs_checkpoints(&self) -> bool {
-        self.keys.is_some()
+        self.signs
     }
 
     /// Rotates the log: the state moves to the next file first, then the current file becomes
@@ -589,7 +678,7 @@ impl Writer {
             ..Default::default()
         };
         self.write_one(st_file, st, &mut r, true)?;
-        if self.keys.is_some() {
+        if self.signs {
             // A signed checkpoint over every record of the files before: what lets retention
             // delete them and the verifier start here.
             self.write_checkpoint(st_file, st, like)?;

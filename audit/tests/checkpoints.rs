@@ -83,8 +83,15 @@ fn periodic_and_on_demand_checkpoints_verify_with_the_public_keys() {
     let mut w = Writer::open(&l.dir).unwrap();
     assert_eq!(w.checkpoint(&record(0)).unwrap(), 38);
     assert_eq!(w.checkpoint(&record(0)).unwrap(), 38);
-    let note = Note::verify(w.last_checkpoint().unwrap(), &l.keys()).unwrap();
-    assert_eq!(note.size, 38);
+    let note = Note::parse(w.last_checkpoint().unwrap()).unwrap();
+    assert_eq!((note.size, note.key_gen), (38, Some(3)));
+    // Each checkpoint certified the next one's key; the host now holds generation 4 only.
+    let kc = l.public(None).key_chain.unwrap();
+    assert_eq!((kc.generations, kc.legacy_checkpoints, kc.key_file_entries), (4, 0, Some(4)));
+    let held = tessera_audit::checkpoint::SigningKeys::load(&l.dir).unwrap().unwrap();
+    assert_eq!(held.generation(), 4);
+    assert_eq!(note.next.as_ref().map(|(g, k)| (*g, k)), Some((4, held.public())));
+    assert!(!l.dir.join(tessera_audit::checkpoint::SIGN_NEXT).exists());
     let s = l.public(Some(&note));
     assert!(s.failure.is_none(), "{:?}", s.failure);
     assert_eq!((s.checkpoints, s.sealed, s.unsealed_tail, s.extends_trusted), (4, Some(38), Some(0), Some(38)));
@@ -158,7 +165,7 @@ fn a_trusted_checkpoint_catches_a_rollback_and_a_rewritten_history() {
         .iter()
         .filter_map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v["checkpoint"].as_str().map(|t| Note::verify(t, &keys).unwrap())
+            v["checkpoint"].as_str().map(|t| Note::parse(t).unwrap())
         })
         .collect();
     assert_eq!(cps.iter().map(|n| n.size).collect::<Vec<_>>(), [10, 20]);
@@ -171,13 +178,14 @@ fn a_trusted_checkpoint_catches_a_rollback_and_a_rewritten_history() {
     std::fs::write(old.dir.join(LOG), recs[..15].concat()).unwrap();
     let p = public::verify(&old.dir.join(LOG), None, &keys, Some(trusted)).unwrap();
     assert_eq!(p.failure.map(|f| f.class), Some(Class::RolledBack));
-    // The whole history rewritten by whoever holds the host's signing keys: a new chain with
-    // the same keys and other records. It verifies on its own (the keys have no forward
-    // security); against the trusted checkpoint it does not.
+    // The whole history rewritten by whoever took the host: a new chain with other records,
+    // signed with the signing key the host holds (generation 2, for the checkpoint after 20),
+    // the key chain file kept. The forward-secure keys give it away on its own: its first
+    // checkpoint is signed by a later key than the anchor that must sign it.
     let forged = tempfile::tempdir().unwrap();
     let fdir = forged.path().join("log");
     writer::init(&fdir, &forged.path().join("seed")).unwrap();
-    for f in [SIGN, PUB] {
+    for f in [SIGN, PUB, tessera_audit::keychain::KEYS] {
         std::fs::copy(l.dir.join(f), fdir.join(f)).unwrap();
     }
     let mut w = Writer::open(&fdir).unwrap();
@@ -188,27 +196,33 @@ fn a_trusted_checkpoint_catches_a_rollback_and_a_rewritten_history() {
         w.append(&mut r, false).unwrap();
     }
     let alone = public::verify(&fdir.join(LOG), None, &keys, None).unwrap();
-    assert!(alone.failure.is_none(), "{:?}", alone.failure);
+    let f = alone.failure.unwrap();
+    assert_eq!((f.class, f.seq), (Class::SignedByLaterKey, 10), "{f}");
     let against = public::verify(&fdir.join(LOG), None, &keys, Some(trusted)).unwrap();
-    let f = against.failure.unwrap();
-    assert_eq!((f.class, f.seq), (Class::MerkleMismatch, 20), "{f}");
-    // The consistency proof from the trusted checkpoint to the forged log's last does not hold.
+    assert_eq!(against.failure.unwrap().class, Class::SignedByLaterKey);
+    // Its proofs do not hold either: the stolen key's first checkpoint is not after the
+    // checkpoint of 20 records that certified that key.
     let text = trusted_text(&l, 20);
     let p = proof::prove_consistency(&[fdir.join(LOG)], &text, &keys).unwrap();
-    assert!(matches!(proof::check(&p, &keys), Err(ProofError::Mismatch(_))));
+    assert!(
+        matches!(proof::check(&p, &keys), Err(ProofError::Chain(Class::SignedByLaterKey, _))),
+        "{:?}",
+        proof::check(&p, &keys)
+    );
+    let p = proof::prove_inclusion(&[fdir.join(LOG)], 5).unwrap();
+    assert!(proof::check(&p, &keys).is_err());
     let p = proof::prove_consistency(&[l.dir.join(LOG)], &trusted_text(&l, 10), &keys).unwrap();
     assert!(matches!(proof::check(&p, &keys), Ok(Shown::Consistent { .. })));
 }
 
 /// The note of the checkpoint of `size` records in `l`.
 fn trusted_text(l: &Log, size: u64) -> String {
-    let keys = l.keys();
     lines(&l.dir.join(LOG))
         .iter()
         .filter_map(|line| {
             serde_json::from_str::<serde_json::Value>(line).unwrap()["checkpoint"].as_str().map(String::from)
         })
-        .find(|t| Note::verify(t, &keys).unwrap().size == size)
+        .find(|t| Note::parse(t).unwrap().size == size)
         .unwrap()
 }
 
@@ -359,7 +373,7 @@ fn checkpoints_by_time_and_a_sink_for_the_pipeline() {
     assert!(w.last_checkpoint().is_none(), "not yet");
     std::thread::sleep(std::time::Duration::from_millis(250));
     w.append(&mut record(2), false).unwrap();
-    assert_eq!(Note::verify(w.last_checkpoint().unwrap(), &l.keys()).unwrap().size, 3);
+    assert_eq!(Note::parse(w.last_checkpoint().unwrap()).unwrap().size, 3);
     w.append(&mut record(3), false).unwrap();
     w.checkpoint(&record(4)).unwrap();
     // The sink holds both notes, in order, each verifying.
@@ -392,7 +406,7 @@ fn a_note_through_a_syslog_line_verifies() {
     let line = format!("2026-12-06T14:00:00+00:00 host app[42]: {msg}");
     let back = writer::note_from_syslog(&line).unwrap();
     assert_eq!(back, note);
-    assert_eq!(Note::verify(&back, &l.keys()).unwrap().size, 3);
+    assert_eq!(Note::parse(&back).unwrap().size, 3);
     assert!(writer::note_from_syslog("host app[42]: something else").is_none());
     assert_eq!(writer::Sink::parse("syslog"), Some(writer::Sink::Syslog));
     assert_eq!(writer::Sink::parse("./syslog"), Some(writer::Sink::File("./syslog".into())));
@@ -433,7 +447,7 @@ fn checkpoints_reach_the_system_log() {
         assert!(datagram.starts_with("<37>"), "{datagram}");
         let note = writer::note_from_syslog(&datagram).unwrap();
         assert_eq!(note, sent);
-        assert_eq!(Note::verify(&note, &l.keys()).unwrap().size, 2);
+        assert_eq!(Note::parse(&note).unwrap().size, 2);
     });
     let _ = std::fs::remove_file(dev_log);
     if let Err(e) = r {
@@ -491,4 +505,206 @@ fn append_cost() {
         "append: {append:.2} µs; the record in memory: {memory:.2} µs; the file system: {:.2} µs",
         append - memory
     );
+}
+
+/// Whoever takes the host and its current checkpoint key (generation 2, after the checkpoints of
+/// 10 and 20 records) signs a checkpoint over a history of their own, record 5 changed: neither
+/// an inclusion proof of the changed record nor a consistency proof from a kept checkpoint
+/// holds with only the anchor key, however the proof is put together.
+#[test]
+fn a_stolen_current_key_cannot_forge_an_earlier_checkpoint() {
+    use tessera_audit::checkpoint::SigningKeys;
+    use tessera_audit::merkle;
+    let l = log(25, 10);
+    let keys = l.keys();
+    let stolen = SigningKeys::load(&l.dir).unwrap().unwrap();
+    assert_eq!(stolen.generation(), 2);
+    let real = lines(&l.dir.join(LOG));
+    let (note10, note20) = (trusted_text(&l, 10), trusted_text(&l, 20));
+    // The forged history: the real lines with record 5 changed, 30 records.
+    let mut fake: Vec<String> = real.iter().map(|x| x.trim_end().to_string()).collect();
+    fake[5] = fake[5].replace("operation 5", "operation 5, approved by nobody");
+    while fake.len() < 30 {
+        fake.push(fake[1].clone());
+    }
+    let leaves: Vec<merkle::Hash> = fake.iter().map(|x| merkle::leaf(x.as_bytes())).collect();
+    let fresh = stolen.generate_next().unwrap();
+    let forged = stolen.sign(30, &merkle::root(&leaves), &[0; 32], Some(fresh.public())).unwrap().encode();
+    let hex = |v: Vec<merkle::Hash>| v.iter().map(|h| tessera_audit::format::hex(h)).collect::<Vec<_>>();
+    // Inclusion of the changed record under the forged checkpoint, with the real key chain.
+    let inclusion = proof::Proof {
+        kind: "inclusion".into(),
+        seq: Some(5),
+        record: Some(fake[5].clone()),
+        from: None,
+        tree_size: 30,
+        path: hex(merkle::inclusion_proof(&leaves[..30], 5)),
+        checkpoint: forged.clone(),
+        keys: vec![note10.clone(), note20.clone()],
+        links: Vec::new(),
+    };
+    let e = proof::check(&inclusion, &keys).unwrap_err();
+    assert!(matches!(e, ProofError::Chain(Class::SignedByLaterKey, _)), "{e:?}");
+    // Without the chain, or with only part of it: the forged checkpoint's key is not reached.
+    for chain in [vec![], vec![note10.clone()]] {
+        let p = proof::Proof { keys: chain, ..inclusion.clone() };
+        assert!(proof::check(&p, &keys).is_err());
+    }
+    // Consistency from the kept checkpoint of 10 to the forged one (the forged tree keeps records
+    // 0..9): the link through the checkpoint of 20, which the stolen key did not sign, breaks.
+    let consistency = proof::Proof {
+        kind: "consistency".into(),
+        seq: None,
+        record: None,
+        from: Some(note10.clone()),
+        tree_size: 30,
+        path: hex(merkle::consistency_proof(&leaves, 10)),
+        checkpoint: forged.clone(),
+        keys: vec![note10.clone(), note20.clone()],
+        links: vec![hex(merkle::consistency_proof(&leaves[..20], 10)), hex(merkle::consistency_proof(&leaves, 20))],
+    };
+    let e = proof::check(&consistency, &keys).unwrap_err();
+    assert!(matches!(e, ProofError::Mismatch(_)), "{e:?}");
+    // Leaving the checkpoint of 20 out of the links is refused too.
+    let p = proof::Proof { links: vec![hex(merkle::consistency_proof(&leaves, 10))], ..consistency.clone() };
+    assert!(matches!(proof::check(&p, &keys), Err(ProofError::Mismatch(_))));
+    // The honest proofs of the same log hold.
+    let p = proof::prove_consistency(&[l.dir.join(LOG)], &note10, &keys).unwrap();
+    assert_eq!(p.links.len(), 1);
+    assert!(matches!(proof::check(&p, &keys), Ok(Shown::Consistent { .. })));
+    let p = proof::prove_inclusion(&[l.dir.join(LOG)], 15).unwrap();
+    assert_eq!(p.keys, [note10]);
+    assert!(matches!(proof::check(&p, &keys), Ok(Shown::Included { seq: 15, .. })));
+    // A proof whose key chain was tampered with names how.
+    let mut bad = p.clone();
+    bad.keys.push(bad.keys[0].clone());
+    assert!(matches!(proof::check(&bad, &keys), Err(ProofError::Chain(Class::SignedByReplacedKey, _))));
+    bad.keys = vec![note20];
+    assert!(matches!(proof::check(&bad, &keys), Err(ProofError::Chain(Class::BadCheckpointSignature, _))));
+}
+
+/// A writer stopped between making the next pair and committing it: a pending pair whose
+/// checkpoint never reached the log is discarded (never used); one whose checkpoint is in the log
+/// is committed by the next checkpoint, and the key chain file completed.
+#[test]
+fn a_key_change_stopped_midway_is_settled_by_the_next_checkpoint() {
+    use tessera_audit::checkpoint::{SigningKeys, SIGN_NEXT};
+    use tessera_audit::keychain::KEYS;
+    let l = log(5, 0);
+    let mut w = Writer::open(&l.dir).unwrap();
+    let cur = SigningKeys::load(&l.dir).unwrap().unwrap();
+    let mut orphan = cur.generate_next().unwrap();
+    // Its checkpoint would have begun at offset 0 of file 1, where record 0 is.
+    orphan.store_pending(&l.dir, (1, 0)).unwrap();
+    assert_eq!(w.checkpoint(&record(0)).unwrap(), 5);
+    let n = Note::parse(w.last_checkpoint().unwrap()).unwrap();
+    assert_eq!(n.key_gen, Some(0));
+    assert_ne!(n.next.as_ref().map(|x| &x.1), Some(orphan.public()));
+    assert!(!l.dir.join(SIGN_NEXT).exists());
+    let held = SigningKeys::load(&l.dir).unwrap().unwrap();
+    assert_eq!((held.generation(), Some(held.public())), (1, n.next.as_ref().map(|x| &x.1)));
+    // Stopped after its checkpoint went into the log, before the commit and the key chain file.
+    let (sign_before, keys_before) =
+        (std::fs::read(l.dir.join(SIGN)).unwrap(), std::fs::read(l.dir.join(KEYS)).unwrap());
+    w.append(&mut record(6), false).unwrap();
+    assert_eq!(w.checkpoint(&record(0)).unwrap(), 7);
+    std::fs::rename(l.dir.join(SIGN), l.dir.join(SIGN_NEXT)).unwrap();
+    std::fs::write(l.dir.join(SIGN), sign_before).unwrap();
+    std::fs::write(l.dir.join(KEYS), keys_before).unwrap();
+    // Another writer's next checkpoint finishes the change: signed by generation 2.
+    let mut w2 = Writer::open(&l.dir).unwrap();
+    w2.append(&mut record(8), false).unwrap();
+    assert_eq!(w2.checkpoint(&record(0)).unwrap(), 9);
+    assert_eq!(Note::parse(w2.last_checkpoint().unwrap()).unwrap().key_gen, Some(2));
+    assert!(!l.dir.join(SIGN_NEXT).exists());
+    let s = l.public(None);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    let kc = s.key_chain.unwrap();
+    assert_eq!((kc.generations, kc.key_file_entries), (3, Some(3)));
+    assert!(l.keyed().failure.is_none());
+    // The log cut back to before its last checkpoint (no state file to tell): the key chain file
+    // still holds that checkpoint.
+    let recs = lines(&l.dir.join(LOG));
+    std::fs::write(l.dir.join(LOG), recs[..8].concat()).unwrap();
+    let f = public::verify(&l.dir.join(LOG), None, &l.keys(), None).unwrap().failure.unwrap();
+    assert_eq!((f.class, f.seq), (Class::Truncated, 8), "{f}");
+}
+
+/// A log of the first format (one signing pair for life, `TSAUDSK1`, notes without `key` and
+/// `next`) goes on with forward-secure checkpoints once the writer is upgraded: the first new
+/// checkpoint is signed by the old pair (the anchor) and certifies a fresh one; the verifier
+/// takes the old notes under the anchor key and follows the chain from there.
+#[test]
+fn a_log_of_the_first_format_goes_on_forward_secure() {
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, KeyPair, PqdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ML_DSA_65_SIGNING,
+    };
+    use tessera_audit::checkpoint::SigningKeys;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("log");
+    std::fs::create_dir(&dir).unwrap();
+    let seed = [7u8; 32];
+    writer::create_with_seed(&dir, &seed).unwrap();
+    // The key file of the first format.
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let ec = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let ml = PqdsaKeyPair::generate(&ML_DSA_65_SIGNING).unwrap();
+    let ml8 = ml.to_pkcs8v1().unwrap();
+    let mut b = b"TSAUDSK1".to_vec();
+    for k in [ec.as_ref(), ml8.as_ref()] {
+        b.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        b.extend_from_slice(k);
+    }
+    let sum = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b);
+    b.extend_from_slice(sum.as_ref());
+    std::fs::write(dir.join(SIGN), &b).unwrap();
+    let ecp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, ec.as_ref()).unwrap();
+    let public = PublicKeys { ecdsa: ecp.public_key().as_ref().to_vec(), mldsa: ml.public_key().as_ref().to_vec() };
+    std::fs::write(dir.join(PUB), public.encode()).unwrap();
+    let old = SigningKeys::load(&dir).unwrap().unwrap();
+    assert!(old.is_legacy() && old.generation() == 0);
+    // Ten records and a checkpoint of the first format, as the earlier writer made them.
+    let mut w = Writer::open(&dir).unwrap();
+    w.set_checkpoint_every(0);
+    for i in 0..10 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    let recs = lines(&dir.join(LOG));
+    let covered: Vec<&[u8]> = recs.iter().map(|x| x.trim_end().as_bytes()).collect();
+    let head = tessera_audit::format::split(covered[9]).unwrap().1;
+    let legacy = old.sign(10, &tessera_audit::tree::root_of(&covered), &head, None).unwrap();
+    assert!(legacy.key_gen.is_none() && !legacy.encode().contains("\nnext "));
+    let mut r = record(10);
+    r.function = Cow::Borrowed("checkpoint");
+    r.category = Cow::Borrowed("checkpoint");
+    r.checkpoint = Some(Cow::Owned(legacy.encode()));
+    w.append(&mut r, true).unwrap();
+    drop(old);
+    // The upgraded writer: forward-secure from here.
+    for i in 11..15 {
+        w.append(&mut record(i), false).unwrap();
+    }
+    w.checkpoint(&record(0)).unwrap();
+    let n = Note::verify(w.last_checkpoint().unwrap(), &public).unwrap();
+    assert_eq!((n.size, n.key_gen), (15, Some(0)));
+    assert!(!SigningKeys::load(&dir).unwrap().unwrap().is_legacy());
+    w.append(&mut record(16), false).unwrap();
+    w.checkpoint(&record(0)).unwrap();
+    let st = std::fs::read(dir.join(STATE)).unwrap();
+    let s = public::verify(&dir.join(LOG), Some(&st), &public, None).unwrap();
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+    let kc = s.key_chain.unwrap();
+    assert_eq!((s.checkpoints, kc.legacy_checkpoints, kc.generations), (3, 1, 2));
+    // A note of the first format the auditor kept still serves as a trusted checkpoint.
+    let legacy_text = legacy.encode();
+    let trusted = public::read_trusted(
+        &{
+            let p = t.path().join("legacy-note");
+            std::fs::write(&p, &legacy_text).unwrap();
+            p
+        },
+        &public,
+    )
+    .unwrap();
+    assert_eq!(public::verify(&dir.join(LOG), Some(&st), &public, Some(&trusted)).unwrap().extends_trusted, Some(10));
 }

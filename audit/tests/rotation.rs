@@ -251,6 +251,35 @@ fn retention_keeps_the_newest_files_and_the_rest_verifies() {
         assert!(proof::check(&pr, &l.keys()).is_ok(), "{seq}");
     }
     assert!(proof::prove_inclusion(&files, start - 1).is_err());
+    // The checkpoint keys: the first kept checkpoint is signed by a later generation, reached
+    // from the anchor through the key chain file, which retention keeps.
+    let kc = p.key_chain.clone().unwrap();
+    assert!(kc.from_key_file > 0 && kc.generations > kc.from_key_file, "{kc:?}");
+    assert_eq!(kc.key_file_entries, Some(kc.generations));
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera-audit"))
+        .args(["verify", l.dir.to_str().unwrap(), "--pubkey", l.dir.join(PUB).to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("history starts at seq {start}: generations 1..={}", kc.from_key_file)), "{said}");
+    // A consistency proof from the first kept checkpoint to the last.
+    let first_note = l
+        .lines()
+        .iter()
+        .find_map(|x| serde_json::from_str::<serde_json::Value>(x).unwrap()["checkpoint"].as_str().map(String::from));
+    let pr = proof::prove_consistency(&files, &first_note.unwrap(), &l.keys()).unwrap();
+    assert!(matches!(proof::check(&pr, &l.keys()), Ok(proof::Shown::Consistent { .. })));
+    // Without the key chain file, or with it cut back, the kept history cannot reach the anchor.
+    let kp = l.dir.join(tessera_audit::keychain::KEYS);
+    let keys_file = std::fs::read_to_string(&kp).unwrap();
+    std::fs::remove_file(&kp).unwrap();
+    assert_eq!(l.public().failure.map(|f| f.class), Some(Class::MissingFile));
+    let first: String = keys_file.lines().take(1).map(|x| format!("{x}\n")).collect();
+    std::fs::write(&kp, first).unwrap();
+    assert_eq!(l.public().failure.map(|f| f.class), Some(Class::CertificationSkipped));
+    std::fs::write(&kp, &keys_file).unwrap();
+    assert!(l.public().failure.is_none());
     // A kept record changed: named, with and without the seed.
     let victim = &files[1];
     let text = std::fs::read_to_string(victim).unwrap();

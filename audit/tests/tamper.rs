@@ -5,6 +5,10 @@
 //! `TESSERA_AUDIT_REGENERATE=1 cargo test -p tessera-audit --test tamper regenerate -- --ignored`
 //! writes the corpus again (under `audit/tests/corpus/`, with the seed in `corpus/seed` and the
 //! checkpoint signing keys' public half in `corpus/pubkey`; the private half is not kept).
+//! The `cp-*` cases are logs of the first checkpoint format (one signing pair for life, no
+//! `key`/`next` lines), written by an earlier version and kept as they were: the verifier still
+//! reads that format. The `fs-*` cases (forward-secure checkpoint keys, anchor public keys in
+//! `corpus/fs-pubkey`) are written by `regenerate_forward_secure`.
 
 use proptest::prelude::*;
 use std::borrow::Cow;
@@ -202,91 +206,179 @@ fn with_note(line: &str, note: &str) -> String {
     line.replace(&old, &serde_json::to_string(note).unwrap())
 }
 
+/// The forward-secure part of the corpus: (name, the class with the anchor public key, the class
+/// with the seed). The attacker of each case is given the chain's keys as well (every record
+/// after the change MACed again under its own key), so the seed shows nothing: only the
+/// checkpoint keys' chain can tell.
+const FS_CASES: &[(&str, Option<Class>, Option<Class>)] = &[
+    ("fs-intact", None, None),
+    ("fs-resigned-later-key", Some(Class::SignedByLaterKey), None),
+    ("fs-replaced-key", Some(Class::SignedByReplacedKey), None),
+    ("fs-certification-skipped", Some(Class::CertificationSkipped), None),
+    ("fs-certification-forked", Some(Class::CertificationForked), None),
+    ("fs-key-chain-file-broken", Some(Class::BadCheckpointSignature), None),
+];
+
 #[test]
-#[ignore = "writes the checkpoint corpus; run with TESSERA_AUDIT_REGENERATE=1"]
-fn regenerate_checkpoints() {
-    use tessera_audit::checkpoint::{Note, SigningKeys, PUB};
+#[ignore = "writes the forward-secure checkpoint corpus; run with TESSERA_AUDIT_REGENERATE=1"]
+fn regenerate_forward_secure() {
+    use tessera_audit::checkpoint::{Note, SigningKeys, PUB, SIGN};
+    use tessera_audit::keychain::KEYS;
     assert!(std::env::var_os("TESSERA_AUDIT_REGENERATE").is_some());
     let root = corpus();
     let base = tempfile::tempdir().unwrap();
     let dir = base.path();
     writer::create_with_seed(dir, &CORPUS_SEED).unwrap();
-    let keys = SigningKeys::create(dir).unwrap();
-    std::fs::copy(dir.join(PUB), root.join("pubkey")).unwrap();
+    SigningKeys::create(dir).unwrap();
+    std::fs::copy(dir.join(PUB), root.join("fs-pubkey")).unwrap();
     let mut w = Writer::open(dir).unwrap();
-    w.set_checkpoint_every(10);
-    for i in 0..25 {
-        w.append(&mut record(i), false).unwrap();
+    w.set_checkpoint_every(0);
+    // Records 0..9, checkpoint 10 (key generation 0), 11..19, 20 (generation 1), 21..29, 30
+    // (2), 31..39, 40 (3), 41..44; the host holds generation 4. Each generation's private key is
+    // kept here (as a thief of the host at that time would have it), to craft the cases.
+    let mut stolen = Vec::new();
+    let mut i = 0;
+    for cp in [10, 20, 30, 40] {
+        while i < cp {
+            w.append(&mut record(i), false).unwrap();
+            i += 1;
+        }
+        stolen.push(SigningKeys::load(dir).unwrap().unwrap());
+        w.checkpoint(&record(i)).unwrap();
+        i += 1;
     }
-    // Records 0..9, checkpoint 10, 11..19, checkpoint 20, 21..26.
+    for _ in 0..4 {
+        w.append(&mut record(i), false).unwrap();
+        i += 1;
+    }
+    stolen.push(SigningKeys::load(dir).unwrap().unwrap());
+    assert_eq!(stolen.iter().map(|k| k.generation()).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
     let log = String::from_utf8(std::fs::read(dir.join(LOG)).unwrap()).unwrap();
     let state = std::fs::read(dir.join(STATE)).unwrap();
+    let keys_file = std::fs::read_to_string(dir.join(KEYS)).unwrap();
     let l: Vec<String> = log.lines().map(|x| format!("{x}\n")).collect();
-    assert!(l[10].contains("\"checkpoint\":") && l[20].contains("\"checkpoint\":"));
-    let note20: String =
-        serde_json::from_str::<serde_json::Value>(&l[20]).unwrap()["checkpoint"].as_str().unwrap().into();
-    let write = |name: &str, lines: &[String], st: &[u8], trusted: Option<&str>| {
+    let note_at = |lines: &[String], k: usize| -> String {
+        serde_json::from_str::<serde_json::Value>(&lines[k]).unwrap()["checkpoint"].as_str().unwrap().into()
+    };
+    for k in [10, 20, 30, 40] {
+        assert!(l[k].contains("\"checkpoint\":"), "{k}");
+    }
+    let write = |name: &str, lines: &[String], st: &[u8], keys: &str, trusted: Option<&str>| {
         let d = root.join(name);
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(LOG), lines.concat()).unwrap();
         std::fs::write(d.join(STATE), st).unwrap();
+        std::fs::write(d.join(KEYS), keys).unwrap();
         if let Some(t) = trusted {
             std::fs::write(d.join("trusted"), t).unwrap();
         }
     };
-    write("cp-intact", &l, &state, Some(&note20));
-    // Record 13 changed, under the checkpoint of 20 (its MAC left as it was).
-    let mut m = l.clone();
-    m[13] = m[13].replace("\"pid\":4242", "\"pid\":4243");
-    write("cp-modified-sealed", &m, &state, None);
-    // The checkpoint of 20 with one byte of its ECDSA signature changed, it and the records after
-    // it MACed again (someone who held the chain's key at record 20, not the signing key).
-    let mut b = l.clone();
-    let at = note20.find("\u{2014} ").unwrap() + 60;
-    let mut bad = note20.clone();
-    bad.replace_range(at..at + 1, if &note20[at..at + 1] == "A" { "B" } else { "A" });
-    b[20] = with_note(&l[20], &bad);
-    let st = rechain(&mut b, 20, &CORPUS_SEED);
-    write("cp-bad-signature", &b, &st, None);
-    // The checkpoint of 20 signed, with the host's signing key, over a root that is not the log's
-    // (and the records from 20 on MACed again with the chain's keys from 20 on).
-    let mut f = l.clone();
-    let real = Note::verify(&note20, keys.public()).unwrap();
-    let false_note = keys.sign(20, &[0x42; 32], &real.head).unwrap().encode_with(keys.public());
-    f[20] = with_note(&l[20], &false_note);
-    let st = rechain(&mut f, 20, &CORPUS_SEED);
-    write("cp-false-root", &f, &st, None);
-    // An older copy of the log put back, with its state, under the checkpoint of 20 kept by the
-    // auditor: the copy is whole and verifies, but it is shorter than what was signed.
-    let old = &l[..15];
-    let old_state = tessera_audit::state::State {
-        chain: Chain::seek(&CORPUS_SEED, 15),
-        log_len: old.iter().map(|x| x.len() as u64).sum(),
-        last_mac: format::split(old[14].trim_end().as_bytes()).unwrap().1,
-        file: 1,
+    let _ = SIGN;
+    write("fs-intact", &l, &state, &keys_file, Some(&note_at(&l, 20)));
+    // The root of records 0..k of `lines`.
+    let root_of = |lines: &[String], k: usize| {
+        let r: Vec<&[u8]> = lines[..k].iter().map(|x| x.trim_end_matches('\n').as_bytes()).collect();
+        tessera_audit::tree::root_of(&r)
     };
-    write("cp-rolled-back", old, &old_state.encode()[..], Some(&note20));
-    // The whole history rewritten, with the host's signing keys, on a chain of another seed:
-    // every signature verifies; the checkpoint the auditor kept does not fit.
-    let forged = tempfile::tempdir().unwrap();
-    writer::create_with_seed(forged.path(), &[0x33; 32]).unwrap();
-    for n in [tessera_audit::checkpoint::SIGN, PUB] {
-        std::fs::copy(dir.join(n), forged.path().join(n)).unwrap();
+    let head_of = |lines: &[String], k: usize| format::split(lines[k - 1].trim_end().as_bytes()).unwrap().1;
+    // CVE-2023-31439: whoever took the host at the end (the current key, generation 4) changes
+    // record 13 and signs the checkpoint of 20 again over the changed history, with the key it
+    // holds; the note otherwise as it was (it names generation 1 and certifies generation 2).
+    let mut r = l.clone();
+    r[13] = r[13].replace("\"pid\":4242", "\"pid\":4243");
+    let st = rechain(&mut r, 13, &CORPUS_SEED);
+    let mut n = Note::parse(&note_at(&l, 20)).unwrap();
+    (n.root, n.head) = (root_of(&r, 20), head_of(&r, 20));
+    stolen[4].resign(&mut n).unwrap();
+    r[20] = with_note(&r[20], &n.encode());
+    let st2 = rechain(&mut r, 20, &CORPUS_SEED);
+    assert_eq!(st.len(), st2.len());
+    write("fs-resigned-later-key", &r, &st2, &keys_file, None);
+    // The checkpoint of 30 (generation 2's) signed by generation 1, which the checkpoint of 20
+    // replaced: a key used again after it was replaced.
+    let mut r = l.clone();
+    let mut n = Note::parse(&note_at(&l, 30)).unwrap();
+    stolen[1].resign(&mut n).unwrap();
+    r[30] = with_note(&r[30], &n.encode());
+    let st = rechain(&mut r, 30, &CORPUS_SEED);
+    write("fs-replaced-key", &r, &st, &keys_file, None);
+    // The checkpoint of 30 signed by generation 2, as it must be, but certifying generation 4
+    // (a generation skipped); the later checkpoints signed along the skipped numbering.
+    let mut r = l.clone();
+    let mut n = Note::parse(&note_at(&l, 30)).unwrap();
+    n.next = n.next.map(|(_, k)| (4, k));
+    stolen[2].resign(&mut n).unwrap();
+    r[30] = with_note(&r[30], &n.encode());
+    let st = rechain(&mut r, 30, &CORPUS_SEED);
+    write("fs-certification-skipped", &r, &st, &keys_file, None);
+    // Generation 2 certified two successors: the log's checkpoint of 30, and another note in the
+    // key chain file (signed by generation 2 too, certifying another key), which ends there.
+    let mut n = Note::parse(&note_at(&l, 30)).unwrap();
+    let other = SigningKeys::generate().unwrap();
+    n.next = Some((3, other.public().clone()));
+    stolen[2].resign(&mut n).unwrap();
+    let mut side: Vec<String> = keys_file.lines().take(2).map(|x| format!("{x}\n")).collect();
+    side.push(format!("{}\n", serde_json::to_string(&n.encode()).unwrap()));
+    write("fs-certification-forked", &l, &state, &side.concat(), None);
+    // The key chain file's second certification with a byte of its signature changed.
+    let mut side: Vec<String> = keys_file.lines().map(|x| x.to_string()).collect();
+    let t: String = serde_json::from_str(&side[1]).unwrap();
+    let at = t.find("\u{2014} ").unwrap() + 60;
+    let mut bad = t.clone();
+    bad.replace_range(at..at + 1, if &t[at..at + 1] == "A" { "B" } else { "A" });
+    side[1] = serde_json::to_string(&bad).unwrap();
+    write("fs-key-chain-file-broken", &l, &state, &(side.join("\n") + "\n"), None);
+}
+
+#[test]
+fn the_forward_secure_corpus_is_classified() {
+    use tessera_audit::checkpoint::PublicKeys;
+    let root = corpus();
+    let keys = PublicKeys::read(&root.join("fs-pubkey")).expect("the corpus anchor key (audit/tests/corpus/fs-pubkey)");
+    for (name, public, keyed) in FS_CASES {
+        let d = root.join(name);
+        let trusted = std::fs::read_to_string(d.join("trusted"))
+            .ok()
+            .map(|_| tessera_audit::public::read_trusted(&d.join("trusted"), &keys).expect("the trusted checkpoint"));
+        let st = std::fs::read(d.join(STATE)).unwrap();
+        let p = tessera_audit::public::verify(&d.join(LOG), Some(&st), &keys, trusted.as_ref()).unwrap();
+        assert_eq!(p.failure.as_ref().map(|f| f.class), *public, "{name} (public key): {:?}", p.failure);
+        let k = verify::verify_path(&d, &CORPUS_SEED, 2).unwrap();
+        assert_eq!(k.failure.as_ref().map(|f| f.class), *keyed, "{name} (seed): {:?}", k.failure);
+        if name == &"fs-intact" {
+            assert_eq!(p.extends_trusted, Some(20));
+            let kc = p.key_chain.unwrap();
+            assert_eq!((kc.generations, kc.legacy_checkpoints, kc.key_file_entries), (4, 0, Some(4)));
+        }
     }
-    let mut w = Writer::open(forged.path()).unwrap();
-    w.set_checkpoint_every(10);
-    for i in 0..25 {
-        let mut r = record(i);
-        r.fips_approved = true;
-        w.append(&mut r, false).unwrap();
+    // The command line: the exit status of each class, the trusted checkpoint where there is one.
+    for (name, public, _) in FS_CASES {
+        let d = root.join(name);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-audit"));
+        cmd.args(["verify", d.to_str().unwrap(), "--pubkey", root.join("fs-pubkey").to_str().unwrap()]);
+        if d.join("trusted").exists() {
+            cmd.args(["--trusted-checkpoint", d.join("trusted").to_str().unwrap()]);
+        }
+        let out = cmd.output().unwrap();
+        let want = public.map_or(0, |c| i32::from(c.exit_code()));
+        assert_eq!(out.status.code(), Some(want), "{name}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let fl: Vec<String> = String::from_utf8(std::fs::read(forged.path().join(LOG)).unwrap())
-        .unwrap()
-        .lines()
-        .map(|x| format!("{x}\n"))
-        .collect();
-    write("cp-rewritten", &fl, &std::fs::read(forged.path().join(STATE)).unwrap(), Some(&note20));
+    // The failure is named at the checkpoint that does not hold.
+    let at = |name: &str| {
+        let d = root.join(name);
+        let st = std::fs::read(d.join(STATE)).unwrap();
+        tessera_audit::public::verify(&d.join(LOG), Some(&st), &keys, None).unwrap().failure.unwrap().seq
+    };
+    assert_eq!(
+        [
+            at("fs-resigned-later-key"),
+            at("fs-replaced-key"),
+            at("fs-certification-skipped"),
+            at("fs-certification-forked")
+        ],
+        [20, 30, 30, 30]
+    );
 }
 
 #[test]
@@ -587,4 +679,71 @@ fn big_state_at(n: u64) -> PathBuf {
         d
     });
     d.path().join(STATE)
+}
+
+/// The forward-secure corpus log and its key chain file, and the byte ranges of the checkpoint
+/// notes in the log (the `checkpoint` member's value).
+type FsCase = (Vec<u8>, Vec<u8>, Vec<(usize, usize)>);
+
+fn fs_intact() -> &'static FsCase {
+    static FS: OnceLock<FsCase> = OnceLock::new();
+    FS.get_or_init(|| {
+        let d = corpus().join("fs-intact");
+        let log = std::fs::read(d.join(LOG)).unwrap();
+        let keys = std::fs::read(d.join(tessera_audit::keychain::KEYS)).unwrap();
+        let text = String::from_utf8(log.clone()).unwrap();
+        let mut spans = Vec::new();
+        let mut from = 0;
+        while let Some(i) = text[from..].find("\"checkpoint\":\"") {
+            let start = from + i + "\"checkpoint\":\"".len();
+            let end = start + text[start..].find("\",\"").unwrap();
+            spans.push((start, end));
+            from = end;
+        }
+        assert_eq!(spans.len(), 4);
+        (log, keys, spans)
+    })
+}
+
+/// What the anchor public key alone says of the corpus log with `log` and `keys` in place of
+/// its files.
+fn fs_public(log: &[u8], keys: &[u8]) -> Option<Class> {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join(LOG), log).unwrap();
+    std::fs::write(d.path().join(tessera_audit::keychain::KEYS), keys).unwrap();
+    let anchor = tessera_audit::checkpoint::PublicKeys::read(&corpus().join("fs-pubkey")).unwrap();
+    tessera_audit::public::verify(&d.path().join(LOG), None, &anchor, None).unwrap().failure.map(|f| f.class)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any single-byte change in any checkpoint note of the log (its body, which certifies the
+    /// next key, or its signatures) is found with the anchor public key alone.
+    #[test]
+    fn any_byte_of_a_checkpoint_note_changed_is_detected(which in 0usize..4, pos in 0usize..usize::MAX, delta in 1u8..=255) {
+        let (log, keys, spans) = fs_intact();
+        let (a, b) = spans[which];
+        let mut t = log.clone();
+        let p = a + pos % (b - a);
+        t[p] = t[p].wrapping_add(delta);
+        prop_assert!(fs_public(&t, keys).is_some(), "byte {} of note {}", p - a, which);
+    }
+
+    /// Any single-byte change in the key chain file is found too (but its last `\n`, whose loss
+    /// reads as a note cut short by a writer stopped midway: the log holds that note as well).
+    #[test]
+    fn any_byte_of_the_key_chain_file_changed_is_detected(pos in 0usize..usize::MAX, delta in 1u8..=255) {
+        let (log, keys, _) = fs_intact();
+        let mut k = keys.clone();
+        let p = pos % (k.len() - 1);
+        k[p] = k[p].wrapping_add(delta);
+        prop_assert!(fs_public(log, &k).is_some(), "byte {p} of the key chain file");
+    }
+}
+
+#[test]
+fn the_forward_secure_corpus_log_verifies_as_the_properties_take_it() {
+    let (log, keys, _) = fs_intact();
+    assert_eq!(fs_public(log, keys), None);
 }

@@ -21,7 +21,10 @@
 //! is not a failure), 1 when it could not run (a file unreadable, a bad seed), and 10 + the class
 //! of the first failure otherwise (see `tessera_audit::verify::Class::exit_code`);
 //! `verify-proof` exits 0 when the proof holds, 1 when it could not run, and the exit status of
-//! the class (bad checkpoint signature, Merkle mismatch) otherwise.
+//! the class (bad checkpoint signature, Merkle mismatch, or how its key chain breaks: a
+//! certification skipped, a checkpoint signed by a later or a replaced key) otherwise. Both need
+//! only the anchor public keys (`export-key`): checkpoint keys change at every checkpoint, each
+//! certified by the one before (`tessera_audit::keychain`).
 
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -84,7 +87,8 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Prints the public keys of the log in DIR.
+    /// Prints the anchor public keys of the log in DIR: those of the first checkpoint pair,
+    /// from which every later pair is certified (all `verify --pubkey` and `verify-proof` need).
     ExportKey { dir: PathBuf },
     /// Prints a proof: that record SEQ is in the log under the first signed checkpoint after it,
     /// or (--consistency-from) that the log's last checkpoint extends an older one.
@@ -351,6 +355,9 @@ fn print(s: &Summary, keyed: bool, public: bool, trusted: bool) {
         if let Some(t) = s.unsealed_tail {
             println!("unsealed tail: {t} records after the last checkpoint (no signature covers them yet)");
         }
+        if let Some(k) = &s.key_chain {
+            println!("checkpoint keys: {}", anchoring(k, s.history_from));
+        }
         if let Some(t) = s.extends_trusted {
             println!("extends the trusted checkpoint of {t} records");
         } else if let (Some(h), true) = (s.history_from, trusted) {
@@ -371,6 +378,38 @@ fn print(s: &Summary, keyed: bool, public: bool, trusted: bool) {
     if let Some((line, len)) = s.torn_tail {
         println!("torn tail: line {line}, {len} bytes without a newline (a write cut short; not verified)");
     }
+}
+
+/// How the checkpoints' keys lead back to the anchor public keys, in words.
+fn anchoring(k: &tessera_audit::verify::KeyChainReport, history_from: Option<u64>) -> String {
+    let mut parts = Vec::new();
+    if k.legacy_checkpoints > 0 {
+        parts.push(format!(
+            "{} checkpoint(s) of the first format, all signed by the anchor key (no forward security)",
+            k.legacy_checkpoints
+        ));
+    }
+    if k.generations > 0 {
+        let mut p = format!(
+            "forward-secure: {} key generation(s) certified one by one from the anchor key; the next checkpoint must be signed by generation {}",
+            k.generations, k.generations
+        );
+        if k.from_key_file > 0 {
+            p.push_str(&format!(
+                "; history starts at seq {}: generations 1..={} were reached through the key chain file (audit.keys), checked from the anchor",
+                history_from.unwrap_or(0),
+                k.from_key_file
+            ));
+        }
+        parts.push(p);
+    }
+    if parts.is_empty() {
+        parts.push("no checkpoint yet: the first must be signed by the anchor key".into());
+    }
+    if let Some(n) = k.key_file_entries {
+        parts.push(format!("key chain file (audit.keys): {n} certification(s)"));
+    }
+    parts.join("; ")
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -458,6 +497,7 @@ fn verify_cmd(
             k.unsealed_tail = p.unsealed_tail;
             k.extends_trusted = p.extends_trusted;
             k.history_from = k.history_from.or(p.history_from);
+            k.key_chain = p.key_chain;
             if k.failure.is_none() {
                 k.failure = p.failure;
             }
@@ -508,7 +548,7 @@ fn main() -> ExitCode {
                 "verification seed: {} (mode 0600): move it off this host; whoever holds it can forge records",
                 seed_out.display()
             );
-            println!("public keys (for verify --pubkey): {}", dir.join(PUB).display());
+            println!("anchor public keys (for verify --pubkey, verify-proof): {}", dir.join(PUB).display());
             if let Some(out) = pubkey_out {
                 if let Err(e) = std::fs::copy(dir.join(PUB), &out) {
                     return fail(format!("{}: {e}", out.display()));
@@ -602,6 +642,10 @@ fn main() -> ExitCode {
                 Err(ProofError::Signature(e)) => {
                     eprintln!("FAILED: {}: {e}", Class::BadCheckpointSignature.name());
                     ExitCode::from(Class::BadCheckpointSignature.exit_code())
+                }
+                Err(ProofError::Chain(class, e)) => {
+                    eprintln!("FAILED: {}: {e}", class.name());
+                    ExitCode::from(class.exit_code())
                 }
                 Err(ProofError::Mismatch(e)) => {
                     eprintln!("FAILED: {}: {e}", Class::MerkleMismatch.name());
