@@ -305,6 +305,42 @@ fn audit_events_chooses_the_categories() {
     assert!(recs[..recs.len() - 1].iter().all(|r| r["category"] == "auth"));
 }
 
+/// A key's identity in its records follows its `CKA_ID` and `CKA_LABEL` when they change: the
+/// identity an object keeps for its records (made at its first record) is never one of the object
+/// as it was before a `C_SetAttributeValue`.
+#[test]
+fn a_changed_label_and_id_are_in_the_next_record() {
+    let c = chain();
+    let t = Token::with_conf("relabel", &c.conf_line());
+    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    let sign = || {
+        let mut m = mech(CKM_SHA256_HMAC);
+        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
+        let mut out = [0u8; 32];
+        let mut n = out.len() as CK_ULONG;
+        let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
+        assert_eq!(rv, CKR_OK);
+    };
+    let names = [(b"id-1".as_slice(), "first label"), (b"id-22", "second label"), (b"id-1", "first label")];
+    for (id, label) in names {
+        t.set(key, &vec![(CKA_ID, V::Bytes(id.to_vec())), (CKA_LABEL, V::Bytes(label.as_bytes().to_vec()))]).unwrap();
+        // Twice each: the second record takes the identity the first one made.
+        sign();
+        sign();
+    }
+    drop(t);
+    let sum = c.verify();
+    assert!(sum.failure.is_none(), "{:?}", sum.failure);
+    let recs = c.records();
+    let signs = find(&recs, "C_Sign");
+    assert_eq!(signs.len(), 6);
+    for (i, r) in signs.iter().enumerate() {
+        let (id, label) = names[i / 2];
+        assert_eq!(r["key_id_label_sha256"], id_label_hash(id, label.as_bytes()), "record {i}: {r}");
+        assert_eq!(r["key_unique_id"], signs[0]["key_unique_id"], "the same key");
+    }
+}
+
 /// The library rotating its log every 16 KiB and keeping two rotated files: the older ones go,
 /// each after a signed checkpoint covers it, and what is left verifies from where its history
 /// starts, with the seed and with the public key.

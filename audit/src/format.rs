@@ -125,14 +125,24 @@ pub fn unhex32(s: &[u8]) -> Option<[u8; 32]> {
 
 /// Writes `rec` as a line into `buf` (emptied first), MACed with `key`; returns the MAC.
 pub fn encode(buf: &mut Vec<u8>, rec: &Record, key: &crate::chain::Key) -> [u8; 32] {
+    encode_with(buf, rec, |covered| crate::chain::mac(key, covered))
+}
+
+/// [`encode`] with the MAC computed by `mac` over the covered bytes (the writer's
+/// `Chain::mac_and_advance`, which sets up the record's key once for the MAC and the next key).
+pub fn encode_with(buf: &mut Vec<u8>, rec: &Record, mac: impl FnOnce(&[u8]) -> [u8; 32]) -> [u8; 32] {
     buf.clear();
     serde_json::to_writer(&mut *buf, rec).expect("a record always serialises");
     // serde_json writes an object: the last byte is its closing brace.
     debug_assert_eq!(buf.last(), Some(&b'}'));
     buf.pop();
-    let mac = crate::chain::mac(key, buf);
+    let mac = mac(buf);
     buf.extend_from_slice(b",\"mac\":\"");
-    buf.extend_from_slice(hex(&mac).as_bytes());
+    // In hex, written in place.
+    for b in mac {
+        let digit = |d: u8| b"0123456789abcdef"[usize::from(d)];
+        buf.extend_from_slice(&[digit(b >> 4), digit(b & 15)]);
+    }
     buf.extend_from_slice(b"\"}\n");
     mac
 }

@@ -26,7 +26,6 @@ use arc_swap::ArcSwapOption;
 use cryptoki_sys::*;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
-use tessera_audit::format::hex;
 use tessera_audit::names::{rv_name, user_name};
 use tessera_audit::{Record, Writer};
 
@@ -479,8 +478,8 @@ fn write(
         user: e.user().and_then(user_name).map(Cow::Borrowed),
         mechanism: mechanism.and_then(mechanism_name).map(Cow::Borrowed),
         mechanism_id: mechanism,
-        key_unique_id: key.as_ref().map(|k| Cow::Owned(hex(&k.unique_id))),
-        key_id_label_sha256: key.as_ref().map(|k| Cow::Owned(hex(&k.id_label_sha256))),
+        key_unique_id: key.as_ref().map(|k| Cow::Borrowed(k.unique_id.as_str())),
+        key_id_label_sha256: key.as_ref().map(|k| Cow::Borrowed(k.id_label_sha256.as_str())),
         op: e.op().map(|o| Cow::Borrowed(o.name())),
         verdict: e.verdict().map(|v| {
             Cow::Borrowed(match v {

@@ -56,11 +56,12 @@ pub struct Decided {
 }
 
 /// The identity of a key in a record: its `CKA_UNIQUE_ID`, and a SHA-256 over its `CKA_ID` and
-/// `CKA_LABEL` (which an application chose, so the record does not carry them as they are).
+/// `CKA_LABEL` (which an application chose, so the record does not carry them as they are), both
+/// in hex as the record carries them. An object keeps its own ([`Object::identity`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyIdentity {
-    pub unique_id: Vec<u8>,
-    pub id_label_sha256: [u8; 32],
+    pub unique_id: String,
+    pub id_label_sha256: String,
 }
 
 impl KeyIdentity {
@@ -71,9 +72,8 @@ impl KeyIdentity {
             h.update(&(v.len() as u64).to_be_bytes());
             h.update(v);
         }
-        let mut id_label_sha256 = [0; 32];
-        id_label_sha256.copy_from_slice(h.finish().as_ref());
-        KeyIdentity { unique_id: obj.get(CKA_UNIQUE_ID).unwrap_or(&[]).to_vec(), id_label_sha256 }
+        let hex = tessera_audit::format::hex;
+        KeyIdentity { unique_id: hex(obj.get(CKA_UNIQUE_ID).unwrap_or(&[])), id_label_sha256: hex(h.finish().as_ref()) }
     }
 }
 
@@ -130,11 +130,11 @@ impl Event {
 
     /// The identity of the operation's key, looked up in the call's session (`None` when the
     /// operation has no key, or the key is gone).
-    pub fn key(&self) -> Option<KeyIdentity> {
+    pub fn key(&self) -> Option<std::sync::Arc<KeyIdentity>> {
         let h = self.decided?.key?;
         let m = crate::state::get().ok()?;
         let (_, obj) = m.resolve(self.session.as_ref()?, h).ok()?;
-        Some(KeyIdentity::of(&obj))
+        Some(obj.identity())
     }
 
     /// The call succeeded and what it did was approved: the value of the record's

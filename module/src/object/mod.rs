@@ -38,9 +38,9 @@ pub struct Object {
 /// Objects never change, so a parsed form never goes stale; it is dropped, and its memory wiped by
 /// its own destructor, with the object. A copy or a changed object starts with none; a session's
 /// copy ([`Object::session_copy`]) shares the forms that are costly to make and makes its own of
-/// the cheap ones.
+/// the cheap ones. The object's identity in audit records ([`Object::identity`]) is kept here too.
 #[derive(Default)]
-pub struct Parsed([std::sync::OnceLock<Form>; 2]);
+pub struct Parsed([std::sync::OnceLock<Form>; 2], std::sync::OnceLock<std::sync::Arc<crate::record::KeyIdentity>>);
 
 /// One parsed form, and whether a session's copy of the object shares it.
 struct Form {
@@ -208,6 +208,12 @@ impl Object {
             }
         }
         Ok(f(&self.parsed(build)?.0))
+    }
+
+    /// The object's identity as audit records give it, made at its first record: objects never
+    /// change, so each record of a key's use does not hash its `CKA_ID` and `CKA_LABEL` again.
+    pub fn identity(&self) -> std::sync::Arc<crate::record::KeyIdentity> {
+        self.parsed.1.get_or_init(|| std::sync::Arc::new(crate::record::KeyIdentity::of(self))).clone()
     }
 
     /// A session's own copy of this object (see `session::KeyCache`): the same attributes, the
