@@ -162,6 +162,164 @@ fn class_and_subtype(map: &AttrMap) -> Result<(CK_OBJECT_CLASS, Option<CK_ULONG>
 /// Builds a new object from an application template (plus, for generated keys, the material the
 /// mechanism made, passed in `material`).
 pub fn build(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
+    let Some(value) = prototype::eligible(template, &material, origin) else {
+        return build_anew(template, material, origin, actor);
+    };
+    let len = value.len();
+    let material = match prototype::made(template, material, origin, actor) {
+        Ok(obj) => return Ok(obj),
+        Err(material) => material,
+    };
+    let obj = build_anew(template, material, origin, actor)?;
+    prototype::keep(template, len, origin, actor, &obj);
+    Ok(obj)
+}
+
+/// Secret keys the token makes from a value (generated, derived, unwrapped, decapsulated) made
+/// again from the same template: the same attributes but for the value and what follows from
+/// it. The first such key is built in full ([`build_anew`]); its attributes, without the value,
+/// its check value and its unique identifier, are kept as the prototype of that template, and the
+/// next keys are the prototype's copy with their own three. Every rule [`build_anew`] applies
+/// depends only on the template, the origin, the actor and the value's length (which key a
+/// prototype serves), except the check value, which each key computes from its own value: so a key
+/// made from a prototype has exactly the attributes a full build would give it (the module's unit
+/// tests compare the two). Half the instructions a `C_EncapsulateKey` spent outside the
+/// cryptography went into building its secret key anew.
+///
+/// Prototypes hold no key material, and are kept per thread (a few each, most recent first), so
+/// that threads never share or wait for them.
+mod prototype {
+    use super::{unique_id, Actor, Origin, EMPTY};
+    use crate::object::{AttrMap, Object, Template, Value};
+    use cryptoki_sys::*;
+
+    /// How many prototypes a thread keeps.
+    const KEPT: usize = 4;
+    /// Templates larger than this (their values' bytes) are not kept.
+    const MAX_TEMPLATE_BYTES: usize = 1024;
+
+    struct Prototype {
+        template: Template,
+        value_len: usize,
+        origin: Origin,
+        so: bool,
+        legacy: bool,
+        key_type: CK_KEY_TYPE,
+        /// Whether the key has a check value (a type's check value may be none).
+        check_value: bool,
+        /// The attributes, with [`EMPTY`] for the value, the check value and the unique id.
+        attrs: AttrMap,
+    }
+
+    thread_local! {
+        static KEPT_HERE: std::cell::RefCell<Vec<Prototype>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// The value of a secret key the token makes, when the template lets a prototype serve: a
+    /// secret key's class named, the value (only) from the token, and no value or check value
+    /// given (rules that compare the template with the value itself, not its length).
+    pub(super) fn eligible<'a>(template: &Template, material: &'a Template, origin: Origin) -> Option<&'a Value> {
+        let [(CKA_VALUE, value)] = material.as_slice() else { return None };
+        let secret_key = template.iter().any(|(t, v)| *t == CKA_CLASS && **v == CKO_SECRET_KEY.to_ne_bytes());
+        let compares = template.iter().any(|(t, _)| matches!(*t, CKA_VALUE | CKA_CHECK_VALUE));
+        (origin != Origin::Created && secret_key && !compares).then_some(value)
+    }
+
+    /// The key made from this template's prototype, or the material back when none serves.
+    pub(super) fn made(
+        template: &Template,
+        mut material: Template,
+        origin: Origin,
+        actor: Actor,
+    ) -> std::result::Result<Object, Template> {
+        KEPT_HERE.with(|k| {
+            let kept = k.borrow();
+            let Some(p) = kept.iter().find(|p| {
+                p.value_len == material[0].1.len()
+                    && p.origin == origin
+                    && p.so == actor.so
+                    && p.legacy == actor.legacy
+                    && p.template == *template
+            }) else {
+                return Err(material);
+            };
+            let check_value = crate::keys::check_value(p.key_type, &material[0].1);
+            if check_value.is_some() != p.check_value {
+                return Err(material);
+            }
+            // Room for what the token adds after the build (the approval stamp), as a full
+            // build leaves.
+            let mut copy = Vec::with_capacity(p.attrs.len() + 4);
+            copy.extend(p.attrs.iter().map(|(t, v)| (*t, v.clone())));
+            let mut attrs = AttrMap::from_sorted_store_unchecked(copy);
+            if let Some(v) = attrs.get_mut(&CKA_VALUE) {
+                // Moved, not copied: the object owns the value from here, and wipes it.
+                *v = std::mem::replace(&mut material[0].1, EMPTY);
+            }
+            if let (Some(cv), Some(v)) = (check_value, attrs.get_mut(&CKA_CHECK_VALUE)) {
+                *v = cv.into();
+            }
+            if let Some(v) = attrs.get_mut(&CKA_UNIQUE_ID) {
+                *v = unique_id();
+            }
+            Ok(Object::new(attrs))
+        })
+    }
+
+    /// Keeps `obj`, just built from `template` in full, as that template's prototype.
+    pub(super) fn keep(template: &Template, value_len: usize, origin: Origin, actor: Actor, obj: &Object) {
+        if template.iter().map(|(_, v)| v.len()).sum::<usize>() > MAX_TEMPLATE_BYTES {
+            return;
+        }
+        let (Some(key_type), Some(_), Some(_)) = (obj.ulong(CKA_KEY_TYPE), obj.get(CKA_VALUE), obj.get(CKA_UNIQUE_ID))
+        else {
+            return;
+        };
+        let attrs: AttrMap = obj
+            .attrs
+            .iter()
+            .map(|(t, v)| match *t {
+                CKA_VALUE | CKA_CHECK_VALUE | CKA_UNIQUE_ID => (*t, EMPTY),
+                _ => (*t, v.clone()),
+            })
+            .collect();
+        let p = Prototype {
+            template: template.clone(),
+            value_len,
+            origin,
+            so: actor.so,
+            legacy: actor.legacy,
+            key_type,
+            check_value: obj.get(CKA_CHECK_VALUE).is_some(),
+            attrs,
+        };
+        KEPT_HERE.with(|k| {
+            let mut kept = k.borrow_mut();
+            kept.insert(0, p);
+            kept.truncate(KEPT);
+        });
+    }
+
+    /// A full build, for the tests that compare it with a prototype's copy.
+    #[cfg(test)]
+    pub(super) fn anew(
+        template: &Template,
+        material: Template,
+        origin: Origin,
+        actor: Actor,
+    ) -> crate::error::Result<Object> {
+        super::build_anew(template, material, origin, actor)
+    }
+
+    /// Forgets this thread's prototypes (tests).
+    #[cfg(test)]
+    pub(super) fn forget() {
+        KEPT_HERE.with(|k| k.borrow_mut().clear());
+    }
+}
+
+/// [`build`] in full, every rule applied to this template.
+fn build_anew(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
     // Room for the material and the defaults: the map is allocated once.
     let mut map = collect_into(AttrMap::with_capacity(template.len() + material.len() + 32), template)?;
     let (class, sub) = class_and_subtype(&map)?;
@@ -456,7 +614,16 @@ fn unique_id() -> Value {
     let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&src.prefix);
     raw[8..].copy_from_slice(&src.next.to_be_bytes());
-    hex(&raw).into_bytes().into()
+    drop(g);
+    // The digits written straight into the value's bytes (as [`hex`] would give them): a
+    // `String` built a character at a time cost as much as the rest of the identifier.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, x) in raw.iter().enumerate() {
+        out[2 * i] = DIGITS[(x >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(x & 15) as usize];
+    }
+    Value::Owned(out.to_vec())
 }
 
 /// The empty value of an attribute that has none.
@@ -711,6 +878,96 @@ mod tests {
         .unwrap();
         assert!(w.flag(CKA_WRAP) && !w.flag(CKA_ENCRYPT) && !w.flag(CKA_DECRYPT) && !w.flag(CKA_UNWRAP));
         assert!(!w.flag(CKA_ALWAYS_SENSITIVE), "not sensitive, so never always sensitive");
+    }
+
+    /// A secret key made from a kept prototype has exactly the attributes a full build gives
+    /// it: for generated, derived, unwrapped and decapsulated keys, each key type's check value
+    /// (or none), given lengths, wrapping keys, the legacy rules, an SO's trusted key; and the
+    /// prototype holds none of a key's value.
+    #[test]
+    fn prototypes_give_the_attributes_a_full_build_gives() {
+        let secret = |kt: CK_KEY_TYPE, extra: &[(CK_ATTRIBUTE_TYPE, Value)]| {
+            let mut v = vec![(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(kt))];
+            v.extend_from_slice(extra);
+            v
+        };
+        let templates = [
+            secret(
+                CKK_GENERIC_SECRET,
+                &[(CKA_TOKEN, bool_(false)), (CKA_SENSITIVE, bool_(true)), (CKA_DERIVE, bool_(true))],
+            ),
+            secret(CKK_GENERIC_SECRET, &[(CKA_VALUE_LEN, ulong(32)), (CKA_LABEL, b"kem".to_vec().into())]),
+            secret(CKK_AES, &[(CKA_EXTRACTABLE, bool_(true)), (CKA_ID, vec![1, 2, 3].into())]),
+            secret(CKK_AES, &[(CKA_WRAP, bool_(true)), (CKA_UNWRAP, bool_(true)), (CKA_SENSITIVE, bool_(true))]),
+            secret(CKK_AES, &[(CKA_TRUSTED, bool_(true)), (CKA_WRAP, bool_(true))]),
+            secret(CKK_SHA256_HMAC, &[(CKA_SIGN, bool_(true)), (CKA_VERIFY, bool_(true))]),
+            secret(CKK_DES3, &[(CKA_ENCRYPT, bool_(true))]),
+        ];
+        let origins = [
+            Origin::Generated(CKM_AES_KEY_GEN),
+            Origin::Derived(false, false),
+            Origin::Derived(true, true),
+            Origin::Imported,
+        ];
+        let actors = [Actor::default(), Actor { so: true, legacy: false }, Actor { so: false, legacy: true }];
+        let mut compared = 0;
+        for template in &templates {
+            for origin in origins {
+                for actor in actors {
+                    for len in [16usize, 24, 32] {
+                        prototype::forget();
+                        let value = |seed: u8| -> Template {
+                            vec![(CKA_VALUE, (0..len as u8).map(|i| i ^ seed).collect::<Vec<_>>().into())]
+                        };
+                        let full = prototype::anew(template, value(1), origin, actor);
+                        let first = build(template, value(1), origin, actor);
+                        assert_eq!(first.is_ok(), full.is_ok());
+                        let Ok(full) = full else { continue };
+                        // The second and third keys come from the prototype the first left.
+                        for seed in [2u8, 3] {
+                            let made = build(template, value(seed), origin, actor).unwrap();
+                            let anew = prototype::anew(template, value(seed), origin, actor).unwrap();
+                            let strip = |o: &Object| -> Vec<(CK_ATTRIBUTE_TYPE, Value)> {
+                                o.attrs
+                                    .iter()
+                                    .filter(|(t, _)| **t != CKA_UNIQUE_ID)
+                                    .map(|(t, v)| (*t, v.clone()))
+                                    .collect()
+                            };
+                            assert_eq!(strip(&made), strip(&anew), "{template:?} {origin:?} {actor:?} {len}");
+                            assert_ne!(made.get(CKA_UNIQUE_ID), anew.get(CKA_UNIQUE_ID));
+                            assert_eq!(made.get(CKA_UNIQUE_ID).map(<[u8]>::len), Some(32));
+                            assert_eq!(made.get(CKA_VALUE), value(seed)[0].1.as_ref().into());
+                            compared += 1;
+                        }
+                        assert_eq!(
+                            full.get(CKA_CHECK_VALUE).is_some(),
+                            build(template, value(4), origin, actor).unwrap().get(CKA_CHECK_VALUE).is_some()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(compared > 200, "{compared}");
+        // A key whose value length the type refuses is refused from a prototype as in full.
+        prototype::forget();
+        let t = secret(CKK_AES, &[]);
+        let v = |len: usize| -> Template { vec![(CKA_VALUE, vec![5; len].into())] };
+        assert!(build(&t, v(16), Origin::Imported, Actor::default()).is_ok());
+        assert_eq!(build(&t, v(15), Origin::Imported, Actor::default()), Err(err(CKR_ATTRIBUTE_VALUE_INVALID)));
+        // A template the rules refuse is refused each time (no prototype is kept of it).
+        let bad = secret(CKK_AES, &[(CKA_TRUSTED, bool_(true))]);
+        for _ in 0..2 {
+            assert_eq!(build(&bad, v(16), Origin::Imported, Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
+        }
+        // A template that names the value or its check value is always built in full.
+        let named = secret(CKK_AES, &[(CKA_CHECK_VALUE, vec![1, 2, 3].into())]);
+        for _ in 0..2 {
+            assert_eq!(
+                build(&named, v(16), Origin::Imported, Actor::default()),
+                prototype::anew(&named, v(16), Origin::Imported, Actor::default())
+            );
+        }
     }
 
     #[test]
