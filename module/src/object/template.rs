@@ -162,52 +162,60 @@ fn class_and_subtype(map: &AttrMap) -> Result<(CK_OBJECT_CLASS, Option<CK_ULONG>
 /// Builds a new object from an application template (plus, for generated keys, the material the
 /// mechanism made, passed in `material`).
 pub fn build(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
-    let Some(value) = prototype::eligible(template, &material, origin) else {
+    if !prototype::eligible(&material, origin) {
         return build_anew(template, material, origin, actor);
-    };
-    let len = value.len();
+    }
     let material = match prototype::made(template, material, origin, actor) {
-        Ok(obj) => return Ok(obj),
+        Ok(made) => return made,
         Err(material) => material,
     };
-    let obj = build_anew(template, material, origin, actor)?;
-    prototype::keep(template, len, origin, actor, &obj);
-    Ok(obj)
+    let types: Vec<CK_ATTRIBUTE_TYPE> = material.iter().map(|(t, _)| *t).collect();
+    let (obj, class, sub) = settled(template, material, origin, actor)?;
+    prototype::keep(template, &types, origin, actor, &obj, class, sub);
+    finished(obj, class, sub, origin)
 }
 
-/// Secret keys the token makes from a value (generated, derived, unwrapped, decapsulated) made
-/// again from the same template: the same attributes but for the value and what follows from
-/// it. The first such key is built in full ([`build_anew`]); its attributes, without the value,
-/// its check value and its unique identifier, are kept as the prototype of that template, and the
-/// next keys are the prototype's copy with their own three. Every rule [`build_anew`] applies
-/// depends only on the template, the origin, the actor and the value's length (which key a
-/// prototype serves), except the check value, which each key computes from its own value: so a key
-/// made from a prototype has exactly the attributes a full build would give it (the module's unit
-/// tests compare the two). Half the instructions a `C_EncapsulateKey` spent outside the
-/// cryptography went into building its secret key anew.
+/// Keys the token makes from material (generated, derived, unwrapped, encapsulated,
+/// decapsulated) made again from the same template. Building an object has two parts:
+/// [`settled`] applies the rules that depend on the template, the origin, the actor and which
+/// material attributes the mechanism gives (not their values): the template's checks, the
+/// defaults, what the token sets; [`finished`] computes what follows from the material itself
+/// (lengths, check values, `CKA_PUBLIC_KEY_INFO`, each key type's computed attributes and
+/// checks). The first key of a template is built in full; its settled attributes, with the
+/// material and `CKA_UNIQUE_ID` left empty, are kept as that template's prototype, and the next
+/// keys start from the prototype's copy with their own material and a new unique identifier, then
+/// are finished as a full build finishes them. So a key made from a prototype has exactly the
+/// attributes a full build gives it (the unit tests compare the two for secret keys and for
+/// generated key pairs). Settling the template was about two thirds of building an object, and
+/// building the secret key half of what `C_EncapsulateKey` spent outside the cryptography.
 ///
 /// Prototypes hold no key material, and are kept per thread (a few each, most recent first), so
 /// that threads never share or wait for them.
 mod prototype {
     use super::{unique_id, Actor, Origin, EMPTY};
-    use crate::object::{AttrMap, Object, Template, Value};
+    use crate::error::Result;
+    use crate::object::{AttrMap, Object, Template};
     use cryptoki_sys::*;
 
-    /// How many prototypes a thread keeps.
-    const KEPT: usize = 4;
+    /// How many prototypes a thread keeps (a key pair takes two).
+    const KEPT: usize = 6;
     /// Templates larger than this (their values' bytes) are not kept.
     const MAX_TEMPLATE_BYTES: usize = 1024;
 
     struct Prototype {
         template: Template,
-        value_len: usize,
+        /// The material attributes the mechanism gave, in its order.
+        material: Vec<CK_ATTRIBUTE_TYPE>,
+        /// The values of those the template names too (a parameter set, a curve, a public
+        /// exponent; key material it may not name): a rule compares them with the template's, so
+        /// the prototype serves only material that has the same.
+        named: Vec<(CK_ATTRIBUTE_TYPE, crate::object::Value)>,
         origin: Origin,
         so: bool,
         legacy: bool,
-        key_type: CK_KEY_TYPE,
-        /// Whether the key has a check value (a type's check value may be none).
-        check_value: bool,
-        /// The attributes, with [`EMPTY`] for the value, the check value and the unique id.
+        class: CK_OBJECT_CLASS,
+        sub: Option<CK_ULONG>,
+        /// The settled attributes, with [`EMPTY`] for the material and the unique id.
         attrs: AttrMap,
     }
 
@@ -215,82 +223,85 @@ mod prototype {
         static KEPT_HERE: std::cell::RefCell<Vec<Prototype>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
-    /// The value of a secret key the token makes, when the template lets a prototype serve: a
-    /// secret key's class named, the value (only) from the token, and no value or check value
-    /// given (rules that compare the template with the value itself, not its length).
-    pub(super) fn eligible<'a>(template: &Template, material: &'a Template, origin: Origin) -> Option<&'a Value> {
-        let [(CKA_VALUE, value)] = material.as_slice() else { return None };
-        let secret_key = template.iter().any(|(t, v)| *t == CKA_CLASS && **v == CKO_SECRET_KEY.to_ne_bytes());
-        let compares = template.iter().any(|(t, _)| matches!(*t, CKA_VALUE | CKA_CHECK_VALUE));
-        (origin != Origin::Created && secret_key && !compares).then_some(value)
+    /// Whether a prototype may serve: material from the token, each of its attributes once.
+    pub(super) fn eligible(material: &Template, origin: Origin) -> bool {
+        origin != Origin::Created
+            && !material.is_empty()
+            && material.iter().enumerate().all(|(i, (t, _))| material[..i].iter().all(|(u, _)| u != t))
     }
 
-    /// The key made from this template's prototype, or the material back when none serves.
+    /// The key made from this template's prototype (finished, so possibly refused as a full
+    /// build would refuse it), or the material back when no prototype serves.
     pub(super) fn made(
         template: &Template,
         mut material: Template,
         origin: Origin,
         actor: Actor,
-    ) -> std::result::Result<Object, Template> {
-        KEPT_HERE.with(|k| {
+    ) -> std::result::Result<Result<Object>, Template> {
+        let found = KEPT_HERE.with(|k| {
             let kept = k.borrow();
-            let Some(p) = kept.iter().find(|p| {
-                p.value_len == material[0].1.len()
-                    && p.origin == origin
+            let p = kept.iter().find(|p| {
+                p.origin == origin
                     && p.so == actor.so
                     && p.legacy == actor.legacy
+                    && p.material.len() == material.len()
+                    && p.material.iter().zip(&material).all(|(a, (b, _))| a == b)
                     && p.template == *template
-            }) else {
-                return Err(material);
-            };
-            let check_value = crate::keys::check_value(p.key_type, &material[0].1);
-            if check_value.is_some() != p.check_value {
-                return Err(material);
-            }
-            // Room for what the token adds after the build (the approval stamp), as a full
-            // build leaves.
-            let mut copy = Vec::with_capacity(p.attrs.len() + 4);
+                    && p.named.iter().all(|(t, v)| material.iter().any(|(u, w)| u == t && w == v))
+            })?;
+            // Room for what finishing and the services add (lengths, check value, stamps), as a
+            // full build leaves.
+            let mut copy = Vec::with_capacity(p.attrs.len() + 8);
             copy.extend(p.attrs.iter().map(|(t, v)| (*t, v.clone())));
-            let mut attrs = AttrMap::from_sorted_store_unchecked(copy);
-            if let Some(v) = attrs.get_mut(&CKA_VALUE) {
-                // Moved, not copied: the object owns the value from here, and wipes it.
-                *v = std::mem::replace(&mut material[0].1, EMPTY);
+            Some((AttrMap::from_sorted_store_unchecked(copy), p.class, p.sub))
+        });
+        let Some((mut attrs, class, sub)) = found else { return Err(material) };
+        for (t, v) in material.iter_mut() {
+            if let Some(slot) = attrs.get_mut(t) {
+                // Moved, not copied: the object owns the material from here, and wipes it.
+                *slot = std::mem::replace(v, EMPTY);
             }
-            if let (Some(cv), Some(v)) = (check_value, attrs.get_mut(&CKA_CHECK_VALUE)) {
-                *v = cv.into();
-            }
-            if let Some(v) = attrs.get_mut(&CKA_UNIQUE_ID) {
-                *v = unique_id();
-            }
-            Ok(Object::new(attrs))
-        })
+        }
+        if let Some(v) = attrs.get_mut(&CKA_UNIQUE_ID) {
+            *v = unique_id();
+        }
+        Ok(super::finished(Object::new(attrs), class, sub, origin))
     }
 
-    /// Keeps `obj`, just built from `template` in full, as that template's prototype.
-    pub(super) fn keep(template: &Template, value_len: usize, origin: Origin, actor: Actor, obj: &Object) {
+    /// Keeps `obj`, just settled from `template` and material of these types, as that template's
+    /// prototype.
+    pub(super) fn keep(
+        template: &Template,
+        material: &[CK_ATTRIBUTE_TYPE],
+        origin: Origin,
+        actor: Actor,
+        obj: &Object,
+        class: CK_OBJECT_CLASS,
+        sub: Option<CK_ULONG>,
+    ) {
         if template.iter().map(|(_, v)| v.len()).sum::<usize>() > MAX_TEMPLATE_BYTES {
             return;
         }
-        let (Some(key_type), Some(_), Some(_)) = (obj.ulong(CKA_KEY_TYPE), obj.get(CKA_VALUE), obj.get(CKA_UNIQUE_ID))
-        else {
-            return;
-        };
+        // Only material the template names too, which the build let through: never key material.
+        let named = material
+            .iter()
+            .filter(|t| template.iter().any(|(u, _)| u == *t))
+            .filter_map(|t| Some((*t, crate::object::Value::Owned(obj.get(*t)?.to_vec()))))
+            .collect();
         let attrs: AttrMap = obj
             .attrs
             .iter()
-            .map(|(t, v)| match *t {
-                CKA_VALUE | CKA_CHECK_VALUE | CKA_UNIQUE_ID => (*t, EMPTY),
-                _ => (*t, v.clone()),
-            })
+            .map(|(t, v)| if *t == CKA_UNIQUE_ID || material.contains(t) { (*t, EMPTY) } else { (*t, v.clone()) })
             .collect();
         let p = Prototype {
             template: template.clone(),
-            value_len,
+            material: material.to_vec(),
+            named,
             origin,
             so: actor.so,
             legacy: actor.legacy,
-            key_type,
-            check_value: obj.get(CKA_CHECK_VALUE).is_some(),
+            class,
+            sub,
             attrs,
         };
         KEPT_HERE.with(|k| {
@@ -302,12 +313,7 @@ mod prototype {
 
     /// A full build, for the tests that compare it with a prototype's copy.
     #[cfg(test)]
-    pub(super) fn anew(
-        template: &Template,
-        material: Template,
-        origin: Origin,
-        actor: Actor,
-    ) -> crate::error::Result<Object> {
+    pub(super) fn anew(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
         super::build_anew(template, material, origin, actor)
     }
 
@@ -320,6 +326,18 @@ mod prototype {
 
 /// [`build`] in full, every rule applied to this template.
 fn build_anew(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
+    let (obj, class, sub) = settled(template, material, origin, actor)?;
+    finished(obj, class, sub, origin)
+}
+
+/// The first part of a build (see [`prototype`]): the rules that depend on the template, the
+/// origin, the actor and the types of the material; the object's class and subtype with it.
+fn settled(
+    template: &Template,
+    material: Template,
+    origin: Origin,
+    actor: Actor,
+) -> Result<(Object, CK_OBJECT_CLASS, Option<CK_ULONG>)> {
     // Room for the material and the defaults: the map is allocated once.
     let mut map = collect_into(AttrMap::with_capacity(template.len() + material.len() + 32), template)?;
     let (class, sub) = class_and_subtype(&map)?;
@@ -364,8 +382,13 @@ fn build_anew(template: &Template, material: Template, origin: Origin, actor: Ac
             return Err(err(CKR_TEMPLATE_INCOMPLETE));
         }
     }
-    let mut obj = Object::new(apply_defaults(map, class, origin, actor));
+    let obj = Object::new(apply_defaults(map, class, origin, actor));
     check_usages(&obj, actor)?;
+    Ok((obj, class, sub))
+}
+
+/// The second part of a build (see [`prototype`]): what follows from the material itself.
+fn finished(mut obj: Object, class: CK_OBJECT_CLASS, sub: Option<CK_ULONG>, origin: Origin) -> Result<Object> {
     derive_computed(&mut obj, sub)?;
     check_public_key_info(&obj)?;
     // A generated private key takes its public key's (`services::keys`): computing it again would
@@ -960,7 +983,7 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(build(&bad, v(16), Origin::Imported, Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
         }
-        // A template that names the value or its check value is always built in full.
+        // A check value given that is not the value's is refused from a prototype as in full.
         let named = secret(CKK_AES, &[(CKA_CHECK_VALUE, vec![1, 2, 3].into())]);
         for _ in 0..2 {
             assert_eq!(
@@ -968,6 +991,82 @@ mod tests {
                 prototype::anew(&named, v(16), Origin::Imported, Actor::default())
             );
         }
+    }
+
+    /// Generated key pairs made from prototypes have exactly the attributes full builds give
+    /// them: ML-KEM, ML-DSA, P-256 and Ed25519 pairs, from the mechanisms themselves, with
+    /// templates that name a parameter set or curve the mechanism also gives; and a pair whose
+    /// named parameter differs from the prototype's is built in full.
+    #[test]
+    fn generated_pairs_from_prototypes_match_full_builds() {
+        use crate::mechanisms::{param::Param, registry};
+        let p256: Value = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07].into();
+        let ed25519: Value = vec![0x06, 0x03, 0x2b, 0x65, 0x70].into();
+        let cases: [(CK_MECHANISM_TYPE, CK_KEY_TYPE, CK_ATTRIBUTE_TYPE, CK_ATTRIBUTE_TYPE, Value); 5] = [
+            (CKM_ML_KEM_KEY_PAIR_GEN, CKK_ML_KEM, CKA_ENCAPSULATE, CKA_DECAPSULATE, ulong(CKP_ML_KEM_768)),
+            (CKM_ML_KEM_KEY_PAIR_GEN, CKK_ML_KEM, CKA_ENCAPSULATE, CKA_DECAPSULATE, ulong(CKP_ML_KEM_512)),
+            (CKM_ML_DSA_KEY_PAIR_GEN, CKK_ML_DSA, CKA_VERIFY, CKA_SIGN, ulong(CKP_ML_DSA_65)),
+            (CKM_EC_KEY_PAIR_GEN, CKK_EC, CKA_VERIFY, CKA_SIGN, p256),
+            (CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS, CKA_VERIFY, CKA_SIGN, ed25519),
+        ];
+        let strip = |o: &Object| -> Vec<(CK_ATTRIBUTE_TYPE, Value)> {
+            o.attrs.iter().filter(|(t, _)| **t != CKA_UNIQUE_ID).map(|(t, v)| (*t, v.clone())).collect()
+        };
+        prototype::forget();
+        let mut compared = 0;
+        for (mech, kt, pub_use, priv_use, param) in cases {
+            let param_attr = if matches!(kt, CKK_EC | CKK_EC_EDWARDS) { CKA_EC_PARAMS } else { CKA_PARAMETER_SET };
+            let public = t(&[
+                (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
+                (CKA_KEY_TYPE, ulong(kt)),
+                (CKA_TOKEN, bool_(false)),
+                (pub_use, bool_(true)),
+                (param_attr, param.clone()),
+            ]);
+            let private = t(&[
+                (CKA_CLASS, ulong(CKO_PRIVATE_KEY)),
+                (CKA_KEY_TYPE, ulong(kt)),
+                (CKA_SENSITIVE, bool_(true)),
+                (priv_use, bool_(true)),
+                (CKA_LABEL, b"pair".to_vec().into()),
+            ]);
+            let (pub_map, priv_map) = (collect(&public).unwrap(), collect(&private).unwrap());
+            let origin = Origin::Generated(mech);
+            for _ in 0..3 {
+                let g = registry().get(mech).unwrap().generate_key_pair(&Param::None, &pub_map, &priv_map).unwrap();
+                for (template, material) in [(&public, g.public), (&private, g.private)] {
+                    let anew = prototype::anew(template, material.clone(), origin, Actor::default()).unwrap();
+                    let made = build(template, material, origin, Actor::default()).unwrap();
+                    assert_eq!(strip(&made), strip(&anew), "{mech:#x} {template:?}");
+                    assert_eq!(made.get(CKA_UNIQUE_ID).map(<[u8]>::len), Some(32));
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 30);
+        // The ML-KEM-512 template's prototype with ML-KEM-768 material: the parameter set the
+        // template names is not the material's, refused as a full build refuses it.
+        let public = t(&[
+            (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
+            (CKA_KEY_TYPE, ulong(CKK_ML_KEM)),
+            (CKA_PARAMETER_SET, ulong(CKP_ML_KEM_512)),
+        ]);
+        let material = |set| -> Template {
+            let pub_map = collect(&t(&[(CKA_PARAMETER_SET, ulong(set))])).unwrap();
+            registry()
+                .get(CKM_ML_KEM_KEY_PAIR_GEN)
+                .unwrap()
+                .generate_key_pair(&Param::None, &pub_map, &AttrMap::new())
+                .unwrap()
+                .public
+        };
+        let origin = Origin::Generated(CKM_ML_KEM_KEY_PAIR_GEN);
+        assert!(build(&public, material(CKP_ML_KEM_512), origin, Actor::default()).is_ok());
+        assert!(build(&public, material(CKP_ML_KEM_512), origin, Actor::default()).is_ok());
+        assert_eq!(
+            build(&public, material(CKP_ML_KEM_768), origin, Actor::default()),
+            Err(err(CKR_ATTRIBUTE_READ_ONLY))
+        );
     }
 
     #[test]
