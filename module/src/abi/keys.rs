@@ -135,7 +135,8 @@ pub unsafe extern "C" fn C_EncapsulateKey(
         match m.encapsulate_key(hSession, mt, &param, hPublicKey, &t, cap)? {
             crate::services::keys::Encapsulation::Length(o) => write_output(o, pCiphertext, pulCiphertextLen),
             crate::services::keys::Encapsulation::Made { ciphertext, key } => {
-                write_output(crate::services::digest::Output::Done(ciphertext), pCiphertext, pulCiphertextLen)?;
+                // A ciphertext is public (it travels to the peer in the clear): not wiped.
+                write_public_output(ciphertext, pCiphertext, pulCiphertextLen)?;
                 match dest {
                     Some(dest) => deliver_handle(dest, key),
                     None => crate::record::created(key),

@@ -77,6 +77,10 @@ pub fn guard(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
 enum Delivery {
     /// Bytes into a caller's buffer, and their count into `len` (unless NULL).
     Bytes { data: zeroize::Zeroizing<Vec<u8>>, p: *mut u8, len: *mut CK_ULONG },
+    /// [`Delivery::Bytes`] of an output that is public by its nature (a KEM ciphertext): not
+    /// wiped when dropped, which for a 1,568-byte ciphertext cost more than the rest of the
+    /// delivery.
+    Public { data: Vec<u8>, p: *mut u8, len: *mut CK_ULONG },
     /// An object handle.
     Handle { p: *mut CK_OBJECT_HANDLE, h: CK_OBJECT_HANDLE },
 }
@@ -85,16 +89,20 @@ impl Delivery {
     /// Writes the output, in the order it was made (output and length may share bytes).
     unsafe fn deliver(self) {
         match self {
-            Delivery::Bytes { data, p, len } => {
-                if !data.is_empty() {
-                    std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len());
-                }
-                if !len.is_null() {
-                    put(len, data.len() as CK_ULONG);
-                }
-            }
+            Delivery::Bytes { data, p, len } => write_bytes(&data, p, len),
+            Delivery::Public { data, p, len } => write_bytes(&data, p, len),
             Delivery::Handle { p, h } => put(p, h),
         }
+    }
+}
+
+/// Writes `data` to `p` and its length to `len` (unless NULL), in that order.
+unsafe fn write_bytes(data: &[u8], p: *mut u8, len: *mut CK_ULONG) {
+    if !data.is_empty() {
+        std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len());
+    }
+    if !len.is_null() {
+        put(len, data.len() as CK_ULONG);
     }
 }
 
@@ -378,6 +386,14 @@ pub unsafe fn write_output(o: crate::services::digest::Output, p: *mut u8, len: 
             Ok(())
         }
     }
+}
+
+/// [`write_output`] of an output that is public by its nature (a KEM ciphertext), so not wiped.
+/// Only for outputs that never depend on a secret an attacker lacks.
+pub unsafe fn write_public_output(v: Vec<u8>, p: *mut u8, len: *mut CK_ULONG) -> Result<()> {
+    let l = out_ptr(len)?;
+    defer(Delivery::Public { data: v, p, len: l });
+    Ok(())
 }
 
 /// A blank-padded fixed-size string field, as every `CK_*_INFO` has.

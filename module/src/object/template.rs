@@ -162,6 +162,182 @@ fn class_and_subtype(map: &AttrMap) -> Result<(CK_OBJECT_CLASS, Option<CK_ULONG>
 /// Builds a new object from an application template (plus, for generated keys, the material the
 /// mechanism made, passed in `material`).
 pub fn build(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
+    if !prototype::eligible(&material, origin) {
+        return build_anew(template, material, origin, actor);
+    }
+    let material = match prototype::made(template, material, origin, actor) {
+        Ok(made) => return made,
+        Err(material) => material,
+    };
+    let types: Vec<CK_ATTRIBUTE_TYPE> = material.iter().map(|(t, _)| *t).collect();
+    let (obj, class, sub) = settled(template, material, origin, actor)?;
+    prototype::keep(template, &types, origin, actor, &obj, class, sub);
+    finished(obj, class, sub, origin)
+}
+
+/// Keys the token makes from material (generated, derived, unwrapped, encapsulated,
+/// decapsulated) made again from the same template. Building an object has two parts:
+/// [`settled`] applies the rules that depend on the template, the origin, the actor and which
+/// material attributes the mechanism gives (not their values): the template's checks, the
+/// defaults, what the token sets; [`finished`] computes what follows from the material itself
+/// (lengths, check values, `CKA_PUBLIC_KEY_INFO`, each key type's computed attributes and
+/// checks). The first key of a template is built in full; its settled attributes, with the
+/// material and `CKA_UNIQUE_ID` left empty, are kept as that template's prototype, and the next
+/// keys start from the prototype's copy with their own material and a new unique identifier, then
+/// are finished as a full build finishes them. So a key made from a prototype has exactly the
+/// attributes a full build gives it (the unit tests compare the two for secret keys and for
+/// generated key pairs). Settling the template was about two thirds of building an object, and
+/// building the secret key half of what `C_EncapsulateKey` spent outside the cryptography.
+///
+/// Prototypes hold no key material, and are kept per thread (a few each, most recent first), so
+/// that threads never share or wait for them.
+mod prototype {
+    use super::{unique_id, Actor, Origin, EMPTY};
+    use crate::error::Result;
+    use crate::object::{AttrMap, Object, Template};
+    use cryptoki_sys::*;
+
+    /// How many prototypes a thread keeps (a key pair takes two).
+    const KEPT: usize = 6;
+    /// Templates larger than this (their values' bytes) are not kept.
+    const MAX_TEMPLATE_BYTES: usize = 1024;
+
+    struct Prototype {
+        template: Template,
+        /// The material attributes the mechanism gave, in its order.
+        material: Vec<CK_ATTRIBUTE_TYPE>,
+        /// The values of those the template names too (a parameter set, a curve, a public
+        /// exponent; key material it may not name): a rule compares them with the template's, so
+        /// the prototype serves only material that has the same.
+        named: Vec<(CK_ATTRIBUTE_TYPE, crate::object::Value)>,
+        origin: Origin,
+        so: bool,
+        legacy: bool,
+        class: CK_OBJECT_CLASS,
+        sub: Option<CK_ULONG>,
+        /// The settled attributes, with [`EMPTY`] for the material and the unique id.
+        attrs: AttrMap,
+    }
+
+    thread_local! {
+        static KEPT_HERE: std::cell::RefCell<Vec<Prototype>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Whether a prototype may serve: material from the token, each of its attributes once.
+    pub(super) fn eligible(material: &Template, origin: Origin) -> bool {
+        origin != Origin::Created
+            && !material.is_empty()
+            && material.iter().enumerate().all(|(i, (t, _))| material[..i].iter().all(|(u, _)| u != t))
+    }
+
+    /// The key made from this template's prototype (finished, so possibly refused as a full
+    /// build would refuse it), or the material back when no prototype serves.
+    pub(super) fn made(
+        template: &Template,
+        mut material: Template,
+        origin: Origin,
+        actor: Actor,
+    ) -> std::result::Result<Result<Object>, Template> {
+        let found = KEPT_HERE.with(|k| {
+            let kept = k.borrow();
+            let p = kept.iter().find(|p| {
+                p.origin == origin
+                    && p.so == actor.so
+                    && p.legacy == actor.legacy
+                    && p.material.len() == material.len()
+                    && p.material.iter().zip(&material).all(|(a, (b, _))| a == b)
+                    && p.template == *template
+                    && p.named.iter().all(|(t, v)| material.iter().any(|(u, w)| u == t && w == v))
+            })?;
+            // Room for what finishing and the services add (lengths, check value, stamps), as a
+            // full build leaves.
+            let mut copy = Vec::with_capacity(p.attrs.len() + 8);
+            copy.extend(p.attrs.iter().map(|(t, v)| (*t, v.clone())));
+            Some((AttrMap::from_sorted_store_unchecked(copy), p.class, p.sub))
+        });
+        let Some((mut attrs, class, sub)) = found else { return Err(material) };
+        for (t, v) in material.iter_mut() {
+            if let Some(slot) = attrs.get_mut(t) {
+                // Moved, not copied: the object owns the material from here, and wipes it.
+                *slot = std::mem::replace(v, EMPTY);
+            }
+        }
+        if let Some(v) = attrs.get_mut(&CKA_UNIQUE_ID) {
+            *v = unique_id();
+        }
+        Ok(super::finished(Object::new(attrs), class, sub, origin))
+    }
+
+    /// Keeps `obj`, just settled from `template` and material of these types, as that template's
+    /// prototype.
+    pub(super) fn keep(
+        template: &Template,
+        material: &[CK_ATTRIBUTE_TYPE],
+        origin: Origin,
+        actor: Actor,
+        obj: &Object,
+        class: CK_OBJECT_CLASS,
+        sub: Option<CK_ULONG>,
+    ) {
+        if template.iter().map(|(_, v)| v.len()).sum::<usize>() > MAX_TEMPLATE_BYTES {
+            return;
+        }
+        // Only material the template names too, which the build let through: never key material.
+        let named = material
+            .iter()
+            .filter(|t| template.iter().any(|(u, _)| u == *t))
+            .filter_map(|t| Some((*t, crate::object::Value::Owned(obj.get(*t)?.to_vec()))))
+            .collect();
+        let attrs: AttrMap = obj
+            .attrs
+            .iter()
+            .map(|(t, v)| if *t == CKA_UNIQUE_ID || material.contains(t) { (*t, EMPTY) } else { (*t, v.clone()) })
+            .collect();
+        let p = Prototype {
+            template: template.clone(),
+            material: material.to_vec(),
+            named,
+            origin,
+            so: actor.so,
+            legacy: actor.legacy,
+            class,
+            sub,
+            attrs,
+        };
+        KEPT_HERE.with(|k| {
+            let mut kept = k.borrow_mut();
+            kept.insert(0, p);
+            kept.truncate(KEPT);
+        });
+    }
+
+    /// A full build, for the tests that compare it with a prototype's copy.
+    #[cfg(test)]
+    pub(super) fn anew(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
+        super::build_anew(template, material, origin, actor)
+    }
+
+    /// Forgets this thread's prototypes (tests).
+    #[cfg(test)]
+    pub(super) fn forget() {
+        KEPT_HERE.with(|k| k.borrow_mut().clear());
+    }
+}
+
+/// [`build`] in full, every rule applied to this template.
+fn build_anew(template: &Template, material: Template, origin: Origin, actor: Actor) -> Result<Object> {
+    let (obj, class, sub) = settled(template, material, origin, actor)?;
+    finished(obj, class, sub, origin)
+}
+
+/// The first part of a build (see [`prototype`]): the rules that depend on the template, the
+/// origin, the actor and the types of the material; the object's class and subtype with it.
+fn settled(
+    template: &Template,
+    material: Template,
+    origin: Origin,
+    actor: Actor,
+) -> Result<(Object, CK_OBJECT_CLASS, Option<CK_ULONG>)> {
     // Room for the material and the defaults: the map is allocated once.
     let mut map = collect_into(AttrMap::with_capacity(template.len() + material.len() + 32), template)?;
     let (class, sub) = class_and_subtype(&map)?;
@@ -206,8 +382,13 @@ pub fn build(template: &Template, material: Template, origin: Origin, actor: Act
             return Err(err(CKR_TEMPLATE_INCOMPLETE));
         }
     }
-    let mut obj = Object::new(apply_defaults(map, class, origin, actor));
+    let obj = Object::new(apply_defaults(map, class, origin, actor));
     check_usages(&obj, actor)?;
+    Ok((obj, class, sub))
+}
+
+/// The second part of a build (see [`prototype`]): what follows from the material itself.
+fn finished(mut obj: Object, class: CK_OBJECT_CLASS, sub: Option<CK_ULONG>, origin: Origin) -> Result<Object> {
     derive_computed(&mut obj, sub)?;
     check_public_key_info(&obj)?;
     // A generated private key takes its public key's (`services::keys`): computing it again would
@@ -456,7 +637,16 @@ fn unique_id() -> Value {
     let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&src.prefix);
     raw[8..].copy_from_slice(&src.next.to_be_bytes());
-    hex(&raw).into_bytes().into()
+    drop(g);
+    // The digits written straight into the value's bytes (as [`hex`] would give them): a
+    // `String` built a character at a time cost as much as the rest of the identifier.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, x) in raw.iter().enumerate() {
+        out[2 * i] = DIGITS[(x >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(x & 15) as usize];
+    }
+    Value::Owned(out.to_vec())
 }
 
 /// The empty value of an attribute that has none.
@@ -711,6 +901,172 @@ mod tests {
         .unwrap();
         assert!(w.flag(CKA_WRAP) && !w.flag(CKA_ENCRYPT) && !w.flag(CKA_DECRYPT) && !w.flag(CKA_UNWRAP));
         assert!(!w.flag(CKA_ALWAYS_SENSITIVE), "not sensitive, so never always sensitive");
+    }
+
+    /// A secret key made from a kept prototype has exactly the attributes a full build gives
+    /// it: for generated, derived, unwrapped and decapsulated keys, each key type's check value
+    /// (or none), given lengths, wrapping keys, the legacy rules, an SO's trusted key; and the
+    /// prototype holds none of a key's value.
+    #[test]
+    fn prototypes_give_the_attributes_a_full_build_gives() {
+        let secret = |kt: CK_KEY_TYPE, extra: &[(CK_ATTRIBUTE_TYPE, Value)]| {
+            let mut v = vec![(CKA_CLASS, ulong(CKO_SECRET_KEY)), (CKA_KEY_TYPE, ulong(kt))];
+            v.extend_from_slice(extra);
+            v
+        };
+        let templates = [
+            secret(
+                CKK_GENERIC_SECRET,
+                &[(CKA_TOKEN, bool_(false)), (CKA_SENSITIVE, bool_(true)), (CKA_DERIVE, bool_(true))],
+            ),
+            secret(CKK_GENERIC_SECRET, &[(CKA_VALUE_LEN, ulong(32)), (CKA_LABEL, b"kem".to_vec().into())]),
+            secret(CKK_AES, &[(CKA_EXTRACTABLE, bool_(true)), (CKA_ID, vec![1, 2, 3].into())]),
+            secret(CKK_AES, &[(CKA_WRAP, bool_(true)), (CKA_UNWRAP, bool_(true)), (CKA_SENSITIVE, bool_(true))]),
+            secret(CKK_AES, &[(CKA_TRUSTED, bool_(true)), (CKA_WRAP, bool_(true))]),
+            secret(CKK_SHA256_HMAC, &[(CKA_SIGN, bool_(true)), (CKA_VERIFY, bool_(true))]),
+            secret(CKK_DES3, &[(CKA_ENCRYPT, bool_(true))]),
+        ];
+        let origins = [
+            Origin::Generated(CKM_AES_KEY_GEN),
+            Origin::Derived(false, false),
+            Origin::Derived(true, true),
+            Origin::Imported,
+        ];
+        let actors = [Actor::default(), Actor { so: true, legacy: false }, Actor { so: false, legacy: true }];
+        let mut compared = 0;
+        for template in &templates {
+            for origin in origins {
+                for actor in actors {
+                    for len in [16usize, 24, 32] {
+                        prototype::forget();
+                        let value = |seed: u8| -> Template {
+                            vec![(CKA_VALUE, (0..len as u8).map(|i| i ^ seed).collect::<Vec<_>>().into())]
+                        };
+                        let full = prototype::anew(template, value(1), origin, actor);
+                        let first = build(template, value(1), origin, actor);
+                        assert_eq!(first.is_ok(), full.is_ok());
+                        let Ok(full) = full else { continue };
+                        // The second and third keys come from the prototype the first left.
+                        for seed in [2u8, 3] {
+                            let made = build(template, value(seed), origin, actor).unwrap();
+                            let anew = prototype::anew(template, value(seed), origin, actor).unwrap();
+                            let strip = |o: &Object| -> Vec<(CK_ATTRIBUTE_TYPE, Value)> {
+                                o.attrs
+                                    .iter()
+                                    .filter(|(t, _)| **t != CKA_UNIQUE_ID)
+                                    .map(|(t, v)| (*t, v.clone()))
+                                    .collect()
+                            };
+                            assert_eq!(strip(&made), strip(&anew), "{template:?} {origin:?} {actor:?} {len}");
+                            assert_ne!(made.get(CKA_UNIQUE_ID), anew.get(CKA_UNIQUE_ID));
+                            assert_eq!(made.get(CKA_UNIQUE_ID).map(<[u8]>::len), Some(32));
+                            assert_eq!(made.get(CKA_VALUE), value(seed)[0].1.as_ref().into());
+                            compared += 1;
+                        }
+                        assert_eq!(
+                            full.get(CKA_CHECK_VALUE).is_some(),
+                            build(template, value(4), origin, actor).unwrap().get(CKA_CHECK_VALUE).is_some()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(compared > 200, "{compared}");
+        // A key whose value length the type refuses is refused from a prototype as in full.
+        prototype::forget();
+        let t = secret(CKK_AES, &[]);
+        let v = |len: usize| -> Template { vec![(CKA_VALUE, vec![5; len].into())] };
+        assert!(build(&t, v(16), Origin::Imported, Actor::default()).is_ok());
+        assert_eq!(build(&t, v(15), Origin::Imported, Actor::default()), Err(err(CKR_ATTRIBUTE_VALUE_INVALID)));
+        // A template the rules refuse is refused each time (no prototype is kept of it).
+        let bad = secret(CKK_AES, &[(CKA_TRUSTED, bool_(true))]);
+        for _ in 0..2 {
+            assert_eq!(build(&bad, v(16), Origin::Imported, Actor::default()), Err(err(CKR_ATTRIBUTE_READ_ONLY)));
+        }
+        // A check value given that is not the value's is refused from a prototype as in full.
+        let named = secret(CKK_AES, &[(CKA_CHECK_VALUE, vec![1, 2, 3].into())]);
+        for _ in 0..2 {
+            assert_eq!(
+                build(&named, v(16), Origin::Imported, Actor::default()),
+                prototype::anew(&named, v(16), Origin::Imported, Actor::default())
+            );
+        }
+    }
+
+    /// Generated key pairs made from prototypes have exactly the attributes full builds give
+    /// them: ML-KEM, ML-DSA, P-256 and Ed25519 pairs, from the mechanisms themselves, with
+    /// templates that name a parameter set or curve the mechanism also gives; and a pair whose
+    /// named parameter differs from the prototype's is built in full.
+    #[test]
+    fn generated_pairs_from_prototypes_match_full_builds() {
+        use crate::mechanisms::{param::Param, registry};
+        let p256: Value = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07].into();
+        let ed25519: Value = vec![0x06, 0x03, 0x2b, 0x65, 0x70].into();
+        let cases: [(CK_MECHANISM_TYPE, CK_KEY_TYPE, CK_ATTRIBUTE_TYPE, CK_ATTRIBUTE_TYPE, Value); 5] = [
+            (CKM_ML_KEM_KEY_PAIR_GEN, CKK_ML_KEM, CKA_ENCAPSULATE, CKA_DECAPSULATE, ulong(CKP_ML_KEM_768)),
+            (CKM_ML_KEM_KEY_PAIR_GEN, CKK_ML_KEM, CKA_ENCAPSULATE, CKA_DECAPSULATE, ulong(CKP_ML_KEM_512)),
+            (CKM_ML_DSA_KEY_PAIR_GEN, CKK_ML_DSA, CKA_VERIFY, CKA_SIGN, ulong(CKP_ML_DSA_65)),
+            (CKM_EC_KEY_PAIR_GEN, CKK_EC, CKA_VERIFY, CKA_SIGN, p256),
+            (CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS, CKA_VERIFY, CKA_SIGN, ed25519),
+        ];
+        let strip = |o: &Object| -> Vec<(CK_ATTRIBUTE_TYPE, Value)> {
+            o.attrs.iter().filter(|(t, _)| **t != CKA_UNIQUE_ID).map(|(t, v)| (*t, v.clone())).collect()
+        };
+        prototype::forget();
+        let mut compared = 0;
+        for (mech, kt, pub_use, priv_use, param) in cases {
+            let param_attr = if matches!(kt, CKK_EC | CKK_EC_EDWARDS) { CKA_EC_PARAMS } else { CKA_PARAMETER_SET };
+            let public = t(&[
+                (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
+                (CKA_KEY_TYPE, ulong(kt)),
+                (CKA_TOKEN, bool_(false)),
+                (pub_use, bool_(true)),
+                (param_attr, param.clone()),
+            ]);
+            let private = t(&[
+                (CKA_CLASS, ulong(CKO_PRIVATE_KEY)),
+                (CKA_KEY_TYPE, ulong(kt)),
+                (CKA_SENSITIVE, bool_(true)),
+                (priv_use, bool_(true)),
+                (CKA_LABEL, b"pair".to_vec().into()),
+            ]);
+            let (pub_map, priv_map) = (collect(&public).unwrap(), collect(&private).unwrap());
+            let origin = Origin::Generated(mech);
+            for _ in 0..3 {
+                let g = registry().get(mech).unwrap().generate_key_pair(&Param::None, &pub_map, &priv_map).unwrap();
+                for (template, material) in [(&public, g.public), (&private, g.private)] {
+                    let anew = prototype::anew(template, material.clone(), origin, Actor::default()).unwrap();
+                    let made = build(template, material, origin, Actor::default()).unwrap();
+                    assert_eq!(strip(&made), strip(&anew), "{mech:#x} {template:?}");
+                    assert_eq!(made.get(CKA_UNIQUE_ID).map(<[u8]>::len), Some(32));
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, 30);
+        // The ML-KEM-512 template's prototype with ML-KEM-768 material: the parameter set the
+        // template names is not the material's, refused as a full build refuses it.
+        let public = t(&[
+            (CKA_CLASS, ulong(CKO_PUBLIC_KEY)),
+            (CKA_KEY_TYPE, ulong(CKK_ML_KEM)),
+            (CKA_PARAMETER_SET, ulong(CKP_ML_KEM_512)),
+        ]);
+        let material = |set| -> Template {
+            let pub_map = collect(&t(&[(CKA_PARAMETER_SET, ulong(set))])).unwrap();
+            registry()
+                .get(CKM_ML_KEM_KEY_PAIR_GEN)
+                .unwrap()
+                .generate_key_pair(&Param::None, &pub_map, &AttrMap::new())
+                .unwrap()
+                .public
+        };
+        let origin = Origin::Generated(CKM_ML_KEM_KEY_PAIR_GEN);
+        assert!(build(&public, material(CKP_ML_KEM_512), origin, Actor::default()).is_ok());
+        assert!(build(&public, material(CKP_ML_KEM_512), origin, Actor::default()).is_ok());
+        assert_eq!(
+            build(&public, material(CKP_ML_KEM_768), origin, Actor::default()),
+            Err(err(CKR_ATTRIBUTE_READ_ONLY))
+        );
     }
 
     #[test]
