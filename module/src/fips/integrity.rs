@@ -4,21 +4,23 @@
 //!
 //! # The integrity value
 //!
-//! The file's bytes, with the seal region taken as zeroes, are cut in two at a fixed point, the
-//! [`split_point`] of the file's length (half of it, rounded down). Each half is hashed with
-//! SHA-256, and the value is
+//! The file's bytes, with the seal region taken as zeroes, are cut in pieces of [`PIECE`] bytes
+//! (256 KiB; the last one shorter, unless the length is a multiple of it). Each piece is hashed
+//! with SHA-256, and the value is
 //!
 //! ```text
-//! HMAC-SHA-256(key, "Tessera module integrity v2\n" || "length <L>\n" || "split <S>\n" || SHA-256(half 1) || SHA-256(half 2))
+//! HMAC-SHA-256(key, "Tessera module integrity v3\n" || "length <L>\n" || "piece <P>\n" || SHA-256(piece 0) || … || SHA-256(piece n-1))
 //! ```
 //!
-//! with `L` and `S` in decimal. The two halves can thus be hashed at once, on two threads; the
-//! value is the same however they are computed. A change to any byte outside the region changes
-//! the half holding it, so its SHA-256 (unless it is a SHA-256 collision), so the HMAC's message
-//! (whose label, length and split point are fixed in form and the two hashes of fixed size, so
-//! the message is parsed one way only), so the value (unless HMAC-SHA-256 is forged or
-//! collides): the test is as strong as HMAC-SHA-256 and SHA-256's collision resistance
-//! (security-policy.md §5).
+//! with `L` and `P` in decimal and n = ⌈L / P⌉. The pieces can thus be hashed by any number of
+//! threads, each taking the next piece no thread has taken, so that a thread that starts late
+//! (on a virtual machine, an idle processor may take milliseconds to be given a thread) still
+//! takes its share; the value is the same however they are computed. A change to any byte
+//! outside the region changes the piece holding it, so its SHA-256 (unless it is a SHA-256
+//! collision), so the HMAC's message (whose label, length and piece size are fixed in form and
+//! the hashes of fixed size and number, so the message is parsed one way only), so the value
+//! (unless HMAC-SHA-256 is forged or collides): the test is as strong as HMAC-SHA-256 and
+//! SHA-256's collision resistance (security-policy.md §5).
 //!
 //! # The seal region
 //!
@@ -31,8 +33,8 @@
 //! sealed library verifies wherever it is copied, renamed or linked to, and no other file is
 //! read. Every byte outside the region (headers, code, data, the section table that says where
 //! the region is) is covered; the region's own bytes are not, and hold nothing but the value. A
-//! library sealed in the earlier format (flag 1: one HMAC-SHA-256 over the whole file) is refused
-//! with a message that says to seal it again.
+//! library sealed in an earlier format (flag 1: one HMAC-SHA-256 over the whole file; flag 2: the
+//! file hashed in two halves) is refused with a message that says to seal it again.
 //!
 //! # The file checked
 //!
@@ -64,13 +66,19 @@ pub const REGION_LEN: usize = 64;
 const FLAG_AT: usize = 16;
 const MAC_AT: usize = 32;
 /// The flag of a library sealed with this format's value (an unsealed one has 0).
-const SEALED: u8 = 2;
+const SEALED: u8 = 3;
 /// The flag of a library sealed in the earlier format (one HMAC-SHA-256 over the whole file),
 /// which is refused.
 const SEALED_V1: u8 = 1;
+/// The flag of a library sealed in the format before this one (the file hashed in two halves),
+/// which is refused.
+const SEALED_V2: u8 = 2;
 /// The label that begins the HMAC's message: it names the format, so that no value of another
 /// format or use of the key is the value of this one.
-pub const LABEL: &[u8] = b"Tessera module integrity v2\n";
+pub const LABEL: &[u8] = b"Tessera module integrity v3\n";
+
+/// The size of the pieces the file is hashed in (the last one may be shorter).
+pub const PIECE: usize = 256 << 10;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -124,19 +132,18 @@ pub fn find_region(data: &[u8]) -> Result<Range<usize>, String> {
     Ok(start..end)
 }
 
-/// Where the file's bytes are cut in two: half of its length, rounded down.
-pub fn split_point(len: usize) -> usize {
-    len / 2
+/// How many pieces a file of `len` bytes is hashed in.
+pub fn pieces(len: usize) -> usize {
+    len.div_ceil(PIECE)
 }
 
-/// The byte ranges of the two halves of a file of `len` bytes.
-pub fn halves(len: usize) -> [Range<usize>; 2] {
-    let s = split_point(len);
-    [0..s, s..len]
+/// The byte range of piece `i` of a file of `len` bytes.
+pub fn piece(len: usize, i: usize) -> Range<usize> {
+    (i * PIECE).min(len)..((i + 1) * PIECE).min(len)
 }
 
 /// SHA-256 of `data[range]` with the bytes of `region` taken as zeroes.
-pub fn half_digest(data: &[u8], region: Range<usize>, range: Range<usize>) -> [u8; 32] {
+pub fn range_digest(data: &[u8], region: Range<usize>, range: Range<usize>) -> [u8; 32] {
     let mut ctx = digest::Context::new(&digest::SHA256);
     let mut at = range.start;
     // The part of the region inside the range (possibly empty).
@@ -152,18 +159,27 @@ pub fn half_digest(data: &[u8], region: Range<usize>, range: Range<usize>) -> [u
     out
 }
 
-/// The integrity value of a file of `len` bytes from the SHA-256 of its two halves.
-pub fn value_of(len: usize, digests: &[[u8; 32]; 2]) -> [u8; 32] {
-    let head = format!("length {len}\nsplit {}\n", split_point(len));
-    hmac_sha256(KEY, &[LABEL, head.as_bytes(), &digests[0], &digests[1]])
+/// The integrity value of a file of `len` bytes from the SHA-256 of its pieces, in order. `None`
+/// unless there is one digest per piece.
+pub fn value_of(len: usize, digests: &[[u8; 32]]) -> Option<[u8; 32]> {
+    if digests.len() != pieces(len) {
+        return None;
+    }
+    let head = format!("length {len}\npiece {PIECE}\n");
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(digests.len() + 2);
+    parts.push(LABEL);
+    parts.push(head.as_bytes());
+    parts.extend(digests.iter().map(|d| &d[..]));
+    Some(hmac_sha256(KEY, &parts))
 }
 
 /// The integrity value of a library file's bytes with the seal region's bytes taken as zeroes,
-/// both halves hashed one after the other (the self-tests hash them on two threads when they may:
-/// `fips::IntegrityTest`).
+/// the pieces hashed one after the other (the self-tests share them between two threads when
+/// they may: `fips::IntegrityTest`).
 pub fn mac_over(data: &[u8], region: Range<usize>) -> [u8; 32] {
-    let [a, b] = halves(data.len());
-    value_of(data.len(), &[half_digest(data, region.clone(), a), half_digest(data, region, b)])
+    let digests: Vec<[u8; 32]> =
+        (0..pieces(data.len())).map(|i| range_digest(data, region.clone(), piece(data.len(), i))).collect();
+    value_of(data.len(), &digests).expect("one digest per piece")
 }
 
 /// The HMAC-SHA-256 the integrity test computes (aws-lc's), over the concatenation of `parts`:
@@ -194,16 +210,15 @@ fn recorded(data: &[u8], region: Range<usize>) -> Result<Option<[u8; 32]>, Strin
     match r[FLAG_AT] {
         0 if r[MAC_AT..].iter().all(|b| *b == 0) => Ok(None),
         SEALED => Ok(Some(r[MAC_AT..].try_into().expect("32 bytes"))),
-        SEALED_V1 => Err("the library was sealed in an earlier integrity-value format (one HMAC over the \
-                          whole file), which this version no longer accepts; seal it again with: \
-                          tessera-util --seal LIBRARY"
+        SEALED_V1 | SEALED_V2 => Err("the library was sealed in an earlier integrity-value format, which this \
+                                      version no longer accepts; seal it again with: tessera-util --seal LIBRARY"
             .into()),
         _ => Err("the seal region is malformed".into()),
     }
 }
 
 /// A library file ready for its integrity test: mapped, its seal region found and the value
-/// recorded there read. Its two halves may then be hashed on two threads ([`Prepared::half`]) and
+/// recorded there read. Its pieces may then be hashed on any threads ([`Prepared::piece`]) and
 /// the test concluded from their digests ([`Prepared::conclude`]).
 pub struct Prepared {
     map: crate::crypto::library_file::Mapped,
@@ -212,14 +227,22 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// SHA-256 of half `i` (0 or 1) of the file, the seal region taken as zeroes.
-    pub fn half(&self, i: usize) -> [u8; 32] {
-        half_digest(&self.map, self.region.clone(), halves(self.map.len())[i].clone())
+    /// How many pieces the file is hashed in.
+    pub fn pieces(&self) -> usize {
+        pieces(self.map.len())
     }
 
-    /// The test's conclusion from the digests of the two halves.
-    pub fn conclude(&self, digests: &[[u8; 32]; 2]) -> Checked {
-        compare(value_of(self.map.len(), digests), self.value)
+    /// SHA-256 of piece `i` of the file, the seal region taken as zeroes.
+    pub fn piece(&self, i: usize) -> [u8; 32] {
+        range_digest(&self.map, self.region.clone(), piece(self.map.len(), i))
+    }
+
+    /// The test's conclusion from the digests of the pieces, in order.
+    pub fn conclude(&self, digests: &[[u8; 32]]) -> Checked {
+        match value_of(self.map.len(), digests) {
+            Some(mac) => compare(mac, self.value),
+            None => unreadable("the integrity test hashed the wrong number of pieces".into()),
+        }
     }
 }
 
@@ -427,7 +450,7 @@ fn open_checked(library: &Path, mapped: Option<((u32, u32), u64)>) -> std::io::R
 fn check_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Checked {
     match prepare_file(library, mapped) {
         Ok(p) => {
-            let digests = [p.half(0), p.half(1)];
+            let digests: Vec<[u8; 32]> = (0..p.pieces()).map(|i| p.piece(i)).collect();
             p.conclude(&digests)
         }
         Err(c) => c,
@@ -492,7 +515,7 @@ mod tests {
         assert_eq!(c.computed.as_deref(), Some(s.value.as_str()));
         assert_eq!(sealed[..region.start], exe[..region.start]);
         assert_eq!(sealed[region.end..], exe[region.end..]);
-        let split = split_point(sealed.len());
+        let split = PIECE;
         for at in [0, region.start - 1, region.end, split - 1, split, sealed.len() - 1] {
             let mut m = sealed.clone();
             m[at] ^= 0x01;
@@ -504,18 +527,18 @@ mod tests {
         assert!(matches!(check_bytes(&m).status, Status::Unreadable(_)), "reserved bytes");
     }
 
-    /// The value is the HMAC over the label, the length, the split point and the SHA-256 of each
-    /// half of the file with the region zeroed, computed here from a zeroed copy, independently of
-    /// `half_digest`'s skipping of the region (the recipe of security-policy.md §2.6 does the
-    /// same with `dd` and `openssl`).
+    /// The value is the HMAC over the label, the length, the piece size and the SHA-256 of each
+    /// 256 KiB piece of the file with the region zeroed, computed here from a zeroed copy,
+    /// independently of `range_digest`'s skipping of the region (the recipe of
+    /// security-policy.md §2.6 does the same with `dd` and `openssl`).
     fn reference_value(data: &[u8], region: Range<usize>) -> [u8; 32] {
         let mut z = data.to_vec();
         z[region].fill(0);
-        let s = z.len() / 2;
         let sha = |b: &[u8]| digest::digest(&digest::SHA256, b).as_ref().to_vec();
-        let mut msg = format!("Tessera module integrity v2\nlength {}\nsplit {s}\n", z.len()).into_bytes();
-        msg.extend(sha(&z[..s]));
-        msg.extend(sha(&z[s..]));
+        let mut msg = format!("Tessera module integrity v3\nlength {}\npiece 262144\n", z.len()).into_bytes();
+        for chunk in z.chunks(262144) {
+            msg.extend(sha(chunk));
+        }
         let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"Tessera module integrity key, v1"), &msg);
         tag.as_ref().try_into().unwrap()
     }
@@ -525,17 +548,20 @@ mod tests {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let region = find_region(&exe).unwrap();
         assert_eq!(mac_over(&exe, region.clone()), reference_value(&exe, region.clone()));
-        // A region anywhere, across the split point too: the zeroes are hashed where they lie.
-        let data: Vec<u8> = (0..1001u32).map(|i| (i * 7 + 3) as u8).collect();
-        let split = split_point(data.len());
-        for start in [0, 100, split - 64, split - 30, split - 1, split, data.len() - 64] {
-            let r = start..start + REGION_LEN;
-            assert_eq!(mac_over(&data, r.clone()), reference_value(&data, r.clone()), "region at {start}");
+        // A region anywhere, across a piece boundary too: the zeroes are hashed where they lie.
+        // Lengths below, at and above a multiple of the piece size.
+        for len in [1001, PIECE, 2 * PIECE, 2 * PIECE + 1001] {
+            let data: Vec<u8> = (0..len as u32).map(|i| (i * 7 + 3) as u8).collect();
+            let b = if len > PIECE { PIECE } else { len / 2 };
+            for start in [0, 100, b - 64, b - 30, b - 1, b, len - 64] {
+                let r = start..start + REGION_LEN;
+                assert_eq!(mac_over(&data, r.clone()), reference_value(&data, r.clone()), "{len}: region at {start}");
+            }
         }
     }
 
     /// The seal region's own bytes are not covered: whatever they hold, the value is the same;
-    /// any byte outside it, in either half, changes the value.
+    /// any byte outside it, in any piece, changes the value.
     #[test]
     fn only_the_region_is_excluded() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
@@ -544,9 +570,13 @@ mod tests {
         let mut m = exe.clone();
         m[region.clone()].fill(0xa5);
         assert_eq!(mac_over(&m, region.clone()), base, "the region's bytes are taken as zeroes");
-        let split = split_point(exe.len());
-        let [first, second] = halves(exe.len());
-        assert_eq!((first.end, second.start, second.end), (split, split, exe.len()));
+        let n = pieces(exe.len());
+        assert!(n > 2, "{n} pieces");
+        assert_eq!((piece(exe.len(), 0).start, piece(exe.len(), n - 1).end), (0, exe.len()));
+        for i in 1..n {
+            assert_eq!(piece(exe.len(), i - 1).end, piece(exe.len(), i).start, "piece {i} follows");
+        }
+        let split = PIECE;
         for at in [0, split / 2, split - 1, split, split + split / 2, exe.len() - 1, region.start - 1, region.end] {
             let mut m = exe.clone();
             m[at] ^= 0x80;
@@ -559,46 +589,61 @@ mod tests {
         assert_ne!(mac_over(&exe[..exe.len() - 1], region.clone()), base);
     }
 
-    /// The halves hashed apart (as two threads do) give the value hashed in one go (as the
-    /// sequential path and `tessera-util --seal` do), whichever half is hashed first.
+    /// The pieces hashed apart (as two threads do) give the value hashed in one go (as the
+    /// sequential path and `tessera-util --seal` do), whichever piece is hashed first.
     #[test]
-    fn halves_hashed_apart_give_the_same_value() {
+    fn pieces_hashed_apart_give_the_same_value() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lib.so");
         std::fs::copy(std::env::current_exe().unwrap(), &p).unwrap();
         let sealed = seal(&p).unwrap();
         let prepared = prepare(&Library::File(p.clone())).expect("a sealed file");
-        let (h1, h0) = std::thread::scope(|s| {
-            let t = s.spawn(|| prepared.half(1));
-            (t.join().unwrap(), prepared.half(0))
+        let n = prepared.pieces();
+        // The odd pieces on another thread, the even ones here, the last first.
+        let (odd, even): (Vec<[u8; 32]>, Vec<[u8; 32]>) = std::thread::scope(|s| {
+            let t = s.spawn(|| (1..n).step_by(2).rev().map(|i| prepared.piece(i)).collect::<Vec<_>>());
+            let even = (0..n).step_by(2).rev().map(|i| prepared.piece(i)).collect::<Vec<_>>();
+            (t.join().unwrap(), even)
         });
-        let c = prepared.conclude(&[h0, h1]);
+        let mut digests = vec![[0u8; 32]; n];
+        for (k, i) in (1..n).step_by(2).rev().enumerate() {
+            digests[i] = odd[k];
+        }
+        for (k, i) in (0..n).step_by(2).rev().enumerate() {
+            digests[i] = even[k];
+        }
+        let c = prepared.conclude(&digests);
         assert_eq!(c.status, Status::Verified);
         assert_eq!(c.computed.as_deref(), Some(sealed.value.as_str()));
         assert_eq!(check_values(&Library::File(p)).computed, c.computed);
-        assert_ne!(prepared.conclude(&[h1, h0]).status, Status::Verified, "the halves' order counts");
+        let mut swapped = digests.clone();
+        swapped.swap(0, 1);
+        assert_ne!(prepared.conclude(&swapped).status, Status::Verified, "the pieces' order counts");
+        assert!(matches!(prepared.conclude(&digests[1..]).status, Status::Unreadable(_)), "every piece counts");
     }
 
-    /// A library sealed in the earlier format (flag 1) is refused with a message that says to seal
-    /// it again; sealing it again writes this format's value, which verifies.
+    /// A library sealed in an earlier format (flag 1, flag 2) is refused with a message that says
+    /// to seal it again; sealing it again writes this format's value, which verifies.
     #[test]
     fn an_earlier_format_seal_is_refused() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let region = find_region(&exe).unwrap();
-        let mut old = exe.clone();
-        old[region.start + FLAG_AT] = SEALED_V1;
-        let v1 = hmac_sha256(KEY, &[&exe]);
-        old[region.start + MAC_AT..region.end].copy_from_slice(&v1);
-        match check_bytes(&old).status {
-            Status::Unreadable(e) => {
-                assert!(e.contains("earlier integrity-value format") && e.contains("tessera-util --seal"), "{e}")
+        for flag in [SEALED_V1, SEALED_V2] {
+            let mut old = exe.clone();
+            old[region.start + FLAG_AT] = flag;
+            let v = hmac_sha256(KEY, &[&exe]);
+            old[region.start + MAC_AT..region.end].copy_from_slice(&v);
+            match check_bytes(&old).status {
+                Status::Unreadable(e) => {
+                    assert!(e.contains("earlier integrity-value format") && e.contains("tessera-util --seal"), "{e}")
+                }
+                other => panic!("flag {flag}: {other:?}"),
             }
-            other => panic!("{other:?}"),
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("lib.so");
+            std::fs::write(&p, &old).unwrap();
+            assert!(!seal(&p).unwrap().unchanged);
+            assert_eq!(check_bytes(&std::fs::read(&p).unwrap()).status, Status::Verified);
         }
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("lib.so");
-        std::fs::write(&p, &old).unwrap();
-        assert!(!seal(&p).unwrap().unchanged);
-        assert_eq!(check_bytes(&std::fs::read(&p).unwrap()).status, Status::Verified);
     }
 }

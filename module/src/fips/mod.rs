@@ -69,53 +69,52 @@ pub struct PostReport {
 
 /// One integrity test: the known-answer test of its algorithms first, then, when that passed,
 /// the test over a library file (or the not-applicable result without one), and the time its
-/// work took (both halves' hashing, summed, whichever threads ran them).
+/// work took (the pieces' hashing, summed, whichever threads ran them).
 struct IntegrityRun {
     algorithm_ok: bool,
     checked: integrity::Checked,
     elapsed: Duration,
 }
 
-/// The two halves of a library file to hash (`integrity::Prepared`), claimed one at a time by
-/// whichever thread comes first: the integrity test's own thread as soon as it is scheduled, the
-/// calling thread once it has run the other self-tests (or at once, at a `C_Initialize` that
-/// reuses them). The work thus spreads over both cores whatever the other self-tests cost, and the
-/// value is the same however it spread.
-struct Halves {
+/// The pieces of a library file to hash (`integrity::Prepared`, 256 KiB each), claimed one at a
+/// time by whichever thread comes first: the integrity test's own thread from the moment it is
+/// scheduled, the calling thread once it has run the other self-tests (or at once, at a
+/// `C_Initialize` that reuses them). The work thus spreads over both cores whatever the other
+/// self-tests cost and however late the second thread starts (an idle virtual processor may take
+/// milliseconds to be given it: with two halves, a thread that started late found its half taken
+/// and the calling thread hashed the whole file), and the value is the same however it spread.
+struct Pieces {
     file: integrity::Prepared,
     next: std::sync::atomic::AtomicUsize,
-    digests: [std::sync::OnceLock<[u8; 32]>; 2],
+    digests: Vec<std::sync::OnceLock<[u8; 32]>>,
     /// Microseconds spent hashing, summed over the threads.
     micros: std::sync::atomic::AtomicU64,
 }
 
-impl Halves {
-    /// Hashes the halves no thread has claimed yet.
+impl Pieces {
+    /// Hashes the pieces no thread has claimed yet, one at a time.
     fn work(&self) {
         use std::sync::atomic::Ordering::Relaxed;
+        let t = Instant::now();
         loop {
             let i = self.next.fetch_add(1, Relaxed);
-            if i >= 2 {
-                return;
-            }
-            let t = Instant::now();
-            let d = self.file.half(i);
-            let _ = self.digests[i].set(d);
-            self.micros.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+            let Some(slot) = self.digests.get(i) else { break };
+            let _ = slot.set(self.file.piece(i));
         }
+        self.micros.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
     }
 }
 
 /// The integrity test started ahead of the other self-tests: its known-answer test and the
 /// reading of the library's seal region on the calling thread (tens of microseconds), then the
-/// SHA-256 of the file's two halves (a few milliseconds in all) on a thread of its own and on the
-/// calling thread ([`Halves`]). The hashing is independent of everything `C_Initialize` does
+/// SHA-256 of the file's pieces (a few milliseconds in all) on a thread of its own and on the
+/// calling thread ([`Pieces`]). The hashing is independent of everything `C_Initialize` does
 /// before and beside it (reading the configuration, seeding the random generator, the
 /// known-answer tests and aws-lc's self-tests), so `C_Initialize` takes about the larger of half
 /// of the whole work and the other self-tests' share, instead of their sum. Started as early as
 /// `C_Initialize` can, because a new thread may take a while to be scheduled. Without a thread
 /// (the application forbade them with `CKF_LIBRARY_CANT_CREATE_OS_THREADS`, or none could be
-/// made) the calling thread hashes both halves when the test is joined. A test started and never
+/// made) the calling thread hashes every piece when the test is joined. A test started and never
 /// joined (`C_Initialize` failed before the self-tests) is joined when dropped: no thread of the
 /// library outlives the call that started it.
 pub struct IntegrityTest {
@@ -125,11 +124,11 @@ pub struct IntegrityTest {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The integrity test's first steps done: its known-answer test's result, and the halves to hash
+/// The integrity test's first steps done: its known-answer test's result, and the pieces to hash
 /// (or, with nothing to hash, the test's conclusion), and how long those steps took.
 struct Begun {
     algorithm_ok: bool,
-    work: Result<std::sync::Arc<Halves>, integrity::Checked>,
+    work: Result<std::sync::Arc<Pieces>, integrity::Checked>,
     elapsed: Duration,
 }
 
@@ -143,12 +142,8 @@ fn begin(module_file: Option<&integrity::Library>) -> Begun {
             recorded: None,
         }),
         Some(p) => integrity::prepare(p).map(|file| {
-            std::sync::Arc::new(Halves {
-                file,
-                next: Default::default(),
-                digests: Default::default(),
-                micros: Default::default(),
-            })
+            let digests = (0..file.pieces()).map(|_| std::sync::OnceLock::new()).collect();
+            std::sync::Arc::new(Pieces { file, next: Default::default(), digests, micros: Default::default() })
         }),
         None => Err(integrity::Checked { status: integrity::Status::NotApplicable, computed: None, recorded: None }),
     };
@@ -171,8 +166,8 @@ impl IntegrityTest {
         IntegrityTest { library: None, begun: Some(begun), thread }
     }
 
-    /// The test's result: the calling thread hashes the halves the test's thread has not claimed
-    /// (all of them without a thread), waits for that thread, and hashes here any half it left
+    /// The test's result: the calling thread hashes the pieces the test's thread has not claimed
+    /// (all of them without a thread), waits for that thread, and hashes here any piece it left
     /// undone (it panicked: a panic again is the module's usual panic, caught at the C boundary).
     fn join(mut self) -> IntegrityRun {
         let Begun { algorithm_ok, work, elapsed } = match self.begun.take() {
@@ -186,7 +181,8 @@ impl IntegrityTest {
                 if let Some(t) = self.thread.take() {
                     let _ = t.join();
                 }
-                let digests = [0, 1].map(|i| *h.digests[i].get_or_init(|| h.file.half(i)));
+                let digests: Vec<[u8; 32]> =
+                    h.digests.iter().enumerate().map(|(i, d)| *d.get_or_init(|| h.file.piece(i))).collect();
                 let micros = h.micros.load(std::sync::atomic::Ordering::Relaxed);
                 (h.file.conclude(&digests), Duration::from_micros(micros))
             }
