@@ -386,17 +386,23 @@ fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
     assert_eq!(st2["integrity"]["value"], st["integrity"]["value"], "{st2}");
 }
 
-/// A library sealed in the earlier integrity-value format (one HMAC-SHA-256 over the whole file,
-/// sealed flag 1) is refused in both modes, with a message that says to seal it again; sealed
-/// again with `tessera-util --seal`, it starts in the approved mode.
+/// A library sealed in an earlier integrity-value format (sealed flag 1: one HMAC-SHA-256 over the
+/// whole file; flag 2: the file in two halves) is refused in both modes, with a message that says
+/// to seal it again; sealed again with `tessera-util --seal`, it starts in the approved mode.
 #[test]
 fn a_library_sealed_in_the_earlier_format_is_refused_until_sealed_again() {
+    for flag in [1u8, 2] {
+        earlier_format_refused(flag);
+    }
+}
+
+fn earlier_format_refused(flag: u8) {
     let dir = tempfile::tempdir().unwrap();
     let copy = sealed_copy(dir.path());
     let mut bytes = std::fs::read(&copy).unwrap();
     let region = seal_region(&bytes);
-    assert_eq!(bytes[region.start + 16], 2, "this format's sealed flag");
-    bytes[region.start + 16] = 1;
+    assert_eq!(bytes[region.start + 16], 3, "this format's sealed flag");
+    bytes[region.start + 16] = flag;
     for mode in ["approved", "non-approved"] {
         let old = dir.path().join(mode).join("libtessera_pkcs11.so");
         std::fs::create_dir_all(old.parent().unwrap()).unwrap();
