@@ -284,6 +284,14 @@ impl Role {
             Role::User => "user",
         }
     }
+
+    /// The other PIN's role.
+    fn other(self) -> Role {
+        match self {
+            Role::So => Role::User,
+            Role::User => Role::So,
+        }
+    }
 }
 
 /// File name of a token's change counter inside its directory.
@@ -433,6 +441,16 @@ type PinRecord = std::cell::Cell<Option<PinState>>;
 
 /// Moves a token's PIN state on (the caller's transaction has changed it): the row's sequence
 /// number now, the file after the commit (`rec`).
+/// Takes the latest of the failures the role column `c` keeps for the last minute back: the
+/// attempt counted last had the right PIN (the earlier failures stay).
+fn take_back_recent_failure(tx: &rusqlite::Transaction<'_>, c: &str) -> Result<()> {
+    let read = format!("SELECT {c}_recent FROM token WHERE id = 1");
+    let mut recent = recent_failures(tx.query_row(&read, [], |r| r.get(0))?, unix_now());
+    recent.pop();
+    tx.execute(&format!("UPDATE token SET {c}_recent = ?1 WHERE id = 1"), params![encode_failures(&recent)])?;
+    Ok(())
+}
+
 fn bump_pin_state(tx: &rusqlite::Transaction<'_>, rec: &PinRecord) -> Result<()> {
     let s = tx.query_row(
         "UPDATE token SET pin_seq = pin_seq + 1 WHERE id = 1
@@ -993,12 +1011,10 @@ impl Db {
         // This attempt's time is taken back from the last minute's too (the latest one: the
         // earlier failures stay).
         let c = role.col();
-        let sql = format!("UPDATE token SET {c}_failures = max(0, {c}_failures - ?1), {c}_recent = ?2 WHERE id = 1");
-        let read = format!("SELECT {c}_recent FROM token WHERE id = 1");
+        let sql = format!("UPDATE token SET {c}_failures = max(0, {c}_failures - ?1) WHERE id = 1");
         self.write_pin(|tx, rec| {
-            let mut recent = recent_failures(tx.query_row(&read, [], |r| r.get(0))?, unix_now());
-            recent.pop();
-            tx.execute(&sql, params![count as i64, encode_failures(&recent)])?;
+            tx.execute(&sql, params![count as i64])?;
+            take_back_recent_failure(tx, c)?;
             bump_pin_state(tx, rec)
         })
     }
@@ -1022,17 +1038,12 @@ impl Db {
         check: impl FnOnce(&Tx<'_>, &[i64]) -> Result<()>,
     ) -> Result<Option<Vec<i64>>> {
         let c = role.col();
-        let o = match role {
-            Role::So => "user",
-            Role::User => "so",
-        };
+        let o = role.other().col();
         let sql = format!(
             "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3,
                     {c}_failures = max(0, {c}_failures - ?4), {c}_legacy = NULL, {o}_legacy = ?5,
                     legacy_key = ?6, legacy_state = {LEGACY_MIGRATED} WHERE id = 1"
         );
-        let recent_sql = format!("SELECT {c}_recent FROM token WHERE id = 1");
-        let recent_set = format!("UPDATE token SET {c}_recent = ?1 WHERE id = 1");
         let r = self.write_pin(|tx, rec| {
             let state: i64 = tx.query_row("SELECT legacy_state FROM token WHERE id = 1", [], |r| r.get(0))?;
             if state != LEGACY_PENDING {
@@ -1056,9 +1067,7 @@ impl Db {
                 &sql,
                 params![wrap.salt, wrap.iterations as i64, wrap.wrapped, count as i64, other_legacy, bridge],
             )?;
-            let mut recent = recent_failures(tx.query_row(&recent_sql, [], |r| r.get(0))?, unix_now());
-            recent.pop();
-            tx.execute(&recent_set, params![encode_failures(&recent)])?;
+            take_back_recent_failure(tx, c)?;
             bump_pin_state(tx, rec)?;
             Ok(Some(ids))
         })?;
@@ -1072,26 +1081,19 @@ impl Db {
     /// was replaced meanwhile (another process's login, `C_InitPIN`).
     pub fn convert_legacy(&mut self, role: Role, count: u32, blob: &[u8], wrap: &PinWrap) -> Result<bool> {
         let c = role.col();
-        let o = match role {
-            Role::So => "user",
-            Role::User => "so",
-        };
+        let o = role.other().col();
         let sql = format!(
             "UPDATE token SET {c}_salt = ?1, {c}_iterations = ?2, {c}_wrapped = ?3,
                     {c}_failures = max(0, {c}_failures - ?4), {c}_legacy = NULL,
                     legacy_key = CASE WHEN {o}_legacy IS NULL THEN NULL ELSE legacy_key END
              WHERE id = 1 AND {c}_wrapped IS NULL AND {c}_legacy = ?5"
         );
-        let recent_sql = format!("SELECT {c}_recent FROM token WHERE id = 1");
-        let recent_set = format!("UPDATE token SET {c}_recent = ?1 WHERE id = 1");
         let done = self.write_pin(|tx, rec| {
             let n = tx.execute(&sql, params![wrap.salt, wrap.iterations as i64, wrap.wrapped, count as i64, blob])?;
             if n == 0 {
                 return Ok(false);
             }
-            let mut recent = recent_failures(tx.query_row(&recent_sql, [], |r| r.get(0))?, unix_now());
-            recent.pop();
-            tx.execute(&recent_set, params![encode_failures(&recent)])?;
+            take_back_recent_failure(tx, c)?;
             bump_pin_state(tx, rec)?;
             Ok(true)
         })?;
@@ -1105,10 +1107,7 @@ impl Db {
     pub fn set_pin_wrap(&mut self, role: Role, w: Option<&PinWrap>) -> Result<()> {
         let c = role.col();
         let unblock = if role == Role::User { ", user_blocked = 0" } else { "" };
-        let other = match role {
-            Role::So => "user",
-            Role::User => "so",
-        };
+        let other = role.other().col();
         // A PIN set replaces the role's SoftHSMv2 wrap too, and Tessera's token key sealed under
         // SoftHSMv2's goes with the last of them.
         let sql = format!(
