@@ -707,9 +707,8 @@ fn ml_dsa_mu_sign() -> bool {
     let run = || -> Option<bool> {
         let keys = find(MLDSA, "ML-DSA-44 key generation")?;
         let (sk, pk) = (hex(keys, "private")?, hex(keys, "public")?);
-        let mut mu = crate::crypto::mldsa::Mu::start(&set.tr_of_private(&sk)?, &[0, 0])?;
-        mu.update(&hex(v, "msg")?).then_some(())?;
-        let mut mu = mu.finish()?;
+        // M′ = 0 ‖ 0 ‖ msg: a pure message, no context.
+        let mut mu = ml_dsa_mu(&set.tr_of_private(&sk)?, &[&[0u8, 0][..], &hex(v, "msg")?].concat())?;
         let sig = set.sign_mu(&set.mu_key(&sk)?, &mu)?;
         let good = set.verify_mu(&pk, &mu, &sig);
         mu[0] ^= 1;

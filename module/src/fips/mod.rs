@@ -202,13 +202,6 @@ impl Drop for IntegrityTest {
 /// The result line of aws-lc's own self-tests (run on demand, `T_SelfTest`).
 const AWS_LC: &str = "aws-lc self-tests (incl. its CTR-DRBG KAT)";
 
-fn results_aws_lc(failure: &mut Option<String>, ok: bool, results: &mut Vec<(String, bool)>) {
-    results.push((AWS_LC.to_string(), ok));
-    if !ok && failure.is_none() {
-        *failure = Some("aws-lc self-tests failed".to_string());
-    }
-}
-
 /// Runs the power-on self-tests of a `C_Initialize`. `module_file` is the installed library
 /// (absent only when the core is driven without the library, as in unit tests); `require_seal`
 /// makes a missing integrity value a failure; `started` is its integrity test, started early.
@@ -250,8 +243,7 @@ fn run(
     // aws-lc's own known-answer tests (`BORINGSSL_self_test`) run on demand only: at power-on,
     // Tessera's KATs test every approved algorithm, the DRBG included, through the module's own
     // code (and a `fips` build's aws-lc tests itself when it loads). On demand they add a second
-    // opinion at a cost of about 2.5 ms.
-    let with_aws_lc = !reuse;
+    // opinion at a cost of about 2.5 ms (a run that may reuse earlier results is a power-on's).
     // The known-answer tests (and on demand aws-lc's self-tests) here, while the integrity test
     // runs on its own thread. Nothing is concluded before both end; a failed integrity test fails
     // the run whatever the others found, as when it ran first.
@@ -261,7 +253,7 @@ fn run(
             let t = Instant::now();
             let kats = kat::run_all();
             let mut phases = vec![("known-answer tests", t.elapsed())];
-            let aws_lc_ok = with_aws_lc.then(|| {
+            let aws_lc_ok = (!reuse).then(|| {
                 let t = Instant::now();
                 let ok = kat::healthy("aws-lc") && crate::crypto::selftest::aws_lc_self_test();
                 phases.push(("aws-lc self-tests", t.elapsed()));
@@ -312,7 +304,10 @@ fn run(
     }
     if let (None, Some(ok)) = (&failure, aws_lc_ok) {
         phases.extend(algorithm_phases.iter().copied().skip(1));
-        results_aws_lc(&mut failure, ok, &mut algorithm_results);
+        algorithm_results.push((AWS_LC.to_string(), ok));
+        if !ok {
+            failure = Some("aws-lc self-tests failed".to_string());
+        }
     }
     let elapsed = start.elapsed();
     // A failure is reported once, by whoever puts the module in the error state.
