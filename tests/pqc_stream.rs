@@ -5,7 +5,8 @@
 
 use cryptoki::mechanism::dsa::{HedgeType, SignAdditionalContext};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, MlDsaParameterSetType};
+use cryptoki::object::{Attribute, MlDsaParameterSetType, ObjectHandle};
+use cryptoki::session::Session;
 use tessera_tests::*;
 
 /// Peak resident memory of this process, in KiB.
@@ -21,13 +22,7 @@ fn one_gib_streams_through_pure_ml_dsa_in_constant_memory() {
     const PARTS: usize = 1024;
     let t = Token::new("mldsa-gib");
     let s = t.s();
-    let (public, private) = s
-        .generate_key_pair(
-            &Mechanism::MlDsaKeyPairGen,
-            &[Attribute::Token(false), Attribute::ParameterSet(MlDsaParameterSetType::ML_DSA_65.into())],
-            &[Attribute::Token(false), Attribute::Sign(true)],
-        )
-        .expect("ML-DSA-65 key pair");
+    let (public, private) = ml_dsa_65_pair(s);
     let pure = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
     // Each part differs (its index in its first bytes), so that the signature covers the order.
     let mut part = vec![0x3cu8; PART];
@@ -74,13 +69,7 @@ fn multipart_ml_dsa_throughput() {
     let mib: usize = std::env::var("TESSERA_STREAM_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
     let t = Token::new("mldsa-rate");
     let s = t.s();
-    let (public, private) = s
-        .generate_key_pair(
-            &Mechanism::MlDsaKeyPairGen,
-            &[Attribute::Token(false), Attribute::ParameterSet(MlDsaParameterSetType::ML_DSA_65.into())],
-            &[Attribute::Token(false), Attribute::Sign(true)],
-        )
-        .expect("ML-DSA-65 key pair");
+    let (public, private) = ml_dsa_65_pair(s);
     let pure = Mechanism::MlDsa(SignAdditionalContext::new(HedgeType::Preferred, None));
     let part = vec![0xa7u8; 1 << 20];
     let started = std::time::Instant::now();
@@ -99,4 +88,14 @@ fn multipart_ml_dsa_throughput() {
     let verified = started.elapsed();
     let rate = |d: std::time::Duration| mib as f64 / d.as_secs_f64();
     println!("{mib} MiB: sign {:.0} MiB/s, verify {:.0} MiB/s", rate(signed), rate(verified));
+}
+
+/// A session ML-DSA-65 key pair (public, private).
+fn ml_dsa_65_pair(s: &Session) -> (ObjectHandle, ObjectHandle) {
+    s.generate_key_pair(
+        &Mechanism::MlDsaKeyPairGen,
+        &[Attribute::Token(false), Attribute::ParameterSet(MlDsaParameterSetType::ML_DSA_65.into())],
+        &[Attribute::Token(false), Attribute::Sign(true)],
+    )
+    .expect("ML-DSA-65 key pair")
 }
