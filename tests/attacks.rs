@@ -837,3 +837,95 @@ fn the_ecdh_shared_secret_leaves_by_no_route() {
     let data = vec![(CKA_CLASS, V::U(CKO_DATA)), (CKA_TOKEN, V::B(false)), (CKA_VALUE_LEN, V::U(32))];
     refused_or_flagged(t.derive(&whole, zd, &data), CKR_TEMPLATE_INCONSISTENT, "HKDF output over Z as data");
 }
+
+/// Family: one template's rules lent to another. Keys the token makes start from a per-thread
+/// prototype of their template (the attributes a template settles, kept without the material):
+/// an application that alternates a readable template with a sensitive one, on the same thread
+/// and in every order, through key generation and KEM encapsulation (decapsulation makes sensitive
+/// keys only), gets each
+/// key with its own template's rules: a sensitive key never reads or wraps out, whatever the key
+/// made before it; a readable one is not marked sensitive; no two keys share a value.
+#[test]
+fn a_prototype_lends_no_template_s_rules_to_another() {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, KeyType, MlKemParameterSetType, ObjectClass};
+    let t = Token::new("attack-prototype");
+    let kek = generated_kek(&t);
+    let rules = |token: bool, sensitive: bool| {
+        vec![
+            (CKA_VALUE_LEN, V::U(32)),
+            (CKA_TOKEN, V::B(token)),
+            (CKA_ENCRYPT, V::B(true)),
+            (CKA_SENSITIVE, V::B(sensitive)),
+            (CKA_EXTRACTABLE, V::B(!sensitive)),
+        ]
+    };
+    let s = t.s();
+    let (ek, dk) = s
+        .generate_key_pair(
+            &Mechanism::MlKemKeyPairGen,
+            &[Attribute::Token(false), Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into())],
+            &[Attribute::Token(false)],
+        )
+        .expect("ML-KEM-768 key pair");
+    let kem = |sensitive: bool| {
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(false),
+            Attribute::Encrypt(true),
+            Attribute::Sensitive(sensitive),
+            Attribute::Extractable(!sensitive),
+        ]
+    };
+    let mut made: Vec<(String, CK_OBJECT_HANDLE, bool)> = Vec::new();
+    for round in 0..3 {
+        for (token, sensitive) in
+            [(false, false), (false, true), (false, false), (true, true), (true, false), (false, true)]
+        {
+            let what = format!("round {round}: generated, token {token}, sensitive {sensitive}");
+            let k = t.generate(&Mech::new(CKM_AES_KEY_GEN), &rules(token, sensitive)).unwrap();
+            made.push((what, k, sensitive));
+            // The same rules through the KEM, both directions, between generations.
+            let (ct, enc) = s.encapsulate_key(&Mechanism::MlKem, ek, &kem(sensitive)).expect("encapsulate");
+            made.push((format!("round {round}: encapsulated, sensitive {sensitive}"), enc.handle(), sensitive));
+            // A decapsulated secret is always sensitive: a readable template is refused, before
+            // and after a sensitive one made its prototype.
+            let refused = s.decapsulate_key(&Mechanism::MlKem, dk, &kem(false), &ct);
+            assert!(
+                matches!(
+                    refused,
+                    Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::TemplateInconsistent, _))
+                ),
+                "round {round}: a readable decapsulated key: {refused:?}"
+            );
+            let dec = s.decapsulate_key(&Mechanism::MlKem, dk, &kem(true), &ct).expect("decapsulate");
+            made.push((format!("round {round}: decapsulated"), dec.handle(), true));
+        }
+    }
+    let mut values = Vec::new();
+    for (what, k, sensitive) in &made {
+        assert_eq!(flag(&t, *k, CKA_SENSITIVE), *sensitive, "{what}: CKA_SENSITIVE");
+        assert_eq!(flag(&t, *k, CKA_EXTRACTABLE), !*sensitive, "{what}: CKA_EXTRACTABLE");
+        // A generated key's history is its own: always sensitive and never extractable exactly
+        // when made so (a KEM key's also follows the key pair's, checked in tests/pqc_kem.rs).
+        if what.contains("generated") {
+            assert_eq!(flag(&t, *k, CKA_ALWAYS_SENSITIVE), *sensitive, "{what}: CKA_ALWAYS_SENSITIVE");
+            assert_eq!(flag(&t, *k, CKA_NEVER_EXTRACTABLE), *sensitive, "{what}: CKA_NEVER_EXTRACTABLE");
+        }
+        if *sensitive {
+            assert_eq!(t.value(*k).unwrap_err(), CKR_ATTRIBUTE_SENSITIVE, "{what}: its value");
+            assert_eq!(t.wrap(&kw(), kek, *k).unwrap_err(), CKR_KEY_UNEXTRACTABLE, "{what}: wrapped");
+            assert_eq!(t.set(*k, &vec![(CKA_SENSITIVE, V::B(false))]).unwrap_err(), CKR_ATTRIBUTE_READ_ONLY, "{what}");
+        } else {
+            let v = t.value(*k).unwrap_or_else(|rv| panic!("{what}: its value: {rv:#x}"));
+            assert_eq!(v.len(), 32, "{what}");
+            values.push(v);
+        }
+    }
+    let n = values.len();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), n, "every readable key has a value of its own");
+}
