@@ -7,7 +7,7 @@
 //! reports; it cannot add any). Each configuration below starts the library in a child process
 //! (this test binary again) with its mask, and the child:
 //! - initialises the module and checks that the power-on self-tests left it out of the error
-//!   state (the integrity HMAC, Tessera's known-answer tests and aws-lc's own run with the mask);
+//!   state (the integrity GMAC, Tessera's known-answer tests and aws-lc's own run with the mask);
 //! - decrypts (and, outside the approved mode, encrypts) test case 16 of the GCM specification
 //!   (AES-256) and a 1 MiB message sealed by this process with aws-lc-rs on the whole CPU;
 //! - digests "abc" and one million "a" with SHA-1, SHA-256, SHA-384 and SHA-512 (FIPS 180 examples);

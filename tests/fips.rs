@@ -43,10 +43,10 @@ fn token(lib: &RawLib) -> CK_SLOT_ID {
 
 /// Every self-test the fault-injection build can fail, by the name it knows it by.
 fn self_test_names() -> Vec<String> {
-    // The integrity test, aws-lc's self-tests, the known-answer test of the integrity test's own
-    // HMAC-SHA-256 (run before every integrity test), then the vectors' tests.
-    let mut names =
-        vec!["integrity".to_string(), "aws-lc".to_string(), "HMAC-SHA-256 of the integrity test".to_string()];
+    // The integrity test, aws-lc's self-tests, then the vectors' tests (the integrity test's own
+    // known-answer test, run before every integrity test, among them: GMAC-AES-256 and a longer
+    // AES-256-GCM vector).
+    let mut names = vec!["integrity".to_string(), "aws-lc".to_string()];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kat-vectors");
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
@@ -71,9 +71,8 @@ fn each_self_test_failure_reaches_the_error_state_and_reinitialisation_recovers(
     let Some(path) = fault_module() else { return };
     seal(&path);
     let names = self_test_names();
-    // The integrity test, its HMAC's known-answer test, aws-lc's self-tests and the 48 vectors of
-    // `kat-vectors/`.
-    assert!(names.len() >= 51, "{names:?}");
+    // The integrity test, aws-lc's self-tests and the 50 vectors of `kat-vectors/`.
+    assert!(names.len() >= 52, "{names:?}");
     let lib = open(&path, Env::new(""));
     let v = vendor(&lib);
     unsafe {
@@ -179,8 +178,8 @@ fn algorithm_self_tests_run_once_per_process_and_again_after_a_failure() {
     assert_eq!(again["tests"].as_array().unwrap().len(), first["tests"].as_array().unwrap().len(), "{st}");
     finalize();
 
-    // The integrity test and its HMAC's known-answer test still run at every C_Initialize.
-    for fault in ["integrity", "HMAC-SHA-256 of the integrity test"] {
+    // The integrity test and its algorithm's known-answer test still run at every C_Initialize.
+    for fault in ["integrity", "GMAC-AES-256", "AES-256-GCM, 513 bytes of additional data"] {
         init_with_fault(Some(fault));
         let (st, _) = post(fault);
         assert_eq!(st["state"], "error", "{fault}: {st}");
@@ -352,9 +351,9 @@ fn approved_mode_needs_a_sealed_library() {
     assert!(e.ends_with(&format!("seal it with: tessera-util --seal {}", copy.display())), "{e}");
 }
 
-/// The integrity test runs on a thread of its own beside the algorithm self-tests; an application
-/// that forbids the library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`) gets the same tests one
-/// after the other: the whole run then lasts at least as long as its phases together.
+/// The self-tests run one after the other on the calling thread: an application that forbids the
+/// library threads (`CKF_LIBRARY_CANT_CREATE_OS_THREADS`) gets every test, the whole run lasting
+/// at least as long as its phases together, and the value an application without the flag gets.
 #[test]
 fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
     let dir = tempfile::tempdir().unwrap();
@@ -370,8 +369,7 @@ fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
     assert_eq!(post["algorithm_tests"], "run", "a fresh copy runs them all: {post}");
     let phases: u64 = post["phases"].as_array().unwrap().iter().map(|p| p["elapsed_us"].as_u64().unwrap()).sum();
     assert!(post["elapsed_us"].as_u64().unwrap() >= phases, "one after the other: {post}");
-    // The value computed on the calling thread alone (both halves of the file one after the
-    // other) is the value sealed, and the value a copy computes with its two threads.
+    // The value computed is the value sealed, and the value a copy computes without the flag.
     let value = sealed_value(&copy).expect("sealed");
     assert_eq!(st["integrity"]["value"].as_str(), Some(value.as_str()), "{st}");
     drop(lib);
@@ -386,12 +384,13 @@ fn self_tests_run_in_one_thread_when_the_application_forbids_threads() {
     assert_eq!(st2["integrity"]["value"], st["integrity"]["value"], "{st2}");
 }
 
-/// A library sealed in an earlier integrity-value format (sealed flag 1: one HMAC-SHA-256 over the
-/// whole file; flag 2: the file in two halves) is refused in both modes, with a message that says
-/// to seal it again; sealed again with `tessera-util --seal`, it starts in the approved mode.
+/// A library sealed in an earlier integrity-value format (sealed flags 1 to 3: HMAC-SHA-256 over
+/// the whole file, over its two halves' SHA-256, over its 256 KiB pieces' SHA-256) is refused in
+/// both modes, with a message that says to seal it again; sealed again with `tessera-util --seal`,
+/// it starts in the approved mode.
 #[test]
 fn a_library_sealed_in_the_earlier_format_is_refused_until_sealed_again() {
-    for flag in [1u8, 2] {
+    for flag in [1u8, 2, 3] {
         earlier_format_refused(flag);
     }
 }
@@ -401,8 +400,11 @@ fn earlier_format_refused(flag: u8) {
     let copy = sealed_copy(dir.path());
     let mut bytes = std::fs::read(&copy).unwrap();
     let region = seal_region(&bytes);
-    assert_eq!(bytes[region.start + 16], 3, "this format's sealed flag");
+    assert_eq!(bytes[region.start + 16], 4, "this format's sealed flag");
     bytes[region.start + 16] = flag;
+    // An HMAC-SHA-256 value in the region's last 32 bytes, where those formats kept it.
+    bytes[region.start + 20..region.start + 32].fill(0);
+    bytes[region.start + 32..region.end].fill(0x77);
     for mode in ["approved", "non-approved"] {
         let old = dir.path().join(mode).join("libtessera_pkcs11.so");
         std::fs::create_dir_all(old.parent().unwrap()).unwrap();
@@ -417,7 +419,8 @@ fn earlier_format_refused(flag: u8) {
     std::fs::create_dir_all(resealed.parent().unwrap()).unwrap();
     std::fs::write(&resealed, &bytes).unwrap();
     seal(&resealed);
-    assert_eq!(sealed_value(&resealed), sealed_value(&copy), "sealed again: this format's value");
+    let value = sealed_value(&resealed).expect("sealed again: this format's flag");
+    assert_ne!(Some(value), sealed_value(&copy), "sealed again under a fresh IV");
     let lib = open(&resealed, Env::new("tessera.mode = approved"));
     assert_eq!(unsafe { lib.f.C_Initialize(null_mut()) }, CKR_OK);
     assert_eq!(token_flags(&lib) & CKF_ERROR_STATE, 0, "sealed again: operational");
@@ -1240,7 +1243,7 @@ fn the_documented_recipe_recomputes_the_sealed_value() {
         .split("```sh\n")
         .skip(1)
         .filter_map(|b| b.split("```").next())
-        .find(|b| b.contains("Tessera module integrity v3"))
+        .find(|b| b.contains("Tessera module integrity key, v4"))
         .expect("the recipe in security-policy.md");
     let dir = tempfile::tempdir().unwrap();
     let copy = sealed_copy(dir.path());
@@ -1256,7 +1259,7 @@ fn the_documented_recipe_recomputes_the_sealed_value() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].ends_with(&format!("= {value}")), "the value computed: {text}");
+    assert_eq!(lines[0], value, "the value computed: {text}");
     assert_eq!(lines[1], value, "the value sealed: {text}");
 }
 

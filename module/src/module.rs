@@ -47,8 +47,6 @@ impl Module {
     /// Initialises the module: configuration, power-on self-tests (`module_file` is the installed
     /// library, checked by the integrity test), token discovery.
     pub fn new(module_file: Option<&crate::fips::integrity::Library>) -> Result<Module> {
-        // First: the integrity test needs nothing of what follows, and runs beside it.
-        let integrity = crate::fips::IntegrityTest::start(module_file);
         let cfg = Config::load().map_err(|e| {
             crate::log::critical(&e);
             err(CKR_GENERAL_ERROR)
@@ -67,7 +65,7 @@ impl Module {
         }
         let keyring = cfg.pin_cache_seconds.map(|seconds| crate::store::keyring::Keyring { seconds });
         let kek = Arc::new(KekCache::with_keyring(keyring)?);
-        let post = crate::fips::power_on_self_tests(module_file, cfg.mode == crate::policy::Mode::Approved, integrity);
+        let post = crate::fips::power_on_self_tests(module_file, cfg.mode == crate::policy::Mode::Approved);
         if let Some(f) = &post.failure {
             crate::log::critical(&format!("power-on self-tests: {f}; the module is in the error state"));
         }

@@ -378,8 +378,9 @@ pub fn write_unsealed(src: &Path, dst: &Path) {
 pub fn sealed_value(lib: &Path) -> Option<String> {
     let data = std::fs::read(lib).expect("the library file");
     let r = &data[seal_region(&data)];
-    // Flag 3: this format's seal (the file hashed in 256 KiB pieces, security-policy.md §2.6).
-    (r[16] == 3).then(|| r[32..].iter().map(|b| format!("{b:02x}")).collect())
+    // Flag 4: this format's seal (a GMAC over the file, its IV at bytes 20..32 and its 16-byte
+    // value at 32..48 of the region, security-policy.md §2.6).
+    (r[16] == 4).then(|| r[32..48].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The library built with the `fault-injection` feature (`TESSERA_FAULT_MODULE`, else

@@ -27,8 +27,6 @@ pub unsafe extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
                 return Err(err(CKR_CANT_LOCK));
             }
         }
-        let args = (pInitArgs as *const CK_C_INITIALIZE_ARGS).as_ref();
-        crate::fips::allow_threads(args.is_none_or(|a| a.flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS == 0));
         install_fork_handler()?;
         crate::state::initialize(Some(&loaded_library()))
     })

@@ -320,6 +320,11 @@ impl Gcm {
         Some(())
     }
 
+    /// Feeds further additional authenticated data, before any text (GCM takes it in parts).
+    pub fn aad(&mut self, aad: &[u8]) -> Option<()> {
+        self.feed_into(aad, true, &mut [])
+    }
+
     /// Encrypts or decrypts a part into `out` (at least `data.len()` bytes).
     pub fn update_into(&mut self, data: &[u8], out: &mut [u8]) -> Option<()> {
         self.feed_into(data, false, out)

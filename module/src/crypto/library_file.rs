@@ -15,19 +15,16 @@
 //! package manager, `tessera-util --seal`, `install`, `cp --remove-destination`) writes a new file
 //! and renames it, which leaves this file untouched; a process that writes into the loaded file in
 //! place, or truncates it, already breaks every process running its code. Bytes changed while the
-//! HMAC runs make the test fail (a mismatch), which is what a changed library should do. The
+//! GMAC runs make the test fail (a mismatch), which is what a changed library should do. The
 //! mapping is read-only, and lives only while the test runs.
 
-/// A read-only mapping of a whole file. It is not populated when mapped: the integrity test
-/// hashes the file's two halves on two threads, and each thread's page faults then fill in its own
-/// half, at once, instead of the mapping call filling in the whole file on one thread before
-/// either starts (paired measurement: repeated `C_Initialize` 2.8 against 4.0 ms).
+/// A read-only mapping of a whole file.
 pub struct Mapped(memmap2::Mmap);
 
 impl Mapped {
     pub fn of(file: &std::fs::File) -> std::io::Result<Mapped> {
         // SAFETY: see the module's comment: a read-only mapping of the loaded library,
-        // borrowed only by the integrity HMAC, for which a concurrent change is a failed test.
+        // borrowed only by the integrity GMAC, for which a concurrent change is a failed test.
         let map = unsafe { memmap2::MmapOptions::new().map(file)? };
         let _ = map.advise(memmap2::Advice::Sequential);
         Ok(Mapped(map))

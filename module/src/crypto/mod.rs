@@ -10,11 +10,12 @@
 //! is one already: RustCrypto's SHA-3 for what aws-lc lacks (SHA3-224, HMAC over SHA-3). Wrappers
 //! are re-exports or `#[inline]`, so the seam costs nothing.
 //!
-//! Two parts of the module keep calling aws-lc-rs directly, on purpose: `fips/integrity.rs` (the
-//! integrity HMAC checks aws-lc as it is; the known-answer tests of `fips/kat.rs` run the
-//! mechanisms, so each implementation they use is the one tested) and `store/` (the at-rest sealing and the PIN
-//! wraps: an on-disk format bound to AES-256-GCM, HMAC-SHA-256 and PBKDF2 of aws-lc, which must
-//! not follow a change of a mechanism's implementation).
+//! Two parts of the module are bound to aws-lc itself, on purpose: `fips/integrity.rs` (the
+//! integrity GMAC is aws-lc's AES-256-GCM, through `aes::Gcm` here, which takes additional data in
+//! parts; its known-answer test runs that very function) and `store/` (the at-rest sealing and
+//! the PIN wraps, which call aws-lc-rs directly: an on-disk format bound to AES-256-GCM,
+//! HMAC-SHA-256 and PBKDF2 of aws-lc, which must not follow a change of a mechanism's
+//! implementation).
 
 #[cfg(not(any(feature = "fips", feature = "non-fips")))]
 compile_error!("tessera-pkcs11 needs an aws-lc backend: the `non-fips` (default) or `fips` feature");

@@ -1,26 +1,23 @@
-//! The module integrity test: an HMAC-SHA-256 value over the library file, compared with the
-//! value recorded inside the library itself when it was sealed (`tessera-util --seal`). The HMAC
-//! key is fixed and public: the test detects modification, it keeps no secret.
+//! The module integrity test: a GMAC (NIST SP 800-38D: AES-256-GCM with no plaintext) over the
+//! library file, compared with the value recorded inside the library itself when it was sealed
+//! (`tessera-util --seal`). The key is fixed and public: the test detects modification, it keeps
+//! no secret.
 //!
 //! # The integrity value
 //!
-//! The file's bytes, with the seal region taken as zeroes, are cut in pieces of [`PIECE`] bytes
-//! (256 KiB; the last one shorter, unless the length is a multiple of it). Each piece is hashed
-//! with SHA-256, and the value is
-//!
 //! ```text
-//! HMAC-SHA-256(key, "Tessera module integrity v3\n" || "length <L>\n" || "piece <P>\n" || SHA-256(piece 0) || … || SHA-256(piece n-1))
+//! GMAC-AES-256(key, IV, the library file with its seal region taken as zeroes)
 //! ```
 //!
-//! with `L` and `P` in decimal and n = ⌈L / P⌉. The pieces can thus be hashed by any number of
-//! threads, each taking the next piece no thread has taken, so that a thread that starts late
-//! (on a virtual machine, an idle processor may take milliseconds to be given a thread) still
-//! takes its share; the value is the same however they are computed. A change to any byte
-//! outside the region changes the piece holding it, so its SHA-256 (unless it is a SHA-256
-//! collision), so the HMAC's message (whose label, length and piece size are fixed in form and
-//! the hashes of fixed size and number, so the message is parsed one way only), so the value
-//! (unless HMAC-SHA-256 is forged or collides): the test is as strong as HMAC-SHA-256 and
-//! SHA-256's collision resistance (security-policy.md §5).
+//! that is, the 16-byte tag of AES-256-GCM under the fixed key, with the IV recorded in the seal
+//! region, the file's bytes as the additional authenticated data and no plaintext. The IV (96
+//! bits) is drawn from aws-lc's approved random generator each time a library is sealed (SP
+//! 800-38D §8.2.2), so no IV serves two files; a library already sealed with its right value is
+//! left as it is. GMAC's final block carries the data's length, so a byte appended or cut changes
+//! the value as any changed byte does. GHASH with the carry-less multiplication instructions runs
+//! at about 30 GB/s here, where SHA-256 ran at 2 GB/s: the whole test over the 9 MB library costs
+//! about 0.3 ms on one thread, where the HMAC-SHA-256 of the earlier formats cost 4.5 ms of
+//! processor time (security-policy.md §5 says what each technique guarantees).
 //!
 //! # The seal region
 //!
@@ -28,13 +25,13 @@
 //! (`crypto::library_file::REGION`) in a section of its own, `.tessera_seal`, which the linker
 //! places in the file like any read-only data. A fresh build holds [`MAGIC`] there and zeroes
 //! (unsealed). Sealing computes the value over the whole file with the region's bytes taken as
-//! zeroes, and writes the magic, the sealed flag of this format and the value into the region, in
-//! place (through a sealed copy renamed over the file). The value thus travels with the file: a
-//! sealed library verifies wherever it is copied, renamed or linked to, and no other file is
-//! read. Every byte outside the region (headers, code, data, the section table that says where
-//! the region is) is covered; the region's own bytes are not, and hold nothing but the value. A
-//! library sealed in an earlier format (flag 1: one HMAC-SHA-256 over the whole file; flag 2: the
-//! file hashed in two halves) is refused with a message that says to seal it again.
+//! zeroes, and writes the magic, the sealed flag of this format, the IV and the value into the
+//! region, in place (through a sealed copy renamed over the file). The value thus travels with
+//! the file: a sealed library verifies wherever it is copied, renamed or linked to, and no other
+//! file is read. Every byte outside the region (headers, code, data, the section table that says
+//! where the region is) is covered; the region's own bytes are not, and hold nothing but the IV
+//! and the value. A library sealed in an earlier format (flags 1 to 3: HMAC-SHA-256 values) is
+//! refused with a message that says to seal it again.
 //!
 //! # The file checked
 //!
@@ -43,42 +40,37 @@
 //! stays right after the process changes directory or the file is renamed, and gives its device
 //! and inode, which the file opened for the check must have. A path the loader was given (a
 //! relative `./libtessera_pkcs11.so`, or a symbolic link) is never trusted for this. The file is
-//! read through a read-only mapping of it (`crypto::library_file`), hashed where the page cache
-//! holds it, never copied to the heap.
+//! read through a read-only mapping of it (`crypto::library_file`), authenticated where the page
+//! cache holds it, never copied to the heap.
 
-use aws_lc_rs::{digest, hmac};
 use std::fmt;
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// The fixed integrity key.
+/// The fixed integrity key (AES-256), used for nothing else.
 /// SSP: integrity key
-const KEY: &[u8] = b"Tessera module integrity key, v1";
+const KEY: &[u8; 32] = b"Tessera module integrity key, v4";
 
 /// The name of the section that holds the seal region (`crypto::library_file::REGION`).
 pub const SECTION: &str = ".tessera_seal";
 /// The region's first bytes, in every build: they tell a Tessera seal region from anything else.
 pub const MAGIC: [u8; 16] = *b"Tessera seal v1\0";
-/// The region's length: the magic, the sealed flag (one byte, then 15 reserved zero bytes), the
-/// integrity value.
+/// The region's length: the magic, the sealed flag (one byte, then 3 reserved zero bytes), the
+/// IV (12 bytes), the integrity value (16 bytes), 16 reserved zero bytes.
 pub const REGION_LEN: usize = 64;
 const FLAG_AT: usize = 16;
+const IV_AT: usize = 20;
+/// The GMAC's IV: 96 bits, the length GCM takes without hashing it first.
+pub const IV_LEN: usize = 12;
 const MAC_AT: usize = 32;
+/// The integrity value: a full 128-bit GCM tag.
+pub const MAC_LEN: usize = 16;
 /// The flag of a library sealed with this format's value (an unsealed one has 0).
-const SEALED: u8 = 3;
-/// The flag of a library sealed in the earlier format (one HMAC-SHA-256 over the whole file),
-/// which is refused.
-const SEALED_V1: u8 = 1;
-/// The flag of a library sealed in the format before this one (the file hashed in two halves),
-/// which is refused.
-const SEALED_V2: u8 = 2;
-/// The label that begins the HMAC's message: it names the format, so that no value of another
-/// format or use of the key is the value of this one.
-pub const LABEL: &[u8] = b"Tessera module integrity v3\n";
-
-/// The size of the pieces the file is hashed in (the last one may be shorter).
-pub const PIECE: usize = 256 << 10;
+const SEALED: u8 = 4;
+/// The flags of the earlier formats, which are refused: 1, one HMAC-SHA-256 over the whole file;
+/// 2, the file hashed in two halves; 3, the file hashed in 256 KiB pieces.
+const SEALED_EARLIER: [u8; 3] = [1, 2, 3];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -131,130 +123,73 @@ pub fn find_region(data: &[u8]) -> Result<Range<usize>, String> {
     }
     Ok(start..end)
 }
-
-/// How many pieces a file of `len` bytes is hashed in.
-pub fn pieces(len: usize) -> usize {
-    len.div_ceil(PIECE)
-}
-
-/// The byte range of piece `i` of a file of `len` bytes.
-pub fn piece(len: usize, i: usize) -> Range<usize> {
-    (i * PIECE).min(len)..((i + 1) * PIECE).min(len)
-}
-
-/// SHA-256 of `data[range]` with the bytes of `region` taken as zeroes.
-pub fn range_digest(data: &[u8], region: Range<usize>, range: Range<usize>) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut at = range.start;
-    // The part of the region inside the range (possibly empty).
-    let (zs, ze) = (region.start.clamp(range.start, range.end), region.end.clamp(range.start, range.end));
-    if zs < ze {
-        ctx.update(&data[at..zs]);
-        ctx.update(&[0u8; REGION_LEN][..ze - zs]);
-        at = ze;
+/// GCM under `key` with `iv`, the concatenation of `aad` as additional authenticated data and
+/// `text` as plaintext: the ciphertext and the 16-byte tag (with no text, the tag is the GMAC of
+/// the data). aws-lc's GCM through `crypto::aes::Gcm`, which takes the data in parts, as the
+/// integrity test gives the file (before, in and after the region); aws-lc-rs's AEAD interface
+/// takes it in one slice only. One function for the test and for its own known-answer test
+/// (`kat::integrity_algorithm`), which thus checks the very code the test runs.
+pub fn gcm(key: &[u8], iv: &[u8], aad: &[&[u8]], text: &[u8]) -> Option<(Vec<u8>, [u8; MAC_LEN])> {
+    let mut g = crate::crypto::aes::Gcm::new(key, iv, &[], true)?;
+    for part in aad {
+        g.aad(part)?;
     }
-    ctx.update(&data[at..range.end]);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    let out = if text.is_empty() { Vec::new() } else { g.update(text)? };
+    Some((out, g.tag(MAC_LEN)?.try_into().ok()?))
 }
 
-/// The integrity value of a file of `len` bytes from the SHA-256 of its pieces, in order. `None`
-/// unless there is one digest per piece.
-pub fn value_of(len: usize, digests: &[[u8; 32]]) -> Option<[u8; 32]> {
-    if digests.len() != pieces(len) {
-        return None;
-    }
-    let head = format!("length {len}\npiece {PIECE}\n");
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(digests.len() + 2);
-    parts.push(LABEL);
-    parts.push(head.as_bytes());
-    parts.extend(digests.iter().map(|d| &d[..]));
-    Some(hmac_sha256(KEY, &parts))
-}
-
-/// The integrity value of a library file's bytes with the seal region's bytes taken as zeroes,
-/// the pieces hashed one after the other (the self-tests share them between two threads when
-/// they may: `fips::IntegrityTest`).
-pub fn mac_over(data: &[u8], region: Range<usize>) -> [u8; 32] {
-    let digests: Vec<[u8; 32]> =
-        (0..pieces(data.len())).map(|i| range_digest(data, region.clone(), piece(data.len(), i))).collect();
-    value_of(data.len(), &digests).expect("one digest per piece")
-}
-
-/// The HMAC-SHA-256 the integrity test computes (aws-lc's), over the concatenation of `parts`:
-/// one function for the test and for its own known-answer test (`kat::integrity_algorithm`),
-/// which thus checks the very code the test runs (as it checks [`half_digest`]).
-pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, key));
-    for p in parts {
-        ctx.update(p);
-    }
-    let tag = ctx.sign();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(tag.as_ref());
-    out
+/// The integrity value of a library file's bytes under `iv`, with the seal region's bytes taken
+/// as zeroes. `None` only if aws-lc's GCM fails.
+pub fn mac_over(data: &[u8], region: Range<usize>, iv: &[u8; IV_LEN]) -> Option<[u8; MAC_LEN]> {
+    let zeroes = [0u8; REGION_LEN];
+    let parts = [&data[..region.start], &zeroes[..region.len()], &data[region.end..]];
+    Some(gcm(KEY, iv, &parts, &[])?.1)
 }
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// What the seal region of a file's bytes records: `Ok(None)` for an unsealed library, the value
-/// of a sealed one, or why the region is not one.
-fn recorded(data: &[u8], region: Range<usize>) -> Result<Option<[u8; 32]>, String> {
+/// What a sealed library's region records: the IV and the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seal {
+    iv: [u8; IV_LEN],
+    value: [u8; MAC_LEN],
+}
+
+/// What the seal region of a file's bytes records: `Ok(None)` for an unsealed library, the IV
+/// and value of a sealed one, or why the region is not one.
+fn recorded(data: &[u8], region: Range<usize>) -> Result<Option<Seal>, String> {
     let r = &data[region];
-    if r[FLAG_AT + 1..MAC_AT].iter().any(|b| *b != 0) {
-        return Err("the seal region's reserved bytes are not zero".into());
-    }
+    let reserved_zero = r[FLAG_AT + 1..IV_AT].iter().chain(&r[MAC_AT + MAC_LEN..]).all(|b| *b == 0);
     match r[FLAG_AT] {
-        0 if r[MAC_AT..].iter().all(|b| *b == 0) => Ok(None),
-        SEALED => Ok(Some(r[MAC_AT..].try_into().expect("32 bytes"))),
-        SEALED_V1 | SEALED_V2 => Err("the library was sealed in an earlier integrity-value format, which this \
-                                      version no longer accepts; seal it again with: tessera-util --seal LIBRARY"
+        f if SEALED_EARLIER.contains(&f) => Err("the library was sealed in an earlier integrity-value format, which \
+                                                 this version no longer accepts; seal it again with: tessera-util \
+                                                 --seal LIBRARY"
             .into()),
+        _ if !reserved_zero => Err("the seal region's reserved bytes are not zero".into()),
+        0 if r[FLAG_AT..].iter().all(|b| *b == 0) => Ok(None),
+        SEALED => Ok(Some(Seal {
+            iv: r[IV_AT..IV_AT + IV_LEN].try_into().expect("12 bytes"),
+            value: r[MAC_AT..MAC_AT + MAC_LEN].try_into().expect("16 bytes"),
+        })),
         _ => Err("the seal region is malformed".into()),
     }
 }
 
-/// A library file ready for its integrity test: mapped, its seal region found and the value
-/// recorded there read. Its pieces may then be hashed on any threads ([`Prepared::piece`]) and
-/// the test concluded from their digests ([`Prepared::conclude`]).
-pub struct Prepared {
-    map: crate::crypto::library_file::Mapped,
-    region: Range<usize>,
-    value: [u8; 32],
-}
-
-impl Prepared {
-    /// How many pieces the file is hashed in.
-    pub fn pieces(&self) -> usize {
-        pieces(self.map.len())
-    }
-
-    /// SHA-256 of piece `i` of the file, the seal region taken as zeroes.
-    pub fn piece(&self, i: usize) -> [u8; 32] {
-        range_digest(&self.map, self.region.clone(), piece(self.map.len(), i))
-    }
-
-    /// The test's conclusion from the digests of the pieces, in order.
-    pub fn conclude(&self, digests: &[[u8; 32]]) -> Checked {
-        match value_of(self.map.len(), digests) {
-            Some(mac) => compare(mac, self.value),
-            None => unreadable("the integrity test hashed the wrong number of pieces".into()),
-        }
-    }
-}
-
-fn compare(mac: [u8; 32], value: [u8; 32]) -> Checked {
+/// The value computed over `data` under the recorded IV, compared with the recorded value.
+fn check_sealed(data: &[u8], region: Range<usize>, seal: Seal) -> Checked {
+    let Some(mac) = mac_over(data, region, &seal.iv) else {
+        return unreadable("aws-lc's AES-256-GCM failed".into());
+    };
     let status = if !super::kat::healthy("integrity") {
         Status::Mismatch
-    } else if aws_lc_rs::constant_time::verify_slices_are_equal(&mac, &value).is_ok() {
+    } else if aws_lc_rs::constant_time::verify_slices_are_equal(&mac, &seal.value).is_ok() {
         Status::Verified
     } else {
         Status::Mismatch
     };
-    Checked { status, computed: Some(hex(&mac)), recorded: Some(hex(&value)) }
+    Checked { status, computed: Some(hex(&mac)), recorded: Some(hex(&seal.value)) }
 }
 
 fn unreadable(e: String) -> Checked {
@@ -263,7 +198,7 @@ fn unreadable(e: String) -> Checked {
 
 /// Finds the region of a file's bytes and the value recorded there; the test's conclusion
 /// instead when there is nothing to compute (no region, an unsealed library, a malformed region).
-fn region_and_value(data: &[u8]) -> Result<(Range<usize>, [u8; 32]), Checked> {
+fn region_and_value(data: &[u8]) -> Result<(Range<usize>, Seal), Checked> {
     let region = find_region(data).map_err(unreadable)?;
     match recorded(data, region.clone()) {
         Ok(Some(v)) => Ok((region, v)),
@@ -276,7 +211,7 @@ fn region_and_value(data: &[u8]) -> Result<(Range<usize>, [u8; 32]), Checked> {
 /// there and, for a sealed library, compares it with the value computed over the bytes.
 pub fn check_bytes(data: &[u8]) -> Checked {
     match region_and_value(data) {
-        Ok((region, value)) => compare(mac_over(data, region), value),
+        Ok((region, seal)) => check_sealed(data, region, seal),
         Err(c) => c,
     }
 }
@@ -303,15 +238,23 @@ pub fn seal(library: &Path) -> std::io::Result<Sealed> {
     // The tool's copy of the file (a heap buffer is fine here: the tool writes it back).
     let mut data = std::fs::read(&path)?;
     let region = find_region(&data).map_err(std::io::Error::other)?;
-    let mac = mac_over(&data, region.clone());
+    let gcm_failed = || std::io::Error::other("aws-lc's AES-256-GCM failed");
+    if let Ok(Some(seal)) = recorded(&data, region.clone()) {
+        if mac_over(&data, region.clone(), &seal.iv).ok_or_else(gcm_failed)? == seal.value {
+            return Ok(Sealed { path, value: hex(&seal.value), unchanged: true });
+        }
+    }
+    // A fresh IV for every file sealed (SP 800-38D §8.2.2: 96 random bits from an approved
+    // generator), so that no IV ever serves two different files under the fixed key.
+    let mut iv = [0u8; IV_LEN];
+    aws_lc_rs::rand::fill(&mut iv).map_err(|_| std::io::Error::other("aws-lc's random generator failed"))?;
+    let mac = mac_over(&data, region.clone(), &iv).ok_or_else(gcm_failed)?;
     let mut sealed_region = [0u8; REGION_LEN];
     sealed_region[..MAGIC.len()].copy_from_slice(&MAGIC);
     sealed_region[FLAG_AT] = SEALED;
-    sealed_region[MAC_AT..].copy_from_slice(&mac);
+    sealed_region[IV_AT..IV_AT + IV_LEN].copy_from_slice(&iv);
+    sealed_region[MAC_AT..MAC_AT + MAC_LEN].copy_from_slice(&mac);
     let value = hex(&mac);
-    if data[region.clone()] == sealed_region {
-        return Ok(Sealed { path, value, unchanged: true });
-    }
     data[region].copy_from_slice(&sealed_region);
     let dir = path.parent().ok_or_else(|| std::io::Error::other("the library has no directory"))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -448,31 +391,9 @@ fn open_checked(library: &Path, mapped: Option<((u32, u32), u64)>) -> std::io::R
 }
 
 fn check_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Checked {
-    match prepare_file(library, mapped) {
-        Ok(p) => {
-            let digests: Vec<[u8; 32]> = (0..p.pieces()).map(|i| p.piece(i)).collect();
-            p.conclude(&digests)
-        }
-        Err(c) => c,
-    }
-}
-
-fn prepare_file(library: &Path, mapped: Option<((u32, u32), u64)>) -> Result<Prepared, Checked> {
-    let map = open_checked(library, mapped)
-        .and_then(|f| crate::crypto::library_file::Mapped::of(&f))
-        .map_err(|e| unreadable(e.to_string()))?;
-    let (region, value) = region_and_value(&map)?;
-    Ok(Prepared { map, region, value })
-}
-
-/// Readies a library for its integrity test: maps it and reads its seal region. Without a value
-/// to compute (the file unreadable, unsealed, or its region malformed), the test's conclusion.
-pub fn prepare(library: &Library) -> Result<Prepared, Checked> {
-    std::hint::black_box(&crate::crypto::library_file::REGION);
-    match library {
-        Library::File(p) => prepare_file(p, None),
-        Library::Mapped { path, dev, ino } => prepare_file(path, Some((*dev, *ino))),
-        Library::Unknown(why) => Err(unreadable(why.clone())),
+    match open_checked(library, mapped).and_then(|f| crate::crypto::library_file::Mapped::of(&f)) {
+        Ok(map) => check_bytes(&map),
+        Err(e) => unreadable(e.to_string()),
     }
 }
 
@@ -515,31 +436,43 @@ mod tests {
         assert_eq!(c.computed.as_deref(), Some(s.value.as_str()));
         assert_eq!(sealed[..region.start], exe[..region.start]);
         assert_eq!(sealed[region.end..], exe[region.end..]);
-        let split = PIECE;
-        for at in [0, region.start - 1, region.end, split - 1, split, sealed.len() - 1] {
+        for at in [0, region.start - 1, region.end, sealed.len() / 2, sealed.len() - 1] {
             let mut m = sealed.clone();
             m[at] ^= 0x01;
             let st = check_bytes(&m).status;
             assert!(matches!(st, Status::Mismatch | Status::Unreadable(_)), "byte {at}: {st:?}");
         }
+        for at in [FLAG_AT + 1, IV_AT - 1, MAC_AT + MAC_LEN, REGION_LEN - 1] {
+            let mut m = sealed.clone();
+            m[region.start + at] = 1;
+            assert!(matches!(check_bytes(&m).status, Status::Unreadable(_)), "reserved byte {at}");
+        }
+        // The IV is the value's too: another IV, another value.
         let mut m = sealed.clone();
-        m[region.start + FLAG_AT + 1] = 1;
-        assert!(matches!(check_bytes(&m).status, Status::Unreadable(_)), "reserved bytes");
+        m[region.start + IV_AT] ^= 1;
+        assert_eq!(check_bytes(&m).status, Status::Mismatch, "a changed IV");
+        // Sealed again (another IV), the copy verifies with another value.
+        let q = dir.path().join("other.so");
+        std::fs::write(&q, &exe).unwrap();
+        let t = seal(&q).unwrap();
+        assert_ne!(t.value, s.value, "each sealing draws its own IV");
+        assert_eq!(check_bytes(&std::fs::read(&q).unwrap()).status, Status::Verified);
     }
 
-    /// The value is the HMAC over the label, the length, the piece size and the SHA-256 of each
-    /// 256 KiB piece of the file with the region zeroed, computed here from a zeroed copy,
-    /// independently of `range_digest`'s skipping of the region (the recipe of
-    /// security-policy.md §2.6 does the same with `dd` and `openssl`).
-    fn reference_value(data: &[u8], region: Range<usize>) -> [u8; 32] {
+    /// The value is AES-256-GCM's tag under the fixed key and the recorded IV, with the file (its
+    /// region zeroed) as additional data and no plaintext, computed here through aws-lc-rs's AEAD
+    /// interface from a zeroed copy, independently of `mac_over`'s parts (the recipe of
+    /// security-policy.md §2.6 does the same with `dd` and `openssl mac … GMAC`).
+    fn reference_value(data: &[u8], region: Range<usize>, iv: &[u8; IV_LEN]) -> [u8; MAC_LEN] {
+        use aws_lc_rs::aead;
         let mut z = data.to_vec();
         z[region].fill(0);
-        let sha = |b: &[u8]| digest::digest(&digest::SHA256, b).as_ref().to_vec();
-        let mut msg = format!("Tessera module integrity v3\nlength {}\npiece 262144\n", z.len()).into_bytes();
-        for chunk in z.chunks(262144) {
-            msg.extend(sha(chunk));
-        }
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"Tessera module integrity key, v1"), &msg);
+        let key = aead::LessSafeKey::new(
+            aead::UnboundKey::new(&aead::AES_256_GCM, b"Tessera module integrity key, v4").unwrap(),
+        );
+        let tag = key
+            .seal_in_place_separate_tag(aead::Nonce::assume_unique_for_key(*iv), aead::Aad::from(&z[..]), &mut [])
+            .unwrap();
         tag.as_ref().try_into().unwrap()
     }
 
@@ -547,92 +480,53 @@ mod tests {
     fn the_value_is_the_documented_construction() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let region = find_region(&exe).unwrap();
-        assert_eq!(mac_over(&exe, region.clone()), reference_value(&exe, region.clone()));
-        // A region anywhere, across a piece boundary too: the zeroes are hashed where they lie.
-        // Lengths below, at and above a multiple of the piece size.
-        for len in [1001, PIECE, 2 * PIECE, 2 * PIECE + 1001] {
+        let iv = [0x5au8; IV_LEN];
+        assert_eq!(mac_over(&exe, region.clone(), &iv), Some(reference_value(&exe, region.clone(), &iv)));
+        // A region anywhere: at the start, inside and across 16-byte blocks, at the end.
+        for len in [1001, 70_000] {
             let data: Vec<u8> = (0..len as u32).map(|i| (i * 7 + 3) as u8).collect();
-            let b = if len > PIECE { PIECE } else { len / 2 };
-            for start in [0, 100, b - 64, b - 30, b - 1, b, len - 64] {
+            for start in [0, 1, 15, 16, 100, len / 2, len - 65, len - 64] {
                 let r = start..start + REGION_LEN;
-                assert_eq!(mac_over(&data, r.clone()), reference_value(&data, r.clone()), "{len}: region at {start}");
+                assert_eq!(mac_over(&data, r.clone(), &iv), Some(reference_value(&data, r, &iv)), "{len}: at {start}");
             }
         }
     }
 
     /// The seal region's own bytes are not covered: whatever they hold, the value is the same;
-    /// any byte outside it, in any piece, changes the value.
+    /// any byte outside it changes the value, and so does the length.
     #[test]
     fn only_the_region_is_excluded() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let region = find_region(&exe).unwrap();
-        let base = mac_over(&exe, region.clone());
+        let iv = [3u8; IV_LEN];
+        let base = mac_over(&exe, region.clone(), &iv).unwrap();
         let mut m = exe.clone();
         m[region.clone()].fill(0xa5);
-        assert_eq!(mac_over(&m, region.clone()), base, "the region's bytes are taken as zeroes");
-        let n = pieces(exe.len());
-        assert!(n > 2, "{n} pieces");
-        assert_eq!((piece(exe.len(), 0).start, piece(exe.len(), n - 1).end), (0, exe.len()));
-        for i in 1..n {
-            assert_eq!(piece(exe.len(), i - 1).end, piece(exe.len(), i).start, "piece {i} follows");
-        }
-        let split = PIECE;
-        for at in [0, split / 2, split - 1, split, split + split / 2, exe.len() - 1, region.start - 1, region.end] {
+        assert_eq!(mac_over(&m, region.clone(), &iv), Some(base), "the region's bytes are taken as zeroes");
+        let half = exe.len() / 2;
+        for at in [0, 15, 16, half, half + 1, exe.len() - 1, region.start - 1, region.end] {
             let mut m = exe.clone();
             m[at] ^= 0x80;
-            assert_ne!(mac_over(&m, region.clone()), base, "byte {at}");
+            assert_ne!(mac_over(&m, region.clone(), &iv), Some(base), "byte {at}");
         }
-        // The length is bound too: a byte appended or a byte cut changes the value.
+        // The length is bound too: a zero byte appended or a byte cut changes the value.
         let mut longer = exe.clone();
         longer.push(0);
-        assert_ne!(mac_over(&longer, region.clone()), base);
-        assert_ne!(mac_over(&exe[..exe.len() - 1], region.clone()), base);
+        assert_ne!(mac_over(&longer, region.clone(), &iv), Some(base));
+        assert_ne!(mac_over(&exe[..exe.len() - 1], region.clone(), &iv), Some(base));
     }
 
-    /// The pieces hashed apart (as two threads do) give the value hashed in one go (as the
-    /// sequential path and `tessera-util --seal` do), whichever piece is hashed first.
-    #[test]
-    fn pieces_hashed_apart_give_the_same_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("lib.so");
-        std::fs::copy(std::env::current_exe().unwrap(), &p).unwrap();
-        let sealed = seal(&p).unwrap();
-        let prepared = prepare(&Library::File(p.clone())).expect("a sealed file");
-        let n = prepared.pieces();
-        // The odd pieces on another thread, the even ones here, the last first.
-        let (odd, even): (Vec<[u8; 32]>, Vec<[u8; 32]>) = std::thread::scope(|s| {
-            let t = s.spawn(|| (1..n).step_by(2).rev().map(|i| prepared.piece(i)).collect::<Vec<_>>());
-            let even = (0..n).step_by(2).rev().map(|i| prepared.piece(i)).collect::<Vec<_>>();
-            (t.join().unwrap(), even)
-        });
-        let mut digests = vec![[0u8; 32]; n];
-        for (k, i) in (1..n).step_by(2).rev().enumerate() {
-            digests[i] = odd[k];
-        }
-        for (k, i) in (0..n).step_by(2).rev().enumerate() {
-            digests[i] = even[k];
-        }
-        let c = prepared.conclude(&digests);
-        assert_eq!(c.status, Status::Verified);
-        assert_eq!(c.computed.as_deref(), Some(sealed.value.as_str()));
-        assert_eq!(check_values(&Library::File(p)).computed, c.computed);
-        let mut swapped = digests.clone();
-        swapped.swap(0, 1);
-        assert_ne!(prepared.conclude(&swapped).status, Status::Verified, "the pieces' order counts");
-        assert!(matches!(prepared.conclude(&digests[1..]).status, Status::Unreadable(_)), "every piece counts");
-    }
-
-    /// A library sealed in an earlier format (flag 1, flag 2) is refused with a message that says
-    /// to seal it again; sealing it again writes this format's value, which verifies.
+    /// A library sealed in an earlier format (flags 1 to 3) is refused with a message that says to
+    /// seal it again; sealing it again writes this format's value, which verifies.
     #[test]
     fn an_earlier_format_seal_is_refused() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let region = find_region(&exe).unwrap();
-        for flag in [SEALED_V1, SEALED_V2] {
+        for flag in SEALED_EARLIER {
             let mut old = exe.clone();
             old[region.start + FLAG_AT] = flag;
-            let v = hmac_sha256(KEY, &[&exe]);
-            old[region.start + MAC_AT..region.end].copy_from_slice(&v);
+            // An HMAC-SHA-256 value fills the region's last 32 bytes, as those formats did.
+            old[region.start + 32..region.end].fill(0x77);
             match check_bytes(&old).status {
                 Status::Unreadable(e) => {
                     assert!(e.contains("earlier integrity-value format") && e.contains("tessera-util --seal"), "{e}")

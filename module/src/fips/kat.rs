@@ -280,36 +280,34 @@ fn hmac(name: &str) -> bool {
     run() == Some(true)
 }
 
-/// The name of the integrity test's own known-answer test, as results and faults know it.
-pub const INTEGRITY_ALGORITHM: &str = "HMAC-SHA-256 of the integrity test";
-
-/// The known-answer test of the integrity test's algorithms: the HMAC-SHA-256 vector through the
-/// function the integrity test computes its value with (`integrity::hmac_sha256`, aws-lc's HMAC),
-/// and the SHA-256 vector through the function that hashes the file's pieces
-/// (`integrity::range_digest`, aws-lc's SHA-256), run right before every integrity test (FIPS
-/// 140-3 IG 10.3.A: the algorithm of the integrity test is tested before the test relies on it).
-pub fn integrity_algorithm() -> bool {
-    // Its own vectors alone, parsed once per process: the integrity test runs beside the other
-    // self-tests, and waiting here for every vector file to be parsed would delay it.
-    static VECTORS: std::sync::OnceLock<Option<(Json, Json)>> = std::sync::OnceLock::new();
-    let vectors = VECTORS.get_or_init(|| {
-        let named = |text: &str, name: &str| -> Option<Json> {
-            let file: Json = serde_json::from_str(text).ok()?;
-            let all = file.get("vectors")?.as_array()?;
-            all.iter().find(|v| v.get("name").and_then(|n| n.as_str()) == Some(name)).cloned()
-        };
-        Some((named(HMAC, "HMAC-SHA-256")?, named(SHA, "SHA-256")?))
-    });
-    let Some((mac, sha)) = vectors else { return false };
-    let run = || -> Option<bool> {
-        let (key, msg) = (hex(mac, "key")?, hex(mac, "msg")?);
-        let tag = super::integrity::hmac_sha256(&key, &[&msg]);
-        let hmac_ok = same(INTEGRITY_ALGORITHM, Some(tag.to_vec()), hex(mac, "tag"));
-        let msg = hex(sha, "msg")?;
-        let md = super::integrity::range_digest(&msg, msg.len()..msg.len(), 0..msg.len());
-        Some(hmac_ok && same(INTEGRITY_ALGORITHM, Some(md.to_vec()), hex(sha, "md")))
+/// The known-answer test of the integrity test's algorithm, through the very function the test
+/// computes its value with (`integrity::gcm`, aws-lc's AES-256-GCM taking its additional data in
+/// parts), run right before every integrity test (FIPS 140-3 IG 10.3.A: the algorithm of the
+/// integrity test is tested before the test relies on it). Two vectors of `kat-vectors/aes.json`,
+/// their additional data fed in parts (cut where the numbers say) as the test feeds the library
+/// file: a GMAC (no plaintext), and 513 bytes of data, enough for the many-block GHASH code that
+/// authenticates the file's bulk. One result per vector, named after it.
+pub fn integrity_algorithm() -> Vec<(String, bool)> {
+    const VECTORS: [(&str, &[usize]); 2] =
+        [("GMAC-AES-256", &[2]), ("AES-256-GCM, 513 bytes of additional data", &[1, 257])];
+    let run = |name: &str, cuts: &[usize]| -> Option<bool> {
+        let v = find(AES, name)?;
+        let (key, iv, aad, msg) = (hex(v, "key")?, hex(v, "iv")?, hex(v, "aad")?, hex(v, "msg")?);
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for &cut in cuts {
+            let cut = cut.clamp(at, aad.len());
+            parts.push(&aad[at..cut]);
+            at = cut;
+        }
+        parts.push(&aad[at..]);
+        let (ct, tag) = super::integrity::gcm(&key, &iv, &parts, &msg)?;
+        Some(same(name, Some(ct), hex(v, "ct")) && same(name, Some(tag.to_vec()), hex(v, "tag")))
     };
-    run() == Some(true)
+    VECTORS
+        .iter()
+        .map(|(name, cuts)| (format!("{name} (the integrity test's algorithm, aws-lc)"), run(name, cuts) == Some(true)))
+        .collect()
 }
 
 /// `CKM_HKDF_DERIVE`: Tessera's HKDF-Extract and HKDF-Expand over the HMAC of `mechanisms::hmac`.
@@ -840,7 +838,8 @@ mod tests {
     }
 
     /// Every vector of `kat-vectors/` runs, and nothing else does: a vector added without its
-    /// test (or a test whose vector went) fails here.
+    /// test (or a test whose vector went) fails here. The integrity test's own vectors run with it
+    /// (`integrity_algorithm`), the others in `run_all`.
     #[test]
     fn every_vector_has_its_test() {
         let mut want: Vec<String> = super::FILES
@@ -849,7 +848,11 @@ mod tests {
             .chain(super::mlkem_vectors())
             .filter_map(|v| Some(v.get("name")?.as_str()?.to_string()))
             .collect();
+        let integrity = super::integrity_algorithm();
+        assert!(integrity.iter().all(|(_, ok)| *ok), "{integrity:?}");
+        let suffix = " (the integrity test's algorithm, aws-lc)";
         let mut got: Vec<String> = super::run_all().into_iter().map(|(n, _)| n).collect();
+        got.extend(integrity.into_iter().map(|(n, _)| n.strip_suffix(suffix).expect(suffix).to_string()));
         want.sort();
         got.sort();
         assert_eq!(got, want);
