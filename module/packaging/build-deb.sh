@@ -66,7 +66,7 @@ put module/packaging/copyright usr/share/doc/tessera/ 644
 # The sealed library's identity (security-policy.md §2.6): its SHA-256 and the integrity value
 # sealed into it, as this build made them.
 lib=$release/libtessera_pkcs11.so
-sealed=$("$release/tessera-util" --seal "$lib" | sed -n 's/.*integrity value \([0-9a-f]\{64\}\).*/\1/p')
+sealed=$("$release/tessera-util" --seal "$lib" | sed -n 's/.*integrity value \([0-9a-f]\{32\}\).*/\1/p')
 [ -n "$sealed" ] || { echo "could not read the integrity value of $lib" >&2; exit 1; }
 cat > "$stage/usr/share/doc/tessera/integrity.txt" <<EOF
 Tessera $version ($arch): the library this package installs, sealed.
