@@ -559,7 +559,10 @@ fn kem_template(
     decapsulating: bool,
     legacy: bool,
 ) -> Result<(Template, usize)> {
-    let mut t = with_nested(template, key, nested)?.into_owned();
+    let full = with_nested(template, key, nested)?;
+    // Room for what is added below (class, key type, sensitivity): the template is not grown.
+    let mut t = Template::with_capacity(full.len() + 3);
+    t.extend_from_slice(&full);
     let map = template::collect(&t)?;
     let given = |a| map.get(&a).map(|v| crate::object::as_ulong(v).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID)));
     match given(CKA_CLASS).transpose()? {
