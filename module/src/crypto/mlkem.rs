@@ -147,13 +147,15 @@ pub fn generate(p: Params) -> Option<Generated> {
     generate_parsed(p).map(|(g, ..)| g)
 }
 
-/// [`generate`], and the pair's keys parsed, as its objects keep them: both are the key aws-lc's
-/// key generation made (ek and dk as its encodings give them), not parsed again from those.
+/// [`generate`], and the pair's keys parsed, as its objects keep them. The private key keeps the
+/// key aws-lc's key generation made (dk is not parsed again from its encoding); the public key
+/// gets its own, made from ek alone: aws-lc's generated key holds dk too, which must not outlive
+/// the private key object in a public one.
 pub fn generate_parsed(p: Params) -> Option<(Generated, EncapsulationKey, DecapsulationKey)> {
     let mut seed = Zeroizing::new([0u8; SEED_LEN]);
     super::random::fill(&mut seed[..]).ok()?;
     let (ek, dk, key) = keygen_key(p, &seed)?;
-    let public = EncapsulationKey { key: key.share(), p };
+    let public = EncapsulationKey::new(p, &ek)?;
     Some(((ek, dk, seed), public, DecapsulationKey { key, p }))
 }
 
@@ -166,13 +168,6 @@ unsafe impl Send for Pkey {}
 unsafe impl Sync for Pkey {}
 
 impl Pkey {
-    /// Another reference to the same key.
-    fn share(&self) -> Pkey {
-        // SAFETY: `self` holds a live reference; the new one is released by its own drop.
-        unsafe { sys::EVP_PKEY_up_ref(self.0.as_ptr()) };
-        Pkey(self.0)
-    }
-
     /// A fresh operation context for this key.
     fn context(&self) -> Option<Ctx> {
         // SAFETY: `self` is live; the context takes its own reference.
@@ -329,6 +324,24 @@ mod tests {
                 println!("SKIP {}: {e}", p.display());
                 None
             }
+        }
+    }
+
+    /// A generated pair's public form holds ek alone: the private form, aws-lc's generated key,
+    /// holds dk too, which must go with the private key object (a public key object that kept it
+    /// would keep dk in memory after the private key is destroyed).
+    #[test]
+    fn a_generated_public_key_holds_no_private_key() {
+        for p in [Params::MlKem512, Params::MlKem768, Params::MlKem1024] {
+            let ((ek, dk, _), public, private) = generate_parsed(p).expect("generate");
+            let private_of = |k: &Pkey| raw_key(k, sys::EVP_PKEY_get_raw_private_key, p.dk_len());
+            assert_eq!(private_of(&private.key).as_deref(), Some(&*dk), "the private form holds dk");
+            assert!(private_of(&public.key).is_none(), "the public form holds no dk");
+            clear_errors();
+            let public_of = raw_key(&public.key, sys::EVP_PKEY_get_raw_public_key, p.ek_len());
+            assert_eq!(public_of.as_deref(), Some(&ek), "the public form holds ek");
+            let (ct, k1) = public.encapsulate().expect("encapsulate");
+            assert_eq!(private.decapsulate(&ct).expect("decapsulate"), k1);
         }
     }
 
