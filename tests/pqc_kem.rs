@@ -249,6 +249,84 @@ fn raw_calls_follow_the_conventions() {
     assert_eq!(r, CKR_MECHANISM_INVALID);
 }
 
+/// The length query answers from the key alone; the call that follows checks everything again,
+/// since the key may have changed, or gone, in between (another session of the same user, or
+/// the same application, may act between the two calls).
+#[test]
+fn the_call_after_a_length_query_checks_again() {
+    let l = load();
+    let s = setup(&l);
+    let f = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load");
+    let h = s.handle();
+    let class = CKO_SECRET_KEY;
+    let kt = CKK_GENERIC_SECRET;
+    let f_ = CK_FALSE;
+    let mut t = [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_TOKEN, &f_)];
+    let mut ct = vec![0u8; 1088];
+    let secret_keys = || s.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)]).expect("find").len();
+    // One length query, then the call, on `public`: the call's result. A refused call writes no
+    // handle and (but where the session logs out in between, which hides the keys) makes no key.
+    let mut query_then_call = |public: CK_OBJECT_HANDLE, t: *mut CK_ATTRIBUTE, between: &dyn Fn(), logs_out: bool| {
+        let mut m = mech(CKM_ML_KEM);
+        let before = secret_keys();
+        let mut len: CK_ULONG = 0;
+        let mut key: CK_OBJECT_HANDLE = 0xdead;
+        let r = unsafe { f.C_EncapsulateKey(h, &mut m, public, t, 3, null_mut(), &mut len, &mut key) };
+        assert_eq!((r, len, key), (CKR_OK, 1088, 0xdead), "the length query");
+        between();
+        let r = unsafe { f.C_EncapsulateKey(h, &mut m, public, t, 3, ct.as_mut_ptr(), &mut len, &mut key) };
+        if r == CKR_OK {
+            assert_ne!(key, 0xdead);
+            assert_eq!(secret_keys(), before + 1, "the call makes its key");
+        } else {
+            assert_eq!(key, 0xdead, "a refused call writes no handle");
+            if !logs_out {
+                assert_eq!(secret_keys(), before, "a refused call makes no key");
+            }
+        }
+        r
+    };
+
+    // Nothing changed: the call makes its key.
+    let (public, _) = pair(&s, CKP_ML_KEM_768);
+    assert_eq!(query_then_call(public.handle(), t.as_mut_ptr(), &|| {}, false), CKR_OK);
+
+    // The template is the call's alone: a length query does not read it, the call does.
+    assert_eq!(query_then_call(public.handle(), null_mut(), &|| {}, false), CKR_ARGUMENTS_BAD);
+    let mut bad = t;
+    bad[2].ulValueLen = 2;
+    assert_eq!(query_then_call(public.handle(), bad.as_mut_ptr(), &|| {}, false), CKR_ATTRIBUTE_VALUE_INVALID);
+
+    // The key no longer encapsulates.
+    let (public, _) = pair(&s, CKP_ML_KEM_768);
+    let off = || s.update_attributes(public, &[Attribute::Encapsulate(false)]).expect("CKA_ENCAPSULATE off");
+    assert_eq!(query_then_call(public.handle(), t.as_mut_ptr(), &off, false), CKR_KEY_FUNCTION_NOT_PERMITTED);
+
+    // The key is destroyed; and a length query for a key that is gone is refused as well.
+    let (public, _) = pair(&s, CKP_ML_KEM_768);
+    let gone = || s.destroy_object(public).expect("destroy");
+    assert_eq!(query_then_call(public.handle(), t.as_mut_ptr(), &gone, false), CKR_KEY_HANDLE_INVALID);
+    let (mut len, mut m): (CK_ULONG, _) = (0, mech(CKM_ML_KEM));
+    let r =
+        unsafe { f.C_EncapsulateKey(h, &mut m, public.handle(), t.as_mut_ptr(), 3, null_mut(), &mut len, null_mut()) };
+    assert_eq!(r, CKR_KEY_HANDLE_INVALID);
+
+    // A private public key, and the user logs out in between.
+    let (public, _) = s
+        .generate_key_pair(
+            &Mechanism::MlKemKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::ParameterSet(set_type(CKP_ML_KEM_768).into()),
+            ],
+            &[Attribute::Token(false)],
+        )
+        .expect("ML-KEM key pair");
+    let out = || s.logout().expect("logout");
+    assert_eq!(query_then_call(public.handle(), t.as_mut_ptr(), &out, true), CKR_KEY_HANDLE_INVALID);
+}
+
 #[test]
 fn implicit_rejection_gives_a_key_of_its_own() {
     let l = load();

@@ -48,7 +48,11 @@ impl SessionTable {
 
     /// Every open session, as of now.
     pub fn all(&self) -> Vec<SessionRef> {
-        self.shards.iter().flat_map(|s| Self::read(s).values().cloned().collect::<Vec<_>>()).collect()
+        let mut all = Vec::new();
+        for s in &self.shards {
+            all.extend(Self::read(s).values().cloned());
+        }
+        all
     }
 
     /// Removes and returns the sessions `pick` selects.

@@ -16,7 +16,7 @@ pub unsafe extern "C" fn C_GenerateKey(
         m.session(hSession)?;
         let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulCount)?;
-        let (mt, param) = mechanism(pMechanism, Op::Generate)?;
+        let (mt, param) = mechanism_of(&m, pMechanism, Op::Generate)?;
         deliver_handle(dest, m.generate_key(hSession, mt, &param, &t)?);
         Ok(())
     })
@@ -40,7 +40,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         let (pubh, privh) = (out_ptr(phPublicKey)?, out_ptr(phPrivateKey)?);
         let pt = read_template(pPublicKeyTemplate, ulPublicKeyAttributeCount)?;
         let vt = read_template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, Op::GeneratePair)?;
+        let (mt, param) = mechanism_of(&m, pMechanism, Op::GeneratePair)?;
         let (a, b) = m.generate_key_pair(hSession, mt, &param, &pt, &vt)?;
         deliver_handle(pubh, a);
         deliver_handle(privh, b);
@@ -61,7 +61,7 @@ pub unsafe extern "C" fn C_WrapKey(
         let m = module()?;
         m.session(hSession)?;
         let cap = capacity(pWrappedKey, pulWrappedKeyLen)?;
-        let (mt, param) = mechanism(pMechanism, Op::Wrap)?;
+        let (mt, param) = mechanism_of(&m, pMechanism, Op::Wrap)?;
         let wrapped = m.wrap_key(hSession, mt, &param, hWrappingKey, hKey)?;
         write_output(crate::services::deliver(&mut Some(wrapped), cap), pWrappedKey, pulWrappedKeyLen)
     })
@@ -85,7 +85,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         let wrapped =
             input(pWrappedKey, ulWrappedKeyLen, &[(dest as *const u8, std::mem::size_of::<CK_OBJECT_HANDLE>())])?;
         let t = read_template(pTemplate, ulAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, Op::Unwrap)?;
+        let (mt, param) = mechanism_of(&m, pMechanism, Op::Unwrap)?;
         let key = m.unwrap_key(hSession, mt, &param, hUnwrappingKey, &wrapped, &t)?;
         deliver_handle(dest, key);
         Ok(())
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn C_DeriveKey(
         m.session(hSession)?;
         let dest = out_ptr(phKey)?;
         let t = read_template(pTemplate, ulAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, Op::Derive)?;
+        let (mt, param) = mechanism_of(&m, pMechanism, Op::Derive)?;
         deliver_handle(dest, m.derive_key(hSession, mt, &param, hBaseKey, &t)?);
         Ok(())
     })
@@ -130,8 +130,10 @@ pub unsafe extern "C" fn C_EncapsulateKey(
         // is written either.
         let cap = capacity(pCiphertext, pulCiphertextLen)?;
         let dest = if cap.is_some() { Some(out_ptr(phKey)?) } else { None };
-        let t = read_template(pTemplate, ulAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, Op::Encapsulate)?;
+        // The template shapes only the key the call makes: a length query (which makes none)
+        // leaves it to the call that does, which reads and checks it in full.
+        let t = if cap.is_some() { read_template(pTemplate, ulAttributeCount)? } else { Vec::new() };
+        let (mt, param) = mechanism_of(&m, pMechanism, Op::Encapsulate)?;
         match m.encapsulate_key(hSession, mt, &param, hPublicKey, &t, cap)? {
             crate::services::keys::Encapsulation::Length(o) => write_output(o, pCiphertext, pulCiphertextLen),
             crate::services::keys::Encapsulation::Made { ciphertext, key } => {
@@ -165,7 +167,7 @@ pub unsafe extern "C" fn C_DecapsulateKey(
         let ciphertext =
             input(pCiphertext, ulCiphertextLen, &[(dest as *const u8, std::mem::size_of::<CK_OBJECT_HANDLE>())])?;
         let t = read_template(pTemplate, ulAttributeCount)?;
-        let (mt, param) = mechanism(pMechanism, Op::Decapsulate)?;
+        let (mt, param) = mechanism_of(&m, pMechanism, Op::Decapsulate)?;
         deliver_handle(dest, m.decapsulate_key(hSession, mt, &param, hPrivateKey, &t, &ciphertext)?);
         Ok(())
     })

@@ -456,9 +456,20 @@ unsafe fn read_level(p: *const CK_ATTRIBUTE, n: CK_ULONG, nested: bool, budget: 
     }
     budget.attributes -= n as usize;
     // Copied, not borrowed: an attribute array may share bytes with the values it points at.
-    let list: Vec<CK_ATTRIBUTE> = std::slice::from_raw_parts(p, n as usize).to_vec();
+    // A template of a few attributes, the usual one, is copied to the stack (no allocation).
+    const ON_STACK: usize = 16;
+    let given = std::slice::from_raw_parts(p, n as usize);
+    let mut small = [CK_ATTRIBUTE { type_: 0, pValue: std::ptr::null_mut(), ulValueLen: 0 }; ON_STACK];
+    let large: Vec<CK_ATTRIBUTE>;
+    let list: &[CK_ATTRIBUTE] = if given.len() <= ON_STACK {
+        small[..given.len()].copy_from_slice(given);
+        &small[..given.len()]
+    } else {
+        large = given.to_vec();
+        &large
+    };
     let mut t = Vec::with_capacity(list.len());
-    for a in &list {
+    for a in list {
         // A length that cannot be right for the attribute is refused before anything is read,
         // so a wild length never makes the module read past the caller's buffer.
         let kind = attrs::kind_of(a.type_);
@@ -558,11 +569,20 @@ pub unsafe fn mechanism(
     p: *const CK_MECHANISM,
     op: crate::operation::Op,
 ) -> Result<(CK_MECHANISM_TYPE, crate::mechanisms::Param)> {
+    mechanism_of(&*module()?, p, op)
+}
+
+/// [`mechanism`] for a call that holds the module already.
+pub unsafe fn mechanism_of(
+    module: &crate::module::Module,
+    p: *const CK_MECHANISM,
+    op: crate::operation::Op,
+) -> Result<(CK_MECHANISM_TYPE, crate::mechanisms::Param)> {
     let m = p.as_ref().ok_or(err(CKR_ARGUMENTS_BAD))?;
     // A mechanism that cannot perform the operation is invalid for it, whatever its parameter.
     crate::mechanisms::registry().can(m.mechanism, op)?;
     // `slots.mechanisms` may have disabled it.
-    if !module()?.cfg.mechanisms.allows(m.mechanism) {
+    if !module.cfg.mechanisms.allows(m.mechanism) {
         return Err(err(CKR_MECHANISM_INVALID));
     }
     if m.ulParameterLen > MAX_PARAMETER_LEN {

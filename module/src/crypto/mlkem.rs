@@ -1,6 +1,7 @@
-//! ML-KEM (FIPS 203), all from aws-lc: encapsulation and decapsulation through aws-lc-rs's `kem`
-//! (keys from their raw FIPS 203 encodings, ek and dk), and through small wrappers around one
-//! aws-lc call each what aws-lc-rs does not expose: key generation from the seed d‖z
+//! ML-KEM (FIPS 203), all from aws-lc, through small wrappers around one aws-lc call each:
+//! encapsulation and decapsulation (keys from their raw FIPS 203 encodings, ek and dk, as
+//! aws-lc-rs's `kem` makes them, but with the outputs written straight into the module's
+//! buffers), and what aws-lc-rs does not expose: key generation from the seed d‖z
 //! (`EVP_PKEY_keygen_deterministic`, FIPS 203 ML-KEM.KeyGen_internal) — so that a key made on the
 //! token keeps its seed, and a key given as a seed can be expanded — and encapsulation with a
 //! caller-chosen m (`EVP_PKEY_encapsulate_deterministic`, ML-KEM.Encaps_internal), which only the
@@ -8,7 +9,6 @@
 //! `aws-lc-fips-sys`: the FIPS build serves ML-KEM from inside aws-lc's FIPS module.
 
 use super::sys;
-use aws_lc_rs::kem;
 use std::ptr::{self, NonNull};
 use zeroize::Zeroizing;
 
@@ -53,14 +53,6 @@ impl Params {
             Params::MlKem512 => 768,
             Params::MlKem768 => 1088,
             Params::MlKem1024 => 1568,
-        }
-    }
-
-    fn algorithm(self) -> &'static kem::Algorithm<kem::AlgorithmId> {
-        match self {
-            Params::MlKem512 => &kem::ML_KEM_512,
-            Params::MlKem768 => &kem::ML_KEM_768,
-            Params::MlKem1024 => &kem::ML_KEM_1024,
         }
     }
 
@@ -114,6 +106,11 @@ fn raw_key(
 
 /// FIPS 203 ML-KEM.KeyGen_internal(d, z) for `seed` = d‖z: (ek, dk). `None` when aws-lc fails.
 pub fn keygen_from_seed(p: Params, seed: &[u8; SEED_LEN]) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    keygen_key(p, seed).map(|(ek, dk, _)| (ek, dk))
+}
+
+/// [`keygen_from_seed`], and aws-lc's key it made.
+fn keygen_key(p: Params, seed: &[u8; SEED_LEN]) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>, Pkey)> {
     let r = (|| {
         // SAFETY: a fresh context for the KEM key type, owned from here on.
         let ctx = Ctx(NonNull::new(unsafe { sys::EVP_PKEY_CTX_new_id(sys::EVP_PKEY_KEM, ptr::null_mut()) })?);
@@ -136,7 +133,7 @@ pub fn keygen_from_seed(p: Params, seed: &[u8; SEED_LEN]) -> Option<(Vec<u8>, Ze
         }
         let ek = raw_key(&pkey, sys::EVP_PKEY_get_raw_public_key, p.ek_len())?;
         let dk = raw_key(&pkey, sys::EVP_PKEY_get_raw_private_key, p.dk_len())?;
-        Some((ek.to_vec(), dk))
+        Some((ek.to_vec(), dk, pkey))
     })();
     clear_errors();
     r
@@ -147,47 +144,121 @@ pub type Generated = (Vec<u8>, Zeroizing<Vec<u8>>, Zeroizing<[u8; SEED_LEN]>);
 
 /// A fresh key pair: a seed d‖z from the DRBG, expanded.
 pub fn generate(p: Params) -> Option<Generated> {
-    let mut seed = Zeroizing::new([0u8; SEED_LEN]);
-    super::random::fill(&mut seed[..]).ok()?;
-    let (ek, dk) = keygen_from_seed(p, &seed)?;
-    Some((ek, dk, seed))
+    generate_parsed(p).map(|(g, ..)| g)
 }
 
-/// A parsed encapsulation key (what a public key object keeps, `Object::parsed`).
-pub struct EncapsulationKey(kem::EncapsulationKey<kem::AlgorithmId>);
+/// [`generate`], and the pair's keys parsed, as its objects keep them. The private key keeps the
+/// key aws-lc's key generation made (dk is not parsed again from its encoding); the public key
+/// gets its own, made from ek alone: aws-lc's generated key holds dk too, which must not outlive
+/// the private key object in a public one.
+pub fn generate_parsed(p: Params) -> Option<(Generated, EncapsulationKey, DecapsulationKey)> {
+    let mut seed = Zeroizing::new([0u8; SEED_LEN]);
+    super::random::fill(&mut seed[..]).ok()?;
+    let (ek, dk, key) = keygen_key(p, &seed)?;
+    let public = EncapsulationKey::new(p, &ek)?;
+    Some(((ek, dk, seed), public, DecapsulationKey { key, p }))
+}
+
+// SAFETY: an aws-lc EVP_PKEY is reference-counted with atomic counts, and a key that is no longer
+// changed may be used from several threads at once, each operation through its own EVP_PKEY_CTX
+// (as aws-lc-rs's KEM keys, which are `Send` and `Sync`, use it). A `Pkey` here is never changed
+// after it is made.
+unsafe impl Send for Pkey {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for Pkey {}
+
+impl Pkey {
+    /// A fresh operation context for this key.
+    fn context(&self) -> Option<Ctx> {
+        // SAFETY: `self` is live; the context takes its own reference.
+        Some(Ctx(NonNull::new(unsafe { sys::EVP_PKEY_CTX_new(self.0.as_ptr(), ptr::null_mut()) })?))
+    }
+}
+
+/// A parsed encapsulation key (what a public key object keeps, `Object::parsed`): aws-lc's key,
+/// called directly rather than through aws-lc-rs's `kem`, so that the ciphertext and the secret
+/// are written straight into the buffers the module hands on (aws-lc-rs's would be copied out of
+/// its own, and its ciphertext wiped, about 2,500 instructions per encapsulation).
+pub struct EncapsulationKey {
+    key: Pkey,
+    p: Params,
+}
 
 impl EncapsulationKey {
+    /// ek from its FIPS 203 encoding (aws-lc's `EVP_PKEY_kem_new_raw_public_key`, as
+    /// aws-lc-rs's `EncapsulationKey::new`); `None` for an encoding of the wrong length or one
+    /// aws-lc refuses.
     pub fn new(p: Params, ek: &[u8]) -> Option<EncapsulationKey> {
-        kem::EncapsulationKey::new(p.algorithm(), ek).ok().map(EncapsulationKey)
+        if ek.len() != p.ek_len() {
+            return None;
+        }
+        // SAFETY: `ek` is a readable slice of its length; the new key is owned from here on.
+        let key = NonNull::new(unsafe { sys::EVP_PKEY_kem_new_raw_public_key(p.nid(), ek.as_ptr(), ek.len()) });
+        clear_errors();
+        Some(EncapsulationKey { key: Pkey(key?), p })
     }
 
     /// ML-KEM.Encaps: (ciphertext, shared secret).
     pub fn encapsulate(&self) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
-        let (ct, ss) = self.0.encapsulate().ok()?;
-        Some((ct.as_ref().to_vec(), Zeroizing::new(ss.as_ref().to_vec())))
+        let r = (|| {
+            let ctx = self.key.context()?;
+            let mut ct = vec![0u8; self.p.ct_len()];
+            let mut ss = Zeroizing::new(vec![0u8; SECRET_LEN]);
+            let (mut ct_len, mut ss_len) = (ct.len(), ss.len());
+            // SAFETY: each buffer has room for the length passed with it; aws-lc writes at most
+            // that many bytes and stores the length written.
+            let ok = unsafe {
+                sys::EVP_PKEY_encapsulate(ctx.0.as_ptr(), ct.as_mut_ptr(), &mut ct_len, ss.as_mut_ptr(), &mut ss_len)
+            };
+            (ok == 1 && ct_len == ct.len() && ss_len == SECRET_LEN).then_some((ct, ss))
+        })();
+        if r.is_none() {
+            clear_errors();
+        }
+        r
     }
 }
 
 /// A parsed decapsulation key (what a private key object keeps, `Object::parsed`; aws-lc's copy
-/// of dk is cleansed when the key is freed).
+/// of dk is cleansed when the key is freed), called directly as [`EncapsulationKey`] is.
 pub struct DecapsulationKey {
-    key: kem::DecapsulationKey<kem::AlgorithmId>,
-    ct_len: usize,
+    key: Pkey,
+    p: Params,
 }
 
 impl DecapsulationKey {
+    /// dk from its FIPS 203 encoding (`EVP_PKEY_kem_new_raw_secret_key`, as aws-lc-rs's
+    /// `DecapsulationKey::new`).
     pub fn new(p: Params, dk: &[u8]) -> Option<DecapsulationKey> {
-        Some(DecapsulationKey { key: kem::DecapsulationKey::new(p.algorithm(), dk).ok()?, ct_len: p.ct_len() })
+        if dk.len() != p.dk_len() {
+            return None;
+        }
+        // SAFETY: `dk` is a readable slice of its length; the new key is owned from here on.
+        let key = NonNull::new(unsafe { sys::EVP_PKEY_kem_new_raw_secret_key(p.nid(), dk.as_ptr(), dk.len()) });
+        clear_errors();
+        Some(DecapsulationKey { key: Pkey(key?), p })
     }
 
     /// ML-KEM.Decaps: the shared secret (implicit rejection for a ciphertext not the key's);
     /// `None` for a ciphertext of the wrong length.
     pub fn decapsulate(&self, ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        if ct.len() != self.ct_len {
+        if ct.len() != self.p.ct_len() {
             return None;
         }
-        let ss = self.key.decapsulate(kem::Ciphertext::from(ct)).ok()?;
-        Some(Zeroizing::new(ss.as_ref().to_vec()))
+        let r = (|| {
+            let ctx = self.key.context()?;
+            let mut ss = Zeroizing::new(vec![0u8; SECRET_LEN]);
+            let mut ss_len = ss.len();
+            // SAFETY: `ss` has room for `ss_len` bytes, `ct` holds `ct.len()` readable bytes.
+            let ok = unsafe {
+                sys::EVP_PKEY_decapsulate(ctx.0.as_ptr(), ss.as_mut_ptr(), &mut ss_len, ct.as_ptr(), ct.len())
+            };
+            (ok == 1 && ss_len == SECRET_LEN).then_some(ss)
+        })();
+        if r.is_none() {
+            clear_errors();
+        }
+        r
     }
 }
 
@@ -253,6 +324,24 @@ mod tests {
                 println!("SKIP {}: {e}", p.display());
                 None
             }
+        }
+    }
+
+    /// A generated pair's public form holds ek alone: the private form, aws-lc's generated key,
+    /// holds dk too, which must go with the private key object (a public key object that kept it
+    /// would keep dk in memory after the private key is destroyed).
+    #[test]
+    fn a_generated_public_key_holds_no_private_key() {
+        for p in [Params::MlKem512, Params::MlKem768, Params::MlKem1024] {
+            let ((ek, dk, _), public, private) = generate_parsed(p).expect("generate");
+            let private_of = |k: &Pkey| raw_key(k, sys::EVP_PKEY_get_raw_private_key, p.dk_len());
+            assert_eq!(private_of(&private.key).as_deref(), Some(&*dk), "the private form holds dk");
+            assert!(private_of(&public.key).is_none(), "the public form holds no dk");
+            clear_errors();
+            let public_of = raw_key(&public.key, sys::EVP_PKEY_get_raw_public_key, p.ek_len());
+            assert_eq!(public_of.as_deref(), Some(&ek), "the public form holds ek");
+            let (ct, k1) = public.encapsulate().expect("encapsulate");
+            assert_eq!(private.decapsulate(&ct).expect("decapsulate"), k1);
         }
     }
 

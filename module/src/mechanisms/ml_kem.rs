@@ -33,10 +33,9 @@ impl Mechanism for KeyPairGen {
     fn generate_key_pair(&self, param: &Param, public: &AttrMap, private: &AttrMap) -> Result<GeneratedPair> {
         param.require_none()?;
         let p = params_of(super::keygen_parameter_set(public, private)?)?;
-        let (ek, mut dk, seed) = mlkem::generate(p).ok_or(err(CKR_FUNCTION_FAILED))?;
-        // The parsed keys the objects keep (what `MlKem` below and the pairwise test use).
-        let public_form = mlkem::EncapsulationKey::new(p, &ek).ok_or(err(CKR_FUNCTION_FAILED))?;
-        let private_form = mlkem::DecapsulationKey::new(p, &dk).ok_or(err(CKR_FUNCTION_FAILED))?;
+        // With the parsed keys the objects keep (what `MlKem` below and the pairwise test use).
+        let ((ek, mut dk, seed), public_form, private_form) =
+            mlkem::generate_parsed(p).ok_or(err(CKR_FUNCTION_FAILED))?;
         Ok(GeneratedPair {
             key_type: CKK_ML_KEM,
             public: vec![(CKA_PARAMETER_SET, ulong(parameter_set(p))), (CKA_VALUE, ek.into())],

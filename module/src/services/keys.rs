@@ -13,6 +13,7 @@ use crate::operation::Op;
 use crate::policy::{policy, Condition, KeyInfo};
 use crate::session::Session;
 use cryptoki_sys::*;
+use zeroize::Zeroizing;
 
 /// Adds `CKA_CLASS` and `CKA_KEY_TYPE` when the template leaves them out; a template that names
 /// other values than the mechanism makes is inconsistent.
@@ -558,7 +559,10 @@ fn kem_template(
     decapsulating: bool,
     legacy: bool,
 ) -> Result<(Template, usize)> {
-    let mut t = with_nested(template, key, nested)?.into_owned();
+    let full = with_nested(template, key, nested)?;
+    // Room for what is added below (class, key type, sensitivity): the template is not grown.
+    let mut t = Template::with_capacity(full.len() + 3);
+    t.extend_from_slice(&full);
     let map = template::collect(&t)?;
     let given = |a| map.get(&a).map(|v| crate::object::as_ulong(v).ok_or(err(CKR_ATTRIBUTE_VALUE_INVALID)));
     match given(CKA_CLASS).transpose()? {
@@ -585,9 +589,17 @@ fn kem_template(
     Ok((t, len))
 }
 
-/// The leading `len` bytes of a shared secret (`CKR_TEMPLATE_INCONSISTENT` when it is shorter).
-fn leading(secret: &[u8], len: usize) -> Result<Vec<u8>> {
-    Ok(secret.get(..len).ok_or(err(CKR_TEMPLATE_INCONSISTENT))?.to_vec())
+/// The leading `len` bytes of a shared secret (`CKR_TEMPLATE_INCONSISTENT` when it is shorter),
+/// for the new key's value: the whole secret is moved, not copied (the buffer, wiped when the
+/// key object drops, is the key's from here on).
+fn leading(mut secret: Zeroizing<Vec<u8>>, len: usize) -> Result<Vec<u8>> {
+    if len > secret.len() {
+        return Err(err(CKR_TEMPLATE_INCONSISTENT));
+    }
+    // Truncating drops no bytes unwiped: `Zeroizing` wipes the whole allocation on drop, and
+    // here the buffer moves on as the key's value, which its object wipes in full.
+    secret.truncate(len);
+    Ok(std::mem::take(&mut *secret))
 }
 
 /// Why the approved mode refuses a key of part of a KEM's shared secret.
@@ -638,7 +650,7 @@ impl Module {
         let (t, value_len) = kem_template(template, &pk, CKA_ENCAPSULATE_TEMPLATE, false, self.legacy_wrapping())?;
         self.whole_secret(&mut d, value_len)?;
         let e = m.encapsulate(param, &pk)?;
-        let value = leading(&e.secret, value_len)?;
+        let value = leading(e.secret, value_len)?;
         let mut obj =
             template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Derived(false, false), self.actor(&s))?;
         stamp(&mut obj, d.verdict.approved());
@@ -667,7 +679,7 @@ impl Module {
         let (t, value_len) = kem_template(template, &sk, CKA_DECAPSULATE_TEMPLATE, true, self.legacy_wrapping())?;
         self.whole_secret(&mut d, value_len)?;
         let secret = m.decapsulate(param, &sk, ciphertext)?;
-        let value = leading(&secret, value_len)?;
+        let value = leading(secret, value_len)?;
         let mut obj =
             template::build(&t, vec![(CKA_VALUE, value.into())], Origin::Derived(false, false), self.actor(&s))?;
         obj.attrs.insert(crate::object::attrs::CKA_VENDOR_DECAPSULATED, bool_(true));

@@ -35,8 +35,10 @@ pub struct Handles {
     next: CK_OBJECT_HANDLE,
     map: HashMap<CK_OBJECT_HANDLE, Target>,
     by_token: HashMap<(usize, i64), CK_OBJECT_HANDLE>,
-    /// Session objects by owning session, so closing a session touches only its own objects.
-    by_session: HashMap<CK_SESSION_HANDLE, Vec<CK_OBJECT_HANDLE>>,
+    /// Session objects by owning session, so closing a session touches only its own objects. A
+    /// set, so that destroying one of a session's many objects does not search them all (an
+    /// application that makes a key per operation and destroys it later, as with KEM keys).
+    by_session: HashMap<CK_SESSION_HANDLE, rustc_hash::FxHashSet<CK_OBJECT_HANDLE>>,
 }
 
 impl Handles {
@@ -47,7 +49,9 @@ impl Handles {
             Target::Token { token, id, .. } => {
                 self.by_token.insert((Arc::as_ptr(token) as usize, *id), h);
             }
-            Target::Session { owner, .. } => self.by_session.entry(*owner).or_default().push(h),
+            Target::Session { owner, .. } => {
+                self.by_session.entry(*owner).or_default().insert(h);
+            }
         }
         self.map.insert(h, t);
         h
@@ -67,7 +71,7 @@ impl Handles {
             }
             Some(Target::Session { owner, .. }) => {
                 if let Some(v) = self.by_session.get_mut(&owner) {
-                    v.retain(|x| *x != h);
+                    v.remove(&h);
                 }
             }
             None => {}
@@ -293,8 +297,15 @@ impl Module {
             token.delete(*id)?;
         }
         self.handles.write().remove(oh);
-        drop((target, obj));
-        self.evict_stale_keys();
+        drop(target);
+        // The handle is gone, so no session can cache the object from now on; one that did holds
+        // a reference to it. With none held but this one, the object leaves memory (and its
+        // material is wiped) right here, and the sessions' caches have nothing of it to drop.
+        let cached = Arc::strong_count(&obj) > 1;
+        drop(obj);
+        if cached {
+            self.evict_stale_keys();
+        }
         Ok(())
     }
 
