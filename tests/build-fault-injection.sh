@@ -33,7 +33,15 @@ else
     rm -f "${shared[@]}"
     # Debug assertions on for the library's own crate only (the feature refuses to build without
     # them); its dependencies stay exactly the release build's.
-    cargo build --release -p tessera-pkcs11 --lib --features fault-injection \
+    #
+    # The features of the dependencies are resolved as for the suite's build (tests/run-all.sh:
+    # the whole workspace with its tests), so that build takes every dependency from this one
+    # instead of compiling a second variant of each crate whose features differ (nix, pkcs1,
+    # sha2, regex-syntax, tessera-audit, ... and all that depends on them). `--workspace --lib
+    # --test abi` is what selects that resolution: one integration test of tessera-tests (which
+    # does not depend on the library) brings in the dev-dependencies' features; the suite's
+    # build then reuses it as it is.
+    cargo build --release --workspace --lib --test abi --features tessera-pkcs11/fault-injection \
         --config 'profile.release.package.tessera-pkcs11.debug-assertions=true' >&2
     mkdir -p "$out"
     cp target/release/libtessera_pkcs11.so "$lib.new"
@@ -45,6 +53,10 @@ else
     [ -z "$key" ] || echo "$key" > "$out/sources.key"
 fi
 # Sealed with the sealing tool of the same sources (built by the release build, or here).
-[ -x target/release/tessera-util ] || cargo build --release -p tessera-pkcs11 --bin tessera-util >&2
-target/release/tessera-util --seal "$lib" >&2
+# TESSERA_FAULT_SEAL=later: the caller seals it after its own build of the tools (tests/run-all.sh
+# does; building tessera-util here alone would compile the library once more).
+if [ "${TESSERA_FAULT_SEAL:-}" != later ]; then
+    [ -x target/release/tessera-util ] || cargo build --release -p tessera-pkcs11 --bin tessera-util >&2
+    target/release/tessera-util --seal "$lib" >&2
+fi
 echo "$PWD/$lib"

@@ -23,7 +23,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 echo "== build (nightly, address sanitizer, optimised)"
 time nice cargo +nightly fuzz build -O
-# FUZZ_BUILD_ONLY=1: the build alone (tests/run-all.sh makes it while the tests run).
+# FUZZ_BUILD_ONLY=1: the build alone (tests/run-all.sh makes it while its builds and tests run).
 [ -z "${FUZZ_BUILD_ONLY:-}" ] || exit 0
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT

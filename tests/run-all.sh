@@ -4,39 +4,37 @@
 # approved-mode matrix). Installs what it needs (tests/setup.sh). CI (.ci/run) calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Each phase is announced with the time of day and the seconds since the start, and the run ends
+# (passed or not) with the phases' durations: where a slow run's time went, from its log alone.
+phase_names=()
+phase_starts=()
+phase() {
+    phase_names+=("$1")
+    phase_starts+=("$SECONDS")
+    echo "== [$(date -u +%T) +${SECONDS}s] $1: $2"
+}
+phase_summary() {
+    local status=$? i end
+    echo "== phases (seconds)"
+    for i in "${!phase_names[@]}"; do
+        end=${phase_starts[$((i + 1))]:-$SECONDS}
+        printf '%6d  %s\n' $((end - phase_starts[i])) "${phase_names[i]}"
+    done
+    printf '%6d  total (exit status %d)\n' "$SECONDS" "$status"
+}
+trap phase_summary EXIT
+
+phase setup "system packages (tests/setup.sh)"
 . tests/setup.sh
 tessera_install_packages
 
-echo "== build the fault-injection library (test builds only: every self-test can be made to fail)"
-# Release profile, sharing the release build's aws-lc; first, because it replaces the release
-# library for a moment (the release build below puts the ordinary one back).
-TESSERA_FAULT_MODULE=$(bash tests/build-fault-injection.sh)
-export TESSERA_FAULT_MODULE
-
-echo "== build (release), seal (the integrity value written into the library: needed after every build)"
-# The library's own build makes target/release/libtessera_pkcs11.so (a build of binaries alone
-# leaves the cdylib out of date).
-cargo build --release -p tessera-pkcs11
-cargo build --release -p tessera-tests --bins
-cargo build --release -p tessera-audit
-target/release/tessera-util --seal
-if grep -q TESSERA_FAIL_SELFTEST target/release/libtessera_pkcs11.so; then
-    echo "target/release/libtessera_pkcs11.so is the fault-injection build, not the ordinary one" >&2
-    exit 1
-fi
-export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
-export TESSERA_UTIL=$PWD/target/release/tessera-util
-
-echo "== Python for tests/pqc_interop.rs: PyKCS11 (with the PKCS #11 3.2 names) and cryptography (its wheel's OpenSSL has ML-DSA) from PyPI, in target/pqc-venv"
-# Without network access the test falls back to Debian's python3-pykcs11 and checks the
-# SubjectPublicKeyInfo with PQClean only.
-[ -x target/pqc-venv/bin/python ] || { python3 -m venv target/pqc-venv && target/pqc-venv/bin/pip install -q PyKCS11 cryptography; } ||
-    echo "SKIP target/pqc-venv: could not install PyKCS11 and cryptography from PyPI"
-
 # The fuzz targets' build (nightly, sanitizer and coverage instrumentation: its own aws-lc and
-# dependencies, 4-5 minutes from a clean clone) starts now in the background at the lowest CPU
-# priority, so it uses what the tests below leave idle (they wait on processes, fsync and
-# sockets much of the time); the fuzz smoke run after them then finds it built.
+# dependencies, about 6 minutes of CPU from a clean clone) starts first, in the background at the
+# lowest CPU priority: it takes only what the builds and tests below leave idle (a single-threaded
+# step of a build, tests that wait on processes, fsync and sockets), and the fuzz smoke run at
+# the end finds it built.
+mkdir -p target
 fuzz_build=
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     echo "== fuzz targets' build started in the background (output: target/fuzz-build.log)"
@@ -44,12 +42,50 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz_build=$!
 fi
 
+phase fault-build "build the fault-injection library (test builds only: every self-test can be made to fail)"
+# Release profile, sharing the release build's dependencies (aws-lc among them); first, because
+# it replaces the release library for a moment (the build below puts the ordinary one back).
+# Sealed below, with the tools that build makes.
+TESSERA_FAULT_MODULE=$(TESSERA_FAULT_SEAL=later bash tests/build-fault-injection.sh)
+export TESSERA_FAULT_MODULE
+
+phase build "build (release) the library, the tools and every test; seal both libraries (the integrity value written into the library: needed after every build)"
+# One build of everything the suite runs, the test binaries included, so that both runs below
+# compile nothing: every cargo command of this script selects the whole workspace with its
+# tests, which resolves every dependency's features one way (a narrower selection, such as
+# `-p tessera-tests`, resolves some differently and compiles those crates, and everything
+# above them, again). The library's own build makes target/release/libtessera_pkcs11.so.
+cargo build --release --workspace --lib --bins --tests --examples
+target/release/tessera-util --seal
+target/release/tessera-util --seal "$TESSERA_FAULT_MODULE"
+if grep -q TESSERA_FAIL_SELFTEST target/release/libtessera_pkcs11.so; then
+    echo "target/release/libtessera_pkcs11.so is the fault-injection build, not the ordinary one" >&2
+    exit 1
+fi
+export TESSERA_MODULE=$PWD/target/release/libtessera_pkcs11.so
+export TESSERA_UTIL=$PWD/target/release/tessera-util
+
+phase python "Python for tests/pqc_interop.rs: PyKCS11 (with the PKCS #11 3.2 names) and cryptography (its wheel's OpenSSL has ML-DSA) from PyPI, in target/pqc-venv"
+# Without network access the test falls back to Debian's python3-pykcs11 and checks the
+# SubjectPublicKeyInfo with PQClean only.
+[ -x target/pqc-venv/bin/python ] || { python3 -m venv target/pqc-venv && target/pqc-venv/bin/pip install -q PyKCS11 cryptography; } ||
+    echo "SKIP target/pqc-venv: could not install PyKCS11 and cryptography from PyPI"
+
 # tests/packaging.rs runs here once (it builds the Debian package with dpkg-deb and installs it as
 # root): its tests choose each mode themselves, so the approved run below leaves it out.
-echo "== tests, non-approved mode (the default)"
+phase tests-non-approved "tests, non-approved mode (the default)"
 TESSERA_MODE=non-approved cargo test --release --workspace --no-fail-fast
 
-echo "== fuzz smoke run: every cargo-fuzz target 30 s on its stored corpus (module/fuzz)"
+phase tests-approved "tests, approved mode (everything but the third-party tool interop, whose tools use non-approved mechanisms)"
+# `--workspace` although only tessera-tests' files are named: the same selection as the build
+# above, so nothing is compiled again (see there).
+TESSERA_MODE=approved cargo test --release --workspace --no-fail-fast \
+    --test abi --test attacks --test fips --test docs --test doc_commands --test approved_mode --test pqc_sign --test pqc_stream --test config --test login_cache --test message --test stress --test tools --test process_hardening \
+    --test mech_rsa --test wycheproof_rsa --test mech_ec --test wycheproof_ec --test wycheproof_pqc --test pqc_interop \
+    --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes --test environments \
+    --test audit --test sign --test migrate --test dropin --test pqc_kem --test backup
+
+phase fuzz "fuzz smoke run: every cargo-fuzz target 30 s on its stored corpus (module/fuzz)"
 # cargo fuzz needs the nightly toolchain; a machine without it (and without a way to fetch it)
 # skips this part with a message rather than failing the suite.
 if [ -n "$fuzz_build" ]; then
@@ -58,14 +94,8 @@ if [ -n "$fuzz_build" ]; then
         echo "the fuzz targets' build failed (above)" >&2
         exit 1
     fi
+    phase fuzz-run "the fuzz targets' build is done (target/fuzz-build.log); every target 30 s"
     FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash tests/fuzz-smoke.sh
 else
     echo "SKIP fuzz smoke run: no nightly toolchain on this machine (cargo fuzz needs one)"
 fi
-
-echo "== tests, approved mode (everything but the third-party tool interop, whose tools use non-approved mechanisms)"
-TESSERA_MODE=approved cargo test --release -p tessera-tests --no-fail-fast \
-    --test abi --test attacks --test fips --test docs --test doc_commands --test approved_mode --test pqc_sign --test pqc_stream --test config --test login_cache --test message --test stress --test tools --test process_hardening \
-    --test mech_rsa --test wycheproof_rsa --test mech_ec --test wycheproof_ec --test wycheproof_pqc --test pqc_interop \
-    --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes --test environments \
-    --test audit --test sign --test migrate --test dropin --test pqc_kem --test backup

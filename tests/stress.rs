@@ -747,10 +747,16 @@ fn kill9_while_creating_loses_nothing_committed() {
                 wait_for(&mut lines, "ready", &mut child);
                 Duration::from_millis(rng.range(2, 200))
             }
+            // 2-40 ms into the stream: a creation commits every 40 µs or so, so the window spans
+            // hundreds of them and the kill falls at an evenly random moment of one (before,
+            // inside or after its transaction) as it would with a longer one. A longer window
+            // only makes the token bigger (about 25 objects a millisecond, kept to the end for
+            // the final check), and every later process reads all of them in: 2-200 ms made
+            // 80,000 objects and took 30 s, most of it in those reads.
             Phase::Creating => {
                 wait_for(&mut lines, "ready", &mut child);
                 wait_for(&mut lines, "first object", &mut child);
-                Duration::from_millis(rng.range(2, 200))
+                Duration::from_millis(rng.range(2, 40))
             }
         };
         std::thread::sleep(delay);
