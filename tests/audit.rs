@@ -280,18 +280,24 @@ fn a_run_is_recorded_verifies_and_keeps_no_secret() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("audit.log:"), "{}", show(&out));
 }
 
-#[test]
-fn audit_events_chooses_the_categories() {
-    let c = chain();
-    let t =
-        Token::with_conf("events", &format!("{}\naudit.events = auth, refusal\naudit.sync = always", c.conf_line()));
-    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+/// One HMAC-SHA-256 signature of `DATA` with `key`, in a single `C_Sign` (no length query): one
+/// `C_SignInit` and one `C_Sign` record.
+fn hmac_sign(t: &Token, key: CK_OBJECT_HANDLE) {
     let mut m = mech(CKM_SHA256_HMAC);
     assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
     let mut out = [0u8; 32];
     let mut n = out.len() as CK_ULONG;
     let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
     assert_eq!(rv, CKR_OK);
+}
+
+#[test]
+fn audit_events_chooses_the_categories() {
+    let c = chain();
+    let t =
+        Token::with_conf("events", &format!("{}\naudit.events = auth, refusal\naudit.sync = always", c.conf_line()));
+    let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
+    hmac_sign(&t, key);
     drop(t);
     let sum = c.verify();
     assert!(sum.failure.is_none(), "{:?}", sum.failure);
@@ -313,14 +319,7 @@ fn a_changed_label_and_id_are_in_the_next_record() {
     let c = chain();
     let t = Token::with_conf("relabel", &c.conf_line());
     let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
-    let sign = || {
-        let mut m = mech(CKM_SHA256_HMAC);
-        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
-        let mut out = [0u8; 32];
-        let mut n = out.len() as CK_ULONG;
-        let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
-        assert_eq!(rv, CKR_OK);
-    };
+    let sign = || hmac_sign(&t, key);
     let names = [(b"id-1".as_slice(), "first label"), (b"id-22", "second label"), (b"id-1", "first label")];
     for (id, label) in names {
         t.set(key, &vec![(CKA_ID, V::Bytes(id.to_vec())), (CKA_LABEL, V::Bytes(label.as_bytes().to_vec()))]).unwrap();
@@ -353,12 +352,7 @@ fn retention_through_the_library() {
     );
     let key = t.key(CKK_GENERIC_SECRET, KEY_VALUE).unwrap();
     for _ in 0..300 {
-        let mut m = mech(CKM_SHA256_HMAC);
-        assert_eq!(unsafe { t.f.C_SignInit(t.h, &mut m, key) }, CKR_OK);
-        let mut out = [0u8; 32];
-        let mut n = out.len() as CK_ULONG;
-        let rv = unsafe { t.f.C_Sign(t.h, DATA.as_ptr() as *mut _, DATA.len() as _, out.as_mut_ptr(), &mut n) };
-        assert_eq!(rv, CKR_OK);
+        hmac_sign(&t, key);
     }
     drop(t);
     let (files, missing) = verify::log_files(&c.dir, None).unwrap();
