@@ -17,6 +17,7 @@
 //! variant, which aws-lc offers for μ only below its public interface. aws-lc-rs exposes none of
 //! this, so these are small wrappers around aws-lc's C interface, one call each.
 
+use super::evp::Pkey;
 use super::sys;
 use aws_lc_rs::encoding::AsRawBytes;
 use aws_lc_rs::signature::{self as lc, KeyPair as _};
@@ -211,26 +212,26 @@ impl MlDsa {
             return None;
         }
         // SAFETY: `sk` is a valid slice for its length; aws-lc copies it. NULL is checked.
-        let k = unsafe { sys::EVP_PKEY_pqdsa_new_raw_private_key(self.nid(), sk.as_ptr(), sk.len()) };
-        if k.is_null() {
+        let Some(k) = Pkey::new(unsafe { sys::EVP_PKEY_pqdsa_new_raw_private_key(self.nid(), sk.as_ptr(), sk.len()) })
+        else {
             // SAFETY: clearing this thread's error queue has no preconditions.
             unsafe { sys::ERR_clear_error() };
             return None;
-        }
-        Some(MuKey(Pkey(k)))
+        };
+        Some(MuKey(k))
     }
 
     /// aws-lc: a hedged signature of the message representative `mu` (FIPS 204 Algorithm 2 from
     /// line 7, with fresh randomness from aws-lc's DRBG): `EVP_PKEY_sign` on an ML-DSA key.
     pub fn sign_mu(self, key: &MuKey, mu: &[u8; 64]) -> Option<Vec<u8>> {
-        let ctx = PkeyCtx::new(&key.0)?;
+        let ctx = key.0.context()?;
         let mut sig = vec![0u8; self.signature_len()];
         let mut len = sig.len();
         // SAFETY: `ctx` is a live context for the key; `sig` has `len` writable bytes, `mu` 64
         // readable ones; aws-lc writes at most `len` bytes and sets `len` to what it wrote.
         let ok = unsafe {
-            sys::EVP_PKEY_sign_init(ctx.0) == 1
-                && sys::EVP_PKEY_sign(ctx.0, sig.as_mut_ptr(), &mut len, mu.as_ptr(), mu.len()) == 1
+            sys::EVP_PKEY_sign_init(ctx.as_ptr()) == 1
+                && sys::EVP_PKEY_sign(ctx.as_ptr(), sig.as_mut_ptr(), &mut len, mu.as_ptr(), mu.len()) == 1
         };
         if !ok || len != self.signature_len() {
             // SAFETY: as above.
@@ -247,18 +248,17 @@ impl MlDsa {
             return false;
         }
         // SAFETY: `pk` is a valid slice for its length; aws-lc copies it. NULL is checked.
-        let k = unsafe { sys::EVP_PKEY_pqdsa_new_raw_public_key(self.nid(), pk.as_ptr(), pk.len()) };
-        if k.is_null() {
+        let Some(key) = Pkey::new(unsafe { sys::EVP_PKEY_pqdsa_new_raw_public_key(self.nid(), pk.as_ptr(), pk.len()) })
+        else {
             // SAFETY: clearing this thread's error queue has no preconditions.
             unsafe { sys::ERR_clear_error() };
             return false;
-        }
-        let key = Pkey(k);
-        let Some(ctx) = PkeyCtx::new(&key) else { return false };
+        };
+        let Some(ctx) = key.context() else { return false };
         // SAFETY: `ctx` is a live context for the key; `sig` and `mu` are valid for their lengths.
         let ok = unsafe {
-            sys::EVP_PKEY_verify_init(ctx.0) == 1
-                && sys::EVP_PKEY_verify(ctx.0, sig.as_ptr(), sig.len(), mu.as_ptr(), mu.len()) == 1
+            sys::EVP_PKEY_verify_init(ctx.as_ptr()) == 1
+                && sys::EVP_PKEY_verify(ctx.as_ptr(), sig.as_ptr(), sig.len(), mu.as_ptr(), mu.len()) == 1
         };
         if !ok {
             // SAFETY: as above.
@@ -380,41 +380,6 @@ impl Mu {
     pub fn finish(self) -> Option<[u8; 64]> {
         let mut mu = [0u8; 64];
         self.0.finish(&mut mu).then_some(mu)
-    }
-}
-
-/// An owned `EVP_PKEY`.
-struct Pkey(*mut sys::EVP_PKEY);
-
-impl Drop for Pkey {
-    fn drop(&mut self) {
-        // SAFETY: the key came from an aws-lc constructor and is freed once (aws-lc clears the
-        // private key it frees).
-        unsafe { sys::EVP_PKEY_free(self.0) }
-    }
-}
-
-// SAFETY: the key is owned by this wrapper and never changed after construction; aws-lc takes
-// a reference (an atomic count) for each context made on it, which is safe from any thread.
-unsafe impl Send for Pkey {}
-// SAFETY: as above: shared use only makes contexts on the key.
-unsafe impl Sync for Pkey {}
-
-/// An owned `EVP_PKEY_CTX`.
-struct PkeyCtx(*mut sys::EVP_PKEY_CTX);
-
-impl PkeyCtx {
-    fn new(key: &Pkey) -> Option<PkeyCtx> {
-        // SAFETY: `key` is a live key; the context takes its own reference. NULL is checked.
-        let c = unsafe { sys::EVP_PKEY_CTX_new(key.0, std::ptr::null_mut()) };
-        (!c.is_null()).then_some(PkeyCtx(c))
-    }
-}
-
-impl Drop for PkeyCtx {
-    fn drop(&mut self) {
-        // SAFETY: the context came from EVP_PKEY_CTX_new and is freed once.
-        unsafe { sys::EVP_PKEY_CTX_free(self.0) }
     }
 }
 

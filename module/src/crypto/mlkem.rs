@@ -8,8 +8,9 @@
 //! known-answer test and the vector tests use. Both calls exist in `aws-lc-sys` and in
 //! `aws-lc-fips-sys`: the FIPS build serves ML-KEM from inside aws-lc's FIPS module.
 
+use super::evp::{Pkey, PkeyCtx};
 use super::sys;
-use std::ptr::{self, NonNull};
+use std::ptr;
 use zeroize::Zeroizing;
 
 /// One ML-KEM parameter set, with its FIPS 203 sizes.
@@ -70,26 +71,6 @@ fn clear_errors() {
     unsafe { sys::ERR_clear_error() }
 }
 
-/// An owned EVP_PKEY.
-struct Pkey(NonNull<sys::EVP_PKEY>);
-
-impl Drop for Pkey {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference and release it once.
-        unsafe { sys::EVP_PKEY_free(self.0.as_ptr()) }
-    }
-}
-
-/// An owned EVP_PKEY_CTX.
-struct Ctx(NonNull<sys::EVP_PKEY_CTX>);
-
-impl Drop for Ctx {
-    fn drop(&mut self) {
-        // SAFETY: we own the context and free it once.
-        unsafe { sys::EVP_PKEY_CTX_free(self.0.as_ptr()) }
-    }
-}
-
 /// A raw key of `pkey` through `get` (aws-lc's two-call length convention).
 fn raw_key(
     pkey: &Pkey,
@@ -100,7 +81,7 @@ fn raw_key(
     let mut n = len;
     // SAFETY: `pkey` is a live key; `out` has room for `n` bytes, and aws-lc writes at most `n`
     // and stores the length written in `n`.
-    let ok = unsafe { get(pkey.0.as_ptr(), out.as_mut_ptr(), &mut n) } == 1;
+    let ok = unsafe { get(pkey.as_ptr(), out.as_mut_ptr(), &mut n) } == 1;
     (ok && n == len).then_some(out)
 }
 
@@ -113,21 +94,21 @@ pub fn keygen_from_seed(p: Params, seed: &[u8; SEED_LEN]) -> Option<(Vec<u8>, Ze
 fn keygen_key(p: Params, seed: &[u8; SEED_LEN]) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>, Pkey)> {
     let r = (|| {
         // SAFETY: a fresh context for the KEM key type, owned from here on.
-        let ctx = Ctx(NonNull::new(unsafe { sys::EVP_PKEY_CTX_new_id(sys::EVP_PKEY_KEM, ptr::null_mut()) })?);
+        let ctx = PkeyCtx::new(unsafe { sys::EVP_PKEY_CTX_new_id(sys::EVP_PKEY_KEM, ptr::null_mut()) })?;
         // SAFETY: `ctx` is a live KEM context; the NID names one of aws-lc's ML-KEM sets.
-        if unsafe { sys::EVP_PKEY_CTX_kem_set_params(ctx.0.as_ptr(), p.nid()) } != 1 {
+        if unsafe { sys::EVP_PKEY_CTX_kem_set_params(ctx.as_ptr(), p.nid()) } != 1 {
             return None;
         }
         // SAFETY: `ctx` is live.
-        if unsafe { sys::EVP_PKEY_keygen_init(ctx.0.as_ptr()) } != 1 {
+        if unsafe { sys::EVP_PKEY_keygen_init(ctx.as_ptr()) } != 1 {
             return None;
         }
         let mut out: *mut sys::EVP_PKEY = ptr::null_mut();
         let mut len = SEED_LEN;
         // SAFETY: `seed` holds `len` readable bytes; aws-lc stores a new key in `out`, which we
         // then own.
-        let ok = unsafe { sys::EVP_PKEY_keygen_deterministic(ctx.0.as_ptr(), &mut out, seed.as_ptr(), &mut len) };
-        let pkey = Pkey(NonNull::new(out)?);
+        let ok = unsafe { sys::EVP_PKEY_keygen_deterministic(ctx.as_ptr(), &mut out, seed.as_ptr(), &mut len) };
+        let pkey = Pkey::new(out)?;
         if ok != 1 {
             return None;
         }
@@ -159,22 +140,6 @@ pub fn generate_parsed(p: Params) -> Option<(Generated, EncapsulationKey, Decaps
     Some(((ek, dk, seed), public, DecapsulationKey { key, p }))
 }
 
-// SAFETY: an aws-lc EVP_PKEY is reference-counted with atomic counts, and a key that is no longer
-// changed may be used from several threads at once, each operation through its own EVP_PKEY_CTX
-// (as aws-lc-rs's KEM keys, which are `Send` and `Sync`, use it). A `Pkey` here is never changed
-// after it is made.
-unsafe impl Send for Pkey {}
-// SAFETY: see `Send` above.
-unsafe impl Sync for Pkey {}
-
-impl Pkey {
-    /// A fresh operation context for this key.
-    fn context(&self) -> Option<Ctx> {
-        // SAFETY: `self` is live; the context takes its own reference.
-        Some(Ctx(NonNull::new(unsafe { sys::EVP_PKEY_CTX_new(self.0.as_ptr(), ptr::null_mut()) })?))
-    }
-}
-
 /// A parsed encapsulation key (what a public key object keeps, `Object::parsed`): aws-lc's key,
 /// called directly rather than through aws-lc-rs's `kem`, so that the ciphertext and the secret
 /// are written straight into the buffers the module hands on (aws-lc-rs's would be copied out of
@@ -193,9 +158,9 @@ impl EncapsulationKey {
             return None;
         }
         // SAFETY: `ek` is a readable slice of its length; the new key is owned from here on.
-        let key = NonNull::new(unsafe { sys::EVP_PKEY_kem_new_raw_public_key(p.nid(), ek.as_ptr(), ek.len()) });
+        let key = Pkey::new(unsafe { sys::EVP_PKEY_kem_new_raw_public_key(p.nid(), ek.as_ptr(), ek.len()) });
         clear_errors();
-        Some(EncapsulationKey { key: Pkey(key?), p })
+        Some(EncapsulationKey { key: key?, p })
     }
 
     /// ML-KEM.Encaps: (ciphertext, shared secret).
@@ -208,7 +173,7 @@ impl EncapsulationKey {
             // SAFETY: each buffer has room for the length passed with it; aws-lc writes at most
             // that many bytes and stores the length written.
             let ok = unsafe {
-                sys::EVP_PKEY_encapsulate(ctx.0.as_ptr(), ct.as_mut_ptr(), &mut ct_len, ss.as_mut_ptr(), &mut ss_len)
+                sys::EVP_PKEY_encapsulate(ctx.as_ptr(), ct.as_mut_ptr(), &mut ct_len, ss.as_mut_ptr(), &mut ss_len)
             };
             (ok == 1 && ct_len == ct.len() && ss_len == SECRET_LEN).then_some((ct, ss))
         })();
@@ -234,9 +199,9 @@ impl DecapsulationKey {
             return None;
         }
         // SAFETY: `dk` is a readable slice of its length; the new key is owned from here on.
-        let key = NonNull::new(unsafe { sys::EVP_PKEY_kem_new_raw_secret_key(p.nid(), dk.as_ptr(), dk.len()) });
+        let key = Pkey::new(unsafe { sys::EVP_PKEY_kem_new_raw_secret_key(p.nid(), dk.as_ptr(), dk.len()) });
         clear_errors();
-        Some(DecapsulationKey { key: Pkey(key?), p })
+        Some(DecapsulationKey { key: key?, p })
     }
 
     /// ML-KEM.Decaps: the shared secret (implicit rejection for a ciphertext not the key's);
@@ -250,9 +215,8 @@ impl DecapsulationKey {
             let mut ss = Zeroizing::new(vec![0u8; SECRET_LEN]);
             let mut ss_len = ss.len();
             // SAFETY: `ss` has room for `ss_len` bytes, `ct` holds `ct.len()` readable bytes.
-            let ok = unsafe {
-                sys::EVP_PKEY_decapsulate(ctx.0.as_ptr(), ss.as_mut_ptr(), &mut ss_len, ct.as_ptr(), ct.len())
-            };
+            let ok =
+                unsafe { sys::EVP_PKEY_decapsulate(ctx.as_ptr(), ss.as_mut_ptr(), &mut ss_len, ct.as_ptr(), ct.len()) };
             (ok == 1 && ss_len == SECRET_LEN).then_some(ss)
         })();
         if r.is_none() {
@@ -278,16 +242,15 @@ pub fn decapsulate(p: Params, dk: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>
 pub fn encapsulate_deterministic(p: Params, ek: &[u8], m: &[u8; M_LEN]) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
     let r = (|| {
         // SAFETY: `ek` is a readable slice of its length; the new key is owned from here on.
-        let pkey = Pkey(NonNull::new(unsafe { sys::EVP_PKEY_kem_new_raw_public_key(p.nid(), ek.as_ptr(), ek.len()) })?);
-        // SAFETY: `pkey` is live; the context takes its own reference.
-        let ctx = Ctx(NonNull::new(unsafe { sys::EVP_PKEY_CTX_new(pkey.0.as_ptr(), ptr::null_mut()) })?);
+        let pkey = Pkey::new(unsafe { sys::EVP_PKEY_kem_new_raw_public_key(p.nid(), ek.as_ptr(), ek.len()) })?;
+        let ctx = pkey.context()?;
         let mut ct = vec![0u8; p.ct_len()];
         let mut ss = Zeroizing::new(vec![0u8; SECRET_LEN]);
         let (mut ct_len, mut ss_len, mut m_len) = (ct.len(), ss.len(), M_LEN);
         // SAFETY: each buffer has room for the length passed with it; `m` holds `m_len` bytes.
         let ok = unsafe {
             sys::EVP_PKEY_encapsulate_deterministic(
-                ctx.0.as_ptr(),
+                ctx.as_ptr(),
                 ct.as_mut_ptr(),
                 &mut ct_len,
                 ss.as_mut_ptr(),

@@ -32,6 +32,7 @@ pub mod digest;
 pub mod ecdh;
 pub mod ecdsa;
 pub mod ed25519;
+mod evp;
 pub mod hmac;
 pub mod kdf;
 pub mod library_file;
