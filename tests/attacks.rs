@@ -929,3 +929,91 @@ fn a_prototype_lends_no_template_s_rules_to_another() {
     values.dedup();
     assert_eq!(values.len(), n, "every readable key has a value of its own");
 }
+
+/// Family: a KEM key reached through another object or another session. ML-KEM objects keep
+/// aws-lc's parsed keys (a generated pair's private object keeps the key its generation made, the
+/// public one a key parsed from ek alone), and a length query of `C_EncapsulateKey` reads no
+/// template. An application with a user login tries the routes those open: the public object
+/// yields ek and nothing of dk, and copying it cannot make it a private key; a key destroyed in
+/// one session, while another session has just decapsulated with it, is gone for that session
+/// too (no decapsulation, no attribute, its handle never handed out again); a length query with
+/// a destroyed key answers nothing.
+#[test]
+fn a_kem_key_is_reached_through_no_other_object_or_session() {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, MlKemParameterSetType};
+    let t = Token::new("attack-kem-key");
+    let s = t.s();
+    let (ek, dk) = s
+        .generate_key_pair(
+            &Mechanism::MlKemKeyPairGen,
+            &[Attribute::Token(false), Attribute::ParameterSet(MlKemParameterSetType::ML_KEM_768.into())],
+            &[Attribute::Token(false), Attribute::Sensitive(true), Attribute::Extractable(false)],
+        )
+        .expect("ML-KEM-768 key pair");
+    let (ek, dk) = (ek.handle(), dk.handle());
+    // The public object: ek (1,184 bytes), no seed, and no way to become a private key.
+    assert_eq!(t.value(ek).unwrap().len(), 1184, "the public key's value is ek");
+    assert_eq!(t.attr(ek, CKA_SEED).unwrap_err(), CKR_ATTRIBUTE_TYPE_INVALID, "a public key has no seed");
+    for (a, v) in [(CKA_CLASS, V::U(CKO_PRIVATE_KEY)), (CKA_DECAPSULATE, V::B(true))] {
+        let copied = t.copy(ek, &vec![(a, v)]);
+        assert!(copied.is_err(), "a copy of the public key with {a:#x} changed: {copied:?}");
+    }
+    // The private object: neither dk nor its seed reads, wraps or turns readable.
+    for a in [CKA_VALUE, CKA_SEED] {
+        assert_eq!(t.attr(dk, a).unwrap_err(), CKR_ATTRIBUTE_SENSITIVE, "dk's {a:#x}");
+    }
+    assert_eq!(t.wrap(&kw(), generated_kek(&t), dk).unwrap_err(), CKR_KEY_UNEXTRACTABLE);
+    // Another session of the same user decapsulates with dk; this one then destroys it.
+    let other = t.session();
+    use tessera_tests::raw::{attr, mech};
+    let mut m = mech(CKM_ML_KEM);
+    let (class, kt, len, no) = (CKO_SECRET_KEY, CKK_GENERIC_SECRET, 32 as CK_ULONG, CK_FALSE);
+    let tpl = || [attr(CKA_CLASS, &class), attr(CKA_KEY_TYPE, &kt), attr(CKA_VALUE_LEN, &len), attr(CKA_TOKEN, &no)];
+    let mut ct = vec![0u8; 1088];
+    let mut ct_len = ct.len() as CK_ULONG;
+    let mut made = 0;
+    let rv = unsafe {
+        t.f.C_EncapsulateKey(t.h, &mut m, ek, tpl().as_mut_ptr(), 4, ct.as_mut_ptr(), &mut ct_len, &mut made)
+    };
+    assert_eq!(rv, CKR_OK, "encapsulate");
+    let decapsulate = |h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE| {
+        let mut m = mech(CKM_ML_KEM);
+        let mut out: CK_OBJECT_HANDLE = 0;
+        let rv = unsafe {
+            t.f.C_DecapsulateKey(h, &mut m, key, tpl().as_mut_ptr(), 4, ct.as_ptr() as *mut _, ct.len() as _, &mut out)
+        };
+        (rv, out)
+    };
+    let (rv, secret) = decapsulate(other, dk);
+    assert_eq!(rv, CKR_OK, "decapsulate in the other session");
+    assert_ne!(secret, 0);
+    t.destroy(dk);
+    let (rv, out) = decapsulate(other, dk);
+    assert!(rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID, "a destroyed dk decapsulates: {rv:#x}");
+    assert_eq!(out, 0, "no handle written");
+    let (rv, _) = decapsulate(t.h, dk);
+    assert!(rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID, "{rv:#x}");
+    assert_eq!(t.attr(dk, CKA_CLASS).unwrap_err(), CKR_OBJECT_HANDLE_INVALID, "a destroyed dk has attributes");
+    // Its handle is never handed out again, to a key of the user's making or the token's.
+    for _ in 0..16 {
+        let k = t.generate(&Mech::new(CKM_AES_KEY_GEN), &vec![(CKA_VALUE_LEN, V::U(32)), (CKA_TOKEN, V::B(false))]);
+        assert_ne!(k.unwrap(), dk, "a new key took the destroyed key's handle");
+        let (mut made, mut out, mut out_len) = (0, [0u8; 1088], 1088 as CK_ULONG);
+        let rv = unsafe {
+            t.f.C_EncapsulateKey(other, &mut m, ek, tpl().as_mut_ptr(), 4, out.as_mut_ptr(), &mut out_len, &mut made)
+        };
+        let k = made;
+        assert_eq!(rv, CKR_OK);
+        assert_ne!(k, dk, "an encapsulated key took the destroyed key's handle");
+    }
+    // A destroyed ek: the length query (no template read) still refuses it, and writes no length.
+    t.destroy(ek);
+    let mut qlen: CK_ULONG = 7;
+    let mut made = 0;
+    let rv = unsafe {
+        t.f.C_EncapsulateKey(other, &mut m, ek, std::ptr::null_mut(), 0, std::ptr::null_mut(), &mut qlen, &mut made)
+    };
+    assert!(rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID, "a destroyed ek answers: {rv:#x}");
+    assert_eq!((qlen, made), (7, 0), "nothing written");
+}
