@@ -29,7 +29,20 @@ macro_rules! require {
 /// Runs a command, returning its output and its description for messages.
 fn run(mut c: Command) -> (Output, String) {
     let what = describe(&c);
-    let out = c.output().unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
+    // A program a test has just copied (tessera-util beside a library of its own) can be busy for
+    // an instant: a child that another test thread is forking inherits the copy's descriptor
+    // until its own exec closes it, and exec then fails with ETXTBSY. That is the test harness's
+    // race, not the program's: the exec is tried again after a pause, at most 50 times.
+    let mut busy = 0;
+    let out = loop {
+        match c.output() {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) && busy < 50 => {
+                busy += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => break r.unwrap_or_else(|e| panic!("cannot run `{what}`: {e}")),
+        }
+    };
     (out, what)
 }
 
