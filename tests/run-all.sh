@@ -30,7 +30,7 @@ phase setup "system packages (tests/setup.sh)"
 tessera_install_packages
 
 # The fuzz targets' build (nightly, sanitizer and coverage instrumentation: its own aws-lc and
-# dependencies, about 6 minutes of CPU from a clean clone) starts first, in the background at the
+# dependencies, about 5 minutes of CPU from a clean clone) starts first, in the background at the
 # lowest CPU priority: it takes only what the builds and tests below leave idle (a single-threaded
 # step of a build, tests that wait on processes, fsync and sockets), and the fuzz smoke run at
 # the end finds it built.
