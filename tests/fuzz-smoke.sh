@@ -12,6 +12,10 @@
 #   FUZZ_SECONDS=30 bash tests/fuzz-smoke.sh            # every target
 #   bash tests/fuzz-smoke.sh template mech_params       # some targets
 #   FUZZ_JOBS=1 bash tests/fuzz-smoke.sh                # one target at a time
+#
+# FUZZ_ONE_AT_A_TIME_UNTIL=FILE: one target at a time until FILE exists, then FUZZ_JOBS at a time
+# (tests/run-all.sh runs this script in the background beside its tests, which leave about one
+# processor idle, and creates FILE when they are done).
 set -euo pipefail
 cd "$(dirname "$0")/../module/fuzz"
 seconds=${FUZZ_SECONDS:-45}
@@ -23,7 +27,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 echo "== build (nightly, address sanitizer, optimised)"
 time nice cargo +nightly fuzz build -O
-# FUZZ_BUILD_ONLY=1: the build alone (tests/run-all.sh makes it while its builds and tests run).
+# FUZZ_BUILD_ONLY=1: the build alone.
 [ -z "${FUZZ_BUILD_ONLY:-}" ] || exit 0
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
@@ -40,15 +44,26 @@ run_target() {
         echo failed >"$fresh/$t.result"
     fi
 }
-echo "== ${#targets[@]} targets, ${seconds}s each on corpus/<target>, $jobs at a time"
-running=0
-for t in "${targets[@]}"; do
-    if [ "$running" -ge "$jobs" ]; then
-        wait -n || true
-        running=$((running - 1))
+if [ -n "${FUZZ_ONE_AT_A_TIME_UNTIL:-}" ]; then
+    echo "== ${#targets[@]} targets, ${seconds}s each on corpus/<target>, one at a time until $FUZZ_ONE_AT_A_TIME_UNTIL exists, then $jobs at a time"
+else
+    echo "== ${#targets[@]} targets, ${seconds}s each on corpus/<target>, $jobs at a time"
+fi
+allowed() {
+    if [ -n "${FUZZ_ONE_AT_A_TIME_UNTIL:-}" ] && [ ! -e "$FUZZ_ONE_AT_A_TIME_UNTIL" ]; then
+        echo 1
+    else
+        echo "$jobs"
     fi
+}
+for t in "${targets[@]}"; do
+    # Polled once a second rather than `wait -n`, so that a second target starts as soon as
+    # FUZZ_ONE_AT_A_TIME_UNTIL appears, not when the running one ends.
+    while [ "$(jobs -rp | wc -l)" -ge "$(allowed)" ]; do
+        sleep 1
+    done
+    echo "== $(date -u +%T) $t"
     run_target "$t" &
-    running=$((running + 1))
 done
 wait
 failed=()

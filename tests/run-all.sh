@@ -29,17 +29,21 @@ phase setup "system packages (tests/setup.sh)"
 . tests/setup.sh
 tessera_install_packages
 
-# The fuzz targets' build (nightly, sanitizer and coverage instrumentation: its own aws-lc and
-# dependencies, about 5 minutes of CPU from a clean clone) starts first, in the background at the
-# lowest CPU priority: it takes only what the builds and tests below leave idle (a single-threaded
-# step of a build, tests that wait on processes, fsync and sockets), and the fuzz smoke run at
-# the end finds it built.
+# The fuzz targets (tests/fuzz-smoke.sh: their build, nightly with sanitizer and coverage
+# instrumentation, its own aws-lc and dependencies, about 5 minutes of CPU from a clean clone; then
+# every target 30 s on its stored corpus) run in the background from the start, at the lowest CPU
+# priority: they take only what the builds and tests below leave idle. The builds keep both
+# processors busy; the tests, about one (most of them wait on the processes they start, on the
+# module's lock, on fsync), so the targets run one at a time while the tests run, and two at a
+# time once the tests are done (target/fuzz-tests-done).
 mkdir -p target
-fuzz_build=
+rm -f target/fuzz-tests-done
+fuzz_job=
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-    echo "== fuzz targets' build started in the background (output: target/fuzz-build.log)"
-    FUZZ_BUILD_ONLY=1 nice -n 19 bash tests/fuzz-smoke.sh >target/fuzz-build.log 2>&1 &
-    fuzz_build=$!
+    echo "== fuzz targets' build and smoke run started in the background (output: target/fuzz-smoke.log)"
+    FUZZ_SECONDS=${FUZZ_SECONDS:-30} FUZZ_ONE_AT_A_TIME_UNTIL=$PWD/target/fuzz-tests-done \
+        nice -n 19 bash tests/fuzz-smoke.sh >target/fuzz-smoke.log 2>&1 &
+    fuzz_job=$!
 fi
 
 phase fault-build "build the fault-injection library (test builds only: every self-test can be made to fail)"
@@ -85,17 +89,20 @@ TESSERA_MODE=approved cargo test --release --workspace --no-fail-fast \
     --test mech_symmetric --test wycheproof_symmetric --test store_hardening --test crashes --test environments \
     --test audit --test sign --test migrate --test dropin --test pqc_kem --test backup
 
-phase fuzz "fuzz smoke run: every cargo-fuzz target 30 s on its stored corpus (module/fuzz)"
+phase fuzz "fuzz smoke run: every cargo-fuzz target 30 s on its stored corpus (module/fuzz): the rest of it, two targets at a time"
 # cargo fuzz needs the nightly toolchain; a machine without it (and without a way to fetch it)
 # skips this part with a message rather than failing the suite.
-if [ -n "$fuzz_build" ]; then
-    if ! wait "$fuzz_build"; then
-        cat target/fuzz-build.log
-        echo "the fuzz targets' build failed (above)" >&2
+touch target/fuzz-tests-done
+if [ -n "$fuzz_job" ]; then
+    status=0
+    wait "$fuzz_job" || status=$?
+    if [ "$status" -ne 0 ]; then
+        cat target/fuzz-smoke.log
+        echo "the fuzz smoke run failed (above: the build's output and every target's result)" >&2
         exit 1
     fi
-    phase fuzz-run "the fuzz targets' build is done (target/fuzz-build.log); every target 30 s"
-    FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash tests/fuzz-smoke.sh
+    # The build's output stays in the log; the run's report, from its first target on.
+    sed -n '/^== [0-9]* targets, /,$p' target/fuzz-smoke.log
 else
     echo "SKIP fuzz smoke run: no nightly toolchain on this machine (cargo fuzz needs one)"
 fi
