@@ -9,6 +9,7 @@
 //! object is made into an aws-lc key once and then serves both uses without a per-call
 //! `EVP_PKEY` context.
 
+use super::clear_errors;
 use super::sys;
 use std::ptr;
 
@@ -111,8 +112,7 @@ impl SigningKey {
         // rejects zero and values not below the order.
         let ok = unsafe { sys::EC_KEY_set_private_key(key.0, bn.0) };
         if ok != 1 {
-            // SAFETY: clearing this thread's error queue has no preconditions.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
             return None;
         }
         Some(SigningKey { key, field })
@@ -124,8 +124,7 @@ impl SigningKey {
         let key = Key::new(nid)?;
         // SAFETY: `key` is a valid EC_KEY with its group set.
         if unsafe { sys::EC_KEY_generate_key(key.0) } != 1 {
-            // SAFETY: no preconditions.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
             return None;
         }
         Some(SigningKey { key, field })
@@ -173,7 +172,7 @@ impl SigningKey {
                 sys::EC_POINT_point2oct(group, q, form, out.as_mut_ptr(), out.len(), ptr::null_mut())
             };
             if n == 0 {
-                sys::ERR_clear_error();
+                clear_errors();
             }
             n
         };
@@ -186,8 +185,7 @@ impl SigningKey {
         // owned by `Sig` and freed on every path.
         let sig = Sig(unsafe { sys::ECDSA_do_sign(digest.as_ptr(), digest.len(), self.key.0) });
         if sig.0.is_null() {
-            // SAFETY: no preconditions.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
             return None;
         }
         let mut r: *const sys::BIGNUM = ptr::null();
@@ -232,7 +230,7 @@ impl SigningKey {
             };
             sys::EC_POINT_free(p);
             if n < 0 {
-                sys::ERR_clear_error();
+                clear_errors();
             }
             n
         };
@@ -267,7 +265,7 @@ impl VerifyingKey {
                 && sys::EC_KEY_check_key(key.0) == 1;
             sys::EC_POINT_free(p);
             if !ok {
-                sys::ERR_clear_error();
+                clear_errors();
             }
             ok
         };
@@ -302,8 +300,7 @@ impl VerifyingKey {
         // SAFETY: valid digest slice, signature and public key.
         let ok = unsafe { sys::ECDSA_do_verify(digest.as_ptr(), digest.len(), sig.0, self.key.0) } == 1;
         if !ok {
-            // SAFETY: no preconditions.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
         }
         ok
     }

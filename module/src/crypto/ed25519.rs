@@ -2,6 +2,7 @@
 //! (`phFlag` and a context), which aws-lc implements but aws-lc-rs does not expose. Pure Ed25519
 //! stays with aws-lc-rs, re-exported here.
 
+use super::clear_errors;
 use super::sys;
 
 /// Pure Ed25519 key pairs, signatures and verification (aws-lc, through aws-lc-rs).
@@ -20,8 +21,7 @@ pub fn sign(prehash: bool, private: &[u8; 64], msg: &[u8], context: &[u8]) -> Op
         f(sig.as_mut_ptr(), msg.as_ptr(), msg.len(), private.as_ptr(), context.as_ptr(), context.len())
     };
     if ok != 1 {
-        // SAFETY: clearing this thread's error queue has no preconditions.
-        unsafe { sys::ERR_clear_error() };
+        clear_errors();
         return None;
     }
     Some(sig)
@@ -37,8 +37,7 @@ pub fn verify(prehash: bool, public: &[u8; 32], msg: &[u8], sig: &[u8; 64], cont
         f(msg.as_ptr(), msg.len(), sig.as_ptr(), public.as_ptr(), context.as_ptr(), context.len())
     };
     if ok != 1 {
-        // SAFETY: as above.
-        unsafe { sys::ERR_clear_error() };
+        clear_errors();
     }
     ok == 1
 }

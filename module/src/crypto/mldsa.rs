@@ -17,6 +17,7 @@
 //! variant, which aws-lc offers for μ only below its public interface. aws-lc-rs exposes none of
 //! this, so these are small wrappers around aws-lc's C interface, one call each.
 
+use super::clear_errors;
 use super::evp::Pkey;
 use super::sys;
 use aws_lc_rs::encoding::AsRawBytes;
@@ -214,8 +215,7 @@ impl MlDsa {
         // SAFETY: `sk` is a valid slice for its length; aws-lc copies it. NULL is checked.
         let Some(k) = Pkey::new(unsafe { sys::EVP_PKEY_pqdsa_new_raw_private_key(self.nid(), sk.as_ptr(), sk.len()) })
         else {
-            // SAFETY: clearing this thread's error queue has no preconditions.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
             return None;
         };
         Some(MuKey(k))
@@ -234,8 +234,7 @@ impl MlDsa {
                 && sys::EVP_PKEY_sign(ctx.as_ptr(), sig.as_mut_ptr(), &mut len, mu.as_ptr(), mu.len()) == 1
         };
         if !ok || len != self.signature_len() {
-            // SAFETY: as above.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
             return None;
         }
         Some(sig)
@@ -250,8 +249,7 @@ impl MlDsa {
         // SAFETY: `pk` is a valid slice for its length; aws-lc copies it. NULL is checked.
         let Some(key) = Pkey::new(unsafe { sys::EVP_PKEY_pqdsa_new_raw_public_key(self.nid(), pk.as_ptr(), pk.len()) })
         else {
-            // SAFETY: clearing this thread's error queue has no preconditions.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
             return false;
         };
         let Some(ctx) = key.context() else { return false };
@@ -261,8 +259,7 @@ impl MlDsa {
                 && sys::EVP_PKEY_verify(ctx.as_ptr(), sig.as_ptr(), sig.len(), mu.as_ptr(), mu.len()) == 1
         };
         if !ok {
-            // SAFETY: as above.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
         }
         ok
     }
@@ -331,8 +328,7 @@ impl Shake256 {
         let h = Shake256(ctx);
         // SAFETY: `ctx` is a fresh context; EVP_shake256 returns a static method table.
         if unsafe { sys::EVP_DigestInit_ex(h.0, sys::EVP_shake256(), std::ptr::null_mut()) } != 1 {
-            // SAFETY: clearing this thread's error queue has no preconditions.
-            unsafe { sys::ERR_clear_error() };
+            clear_errors();
             return None;
         }
         Some(h)

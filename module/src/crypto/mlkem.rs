@@ -8,6 +8,7 @@
 //! known-answer test and the vector tests use. Both calls exist in `aws-lc-sys` and in
 //! `aws-lc-fips-sys`: the FIPS build serves ML-KEM from inside aws-lc's FIPS module.
 
+use super::clear_errors;
 use super::evp::{Pkey, PkeyCtx};
 use super::sys;
 use std::ptr;
@@ -64,11 +65,6 @@ impl Params {
             Params::MlKem1024 => sys::NID_MLKEM1024,
         }
     }
-}
-
-fn clear_errors() {
-    // SAFETY: clears this thread's error queue; no arguments.
-    unsafe { sys::ERR_clear_error() }
 }
 
 /// A raw key of `pkey` through `get` (aws-lc's two-call length convention).

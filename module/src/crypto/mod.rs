@@ -63,3 +63,11 @@ pub fn scrub_stack() {
     }
     std::hint::black_box(&buf);
 }
+
+/// Empties this thread's aws-lc error queue, after a call into aws-lc that failed: the failure is
+/// answered by the module's own return value, and a stale entry must not be read as the cause of
+/// a later failure.
+pub(crate) fn clear_errors() {
+    // SAFETY: clearing the calling thread's error queue has no preconditions.
+    unsafe { sys::ERR_clear_error() }
+}

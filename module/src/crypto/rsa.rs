@@ -4,6 +4,7 @@
 //! exposes. Every function is a small safe wrapper; failures come back as `None`/`false` (the
 //! mechanism chooses the `CK_RV`) and leave aws-lc's per-thread error queue empty.
 
+use super::clear_errors;
 use super::sys;
 use std::ptr::{self, NonNull};
 use zeroize::Zeroizing;
@@ -31,11 +32,6 @@ impl Hash {
             }
         }
     }
-}
-
-fn clear_errors() {
-    // SAFETY: clears this thread's error queue; no arguments.
-    unsafe { sys::ERR_clear_error() }
 }
 
 /// An owned BIGNUM, cleared when dropped (it may hold a private component).
